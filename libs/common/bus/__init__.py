@@ -1,0 +1,6 @@
+"""NATS JetStream helpers: connect, provision, publish, consume."""
+
+from libs.common.bus.client import Bus, PublishResult
+from libs.common.bus.errors import BusError, BusUnavailable
+
+__all__ = ["Bus", "BusError", "BusUnavailable", "PublishResult"]

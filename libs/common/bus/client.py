@@ -1,0 +1,229 @@
+"""A NATS connection that never gives up, with JetStream publish and provisioning."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+from nats.aio.client import Client as NatsClient
+from nats.errors import ConnectionClosedError, NoServersError, OutboundBufferLimitError
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js import JetStreamContext
+from nats.js import api as js_api
+from nats.js.errors import NoStreamResponseError
+from opentelemetry import propagate
+
+from libs.common.bus.errors import BusUnavailable
+from libs.common.settings import NatsSettings
+
+log = logging.getLogger(__name__)
+
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+# Errors that mean "the server is not reachable right now".
+UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
+    NatsTimeoutError,
+    asyncio.TimeoutError,
+    ConnectionClosedError,
+    NoServersError,
+    NoStreamResponseError,
+    OutboundBufferLimitError,
+    ConnectionError,
+    OSError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    stream: str
+    seq: int
+    duplicate: bool
+
+
+class Bus:
+    """One NATS connection per process, with unlimited reconnects.
+
+    nats-py gives up after about two minutes by default; here the client
+    reconnects forever, and the initial connect also retries until the
+    server answers, so a service can start before NATS does.
+    """
+
+    def __init__(self, nc: NatsClient, settings: NatsSettings) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream(timeout=settings.publish_timeout_seconds)
+        self.settings = settings
+
+    @classmethod
+    async def connect(
+        cls,
+        settings: NatsSettings,
+        *,
+        name: str = "ipaas",
+        connect_deadline_seconds: float | None = None,
+        user: str | None = None,
+        password: str | None = None,
+    ) -> Bus:
+        loop = asyncio.get_running_loop()
+        deadline = None if connect_deadline_seconds is None else loop.time() + connect_deadline_seconds
+        delay = 0.2
+        while True:
+            nc = NatsClient()
+            try:
+                await nc.connect(
+                    servers=[settings.url],
+                    name=name,
+                    user=user,
+                    password=password,
+                    allow_reconnect=True,
+                    max_reconnect_attempts=-1,
+                    reconnect_time_wait=1,
+                    connect_timeout=2,
+                    ping_interval=5,
+                    max_outstanding_pings=3,
+                    error_cb=_on_error,
+                    disconnected_cb=_on_disconnect,
+                    reconnected_cb=_on_reconnect,
+                )
+                return cls(nc, settings)
+            except (TimeoutError, NoServersError, OSError, NatsTimeoutError) as exc:
+                if deadline is not None and loop.time() + delay > deadline:
+                    raise BusUnavailable(f"cannot reach NATS at {_redact(settings.url)}") from exc
+                log.warning("nats not reachable, retrying", extra={"retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    @property
+    def is_connected(self) -> bool:
+        return bool(self.nc.is_connected)
+
+    async def ensure_streams(self) -> None:
+        """Create or update EVENTS, DLQ and WORKFLOW_CHANGES. Safe to run from every replica."""
+        s = self.settings
+        await self.ensure_stream(
+            s.events_stream, [s.events_subjects], duplicate_window=s.duplicate_window_seconds
+        )
+        await self.ensure_stream(s.dlq_stream, [s.dlq_subjects], duplicate_window=s.duplicate_window_seconds)
+        await self.ensure_stream(
+            s.changes_stream,
+            [s.changes_subjects],
+            duplicate_window=s.duplicate_window_seconds,
+            max_age=7 * 24 * 3600.0,
+        )
+
+    async def ensure_stream(
+        self,
+        name: str,
+        subjects: list[str],
+        *,
+        duplicate_window: float,
+        max_age: float | None = None,
+    ) -> None:
+        config = js_api.StreamConfig(
+            name=name,
+            subjects=subjects,
+            retention=js_api.RetentionPolicy.LIMITS,
+            storage=js_api.StorageType.FILE,
+            duplicate_window=duplicate_window,
+            num_replicas=self.settings.replicas,
+            max_age=max_age,
+        )
+        try:
+            await self.js.add_stream(config)
+        except nats.js.errors.BadRequestError as exc:
+            # 10058: a stream with this name exists with another config; update it.
+            if exc.err_code != 10058:
+                raise
+            await self.js.update_stream(config)
+
+    async def ensure_consumer(
+        self,
+        stream: str,
+        durable: str,
+        *,
+        filter_subject: str | None = None,
+        max_ack_pending: int | None = None,
+        ack_wait_seconds: float | None = None,
+        max_deliver: int | None = None,
+    ) -> None:
+        """Create or update a durable pull consumer (explicit ack). Idempotent."""
+        s = self.settings
+        config = js_api.ConsumerConfig(
+            durable_name=durable,
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            deliver_policy=js_api.DeliverPolicy.ALL,
+            filter_subject=filter_subject,
+            max_ack_pending=max_ack_pending if max_ack_pending is not None else s.max_ack_pending,
+            ack_wait=ack_wait_seconds if ack_wait_seconds is not None else s.ack_wait_seconds,
+            max_deliver=max_deliver if max_deliver is not None else s.max_deliver,
+            max_waiting=512,
+        )
+        await self.js.add_consumer(stream, config)
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        msg_id: str | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+    ) -> PublishResult:
+        """Publish to JetStream and wait for the PubAck.
+
+        Adds ``Nats-Msg-Id`` and the current W3C trace context.  Returns
+        whether the server called the message a duplicate.  Raises
+        :class:`BusUnavailable` if NATS cannot store it now.
+        """
+        hdrs: dict[str, str] = dict(headers) if headers else {}
+        if msg_id is not None:
+            hdrs[MSG_ID_HEADER] = msg_id
+        propagate.inject(hdrs)
+        if not self.nc.is_connected:
+            raise BusUnavailable("not connected to NATS")
+        try:
+            ack = await self.js.publish(
+                subject,
+                payload,
+                timeout=timeout if timeout is not None else self.settings.publish_timeout_seconds,
+                headers=hdrs,
+            )
+        except UNAVAILABLE_ERRORS as exc:
+            raise BusUnavailable(f"publish to {subject} failed: {type(exc).__name__}") from exc
+        return PublishResult(stream=ack.stream, seq=ack.seq, duplicate=bool(ack.duplicate))
+
+    async def drain(self) -> None:
+        """Flush pending publishes and close; never raises."""
+        if self.nc.is_closed:
+            return
+        try:
+            await self.nc.drain()
+        except Exception:  # noqa: BLE001 - closing must not fail a shutdown
+            log.warning("nats drain failed; closing", exc_info=True)
+            await self.nc.close()
+
+
+def _redact(url: str) -> str:
+    if "@" in url:
+        scheme, _, rest = url.partition("://")
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+async def _on_error(exc: Exception) -> None:
+    log.warning("nats error", extra={"error": repr(exc)})
+
+
+async def _on_disconnect() -> None:
+    log.warning("nats disconnected")
+
+
+async def _on_reconnect() -> None:
+    log.info("nats reconnected")
+
+
+def header_dict(headers: Any) -> dict[str, str]:
+    """Normalise a message's headers (``None`` or a dict) to a plain dict."""
+    return dict(headers) if headers else {}

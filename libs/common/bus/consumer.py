@@ -1,0 +1,126 @@
+"""A pull-consume loop with a hard bound on the work in flight.
+
+The loop only fetches as many messages as it has free slots, so a replica
+never holds more than ``max_in_flight`` unacked messages, whatever the
+backlog.  The consumer's ``max_ack_pending`` bounds all replicas together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from nats.aio.msg import Msg
+from nats.errors import TimeoutError as NatsTimeoutError
+from nats.js.client import JetStreamContext
+
+from libs.common.bus.client import UNAVAILABLE_ERRORS, Bus
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Msg], Awaitable[None]]
+
+
+class BoundedPullConsumer:
+    """Runs ``handler`` for each message of a durable pull consumer.
+
+    The handler owns the message's fate (ack, nak, term).  If it raises,
+    the message is NAKed so that it is redelivered.
+    """
+
+    def __init__(
+        self,
+        bus: Bus,
+        *,
+        stream: str,
+        durable: str,
+        handler: Handler,
+        max_in_flight: int,
+        max_batch: int = 64,
+        fetch_timeout: float = 1.0,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be at least 1")
+        self._bus = bus
+        self._stream = stream
+        self._durable = durable
+        self._handler = handler
+        self._max_in_flight = max_in_flight
+        self._max_batch = max_batch
+        self._fetch_timeout = fetch_timeout
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        self._sub: JetStreamContext.PullSubscription | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def stop(self) -> None:
+        """Stop fetching; work in flight goes on until :meth:`drain`."""
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Fetch and dispatch until :meth:`stop` is called. Survives NATS outages."""
+        self._sub = await self._bus.js.pull_subscribe_bind(self._durable, stream=self._stream)
+        backoff = 0.1
+        while not self._stopping.is_set():
+            free = self._max_in_flight - len(self._tasks)
+            if free <= 0:
+                await self._wait_for_slot()
+                continue
+            try:
+                msgs = await self._sub.fetch(batch=min(free, self._max_batch), timeout=self._fetch_timeout)
+            except NatsTimeoutError:
+                continue  # an empty stream answers with a timeout; that is normal
+            except UNAVAILABLE_ERRORS as exc:
+                log.warning("fetch failed, retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.1
+            for msg in msgs:
+                if self._stopping.is_set():
+                    await _nak_quietly(msg)
+                    continue
+                task = asyncio.create_task(self._handle(msg))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Wait for in-flight work up to ``grace_seconds``; cancel the rest (it is NAKed)."""
+        self.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+        if self._sub is not None:
+            try:
+                await self._sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - best effort during shutdown
+                log.debug("unsubscribe failed", exc_info=True)
+
+    async def _wait_for_slot(self) -> None:
+        if not self._tasks:
+            return
+        await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED, timeout=1.0)
+
+    async def _handle(self, msg: Msg) -> None:
+        try:
+            await self._handler(msg)
+        except asyncio.CancelledError:
+            await _nak_quietly(msg)
+            raise
+        except Exception:
+            log.exception("handler failed; message will be redelivered")
+            await _nak_quietly(msg)
+
+
+async def _nak_quietly(msg: Msg, delay: float | None = None) -> None:
+    try:
+        await msg.nak(delay=delay)
+    except Exception:  # noqa: BLE001 - the server redelivers after ack_wait anyway
+        log.debug("nak failed", exc_info=True)

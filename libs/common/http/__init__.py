@@ -1,0 +1,1 @@
+"""aiohttp building blocks: envelope, errors, middleware, health and metrics."""

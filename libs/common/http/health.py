@@ -1,0 +1,45 @@
+"""``/health/live``, ``/health/ready`` and ``/metrics`` for every service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+
+from libs.common.http.keys import METRICS, READINESS_CHECKS, SHUTTING_DOWN
+from libs.common.http.metrics import CONTENT_TYPE_LATEST
+
+log = logging.getLogger(__name__)
+
+
+async def live(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    app = request.app
+    if app[SHUTTING_DOWN].is_set():
+        return web.json_response({"status": "draining"}, status=503)
+    results: dict[str, bool] = {}
+    for name, check in app[READINESS_CHECKS].items():
+        try:
+            results[name] = bool(await asyncio.wait_for(check(), timeout=2.0))
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            log.debug("readiness check failed", extra={"check": name}, exc_info=True)
+            results[name] = False
+    healthy = all(results.values())
+    return web.json_response(
+        {"status": "ready" if healthy else "not_ready", "checks": results}, status=200 if healthy else 503
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_health_routes(app: web.Application) -> None:
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+    app.router.add_get("/metrics", metrics)

@@ -1,0 +1,16 @@
+"""Typed application keys shared by every service's aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from libs.common.http.metrics import Metrics
+
+METRICS = web.AppKey("metrics", Metrics)
+# Set as soon as SIGTERM (or SIGINT) arrives: readiness turns 503 and intake stops.
+SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
+# Readiness probes: name -> coroutine returning True when that dependency is usable.
+READINESS_CHECKS = web.AppKey("readiness_checks", dict[str, Callable[[], Awaitable[bool]]])

@@ -1,0 +1,77 @@
+"""Run an aiohttp app until SIGTERM, then drain in the documented order.
+
+1. SIGTERM or SIGINT sets ``app[SHUTTING_DOWN]``: readiness answers 503 and
+   background loops stop taking new work.
+2. After ``drain_delay`` (time for a load balancer to notice), the listener
+   closes and requests in flight finish, up to the grace period.
+3. ``on_shutdown`` and ``cleanup_ctx`` run: workers finish or release their
+   work, NATS drains, the pool closes.  The process exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from libs.common.http.keys import SHUTTING_DOWN
+from libs.common.settings import HttpSettings
+
+log = logging.getLogger(__name__)
+
+AppFactory = Callable[[], Awaitable[web.Application]]
+
+# Limits that protect against slow or oversized requests (slowloris).
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+KEEPALIVE_TIMEOUT = 75.0
+
+
+async def serve(app: web.Application, settings: HttpSettings, *, drain_delay: float = 0.0) -> None:
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        keepalive_timeout=KEEPALIVE_TIMEOUT,
+        max_line_size=MAX_LINE_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+    )
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
+    stop = app[SHUTTING_DOWN]
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await site.start()
+        log.info("listening", extra={"host": settings.host, "port": settings.port})
+        await stop.wait()
+        log.info("shutdown requested; draining")
+        if drain_delay > 0:
+            await asyncio.sleep(drain_delay)
+    finally:
+        await runner.cleanup()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        log.info("stopped")
+
+
+def run(app_factory: AppFactory, settings: HttpSettings, *, drain_delay: float = 0.0) -> None:
+    """Entry point for ``__main__``: uvloop when available, then :func:`serve`."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is a declared dependency
+        pass
+
+    async def main() -> None:
+        app = await app_factory()
+        await serve(app, settings, drain_delay=drain_delay)
+
+    asyncio.run(main())
+

@@ -1,0 +1,1 @@
+"""Message and API schemas shared between services."""

@@ -1,0 +1,107 @@
+"""The event envelope carried on the ``EVENTS`` stream, and the subjects it uses."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Namespace for deterministic event ids: uuid5(NS, f"{workflow_id}:{dedup_key}").
+EVENT_ID_NAMESPACE = uuid.UUID("6f1c2a9e-4a52-5d7e-9a43-1d8f4f0b7c21")
+
+
+class Trigger(StrEnum):
+    WEBHOOK = "webhook"
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    REPLAY = "replay"
+
+
+class ExecutionStatus(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    SKIPPED = "skipped"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (ExecutionStatus.SUCCEEDED, ExecutionStatus.DEAD, ExecutionStatus.SKIPPED)
+
+
+def event_id_for(workflow_id: uuid.UUID | str, dedup_key: str) -> uuid.UUID:
+    """The same (workflow, dedup key) always maps onto the same event id.
+
+    A duplicate that arrives after JetStream's duplicate window still lands on
+    the same execution row, whose uniqueness stops a second run.
+    """
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{workflow_id}:{dedup_key}")
+
+
+def msg_id_for(workflow_id: uuid.UUID | str, dedup_key: str) -> str:
+    """The ``Nats-Msg-Id`` for an event: scoped per workflow so senders cannot collide."""
+    return f"{workflow_id}:{dedup_key}"
+
+
+def events_subject(tenant_id: uuid.UUID | str, workflow_id: uuid.UUID | str) -> str:
+    return f"events.{tenant_id}.{workflow_id}"
+
+
+def dlq_subject(tenant_id: uuid.UUID | str, workflow_id: uuid.UUID | str) -> str:
+    return f"dlq.{tenant_id}.{workflow_id}"
+
+
+def workflow_changed_subject(tenant_id: uuid.UUID | str, workflow_id: uuid.UUID | str) -> str:
+    return f"workflows.changed.{tenant_id}.{workflow_id}"
+
+
+class EventEnvelope(BaseModel):
+    """One triggered event: what the executor runs, exactly once in effect."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID
+    dedup_key: str
+    tenant_id: uuid.UUID
+    workflow_id: uuid.UUID
+    workflow_version: int = Field(ge=1)
+    trigger: Trigger
+    payload: Any = None
+    received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    scheduled_for: datetime | None = None
+
+    @property
+    def subject(self) -> str:
+        return events_subject(self.tenant_id, self.workflow_id)
+
+    @property
+    def msg_id(self) -> str:
+        return msg_id_for(self.workflow_id, self.dedup_key)
+
+
+class DeadLetter(BaseModel):
+    """What the executor publishes to the ``DLQ`` stream for an event it gave up on."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event: EventEnvelope
+    reason: str
+    attempts: int
+    dead_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class WorkflowChanged(BaseModel):
+    """Published by the gateway's outbox relay on ``workflows.changed.<tenant>.<id>``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tenant_id: uuid.UUID
+    workflow_id: uuid.UUID
+    version: int
+    change: str  # created | updated | enabled | disabled | deleted | rolled_back | secret_rotated
+    is_active: bool
+    deleted: bool = False
+    changed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))

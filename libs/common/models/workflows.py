@@ -1,0 +1,145 @@
+"""Workflow definitions: the trigger and the action, validated at the edge.
+
+The gateway validates request bodies with these models, and the scheduler and
+the executor read stored definitions back through them.  Unknown fields are
+rejected everywhere, which blocks mass assignment.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+STRICT = ConfigDict(extra="forbid")
+
+
+class WebhookTrigger(BaseModel):
+    model_config = STRICT
+    type: Literal["webhook"]
+
+
+class ScheduleTrigger(BaseModel):
+    """``cron`` (5 fields, or 6 with seconds first) with a ``timezone``, or ``interval_seconds``."""
+
+    model_config = STRICT
+    type: Literal["schedule"]
+    cron: str | None = Field(default=None, max_length=200)
+    timezone: str = Field(default="UTC", max_length=64)
+    interval_seconds: int | None = Field(default=None, ge=1, le=366 * 24 * 3600)
+    catchup: Literal["skip", "all"] = "skip"
+    overlap: Literal["allow", "skip"] = "allow"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA time zone: {value!r}") from exc
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        fields = value.split()
+        if len(fields) not in (5, 6):
+            raise ValueError("cron needs 5 fields, or 6 with seconds first")
+        if not croniter.is_valid(to_croniter_expression(value)):
+            raise ValueError(f"invalid cron expression: {value!r}")
+        return " ".join(fields)
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> ScheduleTrigger:
+        if (self.cron is None) == (self.interval_seconds is None):
+            raise ValueError("a schedule needs exactly one of 'cron' or 'interval_seconds'")
+        return self
+
+
+def to_croniter_expression(cron: str) -> str:
+    """Our 6-field form puts seconds first; croniter wants them last."""
+    fields = cron.split()
+    if len(fields) == 6:
+        return " ".join(fields[1:] + fields[:1])
+    return " ".join(fields)
+
+
+Trigger = Annotated[WebhookTrigger | ScheduleTrigger, Field(discriminator="type")]
+
+
+class SlackConfig(BaseModel):
+    model_config = STRICT
+    text: str = Field(min_length=1, max_length=40_000)
+
+
+class DiscordConfig(BaseModel):
+    model_config = STRICT
+    content: str = Field(min_length=1, max_length=2_000)
+
+
+class OpenWeatherConfig(BaseModel):
+    model_config = STRICT
+    city: str = Field(min_length=1, max_length=200)
+    units: Literal["standard", "metric", "imperial"] = "metric"
+
+
+class HttpRequestConfig(BaseModel):
+    model_config = STRICT
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "POST"
+    url: str = Field(min_length=1, max_length=2_048)
+    headers: dict[str, str] = Field(default_factory=dict)
+    body: Any = None
+
+
+class SlackAction(BaseModel):
+    model_config = STRICT
+    type: Literal["slack_message"]
+    credential_id: uuid.UUID
+    config: SlackConfig
+
+
+class DiscordAction(BaseModel):
+    model_config = STRICT
+    type: Literal["discord_message"]
+    credential_id: uuid.UUID
+    config: DiscordConfig
+
+
+class OpenWeatherAction(BaseModel):
+    model_config = STRICT
+    type: Literal["openweather"]
+    credential_id: uuid.UUID
+    config: OpenWeatherConfig
+
+
+class HttpRequestAction(BaseModel):
+    model_config = STRICT
+    type: Literal["http_request"]
+    credential_id: uuid.UUID | None = None
+    config: HttpRequestConfig
+
+
+Action = Annotated[
+    SlackAction | DiscordAction | OpenWeatherAction | HttpRequestAction,
+    Field(discriminator="type"),
+]
+
+
+class WorkflowDefinition(BaseModel):
+    """What one immutable workflow version holds."""
+
+    model_config = STRICT
+    name: str = Field(min_length=1, max_length=200)
+    trigger: Trigger
+    action: Action
+
+
+class WorkflowCreate(WorkflowDefinition):
+    """``POST /api/workflows`` and ``PUT /api/workflows/{id}``."""
+
+    is_active: bool = True

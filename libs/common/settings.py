@@ -1,0 +1,71 @@
+"""Shared configuration, read from the environment with pydantic-settings.
+
+Names a user expects (``NATS_URL``, ``DATABASE_URL``, ``LOG_LEVEL``, ``OTEL_*``)
+are read as they are; everything else uses the ``IPAAS_`` prefix.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class NatsSettings(BaseSettings):
+    """``NATS_URL`` plus the stream layout (``IPAAS_NATS_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_NATS_", extra="ignore")
+
+    url: str = Field(default="nats://127.0.0.1:4222", validation_alias="NATS_URL")
+    events_stream: str = "EVENTS"
+    events_subjects: str = "events.>"
+    dlq_stream: str = "DLQ"
+    dlq_subjects: str = "dlq.>"
+    changes_stream: str = "WORKFLOW_CHANGES"
+    changes_subjects: str = "workflows.changed.>"
+    # Dedup window: covers the retry horizon of common webhook senders (minutes
+    # to a few hours).  Memory cost: JetStream keeps one entry (message id and
+    # sequence, roughly 100 bytes) per message received inside the window.
+    duplicate_window_seconds: float = 2 * 3600.0
+    # Durable pull consumer shared by all executor replicas.
+    consumer: str = "executor"
+    max_ack_pending: int = 1024
+    ack_wait_seconds: float = 30.0
+    max_deliver: int = 20
+    replicas: int = 1
+    publish_timeout_seconds: float = 5.0
+
+
+class DatabaseSettings(BaseSettings):
+    """``DATABASE_URL`` and the pool size (``IPAAS_DB_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_DB_", extra="ignore")
+
+    url: str = Field(
+        default="postgresql://postgres@127.0.0.1:5432/ipaas", validation_alias="DATABASE_URL"
+    )
+    pool_min: int = 1
+    pool_max: int = 10
+    command_timeout_seconds: float = 10.0
+
+
+class HttpSettings(BaseSettings):
+    """Where a service's HTTP server listens (``IPAAS_HTTP_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_HTTP_", extra="ignore")
+
+    host: str = "0.0.0.0"  # noqa: S104 - a service in a pod listens on all interfaces
+    port: int = 8080
+    shutdown_grace_seconds: float = 20.0
+
+
+class ServiceSettings(BaseSettings):
+    """The base every service's settings class extends."""
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_", extra="ignore")
+
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    service_name: str = Field(default="ipaas", validation_alias="OTEL_SERVICE_NAME")
+    dev_mode: bool = False
+    nats: NatsSettings = Field(default_factory=NatsSettings)
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)

@@ -1,0 +1,75 @@
+"""OpenTelemetry tracing from the standard ``OTEL_*`` variables.
+
+With ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``)
+set, spans go out over OTLP/HTTP in batches.  With neither, or with
+``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``, spans are still
+created (so trace ids reach logs, headers and execution rows) but nothing is
+exported.  Tests may pass their own exporter.
+"""
+
+from __future__ import annotations
+
+import os
+
+from opentelemetry import propagate, trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+_configured = False
+
+
+def _otlp_enabled() -> bool:
+    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp").lower() == "none":
+        return False
+    return bool(
+        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def setup_tracing(service_name: str, *, exporter: SpanExporter | None = None,
+                  processor: SpanProcessor | None = None) -> TracerProvider:
+    """Install the global tracer provider once per process and return it."""
+    global _configured
+    propagate.set_global_textmap(
+        CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+    )
+    current = trace.get_tracer_provider()
+    if _configured and isinstance(current, TracerProvider):
+        provider = current
+    else:
+        resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
+        provider = TracerProvider(resource=resource)
+        if _otlp_enabled():
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        trace.set_tracer_provider(provider)
+        _configured = True
+    if exporter is not None:
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    if processor is not None:
+        provider.add_span_processor(processor)
+    return provider
+
+
+def shutdown_tracing() -> None:
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.shutdown()
+
+
+def current_trace_id() -> str | None:
+    ctx = trace.get_current_span().get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
+
+
+def traceparent() -> str | None:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier.get("traceparent")

@@ -1,0 +1,144 @@
+"""The real-infrastructure harness.
+
+Session fixtures start a private ``nats-server`` (JetStream) and a private
+Postgres on free ports in temp dirs.  Each test gets its own database, made
+from a migrated template, and a JetStream with no streams left over from the
+test before.  Fault tests take ``private_nats`` / ``private_pg`` to kill and
+restart servers nobody else uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import asyncpg
+import nats
+import pytest
+
+from deploy.local.infra import NatsServer, PostgresServer, free_port
+from libs.common.bus import Bus
+from libs.common.db.migrate import apply_migrations
+from libs.common.settings import DatabaseSettings, NatsSettings
+from tests.helpers.services import ServiceProcess, start_service
+
+TEMPLATE_DB = "ipaas_template"
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path_factory.mktemp("nats"), free_port())
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    server = PostgresServer(tmp_path_factory.mktemp("pg") / "data", free_port(), durable=False)
+    server.start()
+    server.create_database(TEMPLATE_DB)
+    asyncio.run(apply_migrations(server.dsn(TEMPLATE_DB)))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def database_url(pg_server: PostgresServer) -> str:
+    """A fresh, migrated database for this test alone."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    asyncio.run(_create_from_template(pg_server.dsn(), name))
+    return pg_server.dsn(name)
+
+
+async def _create_from_template(admin_dsn: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE {TEMPLATE_DB}')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def nats_url(nats_server: NatsServer) -> str:
+    """The shared private NATS, with every stream deleted before the test."""
+    asyncio.run(_delete_all_streams(nats_server.url))
+    return nats_server.url
+
+
+async def _delete_all_streams(url: str) -> None:
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        for info in await js.streams_info():
+            await js.delete_stream(info.config.name or "")
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A NATS server of this test's own, to stop, kill and restart."""
+    server = NatsServer(tmp_path / "nats", free_port())
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def private_pg(tmp_path: Path) -> Iterator[PostgresServer]:
+    """A Postgres of this test's own (migrated ``ipaas`` database), to kill and restart."""
+    server = PostgresServer(tmp_path / "pg", free_port(), durable=False)
+    server.start()
+    server.create_database("ipaas")
+    asyncio.run(apply_migrations(server.dsn("ipaas")))
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def nats_settings(nats_url: str) -> NatsSettings:
+    return NatsSettings(NATS_URL=nats_url)
+
+
+@pytest.fixture
+def db_settings(database_url: str) -> DatabaseSettings:
+    return DatabaseSettings(DATABASE_URL=database_url)
+
+
+@pytest.fixture
+async def bus(nats_settings: NatsSettings) -> AsyncIterator[Bus]:
+    """A connected bus with EVENTS, DLQ and WORKFLOW_CHANGES provisioned."""
+    b = await Bus.connect(nats_settings, name="test", connect_deadline_seconds=10)
+    await b.ensure_streams()
+    yield b
+    await b.drain()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Factory: ``service("services.gateway", env={...})`` starts it and waits for ready.
+
+    Every process it started is killed at teardown.
+    """
+    started: list[ServiceProcess] = []
+
+    def _start(module: str, *, env: dict[str, str], port: int | None = None,
+               wait: bool = True, timeout: float = 30.0, args: tuple[str, ...] = ()) -> ServiceProcess:
+        svc = start_service(module, port=port or free_port(), env=env, log_dir=tmp_path,
+                            wait=wait, timeout=timeout, args=args)
+        started.append(svc)
+        return svc
+
+    yield _start
+    for svc in started:
+        svc.kill()

@@ -1,0 +1,97 @@
+"""Run a service (``python -m services.<name>``) as a subprocess and wait for readiness."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class ServiceProcess:
+    name: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return int(self.proc.returncode)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.logs()[-4000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health/ready", timeout=1) as resp:  # noqa: S310
+                    if resp.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.name} not ready after {timeout}s:\n{self.logs()[-4000:]}")
+
+
+def start_service(
+    module: str,
+    *,
+    port: int,
+    env: Mapping[str, str],
+    log_dir: Path,
+    args: tuple[str, ...] = (),
+    wait: bool = True,
+    timeout: float = 30.0,
+) -> ServiceProcess:
+    """Start ``python -m <module>`` with ``IPAAS_HTTP_PORT=<port>`` plus ``env``."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
+    full_env.update({"IPAAS_HTTP_PORT": str(port), "IPAAS_HTTP_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1",
+                     "OTEL_TRACES_EXPORTER": "none"})
+    full_env.update(env)
+    full_env["PYTHONPATH"] = str(REPO_ROOT)
+    name = module.rsplit(".", 1)[-1]
+    log_path = log_dir / f"{name}-{port}.log"
+    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=full_env,
+                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    svc = ServiceProcess(name=name, port=port, proc=proc, log_path=log_path, env=dict(env))
+    if wait:
+        try:
+            svc.wait_ready(timeout)
+        except BaseException:
+            svc.kill()
+            raise
+    return svc

@@ -1,0 +1,47 @@
+"""Polling with a deadline, instead of sleeping."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def wait_until(
+    predicate: Callable[[], T | Awaitable[T]],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+    message: str = "condition",
+) -> T:
+    """Poll ``predicate`` (sync or async) until it returns a truthy value; return it.
+
+    Raises ``AssertionError`` naming ``message`` when the deadline passes.
+    """
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        last = result
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+        await asyncio.sleep(interval)
+
+
+def wait_until_sync(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
+                    message: str = "condition") -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {result!r})")
+        time.sleep(interval)
