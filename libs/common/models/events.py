@@ -41,8 +41,23 @@ def event_id_for(workflow_id: uuid.UUID | str, dedup_key: str) -> uuid.UUID:
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{workflow_id}:{dedup_key}")
 
 
+SCHEDULE_KEY_PREFIX = "sched:"
+
+
+def schedule_dedup_key(workflow_id: uuid.UUID | str, version: int, slot_iso: str) -> str:
+    """``sched:<workflow_id>:<version>:<slot-iso>``: one fire per slot, whatever the replicas."""
+    return f"{SCHEDULE_KEY_PREFIX}{workflow_id}:{version}:{slot_iso}"
+
+
 def msg_id_for(workflow_id: uuid.UUID | str, dedup_key: str) -> str:
-    """The ``Nats-Msg-Id`` for an event: scoped per workflow so senders cannot collide."""
+    """The ``Nats-Msg-Id`` of an event.
+
+    Sender-chosen keys (``webhook-id``, ``Idempotency-Key``) are scoped by the
+    workflow id, so two senders that happen to pick the same id cannot drop each
+    other's events.  Schedule keys already carry the workflow id and are used as is.
+    """
+    if dedup_key.startswith(SCHEDULE_KEY_PREFIX):
+        return dedup_key
     return f"{workflow_id}:{dedup_key}"
 
 

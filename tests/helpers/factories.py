@@ -1,0 +1,53 @@
+"""Rows for tests, written straight to Postgres (the schema of libs/common/db/migrations)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+
+async def create_tenant(conn: asyncpg.Connection, name: str = "test tenant") -> uuid.UUID:
+    tenant_id = uuid.uuid4()
+    await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant_id, name)
+    return tenant_id
+
+
+async def create_workflow(
+    conn: asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    definition: dict[str, Any],
+    *,
+    is_active: bool = True,
+    webhook_secret: str | None = None,
+) -> uuid.UUID:
+    """A workflow at version 1 with ``definition`` (the WorkflowDefinition JSON)."""
+    workflow_id = uuid.uuid4()
+    async with conn.transaction():
+        await conn.execute(
+            """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type, webhook_secret)
+               VALUES ($1, $2, $3, 1, $4, $5, $6)""",
+            workflow_id, tenant_id, definition["name"], is_active, definition["trigger"]["type"], webhook_secret,
+        )
+        await conn.execute(
+            "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, 1, $2::jsonb)",
+            workflow_id, json.dumps(definition),
+        )
+    return workflow_id
+
+
+async def add_version(conn: asyncpg.Connection, workflow_id: uuid.UUID, definition: dict[str, Any]) -> int:
+    """Append a new version and make it current; returns its number."""
+    async with conn.transaction():
+        version: int = await conn.fetchval(
+            "UPDATE workflows SET current_version = current_version + 1, updated_at = now() "
+            "WHERE id = $1 RETURNING current_version",
+            workflow_id,
+        )
+        await conn.execute(
+            "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, $2, $3::jsonb)",
+            workflow_id, version, json.dumps(definition),
+        )
+    return version
