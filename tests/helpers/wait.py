@@ -5,24 +5,24 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
 
 async def wait_until(
-    predicate: Callable[[], T | Awaitable[T]],
+    predicate: Callable[[], Any],
     timeout: float = 10.0,
     interval: float = 0.05,
     message: str = "condition",
-) -> T:
+) -> Any:
     """Poll ``predicate`` (sync or async) until it returns a truthy value; return it.
 
     Raises ``AssertionError`` naming ``message`` when the deadline passes.
     """
     deadline = time.monotonic() + timeout
-    last: T | None = None
+    last: Any = None
     while True:
         result = predicate()
         if inspect.isawaitable(result):

@@ -13,4 +13,6 @@ METRICS = web.AppKey("metrics", Metrics)
 # Set as soon as SIGTERM (or SIGINT) arrives: readiness turns 503 and intake stops.
 SHUTTING_DOWN = web.AppKey("shutting_down", asyncio.Event)
 # Readiness probes: name -> coroutine returning True when that dependency is usable.
+# The request id, echoed in the X-Request-Id response header.
+REQUEST_ID = web.RequestKey("request_id", str)
 READINESS_CHECKS = web.AppKey("readiness_checks", dict[str, Callable[[], Awaitable[bool]]])

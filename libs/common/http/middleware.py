@@ -11,7 +11,7 @@ from aiohttp.typedefs import Handler
 
 from libs.common.http.envelope import error_response
 from libs.common.http.errors import ApiError
-from libs.common.http.keys import METRICS
+from libs.common.http.keys import METRICS, REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ _HTTP_CODES = {
 async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every error leaves as the envelope; nothing else (no trace, no SQL) reaches a client."""
     rid = _request_id(request)
-    request["request_id"] = rid
+    request[REQUEST_ID] = rid
     started = time.perf_counter()
     status = 500
     try:

@@ -1,0 +1,149 @@
+"""The bus against a real JetStream: dedup, bounded in-flight, surviving a server restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from nats.aio.msg import Msg
+
+from deploy.local.infra import NatsServer
+from libs.common.bus import Bus, BusUnavailable
+from libs.common.bus.consumer import BoundedPullConsumer
+from libs.common.settings import NatsSettings
+from tests.helpers.wait import wait_until
+
+
+async def test_same_msg_id_is_stored_once_and_second_publish_reports_duplicate(bus: Bus) -> None:
+    first = await bus.publish("events.t1.w1", b'{"n": 1}', msg_id="wf:hook-1")
+    second = await bus.publish("events.t1.w1", b'{"n": 1}', msg_id="wf:hook-1")
+    other = await bus.publish("events.t1.w1", b'{"n": 2}', msg_id="wf:hook-2")
+
+    assert first.duplicate is False
+    assert second.duplicate is True
+    assert second.seq == first.seq
+    assert other.duplicate is False
+    info = await bus.js.stream_info("EVENTS")
+    assert info.state.messages == 2
+
+
+async def test_publish_carries_msg_id_and_traceparent(bus: Bus) -> None:
+    from opentelemetry import trace
+
+    from libs.common.telemetry import setup_tracing
+
+    setup_tracing("test")
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("produce") as span:
+        await bus.publish("events.t1.w1", b"{}", msg_id="wf:trace-1")
+        trace_id = format(span.get_span_context().trace_id, "032x")
+    msg = await bus.js.get_msg("EVENTS", seq=1)
+    assert msg.headers is not None
+    assert msg.headers["Nats-Msg-Id"] == "wf:trace-1"
+    assert msg.headers["traceparent"].split("-")[1] == trace_id
+
+
+async def test_consumer_never_holds_more_than_its_bound(bus: Bus) -> None:
+    bound = 5
+    total = 60
+    await bus.ensure_consumer("EVENTS", "bounded", max_ack_pending=100)
+    await asyncio.gather(*(bus.publish("events.t.w", b"x", msg_id=f"m{i}") for i in range(total)))
+
+    release = asyncio.Event()
+    active = 0
+    peak = 0
+    done = 0
+    observed_pending: list[int] = []
+
+    async def handler(msg: Msg) -> None:
+        nonlocal active, peak, done
+        active += 1
+        peak = max(peak, active)
+        try:
+            await release.wait()
+            await msg.ack_sync()
+            done += 1
+        finally:
+            active -= 1
+
+    consumer = BoundedPullConsumer(bus, stream="EVENTS", durable="bounded", handler=handler,
+                                   max_in_flight=bound, fetch_timeout=0.2)
+    runner = asyncio.create_task(consumer.run())
+    try:
+        await wait_until(lambda: active == bound, timeout=10, message="handlers to fill the bound")
+
+        async def pending_settles() -> bool:
+            info = await bus.js.consumer_info("EVENTS", "bounded")
+            observed_pending.append(info.num_ack_pending)
+            return len(observed_pending) >= 5
+
+        await wait_until(pending_settles, timeout=10, interval=0.1)
+        assert max(observed_pending) == bound  # the server sees exactly N unacked, never more
+        assert peak == bound
+        release.set()
+        await wait_until(lambda: done == total, timeout=20, message="all messages handled")
+        assert peak == bound
+        info = await bus.js.consumer_info("EVENTS", "bounded")
+        assert info.num_ack_pending == 0
+        assert info.num_pending == 0
+    finally:
+        await consumer.drain(grace_seconds=2)
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
+async def test_same_bus_survives_server_kill_and_restart(private_nats: NatsServer) -> None:
+    bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="restart-test",
+                            connect_deadline_seconds=10)
+    try:
+        await bus.ensure_streams()
+        await bus.ensure_consumer("EVENTS", "restart")
+        before = await bus.publish("events.t.w", b"before", msg_id="before")
+        assert before.duplicate is False
+
+        private_nats.kill()
+        await wait_until(lambda: not bus.is_connected, timeout=15, message="client to notice the outage")
+        with pytest.raises(BusUnavailable):
+            await bus.publish("events.t.w", b"during", msg_id="during", timeout=0.5)
+
+        private_nats.start()
+        await wait_until(lambda: bus.is_connected, timeout=20, message="client to reconnect by itself")
+
+        async def publish_after() -> bool:
+            try:
+                await bus.publish("events.t.w", b"after", msg_id="after", timeout=1)
+                return True
+            except BusUnavailable:
+                return False
+
+        await wait_until(publish_after, timeout=15, message="publish after restart")
+
+        received: list[bytes] = []
+
+        async def handler(msg: Msg) -> None:
+            received.append(msg.data)
+            await msg.ack_sync()
+
+        consumer = BoundedPullConsumer(bus, stream="EVENTS", durable="restart", handler=handler,
+                                       max_in_flight=4, fetch_timeout=0.2)
+        runner = asyncio.create_task(consumer.run())
+        try:
+            await wait_until(lambda: len(received) >= 2, timeout=15, message="consume after restart")
+        finally:
+            await consumer.drain(grace_seconds=2)
+            runner.cancel()
+            await asyncio.gather(runner, return_exceptions=True)
+        assert sorted(received) == [b"after", b"before"]
+    finally:
+        await bus.drain()
+
+
+async def test_stream_provisioning_is_idempotent(bus: Bus) -> None:
+    await bus.ensure_streams()
+    await bus.ensure_streams()
+    await bus.ensure_consumer("EVENTS", "same")
+    await bus.ensure_consumer("EVENTS", "same", max_ack_pending=7)
+    info = await bus.js.consumer_info("EVENTS", "same")
+    assert info.config.max_ack_pending == 7
+    names = sorted([s.config.name or "" for s in await bus.js.streams_info()])
+    assert names == ["DLQ", "EVENTS", "WORKFLOW_CHANGES"]

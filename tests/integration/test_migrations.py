@@ -1,0 +1,49 @@
+"""Migrations: a second run is a no-op, and concurrent runs end with one applied set."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+
+from deploy.local.infra import PostgresServer
+from libs.common.db.migrate import apply_migrations, discover
+
+
+async def _fresh_db(pg: PostgresServer) -> str:
+    name = f"m_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(pg.dsn())
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return pg.dsn(name)
+
+
+async def test_running_twice_is_a_noop(pg_server: PostgresServer) -> None:
+    dsn = await _fresh_db(pg_server)
+    expected = [v for v, _ in discover()]
+    assert await apply_migrations(dsn) == expected
+    assert await apply_migrations(dsn) == []
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
+        assert [r["version"] for r in rows] == expected
+    finally:
+        await conn.close()
+
+
+async def test_concurrent_runs_apply_each_migration_once(pg_server: PostgresServer) -> None:
+    dsn = await _fresh_db(pg_server)
+    results = await asyncio.gather(*(apply_migrations(dsn) for _ in range(4)))
+    applied = [v for r in results for v in r]
+    expected = [v for v, _ in discover()]
+    assert sorted(applied) == sorted(expected)  # every migration applied by exactly one runner
+    conn = await asyncpg.connect(dsn)
+    try:
+        count = await conn.fetchval("SELECT count(*) FROM schema_migrations")
+        assert count == len(expected)
+        assert await conn.fetchval("SELECT to_regclass('executions') IS NOT NULL")
+    finally:
+        await conn.close()

@@ -1,0 +1,127 @@
+"""The shared HTTP layer: envelope on every error, health and readiness, metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import BaseModel, ConfigDict
+
+from libs.common.http.app import base_app
+from libs.common.http.envelope import ok, read_model
+from libs.common.http.errors import NotFound
+from libs.common.http.keys import READINESS_CHECKS, SHUTTING_DOWN
+
+DEP_FLAG = web.AppKey("dep_flag", dict[str, bool])
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    count: int
+
+
+async def create(request: web.Request) -> web.Response:
+    body = await read_model(request, Body)
+    return ok(body.model_dump(), status=201)
+
+
+async def boom(request: web.Request) -> web.Response:
+    raise RuntimeError("SELECT secret FROM vault -- must never reach a client")
+
+
+async def missing(request: web.Request) -> web.Response:
+    raise NotFound("workflow not found")
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
+    app = base_app("test")
+    app.router.add_post("/api/things", create)
+    app.router.add_get("/api/boom", boom)
+    app.router.add_get("/api/missing", missing)
+    dependency_ok = {"value": True}
+
+    async def check() -> bool:
+        return dependency_ok["value"]
+
+    app[READINESS_CHECKS]["dep"] = check
+    app[DEP_FLAG] = dependency_ok
+    async with TestClient(TestServer(app)) as c:
+        yield c
+
+
+async def test_success_envelope_and_request_id(client: TestClient[web.Request, web.Application]) -> None:
+    resp = await client.post("/api/things", json={"name": "a", "count": 1})
+    assert resp.status == 201
+    assert await resp.json() == {"success": True, "data": {"name": "a", "count": 1}}
+    assert resp.headers["X-Request-Id"]
+    resp = await client.post("/api/things", json={"name": "a", "count": 1}, headers={"X-Request-Id": "abc-1"})
+    assert resp.headers["X-Request-Id"] == "abc-1"
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        (b"{not json", {"Content-Type": "application/json"}, 400, "invalid_json"),
+        (b"", {"Content-Type": "application/json"}, 400, "empty_body"),
+        (b"\xff\xfe\x00", {"Content-Type": "application/json"}, 400, "invalid_encoding"),
+        (b'{"name": "a", "count": "many"}', {"Content-Type": "application/json"}, 422, "validation_error"),
+        (b'{"name": "a", "count": 1, "tenant_id": "x"}', {"Content-Type": "application/json"}, 422,
+         "validation_error"),
+        (b'{"name": "a", "count": 1e400}', {"Content-Type": "application/json"}, 422, "validation_error"),
+        (b"[1, 2]", {"Content-Type": "application/json"}, 422, "validation_error"),
+        (b'{"name": "a"}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+    ],
+)
+async def test_bad_input_gets_a_4xx_envelope(client: TestClient[web.Request, web.Application], body: bytes,
+                                             headers: dict[str, str], status: int, code: str) -> None:
+    resp = await client.post("/api/things", data=body, headers=headers)
+    assert resp.status == status
+    payload = await resp.json()
+    assert payload["success"] is False
+    assert payload["error"]["code"] == code
+    if status == 422:
+        assert payload["error"]["details"]
+        assert all("field" in d and "message" in d for d in payload["error"]["details"])
+
+
+async def test_unhandled_error_is_a_500_envelope_without_internals(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    resp = await client.get("/api/boom")
+    assert resp.status == 500
+    text = await resp.text()
+    assert "SELECT" not in text and "Traceback" not in text
+    assert (await resp.json())["error"] == {"code": "internal_error", "message": "internal error"}
+
+
+async def test_http_errors_use_the_envelope(client: TestClient[web.Request, web.Application]) -> None:
+    resp = await client.get("/api/nope")
+    assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+    resp = await client.delete("/api/things")
+    assert resp.status == 405 and (await resp.json())["error"]["code"] == "method_not_allowed"
+    resp = await client.get("/api/missing")
+    assert resp.status == 404 and (await resp.json())["error"]["message"] == "workflow not found"
+
+
+async def test_readiness_follows_dependencies_and_shutdown(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    assert (await client.get("/health/live")).status == 200
+    assert (await client.get("/health/ready")).status == 200
+    client.app[DEP_FLAG]["value"] = False
+    resp = await client.get("/health/ready")
+    assert resp.status == 503 and (await resp.json())["checks"] == {"dep": False}
+    client.app[DEP_FLAG]["value"] = True
+    client.app[SHUTTING_DOWN].set()
+    assert (await client.get("/health/ready")).status == 503
+    assert (await client.get("/health/live")).status == 200
+
+
+async def test_metrics_count_requests(client: TestClient[web.Request, web.Application]) -> None:
+    await client.post("/api/things", json={"name": "a", "count": 1})
+    text = await (await client.get("/metrics")).text()
+    assert 'ipaas_http_requests_total{method="POST",route="/api/things",status="201"} 1.0' in text
