@@ -79,50 +79,11 @@ class JwksVerifier:
             await self._session.close()
 
     async def verify(self, token: str) -> Claims:
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.PyJWTError as exc:
-            raise TokenError("invalid_token", "malformed token") from exc
-        if header.get("alg") not in ALGORITHMS:
-            raise TokenError("invalid_token", "token algorithm not allowed")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise TokenError("invalid_token", "token has no key id")
+        kid = token_kid(token)
         key = await self._key_for(kid)
         if key is None:
             raise TokenError("unknown_key", "token signed by an unknown key")
-        try:
-            payload: dict[str, Any] = jwt.decode(
-                token,
-                key=key,
-                algorithms=ALGORITHMS,
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self._leeway,
-                options={"require": REQUIRED_CLAIMS, "verify_nbf": True},
-            )
-        except jwt.ExpiredSignatureError as exc:
-            raise TokenError("token_expired", "token has expired") from exc
-        except jwt.ImmatureSignatureError as exc:
-            raise TokenError("token_not_yet_valid", "token is not valid yet") from exc
-        except jwt.InvalidAudienceError as exc:
-            raise TokenError("invalid_audience", "token audience is not accepted") from exc
-        except jwt.InvalidIssuerError as exc:
-            raise TokenError("invalid_issuer", "token issuer is not accepted") from exc
-        except jwt.MissingRequiredClaimError as exc:
-            raise TokenError("missing_claim", f"token lacks the {exc.claim!r} claim") from exc
-        except jwt.PyJWTError as exc:
-            raise TokenError("invalid_token", "token signature or claims are invalid") from exc
-        try:
-            return Claims(
-                user_id=uuid.UUID(str(payload["sub"])),
-                tenant_id=uuid.UUID(str(payload["tid"])),
-                jti=payload.get("jti"),
-                expires_at=int(payload["exp"]),
-                raw=payload,
-            )
-        except (KeyError, ValueError) as exc:
-            raise TokenError("invalid_token", "token subject or tenant is invalid") from exc
+        return decode_claims(token, key, issuer=self.issuer, audience=self.audience, leeway=self._leeway)
 
     async def _key_for(self, kid: str) -> Any:
         now = time.monotonic()
@@ -174,3 +135,56 @@ class JwksVerifier:
         self._keys = keys
         self._fetched_at = time.monotonic()
         log.info("jwks refreshed", extra={"kids": sorted(keys)})
+
+
+def token_kid(token: str) -> str:
+    """The ``kid`` of a token whose header pins ``EdDSA``; refuses anything else."""
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise TokenError("invalid_token", "malformed token") from exc
+    if header.get("alg") not in ALGORITHMS:
+        raise TokenError("invalid_token", "token algorithm not allowed")
+    kid = header.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenError("invalid_token", "token has no key id")
+    return kid
+
+
+def decode_claims(token: str, key: Any, *, issuer: str, audience: str, leeway: float = 5.0) -> Claims:
+    """Check the signature with ``key`` (an Ed25519 public key) and the claims; map failures to codes.
+
+    Shared by :class:`JwksVerifier` and by services that hold the keys themselves.
+    """
+    try:
+        payload: dict[str, Any] = jwt.decode(
+            token,
+            key=key,
+            algorithms=ALGORITHMS,
+            audience=audience,
+            issuer=issuer,
+            leeway=leeway,
+            options={"require": REQUIRED_CLAIMS, "verify_nbf": True},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise TokenError("token_expired", "token has expired") from exc
+    except jwt.ImmatureSignatureError as exc:
+        raise TokenError("token_not_yet_valid", "token is not valid yet") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise TokenError("invalid_audience", "token audience is not accepted") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise TokenError("invalid_issuer", "token issuer is not accepted") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise TokenError("missing_claim", f"token lacks the {exc.claim!r} claim") from exc
+    except jwt.PyJWTError as exc:
+        raise TokenError("invalid_token", "token signature or claims are invalid") from exc
+    try:
+        return Claims(
+            user_id=uuid.UUID(str(payload["sub"])),
+            tenant_id=uuid.UUID(str(payload["tid"])),
+            jti=payload.get("jti"),
+            expires_at=int(payload["exp"]),
+            raw=payload,
+        )
+    except (KeyError, ValueError) as exc:
+        raise TokenError("invalid_token", "token subject or tenant is invalid") from exc

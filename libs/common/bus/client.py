@@ -65,12 +65,15 @@ class Bus:
         connect_deadline_seconds: float | None = None,
         user: str | None = None,
         password: str | None = None,
+        inbox_prefix: str | None = None,
     ) -> Bus:
         loop = asyncio.get_running_loop()
         deadline = None if connect_deadline_seconds is None else loop.time() + connect_deadline_seconds
         delay = 0.2
         while True:
             nc = NatsClient()
+            # A per-identity inbox prefix lets NATS authorization keep replies private.
+            extra: dict[str, Any] = {"inbox_prefix": inbox_prefix} if inbox_prefix else {}
             try:
                 await nc.connect(
                     servers=[settings.url],
@@ -86,6 +89,7 @@ class Bus:
                     error_cb=_on_error,
                     disconnected_cb=_on_disconnect,
                     reconnected_cb=_on_reconnect,
+                    **extra,
                 )
                 return cls(nc, settings)
             except (TimeoutError, NoServersError, OSError, NatsTimeoutError) as exc:

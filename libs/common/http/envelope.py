@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any, TypeVar
 
 import orjson
@@ -21,6 +22,8 @@ def _dumps(value: Any) -> str:
 def _default(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
+    if isinstance(value, uuid.UUID):  # asyncpg's UUID subclass, which orjson does not take natively
+        return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 

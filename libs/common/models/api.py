@@ -1,0 +1,159 @@
+"""Request and response bodies of the public REST API (``/api/*``).
+
+The gateway validates requests with these models and builds its OpenAPI
+document from the same classes, so the document cannot drift from the code.
+Every request model rejects unknown fields (no mass assignment).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from libs.common.models.workflows import Action, Trigger, WorkflowDefinition
+
+STRICT = ConfigDict(extra="forbid")
+MAX_INT32 = 2**31 - 1
+
+
+# --- requests -----------------------------------------------------------------------------------
+
+
+class WorkflowPatch(BaseModel):
+    """``PATCH /api/workflows/{id}``: enable or disable."""
+
+    model_config = STRICT
+    is_active: bool
+
+
+class RollbackRequest(BaseModel):
+    model_config = STRICT
+    version: int = Field(ge=1, le=MAX_INT32)
+
+
+class RunRequest(BaseModel):
+    """``POST /api/workflows/{id}/run``: a manual trigger."""
+
+    model_config = STRICT
+    payload: Any = None
+
+
+class DryRunRequest(BaseModel):
+    model_config = STRICT
+    workflow: WorkflowDefinition
+    payload: Any = None
+
+
+# Dry-run over NATS request/reply (gateway -> executor): the request is DryRunCommand JSON,
+# the reply is DryRunResult JSON.  Nothing is recorded.
+DRY_RUN_SUBJECT = "svc.executor.dry_run"
+
+
+class DryRunCommand(BaseModel):
+    model_config = STRICT
+    tenant_id: uuid.UUID
+    workflow: WorkflowDefinition
+    payload: Any = None
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+class WebhookInfo(BaseModel):
+    url: str
+    secret: str | None = Field(default=None, description="Shown only on creation and rotation.")
+
+
+class WorkflowOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    trigger: Trigger
+    action: Action
+    is_active: bool
+    version: int
+    schedule_error: str | None = None
+    webhook: WebhookInfo | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class WorkflowVersionOut(BaseModel):
+    version: int
+    definition: WorkflowDefinition
+    created_at: datetime
+    current: bool
+
+
+class DeletedOut(BaseModel):
+    id: uuid.UUID
+    deleted: Literal[True] = True
+
+
+class SecretRotatedOut(BaseModel):
+    webhook: WebhookInfo
+    previous_valid_until: datetime | None
+
+
+class AcceptedEvent(BaseModel):
+    """202 of webhook ingest and manual runs."""
+
+    event_id: uuid.UUID
+    duplicate: bool = False
+
+
+class DryRunResult(BaseModel):
+    status: str
+    output: Any = None
+    error: str | None = None
+    duration_ms: int | None = None
+
+
+class ExecutionOut(BaseModel):
+    id: uuid.UUID
+    event_id: uuid.UUID
+    workflow_id: uuid.UUID
+    workflow_version: int
+    trigger: str
+    status: Literal["running", "succeeded", "failed", "dead", "skipped"]
+    attempts: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: int | None
+    error: str | None
+    trace_id: str | None
+
+
+class ExecutionDetailOut(ExecutionOut):
+    output: Any = None
+
+
+class DeadLetterOut(BaseModel):
+    event_id: uuid.UUID
+    workflow_id: uuid.UUID
+    reason: str
+    attempts: int
+    dead_at: datetime
+    replayed_at: datetime | None = None
+
+
+class ReplayAccepted(BaseModel):
+    event_id: uuid.UUID
+    replayed_at: datetime
+
+
+class PageMeta(BaseModel):
+    next_cursor: str | None = None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    success: Literal[False]
+    error: ErrorBody

@@ -1,0 +1,34 @@
+"""Typed application keys of the auth app."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import asyncpg
+from aiohttp import web
+
+from libs.common.bus import Bus
+from services.auth.passwords import Passwords
+from services.auth.rate_limit import TokenBuckets
+from services.auth.settings import AuthSettings
+from services.auth.tokens import TokenService
+from services.auth.vault import KekRing
+
+
+class KekHolder:
+    """The current KEK ring; replaced as a whole when the keys are reloaded."""
+
+    def __init__(self, ring: KekRing) -> None:
+        self.ring = ring
+
+
+SETTINGS = web.AppKey("auth_settings", AuthSettings)
+POOL = web.AppKey("pool", asyncpg.Pool)
+BUS = web.AppKey("bus", Bus)
+TOKENS = web.AppKey("tokens", TokenService)
+KEKS = web.AppKey("keks", KekHolder)
+PASSWORDS = web.AppKey("passwords", Passwords)
+LOGIN_EMAIL_LIMIT = web.AppKey("login_email_limit", TokenBuckets)
+LOGIN_IP_LIMIT = web.AppKey("login_ip_limit", TokenBuckets)
+REGISTER_IP_LIMIT = web.AppKey("register_ip_limit", TokenBuckets)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", list[ipaddress.IPv4Network | ipaddress.IPv6Network])

@@ -1,0 +1,126 @@
+"""NATS responder on ``svc.auth.credentials.resolve``: decrypts a credential for the executor.
+
+Only the executor's NATS identity may publish there (see deploy/local/nats_authz.py).
+A queue group spreads requests over auth replicas; within a replica up to
+``concurrency`` requests are answered at once (beyond that they wait in the
+subscription's buffer).  Bad requests get a ``bad_request`` reply; nothing a
+requester sends can stop the responder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+
+import asyncpg
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from pydantic import ValidationError
+
+from libs.common.bus import Bus
+from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
+from services.auth.keys import KekHolder
+from services.auth.vault import DecryptError, Sealed
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+MAX_REQUEST_BYTES = 4096
+
+
+class CredentialResolver:
+    def __init__(self, bus: Bus, pool: asyncpg.Pool, keks: KekHolder, *, queue: str,
+                 concurrency: int = 32) -> None:
+        self._bus = bus
+        self._pool = pool
+        self._keks = keks
+        self._queue = queue
+        self._sub: Subscription | None = None
+        self._slots = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._sub = await self._bus.nc.subscribe(RESOLVE_SUBJECT, queue=self._queue, cb=self._on_message)
+        log.info("credential resolver listening", extra={"subject": RESOLVE_SUBJECT, "queue": self._queue})
+
+    async def stop(self) -> None:
+        """Stop taking requests and finish the ones already received."""
+        if self._sub is not None:
+            try:
+                await self._sub.drain()  # type: ignore[no-untyped-call]
+            except Exception:  # noqa: BLE001 - shutdown goes on regardless
+                log.warning("resolver drain failed", exc_info=True)
+            self._sub = None
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _on_message(self, msg: Msg) -> None:
+        if not msg.reply:
+            return
+        await self._slots.acquire()
+        task = asyncio.create_task(self._handle(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slots.release()
+
+    async def _handle(self, msg: Msg) -> None:
+        ctx = propagate.extract(dict(msg.headers or {}))
+        with tracer.start_as_current_span(
+            f"process {msg.subject}", context=ctx, kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": msg.subject,
+                        "messaging.consumer.group.name": self._queue, "messaging.operation.type": "process"},
+        ) as span:
+            try:
+                reply = await self._resolve(msg.data)
+            except Exception:  # noqa: BLE001 - one bad request must not take the responder down
+                log.exception("credential resolution failed")
+                reply = CredentialReply(ok=False, error="internal_error")
+            span.set_attribute("ipaas.credential.outcome", reply.error or "ok")
+            if reply.error == "internal_error":
+                span.set_status(Status(StatusCode.ERROR))
+            try:
+                await msg.respond(reply.model_dump_json(exclude_none=True).encode())
+            except Exception:  # noqa: BLE001 - the requester may be gone; never crash the subscription
+                log.warning("could not send credential reply", exc_info=True)
+
+    async def _resolve(self, data: bytes) -> CredentialReply:
+        if len(data) > MAX_REQUEST_BYTES:
+            return CredentialReply(ok=False, error="bad_request")
+        try:
+            request = CredentialRequest.model_validate_json(data)
+        except ValidationError:
+            log.warning("bad credential request")
+            return CredentialReply(ok=False, error="bad_request")
+        span = trace.get_current_span()
+        span.set_attribute("ipaas.tenant_id", str(request.tenant_id))
+        span.set_attribute("ipaas.credential.id", str(request.credential_id))
+        try:
+            row = await self._pool.fetchrow(
+                "SELECT type, kek_id, wrapped_dek, ciphertext FROM credentials WHERE id = $1 AND tenant_id = $2",
+                request.credential_id, request.tenant_id,
+            )
+        except (asyncpg.PostgresError, OSError, TimeoutError):
+            log.exception("credential lookup failed", extra=_ids(request.tenant_id, request.credential_id))
+            return CredentialReply(ok=False, error="internal_error")
+        if row is None:
+            return CredentialReply(ok=False, error="not_found")
+        try:
+            secret = self._keks.ring.decrypt(
+                request.tenant_id, request.credential_id,
+                Sealed(row["kek_id"], bytes(row["wrapped_dek"]), bytes(row["ciphertext"])),
+            )
+        except (DecryptError, ValueError):
+            log.error("credential does not decrypt", extra={**_ids(request.tenant_id, request.credential_id),
+                                                            "kek_id": row["kek_id"]})
+            return CredentialReply(ok=False, error="decrypt_failed")
+        return CredentialReply(ok=True, type=row["type"], secret=secret)
+
+
+def _ids(tenant_id: uuid.UUID, credential_id: uuid.UUID) -> dict[str, str]:
+    return {"tenant_id": str(tenant_id), "cred_id": str(credential_id)}

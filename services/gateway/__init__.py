@@ -1,0 +1,1 @@
+"""The public HTTP edge: REST API, webhook ingest, OpenAPI document."""

@@ -1,0 +1,109 @@
+"""Wiring: the aiohttp app, its resources (pool, bus, verifier, cache, relay) and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import aiohttp
+import aiohttp_cors
+from aiohttp import web
+
+from libs.common.auth.jwt_verify import JwksVerifier
+from libs.common.bus import Bus
+from libs.common.db import create_pool
+from libs.common.http.app import base_app
+from libs.common.http.keys import READINESS_CHECKS, SHUTTING_DOWN
+from libs.common.telemetry import setup_tracing
+from services.gateway import openapi
+from services.gateway.hooks.cache import WorkflowCache, pool_loader
+from services.gateway.hooks.ingest import ingest
+from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
+from services.gateway.hooks.ratelimit import TenantRateLimiter
+from services.gateway.keys import BUS, CACHE, HTTP, LIMITER, POOL, SETTINGS, VERIFIER
+from services.gateway.middleware import auth_middleware, tracing_middleware
+from services.gateway.outbox import OutboxRelay
+from services.gateway.routes import executions, proxy, runs, workflows
+from services.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+RELAY = web.AppKey("outbox_relay", OutboxRelay)
+
+CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id")
+CORS_EXPOSE_HEADERS = ("X-Request-Id", "traceparent", "Retry-After")
+
+
+@asynccontextmanager
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    s = app[SETTINGS]
+    app[HTTP] = aiohttp.ClientSession(auto_decompress=False)
+    # The verifier owns its session: the forwarding session does not decompress.
+    app[VERIFIER] = JwksVerifier(s.jwks_url, issuer=s.jwt_issuer, audience=s.jwt_audience)
+    app[POOL] = pool = await create_pool(s.db)
+    app[BUS] = bus = await Bus.connect(s.nats, name="gateway", inbox_prefix=s.nats_inbox_prefix)
+    await bus.ensure_streams()
+    app[CACHE] = cache = WorkflowCache(pool_loader(pool), ttl=s.cache_ttl_seconds,
+                                       negative_ttl=s.cache_negative_ttl_seconds, max_entries=s.cache_max_entries)
+    app[LIMITER] = TenantRateLimiter(s.webhook_rate_per_second, s.webhook_burst,
+                                     max_tenants=s.rate_limit_max_tenants)
+    subscription = await subscribe_invalidations(bus, cache)
+    clear_on_reconnect(bus, cache)
+    app[RELAY] = relay = OutboxRelay(pool, bus, s.db.url, batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
+                                     max_backoff_seconds=s.outbox_max_backoff_seconds,
+                                     publish_timeout=s.nats.publish_timeout_seconds)
+    relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+
+    async def db_ready() -> bool:
+        return bool(await pool.fetchval("SELECT 1"))
+
+    async def nats_ready() -> bool:
+        return bus.is_connected
+
+    app[READINESS_CHECKS]["postgres"] = db_ready
+    app[READINESS_CHECKS]["nats"] = nats_ready
+    try:
+        yield
+    finally:
+        app[SHUTTING_DOWN].set()
+        relay.stop()
+        with suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(relay_task, timeout=10)
+        with suppress(Exception):
+            await subscription.unsubscribe()
+        await bus.drain()
+        await pool.close()
+        await app[HTTP].close()
+        await app[VERIFIER].close()
+
+
+def _cors(app: web.Application, origins: list[str]) -> None:
+    make_options = aiohttp_cors.ResourceOptions
+    options = make_options(allow_credentials=False, allow_headers=CORS_ALLOW_HEADERS,  # type: ignore[no-untyped-call]
+                           expose_headers=CORS_EXPOSE_HEADERS, max_age=600)
+    cors = aiohttp_cors.setup(app, defaults=dict.fromkeys(origins, options))
+    for route in list(app.router.routes()):
+        resource = route.resource
+        if resource is not None and route.method not in ("*", "HEAD") and resource.canonical.startswith("/api/"):
+            cors.add(route)
+
+
+def create_app(settings: GatewaySettings) -> web.Application:
+    setup_tracing("gateway")  # idempotent; spans carry the trace id into NATS headers and responses
+    app = base_app("gateway", client_max_size=settings.max_body_bytes)
+    app.middlewares.append(tracing_middleware)
+    app.middlewares.append(auth_middleware)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_resources)
+    runs.add_routes(app)  # before /api/workflows/{id}: holds /api/workflows/dry-run
+    workflows.add_routes(app)
+    executions.add_routes(app)
+    proxy.add_routes(app)
+    app.router.add_post("/hooks/{workflow_id}", ingest)
+    openapi.add_routes(app)
+    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    if origins:
+        _cors(app, origins)
+    return app

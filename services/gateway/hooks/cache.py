@@ -1,0 +1,139 @@
+"""In-memory look-up of webhook workflows, so a warm request does no query.
+
+``id -> WebhookTarget`` (tenant, HMAC keys, active, version), with a short
+TTL as a safety net.  Entries are dropped as soon as the ``workflows.changed``
+feed announces a change (see :mod:`services.gateway.hooks.invalidation`),
+and the whole cache is cleared when the feed may have gaps (a reconnect).
+Unknown ids are cached too, for a shorter time, so a storm against a missing
+workflow does not reach Postgres.  Concurrent misses for one id share a
+single query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from services.gateway.hooks.signature import secret_key
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookTarget:
+    workflow_id: uuid.UUID
+    tenant_id: uuid.UUID
+    version: int
+    key: bytes
+    prev_key: bytes | None
+    prev_until: float  # wall-clock unix time until which prev_key is valid
+
+    def keys(self, now: float) -> tuple[bytes, ...]:
+        if self.prev_key is not None and now <= self.prev_until:
+            return (self.key, self.prev_key)
+        return (self.key,)
+
+
+Loader = Callable[[uuid.UUID], Awaitable[WebhookTarget | None]]
+
+_LOOKUP = """
+SELECT tenant_id, current_version, webhook_secret, webhook_secret_prev, webhook_secret_prev_until
+FROM workflows
+WHERE id = $1 AND deleted_at IS NULL AND is_active AND trigger_type = 'webhook'
+  AND webhook_secret IS NOT NULL
+"""
+
+
+def pool_loader(pool: asyncpg.Pool) -> Loader:
+    async def load(workflow_id: uuid.UUID) -> WebhookTarget | None:
+        row = await pool.fetchrow(_LOOKUP, workflow_id)
+        if row is None:
+            return None
+        prev_until: datetime | None = row["webhook_secret_prev_until"]
+        prev = row["webhook_secret_prev"]
+        try:
+            return WebhookTarget(
+                workflow_id=workflow_id,
+                tenant_id=row["tenant_id"],
+                version=row["current_version"],
+                key=secret_key(row["webhook_secret"]),
+                prev_key=secret_key(prev) if prev and prev_until is not None else None,
+                prev_until=prev_until.timestamp() if prev_until is not None else 0.0,
+            )
+        except ValueError:
+            log.error("stored webhook secret is malformed", extra={"workflow_id": str(workflow_id)})
+            return None
+
+    return load
+
+
+class WorkflowCache:
+    def __init__(self, loader: Loader, *, ttl: float, negative_ttl: float, max_entries: int,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._loader = loader
+        self._ttl = ttl
+        self._negative_ttl = negative_ttl
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[uuid.UUID, tuple[float, WebhookTarget | None]] = OrderedDict()
+        self._loading: dict[uuid.UUID, asyncio.Future[WebhookTarget | None]] = {}
+        self._generation = 0
+        self._stale: set[uuid.UUID] = set()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def get(self, workflow_id: uuid.UUID) -> WebhookTarget | None:
+        entry = self._entries.get(workflow_id)
+        if entry is not None and entry[0] > self._clock():
+            self.hits += 1
+            return entry[1]
+        self.misses += 1
+        pending = self._loading.get(workflow_id)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[WebhookTarget | None] = asyncio.get_running_loop().create_future()
+        self._loading[workflow_id] = future
+        generation = self._generation
+        try:
+            target = await self._loader(workflow_id)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters re-raise it themselves
+            raise
+        finally:
+            self._loading.pop(workflow_id, None)
+        future.set_result(target)
+        # An invalidation that arrived while loading makes this result suspect: do not keep it.
+        if generation == self._generation and workflow_id not in self._stale:
+            self._store(workflow_id, target)
+        self._stale.discard(workflow_id)
+        return target
+
+    def _store(self, workflow_id: uuid.UUID, target: WebhookTarget | None) -> None:
+        ttl = self._ttl if target is not None else self._negative_ttl
+        if ttl <= 0:
+            return
+        if workflow_id not in self._entries and len(self._entries) >= self._max:
+            self._entries.popitem(last=False)
+        self._entries[workflow_id] = (self._clock() + ttl, target)
+        self._entries.move_to_end(workflow_id)
+
+    def invalidate(self, workflow_id: uuid.UUID) -> None:
+        self._entries.pop(workflow_id, None)
+        if workflow_id in self._loading:
+            self._stale.add(workflow_id)
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._generation += 1

@@ -1,0 +1,122 @@
+"""``POST /hooks/{workflow_id}``: verify, rate-limit, publish, answer 202 after the PubAck.
+
+Order of checks, cheapest first: ``Content-Length`` (413), the cached
+workflow (404), the body read under a size and time limit (413/408), the
+signature (401), the tenant's bucket (429, only authentic traffic spends
+tokens), then the publish (503 with ``Retry-After`` if JetStream did not
+store it, never 202).
+
+The envelope JSON is assembled around the raw body, so a JSON payload is
+parsed once (to validate it) and never re-serialised.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import orjson
+from aiohttp import web
+
+from libs.common.bus import BusUnavailable
+from libs.common.http.errors import BadRequest, NotFound, RateLimited, ServiceUnavailable, Unauthorized
+from libs.common.models.events import SCHEDULE_KEY_PREFIX, event_id_for, events_subject, msg_id_for
+from libs.common.telemetry import traceparent
+from services.gateway.body import check_length, read_raw
+from services.gateway.hooks.signature import SignatureError, verify
+from services.gateway.keys import BUS, CACHE, LIMITER, SETTINGS
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_NOT_FOUND = "workflow not found"
+_ACCEPTED_HEADERS = {"Content-Type": "application/json"}
+
+
+def sender_key(key: str | None) -> str | None:
+    """A sender-chosen dedup key, kept apart from the scheduler's ``sched:`` namespace.
+
+    ``msg_id_for`` uses ``sched:`` keys unscoped, so a sender must never be able to pick one.
+    """
+    if not key:
+        return None
+    if len(key) > 256:
+        raise BadRequest("dedup key is longer than 256 characters", code="invalid_dedup_key")
+    return "ext:" + key if key.startswith(SCHEDULE_KEY_PREFIX) else key
+
+
+def envelope_bytes(*, event_id: uuid.UUID, dedup_key: str, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
+                   version: int, trigger: str, payload_json: bytes) -> bytes:
+    """An ``EventEnvelope`` JSON document whose payload is ``payload_json``, spliced in as is."""
+    head = orjson.dumps({
+        "event_id": str(event_id),
+        "dedup_key": dedup_key,
+        "tenant_id": str(tenant_id),
+        "workflow_id": str(workflow_id),
+        "workflow_version": version,
+        "trigger": trigger,
+        "received_at": datetime.now(UTC).isoformat(),
+        "scheduled_for": None,
+    })
+    return b"".join((head[:-1], b',"payload":', payload_json, b"}"))
+
+
+def payload_json(body: bytes, content_type: str) -> bytes:
+    """The payload as JSON text: the body itself if it is JSON, else the body as a JSON string."""
+    if not body.strip():
+        return b"null"
+    try:
+        orjson.loads(body)
+        return body
+    except orjson.JSONDecodeError:
+        pass
+    if content_type == "application/json" or content_type.endswith("+json"):
+        raise BadRequest("request body is not valid JSON", code="invalid_json")
+    try:
+        return orjson.dumps(body.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BadRequest("request body is neither JSON nor UTF-8 text", code="invalid_encoding") from exc
+
+
+async def ingest(request: web.Request) -> web.Response:
+    app = request.app
+    settings = app[SETTINGS]
+    try:
+        workflow_id = uuid.UUID(request.match_info["workflow_id"])
+    except ValueError as exc:
+        raise NotFound(_NOT_FOUND) from exc
+    limit = settings.max_body_bytes
+    check_length(request, limit)
+    target = await app[CACHE].get(workflow_id)
+    if target is None:
+        raise NotFound(_NOT_FOUND)
+    body = await read_raw(request, limit, settings.body_read_timeout_seconds)
+    headers = request.headers
+    webhook_id = headers.get("webhook-id")
+    now = time.time()
+    try:
+        verify(target.keys(now), webhook_id, headers.get("webhook-timestamp"), headers.get("webhook-signature"),
+               body, now=now, tolerance=settings.webhook_tolerance_seconds)
+    except SignatureError as exc:
+        raise Unauthorized(str(exc), code="invalid_signature") from exc
+    wait = app[LIMITER].acquire(target.tenant_id)
+    if wait > 0:
+        raise RateLimited("tenant is over its webhook rate", retry_after=wait)
+    dedup_key = sender_key(webhook_id) or sender_key(headers.get(IDEMPOTENCY_HEADER)) or uuid.uuid4().hex
+    event_id = event_id_for(workflow_id, dedup_key)
+    data = envelope_bytes(event_id=event_id, dedup_key=dedup_key, tenant_id=target.tenant_id,
+                          workflow_id=workflow_id, version=target.version, trigger="webhook",
+                          payload_json=payload_json(body, request.content_type))
+    try:
+        result = await app[BUS].publish(events_subject(target.tenant_id, workflow_id), data,
+                                        msg_id=msg_id_for(workflow_id, dedup_key),
+                                        timeout=settings.publish_timeout_seconds)
+    except BusUnavailable as exc:
+        raise ServiceUnavailable("event bus unavailable; retry later",
+                                 retry_after=settings.retry_after_seconds) from exc
+    out = b'{"success":true,"data":{"event_id":"%s","duplicate":%s}}' % (
+        str(event_id).encode(), b"true" if result.duplicate else b"false")
+    response = web.Response(body=out, status=202, headers=_ACCEPTED_HEADERS)
+    tp = traceparent()
+    if tp:
+        response.headers["traceparent"] = tp
+    return response

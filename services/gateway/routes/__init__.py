@@ -1,0 +1,1 @@
+"""HTTP handlers of the ``/api/*`` routes, one module per resource."""

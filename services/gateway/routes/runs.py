@@ -1,0 +1,84 @@
+"""Manual runs (through the bus, 202 after the PubAck) and dry-runs (request/reply to the executor).
+
+Dry-run wire contract, subject ``IPAAS_GATEWAY_DRY_RUN_SUBJECT`` (default
+``svc.executor.dry_run``):
+
+- request: ``{"tenant_id": "<uuid>", "workflow": <WorkflowDefinition JSON>, "payload": <any>}``
+- reply: ``{"status": "succeeded"|"failed", "output": <any>, "error": <str|null>, "duration_ms": <int>}``
+
+No responder, or no reply within the timeout, gives 503 with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from aiohttp import web
+from nats.errors import NoRespondersError
+from nats.errors import TimeoutError as NatsTimeoutError
+from pydantic import ValidationError
+
+from libs.common.bus import BusUnavailable
+from libs.common.http.envelope import ok
+from libs.common.http.errors import Conflict, ServiceUnavailable
+from libs.common.logs import mask_value
+from libs.common.models.api import DryRunCommand, DryRunRequest, DryRunResult, RunRequest
+from libs.common.models.events import EventEnvelope, Trigger, event_id_for
+from services.gateway.hooks.ingest import IDEMPOTENCY_HEADER, sender_key
+from services.gateway.keys import BUS, POOL, SETTINGS
+from services.gateway.pagination import path_id
+from services.gateway.routes.workflows import _body, tenant
+from services.gateway.store import workflows as store
+
+
+async def run_workflow(request: web.Request) -> web.Response:
+    workflow_id = path_id(request)
+    body = await _body(request, RunRequest)
+    tenant_id = tenant(request)
+    row = await store.get(request.app[POOL], tenant_id, workflow_id)
+    if not row["is_active"]:
+        raise Conflict("workflow is inactive", code="workflow_inactive")
+    dedup_key = sender_key(request.headers.get(IDEMPOTENCY_HEADER)) or uuid.uuid4().hex
+    envelope = EventEnvelope(
+        event_id=event_id_for(workflow_id, dedup_key),
+        dedup_key=dedup_key, tenant_id=tenant_id, workflow_id=workflow_id,
+        workflow_version=row["current_version"], trigger=Trigger.MANUAL, payload=body.payload,
+    )
+    s = request.app[SETTINGS]
+    try:
+        result = await request.app[BUS].publish(envelope.subject, envelope.model_dump_json().encode(),
+                                                msg_id=envelope.msg_id, timeout=s.publish_timeout_seconds)
+    except BusUnavailable as exc:
+        raise ServiceUnavailable("event bus unavailable; retry later", retry_after=s.retry_after_seconds) from exc
+    return ok({"event_id": envelope.event_id, "duplicate": result.duplicate}, status=202)
+
+
+async def dry_run(request: web.Request) -> web.Response:
+    body = await _body(request, DryRunRequest)
+    s = request.app[SETTINGS]
+    command = DryRunCommand(tenant_id=tenant(request), workflow=body.workflow, payload=body.payload)
+    message = command.model_dump_json().encode()
+    bus = request.app[BUS]
+    if not bus.is_connected:
+        raise ServiceUnavailable("event bus unavailable; retry later", retry_after=s.retry_after_seconds)
+    try:
+        reply = await bus.nc.request(s.dry_run_subject, message, timeout=s.dry_run_timeout_seconds)
+    except NoRespondersError as exc:
+        raise ServiceUnavailable("no executor is available for dry-runs",
+                                 retry_after=s.retry_after_seconds) from exc
+    except (NatsTimeoutError, TimeoutError, OSError) as exc:
+        raise ServiceUnavailable("the executor did not answer the dry-run in time",
+                                 retry_after=s.retry_after_seconds) from exc
+    try:
+        result = DryRunResult.model_validate_json(reply.data)
+    except ValidationError as exc:
+        raise ServiceUnavailable("the executor sent a malformed dry-run reply",
+                                 retry_after=s.retry_after_seconds) from exc
+    out = result.model_dump(mode="json")
+    out["output"] = mask_value(out["output"])
+    return ok(out)
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/workflows/dry-run", dry_run)
+    app.router.add_post("/api/workflows/{id}/run", run_workflow)

@@ -1,0 +1,109 @@
+"""``/api/workflows``: CRUD with immutable versions, history, rollback, enable/disable, secret rotation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from libs.common.auth.jwt_verify import Claims
+from libs.common.http.envelope import ok
+from libs.common.models.api import RollbackRequest, WorkflowPatch
+from libs.common.models.workflows import WorkflowCreate
+from services.gateway.body import read_body
+from services.gateway.keys import CACHE, CLAIMS, POOL, SETTINGS
+from services.gateway.pagination import cursor_param, encode_cursor, page_limit, path_id
+from services.gateway.store import workflows as store
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def tenant(request: web.Request) -> uuid.UUID:
+    claims: Claims = request[CLAIMS]
+    return claims.tenant_id
+
+
+async def _body(request: web.Request, model: type[M]) -> M:
+    s = request.app[SETTINGS]
+    return await read_body(request, model, limit=s.max_body_bytes, timeout=s.body_read_timeout_seconds)
+
+
+async def create_workflow(request: web.Request) -> web.Response:
+    body = await _body(request, WorkflowCreate)
+    out = await store.create(request.app[POOL], tenant(request), body)
+    request.app[CACHE].invalidate(out["id"])
+    return ok(out, status=201)
+
+
+async def list_workflows(request: web.Request) -> web.Response:
+    limit = page_limit(request, request.app[SETTINGS])
+    rows = await store.list_page(request.app[POOL], tenant(request), limit, cursor_param(request))
+    meta: dict[str, Any] = {}
+    if len(rows) > limit:
+        rows = rows[:limit]
+        meta["next_cursor"] = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+    return ok([store.to_out(r) for r in rows], meta=meta or {"next_cursor": None})
+
+
+async def get_workflow(request: web.Request) -> web.Response:
+    row = await store.get(request.app[POOL], tenant(request), path_id(request))
+    return ok(store.to_out(row))
+
+
+async def replace_workflow(request: web.Request) -> web.Response:
+    workflow_id = path_id(request)
+    body = await _body(request, WorkflowCreate)
+    out = await store.replace(request.app[POOL], tenant(request), workflow_id, body)
+    request.app[CACHE].invalidate(workflow_id)
+    return ok(out)
+
+
+async def patch_workflow(request: web.Request) -> web.Response:
+    workflow_id = path_id(request)
+    body = await _body(request, WorkflowPatch)
+    out = await store.set_active(request.app[POOL], tenant(request), workflow_id, body.is_active)
+    request.app[CACHE].invalidate(workflow_id)
+    return ok(out)
+
+
+async def delete_workflow(request: web.Request) -> web.Response:
+    workflow_id = path_id(request)
+    await store.delete(request.app[POOL], tenant(request), workflow_id)
+    request.app[CACHE].invalidate(workflow_id)
+    return ok({"id": workflow_id, "deleted": True})
+
+
+async def list_versions(request: web.Request) -> web.Response:
+    return ok(await store.versions(request.app[POOL], tenant(request), path_id(request)))
+
+
+async def rollback_workflow(request: web.Request) -> web.Response:
+    workflow_id = path_id(request)
+    body = await _body(request, RollbackRequest)
+    out = await store.rollback(request.app[POOL], tenant(request), workflow_id, body.version)
+    request.app[CACHE].invalidate(workflow_id)
+    return ok(out)
+
+
+async def rotate_secret(request: web.Request) -> web.Response:
+    workflow_id = path_id(request)
+    s = request.app[SETTINGS]
+    out = await store.rotate_secret(request.app[POOL], tenant(request), workflow_id,
+                                    s.webhook_secret_overlap_seconds)
+    request.app[CACHE].invalidate(workflow_id)
+    return ok(out)
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_post("/api/workflows", create_workflow)
+    r.add_get("/api/workflows", list_workflows)
+    r.add_get("/api/workflows/{id}", get_workflow)
+    r.add_put("/api/workflows/{id}", replace_workflow)
+    r.add_patch("/api/workflows/{id}", patch_workflow)
+    r.add_delete("/api/workflows/{id}", delete_workflow)
+    r.add_get("/api/workflows/{id}/versions", list_versions)
+    r.add_post("/api/workflows/{id}/rollback", rollback_workflow)
+    r.add_post("/api/workflows/{id}/webhook-secret", rotate_secret)

@@ -1,0 +1,68 @@
+"""Configuration of the gateway (``IPAAS_GATEWAY_*`` plus the shared JWT and auth names)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from libs.common.models.api import DRY_RUN_SUBJECT
+from libs.common.settings import HttpSettings, ServiceSettings
+
+
+class GatewayHttpSettings(HttpSettings):
+    """Same variables as :class:`HttpSettings`; the gateway listens on 8080 by default."""
+
+    port: int = 8080
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="IPAAS_GATEWAY_", extra="ignore")
+
+    http: GatewayHttpSettings = Field(default_factory=GatewayHttpSettings)
+
+    # Tokens: the same names every verifier reads.
+    jwt_issuer: str = Field(default="ipaas", validation_alias="IPAAS_JWT_ISSUER")
+    jwt_audience: str = Field(default="ipaas-api", validation_alias="IPAAS_JWT_AUDIENCE")
+    jwks_url: str = Field(
+        default="http://127.0.0.1:8081/.well-known/jwks.json", validation_alias="IPAAS_JWKS_URL"
+    )
+    # Where /api/auth/*, /api/credentials* and /.well-known/jwks.json are forwarded.
+    auth_url: str = Field(default="http://127.0.0.1:8081", validation_alias="IPAAS_AUTH_URL")
+    auth_timeout_seconds: float = Field(default=10.0, gt=0)
+
+    # Request hygiene.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    body_read_timeout_seconds: float = Field(default=10.0, gt=0)
+    cors_origins: str = ""  # comma-separated; empty = no CORS headers at all
+    # After SIGTERM: readiness is 503 at once; the listener stays open this long so that load
+    # balancers stop routing here, then closes and in-flight requests finish (HTTP grace period).
+    drain_delay_seconds: float = Field(default=0.0, ge=0)
+
+    # Webhook ingest.
+    webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    webhook_rate_per_second: float = Field(default=100.0, gt=0)
+    webhook_burst: float = Field(default=200.0, ge=1)
+    rate_limit_max_tenants: int = Field(default=100_000, ge=10)
+    cache_ttl_seconds: float = Field(default=5.0, ge=0)
+    cache_negative_ttl_seconds: float = Field(default=1.0, ge=0)
+    cache_max_entries: int = Field(default=100_000, ge=10)
+    publish_timeout_seconds: float = Field(default=2.0, gt=0)
+    retry_after_seconds: int = Field(default=2, ge=1)
+    webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
+
+    # Reply inboxes (PubAcks, dry-run replies) live under this prefix; NATS authorization
+    # lets only the gateway's identity subscribe to it.
+    nats_inbox_prefix: str = "_INBOX_gateway"
+
+    # Dry-run: NATS request/reply to the executor.
+    dry_run_subject: str = DRY_RUN_SUBJECT
+    dry_run_timeout_seconds: float = Field(default=15.0, gt=0)
+
+    # Outbox relay.
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_batch: int = Field(default=100, ge=1, le=10_000)
+    outbox_max_backoff_seconds: float = Field(default=5.0, gt=0)
+
+    # Pagination.
+    page_default: int = Field(default=50, ge=1)
+    page_max: int = Field(default=200, ge=1)

@@ -1,0 +1,1 @@
+"""SQL of the gateway, one module per table family; every query is tenant-scoped."""

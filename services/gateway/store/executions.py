@@ -1,0 +1,101 @@
+"""Executions and dead letters, read for the API; the DLQ replay transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from libs.common.http.errors import Conflict, NotFound
+from libs.common.logs import mask_value
+from libs.common.models.events import events_subject
+from services.gateway.outbox import add_message
+
+_EXEC_COLUMNS = """id, event_id, workflow_id, workflow_version, trigger, status, attempts, started_at,
+                   finished_at, duration_ms, error, trace_id, created_at"""
+
+
+def execution_out(row: asyncpg.Record) -> dict[str, Any]:
+    out = dict(row)
+    out.pop("created_at", None)
+    if "output" in out:
+        out["output"] = mask_value(out["output"])
+    if out.get("error"):
+        out["error"] = mask_value(out["error"])
+    return out
+
+
+async def list_executions(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_id: uuid.UUID | None,
+                          status: str | None, limit: int,
+                          before: tuple[datetime, uuid.UUID] | None) -> list[asyncpg.Record]:
+    conditions = ["tenant_id = $1"]
+    args: list[Any] = [tenant_id, limit + 1]
+    if workflow_id is not None:
+        args.append(workflow_id)
+        conditions.append(f"workflow_id = ${len(args)}")
+    if status is not None:
+        args.append(status)
+        conditions.append(f"status = ${len(args)}")
+    if before is not None:
+        args.extend(before)
+        conditions.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    sql = (f"SELECT {_EXEC_COLUMNS} FROM executions WHERE {' AND '.join(conditions)} "
+           "ORDER BY created_at DESC, id DESC LIMIT $2")
+    return list(await pool.fetch(sql, *args))
+
+
+async def get_execution(pool: asyncpg.Pool, tenant_id: uuid.UUID, execution_id: uuid.UUID) -> dict[str, Any]:
+    row = await pool.fetchrow(f"SELECT {_EXEC_COLUMNS}, output FROM executions WHERE tenant_id = $1 AND id = $2",
+                              tenant_id, execution_id)
+    if row is None:
+        raise NotFound("execution not found")
+    return execution_out(row)
+
+
+async def list_dead_letters(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_id: uuid.UUID | None,
+                            include_replayed: bool, limit: int,
+                            before: tuple[datetime, uuid.UUID] | None) -> list[asyncpg.Record]:
+    conditions = ["tenant_id = $1"]
+    args: list[Any] = [tenant_id, limit + 1]
+    if not include_replayed:
+        conditions.append("replayed_at IS NULL")
+    if workflow_id is not None:
+        args.append(workflow_id)
+        conditions.append(f"workflow_id = ${len(args)}")
+    if before is not None:
+        args.extend(before)
+        conditions.append(f"(dead_at, event_id) < (${len(args) - 1}, ${len(args)})")
+    sql = ("SELECT event_id, workflow_id, reason, attempts, dead_at, replayed_at FROM dead_letters "
+           f"WHERE {' AND '.join(conditions)} ORDER BY dead_at DESC, event_id DESC LIMIT $2")
+    return list(await pool.fetch(sql, *args))
+
+
+async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any]:
+    """Mark the dead letter replayed, make its execution non-final, and queue the stored envelope.
+
+    All three in one transaction: the envelope goes out through the outbox, so
+    an accepted replay is never lost, and the executor cannot see the message
+    before the execution row is ``failed`` (non-final) again.
+    """
+    now = datetime.now(UTC)
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """SELECT workflow_id, envelope, replayed_at FROM dead_letters
+               WHERE tenant_id = $1 AND event_id = $2 FOR UPDATE""",
+            tenant_id, event_id)
+        if row is None:
+            raise NotFound("dead letter not found")
+        if row["replayed_at"] is not None:
+            raise Conflict("this dead letter was already replayed", code="already_replayed",
+                           details={"replayed_at": row["replayed_at"].isoformat()})
+        await conn.execute("UPDATE dead_letters SET replayed_at = $2 WHERE event_id = $1", event_id, now)
+        await conn.execute(
+            "UPDATE executions SET status = 'failed', updated_at = now() WHERE event_id = $1 AND tenant_id = $2",
+            event_id, tenant_id)
+        envelope: dict[str, Any] = row["envelope"]
+        subject = events_subject(tenant_id, row["workflow_id"])
+        await add_message(conn, subject, envelope,
+                          msg_id=f"replay:{event_id}:{int(now.timestamp() * 1000)}")
+    return {"event_id": event_id, "replayed_at": now}

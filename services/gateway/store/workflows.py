@@ -1,0 +1,179 @@
+"""Workflows and their immutable versions; each change queues an outbox row in its transaction."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from libs.common.http.errors import Conflict, Forbidden, NotFound
+from libs.common.models.workflows import WorkflowCreate, WorkflowDefinition
+from services.gateway.hooks.signature import new_secret
+from services.gateway.outbox import add_change
+
+_SELECT = """
+SELECT w.id, w.tenant_id, w.name, w.current_version, w.is_active, w.trigger_type, w.webhook_secret,
+       w.webhook_secret_prev_until, w.schedule_error, w.created_at, w.updated_at, v.definition
+FROM workflows w
+JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
+"""
+
+_NOT_FOUND = "workflow not found"
+
+
+def to_out(row: asyncpg.Record, *, secret: str | None = None) -> dict[str, Any]:
+    definition: dict[str, Any] = row["definition"]
+    out: dict[str, Any] = {
+        "id": row["id"],
+        "name": row["name"],
+        "trigger": definition["trigger"],
+        "action": definition["action"],
+        "is_active": row["is_active"],
+        "version": row["current_version"],
+        "schedule_error": row["schedule_error"],
+        "webhook": None,
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+    if row["trigger_type"] == "webhook":
+        out["webhook"] = {"url": f"/hooks/{row['id']}"}
+        if secret is not None:
+            out["webhook"]["secret"] = secret
+    return out
+
+
+def _definition(body: WorkflowDefinition) -> dict[str, Any]:
+    return body.model_dump(mode="json", include={"name", "trigger", "action"})
+
+
+async def get(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
+              *, lock: bool = False) -> asyncpg.Record:
+    sql = _SELECT + " WHERE w.tenant_id = $1 AND w.id = $2 AND w.deleted_at IS NULL"
+    row = await conn.fetchrow(sql + (" FOR UPDATE OF w" if lock else ""), tenant_id, workflow_id)
+    if row is None:
+        raise NotFound(_NOT_FOUND)
+    return row
+
+
+async def list_page(pool: asyncpg.Pool, tenant_id: uuid.UUID, limit: int,
+                    after: tuple[datetime, uuid.UUID] | None) -> list[asyncpg.Record]:
+    if after is None:
+        return list(await pool.fetch(
+            _SELECT + " WHERE w.tenant_id = $1 AND w.deleted_at IS NULL ORDER BY w.created_at, w.id LIMIT $2",
+            tenant_id, limit + 1))
+    return list(await pool.fetch(
+        _SELECT + """ WHERE w.tenant_id = $1 AND w.deleted_at IS NULL AND (w.created_at, w.id) > ($3, $4)
+                      ORDER BY w.created_at, w.id LIMIT $2""",
+        tenant_id, limit + 1, after[0], after[1]))
+
+
+async def create(pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate) -> dict[str, Any]:
+    workflow_id = uuid.uuid4()
+    definition = _definition(body)
+    secret = new_secret() if body.trigger.type == "webhook" else None
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type,
+                                          webhook_secret)
+                   VALUES ($1, $2, $3, 1, $4, $5, $6)""",
+                workflow_id, tenant_id, body.name, body.is_active, body.trigger.type, secret)
+            await conn.execute(
+                "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, 1, $2::jsonb)",
+                workflow_id, definition)
+            await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=1, change="created",
+                             is_active=body.is_active)
+            row = await get(conn, tenant_id, workflow_id)
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise Forbidden("the token's tenant does not exist", code="unknown_tenant") from exc
+    return to_out(row, secret=secret)
+
+
+async def _new_version(conn: asyncpg.Connection, row: asyncpg.Record, definition: dict[str, Any],
+                       *, is_active: bool, change: str) -> tuple[int, str | None]:
+    """Append ``definition`` as the next version and make it current. Returns (version, new secret)."""
+    version = int(row["current_version"]) + 1
+    trigger_type = definition["trigger"]["type"]
+    secret = new_secret() if trigger_type == "webhook" and row["webhook_secret"] is None else None
+    await conn.execute(
+        "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, $2, $3::jsonb)",
+        row["id"], version, definition)
+    await conn.execute(
+        """UPDATE workflows SET name = $2, current_version = $3, is_active = $4, trigger_type = $5,
+               webhook_secret = CASE WHEN $5 = 'webhook' THEN COALESCE(webhook_secret, $6) END,
+               webhook_secret_prev = CASE WHEN $5 = 'webhook' THEN webhook_secret_prev END,
+               webhook_secret_prev_until = CASE WHEN $5 = 'webhook' THEN webhook_secret_prev_until END,
+               schedule_error = NULL, updated_at = now()
+           WHERE id = $1""",
+        row["id"], definition["name"], version, is_active, trigger_type, secret)
+    await add_change(conn, tenant_id=row["tenant_id"], workflow_id=row["id"], version=version, change=change,
+                     is_active=is_active)
+    return version, secret
+
+
+async def replace(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
+                  body: WorkflowCreate) -> dict[str, Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await get(conn, tenant_id, workflow_id, lock=True)
+        _, secret = await _new_version(conn, row, _definition(body), is_active=body.is_active, change="updated")
+        return to_out(await get(conn, tenant_id, workflow_id), secret=secret)
+
+
+async def rollback(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
+                   target: int) -> dict[str, Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await get(conn, tenant_id, workflow_id, lock=True)
+        definition = await conn.fetchval(
+            "SELECT definition FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, target)
+        if definition is None:
+            raise NotFound(f"version {target} not found", code="version_not_found")
+        _, secret = await _new_version(conn, row, definition, is_active=row["is_active"], change="rolled_back")
+        return to_out(await get(conn, tenant_id, workflow_id), secret=secret)
+
+
+async def set_active(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
+                     is_active: bool) -> dict[str, Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await get(conn, tenant_id, workflow_id, lock=True)
+        await conn.execute("UPDATE workflows SET is_active = $2, updated_at = now() WHERE id = $1",
+                           workflow_id, is_active)
+        await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=row["current_version"],
+                         change="enabled" if is_active else "disabled", is_active=is_active)
+        return to_out(await get(conn, tenant_id, workflow_id))
+
+
+async def delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        row = await get(conn, tenant_id, workflow_id, lock=True)
+        await conn.execute("UPDATE workflows SET deleted_at = now(), updated_at = now() WHERE id = $1", workflow_id)
+        await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=row["current_version"],
+                         change="deleted", is_active=row["is_active"], deleted=True)
+
+
+async def rotate_secret(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
+                        overlap_seconds: int) -> dict[str, Any]:
+    secret = new_secret()
+    async with pool.acquire() as conn, conn.transaction():
+        row = await get(conn, tenant_id, workflow_id, lock=True)
+        if row["trigger_type"] != "webhook":
+            raise Conflict("only webhook workflows have a secret", code="not_a_webhook")
+        until = datetime.now(UTC) + timedelta(seconds=overlap_seconds)
+        await conn.execute(
+            """UPDATE workflows SET webhook_secret_prev = webhook_secret, webhook_secret_prev_until = $2,
+                   webhook_secret = $3, updated_at = now() WHERE id = $1""",
+            workflow_id, until, secret)
+        await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=row["current_version"],
+                         change="secret_rotated", is_active=row["is_active"])
+    return {"webhook": {"url": f"/hooks/{workflow_id}", "secret": secret}, "previous_valid_until": until}
+
+
+async def versions(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> list[dict[str, Any]]:
+    row = await get(pool, tenant_id, workflow_id)
+    rows = await pool.fetch(
+        "SELECT version, definition, created_at FROM workflow_versions WHERE workflow_id = $1 ORDER BY version",
+        workflow_id)
+    current = row["current_version"]
+    return [{"version": r["version"], "definition": r["definition"], "created_at": r["created_at"],
+             "current": r["version"] == current} for r in rows]

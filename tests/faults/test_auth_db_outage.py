@@ -1,0 +1,41 @@
+"""Postgres goes away under auth and comes back: 503 with Retry-After meanwhile, then service as usual."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import nats
+
+from deploy.local.infra import PostgresServer
+from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
+from tests.helpers.auth_setup import PASSWORD, auth_client, auth_settings, register_and_login
+from tests.helpers.wait import wait_until
+
+
+async def test_database_outage_gives_503_then_recovers(private_pg: PostgresServer, nats_url: str) -> None:
+    async with auth_client(auth_settings(private_pg.dsn("ipaas"), nats_url)) as client:
+        user = await register_and_login(client)
+        login = {"email": user["email"], "password": PASSWORD}
+        private_pg.stop()
+
+        resp = await client.post("/api/auth/login", json=login)
+        body = await resp.json()
+        assert resp.status == 503 and int(resp.headers["Retry-After"]) >= 1, body
+        assert body["error"]["code"] == "service_unavailable"
+        assert (await client.get("/health/ready")).status == 503
+        nc = await nats.connect(nats_url)
+        try:
+            msg = await nc.request(RESOLVE_SUBJECT, json.dumps(
+                {"tenant_id": user["tenant_id"], "credential_id": str(uuid.uuid4())}).encode(), timeout=15)
+            assert CredentialReply.model_validate_json(msg.data).error == "internal_error"
+        finally:
+            await nc.close()
+
+        private_pg.start()
+
+        async def logs_in() -> bool:
+            return (await client.post("/api/auth/login", json=login)).status == 200
+
+        await wait_until(logs_in, timeout=30, interval=0.3, message="login works again")
+        assert (await client.get("/health/ready")).status == 200

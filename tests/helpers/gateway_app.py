@@ -1,0 +1,79 @@
+"""Run the gateway in-process against the test's NATS and Postgres, with a local JWKS."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from deploy.local.infra import free_port
+from libs.common.settings import DatabaseSettings, NatsSettings
+from services.gateway.app import create_app
+from services.gateway.settings import GatewaySettings
+from tests.helpers.factories import create_tenant
+from tests.helpers.tokens import TokenIssuer, serve_jwks
+
+
+@dataclass
+class Gateway:
+    client: TestClient[web.Request, web.Application]
+    app: web.Application
+    issuer: TokenIssuer
+    settings: GatewaySettings
+
+    def auth(self, tenant_id: uuid.UUID) -> dict[str, str]:
+        return self.issuer.headers(tenant_id)
+
+
+def gateway_settings(database_url: str, nats_url: str, jwks_url: str, **overrides: Any) -> GatewaySettings:
+    values: dict[str, Any] = {
+        "nats": NatsSettings(NATS_URL=nats_url),
+        "db": DatabaseSettings(DATABASE_URL=database_url, pool_max=5),
+        "IPAAS_JWKS_URL": jwks_url,
+        "outbox_poll_seconds": 0.2,
+    }
+    values.update(overrides)
+    return GatewaySettings(**values)
+
+
+@asynccontextmanager
+async def running_gateway(database_url: str, nats_url: str, *, issuer: TokenIssuer | None = None,
+                          **overrides: Any) -> AsyncIterator[Gateway]:
+    issuer = issuer or TokenIssuer()
+    async with serve_jwks(issuer, free_port()) as jwks_url:
+        settings = gateway_settings(database_url, nats_url, jwks_url, **overrides)
+        app = create_app(settings)
+        client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, port=free_port()))
+        await client.start_server()
+        try:
+            yield Gateway(client=client, app=app, issuer=issuer, settings=settings)
+        finally:
+            await client.close()
+
+
+async def tenant(database_url: str) -> uuid.UUID:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await create_tenant(conn)
+    finally:
+        await conn.close()
+
+
+WEBHOOK_WORKFLOW: dict[str, Any] = {
+    "name": "orders to slack",
+    "trigger": {"type": "webhook"},
+    "action": {"type": "slack_message", "credential_id": "7d8b3c52-1f0e-4a55-9d8e-2b9f0f3a1c11",
+               "config": {"text": "New order {{ payload.order_id }}"}},
+}
+
+SCHEDULE_WORKFLOW: dict[str, Any] = {
+    "name": "hourly weather",
+    "trigger": {"type": "schedule", "cron": "0 * * * *", "timezone": "Europe/Paris"},
+    "action": {"type": "http_request", "config": {"method": "POST", "url": "https://example.invalid/x"}},
+}

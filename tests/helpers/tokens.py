@@ -1,0 +1,64 @@
+"""Access tokens for tests, without the auth service.
+
+An Ed25519 key, a JWKS served by a local aiohttp app on 127.0.0.1, and
+tokens minted with pyjwt carrying the claims of the API contract.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from jwt.algorithms import OKPAlgorithm
+
+
+class TokenIssuer:
+    def __init__(self, *, issuer: str = "ipaas", audience: str = "ipaas-api") -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.key = Ed25519PrivateKey.generate()
+        self.kid = uuid.uuid4().hex
+
+    def jwks(self) -> dict[str, Any]:
+        jwk = json.loads(OKPAlgorithm.to_jwk(self.key.public_key()))
+        jwk.update({"kid": self.kid, "use": "sig", "alg": "EdDSA"})
+        return {"keys": [jwk]}
+
+    def mint(self, tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, ttl: int = 600,
+             **claims: Any) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": self.issuer, "aud": self.audience, "sub": str(user_id or uuid.uuid4()),
+            "tid": str(tenant_id), "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid.uuid4().hex,
+        }
+        payload.update(claims)
+        return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+
+    def headers(self, tenant_id: uuid.UUID) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.mint(tenant_id)}"}
+
+
+@asynccontextmanager
+async def serve_jwks(issuer: TokenIssuer, port: int) -> AsyncIterator[str]:
+    """Serve ``issuer``'s JWKS at ``http://127.0.0.1:<port>/.well-known/jwks.json``; yields that URL."""
+
+    async def jwks(_: web.Request) -> web.Response:
+        return web.json_response(issuer.jwks())
+
+    app = web.Application()
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{port}/.well-known/jwks.json"
+    finally:
+        await runner.cleanup()

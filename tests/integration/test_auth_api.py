@@ -1,0 +1,208 @@
+"""The auth API in-process against real Postgres and NATS: tokens, refusals, bad input, rate limits."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+import uuid
+
+import asyncpg
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import KeySet
+
+from tests.helpers.auth_setup import (
+    PASSWORD,
+    auth_client,
+    auth_settings,
+    bad_tokens,
+    bearer,
+    new_signing_pem,
+    register_and_login,
+)
+
+
+@pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
+async def test_register_login_token_checks_out_with_an_independent_library(database_url: str,
+                                                                           nats_url: str) -> None:
+    async with auth_client(auth_settings(database_url, nats_url, token_ttl_seconds=900)) as client:
+        user = await register_and_login(client)
+        resp = await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+        body = await resp.json()
+        assert body["success"] is True
+        assert body["data"]["token_type"] == "Bearer" and body["data"]["expires_in"] == 900
+        # The protected route accepts it.
+        resp = await client.get("/api/credentials", headers=bearer(user["token"]))
+        assert resp.status == 200
+        assert (await resp.json()) == {"success": True, "data": []}
+        # An independent JOSE library, given only the served JWKS, verifies it.
+        resp = await client.get("/.well-known/jwks.json")
+        assert resp.status == 200
+        jwks = await resp.json()
+        assert "success" not in jwks and jwks["keys"][0]["kty"] == "OKP"
+    token = jose_jwt.decode(user["token"], KeySet.import_key_set(jwks), algorithms=["EdDSA"])
+    assert token.header["alg"] == "EdDSA" and token.header["kid"] == jwks["keys"][0]["kid"]
+    claims = token.claims
+    assert claims["sub"] == user["user_id"] and claims["tid"] == user["tenant_id"]
+    assert claims["iss"] == "ipaas" and claims["aud"] == "ipaas-api"
+    assert claims["exp"] - claims["iat"] == 900 and claims["nbf"] <= claims["iat"] + 1 and claims["jti"]
+    jose_jwt.JWTClaimsRegistry(
+        iss={"essential": True, "value": "ipaas"}, aud={"essential": True, "value": "ipaas-api"},
+        exp={"essential": True}, sub={"essential": True}, jti={"essential": True},
+    ).validate(claims)
+
+
+async def test_protected_route_refuses_every_bad_token_with_401_and_a_code(database_url: str,
+                                                                          nats_url: str) -> None:
+    pem, kid = new_signing_pem()
+    public_raw = load_pem_private_key(pem.encode(), None).public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    settings = auth_settings(database_url, nats_url, signing_key=pem, token_leeway_seconds=0)
+    async with auth_client(settings) as client:
+        for name, (token, code) in bad_tokens(pem, kid, public_raw).items():
+            resp = await client.get("/api/credentials", headers=bearer(token))
+            body = await resp.json()
+            assert resp.status == 401, name
+            assert body["success"] is False and body["error"]["code"] == code, (name, body)
+            assert "WWW-Authenticate" in resp.headers
+        for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "},
+                        {"Authorization": "Bearer " + "a" * 8100}, {"Authorization": "Bearer x.y.z"}):
+            resp = await client.get("/api/credentials", headers=headers)
+            assert resp.status == 401
+            assert (await resp.json())["success"] is False
+
+
+async def test_wrong_password_and_unknown_email_look_identical(database_url: str, nats_url: str) -> None:
+    async with auth_client(auth_settings(database_url, nats_url)) as client:
+        user = await register_and_login(client)
+        wrong = await client.post("/api/auth/login", json={"email": user["email"], "password": "not it at all"})
+        unknown = await client.post("/api/auth/login",
+                                    json={"email": "nobody-here@example.com", "password": "not it at all"})
+        assert wrong.status == unknown.status == 401
+        assert await wrong.read() == await unknown.read()
+        assert (await wrong.json())["error"]["code"] == "invalid_credentials"
+        ignored = {"x-request-id", "date"}
+        assert ({k.lower(): v for k, v in wrong.headers.items() if k.lower() not in ignored}
+                == {k.lower(): v for k, v in unknown.headers.items() if k.lower() not in ignored})
+        # Emails are case-insensitive.
+        resp = await client.post("/api/auth/login", json={"email": user["email"].upper(), "password": PASSWORD})
+        assert resp.status == 200
+
+
+async def test_login_rate_limit_per_email_and_per_address(database_url: str, nats_url: str) -> None:
+    settings = auth_settings(database_url, nats_url, login_email_burst=3, login_email_per_minute=1,
+                             login_ip_burst=6, login_ip_per_minute=1)
+    async with auth_client(settings) as client:
+        user = await register_and_login(client)
+        # Successful logins do not use up the budget.
+        for _ in range(4):
+            ok = await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+            assert ok.status == 200
+        bad = {"email": user["email"], "password": "wrong password"}
+        statuses = [(await client.post("/api/auth/login", json=bad,
+                                       headers={"X-Forwarded-For": f"198.51.100.{i}"})).status for i in range(3)]
+        assert statuses == [401, 401, 401]
+        limited = await client.post("/api/auth/login", json=bad, headers={"X-Forwarded-For": "198.51.100.9"})
+        assert limited.status == 429
+        assert int(limited.headers["Retry-After"]) >= 1
+        assert (await limited.json())["error"]["code"] == "rate_limited"
+        # Even the right password waits now: the email's budget is spent.
+        right = await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+        assert right.status == 429
+        # Per address: one client spraying many emails is stopped too.
+        spray = [(await client.post("/api/auth/login", headers={"X-Forwarded-For": "203.0.113.7"},
+                                    json={"email": f"u{i}@example.com", "password": "whatever1"})).status
+                 for i in range(7)]
+        assert spray[:6] == [401] * 6 and spray[6] == 429
+        other = await client.post("/api/auth/login", headers={"X-Forwarded-For": "203.0.113.8"},
+                                  json={"email": "fresh@example.com", "password": "whatever1"})
+        assert other.status == 401
+
+
+BAD_BODIES: list[tuple[str, bytes, dict[str, str], int]] = [
+    ("malformed json", b'{"email": "a@b.co", ', {"Content-Type": "application/json"}, 400),
+    ("not an object", b"[1, 2]", {"Content-Type": "application/json"}, 422),
+    ("missing password", b'{"email": "a@example.com"}', {"Content-Type": "application/json"}, 422),
+    ("missing email", b'{"password": "long enough 1"}', {"Content-Type": "application/json"}, 422),
+    ("unknown field", b'{"email": "a@example.com", "password": "long enough 1", "is_admin": true}',
+     {"Content-Type": "application/json"}, 422),
+    ("wrong types", b'{"email": 5, "password": ["x"]}', {"Content-Type": "application/json"}, 422),
+    ("bad email", b'{"email": "not-an-email", "password": "long enough 1"}',
+     {"Content-Type": "application/json"}, 422),
+    ("non-utf8", b'{"email": "\xff\xfe@example.com", "password": "x"}', {"Content-Type": "application/json"}, 400),
+    ("empty", b"", {"Content-Type": "application/json"}, 400),
+    ("NUL in email", b'{"email": "\\u0000a@example.com", "password": "long enough 1"}',
+     {"Content-Type": "application/json"}, 422),
+    ("lone surrogate", b'{"email": "a@example.com", "password": "long enough \\ud800"}',
+     {"Content-Type": "application/json"}, 422),
+    ("form", b"email=a", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
+    ("1 MB password", json.dumps({"email": "a@example.com", "password": "p" * 1_000_000}).encode(),
+     {"Content-Type": "application/json"}, 413),
+    ("deep nesting", b"[" * 100_000 + b"]" * 100_000, {"Content-Type": "application/json"}, 413),
+]
+
+
+@pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/login"])
+async def test_bad_input_gets_a_4xx_envelope_never_a_500(database_url: str, nats_url: str, path: str) -> None:
+    async with auth_client(auth_settings(database_url, nats_url)) as client:
+        for name, raw, headers, status in BAD_BODIES:
+            resp = await client.post(path, data=raw, headers=headers)
+            body = await resp.json()
+            assert resp.status == status, (name, resp.status, body)
+            assert body["success"] is False and body["error"]["code"], name
+            assert "Traceback" not in json.dumps(body)
+        # Password length limits on registration; too long a login password is just a failed login.
+        short = await client.post("/api/auth/register", json={"email": "s@example.com", "password": "short"})
+        assert short.status == 422 and (await short.json())["error"]["details"][0]["field"] == "password"
+        long = await client.post(path, json={"email": "l@example.com", "password": "x" * 2000})
+        assert long.status in (401, 422)
+        huge = await client.post(path, json={"email": "l@example.com", "password": "x" * 5000})
+        assert huge.status == 422
+
+
+async def test_register_twice_conflicts_and_each_user_gets_a_tenant(database_url: str, nats_url: str,
+                                                                    db: asyncpg.Connection) -> None:
+    async with auth_client(auth_settings(database_url, nats_url)) as client:
+        a = await register_and_login(client)
+        b = await register_and_login(client)
+        assert a["tenant_id"] != b["tenant_id"]
+        # Same password, different salts: different hashes.
+        hashes = await db.fetch("SELECT password_hash FROM users")
+        assert len({h["password_hash"] for h in hashes}) == 2
+        again = await client.post("/api/auth/register", json={"email": a["email"].upper(), "password": PASSWORD})
+        assert again.status == 409 and (await again.json())["error"]["code"] == "email_taken"
+        assert uuid.UUID(a["user_id"])
+
+
+async def test_unknown_email_costs_about_as_much_as_a_wrong_password(database_url: str, nats_url: str) -> None:
+    # Real hashing work (argon2id, 16 MiB) so the timing is dominated by the KDF, as in production.
+    settings = auth_settings(database_url, nats_url, argon2_time_cost=2, argon2_memory_kib=16384,
+                             login_email_burst=100, login_ip_burst=100)
+    async with auth_client(settings) as client:
+        user = await register_and_login(client)
+        known: list[float] = []
+        unknown: list[float] = []
+        for i in range(6):  # interleaved, so machine noise hits both alike
+            for email, samples in ((user["email"], known), (f"ghost{i}@example.com", unknown)):
+                started = time.perf_counter()
+                resp = await client.post("/api/auth/login", json={"email": email, "password": "wrong guess"})
+                samples.append(time.perf_counter() - started)
+                assert resp.status == 401
+    ratio = statistics.median(unknown) / statistics.median(known)
+    assert 0.5 < ratio < 2.0, f"unknown/known login time ratio {ratio:.2f}"
+
+
+async def test_hash_parameters_raised_later_upgrade_the_stored_hash_on_login(database_url: str, nats_url: str,
+                                                                            db: asyncpg.Connection) -> None:
+    async with auth_client(auth_settings(database_url, nats_url)) as client:
+        user = await register_and_login(client)
+    before = await db.fetchval("SELECT password_hash FROM users WHERE email = $1", user["email"])
+    assert before.startswith("$argon2id$") and "m=1024" in before and PASSWORD not in before
+    async with auth_client(auth_settings(database_url, nats_url, argon2_memory_kib=2048)) as client:
+        resp = await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+        assert resp.status == 200
+    after = await db.fetchval("SELECT password_hash FROM users WHERE email = $1", user["email"])
+    assert "m=2048" in after

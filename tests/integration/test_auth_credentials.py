@@ -1,0 +1,189 @@
+"""The credential vault end to end: API, storage, NATS resolution, tenant isolation, no leaks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+import asyncpg
+import nats
+import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
+from libs.common.telemetry import setup_tracing
+from tests.helpers.auth_setup import auth_client, auth_settings, bearer, register_and_login
+
+PLANTED = "planted-s3cr3t-7f1c2e9a"
+SECRETS: dict[str, dict[str, Any]] = {
+    "slack": {"webhook_url": f"https://hooks.example.com/services/{PLANTED}"},
+    "discord": {"webhook_url": f"https://discord.example.com/api/webhooks/1/{PLANTED}"},
+    "openweather": {"api_key": PLANTED},
+    "http": {"headers": {"X-Api-Key": PLANTED}},
+}
+
+
+async def resolve(nats_url: str, tenant_id: str, credential_id: str, raw: bytes | None = None) -> CredentialReply:
+    nc = await nats.connect(nats_url)
+    try:
+        data = raw if raw is not None else json.dumps(
+            {"tenant_id": tenant_id, "credential_id": credential_id}).encode()
+        msg = await nc.request(RESOLVE_SUBJECT, data, timeout=5)
+        return CredentialReply.model_validate_json(msg.data)
+    finally:
+        await nc.close()
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    exporter = InMemorySpanExporter()
+    setup_tracing("auth-test", processor=SimpleSpanProcessor(exporter))
+    return exporter
+
+
+async def test_credentials_round_trip_without_the_secret_ever_leaving(
+    database_url: str, nats_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture,
+    spans: InMemorySpanExporter,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    seen: list[str] = []
+    async with auth_client(auth_settings(database_url, nats_url)) as client:
+        user = await register_and_login(client)
+        created: dict[str, str] = {}
+        for ctype, secret in SECRETS.items():
+            resp = await client.post("/api/credentials", headers=bearer(user["token"]),
+                                     json={"name": f"my {ctype}", "type": ctype, "secret": secret})
+            text = await resp.text()
+            seen.append(text)
+            assert resp.status == 201, text
+            data = json.loads(text)["data"]
+            assert set(data) == {"id", "name", "type", "created_at"} and data["type"] == ctype
+            created[ctype] = data["id"]
+        resp = await client.get("/api/credentials", headers=bearer(user["token"]))
+        listing = await resp.text()
+        seen.append(listing)
+        assert sorted(c["id"] for c in json.loads(listing)["data"]) == sorted(created.values())
+        # Pagination.
+        page = await (await client.get("/api/credentials?limit=3", headers=bearer(user["token"]))).json()
+        rest = await (await client.get(f"/api/credentials?limit=3&cursor={page['meta']['next_cursor']}",
+                                       headers=bearer(user["token"]))).json()
+        assert len(page["data"]) == 3 and len(rest["data"]) == 1 and "meta" not in rest
+
+        # The executor's path: NATS request/reply returns the decrypted secret.
+        for ctype, cid in created.items():
+            reply = await resolve(nats_url, user["tenant_id"], cid)
+            assert reply.ok and reply.type == ctype and reply.secret == SECRETS[ctype]
+
+        # Many at once (the executor's replicas in parallel): every one answered correctly.
+        nc = await nats.connect(nats_url)
+        try:
+            ask = json.dumps({"tenant_id": user["tenant_id"], "credential_id": created["http"]}).encode()
+            replies = await asyncio.gather(*(nc.request(RESOLVE_SUBJECT, ask, timeout=10) for _ in range(200)))
+        finally:
+            await nc.close()
+        assert all(CredentialReply.model_validate_json(r.data).secret == SECRETS["http"] for r in replies)
+
+        # Stored encrypted: the planted value is nowhere in the table.
+        dump = await db.fetch("SELECT * FROM credentials")
+        assert len(dump) == 4 and PLANTED.encode() not in repr([dict(r) for r in dump]).encode()
+        for row in dump:
+            assert PLANTED.encode() not in bytes(row["ciphertext"]) + bytes(row["wrapped_dek"])
+
+        resp = await client.delete(f"/api/credentials/{created['slack']}", headers=bearer(user["token"]))
+        seen.append(await resp.text())
+        assert resp.status == 200
+        assert (await resolve(nats_url, user["tenant_id"], created["slack"])).error == "not_found"
+
+    for body in seen:
+        assert PLANTED not in body
+    for record in caplog.records:
+        assert PLANTED not in record.getMessage() and PLANTED not in json.dumps(vars(record), default=str)
+    finished = spans.get_finished_spans()
+    assert any(s.name == "credentials.create" for s in finished)
+    assert any(s.name == f"process {RESOLVE_SUBJECT}" for s in finished)
+    for span in finished:
+        assert PLANTED not in json.dumps(dict(span.attributes or {}), default=str), span.name
+        for event in span.events:
+            assert PLANTED not in json.dumps(dict(event.attributes or {}), default=str)
+
+
+async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
+    database_url: str, nats_url: str, db: asyncpg.Connection,
+) -> None:
+    async with auth_client(auth_settings(database_url, nats_url)) as client:
+        alice = await register_and_login(client)
+        mallory = await register_and_login(client)
+        resp = await client.post("/api/credentials", headers=bearer(alice["token"]),
+                                 json={"name": "alice", "type": "openweather", "secret": {"api_key": PLANTED}})
+        alice_cred = (await resp.json())["data"]["id"]
+        resp = await client.post("/api/credentials", headers=bearer(mallory["token"]),
+                                 json={"name": "mallory", "type": "openweather", "secret": {"api_key": "mine"}})
+        mallory_cred = (await resp.json())["data"]["id"]
+
+        # The API: another tenant's id is a 404, exactly like a missing one.
+        listing = await (await client.get("/api/credentials", headers=bearer(mallory["token"]))).json()
+        assert [c["id"] for c in listing["data"]] == [mallory_cred]
+        other = await client.delete(f"/api/credentials/{alice_cred}", headers=bearer(mallory["token"]))
+        missing = await client.delete(f"/api/credentials/{uuid.uuid4()}", headers=bearer(mallory["token"]))
+        assert other.status == missing.status == 404 and await other.read() == await missing.read()
+        assert (await resolve(nats_url, mallory["tenant_id"], alice_cred)).error == "not_found"
+
+        # Storage: alice's ciphertext copied onto mallory's row does not decrypt there.
+        await db.execute(
+            """UPDATE credentials AS m SET kek_id = a.kek_id, wrapped_dek = a.wrapped_dek, ciphertext = a.ciphertext
+               FROM credentials AS a WHERE a.id = $1 AND m.id = $2""", uuid.UUID(alice_cred), uuid.UUID(mallory_cred))
+        reply = await resolve(nats_url, mallory["tenant_id"], mallory_cred)
+        assert reply.ok is False and reply.error == "decrypt_failed" and reply.secret is None
+        # Copied under alice's own tenant but another credential id: refused too.
+        copy_id = uuid.uuid4()
+        await db.execute(
+            """INSERT INTO credentials (id, tenant_id, name, type, kek_id, wrapped_dek, ciphertext)
+               SELECT $2, tenant_id, 'copy', type, kek_id, wrapped_dek, ciphertext FROM credentials WHERE id = $1""",
+            uuid.UUID(alice_cred), copy_id)
+        reply = await resolve(nats_url, alice["tenant_id"], str(copy_id))
+        assert reply.ok is False and reply.error == "decrypt_failed"
+        # The original still resolves.
+        assert (await resolve(nats_url, alice["tenant_id"], alice_cred)).secret == {"api_key": PLANTED}
+
+
+async def test_bad_credential_requests_get_4xx_and_bad_nats_requests_get_bad_request(
+    database_url: str, nats_url: str,
+) -> None:
+    async with auth_client(auth_settings(database_url, nats_url)) as client:
+        user = await register_and_login(client)
+        h = bearer(user["token"])
+        cases: list[tuple[dict[str, Any], str]] = [
+            ({"name": "x", "type": "slack", "secret": {"api_key": "k"}}, "secret.webhook_url"),
+            ({"name": "x", "type": "slack", "secret": {"webhook_url": "ftp://nope"}}, "secret.webhook_url"),
+            ({"name": "x", "type": "openweather", "secret": {"api_key": 12345}}, "secret.api_key"),
+            ({"name": "x", "type": "http", "secret": {"headers": {"bad header": "v"}}}, "secret.headers"),
+            ({"name": "x", "type": "http", "secret": {"headers": {"X": "a\r\nInjected: 1"}}}, "secret.headers"),
+            ({"name": "x", "type": "smtp", "secret": {}}, "type"),
+            ({"name": "a\u0000b", "type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}}, "name"),
+            ({"name": "", "type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}}, "name"),
+            ({"type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}}, "name"),
+            ({"name": "x", "type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}, "id": "1"}, "id"),
+        ]
+        for body, field in cases:
+            resp = await client.post("/api/credentials", headers=h, json=body)
+            payload = await resp.json()
+            assert resp.status == 422, (body, payload)
+            assert field in [d["field"] for d in payload["error"]["details"]], (body, payload)
+            assert "a\r\nInjected" not in json.dumps(payload)
+        assert (await client.post("/api/credentials", headers={**h, "Content-Type": "application/json"},
+                                  data=b"{nope")).status == 400
+        assert (await client.get("/api/credentials?limit=0", headers=h)).status == 400
+        assert (await client.get("/api/credentials?cursor=%%%", headers=h)).status == 400
+        assert (await client.delete("/api/credentials/not-a-uuid", headers=h)).status == 404
+        # Unauthenticated writes are refused before the body is looked at.
+        assert (await client.post("/api/credentials", json={})).status == 401
+
+        for raw in (b"not json", b"{}", b'{"tenant_id": "x", "credential_id": "y"}', b"\xff" * 10, b"x" * 10000):
+            reply = await resolve(nats_url, "", "", raw=raw)
+            assert reply.ok is False and reply.error == "bad_request"
+        # The responder is still there.
+        assert (await resolve(nats_url, user["tenant_id"], str(uuid.uuid4()))).error == "not_found"

@@ -1,0 +1,117 @@
+"""NATS authorization: only the executor's identity may ask auth for a credential."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import nats
+import pytest
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+from deploy.local.infra import NatsServer, free_port
+from deploy.local.nats_authz import inbox_prefix, render_authorization, write_config
+from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
+from tests.helpers.auth_setup import auth_client, auth_settings, bearer, register_and_login
+from tests.helpers.wait import wait_until
+
+PASSWORDS = {name: secrets.token_urlsafe(12) for name in ("auth", "gateway", "executor", "scheduler")}
+
+
+@pytest.fixture
+def secured_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    config = write_config(tmp_path / "authz.conf", PASSWORDS)
+    server = NatsServer(tmp_path / "nats", free_port(), config_file=config)
+    server.start()
+    yield server
+    server.kill()
+
+
+def url_for(server: NatsServer, identity: str) -> str:
+    return f"nats://{identity}:{PASSWORDS[identity]}@127.0.0.1:{server.port}"
+
+
+async def connect_as(server: NatsServer, identity: str, errors: list[str]) -> Client:
+    async def on_error(exc: Exception) -> None:
+        errors.append(str(exc))
+
+    return await nats.connect(url_for(server, identity), inbox_prefix=inbox_prefix(identity),
+                              error_cb=on_error, allow_reconnect=False)
+
+
+def test_rendered_block_names_each_identity_once() -> None:
+    block = render_authorization(PASSWORDS)
+    assert block.startswith("authorization {")
+    for identity, password in PASSWORDS.items():
+        assert block.count(f'user = "{identity}"') == 1 and json.dumps(password) in block
+    with pytest.raises(ValueError):
+        render_authorization({"intruder": "x"})
+
+
+async def test_executor_may_resolve_and_gateway_may_not(secured_nats: NatsServer, database_url: str) -> None:
+    settings = auth_settings(database_url, url_for(secured_nats, "auth"))
+    async with auth_client(settings) as client:
+        user = await register_and_login(client)
+        resp = await client.post("/api/credentials", headers=bearer(user["token"]),
+                                 json={"name": "w", "type": "openweather", "secret": {"api_key": "k-123"}})
+        credential_id = (await resp.json())["data"]["id"]
+        request = json.dumps({"tenant_id": user["tenant_id"], "credential_id": credential_id}).encode()
+
+        executor_errors: list[str] = []
+        gateway_errors: list[str] = []
+        executor = await connect_as(secured_nats, "executor", executor_errors)
+        gateway = await connect_as(secured_nats, "gateway", gateway_errors)
+        try:
+            # The gateway listens on the executor's inbox and on the private subject: both refused.
+            snooped: list[bytes] = []
+
+            async def snoop(msg: Msg) -> None:
+                snooped.append(msg.data)
+
+            await gateway.subscribe(f"{inbox_prefix('executor')}.>", cb=snoop)
+            await gateway.subscribe("svc.auth.>", cb=snoop)
+            await gateway.flush()
+
+            reply = await executor.request(RESOLVE_SUBJECT, request, timeout=5)
+            resolved = CredentialReply.model_validate_json(reply.data)
+            assert resolved.ok and resolved.secret == {"api_key": "k-123"}
+
+            with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
+                await gateway.request(RESOLVE_SUBJECT, request, timeout=1)
+            await wait_until(lambda: any("publish" in e.lower() and "svc.auth" in e for e in gateway_errors),
+                             timeout=5, message="publish permission violation reported")
+            assert any("subscription" in e.lower() for e in gateway_errors)
+            assert snooped == []
+            assert executor_errors == []
+            # A wrong password is refused outright.
+            with pytest.raises(Exception):  # noqa: B017 - nats-py raises several types here
+                await asyncio.wait_for(nats.connect(
+                    f"nats://executor:wrong-{uuid.uuid4().hex}@127.0.0.1:{secured_nats.port}",
+                    allow_reconnect=False, max_reconnect_attempts=0), timeout=5)
+        finally:
+            await executor.close()
+            await gateway.close()
+
+
+async def test_jetstream_still_works_for_the_services_that_use_it(secured_nats: NatsServer) -> None:
+    errors: list[str] = []
+    gateway = await connect_as(secured_nats, "gateway", errors)
+    executor = await connect_as(secured_nats, "executor", errors)
+    try:
+        js = gateway.jetstream()
+        await js.add_stream(name="EVENTS", subjects=["events.>"])
+        ack = await js.publish("events.t1.w1", b"{}", headers={"Nats-Msg-Id": "m1"})
+        assert ack.seq == 1
+        sub = await executor.jetstream().pull_subscribe("events.>", durable="executor")
+        msgs = await sub.fetch(1, timeout=5)
+        await msgs[0].ack()
+        assert msgs[0].data == b"{}"
+        assert errors == []
+    finally:
+        await gateway.close()
+        await executor.close()

@@ -1,0 +1,184 @@
+"""HTTP hygiene: OpenAPI, malformed input, forwarding to auth, CORS (issue 4, acceptance 7-8)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from openapi_spec_validator import validate
+
+from deploy.local.infra import free_port
+from libs.common.bus import Bus
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+
+
+@pytest.fixture
+async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
+    async with running_gateway(database_url, nats_url) as gateway:
+        yield gateway
+
+
+async def test_openapi_validates_and_lists_every_route(gw: Gateway):
+    resp = await gw.client.get("/openapi.json")
+    assert resp.status == 200
+    spec = await resp.json()
+    validate(spec)
+    assert spec["openapi"].startswith("3.1")
+    missing = []
+    for route in gw.app.router.routes():
+        if route.method in ("HEAD", "OPTIONS") or route.resource is None:
+            continue
+        path = route.resource.canonical
+        documented = spec["paths"].get(path, {})
+        if not documented or (route.method != "*" and route.method.lower() not in documented):
+            missing.append(f"{route.method} {path}")
+    assert missing == []
+    create = spec["paths"]["/api/workflows"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert create["$ref"].endswith("/WorkflowCreate")
+    assert spec["components"]["schemas"]["WorkflowCreate"]["additionalProperties"] is False
+
+
+DEEP = b"[" * 100_000 + b"]" * 100_000
+BAD_BODIES: list[tuple[str, bytes, str]] = [
+    ("malformed", b'{"name": ', "application/json"),
+    ("empty", b"", "application/json"),
+    ("null", b"null", "application/json"),
+    ("array", b"[]", "application/json"),
+    ("string", b'"hello"', "application/json"),
+    ("wrong types", b'{"name": 5, "trigger": "webhook", "action": [], "is_active": "yes", "version": "x",'
+                    b' "payload": 1, "workflow": 3}', "application/json"),
+    ("huge int", b'{"version": 99999999999999999999999999999999999, "is_active": 1e999, "name": 1e400}',
+     "application/json"),
+    ("nan", b'{"version": NaN, "is_active": Infinity}', "application/json"),
+    ("nul char", b'{"name": "a\\u0000b", "version": "\\u0000", "payload": "\\u0000",'
+                 b' "trigger": {"type": "webhook"}, "action": {"type": "x"}}', "application/json"),
+    ("lone surrogate", b'{"name": "\\ud800", "payload": {"\\udfff": 1}}', "application/json"),
+    ("invalid utf-8", b'{"name": "\xff\xfe"}', "application/json"),
+    ("deep nesting", DEEP, "application/json"),
+    ("form", b"name=x", "application/x-www-form-urlencoded"),
+]
+
+
+def write_routes(wid: str) -> list[tuple[str, str]]:
+    return [("POST", "/api/workflows"), ("PUT", f"/api/workflows/{wid}"), ("PATCH", f"/api/workflows/{wid}"),
+            ("POST", f"/api/workflows/{wid}/rollback"), ("POST", f"/api/workflows/{wid}/run"),
+            ("POST", "/api/workflows/dry-run")]
+
+
+async def test_malformed_input_never_gives_a_500(gw: Gateway, database_url: str):
+    tenant_id = await tenant(database_url)
+    auth = gw.auth(tenant_id)
+    wid = (await (await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)).json())["data"]["id"]
+    for method, path in write_routes(wid):
+        for name, body, ctype in BAD_BODIES:
+            resp = await gw.client.request(method, path, data=body, headers={**auth, "Content-Type": ctype})
+            assert 400 <= resp.status < 500, (method, path, name, resp.status, await resp.text())
+            out = await resp.json()
+            assert out["success"] is False and out["error"]["code"], (method, path, name)
+            assert "Traceback" not in await resp.text()
+    # Unicode that Postgres can store is fine end to end.
+    named = {**SCHEDULE_WORKFLOW, "name": "r\u00e9sum\u00e9 \U0001f680 \u65e5\u672c"}
+    resp = await gw.client.post("/api/workflows", json=named, headers=auth)
+    assert resp.status == 201
+    assert (await resp.json())["data"]["name"] == named["name"]
+    for path in (f"/api/workflows/{'9' * 500}", "/api/workflows/%00", "/api/executions/\u00e9"):
+        assert (await gw.client.get(path, headers=auth)).status == 404
+    assert (await gw.client.get("/api/nowhere", headers=auth)).status == 404
+    wrong_method = await gw.client.request("PATCH", "/api/executions", headers=auth)
+    assert wrong_method.status == 405 and (await wrong_method.json())["error"]["code"] == "method_not_allowed"
+
+
+async def test_bodies_over_the_limit_get_413_before_reading(gw: Gateway, database_url: str):
+    auth = gw.auth(await tenant(database_url))
+    big = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    resp = await gw.client.post("/api/workflows", data=big, headers={**auth, "Content-Type": "application/json"})
+    assert resp.status == 413
+    assert (await resp.json())["error"]["code"] == "payload_too_large"
+
+
+@pytest.fixture
+async def fake_auth() -> AsyncIterator[tuple[str, list[web.Request]]]:
+    seen: list[web.Request] = []
+
+    async def login(request: web.Request) -> web.Response:
+        seen.append(request)
+        body = await request.json()
+        if body.get("password") != "right":
+            return web.json_response({"success": False, "error": {"code": "invalid_credentials",
+                                                                  "message": "bad"}}, status=401)
+        return web.json_response({"success": True, "data": {"access_token": "t", "token_type": "Bearer",
+                                                            "expires_in": 900}})
+
+    async def credentials(request: web.Request) -> web.Response:
+        seen.append(request)
+        return web.json_response({"success": True, "data": [], "meta": {"q": request.query_string}},
+                                 headers={"X-Upstream": "auth"})
+
+    async def jwks(request: web.Request) -> web.Response:
+        return web.json_response({"keys": []})
+
+    app = web.Application()
+    app.router.add_post("/api/auth/login", login)
+    app.router.add_get("/api/credentials", credentials)
+    app.router.add_get("/.well-known/jwks.json", jwks)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    yield f"http://127.0.0.1:{port}", seen
+    await runner.cleanup()
+
+
+async def test_auth_and_credentials_routes_are_forwarded(database_url: str, nats_url: str, bus: Bus,
+                                                         fake_auth: tuple[str, list[web.Request]]):
+    url, seen = fake_auth
+    async with running_gateway(database_url, nats_url, IPAAS_AUTH_URL=url) as gw:
+        ok = await gw.client.post("/api/auth/login", json={"email": "a@b.c", "password": "right"})
+        assert ok.status == 200 and (await ok.json())["data"]["token_type"] == "Bearer"
+        refused = await gw.client.post("/api/auth/login", json={"email": "a@b.c", "password": "wrong"})
+        assert refused.status == 401 and (await refused.json())["error"]["code"] == "invalid_credentials"
+        assert seen[0].headers["X-Forwarded-For"] == "127.0.0.1"
+
+        auth = gw.auth(await tenant(database_url))
+        creds = await gw.client.get("/api/credentials?type=slack", headers=auth)
+        assert creds.status == 200 and creds.headers["X-Upstream"] == "auth"
+        assert (await creds.json())["meta"]["q"] == "type=slack"
+        assert seen[-1].headers["Authorization"] == auth["Authorization"]
+        jwks = await gw.client.get("/.well-known/jwks.json")
+        assert jwks.status == 200 and await jwks.json() == {"keys": []}
+
+
+async def test_auth_down_gives_503_envelope(database_url: str, nats_url: str, bus: Bus):
+    async with running_gateway(database_url, nats_url, IPAAS_AUTH_URL=f"http://127.0.0.1:{free_port()}") as gw:
+        resp = await gw.client.post("/api/auth/login", json={"email": "a@b.c", "password": "x"})
+        assert resp.status == 503 and "Retry-After" in resp.headers
+        assert (await resp.json())["error"]["code"] == "service_unavailable"
+
+
+async def test_cors_only_for_configured_origins(database_url: str, nats_url: str, bus: Bus):
+    async with running_gateway(database_url, nats_url) as gw:
+        resp = await gw.client.get("/api/workflows", headers={"Origin": "https://app.example"})
+        assert "Access-Control-Allow-Origin" not in resp.headers
+    async with running_gateway(database_url, nats_url, cors_origins="https://app.example") as gw:
+        auth: dict[str, Any] = gw.auth(await tenant(database_url))
+        resp = await gw.client.get("/api/workflows", headers={**auth, "Origin": "https://app.example"})
+        assert resp.status == 200
+        assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example"
+        preflight = await gw.client.options("/api/workflows", headers={
+            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "Authorization, Content-Type"})
+        assert preflight.status == 200
+        other = await gw.client.get("/api/workflows", headers={**auth, "Origin": "https://evil.example"})
+        assert "Access-Control-Allow-Origin" not in other.headers
+
+
+async def test_health_and_metrics(gw: Gateway):
+    assert (await gw.client.get("/health/live")).status == 200
+    ready = await gw.client.get("/health/ready")
+    assert ready.status == 200 and (await ready.json())["checks"] == {"postgres": True, "nats": True}
+    metrics = await (await gw.client.get("/metrics")).text()
+    assert "ipaas_http_requests_total" in metrics
+    _ = (uuid, WEBHOOK_WORKFLOW)

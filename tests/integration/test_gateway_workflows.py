@@ -1,0 +1,222 @@
+"""Workflows API: CRUD, versions, rollback, pagination, outbox, manual run (issue 4, acceptance 6)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import orjson
+import pytest
+
+from libs.common.bus import Bus
+from libs.common.models.events import EventEnvelope, Trigger, WorkflowChanged
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.wait import wait_until
+
+
+@pytest.fixture
+async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
+    async with running_gateway(database_url, nats_url) as gateway:
+        yield gateway
+
+
+async def test_create_returns_version_1_and_the_webhook_secret_once(gw: Gateway, database_url: str):
+    tenant_id = await tenant(database_url)
+    resp = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
+    assert resp.status == 201
+    body = await resp.json()
+    assert body["success"] is True
+    data = body["data"]
+    assert data["version"] == 1 and data["is_active"] is True and data["name"] == "orders to slack"
+    assert data["webhook"]["url"] == f"/hooks/{data['id']}"
+    assert data["webhook"]["secret"].startswith("whsec_")
+    assert resp.headers["X-Request-Id"]
+
+    got = await gw.client.get(f"/api/workflows/{data['id']}", headers=gw.auth(tenant_id))
+    fetched = (await got.json())["data"]
+    assert fetched["webhook"] == {"url": f"/hooks/{data['id']}"}  # the secret is not shown again
+    assert fetched["action"] == WEBHOOK_WORKFLOW["action"]
+
+
+async def test_schedule_validation_happens_at_write_time(gw: Gateway, database_url: str):
+    tenant_id = await tenant(database_url)
+    bad_cron = {**SCHEDULE_WORKFLOW, "trigger": {"type": "schedule", "cron": "61 * * * *"}}
+    bad_zone = {**SCHEDULE_WORKFLOW, "trigger": {"type": "schedule", "cron": "* * * * *", "timezone": "Mars/Base"}}
+    for body in (bad_cron, bad_zone):
+        resp = await gw.client.post("/api/workflows", json=body, headers=gw.auth(tenant_id))
+        assert resp.status == 422
+        error = (await resp.json())["error"]
+        assert error["code"] == "validation_error"
+        assert any(d["field"].startswith("trigger") for d in error["details"])
+    ok = await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=gw.auth(tenant_id))
+    assert ok.status == 201
+    assert (await ok.json())["data"]["webhook"] is None
+
+
+async def test_rollback_makes_version_1_current_under_a_new_number(gw: Gateway, database_url: str):
+    tenant_id = await tenant(database_url)
+    auth = gw.auth(tenant_id)
+    created = (await (await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)).json())["data"]
+    wid = created["id"]
+    v2 = {**SCHEDULE_WORKFLOW, "name": "every 5 minutes",
+          "trigger": {"type": "schedule", "interval_seconds": 300}}
+    put = await gw.client.put(f"/api/workflows/{wid}", json=v2, headers=auth)
+    assert put.status == 200
+    assert (await put.json())["data"]["version"] == 2
+
+    rolled = await gw.client.post(f"/api/workflows/{wid}/rollback", json={"version": 1}, headers=auth)
+    assert rolled.status == 200
+    data = (await rolled.json())["data"]
+    assert data["version"] == 3
+    assert data["name"] == SCHEDULE_WORKFLOW["name"]
+    assert data["trigger"]["cron"] == "0 * * * *"
+
+    history = (await (await gw.client.get(f"/api/workflows/{wid}/versions", headers=auth)).json())["data"]
+    assert [v["version"] for v in history] == [1, 2, 3]
+    assert [v["current"] for v in history] == [False, False, True]
+    assert history[1]["definition"]["name"] == "every 5 minutes"
+    assert history[2]["definition"] == history[0]["definition"]
+
+    missing = await gw.client.post(f"/api/workflows/{wid}/rollback", json={"version": 9}, headers=auth)
+    assert missing.status == 404
+
+
+async def test_patch_disables_and_delete_hides(gw: Gateway, database_url: str):
+    tenant_id = await tenant(database_url)
+    auth = gw.auth(tenant_id)
+    wid = (await (await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)).json())["data"]["id"]
+    patched = await gw.client.patch(f"/api/workflows/{wid}", json={"is_active": False}, headers=auth)
+    assert patched.status == 200
+    assert (await patched.json())["data"]["is_active"] is False
+    deleted = await gw.client.delete(f"/api/workflows/{wid}", headers=auth)
+    assert deleted.status == 200
+    assert (await gw.client.get(f"/api/workflows/{wid}", headers=auth)).status == 404
+    listed = (await (await gw.client.get("/api/workflows", headers=auth)).json())["data"]
+    assert listed == []
+
+
+async def test_cursor_pagination_walks_every_workflow_once(gw: Gateway, database_url: str):
+    tenant_id = await tenant(database_url)
+    auth = gw.auth(tenant_id)
+    created = set()
+    for i in range(5):
+        resp = await gw.client.post("/api/workflows", json={**SCHEDULE_WORKFLOW, "name": f"wf {i}"}, headers=auth)
+        created.add((await resp.json())["data"]["id"])
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
+        page = await (await gw.client.get("/api/workflows", params=params, headers=auth)).json()
+        seen += [w["id"] for w in page["data"]]
+        cursor = page["meta"]["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == 5 and set(seen) == created
+    bad = await gw.client.get("/api/workflows", params={"cursor": "!!!"}, headers=auth)
+    assert bad.status == 422
+
+
+async def test_every_change_reaches_the_change_stream_in_order(gw: Gateway, database_url: str, bus: Bus):
+    tenant_id = await tenant(database_url)
+    auth = gw.auth(tenant_id)
+    wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
+    await gw.client.patch(f"/api/workflows/{wid}", json={"is_active": False}, headers=auth)
+    await gw.client.post(f"/api/workflows/{wid}/webhook-secret", headers=auth)
+    await gw.client.delete(f"/api/workflows/{wid}", headers=auth)
+
+    async def four() -> bool:
+        return int((await bus.js.stream_info("WORKFLOW_CHANGES")).state.messages) >= 4
+
+    await wait_until(four, timeout=10, message="four change messages")
+    conn = await asyncpg.connect(database_url)
+    try:
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM outbox ORDER BY id")]
+        pending = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+    finally:
+        await conn.close()
+    assert pending == 0
+    changes = []
+    for seq in range(1, 5):
+        msg = await bus.js.get_msg("WORKFLOW_CHANGES", seq)
+        assert msg.headers is not None
+        assert msg.headers["Nats-Msg-Id"] == f"outbox:{ids[seq - 1]}"
+        assert msg.subject == f"workflows.changed.{tenant_id}.{wid}"
+        changes.append(WorkflowChanged.model_validate_json(msg.data or b""))
+    assert [c.change for c in changes] == ["created", "disabled", "secret_rotated", "deleted"]
+    assert changes[-1].deleted is True
+
+
+async def test_manual_run_publishes_a_manual_event(gw: Gateway, database_url: str, bus: Bus):
+    tenant_id = await tenant(database_url)
+    auth = gw.auth(tenant_id)
+    wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
+    resp = await gw.client.post(f"/api/workflows/{wid}/run", json={"payload": {"order_id": 7}},
+                                headers={**auth, "Idempotency-Key": "run-7"})
+    assert resp.status == 202
+    event_id = (await resp.json())["data"]["event_id"]
+    msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{wid}")
+    envelope = EventEnvelope.model_validate_json(msg.data or b"")
+    assert str(envelope.event_id) == event_id
+    assert envelope.trigger is Trigger.MANUAL and envelope.payload == {"order_id": 7}
+    again = await gw.client.post(f"/api/workflows/{wid}/run", json={"payload": {"order_id": 7}},
+                                 headers={**auth, "Idempotency-Key": "run-7"})
+    assert (await again.json())["data"] == {"event_id": event_id, "duplicate": True}
+
+
+async def test_dry_run_goes_to_the_executor_and_records_nothing(gw: Gateway, database_url: str, bus: Bus):
+    tenant_id = await tenant(database_url)
+    auth = gw.auth(tenant_id)
+    body = {"workflow": SCHEDULE_WORKFLOW, "payload": {"city": "Paris"}}
+
+    nobody = await gw.client.post("/api/workflows/dry-run", json=body, headers=auth)
+    assert nobody.status == 503 and "Retry-After" in nobody.headers
+
+    requests: list[dict[str, object]] = []
+
+    async def executor(msg: object) -> None:
+        requests.append(orjson.loads(msg.data))  # type: ignore[attr-defined]
+        await msg.respond(orjson.dumps({"status": "succeeded",  # type: ignore[attr-defined]
+                                        "output": {"status": 200, "token": "abc"},
+                                        "error": None, "duration_ms": 12}))
+
+    sub = await bus.nc.subscribe("svc.executor.dry_run", cb=executor)
+    try:
+        resp = await gw.client.post("/api/workflows/dry-run", json=body, headers=auth)
+    finally:
+        await sub.unsubscribe()
+    assert resp.status == 200
+    data = (await resp.json())["data"]
+    assert data["status"] == "succeeded" and data["duration_ms"] == 12
+    assert data["output"]["status"] == 200 and data["output"]["token"] != "abc"  # masked
+    assert requests[0]["tenant_id"] == str(tenant_id)
+    assert requests[0]["payload"] == {"city": "Paris"}
+    assert requests[0]["workflow"]["name"] == SCHEDULE_WORKFLOW["name"]  # type: ignore[index]
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM executions") == 0
+    finally:
+        await conn.close()
+
+
+async def test_unknown_tenant_in_token_is_refused(gw: Gateway):
+    resp = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=gw.auth(uuid.uuid4()))
+    assert resp.status == 403
+
+
+async def test_changing_the_trigger_type_manages_the_webhook_secret(gw: Gateway, database_url: str):
+    tenant_id = await tenant(database_url)
+    auth = gw.auth(tenant_id)
+    created = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]
+    wid, first_secret = created["id"], created["webhook"]["secret"]
+
+    to_schedule = await gw.client.put(f"/api/workflows/{wid}", json=SCHEDULE_WORKFLOW, headers=auth)
+    assert to_schedule.status == 200
+    assert (await to_schedule.json())["data"]["webhook"] is None
+    rotate = await gw.client.post(f"/api/workflows/{wid}/webhook-secret", headers=auth)
+    assert rotate.status == 409
+
+    back = await gw.client.post(f"/api/workflows/{wid}/rollback", json={"version": 1}, headers=auth)
+    data = (await back.json())["data"]
+    assert data["version"] == 3
+    assert data["webhook"]["secret"].startswith("whsec_") and data["webhook"]["secret"] != first_secret

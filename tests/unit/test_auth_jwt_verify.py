@@ -1,0 +1,140 @@
+"""The shared verifier (libs/common/auth) against a served JWKS: the refusal matrix, rotation, load."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from libs.common.auth import JwksVerifier, TokenError
+from services.auth.signing_keys import SigningKeyRing, key_from_pem
+from tests.helpers.auth_setup import bad_tokens, good_claims, new_signing_pem, sign
+from tests.helpers.wait import wait_until
+
+
+class JwksServer:
+    """A JWKS endpoint whose key set and latency the test controls; counts fetches."""
+
+    def __init__(self, pems: list[str]) -> None:
+        self.pems = pems
+        self.delay = 0.0
+        self.fetches = 0
+
+    async def handler(self, request: web.Request) -> web.Response:
+        self.fetches += 1
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        ring = SigningKeyRing([key_from_pem(p.encode(), "test") for p in self.pems])
+        return web.json_response(ring.jwks())
+
+
+@pytest.fixture
+async def jwks_server() -> AsyncIterator[tuple[JwksServer, str]]:
+    pem, _ = new_signing_pem()
+    state = JwksServer([pem])
+    app = web.Application()
+    app.router.add_get("/.well-known/jwks.json", state.handler)
+    server = TestServer(app)
+    await server.start_server()
+    yield state, str(server.make_url("/.well-known/jwks.json"))
+    await server.close()
+
+
+def _kid(pem: str) -> str:
+    return key_from_pem(pem.encode(), "t").kid
+
+
+def _public_raw(pem: str) -> bytes:
+    key = load_pem_private_key(pem.encode(), None)
+    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+async def test_valid_token_verifies(jwks_server: tuple[JwksServer, str]) -> None:
+    state, url = jwks_server
+    pem = state.pems[0]
+    claims = good_claims()
+    verifier = JwksVerifier(url, issuer="ipaas", audience="ipaas-api")
+    try:
+        verified = await verifier.verify(sign(claims, pem, _kid(pem)))
+    finally:
+        await verifier.close()
+    assert str(verified.user_id) == claims["sub"] and str(verified.tenant_id) == claims["tid"]
+
+
+async def test_every_bad_token_is_refused_with_a_clear_code(jwks_server: tuple[JwksServer, str]) -> None:
+    state, url = jwks_server
+    pem = state.pems[0]
+    verifier = JwksVerifier(url, issuer="ipaas", audience="ipaas-api", leeway=0)
+    try:
+        for name, (token, code) in bad_tokens(pem, _kid(pem), _public_raw(pem)).items():
+            with pytest.raises(TokenError) as info:
+                await verifier.verify(token)
+            assert info.value.code == code, name
+    finally:
+        await verifier.close()
+
+
+async def test_rotation_old_key_verifies_until_it_leaves_jwks(jwks_server: tuple[JwksServer, str]) -> None:
+    state, url = jwks_server
+    old_pem = state.pems[0]
+    new_pem, new_kid = new_signing_pem()
+    verifier = JwksVerifier(url, issuer="ipaas", audience="ipaas-api", cache_ttl=0.2, min_refresh_interval=0.1)
+    try:
+        old_token = sign(good_claims(), old_pem, _kid(old_pem))
+        await verifier.verify(old_token)
+        # Rotation: the new key is published next to the old one before it signs anything;
+        # verifiers pick it up when their cached JWKS goes stale (refreshed in the background).
+        state.pems = [old_pem, new_pem]
+        new_token = sign(good_claims(), new_pem, new_kid)
+
+        async def verifies(token: str) -> bool:
+            try:
+                await verifier.verify(token)
+            except TokenError:
+                return False
+            return True
+
+        await wait_until(lambda: verifies(new_token), timeout=5, message="new kid accepted")
+        assert await verifies(old_token), "old-key tokens still verify while the old key is published"
+        # The old key leaves the JWKS: once the cache refreshes, its tokens are refused.
+        state.pems = [new_pem]
+
+        async def old_refused() -> bool:
+            try:
+                await verifier.verify(old_token)
+            except TokenError as exc:
+                return exc.code == "unknown_key"
+            return False
+
+        await wait_until(old_refused, timeout=5, message="old key refused after leaving the JWKS")
+        assert await verifies(new_token)
+    finally:
+        await verifier.close()
+
+
+async def test_refresh_under_load_never_blocks_on_a_slow_jwks(jwks_server: tuple[JwksServer, str]) -> None:
+    state, url = jwks_server
+    pem = state.pems[0]
+    verifier = JwksVerifier(url, issuer="ipaas", audience="ipaas-api", cache_ttl=0.05, fetch_timeout=2.0)
+    token = sign(good_claims(), pem, _kid(pem))
+    try:
+        await verifier.verify(token)  # warm the cache
+        state.delay = 3.0  # every refresh from now on is slow
+        await asyncio.sleep(0.1)  # the cache is now stale: the next verify starts a refresh
+        started = time.monotonic()
+        verify: Callable[[], Any] = lambda: verifier.verify(token)  # noqa: E731
+        results = await asyncio.gather(*(verify() for _ in range(500)))
+        elapsed = time.monotonic() - started
+    finally:
+        await verifier.close()
+    assert len(results) == 500
+    # Served from the cached key while the slow refresh runs in the background.
+    assert elapsed < 1.0, f"verifies waited on the JWKS fetch ({elapsed:.2f}s)"
+    assert state.fetches <= 3, "concurrent verifies must share one refresh"

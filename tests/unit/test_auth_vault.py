@@ -1,0 +1,77 @@
+"""The vault's envelope encryption: bound to tenant and credential, re-wrappable, keyring rules."""
+
+from __future__ import annotations
+
+import base64
+import os
+import uuid
+
+import pytest
+
+from services.auth.signing_keys import KeyConfigError
+from services.auth.vault import DecryptError, KekRing, Sealed, parse_keks
+from tests.helpers.auth_setup import new_kek
+
+SECRET = {"webhook_url": "https://hooks.slack.com/services/T000/B000/planted-secret-value"}
+
+
+def ring(spec: str) -> KekRing:
+    return KekRing(parse_keks(spec))
+
+
+def test_round_trip_and_ciphertext_reveals_nothing() -> None:
+    keks = ring(new_kek("k1"))
+    tenant, cred = uuid.uuid4(), uuid.uuid4()
+    sealed = keks.encrypt(tenant, cred, SECRET)
+    assert sealed.kek_id == "k1"
+    assert b"planted-secret-value" not in sealed.ciphertext + sealed.wrapped_dek
+    assert keks.decrypt(tenant, cred, sealed) == SECRET
+    # A fresh data key and nonce each time.
+    again = keks.encrypt(tenant, cred, SECRET)
+    assert again.ciphertext != sealed.ciphertext and again.wrapped_dek != sealed.wrapped_dek
+
+
+def test_ciphertext_copied_to_another_tenant_or_credential_fails() -> None:
+    keks = ring(new_kek("k1"))
+    tenant, cred = uuid.uuid4(), uuid.uuid4()
+    sealed = keks.encrypt(tenant, cred, SECRET)
+    with pytest.raises(DecryptError):
+        keks.decrypt(uuid.uuid4(), cred, sealed)
+    with pytest.raises(DecryptError):
+        keks.decrypt(tenant, uuid.uuid4(), sealed)
+    # Swapping only the data layer from another credential of the same tenant fails too.
+    other = keks.encrypt(tenant, uuid.uuid4(), {"api_key": "x"})
+    with pytest.raises(DecryptError):
+        keks.decrypt(tenant, cred, Sealed(sealed.kek_id, sealed.wrapped_dek, other.ciphertext))
+    # A flipped bit fails.
+    flipped = bytearray(sealed.ciphertext)
+    flipped[-1] ^= 1
+    with pytest.raises(DecryptError):
+        keks.decrypt(tenant, cred, Sealed(sealed.kek_id, sealed.wrapped_dek, bytes(flipped)))
+
+
+def test_first_kek_encrypts_all_decrypt_and_rewrap_moves_to_the_first() -> None:
+    old_spec, new_spec = new_kek("old"), new_kek("new")
+    old_ring = ring(old_spec)
+    tenant, cred = uuid.uuid4(), uuid.uuid4()
+    sealed = old_ring.encrypt(tenant, cred, SECRET)
+    both = ring(f"{new_spec},{old_spec}")
+    assert both.decrypt(tenant, cred, sealed) == SECRET
+    assert both.encrypt(tenant, cred, SECRET).kek_id == "new"
+    moved = both.rewrap(tenant, cred, sealed)
+    assert moved.kek_id == "new" and moved.ciphertext == sealed.ciphertext
+    assert ring(new_spec).decrypt(tenant, cred, moved) == SECRET
+    with pytest.raises(DecryptError):
+        old_ring.decrypt(tenant, cred, moved)
+
+
+@pytest.mark.parametrize("spec", [
+    "nokid",
+    "k1:not base64!",
+    "k1:" + base64.b64encode(os.urandom(16)).decode(),  # AES-128 is refused
+    "bad kid:" + base64.b64encode(os.urandom(32)).decode(),
+    "",
+])
+def test_bad_keyring_config_is_refused(spec: str) -> None:
+    with pytest.raises(KeyConfigError):
+        KekRing(parse_keks(spec))

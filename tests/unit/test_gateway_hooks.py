@@ -1,0 +1,147 @@
+"""Pure logic of webhook ingest: signatures, the per-tenant bucket, the look-up cache, the envelope."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from libs.common.models.events import EventEnvelope, Trigger
+from services.gateway.hooks.cache import WebhookTarget, WorkflowCache
+from services.gateway.hooks.ingest import envelope_bytes, payload_json, sender_key
+from services.gateway.hooks.ratelimit import TenantRateLimiter
+from services.gateway.hooks.signature import SignatureError, new_secret, secret_key, verify
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_signature_from_the_official_library_verifies_and_tampering_does_not():
+    secret = new_secret()
+    at = datetime.now(UTC)
+    sig = Webhook(secret).sign("msg_1", at, '{"a":1}')
+    ts = str(int(at.timestamp()))
+    keys = (secret_key(secret),)
+    verify(keys, "msg_1", ts, sig, b'{"a":1}', now=at.timestamp(), tolerance=300)
+    for msg_id, body, now in (("msg_2", b'{"a":1}', at.timestamp()), ("msg_1", b'{"a":2}', at.timestamp()),
+                              ("msg_1", b'{"a":1}', at.timestamp() + 301),
+                              ("msg_1", b'{"a":1}', at.timestamp() - 301)):
+        with pytest.raises(SignatureError):
+            verify(keys, msg_id, ts, sig, body, now=now, tolerance=300)
+    with pytest.raises(SignatureError):
+        verify(keys, "msg_1", ts, "v2," + sig[3:], b'{"a":1}', now=at.timestamp(), tolerance=300)
+    with pytest.raises(SignatureError):
+        verify(keys, "msg_1", "12abc", sig, b'{"a":1}', now=at.timestamp(), tolerance=300)
+
+
+def test_any_of_several_signatures_and_any_valid_key_is_enough():
+    old, new = new_secret(), new_secret()
+    at = datetime.now(UTC)
+    ts = str(int(at.timestamp()))
+    header = f"v1,bm9wZQ== v1,!!! {Webhook(old).sign('m', at, 'x')}"
+    verify((secret_key(new), secret_key(old)), "m", ts, header, b"x", now=at.timestamp(), tolerance=300)
+    with pytest.raises(SignatureError):
+        verify((secret_key(new),), "m", ts, header, b"x", now=at.timestamp(), tolerance=300)
+
+
+def test_previous_key_expires():
+    target = WebhookTarget(uuid.uuid4(), uuid.uuid4(), 1, b"new", b"old", prev_until=2000.0)
+    assert target.keys(1999.0) == (b"new", b"old")
+    assert target.keys(2000.5) == (b"new",)
+
+
+def test_token_bucket_is_per_tenant_and_refills():
+    clock = Clock()
+    limiter = TenantRateLimiter(rate=2.0, burst=3, clock=clock)
+    assert [limiter.acquire("a") for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = limiter.acquire("a")
+    assert wait == pytest.approx(0.5)
+    assert limiter.acquire("b") == 0.0
+    clock.now += 0.5
+    assert limiter.acquire("a") == 0.0
+    clock.now += 100
+    assert [limiter.acquire("a") for _ in range(4)][-1] > 0  # never more than the burst
+
+
+def test_bucket_table_is_bounded():
+    limiter = TenantRateLimiter(rate=1.0, burst=1, max_tenants=10, clock=Clock())
+    for i in range(1000):
+        limiter.acquire(i)
+    assert len(limiter._buckets) == 10
+
+
+async def test_cache_serves_warm_entries_without_loading_and_shares_one_load():
+    clock = Clock()
+    loads: list[uuid.UUID] = []
+    gate = asyncio.Event()
+    wid = uuid.uuid4()
+    target = WebhookTarget(wid, uuid.uuid4(), 1, b"k", None, 0.0)
+
+    async def loader(workflow_id: uuid.UUID) -> WebhookTarget | None:
+        loads.append(workflow_id)
+        await gate.wait()
+        return target if workflow_id == wid else None
+
+    cache = WorkflowCache(loader, ttl=5, negative_ttl=1, max_entries=100, clock=clock)
+    waiters = [asyncio.create_task(cache.get(wid)) for _ in range(20)]
+    await asyncio.sleep(0)
+    gate.set()
+    assert all(r is target for r in await asyncio.gather(*waiters))
+    assert len(loads) == 1
+    assert await cache.get(wid) is target and len(loads) == 1
+    clock.now += 6
+    assert await cache.get(wid) is target and len(loads) == 2
+    cache.invalidate(wid)
+    await cache.get(wid)
+    assert len(loads) == 3
+    unknown = uuid.uuid4()
+    assert await cache.get(unknown) is None and await cache.get(unknown) is None
+    assert loads.count(unknown) == 1  # negative entries are cached too
+    clock.now += 1.5
+    await cache.get(unknown)
+    assert loads.count(unknown) == 2
+
+
+async def test_invalidation_during_a_load_is_not_lost():
+    gate = asyncio.Event()
+    wid = uuid.uuid4()
+    calls = 0
+
+    async def loader(workflow_id: uuid.UUID) -> WebhookTarget | None:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+        return WebhookTarget(wid, uuid.uuid4(), calls, b"k", None, 0.0)
+
+    cache = WorkflowCache(loader, ttl=60, negative_ttl=1, max_entries=100)
+    task = asyncio.create_task(cache.get(wid))
+    await asyncio.sleep(0)
+    cache.invalidate(wid)  # the row changed while the old one was being read
+    gate.set()
+    await task
+    fresh = await cache.get(wid)
+    assert fresh is not None and fresh.version == 2
+
+
+def test_envelope_splices_the_raw_payload_and_parses_as_the_contract_model():
+    wid, tid, eid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for body, expected in ((b'{"big": 123456789012345678901234567890}', {"big": 123456789012345678901234567890}),
+                           (b"", None), (b"  ", None), (b"[1, 2]", [1, 2])):
+        data = envelope_bytes(event_id=eid, dedup_key="k", tenant_id=tid, workflow_id=wid, version=3,
+                              trigger="webhook", payload_json=payload_json(body, "application/json"))
+        env = EventEnvelope.model_validate_json(data)
+        assert env.payload == expected and env.workflow_version == 3 and env.trigger is Trigger.WEBHOOK
+
+
+def test_sender_keys_cannot_enter_the_schedule_namespace():
+    assert sender_key("sched:abc:1:2026") == "ext:sched:abc:1:2026"
+    assert sender_key("msg_1") == "msg_1"
+    assert sender_key(None) is None
