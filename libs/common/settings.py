@@ -65,7 +65,7 @@ class ServiceSettings(BaseSettings):
 
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     service_name: str = Field(default="ipaas", validation_alias="OTEL_SERVICE_NAME")
-    dev_mode: bool = False
+    dev_mode: bool = Field(default=False, validation_alias="IPAAS_DEV_MODE")
     nats: NatsSettings = Field(default_factory=NatsSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)

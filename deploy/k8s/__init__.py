@@ -1,0 +1,1 @@
+"""Kubernetes manifests (kustomize base + overlays) and their offline validator."""

@@ -1,0 +1,201 @@
+"""Checks across manifests: selectors find pods, ports line up, references resolve,
+and every piece the platform needs is declared."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from deploy.k8s.checks import ident
+from deploy.k8s.render import Resource, pod_spec
+
+# Deployments the platform needs, with their minimum replica count.
+REQUIRED_DEPLOYMENTS = {"gateway": 1, "auth": 1, "scheduler": 2, "executor": 1, "otel-collector": 1}
+MIGRATE_MODULE = "libs.common.db.migrate"
+# Services that come from outside the kustomization (the NATS Helm chart).
+EXTERNAL_SERVICES = {"nats": {4222, 8222}}
+
+
+def _of(resources: list[Resource], kind: str) -> list[Resource]:
+    return [r for r in resources if r.get("kind") == kind]
+
+
+def _name(res: Resource) -> str:
+    return str(res.get("metadata", {}).get("name"))
+
+
+def _labels(dep: Resource) -> dict[str, Any]:
+    return dict((dep["spec"]["template"].get("metadata") or {}).get("labels") or {})
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _ports_of(dep: Resource) -> tuple[set[str], set[int]]:
+    names: set[str] = set()
+    numbers: set[int] = set()
+    for c in (pod_spec(dep) or {}).get("containers", []):
+        for p in c.get("ports") or []:
+            names.add(p.get("name", ""))
+            numbers.add(int(p["containerPort"]))
+    return names, numbers
+
+
+def check_services(resources: list[Resource]) -> list[str]:
+    problems: list[str] = []
+    deployments = _of(resources, "Deployment")
+    for svc in _of(resources, "Service"):
+        selector = svc.get("spec", {}).get("selector") or {}
+        targets = [d for d in deployments if _selects(selector, _labels(d))]
+        if not targets:
+            problems.append(f"{ident(svc)}: selector {selector} matches no Deployment's pods")
+            continue
+        names, numbers = set[str](), set[int]()
+        for d in targets:
+            n, p = _ports_of(d)
+            names |= n
+            numbers |= p
+        for port in svc["spec"].get("ports") or []:
+            target = port.get("targetPort", port.get("port"))
+            if isinstance(target, str) and target not in names or isinstance(target, int) and target not in numbers:
+                problems.append(f"{ident(svc)}: targetPort {target} is not a port of {_name(targets[0])}")
+    return problems
+
+
+def check_budgets(resources: list[Resource]) -> list[str]:
+    problems: list[str] = []
+    deployments = _of(resources, "Deployment")
+    covered: set[str] = set()
+    for pdb in _of(resources, "PodDisruptionBudget"):
+        spec = pdb.get("spec", {})
+        if ("minAvailable" in spec) == ("maxUnavailable" in spec):
+            problems.append(f"{ident(pdb)}: set exactly one of minAvailable and maxUnavailable")
+        selector = (spec.get("selector") or {}).get("matchLabels") or {}
+        targets = [d for d in deployments if _selects(selector, _labels(d))]
+        if not targets:
+            problems.append(f"{ident(pdb)}: selector matches no Deployment")
+        for d in targets:
+            covered.add(_name(d))
+            min_available = spec.get("minAvailable")
+            if isinstance(min_available, int) and min_available >= int(d["spec"].get("replicas", 1)):
+                problems.append(f"{ident(pdb)}: minAvailable {min_available} blocks every eviction of "
+                                f"{_name(d)} ({d['spec'].get('replicas', 1)} replicas)")
+    problems.extend(f"Deployment/{name}: no PodDisruptionBudget"
+                    for name in ("gateway", "auth", "scheduler", "executor") if name not in covered)
+    return problems
+
+
+def check_scaling(resources: list[Resource]) -> list[str]:
+    problems: list[str] = []
+    deployments = {_name(d) for d in _of(resources, "Deployment")}
+    scaled = _of(resources, "ScaledObject")
+    for so in scaled:
+        spec = so.get("spec", {})
+        target = (spec.get("scaleTargetRef") or {}).get("name")
+        if target not in deployments:
+            problems.append(f"{ident(so)}: scaleTargetRef {target} is not a Deployment")
+        if int(spec.get("minReplicaCount", 0)) > int(spec.get("maxReplicaCount", 100)):
+            problems.append(f"{ident(so)}: minReplicaCount exceeds maxReplicaCount")
+        for trig in spec.get("triggers") or []:
+            meta = trig.get("metadata") or {}
+            if trig.get("type") == "nats-jetstream":
+                missing = [k for k in ("natsServerMonitoringEndpoint", "stream", "consumer", "lagThreshold")
+                           if not meta.get(k)]
+                if missing:
+                    problems.append(f"{ident(so)}: nats-jetstream trigger lacks {missing}")
+    if not any((s["spec"].get("scaleTargetRef") or {}).get("name") == "executor"
+               and any(t.get("type") == "nats-jetstream" and (t.get("metadata") or {}).get("stream") == "EVENTS"
+                       and (t.get("metadata") or {}).get("consumer") == "executor"
+                       for t in s["spec"].get("triggers") or [])
+               for s in scaled):
+        problems.append("ScaledObject: the executor must scale on the lag of consumer 'executor' of stream EVENTS")
+    return problems
+
+
+def check_policies(resources: list[Resource]) -> list[str]:
+    problems: list[str] = []
+    pods = [_labels(d) for d in _of(resources, "Deployment")]
+    for pol in _of(resources, "NetworkPolicy"):
+        selector = (pol.get("spec", {}).get("podSelector") or {}).get("matchLabels") or {}
+        if selector and not any(_selects(selector, labels) for labels in pods):
+            problems.append(f"{ident(pol)}: podSelector {selector} matches no pods")
+    if not _of(resources, "NetworkPolicy"):
+        problems.append("NetworkPolicy: none declared")
+    return problems
+
+
+def check_references(resources: list[Resource]) -> tuple[list[str], set[str]]:
+    """ConfigMaps must exist; Secrets may be external (returned so they can be listed)."""
+    problems: list[str] = []
+    configmaps = {_name(c) for c in _of(resources, "ConfigMap")}
+    clusters = {_name(c) for c in _of(resources, "Cluster")}
+    secrets: set[str] = set()
+    for res in resources:
+        spec = pod_spec(res)
+        if spec is None:
+            continue
+        refs: list[tuple[str, str]] = []
+        for vol in spec.get("volumes") or []:
+            if "configMap" in vol:
+                refs.append(("ConfigMap", vol["configMap"]["name"]))
+            if "secret" in vol:
+                refs.append(("Secret", vol["secret"]["secretName"]))
+        for c in spec.get("containers") or []:
+            for src in c.get("envFrom") or []:
+                refs += [("ConfigMap", src["configMapRef"]["name"])] if "configMapRef" in src else []
+                refs += [("Secret", src["secretRef"]["name"])] if "secretRef" in src else []
+            for var in c.get("env") or []:
+                ref = var.get("valueFrom") or {}
+                refs += [("ConfigMap", ref["configMapKeyRef"]["name"])] if "configMapKeyRef" in ref else []
+                refs += [("Secret", ref["secretKeyRef"]["name"])] if "secretKeyRef" in ref else []
+        for kind, name in refs:
+            if kind == "ConfigMap" and name not in configmaps:
+                problems.append(f"{ident(res)}: ConfigMap {name} is not declared")
+            if kind == "Secret":
+                secrets.add(name)
+                if name.endswith("-app") and name.removesuffix("-app") not in clusters:
+                    problems.append(f"{ident(res)}: Secret {name} would come from a CNPG Cluster "
+                                    f"{name.removesuffix('-app')}, which is not declared")
+    return problems, secrets
+
+
+def check_urls(resources: list[Resource]) -> list[str]:
+    """URLs in ConfigMaps that name an in-cluster Service must hit one of its ports."""
+    problems: list[str] = []
+    ports = {_name(s): {int(p["port"]) for p in s["spec"].get("ports") or []} for s in _of(resources, "Service")}
+    ports |= EXTERNAL_SERVICES
+    for cm in _of(resources, "ConfigMap"):
+        for key, value in (cm.get("data") or {}).items():
+            if not (key.endswith(("_URL", "_ENDPOINT")) and "://" in str(value)):
+                continue
+            parts = urlsplit(str(value))
+            host = (parts.hostname or "").split(".")[0]
+            if "." in (parts.hostname or "") or host in ("127", "localhost"):
+                continue
+            if host not in ports:
+                problems.append(f"{ident(cm)}: {key} names Service {host}, which is not declared")
+            elif parts.port is not None and parts.port not in ports[host]:
+                problems.append(f"{ident(cm)}: {key} uses port {parts.port}, "
+                                f"Service {host} serves {sorted(ports[host])}")
+    return problems
+
+
+def check_required(resources: list[Resource]) -> list[str]:
+    problems: list[str] = []
+    deployments = {_name(d): d for d in _of(resources, "Deployment")}
+    for name, minimum in REQUIRED_DEPLOYMENTS.items():
+        dep = deployments.get(name)
+        if dep is None:
+            problems.append(f"Deployment/{name}: missing")
+        elif int(dep["spec"].get("replicas", 1)) < minimum:
+            problems.append(f"Deployment/{name}: needs at least {minimum} replicas")
+    services = {_name(s) for s in _of(resources, "Service")}
+    problems.extend(f"Service/{name}: missing" for name in ("gateway", "auth") if name not in services)
+    jobs = [" ".join(str(x) for c in (pod_spec(j) or {}).get("containers", []) for x in c.get("command") or [])
+            for j in _of(resources, "Job")]
+    if not any(MIGRATE_MODULE in cmd for cmd in jobs):
+        problems.append(f"Job: none runs python -m {MIGRATE_MODULE}")
+    if not _of(resources, "Cluster"):
+        problems.append("Cluster: no CloudNativePG cluster declared")
+    return problems

@@ -1,0 +1,121 @@
+"""Offline validation of the Kubernetes manifests (``make k8s-validate``).
+
+Renders every overlay under ``deploy/k8s/overlays`` (and the base) without
+kustomize or a cluster, then checks each manifest and the links between them,
+plus the NATS Helm values.  Exit status 0 means no problem was found.
+
+    python -m deploy.k8s.validate                 # check everything
+    python -m deploy.k8s.validate --print prod    # print the rendered prod overlay as YAML
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deploy.k8s import checks, links
+from deploy.k8s.render import RenderError, Resource, render
+
+K8S_DIR = Path(__file__).resolve().parent
+NATS_VALUES = K8S_DIR / "nats" / "values.yaml"
+
+
+def validate_resources(resources: list[Resource], *, overlay: bool) -> tuple[list[str], set[str]]:
+    """All problems in one rendered set, and the Secrets it expects to exist outside it."""
+    problems = checks.check_identity(resources, require_namespace=overlay)
+    for res in resources:
+        problems += checks.check_workload(res, pinned_images=overlay)
+    problems += links.check_services(resources)
+    problems += links.check_budgets(resources)
+    problems += links.check_scaling(resources)
+    problems += links.check_policies(resources)
+    problems += links.check_urls(resources)
+    problems += links.check_required(resources)
+    ref_problems, secrets = links.check_references(resources)
+    return problems + ref_problems, secrets
+
+
+def validate_nats_values(values: dict[str, Any], resources: list[Resource] | None = None) -> list[str]:
+    problems: list[str] = []
+    config = values.get("config") or {}
+    js = config.get("jetstream") or {}
+    cluster = config.get("cluster") or {}
+    if not js.get("enabled"):
+        problems.append("nats values: config.jetstream.enabled must be true")
+    file_store = js.get("fileStore") or {}
+    if not file_store.get("enabled") or not (file_store.get("pvc") or {}).get("enabled"):
+        problems.append("nats values: JetStream needs a file store on a persistent volume")
+    if not cluster.get("enabled") or int(cluster.get("replicas", 1)) < 3:
+        problems.append("nats values: a cluster of at least 3 servers is needed for R3 streams")
+    monitor = config.get("monitor") or {}
+    if not monitor.get("enabled"):
+        problems.append("nats values: the monitoring endpoint must be enabled (KEDA reads consumer lag there)")
+    port = int(monitor.get("port", 8222))
+    for so in [r for r in resources or [] if r.get("kind") == "ScaledObject"]:
+        for trig in so["spec"].get("triggers") or []:
+            endpoint = str((trig.get("metadata") or {}).get("natsServerMonitoringEndpoint", ""))
+            if endpoint and not endpoint.endswith(f":{port}"):
+                problems.append(f"{checks.ident(so)}: monitoring endpoint {endpoint} is not on port {port}")
+    return problems
+
+
+def overlays(root: Path = K8S_DIR) -> list[Path]:
+    return sorted(p for p in (root / "overlays").iterdir() if (p / "kustomization.yaml").is_file())
+
+
+def validate_all(root: Path = K8S_DIR) -> dict[str, list[str]]:
+    """Problems per target ("base", "overlays/dev", ...); every list empty means all is well."""
+    report: dict[str, list[str]] = {}
+    try:
+        values = yaml.safe_load(NATS_VALUES.read_text(encoding="utf-8")) if NATS_VALUES.is_file() else None
+    except yaml.YAMLError as exc:
+        values, report["nats"] = None, [f"nats values: {exc}"]
+    if values is None:
+        report.setdefault("nats", []).append(f"nats values: {NATS_VALUES.name} is missing or empty")
+    for target, is_overlay in [(root / "base", False), *((o, True) for o in overlays(root))]:
+        label = str(target.relative_to(root))
+        try:
+            resources = render(target)
+        except RenderError as exc:
+            report[label] = [f"render: {exc}"]
+            continue
+        problems, _ = validate_resources(resources, overlay=is_overlay)
+        if values is not None and is_overlay:
+            problems += validate_nats_values(values, resources)
+        report[label] = problems
+    if len(overlays(root)) < 2:
+        report.setdefault("overlays", []).append("expected at least two overlays (dev, prod)")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--print", dest="show", metavar="OVERLAY", help="print the rendered overlay and exit")
+    args = parser.parse_args(argv)
+    if args.show:
+        try:
+            resources = render(K8S_DIR / "overlays" / args.show)
+        except RenderError as exc:
+            sys.stderr.write(f"{exc}\n")
+            return 1
+        sys.stdout.write(yaml.safe_dump_all(resources, sort_keys=False))
+        return 0
+    report = validate_all()
+    failed = False
+    for target, problems in report.items():
+        if problems:
+            failed = True
+            print(f"{target}: {len(problems)} problem(s)")
+            for p in problems:
+                print(f"  - {p}")
+        else:
+            print(f"{target}: ok")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

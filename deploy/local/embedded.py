@@ -1,0 +1,80 @@
+"""The embedded NATS and Postgres that ``make up`` runs when ``NATS_URL`` / ``DATABASE_URL`` are unset.
+
+Data lives under the local directory (``nats/`` and ``pg/``), so a restart keeps
+every stream, message and row.  An external server is never touched: when the
+URL is set, it is used as it is and nothing is started.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from deploy.local.config import LauncherConfig
+from deploy.local.infra import NatsServer, PostgresServer
+from deploy.local.ports import PortPicker
+
+Announce = Callable[[str], None]
+
+
+@dataclass
+class Infrastructure:
+    """What the services connect to, and the embedded servers we own (if any)."""
+
+    nats_url: str = ""
+    database_url: str = ""
+    nats: NatsServer | None = None
+    postgres: PostgresServer | None = None
+    owned: list[tuple[str, int]] = field(default_factory=list)
+
+    def start(self, config: LauncherConfig, picker: PortPicker, announce: Announce) -> None:
+        """Start what is missing (blocking; called before the event loop runs)."""
+        if config.nats_url:
+            self.nats_url = config.nats_url
+            announce("using NATS at NATS_URL (not starting an embedded server)")
+        else:
+            port = picker.pick("embedded NATS", config.nats_port)
+            self.nats = NatsServer(config.local_dir / "nats", port)
+            self.nats.start(timeout=30)
+            self.nats_url = self.nats.url
+            self._own("nats-server", self.nats.pid)
+            announce(f"embedded NATS (JetStream) on {self.nats_url}, data in {config.local_dir / 'nats'}")
+        if config.database_url:
+            self.database_url = config.database_url
+            announce("using Postgres at DATABASE_URL (not starting an embedded server)")
+        else:
+            port = picker.pick("embedded Postgres", config.pg_port)
+            self.postgres = PostgresServer(config.local_dir / "pg", port, durable=True)
+            self.postgres.start(timeout=60)
+            self.database_url = self.postgres.dsn(config.database)
+            self._own("postgres", self.postgres.pid)
+            announce(f"embedded Postgres on 127.0.0.1:{port}, data in {config.local_dir / 'pg'}")
+
+    def _own(self, name: str, pid: int | None) -> None:
+        if pid is not None:
+            self.owned.append((name, pid))
+
+    async def ensure_database(self, name: str) -> bool:
+        """Create the application database in the embedded Postgres if it is missing."""
+        if self.postgres is None:
+            return False
+        conn = await asyncpg.connect(self.postgres.dsn("postgres"))
+        try:
+            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
+            if exists:
+                return False
+            await conn.execute(f'CREATE DATABASE "{name}"')
+            return True
+        finally:
+            await conn.close()
+
+    def stop(self, announce: Announce) -> None:
+        """Postgres first (it checkpoints), then NATS (it flushes its streams)."""
+        if self.postgres is not None and self.postgres.pid is not None:
+            announce("stopping embedded Postgres")
+            self.postgres.stop(timeout=30)
+        if self.nats is not None and self.nats.pid is not None:
+            announce("stopping embedded NATS")
+            self.nats.stop(timeout=30)

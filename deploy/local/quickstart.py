@@ -1,0 +1,116 @@
+"""The quick-start ``make up`` prints, and the two small helpers it uses.
+
+``python -m deploy.local.quickstart get data.id`` reads a JSON document on stdin
+and prints the value at a dotted path.  ``python -m deploy.local.quickstart sign
+SECRET MSG_ID TIMESTAMP BODY`` prints a Standard Webhooks ``webhook-signature``
+header value (``v1,<base64 HMAC-SHA256>`` over ``id.timestamp.body``, keyed by
+the base64 part of the ``whsec_`` secret).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from deploy.local.config import REPO_ROOT
+from deploy.local.state import redact_url
+
+
+def sign(secret: str, msg_id: str, timestamp: str, body: str) -> str:
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def get_path(document: Any, path: str) -> Any:
+    value = document
+    for part in path.split("."):
+        if isinstance(value, list):
+            value = value[int(part)]
+        elif isinstance(value, dict):
+            value = value[part]
+        else:
+            raise KeyError(path)
+    return value
+
+
+def python_command() -> str:
+    exe = Path(sys.executable)
+    try:
+        return str(exe.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(exe)
+
+
+def banner(urls: dict[str, str], *, nats_url: str, database_url: str, local_dir: Path) -> str:
+    lines = ["", "ipaas is up.", ""]
+    width = max(len(n) for n in [*urls, "Postgres"])
+    lines += [f"  {name.ljust(width)}  {url}" for name, url in urls.items()]
+    lines += [f"  {'NATS'.ljust(width)}  {redact_url(nats_url)}",
+              f"  {'Postgres'.ljust(width)}  {redact_url(database_url)}",
+              f"  data in {local_dir} (make clean wipes it)", ""]
+    api = urls.get("gateway")
+    if api is None or "auth" not in urls:
+        lines.append("(the gateway or auth service is not built yet: no quick-start)")
+        return "\n".join(lines)
+    py = python_command()
+    workflow = json.dumps({
+        "name": "hello",
+        "trigger": {"type": "webhook"},
+        "action": {"type": "http_request",
+                   "config": {"method": "POST", "url": "https://httpbin.org/post",
+                              "body": {"order": "{{ payload.order_id }}"}}},
+    })
+    lines += [
+        "Quick start (from the repository root, with curl):",
+        "",
+        f"  API={api}",
+        "  CREDS='{\"email\": \"dev@example.com\", \"password\": \"correct-horse-battery\"}'",
+        "  curl -s -X POST $API/api/auth/register -H 'Content-Type: application/json' -d \"$CREDS\"; echo",
+        "  TOKEN=$(curl -s -X POST $API/api/auth/login -H 'Content-Type: application/json' -d \"$CREDS\" \\",
+        f"          | {py} -m deploy.local.quickstart get data.access_token)",
+        "  WF=$(curl -s -X POST $API/api/workflows -H \"Authorization: Bearer $TOKEN\" \\",
+        f"          -H 'Content-Type: application/json' -d '{workflow}')",
+        f"  WF_ID=$(echo \"$WF\" | {py} -m deploy.local.quickstart get data.id)",
+        f"  SECRET=$(echo \"$WF\" | {py} -m deploy.local.quickstart get data.webhook.secret)",
+        "  BODY='{\"order_id\": 42}'; MSG_ID=msg_$(date +%s%N); TS=$(date +%s)",
+        f"  SIG=$({py} -m deploy.local.quickstart sign \"$SECRET\" \"$MSG_ID\" \"$TS\" \"$BODY\")",
+        "  curl -s -X POST $API/hooks/$WF_ID -H \"webhook-id: $MSG_ID\" -H \"webhook-timestamp: $TS\" \\",
+        "          -H \"webhook-signature: $SIG\" -H 'Content-Type: application/json' -d \"$BODY\"; echo",
+        "  sleep 1; curl -s \"$API/api/executions?workflow_id=$WF_ID\" -H \"Authorization: Bearer $TOKEN\"; echo",
+        "",
+        "Press Ctrl-C to stop everything.",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "get":
+        try:
+            value = get_path(json.load(sys.stdin), argv[1])
+        except (ValueError, KeyError, IndexError) as exc:
+            sys.stderr.write(f"no value at {argv[1]}: {exc}\n")
+            return 1
+        sys.stdout.write((value if isinstance(value, str) else json.dumps(value)) + os.linesep)
+        return 0
+    if len(argv) == 5 and argv[0] == "sign":
+        try:
+            signature = sign(*argv[1:])
+        except ValueError:
+            sys.stderr.write("the secret must be whsec_ followed by base64\n")
+            return 1
+        sys.stdout.write(signature + os.linesep)
+        return 0
+    sys.stderr.write("usage: python -m deploy.local.quickstart get PATH < doc.json\n"
+                     "       python -m deploy.local.quickstart sign SECRET MSG_ID TIMESTAMP BODY\n")
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,74 @@
+"""Which service instances ``make up`` runs, on which ports, with which environment."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from deploy.local.config import REPO_ROOT, SERVICE_MODULES, LauncherConfig
+from deploy.local.ports import PortPicker
+from deploy.local.supervisor import ProcessSpec
+
+
+def service_exists(name: str, root: Path = REPO_ROOT) -> bool:
+    """A service is started once its package has a ``__main__.py``."""
+    return (root / "services" / name / "__main__.py").is_file()
+
+
+def _instances(config: LauncherConfig) -> list[tuple[str, str, int]]:
+    """(service, instance name, preferred port) in start order."""
+    out: list[tuple[str, str, int]] = []
+    for service in config.services:
+        if service == "auth":
+            out.append(("auth", "auth", config.auth_port))
+        elif service == "gateway":
+            out.append(("gateway", "gateway", config.gateway_port))
+        elif service == "scheduler":
+            out += [("scheduler", f"scheduler-{i}", p) for i, p in enumerate(config.scheduler_ports, 1)]
+        elif service == "executor":
+            out += [("executor", f"executor-{i}", p) for i, p in enumerate(config.executor_ports, 1)]
+    return out
+
+
+def service_env(config: LauncherConfig, *, service: str, instance: str, port: int, nats_url: str,
+                database_url: str, auth_url: str) -> dict[str, str]:
+    """The environment of one instance: the caller's, plus what wires it to the local platform."""
+    env = {k: v for k, v in config.passthrough_env.items() if not k.startswith("IPAAS_LOCAL_")}
+    env.update({
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "IPAAS_HTTP_HOST": config.host,
+        "IPAAS_HTTP_PORT": str(port),
+        "IPAAS_DEV_MODE": "true",
+        "LOG_LEVEL": config.log_level,
+        "OTEL_SERVICE_NAME": service,
+        "OTEL_RESOURCE_ATTRIBUTES": f"service.instance.id={instance}",
+        "IPAAS_AUTH_URL": auth_url,
+        "IPAAS_JWKS_URL": f"{auth_url}/.well-known/jwks.json",
+        "IPAAS_AUTH_DEV_KEYS_DIR": str(config.keys_dir),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": str(REPO_ROOT),
+    })
+    return env
+
+
+def plan(config: LauncherConfig, picker: PortPicker, *, nats_url: str, database_url: str,
+         root: Path = REPO_ROOT) -> tuple[list[ProcessSpec], list[str]]:
+    """Specs for every instance whose service exists, and the names of services that do not exist yet."""
+    missing = [s for s in config.services if not service_exists(s, root)]
+    chosen = [(s, i, p) for s, i, p in _instances(config) if s not in missing]
+    ports = {instance: picker.pick(instance, preferred) for _, instance, preferred in chosen}
+    auth_port = ports.get("auth", config.auth_port)
+    auth_url = f"http://{config.host}:{auth_port}"
+    specs = [
+        ProcessSpec(
+            name=instance,
+            argv=(sys.executable, "-m", SERVICE_MODULES[service]),
+            env=service_env(config, service=service, instance=instance, port=ports[instance],
+                            nats_url=nats_url, database_url=database_url, auth_url=auth_url),
+            cwd=str(root),
+            port=ports[instance],
+        )
+        for service, instance, _ in chosen
+    ]
+    return specs, missing

@@ -1,0 +1,234 @@
+"""The Kubernetes manifests render and validate offline, and the validator catches real mistakes."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy.k8s import validate
+from deploy.k8s.render import RenderError, json6902, render, strategic_merge
+
+K8S = validate.K8S_DIR
+Resources = list[dict[str, Any]]
+
+
+def _get(resources: Resources, kind: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name)
+    return found
+
+
+@pytest.fixture(scope="module")
+def prod() -> Resources:
+    return render(K8S / "overlays" / "prod")
+
+
+def test_every_overlay_and_the_base_validate_cleanly() -> None:
+    report = validate.validate_all()
+    assert {"base", "overlays/dev", "overlays/prod"} <= set(report)
+    assert report == {target: [] for target in report}
+    assert validate.main([]) == 0
+
+
+def test_prod_overlay_renders_namespace_images_replicas_and_patches(prod: Resources) -> None:
+    assert all(r["metadata"].get("namespace") == "ipaas" for r in prod if r["kind"] != "Namespace")
+    deployments = {r["metadata"]["name"]: r for r in prod if r["kind"] == "Deployment"}
+    assert {"gateway", "auth", "scheduler", "executor", "otel-collector"} <= set(deployments)
+    assert deployments["gateway"]["spec"]["replicas"] == 3
+    assert deployments["scheduler"]["spec"]["replicas"] == 2
+    gw = deployments["gateway"]["spec"]["template"]["spec"]["containers"][0]
+    assert gw["image"] == "registry.example.com/ipaas/ipaas:0.1.0"
+    assert gw["resources"]["requests"]["cpu"] == "500m"
+    assert gw["readinessProbe"]["httpGet"]["path"] == "/health/ready"  # the patch merged, did not replace
+    ex = deployments["executor"]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in ex["env"]}
+    assert env["IPAAS_EXECUTOR_MAX_IN_FLIGHT"]["value"] == "512"
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ipaas-pg-app", "key": "uri"}
+    so = _get(prod, "ScaledObject", "executor")
+    trigger = so["spec"]["triggers"][0]
+    assert trigger["type"] == "nats-jetstream"
+    assert trigger["metadata"]["stream"] == "EVENTS" and trigger["metadata"]["consumer"] == "executor"
+    assert trigger["metadata"]["natsServerMonitoringEndpoint"] == "nats.ipaas.svc.cluster.local:8222"
+    assert _get(prod, "Cluster", "ipaas-pg")["spec"]["storage"]["size"] == "100Gi"
+    job = _get(prod, "Job", "ipaas-migrate")
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "libs.common.db.migrate"]
+
+
+def test_dev_overlay_differs_where_it_should() -> None:
+    dev = render(K8S / "overlays" / "dev")
+    assert _get(dev, "ConfigMap", "ipaas-config")["data"]["LOG_LEVEL"] == "DEBUG"
+    assert _get(dev, "ConfigMap", "ipaas-config")["data"]["NATS_URL"] == "nats://nats:4222"  # merged, kept
+    assert _get(dev, "Deployment", "gateway")["spec"]["replicas"] == 1
+    assert _get(dev, "Cluster", "ipaas-pg")["spec"]["instances"] == 1
+    assert all(r["metadata"].get("namespace") == "ipaas-dev" for r in dev if r["kind"] != "Namespace")
+
+
+def _container(resources: Resources, name: str) -> dict[str, Any]:
+    container: dict[str, Any] = _get(resources, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def _drop_readiness(rs: Resources) -> None:
+    del _container(rs, "gateway")["readinessProbe"]
+
+
+def _wrong_live_path(rs: Resources) -> None:
+    _container(rs, "auth")["livenessProbe"]["httpGet"]["path"] = "/healthz"
+
+
+def _service_selector_typo(rs: Resources) -> None:
+    _get(rs, "Service", "auth")["spec"]["selector"]["app.kubernetes.io/component"] = "authn"
+
+
+def _service_bad_target_port(rs: Resources) -> None:
+    _get(rs, "Service", "gateway")["spec"]["ports"][0]["targetPort"] = "web"
+
+
+def _selector_mismatch(rs: Resources) -> None:
+    _get(rs, "Deployment", "scheduler")["spec"]["selector"]["matchLabels"]["tier"] = "x"
+
+
+def _latest_image(rs: Resources) -> None:
+    _container(rs, "executor")["image"] = "registry.example.com/ipaas/ipaas:latest"
+
+
+def _no_limits(rs: Resources) -> None:
+    del _container(rs, "gateway")["resources"]["limits"]
+
+
+def _short_grace(rs: Resources) -> None:
+    _get(rs, "Deployment", "gateway")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 12
+
+
+def _no_prestop(rs: Resources) -> None:
+    del _container(rs, "executor")["lifecycle"]
+
+
+def _pdb_blocks_evictions(rs: Resources) -> None:
+    spec = _get(rs, "PodDisruptionBudget", "scheduler")["spec"]
+    del spec["maxUnavailable"]
+    spec["minAvailable"] = 2
+
+
+def _no_migration_job(rs: Resources) -> None:
+    rs.remove(_get(rs, "Job", "ipaas-migrate"))
+
+
+def _wrong_consumer(rs: Resources) -> None:
+    _get(rs, "ScaledObject", "executor")["spec"]["triggers"][0]["metadata"]["consumer"] = "workers"
+
+
+def _missing_configmap(rs: Resources) -> None:
+    rs.remove(_get(rs, "ConfigMap", "ipaas-config"))
+
+
+def _env_order(rs: Resources) -> None:
+    env = _container(rs, "gateway")["env"]
+    env.append(env.pop(next(i for i, e in enumerate(env) if e["name"] == "POD_NAME")))
+
+
+def _port_drift(rs: Resources) -> None:
+    env = _container(rs, "gateway")["env"]
+    next(e for e in env if e["name"] == "IPAAS_HTTP_PORT")["value"] = "9090"
+
+
+def _auth_url_port(rs: Resources) -> None:
+    _get(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_AUTH_URL"] = "http://auth:9999"
+
+
+def _one_scheduler(rs: Resources) -> None:
+    _get(rs, "Deployment", "scheduler")["spec"]["replicas"] = 1
+
+
+def _bad_api_version(rs: Resources) -> None:
+    _get(rs, "Deployment", "auth")["apiVersion"] = "extensions/v1beta1"
+
+
+def _no_namespace(rs: Resources) -> None:
+    del _get(rs, "Service", "gateway")["metadata"]["namespace"]
+
+
+MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
+    (_drop_readiness, "Deployment/gateway container gateway: no readinessProbe"),
+    (_wrong_live_path, "livenessProbe must GET /health/live"),
+    (_service_selector_typo, "Service/auth: selector"),
+    (_service_bad_target_port, "Service/gateway: targetPort web"),
+    (_selector_mismatch, "Deployment/scheduler: selector"),
+    (_latest_image, "mutable tag 'latest'"),
+    (_no_limits, "resources.limits.cpu is not set"),
+    (_short_grace, "terminationGracePeriodSeconds 12"),
+    (_no_prestop, "no preStop"),
+    (_pdb_blocks_evictions, "blocks every eviction of scheduler"),
+    (_no_migration_job, "libs.common.db.migrate"),
+    (_wrong_consumer, "consumer 'executor' of stream EVENTS"),
+    (_missing_configmap, "ConfigMap ipaas-config is not declared"),
+    (_env_order, "refers to $(POD_NAME) before it is defined"),
+    (_port_drift, "IPAAS_HTTP_PORT 9090 is not a container port"),
+    (_auth_url_port, "IPAAS_AUTH_URL uses port 9999"),
+    (_one_scheduler, "Deployment/scheduler: needs at least 2 replicas"),
+    (_bad_api_version, "apiVersion extensions/v1beta1"),
+    (_no_namespace, "Service/gateway: no namespace"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), MUTATIONS, ids=[m.__name__.strip("_") for m, _ in MUTATIONS])
+def test_validator_reports_each_mistake(prod: Resources, mutate: Callable[[Resources], None], expected: str) -> None:
+    broken = copy.deepcopy(prod)
+    mutate(broken)
+    problems, _ = validate.validate_resources(broken, overlay=True)
+    assert any(expected in p for p in problems), problems
+
+
+def test_external_secrets_are_listed(prod: Resources) -> None:
+    _, secrets = validate.validate_resources(prod, overlay=True)
+    assert secrets == {"ipaas-pg-app", "ipaas-auth-signing-keys", "ipaas-auth-keks"}
+
+
+def test_nats_values_need_jetstream_a_cluster_of_three_and_monitoring(prod: Resources) -> None:
+    values = yaml.safe_load(validate.NATS_VALUES.read_text())
+    assert validate.validate_nats_values(values, prod) == []
+    broken = copy.deepcopy(values)
+    broken["config"]["jetstream"]["enabled"] = False
+    broken["config"]["cluster"]["replicas"] = 1
+    broken["config"]["monitor"]["port"] = 9000
+    problems = validate.validate_nats_values(broken, prod)
+    assert any("jetstream.enabled" in p for p in problems)
+    assert any("at least 3 servers" in p for p in problems)
+    assert any("not on port 9000" in p for p in problems)
+
+
+def test_strategic_merge_merges_named_lists_and_json6902_edits_in_place() -> None:
+    base = {"spec": {"containers": [{"name": "a", "image": "x", "env": [{"name": "K", "value": "1"}]}],
+                     "args": ["1", "2"]}}
+    patch = {"spec": {"containers": [{"name": "a", "env": [{"name": "K", "value": "2"}, {"name": "N", "value": "3"}]},
+                                     {"name": "b", "image": "y"}], "args": ["3"]}}
+    merged = strategic_merge(base, patch)
+    assert merged["spec"]["containers"][0] == {"name": "a", "image": "x",
+                                               "env": [{"name": "K", "value": "2"}, {"name": "N", "value": "3"}]}
+    assert merged["spec"]["containers"][1]["name"] == "b" and merged["spec"]["args"] == ["3"]
+    doc: dict[str, Any] = {"spec": {"triggers": [{"metadata": {"a/b": "1"}}], "list": [1]}}
+    json6902(doc, {"op": "replace", "path": "/spec/triggers/0/metadata/a~1b", "value": "2"})
+    json6902(doc, {"op": "add", "path": "/spec/list/-", "value": 2})
+    json6902(doc, {"op": "remove", "path": "/spec/list/0"})
+    assert doc == {"spec": {"triggers": [{"metadata": {"a/b": "2"}}], "list": [2]}}
+    with pytest.raises(RenderError):
+        json6902(doc, {"op": "replace", "path": "/spec/missing/x", "value": 1})
+
+
+def test_renderer_refuses_what_it_does_not_understand(tmp_path: Path) -> None:
+    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n")
+    (tmp_path / "kustomization.yaml").write_text("resources: [cm.yaml]\nconfigMapGenerator: []\n")
+    with pytest.raises(RenderError, match="unsupported fields"):
+        render(tmp_path)
+    (tmp_path / "kustomization.yaml").write_text(
+        "resources: [cm.yaml]\npatches:\n  - patch: |-\n      apiVersion: v1\n      kind: ConfigMap\n"
+        "      metadata:\n        name: other\n")
+    with pytest.raises(RenderError, match="matches no resource"):
+        render(tmp_path)
+    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    with pytest.raises(RenderError, match="does not exist"):
+        render(tmp_path)

@@ -1,0 +1,65 @@
+"""Every environment variable the code reads is documented in the README's configuration table
+(the public contract says so), including the launcher's own ``IPAAS_LOCAL_*`` knobs."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+from pathlib import Path
+
+from pydantic import AliasChoices
+from pydantic_settings import BaseSettings
+
+REPO = Path(__file__).resolve().parents[2]
+README = (REPO / "README.md").read_text(encoding="utf-8")
+
+
+def _env_names(cls: type[BaseSettings]) -> set[str]:
+    """Variables read by the fields ``cls`` declares itself (inherited ones belong to the base)."""
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    own = set(cls.__dict__.get("__annotations__", {}))
+    names: set[str] = set()
+    for name, field in cls.model_fields.items():
+        annotation = field.annotation
+        if inspect.isclass(annotation) and issubclass(annotation, BaseSettings):
+            names |= _env_names(annotation)
+            continue
+        if name not in own:
+            continue
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            names.add(alias)
+        elif isinstance(alias, AliasChoices):
+            names |= {a for a in alias.choices if isinstance(a, str)}
+        else:
+            names.add((prefix + name).upper())
+    return names
+
+
+def _settings_classes() -> list[type[BaseSettings]]:
+    modules = ["libs.common.settings"]
+    modules += [f"services.{p.parent.name}.settings" for p in sorted((REPO / "services").glob("*/settings.py"))]
+    classes: list[type[BaseSettings]] = []
+    for module_name in modules:
+        module = importlib.import_module(module_name)
+        classes += [obj for obj in vars(module).values() if inspect.isclass(obj) and issubclass(obj, BaseSettings)
+                    and obj is not BaseSettings and obj.__module__ == module_name]
+    return classes
+
+
+def test_every_settings_variable_is_in_the_readme() -> None:
+    names: set[str] = set()
+    for cls in _settings_classes():
+        names |= _env_names(cls)
+    assert {"NATS_URL", "DATABASE_URL", "LOG_LEVEL", "IPAAS_HTTP_PORT"} <= names
+    missing = sorted(n for n in names if f"`{n}`" not in README)
+    assert not missing, f"undocumented in README.md's configuration table: {missing}"
+
+
+def test_every_launcher_variable_is_in_the_readme() -> None:
+    source = (REPO / "deploy" / "local" / "config.py").read_text(encoding="utf-8")
+    names = set(re.findall(r'"(IPAAS_LOCAL_[A-Z_]+)"', source))
+    assert "IPAAS_LOCAL_DIR" in names and len(names) >= 10
+    missing = sorted(n for n in names if f"`{n}`" not in README)
+    assert not missing, f"undocumented launcher variables: {missing}"
