@@ -39,6 +39,7 @@ class BoundedPullConsumer:
         max_in_flight: int,
         max_batch: int = 64,
         fetch_timeout: float = 1.0,
+        min_fetch: int = 1,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -49,7 +50,11 @@ class BoundedPullConsumer:
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
         self._fetch_timeout = fetch_timeout
+        # With a backlog, wait until this many slots are free before fetching: fewer, fuller fetches.
+        self._min_fetch = max(1, min(min_fetch, max_in_flight, max_batch))
+        self._backlog = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._sub: JetStreamContext.PullSubscription | None = None
 
@@ -67,12 +72,14 @@ class BoundedPullConsumer:
         backoff = 0.1
         while not self._stopping.is_set():
             free = self._max_in_flight - len(self._tasks)
-            if free <= 0:
+            if free < (self._min_fetch if self._backlog else 1):
                 await self._wait_for_slot()
                 continue
+            want = min(free, self._max_batch)
             try:
-                msgs = await self._sub.fetch(batch=min(free, self._max_batch), timeout=self._fetch_timeout)
+                msgs = await self._sub.fetch(batch=want, timeout=self._fetch_timeout)
             except NatsTimeoutError:
+                self._backlog = False
                 continue  # an empty stream answers with a timeout; that is normal
             except UNAVAILABLE_ERRORS as exc:
                 log.warning("fetch failed, retrying", extra={"error": type(exc).__name__})
@@ -80,13 +87,14 @@ class BoundedPullConsumer:
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.1
+            self._backlog = len(msgs) >= want
             for msg in msgs:
                 if self._stopping.is_set():
                     await _nak_quietly(msg)
                     continue
                 task = asyncio.create_task(self._handle(msg))
                 self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                task.add_done_callback(self._task_done)
 
     async def drain(self, grace_seconds: float) -> None:
         """Wait for in-flight work up to ``grace_seconds``; cancel the rest (it is NAKed)."""
@@ -103,10 +111,17 @@ class BoundedPullConsumer:
             except Exception:  # noqa: BLE001 - best effort during shutdown
                 log.debug("unsubscribe failed", exc_info=True)
 
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._slot_freed.set()
+
     async def _wait_for_slot(self) -> None:
-        if not self._tasks:
-            return
-        await asyncio.wait(set(self._tasks), return_when=asyncio.FIRST_COMPLETED, timeout=1.0)
+        # One event for all tasks: O(1) per completion, however many are in flight.
+        self._slot_freed.clear()
+        try:
+            await asyncio.wait_for(self._slot_freed.wait(), timeout=1.0)
+        except TimeoutError:
+            self._backlog = False  # work is slow to finish: take what is free rather than wait longer
 
     async def _handle(self, msg: Msg) -> None:
         try:

@@ -1,0 +1,1 @@
+"""The executor: runs each triggered event's action once in effect, and logs it."""

@@ -1,0 +1,128 @@
+"""Wiring: the aiohttp app (health, metrics) and the consumer's lifetime."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from libs.common.bus import Bus
+from libs.common.bus.consumer import BoundedPullConsumer
+from libs.common.db import create_pool
+from libs.common.http.app import base_app
+from libs.common.http.keys import METRICS, READINESS_CHECKS, SHUTTING_DOWN
+from libs.common.logs import configure_logging
+from libs.common.telemetry import setup_tracing, shutdown_tracing
+from services.executor.breakers import Breakers
+from services.executor.connectors import ClientSessions, build_connectors
+from services.executor.credentials import CredentialResolver
+from services.executor.dry_run import DryRunResponder
+from services.executor.fairness import TenantSlots
+from services.executor.metrics import ExecutorMetrics
+from services.executor.retry import Backoff
+from services.executor.runner import ActionRunner
+from services.executor.settings import ExecutorSettings
+from services.executor.store import ExecutionStore
+from services.executor.worker import EventWorker, WorkerOptions
+from services.executor.workflows import WorkflowReader
+
+log = logging.getLogger(__name__)
+
+SETTINGS = web.AppKey("executor_settings", ExecutorSettings)
+CONSUMER = web.AppKey("executor_consumer", BoundedPullConsumer)
+
+
+async def provision(bus: Bus, settings: ExecutorSettings) -> None:
+    """Streams and the shared durable consumer; safe to run from every replica."""
+    await bus.ensure_streams()
+    await bus.ensure_consumer(
+        settings.nats.events_stream, settings.consumer,
+        max_ack_pending=settings.max_ack_pending, ack_wait_seconds=settings.ack_wait_seconds,
+        max_deliver=settings.effective_max_deliver(),
+    )
+
+
+async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    metrics = ExecutorMetrics(app[METRICS])
+    bus = await Bus.connect(settings.nats, name=f"executor:{settings.http.port}",
+                            inbox_prefix=settings.nats_inbox_prefix)
+    await provision(bus, settings)
+    pool: asyncpg.Pool = await create_pool(settings.db)
+    sessions = ClientSessions(connections_per_host=settings.connections_per_host,
+                              timeout_seconds=settings.action_timeout_seconds)
+    runner = ActionRunner(build_connectors(settings, sessions),
+                          CredentialResolver(bus, timeout_seconds=settings.credential_timeout_seconds,
+                                             cache_seconds=settings.credential_cache_seconds),
+                          timeout_seconds=settings.action_timeout_seconds, max_output_bytes=settings.max_output_bytes)
+    store = ExecutionStore(pool, max_items=settings.batch_max, linger=settings.batch_linger_seconds)
+    workflows = WorkflowReader(pool, state_ttl=settings.workflow_state_ttl_seconds,
+                               cache_size=settings.workflow_cache_size, max_items=settings.batch_max,
+                               linger=settings.batch_linger_seconds)
+    worker = EventWorker(
+        bus=bus, store=store, workflows=workflows, runner=runner,
+        breakers=Breakers(fail_max=settings.breaker_fail_max, reset_seconds=settings.breaker_reset_seconds,
+                          on_transition=metrics.on_breaker_transition),
+        slots=TenantSlots(settings.tenant_slots()),
+        backoff=Backoff(settings.backoff_base_seconds, settings.backoff_max_seconds),
+        metrics=metrics,
+        options=WorkerOptions(consumer=settings.consumer, max_attempts=settings.max_attempts,
+                              heartbeat_seconds=settings.heartbeat_seconds,
+                              fairness_delay_seconds=settings.fairness_delay_seconds),
+    )
+    consumer = BoundedPullConsumer(bus, stream=settings.nats.events_stream, durable=settings.consumer,
+                                   handler=worker.handle, max_in_flight=settings.max_in_flight,
+                                   max_batch=settings.fetch_batch, min_fetch=max(1, settings.max_in_flight // 8))
+    app[CONSUMER] = consumer
+    dry_run = DryRunResponder(bus, runner, subject=settings.dry_run_subject)
+    await dry_run.start()
+
+    async def nats_ready() -> bool:
+        return bus.is_connected
+
+    async def db_ready() -> bool:
+        return bool(await pool.fetchval("SELECT 1"))
+
+    app[READINESS_CHECKS]["nats"] = nats_ready
+    app[READINESS_CHECKS]["postgres"] = db_ready
+    run_task = asyncio.create_task(consumer.run())
+
+    async def stop_on_signal() -> None:
+        await app[SHUTTING_DOWN].wait()
+        log.info("draining: fetching stopped", extra={"in_flight": consumer.in_flight})
+        consumer.stop()
+
+    watcher = asyncio.create_task(stop_on_signal())
+    log.info("executor started", extra={"consumer": settings.consumer, "max_in_flight": settings.max_in_flight})
+    try:
+        yield
+    finally:
+        consumer.stop()
+        await dry_run.stop()
+        await consumer.drain(settings.grace_seconds)
+        for task in (run_task, watcher):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await store.close()
+        await workflows.close()
+        await worker.close()
+        await bus.drain()
+        await sessions.close()
+        await pool.close()
+        shutdown_tracing()
+        log.info("executor stopped")
+
+
+async def create_app(settings: ExecutorSettings | None = None) -> web.Application:
+    settings = settings or ExecutorSettings()
+    configure_logging("executor", settings.log_level)
+    setup_tracing("executor")
+    app = base_app("executor")
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(executor_ctx)
+    return app

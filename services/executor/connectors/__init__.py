@@ -1,0 +1,35 @@
+"""Connectors, one per module, looked up by the action's ``type``."""
+
+from __future__ import annotations
+
+from services.executor.connectors.base import ActionCall, Connector
+from services.executor.connectors.discord import DiscordConnector
+from services.executor.connectors.http_request import HttpRequestConnector
+from services.executor.connectors.openweather import OpenWeatherConnector
+from services.executor.connectors.sessions import ClientSessions
+from services.executor.connectors.slack import SlackConnector
+from services.executor.connectors.ssrf import EgressGuard, parse_cidrs
+from services.executor.settings import ExecutorSettings, split_list
+
+# Which credential type each action needs (``http_request``'s is optional).
+CREDENTIAL_TYPES = {
+    "slack_message": "slack",
+    "discord_message": "discord",
+    "openweather": "openweather",
+    "http_request": "http",
+}
+
+
+def build_connectors(settings: ExecutorSettings, sessions: ClientSessions) -> dict[str, Connector]:
+    guard = EgressGuard(parse_cidrs(settings.egress_allow_cidrs))
+    return {
+        "slack_message": SlackConnector(sessions, hosts=split_list(settings.slack_hosts),
+                                        allow_http=settings.webhook_allow_http),
+        "discord_message": DiscordConnector(sessions, hosts=split_list(settings.discord_hosts),
+                                            allow_http=settings.webhook_allow_http),
+        "openweather": OpenWeatherConnector(sessions, base_url=settings.openweather_url),
+        "http_request": HttpRequestConnector(sessions, guard, max_redirects=settings.http_max_redirects),
+    }
+
+
+__all__ = ["CREDENTIAL_TYPES", "ActionCall", "ClientSessions", "Connector", "build_connectors"]

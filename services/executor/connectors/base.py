@@ -1,0 +1,55 @@
+"""What every connector receives and returns, and how HTTP answers map to errors."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+from services.executor.errors import PermanentError, TransientError
+
+
+@dataclass(frozen=True, slots=True)
+class ActionCall:
+    """One try of one action, templates already rendered."""
+
+    event_id: str
+    tenant_id: str
+    config: dict[str, Any]
+    secret: dict[str, Any] = field(default_factory=dict)
+
+
+Connector = Callable[[ActionCall], Awaitable[dict[str, Any]]]
+
+TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` as seconds (delta or HTTP date); ``None`` when absent or unreadable."""
+    raw = headers.get("Retry-After")
+    if not raw:
+        return None
+    raw = raw.strip()
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def raise_for_status(service: str, status: int, body: str, headers: Mapping[str, str],
+                     retry_after: float | None = None) -> None:
+    """Map a non-success answer to a transient or a permanent error."""
+    snippet = body[:200]
+    if status >= 500 or status in TRANSIENT_STATUSES:
+        wait = retry_after if retry_after is not None else retry_after_seconds(headers)
+        raise TransientError(f"{service} answered {status}: {snippet}", retry_after=wait)
+    raise PermanentError(f"{service} answered {status}: {snippet}")

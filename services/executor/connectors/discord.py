@@ -1,0 +1,49 @@
+"""Discord webhook: POST ``{"content"}``; 204 (or 200) means delivered; 429 carries ``retry_after``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+
+from services.executor.connectors.base import ActionCall, raise_for_status
+from services.executor.connectors.sessions import ClientSessions, network_error
+from services.executor.connectors.webhook_url import checked_webhook_url
+
+
+def _retry_after_from_body(body: str) -> float | None:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    value = data.get("retry_after") if isinstance(data, dict) else None
+    if isinstance(value, int | float) and value >= 0:
+        # Discord's v10 API gives seconds (float); very old versions gave milliseconds.
+        return float(value) / 1000.0 if isinstance(value, int) and value > 1000 else float(value)
+    return None
+
+
+class DiscordConnector:
+    name = "discord_message"
+
+    def __init__(self, sessions: ClientSessions, *, hosts: list[str], allow_http: bool) -> None:
+        self._sessions = sessions
+        self._hosts = [h.lower() for h in hosts]
+        self._allow_http = allow_http
+
+    async def __call__(self, call: ActionCall) -> dict[str, Any]:
+        url = checked_webhook_url(call.secret, service="discord", hosts=self._hosts, allow_http=self._allow_http)
+        content = str(call.config.get("content", ""))
+        try:
+            async with self._sessions.for_url(url).post(url, json={"content": content},
+                                                        allow_redirects=False) as resp:
+                body = await resp.text(errors="replace")
+                status, headers = resp.status, resp.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise network_error("discord", exc) from exc
+        if status in (200, 204):
+            return {"delivered": True, "status": status, "chars": len(content)}
+        retry_after = _retry_after_from_body(body) if status == 429 else None
+        raise_for_status("discord", status, body, headers, retry_after=retry_after)
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,60 @@
+"""One pooled aiohttp session per connector host, closed together at shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import aiohttp
+from aiohttp.abc import AbstractResolver
+from yarl import URL
+
+from services.executor.errors import TransientError
+
+USER_AGENT = "ipaas-executor/0.1"
+
+
+class ClientSessions:
+    """Sessions keyed by ``scheme://host:port``: connections are reused per host."""
+
+    def __init__(self, *, connections_per_host: int, timeout_seconds: float) -> None:
+        self._limit = connections_per_host
+        # The action timeout (asyncio.timeout around each call) bounds every request; a per-request
+        # aiohttp timer on top of it would only cost time.
+        del timeout_seconds
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None)
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+
+    def for_url(self, url: URL) -> aiohttp.ClientSession:
+        key = f"{url.scheme}://{url.host}:{url.port}"
+        session = self._sessions.get(key)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit, ttl_dns_cache=60)
+            session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
+                                            headers={"User-Agent": USER_AGENT})
+            self._sessions[key] = session
+        return session
+
+    def custom(self, key: str, resolver: AbstractResolver) -> aiohttp.ClientSession:
+        """A session whose connector resolves through ``resolver`` (the SSRF-pinning one)."""
+        session = self._sessions.get(key)
+        if session is None or session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit * 4, limit_per_host=self._limit,
+                                             resolver=resolver, use_dns_cache=False)
+            session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
+                                            headers={"User-Agent": USER_AGENT}, auto_decompress=True)
+            self._sessions[key] = session
+        return session
+
+    async def close(self) -> None:
+        sessions, self._sessions = list(self._sessions.values()), {}
+        await asyncio.gather(*(s.close() for s in sessions), return_exceptions=True)
+
+
+def network_error(service: str, exc: BaseException) -> TransientError:
+    """Connection failures and timeouts are transient."""
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return TransientError(f"{service} timed out")
+    if isinstance(exc, socket.gaierror):
+        return TransientError(f"{service}: name resolution failed")
+    return TransientError(f"{service} unreachable: {type(exc).__name__}")

@@ -1,0 +1,128 @@
+"""The egress guard of ``http_request``: resolve once, vet every address, connect to the pinned one.
+
+Refused: non-http(s) schemes, loopback, private, link-local, multicast,
+unspecified and reserved addresses, and IPv6-mapped IPv4.  Numeric host forms
+(``2130706433``, ``0x7f.1``) are resolved like any name and vetted by address.
+``IPAAS_EGRESS_ALLOW_CIDRS`` opens exceptions (dev and tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import ipaddress
+import socket
+from typing import Any
+
+from aiohttp.abc import AbstractResolver, ResolveResult
+from yarl import URL
+
+from services.executor.errors import PermanentError, TransientError
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# host -> the vetted address this task may connect to (set by the guard, read by the resolver).
+_PINNED: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("ssrf_pinned", default=None)
+
+
+class EgressRefused(PermanentError):
+    """The destination is not a public address (or not http/https)."""
+
+
+def parse_cidrs(value: str) -> list[IPNetwork]:
+    nets: list[IPNetwork] = []
+    for item in value.split(","):
+        item = item.strip()
+        if item:
+            nets.append(ipaddress.ip_network(item, strict=False))
+    return nets
+
+
+def refusal_reason(ip: IPAddress) -> str | None:
+    """Why ``ip`` is not a public destination, or ``None`` when it is."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return "an IPv6-mapped IPv4 address"
+    checks = (
+        (ip.is_loopback, "a loopback address"),
+        (ip.is_link_local, "a link-local address"),
+        (ip.is_multicast, "a multicast address"),
+        (ip.is_unspecified, "an unspecified address"),
+        (ip.is_private, "a private address"),
+        (ip.is_reserved, "a reserved address"),
+        (not ip.is_global, "a non-public address"),
+    )
+    for hit, reason in checks:
+        if hit:
+            return reason
+    return None
+
+
+class EgressGuard:
+    def __init__(self, allow: list[IPNetwork]) -> None:
+        self._allow = allow
+
+    def allowed(self, ip: IPAddress) -> bool:
+        return any(ip.version == net.version and ip in net for net in self._allow)
+
+    def check_address(self, host: str, ip: IPAddress) -> None:
+        if self.allowed(ip):
+            return
+        reason = refusal_reason(ip)
+        if reason is not None:
+            raise EgressRefused(f"refused: {host} is {reason} ({ip})")
+
+    async def vet(self, url: URL) -> str:
+        """Check scheme and host of ``url``, resolve it once and pin the address; returns it."""
+        if url.scheme not in ("http", "https"):
+            raise EgressRefused(f"refused: scheme {url.scheme or '(none)'!r} is not http or https")
+        host = url.raw_host or ""
+        if not host:
+            raise EgressRefused("refused: the URL has no host")
+        host = host.strip("[]").lower()
+        try:
+            literal: IPAddress | None = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        if literal is not None:
+            self.check_address(host, literal)
+            address = str(literal)
+        else:
+            address = await self._resolve(host, url.port or 0)
+        pinned = dict(_PINNED.get() or {})
+        pinned[host] = address
+        _PINNED.set(pinned)
+        return address
+
+    async def _resolve(self, host: str, port: int) -> str:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise TransientError(f"cannot resolve {host}") from exc
+        if not infos:
+            raise TransientError(f"cannot resolve {host}")
+        addresses = [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
+        for ip in addresses:  # every answer must be acceptable, not just the first
+            self.check_address(host, ip)
+        return str(addresses[0])
+
+
+class PinnedResolver(AbstractResolver):
+    """Hands aiohttp only the address the guard vetted for this task; anything else fails."""
+
+    async def resolve(self, host: str, port: int = 0, family: int = socket.AF_INET) -> list[ResolveResult]:
+        pinned = _PINNED.get() or {}
+        address = pinned.get(host.strip("[]").lower())
+        if address is None:
+            raise OSError(f"egress to {host} was not vetted")
+        fam = socket.AF_INET6 if ":" in address else socket.AF_INET
+        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0,
+                              flags=socket.AI_NUMERICHOST)]
+
+    async def close(self) -> None:
+        return None
+
+
+def pinned_snapshot() -> dict[str, Any]:
+    return dict(_PINNED.get() or {})

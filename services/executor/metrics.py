@@ -1,0 +1,36 @@
+"""The executor's Prometheus metrics, registered on the app's registry."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from libs.common.http.metrics import Metrics
+
+
+class ExecutorMetrics:
+    def __init__(self, metrics: Metrics) -> None:
+        reg = metrics.registry
+        self.executions = Counter("ipaas_executor_executions_total", "Tries finished, by connector and outcome",
+                                  ["connector", "status"], registry=reg)
+        self.duration = Histogram("ipaas_executor_action_duration_seconds", "Duration of one try of an action",
+                                  ["connector"], registry=reg,
+                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+        self.in_flight = Gauge("ipaas_executor_in_flight", "Messages this replica is working on", registry=reg)
+        self.deferred = Counter("ipaas_executor_deferred_total",
+                                "Messages released without burning an attempt (fairness, open breaker)",
+                                ["reason"], registry=reg)
+        self.breaker_transitions = Counter("ipaas_executor_breaker_transitions_total",
+                                           "Circuit breaker state changes", ["connector", "from_state", "to_state"],
+                                           registry=reg)
+        self.breakers_open = Gauge("ipaas_executor_breakers_open", "Breakers currently open or half-open",
+                                   registry=reg)
+        self.dead_letters = Counter("ipaas_executor_dead_letters_total", "Events dead-lettered", ["connector"],
+                                    registry=reg)
+
+    def on_breaker_transition(self, connector: str, old: str, new: str) -> None:
+        self.breaker_transitions.labels(connector, old, new).inc()
+        was_closed, now_closed = old in ("closed", "none"), new == "closed"
+        if was_closed and not now_closed:
+            self.breakers_open.inc()
+        elif now_closed and not was_closed:
+            self.breakers_open.dec()

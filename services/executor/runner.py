@@ -1,0 +1,59 @@
+"""Prepare and run one action: credential, templates, connector under a timeout.
+
+Shared by the event worker and the dry-run responder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import orjson
+
+from libs.common.logs import mask_text, mask_value
+from libs.common.models.workflows import WorkflowDefinition
+from services.executor.connectors import CREDENTIAL_TYPES, ActionCall, Connector
+from services.executor.credentials import CredentialResolver
+from services.executor.errors import PermanentError, TransientError
+from services.executor.templates import render_config
+
+
+class ActionRunner:
+    def __init__(self, connectors: dict[str, Connector], credentials: CredentialResolver, *,
+                 timeout_seconds: float, max_output_bytes: int) -> None:
+        self._connectors = connectors
+        self._credentials = credentials
+        self._timeout = timeout_seconds
+        self._max_output = max_output_bytes
+
+    async def prepare(self, *, tenant_id: uuid.UUID, event_id: uuid.UUID, definition: WorkflowDefinition,
+                      payload: Any, event: Any) -> ActionCall:
+        action = definition.action
+        if action.type not in self._connectors:
+            raise PermanentError(f"no connector for action type {action.type}")
+        secret: dict[str, Any] = {}
+        if action.credential_id is not None:
+            secret = await self._credentials.resolve(tenant_id, action.credential_id, CREDENTIAL_TYPES[action.type])
+        config = render_config(action.config.model_dump(mode="json"), payload, event)
+        return ActionCall(event_id=str(event_id), tenant_id=str(tenant_id), config=config, secret=secret)
+
+    async def call(self, action_type: str, call: ActionCall) -> dict[str, Any]:
+        connector = self._connectors[action_type]
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await connector(call)
+        except TimeoutError as exc:
+            raise TransientError(f"{action_type} timed out after {self._timeout:g}s") from exc
+
+    def safe_output(self, output: Any) -> Any:
+        """Masked, and cut down when larger than ``max_output_bytes``."""
+        masked = mask_value(output)
+        raw = orjson.dumps(masked, default=str)
+        if len(raw) <= self._max_output:
+            return masked
+        return {"truncated": True, "preview": raw[: self._max_output].decode("utf-8", "replace")}
+
+
+def safe_error(message: str, limit: int = 2000) -> str:
+    return mask_text(message)[:limit]

@@ -1,0 +1,96 @@
+"""The executor's configuration (``IPAAS_EXECUTOR_*``, plus ``IPAAS_EGRESS_ALLOW_CIDRS``)."""
+
+from __future__ import annotations
+
+from pydantic import Field, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from libs.common.settings import HttpSettings, ServiceSettings
+
+
+def _http_default() -> HttpSettings:
+    settings = HttpSettings()
+    if "port" not in settings.model_fields_set:
+        settings.port = 8083
+    return settings
+
+
+def split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class ExecutorSettings(ServiceSettings):
+    """Every knob has a default; see docs/executor.md for the table."""
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_EXECUTOR_", extra="ignore")
+
+    http: HttpSettings = Field(default_factory=_http_default)
+
+    # Consumption
+    consumer: str = "executor"
+    max_in_flight: int = Field(default=256, ge=1, validation_alias="IPAAS_EXECUTOR_MAX_IN_FLIGHT")
+    max_ack_pending: int = Field(default=4096, ge=1)
+    max_deliver: int = -1
+    ack_wait_seconds: float = Field(default=30.0, gt=0)
+    fetch_batch: int = Field(default=128, ge=1)
+    heartbeat_seconds: float = Field(default=10.0, gt=0)
+    grace_seconds: float = Field(default=15.0, ge=0)
+
+    # Fairness
+    tenant_share: float = Field(default=0.5, gt=0, le=1)
+    fairness_delay_seconds: float = Field(default=1.0, ge=0)
+
+    # Running an action
+    action_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_attempts: int = Field(default=6, ge=1, validation_alias="IPAAS_EXECUTOR_MAX_ATTEMPTS")
+    backoff_base_seconds: float = Field(default=1.0, gt=0)
+    backoff_max_seconds: float = Field(default=300.0, gt=0)
+    max_output_bytes: int = Field(default=16_384, ge=256)
+
+    # Circuit breakers, per (tenant, connector)
+    breaker_fail_max: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=60.0, gt=0)
+
+    # Credentials over NATS
+    credential_timeout_seconds: float = Field(default=5.0, gt=0)
+    credential_cache_seconds: float = Field(default=10.0, ge=0)
+
+    # Workflow reads
+    workflow_state_ttl_seconds: float = Field(default=1.0, ge=0)
+    workflow_cache_size: int = Field(default=10_000, ge=1)
+
+    # Write-behind batching of execution rows
+    batch_max: int = Field(default=512, ge=1)
+    batch_linger_seconds: float = Field(default=0.003, ge=0)
+
+    # Connectors
+    openweather_url: str = "https://api.openweathermap.org"
+    slack_hosts: str = "hooks.slack.com"
+    discord_hosts: str = "discord.com,discordapp.com,ptb.discord.com,canary.discord.com"
+    webhook_allow_http: bool = False
+    http_max_redirects: int = Field(default=5, ge=0)
+    connections_per_host: int = Field(default=100, ge=1)
+    egress_allow_cidrs: str = Field(default="", validation_alias="IPAAS_EGRESS_ALLOW_CIDRS")
+
+    # Dry runs, answered over NATS request/reply
+    dry_run_subject: str = "svc.executor.dry_run"
+    # Reply inboxes (acks, credential replies) live under this prefix, so NATS authorization can
+    # keep this identity's replies private.
+    nats_inbox_prefix: str = "_INBOX_executor"
+
+    @field_validator("max_deliver")
+    @classmethod
+    def _deliver_unlimited_or_positive(cls, value: int) -> int:
+        if value == 0 or value < -1:
+            raise ValueError("max_deliver is -1 (unlimited) or a positive number")
+        return value
+
+    def tenant_slots(self) -> int:
+        """How many of this replica's slots one tenant may hold."""
+        return max(1, int(self.max_in_flight * self.tenant_share))
+
+    def effective_max_deliver(self) -> int:
+        """Deferrals (fairness, open breakers) are deliveries too: keep room above the attempts."""
+        if self.max_deliver == -1:
+            return -1
+        return max(self.max_deliver, self.max_attempts + 1)

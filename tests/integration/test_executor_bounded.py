@@ -1,0 +1,97 @@
+"""Acceptance 3: in-flight work is bounded per replica and by the consumer's max_ack_pending."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.fakes import (
+    Answer,
+    CredentialResponder,
+    FakeSink,
+    definition,
+    executor_env,
+    publish_many,
+)
+from tests.helpers.wait import wait_until
+
+
+async def _setup(db: Any, creds: Any, sink: Any) -> tuple[Any, Any]:
+    tenant = await create_tenant(db)
+    cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
+    wf = await create_workflow(db, tenant, definition("slack_message", {"text": "{{ payload.i }}"}, cred))
+    return tenant, wf
+
+
+async def _envelopes(bus: Any, tenant: Any, wf: Any, n: int) -> list[Any]:
+    from libs.common.models.events import EventEnvelope, event_id_for
+
+    out = []
+    for i in range(n):
+        key = f"k{i}"
+        out.append(EventEnvelope(event_id=event_id_for(wf, key), dedup_key=key, tenant_id=tenant, workflow_id=wf,
+                                 workflow_version=1, trigger="webhook", payload={"i": i}))
+    return out
+
+
+async def _succeeded(db: Any) -> int:
+    return int(await db.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'"))
+
+
+async def test_two_replicas_never_exceed_twice_the_per_replica_limit(bus, db, nats_url, database_url, service):
+    n = 4
+    sink = await FakeSink(lambda _r, _i: Answer(200, "ok", delay=0.15)).start()
+    creds = await CredentialResponder(nats_url).start()
+    try:
+        tenant, wf = await _setup(db, creds, sink)
+        env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT=str(n),
+                           IPAAS_EXECUTOR_TENANT_SHARE="1")
+        service("services.executor", env=env)
+        service("services.executor", env=env)
+        await publish_many(bus, await _envelopes(bus, tenant, wf, 60))
+        await wait_until(lambda: _count_is(db, 60), timeout=30, message="all 60 succeeded")
+        assert sink.max_concurrent <= 2 * n
+        assert sink.max_concurrent == 2 * n  # and the bound is actually used
+        assert sink.calls == 60
+    finally:
+        await creds.stop()
+        await sink.stop()
+
+
+async def test_consumer_never_exceeds_max_ack_pending(bus, db, nats_url, database_url, service):
+    max_ack_pending = 5
+    sink = await FakeSink(lambda _r, _i: Answer(200, "ok", delay=0.1)).start()
+    creds = await CredentialResponder(nats_url).start()
+    try:
+        tenant, wf = await _setup(db, creds, sink)
+        env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
+                           IPAAS_EXECUTOR_TENANT_SHARE="1", IPAAS_EXECUTOR_MAX_ACK_PENDING=str(max_ack_pending))
+        service("services.executor", env=env)
+        service("services.executor", env=env)
+        await publish_many(bus, await _envelopes(bus, tenant, wf, 40))
+        peak = 0
+        done = False
+
+        async def watch() -> None:
+            nonlocal peak
+            while not done:
+                info = await bus.js.consumer_info("EVENTS", "executor")
+                peak = max(peak, info.num_ack_pending)
+                await asyncio.sleep(0.02)
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await wait_until(lambda: _count_is(db, 40), timeout=30, message="all 40 succeeded")
+        finally:
+            done = True
+            await watcher
+        assert 0 < peak <= max_ack_pending
+        assert sink.max_concurrent <= max_ack_pending
+    finally:
+        await creds.stop()
+        await sink.stop()
+
+
+async def _count_is(db: Any, n: int) -> bool:
+    return await _succeeded(db) == n

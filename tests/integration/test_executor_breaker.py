@@ -1,0 +1,115 @@
+"""Acceptance 5: breakers per (tenant, connector), through the running executor."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+
+from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.fakes import (
+    Answer,
+    CredentialResponder,
+    FakeSink,
+    definition,
+    executor_env,
+    final_row,
+    publish_event,
+)
+from tests.helpers.wait import wait_until
+
+RESET = 2.0
+
+
+def _metrics(url: str) -> str:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
+        return str(resp.read().decode())
+
+
+async def test_breaker_opens_isolates_tenants_trials_once_and_runs_deferred_events(
+        bus, db, nats_url, database_url, service):
+    state = {"a_fixed": False}
+
+    def behaviour(req, _n):
+        if req.path.startswith("/a") and not state["a_fixed"]:
+            return Answer(500, "down")
+        return Answer(200, "ok")
+
+    sink = await FakeSink(behaviour).start()
+    creds = await CredentialResponder(nats_url).start()
+    try:
+        ta, tb = await create_tenant(db, "A"), await create_tenant(db, "B")
+        ca = creds.add(ta, "slack", {"webhook_url": f"{sink.url}/a/services/T/B/X"})
+        cb = creds.add(tb, "slack", {"webhook_url": f"{sink.url}/b/services/T/B/X"})
+        wa = await create_workflow(db, ta, definition("slack_message", {"text": "a{{ payload.i }}"}, ca))
+        wb = await create_workflow(db, tb, definition("slack_message", {"text": "b{{ payload.i }}"}, cb))
+        ex = service("services.executor", env=executor_env(
+            nats_url, database_url, IPAAS_EXECUTOR_BREAKER_FAIL_MAX="3",
+            IPAAS_EXECUTOR_BREAKER_RESET_SECONDS=str(RESET), IPAAS_EXECUTOR_MAX_ATTEMPTS="6"))
+
+        def a_calls() -> int:
+            return len([r for r in sink.requests if r.path.startswith("/a")])
+
+        first = [await publish_event(bus, ta, wa, {"i": i}) for i in range(3)]
+        await wait_until(lambda: a_calls() >= 3, timeout=10, message="three failing calls")
+        opened_calls = a_calls()
+        assert opened_calls == 3
+        # While open: more events for A are deferred, B's go through on the same connector.
+        later = [await publish_event(bus, ta, wa, {"i": i}) for i in range(3, 8)]
+        b_events = [await publish_event(bus, tb, wb, {"i": i}) for i in range(3)]
+        for e in b_events:
+            row = await final_row(db, e.event_id, timeout=RESET)
+            assert row["status"] == "succeeded" and row["attempts"] == 1
+        assert a_calls() == opened_calls
+
+        # After the reset timeout exactly one trial call is made; it fails and the breaker re-opens.
+        await wait_until(lambda: a_calls() == opened_calls + 1, timeout=RESET + 3, message="one trial call")
+        await asyncio.sleep(RESET * 0.6)  # a window in which no second call may arrive
+        assert a_calls() == opened_calls + 1
+
+        # The sink recovers: the next trial closes the breaker and every deferred event runs.
+        state["a_fixed"] = True
+        for e in first + later:
+            row = await final_row(db, e.event_id, timeout=RESET * 3 + 5)
+            assert row["status"] == "succeeded", row
+        texts = {r.json()["text"] for r in sink.requests if r.path.startswith("/a")}
+        assert texts == {f"a{i}" for i in range(8)}
+        metrics = await asyncio.to_thread(_metrics, ex.url)
+        assert 'ipaas_executor_breaker_transitions_total{connector="slack_message",from_state="closed",' \
+               'to_state="open"} 1.0' in metrics
+        assert 'to_state="half_open"} 2.0' in metrics and 'from_state="half_open",to_state="closed"} 1.0' in metrics
+        assert 'ipaas_executor_deferred_total{reason="breaker"}' in metrics
+        # Deferrals while open did not burn attempts: no event needed more than its failed tries + 1.
+        attempts = await db.fetch("SELECT attempts FROM executions WHERE workflow_id = $1", wa)
+        assert sum(r["attempts"] for r in attempts) <= opened_calls + 1 + 8
+    finally:
+        await creds.stop()
+        await sink.stop()
+
+
+async def test_hanging_sink_trips_the_breaker_through_timeouts(bus, db, nats_url, database_url, service):
+    sink = await FakeSink(lambda _r, _n: Answer(200, "ok", delay=30)).start()
+    creds = await CredentialResponder(nats_url).start()
+    try:
+        tenant = await create_tenant(db)
+        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
+        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "x"}, cred))
+        service("services.executor", env=executor_env(
+            nats_url, database_url, IPAAS_EXECUTOR_BREAKER_FAIL_MAX="2", IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="30",
+            IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="0.5"))
+        events = [await publish_event(bus, tenant, wf, {}) for _ in range(2)]
+        await wait_until(lambda: sink.calls >= 2, timeout=10, message="two hanging calls")
+
+        async def timed_out():
+            rows = [await db.fetchrow("SELECT status, error FROM executions WHERE event_id = $1", e.event_id)
+                    for e in events]
+            return all(r is not None and r["status"] == "failed" and "timed out" in r["error"] for r in rows)
+
+        await wait_until(timed_out, timeout=10, message="both tries timed out")
+        more = await publish_event(bus, tenant, wf, {})
+        await asyncio.sleep(1.5)  # retries and the new event would call the sink by now if it were closed
+        assert sink.calls == 2
+        row = await db.fetchrow("SELECT * FROM executions WHERE event_id = $1", more.event_id)
+        assert row is None or row["attempts"] == 0  # deferred, not a burnt attempt
+    finally:
+        await creds.stop()
+        await sink.stop()

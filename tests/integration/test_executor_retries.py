@@ -1,0 +1,162 @@
+"""Acceptance 4 (retries, DLQ, replay) and the 429s of acceptance 2, through the running executor."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from libs.common.models.events import DeadLetter, EventEnvelope
+from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.fakes import (
+    Answer,
+    CredentialResponder,
+    FakeSink,
+    always,
+    definition,
+    executor_env,
+    final_row,
+    publish_event,
+    sequence,
+)
+from tests.helpers.wait import wait_until
+
+BASE = 0.2  # IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS in executor_env
+
+
+async def test_two_failures_then_success_follows_backoff(bus, db, nats_url, database_url, service):
+    sink = await FakeSink(sequence(Answer(503, "down"), Answer(500, "oops"), Answer(200, "ok"))).start()
+    creds = await CredentialResponder(nats_url).start()
+    try:
+        tenant = await create_tenant(db)
+        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
+        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "hi"}, cred))
+        service("services.executor", env=executor_env(nats_url, database_url))
+        event = await publish_event(bus, tenant, wf, {})
+        row = await final_row(db, event.event_id)
+        assert row["status"] == "succeeded" and row["attempts"] == 3
+        assert sink.calls == 3
+        t = [r.at for r in sink.requests]
+        # Equal jitter: the wait after try n is within [base*2^(n-1)/2, base*2^(n-1)] (plus overhead).
+        assert BASE / 2 <= t[1] - t[0] < BASE + 1.0
+        assert BASE <= t[2] - t[1] < 2 * BASE + 1.0
+    finally:
+        await creds.stop()
+        await sink.stop()
+
+
+async def test_always_failing_sink_is_called_max_times_then_dead_then_replayed(
+        bus, db, nats_url, database_url, service):
+    sink = await FakeSink(always(Answer(500, "always broken"))).start()
+    creds = await CredentialResponder(nats_url).start()
+    dlq_sub = await bus.js.subscribe("dlq.>", durable=None)
+    try:
+        tenant = await create_tenant(db)
+        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
+        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "n={{ payload.n }}"}, cred))
+        service("services.executor", env=executor_env(
+            nats_url, database_url, IPAAS_EXECUTOR_MAX_ATTEMPTS="4", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3"))
+        event = await publish_event(bus, tenant, wf, {"n": 1})
+        row = await final_row(db, event.event_id)
+        assert row["status"] == "dead" and row["attempts"] == 4
+        assert "gave up after 4 attempts" in row["error"] and "500" in row["error"]
+        assert sink.calls == 4
+        letter = await db.fetchrow("SELECT * FROM dead_letters WHERE event_id = $1", event.event_id)
+        assert letter is not None and letter["attempts"] == 4 and "gave up" in letter["reason"]
+        stored = EventEnvelope.model_validate_json(letter["envelope"])  # jsonb as text on a plain connection
+        assert stored == event
+        msg = await dlq_sub.next_msg(timeout=5)
+        assert msg.subject == f"dlq.{tenant}.{wf}"
+        assert DeadLetter.model_validate_json(msg.data).event.event_id == event.event_id
+
+        # Fix the sink, then replay exactly as the gateway does.
+        sink.behaviour = always(Answer(200, "ok"))
+        async with db.transaction():
+            await db.execute("UPDATE dead_letters SET replayed_at = now() WHERE event_id = $1", event.event_id)
+            await db.execute("UPDATE executions SET status = 'failed' WHERE event_id = $1", event.event_id)
+        await bus.publish(stored.subject, stored.model_dump_json().encode(),
+                          msg_id=f"replay:{stored.event_id}:{int(time.time() * 1000)}")
+        row = await final_row(db, event.event_id)
+        assert row["status"] == "succeeded" and row["attempts"] == 5
+        assert await db.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", wf) == 1
+        assert sink.calls == 5 and sink.requests[-1].json() == {"text": "n=1"}
+    finally:
+        await dlq_sub.unsubscribe()
+        await creds.stop()
+        await sink.stop()
+
+
+async def test_permanent_failure_goes_to_dlq_at_once(bus, db, nats_url, database_url, service):
+    sink = await FakeSink(always(Answer(404, "no_service"))).start()
+    creds = await CredentialResponder(nats_url).start()
+    try:
+        tenant = await create_tenant(db)
+        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
+        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "hi"}, cred))
+        wf_tpl = await create_workflow(db, tenant, definition("slack_message", {"text": "{{ payload.x.y }"}, cred))
+        wf_nocred = await create_workflow(db, tenant, definition(
+            "slack_message", {"text": "hi"}, creds.add(tenant, "discord", {"webhook_url": "x"})))
+        service("services.executor", env=executor_env(nats_url, database_url))
+        e1 = await publish_event(bus, tenant, wf, {})
+        e2 = await publish_event(bus, tenant, wf_tpl, {})
+        e3 = await publish_event(bus, tenant, wf_nocred, {})
+        r1, r2, r3 = [await final_row(db, e.event_id) for e in (e1, e2, e3)]
+        assert (r1["status"], r1["attempts"]) == ("dead", 1) and "404" in r1["error"]
+        assert (r2["status"], r2["attempts"]) == ("dead", 1) and "template error" in r2["error"]
+        assert (r3["status"], r3["attempts"]) == ("dead", 1) and "type discord" in r3["error"]
+        assert sink.calls == 1
+        assert await db.fetchval("SELECT count(*) FROM dead_letters") == 3
+    finally:
+        await creds.stop()
+        await sink.stop()
+
+
+async def test_slack_and_discord_429_are_honoured(bus, db, nats_url, database_url, service):
+    slack = await FakeSink(sequence(Answer(429, "rate_limited", {"Retry-After": "1"}), Answer(200, "ok"))).start()
+    discord = await FakeSink(sequence(
+        Answer(429, json.dumps({"message": "You are being rate limited.", "retry_after": 1.2, "global": False})),
+        Answer(204, ""))).start()
+    creds = await CredentialResponder(nats_url).start()
+    try:
+        tenant = await create_tenant(db)
+        c1 = creds.add(tenant, "slack", {"webhook_url": f"{slack.url}/services/T/B/X"})
+        c2 = creds.add(tenant, "discord", {"webhook_url": f"{discord.url}/api/webhooks/1/tok"})
+        w1 = await create_workflow(db, tenant, definition("slack_message", {"text": "s"}, c1))
+        w2 = await create_workflow(db, tenant, definition("discord_message", {"content": "d"}, c2))
+        service("services.executor", env=executor_env(nats_url, database_url))
+        e1 = await publish_event(bus, tenant, w1, {})
+        e2 = await publish_event(bus, tenant, w2, {})
+        r1 = await final_row(db, e1.event_id)
+        r2 = await final_row(db, e2.event_id)
+        assert (r1["status"], r1["attempts"]) == ("succeeded", 2)
+        assert (r2["status"], r2["attempts"]) == ("succeeded", 2)
+        assert slack.requests[1].at - slack.requests[0].at >= 1.0
+        assert discord.requests[1].at - discord.requests[0].at >= 1.2
+    finally:
+        await creds.stop()
+        await slack.stop()
+        await discord.stop()
+
+
+async def test_missing_credential_service_is_retried_not_lost(bus, db, nats_url, database_url, service):
+    sink = await FakeSink().start()
+    try:
+        tenant = await create_tenant(db)
+        creds = CredentialResponder(nats_url)
+        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
+        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "later"}, cred))
+        service("services.executor", env=executor_env(nats_url, database_url,
+                                                      IPAAS_EXECUTOR_CREDENTIAL_TIMEOUT_SECONDS="0.5"))
+        event = await publish_event(bus, tenant, wf, {})
+        await wait_until(lambda: _status(db, event.event_id, "failed"), timeout=10, message="a failed try")
+        await creds.start()  # auth comes up
+        row = await final_row(db, event.event_id)
+        assert row["status"] == "succeeded" and row["attempts"] >= 2
+        assert sink.calls == 1
+        await creds.stop()
+    finally:
+        await sink.stop()
+
+
+async def _status(db: Any, event_id: Any, status: str) -> bool:
+    return bool(await db.fetchval("SELECT status = $2 FROM executions WHERE event_id = $1", event_id, status))

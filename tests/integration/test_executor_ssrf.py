@@ -1,0 +1,79 @@
+"""Acceptance 7: the SSRF matrix on ``http_request`` is refused, with a clear error recorded."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.fakes import Answer, FakeSink, always, definition, executor_env, final_row, publish_event
+
+
+def _matrix(port: int) -> list[str]:
+    return [
+        f"http://127.0.0.1:{port}/hook",
+        f"http://localhost:{port}/hook",
+        f"http://[::1]:{port}/hook",
+        f"http://[::ffff:127.0.0.1]:{port}/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/admin",
+        f"http://2130706433:{port}/hook",
+        "file:///etc/passwd",
+        f"gopher://127.0.0.1:{port}/_PING",
+    ]
+
+
+async def test_ssrf_matrix_is_refused_with_an_empty_allow_list(bus, db, nats_url, database_url, service):
+    sink = await FakeSink().start()
+    try:
+        tenant = await create_tenant(db)
+        urls = _matrix(sink.port)
+        workflows = [await create_workflow(db, tenant, definition(
+            "http_request", {"method": "POST", "url": url, "body": {"x": 1}})) for url in urls]
+        service("services.executor", env=executor_env(nats_url, database_url, IPAAS_EGRESS_ALLOW_CIDRS=""))
+        events = [await publish_event(bus, tenant, wf, {}) for wf in workflows]
+        for url, event in zip(urls, events, strict=True):
+            row = await final_row(db, event.event_id)
+            assert row["status"] == "dead", url
+            assert row["attempts"] == 1, url
+            assert row["error"].startswith("refused:"), (url, row["error"])
+        assert sink.calls == 0
+    finally:
+        await sink.stop()
+
+
+async def test_redirect_to_loopback_is_refused(bus, db, nats_url, database_url, service):
+    inner = await FakeSink().start()  # 127.0.0.1: must never be reached
+    outer = await FakeSink(always(Answer(302, "", {"Location": f"{inner.url}/internal"})), host="127.0.0.2").start()
+    try:
+        tenant = await create_tenant(db)
+        wf = await create_workflow(db, tenant, definition("http_request", {"method": "GET", "url": f"{outer.url}/r"}))
+        service("services.executor", env=executor_env(nats_url, database_url,
+                                                      IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.2/32"))
+        event = await publish_event(bus, tenant, wf, {})
+        row = await final_row(db, event.event_id)
+        assert row["status"] == "dead"
+        assert row["error"].startswith("refused:") and "127.0.0.1" in row["error"]
+        assert outer.calls == 1 and inner.calls == 0
+    finally:
+        await outer.stop()
+        await inner.stop()
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "169.254.169.254", "10.0.0.1",
+                                     "192.168.1.1", "172.16.0.1", "224.0.0.1", "0.0.0.0", "fe80::1", "fc00::1"])  # noqa: S104
+def test_guard_refuses_non_public_addresses(address):
+    import ipaddress
+
+    from services.executor.connectors.ssrf import EgressGuard, EgressRefused
+
+    with pytest.raises(EgressRefused):
+        EgressGuard([]).check_address("h", ipaddress.ip_address(address))
+
+
+def test_guard_allows_public_and_allow_listed_addresses():
+    import ipaddress
+
+    from services.executor.connectors.ssrf import EgressGuard, parse_cidrs
+
+    EgressGuard([]).check_address("h", ipaddress.ip_address("93.184.216.34"))
+    EgressGuard(parse_cidrs("10.0.0.0/8")).check_address("h", ipaddress.ip_address("10.1.2.3"))

@@ -1,0 +1,70 @@
+"""The breaker wrapper: threshold, per-tenant isolation, exactly one half-open trial, metrics hook."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.executor.breakers import Breakers
+from services.executor.errors import BreakerOpen
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_opens_after_threshold_and_admits_exactly_one_trial():
+    clock = Clock()
+    transitions: list[tuple[str, str, str]] = []
+    b = Breakers(fail_max=3, reset_seconds=60, clock=clock, on_transition=lambda *t: transitions.append(t))
+    for _ in range(3):
+        assert b.admit("A", "slack_message") is False
+        b.failure("A", "slack_message", trial=False)
+    with pytest.raises(BreakerOpen) as exc:
+        b.admit("A", "slack_message")
+    assert exc.value.remaining == pytest.approx(60)
+    # Another tenant on the same connector is unaffected.
+    assert b.admit("B", "slack_message") is False
+    clock.now += 59
+    with pytest.raises(BreakerOpen) as exc:
+        b.peek("A", "slack_message")
+    assert exc.value.remaining == pytest.approx(1)
+    clock.now += 1.5
+    assert b.admit("A", "slack_message") is True  # the one trial
+    for _ in range(5):  # every concurrent caller is deferred while it runs
+        with pytest.raises(BreakerOpen):
+            b.admit("A", "slack_message")
+    b.failure("A", "slack_message", trial=True)  # trial failed: open again for the full period
+    with pytest.raises(BreakerOpen) as exc:
+        b.admit("A", "slack_message")
+    assert exc.value.remaining == pytest.approx(60)
+    clock.now += 61
+    assert b.admit("A", "slack_message") is True
+    b.success("A", "slack_message", trial=True)
+    assert b.state("A", "slack_message") == "closed"
+    assert b.admit("A", "slack_message") is False
+    assert [t[1:] for t in transitions] == [("closed", "open"), ("open", "half_open"), ("half_open", "open"),
+                                            ("open", "half_open"), ("half_open", "closed")]
+
+
+def test_success_resets_the_consecutive_failure_count():
+    b = Breakers(fail_max=3, reset_seconds=60, clock=Clock())
+    for _ in range(2):
+        b.failure("A", "x", trial=False)
+    b.success("A", "x", trial=False)
+    for _ in range(2):
+        b.failure("A", "x", trial=False)
+    assert b.state("A", "x") == "closed"
+
+
+def test_a_released_trial_lets_the_next_caller_try():
+    clock = Clock()
+    b = Breakers(fail_max=1, reset_seconds=5, clock=clock)
+    b.failure("A", "x", trial=False)
+    clock.now += 6
+    assert b.admit("A", "x") is True
+    b.release("A", "x", trial=True)
+    assert b.admit("A", "x") is True

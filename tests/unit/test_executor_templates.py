@@ -1,0 +1,67 @@
+"""Template rendering (sandboxed) and the backoff policy."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from services.executor.errors import PermanentError
+from services.executor.retry import Backoff
+from services.executor.templates import render_config
+
+
+def test_renders_nested_strings_from_the_payload():
+    cfg = {"url": "https://x/{{ payload.id }}", "body": {"items": ["{{ payload.lines[0].sku }}", 3]}}
+    out = render_config(cfg, {"id": 7, "lines": [{"sku": "S-1"}]}, {})
+    assert out == {"url": "https://x/7", "body": {"items": ["S-1", 3]}}
+
+
+@pytest.mark.parametrize("template", [
+    "{{ payload.missing }}",
+    "{{ payload.x ",
+    "{{ payload.__class__.__mro__ }}",
+    "{{ ''.__class__.__subclasses__() }}",
+])
+def test_template_errors_and_sandbox_escapes_are_permanent(template):
+    with pytest.raises(PermanentError, match="template error"):
+        render_config({"text": template}, {"x": 1}, {})
+
+
+def test_backoff_grows_with_jitter_and_honours_retry_after():
+    b = Backoff(base_seconds=1.0, max_seconds=10.0)
+    rnd = random.Random(1)
+    for attempt, ceiling in [(1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (5, 10.0), (9, 10.0)]:
+        for _ in range(20):
+            assert ceiling / 2 <= b.delay(attempt, rand=rnd) <= ceiling
+    assert b.delay(1, retry_after=7.0) == 7.0
+    assert b.delay(1, retry_after=99.0) == 10.0
+
+
+@pytest.mark.parametrize(("template", "payload"), [
+    ("Order {{ payload.id }} of {{payload.customer.name}}!", {"id": 7, "customer": {"name": "Ada"}}),
+    ("{{ payload.flag }} {{ payload.ratio }}", {"flag": True, "ratio": 0.5}),
+    ("{{ payload.nested }}", {"nested": {"a": [1, 2]}}),
+    ("{{ payload.values }}", {"values": "x"}),
+    ("{{ payload.id | upper }}", {"id": "abc"}),
+    ("{{ payload.none }}", {"none": None}),
+])
+def test_fast_path_renders_exactly_like_jinja(template, payload):
+    from services.executor.templates import _ENV
+
+    expected = _ENV.from_string(template).render({"payload": payload, "event": {}})
+    assert render_config({"t": template}, payload, {}) == {"t": expected}
+
+
+def test_event_fields_are_available_to_templates():
+    import uuid
+
+    from libs.common.models.events import EventEnvelope
+    from services.executor.templates import EventContext
+
+    ev = EventEnvelope(event_id=uuid.uuid4(), dedup_key="k", tenant_id=uuid.uuid4(), workflow_id=uuid.uuid4(),
+                       workflow_version=1, trigger="schedule", payload={})
+    out = render_config({"t": "{{ event.trigger }}:{{ event.id }}:{{ event.scheduled_for }}"}, {}, EventContext(ev))
+    assert out == {"t": f"schedule:{ev.event_id}:None"}
+    with pytest.raises(PermanentError):
+        render_config({"t": "{{ event._event }}"}, {}, EventContext(ev))
