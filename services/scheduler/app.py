@@ -1,0 +1,45 @@
+"""The scheduler's aiohttp app: health, readiness, metrics, and the runtime's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from libs.common.bus import Bus
+from libs.common.db import create_pool
+from libs.common.http.app import base_app
+from libs.common.http.keys import METRICS, READINESS_CHECKS
+from services.scheduler.clock import SystemClock
+from services.scheduler.runtime import SchedulerRuntime
+from services.scheduler.settings import SchedulerSettings
+
+SETTINGS = web.AppKey("scheduler_settings", SchedulerSettings)
+RUNTIME = web.AppKey("scheduler_runtime", SchedulerRuntime)
+
+
+async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await create_pool(settings.db)
+    bus = await Bus.connect(settings.nats, name="scheduler", inbox_prefix=settings.scheduler.nats_inbox_prefix)
+    runtime = SchedulerRuntime(bus, pool, SystemClock(), settings.scheduler, app[METRICS].registry)
+    app[RUNTIME] = runtime
+
+    async def ready() -> bool:
+        return runtime.ready
+
+    app[READINESS_CHECKS]["scheduler"] = ready
+    await runtime.start()
+    try:
+        yield
+    finally:
+        await runtime.stop()
+        await bus.drain()
+        await pool.close()
+
+
+def build_app(settings: SchedulerSettings) -> web.Application:
+    app = base_app("scheduler")
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_runtime_ctx)
+    return app

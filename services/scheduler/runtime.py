@@ -1,0 +1,107 @@
+"""One scheduler replica's moving parts, started and stopped in the right order.
+
+Start: subscribe to the change feed first (changes wait until the first load
+is done, so none is missed), load every schedule from Postgres with catch-up,
+then start the timer.  A periodic resync runs as a safety net.
+
+Stop: stop the feed and the resync, stop firing (publishes already started
+finish), then write the remaining progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import asyncpg
+from prometheus_client import CollectorRegistry
+
+from libs.common.bus import Bus
+from services.scheduler.changes import ChangeFeed
+from services.scheduler.clock import Clock
+from services.scheduler.engine import Engine
+from services.scheduler.firing import Publisher
+from services.scheduler.metrics import SchedulerMetrics
+from services.scheduler.progress import ProgressWriter
+from services.scheduler.settings import SchedulerOptions
+from services.scheduler.store import ScheduleStore
+from services.scheduler.sync import ScheduleSync
+
+log = logging.getLogger(__name__)
+
+
+class SchedulerRuntime:
+    def __init__(self, bus: Bus, pool: asyncpg.Pool, clock: Clock, options: SchedulerOptions,
+                 registry: CollectorRegistry | None = None) -> None:
+        self.options = options
+        self.bus = bus
+        self.metrics = SchedulerMetrics(registry if registry is not None else CollectorRegistry())
+        self.store = ScheduleStore(pool)
+        self.progress = ProgressWriter(self.store, retry_max_seconds=options.retry_max_seconds)
+        self.publisher = Publisher(bus, clock, self.metrics)
+        self.engine = Engine(self.publisher, self.progress, clock, self.metrics, options)
+        self.sync = ScheduleSync(self.store, self.engine, self.metrics)
+        self.feed = ChangeFeed(bus, self.sync.on_change, on_failure=self._request_resync)
+        self._resync_now = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopped = False
+
+    @property
+    def ready(self) -> bool:
+        return (self.sync.loaded.is_set() and self.engine.running and self.feed.active
+                and self.bus.is_connected and not self._stopped)
+
+    async def start(self) -> None:
+        """Begin in the background; :attr:`ready` turns true once schedules are loaded."""
+        self.progress.start()
+        self._tasks.append(asyncio.create_task(self._run(), name="scheduler-main"))
+
+    async def _run(self) -> None:
+        delay = 0.2
+        while not self.feed.active:
+            try:
+                await self.bus.ensure_streams()
+                await self.feed.start()
+            except Exception as exc:  # noqa: BLE001 - NATS may not be ready yet; keep trying
+                log.warning("subscribing to workflow changes failed; retrying",
+                            extra={"error": type(exc).__name__, "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.retry_max_seconds)
+        await self._resync(startup=True)
+        self.engine.start()
+        while not self._stopped:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.options.resync_interval_seconds):
+                    await self._resync_now.wait()
+            self._resync_now.clear()
+            await self._resync(startup=False)
+
+    async def _resync(self, *, startup: bool) -> None:
+        delay = 0.2
+        while not self._stopped:
+            try:
+                await self.sync.resync(startup=startup)
+                self.metrics.resyncs.labels("ok").inc()
+                return
+            except Exception as exc:  # noqa: BLE001 - Postgres away, or a bad row: retry, keep firing
+                self.metrics.resyncs.labels("failed").inc()
+                log.warning("loading schedules failed; retrying",
+                            extra={"error": type(exc).__name__, "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.retry_max_seconds)
+
+    def _request_resync(self) -> None:
+        self._resync_now.set()
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.feed.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.engine.stop(self.options.drain_seconds)
+        await self.progress.stop(self.options.drain_seconds)
+        log.info("scheduler stopped")

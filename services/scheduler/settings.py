@@ -1,0 +1,45 @@
+"""The scheduler's settings: the shared base plus ``IPAAS_SCHEDULER_*`` knobs."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.common.settings import HttpSettings, ServiceSettings
+
+
+class SchedulerHttpSettings(HttpSettings):
+    """``IPAAS_HTTP_*`` as for every service, with the scheduler's own default port."""
+
+    port: int = 8082
+
+
+class SchedulerOptions(BaseSettings):
+    """Knobs of the scheduler (each documented in docs/scheduler.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_SCHEDULER_", extra="ignore")
+
+    # Full reload from Postgres, on top of the change feed: a safety net.
+    resync_interval_seconds: float = Field(default=300.0, gt=0)
+    # Missed slots older than this are neither fired nor recorded (catch-up "all" and "skip").
+    catchup_window_seconds: int = Field(default=24 * 3600, ge=1)
+    # At most this many missed slots per workflow are handled (the newest ones).
+    max_catchup_slots: int = Field(default=1000, ge=1)
+    # Missed slots this recent are fired rather than recorded as skipped: another
+    # replica may be firing them right now, and JetStream dedup makes that safe.
+    misfire_grace_seconds: int = Field(default=5, ge=0)
+    # Concurrent publishes (fire workers).
+    fire_concurrency: int = Field(default=32, ge=1)
+    # Backoff between publish attempts while NATS cannot store an event.
+    retry_max_seconds: float = Field(default=5.0, gt=0)
+    # Longest single wait of the timer loop (it re-reads the clock after each wait).
+    max_sleep_seconds: float = Field(default=30.0, gt=0)
+    # Time allowed at shutdown to finish publishes in flight and flush state.
+    drain_seconds: float = Field(default=10.0, gt=0)
+    # Reply-inbox prefix, so NATS authorization can keep this identity's replies private.
+    nats_inbox_prefix: str = "_INBOX_scheduler"
+
+
+class SchedulerSettings(ServiceSettings):
+    scheduler: SchedulerOptions = Field(default_factory=SchedulerOptions)
+    http: SchedulerHttpSettings = Field(default_factory=SchedulerHttpSettings)

@@ -1,0 +1,147 @@
+"""Postgres access of the scheduler: schedule definitions, errors and progress."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+
+from libs.common.models.workflows import ScheduleTrigger
+from services.scheduler.slots import SlotError, SlotRule, rule_for, to_slot
+
+log = logging.getLogger(__name__)
+
+_SELECT = """
+SELECT w.id, w.tenant_id, w.current_version, w.is_active, w.deleted_at, w.schedule_error, w.updated_at,
+       v.definition, s.last_slot
+FROM workflows w
+JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
+LEFT JOIN scheduler_state s ON s.workflow_id = w.id
+"""
+_ACTIVE_SCHEDULES = (
+    _SELECT + "WHERE w.is_active AND w.deleted_at IS NULL AND v.definition->'trigger'->>'type' = 'schedule'"
+)
+_ONE = _SELECT + "WHERE w.id = $1"
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleSpec:
+    """One active schedule at one version, ready for the timer heap."""
+
+    workflow_id: uuid.UUID
+    tenant_id: uuid.UUID
+    version: int
+    trigger: ScheduleTrigger
+    rule: SlotRule
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSchedule:
+    """A row read back: either a usable spec, or the error that makes it unusable."""
+
+    workflow_id: uuid.UUID
+    spec: ScheduleSpec | None
+    error: str | None
+    stored_error: str | None
+    last_slot: int | None  # saved progress
+    changed_at: int  # the workflow's updated_at
+    wants_schedule: bool
+    is_schedule: bool
+
+
+def parse_row(row: asyncpg.Record) -> StoredSchedule:
+    definition: Any = row["definition"]
+    trigger: Any = definition.get("trigger") if isinstance(definition, dict) else None
+    is_schedule = isinstance(trigger, dict) and trigger.get("type") == "schedule"
+    wants = bool(row["is_active"]) and row["deleted_at"] is None and is_schedule
+    last: datetime | None = row["last_slot"]
+    spec: ScheduleSpec | None = None
+    error: str | None = None
+    if wants:
+        try:
+            parsed = ScheduleTrigger.model_validate(trigger)
+            rule = rule_for(parsed)  # one that can never fire raises SlotError when the engine plans it
+            spec = ScheduleSpec(row["id"], row["tenant_id"], int(row["current_version"]), parsed, rule)
+        except ValidationError as exc:
+            error = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'trigger'}: {e['msg']}"
+                              for e in exc.errors(include_url=False, include_input=False))
+        except SlotError as exc:
+            error = str(exc)
+    return StoredSchedule(
+        workflow_id=row["id"],
+        spec=spec,
+        error=error,
+        stored_error=row["schedule_error"],
+        last_slot=to_slot(last) if last is not None else None,
+        changed_at=to_slot(row["updated_at"]),
+        wants_schedule=wants,
+        is_schedule=is_schedule,
+    )
+
+
+class ScheduleStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+
+    async def load_active(self) -> list[asyncpg.Record]:
+        """Rows of every active schedule workflow (parse each with :func:`parse_row`)."""
+        async with self.pool.acquire() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(_ACTIVE_SCHEDULES)
+        return rows
+
+    async def load_one(self, workflow_id: uuid.UUID) -> StoredSchedule | None:
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(_ONE, workflow_id)
+        return parse_row(row) if row is not None else None
+
+    async def set_error(self, workflow_id: uuid.UUID, error: str | None) -> None:
+        """Write (or clear, with ``None``) ``workflows.schedule_error``; a no-op when unchanged."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                "UPDATE workflows SET schedule_error = $2 WHERE id = $1 AND schedule_error IS DISTINCT FROM $2",
+                workflow_id, error,
+            )
+
+    async def save_progress(self, progress: dict[uuid.UUID, int]) -> None:
+        if not progress:
+            return
+        ids = list(progress)
+        slots = [datetime.fromtimestamp(progress[i], tz=UTC) for i in ids]
+        async with self.pool.acquire() as conn:
+            await conn.execute(
+                """INSERT INTO scheduler_state (workflow_id, last_slot)
+                   SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
+                   ON CONFLICT (workflow_id) DO UPDATE
+                   SET last_slot = GREATEST(scheduler_state.last_slot, EXCLUDED.last_slot), updated_at = now()""",
+                ids, slots,
+            )
+
+    async def record_skipped(self, rows: list[SkippedSlot]) -> None:
+        """One ``skipped`` execution per slot; idempotent on ``event_id``."""
+        if not rows:
+            return
+        async with self.pool.acquire() as conn:
+            await conn.executemany(
+                """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger,
+                                           status, attempts, finished_at, error, scheduled_for)
+                   VALUES ($1, $2, $3, $4, $5, 'schedule', 'skipped', 0, now(), $6, $7)
+                   ON CONFLICT (event_id) DO NOTHING""",
+                [(uuid.uuid4(), r.event_id, r.tenant_id, r.workflow_id, r.version, r.reason,
+                  datetime.fromtimestamp(r.slot, tz=UTC)) for r in rows],
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedSlot:
+    event_id: uuid.UUID
+    tenant_id: uuid.UUID
+    workflow_id: uuid.UUID
+    version: int
+    slot: int
+    reason: str
+

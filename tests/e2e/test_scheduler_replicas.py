@@ -1,0 +1,93 @@
+"""Acceptance 1, in real time: two scheduler replicas, an every-second schedule, one event per slot."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+
+from libs.common.bus import Bus
+from libs.common.models.events import EventEnvelope
+from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.services import ServiceProcess
+from tests.helpers.wait import wait_until
+
+SLOTS_TO_WATCH = 5
+
+
+async def scheduled_events(bus: Bus, workflow_id: uuid.UUID) -> list[tuple[str, EventEnvelope]]:
+    info = await bus.js.stream_info("EVENTS")
+    found: list[tuple[str, EventEnvelope]] = []
+    if not info.state.messages:
+        return found
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await bus.js.get_msg("EVENTS", seq)
+        env = EventEnvelope.model_validate_json(msg.data or b"")
+        if env.workflow_id == workflow_id:
+            found.append(((msg.headers or {}).get("Nats-Msg-Id", ""), env))
+    return found
+
+
+def metrics_text(svc: ServiceProcess) -> str:
+    with urllib.request.urlopen(f"{svc.url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
+        return str(resp.read().decode())
+
+
+def metric(text: str, name: str) -> float:
+    """A metric's value, summed over its label sets."""
+    return sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M))
+
+
+def fires_reported(svc: ServiceProcess) -> float:
+    return metric(metrics_text(svc), "ipaas_scheduler_fires_total")
+
+
+async def test_two_replicas_fire_each_second_exactly_once_without_gaps(
+    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Callable[..., Any],
+) -> None:
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, {
+        "name": "every second",
+        "trigger": {"type": "schedule", "cron": "* * * * * *", "timezone": "Europe/Paris"},
+        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+    })
+    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO"}
+    replicas = [service("services.scheduler", env=env, wait=False) for _ in range(2)]
+    for replica in replicas:
+        replica.wait_ready(30)
+    # Both replicas are firing from here on.
+    start = len(await scheduled_events(bus, wf))
+    await wait_until(lambda: _more_than(scheduled_events(bus, wf), start + SLOTS_TO_WATCH), timeout=20,
+                     message=f"{SLOTS_TO_WATCH} more slots")
+    await wait_until(lambda: all(fires_reported(r) >= SLOTS_TO_WATCH for r in replicas), timeout=10,
+                     message="both replicas fired every slot")
+
+    found = await scheduled_events(bus, wf)
+    msg_ids = [m for m, _ in found]
+    slots = [e.scheduled_for for _, e in found]
+    assert all(s is not None for s in slots)
+    assert not [k for k, n in Counter(msg_ids).items() if n > 1], "a msg id appears twice"
+    assert not [k for k, n in Counter(slots).items() if n > 1], "a slot was fired twice"
+    assert len({e.event_id for _, e in found}) == len(found)
+    ordered = sorted(s for s in slots if s is not None)
+    gaps = [(a, b) for a, b in zip(ordered, ordered[1:], strict=False) if b - a != timedelta(seconds=1)]
+    assert not gaps, f"missing slots between {gaps}"
+    for msg_id, env_ in found:
+        assert env_.trigger == "schedule"
+        assert msg_id == env_.dedup_key == f"sched:{wf}:1:{env_.scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
+    for replica in replicas:
+        text = metrics_text(replica)
+        assert metric(text, "ipaas_scheduler_schedules_loaded") == 1
+        assert metric(text, "ipaas_scheduler_fire_lateness_seconds_count") >= SLOTS_TO_WATCH
+        assert metric(text, "ipaas_scheduler_publish_failures_total") == 0
+        assert replica.terminate() == 0
+
+
+async def _more_than(found: Any, count: int) -> bool:
+    return len(await found) > count

@@ -1,0 +1,83 @@
+"""Acceptance 6: a replica killed (or stopped) in the middle of a slot and restarted fires it once."""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import pytest
+
+from libs.common.bus import Bus
+from libs.common.models.events import EventEnvelope
+from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.services import ServiceProcess
+from tests.helpers.wait import wait_until
+
+INTERVAL = 4  # seconds: long enough for a restart to land inside the slot it interrupted
+
+
+async def slots_in_stream(bus: Bus, workflow_id: uuid.UUID) -> list[EventEnvelope]:
+    info = await bus.js.stream_info("EVENTS")
+    found: list[EventEnvelope] = []
+    if not info.state.messages:
+        return found
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        env = EventEnvelope.model_validate_json((await bus.js.get_msg("EVENTS", seq)).data or b"")
+        if env.workflow_id == workflow_id:
+            found.append(env)
+    return found
+
+
+def duplicate_fires(svc: ServiceProcess) -> float:
+    with urllib.request.urlopen(f"{svc.url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
+        text = resp.read().decode()
+    match = re.search(r'^ipaas_scheduler_fires_total\{result="duplicate"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+@pytest.mark.parametrize("how", ["kill", "terminate"])
+async def test_restart_in_the_middle_of_a_slot_does_not_fire_it_twice(
+    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Callable[..., Any], how: str,
+) -> None:
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, {
+        "name": "every few seconds",
+        "trigger": {"type": "schedule", "interval_seconds": INTERVAL},
+        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+    })
+    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url}
+    replica = service("services.scheduler", env=env)
+    fired = await wait_until(lambda: slots_in_stream(bus, wf), timeout=INTERVAL + 10, message="a first slot")
+    slot = fired[-1].scheduled_for
+    assert slot is not None
+    if how == "kill":
+        replica.kill()
+    else:
+        assert replica.terminate() == 0
+    # The worst case of a crash: the slot was published but its progress was never saved.
+    await db.execute(
+        """INSERT INTO scheduler_state (workflow_id, last_slot) VALUES ($1, $2)
+           ON CONFLICT (workflow_id) DO UPDATE SET last_slot = EXCLUDED.last_slot""",
+        wf, slot - timedelta(seconds=INTERVAL))
+
+    restarted = service("services.scheduler", env=env)
+    # The restarted replica fired the interrupted slot again, and JetStream called it a duplicate.
+    await wait_until(lambda: duplicate_fires(restarted) >= 1, timeout=10, message="slot re-fired as duplicate")
+    await wait_until(lambda: _count_at_least(slots_in_stream(bus, wf), len(fired) + 2), timeout=INTERVAL * 3 + 5,
+                     message="two more slots")
+    events = await slots_in_stream(bus, wf)
+    slots = sorted(e.scheduled_for for e in events if e.scheduled_for is not None)
+    assert [s for s, n in Counter(slots).items() if n > 1] == [], "a slot fired twice"
+    assert all(b - a == timedelta(seconds=INTERVAL) for a, b in zip(slots, slots[1:], strict=False)), slots
+    assert slot in slots
+    assert restarted.terminate() == 0
+
+
+async def _count_at_least(found: Any, count: int) -> bool:
+    return len(await found) >= count

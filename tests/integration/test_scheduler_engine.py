@@ -1,0 +1,307 @@
+"""The scheduler in-process against real NATS and Postgres, with a manual clock.
+
+Covers catch-up after downtime (acceptance 3), live disable / enable / update
+through the change feed (acceptance 4) and isolation of a broken definition
+(acceptance 5).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import pytest
+
+from libs.common.bus import Bus
+from libs.common.db import create_pool
+from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
+from libs.common.settings import DatabaseSettings
+from services.scheduler.clock import ManualClock
+from services.scheduler.runtime import SchedulerRuntime
+from services.scheduler.settings import SchedulerOptions
+from tests.helpers.factories import add_version, create_tenant, create_workflow
+from tests.helpers.wait import wait_until
+
+T0 = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
+
+
+def definition(**trigger: Any) -> dict[str, Any]:
+    return {
+        "name": "tick",
+        "trigger": {"type": "schedule", **trigger},
+        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+    }
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    p = await create_pool(DatabaseSettings(DATABASE_URL=database_url))
+    yield p
+    await p.close()
+
+
+@pytest.fixture
+async def runtimes(bus: Bus, pool: asyncpg.Pool) -> AsyncIterator[Callable[..., Any]]:
+    """Factory: start a scheduler replica in this process; all are stopped at teardown."""
+    started: list[SchedulerRuntime] = []
+
+    async def start(clock: ManualClock, **options: Any) -> SchedulerRuntime:
+        opts = SchedulerOptions(**{"resync_interval_seconds": 3600.0, **options})
+        rt = SchedulerRuntime(bus, pool, clock, opts)
+        started.append(rt)
+        await rt.start()
+        await wait_until(lambda: rt.ready, timeout=10, message="scheduler ready")
+        return rt
+
+    yield start
+    for rt in started:
+        await rt.stop()
+
+
+async def events(bus: Bus, workflow_id: uuid.UUID) -> list[EventEnvelope]:
+    """Every event of ``workflow_id`` in the EVENTS stream, in stream order."""
+    info = await bus.js.stream_info("EVENTS")
+    found: list[EventEnvelope] = []
+    if not info.state.messages:
+        return found
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await bus.js.get_msg("EVENTS", seq)
+        env = EventEnvelope.model_validate_json(msg.data or b"")
+        if env.workflow_id == workflow_id:
+            assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == env.dedup_key
+            found.append(env)
+    return found
+
+
+async def slots_fired(bus: Bus, workflow_id: uuid.UUID) -> list[str]:
+    return [e.scheduled_for.strftime("%H:%M:%S") for e in await events(bus, workflow_id) if e.scheduled_for]
+
+
+async def publish_change(bus: Bus, tenant_id: uuid.UUID, workflow_id: uuid.UUID, version: int, change: str,
+                         *, is_active: bool = True, deleted: bool = False) -> None:
+    """What the gateway's outbox relay publishes after a workflow change."""
+    body = WorkflowChanged(tenant_id=tenant_id, workflow_id=workflow_id, version=version, change=change,
+                           is_active=is_active, deleted=deleted)
+    await bus.publish(workflow_changed_subject(tenant_id, workflow_id), body.model_dump_json().encode(),
+                      msg_id=f"outbox:{uuid.uuid4()}")
+
+
+@pytest.mark.parametrize(("policy", "expected"), [
+    ("skip", ["12:01:00", "12:06:00"]),
+    ("all", ["12:01:00", "12:02:00", "12:03:00", "12:04:00", "12:05:00", "12:06:00"]),
+])
+async def test_missed_slots_after_downtime_follow_the_catchup_policy(
+    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any], policy: str, expected: list[str],
+) -> None:
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, definition(interval_seconds=60, catchup=policy))
+    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)  # last changed at 12:00:30
+    clock = ManualClock(T0)
+    first = await runtimes(clock)
+    clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
+    await wait_until(lambda: slots_fired(bus, wf), message="first slot")
+    await wait_until(lambda: db.fetchval("SELECT last_slot FROM scheduler_state WHERE workflow_id = $1", wf),
+                     message="progress saved")
+    await first.stop()
+
+    clock.set(datetime(2026, 5, 1, 12, 6, 0, 500_000, tzinfo=UTC))  # down for 5 slots: 12:02 .. 12:06
+    await runtimes(clock)
+    await wait_until(lambda: _eq(slots_fired(bus, wf), expected), message=f"{policy} catch-up fires")
+
+    skipped = await db.fetch(
+        "SELECT scheduled_for, error, trigger, workflow_version FROM executions "
+        "WHERE workflow_id = $1 AND status = 'skipped' ORDER BY scheduled_for", wf)
+    if policy == "skip":
+        assert [r["scheduled_for"].strftime("%H:%M:%S") for r in skipped] == [
+            "12:02:00", "12:03:00", "12:04:00", "12:05:00"]
+        assert all("catchup=skip" in r["error"] and r["trigger"] == "schedule" for r in skipped)
+    else:
+        assert skipped == []
+    assert await slots_fired(bus, wf) == expected  # nothing more, nothing twice
+
+
+async def _eq(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
+
+
+async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_at_next_slot(
+    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+) -> None:
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, definition(interval_seconds=60))
+    control = await create_workflow(db, tenant, definition(interval_seconds=60))
+    clock = ManualClock(T0)
+    rt = await runtimes(clock)
+
+    async def tick(minute: int) -> None:
+        """Move to just after 12:<minute>:00 and wait until the control workflow fired that slot."""
+        clock.set(datetime(2026, 5, 1, 12, minute, 0, 500_000, tzinfo=UTC))
+        await wait_until(lambda: _contains(slots_fired(bus, control), f"12:{minute:02d}:00"),
+                         message=f"control fired 12:{minute:02d}")
+
+    await tick(1)
+    assert await slots_fired(bus, wf) == ["12:01:00"]
+
+    # Disable: the heap drops it within 1 s of the change being published (no resync involved).
+    await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
+    started = time.monotonic()
+    await publish_change(bus, tenant, wf, 1, "disabled", is_active=False)
+    await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, interval=0.01,
+                     message="schedule unloaded")
+    assert time.monotonic() - started < 1.0
+    await tick(2)
+    await tick(3)
+    assert await slots_fired(bus, wf) == ["12:01:00"]
+
+    # Re-enable: fires again from the next slot, without catching up the disabled period.
+    await db.execute("UPDATE workflows SET is_active = true WHERE id = $1", wf)
+    await publish_change(bus, tenant, wf, 1, "enabled")
+    await wait_until(lambda: wf in rt.engine.workflow_ids(), timeout=1.0, message="schedule reloaded")
+    await tick(4)
+    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:04:00"]), message="resumed")
+
+    # Update the schedule: every 5 minutes from now on; 12:05 is the next slot of the new rule.
+    version = await add_version(db, wf, definition(cron="*/5 * * * *", timezone="Europe/Paris"))
+    await publish_change(bus, tenant, wf, version, "updated")
+    await wait_until(lambda: (spec := rt.engine.spec_of(wf)) is not None and spec.version == version,
+                     timeout=1.0, message="new version loaded")
+    await tick(5)
+    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:04:00", "12:05:00"]),
+                     message="fired at the next slot of the new rule")
+    await tick(6)
+    latest = (await events(bus, wf))[-1]
+    assert latest.workflow_version == version and latest.dedup_key.endswith(":2026-05-01T12:05:00Z")
+    assert await slots_fired(bus, wf) == ["12:01:00", "12:04:00", "12:05:00"]
+
+    # Delete: gone as fast as a disable.
+    await db.execute("UPDATE workflows SET deleted_at = now(), is_active = false WHERE id = $1", wf)
+    await publish_change(bus, tenant, wf, version, "deleted", is_active=False, deleted=True)
+    await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, message="deleted unloaded")
+
+
+async def _contains(value: Any, item: Any) -> bool:
+    return item in await value
+
+
+async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
+    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+) -> None:
+    tenant = await create_tenant(db)
+    broken = await create_workflow(db, tenant, definition(cron="61 * * * *"))  # stored without validation
+    never = await create_workflow(db, tenant, definition(cron="0 0 31 2 *"))  # valid syntax, no such date
+    healthy = await create_workflow(db, tenant, definition(interval_seconds=60))
+    clock = ManualClock(T0)
+    rt = await runtimes(clock)
+
+    error = await wait_until(
+        lambda: db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken), message="error stored")
+    assert "61 * * * *" in error
+    assert await db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", never)
+    assert await db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", healthy) is None
+    assert rt.engine.workflow_ids() == {healthy}
+
+    clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
+    await wait_until(lambda: _eq(slots_fired(bus, healthy), ["12:01:00"]), message="healthy fires")
+
+    # Fixing the definition clears the error and the schedule starts firing.
+    version = await add_version(db, broken, definition(cron="*/2 * * * *"))
+    await publish_change(bus, tenant, broken, version, "updated")
+    await wait_until(
+        lambda: _is_none(db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken)),
+        message="error cleared")
+    clock.set(datetime(2026, 5, 1, 12, 2, 0, 500_000, tzinfo=UTC))
+    await wait_until(lambda: _eq(slots_fired(bus, broken), ["12:02:00"]), message="fixed schedule fires")
+
+    # Breaking a running schedule stops only that one.
+    version = await add_version(db, healthy, definition(cron="* * * *"))
+    await publish_change(bus, tenant, healthy, version, "updated")
+    await wait_until(lambda: db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", healthy),
+                     message="error stored on update")
+    clock.set(datetime(2026, 5, 1, 12, 4, 0, 500_000, tzinfo=UTC))
+    await wait_until(lambda: _eq(slots_fired(bus, broken), ["12:02:00", "12:04:00"]), message="others go on")
+    assert await slots_fired(bus, healthy) == ["12:01:00", "12:02:00"]
+
+
+async def _is_none(value: Any) -> bool:
+    return await value is None
+
+
+async def test_periodic_resync_catches_a_change_the_feed_never_announced(
+    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+) -> None:
+    tenant = await create_tenant(db)
+    clock = ManualClock(T0)
+    rt = await runtimes(clock, resync_interval_seconds=0.2)
+    wf = await create_workflow(db, tenant, definition(interval_seconds=60))  # no change published
+    await wait_until(lambda: wf in rt.engine.workflow_ids(), timeout=5, message="loaded by resync")
+    clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
+    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00"]), message="fires")
+    await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
+    await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=5, message="unloaded by resync")
+
+
+async def test_a_workflow_created_while_no_scheduler_ran_catches_up_from_its_creation(
+    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+) -> None:
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, definition(interval_seconds=60))
+    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)  # created at 12:00:30
+    clock = ManualClock(datetime(2026, 5, 1, 12, 5, 0, 500_000, tzinfo=UTC))
+    await runtimes(clock)
+    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:05:00"]), message="latest slot fired")
+    await wait_until(lambda: db.fetchval(
+        "SELECT count(*) = 4 FROM executions WHERE workflow_id = $1 AND status = 'skipped'", wf),
+        message="4 skipped rows")
+
+
+async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_after_a_restart(
+    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+) -> None:
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, definition(interval_seconds=60))
+    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)
+    clock = ManualClock(T0)
+    rt = await runtimes(clock)
+    clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
+    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00"]), message="first slot")
+    await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
+    await publish_change(bus, tenant, wf, 1, "disabled", is_active=False)
+    await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, message="unloaded")
+    clock.set(datetime(2026, 5, 1, 12, 5, 30, tzinfo=UTC))
+    await db.execute("UPDATE workflows SET is_active = true, updated_at = $2 WHERE id = $1", wf, clock.now())
+    await publish_change(bus, tenant, wf, 1, "enabled")
+    await wait_until(lambda: db.fetchval(
+        "SELECT last_slot = '2026-05-01T12:05:30Z' FROM scheduler_state WHERE workflow_id = $1", wf),
+        message="enable saved as progress")
+    await rt.stop()
+
+    clock.set(datetime(2026, 5, 1, 12, 6, 0, 500_000, tzinfo=UTC))
+    await runtimes(clock)
+    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="next slot only")
+    assert await db.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", wf) == 0
+
+
+async def test_slots_before_a_change_made_while_down_are_not_caught_up(
+    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+) -> None:
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, definition(interval_seconds=60))
+    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)
+    clock = ManualClock(T0)
+    first = await runtimes(clock)
+    clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
+    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00"]), message="first slot")
+    await first.stop()
+    # While no scheduler runs: disabled, then enabled again at 12:04:30 (the gateway bumps updated_at).
+    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf,
+                     datetime(2026, 5, 1, 12, 4, 30, tzinfo=UTC))
+    clock.set(datetime(2026, 5, 1, 12, 6, 0, 500_000, tzinfo=UTC))
+    await runtimes(clock)
+    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="latest fired")
+    await wait_until(lambda: db.fetchval(
+        "SELECT array_agg(to_char(scheduled_for AT TIME ZONE 'UTC', 'HH24:MI')) = '{12:05}' "
+        "FROM executions WHERE workflow_id = $1 AND status = 'skipped'", wf), message="only 12:05 skipped")

@@ -1,0 +1,78 @@
+"""The scheduler runs on its least-privilege NATS identity: it publishes events and follows changes."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from deploy.local.infra import NatsServer, free_port
+from deploy.local.nats_authz import inbox_prefix, write_config
+from libs.common.bus import Bus
+from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
+from libs.common.settings import NatsSettings
+from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.services import ServiceProcess
+from tests.helpers.wait import wait_until
+
+PASSWORDS = {name: secrets.token_urlsafe(12) for name in ("auth", "gateway", "executor", "scheduler")}
+
+
+@pytest.fixture
+def secured_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    server = NatsServer(tmp_path / "nats", free_port(), config_file=write_config(tmp_path / "authz.conf", PASSWORDS))
+    server.start()
+    yield server
+    server.kill()
+
+
+def url_for(server: NatsServer, identity: str) -> str:
+    return f"nats://{identity}:{PASSWORDS[identity]}@127.0.0.1:{server.port}"
+
+
+def loaded(svc: ServiceProcess) -> float:
+    with urllib.request.urlopen(f"{svc.url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
+        match = re.search(r"^ipaas_scheduler_schedules_loaded (\S+)$", resp.read().decode(), re.M)
+    return float(match.group(1)) if match else -1.0
+
+
+async def events_of(bus: Bus) -> list[EventEnvelope]:
+    info = await bus.js.stream_info("EVENTS")
+    if not info.state.messages:
+        return []
+    return [EventEnvelope.model_validate_json((await bus.js.get_msg("EVENTS", seq)).data or b"")
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)]
+
+
+async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
+    secured_nats: NatsServer, database_url: str, db: asyncpg.Connection, service: Callable[..., Any],
+) -> None:
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, {
+        "name": "every second",
+        "trigger": {"type": "schedule", "interval_seconds": 1},
+        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+    })
+    scheduler = service("services.scheduler", env={"NATS_URL": url_for(secured_nats, "scheduler"),
+                                                   "DATABASE_URL": database_url})
+    gateway = await Bus.connect(NatsSettings(NATS_URL=url_for(secured_nats, "gateway")), name="gateway",
+                                connect_deadline_seconds=10, inbox_prefix=inbox_prefix("gateway"))
+    try:
+        fired = await wait_until(lambda: events_of(gateway), timeout=10, message="a scheduled event")
+        assert fired[0].workflow_id == wf and fired[0].trigger == "schedule"
+
+        await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
+        change = WorkflowChanged(tenant_id=tenant, workflow_id=wf, version=1, change="disabled", is_active=False)
+        await gateway.publish(workflow_changed_subject(tenant, wf), change.model_dump_json().encode(),
+                              msg_id="outbox:1")
+        await wait_until(lambda: loaded(scheduler) == 0, timeout=5, message="schedule unloaded via the feed")
+        assert "Permissions Violation" not in scheduler.logs()
+    finally:
+        await gateway.drain()
+    assert scheduler.terminate() == 0
