@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from deploy.k8s import checks, links
+from deploy.k8s import checks, links, nats_auth
 from deploy.k8s.render import RenderError, Resource, render
 
 K8S_DIR = Path(__file__).resolve().parent
@@ -35,6 +35,7 @@ def validate_resources(resources: list[Resource], *, overlay: bool) -> tuple[lis
     problems += links.check_policies(resources)
     problems += links.check_urls(resources)
     problems += links.check_required(resources)
+    problems += nats_auth.check_service_identities(resources)
     ref_problems, secrets = links.check_references(resources)
     return problems + ref_problems, secrets
 
@@ -54,6 +55,7 @@ def validate_nats_values(values: dict[str, Any], resources: list[Resource] | Non
     monitor = config.get("monitor") or {}
     if not monitor.get("enabled"):
         problems.append("nats values: the monitoring endpoint must be enabled (KEDA reads consumer lag there)")
+    problems += nats_auth.check_values(values)
     port = int(monitor.get("port", 8222))
     for so in [r for r in resources or [] if r.get("kind") == "ScaledObject"]:
         for trig in so["spec"].get("triggers") or []:

@@ -60,6 +60,16 @@ class LauncherConfig:
     def keys_dir(self) -> Path:
         return self.local_dir / "keys"
 
+    @property
+    def nats_users_file(self) -> Path:
+        """Passwords of the embedded NATS's identities (0600; see deploy/local/nats_users.py)."""
+        return self.local_dir / "nats-users.json"
+
+    @property
+    def nats_config_file(self) -> Path:
+        """The embedded NATS's authorization config (0600), rewritten on every start."""
+        return self.local_dir / "nats-authz.conf"
+
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
     raw = env.get(name, "").strip()

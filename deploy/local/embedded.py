@@ -3,6 +3,10 @@
 Data lives under the local directory (``nats/`` and ``pg/``), so a restart keeps
 every stream, message and row.  An external server is never touched: when the
 URL is set, it is used as it is and nothing is started.
+
+The embedded NATS runs with authorization: one user per service identity
+(:mod:`deploy.local.nats_users`); ``nats_urls`` holds each identity's URL with
+its user and password, ``nats_url`` the bare address (safe to print).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import asyncpg
 
 from deploy.local.config import LauncherConfig
 from deploy.local.infra import NatsServer, PostgresServer
+from deploy.local.nats_users import prepare, with_user
 from deploy.local.ports import PortPicker
 
 Announce = Callable[[str], None]
@@ -25,6 +30,7 @@ class Infrastructure:
 
     nats_url: str = ""
     database_url: str = ""
+    nats_urls: dict[str, str] = field(default_factory=dict)  # identity -> URL with its credentials
     nats: NatsServer | None = None
     postgres: PostgresServer | None = None
     owned: list[tuple[str, int]] = field(default_factory=list)
@@ -36,11 +42,14 @@ class Infrastructure:
             announce("using NATS at NATS_URL (not starting an embedded server)")
         else:
             port = picker.pick("embedded NATS", config.nats_port)
-            self.nats = NatsServer(config.local_dir / "nats", port)
+            passwords = prepare(config.nats_users_file, config.nats_config_file)
+            self.nats = NatsServer(config.local_dir / "nats", port, config_file=config.nats_config_file)
             self.nats.start(timeout=30)
             self.nats_url = self.nats.url
+            self.nats_urls = {i: with_user(self.nats_url, i, pw) for i, pw in passwords.items()}
             self._own("nats-server", self.nats.pid)
             announce(f"embedded NATS (JetStream) on {self.nats_url}, data in {config.local_dir / 'nats'}")
+            announce(f"NATS authorization on: one user per service; passwords in {config.nats_users_file}")
         if config.database_url:
             self.database_url = config.database_url
             announce("using Postgres at DATABASE_URL (not starting an embedded server)")

@@ -2,7 +2,8 @@
 
 Order of events:
 1. take the data directory's lock and stop anything a killed earlier run left behind;
-2. start the embedded NATS and Postgres unless ``NATS_URL`` / ``DATABASE_URL`` are set;
+2. start the embedded NATS and Postgres unless ``NATS_URL`` / ``DATABASE_URL`` are set (the
+   embedded NATS with authorization: each service connects as its own NATS user);
 3. create the ``ipaas`` database if missing and apply the migrations;
 4. start every service that exists, prefix its log lines, restart it with backoff if it dies;
 5. when every ``/health/ready`` answers 200, print the URLs, a quick-start and ``[local] ready``;
@@ -88,6 +89,8 @@ class Launcher:
             # Passwords in a URL given by the caller are not written to disk.
             self.state.nats_url = redact_url(self.infra.nats_url)
             self.state.database_url = redact_url(self.infra.database_url)
+            if self.infra.nats_urls:
+                self.state.nats_users_file = str(self.config.nats_users_file)
             self._save()
             code = asyncio.run(self._main(picker))
         except Interrupted:
@@ -127,7 +130,8 @@ class Launcher:
             self.announce(f"created database {config.database}")
         applied = await apply_migrations(self.infra.database_url)
         self.announce(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
-        specs, missing = plan(config, picker, nats_url=self.infra.nats_url, database_url=self.infra.database_url)
+        specs, missing = plan(config, picker, nats_url=self.infra.nats_url, database_url=self.infra.database_url,
+                              nats_urls=self.infra.nats_urls)
         if missing:
             self.announce(f"not built yet, not started: {', '.join(missing)}")
         for spec in specs:
@@ -147,8 +151,9 @@ class Launcher:
         else:
             self.state.ready = True
             self._save()
+            users_file = config.nats_users_file if self.infra.nats_urls else None
             for line in banner(urls, nats_url=self.infra.nats_url, database_url=self.infra.database_url,
-                               local_dir=config.local_dir).splitlines():
+                               local_dir=config.local_dir, nats_users_file=users_file).splitlines():
                 self.output(line)
             self.announce(f"ready: {len(specs)} service instance(s) up")
         await stop.wait()

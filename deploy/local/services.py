@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from deploy.local.config import REPO_ROOT, SERVICE_MODULES, LauncherConfig
+from deploy.local.nats_authz import inbox_prefix
 from deploy.local.ports import PortPicker
 from deploy.local.supervisor import ProcessSpec
 
@@ -31,9 +33,15 @@ def _instances(config: LauncherConfig) -> list[tuple[str, str, int]]:
 
 
 def service_env(config: LauncherConfig, *, service: str, instance: str, port: int, nats_url: str,
-                database_url: str, auth_url: str) -> dict[str, str]:
-    """The environment of one instance: the caller's, plus what wires it to the local platform."""
+                database_url: str, auth_url: str, nats_identity: bool = False) -> dict[str, str]:
+    """The environment of one instance: the caller's, plus what wires it to the local platform.
+
+    ``nats_identity``: ``nats_url`` carries the service's own NATS user (the embedded,
+    authorized NATS), so its reply inboxes must use that identity's prefix.
+    """
     env = {k: v for k, v in config.passthrough_env.items() if not k.startswith("IPAAS_LOCAL_")}
+    if nats_identity:
+        env[f"IPAAS_{service.upper()}_NATS_INBOX_PREFIX"] = inbox_prefix(service)
     env.update({
         "NATS_URL": nats_url,
         "DATABASE_URL": database_url,
@@ -53,8 +61,13 @@ def service_env(config: LauncherConfig, *, service: str, instance: str, port: in
 
 
 def plan(config: LauncherConfig, picker: PortPicker, *, nats_url: str, database_url: str,
-         root: Path = REPO_ROOT) -> tuple[list[ProcessSpec], list[str]]:
-    """Specs for every instance whose service exists, and the names of services that do not exist yet."""
+         root: Path = REPO_ROOT, nats_urls: Mapping[str, str] | None = None) -> tuple[list[ProcessSpec], list[str]]:
+    """Specs for every instance whose service exists, and the names of services that do not exist yet.
+
+    ``nats_urls`` (service -> URL with that service's NATS user and password) is given when
+    the launcher runs the authorized embedded NATS; otherwise every instance gets ``nats_url``.
+    """
+    nats_urls = nats_urls or {}
     missing = [s for s in config.services if not service_exists(s, root)]
     chosen = [(s, i, p) for s, i, p in _instances(config) if s not in missing]
     ports = {instance: picker.pick(instance, preferred) for _, instance, preferred in chosen}
@@ -65,7 +78,8 @@ def plan(config: LauncherConfig, picker: PortPicker, *, nats_url: str, database_
             name=instance,
             argv=(sys.executable, "-m", SERVICE_MODULES[service]),
             env=service_env(config, service=service, instance=instance, port=ports[instance],
-                            nats_url=nats_url, database_url=database_url, auth_url=auth_url),
+                            nats_url=nats_urls.get(service, nats_url), database_url=database_url,
+                            auth_url=auth_url, nats_identity=service in nats_urls),
             cwd=str(root),
             port=ports[instance],
         )

@@ -7,16 +7,12 @@ both before and after every service is built.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,89 +22,12 @@ import psutil
 import pytest
 
 from deploy.local.config import SERVICE_MODULES
-from deploy.local.infra import free_port, port_in_use
+from deploy.local.infra import port_in_use
 from deploy.local.services import service_exists
+from tests.helpers.launcher import REPO_ROOT, Run, launcher_env, nats_admin_url
 from tests.helpers.wait import wait_until_sync
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT = 75.0
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
-
-
-@dataclass
-class Run:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    local_dir: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def state(self) -> dict[str, Any]:
-        return dict(json.loads((self.local_dir / "launcher.json").read_text()))
-
-    def wait_ready(self) -> dict[str, Any]:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"launcher exited with {self.proc.returncode}:\n{self.output()[-4000:]}")
-            return any(line.startswith("[local]") and " ready: " in line for line in self.output().splitlines())
-
-        try:
-            wait_until_sync(ready, timeout=READY_TIMEOUT, interval=0.2, message="the launcher's ready line")
-        except AssertionError:
-            raise AssertionError(f"launcher not ready:\n{self.output()[-6000:]}") from None
-        return self.state()
-
-    def descendants(self) -> list[psutil.Process]:
-        return psutil.Process(self.proc.pid).children(recursive=True)
-
-    def terminate(self, timeout: float = 60.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
-
-
-def _launcher_env(local_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("IPAAS_", "OTEL_")) and k not in ("NATS_URL", "DATABASE_URL")}
-    ports = [free_port() for _ in range(8)]
-    env.update({
-        "IPAAS_LOCAL_DIR": str(local_dir),
-        "IPAAS_LOCAL_NATS_PORT": str(ports[0]),
-        "IPAAS_LOCAL_PG_PORT": str(ports[1]),
-        "IPAAS_LOCAL_GATEWAY_PORT": str(ports[2]),
-        "IPAAS_LOCAL_AUTH_PORT": str(ports[3]),
-        "IPAAS_LOCAL_SCHEDULER_PORTS": f"{ports[4]},{ports[5]}",
-        "IPAAS_LOCAL_EXECUTOR_PORTS": f"{ports[6]},{ports[7]}",
-        "IPAAS_LOCAL_READY_TIMEOUT_SECONDS": "70",
-        "IPAAS_LOCAL_GRACE_SECONDS": "20",
-        "OTEL_TRACES_EXPORTER": "none",
-        "PYTHONUNBUFFERED": "1",
-    })
-    env.update(extra)
-    return env
-
-
-@pytest.fixture
-def launch(tmp_path: Path) -> Iterator[Any]:
-    runs: list[Run] = []
-
-    def _launch(local_dir: Path, env: dict[str, str]) -> Run:
-        log = tmp_path / f"launcher-{len(runs)}.log"
-        with open(log, "ab") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "deploy.local"], cwd=REPO_ROOT, env=env,
-                                    stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT)
-        run = Run(proc, log, local_dir)
-        runs.append(run)
-        return run
-
-    yield _launch
-    for run in runs:  # a failed test must not leave a platform running
-        if run.proc.poll() is None:
-            kids = run.descendants()
-            run.proc.kill()
-            for kid in kids:
-                with contextlib.suppress(psutil.Error):
-                    kid.kill()
 
 
 def _expected_instances() -> set[str]:
@@ -168,7 +87,7 @@ def _crash_one_and_see_it_restarted(run: Run, state: dict[str, Any]) -> None:
 
 async def test_up_starts_everything_that_exists_and_sigterm_leaves_no_process(tmp_path: Path, launch: Any) -> None:
     local_dir = tmp_path / "local"
-    env = _launcher_env(local_dir)
+    env = launcher_env(local_dir)
     run = launch(local_dir, env)
     state = run.wait_ready()
 
@@ -183,7 +102,7 @@ async def test_up_starts_everything_that_exists_and_sigterm_leaves_no_process(tm
     if f"port {env['IPAAS_LOCAL_NATS_PORT']} is already in use" not in run.output():  # a race for a free port
         assert _port_of(state["nats_url"]) == int(env["IPAAS_LOCAL_NATS_PORT"])
     assert (local_dir / "nats").is_dir() and (local_dir / "pg" / "PG_VERSION").is_file()
-    nc = await nats.connect(state["nats_url"])
+    nc = await nats.connect(nats_admin_url(state))
     assert (await nc.jetstream().account_info()) is not None
     await nc.close()
     assert "0001_core" in await _schema_versions(state["database_url"])
@@ -210,7 +129,7 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     # Somebody else's servers hold the preferred ports: the launcher must not attach to them.
     squatters = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
     nats_port, pg_port = (s.getsockname()[1] for s in squatters)
-    env = _launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", IPAAS_LOCAL_NATS_PORT=str(nats_port),
+    env = launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", IPAAS_LOCAL_NATS_PORT=str(nats_port),
                         IPAAS_LOCAL_PG_PORT=str(pg_port))
     try:
         first = launch(local_dir, env)
@@ -231,7 +150,7 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     conn = await asyncpg.connect(state["database_url"])
     await conn.execute("INSERT INTO tenants (id, name) VALUES ('7d1c6ac8-52f0-4a55-9a0b-3a5b0c7f0001', 'kept')")
     await conn.close()
-    nc = await nats.connect(state["nats_url"])
+    nc = await nats.connect(nats_admin_url(state))
     js = nc.jetstream()
     await js.add_stream(name="KEEP", subjects=["keep.>"])
     await js.publish("keep.one", b"still here")
@@ -242,7 +161,7 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     first.proc.kill()
     first.proc.wait(10)
 
-    rerun = launch(local_dir, _launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none"))
+    rerun = launch(local_dir, launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none"))
     state2 = rerun.wait_ready()
     assert "left over from an earlier run" in rerun.output()
     _assert_all_gone(orphans)
@@ -251,7 +170,7 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     conn = await asyncpg.connect(state2["database_url"])
     assert await conn.fetchval("SELECT name FROM tenants WHERE id = '7d1c6ac8-52f0-4a55-9a0b-3a5b0c7f0001'") == "kept"
     await conn.close()
-    nc = await nats.connect(state2["nats_url"])
+    nc = await nats.connect(nats_admin_url(state2))
     msg = await nc.jetstream().get_last_msg("KEEP", "keep.one")
     assert msg.data == b"still here"
     await nc.close()
@@ -264,7 +183,7 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
 async def test_given_urls_are_used_as_they_are_and_nothing_is_embedded(tmp_path: Path, launch: Any,
                                                                       nats_url: str, database_url: str) -> None:
     local_dir = tmp_path / "local"
-    run = launch(local_dir, _launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url,
+    run = launch(local_dir, launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url,
                                           DATABASE_URL=database_url))
     state = run.wait_ready()
     assert state["nats_url"] == nats_url and state["database_url"] == database_url

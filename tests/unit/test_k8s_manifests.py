@@ -61,7 +61,7 @@ def test_prod_overlay_renders_namespace_images_replicas_and_patches(prod: Resour
 def test_dev_overlay_differs_where_it_should() -> None:
     dev = render(K8S / "overlays" / "dev")
     assert _get(dev, "ConfigMap", "ipaas-config")["data"]["LOG_LEVEL"] == "DEBUG"
-    assert _get(dev, "ConfigMap", "ipaas-config")["data"]["NATS_URL"] == "nats://nats:4222"  # merged, kept
+    assert _get(dev, "ConfigMap", "ipaas-config")["data"]["IPAAS_AUTH_URL"] == "http://auth:8081"  # merged, kept
     assert _get(dev, "Deployment", "gateway")["spec"]["replicas"] == 1
     assert _get(dev, "Cluster", "ipaas-pg")["spec"]["instances"] == 1
     assert all(r["metadata"].get("namespace") == "ipaas-dev" for r in dev if r["kind"] != "Namespace")
@@ -148,6 +148,28 @@ def _bad_api_version(rs: Resources) -> None:
     _get(rs, "Deployment", "auth")["apiVersion"] = "extensions/v1beta1"
 
 
+def _env_var(rs: Resources, deployment: str, name: str) -> dict[str, Any]:
+    var: dict[str, Any] = next(e for e in _container(rs, deployment)["env"] if e["name"] == name)
+    return var
+
+
+def _borrowed_nats_secret(rs: Resources) -> None:
+    _env_var(rs, "gateway", "NATS_PASSWORD")["valueFrom"]["secretKeyRef"]["name"] = "ipaas-nats-executor"
+
+
+def _borrowed_nats_user(rs: Resources) -> None:
+    _env_var(rs, "gateway", "NATS_URL")["value"] = "nats://executor:$(NATS_PASSWORD)@nats:4222"
+
+
+def _anonymous_nats(rs: Resources) -> None:
+    env = _container(rs, "scheduler")["env"]
+    env.remove(_env_var(rs, "scheduler", "NATS_URL"))
+
+
+def _foreign_inbox(rs: Resources) -> None:
+    _env_var(rs, "auth", "IPAAS_AUTH_NATS_INBOX_PREFIX")["value"] = "_INBOX"
+
+
 def _no_namespace(rs: Resources) -> None:
     del _get(rs, "Service", "gateway")["metadata"]["namespace"]
 
@@ -172,6 +194,11 @@ MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
     (_one_scheduler, "Deployment/scheduler: needs at least 2 replicas"),
     (_bad_api_version, "apiVersion extensions/v1beta1"),
     (_no_namespace, "Service/gateway: no namespace"),
+    (_borrowed_nats_secret, "Deployment/gateway container gateway: env NATS_PASSWORD must come from Secret "
+                            "ipaas-nats-gateway"),
+    (_borrowed_nats_user, "NATS_URL must connect as NATS user gateway"),
+    (_anonymous_nats, "Deployment/scheduler container scheduler: no NATS_URL of its own"),
+    (_foreign_inbox, "reply inboxes must use _INBOX_auth"),
 ]
 
 
@@ -185,7 +212,8 @@ def test_validator_reports_each_mistake(prod: Resources, mutate: Callable[[Resou
 
 def test_external_secrets_are_listed(prod: Resources) -> None:
     _, secrets = validate.validate_resources(prod, overlay=True)
-    assert secrets == {"ipaas-pg-app", "ipaas-auth-signing-keys", "ipaas-auth-keks"}
+    assert secrets == {"ipaas-pg-app", "ipaas-auth-signing-keys", "ipaas-auth-keks", "ipaas-nats-auth",
+                       "ipaas-nats-gateway", "ipaas-nats-executor", "ipaas-nats-scheduler"}
 
 
 def test_nats_values_need_jetstream_a_cluster_of_three_and_monitoring(prod: Resources) -> None:
@@ -199,6 +227,21 @@ def test_nats_values_need_jetstream_a_cluster_of_three_and_monitoring(prod: Reso
     assert any("jetstream.enabled" in p for p in problems)
     assert any("at least 3 servers" in p for p in problems)
     assert any("not on port 9000" in p for p in problems)
+
+
+def test_nats_values_grant_exactly_the_permissions_of_the_local_authorization(prod: Resources) -> None:
+    values = yaml.safe_load(validate.NATS_VALUES.read_text())
+    users = {u["user"]: u for u in values["config"]["merge"]["authorization"]["users"]}
+    assert set(users) == {"auth", "gateway", "executor", "scheduler"}  # no local-only admin in a cluster
+    assert users["executor"]["password"] == "<< $NATS_EXECUTOR_PASSWORD >>"
+    widened = copy.deepcopy(values)
+    gateway = next(u for u in widened["config"]["merge"]["authorization"]["users"] if u["user"] == "gateway")
+    gateway["permissions"]["publish"]["allow"].append("svc.auth.>")
+    assert any("differ from deploy/local/nats_authz.py" in p for p in validate.validate_nats_values(widened, prod))
+    unsourced = copy.deepcopy(values)
+    del unsourced["container"]["env"]["NATS_AUTH_PASSWORD"]
+    assert any("NATS_AUTH_PASSWORD must come from Secret ipaas-nats-auth" in p
+               for p in validate.validate_nats_values(unsourced, prod))
 
 
 def test_strategic_merge_merges_named_lists_and_json6902_edits_in_place() -> None:

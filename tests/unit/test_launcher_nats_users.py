@@ -1,0 +1,76 @@
+"""The launcher's NATS users: passwords kept private and stable, each service wired to its own identity."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from deploy.local.config import load
+from deploy.local.nats_authz import IDENTITIES, LOCAL_IDENTITIES, render_authorization
+from deploy.local.nats_users import load_or_create, prepare, with_user
+from deploy.local.ports import PortPicker
+from deploy.local.quickstart import banner
+from deploy.local.services import plan
+from libs.common.logs import mask_text
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_passwords_are_random_private_and_kept_across_restarts(tmp_path: Path) -> None:
+    users, conf = tmp_path / "nats-users.json", tmp_path / "nats-authz.conf"
+    first = prepare(users, conf)
+    assert set(first) == set(LOCAL_IDENTITIES) and len(set(first.values())) == len(first)
+    assert all(len(p) >= 24 for p in first.values())
+    assert _mode(users) == 0o600 and _mode(conf) == 0o600
+    assert conf.read_text() == render_authorization(first)
+    users.chmod(0o644)
+    assert prepare(users, conf) == first  # a restart keeps them (and tightens the file again)
+    assert _mode(users) == 0o600
+    other = prepare(tmp_path / "elsewhere.json", tmp_path / "other.conf")
+    assert not set(other.values()) & set(first.values())
+
+
+def test_a_damaged_or_partial_file_is_repaired(tmp_path: Path) -> None:
+    users = tmp_path / "nats-users.json"
+    users.write_text("{not json")
+    repaired = load_or_create(users)
+    assert json.loads(users.read_text()) == repaired
+    users.write_text(json.dumps({"auth": "kept", "intruder": "x", "gateway": ""}))
+    partial = load_or_create(users)
+    assert partial["auth"] == "kept" and partial["gateway"] and set(partial) == set(LOCAL_IDENTITIES)
+
+
+def test_with_user_adds_or_replaces_credentials_and_logs_mask_them() -> None:
+    url = with_user("nats://127.0.0.1:4222", "executor", "p@ss/w:rd")
+    assert url == "nats://executor:p%40ss%2Fw%3Ard@127.0.0.1:4222"
+    assert with_user("nats://old:secret@h:1", "gateway", "pw") == "nats://gateway:pw@h:1"
+    assert "pw" not in mask_text(f"connecting to {with_user('nats://h:1', 'gateway', 'pw-123')}")
+
+
+def test_each_service_gets_its_own_identity_and_inbox_prefix(tmp_path: Path) -> None:
+    cfg = load({"IPAAS_LOCAL_DIR": str(tmp_path), "IPAAS_LOCAL_BASE_PORT": "18080",
+                "IPAAS_GATEWAY_NATS_INBOX_PREFIX": "_INBOX"})  # the caller's value would break authorization
+    urls = {i: with_user("nats://127.0.0.1:4222", i, f"pw-{i}") for i in IDENTITIES}
+    specs, _ = plan(cfg, PortPicker(lambda _: None), nats_url="nats://127.0.0.1:4222",
+                    database_url="postgresql://d/ipaas", nats_urls=urls)
+    assert specs
+    for spec in specs:
+        service = spec.name.split("-")[0]
+        assert spec.env["NATS_URL"] == urls[service]
+        assert spec.env[f"IPAAS_{service.upper()}_NATS_INBOX_PREFIX"] == f"_INBOX_{service}"
+    # Without the embedded NATS's users, every instance gets the given URL and the caller's settings.
+    specs, _ = plan(cfg, PortPicker(lambda _: None), nats_url="nats://u:p@nats:4222", database_url="postgresql://d/x")
+    gateway = next(s for s in specs if s.name == "gateway")
+    assert gateway.env["NATS_URL"] == "nats://u:p@nats:4222"
+    assert gateway.env["IPAAS_GATEWAY_NATS_INBOX_PREFIX"] == "_INBOX"
+
+
+def test_the_banner_names_the_password_file_but_prints_no_password(tmp_path: Path) -> None:
+    text = banner({"gateway": "http://127.0.0.1:8080", "auth": "http://127.0.0.1:8081"},
+                  nats_url=with_user("nats://127.0.0.1:4222", "admin", "s3cret-pw"),
+                  database_url="postgresql://postgres@127.0.0.1:5432/ipaas", local_dir=tmp_path,
+                  nats_users_file=tmp_path / "nats-users.json")
+    assert "s3cret-pw" not in text and str(tmp_path / "nats-users.json") in text
