@@ -10,13 +10,16 @@ exported.  Tests may pass their own exporter.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
+from types import TracebackType
 
-from opentelemetry import propagate, trace
+from opentelemetry import context, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.trace import Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _configured = False
@@ -73,3 +76,46 @@ def traceparent() -> str | None:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier.get("traceparent")
+
+
+@lru_cache(maxsize=16)
+def _provider_tracer(provider: trace.TracerProvider, name: str) -> trace.Tracer:
+    return provider.get_tracer(name)
+
+
+def direct_tracer(name: str) -> trace.Tracer:
+    """The current provider's own tracer for ``name``, for hot paths.
+
+    A module-level ``trace.get_tracer`` made before :func:`setup_tracing`
+    is a proxy, which adds a layer of context managers to every span.
+    """
+    return _provider_tracer(trace.get_tracer_provider(), name)
+
+
+class ActiveSpan:
+    """``with ActiveSpan(tracer.start_span(...)):`` the span is current inside, then ended.
+
+    Like ``start_as_current_span`` (an exception is recorded on the span and
+    sets its status to ERROR), in one small object instead of nested
+    generator-based context managers.
+    """
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: trace.Span) -> None:
+        self._span = span
+        self._token: object = None
+
+    def __enter__(self) -> trace.Span:
+        self._token = context.attach(trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        try:
+            if isinstance(exc, Exception) and self._span.is_recording():
+                self._span.record_exception(exc)
+                self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            context.detach(self._token)  # type: ignore[arg-type]
+            self._span.end()

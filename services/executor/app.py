@@ -72,7 +72,8 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
         metrics=metrics,
         options=WorkerOptions(consumer=settings.consumer, max_attempts=settings.max_attempts,
                               heartbeat_seconds=settings.heartbeat_seconds,
-                              fairness_delay_seconds=settings.fairness_delay_seconds),
+                              fairness_delay_seconds=settings.fairness_delay_seconds,
+                              ack_sync=settings.ack_sync),
     )
     consumer = BoundedPullConsumer(bus, stream=settings.nats.events_stream, durable=settings.consumer,
                                    handler=worker.handle, max_in_flight=settings.max_in_flight,

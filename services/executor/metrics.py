@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from libs.common.http.metrics import Metrics
@@ -26,6 +28,22 @@ class ExecutorMetrics:
                                    registry=reg)
         self.dead_letters = Counter("ipaas_executor_dead_letters_total", "Events dead-lettered", ["connector"],
                                     registry=reg)
+        # Label children of the per-event metrics, looked up once (connectors and statuses are few).
+        self._counted: dict[tuple[str, str], Any] = {}
+        self._timed: dict[str, Any] = {}
+
+    def count(self, connector: str, status: str) -> None:
+        """One more finished try of ``connector`` with ``status``."""
+        child = self._counted.get((connector, status))
+        if child is None:
+            child = self._counted[(connector, status)] = self.executions.labels(connector, status)
+        child.inc()
+
+    def observe_duration(self, connector: str, seconds: float) -> None:
+        child = self._timed.get(connector)
+        if child is None:
+            child = self._timed[connector] = self.duration.labels(connector)
+        child.observe(seconds)
 
     def on_breaker_transition(self, connector: str, old: str, new: str) -> None:
         self.breaker_transitions.labels(connector, old, new).inc()

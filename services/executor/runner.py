@@ -18,6 +18,8 @@ from services.executor.credentials import CredentialResolver
 from services.executor.errors import PermanentError, TransientError
 from services.executor.templates import render_config
 
+MAX_CACHED_CONFIGS = 4096
+
 
 class ActionRunner:
     def __init__(self, connectors: dict[str, Connector], credentials: CredentialResolver, *,
@@ -26,6 +28,8 @@ class ActionRunner:
         self._credentials = credentials
         self._timeout = timeout_seconds
         self._max_output = max_output_bytes
+        # id(config model) -> (the model, its JSON dump); the model is kept so the id stays its own.
+        self._configs: dict[int, tuple[Any, dict[str, Any]]] = {}
 
     async def prepare(self, *, tenant_id: uuid.UUID, event_id: uuid.UUID, definition: WorkflowDefinition,
                       payload: Any, event: Any) -> ActionCall:
@@ -35,8 +39,22 @@ class ActionRunner:
         secret: dict[str, Any] = {}
         if action.credential_id is not None:
             secret = await self._credentials.resolve(tenant_id, action.credential_id, CREDENTIAL_TYPES[action.type])
-        config = render_config(action.config.model_dump(mode="json"), payload, event)
+        config = render_config(self._config_json(action.config), payload, event)
         return ActionCall(event_id=str(event_id), tenant_id=str(tenant_id), config=config, secret=secret)
+
+    def _config_json(self, config: Any) -> dict[str, Any]:
+        """The action config as JSON data, dumped once per (immutable, cached) definition.
+
+        Rendering builds a new structure and never changes this one.
+        """
+        entry = self._configs.get(id(config))
+        if entry is not None and entry[0] is config:
+            return entry[1]
+        dumped: dict[str, Any] = config.model_dump(mode="json")
+        if len(self._configs) >= MAX_CACHED_CONFIGS:
+            self._configs.clear()
+        self._configs[id(config)] = (config, dumped)
+        return dumped
 
     async def call(self, action_type: str, call: ActionCall) -> dict[str, Any]:
         connector = self._connectors[action_type]

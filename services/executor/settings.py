@@ -35,6 +35,8 @@ class ExecutorSettings(ServiceSettings):
     fetch_batch: int = Field(default=128, ge=1)
     heartbeat_seconds: float = Field(default=10.0, gt=0)
     grace_seconds: float = Field(default=15.0, ge=0)
+    # Ack a finished event with a confirmed round trip (ack_sync) rather than fire-and-forget.
+    ack_sync: bool = True
 
     # Fairness
     tenant_share: float = Field(default=0.5, gt=0, le=1)
@@ -61,7 +63,7 @@ class ExecutorSettings(ServiceSettings):
 
     # Write-behind batching of execution rows
     batch_max: int = Field(default=512, ge=1)
-    batch_linger_seconds: float = Field(default=0.003, ge=0)
+    batch_linger_seconds: float = Field(default=0.001, ge=0)
 
     # Connectors
     openweather_url: str = "https://api.openweathermap.org"

@@ -3,7 +3,13 @@
 1. claim the row by event_id (final rows: ack and stop); 2. re-read the
 workflow at the pinned version (disabled/deleted: skipped); 3. resolve the
 credential; 4. render templates; 5. run the connector under a timeout with
-heartbeats; 6. write the outcome; 7. ack (``ack_sync``) after it commits.
+heartbeats; 6. write the outcome; 7. ack after it commits.
+
+The ack of a finished event is ``ack_sync()`` by default: the server confirms
+it, so a replica knows the event left the consumer. ``IPAAS_EXECUTOR_ACK_SYNC=false``
+switches to a plain ``ack()`` (no round trip); that is safe too, because the
+row is already final: a lost ack means a redelivery that finds the final row
+and is acked without running again.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pydantic import ValidationError
 from libs.common.bus import Bus, BusUnavailable
 from libs.common.models.events import DeadLetter, EventEnvelope, Trigger, dlq_subject
 from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition
-from libs.common.telemetry import current_trace_id
+from libs.common.telemetry import ActiveSpan, current_trace_id, direct_tracer
 from services.executor.breakers import Breakers
 from services.executor.errors import ActionError, BreakerOpen, PermanentError, TransientError
 from services.executor.fairness import TenantSlots, tenant_of
@@ -37,7 +43,7 @@ from services.executor.templates import EventContext
 from services.executor.workflows import WorkflowReader
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("ipaas.executor")
+TRACER_NAME = "ipaas.executor"
 
 BUSY_RETRY_SECONDS = 1.0
 STORAGE_RETRY_SECONDS = 2.0
@@ -49,6 +55,7 @@ class WorkerOptions:
     max_attempts: int
     heartbeat_seconds: float
     fairness_delay_seconds: float
+    ack_sync: bool = True
 
 
 class EventWorker:
@@ -72,13 +79,15 @@ class EventWorker:
             return
         self._metrics.in_flight.inc()
         try:
-            ctx = propagate.extract(dict(msg.headers or {}))
-            with tracer.start_as_current_span(
-                f"process {msg.subject}", context=ctx, kind=SpanKind.CONSUMER,
+            headers = msg.headers
+            span = direct_tracer(TRACER_NAME).start_span(
+                f"process {msg.subject}", context=propagate.extract(headers) if headers else None,
+                kind=SpanKind.CONSUMER,
                 attributes={"messaging.system": "nats", "messaging.destination.name": msg.subject,
                             "messaging.consumer.group.name": self._opt.consumer,
                             "messaging.operation.type": "process"},
-            ):
+            )
+            with ActiveSpan(span):
                 await self._process(msg)
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             # Postgres (or an ack) unavailable: release the message for later instead of spinning on it.
@@ -179,14 +188,14 @@ class EventWorker:
                                           started, action_type)
                 return
         self._breakers.success(tenant, action_type, trial=trial)
-        self._metrics.duration.labels(action_type).observe(time.perf_counter() - started)
+        self._metrics.observe_duration(action_type, time.perf_counter() - started)
         await self._finish(msg, _with(base, status="succeeded", duration_ms=_ms(started),
                                       output=self._runner.safe_output(output)), action_type)
 
     async def _retry_or_dead(self, msg: Msg, base: Outcome, exc: ActionError, started: float,
                              action_type: str) -> None:
         retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-        self._metrics.duration.labels(action_type).observe(time.perf_counter() - started)
+        self._metrics.observe_duration(action_type, time.perf_counter() - started)
         if base.attempts >= self._opt.max_attempts:
             reason = f"gave up after {base.attempts} attempts: {exc.message}"
             await self._dead(msg, _with(base, error=safe_error(reason), duration_ms=_ms(started)), action_type)
@@ -194,7 +203,7 @@ class EventWorker:
         delay = self._backoff.delay(base.attempts, retry_after)
         await self._store.finish(_with(base, status="failed", error=safe_error(exc.message),
                                        duration_ms=_ms(started)))
-        self._metrics.executions.labels(action_type, "failed").inc()
+        self._metrics.count(action_type, "failed")
         log.info("try failed; retrying", extra={"event_id": str(base.event.event_id), "attempt": base.attempts,
                                                 "retry_in_s": round(delay, 3)})
         await msg.nak(delay=delay)
@@ -218,9 +227,12 @@ class EventWorker:
         await self._ack(msg, outcome, action_type)
 
     async def _ack(self, msg: Msg, outcome: Outcome, action_type: str) -> None:
-        self._metrics.executions.labels(action_type, outcome.status).inc()
+        self._metrics.count(action_type, outcome.status)
         try:
-            await msg.ack_sync()
+            if self._opt.ack_sync:
+                await msg.ack_sync()
+            else:
+                await msg.ack()
         except Exception:  # noqa: BLE001 - the row is final: a redelivery is acked without running
             log.warning("ack failed; the redelivery will find the final row", exc_info=True)
 

@@ -28,6 +28,9 @@ def check_length(request: web.Request, limit: int) -> None:
 async def read_raw(request: web.Request, limit: int, timeout: float) -> bytes:
     check_length(request, limit)
     try:
+        if request.content.is_eof():
+            # The whole body is already buffered (the usual small webhook): no wait, so no timer.
+            return await request.read()
         async with asyncio.timeout(timeout):
             return await request.read()
     except web.HTTPRequestEntityTooLarge as exc:

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from opentelemetry import propagate, trace
+from opentelemetry import propagate
 from opentelemetry.trace import SpanKind
 
 from libs.common.auth.jwt_verify import TokenError
 from libs.common.http.errors import Unauthorized
+from libs.common.telemetry import ActiveSpan, direct_tracer
 from services.gateway.keys import CLAIMS, VERIFIER
 
 # Routes under /api/ that take no token.
 PUBLIC_API_PATHS = frozenset({"/api/auth/register", "/api/auth/login"})
-
-_tracer = trace.get_tracer("services.gateway")
+TRACER_NAME = "services.gateway"
 
 
 @web.middleware
@@ -22,11 +22,12 @@ async def tracing_middleware(request: web.Request, handler: Handler) -> web.Stre
     """A SERVER span continuing the caller's ``traceparent``; its context reaches NATS headers."""
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
-    ctx = propagate.extract(request.headers)
-    with _tracer.start_as_current_span(
-        f"{request.method} {route}", context=ctx, kind=SpanKind.SERVER,
-        attributes={"http.request.method": request.method, "http.route": route},
-    ) as span:
+    method = request.method
+    span = direct_tracer(TRACER_NAME).start_span(
+        f"{method} {route}", context=propagate.extract(request.headers), kind=SpanKind.SERVER,
+        attributes={"http.request.method": method, "http.route": route},
+    )
+    with ActiveSpan(span):
         response = await handler(request)
         span.set_attribute("http.response.status_code", response.status)
         return response

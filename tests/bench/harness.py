@@ -15,7 +15,7 @@ RESULTS_DIR = REPO_ROOT / ".local" / "bench"
 
 
 def run_loadgen(url: str, *, secret: str | None, duration: float, concurrency: int = 32,
-                rate: float = 0.0, warmup: float = 1.0) -> dict[str, Any]:
+                rate: float = 0.0, warmup: float = 1.0, dump: Path | None = None) -> dict[str, Any]:
     """Run the load generator in its own process (its own core) and return its summary."""
     args = [sys.executable, "-m", "tests.bench.loadgen", "--url", url, "--duration", str(duration),
             "--concurrency", str(concurrency), "--warmup", str(warmup)]
@@ -23,6 +23,8 @@ def run_loadgen(url: str, *, secret: str | None, duration: float, concurrency: i
         args += ["--secret", secret]
     if rate:
         args += ["--rate", str(rate)]
+    if dump is not None:
+        args += ["--dump", str(dump)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     out = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, check=True,
                          timeout=duration + warmup + 60)
@@ -39,6 +41,12 @@ def report(name: str, rows: list[dict[str, Any]], verdicts: dict[str, bool]) -> 
     lines += [" | ".join(str(r.get(k, "")) for k in keys) for r in rows]
     lines += [f"{'PASS' if ok else 'MISS'}: {what}" for what, ok in verdicts.items()]
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def executor_overrides() -> dict[str, str]:
+    """Extra executor settings for an experiment: ``BENCH_EXECUTOR_ENV='{"IPAAS_EXECUTOR_X": "1"}'``."""
+    raw = os.environ.get("BENCH_EXECUTOR_ENV", "")
+    return {str(k): str(v) for k, v in json.loads(raw).items()} if raw else {}
 
 
 def free_cpu_note() -> str:

@@ -3,7 +3,10 @@
 ``python -m tests.bench.loadgen --url URL --secret whsec_... --concurrency 32 --duration 10``
 sends Standard-Webhooks-signed JSON bodies (a fresh ``webhook-id`` each) and
 prints one JSON line: requests, errors, status counts, throughput, p50/p90/p99 ms.
-``--rate`` switches to an open loop at a fixed request rate.
+``--rate`` switches to an open loop at a fixed request rate.  ``--dump PATH``
+writes one JSON line per accepted request, ``{"event_id", "t_sent", "t202"}``:
+wall-clock unix times (``time.time()``) just before the request was sent and
+just after its 202 was read.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ class Stats:
         self.latencies: list[float] = []
         self.statuses: Counter[int] = Counter()
         self.errors = 0
+        self.accepted: list[tuple[str, float, float]] = []  # (event_id, wall-clock sent, wall-clock 202)
+        self.keep_accepted = False
 
     def summary(self, elapsed: float) -> dict[str, object]:
         lat = sorted(self.latencies)
@@ -53,19 +58,23 @@ async def one(session: aiohttp.ClientSession, url: str, secret: str | None, stat
         ts = int(time.time())
         headers["webhook-timestamp"] = str(ts)
         headers["webhook-signature"] = sign(secret, msg_id, ts, body)
+    sent = time.time()
     started = time.perf_counter()
     try:
         async with session.post(url, data=body, headers=headers) as resp:
-            await resp.read()
+            answer = await resp.read()
             stats.statuses[resp.status] += 1
+            if stats.keep_accepted and resp.status == 202:
+                stats.accepted.append((json.loads(answer)["data"]["event_id"], sent, time.time()))
     except aiohttp.ClientError:
         stats.errors += 1
         return
     stats.latencies.append(time.perf_counter() - started)
 
 
-async def closed_loop(url: str, secret: str | None, concurrency: int, duration: float) -> dict[str, object]:
-    stats = Stats()
+async def closed_loop(url: str, secret: str | None, concurrency: int, duration: float,
+                      stats: Stats | None = None) -> dict[str, object]:
+    stats = stats or Stats()
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
         deadline = time.monotonic() + duration
@@ -79,8 +88,9 @@ async def closed_loop(url: str, secret: str | None, concurrency: int, duration: 
         return stats.summary(time.monotonic() - started)
 
 
-async def open_loop(url: str, secret: str | None, rate: float, duration: float) -> dict[str, object]:
-    stats = Stats()
+async def open_loop(url: str, secret: str | None, rate: float, duration: float,
+                    stats: Stats | None = None) -> dict[str, object]:
+    stats = stats or Stats()
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector) as session:
         tasks: set[asyncio.Task[None]] = set()
@@ -106,6 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=0.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--dump", default=None, help="write event_id and 202 time per accepted request here")
     args = parser.parse_args(argv)
     try:
         import uvloop
@@ -115,10 +126,16 @@ def main(argv: list[str] | None = None) -> None:
         pass
     if args.warmup > 0:
         asyncio.run(closed_loop(args.url, args.secret, min(args.concurrency, 8), args.warmup))
+    stats = Stats()
+    stats.keep_accepted = args.dump is not None
     if args.rate > 0:
-        result = asyncio.run(open_loop(args.url, args.secret, args.rate, args.duration))
+        result = asyncio.run(open_loop(args.url, args.secret, args.rate, args.duration, stats))
     else:
-        result = asyncio.run(closed_loop(args.url, args.secret, args.concurrency, args.duration))
+        result = asyncio.run(closed_loop(args.url, args.secret, args.concurrency, args.duration, stats))
+    if args.dump is not None:
+        with open(args.dump, "w") as out:
+            out.writelines(json.dumps({"event_id": e, "t_sent": s, "t202": t}) + "\n"
+                           for e, s, t in stats.accepted)
     sys.stdout.write(json.dumps(result) + "\n")
 
 

@@ -3,6 +3,13 @@
 The loop only fetches as many messages as it has free slots, so a replica
 never holds more than ``max_in_flight`` unacked messages, whatever the
 backlog.  The consumer's ``max_ack_pending`` bounds all replicas together.
+
+Latency and batching: with no backlog the loop long-polls for a single
+message, which is handed over the moment it is stored (a batch pull would
+hold the first message until the batch filled or the poll expired).  Each
+message says how many more are waiting (``num_pending``); while that is
+above zero the loop pulls batches of at most that many, which the server
+fills at once.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class BoundedPullConsumer:
         max_batch: int = 64,
         fetch_timeout: float = 1.0,
         min_fetch: int = 1,
+        batch_fetch_timeout: float = 0.02,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
@@ -50,9 +58,13 @@ class BoundedPullConsumer:
         self._max_in_flight = max_in_flight
         self._max_batch = max_batch
         self._fetch_timeout = fetch_timeout
+        # A batch pull is only made when messages are known to be waiting, so it answers at once; the
+        # short timeout bounds how long a pull that lost them to another replica can hold a late one.
+        self._batch_fetch_timeout = min(batch_fetch_timeout, fetch_timeout)
         # With a backlog, wait until this many slots are free before fetching: fewer, fuller fetches.
         self._min_fetch = max(1, min(min_fetch, max_in_flight, max_batch))
         self._backlog = False
+        self._pending = 0  # messages the consumer had waiting at the last delivery
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -72,12 +84,14 @@ class BoundedPullConsumer:
         backoff = 0.1
         while not self._stopping.is_set():
             free = self._max_in_flight - len(self._tasks)
-            if free < (self._min_fetch if self._backlog else 1):
+            # With a backlog, wait for enough free slots to make a full pull (or take all that waits).
+            if free < (min(self._min_fetch, self._pending) if self._backlog else 1):
                 await self._wait_for_slot()
                 continue
-            want = min(free, self._max_batch)
+            want = min(free, self._max_batch, self._pending) if self._backlog else 1
+            timeout = self._batch_fetch_timeout if want > 1 else self._fetch_timeout
             try:
-                msgs = await self._sub.fetch(batch=want, timeout=self._fetch_timeout)
+                msgs = await self._sub.fetch(batch=want, timeout=timeout)
             except NatsTimeoutError:
                 self._backlog = False
                 continue  # an empty stream answers with a timeout; that is normal
@@ -87,7 +101,8 @@ class BoundedPullConsumer:
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.1
-            self._backlog = len(msgs) >= want
+            self._pending = _pending_after(msgs[-1]) if msgs else 0
+            self._backlog = self._pending > 0
             for msg in msgs:
                 if self._stopping.is_set():
                     await _nak_quietly(msg)
@@ -132,6 +147,14 @@ class BoundedPullConsumer:
         except Exception:
             log.exception("handler failed; message will be redelivered")
             await _nak_quietly(msg)
+
+
+def _pending_after(msg: Msg) -> int:
+    """How many more messages the consumer had waiting when ``msg`` was delivered."""
+    try:
+        return int(msg.metadata.num_pending or 0)
+    except Exception:  # noqa: BLE001 - not a JetStream reply subject
+        return 1  # unknown: assume a backlog; a batch pull that finds less just returns what it finds
 
 
 async def _nak_quietly(msg: Msg, delay: float | None = None) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -22,7 +22,7 @@ def _request_id(request: web.Request) -> str:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
     if 0 < len(incoming) <= 128 and incoming.isascii() and incoming.isprintable():
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 32 hex characters, like a uuid4 hex, for less work
 
 
 _HTTP_CODES = {

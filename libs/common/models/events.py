@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -39,6 +40,21 @@ def event_id_for(workflow_id: uuid.UUID | str, dedup_key: str) -> uuid.UUID:
     the same execution row, whose uniqueness stops a second run.
     """
     return uuid.uuid5(EVENT_ID_NAMESPACE, f"{workflow_id}:{dedup_key}")
+
+
+_NAMESPACE_BYTES = EVENT_ID_NAMESPACE.bytes
+
+
+def event_id_text(workflow_id: uuid.UUID | str, dedup_key: str) -> str:
+    """``str(event_id_for(workflow_id, dedup_key))`` without building UUID objects (the ingest hot path).
+
+    The same UUIDv5 computation: SHA-1 of namespace + name, version 5, RFC 4122 variant.
+    """
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + f"{workflow_id}:{dedup_key}".encode()).digest()[:16])  # noqa: S324 - UUIDv5 is SHA-1 by definition
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 SCHEDULE_KEY_PREFIX = "sched:"

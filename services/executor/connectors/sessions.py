@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
+from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp.abc import AbstractResolver
 from yarl import URL
 
 from services.executor.errors import TransientError
 
 USER_AGENT = "ipaas-executor/0.1"
+# Bodies are encoded with orjson up front (aiohttp's ``json=`` would use the slower stdlib encoder).
+JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def json_body(value: Any) -> bytes:
+    """``value`` as JSON bytes; strings orjson refuses (lone surrogates) fall back to escaped stdlib JSON."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:
+        return json.dumps(value).encode()
 
 
 class ClientSessions:

@@ -18,11 +18,12 @@ from datetime import UTC, datetime
 
 import orjson
 from aiohttp import web
+from opentelemetry import propagate
 
 from libs.common.bus import BusUnavailable
+from libs.common.bus.client import MSG_ID_HEADER
 from libs.common.http.errors import BadRequest, NotFound, RateLimited, ServiceUnavailable, Unauthorized
-from libs.common.models.events import SCHEDULE_KEY_PREFIX, event_id_for, events_subject, msg_id_for
-from libs.common.telemetry import traceparent
+from libs.common.models.events import SCHEDULE_KEY_PREFIX, event_id_text, events_subject, msg_id_for
 from services.gateway.body import check_length, read_raw
 from services.gateway.hooks.signature import SignatureError, verify
 from services.gateway.keys import BUS, CACHE, LIMITER, SETTINGS
@@ -44,8 +45,8 @@ def sender_key(key: str | None) -> str | None:
     return "ext:" + key if key.startswith(SCHEDULE_KEY_PREFIX) else key
 
 
-def envelope_bytes(*, event_id: uuid.UUID, dedup_key: str, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                   version: int, trigger: str, payload_json: bytes) -> bytes:
+def envelope_bytes(*, event_id: uuid.UUID | str, dedup_key: str, tenant_id: uuid.UUID | str,
+                   workflow_id: uuid.UUID | str, version: int, trigger: str, payload_json: bytes) -> bytes:
     """An ``EventEnvelope`` JSON document whose payload is ``payload_json``, spliced in as is."""
     head = orjson.dumps({
         "event_id": str(event_id),
@@ -61,7 +62,11 @@ def envelope_bytes(*, event_id: uuid.UUID, dedup_key: str, tenant_id: uuid.UUID,
 
 
 def payload_json(body: bytes, content_type: str) -> bytes:
-    """The payload as JSON text: the body itself if it is JSON, else the body as a JSON string."""
+    """The payload as JSON text: the body itself if it is JSON, else the body as a JSON string.
+
+    ``content_type`` may be the raw header (parameters are ignored); it only
+    matters when the body is not JSON, so the usual request never parses it.
+    """
     if not body.strip():
         return b"null"
     try:
@@ -69,7 +74,8 @@ def payload_json(body: bytes, content_type: str) -> bytes:
         return body
     except orjson.JSONDecodeError:
         pass
-    if content_type == "application/json" or content_type.endswith("+json"):
+    mime = content_type.partition(";")[0].strip().lower()
+    if mime == "application/json" or mime.endswith("+json"):
         raise BadRequest("request body is not valid JSON", code="invalid_json")
     try:
         return orjson.dumps(body.decode("utf-8"))
@@ -102,21 +108,22 @@ async def ingest(request: web.Request) -> web.Response:
     if wait > 0:
         raise RateLimited("tenant is over its webhook rate", retry_after=wait)
     dedup_key = sender_key(webhook_id) or sender_key(headers.get(IDEMPOTENCY_HEADER)) or uuid.uuid4().hex
-    event_id = event_id_for(workflow_id, dedup_key)
-    data = envelope_bytes(event_id=event_id, dedup_key=dedup_key, tenant_id=target.tenant_id,
-                          workflow_id=workflow_id, version=target.version, trigger="webhook",
-                          payload_json=payload_json(body, request.content_type))
+    wid, tid = str(workflow_id), str(target.tenant_id)
+    event_id = event_id_text(wid, dedup_key)
+    data = envelope_bytes(event_id=event_id, dedup_key=dedup_key, tenant_id=tid,
+                          workflow_id=wid, version=target.version, trigger="webhook",
+                          payload_json=payload_json(body, headers.get("Content-Type", "")))
+    # One injection serves both the NATS headers and the response's traceparent (the server span).
+    nats_headers = {MSG_ID_HEADER: msg_id_for(wid, dedup_key)}
+    propagate.inject(nats_headers)
     try:
-        result = await app[BUS].publish(events_subject(target.tenant_id, workflow_id), data,
-                                        msg_id=msg_id_for(workflow_id, dedup_key),
-                                        timeout=settings.publish_timeout_seconds)
+        result = await app[BUS].publish_prepared(events_subject(tid, wid), data, nats_headers,
+                                                 timeout=settings.publish_timeout_seconds)
     except BusUnavailable as exc:
         raise ServiceUnavailable("event bus unavailable; retry later",
                                  retry_after=settings.retry_after_seconds) from exc
     out = b'{"success":true,"data":{"event_id":"%s","duplicate":%s}}' % (
-        str(event_id).encode(), b"true" if result.duplicate else b"false")
-    response = web.Response(body=out, status=202, headers=_ACCEPTED_HEADERS)
-    tp = traceparent()
-    if tp:
-        response.headers["traceparent"] = tp
-    return response
+        event_id.encode(), b"true" if result.duplicate else b"false")
+    tp = nats_headers.get("traceparent")
+    return web.Response(body=out, status=202,
+                        headers=_ACCEPTED_HEADERS if tp is None else {**_ACCEPTED_HEADERS, "traceparent": tp})
