@@ -22,6 +22,7 @@ from deploy.local.infra import NatsServer, PostgresServer, free_port
 from libs.common.bus import Bus
 from libs.common.db.migrate import apply_migrations
 from libs.common.settings import DatabaseSettings, NatsSettings
+from tests.helpers.secured_nats import SecuredNats, start_secured_nats
 from tests.helpers.services import ServiceProcess, start_service
 
 TEMPLATE_DB = "ipaas_template"
@@ -96,6 +97,14 @@ def private_pg(tmp_path: Path) -> Iterator[PostgresServer]:
     asyncio.run(apply_migrations(server.dsn("ipaas")))
     yield server
     server.kill()
+
+
+@pytest.fixture
+def secured_nats(tmp_path: Path) -> Iterator[SecuredNats]:
+    """A NATS of this test's own that enforces the per-service identities and permissions."""
+    secured = start_secured_nats(tmp_path)
+    yield secured
+    secured.server.kill()
 
 
 @pytest.fixture

@@ -6,41 +6,26 @@ import asyncio
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 import nats
 import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from deploy.local.infra import NatsServer, free_port
-from deploy.local.nats_authz import inbox_prefix, render_authorization, write_config
+from deploy.local.nats_authz import inbox_prefix, render_authorization
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
 from tests.helpers.auth_setup import auth_client, auth_settings, bearer, register_and_login
+from tests.helpers.secured_nats import IDENTITIES, SecuredNats
 from tests.helpers.wait import wait_until
 
-PASSWORDS = {name: secrets.token_urlsafe(12) for name in ("auth", "gateway", "executor", "scheduler")}
+PASSWORDS = {name: secrets.token_urlsafe(12) for name in IDENTITIES}
 
 
-@pytest.fixture
-def secured_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    config = write_config(tmp_path / "authz.conf", PASSWORDS)
-    server = NatsServer(tmp_path / "nats", free_port(), config_file=config)
-    server.start()
-    yield server
-    server.kill()
-
-
-def url_for(server: NatsServer, identity: str) -> str:
-    return f"nats://{identity}:{PASSWORDS[identity]}@127.0.0.1:{server.port}"
-
-
-async def connect_as(server: NatsServer, identity: str, errors: list[str]) -> Client:
+async def connect_as(server: SecuredNats, identity: str, errors: list[str]) -> Client:
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
-    return await nats.connect(url_for(server, identity), inbox_prefix=inbox_prefix(identity),
+    return await nats.connect(server.url_for(identity), inbox_prefix=inbox_prefix(identity),
                               error_cb=on_error, allow_reconnect=False)
 
 
@@ -53,8 +38,8 @@ def test_rendered_block_names_each_identity_once() -> None:
         render_authorization({"intruder": "x"})
 
 
-async def test_executor_may_resolve_and_gateway_may_not(secured_nats: NatsServer, database_url: str) -> None:
-    settings = auth_settings(database_url, url_for(secured_nats, "auth"))
+async def test_executor_may_resolve_and_gateway_may_not(secured_nats: SecuredNats, database_url: str) -> None:
+    settings = auth_settings(database_url, secured_nats.url_for("auth"))
     async with auth_client(settings) as client:
         user = await register_and_login(client)
         resp = await client.post("/api/credentials", headers=bearer(user["token"]),
@@ -98,7 +83,7 @@ async def test_executor_may_resolve_and_gateway_may_not(secured_nats: NatsServer
             await gateway.close()
 
 
-async def test_jetstream_still_works_for_the_services_that_use_it(secured_nats: NatsServer) -> None:
+async def test_jetstream_still_works_for_the_services_that_use_it(secured_nats: SecuredNats) -> None:
     errors: list[str] = []
     gateway = await connect_as(secured_nats, "gateway", errors)
     executor = await connect_as(secured_nats, "executor", errors)

@@ -5,43 +5,26 @@ from __future__ import annotations
 import json
 import secrets
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import nats
-import pytest
 
-from deploy.local.infra import NatsServer, free_port
-from deploy.local.nats_authz import inbox_prefix, write_config
+from deploy.local.nats_authz import inbox_prefix
 from libs.common.bus import Bus
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
 from libs.common.settings import NatsSettings
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import Answer, FakeSink, definition, executor_env, final_row, publish_event
-
-PASSWORDS = {name: secrets.token_urlsafe(12) for name in ("auth", "gateway", "executor", "scheduler")}
-
-
-@pytest.fixture
-def secured_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats", free_port(), config_file=write_config(tmp_path / "authz.conf", PASSWORDS))
-    server.start()
-    yield server
-    server.kill()
-
-
-def url_for(server: NatsServer, identity: str) -> str:
-    return f"nats://{identity}:{PASSWORDS[identity]}@127.0.0.1:{server.port}"
+from tests.helpers.secured_nats import SecuredNats
 
 
 async def test_events_dead_letters_and_dry_runs_under_authorization(
-        secured_nats: NatsServer, db: Any, database_url: str, service: Any) -> None:
+        secured_nats: SecuredNats, db: Any, database_url: str, service: Any) -> None:
     ok_sink = await FakeSink().start()
     bad_sink = await FakeSink(lambda _r, _n: Answer(404, "no_service")).start()
     tenant = await create_tenant(db)
     secrets_by_id: dict[Any, dict[str, Any]] = {}
-    auth = await nats.connect(url_for(secured_nats, "auth"), inbox_prefix=inbox_prefix("auth"))
+    auth = await nats.connect(secured_nats.url_for("auth"), inbox_prefix=inbox_prefix("auth"))
 
     async def resolve(msg: Any) -> None:
         req = CredentialRequest.model_validate_json(msg.data)
@@ -51,7 +34,7 @@ async def test_events_dead_letters_and_dry_runs_under_authorization(
         await msg.respond(reply.model_dump_json().encode())
 
     await auth.subscribe(RESOLVE_SUBJECT, queue="auth", cb=resolve)
-    gateway = await Bus.connect(NatsSettings(NATS_URL=url_for(secured_nats, "gateway")), name="gateway",
+    gateway = await Bus.connect(NatsSettings(NATS_URL=secured_nats.url_for("gateway")), name="gateway",
                                 inbox_prefix=inbox_prefix("gateway"), connect_deadline_seconds=10)
     try:
         good, bad = secrets.token_hex(4), secrets.token_hex(4)
@@ -60,7 +43,7 @@ async def test_events_dead_letters_and_dry_runs_under_authorization(
         secrets_by_id[c_bad] = {"webhook_url": f"{bad_sink.url}/services/{bad}"}
         w_ok = await create_workflow(db, tenant, definition("slack_message", {"text": "hi {{ payload.n }}"}, c_ok))
         w_bad = await create_workflow(db, tenant, definition("slack_message", {"text": "x"}, c_bad))
-        service("services.executor", env=executor_env(url_for(secured_nats, "executor"), database_url))
+        service("services.executor", env=executor_env(secured_nats.url_for("executor"), database_url))
 
         e_ok = await publish_event(gateway, tenant, w_ok, {"n": 1})
         e_bad = await publish_event(gateway, tenant, w_bad, {})

@@ -3,37 +3,20 @@
 from __future__ import annotations
 
 import re
-import secrets
 import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import pytest
 
-from deploy.local.infra import NatsServer, free_port
-from deploy.local.nats_authz import inbox_prefix, write_config
+from deploy.local.nats_authz import inbox_prefix
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
 from libs.common.settings import NatsSettings
 from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.secured_nats import SecuredNats
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
-
-PASSWORDS = {name: secrets.token_urlsafe(12) for name in ("auth", "gateway", "executor", "scheduler")}
-
-
-@pytest.fixture
-def secured_nats(tmp_path: Path) -> Iterator[NatsServer]:
-    server = NatsServer(tmp_path / "nats", free_port(), config_file=write_config(tmp_path / "authz.conf", PASSWORDS))
-    server.start()
-    yield server
-    server.kill()
-
-
-def url_for(server: NatsServer, identity: str) -> str:
-    return f"nats://{identity}:{PASSWORDS[identity]}@127.0.0.1:{server.port}"
 
 
 def loaded(svc: ServiceProcess) -> float:
@@ -51,7 +34,7 @@ async def events_of(bus: Bus) -> list[EventEnvelope]:
 
 
 async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
-    secured_nats: NatsServer, database_url: str, db: asyncpg.Connection, service: Callable[..., Any],
+    secured_nats: SecuredNats, database_url: str, db: asyncpg.Connection, service: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, {
@@ -59,9 +42,9 @@ async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
         "trigger": {"type": "schedule", "interval_seconds": 1},
         "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
     })
-    scheduler = service("services.scheduler", env={"NATS_URL": url_for(secured_nats, "scheduler"),
+    scheduler = service("services.scheduler", env={"NATS_URL": secured_nats.url_for("scheduler"),
                                                    "DATABASE_URL": database_url})
-    gateway = await Bus.connect(NatsSettings(NATS_URL=url_for(secured_nats, "gateway")), name="gateway",
+    gateway = await Bus.connect(NatsSettings(NATS_URL=secured_nats.url_for("gateway")), name="gateway",
                                 connect_deadline_seconds=10, inbox_prefix=inbox_prefix("gateway"))
     try:
         fired = await wait_until(lambda: events_of(gateway), timeout=10, message="a scheduled event")
