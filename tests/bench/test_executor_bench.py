@@ -25,8 +25,7 @@ import psutil
 from deploy.local.infra import free_port
 from libs.common.models.events import EventEnvelope, event_id_for
 from tests.bench.harness import executor_overrides, free_cpu_note, report
-from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import CredentialResponder, definition, executor_env, publish_many
+from tests.helpers.fakes import CredentialResponder, executor_env, publish_many, slack_workflow
 
 EVENTS = int(os.environ.get("BENCH_EXECUTOR_EVENTS", "50000"))
 TARGET_PER_S = 3000.0
@@ -50,9 +49,7 @@ async def test_executor_throughput_and_rss(bus: Any, db: Any, nats_url: str, dat
     sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))
     creds = await CredentialResponder(nats_url).start()
     try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "order {{ payload.i }}"}, cred))
+        tenant, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.i }}")
         envelopes = [EventEnvelope(event_id=event_id_for(wf, f"k{i}"), dedup_key=f"k{i}", tenant_id=tenant,
                                    workflow_id=wf, workflow_version=1, trigger="webhook", payload={"i": i})
                      for i in range(EVENTS)]

@@ -8,8 +8,7 @@ from typing import Any
 import asyncpg
 
 from libs.common.models.events import EventEnvelope, event_id_for
-from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import CredentialResponder, FakeSink, definition, executor_env, publish_many
+from tests.helpers.fakes import CredentialResponder, FakeSink, executor_env, publish_many, slack_workflow
 from tests.helpers.wait import wait_until
 
 EVENTS = 50
@@ -22,9 +21,7 @@ async def test_events_published_during_a_postgres_outage_all_run_after_it(
     creds = await CredentialResponder(nats_url).start()
     try:
         conn = await asyncpg.connect(dsn)
-        tenant = await create_tenant(conn)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(conn, tenant, definition("slack_message", {"text": "{{ payload.i }}"}, cred))
+        tenant, wf = await slack_workflow(conn, creds, sink.url, "{{ payload.i }}")
         await conn.close()
         ex = service("services.executor", env=executor_env(
             nats_url, dsn, IPAAS_DB_COMMAND_TIMEOUT_SECONDS="2", IPAAS_EXECUTOR_WORKFLOW_STATE_TTL_SECONDS="0"))

@@ -8,8 +8,14 @@ import urllib.request
 from typing import Any
 
 from libs.common.models.events import EventEnvelope, event_id_for
-from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, CredentialResponder, FakeSink, definition, executor_env, publish_many
+from tests.helpers.fakes import (
+    Answer,
+    CredentialResponder,
+    FakeSink,
+    executor_env,
+    publish_many,
+    slack_workflow,
+)
 from tests.helpers.wait import wait_until
 
 EVENTS = 800
@@ -26,9 +32,7 @@ async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(bus, db, nat
     sink = await FakeSink(lambda _r, _n: Answer(200, "ok", delay=0.02)).start()
     creds = await CredentialResponder(nats_url).start()
     try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "n{{ payload.i }}"}, cred))
+        tenant, wf = await slack_workflow(db, creds, sink.url, "n{{ payload.i }}")
         env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
                            IPAAS_EXECUTOR_TENANT_SHARE="1", IPAAS_EXECUTOR_GRACE_SECONDS="5")
         victim = service("services.executor", env=env)

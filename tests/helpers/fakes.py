@@ -20,6 +20,7 @@ from aiohttp import web
 
 from deploy.local.infra import free_port
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
+from tests.helpers.factories import create_tenant, create_workflow
 
 
 @dataclass
@@ -180,6 +181,15 @@ def definition(action_type: str, config: dict[str, Any], credential_id: uuid.UUI
     if credential_id is not None:
         action["credential_id"] = str(credential_id)
     return {"name": name, "trigger": trigger or {"type": "webhook"}, "action": action}
+
+
+async def slack_workflow(db: Any, creds: CredentialResponder, sink_url: str,
+                         text: str) -> tuple[uuid.UUID, uuid.UUID]:
+    """A new tenant with a Slack credential pointing at ``sink_url`` and a workflow posting ``text``."""
+    tenant = await create_tenant(db)
+    cred = creds.add(tenant, "slack", {"webhook_url": f"{sink_url}/services/T/B/X"})
+    wf = await create_workflow(db, tenant, definition("slack_message", {"text": text}, cred))
+    return tenant, wf
 
 
 async def publish_event(bus: Any, tenant_id: uuid.UUID, workflow_id: uuid.UUID, payload: Any, *,

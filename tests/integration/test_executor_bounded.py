@@ -5,22 +5,19 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import (
     Answer,
     CredentialResponder,
     FakeSink,
-    definition,
     executor_env,
     publish_many,
+    slack_workflow,
 )
 from tests.helpers.wait import wait_until
 
 
 async def _setup(db: Any, creds: Any, sink: Any) -> tuple[Any, Any]:
-    tenant = await create_tenant(db)
-    cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-    wf = await create_workflow(db, tenant, definition("slack_message", {"text": "{{ payload.i }}"}, cred))
+    tenant, wf = await slack_workflow(db, creds, sink.url, "{{ payload.i }}")
     return tenant, wf
 
 

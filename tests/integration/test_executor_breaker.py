@@ -14,6 +14,7 @@ from tests.helpers.fakes import (
     executor_env,
     final_row,
     publish_event,
+    slack_workflow,
 )
 from tests.helpers.wait import wait_until
 
@@ -90,9 +91,7 @@ async def test_hanging_sink_trips_the_breaker_through_timeouts(bus, db, nats_url
     sink = await FakeSink(lambda _r, _n: Answer(200, "ok", delay=30)).start()
     creds = await CredentialResponder(nats_url).start()
     try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "x"}, cred))
+        tenant, wf = await slack_workflow(db, creds, sink.url, "x")
         service("services.executor", env=executor_env(
             nats_url, database_url, IPAAS_EXECUTOR_BREAKER_FAIL_MAX="2", IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="30",
             IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="0.5"))

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import (
     Answer,
     CredentialResponder,
     FakeSink,
-    definition,
     executor_env,
     final_row,
     publish_event,
+    slack_workflow,
 )
 
 
@@ -21,9 +20,7 @@ async def test_slow_call_outlives_ack_wait_without_redelivery(
     sink = await FakeSink(lambda _r, _n: Answer(200, "ok", delay=3.0)).start()
     creds = await CredentialResponder(nats_url).start()
     try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "slow"}, cred))
+        tenant, wf = await slack_workflow(db, creds, sink.url, "slow")
         service("services.executor", env=executor_env(
             nats_url, database_url, IPAAS_EXECUTOR_ACK_WAIT_SECONDS="1", IPAAS_EXECUTOR_HEARTBEAT_SECONDS="0.4",
             IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="10"))

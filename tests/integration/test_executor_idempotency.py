@@ -12,6 +12,7 @@ from tests.helpers.fakes import (
     executor_env,
     final_row,
     publish_event,
+    slack_workflow,
 )
 from tests.helpers.wait import wait_until
 
@@ -25,9 +26,7 @@ async def test_redelivered_succeeded_event_does_not_call_the_sink_again(bus, db,
     sink = await FakeSink().start()
     creds = await CredentialResponder(nats_url).start()
     try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "once"}, cred))
+        tenant, wf = await slack_workflow(db, creds, sink.url, "once")
         service("services.executor", env=executor_env(nats_url, database_url))
         event = await publish_event(bus, tenant, wf, {}, dedup_key="delivery-1")
         first = await final_row(db, event.event_id)

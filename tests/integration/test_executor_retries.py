@@ -18,6 +18,7 @@ from tests.helpers.fakes import (
     final_row,
     publish_event,
     sequence,
+    slack_workflow,
 )
 from tests.helpers.wait import wait_until
 
@@ -28,9 +29,7 @@ async def test_two_failures_then_success_follows_backoff(bus, db, nats_url, data
     sink = await FakeSink(sequence(Answer(503, "down"), Answer(500, "oops"), Answer(200, "ok"))).start()
     creds = await CredentialResponder(nats_url).start()
     try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "hi"}, cred))
+        tenant, wf = await slack_workflow(db, creds, sink.url, "hi")
         service("services.executor", env=executor_env(nats_url, database_url))
         event = await publish_event(bus, tenant, wf, {})
         row = await final_row(db, event.event_id)
@@ -51,9 +50,7 @@ async def test_always_failing_sink_is_called_max_times_then_dead_then_replayed(
     creds = await CredentialResponder(nats_url).start()
     dlq_sub = await bus.js.subscribe("dlq.>", durable=None)
     try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "n={{ payload.n }}"}, cred))
+        tenant, wf = await slack_workflow(db, creds, sink.url, "n={{ payload.n }}")
         service("services.executor", env=executor_env(
             nats_url, database_url, IPAAS_EXECUTOR_MAX_ATTEMPTS="4", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3"))
         event = await publish_event(bus, tenant, wf, {"n": 1})
