@@ -75,7 +75,7 @@ class EventWorker:
         tenant = tenant_of(msg.subject)
         if not self._slots.try_take(tenant):
             self._metrics.deferred.labels("fairness").inc()
-            await msg.nak(delay=self._opt.fairness_delay_seconds)
+            await msg.nak(delay=fairness_delay(self._opt.fairness_delay_seconds, _deliveries(msg)))
             return
         self._metrics.in_flight.inc()
         try:
@@ -235,6 +235,28 @@ class EventWorker:
                 await msg.ack()
         except Exception:  # noqa: BLE001 - the row is final: a redelivery is acked without running
             log.warning("ack failed; the redelivery will find the final row", exc_info=True)
+
+
+# A deferred event waits base * 2^(deliveries-1), at most this many doublings (base 1 s: 1, 2, 4, 8 s).
+FAIRNESS_MAX_DOUBLINGS = 3
+
+
+def fairness_delay(base: float, deliveries: int) -> float:
+    """NAK delay for an over-share event on its n-th delivery.
+
+    Growing with each deferral keeps a storm's parked events from coming back
+    every second and crowding the consumer's look-ahead, so the fetch reaches
+    other tenants' events behind the storm sooner.
+    """
+    doublings: int = min(max(deliveries - 1, 0), FAIRNESS_MAX_DOUBLINGS)
+    return base * float(1 << doublings)
+
+
+def _deliveries(msg: Msg) -> int:
+    try:
+        return int(msg.metadata.num_delivered or 1)
+    except Exception:  # noqa: BLE001 - a message without JetStream metadata counts as a first delivery
+        return 1
 
 
 def _skip_reason(event: EventEnvelope, tenant_id: Any, is_active: bool, deleted: bool) -> str | None:

@@ -68,3 +68,10 @@ def test_a_released_trial_lets_the_next_caller_try():
     assert b.admit("A", "x") is True
     b.release("A", "x", trial=True)
     assert b.admit("A", "x") is True
+
+
+def test_fairness_deferral_grows_with_each_delivery_and_is_capped() -> None:
+    from services.executor.worker import fairness_delay
+
+    assert [fairness_delay(1.0, n) for n in (1, 2, 3, 4, 5, 50)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert fairness_delay(0.5, 0) == 0.5
