@@ -26,6 +26,14 @@ class NatsSettings(BaseSettings):
     # to a few hours).  Memory cost: JetStream keeps one entry (message id and
     # sequence, roughly 100 bytes) per message received inside the window.
     duplicate_window_seconds: float = 2 * 3600.0
+    # Bounded streams.  EVENTS is a work queue (an acked event leaves it) that refuses new messages
+    # when full, so ingest answers 503 with Retry-After instead of losing or evicting accepted events.
+    # max_age drops an event nobody consumed for that long.  DLQ evicts its oldest copies when full
+    # (every dead letter is also a Postgres row).  -1 = unlimited.
+    events_max_bytes: int = Field(default=1 << 30, ge=-1)
+    events_max_age_seconds: float = Field(default=7 * 24 * 3600.0, ge=0)
+    dlq_max_bytes: int = Field(default=1 << 30, ge=-1)
+    dlq_max_age_seconds: float = Field(default=30 * 24 * 3600.0, ge=0)
     # Durable pull consumer shared by all executor replicas.
     consumer: str = "executor"
     max_ack_pending: int = 1024

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -20,12 +23,14 @@ from libs.common.telemetry import setup_tracing, shutdown_tracing
 from services.executor.breakers import Breakers
 from services.executor.connectors import ClientSessions, build_connectors
 from services.executor.credentials import CredentialResolver
+from services.executor.deferred import Waker
 from services.executor.dry_run import DryRunResponder
-from services.executor.fairness import TenantSlots
+from services.executor.fairness import BacklogView, TenantSlots
 from services.executor.metrics import ExecutorMetrics
 from services.executor.retry import Backoff
 from services.executor.runner import ActionRunner
 from services.executor.settings import ExecutorSettings
+from services.executor.stats import StatsReader
 from services.executor.store import ExecutionStore
 from services.executor.worker import EventWorker, WorkerOptions
 from services.executor.workflows import WorkflowReader
@@ -46,6 +51,11 @@ async def provision(bus: Bus, settings: ExecutorSettings) -> None:
     )
 
 
+def replica_id(port: int) -> str:
+    """Who holds a lease: this process, distinguishable from its restarts and from other replicas."""
+    return f"{socket.gethostname()}:{os.getpid()}:{port}:{uuid.uuid4().hex[:8]}"
+
+
 async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     metrics = ExecutorMetrics(app[METRICS])
@@ -59,26 +69,35 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
                           CredentialResolver(bus, timeout_seconds=settings.credential_timeout_seconds,
                                              cache_seconds=settings.credential_cache_seconds),
                           timeout_seconds=settings.action_timeout_seconds, max_output_bytes=settings.max_output_bytes)
-    store = ExecutionStore(pool, max_items=settings.batch_max, linger=settings.batch_linger_seconds)
-    workflows = WorkflowReader(pool, state_ttl=settings.workflow_state_ttl_seconds,
-                               cache_size=settings.workflow_cache_size, max_items=settings.batch_max,
+    store = ExecutionStore(pool, owner=replica_id(settings.http.port), lease_seconds=settings.lease_seconds,
+                           max_items=settings.batch_max, linger=settings.batch_linger_seconds)
+    workflows = WorkflowReader(pool, cache_size=settings.workflow_cache_size, max_items=settings.batch_max,
                                linger=settings.batch_linger_seconds)
+    waker = Waker(pool, bus, batch=settings.deferred_batch, poll_seconds=settings.deferred_poll_seconds,
+                  publish_timeout=settings.nats.publish_timeout_seconds)
+    slots = TenantSlots(settings.max_in_flight, headroom=settings.headroom_slots(),
+                        patience=settings.fairness_patience_seconds)
     worker = EventWorker(
         bus=bus, store=store, workflows=workflows, runner=runner,
         breakers=Breakers(fail_max=settings.breaker_fail_max, reset_seconds=settings.breaker_reset_seconds,
                           on_transition=metrics.on_breaker_transition),
-        slots=TenantSlots(settings.tenant_slots()),
+        slots=slots,
         backoff=Backoff(settings.backoff_base_seconds, settings.backoff_max_seconds),
-        metrics=metrics,
+        metrics=metrics, waker=waker,
         options=WorkerOptions(consumer=settings.consumer, max_attempts=settings.max_attempts,
                               heartbeat_seconds=settings.heartbeat_seconds,
                               fairness_delay_seconds=settings.fairness_delay_seconds,
-                              ack_sync=settings.ack_sync),
+                              lease_seconds=settings.lease_seconds, ack_sync=settings.ack_sync),
     )
     consumer = BoundedPullConsumer(bus, stream=settings.nats.events_stream, durable=settings.consumer,
                                    handler=worker.handle, max_in_flight=settings.max_in_flight,
                                    max_batch=settings.fetch_batch, min_fetch=max(1, settings.max_in_flight // 8))
     app[CONSUMER] = consumer
+    stats = StatsReader(bus, waker, metrics, streams=[settings.nats.events_stream, settings.nats.dlq_stream],
+                        events_stream=settings.nats.events_stream, consumer=settings.consumer,
+                        interval=settings.stats_interval_seconds)
+    backlog = BacklogView(bus, slots, stream=settings.nats.events_stream, subjects=settings.nats.events_subjects,
+                          interval=settings.fairness_refresh_seconds, busy=lambda: consumer.in_flight > 0)
     dry_run = DryRunResponder(bus, runner, subject=settings.dry_run_subject)
     await dry_run.start()
 
@@ -91,6 +110,9 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     app[READINESS_CHECKS]["nats"] = nats_ready
     app[READINESS_CHECKS]["postgres"] = db_ready
     run_task = asyncio.create_task(consumer.run())
+    waker_task = asyncio.create_task(waker.run())
+    stats_task = asyncio.create_task(stats.run())
+    backlog_task = asyncio.create_task(backlog.run())
 
     async def stop_on_signal() -> None:
         await app[SHUTTING_DOWN].wait()
@@ -98,17 +120,20 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
         consumer.stop()
 
     watcher = asyncio.create_task(stop_on_signal())
-    log.info("executor started", extra={"consumer": settings.consumer, "max_in_flight": settings.max_in_flight})
+    log.info("executor started", extra={"consumer": settings.consumer, "max_in_flight": settings.max_in_flight,
+                                        "lease_owner": store.owner})
     try:
         yield
     finally:
         consumer.stop()
         await dry_run.stop()
         await consumer.drain(settings.grace_seconds)
-        for task in (run_task, watcher):
+        waker.stop()
+        for task in (run_task, watcher, stats_task, backlog_task):
             task.cancel()
+        for task in (run_task, watcher, stats_task, backlog_task, waker_task):
             with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+                await asyncio.wait_for(task, timeout=5.0)
         await store.close()
         await workflows.close()
         await worker.close()

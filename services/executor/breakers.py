@@ -1,10 +1,16 @@
-"""Circuit breakers per (tenant, connector), built on aiobreaker's state machine.
+"""Circuit breakers per (tenant, connector): closed, open, half-open, with one trial call.
 
-aiobreaker keeps the state and the failure counter and notifies listeners,
-but its ``call_async`` lets every concurrent caller through in half-open
-state and holds a threading lock across awaits.  So calls do not go through
-it: :class:`Breakers` decides admission itself (exactly one trial call in
-half-open; the others are deferred) and reports outcomes to the breaker.
+``fail_max`` consecutive transient failures (timeouts included) open a breaker
+for ``reset_seconds``.  While it is open, :meth:`Breakers.admit` refuses with
+:class:`BreakerOpen` and the try fails fast without calling the target: the
+target sees no traffic.  After the reset time exactly one caller is admitted
+as the half-open trial; concurrent callers are refused until it reports.  A
+successful trial closes the breaker, a failed one opens it for another full
+period.  A call that ends without a verdict (cancelled, or a permanent error
+that says nothing about the target's health) releases the trial slot.
+
+Entries that are closed with no failures are dropped when the table is full,
+so memory is bounded by the number of unhealthy (tenant, connector) pairs.
 """
 
 from __future__ import annotations
@@ -12,10 +18,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import timedelta
-
-from aiobreaker import CircuitBreaker, CircuitBreakerListener, CircuitBreakerState
+from dataclasses import dataclass
 
 from services.executor.errors import BreakerOpen
 
@@ -24,29 +27,18 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 TransitionHook = Callable[[str, str, str], None]  # connector, old state, new state
 
-# How long callers wait behind a half-open trial before they try again.
+CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+# How long callers are told to wait behind a half-open trial.
 TRIAL_DEFER_SECONDS = 1.0
 
 
-class _Transitions(CircuitBreakerListener):  # type: ignore[misc]
-    def __init__(self, tenant: str, connector: str, hook: TransitionHook | None) -> None:
-        self._tenant, self._connector, self._hook = tenant, connector, hook
-
-    def state_change(self, breaker: CircuitBreaker, old: object, new: object) -> None:
-        old_name = getattr(getattr(old, "state", None), "name", "none").lower()
-        new_name = getattr(getattr(new, "state", None), "name", "none").lower()
-        log.warning("circuit breaker transition", extra={
-            "tenant_id": self._tenant, "connector": self._connector, "from": old_name, "to": new_name})
-        if self._hook is not None:
-            self._hook(self._connector, old_name, new_name)
-
-
 @dataclass
-class _Entry:
-    breaker: CircuitBreaker
+class _Breaker:
+    state: str = CLOSED
+    failures: int = 0
     opened_at: float = 0.0
     trial_in_flight: bool = False
-    last_used: float = field(default=0.0)
 
 
 class Breakers:
@@ -56,83 +48,83 @@ class Breakers:
         self._reset = reset_seconds
         self._clock = clock
         self._hook = on_transition
-        self._entries: dict[tuple[str, str], _Entry] = {}
+        self._entries: dict[tuple[str, str], _Breaker] = {}
         self._max_entries = max_entries
 
-    def _entry(self, tenant: str, connector: str) -> _Entry:
-        key = (tenant, connector)
-        entry = self._entries.get(key)
-        if entry is None:
-            if len(self._entries) >= self._max_entries:
-                self._evict_closed()
-            breaker = CircuitBreaker(fail_max=self._fail_max, timeout_duration=timedelta(seconds=self._reset),
-                                     listeners=[_Transitions(tenant, connector, self._hook)],
-                                     name=f"{tenant}:{connector}")
-            entry = self._entries[key] = _Entry(breaker)
-        entry.last_used = self._clock()
-        return entry
-
-    def _evict_closed(self) -> None:
-        for key, entry in list(self._entries.items()):
-            if entry.breaker.current_state == CircuitBreakerState.CLOSED and entry.breaker.fail_counter == 0:
-                del self._entries[key]
+    @property
+    def reset_seconds(self) -> float:
+        return self._reset
 
     def state(self, tenant: str, connector: str) -> str:
         entry = self._entries.get((tenant, connector))
-        return "closed" if entry is None else entry.breaker.current_state.name.lower()
+        return CLOSED if entry is None else entry.state
 
-    def peek(self, tenant: str, connector: str) -> None:
-        """Raise :class:`BreakerOpen` if a call now would be deferred; takes nothing."""
-        entry = self._entries.get((tenant, connector))
-        if entry is None:
-            return
-        state = entry.breaker.current_state
-        if state == CircuitBreakerState.OPEN:
-            remaining = entry.opened_at + self._reset - self._clock()
-            if remaining > 0:
-                raise BreakerOpen(remaining)
-        elif state == CircuitBreakerState.HALF_OPEN and entry.trial_in_flight:
-            raise BreakerOpen(TRIAL_DEFER_SECONDS)
+    def open_keys(self) -> list[tuple[str, str, str]]:
+        """(tenant, connector, state) of every breaker that is not closed."""
+        return [(t, c, b.state) for (t, c), b in self._entries.items() if b.state != CLOSED]
 
     def admit(self, tenant: str, connector: str) -> bool:
-        """Raise :class:`BreakerOpen` when the call must wait; return True for a half-open trial."""
-        entry = self._entry(tenant, connector)
-        state = entry.breaker.current_state
-        if state == CircuitBreakerState.CLOSED:
+        """Raise :class:`BreakerOpen` when the call must not go out; return True for the half-open trial."""
+        entry = self._entries.get((tenant, connector))
+        if entry is None or entry.state == CLOSED:
             return False
-        if state == CircuitBreakerState.OPEN:
+        if entry.state == OPEN:
             remaining = entry.opened_at + self._reset - self._clock()
             if remaining > 0:
                 raise BreakerOpen(remaining)
-            entry.breaker.half_open()
+            self._move(tenant, connector, entry, HALF_OPEN)
         if entry.trial_in_flight:
             raise BreakerOpen(TRIAL_DEFER_SECONDS)
         entry.trial_in_flight = True
         return True
 
     def success(self, tenant: str, connector: str, *, trial: bool) -> None:
-        entry = self._entry(tenant, connector)
+        entry = self._entries.get((tenant, connector))
+        if entry is None:
+            return
         if trial:
             entry.trial_in_flight = False
-        if entry.breaker.current_state != CircuitBreakerState.CLOSED:
-            entry.breaker.close()
-        else:
-            entry.breaker._state_storage.reset_counter()
+        entry.failures = 0
+        if entry.state != CLOSED:
+            self._move(tenant, connector, entry, CLOSED)
 
     def failure(self, tenant: str, connector: str, *, trial: bool) -> None:
         entry = self._entry(tenant, connector)
         if trial:
             entry.trial_in_flight = False
-        state = entry.breaker.current_state
-        if state == CircuitBreakerState.OPEN:
+        if entry.state == OPEN:
             return  # a call admitted before the breaker opened; the breaker already knows
-        entry.breaker._inc_counter()
-        if state == CircuitBreakerState.HALF_OPEN or entry.breaker.fail_counter >= self._fail_max:
+        entry.failures += 1
+        if entry.state == HALF_OPEN or entry.failures >= self._fail_max:
             entry.opened_at = self._clock()
-            entry.breaker.open()
+            self._move(tenant, connector, entry, OPEN)
 
     def release(self, tenant: str, connector: str, *, trial: bool) -> None:
-        """The call ended without a verdict on the sink (e.g. cancelled): free the trial slot."""
+        """The call ended without a verdict on the target: free the trial slot."""
         if trial:
-            entry = self._entry(tenant, connector)
+            entry = self._entries.get((tenant, connector))
+            if entry is not None:
+                entry.trial_in_flight = False
+
+    def _entry(self, tenant: str, connector: str) -> _Breaker:
+        key = (tenant, connector)
+        entry = self._entries.get(key)
+        if entry is None:
+            if len(self._entries) >= self._max_entries:
+                self._evict_healthy()
+            entry = self._entries[key] = _Breaker()
+        return entry
+
+    def _evict_healthy(self) -> None:
+        for key, entry in list(self._entries.items()):
+            if entry.state == CLOSED and entry.failures == 0:
+                del self._entries[key]
+
+    def _move(self, tenant: str, connector: str, entry: _Breaker, new: str) -> None:
+        old, entry.state = entry.state, new
+        if new == CLOSED:
             entry.trial_in_flight = False
+        log.warning("circuit breaker transition", extra={
+            "tenant_id": tenant, "connector": connector, "from": old, "to": new})
+        if self._hook is not None:
+            self._hook(connector, old, new)

@@ -1,35 +1,59 @@
-"""One loop that keeps long-running messages alive (``in_progress()``), instead of a task per event."""
+"""One loop that keeps every held message and its lease alive, from the moment it is taken to its ack.
+
+Every ``every / 2`` seconds the loop looks at the messages held for ``every``
+seconds or more since their last beat: each gets ``in_progress()`` (so the
+consumer's ``ack_wait`` never passes while a replica works on it), and the
+leases of their claimed events are extended in one batched statement.  The
+beat starts when the worker takes the message, before the claim, so no part
+of the claim-to-ack span is uncovered.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 
 from nats.aio.msg import Msg
 
+log = logging.getLogger(__name__)
+
+Renew = Callable[[list[uuid.UUID]], Awaitable[None]]
+
+
+class Held:
+    __slots__ = ("event_id", "last", "msg")
+
+    def __init__(self, msg: Msg, now: float) -> None:
+        self.msg = msg
+        self.last = now
+        self.event_id: uuid.UUID | None = None  # set once the event's row is claimed
+
 
 class Heartbeats:
-    """One loop for all in-flight messages: ``in_progress()`` for those held longer than ``every``.
-
-    This keeps ack_wait from expiring under long connector calls without a
-    task per event.
-    """
-
-    def __init__(self, every: float) -> None:
+    def __init__(self, every: float, renew: Renew | None = None) -> None:
         self._every = every
-        self._held: dict[int, tuple[float, Msg]] = {}
+        self._renew = renew
+        self._held: dict[int, Held] = {}
         self._task: asyncio.Task[None] | None = None
 
+    def __len__(self) -> int:
+        return len(self._held)
+
+    def claimed(self) -> list[uuid.UUID]:
+        return [h.event_id for h in self._held.values() if h.event_id is not None]
+
     @contextlib.contextmanager
-    def hold(self, msg: Msg) -> Iterator[None]:
+    def hold(self, msg: Msg) -> Iterator[Held]:
         key = id(msg)
-        self._held[key] = (time.monotonic(), msg)
+        held = self._held[key] = Held(msg, time.monotonic())
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._loop())
         try:
-            yield
+            yield held
         finally:
             self._held.pop(key, None)
 
@@ -37,12 +61,19 @@ class Heartbeats:
         while self._held:
             await asyncio.sleep(self._every / 2)
             now = time.monotonic()
-            due = [(k, m) for k, (since, m) in list(self._held.items()) if now - since >= self._every]
-            for key, msg in due:
-                if key in self._held:
-                    self._held[key] = (now, msg)
+            due = [h for h in list(self._held.values()) if now - h.last >= self._every]
+            leases: list[uuid.UUID] = []
+            for held in due:
+                held.last = now
                 with contextlib.suppress(Exception):
-                    await msg.in_progress()
+                    await held.msg.in_progress()
+                if held.event_id is not None:
+                    leases.append(held.event_id)
+            if leases and self._renew is not None:
+                try:
+                    await self._renew(leases)
+                except Exception as exc:  # noqa: BLE001 - the next beat tries again; in_progress still went out
+                    log.warning("lease renewal failed", extra={"error": type(exc).__name__, "events": len(leases)})
 
     async def close(self) -> None:
         if self._task is not None:

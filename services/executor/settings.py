@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from libs.common.settings import HttpSettings, ServiceSettings
@@ -37,10 +37,21 @@ class ExecutorSettings(ServiceSettings):
     grace_seconds: float = Field(default=15.0, ge=0)
     # Ack a finished event with a confirmed round trip (ack_sync) rather than fire-and-forget.
     ack_sync: bool = True
+    # How long a claim holds an event's row; heartbeats extend it while the replica works on it.
+    lease_seconds: float = Field(default=30.0, gt=0)
 
-    # Fairness
-    tenant_share: float = Field(default=0.5, gt=0, le=1)
+    # Fairness (work-conserving, see docs/executor.md)
+    fairness_headroom: float = Field(default=0.1, ge=0, lt=1)
+    fairness_patience_seconds: float = Field(default=1.0, ge=0)
     fairness_delay_seconds: float = Field(default=1.0, ge=0)
+    fairness_refresh_seconds: float = Field(default=0.5, gt=0)
+
+    # Parked events (retries, fairness deferrals, live leases elsewhere) wait in Postgres until due
+    deferred_poll_seconds: float = Field(default=0.25, gt=0)
+    deferred_batch: int = Field(default=256, ge=1)
+
+    # Stream fullness and consumer lag gauges
+    stats_interval_seconds: float = Field(default=5.0, gt=0)
 
     # Running an action
     action_timeout_seconds: float = Field(default=30.0, gt=0)
@@ -57,8 +68,7 @@ class ExecutorSettings(ServiceSettings):
     credential_timeout_seconds: float = Field(default=5.0, gt=0)
     credential_cache_seconds: float = Field(default=10.0, ge=0)
 
-    # Workflow reads
-    workflow_state_ttl_seconds: float = Field(default=1.0, ge=0)
+    # Workflow definitions (immutable per version) cached in memory
     workflow_cache_size: int = Field(default=10_000, ge=1)
 
     # Write-behind batching of execution rows
@@ -87,9 +97,17 @@ class ExecutorSettings(ServiceSettings):
             raise ValueError("max_deliver is -1 (unlimited) or a positive number")
         return value
 
-    def tenant_slots(self) -> int:
-        """How many of this replica's slots one tenant may hold."""
-        return max(1, int(self.max_in_flight * self.tenant_share))
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> ExecutorSettings:
+        if self.lease_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError("IPAAS_EXECUTOR_LEASE_SECONDS must be at least twice IPAAS_EXECUTOR_HEARTBEAT_SECONDS")
+        return self
+
+    def headroom_slots(self) -> int:
+        """Slots no single tenant may take, so the consumer can look past a slow tenant's backlog."""
+        if self.fairness_headroom <= 0 or self.max_in_flight < 2:
+            return 0
+        return max(1, int(self.max_in_flight * self.fairness_headroom))
 
     def effective_max_deliver(self) -> int:
         """Deferrals (fairness, open breakers) are deliveries too: keep room above the attempts."""

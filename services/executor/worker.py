@@ -1,52 +1,71 @@
 """The life of one event, from the message to the acked execution row.
 
-1. claim the row by event_id (final rows: ack and stop); 2. re-read the
-workflow at the pinned version (disabled/deleted: skipped); 3. resolve the
-credential; 4. render templates; 5. run the connector under a timeout with
-heartbeats; 6. write the outcome; 7. ack after it commits.
+1. **Admission** (:mod:`services.executor.fairness`): a slot for the tenant,
+   or the event is parked at once (its tenant's work is slow and over its share).
+2. **Heartbeats** cover everything from here to the ack (``in_progress()``
+   and the lease).
+3. **Envelope**: a message that is not a valid envelope is dead-lettered with
+   its raw bytes and the reason (never dropped).
+4. **Claim** under a lease, reading the workflow's state in the same statement;
+   :func:`services.executor.decide.after_claim` decides: ack (final, or parked
+   elsewhere), park (another replica's live lease), skip, dead, or run.
+5. **Try**: breaker admission, credential, templates, connector under a
+   timeout; :func:`services.executor.decide.after_try` decides the outcome.
+6. **Finish**: the outcome is written until the write commits (a failed write
+   never causes a second run); a retry parks the event for its backoff in the
+   same transaction.  Then the message is acked.
 
-The ack of a finished event is ``ack_sync()`` by default: the server confirms
-it, so a replica knows the event left the consumer. ``IPAAS_EXECUTOR_ACK_SYNC=false``
-switches to a plain ``ack()`` (no round trip); that is safe too, because the
-row is already final: a lost ack means a redelivery that finds the final row
-and is acked without running again.
+Acks, naks and parks happen only in :meth:`EventWorker._carry_out` and the
+two helpers it uses, :meth:`EventWorker._park` and :meth:`EventWorker._ack`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import base64
+import contextlib
 import logging
+import random
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from nats.aio.msg import Msg
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
-from pydantic import ValidationError
 
-from libs.common.bus import Bus, BusUnavailable
-from libs.common.models.events import DeadLetter, EventEnvelope, Trigger, dlq_subject
+from libs.common.bus import Bus, BusError
+from libs.common.db.errors import STORAGE_ERRORS
+from libs.common.models.events import DeadLetter, EventEnvelope, Trigger, UndecodableEvent, dlq_subject
 from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition
 from libs.common.telemetry import ActiveSpan, current_trace_id, direct_tracer
 from services.executor.breakers import Breakers
-from services.executor.errors import ActionError, BreakerOpen, PermanentError, TransientError
+from services.executor.decide import Ack, Fate, Finish, Park, Run, TryResult, after_claim, after_try
+from services.executor.deferred import DEFERRALS_HEADER, Waker
+from services.executor.envelopes import (
+    EnvelopeError,
+    parse_envelope,
+    subject_ids,
+    trace_headers,
+    undecodable_event_id,
+)
+from services.executor.errors import BreakerOpen, PermanentError, TransientError
 from services.executor.fairness import TenantSlots, tenant_of
-from services.executor.heartbeats import Heartbeats
+from services.executor.heartbeats import Heartbeats, Held
 from services.executor.metrics import ExecutorMetrics
 from services.executor.retry import Backoff
 from services.executor.runner import ActionRunner, safe_error
-from services.executor.store import ExecutionStore, Outcome
+from services.executor.store import ExecutionStore, Outcome, Parcel, Parking, Unclaimable
 from services.executor.templates import EventContext
 from services.executor.workflows import WorkflowReader
 
 log = logging.getLogger(__name__)
 TRACER_NAME = "ipaas.executor"
 
-BUSY_RETRY_SECONDS = 1.0
+# Postgres unreachable: the message goes back to JetStream for this long (nothing can progress meanwhile).
 STORAGE_RETRY_SECONDS = 2.0
+MAX_WRITE_BACKOFF_SECONDS = 5.0
+RELEASE_TIMEOUT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,89 +74,89 @@ class WorkerOptions:
     max_attempts: int
     heartbeat_seconds: float
     fairness_delay_seconds: float
+    lease_seconds: float
     ack_sync: bool = True
 
 
 class EventWorker:
     def __init__(self, *, bus: Bus, store: ExecutionStore, workflows: WorkflowReader, runner: ActionRunner,
                  breakers: Breakers, slots: TenantSlots, backoff: Backoff, metrics: ExecutorMetrics,
-                 options: WorkerOptions) -> None:
+                 waker: Waker, options: WorkerOptions) -> None:
         self._bus, self._store, self._workflows, self._runner = bus, store, workflows, runner
         self._breakers, self._slots, self._backoff = breakers, slots, backoff
-        self._metrics, self._opt = metrics, options
-        self._heartbeats = Heartbeats(options.heartbeat_seconds)
+        self._metrics, self._waker, self._opt = metrics, waker, options
+        self._heartbeats = Heartbeats(options.heartbeat_seconds, renew=store.renew)
 
     async def close(self) -> None:
         await self._heartbeats.close()
 
     async def handle(self, msg: Msg) -> None:
-        """Entry point for the consumer: fairness first, decided from the subject alone."""
+        """Entry point for the consumer: admission first, decided from the subject alone."""
         tenant = tenant_of(msg.subject)
-        if not self._slots.try_take(tenant):
-            self._metrics.deferred.labels("fairness").inc()
-            await msg.nak(delay=fairness_delay(self._opt.fairness_delay_seconds, _deliveries(msg)))
+        token = await self._slots.acquire(tenant)
+        if token is None:
+            await self._defer_for_fairness(msg)
             return
         self._metrics.in_flight.inc()
         try:
-            headers = msg.headers
-            span = direct_tracer(TRACER_NAME).start_span(
-                f"process {msg.subject}", context=propagate.extract(headers) if headers else None,
-                kind=SpanKind.CONSUMER,
-                attributes={"messaging.system": "nats", "messaging.destination.name": msg.subject,
-                            "messaging.consumer.group.name": self._opt.consumer,
-                            "messaging.operation.type": "process"},
-            )
-            with ActiveSpan(span):
-                await self._process(msg)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            # Postgres (or an ack) unavailable: release the message for later instead of spinning on it.
-            log.warning("storage unavailable; event released", extra={"error": type(exc).__name__,
-                                                                       "subject": msg.subject})
-            await msg.nak(delay=STORAGE_RETRY_SECONDS)
+            with self._heartbeats.hold(msg) as held:
+                try:
+                    await self._traced(msg, held)
+                except asyncio.CancelledError:
+                    await self._release_lease(held)
+                    raise
         finally:
             self._metrics.in_flight.dec()
-            self._slots.release(tenant)
+            self._slots.release(tenant, token)
 
-    async def _process(self, msg: Msg) -> None:
+    async def _traced(self, msg: Msg, held: Held) -> None:
+        headers = msg.headers
+        span = direct_tracer(TRACER_NAME).start_span(
+            f"process {msg.subject}", context=propagate.extract(headers) if headers else None,
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": msg.subject,
+                        "messaging.consumer.group.name": self._opt.consumer,
+                        "messaging.operation.type": "process"},
+        )
+        with ActiveSpan(span):
+            try:
+                await self._process(msg, held)
+            except STORAGE_ERRORS as exc:
+                # Postgres away before anything was decided: the message goes back for later.
+                log.warning("storage unavailable; event released", extra={"error": type(exc).__name__,
+                                                                           "subject": msg.subject})
+                await self._release_lease(held)
+                await _nak(msg, STORAGE_RETRY_SECONDS)
+
+    async def _process(self, msg: Msg, held: Held) -> None:
+        parcel = Parcel(msg.subject, msg.data, trace_headers(msg.headers))
         try:
-            event = EventEnvelope.model_validate_json(msg.data)
-        except ValidationError:
-            log.error("malformed event dropped", extra={"subject": msg.subject})
-            await msg.term()
+            event = parse_envelope(msg.subject, msg.data)
+        except EnvelopeError as exc:
+            await self._undecodable(msg, str(exc))
             return
         trace_id = current_trace_id()
-        span = trace.get_current_span()
-        span.set_attribute("messaging.message.id", str(event.event_id))
+        trace.get_current_span().set_attribute("messaging.message.id", str(event.event_id))
         loaded = await self._workflows.load(event.workflow_id, event.workflow_version)
-        definition = loaded.definition
-        skip = _skip_reason(event, loaded.state.tenant_id, loaded.state.is_active, loaded.state.deleted)
-        if skip is None and definition is not None:
-            try:
-                self._breakers.peek(str(event.tenant_id), definition.action.type)
-            except BreakerOpen as exc:
-                self._metrics.deferred.labels("breaker").inc()
-                await msg.nak(delay=exc.remaining)
-                return
         claim = await self._store.claim(event, trace_id)
-        if claim.busy:
-            await msg.nak(delay=BUSY_RETRY_SECONDS)
+        if isinstance(claim, Unclaimable):
+            await self._undecodable(msg, claim.reason, event=event)
             return
-        if claim.attempts is None:
-            await msg.ack_sync()  # already final: never run twice
-            return
-        attempts = claim.attempts
-        base = Outcome(event=event, status="skipped", attempts=attempts, trace_id=trace_id)
-        if skip is not None:
-            await self._finish(msg, _with(base, error=skip), "none")
-            return
-        if definition is None:
-            await self._dead(msg, _with(base, error=loaded.error or "workflow version not found"), "none")
-            return
-        if await self._overlaps(event, definition):
-            await self._finish(msg, _with(base, error="skipped: the previous scheduled run is still running"),
-                               definition.action.type)
-            return
-        await self._run(msg, event, definition, base)
+        if claim.attempt is not None:
+            held.event_id = event.event_id
+        definition = loaded.definition
+        connector = definition.action.type if definition is not None else "none"
+        fate: Fate = after_claim(claim, event_tenant=event.tenant_id, has_definition=definition is not None,
+                                 definition_error=loaded.error)
+        output: Any = None
+        duration_ms: int | None = None
+        if isinstance(fate, Run) and definition is not None:
+            if await self._overlaps(event, definition):
+                fate = Finish("skipped", "skipped: the previous scheduled run is still running")
+            else:
+                fate, output, duration_ms = await self._try(event, definition, fate.attempt)
+        await self._carry_out(msg, held, event, parcel, fate, connector, attempt=claim.attempt or 0,
+                              trace_id=trace_id, output=output, duration_ms=duration_ms)
 
     async def _overlaps(self, event: EventEnvelope, definition: WorkflowDefinition) -> bool:
         trig = definition.trigger
@@ -145,133 +164,208 @@ class EventWorker:
             return False
         return await self._store.overlapping_run(event.workflow_id, event.event_id)
 
-    async def _run(self, msg: Msg, event: EventEnvelope, definition: WorkflowDefinition, base: Outcome) -> None:
+    async def _try(self, event: EventEnvelope, definition: WorkflowDefinition,
+                   attempt: int) -> tuple[Finish, Any, int]:
+        """One try of the action; returns the decided outcome, the output and the duration."""
         action_type = definition.action.type
         tenant = str(event.tenant_id)
         started = time.perf_counter()
-        trial = False
-        admitted = False
-        with self._heartbeats.hold(msg):
-            try:
-                call = await self._runner.prepare(
-                    tenant_id=event.tenant_id, event_id=event.event_id, definition=definition,
-                    payload=event.payload, event=EventContext(event))
-                trial = self._breakers.admit(tenant, action_type)
-                admitted = True
-                output = await self._runner.call(action_type, call)
-            except BreakerOpen as exc:
-                self._metrics.deferred.labels("breaker").inc()
-                await self._store.finish(_with(base, status="failed", attempts_delta=-1,
-                                               error=safe_error(f"deferred: {exc}")))
-                await msg.nak(delay=exc.remaining)
-                return
-            except PermanentError as exc:
-                if admitted:
-                    self._breakers.release(tenant, action_type, trial=trial)
-                await self._dead(msg, _with(base, error=safe_error(exc.message), duration_ms=_ms(started)),
-                                 action_type)
-                return
-            except TransientError as exc:
-                if admitted:
-                    self._breakers.failure(tenant, action_type, trial=trial)
-                await self._retry_or_dead(msg, base, exc, started, action_type)
-                return
-            except asyncio.CancelledError:
-                if admitted:
-                    self._breakers.release(tenant, action_type, trial=trial)
-                raise
-            except Exception as exc:  # noqa: BLE001 - an unexpected failure is retried, never lost
-                log.exception("action failed unexpectedly", extra={"event_id": str(event.event_id)})
-                if admitted:
-                    self._breakers.failure(tenant, action_type, trial=trial)
-                await self._retry_or_dead(msg, base, TransientError(f"internal error: {type(exc).__name__}"),
-                                          started, action_type)
-                return
+        result, output = await self._call(event, definition, tenant, action_type)
+        duration = time.perf_counter() - started
+        if result.kind == "breaker":
+            self._metrics.breaker_refusals.labels(action_type).inc()
+        else:
+            self._metrics.observe_duration(action_type, duration)
+        backoff = self._backoff.delay(attempt, result.retry_after)
+        return after_try(result, attempt=attempt, max_attempts=self._opt.max_attempts, backoff=backoff), \
+            output, int(duration * 1000)
+
+    async def _call(self, event: EventEnvelope, definition: WorkflowDefinition, tenant: str,
+                    action_type: str) -> tuple[TryResult, Any]:
+        try:
+            trial = self._breakers.admit(tenant, action_type)
+        except BreakerOpen as exc:
+            spread = random.uniform(0, min(self._breakers.reset_seconds * 0.25, 5.0))  # noqa: S311 - jitter
+            return TryResult("breaker", f"circuit open for {action_type}: recent tries failed; the target was "
+                                        "not called", breaker_left=exc.remaining + spread), None
+        try:
+            call = await self._runner.prepare(tenant_id=event.tenant_id, event_id=event.event_id,
+                                              definition=definition, payload=event.payload,
+                                              event=EventContext(event))
+        except PermanentError as exc:
+            self._breakers.release(tenant, action_type, trial=trial)
+            return TryResult("permanent", exc.message), None
+        except TransientError as exc:
+            self._breakers.release(tenant, action_type, trial=trial)
+            return TryResult("transient", exc.message, retry_after=exc.retry_after), None
+        except BaseException:
+            self._breakers.release(tenant, action_type, trial=trial)
+            raise
+        try:
+            output = await self._runner.call(action_type, call)
+        except PermanentError as exc:
+            self._breakers.release(tenant, action_type, trial=trial)
+            return TryResult("permanent", exc.message), None
+        except TransientError as exc:
+            self._breakers.failure(tenant, action_type, trial=trial)
+            return TryResult("transient", exc.message, retry_after=exc.retry_after), None
+        except asyncio.CancelledError:
+            self._breakers.release(tenant, action_type, trial=trial)
+            raise
+        except Exception as exc:  # noqa: BLE001 - an unexpected failure is retried, never lost
+            log.exception("action failed unexpectedly", extra={"event_id": str(event.event_id)})
+            self._breakers.failure(tenant, action_type, trial=trial)
+            return TryResult("transient", f"internal error: {type(exc).__name__}"), None
         self._breakers.success(tenant, action_type, trial=trial)
-        self._metrics.observe_duration(action_type, time.perf_counter() - started)
-        await self._finish(msg, _with(base, status="succeeded", duration_ms=_ms(started),
-                                      output=self._runner.safe_output(output)), action_type)
+        return TryResult("ok"), output
 
-    async def _retry_or_dead(self, msg: Msg, base: Outcome, exc: ActionError, started: float,
-                             action_type: str) -> None:
-        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-        self._metrics.observe_duration(action_type, time.perf_counter() - started)
-        if base.attempts >= self._opt.max_attempts:
-            reason = f"gave up after {base.attempts} attempts: {exc.message}"
-            await self._dead(msg, _with(base, error=safe_error(reason), duration_ms=_ms(started)), action_type)
+    # --- carrying the decision out: the only places that ack, nak or park ------------------------------
+
+    async def _carry_out(self, msg: Msg, held: Held, event: EventEnvelope, parcel: Parcel, fate: Fate,
+                         connector: str, *, attempt: int, trace_id: str | None, output: Any = None,
+                         duration_ms: int | None = None) -> None:
+        if isinstance(fate, Ack):
+            await self._ack(msg)
             return
-        delay = self._backoff.delay(base.attempts, retry_after)
-        await self._store.finish(_with(base, status="failed", error=safe_error(exc.message),
-                                       duration_ms=_ms(started)))
-        self._metrics.count(action_type, "failed")
-        log.info("try failed; retrying", extra={"event_id": str(base.event.event_id), "attempt": base.attempts,
-                                                "retry_in_s": round(delay, 3)})
-        await msg.nak(delay=delay)
+        if isinstance(fate, Park):
+            await self._park(msg, Parking(event.event_id, event.tenant_id, parcel, fate.seconds, fate.reason))
+            return
+        assert isinstance(fate, Finish)
+        park = None
+        if fate.retry_in is not None:
+            park = Parking(event.event_id, event.tenant_id, parcel, fate.retry_in, "retry")
+        outcome = Outcome(event=event, status=fate.status, parcel=parcel, attempts=attempt,
+                          duration_ms=duration_ms, error=safe_error(fate.error) if fate.error else None,
+                          output=self._runner.safe_output(output) if output is not None else None,
+                          trace_id=trace_id, park=park)
+        written = await self._write(outcome)
+        held.event_id = None  # the lease ended with the write
+        if not written.stored:
+            # Another replica took the row over (this one lost its lease): let the message come back later.
+            self._metrics.lease_lost.inc()
+            log.warning("lease lost before the outcome was written", extra={"event_id": str(event.event_id)})
+            await _nak(msg, self._opt.lease_seconds)
+            return
+        self._metrics.count(connector, written.status)
+        if written.status == "dead":
+            await self._publish_dead_letter(event, written.error or "dead", attempt, connector)
+        elif park is not None:
+            self._metrics.deferred.labels("retry").inc()
+            self._waker.due_in(park.seconds)
+            log.info("try failed; retrying", extra={"event_id": str(event.event_id), "attempt": attempt,
+                                                    "retry_in_s": round(park.seconds, 3)})
+        await self._ack(msg)
 
-    async def _dead(self, msg: Msg, outcome: Outcome, action_type: str) -> None:
-        outcome = _with(outcome, status="dead")
-        await self._store.finish(outcome)
-        self._metrics.dead_letters.labels(action_type).inc()
-        letter = DeadLetter(event=outcome.event, reason=outcome.error or "dead", attempts=outcome.attempts)
-        ev = outcome.event
+    async def _write(self, outcome: Outcome) -> Any:
+        """Write the outcome until it commits: the action ran, so a failed write must not run it again."""
+        delay = 0.1
+        while True:
+            try:
+                return await self._store.finish(outcome)
+            except STORAGE_ERRORS as exc:
+                log.warning("outcome not stored yet; retrying", extra={
+                    "event_id": str(outcome.event.event_id), "error": type(exc).__name__, "retry_in_s": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_WRITE_BACKOFF_SECONDS)
+
+    async def _park(self, msg: Msg, parking: Parking) -> None:
         try:
-            await self._bus.publish(dlq_subject(ev.tenant_id, ev.workflow_id), letter.model_dump_json().encode(),
-                                    msg_id=f"dlq:{ev.event_id}:{outcome.attempts}")
-        except BusUnavailable:
-            log.warning("dead letter recorded but not published", extra={"event_id": str(ev.event_id)})
-        log.warning("event dead-lettered", extra={"event_id": str(ev.event_id), "reason": outcome.error})
-        await self._ack(msg, outcome, action_type)
+            await self._store.park(parking)
+        except STORAGE_ERRORS as exc:
+            log.warning("could not park event; released to the stream",
+                        extra={"event_id": str(parking.event_id), "error": type(exc).__name__})
+            await _nak(msg, min(parking.seconds, STORAGE_RETRY_SECONDS) or STORAGE_RETRY_SECONDS)
+            return
+        self._metrics.deferred.labels(parking.reason).inc()
+        self._waker.due_in(parking.seconds)
+        # A plain ack (no round trip) is enough: if it were lost, the redelivery is parked again or finds
+        # the row, and the parked copy is deduplicated by the claim.
+        await self._ack(msg, confirm=False)
 
-    async def _finish(self, msg: Msg, outcome: Outcome, action_type: str) -> None:
-        await self._store.finish(outcome)
-        await self._ack(msg, outcome, action_type)
-
-    async def _ack(self, msg: Msg, outcome: Outcome, action_type: str) -> None:
-        self._metrics.count(action_type, outcome.status)
+    async def _defer_for_fairness(self, msg: Msg) -> None:
         try:
-            if self._opt.ack_sync:
+            event = parse_envelope(msg.subject, msg.data)
+        except EnvelopeError as exc:
+            await self._undecodable(msg, str(exc))
+            return
+        deferrals = _deferrals(msg) + 1
+        seconds = fairness_delay(self._opt.fairness_delay_seconds, deferrals)
+        await self._park(msg, Parking(event.event_id, event.tenant_id, Parcel(msg.subject, msg.data,
+                                      trace_headers(msg.headers)), seconds, "fairness", deferrals))
+
+    async def _undecodable(self, msg: Msg, reason: str, *, event: EventEnvelope | None = None) -> None:
+        """Not an event this executor can run: a dead letter with the raw bytes and the reason, then ack."""
+        tenant, workflow = subject_ids(msg.subject)
+        if event is not None:
+            tenant, workflow = event.tenant_id, event.workflow_id
+        event_id = event.event_id if event is not None else undecodable_event_id(msg.subject, msg.data)
+        log.error("event cannot be run; dead-lettered", extra={"subject": msg.subject, "reason": reason,
+                                                               "event_id": str(event_id)})
+        if tenant is not None and workflow is not None:
+            try:
+                await self._store.dead_letter_raw(event_id, tenant, workflow, reason, msg.data)
+            except STORAGE_ERRORS:
+                await _nak(msg, STORAGE_RETRY_SECONDS)
+                return
+        self._metrics.dead_letters.labels("none").inc()
+        body = UndecodableEvent(subject=msg.subject, reason=reason,
+                                raw_base64=base64.b64encode(msg.data).decode()).model_dump_json().encode()
+        subject = dlq_subject(tenant or "unknown", workflow or "unknown")
+        with contextlib.suppress(BusError):
+            await self._bus.publish(subject, body, msg_id=f"dlq:{event_id}:raw")
+        await self._ack(msg)
+
+    async def _publish_dead_letter(self, event: EventEnvelope, reason: str, attempts: int, connector: str) -> None:
+        self._metrics.dead_letters.labels(connector).inc()
+        letter = DeadLetter(event=event, reason=reason, attempts=attempts)
+        try:
+            await self._bus.publish(dlq_subject(event.tenant_id, event.workflow_id),
+                                    letter.model_dump_json().encode(), msg_id=f"dlq:{event.event_id}:{attempts}")
+        except BusError:
+            log.warning("dead letter recorded but not published", extra={"event_id": str(event.event_id)})
+        log.warning("event dead-lettered", extra={"event_id": str(event.event_id), "reason": reason})
+
+    async def _release_lease(self, held: Held) -> None:
+        """This replica stops working on the event: free its lease so another replica may claim it now."""
+        event_id, held.event_id = held.event_id, None
+        if event_id is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(self._store.release([event_id])), RELEASE_TIMEOUT_SECONDS)
+
+    async def _ack(self, msg: Msg, *, confirm: bool = True) -> None:
+        try:
+            if confirm and self._opt.ack_sync:
                 await msg.ack_sync()
             else:
                 await msg.ack()
-        except Exception:  # noqa: BLE001 - the row is final: a redelivery is acked without running
-            log.warning("ack failed; the redelivery will find the final row", exc_info=True)
+        except Exception:  # noqa: BLE001 - the row is final or parked: a redelivery is acked without running
+            log.warning("ack failed; the redelivery will find the row", exc_info=True)
 
 
-# A deferred event waits base * 2^(deliveries-1), at most this many doublings (base 1 s: 1, 2, 4, 8 s).
+# A deferred event waits base * 2^(deferrals-1), at most this many doublings (base 1 s: 1, 2, 4, 8 s).
 FAIRNESS_MAX_DOUBLINGS = 3
 
 
-def fairness_delay(base: float, deliveries: int) -> float:
-    """NAK delay for an over-share event on its n-th delivery.
+def fairness_delay(base: float, deferrals: int) -> float:
+    """How long an event over its tenant's share waits on its n-th deferral.
 
-    Growing with each deferral keeps a storm's parked events from coming back
-    every second and crowding the consumer's look-ahead, so the fetch reaches
-    other tenants' events behind the storm sooner.
+    Growing with each deferral keeps a slow tenant's backlog from cycling through the
+    stream every second.
     """
-    doublings: int = min(max(deliveries - 1, 0), FAIRNESS_MAX_DOUBLINGS)
+    doublings: int = min(max(deferrals - 1, 0), FAIRNESS_MAX_DOUBLINGS)
     return base * float(1 << doublings)
 
 
-def _deliveries(msg: Msg) -> int:
+def _deferrals(msg: Msg) -> int:
     try:
-        return int(msg.metadata.num_delivered or 1)
-    except Exception:  # noqa: BLE001 - a message without JetStream metadata counts as a first delivery
-        return 1
+        return int((msg.headers or {}).get(DEFERRALS_HEADER, 0))
+    except ValueError:
+        return 0
 
 
-def _skip_reason(event: EventEnvelope, tenant_id: Any, is_active: bool, deleted: bool) -> str | None:
-    if tenant_id is None or tenant_id != event.tenant_id:
-        return "skipped: workflow not found"
-    if deleted:
-        return "skipped: workflow was deleted"
-    if not is_active:
-        return "skipped: workflow is disabled"
-    return None
-
-
-def _with(outcome: Outcome, **changes: Any) -> Outcome:
-    return dataclasses.replace(outcome, **changes)
-
-
-def _ms(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
+async def _nak(msg: Msg, delay: float) -> None:
+    try:
+        await msg.nak(delay=delay)
+    except Exception:  # noqa: BLE001 - the server redelivers after ack_wait anyway
+        log.debug("nak failed", exc_info=True)

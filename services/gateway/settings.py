@@ -49,6 +49,8 @@ class GatewaySettings(ServiceSettings):
     publish_timeout_seconds: float = Field(default=2.0, gt=0)
     retry_after_seconds: int = Field(default=2, ge=1)
     webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
+    # A disable or delete answers once the runs already claimed have finished (at most this long).
+    disable_wait_seconds: float = Field(default=10.0, ge=0)
 
     # Reply inboxes (PubAcks, dry-run replies) live under this prefix; NATS authorization
     # lets only the gateway's identity subscribe to it.

@@ -43,7 +43,7 @@ async def test_two_replicas_never_exceed_twice_the_per_replica_limit(bus, db, na
     try:
         tenant, wf = await _setup(db, creds, sink)
         env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT=str(n),
-                           IPAAS_EXECUTOR_TENANT_SHARE="1")
+                           IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0")
         service("services.executor", env=env)
         service("services.executor", env=env)
         await publish_many(bus, await _envelopes(bus, tenant, wf, 60))
@@ -63,7 +63,7 @@ async def test_consumer_never_exceeds_max_ack_pending(bus, db, nats_url, databas
     try:
         tenant, wf = await _setup(db, creds, sink)
         env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
-                           IPAAS_EXECUTOR_TENANT_SHARE="1", IPAAS_EXECUTOR_MAX_ACK_PENDING=str(max_ack_pending))
+                           IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0", IPAAS_EXECUTOR_MAX_ACK_PENDING=str(max_ack_pending))
         service("services.executor", env=env)
         service("services.executor", env=env)
         await publish_many(bus, await _envelopes(bus, tenant, wf, 40))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import urllib.request
+from typing import Any
 
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import (
@@ -78,13 +79,22 @@ async def test_breaker_opens_isolates_tenants_trials_once_and_runs_deferred_even
         assert 'ipaas_executor_breaker_transitions_total{connector="slack_message",from_state="closed",' \
                'to_state="open"} 1.0' in metrics
         assert 'to_state="half_open"} 2.0' in metrics and 'from_state="half_open",to_state="closed"} 1.0' in metrics
-        assert 'ipaas_executor_deferred_total{reason="breaker"}' in metrics
-        # Deferrals while open did not burn attempts: no event needed more than its failed tries + 1.
+        # While open, tries failed fast (counted as attempts, the target not called), within the retry budget.
+        assert 'ipaas_executor_breaker_refusals_total{connector="slack_message"}' in metrics
         attempts = await db.fetch("SELECT attempts FROM executions WHERE workflow_id = $1", wa)
-        assert sum(r["attempts"] for r in attempts) <= opened_calls + 1 + 8
+        assert all(1 <= r["attempts"] <= 6 for r in attempts)
+        assert sum(r["attempts"] for r in attempts) > a_calls()  # some tries never reached the target
     finally:
         await creds.stop()
         await sink.stop()
+
+
+async def final_or_failed(db: Any, event_id: Any) -> Any:
+    async def check():
+        row = await db.fetchrow("SELECT * FROM executions WHERE event_id = $1", event_id)
+        return row if row is not None and row["status"] != "running" else None
+
+    return await wait_until(check, timeout=10, message="the try's outcome")
 
 
 async def test_hanging_sink_trips_the_breaker_through_timeouts(bus, db, nats_url, database_url, service):
@@ -107,8 +117,9 @@ async def test_hanging_sink_trips_the_breaker_through_timeouts(bus, db, nats_url
         more = await publish_event(bus, tenant, wf, {})
         await asyncio.sleep(1.5)  # retries and the new event would call the sink by now if it were closed
         assert sink.calls == 2
-        row = await db.fetchrow("SELECT * FROM executions WHERE event_id = $1", more.event_id)
-        assert row is None or row["attempts"] == 0  # deferred, not a burnt attempt
+        # The new event's try failed fast on the open breaker: an attempt, without a call to the target.
+        row = await final_or_failed(db, more.event_id)
+        assert row["status"] == "failed" and row["attempts"] == 1 and "circuit open" in row["error"]
     finally:
         await creds.stop()
         await sink.stop()

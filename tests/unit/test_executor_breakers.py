@@ -1,4 +1,4 @@
-"""The breaker wrapper: threshold, per-tenant isolation, exactly one half-open trial, metrics hook."""
+"""The breaker: threshold, per-tenant isolation, exactly one half-open trial, transitions reported."""
 
 from __future__ import annotations
 
@@ -30,11 +30,11 @@ def test_opens_after_threshold_and_admits_exactly_one_trial():
     assert b.admit("B", "slack_message") is False
     clock.now += 59
     with pytest.raises(BreakerOpen) as exc:
-        b.peek("A", "slack_message")
+        b.admit("A", "slack_message")
     assert exc.value.remaining == pytest.approx(1)
     clock.now += 1.5
     assert b.admit("A", "slack_message") is True  # the one trial
-    for _ in range(5):  # every concurrent caller is deferred while it runs
+    for _ in range(5):  # every concurrent caller is refused while it runs
         with pytest.raises(BreakerOpen):
             b.admit("A", "slack_message")
     b.failure("A", "slack_message", trial=True)  # trial failed: open again for the full period
@@ -70,7 +70,25 @@ def test_a_released_trial_lets_the_next_caller_try():
     assert b.admit("A", "x") is True
 
 
-def test_fairness_deferral_grows_with_each_delivery_and_is_capped() -> None:
+def test_a_late_failure_of_a_call_admitted_before_opening_does_not_extend_the_open_period():
+    clock = Clock()
+    b = Breakers(fail_max=1, reset_seconds=10, clock=clock)
+    b.failure("A", "x", trial=False)
+    clock.now += 5
+    b.failure("A", "x", trial=False)  # admitted while closed, reported late
+    with pytest.raises(BreakerOpen) as exc:
+        b.admit("A", "x")
+    assert exc.value.remaining == pytest.approx(5)
+
+
+def test_open_keys_lists_only_unhealthy_breakers_and_healthy_entries_are_evicted():
+    b = Breakers(fail_max=1, reset_seconds=10, clock=Clock(), max_entries=2)
+    b.failure("A", "x", trial=False)
+    b.failure("B", "x", trial=False)
+    assert sorted(b.open_keys()) == [("A", "x", "open"), ("B", "x", "open")]
+
+
+def test_fairness_deferral_grows_with_each_deferral_and_is_capped() -> None:
     from services.executor.worker import fairness_delay
 
     assert [fairness_delay(1.0, n) for n in (1, 2, 3, 4, 5, 50)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]

@@ -17,7 +17,7 @@ from nats.js import api as js_api
 from nats.js.errors import NoStreamResponseError
 from opentelemetry import propagate
 
-from libs.common.bus.errors import BusUnavailable
+from libs.common.bus.errors import BusError, BusUnavailable
 from libs.common.settings import NatsSettings
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,14 @@ class Bus:
         """Create or update EVENTS, DLQ and WORKFLOW_CHANGES. Safe to run from every replica."""
         s = self.settings
         await self.ensure_stream(
-            s.events_stream, [s.events_subjects], duplicate_window=s.duplicate_window_seconds
+            s.events_stream, [s.events_subjects], duplicate_window=s.duplicate_window_seconds,
+            retention=js_api.RetentionPolicy.WORK_QUEUE, discard=js_api.DiscardPolicy.NEW,
+            max_bytes=s.events_max_bytes, max_age=s.events_max_age_seconds or None,
         )
-        await self.ensure_stream(s.dlq_stream, [s.dlq_subjects], duplicate_window=s.duplicate_window_seconds)
+        await self.ensure_stream(
+            s.dlq_stream, [s.dlq_subjects], duplicate_window=s.duplicate_window_seconds,
+            max_bytes=s.dlq_max_bytes, max_age=s.dlq_max_age_seconds or None,
+        )
         await self.ensure_stream(
             s.changes_stream,
             [s.changes_subjects],
@@ -125,15 +130,20 @@ class Bus:
         *,
         duplicate_window: float,
         max_age: float | None = None,
+        max_bytes: int = -1,
+        retention: js_api.RetentionPolicy = js_api.RetentionPolicy.LIMITS,
+        discard: js_api.DiscardPolicy = js_api.DiscardPolicy.OLD,
     ) -> None:
         config = js_api.StreamConfig(
             name=name,
             subjects=subjects,
-            retention=js_api.RetentionPolicy.LIMITS,
+            retention=retention,
+            discard=discard,
             storage=js_api.StorageType.FILE,
             duplicate_window=duplicate_window,
             num_replicas=self.settings.replicas,
             max_age=max_age,
+            max_bytes=max_bytes,
         )
         try:
             await self.js.add_stream(config)
@@ -141,7 +151,17 @@ class Bus:
             # 10058: a stream with this name exists with another config; update it.
             if exc.err_code != 10058:
                 raise
-            await self.js.update_stream(config)
+            try:
+                await self.js.update_stream(config)
+            except nats.js.errors.APIError as update_exc:
+                existing = await self.js.stream_info(name)
+                if existing.config.retention != retention:
+                    raise BusError(
+                        f"stream {name} exists with retention {existing.config.retention}, this version needs "
+                        f"{retention}: drain it (let the consumers empty it), delete it "
+                        f"(`nats stream rm {name}`) and start again"
+                    ) from update_exc
+                raise
 
     async def ensure_consumer(
         self,

@@ -15,6 +15,7 @@ fills at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -68,6 +69,7 @@ class BoundedPullConsumer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._loop_done = asyncio.Event()
         self._sub: JetStreamContext.PullSubscription | None = None
 
     @property
@@ -77,10 +79,23 @@ class BoundedPullConsumer:
     def stop(self) -> None:
         """Stop fetching; work in flight goes on until :meth:`drain`."""
         self._stopping.set()
+        self._slot_freed.set()
 
     async def run(self) -> None:
-        """Fetch and dispatch until :meth:`stop` is called. Survives NATS outages."""
-        self._sub = await self._bus.js.pull_subscribe_bind(self._durable, stream=self._stream)
+        """Fetch and dispatch until :meth:`stop` is called. Survives NATS outages.
+
+        A fetch under way when :meth:`stop` is called is not cancelled (its
+        messages would then wait out ``ack_wait`` on the server): it returns
+        within the fetch timeout, and what it brought is NAKed at once.
+        """
+        try:
+            self._sub = await self._bus.js.pull_subscribe_bind(self._durable, stream=self._stream)
+            await self._fetch_loop()
+        finally:
+            self._loop_done.set()
+
+    async def _fetch_loop(self) -> None:
+        assert self._sub is not None
         backoff = 0.1
         while not self._stopping.is_set():
             free = self._max_in_flight - len(self._tasks)
@@ -112,8 +127,16 @@ class BoundedPullConsumer:
                 task.add_done_callback(self._task_done)
 
     async def drain(self, grace_seconds: float) -> None:
-        """Wait for in-flight work up to ``grace_seconds``; cancel the rest (it is NAKed)."""
+        """Release everything this replica holds or has pulled, finishing what it can within the grace.
+
+        Fetching stops; messages pulled but not started are NAKed at once; work in
+        flight gets up to ``grace_seconds`` to finish; what remains is cancelled and
+        NAKed, so another replica takes it at once instead of after ``ack_wait``.
+        """
         self.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._loop_done.wait(), timeout=self._fetch_timeout + 2.0)
+        await self._nak_buffered()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
             for task in pending:
@@ -125,6 +148,19 @@ class BoundedPullConsumer:
                 await self._sub.unsubscribe()
             except Exception:  # noqa: BLE001 - best effort during shutdown
                 log.debug("unsubscribe failed", exc_info=True)
+
+    async def _nak_buffered(self) -> None:
+        """Messages the server delivered after the last fetch returned wait in the subscription: NAK them."""
+        sub = self._sub
+        if sub is None or not self._loop_done.is_set():
+            return
+        try:
+            waiting = sub.pending_msgs
+            if waiting > 0:
+                for msg in await sub.fetch(batch=waiting + 1, timeout=0.2):
+                    await _nak_quietly(msg)
+        except Exception:  # noqa: BLE001 - best effort: the server redelivers after ack_wait anyway
+            log.debug("could not release buffered messages", exc_info=True)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)

@@ -89,16 +89,24 @@ def workflow_changed_subject(tenant_id: uuid.UUID | str, workflow_id: uuid.UUID 
     return f"workflows.changed.{tenant_id}.{workflow_id}"
 
 
+# Messages on the bus ignore fields they do not know: during a rolling upgrade a newer producer may add
+# one, and an older consumer must still read the message (the public API keeps rejecting unknown fields).
+BUS_MODEL = ConfigDict(extra="ignore", frozen=True)
+
+# workflow_versions.version is a Postgres integer.
+MAX_VERSION = 2**31 - 1
+
+
 class EventEnvelope(BaseModel):
     """One triggered event: what the executor runs, exactly once in effect."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = BUS_MODEL
 
     event_id: uuid.UUID
     dedup_key: str
     tenant_id: uuid.UUID
     workflow_id: uuid.UUID
-    workflow_version: int = Field(ge=1)
+    workflow_version: int = Field(ge=1, le=MAX_VERSION)
     trigger: Trigger
     payload: Any = None
     received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
@@ -116,7 +124,7 @@ class EventEnvelope(BaseModel):
 class DeadLetter(BaseModel):
     """What the executor publishes to the ``DLQ`` stream for an event it gave up on."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = BUS_MODEL
 
     event: EventEnvelope
     reason: str
@@ -124,10 +132,21 @@ class DeadLetter(BaseModel):
     dead_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
 
+class UndecodableEvent(BaseModel):
+    """Published to the ``DLQ`` stream for a message on EVENTS that is not a valid envelope."""
+
+    model_config = BUS_MODEL
+
+    subject: str
+    reason: str
+    raw_base64: str
+    dead_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
 class WorkflowChanged(BaseModel):
     """Published by the gateway's outbox relay on ``workflows.changed.<tenant>.<id>``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = BUS_MODEL
 
     tenant_id: uuid.UUID
     workflow_id: uuid.UUID

@@ -65,6 +65,8 @@ async def patch_workflow(request: web.Request) -> web.Response:
     body = await _body(request, WorkflowPatch)
     out = await store.set_active(request.app[POOL], tenant(request), workflow_id, body.is_active)
     request.app[CACHE].invalidate(workflow_id)
+    if not body.is_active:
+        await store.wait_for_runs(request.app[POOL], workflow_id, request.app[SETTINGS].disable_wait_seconds)
     return ok(out)
 
 
@@ -72,6 +74,7 @@ async def delete_workflow(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
     await store.delete(request.app[POOL], tenant(request), workflow_id)
     request.app[CACHE].invalidate(workflow_id)
+    await store.wait_for_runs(request.app[POOL], workflow_id, request.app[SETTINGS].disable_wait_seconds)
     return ok({"id": workflow_id, "deleted": True})
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +23,8 @@ JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_versi
 """
 
 _NOT_FOUND = "workflow not found"
+
+log = logging.getLogger(__name__)
 
 
 def to_out(row: asyncpg.Record, *, secret: str | None = None) -> dict[str, Any]:
@@ -142,6 +146,31 @@ async def set_active(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid
         await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=row["current_version"],
                          change="enabled" if is_active else "disabled", is_active=is_active)
         return to_out(await get(conn, tenant_id, workflow_id))
+
+
+# Runs the executor claimed before a disable or delete committed (a claim reads the workflow's state under a
+# share lock, so any claim after the commit sees it and records the event as skipped).
+RUNNING_SQL = """
+SELECT count(*) FROM executions
+ WHERE workflow_id = $1 AND status = 'running' AND lease_until > now()
+"""
+
+
+async def wait_for_runs(pool: asyncpg.Pool, workflow_id: uuid.UUID, timeout: float) -> int:
+    """Wait until no claimed run of the workflow is in progress (at most ``timeout``); returns how many remain.
+
+    With this, when a disable or delete returns, nothing of the workflow runs any more.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        running = int(await pool.fetchval(RUNNING_SQL, workflow_id))
+        if running == 0 or loop.time() >= deadline:
+            if running:
+                log.warning("runs still in progress after disable", extra={"workflow_id": str(workflow_id),
+                                                                           "running": running})
+            return running
+        await asyncio.sleep(0.05)
 
 
 async def delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> None:

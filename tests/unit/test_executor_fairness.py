@@ -1,0 +1,83 @@
+"""Admission per tenant: work-conserving alone, equal shares under contention, no waiting in a slot."""
+
+from __future__ import annotations
+
+import asyncio
+
+from services.executor.fairness import TenantSlots, tenant_of
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_tenant_is_read_from_the_subject():
+    assert tenant_of("events.t1.w1") == "t1"
+    assert tenant_of("garbage") == ""
+
+
+async def test_a_lone_tenant_uses_every_slot_but_the_headroom():
+    slots = TenantSlots(10, headroom=2, patience=0)
+    tokens = [await slots.acquire("A") for _ in range(8)]
+    assert all(t is not None for t in tokens)
+    assert await slots.acquire("A") is None  # over the usable slots: parked, not held
+
+
+async def test_contended_slots_are_shared_equally_and_over_share_events_park_at_once():
+    slots = TenantSlots(10, headroom=0, patience=5.0)
+    a = [await slots.acquire("A") for _ in range(8)]
+    assert all(t is not None for t in a)
+    slots.set_waiting(frozenset({"A", "B"}))  # B has events waiting in the stream
+    assert slots.cap("A") == 5 and slots.cap("B") == 5
+    assert await slots.acquire("A") is None  # no waiting while another tenant is waiting
+    b = [await slots.acquire("B") for _ in range(2)]
+    assert all(t is not None for t in b)
+    assert slots.running("B") == 2
+
+
+async def test_a_quick_tenant_over_its_cap_waits_for_its_own_slot():
+    clock = Clock()
+    slots = TenantSlots(2, headroom=0, patience=1.0, clock=clock)
+    first = await slots.acquire("A")
+    await slots.acquire("A")
+    waiter = asyncio.create_task(slots.acquire("A"))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    assert first is not None
+    slots.release("A", first)
+    assert await asyncio.wait_for(waiter, 1) is not None
+    assert slots.running("A") == 2
+
+
+async def test_a_slow_tenant_over_its_cap_is_parked_at_once():
+    clock = Clock()
+    slots = TenantSlots(3, headroom=1, patience=1.0, clock=clock)
+    await slots.acquire("A")
+    await slots.acquire("A")
+    clock.now += 1.5  # A's oldest running event started 1.5 s ago: its work is slow
+    assert slots.is_slow("A")
+    assert await slots.acquire("A") is None
+    # Another tenant's event, fetched into the headroom past A's backlog, runs at once.
+    assert await slots.acquire("B") is not None
+
+
+async def test_a_wait_that_outlasts_the_patience_parks():
+    slots = TenantSlots(1, headroom=0, patience=0.05)
+    await slots.acquire("A")
+    assert await slots.acquire("A") is None
+    assert slots.running("A") == 1
+
+
+async def test_release_of_an_unknown_token_changes_nothing():
+    slots = TenantSlots(2, headroom=0, patience=0)
+    token = await slots.acquire("A")
+    assert token is not None
+    slots.release("A", token + 100)
+    slots.release("B", token)
+    assert slots.running("A") == 1
+    slots.release("A", token)
+    assert slots.running("A") == 0
