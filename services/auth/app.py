@@ -34,7 +34,6 @@ from services.auth.rate_limit import TokenBuckets, parse_networks
 from services.auth.resolver import CredentialResolver
 from services.auth.settings import AuthSettings
 from services.auth.tokens import TokenService
-from services.auth.unavailable import database_unavailable
 from services.auth.users import login, register
 
 log = logging.getLogger(__name__)
@@ -48,8 +47,8 @@ async def jwks(request: web.Request) -> web.Response:
 
 
 async def create_app(settings: AuthSettings) -> web.Application:
+    # Postgres being away is a 503 with Retry-After on every route: the shared envelope middleware maps it.
     app = base_app("auth", client_max_size=settings.max_body_bytes)
-    app.middlewares.append(database_unavailable)  # inside the envelope middleware
     app[SETTINGS] = settings
     ring, keks = await load_keys(settings)
     app[TOKENS] = TokenService(ring, issuer=settings.jwt_issuer, audience=settings.jwt_audience,

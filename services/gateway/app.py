@@ -15,7 +15,7 @@ from libs.common.auth.jwt_verify import JwksVerifier
 from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.http.app import base_app
-from libs.common.http.keys import READINESS_CHECKS, SHUTTING_DOWN
+from libs.common.http.keys import METRICS, READINESS_CHECKS, RETRY_AFTER, SHUTTING_DOWN
 from libs.common.telemetry import setup_tracing
 from services.gateway import openapi
 from services.gateway.hooks.cache import WorkflowCache, pool_loader
@@ -46,14 +46,16 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[BUS] = bus = await Bus.connect(s.nats, name="gateway", inbox_prefix=s.nats_inbox_prefix)
     await bus.ensure_streams()
     app[CACHE] = cache = WorkflowCache(pool_loader(pool), ttl=s.cache_ttl_seconds,
-                                       negative_ttl=s.cache_negative_ttl_seconds, max_entries=s.cache_max_entries)
+                                       negative_ttl=s.cache_negative_ttl_seconds, max_entries=s.cache_max_entries,
+                                       stale=s.cache_stale_seconds)
     app[LIMITER] = TenantRateLimiter(s.webhook_rate_per_second, s.webhook_burst,
                                      max_tenants=s.rate_limit_max_tenants)
     subscription = await subscribe_invalidations(bus, cache)
     clear_on_reconnect(bus, cache)
     app[RELAY] = relay = OutboxRelay(pool, bus, s.db.url, batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
                                      max_backoff_seconds=s.outbox_max_backoff_seconds,
-                                     publish_timeout=s.nats.publish_timeout_seconds)
+                                     publish_timeout=s.nats.publish_timeout_seconds,
+                                     max_attempts=s.outbox_max_attempts, registry=app[METRICS].registry)
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
 
     async def db_ready() -> bool:
@@ -96,6 +98,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.middlewares.append(tracing_middleware)
     app.middlewares.append(auth_middleware)
     app[SETTINGS] = settings
+    app[RETRY_AFTER] = settings.retry_after_seconds  # also on the middleware's 503s (Postgres away)
     app.cleanup_ctx.append(_resources)
     runs.add_routes(app)  # before /api/workflows/{id}: holds /api/workflows/dry-run
     workflows.add_routes(app)

@@ -46,6 +46,8 @@ class GatewaySettings(ServiceSettings):
     cache_ttl_seconds: float = Field(default=5.0, ge=0)
     cache_negative_ttl_seconds: float = Field(default=1.0, ge=0)
     cache_max_entries: int = Field(default=100_000, ge=10)
+    # While Postgres is unreachable, an expired entry is still served this long past its TTL.
+    cache_stale_seconds: float = Field(default=300.0, ge=0)
     publish_timeout_seconds: float = Field(default=2.0, gt=0)
     retry_after_seconds: int = Field(default=2, ge=1)
     webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
@@ -64,6 +66,9 @@ class GatewaySettings(ServiceSettings):
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_batch: int = Field(default=100, ge=1, le=10_000)
     outbox_max_backoff_seconds: float = Field(default=5.0, gt=0)
+    # A row whose publish keeps failing in an unexpected way is set aside after this many tries
+    # (rows JetStream refuses for good are set aside at the first).
+    outbox_max_attempts: int = Field(default=5, ge=1)
 
     # Pagination.
     page_default: int = Field(default=50, ge=1)

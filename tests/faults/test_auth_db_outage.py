@@ -22,7 +22,7 @@ async def test_database_outage_gives_503_then_recovers(private_pg: PostgresServe
         resp = await client.post("/api/auth/login", json=login)
         body = await resp.json()
         assert resp.status == 503 and int(resp.headers["Retry-After"]) >= 1, body
-        assert body["error"]["code"] == "service_unavailable"
+        assert body["error"]["code"] == "database_unavailable"
         assert (await client.get("/health/ready")).status == 503
         nc = await nats.connect(nats_url)
         try:

@@ -17,7 +17,7 @@ from nats.js import api as js_api
 from nats.js.errors import NoStreamResponseError
 from opentelemetry import propagate
 
-from libs.common.bus.errors import BusError, BusUnavailable
+from libs.common.bus.errors import BusError, BusUnavailable, MessageRejected, rejection
 from libs.common.settings import NatsSettings
 
 log = logging.getLogger(__name__)
@@ -237,12 +237,16 @@ class Bus:
             raise BusUnavailable(f"publish to {subject} failed: NoStreamResponseError") from exc
         except UNAVAILABLE_ERRORS as exc:
             raise BusUnavailable(f"publish to {subject} failed: {type(exc).__name__}") from exc
+        except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
+            # Refused by the client before sending: this message can never go out as it is.
+            raise MessageRejected(subject, status=0, err_code=0, description=str(exc)) from exc
         try:
             ack = orjson.loads(msg.data)
         except orjson.JSONDecodeError as exc:
             raise BusUnavailable(f"publish to {subject} got an unreadable acknowledgement") from exc
         if "error" in ack:
-            raise nats.js.errors.APIError.from_error(ack["error"])
+            # A BusUnavailable subclass: StreamFull (retry later) or MessageRejected (never as is).
+            raise rejection(subject, ack["error"])
         return PublishResult(stream=ack.get("stream", ""), seq=int(ack.get("seq", 0)),
                              duplicate=bool(ack.get("duplicate", False)))
 

@@ -1,4 +1,22 @@
-"""The bus's error hierarchy: one base, one class per condition a caller handles."""
+"""The bus's error hierarchy: one base, one class per condition a caller handles.
+
+Every publish failure is a :class:`BusUnavailable`, so a caller that only
+answers "503, retry later" needs one ``except``.  A caller that must tell a
+message it should set aside from a bus that is only busy (the gateway's
+outbox relay) catches :class:`MessageRejected` first: that message, as it
+is, will never be stored, and retrying the same bytes cannot help.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# JetStream error codes (nats-server errors.json) that mean "no room now": the stream's limits are
+# reached with discard=new ("maximum bytes exceeded", "maximum messages exceeded", ...), or the
+# server is short of storage.  They clear when consumers catch up or an operator raises the limits.
+STORE_FAILED = 10077
+INSUFFICIENT_RESOURCES = 10047
+_FULL_CODES = frozenset({STORE_FAILED, INSUFFICIENT_RESOURCES})
 
 
 class BusError(Exception):
@@ -6,4 +24,57 @@ class BusError(Exception):
 
 
 class BusUnavailable(BusError):
-    """NATS or JetStream did not answer in time; the caller should retry later."""
+    """NATS or JetStream did not store the message now; the caller should retry later."""
+
+
+class PublishRejected(BusUnavailable):
+    """JetStream answered the publish with an error (a PubAck carrying ``error``).
+
+    ``status`` is the error's HTTP-like code (400, 503, ...; 0 when the client
+    refused before sending), ``err_code`` the JetStream error code.
+    """
+
+    permanent = False
+
+    def __init__(self, subject: str, *, status: int, err_code: int, description: str) -> None:
+        super().__init__(f"publish to {subject} rejected: {description} (status {status}, err_code {err_code})")
+        self.subject = subject
+        self.status = status
+        self.err_code = err_code
+        self.description = description
+
+
+class StreamFull(PublishRejected):
+    """The stream has no room now (limits with discard=new, or no storage): retry later."""
+
+
+class MessageRejected(PublishRejected):
+    """This message can never be stored as it is: too large, a malformed subject or header, a failed
+    expectation.  Retrying it unchanged cannot succeed."""
+
+    permanent = True
+
+
+def rejection(subject: str, error: Any) -> PublishRejected:
+    """The exception for a PubAck's ``error`` object.
+
+    4xx errors belong to the message (permanent); anything else, including an
+    error the server described oddly, is treated as the bus's (retry later),
+    so nothing is set aside on a guess.
+    """
+    fields = error if isinstance(error, dict) else {}
+    status = _int(fields.get("code"))
+    err_code = _int(fields.get("err_code"))
+    description = str(fields.get("description") or "unknown error")[:200]
+    if 400 <= status < 500:
+        return MessageRejected(subject, status=status, err_code=err_code, description=description)
+    if err_code in _FULL_CODES:
+        return StreamFull(subject, status=status, err_code=err_code, description=description)
+    return PublishRejected(subject, status=status, err_code=err_code, description=description)
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0

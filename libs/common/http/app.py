@@ -7,7 +7,7 @@ import asyncio
 from aiohttp import web
 
 from libs.common.http.health import add_health_routes
-from libs.common.http.keys import METRICS, READINESS_CHECKS, SHUTTING_DOWN
+from libs.common.http.keys import DEFAULT_RETRY_AFTER, METRICS, READINESS_CHECKS, RETRY_AFTER, SHUTTING_DOWN
 from libs.common.http.metrics import Metrics
 from libs.common.http.middleware import envelope_middleware
 
@@ -20,5 +20,6 @@ def base_app(service: str, *, client_max_size: int = DEFAULT_MAX_BODY) -> web.Ap
     app[METRICS] = Metrics(service)
     app[SHUTTING_DOWN] = asyncio.Event()
     app[READINESS_CHECKS] = {}
+    app[RETRY_AFTER] = DEFAULT_RETRY_AFTER
     add_health_routes(app)
     return app

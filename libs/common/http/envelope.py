@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from libs.common.http.errors import BadRequest, UnsupportedMediaType, ValidationFailed
+from libs.common.http.json_values import uncarriable_values
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -53,7 +54,12 @@ def validation_details(exc: ValidationError) -> list[dict[str, Any]]:
 
 
 async def read_json(request: web.Request) -> Any:
-    """Parse a JSON body; malformed JSON and non-UTF-8 give 400, never 500."""
+    """Parse a JSON body; malformed JSON and non-UTF-8 give 400, never 500.
+
+    A value nothing downstream can carry (an integer outside 64 bits, a
+    non-finite number, a string with NUL or a lone surrogate) gives 422 naming
+    its field: see :mod:`libs.common.http.json_values`.
+    """
     ctype = request.content_type
     if request.body_exists and ctype not in ("application/json", "") and not ctype.endswith("+json"):
         raise UnsupportedMediaType("request body must be application/json")
@@ -61,11 +67,15 @@ async def read_json(request: web.Request) -> Any:
     if not raw:
         raise BadRequest("request body is empty", code="empty_body")
     try:
-        return json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise BadRequest("request body is not valid UTF-8", code="invalid_encoding") from exc
     except (json.JSONDecodeError, RecursionError, ValueError) as exc:
         raise BadRequest("request body is not valid JSON", code="invalid_json") from exc
+    problems = uncarriable_values(data)
+    if problems:
+        raise ValidationFailed("request body failed validation", details=problems)
+    return data
 
 
 def parse_model(model: type[M], data: Any) -> M:

@@ -11,7 +11,8 @@ from aiohttp.typedefs import Handler
 
 from libs.common.http.envelope import error_response
 from libs.common.http.errors import ApiError
-from libs.common.http.keys import METRICS, REQUEST_ID
+from libs.common.http.keys import DEFAULT_RETRY_AFTER, METRICS, REQUEST_ID, RETRY_AFTER
+from libs.common.http.unavailable import DATABASE_UNAVAILABLE, SERVICE_UNAVAILABLE, unavailable_code
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,20 @@ _HTTP_CODES = {
     503: "service_unavailable",
 }
 
+_UNAVAILABLE_MESSAGES = {
+    DATABASE_UNAVAILABLE: "the database is unavailable; retry later",
+    SERVICE_UNAVAILABLE: "a dependency is unavailable; retry later",
+}
+
 
 @web.middleware
 async def envelope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as the envelope; nothing else (no trace, no SQL) reaches a client."""
+    """Every error leaves as the envelope; nothing else (no trace, no SQL) reaches a client.
+
+    A dependency that cannot be reached (Postgres away, a connection refused,
+    a timeout) is a 503 with ``Retry-After``, for every route, here and
+    nowhere else: see :mod:`libs.common.http.unavailable`.
+    """
     rid = _request_id(request)
     request[REQUEST_ID] = rid
     started = time.perf_counter()
@@ -54,10 +65,9 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
         code = _HTTP_CODES.get(exc.status, "http_error")
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         response = error_response(exc.status, code, exc.reason, headers=headers)
-    except Exception:
-        log.exception("unhandled error", extra={"path": request.path, "request_id": rid})
-        status = 500
-        response = error_response(500, "internal_error", "internal error")
+    except Exception as exc:  # noqa: BLE001 - the last resort: every error leaves as the envelope
+        response = _unexpected(request, rid, exc)
+        status = response.status
     finally:
         metrics = request.app.get(METRICS)
         if metrics is not None:
@@ -66,3 +76,16 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
             metrics.observe_request(request.method, name, status, time.perf_counter() - started)
     response.headers[REQUEST_ID_HEADER] = rid
     return response
+
+
+def _unexpected(request: web.Request, rid: str, exc: Exception) -> web.Response:
+    """503 with ``Retry-After`` for an unreachable dependency, else 500; never the exception's text."""
+    unavailable = unavailable_code(exc)
+    if unavailable is None:
+        log.exception("unhandled error", extra={"path": request.path, "request_id": rid})
+        return error_response(500, "internal_error", "internal error")
+    # An outage, not a bug: no stack trace in the log, and the client is told when to come back.
+    log.warning("dependency unavailable", extra={"path": request.path, "request_id": rid, "code": unavailable,
+                                                 "error": type(exc).__name__})
+    retry_after = str(request.app.get(RETRY_AFTER, DEFAULT_RETRY_AFTER))
+    return error_response(503, unavailable, _UNAVAILABLE_MESSAGES[unavailable], headers={"Retry-After": retry_after})

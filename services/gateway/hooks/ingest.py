@@ -3,8 +3,13 @@
 Order of checks, cheapest first: ``Content-Length`` (413), the cached
 workflow (404), the body read under a size and time limit (413/408), the
 signature (401), the tenant's bucket (429, only authentic traffic spends
-tokens), then the publish (503 with ``Retry-After`` if JetStream did not
-store it, never 202).
+tokens), the whole message against the server's ``max_payload`` (413), then
+the publish (503 with ``Retry-After`` if JetStream did not store it, never
+202: NATS away, or any PubAck error, a full stream among them).
+
+While Postgres is away, the cache serves known workflows stale (see
+:mod:`services.gateway.hooks.cache`); a look-up it cannot answer raises,
+and the error middleware turns that into 503 with ``Retry-After``.
 
 The envelope JSON is assembled around the raw body, so a JSON payload is
 parsed once (to validate it) and never re-serialised.
@@ -22,11 +27,19 @@ from opentelemetry import propagate
 
 from libs.common.bus import BusUnavailable
 from libs.common.bus.client import MSG_ID_HEADER
-from libs.common.http.errors import BadRequest, NotFound, RateLimited, ServiceUnavailable, Unauthorized
+from libs.common.http.errors import (
+    BadRequest,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from libs.common.models.events import SCHEDULE_KEY_PREFIX, event_id_text, events_subject, msg_id_for
 from services.gateway.body import check_length, read_raw
 from services.gateway.hooks.signature import SignatureError, verify
 from services.gateway.keys import BUS, CACHE, LIMITER, SETTINGS
+from services.gateway.wire import message_size
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _NOT_FOUND = "workflow not found"
@@ -116,10 +129,16 @@ async def ingest(request: web.Request) -> web.Response:
     # One injection serves both the NATS headers and the response's traceparent (the server span).
     nats_headers = {MSG_ID_HEADER: msg_id_for(wid, dedup_key)}
     propagate.inject(nats_headers)
+    bus = app[BUS]
+    size = message_size(data, nats_headers)
+    if size > bus.nc.max_payload:
+        # Sent anyway, the server would reset the connection that every publish shares.
+        raise PayloadTooLarge("the event is over the bus's message size limit",
+                              details={"limit": bus.nc.max_payload, "size": size})
     try:
-        result = await app[BUS].publish_prepared(events_subject(tid, wid), data, nats_headers,
-                                                 timeout=settings.publish_timeout_seconds)
-    except BusUnavailable as exc:
+        result = await bus.publish_prepared(events_subject(tid, wid), data, nats_headers,
+                                            timeout=settings.publish_timeout_seconds)
+    except BusUnavailable as exc:  # NATS away, no stream, or a PubAck error (a full stream among them)
         raise ServiceUnavailable("event bus unavailable; retry later",
                                  retry_after=settings.retry_after_seconds) from exc
     out = b'{"success":true,"data":{"event_id":"%s","duplicate":%s}}' % (

@@ -1,7 +1,8 @@
 """Forward ``/api/auth/*``, ``/api/credentials*`` and ``/.well-known/jwks.json`` to auth.
 
-The status, headers and body come back as auth sent them, streamed.  Auth
-down or slow gives a 503 envelope with ``Retry-After``.  The caller's
+The status, headers and body come back as auth sent them, streamed (auth's
+own 503 with ``Retry-After``, while its Postgres is away, passes through).
+Auth unreachable or slow gives a 503 envelope with ``Retry-After``.  The caller's
 address is passed on in ``X-Forwarded-For`` (auth rate-limits logins by it).
 """
 
@@ -55,7 +56,8 @@ async def forward(request: web.Request) -> web.StreamResponse:
             return response
     except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         log.warning("auth unavailable", extra={"path": request.path, "error": type(exc).__name__})
-        raise ServiceUnavailable("the auth service is unavailable; retry later", retry_after=2) from exc
+        raise ServiceUnavailable("the auth service is unavailable; retry later",
+                                 retry_after=s.retry_after_seconds) from exc
 
 
 def add_routes(app: web.Application) -> None:

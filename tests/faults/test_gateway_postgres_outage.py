@@ -1,0 +1,196 @@
+"""Postgres stops (immediate mode) and restarts under a webhook burst; gateway and auth run as processes.
+
+While it is down: webhooks to a workflow the gateway has cached keep getting
+202 (served stale past the cache TTL), a workflow it has not cached gets 503
+with ``Retry-After``, every API route of gateway and auth answers 503
+``database_unavailable`` with ``Retry-After``.  No response is ever a 500.
+After the restart everything answers as before without restarting a service,
+and every accepted event is in ``EVENTS`` exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+from standardwebhooks.webhooks import Webhook
+
+from deploy.local.infra import PostgresServer
+from libs.common.bus import Bus
+from libs.common.settings import NatsSettings
+from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW
+from tests.helpers.services import ServiceProcess
+from tests.helpers.wait import wait_until
+
+
+@dataclass
+class Answer:
+    status: int
+    retry_after: str | None
+    event_id: str | None
+    at: float
+
+
+def stop_immediately(pg: PostgresServer) -> None:
+    """``pg_ctl stop -m immediate``: SIGQUIT, no checkpoint, every backend killed at once."""
+    assert pg.proc is not None
+    pg.proc.send_signal(signal.SIGQUIT)
+    pg.proc.wait(20)
+
+
+async def webhook(http: aiohttp.ClientSession, url: str, secret: str) -> Answer:
+    body, msg_id, at = '{"order": 1}', f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
+               "webhook-signature": Webhook(secret).sign(msg_id, at, body), "Content-Type": "application/json"}
+    async with http.post(url, data=body.encode(), headers=headers) as resp:
+        out = orjson.loads(await resp.read())
+        event_id = out["data"]["event_id"] if resp.status == 202 else None
+        return Answer(resp.status, resp.headers.get("Retry-After"), event_id, time.monotonic())
+
+
+async def test_postgres_restart_under_a_webhook_burst(private_pg: PostgresServer, nats_url: str,
+                                                      service: Callable[..., ServiceProcess], tmp_path: Path):
+    common = {"DATABASE_URL": private_pg.dsn("ipaas"), "NATS_URL": nats_url}
+    auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
+                                         "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
+    gateway = service("services.gateway", env={
+        **common, "IPAAS_AUTH_URL": auth.url, "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json",
+        "IPAAS_GATEWAY_CACHE_TTL_SECONDS": "1", "IPAAS_GATEWAY_CACHE_STALE_SECONDS": "120",
+        "IPAAS_GATEWAY_RETRY_AFTER_SECONDS": "1", "IPAAS_GATEWAY_WEBHOOK_BURST": "100000",
+        "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "100000"})
+    gw = gateway.url
+    answers: list[Answer] = []
+    stop = asyncio.Event()
+    async with aiohttp.ClientSession() as http:
+        creds = {"email": f"outage-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD}
+        async with http.post(f"{gw}/api/auth/register", json=creds) as r:
+            assert r.status == 201, await r.text()
+        async with http.post(f"{gw}/api/auth/login", json=creds) as r:
+            assert r.status == 200, await r.text()
+            auth_headers = bearer((await r.json())["data"]["access_token"])
+        hooks = {}
+        for name in ("warm", "cold"):
+            async with http.post(f"{gw}/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth_headers) as r:
+                assert r.status == 201, await r.text()
+                data = (await r.json())["data"]
+                hooks[name] = (f"{gw}/hooks/{data['id']}", data["webhook"]["secret"])
+        warm_url, warm_secret = hooks["warm"]
+        cold_url, cold_secret = hooks["cold"]
+        # The creations' change messages drop cache entries when they arrive: let them arrive first.
+        await wait_until(lambda: outbox_drained(private_pg), timeout=15, message="the outbox relayed")
+        assert (await webhook(http, warm_url, warm_secret)).status == 202  # now cached
+
+        async def sender() -> None:
+            while not stop.is_set():
+                answers.append(await webhook(http, warm_url, warm_secret))
+                await asyncio.sleep(0.01)  # pacing the load, not synchronisation
+
+        # The test server runs with synchronous_commit=off: make what was committed survive the crash.
+        await checkpoint(private_pg)
+        senders = [asyncio.create_task(sender()) for _ in range(3)]
+        try:
+            await asyncio.to_thread(stop_immediately, private_pg)
+            down_at = time.monotonic()
+
+            async def stale_served() -> bool:
+                return "serving stale webhook look-ups" in gateway.logs()
+
+            # The cache TTL (1 s) passes: the warm workflow's entry is reloaded, fails, and is served stale.
+            await wait_until(stale_served, timeout=15, message="the gateway serving stale look-ups")
+
+            async def unavailable(method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+                async with http.request(method, url, **kwargs) as r:
+                    body = await r.json()
+                    assert r.status == 503, (url, r.status, body)
+                    assert int(r.headers["Retry-After"]) >= 1, url
+                    return dict(body["error"])
+
+            for path in ("/api/workflows", "/api/executions", "/api/dlq"):
+                error = await unavailable("GET", f"{gw}{path}", headers=auth_headers)
+                assert error["code"] == "database_unavailable", (path, error)
+            created = await unavailable("POST", f"{gw}/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth_headers)
+            assert created["code"] == "database_unavailable"
+            login = await unavailable("POST", f"{gw}/api/auth/login", json=creds)  # forwarded to auth
+            assert login["code"] == "database_unavailable"
+            direct = await unavailable("GET", f"{auth.url}/api/credentials", headers=auth_headers)
+            assert direct["code"] == "database_unavailable"
+            cold = await webhook(http, cold_url, cold_secret)  # never cached: nothing to fall back on
+            assert cold.status == 503 and cold.retry_after is not None
+            up_at = time.monotonic()
+
+            await asyncio.to_thread(private_pg.start)
+
+            async def api_back() -> bool:
+                async with http.get(f"{gw}/api/workflows", headers=auth_headers) as r:
+                    return r.status == 200
+
+            await wait_until(api_back, timeout=30, interval=0.2, message="the API answering 200 again")
+
+            async def login_back() -> bool:
+                async with http.post(f"{gw}/api/auth/login", json=creds) as r:
+                    return r.status == 200
+
+            await wait_until(login_back, timeout=30, interval=0.2, message="login answering 200 again")
+
+            async def cold_back() -> bool:
+                return (await webhook(http, cold_url, cold_secret)).status == 202
+
+            await wait_until(cold_back, timeout=30, interval=0.2, message="the uncached workflow accepted again")
+            settled = len(answers)
+            await wait_until(lambda: len(answers) > settled + 5, timeout=10, message="more webhooks after restart")
+        finally:
+            stop.set()
+            await asyncio.gather(*senders, return_exceptions=True)
+
+    refused = [a for a in answers if a.status != 202]
+    assert all(a.status == 503 and a.retry_after is not None for a in refused), Counter(a.status for a in answers)
+    during = [a for a in answers if down_at <= a.at <= up_at]
+    assert len(during) >= 10 and {a.status for a in during} == {202}, Counter(a.status for a in during)
+    assert any(a.status == 202 for a in answers if a.at > up_at)
+
+    accepted = [a.event_id for a in answers if a.status == 202 and a.event_id is not None]
+    stored = await events_in_stream(nats_url)
+    assert len(set(accepted)) == len(accepted)
+    missing = [e for e in accepted if stored[e] != 1]
+    assert not missing, f"{len(missing)} accepted events not stored exactly once"
+
+
+async def events_in_stream(nats_url: str) -> Counter[str]:
+    bus = await Bus.connect(NatsSettings(NATS_URL=nats_url), name="check", connect_deadline_seconds=10)
+    try:
+        info = await bus.js.stream_info("EVENTS")
+        found: Counter[str] = Counter()
+        for seq in range(int(info.state.first_seq), int(info.state.last_seq) + 1):
+            msg = await bus.js.get_msg("EVENTS", seq)
+            found[orjson.loads(msg.data or b"")["event_id"]] += 1
+        return found
+    finally:
+        await bus.drain()
+
+
+async def outbox_drained(pg: PostgresServer) -> bool:
+    conn = await asyncpg.connect(pg.dsn("ipaas"))
+    try:
+        return bool(await conn.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))
+    finally:
+        await conn.close()
+
+
+async def checkpoint(pg: PostgresServer) -> None:
+    conn = await asyncpg.connect(pg.dsn("ipaas"))
+    try:
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()

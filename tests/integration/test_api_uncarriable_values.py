@@ -1,0 +1,106 @@
+"""Values nothing downstream can carry are refused at the body-parsing edge of every API route (422, field paths).
+
+Integers outside the signed 64-bit range would fail later, far from the
+request (orjson on the bus, a relay pass shared by every tenant); the
+edge names each one. Webhook ingest keeps its own status table and carries
+such values exact.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from libs.common.bus import Bus
+from tests.helpers.auth_setup import auth_client, auth_settings, bearer, register_and_login
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+
+BIG = 2**63  # one past the largest signed 64-bit integer
+SMALL = -(2**63) - 1
+
+
+@pytest.fixture
+async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
+    async with running_gateway(database_url, nats_url) as gateway:
+        yield gateway
+
+
+def with_body(value: Any) -> dict[str, Any]:
+    workflow: dict[str, Any] = json.loads(json.dumps(SCHEDULE_WORKFLOW))
+    workflow["action"]["config"]["body"] = {"n": value}
+    return workflow
+
+
+async def refused(resp: aiohttp.ClientResponse) -> list[str]:
+    body = await resp.json()
+    assert resp.status == 422, body
+    assert body["error"]["code"] == "validation_error"
+    assert all(d["type"] == "int_out_of_range" for d in body["error"]["details"])
+    return [d["field"] for d in body["error"]["details"]]
+
+
+async def test_every_workflow_route_refuses_integers_beyond_64_bits_naming_the_field(gw: Gateway,
+                                                                                     database_url: str):
+    auth = gw.auth(await tenant(database_url))
+    client = gw.client
+    assert await refused(await client.post("/api/workflows", json=with_body(BIG), headers=auth)) == [
+        "action.config.body.n"]
+    created = await client.post("/api/workflows", json=with_body(2**63 - 1), headers=auth)
+    assert created.status == 201, await created.text()
+    wid = (await created.json())["data"]["id"]
+    assert await refused(await client.put(f"/api/workflows/{wid}", json=with_body(SMALL), headers=auth)) == [
+        "action.config.body.n"]
+    assert await refused(await client.post(f"/api/workflows/{wid}/run", json={"payload": {"a": [1, {"b": BIG}]}},
+                                           headers=auth)) == ["payload.a.1.b"]
+    dry = {"workflow": with_body(SMALL), "payload": {"x": BIG}}
+    assert await refused(await client.post("/api/workflows/dry-run", json=dry, headers=auth)) == [
+        "payload.x", "workflow.action.config.body.n"]
+    assert await refused(await client.post(f"/api/workflows/{wid}/run", json={"payload": 10**30},
+                                           headers=auth)) == ["payload"]
+    # Nothing was written by the refused requests: still version 1.
+    current = await (await client.get(f"/api/workflows/{wid}", headers=auth)).json()
+    assert current["data"]["version"] == 1 and current["data"]["action"]["config"]["body"] == {"n": 2**63 - 1}
+
+
+async def test_the_64_bit_bounds_themselves_go_through_exact(gw: Gateway, database_url: str, bus: Bus):
+    tenant_id = await tenant(database_url)
+    auth = gw.auth(tenant_id)
+    wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
+    payload = {"max": 2**63 - 1, "min": -(2**63)}
+    resp = await gw.client.post(f"/api/workflows/{wid}/run", json={"payload": payload}, headers=auth)
+    assert resp.status == 202, await resp.text()
+    msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{wid}")
+    assert json.loads(msg.data or b"")["payload"] == payload
+
+
+async def test_webhook_ingest_keeps_its_status_table_and_carries_big_integers(gw: Gateway, database_url: str,
+                                                                             bus: Bus):
+    tenant_id = await tenant(database_url)
+    created = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
+    data = (await created.json())["data"]
+    body = '{"order_id": 1180591620717411303424}'
+    msg_id, at = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
+               "webhook-signature": Webhook(data["webhook"]["secret"]).sign(msg_id, at, body),
+               "Content-Type": "application/json"}
+    resp = await gw.client.post(f"/hooks/{data['id']}", data=body.encode(), headers=headers)
+    assert resp.status == 202, await resp.text()
+    msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{data['id']}")
+    assert json.loads(msg.data or b"")["payload"] == {"order_id": 2**70}
+
+
+async def test_auth_credentials_refuse_them_too(database_url: str, nats_url: str):
+    async with auth_client(auth_settings(database_url, nats_url)) as client:
+        user = await register_and_login(client)
+        resp = await client.post("/api/credentials", headers=bearer(user["token"]), json={
+            "name": "api", "type": "http", "secret": {"headers": {"X-Api-Key": BIG}}})
+        assert await refused(resp) == ["secret.headers.X-Api-Key"]
+        listed = await (await client.get("/api/credentials", headers=bearer(user["token"]))).json()
+        assert listed["data"] == []
