@@ -18,7 +18,7 @@ from tests.helpers.wait import wait_until
 
 def _envelope(tenant_id: uuid.UUID, workflow_id: uuid.UUID, key: str) -> dict[str, Any]:
     env = EventEnvelope(event_id=event_id_for(workflow_id, key), dedup_key=key, tenant_id=tenant_id,
-                        workflow_id=workflow_id, workflow_version=1, trigger="webhook", payload={"k": key})
+                        workflow_id=workflow_id, workflow_version=1, trigger="webhook", payload={"n": key})
     out: dict[str, Any] = json.loads(env.model_dump_json())
     return out
 

@@ -90,6 +90,9 @@ async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) 
         if row["replayed_at"] is not None:
             raise Conflict("this dead letter was already replayed", code="already_replayed",
                            details={"replayed_at": row["replayed_at"].isoformat()})
+        if row["envelope"] is None:
+            raise Conflict("this dead letter is a message that was not a valid event; it cannot be replayed",
+                           code="not_replayable")
         await conn.execute("UPDATE dead_letters SET replayed_at = $2 WHERE event_id = $1", event_id, now)
         await conn.execute(
             "UPDATE executions SET status = 'failed', updated_at = now() WHERE event_id = $1 AND tenant_id = $2",

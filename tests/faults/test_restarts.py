@@ -1,0 +1,136 @@
+"""NATS and Postgres restarted under a webhook burst, with the whole path running (scenarios 9 and 10).
+
+The ledger holds after each: every 202 is exactly one final execution row, no
+row without a 202, nothing left in the consumer or parked, and no action ran
+twice.  While a server is down ingest answers 503 with ``Retry-After`` (never
+500), and everything resumes without restarting a service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from deploy.local.infra import NatsServer, PostgresServer, free_port
+from libs.common.bus import Bus
+from libs.common.db.migrate import apply_migrations
+from libs.common.settings import NatsSettings
+from tests.helpers.fakes import FakeSink
+from tests.helpers.ledger import Ledger, fault_stack, http_workflow
+from tests.helpers.services import ServiceProcess
+from tests.helpers.wait import wait_until
+
+
+async def _burst_with_outage(send: Callable[[], object], ledger: Ledger, after: int,
+                             outage: Callable[[], None]) -> None:
+    """Run ``send`` and, once ``after`` answers are in, call ``outage`` (in a thread) while it goes on."""
+    sending = asyncio.ensure_future(send())  # type: ignore[arg-type]
+    await wait_until(lambda: len(ledger.answers) >= after, timeout=60, message=f"{after} answers")
+    await asyncio.to_thread(outage)
+    await sending
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_nats_killed_and_restarted_mid_burst(db, database_url, private_nats: NatsServer, service):
+    sink = await FakeSink().start()
+    bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="ledger", connect_deadline_seconds=10)
+    try:
+        await bus.ensure_streams()
+        async with fault_stack(service, db, private_nats.url, database_url) as stack:
+            stack.start_gateway(IPAAS_GATEWAY_PUBLISH_TIMEOUT_SECONDS="1")
+            for _ in range(2):
+                stack.start_executor()
+            tenant = await stack.tenant(http_workflow(f"{sink.url}/n"))
+            ledger = Ledger()
+            down_at: list[float] = []
+
+            def outage() -> None:
+                private_nats.kill()  # kill -9
+                down_at.append(time.monotonic())
+                time.sleep(3)
+                private_nats.start()
+                down_at.append(time.monotonic())
+
+            await _burst_with_outage(lambda: stack.send(ledger, tenant, 3000, concurrency=16), ledger, 800, outage)
+            statuses = ledger.statuses()
+            assert set(statuses) <= {202, 503}, statuses
+            assert statuses[503] > 0 and not ledger.refused_without_retry_after()
+            during = [a for a in ledger.answers if down_at[0] + 0.5 < a.answered_at < down_at[1]]
+            assert during and all(a.status == 503 for a in during)
+            # Consumers resume without a service restart: the burst's events and new ones all run.
+            more = Ledger()
+            await stack.send(more, tenant, 50, concurrency=8)
+            assert more.statuses() == {202: 50}
+            ledger.answers += more.answers
+            await ledger.settle(db, bus, timeout=120)
+            figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
+            assert figures["rows"] == {"succeeded": len(ledger.accepted)}
+            assert figures["extra_receipts"] == 0
+    finally:
+        await bus.drain()
+        await sink.stop()
+
+
+def _stop_immediately(pg: PostgresServer) -> None:
+    """``pg_ctl stop -m immediate``: SIGQUIT, no checkpoint, every backend killed at once."""
+    assert pg.proc is not None
+    pg.proc.send_signal(signal.SIGQUIT)
+    pg.proc.wait(20)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+async def test_postgres_stopped_immediately_and_restarted_mid_run(bus, nats_url, tmp_path: Path,
+                                                                  service: Callable[..., ServiceProcess]):
+    # Durable settings (fsync, synchronous commit): a commit the executor saw must survive the crash.
+    pg = PostgresServer(tmp_path / "pg", free_port(), durable=True)
+    pg.start()
+    sink = await FakeSink().start()
+    try:
+        pg.create_database("ipaas")
+        dsn = pg.dsn("ipaas")
+        await apply_migrations(dsn)
+        db = await asyncpg.connect(dsn)
+        async with fault_stack(service, db, nats_url, dsn) as stack:
+            stack.start_gateway()
+            for _ in range(2):
+                stack.start_executor(IPAAS_DB_COMMAND_TIMEOUT_SECONDS="3")
+            tenant = await stack.tenant(http_workflow(f"{sink.url}/p"))
+            ledger = Ledger()
+            await stack.send(ledger, tenant, 20)  # the gateway has the workflow cached now
+            times: list[float] = []
+
+            def outage() -> None:
+                _stop_immediately(pg)
+                times.append(time.monotonic())
+                time.sleep(3)
+                pg.start()
+                times.append(time.monotonic())
+
+            await db.close()
+            await _burst_with_outage(lambda: stack.send(ledger, tenant, 2000, concurrency=16), ledger, 500, outage)
+            stack.db = db = await asyncpg.connect(dsn)
+            statuses = ledger.statuses()
+            assert set(statuses) <= {202, 503}, statuses  # never a 500
+            assert not ledger.refused_without_retry_after()
+
+            async def new_row() -> bool:
+                return bool(await db.fetchval("SELECT count(*) FROM executions WHERE finished_at > now() - "
+                                              "make_interval(secs => $1)", time.monotonic() - times[1] + 0.5))
+
+            await wait_until(new_row, timeout=30, message="new rows within 30 s of the restart")
+            await ledger.settle(db, bus, timeout=150)
+            figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
+            assert figures["rows"] == {"succeeded": len(ledger.accepted)}
+            assert figures["extra_receipts"] == 0  # no action ran twice
+            await db.close()
+    finally:
+        await sink.stop()
+        pg.kill()
