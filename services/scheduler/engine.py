@@ -42,6 +42,7 @@ from services.scheduler.progress import ProgressWriter
 from services.scheduler.settings import SchedulerOptions
 from services.scheduler.slots import SlotError, slot_iso, to_slot
 from services.scheduler.store import ScheduleSpec, SkippedSlot
+from services.scheduler.tasks import cancel_and_wait
 from services.scheduler.versions import VersionCheck
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class DrainReport:
-    published: int  # slots published while draining
-    abandoned: int  # due slots left unpublished (not claimed in progress)
+    due: int  # slots due (handed on by the timer, not finished) when the drain began
+    finished: int  # of those, published (or found not to be slots of their version) while draining
     seconds: float
+
+    @property
+    def abandoned(self) -> int:
+        """Due slots left unpublished: never recorded as progress."""
+        return self.due - self.finished
 
 
 @dataclass(eq=False, slots=True)
@@ -84,8 +90,8 @@ class Engine:
         self._settled.set()
         self._wake = asyncio.Event()
         self._stopping = False
-        self._drained = 0  # published while draining
-        self._unpublished = 0  # publishes that failed while draining
+        self._aborting = False
+        self._finished = 0  # slots finished (published, or not a slot) while draining
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- what is loaded -------------------------------------------------
@@ -251,6 +257,9 @@ class Engine:
     async def _worker(self) -> None:
         while True:
             entry, slot, version = await self._queue.get()
+            if self._aborting:  # past the drain budget (a cancellation lost in a race): start nothing
+                self._queue.task_done()
+                return
             try:
                 await self._fire(entry, slot, version)
             except Exception:  # noqa: BLE001 - one bad fire must not stop the worker
@@ -272,8 +281,8 @@ class Engine:
         now = self._clock.now()
         if ok:
             self._progress.record(entry.spec.workflow_id, slot)
-            if self._stopping and version is not None:
-                self._drained += 1
+            if self._stopping:
+                self._finished += 1
             if not current:
                 return
             if entry.pending and entry.pending[0] == slot:
@@ -287,9 +296,7 @@ class Engine:
                     self.remove(entry.spec.workflow_id)
                     log.error("schedule has no next slot; unloaded until its definition changes",
                               extra={"workflow_id": str(entry.spec.workflow_id), "error": str(exc)})
-        elif self._stopping:
-            self._unpublished += 1
-        elif current:
+        elif current and not self._stopping:
             entry.backoff = min(max(entry.backoff * 2, 0.25), self._opts.retry_max_seconds)
             self._push(entry, now.timestamp() + entry.backoff)
 
@@ -301,21 +308,18 @@ class Engine:
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
-        self._stopping = True
+        self._stopping = True  # from here the timer hands nothing on
+        due = self._outstanding
         self._wake.set()
         if not self._tasks:
             return DrainReport(0, 0, 0.0)
         timer, rest = self._tasks[0], self._tasks[1:]
-        timer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await timer
-        log.info("scheduler draining: no new slot starts", extra={"due_slots": self._outstanding})
+        log.info("scheduler draining: no new slot starts", extra={"due_slots": due})
+        await cancel_and_wait([timer])
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace_seconds):
                 await self._settled.wait()
-        abandoned = self._outstanding + self._unpublished
-        for task in rest:
-            task.cancel()
-        await asyncio.gather(*rest, return_exceptions=True)
+        self._aborting = True
+        await cancel_and_wait(rest)
         self._tasks = []
-        return DrainReport(self._drained, abandoned, loop.time() - started)
+        return DrainReport(due, self._finished, loop.time() - started)

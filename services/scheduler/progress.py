@@ -14,6 +14,7 @@ import logging
 import uuid
 
 from services.scheduler.store import ScheduleStore, SkippedSlot
+from services.scheduler.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,7 @@ class ProgressWriter:
             log.warning("progress not fully written at shutdown; catch-up will cover it",
                         extra={"workflows": len(self._progress), "skipped_rows": len(self._skipped)})
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
         return written
 
     def _signal(self) -> None:

@@ -30,6 +30,7 @@ from services.scheduler.progress import ProgressWriter
 from services.scheduler.settings import SchedulerOptions
 from services.scheduler.store import ScheduleStore
 from services.scheduler.sync import ScheduleSync
+from services.scheduler.tasks import cancel_and_wait
 from services.scheduler.versions import VersionCheck
 
 log = logging.getLogger(__name__)
@@ -113,14 +114,13 @@ class SchedulerRuntime:
         deadline = loop.time() + budget
         self._stopped = True
         await self.feed.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         # Publishing comes first; progress gets what is left, and at least a moment.
         report = await self.engine.stop(budget)
         flush = max(deadline - loop.time(), min(1.0, budget))
         written = await self.progress.stop(flush)
-        fields = {"published_while_draining": report.published, "abandoned_slots": report.abandoned,
+        fields = {"due_slots": report.due, "finished_while_draining": report.finished,
+                  "abandoned_slots": report.abandoned,
                   "progress_written": written, "drain_s": round(budget - (deadline - loop.time()), 3)}
         if report.abandoned:
             log.warning("scheduler stopped with due slots unpublished; another replica or the restart fires "
