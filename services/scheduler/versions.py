@@ -19,9 +19,10 @@ for the version current at each slot, and :func:`decide` reconciles:
 
 Every replica therefore publishes the same version for a slot, whatever it
 holds.  When Postgres does not answer within the timeout, the batch fires with
-the held versions and checks pause for a while, so an outage costs at most one
-timeout of lateness; the slot still fires once (its dedup id has no version),
-but a slot within the change feed's lag of a change can then carry either version.
+the held versions and checks pause for ``pause_seconds``, so during an outage
+at most one batch per pause is late by the timeout; the slot still fires once
+(its dedup id has no version), but a slot within the change feed's lag of a
+change can then carry either version.
 """
 
 from __future__ import annotations
