@@ -111,7 +111,8 @@ class SchedulerRuntime:
     async def _stop(self) -> None:
         loop = asyncio.get_running_loop()
         budget = self.options.drain_seconds
-        deadline = loop.time() + budget
+        started = loop.time()
+        deadline = started + budget
         self._stopped = True
         await self.feed.stop()
         await cancel_and_wait(self._tasks)
@@ -121,7 +122,7 @@ class SchedulerRuntime:
         written = await self.progress.stop(flush)
         fields = {"due_slots": report.due, "finished_while_draining": report.finished,
                   "abandoned_slots": report.abandoned,
-                  "progress_written": written, "drain_s": round(budget - (deadline - loop.time()), 3)}
+                  "progress_written": written, "drain_s": round(loop.time() - started, 3)}
         if report.abandoned:
             log.warning("scheduler stopped with due slots unpublished; another replica or the restart fires "
                         "them (their progress was not saved)", extra=fields)

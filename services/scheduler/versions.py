@@ -35,7 +35,7 @@ from pydantic import ValidationError
 
 from libs.common.models.workflows import ScheduleTrigger
 from services.scheduler.metrics import SchedulerMetrics
-from services.scheduler.slots import SlotError, rule_for
+from services.scheduler.slots import SlotError, rule_for, slot_iso
 from services.scheduler.store import ScheduleSpec, ScheduleStore, VersionAtSlot
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ class VersionCheck:
             self._metrics.version_checks.labels(outcome).inc()
             if outcome != "held":
                 log.debug("slot belongs to another version than the one held",
-                          extra={"workflow_id": str(spec.workflow_id), "slot": slot, "held": spec.version,
+                          extra={"workflow_id": str(spec.workflow_id), "slot": slot_iso(slot), "held": spec.version,
                                  "current_at_slot": answer.version if answer else None, "outcome": outcome})
             out.append(version)
         return out
