@@ -5,6 +5,12 @@ A queue group spreads requests over auth replicas; within a replica up to
 ``concurrency`` requests are answered at once (beyond that they wait in the
 subscription's buffer).  Bad requests get a ``bad_request`` reply; nothing a
 requester sends can stop the responder.
+
+Decryption failures are told apart (see :mod:`services.auth.vault`): a row
+sealed under a KEK id this replica has not loaded answers ``key_unavailable``
+(transient: during a key rollout another replica, or this one after its next
+key reload, can open it); a failed authentication tag or malformed bytes
+answer ``decrypt_failed`` (permanent).
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from pydantic import ValidationError
 from libs.common.bus import Bus
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
 from services.auth.keys import KekHolder
-from services.auth.vault import DecryptError, Sealed
+from services.auth.vault import DecryptError, KeyUnavailable, Sealed
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -115,6 +121,11 @@ class CredentialResolver:
                 request.tenant_id, request.credential_id,
                 Sealed(row["kek_id"], bytes(row["wrapped_dek"]), bytes(row["ciphertext"])),
             )
+        except KeyUnavailable as exc:
+            log.warning("credential sealed under a key this replica does not hold; the requester retries",
+                        extra={**_ids(request.tenant_id, request.credential_id), "kek_id": exc.kek_id,
+                               "kek_ids": self._keks.ring.kids})
+            return CredentialReply(ok=False, error="key_unavailable")
         except (DecryptError, ValueError):
             log.error("credential does not decrypt", extra={**_ids(request.tenant_id, request.credential_id),
                                                             "kek_id": row["kek_id"]})

@@ -10,6 +10,16 @@ Keyring: ``IPAAS_AUTH_KEKS="kid1:base64key,kid2:base64key"`` (the first
 encrypts, all decrypt) and/or ``IPAAS_AUTH_KEKS_DIR`` with ``<kid>.key`` files
 holding a base64 key (the file whose name sorts last encrypts, after any env
 keys).  Dev mode generates one under ``IPAAS_AUTH_DEV_KEYS_DIR/keks``.
+
+Failures are classified, because callers react differently:
+
+- :class:`KeyUnavailable`: the row names a KEK id this keyring does not hold.
+  During a key rollout a replica may not have loaded the new key yet; asking
+  again later (or another replica) can succeed.
+- :class:`DecryptError` (any other): an AES-GCM authentication tag did not
+  verify (tampered bytes, bytes copied onto another tenant or credential, a key
+  id bound to a different key), or the sealed bytes are malformed.  Asking
+  again cannot help.
 """
 
 from __future__ import annotations
@@ -39,7 +49,15 @@ NONCE_BYTES = 12
 
 
 class DecryptError(Exception):
-    """The ciphertext does not open with this keyring for this tenant and credential."""
+    """The ciphertext does not open with this keyring for this tenant and credential (permanent)."""
+
+
+class KeyUnavailable(DecryptError):
+    """The sealed data key names a KEK id that this keyring does not hold (transient in a rollout)."""
+
+    def __init__(self, kek_id: str) -> None:
+        super().__init__(f"unknown KEK {kek_id!r}")
+        self.kek_id = kek_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,13 +119,16 @@ class KekRing:
     def unwrap(self, tenant_id: uuid.UUID, credential_id: uuid.UUID, kek_id: str, wrapped: bytes) -> bytes:
         kek = self._keks.get(kek_id)
         if kek is None:
-            raise DecryptError(f"unknown KEK {kek_id!r}")
+            raise KeyUnavailable(kek_id)
         return _open(kek, wrapped, _aad("dek", tenant_id, credential_id, kek_id))
 
     def decrypt(self, tenant_id: uuid.UUID, credential_id: uuid.UUID, sealed: Sealed) -> dict[str, Any]:
         dek = self.unwrap(tenant_id, credential_id, sealed.kek_id, sealed.wrapped_dek)
         plaintext = _open(dek, sealed.ciphertext, _aad("data", tenant_id, credential_id))
-        value = json.loads(plaintext)
+        try:
+            value = json.loads(plaintext)
+        except ValueError as exc:
+            raise DecryptError("secret is not JSON") from exc
         if not isinstance(value, dict):
             raise DecryptError("secret is not an object")
         return value

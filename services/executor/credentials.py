@@ -15,7 +15,9 @@ from libs.common.bus import Bus
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
 from services.executor.errors import PermanentError, TransientError
 
-# Auth's answers that retrying cannot change.
+# Auth's answers that retrying cannot change.  Every other code is transient, notably
+# ``key_unavailable`` (a key rollout: the auth replica has not loaded the key yet) and
+# ``internal_error``, and so is a code this executor does not know.
 PERMANENT_CODES = frozenset({"not_found", "decrypt_failed", "bad_request"})
 
 Key = tuple[uuid.UUID, uuid.UUID]

@@ -1,7 +1,13 @@
-"""The scheduler's aiohttp app: health, readiness, metrics, and the runtime's lifetime."""
+"""The scheduler's aiohttp app: health, readiness, metrics, and the runtime's lifetime.
+
+SIGTERM starts the runtime's drain at once (not only when the HTTP server has
+closed), so the replica stops starting slots as soon as readiness turns 503.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -9,7 +15,7 @@ from aiohttp import web
 from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.http.app import base_app
-from libs.common.http.keys import METRICS, READINESS_CHECKS
+from libs.common.http.keys import METRICS, READINESS_CHECKS, SHUTTING_DOWN
 from services.scheduler.clock import SystemClock
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerSettings
@@ -30,10 +36,19 @@ async def _runtime_ctx(app: web.Application) -> AsyncIterator[None]:
 
     app[READINESS_CHECKS]["scheduler"] = ready
     await runtime.start()
+
+    async def stop_on_signal() -> None:
+        await app[SHUTTING_DOWN].wait()
+        await runtime.stop()
+
+    watcher = asyncio.create_task(stop_on_signal(), name="scheduler-sigterm")
     try:
         yield
     finally:
         await runtime.stop()
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
         await bus.drain()
         await pool.close()
 

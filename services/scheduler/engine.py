@@ -1,11 +1,26 @@
-"""The timer: a heap of next fire times, one loop, a few fire workers.
+"""The timer: a heap of next fire times, one loop, a version check, a few fire workers.
 
-There is no task per schedule and no database access per tick.  The loop
-pops every due entry, hands it to a fire worker (a fixed pool), and sleeps
-until the next due time or until a change wakes it.  Each fire publishes an
-``EventEnvelope`` whose ``Nats-Msg-Id`` is ``sched:<wf>:<version>:<slot>``, so
-replicas (and a restarted replica) firing the same slot collapse into one
-event in JetStream.
+There is no task per schedule and no database access per schedule per tick.
+The loop pops every due entry and hands it on; one checker task asks Postgres,
+per batch, which version each due slot belongs to (:mod:`services.scheduler.versions`);
+a fixed pool of fire workers publishes.  Each fire publishes an
+``EventEnvelope`` whose ``Nats-Msg-Id`` is ``sched:<wf>:<slot>`` (no version),
+so replicas (and a restarted replica) firing the same slot collapse into one
+event in JetStream, whatever version each holds.
+
+Invariants:
+
+- progress (``scheduler_state.last_slot``) moves only past slots that were
+  published (PubAck), recorded as skipped, or found not to be slots of their
+  version, and, for a schedule loaded live (created, enabled), past the moment
+  it was loaded; a slot abandoned at shutdown is never claimed, so another
+  replica or the restarted one fires it;
+- a new version of a loaded schedule takes over from the slots the old one
+  already handled; slots of the new version between its creation and the
+  moment this replica loaded it (within the misfire grace) are fired late
+  rather than lost;
+- at shutdown no slot is started; slots already due finish within the drain
+  budget, the rest are abandoned (logged, not claimed).
 """
 
 from __future__ import annotations
@@ -17,22 +32,32 @@ import itertools
 import logging
 import uuid
 from collections import deque
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any
 
-from services.scheduler.clock import Clock
+from services.scheduler.catchup import SKIP_REASON, plan_catch_up
+from services.scheduler.clock import Clock, first_of
 from services.scheduler.firing import Publisher
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.progress import ProgressWriter
 from services.scheduler.settings import SchedulerOptions
-from services.scheduler.slots import SlotError, slot_iso, slots_between, to_slot
+from services.scheduler.slots import SlotError, slot_iso, to_slot
 from services.scheduler.store import ScheduleSpec, SkippedSlot
+from services.scheduler.tasks import cancel_and_wait
+from services.scheduler.versions import VersionCheck
 
 log = logging.getLogger(__name__)
 
-SKIP_REASON = ("missed: no scheduler replica could fire it on time (all down, or NATS unreachable); "
-               "catchup=skip fires only the latest missed slot")
+
+@dataclass(frozen=True, slots=True)
+class DrainReport:
+    due: int  # slots due (handed on by the timer, not finished) when the drain began
+    finished: int  # of those, published (or found not to be slots of their version) while draining
+    seconds: float
+
+    @property
+    def abandoned(self) -> int:
+        """Due slots left unpublished: never recorded as progress."""
+        return self.due - self.finished
 
 
 @dataclass(eq=False, slots=True)
@@ -46,19 +71,27 @@ class Entry:
 
 
 class Engine:
-    def __init__(self, publisher: Publisher, progress: ProgressWriter, clock: Clock,
+    def __init__(self, publisher: Publisher, progress: ProgressWriter, versions: VersionCheck, clock: Clock,
                  metrics: SchedulerMetrics, options: SchedulerOptions) -> None:
         self._publisher = publisher
         self._progress = progress
+        self._versions = versions
         self._clock = clock
         self._metrics = metrics
         self._opts = options
         self._entries: dict[uuid.UUID, Entry] = {}
         self._heap: list[tuple[float, int, uuid.UUID]] = []
         self._tokens = itertools.count(1)
-        self._queue: asyncio.Queue[tuple[Entry, int]] = asyncio.Queue()
+        self._due: list[tuple[Entry, int]] = []  # popped by the timer, waiting for the version check
+        self._due_ready = asyncio.Event()
+        self._queue: asyncio.Queue[tuple[Entry, int, int | None]] = asyncio.Queue()  # checked, to fire
+        self._outstanding = 0  # slots popped by the timer and not finished yet
+        self._settled = asyncio.Event()  # set when nothing is outstanding
+        self._settled.set()
         self._wake = asyncio.Event()
         self._stopping = False
+        self._aborting = False
+        self._finished = 0  # slots finished (published, or not a slot) while draining
         self._tasks: list[asyncio.Task[None]] = []
 
     # ---- what is loaded -------------------------------------------------
@@ -80,9 +113,14 @@ class Engine:
         ``catch_up`` (start-up): resume after the later of ``last_slot`` (saved
         progress) and ``changed_at`` (the workflow's last change: slots of a
         disabled period or of a replaced definition are not caught up), applying
-        the workflow's catch-up policy to the slots missed since.  Otherwise (a
-        live change): start at the next slot after now, and mark everything up to
-        now as accounted for, so a later restart does not catch up a disabled period.
+        the workflow's catch-up policy to the slots missed since.
+
+        Otherwise (a live change), a schedule not loaded yet (created, enabled)
+        starts at its next slot after now, and everything up to now is marked
+        as accounted for, so a later restart does not catch up a disabled period.
+        A new version of a loaded schedule continues where the old one was:
+        the old entry's due slots stay due, and the new version's slots since
+        its creation (at most ``misfire_grace_seconds`` back) are fired now.
 
         Raises :class:`SlotError` (and loads nothing) if the slots cannot be computed.
         """
@@ -90,14 +128,21 @@ class Engine:
         if old is not None and old.spec.version == spec.version and old.spec.trigger == spec.trigger:
             return
         now = to_slot(self._clock.now())
-        if catch_up and old is None:
+        if old is not None:
+            since = max(min(spec.effective_from - 1, now), now - self._opts.misfire_grace_seconds)
+            last: int | None = max(old.last if old.last is not None else now, since)
+        elif catch_up:
             # Slots before the workflow's last change (an enable, an update) are not caught up.
             bounds = [t for t in (last_slot, None if changed_at is None else min(changed_at, now)) if t is not None]
             last = max(bounds) if bounds else None
         else:
-            last = max(now, old.last or now) if old is not None else now
+            last = now
             self._progress.record(spec.workflow_id, last)
         entry = Entry(spec=spec, last=last)
+        if old is not None:
+            # Already due and not fired yet (a publish being retried, or in flight: then it may be
+            # published twice, and JetStream keeps one): the version check decides its version.
+            entry.pending.extend(s for s in old.pending if s <= now)
         self._entries[spec.workflow_id] = entry
         try:
             self._plan(entry, now)
@@ -128,34 +173,26 @@ class Engine:
         """Queue (or record as skipped) the slots in ``(last, now]``, per the catch-up policy."""
         if entry.last is None or entry.last >= now:
             return
-        spec = entry.spec
-        window_start = now - self._opts.catchup_window_seconds
-        if entry.last < window_start:
+        spec, wf = entry.spec, str(entry.spec.workflow_id)
+        plan = plan_catch_up(spec.rule, spec.trigger.catchup, entry.last, now,
+                             window_seconds=self._opts.catchup_window_seconds,
+                             max_slots=self._opts.max_catchup_slots, grace_seconds=self._opts.misfire_grace_seconds)
+        if plan.beyond_window:
             log.warning("missed slots older than the catch-up window are not caught up",
-                        extra={"workflow_id": str(spec.workflow_id), "from": slot_iso(entry.last),
-                               "until": slot_iso(window_start)})
-        missed, dropped, complete = slots_between(spec.rule, max(entry.last, window_start), now,
-                                                  self._opts.max_catchup_slots)
-        if dropped or not complete:
-            self._metrics.skips.labels("catchup_limit").inc(dropped)
+                        extra={"workflow_id": wf, "from": slot_iso(entry.last),
+                               "until": slot_iso(now - self._opts.catchup_window_seconds)})
+        if plan.dropped or not plan.complete:
+            self._metrics.skips.labels("catchup_limit").inc(plan.dropped)
             log.warning("more missed slots than max_catchup_slots; the oldest are not caught up",
-                        extra={"workflow_id": str(spec.workflow_id), "dropped": dropped,
-                               "dropped_is_exact": complete})
-        if len(missed) <= 1 or spec.trigger.catchup == "all":
-            entry.pending.extend(missed)
-            return
-        latest = missed[-1]
-        recent = now - self._opts.misfire_grace_seconds
-        fire = [s for s in missed if s == latest or s >= recent]
-        skipped = [s for s in missed if s != latest and s < recent]
-        entry.pending.extend(fire)
-        if skipped:
-            self._progress.add_skipped([self._skipped_row(spec, s) for s in skipped])
-            self._progress.record(spec.workflow_id, skipped[-1])
-            self._metrics.skips.labels("catchup_skip").inc(len(skipped))
+                        extra={"workflow_id": wf, "dropped": plan.dropped, "dropped_is_exact": plan.complete})
+        entry.pending.extend(plan.fire)
+        if plan.skipped:
+            self._progress.add_skipped([self._skipped_row(spec, s) for s in plan.skipped])
+            self._progress.record(spec.workflow_id, plan.skipped[-1])
+            self._metrics.skips.labels("catchup_skip").inc(len(plan.skipped))
             log.info("missed slots recorded as skipped",
-                     extra={"workflow_id": str(spec.workflow_id), "skipped": len(skipped),
-                            "firing": [slot_iso(s) for s in fire]})
+                     extra={"workflow_id": wf, "skipped": len(plan.skipped),
+                            "firing": [slot_iso(s) for s in plan.fire]})
 
     def _skipped_row(self, spec: ScheduleSpec, slot: int) -> SkippedSlot:
         event_id = self._publisher.event_id(spec, slot)
@@ -180,7 +217,8 @@ class Engine:
 
     # ---- the loop -------------------------------------------------------
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._timer(), name="scheduler-timer")]
+        self._tasks = [asyncio.create_task(self._timer(), name="scheduler-timer"),
+                       asyncio.create_task(self._checker(), name="scheduler-version-check")]
         self._tasks += [asyncio.create_task(self._worker(), name=f"scheduler-fire-{i}")
                         for i in range(self._opts.fire_concurrency)]
 
@@ -194,32 +232,57 @@ class Engine:
                 if entry is None or entry.token != token or entry.busy or not entry.pending:
                     continue
                 entry.busy = True
-                self._queue.put_nowait((entry, entry.pending[0]))
+                self._outstanding += 1
+                self._settled.clear()
+                self._due.append((entry, entry.pending[0]))
+            if self._due:
+                self._due_ready.set()
             delay = self._opts.max_sleep_seconds
             if self._heap:
                 delay = min(delay, max(0.0, self._heap[0][0] - now))
-            await _first_of(self._clock.sleep(delay), self._wake.wait())
+            await first_of(self._clock.sleep(delay), self._wake.wait())
+
+    async def _checker(self) -> None:
+        """One version query per batch of due slots, then on to the fire workers."""
+        while True:
+            await self._due_ready.wait()
+            self._due_ready.clear()
+            batch, self._due = self._due, []
+            if not batch:
+                continue
+            versions = await self._versions.resolve([(entry.spec, slot) for entry, slot in batch])
+            for (entry, slot), version in zip(batch, versions, strict=True):
+                self._queue.put_nowait((entry, slot, version))
 
     async def _worker(self) -> None:
         while True:
-            entry, slot = await self._queue.get()
+            entry, slot, version = await self._queue.get()
+            if self._aborting:  # past the drain budget (a cancellation lost in a race): start nothing
+                self._queue.task_done()
+                return
             try:
-                await self._fire(entry, slot)
+                await self._fire(entry, slot, version)
             except Exception:  # noqa: BLE001 - one bad fire must not stop the worker
                 log.exception("fire failed", extra={"workflow_id": str(entry.spec.workflow_id)})
                 entry.busy = False
-                if self._entries.get(entry.spec.workflow_id) is entry:
+                if self._entries.get(entry.spec.workflow_id) is entry and not self._stopping:
                     self._push(entry, self._clock.now().timestamp() + self._opts.retry_max_seconds)
             finally:
                 self._queue.task_done()
+                self._outstanding -= 1
+                if self._outstanding == 0:
+                    self._settled.set()
 
-    async def _fire(self, entry: Entry, slot: int) -> None:
-        ok = await self._publisher.publish(entry.spec, slot)
+    async def _fire(self, entry: Entry, slot: int, version: int | None) -> None:
+        """Publish ``slot`` with ``version``; ``None``: it is not a slot of its version, account for it only."""
+        ok = True if version is None else await self._publisher.publish(entry.spec, slot, version)
         entry.busy = False
         current = self._entries.get(entry.spec.workflow_id) is entry
         now = self._clock.now()
         if ok:
             self._progress.record(entry.spec.workflow_id, slot)
+            if self._stopping:
+                self._finished += 1
             if not current:
                 return
             if entry.pending and entry.pending[0] == slot:
@@ -233,32 +296,30 @@ class Engine:
                     self.remove(entry.spec.workflow_id)
                     log.error("schedule has no next slot; unloaded until its definition changes",
                               extra={"workflow_id": str(entry.spec.workflow_id), "error": str(exc)})
-        elif current:
+        elif current and not self._stopping:
             entry.backoff = min(max(entry.backoff * 2, 0.25), self._opts.retry_max_seconds)
             self._push(entry, now.timestamp() + entry.backoff)
 
-    async def stop(self, grace_seconds: float) -> None:
-        """Stop firing new slots; let publishes already started finish (up to the grace)."""
-        self._stopping = True
+    async def stop(self, grace_seconds: float) -> DrainReport:
+        """Start no new slot; let the slots already due be checked and published, up to the grace.
+
+        What is still unpublished then is abandoned: not recorded as progress, so another
+        replica, or this one after a restart, fires it.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self._stopping = True  # from here the timer hands nothing on
+        due = self._outstanding
         self._wake.set()
         if not self._tasks:
-            return
-        timer, workers = self._tasks[0], self._tasks[1:]
-        timer.cancel()
+            return DrainReport(0, 0, 0.0)
+        timer, rest = self._tasks[0], self._tasks[1:]
+        log.info("scheduler draining: no new slot starts", extra={"due_slots": due})
+        await cancel_and_wait([timer])
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(grace_seconds):
-                await self._queue.join()
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+                await self._settled.wait()
+        self._aborting = True
+        await cancel_and_wait(rest)
         self._tasks = []
-
-
-async def _first_of(*aws: Awaitable[Any]) -> None:
-    tasks = [asyncio.ensure_future(a) for a in aws]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        return DrainReport(due, self._finished, loop.time() - started)

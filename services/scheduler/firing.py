@@ -1,4 +1,9 @@
-"""Publishing one slot: the event envelope, its dedup id, its span and metrics."""
+"""Publishing one slot: the event envelope, its dedup id, its span and metrics.
+
+The dedup id is ``sched:<workflow_id>:<slot>`` with no version, so every replica
+publishing a slot (whatever version it holds) lands on the same JetStream
+message id and the same ``event_id``.
+"""
 
 from __future__ import annotations
 
@@ -26,29 +31,33 @@ class Publisher:
         self._metrics = metrics
 
     @staticmethod
-    def dedup_key(spec: ScheduleSpec, slot: int) -> str:
-        return schedule_dedup_key(spec.workflow_id, spec.version, slot_iso(slot))
+    def dedup_key(workflow_id: uuid.UUID, slot: int) -> str:
+        return schedule_dedup_key(workflow_id, slot_iso(slot))
 
     def event_id(self, spec: ScheduleSpec, slot: int) -> uuid.UUID:
-        return event_id_for(spec.workflow_id, self.dedup_key(spec, slot))
+        return event_id_for(spec.workflow_id, self.dedup_key(spec.workflow_id, slot))
 
-    def envelope(self, spec: ScheduleSpec, slot: int) -> EventEnvelope:
-        key = self.dedup_key(spec, slot)
+    def envelope(self, spec: ScheduleSpec, slot: int, version: int) -> EventEnvelope:
+        key = self.dedup_key(spec.workflow_id, slot)
         return EventEnvelope(
             event_id=event_id_for(spec.workflow_id, key),
             dedup_key=key,
             tenant_id=spec.tenant_id,
             workflow_id=spec.workflow_id,
-            workflow_version=spec.version,
+            workflow_version=version,
             trigger=Trigger.SCHEDULE,
             payload={"scheduled_for": slot_iso(slot)},
             received_at=self._clock.now(),
             scheduled_for=slot_datetime(slot),
         )
 
-    async def publish(self, spec: ScheduleSpec, slot: int) -> bool:
-        """Publish the slot's event; ``False`` if NATS could not store it (the caller retries)."""
-        env = self.envelope(spec, slot)
+    async def publish(self, spec: ScheduleSpec, slot: int, version: int) -> bool:
+        """Publish the slot's event, carrying ``version``; ``False`` if NATS could not store it (the caller retries).
+
+        ``version`` is the version current at the slot (see :mod:`services.scheduler.versions`),
+        usually but not always ``spec.version``.
+        """
+        env = self.envelope(spec, slot, version)
         attributes = {
             "messaging.system": "nats",
             "messaging.operation.type": "send",
@@ -68,7 +77,7 @@ class Publisher:
         lateness = self._clock.now().timestamp() - slot
         self._metrics.lateness.observe(max(0.0, lateness))
         self._metrics.fires.labels("duplicate" if result.duplicate else "published").inc()
-        fields = {"workflow_id": str(spec.workflow_id), "version": spec.version, "slot": slot_iso(slot),
+        fields = {"workflow_id": str(spec.workflow_id), "version": version, "slot": slot_iso(slot),
                   "event_id": str(env.event_id), "duplicate": result.duplicate, "lateness_s": round(lateness, 3)}
         log.log(logging.DEBUG if result.duplicate else logging.INFO, "slot fired", extra=fields)
         return True

@@ -33,6 +33,13 @@ class SchedulerMetrics:
             "ipaas_scheduler_publish_failures_total", "Publishes that NATS did not store (retried)",
             registry=registry,
         )
+        self.version_checks = Counter(
+            "ipaas_scheduler_version_checks_total",
+            "Due slots checked against the version current at the slot: held (as planned), changed (fired with "
+            "another version), not_a_slot (not fired), unavailable (Postgres did not answer; fired as held)",
+            ["result"],
+            registry=registry,
+        )
         self.resyncs = Counter(
             "ipaas_scheduler_resyncs_total", "Full reloads from Postgres", ["result"], registry=registry
         )

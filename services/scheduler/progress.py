@@ -14,6 +14,7 @@ import logging
 import uuid
 
 from services.scheduler.store import ScheduleStore, SkippedSlot
+from services.scheduler.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +61,15 @@ class ProgressWriter:
                 return True
         return False
 
-    async def stop(self, timeout: float) -> None:
-        """Write what is left (up to ``timeout``), then stop."""
-        if not await self.wait_idle(timeout) and self.pending:
+    async def stop(self, timeout: float) -> bool:
+        """Write what is left (up to ``timeout``), then stop; ``False`` if some was not written."""
+        written = await self.wait_idle(timeout)
+        if not written:
             log.warning("progress not fully written at shutdown; catch-up will cover it",
                         extra={"workflows": len(self._progress), "skipped_rows": len(self._skipped)})
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
+        return written
 
     def _signal(self) -> None:
         self._idle.clear()

@@ -4,8 +4,11 @@ Start: subscribe to the change feed first (changes wait until the first load
 is done, so none is missed), load every schedule from Postgres with catch-up,
 then start the timer.  A periodic resync runs as a safety net.
 
-Stop: stop the feed and the resync, stop firing (publishes already started
-finish), then write the remaining progress.
+Stop (SIGTERM): stop the feed and the resync, start no new slot, let the
+slots already due be published, then write the progress, all within one
+budget of ``drain_seconds``; due slots still unpublished then are abandoned
+(logged, never claimed in progress) for another replica or the restart to
+fire.  Calling :meth:`SchedulerRuntime.stop` again waits for the same stop.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from services.scheduler.progress import ProgressWriter
 from services.scheduler.settings import SchedulerOptions
 from services.scheduler.store import ScheduleStore
 from services.scheduler.sync import ScheduleSync
+from services.scheduler.tasks import cancel_and_wait
+from services.scheduler.versions import VersionCheck
 
 log = logging.getLogger(__name__)
 
@@ -40,12 +45,15 @@ class SchedulerRuntime:
         self.store = ScheduleStore(pool)
         self.progress = ProgressWriter(self.store, retry_max_seconds=options.retry_max_seconds)
         self.publisher = Publisher(bus, clock, self.metrics)
-        self.engine = Engine(self.publisher, self.progress, clock, self.metrics, options)
+        self.versions = VersionCheck(self.store, self.metrics, timeout_seconds=options.version_check_timeout_seconds,
+                                     pause_seconds=options.retry_max_seconds)
+        self.engine = Engine(self.publisher, self.progress, self.versions, clock, self.metrics, options)
         self.sync = ScheduleSync(self.store, self.engine, self.metrics)
         self.feed = ChangeFeed(bus, self.sync.on_change, on_failure=self._request_resync)
         self._resync_now = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
+        self._stop_task: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -95,13 +103,28 @@ class SchedulerRuntime:
         self._resync_now.set()
 
     async def stop(self) -> None:
-        if self._stopped:
-            return
+        """Drain and stop (see the module docstring); safe to call more than once, or concurrently."""
+        if self._stop_task is None:
+            self._stop_task = asyncio.create_task(self._stop(), name="scheduler-stop")
+        await asyncio.shield(self._stop_task)
+
+    async def _stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        budget = self.options.drain_seconds
+        started = loop.time()
+        deadline = started + budget
         self._stopped = True
         await self.feed.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.engine.stop(self.options.drain_seconds)
-        await self.progress.stop(self.options.drain_seconds)
-        log.info("scheduler stopped")
+        await cancel_and_wait(self._tasks)
+        # Publishing comes first; progress gets what is left, and at least a moment.
+        report = await self.engine.stop(budget)
+        flush = max(deadline - loop.time(), min(1.0, budget))
+        written = await self.progress.stop(flush)
+        fields = {"due_slots": report.due, "finished_while_draining": report.finished,
+                  "abandoned_slots": report.abandoned,
+                  "progress_written": written, "drain_s": round(loop.time() - started, 3)}
+        if report.abandoned:
+            log.warning("scheduler stopped with due slots unpublished; another replica or the restart fires "
+                        "them (their progress was not saved)", extra=fields)
+        else:
+            log.info("scheduler stopped", extra=fields)

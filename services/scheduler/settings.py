@@ -34,7 +34,10 @@ class SchedulerOptions(BaseSettings):
     retry_max_seconds: float = Field(default=5.0, gt=0)
     # Longest single wait of the timer loop (it re-reads the clock after each wait).
     max_sleep_seconds: float = Field(default=30.0, gt=0)
-    # Time allowed at shutdown to finish publishes in flight and flush state.
+    # Before publishing, due slots are checked against the version current at the slot (one
+    # query per batch); past this the batch fires with the versions held.
+    version_check_timeout_seconds: float = Field(default=1.0, gt=0)
+    # Time allowed at shutdown to finish publishes in flight and write progress (one budget).
     drain_seconds: float = Field(default=10.0, gt=0)
     # Reply-inbox prefix, so NATS authorization can keep this identity's replies private.
     nats_inbox_prefix: str = "_INBOX_scheduler"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 _SELECT = """
 SELECT w.id, w.tenant_id, w.current_version, w.is_active, w.deleted_at, w.schedule_error, w.updated_at,
-       v.definition, s.last_slot
+       v.definition, v.created_at AS version_created_at, s.last_slot
 FROM workflows w
 JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
 LEFT JOIN scheduler_state s ON s.workflow_id = w.id
@@ -27,6 +28,17 @@ _ACTIVE_SCHEDULES = (
     _SELECT + "WHERE w.is_active AND w.deleted_at IS NULL AND v.definition->'trigger'->>'type' = 'schedule'"
 )
 _ONE = _SELECT + "WHERE w.id = $1"
+# Per (workflow, slot): the version current at that instant, i.e. the highest version
+# created at or before it (an update or a rollback creates a new version row).
+_VERSIONS_AT = """
+SELECT t.i, v.version, v.definition->'trigger' AS trigger
+FROM unnest($1::uuid[], $2::timestamptz[]) WITH ORDINALITY AS t(workflow_id, slot, i)
+JOIN LATERAL (
+    SELECT version, definition FROM workflow_versions
+    WHERE workflow_id = t.workflow_id AND created_at <= t.slot
+    ORDER BY version DESC LIMIT 1
+) v ON true
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +50,15 @@ class ScheduleSpec:
     version: int
     trigger: ScheduleTrigger
     rule: SlotRule
+    effective_from: int  # the first slot this version governs: its created_at, rounded up to a second
+
+
+@dataclass(frozen=True, slots=True)
+class VersionAtSlot:
+    """What Postgres says about one slot: the version current then, and that version's trigger."""
+
+    version: int
+    trigger: Any  # the stored JSON, not validated
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +87,8 @@ def parse_row(row: asyncpg.Record) -> StoredSchedule:
         try:
             parsed = ScheduleTrigger.model_validate(trigger)
             rule = rule_for(parsed)  # one that can never fire raises SlotError when the engine plans it
-            spec = ScheduleSpec(row["id"], row["tenant_id"], int(row["current_version"]), parsed, rule)
+            spec = ScheduleSpec(row["id"], row["tenant_id"], int(row["current_version"]), parsed, rule,
+                                effective_from=math.ceil(row["version_created_at"].timestamp()))
         except ValidationError as exc:
             error = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'trigger'}: {e['msg']}"
                               for e in exc.errors(include_url=False, include_input=False))
@@ -106,6 +128,19 @@ class ScheduleStore:
                 "UPDATE workflows SET schedule_error = $2 WHERE id = $1 AND schedule_error IS DISTINCT FROM $2",
                 workflow_id, error,
             )
+
+    async def versions_at(self, slots: list[tuple[uuid.UUID, int]]) -> list[VersionAtSlot | None]:
+        """For each ``(workflow_id, slot)``, the version current at the slot (``None``: none existed yet)."""
+        found: list[VersionAtSlot | None] = [None] * len(slots)
+        if not slots:
+            return found
+        ids = [wf for wf, _ in slots]
+        moments = [datetime.fromtimestamp(slot, tz=UTC) for _, slot in slots]
+        async with self.pool.acquire() as conn:
+            rows = await conn.fetch(_VERSIONS_AT, ids, moments)
+        for row in rows:
+            found[int(row["i"]) - 1] = VersionAtSlot(int(row["version"]), row["trigger"])
+        return found
 
     async def save_progress(self, progress: dict[uuid.UUID, int]) -> None:
         if not progress:

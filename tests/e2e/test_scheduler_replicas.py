@@ -80,7 +80,8 @@ async def test_two_replicas_fire_each_second_exactly_once_without_gaps(
     assert not gaps, f"missing slots between {gaps}"
     for msg_id, env_ in found:
         assert env_.trigger == "schedule"
-        assert msg_id == env_.dedup_key == f"sched:{wf}:1:{env_.scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
+        assert msg_id == env_.dedup_key == f"sched:{wf}:{env_.scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
+        assert env_.workflow_version == 1
     for replica in replicas:
         text = metrics_text(replica)
         assert metric(text, "ipaas_scheduler_schedules_loaded") == 1

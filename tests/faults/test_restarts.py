@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -27,10 +27,10 @@ from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
 
 
-async def _burst_with_outage(send: Callable[[], object], ledger: Ledger, after: int,
+async def _burst_with_outage(send: Callable[[], Awaitable[None]], ledger: Ledger, after: int,
                              outage: Callable[[], None]) -> None:
     """Run ``send`` and, once ``after`` answers are in, call ``outage`` (in a thread) while it goes on."""
-    sending = asyncio.ensure_future(send())  # type: ignore[arg-type]
+    sending = asyncio.ensure_future(send())
     await wait_until(lambda: len(ledger.answers) >= after, timeout=60, message=f"{after} answers")
     await asyncio.to_thread(outage)
     await sending

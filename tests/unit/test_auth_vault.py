@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from services.auth.signing_keys import KeyConfigError
-from services.auth.vault import DecryptError, KekRing, Sealed, parse_keks
+from services.auth.vault import NONCE_BYTES, DecryptError, KekRing, KeyUnavailable, Sealed, _aad, _seal, parse_keks
 from tests.helpers.auth_setup import new_kek
 
 SECRET = {"webhook_url": "https://hooks.slack.com/services/T000/B000/planted-secret-value"}
@@ -75,3 +75,57 @@ def test_first_kek_encrypts_all_decrypt_and_rewrap_moves_to_the_first() -> None:
 def test_bad_keyring_config_is_refused(spec: str) -> None:
     with pytest.raises(KeyConfigError):
         KekRing(parse_keks(spec))
+
+
+def test_an_unknown_kek_id_is_key_unavailable_a_failed_tag_is_not() -> None:
+    """A key rollout (the row names a KEK this replica has not loaded) is told apart from tampering."""
+    old_spec, new_spec = new_kek("old"), new_kek("new")
+    tenant, cred = uuid.uuid4(), uuid.uuid4()
+    sealed = ring(f"{new_spec},{old_spec}").encrypt(tenant, cred, SECRET)
+    lagging = ring(old_spec)  # a replica that has not picked up the new KEK yet
+    with pytest.raises(KeyUnavailable) as unavailable:
+        lagging.decrypt(tenant, cred, sealed)
+    assert unavailable.value.kek_id == "new"
+    with pytest.raises(KeyUnavailable):
+        lagging.rewrap(tenant, cred, sealed)
+    # Once the replica holds the key, the same row opens.
+    assert ring(f"{old_spec},{new_spec}").decrypt(tenant, cred, sealed) == SECRET
+
+
+def _permanent(keks: KekRing, tenant: uuid.UUID, cred: uuid.UUID, sealed: Sealed) -> DecryptError:
+    with pytest.raises(DecryptError) as failed:
+        keks.decrypt(tenant, cred, sealed)
+    assert not isinstance(failed.value, KeyUnavailable), failed.value
+    return failed.value
+
+
+def test_failed_authentication_and_malformed_bytes_are_permanent_decrypt_errors() -> None:
+    spec = new_kek("k1")
+    keks = ring(spec)
+    tenant, cred = uuid.uuid4(), uuid.uuid4()
+    sealed = keks.encrypt(tenant, cred, SECRET)
+    # The key id is known but bound to a different key (a misconfigured replica): the tag fails.
+    impostor = ring(new_kek("k1"))
+    assert "authentication failed" in str(_permanent(impostor, tenant, cred, sealed))
+    # Tampered wrapped data key, tampered ciphertext, bytes moved to another tenant.
+    wrapped = bytearray(sealed.wrapped_dek)
+    wrapped[-1] ^= 1
+    _permanent(keks, tenant, cred, Sealed("k1", bytes(wrapped), sealed.ciphertext))
+    data = bytearray(sealed.ciphertext)
+    data[NONCE_BYTES] ^= 1
+    _permanent(keks, tenant, cred, Sealed("k1", sealed.wrapped_dek, bytes(data)))
+    _permanent(keks, uuid.uuid4(), cred, sealed)
+    # Truncated bytes.
+    _permanent(keks, tenant, cred, Sealed("k1", sealed.wrapped_dek[:NONCE_BYTES], sealed.ciphertext))
+    # Sealed correctly but not a JSON object: malformed, not retryable.
+    not_object = keks.encrypt(tenant, cred, SECRET)
+    not_object = Sealed("k1", not_object.wrapped_dek, _reseal_data(keks, tenant, cred, not_object, b"[1, 2]"))
+    assert "not an object" in str(_permanent(keks, tenant, cred, not_object))
+    not_json = Sealed("k1", sealed.wrapped_dek, _reseal_data(keks, tenant, cred, sealed, b"\xff not json"))
+    assert "not JSON" in str(_permanent(keks, tenant, cred, not_json))
+
+
+def _reseal_data(keks: KekRing, tenant: uuid.UUID, cred: uuid.UUID, sealed: Sealed, plaintext: bytes) -> bytes:
+    """``plaintext`` sealed under ``sealed``'s own data key, as a writer with the key could do."""
+    dek = keks.unwrap(tenant, cred, sealed.kek_id, sealed.wrapped_dek)
+    return _seal(dek, plaintext, _aad("data", tenant, cred))

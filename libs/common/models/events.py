@@ -60,9 +60,17 @@ def event_id_text(workflow_id: uuid.UUID | str, dedup_key: str) -> str:
 SCHEDULE_KEY_PREFIX = "sched:"
 
 
-def schedule_dedup_key(workflow_id: uuid.UUID | str, version: int, slot_iso: str) -> str:
-    """``sched:<workflow_id>:<version>:<slot-iso>``: one fire per slot, whatever the replicas."""
-    return f"{SCHEDULE_KEY_PREFIX}{workflow_id}:{version}:{slot_iso}"
+def schedule_dedup_key(workflow_id: uuid.UUID | str, slot_iso: str) -> str:
+    """``sched:<workflow_id>:<slot-iso>``: one fire per slot, whatever the replicas and the version.
+
+    The version is deliberately not part of the key: two replicas that learn of a
+    new version at different moments must still collapse onto one event for a
+    slot.  The event's ``workflow_version`` field says which version runs.  (Keys
+    written before this rule carried the version, ``sched:<wf>:<version>:<slot>``;
+    they keep the same prefix, so the gateway's namespace guard and
+    :func:`msg_id_for` treat both alike.)
+    """
+    return f"{SCHEDULE_KEY_PREFIX}{workflow_id}:{slot_iso}"
 
 
 def msg_id_for(workflow_id: uuid.UUID | str, dedup_key: str) -> str:
