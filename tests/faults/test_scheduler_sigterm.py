@@ -18,6 +18,7 @@ from typing import Any
 
 import asyncpg
 import nats
+from nats.js.api import AckPolicy, ConsumerConfig
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope
@@ -46,14 +47,29 @@ async def create_schedules(db: asyncpg.Connection, count: int, catchup: str) -> 
 
 
 async def all_events(nats_url: str) -> list[EventEnvelope]:
-    """Every message of the EVENTS stream, read with one ordered consumer."""
+    """Every message of the EVENTS stream (no executor runs here, so nothing left it).
+
+    EVENTS is a work queue, which only takes consumers with explicit acks: read through an ephemeral pull
+    consumer that never acks (so the messages stay), then delete it.
+    """
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
         total = (await js.stream_info("EVENTS")).state.messages
-        sub = await js.subscribe("events.>", stream="EVENTS", ordered_consumer=True)
-        out = [EventEnvelope.model_validate_json((await sub.next_msg(timeout=5)).data) for _ in range(total)]
-        await sub.unsubscribe()
+        if not total:
+            return []
+        name = f"reader_{uuid.uuid4().hex[:8]}"
+        sub = await js.pull_subscribe("events.>", durable=name, stream="EVENTS",
+                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60,
+                                                            max_ack_pending=-1))
+        out: list[EventEnvelope] = []
+        try:
+            while len(out) < total:
+                batch = await sub.fetch(batch=min(1000, total - len(out)), timeout=5)
+                out += [EventEnvelope.model_validate_json(m.data) for m in batch]
+        finally:
+            await sub.unsubscribe()
+            await js.delete_consumer("EVENTS", name)
         return out
     finally:
         await nc.close()
