@@ -16,7 +16,7 @@ from libs.common.models.workflows import WorkflowDefinition
 from services.executor.connectors import CREDENTIAL_TYPES, ActionCall, Connector
 from services.executor.credentials import CredentialResolver
 from services.executor.errors import PermanentError, TransientError
-from services.executor.templates import render_config
+from services.executor.templates import render_action_config
 
 MAX_CACHED_CONFIGS = 4096
 
@@ -39,7 +39,7 @@ class ActionRunner:
         secret: dict[str, Any] = {}
         if action.credential_id is not None:
             secret = await self._credentials.resolve(tenant_id, action.credential_id, CREDENTIAL_TYPES[action.type])
-        config = render_config(self._config_json(action.config), payload, event)
+        config = await render_action_config(self._config_json(action.config), payload, event)
         return ActionCall(event_id=str(event_id), tenant_id=str(tenant_id), config=config, secret=secret)
 
     def _config_json(self, config: Any) -> dict[str, Any]:

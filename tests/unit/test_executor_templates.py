@@ -47,9 +47,11 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
     ("{{ payload.none }}", {"none": None}),
 ])
 def test_fast_path_renders_exactly_like_jinja(template, payload):
-    from services.executor.templates import _ENV
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    expected = _ENV.from_string(template).render({"payload": payload, "event": {}})
+    stock = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)  # upstream, unbounded
+    expected = stock.from_string(template).render({"payload": payload, "event": {}})
     assert render_config({"t": template}, payload, {}) == {"t": expected}
 
 

@@ -1,0 +1,184 @@
+"""Jinja2's built-in filters and tests, each wrapped to spend budget and respect the value bounds.
+
+Every filter spends one step (filters that walk a collection spend one per
+item), may run a check on its arguments before it runs (``_BEFORE``: widths,
+and estimates of results that can outgrow their input), and has its result
+checked after (``check_value``). Filters that work in Python per word or per
+item (``wordwrap``, ``urlize``, ``pprint``, ``tojson`` with an indent) only
+take inputs up to ``MAX_SLOW_INPUT_CHARS``. ``sum`` over lists is linear, not
+quadratic. ``lipsum`` is bounded in words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from itertools import chain
+from typing import Any
+
+from jinja2 import pass_environment
+from jinja2.environment import Environment
+from jinja2.filters import make_attrgetter
+from jinja2.utils import generate_lorem_ipsum
+
+from libs.common.templates.errors import TemplateLimitExceeded
+from libs.common.templates.limits import BUDGET, MAX_SLOW_INPUT_CHARS, MAX_VALUE_CHARS
+from libs.common.templates.operations import check_percent, estimate_replace
+from libs.common.templates.sizes import check_estimate, check_value, check_width, rendered_size, value_too_large
+
+_COLLECTIONS = (list, tuple, dict, set, frozenset)
+# Filters that walk their whole input: they spend one step per item of a collection.
+_WALKING = frozenset({
+    "batch", "dictsort", "groupby", "items", "join", "list", "map", "max", "min", "pprint", "reject",
+    "rejectattr", "select", "selectattr", "slice", "sort", "sum", "tojson", "unique", "urlencode", "xmlattr",
+})
+MAX_LIPSUM_WORDS = 10_000
+
+
+def _slow_input(chars: int, name: str) -> None:
+    if chars > MAX_SLOW_INPUT_CHARS:
+        raise TemplateLimitExceeded(f"input of {name} too long (more than {MAX_SLOW_INPUT_CHARS} characters)")
+
+
+def _center(value: Any, width: Any = 80) -> None:
+    check_width(width)
+
+
+def _indent(s: Any, width: Any = 4, first: Any = False, blank: Any = False) -> None:
+    if isinstance(width, int):
+        check_width(width)
+        prefix = max(width, 0)
+    else:
+        prefix = len(str(width))
+    text = str(s)
+    check_estimate(len(text) + (text.count("\n") + 1) * prefix)
+
+
+def _wordwrap(s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None,
+              break_on_hyphens: Any = True) -> None:
+    text = str(s)
+    _slow_input(len(text), "wordwrap")
+    lines = len(text) // max(width, 1) if isinstance(width, int) else len(text)
+    check_estimate(len(text) + (lines + text.count("\n") + 1) * len(str(wrapstring or "\n")))
+
+
+def _urlize(value: Any, trim_url_limit: Any = None, nofollow: Any = False, target: Any = None, rel: Any = None,
+            extra_schemes: Any = None) -> None:
+    text = str(value)
+    _slow_input(len(text), "urlize")
+    per_link = len(str(target or "")) + len(str(rel or "")) + 64
+    check_estimate(3 * len(text) + (len(text) // 4 + 1) * per_link)
+
+
+def _pprint(value: Any) -> None:
+    _slow_input(rendered_size(value, MAX_SLOW_INPUT_CHARS), "pprint")
+
+
+def _tojson(value: Any, indent: Any = None) -> None:
+    if indent is None:
+        return
+    width = indent if isinstance(indent, int) else len(str(indent))
+    check_width(width, "indent")
+    size = rendered_size(value, MAX_SLOW_INPUT_CHARS)
+    _slow_input(size, "tojson with an indent")
+    check_estimate(size + (size // 2 + 1) * max(width, 0) * _depth(value))
+
+
+def _depth(value: Any) -> int:
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def _format(value: Any, *args: Any, **kwargs: Any) -> None:
+    check_percent(str(value), kwargs or args)
+
+
+def _replace_filter(s: Any, old: Any, new: Any, count: Any = None) -> None:
+    estimate_replace(str(s), str(old), str(new), -1 if count is None else count)
+
+
+def _join(value: Any, d: Any = "", attribute: Any = None) -> list[Any]:
+    items = list(value)
+    if rendered_size(items) + len(str(d)) * max(len(items) - 1, 0) > MAX_VALUE_CHARS:
+        raise value_too_large()
+    return items
+
+
+def _batch(value: Any, linecount: Any, fill_with: Any = None) -> None:
+    if fill_with is not None and isinstance(linecount, int):
+        check_width(linecount, "batch size")
+        if rendered_size(fill_with) * linecount > MAX_VALUE_CHARS:
+            raise value_too_large()
+
+
+def _slice(value: Any, slices: Any, fill_with: Any = None) -> None:
+    check_width(slices, "slice count")
+
+
+_BEFORE: dict[str, Callable[..., Any]] = {
+    "center": _center, "indent": _indent, "wordwrap": _wordwrap, "urlize": _urlize, "pprint": _pprint,
+    "tojson": _tojson, "format": _format, "replace": _replace_filter, "join": _join, "batch": _batch,
+    "slice": _slice,
+}
+
+
+@pass_environment
+def bounded_sum(environment: Environment, iterable: Any, attribute: Any = None, start: Any = 0) -> Any:
+    """Jinja2's ``sum``; lists and tuples are joined in one pass instead of ``start + a + b + ...``."""
+    if attribute is not None:
+        iterable = map(make_attrgetter(environment, attribute), iterable)
+    if not isinstance(start, list | tuple):
+        return sum(iterable, start)
+    items = list(iterable)
+    for item in items:
+        if not isinstance(item, type(start)):
+            raise TypeError(f'can only concatenate {type(start).__name__} (not "{type(item).__name__}")')
+    if rendered_size(start) + rendered_size(items) > MAX_VALUE_CHARS:
+        raise value_too_large()
+    joined: Any = start
+    return joined + type(start)(chain.from_iterable(items))
+
+
+def bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+    if n * max > MAX_LIPSUM_WORDS:
+        raise TemplateLimitExceeded(f"lipsum limited to {MAX_LIPSUM_WORDS} words")
+    return generate_lorem_ipsum(n, html, min, max)
+
+
+def guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    passed = 0 if getattr(func, "jinja_pass_arg", None) is None else 1  # context, eval context or environment
+    before = _BEFORE.get(name)
+    walking = name in _WALKING
+
+    @wraps(func)
+    def filtered(*args: Any, **kwargs: Any) -> Any:
+        budget = BUDGET.get()
+        if budget is not None:
+            value = args[passed] if len(args) > passed else None
+            budget.tick(1 + len(value) if walking and isinstance(value, _COLLECTIONS) else 1)
+        if before is not None:
+            replaced = before(*args[passed:], **kwargs)
+            if replaced is not None:
+                args = (*args[:passed], replaced, *args[passed + 1:])
+        return check_value(func(*args, **kwargs))
+
+    return filtered
+
+
+def guard_test(func: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(func)
+    def tested(*args: Any, **kwargs: Any) -> Any:
+        budget = BUDGET.get()
+        if budget is not None:
+            budget.tick()
+        return func(*args, **kwargs)
+
+    return tested
