@@ -25,7 +25,7 @@ from libs.common.templates.errors import TemplateLimitExceeded
 MAX_SOURCE_CHARS = 65_536  # characters of one template string
 MAX_TOKENS = 2_000  # lexer tokens of one template string: bounds parse, code generation and compile
 MAX_CONFIG_TOKENS = 10_000  # lexer tokens of all the templates of one action config
-MAX_NESTING = 120  # nested parser rules (brackets, blocks, unary operators, conditionals)
+MAX_NESTING = 80  # active recursive parser rules (brackets take 4 per level, blocks and unary operators 1-2)
 MAX_AST_DEPTH = 64  # depth of the syntax tree (long operator or filter chains nest too)
 MAX_CONFIG_DEPTH = 32  # nesting of the config's JSON (objects and arrays)
 
