@@ -64,9 +64,8 @@ async def render_action_config(config: dict[str, Any], payload: Any, event: Any,
         try:
             return engine.render_config(config, context, compile_inline=False)
         except NeedsCompile:
-            compiled = await asyncio.to_thread(engine.compile_sources, engine.pending(config))
-            engine.remember(compiled)
-            return engine.render_config(config, context)
+            compiled = await asyncio.to_thread(engine.compile_sources, engine.pending(config, context))
+            return engine.render_config(config, context, compiled=engine.remember(compiled))
     except TemplateProblem as exc:
         raise TemplateError(exc) from exc
 

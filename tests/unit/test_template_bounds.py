@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from typing import Any
 
@@ -20,7 +21,7 @@ from libs.common.templates import (
     TemplateProblem,
 )
 from libs.common.templates.limits import MAX_NESTING, MAX_SOURCE_CHARS, MAX_TOKENS
-from libs.common.templates.sandbox import shared_environment
+from libs.common.templates.sandbox import BoundedEnvironment, Compiled, shared_environment
 from services.executor.errors import PermanentError
 from services.executor.templates import render_action_config
 
@@ -329,3 +330,28 @@ async def test_the_event_loop_keeps_ticking_while_a_hostile_template_renders():
     await task
     assert len(gaps) > 5
     assert max(gaps) < 2 * limit_ms / 1000, f"the loop stalled for {max(gaps) * 1000:.0f} ms"
+
+
+class CountingEnvironment(BoundedEnvironment):
+    def __init__(self) -> None:
+        super().__init__()
+        self.compiled_in: list[int] = []
+
+    def compile_checked(self, source: str) -> Compiled:
+        self.compiled_in.append(threading.get_ident())
+        return super().compile_checked(source)
+
+
+@pytest.mark.parametrize("cache_bytes", [32 * 1024 * 1024, 0])
+async def test_new_templates_are_compiled_once_off_the_event_loop(cache_bytes: int):
+    environment = CountingEnvironment()
+    engine = TemplateEngine(cache_bytes=cache_bytes, environment=environment)
+    config = {"text": "{% for t in payload.tags %}{{ t|upper }}{% endfor %}", "plain": "{{ payload.name }}",
+              "list": "{{ payload.tags }}"}  # a simple template, but a list: the fast path gives way to Jinja
+    expected = {"text": "BAC", "plain": "Ada", "list": "['b', 'a', 'c']"}
+    assert await render_action_config(config, PAYLOAD, {}, engine) == expected
+    assert len(environment.compiled_in) == 2  # "plain" took the fast path and was never compiled
+    assert threading.get_ident() not in environment.compiled_in
+    assert await render_action_config(config, PAYLOAD, {}, engine) == expected
+    assert len(environment.compiled_in) == (2 if cache_bytes else 4)
+    assert threading.get_ident() not in environment.compiled_in

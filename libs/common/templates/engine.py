@@ -5,7 +5,8 @@ string that needs Jinja. Output is streamed from the template's render
 function and stops as soon as it passes ``max_output_chars``. Compiling can happen inline, or be
 left to the caller (``compile_inline=False`` raises ``NeedsCompile``) so that
 an async caller compiles off its event loop with ``compile_sources`` (safe in
-any thread: it touches no shared state) and hands the result to ``remember``.
+any thread: it touches no shared state), hands the results to ``remember`` and
+renders again with them (so they are used even when the cache is too small).
 
 Errors are ``TemplateProblem`` subclasses whose ``path`` says where in the
 config the failing string is.
@@ -33,12 +34,16 @@ class NeedsCompile(Exception):
     """A template the cache has not compiled yet, met with ``compile_inline=False``."""
 
 
-class _Run:
-    __slots__ = ("budget", "inline")
+Results = dict[str, Compiled | TemplateInvalid]
 
-    def __init__(self, inline: bool) -> None:
+
+class _Run:
+    __slots__ = ("budget", "compiled", "inline")
+
+    def __init__(self, inline: bool, compiled: Results | None) -> None:
         self.budget: Budget | None = None
         self.inline = inline
+        self.compiled = compiled
 
 
 def walk_strings(value: Any) -> Iterator[tuple[Path, str]]:
@@ -66,9 +71,10 @@ class TemplateEngine:
 
     # --- rendering ------------------------------------------------------------------------------
 
-    def render_config(self, config: dict[str, Any], context: dict[str, Any], *,
-                      compile_inline: bool = True) -> dict[str, Any]:
-        rendered = self._value(config, context, _Run(compile_inline), 0)
+    def render_config(self, config: dict[str, Any], context: dict[str, Any], *, compile_inline: bool = True,
+                      compiled: Results | None = None) -> dict[str, Any]:
+        """``compiled``: results of ``compile_sources`` to use even if the cache could not keep them."""
+        rendered = self._value(config, context, _Run(compile_inline, compiled), 0)
         assert isinstance(rendered, dict)
         return rendered
 
@@ -83,7 +89,9 @@ class TemplateEngine:
                 self._touch(value)
             if entry.simple is not None:  # the fast path, inline: most strings end here
                 fast = render_simple(entry.simple, context.get("payload"))
-                if fast is not None and len(fast) <= self._max_output:
+                if fast is not None:
+                    if len(fast) > self._max_output:
+                        raise self._output_too_long()
                     return fast
             return self._slow(value, entry, context, run)
         if not isinstance(value, dict | list):
@@ -111,13 +119,12 @@ class TemplateEngine:
     def _slow(self, source: str, entry: Entry, context: dict[str, Any], run: _Run) -> str:
         if entry.literal:
             return source
-        if entry.simple is not None:
-            fast = render_simple(entry.simple, context.get("payload"))
-            if fast is not None:
-                if len(fast) > self.limits.max_output_chars:
-                    raise self._output_too_long()
-                return fast
         compiled = entry.compiled
+        if compiled is None and run.compiled is not None and source in run.compiled:
+            result = run.compiled[source]
+            if isinstance(result, TemplateInvalid):
+                raise TemplateInvalid(result.message)
+            compiled = result
         if compiled is None:
             if entry.error is not None:
                 raise TemplateInvalid(entry.error)
@@ -174,34 +181,39 @@ class TemplateEngine:
             raise
         return entry.compiled
 
-    def pending(self, config: Any) -> list[str]:
-        """The templates of ``config`` that would need a compile (distinct, in order)."""
+    def pending(self, config: Any, context: dict[str, Any]) -> list[str]:
+        """The templates that rendering ``config`` with ``context`` would compile (distinct, in order)."""
         seen: dict[str, None] = {}
+        payload = context.get("payload")
         for _, source in walk_strings(config):
             if "{" not in source or source in seen:
                 continue
             entry = self.cache.get(source) or self._entry(source)
-            if not entry.literal and entry.compiled is None and entry.error is None:
+            if entry.literal or entry.compiled is not None or entry.error is not None:
+                continue
+            if entry.simple is None or render_simple(entry.simple, payload) is None:
                 seen[source] = None
         return list(seen)
 
-    def compile_sources(self, sources: list[str]) -> list[tuple[str, Compiled | TemplateInvalid]]:
+    def compile_sources(self, sources: list[str]) -> Results:
         """Compile without touching the cache (any thread)."""
-        results: list[tuple[str, Compiled | TemplateInvalid]] = []
+        results: Results = {}
         for source in sources:
             try:
-                results.append((source, self.environment.compile_checked(source)))
+                results[source] = self.environment.compile_checked(source)
             except TemplateInvalid as exc:
-                results.append((source, exc))
+                results[source] = exc
         return results
 
-    def remember(self, results: list[tuple[str, Compiled | TemplateInvalid]]) -> None:
-        for source, result in results:
+    def remember(self, results: Results) -> Results:
+        """Keep ``results`` in the cache (as far as it holds them); returns them for ``render_config``."""
+        for source, result in results.items():
             entry = self.cache.get(source) or self._entry(source)
             if isinstance(result, Compiled):
                 entry.compiled = result
             else:
                 entry.error = result.message
+        return results
 
 
 def _short(message: str) -> str:
