@@ -15,6 +15,7 @@ config the failing string is.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from itertools import islice
 from typing import Any
 
 from jinja2 import Template
@@ -28,6 +29,7 @@ from libs.common.templates.sandbox import BoundedEnvironment, Compiled, shared_e
 
 Path = tuple[str | int, ...]
 MAX_MESSAGE_CHARS = 1000
+OUTPUT_BATCH = 16
 
 
 class NeedsCompile(Exception):
@@ -141,11 +143,13 @@ class TemplateEngine:
         size = 0
         token = BUDGET.set(budget)
         try:
-            for chunk in template.root_render_func(template.new_context(context)):
-                size += len(chunk)
+            chunks = template.root_render_func(template.new_context(context))
+            # Pulled a few at a time: one chunk is at most a value, so at most a few values past the limit.
+            while batch := list(islice(chunks, OUTPUT_BATCH)):
+                size += sum(map(len, batch))
                 if size > limit:
                     raise self._output_too_long()
-                parts.append(chunk)
+                parts += batch
             budget.check()
         except TemplateProblem:
             raise

@@ -30,6 +30,7 @@ BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
 }
 _TEXT = (str, bytes)
+_NUMBERS = frozenset({int, float})
 _SEQ = (list, tuple)
 # Parts of %-directives: optional mapping key (bounded, so the scan stays linear), flags, width, precision.
 MAX_KEY_CHARS = 200
@@ -42,6 +43,12 @@ _DIGITS = re.compile(r"\d+")
 
 
 def binop(op: str, left: Any, right: Any) -> Any:
+    if type(left) in _NUMBERS and type(right) in _NUMBERS:  # the common case: only * and ** can grow much
+        if op == "**":
+            _check_power(left, right)
+        elif op == "*" and type(left) is int and type(right) is int:
+            _check_product(left, right)
+        return BINOPS[op](left, right)
     if op == "*":
         _check_repeat(left, right)
     elif op == "**":
@@ -65,7 +72,12 @@ def _check_repeat(left: Any, right: Any) -> None:
             if times > 0 and _size(seq) * times > MAX_VALUE_CHARS:
                 raise value_too_large()
             return
-    if isinstance(left, int) and isinstance(right, int) and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+    if isinstance(left, int) and isinstance(right, int):
+        _check_product(left, right)
+
+
+def _check_product(left: int, right: int) -> None:
+    if left.bit_length() + right.bit_length() > MAX_INT_BITS:
         raise number_too_large()
 
 
