@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from itertools import chain
+from types import GeneratorType
 from typing import Any
 
 from jinja2 import pass_environment
@@ -27,6 +28,13 @@ from libs.common.templates.operations import check_percent, estimate_replace
 from libs.common.templates.sizes import check_estimate, check_value, check_width, rendered_size, value_too_large
 
 _COLLECTIONS = (list, tuple, dict, set, frozenset)
+# Filters whose result is a part or a rearrangement of their input (or of another argument): when
+# the input is a value (bounded already), the result needs no measuring. From a generator (``map``,
+# ``select``...) a result may gather many references to one large value, so it is measured.
+_SELECTING = frozenset({
+    "attr", "d", "default", "dictsort", "first", "groupby", "last", "list", "max", "min", "random", "reverse",
+    "sort", "unique",
+})
 # Filters that walk their whole input: they spend one step per item of a collection.
 _WALKING = frozenset({
     "batch", "dictsort", "groupby", "items", "join", "list", "map", "max", "min", "pprint", "reject",
@@ -157,18 +165,19 @@ def guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     passed = 0 if getattr(func, "jinja_pass_arg", None) is None else 1  # context, eval context or environment
     before = _BEFORE.get(name)
     walking = name in _WALKING
+    selecting = name in _SELECTING
 
     @wraps(func)
     def filtered(*args: Any, **kwargs: Any) -> Any:
+        value = args[passed] if len(args) > passed else None
         budget = BUDGET.get()
         if budget is not None:
-            value = args[passed] if len(args) > passed else None
             budget.tick(1 + len(value) if walking and isinstance(value, _COLLECTIONS) else 1)
         if before is not None:
             replaced = before(*args[passed:], **kwargs)
             if replaced is not None:
                 args = (*args[:passed], replaced, *args[passed + 1:])
-        return check_value(func(*args, **kwargs))
+        return check_value(func(*args, **kwargs), walk=not selecting or isinstance(value, GeneratorType))
 
     return filtered
 

@@ -100,7 +100,10 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             budget.depth += 1
         try:
             args = guard_call(__obj, args, kwargs)
-            return check_value(super().call(__context, __obj, *args, **kwargs))
+            owner = getattr(__obj, "__self__", None)
+            # Methods of a dict or list (get, items, copy...) return parts of a value already in bounds.
+            parts = isinstance(owner, dict | list | tuple) and getattr(__obj, "__name__", "") != "fromkeys"
+            return check_value(super().call(__context, __obj, *args, **kwargs), walk=not parts)
         finally:
             if budget is not None:
                 budget.depth -= 1

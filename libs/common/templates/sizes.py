@@ -24,6 +24,7 @@ from libs.common.templates.errors import TemplateLimitExceeded
 from libs.common.templates.limits import BUDGET, MAX_INT_BITS, MAX_VALUE_CHARS, MAX_WIDTH, Budget
 
 _SEQUENCES = (list, tuple, set, frozenset, KeysView, ValuesView, ItemsView)
+COLLECTIONS = (dict, list, tuple, set, frozenset, Namespace)
 _STR = frozenset({str})
 _INT = frozenset({int})
 _SHORT = frozenset({int, float, bool, type(None)})
@@ -94,31 +95,36 @@ def check_estimate(chars: int) -> None:
         raise string_too_long()
 
 
-def check_value(value: Any) -> Any:
-    """Return ``value`` if it is within bounds; lazy results are wrapped to spend steps and check items."""
+def check_value(value: Any, *, walk: bool = True) -> Any:
+    """Return ``value`` if it is within bounds; a lazy result is wrapped to spend a step per item.
+
+    ``walk=False`` skips measuring collections, for results that are parts or rearrangements of
+    values already within bounds (``first``, ``sort`` of a list, ``dict.get``...): measuring those
+    would cost as much as the payload is large, and could refuse a payload larger than the bound.
+    Strings and numbers are always checked (it costs nothing).
+    """
     if isinstance(value, str | bytes):
         if len(value) > MAX_VALUE_CHARS:
             raise string_too_long()
     elif isinstance(value, int):
         if value.bit_length() > MAX_INT_BITS:
             raise number_too_large()
-    elif isinstance(value, dict | list | tuple | set | frozenset | Namespace):
-        if rendered_size(value) > MAX_VALUE_CHARS:
+    elif isinstance(value, COLLECTIONS):
+        if walk and rendered_size(value) > MAX_VALUE_CHARS:
             raise value_too_large()
     elif isinstance(value, GeneratorType):
-        return checked_items(value, BUDGET.get())
+        budget = BUDGET.get()
+        if budget is not None:
+            return ticking(value, budget)
     return value
 
 
-def checked_items(items: Iterable[Any], budget: Budget | None) -> Iterator[Any]:
-    for item in items:
-        if budget is not None:
-            budget.tick()
-        yield check_value(item)
-
-
 def ticking(items: Iterable[Any], budget: Budget) -> Iterator[Any]:
-    """Iterate ``items`` spending one step per item (loop bodies)."""
+    """Iterate ``items`` spending one step per item (loop bodies, lazy filter results).
+
+    Items are not measured: every producer of an item checked it already, and a collection
+    gathered from many items is measured when it is built (``list``, ``join``, ``sum``...).
+    """
     for item in items:
         budget.tick()
         yield item
