@@ -2,11 +2,13 @@
 
 One ``Budget`` covers one config (all its strings), created at the first
 string that needs Jinja. Output is streamed from the template's render
-function and stops as soon as it passes ``max_output_chars``. Compiling can happen inline, or be
-left to the caller (``compile_inline=False`` raises ``NeedsCompile``) so that
-an async caller compiles off its event loop with ``compile_sources`` (safe in
-any thread: it touches no shared state), hands the results to ``remember`` and
-renders again with them (so they are used even when the cache is too small).
+function and stops as soon as it passes ``max_output_chars``.
+
+Compiling happens inline, or is left to the caller (``compile_inline=False``
+raises ``NeedsCompile``): an async caller then compiles off its event loop
+with ``compile_sources`` (safe in any thread: it touches no shared state),
+hands the results to ``remember`` and renders again with them (so they are
+used even when the cache is too small to keep them).
 
 Errors are ``TemplateProblem`` subclasses whose ``path`` says where in the
 config the failing string is.

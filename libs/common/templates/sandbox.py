@@ -76,9 +76,11 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         except TemplateSyntaxError as exc:
             where = f" (line {exc.lineno})" if exc.lineno else ""
             raise _invalid(f"{exc.message or 'syntax error'}{where}", parser.tokens) from None
-        except (SyntaxError, RecursionError, MemoryError):
+        except (SyntaxError, RecursionError):
             # Python's own limits on the generated code (e.g. statically nested blocks).
             raise _invalid("template nests too deeply", parser.tokens) from None
+        except MemoryError:
+            raise _invalid("template is too large to compile", parser.tokens) from None
         # A plain dict of globals (not the ChainMap of make_globals): new_context copies it on every render.
         template = self.template_class.from_code(self, code, dict(self.globals), None)
         return Compiled(template, parser.tokens)
