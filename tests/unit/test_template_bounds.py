@@ -121,6 +121,7 @@ def test_output_is_cut_at_the_limit_and_the_budget_covers_the_whole_config():
     ("{% set x %}{% for i in range(30) %}{{ 'y' * 100000 }}{% endfor %}{% endset %}{{ x|length }}", "too long"),
     ("{% filter upper %}{% for i in range(30) %}{{ 'y' * 100000 }}{% endfor %}{% endfilter %}", "too long"),
     ("{{ ([0] * 1000)|map('default', 'x' * 100000, true)|list|length }}", "value too large"),
+    ("{{ ('x' * 1000000)|list|length }}", "value too large"),
     ("{{ ('x' * 40000)|urlize }}", "input of urlize too long"),
     ("{{ ('x ' * 20000)|wordwrap }}", "input of wordwrap too long"),
     ("{{ lipsum(1000, max=1000) }}", "lipsum limited to 10000 words"),

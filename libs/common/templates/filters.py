@@ -28,9 +28,11 @@ from libs.common.templates.operations import check_percent, estimate_replace
 from libs.common.templates.sizes import check_estimate, check_value, check_width, rendered_size, value_too_large
 
 _COLLECTIONS = (list, tuple, dict, set, frozenset)
+_GATHERED = (GeneratorType, str, bytes)
 # Filters whose result is a part or a rearrangement of their input (or of another argument): when
-# the input is a value (bounded already), the result needs no measuring. From a generator (``map``,
-# ``select``...) a result may gather many references to one large value, so it is measured.
+# the input is a value (bounded already), the result needs no measuring. Gathered from a generator
+# (``map``, ``select``...) it may hold many references to one large value, and gathered from a string
+# (``'abc'|list``) it renders several times longer, so those are measured.
 _SELECTING = frozenset({
     "attr", "d", "default", "dictsort", "first", "groupby", "last", "list", "max", "min", "random", "reverse",
     "sort", "unique",
@@ -177,7 +179,7 @@ def guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
             replaced = before(*args[passed:], **kwargs)
             if replaced is not None:
                 args = (*args[:passed], replaced, *args[passed + 1:])
-        return check_value(func(*args, **kwargs), walk=not selecting or isinstance(value, GeneratorType))
+        return check_value(func(*args, **kwargs), walk=not selecting or isinstance(value, _GATHERED))
 
     return filtered
 
