@@ -156,6 +156,7 @@ def test_sum_over_lists_is_linear_and_correct():
 
 @pytest.mark.parametrize(("template", "reason"), [
     ("{{ payload.x ", "unexpected end of template"),
+    ("{# never closed", "Missing end of comment tag"),  # raised by the lexer's very first token
     ("line one\n{% for x in y %}", "(line 2)"),
     ("{{ x|no_such_filter }}", "No filter named 'no_such_filter'"),
     ("x" * (MAX_SOURCE_CHARS + 1) + "{{ x }}", f"longer than {MAX_SOURCE_CHARS} characters"),

@@ -68,19 +68,22 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         """Compile within the static bounds; ``TemplateInvalid`` (with the line) otherwise."""
         if len(source) > MAX_SOURCE_CHARS:
             raise TemplateInvalid(f"template is longer than {MAX_SOURCE_CHARS} characters")
-        parser = BoundedParser(self, source)
+        parser: BoundedParser | None = None
         try:
+            parser = BoundedParser(self, source)  # lexes the first token already
             tree = parser.parse()
             prepare_tree(tree)
             code = self._compile(self._generate(tree, None, None), "<template>")
         except TemplateSyntaxError as exc:
             where = f" (line {exc.lineno})" if exc.lineno else ""
-            raise _invalid(f"{exc.message or 'syntax error'}{where}", parser.tokens) from None
+            raise _invalid(f"{exc.message or 'syntax error'}{where}", parser) from None
         except (SyntaxError, RecursionError):
             # Python's own limits on the generated code (e.g. statically nested blocks).
-            raise _invalid("template nests too deeply", parser.tokens) from None
+            raise _invalid("template nests too deeply", parser) from None
         except MemoryError:
-            raise _invalid("template is too large to compile", parser.tokens) from None
+            raise _invalid("template is too large to compile", parser) from None
+        except Exception as exc:  # noqa: BLE001 - whatever else the compiler raises, the template does not compile
+            raise _invalid(f"template does not compile ({type(exc).__name__})", parser) from None
         # A plain dict of globals (not the ChainMap of make_globals): new_context copies it on every render.
         template = self.template_class.from_code(self, code, dict(self.globals), None)
         return Compiled(template, parser.tokens)
@@ -171,9 +174,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         return update_wrapper(wrapper, value)
 
 
-def _invalid(message: str, tokens: int) -> TemplateInvalid:
+def _invalid(message: str, parser: BoundedParser | None) -> TemplateInvalid:
     error = TemplateInvalid(message)
-    error.tokens = tokens
+    error.tokens = parser.tokens if parser is not None else 1
     return error
 
 
