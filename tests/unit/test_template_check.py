@@ -32,6 +32,12 @@ def test_a_syntax_error_is_refused_with_the_field_path():
     assert got == [{"field": "action.config.text", "message": "unexpected '}' (line 1)", "type": "invalid_template"}]
 
 
+def test_an_unclosed_comment_is_a_syntax_error_not_a_crash():
+    got = details(workflow("discord_message", {"content": "hi {# never closed"}))
+    assert got == [{"field": "action.config.content", "message": "Missing end of comment tag (line 1)",
+                    "type": "invalid_template"}]
+
+
 def test_every_bad_template_of_a_json_body_is_named():
     body = {"items": ["{% for x in payload.xs %}", "fine {{ payload.a }}", {"deep": ["{{ x|nope }}"]}], "n": 3}
     got = details(workflow("http_request", {"url": "https://example.invalid/{{ payload.id }}", "body": body,

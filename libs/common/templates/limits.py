@@ -30,10 +30,11 @@ MAX_AST_DEPTH = 64  # depth of the syntax tree (long operator or filter chains n
 MAX_CONFIG_DEPTH = 32  # nesting of the config's JSON (objects and arrays)
 
 # --- static bounds (values) -----------------------------------------------------------------------
-MAX_VALUE_CHARS = 2_000_000  # any string a template builds, or the rendered size of any collection
+MAX_VALUE_CHARS = 1_000_000  # any string a template builds, or the rendered size of any collection
 MAX_WIDTH = 10_000  # a width, padding, indent or precision given to a filter, method or format
 MAX_INT_BITS = 16_384  # an integer a template computes (about 4,900 digits)
-MAX_SLOW_INPUT_CHARS = 32_768  # input of the filters that work in Python per word or item
+MAX_SLOW_INPUT_CHARS = 32_768  # input of the filters that work in Python per word
+MAX_SLOW_INPUT_ITEMS = 10_000  # input of the filters that call Python per item in one call (sort, unique...)
 MAX_CALL_DEPTH = 32  # nested calls (macros calling macros, recursive loops)
 CLOCK_EVERY = 8  # steps between two reads of the clock
 

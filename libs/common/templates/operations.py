@@ -30,6 +30,7 @@ BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
 }
 _TEXT = (str, bytes)
+_JINJA_KWARGS = frozenset({"_loop_vars", "_block_vars"})
 _NUMBERS = frozenset({int, float})
 _SEQ = (list, tuple)
 # Parts of %-directives: optional mapping key (bounded, so the scan stays linear), flags, width, precision.
@@ -173,6 +174,8 @@ _TEXT_GUARDS: dict[str, Callable[..., None]] = {
 
 def guard_call(obj: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """Check a method call before it runs; returns the (possibly materialised) positional args."""
+    if "_loop_vars" in kwargs or "_block_vars" in kwargs:  # added by Jinja inside loops and blocks, dropped later
+        kwargs = {k: v for k, v in kwargs.items() if k not in _JINJA_KWARGS}
     owner = getattr(obj, "__self__", None)
     if isinstance(owner, _TEXT):
         name = getattr(obj, "__name__", "")
