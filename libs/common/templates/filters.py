@@ -6,7 +6,8 @@ and estimates of results that can outgrow their input), and has its result
 checked after (``check_value``). Filters that work in Python per word or per
 item inside one call (``wordwrap``, ``urlize``, ``pprint``, ``tojson`` with an
 indent; ``sort``, ``unique``, ``groupby``...) only take inputs up to
-``MAX_SLOW_INPUT_CHARS`` characters or ``MAX_SLOW_INPUT_ITEMS`` items. ``sum`` over lists is linear, not
+``MAX_SLOW_INPUT_CHARS`` characters or ``MAX_SLOW_INPUT_ITEMS`` items, and the
+clock is read before each of them. ``sum`` over lists is linear, not
 quadratic. ``lipsum`` is bounded in words.
 """
 

@@ -1,11 +1,12 @@
 """How big a template value is, and the checks that keep every value under ``MAX_VALUE_CHARS``.
 
 Invariant: every string or collection a template creates (operator, filter,
-method call, list/dict literal, item of a lazy filter) renders to at most
-about ``MAX_VALUE_CHARS`` characters. The payload is bounded by the ingest
-limits. So one built-in operation on template values costs at most a linear
-pass over about a million characters, and a step of the budget is never more
-than a few milliseconds of uninterruptible work.
+method call, list/dict literal, a list gathered from a generator) renders to
+at most about ``MAX_VALUE_CHARS`` characters; parts and rearrangements of a
+value (``first``, ``sort``, ``dict.get``) are not measured again. The payload
+is bounded by the ingest limits. So one built-in operation on template values
+costs at most a linear pass over about a million characters, and a step of the
+budget is never more than a few milliseconds of uninterruptible work.
 
 ``rendered_size`` walks a value without converting it and stops as soon as the
 limit is passed, so a list holding the same large string many times costs only
