@@ -32,6 +32,7 @@ from services.executor.runner import ActionRunner
 from services.executor.settings import ExecutorSettings
 from services.executor.stats import StatsReader
 from services.executor.store import ExecutionStore
+from services.executor.templates import engine_for
 from services.executor.worker import EventWorker, WorkerOptions
 from services.executor.workflows import WorkflowReader
 
@@ -68,7 +69,8 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     runner = ActionRunner(build_connectors(settings, sessions),
                           CredentialResolver(bus, timeout_seconds=settings.credential_timeout_seconds,
                                              cache_seconds=settings.credential_cache_seconds),
-                          timeout_seconds=settings.action_timeout_seconds, max_output_bytes=settings.max_output_bytes)
+                          timeout_seconds=settings.action_timeout_seconds, max_output_bytes=settings.max_output_bytes,
+                          templates=engine_for(settings.templates))
     store = ExecutionStore(pool, owner=replica_id(settings.http.port), lease_seconds=settings.lease_seconds,
                            max_items=settings.batch_max, linger=settings.batch_linger_seconds)
     workflows = WorkflowReader(pool, cache_size=settings.workflow_cache_size, max_items=settings.batch_max,

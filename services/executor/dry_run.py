@@ -2,7 +2,9 @@
 
 Request ``DryRunCommand`` ``{"tenant_id", "workflow": <WorkflowDefinition JSON>, "payload": {...}}``;
 reply ``DryRunResult`` ``{"status": "succeeded"|"failed", "output", "error", "duration_ms"}``
-(both in ``libs/common/models/api.py``).
+(both in ``libs/common/models/api.py``); a template failure also carries ``error_code``
+(``invalid_template``, ``template_limit_exceeded``, ``template_error``) and ``error_field``
+(``action.config.text``), so the gateway can answer 422 for the first two.
 The action runs for real (credential included); no execution is recorded and
 breakers are not touched.
 """
@@ -23,14 +25,17 @@ from libs.common.bus import Bus
 from libs.common.models.api import DryRunCommand, DryRunResult
 from services.executor.errors import ActionError
 from services.executor.runner import ActionRunner, safe_error
+from services.executor.templates import TemplateError
 
 log = logging.getLogger(__name__)
 
 QUEUE_GROUP = "executor"
 
 
-def _reply(status: str, output: Any, error: str | None, duration_ms: int) -> bytes:
-    return DryRunResult(status=status, output=output, error=error, duration_ms=duration_ms).model_dump_json().encode()
+def _reply(status: str, output: Any, error: str | None, duration_ms: int, *, error_code: str | None = None,
+           error_field: str | None = None) -> bytes:
+    return DryRunResult(status=status, output=output, error=error, duration_ms=duration_ms, error_code=error_code,
+                        error_field=error_field).model_dump_json().encode()
 
 
 class DryRunResponder:
@@ -82,6 +87,9 @@ class DryRunResponder:
                                               definition=req.workflow, payload=req.payload,
                                               event={"id": None, "trigger": "manual", "dry_run": True})
             output = await self._runner.call(req.workflow.action.type, call)
+        except TemplateError as exc:
+            return _reply("failed", None, safe_error(exc.message), _elapsed(started), error_code=exc.code,
+                          error_field=exc.field)
         except ActionError as exc:
             return _reply("failed", None, safe_error(exc.message), _elapsed(started))
         except Exception as exc:  # noqa: BLE001 - a dry run reports every failure, never crashes

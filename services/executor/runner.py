@@ -13,20 +13,23 @@ import orjson
 
 from libs.common.logs import mask_text, mask_value
 from libs.common.models.workflows import WorkflowDefinition
+from libs.common.templates import TemplateEngine
 from services.executor.connectors import CREDENTIAL_TYPES, ActionCall, Connector
 from services.executor.credentials import CredentialResolver
 from services.executor.errors import PermanentError, TransientError
-from services.executor.templates import render_config
+from services.executor.templates import render_action_config
 
 MAX_CACHED_CONFIGS = 4096
 
 
 class ActionRunner:
     def __init__(self, connectors: dict[str, Connector], credentials: CredentialResolver, *,
-                 timeout_seconds: float, max_output_bytes: int) -> None:
+                 timeout_seconds: float, max_output_bytes: int,
+                 templates: TemplateEngine | None = None) -> None:
         self._connectors = connectors
         self._credentials = credentials
         self._timeout = timeout_seconds
+        self._templates = templates
         self._max_output = max_output_bytes
         # id(config model) -> (the model, its JSON dump); the model is kept so the id stays its own.
         self._configs: dict[int, tuple[Any, dict[str, Any]]] = {}
@@ -39,7 +42,7 @@ class ActionRunner:
         secret: dict[str, Any] = {}
         if action.credential_id is not None:
             secret = await self._credentials.resolve(tenant_id, action.credential_id, CREDENTIAL_TYPES[action.type])
-        config = render_config(self._config_json(action.config), payload, event)
+        config = await render_action_config(self._config_json(action.config), payload, event, self._templates)
         return ActionCall(event_id=str(event_id), tenant_id=str(tenant_id), config=config, secret=secret)
 
     def _config_json(self, config: Any) -> dict[str, Any]:

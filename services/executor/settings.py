@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.common.settings import HttpSettings, ServiceSettings
+from libs.common.templates.cache import DEFAULT_CACHE_BYTES
+from libs.common.templates.limits import MAX_VALUE_CHARS
 
 
 def _http_default() -> HttpSettings:
@@ -17,6 +19,17 @@ def _http_default() -> HttpSettings:
 
 def split_list(value: str) -> list[str]:
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+class TemplateSettings(BaseSettings):
+    """Bounds of rendering one action config (``IPAAS_EXECUTOR_TEMPLATE_*``); see docs/executor.md."""
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_EXECUTOR_TEMPLATE_", extra="ignore")
+
+    time_limit_ms: float = Field(default=100.0, gt=0)
+    max_output_chars: int = Field(default=100_000, ge=1, le=MAX_VALUE_CHARS)
+    max_iterations: int = Field(default=1_000_000, ge=1)
+    cache_bytes: int = Field(default=DEFAULT_CACHE_BYTES, ge=0)
 
 
 class ExecutorSettings(ServiceSettings):
@@ -83,6 +96,9 @@ class ExecutorSettings(ServiceSettings):
     http_max_redirects: int = Field(default=5, ge=0)
     connections_per_host: int = Field(default=100, ge=1)
     egress_allow_cidrs: str = Field(default="", validation_alias="IPAAS_EGRESS_ALLOW_CIDRS")
+
+    # Templates (the engine reads the same variables; see services/executor/templates.py)
+    templates: TemplateSettings = Field(default_factory=TemplateSettings)
 
     # Dry runs, answered over NATS request/reply
     dry_run_subject: str = "svc.executor.dry_run"

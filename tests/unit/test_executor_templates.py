@@ -47,9 +47,11 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
     ("{{ payload.none }}", {"none": None}),
 ])
 def test_fast_path_renders_exactly_like_jinja(template, payload):
-    from services.executor.templates import _ENV
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    expected = _ENV.from_string(template).render({"payload": payload, "event": {}})
+    stock = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)  # upstream, unbounded
+    expected = stock.from_string(template).render({"payload": payload, "event": {}})
     assert render_config({"t": template}, payload, {}) == {"t": expected}
 
 
@@ -65,3 +67,40 @@ def test_event_fields_are_available_to_templates():
     assert out == {"t": f"schedule:{ev.event_id}:None"}
     with pytest.raises(PermanentError):
         render_config({"t": "{{ event._event }}"}, {}, EventContext(ev))
+
+
+def test_template_errors_are_permanent_and_name_the_field():
+    from services.executor.templates import TemplateError
+
+    with pytest.raises(TemplateError) as caught:
+        render_config({"body": {"items": ["ok", "{{ payload.missing }}"]}}, {}, {})
+    error = caught.value
+    assert isinstance(error, PermanentError)
+    assert error.code == "template_error" and error.field == "action.config.body.items.1"
+    assert error.message == "template error in action.config.body.items.1: 'dict object' has no attribute 'missing'"
+    with pytest.raises(TemplateError) as caught:
+        render_config({"text": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"},
+                      {}, {})
+    assert caught.value.code == "template_limit_exceeded"
+    assert caught.value.message == "template error in action.config.text: template took longer than 100 ms"
+
+
+def test_template_limits_are_read_from_the_environment(monkeypatch):
+    from services.executor.settings import ExecutorSettings
+    from services.executor.templates import TemplateError, engine_for
+
+    monkeypatch.setenv("IPAAS_EXECUTOR_TEMPLATE_TIME_LIMIT_MS", "20")
+    monkeypatch.setenv("IPAAS_EXECUTOR_TEMPLATE_MAX_OUTPUT_CHARS", "5")
+    monkeypatch.setenv("IPAAS_EXECUTOR_TEMPLATE_MAX_ITERATIONS", "50")
+    monkeypatch.setenv("IPAAS_EXECUTOR_TEMPLATE_CACHE_BYTES", "123456")
+    engine = engine_for(ExecutorSettings().templates)
+    assert engine.cache.max_bytes == 123456
+    assert render_config({"t": "{{ 'x' * 5 }}"}, {}, {}, engine) == {"t": "xxxxx"}
+    with pytest.raises(TemplateError, match="output is longer than 5 characters"):
+        render_config({"t": "{{ 'x' * 6 }}"}, {}, {}, engine)
+    with pytest.raises(TemplateError, match=r"loop limit exceeded \(more than 50 iterations\)"):
+        render_config({"t": "{% for i in range(60) %}{% endfor %}"}, {}, {}, engine)
+    monkeypatch.setenv("IPAAS_EXECUTOR_TEMPLATE_MAX_ITERATIONS", str(10**9))
+    nested = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    with pytest.raises(TemplateError, match="took longer than 20 ms"):
+        render_config({"t": nested}, {}, {}, engine_for(ExecutorSettings().templates))

@@ -109,6 +109,10 @@ class DryRunResult(BaseModel):
     output: Any = None
     error: str | None = None
     duration_ms: int | None = None
+    error_code: str | None = Field(
+        default=None, description="For a template failure: invalid_template, template_limit_exceeded or "
+                                  "template_error.")
+    error_field: str | None = Field(default=None, description="For a template failure: where, e.g. action.config.text.")
 
 
 class ExecutionOut(BaseModel):

@@ -12,7 +12,10 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from libs.common.templates import template_problems as check_templates
 
 STRICT = ConfigDict(extra="forbid")
 
@@ -140,6 +143,29 @@ class WorkflowDefinition(BaseModel):
 
 
 class WorkflowCreate(WorkflowDefinition):
-    """``POST /api/workflows`` and ``PUT /api/workflows/{id}``."""
+    """``POST /api/workflows`` and ``PUT /api/workflows/{id}``: templates must compile to be saved."""
 
     is_active: bool = True
+
+    @model_validator(mode="after")
+    def _templates_compile(self) -> WorkflowCreate:
+        problems = template_problems(self)
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, [
+                InitErrorDetails(type=PydanticCustomError("invalid_template", "{reason}", {"reason": reason}),
+                                 loc=loc, input=None)
+                for loc, reason in problems
+            ])
+        return self
+
+
+def template_problems(definition: WorkflowDefinition) -> list[tuple[tuple[str | int, ...], str]]:
+    """``(field path, reason)`` for each template of the action's config that does not compile.
+
+    The path starts at the definition (``("action", "config", "body", "items", 0)``), without the
+    action type that pydantic puts in locations of the discriminated union. The check is the
+    executor's own compile (``libs.common.templates``), so the two cannot disagree. Stored
+    versions are not re-checked when read back.
+    """
+    config = definition.action.config.model_dump(mode="json")
+    return [(("action", "config", *path), reason) for path, reason in check_templates(config)]

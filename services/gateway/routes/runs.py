@@ -7,6 +7,13 @@ Dry-run wire contract, subject ``IPAAS_GATEWAY_DRY_RUN_SUBJECT`` (default
 - reply: ``{"status": "succeeded"|"failed", "output": <any>, "error": <str|null>, "duration_ms": <int>}``
 
 No responder, or no reply within the timeout, gives 503 with ``Retry-After``.
+
+Templates: a template that does not compile is refused before the executor is
+asked (422 ``invalid_template``, ``details`` naming each field, e.g.
+``workflow.action.config.text``); one that the executor stops at a limit gives
+422 ``template_limit_exceeded`` (or ``invalid_template``, should it not compile
+there). Any other failure, templates included, is the usual 200 with
+``"status": "failed"``.
 """
 
 from __future__ import annotations
@@ -20,15 +27,19 @@ from pydantic import ValidationError
 
 from libs.common.bus import BusUnavailable
 from libs.common.http.envelope import ok
-from libs.common.http.errors import Conflict, ServiceUnavailable
+from libs.common.http.errors import Conflict, ServiceUnavailable, ValidationFailed
 from libs.common.logs import mask_value
 from libs.common.models.api import DryRunCommand, DryRunRequest, DryRunResult, RunRequest
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
+from libs.common.models.workflows import template_problems
 from services.gateway.hooks.ingest import IDEMPOTENCY_HEADER, sender_key
 from services.gateway.keys import BUS, POOL, SETTINGS
 from services.gateway.pagination import path_id
 from services.gateway.routes.workflows import _body, tenant
 from services.gateway.store import workflows as store
+
+# Dry-run outcomes that are the request's fault (422) rather than the action's (200 "failed").
+TEMPLATE_REFUSALS = frozenset({"invalid_template", "template_limit_exceeded"})
 
 
 async def run_workflow(request: web.Request) -> web.Response:
@@ -55,6 +66,11 @@ async def run_workflow(request: web.Request) -> web.Response:
 
 async def dry_run(request: web.Request) -> web.Response:
     body = await _body(request, DryRunRequest)
+    problems = template_problems(body.workflow)
+    if problems:
+        raise ValidationFailed("a template does not compile", code="invalid_template", details=[
+            {"field": ".".join(map(str, ("workflow", *loc))), "message": reason, "type": "invalid_template"}
+            for loc, reason in problems])
     s = request.app[SETTINGS]
     command = DryRunCommand(tenant_id=tenant(request), workflow=body.workflow, payload=body.payload)
     message = command.model_dump_json().encode()
@@ -74,6 +90,10 @@ async def dry_run(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise ServiceUnavailable("the executor sent a malformed dry-run reply",
                                  retry_after=s.retry_after_seconds) from exc
+    if result.error_code in TEMPLATE_REFUSALS:
+        field = f"workflow.{result.error_field}" if result.error_field else "workflow"
+        raise ValidationFailed(result.error or "template failed", code=result.error_code, details=[
+            {"field": field, "message": result.error, "type": result.error_code}])
     out = result.model_dump(mode="json")
     out["output"] = mask_value(out["output"])
     return ok(out)
