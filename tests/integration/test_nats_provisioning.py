@@ -9,20 +9,23 @@ is refused, says so, and carries on with what the provisioning step made.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
 import pytest
 
-from libs.common.bus import Bus, NotProvisioned
+from libs.common.bus import Bus, NotProvisioned, StreamConflict
 from libs.common.bus.permissions import inbox_prefix
-from libs.common.bus.provision import Needs, ensure_needs
+from libs.common.bus.provision import Needs, ensure_needs, provision
 from libs.common.settings import NatsSettings
 from tests.helpers.fakes import executor_env
 from tests.helpers.secured_nats import SecuredNats
-from tests.helpers.services import ServiceProcess
+from tests.helpers.services import REPO_ROOT, ServiceProcess
 from tests.helpers.wait import wait_until
 
 
@@ -98,5 +101,38 @@ async def test_a_missing_stream_is_named(unprovisioned_nats: SecuredNats) -> Non
         with pytest.raises(NotProvisioned) as missing:
             await ensure_needs(bus, Needs(("EVENTS", "DLQ")))
         assert missing.value.missing == ["stream EVENTS", "stream DLQ"]
+    finally:
+        await bus.drain()
+
+
+async def run_provision(nats_url: str) -> tuple[int, str]:
+    """``python -m deploy.provision`` as a process, as the migrate Job runs it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IPAAS_")}
+    env.update({"NATS_URL": nats_url, "PYTHONPATH": str(REPO_ROOT)})
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "deploy.provision", cwd=REPO_ROOT, env=env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
+    return int(proc.returncode or 0), out.decode(errors="replace")
+
+
+async def test_an_old_events_stream_with_another_retention_stops_provisioning_with_the_way_out(
+        nats_url: str) -> None:
+    settings = NatsSettings(NATS_URL=nats_url, provision=False)
+    bus = await Bus.connect(settings, name="old", connect_deadline_seconds=10)
+    try:
+        await bus.js.add_stream(name="EVENTS", subjects=["events.>"])  # an older version's: limits retention
+        with pytest.raises(StreamConflict, match=r"nats stream rm EVENTS"):
+            await provision(bus)
+        # A service waiting for it says why the stream that is there does not count.
+        with pytest.raises(NotProvisioned) as missing:
+            await ensure_needs(bus, Needs(("EVENTS",)))
+        assert missing.value.missing == ["stream EVENTS (retention limits, needs workqueue)"]
+        # The command exits 1 and logs the reason; once the old stream is gone, it succeeds.
+        code, output = await run_provision(nats_url)
+        assert code == 1 and "nats stream rm EVENTS" in output and "StreamConflict" in output
+        await bus.js.delete_stream("EVENTS")
+        code, output = await run_provision(nats_url)
+        assert code == 0 and "NATS provisioned" in output
+        assert (await bus.js.consumer_info("EVENTS", "executor")).config.max_ack_pending == 4096
     finally:
         await bus.drain()

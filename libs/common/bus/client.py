@@ -149,9 +149,10 @@ class Bus:
             except nats.js.errors.APIError as update_exc:
                 existing = await self.js.stream_info(name)
                 if existing.config.retention != retention:
+                    has = getattr(existing.config.retention, "value", existing.config.retention)
                     raise StreamConflict(
-                        f"stream {name} exists with retention {existing.config.retention}, this version needs "
-                        f"{retention}: drain it (let the consumers empty it), delete it "
+                        f"stream {name} exists with retention {has}, "
+                        f"this version needs {retention.value}: drain it (let the consumers empty it), delete it "
                         f"(`nats stream rm {name}`) and start again"
                     ) from update_exc
                 raise

@@ -76,7 +76,7 @@ async def missing(bus: Bus, needs: Needs) -> list[str]:
             continue
         wanted = specs.get(name)
         if wanted is not None and info.config.retention != wanted.retention:
-            gaps.append(f"stream {name} (retention {info.config.retention}, needs {wanted.retention})")
+            gaps.append(f"stream {name} (retention {_text(info.config.retention)}, needs {_text(wanted.retention)})")
     for c in needs.consumers:
         try:
             consumer = await bus.js.consumer_info(c.stream, c.durable)
@@ -87,6 +87,10 @@ async def missing(bus: Bus, needs: Needs) -> list[str]:
             log.warning("consumer settings differ from this process's; the provisioning step applies them",
                         extra={"consumer": f"{c.stream}/{c.durable}", "server_vs_wanted": diff, "hint": HINT})
     return gaps
+
+
+def _text(value: object) -> str:
+    return str(getattr(value, "value", value))
 
 
 async def ensure_needs(bus: Bus, needs: Needs) -> None:
