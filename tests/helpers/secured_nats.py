@@ -19,10 +19,8 @@ from deploy.local.infra import NatsServer, free_port
 from deploy.local.nats_authz import write_config
 from deploy.provision import provision_platform
 from libs.common.bus import Bus
-from libs.common.bus.permissions import ALL_IDENTITIES, PROVISIONER, SERVICES, inbox_prefix
+from libs.common.bus.permissions import ALL_IDENTITIES, PROVISIONER, inbox_prefix
 from libs.common.settings import NatsSettings
-
-IDENTITIES = SERVICES
 
 
 @dataclass
