@@ -10,6 +10,7 @@ restart servers nobody else uses.
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -26,6 +27,9 @@ from tests.helpers.secured_nats import SecuredNats, start_secured_nats
 from tests.helpers.services import ServiceProcess, start_service
 
 TEMPLATE_DB = "ipaas_template"
+# In-process services and runtimes run against the open test NATS, where nobody else provisions the
+# streams: they do it themselves (development mode).  Tests of the secured NATS pass false explicitly.
+os.environ.setdefault("IPAAS_NATS_PROVISION", "true")
 
 
 @pytest.fixture(scope="session")
@@ -101,8 +105,16 @@ def private_pg(tmp_path: Path) -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def secured_nats(tmp_path: Path) -> Iterator[SecuredNats]:
-    """A NATS of this test's own that enforces the per-service identities and permissions."""
+    """A NATS of this test's own that enforces the identities' permissions, provisioned as ``provisioner``."""
     secured = start_secured_nats(tmp_path)
+    yield secured
+    secured.server.kill()
+
+
+@pytest.fixture
+def unprovisioned_nats(tmp_path: Path) -> Iterator[SecuredNats]:
+    """Like ``secured_nats``, before the provisioning step has run: no stream, no consumer."""
+    secured = start_secured_nats(tmp_path, provision=False)
     yield secured
     secured.server.kill()
 

@@ -72,12 +72,15 @@ def overlays(root: Path = K8S_DIR) -> list[Path]:
 def validate_all(root: Path = K8S_DIR) -> dict[str, list[str]]:
     """Problems per target ("base", "overlays/dev", ...); every list empty means all is well."""
     report: dict[str, list[str]] = {}
+    text = NATS_VALUES.read_text(encoding="utf-8") if NATS_VALUES.is_file() else ""
     try:
-        values = yaml.safe_load(NATS_VALUES.read_text(encoding="utf-8")) if NATS_VALUES.is_file() else None
+        values = yaml.safe_load(text) if text else None
     except yaml.YAMLError as exc:
         values, report["nats"] = None, [f"nats values: {exc}"]
     if values is None:
         report.setdefault("nats", []).append(f"nats values: {NATS_VALUES.name} is missing or empty")
+    elif stale := nats_auth.check_values_file(text):
+        report.setdefault("nats", []).extend(stale)
     for target, is_overlay in [(root / "base", False), *((o, True) for o in overlays(root))]:
         label = str(target.relative_to(root))
         try:

@@ -5,8 +5,9 @@ every stream, message and row.  An external server is never touched: when the
 URL is set, it is used as it is and nothing is started.
 
 The embedded NATS runs with authorization: one user per service identity
-(:mod:`deploy.local.nats_users`); ``nats_urls`` holds each identity's URL with
-its user and password, ``nats_url`` the bare address (safe to print).
+(:mod:`deploy.local.nats_users`), plus ``admin``, which the launcher provisions the streams
+with; ``nats_urls`` holds each identity's URL with its user and password, ``nats_url`` the
+bare address (safe to print).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from deploy.local.config import LauncherConfig
 from deploy.local.infra import NatsServer, PostgresServer
 from deploy.local.nats_users import prepare, with_user
 from deploy.local.ports import PortPicker
+from deploy.provision import platform_layout
 
 Announce = Callable[[str], None]
 
@@ -42,7 +44,7 @@ class Infrastructure:
             announce("using NATS at NATS_URL (not starting an embedded server)")
         else:
             port = picker.pick("embedded NATS", config.nats_port)
-            passwords = prepare(config.nats_users_file, config.nats_config_file)
+            passwords = prepare(config.nats_users_file, config.nats_config_file, platform_layout())
             self.nats = NatsServer(config.local_dir / "nats", port, config_file=config.nats_config_file)
             self.nats.start(timeout=30)
             self.nats_url = self.nats.url

@@ -5,9 +5,11 @@ Order of events:
 2. start the embedded NATS and Postgres unless ``NATS_URL`` / ``DATABASE_URL`` are set (the
    embedded NATS with authorization: each service connects as its own NATS user);
 3. create the ``ipaas`` database if missing and apply the migrations;
-4. start every service that exists, prefix its log lines, restart it with backoff if it dies;
-5. when every ``/health/ready`` answers 200, print the URLs, a quick-start and ``[local] ready``;
-6. on SIGINT, SIGTERM or SIGHUP: stop the services (SIGTERM, grace period, SIGKILL) in
+4. provision the JetStream streams and the executor's durable consumer (as the ``admin`` user
+   of the embedded NATS, or with ``NATS_URL``): services may not create them, and wait for them;
+5. start every service that exists, prefix its log lines, restart it with backoff if it dies;
+6. when every ``/health/ready`` answers 200, print the URLs, a quick-start and ``[local] ready``;
+7. on SIGINT, SIGTERM or SIGHUP: stop the services (SIGTERM, grace period, SIGKILL) in
    intake-first order, then Postgres, then NATS, and leave no process behind.
 """
 
@@ -37,6 +39,8 @@ from deploy.local.state import (
     stop_leftovers,
 )
 from deploy.local.supervisor import Supervised, write_line
+from deploy.provision import provision_platform
+from libs.common.bus.permissions import ADMIN, inbox_prefix
 from libs.common.db.migrate import apply_migrations
 
 LABEL = "local"
@@ -130,6 +134,11 @@ class Launcher:
             self.announce(f"created database {config.database}")
         applied = await apply_migrations(self.infra.database_url)
         self.announce(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
+        admin = self.infra.nats_urls.get(ADMIN)
+        provisioned = await provision_platform(admin or self.infra.nats_url,
+                                               inbox=inbox_prefix(ADMIN) if admin else None,
+                                               connect_deadline_seconds=30)
+        self.announce(f"NATS provisioned: {', '.join(provisioned)}")
         specs, missing = plan(config, picker, nats_url=self.infra.nats_url, database_url=self.infra.database_url,
                               nats_urls=self.infra.nats_urls)
         if missing:

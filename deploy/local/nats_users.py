@@ -5,7 +5,8 @@ passwords live in ``<local dir>/nats-users.json`` (mode 0600, created on the
 first start, reused after that, so tools holding a password keep working; ``make
 clean`` or deleting the file makes new ones).  The server config
 ``<local dir>/nats-authz.conf`` (0600) is rewritten on every start from
-:mod:`deploy.local.nats_authz`, so a changed permission table applies at once.
+:mod:`libs.common.bus.permissions` (for the stream names of this environment), so a changed
+permission table applies at once.
 Each service instance gets a ``NATS_URL`` with its own identity's user and password;
 nothing prints them.
 """
@@ -17,7 +18,8 @@ import secrets
 from pathlib import Path
 from urllib.parse import quote
 
-from deploy.local.nats_authz import LOCAL_IDENTITIES, write_config, write_private
+from deploy.local.nats_authz import write_config, write_private
+from libs.common.bus.permissions import LOCAL_IDENTITIES, Layout
 
 PASSWORD_BYTES = 24
 
@@ -51,8 +53,8 @@ def with_user(url: str, user: str, password: str) -> str:
     return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
 
 
-def prepare(passwords_file: Path, config_file: Path) -> dict[str, str]:
-    """Load (or create) the passwords and write the server's authorization config."""
+def prepare(passwords_file: Path, config_file: Path, layout: Layout | None = None) -> dict[str, str]:
+    """Load (or create) the passwords and write the server's authorization config for ``layout``."""
     passwords = load_or_create(passwords_file)
-    write_config(config_file, passwords)
+    write_config(config_file, passwords, layout)
     return passwords

@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from deploy.local.config import REPO_ROOT, SERVICE_MODULES, LauncherConfig
-from deploy.local.nats_authz import inbox_prefix
 from deploy.local.ports import PortPicker
 from deploy.local.supervisor import ProcessSpec
+from libs.common.bus.permissions import inbox_prefix
 
 
 def service_exists(name: str, root: Path = REPO_ROOT) -> bool:
@@ -48,6 +48,8 @@ def service_env(config: LauncherConfig, *, service: str, instance: str, port: in
         "IPAAS_HTTP_HOST": config.host,
         "IPAAS_HTTP_PORT": str(port),
         "IPAAS_DEV_MODE": "true",
+        # The launcher provisions the streams and consumers itself (as admin) before starting services.
+        "IPAAS_NATS_PROVISION": "false",
         "LOG_LEVEL": config.log_level,
         "OTEL_SERVICE_NAME": service,
         "OTEL_RESOURCE_ATTRIBUTES": f"service.instance.id={instance}",

@@ -41,6 +41,10 @@ class NatsSettings(BaseSettings):
     max_deliver: int = 20
     replicas: int = 1
     publish_timeout_seconds: float = 5.0
+    # Whether a service may create and update the streams and its durable consumer itself at start-up
+    # (development and tests against an open NATS).  Off: it only checks that they exist and waits,
+    # not ready, until the provisioning step (python -m deploy.provision) has made them.
+    provision: bool = False
 
 
 class DatabaseSettings(BaseSettings):

@@ -1,6 +1,6 @@
 """NATS responder on ``svc.auth.credentials.resolve``: decrypts a credential for the executor.
 
-Only the executor's NATS identity may publish there (see deploy/local/nats_authz.py).
+Only the executor's NATS identity may publish there (see libs/common/bus/permissions.py).
 A queue group spreads requests over auth replicas; within a replica up to
 ``concurrency`` requests are answered at once (beyond that they wait in the
 subscription's buffer).  Bad requests get a ``bad_request`` reply; nothing a

@@ -15,11 +15,13 @@ from aiohttp import web
 
 from libs.common.bus import Bus
 from libs.common.bus.consumer import BoundedPullConsumer
+from libs.common.bus.provision import ProvisionGate
 from libs.common.db import create_pool
 from libs.common.http.app import base_app
 from libs.common.http.keys import METRICS, READINESS_CHECKS, SHUTTING_DOWN
 from libs.common.logs import configure_logging
 from libs.common.telemetry import setup_tracing, shutdown_tracing
+from services.executor import provisioning
 from services.executor.breakers import Breakers
 from services.executor.connectors import ClientSessions, build_connectors
 from services.executor.credentials import CredentialResolver
@@ -42,16 +44,6 @@ SETTINGS = web.AppKey("executor_settings", ExecutorSettings)
 CONSUMER = web.AppKey("executor_consumer", BoundedPullConsumer)
 
 
-async def provision(bus: Bus, settings: ExecutorSettings) -> None:
-    """Streams and the shared durable consumer; safe to run from every replica."""
-    await bus.ensure_streams()
-    await bus.ensure_consumer(
-        settings.nats.events_stream, settings.consumer,
-        max_ack_pending=settings.max_ack_pending, ack_wait_seconds=settings.ack_wait_seconds,
-        max_deliver=settings.effective_max_deliver(),
-    )
-
-
 def replica_id(port: int) -> str:
     """Who holds a lease: this process, distinguishable from its restarts and from other replicas."""
     return f"{socket.gethostname()}:{os.getpid()}:{port}:{uuid.uuid4().hex[:8]}"
@@ -62,7 +54,9 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     metrics = ExecutorMetrics(app[METRICS])
     bus = await Bus.connect(settings.nats, name=f"executor:{settings.http.port}",
                             inbox_prefix=settings.nats_inbox_prefix)
-    await provision(bus, settings)
+    # Provisioned by the provisioning step (or here, with IPAAS_NATS_PROVISION=true); until then not ready.
+    nats_setup = ProvisionGate(bus, provisioning.needs(settings))
+    await nats_setup.start()
     pool: asyncpg.Pool = await create_pool(settings.db)
     sessions = ClientSessions(connections_per_host=settings.connections_per_host,
                               timeout_seconds=settings.action_timeout_seconds)
@@ -111,7 +105,8 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
 
     app[READINESS_CHECKS]["nats"] = nats_ready
     app[READINESS_CHECKS]["postgres"] = db_ready
-    run_task = asyncio.create_task(consumer.run())
+    app[READINESS_CHECKS]["nats_streams"] = nats_setup.ready
+    run_task = asyncio.create_task(nats_setup.then(consumer.run))
     waker_task = asyncio.create_task(waker.run())
     stats_task = asyncio.create_task(stats.run())
     backlog_task = asyncio.create_task(backlog.run())
@@ -128,6 +123,7 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         consumer.stop()
+        await nats_setup.stop()
         await dry_run.stop()
         await consumer.drain(settings.grace_seconds)
         waker.stop()

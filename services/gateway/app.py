@@ -13,6 +13,7 @@ from aiohttp import web
 
 from libs.common.auth.jwt_verify import JwksVerifier
 from libs.common.bus import Bus
+from libs.common.bus.provision import Needs, ProvisionGate
 from libs.common.db import create_pool
 from libs.common.http.app import base_app
 from libs.common.http.keys import METRICS, READINESS_CHECKS, RETRY_AFTER, SHUTTING_DOWN
@@ -44,7 +45,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[VERIFIER] = JwksVerifier(s.jwks_url, issuer=s.jwt_issuer, audience=s.jwt_audience)
     app[POOL] = pool = await create_pool(s.db)
     app[BUS] = bus = await Bus.connect(s.nats, name="gateway", inbox_prefix=s.nats_inbox_prefix)
-    await bus.ensure_streams()
+    # Provisioned by the provisioning step (or here, with IPAAS_NATS_PROVISION=true); until then not ready.
+    nats_setup = ProvisionGate(bus, Needs((s.nats.events_stream, s.nats.changes_stream)))
+    await nats_setup.start()
     app[CACHE] = cache = WorkflowCache(pool_loader(pool), ttl=s.cache_ttl_seconds,
                                        negative_ttl=s.cache_negative_ttl_seconds, max_entries=s.cache_max_entries,
                                        stale=s.cache_stale_seconds)
@@ -66,10 +69,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
     app[READINESS_CHECKS]["postgres"] = db_ready
     app[READINESS_CHECKS]["nats"] = nats_ready
+    app[READINESS_CHECKS]["nats_streams"] = nats_setup.ready
     try:
         yield
     finally:
         app[SHUTTING_DOWN].set()
+        await nats_setup.stop()
         relay.stop()
         with suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(relay_task, timeout=10)

@@ -21,6 +21,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 
 from libs.common.bus import Bus
+from libs.common.bus.provision import Needs, ensure_needs
 from services.scheduler.changes import ChangeFeed
 from services.scheduler.clock import Clock
 from services.scheduler.engine import Engine
@@ -69,7 +70,9 @@ class SchedulerRuntime:
         delay = 0.2
         while not self.feed.active:
             try:
-                await self.bus.ensure_streams()
+                # Provisioned by the provisioning step (or here, with IPAAS_NATS_PROVISION=true).
+                nats = self.bus.settings
+                await ensure_needs(self.bus, Needs((nats.events_stream, nats.changes_stream)))
                 await self.feed.start()
             except Exception as exc:  # noqa: BLE001 - NATS may not be ready yet; keep trying
                 log.warning("subscribing to workflow changes failed; retrying",

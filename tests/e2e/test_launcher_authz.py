@@ -27,13 +27,21 @@ import aiohttp
 import nats
 import pytest
 from nats.aio.client import Client
+from nats.js.errors import NotFoundError
 from standardwebhooks.webhooks import Webhook
 
-from deploy.local.nats_authz import LOCAL_IDENTITIES, inbox_prefix
+from libs.common.bus.permissions import ALL_IDENTITIES, LOCAL_IDENTITIES, inbox_prefix
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
 from tests.helpers.auth_setup import PASSWORD, fast_hash_env
 from tests.helpers.fakes import FakeSink
 from tests.helpers.launcher import Run, launcher_env, nats_passwords, nats_url_as
+from tests.helpers.nats_probes import (
+    ATTACK_STREAM,
+    management_probes,
+    reading_probes,
+    refused_requests,
+    refused_subscriptions,
+)
 from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
@@ -97,6 +105,30 @@ async def check_resolve_permissions(state: dict[str, Any], tenant_id: str, crede
         await gateway.close()
 
 
+async def check_least_privilege(state: dict[str, Any]) -> None:
+    """The launcher's gateway and scheduler identities cannot manage or read what is not theirs."""
+    not_theirs = {"gateway": ["EVENTS", "DLQ", "WORKFLOW_CHANGES"], "scheduler": ["EVENTS", "DLQ"]}
+    for identity, streams in not_theirs.items():
+        errors: list[str] = []
+        nc = await connect_as(state, identity, errors)
+        try:
+            probes = {**management_probes(inbox_prefix("executor")), **reading_probes(streams)}
+            assert await refused_requests(nc, errors, probes) == [], identity
+            others = [f"{inbox_prefix(i)}.>" for i in ALL_IDENTITIES if i != identity]
+            assert await refused_subscriptions(nc, errors, [*others, "svc.auth.>", "events.>"]) == [], identity
+        finally:
+            await nc.close()
+    admin = await connect_as(state, "admin", [])
+    try:
+        js = admin.jetstream()
+        with pytest.raises(NotFoundError):
+            await js.stream_info(ATTACK_STREAM)
+        assert (await js.stream_info("EVENTS")).config.subjects == ["events.>"]
+        assert [c.name for c in await js.consumers_info("EVENTS")] == ["executor"]
+    finally:
+        await admin.close()
+
+
 async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, launch: Launch) -> None:
     local_dir = tmp_path / "local"
     sink = await FakeSink().start()
@@ -157,11 +189,15 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
             assert dry["data"]["status"] == "succeeded" and sink.paths("/dry")[0].json() == {"id": "D-1"}
 
         await check_resolve_permissions(state, registered["data"]["tenant_id"], cred["data"]["id"])
+        await check_least_privilege(state)
 
         started = time.monotonic()
         assert run.terminate() == 0 and time.monotonic() - started < 60
         output = run.output()
         assert "NATS authorization on" in output
+        assert "NATS provisioned: stream EVENTS, stream DLQ, stream WORKFLOW_CHANGES, consumer EVENTS/executor" \
+            in output
+        assert "not provisioned yet" not in output  # provisioned before any service started
         leaked = [identity for identity, password in passwords.items() if password in output]
         assert leaked == [], f"passwords of {leaked} appear in the launcher's output"
         assert "permissions violation" not in output.lower()  # no service hit a refused subject

@@ -77,8 +77,9 @@ def start_service(
 ) -> ServiceProcess:
     """Start ``python -m <module>`` with ``IPAAS_HTTP_PORT=<port>`` plus ``env``."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
+    # Against the open test NATS a service provisions its own streams; a test of a secured NATS says false.
     full_env.update({"IPAAS_HTTP_PORT": str(port), "IPAAS_HTTP_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1",
-                     "OTEL_TRACES_EXPORTER": "none"})
+                     "OTEL_TRACES_EXPORTER": "none", "IPAAS_NATS_PROVISION": "true"})
     full_env.update(env)
     full_env["PYTHONPATH"] = str(REPO_ROOT)
     name = module.rsplit(".", 1)[-1]

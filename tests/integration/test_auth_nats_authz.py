@@ -12,13 +12,14 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from deploy.local.nats_authz import inbox_prefix, render_authorization
+from deploy.local.nats_authz import render_authorization
+from libs.common.bus.permissions import ALL_IDENTITIES, inbox_prefix
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
 from tests.helpers.auth_setup import auth_client, auth_settings, bearer, register_and_login
-from tests.helpers.secured_nats import IDENTITIES, SecuredNats
+from tests.helpers.secured_nats import SecuredNats
 from tests.helpers.wait import wait_until
 
-PASSWORDS = {name: secrets.token_urlsafe(12) for name in IDENTITIES}
+PASSWORDS = {name: secrets.token_urlsafe(12) for name in ALL_IDENTITIES}
 
 
 async def connect_as(server: SecuredNats, identity: str, errors: list[str]) -> Client:
@@ -36,6 +37,8 @@ def test_rendered_block_names_each_identity_once() -> None:
         assert block.count(f'user = "{identity}"') == 1 and json.dumps(password) in block
     with pytest.raises(ValueError):
         render_authorization({"intruder": "x"})
+    with pytest.raises(ValueError):
+        render_authorization({"gateway": ""})
 
 
 async def test_executor_may_resolve_and_gateway_may_not(secured_nats: SecuredNats, database_url: str) -> None:
@@ -84,18 +87,20 @@ async def test_executor_may_resolve_and_gateway_may_not(secured_nats: SecuredNat
 
 
 async def test_jetstream_still_works_for_the_services_that_use_it(secured_nats: SecuredNats) -> None:
+    """On the provisioned streams: the gateway publishes (PubAck on its inbox), the executor pulls from its
+    durable consumer and acks, each with only its run-time grants."""
     errors: list[str] = []
     gateway = await connect_as(secured_nats, "gateway", errors)
     executor = await connect_as(secured_nats, "executor", errors)
     try:
-        js = gateway.jetstream()
-        await js.add_stream(name="EVENTS", subjects=["events.>"])
-        ack = await js.publish("events.t1.w1", b"{}", headers={"Nats-Msg-Id": "m1"})
-        assert ack.seq == 1
-        sub = await executor.jetstream().pull_subscribe("events.>", durable="executor")
+        ack = await gateway.jetstream().publish("events.t1.w1", b"{}", headers={"Nats-Msg-Id": "m1"})
+        assert ack.stream == "EVENTS" and ack.seq == 1
+        sub = await executor.jetstream().pull_subscribe_bind("executor", stream="EVENTS")
         msgs = await sub.fetch(1, timeout=5)
-        await msgs[0].ack()
+        await msgs[0].ack_sync()
         assert msgs[0].data == b"{}"
+        info = await executor.jetstream().consumer_info("EVENTS", "executor")
+        assert info.num_ack_pending == 0 and info.num_pending == 0
         assert errors == []
     finally:
         await gateway.close()

@@ -1,4 +1,5 @@
-"""The executor works under the NATS authorization of a real deployment (its own identity, private inboxes)."""
+"""The executor works under the NATS authorization of a real deployment (its own identity, private inboxes),
+on streams and a consumer made by the provisioning step, with only its run-time JetStream grants."""
 
 from __future__ import annotations
 
@@ -7,24 +8,21 @@ import secrets
 import uuid
 from typing import Any
 
-import nats
-
-from deploy.local.nats_authz import inbox_prefix
-from libs.common.bus import Bus
+from libs.common.bus.permissions import inbox_prefix
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
-from libs.common.settings import NatsSettings
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, FakeSink, definition, executor_env, final_row, publish_event
+from tests.helpers.fakes import Answer, FakeSink, definition, executor_env, final_row, publish_event, sequence
 from tests.helpers.secured_nats import SecuredNats
 
 
-async def test_events_dead_letters_and_dry_runs_under_authorization(
+async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
         secured_nats: SecuredNats, db: Any, database_url: str, service: Any) -> None:
     ok_sink = await FakeSink().start()
     bad_sink = await FakeSink(lambda _r, _n: Answer(404, "no_service")).start()
+    flaky_sink = await FakeSink(sequence(Answer(500, "oops"), Answer(200, "ok"))).start()
     tenant = await create_tenant(db)
     secrets_by_id: dict[Any, dict[str, Any]] = {}
-    auth = await nats.connect(secured_nats.url_for("auth"), inbox_prefix=inbox_prefix("auth"))
+    auth = await secured_nats.client("auth")
 
     async def resolve(msg: Any) -> None:
         req = CredentialRequest.model_validate_json(msg.data)
@@ -34,30 +32,42 @@ async def test_events_dead_letters_and_dry_runs_under_authorization(
         await msg.respond(reply.model_dump_json().encode())
 
     await auth.subscribe(RESOLVE_SUBJECT, queue="auth", cb=resolve)
-    gateway = await Bus.connect(NatsSettings(NATS_URL=secured_nats.url_for("gateway")), name="gateway",
-                                inbox_prefix=inbox_prefix("gateway"), connect_deadline_seconds=10)
+    gateway = await secured_nats.bus("gateway")
+    admin = await secured_nats.bus("admin")
     try:
-        good, bad = secrets.token_hex(4), secrets.token_hex(4)
-        c_ok, c_bad = uuid.uuid4(), uuid.uuid4()
+        good, bad, flaky = secrets.token_hex(4), secrets.token_hex(4), secrets.token_hex(4)
+        c_ok, c_bad, c_flaky = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
         secrets_by_id[c_ok] = {"webhook_url": f"{ok_sink.url}/services/{good}"}
         secrets_by_id[c_bad] = {"webhook_url": f"{bad_sink.url}/services/{bad}"}
+        secrets_by_id[c_flaky] = {"webhook_url": f"{flaky_sink.url}/services/{flaky}"}
         w_ok = await create_workflow(db, tenant, definition("slack_message", {"text": "hi {{ payload.n }}"}, c_ok))
         w_bad = await create_workflow(db, tenant, definition("slack_message", {"text": "x"}, c_bad))
-        service("services.executor", env=executor_env(secured_nats.url_for("executor"), database_url))
+        w_flaky = await create_workflow(db, tenant, definition("slack_message", {"text": "again"}, c_flaky))
+        svc = service("services.executor", env=executor_env(secured_nats.url_for("executor"), database_url,
+                                                            **secured_nats.service_env("executor")))
 
         e_ok = await publish_event(gateway, tenant, w_ok, {"n": 1})
         e_bad = await publish_event(gateway, tenant, w_bad, {})
+        e_flaky = await publish_event(gateway, tenant, w_flaky, {})
         r_ok, r_bad = await final_row(db, e_ok.event_id), await final_row(db, e_bad.event_id)
         assert r_ok["status"] == "succeeded" and ok_sink.requests[0].json() == {"text": "hi 1"}
         assert r_bad["status"] == "dead"
-        info = await gateway.js.stream_info("DLQ")
-        assert info.state.messages == 1
+        assert (await admin.js.stream_info("DLQ")).state.messages == 1
+        # The retry was parked in Postgres and published back to EVENTS by the executor's identity.
+        r_flaky = await final_row(db, e_flaky.event_id)
+        assert (r_flaky["status"], r_flaky["attempts"]) == ("succeeded", 2) and flaky_sink.calls == 2
 
         req = {"tenant_id": str(tenant), "workflow": definition("slack_message", {"text": "dry"}, c_ok), "payload": {}}
         reply = await gateway.nc.request("svc.executor.dry_run", json.dumps(req).encode(), timeout=10)
         assert json.loads(reply.data)["status"] == "succeeded"
+        info = await admin.js.consumer_info("EVENTS", "executor")
+        assert info.num_ack_pending == 0 and info.num_pending == 0
+        assert "permissions violation" not in svc.logs().lower()
+        assert inbox_prefix("executor") == svc.env["IPAAS_EXECUTOR_NATS_INBOX_PREFIX"]
     finally:
         await gateway.drain()
+        await admin.drain()
         await auth.close()
         await ok_sink.stop()
         await bad_sink.stop()
+        await flaky_sink.stop()

@@ -1,4 +1,5 @@
-"""The scheduler runs on its least-privilege NATS identity: it publishes events and follows changes."""
+"""The scheduler runs on its least-privilege NATS identity: it publishes events and follows changes
+(an ordered consumer on WORKFLOW_CHANGES), on streams made by the provisioning step."""
 
 from __future__ import annotations
 
@@ -9,10 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from deploy.local.nats_authz import inbox_prefix
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
-from libs.common.settings import NatsSettings
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.secured_nats import SecuredNats
 from tests.helpers.services import ServiceProcess
@@ -42,12 +41,12 @@ async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
         "trigger": {"type": "schedule", "interval_seconds": 1},
         "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
     })
-    scheduler = service("services.scheduler", env={"NATS_URL": secured_nats.url_for("scheduler"),
+    scheduler = service("services.scheduler", env={**secured_nats.service_env("scheduler"),
                                                    "DATABASE_URL": database_url})
-    gateway = await Bus.connect(NatsSettings(NATS_URL=secured_nats.url_for("gateway")), name="gateway",
-                                connect_deadline_seconds=10, inbox_prefix=inbox_prefix("gateway"))
+    gateway = await secured_nats.bus("gateway")
+    admin = await secured_nats.bus("admin")  # reading EVENTS' messages is for admin only
     try:
-        fired = await wait_until(lambda: events_of(gateway), timeout=10, message="a scheduled event")
+        fired = await wait_until(lambda: events_of(admin), timeout=10, message="a scheduled event")
         assert fired[0].workflow_id == wf and fired[0].trigger == "schedule"
 
         await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
@@ -58,4 +57,5 @@ async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
         assert "permissions violation" not in scheduler.logs().lower()
     finally:
         await gateway.drain()
+        await admin.drain()
     assert scheduler.terminate() == 0

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.k8s import validate
+from deploy.k8s import nats_auth, validate
 from deploy.k8s.render import RenderError, json6902, render, strategic_merge
 
 K8S = validate.K8S_DIR
@@ -56,6 +56,9 @@ def test_prod_overlay_renders_namespace_images_replicas_and_patches(prod: Resour
     assert _get(prod, "Cluster", "ipaas-pg")["spec"]["storage"]["size"] == "100Gi"
     job = _get(prod, "Job", "ipaas-migrate")
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "libs.common.db.migrate"]
+    provision = _job_container(prod, "provision-nats")
+    assert provision["command"] == ["python", "-m", "deploy.provision"]
+    assert provision["image"] == job["spec"]["template"]["spec"]["containers"][0]["image"]
 
 
 def test_dev_overlay_differs_where_it_should() -> None:
@@ -170,6 +173,30 @@ def _foreign_inbox(rs: Resources) -> None:
     _env_var(rs, "auth", "IPAAS_AUTH_NATS_INBOX_PREFIX")["value"] = "_INBOX"
 
 
+def _job_container(rs: Resources, name: str) -> dict[str, Any]:
+    spec = _get(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]
+    found: dict[str, Any] = next(c for c in spec["containers"] if c["name"] == name)
+    return found
+
+
+def _no_provisioning(rs: Resources) -> None:
+    spec = _get(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]
+    spec["containers"] = [c for c in spec["containers"] if c["name"] != "provision-nats"]
+
+
+def _provisioning_as_a_service(rs: Resources) -> None:
+    env = _job_container(rs, "provision-nats")["env"]
+    next(e for e in env if e["name"] == "NATS_URL")["value"] = "nats://executor:$(NATS_PASSWORD)@nats:4222"
+
+
+def _service_provisions(rs: Resources) -> None:
+    _container(rs, "gateway")["env"].append({"name": "IPAAS_NATS_PROVISION", "value": "true"})
+
+
+def _config_provisions(rs: Resources) -> None:
+    _get(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_PROVISION"] = "true"
+
+
 def _no_namespace(rs: Resources) -> None:
     del _get(rs, "Service", "gateway")["metadata"]["namespace"]
 
@@ -199,6 +226,10 @@ MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
     (_borrowed_nats_user, "NATS_URL must connect as NATS user gateway"),
     (_anonymous_nats, "Deployment/scheduler container scheduler: no NATS_URL of its own"),
     (_foreign_inbox, "reply inboxes must use _INBOX_auth"),
+    (_no_provisioning, "Job: none runs python -m deploy.provision"),
+    (_provisioning_as_a_service, "container provision-nats: NATS_URL must connect as NATS user provisioner"),
+    (_service_provisions, "Deployment/gateway container gateway: IPAAS_NATS_PROVISION must stay false"),
+    (_config_provisions, "ConfigMap/ipaas-config: IPAAS_NATS_PROVISION must stay false"),
 ]
 
 
@@ -213,7 +244,7 @@ def test_validator_reports_each_mistake(prod: Resources, mutate: Callable[[Resou
 def test_external_secrets_are_listed(prod: Resources) -> None:
     _, secrets = validate.validate_resources(prod, overlay=True)
     assert secrets == {"ipaas-pg-app", "ipaas-auth-signing-keys", "ipaas-auth-keks", "ipaas-nats-auth",
-                       "ipaas-nats-gateway", "ipaas-nats-executor", "ipaas-nats-scheduler"}
+                       "ipaas-nats-gateway", "ipaas-nats-executor", "ipaas-nats-scheduler", "ipaas-nats-provisioner"}
 
 
 def test_nats_values_need_jetstream_a_cluster_of_three_and_monitoring(prod: Resources) -> None:
@@ -229,19 +260,38 @@ def test_nats_values_need_jetstream_a_cluster_of_three_and_monitoring(prod: Reso
     assert any("not on port 9000" in p for p in problems)
 
 
-def test_nats_values_grant_exactly_the_permissions_of_the_local_authorization(prod: Resources) -> None:
+def test_nats_values_grant_exactly_the_permissions_of_the_table(prod: Resources) -> None:
     values = yaml.safe_load(validate.NATS_VALUES.read_text())
     users = {u["user"]: u for u in values["config"]["merge"]["authorization"]["users"]}
-    assert set(users) == {"auth", "gateway", "executor", "scheduler"}  # no local-only admin in a cluster
+    assert set(users) == {"auth", "gateway", "executor", "scheduler", "provisioner"}  # no local-only admin
     assert users["executor"]["password"] == "<< $NATS_EXECUTOR_PASSWORD >>"
+    for identity in ("gateway", "scheduler", "executor", "auth"):
+        api = [s for s in users[identity]["permissions"]["publish"]["allow"] if s.startswith("$JS.API")]
+        assert not [s for s in api if any(verb in s for verb in (".STREAM.CREATE", ".STREAM.UPDATE", ".DELETE.",
+                                                                 ".PURGE.", ".DURABLE.", ".MSG.GET.", ".DIRECT."))]
+        assert not [s for s in api if s.endswith((".>", ".*"))], identity  # nothing by wildcard
+    assert "$JS.API.STREAM.CREATE.EVENTS" in users["provisioner"]["permissions"]["publish"]["allow"]
     widened = copy.deepcopy(values)
     gateway = next(u for u in widened["config"]["merge"]["authorization"]["users"] if u["user"] == "gateway")
-    gateway["permissions"]["publish"]["allow"].append("svc.auth.>")
-    assert any("differ from deploy/local/nats_authz.py" in p for p in validate.validate_nats_values(widened, prod))
+    gateway["permissions"]["publish"]["allow"].append("$JS.API.>")
+    assert any("differ from libs/common/bus/permissions.py" in p
+               for p in validate.validate_nats_values(widened, prod))
     unsourced = copy.deepcopy(values)
-    del unsourced["container"]["env"]["NATS_AUTH_PASSWORD"]
-    assert any("NATS_AUTH_PASSWORD must come from Secret ipaas-nats-auth" in p
+    del unsourced["container"]["env"]["NATS_PROVISIONER_PASSWORD"]
+    assert any("NATS_PROVISIONER_PASSWORD must come from Secret ipaas-nats-provisioner" in p
                for p in validate.validate_nats_values(unsourced, prod))
+
+
+def test_the_values_file_holds_the_generated_users_block() -> None:
+    text = validate.NATS_VALUES.read_text()
+    assert nats_auth.check_values_file(text) == []
+    assert nats_auth.main([]) == 0
+    stale = text.replace('"$JS.API.STREAM.INFO.EVENTS", ', '"$JS.API.>", ', 1)
+    assert stale != text
+    assert nats_auth.check_values_file(stale) == [
+        "nats values: the users block is stale: run python -m deploy.k8s.nats_auth --write"]
+    assert "users block (its BEGIN/END markers) is missing" in nats_auth.check_values_file(
+        text.replace(nats_auth.BEGIN, "# users"))[0]
 
 
 def test_strategic_merge_merges_named_lists_and_json6902_edits_in_place() -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 from deploy.local.config import load
-from deploy.local.nats_authz import IDENTITIES, LOCAL_IDENTITIES, render_authorization
+from deploy.local.nats_authz import render_authorization
 from deploy.local.nats_users import load_or_create, prepare, with_user
 from deploy.local.ports import PortPicker
 from deploy.local.quickstart import banner
 from deploy.local.services import plan
+from libs.common.bus.permissions import LOCAL_IDENTITIES, SERVICES, default_layout
 from libs.common.logs import mask_text
 
 
@@ -31,6 +33,16 @@ def test_passwords_are_random_private_and_kept_across_restarts(tmp_path: Path) -
     assert _mode(users) == 0o600
     other = prepare(tmp_path / "elsewhere.json", tmp_path / "other.conf")
     assert not set(other.values()) & set(first.values())
+
+
+def test_the_authorization_follows_the_environments_stream_names(tmp_path: Path) -> None:
+    """Renamed streams (IPAAS_NATS_*_STREAM) get the grants the default names would have had."""
+    renamed = replace(default_layout(), events="EV2", events_subjects="ev2.>", consumer="exec2")
+    first = prepare(tmp_path / "u.json", tmp_path / "a.conf", renamed)
+    conf = (tmp_path / "a.conf").read_text()
+    assert conf == render_authorization(first, renamed)
+    assert '"$JS.API.CONSUMER.MSG.NEXT.EV2.exec2"' in conf and '"ev2.>"' in conf
+    assert "CONSUMER.MSG.NEXT.EVENTS" not in conf
 
 
 def test_a_damaged_or_partial_file_is_repaired(tmp_path: Path) -> None:
@@ -53,7 +65,7 @@ def test_with_user_adds_or_replaces_credentials_and_logs_mask_them() -> None:
 def test_each_service_gets_its_own_identity_and_inbox_prefix(tmp_path: Path) -> None:
     cfg = load({"IPAAS_LOCAL_DIR": str(tmp_path), "IPAAS_LOCAL_BASE_PORT": "18080",
                 "IPAAS_GATEWAY_NATS_INBOX_PREFIX": "_INBOX"})  # the caller's value would break authorization
-    urls = {i: with_user("nats://127.0.0.1:4222", i, f"pw-{i}") for i in IDENTITIES}
+    urls = {i: with_user("nats://127.0.0.1:4222", i, f"pw-{i}") for i in SERVICES}
     specs, _ = plan(cfg, PortPicker(lambda _: None), nats_url="nats://127.0.0.1:4222",
                     database_url="postgresql://d/ipaas", nats_urls=urls)
     assert specs
@@ -61,6 +73,7 @@ def test_each_service_gets_its_own_identity_and_inbox_prefix(tmp_path: Path) -> 
         service = spec.name.split("-")[0]
         assert spec.env["NATS_URL"] == urls[service]
         assert spec.env[f"IPAAS_{service.upper()}_NATS_INBOX_PREFIX"] == f"_INBOX_{service}"
+        assert spec.env["IPAAS_NATS_PROVISION"] == "false"  # the launcher provisions, as admin
     # Without the embedded NATS's users, every instance gets the given URL and the caller's settings.
     specs, _ = plan(cfg, PortPicker(lambda _: None), nats_url="nats://u:p@nats:4222", database_url="postgresql://d/x")
     gateway = next(s for s in specs if s.name == "gateway")

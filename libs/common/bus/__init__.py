@@ -1,6 +1,15 @@
-"""NATS JetStream helpers: connect, provision, publish, consume."""
+"""NATS JetStream helpers: connect, publish, consume; provisioning and the identities' permissions."""
 
 from libs.common.bus.client import Bus, PublishResult
-from libs.common.bus.errors import BusError, BusUnavailable, MessageRejected, PublishRejected, StreamFull
+from libs.common.bus.errors import (
+    BusError,
+    BusUnavailable,
+    MessageRejected,
+    NotProvisioned,
+    PublishRejected,
+    StreamConflict,
+    StreamFull,
+)
 
-__all__ = ["Bus", "BusError", "BusUnavailable", "MessageRejected", "PublishRejected", "PublishResult", "StreamFull"]
+__all__ = ["Bus", "BusError", "BusUnavailable", "MessageRejected", "NotProvisioned", "PublishRejected",
+           "PublishResult", "StreamConflict", "StreamFull"]

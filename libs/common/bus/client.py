@@ -1,4 +1,4 @@
-"""A NATS connection that never gives up, with JetStream publish and provisioning."""
+"""A NATS connection that never gives up, with JetStream publish and stream/consumer management."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ from nats.js import api as js_api
 from nats.js.errors import NoStreamResponseError
 from opentelemetry import propagate
 
-from libs.common.bus.errors import BusError, BusUnavailable, MessageRejected, rejection
+from libs.common.bus.errors import BusUnavailable, MessageRejected, StreamConflict, rejection
+from libs.common.bus.streams import platform_streams
 from libs.common.settings import NatsSettings
 
 log = logging.getLogger(__name__)
@@ -105,23 +106,15 @@ class Bus:
         return bool(self.nc.is_connected)
 
     async def ensure_streams(self) -> None:
-        """Create or update EVENTS, DLQ and WORKFLOW_CHANGES. Safe to run from every replica."""
-        s = self.settings
-        await self.ensure_stream(
-            s.events_stream, [s.events_subjects], duplicate_window=s.duplicate_window_seconds,
-            retention=js_api.RetentionPolicy.WORK_QUEUE, discard=js_api.DiscardPolicy.NEW,
-            max_bytes=s.events_max_bytes, max_age=s.events_max_age_seconds or None,
-        )
-        await self.ensure_stream(
-            s.dlq_stream, [s.dlq_subjects], duplicate_window=s.duplicate_window_seconds,
-            max_bytes=s.dlq_max_bytes, max_age=s.dlq_max_age_seconds or None,
-        )
-        await self.ensure_stream(
-            s.changes_stream,
-            [s.changes_subjects],
-            duplicate_window=s.duplicate_window_seconds,
-            max_age=7 * 24 * 3600.0,
-        )
+        """Create or update EVENTS, DLQ and WORKFLOW_CHANGES. Safe to run from every replica.
+
+        Only an identity allowed to manage streams may call this (the provisioning step, or a
+        service with ``IPAAS_NATS_PROVISION=true``); see :mod:`libs.common.bus.provision`.
+        """
+        for spec in platform_streams(self.settings):
+            await self.ensure_stream(spec.name, list(spec.subjects), duplicate_window=spec.duplicate_window,
+                                     max_age=spec.max_age, max_bytes=spec.max_bytes, retention=spec.retention,
+                                     discard=spec.discard)
 
     async def ensure_stream(
         self,
@@ -156,9 +149,10 @@ class Bus:
             except nats.js.errors.APIError as update_exc:
                 existing = await self.js.stream_info(name)
                 if existing.config.retention != retention:
-                    raise BusError(
-                        f"stream {name} exists with retention {existing.config.retention}, this version needs "
-                        f"{retention}: drain it (let the consumers empty it), delete it "
+                    has = getattr(existing.config.retention, "value", existing.config.retention)
+                    raise StreamConflict(
+                        f"stream {name} exists with retention {has}, "
+                        f"this version needs {retention.value}: drain it (let the consumers empty it), delete it "
                         f"(`nats stream rm {name}`) and start again"
                     ) from update_exc
                 raise

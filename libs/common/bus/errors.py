@@ -27,6 +27,23 @@ class BusUnavailable(BusError):
     """NATS or JetStream did not store the message now; the caller should retry later."""
 
 
+class StreamConflict(BusError):
+    """A stream exists with a setting that cannot be changed in place (its retention): an operator
+    must drain and delete it.  Provisioning stops on it; retrying cannot help."""
+
+
+class NotProvisioned(BusError):
+    """A stream or durable consumer a service needs does not exist (yet), or has the wrong retention.
+
+    ``missing`` names each one (``stream EVENTS``, ``consumer EVENTS/executor``); the provisioning
+    step creates them.
+    """
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__(f"not provisioned yet: {', '.join(missing)}")
+        self.missing = missing
+
+
 class PublishRejected(BusUnavailable):
     """JetStream answered the publish with an error (a PubAck carrying ``error``).
 
