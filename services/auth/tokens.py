@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from libs.common.auth.jwt_verify import Claims, TokenError, decode_claims, token_kid
+from libs.common.auth.jwt_verify import TOKEN_TYPE, Claims, TokenError, decode_claims, token_kid
 from services.auth.signing_keys import SigningKeyRing
 
 
@@ -47,7 +47,7 @@ class TokenService:
             "exp": issued_at + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
-        token = jwt.encode(claims, signer.private, algorithm="EdDSA", headers={"kid": signer.kid, "typ": "JWT"})
+        token = jwt.encode(claims, signer.private, algorithm="EdDSA", headers={"kid": signer.kid, "typ": TOKEN_TYPE})
         return IssuedToken(access_token=token, expires_in=self.ttl_seconds, kid=signer.kid)
 
     def verify(self, token: str) -> Claims:

@@ -18,6 +18,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
+from libs.common.auth.jwt_verify import TOKEN_TYPE
+
 
 class TokenIssuer:
     def __init__(self, *, issuer: str = "ipaas", audience: str = "ipaas-api") -> None:
@@ -32,14 +34,14 @@ class TokenIssuer:
         return {"keys": [jwk]}
 
     def mint(self, tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, ttl: int = 600,
-             **claims: Any) -> str:
+             typ: str = TOKEN_TYPE, **claims: Any) -> str:
         now = int(time.time())
         payload: dict[str, Any] = {
             "iss": self.issuer, "aud": self.audience, "sub": str(user_id or uuid.uuid4()),
             "tid": str(tenant_id), "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid.uuid4().hex,
         }
         payload.update(claims)
-        return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+        return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": self.kid, "typ": typ})
 
     def headers(self, tenant_id: uuid.UUID) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.mint(tenant_id)}"}

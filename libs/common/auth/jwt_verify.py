@@ -2,6 +2,10 @@
 
 - Algorithms are pinned to ``EdDSA``: ``alg=none`` and HMAC tokens signed with
   a public key are refused before any key is looked at.
+- The header's ``typ`` must say "access token" (``at+jwt``, RFC 9068; its
+  long form ``application/at+jwt`` too, case-insensitive).  A JWT made for
+  another purpose (an ID token, a plain ``JWT``), even one signed by a key in
+  the JWKS, is refused before its signature is checked.
 - ``exp``, ``iss``, ``aud``, ``sub``, ``tid`` are required; ``nbf`` is honoured.
 - The JWKS is fetched with aiohttp, never with a blocking client, and cached.
   An unknown ``kid`` triggers at most one refresh per ``min_refresh_interval``;
@@ -26,6 +30,9 @@ from jwt.algorithms import OKPAlgorithm
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ["EdDSA"]
+# The ``typ`` header auth issues (RFC 9068 access tokens), and the forms a verifier accepts.
+TOKEN_TYPE = "at+jwt"
+ACCEPTED_TYPES = frozenset({TOKEN_TYPE, "application/" + TOKEN_TYPE})
 REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub", "iat"]
 
 
@@ -138,13 +145,16 @@ class JwksVerifier:
 
 
 def token_kid(token: str) -> str:
-    """The ``kid`` of a token whose header pins ``EdDSA``; refuses anything else."""
+    """The ``kid`` of a token whose header pins ``EdDSA`` and types it ``at+jwt``; refuses anything else."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
         raise TokenError("invalid_token", "malformed token") from exc
     if header.get("alg") not in ALGORITHMS:
         raise TokenError("invalid_token", "token algorithm not allowed")
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES:
+        raise TokenError("invalid_token", "token type is not an access token (typ at+jwt)")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise TokenError("invalid_token", "token has no key id")
