@@ -64,7 +64,6 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/openapi.json", "This document", public=True, enveloped=False),
     Op("get", "/health/live", "Liveness", public=True, enveloped=False),
     Op("get", "/health/ready", "Readiness (503 while draining)", public=True, enveloped=False),
-    Op("get", "/metrics", "Prometheus metrics", public=True, enveloped=False),
 )
 
 _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {

@@ -128,7 +128,7 @@ async def test_an_always_failing_target_gets_exactly_its_attempts_and_only_half_
             info = await bus.js.stream_info("DLQ", subjects_filter=f"dlq.{tenant.id}.>")
             assert info.state.messages == 10
 
-            async with stack.http.get(f"{ex.url}/metrics") as resp:
+            async with stack.http.get(f"{ex.metrics_url}/metrics") as resp:
                 metrics = await resp.text()
             trials = _counter(metrics, 'ipaas_executor_breaker_transitions_total{connector="http_request",'
                                        'from_state="open",to_state="half_open"}')

@@ -1,7 +1,8 @@
 """Access tokens for tests, without the auth service.
 
-An Ed25519 key, a JWKS served by a local aiohttp app on 127.0.0.1, and
-tokens minted with pyjwt carrying the claims of the API contract.
+An Ed25519 key, a JWKS and a token-revocation feed served by a local aiohttp
+app on 127.0.0.1, and tokens minted with pyjwt carrying the claims of the API
+contract.  ``issuer.revoked`` (jti -> until) is what the feed answers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 from libs.common.auth.jwt_verify import TOKEN_TYPE
+from libs.common.auth.revocations import FEED_PATH
 
 
 class TokenIssuer:
@@ -27,6 +29,7 @@ class TokenIssuer:
         self.audience = audience
         self.key = Ed25519PrivateKey.generate()
         self.kid = uuid.uuid4().hex
+        self.revoked: dict[str, int] = {}
 
     def jwks(self) -> dict[str, Any]:
         jwk = json.loads(OKPAlgorithm.to_jwk(self.key.public_key()))
@@ -49,13 +52,19 @@ class TokenIssuer:
 
 @asynccontextmanager
 async def serve_jwks(issuer: TokenIssuer, port: int) -> AsyncIterator[str]:
-    """Serve ``issuer``'s JWKS at ``http://127.0.0.1:<port>/.well-known/jwks.json``; yields that URL."""
+    """Serve ``issuer``'s JWKS at ``http://127.0.0.1:<port>/.well-known/jwks.json`` (yields that URL),
+    and its revocation feed on the same origin, where the gateway looks for it by default."""
 
     async def jwks(_: web.Request) -> web.Response:
         return web.json_response(issuer.jwks())
 
+    async def revocations(_: web.Request) -> web.Response:
+        return web.json_response({"cursor": 0, "tokens": [[jti, until] for jti, until in issuer.revoked.items()],
+                                  "users": []})
+
     app = web.Application()
     app.router.add_get("/.well-known/jwks.json", jwks)
+    app.router.add_get(FEED_PATH, revocations)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)
