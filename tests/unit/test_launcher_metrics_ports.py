@@ -25,4 +25,4 @@ def test_each_instance_gets_a_distinct_metrics_port_next_to_its_own(tmp_path: Pa
     assert metrics["executor-1"] != 22083 and any("executor-1 metrics takes free port" in n for n in notes)
     for spec in specs:  # the others sit 1000 above their service port, unless that one was taken too
         if not any(f"{spec.name} metrics takes" in n for n in notes):
-            assert metrics[spec.name] == spec.port + 1000, spec.name
+            assert spec.port is not None and metrics[spec.name] == spec.port + 1000, spec.name
