@@ -150,15 +150,20 @@ def check_env(where: str, container: dict[str, Any]) -> list[str]:
 
 
 def check_http_port(where: str, container: dict[str, Any], res: Resource) -> list[str]:
-    """The port a service listens on (IPAAS_HTTP_PORT) and the scrape annotation must be container ports."""
+    """The ports a service listens on (IPAAS_HTTP_PORT, IPAAS_HTTP_METRICS_PORT) must be container ports,
+    and the scrape annotation must name the metrics port (the service port serves no /metrics)."""
     _, numbers = _container_ports(container)
-    problems = [f"{where}: IPAAS_HTTP_PORT {var.get('value')} is not a container port"
-                for var in container.get("env") or []
-                if var.get("name") == "IPAAS_HTTP_PORT" and int(var.get("value", 0)) not in numbers]
+    env = {var.get("name"): var.get("value") for var in container.get("env") or []}
+    problems = [f"{where}: {name} {env[name]} is not a container port"
+                for name in ("IPAAS_HTTP_PORT", "IPAAS_HTTP_METRICS_PORT")
+                if name in env and int(env[name] or 0) not in numbers]
     annotations = (res["spec"]["template"].get("metadata") or {}).get("annotations") or {}
     scrape = annotations.get("prometheus.io/port")
     if scrape is not None and int(scrape) not in numbers:
         problems.append(f"{where}: prometheus.io/port {scrape} is not a container port")
+    elif scrape is not None and "IPAAS_HTTP_PORT" in env and str(scrape) != str(env.get("IPAAS_HTTP_METRICS_PORT")):
+        problems.append(f"{where}: prometheus.io/port {scrape} is not IPAAS_HTTP_METRICS_PORT "
+                        f"({env.get('IPAAS_HTTP_METRICS_PORT', 'unset')}); /metrics is served only there")
     return problems
 
 

@@ -7,9 +7,16 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from deploy.local.config import REPO_ROOT, SERVICE_MODULES, LauncherConfig
+from deploy.local.infra import free_port
 from deploy.local.ports import PortPicker
 from deploy.local.supervisor import ProcessSpec
 from libs.common.bus.permissions import inbox_prefix
+
+METRICS_OFFSET = 1000
+
+
+def _metrics_preferred(port: int) -> int:
+    return port + METRICS_OFFSET if port + METRICS_OFFSET < 65536 else free_port()
 
 
 def service_exists(name: str, root: Path = REPO_ROOT) -> bool:
@@ -33,7 +40,8 @@ def _instances(config: LauncherConfig) -> list[tuple[str, str, int]]:
 
 
 def service_env(config: LauncherConfig, *, service: str, instance: str, port: int, nats_url: str,
-                database_url: str, auth_url: str, nats_identity: bool = False) -> dict[str, str]:
+                database_url: str, auth_url: str, nats_identity: bool = False,
+                metrics_port: int | None = None) -> dict[str, str]:
     """The environment of one instance: the caller's, plus what wires it to the local platform.
 
     ``nats_identity``: ``nats_url`` carries the service's own NATS user (the embedded,
@@ -47,6 +55,7 @@ def service_env(config: LauncherConfig, *, service: str, instance: str, port: in
         "DATABASE_URL": database_url,
         "IPAAS_HTTP_HOST": config.host,
         "IPAAS_HTTP_PORT": str(port),
+        "IPAAS_HTTP_METRICS_PORT": str(metrics_port if metrics_port is not None else port + METRICS_OFFSET),
         "IPAAS_DEV_MODE": "true",
         # The launcher provisions the streams and consumers itself (as admin) before starting services.
         "IPAAS_NATS_PROVISION": "false",
@@ -73,6 +82,9 @@ def plan(config: LauncherConfig, picker: PortPicker, *, nats_url: str, database_
     missing = [s for s in config.services if not service_exists(s, root)]
     chosen = [(s, i, p) for s, i, p in _instances(config) if s not in missing]
     ports = {instance: picker.pick(instance, preferred) for _, instance, preferred in chosen}
+    # /metrics has its own listener: the instance's port + 1000 (9080, 9081, ...), or a free one.
+    metrics = {instance: picker.pick(f"{instance} metrics", _metrics_preferred(ports[instance]))
+               for _, instance, _ in chosen}
     auth_port = ports.get("auth", config.auth_port)
     auth_url = f"http://{config.host}:{auth_port}"
     specs = [
@@ -81,7 +93,8 @@ def plan(config: LauncherConfig, picker: PortPicker, *, nats_url: str, database_
             argv=(sys.executable, "-m", SERVICE_MODULES[service]),
             env=service_env(config, service=service, instance=instance, port=ports[instance],
                             nats_url=nats_urls.get(service, nats_url), database_url=database_url,
-                            auth_url=auth_url, nats_identity=service in nats_urls),
+                            auth_url=auth_url, nats_identity=service in nats_urls,
+                            metrics_port=metrics[instance]),
             cwd=str(root),
             port=ports[instance],
         )

@@ -61,12 +61,18 @@ class DatabaseSettings(BaseSettings):
 
 
 class HttpSettings(BaseSettings):
-    """Where a service's HTTP server listens (``IPAAS_HTTP_*``)."""
+    """Where a service's HTTP server listens (``IPAAS_HTTP_*``).
+
+    ``/metrics`` is served on its own listener, ``metrics_port`` (0: none), never on
+    ``port``: the public port of the gateway, and every port a request can be forwarded
+    to, carry no operational data.  Each service's settings set both defaults.
+    """
 
     model_config = SettingsConfigDict(env_prefix="IPAAS_HTTP_", extra="ignore")
 
     host: str = "0.0.0.0"  # noqa: S104 - a service in a pod listens on all interfaces
     port: int = 8080
+    metrics_port: int = Field(default=9080, ge=0, le=65535)
     shutdown_grace_seconds: float = 20.0
 
 

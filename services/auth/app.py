@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
+from libs.common.auth.revocations import FEED_PATH
 from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.http.app import base_app
@@ -32,11 +33,15 @@ from services.auth.keys import (
 from services.auth.passwords import Passwords
 from services.auth.rate_limit import TokenBuckets, parse_networks
 from services.auth.resolver import CredentialResolver
+from services.auth.revocation import prune
+from services.auth.sessions import logout, logout_all, revocations
 from services.auth.settings import AuthSettings
 from services.auth.tokens import TokenService
 from services.auth.users import login, register
 
 log = logging.getLogger(__name__)
+
+PRUNE_INTERVAL_SECONDS = 300.0
 
 
 async def jwks(request: web.Request) -> web.Response:
@@ -59,6 +64,7 @@ async def create_app(settings: AuthSettings) -> web.Application:
     app[PASSWORDS] = await asyncio.to_thread(
         Passwords, time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism, workers=settings.hash_workers,
+        max_pending=settings.hash_queue_max,
     )
     app[LOGIN_EMAIL_LIMIT] = TokenBuckets(burst=settings.login_email_burst,
                                           per_minute=settings.login_email_per_minute,
@@ -75,9 +81,13 @@ async def create_app(settings: AuthSettings) -> web.Application:
     app.cleanup_ctx.append(_bus_ctx)
     app.cleanup_ctx.append(_resolver_ctx)
     app.cleanup_ctx.append(_key_reload_ctx)
+    app.cleanup_ctx.append(_prune_ctx)
 
     app.router.add_post("/api/auth/register", register)
     app.router.add_post("/api/auth/login", login)
+    app.router.add_post("/api/auth/logout", logout)
+    app.router.add_post("/api/auth/logout-all", logout_all)
+    app.router.add_get(FEED_PATH, revocations)
     app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_post("/api/credentials", create_credential)
     app.router.add_get("/api/credentials", list_credentials)
@@ -159,3 +169,28 @@ async def _reload_loop(app: web.Application) -> None:
             log.info("keys reloaded", extra={"signing_kids": ring.kids, "kek_ids": keks.kids})
         tokens.ring = ring
         holder.ring = keks
+
+
+@asynccontextmanager
+async def _prune_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Delete revocations that refuse no valid token any more (every replica; the DELETE is idempotent)."""
+    task = asyncio.create_task(_prune_loop(app))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _prune_loop(app: web.Application) -> None:
+    stop = app[SHUTTING_DOWN]
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=PRUNE_INTERVAL_SECONDS)
+            return
+        try:
+            removed = await prune(app[POOL])
+        except Exception:  # noqa: BLE001 - Postgres away: try again next time
+            log.warning("pruning token revocations failed", exc_info=True)
+            continue
+        if removed:
+            log.info("expired token revocations pruned", extra={"removed": removed})

@@ -1,4 +1,8 @@
-"""Bearer-token checks for auth's own protected routes (the same rules as the shared verifier)."""
+"""Bearer-token checks for auth's own protected routes (the same rules as the shared verifier).
+
+Revocation is checked against Postgres on every request, so a logout holds
+at once on auth's own routes (see :mod:`services.auth.revocation`).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,14 @@ from aiohttp import web
 
 from libs.common.auth.jwt_verify import Claims, TokenError
 from libs.common.http.errors import Unauthorized
-from services.auth.keys import TOKENS
+from services.auth.keys import POOL, TOKENS
+from services.auth.revocation import is_revoked
 
 MAX_TOKEN_LENGTH = 8192
+_INVALID = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
-def require_claims(request: web.Request) -> Claims:
+async def require_claims(request: web.Request) -> Claims:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     token = token.strip()
@@ -19,10 +25,11 @@ def require_claims(request: web.Request) -> Claims:
         raise Unauthorized("a bearer token is required", code="missing_token",
                            headers={"WWW-Authenticate": 'Bearer realm="ipaas"'})
     if len(token) > MAX_TOKEN_LENGTH:
-        raise Unauthorized("token is too long", code="invalid_token",
-                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise Unauthorized("token is too long", code="invalid_token", headers=_INVALID)
     try:
-        return request.app[TOKENS].verify(token)
+        claims = request.app[TOKENS].verify(token)
     except TokenError as exc:
-        raise Unauthorized(exc.message, code=exc.code,
-                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+        raise Unauthorized(exc.message, code=exc.code, headers=_INVALID) from exc
+    if await is_revoked(request.app[POOL], claims):
+        raise Unauthorized("token has been revoked", code="token_revoked", headers=_INVALID)
+    return claims

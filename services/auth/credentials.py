@@ -31,7 +31,7 @@ def _public(row: Any) -> dict[str, Any]:
 
 
 async def create_credential(request: web.Request) -> web.Response:
-    claims = require_claims(request)
+    claims = await require_claims(request)
     body = await read_model(request, CredentialCreate)
     try:
         secret_model = parse_model(SECRET_MODELS[body.type], body.secret)
@@ -86,7 +86,7 @@ def _limit(request: web.Request) -> int:
 
 
 async def list_credentials(request: web.Request) -> web.Response:
-    claims = require_claims(request)
+    claims = await require_claims(request)
     limit = _limit(request)
     cursor = request.query.get("cursor")
     after = _decode_cursor(cursor) if cursor else None
@@ -104,7 +104,7 @@ async def list_credentials(request: web.Request) -> web.Response:
 
 
 async def delete_credential(request: web.Request) -> web.Response:
-    claims = require_claims(request)
+    claims = await require_claims(request)
     try:
         credential_id = uuid.UUID(request.match_info["credential_id"])
     except ValueError as exc:

@@ -2,37 +2,74 @@
 
 Each hash carries its own random salt (argon2-cffi makes one per call), and
 verification compares in constant time.  Logins for unknown emails verify
-against a dummy hash made with the same parameters, so both paths cost the same.
+against a dummy hash with the same parameters, so both paths cost the same.
+
+The pool bounds CPU and memory (at most ``workers`` hashes run at once), and
+``max_pending`` bounds the queue in front of it: hashes queued or running.
+When it is full, :class:`HashingBusy` is raised at once instead of queueing
+(the caller answers 503 with ``Retry-After``), so a burst of logins cannot
+build a queue whose tail waits for minutes, or hold a request (and its
+memory) per queued password.  A job leaves the count when its thread is done
+with it, or when it is cancelled before it started, not when the request that
+asked for it goes away.
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+T = TypeVar("T")
+
+
+class HashingBusy(Exception):
+    """``max_pending`` hashes are already queued or running; try again shortly."""
+
 
 class Passwords:
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int, workers: int) -> None:
+    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int, workers: int,
+                 max_pending: int = 1_000_000) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
-        # The pool bounds both CPU and memory: at most ``workers`` hashes at once.
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
+        self._max_pending = max_pending
+        self._pending = 0
+        self._lock = threading.Lock()  # the count drops in the pool's threads
+
+    @property
+    def pending(self) -> int:
+        """Hashes queued or running now."""
+        return self._pending
+
+    def _submit(self, fn: Callable[..., T], *args: str) -> asyncio.Future[T]:
+        with self._lock:
+            if self._pending >= self._max_pending:
+                raise HashingBusy(f"{self._pending} password hashes are already queued or running")
+            self._pending += 1
+        future = self._pool.submit(fn, *args)
+        future.add_done_callback(self._done)
+        return asyncio.wrap_future(future)
+
+    def _done(self, _: Future[Any]) -> None:
+        with self._lock:
+            self._pending -= 1
 
     async def hash(self, password: str) -> str:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._hasher.hash, password)
+        return await self._submit(self._hasher.hash, password)
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         """True when ``password`` matches; with no stored hash, spends the same time and says False."""
-        loop = asyncio.get_running_loop()
         if stored_hash is None:
-            await loop.run_in_executor(self._pool, self._check, self._dummy_hash, password)
+            await self._submit(self._check, self._dummy_hash, password)
             return False
-        return await loop.run_in_executor(self._pool, self._check, stored_hash, password)
+        return await self._submit(self._check, stored_hash, password)
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """True when the hash was made with other parameters than the current ones."""

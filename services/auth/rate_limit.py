@@ -1,88 +1,24 @@
-"""In-memory token buckets keyed by email or client address.
+"""Which key each of auth's rate limits counts against.
 
-Per replica: with N replicas a client gets up to N times the budget.  The
-number of tracked keys is capped (least recently used go first), so a flood
-of distinct keys cannot exhaust memory.
+- Failed logins per email are counted per **(email, client)**: guessing at
+  someone's password from one client slows that client down on that email,
+  and cannot lock the owner (or anyone else) out of it.  A client spraying
+  many emails is stopped by the per-client limit.
+- Failed logins and registrations per client: the client key of
+  :mod:`libs.common.http.client_ip` (the address behind trusted proxies;
+  IPv6 bucketed by /64).
+
+The buckets are :class:`libs.common.ratelimit.TokenBuckets`, in memory, per replica.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import time
-from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from libs.common.http.client_ip import client_address, client_key, parse_networks, rate_key
+from libs.common.ratelimit import TokenBuckets
 
-from aiohttp import web
+__all__ = ["TokenBuckets", "client_address", "client_key", "email_client_key", "parse_networks", "rate_key"]
 
 
-@dataclass(slots=True)
-class _Bucket:
-    tokens: float
-    updated: float
-
-
-class TokenBuckets:
-    def __init__(self, *, burst: int, per_minute: float, max_keys: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.burst = float(burst)
-        self.rate = per_minute / 60.0
-        self.max_keys = max_keys
-        self._clock = clock
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
-
-    def _bucket(self, key: str) -> _Bucket:
-        now = self._clock()
-        bucket = self._buckets.get(key)
-        if bucket is None:
-            bucket = _Bucket(tokens=self.burst, updated=now)
-            self._buckets[key] = bucket
-            while len(self._buckets) > self.max_keys:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(key)
-            bucket.tokens = min(self.burst, bucket.tokens + (now - bucket.updated) * self.rate)
-            bucket.updated = now
-        return bucket
-
-    def retry_after(self, key: str) -> float:
-        """Seconds until one token is available; 0 when one is available now."""
-        bucket = self._bucket(key)
-        if bucket.tokens >= 1.0:
-            return 0.0
-        return (1.0 - bucket.tokens) / self.rate
-
-    def take(self, key: str) -> None:
-        self._bucket(key).tokens -= 1.0
-
-    def give_back(self, key: str) -> None:
-        bucket = self._bucket(key)
-        bucket.tokens = min(self.burst, bucket.tokens + 1.0)
-
-
-def parse_networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()]
-
-
-def client_address(request: web.Request,
-                   trusted: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> str:
-    """The peer address, or the last untrusted hop of X-Forwarded-For when the peer is a trusted proxy."""
-    peer = request.remote or "unknown"
-    if not _in(peer, trusted):
-        return peer
-    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _in(hop, trusted):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer
-    return peer
-
-
-def _in(address: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in net for net in networks)
+def email_client_key(email: str, client: str) -> str:
+    """The per-email login bucket of ``email`` tried from ``client`` (a client key)."""
+    return f"{client} {email}"

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from libs.common.http.client_ip import parse_networks
 from libs.common.settings import HttpSettings, ServiceSettings
 
 
 class AuthHttpSettings(HttpSettings):
-    """Same variables as :class:`HttpSettings`; auth listens on 8081 by default."""
+    """Same variables as :class:`HttpSettings`; auth listens on 8081, metrics on 9081, by default."""
 
     port: int = 8081
+    metrics_port: int = Field(default=9081, ge=0, le=65535)
 
 
 class AuthSettings(ServiceSettings):
@@ -45,10 +47,14 @@ class AuthSettings(ServiceSettings):
     argon2_memory_kib: int = Field(default=65536, ge=8)
     argon2_parallelism: int = Field(default=4, ge=1)
     hash_workers: int = Field(default=2, ge=1)
+    # Hashes queued or running at once per replica; beyond it, 503 with Retry-After.
+    hash_queue_max: int = Field(default=32, ge=1)
     password_min_length: int = Field(default=8, ge=1)
     password_max_length: int = Field(default=1024, ge=8)
 
-    # Login and registration rate limits (token buckets, in memory, per replica).
+    # Login and registration rate limits (token buckets, in memory, per replica).  The per-email
+    # budget is per (email, client): nobody can spend someone else's.  Clients are keyed by address,
+    # IPv6 by /64.
     login_email_burst: int = Field(default=5, ge=1)
     login_email_per_minute: float = Field(default=5.0, gt=0)
     login_ip_burst: int = Field(default=20, ge=1)
@@ -56,7 +62,8 @@ class AuthSettings(ServiceSettings):
     register_ip_burst: int = Field(default=10, ge=1)
     register_ip_per_minute: float = Field(default=10.0, gt=0)
     rate_limit_max_keys: int = Field(default=100_000, ge=100)
-    # Peers whose X-Forwarded-For is believed (the gateway).  Comma-separated CIDRs.
+    # Peers whose X-Forwarded-For is believed (the gateway).  Comma-separated CIDRs.  In Kubernetes
+    # the gateway's pod addresses (only the gateway may reach auth: NetworkPolicy auth-from-gateway).
     trusted_proxies: str = "127.0.0.1/32,::1/128"
 
     # NATS responder for credential resolution.
@@ -66,3 +73,9 @@ class AuthSettings(ServiceSettings):
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     credentials_page_max: int = Field(default=100, ge=1)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        parse_networks(value)  # a bad CIDR stops auth at start-up, with the value named
+        return value

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import jwt
 
-from libs.common.auth.jwt_verify import Claims, TokenError, decode_claims, token_kid
+from libs.common.auth.jwt_verify import TOKEN_TYPE, Claims, TokenError, decode_claims, token_kid
 from services.auth.signing_keys import SigningKeyRing
 
 
@@ -34,9 +34,17 @@ class TokenService:
         self.ttl_seconds = ttl_seconds
         self.leeway_seconds = leeway_seconds
 
-    def issue(self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, now: float | None = None) -> IssuedToken:
+    def issue(self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, now: float | None = None,
+              not_before: int | None = None) -> IssuedToken:
+        """A token for the user; ``not_before`` (a "revoke all" in force) raises ``iat`` to at least it.
+
+        A login in the same second as a revoke-all would otherwise get an ``iat`` the revocation
+        refuses; raised, ``iat``/``nbf`` are at most a second ahead, well inside verifiers' leeway.
+        """
         signer = self.ring.signer
         issued_at = int(time.time() if now is None else now)
+        if not_before is not None:
+            issued_at = max(issued_at, not_before)
         claims = {
             "iss": self.issuer,
             "aud": self.audience,
@@ -47,7 +55,7 @@ class TokenService:
             "exp": issued_at + self.ttl_seconds,
             "jti": uuid.uuid4().hex,
         }
-        token = jwt.encode(claims, signer.private, algorithm="EdDSA", headers={"kid": signer.kid, "typ": "JWT"})
+        token = jwt.encode(claims, signer.private, algorithm="EdDSA", headers={"kid": signer.kid, "typ": TOKEN_TYPE})
         return IssuedToken(access_token=token, expires_in=self.ttl_seconds, kid=signer.kid)
 
     def verify(self, token: str) -> Claims:

@@ -14,6 +14,8 @@ def _http_default() -> HttpSettings:
     settings = HttpSettings()
     if "port" not in settings.model_fields_set:
         settings.port = 8083
+    if "metrics_port" not in settings.model_fields_set:
+        settings.metrics_port = 9083
     return settings
 
 

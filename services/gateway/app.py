@@ -12,18 +12,31 @@ import aiohttp_cors
 from aiohttp import web
 
 from libs.common.auth.jwt_verify import JwksVerifier
+from libs.common.auth.revocations import RevocationFeed, feed_url_for
 from libs.common.bus import Bus
 from libs.common.bus.provision import Needs, ProvisionGate
 from libs.common.db import create_pool
 from libs.common.http.app import base_app
+from libs.common.http.client_ip import parse_networks
 from libs.common.http.keys import METRICS, READINESS_CHECKS, RETRY_AFTER, SHUTTING_DOWN
+from libs.common.ratelimit import TokenBuckets
 from libs.common.telemetry import setup_tracing
 from services.gateway import openapi
 from services.gateway.hooks.cache import WorkflowCache, pool_loader
 from services.gateway.hooks.ingest import ingest
 from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
 from services.gateway.hooks.ratelimit import TenantRateLimiter
-from services.gateway.keys import BUS, CACHE, HTTP, LIMITER, POOL, SETTINGS, VERIFIER
+from services.gateway.keys import (
+    BAD_SIGNATURES,
+    BUS,
+    CACHE,
+    HTTP,
+    LIMITER,
+    POOL,
+    SETTINGS,
+    TRUSTED_PROXIES,
+    VERIFIER,
+)
 from services.gateway.middleware import auth_middleware, tracing_middleware
 from services.gateway.outbox import OutboxRelay
 from services.gateway.routes import executions, proxy, runs, workflows
@@ -41,8 +54,11 @@ CORS_EXPOSE_HEADERS = ("X-Request-Id", "traceparent", "Retry-After")
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
     app[HTTP] = aiohttp.ClientSession(auto_decompress=False)
-    # The verifier owns its session: the forwarding session does not decompress.
-    app[VERIFIER] = JwksVerifier(s.jwks_url, issuer=s.jwt_issuer, audience=s.jwt_audience)
+    # The verifier and the revocation feed own their sessions: the forwarding session does not decompress.
+    revocations = RevocationFeed(s.revocations_url or feed_url_for(s.jwks_url), poll_seconds=s.revocation_poll_seconds,
+                                 max_stale_seconds=s.revocation_max_stale_seconds)
+    revocations.start()
+    app[VERIFIER] = JwksVerifier(s.jwks_url, issuer=s.jwt_issuer, audience=s.jwt_audience, revocations=revocations)
     app[POOL] = pool = await create_pool(s.db)
     app[BUS] = bus = await Bus.connect(s.nats, name="gateway", inbox_prefix=s.nats_inbox_prefix)
     # Provisioned by the provisioning step (or here, with IPAAS_NATS_PROVISION=true); until then not ready.
@@ -84,6 +100,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await pool.close()
         await app[HTTP].close()
         await app[VERIFIER].close()
+        await revocations.close()
 
 
 def _cors(app: web.Application, origins: list[str]) -> None:
@@ -104,6 +121,10 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.middlewares.append(auth_middleware)
     app[SETTINGS] = settings
     app[RETRY_AFTER] = settings.retry_after_seconds  # also on the middleware's 503s (Postgres away)
+    app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
+    app[BAD_SIGNATURES] = TokenBuckets(burst=settings.bad_signature_burst,
+                                       per_minute=settings.bad_signature_per_minute,
+                                       max_keys=settings.bad_signature_max_sources)
     app.cleanup_ctx.append(_resources)
     runs.add_routes(app)  # before /api/workflows/{id}: holds /api/workflows/dry-run
     workflows.add_routes(app)

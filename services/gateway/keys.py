@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 import aiohttp
 import asyncpg
 from aiohttp import web
 
 from libs.common.auth.jwt_verify import Claims, JwksVerifier
 from libs.common.bus import Bus
+from libs.common.ratelimit import TokenBuckets
 from services.gateway.hooks.cache import WorkflowCache
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.settings import GatewaySettings
@@ -19,6 +22,9 @@ VERIFIER = web.AppKey("verifier", JwksVerifier)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 CACHE = web.AppKey("cache", WorkflowCache)
 LIMITER = web.AppKey("limiter", TenantRateLimiter)
+# Peers whose X-Forwarded-For is believed; bad webhook signatures per source.
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", list[ipaddress.IPv4Network | ipaddress.IPv6Network])
+BAD_SIGNATURES = web.AppKey("bad_signatures", TokenBuckets)
 
 # Request keys.
 CLAIMS = web.RequestKey("claims", Claims)

@@ -1,30 +1,58 @@
-"""The gateway's middlewares: a server span per request, and bearer-token checks on ``/api/*``."""
+"""The gateway's middlewares: a server span per request, and bearer-token checks on ``/api/*``.
+
+Trace context from the internet is not trusted by default: an inbound
+``traceparent`` would let any client choose the trace id (and sampling flag)
+of our spans, join its requests to someone else's trace, or flood one trace.
+Unless ``IPAAS_GATEWAY_TRUST_TRACE_CONTEXT=true``, each request starts a new
+trace and the inbound context, when valid, is kept as a span link, so the
+caller's trace can still be followed; inbound baggage is dropped.
+
+A token is refused with 401 and the verifier's code; when revocations
+cannot be checked (the list from auth is missing or too old) the answer is
+503 ``revocations_unavailable`` with ``Retry-After``, never an acceptance.
+"""
 
 from __future__ import annotations
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from opentelemetry import propagate
-from opentelemetry.trace import SpanKind
+from opentelemetry import context, propagate, trace
+from opentelemetry.trace import Link, SpanKind
 
 from libs.common.auth.jwt_verify import TokenError
-from libs.common.http.errors import Unauthorized
+from libs.common.auth.revocations import RevocationsUnavailable
+from libs.common.http.errors import ServiceUnavailable, Unauthorized
 from libs.common.telemetry import ActiveSpan, direct_tracer
-from services.gateway.keys import CLAIMS, VERIFIER
+from services.gateway.keys import CLAIMS, SETTINGS, VERIFIER
 
 # Routes under /api/ that take no token.
 PUBLIC_API_PATHS = frozenset({"/api/auth/register", "/api/auth/login"})
 TRACER_NAME = "services.gateway"
+LINK_ATTRIBUTES = {"ipaas.link.reason": "inbound traceparent (untrusted)"}
+
+
+class RevocationsStale(ServiceUnavailable):
+    code = "revocations_unavailable"
+
+
+def _parent_and_links(request: web.Request, trusted: bool) -> tuple[context.Context, list[Link]]:
+    inbound = propagate.extract(request.headers)
+    if trusted:
+        return inbound, []
+    span_context = trace.get_current_span(inbound).get_span_context()
+    links = [Link(span_context, LINK_ATTRIBUTES)] if span_context.is_valid else []
+    return context.Context(), links  # an empty context: a new root, no inbound baggage
 
 
 @web.middleware
 async def tracing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """A SERVER span continuing the caller's ``traceparent``; its context reaches NATS headers."""
+    """A SERVER span (a new trace, or the caller's when trusted); its context reaches NATS headers."""
     resource = request.match_info.route.resource
     route = resource.canonical if resource is not None else "unmatched"
     method = request.method
+    parent, links = _parent_and_links(request, request.app[SETTINGS].trust_trace_context)
     span = direct_tracer(TRACER_NAME).start_span(
-        f"{method} {route}", context=propagate.extract(request.headers), kind=SpanKind.SERVER,
+        f"{method} {route}", context=parent, kind=SpanKind.SERVER, links=links,
         attributes={"http.request.method": method, "http.route": route},
     )
     with ActiveSpan(span):
@@ -48,4 +76,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     except TokenError as exc:
         raise Unauthorized(exc.message, code=exc.code,
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+    except RevocationsUnavailable as exc:
+        raise RevocationsStale("token revocations cannot be checked now; retry later",
+                               retry_after=request.app[SETTINGS].retry_after_seconds) from exc
     return await handler(request)

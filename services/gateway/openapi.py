@@ -55,6 +55,8 @@ OPERATIONS: tuple[Op, ...] = (
        public=True),
     Op("post", "/api/auth/register", "Register (forwarded to auth)", 201, public=True),
     Op("post", "/api/auth/login", "Log in (forwarded to auth)", public=True),
+    Op("post", "/api/auth/logout", "Log out: revoke this token (forwarded to auth)"),
+    Op("post", "/api/auth/logout-all", "Revoke every token of the caller's user (forwarded to auth)"),
     *(Op(m, "/api/auth/{tail}", "Other auth routes (forwarded to auth)") for m in ("get", "post", "put", "delete")),
     *(Op(m, "/api/credentials", "Credentials (forwarded to auth)", 201 if m == "post" else 200)
       for m in ("get", "post")),
@@ -64,7 +66,6 @@ OPERATIONS: tuple[Op, ...] = (
     Op("get", "/openapi.json", "This document", public=True, enveloped=False),
     Op("get", "/health/live", "Liveness", public=True, enveloped=False),
     Op("get", "/health/ready", "Readiness (503 while draining)", public=True, enveloped=False),
-    Op("get", "/metrics", "Prometheus metrics", public=True, enveloped=False),
 )
 
 _QUERY_SCHEMAS: dict[str, dict[str, Any]] = {

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from libs.common.http.client_ip import parse_networks
 from libs.common.models.api import DRY_RUN_SUBJECT
 from libs.common.settings import HttpSettings, ServiceSettings
 
 
 class GatewayHttpSettings(HttpSettings):
-    """Same variables as :class:`HttpSettings`; the gateway listens on 8080 by default."""
+    """Same variables as :class:`HttpSettings`; the gateway listens on 8080, metrics on 9080, by default."""
 
     port: int = 8080
+    metrics_port: int = Field(default=9080, ge=0, le=65535)
 
 
 class GatewaySettings(ServiceSettings):
@@ -29,6 +31,19 @@ class GatewaySettings(ServiceSettings):
     # Where /api/auth/*, /api/credentials* and /.well-known/jwks.json are forwarded.
     auth_url: str = Field(default="http://127.0.0.1:8081", validation_alias="IPAAS_AUTH_URL")
     auth_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Token revocations, polled from auth; empty = the JWKS URL's origin + /internal/token-revocations.
+    # A logout is honoured within 2 x the poll interval; a list older than max_stale makes token
+    # checks answer 503 instead of accepting a token that might be revoked (0 = keep accepting).
+    revocations_url: str = Field(default="", validation_alias="IPAAS_REVOCATIONS_URL")
+    revocation_poll_seconds: float = Field(default=2.0, gt=0)
+    revocation_max_stale_seconds: float = Field(default=300.0, ge=0)
+
+    # The client's address: peers whose X-Forwarded-For is believed (the ingress or load balancer
+    # in front of the gateway).  Comma-separated CIDRs; empty = the TCP peer is the client.
+    trusted_proxies: str = ""
+    # An inbound traceparent from the internet starts a new trace with a link to it, unless true
+    # (then it is the parent, as inside a trusted network).
+    trust_trace_context: bool = False
 
     # Request hygiene.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
@@ -40,6 +55,11 @@ class GatewaySettings(ServiceSettings):
 
     # Webhook ingest.
     webhook_tolerance_seconds: int = Field(default=300, ge=1)
+    # Bad signatures per source address (IPv6 by /64): a token bucket; an empty one answers every
+    # webhook from that source 429 before its body is read.  Only failures spend tokens.
+    bad_signature_burst: int = Field(default=20, ge=1)
+    bad_signature_per_minute: float = Field(default=20.0, gt=0)
+    bad_signature_max_sources: int = Field(default=100_000, ge=10)
     webhook_rate_per_second: float = Field(default=100.0, gt=0)
     webhook_burst: float = Field(default=200.0, ge=1)
     rate_limit_max_tenants: int = Field(default=100_000, ge=10)
@@ -73,3 +93,9 @@ class GatewaySettings(ServiceSettings):
     # Pagination.
     page_default: int = Field(default=50, ge=1)
     page_max: int = Field(default=200, ge=1)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _cidrs(cls, value: str) -> str:
+        parse_networks(value)  # a bad CIDR stops the gateway at start-up, with the value named
+        return value

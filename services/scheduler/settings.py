@@ -9,9 +9,10 @@ from libs.common.settings import HttpSettings, ServiceSettings
 
 
 class SchedulerHttpSettings(HttpSettings):
-    """``IPAAS_HTTP_*`` as for every service, with the scheduler's own default port."""
+    """``IPAAS_HTTP_*`` as for every service, with the scheduler's own default ports (8082, metrics 9082)."""
 
     port: int = 8082
+    metrics_port: int = Field(default=9082, ge=0, le=65535)
 
 
 class SchedulerOptions(BaseSettings):

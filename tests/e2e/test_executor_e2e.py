@@ -41,7 +41,7 @@ async def test_event_reaches_slack_with_rendered_text_and_is_logged(bus, db, nat
         assert "XXXX" not in str(row["output"])
         ready = await asyncio.to_thread(_get, f"{ex.url}/health/ready")
         assert ready[0] == 200 and '"nats": true' in ready[1] and '"postgres": true' in ready[1]
-        metrics = (await asyncio.to_thread(_get, f"{ex.url}/metrics"))[1]
+        metrics = (await asyncio.to_thread(_get, f"{ex.metrics_url}/metrics"))[1]
         assert 'ipaas_executor_executions_total{connector="slack_message",status="succeeded"} 1.0' in metrics
     finally:
         await creds.stop()

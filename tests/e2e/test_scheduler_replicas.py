@@ -35,7 +35,7 @@ async def scheduled_events(bus: Bus, workflow_id: uuid.UUID) -> list[tuple[str, 
 
 
 def metrics_text(svc: ServiceProcess) -> str:
-    with urllib.request.urlopen(f"{svc.url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
+    with urllib.request.urlopen(f"{svc.metrics_url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
         return str(resp.read().decode())
 
 

@@ -48,7 +48,7 @@ async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(bus, db, nat
         await wait_until(lambda: _at_least(succeeded, EVENTS // 5), timeout=30, message="load under way")
         # terminate() blocks while the process drains: run it off the loop that serves the fake sink.
         assert await asyncio.to_thread(victim.terminate, 20) == 0
-        after_victim = await asyncio.to_thread(_succeeded_metric, survivor.url)
+        after_victim = await asyncio.to_thread(_succeeded_metric, survivor.metrics_url)
         assert "executor stopped" in victim.logs()
 
         await wait_until(lambda: _at_least(succeeded, EVENTS), timeout=60, message="every event succeeded")
@@ -60,7 +60,7 @@ async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(bus, db, nat
         texts = [r.json()["text"] for r in sink.requests]
         assert sorted(set(texts)) == sorted(f"n{i}" for i in range(EVENTS))
         assert len(texts) == EVENTS
-        assert await asyncio.to_thread(_succeeded_metric, survivor.url) > after_victim
+        assert await asyncio.to_thread(_succeeded_metric, survivor.metrics_url) > after_victim
     finally:
         await creds.stop()
         await sink.stop()

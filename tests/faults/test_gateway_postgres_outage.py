@@ -69,7 +69,10 @@ async def test_postgres_restart_under_a_webhook_burst(private_pg: PostgresServer
         **common, "IPAAS_AUTH_URL": auth.url, "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json",
         "IPAAS_GATEWAY_CACHE_TTL_SECONDS": "1", "IPAAS_GATEWAY_CACHE_STALE_SECONDS": "120",
         "IPAAS_GATEWAY_RETRY_AFTER_SECONDS": "1", "IPAAS_GATEWAY_WEBHOOK_BURST": "100000",
-        "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "100000"})
+        "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "100000",
+        # Auth's revocation feed needs Postgres too: keep the list vouching through the outage, so the
+        # API's answers show the database's unavailability, the subject here (not a stale list's).
+        "IPAAS_GATEWAY_REVOCATION_MAX_STALE_SECONDS": "600"})
     gw = gateway.url
     answers: list[Answer] = []
     stop = asyncio.Event()

@@ -86,7 +86,10 @@ async def test_a_full_stream_answers_503_and_accepts_again_once_drained(bus, db,
             assert set(statuses) == {202, 503}, statuses  # never a 500
             assert not ledger.refused_without_retry_after()
             stack.start_executor(**small)
-            await wait_until(lambda: sink.calls >= statuses[202], timeout=30, message="the backlog drained")
+            async def drained() -> bool:  # every event acked, so EVENTS (a work queue) is empty again
+                return (await bus.js.stream_info("EVENTS")).state.messages == 0 and sink.calls >= statuses[202]
+
+            await wait_until(drained, timeout=30, message="the backlog drained")
             after = Ledger()
             await stack.send(after, tenant, 20, concurrency=4)
             assert after.statuses() == {202: 20}
@@ -128,7 +131,7 @@ async def test_an_always_failing_target_gets_exactly_its_attempts_and_only_half_
             info = await bus.js.stream_info("DLQ", subjects_filter=f"dlq.{tenant.id}.>")
             assert info.state.messages == 10
 
-            async with stack.http.get(f"{ex.url}/metrics") as resp:
+            async with stack.http.get(f"{ex.metrics_url}/metrics") as resp:
                 metrics = await resp.text()
             trials = _counter(metrics, 'ipaas_executor_breaker_transitions_total{connector="http_request",'
                                        'from_state="open",to_state="half_open"}')

@@ -35,7 +35,7 @@ async def slots_in_stream(bus: Bus, workflow_id: uuid.UUID) -> list[EventEnvelop
 
 
 def duplicate_fires(svc: ServiceProcess) -> float:
-    with urllib.request.urlopen(f"{svc.url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
+    with urllib.request.urlopen(f"{svc.metrics_url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
         text = resp.read().decode()
     match = re.search(r'^ipaas_scheduler_fires_total\{result="duplicate"\} (\S+)$', text, re.M)
     return float(match.group(1)) if match else 0.0

@@ -14,6 +14,7 @@ import jwt
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from libs.common.auth.jwt_verify import TOKEN_TYPE
 from libs.common.settings import DatabaseSettings, NatsSettings
 from services.auth.app import create_app
 from services.auth.settings import AuthSettings
@@ -89,8 +90,8 @@ def good_claims(*, issuer: str = "ipaas", audience: str = "ipaas-api", **changes
     return claims
 
 
-def sign(claims: dict[str, Any], pem: str, kid: str) -> str:
-    return jwt.encode(claims, pem, algorithm="EdDSA", headers={"kid": kid})
+def sign(claims: dict[str, Any], pem: str, kid: str, *, typ: str = TOKEN_TYPE) -> str:
+    return jwt.encode(claims, pem, algorithm="EdDSA", headers={"kid": kid, "typ": typ})
 
 
 def _b64(data: bytes) -> str:
@@ -129,4 +130,9 @@ def bad_tokens(pem: str, kid: str, public_raw: bytes) -> dict[str, tuple[str, st
         "wrong_iss": (sign(good_claims(issuer="evil"), pem, kid), "invalid_issuer"),
         "missing_exp": (sign(good_claims(exp=None), pem, kid), "missing_claim"),
         "tampered_payload": (tampered, "invalid_token"),
+        # Signed by the published key, but not typed as an access token.
+        "typ_jwt": (sign(good_claims(), pem, kid, typ="JWT"), "invalid_token"),
+        "typ_id_token": (sign(good_claims(), pem, kid, typ="id_token+jwt"), "invalid_token"),
+        "no_typ": (jwt.encode(good_claims(), pem, algorithm="EdDSA", headers={"kid": kid, "typ": None}),
+                   "invalid_token"),
     }

@@ -13,6 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from deploy.local.infra import free_port
+from libs.common.http.health import metrics_app
 from libs.common.settings import DatabaseSettings, NatsSettings
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
@@ -26,6 +27,8 @@ class Gateway:
     app: web.Application
     issuer: TokenIssuer
     settings: GatewaySettings
+    # The metrics listener (``/metrics`` is not on the gateway's own port).
+    metrics: TestClient[web.Request, web.Application]
 
     def auth(self, tenant_id: uuid.UUID) -> dict[str, str]:
         return self.issuer.headers(tenant_id)
@@ -51,9 +54,12 @@ async def running_gateway(database_url: str, nats_url: str, *, issuer: TokenIssu
         app = create_app(settings)
         client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, port=free_port()))
         await client.start_server()
+        metrics: TestClient[web.Request, web.Application] = TestClient(TestServer(metrics_app(app)))
+        await metrics.start_server()
         try:
-            yield Gateway(client=client, app=app, issuer=issuer, settings=settings)
+            yield Gateway(client=client, app=app, issuer=issuer, settings=settings, metrics=metrics)
         finally:
+            await metrics.close()
             await client.close()
 
 

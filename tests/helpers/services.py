@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deploy.local.infra import free_port
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -23,10 +25,16 @@ class ServiceProcess:
     proc: subprocess.Popen[bytes]
     log_path: Path
     env: dict[str, str] = field(default_factory=dict)
+    metrics_port: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        """Where ``/metrics`` is served: its own port, not :attr:`url`."""
+        return f"http://127.0.0.1:{self.metrics_port}"
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -74,12 +82,15 @@ def start_service(
     args: tuple[str, ...] = (),
     wait: bool = True,
     timeout: float = 30.0,
+    metrics_port: int | None = None,
 ) -> ServiceProcess:
-    """Start ``python -m <module>`` with ``IPAAS_HTTP_PORT=<port>`` plus ``env``."""
+    """Start ``python -m <module>`` with ``IPAAS_HTTP_PORT=<port>``, a free metrics port, plus ``env``."""
+    metrics_port = metrics_port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
     # Against the open test NATS a service provisions its own streams; a test of a secured NATS says false.
-    full_env.update({"IPAAS_HTTP_PORT": str(port), "IPAAS_HTTP_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1",
-                     "OTEL_TRACES_EXPORTER": "none", "IPAAS_NATS_PROVISION": "true"})
+    full_env.update({"IPAAS_HTTP_PORT": str(port), "IPAAS_HTTP_METRICS_PORT": str(metrics_port),
+                     "IPAAS_HTTP_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1", "OTEL_TRACES_EXPORTER": "none",
+                     "IPAAS_NATS_PROVISION": "true"})
     full_env.update(env)
     full_env["PYTHONPATH"] = str(REPO_ROOT)
     name = module.rsplit(".", 1)[-1]
@@ -88,7 +99,8 @@ def start_service(
     proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=full_env,
                             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
     log.close()
-    svc = ServiceProcess(name=name, port=port, proc=proc, log_path=log_path, env=dict(env))
+    svc = ServiceProcess(name=name, port=port, proc=proc, log_path=log_path, env=dict(env),
+                         metrics_port=int(full_env["IPAAS_HTTP_METRICS_PORT"]))
     if wait:
         try:
             svc.wait_ready(timeout)

@@ -1,7 +1,8 @@
 """Access tokens for tests, without the auth service.
 
-An Ed25519 key, a JWKS served by a local aiohttp app on 127.0.0.1, and
-tokens minted with pyjwt carrying the claims of the API contract.
+An Ed25519 key, a JWKS and a token-revocation feed served by a local aiohttp
+app on 127.0.0.1, and tokens minted with pyjwt carrying the claims of the API
+contract.  ``issuer.revoked`` (jti -> until) is what the feed answers.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
+from libs.common.auth.jwt_verify import TOKEN_TYPE
+from libs.common.auth.revocations import FEED_PATH
+
 
 class TokenIssuer:
     def __init__(self, *, issuer: str = "ipaas", audience: str = "ipaas-api") -> None:
@@ -25,6 +29,7 @@ class TokenIssuer:
         self.audience = audience
         self.key = Ed25519PrivateKey.generate()
         self.kid = uuid.uuid4().hex
+        self.revoked: dict[str, int] = {}
 
     def jwks(self) -> dict[str, Any]:
         jwk = json.loads(OKPAlgorithm.to_jwk(self.key.public_key()))
@@ -32,14 +37,14 @@ class TokenIssuer:
         return {"keys": [jwk]}
 
     def mint(self, tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, ttl: int = 600,
-             **claims: Any) -> str:
+             typ: str = TOKEN_TYPE, **claims: Any) -> str:
         now = int(time.time())
         payload: dict[str, Any] = {
             "iss": self.issuer, "aud": self.audience, "sub": str(user_id or uuid.uuid4()),
             "tid": str(tenant_id), "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid.uuid4().hex,
         }
         payload.update(claims)
-        return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+        return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": self.kid, "typ": typ})
 
     def headers(self, tenant_id: uuid.UUID) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.mint(tenant_id)}"}
@@ -47,13 +52,19 @@ class TokenIssuer:
 
 @asynccontextmanager
 async def serve_jwks(issuer: TokenIssuer, port: int) -> AsyncIterator[str]:
-    """Serve ``issuer``'s JWKS at ``http://127.0.0.1:<port>/.well-known/jwks.json``; yields that URL."""
+    """Serve ``issuer``'s JWKS at ``http://127.0.0.1:<port>/.well-known/jwks.json`` (yields that URL),
+    and its revocation feed on the same origin, where the gateway looks for it by default."""
 
     async def jwks(_: web.Request) -> web.Response:
         return web.json_response(issuer.jwks())
 
+    async def revocations(_: web.Request) -> web.Response:
+        return web.json_response({"cursor": 0, "tokens": [[jti, until] for jti, until in issuer.revoked.items()],
+                                  "users": []})
+
     app = web.Application()
     app.router.add_get("/.well-known/jwks.json", jwks)
+    app.router.add_get(FEED_PATH, revocations)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", port)

@@ -58,8 +58,10 @@ async def test_dev_mode_generates_persists_and_serves(service: Start, database_u
         kids = await jwks_kids(session, auth.url)
         token = await login(session, auth.url, "dev@example.com", register=True)
         assert header_kid(token) == kids[0]
-        async with session.get(f"{auth.url}/metrics") as r:
+        async with session.get(f"{auth.metrics_url}/metrics") as r:
             assert "ipaas_http_requests_total" in await r.text()
+        async with session.get(f"{auth.url}/metrics") as r:  # not on the port the gateway forwards to
+            assert r.status == 404 and "ipaas_http_requests_total" not in await r.text()
         assert auth.terminate() == 0  # SIGTERM: drains and exits cleanly
         # A restart keeps the generated keys: earlier tokens stay valid.
         again = service("services.auth", env=env, port=auth.port)

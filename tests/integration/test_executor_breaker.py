@@ -75,7 +75,7 @@ async def test_breaker_opens_isolates_tenants_trials_once_and_runs_deferred_even
             assert row["status"] == "succeeded", row
         texts = {r.json()["text"] for r in sink.requests if r.path.startswith("/a")}
         assert texts == {f"a{i}" for i in range(8)}
-        metrics = await asyncio.to_thread(_metrics, ex.url)
+        metrics = await asyncio.to_thread(_metrics, ex.metrics_url)
         assert 'ipaas_executor_breaker_transitions_total{connector="slack_message",from_state="closed",' \
                'to_state="open"} 1.0' in metrics
         assert 'to_state="half_open"} 2.0' in metrics and 'from_state="half_open",to_state="closed"} 1.0' in metrics

@@ -14,6 +14,9 @@ def _matrix(port: int) -> list[str]:
         f"http://localhost:{port}/hook",
         f"http://[::1]:{port}/hook",
         f"http://[::ffff:127.0.0.1]:{port}/hook",
+        f"http://[2002:7f00:1::]:{port}/hook",  # 6to4 form of 127.0.0.1
+        f"http://[64:ff9b::7f00:1]:{port}/hook",  # NAT64 form of 127.0.0.1
+        "http://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/admin",  # Teredo form of 10.0.0.1
         "http://169.254.169.254/latest/meta-data/",
         "http://10.0.0.1/admin",
         f"http://2130706433:{port}/hook",
@@ -77,3 +80,34 @@ def test_guard_allows_public_and_allow_listed_addresses():
 
     EgressGuard([]).check_address("h", ipaddress.ip_address("93.184.216.34"))
     EgressGuard(parse_cidrs("10.0.0.0/8")).check_address("h", ipaddress.ip_address("10.1.2.3"))
+
+
+@pytest.mark.parametrize(("address", "says"), [
+    ("2002:7f00:1::", "a 6to4 form of a loopback address (127.0.0.1)"),
+    ("2002:a9fe:a9fe::1", "a 6to4 form of a link-local address (169.254.169.254)"),
+    ("2002:c0a8:101::", "a 6to4 form of a private address (192.168.1.1)"),
+    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "a Teredo form of a private address (10.0.0.1)"),
+    ("64:ff9b::7f00:1", "a NAT64 form of a loopback address (127.0.0.1)"),
+    ("64:ff9b::a9fe:a9fe", "a NAT64 form of a link-local address (169.254.169.254)"),
+    ("64:ff9b:1::a00:1", "a NAT64 form of a private address (10.0.0.1)"),
+])
+def test_guard_refuses_6to4_teredo_and_nat64_forms_of_private_addresses(address, says):
+    import ipaddress
+
+    from services.executor.connectors.ssrf import EgressGuard, EgressRefused
+
+    with pytest.raises(EgressRefused) as refused:
+        EgressGuard([]).check_address("h", ipaddress.ip_address(address))
+    assert says in str(refused.value)
+
+
+def test_guard_lets_6to4_and_nat64_forms_of_public_addresses_through_but_no_teredo():
+    import ipaddress
+
+    from services.executor.connectors.ssrf import EgressGuard, EgressRefused
+
+    guard = EgressGuard([])
+    guard.check_address("h", ipaddress.ip_address("2002:5db8:d822::1"))  # 6to4 of 93.184.216.34
+    guard.check_address("h", ipaddress.ip_address("64:ff9b::5db8:d822"))  # NAT64 of 93.184.216.34
+    with pytest.raises(EgressRefused):  # Teredo of a public client: still a non-public destination
+        guard.check_address("h", ipaddress.ip_address("2001:0:4136:e378:8000:63bf:a247:2ddd"))

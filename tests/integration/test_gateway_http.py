@@ -178,7 +178,11 @@ async def test_cors_only_for_configured_origins(database_url: str, nats_url: str
 async def test_health_and_metrics(gw: Gateway):
     assert (await gw.client.get("/health/live")).status == 200
     ready = await gw.client.get("/health/ready")
-    assert ready.status == 200 and (await ready.json())["checks"] == {"postgres": True, "nats": True}
-    metrics = await (await gw.client.get("/metrics")).text()
+    checks = (await ready.json())["checks"]
+    assert ready.status == 200 and checks == {"postgres": True, "nats": True, "nats_streams": True}
+    metrics = await (await gw.metrics.get("/metrics")).text()
     assert "ipaas_http_requests_total" in metrics
+    # Not on the public port.
+    public = await gw.client.get("/metrics")
+    assert public.status == 404 and "ipaas_http_requests_total" not in await public.text()
     _ = (uuid, WEBHOOK_WORKFLOW)

@@ -55,7 +55,7 @@ async def row(conn: asyncpg.Connection, row_id: int) -> asyncpg.Record:
 
 
 async def metric(gw: Gateway, name: str, labels: str = "") -> float:
-    text = await (await gw.client.get("/metrics")).text()
+    text = await (await gw.metrics.get("/metrics")).text()
     match = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.MULTILINE)
     return float(match.group(1)) if match else 0.0
 

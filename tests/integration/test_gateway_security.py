@@ -104,6 +104,9 @@ async def test_tokens_are_required_and_checked(gw: Gateway, database_url: str):
         "expired": {"Authorization": f"Bearer {gw.issuer.mint(tenant_id, exp=now - 3600, iat=now - 7200)}"},
         "wrong audience": {"Authorization": f"Bearer {gw.issuer.mint(tenant_id, aud='other')}"},
         "alg none": {"Authorization": f"Bearer {unsigned}"},
+        # Signed by the published key, but typed as something other than an access token.
+        "typ JWT": {"Authorization": f"Bearer {gw.issuer.mint(tenant_id, typ='JWT')}"},
+        "typ id token": {"Authorization": f"Bearer {gw.issuer.mint(tenant_id, typ='id_token+jwt')}"},
     }
     for name, headers in cases.items():
         for path in ("/api/workflows", "/api/executions", "/api/dlq", "/api/credentials"):

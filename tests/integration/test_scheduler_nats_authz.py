@@ -19,7 +19,7 @@ from tests.helpers.wait import wait_until
 
 
 def loaded(svc: ServiceProcess) -> float:
-    with urllib.request.urlopen(f"{svc.url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
+    with urllib.request.urlopen(f"{svc.metrics_url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
         match = re.search(r"^ipaas_scheduler_schedules_loaded (\S+)$", resp.read().decode(), re.M)
     return float(match.group(1)) if match else -1.0
 

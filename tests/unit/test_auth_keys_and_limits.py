@@ -40,7 +40,8 @@ def test_tokens_carry_the_signer_kid_and_all_claims(tmp_path: Path) -> None:
     ring = load_signing_keys(env_pem=pem, keys_dir=None, dev_mode=False, dev_dir=tmp_path)
     service = TokenService(ring, issuer="ipaas", audience="ipaas-api", ttl_seconds=900)
     issued = service.issue(uuid.uuid4(), uuid.uuid4())
-    assert jwt.get_unverified_header(issued.access_token)["kid"] == kid
+    header = jwt.get_unverified_header(issued.access_token)
+    assert header["kid"] == kid and header["typ"] == "at+jwt"
     claims = service.verify(issued.access_token).raw
     assert set(claims) == {"iss", "aud", "sub", "tid", "iat", "nbf", "exp", "jti"}
     assert claims["exp"] - claims["iat"] == 900

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import BaseModel, ConfigDict
 
+from deploy.local.infra import free_port, port_in_use
 from libs.common.http.app import base_app
 from libs.common.http.envelope import ok, read_model
 from libs.common.http.errors import NotFound
+from libs.common.http.health import metrics_app
 from libs.common.http.keys import READINESS_CHECKS, SHUTTING_DOWN
+from libs.common.http.serve import serve
+from libs.common.settings import HttpSettings
+from tests.helpers.wait import wait_until
 
 DEP_FLAG = web.AppKey("dep_flag", dict[str, bool])
 
@@ -121,7 +128,44 @@ async def test_readiness_follows_dependencies_and_shutdown(
     assert (await client.get("/health/live")).status == 200
 
 
-async def test_metrics_count_requests(client: TestClient[web.Request, web.Application]) -> None:
+async def test_metrics_count_requests_and_only_the_metrics_app_serves_them(
+    client: TestClient[web.Request, web.Application],
+) -> None:
     await client.post("/api/things", json={"name": "a", "count": 1})
-    text = await (await client.get("/metrics")).text()
+    assert (await client.get("/metrics")).status == 404  # not on the service's own port
+    async with TestClient(TestServer(metrics_app(client.app))) as metrics:
+        text = await (await metrics.get("/metrics")).text()
+        assert (await metrics.get("/health/live")).status == 404  # and the metrics port serves nothing else
     assert 'ipaas_http_requests_total{method="POST",route="/api/things",status="201"} 1.0' in text
+
+
+async def test_serve_puts_metrics_on_their_own_port_and_health_on_the_service_port() -> None:
+    app = base_app("test")
+    settings = HttpSettings(host="127.0.0.1", port=free_port(), metrics_port=free_port())
+    task = asyncio.create_task(serve(app, settings))
+    try:
+        async with aiohttp.ClientSession() as http:
+            main, metrics = f"http://127.0.0.1:{settings.port}", f"http://127.0.0.1:{settings.metrics_port}"
+
+            async def listening() -> bool:
+                try:
+                    async with http.get(f"{main}/health/live") as r:
+                        return r.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            await wait_until(listening, timeout=10, message="the service listening")
+            async with http.get(f"{main}/metrics") as r:
+                assert r.status == 404
+                assert "ipaas_http_requests_total" not in await r.text()
+            async with http.get(f"{metrics}/metrics") as r:
+                assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain")
+                assert 'route="/health/live"' in await r.text()
+            async with http.get(f"{metrics}/health/ready") as r:
+                assert r.status == 404
+    finally:
+        app[SHUTTING_DOWN].set()
+        await asyncio.wait_for(task, timeout=10)
+    # Both listeners are closed once serve() returns.
+    for port in (settings.port, settings.metrics_port):
+        assert not port_in_use(port, "127.0.0.1")

@@ -2,7 +2,14 @@
 
 - Algorithms are pinned to ``EdDSA``: ``alg=none`` and HMAC tokens signed with
   a public key are refused before any key is looked at.
-- ``exp``, ``iss``, ``aud``, ``sub``, ``tid`` are required; ``nbf`` is honoured.
+- The header's ``typ`` must say "access token" (``at+jwt``, RFC 9068; its
+  long form ``application/at+jwt`` too, case-insensitive).  A JWT made for
+  another purpose (an ID token, a plain ``JWT``), even one signed by a key in
+  the JWKS, is refused before its signature is checked.
+- ``exp``, ``iss``, ``aud``, ``sub``, ``tid``, ``iat``, ``jti`` are required; ``nbf`` is honoured.
+- With a revocation checker (the gateway passes a
+  :class:`libs.common.auth.revocations.RevocationFeed`), a revoked token is
+  refused with ``token_revoked`` after every other check passed.
 - The JWKS is fetched with aiohttp, never with a blocking client, and cached.
   An unknown ``kid`` triggers at most one refresh per ``min_refresh_interval``;
   concurrent requests share that one fetch and nobody waits on a slow fetch
@@ -17,7 +24,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import jwt
@@ -26,7 +33,12 @@ from jwt.algorithms import OKPAlgorithm
 log = logging.getLogger(__name__)
 
 ALGORITHMS = ["EdDSA"]
-REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub", "iat"]
+# The ``typ`` header auth issues (RFC 9068 access tokens), and the forms a verifier accepts.
+TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
+ACCEPTED_TYPES = frozenset({TOKEN_TYPE, "application/" + TOKEN_TYPE})
+# jti is required: a token without one could not be revoked by itself (logout).
+REQUIRED_CLAIMS = ["exp", "iss", "aud", "sub", "iat", "jti"]
+MAX_JTI_LENGTH = 256
 
 
 class TokenError(Exception):
@@ -42,9 +54,16 @@ class TokenError(Exception):
 class Claims:
     user_id: uuid.UUID
     tenant_id: uuid.UUID
-    jti: str | None
+    jti: str
+    issued_at: int
     expires_at: int
     raw: dict[str, Any]
+
+
+class RevocationChecker(Protocol):
+    """Refuses revoked tokens (``TokenError("token_revoked")``): see :mod:`libs.common.auth.revocations`."""
+
+    async def check(self, claims: Claims) -> None: ...
 
 
 class JwksVerifier:
@@ -59,6 +78,7 @@ class JwksVerifier:
         min_refresh_interval: float = 10.0,
         fetch_timeout: float = 2.0,
         leeway: float = 5.0,
+        revocations: RevocationChecker | None = None,
     ) -> None:
         self.jwks_url = jwks_url
         self.issuer = issuer
@@ -69,6 +89,7 @@ class JwksVerifier:
         self._min_refresh = min_refresh_interval
         self._fetch_timeout = fetch_timeout
         self._leeway = leeway
+        self._revocations = revocations
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
         self._last_attempt = -1e9
@@ -83,7 +104,10 @@ class JwksVerifier:
         key = await self._key_for(kid)
         if key is None:
             raise TokenError("unknown_key", "token signed by an unknown key")
-        return decode_claims(token, key, issuer=self.issuer, audience=self.audience, leeway=self._leeway)
+        claims = decode_claims(token, key, issuer=self.issuer, audience=self.audience, leeway=self._leeway)
+        if self._revocations is not None:
+            await self._revocations.check(claims)
+        return claims
 
     async def _key_for(self, kid: str) -> Any:
         now = time.monotonic()
@@ -138,13 +162,16 @@ class JwksVerifier:
 
 
 def token_kid(token: str) -> str:
-    """The ``kid`` of a token whose header pins ``EdDSA``; refuses anything else."""
+    """The ``kid`` of a token whose header pins ``EdDSA`` and types it ``at+jwt``; refuses anything else."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError as exc:
         raise TokenError("invalid_token", "malformed token") from exc
     if header.get("alg") not in ALGORITHMS:
         raise TokenError("invalid_token", "token algorithm not allowed")
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in ACCEPTED_TYPES:
+        raise TokenError("invalid_token", "token type is not an access token (typ at+jwt)")
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise TokenError("invalid_token", "token has no key id")
@@ -178,13 +205,17 @@ def decode_claims(token: str, key: Any, *, issuer: str, audience: str, leeway: f
         raise TokenError("missing_claim", f"token lacks the {exc.claim!r} claim") from exc
     except jwt.PyJWTError as exc:
         raise TokenError("invalid_token", "token signature or claims are invalid") from exc
+    jti = payload["jti"]
+    if not isinstance(jti, str) or not 0 < len(jti) <= MAX_JTI_LENGTH:
+        raise TokenError("invalid_token", "token id (jti) is invalid")
     try:
         return Claims(
             user_id=uuid.UUID(str(payload["sub"])),
             tenant_id=uuid.UUID(str(payload["tid"])),
-            jti=payload.get("jti"),
+            jti=jti,
+            issued_at=int(payload["iat"]),
             expires_at=int(payload["exp"]),
             raw=payload,
         )
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, TypeError) as exc:
         raise TokenError("invalid_token", "token subject or tenant is invalid") from exc

@@ -1,4 +1,10 @@
-"""``/health/live``, ``/health/ready`` and ``/metrics`` for every service."""
+"""``/health/live`` and ``/health/ready`` on every service's port, and ``/metrics`` on its own listener.
+
+:func:`metrics_app` is a separate aiohttp app that only serves the main app's
+registry; :func:`libs.common.http.serve.serve` runs it on ``metrics_port``.
+The main app has no ``/metrics`` route, so nothing a client can reach through
+the gateway (or through a path that a forwarder normalises) exposes metrics.
+"""
 
 from __future__ import annotations
 
@@ -42,4 +48,11 @@ async def metrics(request: web.Request) -> web.Response:
 def add_health_routes(app: web.Application) -> None:
     app.router.add_get("/health/live", live)
     app.router.add_get("/health/ready", ready)
-    app.router.add_get("/metrics", metrics)
+
+
+def metrics_app(app: web.Application) -> web.Application:
+    """An app answering ``GET /metrics`` with ``app``'s registry, to run on the metrics port."""
+    exposed = web.Application()
+    exposed[METRICS] = app[METRICS]
+    exposed.router.add_get("/metrics", metrics)
+    return exposed

@@ -6,6 +6,10 @@
    closes and requests in flight finish, up to the grace period.
 3. ``on_shutdown`` and ``cleanup_ctx`` run: workers finish or release their
    work, NATS drains, the pool closes.  The process exits 0.
+
+``/metrics`` is served by a second, tiny app on ``settings.metrics_port`` (0:
+none), started with the main listener and closed after it, so the last
+scrape of a draining process still answers.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from libs.common.http.health import metrics_app
 from libs.common.http.keys import SHUTTING_DOWN
 from libs.common.settings import HttpSettings
 
@@ -43,22 +48,29 @@ async def serve(app: web.Application, settings: HttpSettings, *, drain_delay: fl
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
+    metrics_runner = web.AppRunner(metrics_app(app), handle_signals=False, access_log=None,
+                                   shutdown_timeout=1.0, max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE)
     stop = app[SHUTTING_DOWN]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await site.start()
+        if settings.metrics_port:
+            await metrics_runner.setup()
+            await web.TCPSite(metrics_runner, settings.host, settings.metrics_port, reuse_address=True).start()
         # Everything built so far (modules, settings, pools) lives as long as the process: keep it
         # out of the garbage collector's generations, so collections only walk per-request objects.
         gc.freeze()
-        log.info("listening", extra={"host": settings.host, "port": settings.port})
+        log.info("listening", extra={"host": settings.host, "port": settings.port,
+                                     "metrics_port": settings.metrics_port or None})
         await stop.wait()
         log.info("shutdown requested; draining")
         if drain_delay > 0:
             await asyncio.sleep(drain_delay)
     finally:
         await runner.cleanup()
+        await metrics_runner.cleanup()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("stopped")

@@ -3,6 +3,15 @@
 Refused: non-http(s) schemes, loopback, private, link-local, multicast,
 unspecified and reserved addresses, and IPv6-mapped IPv4.  Numeric host forms
 (``2130706433``, ``0x7f.1``) are resolved like any name and vetted by address.
+
+IPv6 forms that carry an IPv4 address are vetted by the address they carry:
+6to4 (``2002::/16``: ``2002:7f00:1::`` reaches 127.0.0.1 through a relay),
+Teredo (``2001::/32``, the client address) and NAT64 (``64:ff9b::/96`` and the
+local-use ``64:ff9b:1::/48``, the last 32 bits).  A form of a non-public
+address is refused and says which one it stands for.  A NAT64 form of a
+public address is allowed (an IPv6-only cluster reaches the IPv4 internet that
+way); Teredo stays refused whatever it carries.
+
 ``IPAAS_EGRESS_ALLOW_CIDRS`` opens exceptions (dev and tests).
 """
 
@@ -39,10 +48,33 @@ def parse_cidrs(value: str) -> list[IPNetwork]:
     return nets
 
 
+NAT64_PREFIXES = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(ip: ipaddress.IPv6Address) -> tuple[str, ipaddress.IPv4Address] | None:
+    """The IPv4 address a 6to4, Teredo or NAT64 address carries, with the form's name; else ``None``."""
+    if ip.sixtofour is not None:
+        return "6to4", ip.sixtofour
+    if ip.teredo is not None:
+        return "Teredo", ip.teredo[1]
+    if any(ip in net for net in NAT64_PREFIXES):
+        return "NAT64", ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return None
+
+
 def refusal_reason(ip: IPAddress) -> str | None:
     """Why ``ip`` is not a public destination, or ``None`` when it is."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return "an IPv6-mapped IPv4 address"
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return "an IPv6-mapped IPv4 address"
+        carried = embedded_ipv4(ip)
+        if carried is not None:
+            form, inner = carried
+            inner_reason = refusal_reason(inner)
+            if inner_reason is not None:
+                return f"a {form} form of {inner_reason} ({inner})"
+            if form == "NAT64":
+                return None  # a public IPv4 destination, through the network's translator
     checks = (
         (ip.is_loopback, "a loopback address"),
         (ip.is_link_local, "a link-local address"),

@@ -1,11 +1,18 @@
 """``POST /hooks/{workflow_id}``: verify, rate-limit, publish, answer 202 after the PubAck.
 
-Order of checks, cheapest first: ``Content-Length`` (413), the cached
-workflow (404), the body read under a size and time limit (413/408), the
-signature (401), the tenant's bucket (429, only authentic traffic spends
+Order of checks, cheapest first: the source's bad-signature bucket (429),
+``Content-Length`` (413), the cached workflow (404), the body read under a
+size and time limit (413/408), the signature (401, and a token from the
+source's bucket), the tenant's bucket (429, only authentic traffic spends
 tokens), the whole message against the server's ``max_payload`` (413), then
 the publish (503 with ``Retry-After`` if JetStream did not store it, never
 202: NATS away, or any PubAck error, a full stream among them).
+
+The source is the client address behind ``IPAAS_GATEWAY_TRUSTED_PROXIES``
+(IPv6 by /64).  A source that sent too many bad signatures gets 429 with
+``Retry-After`` for every webhook until its bucket refills, before its body
+is read or any HMAC computed; other sources are not affected, and good
+signatures never spend tokens.
 
 While Postgres is away, the cache serves known workflows stale (see
 :mod:`services.gateway.hooks.cache`); a look-up it cannot answer raises,
@@ -17,6 +24,7 @@ parsed once (to validate it) and never re-serialised.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from datetime import UTC, datetime
@@ -27,6 +35,7 @@ from opentelemetry import propagate
 
 from libs.common.bus import BusUnavailable
 from libs.common.bus.client import MSG_ID_HEADER
+from libs.common.http.client_ip import client_key
 from libs.common.http.errors import (
     BadRequest,
     NotFound,
@@ -38,8 +47,10 @@ from libs.common.http.errors import (
 from libs.common.models.events import SCHEDULE_KEY_PREFIX, event_id_text, events_subject, msg_id_for
 from services.gateway.body import check_length, read_raw
 from services.gateway.hooks.signature import SignatureError, verify
-from services.gateway.keys import BUS, CACHE, LIMITER, SETTINGS
+from services.gateway.keys import BAD_SIGNATURES, BUS, CACHE, LIMITER, SETTINGS, TRUSTED_PROXIES
 from services.gateway.wire import message_size
+
+log = logging.getLogger(__name__)
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 _NOT_FOUND = "workflow not found"
@@ -99,6 +110,11 @@ def payload_json(body: bytes, content_type: str) -> bytes:
 async def ingest(request: web.Request) -> web.Response:
     app = request.app
     settings = app[SETTINGS]
+    source = client_key(request, app[TRUSTED_PROXIES])
+    bad_signatures = app[BAD_SIGNATURES]
+    refused_for = bad_signatures.retry_after(source)
+    if refused_for > 0:
+        raise RateLimited("too many requests with bad signatures from this address", retry_after=refused_for)
     try:
         workflow_id = uuid.UUID(request.match_info["workflow_id"])
     except ValueError as exc:
@@ -116,6 +132,9 @@ async def ingest(request: web.Request) -> web.Response:
         verify(target.keys(now), webhook_id, headers.get("webhook-timestamp"), headers.get("webhook-signature"),
                body, now=now, tolerance=settings.webhook_tolerance_seconds)
     except SignatureError as exc:
+        bad_signatures.take(source)
+        if bad_signatures.retry_after(source) > 0:
+            log.warning("webhook source throttled after bad signatures", extra={"source": source})
         raise Unauthorized(str(exc), code="invalid_signature") from exc
     wait = app[LIMITER].acquire(target.tenant_id)
     if wait > 0:
