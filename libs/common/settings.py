@@ -70,6 +70,21 @@ class HttpSettings(BaseSettings):
     shutdown_grace_seconds: float = 20.0
 
 
+class ScheduleSettings(BaseSettings):
+    """The shortest schedule interval (``IPAAS_SCHEDULE_*``), read by the gateway and the scheduler.
+
+    The gateway refuses to save a schedule that fires more often (422
+    ``schedule_too_frequent``); the scheduler does not fire a stored version that does (it
+    records ``schedule_error``).  Give both services the same value.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_SCHEDULE_", extra="ignore")
+
+    # Seconds between two fire times at the least; cron with seconds included (see
+    # libs/common/models/workflows.py shortest_gap_seconds).
+    min_interval_seconds: int = Field(default=10, ge=1, le=24 * 3600)
+
+
 class ServiceSettings(BaseSettings):
     """The base every service's settings class extends."""
 
