@@ -41,6 +41,9 @@ class NatsSettings(BaseSettings):
     max_deliver: int = 20
     replicas: int = 1
     publish_timeout_seconds: float = 5.0
+    # CA certificate(s) (PEM) that sign the NATS servers' certificate, for a tls:// NATS_URL; empty: the
+    # system's CAs.  Only this connection uses it.
+    tls_ca_file: str = ""
     # Whether a service may create and update the streams and its durable consumer itself at start-up
     # (development and tests against an open NATS).  Off: it only checks that they exist and waits,
     # not ready, until the provisioning step (python -m deploy.provision) has made them.
