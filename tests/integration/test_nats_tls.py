@@ -15,11 +15,11 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.aio.msg import Msg
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from nats.aio.msg import Msg
 
 from deploy.local.infra import NatsServer, free_port
 from libs.common.bus import Bus, BusMisconfigured, BusUnavailable
