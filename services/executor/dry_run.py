@@ -71,11 +71,6 @@ class DryRunResponder:
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Subscription | None = None
 
-    @property
-    def admitted(self) -> int:
-        """Requests running or waiting for a slot."""
-        return self._admissions.admitted
-
     async def start(self) -> None:
         self._sub = await self._bus.nc.subscribe(self._subject, queue=QUEUE_GROUP, cb=self._on_msg)
 

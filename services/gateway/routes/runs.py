@@ -55,6 +55,8 @@ from services.gateway.store import workflows as store
 
 # Dry-run outcomes that are the request's fault (422) rather than the action's (200 "failed").
 TEMPLATE_REFUSALS = frozenset({"invalid_template", "template_limit_exceeded"})
+
+
 class DryRunRateLimited(RateLimited):
     code = "dry_run_rate_limited"
 

@@ -1,4 +1,9 @@
-"""Workflows and their immutable versions; each change queues an outbox row in its transaction."""
+"""Workflows and their immutable versions; each change queues an outbox row in its transaction.
+
+A create counts the tenant's live workflows under a transaction-level advisory lock
+of that tenant, so concurrent creates see each other and the quota holds exactly.
+Pages of workflows and versions are read by :mod:`services.gateway.store.pages`.
+"""
 
 from __future__ import annotations
 
