@@ -16,7 +16,7 @@ API_VERSIONS = {
     "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1",
     "PodDisruptionBudget": "policy/v1", "NetworkPolicy": "networking.k8s.io/v1",
     "HorizontalPodAutoscaler": "autoscaling/v2", "ScaledObject": "keda.sh/v1alpha1",
-    "Cluster": "postgresql.cnpg.io/v1",
+    "Cluster": "postgresql.cnpg.io/v1", "Certificate": "cert-manager.io/v1", "Issuer": "cert-manager.io/v1",
 }
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 ENV_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")

@@ -14,6 +14,12 @@ REQUIRED_DEPLOYMENTS = {"gateway": 1, "auth": 1, "scheduler": 2, "executor": 1, 
 MIGRATE_MODULE = "libs.common.db.migrate"
 # Services that come from outside the kustomization (the NATS Helm chart).
 EXTERNAL_SERVICES = {"nats": {4222, 8222}}
+# Pods from outside the kustomization that policies may select: the NATS chart's servers (release
+# "nats"); CloudNativePG's instances carry cnpg.io/cluster=<Cluster name>.
+NATS_POD_LABELS = {"app.kubernetes.io/name": "nats", "app.kubernetes.io/instance": "nats",
+                   "app.kubernetes.io/component": "nats"}
+# Every pod of the platform (services, collector, migrate Job) carries this label.
+PLATFORM_PODS = {"app.kubernetes.io/part-of": "ipaas"}
 
 
 def _of(resources: list[Resource], kind: str) -> list[Resource]:
@@ -113,9 +119,14 @@ def check_scaling(resources: list[Resource]) -> list[str]:
     return problems
 
 
+def external_pods(resources: list[Resource]) -> list[dict[str, Any]]:
+    """Labels of pods that the rendered set does not template but does run: NATS servers, CNPG instances."""
+    return [NATS_POD_LABELS, *({"cnpg.io/cluster": _name(c)} for c in _of(resources, "Cluster"))]
+
+
 def check_policies(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
-    pods = [_labels(d) for d in _of(resources, "Deployment")]
+    pods = [_labels(d) for d in _of(resources, "Deployment")] + external_pods(resources)
     for pol in _of(resources, "NetworkPolicy"):
         selector = (pol.get("spec", {}).get("podSelector") or {}).get("matchLabels") or {}
         if selector and not any(_selects(selector, labels) for labels in pods):

@@ -2,7 +2,8 @@
 
 Renders every overlay under ``deploy/k8s/overlays`` (and the base) without
 kustomize or a cluster, then checks each manifest and the links between them,
-plus the NATS Helm values.  Exit status 0 means no problem was found.
+the network policies, plus the NATS Helm values (an overlay's ``nats-values.yaml``
+layered over the base's) and NATS TLS.  Exit status 0 means no problem was found.
 
     python -m deploy.k8s.validate                 # check everything
     python -m deploy.k8s.validate --print prod    # print the rendered prod overlay as YAML
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from deploy.k8s import checks, links, nats_auth
+from deploy.k8s import checks, links, nats_auth, nats_tls, network
 from deploy.k8s.render import RenderError, Resource, render
 
 K8S_DIR = Path(__file__).resolve().parent
@@ -33,6 +34,7 @@ def validate_resources(resources: list[Resource], *, overlay: bool) -> tuple[lis
     problems += links.check_budgets(resources)
     problems += links.check_scaling(resources)
     problems += links.check_policies(resources)
+    problems += network.check_network(resources)
     problems += links.check_urls(resources)
     problems += links.check_required(resources)
     problems += nats_auth.check_service_identities(resources)
@@ -90,7 +92,13 @@ def validate_all(root: Path = K8S_DIR) -> dict[str, list[str]]:
             continue
         problems, _ = validate_resources(resources, overlay=is_overlay)
         if values is not None and is_overlay:
-            problems += validate_nats_values(values, resources)
+            try:
+                installed = nats_tls.overlay_values(values, target)
+            except yaml.YAMLError as exc:
+                report[label] = [f"nats values of the overlay: {exc}"]
+                continue
+            problems += validate_nats_values(installed, resources)
+            problems += nats_tls.check_nats_tls(resources, installed, required=target.name in nats_tls.TLS_REQUIRED)
         report[label] = problems
     if len(overlays(root)) < 2:
         report.setdefault("overlays", []).append("expected at least two overlays (dev, prod)")

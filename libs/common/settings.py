@@ -41,6 +41,9 @@ class NatsSettings(BaseSettings):
     max_deliver: int = 20
     replicas: int = 1
     publish_timeout_seconds: float = 5.0
+    # CA certificate(s) (PEM) that sign the NATS servers' certificate, for a tls:// NATS_URL; empty: the
+    # system's CAs.  Only this connection uses it.
+    tls_ca_file: str = ""
     # Whether a service may create and update the streams and its durable consumer itself at start-up
     # (development and tests against an open NATS).  Off: it only checks that they exist and waits,
     # not ready, until the provisioning step (python -m deploy.provision) has made them.
@@ -74,6 +77,21 @@ class HttpSettings(BaseSettings):
     port: int = 8080
     metrics_port: int = Field(default=9080, ge=0, le=65535)
     shutdown_grace_seconds: float = 20.0
+
+
+class ScheduleSettings(BaseSettings):
+    """The shortest schedule interval (``IPAAS_SCHEDULE_*``), read by the gateway and the scheduler.
+
+    The gateway refuses to save a schedule that fires more often (422
+    ``schedule_too_frequent``); the scheduler does not fire a stored version that does (it
+    records ``schedule_error``).  Give both services the same value.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_SCHEDULE_", extra="ignore")
+
+    # Seconds between two fire times at the least; cron with seconds included (see
+    # libs/common/models/workflows.py shortest_gap_seconds).
+    min_interval_seconds: int = Field(default=10, ge=1, le=24 * 3600)
 
 
 class ServiceSettings(BaseSettings):

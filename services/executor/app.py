@@ -27,6 +27,7 @@ from services.executor.connectors import ClientSessions, build_connectors
 from services.executor.credentials import CredentialResolver
 from services.executor.deferred import Waker
 from services.executor.dry_run import DryRunResponder
+from services.executor.dry_run_limits import DryRunLimits
 from services.executor.fairness import BacklogView, TenantSlots
 from services.executor.metrics import ExecutorMetrics
 from services.executor.retry import Backoff
@@ -94,7 +95,8 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
                         interval=settings.stats_interval_seconds)
     backlog = BacklogView(bus, slots, stream=settings.nats.events_stream, subjects=settings.nats.events_subjects,
                           interval=settings.fairness_refresh_seconds, busy=lambda: consumer.in_flight > 0)
-    dry_run = DryRunResponder(bus, runner, subject=settings.dry_run_subject)
+    dry_run = DryRunResponder(bus, runner, subject=settings.dry_run_subject,
+                              limits=DryRunLimits.from_settings(settings))
     await dry_run.start()
 
     async def nats_ready() -> bool:

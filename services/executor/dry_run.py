@@ -1,12 +1,21 @@
 """Dry runs: ``svc.executor.dry_run`` request/reply, one replica answers (queue group).
 
-Request ``DryRunCommand`` ``{"tenant_id", "workflow": <WorkflowDefinition JSON>, "payload": {...}}``;
-reply ``DryRunResult`` ``{"status": "succeeded"|"failed", "output", "error", "duration_ms"}``
-(both in ``libs/common/models/api.py``); a template failure also carries ``error_code``
+Request ``DryRunCommand`` ``{"tenant_id", "workflow": <WorkflowDefinition JSON>, "payload": {...},
+"timeout_ms"}``; reply ``DryRunResult`` ``{"status": "succeeded"|"failed", "output", "error",
+"duration_ms"}`` (both in ``libs/common/models/api.py``); a template failure also carries ``error_code``
 (``invalid_template``, ``template_limit_exceeded``, ``template_error``) and ``error_field``
 (``action.config.text``), so the gateway can answer 422 for the first two.
 The action runs for real (credential included); no execution is recorded and
 breakers are not touched.
+
+Limits (:mod:`services.executor.dry_run_limits`): a request is admitted or refused
+at once, without running, with ``refused`` set: ``tenant_limit`` (the tenant has
+``IPAAS_EXECUTOR_DRY_RUN_PER_TENANT`` running or waiting here) or ``queue_full``
+(``IPAAS_EXECUTOR_DRY_RUN_CONCURRENCY`` running and ``IPAAS_EXECUTOR_DRY_RUN_QUEUE``
+waiting).  An admitted request waits for a slot until its deadline (its
+``timeout_ms`` from receipt, at most ``IPAAS_EXECUTOR_DRY_RUN_MAX_SECONDS``): one
+still waiting then is answered ``deadline_passed`` and never runs; one running then
+is cancelled and answered ``failed`` with ``error_code`` ``deadline_exceeded``.
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any
+from typing import Any, Literal
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -23,6 +32,7 @@ from pydantic import ValidationError
 
 from libs.common.bus import Bus
 from libs.common.models.api import DryRunCommand, DryRunResult
+from services.executor.dry_run_limits import Admissions, DryRunLimits, Refusal, deadline
 from services.executor.errors import ActionError
 from services.executor.runner import ActionRunner, safe_error
 from services.executor.templates import TemplateError
@@ -32,18 +42,32 @@ log = logging.getLogger(__name__)
 QUEUE_GROUP = "executor"
 
 
+_REFUSED = {
+    "tenant_limit": "the tenant already has as many dry-runs running or waiting as it may",
+    "queue_full": "every dry-run slot is taken and the queue is full",
+    "deadline_passed": "the dry-run waited for a slot until its requester gave up; it was not run",
+}
+
+
 def _reply(status: str, output: Any, error: str | None, duration_ms: int, *, error_code: str | None = None,
            error_field: str | None = None) -> bytes:
     return DryRunResult(status=status, output=output, error=error, duration_ms=duration_ms, error_code=error_code,
                         error_field=error_field).model_dump_json().encode()
 
 
+def _refused(reason: Refusal | Literal["deadline_passed"]) -> bytes:
+    return DryRunResult(status="refused", error=_REFUSED[reason], duration_ms=0,
+                        refused=reason).model_dump_json().encode()
+
+
 class DryRunResponder:
-    def __init__(self, bus: Bus, runner: ActionRunner, *, subject: str, concurrency: int = 16) -> None:
+    def __init__(self, bus: Bus, runner: ActionRunner, *, subject: str, limits: DryRunLimits) -> None:
         self._bus = bus
         self._runner = runner
         self._subject = subject
-        self._slots = asyncio.Semaphore(concurrency)
+        self._limits = limits
+        self._admissions = Admissions(limits)
+        self._slots = asyncio.Semaphore(limits.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._sub: Subscription | None = None
 
@@ -61,37 +85,78 @@ class DryRunResponder:
             await asyncio.wait(set(self._tasks), timeout=5.0)
 
     async def _on_msg(self, msg: Msg) -> None:
-        task = asyncio.create_task(self._answer(msg))
+        received = asyncio.get_running_loop().time()
+        task = asyncio.create_task(self._answer(msg, received))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, msg: Msg) -> None:
-        async with self._slots:
-            body = await self.run(msg.data)
+    async def _answer(self, msg: Msg, received: float) -> None:
+        body = await self.run(msg.data, received=received)
         if msg.reply:
             try:
                 await msg.respond(body)
             except Exception:  # noqa: BLE001 - the requester may have gone away
                 log.debug("dry-run reply failed", exc_info=True)
 
-    async def run(self, data: bytes) -> bytes:
-        started = time.perf_counter()
+    async def run(self, data: bytes, *, received: float) -> bytes:
+        """The reply to one request received at ``received`` (the loop's clock)."""
         try:
             req = DryRunCommand.model_validate_json(data)
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
                                  for e in exc.errors(include_url=False, include_input=False))
             return _reply("failed", None, safe_error(f"invalid dry-run request: {problems}"), 0)
+        refusal = self._admissions.try_admit(req.tenant_id)
+        if refusal is not None:
+            log.info("dry-run refused", extra={"tenant_id": str(req.tenant_id), "reason": refusal,
+                                               "admitted": self._admissions.admitted})
+            return _refused(refusal)
         try:
-            call = await self._runner.prepare(tenant_id=req.tenant_id, event_id=uuid.uuid4(),
-                                              definition=req.workflow, payload=req.payload,
-                                              event={"id": None, "trigger": "manual", "dry_run": True})
-            output = await self._runner.call(req.workflow.action.type, call)
-        except TemplateError as exc:
-            return _reply("failed", None, safe_error(exc.message), _elapsed(started), error_code=exc.code,
-                          error_field=exc.field)
-        except ActionError as exc:
-            return _reply("failed", None, safe_error(exc.message), _elapsed(started))
+            return await self._queued(req, deadline(received, req.timeout_ms, self._limits))
+        finally:
+            self._admissions.release(req.tenant_id)
+
+    async def _queued(self, req: DryRunCommand, until: float) -> bytes:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(until):
+                await self._slots.acquire()
+        except TimeoutError:
+            return self._expired(req, until)
+        try:
+            if loop.time() >= until:  # a free slot is taken without waiting; the deadline may be gone already
+                return self._expired(req, until)
+            return await self._execute(req, until)
+        finally:
+            self._slots.release()
+
+    def _expired(self, req: DryRunCommand, until: float) -> bytes:
+        log.info("dry-run not run: its deadline passed while it waited", extra={
+            "tenant_id": str(req.tenant_id), "late_ms": int((asyncio.get_running_loop().time() - until) * 1000)})
+        return _refused("deadline_passed")
+
+    async def _execute(self, req: DryRunCommand, until: float) -> bytes:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout_at(until) as window:
+                try:
+                    call = await self._runner.prepare(tenant_id=req.tenant_id, event_id=uuid.uuid4(),
+                                                      definition=req.workflow, payload=req.payload,
+                                                      event={"id": None, "trigger": "manual", "dry_run": True})
+                    output = await self._runner.call(req.workflow.action.type, call)
+                except TemplateError as exc:
+                    return _reply("failed", None, safe_error(exc.message), _elapsed(started), error_code=exc.code,
+                                  error_field=exc.field)
+                except ActionError as exc:
+                    return _reply("failed", None, safe_error(exc.message), _elapsed(started))
+        except TimeoutError:
+            if not window.expired():
+                log.exception("dry run failed unexpectedly")
+                return _reply("failed", None, "internal error: TimeoutError", _elapsed(started))
+            log.info("dry-run cancelled at its deadline", extra={"tenant_id": str(req.tenant_id),
+                                                                  "ran_ms": _elapsed(started)})
+            return _reply("failed", None, f"the dry-run was stopped after {_elapsed(started)} ms: its requester "
+                                          "stopped waiting", _elapsed(started), error_code="deadline_exceeded")
         except Exception as exc:  # noqa: BLE001 - a dry run reports every failure, never crashes
             log.exception("dry run failed unexpectedly")
             return _reply("failed", None, f"internal error: {type(exc).__name__}", _elapsed(started))

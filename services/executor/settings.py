@@ -102,8 +102,15 @@ class ExecutorSettings(ServiceSettings):
     # Templates (the engine reads the same variables; see services/executor/templates.py)
     templates: TemplateSettings = Field(default_factory=TemplateSettings)
 
-    # Dry runs, answered over NATS request/reply
+    # Dry runs, answered over NATS request/reply (limits per replica; see services/executor/dry_run_limits.py)
     dry_run_subject: str = "svc.executor.dry_run"
+    dry_run_concurrency: int = Field(default=16, ge=1)
+    # Requests waiting for a slot; past this the replica answers "busy" (the gateway's 503).
+    dry_run_queue: int = Field(default=64, ge=0)
+    # A tenant's requests running or waiting; past this it is told to slow down (the gateway's 429).
+    dry_run_per_tenant: int = Field(default=4, ge=1)
+    # The longest a dry-run may take, waiting included, whatever its requester's timeout.
+    dry_run_max_seconds: float = Field(default=30.0, gt=0)
     # Reply inboxes (acks, credential replies) live under this prefix, so NATS authorization can
     # keep this identity's replies private.
     nats_inbox_prefix: str = "_INBOX_executor"

@@ -1,4 +1,4 @@
-"""Opaque cursors over ``(timestamp, id)`` keys, and the ``limit`` query parameter."""
+"""Opaque cursors over ``(timestamp, id)`` keys and over version numbers, and the ``limit`` query parameter."""
 
 from __future__ import annotations
 
@@ -29,6 +29,31 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         if parsed.tzinfo is None:
             raise ValueError("naive timestamp")
         return parsed, uuid.UUID(row_id)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise ValidationFailed(
+            "invalid query", details=[{"field": "cursor", "message": "invalid cursor", "type": "cursor"}]
+        ) from exc
+
+
+MAX_VERSION = 2**31 - 1
+
+
+def encode_version_cursor(version: int) -> str:
+    return base64.urlsafe_b64encode(orjson.dumps(["v", version])).decode().rstrip("=")
+
+
+def version_cursor_param(request: web.Request) -> int:
+    """The version a ``/versions`` page starts after (0: from the first); a bad cursor is a 422."""
+    raw = request.query.get("cursor")
+    if not raw:
+        return 0
+    try:
+        if len(raw) > 64:
+            raise ValueError("too long")
+        tag, version = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+        if tag != "v" or type(version) is not int or not 1 <= version <= MAX_VERSION:
+            raise ValueError("not a version cursor")
+        return version
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise ValidationFailed(
             "invalid query", details=[{"field": "cursor", "message": "invalid cursor", "type": "cursor"}]

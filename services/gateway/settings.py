@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from libs.common.http.client_ip import parse_networks
 from libs.common.models.api import DRY_RUN_SUBJECT
-from libs.common.settings import HttpSettings, ServiceSettings
+from libs.common.settings import HttpSettings, ScheduleSettings, ServiceSettings
 
 
 class GatewayHttpSettings(HttpSettings):
@@ -90,7 +90,7 @@ class GatewaySettings(ServiceSettings):
     # (rows JetStream refuses for good are set aside at the first).
     outbox_max_attempts: int = Field(default=5, ge=1)
 
-    # Pagination.
+    # Pagination (workflows, versions, executions, dead letters).
     page_default: int = Field(default=50, ge=1)
     page_max: int = Field(default=200, ge=1)
 
@@ -99,3 +99,19 @@ class GatewaySettings(ServiceSettings):
     def _cidrs(cls, value: str) -> str:
         parse_networks(value)  # a bad CIDR stops the gateway at start-up, with the value named
         return value
+
+    # Quotas (docs/gateway.md, "Quotas").  The shortest schedule interval is shared with the
+    # scheduler: IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS.
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
+    max_workflows_per_tenant: int = Field(default=1000, ge=1)
+    # A definition (name, trigger, action as compact JSON) larger than this is refused (422).
+    definition_max_bytes: int = Field(default=256 * 1024, ge=1024)
+    # Definitions in one page of /api/workflows or /versions add up to at most this (the page
+    # ends early, with a cursor); a page always holds at least one.
+    page_max_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+
+    @model_validator(mode="after")
+    def _a_definition_fits_a_page(self) -> GatewaySettings:
+        if self.definition_max_bytes > self.page_max_bytes:
+            raise ValueError("IPAAS_GATEWAY_DEFINITION_MAX_BYTES may not exceed IPAAS_GATEWAY_PAGE_MAX_BYTES")
+        return self

@@ -43,11 +43,12 @@ class SchedulerRuntime:
         self.options = options
         self.bus = bus
         self.metrics = SchedulerMetrics(registry if registry is not None else CollectorRegistry())
-        self.store = ScheduleStore(pool)
+        self.store = ScheduleStore(pool, min_interval_seconds=options.schedule.min_interval_seconds)
         self.progress = ProgressWriter(self.store, retry_max_seconds=options.retry_max_seconds)
         self.publisher = Publisher(bus, clock, self.metrics)
         self.versions = VersionCheck(self.store, self.metrics, timeout_seconds=options.version_check_timeout_seconds,
-                                     pause_seconds=options.retry_max_seconds)
+                                     pause_seconds=options.retry_max_seconds,
+                                     min_interval_seconds=options.schedule.min_interval_seconds)
         self.engine = Engine(self.publisher, self.progress, self.versions, clock, self.metrics, options)
         self.sync = ScheduleSync(self.store, self.engine, self.metrics)
         self.feed = ChangeFeed(bus, self.sync.on_change, on_failure=self._request_resync)

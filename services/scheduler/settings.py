@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.common.settings import HttpSettings, ServiceSettings
+from libs.common.settings import HttpSettings, ScheduleSettings, ServiceSettings
 
 
 class SchedulerHttpSettings(HttpSettings):
@@ -42,6 +42,9 @@ class SchedulerOptions(BaseSettings):
     drain_seconds: float = Field(default=10.0, gt=0)
     # Reply-inbox prefix, so NATS authorization can keep this identity's replies private.
     nats_inbox_prefix: str = "_INBOX_scheduler"
+    # The shortest schedule interval (IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS, shared with the gateway):
+    # a stored version firing more often is not loaded and gets a schedule_error.
+    schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
 
 class SchedulerSettings(ServiceSettings):

@@ -1,4 +1,10 @@
-"""Postgres access of the scheduler: schedule definitions, errors and progress."""
+"""Postgres access of the scheduler: schedule definitions, errors and progress.
+
+A stored version is usable only if it parses, its slots can be computed, and it
+fires no more often than ``IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS`` (a version saved
+before the minimum was raised, or written around the API); otherwise
+:func:`parse_row` returns the reason, which becomes ``workflows.schedule_error``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from typing import Any
 import asyncpg
 from pydantic import ValidationError
 
-from libs.common.models.workflows import ScheduleTrigger
+from libs.common.models.workflows import ScheduleTrigger, too_frequent
 from services.scheduler.slots import SlotError, SlotRule, rule_for, to_slot
 
 log = logging.getLogger(__name__)
@@ -75,7 +81,7 @@ class StoredSchedule:
     is_schedule: bool
 
 
-def parse_row(row: asyncpg.Record) -> StoredSchedule:
+def parse_row(row: asyncpg.Record, *, min_interval_seconds: int) -> StoredSchedule:
     definition: Any = row["definition"]
     trigger: Any = definition.get("trigger") if isinstance(definition, dict) else None
     is_schedule = isinstance(trigger, dict) and trigger.get("type") == "schedule"
@@ -86,9 +92,11 @@ def parse_row(row: asyncpg.Record) -> StoredSchedule:
     if wants:
         try:
             parsed = ScheduleTrigger.model_validate(trigger)
-            rule = rule_for(parsed)  # one that can never fire raises SlotError when the engine plans it
-            spec = ScheduleSpec(row["id"], row["tenant_id"], int(row["current_version"]), parsed, rule,
-                                effective_from=math.ceil(row["version_created_at"].timestamp()))
+            error = too_frequent(parsed, min_interval_seconds)
+            if error is None:
+                rule = rule_for(parsed)  # one that can never fire raises SlotError when the engine plans it
+                spec = ScheduleSpec(row["id"], row["tenant_id"], int(row["current_version"]), parsed, rule,
+                                    effective_from=math.ceil(row["version_created_at"].timestamp()))
         except ValidationError as exc:
             error = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'trigger'}: {e['msg']}"
                               for e in exc.errors(include_url=False, include_input=False))
@@ -107,11 +115,15 @@ def parse_row(row: asyncpg.Record) -> StoredSchedule:
 
 
 class ScheduleStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, min_interval_seconds: int) -> None:
         self.pool = pool
+        self.min_interval_seconds = min_interval_seconds
+
+    def parse(self, row: asyncpg.Record) -> StoredSchedule:
+        return parse_row(row, min_interval_seconds=self.min_interval_seconds)
 
     async def load_active(self) -> list[asyncpg.Record]:
-        """Rows of every active schedule workflow (parse each with :func:`parse_row`)."""
+        """Rows of every active schedule workflow (parse each with :meth:`parse`)."""
         async with self.pool.acquire() as conn:
             rows: list[asyncpg.Record] = await conn.fetch(_ACTIVE_SCHEDULES)
         return rows
@@ -119,7 +131,7 @@ class ScheduleStore:
     async def load_one(self, workflow_id: uuid.UUID) -> StoredSchedule | None:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(_ONE, workflow_id)
-        return parse_row(row) if row is not None else None
+        return self.parse(row) if row is not None else None
 
     async def set_error(self, workflow_id: uuid.UUID, error: str | None) -> None:
         """Write (or clear, with ``None``) ``workflows.schedule_error``; a no-op when unchanged."""

@@ -10,7 +10,7 @@ from libs.common.models.events import WorkflowChanged
 from services.scheduler.engine import Engine
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.slots import SlotError
-from services.scheduler.store import ScheduleStore, StoredSchedule, parse_row
+from services.scheduler.store import ScheduleStore, StoredSchedule
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class ScheduleSync:
             loaded = self._engine.spec_of(row["id"])
             if loaded is not None and loaded.version == row["current_version"]:
                 continue  # versions are immutable: nothing to re-parse
-            await self._apply(parse_row(row), catch_up=startup)
+            await self._apply(self._store.parse(row), catch_up=startup)
             if i % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)
         for workflow_id in self._engine.workflow_ids() - seen:

@@ -14,7 +14,8 @@ for the version current at each slot, and :func:`decide` reconciles:
 - the held version: fire with it;
 - another version, of which ``S`` is a slot: fire with that version;
 - another version, of which ``S`` is not a slot (another cadence, no longer a
-  schedule, or a definition that cannot be scheduled): do not fire ``S``;
+  schedule, a definition that cannot be scheduled, or one that fires more often
+  than ``IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS``): do not fire ``S``;
 - no version created by ``S`` (clocks apart): fire with the held version.
 
 Every replica therefore publishes the same version for a slot, whatever it
@@ -33,7 +34,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from libs.common.models.workflows import ScheduleTrigger
+from libs.common.models.workflows import ScheduleTrigger, too_frequent
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.slots import SlotError, rule_for, slot_iso
 from services.scheduler.store import ScheduleSpec, ScheduleStore, VersionAtSlot
@@ -46,28 +47,32 @@ CHECK_BATCH = 1000
 Outcome = Literal["held", "changed", "not_a_slot"]
 
 
-def is_slot_of(trigger: Any, slot: int) -> bool:
+def is_slot_of(trigger: Any, slot: int, *, min_interval_seconds: int) -> bool:
     """Whether ``slot`` is a slot of a stored trigger (``False`` when it is no usable schedule)."""
     try:
-        rule = rule_for(ScheduleTrigger.model_validate(trigger))
-        return rule.next_after(slot - 1) == slot
+        parsed = ScheduleTrigger.model_validate(trigger)
+        if too_frequent(parsed, min_interval_seconds) is not None:
+            return False
+        return rule_for(parsed).next_after(slot - 1) == slot
     except (ValidationError, SlotError):
         return False
 
 
-def decide(held: ScheduleSpec, slot: int, found: VersionAtSlot | None) -> tuple[int | None, Outcome]:
+def decide(held: ScheduleSpec, slot: int, found: VersionAtSlot | None, *,
+           min_interval_seconds: int) -> tuple[int | None, Outcome]:
     """The version to publish ``slot`` with (``None``: do not fire it), and why."""
     if found is None or found.version == held.version:
         return held.version, "held"
-    if is_slot_of(found.trigger, slot):
+    if is_slot_of(found.trigger, slot, min_interval_seconds=min_interval_seconds):
         return found.version, "changed"
     return None, "not_a_slot"
 
 
 class VersionCheck:
     def __init__(self, store: ScheduleStore, metrics: SchedulerMetrics, *, timeout_seconds: float,
-                 pause_seconds: float) -> None:
+                 pause_seconds: float, min_interval_seconds: int) -> None:
         self._store = store
+        self._min_interval = min_interval_seconds
         self._metrics = metrics
         self._timeout = timeout_seconds
         self._pause = pause_seconds
@@ -96,7 +101,7 @@ class VersionCheck:
             return [spec.version for spec, _ in due]
         out: list[int | None] = []
         for (spec, slot), answer in zip(due, found, strict=True):
-            version, outcome = decide(spec, slot, answer)
+            version, outcome = decide(spec, slot, answer, min_interval_seconds=self._min_interval)
             self._metrics.version_checks.labels(outcome).inc()
             if outcome != "held":
                 log.debug("slot belongs to another version than the one held",

@@ -133,7 +133,7 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
     local_dir = tmp_path / "local"
     sink = await FakeSink().start()
     env = launcher_env(local_dir, IPAAS_LOCAL_SCHEDULER_REPLICAS="1", IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.1/32",
-                       **fast_hash_env())
+                       IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS="1", **fast_hash_env())  # a 1 s schedule
     run = launch(local_dir, env)
     try:
         state = run.wait_ready()

@@ -57,7 +57,8 @@ async def test_two_replicas_fire_each_second_exactly_once_without_gaps(
         "trigger": {"type": "schedule", "cron": "* * * * * *", "timezone": "Europe/Paris"},
         "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
     })
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO"}
+    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO",
+           "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}
     replicas = [service("services.scheduler", env=env, wait=False) for _ in range(2)]
     for replica in replicas:
         replica.wait_ready(30)

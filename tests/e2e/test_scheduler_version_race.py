@@ -73,7 +73,8 @@ async def test_version_changes_at_slot_boundaries_give_one_run_per_slot_with_the
         tenant = await create_tenant(db)
         wf = await create_workflow(db, tenant, definition(sink.url, "v1", 1))
         service("services.executor", env=executor_env(nats_url, database_url))
-        common = {"NATS_URL": nats_url, "DATABASE_URL": database_url}
+        common = {"NATS_URL": nats_url, "DATABASE_URL": database_url,
+                  "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}  # 1 s and 2 s schedules
         fresh = service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "0.3"},
                         wait=False)
         stale = service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"},

@@ -47,7 +47,8 @@ async def api(service: Callable[..., ServiceProcess], db: asyncpg.Connection, da
               nats_url: str) -> AsyncIterator[Api]:
     issuer = TokenIssuer()
     tenant = await create_tenant(db)
-    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url}
+    # Schedules every second: the gateway and the scheduler both allow them.
+    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}
     async with serve_jwks(issuer, free_port()) as jwks_url:
         gateway = service("services.gateway", env={**common, "IPAAS_JWKS_URL": jwks_url,
                                                    "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2"})

@@ -56,7 +56,8 @@ async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, 
                 "name": "every second", "trigger": {"type": "schedule", "interval_seconds": 1},
                 "action": {"type": "http_request",
                            "config": {"method": "POST", "url": f"{good_sink.url}/scheduled", "body": {"s": "1"}}}})
-            service("services.scheduler", env={"NATS_URL": nats_url, "DATABASE_URL": database_url})
+            service("services.scheduler", env={"NATS_URL": nats_url, "DATABASE_URL": database_url,
+                                               "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"})  # 1 s schedules
             to_replay = await create_workflow(stack.db, good.id, http_workflow(f"{good_sink.url}/replay"),
                                               webhook_secret=good.secret)
 

@@ -51,7 +51,8 @@ async def test_restart_in_the_middle_of_a_slot_does_not_fire_it_twice(
         "trigger": {"type": "schedule", "interval_seconds": INTERVAL},
         "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
     })
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url}
+    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url,
+           "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}  # a 4 s schedule
     replica = service("services.scheduler", env=env)
     fired = await wait_until(lambda: slots_in_stream(bus, wf), timeout=INTERVAL + 10, message="a first slot")
     slot = fired[-1].scheduled_for

@@ -139,7 +139,7 @@ async def test_sigterm_one_of_two_replicas_under_load_every_slot_fires_once(
     bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Callable[..., Any],
 ) -> None:
     schedules = await create_schedules(db, SCHEDULES, "skip")
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url,
+    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
            "IPAAS_SCHEDULER_DRAIN_SECONDS": str(DRAIN_SECONDS)}
     victim = service("services.scheduler", env=env, wait=False)
     survivor = service("services.scheduler", env=env, wait=False)
@@ -176,6 +176,7 @@ async def test_sigterm_abandons_due_slots_without_claiming_them_and_the_restart_
     """One replica with one fire worker and almost no drain budget: due slots really are left over."""
     schedules = await create_schedules(db, SCHEDULES, "all")
     env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "IPAAS_SCHEDULER_FIRE_CONCURRENCY": "1",
+           "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
            "IPAAS_SCHEDULER_DRAIN_SECONDS": "0.05"}
     alone = service("services.scheduler", env=env)
     first = math.floor(time.time()) + 2

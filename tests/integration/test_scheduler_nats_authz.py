@@ -42,7 +42,8 @@ async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
         "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
     })
     scheduler = service("services.scheduler", env={**secured_nats.service_env("scheduler"),
-                                                   "DATABASE_URL": database_url})
+                                                   "DATABASE_URL": database_url,
+                                                   "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"})
     gateway = await secured_nats.bus("gateway")
     admin = await secured_nats.bus("admin")  # reading EVENTS' messages is for admin only
     try:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.k8s import nats_auth, validate
+from deploy.k8s import nats_auth, nats_tls, validate
 from deploy.k8s.render import RenderError, json6902, render, strategic_merge
 
 K8S = validate.K8S_DIR
@@ -201,6 +201,84 @@ def _no_namespace(rs: Resources) -> None:
     del _get(rs, "Service", "gateway")["metadata"]["namespace"]
 
 
+def _egress(rs: Resources) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = _get(rs, "NetworkPolicy", "executor-egress")["spec"]["egress"]
+    return rules
+
+
+def _ip_block(rs: Resources, cidr: str) -> dict[str, Any]:
+    block: dict[str, Any] = next(peer["ipBlock"] for rule in _egress(rs) for peer in rule.get("to", [])
+                                 if peer.get("ipBlock", {}).get("cidr") == cidr)
+    return block
+
+
+def _egress_reaches_private(rs: Resources) -> None:
+    _ip_block(rs, "0.0.0.0/0")["except"].remove("10.0.0.0/8")
+
+
+def _egress_reaches_metadata(rs: Resources) -> None:
+    _ip_block(rs, "0.0.0.0/0")["except"].remove("169.254.0.0/16")
+
+
+def _egress_reaches_azure_host(rs: Resources) -> None:
+    _ip_block(rs, "0.0.0.0/0")["except"].remove("168.63.129.16/32")
+
+
+def _egress_reaches_ipv6_ula(rs: Resources) -> None:
+    _ip_block(rs, "::/0")["except"].remove("fc00::/7")
+
+
+def _no_executor_egress_policy(rs: Resources) -> None:
+    rs.remove(_get(rs, "NetworkPolicy", "executor-egress"))
+
+
+def _egress_open_rule(rs: Resources) -> None:
+    _egress(rs).append({"ports": [{"port": 443, "protocol": "TCP"}]})
+
+
+def _egress_any_namespace(rs: Resources) -> None:
+    _egress(rs).append({"to": [{"namespaceSelector": {}}]})
+
+
+def _egress_without_nats(rs: Resources) -> None:
+    _egress(rs).remove(next(r for r in _egress(rs) if r["ports"][0].get("port") == 4222))
+
+
+def _dns_over_udp_only(rs: Resources) -> None:
+    dns = next(r for r in _egress(rs) if r["ports"][0].get("port") == 53)
+    dns["ports"] = [{"port": 53, "protocol": "UDP"}]
+
+
+def _ingress(rs: Resources, policy: str, port: int) -> dict[str, Any]:
+    rule: dict[str, Any] = next(r for r in _get(rs, "NetworkPolicy", policy)["spec"]["ingress"]
+                                if r["ports"][0]["port"] == port)
+    return rule
+
+
+def _nats_open_to_all(rs: Resources) -> None:
+    del _ingress(rs, "nats", 4222)["from"]
+
+
+def _nats_clients_from_another_namespace(rs: Resources) -> None:
+    _ingress(rs, "nats", 4222)["from"].append({"namespaceSelector": {"matchLabels": {"team": "x"}}})
+
+
+def _nats_routes_open(rs: Resources) -> None:
+    _ingress(rs, "nats", 6222)["from"] = [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "ipaas"}}}]
+
+
+def _nats_policy_selects_nothing(rs: Resources) -> None:
+    _get(rs, "NetworkPolicy", "nats")["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] = "natz"
+
+
+def _no_postgres_policy(rs: Resources) -> None:
+    rs.remove(_get(rs, "NetworkPolicy", "postgres"))
+
+
+def _postgres_from_anywhere(rs: Resources) -> None:
+    _ingress(rs, "postgres", 5432)["from"].append({"ipBlock": {"cidr": "0.0.0.0/0"}})
+
+
 MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
     (_drop_readiness, "Deployment/gateway container gateway: no readinessProbe"),
     (_wrong_live_path, "livenessProbe must GET /health/live"),
@@ -221,6 +299,21 @@ MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
     (_one_scheduler, "Deployment/scheduler: needs at least 2 replicas"),
     (_bad_api_version, "apiVersion extensions/v1beta1"),
     (_no_namespace, "Service/gateway: no namespace"),
+    (_egress_reaches_private, "NetworkPolicy/executor-egress: ipBlock 0.0.0.0/0 lets the executor reach 10.0.0.0/8"),
+    (_egress_reaches_metadata, "ipBlock 0.0.0.0/0 lets the executor reach 169.254.169.254/32"),
+    (_egress_reaches_azure_host, "ipBlock 0.0.0.0/0 lets the executor reach 168.63.129.16/32"),
+    (_egress_reaches_ipv6_ula, "ipBlock ::/0 lets the executor reach fd00:ec2::254/128"),
+    (_no_executor_egress_policy, "NetworkPolicy: none restricts the executor's egress"),
+    (_egress_open_rule, "an egress rule without 'to' lets the executor reach everything"),
+    (_egress_any_namespace, "lets the executor reach every pod of every namespace"),
+    (_egress_without_nats, "the executor cannot reach NATS on 4222/TCP"),
+    (_dns_over_udp_only, "the executor cannot reach DNS (kube-dns) on 53/TCP"),
+    (_nats_open_to_all, "NetworkPolicy/nats: an ingress rule without 'from' opens NATS to every source"),
+    (_nats_clients_from_another_namespace, "NetworkPolicy/nats: port 4222 of NATS is open to"),
+    (_nats_routes_open, "NATS routes (6222) must be open to NATS servers only"),
+    (_nats_policy_selects_nothing, "NetworkPolicy/nats: podSelector"),
+    (_no_postgres_policy, "NetworkPolicy: none restricts who reaches Postgres (ipaas-pg)"),
+    (_postgres_from_anywhere, "NetworkPolicy/postgres: port 5432 of Postgres (ipaas-pg) is open to"),
     (_borrowed_nats_secret, "Deployment/gateway container gateway: env NATS_PASSWORD must come from Secret "
                             "ipaas-nats-gateway"),
     (_borrowed_nats_user, "NATS_URL must connect as NATS user gateway"),
@@ -244,7 +337,8 @@ def test_validator_reports_each_mistake(prod: Resources, mutate: Callable[[Resou
 def test_external_secrets_are_listed(prod: Resources) -> None:
     _, secrets = validate.validate_resources(prod, overlay=True)
     assert secrets == {"ipaas-pg-app", "ipaas-auth-signing-keys", "ipaas-auth-keks", "ipaas-nats-auth",
-                       "ipaas-nats-gateway", "ipaas-nats-executor", "ipaas-nats-scheduler", "ipaas-nats-provisioner"}
+                       "ipaas-nats-gateway", "ipaas-nats-executor", "ipaas-nats-scheduler", "ipaas-nats-provisioner",
+                       "nats-server-tls"}  # issued by cert-manager (overlays/prod/nats-tls.yaml)
 
 
 def test_nats_values_need_jetstream_a_cluster_of_three_and_monitoring(prod: Resources) -> None:
@@ -325,3 +419,95 @@ def test_renderer_refuses_what_it_does_not_understand(tmp_path: Path) -> None:
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
     with pytest.raises(RenderError, match="does not exist"):
         render(tmp_path)
+
+
+def test_the_executor_reaches_dns_nats_postgres_and_public_addresses_only(prod: Resources) -> None:
+    policy = _get(prod, "NetworkPolicy", "executor-egress")
+    assert policy["metadata"]["namespace"] == "ipaas" and policy["spec"]["policyTypes"] == ["Egress"]
+    v4, v6 = _ip_block(prod, "0.0.0.0/0")["except"], _ip_block(prod, "::/0")["except"]
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"} <= set(v4)
+    assert {"fc00::/7", "fe80::/10"} <= set(v6)
+    by_port = {r["ports"][0].get("port"): r["to"] for r in _egress(prod)}
+    assert by_port[4222] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "nats",
+                                                              "app.kubernetes.io/component": "nats"}}}]
+    assert by_port[5432] == [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "ipaas-pg"}}}]
+    assert by_port[53][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    # NATS and Postgres take their clients from the platform's pods only.
+    assert _ingress(prod, "nats", 4222)["from"] == [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/part-of": "ipaas"}}}]
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "ipaas"}}} in \
+        _ingress(prod, "postgres", 5432)["from"]
+
+
+@pytest.fixture(scope="module")
+def prod_nats_values() -> dict[str, Any]:
+    return nats_tls.overlay_values(yaml.safe_load(validate.NATS_VALUES.read_text()), K8S / "overlays" / "prod")
+
+
+def test_prod_runs_nats_over_tls_with_a_certificate_and_every_client_verifies_it(
+    prod: Resources, prod_nats_values: dict[str, Any],
+) -> None:
+    assert nats_tls.check_nats_tls(prod, prod_nats_values, required=True) == []
+    assert prod_nats_values["config"]["nats"]["tls"] == {"enabled": True, "secretName": "nats-server-tls"}
+    assert prod_nats_values["config"]["jetstream"]["enabled"] is True  # the base's values are kept
+    cert = _get(prod, "Certificate", "nats-server-tls")["spec"]
+    assert "nats" in cert["dnsNames"] and cert["issuerRef"]["name"] == "ipaas-nats-ca"
+    assert _env_var(prod, "executor", "NATS_URL")["value"] == "tls://executor:$(NATS_PASSWORD)@nats:4222"
+    assert _get(prod, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_TLS_CA_FILE"] == "/etc/ipaas/nats-ca/ca.crt"
+    assert next(e for e in _job_container(prod, "provision-nats")["env"]
+                if e["name"] == "NATS_URL")["value"].startswith("tls://provisioner:")
+    dev = render(K8S / "overlays" / "dev")
+    dev_values = nats_tls.overlay_values(yaml.safe_load(validate.NATS_VALUES.read_text()), K8S / "overlays" / "dev")
+    assert nats_tls.check_nats_tls(dev, dev_values, required=False) == []  # dev stays plain
+    assert nats_tls.check_nats_tls(dev, dev_values, required=True) == [
+        "nats values: config.nats.tls must be enabled in this overlay (clients in the clear)"]
+
+
+def _plaintext_client(rs: Resources, _v: dict[str, Any]) -> None:
+    _env_var(rs, "gateway", "NATS_URL")["value"] = "nats://gateway:$(NATS_PASSWORD)@nats:4222"
+
+
+def _no_ca_file(rs: Resources, _v: dict[str, Any]) -> None:
+    del _get(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_TLS_CA_FILE"]
+
+
+def _whole_secret_mounted(rs: Resources, _v: dict[str, Any]) -> None:
+    volumes = _get(rs, "Deployment", "scheduler")["spec"]["template"]["spec"]["volumes"]
+    del next(v for v in volumes if v["name"] == "nats-ca")["secret"]["items"]
+
+
+def _no_certificate(rs: Resources, _v: dict[str, Any]) -> None:
+    rs.remove(_get(rs, "Certificate", "nats-server-tls"))
+
+
+def _wrong_name_in_certificate(rs: Resources, _v: dict[str, Any]) -> None:
+    _get(rs, "Certificate", "nats-server-tls")["spec"]["dnsNames"].remove("nats")
+
+
+def _tls_off(_rs: Resources, values: dict[str, Any]) -> None:
+    values["config"]["nats"]["tls"]["enabled"] = False
+
+
+def _routes_in_the_clear(_rs: Resources, values: dict[str, Any]) -> None:
+    values["config"]["cluster"]["tls"]["enabled"] = False
+
+
+TLS_MUTATIONS: list[tuple[Callable[[Resources, dict[str, Any]], None], str]] = [
+    (_plaintext_client, "Deployment/gateway container gateway: NATS_URL must be tls://"),
+    (_no_ca_file, "container executor: no IPAAS_NATS_TLS_CA_FILE"),
+    (_whole_secret_mounted, "Deployment/scheduler container scheduler: mounts all of Secret nats-server-tls"),
+    (_no_certificate, "Certificate: none issues Secret nats-server-tls"),
+    (_wrong_name_in_certificate, "NATS_URL host nats is not among the certificate's dnsNames"),
+    (_tls_off, "config.nats.tls must be enabled in this overlay"),
+    (_routes_in_the_clear, "config.cluster.tls must be enabled too"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "expected"), TLS_MUTATIONS, ids=[m.__name__.strip("_") for m, _ in TLS_MUTATIONS])
+def test_the_tls_check_reports_each_mistake(prod: Resources, prod_nats_values: dict[str, Any],
+                                            mutate: Callable[[Resources, dict[str, Any]], None],
+                                            expected: str) -> None:
+    broken, values = copy.deepcopy(prod), copy.deepcopy(prod_nats_values)
+    mutate(broken, values)
+    problems = nats_tls.check_nats_tls(broken, values, required=True)
+    assert any(expected in p for p in problems), problems

@@ -10,12 +10,22 @@ import pytest
 
 from libs.common.models.events import event_id_for, msg_id_for, schedule_dedup_key
 from libs.common.models.workflows import ScheduleTrigger
+from services.scheduler import versions
 from services.scheduler.catchup import plan_catch_up
 from services.scheduler.slots import IntervalRule, rule_for, to_slot
 from services.scheduler.store import ScheduleSpec, VersionAtSlot
-from services.scheduler.versions import decide, is_slot_of
+from services.scheduler.versions import Outcome
 
 NOON = to_slot(datetime(2026, 5, 1, 12, 0, 0, tzinfo=UTC))  # a multiple of 60, 120 and 3600
+MIN_INTERVAL = 10  # the default of IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS
+
+
+def decide(held: ScheduleSpec, slot: int, found: VersionAtSlot | None) -> tuple[int | None, Outcome]:
+    return versions.decide(held, slot, found, min_interval_seconds=MIN_INTERVAL)
+
+
+def is_slot_of(trigger: Any, slot: int) -> bool:
+    return versions.is_slot_of(trigger, slot, min_interval_seconds=MIN_INTERVAL)
 
 
 def spec(version: int, **trigger: Any) -> ScheduleSpec:
@@ -56,6 +66,16 @@ def test_a_stale_replica_fires_with_the_version_current_at_the_slot() -> None:
 def test_a_slot_that_is_not_a_slot_of_the_version_current_then_does_not_fire(trigger: Any) -> None:
     held = spec(1, interval_seconds=60)
     assert decide(held, NOON + 60, VersionAtSlot(2, trigger)) == (None, "not_a_slot")
+
+
+@pytest.mark.parametrize("trigger", [
+    {"type": "schedule", "interval_seconds": 5},
+    {"type": "schedule", "cron": "*/5 * * * * *", "timezone": "UTC"},  # seconds first
+])
+def test_a_version_firing_more_often_than_the_minimum_does_not_fire_its_slots(trigger: Any) -> None:
+    held = spec(1, interval_seconds=60)
+    assert versions.is_slot_of(trigger, NOON, min_interval_seconds=1)
+    assert decide(held, NOON, VersionAtSlot(2, trigger)) == (None, "not_a_slot")
 
 
 def test_is_slot_of_reads_cron_and_interval_triggers() -> None:

@@ -3,6 +3,7 @@
 from libs.common.bus.client import Bus, PublishResult
 from libs.common.bus.errors import (
     BusError,
+    BusMisconfigured,
     BusUnavailable,
     MessageRejected,
     NotProvisioned,
@@ -11,5 +12,5 @@ from libs.common.bus.errors import (
     StreamFull,
 )
 
-__all__ = ["Bus", "BusError", "BusUnavailable", "MessageRejected", "NotProvisioned", "PublishRejected",
-           "PublishResult", "StreamConflict", "StreamFull"]
+__all__ = ["Bus", "BusError", "BusMisconfigured", "BusUnavailable", "MessageRejected", "NotProvisioned",
+           "PublishRejected", "PublishResult", "StreamConflict", "StreamFull"]

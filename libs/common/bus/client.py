@@ -1,9 +1,18 @@
-"""A NATS connection that never gives up, with JetStream publish and stream/consumer management."""
+"""A NATS connection that never gives up, with JetStream publish and stream/consumer management.
+
+TLS: a ``tls://`` ``NATS_URL`` connects over TLS and verifies the server's
+certificate and name; nats-py would trust the system's CAs only, so
+``IPAAS_NATS_TLS_CA_FILE`` names the CA (bundle) of a private one, such as the
+cluster's issuer in Kubernetes, for this connection alone (``SSL_CERT_FILE`` would
+change it for every outgoing HTTPS call of the process as well).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +26,7 @@ from nats.js import api as js_api
 from nats.js.errors import NoStreamResponseError
 from opentelemetry import propagate
 
-from libs.common.bus.errors import BusUnavailable, MessageRejected, StreamConflict, rejection
+from libs.common.bus.errors import BusMisconfigured, BusUnavailable, MessageRejected, StreamConflict, rejection
 from libs.common.bus.streams import platform_streams
 from libs.common.settings import NatsSettings
 
@@ -72,12 +81,15 @@ class Bus:
         loop = asyncio.get_running_loop()
         deadline = None if connect_deadline_seconds is None else loop.time() + connect_deadline_seconds
         delay = 0.2
+        tls = tls_context(settings)
         while True:
             nc = NatsClient()
             # A per-identity inbox prefix lets NATS authorization keep replies private.
             extra: dict[str, Any] = {"inbox_prefix": inbox_prefix} if inbox_prefix else {}
+            if tls is not None:
+                extra["tls"] = tls
             try:
-                await nc.connect(
+                connecting = nc.connect(
                     servers=[settings.url],
                     name=name,
                     user=user,
@@ -93,8 +105,17 @@ class Bus:
                     reconnected_cb=_on_reconnect,
                     **extra,
                 )
+                if deadline is None:
+                    await connecting
+                else:
+                    # nats-py retries a server that answers but refuses (a TLS certificate it cannot
+                    # verify, say) for ever: the deadline bounds that too.
+                    await asyncio.wait_for(connecting, timeout=max(0.1, deadline - loop.time()))
                 return cls(nc, settings)
             except (TimeoutError, NoServersError, OSError, NatsTimeoutError) as exc:
+                if not nc.is_closed:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(nc.close(), timeout=2)
                 if deadline is not None and loop.time() + delay > deadline:
                     raise BusUnavailable(f"cannot reach NATS at {_redact(settings.url)}") from exc
                 log.warning("nats not reachable, retrying", extra={"retry_in_s": delay})
@@ -253,6 +274,16 @@ class Bus:
         except Exception:  # noqa: BLE001 - closing must not fail a shutdown
             log.warning("nats drain failed; closing", exc_info=True)
             await self.nc.close()
+
+
+def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
+    """Certificate and host-name checks against ``IPAAS_NATS_TLS_CA_FILE``; ``None`` without one (system CAs)."""
+    if not settings.tls_ca_file:
+        return None
+    try:
+        return ssl.create_default_context(cafile=settings.tls_ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise BusMisconfigured(f"IPAAS_NATS_TLS_CA_FILE {settings.tls_ca_file}: {exc}") from exc
 
 
 def _redact(url: str) -> str:

@@ -27,6 +27,10 @@ class BusUnavailable(BusError):
     """NATS or JetStream did not store the message now; the caller should retry later."""
 
 
+class BusMisconfigured(BusError):
+    """A setting makes connecting impossible (an unreadable TLS CA file); retrying cannot help."""
+
+
 class StreamConflict(BusError):
     """A stream exists with a setting that cannot be changed in place (its retention): an operator
     must drain and delete it.  Provisioning stops on it; retrying cannot help."""

@@ -57,6 +57,13 @@ class DryRunCommand(BaseModel):
     tenant_id: uuid.UUID
     workflow: WorkflowDefinition
     payload: Any = None
+    # Added later; optional, so a command without it is still valid.  An executor older than this
+    # field refuses commands that carry it: roll executors out before gateways.
+    timeout_ms: int | None = Field(
+        default=None, ge=1, le=24 * 3600 * 1000,
+        description="How long the requester waits for the reply from when it sent the request. The executor "
+                    "counts it from receipt: a request still waiting for a slot then is not run, one running "
+                    "then is cancelled.")
 
 
 # --- responses ----------------------------------------------------------------------------------
@@ -113,6 +120,10 @@ class DryRunResult(BaseModel):
         default=None, description="For a template failure: invalid_template, template_limit_exceeded or "
                                   "template_error.")
     error_field: str | None = Field(default=None, description="For a template failure: where, e.g. action.config.text.")
+    refused: Literal["tenant_limit", "queue_full", "deadline_passed"] | None = Field(
+        default=None, description="Executor to gateway: the action was not run, because the tenant has as many "
+                                   "dry-runs as it may, the replica's queue is full, or the request waited past its "
+                                   "deadline. Never set in an API response (those are 429 or 503).")
 
 
 class ExecutionOut(BaseModel):

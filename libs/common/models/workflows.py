@@ -3,10 +3,16 @@
 The gateway validates request bodies with these models, and the scheduler and
 the executor read stored definitions back through them.  Unknown fields are
 rejected everywhere, which blocks mass assignment.
+
+The shortest schedule interval is a deployment setting, not part of the model:
+:func:`too_frequent` measures a trigger against it, and the gateway (at save)
+and the scheduler (before it loads a stored version) both ask it, so the two
+cannot disagree on what counts as too frequent.
 """
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -70,6 +76,51 @@ def to_croniter_expression(cron: str) -> str:
     if len(fields) == 6:
         return " ".join(fields[1:] + fields[:1])
     return " ".join(fields)
+
+
+DAY_SECONDS = 24 * 3600
+
+
+def shortest_gap_seconds(trigger: ScheduleTrigger) -> int:
+    """The shortest time between two fire times of ``trigger``, in seconds, at most a day.
+
+    An interval schedule: its interval.  A cron schedule: the shortest step of its time of day,
+    read from the second (6 fields), minute and hour fields on its zone's wall clock; the step
+    across midnight counts as if the next day fired too, so ``55 59 23 * * *`` with
+    ``0 0 0 * * *`` is 5 s.  Day fields can only make the real gaps longer.  A daylight-saving
+    jump is not counted: fire times inside a skipped hour collapse into its end (see
+    ``services/scheduler/slots.py``), once a year.
+    """
+    if trigger.interval_seconds is not None:
+        return min(trigger.interval_seconds, DAY_SECONDS)
+    if trigger.cron is None:
+        return DAY_SECONDS
+    fields, _ = croniter.expand(to_croniter_expression(trigger.cron))
+    minutes, hours = _values(fields[0], 59), _values(fields[1], 23)
+    seconds = _values(fields[5], 59) if len(fields) > 5 else [0]
+    first = hours[0] * 3600 + minutes[0] * 60 + seconds[0]
+    last = hours[-1] * 3600 + minutes[-1] * 60 + seconds[-1]
+    gaps = [DAY_SECONDS - last + first]
+    gaps += [b - a for a, b in itertools.pairwise(seconds)]
+    gaps += [(b - a) * 60 + seconds[0] - seconds[-1] for a, b in itertools.pairwise(minutes)]
+    gaps += [(b - a) * 3600 + minutes[0] * 60 + seconds[0] - minutes[-1] * 60 - seconds[-1]
+             for a, b in itertools.pairwise(hours)]
+    return min(gaps)
+
+
+def _values(field: list[Any], highest: int) -> list[int]:
+    """A croniter-expanded time field as sorted numbers (``['*']`` is every value)."""
+    if "*" in field:
+        return list(range(highest + 1))
+    return sorted({int(v) for v in field})
+
+
+def too_frequent(trigger: ScheduleTrigger, min_interval_seconds: int) -> str | None:
+    """Why ``trigger`` may not run (it fires more often than the minimum), or ``None``."""
+    gap = shortest_gap_seconds(trigger)
+    if gap >= min_interval_seconds:
+        return None
+    return f"the schedule fires {gap} s apart at its fastest; the shortest interval allowed is {min_interval_seconds} s"
 
 
 Trigger = Annotated[WebhookTrigger | ScheduleTrigger, Field(discriminator="type")]

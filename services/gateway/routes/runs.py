@@ -3,10 +3,25 @@
 Dry-run wire contract, subject ``IPAAS_GATEWAY_DRY_RUN_SUBJECT`` (default
 ``svc.executor.dry_run``):
 
-- request: ``{"tenant_id": "<uuid>", "workflow": <WorkflowDefinition JSON>, "payload": <any>}``
+- request: ``{"tenant_id": "<uuid>", "workflow": <WorkflowDefinition JSON>, "payload": <any>,
+  "timeout_ms": <int>}``
 - reply: ``{"status": "succeeded"|"failed", "output": <any>, "error": <str|null>, "duration_ms": <int>}``
 
 No responder, or no reply within the timeout, gives 503 with ``Retry-After``.
+
+Limits (the executor's, per replica; ``services/executor/dry_run_limits.py``): the
+request carries how long this gateway will wait (``timeout_ms``: the reply timeout
+less a margin for the reply's way back), and the executor does not start a request
+whose time is up and cancels one that runs past it, so nothing runs for a caller
+that has gone.  A reply with ``refused`` set was not run:
+
+- ``tenant_limit``: 429 ``dry_run_rate_limited`` with ``Retry-After``: this tenant
+  has as many dry-runs running or waiting as it may; its own excess, so a 429.
+- ``queue_full`` or ``deadline_passed`` (waited for a slot until the deadline): 503
+  ``dry_run_busy`` with ``Retry-After``: the executor's capacity is taken, by every
+  tenant together.  Nothing is wrong with this caller's request, so it is the
+  server's temporary overload (503, as when the bus is down), not a rate the caller
+  exceeded; clients and proxies retry a 503 after ``Retry-After``.
 
 Templates: a template that does not compile is refused before the executor is
 asked (422 ``invalid_template``, ``details`` naming each field, e.g.
@@ -27,7 +42,7 @@ from pydantic import ValidationError
 
 from libs.common.bus import BusUnavailable
 from libs.common.http.envelope import ok
-from libs.common.http.errors import Conflict, ServiceUnavailable, ValidationFailed
+from libs.common.http.errors import Conflict, RateLimited, ServiceUnavailable, ValidationFailed
 from libs.common.logs import mask_value
 from libs.common.models.api import DryRunCommand, DryRunRequest, DryRunResult, RunRequest
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
@@ -40,6 +55,23 @@ from services.gateway.store import workflows as store
 
 # Dry-run outcomes that are the request's fault (422) rather than the action's (200 "failed").
 TEMPLATE_REFUSALS = frozenset({"invalid_template", "template_limit_exceeded"})
+
+
+class DryRunRateLimited(RateLimited):
+    code = "dry_run_rate_limited"
+
+
+class DryRunBusy(ServiceUnavailable):
+    code = "dry_run_busy"
+
+
+# Time kept back from the reply timeout for the executor's answer to travel back.
+REPLY_MARGIN_SECONDS = 0.5
+
+
+def executor_timeout_ms(reply_timeout_seconds: float) -> int:
+    """The ``timeout_ms`` sent with a dry-run: the reply timeout less the margin (never under half of it)."""
+    return max(1, int((reply_timeout_seconds - min(REPLY_MARGIN_SECONDS, reply_timeout_seconds / 2)) * 1000))
 
 
 async def run_workflow(request: web.Request) -> web.Response:
@@ -72,7 +104,8 @@ async def dry_run(request: web.Request) -> web.Response:
             {"field": ".".join(map(str, ("workflow", *loc))), "message": reason, "type": "invalid_template"}
             for loc, reason in problems])
     s = request.app[SETTINGS]
-    command = DryRunCommand(tenant_id=tenant(request), workflow=body.workflow, payload=body.payload)
+    command = DryRunCommand(tenant_id=tenant(request), workflow=body.workflow, payload=body.payload,
+                            timeout_ms=executor_timeout_ms(s.dry_run_timeout_seconds))
     message = command.model_dump_json().encode()
     bus = request.app[BUS]
     if not bus.is_connected:
@@ -90,11 +123,16 @@ async def dry_run(request: web.Request) -> web.Response:
     except ValidationError as exc:
         raise ServiceUnavailable("the executor sent a malformed dry-run reply",
                                  retry_after=s.retry_after_seconds) from exc
+    if result.refused == "tenant_limit":
+        raise DryRunRateLimited("too many dry-runs of this tenant at once; retry later",
+                                retry_after=s.retry_after_seconds)
+    if result.refused is not None:
+        raise DryRunBusy("the executor is busy with other dry-runs; retry later", retry_after=s.retry_after_seconds)
     if result.error_code in TEMPLATE_REFUSALS:
         field = f"workflow.{result.error_field}" if result.error_field else "workflow"
         raise ValidationFailed(result.error or "template failed", code=result.error_code, details=[
             {"field": field, "message": result.error, "type": result.error_code}])
-    out = result.model_dump(mode="json")
+    out = result.model_dump(mode="json", exclude={"refused"})
     out["output"] = mask_value(out["output"])
     return ok(out)
 

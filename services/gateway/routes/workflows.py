@@ -1,9 +1,14 @@
-"""``/api/workflows``: CRUD with immutable versions, history, rollback, enable/disable, secret rotation."""
+"""``/api/workflows``: CRUD with immutable versions, history, rollback, enable/disable, secret rotation.
+
+Every new version passes the quotas of :mod:`services.gateway.quotas` first (a
+rollback too: it makes an old definition current again).  Lists are pages bounded
+in rows and bytes (:mod:`services.gateway.store.pages`).
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
@@ -14,7 +19,16 @@ from libs.common.models.api import RollbackRequest, WorkflowPatch
 from libs.common.models.workflows import WorkflowCreate
 from services.gateway.body import read_body
 from services.gateway.keys import CACHE, CLAIMS, POOL, SETTINGS
-from services.gateway.pagination import cursor_param, encode_cursor, page_limit, path_id
+from services.gateway.pagination import (
+    cursor_param,
+    encode_cursor,
+    encode_version_cursor,
+    page_limit,
+    path_id,
+    version_cursor_param,
+)
+from services.gateway.quotas import check_definition, check_schedule
+from services.gateway.store import pages
 from services.gateway.store import workflows as store
 
 M = TypeVar("M", bound=BaseModel)
@@ -32,19 +46,21 @@ async def _body(request: web.Request, model: type[M]) -> M:
 
 async def create_workflow(request: web.Request) -> web.Response:
     body = await _body(request, WorkflowCreate)
-    out = await store.create(request.app[POOL], tenant(request), body)
+    s = request.app[SETTINGS]
+    check_definition(body, s)
+    out = await store.create(request.app[POOL], tenant(request), body, max_workflows=s.max_workflows_per_tenant)
     request.app[CACHE].invalidate(out["id"])
     return ok(out, status=201)
 
 
 async def list_workflows(request: web.Request) -> web.Response:
-    limit = page_limit(request, request.app[SETTINGS])
-    rows = await store.list_page(request.app[POOL], tenant(request), limit, cursor_param(request))
-    meta: dict[str, Any] = {}
-    if len(rows) > limit:
-        rows = rows[:limit]
-        meta["next_cursor"] = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return ok([store.to_out(r) for r in rows], meta=meta or {"next_cursor": None})
+    s = request.app[SETTINGS]
+    limit = page_limit(request, s)
+    page = await pages.workflows_page(request.app[POOL], tenant(request), limit, cursor_param(request),
+                                      s.page_max_bytes)
+    last = page.rows[-1] if page.rows else None
+    cursor = encode_cursor(last["created_at"], last["id"]) if page.more and last is not None else None
+    return ok([store.to_out(r) for r in page.rows], meta={"next_cursor": cursor})
 
 
 async def get_workflow(request: web.Request) -> web.Response:
@@ -55,6 +71,7 @@ async def get_workflow(request: web.Request) -> web.Response:
 async def replace_workflow(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
     body = await _body(request, WorkflowCreate)
+    check_definition(body, request.app[SETTINGS])
     out = await store.replace(request.app[POOL], tenant(request), workflow_id, body)
     request.app[CACHE].invalidate(workflow_id)
     return ok(out)
@@ -79,13 +96,25 @@ async def delete_workflow(request: web.Request) -> web.Response:
 
 
 async def list_versions(request: web.Request) -> web.Response:
-    return ok(await store.versions(request.app[POOL], tenant(request), path_id(request)))
+    """Oldest first, ``limit``/``cursor`` paged like every list (the cursor is opaque)."""
+    s = request.app[SETTINGS]
+    limit = page_limit(request, s)
+    current, page = await pages.versions_page(request.app[POOL], tenant(request), path_id(request), limit,
+                                              version_cursor_param(request), s.page_max_bytes)
+    out = [{"version": r["version"], "definition": r["definition"], "created_at": r["created_at"],
+            "current": r["version"] == current} for r in page.rows]
+    cursor = encode_version_cursor(page.rows[-1]["version"]) if page.more and page.rows else None
+    return ok(out, meta={"next_cursor": cursor})
 
 
 async def rollback_workflow(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
     body = await _body(request, RollbackRequest)
-    out = await store.rollback(request.app[POOL], tenant(request), workflow_id, body.version)
+    pool, tenant_id = request.app[POOL], tenant(request)
+    # Versions are immutable: what is checked here is what the rollback makes current.
+    definition = await store.version_definition(pool, tenant_id, workflow_id, body.version)
+    check_schedule(definition, request.app[SETTINGS].schedule.min_interval_seconds)
+    out = await store.rollback(pool, tenant_id, workflow_id, body.version)
     request.app[CACHE].invalidate(workflow_id)
     return ok(out)
 

@@ -1,4 +1,9 @@
-"""Workflows and their immutable versions; each change queues an outbox row in its transaction."""
+"""Workflows and their immutable versions; each change queues an outbox row in its transaction.
+
+A create counts the tenant's live workflows under a transaction-level advisory lock
+of that tenant, so concurrent creates see each other and the quota holds exactly.
+Pages of workflows and versions are read by :mod:`services.gateway.store.pages`.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +19,24 @@ from libs.common.http.errors import Conflict, Forbidden, NotFound
 from libs.common.models.workflows import WorkflowCreate, WorkflowDefinition
 from services.gateway.hooks.signature import new_secret
 from services.gateway.outbox import add_change
+from services.gateway.quotas import workflows_exceeded
 
-_SELECT = """
-SELECT w.id, w.tenant_id, w.name, w.current_version, w.is_active, w.trigger_type, w.webhook_secret,
-       w.webhook_secret_prev_until, w.schedule_error, w.created_at, w.updated_at, v.definition
-FROM workflows w
-JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
+# What to_out reads: a workflow with its current version's definition.
+COLUMNS = """
+w.id, w.tenant_id, w.name, w.current_version, w.is_active, w.trigger_type, w.webhook_secret,
+w.webhook_secret_prev_until, w.schedule_error, w.created_at, w.updated_at, v.definition
 """
+CURRENT = "workflows w JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version"
+_SELECT = f"SELECT {COLUMNS} FROM {CURRENT}"
 
 _NOT_FOUND = "workflow not found"
+
+# Advisory lock class (first key of the two-key form) serialising one tenant's creates.
+QUOTA_LOCK_CLASS = 0x5746_5141
+# The tenant's live workflows, counted no further than the limit.
+_COUNT_UP_TO = """
+SELECT count(*) FROM (SELECT 1 FROM workflows WHERE tenant_id = $1 AND deleted_at IS NULL LIMIT $2) AS live
+"""
 
 log = logging.getLogger(__name__)
 
@@ -61,24 +75,19 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, wor
     return row
 
 
-async def list_page(pool: asyncpg.Pool, tenant_id: uuid.UUID, limit: int,
-                    after: tuple[datetime, uuid.UUID] | None) -> list[asyncpg.Record]:
-    if after is None:
-        return list(await pool.fetch(
-            _SELECT + " WHERE w.tenant_id = $1 AND w.deleted_at IS NULL ORDER BY w.created_at, w.id LIMIT $2",
-            tenant_id, limit + 1))
-    return list(await pool.fetch(
-        _SELECT + """ WHERE w.tenant_id = $1 AND w.deleted_at IS NULL AND (w.created_at, w.id) > ($3, $4)
-                      ORDER BY w.created_at, w.id LIMIT $2""",
-        tenant_id, limit + 1, after[0], after[1]))
-
-
-async def create(pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate) -> dict[str, Any]:
+async def create(pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate, *,
+                 max_workflows: int) -> dict[str, Any]:
+    """A new workflow at version 1, unless the tenant already has ``max_workflows`` (422)."""
     workflow_id = uuid.uuid4()
     definition = _definition(body)
     secret = new_secret() if body.trigger.type == "webhook" else None
     try:
         async with pool.acquire() as conn, conn.transaction():
+            # One create per tenant at a time counts and inserts, so concurrent creates cannot overshoot.
+            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2::uuid::text))", QUOTA_LOCK_CLASS,
+                               tenant_id)
+            if await conn.fetchval(_COUNT_UP_TO, tenant_id, max_workflows) >= max_workflows:
+                raise workflows_exceeded(max_workflows)
             await conn.execute(
                 """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type,
                                           webhook_secret)
@@ -198,11 +207,12 @@ async def rotate_secret(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: u
     return {"webhook": {"url": f"/hooks/{workflow_id}", "secret": secret}, "previous_valid_until": until}
 
 
-async def versions(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> list[dict[str, Any]]:
-    row = await get(pool, tenant_id, workflow_id)
-    rows = await pool.fetch(
-        "SELECT version, definition, created_at FROM workflow_versions WHERE workflow_id = $1 ORDER BY version",
-        workflow_id)
-    current = row["current_version"]
-    return [{"version": r["version"], "definition": r["definition"], "created_at": r["created_at"],
-             "current": r["version"] == current} for r in rows]
+async def version_definition(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
+                             version: int) -> Any:
+    """The stored definition of one version (404 for a missing workflow or version)."""
+    await get(pool, tenant_id, workflow_id)
+    definition = await pool.fetchval(
+        "SELECT definition FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, version)
+    if definition is None:
+        raise NotFound(f"version {version} not found", code="version_not_found")
+    return definition

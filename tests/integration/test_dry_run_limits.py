@@ -1,0 +1,141 @@
+"""Dry-run limits end to end: the gateway in-process, the executor as a process, real NATS and Postgres,
+and a slow fake target.  A tenant over its share gets 429, a full replica 503, a request whose caller has
+given up is never run, and a run past its deadline is cancelled; another tenant's dry-runs go on."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from typing import Any
+
+import nats
+import pytest
+
+from libs.common.bus import Bus
+from tests.helpers.fakes import Answer, FakeSink, Seen, executor_env
+from tests.helpers.gateway_app import Gateway, running_gateway, tenant
+from tests.helpers.wait import wait_until
+
+SLOW = 3.0  # seconds the target takes on /slow/*
+
+
+class Target:
+    """A fake target: ``/held/*`` waits until released, ``/slow/*`` takes SLOW seconds, the rest answers at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+
+    async def __call__(self, req: Seen, _n: int) -> Answer:
+        if req.path.startswith("/held/"):
+            await self.release.wait()
+        return Answer(200, "ok", delay=SLOW if req.path.startswith("/slow/") else 0.0)
+
+
+def executor(nats_url: str, database_url: str, **limits: str) -> dict[str, str]:
+    # Held calls must not hit the action timeout of the test environment (5 s).
+    return executor_env(nats_url, database_url, IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="60", **limits)
+
+
+def dry_run_body(url: str) -> dict[str, Any]:
+    return {"workflow": {"name": "try", "trigger": {"type": "webhook"},
+                         "action": {"type": "http_request", "config": {"method": "POST", "url": url}}},
+            "payload": {"n": 1}}
+
+
+async def dry_run(gw: Gateway, tenant_id: uuid.UUID, url: str) -> tuple[int, dict[str, Any], str | None]:
+    resp = await gw.client.post("/api/workflows/dry-run", json=dry_run_body(url), headers=gw.auth(tenant_id))
+    return resp.status, await resp.json(), resp.headers.get("Retry-After")
+
+
+@pytest.mark.timeout(180)
+async def test_a_tenant_over_its_share_gets_429_a_full_replica_503_and_others_still_run(
+    database_url: str, nats_url: str, bus: Bus, service: Any,
+) -> None:
+    target = Target()
+    sink = await FakeSink(target).start()
+    try:
+        service("services.executor", env=executor(nats_url, database_url, IPAAS_EXECUTOR_DRY_RUN_CONCURRENCY="3",
+                                                  IPAAS_EXECUTOR_DRY_RUN_QUEUE="1",
+                                                  IPAAS_EXECUTOR_DRY_RUN_PER_TENANT="2"))
+        greedy, polite, late_a, late_b = [await tenant(database_url) for _ in range(4)]
+        async with running_gateway(database_url, nats_url) as gw:
+            # One tenant floods with calls to a target that hangs: two run, the third is its own excess.
+            flood = [asyncio.create_task(dry_run(gw, greedy, f"{sink.url}/held/{i}")) for i in range(3)]
+            await wait_until(lambda: sink.current == 2, timeout=15, message="two of the flood running")
+            done, pending = await asyncio.wait(flood, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            assert len(done) == 1
+            status, body, retry_after = done.pop().result()
+            assert status == 429 and body["error"]["code"] == "dry_run_rate_limited", body
+            assert retry_after is not None and int(retry_after) >= 1
+
+            # Another tenant is not held up by the flood: it runs at once, in a free slot.
+            status, body, _ = await dry_run(gw, polite, f"{sink.url}/fast")
+            assert status == 200 and body["data"]["status"] == "succeeded", body
+            assert not any(t.done() for t in pending)
+
+            # Fill the last slot, then two more: one waits in the queue, the other finds it full.
+            occupant = asyncio.create_task(dry_run(gw, polite, f"{sink.url}/held/occupant"))
+            await wait_until(lambda: sink.current == 3, timeout=15, message="every slot busy")
+            pair = [asyncio.create_task(dry_run(gw, who, f"{sink.url}/held/{who}")) for who in (late_a, late_b)]
+            done, waiting = await asyncio.wait(pair, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+            assert len(done) == 1 and len(waiting) == 1
+            status, body, retry_after = done.pop().result()
+            assert status == 503 and body["error"]["code"] == "dry_run_busy", body
+            assert retry_after is not None
+
+            target.release.set()
+            for task in [*pending, occupant, *waiting]:  # the queued one runs once a slot frees
+                status, body, _ = await task
+                assert status == 200 and body["data"]["status"] == "succeeded", body
+            held = [r.path for r in sink.requests if r.path.startswith("/held/")]
+            assert len(held) == 2 + 1 + 1  # the flood's two, the occupant, the queued one; nothing refused ran
+    finally:
+        await sink.stop()
+
+
+@pytest.mark.timeout(180)
+async def test_a_dry_run_whose_caller_gave_up_is_not_run_and_one_past_its_deadline_is_cancelled(
+    database_url: str, nats_url: str, bus: Bus, service: Any,
+) -> None:
+    target = Target()
+    sink = await FakeSink(target).start()
+    nc = await nats.connect(nats_url)
+    try:
+        service("services.executor", env=executor(nats_url, database_url, IPAAS_EXECUTOR_DRY_RUN_CONCURRENCY="1",
+                                                  IPAAS_EXECUTOR_DRY_RUN_QUEUE="4"))
+        tenant_id, other = await tenant(database_url), await tenant(database_url)
+        # The gateway waits 1 s, so it tells the executor 500 ms.
+        async with running_gateway(database_url, nats_url, dry_run_timeout_seconds=1.0) as gw:
+            # Someone with more patience holds the only slot.
+            command = {"tenant_id": str(other), **dry_run_body(f"{sink.url}/held/occupant"), "timeout_ms": 20_000}
+            occupant = asyncio.create_task(nc.request("svc.executor.dry_run", json.dumps(command).encode(),
+                                                      timeout=20))
+            await wait_until(lambda: sink.current == 1, timeout=15, message="the slot taken")
+
+            started = time.monotonic()
+            status, body, retry_after = await dry_run(gw, tenant_id, f"{sink.url}/late")
+            assert status == 503 and body["error"]["code"] == "dry_run_busy", body
+            assert retry_after is not None and time.monotonic() - started < 1.5
+
+            target.release.set()
+            reply = json.loads((await occupant).data)
+            assert reply["status"] == "succeeded"
+            # The slot is free now; requests are taken in order, so had /late stayed queued it would run first.
+            status, body, _ = await dry_run(gw, tenant_id, f"{sink.url}/after")
+            assert status == 200 and body["data"]["status"] == "succeeded", body
+            assert [r.path for r in sink.requests] == ["/held/occupant", "/after"]
+
+            # A free slot, a target slower than the caller's patience: the run is stopped at the deadline.
+            started = time.monotonic()
+            status, body, _ = await dry_run(gw, tenant_id, f"{sink.url}/slow/cut")
+            assert status == 200, body
+            assert body["data"]["status"] == "failed" and body["data"]["error_code"] == "deadline_exceeded"
+            assert "refused" not in body["data"]
+            assert time.monotonic() - started < SLOW - 1
+            assert sink.paths("/slow/cut")  # it did start
+            await wait_until(lambda: sink.current == 0, timeout=SLOW + 2, message="the cut call to end")
+    finally:
+        await nc.close()
+        await sink.stop()
