@@ -380,3 +380,16 @@ async def test_new_templates_are_compiled_once_off_the_event_loop(cache_bytes: i
     assert await render_action_config(config, PAYLOAD, {}, engine) == expected
     assert len(environment.compiled_in) == (2 if cache_bytes else 4)
     assert threading.get_ident() not in environment.compiled_in
+
+
+def test_a_render_held_up_by_a_busy_machine_is_not_failed_for_time_it_did_not_use():
+    from libs.common.templates.limits import Budget
+
+    budget = Budget(TemplateLimits(time_limit_ms=100.0))
+    budget.deadline -= 1.0  # the wall clock says the limit passed (the process was preempted)...
+    budget.check()  # ...but the render used almost no CPU: it goes on
+    assert budget.deadline > time.perf_counter()
+    budget.hard_deadline -= 10.0  # past the wall-clock cap, it stops whatever the CPU says
+    budget.deadline -= 1.0
+    with pytest.raises(TemplateLimitExceeded, match="took longer than 100 ms"):
+        budget.check()

@@ -56,16 +56,34 @@ class TemplateLimits:
             raise ValueError(f"max_output_chars must be between 1 and {MAX_VALUE_CHARS}")
 
 
-class Budget:
-    """Steps, deadline and call depth of one render."""
+# A render may take this many times its time limit in wall-clock time when the machine is busy
+# (other processes preempt it), as long as its own CPU time stays within the limit.
+WALL_SLACK = 20.0
 
-    __slots__ = ("deadline", "depth", "limits", "steps", "_next_check")
+
+class Budget:
+    """Steps, deadline and call depth of one render.
+
+    The limit is wall-clock time (how long the event loop is held), but a render that reaches
+    it having spent less than half of it on the CPU (``time.thread_time``) was mostly waiting
+    for other processes to give the CPU back, not working: it goes on until it has used half
+    the limit in CPU time, at most ``WALL_SLACK`` times the limit in all.  So a legitimate
+    template is never failed, permanently, because the machine was busy, while a hostile one
+    is stopped after the limit on a quiet machine and in proportion to its CPU share on a busy
+    one.  The cheap wall clock is read on every check, the CPU clock only past the deadline.
+    """
+
+    __slots__ = ("cpu_start", "deadline", "depth", "hard_deadline", "limits", "steps", "_next_check")
 
     def __init__(self, limits: TemplateLimits) -> None:
         self.limits = limits
         self.steps = 0
         self.depth = 0
-        self.deadline = time.perf_counter() + limits.time_limit_ms / 1000.0
+        now = time.perf_counter()
+        seconds = limits.time_limit_ms / 1000.0
+        self.deadline = now + seconds
+        self.hard_deadline = now + seconds * WALL_SLACK
+        self.cpu_start = time.thread_time()
         self._next_check = min(CLOCK_EVERY, limits.max_iterations + 1)
 
     def tick(self, n: int = 1) -> None:
@@ -78,8 +96,13 @@ class Budget:
         limit = self.limits.max_iterations
         if self.steps > limit:
             raise TemplateLimitExceeded(f"loop limit exceeded (more than {limit} iterations)")
-        if time.perf_counter() > self.deadline:
-            raise TemplateLimitExceeded(f"template took longer than {self.limits.time_limit_ms:g} ms")
+        now = time.perf_counter()
+        if now > self.deadline:
+            half = self.limits.time_limit_ms / 2000.0
+            left = half - (time.thread_time() - self.cpu_start)
+            if left <= 0 or now > self.hard_deadline:
+                raise TemplateLimitExceeded(f"template took longer than {self.limits.time_limit_ms:g} ms")
+            self.deadline = now + left  # mostly preempted, not working: look again once it could have worked
         self._next_check = min(self.steps + CLOCK_EVERY, limit + 1)
 
 
