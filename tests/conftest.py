@@ -5,6 +5,12 @@ Postgres on free ports in temp dirs.  Each test gets its own database, made
 from a migrated template, and a JetStream with no streams left over from the
 test before.  Fault tests take ``private_nats`` / ``private_pg`` to kill and
 restart servers nobody else uses.
+
+Postgres is set up as in a deployment (``tests/helpers/pg_roles.py``): the
+platform's roles exist, databases belong to the owner ``ipaas`` and are
+migrated as ``ipaas``.  ``database_url`` is the superuser's URL, for tests to
+arrange and inspect anything; a service started as a process connects as its
+own role (``role_url`` gives those URLs to a test).
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ import pytest
 
 from deploy.local.infra import NatsServer, PostgresServer, free_port
 from libs.common.bus import Bus
-from libs.common.db.migrate import apply_migrations
+from libs.common.db.roles import OWNER
 from libs.common.settings import DatabaseSettings, NatsSettings
+from tests.helpers.pg_roles import as_role, prepare
 from tests.helpers.secured_nats import SecuredNats, start_secured_nats
 from tests.helpers.services import ServiceProcess, start_service
 
@@ -44,15 +51,14 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     server = PostgresServer(tmp_path_factory.mktemp("pg") / "data", free_port(), durable=False)
     server.start()
-    server.create_database(TEMPLATE_DB)
-    asyncio.run(apply_migrations(server.dsn(TEMPLATE_DB)))
+    asyncio.run(prepare(server, TEMPLATE_DB))
     yield server
     server.stop()
 
 
 @pytest.fixture
 def database_url(pg_server: PostgresServer) -> str:
-    """A fresh, migrated database for this test alone."""
+    """A fresh, migrated database for this test alone (owned by ``ipaas``), as the superuser."""
     name = f"t_{uuid.uuid4().hex[:16]}"
     asyncio.run(_create_from_template(pg_server.dsn(), name))
     return pg_server.dsn(name)
@@ -61,9 +67,15 @@ def database_url(pg_server: PostgresServer) -> str:
 async def _create_from_template(admin_dsn: str, name: str) -> None:
     conn = await asyncpg.connect(admin_dsn)
     try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE {TEMPLATE_DB}')
+        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE {TEMPLATE_DB} OWNER {OWNER}')
     finally:
         await conn.close()
+
+
+@pytest.fixture
+def role_url(database_url: str) -> Callable[[str], str]:
+    """``role_url("gateway")``: this test's database as that service's own Postgres role."""
+    return lambda service: as_role(database_url, service)
 
 
 @pytest.fixture
@@ -94,11 +106,10 @@ def private_nats(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 def private_pg(tmp_path: Path) -> Iterator[PostgresServer]:
-    """A Postgres of this test's own (migrated ``ipaas`` database), to kill and restart."""
+    """A Postgres of this test's own (the roles, an ``ipaas`` database migrated as ``ipaas``), to kill and restart."""
     server = PostgresServer(tmp_path / "pg", free_port(), durable=False)
     server.start()
-    server.create_database("ipaas")
-    asyncio.run(apply_migrations(server.dsn("ipaas")))
+    asyncio.run(prepare(server, "ipaas"))
     yield server
     server.kill()
 
@@ -149,14 +160,15 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 def service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """Factory: ``service("services.gateway", env={...})`` starts it and waits for ready.
 
-    Every process it started is killed at teardown.
+    The service connects to Postgres as its own role (a superuser ``DATABASE_URL`` is replaced;
+    ``own_role=False`` keeps it).  Every process it started is killed at teardown.
     """
     started: list[ServiceProcess] = []
 
-    def _start(module: str, *, env: dict[str, str], port: int | None = None,
-               wait: bool = True, timeout: float = 30.0, args: tuple[str, ...] = ()) -> ServiceProcess:
+    def _start(module: str, *, env: dict[str, str], port: int | None = None, wait: bool = True,
+               timeout: float = 30.0, args: tuple[str, ...] = (), own_role: bool = True) -> ServiceProcess:
         svc = start_service(module, port=port or free_port(), env=env, log_dir=tmp_path,
-                            wait=wait, timeout=timeout, args=args)
+                            wait=wait, timeout=timeout, args=args, own_role=own_role)
         started.append(svc)
         return svc
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from deploy.k8s import checks, links, nats_auth, nats_tls, network
+from deploy.k8s import checks, links, nats_auth, nats_tls, network, pg_auth
 from deploy.k8s.render import RenderError, Resource, render
 
 K8S_DIR = Path(__file__).resolve().parent
@@ -38,6 +38,7 @@ def validate_resources(resources: list[Resource], *, overlay: bool) -> tuple[lis
     problems += links.check_urls(resources)
     problems += links.check_required(resources)
     problems += nats_auth.check_service_identities(resources)
+    problems += pg_auth.check_database_identities(resources)
     ref_problems, secrets = links.check_references(resources)
     return problems + ref_problems, secrets
 

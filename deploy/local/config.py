@@ -66,6 +66,11 @@ class LauncherConfig:
         return self.local_dir / "nats-users.json"
 
     @property
+    def pg_users_file(self) -> Path:
+        """Passwords of the embedded Postgres's roles (0600; see deploy/local/pg_roles.py)."""
+        return self.local_dir / "pg-users.json"
+
+    @property
     def nats_config_file(self) -> Path:
         """The embedded NATS's authorization config (0600), rewritten on every start."""
         return self.local_dir / "nats-authz.conf"

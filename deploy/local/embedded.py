@@ -8,6 +8,11 @@ The embedded NATS runs with authorization: one user per service identity
 (:mod:`deploy.local.nats_users`), plus ``admin``, which the launcher provisions the streams
 with; ``nats_urls`` holds each identity's URL with its user and password, ``nats_url`` the
 bare address (safe to print).
+
+The embedded Postgres takes passwords over TCP: the owner ``ipaas`` (``database_url``, which
+the migrations run with) and one role per service (``database_urls``), created by
+:mod:`deploy.local.pg_roles` through the superuser's socket, with passwords kept in
+``<local dir>/pg-users.json``.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import asyncpg
-
 from deploy.local.config import LauncherConfig
 from deploy.local.infra import NatsServer, PostgresServer
 from deploy.local.nats_users import prepare, with_user
+from deploy.local.pg_roles import bootstrap, service_urls, with_role
+from deploy.local.pg_roles import load_or_create as load_pg_passwords
 from deploy.local.ports import PortPicker
 from deploy.provision import platform_layout
+from libs.common.db.roles import OWNER
 
 Announce = Callable[[str], None]
 
@@ -33,6 +39,8 @@ class Infrastructure:
     nats_url: str = ""
     database_url: str = ""
     nats_urls: dict[str, str] = field(default_factory=dict)  # identity -> URL with its credentials
+    database_urls: dict[str, str] = field(default_factory=dict)  # service -> URL as its own role
+    pg_passwords: dict[str, str] = field(default_factory=dict)  # role -> password (embedded Postgres)
     nats: NatsServer | None = None
     postgres: PostgresServer | None = None
     owned: list[tuple[str, int]] = field(default_factory=list)
@@ -57,29 +65,29 @@ class Infrastructure:
             announce("using Postgres at DATABASE_URL (not starting an embedded server)")
         else:
             port = picker.pick("embedded Postgres", config.pg_port)
-            self.postgres = PostgresServer(config.local_dir / "pg", port, durable=True)
+            self.postgres = PostgresServer(config.local_dir / "pg", port, durable=True, password_auth=True)
             self.postgres.start(timeout=60)
-            self.database_url = self.postgres.dsn(config.database)
             self._own("postgres", self.postgres.pid)
+            self.pg_passwords = load_pg_passwords(config.pg_users_file)
+            tcp = self.postgres.dsn(config.database)
+            self.database_url = with_role(tcp, OWNER, self.pg_passwords[OWNER])
+            self.database_urls = service_urls(tcp, self.pg_passwords)
             announce(f"embedded Postgres on 127.0.0.1:{port}, data in {config.local_dir / 'pg'}")
+            announce(f"Postgres roles: {OWNER} owns the schema and migrates it, each service has its own role; "
+                     f"passwords in {config.pg_users_file}")
 
     def _own(self, name: str, pid: int | None) -> None:
         if pid is not None:
             self.owned.append((name, pid))
 
     async def ensure_database(self, name: str) -> bool:
-        """Create the application database in the embedded Postgres if it is missing."""
+        """The embedded Postgres's roles (with their passwords) and application database, owned by ``ipaas``.
+
+        Returns whether the database was created.  Nothing happens with a given ``DATABASE_URL``.
+        """
         if self.postgres is None:
             return False
-        conn = await asyncpg.connect(self.postgres.dsn("postgres"))
-        try:
-            exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-            if exists:
-                return False
-            await conn.execute(f'CREATE DATABASE "{name}"')
-            return True
-        finally:
-            await conn.close()
+        return await bootstrap(self.postgres, name, self.pg_passwords)
 
     def stop(self, announce: Announce) -> None:
         """Postgres first (it checkpoints), then NATS (it flushes its streams)."""

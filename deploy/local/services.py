@@ -72,13 +72,17 @@ def service_env(config: LauncherConfig, *, service: str, instance: str, port: in
 
 
 def plan(config: LauncherConfig, picker: PortPicker, *, nats_url: str, database_url: str,
-         root: Path = REPO_ROOT, nats_urls: Mapping[str, str] | None = None) -> tuple[list[ProcessSpec], list[str]]:
+         root: Path = REPO_ROOT, nats_urls: Mapping[str, str] | None = None,
+         database_urls: Mapping[str, str] | None = None) -> tuple[list[ProcessSpec], list[str]]:
     """Specs for every instance whose service exists, and the names of services that do not exist yet.
 
     ``nats_urls`` (service -> URL with that service's NATS user and password) is given when
     the launcher runs the authorized embedded NATS; otherwise every instance gets ``nats_url``.
+    ``database_urls`` (service -> URL as that service's Postgres role) likewise for the embedded
+    Postgres; otherwise every instance gets ``database_url``.
     """
     nats_urls = nats_urls or {}
+    database_urls = database_urls or {}
     missing = [s for s in config.services if not service_exists(s, root)]
     chosen = [(s, i, p) for s, i, p in _instances(config) if s not in missing]
     ports = {instance: picker.pick(instance, preferred) for _, instance, preferred in chosen}
@@ -92,7 +96,8 @@ def plan(config: LauncherConfig, picker: PortPicker, *, nats_url: str, database_
             name=instance,
             argv=(sys.executable, "-m", SERVICE_MODULES[service]),
             env=service_env(config, service=service, instance=instance, port=ports[instance],
-                            nats_url=nats_urls.get(service, nats_url), database_url=database_url,
+                            nats_url=nats_urls.get(service, nats_url),
+                            database_url=database_urls.get(service, database_url),
                             auth_url=auth_url, nats_identity=service in nats_urls,
                             metrics_port=metrics[instance]),
             cwd=str(root),

@@ -55,6 +55,7 @@ class LauncherState:
     nats_url: str = ""
     database_url: str = ""
     nats_users_file: str = ""  # the embedded NATS's passwords (0600), when the launcher runs it
+    pg_users_file: str = ""  # the embedded Postgres's role passwords (0600), when the launcher runs it
     ready: bool = False
     services: dict[str, str] = field(default_factory=dict)  # instance name -> base URL
     processes: list[ProcessRecord] = field(default_factory=list)

@@ -1,4 +1,5 @@
-"""``make up`` runs its embedded NATS with authorization, and the whole platform still works under it.
+"""``make up`` runs its embedded NATS with authorization and its Postgres with one role per service,
+and the whole platform still works under them.
 
 One launched stack (auth, gateway, a scheduler, two executors): a user registers and
 logs in through the gateway, stores an ``http`` credential, creates a webhook workflow
@@ -8,7 +9,9 @@ from auth over NATS with its own identity) and the execution is ``succeeded``; a
 schedule created through the API fires (scheduler: change feed and event publishing);
 a dry run crosses NATS from the gateway to an executor.  With the launcher's passwords, the
 executor's identity may ask auth for a credential and the gateway's may not; an
-anonymous client is refused; no password is printed.
+anonymous client is refused; no password is printed.  In Postgres every service is connected
+as its own role, the gateway's role cannot read credentials, and the superuser cannot log in
+over TCP.
 """
 
 from __future__ import annotations
@@ -24,17 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import nats
 import pytest
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
 from standardwebhooks.webhooks import Webhook
 
+from deploy.local.pg_roles import with_role
 from libs.common.bus.permissions import ALL_IDENTITIES, LOCAL_IDENTITIES, inbox_prefix
+from libs.common.db.roles import ALL_ROLES, SERVICE_ROLES
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
 from tests.helpers.auth_setup import PASSWORD, fast_hash_env
 from tests.helpers.fakes import FakeSink
-from tests.helpers.launcher import Run, launcher_env, nats_passwords, nats_url_as
+from tests.helpers.launcher import Run, database_url_as, launcher_env, nats_passwords, nats_url_as, pg_passwords
 from tests.helpers.nats_probes import (
     ATTACK_STREAM,
     management_probes,
@@ -129,6 +135,26 @@ async def check_least_privilege(state: dict[str, Any]) -> None:
         await admin.close()
 
 
+async def check_database_roles(state: dict[str, Any]) -> None:
+    """Each service is connected as its own role; the gateway's may not read credentials; no superuser over TCP."""
+    owner = await asyncpg.connect(database_url_as(state))
+    try:
+        connected = {r[0] for r in await owner.fetch(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()")}
+        assert connected == set(SERVICE_ROLES.values())
+    finally:
+        await owner.close()
+    gateway = await asyncpg.connect(database_url_as(state, SERVICE_ROLES["gateway"]))
+    try:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await gateway.fetch("SELECT ciphertext FROM credentials")
+    finally:
+        await gateway.close()
+    with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
+        await asyncpg.connect(with_role(state["database_url"], "postgres", None))
+
+
 async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, launch: Launch) -> None:
     local_dir = tmp_path / "local"
     sink = await FakeSink().start()
@@ -190,6 +216,9 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
 
         await check_resolve_permissions(state, registered["data"]["tenant_id"], cred["data"]["id"])
         await check_least_privilege(state)
+        await check_database_roles(state)
+        assert set(pg_passwords(state)) == set(ALL_ROLES) and mode(Path(state["pg_users_file"])) == 0o600
+        assert "***@" in state["database_url"]
 
         started = time.monotonic()
         assert run.terminate() == 0 and time.monotonic() - started < 60
@@ -198,7 +227,8 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
         assert "NATS provisioned: stream EVENTS, stream DLQ, stream WORKFLOW_CHANGES, consumer EVENTS/executor" \
             in output
         assert "not provisioned yet" not in output  # provisioned before any service started
-        leaked = [identity for identity, password in passwords.items() if password in output]
+        leaked = [identity for identity, password in [*passwords.items(), *pg_passwords(state).items()]
+                  if password in output]
         assert leaked == [], f"passwords of {leaked} appear in the launcher's output"
         assert "permissions violation" not in output.lower()  # no service hit a refused subject
     finally:

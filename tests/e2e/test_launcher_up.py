@@ -24,7 +24,7 @@ import pytest
 from deploy.local.config import SERVICE_MODULES
 from deploy.local.infra import port_in_use
 from deploy.local.services import service_exists
-from tests.helpers.launcher import REPO_ROOT, Run, launcher_env, nats_admin_url
+from tests.helpers.launcher import REPO_ROOT, Run, database_url_as, launcher_env, nats_admin_url
 from tests.helpers.wait import wait_until_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
@@ -105,7 +105,7 @@ async def test_up_starts_everything_that_exists_and_sigterm_leaves_no_process(tm
     nc = await nats.connect(nats_admin_url(state))
     assert (await nc.jetstream().account_info()) is not None
     await nc.close()
-    assert "0001_core" in await _schema_versions(state["database_url"])
+    assert "0001_core" in await _schema_versions(database_url_as(state))
 
     if state["services"]:
         _crash_one_and_see_it_restarted(run, state)
@@ -147,7 +147,7 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     assert second.returncode == 1 and b"already running" in second.stdout
 
     # Write state: a row in Postgres, a message in a JetStream stream.
-    conn = await asyncpg.connect(state["database_url"])
+    conn = await asyncpg.connect(database_url_as(state))
     await conn.execute("INSERT INTO tenants (id, name) VALUES ('7d1c6ac8-52f0-4a55-9a0b-3a5b0c7f0001', 'kept')")
     await conn.close()
     nc = await nats.connect(nats_admin_url(state))
@@ -167,7 +167,7 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     _assert_all_gone(orphans)
     assert "created database" not in rerun.output()
 
-    conn = await asyncpg.connect(state2["database_url"])
+    conn = await asyncpg.connect(database_url_as(state2))
     assert await conn.fetchval("SELECT name FROM tenants WHERE id = '7d1c6ac8-52f0-4a55-9a0b-3a5b0c7f0001'") == "kept"
     await conn.close()
     nc = await nats.connect(nats_admin_url(state2))

@@ -1,9 +1,10 @@
 """The whole platform as processes: auth, gateway and two executors against real NATS and Postgres.
 
-An integrator registers, stores a Slack credential, creates a workflow and sends a
-signed webhook; the fake Slack receives the rendered text once, the execution row
-is ``succeeded`` with one attempt, and the SRE finds the same trace id in the 202's
-``traceparent`` and on the execution row.
+Each process connects to Postgres as its own role (``ipaas_auth``, ``ipaas_gateway``,
+``ipaas_executor``), as in every deployment.  An integrator registers, stores a Slack
+credential, creates a workflow and sends a signed webhook; the fake Slack receives the
+rendered text once, the execution row is ``succeeded`` with one attempt, and the SRE finds
+the same trace id in the 202's ``traceparent`` and on the execution row.
 """
 
 from __future__ import annotations
@@ -124,10 +125,15 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(stack: Stack, da
         try:
             rows = await conn.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1",
                                        uuid.UUID(workflow["id"]))
+            # All of it under the services' own roles: nothing connected as the owner or a superuser.
+            roles = {r[0] for r in await conn.fetch(
+                "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()")}
         finally:
             await conn.close()
         assert rows == 1
         assert slack.calls == 1
+        assert roles == {"ipaas_auth", "ipaas_gateway", "ipaas_executor"}
     finally:
         await slack.stop()
 

@@ -31,6 +31,8 @@ BEGIN
     RETURN NEW;
 END $$ LANGUAGE plpgsql;
 CREATE TRIGGER reject_success_once BEFORE UPDATE ON executions FOR EACH ROW EXECUTE FUNCTION reject_success_once();
+-- The trigger runs as the role that writes the row: the executor's own.
+GRANT USAGE ON SEQUENCE injected_failures TO ipaas_executor;
 """
 
 

@@ -16,6 +16,8 @@ import psutil
 
 from deploy.local.infra import free_port
 from deploy.local.nats_users import with_user
+from deploy.local.pg_roles import with_role
+from libs.common.db.roles import OWNER
 from tests.helpers.wait import wait_until_sync
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -108,3 +110,16 @@ def nats_url_as(state: dict[str, Any], identity: str) -> str:
 def nats_admin_url(state: dict[str, Any]) -> str:
     """The launcher's NATS URL with the local ``admin`` identity (when it runs NATS with authorization)."""
     return nats_url_as(state, "admin") if nats_passwords(state) else str(state["nats_url"])
+
+
+def pg_passwords(state: dict[str, Any]) -> dict[str, str]:
+    """The embedded Postgres's role passwords (empty when the launcher was given a DATABASE_URL)."""
+    if not state.get("pg_users_file"):
+        return {}
+    return dict(json.loads(Path(state["pg_users_file"]).read_text()))
+
+
+def database_url_as(state: dict[str, Any], role: str = OWNER) -> str:
+    """The launcher's database as ``role`` (the owner by default), with its password."""
+    passwords = pg_passwords(state)
+    return with_role(str(state["database_url"]), role, passwords[role]) if passwords else str(state["database_url"])

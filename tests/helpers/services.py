@@ -1,8 +1,14 @@
-"""Run a service (``python -m services.<name>``) as a subprocess and wait for readiness."""
+"""Run a service (``python -m services.<name>``) as a subprocess and wait for readiness.
+
+A service connects to Postgres as its own role, as in every deployment: a ``DATABASE_URL``
+of the harness's superuser is replaced by the same database as ``ipaas_<service>``
+(``own_role=False`` keeps the superuser, for a test that needs it).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -14,8 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.local.infra import free_port
+from libs.common.db.roles import SERVICE_ROLES
+from tests.helpers.pg_roles import as_role, is_superuser_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+_SERVICE_MODULE = re.compile(r"^services\.([a-z_]+)$")
 
 
 @dataclass
@@ -83,8 +92,12 @@ def start_service(
     wait: bool = True,
     timeout: float = 30.0,
     metrics_port: int | None = None,
+    own_role: bool = True,
 ) -> ServiceProcess:
-    """Start ``python -m <module>`` with ``IPAAS_HTTP_PORT=<port>``, a free metrics port, plus ``env``."""
+    """Start ``python -m <module>`` with ``IPAAS_HTTP_PORT=<port>``, a free metrics port, plus ``env``.
+
+    A service connects to Postgres as its own role (``own_role=False`` keeps the URL given).
+    """
     metrics_port = metrics_port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
     # Against the open test NATS a service provisions its own streams; a test of a secured NATS says false.
@@ -93,6 +106,10 @@ def start_service(
                      "IPAAS_NATS_PROVISION": "true"})
     full_env.update(env)
     full_env["PYTHONPATH"] = str(REPO_ROOT)
+    match = _SERVICE_MODULE.match(module)
+    dsn = full_env.get("DATABASE_URL", "")
+    if own_role and match is not None and match.group(1) in SERVICE_ROLES and is_superuser_url(dsn):
+        full_env["DATABASE_URL"] = as_role(dsn, match.group(1))
     name = module.rsplit(".", 1)[-1]
     log_path = log_dir / f"{name}-{port}.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child

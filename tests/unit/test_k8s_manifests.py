@@ -47,7 +47,8 @@ def test_prod_overlay_renders_namespace_images_replicas_and_patches(prod: Resour
     ex = deployments["executor"]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in ex["env"]}
     assert env["IPAAS_EXECUTOR_MAX_IN_FLIGHT"]["value"] == "512"
-    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ipaas-pg-app", "key": "uri"}
+    assert env["DATABASE_URL"]["value"] == "postgresql://ipaas_executor:$(PG_PASSWORD)@ipaas-pg-rw:5432/ipaas"
+    assert env["PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "ipaas-pg-executor", "key": "password"}
     so = _get(prod, "ScaledObject", "executor")
     trigger = so["spec"]["triggers"][0]
     assert trigger["type"] == "nats-jetstream"
@@ -56,6 +57,11 @@ def test_prod_overlay_renders_namespace_images_replicas_and_patches(prod: Resour
     assert _get(prod, "Cluster", "ipaas-pg")["spec"]["storage"]["size"] == "100Gi"
     job = _get(prod, "Job", "ipaas-migrate")
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "libs.common.db.migrate"]
+    migrate_env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert migrate_env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ipaas-pg-app", "key": "uri"}
+    roles = _get(prod, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
+    assert {r["name"]: r["passwordSecret"]["name"] for r in roles} == {
+        f"ipaas_{s}": f"ipaas-pg-{s}" for s in ("auth", "gateway", "executor", "scheduler")}
     provision = _job_container(prod, "provision-nats")
     assert provision["command"] == ["python", "-m", "deploy.provision"]
     assert provision["image"] == job["spec"]["template"]["spec"]["containers"][0]["image"]
@@ -197,6 +203,48 @@ def _config_provisions(rs: Resources) -> None:
     _get(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_PROVISION"] = "true"
 
 
+def _borrowed_pg_secret(rs: Resources) -> None:
+    _env_var(rs, "gateway", "PG_PASSWORD")["valueFrom"]["secretKeyRef"]["name"] = "ipaas-pg-auth"
+
+
+def _borrowed_pg_role(rs: Resources) -> None:
+    _env_var(rs, "gateway", "DATABASE_URL")["value"] = "postgresql://ipaas_auth:$(PG_PASSWORD)@ipaas-pg-rw:5432/ipaas"
+
+
+def _service_as_owner(rs: Resources) -> None:
+    var = _env_var(rs, "executor", "DATABASE_URL")
+    del var["value"]
+    var["valueFrom"] = {"secretKeyRef": {"name": "ipaas-pg-app", "key": "uri"}}
+
+
+def _owner_secret_mounted(rs: Resources) -> None:
+    _container(rs, "scheduler")["envFrom"].append({"secretRef": {"name": "ipaas-pg-app"}})
+
+
+def _migrations_as_a_service(rs: Resources) -> None:
+    env = _get(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]["containers"][0]["env"]
+    env[:] = [{"name": "PG_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "ipaas-pg-gateway", "key": "password"}}},
+              {"name": "DATABASE_URL", "value": "postgresql://ipaas_gateway:$(PG_PASSWORD)@ipaas-pg-rw:5432/ipaas"}]
+
+
+def _unmanaged_role(rs: Resources) -> None:
+    roles = _get(rs, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
+    roles[:] = [r for r in roles if r["name"] != "ipaas_scheduler"]
+
+
+def _privileged_role(rs: Resources) -> None:
+    role = next(r for r in _get(rs, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"] if r["name"] == "ipaas_executor")
+    role["superuser"] = True
+
+
+def _database_of_another_owner(rs: Resources) -> None:
+    _get(rs, "Cluster", "ipaas-pg")["spec"]["bootstrap"]["initdb"]["owner"] = "app"
+
+
+def _shared_database_url(rs: Resources) -> None:
+    _get(rs, "ConfigMap", "ipaas-config")["data"]["DATABASE_URL"] = "postgresql://ipaas@ipaas-pg-rw/ipaas"
+
+
 def _no_namespace(rs: Resources) -> None:
     del _get(rs, "Service", "gateway")["metadata"]["namespace"]
 
@@ -323,6 +371,16 @@ MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
     (_provisioning_as_a_service, "container provision-nats: NATS_URL must connect as NATS user provisioner"),
     (_service_provisions, "Deployment/gateway container gateway: IPAAS_NATS_PROVISION must stay false"),
     (_config_provisions, "ConfigMap/ipaas-config: IPAAS_NATS_PROVISION must stay false"),
+    (_borrowed_pg_secret, "Deployment/gateway container gateway: env PG_PASSWORD must come from Secret "
+                          "ipaas-pg-gateway"),
+    (_borrowed_pg_role, "DATABASE_URL must connect as Postgres role ipaas_gateway"),
+    (_service_as_owner, "Deployment/executor container executor: reads Secret ipaas-pg-app"),
+    (_owner_secret_mounted, "Deployment/scheduler container scheduler: reads Secret ipaas-pg-app"),
+    (_migrations_as_a_service, "container migrate: the migrations must run as the owner ipaas"),
+    (_unmanaged_role, "Cluster/ipaas-pg: managed.roles lacks ipaas_scheduler"),
+    (_privileged_role, "managed role ipaas_executor must hold no attribute or membership (superuser)"),
+    (_database_of_another_owner, "bootstrap.initdb must create database ipaas owned by ipaas"),
+    (_shared_database_url, "ConfigMap/ipaas-config: holds a DATABASE_URL"),
 ]
 
 
@@ -338,6 +396,7 @@ def test_external_secrets_are_listed(prod: Resources) -> None:
     _, secrets = validate.validate_resources(prod, overlay=True)
     assert secrets == {"ipaas-pg-app", "ipaas-auth-signing-keys", "ipaas-auth-keks", "ipaas-nats-auth",
                        "ipaas-nats-gateway", "ipaas-nats-executor", "ipaas-nats-scheduler", "ipaas-nats-provisioner",
+                       "ipaas-pg-auth", "ipaas-pg-gateway", "ipaas-pg-executor", "ipaas-pg-scheduler",
                        "nats-server-tls"}  # issued by cert-manager (overlays/prod/nats-tls.yaml)
 
 
