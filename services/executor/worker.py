@@ -330,8 +330,13 @@ class EventWorker:
         event_id, held.event_id = held.event_id, None
         if event_id is None:
             return
-        with contextlib.suppress(Exception):
+        try:
             await asyncio.wait_for(asyncio.shield(self._store.release([event_id])), RELEASE_TIMEOUT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - the lease then ends by itself; the message is NAKed anyway
+            log.warning("lease not released; it ends at its expiry", extra={"event_id": str(event_id),
+                                                                              "error": type(exc).__name__})
+            return
+        log.info("event released", extra={"event_id": str(event_id)})
 
     async def _ack(self, msg: Msg, *, confirm: bool = True) -> None:
         try:
