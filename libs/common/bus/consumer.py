@@ -15,7 +15,8 @@ Drain: what is still running when the grace ends is cancelled, and cancelled
 again if it goes on: on Python 3.11 ``asyncio.wait_for`` (inside nats-py and
 asyncpg) returns the result instead of raising when the awaited operation
 completes as the cancellation lands, so one cancellation can be lost.  Each
-round waits long enough for a handler's own release (lease, NAK) to finish.
+round waits long enough for a handler's own release to finish (the
+executor's: the claim under way, then the lease, each bounded at 1 s).
 After the last round, the message of a task that still runs is NAKed from
 here and the drain moves on: a shutdown is never held by one task.
 """
@@ -39,7 +40,7 @@ Handler = Callable[[Msg], Awaitable[None]]
 
 # After the grace: cancel, wait this long for the tasks to end, cancel what goes on; this many rounds.
 CANCEL_ROUNDS = 2
-CANCEL_WAIT_SECONDS = 1.5
+CANCEL_WAIT_SECONDS = 2.5
 
 
 class BoundedPullConsumer:
