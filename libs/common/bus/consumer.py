@@ -33,6 +33,7 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 
 from libs.common.bus.client import UNAVAILABLE_ERRORS, Bus
+from libs.common.tasks import cancel_until_done
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +164,9 @@ class BoundedPullConsumer:
 
     async def _cancel(self, tasks: set[asyncio.Task[None]]) -> None:
         """Cancel until the tasks end, for at most ``CANCEL_ROUNDS`` rounds; then NAK what still runs."""
-        pending = tasks
-        for _ in range(CANCEL_ROUNDS):
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=CANCEL_WAIT_SECONDS)
-            if not pending:
-                return
-            log.warning("work in flight went on after a cancellation", extra={"tasks": len(pending)})
+        pending = await cancel_until_done(tasks, every=CANCEL_WAIT_SECONDS, rounds=CANCEL_ROUNDS)
+        if not pending:
+            return
         for task in pending:
             msg = self._tasks.get(task)
             if msg is not None:
