@@ -105,11 +105,11 @@ async def _stop(proc: ServiceProcess, budget: float) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
-async def _executor_setup(stack: FaultStack, sink: FakeSink, grace: str) -> tuple[Tenant, ServiceProcess,
-                                                                                   ServiceProcess]:
+async def _executor_setup(stack: FaultStack, sink: FakeSink, grace: str,
+                          **env: str) -> tuple[Tenant, ServiceProcess, ServiceProcess]:
     stack.start_gateway()
-    victim = stack.start_executor(IPAAS_EXECUTOR_GRACE_SECONDS=grace, **SLOW_TIMEOUTS)
-    survivor = stack.start_executor(IPAAS_EXECUTOR_GRACE_SECONDS=grace, **SLOW_TIMEOUTS)
+    victim = stack.start_executor(IPAAS_EXECUTOR_GRACE_SECONDS=grace, **SLOW_TIMEOUTS, **env)
+    survivor = stack.start_executor(IPAAS_EXECUTOR_GRACE_SECONDS=grace, **SLOW_TIMEOUTS, **env)
     return await stack.tenant(http_workflow(f"{sink.url}/load")), victim, survivor
 
 
@@ -123,12 +123,13 @@ async def test_executor_sigterm_mid_load_finishes_its_work_and_hands_over_nothin
         async with fault_stack(service, db, nats_url, database_url) as stack:
             tenant, victim, survivor = await _executor_setup(stack, sink, str(grace))
             ledger, wall = Ledger(), time.time() - time.monotonic()
+            # A rate one replica absorbs even on a busy machine: a wait measured is the hand-over's, not a backlog's.
             load = asyncio.ensure_future(
-                _steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=1200, rate=150))
+                _steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=1000, rate=100))
 
             async def victim_busy() -> bool:
-                return len(ledger.answers) >= 400 and await asyncio.to_thread(
-                    _metric, victim.url, "ipaas_executor_in_flight") > 0
+                return len(ledger.answers) >= 300 and await asyncio.to_thread(
+                    _metric, victim.url, "ipaas_executor_in_flight") >= 5
 
             await wait_until(victim_busy, timeout=30, interval=0.02, message="the victim working mid-load")
             code, took = await _stop(victim, grace + EXECUTOR_EXIT_MARGIN)
@@ -139,10 +140,10 @@ async def test_executor_sigterm_mid_load_finishes_its_work_and_hands_over_nothin
             assert took <= grace + EXECUTOR_EXIT_MARGIN, f"exit took {took:.1f}s"
             draining = _log_lines(victim, "draining: fetching stopped")
             assert draining and draining[0]["in_flight"] > 0 and _log_lines(victim, "executor stopped")
-            assert ledger.statuses() == {202: 1200}
+            assert ledger.statuses() == {202: 1000}
             await ledger.settle(db, bus, timeout=40)
             figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-            assert figures["rows"] == {"succeeded": 1200}
+            assert figures["rows"] == {"succeeded": 1000}
             # Every action in flight fitted in the grace: nothing was cancelled, nothing ran twice.
             released = _released(victim)
             assert released == {} and figures["extra_receipts"] == 0
@@ -164,7 +165,11 @@ async def test_executor_sigterm_with_actions_longer_than_the_grace_releases_them
     sink = await FakeSink(lambda _r, _n: Answer(200, "ok", delay=action)).start()
     try:
         async with fault_stack(service, db, nats_url, database_url) as stack:
-            tenant, victim, survivor = await _executor_setup(stack, sink, str(grace))
+            # The survivor alone holds every call (about 3 s x 40/s, plus the released ones): room for all of
+            # them in its connection pool, and a timeout no call reaches, so nothing is retried.
+            tenant, victim, survivor = await _executor_setup(
+                stack, sink, str(grace), IPAAS_EXECUTOR_CONNECTIONS_PER_HOST="256",
+                IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="20")
             ledger, wall = Ledger(), time.time() - time.monotonic()
             load = asyncio.ensure_future(
                 _steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=240, rate=40))
@@ -188,7 +193,8 @@ async def test_executor_sigterm_with_actions_longer_than_the_grace_releases_them
             # Each released event was claimed again (by the survivor) after its release, within the limit:
             # its lease was given up, not left to expire (60 s), and its message NAKed, not left to ack_wait.
             for event_id, at in released.items():
-                assert claims[event_id]["attempts"] >= 2 and claims[event_id]["claimed"] > at
+                claim = claims[event_id]
+                assert claim["attempts"] >= 2 and claim["claimed"] > at, (event_id, dict(claim), at)
             waits = _waits(ledger, claims, released, wall)
             late = {e: round(w, 2) for e, w in waits.items() if w > HANDOVER_LIMIT}
             assert not late, f"{len(late)} events waited more than {HANDOVER_LIMIT}s: {list(late.items())[:5]}"
