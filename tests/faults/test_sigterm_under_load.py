@@ -275,33 +275,26 @@ async def test_gateway_sigterm_mid_burst_answers_what_it_accepted(
             stack.start_executor()
             tenant = await stack.tenant(http_workflow(f"{sink.url}/gw"))
             to_victim, to_survivor = Sender(stack.http, tenant, victim), Sender(stack.http, tenant, survivor)
-            on_victim, on_survivor = Ledger(), Ledger()
+            on_victim, on_survivor, wall = Ledger(), Ledger(), time.time() - time.monotonic()
             load = asyncio.ensure_future(asyncio.gather(
                 _steady(lambda k: to_victim.send(on_victim, k), total=1200, rate=200),
                 _steady(lambda k: to_survivor.send(on_survivor, k), total=1200, rate=200)))
             await wait_until(lambda: len(on_victim.answers) >= 300, timeout=30, message="the burst under way")
-            stopping = asyncio.ensure_future(_stop(victim, drain_delay + grace))
             sigterm = time.monotonic()
-            async with aiohttp.ClientSession() as probe:  # not queued behind the burst's connections
-
-                async def draining() -> bool:
-                    async with probe.get(f"{victim.url}/health/ready") as resp:
-                        return resp.status == 503
-
-                await wait_until(draining, timeout=drain_delay, interval=0.05, message="readiness 503 at once")
-            draining_seen = time.monotonic()
-            code, took = await stopping
+            code, took = await _stop(victim, drain_delay + grace)
             await load
 
             assert code == 0, victim.logs()[-3000:]
             # Inside the drain delay plus the HTTP grace, so no request handler was cut short by the grace.
             assert took < drain_delay + grace, f"exit took {took:.1f}s"
             assert _log_lines(victim, "stopped")
+            # When SHUTTING_DOWN was set (readiness 503 from then on: tests/e2e/test_gateway_process.py).
+            draining = datetime.fromisoformat(_log_lines(victim, "shutdown requested; draining")[0]["ts"]).timestamp()
             statuses = on_victim.statuses()
             assert set(statuses) <= {202, 503} and not on_victim.refused_without_retry_after(), statuses
             # It went on serving while draining, and from then on every answer closed its connection, so
             # keep-alive clients left before the listener closed.
-            assert all(closes for sent, _, closes in to_victim.closing if sent > draining_seen)
+            assert all(closes for sent, _, closes in to_victim.closing if sent + wall > draining + 0.001)
             assert any(closes for _, _, closes in to_victim.closing)
             assert not any(closes for _, answered, closes in to_victim.closing if answered < sigterm)
             assert to_victim.refused > 0, "the burst was meant to outlast the listener"
