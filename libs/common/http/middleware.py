@@ -1,9 +1,11 @@
 """Request id, error envelope and request metrics, as aiohttp middlewares.
 
 Once SIGTERM has arrived (``SHUTTING_DOWN``), every answer also says
-``Connection: close``: clients stop reusing their keep-alive connections while
-the listener is still open, so no request is written onto a connection the
-server closes when it stops listening.
+``Connection: close``: a client that goes on sending during the drain delay
+moves to a new connection while the listener is still open, instead of
+writing its next request onto a keep-alive connection that the server closes
+with its listener.  (A connection left idle through the whole delay can still
+meet that close; HTTP clients retry such a request.)
 """
 
 from __future__ import annotations
