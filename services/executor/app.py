@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -20,6 +19,7 @@ from libs.common.db import create_pool
 from libs.common.http.app import base_app
 from libs.common.http.keys import METRICS, READINESS_CHECKS, SHUTTING_DOWN
 from libs.common.logs import configure_logging
+from libs.common.tasks import cancel_until_done
 from libs.common.telemetry import setup_tracing, shutdown_tracing
 from services.executor import provisioning
 from services.executor.breakers import Breakers
@@ -128,12 +128,13 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
         await nats_setup.stop()
         await dry_run.stop()
         await consumer.drain(settings.grace_seconds)
-        waker.stop()
-        for task in (run_task, watcher, stats_task, backlog_task):
-            task.cancel()
-        for task in (run_task, watcher, stats_task, backlog_task, waker_task):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait_for(task, timeout=5.0)
+        waker.stop()  # a pass under way ends (within 5 s), then the loop does
+        # The loops are cancelled together, and again if one goes on (see libs/common/tasks.py).
+        left = await cancel_until_done((run_task, watcher, stats_task, backlog_task), every=0.5, rounds=4)
+        _, waking = await asyncio.wait({waker_task}, timeout=5.0)
+        left |= await cancel_until_done(waking, every=0.5, rounds=4)
+        if left:
+            log.warning("background tasks still running at shutdown", extra={"tasks": len(left)})
         await store.close()
         await workflows.close()
         await worker.close()

@@ -204,9 +204,13 @@ class ExecutionStore:
     async def renew(self, event_ids: list[uuid.UUID]) -> None:
         await self._pool.execute(RENEW_SQL, event_ids, self._lease, self.owner)
 
-    async def release(self, event_ids: list[uuid.UUID]) -> None:
-        """Give up this replica's leases (it stops working on these events), so another may claim at once."""
-        await self._pool.execute(RELEASE_SQL, event_ids, self.owner)
+    async def release(self, event_ids: list[uuid.UUID]) -> int:
+        """Give up this replica's leases (it stops working on these events), so another may claim at once.
+
+        Returns how many it held: an event whose outcome is already written holds none.
+        """
+        status: str = await self._pool.execute(RELEASE_SQL, event_ids, self.owner)
+        return int(status.rsplit(" ", 1)[-1])
 
     async def dead_letter_raw(self, event_id: uuid.UUID, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
                               reason: str, raw: bytes) -> None:

@@ -40,7 +40,7 @@ from libs.common.models.events import DeadLetter, EventEnvelope, Trigger, Undeco
 from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition
 from libs.common.telemetry import ActiveSpan, current_trace_id, direct_tracer
 from services.executor.breakers import Breakers
-from services.executor.decide import Ack, Fate, Finish, Park, Run, TryResult, after_claim, after_try
+from services.executor.decide import Ack, ClaimView, Fate, Finish, Park, Run, TryResult, after_claim, after_try
 from services.executor.deferred import DEFERRALS_HEADER, Waker
 from services.executor.envelopes import (
     EnvelopeError,
@@ -138,12 +138,10 @@ class EventWorker:
         trace_id = current_trace_id()
         trace.get_current_span().set_attribute("messaging.message.id", str(event.event_id))
         loaded = await self._workflows.load(event.workflow_id, event.workflow_version)
-        claim = await self._store.claim(event, trace_id)
+        claim = await self._claim(event, trace_id, held)
         if isinstance(claim, Unclaimable):
             await self._undecodable(msg, claim.reason, event=event)
             return
-        if claim.attempt is not None:
-            held.event_id = event.event_id
         definition = loaded.definition
         connector = definition.action.type if definition is not None else "none"
         fate: Fate = after_claim(claim, event_tenant=event.tenant_id, has_definition=definition is not None,
@@ -157,6 +155,26 @@ class EventWorker:
                 fate, output, duration_ms = await self._try(event, definition, fate.attempt)
         await self._carry_out(msg, held, event, parcel, fate, connector, attempt=claim.attempt or 0,
                               trace_id=trace_id, output=output, duration_ms=duration_ms)
+
+    async def _claim(self, event: EventEnvelope, trace_id: str | None, held: Held) -> ClaimView | Unclaimable:
+        """The claim; ``held`` names the event once its row is this replica's.
+
+        Cancelled while the claim is being written (the grace ended), the statement
+        still commits: wait for it, briefly, so that :meth:`handle` releases the
+        lease it took instead of leaving it to expire under the NAKed message.
+        """
+        claiming = asyncio.ensure_future(self._store.claim(event, trace_id))
+        try:
+            claim = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                late = await asyncio.wait_for(asyncio.shield(claiming), RELEASE_TIMEOUT_SECONDS)
+                if not isinstance(late, Unclaimable) and late.attempt is not None:
+                    held.event_id = event.event_id
+            raise
+        if not isinstance(claim, Unclaimable) and claim.attempt is not None:
+            held.event_id = event.event_id
+        return claim
 
     async def _overlaps(self, event: EventEnvelope, definition: WorkflowDefinition) -> bool:
         trig = definition.trigger
@@ -330,8 +348,15 @@ class EventWorker:
         event_id, held.event_id = held.event_id, None
         if event_id is None:
             return
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.shield(self._store.release([event_id])), RELEASE_TIMEOUT_SECONDS)
+        try:
+            released = await asyncio.wait_for(asyncio.shield(self._store.release([event_id])),
+                                              RELEASE_TIMEOUT_SECONDS)
+        except Exception as exc:  # noqa: BLE001 - the lease then ends by itself; the message is NAKed anyway
+            log.warning("lease not released; it ends at its expiry", extra={"event_id": str(event_id),
+                                                                              "error": type(exc).__name__})
+            return
+        if released:  # none when the outcome was written just before: nothing is handed over
+            log.info("event released", extra={"event_id": str(event_id)})
 
     async def _ack(self, msg: Msg, *, confirm: bool = True) -> None:
         try:

@@ -128,6 +128,18 @@ async def test_readiness_follows_dependencies_and_shutdown(
     assert (await client.get("/health/live")).status == 200
 
 
+async def test_answers_close_their_connection_once_shutting_down(
+    client: TestClient[web.Request, web.Application],
+) -> None:
+    before = await client.get("/api/missing")
+    assert before.headers.get("Connection", "").lower() != "close"  # keep-alive until SIGTERM
+    client.app[SHUTTING_DOWN].set()
+    # Every answer from here on, success or error, tells the client not to send its next request here.
+    for resp in (await client.post("/api/things", json={"name": "a", "count": 1}),
+                 await client.get("/api/missing"), await client.get("/api/boom")):
+        assert resp.headers["Connection"].lower() == "close", resp.status
+
+
 async def test_metrics_count_requests_and_only_the_metrics_app_serves_them(
     client: TestClient[web.Request, web.Application],
 ) -> None:

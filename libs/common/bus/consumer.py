@@ -10,6 +10,15 @@ hold the first message until the batch filled or the poll expired).  Each
 message says how many more are waiting (``num_pending``); while that is
 above zero the loop pulls batches of at most that many, which the server
 fills at once.
+
+Drain: what is still running when the grace ends is cancelled, and cancelled
+again if it goes on: on Python 3.11 ``asyncio.wait_for`` (inside nats-py and
+asyncpg) returns the result instead of raising when the awaited operation
+completes as the cancellation lands, so one cancellation can be lost.  Each
+round waits long enough for a handler's own release to finish (the
+executor's: the claim under way, then the lease, each bounded at 1 s).
+After the last round, the message of a task that still runs is NAKed from
+here and the drain moves on: a shutdown is never held by one task.
 """
 
 from __future__ import annotations
@@ -24,10 +33,15 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
 
 from libs.common.bus.client import UNAVAILABLE_ERRORS, Bus
+from libs.common.tasks import cancel_until_done
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[Msg], Awaitable[None]]
+
+# After the grace: cancel, wait this long for the tasks to end, cancel what goes on; this many rounds.
+CANCEL_ROUNDS = 2
+CANCEL_WAIT_SECONDS = 2.5
 
 
 class BoundedPullConsumer:
@@ -66,7 +80,7 @@ class BoundedPullConsumer:
         self._min_fetch = max(1, min(min_fetch, max_in_flight, max_batch))
         self._backlog = False
         self._pending = 0  # messages the consumer had waiting at the last delivery
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Msg] = {}  # work in flight and its message
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._loop_done = asyncio.Event()
@@ -107,9 +121,11 @@ class BoundedPullConsumer:
             timeout = self._batch_fetch_timeout if want > 1 else self._fetch_timeout
             try:
                 msgs = await self._sub.fetch(batch=want, timeout=timeout)
-            except NatsTimeoutError:
+            except (NatsTimeoutError, TimeoutError):
+                # An empty stream answers with a timeout; that is normal (nats-py raises its own
+                # TimeoutError from a single fetch and asyncio's from a batch fetch that found nothing).
                 self._backlog = False
-                continue  # an empty stream answers with a timeout; that is normal
+                continue
             except UNAVAILABLE_ERRORS as exc:
                 log.warning("fetch failed, retrying", extra={"error": type(exc).__name__})
                 await asyncio.sleep(backoff)
@@ -123,7 +139,7 @@ class BoundedPullConsumer:
                     await _nak_quietly(msg)
                     continue
                 task = asyncio.create_task(self._handle(msg))
-                self._tasks.add(task)
+                self._tasks[task] = msg
                 task.add_done_callback(self._task_done)
 
     async def drain(self, grace_seconds: float) -> None:
@@ -139,15 +155,25 @@ class BoundedPullConsumer:
         await self._nak_buffered()
         if self._tasks:
             _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
             if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+                log.info("grace over: cancelling work in flight", extra={"tasks": len(pending)})
+                await self._cancel(pending)
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
             except Exception:  # noqa: BLE001 - best effort during shutdown
                 log.debug("unsubscribe failed", exc_info=True)
+
+    async def _cancel(self, tasks: set[asyncio.Task[None]]) -> None:
+        """Cancel until the tasks end, for at most ``CANCEL_ROUNDS`` rounds; then NAK what still runs."""
+        pending = await cancel_until_done(tasks, every=CANCEL_WAIT_SECONDS, rounds=CANCEL_ROUNDS)
+        if not pending:
+            return
+        for task in pending:
+            msg = self._tasks.get(task)
+            if msg is not None:
+                await _nak_quietly(msg)
+        log.error("work in flight left running; its messages were released", extra={"tasks": len(pending)})
 
     async def _nak_buffered(self) -> None:
         """Messages the server delivered after the last fetch returned wait in the subscription: NAK them."""
@@ -157,13 +183,15 @@ class BoundedPullConsumer:
         try:
             waiting = sub.pending_msgs
             if waiting > 0:
-                for msg in await sub.fetch(batch=waiting + 1, timeout=0.2):
+                msgs = await sub.fetch(batch=waiting + 1, timeout=0.2)
+                for msg in msgs:
                     await _nak_quietly(msg)
+                log.info("drain: released messages delivered after the last fetch", extra={"messages": len(msgs)})
         except Exception:  # noqa: BLE001 - best effort: the server redelivers after ack_wait anyway
             log.debug("could not release buffered messages", exc_info=True)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+        self._tasks.pop(task, None)
         self._slot_freed.set()
 
     async def _wait_for_slot(self) -> None:

@@ -1,4 +1,12 @@
-"""Request id, error envelope and request metrics, as aiohttp middlewares."""
+"""Request id, error envelope and request metrics, as aiohttp middlewares.
+
+Once SIGTERM has arrived (``SHUTTING_DOWN``), every answer also says
+``Connection: close``: a client that goes on sending during the drain delay
+moves to a new connection while the listener is still open, instead of
+writing its next request onto a keep-alive connection that the server closes
+with its listener.  (A connection left idle through the whole delay can still
+meet that close; HTTP clients retry such a request.)
+"""
 
 from __future__ import annotations
 
@@ -11,7 +19,7 @@ from aiohttp.typedefs import Handler
 
 from libs.common.http.envelope import error_response
 from libs.common.http.errors import ApiError
-from libs.common.http.keys import DEFAULT_RETRY_AFTER, METRICS, REQUEST_ID, RETRY_AFTER
+from libs.common.http.keys import DEFAULT_RETRY_AFTER, METRICS, REQUEST_ID, RETRY_AFTER, SHUTTING_DOWN
 from libs.common.http.unavailable import DATABASE_UNAVAILABLE, SERVICE_UNAVAILABLE, unavailable_code
 
 log = logging.getLogger(__name__)
@@ -75,6 +83,9 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
             name = route.canonical if route is not None else "unmatched"
             metrics.observe_request(request.method, name, status, time.perf_counter() - started)
     response.headers[REQUEST_ID_HEADER] = rid
+    draining = request.app.get(SHUTTING_DOWN)
+    if draining is not None and draining.is_set():
+        response.force_close()  # Connection: close, so the client does not send its next request here
     return response
 
 

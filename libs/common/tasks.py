@@ -1,0 +1,31 @@
+"""Stopping tasks that may outlive a cancellation.
+
+On Python 3.11, ``asyncio.wait_for`` (nats-py and asyncpg use it inside)
+returns the awaited operation's result instead of raising ``CancelledError``
+when the operation completes just as the cancellation lands, so a cancelled
+task can go on with its work.  Shutdown code therefore never waits on one
+cancellation without a bound: it cancels again, at an interval, until the
+tasks end or the rounds run out, and decides itself what to do with the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+
+async def cancel_until_done(tasks: Iterable[asyncio.Task[Any]], *, every: float,
+                            rounds: int) -> set[asyncio.Task[Any]]:
+    """Cancel ``tasks``, wait up to ``every`` seconds for them to end, and cancel what still runs again.
+
+    At most ``rounds`` rounds; returns the tasks still running after the last one (empty when all ended).
+    """
+    pending = {task for task in tasks if not task.done()}
+    for _ in range(rounds):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=every)
+    return pending

@@ -1,0 +1,74 @@
+"""The consumer's drain ends on time even when work in flight ignores a cancellation.
+
+On Python 3.11 ``asyncio.wait_for`` (used inside nats-py and asyncpg) returns
+the result instead of raising when the awaited operation completes as the
+cancellation lands, so a handler can carry on after being cancelled.  The
+drain must neither wait for such a handler nor leave its message to
+``ack_wait``: it cancels again, and in the end NAKs the message itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from nats.aio.msg import Msg
+
+from libs.common.bus import Bus
+from libs.common.bus.consumer import CANCEL_ROUNDS, CANCEL_WAIT_SECONDS, BoundedPullConsumer
+from tests.helpers.wait import wait_until
+
+ACK_WAIT = 30.0  # a message left to the server's redelivery would come back after this
+GRACE = 0.3
+
+
+async def _drain_stubborn(bus: Bus, durable: str, ignored_cancels: int) -> tuple[float, float]:
+    """One message whose handler ignores ``ignored_cancels`` cancellations; returns (drain seconds, redelivery
+    seconds after the drain began)."""
+    await bus.ensure_consumer("EVENTS", durable, ack_wait_seconds=ACK_WAIT)
+    await bus.publish("events.t.w", b"x", msg_id=f"{durable}-1")
+    started, let_go = asyncio.Event(), asyncio.Event()
+    ignored = 0
+
+    async def handler(msg: Msg) -> None:
+        nonlocal ignored
+        started.set()
+        while not let_go.is_set():  # work that takes until the test lets it go
+            try:
+                await asyncio.sleep(0.05)
+            except asyncio.CancelledError:
+                if ignored >= ignored_cancels:
+                    raise
+                ignored += 1  # as if a wait_for inside returned its result instead: the work goes on
+
+    consumer = BoundedPullConsumer(bus, stream="EVENTS", durable=durable, handler=handler, max_in_flight=4,
+                                   fetch_timeout=0.2)
+    runner = asyncio.create_task(consumer.run())
+    await wait_until(started.is_set, timeout=10, message="the handler under way")
+    began = time.monotonic()
+    try:
+        await asyncio.wait_for(consumer.drain(GRACE), timeout=GRACE + CANCEL_ROUNDS * CANCEL_WAIT_SECONDS + 5)
+        drained = time.monotonic() - began
+        sub = await bus.js.pull_subscribe_bind(durable, stream="EVENTS")
+        again = await sub.fetch(1, timeout=10)  # far less than ack_wait: only a NAK brings it back this soon
+        redelivered = time.monotonic() - began
+    finally:
+        let_go.set()
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+    assert again[0].metadata.num_delivered == 2
+    await again[0].ack_sync()
+    await sub.unsubscribe()
+    return drained, redelivered
+
+
+async def test_a_handler_that_ignores_one_cancellation_is_cancelled_again(bus: Bus) -> None:
+    drained, redelivered = await _drain_stubborn(bus, "once", ignored_cancels=1)
+    assert drained < GRACE + CANCEL_WAIT_SECONDS + 1.0
+    assert redelivered < ACK_WAIT / 3
+
+
+async def test_a_handler_that_never_stops_does_not_hold_the_drain(bus: Bus) -> None:
+    drained, redelivered = await _drain_stubborn(bus, "never", ignored_cancels=1_000_000)
+    assert drained < GRACE + CANCEL_ROUNDS * CANCEL_WAIT_SECONDS + 1.0
+    assert redelivered < ACK_WAIT / 3
