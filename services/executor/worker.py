@@ -203,7 +203,9 @@ class EventWorker:
         try:
             trial = self._breakers.admit(tenant, action_type)
         except BreakerOpen as exc:
-            spread = random.uniform(0, min(self._breakers.reset_seconds * 0.25, 5.0))  # noqa: S311 - jitter
+            # Spread over up to one more reset period (at most 30 s): a storm's parked events come back over
+            # that time, not all at the moment the breaker lets its one trial through.
+            spread = random.uniform(0, min(self._breakers.reset_seconds, 30.0))  # noqa: S311 - jitter
             return TryResult("breaker", f"circuit open for {action_type}: recent tries failed; the target was "
                                         "not called", breaker_left=exc.remaining + spread), None
         try:
@@ -270,7 +272,7 @@ class EventWorker:
         elif park is not None:
             self._metrics.deferred.labels("retry").inc()
             self._waker.due_in(park.seconds)
-            log.info("try failed; retrying", extra={"event_id": str(event.event_id), "attempt": attempt,
+            log.debug("try failed; retrying", extra={"event_id": str(event.event_id), "attempt": attempt,
                                                     "retry_in_s": round(park.seconds, 3)})
         await self._ack(msg)
 

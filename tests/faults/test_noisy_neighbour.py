@@ -34,9 +34,11 @@ async def test_a_failing_neighbour_does_not_delay_a_healthy_tenant(target, bus, 
         async with fault_stack(service, db, nats_url, database_url) as stack:
             stack.start_gateway()
             for _ in range(2):
+                # Shorter than the defaults (60 s breaker, 6 attempts) so that A's 5,000 events end in the DLQ
+                # within the test, and not so short that they cycle through the stream every second.
                 stack.start_executor(IPAAS_EXECUTOR_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
-                                     IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS="0.2", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="1",
-                                     IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="1",
+                                     IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS="0.5", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="2",
+                                     IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="5",
                                      IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="2")
             a = await stack.tenant(http_workflow(a_url), "noisy")
             b = await stack.tenant(http_workflow(f"{healthy.url}/b"), "quiet")
