@@ -93,6 +93,7 @@ class TryResult:
     error: str | None = None
     breaker_left: float = 0.0  # breaker: seconds until it lets a trial through (jitter included)
     retry_after: float | None = None  # transient: the target's Retry-After
+    http_status: int | None = None  # the target's answer, when it gave one
 
 
 def after_try(result: TryResult, *, attempt: int, max_attempts: int, backoff: float) -> Finish:

@@ -6,6 +6,7 @@ Shared by the event worker and the dry-run responder.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from typing import Any
 
@@ -24,13 +25,14 @@ MAX_CACHED_CONFIGS = 4096
 
 class ActionRunner:
     def __init__(self, connectors: dict[str, Connector], credentials: CredentialResolver, *,
-                 timeout_seconds: float, max_output_bytes: int,
+                 timeout_seconds: float, max_output_bytes: int, max_input_bytes: int = 16_384,
                  templates: TemplateEngine | None = None) -> None:
         self._connectors = connectors
         self._credentials = credentials
         self._timeout = timeout_seconds
         self._templates = templates
         self._max_output = max_output_bytes
+        self._max_input = max_input_bytes
         # id(config model) -> (the model, its JSON dump); the model is kept so the id stays its own.
         self._configs: dict[int, tuple[Any, dict[str, Any]]] = {}
 
@@ -66,6 +68,20 @@ class ActionRunner:
                 return await connector(call)
         except TimeoutError as exc:
             raise TransientError(f"{action_type} timed out after {self._timeout:g}s") from exc
+
+    def safe_input(self, payload: Any) -> Any:
+        """The event's payload as kept with its execution: masked, and cut to a preview past ``max_input_bytes``.
+
+        A large payload is cut first and its preview masked, so keeping it costs little whatever its size.
+        """
+        try:
+            raw = orjson.dumps(payload)
+        except (TypeError, orjson.JSONEncodeError):
+            raw = json.dumps(payload, default=str).encode()
+        if len(raw) <= self._max_input:
+            return mask_value(payload)
+        return {"truncated": True, "size": len(raw),
+                "preview": mask_text(raw[: self._max_input].decode("utf-8", "replace"))}
 
     def safe_output(self, output: Any) -> Any:
         """Masked, and cut down when larger than ``max_output_bytes``."""

@@ -74,6 +74,8 @@ class ExecutorSettings(ServiceSettings):
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     max_output_bytes: int = Field(default=16_384, ge=256)
+    # The event's payload kept with its execution (masked); larger ones are kept as a preview.
+    max_input_bytes: int = Field(default=16_384, ge=256)
 
     # Circuit breakers, per (tenant, connector)
     breaker_fail_max: int = Field(default=5, ge=1)

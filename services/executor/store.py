@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -74,11 +75,16 @@ FINISH_SQL = """
 UPDATE executions AS e
    SET status = u.status, finished_at = now(), duration_ms = u.duration_ms, error = u.error,
        output = u.output::jsonb, trace_id = COALESCE(u.trace_id, e.trace_id),
-       lease_owner = NULL, lease_until = NULL, updated_at = now()
-  FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[])
-       AS u(event_id, status, duration_ms, error, output, trace_id)
- WHERE e.event_id = u.event_id AND e.status = 'running' AND e.lease_owner = $7
+       input = COALESCE(e.input, u.input::jsonb), lease_owner = NULL, lease_until = NULL, updated_at = now()
+  FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], $7::text[])
+       AS u(event_id, status, duration_ms, error, output, trace_id, input)
+ WHERE e.event_id = u.event_id AND e.status = 'running' AND e.lease_owner = $8
 RETURNING e.event_id
+"""
+
+ATTEMPTS_SQL = """
+INSERT INTO execution_attempts (event_id, attempt, started_at, outcome, error, http_status, duration_ms)
+SELECT * FROM unnest($1::uuid[], $2::int[], $3::timestamptz[], $4::text[], $5::text[], $6::int[], $7::int[])
 """
 
 PARK_SQL = """
@@ -152,6 +158,14 @@ class Parking:
 
 
 @dataclass(frozen=True, slots=True)
+class Tried:
+    """One try of the action, for the history: when it started, and what the target answered."""
+
+    started_at: datetime
+    http_status: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     event: EventEnvelope
     status: str  # succeeded | failed | dead | skipped
@@ -162,6 +176,8 @@ class Outcome:
     output: Any = None
     trace_id: str | None = None
     park: Parking | None = None  # a failed try: when the event comes back
+    tried: Tried | None = None  # the action was tried (or refused by its breaker): a history row
+    input: Any = None  # the payload as stored (masked, capped); kept once per event
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,15 +305,19 @@ class ExecutionStore:
         return [done[o.event.event_id] for o in items]
 
     async def _finish_rows(self, outcomes: list[Outcome]) -> dict[uuid.UUID, Written]:
-        cols: list[list[Any]] = [[] for _ in range(6)]
+        cols: list[list[Any]] = [[] for _ in range(7)]
         for o in outcomes:
             output = None if o.output is None else pg_json(o.output)
+            given = None if o.input is None else pg_json(o.input)
             for col, value in zip(cols, (o.event.event_id, o.status, o.duration_ms, pg_text_or_none(o.error),
-                                         output, o.trace_id), strict=True):
+                                         output, o.trace_id, given), strict=True):
                 col.append(value)
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(FINISH_SQL, *cols, self.owner)
             stored = {row["event_id"] for row in rows}
+            tried = [o for o in outcomes if o.tried is not None and o.event.event_id in stored]
+            if tried:
+                await conn.execute(ATTEMPTS_SQL, *_attempt_columns(tried))
             parks = [o.park for o in outcomes if o.park is not None and o.event.event_id in stored]
             if parks:
                 await conn.execute(PARK_SQL, *_park_columns(parks))
@@ -338,6 +358,15 @@ class ExecutionStore:
             for parking in latest.values():
                 await self._pool.execute(PARK_SQL, *_park_columns([parking]))
         return [None] * len(items)
+
+
+def _attempt_columns(tried: list[Outcome]) -> list[list[Any]]:
+    return [
+        [o.event.event_id for o in tried], [o.attempts for o in tried],
+        [o.tried.started_at if o.tried else None for o in tried], [o.status for o in tried],
+        [pg_text_or_none(o.error) for o in tried], [o.tried.http_status if o.tried else None for o in tried],
+        [o.duration_ms for o in tried],
+    ]
 
 
 def _park_columns(parks: list[Parking]) -> list[list[Any]]:

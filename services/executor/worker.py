@@ -28,6 +28,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.msg import Msg
@@ -55,7 +56,7 @@ from services.executor.heartbeats import Heartbeats, Held
 from services.executor.metrics import ExecutorMetrics
 from services.executor.retry import Backoff
 from services.executor.runner import ActionRunner, safe_error
-from services.executor.store import ExecutionStore, Outcome, Parcel, Parking, Unclaimable
+from services.executor.store import ExecutionStore, Outcome, Parcel, Parking, Tried, Unclaimable
 from services.executor.templates import EventContext
 from services.executor.workflows import WorkflowReader
 
@@ -148,13 +149,14 @@ class EventWorker:
                                  definition_error=loaded.error)
         output: Any = None
         duration_ms: int | None = None
+        tried: Tried | None = None
         if isinstance(fate, Run) and definition is not None:
             if await self._overlaps(event, definition):
                 fate = Finish("skipped", "skipped: the previous scheduled run is still running")
             else:
-                fate, output, duration_ms = await self._try(event, definition, fate.attempt)
+                fate, output, duration_ms, tried = await self._try(event, definition, fate.attempt)
         await self._carry_out(msg, held, event, parcel, fate, connector, attempt=claim.attempt or 0,
-                              trace_id=trace_id, output=output, duration_ms=duration_ms)
+                              trace_id=trace_id, output=output, duration_ms=duration_ms, tried=tried)
 
     async def _claim(self, event: EventEnvelope, trace_id: str | None, held: Held) -> ClaimView | Unclaimable:
         """The claim; ``held`` names the event once its row is this replica's.
@@ -183,10 +185,11 @@ class EventWorker:
         return await self._store.overlapping_run(event.workflow_id, event.event_id)
 
     async def _try(self, event: EventEnvelope, definition: WorkflowDefinition,
-                   attempt: int) -> tuple[Finish, Any, int]:
-        """One try of the action; returns the decided outcome, the output and the duration."""
+                   attempt: int) -> tuple[Finish, Any, int, Tried]:
+        """One try of the action; returns the decided outcome, the output, the duration and the history row."""
         action_type = definition.action.type
         tenant = str(event.tenant_id)
+        started_at = datetime.now(UTC)
         started = time.perf_counter()
         result, output = await self._call(event, definition, tenant, action_type)
         duration = time.perf_counter() - started
@@ -195,8 +198,8 @@ class EventWorker:
         else:
             self._metrics.observe_duration(action_type, duration)
         backoff = self._backoff.delay(attempt, result.retry_after)
-        return after_try(result, attempt=attempt, max_attempts=self._opt.max_attempts, backoff=backoff), \
-            output, int(duration * 1000)
+        finish = after_try(result, attempt=attempt, max_attempts=self._opt.max_attempts, backoff=backoff)
+        return finish, output, int(duration * 1000), Tried(started_at, result.http_status)
 
     async def _call(self, event: EventEnvelope, definition: WorkflowDefinition, tenant: str,
                     action_type: str) -> tuple[TryResult, Any]:
@@ -225,10 +228,11 @@ class EventWorker:
             output = await self._runner.call(action_type, call)
         except PermanentError as exc:
             self._breakers.release(tenant, action_type, trial=trial)
-            return TryResult("permanent", exc.message), None
+            return TryResult("permanent", exc.message, http_status=exc.http_status), None
         except TransientError as exc:
             self._breakers.failure(tenant, action_type, trial=trial)
-            return TryResult("transient", exc.message, retry_after=exc.retry_after), None
+            return TryResult("transient", exc.message, retry_after=exc.retry_after,
+                             http_status=exc.http_status), None
         except asyncio.CancelledError:
             self._breakers.release(tenant, action_type, trial=trial)
             raise
@@ -237,13 +241,14 @@ class EventWorker:
             self._breakers.failure(tenant, action_type, trial=trial)
             return TryResult("transient", f"internal error: {type(exc).__name__}"), None
         self._breakers.success(tenant, action_type, trial=trial)
-        return TryResult("ok"), output
+        status = output.get("status") if isinstance(output, dict) else None
+        return TryResult("ok", http_status=status if isinstance(status, int) else None), output
 
     # --- carrying the decision out: the only places that ack, nak or park ------------------------------
 
     async def _carry_out(self, msg: Msg, held: Held, event: EventEnvelope, parcel: Parcel, fate: Fate,
                          connector: str, *, attempt: int, trace_id: str | None, output: Any = None,
-                         duration_ms: int | None = None) -> None:
+                         duration_ms: int | None = None, tried: Tried | None = None) -> None:
         if isinstance(fate, Ack):
             await self._ack(msg)
             return
@@ -254,10 +259,13 @@ class EventWorker:
         park = None
         if fate.retry_in is not None:
             park = Parking(event.event_id, event.tenant_id, parcel, fate.retry_in, "retry")
+        # The input is kept once per event: sent with its first outcome, and with a final one.
+        keep_input = attempt <= 1 or fate.status != "failed"
         outcome = Outcome(event=event, status=fate.status, parcel=parcel, attempts=attempt,
                           duration_ms=duration_ms, error=safe_error(fate.error) if fate.error else None,
                           output=self._runner.safe_output(output) if output is not None else None,
-                          trace_id=trace_id, park=park)
+                          trace_id=trace_id, park=park, tried=tried,
+                          input=self._runner.safe_input(event.payload) if keep_input else None)
         written = await self._write(outcome)
         held.event_id = None  # the lease ended with the write
         if not written.stored:

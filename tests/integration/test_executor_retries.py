@@ -44,6 +44,28 @@ async def test_two_failures_then_success_follows_backoff(bus, db, nats_url, data
         await sink.stop()
 
 
+async def test_every_try_is_kept_with_its_outcome_and_the_input_masked(bus, db, nats_url, database_url, service):
+    sink = await FakeSink(sequence(Answer(503, "down"), Answer(500, "oops"), Answer(200, "ok"))).start()
+    creds = await CredentialResponder(nats_url).start()
+    try:
+        tenant, wf = await slack_workflow(db, creds, sink.url, "hi")
+        service("services.executor", env=executor_env(nats_url, database_url))
+        event = await publish_event(bus, tenant, wf, {"order": 7, "api_key": "sk_live_abcdefghijklmnop"})
+        row = await final_row(db, event.event_id)
+        assert row["status"] == "succeeded" and row["attempts"] == 3
+        tries = await db.fetch("SELECT attempt, outcome, http_status, error, started_at, finished_at, duration_ms "
+                               "FROM execution_attempts WHERE event_id = $1 ORDER BY id", event.event_id)
+        assert [(t["attempt"], t["outcome"], t["http_status"]) for t in tries] == [
+            (1, "failed", 503), (2, "failed", 500), (3, "succeeded", 200)]
+        assert "503" in tries[0]["error"] and tries[2]["error"] is None
+        assert all(t["started_at"] <= t["finished_at"] and t["duration_ms"] is not None for t in tries)
+        stored = row["input"] if isinstance(row["input"], dict) else json.loads(row["input"])
+        assert stored == {"order": 7, "api_key": "[REDACTED]"}
+    finally:
+        await creds.stop()
+        await sink.stop()
+
+
 async def test_always_failing_sink_is_called_max_times_then_dead_then_replayed(
         bus, db, nats_url, database_url, service):
     sink = await FakeSink(always(Answer(500, "always broken"))).start()

@@ -51,5 +51,5 @@ def raise_for_status(service: str, status: int, body: str, headers: Mapping[str,
     snippet = body[:200]
     if status >= 500 or status in TRANSIENT_STATUSES:
         wait = retry_after if retry_after is not None else retry_after_seconds(headers)
-        raise TransientError(f"{service} answered {status}: {snippet}", retry_after=wait)
-    raise PermanentError(f"{service} answered {status}: {snippet}")
+        raise TransientError(f"{service} answered {status}: {snippet}", retry_after=wait, http_status=status)
+    raise PermanentError(f"{service} answered {status}: {snippet}", http_status=status)
