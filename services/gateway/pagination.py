@@ -1,72 +1,55 @@
-"""Opaque cursors over ``(timestamp, id)`` keys, and the ``limit`` query parameter."""
+"""Query parameters of the gateway's lists (``limit``, ``cursor``, filters) and UUID path parameters.
+
+The rules live in :mod:`libs.common.models.queries`, the models the OpenAPI
+document is generated from: an invalid value is a 422 naming the parameter,
+never read as an absent one.  The largest ``limit`` is
+``IPAAS_GATEWAY_PAGE_MAX``; no ``limit`` means ``IPAAS_GATEWAY_PAGE_DEFAULT``.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
+from typing import TypeVar
 
-import orjson
 from aiohttp import web
 
-from libs.common.http.errors import NotFound, ValidationFailed
+from libs.common.http.errors import NotFound
+from libs.common.http.query import parse_query
+from libs.common.models.queries import PAGE_MAX, PageQuery, encode_cursor
+from services.gateway.keys import SETTINGS
 from services.gateway.settings import GatewaySettings
 
+__all__ = ["encode_cursor", "limit_of", "list_query", "page_limit", "cursor_param", "path_id", "uuid_segment"]
 
-def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
-    raw = orjson.dumps([at.isoformat(), str(row_id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+Q = TypeVar("Q", bound=PageQuery)
+_UUID_RE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        if len(cursor) > 200:
-            raise ValueError("too long")
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, row_id = orjson.loads(raw)
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return parsed, uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
-        raise ValidationFailed(
-            "invalid query", details=[{"field": "cursor", "message": "invalid cursor", "type": "cursor"}]
-        ) from exc
+def uuid_segment(name: str) -> str:
+    """A route segment that matches a UUID only: ``/api/workflows/dry-run`` is never ``{id}``."""
+    return "{" + f"{name}:{_UUID_RE}" + "}"
+
+
+def list_query(request: web.Request, model: type[Q]) -> Q:
+    """The list's query parameters, ``limit`` bounded by the page maximum."""
+    return parse_query(request, model, context={PAGE_MAX: request.app[SETTINGS].page_max})
+
+
+def limit_of(query: PageQuery, settings: GatewaySettings) -> int:
+    return query.limit if query.limit is not None else settings.page_default
 
 
 def page_limit(request: web.Request, settings: GatewaySettings) -> int:
-    raw = request.query.get("limit")
-    if raw is None or raw == "":
-        return settings.page_default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= settings.page_max:
-        raise ValidationFailed(
-            "invalid query",
-            details=[{"field": "limit", "message": f"an integer from 1 to {settings.page_max}", "type": "range"}],
-        )
-    return int(raw)
+    return limit_of(parse_query(request, PageQuery, context={PAGE_MAX: settings.page_max}), settings)
 
 
 def cursor_param(request: web.Request) -> tuple[datetime, uuid.UUID] | None:
-    raw = request.query.get("cursor")
-    return decode_cursor(raw) if raw else None
-
-
-def uuid_param(request: web.Request, name: str) -> uuid.UUID | None:
-    """An optional UUID query filter; a malformed one is a 422."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError as exc:
-        raise ValidationFailed(
-            "invalid query", details=[{"field": name, "message": "must be a UUID", "type": "uuid"}]
-        ) from exc
+    return parse_query(request, PageQuery).after
 
 
 def path_id(request: web.Request, name: str = "id") -> uuid.UUID:
-    """A UUID path parameter; anything else is a 404, exactly like a missing row."""
+    """A UUID path parameter (routes built with :func:`uuid_segment` match nothing else): 404 if not one."""
     try:
         return uuid.UUID(request.match_info[name])
     except ValueError as exc:

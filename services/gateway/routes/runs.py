@@ -29,12 +29,12 @@ from libs.common.bus import BusUnavailable
 from libs.common.http.envelope import ok
 from libs.common.http.errors import Conflict, ServiceUnavailable, ValidationFailed
 from libs.common.logs import mask_value
-from libs.common.models.api import DryRunCommand, DryRunRequest, DryRunResult, RunRequest
+from libs.common.models.api import AcceptedEvent, DryRunCommand, DryRunRequest, DryRunResult, RunRequest
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
 from libs.common.models.workflows import template_problems
 from services.gateway.hooks.ingest import IDEMPOTENCY_HEADER, sender_key
 from services.gateway.keys import BUS, POOL, SETTINGS
-from services.gateway.pagination import path_id
+from services.gateway.pagination import path_id, uuid_segment
 from services.gateway.routes.workflows import _body, tenant
 from services.gateway.store import workflows as store
 
@@ -61,7 +61,7 @@ async def run_workflow(request: web.Request) -> web.Response:
                                                 msg_id=envelope.msg_id, timeout=s.publish_timeout_seconds)
     except BusUnavailable as exc:
         raise ServiceUnavailable("event bus unavailable; retry later", retry_after=s.retry_after_seconds) from exc
-    return ok({"event_id": envelope.event_id, "duplicate": result.duplicate}, status=202)
+    return ok(AcceptedEvent(event_id=envelope.event_id, duplicate=result.duplicate), status=202)
 
 
 async def dry_run(request: web.Request) -> web.Response:
@@ -94,11 +94,9 @@ async def dry_run(request: web.Request) -> web.Response:
         field = f"workflow.{result.error_field}" if result.error_field else "workflow"
         raise ValidationFailed(result.error or "template failed", code=result.error_code, details=[
             {"field": field, "message": result.error, "type": result.error_code}])
-    out = result.model_dump(mode="json")
-    out["output"] = mask_value(out["output"])
-    return ok(out)
+    return ok(result.model_copy(update={"output": mask_value(result.model_dump(mode="json")["output"])}))
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/workflows/dry-run", dry_run)
-    app.router.add_post("/api/workflows/{id}/run", run_workflow)
+    app.router.add_post(f"/api/workflows/{uuid_segment('id')}/run", run_workflow)

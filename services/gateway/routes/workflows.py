@@ -1,20 +1,33 @@
-"""``/api/workflows``: CRUD with immutable versions, history, rollback, enable/disable, secret rotation."""
+"""``/api/workflows``: CRUD with immutable versions, history, rollback, enable/disable, secret rotation.
+
+Each answer leaves through its response model (:mod:`libs.common.models.api`),
+the one the OpenAPI document states; ``{id}`` routes match UUIDs only.
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from libs.common.auth.jwt_verify import Claims
 from libs.common.http.envelope import ok
-from libs.common.models.api import RollbackRequest, WorkflowPatch
+from libs.common.models.api import (
+    DeletedOut,
+    PageMeta,
+    RollbackRequest,
+    SecretRotatedOut,
+    WorkflowOut,
+    WorkflowPatch,
+    WorkflowVersionOut,
+)
+from libs.common.models.queries import PageQuery
 from libs.common.models.workflows import WorkflowCreate
 from services.gateway.body import read_body
 from services.gateway.keys import CACHE, CLAIMS, POOL, SETTINGS
-from services.gateway.pagination import cursor_param, encode_cursor, page_limit, path_id
+from services.gateway.pagination import encode_cursor, limit_of, list_query, path_id, uuid_segment
 from services.gateway.store import workflows as store
 
 M = TypeVar("M", bound=BaseModel)
@@ -32,24 +45,25 @@ async def _body(request: web.Request, model: type[M]) -> M:
 
 async def create_workflow(request: web.Request) -> web.Response:
     body = await _body(request, WorkflowCreate)
-    out = await store.create(request.app[POOL], tenant(request), body)
-    request.app[CACHE].invalidate(out["id"])
+    out = WorkflowOut.model_validate(await store.create(request.app[POOL], tenant(request), body))
+    request.app[CACHE].invalidate(out.id)
     return ok(out, status=201)
 
 
 async def list_workflows(request: web.Request) -> web.Response:
-    limit = page_limit(request, request.app[SETTINGS])
-    rows = await store.list_page(request.app[POOL], tenant(request), limit, cursor_param(request))
-    meta: dict[str, Any] = {}
+    query = list_query(request, PageQuery)
+    limit = limit_of(query, request.app[SETTINGS])
+    rows = await store.list_page(request.app[POOL], tenant(request), limit, query.after)
+    meta = PageMeta()
     if len(rows) > limit:
         rows = rows[:limit]
-        meta["next_cursor"] = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return ok([store.to_out(r) for r in rows], meta=meta or {"next_cursor": None})
+        meta.next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+    return ok([WorkflowOut.model_validate(store.to_out(r)) for r in rows], meta=meta.model_dump())
 
 
 async def get_workflow(request: web.Request) -> web.Response:
     row = await store.get(request.app[POOL], tenant(request), path_id(request))
-    return ok(store.to_out(row))
+    return ok(WorkflowOut.model_validate(store.to_out(row)))
 
 
 async def replace_workflow(request: web.Request) -> web.Response:
@@ -57,7 +71,7 @@ async def replace_workflow(request: web.Request) -> web.Response:
     body = await _body(request, WorkflowCreate)
     out = await store.replace(request.app[POOL], tenant(request), workflow_id, body)
     request.app[CACHE].invalidate(workflow_id)
-    return ok(out)
+    return ok(WorkflowOut.model_validate(out))
 
 
 async def patch_workflow(request: web.Request) -> web.Response:
@@ -67,7 +81,7 @@ async def patch_workflow(request: web.Request) -> web.Response:
     request.app[CACHE].invalidate(workflow_id)
     if not body.is_active:
         await store.wait_for_runs(request.app[POOL], workflow_id, request.app[SETTINGS].disable_wait_seconds)
-    return ok(out)
+    return ok(WorkflowOut.model_validate(out))
 
 
 async def delete_workflow(request: web.Request) -> web.Response:
@@ -75,11 +89,12 @@ async def delete_workflow(request: web.Request) -> web.Response:
     await store.delete(request.app[POOL], tenant(request), workflow_id)
     request.app[CACHE].invalidate(workflow_id)
     await store.wait_for_runs(request.app[POOL], workflow_id, request.app[SETTINGS].disable_wait_seconds)
-    return ok({"id": workflow_id, "deleted": True})
+    return ok(DeletedOut(id=workflow_id))
 
 
 async def list_versions(request: web.Request) -> web.Response:
-    return ok(await store.versions(request.app[POOL], tenant(request), path_id(request)))
+    rows = await store.versions(request.app[POOL], tenant(request), path_id(request))
+    return ok([WorkflowVersionOut.model_validate(r) for r in rows])
 
 
 async def rollback_workflow(request: web.Request) -> web.Response:
@@ -87,7 +102,7 @@ async def rollback_workflow(request: web.Request) -> web.Response:
     body = await _body(request, RollbackRequest)
     out = await store.rollback(request.app[POOL], tenant(request), workflow_id, body.version)
     request.app[CACHE].invalidate(workflow_id)
-    return ok(out)
+    return ok(WorkflowOut.model_validate(out))
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
@@ -96,17 +111,18 @@ async def rotate_secret(request: web.Request) -> web.Response:
     out = await store.rotate_secret(request.app[POOL], tenant(request), workflow_id,
                                     s.webhook_secret_overlap_seconds)
     request.app[CACHE].invalidate(workflow_id)
-    return ok(out)
+    return ok(SecretRotatedOut.model_validate(out))
 
 
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/workflows", create_workflow)
     r.add_get("/api/workflows", list_workflows)
-    r.add_get("/api/workflows/{id}", get_workflow)
-    r.add_put("/api/workflows/{id}", replace_workflow)
-    r.add_patch("/api/workflows/{id}", patch_workflow)
-    r.add_delete("/api/workflows/{id}", delete_workflow)
-    r.add_get("/api/workflows/{id}/versions", list_versions)
-    r.add_post("/api/workflows/{id}/rollback", rollback_workflow)
-    r.add_post("/api/workflows/{id}/webhook-secret", rotate_secret)
+    one = f"/api/workflows/{uuid_segment('id')}"
+    r.add_get(one, get_workflow)
+    r.add_put(one, replace_workflow)
+    r.add_patch(one, patch_workflow)
+    r.add_delete(one, delete_workflow)
+    r.add_get(f"{one}/versions", list_versions)
+    r.add_post(f"{one}/rollback", rollback_workflow)
+    r.add_post(f"{one}/webhook-secret", rotate_secret)
