@@ -32,9 +32,10 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -43,6 +44,7 @@ import pytest
 import requests
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 from standardwebhooks import Webhook
 
@@ -234,9 +236,17 @@ def _auth(stack: Stack) -> Any:
     return setup
 
 
+@pytest.fixture
+def hypothesis_home(tmp_path: Path) -> Iterator[None]:
+    """Hypothesis' caches go to the test's directory, not to ``.hypothesis`` in the working tree."""
+    set_hypothesis_home_dir(tmp_path / "hypothesis")
+    yield
+    set_hypothesis_home_dir(None)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-async def test_schemathesis_finds_nothing(stack: Stack) -> None:
+async def test_schemathesis_finds_nothing(stack: Stack, hypothesis_home: None) -> None:
     document = await (await stack.gateway.get("/openapi.json")).json()
     schema = load(_with_examples(document, stack), _config(stack), _auth(stack))
     report: FuzzReport = await asyncio.to_thread(run_fuzz, schema)
