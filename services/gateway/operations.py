@@ -14,7 +14,9 @@ Error statuses, by where they come from:
 - a JSON body: 400 (malformed, empty, not UTF-8), 408 (too slow), 413 (too
   large), 415 (not JSON), 422 (invalid, naming each field);
 - query parameters: 422, naming each one;
-- an id in the path: 404 (missing, another tenant's, or not a UUID).
+- an id in the path: 404 (missing, another tenant's, or not a UUID);
+- forwarding to auth: whatever body comes is read first (408, 413), and
+  auth unreachable or slow is a 503.
 
 405 (with ``Allow``) answers a method an operation's path does not list; it
 cannot happen to a listed operation, so no operation documents it.
@@ -34,6 +36,7 @@ from libs.common.models.workflows import WorkflowCreate
 TOKEN = (401, 503)
 BODY = (400, 408, 413, 415, 422)
 QUERY = (422,)
+FORWARD = (408, 413, 503)  # any body is read (size and time bounded) before auth is asked; auth away
 
 
 @dataclass(frozen=True)
@@ -108,21 +111,21 @@ GATEWAY_OPERATIONS: tuple[Op, ...] = (
 
 AUTH_OPERATIONS: tuple[Op, ...] = (
     Op("post", "/api/auth/register", "Register: a new user in a new tenant", 201, auth_models.RegisteredOut,
-       errors(BODY, 429, 503), body=auth_models.Registration, public=True, forwarded=True),
-    Op("post", "/api/auth/login", "Log in: an access token", 200, auth_models.TokenOut, errors(BODY, 401, 429, 503),
-       body=auth_models.Login, public=True, forwarded=True),
-    Op("post", "/api/auth/logout", "Log out: revoke this token", 200, auth_models.RevokedOut, TOKEN,
-       forwarded=True),
+       errors(BODY, FORWARD, 429), body=auth_models.Registration, public=True, forwarded=True),
+    Op("post", "/api/auth/login", "Log in: an access token", 200, auth_models.TokenOut,
+       errors(BODY, FORWARD, 401, 429), body=auth_models.Login, public=True, forwarded=True),
+    Op("post", "/api/auth/logout", "Log out: revoke this token", 200, auth_models.RevokedOut,
+       errors(TOKEN, FORWARD), forwarded=True),
     Op("post", "/api/auth/logout-all", "Revoke every token of the caller's user", 200, auth_models.RevokedOut,
-       TOKEN, forwarded=True),
+       errors(TOKEN, FORWARD), forwarded=True),
     Op("post", "/api/credentials", "Store a credential (its secret never comes back)", 201,
-       auth_models.CredentialOut, errors(TOKEN, BODY), body=auth_models.CredentialCreate, forwarded=True),
+       auth_models.CredentialOut, errors(TOKEN, BODY, FORWARD), body=auth_models.CredentialCreate, forwarded=True),
     Op("get", "/api/credentials", "List credentials, oldest first", 200, auth_models.CredentialOut,
-       errors(TOKEN, QUERY), query=PageQuery, many=True, page=True, last_page_meta=False,
+       errors(TOKEN, QUERY, FORWARD), query=PageQuery, many=True, page=True, last_page_meta=False,
        page_max=auth_models.CREDENTIALS_PAGE_MAX, forwarded=True),
     Op("delete", "/api/credentials/{credential_id}", "Delete a credential", 200, api.DeletedOut,
-       errors(TOKEN, 400, 404), forwarded=True),
-    Op("get", "/.well-known/jwks.json", "Token verification keys (a JWKS)", 200, auth_models.Jwks, (503,),
+       errors(TOKEN, FORWARD, 400, 404), forwarded=True),
+    Op("get", "/.well-known/jwks.json", "Token verification keys (a JWKS)", 200, auth_models.Jwks, FORWARD,
        public=True, envelope=False, forwarded=True),
 )
 

@@ -1,4 +1,4 @@
-"""Query and path parameters: an invalid value is a 422 naming it, never read as absent; routes match their listing."""
+"""Query, path and body values: an invalid one is a 422 naming it, never read as absent or coerced."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from libs.common.bus import Bus
-from tests.helpers.gateway_app import Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, Gateway, running_gateway, tenant
 
 REFUSED = [
     ("/api/workflows?limit=", "limit"),
@@ -74,3 +74,25 @@ async def test_routes_match_only_what_the_document_lists(gw: Gateway, database_u
     assert login.status == 405 and login.headers["Allow"] == "POST"
     unknown = await gw.client.get("/api/auth/whoami", headers=auth)
     assert unknown.status == 404 and (await unknown.json())["error"]["code"] == "not_found"
+
+
+async def test_body_booleans_and_integers_are_json_strict(gw: Gateway, database_url: str) -> None:
+    auth = gw.auth(await tenant(database_url))
+    refused = [
+        ({**SCHEDULE_WORKFLOW, "is_active": "true"}, "is_active"),
+        ({**SCHEDULE_WORKFLOW, "is_active": 1}, "is_active"),
+        ({**SCHEDULE_WORKFLOW, "trigger": {"type": "schedule", "interval_seconds": "60"}}, "trigger.schedule"),
+    ]
+    for body, field in refused:
+        resp = await gw.client.post("/api/workflows", json=body, headers=auth)
+        details = (await resp.json())["error"]["details"]
+        assert resp.status == 422 and any(d["field"].startswith(field) for d in details), (body, details)
+    created = await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)
+    workflow_id = (await created.json())["data"]["id"]
+    assert (await gw.client.patch(f"/api/workflows/{workflow_id}", json={"is_active": "false"},
+                                  headers=auth)).status == 422
+    assert (await gw.client.post(f"/api/workflows/{workflow_id}/rollback", json={"version": "1"},
+                                 headers=auth)).status == 422
+    # 1.0 is an integer to JSON Schema, so to the API too.
+    rolled = await gw.client.post(f"/api/workflows/{workflow_id}/rollback", json={"version": 1.0}, headers=auth)
+    assert rolled.status == 200 and (await rolled.json())["data"]["version"] == 2
