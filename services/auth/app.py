@@ -15,6 +15,7 @@ from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.http.app import base_app
 from libs.common.http.keys import READINESS_CHECKS, SHUTTING_DOWN
+from libs.common.models.auth import Jwks
 from services.auth.credentials import create_credential, delete_credential, list_credentials
 from services.auth.key_loading import load_keys
 from services.auth.keys import (
@@ -46,9 +47,8 @@ PRUNE_INTERVAL_SECONDS = 300.0
 
 async def jwks(request: web.Request) -> web.Response:
     """The public keys in their validity window, as a plain JWKS (no envelope)."""
-    return web.json_response(
-        request.app[TOKENS].ring.jwks(), headers={"Cache-Control": "public, max-age=60"}
-    )
+    document = Jwks.model_validate(request.app[TOKENS].ring.jwks())
+    return web.json_response(document.model_dump(mode="json"), headers={"Cache-Control": "public, max-age=60"})
 
 
 async def create_app(settings: AuthSettings) -> web.Application:

@@ -1,33 +1,34 @@
-"""``/api/credentials``: create, list and delete; the secret goes in and never comes out."""
+"""``/api/credentials``: create, list and delete; the secret goes in and never comes out.
+
+The list is oldest first, paged by ``limit`` (1 to ``IPAAS_AUTH_CREDENTIALS_PAGE_MAX``)
+and ``cursor`` with the rules of :mod:`libs.common.models.queries`: an invalid
+value is a 422 naming the parameter.  The last page has no ``meta``.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import logging
 import uuid
-from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 from opentelemetry import trace
 
 from libs.common.http.envelope import ok, parse_model, read_model
-from libs.common.http.errors import BadRequest, NotFound, ValidationFailed
+from libs.common.http.errors import NotFound, ValidationFailed
+from libs.common.http.query import parse_query
+from libs.common.models.api import DeletedOut, PageMeta
+from libs.common.models.auth import CREDENTIALS_PAGE_DEFAULT, SECRET_MODELS, CredentialCreate, CredentialOut
+from libs.common.models.queries import PAGE_MAX, PageQuery, encode_cursor
 from services.auth.authn import require_claims
 from services.auth.keys import KEKS, POOL, SETTINGS
-from services.auth.models import SECRET_MODELS, CredentialCreate
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
-DEFAULT_PAGE = 50
 
-
-def _public(row: Any) -> dict[str, Any]:
-    return {"id": str(row["id"]), "name": row["name"], "type": row["type"],
-            "created_at": row["created_at"].isoformat()}
+def _public(row: Any) -> CredentialOut:
+    return CredentialOut.model_validate(dict(row))
 
 
 async def create_credential(request: web.Request) -> web.Response:
@@ -58,49 +59,22 @@ async def create_credential(request: web.Request) -> web.Response:
     return ok(_public(row), status=201)
 
 
-def _decode_cursor(value: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(value.encode() + b"=" * (-len(value) % 4)))
-        return datetime.fromisoformat(raw["t"]), uuid.UUID(raw["i"])
-    except (binascii.Error, ValueError, KeyError, TypeError, UnicodeError) as exc:
-        raise BadRequest("cursor is not valid", code="invalid_cursor") from exc
-
-
-def _encode_cursor(created_at: datetime, credential_id: uuid.UUID) -> str:
-    raw = json.dumps({"t": created_at.isoformat(), "i": str(credential_id)}).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
-
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit")
-    if raw is None:
-        return DEFAULT_PAGE
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise BadRequest("limit must be an integer", code="invalid_limit") from exc
-    maximum = request.app[SETTINGS].credentials_page_max
-    if not 1 <= value <= maximum:
-        raise BadRequest(f"limit must be between 1 and {maximum}", code="invalid_limit")
-    return value
-
-
 async def list_credentials(request: web.Request) -> web.Response:
     claims = await require_claims(request)
-    limit = _limit(request)
-    cursor = request.query.get("cursor")
-    after = _decode_cursor(cursor) if cursor else None
+    query = parse_query(request, PageQuery, context={PAGE_MAX: request.app[SETTINGS].credentials_page_max})
+    limit = query.limit or CREDENTIALS_PAGE_DEFAULT
+    after = query.after
     rows = await request.app[POOL].fetch(
         """SELECT id, name, type, created_at FROM credentials
            WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
            ORDER BY created_at, id LIMIT $4""",
         claims.tenant_id, after[0] if after else None, after[1] if after else None, limit + 1,
     )
-    meta: dict[str, Any] = {}
-    if len(rows) > limit:
-        rows = rows[:limit]
-        meta["next_cursor"] = _encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return ok([_public(r) for r in rows], meta=meta)
+    if len(rows) <= limit:
+        return ok([_public(r) for r in rows])  # the last page: no meta
+    rows = rows[:limit]
+    meta = PageMeta(next_cursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]))
+    return ok([_public(r) for r in rows], meta=meta.model_dump())
 
 
 async def delete_credential(request: web.Request) -> web.Response:
@@ -116,4 +90,4 @@ async def delete_credential(request: web.Request) -> web.Response:
         raise NotFound("credential not found")
     log.info("credential deleted", extra={"cred_id": str(credential_id),
                                           "tenant_id": str(claims.tenant_id)})
-    return ok({"id": str(credential_id), "deleted": True})
+    return ok(DeletedOut(id=credential_id))

@@ -20,6 +20,7 @@ from aiohttp import web
 
 from libs.common.http.envelope import ok
 from libs.common.http.errors import BadRequest
+from libs.common.models.auth import RevokedOut
 from services.auth.authn import require_claims
 from services.auth.keys import POOL, SETTINGS
 from services.auth.revocation import feed, revoke_all, revoke_token
@@ -33,7 +34,7 @@ async def logout(request: web.Request) -> web.Response:
     claims = await require_claims(request)
     await revoke_token(request.app[POOL], claims, leeway=request.app[SETTINGS].token_leeway_seconds)
     log.info("token revoked", extra={"user_id": str(claims.user_id), "jti": claims.jti})
-    return ok({"revoked": "token"}, headers={"Cache-Control": "no-store"})
+    return ok(RevokedOut(revoked="token"), headers={"Cache-Control": "no-store"})
 
 
 async def logout_all(request: web.Request) -> web.Response:
@@ -42,7 +43,7 @@ async def logout_all(request: web.Request) -> web.Response:
     not_before = await revoke_all(request.app[POOL], claims.user_id, ttl_seconds=settings.token_ttl_seconds,
                                   leeway=settings.token_leeway_seconds)
     log.info("all tokens of a user revoked", extra={"user_id": str(claims.user_id), "not_before": not_before})
-    return ok({"revoked": "all"}, headers={"Cache-Control": "no-store"})
+    return ok(RevokedOut(revoked="all"), headers={"Cache-Control": "no-store"})
 
 
 async def revocations(request: web.Request) -> web.Response:

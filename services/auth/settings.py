@@ -8,6 +8,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from libs.common.http.client_ip import parse_networks
+from libs.common.models.auth import CREDENTIALS_PAGE_MAX, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 from libs.common.settings import HttpSettings, ServiceSettings
 
 
@@ -49,8 +50,8 @@ class AuthSettings(ServiceSettings):
     hash_workers: int = Field(default=2, ge=1)
     # Hashes queued or running at once per replica; beyond it, 503 with Retry-After.
     hash_queue_max: int = Field(default=32, ge=1)
-    password_min_length: int = Field(default=8, ge=1)
-    password_max_length: int = Field(default=1024, ge=8)
+    password_min_length: int = Field(default=PASSWORD_MIN_LENGTH, ge=1)
+    password_max_length: int = Field(default=PASSWORD_MAX_LENGTH, ge=8)
 
     # Login and registration rate limits (token buckets, in memory, per replica).  The per-email
     # budget is per (email, client): nobody can spend someone else's.  Clients are keyed by address,
@@ -72,7 +73,7 @@ class AuthSettings(ServiceSettings):
     nats_inbox_prefix: str = "_INBOX_auth"
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
-    credentials_page_max: int = Field(default=100, ge=1)
+    credentials_page_max: int = Field(default=CREDENTIALS_PAGE_MAX, ge=1)
 
     @field_validator("trusted_proxies")
     @classmethod

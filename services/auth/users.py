@@ -28,6 +28,7 @@ from aiohttp import web
 
 from libs.common.http.envelope import ok, read_model
 from libs.common.http.errors import RateLimited, ServiceUnavailable, Unauthorized, ValidationFailed
+from libs.common.models.auth import Login, RegisteredOut, Registration, TokenOut
 from services.auth.keys import (
     LOGIN_EMAIL_LIMIT,
     LOGIN_IP_LIMIT,
@@ -38,7 +39,6 @@ from services.auth.keys import (
     TOKENS,
     TRUSTED_PROXIES,
 )
-from services.auth.models import Credentials
 from services.auth.passwords import HashingBusy
 from services.auth.rate_limit import client_key, email_client_key
 
@@ -81,7 +81,7 @@ async def register(request: web.Request) -> web.Response:
     wait = limit.retry_after(client)
     if wait > 0:
         raise RateLimited("too many registrations; retry later", retry_after=wait)
-    body = await read_model(request, Credentials)
+    body = await read_model(request, Registration)
     _check_password_length(request, body.password)
     limit.take(client)
     try:
@@ -102,12 +102,12 @@ async def register(request: web.Request) -> web.Response:
         log.info("registration of a registered email; answered as a new one", extra={"client": client})
     else:
         log.info("user registered", extra={"user_id": str(user_id), "tenant_id": str(tenant_id)})
-    return ok({"user_id": str(user_id), "tenant_id": str(tenant_id)}, status=201)
+    return ok(RegisteredOut(user_id=user_id, tenant_id=tenant_id), status=201)
 
 
 async def login(request: web.Request) -> web.Response:
     app = request.app
-    body = await read_model(request, Credentials)
+    body = await read_model(request, Login)
     if len(body.password) > app[SETTINGS].password_max_length:
         # Not worth a hash; the same answer as any other failed login.
         raise Unauthorized(INVALID_LOGIN, code="invalid_credentials")
@@ -147,5 +147,5 @@ async def login(request: web.Request) -> web.Response:
             await app[POOL].execute("UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], new_hash)
     issued = app[TOKENS].issue(row["id"], row["tenant_id"], not_before=row["not_before"])
     log.info("login succeeded", extra={"user_id": str(row["id"]), "kid": issued.kid})
-    return ok({"access_token": issued.access_token, "token_type": "Bearer", "expires_in": issued.expires_in},
+    return ok(TokenOut(access_token=issued.access_token, expires_in=issued.expires_in),
               headers={"Cache-Control": "no-store"})

@@ -1,138 +1,212 @@
-"""``/openapi.json``: an OpenAPI 3.1 document built from the pydantic models the handlers use."""
+"""``/openapi.json``: an OpenAPI 3.1 document generated from :data:`services.gateway.operations.OPERATIONS`.
+
+Schemas come from the pydantic models that validate the requests and build
+the answers (``models_json_schema``, refs into ``components/schemas``):
+request bodies in validation mode, answers in serialization mode; query and
+header models become parameters.  Three rules the edge applies to every JSON
+value it carries (:mod:`libs.common.http.json_values`) are stated on every
+schema: integers within 64 bits, no NUL in strings or keys, and ``Any`` is a
+:data:`JSON_VALUE` of those.  The largest ``limit`` of the gateway's lists is
+its ``IPAAS_GATEWAY_PAGE_MAX``, so the document is built once per app, from
+its settings.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from libs.common.http.json_values import INT64_MAX, INT64_MIN
 from libs.common.models import api
-from libs.common.models.workflows import WorkflowCreate
+from services.gateway.keys import SETTINGS
+from services.gateway.operations import OPERATIONS, Op
+from services.gateway.settings import GatewaySettings
 
 REF = "#/components/schemas/{model}"
-
-
-@dataclass(frozen=True)
-class Op:
-    method: str
-    path: str
-    summary: str
-    status: int = 200
-    request: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
-    many: bool = False
-    public: bool = False
-    enveloped: bool = True
-    params: tuple[str, ...] = ()
-
-
-_LIST = ("limit", "cursor")
-OPERATIONS: tuple[Op, ...] = (
-    Op("post", "/api/workflows", "Create a workflow (version 1)", 201, WorkflowCreate, api.WorkflowOut),
-    Op("get", "/api/workflows", "List workflows", response=api.WorkflowOut, many=True, params=_LIST),
-    Op("get", "/api/workflows/{id}", "Get a workflow", response=api.WorkflowOut),
-    Op("put", "/api/workflows/{id}", "Replace a workflow (new version)", 200, WorkflowCreate, api.WorkflowOut),
-    Op("patch", "/api/workflows/{id}", "Enable or disable", 200, api.WorkflowPatch, api.WorkflowOut),
-    Op("delete", "/api/workflows/{id}", "Delete a workflow", response=api.DeletedOut),
-    Op("get", "/api/workflows/{id}/versions", "Version history (oldest first)", response=api.WorkflowVersionOut,
-       many=True, params=_LIST),
-    Op("post", "/api/workflows/{id}/rollback", "Make an old version current (as a new version)", 200,
-       api.RollbackRequest, api.WorkflowOut),
-    Op("post", "/api/workflows/{id}/webhook-secret", "Rotate the webhook secret (24 h overlap)",
-       response=api.SecretRotatedOut),
-    Op("post", "/api/workflows/{id}/run", "Run now (manual trigger)", 202, api.RunRequest, api.AcceptedEvent),
-    Op("post", "/api/workflows/dry-run", "Run an action for real, record nothing", 200, api.DryRunRequest,
-       api.DryRunResult),
-    Op("get", "/api/executions", "List executions", response=api.ExecutionOut, many=True,
-       params=("workflow_id", "status", *_LIST)),
-    Op("get", "/api/executions/{id}", "Get an execution (output masked)", response=api.ExecutionDetailOut),
-    Op("get", "/api/dlq", "List dead letters", response=api.DeadLetterOut, many=True,
-       params=("workflow_id", "include_replayed", *_LIST)),
-    Op("post", "/api/dlq/{event_id}/replay", "Replay a dead letter", 202, response=api.ReplayAccepted),
-    Op("post", "/hooks/{workflow_id}", "Webhook ingest (Standard Webhooks)", 202, response=api.AcceptedEvent,
-       public=True),
-    Op("post", "/api/auth/register", "Register (forwarded to auth)", 201, public=True),
-    Op("post", "/api/auth/login", "Log in (forwarded to auth)", public=True),
-    Op("post", "/api/auth/logout", "Log out: revoke this token (forwarded to auth)"),
-    Op("post", "/api/auth/logout-all", "Revoke every token of the caller's user (forwarded to auth)"),
-    *(Op(m, "/api/auth/{tail}", "Other auth routes (forwarded to auth)") for m in ("get", "post", "put", "delete")),
-    *(Op(m, "/api/credentials", "Credentials (forwarded to auth)", 201 if m == "post" else 200)
-      for m in ("get", "post")),
-    *(Op(m, "/api/credentials/{tail}", "A credential (forwarded to auth)") for m in ("get", "put", "delete")),
-    Op("get", "/.well-known/jwks.json", "Token verification keys (forwarded to auth)", public=True,
-       enveloped=False),
-    Op("get", "/openapi.json", "This document", public=True, enveloped=False),
-    Op("get", "/health/live", "Liveness", public=True, enveloped=False),
-    Op("get", "/health/ready", "Readiness (503 while draining)", public=True, enveloped=False),
-)
-
-_QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
-    "limit": {"type": "integer", "minimum": 1},
-    "cursor": {"type": "string"},
-    "workflow_id": {"type": "string", "format": "uuid"},
-    "status": {"type": "string", "enum": ["running", "succeeded", "failed", "dead", "skipped"]},
-    "include_replayed": {"type": "boolean"},
+NO_NUL = r"^[^\x00]*$"
+JSON_VALUE: dict[str, Any] = {
+    "description": "Any JSON value the platform can carry: numbers within 64 bits, no NUL in strings or keys.",
+    "anyOf": [
+        {"type": "null"}, {"type": "boolean"}, {"type": "number", "minimum": INT64_MIN, "maximum": INT64_MAX},
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "array", "items": {"$ref": REF.format(model="JsonValue")}},
+        {"type": "object", "additionalProperties": {"$ref": REF.format(model="JsonValue")},
+         "propertyNames": {"pattern": NO_NUL}},
+    ],
 }
-_ERRORS = {"400": "Malformed request", "401": "Missing or invalid token", "404": "Not found",
-           "413": "Body too large", "422": "Validation failed", "429": "Rate limited",
-           "503": "Unavailable, retry later"}
+_ANY_KEYS = frozenset({"title", "description", "default"})
+_NESTED_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_NESTED_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "propertyNames")
+HEADERS: dict[str, Any] = {
+    "Retry-After": {"description": "Seconds to wait before trying again.", "required": True,
+                    "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "X-Request-Id": {"description": "The request's id (the caller's X-Request-Id when usable), also in the logs.",
+                     "required": True, "schema": {"type": "string"}},
+    "traceparent": {"description": "The trace the event travels in (W3C Trace Context).",
+                    "schema": {"type": "string"}},
+}
+_STATUS_TEXT = {
+    200: "OK", 201: "Created", 202: "Accepted", 400: "Malformed request", 401: "Missing or invalid credentials",
+    403: "Forbidden", 404: "Not found", 408: "Body not received in time", 409: "Conflict with the current state",
+    413: "Body too large", 415: "Body is not JSON", 422: "Validation failed (details name each field)",
+    429: "Rate limited", 503: "Unavailable; retry after Retry-After",
+}
 
 
-def _envelope(data: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": ["success", "data"],
-            "properties": {"success": {"const": True}, "data": data,
-                           "meta": {"$ref": REF.format(model="PageMeta")}}}
-
-
-def build() -> dict[str, Any]:
-    models: set[type[BaseModel]] = {api.ErrorEnvelope, api.PageMeta}
-    for op in OPERATIONS:
-        models.update(m for m in (op.request, op.response) if m is not None)
-    ordered = sorted(models, key=lambda m: m.__name__)
-    refs, defs = models_json_schema(
-        [(m, "validation" if m in {op.request for op in OPERATIONS} else "serialization") for m in ordered],
-        ref_template=REF)
+def build(settings: GatewaySettings) -> dict[str, Any]:
+    bodies: set[type[BaseModel]] = {op.body for op in OPERATIONS if op.body is not None}
+    inputs = bodies | {m for op in OPERATIONS for m in (op.query, op.headers) if m is not None}
+    outputs: set[type[BaseModel]] = {api.ErrorEnvelope, *(op.meta for op in OPERATIONS if op.page)}
+    outputs.update(m for op in OPERATIONS for m in (op.data, op.error_model) if m is not None)
+    pairs: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+        *((m, "validation") for m in sorted(inputs, key=_name)),
+        *((m, "serialization") for m in sorted(outputs, key=_name)),
+    ]
+    _, defs = models_json_schema(pairs, ref_template=REF)
+    schemas: dict[str, Any] = defs.get("$defs", {})
+    parameter_models = inputs - bodies
+    params = {m: _model_parameters(schemas[_name(m)]) for m in parameter_models}
+    for model in parameter_models:
+        del schemas[_name(model)]
+    schemas = {name: _carriable(schema) for name, schema in sorted(schemas.items())}
+    schemas["JsonValue"] = JSON_VALUE
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
-        paths.setdefault(op.path, {})[op.method] = _operation(op)
+        paths.setdefault(op.path, {})[op.method] = _operation(op, params, settings)
     return {
         "openapi": "3.1.0",
         "info": {"title": "ipaas gateway", "version": "1.0.0",
-                 "description": "Workflows, executions, dead letters, webhook ingest."},
+                 "description": "Workflows, executions, dead letters, webhook ingest, and auth's routes forwarded."},
         "paths": paths,
+        "security": [{"bearer": []}],
         "components": {
-            "schemas": defs.get("$defs", {}),
+            "schemas": schemas,
+            "headers": HEADERS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
 
 
-def _operation(op: Op) -> dict[str, Any]:
-    params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-              for name in _path_params(op.path)]
-    params += [{"name": n, "in": "query", "required": False, "schema": _QUERY_SCHEMAS[n]} for n in op.params]
-    if op.response is None:
-        data: dict[str, Any] = {}
-    else:
-        ref = {"$ref": REF.format(model=op.response.__name__)}
-        data = {"type": "array", "items": ref} if op.many else ref
-    content = {"application/json": {"schema": _envelope(data) if op.enveloped else {}}}
-    responses: dict[str, Any] = {str(op.status): {"description": "Success", "content": content}}
-    error = {"application/json": {"schema": {"$ref": REF.format(model="ErrorEnvelope")}}}
-    for code, text in _ERRORS.items():
-        responses[code] = {"description": text, "content": error}
-    out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(op), "responses": responses}
-    if params:
-        out["parameters"] = params
-    if op.request is not None:
-        out["requestBody"] = {"required": True, "content": {
-            "application/json": {"schema": {"$ref": REF.format(model=op.request.__name__)}}}}
-    if not op.public:
-        out["security"] = [{"bearer": []}]
+def _name(model: type[BaseModel]) -> str:
+    return model.__name__
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=_name(model))}
+
+
+def _model_parameters(schema: dict[str, Any]) -> list[tuple[str, bool, dict[str, Any]]]:
+    """``(name, required, schema)`` of each property of a query or header model."""
+    required = set(schema.get("required", ()))
+    out = []
+    for name, prop in schema.get("properties", {}).items():
+        prop = {k: v for k, v in prop.items() if k != "title" and not (k == "default" and v is None)}
+        branches = [b for b in prop.pop("anyOf", ()) if b != {"type": "null"}]
+        if len(branches) == 1:  # X | None: the parameter is X, or absent
+            prop = {**branches[0], **prop}
+        out.append((name, name in required, _carriable(prop)))
     return out
+
+
+def _carriable(schema: Any) -> Any:
+    """``schema`` with the edge's value rules: 64-bit integers, no NUL, ``Any`` as ``JsonValue``."""
+    if not isinstance(schema, dict):
+        return schema
+    if schema and set(schema) <= _ANY_KEYS:
+        return {"$ref": REF.format(model="JsonValue"), **schema}
+    out = dict(schema)
+    kind = out.get("type")
+    if kind == "string" and not {"enum", "const", "format"} & set(out):
+        if "pattern" not in out:
+            out["pattern"] = NO_NUL
+        elif r"\x00" not in out["pattern"]:  # a pattern of its own that does not say it: both apply
+            out["allOf"] = [*out.get("allOf", ()), {"pattern": NO_NUL}]
+    elif kind == "integer":
+        out.setdefault("minimum", INT64_MIN)
+        out.setdefault("maximum", INT64_MAX)
+    elif kind == "object" and isinstance(out.get("additionalProperties"), dict):
+        out.setdefault("propertyNames", {"pattern": NO_NUL})
+    if "properties" in out:
+        out["properties"] = {k: _carriable(v) for k, v in out["properties"].items()}
+    for key in _NESTED_LISTS:
+        if key in out:
+            out[key] = [_carriable(v) for v in out[key]]
+    for key in _NESTED_ONE:
+        if key in out:
+            out[key] = _carriable(out[key])
+    return out
+
+
+def _operation(op: Op, params: dict[type[BaseModel], list[tuple[str, bool, dict[str, Any]]]],
+               settings: GatewaySettings) -> dict[str, Any]:
+    out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(op), "tags": [_tag(op)]}
+    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+                  for name in _path_params(op.path)]
+    if op.query is not None:
+        page_max = op.page_max or settings.page_max
+        for name, required, schema in params[op.query]:
+            if name == "limit":
+                schema = {**schema, "maximum": page_max, "description": f"Page size, 1 to {page_max}."}
+            parameters.append({"name": name, "in": "query", "required": required, "schema": schema})
+    if op.headers is not None:
+        for name, required, schema in params[op.headers]:
+            parameters.append({"name": name, "in": "header", "required": required, "schema": schema})
+    if parameters:
+        out["parameters"] = parameters
+    if op.body is not None:
+        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.body)}}}
+    elif op.raw_body:
+        out["requestBody"] = {"required": False, "content": {"application/json": {"schema": {}},
+                                                             "text/plain": {"schema": {"type": "string"}}}}
+    if op.public:
+        out["security"] = []
+    out["responses"] = _responses(op)
+    return out
+
+
+def _responses(op: Op) -> dict[str, Any]:
+    responses = {str(op.status): _response(op.status, _success_schema(op))}
+    for status in op.errors:
+        responses[str(status)] = _response(status, _ref(op.error_model))
+        if status in (429, 503) and op.error_model is api.ErrorEnvelope:
+            responses[str(status)]["headers"]["Retry-After"] = _header("Retry-After")
+    if op.raw_body:
+        responses[str(op.status)]["headers"]["traceparent"] = _header("traceparent")
+    return responses
+
+
+def _header(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/headers/{name}"}
+
+
+def _response(status: int, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": _STATUS_TEXT[status], "headers": {"X-Request-Id": _header("X-Request-Id")},
+            "content": {"application/json": {"schema": schema}}}
+
+
+def _success_schema(op: Op) -> dict[str, Any]:
+    if op.data is None:
+        return {"type": "object"}
+    data: dict[str, Any] = {"type": "array", "items": _ref(op.data)} if op.many else _ref(op.data)
+    if not op.envelope:
+        return data
+    properties: dict[str, Any] = {"success": {"const": True}, "data": data}
+    required = ["data", "success"]
+    if op.page:
+        properties["meta"] = _ref(op.meta)
+        if op.last_page_meta:
+            required.append("meta")
+    return {"type": "object", "required": sorted(required), "properties": properties, "additionalProperties": False}
+
+
+def _tag(op: Op) -> str:
+    if op.forwarded:
+        return "auth (forwarded)"
+    parts = op.path.strip("/").split("/")
+    return parts[1] if parts[0] == "api" else parts[0]
 
 
 def _path_params(path: str) -> list[str]:
@@ -144,13 +218,14 @@ def _operation_id(op: Op) -> str:
     return f"{op.method}_{cleaned.replace('/', '_')}"
 
 
+DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
+
+
 async def openapi_handler(request: web.Request) -> web.Response:
     return web.json_response(request.app[DOCUMENT])
 
 
-DOCUMENT = web.AppKey("openapi_document", dict[str, Any])
-
-
 def add_routes(app: web.Application) -> None:
-    app[DOCUMENT] = build()
+    app[DOCUMENT] = build(app[SETTINGS])
     app.router.add_get("/openapi.json", openapi_handler)
+

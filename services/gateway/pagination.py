@@ -1,97 +1,55 @@
-"""Opaque cursors over ``(timestamp, id)`` keys and over version numbers, and the ``limit`` query parameter."""
+"""Query parameters of the gateway's lists (``limit``, ``cursor``, filters) and UUID path parameters.
+
+The rules live in :mod:`libs.common.models.queries`, the models the OpenAPI
+document is generated from: an invalid value is a 422 naming the parameter,
+never read as an absent one.  The largest ``limit`` is
+``IPAAS_GATEWAY_PAGE_MAX``; no ``limit`` means ``IPAAS_GATEWAY_PAGE_DEFAULT``.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from datetime import datetime
+from typing import TypeVar
 
-import orjson
 from aiohttp import web
 
-from libs.common.http.errors import NotFound, ValidationFailed
+from libs.common.http.errors import NotFound
+from libs.common.http.query import parse_query
+from libs.common.models.queries import PAGE_MAX, LimitQuery, PageQuery, encode_cursor
+from services.gateway.keys import SETTINGS
 from services.gateway.settings import GatewaySettings
 
+__all__ = ["encode_cursor", "limit_of", "list_query", "page_limit", "cursor_param", "path_id", "uuid_segment"]
 
-def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
-    raw = orjson.dumps([at.isoformat(), str(row_id)])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        if len(cursor) > 200:
-            raise ValueError("too long")
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, row_id = orjson.loads(raw)
-        parsed = datetime.fromisoformat(at)
-        if parsed.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return parsed, uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
-        raise ValidationFailed(
-            "invalid query", details=[{"field": "cursor", "message": "invalid cursor", "type": "cursor"}]
-        ) from exc
+Q = TypeVar("Q", bound=LimitQuery)
+_UUID_RE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
-MAX_VERSION = 2**31 - 1
+def uuid_segment(name: str) -> str:
+    """A route segment that matches a UUID only: ``/api/workflows/dry-run`` is never ``{id}``."""
+    return "{" + f"{name}:{_UUID_RE}" + "}"
 
 
-def encode_version_cursor(version: int) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps(["v", version])).decode().rstrip("=")
+def list_query(request: web.Request, model: type[Q]) -> Q:
+    """The list's query parameters, ``limit`` bounded by the page maximum."""
+    return parse_query(request, model, context={PAGE_MAX: request.app[SETTINGS].page_max})
 
 
-def version_cursor_param(request: web.Request) -> int:
-    """The version a ``/versions`` page starts after (0: from the first); a bad cursor is a 422."""
-    raw = request.query.get("cursor")
-    if not raw:
-        return 0
-    try:
-        if len(raw) > 64:
-            raise ValueError("too long")
-        tag, version = orjson.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
-        if tag != "v" or type(version) is not int or not 1 <= version <= MAX_VERSION:
-            raise ValueError("not a version cursor")
-        return version
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
-        raise ValidationFailed(
-            "invalid query", details=[{"field": "cursor", "message": "invalid cursor", "type": "cursor"}]
-        ) from exc
+def limit_of(query: LimitQuery, settings: GatewaySettings) -> int:
+    return query.limit if query.limit is not None else settings.page_default
 
 
 def page_limit(request: web.Request, settings: GatewaySettings) -> int:
-    raw = request.query.get("limit")
-    if raw is None or raw == "":
-        return settings.page_default
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 6) or not 1 <= int(raw) <= settings.page_max:
-        raise ValidationFailed(
-            "invalid query",
-            details=[{"field": "limit", "message": f"an integer from 1 to {settings.page_max}", "type": "range"}],
-        )
-    return int(raw)
+    return limit_of(parse_query(request, PageQuery, context={PAGE_MAX: settings.page_max}), settings)
 
 
 def cursor_param(request: web.Request) -> tuple[datetime, uuid.UUID] | None:
-    raw = request.query.get("cursor")
-    return decode_cursor(raw) if raw else None
-
-
-def uuid_param(request: web.Request, name: str) -> uuid.UUID | None:
-    """An optional UUID query filter; a malformed one is a 422."""
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    try:
-        return uuid.UUID(raw)
-    except ValueError as exc:
-        raise ValidationFailed(
-            "invalid query", details=[{"field": name, "message": "must be a UUID", "type": "uuid"}]
-        ) from exc
+    return parse_query(request, PageQuery).after
 
 
 def path_id(request: web.Request, name: str = "id") -> uuid.UUID:
-    """A UUID path parameter; anything else is a 404, exactly like a missing row."""
+    """A UUID path parameter (routes built with :func:`uuid_segment` match nothing else): 404 if not one."""
     try:
         return uuid.UUID(request.match_info[name])
     except ValueError as exc:

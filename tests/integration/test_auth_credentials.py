@@ -176,8 +176,12 @@ async def test_bad_credential_requests_get_4xx_and_bad_nats_requests_get_bad_req
             assert "a\r\nInjected" not in json.dumps(payload)
         assert (await client.post("/api/credentials", headers={**h, "Content-Type": "application/json"},
                                   data=b"{nope")).status == 400
-        assert (await client.get("/api/credentials?limit=0", headers=h)).status == 400
-        assert (await client.get("/api/credentials?cursor=%%%", headers=h)).status == 400
+        # Query parameters follow the shared rules: an invalid value is a 422 naming it, never ignored.
+        for query, field in (("limit=0", "limit"), ("limit=", "limit"), ("limit=1.0", "limit"),
+                             ("cursor=%%%", "cursor"), ("cursor=", "cursor"), ("limit=2&limit=3", "limit")):
+            resp = await client.get(f"/api/credentials?{query}", headers=h)
+            assert resp.status == 422, query
+            assert [d["field"] for d in (await resp.json())["error"]["details"]] == [field], query
         assert (await client.delete("/api/credentials/not-a-uuid", headers=h)).status == 404
         # Unauthenticated writes are refused before the body is looked at.
         assert (await client.post("/api/credentials", json={})).status == 401

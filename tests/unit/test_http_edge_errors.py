@@ -36,6 +36,9 @@ def test_paths_name_the_field_like_pydantic_details():
 def test_non_finite_numbers_and_unstorable_strings_are_reported_too():
     assert fields({"x": math.inf, "y": -math.inf, "z": math.nan}) == [
         ("x", "float_not_finite"), ("y", "float_not_finite"), ("z", "float_not_finite")]
+    # An exponent does not escape the 64-bit range (JSON Schema reads 1e19 as an integer too).
+    assert fields({"f": 1e19, "g": -1.7e308, "h": 1.5e18, "i": -0.5}) == [
+        ("f", "number_out_of_range"), ("g", "number_out_of_range")]
     assert fields({"a": "nul\x00", "b": ["\ud800"], "c": "r\u00e9sum\u00e9 \U0001f680"}) == [
         ("a", "string_unstorable"), ("b.0", "string_unstorable")]
     # A bad key is reported at its object, and the key itself is never echoed.

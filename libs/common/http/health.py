@@ -15,18 +15,19 @@ from aiohttp import web
 
 from libs.common.http.keys import METRICS, READINESS_CHECKS, SHUTTING_DOWN
 from libs.common.http.metrics import CONTENT_TYPE_LATEST
+from libs.common.models.api import LiveOut, ReadyOut
 
 log = logging.getLogger(__name__)
 
 
 async def live(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return web.json_response(LiveOut().model_dump())
 
 
 async def ready(request: web.Request) -> web.Response:
     app = request.app
     if app[SHUTTING_DOWN].is_set():
-        return web.json_response({"status": "draining"}, status=503)
+        return web.json_response(ReadyOut(status="draining").model_dump(), status=503)
     results: dict[str, bool] = {}
     for name, check in app[READINESS_CHECKS].items():
         try:
@@ -35,9 +36,8 @@ async def ready(request: web.Request) -> web.Response:
             log.debug("readiness check failed", extra={"check": name}, exc_info=True)
             results[name] = False
     healthy = all(results.values())
-    return web.json_response(
-        {"status": "ready" if healthy else "not_ready", "checks": results}, status=200 if healthy else 503
-    )
+    answer = ReadyOut(status="ready" if healthy else "not_ready", checks=results)
+    return web.json_response(answer.model_dump(), status=200 if healthy else 503)
 
 
 async def metrics(request: web.Request) -> web.Response:

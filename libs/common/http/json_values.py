@@ -9,7 +9,12 @@ fails later, far from the request: in a relay, in another tenant's batch.
 
 :func:`uncarriable_values` finds them once, at the body-parsing edge, and
 names each field by its path (``payload.items.3.id``, the form of pydantic's
-``details``; ``body`` for the document itself).  It walks iteratively, so a
+``details``; ``body`` for the document itself).
+
+Numbers written with an exponent are held to the same 64-bit range as
+integers (``1e19`` is refused like ``10000000000000000000``): JSON Schema,
+which the OpenAPI document speaks, cannot tell the two spellings apart, and
+a float that large has no fraction left anyway.  It walks iteratively, so a
 deeply nested document cannot exhaust the stack, and builds a path only for
 a value it reports.
 """
@@ -45,6 +50,9 @@ def uncarriable_values(document: Any) -> list[dict[str, str]]:
         elif isinstance(item, float):
             if not math.isfinite(item):
                 found.append(_problem(path, "numbers must be finite", "float_not_finite"))
+            elif not INT64_MIN <= item <= INT64_MAX:
+                found.append(_problem(path, "numbers must be within the signed 64-bit range",
+                                      "number_out_of_range"))
         elif isinstance(item, dict):
             for key, value in item.items():
                 if not _storable(key):

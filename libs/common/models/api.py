@@ -1,8 +1,11 @@
-"""Request and response bodies of the public REST API (``/api/*``).
+"""Request and response bodies of the public REST API (``/api/*``), webhook headers and health answers.
 
-The gateway validates requests with these models and builds its OpenAPI
-document from the same classes, so the document cannot drift from the code.
-Every request model rejects unknown fields (no mass assignment).
+The gateway validates requests with these models, builds (or validates) its
+responses with them, and generates its OpenAPI document from the same
+classes, so the document cannot drift from the code.  Every request model
+rejects unknown fields (no mass assignment), and its booleans and integers
+are strict (``"true"`` is not ``true``), as the document says.  Query parameters are in
+:mod:`libs.common.models.queries`, auth's bodies in :mod:`libs.common.models.auth`.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from libs.common.models.workflows import Action, Trigger, WorkflowDefinition
+from libs.common.models.queries import Cursor, VersionCursor
+from libs.common.models.workflows import Action, JsonInt, Trigger, WorkflowDefinition
 
 STRICT = ConfigDict(extra="forbid")
 MAX_INT32 = 2**31 - 1
@@ -26,12 +30,12 @@ class WorkflowPatch(BaseModel):
     """``PATCH /api/workflows/{id}``: enable or disable."""
 
     model_config = STRICT
-    is_active: bool
+    is_active: StrictBool
 
 
 class RollbackRequest(BaseModel):
     model_config = STRICT
-    version: int = Field(ge=1, le=MAX_INT32)
+    version: JsonInt = Field(ge=1, le=MAX_INT32)
 
 
 class RunRequest(BaseModel):
@@ -69,9 +73,15 @@ class DryRunCommand(BaseModel):
 # --- responses ----------------------------------------------------------------------------------
 
 
+def _absent_if_none(value: Any) -> bool:
+    return value is None
+
+
 class WebhookInfo(BaseModel):
     url: str
-    secret: str | None = Field(default=None, description="Shown only on creation and rotation.")
+    secret: str | None = Field(default=None, exclude_if=_absent_if_none,
+                               description="Shown only on creation and rotation (and when a PUT or rollback "
+                                           "makes the workflow a webhook workflow).")
 
 
 class WorkflowOut(BaseModel):
@@ -160,11 +170,17 @@ class ReplayAccepted(BaseModel):
 
 
 class PageMeta(BaseModel):
-    next_cursor: str | None = None
+    next_cursor: Cursor | None = Field(default=None, description="The next page's cursor; null at the end.")
+
+
+class VersionPageMeta(BaseModel):
+    """``meta`` of a page of ``/versions`` (paged by version number)."""
+
+    next_cursor: VersionCursor | None = Field(default=None, description="The next page's cursor; null at the end.")
 
 
 class ErrorBody(BaseModel):
-    code: str
+    code: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="snake_case; one per condition a client handles.")
     message: str
     details: Any = None
 
@@ -172,3 +188,47 @@ class ErrorBody(BaseModel):
 class ErrorEnvelope(BaseModel):
     success: Literal[False]
     error: ErrorBody
+
+
+# --- webhook ingest headers (Standard Webhooks) ----------------------------------------------------
+# Any failure of these is a 401 invalid_signature; services.gateway.hooks.signature enforces the limits.
+
+WEBHOOK_ID_MAX = 256
+WEBHOOK_SIGNATURE_MAX = 4096
+WEBHOOK_TIMESTAMP_DIGITS = 12
+DEDUP_KEY_MAX = 256
+
+
+class WebhookHeaders(BaseModel):
+    """``POST /hooks/{workflow_id}``: the signature headers, and an optional dedup key."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    webhook_id: str = Field(alias="webhook-id", min_length=1, max_length=WEBHOOK_ID_MAX,
+                            description="The sender's message id; also the dedup key.")
+    webhook_timestamp: str = Field(alias="webhook-timestamp", pattern=rf"^[0-9]{{1,{WEBHOOK_TIMESTAMP_DIGITS}}}$",
+                                   description="Unix time in seconds, within the tolerance (5 minutes).")
+    webhook_signature: str = Field(alias="webhook-signature", min_length=1, max_length=WEBHOOK_SIGNATURE_MAX,
+                                   description="Space-separated v1,<base64 HMAC-SHA256> signatures.")
+    idempotency_key: str | None = Field(default=None, alias="Idempotency-Key", max_length=DEDUP_KEY_MAX,
+                                        description="Dedup key when webhook-id is absent (400 if longer).")
+
+
+class RunHeaders(BaseModel):
+    """``POST /api/workflows/{id}/run``: an optional dedup key."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    idempotency_key: str | None = Field(default=None, alias="Idempotency-Key", max_length=DEDUP_KEY_MAX,
+                                        description="The same key gives the same event id (400 if longer).")
+
+
+# --- health ---------------------------------------------------------------------------------------
+
+
+class LiveOut(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class ReadyOut(BaseModel):
+    status: Literal["ready", "not_ready", "draining"]
+    checks: dict[str, bool] | None = Field(default=None, exclude_if=_absent_if_none,
+                                           description="Each dependency's check; absent while draining.")

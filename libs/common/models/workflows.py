@@ -2,7 +2,9 @@
 
 The gateway validates request bodies with these models, and the scheduler and
 the executor read stored definitions back through them.  Unknown fields are
-rejected everywhere, which blocks mass assignment.
+rejected everywhere, which blocks mass assignment.  Booleans and integers are
+strict (``"true"`` or ``"1"`` is not taken for ``true`` or ``1``): what the
+OpenAPI document, generated from these models, says is what is accepted.
 
 The shortest schedule interval is a deployment setting, not part of the model:
 :func:`too_frequent` measures a trigger against it, and the gateway (at save)
@@ -18,7 +20,16 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from libs.common.templates import template_problems as check_templates
@@ -26,19 +37,41 @@ from libs.common.templates import template_problems as check_templates
 STRICT = ConfigDict(extra="forbid")
 
 
+def _json_integer(value: Any) -> Any:
+    if isinstance(value, str | bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+# A JSON Schema integer: a number with no fraction (``60`` or ``60.0``), never ``"60"`` or ``true``.
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+# What the document says of a cron expression: 5 or 6 fields (whether croniter takes them is the validator's).
+CRON_SHAPE = r"^\s*\S+(\s+\S+){4,5}\s*$"
+
+
 class WebhookTrigger(BaseModel):
     model_config = STRICT
     type: Literal["webhook"]
 
 
+def _one_of_cron_or_interval(schema: dict[str, Any]) -> None:
+    """The document states :meth:`ScheduleTrigger._one_schedule`: exactly one of the two is given."""
+    schema["oneOf"] = [
+        {"required": ["cron"], "properties": {"cron": {"type": "string"}}},
+        {"required": ["interval_seconds"], "properties": {"interval_seconds": {"type": "integer"}}},
+    ]
+
+
 class ScheduleTrigger(BaseModel):
     """``cron`` (5 fields, or 6 with seconds first) with a ``timezone``, or ``interval_seconds``."""
 
-    model_config = STRICT
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_cron_or_interval)
     type: Literal["schedule"]
-    cron: str | None = Field(default=None, max_length=200)
-    timezone: str = Field(default="UTC", max_length=64)
-    interval_seconds: int | None = Field(default=None, ge=1, le=366 * 24 * 3600)
+    cron: str | None = Field(default=None, max_length=200,
+                             json_schema_extra={"pattern": CRON_SHAPE,
+                                                "description": "5 fields, or 6 with seconds first (croniter syntax)."})
+    timezone: str = Field(default="UTC", max_length=64, description="An IANA time zone name, e.g. Europe/Paris.")
+    interval_seconds: Annotated[int, Field(ge=1, le=366 * 24 * 3600), BeforeValidator(_json_integer)] | None = None
     catchup: Literal["skip", "all"] = "skip"
     overlap: Literal["allow", "skip"] = "allow"
 
@@ -196,7 +229,7 @@ class WorkflowDefinition(BaseModel):
 class WorkflowCreate(WorkflowDefinition):
     """``POST /api/workflows`` and ``PUT /api/workflows/{id}``: templates must compile to be saved."""
 
-    is_active: bool = True
+    is_active: StrictBool = True
 
     @model_validator(mode="after")
     def _templates_compile(self) -> WorkflowCreate:

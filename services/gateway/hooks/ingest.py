@@ -44,6 +44,7 @@ from libs.common.http.errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from libs.common.models.api import DEDUP_KEY_MAX
 from libs.common.models.events import SCHEDULE_KEY_PREFIX, event_id_text, events_subject, msg_id_for
 from services.gateway.body import check_length, read_raw
 from services.gateway.hooks.signature import SignatureError, verify
@@ -64,8 +65,8 @@ def sender_key(key: str | None) -> str | None:
     """
     if not key:
         return None
-    if len(key) > 256:
-        raise BadRequest("dedup key is longer than 256 characters", code="invalid_dedup_key")
+    if len(key) > DEDUP_KEY_MAX:
+        raise BadRequest(f"dedup key is longer than {DEDUP_KEY_MAX} characters", code="invalid_dedup_key")
     return "ext:" + key if key.startswith(SCHEDULE_KEY_PREFIX) else key
 
 

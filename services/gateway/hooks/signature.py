@@ -4,6 +4,8 @@ The signed content is ``<webhook-id>.<webhook-timestamp>.<raw body>``, the MAC
 is HMAC-SHA256 with the base64 key after ``whsec_``, and ``webhook-signature``
 is a space-separated list of ``v1,<base64 MAC>``.  Any listed signature that
 matches any currently valid secret is accepted; comparisons are constant time.
+The header limits are those of :class:`libs.common.models.api.WebhookHeaders`,
+which the OpenAPI document states.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import binascii
 import hashlib
 import hmac
 import secrets
+
+from libs.common.models.api import WEBHOOK_ID_MAX, WEBHOOK_SIGNATURE_MAX, WEBHOOK_TIMESTAMP_DIGITS
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the spec's prefix, not a secret
 SECRET_BYTES = 32
@@ -48,9 +52,9 @@ def verify(
     """Raise :class:`SignatureError` unless one ``v1`` signature matches one key."""
     if not msg_id or not timestamp or not signature_header:
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
-    if len(msg_id) > 256 or len(signature_header) > 4096:
+    if len(msg_id) > WEBHOOK_ID_MAX or len(signature_header) > WEBHOOK_SIGNATURE_MAX:
         raise SignatureError("webhook headers are too long")
-    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= WEBHOOK_TIMESTAMP_DIGITS):
         raise SignatureError("webhook-timestamp is not a unix time")
     if abs(now - int(timestamp)) > tolerance:
         raise SignatureError("webhook-timestamp is outside the tolerance")

@@ -1,68 +1,62 @@
-"""``/api/executions`` and ``/api/dlq``: tenant-scoped reads and DLQ replay."""
+"""``/api/executions`` and ``/api/dlq``: tenant-scoped reads and DLQ replay.
+
+Query parameters are read with :class:`libs.common.models.queries.ExecutionQuery`
+and :class:`~libs.common.models.queries.DeadLetterQuery` (an invalid value is a
+422 naming it); each row leaves through its response model, the one the
+OpenAPI document states.
+"""
 
 from __future__ import annotations
-
-from typing import Any
 
 from aiohttp import web
 
 from libs.common.http.envelope import ok
-from libs.common.http.errors import ValidationFailed
-from libs.common.models.events import ExecutionStatus
+from libs.common.models.api import DeadLetterOut, ExecutionDetailOut, ExecutionOut, PageMeta, ReplayAccepted
+from libs.common.models.queries import DeadLetterQuery, ExecutionQuery
 from services.gateway.keys import POOL, SETTINGS
-from services.gateway.pagination import cursor_param, encode_cursor, page_limit, path_id, uuid_param
+from services.gateway.pagination import encode_cursor, limit_of, list_query, path_id, uuid_segment
 from services.gateway.routes.workflows import tenant
 from services.gateway.store import executions as store
 
-_STATUSES = frozenset(s.value for s in ExecutionStatus)
-
-
-def _status(request: web.Request) -> str | None:
-    raw = request.query.get("status")
-    if not raw:
-        return None
-    if raw not in _STATUSES:
-        raise ValidationFailed("invalid query", details=[
-            {"field": "status", "message": f"one of {sorted(_STATUSES)}", "type": "enum"}])
-    return raw
-
 
 async def list_executions(request: web.Request) -> web.Response:
-    limit = page_limit(request, request.app[SETTINGS])
+    query = list_query(request, ExecutionQuery)
+    limit = limit_of(query, request.app[SETTINGS])
     rows = await store.list_executions(
-        request.app[POOL], tenant(request), workflow_id=uuid_param(request, "workflow_id"),
-        status=_status(request), limit=limit, before=cursor_param(request))
-    meta: dict[str, Any] = {"next_cursor": None}
+        request.app[POOL], tenant(request), workflow_id=query.workflow_id,
+        status=query.status.value if query.status is not None else None, limit=limit, before=query.after)
+    meta = PageMeta()
     if len(rows) > limit:
         rows = rows[:limit]
-        meta["next_cursor"] = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return ok([store.execution_out(r) for r in rows], meta=meta)
+        meta.next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
+    return ok([ExecutionOut.model_validate(store.execution_out(r)) for r in rows], meta=meta.model_dump())
 
 
 async def get_execution(request: web.Request) -> web.Response:
-    return ok(await store.get_execution(request.app[POOL], tenant(request), path_id(request)))
+    out = await store.get_execution(request.app[POOL], tenant(request), path_id(request))
+    return ok(ExecutionDetailOut.model_validate(out))
 
 
 async def list_dlq(request: web.Request) -> web.Response:
-    limit = page_limit(request, request.app[SETTINGS])
-    include = request.query.get("include_replayed", "false").lower() in ("1", "true", "yes")
+    query = list_query(request, DeadLetterQuery)
+    limit = limit_of(query, request.app[SETTINGS])
     rows = await store.list_dead_letters(
-        request.app[POOL], tenant(request), workflow_id=uuid_param(request, "workflow_id"),
-        include_replayed=include, limit=limit, before=cursor_param(request))
-    meta: dict[str, Any] = {"next_cursor": None}
+        request.app[POOL], tenant(request), workflow_id=query.workflow_id,
+        include_replayed=query.include_replayed, limit=limit, before=query.after)
+    meta = PageMeta()
     if len(rows) > limit:
         rows = rows[:limit]
-        meta["next_cursor"] = encode_cursor(rows[-1]["dead_at"], rows[-1]["event_id"])
-    return ok([dict(r) for r in rows], meta=meta)
+        meta.next_cursor = encode_cursor(rows[-1]["dead_at"], rows[-1]["event_id"])
+    return ok([DeadLetterOut.model_validate(dict(r)) for r in rows], meta=meta.model_dump())
 
 
 async def replay(request: web.Request) -> web.Response:
     out = await store.replay(request.app[POOL], tenant(request), path_id(request, "event_id"))
-    return ok(out, status=202)
+    return ok(ReplayAccepted.model_validate(out), status=202)
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/executions", list_executions)
-    app.router.add_get("/api/executions/{id}", get_execution)
+    app.router.add_get(f"/api/executions/{uuid_segment('id')}", get_execution)
     app.router.add_get("/api/dlq", list_dlq)
-    app.router.add_post("/api/dlq/{event_id}/replay", replay)
+    app.router.add_post(f"/api/dlq/{uuid_segment('event_id')}/replay", replay)

@@ -1,4 +1,9 @@
-"""Forward ``/api/auth/*``, ``/api/credentials*`` and ``/.well-known/jwks.json`` to auth.
+"""Forward auth's public routes (:data:`FORWARDED`: register, login, logout, logout-all, credentials, the JWKS) to auth.
+
+Only the routes auth serves are forwarded, each with its method, so the
+gateway's router, auth's router and the OpenAPI document list the same
+operations (a unit test compares them); anything else under ``/api/auth/``
+or ``/api/credentials`` is the gateway's own 404 or 405.
 
 The status, headers and body come back as auth sent them, streamed (auth's
 own 503 with ``Retry-After``, while its Postgres is away, passes through).
@@ -95,11 +100,22 @@ async def forward(request: web.Request) -> web.StreamResponse:
                                  retry_after=s.retry_after_seconds) from exc
 
 
+# (method, path) of every route auth serves through the gateway, as auth's router spells it.
+FORWARDED: tuple[tuple[str, str], ...] = (
+    ("POST", "/api/auth/register"),
+    ("POST", "/api/auth/login"),
+    ("POST", "/api/auth/logout"),
+    ("POST", "/api/auth/logout-all"),
+    ("POST", "/api/credentials"),
+    ("GET", "/api/credentials"),
+    ("DELETE", "/api/credentials/{credential_id}"),
+    ("GET", "/.well-known/jwks.json"),
+)
+
+
 def add_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/api/auth/register", forward)
-    r.add_post("/api/auth/login", forward)
-    r.add_route("*", "/api/auth/{tail:.+}", forward)
-    r.add_route("*", "/api/credentials", forward)
-    r.add_route("*", "/api/credentials/{tail:.+}", forward)
-    r.add_get("/.well-known/jwks.json", forward)
+    for method, path in FORWARDED:
+        if method == "GET":
+            app.router.add_get(path, forward)  # and HEAD, as auth serves it
+        else:
+            app.router.add_route(method, path, forward)

@@ -44,12 +44,12 @@ from libs.common.bus import BusUnavailable
 from libs.common.http.envelope import ok
 from libs.common.http.errors import Conflict, RateLimited, ServiceUnavailable, ValidationFailed
 from libs.common.logs import mask_value
-from libs.common.models.api import DryRunCommand, DryRunRequest, DryRunResult, RunRequest
+from libs.common.models.api import AcceptedEvent, DryRunCommand, DryRunRequest, DryRunResult, RunRequest
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
 from libs.common.models.workflows import template_problems
 from services.gateway.hooks.ingest import IDEMPOTENCY_HEADER, sender_key
 from services.gateway.keys import BUS, POOL, SETTINGS
-from services.gateway.pagination import path_id
+from services.gateway.pagination import path_id, uuid_segment
 from services.gateway.routes.workflows import _body, tenant
 from services.gateway.store import workflows as store
 
@@ -93,7 +93,7 @@ async def run_workflow(request: web.Request) -> web.Response:
                                                 msg_id=envelope.msg_id, timeout=s.publish_timeout_seconds)
     except BusUnavailable as exc:
         raise ServiceUnavailable("event bus unavailable; retry later", retry_after=s.retry_after_seconds) from exc
-    return ok({"event_id": envelope.event_id, "duplicate": result.duplicate}, status=202)
+    return ok(AcceptedEvent(event_id=envelope.event_id, duplicate=result.duplicate), status=202)
 
 
 async def dry_run(request: web.Request) -> web.Response:
@@ -139,4 +139,4 @@ async def dry_run(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/workflows/dry-run", dry_run)
-    app.router.add_post("/api/workflows/{id}/run", run_workflow)
+    app.router.add_post(f"/api/workflows/{uuid_segment('id')}/run", run_workflow)

@@ -2,7 +2,9 @@
 
 Every new version passes the quotas of :mod:`services.gateway.quotas` first (a
 rollback too: it makes an old definition current again).  Lists are pages bounded
-in rows and bytes (:mod:`services.gateway.store.pages`).
+in rows and bytes (:mod:`services.gateway.store.pages`).  Each answer leaves
+through its response model (:mod:`libs.common.models.api`), the one the OpenAPI
+document states; ``{id}`` routes match UUIDs only.
 """
 
 from __future__ import annotations
@@ -15,18 +17,21 @@ from pydantic import BaseModel
 
 from libs.common.auth.jwt_verify import Claims
 from libs.common.http.envelope import ok
-from libs.common.models.api import RollbackRequest, WorkflowPatch
+from libs.common.models.api import (
+    DeletedOut,
+    PageMeta,
+    RollbackRequest,
+    SecretRotatedOut,
+    VersionPageMeta,
+    WorkflowOut,
+    WorkflowPatch,
+    WorkflowVersionOut,
+)
+from libs.common.models.queries import PageQuery, VersionPageQuery, encode_version_cursor
 from libs.common.models.workflows import WorkflowCreate
 from services.gateway.body import read_body
 from services.gateway.keys import CACHE, CLAIMS, POOL, SETTINGS
-from services.gateway.pagination import (
-    cursor_param,
-    encode_cursor,
-    encode_version_cursor,
-    page_limit,
-    path_id,
-    version_cursor_param,
-)
+from services.gateway.pagination import encode_cursor, limit_of, list_query, path_id, uuid_segment
 from services.gateway.quotas import check_definition, check_schedule
 from services.gateway.store import pages
 from services.gateway.store import workflows as store
@@ -48,24 +53,26 @@ async def create_workflow(request: web.Request) -> web.Response:
     body = await _body(request, WorkflowCreate)
     s = request.app[SETTINGS]
     check_definition(body, s)
-    out = await store.create(request.app[POOL], tenant(request), body, max_workflows=s.max_workflows_per_tenant)
-    request.app[CACHE].invalidate(out["id"])
+    out = WorkflowOut.model_validate(
+        await store.create(request.app[POOL], tenant(request), body, max_workflows=s.max_workflows_per_tenant))
+    request.app[CACHE].invalidate(out.id)
     return ok(out, status=201)
 
 
 async def list_workflows(request: web.Request) -> web.Response:
     s = request.app[SETTINGS]
-    limit = page_limit(request, s)
-    page = await pages.workflows_page(request.app[POOL], tenant(request), limit, cursor_param(request),
+    query = list_query(request, PageQuery)
+    page = await pages.workflows_page(request.app[POOL], tenant(request), limit_of(query, s), query.after,
                                       s.page_max_bytes)
-    last = page.rows[-1] if page.rows else None
-    cursor = encode_cursor(last["created_at"], last["id"]) if page.more and last is not None else None
-    return ok([store.to_out(r) for r in page.rows], meta={"next_cursor": cursor})
+    meta = PageMeta()
+    if page.more and page.rows:
+        meta.next_cursor = encode_cursor(page.rows[-1]["created_at"], page.rows[-1]["id"])
+    return ok([WorkflowOut.model_validate(store.to_out(r)) for r in page.rows], meta=meta.model_dump())
 
 
 async def get_workflow(request: web.Request) -> web.Response:
     row = await store.get(request.app[POOL], tenant(request), path_id(request))
-    return ok(store.to_out(row))
+    return ok(WorkflowOut.model_validate(store.to_out(row)))
 
 
 async def replace_workflow(request: web.Request) -> web.Response:
@@ -74,7 +81,7 @@ async def replace_workflow(request: web.Request) -> web.Response:
     check_definition(body, request.app[SETTINGS])
     out = await store.replace(request.app[POOL], tenant(request), workflow_id, body)
     request.app[CACHE].invalidate(workflow_id)
-    return ok(out)
+    return ok(WorkflowOut.model_validate(out))
 
 
 async def patch_workflow(request: web.Request) -> web.Response:
@@ -84,7 +91,7 @@ async def patch_workflow(request: web.Request) -> web.Response:
     request.app[CACHE].invalidate(workflow_id)
     if not body.is_active:
         await store.wait_for_runs(request.app[POOL], workflow_id, request.app[SETTINGS].disable_wait_seconds)
-    return ok(out)
+    return ok(WorkflowOut.model_validate(out))
 
 
 async def delete_workflow(request: web.Request) -> web.Response:
@@ -92,19 +99,21 @@ async def delete_workflow(request: web.Request) -> web.Response:
     await store.delete(request.app[POOL], tenant(request), workflow_id)
     request.app[CACHE].invalidate(workflow_id)
     await store.wait_for_runs(request.app[POOL], workflow_id, request.app[SETTINGS].disable_wait_seconds)
-    return ok({"id": workflow_id, "deleted": True})
+    return ok(DeletedOut(id=workflow_id))
 
 
 async def list_versions(request: web.Request) -> web.Response:
     """Oldest first, ``limit``/``cursor`` paged like every list (the cursor is opaque)."""
     s = request.app[SETTINGS]
-    limit = page_limit(request, s)
-    current, page = await pages.versions_page(request.app[POOL], tenant(request), path_id(request), limit,
-                                              version_cursor_param(request), s.page_max_bytes)
-    out = [{"version": r["version"], "definition": r["definition"], "created_at": r["created_at"],
-            "current": r["version"] == current} for r in page.rows]
-    cursor = encode_version_cursor(page.rows[-1]["version"]) if page.more and page.rows else None
-    return ok(out, meta={"next_cursor": cursor})
+    query = list_query(request, VersionPageQuery)
+    current, page = await pages.versions_page(request.app[POOL], tenant(request), path_id(request),
+                                              limit_of(query, s), query.after_version, s.page_max_bytes)
+    out = [WorkflowVersionOut(version=r["version"], definition=r["definition"], created_at=r["created_at"],
+                              current=r["version"] == current) for r in page.rows]
+    meta = VersionPageMeta()
+    if page.more and page.rows:
+        meta.next_cursor = encode_version_cursor(page.rows[-1]["version"])
+    return ok(out, meta=meta.model_dump())
 
 
 async def rollback_workflow(request: web.Request) -> web.Response:
@@ -116,7 +125,7 @@ async def rollback_workflow(request: web.Request) -> web.Response:
     check_schedule(definition, request.app[SETTINGS].schedule.min_interval_seconds)
     out = await store.rollback(pool, tenant_id, workflow_id, body.version)
     request.app[CACHE].invalidate(workflow_id)
-    return ok(out)
+    return ok(WorkflowOut.model_validate(out))
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
@@ -125,17 +134,18 @@ async def rotate_secret(request: web.Request) -> web.Response:
     out = await store.rotate_secret(request.app[POOL], tenant(request), workflow_id,
                                     s.webhook_secret_overlap_seconds)
     request.app[CACHE].invalidate(workflow_id)
-    return ok(out)
+    return ok(SecretRotatedOut.model_validate(out))
 
 
 def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_post("/api/workflows", create_workflow)
     r.add_get("/api/workflows", list_workflows)
-    r.add_get("/api/workflows/{id}", get_workflow)
-    r.add_put("/api/workflows/{id}", replace_workflow)
-    r.add_patch("/api/workflows/{id}", patch_workflow)
-    r.add_delete("/api/workflows/{id}", delete_workflow)
-    r.add_get("/api/workflows/{id}/versions", list_versions)
-    r.add_post("/api/workflows/{id}/rollback", rollback_workflow)
-    r.add_post("/api/workflows/{id}/webhook-secret", rotate_secret)
+    one = f"/api/workflows/{uuid_segment('id')}"
+    r.add_get(one, get_workflow)
+    r.add_put(one, replace_workflow)
+    r.add_patch(one, patch_workflow)
+    r.add_delete(one, delete_workflow)
+    r.add_get(f"{one}/versions", list_versions)
+    r.add_post(f"{one}/rollback", rollback_workflow)
+    r.add_post(f"{one}/webhook-secret", rotate_secret)
