@@ -12,6 +12,8 @@ PYTEST_ARGS ?=
 IMAGE ?=
 OVERLAY ?= prod
 DOCKER ?= docker
+# make k8s-validate checks this copy of deploy/k8s.
+K8S_ROOT ?= deploy/k8s
 # make lock: the uv that resolves the locks (installed into a throwaway virtualenv).
 UV_VERSION ?= 0.13.9
 LOCK_ARGS ?=
@@ -59,7 +61,7 @@ bench: $(STAMP)
 	$(PY) -m pytest tests/bench -p no:cacheprovider -o addopts="" -s --timeout=900 $(PYTEST_ARGS)
 
 k8s-validate: $(STAMP)
-	$(PY) -m deploy.k8s.validate
+	$(PY) -m deploy.k8s.validate --root $(K8S_ROOT)
 
 k8s-secrets: $(STAMP)
 	@$(PY) -m deploy.k8s.secrets

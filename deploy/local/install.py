@@ -24,6 +24,7 @@ pip failed (pip's own lines are shown).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -84,11 +85,8 @@ def lock_path(name: str, root: Path = REPO_ROOT) -> Path:
 
 def lock_packages(path: Path) -> list[str]:
     """``name==version`` of every requirement in a lock (markers and hashes left out)."""
-    found = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line and not line[0].isspace() and not line.startswith("#") and "==" in line:
-            found.append(line.split(";")[0].split(" ")[0].strip())
-    return found
+    return [line.split(";")[0].split(" ")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()
+            if line and not line[0].isspace() and not line.startswith("#") and "==" in line]
 
 
 def fetched(line: str) -> tuple[str, str, float] | None:
@@ -143,16 +141,14 @@ def directory_mb(path: Path) -> float:
     total = 0
     for dirpath, _dirs, files in os.walk(path):
         for f in files:
-            try:
+            with contextlib.suppress(OSError):
                 total += (Path(dirpath) / f).lstat().st_size
-            except OSError:
-                pass
     return total / 1e6
 
 
 def main(argv: list[str]) -> int:
     venv = Path(argv[0]) if argv else REPO_ROOT / ".venv"
-    problems = missing_on_this_machine(tuple(sys.version_info), _module_exists("venv"), _module_exists("ensurepip"),
+    problems = missing_on_this_machine(tuple(sys.version_info[:3]), _module_exists("venv"), _module_exists("ensurepip"),
                                        sys.platform)
     if problems:
         for p in problems:
