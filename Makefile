@@ -12,14 +12,14 @@ PYTEST_ARGS ?=
 IMAGE ?=
 OVERLAY ?= prod
 DOCKER ?= docker
-# make k8s-validate checks this copy of deploy/k8s.
+# The deploy/k8s that make k8s-validate checks and make image edits.
 K8S_ROOT ?= deploy/k8s
 # make lock: the uv that resolves the locks (installed into a throwaway virtualenv).
 UV_VERSION ?= 0.13.9
 LOCK_ARGS ?=
 
 .DEFAULT_GOAL := install
-.PHONY: help install up test test-only lint fmt bench k8s-validate k8s-secrets image lock migrate clean
+.PHONY: help install up test test-only lint fmt bench k8s-validate image lock migrate clean
 
 help:
 	@echo "make               install: .venv with the runtime, local and dev sets (hash-checked locks)"
@@ -28,7 +28,6 @@ help:
 	@echo "make lint          ruff + mypy --strict"
 	@echo "make bench         benchmarks (ingest, execution, memory, latency)"
 	@echo "make k8s-validate  render the Kubernetes overlays with kustomize and validate them offline"
-	@echo "make k8s-secrets   print the Secrets the Kubernetes manifests need, freshly generated"
 	@echo "make image IMAGE=<registry>/<repo>:<tag>  build and push the image, point overlays/\$$OVERLAY at it"
 	@echo "make lock          re-resolve requirements/*.lock from pyproject.toml (needs PyPI)"
 	@echo "make clean         stop nothing, wipe .local/ (embedded data) and caches"
@@ -63,15 +62,13 @@ bench: $(STAMP)
 k8s-validate: $(STAMP)
 	$(PY) -m deploy.k8s.validate --root $(K8S_ROOT)
 
-k8s-secrets: $(STAMP)
-	@$(PY) -m deploy.k8s.secrets
-
 # Build the one image (runtime set only), push it, and pin the overlay to the pushed digest.
 image: $(STAMP)
 	@test -n "$(IMAGE)" || { echo "usage: make image IMAGE=<registry>/<repository>:<tag> [OVERLAY=prod]" >&2; exit 2; }
 	$(DOCKER) build -f deploy/k8s/Dockerfile -t "$(IMAGE)" .
 	$(DOCKER) push "$(IMAGE)"
-	$(PY) -m deploy.k8s.image "$(OVERLAY)" "$$($(DOCKER) image inspect --format '{{index .RepoDigests 0}}' "$(IMAGE)")"
+	$(PY) -m deploy.k8s.image --root $(K8S_ROOT) "$(OVERLAY)" \
+	  "$$($(DOCKER) image inspect --format '{{index .RepoDigests 0}}' "$(IMAGE)")"
 
 UV_COMPILE = "$$tmp/bin/uv" pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
 	--custom-compile-command "make lock" --quiet $(LOCK_ARGS)
