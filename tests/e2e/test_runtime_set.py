@@ -66,7 +66,7 @@ def _blocks(lock: Path) -> dict[str, str]:
 def _runner_requirements(tmp_path: Path) -> Path:
     """pytest and its plugins with everything they need, as the dev lock pins them (hashes included)."""
     dev, runtime = _blocks(REQUIREMENTS / "dev.lock"), _blocks(REQUIREMENTS / "runtime.lock")
-    wanted = {canonicalize_name(n) for n in RUNNER}
+    wanted: set[str] = {canonicalize_name(n) for n in RUNNER}
     while True:  # "# via X": X needs it; take what the runner's packages need, transitively
         more = {name for name, block in dev.items() if name not in wanted
                 and wanted & {canonicalize_name(v) for v in re.findall(r"#\s+(?:via\s+)?([A-Za-z0-9._-]+)", block)}}
