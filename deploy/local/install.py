@@ -107,6 +107,10 @@ def fetched(line: str) -> tuple[str, str, float] | None:
     return Path(target).name, how, megabytes
 
 
+def size_text(megabytes: float) -> str:
+    return f"{megabytes:.1f} MB" if megabytes >= 1 else f"{megabytes * 1000:.0f} kB"
+
+
 def install_set(python: Path, name: str, about: str, root: Path = REPO_ROOT) -> bool:
     lock = lock_path(name, root)
     packages = lock_packages(lock)
@@ -121,7 +125,7 @@ def install_set(python: Path, name: str, about: str, root: Path = REPO_ROOT) -> 
         if got is not None:
             count += 1
             total += got[2]
-            say(f"  {count:3d}. {got[0]} ({got[2]:.1f} MB, {got[1]})")
+            say(f"  {count:3d}. {got[0]} ({size_text(got[2])}, {got[1]})")
         elif line.startswith("Successfully installed"):
             installed = len(line.split()) - 2
         elif not line.startswith(("Collecting", "Requirement already satisfied", "  Obtaining", "Installing",

@@ -34,6 +34,7 @@ def test_each_lock_is_counted_and_each_fetched_file_sized() -> None:
         "pytest-9.2.0-py3-none-any.whl", "cached", 0.4)
     assert install.fetched("  Downloading aiohttp-3.14.5-cp311.whl.metadata (8.1 kB)") is None
     assert install.fetched("Collecting aiohttp==3.14.5") is None
+    assert (install.size_text(1.74), install.size_text(0.015)) == ("1.7 MB", "15 kB")
 
 
 def test_make_runs_the_installer_then_says_what_to_run_next() -> None:
