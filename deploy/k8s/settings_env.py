@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib
 import inspect
 from functools import cache
+from typing import Any
 
 from opentelemetry.sdk import environment_variables as otel_env
 from pydantic import AliasChoices
@@ -81,8 +82,9 @@ def settings_of(module: str) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def module_of(container: dict[str, object]) -> str | None:
-    command = [str(x) for x in container.get("command") or []]  # type: ignore[attr-defined]
+def module_of(container: dict[str, Any]) -> str | None:
+    """``X`` of a container whose command is ``python -m X``."""
+    command = [str(x) for x in container.get("command") or []]
     if len(command) >= 3 and command[0].startswith("python") and command[1] == "-m":
         return command[2]
     return None

@@ -1,4 +1,8 @@
-"""The quick-start ``make up`` prints, and the two small helpers it uses.
+"""The quick start ``make up`` prints (the README shows the same lines), and the two small helpers it uses.
+
+It needs no internet: its workflow's ``http_request`` posts to the gateway's ``/dev/echo``
+(development mode only), and ``make up`` lets its executors reach the gateway's loopback address
+(:data:`LOOPBACK`, added to ``IPAAS_EGRESS_ALLOW_CIDRS`` by :mod:`deploy.local.services`).
 
 ``python -m deploy.local.quickstart get data.id`` reads a JSON document on stdin
 and prints the value at a dotted path.  ``python -m deploy.local.quickstart sign
