@@ -3,27 +3,41 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+# Three dependency sets, each with its own hash-checked lock (pyproject.toml says what is in each):
+# runtime (the image), local (make up, the embedded servers), dev (tests, lint, tools).
+LOCKS := requirements/runtime.lock requirements/local.lock requirements/dev.lock
 PYTEST_ARGS ?=
+# make image IMAGE=<registry>/<repository>:<tag> [OVERLAY=prod]
+IMAGE ?=
+OVERLAY ?= prod
+DOCKER ?= docker
+# The deploy/k8s that make k8s-validate checks and make image edits.
+K8S_ROOT ?= deploy/k8s
+# make lock: the uv that resolves the locks (installed into a throwaway virtualenv).
+UV_VERSION ?= 0.13.9
+LOCK_ARGS ?=
 
-.PHONY: help install up test test-only lint fmt bench k8s-validate migrate clean
+.DEFAULT_GOAL := install
+.PHONY: help install up test test-only lint fmt bench k8s-validate image lock migrate clean
 
 help:
+	@echo "make               install: .venv with the runtime, local and dev sets (hash-checked locks)"
 	@echo "make up            run the whole platform locally (embedded NATS and Postgres if unset)"
 	@echo "make test          lint, then every test against real NATS JetStream and Postgres"
 	@echo "make lint          ruff + mypy --strict"
 	@echo "make bench         benchmarks (ingest, execution, memory, latency)"
-	@echo "make k8s-validate  validate the Kubernetes manifests offline"
+	@echo "make k8s-validate  render the Kubernetes overlays with kustomize and validate them offline"
+	@echo "make image IMAGE=<registry>/<repo>:<tag>  build and push the image, point overlays/\$$OVERLAY at it"
+	@echo "make lock          re-resolve requirements/*.lock from pyproject.toml (needs PyPI)"
 	@echo "make clean         stop nothing, wipe .local/ (embedded data) and caches"
 
-$(STAMP): requirements.lock pyproject.toml
-	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required"'
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
-	touch $(STAMP)
+$(STAMP): $(LOCKS) pyproject.toml
+	@$(PYTHON) deploy/local/install.py $(VENV)
+	@touch $(STAMP)
 
 install: $(STAMP)
+	@$(PYTHON) deploy/local/install.py --next
 
 up: $(STAMP)
 	$(PY) -m deploy.local
@@ -46,7 +60,27 @@ bench: $(STAMP)
 	$(PY) -m pytest tests/bench -p no:cacheprovider -o addopts="" -s --timeout=900 $(PYTEST_ARGS)
 
 k8s-validate: $(STAMP)
-	$(PY) -m deploy.k8s.validate
+	$(PY) -m deploy.k8s.validate --root $(K8S_ROOT)
+
+# Build the one image (runtime set only), push it, and pin the overlay to the pushed digest.
+image: $(STAMP)
+	@test -n "$(IMAGE)" || { echo "usage: make image IMAGE=<registry>/<repository>:<tag> [OVERLAY=prod]" >&2; exit 2; }
+	$(DOCKER) build -f deploy/k8s/Dockerfile -t "$(IMAGE)" .
+	$(DOCKER) push "$(IMAGE)"
+	$(PY) -m deploy.k8s.image --root $(K8S_ROOT) "$(OVERLAY)" \
+	  "$$($(DOCKER) image inspect --format '{{index .RepoDigests 0}}' "$(IMAGE)")"
+
+UV_COMPILE = "$$tmp/bin/uv" pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	--custom-compile-command "make lock" --quiet $(LOCK_ARGS)
+
+# dev first (it holds every package); local and runtime take dev's pins, so the sets agree.
+lock:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(PYTHON) -m venv "$$tmp" && "$$tmp/bin/pip" install --quiet --disable-pip-version-check "uv==$(UV_VERSION)" && \
+	$(UV_COMPILE) --extra dev -o requirements/dev.lock && \
+	$(UV_COMPILE) --extra local -c requirements/dev.lock -o requirements/local.lock && \
+	$(UV_COMPILE) -c requirements/dev.lock -o requirements/runtime.lock && \
+	echo "requirements/*.lock updated: commit them with pyproject.toml"
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from deploy.k8s.render import CLUSTER_SCOPED, Resource, pod_spec
+from deploy.k8s.resources import CLUSTER_SCOPED, Resource, pod_spec
 
 API_VERSIONS = {
     "Namespace": "v1", "ConfigMap": "v1", "Secret": "v1", "Service": "v1", "ServiceAccount": "v1",

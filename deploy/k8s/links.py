@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from deploy.k8s.checks import ident
-from deploy.k8s.render import Resource, pod_spec
+from deploy.k8s.resources import Resource, pod_spec
 
 # Deployments the platform needs, with their minimum replica count.
 REQUIRED_DEPLOYMENTS = {"gateway": 1, "auth": 1, "scheduler": 2, "executor": 1, "otel-collector": 1}

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from deploy.k8s.checks import ident
-from deploy.k8s.render import Resource, pod_spec
+from deploy.k8s.resources import Resource, pod_spec
 from libs.common.bus.permissions import IDENTITIES, PROVISIONER, SERVICES, inbox_prefix, permissions
 
 PASSWORD_VAR = "NATS_PASSWORD"  # noqa: S105 - the name of a variable, not a password

@@ -23,7 +23,7 @@ import yaml
 
 from deploy.k8s.checks import ident
 from deploy.k8s.links import _name, _of
-from deploy.k8s.render import Resource, pod_spec
+from deploy.k8s.resources import Resource, pod_spec
 
 TLS_REQUIRED = {"prod"}
 VALUES_FILE = "nats-values.yaml"

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from deploy.k8s.checks import ident
-from deploy.k8s.render import Resource, pod_spec
+from deploy.k8s.resources import Resource, pod_spec
 from libs.common.db.roles import OWNER, SERVICE_ROLES
 
 PASSWORD_VAR = "PG_PASSWORD"  # noqa: S105 - the name of a variable, not a password

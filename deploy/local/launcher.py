@@ -6,7 +6,8 @@ Order of events:
    embedded NATS with authorization: each service connects as its own NATS user; the embedded
    Postgres with passwords: each service connects as its own role);
 3. create the Postgres roles and the ``ipaas`` database if missing (owned by the role ``ipaas``),
-   and apply the migrations as ``ipaas``;
+   and apply the migrations as ``ipaas``; with a ``DATABASE_URL`` of yours, create its database if
+   missing and its role may, or stop and say what to run;
 4. provision the JetStream streams and the executor's durable consumer (as the ``admin`` user
    of the embedded NATS, or with ``NATS_URL``): services may not create them, and wait for them;
 5. start every service that exists, prefix its log lines, restart it with backoff if it dies;
@@ -28,6 +29,7 @@ import psutil
 
 from deploy.local.config import ConfigError, LauncherConfig, load
 from deploy.local.embedded import Infrastructure
+from deploy.local.external_pg import DatabaseMissing, database_of
 from deploy.local.ports import PortPicker
 from deploy.local.quickstart import banner
 from deploy.local.readiness import wait_all_ready
@@ -103,6 +105,10 @@ class Launcher:
             code = asyncio.run(self._main(picker))
         except Interrupted:
             self.announce("interrupted during start-up")
+        except DatabaseMissing as exc:
+            for line in str(exc).splitlines():
+                self.announce(line)
+            code = 1
         except Exception as exc:  # noqa: BLE001 - report any start-up failure in one line, then clean up
             self.announce(f"start-up failed: {type(exc).__name__}: {exc}")
             code = 1
@@ -135,7 +141,8 @@ class Launcher:
     async def _serve(self, picker: PortPicker, stop: asyncio.Event) -> int:
         config = self.config
         if await self.infra.ensure_database(config.database):
-            self.announce(f"created database {config.database}")
+            created = config.database if self.infra.postgres else database_of(self.infra.database_url)
+            self.announce(f"created database {created}")
         applied = await apply_migrations(self.infra.database_url)
         self.announce(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
         admin = self.infra.nats_urls.get(ADMIN)

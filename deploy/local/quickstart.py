@@ -1,4 +1,8 @@
-"""The quick-start ``make up`` prints, and the two small helpers it uses.
+"""The quick start ``make up`` prints (the README shows the same lines), and the two small helpers it uses.
+
+It needs no internet: its workflow's ``http_request`` posts to the gateway's ``/dev/echo``
+(development mode only), and ``make up`` lets its executors reach the gateway's loopback address
+(:data:`LOOPBACK`, added to ``IPAAS_EGRESS_ALLOW_CIDRS`` by :mod:`deploy.local.services`).
 
 ``python -m deploy.local.quickstart get data.id`` reads a JSON document on stdin
 and prints the value at a dotted path.  ``python -m deploy.local.quickstart sign
@@ -20,6 +24,10 @@ from typing import Any
 
 from deploy.local.config import REPO_ROOT
 from deploy.local.state import redact_url
+
+ECHO_PATH = "/dev/echo"
+# What make up lets the executors reach on top of IPAAS_EGRESS_ALLOW_CIDRS: the gateway's address.
+LOOPBACK = "127.0.0.1/32"
 
 
 def sign(secret: str, msg_id: str, timestamp: str, body: str) -> str:
@@ -48,6 +56,40 @@ def python_command() -> str:
         return str(exe)
 
 
+def quickstart_lines(api: str, py: str) -> list[str]:
+    """The quick start's shell lines, as ``make up`` prints them and the README shows them (``api`` the
+    gateway's URL, ``py`` the virtualenv's Python): register, log in, create a workflow whose
+    ``http_request`` action posts to the gateway's ``/dev/echo``, send it a signed webhook, wait for
+    its execution and show it (its output holds the echoed, rendered body)."""
+    workflow = json.dumps({
+        "name": "hello",
+        "trigger": {"type": "webhook"},
+        "action": {"type": "http_request",
+                   "config": {"method": "POST", "url": f"{api}{ECHO_PATH}",
+                              "body": {"order": "{{ payload.order_id }}"}}},
+    })
+    auth = '-H "Authorization: Bearer $TOKEN"'
+    executions = f'curl -s "$API/api/executions?workflow_id=$WF_ID" {auth}'
+    return [
+        f"API={api}",
+        "CREDS='{\"email\": \"dev@example.com\", \"password\": \"correct-horse-battery\"}'",
+        "curl -s -X POST $API/api/auth/register -H 'Content-Type: application/json' -d \"$CREDS\"; echo",
+        "TOKEN=$(curl -s -X POST $API/api/auth/login -H 'Content-Type: application/json' -d \"$CREDS\" \\",
+        f"        | {py} -m deploy.local.quickstart get data.access_token)",
+        f"WF=$(curl -s -X POST $API/api/workflows {auth} \\",
+        f"        -H 'Content-Type: application/json' -d '{workflow}')",
+        f"WF_ID=$(echo \"$WF\" | {py} -m deploy.local.quickstart get data.id)",
+        f"SECRET=$(echo \"$WF\" | {py} -m deploy.local.quickstart get data.webhook.secret)",
+        "BODY='{\"order_id\": 42}'; MSG_ID=msg_$(date +%s%N); TS=$(date +%s)",
+        f"SIG=$({py} -m deploy.local.quickstart sign \"$SECRET\" \"$MSG_ID\" \"$TS\" \"$BODY\")",
+        "curl -s -X POST $API/hooks/$WF_ID -H \"webhook-id: $MSG_ID\" -H \"webhook-timestamp: $TS\" \\",
+        "        -H \"webhook-signature: $SIG\" -H 'Content-Type: application/json' -d \"$BODY\"; echo",
+        f"until {executions} | grep -Eq '\"status\":\"(succeeded|dead|skipped)\"'; do sleep 1; done",
+        f"EXEC_ID=$({executions} | {py} -m deploy.local.quickstart get data.0.id)",
+        f'curl -s "$API/api/executions/$EXEC_ID" {auth}; echo',
+    ]
+
+
 def banner(urls: dict[str, str], *, nats_url: str, database_url: str, local_dir: Path,
            nats_users_file: Path | None = None, pg_users_file: Path | None = None) -> str:
     lines = ["", "ipaas is up.", ""]
@@ -65,32 +107,11 @@ def banner(urls: dict[str, str], *, nats_url: str, database_url: str, local_dir:
     if api is None or "auth" not in urls:
         lines.append("(the gateway or auth service is not built yet: no quick-start)")
         return "\n".join(lines)
-    py = python_command()
-    workflow = json.dumps({
-        "name": "hello",
-        "trigger": {"type": "webhook"},
-        "action": {"type": "http_request",
-                   "config": {"method": "POST", "url": "https://httpbin.org/post",
-                              "body": {"order": "{{ payload.order_id }}"}}},
-    })
-    lines += [
-        "Quick start (from the repository root, with curl):",
-        "",
-        f"  API={api}",
-        "  CREDS='{\"email\": \"dev@example.com\", \"password\": \"correct-horse-battery\"}'",
-        "  curl -s -X POST $API/api/auth/register -H 'Content-Type: application/json' -d \"$CREDS\"; echo",
-        "  TOKEN=$(curl -s -X POST $API/api/auth/login -H 'Content-Type: application/json' -d \"$CREDS\" \\",
-        f"          | {py} -m deploy.local.quickstart get data.access_token)",
-        "  WF=$(curl -s -X POST $API/api/workflows -H \"Authorization: Bearer $TOKEN\" \\",
-        f"          -H 'Content-Type: application/json' -d '{workflow}')",
-        f"  WF_ID=$(echo \"$WF\" | {py} -m deploy.local.quickstart get data.id)",
-        f"  SECRET=$(echo \"$WF\" | {py} -m deploy.local.quickstart get data.webhook.secret)",
-        "  BODY='{\"order_id\": 42}'; MSG_ID=msg_$(date +%s%N); TS=$(date +%s)",
-        f"  SIG=$({py} -m deploy.local.quickstart sign \"$SECRET\" \"$MSG_ID\" \"$TS\" \"$BODY\")",
-        "  curl -s -X POST $API/hooks/$WF_ID -H \"webhook-id: $MSG_ID\" -H \"webhook-timestamp: $TS\" \\",
-        "          -H \"webhook-signature: $SIG\" -H 'Content-Type: application/json' -d \"$BODY\"; echo",
-        "  sleep 1; curl -s \"$API/api/executions?workflow_id=$WF_ID\" -H \"Authorization: Bearer $TOKEN\"; echo",
-        "",
+    lines += ["Quick start (from the repository root, with curl; it needs no internet):", ""]
+    lines += [f"  {line}" for line in quickstart_lines(api, python_command())]
+    lines += ["",
+              f"The workflow calls {api}{ECHO_PATH}, the gateway's echo route (development mode only); the "
+              f"executors may reach {LOOPBACK} for it (IPAAS_EGRESS_ALLOW_CIDRS, under make up only).",
         "Press Ctrl-C to stop everything.",
     ]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from pathlib import Path
 from deploy.local.config import REPO_ROOT, SERVICE_MODULES, LauncherConfig
 from deploy.local.infra import free_port
 from deploy.local.ports import PortPicker
+from deploy.local.quickstart import LOOPBACK
 from deploy.local.supervisor import ProcessSpec
 from libs.common.bus.permissions import inbox_prefix
 
@@ -68,6 +69,11 @@ def service_env(config: LauncherConfig, *, service: str, instance: str, port: in
         "PYTHONUNBUFFERED": "1",
         "PYTHONPATH": str(REPO_ROOT),
     })
+    if service == "executor":
+        # The quick start's workflow calls the gateway's /dev/echo on this machine: the executors may
+        # reach its loopback address, on top of what the caller allows.  Only here, never by default.
+        allowed = [c.strip() for c in env.get("IPAAS_EGRESS_ALLOW_CIDRS", "").split(",") if c.strip()]
+        env["IPAAS_EGRESS_ALLOW_CIDRS"] = ",".join([*allowed, LOOPBACK] if LOOPBACK not in allowed else allowed)
     return env
 
 

@@ -39,7 +39,7 @@ from services.gateway.keys import (
 )
 from services.gateway.middleware import auth_middleware, tracing_middleware
 from services.gateway.outbox import OutboxRelay
-from services.gateway.routes import executions, proxy, runs, workflows
+from services.gateway.routes import dev_echo, executions, proxy, runs, workflows
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -131,6 +131,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     executions.add_routes(app)
     proxy.add_routes(app)
     app.router.add_post("/hooks/{workflow_id}", ingest)
+    dev_echo.add_routes(app, settings)  # development mode only
     openapi.add_routes(app)
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:

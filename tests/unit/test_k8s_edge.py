@@ -12,7 +12,7 @@ from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
 from deploy.k8s import validate
-from deploy.k8s.render import render
+from deploy.k8s.kustomize import render
 from libs.common.http.client_ip import client_address, parse_networks
 
 Resources = list[dict[str, Any]]

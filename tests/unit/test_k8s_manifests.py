@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from deploy.k8s import nats_auth, nats_tls, validate
-from deploy.k8s.render import RenderError, json6902, render, strategic_merge
+from deploy.k8s.kustomize import RenderError, render
 
 K8S = validate.K8S_DIR
 Resources = list[dict[str, Any]]
@@ -55,16 +55,15 @@ def test_prod_overlay_renders_namespace_images_replicas_and_patches(prod: Resour
     assert trigger["metadata"]["stream"] == "EVENTS" and trigger["metadata"]["consumer"] == "executor"
     assert trigger["metadata"]["natsServerMonitoringEndpoint"] == "nats.ipaas.svc.cluster.local:8222"
     assert _get(prod, "Cluster", "ipaas-pg")["spec"]["storage"]["size"] == "100Gi"
-    job = _get(prod, "Job", "ipaas-migrate")
-    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "libs.common.db.migrate"]
-    migrate_env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert _job_container(prod, "migrate")["command"] == ["python", "-m", "libs.common.db.migrate"]
+    migrate_env = {e["name"]: e for e in _job_container(prod, "migrate")["env"]}
     assert migrate_env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ipaas-pg-app", "key": "uri"}
     roles = _get(prod, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
     assert {r["name"]: r["passwordSecret"]["name"] for r in roles} == {
         f"ipaas_{s}": f"ipaas-pg-{s}" for s in ("auth", "gateway", "executor", "scheduler")}
     provision = _job_container(prod, "provision-nats")
     assert provision["command"] == ["python", "-m", "deploy.provision"]
-    assert provision["image"] == job["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert provision["image"] == _job_container(prod, "migrate")["image"] == gw["image"]
 
 
 def test_dev_overlay_differs_where_it_should() -> None:
@@ -222,7 +221,7 @@ def _owner_secret_mounted(rs: Resources) -> None:
 
 
 def _migrations_as_a_service(rs: Resources) -> None:
-    env = _get(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]["containers"][0]["env"]
+    env = _job_container(rs, "migrate")["env"]
     env[:] = [{"name": "PG_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "ipaas-pg-gateway", "key": "password"}}},
               {"name": "DATABASE_URL", "value": "postgresql://ipaas_gateway:$(PG_PASSWORD)@ipaas-pg-rw:5432/ipaas"}]
 
@@ -447,37 +446,22 @@ def test_the_values_file_holds_the_generated_users_block() -> None:
         text.replace(nats_auth.BEGIN, "# users"))[0]
 
 
-def test_strategic_merge_merges_named_lists_and_json6902_edits_in_place() -> None:
-    base = {"spec": {"containers": [{"name": "a", "image": "x", "env": [{"name": "K", "value": "1"}]}],
-                     "args": ["1", "2"]}}
-    patch = {"spec": {"containers": [{"name": "a", "env": [{"name": "K", "value": "2"}, {"name": "N", "value": "3"}]},
-                                     {"name": "b", "image": "y"}], "args": ["3"]}}
-    merged = strategic_merge(base, patch)
-    assert merged["spec"]["containers"][0] == {"name": "a", "image": "x",
-                                               "env": [{"name": "K", "value": "2"}, {"name": "N", "value": "3"}]}
-    assert merged["spec"]["containers"][1]["name"] == "b" and merged["spec"]["args"] == ["3"]
-    doc: dict[str, Any] = {"spec": {"triggers": [{"metadata": {"a/b": "1"}}], "list": [1]}}
-    json6902(doc, {"op": "replace", "path": "/spec/triggers/0/metadata/a~1b", "value": "2"})
-    json6902(doc, {"op": "add", "path": "/spec/list/-", "value": 2})
-    json6902(doc, {"op": "remove", "path": "/spec/list/0"})
-    assert doc == {"spec": {"triggers": [{"metadata": {"a/b": "2"}}], "list": [2]}}
-    with pytest.raises(RenderError):
-        json6902(doc, {"op": "replace", "path": "/spec/missing/x", "value": 1})
-
-
-def test_renderer_refuses_what_it_does_not_understand(tmp_path: Path) -> None:
-    (tmp_path / "cm.yaml").write_text("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n")
-    (tmp_path / "kustomization.yaml").write_text("resources: [cm.yaml]\nconfigMapGenerator: []\n")
-    with pytest.raises(RenderError, match="unsupported fields"):
-        render(tmp_path)
-    (tmp_path / "kustomization.yaml").write_text(
-        "resources: [cm.yaml]\npatches:\n  - patch: |-\n      apiVersion: v1\n      kind: ConfigMap\n"
-        "      metadata:\n        name: other\n")
-    with pytest.raises(RenderError, match="matches no resource"):
-        render(tmp_path)
+def test_kustomize_refuses_a_broken_kustomization(tmp_path: Path) -> None:
     (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
-    with pytest.raises(RenderError, match="does not exist"):
+    with pytest.raises(RenderError, match="missing.yaml"):
         render(tmp_path)
+    with pytest.raises(RenderError, match="no kustomization.yaml"):
+        render(tmp_path / "nowhere")
+
+
+def test_prod_keeps_each_password_above_the_url_that_refers_to_it(prod: Resources) -> None:
+    """kustomize puts a patch's list entries first: the TLS patches repeat NATS_PASSWORD so it stays above."""
+    for name in ("auth", "gateway", "scheduler", "executor"):
+        names = [e["name"] for e in _container(prod, name)["env"]]
+        assert names.index("NATS_PASSWORD") < names.index("NATS_URL"), name
+        assert names.index("PG_PASSWORD") < names.index("DATABASE_URL"), name
+    names = [e["name"] for e in _job_container(prod, "provision-nats")["env"]]
+    assert names.index("NATS_PASSWORD") < names.index("NATS_URL")
 
 
 def test_the_executor_reaches_dns_nats_postgres_and_public_addresses_only(prod: Resources) -> None:

@@ -1,0 +1,81 @@
+"""``make up`` with NATS_URL and DATABASE_URL of yours: a missing database is created when the role
+may, and otherwise the launcher stops and prints the statement an administrator must run."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from deploy.local.infra import PostgresServer
+from tests.helpers.launcher import REPO_ROOT, launcher_env
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
+
+
+async def _exists(admin_dsn: str, database: str) -> bool:
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database))
+    finally:
+        await conn.close()
+
+
+async def _tables(dsn: str) -> set[str]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    finally:
+        await conn.close()
+
+
+async def test_a_role_that_may_create_databases_gets_its_database_created_and_migrated(
+        tmp_path: Path, launch: Any, nats_url: str, pg_server: PostgresServer) -> None:
+    database = f"ext_{uuid.uuid4().hex[:12]}"
+    local_dir = tmp_path / "local"
+    run = launch(local_dir, launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url,
+                                          DATABASE_URL=pg_server.dsn(database)))  # the superuser: may create
+    run.wait_ready()
+    assert f"created database {database}" in run.output()
+    assert await _exists(pg_server.dsn(), database)
+    assert {"workflows", "executions", "schema_migrations"} <= await _tables(pg_server.dsn(database))
+    assert run.terminate() == 0
+
+
+async def test_a_role_that_may_not_is_told_exactly_what_to_run(tmp_path: Path, launch: Any, nats_url: str,
+                                                               pg_server: PostgresServer) -> None:
+    role, database = f"ext_user_{uuid.uuid4().hex[:8]}", f"ext_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(pg_server.dsn())
+    try:
+        await admin.execute(f'CREATE ROLE "{role}" LOGIN NOCREATEDB')  # the test server trusts local logins
+    finally:
+        await admin.close()
+    dsn = f"postgresql://{role}@127.0.0.1:{pg_server.port}/{database}"
+    local_dir = tmp_path / "local"
+    env = launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url, DATABASE_URL=dsn)
+    refused = subprocess.run([sys.executable, "-m", "deploy.local"], cwd=REPO_ROOT, env=env, capture_output=True,
+                             text=True, timeout=60, check=False)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    statement = f'CREATE DATABASE "{database}" OWNER "{role}";'
+    assert f'database "{database}" does not exist on 127.0.0.1:{pg_server.port}' in refused.stdout
+    assert f"role {role} may not create databases" in refused.stdout
+    assert statement in refused.stdout
+    assert "InvalidCatalogNameError" not in refused.stdout
+    assert not await _exists(pg_server.dsn(), database)
+
+    # What it says to run is what works: an administrator runs it, and make up starts.
+    admin = await asyncpg.connect(pg_server.dsn())
+    try:
+        await admin.execute(statement.rstrip(";"))
+    finally:
+        await admin.close()
+    run = launch(local_dir, env)
+    run.wait_ready()
+    assert "migrations:" in run.output() and "created database" not in run.output()
+    assert "workflows" in await _tables(pg_server.dsn(database))
+    assert run.terminate() == 0

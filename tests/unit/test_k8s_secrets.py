@@ -1,0 +1,114 @@
+"""``python -m deploy.k8s.secrets`` makes exactly the Secrets the manifests and the NATS chart read,
+with every key they read, in a form auth's own loaders accept."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from contextlib import redirect_stdout
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from deploy.k8s import nats_tls, secrets, validate
+from deploy.k8s.kustomize import render
+from deploy.k8s.resources import pod_spec
+from libs.common.db.roles import SERVICE_ROLES
+from services.auth.signing_keys import load_signing_keys
+from services.auth.vault import load_kek_ring
+
+K8S = validate.K8S_DIR
+
+
+@pytest.fixture(scope="module")
+def prod() -> list[dict[str, Any]]:
+    return render(K8S / "overlays" / "prod")
+
+
+@pytest.fixture(scope="module")
+def generated() -> dict[str, dict[str, Any]]:
+    out = io.StringIO()
+    with redirect_stdout(out):
+        assert secrets.main(["--namespace", "ipaas"]) == 0
+    document = json.loads(out.getvalue())
+    assert document["kind"] == "List" and document["apiVersion"] == "v1"
+    return {item["metadata"]["name"]: item for item in document["items"]}
+
+
+def _key_refs(resources: list[dict[str, Any]], values: dict[str, Any]) -> set[tuple[str, str]]:
+    """(Secret, key) of every secretKeyRef of the workloads and of the NATS servers' environment."""
+    refs: set[tuple[str, str]] = set()
+    for res in resources:
+        for c in [*((pod_spec(res) or {}).get("containers") or []), *((pod_spec(res) or {}).get("initContainers")
+                                                                       or [])]:
+            for var in c.get("env") or []:
+                ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+                if ref:
+                    refs.add((ref["name"], ref["key"]))
+    for var in ((values.get("container") or {}).get("env") or {}).values():
+        ref = (var.get("valueFrom") or {}).get("secretKeyRef")
+        if ref:
+            refs.add((ref["name"], ref["key"]))
+    return refs
+
+
+def _operator_made(resources: list[dict[str, Any]]) -> set[str]:
+    made = {f"{r['metadata']['name']}-app" for r in resources if r["kind"] == "Cluster"}  # CloudNativePG
+    made |= {r["spec"]["secretName"] for r in resources if r["kind"] == "Certificate"}  # cert-manager
+    return made
+
+
+def test_it_makes_every_secret_the_manifests_and_the_nats_chart_read_and_nothing_else(
+        prod: list[dict[str, Any]], generated: dict[str, dict[str, Any]]) -> None:
+    _, referenced = validate.validate_resources(prod, overlay=True)
+    values = nats_tls.overlay_values(yaml.safe_load(validate.NATS_VALUES.read_text()), K8S / "overlays" / "prod")
+    refs = _key_refs(prod, values)
+    needed = (referenced | {name for name, _ in refs}) - _operator_made(prod)
+    assert set(generated) == needed
+    for name, key in refs:
+        if name in generated:
+            assert key in generated[name]["stringData"], f"{name} has no key {key}"
+    assert all(s["metadata"]["namespace"] == "ipaas" for s in generated.values())
+
+
+def test_passwords_are_url_safe_distinct_and_the_postgres_ones_name_their_role(
+        generated: dict[str, dict[str, Any]]) -> None:
+    passwords = [s["stringData"]["password"] for s in generated.values() if "password" in s["stringData"]]
+    assert len(passwords) == 9 and len(set(passwords)) == 9
+    assert all(re.fullmatch(r"[0-9a-f]{48}", p) for p in passwords)
+    for service, role in SERVICE_ROLES.items():
+        pg = generated[f"ipaas-pg-{service}"]
+        assert pg["type"] == "kubernetes.io/basic-auth" and pg["stringData"]["username"] == role
+        assert pg["metadata"]["labels"]["cnpg.io/reload"] == "true"
+
+
+def test_auth_loads_the_generated_signing_key_and_kek_as_kubernetes_mounts_them(
+        generated: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    dirs = {}
+    for name in (secrets.SIGNING_KEYS, secrets.KEKS):
+        directory = tmp_path / name
+        directory.mkdir()
+        for file, content in generated[name]["stringData"].items():  # a Secret volume: one file per key
+            (directory / file).write_text(content)
+        dirs[name] = directory
+    ring = load_signing_keys(env_pem=None, keys_dir=dirs[secrets.SIGNING_KEYS], dev_mode=False,
+                             dev_dir=tmp_path / "unused")
+    keks = load_kek_ring(env_spec=None, keys_dir=dirs[secrets.KEKS], dev_mode=False, dev_dir=tmp_path / "unused")
+    assert ring is not None and keks is not None
+    (key_file,) = generated[secrets.SIGNING_KEYS]["stringData"]
+    assert re.fullmatch(r"\d{8}T\d{6}Z\.pem", key_file)  # active from now (docs/auth.md's rotation rules)
+
+
+def test_the_mounted_secrets_are_where_auth_reads_them(prod: list[dict[str, Any]]) -> None:
+    auth = next(r for r in prod if r["kind"] == "Deployment" and r["metadata"]["name"] == "auth")
+    spec = auth["spec"]["template"]["spec"]
+    container = spec["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v.get("secret", {}).get("secretName") for v in spec["volumes"]}
+    by_secret = {volumes[name]: path for name, path in mounts.items() if volumes.get(name)}
+    assert by_secret[secrets.SIGNING_KEYS] == env["IPAAS_AUTH_SIGNING_KEYS_DIR"]
+    assert by_secret[secrets.KEKS] == env["IPAAS_AUTH_KEKS_DIR"]
