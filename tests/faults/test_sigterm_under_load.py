@@ -129,7 +129,7 @@ async def test_executor_sigterm_mid_load_finishes_its_work_and_hands_over_nothin
 
             async def victim_busy() -> bool:
                 return len(ledger.answers) >= 300 and await asyncio.to_thread(
-                    _metric, victim.url, "ipaas_executor_in_flight") >= 5
+                    _metric, victim.metrics_url, "ipaas_executor_in_flight") >= 5
 
             await wait_until(victim_busy, timeout=30, interval=0.02, message="the victim working mid-load")
             code, took = await _stop(victim, grace + EXECUTOR_EXIT_MARGIN)
@@ -175,7 +175,7 @@ async def test_executor_sigterm_with_actions_longer_than_the_grace_releases_them
                 _steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=240, rate=40))
 
             async def victim_busy() -> bool:
-                return await asyncio.to_thread(_metric, victim.url, "ipaas_executor_in_flight") >= 20
+                return await asyncio.to_thread(_metric, victim.metrics_url, "ipaas_executor_in_flight") >= 20
 
             await wait_until(victim_busy, timeout=30, interval=0.05, message="the victim mid-action")
             code, took = await _stop(victim, grace + EXECUTOR_EXIT_MARGIN)

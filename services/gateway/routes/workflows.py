@@ -28,7 +28,7 @@ from libs.common.models.api import (
     WorkflowVersionOut,
 )
 from libs.common.models.queries import PageQuery, VersionPageQuery, encode_version_cursor
-from libs.common.models.workflows import WorkflowCreate
+from libs.common.models.workflows import STORED, WorkflowCreate
 from services.gateway.body import read_body
 from services.gateway.keys import CACHE, CLAIMS, POOL, SETTINGS
 from services.gateway.pagination import encode_cursor, limit_of, list_query, path_id, uuid_segment
@@ -67,12 +67,13 @@ async def list_workflows(request: web.Request) -> web.Response:
     meta = PageMeta()
     if page.more and page.rows:
         meta.next_cursor = encode_cursor(page.rows[-1]["created_at"], page.rows[-1]["id"])
-    return ok([WorkflowOut.model_validate(store.to_out(r)) for r in page.rows], meta=meta.model_dump())
+    rows = [WorkflowOut.model_validate(store.to_out(r), context=STORED) for r in page.rows]
+    return ok(rows, meta=meta.model_dump())
 
 
 async def get_workflow(request: web.Request) -> web.Response:
     row = await store.get(request.app[POOL], tenant(request), path_id(request))
-    return ok(WorkflowOut.model_validate(store.to_out(row)))
+    return ok(WorkflowOut.model_validate(store.to_out(row), context=STORED))
 
 
 async def replace_workflow(request: web.Request) -> web.Response:
@@ -81,7 +82,7 @@ async def replace_workflow(request: web.Request) -> web.Response:
     check_definition(body, request.app[SETTINGS])
     out = await store.replace(request.app[POOL], tenant(request), workflow_id, body)
     request.app[CACHE].invalidate(workflow_id)
-    return ok(WorkflowOut.model_validate(out))
+    return ok(WorkflowOut.model_validate(out, context=STORED))
 
 
 async def patch_workflow(request: web.Request) -> web.Response:
@@ -91,7 +92,7 @@ async def patch_workflow(request: web.Request) -> web.Response:
     request.app[CACHE].invalidate(workflow_id)
     if not body.is_active:
         await store.wait_for_runs(request.app[POOL], workflow_id, request.app[SETTINGS].disable_wait_seconds)
-    return ok(WorkflowOut.model_validate(out))
+    return ok(WorkflowOut.model_validate(out, context=STORED))
 
 
 async def delete_workflow(request: web.Request) -> web.Response:
@@ -108,8 +109,9 @@ async def list_versions(request: web.Request) -> web.Response:
     query = list_query(request, VersionPageQuery)
     current, page = await pages.versions_page(request.app[POOL], tenant(request), path_id(request),
                                               limit_of(query, s), query.after_version, s.page_max_bytes)
-    out = [WorkflowVersionOut(version=r["version"], definition=r["definition"], created_at=r["created_at"],
-                              current=r["version"] == current) for r in page.rows]
+    out = [WorkflowVersionOut.model_validate({"version": r["version"], "definition": r["definition"],
+                                              "created_at": r["created_at"], "current": r["version"] == current},
+                                             context=STORED) for r in page.rows]
     meta = VersionPageMeta()
     if page.more and page.rows:
         meta.next_cursor = encode_version_cursor(page.rows[-1]["version"])
@@ -125,7 +127,7 @@ async def rollback_workflow(request: web.Request) -> web.Response:
     check_schedule(definition, request.app[SETTINGS].schedule.min_interval_seconds)
     out = await store.rollback(pool, tenant_id, workflow_id, body.version)
     request.app[CACHE].invalidate(workflow_id)
-    return ok(WorkflowOut.model_validate(out))
+    return ok(WorkflowOut.model_validate(out, context=STORED))
 
 
 async def rotate_secret(request: web.Request) -> web.Response:
