@@ -118,8 +118,12 @@ async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, 
             assert replayed["status"] == "succeeded"
 
             # The schedule kept firing, each fire run once.
-            fires = await stack.db.fetch("SELECT event_id, status FROM executions WHERE workflow_id = $1", schedule)
-            assert len(fires) >= 3 and {r["status"] for r in fires} <= {"succeeded", "running"}
+            async def three_fires() -> list[Any]:
+                rows = await stack.db.fetch("SELECT event_id, status FROM executions WHERE workflow_id = $1", schedule)
+                return rows if len(rows) >= 3 else []
+
+            fires = await wait_until(three_fires, timeout=30, message="three fires of the 1 s schedule")
+            assert {r["status"] for r in fires} <= {"succeeded", "running"}
             scheduled_keys = Counter(r.headers["Idempotency-Key"] for r in good_sink.paths("/scheduled"))
             assert scheduled_keys and max(scheduled_keys.values()) == 1
 

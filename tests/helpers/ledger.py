@@ -59,6 +59,8 @@ class Answer:
     retry_after: str | None
     sent_at: float
     answered_at: float
+    webhook_id: str = ""  # the sender's id: a retry with it is the same event (never run twice)
+    body: str = ""
 
 
 @dataclass
@@ -71,6 +73,10 @@ class Ledger:
 
     def statuses(self) -> Counter[int]:
         return Counter(a.status for a in self.answers)
+
+    def refused(self) -> list[Answer]:
+        """Answers a sender must retry: 503 (stored or not is unknown) and no answer at all."""
+        return [a for a in self.answers if a.status in (0, 503)]
 
     def refused_without_retry_after(self) -> list[Answer]:
         return [a for a in self.answers if a.status == 503 and not a.retry_after]
@@ -188,26 +194,52 @@ class FaultStack:
 
         async def one(i: int) -> None:
             body = json.dumps(payload(i) if payload is not None else {"n": i})
-            msg_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-            headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-                       "webhook-signature": hook.sign(msg_id, now, body), "Content-Type": "application/json"}
-            sent = time.monotonic()
-            try:
-                async with self.http.post(url, data=body, headers=headers) as resp:
-                    data = await resp.read()
-                    event_id = None
-                    if resp.status == 202:
-                        event_id = json.loads(data)["data"]["event_id"]
-                    ledger.answers.append(Answer(resp.status, event_id, resp.headers.get("Retry-After"), sent,
-                                                 time.monotonic()))
-            except (aiohttp.ClientError, OSError):
-                ledger.answers.append(Answer(0, None, None, sent, time.monotonic()))
+            await self._post(ledger, hook, url, f"msg_{uuid.uuid4().hex}", body)
 
         async def worker() -> None:
             while not queue.empty():
                 await one(queue.get_nowait())
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+    async def resend_refused(self, ledger: Ledger, tenant: Tenant, *, rounds: int = 10) -> None:
+        """Retry every refused webhook with its own ``webhook-id``, as a sender honouring ``Retry-After`` does.
+
+        A 503 does not say the event was not stored (the store may have happened
+        with its acknowledgement lost): the retry is then a duplicate and gets 202
+        with the same ``event_id``, and the event still runs once.
+        """
+        assert self.gateway is not None
+        hook = Webhook(tenant.secret)
+        url = f"{self.gateway.url}/hooks/{tenant.workflow_id}"
+        settled: set[str] = {a.webhook_id for a in ledger.answers if a.status == 202}
+        for _ in range(rounds):
+            todo = {a.webhook_id: a for a in ledger.refused() if a.webhook_id and a.webhook_id not in settled}
+            if not todo:
+                return
+            for webhook_id, answer in todo.items():
+                if await self._post(ledger, hook, url, webhook_id, answer.body) == 202:
+                    settled.add(webhook_id)
+            await asyncio.sleep(0.5)
+        raise AssertionError(f"{len(todo)} refused webhooks still refused after {rounds} rounds")
+
+    async def _post(self, ledger: Ledger, hook: Webhook, url: str, msg_id: str, body: str) -> int:
+        now = datetime.now(UTC)
+        headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
+                   "webhook-signature": hook.sign(msg_id, now, body), "Content-Type": "application/json"}
+        sent = time.monotonic()
+        try:
+            async with self.http.post(url, data=body, headers=headers) as resp:
+                data = await resp.read()
+                event_id = None
+                if resp.status == 202:
+                    event_id = json.loads(data)["data"]["event_id"]
+                ledger.answers.append(Answer(resp.status, event_id, resp.headers.get("Retry-After"), sent,
+                                             time.monotonic(), msg_id, body))
+                return resp.status
+        except (aiohttp.ClientError, OSError):
+            ledger.answers.append(Answer(0, None, None, sent, time.monotonic(), msg_id, body))
+            return 0
 
 
 @asynccontextmanager

@@ -181,6 +181,7 @@ async def test_dry_run_goes_to_the_executor_and_records_nothing(gw: Gateway, dat
                                         "error": None, "duration_ms": 12}))
 
     sub = await bus.nc.subscribe("svc.executor.dry_run", cb=executor)
+    await bus.nc.flush()  # the server has the subscription before the gateway asks
     try:
         resp = await gw.client.post("/api/workflows/dry-run", json=body, headers=auth)
     finally:
