@@ -19,7 +19,7 @@ UV_VERSION ?= 0.13.9
 LOCK_ARGS ?=
 
 .DEFAULT_GOAL := install
-.PHONY: help install up test test-only lint fmt bench k8s-validate image lock migrate clean
+.PHONY: help install up test test-only lint fmt bench wrk k8s-validate image lock migrate clean
 
 help:
 	@echo "make               install: .venv with the runtime, local and dev sets (hash-checked locks)"
@@ -56,8 +56,16 @@ test-only: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "no tests were collected: failing" >&2; exit 1; fi; exit $$rc
 
-bench: $(STAMP)
-	$(PY) -m pytest tests/bench -p no:cacheprovider -o addopts="" -s --timeout=900 $(PYTEST_ARGS)
+bench: $(STAMP) wrk
+	$(PY) -m pytest tests/bench -p no:cacheprovider -o addopts="" -s --timeout=1800 $(PYTEST_ARGS)
+
+# The HTTP load generator of the benchmarks, from the OS packages (Debian/Ubuntu: wrk).
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if command -v apt-get >/dev/null 2>&1; then \
+	    echo "[bench] installing wrk (apt-get)"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq wrk; \
+	  else echo "[bench] wrk is missing: install it with your package manager (brew install wrk, apt-get install wrk)" >&2; exit 1; fi; }
 
 k8s-validate: $(STAMP)
 	$(PY) -m deploy.k8s.validate --root $(K8S_ROOT)

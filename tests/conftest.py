@@ -4,7 +4,8 @@ Session fixtures start a private ``nats-server`` (JetStream) and a private
 Postgres on free ports in temp dirs.  Each test gets its own database, made
 from a migrated template, and a JetStream with no streams left over from the
 test before.  Fault tests take ``private_nats`` / ``private_pg`` to kill and
-restart servers nobody else uses.
+restart servers nobody else uses, and ``nats_cluster`` for three clustered
+JetStream servers (R3 streams) whose nodes they kill and restart.
 
 Postgres is set up as in a deployment (``tests/helpers/pg_roles.py``): the
 platform's roles exist, databases belong to the owner ``ipaas`` and are
@@ -25,10 +26,11 @@ import asyncpg
 import nats
 import pytest
 
-from deploy.local.infra import NatsServer, PostgresServer, free_port
+from deploy.local.infra import NatsCluster, NatsServer, PostgresServer, free_port
 from libs.common.bus import Bus
 from libs.common.db.roles import OWNER
 from libs.common.settings import DatabaseSettings, NatsSettings
+from tests.helpers.nats_cluster import wait_for_jetstream
 from tests.helpers.pg_roles import as_role, prepare
 from tests.helpers.secured_nats import SecuredNats, start_secured_nats
 from tests.helpers.services import ServiceProcess, start_service
@@ -102,6 +104,18 @@ def private_nats(tmp_path: Path) -> Iterator[NatsServer]:
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def nats_cluster(tmp_path: Path) -> Iterator[NatsCluster]:
+    """Three JetStream servers of this test's own in one cluster, ready for R3 streams (``seed_url``)."""
+    cluster = NatsCluster(tmp_path / "nats-cluster")
+    cluster.start()
+    try:
+        asyncio.run(wait_for_jetstream(cluster.urls))
+        yield cluster
+    finally:
+        cluster.kill()
 
 
 @pytest.fixture

@@ -8,6 +8,8 @@ from urllib.parse import urlsplit
 
 from deploy.k8s.checks import ident
 from deploy.k8s.resources import Resource, pod_spec
+from libs.common.settings import NatsSettings
+from services.executor.settings import ExecutorSettings
 
 # Deployments the platform needs, with their minimum replica count.
 REQUIRED_DEPLOYMENTS = {"gateway": 1, "auth": 1, "scheduler": 2, "executor": 1, "otel-collector": 1}
@@ -92,10 +94,42 @@ def check_budgets(resources: list[Resource]) -> list[str]:
     return problems
 
 
+def container_env(container: dict[str, Any], resources: list[Resource]) -> dict[str, str]:
+    """Plain values a container sees: its ConfigMaps (``envFrom``), then its own ``env``."""
+    configmaps = {_name(c): c.get("data") or {} for c in _of(resources, "ConfigMap")}
+    env: dict[str, str] = {}
+    for src in container.get("envFrom") or []:
+        ref = str((src.get("configMapRef") or {}).get("name", ""))
+        env.update({k: str(v) for k, v in (configmaps.get(ref) or {}).items()})
+    env.update({v["name"]: str(v["value"]) for v in container.get("env") or [] if "value" in v})
+    return env
+
+
+def _main_container(dep: Resource) -> dict[str, Any]:
+    containers = (pod_spec(dep) or {}).get("containers") or [{}]
+    return next((c for c in containers if c.get("name") == _name(dep)), containers[0])
+
+
+def executor_consumer(resources: list[Resource]) -> tuple[str, str]:
+    """The stream and durable consumer the executor Deployment reads, as its settings will resolve them."""
+    executor = next((d for d in _of(resources, "Deployment") if _name(d) == "executor"), None)
+    env = container_env(_main_container(executor), resources) if executor is not None else {}
+    stream = env.get("IPAAS_NATS_EVENTS_STREAM", NatsSettings.model_fields["events_stream"].default)
+    consumer = env.get("IPAAS_EXECUTOR_CONSUMER", ExecutorSettings.model_fields["consumer"].default)
+    return str(stream), str(consumer)
+
+
+def _autoscaled(resources: list[Resource], deployment: str) -> list[Resource]:
+    return [a for a in _of(resources, "HorizontalPodAutoscaler") + _of(resources, "ScaledObject")
+            if (a.get("spec", {}).get("scaleTargetRef") or {}).get("name") == deployment]
+
+
 def check_scaling(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
     deployments = {_name(d) for d in _of(resources, "Deployment")}
     scaled = _of(resources, "ScaledObject")
+    stream, consumer = executor_consumer(resources)
+    lag_triggers = 0
     for so in scaled:
         spec = so.get("spec", {})
         target = (spec.get("scaleTargetRef") or {}).get("name")
@@ -105,17 +139,37 @@ def check_scaling(resources: list[Resource]) -> list[str]:
             problems.append(f"{ident(so)}: minReplicaCount exceeds maxReplicaCount")
         for trig in spec.get("triggers") or []:
             meta = trig.get("metadata") or {}
-            if trig.get("type") == "nats-jetstream":
-                missing = [k for k in ("natsServerMonitoringEndpoint", "stream", "consumer", "lagThreshold")
-                           if not meta.get(k)]
-                if missing:
-                    problems.append(f"{ident(so)}: nats-jetstream trigger lacks {missing}")
-    if not any((s["spec"].get("scaleTargetRef") or {}).get("name") == "executor"
-               and any(t.get("type") == "nats-jetstream" and (t.get("metadata") or {}).get("stream") == "EVENTS"
-                       and (t.get("metadata") or {}).get("consumer") == "executor"
-                       for t in s["spec"].get("triggers") or [])
-               for s in scaled):
-        problems.append("ScaledObject: the executor must scale on the lag of consumer 'executor' of stream EVENTS")
+            if trig.get("type") != "nats-jetstream":
+                continue
+            missing = [k for k in ("natsServerMonitoringEndpoint", "stream", "consumer", "lagThreshold")
+                       if not meta.get(k)]
+            if missing:
+                problems.append(f"{ident(so)}: nats-jetstream trigger lacks {missing}")
+            if target != "executor":
+                continue
+            if (meta.get("stream"), meta.get("consumer")) == (stream, consumer):
+                lag_triggers += 1
+            else:
+                problems.append(f"{ident(so)}: the trigger reads consumer {meta.get('consumer')!r} of stream "
+                                f"{meta.get('stream')!r}, the executors consume {consumer!r} of {stream!r}")
+    if not lag_triggers:
+        problems.append(f"ScaledObject: the executor must scale on the lag of consumer {consumer!r} of stream "
+                        f"{stream} (its IPAAS_EXECUTOR_CONSUMER and IPAAS_NATS_EVENTS_STREAM)")
+    return problems + check_gateway_replicas(resources)
+
+
+def check_gateway_replicas(resources: list[Resource]) -> list[str]:
+    """Each gateway enforces 1/IPAAS_GATEWAY_REPLICAS of a tenant's webhook limit: the count must be the real one."""
+    gateway = next((d for d in _of(resources, "Deployment") if _name(d) == "gateway"), None)
+    if gateway is None:
+        return []
+    problems = [f"{ident(a)}: scales the gateway, whose replica count must stay fixed (IPAAS_GATEWAY_REPLICAS "
+                "divides each tenant's webhook limit)" for a in _autoscaled(resources, "gateway")]
+    replicas = int(gateway["spec"].get("replicas", 1))
+    declared = container_env(_main_container(gateway), resources).get("IPAAS_GATEWAY_REPLICAS", "1")
+    if declared != str(replicas):
+        problems.append(f"{ident(gateway)}: {replicas} replicas but IPAAS_GATEWAY_REPLICAS={declared}: together they "
+                        f"would accept {replicas}/{declared} of each tenant's webhook limit")
     return problems
 
 

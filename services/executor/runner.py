@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from libs.common.logs import mask_text, mask_value
+from libs.common.logs import mask_truncated, mask_value
 from libs.common.models.workflows import WorkflowDefinition
 from libs.common.templates import TemplateEngine
 from services.executor.connectors import CREDENTIAL_TYPES, ActionCall, Connector
@@ -81,11 +81,15 @@ class ActionRunner:
         if len(raw) <= self._max_input:
             return mask_value(payload)
         return {"truncated": True, "size": len(raw),
-                "preview": mask_text(raw[: self._max_input].decode("utf-8", "replace"))}
+                "preview": mask_truncated(raw[: self._max_input].decode("utf-8", "replace"), self._max_input)}
 
     def safe_output(self, output: Any) -> Any:
-        """Masked, and cut down when larger than ``max_output_bytes``."""
-        masked = mask_value(output)
+        """Masked, and cut down when larger than ``max_output_bytes``.
+
+        A string is cut to ``max_output_bytes`` characters before it is masked:
+        one that long makes the whole output a preview anyway.
+        """
+        masked = mask_value(output, self._max_output)
         raw = orjson.dumps(masked, default=str)
         if len(raw) <= self._max_output:
             return masked
@@ -93,4 +97,5 @@ class ActionRunner:
 
 
 def safe_error(message: str, limit: int = 2000) -> str:
-    return mask_text(message)[:limit]
+    """The error text to store: masked, at most ``limit`` characters (cut first, so a long one costs little)."""
+    return mask_truncated(message, limit)

@@ -67,8 +67,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[CACHE] = cache = WorkflowCache(pool_loader(pool), ttl=s.cache_ttl_seconds,
                                        negative_ttl=s.cache_negative_ttl_seconds, max_entries=s.cache_max_entries,
                                        stale=s.cache_stale_seconds)
-    app[LIMITER] = TenantRateLimiter(s.webhook_rate_per_second, s.webhook_burst,
-                                     max_tenants=s.rate_limit_max_tenants)
+    app[LIMITER] = limiter = TenantRateLimiter.share(s.webhook_rate_per_second, s.webhook_burst,
+                                                     replicas=s.replicas, max_tenants=s.rate_limit_max_tenants)
+    log.info("webhook rate limit", extra={"tenant_rate_per_second": s.webhook_rate_per_second,
+                                          "tenant_burst": s.webhook_burst, "replicas": s.replicas,
+                                          "replica_rate_per_second": limiter.rate, "replica_burst": limiter.burst})
     subscription = await subscribe_invalidations(bus, cache)
     clear_on_reconnect(bus, cache)
     app[RELAY] = relay = OutboxRelay(pool, bus, s.db.url, batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,

@@ -60,8 +60,11 @@ class GatewaySettings(ServiceSettings):
     bad_signature_burst: int = Field(default=20, ge=1)
     bad_signature_per_minute: float = Field(default=20.0, gt=0)
     bad_signature_max_sources: int = Field(default=100_000, ge=10)
+    # A tenant's webhook budget across all replicas: each of the IPAAS_GATEWAY_REPLICAS replicas enforces
+    # 1/replicas of the rate and of the burst (at least one token), in memory (hooks/ratelimit.py).
     webhook_rate_per_second: float = Field(default=100.0, gt=0)
     webhook_burst: float = Field(default=200.0, ge=1)
+    replicas: int = Field(default=1, ge=1, le=1000)
     rate_limit_max_tenants: int = Field(default=100_000, ge=10)
     cache_ttl_seconds: float = Field(default=5.0, ge=0)
     cache_negative_ttl_seconds: float = Field(default=1.0, ge=0)

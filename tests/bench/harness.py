@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +57,50 @@ def free_cpu_note() -> str:
 
 def path_exists(p: Path) -> bool:
     return p.exists()
+
+
+RESULTS_FILE = REPO_ROOT / "tests" / "bench" / "results" / "latest.json"
+
+
+def record_result(key: str, fields: dict[str, Any]) -> None:
+    """Merge one benchmark's figures into ``tests/bench/results/latest.json`` as ``{"results": {key: ...}}``."""
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    data: dict[str, Any] = {"results": {}}
+    if RESULTS_FILE.exists():
+        try:
+            data = json.loads(RESULTS_FILE.read_text())
+        except ValueError:
+            data = {"results": {}}
+    data.setdefault("results", {})[key] = {**fields, "machine": free_cpu_note()}
+    RESULTS_FILE.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+class CpuSampler:
+    """Average CPU per process (percent of one core) over a ``with`` block, sampled every half second."""
+
+    def __init__(self, processes: dict[str, int]) -> None:
+        import psutil
+
+        self._procs = {name: psutil.Process(pid) for name, pid in processes.items()}
+        self._samples: dict[str, list[float]] = {name: [] for name in processes}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        for proc in self._procs.values():
+            proc.cpu_percent(None)
+        while not self._stop.wait(0.5):
+            for name, proc in self._procs.items():
+                with contextlib.suppress(Exception):  # a process that ended has nothing more to say
+                    self._samples[name].append(proc.cpu_percent(None))
+
+    def __enter__(self) -> CpuSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+    def averages(self) -> dict[str, float]:
+        return {name: round(sum(v) / len(v), 1) if v else 0.0 for name, v in self._samples.items()}

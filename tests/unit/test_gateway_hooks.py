@@ -71,6 +71,32 @@ def test_token_bucket_is_per_tenant_and_refills():
     assert [limiter.acquire("a") for _ in range(4)][-1] > 0  # never more than the burst
 
 
+def test_replicas_share_a_tenants_limit_so_together_they_accept_it_and_no_more():
+    clock = Clock()
+    replicas = [TenantRateLimiter.share(100.0, 50.0, replicas=3, clock=clock) for _ in range(3)]
+    assert replicas[0].rate == pytest.approx(100 / 3) and replicas[0].burst == pytest.approx(50 / 3)
+    accepted = 0
+    for step in range(10_000):  # 10 s of 1,000 requests/s, spread over the replicas in turn
+        clock.now += 0.001
+        accepted += replicas[step % 3].acquire("t") == 0.0
+    assert 100 * 10 + 50 - 3 <= accepted <= 100 * 10 + 50
+    # All on one replica (a sender pinned to it): a third of the limit, never more than the whole.
+    alone = TenantRateLimiter.share(100.0, 50.0, replicas=3, clock=clock)
+    taken = 0
+    for _ in range(10_000):
+        clock.now += 0.001
+        taken += alone.acquire("t") == 0.0
+    assert taken == pytest.approx((100 * 10 + 50) / 3, abs=2)
+
+
+def test_one_replica_has_the_whole_limit_and_a_share_has_at_least_one_token():
+    whole = TenantRateLimiter.share(10.0, 20.0, replicas=1)
+    assert (whole.rate, whole.burst) == (10.0, 20.0)
+    assert TenantRateLimiter.share(10.0, 2.0, replicas=4).burst == 1.0
+    with pytest.raises(ValueError, match="replicas"):
+        TenantRateLimiter.share(10.0, 2.0, replicas=0)
+
+
 def test_bucket_table_is_bounded():
     limiter = TenantRateLimiter(rate=1.0, burst=1, max_tenants=10, clock=Clock())
     for i in range(1000):

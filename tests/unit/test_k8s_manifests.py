@@ -130,6 +130,21 @@ def _wrong_consumer(rs: Resources) -> None:
     _get(rs, "ScaledObject", "executor")["spec"]["triggers"][0]["metadata"]["consumer"] = "workers"
 
 
+def _executor_consumer_renamed(rs: Resources) -> None:
+    _container(rs, "executor")["env"].append({"name": "IPAAS_EXECUTOR_CONSUMER", "value": "workers"})
+
+
+def _gateway_replicas_drift(rs: Resources) -> None:
+    _get(rs, "Deployment", "gateway")["spec"]["replicas"] = 4
+
+
+def _gateway_autoscaled(rs: Resources) -> None:
+    rs.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+               "metadata": {"name": "gateway", "namespace": "ipaas"},
+               "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "gateway"},
+                        "minReplicas": 3, "maxReplicas": 6}})
+
+
 def _missing_configmap(rs: Resources) -> None:
     rs.remove(_get(rs, "ConfigMap", "ipaas-config"))
 
@@ -339,6 +354,10 @@ MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
     (_pdb_blocks_evictions, "blocks every eviction of scheduler"),
     (_no_migration_job, "libs.common.db.migrate"),
     (_wrong_consumer, "consumer 'executor' of stream EVENTS"),
+    (_executor_consumer_renamed, "the trigger reads consumer 'executor' of stream 'EVENTS', the executors "
+                                 "consume 'workers'"),
+    (_gateway_replicas_drift, "Deployment/gateway: 4 replicas but IPAAS_GATEWAY_REPLICAS=3"),
+    (_gateway_autoscaled, "HorizontalPodAutoscaler/gateway: scales the gateway"),
     (_missing_configmap, "ConfigMap ipaas-config is not declared"),
     (_env_order, "refers to $(POD_NAME) before it is defined"),
     (_port_drift, "IPAAS_HTTP_PORT 9090 is not a container port"),
@@ -406,8 +425,10 @@ def test_nats_values_need_jetstream_a_cluster_of_three_and_monitoring(prod: Reso
     broken["config"]["jetstream"]["enabled"] = False
     broken["config"]["cluster"]["replicas"] = 1
     broken["config"]["monitor"]["port"] = 9000
+    del broken["config"]["jetstream"]["merge"]["sync_interval"]
     problems = validate.validate_nats_values(broken, prod)
     assert any("jetstream.enabled" in p for p in problems)
+    assert any("sync_interval must be always" in p for p in problems)
     assert any("at least 3 servers" in p for p in problems)
     assert any("not on port 9000" in p for p in problems)
 

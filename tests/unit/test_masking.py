@@ -5,10 +5,20 @@ from __future__ import annotations
 import io
 import json
 import logging
+import random
+import time
+import traceback
 
 import pytest
 
-from libs.common.logs import JsonFormatter, MaskingFilter, mask_text, mask_value
+from libs.common.logs import JsonFormatter, MaskingFilter, mask_text, mask_truncated, mask_value
+from libs.common.logs.json_format import MAX_EXCEPTION_CHARS, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, TRUNCATED
+from libs.common.logs.mask_passes import neutral
+from libs.common.logs.masking import is_secret_key
+from libs.common.logs.secret_shapes import SHAPES, Shape
+from tests.helpers.masking_corpus import JWT as SAMPLE_JWT
+from tests.helpers.masking_corpus import adversarial
+from tests.helpers.masking_reference import reference_mask
 
 JWT = (
     "eyJhbGciOiJFZERTQSIsImtpZCI6ImsxIn0.eyJzdWIiOiIxMjM0NTY3ODkwIiwidGlkIjoiYWJjIn0."
@@ -105,3 +115,198 @@ def test_log_line_shape_and_trace_correlation() -> None:
     assert entry["span_id"] == format(ctx.span_id, "016x")
     outside = _logged("no span")
     assert "trace_id" not in outside
+
+
+# --- Linear time, same output as the previous rules -------------------------------------------------
+
+R = "[REDACTED]"
+MiB = 1 << 20
+SMALL = adversarial(600)  # the previous rules are quadratic: keep these short
+
+
+@pytest.fixture(scope="module")
+def one_mib() -> dict[str, str]:
+    return adversarial(MiB)
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_adversarial_input_masks_as_the_previous_rules(name: str) -> None:
+    assert mask_text(SMALL[name]) == reference_mask(SMALL[name])
+
+
+_PIECES = ["eyJ", "eyJa", "-", ".", "_", "a", "Z", "0", " ", "\n", "\t", "password", "Password", "PASSWORD",
+           "pAsSwD", "passwd", "token", "Token", "tOkEn", "secret", "client_secret", "api_key", "apiKey", "API-KEY",
+           "appId", "access_key", "private-key", "aws_secret_access_key", "=", ":", '"', "'", "&", ",", ";", "}",
+           "://", "x", "@", "/", "Bearer", "bearer", "BASIC ", "bAsIc", "whsec_", "xoxb-", "ghp_", "sk_live_",
+           "rk_test_", "AKIA", "ABCDEFGH", "0123456789", "https://hooks.slack.com/services/", "slack-gov",
+           "https://discord.com/api/webhooks/", "123", "v10/", "-----BEGIN ", "-----END ", "PRIVATE KEY",
+           "RSA ", "-----", "é", "\u2003", "+", "~", "ab12CD34ef56", "eyJhbGciOi", '": "', ": ", '":"']
+
+
+def test_random_mixtures_mask_as_the_previous_rules() -> None:
+    rng = random.Random(20240611)
+    for _ in range(1000):
+        text = "".join(rng.choice(_PIECES) for _ in range(rng.randint(1, 40)))
+        assert mask_text(text) == reference_mask(text), text
+
+
+@pytest.mark.parametrize("text", [
+    "pAsSwOrD=hunter2 " * 200,  # other spellings, many: the case-insensitive pattern
+    "pAsSwOrD=hunter2 " * 3 + "." * 3000,  # few: through the lower-cased text
+    "pAsSwOrD=hunter2 é" * 200,  # not ASCII
+    "token=abc&" * 300 + "token= spaced&TOKEN=up&Token: cap",  # key=value passes, then the general one
+    "token=abc&" * 300 + "x-token=a-token=b&",  # a key=value inside a value
+    "Bearer abcdefgh12 " * 300 + "bearer x-Bearer abcdefgh12 ",
+    "apiKey=k1&ACCESS_KEY=k2&monkey=m&private-Key=k3&" * 200,
+    "QkEyZ+/a" * 100 + " api_key=k1 ",  # other spellings, none where a key=value could start
+    "QkEyZ+/a" * 100 + " apI_kEy=k1 é",  # and one that does
+], ids=lambda text: text[:24])
+def test_many_occurrences_mask_as_the_previous_rules(text: str) -> None:
+    assert mask_text(text) == reference_mask(text)
+
+
+@pytest.mark.parametrize("name", adversarial(64))
+def test_one_mib_adversarial_input_masks_in_linear_time(name: str, one_mib: dict[str, str]) -> None:
+    text = one_mib[name]
+    started = time.perf_counter()
+    mask_text(text)
+    elapsed = time.perf_counter() - started
+    # The bench holds these to 50 ms; this bound only has to catch a quadratic pattern on a busy machine
+    # (the previous rules took over a minute on 64 KiB of letters).
+    assert elapsed < 0.5, f"{name}: {elapsed * 1000:.0f} ms"
+
+
+@pytest.mark.parametrize(("text", "masked"), [
+    ("eyJa-" * 400, "eyJa-" * 400),
+    ("eyJa-" * 400 + SAMPLE_JWT, "eyJa-" * 400 + R),
+    ("password" + " " * 5000 + "= hunter2", "password" + " " * 5000 + "= " + R),
+    ("Bearer" + " " * 5000 + "abcdefgh12", "Bearer " + R),
+    ("https://" + "a" * 5000, "https://" + "a" * 5000),
+    ("x://user:" + "p" * 5000, "x://user:" + "p" * 5000),
+    ("x://user:" + "p" * 5000 + "@host", "x://user:" + R + "@host"),
+    ("a=a&" * 1000, "a=a&" * 1000),
+    ("password=hunter2 token=abc&" * 3, "password=[REDACTED] token=[REDACTED]&" * 3),
+    ("-----BEGIN PRIVATE KEY-----\n" * 50, "-----BEGIN PRIVATE KEY-----\n" * 50),
+    ("-----BEGIN PRIVATE KEY-----\n" * 3 + "MIIB\n-----END PRIVATE KEY-----", R),
+])
+def test_adversarial_shapes_keep_or_mask_exactly(text: str, masked: str) -> None:
+    assert mask_text(text) == masked
+
+
+@pytest.mark.parametrize("text", [
+    "PASSWORD=hunter2hunter2", "Password: hunter2hunter2", "pAsSwOrD=hunter2hunter2", '{"apiKey": "hunter2hunter2"}',
+    "AppId=hunter2hunter2", "Authorization: BEARER hunter2hunter2", "bEaReR hunter2hunter2", "TOKEN = hunter2hunter2",
+])
+def test_keywords_are_found_in_any_case(text: str) -> None:
+    assert "hunter2hunter2" not in mask_text(text)
+    assert R in mask_text(text)
+
+
+def test_no_replacement_can_form_a_keyword_unless_marked() -> None:
+    for shape in SHAPES:
+        if isinstance(shape, Shape):
+            assert shape.neutral == neutral(shape.replacement), shape.name
+
+
+# --- Truncate first, then mask ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("limit", [0, 1, 100, 2000, 9000])
+@pytest.mark.parametrize("text", [
+    "",
+    "x" * 1990 + " token=supersecretvalue and more",
+    "y" * 1995 + " " + SAMPLE_JWT + " tail",
+    "z" * 60_000 + " password=hunter2",
+    (SAMPLE_JWT + " ") * 3000 + "password=hunter2 " + "w" * 100,  # masking shrinks it: a longer prefix is masked
+    "-----BEGIN PRIVATE KEY-----\n" + "A" * 3000 + "\n-----END PRIVATE KEY-----" + " q" * 20_000,
+])
+def test_mask_truncated_is_mask_then_cut(text: str, limit: int) -> None:
+    assert mask_truncated(text, limit) == mask_text(text)[:limit]
+
+
+def test_mask_truncated_masks_only_a_prefix_of_a_long_text() -> None:
+    text = "password=hunter2 " * (2 * MiB)  # 34 MiB of secrets: masking all of it takes seconds
+    started = time.perf_counter()
+    cut = mask_truncated(text, 2000)
+    assert time.perf_counter() - started < 0.25
+    assert cut == ("password=" + R + " ") * 100
+
+
+def test_mask_truncated_refuses_a_negative_limit() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        mask_truncated("abc", -1)
+
+
+# --- Structured values and keys ---------------------------------------------------------------------
+
+def test_mask_value_cuts_strings_first_and_masks_keys_and_depth() -> None:
+    deep: object = "bottom"
+    for _ in range(40):
+        deep = [deep]
+    value = {"note": "n" * 50 + " token=abc", "api_key": "plain", "list": ("a", "password=x"), "n": 3,
+             "empty_secret": "", "deep": deep}
+    masked = mask_value(value, 20)
+    assert masked["note"] == "n" * 20
+    assert masked["api_key"] == R
+    assert masked["list"] == ["a", "password=" + R]
+    assert masked["n"] == 3 and masked["empty_secret"] == ""
+    assert R in json.dumps(masked["deep"])
+    assert mask_value(value)["note"] == "n" * 50 + " token=" + R
+
+
+@pytest.mark.parametrize(("key", "secret"), [
+    ("password", True), ("db_password", True), ("Authorization", True), ("x-api-key", True), ("apiKey", True),
+    ("slack.webhook_url", True), ("SESSION", True), ("credentials", True), ("dsn", True), ("passenger", False),
+    ("tokens_used", False), ("author", False), ("user", False), ("monkey", False), ("", False),
+])
+def test_secret_keys(key: str, secret: bool) -> None:
+    assert is_secret_key(key) is secret
+
+
+# --- Where bounded text is written: log lines and the executor's stored error and output -------------
+
+def test_log_message_and_fields_are_capped_after_masking() -> None:
+    message = "m" * (MAX_MESSAGE_CHARS - 10) + " token=supersecretvalue " + "t" * 5000
+    entry = _logged(message, detail="d" * (MAX_FIELD_CHARS + 500) + " password=x")
+    msg = str(entry["msg"])
+    assert msg.endswith(TRUNCATED) and len(msg) == MAX_MESSAGE_CHARS + len(TRUNCATED)
+    assert "supers" not in msg and msg.startswith("m" * (MAX_MESSAGE_CHARS - 10) + " token=[")
+    assert entry["detail"] == "d" * MAX_FIELD_CHARS
+
+
+def test_log_exception_text_is_masked_and_capped() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("test"))
+    handler.addFilter(MaskingFilter())
+    logger = logging.getLogger("masking-exc")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    try:
+        raise RuntimeError("connect postgres://app:pa55word@db/x " + "e" * (2 * MAX_EXCEPTION_CHARS))
+    except RuntimeError:
+        logger.exception("failed")
+        formatted = traceback.format_exc()
+    exc = str(json.loads(stream.getvalue())["exc"])
+    assert "pa55word" in formatted and "pa55word" not in exc
+    assert exc.endswith(TRUNCATED) and len(exc) == MAX_EXCEPTION_CHARS + len(TRUNCATED)
+
+
+def test_executor_stores_errors_and_output_masked_and_bounded() -> None:
+    from nats.aio.client import Client as NatsClient
+
+    from libs.common.bus import Bus
+    from libs.common.settings import NatsSettings
+    from services.executor.credentials import CredentialResolver
+    from services.executor.runner import ActionRunner, safe_error
+
+    message = "x" * 1990 + " token=supersecretvalue " + "y" * 50_000
+    assert safe_error(message) == mask_text(message)[:2000]
+    assert len(safe_error(message)) == 2000 and "supers" not in safe_error(message)
+
+    resolver = CredentialResolver(Bus(NatsClient(), NatsSettings()), timeout_seconds=1.0, cache_seconds=1.0)
+    runner = ActionRunner({}, resolver, timeout_seconds=1.0, max_output_bytes=256)
+    assert runner.safe_output({"status": 200, "token": "abc", "body": "Bearer abcdefgh12"}) == {
+        "status": 200, "token": R, "body": "Bearer " + R}
+    big = runner.safe_output({"body": "password=hunter2 " * 100_000})
+    assert big["truncated"] is True and len(big["preview"]) == 256
+    assert big["preview"] == json.dumps({"body": ("password=" + R + " ") * 20}, separators=(",", ":"))[:256]

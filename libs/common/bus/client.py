@@ -1,5 +1,10 @@
 """A NATS connection that never gives up, with JetStream publish and stream/consumer management.
 
+Servers: ``NATS_URL`` is one URL or a seed list (several, comma-separated: the servers of a
+cluster); see :mod:`libs.common.bus.seeds`.  The client starts from a random seed, learns the
+cluster's other servers from it, and on losing its server reconnects to any live one, seeds
+and announced servers alike, with the same identity.
+
 TLS: a ``tls://`` ``NATS_URL`` connects over TLS and verifies the server's
 certificate and name; nats-py would trust the system's CAs only, so
 ``IPAAS_NATS_TLS_CA_FILE`` names the CA (bundle) of a private one, such as the
@@ -27,6 +32,7 @@ from nats.js.errors import NoStreamResponseError
 from opentelemetry import propagate
 
 from libs.common.bus.errors import BusMisconfigured, BusUnavailable, MessageRejected, StreamConflict, rejection
+from libs.common.bus.seeds import parse_seed_list, redact
 from libs.common.bus.streams import platform_streams
 from libs.common.settings import NatsSettings
 
@@ -82,15 +88,20 @@ class Bus:
         deadline = None if connect_deadline_seconds is None else loop.time() + connect_deadline_seconds
         delay = 0.2
         tls = tls_context(settings)
+        seeds = parse_seed_list(settings.url)
+        if user is None and password is None:
+            user, password = seeds.user, seeds.password
         while True:
             nc = NatsClient()
             # A per-identity inbox prefix lets NATS authorization keep replies private.
             extra: dict[str, Any] = {"inbox_prefix": inbox_prefix} if inbox_prefix else {}
             if tls is not None:
                 extra["tls"] = tls
+            if seeds.token is not None:
+                extra["token"] = seeds.token
             try:
                 connecting = nc.connect(
-                    servers=[settings.url],
+                    servers=list(seeds.servers),
                     name=name,
                     user=user,
                     password=password,
@@ -117,7 +128,7 @@ class Bus:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(nc.close(), timeout=2)
                 if deadline is not None and loop.time() + delay > deadline:
-                    raise BusUnavailable(f"cannot reach NATS at {_redact(settings.url)}") from exc
+                    raise BusUnavailable(f"cannot reach NATS at {redact(settings.url)}") from exc
                 log.warning("nats not reachable, retrying", extra={"retry_in_s": delay})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
@@ -284,13 +295,6 @@ def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
         return ssl.create_default_context(cafile=settings.tls_ca_file)
     except (OSError, ssl.SSLError) as exc:
         raise BusMisconfigured(f"IPAAS_NATS_TLS_CA_FILE {settings.tls_ca_file}: {exc}") from exc
-
-
-def _redact(url: str) -> str:
-    if "@" in url:
-        scheme, _, rest = url.partition("://")
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return url
 
 
 async def _on_error(exc: Exception) -> None:

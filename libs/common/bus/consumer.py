@@ -11,6 +11,10 @@ message says how many more are waiting (``num_pending``); while that is
 above zero the loop pulls batches of at most that many, which the server
 fills at once.
 
+Outages: a fetch that fails (NATS away) or that the server answers with a status instead
+of messages (503 while a cluster elects the consumer's new leader) is retried with a backoff
+up to 2 s; the loop ends only when it is stopped.
+
 Drain: what is still running when the grace ends is cancelled, and cancelled
 again if it goes on: on Python 3.11 ``asyncio.wait_for`` (inside nats-py and
 asyncpg) returns the result instead of raising when the awaited operation
@@ -31,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.client import JetStreamContext
+from nats.js.errors import APIError
 
 from libs.common.bus.client import UNAVAILABLE_ERRORS, Bus
 from libs.common.tasks import cancel_until_done
@@ -128,6 +133,13 @@ class BoundedPullConsumer:
                 continue
             except UNAVAILABLE_ERRORS as exc:
                 log.warning("fetch failed, retrying", extra={"error": type(exc).__name__})
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                continue
+            except APIError as exc:
+                # A status instead of messages: 503 while the consumer has no leader (a cluster node
+                # lost, an election under way), or another refusal.  The loop must outlive it.
+                log.warning("fetch refused, retrying", extra={"error": type(exc).__name__, "status": exc.code})
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue

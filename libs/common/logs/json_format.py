@@ -1,5 +1,12 @@
 """One JSON object per log line: ``ts``, ``level``, ``service``, ``msg``, fields,
-and ``trace_id``/``span_id`` when the record is emitted inside a span."""
+and ``trace_id``/``span_id`` when the record is emitted inside a span.
+
+Masking happens here, where a line is written: the message, every extra field
+and the exception text are masked, and cut first (``mask_truncated``) so a huge
+value costs no more than its cap. A message longer than
+``MAX_MESSAGE_CHARS`` or a traceback longer than ``MAX_EXCEPTION_CHARS`` ends in
+``TRUNCATED``; a string field (at any depth) is cut at ``MAX_FIELD_CHARS``.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,12 @@ from typing import Any
 import orjson
 from opentelemetry import trace
 
-from libs.common.logs.masking import mask_text, mask_value
+from libs.common.logs.masking import mask_text, mask_truncated, mask_value
+
+MAX_MESSAGE_CHARS = 8192
+MAX_FIELD_CHARS = 8192
+MAX_EXCEPTION_CHARS = 16384
+TRUNCATED = " [truncated]"
 
 # Attributes every LogRecord has; anything else came from ``extra=`` and is a field.
 _RESERVED = frozenset(
@@ -19,19 +31,26 @@ _RESERVED = frozenset(
 )
 
 
+def mask_capped(text: str, limit: int) -> str:
+    """``text`` masked; when longer than ``limit``, cut to ``limit`` first and marked ``TRUNCATED``."""
+    if len(text) <= limit:
+        return mask_text(text)
+    return mask_truncated(text, limit) + TRUNCATED
+
+
 class MaskingFilter(logging.Filter):
-    """Redacts secrets from the message, its arguments and its extra fields."""
+    """Redacts secrets from the message, its arguments and its extra fields, and caps their size."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
             message = str(record.msg)
-        record.msg = mask_text(message)
+        record.msg = mask_capped(message, MAX_MESSAGE_CHARS)
         record.args = None
         for key, value in list(vars(record).items()):
             if key not in _RESERVED:
-                setattr(record, key, mask_value({key: value})[key])
+                setattr(record, key, mask_value({key: value}, MAX_FIELD_CHARS)[key])
         return True
 
 
@@ -56,7 +75,7 @@ class JsonFormatter(logging.Formatter):
             if key not in _RESERVED and key not in entry:
                 entry[key] = value
         if record.exc_info:
-            entry["exc"] = mask_text(self.formatException(record.exc_info))
+            entry["exc"] = mask_capped(self.formatException(record.exc_info), MAX_EXCEPTION_CHARS)
         return orjson.dumps(entry, default=str).decode()
 
 

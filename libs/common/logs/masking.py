@@ -1,7 +1,17 @@
 """Redaction of secrets from free text and structured values.
 
-Used by the log formatter, by the executor before it stores connector
-output, and anywhere a value might carry a credential.
+Used by the log handler as it writes a line, and by the executor before it
+stores a connector's output or error or answers a dry run: a text is masked
+once, when it is written, and the gateway returns it as stored.
+
+- Linear time: each shape of ``secret_shapes`` is one pass that cannot
+  backtrack (``mask_passes``), so 1 MiB masks in milliseconds whatever it
+  holds (``tests/bench/test_bench_masking.py``).
+- Truncate first, then mask: ``mask_truncated(text, limit)`` masks about
+  ``limit + MASK_MARGIN`` characters, not the whole text, and still recognises
+  a secret that straddles ``limit`` before cutting it.
+- What is masked is what the previous rules masked, with the differences
+  ``tests/helpers/masking_reference.py`` lists (each masks more, not less).
 """
 
 from __future__ import annotations
@@ -10,84 +20,81 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-REDACTED = "[REDACTED]"
+from libs.common.logs.mask_passes import mask_all
+from libs.common.logs.secret_shapes import REDACTED
 
-# Keys whose values are always secret, whatever they look like.
-SECRET_KEY_RE = re.compile(
-    r"(?:^|[_\-.])(?:pass(?:word|wd)?|secret|token|api[_\-]?key|apikey|appid|authorization|"
-    r"auth|credential|credentials|private[_\-]?key|access[_\-]?key|session|cookie|webhook[_\-]?url|"
-    r"signature|dsn)(?:$|[_\-.])",
-    re.IGNORECASE,
-)
+__all__ = ["MASK_MARGIN", "REDACTED", "is_secret_key", "mask_text", "mask_truncated", "mask_value"]
 
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
-    # PEM private keys
-    (
-        re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.DOTALL),
-        REDACTED,
-    ),
-    # JWTs (three base64url segments, header starts with {" -> eyJ)
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), REDACTED),
-    # Authorization: Bearer / Basic <credential>
-    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), r"\1 " + REDACTED),
-    # Standard Webhooks secrets
-    (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]{8,}"), "whsec_" + REDACTED),
-    # Slack incoming webhooks and tokens
-    (
-        re.compile(r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+"),
-        "https://hooks.slack.com/" + REDACTED,
-    ),
-    (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), REDACTED),
-    # Discord webhooks
-    (
-        re.compile(
-            r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\d+/[A-Za-z0-9_-]+"
-        ),
-        "https://discord.com/api/webhooks/" + REDACTED,
-    ),
-    # AWS access key ids
-    (re.compile(r"\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA)[0-9A-Z]{16}\b"), REDACTED),
-    # GitHub, Stripe and similar prefixed tokens
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), REDACTED),
-    (re.compile(r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{10,}\b"), REDACTED),
-    # user:password@ in URLs (basic auth)
-    (re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]+):[^\s@/]+@"), r"\1:" + REDACTED + "@"),
-    # key=value / "key": "value" pairs with a secret-looking key
-    (
-        re.compile(
-            r"""(?P<key>["']?(?:[A-Za-z0-9]+[_-])*(?:password|passwd|secret|token|api[_-]?key|apikey|appid|"""
-            r"""access[_-]?key|private[_-]?key|client[_-]?secret|aws[_-]secret[_-]access[_-]key)["']?)"""
-            r"""(?P<sep>\s*[:=]\s*)(?P<q>["']?)(?P<val>[^\s"'&,;}]+)""",
-            re.IGNORECASE,
-        ),
-        r"\g<key>\g<sep>\g<q>" + REDACTED,
-    ),
-]
+# Characters masked past ``limit`` by ``mask_truncated``: the longest secret that a cut can split and
+# still be recognised (PEM RSA-4096 keys are about 3,300 characters).
+MASK_MARGIN = 8192
+
+# Nesting deeper than this is replaced whole.
+MAX_DEPTH = 32
+
+
+# Keys whose values are always secret, whatever they look like: one of these words, delimited by the
+# key's start or end or by "_", "-" or ".". Looked for in the lower-cased key, at its start or from a
+# delimiter (a literal-led search each, so neither can backtrack far).
+_KEY_WORDS = (r"(?:pass(?:word|wd)?|secret|token|api[_\-]?key|apikey|appid|authorization|auth|credentials?|"
+              r"private[_\-]?key|access[_\-]?key|session|cookie|webhook[_\-]?url|signature|dsn)(?:$|[_\-.])")
+_KEY_AT_START = re.compile(_KEY_WORDS)
+_KEY_AFTER = {sep: re.compile(re.escape(sep) + _KEY_WORDS) for sep in "_-."}
+
+
+def is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    if _KEY_AT_START.match(lowered):
+        return True
+    return any(sep in lowered and pattern.search(lowered) for sep, pattern in _KEY_AFTER.items())
 
 
 def mask_text(text: str) -> str:
     """Replace every secret-shaped substring of ``text``."""
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+    return mask_all(text)
 
 
-def is_secret_key(key: str) -> bool:
-    return bool(SECRET_KEY_RE.search(key))
+def mask_truncated(text: str, limit: int) -> str:
+    """``mask_text(text)[:limit]``, masking only about ``limit + MASK_MARGIN`` characters of ``text``.
+
+    The masked prefix must still reach ``MASK_MARGIN // 2`` characters past
+    ``limit``, so that a secret cut at the prefix's end (and perhaps not
+    recognised there) lies beyond the cut; when masking shrank it below that,
+    a prefix twice as long is masked. The result differs from masking the
+    whole text only if one secret runs over ``MASK_MARGIN // 2`` characters
+    across the prefix's end.
+    """
+    if limit < 0:
+        raise ValueError("limit must not be negative")
+    end = limit + MASK_MARGIN
+    while end < len(text):
+        masked = mask_all(text[:end])
+        if len(masked) >= limit + MASK_MARGIN // 2:
+            return masked[:limit]
+        end *= 2
+    return mask_all(text)[:limit]
 
 
-def mask_value(value: Any, _depth: int = 0) -> Any:
-    """Mask a JSON-like value: secret keys lose their values, strings are scanned."""
-    if _depth > 32:
+def mask_value(value: Any, limit: int | None = None) -> Any:
+    """Mask a JSON-like value: secret keys lose their values, strings are scanned.
+
+    With ``limit``, a string is cut to at most ``limit`` characters
+    (``mask_truncated``). Tuples come back as lists.
+    """
+    return _mask(value, limit, 0)
+
+
+def _mask(value: Any, limit: int | None, depth: int) -> Any:
+    if depth > MAX_DEPTH:
         return REDACTED
     if isinstance(value, str):
-        return mask_text(value)
+        return mask_text(value) if limit is None else mask_truncated(value, limit)
     if isinstance(value, Mapping):
         return {
             k: (REDACTED if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else
-                mask_value(v, _depth + 1))
+                _mask(v, limit, depth + 1))
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [mask_value(v, _depth + 1) for v in value]
+        return [_mask(v, limit, depth + 1) for v in value]
     return value

@@ -1,9 +1,18 @@
-"""A token bucket per tenant, in memory, per replica.
+"""A token bucket per tenant, in memory, per replica: each replica's share of the tenant's limit.
 
 Each tenant gets ``burst`` tokens, refilled at ``rate`` per second.  The
 table is bounded: when it is full, the bucket touched least recently is
 dropped (a dropped bucket comes back full, which only ever errs towards
 accepting).  The clock is injectable for tests.
+
+Across replicas (:meth:`TenantRateLimiter.share`): the tenant's limit is divided
+by the number of gateway replicas, so N replicas together accept at most the
+tenant's rate times the time, plus its burst, and no request waits on a shared
+store.  That holds for any spread of the traffic; the tenant gets its whole
+rate when the load balancer spreads its requests evenly (per request, as an
+ingress does), less when they pile on one replica (a sender pinned to one
+connection behind an L4 balancer).  Why not a shared bucket: see
+docs/gateway.md ("Rate limit").
 """
 
 from __future__ import annotations
@@ -24,6 +33,22 @@ class TenantRateLimiter:
         self._clock = clock
         # tenant -> [tokens, last refill time]
         self._buckets: OrderedDict[object, list[float]] = OrderedDict()
+
+    @classmethod
+    def share(cls, rate: float, burst: float, *, replicas: int, max_tenants: int = 100_000,
+              clock: Callable[[], float] = time.monotonic) -> TenantRateLimiter:
+        """One replica's share of a tenant's limit: ``rate / replicas``, ``burst / replicas`` (at least 1)."""
+        if replicas < 1:
+            raise ValueError("replicas must be at least 1")
+        return cls(rate / replicas, max(1.0, burst / replicas), max_tenants=max_tenants, clock=clock)
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    @property
+    def burst(self) -> float:
+        return self._burst
 
     def acquire(self, tenant: object) -> float:
         """Take one token: 0.0 if allowed, else the seconds until one is available."""

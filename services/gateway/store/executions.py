@@ -9,7 +9,6 @@ from typing import Any
 import asyncpg
 
 from libs.common.http.errors import Conflict, NotFound
-from libs.common.logs import mask_value
 from libs.common.models.events import events_subject
 from services.gateway.outbox import add_message
 
@@ -18,12 +17,10 @@ _EXEC_COLUMNS = """id, event_id, workflow_id, workflow_version, trigger, status,
 
 
 def execution_out(row: asyncpg.Record) -> dict[str, Any]:
+    """The row as the API shows it. Output and error are returned as stored: the executor masked them
+    when it wrote them (``ActionRunner.safe_output``, ``safe_error``), so reads cost no masking."""
     out = dict(row)
     out.pop("created_at", None)
-    if "output" in out:
-        out["output"] = mask_value(out["output"])
-    if out.get("error"):
-        out["error"] = mask_value(out["error"])
     return out
 
 

@@ -1,0 +1,107 @@
+"""HTTP load from ``wrk``, a C load generator faster than the servers it measures.
+
+A Python client on the same two cores caps both servers and compresses their
+ratio; ``wrk`` spends far less CPU per request.  Requests are pre-signed
+Standard Webhooks requests, each with its own ``webhook-id`` (so every one is
+a new event), held in a Lua script that ``wrk`` cycles through: thread ``t``
+of ``T`` takes every ``T``-th request, starting at ``t``.  The script's
+``done`` hook prints one JSON line with the totals and the latency
+percentiles (microseconds).
+
+``wrk`` comes from the OS packages (Debian/Ubuntu ``wrk``); ``make bench``
+installs it when it is missing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+LUA_TEMPLATE = """
+local reqs = {%(requests)s}
+local n = #reqs
+local counter = 0
+local threads = {}
+local id = 0
+
+function setup(thread)
+  id = id + 1
+  thread:set("tid", id)
+  table.insert(threads, thread)
+end
+
+function init(args)
+  counter = tid - 1
+  step = %(threads)d
+end
+
+function request()
+  counter = counter + step
+  if counter > n then counter = ((counter - 1) %% n) + 1 end
+  local r = reqs[counter]
+  return wrk.format("POST", r[1], {["Content-Type"] = "application/json", ["webhook-id"] = r[2],
+    ["webhook-timestamp"] = r[3], ["webhook-signature"] = r[4]}, r[5])
+end
+
+function done(summary, latency, requests)
+  local non2xx = summary.errors.status
+  io.write(string.format(
+    '{"requests": %%d, "duration_us": %%d, "connect_errors": %%d, "read_errors": %%d, "write_errors": %%d, ' ..
+    '"timeouts": %%d, "non2xx": %%d, "p50_us": %%d, "p90_us": %%d, "p99_us": %%d, "max_us": %%d}\\n',
+    summary.requests, summary.duration, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.timeout, non2xx, latency:percentile(50), latency:percentile(90), latency:percentile(99),
+    latency.max))
+end
+"""
+
+
+def wrk_binary() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise RuntimeError("wrk is not installed: `make bench` installs it (Debian/Ubuntu package `wrk`)")
+    return found
+
+
+def _lua_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def presigned_script(path: Path, secret: str, url_path: str, count: int, threads: int) -> Path:
+    """Write a Lua script of ``count`` signed requests to ``url_path``; returns its path."""
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    now = int(time.time())
+    entries = []
+    for i in range(count):
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        body = json.dumps({"order_id": i, "amount": 42})
+        mac = hmac.new(key, f"{msg_id}.{now}.{body}".encode(), hashlib.sha256).digest()
+        signature = "v1," + base64.b64encode(mac).decode()
+        entries.append("{" + ",".join(_lua_string(v) for v in (url_path, msg_id, str(now), signature, body)) + "}")
+    path.write_text(LUA_TEMPLATE % {"requests": ",\n".join(entries), "threads": threads})
+    return path
+
+
+def run_wrk(base_url: str, script: Path, *, duration: float, connections: int = 50,
+            threads: int = 2) -> dict[str, Any]:
+    """Run ``wrk`` against ``base_url`` and return its summary (rates, latency percentiles in ms)."""
+    out = subprocess.run(
+        [wrk_binary(), f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s", "-s", str(script),
+         base_url],
+        capture_output=True, check=True, text=True, timeout=duration + 60)
+    line = next(x for x in reversed(out.stdout.splitlines()) if x.startswith("{"))
+    raw = json.loads(line)
+    seconds = raw["duration_us"] / 1e6
+    errors = raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
+    ok = raw["requests"] - raw["non2xx"] - errors
+    return {"requests": raw["requests"], "rps": round(ok / seconds, 1) if seconds else 0.0,
+            "non2xx": raw["non2xx"], "errors": errors, "p50_ms": round(raw["p50_us"] / 1000, 2),
+            "p90_ms": round(raw["p90_us"] / 1000, 2), "p99_ms": round(raw["p99_us"] / 1000, 2),
+            "max_ms": round(raw["max_us"] / 1000, 2), "seconds": round(seconds, 2)}
