@@ -34,11 +34,6 @@ class NatsSettings(BaseSettings):
     events_max_age_seconds: float = Field(default=7 * 24 * 3600.0, ge=0)
     dlq_max_bytes: int = Field(default=1 << 30, ge=-1)
     dlq_max_age_seconds: float = Field(default=30 * 24 * 3600.0, ge=0)
-    # Durable pull consumer shared by all executor replicas.
-    consumer: str = "executor"
-    max_ack_pending: int = 1024
-    ack_wait_seconds: float = 30.0
-    max_deliver: int = 20
     replicas: int = 1
     publish_timeout_seconds: float = 5.0
     # CA certificate(s) (PEM) that sign the NATS servers' certificate, for a tls:// NATS_URL; empty: the
@@ -100,7 +95,6 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IPAAS_", extra="ignore")
 
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
-    service_name: str = Field(default="ipaas", validation_alias="OTEL_SERVICE_NAME")
     dev_mode: bool = Field(default=False, validation_alias="IPAAS_DEV_MODE")
     nats: NatsSettings = Field(default_factory=NatsSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)

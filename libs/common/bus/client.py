@@ -195,20 +195,23 @@ class Bus:
         durable: str,
         *,
         filter_subject: str | None = None,
-        max_ack_pending: int | None = None,
-        ack_wait_seconds: float | None = None,
-        max_deliver: int | None = None,
+        max_ack_pending: int = 1024,
+        ack_wait_seconds: float = 30.0,
+        max_deliver: int = 20,
     ) -> None:
-        """Create or update a durable pull consumer (explicit ack). Idempotent."""
-        s = self.settings
+        """Create or update a durable pull consumer (explicit ack). Idempotent.
+
+        The defaults are for tools and tests; the executor's consumer takes its values from
+        ``ExecutorSettings`` (``services/executor/provisioning.py``), the only settings that shape it.
+        """
         config = js_api.ConsumerConfig(
             durable_name=durable,
             ack_policy=js_api.AckPolicy.EXPLICIT,
             deliver_policy=js_api.DeliverPolicy.ALL,
             filter_subject=filter_subject,
-            max_ack_pending=max_ack_pending if max_ack_pending is not None else s.max_ack_pending,
-            ack_wait=ack_wait_seconds if ack_wait_seconds is not None else s.ack_wait_seconds,
-            max_deliver=max_deliver if max_deliver is not None else s.max_deliver,
+            max_ack_pending=max_ack_pending,
+            ack_wait=ack_wait_seconds,
+            max_deliver=max_deliver,
             max_waiting=512,
         )
         await self.js.add_consumer(stream, config)
