@@ -161,7 +161,7 @@ async def _reload_loop(app: web.Application) -> None:
             return
         try:
             ring, keks = await load_keys(settings)
-        except Exception:  # noqa: BLE001 - keep serving with the keys we have
+        except Exception:
             log.exception("key reload failed; keeping the current keys")
             continue
         tokens, holder = app[TOKENS], app[KEKS]
@@ -189,7 +189,7 @@ async def _prune_loop(app: web.Application) -> None:
             return
         try:
             removed = await prune(app[POOL])
-        except Exception:  # noqa: BLE001 - Postgres away: try again next time
+        except Exception:
             log.warning("pruning token revocations failed", exc_info=True)
             continue
         if removed:

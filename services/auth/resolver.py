@@ -57,7 +57,7 @@ class CredentialResolver:
         if self._sub is not None:
             try:
                 await self._sub.drain()  # type: ignore[no-untyped-call]
-            except Exception:  # noqa: BLE001 - shutdown goes on regardless
+            except Exception:
                 log.warning("resolver drain failed", exc_info=True)
             self._sub = None
         if self._tasks:
@@ -84,7 +84,7 @@ class CredentialResolver:
         ) as span:
             try:
                 reply = await self._resolve(msg.data)
-            except Exception:  # noqa: BLE001 - one bad request must not take the responder down
+            except Exception:
                 log.exception("credential resolution failed")
                 reply = CredentialReply(ok=False, error="internal_error")
             span.set_attribute("ipaas.credential.outcome", reply.error or "ok")
@@ -92,7 +92,7 @@ class CredentialResolver:
                 span.set_status(Status(StatusCode.ERROR))
             try:
                 await msg.respond(reply.model_dump_json(exclude_none=True).encode())
-            except Exception:  # noqa: BLE001 - the requester may be gone; never crash the subscription
+            except Exception:
                 log.warning("could not send credential reply", exc_info=True)
 
     async def _resolve(self, data: bytes) -> CredentialReply:

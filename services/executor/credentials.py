@@ -75,7 +75,7 @@ class CredentialResolver:
             raise TransientError("credential service has no responders") from exc
         except (NatsTimeoutError, TimeoutError) as exc:
             raise TransientError("credential service did not answer in time") from exc
-        except Exception as exc:  # noqa: BLE001 - any bus failure is worth a retry
+        except Exception as exc:
             raise TransientError(f"credential request failed: {type(exc).__name__}") from exc
         try:
             reply = CredentialReply.model_validate_json(msg.data)

@@ -78,7 +78,7 @@ class DryRunResponder:
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - best effort during shutdown
+            except Exception:
                 log.debug("dry-run unsubscribe failed", exc_info=True)
             self._sub = None
         if self._tasks:
@@ -95,7 +95,7 @@ class DryRunResponder:
         if msg.reply:
             try:
                 await msg.respond(body)
-            except Exception:  # noqa: BLE001 - the requester may have gone away
+            except Exception:
                 log.debug("dry-run reply failed", exc_info=True)
 
     async def run(self, data: bytes, *, received: float) -> bytes:
@@ -157,7 +157,7 @@ class DryRunResponder:
                                                                   "ran_ms": _elapsed(started)})
             return _reply("failed", None, f"the dry-run was stopped after {_elapsed(started)} ms: its requester "
                                           "stopped waiting", _elapsed(started), error_code="deadline_exceeded")
-        except Exception as exc:  # noqa: BLE001 - a dry run reports every failure, never crashes
+        except Exception as exc:
             log.exception("dry run failed unexpectedly")
             return _reply("failed", None, f"internal error: {type(exc).__name__}", _elapsed(started))
         return _reply("succeeded", self._runner.safe_output(output), None, _elapsed(started))

@@ -208,7 +208,7 @@ class EventWorker:
         except BreakerOpen as exc:
             # Spread over up to one more reset period (at most 30 s): a storm's parked events come back over
             # that time, not all at the moment the breaker lets its one trial through.
-            spread = random.uniform(0, min(self._breakers.reset_seconds, 30.0))  # noqa: S311 - jitter
+            spread = random.uniform(0, min(self._breakers.reset_seconds, 30.0))
             return TryResult("breaker", f"circuit open for {action_type}: recent tries failed; the target was "
                                         "not called", breaker_left=exc.remaining + spread), None
         try:
@@ -236,7 +236,7 @@ class EventWorker:
         except asyncio.CancelledError:
             self._breakers.release(tenant, action_type, trial=trial)
             raise
-        except Exception as exc:  # noqa: BLE001 - an unexpected failure is retried, never lost
+        except Exception as exc:
             log.exception("action failed unexpectedly", extra={"event_id": str(event.event_id)})
             self._breakers.failure(tenant, action_type, trial=trial)
             return TryResult("transient", f"internal error: {type(exc).__name__}"), None
@@ -374,7 +374,7 @@ class EventWorker:
                 await msg.ack_sync()
             else:
                 await msg.ack()
-        except Exception:  # noqa: BLE001 - the row is final or parked: a redelivery is acked without running
+        except Exception:
             log.warning("ack failed; the redelivery will find the row", exc_info=True)
 
 
@@ -402,5 +402,5 @@ def _deferrals(msg: Msg) -> int:
 async def _nak(msg: Msg, delay: float) -> None:
     try:
         await msg.nak(delay=delay)
-    except Exception:  # noqa: BLE001 - the server redelivers after ack_wait anyway
+    except Exception:
         log.debug("nak failed", exc_info=True)

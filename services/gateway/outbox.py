@@ -140,7 +140,7 @@ class OutboxRelay:
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
                     continue
-                except Exception:  # noqa: BLE001 - the relay must outlive any one bad pass
+                except Exception:
                     self._metrics.stopped.inc()
                     log.exception("outbox relay pass crashed; retrying", extra={"retry_in_s": backoff})
                     await self._sleep(backoff)

@@ -74,7 +74,7 @@ class ChangeFeed:
         sub, self._sub = self._sub, None
         try:
             await sub.unsubscribe()
-        except Exception:  # noqa: BLE001 - best effort during shutdown
+        except Exception:
             log.debug("unsubscribe failed", exc_info=True)
 
     async def _on_msg(self, msg: Msg) -> None:

@@ -262,7 +262,7 @@ class Engine:
                 return
             try:
                 await self._fire(entry, slot, version)
-            except Exception:  # noqa: BLE001 - one bad fire must not stop the worker
+            except Exception:
                 log.exception("fire failed", extra={"workflow_id": str(entry.spec.workflow_id)})
                 entry.busy = False
                 if self._entries.get(entry.spec.workflow_id) is entry and not self._stopping:

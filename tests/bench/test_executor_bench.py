@@ -55,7 +55,7 @@ async def test_p4_memory_through_a_large_backlog(bus: Any, db: Any, nats_url: st
     await _drain(bus, db, nats_url, database_url, service, P4_EVENTS, "P4")
 
 
-async def _drain(bus: Any, db: Any, nats_url: str, database_url: str, service: Any, EVENTS: int,  # noqa: N803
+async def _drain(bus: Any, db: Any, nats_url: str, database_url: str, service: Any, EVENTS: int,
                  key: str) -> None:
     drain_timeout_s = 120.0 + EVENTS / 1000
     sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))

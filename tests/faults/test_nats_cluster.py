@@ -47,7 +47,7 @@ async def _all_current(bus: Bus, stream: str, consumer: str | None = None) -> bo
     """Whether the stream (or its consumer) has a leader and every other replica is online and current."""
     try:
         info = await (bus.js.consumer_info(stream, consumer) if consumer else bus.js.stream_info(stream))
-    except Exception:  # noqa: BLE001 - no leader yet, or the request timed out: not current
+    except Exception:
         return False
     cluster = info.cluster
     return bool(cluster is not None and cluster.leader and len(cluster.replicas or []) == 2

@@ -21,7 +21,7 @@ from services.auth.settings import AuthSettings
 from services.auth.signing_keys import pem_of, thumbprint
 
 # Cheap argon2 parameters: the tests check behaviour, not cost.
-PASSWORD = "correct horse battery"  # noqa: S105 - a test password
+PASSWORD = "correct horse battery"
 FAST_HASH = {"argon2_time_cost": 1, "argon2_memory_kib": 1024, "argon2_parallelism": 1}
 
 

@@ -285,7 +285,7 @@ class Bus:
             return
         try:
             await self.nc.drain()
-        except Exception:  # noqa: BLE001 - closing must not fail a shutdown
+        except Exception:
             log.warning("nats drain failed; closing", exc_info=True)
             await self.nc.close()
 

@@ -173,7 +173,7 @@ class BoundedPullConsumer:
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
-            except Exception:  # noqa: BLE001 - best effort during shutdown
+            except Exception:
                 log.debug("unsubscribe failed", exc_info=True)
 
     async def _cancel(self, tasks: set[asyncio.Task[None]]) -> None:
@@ -199,7 +199,7 @@ class BoundedPullConsumer:
                 for msg in msgs:
                     await _nak_quietly(msg)
                 log.info("drain: released messages delivered after the last fetch", extra={"messages": len(msgs)})
-        except Exception:  # noqa: BLE001 - best effort: the server redelivers after ack_wait anyway
+        except Exception:
             log.debug("could not release buffered messages", exc_info=True)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
@@ -236,5 +236,5 @@ def _pending_after(msg: Msg) -> int:
 async def _nak_quietly(msg: Msg, delay: float | None = None) -> None:
     try:
         await msg.nak(delay=delay)
-    except Exception:  # noqa: BLE001 - the server redelivers after ack_wait anyway
+    except Exception:
         log.debug("nak failed", exc_info=True)

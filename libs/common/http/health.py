@@ -32,7 +32,7 @@ async def ready(request: web.Request) -> web.Response:
     for name, check in app[READINESS_CHECKS].items():
         try:
             results[name] = bool(await asyncio.wait_for(check(), timeout=2.0))
-        except Exception:  # noqa: BLE001 - any failure means "not ready"
+        except Exception:
             log.debug("readiness check failed", extra={"check": name}, exc_info=True)
             results[name] = False
     healthy = all(results.values())

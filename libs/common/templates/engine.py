@@ -161,7 +161,7 @@ class TemplateEngine:
             raise TemplateLimitExceeded("template needed too much memory") from exc
         except TemplateError as exc:
             raise TemplateFailed(_short(exc.message or type(exc).__name__)) from exc
-        except Exception as exc:  # noqa: BLE001 - whatever template code raises is the template's error
+        except Exception as exc:
             raise TemplateFailed(_short(f"{type(exc).__name__}: {exc}")) from exc
         finally:
             BUDGET.reset(token)

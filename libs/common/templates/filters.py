@@ -179,7 +179,7 @@ def bounded_sum(environment: Environment, iterable: Any, attribute: Any = None, 
     return joined + type(start)(chain.from_iterable(items))
 
 
-def bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:  # noqa: A002
+def bounded_lipsum(n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
     if n * max > MAX_LIPSUM_WORDS:
         raise TemplateLimitExceeded(f"lipsum limited to {MAX_LIPSUM_WORDS} words")
     return generate_lorem_ipsum(n, html, min, max)

@@ -96,7 +96,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     # --- hooks called by rendering code ---------------------------------------------------------
 
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = BUDGET.get()
         if budget is not None:
             budget.tick()

@@ -34,7 +34,7 @@ async def subscribe_invalidations(bus: Bus, cache: WorkflowCache) -> Subscriptio
 
 def clear_on_reconnect(bus: Bus, cache: WorkflowCache) -> None:
     """Chain a cache clear onto the client's reconnect callback."""
-    previous = bus.nc._reconnected_cb  # noqa: SLF001 - nats-py has no public hook list
+    previous = bus.nc._reconnected_cb
 
     async def on_reconnect() -> None:
         cache.clear()
@@ -42,4 +42,4 @@ def clear_on_reconnect(bus: Bus, cache: WorkflowCache) -> None:
         if previous is not None:
             await previous()
 
-    bus.nc._reconnected_cb = on_reconnect  # noqa: SLF001
+    bus.nc._reconnected_cb = on_reconnect
