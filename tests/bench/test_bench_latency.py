@@ -30,7 +30,7 @@ import pytest
 
 from deploy.local.infra import free_port
 from services.gateway.hooks.signature import new_secret
-from tests.bench.harness import RESULTS_DIR, executor_overrides, free_cpu_note, report, run_loadgen
+from tests.bench.harness import RESULTS_DIR, executor_overrides, free_cpu_note, record_result, report, run_loadgen
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import CredentialResponder, definition, executor_env
 from tests.helpers.wait import wait_until
@@ -133,4 +133,7 @@ async def test_latency_202_to_committed_row(neighbour: str, db: Any, nats_url: s
         "every request got a 202": set(load["statuses"]) == {"202"} and load["errors"] == 0,
     }
     report(f"latency-{neighbour}", table, verdicts)
+    key = "P3" if neighbour == "alone" else f"P3-{neighbour}"
+    record_result(key, {"p50_ms": _pct(latencies, 0.50), "p99_ms": p99, "rate": RATE, "rows": len(latencies),
+                        "neighbour": neighbour})
     assert all(verdicts.values()), verdicts
