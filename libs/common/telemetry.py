@@ -2,14 +2,17 @@
 
 With ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``)
 set, spans go out over OTLP/HTTP in batches.  With neither, or with
-``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``, spans are still
-created (so trace ids reach logs, headers and execution rows) but nothing is
-exported.  Tests may pass their own exporter.
+``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``, nothing is
+exported and spans are not recorded: each is a non-recording span that still
+has its trace and span ids (so trace ids reach logs, headers and execution
+rows) but costs no attribute handling or span processing on the hot paths.
+Tests may pass their own exporter or processor, which turns recording on.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from functools import lru_cache
 from types import TracebackType
 
@@ -19,10 +22,37 @@ from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.trace import Status, StatusCode
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 _configured = False
+
+
+class _WhenExported(Sampler):
+    """Records (and samples) spans once something takes them, else drops them.
+
+    A dropped span keeps valid ids, so propagation and correlation work the
+    same; it is just not built up.  Not parent-based: a service that exports
+    records its spans whatever the caller's sampling flag says.
+    """
+
+    def __init__(self) -> None:
+        self.on = False
+
+    def should_sample(self, parent_context: context.Context | None, trace_id: int, name: str,
+                      kind: SpanKind | None = None, attributes: Attributes = None,
+                      links: Sequence[Link] | None = None,
+                      trace_state: trace.TraceState | None = None) -> SamplingResult:
+        chosen = ALWAYS_ON if self.on else ALWAYS_OFF
+        return chosen.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def get_description(self) -> str:
+        return "WhenExported"
+
+
+_SAMPLER = _WhenExported()
 
 
 def _otlp_enabled() -> bool:
@@ -47,17 +77,20 @@ def setup_tracing(service_name: str, *, exporter: SpanExporter | None = None,
         provider = current
     else:
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
-        provider = TracerProvider(resource=resource)
+        provider = TracerProvider(resource=resource, sampler=_SAMPLER)
         if _otlp_enabled():
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+            _SAMPLER.on = True
         trace.set_tracer_provider(provider)
         _configured = True
     if exporter is not None:
         provider.add_span_processor(BatchSpanProcessor(exporter))
+        _SAMPLER.on = True
     if processor is not None:
         provider.add_span_processor(processor)
+        _SAMPLER.on = True
     return provider
 
 

@@ -29,6 +29,7 @@ from services.gateway.keys import CLAIMS, SETTINGS, VERIFIER
 PUBLIC_API_PATHS = frozenset({"/api/auth/register", "/api/auth/login"})
 TRACER_NAME = "services.gateway"
 LINK_ATTRIBUTES = {"ipaas.link.reason": "inbound traceparent (untrusted)"}
+EMPTY = context.Context()
 
 
 class RevocationsStale(ServiceUnavailable):
@@ -36,12 +37,14 @@ class RevocationsStale(ServiceUnavailable):
 
 
 def _parent_and_links(request: web.Request, trusted: bool) -> tuple[context.Context, list[Link]]:
+    if "traceparent" not in request.headers:
+        return EMPTY, []  # nothing inbound (most webhooks): a new root, without parsing any headers
     inbound = propagate.extract(request.headers)
     if trusted:
         return inbound, []
     span_context = trace.get_current_span(inbound).get_span_context()
     links = [Link(span_context, LINK_ATTRIBUTES)] if span_context.is_valid else []
-    return context.Context(), links  # an empty context: a new root, no inbound baggage
+    return EMPTY, links  # an empty context: a new root, no inbound baggage
 
 
 @web.middleware

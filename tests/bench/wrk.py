@@ -3,8 +3,9 @@
 A Python client on the same two cores caps both servers and compresses their
 ratio; ``wrk`` spends far less CPU per request.  Requests are pre-signed
 Standard Webhooks requests, each with its own ``webhook-id`` (so every one is
-a new event), held in a Lua script that ``wrk`` cycles through: thread ``t``
-of ``T`` takes every ``T``-th request, starting at ``t``.  The script's
+a new event), held in a data file that the Lua script reads: thread ``t`` of
+``T`` takes every ``T``-th request, starting at ``t``, formats them once, and
+cycles through them.  The script's
 ``done`` hook prints one JSON line with the totals and the latency
 percentiles (microseconds).
 
@@ -26,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 LUA_TEMPLATE = """
-local reqs = {%(requests)s}
-local n = #reqs
-local counter = 0
+-- The requests are read from a data file (a Lua table literal this large exceeds LuaJIT's
+-- constant limit): one per line, tab-separated path, webhook-id, timestamp, signature, body.
 local threads = {}
 local id = 0
 
@@ -39,16 +39,25 @@ function setup(thread)
 end
 
 function init(args)
-  counter = tid - 1
-  step = %(threads)d
+  reqs = {}
+  local step = %(threads)d
+  local i = 0
+  for line in io.lines("%(data)s") do
+    if i %% step == tid - 1 then
+      local path, msg_id, ts, sig, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+      reqs[#reqs + 1] = wrk.format("POST", path, {["Content-Type"] = "application/json", ["webhook-id"] = msg_id,
+        ["webhook-timestamp"] = ts, ["webhook-signature"] = sig}, body)
+    end
+    i = i + 1
+  end
+  n = #reqs
+  counter = 0
 end
 
 function request()
-  counter = counter + step
-  if counter > n then counter = ((counter - 1) %% n) + 1 end
-  local r = reqs[counter]
-  return wrk.format("POST", r[1], {["Content-Type"] = "application/json", ["webhook-id"] = r[2],
-    ["webhook-timestamp"] = r[3], ["webhook-signature"] = r[4]}, r[5])
+  counter = counter + 1
+  if counter > n then counter = 1 end
+  return reqs[counter]
 end
 
 function done(summary, latency, requests)
@@ -70,22 +79,21 @@ def wrk_binary() -> str:
     return found
 
 
-def _lua_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def presigned_script(path: Path, secret: str, url_path: str, count: int, threads: int) -> Path:
-    """Write a Lua script of ``count`` signed requests to ``url_path``; returns its path."""
+    """Write ``count`` signed requests to ``url_path`` (a data file beside ``path``) and the Lua script
+    that sends them; returns the script's path."""
     key = base64.b64decode(secret.removeprefix("whsec_"))
     now = int(time.time())
-    entries = []
+    lines = []
     for i in range(count):
         msg_id = f"msg_{uuid.uuid4().hex}"
         body = json.dumps({"order_id": i, "amount": 42})
         mac = hmac.new(key, f"{msg_id}.{now}.{body}".encode(), hashlib.sha256).digest()
         signature = "v1," + base64.b64encode(mac).decode()
-        entries.append("{" + ",".join(_lua_string(v) for v in (url_path, msg_id, str(now), signature, body)) + "}")
-    path.write_text(LUA_TEMPLATE % {"requests": ",\n".join(entries), "threads": threads})
+        lines.append("\t".join((url_path, msg_id, str(now), signature, body)))
+    data = path.with_suffix(".tsv")
+    data.write_text("\n".join(lines) + "\n")
+    path.write_text(LUA_TEMPLATE % {"data": str(data.resolve()), "threads": threads})
     return path
 
 
