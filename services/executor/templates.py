@@ -24,6 +24,9 @@ from services.executor.errors import PermanentError
 from services.executor.settings import TemplateSettings
 
 CONFIG_PATH = "action.config"
+# Config keys holding a JSON document sent as is (http_request's body): there, a string that is exactly
+# one ``{{ expr }}`` gives the expression's typed value (42, true, a list), not its text.
+TYPED_KEYS = frozenset({"body"})
 
 
 class TemplateError(PermanentError):
@@ -50,7 +53,8 @@ def render_config(config: dict[str, Any], payload: Any, event: Any,
                   engine: TemplateEngine | None = None) -> dict[str, Any]:
     """Render on the calling thread, compiling inline."""
     try:
-        return (engine or default_engine()).render_config(config, {"payload": payload, "event": event})
+        return (engine or default_engine()).render_config(config, {"payload": payload, "event": event},
+                                                          typed_keys=TYPED_KEYS)
     except TemplateProblem as exc:
         raise TemplateError(exc) from exc
 
@@ -62,10 +66,10 @@ async def render_action_config(config: dict[str, Any], payload: Any, event: Any,
     context = {"payload": payload, "event": event}
     try:
         try:
-            return engine.render_config(config, context, compile_inline=False)
+            return engine.render_config(config, context, compile_inline=False, typed_keys=TYPED_KEYS)
         except NeedsCompile:
-            compiled = await asyncio.to_thread(engine.compile_sources, engine.pending(config, context))
-            return engine.render_config(config, context, compiled=engine.remember(compiled))
+            compiled = await asyncio.to_thread(engine.compile_sources, engine.pending(config, context, TYPED_KEYS))
+            return engine.render_config(config, context, compiled=engine.remember(compiled), typed_keys=TYPED_KEYS)
     except TemplateProblem as exc:
         raise TemplateError(exc) from exc
 

@@ -12,6 +12,10 @@ used even when the cache is too small to keep them).
 
 Errors are ``TemplateProblem`` subclasses whose ``path`` says where in the
 config the failing string is.
+
+Under the top-level keys given as ``typed_keys`` (a JSON body), a string that
+is exactly one ``{{ expr }}`` renders to the expression's typed value
+(:mod:`libs.common.templates.typed`); everywhere else a template gives text.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Iterator
 from itertools import islice
 from typing import Any
 
+import orjson
 from jinja2 import Template
 from jinja2.exceptions import TemplateError
 
@@ -28,6 +33,7 @@ from libs.common.templates.errors import TemplateFailed, TemplateInvalid, Templa
 from libs.common.templates.fastpath import is_template, render_simple, simple_segments
 from libs.common.templates.limits import BUDGET, MAX_CONFIG_DEPTH, Budget, TemplateLimits
 from libs.common.templates.sandbox import BoundedEnvironment, Compiled, shared_environment
+from libs.common.templates.typed import Capture, json_value, typed_expression, typed_source
 
 Path = tuple[str | int, ...]
 MAX_MESSAGE_CHARS = 1000
@@ -42,12 +48,40 @@ Results = dict[str, Compiled | TemplateInvalid]
 
 
 class _Run:
-    __slots__ = ("budget", "compiled", "inline")
+    __slots__ = ("budget", "compiled", "inline", "typed_keys")
 
-    def __init__(self, inline: bool, compiled: Results | None) -> None:
+    def __init__(self, inline: bool, compiled: Results | None, typed_keys: frozenset[str]) -> None:
         self.budget: Budget | None = None
         self.inline = inline
         self.compiled = compiled
+        self.typed_keys = typed_keys
+
+
+_MISSING = object()
+
+
+def _simple_path(source: str) -> tuple[str, ...] | None:
+    """The payload path of exactly ``{{ payload.a.b }}`` (the typed fast path), else None."""
+    segments = simple_segments(source)
+    if segments is None or len(segments) != 2 or segments[0][0] or segments[1] != ("", None):
+        return None
+    return segments[0][1]
+
+
+def _payload_at(payload: Any, path: tuple[str, ...]) -> Any:
+    value = payload
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def typed_template(path: Path, source: str, typed_keys: frozenset[str]) -> str | None:
+    """The expression of ``source`` if it renders typed at ``path`` (under a typed key), else None."""
+    if not path or path[0] not in typed_keys:
+        return None
+    return typed_expression(source)
 
 
 def walk_strings(value: Any) -> Iterator[tuple[Path, str]]:
@@ -76,16 +110,23 @@ class TemplateEngine:
     # --- rendering ------------------------------------------------------------------------------
 
     def render_config(self, config: dict[str, Any], context: dict[str, Any], *, compile_inline: bool = True,
-                      compiled: Results | None = None) -> dict[str, Any]:
-        """``compiled``: results of ``compile_sources`` to use even if the cache could not keep them."""
-        rendered = self._value(config, context, _Run(compile_inline, compiled), 0)
+                      compiled: Results | None = None, typed_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
+        """``compiled``: results of ``compile_sources`` to use even if the cache could not keep them.
+
+        ``typed_keys``: top-level keys whose strings render typed when they are exactly one ``{{ expr }}``.
+        """
+        rendered = self._value(config, context, _Run(compile_inline, compiled, typed_keys), 0)
         assert isinstance(rendered, dict)
         return rendered
 
-    def _value(self, value: Any, context: dict[str, Any], run: _Run, depth: int) -> Any:
+    def _value(self, value: Any, context: dict[str, Any], run: _Run, depth: int, typed: bool = False) -> Any:
         if isinstance(value, str):
             if "{" not in value:
                 return value
+            if typed:
+                expression = typed_expression(value)
+                if expression is not None:
+                    return self._typed(value, expression, context, run)
             entry = self._cached(value)
             if entry is None:
                 entry = self._entry(value)
@@ -106,7 +147,8 @@ class TemplateEngine:
             out: dict[str, Any] = {}
             for key, item in value.items():
                 try:
-                    out[key] = self._value(item, context, run, depth + 1)
+                    out[key] = self._value(item, context, run, depth + 1,
+                                           typed or (depth == 0 and key in run.typed_keys))
                 except TemplateProblem as exc:
                     exc.path = (key, *exc.path)
                     raise
@@ -114,11 +156,31 @@ class TemplateEngine:
         items: list[Any] = []
         for index, item in enumerate(value):
             try:
-                items.append(self._value(item, context, run, depth + 1))
+                items.append(self._value(item, context, run, depth + 1, typed))
             except TemplateProblem as exc:
                 exc.path = (index, *exc.path)
                 raise
         return items
+
+    def _typed(self, source: str, expression: str, context: dict[str, Any], run: _Run) -> Any:
+        """The value of a string that is exactly one expression: from the payload, or through the sandbox."""
+        path = _simple_path(source)
+        value = _MISSING if path is None else _payload_at(context.get("payload"), path)
+        if value is _MISSING:
+            typed = typed_source(expression)
+            entry = self._cached(typed)
+            if entry is None:
+                entry = self._entry(typed)
+            else:
+                self._touch(typed)
+            with Capture() as captured:
+                self._slow(typed, entry, context, run)
+            if not captured:
+                raise TemplateFailed("the expression gave no value")
+            value = json_value(captured[-1])
+        if len(orjson.dumps(value, default=str)) > self._max_output:
+            raise self._output_too_long()
+        return value
 
     def _slow(self, source: str, entry: Entry, context: dict[str, Any], run: _Run) -> str:
         if entry.literal:
@@ -187,12 +249,21 @@ class TemplateEngine:
             raise
         return entry.compiled
 
-    def pending(self, config: Any, context: dict[str, Any]) -> list[str]:
+    def pending(self, config: Any, context: dict[str, Any], typed_keys: frozenset[str] = frozenset()) -> list[str]:
         """The templates that rendering ``config`` with ``context`` would compile (distinct, in order)."""
         seen: dict[str, None] = {}
         payload = context.get("payload")
-        for _, source in walk_strings(config):
-            if "{" not in source or source in seen:
+        for where, text in walk_strings(config):
+            if "{" not in text:
+                continue
+            source = text
+            expression = typed_template(where, text, typed_keys)
+            if expression is not None:
+                path = _simple_path(text)
+                if path is not None and _payload_at(payload, path) is not _MISSING:
+                    continue
+                source = typed_source(expression)
+            if source in seen:
                 continue
             entry = self.cache.get(source) or self._entry(source)
             if entry.literal or entry.compiled is not None or entry.error is not None:

@@ -33,6 +33,7 @@ from libs.common.templates.filters import bounded_lipsum, bounded_sum, guard_fil
 from libs.common.templates.limits import BUDGET, MAX_CALL_DEPTH, MAX_SOURCE_CHARS, MAX_VALUE_CHARS
 from libs.common.templates.operations import FieldBound, binop, guard_call
 from libs.common.templates.sizes import check_value, string_too_long, ticking
+from libs.common.templates.typed import CAPTURE_FILTER, date_filter, typed_result
 
 
 class BoundedFormatter(FieldBound, SandboxedFormatter):
@@ -58,6 +59,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
                          cache_size=0)
         self.filters = {name: guard_filter(name, f) for name, f in self.filters.items()}
         self.filters["sum"] = guard_filter("sum", bounded_sum)
+        self.filters["date"] = guard_filter("date", date_filter)
+        self.filters[CAPTURE_FILTER] = typed_result  # typed templates (see typed.py); prints nothing
         tests: dict[str, Any] = self.tests
         self.tests = {name: guard_test(test) for name, test in tests.items()}
         self.globals["lipsum"] = bounded_lipsum
