@@ -61,7 +61,7 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     pool: asyncpg.Pool = await create_pool(settings.db)
     sessions = ClientSessions(connections_per_host=settings.connections_per_host,
                               timeout_seconds=settings.action_timeout_seconds)
-    runner = ActionRunner(build_connectors(settings, sessions),
+    runner = ActionRunner(build_connectors(settings, sessions, bus),
                           CredentialResolver(bus, timeout_seconds=settings.credential_timeout_seconds,
                                              cache_seconds=settings.credential_cache_seconds),
                           timeout_seconds=settings.action_timeout_seconds, max_output_bytes=settings.max_output_bytes,

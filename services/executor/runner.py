@@ -42,8 +42,9 @@ class ActionRunner:
         if action.type not in self._connectors:
             raise PermanentError(f"no connector for action type {action.type}")
         secret: dict[str, Any] = {}
-        if action.credential_id is not None:
-            secret = await self._credentials.resolve(tenant_id, action.credential_id, CREDENTIAL_TYPES[action.type])
+        credential_id: uuid.UUID | None = getattr(action, "credential_id", None)  # nats_publish takes none
+        if credential_id is not None:
+            secret = await self._credentials.resolve(tenant_id, credential_id, CREDENTIAL_TYPES[action.type])
         config = await render_action_config(self._config_json(action.config), payload, event, self._templates)
         return ActionCall(event_id=str(event_id), tenant_id=str(tenant_id), config=config, secret=secret)
 

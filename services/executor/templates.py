@@ -24,9 +24,10 @@ from services.executor.errors import PermanentError
 from services.executor.settings import TemplateSettings
 
 CONFIG_PATH = "action.config"
-# Config keys holding a JSON document sent as is (http_request's body): there, a string that is exactly
-# one ``{{ expr }}`` gives the expression's typed value (42, true, a list), not its text.
-TYPED_KEYS = frozenset({"body"})
+# Config keys holding JSON sent as is (http_request's body, nats_publish's payload, Slack's blocks,
+# Discord's embeds): there, a string that is exactly one ``{{ expr }}`` gives the expression's typed
+# value (42, true, a list), not its text.
+TYPED_KEYS = frozenset({"body", "payload", "blocks", "embeds"})
 
 
 class TemplateError(PermanentError):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -278,6 +279,25 @@ class Bus:
             raise rejection(subject, ack["error"])
         return PublishResult(stream=ack.get("stream", ""), seq=int(ack.get("seq", 0)),
                              duplicate=bool(ack.get("duplicate", False)))
+
+    async def publish_core(self, subject: str, payload: bytes, *, headers: dict[str, str] | None = None,
+                           timeout: float | None = None) -> None:
+        """A core NATS publish (no stream, no PubAck) with the trace context, flushed to the server.
+
+        Returns once the server has the message (a flush round trip); :class:`BusUnavailable` otherwise.
+        """
+        if not self.nc.is_connected:
+            raise BusUnavailable("not connected to NATS")
+        hdrs = dict(headers or {})
+        propagate.inject(hdrs)
+        try:
+            await self.nc.publish(subject, payload, headers=hdrs)
+            wait = timeout if timeout is not None else self.settings.publish_timeout_seconds
+            await self.nc.flush(timeout=max(1, math.ceil(wait)))  # nats-py takes whole seconds
+        except UNAVAILABLE_ERRORS as exc:
+            raise BusUnavailable(f"publish to {subject} failed: {type(exc).__name__}") from exc
+        except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
+            raise MessageRejected(subject, status=0, err_code=0, description=str(exc)) from exc
 
     async def drain(self) -> None:
         """Flush pending publishes and close; never raises."""

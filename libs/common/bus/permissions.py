@@ -42,6 +42,8 @@ LOCAL_IDENTITIES = (*SERVICES, ADMIN)
 ALL_IDENTITIES = (*SERVICES, PROVISIONER, ADMIN)
 
 PRIVATE = "svc.auth.>"
+# Where nats_publish actions send: ``out.<tenant_id>.<subject>`` (a tenant names only what follows its id).
+OUTBOUND_PREFIX = "out"
 # Identities that answer requests: they may publish to the requester's reply subject.
 RESPONDERS = ("auth", "executor")
 JS_API = "$JS.API"
@@ -107,8 +109,8 @@ def publish_allow(identity: str, lay: Layout) -> list[str]:
     contract: dict[str, list[str]] = {
         "auth": [],
         "gateway": [lay.events_subjects, lay.changes_subjects, lay.dry_run_subject],
-        # events: parked events (retries, deferrals) go back to EVENTS when due.
-        "executor": [PRIVATE, lay.dlq_subjects, lay.events_subjects],
+        # events: parked events (retries, deferrals) go back to EVENTS when due; out: nats_publish actions.
+        "executor": [PRIVATE, lay.dlq_subjects, lay.events_subjects, f"{OUTBOUND_PREFIX}.>"],
         "scheduler": [lay.events_subjects],
         PROVISIONER: [],
         ADMIN: [">"],

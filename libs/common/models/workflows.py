@@ -38,6 +38,11 @@ from libs.common.templates import template_problems as check_templates
 STRICT = ConfigDict(extra="forbid")
 
 
+def _empty(value: Any) -> bool:
+    """Optional config fields left out are left out of what is stored and shown (as they were sent)."""
+    return value is None or value == {}
+
+
 # Validation context of data read back from storage: its shape is checked, but not what a later rule,
 # a newer zone database or a hand edit may have made invalid (the API shows such a workflow with its
 # schedule_error instead of failing to answer).
@@ -175,11 +180,21 @@ Trigger = Annotated[WebhookTrigger | ScheduleTrigger, Field(discriminator="type"
 class SlackConfig(BaseModel):
     model_config = STRICT
     text: str = Field(min_length=1, max_length=40_000)
+    # Block Kit blocks (https://api.slack.com/block-kit); ``text`` stays the notification's fallback.
+    blocks: list[dict[str, Any]] | None = Field(default=None, max_length=50, exclude_if=_empty)
 
 
 class DiscordConfig(BaseModel):
     model_config = STRICT
-    content: str = Field(min_length=1, max_length=2_000)
+    content: str | None = Field(default=None, min_length=1, max_length=2_000, exclude_if=_empty)
+    # Rich embeds (https://discord.com/developers/docs/resources/message#embed-object).
+    embeds: list[dict[str, Any]] | None = Field(default=None, min_length=1, max_length=10, exclude_if=_empty)
+
+    @model_validator(mode="after")
+    def _something_to_send(self) -> DiscordConfig:
+        if self.content is None and self.embeds is None:
+            raise ValueError("discord_message needs content, embeds, or both")
+        return self
 
 
 class OpenWeatherConfig(BaseModel):
@@ -188,12 +203,39 @@ class OpenWeatherConfig(BaseModel):
     units: Literal["standard", "metric", "imperial"] = "metric"
 
 
+# A path into a JSON response: keys and list indexes joined by dots (``data.items.0.id``).
+RESPONSE_PATH = r"^[A-Za-z0-9_-]{1,100}(\.[A-Za-z0-9_-]{1,100}){0,31}$"
+# A subject under the tenant's own prefix: one to eight tokens of letters, digits, ``_`` and ``-``.
+NATS_SUBJECT_SUFFIX = r"^[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}$"
+
+
 class HttpRequestConfig(BaseModel):
     model_config = STRICT
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"] = "POST"
     url: str = Field(min_length=1, max_length=2_048)
     headers: dict[str, str] = Field(default_factory=dict)
     body: Any = None
+    # Query parameters added to the URL (values are templates).
+    query: dict[str, str] = Field(default_factory=dict, max_length=100, exclude_if=_empty)
+    # An application/x-www-form-urlencoded body (values are templates), instead of ``body``.
+    form: dict[str, str] | None = Field(default=None, max_length=100, exclude_if=_empty)
+    # Names for parts of a JSON response: ``{"customer_id": "data.id"}`` puts the response's
+    # ``data.id`` in the output's ``data.customer_id``.
+    response: dict[str, Annotated[str, Field(pattern=RESPONSE_PATH)]] = Field(default_factory=dict, max_length=50,
+                                                                              exclude_if=_empty)
+
+    @model_validator(mode="after")
+    def _one_body(self) -> HttpRequestConfig:
+        if self.form is not None and self.body is not None:
+            raise ValueError("give body or form, not both")
+        return self
+
+
+class NatsPublishConfig(BaseModel):
+    model_config = STRICT
+    # Published on ``tenant.<tenant_id>.<subject>``: a tenant can only reach its own subjects.
+    subject: str = Field(pattern=NATS_SUBJECT_SUFFIX, max_length=400)
+    payload: Any = None
 
 
 class SlackAction(BaseModel):
@@ -224,8 +266,14 @@ class HttpRequestAction(BaseModel):
     config: HttpRequestConfig
 
 
+class NatsPublishAction(BaseModel):
+    model_config = STRICT
+    type: Literal["nats_publish"]
+    config: NatsPublishConfig
+
+
 Action = Annotated[
-    SlackAction | DiscordAction | OpenWeatherAction | HttpRequestAction,
+    SlackAction | DiscordAction | OpenWeatherAction | HttpRequestAction | NatsPublishAction,
     Field(discriminator="type"),
 ]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from libs.common.bus import Bus
 from services.executor.connectors.base import ActionCall, Connector
 from services.executor.connectors.discord import DiscordConnector
 from services.executor.connectors.http_request import HttpRequestConnector
+from services.executor.connectors.nats_publish import NatsPublishConnector
 from services.executor.connectors.openweather import OpenWeatherConnector
 from services.executor.connectors.sessions import ClientSessions
 from services.executor.connectors.slack import SlackConnector
@@ -20,9 +22,10 @@ CREDENTIAL_TYPES = {
 }
 
 
-def build_connectors(settings: ExecutorSettings, sessions: ClientSessions) -> dict[str, Connector]:
+def build_connectors(settings: ExecutorSettings, sessions: ClientSessions,
+                     bus: Bus | None = None) -> dict[str, Connector]:
     guard = EgressGuard(parse_cidrs(settings.egress_allow_cidrs))
-    return {
+    connectors: dict[str, Connector] = {
         "slack_message": SlackConnector(sessions, hosts=split_list(settings.slack_hosts),
                                         allow_http=settings.webhook_allow_http),
         "discord_message": DiscordConnector(sessions, hosts=split_list(settings.discord_hosts),
@@ -30,6 +33,9 @@ def build_connectors(settings: ExecutorSettings, sessions: ClientSessions) -> di
         "openweather": OpenWeatherConnector(sessions, base_url=settings.openweather_url),
         "http_request": HttpRequestConnector(sessions, guard, max_redirects=settings.http_max_redirects),
     }
+    if bus is not None:
+        connectors["nats_publish"] = NatsPublishConnector(bus, max_bytes=settings.max_output_bytes)
+    return connectors
 
 
 __all__ = ["CREDENTIAL_TYPES", "ActionCall", "ClientSessions", "Connector", "build_connectors"]

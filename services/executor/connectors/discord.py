@@ -1,4 +1,4 @@
-"""Discord webhook: POST ``{"content"}``; 204 (or 200) means delivered; 429 carries ``retry_after``."""
+"""Discord webhook: POST ``{"content", "embeds"}``; 204 (or 200) means delivered; 429 carries ``retry_after``."""
 
 from __future__ import annotations
 
@@ -34,9 +34,14 @@ class DiscordConnector:
 
     async def __call__(self, call: ActionCall) -> dict[str, Any]:
         url = checked_webhook_url(call.secret, service="discord", hosts=self._hosts, allow_http=self._allow_http)
-        content = str(call.config.get("content", ""))
+        content = str(call.config.get("content") or "")
+        message: dict[str, Any] = {}
+        if call.config.get("content") is not None:
+            message["content"] = content
+        if call.config.get("embeds") is not None:
+            message["embeds"] = call.config["embeds"]
         try:
-            async with self._sessions.for_url(url).post(url, data=json_body({"content": content}),
+            async with self._sessions.for_url(url).post(url, data=json_body(message),
                                                         headers=JSON_HEADERS, allow_redirects=False) as resp:
                 body = await resp.text(errors="replace")
                 status, headers = resp.status, resp.headers

@@ -1,4 +1,4 @@
-"""Slack incoming webhook: POST ``{"text"}``; a 200 ``ok`` means delivered."""
+"""Slack incoming webhook: POST ``{"text"}`` (and ``blocks`` when given); a 200 ``ok`` means delivered."""
 
 from __future__ import annotations
 
@@ -23,8 +23,11 @@ class SlackConnector:
     async def __call__(self, call: ActionCall) -> dict[str, Any]:
         url = checked_webhook_url(call.secret, service="slack", hosts=self._hosts, allow_http=self._allow_http)
         text = str(call.config.get("text", ""))
+        message: dict[str, Any] = {"text": text}
+        if call.config.get("blocks") is not None:
+            message["blocks"] = call.config["blocks"]
         try:
-            async with self._sessions.for_url(url).post(url, data=json_body({"text": text}), headers=JSON_HEADERS,
+            async with self._sessions.for_url(url).post(url, data=json_body(message), headers=JSON_HEADERS,
                                                      allow_redirects=False) as resp:
                 body = await resp.text(errors="replace")
                 status, headers = resp.status, resp.headers
