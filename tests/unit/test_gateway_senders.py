@@ -1,0 +1,110 @@
+"""Webhook senders' signatures, checked against the providers' documented examples where they publish one.
+
+GitHub ("Validating webhook deliveries") and Slack ("Verifying requests from Slack") publish a secret,
+a payload and the signature they expect; both are used as is. Stripe and Shopify publish the algorithm
+only: those vectors are computed here from it (HMAC-SHA256 of ``<t>.<body>``, hex; of the body, base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+
+from services.gateway.hooks import senders
+from services.gateway.hooks.senders import HmacOptions
+from services.gateway.hooks.signature import SignatureError
+
+GITHUB_SECRET = b"It's a Secret to Everybody"
+GITHUB_BODY = b"Hello, World!"
+GITHUB_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+
+SLACK_SECRET = b"8f742231b10e8888abcd99yyyzzz85a5"
+SLACK_TIMESTAMP = "1531420618"
+SLACK_BODY = (b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+              b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+              b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIG"
+              b"lgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+SLACK_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+
+OTHER = b"another secret"
+
+
+def test_github_documented_example() -> None:
+    headers = {"X-Hub-Signature-256": GITHUB_SIGNATURE, "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"}
+    assert senders.github(headers, GITHUB_BODY, (OTHER, GITHUB_SECRET)) == "72d3162e-cc78-11e3-81ab-4c9367dc0958"
+    for bad in ({**headers, "X-Hub-Signature-256": GITHUB_SIGNATURE[:-1] + "0"},
+                {**headers, "X-Hub-Signature-256": GITHUB_SIGNATURE.replace("sha256", "sha1")},
+                {"X-GitHub-Delivery": "x"}):
+        with pytest.raises(SignatureError):
+            senders.github(bad, GITHUB_BODY, (GITHUB_SECRET,))
+    with pytest.raises(SignatureError):
+        senders.github(headers, GITHUB_BODY + b" ", (GITHUB_SECRET,))
+
+
+def test_slack_documented_example_and_its_timestamp() -> None:
+    headers = {"X-Slack-Signature": SLACK_SIGNATURE, "X-Slack-Request-Timestamp": SLACK_TIMESTAMP}
+    now = float(SLACK_TIMESTAMP) + 10
+    assert senders.slack(headers, SLACK_BODY, (SLACK_SECRET,), now=now, tolerance=300) is None
+    with pytest.raises(SignatureError, match="tolerance"):
+        senders.slack(headers, SLACK_BODY, (SLACK_SECRET,), now=now + 600, tolerance=300)
+    with pytest.raises(SignatureError, match="does not match"):
+        senders.slack(headers, SLACK_BODY, (OTHER,), now=now, tolerance=300)
+    # The Events API's event_id is the delivery id (Slack's retries carry the same one).
+    body = b'{"type":"event_callback","event_id":"Ev0PV52K21"}'
+    mac = hmac.new(SLACK_SECRET, b"v0:" + SLACK_TIMESTAMP.encode() + b":" + body, hashlib.sha256).hexdigest()
+    signed = {"X-Slack-Signature": "v0=" + mac, "X-Slack-Request-Timestamp": SLACK_TIMESTAMP}
+    assert senders.slack(signed, body, (SLACK_SECRET,), now=now, tolerance=300) == "Ev0PV52K21"
+
+
+def _stripe_header(secret: bytes, t: int, body: bytes) -> str:
+    return f"t={t},v1={hmac.new(secret, f'{t}.'.encode() + body, hashlib.sha256).hexdigest()},v0=ignored"
+
+
+def test_stripe_signature_tolerance_and_event_id() -> None:
+    body = b'{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","type":"payment_intent.succeeded"}'
+    t = 1_700_000_000
+    header = {"Stripe-Signature": _stripe_header(b"whsec_test", t, body)}
+    assert senders.stripe(header, body, (b"whsec_test",), now=t + 5, tolerance=300) == "evt_1NG8Du2eZvKYlo2CUI79vXWy"
+    with pytest.raises(SignatureError, match="tolerance"):
+        senders.stripe(header, body, (b"whsec_test",), now=t + 301, tolerance=300)
+    with pytest.raises(SignatureError, match="matches"):
+        senders.stripe(header, body.replace(b"succeeded", b"failed"), (b"whsec_test",), now=t, tolerance=300)
+    # Several v1 signatures (Stripe sends one per active secret while a secret rolls): any may match.
+    two = {"Stripe-Signature": f"t={t},v1={'00' * 32},v1=" + header["Stripe-Signature"].split("v1=")[1]}
+    assert senders.stripe(two, body, (b"whsec_test",), now=t, tolerance=300)
+
+
+def test_shopify_base64_signature_and_webhook_id() -> None:
+    body = b'{"id":820982911946154508,"email":"jon@example.com"}'
+    mac = base64.b64encode(hmac.new(b"shpss_secret", body, hashlib.sha256).digest()).decode()
+    headers = {"X-Shopify-Hmac-Sha256": mac, "X-Shopify-Webhook-Id": "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"}
+    assert senders.shopify(headers, body, (b"shpss_secret",)) == "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"
+    with pytest.raises(SignatureError):
+        senders.shopify({**headers, "X-Shopify-Hmac-Sha256": "not base64!"}, body, (b"shpss_secret",))
+    with pytest.raises(SignatureError):
+        senders.shopify(headers, body, (OTHER,))
+
+
+@pytest.mark.parametrize(("options", "render"), [
+    (HmacOptions(), lambda mac: mac.hex()),
+    (HmacOptions(header="X-Sig", encoding="base64"), lambda mac: base64.b64encode(mac).decode()),
+    (HmacOptions(header="X-Sig", prefix="sha256="), lambda mac: "sha256=" + mac.hex()),
+])
+def test_generic_hmac_sha256(options: HmacOptions, render) -> None:
+    body = b'{"n":1}'
+    value = render(hmac.new(b"k", body, hashlib.sha256).digest())
+    senders.hmac_sha256({options.header: value}, body, (b"k",), options)
+    with pytest.raises(SignatureError):
+        senders.hmac_sha256({options.header: value}, body, (b"other",), options)
+    with pytest.raises(SignatureError, match="missing"):
+        senders.hmac_sha256({}, body, (b"k",), options)
+
+
+def test_slack_url_verification_challenge_and_body_key() -> None:
+    assert senders.slack_challenge(b'{"type":"url_verification","challenge":"3eZbrw1aB"}') == "3eZbrw1aB"
+    assert senders.slack_challenge(b'{"type":"event_callback"}') is None
+    assert senders.slack_challenge(b"not json") is None
+    assert senders.body_key(b"a") == senders.body_key(b"a") != senders.body_key(b"b")
