@@ -10,6 +10,7 @@ exported.  Tests may pass their own exporter.
 from __future__ import annotations
 
 import os
+import traceback
 from functools import lru_cache
 from types import TracebackType
 
@@ -21,6 +22,8 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.trace import Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from libs.common.logs.redaction import current_redactor
 
 _configured = False
 
@@ -97,7 +100,8 @@ class ActiveSpan:
 
     Like ``start_as_current_span`` (an exception is recorded on the span and
     sets its status to ERROR), in one small object instead of nested
-    generator-based context managers.
+    generator-based context managers.  Inside ``redaction.redacting`` the
+    recorded message, stack trace and status leave out the work's secret values.
     """
 
     __slots__ = ("_span", "_token")
@@ -114,8 +118,15 @@ class ActiveSpan:
                  tb: TracebackType | None) -> None:
         try:
             if isinstance(exc, Exception) and self._span.is_recording():
-                self._span.record_exception(exc)
-                self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                redactor = current_redactor()
+                if redactor:
+                    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                    self._span.record_exception(exc, attributes={"exception.message": redactor.text(str(exc)),
+                                                                 "exception.stacktrace": redactor.text(stack)})
+                    self._span.set_status(Status(StatusCode.ERROR, redactor.text(f"{type(exc).__name__}: {exc}")))
+                else:
+                    self._span.record_exception(exc)
+                    self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         finally:
             context.detach(self._token)  # type: ignore[arg-type]
             self._span.end()
