@@ -106,6 +106,13 @@ class KekRing:
     def kids(self) -> list[str]:
         return list(self._keks)
 
+    def key(self, kek_id: str) -> bytes:
+        """The KEK named ``kek_id`` (for the other things sealed with it: ``webhook_vault``)."""
+        kek = self._keks.get(kek_id)
+        if kek is None:
+            raise KeyUnavailable(kek_id)
+        return kek
+
     def encrypt(self, tenant_id: uuid.UUID, credential_id: uuid.UUID, secret: dict[str, Any]) -> Sealed:
         dek = AESGCM.generate_key(bit_length=256)
         ciphertext = _seal(dek, json.dumps(secret, separators=(",", ":")).encode(),
