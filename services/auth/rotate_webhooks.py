@@ -12,8 +12,9 @@ import uuid
 
 import asyncpg
 
-from services.auth.vault import DecryptError, KekRing
-from services.auth.webhook_vault import rewrap
+from libs.common.keyring import DecryptError
+from libs.common.webhook_vault import rewrap
+from services.auth.vault import KekRing
 
 log = logging.getLogger("services.auth.rotate")
 

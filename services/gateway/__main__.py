@@ -8,8 +8,8 @@ import sys
 from aiohttp import web
 
 from libs.common.http.serve import run
+from libs.common.keyring import KeyConfigError
 from libs.common.logs import configure_logging
-from services.auth.signing_keys import KeyConfigError
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 

@@ -31,7 +31,7 @@ import asyncpg
 
 from libs.common.http.errors import ServiceUnavailable
 from libs.common.http.unavailable import is_database_unavailable
-from services.auth.vault import DecryptError, KekRing, KeyUnavailable
+from libs.common.keyring import DecryptError, KeyRing, KeyUnavailable
 from services.gateway.hooks import secret_store
 from services.gateway.hooks.signature import secret_key
 
@@ -60,7 +60,7 @@ WHERE id = $1 AND deleted_at IS NULL AND is_active AND trigger_type = 'webhook'
 """
 
 
-def pool_loader(pool: asyncpg.Pool, ring: KekRing) -> Loader:
+def pool_loader(pool: asyncpg.Pool, ring: KeyRing) -> Loader:
     async def load(workflow_id: uuid.UUID) -> WebhookTarget | None:
         row = await pool.fetchrow(_LOOKUP, workflow_id)
         if row is None:

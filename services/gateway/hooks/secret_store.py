@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from services.auth.vault import KekRing, load_kek_ring
-from services.auth.webhook_vault import SealedSecret, open_secret, seal
+from libs.common.keyring import KeyRing, load_keks
+from libs.common.webhook_vault import SealedSecret, open_secret, seal
 from services.gateway.settings import GatewaySettings
 
 log = logging.getLogger(__name__)
@@ -57,13 +57,14 @@ class OpenSecret:
     valid_until: datetime | None  # None: the current secret
 
 
-async def load_ring(settings: GatewaySettings) -> KekRing:
+async def load_ring(settings: GatewaySettings) -> KeyRing:
     """The vault's keyring, from the same settings auth reads (blocking file I/O runs in a thread)."""
-    return await asyncio.to_thread(load_kek_ring, env_spec=settings.keks, keys_dir=settings.keks_dir,
+    keks = await asyncio.to_thread(load_keks, env_spec=settings.keks, keys_dir=settings.keks_dir,
                                    dev_mode=settings.dev_mode, dev_dir=settings.dev_keys_dir)
+    return KeyRing(keks)
 
 
-async def _insert(conn: asyncpg.Connection, ring: KekRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
+async def _insert(conn: asyncpg.Connection, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
                   secret: str, valid_until: datetime | None) -> None:
     secret_id = uuid.uuid4()
     sealed = seal(ring, tenant_id, workflow_id, secret_id, secret)
@@ -71,12 +72,12 @@ async def _insert(conn: asyncpg.Connection, ring: KekRing, tenant_id: uuid.UUID,
                        sealed.ciphertext, valid_until)
 
 
-async def add_current(conn: asyncpg.Connection, ring: KekRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
+async def add_current(conn: asyncpg.Connection, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
                       secret: str) -> None:
     await _insert(conn, ring, tenant_id, workflow_id, secret, None)
 
 
-async def rotate(conn: asyncpg.Connection, ring: KekRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
+async def rotate(conn: asyncpg.Connection, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
                  secret: str, until: datetime) -> None:
     """``secret`` becomes current; the current one stays valid until ``until``; expired ones go."""
     await conn.execute("DELETE FROM webhook_secrets WHERE workflow_id = $1 AND valid_until <= now()", workflow_id)
@@ -90,7 +91,7 @@ async def remove_all(conn: asyncpg.Connection, workflow_id: uuid.UUID) -> None:
     await conn.execute(_CLEAR_LEGACY, workflow_id)
 
 
-async def read(conn: asyncpg.Connection | asyncpg.Pool, ring: KekRing, tenant_id: uuid.UUID,
+async def read(conn: asyncpg.Connection | asyncpg.Pool, ring: KeyRing, tenant_id: uuid.UUID,
                workflow_id: uuid.UUID) -> list[OpenSecret]:
     """The secrets valid now, current first; raises ``DecryptError`` (``KeyUnavailable``) as the vault does."""
     rows = await conn.fetch(_READ, workflow_id)
@@ -99,7 +100,7 @@ async def read(conn: asyncpg.Connection | asyncpg.Pool, ring: KekRing, tenant_id
                        row["valid_until"]) for row in rows]
 
 
-async def _seal_legacy_rows(conn: asyncpg.Connection, ring: KekRing, rows: list[asyncpg.Record]) -> None:
+async def _seal_legacy_rows(conn: asyncpg.Connection, ring: KeyRing, rows: list[asyncpg.Record]) -> None:
     now = datetime.now(UTC)
     for row in rows:
         workflow_id, tenant_id = row["id"], row["tenant_id"]
@@ -114,13 +115,13 @@ async def _seal_legacy_rows(conn: asyncpg.Connection, ring: KekRing, rows: list[
         await conn.execute(_CLEAR_LEGACY, workflow_id)
 
 
-async def seal_legacy_one(conn: asyncpg.Connection, ring: KekRing, workflow_id: uuid.UUID) -> None:
+async def seal_legacy_one(conn: asyncpg.Connection, ring: KeyRing, workflow_id: uuid.UUID) -> None:
     """Seal the plaintext secrets of one workflow, if it still has any (inside the caller's transaction)."""
     rows = await conn.fetch(_LEGACY.format(only="AND id = $2"), 1, workflow_id)
     await _seal_legacy_rows(conn, ring, rows)
 
 
-async def seal_legacy(pool: asyncpg.Pool, ring: KekRing, *, batch: int = LEGACY_BATCH) -> int:
+async def seal_legacy(pool: asyncpg.Pool, ring: KeyRing, *, batch: int = LEGACY_BATCH) -> int:
     """Seal every plaintext secret left in ``workflows``, a batch per transaction; returns the workflows done."""
     done = 0
     while True:

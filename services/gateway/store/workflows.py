@@ -16,8 +16,8 @@ from typing import Any
 import asyncpg
 
 from libs.common.http.errors import Conflict, Forbidden, NotFound
+from libs.common.keyring import KeyRing
 from libs.common.models.workflows import WorkflowCreate, WorkflowDefinition
-from services.auth.vault import KekRing
 from services.gateway.hooks import secret_store
 from services.gateway.hooks.signature import new_secret
 from services.gateway.outbox import add_change
@@ -81,7 +81,7 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, wor
 
 
 async def create(pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate, *,
-                 max_workflows: int, ring: KekRing) -> dict[str, Any]:
+                 max_workflows: int, ring: KeyRing) -> dict[str, Any]:
     """A new workflow at version 1, unless the tenant already has ``max_workflows`` (422)."""
     workflow_id = uuid.uuid4()
     definition = _definition(body)
@@ -111,7 +111,7 @@ async def create(pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate,
 
 
 async def _new_version(conn: asyncpg.Connection, row: asyncpg.Record, definition: dict[str, Any],
-                       *, is_active: bool, change: str, ring: KekRing) -> tuple[int, str | None]:
+                       *, is_active: bool, change: str, ring: KeyRing) -> tuple[int, str | None]:
     """Append ``definition`` as the next version and make it current. Returns (version, new secret)."""
     version = int(row["current_version"]) + 1
     trigger_type = definition["trigger"]["type"]
@@ -134,7 +134,7 @@ async def _new_version(conn: asyncpg.Connection, row: asyncpg.Record, definition
 
 
 async def replace(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                  body: WorkflowCreate, *, ring: KekRing) -> dict[str, Any]:
+                  body: WorkflowCreate, *, ring: KeyRing) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         row = await get(conn, tenant_id, workflow_id, lock=True)
         _, secret = await _new_version(conn, row, _definition(body), is_active=body.is_active, change="updated",
@@ -143,7 +143,7 @@ async def replace(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UU
 
 
 async def rollback(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                   target: int, *, ring: KekRing) -> dict[str, Any]:
+                   target: int, *, ring: KeyRing) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         row = await get(conn, tenant_id, workflow_id, lock=True)
         definition = await conn.fetchval(
@@ -201,7 +201,7 @@ async def delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUI
 
 
 async def rotate_secret(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                        overlap_seconds: int, *, ring: KekRing) -> dict[str, Any]:
+                        overlap_seconds: int, *, ring: KeyRing) -> dict[str, Any]:
     """A new current secret; every earlier one still inside its overlap stays valid until its own end."""
     secret = new_secret()
     async with pool.acquire() as conn, conn.transaction():

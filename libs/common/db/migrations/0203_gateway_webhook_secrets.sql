@@ -3,7 +3,7 @@
 -- One row per secret: `valid_until` NULL is the workflow's current secret (one at most); a
 -- rotation sets the current one's `valid_until` to the end of its overlap and adds a new current
 -- one, so every earlier secret still inside its window keeps verifying.  The secret is sealed like
--- a credential (services/auth/webhook_vault.py): `kek_id`, `wrapped_dek` (nonce || sealed data
+-- a credential (libs/common/webhook_vault.py): `kek_id`, `wrapped_dek` (nonce || sealed data
 -- key), `ciphertext` (nonce || sealed secret).
 --
 -- The plaintext columns of `workflows` (webhook_secret, webhook_secret_prev,
