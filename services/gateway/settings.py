@@ -81,6 +81,8 @@ class GatewaySettings(ServiceSettings):
     keks: str | None = Field(default=None, validation_alias="IPAAS_AUTH_KEKS")
     keks_dir: Path | None = Field(default=None, validation_alias="IPAAS_AUTH_KEKS_DIR")
     dev_keys_dir: Path = Field(default=Path(".local/auth"), validation_alias="IPAAS_AUTH_DEV_KEYS_DIR")
+    # How often IPAAS_AUTH_KEKS_DIR is re-read (as auth does; 0: never).
+    keys_reload_seconds: float = Field(default=30.0, ge=0, validation_alias="IPAAS_AUTH_KEYS_RELOAD_SECONDS")
     # A disable or delete answers once the runs already claimed have finished (at most this long).
     disable_wait_seconds: float = Field(default=10.0, ge=0)
 

@@ -7,6 +7,7 @@ import base64
 import json
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -14,6 +15,7 @@ import pytest
 
 from libs.common.bus import Bus
 from services.gateway.hooks.signature import new_secret
+from services.gateway.keys import KEKS
 from tests.helpers.auth_setup import new_kek
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
@@ -158,3 +160,25 @@ async def test_rotate_keys_rewraps_webhook_secrets_as_the_auth_role(
     # One that holds only the old key cannot open them: the webhook is refused as unavailable, not accepted.
     async with running_gateway(database_url, nats_url, IPAAS_AUTH_KEKS=k1) as gw:
         assert await _post(gw, made[1][0], made[1][1]) == 503
+
+
+async def test_a_new_kek_in_the_directory_seals_new_secrets_without_a_restart(
+        database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection, tmp_path: Path) -> None:
+    keys = tmp_path / "keks"
+    keys.mkdir()
+    (keys / "2026-01.key").write_text(new_kek("x").split(":", 1)[1])
+    overrides: dict[str, Any] = {"IPAAS_AUTH_KEKS": None, "IPAAS_AUTH_KEKS_DIR": keys,
+                                 "IPAAS_AUTH_KEYS_RELOAD_SECONDS": 0.2}
+    async with running_gateway(database_url, nats_url, **overrides) as gw:
+        tenant_id = await tenant(database_url)
+        first, first_secret = await create_webhook_workflow(gw, tenant_id)
+        (keys / "2026-02.key").write_text(new_kek("x").split(":", 1)[1])  # sorts last: seals from now on
+
+        await wait_until(lambda: gw.app[KEKS].ring.primary_id == "2026-02", timeout=10,
+                         message="the gateway to load the new KEK")
+        second, second_secret = await create_webhook_workflow(gw, tenant_id)
+        kek_of = {str(r["workflow_id"]): r["kek_id"] for r in await db.fetch(
+            "SELECT workflow_id, kek_id FROM webhook_secrets WHERE workflow_id = ANY($1::uuid[])",
+            [uuid.UUID(first), uuid.UUID(second)])}
+        assert kek_of == {first: "2026-01", second: "2026-02"}
+        assert [await _post(gw, first, first_secret), await _post(gw, second, second_secret)] == [202, 202]

@@ -28,6 +28,7 @@ from services.executor.deferred import Waker
 from services.executor.store import ExecutionStore, Outcome, Parcel, Parking
 from services.executor.workflows import WorkflowReader
 from services.gateway.hooks.cache import pool_loader
+from services.gateway.hooks.key_reload import KeyHolder
 from services.gateway.outbox import CHANNEL, OutboxRelay
 from services.gateway.store import executions as gw_executions
 from services.gateway.store import pages as gw_pages
@@ -116,12 +117,12 @@ async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
             await gw_workflows.rollback(pool, tenant, wf, 1, ring=ring)
             _, page = await gw_pages.versions_page(pool, tenant, wf, 10, 0, 1 << 20)
             assert len(page.rows) == 3
-            target = await pool_loader(pool, ring)(wf)
+            target = await pool_loader(pool, KeyHolder(ring))(wf)
             assert target is not None and len(target.keys(datetime.now(UTC).timestamp())) == 2
             # A secret still in the plaintext column (written before it was sealed) is sealed by the look-up.
             legacy = await create_workflow(db, tenant, {"name": "old", "trigger": {"type": "webhook"},
                                                         "action": HTTP_ACTION}, webhook_secret="whsec_c2VjcmV0")
-            assert await pool_loader(pool, ring)(legacy) is not None
+            assert await pool_loader(pool, KeyHolder(ring))(legacy) is not None
             assert await db.fetchval("SELECT webhook_secret FROM workflows WHERE id = $1", legacy) is None
             await gw_workflows.set_active(pool, tenant, wf, False)
             assert await gw_workflows.wait_for_runs(pool, wf, 0.1) == 0

@@ -26,6 +26,7 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import asyncpg
 
@@ -60,12 +61,16 @@ WHERE id = $1 AND deleted_at IS NULL AND is_active AND trigger_type = 'webhook'
 """
 
 
-def pool_loader(pool: asyncpg.Pool, ring: KeyRing) -> Loader:
+class Keys(Protocol):
+    ring: KeyRing  # the current keyring (services.gateway.hooks.key_reload.KeyHolder)
+
+
+def pool_loader(pool: asyncpg.Pool, keys: Keys) -> Loader:
     async def load(workflow_id: uuid.UUID) -> WebhookTarget | None:
         row = await pool.fetchrow(_LOOKUP, workflow_id)
         if row is None:
             return None
-        tenant_id = row["tenant_id"]
+        tenant_id, ring = row["tenant_id"], keys.ring
         try:
             if row["plaintext"]:  # written before secrets were sealed: seal it now
                 async with pool.acquire() as conn, conn.transaction():

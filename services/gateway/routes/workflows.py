@@ -55,7 +55,7 @@ async def create_workflow(request: web.Request) -> web.Response:
     check_definition(body, s)
     out = WorkflowOut.model_validate(
         await store.create(request.app[POOL], tenant(request), body, max_workflows=s.max_workflows_per_tenant,
-                           ring=request.app[KEKS]))
+                           ring=request.app[KEKS].ring))
     request.app[CACHE].invalidate(out.id)
     return ok(out, status=201)
 
@@ -81,7 +81,7 @@ async def replace_workflow(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
     body = await _body(request, WorkflowCreate)
     check_definition(body, request.app[SETTINGS])
-    out = await store.replace(request.app[POOL], tenant(request), workflow_id, body, ring=request.app[KEKS])
+    out = await store.replace(request.app[POOL], tenant(request), workflow_id, body, ring=request.app[KEKS].ring)
     request.app[CACHE].invalidate(workflow_id)
     return ok(WorkflowOut.model_validate(out, context=STORED))
 
@@ -126,7 +126,7 @@ async def rollback_workflow(request: web.Request) -> web.Response:
     # Versions are immutable: what is checked here is what the rollback makes current.
     definition = await store.version_definition(pool, tenant_id, workflow_id, body.version)
     check_schedule(definition, request.app[SETTINGS].schedule.min_interval_seconds)
-    out = await store.rollback(pool, tenant_id, workflow_id, body.version, ring=request.app[KEKS])
+    out = await store.rollback(pool, tenant_id, workflow_id, body.version, ring=request.app[KEKS].ring)
     request.app[CACHE].invalidate(workflow_id)
     return ok(WorkflowOut.model_validate(out, context=STORED))
 
@@ -135,7 +135,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
     s = request.app[SETTINGS]
     out = await store.rotate_secret(request.app[POOL], tenant(request), workflow_id,
-                                    s.webhook_secret_overlap_seconds, ring=request.app[KEKS])
+                                    s.webhook_secret_overlap_seconds, ring=request.app[KEKS].ring)
     request.app[CACHE].invalidate(workflow_id)
     return ok(SecretRotatedOut.model_validate(out))
 
