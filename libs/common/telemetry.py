@@ -12,6 +12,7 @@ Tests may pass their own exporter or processor, which turns recording on.
 from __future__ import annotations
 
 import os
+import traceback
 from collections.abc import Sequence
 from functools import lru_cache
 from types import TracebackType
@@ -26,6 +27,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, Sam
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
+
+from libs.common.logs.redaction import current_redactor
 
 _configured = False
 
@@ -130,7 +133,8 @@ class ActiveSpan:
 
     Like ``start_as_current_span`` (an exception is recorded on the span and
     sets its status to ERROR), in one small object instead of nested
-    generator-based context managers.
+    generator-based context managers.  Inside ``redaction.redacting`` the
+    recorded message, stack trace and status leave out the work's secret values.
     """
 
     __slots__ = ("_span", "_token")
@@ -147,8 +151,15 @@ class ActiveSpan:
                  tb: TracebackType | None) -> None:
         try:
             if isinstance(exc, Exception) and self._span.is_recording():
-                self._span.record_exception(exc)
-                self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                redactor = current_redactor()
+                if redactor:
+                    stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+                    self._span.record_exception(exc, attributes={"exception.message": redactor.text(str(exc)),
+                                                                 "exception.stacktrace": redactor.text(stack)})
+                    self._span.set_status(Status(StatusCode.ERROR, redactor.text(f"{type(exc).__name__}: {exc}")))
+                else:
+                    self._span.record_exception(exc)
+                    self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
         finally:
             context.detach(self._token)  # type: ignore[arg-type]
             self._span.end()

@@ -1,5 +1,7 @@
 """``python -m services.auth rotate-keys``: re-wrap every data key under the primary KEK.
 
+Credentials first, then the gateway's webhook secrets (:mod:`services.auth.rotate_webhooks`).
+
 Online: each batch is its own short transaction with ``FOR UPDATE SKIP
 LOCKED``, and only the wrapped DEK changes (the ciphertext stays), so the
 service keeps resolving credentials throughout.  Idempotent and resumable:
@@ -21,6 +23,7 @@ import asyncpg
 
 from libs.common.db import create_pool
 from libs.common.logs import configure_logging
+from services.auth.rotate_webhooks import REMAINING, rotate_webhook_secrets
 from services.auth.settings import AuthSettings
 from services.auth.signing_keys import KeyConfigError
 from services.auth.vault import DecryptError, KekRing, Sealed, load_kek_ring
@@ -72,8 +75,13 @@ async def rotate(pool: asyncpg.Pool, keks: KekRing, *, batch_size: int = BATCH_S
             last_id = rows[-1]["id"]
         log.info("rotation progress", extra={"rewrapped": report.rewrapped, "failed": report.failed,
                                              "of": total})
+    hooks_rewrapped, hooks_failed = await rotate_webhook_secrets(pool, keks, batch_size=batch_size)
+    report.rewrapped += hooks_rewrapped
+    report.failed += hooks_failed
     report.remaining = await pool.fetchval("SELECT count(*) FROM credentials WHERE kek_id <> $1", primary)
+    report.remaining += await pool.fetchval(REMAINING, primary)
     log.info("rotation finished", extra={"primary_kek": primary, "rewrapped": report.rewrapped,
+                                         "webhook_secrets_rewrapped": hooks_rewrapped,
                                          "failed": report.failed, "remaining_on_old_keks": report.remaining})
     return report
 

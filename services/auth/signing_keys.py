@@ -32,11 +32,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from libs.common.keyring import KeyConfigError as KeyConfigError  # shared by every key this service loads
+
 log = logging.getLogger(__name__)
-
-
-class KeyConfigError(Exception):
-    """Keys are missing or unreadable; the service cannot start."""
 
 
 def _b64url(raw: bytes) -> str:

@@ -31,6 +31,7 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from libs.common.bus import Bus
+from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.api import DryRunCommand, DryRunResult
 from services.executor.dry_run_limits import Admissions, DryRunLimits, Refusal, deadline
 from services.executor.errors import ActionError
@@ -136,6 +137,11 @@ class DryRunResponder:
         return _refused("deadline_passed")
 
     async def _execute(self, req: DryRunCommand, until: float) -> bytes:
+        # The credential's values never come back in the reply, nor in a log line written meanwhile.
+        with redacting(Redactor()) as redactor:
+            return await self._execute_redacted(req, until, redactor)
+
+    async def _execute_redacted(self, req: DryRunCommand, until: float, redactor: Redactor) -> bytes:
         started = time.perf_counter()
         try:
             async with asyncio.timeout_at(until) as window:
@@ -143,12 +149,13 @@ class DryRunResponder:
                     call = await self._runner.prepare(tenant_id=req.tenant_id, event_id=uuid.uuid4(),
                                                       definition=req.workflow, payload=req.payload,
                                                       event={"id": None, "trigger": "manual", "dry_run": True})
+                    redactor.add_secret(call.secret)
                     output = await self._runner.call(req.workflow.action.type, call)
                 except TemplateError as exc:
-                    return _reply("failed", None, safe_error(exc.message), _elapsed(started), error_code=exc.code,
-                                  error_field=exc.field)
+                    return _reply("failed", None, safe_error(exc.message, redactor=redactor), _elapsed(started),
+                                  error_code=exc.code, error_field=exc.field)
                 except ActionError as exc:
-                    return _reply("failed", None, safe_error(exc.message), _elapsed(started))
+                    return _reply("failed", None, safe_error(exc.message, redactor=redactor), _elapsed(started))
         except TimeoutError:
             if not window.expired():
                 log.exception("dry run failed unexpectedly")
@@ -160,7 +167,7 @@ class DryRunResponder:
         except Exception as exc:
             log.exception("dry run failed unexpectedly")
             return _reply("failed", None, f"internal error: {type(exc).__name__}", _elapsed(started))
-        return _reply("succeeded", self._runner.safe_output(output), None, _elapsed(started))
+        return _reply("succeeded", self._runner.safe_output(output, redactor), None, _elapsed(started))
 
 
 def _elapsed(started: float) -> int:

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from libs.common.logs import mask_truncated, mask_value
+from libs.common.logs.redaction import Redactor
 from libs.common.models.workflows import WorkflowDefinition
 from libs.common.templates import TemplateEngine
 from services.executor.connectors import CREDENTIAL_TYPES, ActionCall, Connector
@@ -84,19 +85,27 @@ class ActionRunner:
         return {"truncated": True, "size": len(raw),
                 "preview": mask_truncated(raw[: self._max_input].decode("utf-8", "replace"), self._max_input)}
 
-    def safe_output(self, output: Any) -> Any:
-        """Masked, and cut down when larger than ``max_output_bytes``.
+    def safe_output(self, output: Any, redactor: Redactor | None = None) -> Any:
+        """Redacted (the values ``redactor`` holds), masked, and cut down when larger than ``max_output_bytes``.
 
         A string is cut to ``max_output_bytes`` characters before it is masked:
         one that long makes the whole output a preview anyway.
         """
+        if redactor:
+            output = redactor.value(output)
         masked = mask_value(output, self._max_output)
+        if redactor:
+            masked = redactor.value(masked)  # a cut may have left the start of a value at a string's end
         raw = orjson.dumps(masked, default=str)
         if len(raw) <= self._max_output:
             return masked
-        return {"truncated": True, "preview": raw[: self._max_output].decode("utf-8", "replace")}
+        preview = raw[: self._max_output].decode("utf-8", "replace")
+        return {"truncated": True, "preview": redactor.text(preview) if redactor else preview}
 
 
-def safe_error(message: str, limit: int = 2000) -> str:
-    """The error text to store: masked, at most ``limit`` characters (cut first, so a long one costs little)."""
-    return mask_truncated(message, limit)
+def safe_error(message: str, limit: int = 2000, redactor: Redactor | None = None) -> str:
+    """The error text to store: redacted, masked, at most ``limit`` characters (cut first, so a long one
+    costs little)."""
+    if not redactor:
+        return mask_truncated(message, limit)
+    return redactor.text(mask_truncated(redactor.text(message), limit))

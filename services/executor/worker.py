@@ -37,6 +37,7 @@ from opentelemetry.trace import SpanKind
 
 from libs.common.bus import Bus, BusError
 from libs.common.db.errors import STORAGE_ERRORS
+from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.events import DeadLetter, EventEnvelope, Trigger, UndecodableEvent, dlq_subject
 from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition
 from libs.common.telemetry import ActiveSpan, current_trace_id, direct_tracer
@@ -119,9 +120,11 @@ class EventWorker:
                         "messaging.consumer.group.name": self._opt.consumer,
                         "messaging.operation.type": "process"},
         )
-        with ActiveSpan(span):
+        # The event's secrets, once resolved: kept out of its outcome, its log lines and its span.
+        redactor = Redactor()
+        with redacting(redactor), ActiveSpan(span):
             try:
-                await self._process(msg, held)
+                await self._process(msg, held, redactor)
             except STORAGE_ERRORS as exc:
                 # Postgres away before anything was decided: the message goes back for later.
                 log.warning("storage unavailable; event released", extra={"error": type(exc).__name__,
@@ -129,7 +132,7 @@ class EventWorker:
                 await self._release_lease(held)
                 await _nak(msg, STORAGE_RETRY_SECONDS)
 
-    async def _process(self, msg: Msg, held: Held) -> None:
+    async def _process(self, msg: Msg, held: Held, redactor: Redactor) -> None:
         parcel = Parcel(msg.subject, msg.data, trace_headers(msg.headers))
         try:
             event = parse_envelope(msg.subject, msg.data)
@@ -154,9 +157,10 @@ class EventWorker:
             if await self._overlaps(event, definition):
                 fate = Finish("skipped", "skipped: the previous scheduled run is still running")
             else:
-                fate, output, duration_ms, tried = await self._try(event, definition, fate.attempt)
+                fate, output, duration_ms, tried = await self._try(event, definition, fate.attempt, redactor)
         await self._carry_out(msg, held, event, parcel, fate, connector, attempt=claim.attempt or 0,
-                              trace_id=trace_id, output=output, duration_ms=duration_ms, tried=tried)
+                              trace_id=trace_id, output=output, duration_ms=duration_ms, tried=tried,
+                              redactor=redactor)
 
     async def _claim(self, event: EventEnvelope, trace_id: str | None, held: Held) -> ClaimView | Unclaimable:
         """The claim; ``held`` names the event once its row is this replica's.
@@ -185,13 +189,13 @@ class EventWorker:
         return await self._store.overlapping_run(event.workflow_id, event.event_id)
 
     async def _try(self, event: EventEnvelope, definition: WorkflowDefinition,
-                   attempt: int) -> tuple[Finish, Any, int, Tried]:
+                   attempt: int, redactor: Redactor) -> tuple[Finish, Any, int, Tried]:
         """One try of the action; returns the decided outcome, the output, the duration and the history row."""
         action_type = definition.action.type
         tenant = str(event.tenant_id)
         started_at = datetime.now(UTC)
         started = time.perf_counter()
-        result, output = await self._call(event, definition, tenant, action_type)
+        result, output = await self._call(event, definition, tenant, action_type, redactor)
         duration = time.perf_counter() - started
         if result.kind == "breaker":
             self._metrics.breaker_refusals.labels(action_type).inc()
@@ -202,7 +206,7 @@ class EventWorker:
         return finish, output, int(duration * 1000), Tried(started_at, result.http_status)
 
     async def _call(self, event: EventEnvelope, definition: WorkflowDefinition, tenant: str,
-                    action_type: str) -> tuple[TryResult, Any]:
+                    action_type: str, redactor: Redactor) -> tuple[TryResult, Any]:
         try:
             trial = self._breakers.admit(tenant, action_type)
         except BreakerOpen as exc:
@@ -224,6 +228,7 @@ class EventWorker:
         except BaseException:
             self._breakers.release(tenant, action_type, trial=trial)
             raise
+        redactor.add_secret(call.secret)
         try:
             output = await self._runner.call(action_type, call)
         except PermanentError as exc:
@@ -248,7 +253,8 @@ class EventWorker:
 
     async def _carry_out(self, msg: Msg, held: Held, event: EventEnvelope, parcel: Parcel, fate: Fate,
                          connector: str, *, attempt: int, trace_id: str | None, output: Any = None,
-                         duration_ms: int | None = None, tried: Tried | None = None) -> None:
+                         duration_ms: int | None = None, tried: Tried | None = None,
+                         redactor: Redactor | None = None) -> None:
         if isinstance(fate, Ack):
             await self._ack(msg)
             return
@@ -262,8 +268,9 @@ class EventWorker:
         # The input is kept once per event: sent with its first outcome, and with a final one.
         keep_input = attempt <= 1 or fate.status != "failed"
         outcome = Outcome(event=event, status=fate.status, parcel=parcel, attempts=attempt,
-                          duration_ms=duration_ms, error=safe_error(fate.error) if fate.error else None,
-                          output=self._runner.safe_output(output) if output is not None else None,
+                          duration_ms=duration_ms,
+                          error=safe_error(fate.error, redactor=redactor) if fate.error else None,
+                          output=self._runner.safe_output(output, redactor) if output is not None else None,
                           trace_id=trace_id, park=park, tried=tried,
                           input=self._runner.safe_input(event.payload) if keep_input else None)
         written = await self._write(outcome)

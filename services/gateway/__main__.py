@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import logging
+import sys
+
 from aiohttp import web
 
 from libs.common.http.serve import run
+from libs.common.keyring import KeyConfigError
 from libs.common.logs import configure_logging
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 
+log = logging.getLogger("services.gateway")
 
-def main() -> None:
+
+def main() -> int:
     settings = GatewaySettings()
     configure_logging("gateway", settings.log_level)
 
     async def factory() -> web.Application:
         return create_app(settings)
 
-    run(factory, settings.http, drain_delay=settings.drain_delay_seconds)
+    try:
+        run(factory, settings.http, drain_delay=settings.drain_delay_seconds)
+    except KeyConfigError as exc:
+        log.error("gateway cannot start", extra={"reason": str(exc)})
+        return 2
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

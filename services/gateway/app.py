@@ -16,6 +16,7 @@ from libs.common.auth.revocations import RevocationFeed, feed_url_for
 from libs.common.bus import Bus
 from libs.common.bus.provision import Needs, ProvisionGate
 from libs.common.db import create_pool
+from libs.common.db.errors import STORAGE_ERRORS
 from libs.common.http.app import base_app
 from libs.common.http.client_ip import parse_networks
 from libs.common.http.keys import METRICS, READINESS_CHECKS, RETRY_AFTER, SHUTTING_DOWN
@@ -25,12 +26,15 @@ from services.gateway import openapi
 from services.gateway.hooks.cache import WorkflowCache, pool_loader
 from services.gateway.hooks.ingest import ingest
 from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
+from services.gateway.hooks.key_reload import KeyHolder, reload_keys
 from services.gateway.hooks.ratelimit import TenantRateLimiter
+from services.gateway.hooks.secret_store import load_ring, seal_legacy
 from services.gateway.keys import (
     BAD_SIGNATURES,
     BUS,
     CACHE,
     HTTP,
+    KEKS,
     LIMITER,
     POOL,
     SETTINGS,
@@ -53,6 +57,7 @@ CORS_EXPOSE_HEADERS = ("X-Request-Id", "traceparent", "Retry-After")
 @asynccontextmanager
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     s = app[SETTINGS]
+    app[KEKS] = keys = KeyHolder(await load_ring(s))  # no keyring: the gateway does not start (KeyConfigError)
     app[HTTP] = aiohttp.ClientSession(auto_decompress=False)
     # The verifier and the revocation feed own their sessions: the forwarding session does not decompress.
     revocations = RevocationFeed(s.revocations_url or feed_url_for(s.jwks_url), poll_seconds=s.revocation_poll_seconds,
@@ -60,11 +65,18 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     revocations.start()
     app[VERIFIER] = JwksVerifier(s.jwks_url, issuer=s.jwt_issuer, audience=s.jwt_audience, revocations=revocations)
     app[POOL] = pool = await create_pool(s.db)
+    try:
+        sealed = await seal_legacy(pool, keys.ring)
+    except STORAGE_ERRORS as exc:  # the look-up seals a workflow's secret anyway when it meets one
+        log.warning("plaintext webhook secrets not sealed at start", extra={"error": type(exc).__name__})
+    else:
+        if sealed:
+            log.info("plaintext webhook secrets sealed at start", extra={"workflows": sealed})
     app[BUS] = bus = await Bus.connect(s.nats, name="gateway", inbox_prefix=s.nats_inbox_prefix)
     # Provisioned by the provisioning step (or here, with IPAAS_NATS_PROVISION=true); until then not ready.
     nats_setup = ProvisionGate(bus, Needs((s.nats.events_stream, s.nats.changes_stream)))
     await nats_setup.start()
-    app[CACHE] = cache = WorkflowCache(pool_loader(pool), ttl=s.cache_ttl_seconds,
+    app[CACHE] = cache = WorkflowCache(pool_loader(pool, keys), ttl=s.cache_ttl_seconds,
                                        negative_ttl=s.cache_negative_ttl_seconds, max_entries=s.cache_max_entries,
                                        stale=s.cache_stale_seconds)
     app[LIMITER] = limiter = TenantRateLimiter.share(s.webhook_rate_per_second, s.webhook_burst,
@@ -79,6 +91,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                                      publish_timeout=s.nats.publish_timeout_seconds,
                                      max_attempts=s.outbox_max_attempts, registry=app[METRICS].registry)
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+    reload_task = None
+    if s.keks_dir is not None and s.keys_reload_seconds > 0:
+        reload_task = asyncio.create_task(reload_keys(s, keys, app[SHUTTING_DOWN]), name="key-reload")
 
     async def db_ready() -> bool:
         return bool(await pool.fetchval("SELECT 1"))
@@ -97,6 +112,10 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         relay.stop()
         with suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(relay_task, timeout=10)
+        if reload_task is not None:
+            reload_task.cancel()
+            with suppress(asyncio.CancelledError):
+                await reload_task
         with suppress(Exception):
             await subscription.unsubscribe()
         await bus.drain()

@@ -12,6 +12,7 @@ from libs.common.auth.jwt_verify import Claims, JwksVerifier
 from libs.common.bus import Bus
 from libs.common.ratelimit import TokenBuckets
 from services.gateway.hooks.cache import WorkflowCache
+from services.gateway.hooks.key_reload import KeyHolder
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.settings import GatewaySettings
 
@@ -22,6 +23,8 @@ VERIFIER = web.AppKey("verifier", JwksVerifier)
 HTTP = web.AppKey("http", aiohttp.ClientSession)
 CACHE = web.AppKey("cache", WorkflowCache)
 LIMITER = web.AppKey("limiter", TenantRateLimiter)
+# The vault's key-encryption keys: webhook secrets are sealed with them.
+KEKS = web.AppKey("keks", KeyHolder)
 # Peers whose X-Forwarded-For is believed; bad webhook signatures per source.
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", list[ipaddress.IPv4Network | ipaddress.IPv6Network])
 BAD_SIGNATURES = web.AppKey("bad_signatures", TokenBuckets)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -74,6 +76,13 @@ class GatewaySettings(ServiceSettings):
     publish_timeout_seconds: float = Field(default=2.0, gt=0)
     retry_after_seconds: int = Field(default=2, ge=1)
     webhook_secret_overlap_seconds: int = Field(default=24 * 3600, ge=0)
+    # Webhook secrets are sealed at rest with the vault's key-encryption keys: the same names auth
+    # reads (the first key seals; all open), or in dev mode the keys generated under the dev directory.
+    keks: str | None = Field(default=None, validation_alias="IPAAS_AUTH_KEKS")
+    keks_dir: Path | None = Field(default=None, validation_alias="IPAAS_AUTH_KEKS_DIR")
+    dev_keys_dir: Path = Field(default=Path(".local/auth"), validation_alias="IPAAS_AUTH_DEV_KEYS_DIR")
+    # How often IPAAS_AUTH_KEKS_DIR is re-read (as auth does; 0: never).
+    keys_reload_seconds: float = Field(default=30.0, ge=0, validation_alias="IPAAS_AUTH_KEYS_RELOAD_SECONDS")
     # A disable or delete answers once the runs already claimed have finished (at most this long).
     disable_wait_seconds: float = Field(default=10.0, ge=0)
 

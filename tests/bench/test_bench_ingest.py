@@ -36,6 +36,7 @@ from deploy.local.infra import NatsServer, free_port
 from services.gateway.hooks.signature import new_secret
 from tests.bench.harness import CpuSampler, executor_overrides, free_cpu_note, record_result, report
 from tests.bench.wrk import presigned_script, run_wrk
+from tests.helpers.auth_setup import kek_env
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import executor_env
 from tests.helpers.services import ServiceProcess
@@ -96,7 +97,8 @@ async def _workflow(database_url: str, secret: str, sink_url: str) -> str:
 
 def _gateway_env(nats_url: str, database_url: str) -> dict[str, str]:
     return {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
-            "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000", "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000"}
+            "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000", "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000",
+            **kek_env()}
 
 
 def _round(svc: ServiceProcess, script: Path, duration: float, others: dict[str, int]) -> dict[str, Any]:

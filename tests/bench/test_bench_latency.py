@@ -31,6 +31,7 @@ import pytest
 from deploy.local.infra import free_port
 from services.gateway.hooks.signature import new_secret
 from tests.bench.harness import RESULTS_DIR, executor_overrides, free_cpu_note, record_result, report, run_loadgen
+from tests.helpers.auth_setup import kek_env
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import CredentialResponder, definition, executor_env
 from tests.helpers.wait import wait_until
@@ -65,7 +66,7 @@ async def test_latency_202_to_committed_row(neighbour: str, db: Any, nats_url: s
                                                           cred), webhook_secret=secret)
         gateway_env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
                        "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000",
-                       "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000"}
+                       "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000", **kek_env()}
         procs = [service("services.gateway", env=gateway_env, wait=False)]
         env = executor_env(nats_url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
         procs += [service("services.executor", env=env, wait=False) for _ in range(2)]

@@ -11,7 +11,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
 from deploy.local.infra import free_port
-from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env, good_claims, new_signing_pem, sign
+from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env, good_claims, kek_env, new_signing_pem, sign
 from tests.helpers.services import ServiceProcess
 
 
@@ -21,7 +21,7 @@ async def test_token_from_auth_opens_the_gateway(service: Callable[..., ServiceP
     common = {"DATABASE_URL": database_url, "NATS_URL": nats_url}
     auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
                                          "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")}, port=free_port())
-    gateway = service("services.gateway", env={**common, "IPAAS_AUTH_URL": auth.url,
+    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
                                                "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
     gw = gateway.url
     async with aiohttp.ClientSession() as http:

@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 
 from deploy.local.infra import free_port
-from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env
+from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env, kek_env
 from tests.helpers.services import ServiceProcess
 
 
@@ -28,7 +28,7 @@ async def test_credentials_of_another_tenant_are_invisible(service: Callable[...
     common = {"DATABASE_URL": database_url, "NATS_URL": nats_url}
     auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
                                          "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")}, port=free_port())
-    gateway = service("services.gateway", env={**common, "IPAAS_AUTH_URL": auth.url,
+    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
                                                "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
     gw = gateway.url
     async with aiohttp.ClientSession() as http:

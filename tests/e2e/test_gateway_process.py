@@ -12,6 +12,7 @@ from nats.aio.msg import Msg
 
 from deploy.local.infra import free_port
 from libs.common.bus import Bus
+from tests.helpers.auth_setup import kek_env
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, tenant
 from tests.helpers.services import ServiceProcess
 from tests.helpers.tokens import TokenIssuer, serve_jwks
@@ -33,7 +34,7 @@ async def test_sigterm_drops_readiness_and_lets_in_flight_requests_finish(
     sub = await bus.nc.subscribe("svc.executor.dry_run", cb=slow_executor)
     async with serve_jwks(issuer, free_port()) as jwks_url:
         gw = service("services.gateway", env={
-            "NATS_URL": nats_url, "DATABASE_URL": database_url, "IPAAS_JWKS_URL": jwks_url,
+            "NATS_URL": nats_url, "DATABASE_URL": database_url, "IPAAS_JWKS_URL": jwks_url, **kek_env(),
             "IPAAS_GATEWAY_DRAIN_DELAY_SECONDS": "1",
         })
         headers = issuer.headers(await tenant(database_url))

@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.helpers.auth_setup import PASSWORD, fast_hash_env
+from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
 from tests.helpers.fakes import FakeSink, executor_env
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
@@ -53,7 +53,7 @@ async def stack(service: Callable[..., ServiceProcess], database_url: str, nats_
     common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO"}
     auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
                                          "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
-    gateway = service("services.gateway", env={**common, "IPAAS_AUTH_URL": auth.url,
+    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
                                                "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
     executors = [service("services.executor", env=executor_env(nats_url, database_url)) for _ in range(2)]
     async with aiohttp.ClientSession() as http:

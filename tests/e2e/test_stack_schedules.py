@@ -24,6 +24,7 @@ from deploy.local.infra import free_port
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope
 from tests.e2e.test_scheduler_replicas import scheduled_events
+from tests.helpers.auth_setup import kek_env
 from tests.helpers.factories import create_tenant
 from tests.helpers.services import ServiceProcess
 from tests.helpers.tokens import TokenIssuer, serve_jwks
@@ -50,7 +51,7 @@ async def api(service: Callable[..., ServiceProcess], db: asyncpg.Connection, da
     # Schedules every second: the gateway and the scheduler both allow them.
     common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}
     async with serve_jwks(issuer, free_port()) as jwks_url:
-        gateway = service("services.gateway", env={**common, "IPAAS_JWKS_URL": jwks_url,
+        gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_JWKS_URL": jwks_url,
                                                    "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2"})
         service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
         async with aiohttp.ClientSession() as http:

@@ -29,7 +29,7 @@ from standardwebhooks.webhooks import Webhook
 from deploy.local.infra import PostgresServer
 from libs.common.bus import Bus
 from libs.common.settings import NatsSettings
-from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env
+from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env, kek_env
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
@@ -66,7 +66,7 @@ async def test_postgres_restart_under_a_webhook_burst(private_pg: PostgresServer
     auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
                                          "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
     gateway = service("services.gateway", env={
-        **common, "IPAAS_AUTH_URL": auth.url, "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json",
+        **common, **kek_env(), "IPAAS_AUTH_URL": auth.url, "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json",
         "IPAAS_GATEWAY_CACHE_TTL_SECONDS": "1", "IPAAS_GATEWAY_CACHE_STALE_SECONDS": "120",
         "IPAAS_GATEWAY_RETRY_AFTER_SECONDS": "1", "IPAAS_GATEWAY_WEBHOOK_BURST": "100000",
         "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "100000",

@@ -19,6 +19,7 @@ from libs.common.settings import DatabaseSettings, NatsSettings
 from services.auth.app import create_app
 from services.auth.settings import AuthSettings
 from services.auth.signing_keys import pem_of, thumbprint
+from services.auth.vault import KekRing, parse_keks
 
 # Cheap argon2 parameters: the tests check behaviour, not cost.
 PASSWORD = "correct horse battery"
@@ -33,6 +34,16 @@ def new_signing_pem() -> tuple[str, str]:
 
 def new_kek(kid: str) -> str:
     return f"{kid}:{base64.b64encode(os.urandom(32)).decode()}"
+
+
+def kek_ring(kid: str = "k1") -> KekRing:
+    """A keyring of one fresh KEK (what the gateway seals webhook secrets with in-process)."""
+    return KekRing(parse_keks(new_kek(kid)))
+
+
+def kek_env() -> dict[str, str]:
+    """The keyring variable a gateway process needs (it seals webhook secrets with the vault's KEKs)."""
+    return {"IPAAS_AUTH_KEKS": new_kek("gw1")}
 
 
 def fast_hash_env() -> dict[str, str]:

@@ -17,6 +17,7 @@ from libs.common.http.health import metrics_app
 from libs.common.settings import DatabaseSettings, NatsSettings
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
+from tests.helpers.auth_setup import kek_env
 from tests.helpers.factories import create_tenant
 from tests.helpers.tokens import TokenIssuer, serve_jwks
 
@@ -39,6 +40,7 @@ def gateway_settings(database_url: str, nats_url: str, jwks_url: str, **override
         "nats": NatsSettings(NATS_URL=nats_url),
         "db": DatabaseSettings(DATABASE_URL=database_url, pool_max=5),
         "IPAAS_JWKS_URL": jwks_url,
+        **kek_env(),
         "outbox_poll_seconds": 0.2,
     }
     values.update(overrides)

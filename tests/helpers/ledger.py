@@ -36,6 +36,7 @@ from standardwebhooks.webhooks import Webhook
 
 from deploy.local.infra import free_port
 from libs.common.bus import Bus
+from tests.helpers.auth_setup import kek_env
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import FakeSink, executor_env
 from tests.helpers.services import ServiceProcess
@@ -155,7 +156,7 @@ class FaultStack:
     def gateway_env(self, **overrides: str) -> dict[str, str]:
         env = {"NATS_URL": self.nats_url, "DATABASE_URL": self.database_url, "LOG_LEVEL": "INFO",
                "IPAAS_JWKS_URL": self.jwks_url, "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000",
-               "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000", "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2"}
+               "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000", "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2", **kek_env()}
         env.update(overrides)
         return env
 

@@ -23,6 +23,7 @@ from libs.common.bus import Bus, NotProvisioned, StreamConflict
 from libs.common.bus.permissions import inbox_prefix
 from libs.common.bus.provision import Needs, ensure_needs, provision
 from libs.common.settings import NatsSettings
+from tests.helpers.auth_setup import kek_env
 from tests.helpers.fakes import executor_env
 from tests.helpers.secured_nats import SecuredNats
 from tests.helpers.services import REPO_ROOT, ServiceProcess
@@ -43,7 +44,7 @@ async def test_services_wait_unready_until_the_provisioning_step_has_run(
     nats = unprovisioned_nats
     started = {
         "gateway": service("services.gateway", wait=False,
-                           env={**nats.service_env("gateway"), "DATABASE_URL": database_url}),
+                           env={**nats.service_env("gateway"), "DATABASE_URL": database_url, **kek_env()}),
         "executor": service("services.executor", wait=False,
                             env=executor_env(nats.url_for("executor"), database_url, **nats.service_env("executor"))),
         "scheduler": service("services.scheduler", wait=False,

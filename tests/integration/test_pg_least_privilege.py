@@ -26,8 +26,12 @@ Refused = asyncpg.InsufficientPrivilegeError
 ROW = ("SELECT", "INSERT", "UPDATE", "DELETE")
 EXPECTED: dict[str, set[str]] = {
     "ipaas_auth": {f"{t}:{p}" for t in ("tenants", "users", "credentials", "token_revocations") for p in ROW} | {
-        "token_revocations_id_seq:USAGE"},
-    "ipaas_gateway": {f"{t}:{p}" for t in ("workflows", "workflow_versions", "outbox") for p in ROW} | {
+        "token_revocations_id_seq:USAGE",
+        # rotate-keys re-wraps webhook secrets' data keys: the wrapping only, never the sealed secret.
+        *(f"webhook_secrets({c}):SELECT" for c in ("id", "workflow_id", "tenant_id", "kek_id", "wrapped_dek")),
+        "webhook_secrets(kek_id):UPDATE", "webhook_secrets(wrapped_dek):UPDATE"},
+    "ipaas_gateway": {f"{t}:{p}" for t in ("workflows", "workflow_versions", "outbox", "webhook_secrets")
+                      for p in ROW} | {
         "outbox_id_seq:USAGE", "executions:SELECT", "dead_letters:SELECT", "execution_attempts:SELECT",
         "executions(status):UPDATE", "executions(updated_at):UPDATE", "dead_letters(replayed_at):UPDATE"},
     "ipaas_executor": {f"{t}:{p}" for t in ("executions", "dead_letters", "deferred_events") for p in ROW} | {
@@ -131,6 +135,7 @@ async def test_the_executor_cannot_read_users_credentials_or_webhook_secrets(dat
     executor = data["executor"]
     for sql in ("SELECT * FROM users", "SELECT id FROM users", "SELECT * FROM credentials",
                 "SELECT webhook_secret, webhook_secret_prev FROM workflows", "SELECT * FROM workflows",
+                "SELECT * FROM webhook_secrets",
                 "SELECT * FROM outbox", "SELECT * FROM scheduler_state"):
         with pytest.raises(Refused):
             await executor.fetch(sql)
@@ -165,7 +170,8 @@ async def test_the_scheduler_may_record_skipped_slots_but_not_touch_runs(data: D
         with pytest.raises(Refused):
             await scheduler.execute(sql, data.event_id)
     for sql in ("SELECT webhook_secret FROM workflows", "SELECT * FROM users", "SELECT * FROM credentials",
-                "UPDATE workflows SET is_active = false", "UPDATE workflows SET current_version = 1",
+                "SELECT * FROM webhook_secrets", "UPDATE workflows SET is_active = false",
+                "UPDATE workflows SET current_version = 1",
                 "INSERT INTO outbox (subject, msg_id, payload) VALUES ('x', 'y', '{}')"):
         with pytest.raises(Refused):
             await scheduler.execute(sql)
@@ -176,10 +182,14 @@ async def test_auth_cannot_read_workflows_or_runs(data: Data) -> None:
     auth = data["auth"]
     for sql in ("SELECT webhook_secret FROM workflows", "SELECT definition FROM workflow_versions",
                 "SELECT output FROM executions", "SELECT * FROM dead_letters", "SELECT * FROM deferred_events",
-                "SELECT * FROM outbox", "SELECT * FROM scheduler_state"):
+                "SELECT * FROM outbox", "SELECT * FROM scheduler_state",
+                "SELECT ciphertext FROM webhook_secrets", "DELETE FROM webhook_secrets",
+                "UPDATE webhook_secrets SET valid_until = now()"):
         with pytest.raises(Refused):
             await auth.fetch(sql)
     assert await auth.fetchval("SELECT count(*) FROM credentials WHERE tenant_id = $1", data.tenant_id) == 1
+    # What rotate-keys needs of webhook secrets, it has: their wrapping, to re-wrap.
+    assert await auth.fetchval("SELECT count(wrapped_dek) FROM webhook_secrets WHERE kek_id <> 'new'") == 0
 
 
 async def _grants(db: asyncpg.Connection) -> dict[str, set[str]]:

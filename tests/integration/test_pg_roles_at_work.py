@@ -28,12 +28,13 @@ from services.executor.deferred import Waker
 from services.executor.store import ExecutionStore, Outcome, Parcel, Parking
 from services.executor.workflows import WorkflowReader
 from services.gateway.hooks.cache import pool_loader
+from services.gateway.hooks.key_reload import KeyHolder
 from services.gateway.outbox import CHANNEL, OutboxRelay
 from services.gateway.store import executions as gw_executions
 from services.gateway.store import pages as gw_pages
 from services.gateway.store import workflows as gw_workflows
 from services.scheduler.store import ScheduleStore, SkippedSlot
-from tests.helpers.auth_setup import auth_client, auth_settings, bearer, register_and_login
+from tests.helpers.auth_setup import auth_client, auth_settings, bearer, kek_ring, register_and_login
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.wait import wait_until
 
@@ -106,15 +107,23 @@ async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
         async with pool_as(role_url("gateway")) as pool:
             body = WorkflowCreate.model_validate({"name": "orders", "trigger": {"type": "webhook"},
                                                   "action": HTTP_ACTION})
-            created = await gw_workflows.create(pool, tenant, body, max_workflows=10)  # the tenant is auth's: an FK
+            ring = kek_ring()
+            created = await gw_workflows.create(pool, tenant, body, max_workflows=10,  # the tenant is auth's: an FK
+                                                ring=ring)
             wf = created["id"]
             await wait_until(notified.is_set, timeout=5, message="NOTIFY ipaas_outbox to reach the gateway")
-            await gw_workflows.rotate_secret(pool, tenant, wf, 60)
-            await gw_workflows.replace(pool, tenant, wf, body)
-            await gw_workflows.rollback(pool, tenant, wf, 1)
+            await gw_workflows.rotate_secret(pool, tenant, wf, 60, ring=ring)
+            await gw_workflows.replace(pool, tenant, wf, body, ring=ring)
+            await gw_workflows.rollback(pool, tenant, wf, 1, ring=ring)
             _, page = await gw_pages.versions_page(pool, tenant, wf, 10, 0, 1 << 20)
             assert len(page.rows) == 3
-            assert await pool_loader(pool)(wf) is not None
+            target = await pool_loader(pool, KeyHolder(ring))(wf)
+            assert target is not None and len(target.keys(datetime.now(UTC).timestamp())) == 2
+            # A secret still in the plaintext column (written before it was sealed) is sealed by the look-up.
+            legacy = await create_workflow(db, tenant, {"name": "old", "trigger": {"type": "webhook"},
+                                                        "action": HTTP_ACTION}, webhook_secret="whsec_c2VjcmV0")
+            assert await pool_loader(pool, KeyHolder(ring))(legacy) is not None
+            assert await db.fetchval("SELECT webhook_secret FROM workflows WHERE id = $1", legacy) is None
             await gw_workflows.set_active(pool, tenant, wf, False)
             assert await gw_workflows.wait_for_runs(pool, wf, 0.1) == 0
             # A dead run is replayed: the dead letter is marked, the run is non-final again, the envelope queued.

@@ -8,8 +8,9 @@ import uuid
 
 import pytest
 
+from libs.common.keyring import seal_bytes as _seal
 from services.auth.signing_keys import KeyConfigError
-from services.auth.vault import NONCE_BYTES, DecryptError, KekRing, KeyUnavailable, Sealed, _aad, _seal, parse_keks
+from services.auth.vault import NONCE_BYTES, DecryptError, KekRing, KeyUnavailable, Sealed, _aad, parse_keks
 from tests.helpers.auth_setup import new_kek
 
 SECRET = {"webhook_url": "https://hooks.slack.com/services/T000/B000/planted-secret-value"}

@@ -39,7 +39,7 @@ class Database:
 
 def setup(stale: float = 60.0) -> tuple[WorkflowCache, Database, Clock, uuid.UUID, WebhookTarget]:
     db, clock, wid = Database(), Clock(), uuid.uuid4()
-    target = WebhookTarget(wid, uuid.uuid4(), 1, b"k", None, 0.0)
+    target = WebhookTarget(wid, uuid.uuid4(), 1, b"k")
     db.rows[wid] = target
     cache = WorkflowCache(db.load, ttl=5, negative_ttl=1, max_entries=100, stale=stale, clock=clock)
     return cache, db, clock, wid, target
@@ -63,7 +63,7 @@ async def test_expired_entries_are_served_stale_while_postgres_is_away(outage: B
     assert await cache.get(wid) is target and db.calls == 3
     # Back: a fresh load, stored with a fresh TTL.
     db.error = None
-    db.rows[wid] = fresh = WebhookTarget(wid, target.tenant_id, 2, b"k2", None, 0.0)
+    db.rows[wid] = fresh = WebhookTarget(wid, target.tenant_id, 2, b"k2")
     clock.now += 5
     assert await cache.get(wid) is fresh and db.calls == 4
 

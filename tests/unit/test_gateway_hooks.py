@@ -52,10 +52,11 @@ def test_any_of_several_signatures_and_any_valid_key_is_enough():
         verify((secret_key(new),), "m", ts, header, b"x", now=at.timestamp(), tolerance=300)
 
 
-def test_previous_key_expires():
-    target = WebhookTarget(uuid.uuid4(), uuid.uuid4(), 1, b"new", b"old", prev_until=2000.0)
-    assert target.keys(1999.0) == (b"new", b"old")
-    assert target.keys(2000.5) == (b"new",)
+def test_previous_keys_expire_each_at_its_own_end():
+    target = WebhookTarget(uuid.uuid4(), uuid.uuid4(), 1, b"new", previous=((b"mid", 3000.0), (b"old", 2000.0)))
+    assert target.keys(1999.0) == (b"new", b"mid", b"old")
+    assert target.keys(2000.5) == (b"new", b"mid")
+    assert target.keys(3000.5) == (b"new",)
 
 
 def test_token_bucket_is_per_tenant_and_refills():
@@ -109,7 +110,7 @@ async def test_cache_serves_warm_entries_without_loading_and_shares_one_load():
     loads: list[uuid.UUID] = []
     gate = asyncio.Event()
     wid = uuid.uuid4()
-    target = WebhookTarget(wid, uuid.uuid4(), 1, b"k", None, 0.0)
+    target = WebhookTarget(wid, uuid.uuid4(), 1, b"k")
 
     async def loader(workflow_id: uuid.UUID) -> WebhookTarget | None:
         loads.append(workflow_id)
@@ -145,7 +146,7 @@ async def test_invalidation_during_a_load_is_not_lost():
         nonlocal calls
         calls += 1
         await gate.wait()
-        return WebhookTarget(wid, uuid.uuid4(), calls, b"k", None, 0.0)
+        return WebhookTarget(wid, uuid.uuid4(), calls, b"k")
 
     cache = WorkflowCache(loader, ttl=60, negative_ttl=1, max_entries=100)
     task = asyncio.create_task(cache.get(wid))

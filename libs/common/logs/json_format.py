@@ -2,7 +2,8 @@
 and ``trace_id``/``span_id`` when the record is emitted inside a span.
 
 Masking happens here, where a line is written: the message, every extra field
-and the exception text are masked, and cut first (``mask_truncated``) so a huge
+and the exception text are masked (and, inside ``redaction.redacting``, the
+secret values of the work at hand are replaced), and cut first (``mask_truncated``) so a huge
 value costs no more than its cap. A message longer than
 ``MAX_MESSAGE_CHARS`` or a traceback longer than ``MAX_EXCEPTION_CHARS`` ends in
 ``TRUNCATED``; a string field (at any depth) is cut at ``MAX_FIELD_CHARS``.
@@ -19,6 +20,7 @@ import orjson
 from opentelemetry import trace
 
 from libs.common.logs.masking import mask_text, mask_truncated, mask_value
+from libs.common.logs.redaction import current_redactor
 
 MAX_MESSAGE_CHARS = 8192
 MAX_FIELD_CHARS = 8192
@@ -32,10 +34,14 @@ _RESERVED = frozenset(
 
 
 def mask_capped(text: str, limit: int) -> str:
-    """``text`` masked; when longer than ``limit``, cut to ``limit`` first and marked ``TRUNCATED``."""
+    """``text`` redacted and masked; when longer than ``limit``, cut to ``limit`` first and marked ``TRUNCATED``."""
+    redactor = current_redactor()
+    if redactor:
+        text = redactor.text(text)
     if len(text) <= limit:
         return mask_text(text)
-    return mask_truncated(text, limit) + TRUNCATED
+    cut = mask_truncated(text, limit)
+    return (redactor.text(cut) if redactor else cut) + TRUNCATED
 
 
 class MaskingFilter(logging.Filter):
@@ -48,9 +54,13 @@ class MaskingFilter(logging.Filter):
             message = str(record.msg)
         record.msg = mask_capped(message, MAX_MESSAGE_CHARS)
         record.args = None
+        redactor = current_redactor()
         for key, value in list(vars(record).items()):
             if key not in _RESERVED:
-                setattr(record, key, mask_value({key: value}, MAX_FIELD_CHARS)[key])
+                if redactor:
+                    value = redactor.value(value)
+                masked = mask_value({key: value}, MAX_FIELD_CHARS)[key]
+                setattr(record, key, redactor.value(masked) if redactor else masked)
         return True
 
 

@@ -5,7 +5,8 @@ JSON answer it names are put in the output's ``data`` (a missing one as
 ``null``), read from up to ``MAX_MAPPED_BODY`` bytes of the answer.
 
 Every hop (the URL and each redirect) goes through the egress guard, and the
-connection goes to the address the guard pinned.
+connection goes to the address the guard pinned.  A hop to another origin, or
+from https to http, drops the credential's headers (``redirect_headers``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import aiohttp
 from yarl import URL
 
 from services.executor.connectors.base import ActionCall, raise_for_status
+from services.executor.connectors.redirect_headers import crosses_boundary, strip_credentials
 from services.executor.connectors.sessions import ClientSessions, network_error
 from services.executor.connectors.ssrf import EgressGuard, EgressRefused, PinnedResolver
 from services.executor.errors import PermanentError
@@ -88,7 +90,8 @@ class HttpRequestConnector:
             url = URL(str(cfg.get("url", "")))
         except (ValueError, TypeError) as exc:
             raise PermanentError("http_request url is not a URL") from exc
-        headers = {str(k): str(v) for k, v in (call.secret.get("headers") or {}).items()}
+        secret_headers = {str(k): str(v) for k, v in (call.secret.get("headers") or {}).items()}
+        headers = dict(secret_headers)
         headers.update({str(k): str(v) for k, v in (cfg.get("headers") or {}).items()})
         headers["Idempotency-Key"] = call.event_id
         if cfg.get("query"):
@@ -111,7 +114,10 @@ class HttpRequestConnector:
             await self._guard.vet(url)
             status, resp_headers, raw, ctype = await self._send(method, url, headers, kwargs, keep)
             if status in REDIRECTS and "Location" in resp_headers:
-                url = url.join(URL(resp_headers["Location"]))
+                next_url = url.join(URL(resp_headers["Location"]))
+                if crosses_boundary(url, next_url):
+                    headers = strip_credentials(headers, secret_headers)
+                url = next_url
                 if status == 303 or (status in (301, 302) and method == "POST"):
                     method, kwargs = "GET", {}
                 continue

@@ -28,7 +28,11 @@ def json_body(value: Any) -> bytes:
 
 
 class ClientSessions:
-    """Sessions keyed by ``scheme://host:port``: connections are reused per host."""
+    """Sessions keyed by ``scheme://host:port``: connections are reused per host.
+
+    Sessions are shared by every tenant, so they keep no cookies: a cookie one
+    tenant's target sets must never ride along on another tenant's request.
+    """
 
     def __init__(self, *, connections_per_host: int, timeout_seconds: float) -> None:
         self._limit = connections_per_host
@@ -44,7 +48,7 @@ class ClientSessions:
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit, ttl_dns_cache=60)
             session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                            headers={"User-Agent": USER_AGENT})
+                                            headers={"User-Agent": USER_AGENT}, cookie_jar=aiohttp.DummyCookieJar())
             self._sessions[key] = session
         return session
 
@@ -55,7 +59,8 @@ class ClientSessions:
             connector = aiohttp.TCPConnector(limit=self._limit * 4, limit_per_host=self._limit,
                                              resolver=resolver, use_dns_cache=False)
             session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                            headers={"User-Agent": USER_AGENT}, auto_decompress=True)
+                                            headers={"User-Agent": USER_AGENT}, auto_decompress=True,
+                                            cookie_jar=aiohttp.DummyCookieJar())
             self._sessions[key] = session
         return session
 

@@ -26,11 +26,14 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from typing import Protocol
 
 import asyncpg
 
+from libs.common.http.errors import ServiceUnavailable
 from libs.common.http.unavailable import is_database_unavailable
+from libs.common.keyring import DecryptError, KeyRing, KeyUnavailable
+from services.gateway.hooks import secret_store
 from services.gateway.hooks.signature import secret_key
 
 log = logging.getLogger(__name__)
@@ -42,40 +45,55 @@ class WebhookTarget:
     tenant_id: uuid.UUID
     version: int
     key: bytes
-    prev_key: bytes | None
-    prev_until: float  # wall-clock unix time until which prev_key is valid
+    # Earlier secrets inside their rotation overlap: (key, wall-clock unix time until which it is valid).
+    previous: tuple[tuple[bytes, float], ...] = ()
 
     def keys(self, now: float) -> tuple[bytes, ...]:
-        if self.prev_key is not None and now <= self.prev_until:
-            return (self.key, self.prev_key)
-        return (self.key,)
+        return (self.key, *(key for key, until in self.previous if now <= until))
 
 
 Loader = Callable[[uuid.UUID], Awaitable[WebhookTarget | None]]
 
 _LOOKUP = """
-SELECT tenant_id, current_version, webhook_secret, webhook_secret_prev, webhook_secret_prev_until
+SELECT tenant_id, current_version, (webhook_secret IS NOT NULL OR webhook_secret_prev IS NOT NULL) AS plaintext
 FROM workflows
 WHERE id = $1 AND deleted_at IS NULL AND is_active AND trigger_type = 'webhook'
-  AND webhook_secret IS NOT NULL
 """
 
 
-def pool_loader(pool: asyncpg.Pool) -> Loader:
+class Keys(Protocol):
+    ring: KeyRing  # the current keyring (services.gateway.hooks.key_reload.KeyHolder)
+
+
+def pool_loader(pool: asyncpg.Pool, keys: Keys) -> Loader:
     async def load(workflow_id: uuid.UUID) -> WebhookTarget | None:
         row = await pool.fetchrow(_LOOKUP, workflow_id)
         if row is None:
             return None
-        prev_until: datetime | None = row["webhook_secret_prev_until"]
-        prev = row["webhook_secret_prev"]
+        tenant_id, ring = row["tenant_id"], keys.ring
+        try:
+            if row["plaintext"]:  # written before secrets were sealed: seal it now
+                async with pool.acquire() as conn, conn.transaction():
+                    await secret_store.seal_legacy_one(conn, ring, workflow_id)
+            secrets = await secret_store.read(pool, ring, tenant_id, workflow_id)
+        except KeyUnavailable as exc:
+            log.error("webhook secret sealed under a key this gateway does not hold",
+                      extra={"workflow_id": str(workflow_id), "kek_id": exc.kek_id, "kek_ids": ring.kids})
+            raise ServiceUnavailable("the webhook's secret cannot be read here yet; retry later") from exc
+        except DecryptError:
+            log.error("stored webhook secret does not decrypt", extra={"workflow_id": str(workflow_id)})
+            return None
+        current = [s for s in secrets if s.valid_until is None]
+        if not current:
+            return None
         try:
             return WebhookTarget(
                 workflow_id=workflow_id,
-                tenant_id=row["tenant_id"],
+                tenant_id=tenant_id,
                 version=row["current_version"],
-                key=secret_key(row["webhook_secret"]),
-                prev_key=secret_key(prev) if prev and prev_until is not None else None,
-                prev_until=prev_until.timestamp() if prev_until is not None else 0.0,
+                key=secret_key(current[0].secret),
+                previous=tuple((secret_key(s.secret), s.valid_until.timestamp())
+                               for s in secrets if s.valid_until is not None),
             )
         except ValueError:
             log.error("stored webhook secret is malformed", extra={"workflow_id": str(workflow_id)})

@@ -30,7 +30,7 @@ from libs.common.models.api import (
 from libs.common.models.queries import PageQuery, VersionPageQuery, encode_version_cursor
 from libs.common.models.workflows import STORED, WorkflowCreate
 from services.gateway.body import read_body
-from services.gateway.keys import CACHE, CLAIMS, POOL, SETTINGS
+from services.gateway.keys import CACHE, CLAIMS, KEKS, POOL, SETTINGS
 from services.gateway.pagination import encode_cursor, limit_of, list_query, path_id, uuid_segment
 from services.gateway.quotas import check_definition, check_schedule
 from services.gateway.store import pages
@@ -54,7 +54,8 @@ async def create_workflow(request: web.Request) -> web.Response:
     s = request.app[SETTINGS]
     check_definition(body, s)
     out = WorkflowOut.model_validate(
-        await store.create(request.app[POOL], tenant(request), body, max_workflows=s.max_workflows_per_tenant))
+        await store.create(request.app[POOL], tenant(request), body, max_workflows=s.max_workflows_per_tenant,
+                           ring=request.app[KEKS].ring))
     request.app[CACHE].invalidate(out.id)
     return ok(out, status=201)
 
@@ -80,7 +81,7 @@ async def replace_workflow(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
     body = await _body(request, WorkflowCreate)
     check_definition(body, request.app[SETTINGS])
-    out = await store.replace(request.app[POOL], tenant(request), workflow_id, body)
+    out = await store.replace(request.app[POOL], tenant(request), workflow_id, body, ring=request.app[KEKS].ring)
     request.app[CACHE].invalidate(workflow_id)
     return ok(WorkflowOut.model_validate(out, context=STORED))
 
@@ -125,7 +126,7 @@ async def rollback_workflow(request: web.Request) -> web.Response:
     # Versions are immutable: what is checked here is what the rollback makes current.
     definition = await store.version_definition(pool, tenant_id, workflow_id, body.version)
     check_schedule(definition, request.app[SETTINGS].schedule.min_interval_seconds)
-    out = await store.rollback(pool, tenant_id, workflow_id, body.version)
+    out = await store.rollback(pool, tenant_id, workflow_id, body.version, ring=request.app[KEKS].ring)
     request.app[CACHE].invalidate(workflow_id)
     return ok(WorkflowOut.model_validate(out, context=STORED))
 
@@ -134,7 +135,7 @@ async def rotate_secret(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
     s = request.app[SETTINGS]
     out = await store.rotate_secret(request.app[POOL], tenant(request), workflow_id,
-                                    s.webhook_secret_overlap_seconds)
+                                    s.webhook_secret_overlap_seconds, ring=request.app[KEKS].ring)
     request.app[CACHE].invalidate(workflow_id)
     return ok(SecretRotatedOut.model_validate(out))
 

@@ -16,15 +16,20 @@ from typing import Any
 import asyncpg
 
 from libs.common.http.errors import Conflict, Forbidden, NotFound
+from libs.common.keyring import KeyRing
 from libs.common.models.workflows import WorkflowCreate, WorkflowDefinition
+from services.gateway.hooks import secret_store
 from services.gateway.hooks.signature import new_secret
 from services.gateway.outbox import add_change
 from services.gateway.quotas import workflows_exceeded
 
-# What to_out reads: a workflow with its current version's definition.
+# What to_out reads: a workflow with its current version's definition (and whether it has a webhook
+# secret: sealed in webhook_secrets, or still in the plaintext column until the gateway seals it).
 COLUMNS = """
-w.id, w.tenant_id, w.name, w.current_version, w.is_active, w.trigger_type, w.webhook_secret,
-w.webhook_secret_prev_until, w.schedule_error, w.created_at, w.updated_at, v.definition
+w.id, w.tenant_id, w.name, w.current_version, w.is_active, w.trigger_type,
+(w.webhook_secret IS NOT NULL OR EXISTS (SELECT 1 FROM webhook_secrets s
+                                          WHERE s.workflow_id = w.id AND s.valid_until IS NULL)) AS has_secret,
+w.schedule_error, w.created_at, w.updated_at, v.definition
 """
 CURRENT = "workflows w JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version"
 _SELECT = f"SELECT {COLUMNS} FROM {CURRENT}"
@@ -76,7 +81,7 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, wor
 
 
 async def create(pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate, *,
-                 max_workflows: int) -> dict[str, Any]:
+                 max_workflows: int, ring: KeyRing) -> dict[str, Any]:
     """A new workflow at version 1, unless the tenant already has ``max_workflows`` (422)."""
     workflow_id = uuid.uuid4()
     definition = _definition(body)
@@ -89,10 +94,11 @@ async def create(pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate,
             if await conn.fetchval(_COUNT_UP_TO, tenant_id, max_workflows) >= max_workflows:
                 raise workflows_exceeded(max_workflows)
             await conn.execute(
-                """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type,
-                                          webhook_secret)
-                   VALUES ($1, $2, $3, 1, $4, $5, $6)""",
-                workflow_id, tenant_id, body.name, body.is_active, body.trigger.type, secret)
+                """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type)
+                   VALUES ($1, $2, $3, 1, $4, $5)""",
+                workflow_id, tenant_id, body.name, body.is_active, body.trigger.type)
+            if secret is not None:
+                await secret_store.add_current(conn, ring, tenant_id, workflow_id, secret)
             await conn.execute(
                 "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, 1, $2::jsonb)",
                 workflow_id, definition)
@@ -105,44 +111,47 @@ async def create(pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate,
 
 
 async def _new_version(conn: asyncpg.Connection, row: asyncpg.Record, definition: dict[str, Any],
-                       *, is_active: bool, change: str) -> tuple[int, str | None]:
+                       *, is_active: bool, change: str, ring: KeyRing) -> tuple[int, str | None]:
     """Append ``definition`` as the next version and make it current. Returns (version, new secret)."""
     version = int(row["current_version"]) + 1
     trigger_type = definition["trigger"]["type"]
-    secret = new_secret() if trigger_type == "webhook" and row["webhook_secret"] is None else None
+    secret = new_secret() if trigger_type == "webhook" and not row["has_secret"] else None
     await conn.execute(
         "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, $2, $3::jsonb)",
         row["id"], version, definition)
     await conn.execute(
         """UPDATE workflows SET name = $2, current_version = $3, is_active = $4, trigger_type = $5,
-               webhook_secret = CASE WHEN $5 = 'webhook' THEN COALESCE(webhook_secret, $6) END,
-               webhook_secret_prev = CASE WHEN $5 = 'webhook' THEN webhook_secret_prev END,
-               webhook_secret_prev_until = CASE WHEN $5 = 'webhook' THEN webhook_secret_prev_until END,
                schedule_error = NULL, updated_at = now()
            WHERE id = $1""",
-        row["id"], definition["name"], version, is_active, trigger_type, secret)
+        row["id"], definition["name"], version, is_active, trigger_type)
+    if trigger_type != "webhook":
+        await secret_store.remove_all(conn, row["id"])
+    elif secret is not None:
+        await secret_store.add_current(conn, ring, row["tenant_id"], row["id"], secret)
     await add_change(conn, tenant_id=row["tenant_id"], workflow_id=row["id"], version=version, change=change,
                      is_active=is_active)
     return version, secret
 
 
 async def replace(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                  body: WorkflowCreate) -> dict[str, Any]:
+                  body: WorkflowCreate, *, ring: KeyRing) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         row = await get(conn, tenant_id, workflow_id, lock=True)
-        _, secret = await _new_version(conn, row, _definition(body), is_active=body.is_active, change="updated")
+        _, secret = await _new_version(conn, row, _definition(body), is_active=body.is_active, change="updated",
+                                       ring=ring)
         return to_out(await get(conn, tenant_id, workflow_id), secret=secret)
 
 
 async def rollback(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                   target: int) -> dict[str, Any]:
+                   target: int, *, ring: KeyRing) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         row = await get(conn, tenant_id, workflow_id, lock=True)
         definition = await conn.fetchval(
             "SELECT definition FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, target)
         if definition is None:
             raise NotFound(f"version {target} not found", code="version_not_found")
-        _, secret = await _new_version(conn, row, definition, is_active=row["is_active"], change="rolled_back")
+        _, secret = await _new_version(conn, row, definition, is_active=row["is_active"], change="rolled_back",
+                                       ring=ring)
         return to_out(await get(conn, tenant_id, workflow_id), secret=secret)
 
 
@@ -186,22 +195,23 @@ async def delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUI
     async with pool.acquire() as conn, conn.transaction():
         row = await get(conn, tenant_id, workflow_id, lock=True)
         await conn.execute("UPDATE workflows SET deleted_at = now(), updated_at = now() WHERE id = $1", workflow_id)
+        await secret_store.remove_all(conn, workflow_id)
         await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=row["current_version"],
                          change="deleted", is_active=row["is_active"], deleted=True)
 
 
 async def rotate_secret(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                        overlap_seconds: int) -> dict[str, Any]:
+                        overlap_seconds: int, *, ring: KeyRing) -> dict[str, Any]:
+    """A new current secret; every earlier one still inside its overlap stays valid until its own end."""
     secret = new_secret()
     async with pool.acquire() as conn, conn.transaction():
         row = await get(conn, tenant_id, workflow_id, lock=True)
         if row["trigger_type"] != "webhook":
             raise Conflict("only webhook workflows have a secret", code="not_a_webhook")
         until = datetime.now(UTC) + timedelta(seconds=overlap_seconds)
-        await conn.execute(
-            """UPDATE workflows SET webhook_secret_prev = webhook_secret, webhook_secret_prev_until = $2,
-                   webhook_secret = $3, updated_at = now() WHERE id = $1""",
-            workflow_id, until, secret)
+        await secret_store.seal_legacy_one(conn, ring, workflow_id)
+        await secret_store.rotate(conn, ring, tenant_id, workflow_id, secret, until)
+        await conn.execute("UPDATE workflows SET updated_at = now() WHERE id = $1", workflow_id)
         await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=row["current_version"],
                          change="secret_rotated", is_active=row["is_active"])
     return {"webhook": {"url": f"/hooks/{workflow_id}", "secret": secret}, "previous_valid_until": until}

@@ -1,0 +1,43 @@
+"""The gateway's keyring, re-read from ``IPAAS_AUTH_KEKS_DIR`` as auth re-reads it.
+
+:class:`KeyHolder` is what the app keeps (``app[KEKS]``): the look-up and the
+workflow writes read ``holder.ring`` when they need it, so a reload takes effect
+at once.  Putting a new KEK into the directory (first by name) makes it the one
+that seals new webhook secrets within ``IPAAS_AUTH_KEYS_RELOAD_SECONDS``; the
+ones already stored keep opening as long as their KEK stays in the directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from libs.common.keyring import KeyRing
+from services.gateway.hooks.secret_store import load_ring
+from services.gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+
+class KeyHolder:
+    """The current keyring; replaced as a whole when the key directory changes."""
+
+    def __init__(self, ring: KeyRing) -> None:
+        self.ring = ring
+
+
+async def reload_keys(settings: GatewaySettings, holder: KeyHolder, stop: asyncio.Event) -> None:
+    """Until ``stop``: every ``keys_reload_seconds``, read the keyring again and swap it in when it changed."""
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.keys_reload_seconds)
+            return
+        try:
+            ring = await load_ring(settings)
+        except Exception:
+            log.exception("key reload failed; keeping the current keys")
+            continue
+        if ring.kids != holder.ring.kids:
+            log.info("keys reloaded", extra={"kek_ids": ring.kids, "primary_kek": ring.primary_id})
+        holder.ring = ring
