@@ -51,6 +51,6 @@ def test_the_printed_quick_start_runs_line_by_line_to_a_succeeded_execution(tmp_
     assert execution["status"] == "succeeded", execution
     echoed = execution["output"]["body"]["data"]
     assert echoed["method"] == "POST" and echoed["path"] == "/dev/echo"
-    assert echoed["body"] == {"order": "42"}  # the template rendered the webhook's payload
+    assert echoed["body"] == {"order": 42}  # the template rendered the webhook's payload, typed
     assert echoed["headers"]["Idempotency-Key"] == execution["event_id"]
     assert run.terminate() == 0
