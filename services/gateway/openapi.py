@@ -157,7 +157,8 @@ def _operation(op: Op, params: dict[type[BaseModel], list[tuple[str, bool, dict[
     if parameters:
         out["parameters"] = parameters
     if op.body is not None:
-        out["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(op.body)}}}
+        out["requestBody"] = {"required": not op.body_optional,
+                              "content": {"application/json": {"schema": _ref(op.body)}}}
     elif op.raw_body:
         out["requestBody"] = {"required": False, "content": {"application/json": {"schema": {}},
                                                              "text/plain": {"schema": {"type": "string"}}}}

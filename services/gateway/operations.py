@@ -60,6 +60,7 @@ class Op:
     error_model: type[BaseModel] = api.ErrorEnvelope
     forwarded: bool = False  # served by auth, through the gateway
     raw_body: bool = False  # any body, any content type (webhooks)
+    body_optional: bool = False  # ``body`` may be left out
 
 
 def errors(*groups: tuple[int, ...] | int) -> tuple[int, ...]:
@@ -87,8 +88,9 @@ GATEWAY_OPERATIONS: tuple[Op, ...] = (
        errors(TOKEN, QUERY, 404), query=VersionPageQuery, many=True, page=True, meta=api.VersionPageMeta),
     Op("post", f"{ONE}/rollback", "Make an old version current (as a new version)", 200, api.WorkflowOut,
        errors(TOKEN, BODY, 404), body=api.RollbackRequest),
-    Op("post", f"{ONE}/webhook-secret", "Rotate the webhook secret (the previous one stays valid 24 h)", 200,
-       api.SecretRotatedOut, errors(TOKEN, 404, 409)),
+    Op("post", f"{ONE}/webhook-secret", "Rotate the webhook secret (the previous one stays valid 24 h); "
+       "with a body, set the secret a sender gave you", 200,
+       api.SecretRotatedOut, errors(TOKEN, BODY, 404, 409), body=api.SecretSetRequest, body_optional=True),
     Op("post", f"{ONE}/run", "Run now (a manual trigger, through the bus)", 202, api.AcceptedEvent,
        errors(TOKEN, BODY, 404, 409), body=api.RunRequest, headers=api.RunHeaders),
     Op("post", f"{WF}/dry-run", "Run an action for real and record nothing", 200, api.DryRunResult,

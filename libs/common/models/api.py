@@ -93,6 +93,8 @@ class WorkflowOut(BaseModel):
     version: int
     schedule_error: str | None = None
     webhook: WebhookInfo | None = None
+    warnings: list[str] | None = Field(default=None, exclude_if=_absent_if_none,
+                                       description="What the caller should know, e.g. a webhook with verify: none.")
     created_at: datetime
     updated_at: datetime
 
@@ -107,6 +109,14 @@ class WorkflowVersionOut(BaseModel):
 class DeletedOut(BaseModel):
     id: uuid.UUID
     deleted: Literal[True] = True
+
+
+class SecretSetRequest(BaseModel):
+    """``POST /api/workflows/{id}/webhook-secret`` with a body: the secret a sender (GitHub, Stripe,
+    Shopify, Slack, or any HMAC-SHA256 sender) gave you; a ``whsec_`` one for Standard Webhooks."""
+
+    model_config = ConfigDict(extra="forbid")
+    secret: str = Field(min_length=8, max_length=1024, pattern=r"^[!-~]+$")
 
 
 class SecretRotatedOut(BaseModel):
@@ -200,7 +210,12 @@ DEDUP_KEY_MAX = 256
 
 
 class WebhookHeaders(BaseModel):
-    """``POST /hooks/{workflow_id}``: the signature headers, and an optional dedup key."""
+    """``POST /hooks/{workflow_id}``: the signature headers, and an optional dedup key.
+
+    These are Standard Webhooks' headers (the trigger's default ``verify``); a workflow that
+    verifies another sender (``github``, ``stripe``, ``shopify``, ``slack``, ``hmac-sha256``) takes
+    that sender's headers instead, and one with ``verify: none`` takes none (docs/gateway.md).
+    """
 
     model_config = ConfigDict(populate_by_name=True)
     webhook_id: str = Field(alias="webhook-id", min_length=1, max_length=WEBHOOK_ID_MAX,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -65,9 +65,36 @@ JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 CRON_SHAPE = r"^\s*\S+(\s+\S+){4,5}\s*$"
 
 
+WebhookVerify = Literal["standard-webhooks", "github", "stripe", "shopify", "slack", "hmac-sha256", "none"]
+STANDARD_WEBHOOKS: Final = "standard-webhooks"
+
+
+def _standard(value: Any) -> bool:
+    return bool(value == STANDARD_WEBHOOKS)
+
+
+class HmacSignature(BaseModel):
+    """``verify: hmac-sha256``: where the signature is and how it is written."""
+
+    model_config = STRICT
+    header: str = Field(default="X-Signature", min_length=1, max_length=100, pattern=r"^[A-Za-z0-9-]+$")
+    encoding: Literal["hex", "base64"] = "hex"
+    prefix: str = Field(default="", max_length=20, pattern=r"^[ -~]*$")
+
+
 class WebhookTrigger(BaseModel):
     model_config = STRICT
     type: Literal["webhook"]
+    # How requests are authenticated: the Standard Webhooks spec (default), a sender's own scheme with
+    # the secret it gave the user (POST /api/workflows/{id}/webhook-secret {"secret"}), or none at all.
+    verify: WebhookVerify = Field(default=STANDARD_WEBHOOKS, exclude_if=_standard)
+    hmac: HmacSignature | None = Field(default=None, exclude_if=_empty)
+
+    @model_validator(mode="after")
+    def _hmac_only_for_hmac(self) -> WebhookTrigger:
+        if self.hmac is not None and self.verify != "hmac-sha256":
+            raise ValueError("hmac settings go with verify: hmac-sha256")
+        return self
 
 
 def _one_of_cron_or_interval(schema: dict[str, Any]) -> None:

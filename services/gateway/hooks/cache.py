@@ -33,7 +33,9 @@ import asyncpg
 from libs.common.http.errors import ServiceUnavailable
 from libs.common.http.unavailable import is_database_unavailable
 from libs.common.keyring import DecryptError, KeyRing, KeyUnavailable
+from libs.common.models.workflows import STANDARD_WEBHOOKS, HmacSignature
 from services.gateway.hooks import secret_store
+from services.gateway.hooks.senders import HmacOptions
 from services.gateway.hooks.signature import secret_key
 
 log = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ class WebhookTarget:
     key: bytes
     # Earlier secrets inside their rotation overlap: (key, wall-clock unix time until which it is valid).
     previous: tuple[tuple[bytes, float], ...] = ()
+    # The trigger's ``verify`` (services.gateway.hooks.senders) and, for hmac-sha256, its options.
+    verify: str = STANDARD_WEBHOOKS
+    hmac: HmacOptions | None = None
 
     def keys(self, now: float) -> tuple[bytes, ...]:
         return (self.key, *(key for key, until in self.previous if now <= until))
@@ -55,10 +60,25 @@ class WebhookTarget:
 Loader = Callable[[uuid.UUID], Awaitable[WebhookTarget | None]]
 
 _LOOKUP = """
-SELECT tenant_id, current_version, (webhook_secret IS NOT NULL OR webhook_secret_prev IS NOT NULL) AS plaintext
-FROM workflows
-WHERE id = $1 AND deleted_at IS NULL AND is_active AND trigger_type = 'webhook'
+SELECT w.tenant_id, w.current_version,
+       (w.webhook_secret IS NOT NULL OR w.webhook_secret_prev IS NOT NULL) AS plaintext,
+       v.definition->'trigger'->>'verify' AS verify, (v.definition->'trigger'->'hmac')::text AS hmac
+FROM workflows w JOIN workflow_versions v ON v.workflow_id = w.id AND v.version = w.current_version
+WHERE w.id = $1 AND w.deleted_at IS NULL AND w.is_active AND w.trigger_type = 'webhook'
 """
+
+
+def key_for(verify: str, secret: str) -> bytes:
+    """The HMAC key of a secret: a ``whsec_`` secret's base64 bytes for Standard Webhooks, else the
+    secret as the sender gave it (its UTF-8 bytes), as GitHub, Stripe, Shopify and Slack use it."""
+    return secret_key(secret) if verify == STANDARD_WEBHOOKS else secret.encode()
+
+
+def _hmac_options(raw: str | None) -> HmacOptions | None:
+    if not raw:
+        return None
+    options = HmacSignature.model_validate_json(raw)
+    return HmacOptions(header=options.header, encoding=options.encoding, prefix=options.prefix)
 
 
 class Keys(Protocol):
@@ -86,14 +106,17 @@ def pool_loader(pool: asyncpg.Pool, keys: Keys) -> Loader:
         current = [s for s in secrets if s.valid_until is None]
         if not current:
             return None
+        verify = row["verify"] or STANDARD_WEBHOOKS
         try:
             return WebhookTarget(
                 workflow_id=workflow_id,
                 tenant_id=tenant_id,
                 version=row["current_version"],
-                key=secret_key(current[0].secret),
-                previous=tuple((secret_key(s.secret), s.valid_until.timestamp())
+                key=key_for(verify, current[0].secret),
+                previous=tuple((key_for(verify, s.secret), s.valid_until.timestamp())
                                for s in secrets if s.valid_until is not None),
+                verify=verify,
+                hmac=_hmac_options(row["hmac"]) if verify == "hmac-sha256" else None,
             )
         except ValueError:
             log.error("stored webhook secret is malformed", extra={"workflow_id": str(workflow_id)})

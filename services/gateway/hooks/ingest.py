@@ -47,7 +47,9 @@ from libs.common.http.errors import (
 from libs.common.models.api import DEDUP_KEY_MAX
 from libs.common.models.events import SCHEDULE_KEY_PREFIX, event_id_text, events_subject, msg_id_for
 from services.gateway.body import check_length, read_raw
-from services.gateway.hooks.signature import SignatureError, verify
+from services.gateway.hooks.authenticate import authenticate
+from services.gateway.hooks.senders import slack_challenge
+from services.gateway.hooks.signature import SignatureError
 from services.gateway.keys import BAD_SIGNATURES, BUS, CACHE, LIMITER, SETTINGS, TRUSTED_PROXIES
 from services.gateway.wire import message_size
 
@@ -127,20 +129,22 @@ async def ingest(request: web.Request) -> web.Response:
         raise NotFound(_NOT_FOUND)
     body = await read_raw(request, limit, settings.body_read_timeout_seconds)
     headers = request.headers
-    webhook_id = headers.get("webhook-id")
     now = time.time()
     try:
-        verify(target.keys(now), webhook_id, headers.get("webhook-timestamp"), headers.get("webhook-signature"),
-               body, now=now, tolerance=settings.webhook_tolerance_seconds)
+        sender_id = authenticate(target, headers, body, now=now, tolerance=settings.webhook_tolerance_seconds)
     except SignatureError as exc:
         bad_signatures.take(source)
         if bad_signatures.retry_after(source) > 0:
             log.warning("webhook source throttled after bad signatures", extra={"source": source})
         raise Unauthorized(str(exc), code="invalid_signature") from exc
+    if target.verify == "slack":
+        challenge = slack_challenge(body)
+        if challenge is not None:  # Slack's url_verification: answered, never published
+            return web.json_response({"challenge": challenge})
     wait = app[LIMITER].acquire(target.tenant_id)
     if wait > 0:
         raise RateLimited("tenant is over its webhook rate", retry_after=wait)
-    dedup_key = sender_key(webhook_id) or sender_key(headers.get(IDEMPOTENCY_HEADER)) or uuid.uuid4().hex
+    dedup_key = sender_key(sender_id) or sender_key(headers.get(IDEMPOTENCY_HEADER)) or uuid.uuid4().hex
     wid, tid = str(workflow_id), str(target.tenant_id)
     event_id = event_id_text(wid, dedup_key)
     data = envelope_bytes(event_id=event_id, dedup_key=dedup_key, tenant_id=tid,

@@ -22,6 +22,7 @@ from libs.common.models.api import (
     PageMeta,
     RollbackRequest,
     SecretRotatedOut,
+    SecretSetRequest,
     VersionPageMeta,
     WorkflowOut,
     WorkflowPatch,
@@ -134,8 +135,9 @@ async def rollback_workflow(request: web.Request) -> web.Response:
 async def rotate_secret(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
     s = request.app[SETTINGS]
+    given = (await _body(request, SecretSetRequest)).secret if request.body_exists else None
     out = await store.rotate_secret(request.app[POOL], tenant(request), workflow_id,
-                                    s.webhook_secret_overlap_seconds, ring=request.app[KEKS].ring)
+                                    s.webhook_secret_overlap_seconds, ring=request.app[KEKS].ring, given=given)
     request.app[CACHE].invalidate(workflow_id)
     return ok(SecretRotatedOut.model_validate(out))
 

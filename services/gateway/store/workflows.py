@@ -17,9 +17,9 @@ import asyncpg
 
 from libs.common.http.errors import Conflict, Forbidden, NotFound
 from libs.common.keyring import KeyRing
-from libs.common.models.workflows import WorkflowCreate, WorkflowDefinition
+from libs.common.models.workflows import STANDARD_WEBHOOKS, WorkflowCreate, WorkflowDefinition
 from services.gateway.hooks import secret_store
-from services.gateway.hooks.signature import new_secret
+from services.gateway.hooks.signature import new_secret, secret_key
 from services.gateway.outbox import add_change
 from services.gateway.quotas import workflows_exceeded
 
@@ -45,6 +45,9 @@ SELECT count(*) FROM (SELECT 1 FROM workflows WHERE tenant_id = $1 AND deleted_a
 
 log = logging.getLogger(__name__)
 
+UNVERIFIED_WARNING = ("verify is none: requests are not authenticated, so anyone who knows this workflow's "
+                      "URL can trigger it")
+
 
 def to_out(row: asyncpg.Record, *, secret: str | None = None) -> dict[str, Any]:
     definition: dict[str, Any] = row["definition"]
@@ -64,6 +67,8 @@ def to_out(row: asyncpg.Record, *, secret: str | None = None) -> dict[str, Any]:
         out["webhook"] = {"url": f"/hooks/{row['id']}"}
         if secret is not None:
             out["webhook"]["secret"] = secret
+        if definition["trigger"].get("verify") == "none":
+            out["warnings"] = [UNVERIFIED_WARNING]
     return out
 
 
@@ -201,13 +206,23 @@ async def delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUI
 
 
 async def rotate_secret(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                        overlap_seconds: int, *, ring: KeyRing) -> dict[str, Any]:
-    """A new current secret; every earlier one still inside its overlap stays valid until its own end."""
-    secret = new_secret()
+                        overlap_seconds: int, *, ring: KeyRing, given: str | None = None) -> dict[str, Any]:
+    """A new current secret (``given``, or a generated one); every earlier one still inside its overlap
+    stays valid until its own end."""
+    secret = given or new_secret()
     async with pool.acquire() as conn, conn.transaction():
         row = await get(conn, tenant_id, workflow_id, lock=True)
         if row["trigger_type"] != "webhook":
             raise Conflict("only webhook workflows have a secret", code="not_a_webhook")
+        verify = ((row["definition"] or {}).get("trigger") or {}).get("verify", STANDARD_WEBHOOKS)
+        if given is not None and verify == STANDARD_WEBHOOKS:
+            try:
+                secret_key(given)
+            except ValueError as exc:
+                # The body is valid; what refuses it is the workflow's state (its verify), hence 409.
+                raise Conflict("this workflow verifies Standard Webhooks, whose secret is whsec_ followed by "
+                               "base64; set the trigger's verify to the sender first", code="not_a_standard_secret"
+                               ) from exc
         until = datetime.now(UTC) + timedelta(seconds=overlap_seconds)
         await secret_store.seal_legacy_one(conn, ring, workflow_id)
         await secret_store.rotate(conn, ring, tenant_id, workflow_id, secret, until)
