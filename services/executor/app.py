@@ -66,7 +66,8 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
                                              cache_seconds=settings.credential_cache_seconds),
                           timeout_seconds=settings.action_timeout_seconds, max_output_bytes=settings.max_output_bytes,
                           max_input_bytes=settings.max_input_bytes,
-                          templates=engine_for(settings.templates))
+                          templates=engine_for(settings.templates),
+                          propagate_to=settings.propagating_connectors())
     store = ExecutionStore(pool, owner=replica_id(settings.http.port), lease_seconds=settings.lease_seconds,
                            max_items=settings.batch_max, linger=settings.batch_linger_seconds)
     workflows = WorkflowReader(pool, cache_size=settings.workflow_cache_size, max_items=settings.batch_max,

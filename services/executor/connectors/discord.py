@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from services.executor.connectors.base import ActionCall, raise_for_status
+from services.executor.connectors.base import ActionCall, raise_for_status, with_trace
 from services.executor.connectors.sessions import JSON_HEADERS, ClientSessions, json_body, network_error
 from services.executor.connectors.webhook_url import checked_webhook_url
 
@@ -37,7 +37,8 @@ class DiscordConnector:
         content = str(call.config.get("content", ""))
         try:
             async with self._sessions.for_url(url).post(url, data=json_body({"content": content}),
-                                                        headers=JSON_HEADERS, allow_redirects=False) as resp:
+                                                        headers=with_trace(JSON_HEADERS, call),
+                                                        allow_redirects=False) as resp:
                 body = await resp.text(errors="replace")
                 status, headers = resp.status, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

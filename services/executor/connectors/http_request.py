@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import aiohttp
+from opentelemetry import trace
 from yarl import URL
 
 from services.executor.connectors.base import ActionCall, raise_for_status
@@ -49,6 +50,7 @@ class HttpRequestConnector:
         headers = {str(k): str(v) for k, v in (call.secret.get("headers") or {}).items()}
         headers.update({str(k): str(v) for k, v in (cfg.get("headers") or {}).items()})
         headers["Idempotency-Key"] = call.event_id
+        headers.update(call.trace_headers)
         body = cfg.get("body")
         kwargs: dict[str, Any] = {}
         if body is not None and method not in ("GET", "HEAD"):
@@ -71,6 +73,10 @@ class HttpRequestConnector:
 
     async def _send(self, method: str, url: URL, headers: dict[str, str],
                     kwargs: dict[str, Any]) -> tuple[int, dict[str, str], bytes, str]:
+        span = trace.get_current_span()  # the runner's CLIENT span (the host only: a URL may hold a secret)
+        span.set_attribute("http.request.method", method)
+        if url.host:
+            span.set_attribute("server.address", url.host)
         try:
             async with self._session.request(method, url, headers=headers, allow_redirects=False,
                                              **kwargs) as resp:
