@@ -277,6 +277,8 @@ class EventWorker:
             await _nak(msg, self._opt.lease_seconds)
             return
         self._metrics.count(connector, written.status)
+        log.debug("outcome written", extra={"event_id": str(event.event_id), "status": written.status,
+                                             "attempt": attempt})
         if written.status == "dead":
             await self._publish_dead_letter(event, written.error or "dead", attempt, connector)
         elif park is not None:
