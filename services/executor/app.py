@@ -76,10 +76,11 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
                   publish_timeout=settings.nats.publish_timeout_seconds)
     slots = TenantSlots(settings.max_in_flight, headroom=settings.headroom_slots(),
                         patience=settings.fairness_patience_seconds)
+    breakers = Breakers(fail_max=settings.breaker_fail_max, reset_seconds=settings.breaker_reset_seconds,
+                        on_transition=metrics.on_breaker_transition)
+    metrics.watch_breakers(breakers)
     worker = EventWorker(
-        bus=bus, store=store, workflows=workflows, runner=runner,
-        breakers=Breakers(fail_max=settings.breaker_fail_max, reset_seconds=settings.breaker_reset_seconds,
-                          on_transition=metrics.on_breaker_transition),
+        bus=bus, store=store, workflows=workflows, runner=runner, breakers=breakers,
         slots=slots,
         backoff=Backoff(settings.backoff_base_seconds, settings.backoff_max_seconds),
         metrics=metrics, waker=waker,

@@ -12,6 +12,7 @@ from libs.common.auth.jwt_verify import Claims, JwksVerifier
 from libs.common.bus import Bus
 from libs.common.ratelimit import TokenBuckets
 from services.gateway.hooks.cache import WorkflowCache
+from services.gateway.hooks.publish_metrics import PublishLatency
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.settings import GatewaySettings
 
@@ -25,6 +26,7 @@ LIMITER = web.AppKey("limiter", TenantRateLimiter)
 # Peers whose X-Forwarded-For is believed; bad webhook signatures per source.
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", list[ipaddress.IPv4Network | ipaddress.IPv6Network])
 BAD_SIGNATURES = web.AppKey("bad_signatures", TokenBuckets)
+PUBLISH_LATENCY = web.AppKey("publish_latency", PublishLatency)
 
 # Request keys.
 CLAIMS = web.RequestKey("claims", Claims)

@@ -50,7 +50,7 @@ from libs.common.models.events import SCHEDULE_KEY_PREFIX, event_id_text, events
 from libs.common.telemetry import ActiveSpan
 from services.gateway.body import check_length, read_raw
 from services.gateway.hooks.signature import SignatureError, verify
-from services.gateway.keys import BAD_SIGNATURES, BUS, CACHE, LIMITER, SETTINGS, TRUSTED_PROXIES
+from services.gateway.keys import BAD_SIGNATURES, BUS, CACHE, LIMITER, PUBLISH_LATENCY, SETTINGS, TRUSTED_PROXIES
 from services.gateway.wire import message_size
 
 log = logging.getLogger(__name__)
@@ -160,11 +160,14 @@ async def ingest(request: web.Request) -> web.Response:
             # Sent anyway, the server would reset the connection that every publish shares.
             raise PayloadTooLarge("the event is over the bus's message size limit",
                                   details={"limit": bus.nc.max_payload, "size": size})
+        started = time.perf_counter()
         try:
             result = await bus.publish_prepared(subject, data, nats_headers, timeout=settings.publish_timeout_seconds)
         except BusUnavailable as exc:  # NATS away, no stream, or a PubAck error (a full stream among them)
             raise ServiceUnavailable("event bus unavailable; retry later",
                                      retry_after=settings.retry_after_seconds) from exc
+        finally:
+            app[PUBLISH_LATENCY].observe(time.perf_counter() - started)
     out = b'{"success":true,"data":{"event_id":"%s","duplicate":%s}}' % (
         event_id.encode(), b"true" if result.duplicate else b"false")
     tp = nats_headers.get("traceparent")
