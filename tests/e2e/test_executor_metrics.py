@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import Answer, CredentialResponder, FakeSink, definition, executor_env, publish_event
+from tests.helpers.monitoring import metric_names
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
 
@@ -105,6 +106,10 @@ async def test_metrics_after_a_known_workload(bus: Any, db: Any, nats_url: str, 
         breakers = [lbl for n, lbl, _ in samples(text) if n == "ipaas_executor_breaker_state"]
         assert breakers == [{"tenant": str(tenant_b), "connector": "slack_message", "state": "open"}]
         assert value(text, "ipaas_executor_breakers_unlisted") == 0
+        # Every executor metric the shipped dashboard and alert rules read has samples after this workload.
+        have = {n for n, _, _ in samples(text)}
+        wanted = {n for n in metric_names() if n.startswith(("ipaas_executor_", "ipaas_stream_"))}
+        assert wanted and not [n for n in wanted if not any(h == n or h.startswith(n + "_") for h in have)]
 
         # OpenMetrics, when asked for: parses, and the duration's exemplars are executions' trace ids.
         om = await asyncio.to_thread(scrape, ex, OPENMETRICS)
