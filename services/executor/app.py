@@ -150,7 +150,7 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def create_app(settings: ExecutorSettings | None = None) -> web.Application:
     settings = settings or ExecutorSettings()
-    configure_logging("executor", settings.log_level)
+    configure_logging("executor", settings.log_level, settings.trace_url_template)
     setup_tracing("executor")
     app = base_app("executor")
     app[SETTINGS] = settings

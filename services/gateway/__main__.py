@@ -12,7 +12,7 @@ from services.gateway.settings import GatewaySettings
 
 def main() -> None:
     settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level)
+    configure_logging("gateway", settings.log_level, settings.trace_url_template)
 
     async def factory() -> web.Application:
         return create_app(settings)
