@@ -62,7 +62,6 @@ from services.executor.templates import EventContext
 from services.executor.workflows import WorkflowReader
 
 log = logging.getLogger(__name__)
-TRACER_NAME = "ipaas.executor"
 # The attempt this delivery is, as the claim counts it (a retry comes back as a new JetStream message).
 ATTEMPT_ATTRIBUTE = "ipaas.execution.attempt"
 
