@@ -47,6 +47,7 @@ class Traced:
     auth: ServiceProcess
     http: aiohttp.ClientSession
     receiver: OtlpHttpReceiver | OtlpGrpcReceiver
+    env: dict[str, str]
     token: str = ""
 
     async def call(self, method: str, path: str, body: Any = None, *, expect: int) -> Any:
@@ -92,7 +93,8 @@ async def _stack(service: Callable[..., ServiceProcess], database_url: str, nats
                  receiver: OtlpHttpReceiver | OtlpGrpcReceiver, protocol: str) -> AsyncIterator[Traced]:
     otel = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_EXPORTER_OTLP_PROTOCOL": protocol, "OTEL_BSP_SCHEDULE_DELAY": "100"}
-    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO", **otel}
+    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO",
+              "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1", **otel}
     auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
                                          "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
     gateway = service("services.gateway", env={**common, "IPAAS_AUTH_URL": auth.url,
@@ -100,7 +102,7 @@ async def _stack(service: Callable[..., ServiceProcess], database_url: str, nats
     executor = service("services.executor", env={**executor_env(nats_url, database_url), **otel,
                                                  "LOG_LEVEL": "DEBUG", "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3"})
     async with aiohttp.ClientSession() as http:
-        t = Traced(gateway=gateway, executor=executor, auth=auth, http=http, receiver=receiver)
+        t = Traced(gateway=gateway, executor=executor, auth=auth, http=http, receiver=receiver, env=common)
         email = f"{uuid.uuid4().hex[:8]}@example.com"
         await t.call("POST", "/api/auth/register", {"email": email, "password": PASSWORD}, expect=201)
         login = await t.call("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, expect=200)
@@ -307,3 +309,32 @@ async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_
 @pytest.mark.timeout(90)
 async def test_the_same_trace_over_grpc_export(grpc_traced: Traced) -> None:
     await _one_webhook_is_one_trace(grpc_traced)
+
+
+@pytest.mark.timeout(90)
+async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
+        http_traced: Traced, service: Callable[..., ServiceProcess]) -> None:
+    t = http_traced
+    sink = await FakeSink().start()
+    try:
+        created = await t.call("POST", "/api/workflows", {
+            "name": "every second", "trigger": {"type": "schedule", "interval_seconds": 1},
+            "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}}},
+            expect=201)
+        service("services.scheduler", env={**t.env, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
+        execution = await t.execution(created["data"]["id"], "succeeded")
+        assert execution["trigger"] == "schedule"
+        trace_id = execution["trace_id"]
+        spans = await _complete_trace(t.receiver, trace_id, {("scheduler", "publish EVENTS"),
+                                                             ("executor", "process EVENTS"),
+                                                             ("executor", "connector http_request")})
+        drawn = tree(spans)
+        publish = one(spans, "publish EVENTS", "scheduler", "PRODUCER")
+        process = one(spans, "process EVENTS", "executor", "CONSUMER")
+        assert publish.parent_id == "", drawn  # the trace starts at the scheduler's publish
+        assert process.parent_id == publish.span_id, drawn
+        assert publish.attributes["messaging.message.id"].startswith("sched:")
+        tick = next(r for r in sink.requests if r.headers["traceparent"].split("-")[1] == trace_id)
+        assert tick.path == "/tick"
+    finally:
+        await sink.stop()
