@@ -6,8 +6,10 @@ are read as they are; everything else uses the ``IPAAS_`` prefix.
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from libs.common.logs.trace_links import check_template
 
 
 class NatsSettings(BaseSettings):
@@ -96,6 +98,14 @@ class ServiceSettings(BaseSettings):
 
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     dev_mode: bool = Field(default=False, validation_alias="IPAAS_DEV_MODE")
+    # A trace UI's address for a trace id, with "{trace_id}" where the id goes (Jaeger:
+    # http://jaeger:16686/trace/{trace_id}); warnings and errors that carry a trace id add it as trace_url.
+    trace_url_template: str = Field(default="", validation_alias="IPAAS_TRACE_URL_TEMPLATE")
     nats: NatsSettings = Field(default_factory=NatsSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+
+    @field_validator("trace_url_template")
+    @classmethod
+    def _trace_url_template(cls, value: str) -> str:
+        return check_template(value)

@@ -1,7 +1,9 @@
 """OpenTelemetry tracing from the standard ``OTEL_*`` variables.
 
 With ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``)
-set, spans go out over OTLP/HTTP in batches.  With neither, or with
+set, spans go out over OTLP in batches, HTTP/protobuf or gRPC as
+``OTEL_EXPORTER_OTLP_PROTOCOL`` says (:mod:`libs.common.telemetry_export`), masked
+like log lines (:mod:`libs.common.telemetry_masking`).  With neither, or with
 ``OTEL_SDK_DISABLED=true`` or ``OTEL_TRACES_EXPORTER=none``, nothing is
 exported and spans are not recorded: each is a non-recording span that still
 has its trace and span ids (so trace ids reach logs, headers and execution
@@ -29,6 +31,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import Attributes
 
 from libs.common.logs.redaction import current_redactor
+from libs.common.telemetry_export import otlp_enabled, otlp_exporter
 
 _configured = False
 
@@ -58,16 +61,6 @@ class _WhenExported(Sampler):
 _SAMPLER = _WhenExported()
 
 
-def _otlp_enabled() -> bool:
-    if os.environ.get("OTEL_SDK_DISABLED", "").lower() == "true":
-        return False
-    if os.environ.get("OTEL_TRACES_EXPORTER", "otlp").lower() == "none":
-        return False
-    return bool(
-        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
-
-
 def setup_tracing(service_name: str, *, exporter: SpanExporter | None = None,
                   processor: SpanProcessor | None = None) -> TracerProvider:
     """Install the global tracer provider once per process and return it."""
@@ -81,10 +74,8 @@ def setup_tracing(service_name: str, *, exporter: SpanExporter | None = None,
     else:
         resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", service_name)})
         provider = TracerProvider(resource=resource, sampler=_SAMPLER)
-        if _otlp_enabled():
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        if otlp_enabled():
+            provider.add_span_processor(BatchSpanProcessor(otlp_exporter()))
             _SAMPLER.on = True
         trace.set_tracer_provider(provider)
         _configured = True

@@ -20,7 +20,7 @@ USAGE = "usage: python -m services.auth [serve | rotate-keys]"
 
 def serve() -> int:
     settings = AuthSettings()
-    configure_logging("auth", settings.log_level)
+    configure_logging("auth", settings.log_level, settings.trace_url_template)
     setup_tracing("auth")
 
     async def factory() -> web.Application:

@@ -44,8 +44,8 @@ async def create_credential(request: web.Request) -> web.Response:
     credential_id = uuid.uuid4()
     with tracer.start_as_current_span(
         "credentials.create",
-        attributes={"ipaas.tenant_id": str(claims.tenant_id), "ipaas.credential.id": str(credential_id),
-                    "ipaas.credential.type": body.type},
+        attributes={"ipaas.tenant_id": str(claims.tenant_id), "ipaas.cred_id": str(credential_id),
+                    "ipaas.cred_type": body.type},
     ):
         sealed = request.app[KEKS].ring.encrypt(claims.tenant_id, credential_id, secret)
         row = await request.app[POOL].fetchrow(

@@ -22,17 +22,19 @@ import uuid
 import asyncpg
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode
 from pydantic import ValidationError
 
 from libs.common.bus import Bus
+from libs.common.bus.tracing import responder_span
+from libs.common.db.tracing import db_span
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
+from libs.common.telemetry import ActiveSpan
 from services.auth.keys import KekHolder
 from services.auth.vault import DecryptError, KeyUnavailable, Sealed
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer(__name__)
 
 MAX_REQUEST_BYTES = 4096
 
@@ -76,22 +78,19 @@ class CredentialResolver:
         self._slots.release()
 
     async def _handle(self, msg: Msg) -> None:
-        ctx = propagate.extract(dict(msg.headers or {}))
-        with tracer.start_as_current_span(
-            f"process {msg.subject}", context=ctx, kind=SpanKind.CONSUMER,
-            attributes={"messaging.system": "nats", "messaging.destination.name": msg.subject,
-                        "messaging.consumer.group.name": self._queue, "messaging.operation.type": "process"},
-        ) as span:
+        # A CONSUMER span, child of the executor's request span; the reply carries it back.
+        span = responder_span(msg, self._queue)
+        with ActiveSpan(span):
             try:
                 reply = await self._resolve(msg.data)
             except Exception:
                 log.exception("credential resolution failed")
                 reply = CredentialReply(ok=False, error="internal_error")
-            span.set_attribute("ipaas.credential.outcome", reply.error or "ok")
+            span.set_attribute("ipaas.cred_outcome", reply.error or "ok")
             if reply.error == "internal_error":
                 span.set_status(Status(StatusCode.ERROR))
             try:
-                await msg.respond(reply.model_dump_json(exclude_none=True).encode())
+                await self._bus.respond(msg, reply.model_dump_json(exclude_none=True).encode())
             except Exception:
                 log.warning("could not send credential reply", exc_info=True)
 
@@ -105,12 +104,13 @@ class CredentialResolver:
             return CredentialReply(ok=False, error="bad_request")
         span = trace.get_current_span()
         span.set_attribute("ipaas.tenant_id", str(request.tenant_id))
-        span.set_attribute("ipaas.credential.id", str(request.credential_id))
+        span.set_attribute("ipaas.cred_id", str(request.credential_id))
         try:
-            row = await self._pool.fetchrow(
-                "SELECT type, kek_id, wrapped_dek, ciphertext FROM credentials WHERE id = $1 AND tenant_id = $2",
-                request.credential_id, request.tenant_id,
-            )
+            with ActiveSpan(db_span("SELECT", "credentials", "resolve")):
+                row = await self._pool.fetchrow(
+                    "SELECT type, kek_id, wrapped_dek, ciphertext FROM credentials WHERE id = $1 AND tenant_id = $2",
+                    request.credential_id, request.tenant_id,
+                )
         except (asyncpg.PostgresError, OSError, TimeoutError):
             log.exception("credential lookup failed", extra=_ids(request.tenant_id, request.credential_id))
             return CredentialReply(ok=False, error="internal_error")

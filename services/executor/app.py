@@ -66,7 +66,8 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
                                              cache_seconds=settings.credential_cache_seconds),
                           timeout_seconds=settings.action_timeout_seconds, max_output_bytes=settings.max_output_bytes,
                           max_input_bytes=settings.max_input_bytes,
-                          templates=engine_for(settings.templates))
+                          templates=engine_for(settings.templates),
+                          propagate_to=settings.propagating_connectors())
     store = ExecutionStore(pool, owner=replica_id(settings.http.port), lease_seconds=settings.lease_seconds,
                            max_items=settings.batch_max, linger=settings.batch_linger_seconds)
     workflows = WorkflowReader(pool, cache_size=settings.workflow_cache_size, max_items=settings.batch_max,
@@ -75,10 +76,11 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
                   publish_timeout=settings.nats.publish_timeout_seconds)
     slots = TenantSlots(settings.max_in_flight, headroom=settings.headroom_slots(),
                         patience=settings.fairness_patience_seconds)
+    breakers = Breakers(fail_max=settings.breaker_fail_max, reset_seconds=settings.breaker_reset_seconds,
+                        on_transition=metrics.on_breaker_transition)
+    metrics.watch_breakers(breakers)
     worker = EventWorker(
-        bus=bus, store=store, workflows=workflows, runner=runner,
-        breakers=Breakers(fail_max=settings.breaker_fail_max, reset_seconds=settings.breaker_reset_seconds,
-                          on_transition=metrics.on_breaker_transition),
+        bus=bus, store=store, workflows=workflows, runner=runner, breakers=breakers,
         slots=slots,
         backoff=Backoff(settings.backoff_base_seconds, settings.backoff_max_seconds),
         metrics=metrics, waker=waker,
@@ -148,7 +150,7 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def create_app(settings: ExecutorSettings | None = None) -> web.Application:
     settings = settings or ExecutorSettings()
-    configure_logging("executor", settings.log_level)
+    configure_logging("executor", settings.log_level, settings.trace_url_template)
     setup_tracing("executor")
     app = base_app("executor")
     app[SETTINGS] = settings

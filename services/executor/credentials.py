@@ -1,4 +1,8 @@
-"""Credential resolution from auth over NATS request/reply, with a short in-memory cache."""
+"""Credential resolution from auth over NATS request/reply, with a short in-memory cache.
+
+The request goes through :meth:`libs.common.bus.Bus.request`, so auth's span for it joins the
+event's trace (a cached answer makes no request and no span).
+"""
 
 from __future__ import annotations
 
@@ -70,7 +74,7 @@ class CredentialResolver:
     async def _request(self, tenant_id: uuid.UUID, credential_id: uuid.UUID) -> tuple[str, dict[str, Any]]:
         body = CredentialRequest(tenant_id=tenant_id, credential_id=credential_id).model_dump_json().encode()
         try:
-            msg = await self._bus.nc.request(RESOLVE_SUBJECT, body, timeout=self._timeout)
+            msg = await self._bus.request(RESOLVE_SUBJECT, body, timeout=self._timeout)
         except NoRespondersError as exc:
             raise TransientError("credential service has no responders") from exc
         except (NatsTimeoutError, TimeoutError) as exc:

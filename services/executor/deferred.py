@@ -106,7 +106,8 @@ class Waker:
         headers: dict[str, str] = {str(k): str(v) for k, v in (row["headers"] or {}).items()}
         headers[MSG_ID_HEADER] = f"park:{row['park_id']}"
         headers[DEFERRALS_HEADER] = str(row["deferrals"])
-        await self._bus.publish_prepared(row["subject"], bytes(row["data"]), headers, timeout=self._publish_timeout)
+        # The event's trace goes on: a PRODUCER span, child of the context the event was parked with.
+        await self._bus.publish_continued(row["subject"], bytes(row["data"]), headers, timeout=self._publish_timeout)
 
     async def _next_due(self) -> float:
         try:

@@ -31,8 +31,10 @@ from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
 from libs.common.bus import Bus
+from libs.common.bus.tracing import responder_span
 from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.api import DryRunCommand, DryRunResult
+from libs.common.telemetry import ActiveSpan
 from services.executor.dry_run_limits import Admissions, DryRunLimits, Refusal, deadline
 from services.executor.errors import ActionError
 from services.executor.runner import ActionRunner, safe_error
@@ -92,10 +94,11 @@ class DryRunResponder:
         task.add_done_callback(self._tasks.discard)
 
     async def _answer(self, msg: Msg, received: float) -> None:
-        body = await self.run(msg.data, received=received)
-        if msg.reply:
+        # A CONSUMER span in the gateway request's trace; the reply carries it back.
+        with ActiveSpan(responder_span(msg, QUEUE_GROUP)):
+            body = await self.run(msg.data, received=received)
             try:
-                await msg.respond(body)
+                await self._bus.respond(msg, body)
             except Exception:
                 log.debug("dry-run reply failed", exc_info=True)
 

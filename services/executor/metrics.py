@@ -6,12 +6,15 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from libs.common.http.exemplars import trace_exemplar
 from libs.common.http.metrics import Metrics
+from services.executor.breaker_metrics import BreakerStateCollector
+from services.executor.breakers import Breakers
 
 
 class ExecutorMetrics:
     def __init__(self, metrics: Metrics) -> None:
-        reg = metrics.registry
+        reg = self._registry = metrics.registry
         self.executions = Counter("ipaas_executor_executions_total", "Tries finished, by connector and outcome",
                                   ["connector", "status"], registry=reg)
         self.duration = Histogram("ipaas_executor_action_duration_seconds", "Duration of one try of an action",
@@ -58,10 +61,15 @@ class ExecutorMetrics:
         child.inc()
 
     def observe_duration(self, connector: str, seconds: float) -> None:
+        """One try's duration, with the event's trace id as exemplar (shown to OpenMetrics scrapers)."""
         child = self._timed.get(connector)
         if child is None:
             child = self._timed[connector] = self.duration.labels(connector)
-        child.observe(seconds)
+        child.observe(seconds, trace_exemplar())
+
+    def watch_breakers(self, breakers: Breakers) -> None:
+        """Export the state of every breaker that is not closed, per (tenant, connector), capped."""
+        self._registry.register(BreakerStateCollector(breakers))
 
     def on_breaker_transition(self, connector: str, old: str, new: str) -> None:
         self.breaker_transitions.labels(connector, old, new).inc()

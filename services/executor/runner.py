@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -15,10 +16,12 @@ import orjson
 from libs.common.logs import mask_truncated, mask_value
 from libs.common.logs.redaction import Redactor
 from libs.common.models.workflows import WorkflowDefinition
+from libs.common.telemetry import ActiveSpan
 from libs.common.templates import TemplateEngine
+from services.executor.call_span import connector_span, outgoing_trace_headers, record_status
 from services.executor.connectors import CREDENTIAL_TYPES, ActionCall, Connector
 from services.executor.credentials import CredentialResolver
-from services.executor.errors import PermanentError, TransientError
+from services.executor.errors import ActionError, PermanentError, TransientError
 from services.executor.templates import render_action_config
 
 MAX_CACHED_CONFIGS = 4096
@@ -27,8 +30,10 @@ MAX_CACHED_CONFIGS = 4096
 class ActionRunner:
     def __init__(self, connectors: dict[str, Connector], credentials: CredentialResolver, *,
                  timeout_seconds: float, max_output_bytes: int, max_input_bytes: int = 16_384,
-                 templates: TemplateEngine | None = None) -> None:
+                 templates: TemplateEngine | None = None, propagate_to: frozenset[str] = frozenset()) -> None:
         self._connectors = connectors
+        # Action types whose target receives the call's ``traceparent`` (IPAAS_EXECUTOR_TRACE_PROPAGATION).
+        self._propagate_to = propagate_to
         self._credentials = credentials
         self._timeout = timeout_seconds
         self._templates = templates
@@ -64,12 +69,22 @@ class ActionRunner:
         return dumped
 
     async def call(self, action_type: str, call: ActionCall) -> dict[str, Any]:
+        """The connector's call under the timeout, inside a CLIENT span (see :mod:`services.executor.call_span`)."""
         connector = self._connectors[action_type]
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await connector(call)
-        except TimeoutError as exc:
-            raise TransientError(f"{action_type} timed out after {self._timeout:g}s") from exc
+        span = connector_span(action_type)
+        with ActiveSpan(span):
+            if action_type in self._propagate_to:
+                call = replace(call, trace_headers=outgoing_trace_headers())
+            try:
+                async with asyncio.timeout(self._timeout):
+                    output = await connector(call)
+            except TimeoutError as exc:
+                raise TransientError(f"{action_type} timed out after {self._timeout:g}s") from exc
+            except ActionError as exc:
+                record_status(span, exc.http_status)
+                raise
+            record_status(span, output.get("status") if isinstance(output, dict) else None)
+            return output
 
     def safe_input(self, payload: Any) -> Any:
         """The event's payload as kept with its execution: masked, and cut to a preview past ``max_input_bytes``.

@@ -100,6 +100,8 @@ class ExecutorSettings(ServiceSettings):
     http_max_redirects: int = Field(default=5, ge=0)
     connections_per_host: int = Field(default=100, ge=1)
     egress_allow_cidrs: str = Field(default="", validation_alias="IPAAS_EGRESS_ALLOW_CIDRS")
+    # Action types whose target receives the call's W3C traceparent (comma-separated; empty: none).
+    trace_propagation: str = "http_request"
 
     # Templates (the engine reads the same variables; see services/executor/templates.py)
     templates: TemplateSettings = Field(default_factory=TemplateSettings)
@@ -129,6 +131,9 @@ class ExecutorSettings(ServiceSettings):
         if self.lease_seconds < 2 * self.heartbeat_seconds:
             raise ValueError("IPAAS_EXECUTOR_LEASE_SECONDS must be at least twice IPAAS_EXECUTOR_HEARTBEAT_SECONDS")
         return self
+
+    def propagating_connectors(self) -> frozenset[str]:
+        return frozenset(split_list(self.trace_propagation))
 
     def headroom_slots(self) -> int:
         """Slots no single tenant may take, so the consumer can look past a slow tenant's backlog."""

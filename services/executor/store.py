@@ -100,13 +100,13 @@ ON CONFLICT (event_id) DO UPDATE
 """
 
 DEAD_SQL = """
-INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope, raw)
-SELECT d.event_id, d.tenant_id, d.workflow_id, d.reason, d.attempts, d.envelope::jsonb, d.raw
-  FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::bytea[])
-       AS d(event_id, tenant_id, workflow_id, reason, attempts, envelope, raw)
+INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope, raw, traceparent)
+SELECT d.event_id, d.tenant_id, d.workflow_id, d.reason, d.attempts, d.envelope::jsonb, d.raw, d.traceparent
+  FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::int[], $6::text[], $7::bytea[], $8::text[])
+       AS d(event_id, tenant_id, workflow_id, reason, attempts, envelope, raw, traceparent)
 ON CONFLICT (event_id) DO UPDATE
    SET reason = EXCLUDED.reason, attempts = EXCLUDED.attempts, envelope = EXCLUDED.envelope,
-       raw = EXCLUDED.raw, dead_at = now(), replayed_at = NULL
+       raw = EXCLUDED.raw, traceparent = EXCLUDED.traceparent, dead_at = now(), replayed_at = NULL
 """
 
 SET_ASIDE_SQL = """
@@ -232,7 +232,7 @@ class ExecutionStore:
                               reason: str, raw: bytes) -> None:
         """A message that is not a valid envelope: kept with its bytes and the reason."""
         await self._pool.execute(DEAD_SQL, [event_id], [tenant_id], [workflow_id], [pg_text(reason)], [0],
-                                 [None], [raw])
+                                 [None], [raw], [None])
 
     async def overlapping_run(self, workflow_id: uuid.UUID, event_id: uuid.UUID) -> bool:
         return bool(await self._pool.fetchval(OVERLAP_SQL, workflow_id, event_id))
@@ -384,7 +384,14 @@ def _dead_columns(dead: list[Outcome], *, raw: bool = False) -> list[list[Any]]:
         [pg_text(o.error or "dead") for o in dead], [o.attempts for o in dead],
         [None if raw else pg_json_text(o.event.model_dump_json()) for o in dead],
         [o.parcel.data if raw else None for o in dead],
+        [_traceparent(o.parcel.headers) for o in dead],
     ]
+
+
+def _traceparent(headers: dict[str, str]) -> str | None:
+    """The parcel's W3C traceparent, when it is one (55 characters); anything else is not kept."""
+    value = headers.get("traceparent")
+    return value if value is not None and len(value) == 55 and value.isascii() else None
 
 
 def _reason(what: str, exc: BaseException) -> str:

@@ -32,15 +32,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from nats.aio.msg import Msg
-from opentelemetry import propagate, trace
-from opentelemetry.trace import SpanKind
+from opentelemetry import trace
 
 from libs.common.bus import Bus, BusError
+from libs.common.bus.tracing import consumer_span
 from libs.common.db.errors import STORAGE_ERRORS
+from libs.common.db.tracing import db_span
 from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.events import DeadLetter, EventEnvelope, Trigger, UndecodableEvent, dlq_subject
 from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition
-from libs.common.telemetry import ActiveSpan, current_trace_id, direct_tracer
+from libs.common.telemetry import ActiveSpan, current_trace_id
 from services.executor.breakers import Breakers
 from services.executor.decide import Ack, ClaimView, Fate, Finish, Park, Run, TryResult, after_claim, after_try
 from services.executor.deferred import DEFERRALS_HEADER, Waker
@@ -62,7 +63,8 @@ from services.executor.templates import EventContext
 from services.executor.workflows import WorkflowReader
 
 log = logging.getLogger(__name__)
-TRACER_NAME = "ipaas.executor"
+# The attempt this delivery is, as the claim counts it (a retry comes back as a new JetStream message).
+ATTEMPT_ATTRIBUTE = "ipaas.execution.attempt"
 
 # Postgres unreachable: the message goes back to JetStream for this long (nothing can progress meanwhile).
 STORAGE_RETRY_SECONDS = 2.0
@@ -112,14 +114,8 @@ class EventWorker:
             self._slots.release(tenant, token)
 
     async def _traced(self, msg: Msg, held: Held) -> None:
-        headers = msg.headers
-        span = direct_tracer(TRACER_NAME).start_span(
-            f"process {msg.subject}", context=propagate.extract(headers) if headers else None,
-            kind=SpanKind.CONSUMER,
-            attributes={"messaging.system": "nats", "messaging.destination.name": msg.subject,
-                        "messaging.consumer.group.name": self._opt.consumer,
-                        "messaging.operation.type": "process"},
-        )
+        # A CONSUMER ``process EVENTS`` span, child of the publish that the message's headers name.
+        span = consumer_span(msg, self._bus.streams.of(msg.subject), self._opt.consumer)
         # The event's secrets, once resolved: kept out of its outcome, its log lines and its span.
         redactor = Redactor()
         with redacting(redactor), ActiveSpan(span):
@@ -140,12 +136,16 @@ class EventWorker:
             await self._undecodable(msg, str(exc))
             return
         trace_id = current_trace_id()
-        trace.get_current_span().set_attribute("messaging.message.id", str(event.event_id))
+        span = trace.get_current_span()
+        span.set_attribute("ipaas.event_id", str(event.event_id))
         loaded = await self._workflows.load(event.workflow_id, event.workflow_version)
-        claim = await self._claim(event, trace_id, held)
+        with ActiveSpan(db_span("INSERT", "executions", "claim")):
+            claim = await self._claim(event, trace_id, held)
         if isinstance(claim, Unclaimable):
             await self._undecodable(msg, claim.reason, event=event)
             return
+        if claim.attempt is not None:
+            span.set_attribute(ATTEMPT_ATTRIBUTE, claim.attempt)
         definition = loaded.definition
         connector = definition.action.type if definition is not None else "none"
         fate: Fate = after_claim(claim, event_tenant=event.tenant_id, has_definition=definition is not None,
@@ -273,7 +273,8 @@ class EventWorker:
                           output=self._runner.safe_output(output, redactor) if output is not None else None,
                           trace_id=trace_id, park=park, tried=tried,
                           input=self._runner.safe_input(event.payload) if keep_input else None)
-        written = await self._write(outcome)
+        with ActiveSpan(db_span("UPDATE", "executions", "finish")):
+            written = await self._write(outcome)
         held.event_id = None  # the lease ended with the write
         if not written.stored:
             # Another replica took the row over (this one lost its lease): let the message come back later.
@@ -282,6 +283,8 @@ class EventWorker:
             await _nak(msg, self._opt.lease_seconds)
             return
         self._metrics.count(connector, written.status)
+        log.debug("outcome written", extra={"event_id": str(event.event_id), "status": written.status,
+                                             "attempt": attempt})
         if written.status == "dead":
             await self._publish_dead_letter(event, written.error or "dead", attempt, connector)
         elif park is not None:
@@ -305,7 +308,8 @@ class EventWorker:
 
     async def _park(self, msg: Msg, parking: Parking) -> None:
         try:
-            await self._store.park(parking)
+            with ActiveSpan(db_span("INSERT", "deferred_events", "park")):
+                await self._store.park(parking)
         except STORAGE_ERRORS as exc:
             log.warning("could not park event; released to the stream",
                         extra={"event_id": str(parking.event_id), "error": type(exc).__name__})

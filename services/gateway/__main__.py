@@ -18,7 +18,7 @@ log = logging.getLogger("services.gateway")
 
 def main() -> int:
     settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level)
+    configure_logging("gateway", settings.log_level, settings.trace_url_template)
 
     async def factory() -> web.Application:
         return create_app(settings)

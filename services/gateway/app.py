@@ -27,6 +27,7 @@ from services.gateway.hooks.cache import WorkflowCache, pool_loader
 from services.gateway.hooks.ingest import ingest
 from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
 from services.gateway.hooks.key_reload import KeyHolder, reload_keys
+from services.gateway.hooks.publish_metrics import PublishLatency
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.hooks.secret_store import load_ring, seal_legacy
 from services.gateway.keys import (
@@ -37,6 +38,7 @@ from services.gateway.keys import (
     KEKS,
     LIMITER,
     POOL,
+    PUBLISH_LATENCY,
     SETTINGS,
     TRUSTED_PROXIES,
     VERIFIER,
@@ -144,6 +146,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[SETTINGS] = settings
     app[RETRY_AFTER] = settings.retry_after_seconds  # also on the middleware's 503s (Postgres away)
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
+    app[PUBLISH_LATENCY] = PublishLatency(app[METRICS].registry)
     app[BAD_SIGNATURES] = TokenBuckets(burst=settings.bad_signature_burst,
                                        per_minute=settings.bad_signature_per_minute,
                                        max_keys=settings.bad_signature_max_sources)

@@ -13,6 +13,7 @@ from libs.common.bus import Bus
 from libs.common.ratelimit import TokenBuckets
 from services.gateway.hooks.cache import WorkflowCache
 from services.gateway.hooks.key_reload import KeyHolder
+from services.gateway.hooks.publish_metrics import PublishLatency
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.settings import GatewaySettings
 
@@ -28,6 +29,7 @@ KEKS = web.AppKey("keks", KeyHolder)
 # Peers whose X-Forwarded-For is believed; bad webhook signatures per source.
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", list[ipaddress.IPv4Network | ipaddress.IPv6Network])
 BAD_SIGNATURES = web.AppKey("bad_signatures", TokenBuckets)
+PUBLISH_LATENCY = web.AppKey("publish_latency", PublishLatency)
 
 # Request keys.
 CLAIMS = web.RequestKey("claims", Claims)

@@ -171,8 +171,9 @@ class OutboxRelay:
                 try:
                     message = prepare(subject=row["subject"], msg_id=row["msg_id"], payload_text=row["payload"],
                                       headers_text=row["headers"], max_payload=self._bus.nc.max_payload)
-                    await self._bus.publish_prepared(message.subject, message.payload, message.headers,
-                                                     timeout=self._publish_timeout)
+                    # A PRODUCER span in the writer's trace (the context stored with the row).
+                    await self._bus.publish_continued(message.subject, message.payload, message.headers,
+                                                      timeout=self._publish_timeout)
                 except Exception as exc:  # noqa: BLE001 - every failure is decided on below
                     error = exc
                 decision = decide(error, attempts=row["attempts"], max_attempts=self._max_attempts)

@@ -13,7 +13,7 @@ from services.scheduler.settings import SchedulerSettings
 
 def main() -> None:
     settings = SchedulerSettings()
-    configure_logging("scheduler", settings.log_level)
+    configure_logging("scheduler", settings.log_level, settings.trace_url_template)
     setup_tracing("scheduler")
 
     async def factory() -> web.Application:

@@ -1,4 +1,4 @@
-"""Publishing one slot: the event envelope, its dedup id, its span and metrics.
+"""Publishing one slot: the event envelope, its dedup id, its metrics; the bus adds its span.
 
 The dedup id is ``sched:<workflow_id>:<slot>`` with no version, so every replica
 publishing a slot (whatever version it holds) lands on the same JetStream
@@ -10,9 +10,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
-
 from libs.common.bus import Bus, BusError
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for, schedule_dedup_key
 from services.scheduler.clock import Clock
@@ -21,7 +18,6 @@ from services.scheduler.slots import slot_datetime, slot_iso
 from services.scheduler.store import ScheduleSpec
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("services.scheduler")
 
 
 class Publisher:
@@ -58,22 +54,16 @@ class Publisher:
         usually but not always ``spec.version``.
         """
         env = self.envelope(spec, slot, version)
-        attributes = {
-            "messaging.system": "nats",
-            "messaging.operation.type": "send",
-            "messaging.destination.name": env.subject,
-            "messaging.message.id": env.msg_id,
-            "ipaas.workflow_id": str(spec.workflow_id),
-            "ipaas.event_id": str(env.event_id),
-        }
-        with tracer.start_as_current_span(f"send {env.subject}", kind=SpanKind.PRODUCER, attributes=attributes):
-            try:
-                result = await self._bus.publish(env.subject, env.model_dump_json().encode(), msg_id=env.msg_id)
-            except BusError as exc:
-                self._metrics.publish_failures.inc()
-                log.warning("publishing a slot failed; will retry",
-                            extra={"workflow_id": str(spec.workflow_id), "slot": slot_iso(slot), "error": str(exc)})
-                return False
+        # The event's trace starts at the bus's PRODUCER span (a slot is published outside any span).
+        attributes = {"ipaas.workflow_id": str(spec.workflow_id), "ipaas.event_id": str(env.event_id)}
+        try:
+            result = await self._bus.publish(env.subject, env.model_dump_json().encode(), msg_id=env.msg_id,
+                                             attributes=attributes)
+        except BusError as exc:
+            self._metrics.publish_failures.inc()
+            log.warning("publishing a slot failed; will retry",
+                        extra={"workflow_id": str(spec.workflow_id), "slot": slot_iso(slot), "error": str(exc)})
+            return False
         lateness = self._clock.now().timestamp() - slot
         self._metrics.lateness.observe(max(0.0, lateness))
         self._metrics.fires.labels("duplicate" if result.duplicate else "published").inc()

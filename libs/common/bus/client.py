@@ -25,17 +25,21 @@ from typing import Any
 import nats
 import orjson
 from nats.aio.client import Client as NatsClient
+from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError, OutboundBufferLimitError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import NoStreamResponseError
+from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
 from libs.common.bus.errors import BusMisconfigured, BusUnavailable, MessageRejected, StreamConflict, rejection
 from libs.common.bus.seeds import parse_seed_list, redact
 from libs.common.bus.streams import platform_streams
+from libs.common.bus.tracing import StreamNames, extracted, link_reply, producer_span, request_span
 from libs.common.settings import NatsSettings
+from libs.common.telemetry import ActiveSpan
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +77,7 @@ class Bus:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=settings.publish_timeout_seconds)
         self.settings = settings
+        self.streams = StreamNames(settings)
 
     @classmethod
     async def connect(
@@ -225,18 +230,36 @@ class Bus:
         msg_id: str | None = None,
         headers: dict[str, str] | None = None,
         timeout: float | None = None,
+        attributes: dict[str, str] | None = None,
     ) -> PublishResult:
-        """Publish to JetStream and wait for the PubAck.
+        """Publish to JetStream and wait for the PubAck, inside a PRODUCER ``publish <stream>`` span.
 
-        Adds ``Nats-Msg-Id`` and the current W3C trace context.  Returns
-        whether the server called the message a duplicate.  Raises
-        :class:`BusUnavailable` if NATS cannot store it now.
+        Adds ``Nats-Msg-Id`` and the span's W3C trace context (so a message
+        published outside any span starts its own trace here).  ``attributes``
+        go on the span.  Returns whether the server called the message a
+        duplicate.  Raises :class:`BusUnavailable` if NATS cannot store it now.
         """
         hdrs: dict[str, str] = dict(headers) if headers else {}
         if msg_id is not None:
             hdrs[MSG_ID_HEADER] = msg_id
-        propagate.inject(hdrs)
-        return await self.publish_prepared(subject, payload, hdrs, timeout=timeout)
+        with ActiveSpan(producer_span(self.streams.of(subject), subject, msg_id, attributes=attributes)):
+            propagate.inject(hdrs)
+            return await self.publish_prepared(subject, payload, hdrs, timeout=timeout)
+
+    async def publish_continued(self, subject: str, payload: bytes, headers: dict[str, str], *,
+                                timeout: float | None = None) -> PublishResult:
+        """Publish a stored message whose ``headers`` hold the trace context it was stored under.
+
+        For messages put back later (parked events, outbox rows): the PRODUCER span is a child
+        of that stored context, and its own context replaces it in ``headers`` (changed in
+        place), so the consumer's span continues the original trace through this publish.
+        """
+        stored = extracted(headers)
+        span = producer_span(self.streams.of(subject), subject, headers.get(MSG_ID_HEADER),
+                             parent=stored if stored is not None else otel_context.Context())
+        with ActiveSpan(span):
+            propagate.inject(headers)
+            return await self.publish_prepared(subject, payload, headers, timeout=timeout)
 
     async def publish_prepared(
         self,
@@ -249,7 +272,8 @@ class Bus:
         """:meth:`publish` with ``headers`` sent exactly as given, for hot paths.
 
         The caller has already put ``Nats-Msg-Id`` and the trace context in
-        ``headers`` (e.g. to reuse the ``traceparent`` in an HTTP response);
+        ``headers`` (e.g. to reuse the ``traceparent`` in an HTTP response),
+        usually inside its own :func:`~libs.common.bus.tracing.producer_span`;
         nothing is added or copied.
         """
         if not self.nc.is_connected:
@@ -298,6 +322,27 @@ class Bus:
             raise BusUnavailable(f"publish to {subject} failed: {type(exc).__name__}") from exc
         except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
             raise MessageRejected(subject, status=0, err_code=0, description=str(exc)) from exc
+    async def request(self, subject: str, payload: bytes, *, timeout: float) -> Msg:
+        """A NATS request inside a CLIENT ``send <subject>`` span that the request's headers carry.
+
+        The responder's span comes back in the reply's headers and is kept as a link.
+        Raises what ``nats.aio.client.Client.request`` raises.
+        """
+        span = request_span(subject)
+        with ActiveSpan(span):
+            headers: dict[str, str] = {}
+            propagate.inject(headers)
+            reply = await self.nc.request(subject, payload, timeout=timeout, headers=headers)
+            link_reply(span, reply)
+            return reply
+
+    async def respond(self, msg: Msg, payload: bytes) -> None:
+        """Answer a request, with the current span's trace context in the reply's headers."""
+        if not msg.reply:
+            return
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        await self.nc.publish(msg.reply, payload, headers=headers or None)
 
     async def drain(self) -> None:
         """Flush pending publishes and close; never raises."""

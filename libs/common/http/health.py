@@ -13,8 +13,8 @@ import logging
 
 from aiohttp import web
 
+from libs.common.http.exemplars import render
 from libs.common.http.keys import METRICS, READINESS_CHECKS, SHUTTING_DOWN
-from libs.common.http.metrics import CONTENT_TYPE_LATEST
 from libs.common.models.api import LiveOut, ReadyOut
 
 log = logging.getLogger(__name__)
@@ -41,8 +41,9 @@ async def ready(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[METRICS].render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    """Prometheus text, or OpenMetrics (with trace-id exemplars) when the scraper's ``Accept`` asks for it."""
+    body, content_type = render(request.app[METRICS].registry, request.headers.get("Accept"))
+    return web.Response(body=body, headers={"Content-Type": content_type})
 
 
 def add_health_routes(app: web.Application) -> None:

@@ -1,5 +1,6 @@
 """One JSON object per log line: ``ts``, ``level``, ``service``, ``msg``, fields,
-and ``trace_id``/``span_id`` when the record is emitted inside a span.
+and ``trace_id``/``span_id`` when the record is emitted inside a span (plus ``trace_url`` on
+warnings and errors, when ``IPAAS_TRACE_URL_TEMPLATE`` is set).
 
 Masking happens here, where a line is written: the message, every extra field
 and the exception text are masked (and, inside ``redaction.redacting``, the
@@ -21,6 +22,7 @@ from opentelemetry import trace
 
 from libs.common.logs.masking import mask_text, mask_truncated, mask_value
 from libs.common.logs.redaction import current_redactor
+from libs.common.logs.trace_links import trace_url
 
 MAX_MESSAGE_CHARS = 8192
 MAX_FIELD_CHARS = 8192
@@ -65,9 +67,10 @@ class MaskingFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, trace_url_template: str = "") -> None:
         super().__init__()
         self.service = service
+        self.trace_url_template = trace_url_template
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -81,6 +84,8 @@ class JsonFormatter(logging.Formatter):
         if span.is_valid:
             entry["trace_id"] = format(span.trace_id, "032x")
             entry["span_id"] = format(span.span_id, "016x")
+            if self.trace_url_template and record.levelno >= logging.WARNING:
+                entry["trace_url"] = trace_url(self.trace_url_template, entry["trace_id"])
         for key, value in vars(record).items():
             if key not in _RESERVED and key not in entry:
                 entry[key] = value
@@ -89,10 +94,14 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(service: str, level: str = "INFO") -> None:
-    """Send JSON lines to stderr, masked, at ``level``. Replaces existing handlers."""
+def configure_logging(service: str, level: str = "INFO", trace_url_template: str = "") -> None:
+    """Send JSON lines to stderr, masked, at ``level``. Replaces existing handlers.
+
+    With ``trace_url_template`` (``IPAAS_TRACE_URL_TEMPLATE``), a warning or an error written
+    inside a span also carries ``trace_url``: the trace in the trace UI, one click away.
+    """
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(JsonFormatter(service, trace_url_template))
     handler.addFilter(MaskingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -19,9 +19,16 @@ class ActionCall:
     tenant_id: str
     config: dict[str, Any]
     secret: dict[str, Any] = field(default_factory=dict)
+    # W3C trace context for the target (``traceparent``...), when the connector's type propagates it.
+    trace_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 Connector = Callable[[ActionCall], Awaitable[dict[str, Any]]]
+
+
+def with_trace(headers: Mapping[str, str], call: ActionCall) -> Mapping[str, str]:
+    """``headers`` plus the call's trace context (``headers`` itself when there is none)."""
+    return {**headers, **call.trace_headers} if call.trace_headers else headers
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 

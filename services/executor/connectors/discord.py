@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from services.executor.connectors.base import ActionCall, raise_for_status
+from services.executor.connectors.base import ActionCall, raise_for_status, with_trace
 from services.executor.connectors.sessions import JSON_HEADERS, ClientSessions, json_body, network_error
 from services.executor.connectors.webhook_url import checked_webhook_url
 
@@ -42,7 +42,8 @@ class DiscordConnector:
             message["embeds"] = call.config["embeds"]
         try:
             async with self._sessions.for_url(url).post(url, data=json_body(message),
-                                                        headers=JSON_HEADERS, allow_redirects=False) as resp:
+                                                        headers=with_trace(JSON_HEADERS, call),
+                                                        allow_redirects=False) as resp:
                 body = await resp.text(errors="replace")
                 status, headers = resp.status, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+from opentelemetry import trace
 from yarl import URL
 
 from services.executor.connectors.base import ActionCall, raise_for_status
@@ -96,6 +97,7 @@ class HttpRequestConnector:
         headers["Idempotency-Key"] = call.event_id
         if cfg.get("query"):
             url = url.update_query({str(k): str(v) for k, v in cfg["query"].items()})
+        headers.update(call.trace_headers)
         body = cfg.get("body")
         form = cfg.get("form")
         kwargs: dict[str, Any] = {}
@@ -131,6 +133,10 @@ class HttpRequestConnector:
 
     async def _send(self, method: str, url: URL, headers: dict[str, str],
                     kwargs: dict[str, Any], keep: int = MAX_BODY_KEEP) -> tuple[int, dict[str, str], bytes, str]:
+        span = trace.get_current_span()  # the runner's CLIENT span (the host only: a URL may hold a secret)
+        span.set_attribute("http.request.method", method)
+        if url.host:
+            span.set_attribute("server.address", url.host)
         try:
             async with self._session.request(method, url, headers=headers, allow_redirects=False,
                                              **kwargs) as resp:

@@ -6,7 +6,7 @@ from typing import Any
 
 import aiohttp
 
-from services.executor.connectors.base import ActionCall, raise_for_status
+from services.executor.connectors.base import ActionCall, raise_for_status, with_trace
 from services.executor.connectors.sessions import JSON_HEADERS, ClientSessions, json_body, network_error
 from services.executor.connectors.webhook_url import checked_webhook_url
 from services.executor.errors import TransientError
@@ -27,7 +27,8 @@ class SlackConnector:
         if call.config.get("blocks") is not None:
             message["blocks"] = call.config["blocks"]
         try:
-            async with self._sessions.for_url(url).post(url, data=json_body(message), headers=JSON_HEADERS,
+            async with self._sessions.for_url(url).post(url, data=json_body(message),
+                                                     headers=with_trace(JSON_HEADERS, call),
                                                      allow_redirects=False) as resp:
                 body = await resp.text(errors="replace")
                 status, headers = resp.status, resp.headers

@@ -35,6 +35,7 @@ from opentelemetry import propagate
 
 from libs.common.bus import BusUnavailable
 from libs.common.bus.client import MSG_ID_HEADER
+from libs.common.bus.tracing import producer_span
 from libs.common.http.client_ip import client_key
 from libs.common.http.errors import (
     BadRequest,
@@ -46,11 +47,12 @@ from libs.common.http.errors import (
 )
 from libs.common.models.api import DEDUP_KEY_MAX
 from libs.common.models.events import SCHEDULE_KEY_PREFIX, event_id_text, events_subject, msg_id_for
+from libs.common.telemetry import ActiveSpan
 from services.gateway.body import check_length, read_raw
 from services.gateway.hooks.authenticate import authenticate
 from services.gateway.hooks.senders import slack_challenge
 from services.gateway.hooks.signature import SignatureError
-from services.gateway.keys import BAD_SIGNATURES, BUS, CACHE, LIMITER, SETTINGS, TRUSTED_PROXIES
+from services.gateway.keys import BAD_SIGNATURES, BUS, CACHE, LIMITER, PUBLISH_LATENCY, SETTINGS, TRUSTED_PROXIES
 from services.gateway.wire import message_size
 
 log = logging.getLogger(__name__)
@@ -150,21 +152,26 @@ async def ingest(request: web.Request) -> web.Response:
     data = envelope_bytes(event_id=event_id, dedup_key=dedup_key, tenant_id=tid,
                           workflow_id=wid, version=target.version, trigger="webhook",
                           payload_json=payload_json(body, headers.get("Content-Type", "")))
-    # One injection serves both the NATS headers and the response's traceparent (the server span).
-    nats_headers = {MSG_ID_HEADER: msg_id_for(wid, dedup_key)}
-    propagate.inject(nats_headers)
+    msg_id = msg_id_for(wid, dedup_key)
+    nats_headers = {MSG_ID_HEADER: msg_id}
     bus = app[BUS]
-    size = message_size(data, nats_headers)
-    if size > bus.nc.max_payload:
-        # Sent anyway, the server would reset the connection that every publish shares.
-        raise PayloadTooLarge("the event is over the bus's message size limit",
-                              details={"limit": bus.nc.max_payload, "size": size})
-    try:
-        result = await bus.publish_prepared(events_subject(tid, wid), data, nats_headers,
-                                            timeout=settings.publish_timeout_seconds)
-    except BusUnavailable as exc:  # NATS away, no stream, or a PubAck error (a full stream among them)
-        raise ServiceUnavailable("event bus unavailable; retry later",
-                                 retry_after=settings.retry_after_seconds) from exc
+    subject = events_subject(tid, wid)
+    # One injection, inside the PRODUCER span, serves both the NATS headers and the response's traceparent.
+    with ActiveSpan(producer_span(bus.streams.of(subject), subject, msg_id)):
+        propagate.inject(nats_headers)
+        size = message_size(data, nats_headers)
+        if size > bus.nc.max_payload:
+            # Sent anyway, the server would reset the connection that every publish shares.
+            raise PayloadTooLarge("the event is over the bus's message size limit",
+                                  details={"limit": bus.nc.max_payload, "size": size})
+        started = time.perf_counter()
+        try:
+            result = await bus.publish_prepared(subject, data, nats_headers, timeout=settings.publish_timeout_seconds)
+        except BusUnavailable as exc:  # NATS away, no stream, or a PubAck error (a full stream among them)
+            raise ServiceUnavailable("event bus unavailable; retry later",
+                                     retry_after=settings.retry_after_seconds) from exc
+        finally:
+            app[PUBLISH_LATENCY].observe(time.perf_counter() - started)
     out = b'{"success":true,"data":{"event_id":"%s","duplicate":%s}}' % (
         event_id.encode(), b"true" if result.duplicate else b"false")
     tp = nats_headers.get("traceparent")

@@ -111,7 +111,7 @@ async def dry_run(request: web.Request) -> web.Response:
     if not bus.is_connected:
         raise ServiceUnavailable("event bus unavailable; retry later", retry_after=s.retry_after_seconds)
     try:
-        reply = await bus.nc.request(s.dry_run_subject, message, timeout=s.dry_run_timeout_seconds)
+        reply = await bus.request(s.dry_run_subject, message, timeout=s.dry_run_timeout_seconds)
     except NoRespondersError as exc:
         raise ServiceUnavailable("no executor is available for dry-runs",
                                  retry_after=s.retry_after_seconds) from exc

@@ -7,10 +7,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+from opentelemetry import propagate, trace
 
 from libs.common.http.errors import Conflict, NotFound
 from libs.common.models.events import events_subject
 from services.gateway.outbox import add_message
+
+REPLAY_LINK = {"ipaas.link.reason": "dead letter replay"}
 
 _EXEC_COLUMNS = """id, event_id, workflow_id, workflow_version, trigger, status, attempts, started_at,
                    finished_at, duration_ms, error, trace_id, created_at"""
@@ -69,6 +72,15 @@ async def list_dead_letters(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflo
     return list(await pool.fetch(sql, *args))
 
 
+def link_to_dead_trace(traceparent: str | None) -> None:
+    """The replay starts a new trace (this request's); its span links to the trace the letter died in."""
+    if not traceparent:
+        return
+    dead = trace.get_current_span(propagate.extract({"traceparent": traceparent})).get_span_context()
+    if dead.is_valid:
+        trace.get_current_span().add_link(dead, REPLAY_LINK)
+
+
 async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any]:
     """Mark the dead letter replayed, make its execution non-final, and queue the stored envelope.
 
@@ -79,7 +91,7 @@ async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) 
     now = datetime.now(UTC)
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            """SELECT workflow_id, envelope, replayed_at FROM dead_letters
+            """SELECT workflow_id, envelope, replayed_at, traceparent FROM dead_letters
                WHERE tenant_id = $1 AND event_id = $2 FOR UPDATE""",
             tenant_id, event_id)
         if row is None:
@@ -91,6 +103,7 @@ async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) 
             raise Conflict("this dead letter is a message that was not a valid event; it cannot be replayed",
                            code="not_replayable")
         await conn.execute("UPDATE dead_letters SET replayed_at = $2 WHERE event_id = $1", event_id, now)
+        link_to_dead_trace(row["traceparent"])
         await conn.execute(
             "UPDATE executions SET status = 'failed', updated_at = now() WHERE event_id = $1 AND tenant_id = $2",
             event_id, tenant_id)

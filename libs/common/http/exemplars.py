@@ -1,0 +1,28 @@
+"""Trace-id exemplars for histograms, and the exposition format a scraper asked for.
+
+An exemplar ties one observation to its trace (``{trace_id="..."}``); Prometheus shows it only
+when it scrapes in OpenMetrics (``Accept: application/openmetrics-text``, with
+``--enable-feature=exemplar-storage``); the classic text format leaves exemplars out.  They are
+attached where an observation belongs to one event (a connector's try, a publish), not to every
+histogram: each costs a dict and a formatted id.
+"""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+
+def trace_exemplar() -> dict[str, str] | None:
+    """``{"trace_id": <hex>}`` of the current span, or ``None`` outside a (sampled) span."""
+    ctx = trace.get_current_span().get_span_context()
+    if not ctx.is_valid or not ctx.trace_flags.sampled:
+        return None
+    return {"trace_id": format(ctx.trace_id, "032x")}
+
+
+def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
+    """The registry in the format ``accept`` prefers (OpenMetrics or Prometheus text) and its content type."""
+    encoder, content_type = choose_encoder(accept or "")
+    return encoder(registry), content_type

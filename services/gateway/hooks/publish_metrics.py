@@ -1,0 +1,24 @@
+"""How long the webhook path waits for JetStream: a histogram of the publish (request to PubAck).
+
+Ingest counts and latency by status are the HTTP metrics of the ``/hooks/{workflow_id}`` route
+(``ipaas_http_requests_total``, ``ipaas_http_request_duration_seconds``); this one isolates the
+bus's share.  Each observation carries the event's trace id as an exemplar.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Histogram
+
+from libs.common.http.exemplars import trace_exemplar
+
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+class PublishLatency:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._histogram = Histogram("ipaas_gateway_publish_duration_seconds",
+                                    "Time from a webhook's publish to JetStream's acknowledgement (or failure)",
+                                    buckets=BUCKETS, registry=registry)
+
+    def observe(self, seconds: float) -> None:
+        self._histogram.observe(seconds, trace_exemplar())

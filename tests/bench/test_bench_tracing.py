@@ -1,0 +1,63 @@
+"""P7: what tracing costs at ingest, side by side: no OTLP endpoint (spans made, nothing exported)
+against export on (every span batched and sent to a collector stand-in, ``otlp_sink.py``).
+
+Two gateways against the same JetStream and workflow, driven by ``wrk`` in alternating rounds so
+that noise hits both alike; each one's best round counts.  Target: with no endpoint the gateway is
+at least as fast as with export on (within ``TOLERANCE``): no exporter work is done at all.  The
+figures (and the cost of export, on/off) go to ``tests/bench/results/latest.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from deploy.local.infra import NatsServer, free_port
+from services.gateway.hooks.signature import new_secret
+from tests.bench.harness import record_result, report
+from tests.bench.test_bench_ingest import CONNECTIONS, DURATION, REQUESTS_PER_SCRIPT, ROUNDS, _gateway_env, _workflow
+from tests.bench.wrk import presigned_script, run_wrk
+from tests.helpers.services import ServiceProcess
+
+TOLERANCE = 0.95
+
+
+def test_p7_tracing_without_an_endpoint_costs_nothing_next_to_export(
+        database_url: str, nats_server: NatsServer, tmp_path: Path, service: Callable[..., ServiceProcess]) -> None:
+    secret = new_secret()
+    workflow_id = asyncio.run(_workflow(database_url, secret, "https://example.com"))
+    sink = service("tests.bench.otlp_sink", env={}, port=(port := free_port()), args=("--port", str(port)))
+    off = service("services.gateway", env=_gateway_env(nats_server.url, database_url))
+    on = service("services.gateway", env={**_gateway_env(nats_server.url, database_url),
+                                          "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url})
+    rows: list[dict[str, Any]] = []
+    for round_no in range(ROUNDS):
+        for name, svc in (("no endpoint", off), ("export on", on)):
+            script = presigned_script(tmp_path / f"r{round_no}-{name[:2]}.lua", secret, f"/hooks/{workflow_id}",
+                                      REQUESTS_PER_SCRIPT, threads=2)
+            result = run_wrk(svc.url, script, duration=DURATION, connections=CONNECTIONS)
+            assert result["non2xx"] == 0 and result["errors"] == 0, (name, result)
+            rows.append({"round": round_no, "tracing": name, "rps": result["rps"], "p99_ms": result["p99_ms"],
+                         "load": round(os.getloadavg()[0], 2)})
+    with urllib.request.urlopen(f"{sink.url}/stats", timeout=5) as resp:  # noqa: S310 - a local test server
+        exported = json.loads(resp.read())
+
+    def best(name: str) -> dict[str, Any]:
+        return max((r for r in rows if r["tracing"] == name), key=lambda r: float(r["rps"]))
+
+    without, with_export = best("no endpoint"), best("export on")
+    ratio = float(without["rps"]) / float(with_export["rps"])
+    rows.append({"tracing": "no endpoint / export on", "rps": round(ratio, 3)})
+    record_result("P7", {"rps_no_endpoint": without["rps"], "rps_export_on": with_export["rps"],
+                         "ratio": round(ratio, 3), "exports_received": exported["exports"]})
+    verdicts = {
+        f"P7: no endpoint >= {TOLERANCE}x export on (is {ratio:.2f}x)": ratio >= TOLERANCE,
+        "P7: the exporting gateway did export": exported["exports"] > 0,
+    }
+    report("P7-tracing", rows, verdicts)
+    assert all(verdicts.values()), verdicts

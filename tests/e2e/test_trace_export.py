@@ -1,0 +1,340 @@
+"""One exported trace per event, as an SRE's collector receives it.
+
+Auth, gateway and executor run as processes against real NATS and Postgres and export over
+OTLP to a receiver inside the test (HTTP/protobuf, then gRPC), which decodes with
+``opentelemetry-proto``.  One signed webhook to an ``http_request`` workflow with a credential
+is one trace across the three services, with the spans of issue 12 (kinds, names, parents), and
+its id is the one in the 202's ``traceparent``, on the execution row, on the executor's log lines
+and in the ``traceparent`` the target received.  A retried event keeps every attempt's process
+span in its trace; a replayed dead letter links back to the trace it died in; secrets planted in
+a target's error answer never reach the collector.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from libs.common.logs.secret_shapes import REDACTED
+from libs.common.models.credentials import RESOLVE_SUBJECT
+from tests.helpers.auth_setup import PASSWORD, fast_hash_env
+from tests.helpers.fakes import Answer, FakeSink, executor_env
+from tests.helpers.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
+from tests.helpers.services import ServiceProcess
+from tests.helpers.wait import wait_until
+
+pytestmark = [pytest.mark.slow]
+
+RESOLVE_SEND = f"send {RESOLVE_SUBJECT}"
+RESOLVE_PROCESS = f"process {RESOLVE_SUBJECT}"
+BEARER = "Bearer " + "tok" + uuid.uuid4().hex  # the credential's value: an Authorization header
+
+
+@dataclass
+class Traced:
+    gateway: ServiceProcess
+    executor: ServiceProcess
+    auth: ServiceProcess
+    http: aiohttp.ClientSession
+    receiver: OtlpHttpReceiver | OtlpGrpcReceiver
+    env: dict[str, str]
+    token: str = ""
+
+    async def call(self, method: str, path: str, body: Any = None, *, expect: int) -> Any:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        async with self.http.request(method, f"{self.gateway.url}{path}", json=body, headers=headers) as r:
+            text = await r.text()
+            assert r.status == expect, f"{method} {path}: {r.status} {text}"
+            return json.loads(text) if text else None
+
+    async def workflow(self, url: str, credential_id: str | None) -> dict[str, Any]:
+        action: dict[str, Any] = {"type": "http_request",
+                                  "config": {"method": "POST", "url": url, "body": {"id": "{{ payload.id }}"}}}
+        if credential_id is not None:
+            action["credential_id"] = credential_id
+        created = await self.call("POST", "/api/workflows", {"name": f"traced {uuid.uuid4().hex[:6]}",
+                                                              "trigger": {"type": "webhook"}, "action": action},
+                                  expect=201)
+        return dict(created["data"])
+
+    async def webhook(self, workflow: dict[str, Any], payload: dict[str, Any]) -> tuple[str, str]:
+        """Send one signed webhook; returns (event id, the 202's traceparent)."""
+        body = json.dumps(payload)
+        msg_id = f"msg_{uuid.uuid4().hex}"
+        now = time.time()
+        signature = Webhook(workflow["webhook"]["secret"]).sign(msg_id, datetime.fromtimestamp(now, UTC), body)
+        headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now)), "webhook-signature": signature,
+                   "Content-Type": "application/json"}
+        async with self.http.post(f"{self.gateway.url}{workflow['webhook']['url']}", data=body,
+                                  headers=headers) as r:
+            assert r.status == 202, await r.text()
+            return (await r.json())["data"]["event_id"], r.headers["traceparent"]
+
+    async def execution(self, workflow_id: str, status: str) -> dict[str, Any]:
+        async def found() -> Any:
+            page = await self.call("GET", f"/api/executions?workflow_id={workflow_id}", expect=200)
+            rows = [e for e in page["data"] if e["status"] == status]
+            return rows[0] if rows else None
+
+        return dict(await wait_until(found, timeout=30, message=f"a {status} execution"))
+
+
+async def _stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path,
+                 receiver: OtlpHttpReceiver | OtlpGrpcReceiver, protocol: str) -> AsyncIterator[Traced]:
+    otel = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol, "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO",
+              "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1", **otel}
+    auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
+                                         "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
+    gateway = service("services.gateway", env={**common, "IPAAS_AUTH_URL": auth.url,
+                                               "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
+    executor = service("services.executor", env={**executor_env(nats_url, database_url), **otel,
+                                                 "LOG_LEVEL": "DEBUG", "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3"})
+    async with aiohttp.ClientSession() as http:
+        t = Traced(gateway=gateway, executor=executor, auth=auth, http=http, receiver=receiver, env=common)
+        email = f"{uuid.uuid4().hex[:8]}@example.com"
+        await t.call("POST", "/api/auth/register", {"email": email, "password": PASSWORD}, expect=201)
+        login = await t.call("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, expect=200)
+        t.token = login["data"]["access_token"]
+        yield t
+
+
+@pytest.fixture
+async def http_traced(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
+                      tmp_path: Path) -> AsyncIterator[Traced]:
+    receiver = await OtlpHttpReceiver().start()
+    try:
+        async for t in _stack(service, database_url, nats_url, tmp_path, receiver, "http/protobuf"):
+            yield t
+    finally:
+        await receiver.stop()
+
+
+@pytest.fixture
+async def grpc_traced(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
+                      tmp_path: Path) -> AsyncIterator[Traced]:
+    receiver = await OtlpGrpcReceiver().start()
+    try:
+        async for t in _stack(service, database_url, nats_url, tmp_path, receiver, "grpc"):
+            yield t
+    finally:
+        await receiver.stop()
+
+
+def one(spans: list[ReceivedSpan], name: str, service: str, kind: str) -> ReceivedSpan:
+    found = [s for s in spans if s.name == name and s.service == service]
+    assert len(found) == 1, f"{service} {name}: {len(found)} spans in {sorted((s.service, s.name) for s in spans)}"
+    assert found[0].kind == kind, f"{name} is {found[0].kind}, not {kind}"
+    return found[0]
+
+
+def tree(spans: list[ReceivedSpan]) -> str:
+    """The trace drawn as an indented tree (service, kind, name), for failure messages and the docs."""
+    children: dict[str, list[ReceivedSpan]] = {}
+    for s in spans:
+        children.setdefault(s.parent_id, []).append(s)
+    ids = {s.span_id for s in spans}
+    lines: list[str] = []
+
+    def draw(span: ReceivedSpan, depth: int) -> None:
+        lines.append(f"{'  ' * depth}{span.service}: {span.kind} {span.name}")
+        for child in children.get(span.span_id, []):
+            draw(child, depth + 1)
+
+    for root in [s for s in spans if s.parent_id not in ids]:
+        draw(root, 0)
+    return "\n".join(lines)
+
+
+EXPECTED = {("gateway", "POST /hooks/{workflow_id}"), ("gateway", "publish EVENTS"), ("executor", "process EVENTS"),
+            ("executor", "INSERT executions"), ("executor", RESOLVE_SEND), ("auth", RESOLVE_PROCESS),
+            ("auth", "SELECT credentials"), ("executor", "connector http_request"),
+            ("executor", "UPDATE executions")}
+
+
+async def _complete_trace(receiver: OtlpHttpReceiver | OtlpGrpcReceiver, trace_id: str,
+                          expected: set[tuple[str, str]]) -> list[ReceivedSpan]:
+    async def complete() -> list[ReceivedSpan] | None:
+        spans = receiver.trace(trace_id)
+        return spans if expected <= {(s.service, s.name) for s in spans} else None
+
+    try:
+        spans: list[ReceivedSpan] = await wait_until(complete, timeout=20,
+                                                     message="every span of the trace at the collector")
+        return spans
+    except TimeoutError as exc:
+        raise AssertionError(f"trace {trace_id} incomplete:\n{tree(receiver.trace(trace_id))}") from exc
+
+
+async def _one_webhook_is_one_trace(t: Traced) -> None:
+    sink = await FakeSink().start()
+    try:
+        cred = await t.call("POST", "/api/credentials", {"name": "target key", "type": "http",
+                                                         "secret": {"headers": {"Authorization": BEARER}}},
+                            expect=201)
+        wf = await t.workflow(f"{sink.url}/orders", cred["data"]["id"])
+        event_id, traceparent = await t.webhook(wf, {"id": "A-1"})
+        trace_id = traceparent.split("-")[1]
+        execution = await t.execution(wf["id"], "succeeded")
+        assert execution["event_id"] == event_id
+
+        spans = await _complete_trace(t.receiver, trace_id, EXPECTED)
+        drawn = tree(spans)
+        server = one(spans, "POST /hooks/{workflow_id}", "gateway", "SERVER")
+        publish = one(spans, "publish EVENTS", "gateway", "PRODUCER")
+        process = one(spans, "process EVENTS", "executor", "CONSUMER")
+        claim = one(spans, "INSERT executions", "executor", "CLIENT")
+        send = one(spans, RESOLVE_SEND, "executor", "CLIENT")
+        resolve = one(spans, RESOLVE_PROCESS, "auth", "CONSUMER")
+        lookup = one(spans, "SELECT credentials", "auth", "CLIENT")
+        connector = one(spans, "connector http_request", "executor", "CLIENT")
+        finish = one(spans, "UPDATE executions", "executor", "CLIENT")
+        assert server.parent_id == "", drawn  # a new trace: the sender sent no trusted context
+        assert publish.parent_id == server.span_id, drawn
+        assert process.parent_id == publish.span_id, drawn
+        for child in (claim, send, connector, finish):
+            assert child.parent_id == process.span_id, f"{child.name}\n{drawn}"
+        assert resolve.parent_id == send.span_id, drawn  # auth's span joins the event's trace
+        assert lookup.parent_id == resolve.span_id, drawn
+        # The reply carried auth's context back: the request span links to it.
+        assert (trace_id, resolve.span_id) in [(tid, sid) for tid, sid, _ in send.links], drawn
+
+        subject = publish.attributes["messaging.destination.name"]
+        assert subject.startswith("events.") and subject.endswith(f".{wf['id']}")
+        assert process.attributes["messaging.system"] == "nats"
+        assert process.attributes["messaging.destination.name"] == subject
+        assert process.attributes["messaging.consumer.group.name"] == "executor"
+        assert process.attributes["messaging.message.id"] == publish.attributes["messaging.message.id"]
+        assert process.attributes["messaging.nats.message.delivery_count"] == 1
+        assert process.attributes["ipaas.execution.attempt"] == 1
+        assert connector.attributes["http.response.status_code"] == 200
+        assert connector.attributes["server.address"] == "127.0.0.1"
+        assert claim.attributes["db.system.name"] == "postgresql"
+
+        # The same trace id everywhere an SRE looks.
+        assert execution["trace_id"] == trace_id
+        received = sink.requests[0].headers["traceparent"]
+        assert received.split("-")[1] == trace_id
+        assert received.split("-")[2] == connector.span_id  # the target's parent is the CLIENT span
+        assert sink.requests[0].headers["Authorization"] == BEARER
+        lines = [json.loads(line) for line in t.executor.logs().splitlines() if line.startswith("{")]
+        mine = [line for line in lines if line.get("event_id") == event_id]
+        assert mine, "no executor log line names the event"
+        assert {line.get("trace_id") for line in mine} == {trace_id}
+        assert all(line.get("span_id") for line in mine)
+    finally:
+        await sink.stop()
+
+
+@pytest.mark.timeout(120)
+async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_stay_out(
+        http_traced: Traced) -> None:
+    t = http_traced
+    await _one_webhook_is_one_trace(t)
+
+    # A retried event: the target answers 500 once, with an answer that repeats secrets to us.
+    cred = await t.call("POST", "/api/credentials", {"name": "flaky key", "type": "http",
+                                                     "secret": {"headers": {"Authorization": BEARER}}}, expect=201)
+    flaky = await FakeSink().start()
+    try:
+        wf = await t.workflow(f"{flaky.url}/flaky", cred["data"]["id"])
+        whsec = wf["webhook"]["secret"]
+        assert whsec.startswith("whsec_")
+
+        def answer(seen: Any, n: int) -> Answer:
+            if n > 1:
+                return Answer(200, "{}")
+            leak = f"upstream broke; you sent {seen.headers.get('Authorization')} from {whsec} as Bearer {t.token}"
+            return Answer(500, leak)
+
+        flaky.behaviour = answer
+        event_id, traceparent = await t.webhook(wf, {"id": "B-2"})
+        trace_id = traceparent.split("-")[1]
+        execution = await t.execution(wf["id"], "succeeded")
+        assert execution["attempts"] == 2 and execution["trace_id"] == trace_id
+        assert [r.headers["traceparent"].split("-")[1] for r in flaky.requests] == [trace_id, trace_id]
+
+        async def both_attempts() -> list[ReceivedSpan] | None:
+            spans = [s for s in t.receiver.trace(trace_id) if s.name == "process EVENTS"]
+            return spans if len(spans) == 2 else None
+
+        processes = await wait_until(both_attempts, timeout=20, message="both attempts' process spans")
+        assert sorted(s.attributes["ipaas.execution.attempt"] for s in processes) == [1, 2]
+        assert all(s.attributes["messaging.nats.message.delivery_count"] >= 1 for s in processes)
+        failed = [s for s in t.receiver.trace(trace_id) if s.name == "connector http_request"
+                  and s.attributes.get("http.response.status_code") == 500]
+        assert len(failed) == 1
+        exceptions = [e for name, e in failed[0].events if name == "exception"]
+        assert exceptions and REDACTED in exceptions[0]["exception.message"]  # it was there, and masked
+    finally:
+        await flaky.stop()
+
+    # A dead letter (the target refuses for good), replayed: the replay's span links to the trace it died in.
+    refusing = await FakeSink(lambda _seen, _n: Answer(400, "no")).start()
+    try:
+        wf = await t.workflow(f"{refusing.url}/refuses", None)
+        event_id, traceparent = await t.webhook(wf, {"id": "C-3"})
+        died_in = traceparent.split("-")[1]
+        await t.execution(wf["id"], "dead")
+        await t.call("POST", f"/api/dlq/{event_id}/replay", None, expect=202)
+
+        async def replay_span() -> ReceivedSpan | None:
+            return next((s for s in t.receiver.spans if s.name == "POST /api/dlq/{event_id}/replay"
+                         and any(tid == died_in for tid, _, _ in s.links)), None)
+
+        replay = await wait_until(replay_span, timeout=20, message="the replay's span with a link to the dead trace")
+        assert replay.trace_id != died_in
+        await wait_until(lambda: refusing.calls >= 2, timeout=20, message="the replayed event to run")
+        assert refusing.requests[1].headers["traceparent"].split("-")[1] == replay.trace_id
+    finally:
+        await refusing.stop()
+
+    # Nothing secret reached the collector, in any span of any trace.
+    everything = "\n".join(s.text() for s in t.receiver.spans)
+    for secret in (BEARER.split(" ")[1], whsec, t.token):
+        assert secret not in everything
+
+
+@pytest.mark.timeout(90)
+async def test_the_same_trace_over_grpc_export(grpc_traced: Traced) -> None:
+    await _one_webhook_is_one_trace(grpc_traced)
+
+
+@pytest.mark.timeout(90)
+async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
+        http_traced: Traced, service: Callable[..., ServiceProcess]) -> None:
+    t = http_traced
+    sink = await FakeSink().start()
+    try:
+        created = await t.call("POST", "/api/workflows", {
+            "name": "every second", "trigger": {"type": "schedule", "interval_seconds": 1},
+            "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}}},
+            expect=201)
+        service("services.scheduler", env={**t.env, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
+        execution = await t.execution(created["data"]["id"], "succeeded")
+        assert execution["trigger"] == "schedule"
+        trace_id = execution["trace_id"]
+        spans = await _complete_trace(t.receiver, trace_id, {("scheduler", "publish EVENTS"),
+                                                             ("executor", "process EVENTS"),
+                                                             ("executor", "connector http_request")})
+        drawn = tree(spans)
+        publish = one(spans, "publish EVENTS", "scheduler", "PRODUCER")
+        process = one(spans, "process EVENTS", "executor", "CONSUMER")
+        assert publish.parent_id == "", drawn  # the trace starts at the scheduler's publish
+        assert process.parent_id == publish.span_id, drawn
+        assert publish.attributes["messaging.message.id"].startswith("sched:")
+        tick = next(r for r in sink.requests if r.headers["traceparent"].split("-")[1] == trace_id)
+        assert tick.path == "/tick"
+    finally:
+        await sink.stop()
