@@ -27,7 +27,7 @@ from standardwebhooks.webhooks import Webhook
 
 from libs.common.logs.secret_shapes import REDACTED
 from libs.common.models.credentials import RESOLVE_SUBJECT
-from tests.helpers.auth_setup import PASSWORD, fast_hash_env
+from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
 from tests.helpers.services import ServiceProcess
@@ -97,7 +97,7 @@ async def _stack(service: Callable[..., ServiceProcess], database_url: str, nats
               "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1", **otel}
     auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
                                          "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
-    gateway = service("services.gateway", env={**common, "IPAAS_AUTH_URL": auth.url,
+    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
                                                "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
     executor = service("services.executor", env={**executor_env(nats_url, database_url), **otel,
                                                  "LOG_LEVEL": "DEBUG", "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3"})

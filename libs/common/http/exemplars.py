@@ -15,9 +15,13 @@ from prometheus_client.exposition import choose_encoder
 
 
 def trace_exemplar() -> dict[str, str] | None:
-    """``{"trace_id": <hex>}`` of the current span, or ``None`` outside a (sampled) span."""
+    """``{"trace_id": <hex>}`` of the current span, or ``None`` outside a span.
+
+    Spans that are not exported (no collector configured) still have their ids, which logs and
+    execution rows carry too, so the exemplar still leads somewhere.
+    """
     ctx = trace.get_current_span().get_span_context()
-    if not ctx.is_valid or not ctx.trace_flags.sampled:
+    if not ctx.is_valid:
         return None
     return {"trace_id": format(ctx.trace_id, "032x")}
 
