@@ -151,8 +151,23 @@ class ExecutionOut(BaseModel):
     trace_id: str | None
 
 
+class AttemptOut(BaseModel):
+    """One try of the action: a replay starts counting again at 1, so tries are listed in the order they ran."""
+
+    attempt: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: Literal["succeeded", "failed", "dead", "skipped"]
+    error: str | None = None
+    http_status: int | None = Field(default=None, description="The target's HTTP status, when it answered.")
+    duration_ms: int | None = None
+
+
 class ExecutionDetailOut(ExecutionOut):
     output: Any = None
+    input: Any = Field(default=None, description="The event's payload as received: secrets masked, large payloads "
+                                                 "cut to a preview (docs/executor.md).")
+    attempt_history: list[AttemptOut] = Field(default_factory=list, description="Every try, in the order they ran.")
 
 
 class DeadLetterOut(BaseModel):

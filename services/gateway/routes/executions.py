@@ -22,9 +22,7 @@ from services.gateway.store import executions as store
 async def list_executions(request: web.Request) -> web.Response:
     query = list_query(request, ExecutionQuery)
     limit = limit_of(query, request.app[SETTINGS])
-    rows = await store.list_executions(
-        request.app[POOL], tenant(request), workflow_id=query.workflow_id,
-        status=query.status.value if query.status is not None else None, limit=limit, before=query.after)
+    rows = await store.list_executions(request.app[POOL], tenant(request), query, limit=limit)
     meta = PageMeta()
     if len(rows) > limit:
         rows = rows[:limit]

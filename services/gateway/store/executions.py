@@ -10,8 +10,10 @@ import asyncpg
 
 from libs.common.http.errors import Conflict, NotFound
 from libs.common.models.events import events_subject
+from libs.common.models.queries import ExecutionQuery
 from services.gateway.outbox import add_message
 
+MAX_ATTEMPTS_SHOWN = 1000  # a detail lists at most this many tries (a replayed event may have many)
 _EXEC_COLUMNS = """id, event_id, workflow_id, workflow_version, trigger, status, attempts, started_at,
                    finished_at, duration_ms, error, trace_id, created_at"""
 
@@ -24,17 +26,20 @@ def execution_out(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-async def list_executions(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_id: uuid.UUID | None,
-                          status: str | None, limit: int,
-                          before: tuple[datetime, uuid.UUID] | None) -> list[asyncpg.Record]:
+async def list_executions(pool: asyncpg.Pool, tenant_id: uuid.UUID, query: ExecutionQuery, *, limit: int,
+                          ) -> list[asyncpg.Record]:
     conditions = ["tenant_id = $1"]
     args: list[Any] = [tenant_id, limit + 1]
-    if workflow_id is not None:
-        args.append(workflow_id)
-        conditions.append(f"workflow_id = ${len(args)}")
-    if status is not None:
-        args.append(status)
-        conditions.append(f"status = ${len(args)}")
+    filters: tuple[tuple[str, Any], ...] = (
+        ("workflow_id = ", query.workflow_id), ("event_id = ", query.event_id),
+        ("status = ", query.status.value if query.status is not None else None),
+        ("trigger = ", query.trigger.value if query.trigger is not None else None),
+        ("created_at >= ", query.since), ("created_at < ", query.until))
+    for condition, value in filters:
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{condition}${len(args)}")
+    before = query.after
     if before is not None:
         args.extend(before)
         conditions.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
@@ -44,11 +49,19 @@ async def list_executions(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_
 
 
 async def get_execution(pool: asyncpg.Pool, tenant_id: uuid.UUID, execution_id: uuid.UUID) -> dict[str, Any]:
-    row = await pool.fetchrow(f"SELECT {_EXEC_COLUMNS}, output FROM executions WHERE tenant_id = $1 AND id = $2",
-                              tenant_id, execution_id)
-    if row is None:
-        raise NotFound("execution not found")
-    return execution_out(row)
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            f"SELECT {_EXEC_COLUMNS}, output, input FROM executions WHERE tenant_id = $1 AND id = $2",
+            tenant_id, execution_id)
+        if row is None:
+            raise NotFound("execution not found")
+        tries = await conn.fetch(
+            """SELECT attempt, started_at, finished_at, outcome, error, http_status, duration_ms
+                 FROM execution_attempts WHERE event_id = $1 ORDER BY id LIMIT $2""",
+            row["event_id"], MAX_ATTEMPTS_SHOWN)
+    out = execution_out(row)
+    out["attempt_history"] = [dict(t) for t in tries]
+    return out
 
 
 async def list_dead_letters(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_id: uuid.UUID | None,
