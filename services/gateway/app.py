@@ -33,12 +33,14 @@ from services.gateway.keys import (
     HTTP,
     LIMITER,
     POOL,
+    REPLAYS,
     SETTINGS,
     TRUSTED_PROXIES,
     VERIFIER,
 )
 from services.gateway.middleware import auth_middleware, tracing_middleware
 from services.gateway.outbox import OutboxRelay
+from services.gateway.replays import ReplayWorker
 from services.gateway.routes import dev_echo, executions, proxy, runs, workflows
 from services.gateway.settings import GatewaySettings
 
@@ -79,6 +81,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                                      publish_timeout=s.nats.publish_timeout_seconds,
                                      max_attempts=s.outbox_max_attempts, registry=app[METRICS].registry)
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
+    app[REPLAYS] = replays = ReplayWorker(pool, batch=s.replay_batch, poll_seconds=s.replay_poll_seconds,
+                                          pause_seconds=s.replay_pause_seconds)
+    replay_task = asyncio.create_task(replays.run(), name="dlq-replays")
 
     async def db_ready() -> bool:
         return bool(await pool.fetchval("SELECT 1"))
@@ -95,6 +100,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[SHUTTING_DOWN].set()
         await nats_setup.stop()
         relay.stop()
+        replays.stop()  # a batch under way commits or rolls back whole; the job goes on elsewhere or later
+        with suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(replay_task, timeout=10)
         with suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(relay_task, timeout=10)
         with suppress(Exception):

@@ -13,6 +13,7 @@ from libs.common.bus import Bus
 from libs.common.ratelimit import TokenBuckets
 from services.gateway.hooks.cache import WorkflowCache
 from services.gateway.hooks.ratelimit import TenantRateLimiter
+from services.gateway.replays import ReplayWorker
 from services.gateway.settings import GatewaySettings
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -25,6 +26,7 @@ LIMITER = web.AppKey("limiter", TenantRateLimiter)
 # Peers whose X-Forwarded-For is believed; bad webhook signatures per source.
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", list[ipaddress.IPv4Network | ipaddress.IPv6Network])
 BAD_SIGNATURES = web.AppKey("bad_signatures", TokenBuckets)
+REPLAYS = web.AppKey("replays", ReplayWorker)
 
 # Request keys.
 CLAIMS = web.RequestKey("claims", Claims)

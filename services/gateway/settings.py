@@ -93,6 +93,13 @@ class GatewaySettings(ServiceSettings):
     # (rows JetStream refuses for good are set aside at the first).
     outbox_max_attempts: int = Field(default=5, ge=1)
 
+    # Bulk DLQ replay (POST /api/dlq/replay): dead letters per job at most, per batch (one transaction),
+    # the pause between batches, and how often a replica looks for jobs accepted elsewhere or left unfinished.
+    replay_max_events: int = Field(default=100_000, ge=1)
+    replay_batch: int = Field(default=200, ge=1, le=10_000)
+    replay_pause_seconds: float = Field(default=0.05, ge=0)
+    replay_poll_seconds: float = Field(default=2.0, gt=0)
+
     # Pagination (workflows, versions, executions, dead letters).
     page_default: int = Field(default=50, ge=1)
     page_max: int = Field(default=200, ge=1)

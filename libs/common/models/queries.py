@@ -121,11 +121,14 @@ class VersionPageQuery(LimitQuery):
         return int(self.cursor[1:]) if self.cursor is not None else 0
 
 
-RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                     r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
 
 
 def _rfc3339(value: Any) -> Any:
-    if isinstance(value, str) and not RFC3339.match(value):
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.match(value):
         raise PydanticCustomError("datetime_parsing", "must be an RFC 3339 date-time with an offset, "
                                                       "e.g. 2026-01-31T08:00:00Z")
     return value

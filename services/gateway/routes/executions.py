@@ -11,12 +11,22 @@ from __future__ import annotations
 from aiohttp import web
 
 from libs.common.http.envelope import ok
-from libs.common.models.api import DeadLetterOut, ExecutionDetailOut, ExecutionOut, PageMeta, ReplayAccepted
+from libs.common.models.api import (
+    DeadLetterOut,
+    DlqReplayRequest,
+    ExecutionDetailOut,
+    ExecutionOut,
+    PageMeta,
+    ReplayAccepted,
+    ReplayJobOut,
+)
 from libs.common.models.queries import DeadLetterQuery, ExecutionQuery
-from services.gateway.keys import POOL, SETTINGS
+from services.gateway.body import read_body
+from services.gateway.keys import POOL, REPLAYS, SETTINGS
 from services.gateway.pagination import encode_cursor, limit_of, list_query, path_id, uuid_segment
 from services.gateway.routes.workflows import tenant
 from services.gateway.store import executions as store
+from services.gateway.store import replays
 
 
 async def list_executions(request: web.Request) -> web.Response:
@@ -53,8 +63,25 @@ async def replay(request: web.Request) -> web.Response:
     return ok(ReplayAccepted.model_validate(out), status=202)
 
 
+async def replay_many(request: web.Request) -> web.Response:
+    s = request.app[SETTINGS]
+    body = await read_body(request, DlqReplayRequest, limit=s.max_body_bytes, timeout=s.body_read_timeout_seconds)
+    job = await replays.create_job(request.app[POOL], tenant(request), body,
+                                   max_events=request.app[SETTINGS].replay_max_events)
+    if job["state"] == "running":
+        request.app[REPLAYS].wake()
+    return ok(ReplayJobOut.model_validate(job), status=202)
+
+
+async def replay_job(request: web.Request) -> web.Response:
+    return ok(ReplayJobOut.model_validate(await replays.get_job(request.app[POOL], tenant(request),
+                                                                path_id(request, "job_id"))))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/executions", list_executions)
     app.router.add_get(f"/api/executions/{uuid_segment('id')}", get_execution)
     app.router.add_get("/api/dlq", list_dlq)
     app.router.add_post(f"/api/dlq/{uuid_segment('event_id')}/replay", replay)
+    app.router.add_post("/api/dlq/replay", replay_many)
+    app.router.add_get(f"/api/dlq/replay/{uuid_segment('job_id')}", replay_job)

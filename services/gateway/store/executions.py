@@ -67,23 +67,26 @@ async def get_execution(pool: asyncpg.Pool, tenant_id: uuid.UUID, execution_id: 
 async def list_dead_letters(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_id: uuid.UUID | None,
                             include_replayed: bool, limit: int,
                             before: tuple[datetime, uuid.UUID] | None) -> list[asyncpg.Record]:
-    conditions = ["tenant_id = $1"]
+    conditions = ["d.tenant_id = $1"]
     args: list[Any] = [tenant_id, limit + 1]
     if not include_replayed:
-        conditions.append("replayed_at IS NULL")
+        conditions.append("d.replayed_at IS NULL")
     if workflow_id is not None:
         args.append(workflow_id)
-        conditions.append(f"workflow_id = ${len(args)}")
+        conditions.append(f"d.workflow_id = ${len(args)}")
     if before is not None:
         args.extend(before)
-        conditions.append(f"(dead_at, event_id) < (${len(args) - 1}, ${len(args)})")
-    sql = ("SELECT event_id, workflow_id, reason, attempts, dead_at, replayed_at FROM dead_letters "
-           f"WHERE {' AND '.join(conditions)} ORDER BY dead_at DESC, event_id DESC LIMIT $2")
+        conditions.append(f"(d.dead_at, d.event_id) < (${len(args) - 1}, ${len(args)})")
+    sql = ("SELECT d.event_id, d.workflow_id, d.reason, d.attempts, d.dead_at, d.replayed_at, "
+           "e.input AS payload, e.error AS last_error FROM dead_letters d "
+           "LEFT JOIN executions e ON e.event_id = d.event_id AND e.tenant_id = d.tenant_id "
+           f"WHERE {' AND '.join(conditions)} ORDER BY d.dead_at DESC, d.event_id DESC LIMIT $2")
     return list(await pool.fetch(sql, *args))
 
 
 async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any]:
-    """Mark the dead letter replayed, make its execution non-final, and queue the stored envelope.
+    """Mark the dead letter replayed, make its execution non-final (its attempts counted from zero again,
+    so the replay gets the workflow's whole retry policy), and queue the stored envelope.
 
     All three in one transaction: the envelope goes out through the outbox, so
     an accepted replay is never lost, and the executor cannot see the message
@@ -105,7 +108,8 @@ async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) 
                            code="not_replayable")
         await conn.execute("UPDATE dead_letters SET replayed_at = $2 WHERE event_id = $1", event_id, now)
         await conn.execute(
-            "UPDATE executions SET status = 'failed', updated_at = now() WHERE event_id = $1 AND tenant_id = $2",
+            """UPDATE executions SET status = 'failed', attempts = 0, updated_at = now()
+                WHERE event_id = $1 AND tenant_id = $2""",
             event_id, tenant_id)
         envelope: dict[str, Any] = row["envelope"]
         subject = events_subject(tenant_id, row["workflow_id"])
