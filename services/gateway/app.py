@@ -16,17 +16,20 @@ from libs.common.auth.revocations import RevocationFeed, feed_url_for
 from libs.common.bus import Bus
 from libs.common.bus.provision import Needs, ProvisionGate
 from libs.common.db import create_pool
+from libs.common.db.errors import STORAGE_ERRORS
 from libs.common.http.app import base_app
 from libs.common.http.client_ip import parse_networks
 from libs.common.http.keys import METRICS, READINESS_CHECKS, RETRY_AFTER, SHUTTING_DOWN
 from libs.common.ratelimit import TokenBuckets
 from libs.common.telemetry import setup_tracing
 from services.gateway import openapi
+from services.gateway.api_keys import ApiKeyCache
 from services.gateway.hooks.cache import WorkflowCache, pool_loader
 from services.gateway.hooks.ingest import ingest
 from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.keys import (
+    API_KEYS,
     BAD_SIGNATURES,
     BUS,
     CACHE,
@@ -84,6 +87,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[REPLAYS] = replays = ReplayWorker(pool, batch=s.replay_batch, poll_seconds=s.replay_poll_seconds,
                                           pause_seconds=s.replay_pause_seconds)
     replay_task = asyncio.create_task(replays.run(), name="dlq-replays")
+    app[API_KEYS] = keys = ApiKeyCache(pool, refresh_seconds=s.api_key_refresh_seconds,
+                                       max_stale_seconds=s.api_key_max_stale_seconds)
+    with suppress(*STORAGE_ERRORS):
+        await keys.refresh()  # before the first request, if Postgres answers (else the loop retries)
+    keys_task = asyncio.create_task(keys.run(), name="api-keys")
 
     async def db_ready() -> bool:
         return bool(await pool.fetchval("SELECT 1"))
@@ -101,6 +109,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await nats_setup.stop()
         relay.stop()
         replays.stop()  # a batch under way commits or rolls back whole; the job goes on elsewhere or later
+        keys.stop()
+        with suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(keys_task, timeout=5)
         with suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(replay_task, timeout=10)
         with suppress(asyncio.CancelledError, TimeoutError):

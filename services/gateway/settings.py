@@ -37,6 +37,10 @@ class GatewaySettings(ServiceSettings):
     revocations_url: str = Field(default="", validation_alias="IPAAS_REVOCATIONS_URL")
     revocation_poll_seconds: float = Field(default=2.0, gt=0)
     revocation_max_stale_seconds: float = Field(default=300.0, ge=0)
+    # API keys (Authorization: Bearer ipk_...): the live keys are re-read this often, so a revoked key is
+    # refused within it; a list older than max_stale makes key requests answer 503.
+    api_key_refresh_seconds: float = Field(default=5.0, gt=0)
+    api_key_max_stale_seconds: float = Field(default=60.0, gt=0)
 
     # The client's address: peers whose X-Forwarded-For is believed (the ingress or load balancer
     # in front of the gateway).  Comma-separated CIDRs; empty = the TCP peer is the client.
