@@ -5,6 +5,7 @@ left half done by a replica that stopped, are found by a poll every
 ``IPAAS_GATEWAY_REPLAY_POLL_SECONDS``.  Between two batches it pauses
 ``IPAAS_GATEWAY_REPLAY_PAUSE_SECONDS`` so that a large replay leaves room for
 other writes (each batch's outbox rows are published by the relay meanwhile).
+When idle, it deletes jobs that finished more than a week ago (their items with them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import logging
 import asyncpg
 
 from libs.common.db.errors import STORAGE_ERRORS
-from services.gateway.store.replays import replay_batch
+from services.gateway.store.replays import forget_old_jobs, replay_batch
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class ReplayWorker:
             self._wake.clear()
             try:
                 handled = await replay_batch(self._pool, self._batch)
+                if not handled:
+                    await forget_old_jobs(self._pool, self._batch)
             except STORAGE_ERRORS as exc:
                 log.warning("replay batch failed; trying again later", extra={"error": type(exc).__name__})
                 handled = 0

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from deploy.local.infra import free_port
 from libs.common.bus import Bus
 from services.auth.app import create_app as create_auth_app
+from services.gateway.api_keys import ApiKeyCache, ApiKeysUnavailable
 from services.gateway.app import create_app as create_gateway_app
 from services.gateway.operations import AUTH_OPERATIONS, GATEWAY_OPERATIONS
 from tests.helpers.auth_setup import auth_settings, bearer, register_and_login
@@ -164,3 +165,19 @@ async def test_keys_are_hashed_at_rest(stack: Stack, database_url: str):
     for wrong in (key["key"][:-1] + ("A" if key["key"][-1] != "A" else "B"), "ipk_short", "ipk_" + "x" * 43):
         resp = await stack.gateway.get("/api/workflows", headers=bearer(wrong))
         assert resp.status == 401, wrong
+
+
+async def test_a_key_list_too_old_refuses_keys(database_url: str, role_url: Callable[[str], str]):
+    clock = {"now": 100.0}
+    pool = await asyncpg.create_pool(role_url("gateway"), min_size=1, max_size=2)
+    try:
+        cache = ApiKeyCache(pool, refresh_seconds=5, max_stale_seconds=60, monotonic=lambda: clock["now"])
+        with pytest.raises(ApiKeysUnavailable):
+            await cache.lookup("ipk_" + "a" * 43)  # never loaded: nothing vouches for any key
+        await cache.refresh()
+        assert await cache.lookup("ipk_" + "a" * 43) is None  # loaded: an unknown key is simply unknown
+        clock["now"] += 61
+        with pytest.raises(ApiKeysUnavailable):
+            await cache.lookup("ipk_" + "a" * 43)
+    finally:
+        await pool.close()

@@ -13,6 +13,7 @@ import pytest
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
+from services.gateway.store.replays import forget_old_jobs
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import Answer, FakeSink, Seen, definition, executor_env
 from tests.helpers.gateway_app import Gateway, running_gateway
@@ -159,3 +160,22 @@ async def test_a_job_survives_a_gateway_restart_without_replaying_twice(
     assert sorted(msg_ids) == sorted(f"replay:{e}:{job_id}" for e in letters)  # each once, the old ones not
     assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE replayed_at IS NULL") == len(old)
     assert await db.fetchval("SELECT count(*) FROM executions WHERE status = 'failed' AND attempts = 0") == 300
+
+
+async def test_finished_jobs_are_forgotten_after_a_week(db: asyncpg.Connection, role_url: Callable[[str], str]):
+    tenant_id = await create_tenant(db)
+    old, recent, running = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    for job_id, state, finished in ((old, "done", timedelta(days=8)), (recent, "done", timedelta(days=1)),
+                                    (running, "running", None)):
+        await db.execute(
+            """INSERT INTO replay_jobs (id, tenant_id, filter, state, total, created_at, finished_at)
+               VALUES ($1, $2, '{}'::jsonb, $3, 1, now() - interval '9 days', now() - $4::interval)""",
+            job_id, tenant_id, state, finished)
+        await db.execute("INSERT INTO replay_job_items (job_id, event_id) VALUES ($1, $2)", job_id, uuid.uuid4())
+    pool = await asyncpg.create_pool(role_url("gateway"), min_size=1, max_size=2)
+    try:
+        assert await forget_old_jobs(pool, 100) == 1
+    finally:
+        await pool.close()
+    assert {r["id"] for r in await db.fetch("SELECT id FROM replay_jobs")} == {recent, running}
+    assert {r["job_id"] for r in await db.fetch("SELECT job_id FROM replay_job_items")} == {recent, running}

@@ -49,6 +49,19 @@ UPDATE replay_jobs
 """
 
 
+# Finished jobs (and their items) are deleted this long after they finished.
+JOB_RETENTION_DAYS = 7
+FORGET_SQL = """
+DELETE FROM replay_jobs WHERE id IN (
+    SELECT id FROM replay_jobs WHERE state = 'done' AND finished_at < now() - make_interval(days => $1) LIMIT $2)
+"""
+
+
+async def forget_old_jobs(pool: asyncpg.Pool, batch: int) -> int:
+    status: str = await pool.execute(FORGET_SQL, JOB_RETENTION_DAYS, batch)
+    return int(status.rsplit(" ", 1)[-1])
+
+
 def job_out(row: asyncpg.Record) -> dict[str, Any]:
     out = dict(row)
     total, done = out["total"], out["done"]
