@@ -137,6 +137,16 @@ async def test_a_job_survives_a_gateway_restart_without_replaying_twice(
                              dead_at=datetime.now(UTC) - timedelta(days=3))
     since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     async with running_gateway(database_url, nats_url, replay_batch=50, replay_pause_seconds=0.5) as first:
+        # The list takes the replay's filters: it shows what a replay would take.
+        async def listed(**params: str) -> set[str]:
+            resp = await first.client.get("/api/dlq", params={"limit": "200", **params},
+                                          headers=first.auth(tenant_id))
+            assert resp.status == 200, await resp.text()
+            return {d["event_id"] for d in (await resp.json())["data"]}
+
+        assert await listed(until=since, reason="HTTP 500") == {str(e) for e in old}
+        assert await listed(reason="HTTP _00") == set()  # % and _ are characters, not wildcards
+        assert len(await listed(since=since, reason="http 500")) == 200
         resp = await first.client.post("/api/dlq/replay", json={"reason": "http 500", "since": since},
                                        headers=first.auth(tenant_id))
         assert resp.status == 202

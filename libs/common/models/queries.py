@@ -155,8 +155,13 @@ class ExecutionQuery(PageQuery, TimeRange):
     trigger: Trigger | None = None
 
 
-class DeadLetterQuery(PageQuery):
-    """``GET /api/dlq``: entries not replayed yet, unless ``include_replayed=true``."""
+class DeadLetterQuery(PageQuery, TimeRange):
+    """``GET /api/dlq``: entries not replayed yet, unless ``include_replayed=true``.
+
+    ``reason``, ``since`` and ``until`` match as in a bulk replay's filter (a part of the reason,
+    case-insensitive; ``dead_at``), so a list shows what ``POST /api/dlq/replay`` would take.
+    """
 
     workflow_id: uuid.UUID | None = None
     include_replayed: QueryBool = False
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00]*$")] | None = None

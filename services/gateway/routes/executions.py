@@ -50,7 +50,8 @@ async def list_dlq(request: web.Request) -> web.Response:
     limit = limit_of(query, request.app[SETTINGS])
     rows = await store.list_dead_letters(
         request.app[POOL], tenant(request), workflow_id=query.workflow_id,
-        include_replayed=query.include_replayed, limit=limit, before=query.after)
+        include_replayed=query.include_replayed, limit=limit, before=query.after, reason=query.reason,
+        since=query.since, until=query.until)
     meta = PageMeta()
     if len(rows) > limit:
         rows = rows[:limit]

@@ -8,6 +8,7 @@ from typing import Any
 
 import asyncpg
 
+from libs.common.db.sanitize import pg_text
 from libs.common.http.errors import Conflict, NotFound
 from libs.common.models.events import events_subject
 from libs.common.models.queries import ExecutionQuery
@@ -16,6 +17,12 @@ from services.gateway.outbox import add_message
 MAX_ATTEMPTS_SHOWN = 1000  # a detail lists at most this many tries (a replayed event may have many)
 _EXEC_COLUMNS = """id, event_id, workflow_id, workflow_version, trigger, status, attempts, started_at,
                    finished_at, duration_ms, error, trace_id, created_at"""
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for ILIKE, with ``%``, ``_`` and ``\\`` in ``text`` matching themselves."""
+    escaped = pg_text(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def execution_out(row: asyncpg.Record) -> dict[str, Any]:
@@ -65,15 +72,20 @@ async def get_execution(pool: asyncpg.Pool, tenant_id: uuid.UUID, execution_id: 
 
 
 async def list_dead_letters(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_id: uuid.UUID | None,
-                            include_replayed: bool, limit: int,
-                            before: tuple[datetime, uuid.UUID] | None) -> list[asyncpg.Record]:
+                            include_replayed: bool, limit: int, before: tuple[datetime, uuid.UUID] | None,
+                            reason: str | None = None, since: datetime | None = None,
+                            until: datetime | None = None) -> list[asyncpg.Record]:
     conditions = ["d.tenant_id = $1"]
     args: list[Any] = [tenant_id, limit + 1]
     if not include_replayed:
         conditions.append("d.replayed_at IS NULL")
-    if workflow_id is not None:
-        args.append(workflow_id)
-        conditions.append(f"d.workflow_id = ${len(args)}")
+    filters: tuple[tuple[str, Any], ...] = (
+        ("d.workflow_id = ", workflow_id), ("d.reason ILIKE ", like_pattern(reason) if reason is not None else None),
+        ("d.dead_at >= ", since), ("d.dead_at < ", until))
+    for condition, value in filters:
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{condition}${len(args)}")
     if before is not None:
         args.extend(before)
         conditions.append(f"(d.dead_at, d.event_id) < (${len(args) - 1}, ${len(args)})")

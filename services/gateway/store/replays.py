@@ -20,10 +20,10 @@ from typing import Any
 
 import asyncpg
 
-from libs.common.db.sanitize import pg_text
 from libs.common.http.errors import NotFound, ValidationFailed
 from libs.common.models.api import DlqReplayRequest
 from libs.common.models.events import events_subject
+from services.gateway.store.executions import like_pattern
 
 _JOB_COLUMNS = "id, state, total, done, skipped, created_at, finished_at"
 
@@ -69,18 +69,13 @@ def job_out(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-def _like(text: str) -> str:
-    escaped = pg_text(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 def _conditions(request: DlqReplayRequest) -> tuple[list[str], list[Any]]:
     """SQL conditions on ``dead_letters`` (after ``$1`` job id, ``$2`` tenant, ``$3`` limit) and their values."""
     conditions = ["tenant_id = $2", "replayed_at IS NULL", "envelope IS NOT NULL"]
     args: list[Any] = []
     filters: tuple[tuple[str, Any], ...] = (
         ("workflow_id = {}", request.workflow_id),
-        ("reason ILIKE {}", _like(request.reason) if request.reason is not None else None),
+        ("reason ILIKE {}", like_pattern(request.reason) if request.reason is not None else None),
         ("dead_at >= {}", request.since), ("dead_at < {}", request.until),
         ("event_id = ANY({}::uuid[])", request.event_ids))
     for condition, value in filters:
