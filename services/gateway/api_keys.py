@@ -7,7 +7,9 @@ Auth creates and revokes keys (``/api/keys``); the gateway reads
 - a revoked key is refused at most ``refresh_seconds`` (plus one refresh's
   query time) after the revocation committed;
 - a key created since the last refresh is looked up by its digest (one
-  indexed query), so a new key works at once;
+  indexed query), so a new key works at once; a digest found nowhere is
+  remembered until the next refresh (at most ``MAX_UNKNOWN`` of them), so a
+  flood of made-up keys costs Postgres one query per key per refresh;
 - when refreshes fail for longer than ``IPAAS_GATEWAY_API_KEY_MAX_STALE_SECONDS``,
   requests with an API key get 503 (with ``Retry-After``) rather than be
   accepted on a list that might miss a revocation; tokens are not affected;
@@ -39,6 +41,9 @@ UPDATE api_keys SET last_used_at = now()
 """
 
 
+MAX_UNKNOWN = 100_000
+
+
 class ApiKeysUnavailable(Exception):
     """The list of live keys is too old to vouch for a key; retry later."""
 
@@ -63,6 +68,7 @@ class ApiKeyCache:
         self._monotonic = monotonic
         self._keys: dict[bytes, KeyEntry] = {}
         self._used: set[uuid.UUID] = set()
+        self.unknown: set[bytes] = set()  # digests of no live key, until the next refresh
         self.loaded_at: float | None = None
         self._stopping = asyncio.Event()
 
@@ -77,6 +83,7 @@ class ApiKeyCache:
             self._used |= used
             raise
         self._keys = {bytes(r["digest"]): _entry(r) for r in rows}
+        self.unknown = set()
         self.loaded_at = started
 
     async def lookup(self, key: str) -> KeyEntry | None:
@@ -88,8 +95,13 @@ class ApiKeyCache:
         digest = api_keys.digest(key)
         entry = self._keys.get(digest)
         if entry is None:
+            if digest in self.unknown:
+                return None
             row = await self._pool.fetchrow(ONE_SQL, digest)  # created since the last refresh?
             if row is None:
+                if len(self.unknown) >= MAX_UNKNOWN:
+                    self.unknown.clear()
+                self.unknown.add(digest)
                 return None
             entry = self._keys[digest] = _entry(row)
         self._used.add(entry.id)

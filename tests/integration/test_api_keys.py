@@ -176,6 +176,9 @@ async def test_a_key_list_too_old_refuses_keys(database_url: str, role_url: Call
             await cache.lookup("ipk_" + "a" * 43)  # never loaded: nothing vouches for any key
         await cache.refresh()
         assert await cache.lookup("ipk_" + "a" * 43) is None  # loaded: an unknown key is simply unknown
+        assert len(cache.unknown) == 1  # and not asked for again until the next refresh
+        await cache.refresh()
+        assert cache.unknown == set()
         clock["now"] += 61
         with pytest.raises(ApiKeysUnavailable):
             await cache.lookup("ipk_" + "a" * 43)
