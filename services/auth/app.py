@@ -16,6 +16,7 @@ from libs.common.db import create_pool
 from libs.common.http.app import base_app
 from libs.common.http.keys import READINESS_CHECKS, SHUTTING_DOWN
 from libs.common.models.auth import Jwks
+from services.auth import api_key_routes
 from services.auth.credentials import create_credential, delete_credential, list_credentials
 from services.auth.key_loading import load_keys
 from services.auth.keys import (
@@ -92,6 +93,7 @@ async def create_app(settings: AuthSettings) -> web.Application:
     app.router.add_post("/api/credentials", create_credential)
     app.router.add_get("/api/credentials", list_credentials)
     app.router.add_delete("/api/credentials/{credential_id}", delete_credential)
+    api_key_routes.add_routes(app)
     return app
 
 

@@ -14,14 +14,15 @@ from typing import Any
 from aiohttp import web
 from opentelemetry import trace
 
+from libs.common.auth.api_keys import Scope
 from libs.common.http.envelope import ok, parse_model, read_model
 from libs.common.http.errors import NotFound, ValidationFailed
 from libs.common.http.query import parse_query
 from libs.common.models.api import DeletedOut, PageMeta
 from libs.common.models.auth import CREDENTIALS_PAGE_DEFAULT, SECRET_MODELS, CredentialCreate, CredentialOut
 from libs.common.models.queries import PAGE_MAX, PageQuery, encode_cursor
-from services.auth.authn import require_claims
 from services.auth.keys import KEKS, POOL, SETTINGS
+from services.auth.principals import require_principal
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -32,7 +33,7 @@ def _public(row: Any) -> CredentialOut:
 
 
 async def create_credential(request: web.Request) -> web.Response:
-    claims = await require_claims(request)
+    claims = await require_principal(request, Scope.WRITE)
     body = await read_model(request, CredentialCreate)
     try:
         secret_model = parse_model(SECRET_MODELS[body.type], body.secret)
@@ -60,7 +61,7 @@ async def create_credential(request: web.Request) -> web.Response:
 
 
 async def list_credentials(request: web.Request) -> web.Response:
-    claims = await require_claims(request)
+    claims = await require_principal(request, Scope.READ)
     query = parse_query(request, PageQuery, context={PAGE_MAX: request.app[SETTINGS].credentials_page_max})
     limit = query.limit or CREDENTIALS_PAGE_DEFAULT
     after = query.after
@@ -78,7 +79,7 @@ async def list_credentials(request: web.Request) -> web.Response:
 
 
 async def delete_credential(request: web.Request) -> web.Response:
-    claims = await require_claims(request)
+    claims = await require_principal(request, Scope.WRITE)
     try:
         credential_id = uuid.UUID(request.match_info["credential_id"])
     except ValueError as exc:

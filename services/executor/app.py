@@ -30,6 +30,7 @@ from services.executor.dry_run import DryRunResponder
 from services.executor.dry_run_limits import DryRunLimits
 from services.executor.fairness import BacklogView, TenantSlots
 from services.executor.metrics import ExecutorMetrics
+from services.executor.retention import Pruner
 from services.executor.retry import Backoff
 from services.executor.runner import ActionRunner
 from services.executor.settings import ExecutorSettings
@@ -115,6 +116,9 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     waker_task = asyncio.create_task(waker.run())
     stats_task = asyncio.create_task(stats.run())
     backlog_task = asyncio.create_task(backlog.run())
+    pruner = Pruner(pool, retention_days=settings.retention_days, batch=settings.retention_batch,
+                    interval_seconds=settings.retention_interval_seconds)
+    prune_task = asyncio.create_task(pruner.run(), name="execution-retention")
 
     async def stop_on_signal() -> None:
         await app[SHUTTING_DOWN].wait()
@@ -132,8 +136,10 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
         await dry_run.stop()
         await consumer.drain(settings.grace_seconds)
         waker.stop()  # a pass under way ends (within 5 s), then the loop does
+        pruner.stop()
         # The loops are cancelled together, and again if one goes on (see libs/common/tasks.py).
-        left = await cancel_until_done((run_task, watcher, stats_task, backlog_task), every=0.5, rounds=4)
+        left = await cancel_until_done((run_task, watcher, stats_task, backlog_task, prune_task), every=0.5,
+                                       rounds=4)
         _, waking = await asyncio.wait({waker_task}, timeout=5.0)
         left |= await cancel_until_done(waking, every=0.5, rounds=4)
         if left:

@@ -77,6 +77,12 @@ class ExecutorSettings(ServiceSettings):
     # The event's payload kept with its execution (masked); larger ones are kept as a preview.
     max_input_bytes: int = Field(default=16_384, ge=256)
 
+    # History retention: finished executions (with their tries and dead letter) older than this are
+    # deleted, in batches (0: keep forever); see services/executor/retention.py.
+    retention_days: float = Field(default=30.0, ge=0)
+    retention_batch: int = Field(default=500, ge=1)
+    retention_interval_seconds: float = Field(default=300.0, gt=0)
+
     # Circuit breakers, per (tenant, connector)
     breaker_fail_max: int = Field(default=5, ge=1)
     breaker_reset_seconds: float = Field(default=60.0, gt=0)

@@ -23,6 +23,7 @@ from libs.common.http.keys import METRICS, READINESS_CHECKS, RETRY_AFTER, SHUTTI
 from libs.common.ratelimit import TokenBuckets
 from libs.common.telemetry import setup_tracing
 from services.gateway import openapi
+from services.gateway.api_keys import ApiKeyCache
 from services.gateway.hooks.cache import WorkflowCache, pool_loader
 from services.gateway.hooks.ingest import ingest
 from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
@@ -31,6 +32,7 @@ from services.gateway.hooks.publish_metrics import PublishLatency
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.hooks.secret_store import load_ring, seal_legacy
 from services.gateway.keys import (
+    API_KEYS,
     BAD_SIGNATURES,
     BUS,
     CACHE,
@@ -39,12 +41,14 @@ from services.gateway.keys import (
     LIMITER,
     POOL,
     PUBLISH_LATENCY,
+    REPLAYS,
     SETTINGS,
     TRUSTED_PROXIES,
     VERIFIER,
 )
 from services.gateway.middleware import auth_middleware, tracing_middleware
 from services.gateway.outbox import OutboxRelay
+from services.gateway.replays import ReplayWorker
 from services.gateway.routes import dev_echo, executions, proxy, runs, workflows
 from services.gateway.settings import GatewaySettings
 
@@ -96,6 +100,14 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     reload_task = None
     if s.keks_dir is not None and s.keys_reload_seconds > 0:
         reload_task = asyncio.create_task(reload_keys(s, keys, app[SHUTTING_DOWN]), name="key-reload")
+    app[REPLAYS] = replays = ReplayWorker(pool, batch=s.replay_batch, poll_seconds=s.replay_poll_seconds,
+                                          pause_seconds=s.replay_pause_seconds)
+    replay_task = asyncio.create_task(replays.run(), name="dlq-replays")
+    app[API_KEYS] = api_keys = ApiKeyCache(pool, refresh_seconds=s.api_key_refresh_seconds,
+                                           max_stale_seconds=s.api_key_max_stale_seconds)
+    with suppress(*STORAGE_ERRORS):
+        await api_keys.refresh()  # before the first request, if Postgres answers (else the loop retries)
+    api_keys_task = asyncio.create_task(api_keys.run(), name="api-keys")
 
     async def db_ready() -> bool:
         return bool(await pool.fetchval("SELECT 1"))
@@ -112,6 +124,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[SHUTTING_DOWN].set()
         await nats_setup.stop()
         relay.stop()
+        replays.stop()  # a batch under way commits or rolls back whole; the job goes on elsewhere or later
+        api_keys.stop()
+        with suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(api_keys_task, timeout=5)
+        with suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(replay_task, timeout=10)
         with suppress(asyncio.CancelledError, TimeoutError):
             await asyncio.wait_for(relay_task, timeout=10)
         if reload_task is not None:

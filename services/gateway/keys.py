@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import uuid
 
 import aiohttp
 import asyncpg
@@ -11,10 +12,12 @@ from aiohttp import web
 from libs.common.auth.jwt_verify import Claims, JwksVerifier
 from libs.common.bus import Bus
 from libs.common.ratelimit import TokenBuckets
+from services.gateway.api_keys import ApiKeyCache
 from services.gateway.hooks.cache import WorkflowCache
 from services.gateway.hooks.key_reload import KeyHolder
 from services.gateway.hooks.publish_metrics import PublishLatency
 from services.gateway.hooks.ratelimit import TenantRateLimiter
+from services.gateway.replays import ReplayWorker
 from services.gateway.settings import GatewaySettings
 
 SETTINGS = web.AppKey("settings", GatewaySettings)
@@ -30,6 +33,9 @@ KEKS = web.AppKey("keks", KeyHolder)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", list[ipaddress.IPv4Network | ipaddress.IPv6Network])
 BAD_SIGNATURES = web.AppKey("bad_signatures", TokenBuckets)
 PUBLISH_LATENCY = web.AppKey("publish_latency", PublishLatency)
+REPLAYS = web.AppKey("replays", ReplayWorker)
+API_KEYS = web.AppKey("api_keys", ApiKeyCache)
 
 # Request keys.
-CLAIMS = web.RequestKey("claims", Claims)
+CLAIMS = web.RequestKey("claims", Claims)  # a user's token (absent for an API key)
+TENANT = web.RequestKey("tenant", uuid.UUID)  # the caller's tenant, from a token or an API key

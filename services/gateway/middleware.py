@@ -10,6 +10,11 @@ caller's trace can still be followed; inbound baggage is dropped.
 A token is refused with 401 and the verifier's code; when revocations
 cannot be checked (the list from auth is missing or too old) the answer is
 503 ``revocations_unavailable`` with ``Retry-After``, never an acceptance.
+
+A bearer credential starting ``ipk_`` is an API key (:mod:`services.gateway.api_keys`):
+unknown or revoked is 401 ``invalid_api_key``; a key without the route's
+scope (:mod:`services.gateway.scopes`) is 403 ``insufficient_scope``; a key
+list too old to trust is 503 ``api_keys_unavailable``.
 """
 
 from __future__ import annotations
@@ -19,11 +24,14 @@ from aiohttp.typedefs import Handler
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import Link, SpanKind
 
+from libs.common.auth import api_keys
 from libs.common.auth.jwt_verify import TokenError
 from libs.common.auth.revocations import RevocationsUnavailable
-from libs.common.http.errors import ServiceUnavailable, Unauthorized
+from libs.common.http.errors import Forbidden, ServiceUnavailable, Unauthorized
 from libs.common.telemetry import ActiveSpan, direct_tracer
-from services.gateway.keys import CLAIMS, SETTINGS, VERIFIER
+from services.gateway.api_keys import ApiKeysUnavailable
+from services.gateway.keys import API_KEYS, CLAIMS, SETTINGS, TENANT, VERIFIER
+from services.gateway.scopes import required_scope
 
 # Routes under /api/ that take no token.
 PUBLIC_API_PATHS = frozenset({"/api/auth/register", "/api/auth/login"})
@@ -34,6 +42,10 @@ EMPTY = context.Context()
 
 class RevocationsStale(ServiceUnavailable):
     code = "revocations_unavailable"
+
+
+class ApiKeysStale(ServiceUnavailable):
+    code = "api_keys_unavailable"
 
 
 def _parent_and_links(request: web.Request, trusted: bool) -> tuple[context.Context, list[Link]]:
@@ -74,12 +86,34 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("a bearer token is required", code="missing_token",
                            headers={"WWW-Authenticate": "Bearer"})
+    token = token.strip()
+    if api_keys.is_api_key(token):
+        await _check_api_key(request, token)
+        return await handler(request)
     try:
-        request[CLAIMS] = await request.app[VERIFIER].verify(token.strip())
+        request[CLAIMS] = claims = await request.app[VERIFIER].verify(token)
     except TokenError as exc:
         raise Unauthorized(exc.message, code=exc.code,
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
     except RevocationsUnavailable as exc:
         raise RevocationsStale("token revocations cannot be checked now; retry later",
                                retry_after=request.app[SETTINGS].retry_after_seconds) from exc
+    request[TENANT] = claims.tenant_id
     return await handler(request)
+
+
+async def _check_api_key(request: web.Request, key: str) -> None:
+    scope = required_scope(request.method, request.path)
+    try:
+        entry = await request.app[API_KEYS].lookup(key)
+    except ApiKeysUnavailable as exc:
+        raise ApiKeysStale("API keys cannot be checked now; retry later",
+                           retry_after=request.app[SETTINGS].retry_after_seconds) from exc
+    if entry is None:
+        raise Unauthorized("unknown or revoked API key", code="invalid_api_key",
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+    if scope is None or scope.value not in entry.scopes:
+        needed = scope.value if scope is not None else "none: use a user's token"
+        raise Forbidden(f"this API key may not do this (scope needed: {needed})", code="insufficient_scope",
+                        headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'})
+    request[TENANT] = entry.tenant_id

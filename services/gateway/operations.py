@@ -29,11 +29,12 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from libs.common.models import api
+from libs.common.models import api_keys as key_models
 from libs.common.models import auth as auth_models
 from libs.common.models.queries import DeadLetterQuery, ExecutionQuery, LimitQuery, PageQuery, VersionPageQuery
 from libs.common.models.workflows import WorkflowCreate
 
-TOKEN = (401, 503)
+TOKEN = (401, 403, 503)  # 403: an API key without the operation's scope
 BODY = (400, 408, 413, 415, 422)
 QUERY = (422,)
 FORWARD = (408, 413, 503)  # any body is read (size and time bounded) before auth is asked; auth away
@@ -103,6 +104,9 @@ GATEWAY_OPERATIONS: tuple[Op, ...] = (
        query=DeadLetterQuery, many=True, page=True),
     Op("post", "/api/dlq/{event_id}/replay", "Replay a dead letter", 202, api.ReplayAccepted,
        errors(TOKEN, 404, 409)),
+    Op("post", "/api/dlq/replay", "Replay every dead letter a filter matches (a job)", 202, api.ReplayJobOut,
+       errors(TOKEN, BODY), body=api.DlqReplayRequest),
+    Op("get", "/api/dlq/replay/{job_id}", "A bulk replay's progress", 200, api.ReplayJobOut, errors(TOKEN, 404)),
     Op("post", "/hooks/{workflow_id}", "Webhook ingest (Standard Webhooks signature)", 202, api.AcceptedEvent,
        (400, 401, 404, 408, 413, 429, 503), headers=api.WebhookHeaders, public=True, raw_body=True),
     Op("get", "/openapi.json", "This document", 200, None, (), public=True, envelope=False),
@@ -128,6 +132,13 @@ AUTH_OPERATIONS: tuple[Op, ...] = (
        page_max=auth_models.CREDENTIALS_PAGE_MAX, forwarded=True),
     Op("delete", "/api/credentials/{credential_id}", "Delete a credential", 200, api.DeletedOut,
        errors(TOKEN, FORWARD, 400, 404), forwarded=True),
+    Op("post", "/api/keys", "Create an API key (the key is shown this once)", 201, key_models.ApiKeyCreated,
+       errors(TOKEN, BODY, FORWARD), body=key_models.ApiKeyCreate, forwarded=True),
+    Op("get", "/api/keys", "List API keys, oldest first", 200, key_models.ApiKeyOut,
+       errors(TOKEN, QUERY, FORWARD), query=PageQuery, many=True, page=True, last_page_meta=False,
+       page_max=auth_models.CREDENTIALS_PAGE_MAX, forwarded=True),
+    Op("delete", "/api/keys/{key_id}", "Revoke an API key", 200, key_models.ApiKeyOut,
+       errors(TOKEN, FORWARD, 404), forwarded=True),
     Op("get", "/.well-known/jwks.json", "Token verification keys (a JWKS)", 200, auth_models.Jwks, FORWARD,
        public=True, envelope=False, forwarded=True),
 )

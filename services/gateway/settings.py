@@ -39,6 +39,10 @@ class GatewaySettings(ServiceSettings):
     revocations_url: str = Field(default="", validation_alias="IPAAS_REVOCATIONS_URL")
     revocation_poll_seconds: float = Field(default=2.0, gt=0)
     revocation_max_stale_seconds: float = Field(default=300.0, ge=0)
+    # API keys (Authorization: Bearer ipk_...): the live keys are re-read this often, so a revoked key is
+    # refused within it; a list older than max_stale makes key requests answer 503.
+    api_key_refresh_seconds: float = Field(default=5.0, gt=0)
+    api_key_max_stale_seconds: float = Field(default=60.0, gt=0)
 
     # The client's address: peers whose X-Forwarded-For is believed (the ingress or load balancer
     # in front of the gateway).  Comma-separated CIDRs; empty = the TCP peer is the client.
@@ -101,6 +105,13 @@ class GatewaySettings(ServiceSettings):
     # A row whose publish keeps failing in an unexpected way is set aside after this many tries
     # (rows JetStream refuses for good are set aside at the first).
     outbox_max_attempts: int = Field(default=5, ge=1)
+
+    # Bulk DLQ replay (POST /api/dlq/replay): dead letters per job at most, per batch (one transaction),
+    # the pause between batches, and how often a replica looks for jobs accepted elsewhere or left unfinished.
+    replay_max_events: int = Field(default=100_000, ge=1)
+    replay_batch: int = Field(default=200, ge=1, le=10_000)
+    replay_pause_seconds: float = Field(default=0.05, ge=0)
+    replay_poll_seconds: float = Field(default=2.0, gt=0)
 
     # Pagination (workflows, versions, executions, dead letters).
     page_default: int = Field(default=50, ge=1)

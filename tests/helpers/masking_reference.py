@@ -44,6 +44,7 @@ RULES: list[tuple[re.Pattern[str], str]] = [
     *((re.compile(rf"\b({case})\s+[A-Za-z0-9._~+/=-]{{8,}}"), r"\1 " + R)
       for word in ("bearer", "basic") for case in _cases(word)),
     (re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]{8,}"), "whsec_" + R),
+    (re.compile(r"\bipk_[A-Za-z0-9_-]{16,}"), "ipk_" + R),
     (re.compile(r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]+"),
      "https://hooks.slack.com/" + R),
     (re.compile(r"\bxox[abposr]-[A-Za-z0-9-]{10,}"), R),

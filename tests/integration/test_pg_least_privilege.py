@@ -25,15 +25,18 @@ Refused = asyncpg.InsufficientPrivilegeError
 # docs/architecture.md says the same in words; a change to one is a change to both.
 ROW = ("SELECT", "INSERT", "UPDATE", "DELETE")
 EXPECTED: dict[str, set[str]] = {
-    "ipaas_auth": {f"{t}:{p}" for t in ("tenants", "users", "credentials", "token_revocations") for p in ROW} | {
+    "ipaas_auth": {f"{t}:{p}" for t in ("tenants", "users", "credentials", "token_revocations", "api_keys")
+                   for p in ROW} | {
         "token_revocations_id_seq:USAGE",
         # rotate-keys re-wraps webhook secrets' data keys: the wrapping only, never the sealed secret.
         *(f"webhook_secrets({c}):SELECT" for c in ("id", "workflow_id", "tenant_id", "kek_id", "wrapped_dek")),
         "webhook_secrets(kek_id):UPDATE", "webhook_secrets(wrapped_dek):UPDATE"},
-    "ipaas_gateway": {f"{t}:{p}" for t in ("workflows", "workflow_versions", "outbox", "webhook_secrets")
-                      for p in ROW} | {
+    "ipaas_gateway": {f"{t}:{p}" for t in ("workflows", "workflow_versions", "outbox", "webhook_secrets",
+                                           "replay_jobs", "replay_job_items") for p in ROW} | {
         "outbox_id_seq:USAGE", "executions:SELECT", "dead_letters:SELECT", "execution_attempts:SELECT",
-        "executions(status):UPDATE", "executions(updated_at):UPDATE", "dead_letters(replayed_at):UPDATE"},
+        "executions(status):UPDATE", "executions(updated_at):UPDATE", "executions(attempts):UPDATE",
+        "dead_letters(replayed_at):UPDATE", "api_keys(last_used_at):UPDATE",
+        *(f"api_keys({c}):SELECT" for c in ("id", "tenant_id", "digest", "scopes", "revoked_at", "last_used_at"))},
     "ipaas_executor": {f"{t}:{p}" for t in ("executions", "dead_letters", "deferred_events") for p in ROW} | {
         "workflow_versions:SELECT", "workflows(id):UPDATE", "execution_attempts:SELECT",
         "execution_attempts:INSERT", "execution_attempts:DELETE", "execution_attempts_id_seq:USAGE",

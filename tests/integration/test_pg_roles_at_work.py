@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.models.events import EventEnvelope, event_id_for
+from libs.common.models.queries import ExecutionQuery
 from libs.common.models.workflows import WorkflowCreate
 from libs.common.settings import DatabaseSettings
 from services.executor.deferred import Waker
@@ -138,8 +139,7 @@ async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
             assert len(await gw_executions.list_dead_letters(pool, tenant, workflow_id=wf, include_replayed=False,
                                                              limit=10, before=None)) == 1
             await gw_executions.replay(pool, tenant, event.event_id)
-            rows = await gw_executions.list_executions(pool, tenant, workflow_id=wf, status=None, limit=10,
-                                                       before=None)
+            rows = await gw_executions.list_executions(pool, tenant, ExecutionQuery(workflow_id=wf), limit=10)
             assert await gw_executions.get_execution(pool, tenant, rows[0]["id"])
             await gw_workflows.delete(pool, tenant, wf)
             relay = OutboxRelay(pool, bus, role_url("gateway"), batch=100, poll_seconds=1, max_backoff_seconds=1,

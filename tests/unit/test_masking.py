@@ -30,6 +30,8 @@ SECRETS = [
     ("bearer", "Authorization: Bearer abcDEF123456ghiJKL", "abcDEF123456ghiJKL"),
     ("jwt", f"token {JWT} received", JWT),
     ("whsec", "secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw shown", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+    ("ipaas api key", "curl -H 'X: ipk_7fK2mQx9LpR4vT8nW1cZ5bH3jD6sY0aE' sent",
+     "7fK2mQx9LpR4vT8nW1cZ5bH3jD6sY0aE"),
     ("slack webhook", "posting to https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX",
      "T000/B000/XXXXXXXXXXXXXXXX"),
     ("discord webhook", "url=https://discord.com/api/webhooks/123456789/AbCdEf-GhIjK_lmnop",
@@ -137,7 +139,7 @@ def test_adversarial_input_masks_as_the_previous_rules(name: str) -> None:
 _PIECES = ["eyJ", "eyJa", "-", ".", "_", "a", "Z", "0", " ", "\n", "\t", "password", "Password", "PASSWORD",
            "pAsSwD", "passwd", "token", "Token", "tOkEn", "secret", "client_secret", "api_key", "apiKey", "API-KEY",
            "appId", "access_key", "private-key", "aws_secret_access_key", "=", ":", '"', "'", "&", ",", ";", "}",
-           "://", "x", "@", "/", "Bearer", "bearer", "BASIC ", "bAsIc", "whsec_", "xoxb-", "ghp_", "sk_live_",
+           "://", "x", "@", "/", "Bearer", "bearer", "BASIC ", "bAsIc", "whsec_", "ipk_", "xoxb-", "ghp_", "sk_live_",
            "rk_test_", "AKIA", "ABCDEFGH", "0123456789", "https://hooks.slack.com/services/", "slack-gov",
            "https://discord.com/api/webhooks/", "123", "v10/", "-----BEGIN ", "-----END ", "PRIVATE KEY",
            "RSA ", "-----", "é", "\u2003", "+", "~", "ab12CD34ef56", "eyJhbGciOi", '": "', ": ", '":"']

@@ -145,6 +145,9 @@ SHAPES: tuple[Shape | Keyword, ...] = (
     # (Its replacement would continue "pass" into "passw", but no word character comes before a match.)
     Shape("whsec", re.compile(r"whsec_(?<!\wwhsec_)[A-Za-z0-9+/=_-]{8,}+"), "whsec_" + REDACTED,
           needles=("whsec_",), neutral=False),
+    # ipaas API keys (services/auth/api_keys.py): "ipk_" and 43 base64url characters.
+    Shape("ipaas api key", re.compile(r"ipk_(?<!\wipk_)[A-Za-z0-9_-]{16,}+"), "ipk_" + REDACTED,
+          needles=("ipk_",)),
     # Slack incoming webhooks and tokens.
     Shape("slack webhook", re.compile(
         r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]++"),
@@ -182,5 +185,5 @@ KEYWORDS = tuple(shape.word for shape in SHAPES if isinstance(shape, Keyword))
 
 # In the lower-cased text, something every match of every shape holds.
 ANCHORS = re.compile("|".join(re.escape(anchor) for anchor in (
-    *KEYWORDS, "-----begin ", "eyj", "whsec_", "hooks.slack", "xox", "discord", "akia", "asia", "agpa", "aida",
+    *KEYWORDS, "-----begin ", "eyj", "whsec_", "ipk_", "hooks.slack", "xox", "discord", "akia", "asia", "agpa", "aida",
     "aroa", "anpa", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "sk_", "rk_", "pk_")) + r"|://[^\s:/@]*+:[^\s@/]*+@")

@@ -14,9 +14,10 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic_core import PydanticCustomError
 
-from libs.common.models.queries import Cursor, VersionCursor
+from libs.common.models.queries import Cursor, Instant, VersionCursor
 from libs.common.models.workflows import Action, JsonInt, Trigger, WorkflowDefinition
 
 STRICT = ConfigDict(extra="forbid")
@@ -161,8 +162,23 @@ class ExecutionOut(BaseModel):
     trace_id: str | None
 
 
+class AttemptOut(BaseModel):
+    """One try of the action: a replay starts counting again at 1, so tries are listed in the order they ran."""
+
+    attempt: int
+    started_at: datetime
+    finished_at: datetime
+    outcome: Literal["succeeded", "failed", "dead", "skipped"]
+    error: str | None = None
+    http_status: int | None = Field(default=None, description="The target's HTTP status, when it answered.")
+    duration_ms: int | None = None
+
+
 class ExecutionDetailOut(ExecutionOut):
     output: Any = None
+    input: Any = Field(default=None, description="The event's payload as received: secrets masked, large payloads "
+                                                 "cut to a preview (docs/executor.md).")
+    attempt_history: list[AttemptOut] = Field(default_factory=list, description="Every try, in the order they ran.")
 
 
 class DeadLetterOut(BaseModel):
@@ -172,6 +188,61 @@ class DeadLetterOut(BaseModel):
     attempts: int
     dead_at: datetime
     replayed_at: datetime | None = None
+    payload: Any = Field(default=None, description="The event's payload, as kept with its execution: secrets "
+                                                   "masked, large payloads cut to a preview.")
+    last_error: str | None = Field(default=None, description="The last try's error, masked.")
+
+
+REPLAY_MAX_IDS = 10_000
+REPLAY_REASON_MAX = 500
+
+
+def _filters_not_null(schema: dict[str, Any]) -> None:
+    """The document says what the validator enforces: at least one filter, none of them null."""
+    schema["minProperties"] = 1
+    for prop in schema.get("properties", {}).values():
+        kinds = prop.pop("anyOf", None)
+        if kinds is not None:
+            prop.update(next(k for k in kinds if k.get("type") != "null"))
+        prop.pop("default", None)
+
+
+class DlqReplayRequest(BaseModel):
+    """``POST /api/dlq/replay``: the dead letters (not replayed yet) that match every filter given.
+
+    At least one filter; ``reason`` matches a part of the reason, case-insensitively.
+    """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_filters_not_null)
+    workflow_id: uuid.UUID | None = None
+    reason: str | None = Field(default=None, min_length=1, max_length=REPLAY_REASON_MAX)
+    since: Instant | None = Field(default=None, description="Dead from this instant on (inclusive), RFC 3339.")
+    until: Instant | None = Field(default=None, description="Dead before this instant (exclusive), RFC 3339.")
+    event_ids: list[uuid.UUID] | None = Field(default=None, max_length=REPLAY_MAX_IDS)
+
+    @model_validator(mode="after")
+    def _some_filter(self) -> DlqReplayRequest:
+        if not self.model_fields_set:
+            raise PydanticCustomError("missing_filter", "give at least one filter: workflow_id, reason, since, "
+                                                        "until or event_ids")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise PydanticCustomError("null_filter", "a filter is never null: leave it out instead")
+        return self
+
+
+class ReplayJobOut(BaseModel):
+    """A bulk replay's progress: ``done`` counts the dead letters handled (``skipped`` of them had been
+    replayed another way in the meantime); ``state`` is ``done`` when every one was."""
+
+    id: uuid.UUID
+    state: Literal["running", "done"]
+    total: int
+    done: int
+    skipped: int
+    percent: float = Field(ge=0, le=100)
+    created_at: datetime
+    finished_at: datetime | None = None
 
 
 class ReplayAccepted(BaseModel):

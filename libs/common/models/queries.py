@@ -18,14 +18,24 @@ not name are ignored.
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
-from libs.common.models.events import ExecutionStatus
+from libs.common.models.events import ExecutionStatus, Trigger
 
 PAGE_MAX = "page_max"  # the validation-context key of the largest allowed limit
 CURSOR_PATTERN = r"^[0-9]{1,17}\.[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
@@ -111,15 +121,47 @@ class VersionPageQuery(LimitQuery):
         return int(self.cursor[1:]) if self.cursor is not None else 0
 
 
-class ExecutionQuery(PageQuery):
-    """``GET /api/executions``."""
+RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+                     r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise PydanticCustomError("datetime_parsing", "must be an RFC 3339 date-time with an offset, "
+                                                      "e.g. 2026-01-31T08:00:00Z")
+    return value
+
+
+Instant = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
+Since = Annotated[Instant, Field(description="From this instant on (inclusive): RFC 3339 with an offset.")]
+Until = Annotated[Instant, Field(description="Before this instant (exclusive): RFC 3339 with an offset.")]
+
+
+class TimeRange(BaseModel):
+    """``since`` and ``until`` of a list (an empty range is an empty list, not an error)."""
+
+    since: Since | None = None
+    until: Until | None = None
+
+
+class ExecutionQuery(PageQuery, TimeRange):
+    """``GET /api/executions``: ``since``/``until`` bound ``created_at`` (when the event was first taken)."""
 
     workflow_id: uuid.UUID | None = None
     status: ExecutionStatus | None = None
+    event_id: uuid.UUID | None = None
+    trigger: Trigger | None = None
 
 
-class DeadLetterQuery(PageQuery):
-    """``GET /api/dlq``: entries not replayed yet, unless ``include_replayed=true``."""
+class DeadLetterQuery(PageQuery, TimeRange):
+    """``GET /api/dlq``: entries not replayed yet, unless ``include_replayed=true``.
+
+    ``reason``, ``since`` and ``until`` match as in a bulk replay's filter (a part of the reason,
+    case-insensitive; ``dead_at``), so a list shows what ``POST /api/dlq/replay`` would take.
+    """
 
     workflow_id: uuid.UUID | None = None
     include_replayed: QueryBool = False
+    reason: Annotated[str, StringConstraints(min_length=1, max_length=500, pattern=r"^[^\x00]*$")] | None = None

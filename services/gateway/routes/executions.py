@@ -11,20 +11,28 @@ from __future__ import annotations
 from aiohttp import web
 
 from libs.common.http.envelope import ok
-from libs.common.models.api import DeadLetterOut, ExecutionDetailOut, ExecutionOut, PageMeta, ReplayAccepted
+from libs.common.models.api import (
+    DeadLetterOut,
+    DlqReplayRequest,
+    ExecutionDetailOut,
+    ExecutionOut,
+    PageMeta,
+    ReplayAccepted,
+    ReplayJobOut,
+)
 from libs.common.models.queries import DeadLetterQuery, ExecutionQuery
-from services.gateway.keys import POOL, SETTINGS
+from services.gateway.body import read_body
+from services.gateway.keys import POOL, REPLAYS, SETTINGS
 from services.gateway.pagination import encode_cursor, limit_of, list_query, path_id, uuid_segment
 from services.gateway.routes.workflows import tenant
 from services.gateway.store import executions as store
+from services.gateway.store import replays
 
 
 async def list_executions(request: web.Request) -> web.Response:
     query = list_query(request, ExecutionQuery)
     limit = limit_of(query, request.app[SETTINGS])
-    rows = await store.list_executions(
-        request.app[POOL], tenant(request), workflow_id=query.workflow_id,
-        status=query.status.value if query.status is not None else None, limit=limit, before=query.after)
+    rows = await store.list_executions(request.app[POOL], tenant(request), query, limit=limit)
     meta = PageMeta()
     if len(rows) > limit:
         rows = rows[:limit]
@@ -42,7 +50,8 @@ async def list_dlq(request: web.Request) -> web.Response:
     limit = limit_of(query, request.app[SETTINGS])
     rows = await store.list_dead_letters(
         request.app[POOL], tenant(request), workflow_id=query.workflow_id,
-        include_replayed=query.include_replayed, limit=limit, before=query.after)
+        include_replayed=query.include_replayed, limit=limit, before=query.after, reason=query.reason,
+        since=query.since, until=query.until)
     meta = PageMeta()
     if len(rows) > limit:
         rows = rows[:limit]
@@ -55,8 +64,25 @@ async def replay(request: web.Request) -> web.Response:
     return ok(ReplayAccepted.model_validate(out), status=202)
 
 
+async def replay_many(request: web.Request) -> web.Response:
+    s = request.app[SETTINGS]
+    body = await read_body(request, DlqReplayRequest, limit=s.max_body_bytes, timeout=s.body_read_timeout_seconds)
+    job = await replays.create_job(request.app[POOL], tenant(request), body,
+                                   max_events=request.app[SETTINGS].replay_max_events)
+    if job["state"] == "running":
+        request.app[REPLAYS].wake()
+    return ok(ReplayJobOut.model_validate(job), status=202)
+
+
+async def replay_job(request: web.Request) -> web.Response:
+    return ok(ReplayJobOut.model_validate(await replays.get_job(request.app[POOL], tenant(request),
+                                                                path_id(request, "job_id"))))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/executions", list_executions)
     app.router.add_get(f"/api/executions/{uuid_segment('id')}", get_execution)
     app.router.add_get("/api/dlq", list_dlq)
     app.router.add_post(f"/api/dlq/{uuid_segment('event_id')}/replay", replay)
+    app.router.add_post("/api/dlq/replay", replay_many)
+    app.router.add_get(f"/api/dlq/replay/{uuid_segment('job_id')}", replay_job)

@@ -109,6 +109,9 @@ FORWARDED: tuple[tuple[str, str], ...] = (
     ("POST", "/api/credentials"),
     ("GET", "/api/credentials"),
     ("DELETE", "/api/credentials/{credential_id}"),
+    ("POST", "/api/keys"),
+    ("GET", "/api/keys"),
+    ("DELETE", "/api/keys/{key_id}"),
     ("GET", "/.well-known/jwks.json"),
 )
 

@@ -15,7 +15,6 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel
 
-from libs.common.auth.jwt_verify import Claims
 from libs.common.http.envelope import ok
 from libs.common.models.api import (
     DeletedOut,
@@ -31,7 +30,7 @@ from libs.common.models.api import (
 from libs.common.models.queries import PageQuery, VersionPageQuery, encode_version_cursor
 from libs.common.models.workflows import STORED, WorkflowCreate
 from services.gateway.body import read_body
-from services.gateway.keys import CACHE, CLAIMS, KEKS, POOL, SETTINGS
+from services.gateway.keys import CACHE, KEKS, POOL, SETTINGS, TENANT
 from services.gateway.pagination import encode_cursor, limit_of, list_query, path_id, uuid_segment
 from services.gateway.quotas import check_definition, check_schedule
 from services.gateway.store import pages
@@ -41,8 +40,8 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def tenant(request: web.Request) -> uuid.UUID:
-    claims: Claims = request[CLAIMS]
-    return claims.tenant_id
+    """The caller's tenant (a user's token or an API key: see services/gateway/middleware.py)."""
+    return request[TENANT]
 
 
 async def _body(request: web.Request, model: type[M]) -> M:

@@ -9,14 +9,23 @@ from typing import Any
 import asyncpg
 from opentelemetry import propagate, trace
 
+from libs.common.db.sanitize import pg_text
 from libs.common.http.errors import Conflict, NotFound
 from libs.common.models.events import events_subject
+from libs.common.models.queries import ExecutionQuery
 from services.gateway.outbox import add_message
 
 REPLAY_LINK = {"ipaas.link.reason": "dead letter replay"}
 
+MAX_ATTEMPTS_SHOWN = 1000  # a detail lists at most this many tries (a replayed event may have many)
 _EXEC_COLUMNS = """id, event_id, workflow_id, workflow_version, trigger, status, attempts, started_at,
                    finished_at, duration_ms, error, trace_id, created_at"""
+
+
+def like_pattern(text: str) -> str:
+    """``%text%`` for ILIKE, with ``%``, ``_`` and ``\\`` in ``text`` matching themselves."""
+    escaped = pg_text(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
 
 
 def execution_out(row: asyncpg.Record) -> dict[str, Any]:
@@ -27,17 +36,20 @@ def execution_out(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-async def list_executions(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_id: uuid.UUID | None,
-                          status: str | None, limit: int,
-                          before: tuple[datetime, uuid.UUID] | None) -> list[asyncpg.Record]:
+async def list_executions(pool: asyncpg.Pool, tenant_id: uuid.UUID, query: ExecutionQuery, *, limit: int,
+                          ) -> list[asyncpg.Record]:
     conditions = ["tenant_id = $1"]
     args: list[Any] = [tenant_id, limit + 1]
-    if workflow_id is not None:
-        args.append(workflow_id)
-        conditions.append(f"workflow_id = ${len(args)}")
-    if status is not None:
-        args.append(status)
-        conditions.append(f"status = ${len(args)}")
+    filters: tuple[tuple[str, Any], ...] = (
+        ("workflow_id = ", query.workflow_id), ("event_id = ", query.event_id),
+        ("status = ", query.status.value if query.status is not None else None),
+        ("trigger = ", query.trigger.value if query.trigger is not None else None),
+        ("created_at >= ", query.since), ("created_at < ", query.until))
+    for condition, value in filters:
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{condition}${len(args)}")
+    before = query.after
     if before is not None:
         args.extend(before)
         conditions.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
@@ -47,28 +59,43 @@ async def list_executions(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_
 
 
 async def get_execution(pool: asyncpg.Pool, tenant_id: uuid.UUID, execution_id: uuid.UUID) -> dict[str, Any]:
-    row = await pool.fetchrow(f"SELECT {_EXEC_COLUMNS}, output FROM executions WHERE tenant_id = $1 AND id = $2",
-                              tenant_id, execution_id)
-    if row is None:
-        raise NotFound("execution not found")
-    return execution_out(row)
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            f"SELECT {_EXEC_COLUMNS}, output, input FROM executions WHERE tenant_id = $1 AND id = $2",
+            tenant_id, execution_id)
+        if row is None:
+            raise NotFound("execution not found")
+        tries = await conn.fetch(
+            """SELECT attempt, started_at, finished_at, outcome, error, http_status, duration_ms
+                 FROM execution_attempts WHERE event_id = $1 ORDER BY id LIMIT $2""",
+            row["event_id"], MAX_ATTEMPTS_SHOWN)
+    out = execution_out(row)
+    out["attempt_history"] = [dict(t) for t in tries]
+    return out
 
 
 async def list_dead_letters(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_id: uuid.UUID | None,
-                            include_replayed: bool, limit: int,
-                            before: tuple[datetime, uuid.UUID] | None) -> list[asyncpg.Record]:
-    conditions = ["tenant_id = $1"]
+                            include_replayed: bool, limit: int, before: tuple[datetime, uuid.UUID] | None,
+                            reason: str | None = None, since: datetime | None = None,
+                            until: datetime | None = None) -> list[asyncpg.Record]:
+    conditions = ["d.tenant_id = $1"]
     args: list[Any] = [tenant_id, limit + 1]
     if not include_replayed:
-        conditions.append("replayed_at IS NULL")
-    if workflow_id is not None:
-        args.append(workflow_id)
-        conditions.append(f"workflow_id = ${len(args)}")
+        conditions.append("d.replayed_at IS NULL")
+    filters: tuple[tuple[str, Any], ...] = (
+        ("d.workflow_id = ", workflow_id), ("d.reason ILIKE ", like_pattern(reason) if reason is not None else None),
+        ("d.dead_at >= ", since), ("d.dead_at < ", until))
+    for condition, value in filters:
+        if value is not None:
+            args.append(value)
+            conditions.append(f"{condition}${len(args)}")
     if before is not None:
         args.extend(before)
-        conditions.append(f"(dead_at, event_id) < (${len(args) - 1}, ${len(args)})")
-    sql = ("SELECT event_id, workflow_id, reason, attempts, dead_at, replayed_at FROM dead_letters "
-           f"WHERE {' AND '.join(conditions)} ORDER BY dead_at DESC, event_id DESC LIMIT $2")
+        conditions.append(f"(d.dead_at, d.event_id) < (${len(args) - 1}, ${len(args)})")
+    sql = ("SELECT d.event_id, d.workflow_id, d.reason, d.attempts, d.dead_at, d.replayed_at, "
+           "e.input AS payload, e.error AS last_error FROM dead_letters d "
+           "LEFT JOIN executions e ON e.event_id = d.event_id AND e.tenant_id = d.tenant_id "
+           f"WHERE {' AND '.join(conditions)} ORDER BY d.dead_at DESC, d.event_id DESC LIMIT $2")
     return list(await pool.fetch(sql, *args))
 
 
@@ -82,7 +109,8 @@ def link_to_dead_trace(traceparent: str | None) -> None:
 
 
 async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any]:
-    """Mark the dead letter replayed, make its execution non-final, and queue the stored envelope.
+    """Mark the dead letter replayed, make its execution non-final (its attempts counted from zero again,
+    so the replay gets the workflow's whole retry policy), and queue the stored envelope.
 
     All three in one transaction: the envelope goes out through the outbox, so
     an accepted replay is never lost, and the executor cannot see the message
@@ -105,7 +133,8 @@ async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) 
         await conn.execute("UPDATE dead_letters SET replayed_at = $2 WHERE event_id = $1", event_id, now)
         link_to_dead_trace(row["traceparent"])
         await conn.execute(
-            "UPDATE executions SET status = 'failed', updated_at = now() WHERE event_id = $1 AND tenant_id = $2",
+            """UPDATE executions SET status = 'failed', attempts = 0, updated_at = now()
+                WHERE event_id = $1 AND tenant_id = $2""",
             event_id, tenant_id)
         envelope: dict[str, Any] = row["envelope"]
         subject = events_subject(tenant_id, row["workflow_id"])
