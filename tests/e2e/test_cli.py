@@ -303,6 +303,13 @@ async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceP
     assert ran.rc == 2 and "secret is empty" in ran.err
     ran = await cli("dlq", "replay")
     assert ran.rc == 2 and "give an event_id" in ran.err
+    # Commands for routes an older server lacks say so (exit 1), instead of a bare 404.
+    ran = await cli("api-keys", "list", "--json")
+    if "/api/keys" in api(gateway, "GET", "/openapi.json")["paths"]:
+        assert ran.rc == 0 and isinstance(ran.json(), list)
+    else:
+        assert ran.rc == 1 and ran.json()["error"]["code"] == "not_supported"
+        assert "does not offer API keys" in ran.err
     ran = await cli("no-such-command")
     assert ran.rc == 2 and "No such command" in ran.err
     ran = await cli("--server", f"http://127.0.0.1:{free_port()}", "workflows", "list", "--json",
