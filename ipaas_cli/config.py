@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ipaas_cli.errors import UsageError
+from ipaas_cli.settings import CliSettings
 
 DEFAULT_CONTEXT = "default"
 FILE_MODE = 0o600
@@ -93,7 +94,7 @@ def save(config: Config, path: Path | None = None) -> Path:
 
 def context_name(config: Config, chosen: str | None) -> str:
     """The context a command uses: ``--context``, else ``IPAAS_CONTEXT``, else the current one."""
-    return chosen or os.environ.get("IPAAS_CONTEXT") or config.current or DEFAULT_CONTEXT
+    return chosen or CliSettings().context or config.current or DEFAULT_CONTEXT
 
 
 @dataclass(frozen=True)
@@ -106,16 +107,16 @@ class Target:
 
 
 def resolve(chosen: str | None, server: str | None = None) -> Target:
-    config = load()
+    config, env = load(), CliSettings()
     name = context_name(config, chosen)
     ctx = config.contexts.get(name)
-    if chosen is not None and ctx is None and server is None and not os.environ.get("IPAAS_SERVER"):
+    if chosen is not None and ctx is None and server is None and not env.server:
         raise UsageError(f"no context named {name!r}: see `ipaas context list`")
-    url = server or os.environ.get("IPAAS_SERVER") or (ctx.server if ctx else None)
+    url = server or env.server or (ctx.server if ctx else None)
     if not url:
         raise UsageError("no server configured: run `ipaas login --server URL` or set IPAAS_SERVER")
     url = url.rstrip("/")
     # A stored token goes only to the server it was issued by.
     stored = ctx.token if ctx is not None and ctx.server.rstrip("/") == url else None
-    token = os.environ.get("IPAAS_TOKEN") or stored
+    token = env.token or stored
     return Target(server=url, token=token, context=name)

@@ -7,7 +7,6 @@ e.g. ``https://jaeger.example.com/trace/{trace_id}``.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 from rich.console import Console
@@ -15,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ipaas_cli.output import cell
+from ipaas_cli.settings import CliSettings
 
 FIELDS = ("id", "event_id", "workflow_id", "workflow_version", "trigger", "status", "attempts", "started_at",
           "finished_at", "duration_ms", "error", "trace_id")
@@ -22,7 +22,7 @@ ATTEMPT_COLUMNS = ("number", "started_at", "finished_at", "outcome", "http_statu
 
 
 def trace_link(trace_id: str | None) -> str | None:
-    template = os.environ.get("IPAAS_TRACE_URL_TEMPLATE")
+    template = CliSettings().trace_url_template
     if not template or not trace_id:
         return None
     return template.replace("{trace_id}", trace_id)

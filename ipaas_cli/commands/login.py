@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
@@ -15,6 +14,7 @@ from ipaas_cli.client import Api
 from ipaas_cli.errors import UsageError
 from ipaas_cli.output import Output, guarded
 from ipaas_cli.session import JsonOpt, globals_of
+from ipaas_cli.settings import CliSettings
 
 API_KEY_PREFIX = "ipk_"
 
@@ -42,7 +42,7 @@ def login(
         config = cfg.load()
         name = cfg.context_name(config, g.context)
         known = config.contexts.get(name)
-        url = server or g.server or os.environ.get("IPAAS_SERVER") or (known.server if known else None)
+        url = server or g.server or CliSettings().server or (known.server if known else None)
         if not url:
             raise UsageError("no server: give --server URL (the gateway, e.g. http://127.0.0.1:8080)")
         url = url.rstrip("/")

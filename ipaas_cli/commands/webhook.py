@@ -10,7 +10,6 @@ valid for 24 h, so senders holding it keep working).
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import uuid
@@ -26,6 +25,7 @@ from ipaas_cli.client import Api
 from ipaas_cli.errors import UsageError
 from ipaas_cli.output import Output, guarded
 from ipaas_cli.session import JsonOpt, api_of
+from ipaas_cli.settings import CliSettings
 from ipaas_cli.workflow_ref import find_workflow
 
 app = typer.Typer(help="Send signed webhooks (Standard Webhooks).", no_args_is_help=True)
@@ -55,8 +55,9 @@ def _secret(api: Api, workflow_id: str, secret_file: Path | None, rotate: bool) 
             return secret_file.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise UsageError(f"cannot read {secret_file}: {exc.strerror or exc}") from exc
-    if os.environ.get("IPAAS_WEBHOOK_SECRET"):
-        return os.environ["IPAAS_WEBHOOK_SECRET"].strip()
+    from_env = CliSettings().webhook_secret
+    if from_env:
+        return from_env.strip()
     if rotate:
         secret: str = api.call("POST", f"/api/workflows/{workflow_id}/webhook-secret").data["webhook"]["secret"]
         return secret
