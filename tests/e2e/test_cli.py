@@ -209,6 +209,9 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path) -> No
         assert traced["event_id"] == event_id and traced["status"] == "succeeded"
         assert traced["trace_url"] == TRACE_TEMPLATE.format(trace_id=traced["trace_id"])
         assert planted not in json.dumps(traced)
+        if "attempt_history" in traced:  # a server with execution history: every try, and the input
+            assert [a["outcome"] for a in traced["attempt_history"]] == ["succeeded"]
+            assert traced["input"] == {"order_id": "A-7"}
 
         # A dead letter, replayed by its id once the target accepts again.
         dead = await cli.ok("webhook", "send", "cli flaky", "--data", '{"order_id": "F-1"}',
@@ -306,7 +309,18 @@ async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceP
     # Commands for routes an older server lacks say so (exit 1), instead of a bare 404.
     ran = await cli("api-keys", "list", "--json")
     if "/api/keys" in api(gateway, "GET", "/openapi.json")["paths"]:
-        assert ran.rc == 0 and isinstance(ran.json(), list)
+        assert ran.rc == 0 and ran.json() == []
+        created = await cli.ok("api-keys", "create", "ci read", "--scope", "read")
+        assert created["key"].startswith("ipk_") and created["scopes"] == ["read"]
+        listed = await cli.ok("api-keys", "list")
+        assert [k["id"] for k in listed] == [created["id"]] and "key" not in listed[0]
+        as_key = {"IPAAS_TOKEN": created["key"]}
+        assert (await cli.ok("workflows", "list", env=as_key)) == []
+        denied = await cli("credentials", "create", "x", "--type", "slack", "--json", stdin="https://h.example/x",
+                           env=as_key)
+        assert denied.rc == 1 and denied.json()["error"]["status"] == 403
+        revoked = await cli.ok("api-keys", "revoke", created["id"])
+        assert revoked["revoked_at"] is not None
     else:
         assert ran.rc == 1 and ran.json()["error"]["code"] == "not_supported"
         assert "does not offer API keys" in ran.err
