@@ -92,7 +92,12 @@ class Api:
         if auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         data = json.dumps(body).encode() if body is not None else None
-        return self.raw(method, self.url(path) + _query(query), data, headers, feature=feature)
+        try:
+            return self.raw(method, self.url(path) + _query(query), data, headers, feature=feature)
+        except ApiError as exc:
+            if exc.status == 401 and "Authorization" in headers:
+                exc.message += "; log in again (`ipaas login`) or check IPAAS_TOKEN"
+            raise
 
     def get(self, path: str, **query: Any) -> Any:
         return self.call("GET", path, query=query).data

@@ -38,7 +38,7 @@ class Output:
     def __init__(self, as_json: bool) -> None:
         self.as_json = as_json
         self.out = Console(soft_wrap=True, highlight=False)
-        self.err = Console(stderr=True, highlight=False)
+        self.err = Console(stderr=True, highlight=False, soft_wrap=True)
 
     def result(self, data: Any, human: Callable[[Console], None] | None = None) -> None:
         """The command's answer: ``data`` as JSON, or ``human`` (default: the JSON, indented)."""
@@ -58,7 +58,7 @@ class Output:
                 return
             table = Table(title=title, show_lines=False)
             for col in columns:
-                table.add_column(col)
+                table.add_column(col, overflow="fold")
             for row in rows:
                 table.add_row(*(escape(cell(row.get(col))) for col in columns))
             console.print(table)

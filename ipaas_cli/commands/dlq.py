@@ -55,14 +55,14 @@ def _wait(api: Api, job: dict[str, Any], out: Output, timeout: float, interval: 
     deadline = time.monotonic() + timeout
     with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.percentage:>3.0f}%"),
                   TimeElapsedColumn(), console=out.err, disable=out.as_json, transient=False) as bar:
-        task = bar.add_task("replay", total=job.get("total") or None, completed=job.get("done", 0))
+        task = bar.add_task("replay", total=job.get("total"), completed=job.get("done", 0))
         while not _finished(job):
             if time.monotonic() > deadline:
                 raise Unavailable(f"replay job {job_id} still running after {timeout:.0f}s "
                                   f"(ipaas dlq replay --job {job_id} follows it again)")
             time.sleep(interval)
             job = api.call("GET", f"/api/dlq/replay/{job_id}").data
-            bar.update(task, total=job.get("total") or None, completed=job.get("done", 0))
+            bar.update(task, total=job.get("total"), completed=job.get("done", 0))
     return job
 
 
