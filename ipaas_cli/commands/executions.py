@@ -19,7 +19,7 @@ from ipaas_cli.durations import iso, parse_since
 from ipaas_cli.errors import UsageError
 from ipaas_cli.output import Output, guarded
 from ipaas_cli.session import JsonOpt, api_of
-from ipaas_cli.trace_view import render_execution
+from ipaas_cli.trace_view import render_execution, trace_link
 from ipaas_cli.workflow_ref import find_workflow
 
 app = typer.Typer(help="Executions: list, inspect, and follow live.", no_args_is_help=True)
@@ -94,6 +94,7 @@ def get(ctx: typer.Context, execution_id: Annotated[str, typer.Argument(help="Th
     out = Output(json_out)
     with guarded(out):
         detail = api_of(ctx).call("GET", f"/api/executions/{execution_id}").data
+        detail["trace_url"] = trace_link(detail.get("trace_id"))
         out.result(detail, lambda console: render_execution(console, detail))
 
 

@@ -53,8 +53,9 @@ def login(
             Api(url, key, g.timeout).call("GET", "/api/workflows", query={"limit": 1})  # does the key work?
             context = cfg.Context(server=url, token=key)
         else:
-            email = email or typer.prompt("email")
-            password = _read_stdin_line("password") if password_stdin else typer.prompt("password", hide_input=True)
+            email = email or typer.prompt("email", err=True)
+            password = (_read_stdin_line("password") if password_stdin
+                        else typer.prompt("password", hide_input=True, err=True))
             got = Api(url, None, g.timeout).call("POST", "/api/auth/login", {"email": email, "password": password},
                                                  auth=False).data
             expires = datetime.now(UTC) + timedelta(seconds=int(got.get("expires_in") or 0))
