@@ -140,6 +140,8 @@ def tail(
         for row in reversed(first[:lines]):
             out.line(row, tail_line(row))
         known.update({r["id"]: r["status"] for r in first})
+        if follow:
+            out.note("following new executions (Ctrl-C stops)")
         printed = 0
         try:
             while follow and (count is None or printed < count):

@@ -172,6 +172,8 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path) -> No
         # executions tail -f, started before the webhook: sees the new execution within 2 s of its row.
         tail = await cli.spawn("executions", "tail", "-f", "--workflow", "cli orders", "-n", "0", "--json")
         try:
+            assert tail.stderr is not None  # it says so once it has read the newest page and follows
+            assert "following new executions" in (await asyncio.wait_for(tail.stderr.readline(), 30)).decode()
             payload = tmp_path / "order.json"
             payload.write_text(json.dumps({"order_id": "A-7"}))
             sent = await cli.ok("webhook", "send", "cli orders", "--data", f"@{payload}",
