@@ -47,7 +47,7 @@ migrate: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy libs services deploy tests
+	$(VENV)/bin/mypy libs services deploy tests ipaas_cli
 
 test: lint test-only
 

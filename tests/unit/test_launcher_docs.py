@@ -38,7 +38,7 @@ def _env_names(cls: type[BaseSettings]) -> set[str]:
 
 
 def _settings_classes() -> list[type[BaseSettings]]:
-    modules = ["libs.common.settings"]
+    modules = ["libs.common.settings", "ipaas_cli.settings"]
     modules += [f"services.{p.parent.name}.settings" for p in sorted((REPO / "services").glob("*/settings.py"))]
     classes: list[type[BaseSettings]] = []
     for module_name in modules:

@@ -1,0 +1,1 @@
+"""``ipaas``: the command-line client of the public HTTP API (``ipaas --help``)."""

@@ -1,0 +1,103 @@
+"""Workflows declared in YAML: reading ``-f <file or dir>`` into validated definitions.
+
+A file holds one workflow per YAML document (``---`` between them), or a
+``workflows:`` list.  Each is the body of ``POST /api/workflows``, plus one
+convenience: ``action.credential: <name>`` instead of ``credential_id``
+(resolved against the tenant's credentials, so one repository serves servers
+whose ids differ)::
+
+    name: orders to slack
+    trigger: {type: webhook}
+    action:
+      type: slack_message
+      credential: team slack
+      config: {text: "New order {{ payload.order_id }}"}
+    is_active: true        # optional, default true
+
+Names must be unique across the files: ``apply`` matches workflows by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ipaas_cli.errors import UsageError
+
+SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass(frozen=True)
+class Manifest:
+    source: str  # file (and document number) it came from
+    body: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.body["name"])
+
+
+def files_of(path: Path) -> list[Path]:
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SUFFIXES)
+        if not found:
+            raise UsageError(f"no .yaml or .yml file under {path}")
+        return found
+    if path.is_file():
+        return [path]
+    raise UsageError(f"no such file or directory: {path}")
+
+
+def _documents(path: Path) -> list[Any]:
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d is not None]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path} is not valid YAML: {exc}") from exc
+    out: list[Any] = []
+    for doc in docs:
+        if isinstance(doc, dict) and set(doc) == {"workflows"}:
+            if not isinstance(doc["workflows"], list):
+                raise UsageError(f"{path}: `workflows` must be a list")
+            out.extend(doc["workflows"])
+        else:
+            out.append(doc)
+    return out
+
+
+def load(path: Path) -> list[Manifest]:
+    manifests: list[Manifest] = []
+    seen: dict[str, str] = {}
+    for file in files_of(path):
+        for n, doc in enumerate(_documents(file), start=1):
+            source = f"{file}#{n}"
+            if not isinstance(doc, dict):
+                raise UsageError(f"{source}: a workflow is a mapping, got {type(doc).__name__}")
+            name = doc.get("name")
+            if not isinstance(name, str) or not name:
+                raise UsageError(f"{source}: a workflow needs a `name`")
+            if name in seen:
+                raise UsageError(f"{source}: workflow {name!r} is already declared in {seen[name]}")
+            seen[name] = source
+            manifests.append(Manifest(source, doc))
+    return manifests
+
+
+def resolve_credentials(manifest: Manifest, credentials: dict[str, str]) -> dict[str, Any]:
+    """The body with ``action.credential: <name>`` replaced by ``credential_id``."""
+    body = dict(manifest.body)
+    action = body.get("action")
+    if isinstance(action, dict) and "credential" in action:
+        action = dict(action)
+        name = action.pop("credential")
+        if "credential_id" in action:
+            raise UsageError(f"{manifest.source}: give `credential` or `credential_id`, not both")
+        if name not in credentials:
+            raise UsageError(f"{manifest.source}: no credential named {name!r} (see `ipaas credentials list`)")
+        action["credential_id"] = credentials[name]
+        body["action"] = action
+    return body

@@ -1,0 +1,65 @@
+"""The CLI's pure parts: Standard Webhooks signatures, durations, the config file, error mapping."""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from standardwebhooks.webhooks import Webhook
+
+from ipaas_cli import config, signing
+from ipaas_cli.client import _error_of
+from ipaas_cli.durations import parse_since
+from ipaas_cli.errors import ApiError, Unavailable, UsageError
+
+SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+
+def test_signature_verifies_with_the_reference_library() -> None:
+    body = b'{"order_id": 42}'
+    now = int(datetime.now(UTC).timestamp())
+    headers = signing.headers(SECRET, "msg_1", now, body)
+    Webhook(SECRET).verify(body, headers)  # raises if wrong
+    assert headers["webhook-signature"] == Webhook(SECRET).sign("msg_1", datetime.fromtimestamp(now, UTC),
+                                                                body.decode())
+    with pytest.raises(UsageError, match="starts with 'whsec_'"):
+        signing.sign("nope", "msg_1", now, body)
+
+
+def test_durations() -> None:
+    now = datetime(2026, 1, 1, 12, tzinfo=UTC)
+    assert parse_since("2h", now=now) == now - timedelta(hours=2)
+    assert parse_since("30m", now=now) == now - timedelta(minutes=30)
+    assert parse_since("2026-01-01T08:00:00", now=now) == datetime(2026, 1, 1, 8, tzinfo=UTC)
+    with pytest.raises(UsageError, match="not a duration"):
+        parse_since("yesterday", now=now)
+
+
+def test_config_is_0600_and_a_token_goes_only_to_its_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    for name in ("IPAAS_TOKEN", "IPAAS_SERVER", "IPAAS_CONTEXT"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = config.Config(current="prod", contexts={"prod": config.Context(server="https://a.example", token="t1")})
+    path = config.save(cfg)
+    assert path == tmp_path / "ipaas" / "config.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert json.loads(path.read_text())["contexts"]["prod"]["token"] == "t1"
+    assert config.resolve(None).token == "t1"
+    assert config.resolve(None, "https://b.example").token is None
+    monkeypatch.setenv("IPAAS_TOKEN", "ipk_env")
+    assert config.resolve(None).token == "ipk_env"
+    with pytest.raises(UsageError, match="no context named 'dev'"):
+        config.resolve("dev")
+
+
+def test_error_mapping() -> None:
+    body = json.dumps({"success": False, "error": {"code": "not_found", "message": "workflow not found"}}).encode()
+    err = _error_of(404, body, feature=None)
+    assert isinstance(err, ApiError) and err.code == "not_found" and err.exit_code == 1
+    older = _error_of(404, body, feature="API keys")
+    assert isinstance(older, ApiError) and older.code == "not_supported" and "does not offer API keys" in older.message
+    down = _error_of(503, b"", feature=None)
+    assert isinstance(down, Unavailable) and down.exit_code == 3
