@@ -93,6 +93,17 @@ class GatewaySettings(ServiceSettings):
     # (rows JetStream refuses for good are set aside at the first).
     outbox_max_attempts: int = Field(default=5, ge=1)
 
+    # The web console's trace link: a URL with {trace_id} (e.g. https://jaeger.example/trace/{trace_id});
+    # empty = the console shows the trace id without a link.
+    trace_url_template: str = Field(default="", validation_alias="IPAAS_TRACE_URL_TEMPLATE")
+
+    @field_validator("trace_url_template")
+    @classmethod
+    def _trace_template(cls, value: str) -> str:
+        if value and (not value.startswith(("https://", "http://")) or "{trace_id}" not in value):
+            raise ValueError("IPAAS_TRACE_URL_TEMPLATE must be an http(s) URL containing {trace_id}")
+        return value
+
     # Pagination (workflows, versions, executions, dead letters).
     page_default: int = Field(default=50, ge=1)
     page_max: int = Field(default=200, ge=1)
