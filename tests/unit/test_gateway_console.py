@@ -53,6 +53,7 @@ async def test_every_page_is_a_shell_with_the_csp_and_no_inline_code(client):
 async def test_the_console_root_goes_to_the_executions_page(client):
     r = await client.get("/console", allow_redirects=False)
     assert r.status == 302 and r.headers["Location"] == "/console/executions"
+    assert_secured(r.headers)
 
 
 async def test_assets_have_their_types_and_the_headers(client):

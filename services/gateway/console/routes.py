@@ -50,8 +50,8 @@ def load_assets() -> dict[str, tuple[bytes, str]]:
     return assets
 
 
-async def home(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPFound(f"{CONSOLE_PREFIX}/{HOME}")
+async def home(request: web.Request) -> web.Response:
+    return secured(web.Response(status=302, headers={"Location": f"{CONSOLE_PREFIX}/{HOME}"}), cache="no-store")
 
 
 async def page(request: web.Request) -> web.Response:
