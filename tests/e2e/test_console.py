@@ -233,6 +233,24 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             await expect(page.locator("#rotation")).to_contain_text("previous secret stays valid until")
             await stack.send_webhook(hook_url, rotated, {"order_id": "A-1004"})
 
+            # A new version from the editor, the diff between the two, a rollback, disable and enable.
+            definition = json.loads(await page.locator("#definition").input_value())
+            definition["action"]["config"]["body"] = {"id": "{{ payload.order_id }}", "channel": "console"}
+            await page.fill("#definition", json.dumps(definition))
+            await page.click("#save-definition")
+            await expect(page.locator("#current-version")).to_have_text("2")
+            await expect(page.locator("#diff .add").filter(has_text='"channel": "console"')).to_have_count(1)
+            await expect(page.locator("#diff .del")).to_have_count(1)  # the line that gained a comma
+            await page.click("button.rollback[data-version='1']")
+            await expect(page.locator("#current-version")).to_have_text("3")
+            status, versions = await stack.call("GET", f"/api/workflows/{workflow_id}/versions")
+            assert status == 200 and [v["version"] for v in versions["data"]] == [1, 2, 3]
+            assert versions["data"][2]["definition"]["action"] == versions["data"][0]["definition"]["action"]
+            await page.click("#toggle-active")
+            await expect(page.locator("#summary")).to_contain_text("inactive")
+            await page.click("#toggle-active")
+            await expect(page.locator("#summary .badge")).to_have_text("active")
+
             # Replay by filter: the last dead letter, as a job whose progress the page follows.
             async with stack.http.get(f"{base}/openapi.json") as r:
                 bulk_served = "/api/dlq/replay" in (await r.json())["paths"]

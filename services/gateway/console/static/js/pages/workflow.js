@@ -94,6 +94,19 @@ function versions(wf, rows, reload) {
   return section;
 }
 
+function editor(wf, reload) {
+  const text = h("textarea", { rows: 14, class: "code", id: "definition", spellcheck: "false" });
+  text.value = pretty(definitionOf(wf));
+  return h("section", { class: "card", id: "edit" },
+    h("h2", {}, "Definition"),
+    h("p", { class: "muted" }, "Saving writes a new version; the old ones stay, for a diff or a rollback."),
+    field("Name, trigger, action and is_active (JSON)", text),
+    action("Save as a new version", async () => {
+      await api("PUT", `/api/workflows/${wf.id}`, readJson(text, "The definition"));
+      await reload();
+    }, { id: "save-definition", class: "primary" }));
+}
+
 function dryRun(wf) {
   const payload = h("textarea", { rows: 6, class: "code", id: "dry-run-payload", spellcheck: "false" });
   payload.value = "{\n  \"order_id\": \"A-1\"\n}";
@@ -128,7 +141,7 @@ export async function render(ctx) {
       const wf = (await api("GET", `/api/workflows/${encodeURIComponent(id)}`)).data;
       ctx.title(wf.name);
       const rows = await allVersions(wf.id);
-      replace(ctx.content, summary(wf, load), webhook(wf), versions(wf, rows, load), dryRun(wf));
+      replace(ctx.content, summary(wf, load), webhook(wf), versions(wf, rows, load), editor(wf, load), dryRun(wf));
     } catch (err) {
       replace(ctx.content, errorBox(err), h("a", { href: "/console/workflows" }, "Back to workflows"));
     }
