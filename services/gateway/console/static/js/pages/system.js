@@ -5,9 +5,10 @@ import { errorText, h, replace, statusBadge, table } from "../dom.js";
 const POLL_MS = 5000;
 
 const NOT_EXPOSED = [
-  ["Consumer lag (pending events)", "the executor's /metrics and NATS monitoring"],
-  ["In flight per executor replica", "each executor's /metrics (its own port)"],
-  ["Open circuit breakers", "each executor's /metrics (its own port)"],
+  ["Consumer lag (pending events)", "ipaas_executor_consumer_pending and ipaas_executor_consumer_ack_pending on "
+    + "the executors' /metrics"],
+  ["In flight per executor replica", "ipaas_executor_in_flight on each executor's /metrics"],
+  ["Open circuit breakers", "ipaas_executor_breakers_open on each executor's /metrics"],
   ["Readiness of auth, scheduler and executors", "each service's /health/ready on its own port"],
 ];
 
