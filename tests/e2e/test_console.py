@@ -211,6 +211,14 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             failing["on"] = False
             await expect(page.locator("#execution-list tbody tr")).to_have_count(3)
             await expect(page.locator("#execution-list tbody")).not_to_contain_text("running")
+            # A filter narrows the list, and is kept in the address.
+            await page.select_option("#filters select[name=status]", "dead")
+            await page.click("#filters button[type=submit]")
+            await expect(page.locator("#execution-list tbody tr")).to_have_count(1)
+            assert "status=dead" in page.url
+            await page.select_option("#filters select[name=status]", "")
+            await page.click("#filters button[type=submit]")
+            await expect(page.locator("#execution-list tbody tr")).to_have_count(3)
             shot = tmp_path / "console-executions.png"
             await page.screenshot(path=str(shot), full_page=True)
             assert shot.stat().st_size > 10_000
@@ -251,6 +259,12 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             await page.click("#toggle-active")
             await expect(page.locator("#summary .badge")).to_have_text("active")
 
+            # A dry run of the current definition, with a payload from the editor.
+            await page.fill("#dry-run-payload", json.dumps({"order_id": "DRY-1"}))
+            await page.click("#dry-run button")
+            await expect(page.locator("#dry-run-result")).to_contain_text("succeeded")
+            assert sink.requests[-1].json() == {"id": "DRY-1"}
+
             # Replay by filter: the last dead letter, as a job whose progress the page follows.
             async with stack.http.get(f"{base}/openapi.json") as r:
                 bulk_served = "/api/dlq/replay" in (await r.json())["paths"]
@@ -268,6 +282,18 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             # The other pages: each loads, says what to do when empty, or shows the API's message.
             await page.goto(f"{base}/console/credentials")
             await expect(page.locator("#credential-list .empty")).to_contain_text("No credentials yet")
+            hidden = f"https://hooks.slack.com/services/T0/B0/{uuid.uuid4().hex}"
+            await page.fill("#create-credential input[name=name]", "team slack")
+            await page.fill("#create-credential input.secret", hidden)
+            await page.click("#create-credential button[type=submit]")
+            await expect(page.locator("#credential-list")).to_contain_text("team slack")
+            assert await page.input_value("#create-credential input.secret") == ""
+            assert hidden.rsplit("/", 1)[1] not in await page.content()
+            delete = page.locator("#credential-list button.danger")
+            await delete.click()
+            await expect(delete).to_have_text("Confirm delete")
+            await delete.click()
+            await expect(page.locator("#credential-list .empty")).to_be_visible()
             await page.goto(f"{base}/console/system")
             await expect(page.locator("#gateway-ready")).to_contain_text("ready")
             await expect(page.locator("#not-exposed")).to_contain_text("Consumer lag")

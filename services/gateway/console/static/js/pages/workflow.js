@@ -118,7 +118,8 @@ function dryRun(wf) {
     field("Payload (JSON)", payload),
     action("Dry run", async () => {
       replace(out);
-      const body = { workflow: definitionOf(wf), payload: readJson(payload, "The payload") ?? null };
+      const body = { workflow: { name: wf.name, trigger: wf.trigger, action: wf.action },
+        payload: readJson(payload, "The payload") ?? null };
       const res = (await api("POST", "/api/workflows/dry-run", body)).data;
       replace(out, h("dl", { class: "facts" },
         h("dt", {}, "Status"), h("dd", {}, statusBadge(res.status)),
