@@ -28,10 +28,10 @@ def chromium_path() -> str | None:
 
 def skip_reason() -> str | None:
     """Why the browser tests cannot run here (one reason), or None when they can."""
-    if importlib.util.find_spec("playwright") is None:
-        return "playwright is not installed (it is in the dev set: run make)"
     if chromium_path() is None:
         return "no Chromium found: apt-get install chromium (or set CHROMIUM_PATH); .ci/run installs it"
+    if importlib.util.find_spec("playwright") is None:
+        return "playwright is not installed (it is in the dev set: run make)"
     return None
 
 
