@@ -316,7 +316,7 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
                     f"{keys_body['error']['message']} ({keys_body['error']['code']}, HTTP 404)")
             else:
                 assert keys_status == 200
-                await expect(page.locator("#key-list")).not_to_contain_text("Loading")
+                await expect(page.locator("#key-list .empty")).to_contain_text("No API keys yet")
 
             await chromium.close()
     finally:
