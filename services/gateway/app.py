@@ -24,6 +24,7 @@ from libs.common.ratelimit import TokenBuckets
 from libs.common.telemetry import setup_tracing
 from services.gateway import openapi
 from services.gateway.api_keys import ApiKeyCache
+from services.gateway.console import routes as console
 from services.gateway.hooks.cache import WorkflowCache, pool_loader
 from services.gateway.hooks.ingest import ingest
 from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
@@ -176,6 +177,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app.router.add_post("/hooks/{workflow_id}", ingest)
     dev_echo.add_routes(app, settings)  # development mode only
     openapi.add_routes(app)
+    console.add_routes(app, settings)  # static pages of the public API's own client; not in /openapi.json
     origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
     if origins:
         _cors(app, origins)

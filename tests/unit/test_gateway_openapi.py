@@ -15,6 +15,7 @@ from libs.common.models.queries import CURSOR_PATTERN, decode_cursor, encode_cur
 from services.auth.app import create_app as create_auth_app
 from services.auth.keys import PASSWORDS
 from services.gateway.app import create_app as create_gateway_app
+from services.gateway.console.routes import CONSOLE_PREFIX
 from services.gateway.openapi import build
 from services.gateway.operations import AUTH_OPERATIONS, OPERATIONS
 from services.gateway.routes.proxy import FORWARDED
@@ -30,6 +31,8 @@ def served(app: web.Application) -> set[tuple[str, str]]:
     routes = set()
     for route in app.router.routes():
         if route.method in ("HEAD", "OPTIONS") or route.resource is None:
+            continue
+        if route.resource.canonical.startswith(CONSOLE_PREFIX):  # the web console's pages: HTML, not the API
             continue
         routes.add((route.method.lower(), route.resource.canonical))
     return routes

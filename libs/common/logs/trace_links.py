@@ -10,9 +10,9 @@ PLACEHOLDER = "{trace_id}"
 
 
 def check_template(template: str) -> str:
-    """``template`` when empty or holding ``{trace_id}``; raises ``ValueError`` otherwise."""
-    if template and PLACEHOLDER not in template:
-        raise ValueError(f"IPAAS_TRACE_URL_TEMPLATE must contain {PLACEHOLDER}")
+    """``template`` when empty, or an http(s) URL holding ``{trace_id}``; raises ``ValueError`` otherwise."""
+    if template and (PLACEHOLDER not in template or not template.startswith(("https://", "http://"))):
+        raise ValueError(f"IPAAS_TRACE_URL_TEMPLATE must be an http(s) URL containing {PLACEHOLDER}")
     return template
 
 

@@ -1,0 +1,104 @@
+// Credentials: create and delete.  A secret goes to the API once and is never shown again (the API
+// never returns it); the form's secret fields are cleared as soon as it is sent.
+
+import { api, query } from "../api.js";
+import { empty, errorBox, field, h, readJson, replace, table, when } from "../dom.js";
+
+const SECRET_FIELDS = {
+  slack: [["webhook_url", "Webhook URL", "password"]],
+  discord: [["webhook_url", "Webhook URL", "password"]],
+  openweather: [["api_key", "API key", "password"]],
+  http: [["headers", "Headers (JSON object)", "json"]],
+};
+
+function secretInputs(type) {
+  return SECRET_FIELDS[type].map(([key, label, kind]) => {
+    const control = kind === "json"
+      ? h("textarea", { rows: 4, class: "code secret", "data-key": key, spellcheck: "false", autocomplete: "off",
+        placeholder: "{\"Authorization\": \"Bearer ...\"}" })
+      : h("input", { type: "password", class: "secret", "data-key": key, autocomplete: "off" });
+    return field(label, control);
+  });
+}
+
+function createForm(onCreated) {
+  const name = h("input", { name: "name", required: true, maxlength: 200 });
+  const type = h("select", { name: "type" }, Object.keys(SECRET_FIELDS).map((t) => h("option", { value: t }, t)));
+  const secrets = h("div");
+  const result = h("div");
+  const showSecrets = () => replace(secrets, secretInputs(type.value));
+  type.addEventListener("change", showSecrets);
+  showSecrets();
+  const form = h("form", { class: "card", id: "create-credential" },
+    h("h2", {}, "New credential"), field("Name", name), field("Type", type), secrets,
+    h("button", { type: "submit", class: "primary" }, "Store"), result);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    replace(result);
+    const controls = [...secrets.querySelectorAll(".secret")];
+    try {
+      const secret = {};
+      for (const control of controls) {
+        secret[control.dataset.key] = control.tagName === "TEXTAREA" ? readJson(control, "Headers") ?? {}
+          : control.value;
+      }
+      const out = await api("POST", "/api/credentials", { name: name.value, type: type.value, secret });
+      for (const control of controls) control.value = "";
+      name.value = "";
+      replace(result, h("div", { class: "flash ok" }, `Stored "${out.data.name}". Its secret will not be shown again.`));
+      await onCreated();
+    } catch (err) {
+      replace(result, errorBox(err));
+    }
+  });
+  return form;
+}
+
+function deleteButton(credential, reload) {
+  const out = h("span", { class: "action-result" });
+  const button = h("button", { type: "button", class: "danger" }, "Delete");
+  let armed = false;
+  button.addEventListener("click", async () => {
+    if (!armed) {
+      armed = true;
+      button.textContent = "Confirm delete";
+      return;
+    }
+    button.disabled = true;
+    try {
+      await api("DELETE", `/api/credentials/${credential.id}`);
+      await reload();
+    } catch (err) {
+      out.className = "action-result error";
+      out.textContent = err.describe ? err.describe() : String(err);
+      button.disabled = false;
+    }
+  });
+  return h("span", { class: "action" }, button, out);
+}
+
+export async function render(ctx) {
+  const list = h("div", { id: "credential-list" });
+  async function load() {
+    try {
+      let rows = [];
+      let cursor = null;
+      do {
+        const page = await api("GET", `/api/credentials${query({ limit: 100, cursor })}`);
+        rows = rows.concat(page.data);
+        cursor = page.meta && page.meta.next_cursor;
+      } while (cursor);
+      replace(list, rows.length ? table([
+        ["Name", (c) => c.name],
+        ["Type", (c) => c.type],
+        ["Id", (c) => h("code", {}, c.id)],
+        ["Created", (c) => when(c.created_at)],
+        ["", (c) => deleteButton(c, load)],
+      ], rows) : empty("No credentials yet. Store one below, then use its id as an action's credential_id."));
+    } catch (err) {
+      replace(list, errorBox(err));
+    }
+  }
+  replace(ctx.content, list, createForm(load));
+  await load();
+}
