@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from deploy.local.infra import free_port
-from tests.helpers.auth_setup import PASSWORD, fast_hash_env
+from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.services import REPO_ROOT, ServiceProcess
 from tests.helpers.wait import wait_until
@@ -100,7 +100,7 @@ def stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: s
     common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO"}
     auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
                                          "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
-    gateway = service("services.gateway", env={**common, "IPAAS_AUTH_URL": auth.url,
+    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
                                                "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
     service("services.executor", env=executor_env(nats_url, database_url))
     return gateway

@@ -30,7 +30,7 @@ from standardwebhooks.webhooks import Webhook
 
 from services.gateway.console.headers import CSP
 from tests.helpers import browser
-from tests.helpers.auth_setup import PASSWORD, fast_hash_env
+from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
@@ -103,7 +103,7 @@ async def stack(service: Callable[..., ServiceProcess], database_url: str, nats_
     common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO"}
     auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
                                          "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
-    gateway = service("services.gateway", env={**common, "IPAAS_AUTH_URL": auth.url,
+    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
                                                "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json",
                                                "IPAAS_TRACE_URL_TEMPLATE": TRACE_TEMPLATE})
     service("services.executor", env=executor_env(nats_url, database_url))
