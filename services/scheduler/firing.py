@@ -65,7 +65,9 @@ class Publisher:
                         extra={"workflow_id": str(spec.workflow_id), "slot": slot_iso(slot), "error": str(exc)})
             return False
         lateness = self._clock.now().timestamp() - slot
-        self._metrics.lateness.observe(max(0.0, lateness))
+        # The slot's trace as exemplar (OpenMetrics scrapes show it): a late bucket leads to its trace.
+        self._metrics.lateness.observe(max(0.0, lateness),
+                                       {"trace_id": result.trace_id} if result.trace_id else None)
         self._metrics.fires.labels("duplicate" if result.duplicate else "published").inc()
         fields = {"workflow_id": str(spec.workflow_id), "version": version, "slot": slot_iso(slot),
                   "event_id": str(env.event_id), "duplicate": result.duplicate, "lateness_s": round(lateness, 3)}

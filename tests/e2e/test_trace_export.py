@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from standardwebhooks.webhooks import Webhook
 
 from libs.common.logs.secret_shapes import REDACTED
@@ -321,7 +323,7 @@ async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
             "name": "every second", "trigger": {"type": "schedule", "interval_seconds": 1},
             "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}}},
             expect=201)
-        service("services.scheduler", env={**t.env, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
+        scheduler = service("services.scheduler", env={**t.env, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
         execution = await t.execution(created["data"]["id"], "succeeded")
         assert execution["trigger"] == "schedule"
         trace_id = execution["trace_id"]
@@ -336,5 +338,20 @@ async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
         assert publish.attributes["messaging.message.id"].startswith("sched:")
         tick = next(r for r in sink.requests if r.headers["traceparent"].split("-")[1] == trace_id)
         assert tick.path == "/tick"
+
+        # The lateness histogram's exemplars (OpenMetrics) are traces that start at the scheduler's publish.
+        request = urllib.request.Request(f"{scheduler.metrics_url}/metrics",  # noqa: S310 - a local server
+                                         headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - a local server
+            families = list(openmetrics_families(resp.read().decode()))  # type: ignore[no-untyped-call]
+        exemplars = {s.exemplar.labels["trace_id"] for f in families for s in f.samples
+                     if s.name == "ipaas_scheduler_fire_lateness_seconds_bucket" and s.exemplar is not None}
+        assert exemplars
+
+        async def all_known() -> bool:
+            roots = {s.trace_id for s in t.receiver.spans if s.service == "scheduler" and s.name == "publish EVENTS"}
+            return exemplars <= roots
+
+        await wait_until(all_known, timeout=10, message="the exemplars' traces at the collector")
     finally:
         await sink.stop()

@@ -38,8 +38,9 @@ def hex_id(value: int, width: int) -> str:
 
 async def test_a_publish_outside_any_span_starts_a_trace_at_its_producer_span(bus: Bus,
                                                                               spans: InMemorySpanExporter) -> None:
-    await bus.publish("events.t1.w1", b"{}", msg_id="sched:w1:slot", attributes={"ipaas.event_id": "e1"})
+    result = await bus.publish("events.t1.w1", b"{}", msg_id="sched:w1:slot", attributes={"ipaas.event_id": "e1"})
     (producer,) = named(spans, "publish EVENTS")
+    assert producer.context is not None and result.trace_id == hex_id(producer.context.trace_id, 32)
     assert producer.kind is SpanKind.PRODUCER and producer.parent is None
     assert dict(producer.attributes or {})["messaging.message.id"] == "sched:w1:slot"
     assert dict(producer.attributes or {})["ipaas.event_id"] == "e1"

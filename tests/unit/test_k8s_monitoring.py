@@ -71,3 +71,15 @@ def test_every_metric_in_the_dashboard_and_the_rules_is_exposed_by_a_service() -
     assert len(names) >= 15
     missing = sorted(n for n in names if n not in exposed())
     assert not missing, f"named in deploy/k8s/monitoring but exposed by no service: {missing}"
+
+
+def test_every_metric_in_the_readmes_sre_table_is_exposed() -> None:
+    readme = (MONITORING.parents[2] / "README.md").read_text(encoding="utf-8")
+    start = readme.index("### Metrics and the alerts they back")
+    section = readme[start:readme.index("\n## ", start)]
+    named = set(re.findall(r"\bipaas_[a-z0-9_]+", section))
+    assert len(named) >= 15
+    exposed_names = exposed()
+    assert not sorted(n for n in named if n not in exposed_names)
+    # and every alert of the rules is named in the table
+    assert all(alert in section for alert in ALERTS)

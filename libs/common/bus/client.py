@@ -19,7 +19,7 @@ import contextlib
 import logging
 import math
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import nats
@@ -63,6 +63,8 @@ class PublishResult:
     stream: str
     seq: int
     duplicate: bool
+    # The trace the message travels in (set by :meth:`Bus.publish`, which makes its span), for exemplars.
+    trace_id: str | None = None
 
 
 class Bus:
@@ -237,14 +239,20 @@ class Bus:
         Adds ``Nats-Msg-Id`` and the span's W3C trace context (so a message
         published outside any span starts its own trace here).  ``attributes``
         go on the span.  Returns whether the server called the message a
-        duplicate.  Raises :class:`BusUnavailable` if NATS cannot store it now.
+        duplicate, and the trace id when the span is sampled.  Raises
+        :class:`BusUnavailable` if NATS cannot store it now.
         """
         hdrs: dict[str, str] = dict(headers) if headers else {}
         if msg_id is not None:
             hdrs[MSG_ID_HEADER] = msg_id
-        with ActiveSpan(producer_span(self.streams.of(subject), subject, msg_id, attributes=attributes)):
+        span = producer_span(self.streams.of(subject), subject, msg_id, attributes=attributes)
+        with ActiveSpan(span):
             propagate.inject(hdrs)
-            return await self.publish_prepared(subject, payload, hdrs, timeout=timeout)
+            result = await self.publish_prepared(subject, payload, hdrs, timeout=timeout)
+        context = span.get_span_context()
+        if not context.trace_flags.sampled:
+            return result
+        return replace(result, trace_id=format(context.trace_id, "032x"))
 
     async def publish_continued(self, subject: str, payload: bytes, headers: dict[str, str], *,
                                 timeout: float | None = None) -> PublishResult:
