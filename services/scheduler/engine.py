@@ -1,9 +1,13 @@
-"""The timer: a heap of next fire times, one loop, a version check, a few fire workers.
+"""The timer: a heap of next fire times, one loop, a version check, batched publishes.
 
 There is no task per schedule and no database access per schedule per tick.
 The loop pops every due entry and hands it on; one checker task asks Postgres,
-per batch, which version each due slot belongs to (:mod:`services.scheduler.versions`);
-a fixed pool of fire workers publishes.  Each fire publishes an
+per chunk of up to 1,000 due slots, which version each belongs to
+(:mod:`services.scheduler.versions`), and hands each checked chunk to a task that
+publishes all of it at once (:meth:`Publisher.publish_many`: every message sent,
+up to ``fire_concurrency`` PubAcks outstanding) while the next chunk is checked.
+Schedules with the same cron expression and zone share their slot computation
+(:func:`services.scheduler.slots.rule_for`).  Each fire publishes an
 ``EventEnvelope`` whose ``Nats-Msg-Id`` is ``sched:<wf>:<slot>`` (no version),
 so replicas (and a restarted replica) firing the same slot collapse into one
 event in JetStream, whatever version each holds.
@@ -43,7 +47,7 @@ from services.scheduler.settings import SchedulerOptions
 from services.scheduler.slots import SlotError, slot_iso, to_slot
 from services.scheduler.store import ScheduleSpec, SkippedSlot
 from services.scheduler.tasks import cancel_and_wait
-from services.scheduler.versions import VersionCheck
+from services.scheduler.versions import CHECK_BATCH, VersionCheck
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +88,7 @@ class Engine:
         self._tokens = itertools.count(1)
         self._due: list[tuple[Entry, int]] = []  # popped by the timer, waiting for the version check
         self._due_ready = asyncio.Event()
-        self._queue: asyncio.Queue[tuple[Entry, int, int | None]] = asyncio.Queue()  # checked, to fire
+        self._firing: set[asyncio.Task[None]] = set()  # chunks of checked slots being published
         self._outstanding = 0  # slots popped by the timer and not finished yet
         self._settled = asyncio.Event()  # set when nothing is outstanding
         self._settled.set()
@@ -173,6 +177,8 @@ class Engine:
         """Queue (or record as skipped) the slots in ``(last, now]``, per the catch-up policy."""
         if entry.last is None or entry.last >= now:
             return
+        if entry.spec.rule.next_after(entry.last) > now:
+            return  # the usual case after a fire: nothing was missed
         spec, wf = entry.spec, str(entry.spec.workflow_id)
         plan = plan_catch_up(spec.rule, spec.trigger.catchup, entry.last, now,
                              window_seconds=self._opts.catchup_window_seconds,
@@ -219,8 +225,6 @@ class Engine:
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._timer(), name="scheduler-timer"),
                        asyncio.create_task(self._checker(), name="scheduler-version-check")]
-        self._tasks += [asyncio.create_task(self._worker(), name=f"scheduler-fire-{i}")
-                        for i in range(self._opts.fire_concurrency)]
 
     async def _timer(self) -> None:
         while not self._stopping:
@@ -243,39 +247,47 @@ class Engine:
             await first_of(self._clock.sleep(delay), self._wake.wait())
 
     async def _checker(self) -> None:
-        """One version query per batch of due slots, then on to the fire workers."""
+        """One version query per chunk of due slots; each checked chunk is published while the next is checked."""
         while True:
             await self._due_ready.wait()
             self._due_ready.clear()
             batch, self._due = self._due, []
-            if not batch:
-                continue
-            versions = await self._versions.resolve([(entry.spec, slot) for entry, slot in batch])
-            for (entry, slot), version in zip(batch, versions, strict=True):
-                self._queue.put_nowait((entry, slot, version))
+            for start in range(0, len(batch), CHECK_BATCH):
+                chunk = batch[start:start + CHECK_BATCH]
+                versions = await self._versions.resolve([(entry.spec, slot) for entry, slot in chunk])
+                fires = [(entry, slot, version) for (entry, slot), version in zip(chunk, versions, strict=True)]
+                task = asyncio.create_task(self._fire_chunk(fires), name="scheduler-fire")
+                self._firing.add(task)
+                task.add_done_callback(self._firing.discard)
 
-    async def _worker(self) -> None:
-        while True:
-            entry, slot, version = await self._queue.get()
+    async def _fire_chunk(self, fires: list[tuple[Entry, int, int | None]]) -> None:
+        """Publish a chunk of checked slots at once, then account for each (the only place that does)."""
+        try:
             if self._aborting:  # past the drain budget (a cancellation lost in a race): start nothing
-                self._queue.task_done()
                 return
+            sent = [(entry.spec, slot, version) for entry, slot, version in fires if version is not None]
             try:
-                await self._fire(entry, slot, version)
-            except Exception:  # noqa: BLE001 - one bad fire must not stop the worker
-                log.exception("fire failed", extra={"workflow_id": str(entry.spec.workflow_id)})
-                entry.busy = False
-                if self._entries.get(entry.spec.workflow_id) is entry and not self._stopping:
-                    self._push(entry, self._clock.now().timestamp() + self._opts.retry_max_seconds)
-            finally:
-                self._queue.task_done()
-                self._outstanding -= 1
-                if self._outstanding == 0:
-                    self._settled.set()
+                published = iter(await self._publisher.publish_many(sent, window=self._opts.fire_concurrency))
+            except Exception:  # noqa: BLE001 - a failure of the whole chunk must not stop firing
+                log.exception("firing a batch of slots failed", extra={"slots": len(sent)})
+                published = iter([False] * len(sent))
+            for entry, slot, version in fires:
+                # None: not a slot of its version, accounted for without publishing.
+                ok = True if version is None else next(published)
+                try:
+                    self._finish(entry, slot, ok)
+                except Exception:  # noqa: BLE001 - one bad schedule must not stop the others
+                    log.exception("fire failed", extra={"workflow_id": str(entry.spec.workflow_id)})
+                    entry.busy = False
+                    if self._entries.get(entry.spec.workflow_id) is entry and not self._stopping:
+                        self._push(entry, self._clock.now().timestamp() + self._opts.retry_max_seconds)
+        finally:
+            self._outstanding -= len(fires)
+            if self._outstanding == 0:
+                self._settled.set()
 
-    async def _fire(self, entry: Entry, slot: int, version: int | None) -> None:
-        """Publish ``slot`` with ``version``; ``None``: it is not a slot of its version, account for it only."""
-        ok = True if version is None else await self._publisher.publish(entry.spec, slot, version)
+    def _finish(self, entry: Entry, slot: int, ok: bool) -> None:
+        """After a publish: record progress and plan the next slot (``ok``), or retry with backoff."""
         entry.busy = False
         current = self._entries.get(entry.spec.workflow_id) is entry
         now = self._clock.now()
@@ -320,6 +332,6 @@ class Engine:
             async with asyncio.timeout(grace_seconds):
                 await self._settled.wait()
         self._aborting = True
-        await cancel_and_wait(rest)
+        await cancel_and_wait([*rest, *self._firing])
         self._tasks = []
         return DrainReport(due, self._finished, loop.time() - started)

@@ -1,19 +1,29 @@
-"""Publishing one slot: the event envelope, its dedup id, its span and metrics.
+"""Publishing slots: the event envelope, its dedup id, its span and metrics.
 
 The dedup id is ``sched:<workflow_id>:<slot>`` with no version, so every replica
 publishing a slot (whatever version it holds) lands on the same JetStream
 message id and the same ``event_id``.
+
+A slot's due fires go out together (:meth:`Publisher.publish_many`): every
+message is sent at once with a bounded number of PubAcks outstanding
+(:meth:`Bus.publish_batch`), each with its own PRODUCER span that ends when its
+PubAck arrives.  One log line per batch says what happened; each fire's own
+line is at DEBUG.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Sequence
+from datetime import datetime
 
-from opentelemetry import trace
-from opentelemetry.trace import SpanKind
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from libs.common.bus import Bus, BusError
+from libs.common.bus import Bus, BusError, PublishResult
+from libs.common.bus.batch import Outgoing
+from libs.common.bus.client import MSG_ID_HEADER
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for, schedule_dedup_key
 from services.scheduler.clock import Clock
 from services.scheduler.metrics import SchedulerMetrics
@@ -37,47 +47,85 @@ class Publisher:
     def event_id(self, spec: ScheduleSpec, slot: int) -> uuid.UUID:
         return event_id_for(spec.workflow_id, self.dedup_key(spec.workflow_id, slot))
 
-    def envelope(self, spec: ScheduleSpec, slot: int, version: int) -> EventEnvelope:
-        key = self.dedup_key(spec.workflow_id, slot)
-        return EventEnvelope(
+    def envelope(self, spec: ScheduleSpec, slot: int, version: int, *, slot_text: str | None = None,
+                 received_at: datetime | None = None) -> EventEnvelope:
+        iso = slot_text if slot_text is not None else slot_iso(slot)
+        key = schedule_dedup_key(spec.workflow_id, iso)
+        # Every field is already of its type: construct without validating again (same JSON).
+        return EventEnvelope.model_construct(
             event_id=event_id_for(spec.workflow_id, key),
             dedup_key=key,
             tenant_id=spec.tenant_id,
             workflow_id=spec.workflow_id,
             workflow_version=version,
             trigger=Trigger.SCHEDULE,
-            payload={"scheduled_for": slot_iso(slot)},
-            received_at=self._clock.now(),
+            payload={"scheduled_for": iso},
+            received_at=received_at if received_at is not None else self._clock.now(),
             scheduled_for=slot_datetime(slot),
         )
 
-    async def publish(self, spec: ScheduleSpec, slot: int, version: int) -> bool:
-        """Publish the slot's event, carrying ``version``; ``False`` if NATS could not store it (the caller retries).
+    async def publish_many(self, fires: Sequence[tuple[ScheduleSpec, int, int]], *, window: int) -> list[bool]:
+        """Publish each ``(spec, slot, version)`` at once; per fire ``True`` once stored (or already stored).
 
-        ``version`` is the version current at the slot (see :mod:`services.scheduler.versions`),
-        usually but not always ``spec.version``.
+        ``False``: NATS did not store it (the caller retries that fire).  At most ``window``
+        PubAcks are awaited at a time.
         """
-        env = self.envelope(spec, slot, version)
-        attributes = {
-            "messaging.system": "nats",
-            "messaging.operation.type": "send",
-            "messaging.destination.name": env.subject,
-            "messaging.message.id": env.msg_id,
-            "ipaas.workflow_id": str(spec.workflow_id),
-            "ipaas.event_id": str(env.event_id),
-        }
-        with tracer.start_as_current_span(f"send {env.subject}", kind=SpanKind.PRODUCER, attributes=attributes):
-            try:
-                result = await self._bus.publish(env.subject, env.model_dump_json().encode(), msg_id=env.msg_id)
-            except BusError as exc:
+        ok = [False] * len(fires)
+        if not fires:
+            return ok
+        messages: list[Outgoing] = []
+        texts: dict[int, str] = {}
+        destination = self._bus.settings.events_subjects
+        # One PRODUCER span per batch (the semantic conventions' batch send); every message carries its context.
+        span = tracer.start_span(f"send {destination}", kind=SpanKind.PRODUCER, attributes={
+            "messaging.system": "nats", "messaging.operation.type": "send",
+            "messaging.destination.name": destination, "messaging.batch.message_count": len(fires)})
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier, context=trace.set_span_in_context(span))
+        created = self._clock.now()  # the batch's events are created together
+        for spec, slot, version in fires:
+            iso = texts.get(slot)
+            if iso is None:
+                iso = texts[slot] = slot_iso(slot)
+            env = self.envelope(spec, slot, version, slot_text=iso, received_at=created)
+            msg_id = env.msg_id
+            messages.append(Outgoing(env.subject, env.model_dump_json().encode(), {**carrier, MSG_ID_HEADER: msg_id}))
+        tally = {"published": 0, "duplicate": 0, "failed": 0}
+        counters = {result: self._metrics.fires.labels(result) for result in ("published", "duplicate")}
+        first_error: list[str] = []
+        worst = [0.0]
+
+        def on_outcome(i: int, outcome: PublishResult | BusError) -> None:
+            spec, slot, version = fires[i]
+            if isinstance(outcome, BusError):
                 self._metrics.publish_failures.inc()
-                log.warning("publishing a slot failed; will retry",
-                            extra={"workflow_id": str(spec.workflow_id), "slot": slot_iso(slot), "error": str(exc)})
-                return False
-        lateness = self._clock.now().timestamp() - slot
-        self._metrics.lateness.observe(max(0.0, lateness))
-        self._metrics.fires.labels("duplicate" if result.duplicate else "published").inc()
-        fields = {"workflow_id": str(spec.workflow_id), "version": version, "slot": slot_iso(slot),
-                  "event_id": str(env.event_id), "duplicate": result.duplicate, "lateness_s": round(lateness, 3)}
-        log.log(logging.DEBUG if result.duplicate else logging.INFO, "slot fired", extra=fields)
-        return True
+                tally["failed"] += 1
+                if not first_error:
+                    first_error.append(f"{type(outcome).__name__}: {outcome}")
+                return
+            ok[i] = True
+            lateness = self._clock.now().timestamp() - slot
+            worst[0] = max(worst[0], lateness)
+            self._metrics.lateness.observe(max(0.0, lateness))
+            result = "duplicate" if outcome.duplicate else "published"
+            tally[result] += 1
+            counters[result].inc()
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("slot fired", extra={"workflow_id": str(spec.workflow_id), "version": version,
+                                               "slot": slot_iso(slot), "duplicate": outcome.duplicate,
+                                               "lateness_s": round(lateness, 3)})
+
+        try:
+            await self._bus.publish_batch(messages, on_outcome, window=window)
+        finally:
+            span.set_attributes({"ipaas.published": tally["published"], "ipaas.duplicates": tally["duplicate"],
+                                 "ipaas.failed": tally["failed"]})
+            if tally["failed"]:
+                span.set_status(Status(StatusCode.ERROR, first_error[0] if first_error else "cancelled"))
+            span.end()
+        fields = {"slots": len(fires), **tally, "max_lateness_s": round(worst[0], 3)}
+        if tally["failed"]:
+            log.warning("publishing slots failed; will retry", extra={**fields, "error": first_error[0]})
+        else:
+            log.info("slots fired", extra=fields)
+        return ok

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import nats
@@ -31,7 +31,9 @@ from nats.js import api as js_api
 from nats.js.errors import NoStreamResponseError
 from opentelemetry import propagate
 
+from libs.common.bus.batch import BatchPublisher, OnOutcome, Outgoing
 from libs.common.bus.errors import BusMisconfigured, BusUnavailable, MessageRejected, StreamConflict, rejection
+from libs.common.bus.results import PublishResult
 from libs.common.bus.seeds import parse_seed_list, redact
 from libs.common.bus.streams import platform_streams
 from libs.common.settings import NatsSettings
@@ -53,13 +55,6 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    stream: str
-    seq: int
-    duplicate: bool
-
-
 class Bus:
     """One NATS connection per process, with unlimited reconnects.
 
@@ -72,6 +67,7 @@ class Bus:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=settings.publish_timeout_seconds)
         self.settings = settings
+        self._batches = BatchPublisher(nc, settings.publish_timeout_seconds)
 
     @classmethod
     async def connect(
@@ -275,6 +271,15 @@ class Bus:
             raise rejection(subject, ack["error"])
         return PublishResult(stream=ack.get("stream", ""), seq=int(ack.get("seq", 0)),
                              duplicate=bool(ack.get("duplicate", False)))
+
+    async def publish_batch(self, messages: Sequence[Outgoing], on_outcome: OnOutcome, *, window: int) -> None:
+        """Publish many messages with up to ``window`` PubAcks outstanding (see :mod:`libs.common.bus.batch`).
+
+        ``on_outcome(index, outcome)`` is called once per message, as its PubAck arrives:
+        a :class:`PublishResult`, or the :class:`BusError` :meth:`publish` would raise.
+        Headers are sent as given (``Nats-Msg-Id`` and trace context included by the caller).
+        """
+        await self._batches.publish(messages, on_outcome, window=window)
 
     async def drain(self) -> None:
         """Flush pending publishes and close; never raises."""
