@@ -36,6 +36,7 @@ import itertools
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.scheduler.catchup import SKIP_REASON, plan_catch_up
@@ -50,6 +51,10 @@ from services.scheduler.tasks import cancel_and_wait
 from services.scheduler.versions import CHECK_BATCH, VersionCheck
 
 log = logging.getLogger(__name__)
+
+
+def _owns_all(workflow_id: uuid.UUID) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +77,15 @@ class Entry:
     token: int = 0
     busy: bool = False
     backoff: float = 0.0
+    deferred: int | None = None  # the slot already put back by the backup delay
 
 
 class Engine:
     def __init__(self, publisher: Publisher, progress: ProgressWriter, versions: VersionCheck, clock: Clock,
-                 metrics: SchedulerMetrics, options: SchedulerOptions) -> None:
+                 metrics: SchedulerMetrics, options: SchedulerOptions,
+                 owns: Callable[[uuid.UUID], bool] | None = None) -> None:
         self._publisher = publisher
+        self._owns = owns if owns is not None else _owns_all
         self._progress = progress
         self._versions = versions
         self._clock = clock
@@ -231,9 +239,11 @@ class Engine:
             self._wake.clear()
             now = self._clock.now().timestamp()
             while self._heap and self._heap[0][0] <= now:
-                _, token, wf = heapq.heappop(self._heap)
+                due, token, wf = heapq.heappop(self._heap)
                 entry = self._entries.get(wf)
                 if entry is None or entry.token != token or entry.busy or not entry.pending:
+                    continue
+                if self._defer(entry, due):
                     continue
                 entry.busy = True
                 self._outstanding += 1
@@ -245,6 +255,20 @@ class Engine:
             if self._heap:
                 delay = min(delay, max(0.0, self._heap[0][0] - now))
             await first_of(self._clock.sleep(delay), self._wake.wait())
+
+    def _defer(self, entry: Entry, due: float) -> bool:
+        """Put a slot of a workflow another replica owns back by the backup delay (once); ``True`` if it was."""
+        slot, delay = entry.pending[0], self._opts.backup_delay_seconds
+        if delay <= 0 or entry.deferred == slot or due != slot or self._owns(entry.spec.workflow_id):
+            return False
+        try:
+            if entry.spec.rule.next_after(slot) - slot < 2 * delay:
+                return False  # fires too often to wait: every replica fires it at its time
+        except SlotError:
+            return False
+        entry.deferred = slot
+        self._push(entry, slot + delay)
+        return True
 
     async def _checker(self) -> None:
         """One version query per chunk of due slots; each checked chunk is published while the next is checked."""

@@ -31,6 +31,11 @@ class SchedulerOptions(BaseSettings):
     misfire_grace_seconds: int = Field(default=5, ge=0)
     # Publishes in flight: PubAcks awaited at once while a batch of due slots is published.
     fire_concurrency: int = Field(default=1000, ge=1)
+    # A replica fires the slots of the workflows it does not own (services/scheduler/peers.py) this much
+    # later than their owner, as a backup (0: every replica fires every slot at its time).
+    backup_delay_seconds: float = Field(default=2.0, ge=0)
+    # How often a replica announces itself to the others (three missed: it is gone).
+    peer_heartbeat_seconds: float = Field(default=1.0, gt=0)
     # Backoff between publish attempts while NATS cannot store an event.
     retry_max_seconds: float = Field(default=5.0, gt=0)
     # Longest single wait of the timer loop (it re-reads the clock after each wait).
