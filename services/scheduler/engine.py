@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 
 from services.scheduler.catchup import SKIP_REASON, plan_catch_up
 from services.scheduler.clock import Clock, first_of
-from services.scheduler.firing import Publisher
+from services.scheduler.firing import Prepared, Publisher
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.progress import ProgressWriter
 from services.scheduler.settings import SchedulerOptions
@@ -51,6 +51,9 @@ from services.scheduler.tasks import cancel_and_wait
 from services.scheduler.versions import CHECK_BATCH, VersionCheck
 
 log = logging.getLogger(__name__)
+
+# Events built ahead per turn of the event loop (preparation yields often, and never while firing).
+PREPARE_SLICE = 500
 
 
 def _owns_all(workflow_id: uuid.UUID) -> bool:
@@ -78,6 +81,7 @@ class Entry:
     busy: bool = False
     backoff: float = 0.0
     deferred: int | None = None  # the slot already put back by the backup delay
+    prepared: Prepared | None = None  # the event of the next slot, built ahead of time
 
 
 class Engine:
@@ -97,6 +101,8 @@ class Engine:
         self._due: list[tuple[Entry, int]] = []  # popped by the timer, waiting for the version check
         self._due_ready = asyncio.Event()
         self._firing: set[asyncio.Task[None]] = set()  # chunks of checked slots being published
+        self._to_prepare: list[Entry] = []  # planned, their next event not built yet
+        self._prepare_ready = asyncio.Event()
         self._outstanding = 0  # slots popped by the timer and not finished yet
         self._settled = asyncio.Event()  # set when nothing is outstanding
         self._settled.set()
@@ -180,6 +186,8 @@ class Engine:
             base = now if entry.last is None else max(entry.last, now)
             entry.pending.append(entry.spec.rule.next_after(base))
         self._push(entry, entry.pending[0])
+        self._to_prepare.append(entry)
+        self._prepare_ready.set()
 
     def _collect_missed(self, entry: Entry, now: int) -> None:
         """Queue (or record as skipped) the slots in ``(last, now]``, per the catch-up policy."""
@@ -232,7 +240,8 @@ class Engine:
     # ---- the loop -------------------------------------------------------
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._timer(), name="scheduler-timer"),
-                       asyncio.create_task(self._checker(), name="scheduler-version-check")]
+                       asyncio.create_task(self._checker(), name="scheduler-version-check"),
+                       asyncio.create_task(self._preparer(), name="scheduler-prepare")]
 
     async def _timer(self) -> None:
         while not self._stopping:
@@ -284,12 +293,32 @@ class Engine:
                 self._firing.add(task)
                 task.add_done_callback(self._firing.discard)
 
+    async def _preparer(self) -> None:
+        """Build the next slot's event of each planned schedule while nothing is being fired.
+
+        At the slot only the send is left to do (and the version check); an event built for
+        another slot or version than the one fired is simply built again then.
+        """
+        while True:
+            await self._prepare_ready.wait()
+            self._prepare_ready.clear()
+            while self._to_prepare:
+                await self._settled.wait()  # firing comes first
+                batch, self._to_prepare = self._to_prepare[:PREPARE_SLICE], self._to_prepare[PREPARE_SLICE:]
+                for entry in batch:
+                    if entry.pending and self._entries.get(entry.spec.workflow_id) is entry:
+                        slot, spec = entry.pending[0], entry.spec
+                        if entry.prepared is None or entry.prepared.slot != slot:
+                            entry.prepared = self._publisher.prepare(spec, slot, spec.version)
+                await asyncio.sleep(0)
+
     async def _fire_chunk(self, fires: list[tuple[Entry, int, int | None]]) -> None:
         """Publish a chunk of checked slots at once, then account for each (the only place that does)."""
         try:
             if self._aborting:  # past the drain budget (a cancellation lost in a race): start nothing
                 return
-            sent = [(entry.spec, slot, version) for entry, slot, version in fires if version is not None]
+            sent = [(entry.spec, slot, version, entry.prepared)
+                    for entry, slot, version in fires if version is not None]
             try:
                 published = iter(await self._publisher.publish_many(sent, window=self._opts.fire_concurrency))
             except Exception:  # noqa: BLE001 - a failure of the whole chunk must not stop firing

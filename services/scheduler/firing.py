@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from opentelemetry import propagate, trace
@@ -32,6 +33,15 @@ from services.scheduler.store import ScheduleSpec
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("services.scheduler")
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A slot's event, built ahead of time for one version."""
+
+    slot: int
+    version: int
+    message: Outgoing
 
 
 class Publisher:
@@ -64,9 +74,17 @@ class Publisher:
             scheduled_for=slot_datetime(slot),
         )
 
-    async def publish_many(self, fires: Sequence[tuple[ScheduleSpec, int, int]], *, window: int) -> list[bool]:
-        """Publish each ``(spec, slot, version)`` at once; per fire ``True`` once stored (or already stored).
+    def prepare(self, spec: ScheduleSpec, slot: int, version: int) -> Prepared:
+        """The slot's event as it will be sent (its ``received_at`` is the slot: the same bytes on every replica)."""
+        env = self.envelope(spec, slot, version, received_at=slot_datetime(slot))
+        message = Outgoing(env.subject, env.model_dump_json().encode(), {MSG_ID_HEADER: env.msg_id})
+        return Prepared(slot, version, message)
 
+    async def publish_many(self, fires: Sequence[tuple[ScheduleSpec, int, int, Prepared | None]], *,
+                           window: int) -> list[bool]:
+        """Publish each ``(spec, slot, version, prepared)`` at once; per fire ``True`` once stored (or already stored).
+
+        ``prepared`` is used when it was built for that slot and version, else the event is built now.
         ``False``: NATS did not store it (the caller retries that fire).  At most ``window``
         PubAcks are awaited at a time.
         """
@@ -82,21 +100,24 @@ class Publisher:
             "messaging.destination.name": destination, "messaging.batch.message_count": len(fires)})
         carrier: dict[str, str] = {}
         propagate.inject(carrier, context=trace.set_span_in_context(span))
-        created = self._clock.now()  # the batch's events are created together
-        for spec, slot, version in fires:
-            iso = texts.get(slot)
-            if iso is None:
-                iso = texts[slot] = slot_iso(slot)
-            env = self.envelope(spec, slot, version, slot_text=iso, received_at=created)
-            msg_id = env.msg_id
-            messages.append(Outgoing(env.subject, env.model_dump_json().encode(), {**carrier, MSG_ID_HEADER: msg_id}))
+        for spec, slot, version, prepared in fires:
+            if prepared is None or prepared.slot != slot or prepared.version != version:
+                iso = texts.get(slot)
+                if iso is None:
+                    iso = texts[slot] = slot_iso(slot)
+                env = self.envelope(spec, slot, version, slot_text=iso, received_at=slot_datetime(slot))
+                messages.append(Outgoing(env.subject, env.model_dump_json().encode(),
+                                         {**carrier, MSG_ID_HEADER: env.msg_id}))
+            else:
+                out = prepared.message
+                messages.append(Outgoing(out.subject, out.payload, {**carrier, **out.headers}))
         tally = {"published": 0, "duplicate": 0, "failed": 0}
         counters = {result: self._metrics.fires.labels(result) for result in ("published", "duplicate")}
         first_error: list[str] = []
         worst = [0.0]
 
         def on_outcome(i: int, outcome: PublishResult | BusError) -> None:
-            spec, slot, version = fires[i]
+            spec, slot, version, _ = fires[i]
             if isinstance(outcome, BusError):
                 self._metrics.publish_failures.inc()
                 tally["failed"] += 1
