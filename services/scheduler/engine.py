@@ -1,13 +1,17 @@
 """The timer: a heap of next fire times, one loop, a version check, batched publishes.
 
 There is no task per schedule and no database access per schedule per tick.
-The loop pops every due entry and hands it on; one checker task asks Postgres,
-per chunk of up to 1,000 due slots, which version each belongs to
-(:mod:`services.scheduler.versions`), and hands each checked chunk to a task that
-publishes all of it at once (:meth:`Publisher.publish_many`: every message sent,
-up to ``fire_concurrency`` PubAcks outstanding) while the next chunk is checked.
+The loop pops every due entry and hands it on in chunks of up to 1,000 slots;
+a task per chunk asks Postgres (one query) which version each slot belongs to
+(:mod:`services.scheduler.versions`) and publishes the chunk at once
+(:meth:`Publisher.publish_many`: every message sent, up to ``fire_concurrency``
+PubAcks outstanding); chunks run side by side.  Each schedule's next event is
+built ahead, while nothing fires, so at the slot only the send is left.
 Schedules with the same cron expression and zone share their slot computation
-(:func:`services.scheduler.slots.rule_for`).  Each fire publishes an
+(:func:`services.scheduler.slots.rule_for`).  A slot of a workflow that another
+live replica owns (:mod:`services.scheduler.peers`) is put back by
+``backup_delay_seconds`` once: its owner fires it, this replica's fire is the
+backup.  Each fire publishes an
 ``EventEnvelope`` whose ``Nats-Msg-Id`` is ``sched:<wf>:<slot>`` (no version),
 so replicas (and a restarted replica) firing the same slot collapse into one
 event in JetStream, whatever version each holds.
@@ -280,16 +284,17 @@ class Engine:
         return True
 
     async def _checker(self) -> None:
-        """One version query per chunk of due slots; each checked chunk is published while the next is checked."""
+        """Hand the due slots on in chunks; each chunk is checked (one query) and published by a task of its own.
+
+        The chunks' queries run side by side (on the pool's connections), so the last chunk
+        does not wait for every query before it.
+        """
         while True:
             await self._due_ready.wait()
             self._due_ready.clear()
             batch, self._due = self._due, []
             for start in range(0, len(batch), CHECK_BATCH):
-                chunk = batch[start:start + CHECK_BATCH]
-                versions = await self._versions.resolve([(entry.spec, slot) for entry, slot in chunk])
-                fires = [(entry, slot, version) for (entry, slot), version in zip(chunk, versions, strict=True)]
-                task = asyncio.create_task(self._fire_chunk(fires), name="scheduler-fire")
+                task = asyncio.create_task(self._fire_chunk(batch[start:start + CHECK_BATCH]), name="scheduler-fire")
                 self._firing.add(task)
                 task.add_done_callback(self._firing.discard)
 
@@ -312,9 +317,12 @@ class Engine:
                             entry.prepared = self._publisher.prepare(spec, slot, spec.version)
                 await asyncio.sleep(0)
 
-    async def _fire_chunk(self, fires: list[tuple[Entry, int, int | None]]) -> None:
-        """Publish a chunk of checked slots at once, then account for each (the only place that does)."""
+    async def _fire_chunk(self, chunk: list[tuple[Entry, int]]) -> None:
+        """Check a chunk of due slots, publish them at once, then account for each (the only place that does)."""
+        fires: list[tuple[Entry, int, int | None]] = []
         try:
+            versions = await self._versions.resolve([(entry.spec, slot) for entry, slot in chunk])
+            fires = [(entry, slot, version) for (entry, slot), version in zip(chunk, versions, strict=True)]
             if self._aborting:  # past the drain budget (a cancellation lost in a race): start nothing
                 return
             sent = [(entry.spec, slot, version, entry.prepared)
@@ -335,7 +343,7 @@ class Engine:
                     if self._entries.get(entry.spec.workflow_id) is entry and not self._stopping:
                         self._push(entry, self._clock.now().timestamp() + self._opts.retry_max_seconds)
         finally:
-            self._outstanding -= len(fires)
+            self._outstanding -= len(chunk)
             if self._outstanding == 0:
                 self._settled.set()
 
