@@ -189,7 +189,8 @@ class Engine:
         if not entry.pending:
             base = now if entry.last is None else max(entry.last, now)
             entry.pending.append(entry.spec.rule.next_after(base))
-        self._push(entry, entry.pending[0])
+        if not self._defer(entry, entry.pending[0]):  # decided now, not in the slot's busy moment
+            self._push(entry, entry.pending[0])
         self._to_prepare.append(entry)
         self._prepare_ready.set()
 
@@ -270,7 +271,11 @@ class Engine:
             await first_of(self._clock.sleep(delay), self._wake.wait())
 
     def _defer(self, entry: Entry, due: float) -> bool:
-        """Put a slot of a workflow another replica owns back by the backup delay (once); ``True`` if it was."""
+        """Put a slot of a workflow another replica owns back by the backup delay (once); ``True`` if it was.
+
+        Asked when the slot is planned (so the timer does not spend the slot's first moments on
+        other replicas' schedules) and again when it is due, with the replicas known then.
+        """
         slot, delay = entry.pending[0], self._opts.backup_delay_seconds
         if delay <= 0 or entry.deferred == slot or due != slot or self._owns(entry.spec.workflow_id):
             return False

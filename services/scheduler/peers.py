@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
@@ -37,8 +38,10 @@ MISSED_HEARTBEATS = 3
 
 
 class Peers:
-    def __init__(self, bus: Bus, subject: str, *, heartbeat_seconds: float) -> None:
+    def __init__(self, bus: Bus, subject: str, *, heartbeat_seconds: float,
+                 on_change: Callable[[int], None] | None = None) -> None:
         self._bus = bus
+        self._on_change = on_change
         self._subject = subject
         self._heartbeat = heartbeat_seconds
         self.id = uuid.uuid4().hex
@@ -98,3 +101,5 @@ class Peers:
         if live != self._live:
             log.info("scheduler replicas changed", extra={"replicas": len(live), "this": self.id[:8]})
             self._live = live
+            if self._on_change is not None:
+                self._on_change(len(live))

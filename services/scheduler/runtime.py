@@ -51,7 +51,7 @@ class SchedulerRuntime:
                                      pause_seconds=options.retry_max_seconds,
                                      min_interval_seconds=options.schedule.min_interval_seconds)
         self.peers = Peers(bus, f"{options.nats_inbox_prefix}.replicas",
-                           heartbeat_seconds=options.peer_heartbeat_seconds)
+                           heartbeat_seconds=options.peer_heartbeat_seconds, on_change=self.metrics.replicas.set)
         self.engine = Engine(self.publisher, self.progress, self.versions, clock, self.metrics, options,
                              owns=self.peers.owns)
         self.sync = ScheduleSync(self.store, self.engine, self.metrics)
