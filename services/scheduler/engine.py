@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import heapq
 import itertools
 import logging
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 
 # Events built ahead per turn of the event loop (preparation yields often, and never while firing).
 PREPARE_SLICE = 500
+# The longest the cyclic garbage collector stays off while slots are being fired.
+GC_PAUSE_MAX_SECONDS = 10.0
 
 
 def _owns_all(workflow_id: uuid.UUID) -> bool:
@@ -105,6 +108,7 @@ class Engine:
         self._due: list[tuple[Entry, int]] = []  # popped by the timer, waiting for the version check
         self._due_ready = asyncio.Event()
         self._firing: set[asyncio.Task[None]] = set()  # chunks of checked slots being published
+        self._gc_off_since = 0.0
         self._to_prepare: list[Entry] = []  # planned, their next event not built yet
         self._prepare_ready = asyncio.Event()
         self._outstanding = 0  # slots popped by the timer and not finished yet
@@ -260,11 +264,18 @@ class Engine:
                 if self._defer(entry, due):
                     continue
                 entry.busy = True
+                if not self._outstanding:
+                    # No cyclic collection (a pause of a full generation) while a slot is fired;
+                    # what it would find is collected once everything due is done.
+                    gc.disable()
+                    self._gc_off_since = now
                 self._outstanding += 1
                 self._settled.clear()
                 self._due.append((entry, entry.pending[0]))
             if self._due:
                 self._due_ready.set()
+            if self._outstanding and now - self._gc_off_since > GC_PAUSE_MAX_SECONDS:
+                gc.enable()  # fires never settle (a long outage, or slots back to back): collect anyway
             delay = self._opts.max_sleep_seconds
             if self._heap:
                 delay = min(delay, max(0.0, self._heap[0][0] - now))
@@ -326,14 +337,17 @@ class Engine:
         """Check a chunk of due slots, publish them at once, then account for each (the only place that does)."""
         fires: list[tuple[Entry, int, int | None]] = []
         try:
+            started = self._clock.now().timestamp()
             versions = await self._versions.resolve([(entry.spec, slot) for entry, slot in chunk])
+            checked_s = self._clock.now().timestamp() - started
             fires = [(entry, slot, version) for (entry, slot), version in zip(chunk, versions, strict=True)]
             if self._aborting:  # past the drain budget (a cancellation lost in a race): start nothing
                 return
             sent = [(entry.spec, slot, version, entry.prepared)
                     for entry, slot, version in fires if version is not None]
             try:
-                published = iter(await self._publisher.publish_many(sent, window=self._opts.fire_concurrency))
+                published = iter(await self._publisher.publish_many(sent, window=self._opts.fire_concurrency,
+                                                                    checked_s=checked_s))
             except Exception:  # noqa: BLE001 - a failure of the whole chunk must not stop firing
                 log.exception("firing a batch of slots failed", extra={"slots": len(sent)})
                 published = iter([False] * len(sent))
@@ -351,6 +365,7 @@ class Engine:
             self._outstanding -= len(chunk)
             if self._outstanding == 0:
                 self._settled.set()
+                gc.enable()
 
     def _finish(self, entry: Entry, slot: int, ok: bool) -> None:
         """After a publish: record progress and plan the next slot (``ok``), or retry with backoff."""

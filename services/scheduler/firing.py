@@ -81,12 +81,12 @@ class Publisher:
         return Prepared(slot, version, message)
 
     async def publish_many(self, fires: Sequence[tuple[ScheduleSpec, int, int, Prepared | None]], *,
-                           window: int) -> list[bool]:
+                           window: int, checked_s: float = 0.0) -> list[bool]:
         """Publish each ``(spec, slot, version, prepared)`` at once; per fire ``True`` once stored (or already stored).
 
         ``prepared`` is used when it was built for that slot and version, else the event is built now.
         ``False``: NATS did not store it (the caller retries that fire).  At most ``window``
-        PubAcks are awaited at a time.
+        PubAcks are awaited at a time.  ``checked_s``: how long the version check took (logged).
         """
         ok = [False] * len(fires)
         if not fires:
@@ -144,7 +144,8 @@ class Publisher:
             if tally["failed"]:
                 span.set_status(Status(StatusCode.ERROR, first_error[0] if first_error else "cancelled"))
             span.end()
-        fields = {"slots": len(fires), **tally, "max_lateness_s": round(worst[0], 3)}
+        fields = {"slots": len(fires), **tally, "max_lateness_s": round(worst[0], 3),
+                  "version_check_s": round(checked_s, 3), "first_slot": slot_iso(min(slot for _, slot, _, _ in fires))}
         if tally["failed"]:
             log.warning("publishing slots failed; will retry", extra={**fields, "error": first_error[0]})
         else:
