@@ -1,9 +1,17 @@
-"""The timer: a heap of next fire times, one loop, a version check, a few fire workers.
+"""The timer: a heap of next fire times, one loop, a version check, batched publishes.
 
 There is no task per schedule and no database access per schedule per tick.
-The loop pops every due entry and hands it on; one checker task asks Postgres,
-per batch, which version each due slot belongs to (:mod:`services.scheduler.versions`);
-a fixed pool of fire workers publishes.  Each fire publishes an
+The loop pops every due entry and hands it on in chunks of up to 1,000 slots;
+a task per chunk asks Postgres (one query) which version each slot belongs to
+(:mod:`services.scheduler.versions`) and publishes the chunk at once
+(:meth:`Publisher.publish_many`: every message sent, up to ``fire_concurrency``
+PubAcks outstanding); chunks run side by side.  Each schedule's next event is
+built ahead, while nothing fires, so at the slot only the send is left.
+Schedules with the same cron expression and zone share their slot computation
+(:func:`services.scheduler.slots.rule_for`).  A slot of a workflow that another
+live replica owns (:mod:`services.scheduler.peers`) is put back by
+``backup_delay_seconds`` once: its owner fires it, this replica's fire is the
+backup.  Each fire publishes an
 ``EventEnvelope`` whose ``Nats-Msg-Id`` is ``sched:<wf>:<slot>`` (no version),
 so replicas (and a restarted replica) firing the same slot collapse into one
 event in JetStream, whatever version each holds.
@@ -27,25 +35,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import heapq
 import itertools
 import logging
 import uuid
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.scheduler.catchup import SKIP_REASON, plan_catch_up
 from services.scheduler.clock import Clock, first_of
-from services.scheduler.firing import Publisher
+from services.scheduler.firing import Prepared, Publisher
 from services.scheduler.metrics import SchedulerMetrics
 from services.scheduler.progress import ProgressWriter
 from services.scheduler.settings import SchedulerOptions
 from services.scheduler.slots import SlotError, slot_iso, to_slot
 from services.scheduler.store import ScheduleSpec, SkippedSlot
 from services.scheduler.tasks import cancel_and_wait
-from services.scheduler.versions import VersionCheck
+from services.scheduler.versions import CHECK_BATCH, VersionCheck
 
 log = logging.getLogger(__name__)
+
+# Events built ahead per turn of the event loop (preparation yields often, and never while firing).
+PREPARE_SLICE = 500
+# The longest the cyclic garbage collector stays off while slots are being fired.
+GC_PAUSE_MAX_SECONDS = 10.0
+
+
+def _owns_all(workflow_id: uuid.UUID) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +87,16 @@ class Entry:
     token: int = 0
     busy: bool = False
     backoff: float = 0.0
+    deferred: int | None = None  # the slot already put back by the backup delay
+    prepared: Prepared | None = None  # the event of the next slot, built ahead of time
 
 
 class Engine:
     def __init__(self, publisher: Publisher, progress: ProgressWriter, versions: VersionCheck, clock: Clock,
-                 metrics: SchedulerMetrics, options: SchedulerOptions) -> None:
+                 metrics: SchedulerMetrics, options: SchedulerOptions,
+                 owns: Callable[[uuid.UUID], bool] | None = None) -> None:
         self._publisher = publisher
+        self._owns = owns if owns is not None else _owns_all
         self._progress = progress
         self._versions = versions
         self._clock = clock
@@ -84,7 +107,10 @@ class Engine:
         self._tokens = itertools.count(1)
         self._due: list[tuple[Entry, int]] = []  # popped by the timer, waiting for the version check
         self._due_ready = asyncio.Event()
-        self._queue: asyncio.Queue[tuple[Entry, int, int | None]] = asyncio.Queue()  # checked, to fire
+        self._firing: set[asyncio.Task[None]] = set()  # chunks of checked slots being published
+        self._gc_off_since = 0.0
+        self._to_prepare: list[Entry] = []  # planned, their next event not built yet
+        self._prepare_ready = asyncio.Event()
         self._outstanding = 0  # slots popped by the timer and not finished yet
         self._settled = asyncio.Event()  # set when nothing is outstanding
         self._settled.set()
@@ -167,12 +193,17 @@ class Engine:
         if not entry.pending:
             base = now if entry.last is None else max(entry.last, now)
             entry.pending.append(entry.spec.rule.next_after(base))
-        self._push(entry, entry.pending[0])
+        if not self._defer(entry, entry.pending[0]):  # decided now, not in the slot's busy moment
+            self._push(entry, entry.pending[0])
+        self._to_prepare.append(entry)
+        self._prepare_ready.set()
 
     def _collect_missed(self, entry: Entry, now: int) -> None:
         """Queue (or record as skipped) the slots in ``(last, now]``, per the catch-up policy."""
         if entry.last is None or entry.last >= now:
             return
+        if entry.spec.rule.next_after(entry.last) > now:
+            return  # the usual case after a fire: nothing was missed
         spec, wf = entry.spec, str(entry.spec.workflow_id)
         plan = plan_catch_up(spec.rule, spec.trigger.catchup, entry.last, now,
                              window_seconds=self._opts.catchup_window_seconds,
@@ -218,64 +249,126 @@ class Engine:
     # ---- the loop -------------------------------------------------------
     def start(self) -> None:
         self._tasks = [asyncio.create_task(self._timer(), name="scheduler-timer"),
-                       asyncio.create_task(self._checker(), name="scheduler-version-check")]
-        self._tasks += [asyncio.create_task(self._worker(), name=f"scheduler-fire-{i}")
-                        for i in range(self._opts.fire_concurrency)]
+                       asyncio.create_task(self._checker(), name="scheduler-version-check"),
+                       asyncio.create_task(self._preparer(), name="scheduler-prepare")]
 
     async def _timer(self) -> None:
         while not self._stopping:
             self._wake.clear()
             now = self._clock.now().timestamp()
             while self._heap and self._heap[0][0] <= now:
-                _, token, wf = heapq.heappop(self._heap)
+                due, token, wf = heapq.heappop(self._heap)
                 entry = self._entries.get(wf)
                 if entry is None or entry.token != token or entry.busy or not entry.pending:
                     continue
+                if self._defer(entry, due):
+                    continue
                 entry.busy = True
+                if not self._outstanding:
+                    # No cyclic collection (a pause of a full generation) while a slot is fired;
+                    # what it would find is collected once everything due is done.
+                    gc.disable()
+                    self._gc_off_since = now
                 self._outstanding += 1
                 self._settled.clear()
                 self._due.append((entry, entry.pending[0]))
             if self._due:
                 self._due_ready.set()
+            if self._outstanding and now - self._gc_off_since > GC_PAUSE_MAX_SECONDS:
+                gc.enable()  # fires never settle (a long outage, or slots back to back): collect anyway
             delay = self._opts.max_sleep_seconds
             if self._heap:
                 delay = min(delay, max(0.0, self._heap[0][0] - now))
             await first_of(self._clock.sleep(delay), self._wake.wait())
 
+    def _defer(self, entry: Entry, due: float) -> bool:
+        """Put a slot of a workflow another replica owns back by the backup delay (once); ``True`` if it was.
+
+        Asked when the slot is planned (so the timer does not spend the slot's first moments on
+        other replicas' schedules) and again when it is due, with the replicas known then.
+        """
+        slot, delay = entry.pending[0], self._opts.backup_delay_seconds
+        if delay <= 0 or entry.deferred == slot or due != slot or self._owns(entry.spec.workflow_id):
+            return False
+        try:
+            if entry.spec.rule.next_after(slot) - slot < 2 * delay:
+                return False  # fires too often to wait: every replica fires it at its time
+        except SlotError:
+            return False
+        entry.deferred = slot
+        self._push(entry, slot + delay)
+        return True
+
     async def _checker(self) -> None:
-        """One version query per batch of due slots, then on to the fire workers."""
+        """Hand the due slots on in chunks; each chunk is checked (one query) and published by a task of its own.
+
+        The chunks' queries run side by side (on the pool's connections), so the last chunk
+        does not wait for every query before it.
+        """
         while True:
             await self._due_ready.wait()
             self._due_ready.clear()
             batch, self._due = self._due, []
-            if not batch:
-                continue
-            versions = await self._versions.resolve([(entry.spec, slot) for entry, slot in batch])
-            for (entry, slot), version in zip(batch, versions, strict=True):
-                self._queue.put_nowait((entry, slot, version))
+            for start in range(0, len(batch), CHECK_BATCH):
+                task = asyncio.create_task(self._fire_chunk(batch[start:start + CHECK_BATCH]), name="scheduler-fire")
+                self._firing.add(task)
+                task.add_done_callback(self._firing.discard)
 
-    async def _worker(self) -> None:
+    async def _preparer(self) -> None:
+        """Build the next slot's event of each planned schedule while nothing is being fired.
+
+        At the slot only the send is left to do (and the version check); an event built for
+        another slot or version than the one fired is simply built again then.
+        """
         while True:
-            entry, slot, version = await self._queue.get()
-            if self._aborting:  # past the drain budget (a cancellation lost in a race): start nothing
-                self._queue.task_done()
-                return
-            try:
-                await self._fire(entry, slot, version)
-            except Exception:
-                log.exception("fire failed", extra={"workflow_id": str(entry.spec.workflow_id)})
-                entry.busy = False
-                if self._entries.get(entry.spec.workflow_id) is entry and not self._stopping:
-                    self._push(entry, self._clock.now().timestamp() + self._opts.retry_max_seconds)
-            finally:
-                self._queue.task_done()
-                self._outstanding -= 1
-                if self._outstanding == 0:
-                    self._settled.set()
+            await self._prepare_ready.wait()
+            self._prepare_ready.clear()
+            while self._to_prepare:
+                await self._settled.wait()  # firing comes first
+                batch, self._to_prepare = self._to_prepare[:PREPARE_SLICE], self._to_prepare[PREPARE_SLICE:]
+                for entry in batch:
+                    if entry.pending and self._entries.get(entry.spec.workflow_id) is entry:
+                        slot, spec = entry.pending[0], entry.spec
+                        if entry.prepared is None or entry.prepared.slot != slot:
+                            entry.prepared = self._publisher.prepare(spec, slot, spec.version)
+                await asyncio.sleep(0)
 
-    async def _fire(self, entry: Entry, slot: int, version: int | None) -> None:
-        """Publish ``slot`` with ``version``; ``None``: it is not a slot of its version, account for it only."""
-        ok = True if version is None else await self._publisher.publish(entry.spec, slot, version)
+    async def _fire_chunk(self, chunk: list[tuple[Entry, int]]) -> None:
+        """Check a chunk of due slots, publish them at once, then account for each (the only place that does)."""
+        fires: list[tuple[Entry, int, int | None]] = []
+        try:
+            started = self._clock.now().timestamp()
+            versions = await self._versions.resolve([(entry.spec, slot) for entry, slot in chunk])
+            checked_s = self._clock.now().timestamp() - started
+            fires = [(entry, slot, version) for (entry, slot), version in zip(chunk, versions, strict=True)]
+            if self._aborting:  # past the drain budget (a cancellation lost in a race): start nothing
+                return
+            sent = [(entry.spec, slot, version, entry.prepared)
+                    for entry, slot, version in fires if version is not None]
+            try:
+                published = iter(await self._publisher.publish_many(sent, window=self._opts.fire_concurrency,
+                                                                    checked_s=checked_s))
+            except Exception:
+                log.exception("firing a batch of slots failed", extra={"slots": len(sent)})
+                published = iter([False] * len(sent))
+            for entry, slot, version in fires:
+                # None: not a slot of its version, accounted for without publishing.
+                ok = True if version is None else next(published)
+                try:
+                    self._finish(entry, slot, ok)
+                except Exception:
+                    log.exception("fire failed", extra={"workflow_id": str(entry.spec.workflow_id)})
+                    entry.busy = False
+                    if self._entries.get(entry.spec.workflow_id) is entry and not self._stopping:
+                        self._push(entry, self._clock.now().timestamp() + self._opts.retry_max_seconds)
+        finally:
+            self._outstanding -= len(chunk)
+            if self._outstanding == 0:
+                self._settled.set()
+                gc.enable()
+
+    def _finish(self, entry: Entry, slot: int, ok: bool) -> None:
+        """After a publish: record progress and plan the next slot (``ok``), or retry with backoff."""
         entry.busy = False
         current = self._entries.get(entry.spec.workflow_id) is entry
         now = self._clock.now()
@@ -320,6 +413,6 @@ class Engine:
             async with asyncio.timeout(grace_seconds):
                 await self._settled.wait()
         self._aborting = True
-        await cancel_and_wait(rest)
+        await cancel_and_wait([*rest, *self._firing])
         self._tasks = []
         return DrainReport(due, self._finished, loop.time() - started)

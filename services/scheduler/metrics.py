@@ -40,6 +40,11 @@ class SchedulerMetrics:
             ["result"],
             registry=registry,
         )
+        self.replicas = Gauge(
+            "ipaas_scheduler_replicas", "Scheduler replicas this one hears from (itself included): the slot's owners",
+            registry=registry,
+        )
+        self.replicas.set(1)
         self.resyncs = Counter(
             "ipaas_scheduler_resyncs_total", "Full reloads from Postgres", ["result"], registry=registry
         )

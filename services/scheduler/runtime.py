@@ -27,6 +27,7 @@ from services.scheduler.clock import Clock
 from services.scheduler.engine import Engine
 from services.scheduler.firing import Publisher
 from services.scheduler.metrics import SchedulerMetrics
+from services.scheduler.peers import Peers
 from services.scheduler.progress import ProgressWriter
 from services.scheduler.settings import SchedulerOptions
 from services.scheduler.store import ScheduleStore
@@ -49,7 +50,10 @@ class SchedulerRuntime:
         self.versions = VersionCheck(self.store, self.metrics, timeout_seconds=options.version_check_timeout_seconds,
                                      pause_seconds=options.retry_max_seconds,
                                      min_interval_seconds=options.schedule.min_interval_seconds)
-        self.engine = Engine(self.publisher, self.progress, self.versions, clock, self.metrics, options)
+        self.peers = Peers(bus, f"{options.nats_inbox_prefix}.replicas",
+                           heartbeat_seconds=options.peer_heartbeat_seconds, on_change=self.metrics.replicas.set)
+        self.engine = Engine(self.publisher, self.progress, self.versions, clock, self.metrics, options,
+                             owns=self.peers.owns)
         self.sync = ScheduleSync(self.store, self.engine, self.metrics)
         self.feed = ChangeFeed(bus, self.sync.on_change, on_failure=self._request_resync)
         self._resync_now = asyncio.Event()
@@ -74,6 +78,8 @@ class SchedulerRuntime:
                 # Provisioned by the provisioning step (or here, with IPAAS_NATS_PROVISION=true).
                 nats = self.bus.settings
                 await ensure_needs(self.bus, Needs((nats.events_stream, nats.changes_stream)))
+                if not self.peers.started:
+                    await self.peers.start()
                 await self.feed.start()
             except Exception as exc:  # noqa: BLE001 - NATS may not be ready yet; keep trying
                 log.warning("subscribing to workflow changes failed; retrying",
@@ -119,6 +125,7 @@ class SchedulerRuntime:
         deadline = started + budget
         self._stopped = True
         await self.feed.stop()
+        await self.peers.stop()  # the others take this replica's workflows over within a few heartbeats
         await cancel_and_wait(self._tasks)
         # Publishing comes first; progress gets what is left, and at least a moment.
         report = await self.engine.stop(budget)

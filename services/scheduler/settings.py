@@ -29,8 +29,13 @@ class SchedulerOptions(BaseSettings):
     # Missed slots this recent are fired rather than recorded as skipped: another
     # replica may be firing them right now, and JetStream dedup makes that safe.
     misfire_grace_seconds: int = Field(default=5, ge=0)
-    # Concurrent publishes (fire workers).
-    fire_concurrency: int = Field(default=32, ge=1)
+    # Publishes in flight: PubAcks awaited at once while a batch of due slots is published.
+    fire_concurrency: int = Field(default=1000, ge=1)
+    # A replica fires the slots of the workflows it does not own (services/scheduler/peers.py) this much
+    # later than their owner, as a backup (0: every replica fires every slot at its time).
+    backup_delay_seconds: float = Field(default=2.0, ge=0)
+    # How often a replica announces itself to the others (three missed: it is gone).
+    peer_heartbeat_seconds: float = Field(default=1.0, gt=0)
     # Backoff between publish attempts while NATS cannot store an event.
     retry_max_seconds: float = Field(default=5.0, gt=0)
     # Longest single wait of the timer loop (it re-reads the clock after each wait).

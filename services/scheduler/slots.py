@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import NamedTuple, Protocol
 from zoneinfo import ZoneInfo
 
@@ -29,6 +30,10 @@ from libs.common.models.workflows import ScheduleTrigger, to_croniter_expression
 # Bound on the candidates a single next-slot search may look at (a year of
 # per-second matches inside a repeated hour is far below this).
 MAX_CANDIDATES = 100_000
+# Next-slot answers a cron rule remembers (its last few ``after`` values; cleared when full).
+NEXT_CACHE = 256
+# Distinct (cron, zone) rules kept for sharing between schedules.
+SHARED_RULES = 4096
 
 
 class SlotError(ValueError):
@@ -66,6 +71,13 @@ class IntervalRule:
 
 
 class CronRule:
+    """A cron expression in a zone.  Immutable but for a small memo of next-slot answers.
+
+    Computing a cron slot costs about 0.1 ms; schedules with the same expression and
+    zone share one rule (:func:`rule_for`), so ten thousand ``* * * * *`` schedules
+    compute their next slot once per minute, not ten thousand times.
+    """
+
     def __init__(self, cron: str, timezone: str) -> None:
         self.expression = to_croniter_expression(cron)
         if not croniter.is_valid(self.expression):
@@ -74,9 +86,16 @@ class CronRule:
             self.zone = ZoneInfo(timezone)
         except (KeyError, ValueError) as exc:
             raise SlotError(f"unknown IANA time zone: {timezone!r}") from exc
+        self._next: dict[int, int] = {}
 
     def next_after(self, after: int) -> int:
-        return next(self.iter_after(after))
+        found = self._next.get(after)
+        if found is None:
+            found = next(self.iter_after(after))
+            if len(self._next) >= NEXT_CACHE:
+                self._next.clear()
+            self._next[after] = found
+        return found
 
     def iter_after(self, after: int) -> Iterator[int]:
         """Slots strictly after ``after``, in increasing order, each once."""
@@ -129,7 +148,13 @@ def rule_for(trigger: ScheduleTrigger) -> SlotRule:
         return IntervalRule(trigger.interval_seconds)
     if trigger.cron is None:
         raise SlotError("a schedule needs 'cron' or 'interval_seconds'")
-    return CronRule(trigger.cron, trigger.timezone)
+    return shared_cron_rule(trigger.cron, trigger.timezone)
+
+
+@lru_cache(maxsize=SHARED_RULES)
+def shared_cron_rule(cron: str, timezone: str) -> CronRule:
+    """One :class:`CronRule` per (expression, zone), shared by every schedule that uses it."""
+    return CronRule(cron, timezone)
 
 
 class Missed(NamedTuple):

@@ -92,7 +92,8 @@ class VersionCheck:
             return [spec.version for spec, _ in due]
         try:
             async with asyncio.timeout(self._timeout):
-                found = await self._store.versions_at([(spec.workflow_id, slot) for spec, slot in due])
+                found = await self._store.versions_at([(spec.workflow_id, slot) for spec, slot in due],
+                                                      [spec.version for spec, _ in due])
         except Exception as exc:  # noqa: BLE001 - Postgres away or slow: fire with what is held
             self._paused_until = loop.time() + self._pause
             self._metrics.version_checks.labels("unavailable").inc(len(due))

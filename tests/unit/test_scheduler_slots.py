@@ -125,3 +125,20 @@ def test_a_cron_that_never_fires_is_an_error_not_a_hang() -> None:
 def test_rule_for_picks_interval_or_cron() -> None:
     assert isinstance(rule_for(ScheduleTrigger(type="schedule", interval_seconds=5)), IntervalRule)
     assert isinstance(rule_for(ScheduleTrigger(type="schedule", cron="0 9 * * *", timezone="Asia/Tokyo")), CronRule)
+
+
+def test_schedules_with_the_same_cron_and_zone_share_one_rule_and_its_answers() -> None:
+    from libs.common.models.workflows import ScheduleTrigger
+    from services.scheduler.slots import NEXT_CACHE, rule_for
+
+    every_minute = ScheduleTrigger.model_validate({"type": "schedule", "cron": "* * * * *", "timezone": "UTC"})
+    same = ScheduleTrigger.model_validate({"type": "schedule", "cron": "* * * * *", "timezone": "UTC"})
+    paris = ScheduleTrigger.model_validate({"type": "schedule", "cron": "* * * * *", "timezone": "Europe/Paris"})
+    rule = rule_for(every_minute)
+    assert rule is rule_for(same)
+    assert rule is not rule_for(paris)
+    start = 1_800_000_000  # a multiple of 60
+    # The remembered answers stay right past the memo's size (it is cleared, not trusted blindly).
+    for after in range(start, start + 3 * NEXT_CACHE):
+        assert rule.next_after(after) == (after // 60 + 1) * 60
+    assert rule.next_after(start) == start + 60

@@ -1,6 +1,6 @@
 """NATS JetStream helpers: connect, publish, consume; provisioning and the identities' permissions."""
 
-from libs.common.bus.client import Bus, PublishResult
+from libs.common.bus.client import Bus
 from libs.common.bus.errors import (
     BusError,
     BusMisconfigured,
@@ -11,6 +11,7 @@ from libs.common.bus.errors import (
     StreamConflict,
     StreamFull,
 )
+from libs.common.bus.results import PublishResult
 
 __all__ = ["Bus", "BusError", "BusMisconfigured", "BusUnavailable", "MessageRejected", "NotProvisioned",
            "PublishRejected", "PublishResult", "StreamConflict", "StreamFull"]

@@ -19,7 +19,8 @@ import contextlib
 import logging
 import math
 import ssl
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import nats
@@ -34,7 +35,9 @@ from nats.js.errors import NoStreamResponseError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 
+from libs.common.bus.batch import BatchPublisher, OnOutcome, Outgoing
 from libs.common.bus.errors import BusMisconfigured, BusUnavailable, MessageRejected, StreamConflict, rejection
+from libs.common.bus.results import PublishResult
 from libs.common.bus.seeds import parse_seed_list, redact
 from libs.common.bus.streams import platform_streams
 from libs.common.bus.tracing import StreamNames, extracted, link_reply, producer_span, request_span
@@ -58,15 +61,6 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class PublishResult:
-    stream: str
-    seq: int
-    duplicate: bool
-    # The trace the message travels in (set by :meth:`Bus.publish`, which makes its span), for exemplars.
-    trace_id: str | None = None
-
-
 class Bus:
     """One NATS connection per process, with unlimited reconnects.
 
@@ -80,6 +74,7 @@ class Bus:
         self.js: JetStreamContext = nc.jetstream(timeout=settings.publish_timeout_seconds)
         self.settings = settings
         self.streams = StreamNames(settings)
+        self._batches = BatchPublisher(nc, settings.publish_timeout_seconds)
 
     @classmethod
     async def connect(
@@ -351,6 +346,14 @@ class Bus:
         headers: dict[str, str] = {}
         propagate.inject(headers)
         await self.nc.publish(msg.reply, payload, headers=headers or None)
+    async def publish_batch(self, messages: Sequence[Outgoing], on_outcome: OnOutcome, *, window: int) -> None:
+        """Publish many messages with up to ``window`` PubAcks outstanding (see :mod:`libs.common.bus.batch`).
+
+        ``on_outcome(index, outcome)`` is called once per message, as its PubAck arrives:
+        a :class:`PublishResult`, or the :class:`BusError` :meth:`publish` would raise.
+        Headers are sent as given (``Nats-Msg-Id`` and trace context included by the caller).
+        """
+        await self._batches.publish(messages, on_outcome, window=window)
 
     async def drain(self) -> None:
         """Flush pending publishes and close; never raises."""

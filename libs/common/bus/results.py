@@ -1,0 +1,14 @@
+"""What a JetStream publish comes back with."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    stream: str
+    seq: int
+    duplicate: bool
+    # The trace the message travels in (set by :meth:`Bus.publish`, which makes its span), for exemplars.
+    trace_id: str | None = None

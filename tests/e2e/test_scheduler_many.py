@@ -1,0 +1,121 @@
+"""A thousand schedules, two scheduler replicas as processes: every slot stored exactly once, none missed.
+
+The replicas split each slot's work (an owner per workflow fires at the slot, the
+other replica fires it again as a backup a moment later, a duplicate JetStream
+drops).  The first test checks that both replicas really share the work and that
+the backups are duplicates; the second kills one replica (SIGKILL, no drain) and
+checks that the survivor alone still fires every slot once.  Not timed: the
+lateness at ten times this scale is the P5 benchmark's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.e2e.test_scheduler_replicas import metric, metrics_text
+from tests.helpers.schedule_fires import Fire, create_schedules, read_fires
+from tests.helpers.services import ServiceProcess
+from tests.helpers.wait import wait_until
+
+SCHEDULES = 1000
+CRON = "*/10 * * * * *"  # every 10 s, the shortest interval allowed by default
+PERIOD = 10
+SLOTS = 2
+BACKUP_DELAY = 2.0
+
+
+def _replicas(service: Callable[..., ServiceProcess], nats_url: str, database_url: str) -> list[ServiceProcess]:
+    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO",
+           "IPAAS_SCHEDULER_BACKUP_DELAY_SECONDS": str(BACKUP_DELAY)}
+    replicas = [service("services.scheduler", env=env, wait=False) for _ in range(2)]
+    for replica in replicas:
+        replica.wait_ready(60)
+    return replicas
+
+
+def _value(replica: ServiceProcess, name: str) -> float:
+    return metric(metrics_text(replica), name)
+
+
+def _published(replica: ServiceProcess, result: str) -> float:
+    text = metrics_text(replica)
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(f'ipaas_scheduler_fires_total{{result="{result}"}}'))
+
+
+def _window() -> tuple[int, int]:
+    """The next ``SLOTS`` slots, starting at least a second from now."""
+    first = (int(time.time() + 1) // PERIOD + 1) * PERIOD
+    return first, first + (SLOTS - 1) * PERIOD
+
+
+async def _fires_after(nats_url: str, first: int, last: int) -> list[Fire]:
+    """The window's fires, once the last slot's backups have had their turn too."""
+    settle = last + BACKUP_DELAY + 3
+    await wait_until(lambda: time.time() > settle, timeout=settle - time.time() + 5, interval=0.2,
+                     message="the last slot and its backups")
+    fires: list[Fire] = await wait_until(lambda: _at_least(read_fires(nats_url, first, last), SCHEDULES * SLOTS),
+                                         timeout=20, interval=0.5, message=f"{SCHEDULES * SLOTS} fires")
+    return fires
+
+
+async def _at_least(found: Any, count: int) -> list[Fire] | None:
+    fires: list[Fire] = await found
+    return fires if len(fires) >= count else None
+
+
+def _check_once_each(fires: list[Fire], ids: list[uuid.UUID], first: int, last: int) -> None:
+    per_key = Counter((f.workflow_id, f.slot) for f in fires)
+    assert [k for k, n in per_key.items() if n > 1] == [], "a slot was stored twice"
+    wanted = {(str(wf), s) for wf in ids for s in range(first, last + 1, PERIOD)}
+    missed = wanted - set(per_key)
+    assert not missed, f"{len(missed)} slots never fired, e.g. {sorted(missed)[:3]}"
+    assert len({f.event_id for f in fires}) == len(fires)
+    for f in fires:
+        slot_text = datetime.fromtimestamp(f.slot, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert f.msg_id == f"sched:{f.workflow_id}:{slot_text}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_two_replicas_split_a_thousand_schedules_and_store_each_slot_once(
+    nats_url: str, database_url: str, service: Callable[..., ServiceProcess],
+) -> None:
+    ids = await create_schedules(database_url, SCHEDULES, CRON)
+    replicas = await asyncio.to_thread(_replicas, service, nats_url, database_url)
+    await wait_until(lambda: all(_value(r, "ipaas_scheduler_replicas") == 2 for r in replicas), timeout=10,
+                     message="each replica hears the other")
+    first, last = _window()
+    fires = await _fires_after(nats_url, first, last)
+    _check_once_each(fires, ids, first, last)
+    # Both replicas stored a share of the slots at their time, and each also fired the other's as a backup.
+    for replica in replicas:
+        assert _published(replica, "published") >= SCHEDULES * SLOTS / 4, metrics_text(replica)
+        assert _published(replica, "duplicate") >= SCHEDULES * SLOTS / 4, metrics_text(replica)
+        assert _value(replica, "ipaas_scheduler_publish_failures_total") == 0
+        assert replica.terminate() == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_killed_replica_leaves_no_slot_unfired(
+    nats_url: str, database_url: str, service: Callable[..., ServiceProcess],
+) -> None:
+    ids = await create_schedules(database_url, SCHEDULES, CRON)
+    survivor, doomed = await asyncio.to_thread(_replicas, service, nats_url, database_url)
+    await wait_until(lambda: _value(survivor, "ipaas_scheduler_replicas") == 2, timeout=10,
+                     message="the replicas hear each other")
+    doomed.kill()  # no drain, no goodbye: the survivor still counts it for a few heartbeats
+    first, last = _window()
+    fires = await _fires_after(nats_url, first, last)
+    _check_once_each(fires, ids, first, last)
+    assert _value(survivor, "ipaas_scheduler_replicas") == 1
+    assert survivor.terminate() == 0

@@ -1,0 +1,85 @@
+"""Many schedules at once, and the fires they left in the EVENTS stream."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+import nats
+from nats.js import api as js_api
+
+
+@dataclass(frozen=True, slots=True)
+class Fire:
+    workflow_id: str
+    slot: int  # whole seconds since the epoch
+    stored_at: float  # the stream's timestamp of the message
+    msg_id: str
+    event_id: str
+
+
+async def create_schedules(database_url: str, count: int, cron: str) -> list[uuid.UUID]:
+    """``count`` active workflows of one new tenant, each at version 1 with a ``cron`` (UTC) schedule."""
+    definition = json.dumps({"name": "tick", "trigger": {"type": "schedule", "cron": cron},
+                             "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}}})
+    tenant = uuid.uuid4()
+    ids = [uuid.uuid4() for _ in range(count)]
+    conn = await asyncpg.connect(database_url)
+    try:
+        async with conn.transaction():
+            await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, 'many schedules')", tenant)
+            await conn.execute(
+                """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type)
+                   SELECT id, $2, 'tick', 1, true, 'schedule' FROM unnest($1::uuid[]) AS t(id)""",
+                ids, tenant)
+            await conn.execute(
+                """INSERT INTO workflow_versions (workflow_id, version, definition)
+                   SELECT id, 1, $2::jsonb FROM unnest($1::uuid[]) AS t(id)""",
+                ids, definition)
+    finally:
+        await conn.close()
+    return ids
+
+
+async def stored_count(nats_url: str, stream: str = "EVENTS") -> int:
+    nc = await nats.connect(nats_url)
+    try:
+        info = await nc.jetstream().stream_info(stream)
+        return int(info.state.messages)
+    finally:
+        await nc.close()
+
+
+async def read_fires(nats_url: str, first_slot: int, last_slot: int, stream: str = "EVENTS") -> list[Fire]:
+    """Every stored schedule event whose slot is in ``[first_slot, last_slot]``, in stream order.
+
+    Read with a pull consumer that never acks (EVENTS is a work queue: acking would delete).
+    """
+    nc = await nats.connect(nats_url)
+    found: list[Fire] = []
+    try:
+        js = nc.jetstream(timeout=30)
+        total = (await js.stream_info(stream)).state.messages
+        sub = await js.pull_subscribe(">", stream=stream, config=js_api.ConsumerConfig(
+            ack_policy=js_api.AckPolicy.EXPLICIT, deliver_policy=js_api.DeliverPolicy.ALL,
+            max_ack_pending=-1, ack_wait=3600))
+        seen = 0
+        while seen < total:
+            batch = await sub.fetch(2000, timeout=10)
+            seen += len(batch)
+            for msg in batch:
+                body = json.loads(msg.data)
+                slot_text = body.get("scheduled_for")
+                if slot_text is None:
+                    continue
+                slot = int(datetime.fromisoformat(slot_text.replace("Z", "+00:00")).timestamp())
+                if first_slot <= slot <= last_slot:
+                    found.append(Fire(body["workflow_id"], slot, msg.metadata.timestamp.timestamp(),
+                                      (msg.headers or {}).get("Nats-Msg-Id", ""), body["event_id"]))
+        await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return found
