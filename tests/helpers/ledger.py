@@ -151,12 +151,13 @@ class FaultStack:
         self.issuer = issuer
         self.http = http
         self.gateway: ServiceProcess | None = None
+        self.keks = kek_env()  # one keyring for every gateway of the stack: each reads what another sealed
         self.executors: list[ServiceProcess] = []
 
     def gateway_env(self, **overrides: str) -> dict[str, str]:
         env = {"NATS_URL": self.nats_url, "DATABASE_URL": self.database_url, "LOG_LEVEL": "INFO",
                "IPAAS_JWKS_URL": self.jwks_url, "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000",
-               "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000", "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2", **kek_env()}
+               "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000", "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2", **self.keks}
         env.update(overrides)
         return env
 

@@ -45,6 +45,13 @@ SELECT id, tenant_id, webhook_secret, webhook_secret_prev, webhook_secret_prev_u
  WHERE (webhook_secret IS NOT NULL OR webhook_secret_prev IS NOT NULL) {only}
  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
+# One workflow, at its first look-up: waits for another replica sealing it right now (never skips it),
+# so it then reads what that replica sealed instead of finding neither plaintext nor a sealed secret.
+_LEGACY_ONE = """
+SELECT id, tenant_id, webhook_secret, webhook_secret_prev, webhook_secret_prev_until FROM workflows
+ WHERE (webhook_secret IS NOT NULL OR webhook_secret_prev IS NOT NULL) AND id = $1
+ FOR UPDATE
+"""
 _CLEAR_LEGACY = """
 UPDATE workflows SET webhook_secret = NULL, webhook_secret_prev = NULL, webhook_secret_prev_until = NULL
  WHERE id = $1
@@ -117,7 +124,7 @@ async def _seal_legacy_rows(conn: asyncpg.Connection, ring: KeyRing, rows: list[
 
 async def seal_legacy_one(conn: asyncpg.Connection, ring: KeyRing, workflow_id: uuid.UUID) -> None:
     """Seal the plaintext secrets of one workflow, if it still has any (inside the caller's transaction)."""
-    rows = await conn.fetch(_LEGACY.format(only="AND id = $2"), 1, workflow_id)
+    rows = await conn.fetch(_LEGACY_ONE, workflow_id)
     await _seal_legacy_rows(conn, ring, rows)
 
 
