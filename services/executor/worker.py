@@ -286,7 +286,7 @@ class EventWorker:
         log.debug("outcome written", extra={"event_id": str(event.event_id), "status": written.status,
                                              "attempt": attempt})
         if written.status == "dead":
-            await self._publish_dead_letter(event, written.error or "dead", attempt, connector)
+            await self._publish_dead_letter(event, written.error or "dead", attempt, connector, _stream_seq(msg))
         elif park is not None:
             self._metrics.deferred.labels("retry").inc()
             self._waker.due_in(park.seconds)
@@ -354,12 +354,15 @@ class EventWorker:
             await self._bus.publish(subject, body, msg_id=f"dlq:{event_id}:raw")
         await self._ack(msg)
 
-    async def _publish_dead_letter(self, event: EventEnvelope, reason: str, attempts: int, connector: str) -> None:
+    async def _publish_dead_letter(self, event: EventEnvelope, reason: str, attempts: int, connector: str,
+                                   seq: int) -> None:
+        """The dead letter's copy in DLQ. Its id names the EVENTS message that died (``seq``): a redelivery of
+        that message is the same letter (JetStream keeps one), a replay that dies again is a new one."""
         self._metrics.dead_letters.labels(connector).inc()
         letter = DeadLetter(event=event, reason=reason, attempts=attempts)
         try:
-            await self._bus.publish(dlq_subject(event.tenant_id, event.workflow_id),
-                                    letter.model_dump_json().encode(), msg_id=f"dlq:{event.event_id}:{attempts}")
+            await self._bus.publish(dlq_subject(event.tenant_id, event.workflow_id), letter.model_dump_json().encode(),
+                                    msg_id=f"dlq:{event.event_id}:{attempts}:{seq}")
         except BusError:
             log.warning("dead letter recorded but not published", extra={"event_id": str(event.event_id)})
         log.warning("event dead-lettered", extra={"event_id": str(event.event_id), "reason": reason})
@@ -401,6 +404,14 @@ def fairness_delay(base: float, deferrals: int) -> float:
     """
     doublings: int = min(max(deferrals - 1, 0), FAIRNESS_MAX_DOUBLINGS)
     return base * float(1 << doublings)
+
+
+def _stream_seq(msg: Msg) -> int:
+    """The message's sequence in its stream (0 when it has none: not a JetStream delivery)."""
+    try:
+        return int(msg.metadata.sequence.stream)
+    except Exception:  # noqa: BLE001 - no ack subject to read it from
+        return 0
 
 
 def _deferrals(msg: Msg) -> int:
