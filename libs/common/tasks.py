@@ -6,6 +6,9 @@ when the operation completes just as the cancellation lands, so a cancelled
 task can go on with its work.  Shutdown code therefore never waits on one
 cancellation without a bound: it cancels again, at an interval, until the
 tasks end or the rounds run out, and decides itself what to do with the rest.
+
+:class:`Wakeable` is the start of a background loop that waits for work or a
+poll interval, can be woken early, and stops on request.
 """
 
 from __future__ import annotations
@@ -29,3 +32,19 @@ async def cancel_until_done(tasks: Iterable[asyncio.Task[Any]], *, every: float,
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=every)
     return pending
+
+
+class Wakeable:
+    """``_wake`` (set by :meth:`wake` when there is work) and ``_stopping`` (set by :meth:`stop`,
+    which wakes the loop too, so it sees the request at once) for a loop's ``run``."""
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()

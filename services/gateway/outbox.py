@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from libs.common.bus import Bus, BusUnavailable
 from libs.common.models.events import WorkflowChanged, workflow_changed_subject
+from libs.common.tasks import Wakeable
 from services.gateway.outbox_rows import Decision, Fate, decide, prepare
 
 log = logging.getLogger(__name__)
@@ -99,10 +100,11 @@ class OutboxMetrics:
                                registry=registry)
 
 
-class OutboxRelay:
+class OutboxRelay(Wakeable):
     def __init__(self, pool: asyncpg.Pool, bus: Bus, dsn: str, *, batch: int, poll_seconds: float,
                  max_backoff_seconds: float, publish_timeout: float, max_attempts: int,
                  registry: CollectorRegistry) -> None:
+        super().__init__()
         self._pool = pool
         self._bus = bus
         self._dsn = dsn
@@ -112,18 +114,9 @@ class OutboxRelay:
         self._publish_timeout = publish_timeout
         self._max_attempts = max_attempts
         self._metrics = OutboxMetrics(registry)
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
         self._gauge_due = 0.0
         self.published = 0
         self.set_aside = 0
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen())

@@ -17,27 +17,20 @@ import logging
 import asyncpg
 
 from libs.common.db.errors import STORAGE_ERRORS
+from libs.common.tasks import Wakeable
 from services.gateway.store.replays import forget_old_jobs, replay_batch
 
 log = logging.getLogger(__name__)
 
 
-class ReplayWorker:
+class ReplayWorker(Wakeable):
     def __init__(self, pool: asyncpg.Pool, *, batch: int, poll_seconds: float, pause_seconds: float) -> None:
+        super().__init__()
         self._pool = pool
         self._batch = batch
         self._poll = poll_seconds
         self._pause = pause_seconds
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
         self.replayed = 0
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
 
     async def run(self) -> None:
         while not self._stopping.is_set():

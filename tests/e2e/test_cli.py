@@ -27,9 +27,10 @@ from typing import Any
 import pytest
 
 from deploy.local.infra import free_port
-from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
+from tests.helpers.auth_setup import PASSWORD
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.services import REPO_ROOT, ServiceProcess
+from tests.helpers.stack_processes import start_auth_and_gateway
 from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
@@ -97,11 +98,7 @@ action:
 @pytest.fixture
 def stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
           tmp_path: Path) -> ServiceProcess:
-    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO"}
-    auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
-                                         "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
-    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
-                                               "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
+    _, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
     service("services.executor", env=executor_env(nats_url, database_url))
     return gateway
 

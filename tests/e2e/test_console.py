@@ -30,9 +30,10 @@ from standardwebhooks.webhooks import Webhook
 
 from services.gateway.console.headers import CSP
 from tests.helpers import browser
-from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
+from tests.helpers.auth_setup import PASSWORD
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.services import ServiceProcess
+from tests.helpers.stack_processes import start_auth_and_gateway
 from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason())),
@@ -100,12 +101,8 @@ class Watch:
 @pytest.fixture
 async def stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
                 tmp_path: Path) -> AsyncIterator[Stack]:
-    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO"}
-    auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
-                                         "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
-    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
-                                               "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json",
-                                               "IPAAS_TRACE_URL_TEMPLATE": TRACE_TEMPLATE})
+    _, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path,
+                                        gateway={"IPAAS_TRACE_URL_TEMPLATE": TRACE_TEMPLATE})
     service("services.executor", env=executor_env(nats_url, database_url))
     async with aiohttp.ClientSession() as http:
         s = Stack(gateway=gateway, http=http, email=f"ops-{uuid.uuid4().hex[:8]}@example.com")

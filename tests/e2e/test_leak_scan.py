@@ -37,9 +37,9 @@ from standardwebhooks.webhooks import Webhook
 
 from deploy.local.infra import free_port
 from libs.common.bus import Bus
-from tests.helpers.auth_setup import fast_hash_env, kek_env
 from tests.helpers.fakes import Answer, FakeSink, Seen, executor_env
 from tests.helpers.services import ServiceProcess
+from tests.helpers.stack_processes import start_auth_and_gateway
 from tests.helpers.wait import wait_until
 
 FINAL = ("succeeded", "dead", "skipped")
@@ -178,11 +178,8 @@ async def test_planted_secrets_never_leave(service: Callable[..., ServiceProcess
     try:
         otel = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": spans.endpoint,
                 "OTEL_BSP_SCHEDULE_DELAY": "200"}
-        common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "DEBUG", **otel}
-        auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
-                                             "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
-        gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
-                                                   "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
+        common = {"LOG_LEVEL": "DEBUG", **otel}
+        auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path, common=common)
         executor = service("services.executor", env=executor_env(
             nats_url, database_url, **otel, LOG_LEVEL="DEBUG", IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
             IPAAS_EXECUTOR_MAX_ATTEMPTS="2", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3",

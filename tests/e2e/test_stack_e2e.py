@@ -22,9 +22,10 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
+from tests.helpers.auth_setup import PASSWORD
 from tests.helpers.fakes import FakeSink, executor_env
 from tests.helpers.services import ServiceProcess
+from tests.helpers.stack_processes import start_auth_and_gateway
 from tests.helpers.wait import wait_until
 
 
@@ -50,11 +51,7 @@ class Stack:
 @pytest.fixture
 async def stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
                 tmp_path: Path) -> AsyncIterator[Stack]:
-    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO"}
-    auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
-                                         "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
-    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
-                                               "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
+    auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
     executors = [service("services.executor", env=executor_env(nats_url, database_url)) for _ in range(2)]
     async with aiohttp.ClientSession() as http:
         s = Stack(gateway=gateway, auth=auth, executors=executors, http=http)

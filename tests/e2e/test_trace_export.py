@@ -29,10 +29,11 @@ from standardwebhooks.webhooks import Webhook
 
 from libs.common.logs.secret_shapes import REDACTED
 from libs.common.models.credentials import RESOLVE_SUBJECT
-from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
+from tests.helpers.auth_setup import PASSWORD
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
 from tests.helpers.services import ServiceProcess
+from tests.helpers.stack_processes import start_auth_and_gateway
 from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.slow]
@@ -97,10 +98,7 @@ async def _stack(service: Callable[..., ServiceProcess], database_url: str, nats
             "OTEL_EXPORTER_OTLP_PROTOCOL": protocol, "OTEL_BSP_SCHEDULE_DELAY": "100"}
     common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO",
               "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1", **otel}
-    auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
-                                         "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
-    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
-                                               "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
+    auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path, common=common)
     executor = service("services.executor", env={**executor_env(nats_url, database_url), **otel,
                                                  "LOG_LEVEL": "DEBUG", "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3"})
     async with aiohttp.ClientSession() as http:

@@ -58,7 +58,14 @@ async def test_nats_killed_and_restarted_mid_burst(db, database_url, private_nat
                 private_nats.start()
                 down_at.append(time.monotonic())
 
-            await _burst_with_outage(lambda: stack.send(ledger, tenant, 3000, concurrency=16), ledger, 800, outage)
+            async def burst() -> None:
+                # At least 3,000 webhooks, and on until the server is back: a fast machine would
+                # otherwise finish the burst before the outage it is meant to meet.
+                await stack.send(ledger, tenant, 3000, concurrency=16)
+                while len(down_at) < 2:
+                    await stack.send(ledger, tenant, 100, concurrency=16)
+
+            await _burst_with_outage(burst, ledger, 800, outage)
             statuses = ledger.statuses()
             assert set(statuses) <= {202, 503}, statuses
             assert statuses[503] > 0 and not ledger.refused_without_retry_after()

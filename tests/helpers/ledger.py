@@ -215,13 +215,18 @@ class FaultStack:
         hook = Webhook(tenant.secret)
         url = f"{self.gateway.url}/hooks/{tenant.workflow_id}"
         settled: set[str] = {a.webhook_id for a in ledger.answers if a.status == 202}
+        gate = asyncio.Semaphore(16)
+
+        async def again(webhook_id: str, body: str) -> None:
+            async with gate:
+                if await self._post(ledger, hook, url, webhook_id, body) == 202:
+                    settled.add(webhook_id)
+
         for _ in range(rounds):
             todo = {a.webhook_id: a for a in ledger.refused() if a.webhook_id and a.webhook_id not in settled}
             if not todo:
                 return
-            for webhook_id, answer in todo.items():
-                if await self._post(ledger, hook, url, webhook_id, answer.body) == 202:
-                    settled.add(webhook_id)
+            await asyncio.gather(*(again(webhook_id, answer.body) for webhook_id, answer in todo.items()))
             await asyncio.sleep(0.5)
         raise AssertionError(f"{len(todo)} refused webhooks still refused after {rounds} rounds")
 

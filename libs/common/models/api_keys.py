@@ -4,28 +4,19 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from libs.common.auth.api_keys import Scope
-from libs.common.models.auth import CONTROL_RE, NAME_PATTERN
+from libs.common.models.auth import DisplayName
 
 
 class ApiKeyCreate(BaseModel):
     """``POST /api/keys``: a name to know it by, and what it may do."""
 
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                    Field(json_schema_extra={"pattern": NAME_PATTERN})]
+    name: DisplayName
     scopes: list[Scope] = Field(min_length=1, max_length=len(Scope), json_schema_extra={"uniqueItems": True})
-
-    @field_validator("name")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        if CONTROL_RE.search(value):
-            raise ValueError("name must not contain control characters")
-        return value
 
     @field_validator("scopes")
     @classmethod

@@ -16,7 +16,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, GetJsonSchemaHandler, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    field_validator,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -123,22 +131,25 @@ SECRET_MODELS: dict[str, type[_Strict]] = {
 }
 
 
+def _printable(value: str) -> str:
+    if CONTROL_RE.search(value):
+        raise ValueError("name must not contain control characters")
+    return value
+
+
+# A name people give a credential or an API key: 1-200 characters, not blank, no control characters.
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+                        Field(json_schema_extra={"pattern": NAME_PATTERN}), AfterValidator(_printable)]
+
+
 class CredentialCreate(BaseModel):
     """``POST /api/credentials``; ``secret`` is checked against the model of ``type`` by the handler."""
 
     model_config = ConfigDict(extra="forbid")
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                    Field(json_schema_extra={"pattern": NAME_PATTERN})]
+    name: DisplayName
     type: CredentialType
     # Checked against SECRET_MODELS[type] by the handler, so errors name the right fields.
     secret: dict[str, object]
-
-    @field_validator("name")
-    @classmethod
-    def _printable(cls, value: str) -> str:
-        if CONTROL_RE.search(value):
-            raise ValueError("name must not contain control characters")
-        return value
 
     @classmethod
     def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
