@@ -24,6 +24,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import nats
+import nats.js.errors
 import pytest
 
 from deploy.local.infra import NatsServer
@@ -62,8 +64,24 @@ def _scheduler_env(nats_url: str, database_url: str) -> dict[str, str]:
 
 
 @pytest.mark.timeout(MINUTES * 60 + 600)
+async def _empty_events(nats_url: str) -> None:
+    """EVENTS as a fresh work queue: what earlier benches left (messages, their consumers) removed."""
+    nc = await nats.connect(nats_url)
+    try:
+        js = nc.jetstream(timeout=30)
+        try:
+            for info in await js.consumers_info("EVENTS"):
+                await js.delete_consumer("EVENTS", info.name)
+            await js.purge_stream("EVENTS")
+        except nats.js.errors.NotFoundError:
+            pass  # no stream yet: the schedulers make it
+    finally:
+        await nc.close()
+
+
 def test_p5_ten_thousand_schedules_on_time(database_url: str, nats_server: NatsServer,
                                            service: Callable[..., ServiceProcess]) -> None:
+    asyncio.run(_empty_events(nats_server.url))
     ids = asyncio.run(create_schedules(database_url, SCHEDULES, "* * * * *"))
     env = _scheduler_env(nats_server.url, database_url)
     replicas = [service("services.scheduler", env=env, wait=False) for _ in range(REPLICAS)]

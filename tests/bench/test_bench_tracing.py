@@ -32,9 +32,10 @@ def test_p7_tracing_without_an_endpoint_costs_nothing_next_to_export(
     secret = new_secret()
     workflow_id = asyncio.run(_workflow(database_url, secret, "https://example.com"))
     sink = service("tests.bench.otlp_sink", env={}, port=(port := free_port()), args=("--port", str(port)))
-    off = service("services.gateway", env=_gateway_env(nats_server.url, database_url))
-    on = service("services.gateway", env={**_gateway_env(nats_server.url, database_url),
-                                          "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url})
+    env = _gateway_env(nats_server.url, database_url)  # one keyring for both: each reads the sealed secret
+    off = service("services.gateway", env=env)
+    on = service("services.gateway", env={**env, "OTEL_TRACES_EXPORTER": "otlp",
+                                          "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url})
     rows: list[dict[str, Any]] = []
     for round_no in range(ROUNDS):
         for name, svc in (("no endpoint", off), ("export on", on)):
