@@ -19,11 +19,11 @@ from libs.common.auth.api_keys import Scope
 from libs.common.http.envelope import ok, read_model
 from libs.common.http.errors import NotFound
 from libs.common.http.query import parse_query
-from libs.common.models.api import PageMeta
 from libs.common.models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from libs.common.models.auth import CREDENTIALS_PAGE_DEFAULT
-from libs.common.models.queries import PAGE_MAX, PageQuery, encode_cursor
+from libs.common.models.queries import PAGE_MAX, PageQuery
 from services.auth.keys import POOL, SETTINGS
+from services.auth.pages import page_response
 from services.auth.principals import require_principal
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,7 @@ async def list_keys(request: web.Request) -> web.Response:
             WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
             ORDER BY created_at, id LIMIT $4""",
         who.tenant_id, after[0] if after else None, after[1] if after else None, limit + 1)
-    if len(rows) <= limit:
-        return ok([_out(r) for r in rows])  # the last page: no meta
-    rows = rows[:limit]
-    meta = PageMeta(next_cursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]))
-    return ok([_out(r) for r in rows], meta=meta.model_dump())
+    return page_response(rows, limit, _out)
 
 
 async def revoke_key(request: web.Request) -> web.Response:

@@ -18,10 +18,11 @@ from libs.common.auth.api_keys import Scope
 from libs.common.http.envelope import ok, parse_model, read_model
 from libs.common.http.errors import NotFound, ValidationFailed
 from libs.common.http.query import parse_query
-from libs.common.models.api import DeletedOut, PageMeta
+from libs.common.models.api import DeletedOut
 from libs.common.models.auth import CREDENTIALS_PAGE_DEFAULT, SECRET_MODELS, CredentialCreate, CredentialOut
-from libs.common.models.queries import PAGE_MAX, PageQuery, encode_cursor
+from libs.common.models.queries import PAGE_MAX, PageQuery
 from services.auth.keys import KEKS, POOL, SETTINGS
+from services.auth.pages import page_response
 from services.auth.principals import require_principal
 
 log = logging.getLogger(__name__)
@@ -71,11 +72,7 @@ async def list_credentials(request: web.Request) -> web.Response:
            ORDER BY created_at, id LIMIT $4""",
         claims.tenant_id, after[0] if after else None, after[1] if after else None, limit + 1,
     )
-    if len(rows) <= limit:
-        return ok([_public(r) for r in rows])  # the last page: no meta
-    rows = rows[:limit]
-    meta = PageMeta(next_cursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]))
-    return ok([_public(r) for r in rows], meta=meta.model_dump())
+    return page_response(rows, limit, _public)
 
 
 async def delete_credential(request: web.Request) -> web.Response:

@@ -230,6 +230,19 @@ class FaultStack:
             await asyncio.sleep(0.5)
         raise AssertionError(f"{len(todo)} refused webhooks still refused after {rounds} rounds")
 
+    async def every_event_once(self, ledger: Ledger, tenant: Tenant, bus: Bus, sink: FakeSink, *,
+                               timeout: float) -> None:
+        """After a fault: refused webhooks resent as a sender would, then every 202 one succeeded row, one receipt.
+
+        A 503 may hide a store whose acknowledgement was lost: the retry with the same webhook-id
+        gets 202 (a duplicate if it was stored), and the event runs once either way.
+        """
+        await self.resend_refused(ledger, tenant)
+        await ledger.settle(self.db, bus, timeout=timeout)
+        figures = await ledger.check(self.db, bus, [tenant.workflow_id], sink)
+        assert figures["rows"] == {"succeeded": len(ledger.accepted)}
+        assert figures["extra_receipts"] == 0
+
     async def _post(self, ledger: Ledger, hook: Webhook, url: str, msg_id: str, body: str) -> int:
         now = datetime.now(UTC)
         headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
