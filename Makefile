@@ -25,7 +25,7 @@ help:
 	@echo "make               install: .venv with the runtime, local and dev sets (hash-checked locks)"
 	@echo "make up            run the whole platform locally (embedded NATS and Postgres if unset)"
 	@echo "make test          lint, then every test against real NATS JetStream and Postgres"
-	@echo "make lint          ruff + mypy --strict"
+	@echo "make lint          ruff check, ruff format --check, mypy --strict"
 	@echo "make bench         benchmarks (ingest, execution, memory, latency)"
 	@echo "make k8s-validate  render the Kubernetes overlays with kustomize and validate them offline"
 	@echo "make image IMAGE=<registry>/<repo>:<tag>  build and push the image, point overlays/\$$OVERLAY at it"
@@ -47,6 +47,7 @@ migrate: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy libs services deploy tests ipaas_cli
 
 test: lint test-only

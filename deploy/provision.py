@@ -47,13 +47,15 @@ def platform_layout() -> Layout:
     return Layout.of(NatsSettings(), consumer=ExecutorSettings().consumer)
 
 
-async def provision_platform(nats_url: str | None = None, *, inbox: str | None = None,
-                             connect_deadline_seconds: float = 60.0) -> list[str]:
+async def provision_platform(
+    nats_url: str | None = None, *, inbox: str | None = None, connect_deadline_seconds: float = 60.0
+) -> list[str]:
     """Connect (to ``nats_url``, else ``NATS_URL``), provision, disconnect; returns what it touched."""
     nats = NatsSettings() if nats_url is None else NatsSettings(NATS_URL=nats_url)
     consumer = consumer_spec(ExecutorSettings())
-    bus = await Bus.connect(nats, name="provision", inbox_prefix=inbox,
-                            connect_deadline_seconds=connect_deadline_seconds)
+    bus = await Bus.connect(
+        nats, name="provision", inbox_prefix=inbox, connect_deadline_seconds=connect_deadline_seconds
+    )
     try:
         return await provision(bus, [consumer])
     finally:
@@ -64,8 +66,11 @@ def main() -> int:
     settings = ProvisionerSettings()
     configure_logging("provision", settings.log_level)
     try:
-        done = asyncio.run(provision_platform(inbox=settings.nats_inbox_prefix,
-                                              connect_deadline_seconds=settings.connect_deadline_seconds))
+        done = asyncio.run(
+            provision_platform(
+                inbox=settings.nats_inbox_prefix, connect_deadline_seconds=settings.connect_deadline_seconds
+            )
+        )
     except Exception as exc:  # noqa: BLE001 - unreachable, refused, a stream to migrate: say which, exit 1
         # A timeout usually means this identity may not manage streams (nats-server drops the request).
         log.error("provisioning failed", extra={"error": type(exc).__name__, "detail": str(exc)[:300]})

@@ -47,8 +47,9 @@ def _error_of(status: int, raw: bytes, *, feature: str | None) -> ApiError | Una
     if status >= 500:
         return Unavailable(f"the server answered {status}: {message or 'no message'}", status=status)
     if feature is not None and status in (404, 405):
-        return ApiError(status, "not_supported",
-                        f"this server does not offer {feature} (it needs a newer ipaas server)")
+        return ApiError(
+            status, "not_supported", f"this server does not offer {feature} (it needs a newer ipaas server)"
+        )
     return ApiError(status, code, message or f"HTTP {status}", details)
 
 
@@ -61,14 +62,18 @@ class Api:
     def url(self, path: str) -> str:
         return f"{self.server}{path}"
 
-    def raw(self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], *,
-            feature: str | None = None) -> Reply:
+    def raw(
+        self, method: str, url: str, body: bytes | None, headers: Mapping[str, str], *, feature: str | None = None
+    ) -> Reply:
         """Send one request; a 2xx comes back as a :class:`Reply`, anything else is raised."""
         if not url.startswith(("http://", "https://")):
             raise Unavailable(f"not an http(s) URL: {url}")
-        request = urllib.request.Request(url, data=body, method=method,  # noqa: S310 - scheme checked above
-                                         headers={"User-Agent": USER_AGENT, "Accept": "application/json",
-                                                  **headers})
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
+            url,
+            data=body,
+            method=method,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **headers},
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310
                 status, raw, got = resp.status, resp.read(), dict(resp.headers.items())
@@ -86,8 +91,16 @@ class Api:
             return Reply(status, parsed.get("data"), meta if isinstance(meta, dict) else {}, got)
         return Reply(status, parsed, {}, got)
 
-    def call(self, method: str, path: str, body: Any = None, *, query: Mapping[str, Any] | None = None,
-             feature: str | None = None, auth: bool = True) -> Reply:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        query: Mapping[str, Any] | None = None,
+        feature: str | None = None,
+        auth: bool = True,
+    ) -> Reply:
         headers = {"Content-Type": "application/json"} if body is not None else {}
         if auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
@@ -102,8 +115,14 @@ class Api:
     def get(self, path: str, **query: Any) -> Any:
         return self.call("GET", path, query=query).data
 
-    def pages(self, path: str, query: Mapping[str, Any] | None = None, *, max_rows: int | None = None,
-              feature: str | None = None) -> Iterator[Any]:
+    def pages(
+        self,
+        path: str,
+        query: Mapping[str, Any] | None = None,
+        *,
+        max_rows: int | None = None,
+        feature: str | None = None,
+    ) -> Iterator[Any]:
         """Every row of a list, following ``meta.next_cursor`` (at most ``max_rows``)."""
         params = dict(query or {})
         seen = 0

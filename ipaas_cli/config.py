@@ -68,8 +68,9 @@ def load(path: Path | None = None) -> Config:
     for name, ctx in raw.get("contexts", {}).items():
         if not isinstance(ctx, dict) or not isinstance(ctx.get("server"), str):
             raise UsageError(f"context {name!r} in {path} has no server")
-        contexts[name] = Context(server=ctx["server"], token=ctx.get("token"), email=ctx.get("email"),
-                                 expires_at=ctx.get("expires_at"))
+        contexts[name] = Context(
+            server=ctx["server"], token=ctx.get("token"), email=ctx.get("email"), expires_at=ctx.get("expires_at")
+        )
     current = raw.get("current")
     return Config(current=current if isinstance(current, str) else None, contexts=contexts)
 

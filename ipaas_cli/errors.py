@@ -45,8 +45,7 @@ class ApiError(CliError):
         self.details = details
 
     def as_json(self) -> dict[str, Any]:
-        return {"error": {"status": self.status, "code": self.code, "message": self.message,
-                          "details": self.details}}
+        return {"error": {"status": self.status, "code": self.code, "message": self.message, "details": self.details}}
 
 
 class Unavailable(CliError):

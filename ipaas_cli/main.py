@@ -28,10 +28,14 @@ app = typer.Typer(
 @app.callback()
 def root(
     ctx: typer.Context,
-    context: Annotated[str | None, typer.Option(
-        "--context", "-c", help="Use this context (default: IPAAS_CONTEXT, else the current one).")] = None,
-    server: Annotated[str | None, typer.Option(
-        "--server", help="Talk to this gateway URL (default: IPAAS_SERVER, else the context's).")] = None,
+    context: Annotated[
+        str | None,
+        typer.Option("--context", "-c", help="Use this context (default: IPAAS_CONTEXT, else the current one)."),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="Talk to this gateway URL (default: IPAAS_SERVER, else the context's)."),
+    ] = None,
     timeout: Annotated[float, typer.Option(min=1, help="Seconds to wait for each HTTP answer.")] = DEFAULT_TIMEOUT,
 ) -> None:
     ctx.obj = Globals(context=context, server=server, timeout=timeout)

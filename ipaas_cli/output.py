@@ -50,8 +50,15 @@ class Output:
         else:
             self.out.print(escape(dumps(data)))
 
-    def table(self, rows: Sequence[dict[str, Any]], columns: Sequence[str], *, title: str | None = None,
-              empty: str = "nothing to show", data: Any = None) -> None:
+    def table(
+        self,
+        rows: Sequence[dict[str, Any]],
+        columns: Sequence[str],
+        *,
+        title: str | None = None,
+        empty: str = "nothing to show",
+        data: Any = None,
+    ) -> None:
         def render(console: Console) -> None:
             if not rows:
                 console.print(escape(empty))

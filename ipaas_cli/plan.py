@@ -48,7 +48,8 @@ def normalise(body: dict[str, Any], source: str) -> dict[str, Any]:
 
 def current_definition(workflow: dict[str, Any]) -> dict[str, Any]:
     model = WorkflowDefinition.model_validate(
-        {"name": workflow["name"], "trigger": workflow["trigger"], "action": workflow["action"]}, context=STORED)
+        {"name": workflow["name"], "trigger": workflow["trigger"], "action": workflow["action"]}, context=STORED
+    )
     return {**model.model_dump(mode="json"), "is_active": bool(workflow["is_active"])}
 
 
@@ -57,8 +58,9 @@ def _text(body: dict[str, Any] | None) -> list[str]:
 
 
 def diff_of(name: str, before: dict[str, Any] | None, after: dict[str, Any]) -> str:
-    return "".join(difflib.unified_diff(_text(before), _text(after), fromfile=f"{name} (server)",
-                                        tofile=f"{name} (declared)"))
+    return "".join(
+        difflib.unified_diff(_text(before), _text(after), fromfile=f"{name} (server)", tofile=f"{name} (declared)")
+    )
 
 
 def decide(desired: dict[str, Any], current: dict[str, Any] | None) -> Step:

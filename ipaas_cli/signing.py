@@ -18,7 +18,7 @@ def secret_key(secret: str) -> bytes:
     if not raw.startswith(SECRET_PREFIX):
         raise UsageError(f"a webhook secret starts with {SECRET_PREFIX!r}")
     try:
-        return base64.b64decode(raw[len(SECRET_PREFIX):], validate=True)
+        return base64.b64decode(raw[len(SECRET_PREFIX) :], validate=True)
     except ValueError as exc:
         raise UsageError("the webhook secret is not valid base64 after 'whsec_'") from exc
 
@@ -31,8 +31,12 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 def headers(secret: str, msg_id: str, timestamp: int, body: bytes) -> dict[str, str]:
-    return {"webhook-id": msg_id, "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign(secret, msg_id, timestamp, body), "Content-Type": "application/json"}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secret, msg_id, timestamp, body),
+        "Content-Type": "application/json",
+    }
 
 
 def curl(url: str, sent: Mapping[str, str], body: bytes) -> str:

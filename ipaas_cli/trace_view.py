@@ -16,8 +16,20 @@ from rich.table import Table
 from ipaas_cli.output import cell
 from ipaas_cli.settings import CliSettings
 
-FIELDS = ("id", "event_id", "workflow_id", "workflow_version", "trigger", "status", "attempts", "started_at",
-          "finished_at", "duration_ms", "error", "trace_id")
+FIELDS = (
+    "id",
+    "event_id",
+    "workflow_id",
+    "workflow_version",
+    "trigger",
+    "status",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "error",
+    "trace_id",
+)
 ATTEMPT_COLUMNS = ("number", "started_at", "finished_at", "outcome", "http_status", "error")
 
 
@@ -39,15 +51,17 @@ def render_execution(console: Console, detail: dict[str, Any]) -> None:
     link = trace_link(detail.get("trace_id"))
     if link:
         console.print(f"[bold]trace[/]: {escape(link)}")
-    attempts = detail.get("attempt_history") or (detail["attempts"] if isinstance(detail.get("attempts"), list)
-                                                  else None)
+    attempts = detail.get("attempt_history") or (
+        detail["attempts"] if isinstance(detail.get("attempts"), list) else None
+    )
     if attempts:
         table = Table(title="attempts")
         for col in ATTEMPT_COLUMNS:
             table.add_column(col)
         for a in attempts:
-            table.add_row(*(escape(cell(_attempt_number(a) if col == "number" else a.get(col)))
-                            for col in ATTEMPT_COLUMNS))
+            table.add_row(
+                *(escape(cell(_attempt_number(a) if col == "number" else a.get(col))) for col in ATTEMPT_COLUMNS)
+            )
         console.print(table)
     for key in ("input", "output"):
         if detail.get(key) is not None:

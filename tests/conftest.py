@@ -179,10 +179,26 @@ def service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """
     started: list[ServiceProcess] = []
 
-    def _start(module: str, *, env: dict[str, str], port: int | None = None, wait: bool = True,
-               timeout: float = 30.0, args: tuple[str, ...] = (), own_role: bool = True) -> ServiceProcess:
-        svc = start_service(module, port=port or free_port(), env=env, log_dir=tmp_path,
-                            wait=wait, timeout=timeout, args=args, own_role=own_role)
+    def _start(
+        module: str,
+        *,
+        env: dict[str, str],
+        port: int | None = None,
+        wait: bool = True,
+        timeout: float = 30.0,
+        args: tuple[str, ...] = (),
+        own_role: bool = True,
+    ) -> ServiceProcess:
+        svc = start_service(
+            module,
+            port=port or free_port(),
+            env=env,
+            log_dir=tmp_path,
+            wait=wait,
+            timeout=timeout,
+            args=args,
+            own_role=own_role,
+        )
         started.append(svc)
         return svc
 

@@ -12,18 +12,37 @@ from typing import Any
 from deploy.k8s.resources import CLUSTER_SCOPED, Resource, pod_spec
 
 API_VERSIONS = {
-    "Namespace": "v1", "ConfigMap": "v1", "Secret": "v1", "Service": "v1", "ServiceAccount": "v1",
-    "Deployment": "apps/v1", "StatefulSet": "apps/v1", "Job": "batch/v1",
-    "PodDisruptionBudget": "policy/v1", "NetworkPolicy": "networking.k8s.io/v1",
-    "HorizontalPodAutoscaler": "autoscaling/v2", "ScaledObject": "keda.sh/v1alpha1",
-    "Cluster": "postgresql.cnpg.io/v1", "Certificate": "cert-manager.io/v1", "Issuer": "cert-manager.io/v1",
+    "Namespace": "v1",
+    "ConfigMap": "v1",
+    "Secret": "v1",
+    "Service": "v1",
+    "ServiceAccount": "v1",
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "Job": "batch/v1",
+    "PodDisruptionBudget": "policy/v1",
+    "NetworkPolicy": "networking.k8s.io/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "ScaledObject": "keda.sh/v1alpha1",
+    "Cluster": "postgresql.cnpg.io/v1",
+    "Certificate": "cert-manager.io/v1",
+    "Issuer": "cert-manager.io/v1",
 }
 DNS_1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 ENV_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 _CPU = re.compile(r"^(\d+(?:\.\d+)?)(m?)$")
 _MEM = re.compile(r"^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$")
-_MEM_UNITS = {None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-              "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
+_MEM_UNITS = {
+    None: 1,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+}
 
 
 def ident(res: Resource) -> str:
@@ -96,8 +115,12 @@ def check_image(where: str, image: str, *, pinned: bool) -> list[str]:
 
 def check_resources(where: str, container: dict[str, Any]) -> list[str]:
     res = container.get("resources") or {}
-    problems = [f"{where}: resources.{part}.{key} is not set" for part in ("requests", "limits")
-                for key in ("cpu", "memory") if key not in (res.get(part) or {})]
+    problems = [
+        f"{where}: resources.{part}.{key} is not set"
+        for part in ("requests", "limits")
+        for key in ("cpu", "memory")
+        if key not in (res.get(part) or {})
+    ]
     if problems:
         return problems
     for key, parse in (("cpu", cpu_millis), ("memory", memory_bytes)):
@@ -143,8 +166,11 @@ def check_env(where: str, container: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     defined: set[str] = set()
     for var in container.get("env") or []:
-        problems.extend(f"{where}: env {var['name']} refers to $({ref}) before it is defined"
-                        for ref in ENV_REF.findall(str(var.get("value", ""))) if ref not in defined)
+        problems.extend(
+            f"{where}: env {var['name']} refers to $({ref}) before it is defined"
+            for ref in ENV_REF.findall(str(var.get("value", "")))
+            if ref not in defined
+        )
         defined.add(var["name"])
     return problems
 
@@ -154,16 +180,20 @@ def check_http_port(where: str, container: dict[str, Any], res: Resource) -> lis
     and the scrape annotation must name the metrics port (the service port serves no /metrics)."""
     _, numbers = _container_ports(container)
     env = {var.get("name"): var.get("value") for var in container.get("env") or []}
-    problems = [f"{where}: {name} {env[name]} is not a container port"
-                for name in ("IPAAS_HTTP_PORT", "IPAAS_HTTP_METRICS_PORT")
-                if name in env and int(env[name] or 0) not in numbers]
+    problems = [
+        f"{where}: {name} {env[name]} is not a container port"
+        for name in ("IPAAS_HTTP_PORT", "IPAAS_HTTP_METRICS_PORT")
+        if name in env and int(env[name] or 0) not in numbers
+    ]
     annotations = (res["spec"]["template"].get("metadata") or {}).get("annotations") or {}
     scrape = annotations.get("prometheus.io/port")
     if scrape is not None and int(scrape) not in numbers:
         problems.append(f"{where}: prometheus.io/port {scrape} is not a container port")
     elif scrape is not None and "IPAAS_HTTP_PORT" in env and str(scrape) != str(env.get("IPAAS_HTTP_METRICS_PORT")):
-        problems.append(f"{where}: prometheus.io/port {scrape} is not IPAAS_HTTP_METRICS_PORT "
-                        f"({env.get('IPAAS_HTTP_METRICS_PORT', 'unset')}); /metrics is served only there")
+        problems.append(
+            f"{where}: prometheus.io/port {scrape} is not IPAAS_HTTP_METRICS_PORT "
+            f"({env.get('IPAAS_HTTP_METRICS_PORT', 'unset')}); /metrics is served only there"
+        )
     return problems
 
 
@@ -202,6 +232,7 @@ def check_workload(res: Resource, *, pinned_images: bool) -> list[str]:
         if pre is None:
             problems.append(f"{where}: no preStop sleep (endpoints need time to drop the pod)")
         elif grace <= pre + 10:
-            problems.append(f"{where}: terminationGracePeriodSeconds {grace} leaves under 10s to drain "
-                            f"after the {pre}s preStop")
+            problems.append(
+                f"{where}: terminationGracePeriodSeconds {grace} leaves under 10s to drain after the {pre}s preStop"
+            )
     return problems

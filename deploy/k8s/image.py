@@ -39,7 +39,7 @@ def pin(kustomization: Path, reference: str) -> str:
     entries.append({"name": IMAGE, "newName": match.group("name"), "digest": match.group("digest")})
     block = "images:\n" + "".join(f"  - {_entry(e)}" for e in entries)
     found = _BLOCK.search(text)
-    return text[:found.start()] + block + text[found.end():] if found else text.rstrip("\n") + "\n" + block
+    return text[: found.start()] + block + text[found.end() :] if found else text.rstrip("\n") + "\n" + block
 
 
 def _entry(entry: dict[str, str]) -> str:

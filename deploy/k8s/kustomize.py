@@ -29,8 +29,9 @@ def kubectl() -> Path:
 
 def version() -> str:
     """``kubectl`` and kustomize versions, as ``kubectl version --client`` prints them."""
-    out = subprocess.run([str(kubectl()), "version", "--client"], capture_output=True, text=True, check=False,
-                         timeout=TIMEOUT_SECONDS)
+    out = subprocess.run(
+        [str(kubectl()), "version", "--client"], capture_output=True, text=True, check=False, timeout=TIMEOUT_SECONDS
+    )
     return " / ".join(line.strip() for line in out.stdout.splitlines() if line.strip())
 
 
@@ -38,8 +39,13 @@ def render(directory: Path) -> list[Resource]:
     """The objects ``kubectl apply -k directory`` would apply, in kustomize's order."""
     if not (directory / "kustomization.yaml").is_file():
         raise RenderError(f"{directory}: no kustomization.yaml")
-    proc = subprocess.run([str(kubectl()), "kustomize", str(directory)], capture_output=True, text=True,
-                          check=False, timeout=TIMEOUT_SECONDS)
+    proc = subprocess.run(
+        [str(kubectl()), "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=TIMEOUT_SECONDS,
+    )
     if proc.returncode != 0:
         raise RenderError(proc.stderr.strip() or f"kubectl kustomize exited with {proc.returncode}")
     try:

@@ -18,8 +18,11 @@ MIGRATE_MODULE = "libs.common.db.migrate"
 EXTERNAL_SERVICES = {"nats": {4222, 8222}}
 # Pods from outside the kustomization that policies may select: the NATS chart's servers (release
 # "nats"); CloudNativePG's instances carry cnpg.io/cluster=<Cluster name>.
-NATS_POD_LABELS = {"app.kubernetes.io/name": "nats", "app.kubernetes.io/instance": "nats",
-                   "app.kubernetes.io/component": "nats"}
+NATS_POD_LABELS = {
+    "app.kubernetes.io/name": "nats",
+    "app.kubernetes.io/instance": "nats",
+    "app.kubernetes.io/component": "nats",
+}
 # Every pod of the platform (services, collector, migrate Job) carries this label.
 PLATFORM_PODS = {"app.kubernetes.io/part-of": "ipaas"}
 
@@ -87,10 +90,15 @@ def check_budgets(resources: list[Resource]) -> list[str]:
             covered.add(_name(d))
             min_available = spec.get("minAvailable")
             if isinstance(min_available, int) and min_available >= int(d["spec"].get("replicas", 1)):
-                problems.append(f"{ident(pdb)}: minAvailable {min_available} blocks every eviction of "
-                                f"{_name(d)} ({d['spec'].get('replicas', 1)} replicas)")
-    problems.extend(f"Deployment/{name}: no PodDisruptionBudget"
-                    for name in ("gateway", "auth", "scheduler", "executor") if name not in covered)
+                problems.append(
+                    f"{ident(pdb)}: minAvailable {min_available} blocks every eviction of "
+                    f"{_name(d)} ({d['spec'].get('replicas', 1)} replicas)"
+                )
+    problems.extend(
+        f"Deployment/{name}: no PodDisruptionBudget"
+        for name in ("gateway", "auth", "scheduler", "executor")
+        if name not in covered
+    )
     return problems
 
 
@@ -120,8 +128,11 @@ def executor_consumer(resources: list[Resource]) -> tuple[str, str]:
 
 
 def _autoscaled(resources: list[Resource], deployment: str) -> list[Resource]:
-    return [a for a in _of(resources, "HorizontalPodAutoscaler") + _of(resources, "ScaledObject")
-            if (a.get("spec", {}).get("scaleTargetRef") or {}).get("name") == deployment]
+    return [
+        a
+        for a in _of(resources, "HorizontalPodAutoscaler") + _of(resources, "ScaledObject")
+        if (a.get("spec", {}).get("scaleTargetRef") or {}).get("name") == deployment
+    ]
 
 
 def check_scaling(resources: list[Resource]) -> list[str]:
@@ -141,8 +152,9 @@ def check_scaling(resources: list[Resource]) -> list[str]:
             meta = trig.get("metadata") or {}
             if trig.get("type") != "nats-jetstream":
                 continue
-            missing = [k for k in ("natsServerMonitoringEndpoint", "stream", "consumer", "lagThreshold")
-                       if not meta.get(k)]
+            missing = [
+                k for k in ("natsServerMonitoringEndpoint", "stream", "consumer", "lagThreshold") if not meta.get(k)
+            ]
             if missing:
                 problems.append(f"{ident(so)}: nats-jetstream trigger lacks {missing}")
             if target != "executor":
@@ -150,11 +162,15 @@ def check_scaling(resources: list[Resource]) -> list[str]:
             if (meta.get("stream"), meta.get("consumer")) == (stream, consumer):
                 lag_triggers += 1
             else:
-                problems.append(f"{ident(so)}: the trigger reads consumer {meta.get('consumer')!r} of stream "
-                                f"{meta.get('stream')!r}, the executors consume {consumer!r} of {stream!r}")
+                problems.append(
+                    f"{ident(so)}: the trigger reads consumer {meta.get('consumer')!r} of stream "
+                    f"{meta.get('stream')!r}, the executors consume {consumer!r} of {stream!r}"
+                )
     if not lag_triggers:
-        problems.append(f"ScaledObject: the executor must scale on the lag of consumer {consumer!r} of stream "
-                        f"{stream} (its IPAAS_EXECUTOR_CONSUMER and IPAAS_NATS_EVENTS_STREAM)")
+        problems.append(
+            f"ScaledObject: the executor must scale on the lag of consumer {consumer!r} of stream "
+            f"{stream} (its IPAAS_EXECUTOR_CONSUMER and IPAAS_NATS_EVENTS_STREAM)"
+        )
     return problems + check_gateway_replicas(resources)
 
 
@@ -163,13 +179,18 @@ def check_gateway_replicas(resources: list[Resource]) -> list[str]:
     gateway = next((d for d in _of(resources, "Deployment") if _name(d) == "gateway"), None)
     if gateway is None:
         return []
-    problems = [f"{ident(a)}: scales the gateway, whose replica count must stay fixed (IPAAS_GATEWAY_REPLICAS "
-                "divides each tenant's webhook limit)" for a in _autoscaled(resources, "gateway")]
+    problems = [
+        f"{ident(a)}: scales the gateway, whose replica count must stay fixed (IPAAS_GATEWAY_REPLICAS "
+        "divides each tenant's webhook limit)"
+        for a in _autoscaled(resources, "gateway")
+    ]
     replicas = int(gateway["spec"].get("replicas", 1))
     declared = container_env(_main_container(gateway), resources).get("IPAAS_GATEWAY_REPLICAS", "1")
     if declared != str(replicas):
-        problems.append(f"{ident(gateway)}: {replicas} replicas but IPAAS_GATEWAY_REPLICAS={declared}: together they "
-                        f"would accept {replicas}/{declared} of each tenant's webhook limit")
+        problems.append(
+            f"{ident(gateway)}: {replicas} replicas but IPAAS_GATEWAY_REPLICAS={declared}: together they "
+            f"would accept {replicas}/{declared} of each tenant's webhook limit"
+        )
     return problems
 
 
@@ -220,8 +241,10 @@ def check_references(resources: list[Resource]) -> tuple[list[str], set[str]]:
             if kind == "Secret":
                 secrets.add(name)
                 if name.endswith("-app") and name.removesuffix("-app") not in clusters:
-                    problems.append(f"{ident(res)}: Secret {name} would come from a CNPG Cluster "
-                                    f"{name.removesuffix('-app')}, which is not declared")
+                    problems.append(
+                        f"{ident(res)}: Secret {name} would come from a CNPG Cluster "
+                        f"{name.removesuffix('-app')}, which is not declared"
+                    )
     return problems, secrets
 
 
@@ -241,8 +264,9 @@ def check_urls(resources: list[Resource]) -> list[str]:
             if host not in ports:
                 problems.append(f"{ident(cm)}: {key} names Service {host}, which is not declared")
             elif parts.port is not None and parts.port not in ports[host]:
-                problems.append(f"{ident(cm)}: {key} uses port {parts.port}, "
-                                f"Service {host} serves {sorted(ports[host])}")
+                problems.append(
+                    f"{ident(cm)}: {key} uses port {parts.port}, Service {host} serves {sorted(ports[host])}"
+                )
     return problems
 
 
@@ -257,8 +281,10 @@ def check_required(resources: list[Resource]) -> list[str]:
             problems.append(f"Deployment/{name}: needs at least {minimum} replicas")
     services = {_name(s) for s in _of(resources, "Service")}
     problems.extend(f"Service/{name}: missing" for name in ("gateway", "auth") if name not in services)
-    jobs = [" ".join(str(x) for c in (pod_spec(j) or {}).get("containers", []) for x in c.get("command") or [])
-            for j in _of(resources, "Job")]
+    jobs = [
+        " ".join(str(x) for c in (pod_spec(j) or {}).get("containers", []) for x in c.get("command") or [])
+        for j in _of(resources, "Job")
+    ]
     if not any(MIGRATE_MODULE in cmd for cmd in jobs):
         problems.append(f"Job: none runs python -m {MIGRATE_MODULE}")
     if not _of(resources, "Cluster"):

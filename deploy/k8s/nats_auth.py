@@ -48,8 +48,7 @@ def password_env(identity: str) -> str:
 def helm_users() -> list[dict[str, Any]]:
     """``config.merge.authorization.users`` for the NATS Helm chart: every deployed identity,
     its password read from the server container's environment (``<< $VAR >>``)."""
-    return [{"user": i, "password": f"<< ${password_env(i)} >>", "permissions": permissions(i)}
-            for i in IDENTITIES]
+    return [{"user": i, "password": f"<< ${password_env(i)} >>", "permissions": permissions(i)} for i in IDENTITIES]
 
 
 def render_users(indent: str = "      ") -> str:
@@ -57,12 +56,18 @@ def render_users(indent: str = "      ") -> str:
     lines = [indent + BEGIN, indent + "users:"]
     for user in helm_users():
         perms = user["permissions"]
-        lines += [f"{indent}  - user: {user['user']}", f"{indent}    password: {json.dumps(user['password'])}",
-                  f"{indent}    permissions:"]
+        lines += [
+            f"{indent}  - user: {user['user']}",
+            f"{indent}    password: {json.dumps(user['password'])}",
+            f"{indent}    permissions:",
+        ]
         for direction in ("publish", "subscribe"):
             lines.append(f"{indent}      {direction}:")
-            lines += [f"{indent}        {key}: {json.dumps(perms[direction][key])}"
-                      for key in ("allow", "deny") if key in perms[direction]]
+            lines += [
+                f"{indent}        {key}: {json.dumps(perms[direction][key])}"
+                for key in ("allow", "deny")
+                if key in perms[direction]
+            ]
         if "allow_responses" in perms:
             lines.append(f"{indent}      allow_responses: {json.dumps(perms['allow_responses'])}")
     return "\n".join([*lines, indent + END])
@@ -105,15 +110,18 @@ def check_values(values: dict[str, Any]) -> list[str]:
     merge = (values.get("config") or {}).get("merge") or {}
     users = (merge.get("authorization") or {}).get("users")
     if users != helm_users():
-        problems.append("nats values: config.merge.authorization.users differ from libs/common/bus/permissions.py "
-                        "(python -m deploy.k8s.nats_auth --write)")
+        problems.append(
+            "nats values: config.merge.authorization.users differ from libs/common/bus/permissions.py "
+            "(python -m deploy.k8s.nats_auth --write)"
+        )
     env = (values.get("container") or {}).get("env") or {}
     for identity in IDENTITIES:
         var = password_env(identity)
         ref = ((env.get(var) or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
         if ref.get("name") != secret_name(identity) or ref.get("key") != "password":
-            problems.append(f"nats values: container.env.{var} must come from Secret "
-                            f"{secret_name(identity)} key password")
+            problems.append(
+                f"nats values: container.env.{var} must come from Secret {secret_name(identity)} key password"
+            )
     return problems
 
 
@@ -169,10 +177,14 @@ def check_service_identities(resources: list[Resource]) -> list[str]:
     if not provisioners:
         problems.append(f"Job: none runs python -m {PROVISION_MODULE} (the services may not create streams)")
     for res in resources:
-        if res.get("kind") == "ConfigMap" and str((res.get("data") or {}).get("IPAAS_NATS_PROVISION", "")).lower() \
-                in _TRUE:
-            problems.append(f"{ident(res)}: IPAAS_NATS_PROVISION must stay false (service identities may not "
-                            "create streams; the migrate Job provisions them)")
+        if (
+            res.get("kind") == "ConfigMap"
+            and str((res.get("data") or {}).get("IPAAS_NATS_PROVISION", "")).lower() in _TRUE
+        ):
+            problems.append(
+                f"{ident(res)}: IPAAS_NATS_PROVISION must stay false (service identities may not "
+                "create streams; the migrate Job provisions them)"
+            )
     return problems
 
 

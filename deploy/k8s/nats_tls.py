@@ -85,8 +85,9 @@ def _ca_problems(where: str, ca_file: str, container: dict[str, Any], spec: dict
 def check_nats_tls(resources: list[Resource], values: dict[str, Any], *, required: bool) -> list[str]:
     tls = _get(values, "config", "nats", "tls") or {}
     if not tls.get("enabled"):
-        return ["nats values: config.nats.tls must be enabled in this overlay (clients in the clear)"] if required \
-            else []
+        return (
+            ["nats values: config.nats.tls must be enabled in this overlay (clients in the clear)"] if required else []
+        )
     secret = str(tls.get("secretName") or "")
     if not secret:
         return ["nats values: config.nats.tls.secretName must name the servers' certificate Secret"]

@@ -26,11 +26,25 @@ from deploy.k8s.resources import Resource
 
 # What the executor's ipBlocks must cut out: private, shared, loopback and link-local ranges, and
 # the addresses cloud providers serve instance metadata or host services on.
-NEVER_REACHED: list[Network] = [ipaddress.ip_network(n) for n in (
-    "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "127.0.0.0/8",
-    "fc00::/7", "fe80::/10", "::1/128",
-    "169.254.169.254/32", "169.254.170.2/32", "100.100.100.200/32", "168.63.129.16/32", "fd00:ec2::254/128",
-)]
+NEVER_REACHED: list[Network] = [
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "169.254.0.0/16",
+        "100.64.0.0/10",
+        "127.0.0.0/8",
+        "fc00::/7",
+        "fe80::/10",
+        "::1/128",
+        "169.254.169.254/32",
+        "169.254.170.2/32",
+        "100.100.100.200/32",
+        "168.63.129.16/32",
+        "fd00:ec2::254/128",
+    )
+]
 KUBE_DNS = {"k8s-app": "kube-dns"}
 Peer = dict[str, Any]
 Rule = dict[str, Any]
@@ -81,15 +95,18 @@ def _too_wide(peer: Peer) -> str | None:
     if "ipBlock" in peer or _narrow(peer.get("podSelector")):
         return None
     if "namespaceSelector" in peer:
-        return "every pod of " + ("the selected namespaces" if _narrow(peer["namespaceSelector"])
-                                  else "every namespace")
+        return "every pod of " + (
+            "the selected namespaces" if _narrow(peer["namespaceSelector"]) else "every namespace"
+        )
     return "every pod of its namespace"
 
 
 def _block(peer: Peer) -> tuple[Network, list[Network]]:
     ip = peer.get("ipBlock") or {}
-    return (ipaddress.ip_network(ip.get("cidr", "0.0.0.0/0"), strict=False),
-            [ipaddress.ip_network(e, strict=False) for e in ip.get("except") or []])
+    return (
+        ipaddress.ip_network(ip.get("cidr", "0.0.0.0/0"), strict=False),
+        [ipaddress.ip_network(e, strict=False) for e in ip.get("except") or []],
+    )
 
 
 def _leaks(cidr: Network, excepts: list[Network]) -> list[str]:
@@ -98,13 +115,19 @@ def _leaks(cidr: Network, excepts: list[Network]) -> list[str]:
 
 
 def _inside(a: Network, b: Network) -> bool:
-    return a.version == b.version and int(b.network_address) <= int(a.network_address) \
+    return (
+        a.version == b.version
+        and int(b.network_address) <= int(a.network_address)
         and int(a.broadcast_address) <= int(b.broadcast_address)
+    )
 
 
 def _overlap(a: Network, b: Network) -> bool:
-    return a.version == b.version and int(a.network_address) <= int(b.broadcast_address) \
+    return (
+        a.version == b.version
+        and int(a.network_address) <= int(b.broadcast_address)
         and int(b.network_address) <= int(a.broadcast_address)
+    )
 
 
 def check_executor_egress(resources: list[Resource]) -> list[str]:
@@ -125,8 +148,9 @@ def check_executor_egress(resources: list[Resource]) -> list[str]:
                 problems.append(f"{ident(pol)}: an egress rule lets the executor reach {why}")
             if "ipBlock" in peer:
                 cidr, excepts = _block(peer)
-                problems += [f"{ident(pol)}: ipBlock {cidr} lets the executor reach {leak}"
-                             for leak in _leaks(cidr, excepts)]
+                problems += [
+                    f"{ident(pol)}: ipBlock {cidr} lets the executor reach {leak}" for leak in _leaks(cidr, excepts)
+                ]
     collector = deployments.get("otel-collector")
     clusters = [{"cnpg.io/cluster": _name(c)} for c in _of(resources, "Cluster")]
     needs: list[tuple[str, dict[str, str], bool, int, tuple[str, ...]]] = [
@@ -137,16 +161,20 @@ def check_executor_egress(resources: list[Resource]) -> list[str]:
     ]
     for what, target, elsewhere, port, protocols in needs:
         for protocol in protocols:
-            if not any(_allows_port(rule, port, protocol)
-                       and any(_peer_selects(p, target, other_namespace=elsewhere) for p in _peers(rule, "to"))
-                       for _, rule in rules):
-                problems.append(f"NetworkPolicy: the executor cannot reach {what} on {port}/{protocol} "
-                                "(allow it by pod selector)")
+            if not any(
+                _allows_port(rule, port, protocol)
+                and any(_peer_selects(p, target, other_namespace=elsewhere) for p in _peers(rule, "to"))
+                for _, rule in rules
+            ):
+                problems.append(
+                    f"NetworkPolicy: the executor cannot reach {what} on {port}/{protocol} (allow it by pod selector)"
+                )
     return problems
 
 
-def _check_ingress(resources: list[Resource], what: str, pod: dict[str, str], port: int,
-                   allowed: list[dict[str, str]]) -> list[str]:
+def _check_ingress(
+    resources: list[Resource], what: str, pod: dict[str, str], port: int, allowed: list[dict[str, str]]
+) -> list[str]:
     """``pod`` has ingress rules, none open to every source, and ``port`` only from pods matching ``allowed``."""
     rules = _rules(resources, pod, "ingress")
     if not rules:
@@ -161,12 +189,18 @@ def _check_ingress(resources: list[Resource], what: str, pod: dict[str, str], po
             continue
         for peer in peers:
             selector = ((peer.get("podSelector") or {}).get("matchLabels") or {}) if "podSelector" in peer else None
-            if "namespaceSelector" in peer or selector is None or not any(
-                    _selects(selector, labels) for labels in allowed):
-                problems.append(f"{ident(pol)}: port {port} of {what} is open to {peer}, not only to "
-                                f"pods labelled {allowed}")
-    if not any(_allows_port(rule, port) and any(_peer_selects(p, allowed[0]) for p in _peers(rule, "from"))
-               for _, rule in rules):
+            if (
+                "namespaceSelector" in peer
+                or selector is None
+                or not any(_selects(selector, labels) for labels in allowed)
+            ):
+                problems.append(
+                    f"{ident(pol)}: port {port} of {what} is open to {peer}, not only to pods labelled {allowed}"
+                )
+    if not any(
+        _allows_port(rule, port) and any(_peer_selects(p, allowed[0]) for p in _peers(rule, "from"))
+        for _, rule in rules
+    ):
         problems.append(f"NetworkPolicy: the platform's pods cannot reach {what} on {port}")
     return problems
 
@@ -183,8 +217,9 @@ def check_postgres_ingress(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
     for cluster in _of(resources, "Cluster"):
         instances = {"cnpg.io/cluster": _name(cluster)}
-        problems += _check_ingress(resources, f"Postgres ({_name(cluster)})", instances, 5432,
-                                   [PLATFORM_PODS, instances])
+        problems += _check_ingress(
+            resources, f"Postgres ({_name(cluster)})", instances, 5432, [PLATFORM_PODS, instances]
+        )
     return problems
 
 

@@ -56,8 +56,10 @@ def check_cluster(cluster: Resource) -> list[str]:
     initdb = (spec.get("bootstrap") or {}).get("initdb") or {}
     problems: list[str] = []
     if initdb.get("database") != DATABASE or initdb.get("owner") != OWNER:
-        problems.append(f"{where}: bootstrap.initdb must create database {DATABASE} owned by {OWNER} "
-                        "(the role the migrations run as)")
+        problems.append(
+            f"{where}: bootstrap.initdb must create database {DATABASE} owned by {OWNER} "
+            "(the role the migrations run as)"
+        )
     roles = {str(r.get("name")): r for r in (spec.get("managed") or {}).get("roles") or []}
     for service, role in SERVICE_ROLES.items():
         declared = roles.get(role)
@@ -70,8 +72,10 @@ def check_cluster(cluster: Resource) -> list[str]:
             problems.append(f"{where}: managed role {role} must take its password from Secret {secret_name(service)}")
         extra = [k for k in ("superuser", "createdb", "createrole", "replication", "bypassrls") if declared.get(k)]
         if extra or declared.get("inRoles"):
-            problems.append(f"{where}: managed role {role} must hold no attribute or membership "
-                            f"({', '.join(extra) or 'inRoles'}): its grants come from the migrations")
+            problems.append(
+                f"{where}: managed role {role} must hold no attribute or membership "
+                f"({', '.join(extra) or 'inRoles'}): its grants come from the migrations"
+            )
     return problems
 
 
@@ -87,26 +91,33 @@ def check_service(where: str, service: str, container: dict[str, Any], cluster: 
     parts = urlsplit(url)
     role = SERVICE_ROLES[service]
     if not url:
-        problems.append(f"{where}: no DATABASE_URL of its own "
-                        f"(postgresql://{role}:$({PASSWORD_VAR})@{cluster}-rw:{PG_PORT}/{DATABASE})")
+        problems.append(
+            f"{where}: no DATABASE_URL of its own "
+            f"(postgresql://{role}:$({PASSWORD_VAR})@{cluster}-rw:{PG_PORT}/{DATABASE})"
+        )
     elif parts.username != role or parts.password != f"$({PASSWORD_VAR})":
         problems.append(f"{where}: DATABASE_URL must connect as Postgres role {role} with $({PASSWORD_VAR})")
     elif parts.hostname != f"{cluster}-rw" or parts.port != PG_PORT or parts.path != f"/{DATABASE}":
         problems.append(f"{where}: DATABASE_URL must point at {cluster}-rw:{PG_PORT}/{DATABASE}")
     owners = [name for name, v in env.items() if _secret_ref(v).get("name") == f"{cluster}-app"]
-    owners += [str(src["secretRef"].get("name")) for src in container.get("envFrom") or []
-               if "secretRef" in src and src["secretRef"].get("name") == f"{cluster}-app"]
+    owners += [
+        str(src["secretRef"].get("name"))
+        for src in container.get("envFrom") or []
+        if "secretRef" in src and src["secretRef"].get("name") == f"{cluster}-app"
+    ]
     if owners:
-        problems.append(f"{where}: reads Secret {cluster}-app, the schema owner's credentials "
-                        "(only the migrate Job may)")
+        problems.append(
+            f"{where}: reads Secret {cluster}-app, the schema owner's credentials (only the migrate Job may)"
+        )
     return problems
 
 
 def check_migrations(where: str, container: dict[str, Any], cluster: str) -> list[str]:
     ref = _secret_ref(_env(container).get("DATABASE_URL"))
     if ref.get("name") != f"{cluster}-app" or ref.get("key") != "uri":
-        return [f"{where}: the migrations must run as the owner {OWNER} "
-                f"(DATABASE_URL from Secret {cluster}-app key uri)"]
+        return [
+            f"{where}: the migrations must run as the owner {OWNER} (DATABASE_URL from Secret {cluster}-app key uri)"
+        ]
     return []
 
 

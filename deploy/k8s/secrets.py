@@ -49,11 +49,16 @@ def password() -> str:
     return secrets.token_hex(24)
 
 
-def _secret(name: str, namespace: str, data: dict[str, str], *, kind: str = "Opaque",
-            labels: dict[str, str] | None = None) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Secret", "type": kind,
-            "metadata": {"name": name, "namespace": namespace, "labels": {**LABELS, **(labels or {})}},
-            "stringData": data}
+def _secret(
+    name: str, namespace: str, data: dict[str, str], *, kind: str = "Opaque", labels: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": kind,
+        "metadata": {"name": name, "namespace": namespace, "labels": {**LABELS, **(labels or {})}},
+        "stringData": data,
+    }
 
 
 def generate(namespace: str, now: datetime | None = None) -> list[dict[str, Any]]:
@@ -65,9 +70,16 @@ def generate(namespace: str, now: datetime | None = None) -> list[dict[str, Any]
         _secret(KEKS, namespace, {kek_file: base64.b64encode(secrets.token_bytes(32)).decode()}),
     ]
     items += [_secret(nats_secret(i), namespace, {"password": password()}) for i in IDENTITIES]
-    items += [_secret(pg_secret(service), namespace, {"username": role, "password": password()},
-                      kind="kubernetes.io/basic-auth", labels={"cnpg.io/reload": "true"})
-              for service, role in SERVICE_ROLES.items()]
+    items += [
+        _secret(
+            pg_secret(service),
+            namespace,
+            {"username": role, "password": password()},
+            kind="kubernetes.io/basic-auth",
+            labels={"cnpg.io/reload": "true"},
+        )
+        for service, role in SERVICE_ROLES.items()
+    ]
     return items
 
 

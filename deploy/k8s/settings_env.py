@@ -60,8 +60,14 @@ def _load(path: str) -> type[BaseSettings]:
 
 def _service_settings(service: str) -> list[type[BaseSettings]]:
     module = importlib.import_module(f"services.{service}.settings")
-    return [obj for obj in vars(module).values() if inspect.isclass(obj) and issubclass(obj, ServiceSettings)
-            and obj is not ServiceSettings and obj.__module__ == module.__name__]
+    return [
+        obj
+        for obj in vars(module).values()
+        if inspect.isclass(obj)
+        and issubclass(obj, ServiceSettings)
+        and obj is not ServiceSettings
+        and obj.__module__ == module.__name__
+    ]
 
 
 @cache
@@ -102,9 +108,12 @@ def check_settings(resources: list[Resource]) -> list[str]:
             where = f"{ident(res)} container {c.get('name')}"
             env = c.get("env") or []
             referenced = {ref for var in env for ref in ENV_REF.findall(str(var.get("value", "")))}
-            problems.extend(f"{where}: env {var.get('name')} is not a setting of python -m {module} "
-                            "(nor referred to by another variable)"
-                            for var in env if var.get("name") not in known and var.get("name") not in referenced)
+            problems.extend(
+                f"{where}: env {var.get('name')} is not a setting of python -m {module} "
+                "(nor referred to by another variable)"
+                for var in env
+                if var.get("name") not in known and var.get("name") not in referenced
+            )
             for src in c.get("envFrom") or []:
                 name = (src.get("configMapRef") or {}).get("name")
                 if name:
@@ -113,6 +122,9 @@ def check_settings(resources: list[Resource]) -> list[str]:
         name = str((res.get("metadata") or {}).get("name"))
         if res.get("kind") != "ConfigMap" or name not in loaders:
             continue
-        problems.extend(f"{ident(res)}: {key} is not a setting of any container that loads it"
-                        for key in (res.get("data") or {}) if key not in loaders[name])
+        problems.extend(
+            f"{ident(res)}: {key} is not a setting of any container that loads it"
+            for key in (res.get("data") or {})
+            if key not in loaders[name]
+        )
     return problems

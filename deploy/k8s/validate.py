@@ -64,8 +64,10 @@ def validate_nats_values(values: dict[str, Any], resources: list[Resource] | Non
     if not cluster.get("enabled") or int(cluster.get("replicas", 1)) < 3:
         problems.append("nats values: a cluster of at least 3 servers is needed for R3 streams")
     if str((js.get("merge") or {}).get("sync_interval")) != "always":
-        problems.append("nats values: config.jetstream.merge.sync_interval must be always (fsync before the "
-                        "PubAck; the default loses acknowledged events in a power cut)")
+        problems.append(
+            "nats values: config.jetstream.merge.sync_interval must be always (fsync before the "
+            "PubAck; the default loses acknowledged events in a power cut)"
+        )
     monitor = config.get("monitor") or {}
     if not monitor.get("enabled"):
         problems.append("nats values: the monitoring endpoint must be enabled (KEDA reads consumer lag there)")

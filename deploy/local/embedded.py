@@ -74,8 +74,10 @@ class Infrastructure:
             self.database_url = with_role(tcp, OWNER, self.pg_passwords[OWNER])
             self.database_urls = service_urls(tcp, self.pg_passwords)
             announce(f"embedded Postgres on 127.0.0.1:{port}, data in {config.local_dir / 'pg'}")
-            announce(f"Postgres roles: {OWNER} owns the schema and migrates it, each service has its own role; "
-                     f"passwords in {config.pg_users_file}")
+            announce(
+                f"Postgres roles: {OWNER} owns the schema and migrates it, each service has its own role; "
+                f"passwords in {config.pg_users_file}"
+            )
 
     def _own(self, name: str, pid: int | None) -> None:
         if pid is not None:

@@ -45,11 +45,13 @@ def with_database(dsn: str, database: str) -> str:
 def instructions(database: str, role: str, where: str, reason: str) -> str:
     sql = f"CREATE DATABASE {quote_ident(database)} OWNER {quote_ident(role)};"
     host, _, port = where.rpartition(":")
-    return (f'database "{database}" does not exist on {where}, and {reason}.\n'
-            f"An administrator of that server can create it (owned by {role}, which runs the migrations):\n"
-            f"  {sql}\n"
-            f"for example: psql -h {host} -p {port} -U <an admin role> -d postgres -c '{sql}'\n"
-            "then run make up again.")
+    return (
+        f'database "{database}" does not exist on {where}, and {reason}.\n'
+        f"An administrator of that server can create it (owned by {role}, which runs the migrations):\n"
+        f"  {sql}\n"
+        f"for example: psql -h {host} -p {port} -U <an admin role> -d postgres -c '{sql}'\n"
+        "then run make up again."
+    )
 
 
 async def _may_create(conn: asyncpg.Connection) -> bool:
@@ -77,8 +79,14 @@ async def ensure_database(dsn: str) -> bool:
         except (asyncpg.InvalidCatalogNameError, asyncpg.InsufficientPrivilegeError):
             continue
     if maintenance is None:
-        raise DatabaseMissing(instructions(database, role, where, f"role {role} cannot reach a maintenance database "
-                                                                  f"({', '.join(MAINTENANCE_DATABASES)}) to create it"))
+        raise DatabaseMissing(
+            instructions(
+                database,
+                role,
+                where,
+                f"role {role} cannot reach a maintenance database ({', '.join(MAINTENANCE_DATABASES)}) to create it",
+            )
+        )
     try:
         if not await _may_create(maintenance):
             raise DatabaseMissing(instructions(database, role, where, f"role {role} may not create databases"))

@@ -32,12 +32,10 @@ PG_SYSTEM_USER = "ipaas_pg"
 SUPERUSER = "postgres"
 
 _HBA_HEAD = "# Written by deploy/local/infra.py on every start: edits here are lost.\n"
-_HBA_PASSWORDS = ("local all all trust\n"
-                  "host  all all 127.0.0.1/32 scram-sha-256\n"
-                  "host  all all ::1/128      scram-sha-256\n")
-_HBA_TRUST = ("local all all trust\n"
-              "host  all all 127.0.0.1/32 trust\n"
-              "host  all all ::1/128      trust\n")
+_HBA_PASSWORDS = (
+    "local all all trust\nhost  all all 127.0.0.1/32 scram-sha-256\nhost  all all ::1/128      scram-sha-256\n"
+)
+_HBA_TRUST = "local all all trust\nhost  all all 127.0.0.1/32 trust\nhost  all all ::1/128      trust\n"
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -133,8 +131,9 @@ class _Proc:
 class NatsServer(_Proc):
     """``nats-server -js`` on a fixed port, storing under ``store_dir``."""
 
-    def __init__(self, store_dir: Path, port: int, *, config_file: Path | None = None,
-                 log_file: Path | None = None) -> None:
+    def __init__(
+        self, store_dir: Path, port: int, *, config_file: Path | None = None, log_file: Path | None = None
+    ) -> None:
         self.store_dir = store_dir
         self.port = port
         self.config_file = config_file
@@ -146,12 +145,23 @@ class NatsServer(_Proc):
 
     def _spawn(self) -> None:
         self.store_dir.mkdir(parents=True, exist_ok=True)
-        args = [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port),
-                "-sd", str(self.store_dir), "-l", str(self.log_file)]
+        args = [
+            nats_server_binary(),
+            "-js",
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-sd",
+            str(self.store_dir),
+            "-l",
+            str(self.log_file),
+        ]
         if self.config_file is not None:
             args += ["-c", str(self.config_file)]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -175,8 +185,15 @@ class NatsCluster:
     separated by commas, as ``NATS_URL`` takes it.
     """
 
-    def __init__(self, base_dir: Path, *, size: int = 3, name: str = "ipaas", sync_interval: str = "always",
-                 extra_config: str = "") -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        size: int = 3,
+        name: str = "ipaas",
+        sync_interval: str = "always",
+        extra_config: str = "",
+    ) -> None:
         self.base_dir = base_dir
         self.name = name
         self.route_ports = [free_port() for _ in range(size)]
@@ -186,13 +203,15 @@ class NatsCluster:
             node_dir = base_dir / f"n{i + 1}"
             node_dir.mkdir(parents=True, exist_ok=True)
             config = node_dir / "cluster.conf"
-            write_private(config,  # extra_config may hold passwords
-                          f'server_name: "{name}-n{i + 1}"\n'
-                          f"jetstream {{ sync_interval: {sync_interval} }}\n"
-                          f'cluster {{ name: "{name}", listen: "127.0.0.1:{route_port}", routes: [{routes}] }}\n'
-                          + extra_config)
-            self.nodes.append(NatsServer(node_dir / "store", free_port(), config_file=config,
-                                         log_file=node_dir / "nats.log"))
+            write_private(
+                config,  # extra_config may hold passwords
+                f'server_name: "{name}-n{i + 1}"\n'
+                f"jetstream {{ sync_interval: {sync_interval} }}\n"
+                f'cluster {{ name: "{name}", listen: "127.0.0.1:{route_port}", routes: [{routes}] }}\n' + extra_config,
+            )
+            self.nodes.append(
+                NatsServer(node_dir / "store", free_port(), config_file=config, log_file=node_dir / "nats.log")
+            )
 
     @property
     def urls(self) -> list[str]:
@@ -261,8 +280,11 @@ class PostgresServer(_Proc):
         try:
             entry = pwd.getpwnam(self.run_as)
         except KeyError:
-            subprocess.run(["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", self.run_as],
-                           check=True, capture_output=True)
+            subprocess.run(
+                ["useradd", "--system", "--no-create-home", "-s", "/usr/sbin/nologin", self.run_as],
+                check=True,
+                capture_output=True,
+            )
             entry = pwd.getpwnam(self.run_as)
         return entry.pw_uid, entry.pw_gid
 
@@ -275,9 +297,19 @@ class PostgresServer(_Proc):
             os.chown(self.data_dir, *ids)
         if not (self.data_dir / "PG_VERSION").exists():
             subprocess.run(
-                [str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust",
-                 "--encoding=UTF8", "--no-instructions"],
-                check=True, capture_output=True, user=ids[0] if ids else None,
+                [
+                    str(self.bin / "initdb"),
+                    "-D",
+                    str(self.data_dir),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-instructions",
+                ],
+                check=True,
+                capture_output=True,
+                user=ids[0] if ids else None,
                 group=ids[1] if ids else None,
             )
             (self.data_dir / "postmaster.opts").unlink(missing_ok=True)
@@ -290,15 +322,33 @@ class PostgresServer(_Proc):
     def _spawn(self) -> None:
         self._prepare()
         ids = self._ids()
-        args = [str(self.bin / "postgres"), "-D", str(self.data_dir), "-p", str(self.port),
-                "-h", "127.0.0.1", "-k", str(self.data_dir), "-c", "max_connections=300",
-                "-c", "shared_buffers=128MB"]
+        args = [
+            str(self.bin / "postgres"),
+            "-D",
+            str(self.data_dir),
+            "-p",
+            str(self.port),
+            "-h",
+            "127.0.0.1",
+            "-k",
+            str(self.data_dir),
+            "-c",
+            "max_connections=300",
+            "-c",
+            "shared_buffers=128MB",
+        ]
         if not self.durable:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                     start_new_session=True, user=ids[0] if ids else None,
-                                     group=ids[1] if ids else None)
+        self.proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+            user=ids[0] if ids else None,
+            group=ids[1] if ids else None,
+        )
         log.close()
 
     def _wait_ready(self, timeout: float) -> None:
@@ -307,8 +357,11 @@ class PostgresServer(_Proc):
             if self.proc is not None and self.proc.poll() is not None:
                 tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
                 raise RuntimeError(f"postgres exited with {self.proc.returncode}:\n{tail}")
-            ok = subprocess.run([str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
-                                check=False, capture_output=True)
+            ok = subprocess.run(
+                [str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+                check=False,
+                capture_output=True,
+            )
             if ok.returncode == 0:
                 return
             time.sleep(0.1)
@@ -316,8 +369,11 @@ class PostgresServer(_Proc):
 
     def create_database(self, name: str) -> str:
         host = str(self.data_dir) if self.password_auth else "127.0.0.1"
-        subprocess.run([str(self.bin / "createdb"), "-h", host, "-p", str(self.port), "-U", SUPERUSER, name],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(self.bin / "createdb"), "-h", host, "-p", str(self.port), "-U", SUPERUSER, name],
+            check=True,
+            capture_output=True,
+        )
         return self.admin_dsn(name)
 
 

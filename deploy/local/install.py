@@ -53,8 +53,7 @@ def say(text: str) -> None:
     sys.stdout.flush()
 
 
-def missing_on_this_machine(version: tuple[int, ...], has_venv: bool, has_ensurepip: bool,
-                            platform: str) -> list[str]:
+def missing_on_this_machine(version: tuple[int, ...], has_venv: bool, has_ensurepip: bool, platform: str) -> list[str]:
     """What this machine lacks, each with the package to install (empty: nothing)."""
     if tuple(version[:2]) < MIN_PYTHON:
         found = ".".join(str(v) for v in version[:3])
@@ -68,8 +67,10 @@ def missing_on_this_machine(version: tuple[int, ...], has_venv: bool, has_ensure
     problems = []
     if not has_venv or not has_ensurepip:
         package = f"python3.{version[1]}-venv"
-        problems.append(f"the venv module with ensurepip is missing from {sys.executable}. "
-                        f"On Debian or Ubuntu: sudo apt-get install {package} (or python3-venv), then run make again")
+        problems.append(
+            f"the venv module with ensurepip is missing from {sys.executable}. "
+            f"On Debian or Ubuntu: sudo apt-get install {package} (or python3-venv), then run make again"
+        )
     return problems
 
 
@@ -85,8 +86,11 @@ def lock_path(name: str, root: Path = REPO_ROOT) -> Path:
 
 def lock_packages(path: Path) -> list[str]:
     """``name==version`` of every requirement in a lock (markers and hashes left out)."""
-    return [line.split(";")[0].split(" ")[0].strip() for line in path.read_text(encoding="utf-8").splitlines()
-            if line and not line[0].isspace() and not line.startswith("#") and "==" in line]
+    return [
+        line.split(";")[0].split(" ")[0].strip()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line and not line[0].isspace() and not line.startswith("#") and "==" in line
+    ]
 
 
 def fetched(line: str) -> tuple[str, str, float] | None:
@@ -115,9 +119,25 @@ def install_set(python: Path, name: str, about: str, root: Path = REPO_ROOT) -> 
     lock = lock_path(name, root)
     packages = lock_packages(lock)
     say(f"{name}: {about} ({lock.relative_to(root)}, {len(packages)} packages)")
-    proc = subprocess.Popen([str(python), "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
-                             "--progress-bar", "off", "--require-hashes", "-r", str(lock)],
-                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            "--progress-bar",
+            "off",
+            "--require-hashes",
+            "-r",
+            str(lock),
+        ],
+        cwd=root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     assert proc.stdout is not None
     count, total, installed, kept = 0, 0.0, 0, []
     for line in proc.stdout:
@@ -128,8 +148,9 @@ def install_set(python: Path, name: str, about: str, root: Path = REPO_ROOT) -> 
             say(f"  {count:3d}. {got[0]} ({size_text(got[2])}, {got[1]})")
         elif line.startswith("Successfully installed"):
             installed = len(line.split()) - 2
-        elif not line.startswith(("Collecting", "Requirement already satisfied", "  Obtaining", "Installing",
-                                  "WARNING: Location")):
+        elif not line.startswith(
+            ("Collecting", "Requirement already satisfied", "  Obtaining", "Installing", "WARNING: Location")
+        ):
             kept.append(line.rstrip())
     code = proc.wait()
     if code != 0:
@@ -152,8 +173,9 @@ def directory_mb(path: Path) -> float:
 
 def main(argv: list[str]) -> int:
     venv = Path(argv[0]) if argv else REPO_ROOT / ".venv"
-    problems = missing_on_this_machine(tuple(sys.version_info[:3]), _module_exists("venv"), _module_exists("ensurepip"),
-                                       sys.platform)
+    problems = missing_on_this_machine(
+        tuple(sys.version_info[:3]), _module_exists("venv"), _module_exists("ensurepip"), sys.platform
+    )
     if problems:
         for p in problems:
             say("missing on this machine: " + p)

@@ -146,17 +146,28 @@ class Launcher:
         applied = await apply_migrations(self.infra.database_url)
         self.announce(f"migrations: {len(applied)} applied" + (f" ({', '.join(applied)})" if applied else ""))
         admin = self.infra.nats_urls.get(ADMIN)
-        provisioned = await provision_platform(admin or self.infra.nats_url,
-                                               inbox=inbox_prefix(ADMIN) if admin else None,
-                                               connect_deadline_seconds=30)
+        provisioned = await provision_platform(
+            admin or self.infra.nats_url, inbox=inbox_prefix(ADMIN) if admin else None, connect_deadline_seconds=30
+        )
         self.announce(f"NATS provisioned: {', '.join(provisioned)}")
-        specs, missing = plan(config, picker, nats_url=self.infra.nats_url, database_url=self.infra.database_url,
-                              nats_urls=self.infra.nats_urls, database_urls=self.infra.database_urls)
+        specs, missing = plan(
+            config,
+            picker,
+            nats_url=self.infra.nats_url,
+            database_url=self.infra.database_url,
+            nats_urls=self.infra.nats_urls,
+            database_urls=self.infra.database_urls,
+        )
         if missing:
             self.announce(f"not built yet, not started: {', '.join(missing)}")
         for spec in specs:
-            sup = Supervised(spec, self.output, label_width=self.width,
-                             backoff_max=config.restart_backoff_max_seconds, on_start=lambda _: self._save())
+            sup = Supervised(
+                spec,
+                self.output,
+                label_width=self.width,
+                backoff_max=config.restart_backoff_max_seconds,
+                on_start=lambda _: self._save(),
+            )
             self.supervised.append(sup)
             sup.start()
         urls = {s.name: f"http://{config.host}:{s.port}" for s in specs}
@@ -166,16 +177,23 @@ class Launcher:
         if stop.is_set():
             return 0
         if not_ready:
-            self.announce(f"not ready after {config.ready_timeout_seconds:.0f}s: {', '.join(not_ready)}; "
-                          "still supervising them (see their log lines above)")
+            self.announce(
+                f"not ready after {config.ready_timeout_seconds:.0f}s: {', '.join(not_ready)}; "
+                "still supervising them (see their log lines above)"
+            )
         else:
             self.state.ready = True
             self._save()
             users_file = config.nats_users_file if self.infra.nats_urls else None
             pg_file = config.pg_users_file if self.infra.database_urls else None
-            for line in banner(urls, nats_url=self.infra.nats_url, database_url=self.infra.database_url,
-                               local_dir=config.local_dir, nats_users_file=users_file,
-                               pg_users_file=pg_file).splitlines():
+            for line in banner(
+                urls,
+                nats_url=self.infra.nats_url,
+                database_url=self.infra.database_url,
+                local_dir=config.local_dir,
+                nats_users_file=users_file,
+                pg_users_file=pg_file,
+            ).splitlines():
                 self.output(line)
             self.announce(f"ready: {len(specs)} service instance(s) up")
         await stop.wait()

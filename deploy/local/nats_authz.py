@@ -54,12 +54,14 @@ def render_authorization(passwords: Mapping[str, str], layout: Layout | None = N
             f"      password = {_quote(password)}",
             "      permissions = {",
             f"        publish = {{ allow = {_list(publish['allow'])}"
-            + (f", deny = {_list(publish['deny'])}" if "deny" in publish else "") + " }",
+            + (f", deny = {_list(publish['deny'])}" if "deny" in publish else "")
+            + " }",
             f"        subscribe = {{ allow = {_list(subscribe['allow'])}"
-            + (f", deny = {_list(subscribe['deny'])}" if "deny" in subscribe else "") + " }",
+            + (f", deny = {_list(subscribe['deny'])}" if "deny" in subscribe else "")
+            + " }",
         ]
         if "allow_responses" in perms:
-            lines.append("        allow_responses = { max: 1, expires: \"1m\" }")
+            lines.append('        allow_responses = { max: 1, expires: "1m" }')
         lines += ["      }", "    }"]
         users.append("\n".join(lines))
     return "authorization {\n  users = [\n" + "\n".join(users) + "\n  ]\n}\n"

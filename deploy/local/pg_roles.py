@@ -103,7 +103,10 @@ async def ensure_roles(conn: asyncpg.Connection, passwords: Mapping[str, str]) -
         statement: str = await conn.fetchval(
             "SELECT format('%s ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS PASSWORD %L', "
             "$1::text, $2::text, $3::text)",
-            "ALTER" if exists else "CREATE", role, scram_verifier(password))
+            "ALTER" if exists else "CREATE",
+            role,
+            scram_verifier(password),
+        )
         try:
             await conn.execute(statement)
         except asyncpg.DuplicateObjectError:  # created meanwhile (another database's bootstrap)
@@ -118,12 +121,14 @@ async def ensure_database(conn: asyncpg.Connection, name: str) -> bool:
     """Create ``name`` owned by ``ipaas``, or make ``ipaas`` its owner; returns whether it was created."""
     owner = await conn.fetchval("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", name)
     if owner is None:
-        await conn.execute(await conn.fetchval("SELECT format('CREATE DATABASE %I OWNER %I', $1::text, $2::text)",
-                                               name, OWNER))
+        await conn.execute(
+            await conn.fetchval("SELECT format('CREATE DATABASE %I OWNER %I', $1::text, $2::text)", name, OWNER)
+        )
         return True
     if owner != OWNER:
-        await conn.execute(await conn.fetchval("SELECT format('ALTER DATABASE %I OWNER TO %I', $1::text, $2::text)",
-                                               name, OWNER))
+        await conn.execute(
+            await conn.fetchval("SELECT format('ALTER DATABASE %I OWNER TO %I', $1::text, $2::text)", name, OWNER)
+        )
     return False
 
 

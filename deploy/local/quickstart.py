@@ -61,37 +61,47 @@ def quickstart_lines(api: str, py: str) -> list[str]:
     gateway's URL, ``py`` the virtualenv's Python): register, log in, create a workflow whose
     ``http_request`` action posts to the gateway's ``/dev/echo``, send it a signed webhook, wait for
     its execution and show it (its output holds the echoed, rendered body)."""
-    workflow = json.dumps({
-        "name": "hello",
-        "trigger": {"type": "webhook"},
-        "action": {"type": "http_request",
-                   "config": {"method": "POST", "url": f"{api}{ECHO_PATH}",
-                              "body": {"order": "{{ payload.order_id }}"}}},
-    })
+    workflow = json.dumps(
+        {
+            "name": "hello",
+            "trigger": {"type": "webhook"},
+            "action": {
+                "type": "http_request",
+                "config": {"method": "POST", "url": f"{api}{ECHO_PATH}", "body": {"order": "{{ payload.order_id }}"}},
+            },
+        }
+    )
     auth = '-H "Authorization: Bearer $TOKEN"'
     executions = f'curl -s "$API/api/executions?workflow_id=$WF_ID" {auth}'
     return [
         f"API={api}",
-        "CREDS='{\"email\": \"dev@example.com\", \"password\": \"correct-horse-battery\"}'",
+        'CREDS=\'{"email": "dev@example.com", "password": "correct-horse-battery"}\'',
         "curl -s -X POST $API/api/auth/register -H 'Content-Type: application/json' -d \"$CREDS\"; echo",
         "TOKEN=$(curl -s -X POST $API/api/auth/login -H 'Content-Type: application/json' -d \"$CREDS\" \\",
         f"        | {py} -m deploy.local.quickstart get data.access_token)",
         f"WF=$(curl -s -X POST $API/api/workflows {auth} \\",
         f"        -H 'Content-Type: application/json' -d '{workflow}')",
-        f"WF_ID=$(echo \"$WF\" | {py} -m deploy.local.quickstart get data.id)",
-        f"SECRET=$(echo \"$WF\" | {py} -m deploy.local.quickstart get data.webhook.secret)",
+        f'WF_ID=$(echo "$WF" | {py} -m deploy.local.quickstart get data.id)',
+        f'SECRET=$(echo "$WF" | {py} -m deploy.local.quickstart get data.webhook.secret)',
         "BODY='{\"order_id\": 42}'; MSG_ID=msg_$(date +%s%N); TS=$(date +%s)",
-        f"SIG=$({py} -m deploy.local.quickstart sign \"$SECRET\" \"$MSG_ID\" \"$TS\" \"$BODY\")",
-        "curl -s -X POST $API/hooks/$WF_ID -H \"webhook-id: $MSG_ID\" -H \"webhook-timestamp: $TS\" \\",
-        "        -H \"webhook-signature: $SIG\" -H 'Content-Type: application/json' -d \"$BODY\"; echo",
-        f"until {executions} | grep -Eq '\"status\":\"(succeeded|dead|skipped)\"'; do sleep 1; done",
+        f'SIG=$({py} -m deploy.local.quickstart sign "$SECRET" "$MSG_ID" "$TS" "$BODY")',
+        'curl -s -X POST $API/hooks/$WF_ID -H "webhook-id: $MSG_ID" -H "webhook-timestamp: $TS" \\',
+        '        -H "webhook-signature: $SIG" -H \'Content-Type: application/json\' -d "$BODY"; echo',
+        f'until {executions} | grep -Eq \'"status":"(succeeded|dead|skipped)"\'; do sleep 1; done',
         f"EXEC_ID=$({executions} | {py} -m deploy.local.quickstart get data.0.id)",
         f'curl -s "$API/api/executions/$EXEC_ID" {auth}; echo',
     ]
 
 
-def banner(urls: dict[str, str], *, nats_url: str, database_url: str, local_dir: Path,
-           nats_users_file: Path | None = None, pg_users_file: Path | None = None) -> str:
+def banner(
+    urls: dict[str, str],
+    *,
+    nats_url: str,
+    database_url: str,
+    local_dir: Path,
+    nats_users_file: Path | None = None,
+    pg_users_file: Path | None = None,
+) -> str:
     lines = ["", "ipaas is up.", ""]
     width = max(len(n) for n in [*urls, "Postgres"])
     lines += [f"  {name.ljust(width)}  {url}" for name, url in urls.items()]
@@ -100,8 +110,9 @@ def banner(urls: dict[str, str], *, nats_url: str, database_url: str, local_dir:
         lines += [f"  {''.ljust(width)}  authorization on; user 'admin' for tools, passwords in {nats_users_file}"]
     lines += [f"  {'Postgres'.ljust(width)}  {redact_url(database_url)}"]
     if pg_users_file is not None:
-        lines += [f"  {''.ljust(width)}  the schema's owner; each service has its own role; "
-                  f"passwords in {pg_users_file}"]
+        lines += [
+            f"  {''.ljust(width)}  the schema's owner; each service has its own role; passwords in {pg_users_file}"
+        ]
     lines += [f"  data in {local_dir} (make clean wipes it)", ""]
     api = urls.get("gateway")
     if api is None or "auth" not in urls:
@@ -109,9 +120,10 @@ def banner(urls: dict[str, str], *, nats_url: str, database_url: str, local_dir:
         return "\n".join(lines)
     lines += ["Quick start (from the repository root, with curl; it needs no internet):", ""]
     lines += [f"  {line}" for line in quickstart_lines(api, python_command())]
-    lines += ["",
-              f"The workflow calls {api}{ECHO_PATH}, the gateway's echo route (development mode only); the "
-              f"executors may reach {LOOPBACK} for it (IPAAS_EGRESS_ALLOW_CIDRS, under make up only).",
+    lines += [
+        "",
+        f"The workflow calls {api}{ECHO_PATH}, the gateway's echo route (development mode only); the "
+        f"executors may reach {LOOPBACK} for it (IPAAS_EGRESS_ALLOW_CIDRS, under make up only).",
         "Press Ctrl-C to stop everything.",
     ]
     return "\n".join(lines)
@@ -134,8 +146,10 @@ def main(argv: list[str]) -> int:
             return 1
         sys.stdout.write(signature + os.linesep)
         return 0
-    sys.stderr.write("usage: python -m deploy.local.quickstart get PATH < doc.json\n"
-                     "       python -m deploy.local.quickstart sign SECRET MSG_ID TIMESTAMP BODY\n")
+    sys.stderr.write(
+        "usage: python -m deploy.local.quickstart get PATH < doc.json\n"
+        "       python -m deploy.local.quickstart sign SECRET MSG_ID TIMESTAMP BODY\n"
+    )
     return 2
 
 

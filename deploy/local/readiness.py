@@ -20,8 +20,9 @@ async def is_ready(session: aiohttp.ClientSession, url: str) -> bool:
         return False
 
 
-async def wait_all_ready(urls: dict[str, str], timeout: float, announce: Callable[[str], None],
-                         stop: asyncio.Event) -> Sequence[str]:
+async def wait_all_ready(
+    urls: dict[str, str], timeout: float, announce: Callable[[str], None], stop: asyncio.Event
+) -> Sequence[str]:
     """Wait until every URL is ready; returns the names that are still not ready (empty on success)."""
     pending = dict(urls)
     deadline = time.monotonic() + timeout

@@ -69,8 +69,15 @@ class ProcessSpec:
 class Supervised:
     """One child process, kept alive until :meth:`stop`."""
 
-    def __init__(self, spec: ProcessSpec, output: Output, *, label_width: int = 0,
-                 backoff_max: float = 30.0, on_start: Callable[[Supervised], None] | None = None) -> None:
+    def __init__(
+        self,
+        spec: ProcessSpec,
+        output: Output,
+        *,
+        label_width: int = 0,
+        backoff_max: float = 30.0,
+        on_start: Callable[[Supervised], None] | None = None,
+    ) -> None:
         self.spec = spec
         self.output = output
         self.prefix = f"[{spec.name}]".ljust(label_width + 2)
@@ -93,8 +100,13 @@ class Supervised:
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            *self.spec.argv, cwd=self.spec.cwd, env=dict(self.spec.env), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+            *self.spec.argv,
+            cwd=self.spec.cwd,
+            env=dict(self.spec.env),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
             preexec_fn=_die_with_parent,
         )
 

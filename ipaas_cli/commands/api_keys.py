@@ -36,11 +36,18 @@ def create(
     """Create a key; it is shown once."""
     out = Output(json_out)
     with guarded(out):
-        created = api_of(ctx).call("POST", "/api/keys", {"name": name, "scopes": [s.value for s in scopes]},
-                                   feature=FEATURE).data
-        out.result(created, lambda c: c.print(
-            f"key {created.get('id')} ({', '.join(created.get('scopes', []))}): {created.get('key')}\n"
-            "it is shown only now: store it (e.g. as IPAAS_TOKEN in your CI's secrets)"))
+        created = (
+            api_of(ctx)
+            .call("POST", "/api/keys", {"name": name, "scopes": [s.value for s in scopes]}, feature=FEATURE)
+            .data
+        )
+        out.result(
+            created,
+            lambda c: c.print(
+                f"key {created.get('id')} ({', '.join(created.get('scopes', []))}): {created.get('key')}\n"
+                "it is shown only now: store it (e.g. as IPAAS_TOKEN in your CI's secrets)"
+            ),
+        )
 
 
 @app.command("list")
@@ -49,13 +56,17 @@ def list_keys(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     out = Output(json_out)
     with guarded(out):
         rows = list(api_of(ctx).pages("/api/keys", {"limit": 100}, feature=FEATURE))
-        out.table(rows, ["id", "name", "scopes", "prefix", "created_at", "last_used_at", "revoked_at"],
-                  empty="no API keys: `ipaas api-keys create NAME --scope read`")
+        out.table(
+            rows,
+            ["id", "name", "scopes", "prefix", "created_at", "last_used_at", "revoked_at"],
+            empty="no API keys: `ipaas api-keys create NAME --scope read`",
+        )
 
 
 @app.command("revoke")
-def revoke(ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id.")],
-           json_out: JsonOpt = False) -> None:
+def revoke(
+    ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id.")], json_out: JsonOpt = False
+) -> None:
     """Revoke a key (the gateway refuses it within a few seconds)."""
     out = Output(json_out)
     with guarded(out):

@@ -21,8 +21,13 @@ from ipaas_cli.plan import Change, Step, decide, normalise
 from ipaas_cli.session import JsonOpt, api_of
 from ipaas_cli.workflow_ref import all_workflows, by_name
 
-COLOURS = {Change.CREATE: "green", Change.UPDATE: "yellow", Change.ENABLE: "cyan", Change.DISABLE: "cyan",
-           Change.UNCHANGED: "dim"}
+COLOURS = {
+    Change.CREATE: "green",
+    Change.UPDATE: "yellow",
+    Change.ENABLE: "cyan",
+    Change.DISABLE: "cyan",
+    Change.UNCHANGED: "dim",
+}
 
 
 def _credentials(api: Api, wanted: list[manifests.Manifest]) -> dict[str, str]:
@@ -38,8 +43,9 @@ def _carry_out(api: Api, step: Step) -> dict[str, Any]:
     if step.change is Change.UPDATE:
         updated: dict[str, Any] = api.call("PUT", f"/api/workflows/{step.workflow_id}", step.body).data
         return updated
-    patched: dict[str, Any] = api.call("PATCH", f"/api/workflows/{step.workflow_id}",
-                                       {"is_active": step.body["is_active"]}).data
+    patched: dict[str, Any] = api.call(
+        "PATCH", f"/api/workflows/{step.workflow_id}", {"is_active": step.body["is_active"]}
+    ).data
     return patched
 
 
@@ -70,8 +76,12 @@ def apply(
         steps = _plan(api, file)
         results = []
         for step in steps:
-            row: dict[str, Any] = {"name": step.name, "change": step.change.value, "id": step.workflow_id,
-                                   "diff": step.diff}
+            row: dict[str, Any] = {
+                "name": step.name,
+                "change": step.change.value,
+                "id": step.workflow_id,
+                "diff": step.diff,
+            }
             if step.change is not Change.UNCHANGED and not dry_run:
                 done = _carry_out(api, step)
                 row.update(id=done["id"], version=done.get("version"))
@@ -82,8 +92,10 @@ def apply(
         def human(console: Console) -> None:
             for row in results:
                 colour = COLOURS[Change(row["change"])]
-                console.print(f"[{colour}]{row['change']:>9}[/] {escape(row['name'])}"
-                              + (f"  (version {row['version']})" if row.get("version") else ""))
+                console.print(
+                    f"[{colour}]{row['change']:>9}[/] {escape(row['name'])}"
+                    + (f"  (version {row['version']})" if row.get("version") else "")
+                )
                 if row["diff"] and row["change"] != Change.CREATE:
                     console.print(escape(row["diff"]), style="dim")
                 secret = (row.get("webhook") or {}).get("secret")
@@ -93,5 +105,11 @@ def apply(
             summary = ", ".join(f"{n} {c}" for c, n in counts.items() if n)
             console.print(("dry run: " if dry_run else "") + (summary or "nothing declared"))
 
-        out.result({"dry_run": dry_run, "workflows": results,
-                    "changed": sum(r["change"] != Change.UNCHANGED for r in results)}, human)
+        out.result(
+            {
+                "dry_run": dry_run,
+                "workflows": results,
+                "changed": sum(r["change"] != Change.UNCHANGED for r in results),
+            },
+            human,
+        )

@@ -11,8 +11,7 @@ from ipaas_cli.errors import UsageError
 from ipaas_cli.output import Output, guarded
 from ipaas_cli.session import JsonOpt
 
-app = typer.Typer(help="Contexts: one server (and its login) each; commands use the current one.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Contexts: one server (and its login) each; commands use the current one.", no_args_is_help=True)
 
 
 @app.command("list")
@@ -21,16 +20,28 @@ def list_contexts(json_out: JsonOpt = False) -> None:
     out = Output(json_out)
     with guarded(out):
         config = cfg.load()
-        rows = [{"name": name, "current": name == config.current, "server": c.server, "email": c.email,
-                 "logged_in": bool(c.token), "expires_at": c.expires_at}
-                for name, c in sorted(config.contexts.items())]
-        out.table(rows, ["name", "current", "server", "email", "logged_in", "expires_at"],
-                  empty="no contexts: run `ipaas login --server URL`")
+        rows = [
+            {
+                "name": name,
+                "current": name == config.current,
+                "server": c.server,
+                "email": c.email,
+                "logged_in": bool(c.token),
+                "expires_at": c.expires_at,
+            }
+            for name, c in sorted(config.contexts.items())
+        ]
+        out.table(
+            rows,
+            ["name", "current", "server", "email", "logged_in", "expires_at"],
+            empty="no contexts: run `ipaas login --server URL`",
+        )
 
 
 @app.command("use")
-def use(name: Annotated[str, typer.Argument(help="A context from `ipaas context list`.")],
-        json_out: JsonOpt = False) -> None:
+def use(
+    name: Annotated[str, typer.Argument(help="A context from `ipaas context list`.")], json_out: JsonOpt = False
+) -> None:
     """Make a context current."""
     out = Output(json_out)
     with guarded(out):

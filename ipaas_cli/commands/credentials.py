@@ -30,8 +30,11 @@ class CredentialType(StrEnum):
     http = "http"
 
 
-BARE_FIELD = {CredentialType.slack: "webhook_url", CredentialType.discord: "webhook_url",
-              CredentialType.openweather: "api_key"}
+BARE_FIELD = {
+    CredentialType.slack: "webhook_url",
+    CredentialType.discord: "webhook_url",
+    CredentialType.openweather: "api_key",
+}
 
 
 def secret_of(kind: CredentialType, text: str) -> dict[str, Any]:
@@ -72,8 +75,9 @@ def create(
     out = Output(json_out)
     with guarded(out):
         secret = secret_of(kind, _read_secret(from_file))
-        created = api_of(ctx).call("POST", "/api/credentials", {"name": name, "type": kind.value,
-                                                                "secret": secret}).data
+        created = (
+            api_of(ctx).call("POST", "/api/credentials", {"name": name, "type": kind.value, "secret": secret}).data
+        )
         out.result(created, lambda c: c.print(f"credential {created['name']!r} stored: {created['id']}"))
 
 
@@ -83,19 +87,22 @@ def list_credentials(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     out = Output(json_out)
     with guarded(out):
         rows = list(api_of(ctx).pages("/api/credentials", {"limit": 100}))
-        out.table(rows, ["id", "name", "type", "created_at"],
-                  empty="no credentials: `ipaas credentials create NAME --type slack < secret.json`")
+        out.table(
+            rows,
+            ["id", "name", "type", "created_at"],
+            empty="no credentials: `ipaas credentials create NAME --type slack < secret.json`",
+        )
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, credential: Annotated[str, typer.Argument(help="Its id or name.")],
-           json_out: JsonOpt = False) -> None:
+def delete(
+    ctx: typer.Context, credential: Annotated[str, typer.Argument(help="Its id or name.")], json_out: JsonOpt = False
+) -> None:
     """Delete a credential."""
     out = Output(json_out)
     with guarded(out):
         api = api_of(ctx)
-        ids = [c["id"] for c in api.pages("/api/credentials", {"limit": 100})
-               if credential in (c["id"], c["name"])]
+        ids = [c["id"] for c in api.pages("/api/credentials", {"limit": 100}) if credential in (c["id"], c["name"])]
         if len(ids) > 1:
             raise UsageError(f"{len(ids)} credentials are named {credential!r}: give the id")
         target = ids[0] if ids else credential

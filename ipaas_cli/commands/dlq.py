@@ -53,13 +53,23 @@ def _finished(job: dict[str, Any]) -> bool:
 def _wait(api: Api, job: dict[str, Any], out: Output, timeout: float, interval: float) -> dict[str, Any]:
     job_id = job.get("id") or job.get("job_id")
     deadline = time.monotonic() + timeout
-    with Progress(TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                  TimeElapsedColumn(), console=out.err, disable=out.as_json, transient=False) as bar:
+    with Progress(
+        TextColumn("replaying"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=out.err,
+        disable=out.as_json,
+        transient=False,
+    ) as bar:
         task = bar.add_task("replay", total=job.get("total"), completed=job.get("done", 0))
         while not _finished(job):
             if time.monotonic() > deadline:
-                raise Unavailable(f"replay job {job_id} still running after {timeout:.0f}s "
-                                  f"(ipaas dlq replay --job {job_id} follows it again)")
+                raise Unavailable(
+                    f"replay job {job_id} still running after {timeout:.0f}s "
+                    f"(ipaas dlq replay --job {job_id} follows it again)"
+                )
             time.sleep(interval)
             job = api.call("GET", f"/api/dlq/replay/{job_id}").data
             bar.update(task, total=job.get("total"), completed=job.get("done", 0))
@@ -70,8 +80,9 @@ def _wait(api: Api, job: dict[str, Any], out: Output, timeout: float, interval: 
 def replay(
     ctx: typer.Context,
     event_id: Annotated[str | None, typer.Argument(help="Replay this one dead letter.")] = None,
-    workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="Bulk: this workflow's dead letters.")]
-    = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", help="Bulk: this workflow's dead letters.")
+    ] = None,
     since: Annotated[str | None, typer.Option(help="Bulk: dead since (2h, 30m, 7d or an ISO time).")] = None,
     until: Annotated[str | None, typer.Option(help="Bulk: dead before (2h, 30m, 7d or an ISO time).")] = None,
     reason: Annotated[str | None, typer.Option(help="Bulk: the reason contains this text.")] = None,
@@ -103,12 +114,17 @@ def replay(
                 body["since"] = iso(parse_since(since))
             if until is not None:
                 body["until"] = iso(parse_since(until))
-            started = api.call("POST", "/api/dlq/replay", {k: v for k, v in body.items() if v is not None},
-                               feature=BULK).data
+            started = api.call(
+                "POST", "/api/dlq/replay", {k: v for k, v in body.items() if v is not None}, feature=BULK
+            ).data
         if no_wait:
             out.result(started, lambda c: c.print(f"replay job {started.get('id')}: {started.get('total')} to go"))
             return
         final = _wait(api, started, out, timeout, interval=0.5)
-        out.result(final, lambda c: c.print(
-            f"replay job {final.get('id')} {final.get('state')}: {final.get('done')}/{final.get('total')} "
-            f"dead letters handled ({final.get('skipped', 0)} skipped)"))
+        out.result(
+            final,
+            lambda c: c.print(
+                f"replay job {final.get('id')} {final.get('state')}: {final.get('done')}/{final.get('total')} "
+                f"dead letters handled ({final.get('skipped', 0)} skipped)"
+            ),
+        )

@@ -34,25 +34,43 @@ def _when(row: dict[str, Any]) -> datetime | None:
     return datetime.fromisoformat(raw.replace("Z", "+00:00")) if isinstance(raw, str) else None
 
 
-def matches(row: dict[str, Any], *, event_id: str | None, trigger: str | None, since: datetime | None,
-            until: datetime | None) -> bool:
+def matches(
+    row: dict[str, Any], *, event_id: str | None, trigger: str | None, since: datetime | None, until: datetime | None
+) -> bool:
     when = _when(row)
-    return ((event_id is None or row.get("event_id") == event_id)
-            and (trigger is None or row.get("trigger") == trigger)
-            and (since is None or (when is not None and when >= since))
-            and (until is None or (when is not None and when < until)))
+    return (
+        (event_id is None or row.get("event_id") == event_id)
+        and (trigger is None or row.get("trigger") == trigger)
+        and (since is None or (when is not None and when >= since))
+        and (until is None or (when is not None and when < until))
+    )
 
 
-def query(api: Api, *, workflow: str | None, status: str | None, event_id: str | None = None,
-          trigger: str | None = None, since: str | None = None, until: str | None = None,
-          limit: int | None = None, scan: int = 1000) -> Iterator[dict[str, Any]]:
+def query(
+    api: Api,
+    *,
+    workflow: str | None,
+    status: str | None,
+    event_id: str | None = None,
+    trigger: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int | None = None,
+    scan: int = 1000,
+) -> Iterator[dict[str, Any]]:
     """Matching executions, newest first; at most ``scan`` rows are read from the server."""
     if status is not None and status not in STATUSES:
         raise UsageError(f"--status must be one of {', '.join(STATUSES)}")
     after = parse_since(since) if since else None
     before = parse_since(until) if until else None
-    params: dict[str, Any] = {"limit": 100, "status": status, "event_id": event_id, "trigger": trigger,
-                              "since": iso(after) if after else None, "until": iso(before) if before else None}
+    params: dict[str, Any] = {
+        "limit": 100,
+        "status": status,
+        "event_id": event_id,
+        "trigger": trigger,
+        "since": iso(after) if after else None,
+        "until": iso(before) if before else None,
+    }
     if workflow is not None:
         params["workflow_id"] = find_workflow(api, workflow)["id"]
     found = 0
@@ -82,14 +100,27 @@ def list_executions(
     """Executions, newest first."""
     out = Output(json_out)
     with guarded(out):
-        rows = list(query(api_of(ctx), workflow=workflow, status=status, event_id=event_id, trigger=trigger,
-                          since=since, until=until, limit=limit))
+        rows = list(
+            query(
+                api_of(ctx),
+                workflow=workflow,
+                status=status,
+                event_id=event_id,
+                trigger=trigger,
+                since=since,
+                until=until,
+                limit=limit,
+            )
+        )
         out.table(rows, COLUMNS, empty="no executions match: send a webhook (`ipaas webhook send`) or widen filters")
 
 
 @app.command("get")
-def get(ctx: typer.Context, execution_id: Annotated[str, typer.Argument(help="The execution's id.")],
-        json_out: JsonOpt = False) -> None:
+def get(
+    ctx: typer.Context,
+    execution_id: Annotated[str, typer.Argument(help="The execution's id.")],
+    json_out: JsonOpt = False,
+) -> None:
     """One execution: status, attempts, input and output (secrets masked), error, trace link."""
     out = Output(json_out)
     with guarded(out):
@@ -100,8 +131,10 @@ def get(ctx: typer.Context, execution_id: Annotated[str, typer.Argument(help="Th
 
 def tail_line(row: dict[str, Any]) -> str:
     error = f"  {row['error']}" if row.get("error") else ""
-    return (f"{row.get('started_at') or '-'}  {row['status']:<9}  {row['id']}  event {row['event_id']}  "
-            f"workflow {row['workflow_id']}  attempts {row.get('attempts')}{error}")
+    return (
+        f"{row.get('started_at') or '-'}  {row['status']:<9}  {row['id']}  event {row['event_id']}  "
+        f"workflow {row['workflow_id']}  attempts {row.get('attempts')}{error}"
+    )
 
 
 def _newest(api: Api, params: dict[str, Any], known: dict[str, str]) -> list[dict[str, Any]]:

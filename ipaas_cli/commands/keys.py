@@ -20,8 +20,9 @@ import typer
 from ipaas_cli.errors import UsageError
 from ipaas_cli.output import Output, guarded
 
-app = typer.Typer(help="Operators: encryption-key rotation (runs where the auth service is configured).",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Operators: encryption-key rotation (runs where the auth service is configured).", no_args_is_help=True
+)
 
 
 @app.command("rotate")
@@ -34,7 +35,9 @@ def rotate() -> None:
         except ModuleNotFoundError:
             found = False
         if not found:
-            raise UsageError("key rotation is not exposed over HTTP: run this where the ipaas services are "
-                             "installed and configured (python -m services.auth rotate-keys)")
+            raise UsageError(
+                "key rotation is not exposed over HTTP: run this where the ipaas services are "
+                "installed and configured (python -m services.auth rotate-keys)"
+            )
         result = subprocess.run([sys.executable, "-m", "services.auth", "rotate-keys"], check=False)
         raise typer.Exit(result.returncode)

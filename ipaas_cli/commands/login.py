@@ -31,8 +31,9 @@ def login(
     server: Annotated[str | None, typer.Option(help="The gateway's URL, e.g. http://127.0.0.1:8080.")] = None,
     email: Annotated[str | None, typer.Option(help="Prompted for when not given.")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
-    api_key_stdin: Annotated[bool, typer.Option(
-        "--api-key-stdin", help="Store an ipk_ API key read from stdin instead of logging in.")] = False,
+    api_key_stdin: Annotated[
+        bool, typer.Option("--api-key-stdin", help="Store an ipk_ API key read from stdin instead of logging in.")
+    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Log in (email and password) or store an API key, in the chosen context; it becomes current."""
@@ -54,18 +55,29 @@ def login(
             context = cfg.Context(server=url, token=key)
         else:
             email = email or typer.prompt("email", err=True)
-            password = (_read_stdin_line("password") if password_stdin
-                        else typer.prompt("password", hide_input=True, err=True))
-            got = Api(url, None, g.timeout).call("POST", "/api/auth/login", {"email": email, "password": password},
-                                                 auth=False).data
+            password = (
+                _read_stdin_line("password") if password_stdin else typer.prompt("password", hide_input=True, err=True)
+            )
+            got = (
+                Api(url, None, g.timeout)
+                .call("POST", "/api/auth/login", {"email": email, "password": password}, auth=False)
+                .data
+            )
             expires = datetime.now(UTC) + timedelta(seconds=int(got.get("expires_in") or 0))
-            context = cfg.Context(server=url, token=got["access_token"], email=email,
-                                  expires_at=expires.isoformat(timespec="seconds"))
+            context = cfg.Context(
+                server=url, token=got["access_token"], email=email, expires_at=expires.isoformat(timespec="seconds")
+            )
         config.contexts[name] = context
         config.current = name
         path = cfg.save(config)
-        shown = {"context": name, "server": url, "email": context.email, "expires_at": context.expires_at,
-                 "api_key": api_key_stdin, "config": str(path)}
+        shown = {
+            "context": name,
+            "server": url,
+            "email": context.email,
+            "expires_at": context.expires_at,
+            "api_key": api_key_stdin,
+            "config": str(path),
+        }
 
         def human(console: Console) -> None:
             who = "an API key" if api_key_stdin else context.email

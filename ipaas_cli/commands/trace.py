@@ -19,8 +19,11 @@ from ipaas_cli.trace_view import render_execution, trace_link
 from ipaas_cli.workflow_ref import is_uuid
 
 
-def trace(ctx: typer.Context, event_id: Annotated[str, typer.Argument(help="The event_id of a 202.")],
-          json_out: JsonOpt = False) -> None:
+def trace(
+    ctx: typer.Context,
+    event_id: Annotated[str, typer.Argument(help="The event_id of a 202.")],
+    json_out: JsonOpt = False,
+) -> None:
     """The execution of one event: its status, attempts, input, output, error and trace link."""
     out = Output(json_out)
     with guarded(out):

@@ -61,8 +61,10 @@ def _secret(api: Api, workflow_id: str, secret_file: Path | None, rotate: bool) 
     if rotate:
         secret: str = api.call("POST", f"/api/workflows/{workflow_id}/webhook-secret").data["webhook"]["secret"]
         return secret
-    raise UsageError("the API shows a webhook secret only at creation and rotation: give --secret-file, "
-                     "set IPAAS_WEBHOOK_SECRET, or pass --rotate-secret to get a new one")
+    raise UsageError(
+        "the API shows a webhook secret only at creation and rotation: give --secret-file, "
+        "set IPAAS_WEBHOOK_SECRET, or pass --rotate-secret to get a new one"
+    )
 
 
 @app.command("send")
@@ -71,8 +73,9 @@ def send(
     workflow: Annotated[str, typer.Argument(help="The workflow's id or name (a webhook trigger).")],
     data: Annotated[str, typer.Option("--data", "-d", help="@file.json, @- for stdin, or the JSON itself.")],
     secret_file: Annotated[Path | None, typer.Option(help="A file holding the whsec_ secret.")] = None,
-    rotate_secret: Annotated[bool, typer.Option(
-        "--rotate-secret", help="Rotate the secret through the API and sign with the new one.")] = False,
+    rotate_secret: Annotated[
+        bool, typer.Option("--rotate-secret", help="Rotate the secret through the API and sign with the new one.")
+    ] = False,
     msg_id: Annotated[str | None, typer.Option("--id", help="webhook-id (default: a new msg_... id).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
@@ -88,12 +91,19 @@ def send(
         url = api.url(wf["webhook"]["url"])
         sent = signing.headers(secret, msg_id or f"msg_{uuid.uuid4().hex}", int(time.time()), body)
         reply = api.raw("POST", url, body, sent)
-        shown = {"status": reply.status, **(reply.data or {}), "traceparent": reply.headers.get("traceparent"),
-                 "url": url, "curl": signing.curl(url, sent, body)}
+        shown = {
+            "status": reply.status,
+            **(reply.data or {}),
+            "traceparent": reply.headers.get("traceparent"),
+            "url": url,
+            "curl": signing.curl(url, sent, body),
+        }
 
         def human(console: Console) -> None:
-            console.print(f"[green]{reply.status} Accepted[/] event_id {shown.get('event_id')}"
-                          + (" (duplicate)" if shown.get("duplicate") else ""))
+            console.print(
+                f"[green]{reply.status} Accepted[/] event_id {shown.get('event_id')}"
+                + (" (duplicate)" if shown.get("duplicate") else "")
+            )
             console.print("the same request with curl (valid for 5 minutes):")
             console.print(escape(shown["curl"]), soft_wrap=True)
 

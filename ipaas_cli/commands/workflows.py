@@ -22,19 +22,29 @@ COLUMNS = ["id", "name", "trigger", "action", "is_active", "version", "updated_a
 def summary(wf: dict[str, Any]) -> dict[str, Any]:
     trigger = wf.get("trigger") or {}
     when = trigger.get("cron") or (f"every {trigger['interval_seconds']}s" if trigger.get("interval_seconds") else "")
-    return {**wf, "trigger": " ".join(filter(None, [trigger.get("type"), when])),
-            "action": (wf.get("action") or {}).get("type")}
+    return {
+        **wf,
+        "trigger": " ".join(filter(None, [trigger.get("type"), when])),
+        "action": (wf.get("action") or {}).get("type"),
+    }
 
 
 @app.command("list")
-def list_workflows(ctx: typer.Context, limit: Annotated[int | None, typer.Option(
-        min=1, help="At most this many (default: all).")] = None, json_out: JsonOpt = False) -> None:
+def list_workflows(
+    ctx: typer.Context,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many (default: all).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
     """Every workflow of your tenant, oldest first."""
     out = Output(json_out)
     with guarded(out):
         rows = list(api_of(ctx).pages("/api/workflows", {"limit": min(limit or 100, 100)}, max_rows=limit))
-        out.table([summary(r) for r in rows], COLUMNS, data=rows,
-                  empty="no workflows yet: declare some in YAML and run `ipaas apply -f <dir>`")
+        out.table(
+            [summary(r) for r in rows],
+            COLUMNS,
+            data=rows,
+            empty="no workflows yet: declare some in YAML and run `ipaas apply -f <dir>`",
+        )
 
 
 @app.command("get")
@@ -86,24 +96,35 @@ def versions(ctx: typer.Context, workflow: WorkflowArg, json_out: JsonOpt = Fals
         api = api_of(ctx)
         wf = find_workflow(api, workflow)
         rows = list(api.pages(f"/api/workflows/{wf['id']}/versions", {"limit": 100}))
-        shown = [{"version": r["version"], "current": r["current"], "created_at": r["created_at"],
-                  "trigger": (r["definition"].get("trigger") or {}).get("type"),
-                  "action": (r["definition"].get("action") or {}).get("type")} for r in rows]
+        shown = [
+            {
+                "version": r["version"],
+                "current": r["current"],
+                "created_at": r["created_at"],
+                "trigger": (r["definition"].get("trigger") or {}).get("type"),
+                "action": (r["definition"].get("action") or {}).get("type"),
+            }
+            for r in rows
+        ]
         out.table(shown, ["version", "current", "created_at", "trigger", "action"], data=rows)
 
 
 @app.command("rollback")
-def rollback(ctx: typer.Context, workflow: WorkflowArg,
-             version: Annotated[int, typer.Option("--to", "--version", min=1, help="The version to restore.")],
-             json_out: JsonOpt = False) -> None:
+def rollback(
+    ctx: typer.Context,
+    workflow: WorkflowArg,
+    version: Annotated[int, typer.Option("--to", "--version", min=1, help="The version to restore.")],
+    json_out: JsonOpt = False,
+) -> None:
     """Make an old version current again (as a new version)."""
     out = Output(json_out)
     with guarded(out):
         api = api_of(ctx)
         wf = find_workflow(api, workflow)
         done = api.call("POST", f"/api/workflows/{wf['id']}/rollback", {"version": version}).data
-        out.result(done, lambda c: c.print(
-            f"{escape(done['name'])}: version {version} restored as version {done['version']}"))
+        out.result(
+            done, lambda c: c.print(f"{escape(done['name'])}: version {version} restored as version {done['version']}")
+        )
 
 
 @app.command("rotate-secret")
@@ -114,5 +135,10 @@ def rotate_secret(ctx: typer.Context, workflow: WorkflowArg, json_out: JsonOpt =
         api = api_of(ctx)
         wf = find_workflow(api, workflow)
         done = api.call("POST", f"/api/workflows/{wf['id']}/webhook-secret").data
-        out.result(done, lambda c: c.print(
-            f"new secret {done['webhook']['secret']} (the previous one is valid until {done['previous_valid_until']})"))
+        out.result(
+            done,
+            lambda c: c.print(
+                f"new secret {done['webhook']['secret']} "
+                f"(the previous one is valid until {done['previous_valid_until']})"
+            ),
+        )

@@ -28,8 +28,9 @@ class _Bucket:
 
 
 class TokenBuckets:
-    def __init__(self, *, burst: int, per_minute: float, max_keys: int,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, *, burst: int, per_minute: float, max_keys: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.burst = float(burst)
         self.rate = per_minute / 60.0
         self.max_keys = max_keys

@@ -52,9 +52,7 @@ class DatabaseSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="IPAAS_DB_", extra="ignore")
 
-    url: str = Field(
-        default="postgresql://postgres@127.0.0.1:5432/ipaas", validation_alias="DATABASE_URL"
-    )
+    url: str = Field(default="postgresql://postgres@127.0.0.1:5432/ipaas", validation_alias="DATABASE_URL")
     pool_min: int = 1
     pool_max: int = 10
     command_timeout_seconds: float = 10.0

@@ -18,8 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 
-async def cancel_until_done(tasks: Iterable[asyncio.Task[Any]], *, every: float,
-                            rounds: int) -> set[asyncio.Task[Any]]:
+async def cancel_until_done(tasks: Iterable[asyncio.Task[Any]], *, every: float, rounds: int) -> set[asyncio.Task[Any]]:
     """Cancel ``tasks``, wait up to ``every`` seconds for them to end, and cancel what still runs again.
 
     At most ``rounds`` rounds; returns the tasks still running after the last one (empty when all ended).

@@ -47,10 +47,16 @@ class _WhenExported(Sampler):
     def __init__(self) -> None:
         self.on = False
 
-    def should_sample(self, parent_context: context.Context | None, trace_id: int, name: str,
-                      kind: SpanKind | None = None, attributes: Attributes = None,
-                      links: Sequence[Link] | None = None,
-                      trace_state: trace.TraceState | None = None) -> SamplingResult:
+    def should_sample(
+        self,
+        parent_context: context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
         chosen = ALWAYS_ON if self.on else ALWAYS_OFF
         return chosen.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
@@ -61,13 +67,12 @@ class _WhenExported(Sampler):
 _SAMPLER = _WhenExported()
 
 
-def setup_tracing(service_name: str, *, exporter: SpanExporter | None = None,
-                  processor: SpanProcessor | None = None) -> TracerProvider:
+def setup_tracing(
+    service_name: str, *, exporter: SpanExporter | None = None, processor: SpanProcessor | None = None
+) -> TracerProvider:
     """Install the global tracer provider once per process and return it."""
     global _configured
-    propagate.set_global_textmap(
-        CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
-    )
+    propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
     current = trace.get_tracer_provider()
     if _configured and isinstance(current, TracerProvider):
         provider = current
@@ -138,15 +143,21 @@ class ActiveSpan:
         self._token = context.attach(trace.set_span_in_context(self._span))
         return self._span
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         try:
             if isinstance(exc, Exception) and self._span.is_recording():
                 redactor = current_redactor()
                 if redactor:
                     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-                    self._span.record_exception(exc, attributes={"exception.message": redactor.text(str(exc)),
-                                                                 "exception.stacktrace": redactor.text(stack)})
+                    self._span.record_exception(
+                        exc,
+                        attributes={
+                            "exception.message": redactor.text(str(exc)),
+                            "exception.stacktrace": redactor.text(stack),
+                        },
+                    )
                     self._span.set_status(Status(StatusCode.ERROR, redactor.text(f"{type(exc).__name__}: {exc}")))
                 else:
                     self._span.record_exception(exc)

@@ -32,15 +32,20 @@ def otlp_enabled() -> bool:
         return False
     if os.environ.get("OTEL_TRACES_EXPORTER", "otlp").lower() == "none":
         return False
-    return bool(
-        os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-    )
+    return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
 def otlp_protocol() -> str:
     """``http/protobuf`` or ``grpc``: the traces-specific variable first, then the general one."""
-    raw = (os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-           or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL") or HTTP_PROTOBUF).strip().lower()
+    raw = (
+        (
+            os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+            or HTTP_PROTOBUF
+        )
+        .strip()
+        .lower()
+    )
     if raw in (HTTP_PROTOBUF, GRPC):
         return raw
     log.warning("unsupported OTLP protocol; using http/protobuf", extra={"protocol": raw})

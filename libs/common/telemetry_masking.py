@@ -39,9 +39,17 @@ def masked_span(span: ReadableSpan) -> ReadableSpan:
     events = [Event(e.name, masked_attributes(e.attributes), e.timestamp) for e in span.events]
     links = [Link(link.context, masked_attributes(link.attributes)) for link in span.links]
     return ReadableSpan(
-        name=span.name, context=span.context, parent=span.parent, resource=span.resource,
-        attributes=masked_attributes(span.attributes), events=events, links=links, kind=span.kind,
-        status=status, start_time=span.start_time, end_time=span.end_time,
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=masked_attributes(span.attributes),
+        events=events,
+        links=links,
+        kind=span.kind,
+        status=status,
+        start_time=span.start_time,
+        end_time=span.end_time,
         instrumentation_scope=span.instrumentation_scope,
     )
 

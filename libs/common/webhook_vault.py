@@ -38,27 +38,31 @@ def _aad(layer: str, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uu
     return f"ipaas:webhook-secret:v1:{layer}:{tenant_id}:{workflow_id}:{secret_id}:{kek_id}".encode()
 
 
-def _wrap(ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uuid.UUID,
-          dek: bytes) -> tuple[str, bytes]:
+def _wrap(
+    ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uuid.UUID, dek: bytes
+) -> tuple[str, bytes]:
     kid = ring.primary_id
     return kid, seal_bytes(ring.key(kid), dek, _aad("dek", tenant_id, workflow_id, secret_id, kid))
 
 
-def _unwrap(ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uuid.UUID, kek_id: str,
-            wrapped: bytes) -> bytes:
+def _unwrap(
+    ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uuid.UUID, kek_id: str, wrapped: bytes
+) -> bytes:
     return open_bytes(ring.key(kek_id), wrapped, _aad("dek", tenant_id, workflow_id, secret_id, kek_id))
 
 
-def seal(ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uuid.UUID,
-         secret: str) -> SealedSecret:
+def seal(
+    ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uuid.UUID, secret: str
+) -> SealedSecret:
     dek = AESGCM.generate_key(bit_length=256)
     ciphertext = seal_bytes(dek, secret.encode(), _aad("data", tenant_id, workflow_id, secret_id))
     kid, wrapped = _wrap(ring, tenant_id, workflow_id, secret_id, dek)
     return SealedSecret(kid, wrapped, ciphertext)
 
 
-def open_secret(ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uuid.UUID,
-                sealed: SealedSecret) -> str:
+def open_secret(
+    ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uuid.UUID, sealed: SealedSecret
+) -> str:
     """The secret; :class:`DecryptError` (``KeyUnavailable`` for a KEK this ring lacks) otherwise."""
     dek = _unwrap(ring, tenant_id, workflow_id, secret_id, sealed.kek_id, sealed.wrapped_dek)
     plaintext = open_bytes(dek, sealed.ciphertext, _aad("data", tenant_id, workflow_id, secret_id))
@@ -68,8 +72,9 @@ def open_secret(ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, sec
         raise DecryptError("webhook secret is not text") from exc
 
 
-def rewrap(ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uuid.UUID, kek_id: str,
-           wrapped: bytes) -> tuple[str, bytes]:
+def rewrap(
+    ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret_id: uuid.UUID, kek_id: str, wrapped: bytes
+) -> tuple[str, bytes]:
     """The data key wrapped by the primary KEK: (its id, the new wrapping); the ciphertext stays."""
     dek = _unwrap(ring, tenant_id, workflow_id, secret_id, kek_id, wrapped)
     return _wrap(ring, tenant_id, workflow_id, secret_id, dek)

@@ -42,10 +42,18 @@ async def create_key(request: web.Request) -> web.Response:
     row = await request.app[POOL].fetchrow(
         f"""INSERT INTO api_keys (id, tenant_id, created_by, name, prefix, digest, scopes)
             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING {_COLUMNS}""",
-        uuid.uuid4(), who.tenant_id, who.user_id or who.key_id, body.name, api_keys.shown_prefix(key),
-        api_keys.digest(key), [s.value for s in body.scopes])
-    log.info("api key created", extra={"key_id": str(row["id"]), "tenant_id": str(who.tenant_id),
-                                       "scopes": [s.value for s in body.scopes]})
+        uuid.uuid4(),
+        who.tenant_id,
+        who.user_id or who.key_id,
+        body.name,
+        api_keys.shown_prefix(key),
+        api_keys.digest(key),
+        [s.value for s in body.scopes],
+    )
+    log.info(
+        "api key created",
+        extra={"key_id": str(row["id"]), "tenant_id": str(who.tenant_id), "scopes": [s.value for s in body.scopes]},
+    )
     return ok(ApiKeyCreated.model_validate({**dict(row), "key": key}), status=201)
 
 
@@ -58,7 +66,11 @@ async def list_keys(request: web.Request) -> web.Response:
         f"""SELECT {_COLUMNS} FROM api_keys
             WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
             ORDER BY created_at, id LIMIT $4""",
-        who.tenant_id, after[0] if after else None, after[1] if after else None, limit + 1)
+        who.tenant_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
+    )
     return page_response(rows, limit, _out)
 
 
@@ -70,7 +82,10 @@ async def revoke_key(request: web.Request) -> web.Response:
         raise NotFound("API key not found") from exc
     row = await request.app[POOL].fetchrow(
         f"""UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND tenant_id = $2
-            RETURNING {_COLUMNS}""", key_id, who.tenant_id)
+            RETURNING {_COLUMNS}""",
+        key_id,
+        who.tenant_id,
+    )
     if row is None:
         raise NotFound("API key not found")
     log.info("api key revoked", extra={"key_id": str(key_id), "tenant_id": str(who.tenant_id)})

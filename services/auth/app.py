@@ -57,24 +57,36 @@ async def create_app(settings: AuthSettings) -> web.Application:
     app = base_app("auth", client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     ring, keks = await load_keys(settings)
-    app[TOKENS] = TokenService(ring, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                               ttl_seconds=settings.token_ttl_seconds,
-                               leeway_seconds=settings.token_leeway_seconds)
+    app[TOKENS] = TokenService(
+        ring,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        ttl_seconds=settings.token_ttl_seconds,
+        leeway_seconds=settings.token_leeway_seconds,
+    )
     app[KEKS] = KekHolder(keks)
     # Building it hashes a dummy password once: off the loop.
     app[PASSWORDS] = await asyncio.to_thread(
-        Passwords, time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
-        parallelism=settings.argon2_parallelism, workers=settings.hash_workers,
+        Passwords,
+        time_cost=settings.argon2_time_cost,
+        memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism,
+        workers=settings.hash_workers,
         max_pending=settings.hash_queue_max,
     )
-    app[LOGIN_EMAIL_LIMIT] = TokenBuckets(burst=settings.login_email_burst,
-                                          per_minute=settings.login_email_per_minute,
-                                          max_keys=settings.rate_limit_max_keys)
-    app[LOGIN_IP_LIMIT] = TokenBuckets(burst=settings.login_ip_burst, per_minute=settings.login_ip_per_minute,
-                                       max_keys=settings.rate_limit_max_keys)
-    app[REGISTER_IP_LIMIT] = TokenBuckets(burst=settings.register_ip_burst,
-                                          per_minute=settings.register_ip_per_minute,
-                                          max_keys=settings.rate_limit_max_keys)
+    app[LOGIN_EMAIL_LIMIT] = TokenBuckets(
+        burst=settings.login_email_burst,
+        per_minute=settings.login_email_per_minute,
+        max_keys=settings.rate_limit_max_keys,
+    )
+    app[LOGIN_IP_LIMIT] = TokenBuckets(
+        burst=settings.login_ip_burst, per_minute=settings.login_ip_per_minute, max_keys=settings.rate_limit_max_keys
+    )
+    app[REGISTER_IP_LIMIT] = TokenBuckets(
+        burst=settings.register_ip_burst,
+        per_minute=settings.register_ip_per_minute,
+        max_keys=settings.rate_limit_max_keys,
+    )
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
 
     app.cleanup_ctx.append(_passwords_ctx)
@@ -133,8 +145,9 @@ async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
 @asynccontextmanager
 async def _resolver_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    resolver = CredentialResolver(app[BUS], app[POOL], app[KEKS], queue=settings.resolve_queue,
-                                  concurrency=settings.resolve_concurrency)
+    resolver = CredentialResolver(
+        app[BUS], app[POOL], app[KEKS], queue=settings.resolve_queue, concurrency=settings.resolve_concurrency
+    )
     await resolver.start()
     yield
     await resolver.stop()

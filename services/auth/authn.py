@@ -22,8 +22,9 @@ async def require_claims(request: web.Request) -> Claims:
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token:
-        raise Unauthorized("a bearer token is required", code="missing_token",
-                           headers={"WWW-Authenticate": 'Bearer realm="ipaas"'})
+        raise Unauthorized(
+            "a bearer token is required", code="missing_token", headers={"WWW-Authenticate": 'Bearer realm="ipaas"'}
+        )
     if len(token) > MAX_TOKEN_LENGTH:
         raise Unauthorized("token is too long", code="invalid_token", headers=_INVALID)
     try:

@@ -46,18 +46,28 @@ async def create_credential(request: web.Request) -> web.Response:
     credential_id = uuid.uuid4()
     with tracer.start_as_current_span(
         "credentials.create",
-        attributes={"ipaas.tenant_id": str(claims.tenant_id), "ipaas.cred_id": str(credential_id),
-                    "ipaas.cred_type": body.type},
+        attributes={
+            "ipaas.tenant_id": str(claims.tenant_id),
+            "ipaas.cred_id": str(credential_id),
+            "ipaas.cred_type": body.type,
+        },
     ):
         sealed = request.app[KEKS].ring.encrypt(claims.tenant_id, credential_id, secret)
         row = await request.app[POOL].fetchrow(
             """INSERT INTO credentials (id, tenant_id, name, type, kek_id, wrapped_dek, ciphertext)
                VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, name, type, created_at""",
-            credential_id, claims.tenant_id, body.name, body.type,
-            sealed.kek_id, sealed.wrapped_dek, sealed.ciphertext,
+            credential_id,
+            claims.tenant_id,
+            body.name,
+            body.type,
+            sealed.kek_id,
+            sealed.wrapped_dek,
+            sealed.ciphertext,
         )
-    log.info("credential created", extra={"cred_id": str(credential_id), "type": body.type,
-                                          "tenant_id": str(claims.tenant_id)})
+    log.info(
+        "credential created",
+        extra={"cred_id": str(credential_id), "type": body.type, "tenant_id": str(claims.tenant_id)},
+    )
     return ok(_public(row), status=201)
 
 
@@ -70,7 +80,10 @@ async def list_credentials(request: web.Request) -> web.Response:
         """SELECT id, name, type, created_at FROM credentials
            WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
            ORDER BY created_at, id LIMIT $4""",
-        claims.tenant_id, after[0] if after else None, after[1] if after else None, limit + 1,
+        claims.tenant_id,
+        after[0] if after else None,
+        after[1] if after else None,
+        limit + 1,
     )
     return page_response(rows, limit, _public)
 
@@ -86,6 +99,5 @@ async def delete_credential(request: web.Request) -> web.Response:
     )
     if deleted is None:
         raise NotFound("credential not found")
-    log.info("credential deleted", extra={"cred_id": str(credential_id),
-                                          "tenant_id": str(claims.tenant_id)})
+    log.info("credential deleted", extra={"cred_id": str(credential_id), "tenant_id": str(claims.tenant_id)})
     return ok(DeletedOut(id=credential_id))

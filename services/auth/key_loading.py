@@ -10,10 +10,15 @@ from services.auth.vault import KekRing, load_kek_ring
 
 
 def load_keys_sync(settings: AuthSettings) -> tuple[SigningKeyRing, KekRing]:
-    ring = load_signing_keys(env_pem=settings.signing_key, keys_dir=settings.signing_keys_dir,
-                             dev_mode=settings.dev_mode, dev_dir=settings.dev_keys_dir)
-    keks = load_kek_ring(env_spec=settings.keks, keys_dir=settings.keks_dir,
-                         dev_mode=settings.dev_mode, dev_dir=settings.dev_keys_dir)
+    ring = load_signing_keys(
+        env_pem=settings.signing_key,
+        keys_dir=settings.signing_keys_dir,
+        dev_mode=settings.dev_mode,
+        dev_dir=settings.dev_keys_dir,
+    )
+    keks = load_kek_ring(
+        env_spec=settings.keks, keys_dir=settings.keks_dir, dev_mode=settings.dev_mode, dev_dir=settings.dev_keys_dir
+    )
     return ring, keks
 
 

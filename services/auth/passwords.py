@@ -34,8 +34,9 @@ class HashingBusy(Exception):
 
 
 class Passwords:
-    def __init__(self, *, time_cost: int, memory_kib: int, parallelism: int, workers: int,
-                 max_pending: int = 1_000_000) -> None:
+    def __init__(
+        self, *, time_cost: int, memory_kib: int, parallelism: int, workers: int, max_pending: int = 1_000_000
+    ) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="argon2")
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))

@@ -47,8 +47,11 @@ async def key_principal(pool: asyncpg.Pool, key: str, scope: Scope) -> Principal
     if row is None:
         raise Unauthorized("unknown or revoked API key", code="invalid_api_key", headers=_INVALID)
     if scope.value not in row["scopes"]:
-        raise Forbidden(f"this API key lacks the {scope.value!r} scope", code="insufficient_scope",
-                        headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope.value}"'})
+        raise Forbidden(
+            f"this API key lacks the {scope.value!r} scope",
+            code="insufficient_scope",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope.value}"'},
+        )
     await pool.execute(TOUCH_SQL, row["id"])
     return Principal(tenant_id=row["tenant_id"], user_id=None, key_id=row["id"])
 

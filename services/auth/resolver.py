@@ -40,8 +40,7 @@ MAX_REQUEST_BYTES = 4096
 
 
 class CredentialResolver:
-    def __init__(self, bus: Bus, pool: asyncpg.Pool, keks: KekHolder, *, queue: str,
-                 concurrency: int = 32) -> None:
+    def __init__(self, bus: Bus, pool: asyncpg.Pool, keks: KekHolder, *, queue: str, concurrency: int = 32) -> None:
         self._bus = bus
         self._pool = pool
         self._keks = keks
@@ -109,7 +108,8 @@ class CredentialResolver:
             with ActiveSpan(db_span("SELECT", "credentials", "resolve")):
                 row = await self._pool.fetchrow(
                     "SELECT type, kek_id, wrapped_dek, ciphertext FROM credentials WHERE id = $1 AND tenant_id = $2",
-                    request.credential_id, request.tenant_id,
+                    request.credential_id,
+                    request.tenant_id,
                 )
         except (asyncpg.PostgresError, OSError, TimeoutError):
             log.exception("credential lookup failed", extra=_ids(request.tenant_id, request.credential_id))
@@ -118,17 +118,25 @@ class CredentialResolver:
             return CredentialReply(ok=False, error="not_found")
         try:
             secret = self._keks.ring.decrypt(
-                request.tenant_id, request.credential_id,
+                request.tenant_id,
+                request.credential_id,
                 Sealed(row["kek_id"], bytes(row["wrapped_dek"]), bytes(row["ciphertext"])),
             )
         except KeyUnavailable as exc:
-            log.warning("credential sealed under a key this replica does not hold; the requester retries",
-                        extra={**_ids(request.tenant_id, request.credential_id), "kek_id": exc.kek_id,
-                               "kek_ids": self._keks.ring.kids})
+            log.warning(
+                "credential sealed under a key this replica does not hold; the requester retries",
+                extra={
+                    **_ids(request.tenant_id, request.credential_id),
+                    "kek_id": exc.kek_id,
+                    "kek_ids": self._keks.ring.kids,
+                },
+            )
             return CredentialReply(ok=False, error="key_unavailable")
         except (DecryptError, ValueError):
-            log.error("credential does not decrypt", extra={**_ids(request.tenant_id, request.credential_id),
-                                                            "kek_id": row["kek_id"]})
+            log.error(
+                "credential does not decrypt",
+                extra={**_ids(request.tenant_id, request.credential_id), "kek_id": row["kek_id"]},
+            )
             return CredentialReply(ok=False, error="decrypt_failed")
         return CredentialReply(ok=True, type=row["type"], secret=secret)
 

@@ -49,30 +49,39 @@ async def revoke_token(pool: asyncpg.Pool, claims: Claims, *, leeway: float) -> 
     await pool.execute(
         """INSERT INTO token_revocations (user_id, jti, expires_at)
            VALUES ($1, $2, to_timestamp($3)) ON CONFLICT (jti) DO NOTHING""",
-        claims.user_id, claims.jti, claims.expires_at + math.ceil(leeway),
+        claims.user_id,
+        claims.jti,
+        claims.expires_at + math.ceil(leeway),
     )
 
 
-async def revoke_all(pool: asyncpg.Pool, user_id: uuid.UUID, *, ttl_seconds: int, leeway: float,
-                     now: float | None = None) -> int:
+async def revoke_all(
+    pool: asyncpg.Pool, user_id: uuid.UUID, *, ttl_seconds: int, leeway: float, now: float | None = None
+) -> int:
     """Refuse every token of ``user_id`` issued until now; returns the ``not_before`` it set."""
     not_before = math.floor(time.time() if now is None else now) + 1
     await pool.execute(
         """INSERT INTO token_revocations (user_id, not_before, expires_at)
            VALUES ($1, $2, to_timestamp($3))""",
-        user_id, not_before, not_before + ttl_seconds + math.ceil(leeway),
+        user_id,
+        not_before,
+        not_before + ttl_seconds + math.ceil(leeway),
     )
     return not_before
 
 
 async def is_revoked(pool: asyncpg.Pool, claims: Claims) -> bool:
     """Whether a token (already verified otherwise) was revoked, by itself or with all its user's."""
-    return bool(await pool.fetchval(
-        """SELECT EXISTS (SELECT 1 FROM token_revocations WHERE jti = $1)
+    return bool(
+        await pool.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM token_revocations WHERE jti = $1)
                OR EXISTS (SELECT 1 FROM token_revocations
                           WHERE user_id = $2 AND not_before > $3 AND expires_at > now())""",
-        claims.jti, claims.user_id, claims.issued_at,
-    ))
+            claims.jti,
+            claims.user_id,
+            claims.issued_at,
+        )
+    )
 
 
 async def feed(pool: asyncpg.Pool, after: int) -> dict[str, Any]:

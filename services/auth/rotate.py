@@ -51,7 +51,9 @@ async def rotate(pool: asyncpg.Pool, keks: KekRing, *, batch_size: int = BATCH_S
             rows = await conn.fetch(
                 """SELECT id, tenant_id, kek_id, wrapped_dek, ciphertext FROM credentials
                    WHERE kek_id <> $1 AND id > $2 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED""",
-                primary, last_id, batch_size,
+                primary,
+                last_id,
+                batch_size,
             )
             if not rows:
                 break
@@ -62,8 +64,7 @@ async def rotate(pool: asyncpg.Pool, keks: KekRing, *, batch_size: int = BATCH_S
                     fresh = keks.rewrap(row["tenant_id"], row["id"], sealed)
                 except DecryptError:
                     report.failed += 1
-                    log.error("cannot unwrap data key", extra={"cred_id": str(row["id"]),
-                                                               "kek_id": row["kek_id"]})
+                    log.error("cannot unwrap data key", extra={"cred_id": str(row["id"]), "kek_id": row["kek_id"]})
                     continue
                 updates.append((row["id"], fresh.kek_id, fresh.wrapped_dek, row["kek_id"]))
             await conn.executemany(
@@ -73,24 +74,33 @@ async def rotate(pool: asyncpg.Pool, keks: KekRing, *, batch_size: int = BATCH_S
             )
             report.rewrapped += len(updates)
             last_id = rows[-1]["id"]
-        log.info("rotation progress", extra={"rewrapped": report.rewrapped, "failed": report.failed,
-                                             "of": total})
+        log.info("rotation progress", extra={"rewrapped": report.rewrapped, "failed": report.failed, "of": total})
     hooks_rewrapped, hooks_failed = await rotate_webhook_secrets(pool, keks, batch_size=batch_size)
     report.rewrapped += hooks_rewrapped
     report.failed += hooks_failed
     report.remaining = await pool.fetchval("SELECT count(*) FROM credentials WHERE kek_id <> $1", primary)
     report.remaining += await pool.fetchval(REMAINING, primary)
-    log.info("rotation finished", extra={"primary_kek": primary, "rewrapped": report.rewrapped,
-                                         "webhook_secrets_rewrapped": hooks_rewrapped,
-                                         "failed": report.failed, "remaining_on_old_keks": report.remaining})
+    log.info(
+        "rotation finished",
+        extra={
+            "primary_kek": primary,
+            "rewrapped": report.rewrapped,
+            "webhook_secrets_rewrapped": hooks_rewrapped,
+            "failed": report.failed,
+            "remaining_on_old_keks": report.remaining,
+        },
+    )
     return report
 
 
 async def _main(settings: AuthSettings) -> int:
     try:
         keks = await asyncio.to_thread(
-            load_kek_ring, env_spec=settings.keks, keys_dir=settings.keks_dir,
-            dev_mode=settings.dev_mode, dev_dir=settings.dev_keys_dir,
+            load_kek_ring,
+            env_spec=settings.keks,
+            keys_dir=settings.keks_dir,
+            dev_mode=settings.dev_mode,
+            dev_dir=settings.dev_keys_dir,
         )
     except KeyConfigError as exc:
         log.error("rotation cannot start", extra={"reason": str(exc)})

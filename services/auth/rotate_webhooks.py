@@ -39,13 +39,19 @@ async def rotate_webhook_secrets(pool: asyncpg.Pool, keks: KekRing, *, batch_siz
             updates: list[tuple[uuid.UUID, str, bytes, str]] = []
             for row in rows:
                 try:
-                    kid, wrapped = rewrap(keks, row["tenant_id"], row["workflow_id"], row["id"], row["kek_id"],
-                                          bytes(row["wrapped_dek"]))
+                    kid, wrapped = rewrap(
+                        keks, row["tenant_id"], row["workflow_id"], row["id"], row["kek_id"], bytes(row["wrapped_dek"])
+                    )
                 except DecryptError:
                     failed += 1
-                    log.error("cannot unwrap webhook secret data key",
-                              extra={"webhook_secret_id": str(row["id"]), "workflow_id": str(row["workflow_id"]),
-                                     "kek_id": row["kek_id"]})
+                    log.error(
+                        "cannot unwrap webhook secret data key",
+                        extra={
+                            "webhook_secret_id": str(row["id"]),
+                            "workflow_id": str(row["workflow_id"]),
+                            "kek_id": row["kek_id"],
+                        },
+                    )
                     continue
                 updates.append((row["id"], kid, wrapped, row["kek_id"]))
             await conn.executemany(_PUT, updates)

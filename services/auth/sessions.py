@@ -40,8 +40,9 @@ async def logout(request: web.Request) -> web.Response:
 async def logout_all(request: web.Request) -> web.Response:
     claims = await require_claims(request)
     settings = request.app[SETTINGS]
-    not_before = await revoke_all(request.app[POOL], claims.user_id, ttl_seconds=settings.token_ttl_seconds,
-                                  leeway=settings.token_leeway_seconds)
+    not_before = await revoke_all(
+        request.app[POOL], claims.user_id, ttl_seconds=settings.token_ttl_seconds, leeway=settings.token_leeway_seconds
+    )
     log.info("all tokens of a user revoked", extra={"user_id": str(claims.user_id), "not_before": not_before})
     return ok(RevokedOut(revoked="all"), headers={"Cache-Control": "no-store"})
 

@@ -71,8 +71,7 @@ def key_from_pem(pem: bytes, source: str, active_from: float = 0.0) -> SigningKe
         raise KeyConfigError(f"signing key {source} is not a readable PEM private key") from exc
     if not isinstance(private, Ed25519PrivateKey):
         raise KeyConfigError(f"signing key {source} is not an Ed25519 key")
-    return SigningKey(kid=thumbprint(private.public_key()), private=private, source=source,
-                      active_from=active_from)
+    return SigningKey(kid=thumbprint(private.public_key()), private=private, source=source, active_from=active_from)
 
 
 def pem_of(private: Ed25519PrivateKey) -> bytes:
@@ -99,8 +98,7 @@ class SigningKeyRing:
         current = time.time() if now is None else now
         active = [k for k in self._keys if k.active_from <= current]
         if not active:
-            log.warning("no signing key is active yet; signing with the earliest",
-                        extra={"kid": self._keys[0].kid})
+            log.warning("no signing key is active yet; signing with the earliest", extra={"kid": self._keys[0].kid})
         self._signer = active[-1] if active else self._keys[0]
 
     @property
@@ -122,7 +120,12 @@ class SigningKeyRing:
 
 
 def load_signing_keys(
-    *, env_pem: str | None, keys_dir: Path | None, dev_mode: bool, dev_dir: Path, now: float | None = None,
+    *,
+    env_pem: str | None,
+    keys_dir: Path | None,
+    dev_mode: bool,
+    dev_dir: Path,
+    now: float | None = None,
 ) -> SigningKeyRing:
     """Blocking (file I/O): call it from a thread once the loop runs."""
     keys: list[SigningKey] = []

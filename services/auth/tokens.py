@@ -26,16 +26,18 @@ class TokenService:
     one consistent set.
     """
 
-    def __init__(self, ring: SigningKeyRing, *, issuer: str, audience: str, ttl_seconds: int,
-                 leeway_seconds: float = 5.0) -> None:
+    def __init__(
+        self, ring: SigningKeyRing, *, issuer: str, audience: str, ttl_seconds: int, leeway_seconds: float = 5.0
+    ) -> None:
         self.ring = ring
         self.issuer = issuer
         self.audience = audience
         self.ttl_seconds = ttl_seconds
         self.leeway_seconds = leeway_seconds
 
-    def issue(self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, now: float | None = None,
-              not_before: int | None = None) -> IssuedToken:
+    def issue(
+        self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, now: float | None = None, not_before: int | None = None
+    ) -> IssuedToken:
         """A token for the user; ``not_before`` (a "revoke all" in force) raises ``iat`` to at least it.
 
         A login in the same second as a revoke-all would otherwise get an ``iat`` the revocation

@@ -68,9 +68,14 @@ def _check_password_length(request: web.Request, password: str) -> None:
     if not settings.password_min_length <= len(password) <= settings.password_max_length:
         raise ValidationFailed(
             "request body failed validation",
-            details=[{"field": "password", "type": "string_length",
-                      "message": f"password must be {settings.password_min_length} to "
-                                 f"{settings.password_max_length} characters"}],
+            details=[
+                {
+                    "field": "password",
+                    "type": "string_length",
+                    "message": f"password must be {settings.password_min_length} to "
+                    f"{settings.password_max_length} characters",
+                }
+            ],
         )
 
 
@@ -95,7 +100,10 @@ async def register(request: web.Request) -> web.Response:
             await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant_id, body.email)
             await conn.execute(
                 "INSERT INTO users (id, tenant_id, email, password_hash) VALUES ($1, $2, $3, $4)",
-                user_id, tenant_id, body.email, password_hash,
+                user_id,
+                tenant_id,
+                body.email,
+                password_hash,
             )
     except asyncpg.UniqueViolationError:
         # Already registered: the same answer as for a new email; these ids belong to nothing.
@@ -147,5 +155,6 @@ async def login(request: web.Request) -> web.Response:
             await app[POOL].execute("UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], new_hash)
     issued = app[TOKENS].issue(row["id"], row["tenant_id"], not_before=row["not_before"])
     log.info("login succeeded", extra={"user_id": str(row["id"]), "kid": issued.kid})
-    return ok(TokenOut(access_token=issued.access_token, expires_in=issued.expires_in),
-              headers={"Cache-Control": "no-store"})
+    return ok(
+        TokenOut(access_token=issued.access_token, expires_in=issued.expires_in), headers={"Cache-Control": "no-store"}
+    )

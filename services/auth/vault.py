@@ -50,8 +50,9 @@ class KekRing(KeyRing):
 
     def encrypt(self, tenant_id: uuid.UUID, credential_id: uuid.UUID, secret: dict[str, Any]) -> Sealed:
         dek = AESGCM.generate_key(bit_length=256)
-        ciphertext = _seal(dek, json.dumps(secret, separators=(",", ":")).encode(),
-                           _aad("data", tenant_id, credential_id))
+        ciphertext = _seal(
+            dek, json.dumps(secret, separators=(",", ":")).encode(), _aad("data", tenant_id, credential_id)
+        )
         return Sealed(self.primary_id, self.wrap(tenant_id, credential_id, dek), ciphertext)
 
     def wrap(self, tenant_id: uuid.UUID, credential_id: uuid.UUID, dek: bytes) -> bytes:

@@ -54,53 +54,105 @@ def replica_id(port: int) -> str:
 async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     metrics = ExecutorMetrics(app[METRICS])
-    bus = await Bus.connect(settings.nats, name=f"executor:{settings.http.port}",
-                            inbox_prefix=settings.nats_inbox_prefix)
+    bus = await Bus.connect(
+        settings.nats, name=f"executor:{settings.http.port}", inbox_prefix=settings.nats_inbox_prefix
+    )
     # Provisioned by the provisioning step (or here, with IPAAS_NATS_PROVISION=true); until then not ready.
     nats_setup = ProvisionGate(bus, provisioning.needs(settings))
     await nats_setup.start()
     pool: asyncpg.Pool = await create_pool(settings.db)
-    sessions = ClientSessions(connections_per_host=settings.connections_per_host,
-                              timeout_seconds=settings.action_timeout_seconds)
-    runner = ActionRunner(build_connectors(settings, sessions, bus),
-                          CredentialResolver(bus, timeout_seconds=settings.credential_timeout_seconds,
-                                             cache_seconds=settings.credential_cache_seconds),
-                          timeout_seconds=settings.action_timeout_seconds, max_output_bytes=settings.max_output_bytes,
-                          max_input_bytes=settings.max_input_bytes,
-                          templates=engine_for(settings.templates),
-                          propagate_to=settings.propagating_connectors())
-    store = ExecutionStore(pool, owner=replica_id(settings.http.port), lease_seconds=settings.lease_seconds,
-                           max_items=settings.batch_max, linger=settings.batch_linger_seconds)
-    workflows = WorkflowReader(pool, cache_size=settings.workflow_cache_size, max_items=settings.batch_max,
-                               linger=settings.batch_linger_seconds)
-    waker = Waker(pool, bus, batch=settings.deferred_batch, poll_seconds=settings.deferred_poll_seconds,
-                  publish_timeout=settings.nats.publish_timeout_seconds)
-    slots = TenantSlots(settings.max_in_flight, headroom=settings.headroom_slots(),
-                        patience=settings.fairness_patience_seconds)
-    breakers = Breakers(fail_max=settings.breaker_fail_max, reset_seconds=settings.breaker_reset_seconds,
-                        on_transition=metrics.on_breaker_transition)
+    sessions = ClientSessions(
+        connections_per_host=settings.connections_per_host, timeout_seconds=settings.action_timeout_seconds
+    )
+    runner = ActionRunner(
+        build_connectors(settings, sessions, bus),
+        CredentialResolver(
+            bus, timeout_seconds=settings.credential_timeout_seconds, cache_seconds=settings.credential_cache_seconds
+        ),
+        timeout_seconds=settings.action_timeout_seconds,
+        max_output_bytes=settings.max_output_bytes,
+        max_input_bytes=settings.max_input_bytes,
+        templates=engine_for(settings.templates),
+        propagate_to=settings.propagating_connectors(),
+    )
+    store = ExecutionStore(
+        pool,
+        owner=replica_id(settings.http.port),
+        lease_seconds=settings.lease_seconds,
+        max_items=settings.batch_max,
+        linger=settings.batch_linger_seconds,
+    )
+    workflows = WorkflowReader(
+        pool,
+        cache_size=settings.workflow_cache_size,
+        max_items=settings.batch_max,
+        linger=settings.batch_linger_seconds,
+    )
+    waker = Waker(
+        pool,
+        bus,
+        batch=settings.deferred_batch,
+        poll_seconds=settings.deferred_poll_seconds,
+        publish_timeout=settings.nats.publish_timeout_seconds,
+    )
+    slots = TenantSlots(
+        settings.max_in_flight, headroom=settings.headroom_slots(), patience=settings.fairness_patience_seconds
+    )
+    breakers = Breakers(
+        fail_max=settings.breaker_fail_max,
+        reset_seconds=settings.breaker_reset_seconds,
+        on_transition=metrics.on_breaker_transition,
+    )
     metrics.watch_breakers(breakers)
     worker = EventWorker(
-        bus=bus, store=store, workflows=workflows, runner=runner, breakers=breakers,
+        bus=bus,
+        store=store,
+        workflows=workflows,
+        runner=runner,
+        breakers=breakers,
         slots=slots,
         backoff=Backoff(settings.backoff_base_seconds, settings.backoff_max_seconds),
-        metrics=metrics, waker=waker,
-        options=WorkerOptions(consumer=settings.consumer, max_attempts=settings.max_attempts,
-                              heartbeat_seconds=settings.heartbeat_seconds,
-                              fairness_delay_seconds=settings.fairness_delay_seconds,
-                              lease_seconds=settings.lease_seconds, ack_sync=settings.ack_sync),
+        metrics=metrics,
+        waker=waker,
+        options=WorkerOptions(
+            consumer=settings.consumer,
+            max_attempts=settings.max_attempts,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            fairness_delay_seconds=settings.fairness_delay_seconds,
+            lease_seconds=settings.lease_seconds,
+            ack_sync=settings.ack_sync,
+        ),
     )
-    consumer = BoundedPullConsumer(bus, stream=settings.nats.events_stream, durable=settings.consumer,
-                                   handler=worker.handle, max_in_flight=settings.max_in_flight,
-                                   max_batch=settings.fetch_batch, min_fetch=max(1, settings.max_in_flight // 8))
+    consumer = BoundedPullConsumer(
+        bus,
+        stream=settings.nats.events_stream,
+        durable=settings.consumer,
+        handler=worker.handle,
+        max_in_flight=settings.max_in_flight,
+        max_batch=settings.fetch_batch,
+        min_fetch=max(1, settings.max_in_flight // 8),
+    )
     app[CONSUMER] = consumer
-    stats = StatsReader(bus, waker, metrics, streams=[settings.nats.events_stream, settings.nats.dlq_stream],
-                        events_stream=settings.nats.events_stream, consumer=settings.consumer,
-                        interval=settings.stats_interval_seconds)
-    backlog = BacklogView(bus, slots, stream=settings.nats.events_stream, subjects=settings.nats.events_subjects,
-                          interval=settings.fairness_refresh_seconds, busy=lambda: consumer.in_flight > 0)
-    dry_run = DryRunResponder(bus, runner, subject=settings.dry_run_subject,
-                              limits=DryRunLimits.from_settings(settings))
+    stats = StatsReader(
+        bus,
+        waker,
+        metrics,
+        streams=[settings.nats.events_stream, settings.nats.dlq_stream],
+        events_stream=settings.nats.events_stream,
+        consumer=settings.consumer,
+        interval=settings.stats_interval_seconds,
+    )
+    backlog = BacklogView(
+        bus,
+        slots,
+        stream=settings.nats.events_stream,
+        subjects=settings.nats.events_subjects,
+        interval=settings.fairness_refresh_seconds,
+        busy=lambda: consumer.in_flight > 0,
+    )
+    dry_run = DryRunResponder(
+        bus, runner, subject=settings.dry_run_subject, limits=DryRunLimits.from_settings(settings)
+    )
     await dry_run.start()
 
     async def nats_ready() -> bool:
@@ -116,8 +168,12 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     waker_task = asyncio.create_task(waker.run())
     stats_task = asyncio.create_task(stats.run())
     backlog_task = asyncio.create_task(backlog.run())
-    pruner = Pruner(pool, retention_days=settings.retention_days, batch=settings.retention_batch,
-                    interval_seconds=settings.retention_interval_seconds)
+    pruner = Pruner(
+        pool,
+        retention_days=settings.retention_days,
+        batch=settings.retention_batch,
+        interval_seconds=settings.retention_interval_seconds,
+    )
     prune_task = asyncio.create_task(pruner.run(), name="execution-retention")
 
     async def stop_on_signal() -> None:
@@ -126,8 +182,10 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
         consumer.stop()
 
     watcher = asyncio.create_task(stop_on_signal())
-    log.info("executor started", extra={"consumer": settings.consumer, "max_in_flight": settings.max_in_flight,
-                                        "lease_owner": store.owner})
+    log.info(
+        "executor started",
+        extra={"consumer": settings.consumer, "max_in_flight": settings.max_in_flight, "lease_owner": store.owner},
+    )
     try:
         yield
     finally:
@@ -138,8 +196,7 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
         waker.stop()  # a pass under way ends (within 5 s), then the loop does
         pruner.stop()
         # The loops are cancelled together, and again if one goes on (see libs/common/tasks.py).
-        left = await cancel_until_done((run_task, watcher, stats_task, backlog_task, prune_task), every=0.5,
-                                       rounds=4)
+        left = await cancel_until_done((run_task, watcher, stats_task, backlog_task, prune_task), every=0.5, rounds=4)
         _, waking = await asyncio.wait({waker_task}, timeout=5.0)
         left |= await cancel_until_done(waking, every=0.5, rounds=4)
         if left:

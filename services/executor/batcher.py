@@ -23,8 +23,15 @@ R = TypeVar("R")
 
 
 class Batcher(Generic[T, R]):
-    def __init__(self, name: str, flush: Callable[[list[T]], Awaitable[Sequence[R]]], *,
-                 max_items: int, linger: float, concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        name: str,
+        flush: Callable[[list[T]], Awaitable[Sequence[R]]],
+        *,
+        max_items: int,
+        linger: float,
+        concurrency: int = 4,
+    ) -> None:
         self._name = name
         self._flush = flush
         self._max = max_items
@@ -51,7 +58,7 @@ class Batcher(Generic[T, R]):
             self._timer = None
         if not self._items or self._running >= self._concurrency:
             return  # nothing to send, or every flush busy: the next one to finish sends these
-        batch, self._items = self._items[:self._max], self._items[self._max:]
+        batch, self._items = self._items[: self._max], self._items[self._max :]
         self._running += 1
         task = asyncio.create_task(self._run(batch))
         self._tasks.add(task)
@@ -61,8 +68,9 @@ class Batcher(Generic[T, R]):
         try:
             results = await self._flush([item for item, _ in batch])
         except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
-            log.warning("batch write failed", extra={"batch": self._name, "size": len(batch),
-                                                      "error": type(exc).__name__})
+            log.warning(
+                "batch write failed", extra={"batch": self._name, "size": len(batch), "error": type(exc).__name__}
+            )
             for _, fut in batch:
                 if not fut.done():
                     fut.set_exception(exc)

@@ -25,16 +25,20 @@ class BreakerStateCollector(Collector):
         self._max = max_shown
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
-        state = GaugeMetricFamily("ipaas_executor_breaker_state",
-                                  "1 for each (tenant, connector) breaker that is open or half-open on this replica",
-                                  labels=["tenant", "connector", "state"])
+        state = GaugeMetricFamily(
+            "ipaas_executor_breaker_state",
+            "1 for each (tenant, connector) breaker that is open or half-open on this replica",
+            labels=["tenant", "connector", "state"],
+        )
         unhealthy = self._breakers.open_keys()
         for tenant, connector, now in unhealthy[: self._max]:
             state.add_metric([tenant, connector, now], 1.0)
         yield state
-        yield GaugeMetricFamily("ipaas_executor_breakers_unlisted",
-                                "Open or half-open breakers left out of ipaas_executor_breaker_state (over its cap)",
-                                value=float(max(0, len(unhealthy) - self._max)))
+        yield GaugeMetricFamily(
+            "ipaas_executor_breakers_unlisted",
+            "Open or half-open breakers left out of ipaas_executor_breaker_state (over its cap)",
+            value=float(max(0, len(unhealthy) - self._max)),
+        )
 
     def describe(self) -> Iterable[GaugeMetricFamily]:
         return []

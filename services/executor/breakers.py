@@ -42,8 +42,15 @@ class _Breaker:
 
 
 class Breakers:
-    def __init__(self, *, fail_max: int, reset_seconds: float, clock: Clock = time.monotonic,
-                 on_transition: TransitionHook | None = None, max_entries: int = 100_000) -> None:
+    def __init__(
+        self,
+        *,
+        fail_max: int,
+        reset_seconds: float,
+        clock: Clock = time.monotonic,
+        on_transition: TransitionHook | None = None,
+        max_entries: int = 100_000,
+    ) -> None:
         self._fail_max = fail_max
         self._reset = reset_seconds
         self._clock = clock
@@ -124,7 +131,8 @@ class Breakers:
         old, entry.state = entry.state, new
         if new == CLOSED:
             entry.trial_in_flight = False
-        log.warning("circuit breaker transition", extra={
-            "tenant_id": tenant, "connector": connector, "from": old, "to": new})
+        log.warning(
+            "circuit breaker transition", extra={"tenant_id": tenant, "connector": connector, "from": old, "to": new}
+        )
         if self._hook is not None:
             self._hook(connector, old, new)

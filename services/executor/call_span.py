@@ -25,8 +25,9 @@ SENT_HEADERS = ("traceparent", "tracestate")
 
 
 def connector_span(action_type: str) -> trace.Span:
-    return direct_tracer(TRACER_NAME).start_span(f"connector {action_type}", kind=SpanKind.CLIENT,
-                                                 attributes={"ipaas.connector": action_type})
+    return direct_tracer(TRACER_NAME).start_span(
+        f"connector {action_type}", kind=SpanKind.CLIENT, attributes={"ipaas.connector": action_type}
+    )
 
 
 def outgoing_trace_headers() -> dict[str, str]:

@@ -64,8 +64,9 @@ FINAL = frozenset({"succeeded", "dead", "skipped"})
 BUSY_MARGIN_SECONDS = 0.5
 
 
-def after_claim(view: ClaimView, *, event_tenant: uuid.UUID, has_definition: bool,
-                definition_error: str | None) -> Fate:
+def after_claim(
+    view: ClaimView, *, event_tenant: uuid.UUID, has_definition: bool, definition_error: str | None
+) -> Fate:
     if view.attempt is None:
         if view.prev_status in FINAL:
             return Ack("final")

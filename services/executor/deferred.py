@@ -43,8 +43,16 @@ COUNT_SQL = "SELECT count(*) FROM deferred_events"
 
 
 class Waker:
-    def __init__(self, pool: asyncpg.Pool, bus: Bus, *, batch: int, poll_seconds: float,
-                 publish_timeout: float, on_published: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bus: Bus,
+        *,
+        batch: int,
+        poll_seconds: float,
+        publish_timeout: float,
+        on_published: Callable[[int], None] | None = None,
+    ) -> None:
         self._pool = pool
         self._bus = bus
         self._batch = batch
@@ -71,8 +79,10 @@ class Waker:
             try:
                 _, full = await self.wake_once()
             except Exception as exc:  # noqa: BLE001 - the waker must outlive any one bad pass
-                log.warning("deferred events pass failed; retrying",
-                            extra={"error": type(exc).__name__, "detail": str(exc)[:200], "retry_in_s": backoff})
+                log.warning(
+                    "deferred events pass failed; retrying",
+                    extra={"error": type(exc).__name__, "detail": str(exc)[:200], "retry_in_s": backoff},
+                )
                 await self._sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue

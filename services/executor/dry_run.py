@@ -52,15 +52,33 @@ _REFUSED = {
 }
 
 
-def _reply(status: str, output: Any, error: str | None, duration_ms: int, *, error_code: str | None = None,
-           error_field: str | None = None) -> bytes:
-    return DryRunResult(status=status, output=output, error=error, duration_ms=duration_ms, error_code=error_code,
-                        error_field=error_field).model_dump_json().encode()
+def _reply(
+    status: str,
+    output: Any,
+    error: str | None,
+    duration_ms: int,
+    *,
+    error_code: str | None = None,
+    error_field: str | None = None,
+) -> bytes:
+    return (
+        DryRunResult(
+            status=status,
+            output=output,
+            error=error,
+            duration_ms=duration_ms,
+            error_code=error_code,
+            error_field=error_field,
+        )
+        .model_dump_json()
+        .encode()
+    )
 
 
 def _refused(reason: Refusal | Literal["deadline_passed"]) -> bytes:
-    return DryRunResult(status="refused", error=_REFUSED[reason], duration_ms=0,
-                        refused=reason).model_dump_json().encode()
+    return (
+        DryRunResult(status="refused", error=_REFUSED[reason], duration_ms=0, refused=reason).model_dump_json().encode()
+    )
 
 
 class DryRunResponder:
@@ -107,13 +125,17 @@ class DryRunResponder:
         try:
             req = DryRunCommand.model_validate_json(data)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                                 for e in exc.errors(include_url=False, include_input=False))
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
             return _reply("failed", None, safe_error(f"invalid dry-run request: {problems}"), 0)
         refusal = self._admissions.try_admit(req.tenant_id)
         if refusal is not None:
-            log.info("dry-run refused", extra={"tenant_id": str(req.tenant_id), "reason": refusal,
-                                               "admitted": self._admissions.admitted})
+            log.info(
+                "dry-run refused",
+                extra={"tenant_id": str(req.tenant_id), "reason": refusal, "admitted": self._admissions.admitted},
+            )
             return _refused(refusal)
         try:
             return await self._queued(req, deadline(received, req.timeout_ms, self._limits))
@@ -135,8 +157,10 @@ class DryRunResponder:
             self._slots.release()
 
     def _expired(self, req: DryRunCommand, until: float) -> bytes:
-        log.info("dry-run not run: its deadline passed while it waited", extra={
-            "tenant_id": str(req.tenant_id), "late_ms": int((asyncio.get_running_loop().time() - until) * 1000)})
+        log.info(
+            "dry-run not run: its deadline passed while it waited",
+            extra={"tenant_id": str(req.tenant_id), "late_ms": int((asyncio.get_running_loop().time() - until) * 1000)},
+        )
         return _refused("deadline_passed")
 
     async def _execute(self, req: DryRunCommand, until: float) -> bytes:
@@ -149,24 +173,41 @@ class DryRunResponder:
         try:
             async with asyncio.timeout_at(until) as window:
                 try:
-                    call = await self._runner.prepare(tenant_id=req.tenant_id, event_id=uuid.uuid4(),
-                                                      definition=req.workflow, payload=req.payload,
-                                                      event={"id": None, "trigger": "manual", "dry_run": True})
+                    call = await self._runner.prepare(
+                        tenant_id=req.tenant_id,
+                        event_id=uuid.uuid4(),
+                        definition=req.workflow,
+                        payload=req.payload,
+                        event={"id": None, "trigger": "manual", "dry_run": True},
+                    )
                     redactor.add_secret(call.secret)
                     output = await self._runner.call(req.workflow.action.type, call)
                 except TemplateError as exc:
-                    return _reply("failed", None, safe_error(exc.message, redactor=redactor), _elapsed(started),
-                                  error_code=exc.code, error_field=exc.field)
+                    return _reply(
+                        "failed",
+                        None,
+                        safe_error(exc.message, redactor=redactor),
+                        _elapsed(started),
+                        error_code=exc.code,
+                        error_field=exc.field,
+                    )
                 except ActionError as exc:
                     return _reply("failed", None, safe_error(exc.message, redactor=redactor), _elapsed(started))
         except TimeoutError:
             if not window.expired():
                 log.exception("dry run failed unexpectedly")
                 return _reply("failed", None, "internal error: TimeoutError", _elapsed(started))
-            log.info("dry-run cancelled at its deadline", extra={"tenant_id": str(req.tenant_id),
-                                                                  "ran_ms": _elapsed(started)})
-            return _reply("failed", None, f"the dry-run was stopped after {_elapsed(started)} ms: its requester "
-                                          "stopped waiting", _elapsed(started), error_code="deadline_exceeded")
+            log.info(
+                "dry-run cancelled at its deadline",
+                extra={"tenant_id": str(req.tenant_id), "ran_ms": _elapsed(started)},
+            )
+            return _reply(
+                "failed",
+                None,
+                f"the dry-run was stopped after {_elapsed(started)} ms: its requester stopped waiting",
+                _elapsed(started),
+                error_code="deadline_exceeded",
+            )
         except Exception as exc:
             log.exception("dry run failed unexpectedly")
             return _reply("failed", None, f"internal error: {type(exc).__name__}", _elapsed(started))

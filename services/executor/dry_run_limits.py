@@ -40,8 +40,12 @@ class DryRunLimits:
 
     @classmethod
     def from_settings(cls, settings: ExecutorSettings) -> DryRunLimits:
-        return cls(concurrency=settings.dry_run_concurrency, queue=settings.dry_run_queue,
-                   per_tenant=settings.dry_run_per_tenant, max_seconds=settings.dry_run_max_seconds)
+        return cls(
+            concurrency=settings.dry_run_concurrency,
+            queue=settings.dry_run_queue,
+            per_tenant=settings.dry_run_per_tenant,
+            max_seconds=settings.dry_run_max_seconds,
+        )
 
 
 def admit(admitted: int, tenant_admitted: int, limits: DryRunLimits) -> Refusal | None:

@@ -25,8 +25,9 @@ def parse_envelope(subject: str, data: bytes) -> EventEnvelope:
         event = EventEnvelope.model_validate_json(data)
     except ValidationError as exc:
         problems = exc.errors(include_url=False, include_input=False)
-        shown = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
-                          for e in problems[:MAX_REASON_ERRORS])
+        shown = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in problems[:MAX_REASON_ERRORS]
+        )
         more = f" (and {len(problems) - MAX_REASON_ERRORS} more)" if len(problems) > MAX_REASON_ERRORS else ""
         raise EnvelopeError(f"invalid event envelope: {shown}{more}") from exc
     tenant, workflow = subject_ids(subject)

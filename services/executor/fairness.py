@@ -78,8 +78,9 @@ class _Decaying:
 
 
 class TenantSlots:
-    def __init__(self, max_in_flight: int, *, headroom: int, patience: float,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_in_flight: int, *, headroom: int, patience: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._usable = max(1, max_in_flight - max(0, headroom))
         self._patience = patience
         self._clock = clock
@@ -212,8 +213,9 @@ class BacklogView:
     than strictly true; that errs toward sharing.
     """
 
-    def __init__(self, bus: Bus, slots: TenantSlots, *, stream: str, subjects: str, interval: float,
-                 busy: Callable[[], bool]) -> None:
+    def __init__(
+        self, bus: Bus, slots: TenantSlots, *, stream: str, subjects: str, interval: float, busy: Callable[[], bool]
+    ) -> None:
         self._bus, self._slots = bus, slots
         self._stream, self._subjects = stream, subjects
         self._interval = interval

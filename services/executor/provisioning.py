@@ -15,12 +15,15 @@ from services.executor.settings import ExecutorSettings
 
 def consumer_spec(settings: ExecutorSettings) -> ConsumerSpec:
     """The durable pull consumer every executor replica shares."""
-    return ConsumerSpec(stream=settings.nats.events_stream, durable=settings.consumer,
-                        max_ack_pending=settings.max_ack_pending, ack_wait_seconds=settings.ack_wait_seconds,
-                        max_deliver=settings.effective_max_deliver())
+    return ConsumerSpec(
+        stream=settings.nats.events_stream,
+        durable=settings.consumer,
+        max_ack_pending=settings.max_ack_pending,
+        ack_wait_seconds=settings.ack_wait_seconds,
+        max_deliver=settings.effective_max_deliver(),
+    )
 
 
 def needs(settings: ExecutorSettings) -> Needs:
     """EVENTS (consumed, and parked events go back to it), DLQ (dead letters) and the consumer."""
-    return Needs(streams=(settings.nats.events_stream, settings.nats.dlq_stream),
-                 consumers=(consumer_spec(settings),))
+    return Needs(streams=(settings.nats.events_stream, settings.nats.dlq_stream), consumers=(consumer_spec(settings),))

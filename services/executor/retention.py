@@ -40,8 +40,15 @@ DELETE FROM executions WHERE id IN (SELECT id FROM doomed)
 
 
 class Pruner:
-    def __init__(self, pool: asyncpg.Pool, *, retention_days: float, batch: int, interval_seconds: float,
-                 pause_seconds: float = 0.05) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        retention_days: float,
+        batch: int,
+        interval_seconds: float,
+        pause_seconds: float = 0.05,
+    ) -> None:
         self._pool = pool
         self._retention = timedelta(days=retention_days)
         self._batch = batch

@@ -28,9 +28,17 @@ MAX_CACHED_CONFIGS = 4096
 
 
 class ActionRunner:
-    def __init__(self, connectors: dict[str, Connector], credentials: CredentialResolver, *,
-                 timeout_seconds: float, max_output_bytes: int, max_input_bytes: int = 16_384,
-                 templates: TemplateEngine | None = None, propagate_to: frozenset[str] = frozenset()) -> None:
+    def __init__(
+        self,
+        connectors: dict[str, Connector],
+        credentials: CredentialResolver,
+        *,
+        timeout_seconds: float,
+        max_output_bytes: int,
+        max_input_bytes: int = 16_384,
+        templates: TemplateEngine | None = None,
+        propagate_to: frozenset[str] = frozenset(),
+    ) -> None:
         self._connectors = connectors
         # Action types whose target receives the call's ``traceparent`` (IPAAS_EXECUTOR_TRACE_PROPAGATION).
         self._propagate_to = propagate_to
@@ -42,8 +50,9 @@ class ActionRunner:
         # id(config model) -> (the model, its JSON dump); the model is kept so the id stays its own.
         self._configs: dict[int, tuple[Any, dict[str, Any]]] = {}
 
-    async def prepare(self, *, tenant_id: uuid.UUID, event_id: uuid.UUID, definition: WorkflowDefinition,
-                      payload: Any, event: Any) -> ActionCall:
+    async def prepare(
+        self, *, tenant_id: uuid.UUID, event_id: uuid.UUID, definition: WorkflowDefinition, payload: Any, event: Any
+    ) -> ActionCall:
         action = definition.action
         if action.type not in self._connectors:
             raise PermanentError(f"no connector for action type {action.type}")
@@ -97,8 +106,11 @@ class ActionRunner:
             raw = json.dumps(payload, default=str).encode()
         if len(raw) <= self._max_input:
             return mask_value(payload)
-        return {"truncated": True, "size": len(raw),
-                "preview": mask_truncated(raw[: self._max_input].decode("utf-8", "replace"), self._max_input)}
+        return {
+            "truncated": True,
+            "size": len(raw),
+            "preview": mask_truncated(raw[: self._max_input].decode("utf-8", "replace"), self._max_input),
+        }
 
     def safe_output(self, output: Any, redactor: Redactor | None = None) -> Any:
         """Redacted (the values ``redactor`` holds), masked, and cut down when larger than ``max_output_bytes``.

@@ -17,8 +17,17 @@ log = logging.getLogger(__name__)
 
 
 class StatsReader:
-    def __init__(self, bus: Bus, waker: Waker, metrics: ExecutorMetrics, *, streams: list[str],
-                 events_stream: str, consumer: str, interval: float) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        waker: Waker,
+        metrics: ExecutorMetrics,
+        *,
+        streams: list[str],
+        events_stream: str,
+        consumer: str,
+        interval: float,
+    ) -> None:
         self._bus, self._waker, self._metrics = bus, waker, metrics
         self._streams, self._events, self._consumer = streams, events_stream, consumer
         self._interval = interval

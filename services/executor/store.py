@@ -197,15 +197,16 @@ class Unclaimable:
 
 
 class ExecutionStore:
-    def __init__(self, pool: asyncpg.Pool, *, owner: str, lease_seconds: float, max_items: int,
-                 linger: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, *, owner: str, lease_seconds: float, max_items: int, linger: float) -> None:
         self._pool = pool
         self.owner = owner
         self._lease = lease_seconds
         self._claims: Batcher[tuple[EventEnvelope, str | None], ClaimView | Unclaimable] = Batcher(
-            "claim", self._claim_batch, max_items=max_items, linger=linger)
+            "claim", self._claim_batch, max_items=max_items, linger=linger
+        )
         self._finishes: Batcher[Outcome, Written] = Batcher(
-            "finish", self._finish_batch, max_items=max_items, linger=linger)
+            "finish", self._finish_batch, max_items=max_items, linger=linger
+        )
         self._parks: Batcher[Parking, None] = Batcher("park", self._park_batch, max_items=max_items, linger=linger)
 
     async def claim(self, event: EventEnvelope, trace_id: str | None) -> ClaimView | Unclaimable:
@@ -228,11 +229,13 @@ class ExecutionStore:
         status: str = await self._pool.execute(RELEASE_SQL, event_ids, self.owner)
         return int(status.rsplit(" ", 1)[-1])
 
-    async def dead_letter_raw(self, event_id: uuid.UUID, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                              reason: str, raw: bytes) -> None:
+    async def dead_letter_raw(
+        self, event_id: uuid.UUID, tenant_id: uuid.UUID, workflow_id: uuid.UUID, reason: str, raw: bytes
+    ) -> None:
         """A message that is not a valid envelope: kept with its bytes and the reason."""
-        await self._pool.execute(DEAD_SQL, [event_id], [tenant_id], [workflow_id], [pg_text(reason)], [0],
-                                 [None], [raw], [None])
+        await self._pool.execute(
+            DEAD_SQL, [event_id], [tenant_id], [workflow_id], [pg_text(reason)], [0], [None], [raw], [None]
+        )
 
     async def overlapping_run(self, workflow_id: uuid.UUID, event_id: uuid.UUID) -> bool:
         return bool(await self._pool.fetchval(OVERLAP_SQL, workflow_id, event_id))
@@ -276,14 +279,36 @@ class ExecutionStore:
     async def _claim_rows(self, items: list[tuple[EventEnvelope, str | None]]) -> list[tuple[uuid.UUID, ClaimView]]:
         cols: list[list[Any]] = [[] for _ in range(7)]
         for event, trace_id in items:
-            for col, value in zip(cols, (event.event_id, event.tenant_id, event.workflow_id, event.workflow_version,
-                                         event.trigger.value, trace_id, event.scheduled_for), strict=True):
+            for col, value in zip(
+                cols,
+                (
+                    event.event_id,
+                    event.tenant_id,
+                    event.workflow_id,
+                    event.workflow_version,
+                    event.trigger.value,
+                    trace_id,
+                    event.scheduled_for,
+                ),
+                strict=True,
+            ):
                 col.append(value)
         rows = await self._pool.fetch(CLAIM_SQL, *cols, self.owner, self._lease)
-        return [(row["event_id"], ClaimView(
-            attempt=row["attempts"], prev_status=row["prev_status"], lease_left=row["lease_left"],
-            parked_left=row["parked_left"], workflow_tenant=row["workflow_tenant"],
-            workflow_active=bool(row["is_active"]), workflow_deleted=bool(row["deleted"]))) for row in rows]
+        return [
+            (
+                row["event_id"],
+                ClaimView(
+                    attempt=row["attempts"],
+                    prev_status=row["prev_status"],
+                    lease_left=row["lease_left"],
+                    parked_left=row["parked_left"],
+                    workflow_tenant=row["workflow_tenant"],
+                    workflow_active=bool(row["is_active"]),
+                    workflow_deleted=bool(row["deleted"]),
+                ),
+            )
+            for row in rows
+        ]
 
     # --- finishes -------------------------------------------------------------------------------------
 
@@ -309,8 +334,11 @@ class ExecutionStore:
         for o in outcomes:
             output = None if o.output is None else pg_json(o.output)
             given = None if o.input is None else pg_json(o.input)
-            for col, value in zip(cols, (o.event.event_id, o.status, o.duration_ms, pg_text_or_none(o.error),
-                                         output, o.trace_id, given), strict=True):
+            for col, value in zip(
+                cols,
+                (o.event.event_id, o.status, o.duration_ms, pg_text_or_none(o.error), output, o.trace_id, given),
+                strict=True,
+            ):
                 col.append(value)
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(FINISH_SQL, *cols, self.owner)
@@ -329,14 +357,17 @@ class ExecutionStore:
     async def _set_aside(self, outcome: Outcome, exc: BaseException) -> Written:
         """The outcome cannot be stored: the row becomes ``dead`` with the reason, the event a dead letter."""
         reason = _reason("outcome", exc)
-        log.error("execution outcome could not be stored; dead-lettered",
-                  extra={"event_id": str(outcome.event.event_id), "error": reason})
+        log.error(
+            "execution outcome could not be stored; dead-lettered",
+            extra={"event_id": str(outcome.event.event_id), "error": reason},
+        )
         async with self._pool.acquire() as conn, conn.transaction():
             ok = await conn.fetchval(SET_ASIDE_SQL, outcome.event.event_id, reason, self.owner)
             if ok is None:
                 return Written(False, outcome.status, outcome.error)
-            dead = Outcome(event=outcome.event, status="dead", parcel=outcome.parcel, attempts=outcome.attempts,
-                           error=reason)
+            dead = Outcome(
+                event=outcome.event, status="dead", parcel=outcome.parcel, attempts=outcome.attempts, error=reason
+            )
             try:
                 async with conn.transaction():
                     await conn.execute(DEAD_SQL, *_dead_columns([dead]))
@@ -362,26 +393,37 @@ class ExecutionStore:
 
 def _attempt_columns(tried: list[Outcome]) -> list[list[Any]]:
     return [
-        [o.event.event_id for o in tried], [o.attempts for o in tried],
-        [o.tried.started_at if o.tried else None for o in tried], [o.status for o in tried],
-        [pg_text_or_none(o.error) for o in tried], [o.tried.http_status if o.tried else None for o in tried],
+        [o.event.event_id for o in tried],
+        [o.attempts for o in tried],
+        [o.tried.started_at if o.tried else None for o in tried],
+        [o.status for o in tried],
+        [pg_text_or_none(o.error) for o in tried],
+        [o.tried.http_status if o.tried else None for o in tried],
         [o.duration_ms for o in tried],
     ]
 
 
 def _park_columns(parks: list[Parking]) -> list[list[Any]]:
     return [
-        [p.event_id for p in parks], [p.tenant_id for p in parks], [p.parcel.subject for p in parks],
-        [p.parcel.data for p in parks], [pg_json(p.parcel.headers) for p in parks],
-        [max(0.0, p.seconds) for p in parks], [p.deferrals for p in parks], [p.reason for p in parks],
+        [p.event_id for p in parks],
+        [p.tenant_id for p in parks],
+        [p.parcel.subject for p in parks],
+        [p.parcel.data for p in parks],
+        [pg_json(p.parcel.headers) for p in parks],
+        [max(0.0, p.seconds) for p in parks],
+        [p.deferrals for p in parks],
+        [p.reason for p in parks],
     ]
 
 
 def _dead_columns(dead: list[Outcome], *, raw: bool = False) -> list[list[Any]]:
     """``raw``: keep the envelope as the bytes received instead of JSON (when the JSON is refused)."""
     return [
-        [o.event.event_id for o in dead], [o.event.tenant_id for o in dead], [o.event.workflow_id for o in dead],
-        [pg_text(o.error or "dead") for o in dead], [o.attempts for o in dead],
+        [o.event.event_id for o in dead],
+        [o.event.tenant_id for o in dead],
+        [o.event.workflow_id for o in dead],
+        [pg_text(o.error or "dead") for o in dead],
+        [o.attempts for o in dead],
         [None if raw else pg_json_text(o.event.model_dump_json()) for o in dead],
         [o.parcel.data if raw else None for o in dead],
         [_traceparent(o.parcel.headers) for o in dead],
@@ -395,5 +437,5 @@ def _traceparent(headers: dict[str, str]) -> str | None:
 
 
 def _reason(what: str, exc: BaseException) -> str:
-    detail = pg_text(str(exc))[:MAX_ERROR_CHARS // 2]
+    detail = pg_text(str(exc))[: MAX_ERROR_CHARS // 2]
     return f"{what} could not be stored: {type(exc).__name__}: {detail}"

@@ -40,8 +40,11 @@ class TemplateError(PermanentError):
 
 
 def engine_for(settings: TemplateSettings) -> TemplateEngine:
-    limits = TemplateLimits(time_limit_ms=settings.time_limit_ms, max_output_chars=settings.max_output_chars,
-                            max_iterations=settings.max_iterations)
+    limits = TemplateLimits(
+        time_limit_ms=settings.time_limit_ms,
+        max_output_chars=settings.max_output_chars,
+        max_iterations=settings.max_iterations,
+    )
     return TemplateEngine(limits, cache_bytes=settings.cache_bytes)
 
 
@@ -50,18 +53,21 @@ def default_engine() -> TemplateEngine:
     return engine_for(TemplateSettings())
 
 
-def render_config(config: dict[str, Any], payload: Any, event: Any,
-                  engine: TemplateEngine | None = None) -> dict[str, Any]:
+def render_config(
+    config: dict[str, Any], payload: Any, event: Any, engine: TemplateEngine | None = None
+) -> dict[str, Any]:
     """Render on the calling thread, compiling inline."""
     try:
-        return (engine or default_engine()).render_config(config, {"payload": payload, "event": event},
-                                                          typed_keys=TYPED_KEYS)
+        return (engine or default_engine()).render_config(
+            config, {"payload": payload, "event": event}, typed_keys=TYPED_KEYS
+        )
     except TemplateProblem as exc:
         raise TemplateError(exc) from exc
 
 
-async def render_action_config(config: dict[str, Any], payload: Any, event: Any,
-                               engine: TemplateEngine | None = None) -> dict[str, Any]:
+async def render_action_config(
+    config: dict[str, Any], payload: Any, event: Any, engine: TemplateEngine | None = None
+) -> dict[str, Any]:
     """Render on the event loop; templates met for the first time are compiled in a thread first."""
     engine = engine or default_engine()
     context = {"payload": payload, "event": event}

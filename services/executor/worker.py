@@ -83,9 +83,20 @@ class WorkerOptions:
 
 
 class EventWorker:
-    def __init__(self, *, bus: Bus, store: ExecutionStore, workflows: WorkflowReader, runner: ActionRunner,
-                 breakers: Breakers, slots: TenantSlots, backoff: Backoff, metrics: ExecutorMetrics,
-                 waker: Waker, options: WorkerOptions) -> None:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        store: ExecutionStore,
+        workflows: WorkflowReader,
+        runner: ActionRunner,
+        breakers: Breakers,
+        slots: TenantSlots,
+        backoff: Backoff,
+        metrics: ExecutorMetrics,
+        waker: Waker,
+        options: WorkerOptions,
+    ) -> None:
         self._bus, self._store, self._workflows, self._runner = bus, store, workflows, runner
         self._breakers, self._slots, self._backoff = breakers, slots, backoff
         self._metrics, self._waker, self._opt = metrics, waker, options
@@ -123,8 +134,9 @@ class EventWorker:
                 await self._process(msg, held, redactor)
             except STORAGE_ERRORS as exc:
                 # Postgres away before anything was decided: the message goes back for later.
-                log.warning("storage unavailable; event released", extra={"error": type(exc).__name__,
-                                                                           "subject": msg.subject})
+                log.warning(
+                    "storage unavailable; event released", extra={"error": type(exc).__name__, "subject": msg.subject}
+                )
                 await self._release_lease(held)
                 await _nak(msg, STORAGE_RETRY_SECONDS)
 
@@ -148,8 +160,9 @@ class EventWorker:
             span.set_attribute(ATTEMPT_ATTRIBUTE, claim.attempt)
         definition = loaded.definition
         connector = definition.action.type if definition is not None else "none"
-        fate: Fate = after_claim(claim, event_tenant=event.tenant_id, has_definition=definition is not None,
-                                 definition_error=loaded.error)
+        fate: Fate = after_claim(
+            claim, event_tenant=event.tenant_id, has_definition=definition is not None, definition_error=loaded.error
+        )
         output: Any = None
         duration_ms: int | None = None
         tried: Tried | None = None
@@ -158,9 +171,20 @@ class EventWorker:
                 fate = Finish("skipped", "skipped: the previous scheduled run is still running")
             else:
                 fate, output, duration_ms, tried = await self._try(event, definition, fate.attempt, redactor)
-        await self._carry_out(msg, held, event, parcel, fate, connector, attempt=claim.attempt or 0,
-                              trace_id=trace_id, output=output, duration_ms=duration_ms, tried=tried,
-                              redactor=redactor)
+        await self._carry_out(
+            msg,
+            held,
+            event,
+            parcel,
+            fate,
+            connector,
+            attempt=claim.attempt or 0,
+            trace_id=trace_id,
+            output=output,
+            duration_ms=duration_ms,
+            tried=tried,
+            redactor=redactor,
+        )
 
     async def _claim(self, event: EventEnvelope, trace_id: str | None, held: Held) -> ClaimView | Unclaimable:
         """The claim; ``held`` names the event once its row is this replica's.
@@ -188,8 +212,9 @@ class EventWorker:
             return False
         return await self._store.overlapping_run(event.workflow_id, event.event_id)
 
-    async def _try(self, event: EventEnvelope, definition: WorkflowDefinition,
-                   attempt: int, redactor: Redactor) -> tuple[Finish, Any, int, Tried]:
+    async def _try(
+        self, event: EventEnvelope, definition: WorkflowDefinition, attempt: int, redactor: Redactor
+    ) -> tuple[Finish, Any, int, Tried]:
         """One try of the action; returns the decided outcome, the output, the duration and the history row."""
         action_type = definition.action.type
         tenant = str(event.tenant_id)
@@ -205,20 +230,28 @@ class EventWorker:
         finish = after_try(result, attempt=attempt, max_attempts=self._opt.max_attempts, backoff=backoff)
         return finish, output, int(duration * 1000), Tried(started_at, result.http_status)
 
-    async def _call(self, event: EventEnvelope, definition: WorkflowDefinition, tenant: str,
-                    action_type: str, redactor: Redactor) -> tuple[TryResult, Any]:
+    async def _call(
+        self, event: EventEnvelope, definition: WorkflowDefinition, tenant: str, action_type: str, redactor: Redactor
+    ) -> tuple[TryResult, Any]:
         try:
             trial = self._breakers.admit(tenant, action_type)
         except BreakerOpen as exc:
             # Spread over up to one more reset period (at most 30 s): a storm's parked events come back over
             # that time, not all at the moment the breaker lets its one trial through.
             spread = random.uniform(0, min(self._breakers.reset_seconds, 30.0))
-            return TryResult("breaker", f"circuit open for {action_type}: recent tries failed; the target was "
-                                        "not called", breaker_left=exc.remaining + spread), None
+            return TryResult(
+                "breaker",
+                f"circuit open for {action_type}: recent tries failed; the target was not called",
+                breaker_left=exc.remaining + spread,
+            ), None
         try:
-            call = await self._runner.prepare(tenant_id=event.tenant_id, event_id=event.event_id,
-                                              definition=definition, payload=event.payload,
-                                              event=EventContext(event))
+            call = await self._runner.prepare(
+                tenant_id=event.tenant_id,
+                event_id=event.event_id,
+                definition=definition,
+                payload=event.payload,
+                event=EventContext(event),
+            )
         except PermanentError as exc:
             self._breakers.release(tenant, action_type, trial=trial)
             return TryResult("permanent", exc.message), None
@@ -236,8 +269,7 @@ class EventWorker:
             return TryResult("permanent", exc.message, http_status=exc.http_status), None
         except TransientError as exc:
             self._breakers.failure(tenant, action_type, trial=trial)
-            return TryResult("transient", exc.message, retry_after=exc.retry_after,
-                             http_status=exc.http_status), None
+            return TryResult("transient", exc.message, retry_after=exc.retry_after, http_status=exc.http_status), None
         except asyncio.CancelledError:
             self._breakers.release(tenant, action_type, trial=trial)
             raise
@@ -251,10 +283,22 @@ class EventWorker:
 
     # --- carrying the decision out: the only places that ack, nak or park ------------------------------
 
-    async def _carry_out(self, msg: Msg, held: Held, event: EventEnvelope, parcel: Parcel, fate: Fate,
-                         connector: str, *, attempt: int, trace_id: str | None, output: Any = None,
-                         duration_ms: int | None = None, tried: Tried | None = None,
-                         redactor: Redactor | None = None) -> None:
+    async def _carry_out(
+        self,
+        msg: Msg,
+        held: Held,
+        event: EventEnvelope,
+        parcel: Parcel,
+        fate: Fate,
+        connector: str,
+        *,
+        attempt: int,
+        trace_id: str | None,
+        output: Any = None,
+        duration_ms: int | None = None,
+        tried: Tried | None = None,
+        redactor: Redactor | None = None,
+    ) -> None:
         if isinstance(fate, Ack):
             await self._ack(msg)
             return
@@ -267,12 +311,19 @@ class EventWorker:
             park = Parking(event.event_id, event.tenant_id, parcel, fate.retry_in, "retry")
         # The input is kept once per event: sent with its first outcome, and with a final one.
         keep_input = attempt <= 1 or fate.status != "failed"
-        outcome = Outcome(event=event, status=fate.status, parcel=parcel, attempts=attempt,
-                          duration_ms=duration_ms,
-                          error=safe_error(fate.error, redactor=redactor) if fate.error else None,
-                          output=self._runner.safe_output(output, redactor) if output is not None else None,
-                          trace_id=trace_id, park=park, tried=tried,
-                          input=self._runner.safe_input(event.payload) if keep_input else None)
+        outcome = Outcome(
+            event=event,
+            status=fate.status,
+            parcel=parcel,
+            attempts=attempt,
+            duration_ms=duration_ms,
+            error=safe_error(fate.error, redactor=redactor) if fate.error else None,
+            output=self._runner.safe_output(output, redactor) if output is not None else None,
+            trace_id=trace_id,
+            park=park,
+            tried=tried,
+            input=self._runner.safe_input(event.payload) if keep_input else None,
+        )
         with ActiveSpan(db_span("UPDATE", "executions", "finish")):
             written = await self._write(outcome)
         held.event_id = None  # the lease ended with the write
@@ -283,15 +334,18 @@ class EventWorker:
             await _nak(msg, self._opt.lease_seconds)
             return
         self._metrics.count(connector, written.status)
-        log.debug("outcome written", extra={"event_id": str(event.event_id), "status": written.status,
-                                             "attempt": attempt})
+        log.debug(
+            "outcome written", extra={"event_id": str(event.event_id), "status": written.status, "attempt": attempt}
+        )
         if written.status == "dead":
             await self._publish_dead_letter(event, written.error or "dead", attempt, connector, _stream_seq(msg))
         elif park is not None:
             self._metrics.deferred.labels("retry").inc()
             self._waker.due_in(park.seconds)
-            log.debug("try failed; retrying", extra={"event_id": str(event.event_id), "attempt": attempt,
-                                                    "retry_in_s": round(park.seconds, 3)})
+            log.debug(
+                "try failed; retrying",
+                extra={"event_id": str(event.event_id), "attempt": attempt, "retry_in_s": round(park.seconds, 3)},
+            )
         await self._ack(msg)
 
     async def _write(self, outcome: Outcome) -> Any:
@@ -301,8 +355,10 @@ class EventWorker:
             try:
                 return await self._store.finish(outcome)
             except STORAGE_ERRORS as exc:
-                log.warning("outcome not stored yet; retrying", extra={
-                    "event_id": str(outcome.event.event_id), "error": type(exc).__name__, "retry_in_s": delay})
+                log.warning(
+                    "outcome not stored yet; retrying",
+                    extra={"event_id": str(outcome.event.event_id), "error": type(exc).__name__, "retry_in_s": delay},
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_WRITE_BACKOFF_SECONDS)
 
@@ -311,8 +367,10 @@ class EventWorker:
             with ActiveSpan(db_span("INSERT", "deferred_events", "park")):
                 await self._store.park(parking)
         except STORAGE_ERRORS as exc:
-            log.warning("could not park event; released to the stream",
-                        extra={"event_id": str(parking.event_id), "error": type(exc).__name__})
+            log.warning(
+                "could not park event; released to the stream",
+                extra={"event_id": str(parking.event_id), "error": type(exc).__name__},
+            )
             await _nak(msg, min(parking.seconds, STORAGE_RETRY_SECONDS) or STORAGE_RETRY_SECONDS)
             return
         self._metrics.deferred.labels(parking.reason).inc()
@@ -329,8 +387,17 @@ class EventWorker:
             return
         deferrals = _deferrals(msg) + 1
         seconds = fairness_delay(self._opt.fairness_delay_seconds, deferrals)
-        await self._park(msg, Parking(event.event_id, event.tenant_id, Parcel(msg.subject, msg.data,
-                                      trace_headers(msg.headers)), seconds, "fairness", deferrals))
+        await self._park(
+            msg,
+            Parking(
+                event.event_id,
+                event.tenant_id,
+                Parcel(msg.subject, msg.data, trace_headers(msg.headers)),
+                seconds,
+                "fairness",
+                deferrals,
+            ),
+        )
 
     async def _undecodable(self, msg: Msg, reason: str, *, event: EventEnvelope | None = None) -> None:
         """Not an event this executor can run: a dead letter with the raw bytes and the reason, then ack."""
@@ -338,8 +405,10 @@ class EventWorker:
         if event is not None:
             tenant, workflow = event.tenant_id, event.workflow_id
         event_id = event.event_id if event is not None else undecodable_event_id(msg.subject, msg.data)
-        log.error("event cannot be run; dead-lettered", extra={"subject": msg.subject, "reason": reason,
-                                                               "event_id": str(event_id)})
+        log.error(
+            "event cannot be run; dead-lettered",
+            extra={"subject": msg.subject, "reason": reason, "event_id": str(event_id)},
+        )
         if tenant is not None and workflow is not None:
             try:
                 await self._store.dead_letter_raw(event_id, tenant, workflow, reason, msg.data)
@@ -347,22 +416,29 @@ class EventWorker:
                 await _nak(msg, STORAGE_RETRY_SECONDS)
                 return
         self._metrics.dead_letters.labels("none").inc()
-        body = UndecodableEvent(subject=msg.subject, reason=reason,
-                                raw_base64=base64.b64encode(msg.data).decode()).model_dump_json().encode()
+        body = (
+            UndecodableEvent(subject=msg.subject, reason=reason, raw_base64=base64.b64encode(msg.data).decode())
+            .model_dump_json()
+            .encode()
+        )
         subject = dlq_subject(tenant or "unknown", workflow or "unknown")
         with contextlib.suppress(BusError):
             await self._bus.publish(subject, body, msg_id=f"dlq:{event_id}:raw")
         await self._ack(msg)
 
-    async def _publish_dead_letter(self, event: EventEnvelope, reason: str, attempts: int, connector: str,
-                                   seq: int) -> None:
+    async def _publish_dead_letter(
+        self, event: EventEnvelope, reason: str, attempts: int, connector: str, seq: int
+    ) -> None:
         """The dead letter's copy in DLQ. Its id names the EVENTS message that died (``seq``): a redelivery of
         that message is the same letter (JetStream keeps one), a replay that dies again is a new one."""
         self._metrics.dead_letters.labels(connector).inc()
         letter = DeadLetter(event=event, reason=reason, attempts=attempts)
         try:
-            await self._bus.publish(dlq_subject(event.tenant_id, event.workflow_id), letter.model_dump_json().encode(),
-                                    msg_id=f"dlq:{event.event_id}:{attempts}:{seq}")
+            await self._bus.publish(
+                dlq_subject(event.tenant_id, event.workflow_id),
+                letter.model_dump_json().encode(),
+                msg_id=f"dlq:{event.event_id}:{attempts}:{seq}",
+            )
         except BusError:
             log.warning("dead letter recorded but not published", extra={"event_id": str(event.event_id)})
         log.warning("event dead-lettered", extra={"event_id": str(event.event_id), "reason": reason})
@@ -373,11 +449,12 @@ class EventWorker:
         if event_id is None:
             return
         try:
-            released = await asyncio.wait_for(asyncio.shield(self._store.release([event_id])),
-                                              RELEASE_TIMEOUT_SECONDS)
+            released = await asyncio.wait_for(asyncio.shield(self._store.release([event_id])), RELEASE_TIMEOUT_SECONDS)
         except Exception as exc:  # noqa: BLE001 - the lease then ends by itself; the message is NAKed anyway
-            log.warning("lease not released; it ends at its expiry", extra={"event_id": str(event_id),
-                                                                              "error": type(exc).__name__})
+            log.warning(
+                "lease not released; it ends at its expiry",
+                extra={"event_id": str(event_id), "error": type(exc).__name__},
+            )
             return
         if released:  # none when the outcome was written just before: nothing is handed over
             log.info("event released", extra={"event_id": str(event_id)})

@@ -38,7 +38,8 @@ class WorkflowReader:
         self._cache_size = cache_size
         self._versions: OrderedDict[tuple[uuid.UUID, int], LoadedWorkflow] = OrderedDict()
         self._batcher: Batcher[tuple[uuid.UUID, int], Any] = Batcher(
-            "workflow", self._load_batch, max_items=max_items, linger=linger)
+            "workflow", self._load_batch, max_items=max_items, linger=linger
+        )
 
     async def load(self, workflow_id: uuid.UUID, version: int) -> LoadedWorkflow:
         key = (workflow_id, version)

@@ -60,8 +60,14 @@ def _entry(row: asyncpg.Record) -> KeyEntry:
 
 
 class ApiKeyCache:
-    def __init__(self, pool: asyncpg.Pool, *, refresh_seconds: float, max_stale_seconds: float,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        refresh_seconds: float,
+        max_stale_seconds: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._pool = pool
         self.refresh_seconds = refresh_seconds
         self.max_stale_seconds = max_stale_seconds

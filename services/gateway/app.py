@@ -67,8 +67,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[KEKS] = keys = KeyHolder(await load_ring(s))  # no keyring: the gateway does not start (KeyConfigError)
     app[HTTP] = aiohttp.ClientSession(auto_decompress=False)
     # The verifier and the revocation feed own their sessions: the forwarding session does not decompress.
-    revocations = RevocationFeed(s.revocations_url or feed_url_for(s.jwks_url), poll_seconds=s.revocation_poll_seconds,
-                                 max_stale_seconds=s.revocation_max_stale_seconds)
+    revocations = RevocationFeed(
+        s.revocations_url or feed_url_for(s.jwks_url),
+        poll_seconds=s.revocation_poll_seconds,
+        max_stale_seconds=s.revocation_max_stale_seconds,
+    )
     revocations.start()
     app[VERIFIER] = JwksVerifier(s.jwks_url, issuer=s.jwt_issuer, audience=s.jwt_audience, revocations=revocations)
     app[POOL] = pool = await create_pool(s.db)
@@ -83,29 +86,50 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     # Provisioned by the provisioning step (or here, with IPAAS_NATS_PROVISION=true); until then not ready.
     nats_setup = ProvisionGate(bus, Needs((s.nats.events_stream, s.nats.changes_stream)))
     await nats_setup.start()
-    app[CACHE] = cache = WorkflowCache(pool_loader(pool, keys), ttl=s.cache_ttl_seconds,
-                                       negative_ttl=s.cache_negative_ttl_seconds, max_entries=s.cache_max_entries,
-                                       stale=s.cache_stale_seconds)
-    app[LIMITER] = limiter = TenantRateLimiter.share(s.webhook_rate_per_second, s.webhook_burst,
-                                                     replicas=s.replicas, max_tenants=s.rate_limit_max_tenants)
-    log.info("webhook rate limit", extra={"tenant_rate_per_second": s.webhook_rate_per_second,
-                                          "tenant_burst": s.webhook_burst, "replicas": s.replicas,
-                                          "replica_rate_per_second": limiter.rate, "replica_burst": limiter.burst})
+    app[CACHE] = cache = WorkflowCache(
+        pool_loader(pool, keys),
+        ttl=s.cache_ttl_seconds,
+        negative_ttl=s.cache_negative_ttl_seconds,
+        max_entries=s.cache_max_entries,
+        stale=s.cache_stale_seconds,
+    )
+    app[LIMITER] = limiter = TenantRateLimiter.share(
+        s.webhook_rate_per_second, s.webhook_burst, replicas=s.replicas, max_tenants=s.rate_limit_max_tenants
+    )
+    log.info(
+        "webhook rate limit",
+        extra={
+            "tenant_rate_per_second": s.webhook_rate_per_second,
+            "tenant_burst": s.webhook_burst,
+            "replicas": s.replicas,
+            "replica_rate_per_second": limiter.rate,
+            "replica_burst": limiter.burst,
+        },
+    )
     subscription = await subscribe_invalidations(bus, cache)
     clear_on_reconnect(bus, cache)
-    app[RELAY] = relay = OutboxRelay(pool, bus, s.db.url, batch=s.outbox_batch, poll_seconds=s.outbox_poll_seconds,
-                                     max_backoff_seconds=s.outbox_max_backoff_seconds,
-                                     publish_timeout=s.nats.publish_timeout_seconds,
-                                     max_attempts=s.outbox_max_attempts, registry=app[METRICS].registry)
+    app[RELAY] = relay = OutboxRelay(
+        pool,
+        bus,
+        s.db.url,
+        batch=s.outbox_batch,
+        poll_seconds=s.outbox_poll_seconds,
+        max_backoff_seconds=s.outbox_max_backoff_seconds,
+        publish_timeout=s.nats.publish_timeout_seconds,
+        max_attempts=s.outbox_max_attempts,
+        registry=app[METRICS].registry,
+    )
     relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
     reload_task = None
     if s.keks_dir is not None and s.keys_reload_seconds > 0:
         reload_task = asyncio.create_task(reload_keys(s, keys, app[SHUTTING_DOWN]), name="key-reload")
-    app[REPLAYS] = replays = ReplayWorker(pool, batch=s.replay_batch, poll_seconds=s.replay_poll_seconds,
-                                          pause_seconds=s.replay_pause_seconds)
+    app[REPLAYS] = replays = ReplayWorker(
+        pool, batch=s.replay_batch, poll_seconds=s.replay_poll_seconds, pause_seconds=s.replay_pause_seconds
+    )
     replay_task = asyncio.create_task(replays.run(), name="dlq-replays")
-    app[API_KEYS] = api_keys = ApiKeyCache(pool, refresh_seconds=s.api_key_refresh_seconds,
-                                           max_stale_seconds=s.api_key_max_stale_seconds)
+    app[API_KEYS] = api_keys = ApiKeyCache(
+        pool, refresh_seconds=s.api_key_refresh_seconds, max_stale_seconds=s.api_key_max_stale_seconds
+    )
     with suppress(*STORAGE_ERRORS):
         await api_keys.refresh()  # before the first request, if Postgres answers (else the loop retries)
     api_keys_task = asyncio.create_task(api_keys.run(), name="api-keys")
@@ -148,8 +172,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 
 def _cors(app: web.Application, origins: list[str]) -> None:
     make_options = aiohttp_cors.ResourceOptions
-    options = make_options(allow_credentials=False, allow_headers=CORS_ALLOW_HEADERS,  # type: ignore[no-untyped-call]
-                           expose_headers=CORS_EXPOSE_HEADERS, max_age=600)
+    options = make_options(
+        allow_credentials=False,
+        allow_headers=CORS_ALLOW_HEADERS,  # type: ignore[no-untyped-call]
+        expose_headers=CORS_EXPOSE_HEADERS,
+        max_age=600,
+    )
     cors = aiohttp_cors.setup(app, defaults=dict.fromkeys(origins, options))
     for route in list(app.router.routes()):
         resource = route.resource
@@ -166,9 +194,11 @@ def create_app(settings: GatewaySettings) -> web.Application:
     app[RETRY_AFTER] = settings.retry_after_seconds  # also on the middleware's 503s (Postgres away)
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
     app[PUBLISH_LATENCY] = PublishLatency(app[METRICS].registry)
-    app[BAD_SIGNATURES] = TokenBuckets(burst=settings.bad_signature_burst,
-                                       per_minute=settings.bad_signature_per_minute,
-                                       max_keys=settings.bad_signature_max_sources)
+    app[BAD_SIGNATURES] = TokenBuckets(
+        burst=settings.bad_signature_burst,
+        per_minute=settings.bad_signature_per_minute,
+        max_keys=settings.bad_signature_max_sources,
+    )
     app.cleanup_ctx.append(_resources)
     runs.add_routes(app)  # before /api/workflows/{id}: holds /api/workflows/dry-run
     workflows.add_routes(app)

@@ -67,7 +67,10 @@ async def tracing_middleware(request: web.Request, handler: Handler) -> web.Stre
     method = request.method
     parent, links = _parent_and_links(request, request.app[SETTINGS].trust_trace_context)
     span = direct_tracer(TRACER_NAME).start_span(
-        f"{method} {route}", context=parent, kind=SpanKind.SERVER, links=links,
+        f"{method} {route}",
+        context=parent,
+        kind=SpanKind.SERVER,
+        links=links,
         attributes={"http.request.method": method, "http.route": route},
     )
     with ActiveSpan(span):
@@ -84,8 +87,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("a bearer token is required", code="missing_token",
-                           headers={"WWW-Authenticate": "Bearer"})
+        raise Unauthorized("a bearer token is required", code="missing_token", headers={"WWW-Authenticate": "Bearer"})
     token = token.strip()
     if api_keys.is_api_key(token):
         await _check_api_key(request, token)
@@ -93,11 +95,14 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         request[CLAIMS] = claims = await request.app[VERIFIER].verify(token)
     except TokenError as exc:
-        raise Unauthorized(exc.message, code=exc.code,
-                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}) from exc
+        raise Unauthorized(
+            exc.message, code=exc.code, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        ) from exc
     except RevocationsUnavailable as exc:
-        raise RevocationsStale("token revocations cannot be checked now; retry later",
-                               retry_after=request.app[SETTINGS].retry_after_seconds) from exc
+        raise RevocationsStale(
+            "token revocations cannot be checked now; retry later",
+            retry_after=request.app[SETTINGS].retry_after_seconds,
+        ) from exc
     request[TENANT] = claims.tenant_id
     return await handler(request)
 
@@ -107,13 +112,20 @@ async def _check_api_key(request: web.Request, key: str) -> None:
     try:
         entry = await request.app[API_KEYS].lookup(key)
     except ApiKeysUnavailable as exc:
-        raise ApiKeysStale("API keys cannot be checked now; retry later",
-                           retry_after=request.app[SETTINGS].retry_after_seconds) from exc
+        raise ApiKeysStale(
+            "API keys cannot be checked now; retry later", retry_after=request.app[SETTINGS].retry_after_seconds
+        ) from exc
     if entry is None:
-        raise Unauthorized("unknown or revoked API key", code="invalid_api_key",
-                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        raise Unauthorized(
+            "unknown or revoked API key",
+            code="invalid_api_key",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     if scope is None or scope.value not in entry.scopes:
         needed = scope.value if scope is not None else "none: use a user's token"
-        raise Forbidden(f"this API key may not do this (scope needed: {needed})", code="insufficient_scope",
-                        headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'})
+        raise Forbidden(
+            f"this API key may not do this (scope needed: {needed})",
+            code="insufficient_scope",
+            headers={"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{needed}"'},
+        )
     request[TENANT] = entry.tenant_id

@@ -30,29 +30,49 @@ NO_NUL = r"^[^\x00]*$"
 JSON_VALUE: dict[str, Any] = {
     "description": "Any JSON value the platform can carry: numbers within 64 bits, no NUL in strings or keys.",
     "anyOf": [
-        {"type": "null"}, {"type": "boolean"}, {"type": "number", "minimum": INT64_MIN, "maximum": INT64_MAX},
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "number", "minimum": INT64_MIN, "maximum": INT64_MAX},
         {"type": "string", "pattern": NO_NUL},
         {"type": "array", "items": {"$ref": REF.format(model="JsonValue")}},
-        {"type": "object", "additionalProperties": {"$ref": REF.format(model="JsonValue")},
-         "propertyNames": {"pattern": NO_NUL}},
+        {
+            "type": "object",
+            "additionalProperties": {"$ref": REF.format(model="JsonValue")},
+            "propertyNames": {"pattern": NO_NUL},
+        },
     ],
 }
 _ANY_KEYS = frozenset({"title", "description", "default"})
 _NESTED_LISTS = ("anyOf", "oneOf", "allOf", "prefixItems")
 _NESTED_ONE = ("items", "additionalProperties", "not", "if", "then", "else", "propertyNames")
 HEADERS: dict[str, Any] = {
-    "Retry-After": {"description": "Seconds to wait before trying again.", "required": True,
-                    "schema": {"type": "string", "pattern": "^[0-9]+$"}},
-    "X-Request-Id": {"description": "The request's id (the caller's X-Request-Id when usable), also in the logs.",
-                     "required": True, "schema": {"type": "string"}},
-    "traceparent": {"description": "The trace the event travels in (W3C Trace Context).",
-                    "schema": {"type": "string"}},
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+    "X-Request-Id": {
+        "description": "The request's id (the caller's X-Request-Id when usable), also in the logs.",
+        "required": True,
+        "schema": {"type": "string"},
+    },
+    "traceparent": {"description": "The trace the event travels in (W3C Trace Context).", "schema": {"type": "string"}},
 }
 _STATUS_TEXT = {
-    200: "OK", 201: "Created", 202: "Accepted", 400: "Malformed request", 401: "Missing or invalid credentials",
-    403: "Forbidden", 404: "Not found", 408: "Body not received in time", 409: "Conflict with the current state",
-    413: "Body too large", 415: "Body is not JSON", 422: "Validation failed (details name each field)",
-    429: "Rate limited", 503: "Unavailable; retry after Retry-After",
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    400: "Malformed request",
+    401: "Missing or invalid credentials",
+    403: "Forbidden",
+    404: "Not found",
+    408: "Body not received in time",
+    409: "Conflict with the current state",
+    413: "Body too large",
+    415: "Body is not JSON",
+    422: "Validation failed (details name each field)",
+    429: "Rate limited",
+    503: "Unavailable; retry after Retry-After",
 }
 
 
@@ -78,8 +98,11 @@ def build(settings: GatewaySettings) -> dict[str, Any]:
         paths.setdefault(op.path, {})[op.method] = _operation(op, params, settings)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "ipaas gateway", "version": "1.0.0",
-                 "description": "Workflows, executions, dead letters, webhook ingest, and auth's routes forwarded."},
+        "info": {
+            "title": "ipaas gateway",
+            "version": "1.0.0",
+            "description": "Workflows, executions, dead letters, webhook ingest, and auth's routes forwarded.",
+        },
         "paths": paths,
         "security": [{"bearer": []}],
         "components": {
@@ -140,11 +163,14 @@ def _carriable(schema: Any) -> Any:
     return out
 
 
-def _operation(op: Op, params: dict[type[BaseModel], list[tuple[str, bool, dict[str, Any]]]],
-               settings: GatewaySettings) -> dict[str, Any]:
+def _operation(
+    op: Op, params: dict[type[BaseModel], list[tuple[str, bool, dict[str, Any]]]], settings: GatewaySettings
+) -> dict[str, Any]:
     out: dict[str, Any] = {"summary": op.summary, "operationId": _operation_id(op), "tags": [_tag(op)]}
-    parameters = [{"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
-                  for name in _path_params(op.path)]
+    parameters = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
+        for name in _path_params(op.path)
+    ]
     if op.query is not None:
         page_max = op.page_max or settings.page_max
         for name, required, schema in params[op.query]:
@@ -157,11 +183,15 @@ def _operation(op: Op, params: dict[type[BaseModel], list[tuple[str, bool, dict[
     if parameters:
         out["parameters"] = parameters
     if op.body is not None:
-        out["requestBody"] = {"required": not op.body_optional,
-                              "content": {"application/json": {"schema": _ref(op.body)}}}
+        out["requestBody"] = {
+            "required": not op.body_optional,
+            "content": {"application/json": {"schema": _ref(op.body)}},
+        }
     elif op.raw_body:
-        out["requestBody"] = {"required": False, "content": {"application/json": {"schema": {}},
-                                                             "text/plain": {"schema": {"type": "string"}}}}
+        out["requestBody"] = {
+            "required": False,
+            "content": {"application/json": {"schema": {}}, "text/plain": {"schema": {"type": "string"}}},
+        }
     if op.public:
         out["security"] = []
     out["responses"] = _responses(op)
@@ -184,8 +214,11 @@ def _header(name: str) -> dict[str, str]:
 
 
 def _response(status: int, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"description": _STATUS_TEXT[status], "headers": {"X-Request-Id": _header("X-Request-Id")},
-            "content": {"application/json": {"schema": schema}}}
+    return {
+        "description": _STATUS_TEXT[status],
+        "headers": {"X-Request-Id": _header("X-Request-Id")},
+        "content": {"application/json": {"schema": schema}},
+    }
 
 
 def _success_schema(op: Op) -> dict[str, Any]:
@@ -229,4 +262,3 @@ async def openapi_handler(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app[DOCUMENT] = build(app[SETTINGS])
     app.router.add_get("/openapi.json", openapi_handler)
-

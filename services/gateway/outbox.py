@@ -47,8 +47,14 @@ CHANNEL = "ipaas_outbox"
 RELAY_LOCK_KEY = 0x1F0A5_0201
 
 
-async def add_message(conn: asyncpg.Connection, subject: str, payload: dict[str, Any],
-                      *, msg_id: str | None = None, headers: dict[str, str] | None = None) -> int:
+async def add_message(
+    conn: asyncpg.Connection,
+    subject: str,
+    payload: dict[str, Any],
+    *,
+    msg_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> int:
     """Queue one message; ``msg_id`` defaults to ``outbox:<id>``.
 
     The current trace context is stored with it, so the relay's publish continues the writer's trace.
@@ -59,19 +65,35 @@ async def add_message(conn: asyncpg.Connection, subject: str, payload: dict[str,
     row_id: int = await conn.fetchval(
         """INSERT INTO outbox (subject, msg_id, payload, headers)
            VALUES ($1, COALESCE($2, ''), $3::jsonb, $4::jsonb) RETURNING id""",
-        subject, msg_id, payload, headers or None,
+        subject,
+        msg_id,
+        payload,
+        headers or None,
     )
     if msg_id is None:
         await conn.execute("UPDATE outbox SET msg_id = $2 WHERE id = $1", row_id, f"outbox:{row_id}")
     return row_id
 
 
-async def add_change(conn: asyncpg.Connection, *, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                     version: int, change: str, is_active: bool, deleted: bool = False) -> int:
-    event = WorkflowChanged(tenant_id=tenant_id, workflow_id=workflow_id, version=version, change=change,
-                            is_active=is_active, deleted=deleted)
-    return await add_message(conn, workflow_changed_subject(tenant_id, workflow_id),
-                             event.model_dump(mode="json"))
+async def add_change(
+    conn: asyncpg.Connection,
+    *,
+    tenant_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    version: int,
+    change: str,
+    is_active: bool,
+    deleted: bool = False,
+) -> int:
+    event = WorkflowChanged(
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        version=version,
+        change=change,
+        is_active=is_active,
+        deleted=deleted,
+    )
+    return await add_message(conn, workflow_changed_subject(tenant_id, workflow_id), event.model_dump(mode="json"))
 
 
 PENDING_SQL = """
@@ -87,23 +109,39 @@ _TRANSIENT = (BusUnavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceE
 
 class OutboxMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.published = Counter("ipaas_gateway_outbox_published_total", "Outbox rows published",
-                                 registry=registry)
-        self.failed = Counter("ipaas_gateway_outbox_failed_total",
-                              "Outbox rows set aside (reason: rejected, invalid, failing)", ["reason"],
-                              registry=registry)
-        self.stopped = Counter("ipaas_gateway_outbox_pass_failures_total",
-                               "Relay passes stopped early (bus away, stream full, a failing row) and retried",
-                               registry=registry)
-        self.set_aside = Gauge("ipaas_gateway_outbox_set_aside",
-                               "Outbox rows set aside and neither retried nor deleted (all replicas see the same)",
-                               registry=registry)
+        self.published = Counter("ipaas_gateway_outbox_published_total", "Outbox rows published", registry=registry)
+        self.failed = Counter(
+            "ipaas_gateway_outbox_failed_total",
+            "Outbox rows set aside (reason: rejected, invalid, failing)",
+            ["reason"],
+            registry=registry,
+        )
+        self.stopped = Counter(
+            "ipaas_gateway_outbox_pass_failures_total",
+            "Relay passes stopped early (bus away, stream full, a failing row) and retried",
+            registry=registry,
+        )
+        self.set_aside = Gauge(
+            "ipaas_gateway_outbox_set_aside",
+            "Outbox rows set aside and neither retried nor deleted (all replicas see the same)",
+            registry=registry,
+        )
 
 
 class OutboxRelay(Wakeable):
-    def __init__(self, pool: asyncpg.Pool, bus: Bus, dsn: str, *, batch: int, poll_seconds: float,
-                 max_backoff_seconds: float, publish_timeout: float, max_attempts: int,
-                 registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        bus: Bus,
+        dsn: str,
+        *,
+        batch: int,
+        poll_seconds: float,
+        max_backoff_seconds: float,
+        publish_timeout: float,
+        max_attempts: int,
+        registry: CollectorRegistry,
+    ) -> None:
         super().__init__()
         self._pool = pool
         self._bus = bus
@@ -128,8 +166,9 @@ class OutboxRelay(Wakeable):
                     more = await self.relay_once()
                 except _TRANSIENT as exc:
                     self._metrics.stopped.inc()
-                    log.warning("outbox relay pass failed; retrying",
-                                extra={"error": type(exc).__name__, "retry_in_s": backoff})
+                    log.warning(
+                        "outbox relay pass failed; retrying", extra={"error": type(exc).__name__, "retry_in_s": backoff}
+                    )
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
                     continue
@@ -162,11 +201,17 @@ class OutboxRelay(Wakeable):
             for row in rows:
                 error: Exception | None = None
                 try:
-                    message = prepare(subject=row["subject"], msg_id=row["msg_id"], payload_text=row["payload"],
-                                      headers_text=row["headers"], max_payload=self._bus.nc.max_payload)
+                    message = prepare(
+                        subject=row["subject"],
+                        msg_id=row["msg_id"],
+                        payload_text=row["payload"],
+                        headers_text=row["headers"],
+                        max_payload=self._bus.nc.max_payload,
+                    )
                     # A PRODUCER span in the writer's trace (the context stored with the row).
-                    await self._bus.publish_continued(message.subject, message.payload, message.headers,
-                                                      timeout=self._publish_timeout)
+                    await self._bus.publish_continued(
+                        message.subject, message.payload, message.headers, timeout=self._publish_timeout
+                    )
                 except Exception as exc:  # noqa: BLE001 - every failure is decided on below
                     error = exc
                 decision = decide(error, attempts=row["attempts"], max_attempts=self._max_attempts)
@@ -179,9 +224,15 @@ class OutboxRelay(Wakeable):
                     continue
                 if decision.fate is Fate.RETRY:
                     await conn.execute(ATTEMPT_SQL, row["id"], decision.reason)
-                    log.warning("outbox row failed; it will be retried",
-                                extra={"outbox_id": row["id"], "reason": decision.reason,
-                                       "attempt": row["attempts"] + 1, "max_attempts": self._max_attempts})
+                    log.warning(
+                        "outbox row failed; it will be retried",
+                        extra={
+                            "outbox_id": row["id"],
+                            "reason": decision.reason,
+                            "attempt": row["attempts"] + 1,
+                            "max_attempts": self._max_attempts,
+                        },
+                    )
                 stopped_by = error
                 break
             if done:
@@ -197,9 +248,17 @@ class OutboxRelay(Wakeable):
         self.set_aside += 1
         self._metrics.failed.labels(decision.kind).inc()
         self._gauge_due = 0.0
-        log.error("outbox row set aside", extra={
-            "outbox_id": row["id"], "subject": row["subject"], "msg_id": row["msg_id"],
-            "reason": decision.reason, "kind": decision.kind, "attempts": row["attempts"] + 1})
+        log.error(
+            "outbox row set aside",
+            extra={
+                "outbox_id": row["id"],
+                "subject": row["subject"],
+                "msg_id": row["msg_id"],
+                "reason": decision.reason,
+                "kind": decision.kind,
+                "attempts": row["attempts"] + 1,
+            },
+        )
 
     async def _refresh_gauge(self) -> None:
         """Recount set-aside rows at most every 30 s, and at once after this relay set one aside."""

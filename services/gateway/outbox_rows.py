@@ -66,8 +66,7 @@ class Prepared:
     headers: dict[str, str]
 
 
-def prepare(*, subject: str, msg_id: str, payload_text: str, headers_text: str | None,
-            max_payload: int) -> Prepared:
+def prepare(*, subject: str, msg_id: str, payload_text: str, headers_text: str | None, max_payload: int) -> Prepared:
     """The message for one row: its subject, its stored JSON as bytes, its stored headers plus the msg id."""
     if not valid_subject(subject):
         raise Unpublishable("invalid subject")
@@ -100,9 +99,15 @@ def stored_headers(text: str | None) -> dict[str, str]:
         return {}
     if not isinstance(raw, dict):
         return {}
-    return {k: v for k, v in raw.items()
-            if isinstance(k, str) and isinstance(v, str) and _HEADER_NAME.fullmatch(k) and v.isprintable()
-            and k.lower() != MSG_ID_HEADER.lower()}
+    return {
+        k: v
+        for k, v in raw.items()
+        if isinstance(k, str)
+        and isinstance(v, str)
+        and _HEADER_NAME.fullmatch(k)
+        and v.isprintable()
+        and k.lower() != MSG_ID_HEADER.lower()
+    }
 
 
 def decide(error: BaseException | None, *, attempts: int, max_attempts: int) -> Decision:
@@ -123,4 +128,4 @@ def decide(error: BaseException | None, *, attempts: int, max_attempts: int) -> 
 
 
 def _clip(text: str) -> str:
-    return text if len(text) <= MAX_REASON_LENGTH else text[:MAX_REASON_LENGTH - 3] + "..."
+    return text if len(text) <= MAX_REASON_LENGTH else text[: MAX_REASON_LENGTH - 3] + "..."

@@ -42,7 +42,9 @@ def check_definition(definition: WorkflowDefinition, settings: GatewaySettings) 
     if size > settings.definition_max_bytes:
         raise QuotaExceeded(
             f"the workflow definition is {size} bytes; at most {settings.definition_max_bytes} are allowed",
-            code="definition_too_large", details={"limit": settings.definition_max_bytes, "size": size})
+            code="definition_too_large",
+            details={"limit": settings.definition_max_bytes, "size": size},
+        )
 
 
 def check_schedule(definition: Any, min_interval_seconds: int) -> None:
@@ -61,10 +63,16 @@ def check_schedule(definition: Any, min_interval_seconds: int) -> None:
     problem = too_frequent(parsed, min_interval_seconds)
     if problem is not None:
         field = "trigger.interval_seconds" if parsed.interval_seconds is not None else "trigger.cron"
-        raise QuotaExceeded("the schedule fires too often", code="schedule_too_frequent",
-                            details=[{"field": field, "message": problem, "type": "schedule_too_frequent"}])
+        raise QuotaExceeded(
+            "the schedule fires too often",
+            code="schedule_too_frequent",
+            details=[{"field": field, "message": problem, "type": "schedule_too_frequent"}],
+        )
 
 
 def workflows_exceeded(limit: int) -> QuotaExceeded:
-    return QuotaExceeded(f"the tenant already has the most workflows allowed ({limit}); delete one first",
-                         code="workflow_quota_exceeded", details={"limit": limit})
+    return QuotaExceeded(
+        f"the tenant already has the most workflows allowed ({limit}); delete one first",
+        code="workflow_quota_exceeded",
+        details={"limit": limit},
+    )

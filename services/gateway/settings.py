@@ -27,9 +27,7 @@ class GatewaySettings(ServiceSettings):
     # Tokens: the same names every verifier reads.
     jwt_issuer: str = Field(default="ipaas", validation_alias="IPAAS_JWT_ISSUER")
     jwt_audience: str = Field(default="ipaas-api", validation_alias="IPAAS_JWT_AUDIENCE")
-    jwks_url: str = Field(
-        default="http://127.0.0.1:8081/.well-known/jwks.json", validation_alias="IPAAS_JWKS_URL"
-    )
+    jwks_url: str = Field(default="http://127.0.0.1:8081/.well-known/jwks.json", validation_alias="IPAAS_JWKS_URL")
     # Where /api/auth/*, /api/credentials* and /.well-known/jwks.json are forwarded.
     auth_url: str = Field(default="http://127.0.0.1:8081", validation_alias="IPAAS_AUTH_URL")
     auth_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -10,8 +10,10 @@ from typing import Literal, NamedTuple
 
 from services.scheduler.slots import SlotRule, slots_between
 
-SKIP_REASON = ("missed: no scheduler replica could fire it on time (all down, or NATS unreachable); "
-               "catchup=skip fires only the latest missed slot")
+SKIP_REASON = (
+    "missed: no scheduler replica could fire it on time (all down, or NATS unreachable); "
+    "catchup=skip fires only the latest missed slot"
+)
 
 
 class CatchUp(NamedTuple):
@@ -22,8 +24,16 @@ class CatchUp(NamedTuple):
     beyond_window: bool  # some missed slots were older than the catch-up window
 
 
-def plan_catch_up(rule: SlotRule, policy: Literal["skip", "all"], last: int, now: int, *,
-                  window_seconds: int, max_slots: int, grace_seconds: int) -> CatchUp:
+def plan_catch_up(
+    rule: SlotRule,
+    policy: Literal["skip", "all"],
+    last: int,
+    now: int,
+    *,
+    window_seconds: int,
+    max_slots: int,
+    grace_seconds: int,
+) -> CatchUp:
     """The slots in ``(last, now]``, within the window and the cap, split per the catch-up policy.
 
     ``all`` fires every one.  ``skip`` fires the latest, and every slot younger than

@@ -42,8 +42,7 @@ def parse_change(subject: str, data: bytes) -> WorkflowChanged | None:
     except ValueError:
         return None
     log.warning("unreadable workflow change payload; re-reading the workflow", extra={"subject": subject})
-    return WorkflowChanged(tenant_id=tenant_id, workflow_id=workflow_id, version=0, change="unknown",
-                           is_active=True)
+    return WorkflowChanged(tenant_id=tenant_id, workflow_id=workflow_id, version=0, change="unknown", is_active=True)
 
 
 class ChangeFeed:
@@ -88,9 +87,10 @@ class ChangeFeed:
                 await self._handler(change)
                 return
             except Exception as exc:  # noqa: BLE001 - a bad change must not stop the feed
-                log.warning("applying a workflow change failed",
-                            extra={"workflow_id": str(change.workflow_id), "attempt": attempt,
-                                   "error": type(exc).__name__})
+                log.warning(
+                    "applying a workflow change failed",
+                    extra={"workflow_id": str(change.workflow_id), "attempt": attempt, "error": type(exc).__name__},
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
         self._on_failure()

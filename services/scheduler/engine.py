@@ -92,9 +92,16 @@ class Entry:
 
 
 class Engine:
-    def __init__(self, publisher: Publisher, progress: ProgressWriter, versions: VersionCheck, clock: Clock,
-                 metrics: SchedulerMetrics, options: SchedulerOptions,
-                 owns: Callable[[uuid.UUID], bool] | None = None) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        progress: ProgressWriter,
+        versions: VersionCheck,
+        clock: Clock,
+        metrics: SchedulerMetrics,
+        options: SchedulerOptions,
+        owns: Callable[[uuid.UUID], bool] | None = None,
+    ) -> None:
         self._publisher = publisher
         self._owns = owns if owns is not None else _owns_all
         self._progress = progress
@@ -132,8 +139,9 @@ class Engine:
     def running(self) -> bool:
         return bool(self._tasks) and not any(t.done() for t in self._tasks)
 
-    def upsert(self, spec: ScheduleSpec, *, last_slot: int | None, catch_up: bool,
-               changed_at: int | None = None) -> None:
+    def upsert(
+        self, spec: ScheduleSpec, *, last_slot: int | None, catch_up: bool, changed_at: int | None = None
+    ) -> None:
         """Load or replace a schedule.
 
         ``catch_up`` (start-up): resume after the later of ``last_slot`` (saved
@@ -177,9 +185,15 @@ class Engine:
             raise
         finally:
             self._metrics.loaded.set(len(self._entries))
-        log.log(logging.DEBUG if catch_up else logging.INFO, "schedule loaded",
-                extra={"workflow_id": str(spec.workflow_id), "version": spec.version,
-                       "next_slot": slot_iso(entry.pending[0]) if entry.pending else None})
+        log.log(
+            logging.DEBUG if catch_up else logging.INFO,
+            "schedule loaded",
+            extra={
+                "workflow_id": str(spec.workflow_id),
+                "version": spec.version,
+                "next_slot": slot_iso(entry.pending[0]) if entry.pending else None,
+            },
+        )
 
     def remove(self, workflow_id: uuid.UUID) -> None:
         if self._entries.pop(workflow_id, None) is not None:
@@ -205,25 +219,39 @@ class Engine:
         if entry.spec.rule.next_after(entry.last) > now:
             return  # the usual case after a fire: nothing was missed
         spec, wf = entry.spec, str(entry.spec.workflow_id)
-        plan = plan_catch_up(spec.rule, spec.trigger.catchup, entry.last, now,
-                             window_seconds=self._opts.catchup_window_seconds,
-                             max_slots=self._opts.max_catchup_slots, grace_seconds=self._opts.misfire_grace_seconds)
+        plan = plan_catch_up(
+            spec.rule,
+            spec.trigger.catchup,
+            entry.last,
+            now,
+            window_seconds=self._opts.catchup_window_seconds,
+            max_slots=self._opts.max_catchup_slots,
+            grace_seconds=self._opts.misfire_grace_seconds,
+        )
         if plan.beyond_window:
-            log.warning("missed slots older than the catch-up window are not caught up",
-                        extra={"workflow_id": wf, "from": slot_iso(entry.last),
-                               "until": slot_iso(now - self._opts.catchup_window_seconds)})
+            log.warning(
+                "missed slots older than the catch-up window are not caught up",
+                extra={
+                    "workflow_id": wf,
+                    "from": slot_iso(entry.last),
+                    "until": slot_iso(now - self._opts.catchup_window_seconds),
+                },
+            )
         if plan.dropped or not plan.complete:
             self._metrics.skips.labels("catchup_limit").inc(plan.dropped)
-            log.warning("more missed slots than max_catchup_slots; the oldest are not caught up",
-                        extra={"workflow_id": wf, "dropped": plan.dropped, "dropped_is_exact": plan.complete})
+            log.warning(
+                "more missed slots than max_catchup_slots; the oldest are not caught up",
+                extra={"workflow_id": wf, "dropped": plan.dropped, "dropped_is_exact": plan.complete},
+            )
         entry.pending.extend(plan.fire)
         if plan.skipped:
             self._progress.add_skipped([self._skipped_row(spec, s) for s in plan.skipped])
             self._progress.record(spec.workflow_id, plan.skipped[-1])
             self._metrics.skips.labels("catchup_skip").inc(len(plan.skipped))
-            log.info("missed slots recorded as skipped",
-                     extra={"workflow_id": wf, "skipped": len(plan.skipped),
-                            "firing": [slot_iso(s) for s in plan.fire]})
+            log.info(
+                "missed slots recorded as skipped",
+                extra={"workflow_id": wf, "skipped": len(plan.skipped), "firing": [slot_iso(s) for s in plan.fire]},
+            )
 
     def _skipped_row(self, spec: ScheduleSpec, slot: int) -> SkippedSlot:
         event_id = self._publisher.event_id(spec, slot)
@@ -248,9 +276,11 @@ class Engine:
 
     # ---- the loop -------------------------------------------------------
     def start(self) -> None:
-        self._tasks = [asyncio.create_task(self._timer(), name="scheduler-timer"),
-                       asyncio.create_task(self._checker(), name="scheduler-version-check"),
-                       asyncio.create_task(self._preparer(), name="scheduler-prepare")]
+        self._tasks = [
+            asyncio.create_task(self._timer(), name="scheduler-timer"),
+            asyncio.create_task(self._checker(), name="scheduler-version-check"),
+            asyncio.create_task(self._preparer(), name="scheduler-prepare"),
+        ]
 
     async def _timer(self) -> None:
         while not self._stopping:
@@ -310,7 +340,7 @@ class Engine:
             self._due_ready.clear()
             batch, self._due = self._due, []
             for start in range(0, len(batch), CHECK_BATCH):
-                task = asyncio.create_task(self._fire_chunk(batch[start:start + CHECK_BATCH]), name="scheduler-fire")
+                task = asyncio.create_task(self._fire_chunk(batch[start : start + CHECK_BATCH]), name="scheduler-fire")
                 self._firing.add(task)
                 task.add_done_callback(self._firing.discard)
 
@@ -343,11 +373,13 @@ class Engine:
             fires = [(entry, slot, version) for (entry, slot), version in zip(chunk, versions, strict=True)]
             if self._aborting:  # past the drain budget (a cancellation lost in a race): start nothing
                 return
-            sent = [(entry.spec, slot, version, entry.prepared)
-                    for entry, slot, version in fires if version is not None]
+            sent = [
+                (entry.spec, slot, version, entry.prepared) for entry, slot, version in fires if version is not None
+            ]
             try:
-                published = iter(await self._publisher.publish_many(sent, window=self._opts.fire_concurrency,
-                                                                    checked_s=checked_s))
+                published = iter(
+                    await self._publisher.publish_many(sent, window=self._opts.fire_concurrency, checked_s=checked_s)
+                )
             except Exception:
                 log.exception("firing a batch of slots failed", extra={"slots": len(sent)})
                 published = iter([False] * len(sent))
@@ -387,8 +419,10 @@ class Engine:
                     self._plan(entry, to_slot(now))
                 except SlotError as exc:
                     self.remove(entry.spec.workflow_id)
-                    log.error("schedule has no next slot; unloaded until its definition changes",
-                              extra={"workflow_id": str(entry.spec.workflow_id), "error": str(exc)})
+                    log.error(
+                        "schedule has no next slot; unloaded until its definition changes",
+                        extra={"workflow_id": str(entry.spec.workflow_id), "error": str(exc)},
+                    )
         elif current and not self._stopping:
             entry.backoff = min(max(entry.backoff * 2, 0.25), self._opts.retry_max_seconds)
             self._push(entry, now.timestamp() + entry.backoff)

@@ -59,8 +59,15 @@ class Publisher:
     def event_id(self, spec: ScheduleSpec, slot: int) -> uuid.UUID:
         return event_id_for(spec.workflow_id, self.dedup_key(spec.workflow_id, slot))
 
-    def envelope(self, spec: ScheduleSpec, slot: int, version: int, *, slot_text: str | None = None,
-                 received_at: datetime | None = None) -> EventEnvelope:
+    def envelope(
+        self,
+        spec: ScheduleSpec,
+        slot: int,
+        version: int,
+        *,
+        slot_text: str | None = None,
+        received_at: datetime | None = None,
+    ) -> EventEnvelope:
         iso = slot_text if slot_text is not None else slot_iso(slot)
         key = schedule_dedup_key(spec.workflow_id, iso)
         # Every field is already of its type: construct without validating again (same JSON).
@@ -82,8 +89,9 @@ class Publisher:
         message = Outgoing(env.subject, env.model_dump_json().encode(), {MSG_ID_HEADER: env.msg_id})
         return Prepared(slot, version, message)
 
-    async def publish_many(self, fires: Sequence[tuple[ScheduleSpec, int, int, Prepared | None]], *,
-                           window: int, checked_s: float = 0.0) -> list[bool]:
+    async def publish_many(
+        self, fires: Sequence[tuple[ScheduleSpec, int, int, Prepared | None]], *, window: int, checked_s: float = 0.0
+    ) -> list[bool]:
         """Publish each ``(spec, slot, version, prepared)`` at once; per fire ``True`` once stored (or already stored).
 
         ``prepared`` is used when it was built for that slot and version, else the event is built now.
@@ -107,8 +115,13 @@ class Publisher:
             else:
                 out = prepared.message
             # Each event's own trace starts at its PRODUCER span (a root: a slot is fired outside any span).
-            span = producer_span(stream, out.subject, out.headers.get(MSG_ID_HEADER), parent=ROOT,
-                                 attributes={"ipaas.workflow_id": str(spec.workflow_id)})
+            span = producer_span(
+                stream,
+                out.subject,
+                out.headers.get(MSG_ID_HEADER),
+                parent=ROOT,
+                attributes={"ipaas.workflow_id": str(spec.workflow_id)},
+            )
             carrier = dict(out.headers)
             propagate.inject(carrier, context=trace.set_span_in_context(span))
             spans.append(span)
@@ -140,9 +153,16 @@ class Publisher:
             tally[result] += 1
             counters[result].inc()
             if log.isEnabledFor(logging.DEBUG):
-                log.debug("slot fired", extra={"workflow_id": str(spec.workflow_id), "version": version,
-                                               "slot": slot_iso(slot), "duplicate": outcome.duplicate,
-                                               "lateness_s": round(lateness, 3)})
+                log.debug(
+                    "slot fired",
+                    extra={
+                        "workflow_id": str(spec.workflow_id),
+                        "version": version,
+                        "slot": slot_iso(slot),
+                        "duplicate": outcome.duplicate,
+                        "lateness_s": round(lateness, 3),
+                    },
+                )
 
         try:
             await self._bus.publish_batch(messages, on_outcome, window=window)
@@ -151,8 +171,13 @@ class Publisher:
                 if span.is_recording():
                     span.set_status(Status(StatusCode.ERROR, "not acknowledged"))
                     span.end()
-        fields = {"slots": len(fires), **tally, "max_lateness_s": round(worst[0], 3),
-                  "version_check_s": round(checked_s, 3), "first_slot": slot_iso(min(slot for _, slot, _, _ in fires))}
+        fields = {
+            "slots": len(fires),
+            **tally,
+            "max_lateness_s": round(worst[0], 3),
+            "version_check_s": round(checked_s, 3),
+            "first_slot": slot_iso(min(slot for _, slot, _, _ in fires)),
+        }
         if tally["failed"]:
             log.warning("publishing slots failed; will retry", extra={**fields, "error": first_error[0]})
         else:

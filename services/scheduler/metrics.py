@@ -13,11 +13,10 @@ class SchedulerMetrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600),
             registry=registry,
         )
-        self.loaded = Gauge(
-            "ipaas_scheduler_schedules_loaded", "Schedules held in the timer heap", registry=registry
-        )
+        self.loaded = Gauge("ipaas_scheduler_schedules_loaded", "Schedules held in the timer heap", registry=registry)
         self.broken = Gauge(
-            "ipaas_scheduler_schedules_broken", "Active schedules whose definition cannot be used",
+            "ipaas_scheduler_schedules_broken",
+            "Active schedules whose definition cannot be used",
             registry=registry,
         )
         self.fires = Counter(
@@ -30,7 +29,8 @@ class SchedulerMetrics:
             "ipaas_scheduler_skips_total", "Missed slots not fired, by reason", ["reason"], registry=registry
         )
         self.publish_failures = Counter(
-            "ipaas_scheduler_publish_failures_total", "Publishes that NATS did not store (retried)",
+            "ipaas_scheduler_publish_failures_total",
+            "Publishes that NATS did not store (retried)",
             registry=registry,
         )
         self.version_checks = Counter(
@@ -41,7 +41,8 @@ class SchedulerMetrics:
             registry=registry,
         )
         self.replicas = Gauge(
-            "ipaas_scheduler_replicas", "Scheduler replicas this one hears from (itself included): the slot's owners",
+            "ipaas_scheduler_replicas",
+            "Scheduler replicas this one hears from (itself included): the slot's owners",
             registry=registry,
         )
         self.replicas.set(1)

@@ -38,8 +38,9 @@ MISSED_HEARTBEATS = 3
 
 
 class Peers:
-    def __init__(self, bus: Bus, subject: str, *, heartbeat_seconds: float,
-                 on_change: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, bus: Bus, subject: str, *, heartbeat_seconds: float, on_change: Callable[[int], None] | None = None
+    ) -> None:
         self._bus = bus
         self._on_change = on_change
         self._subject = subject

@@ -41,8 +41,7 @@ class ProgressWriter:
         self._skipped.extend(rows)
         overflow = len(self._skipped) - MAX_PENDING_SKIPPED
         if overflow > 0:
-            log.error("too many skipped rows waiting for postgres; dropping the oldest",
-                      extra={"dropped": overflow})
+            log.error("too many skipped rows waiting for postgres; dropping the oldest", extra={"dropped": overflow})
             del self._skipped[:overflow]
         self._signal()
 
@@ -65,8 +64,10 @@ class ProgressWriter:
         """Write what is left (up to ``timeout``), then stop; ``False`` if some was not written."""
         written = await self.wait_idle(timeout)
         if not written:
-            log.warning("progress not fully written at shutdown; catch-up will cover it",
-                        extra={"workflows": len(self._progress), "skipped_rows": len(self._skipped)})
+            log.warning(
+                "progress not fully written at shutdown; catch-up will cover it",
+                extra={"workflows": len(self._progress), "skipped_rows": len(self._skipped)},
+            )
         if self._task is not None:
             await cancel_and_wait([self._task])
         return written
@@ -88,8 +89,10 @@ class ProgressWriter:
                 skipped = []
                 await self._store.save_progress(progress)
             except Exception as exc:  # noqa: BLE001 - keep the records and retry, whatever the failure
-                log.warning("writing scheduler progress failed; retrying",
-                            extra={"error": type(exc).__name__, "retry_in_s": backoff})
+                log.warning(
+                    "writing scheduler progress failed; retrying",
+                    extra={"error": type(exc).__name__, "retry_in_s": backoff},
+                )
                 self._skipped[:0] = skipped
                 for wf, slot in progress.items():
                     if slot > self._progress.get(wf, slot - 1):

@@ -39,21 +39,36 @@ log = logging.getLogger(__name__)
 
 
 class SchedulerRuntime:
-    def __init__(self, bus: Bus, pool: asyncpg.Pool, clock: Clock, options: SchedulerOptions,
-                 registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        pool: asyncpg.Pool,
+        clock: Clock,
+        options: SchedulerOptions,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.options = options
         self.bus = bus
         self.metrics = SchedulerMetrics(registry if registry is not None else CollectorRegistry())
         self.store = ScheduleStore(pool, min_interval_seconds=options.schedule.min_interval_seconds)
         self.progress = ProgressWriter(self.store, retry_max_seconds=options.retry_max_seconds)
         self.publisher = Publisher(bus, clock, self.metrics)
-        self.versions = VersionCheck(self.store, self.metrics, timeout_seconds=options.version_check_timeout_seconds,
-                                     pause_seconds=options.retry_max_seconds,
-                                     min_interval_seconds=options.schedule.min_interval_seconds)
-        self.peers = Peers(bus, f"{options.nats_inbox_prefix}.replicas",
-                           heartbeat_seconds=options.peer_heartbeat_seconds, on_change=self.metrics.replicas.set)
-        self.engine = Engine(self.publisher, self.progress, self.versions, clock, self.metrics, options,
-                             owns=self.peers.owns)
+        self.versions = VersionCheck(
+            self.store,
+            self.metrics,
+            timeout_seconds=options.version_check_timeout_seconds,
+            pause_seconds=options.retry_max_seconds,
+            min_interval_seconds=options.schedule.min_interval_seconds,
+        )
+        self.peers = Peers(
+            bus,
+            f"{options.nats_inbox_prefix}.replicas",
+            heartbeat_seconds=options.peer_heartbeat_seconds,
+            on_change=self.metrics.replicas.set,
+        )
+        self.engine = Engine(
+            self.publisher, self.progress, self.versions, clock, self.metrics, options, owns=self.peers.owns
+        )
         self.sync = ScheduleSync(self.store, self.engine, self.metrics)
         self.feed = ChangeFeed(bus, self.sync.on_change, on_failure=self._request_resync)
         self._resync_now = asyncio.Event()
@@ -63,8 +78,13 @@ class SchedulerRuntime:
 
     @property
     def ready(self) -> bool:
-        return (self.sync.loaded.is_set() and self.engine.running and self.feed.active
-                and self.bus.is_connected and not self._stopped)
+        return (
+            self.sync.loaded.is_set()
+            and self.engine.running
+            and self.feed.active
+            and self.bus.is_connected
+            and not self._stopped
+        )
 
     async def start(self) -> None:
         """Begin in the background; :attr:`ready` turns true once schedules are loaded."""
@@ -82,8 +102,10 @@ class SchedulerRuntime:
                     await self.peers.start()
                 await self.feed.start()
             except Exception as exc:  # noqa: BLE001 - NATS may not be ready yet; keep trying
-                log.warning("subscribing to workflow changes failed; retrying",
-                            extra={"error": type(exc).__name__, "retry_in_s": delay})
+                log.warning(
+                    "subscribing to workflow changes failed; retrying",
+                    extra={"error": type(exc).__name__, "retry_in_s": delay},
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.retry_max_seconds)
         await self._resync(startup=True)
@@ -104,8 +126,9 @@ class SchedulerRuntime:
                 return
             except Exception as exc:  # noqa: BLE001 - Postgres away, or a bad row: retry, keep firing
                 self.metrics.resyncs.labels("failed").inc()
-                log.warning("loading schedules failed; retrying",
-                            extra={"error": type(exc).__name__, "retry_in_s": delay})
+                log.warning(
+                    "loading schedules failed; retrying", extra={"error": type(exc).__name__, "retry_in_s": delay}
+                )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.retry_max_seconds)
 
@@ -131,11 +154,18 @@ class SchedulerRuntime:
         report = await self.engine.stop(budget)
         flush = max(deadline - loop.time(), min(1.0, budget))
         written = await self.progress.stop(flush)
-        fields = {"due_slots": report.due, "finished_while_draining": report.finished,
-                  "abandoned_slots": report.abandoned,
-                  "progress_written": written, "drain_s": round(loop.time() - started, 3)}
+        fields = {
+            "due_slots": report.due,
+            "finished_while_draining": report.finished,
+            "abandoned_slots": report.abandoned,
+            "progress_written": written,
+            "drain_s": round(loop.time() - started, 3),
+        }
         if report.abandoned:
-            log.warning("scheduler stopped with due slots unpublished; another replica or the restart fires "
-                        "them (their progress was not saved)", extra=fields)
+            log.warning(
+                "scheduler stopped with due slots unpublished; another replica or the restart fires "
+                "them (their progress was not saved)",
+                extra=fields,
+            )
         else:
             log.info("scheduler stopped", extra=fields)

@@ -97,11 +97,19 @@ def parse_row(row: asyncpg.Record, *, min_interval_seconds: int) -> StoredSchedu
             error = too_frequent(parsed, min_interval_seconds)
             if error is None:
                 rule = rule_for(parsed)  # one that can never fire raises SlotError when the engine plans it
-                spec = ScheduleSpec(row["id"], row["tenant_id"], int(row["current_version"]), parsed, rule,
-                                    effective_from=math.ceil(row["version_created_at"].timestamp()))
+                spec = ScheduleSpec(
+                    row["id"],
+                    row["tenant_id"],
+                    int(row["current_version"]),
+                    parsed,
+                    rule,
+                    effective_from=math.ceil(row["version_created_at"].timestamp()),
+                )
         except ValidationError as exc:
-            error = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'trigger'}: {e['msg']}"
-                              for e in exc.errors(include_url=False, include_input=False))
+            error = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'trigger'}: {e['msg']}"
+                for e in exc.errors(include_url=False, include_input=False)
+            )
         except SlotError as exc:
             error = str(exc)
     return StoredSchedule(
@@ -140,11 +148,13 @@ class ScheduleStore:
         async with self.pool.acquire() as conn:
             await conn.execute(
                 "UPDATE workflows SET schedule_error = $2 WHERE id = $1 AND schedule_error IS DISTINCT FROM $2",
-                workflow_id, error,
+                workflow_id,
+                error,
             )
 
-    async def versions_at(self, slots: list[tuple[uuid.UUID, int]],
-                          held: list[int | None] | None = None) -> list[VersionAtSlot | None]:
+    async def versions_at(
+        self, slots: list[tuple[uuid.UUID, int]], held: list[int | None] | None = None
+    ) -> list[VersionAtSlot | None]:
         """For each ``(workflow_id, slot)``, the version current at the slot (``None``: none existed yet).
 
         ``held``: per slot, the version the caller holds; the trigger of a version equal to it is
@@ -173,7 +183,8 @@ class ScheduleStore:
                    SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
                    ON CONFLICT (workflow_id) DO UPDATE
                    SET last_slot = GREATEST(scheduler_state.last_slot, EXCLUDED.last_slot), updated_at = now()""",
-                ids, slots,
+                ids,
+                slots,
             )
 
     async def record_skipped(self, rows: list[SkippedSlot]) -> None:
@@ -186,8 +197,18 @@ class ScheduleStore:
                                            status, attempts, finished_at, error, scheduled_for)
                    VALUES ($1, $2, $3, $4, $5, 'schedule', 'skipped', 0, now(), $6, $7)
                    ON CONFLICT (event_id) DO NOTHING""",
-                [(uuid.uuid4(), r.event_id, r.tenant_id, r.workflow_id, r.version, r.reason,
-                  datetime.fromtimestamp(r.slot, tz=UTC)) for r in rows],
+                [
+                    (
+                        uuid.uuid4(),
+                        r.event_id,
+                        r.tenant_id,
+                        r.workflow_id,
+                        r.version,
+                        r.reason,
+                        datetime.fromtimestamp(r.slot, tz=UTC),
+                    )
+                    for r in rows
+                ],
             )
 
 
@@ -199,4 +220,3 @@ class SkippedSlot:
     version: int
     slot: int
     reason: str
-

@@ -55,8 +55,10 @@ class ScheduleSync:
         self._broken &= seen
         self._metrics.broken.set(len(self._broken))
         self.loaded.set()
-        log.info("schedules resynced", extra={"loaded": len(self._engine.workflow_ids()),
-                                              "broken": len(self._broken), "startup": startup})
+        log.info(
+            "schedules resynced",
+            extra={"loaded": len(self._engine.workflow_ids()), "broken": len(self._broken), "startup": startup},
+        )
 
     async def on_change(self, change: WorkflowChanged) -> None:
         """Apply one change from the feed.  Disable and delete need no database read."""
@@ -83,8 +85,10 @@ class ScheduleSync:
             self._engine.remove(wf)
             self._broken.add(wf)
             if stored.error != stored.stored_error:
-                log.warning("schedule definition is broken; it will not fire until fixed",
-                            extra={"workflow_id": str(wf), "error": stored.error})
+                log.warning(
+                    "schedule definition is broken; it will not fire until fixed",
+                    extra={"workflow_id": str(wf), "error": stored.error},
+                )
                 await self._store.set_error(wf, stored.error)
             return
         self._broken.discard(wf)
@@ -95,11 +99,14 @@ class ScheduleSync:
             self._engine.remove(wf)
             return
         try:
-            self._engine.upsert(stored.spec, last_slot=stored.last_slot, changed_at=stored.changed_at,
-                               catch_up=catch_up)
+            self._engine.upsert(
+                stored.spec, last_slot=stored.last_slot, changed_at=stored.changed_at, catch_up=catch_up
+            )
         except SlotError as exc:
             self._engine.remove(wf)
             self._broken.add(wf)
-            log.warning("schedule has no next slot; it will not fire until fixed",
-                        extra={"workflow_id": str(wf), "error": str(exc)})
+            log.warning(
+                "schedule has no next slot; it will not fire until fixed",
+                extra={"workflow_id": str(wf), "error": str(exc)},
+            )
             await self._store.set_error(wf, str(exc))

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 log = logging.getLogger(__name__)
 
 
-async def cancel_and_wait(tasks: Iterable[asyncio.Task[None]], *, timeout: float = 5.0,
-                          retry_seconds: float = 0.05) -> None:
+async def cancel_and_wait(
+    tasks: Iterable[asyncio.Task[None]], *, timeout: float = 5.0, retry_seconds: float = 0.05
+) -> None:
     """Cancel ``tasks`` (again and again if need be) and wait until all are done, up to ``timeout``."""
     pending = {t for t in tasks if not t.done()}
     loop = asyncio.get_running_loop()

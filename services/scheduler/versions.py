@@ -58,8 +58,9 @@ def is_slot_of(trigger: Any, slot: int, *, min_interval_seconds: int) -> bool:
         return False
 
 
-def decide(held: ScheduleSpec, slot: int, found: VersionAtSlot | None, *,
-           min_interval_seconds: int) -> tuple[int | None, Outcome]:
+def decide(
+    held: ScheduleSpec, slot: int, found: VersionAtSlot | None, *, min_interval_seconds: int
+) -> tuple[int | None, Outcome]:
     """The version to publish ``slot`` with (``None``: do not fire it), and why."""
     if found is None or found.version == held.version:
         return held.version, "held"
@@ -69,8 +70,15 @@ def decide(held: ScheduleSpec, slot: int, found: VersionAtSlot | None, *,
 
 
 class VersionCheck:
-    def __init__(self, store: ScheduleStore, metrics: SchedulerMetrics, *, timeout_seconds: float,
-                 pause_seconds: float, min_interval_seconds: int) -> None:
+    def __init__(
+        self,
+        store: ScheduleStore,
+        metrics: SchedulerMetrics,
+        *,
+        timeout_seconds: float,
+        pause_seconds: float,
+        min_interval_seconds: int,
+    ) -> None:
         self._store = store
         self._min_interval = min_interval_seconds
         self._metrics = metrics
@@ -82,7 +90,7 @@ class VersionCheck:
         """Per due ``(spec, slot)``: the version to publish it with, or ``None`` to not fire it."""
         out: list[int | None] = []
         for start in range(0, len(due), CHECK_BATCH):
-            out += await self._resolve(due[start:start + CHECK_BATCH])
+            out += await self._resolve(due[start : start + CHECK_BATCH])
         return out
 
     async def _resolve(self, due: list[tuple[ScheduleSpec, int]]) -> list[int | None]:
@@ -92,21 +100,31 @@ class VersionCheck:
             return [spec.version for spec, _ in due]
         try:
             async with asyncio.timeout(self._timeout):
-                found = await self._store.versions_at([(spec.workflow_id, slot) for spec, slot in due],
-                                                      [spec.version for spec, _ in due])
+                found = await self._store.versions_at(
+                    [(spec.workflow_id, slot) for spec, slot in due], [spec.version for spec, _ in due]
+                )
         except Exception as exc:  # noqa: BLE001 - Postgres away or slow: fire with what is held
             self._paused_until = loop.time() + self._pause
             self._metrics.version_checks.labels("unavailable").inc(len(due))
-            log.warning("version check failed; firing with the versions held",
-                        extra={"slots": len(due), "error": type(exc).__name__, "paused_s": self._pause})
+            log.warning(
+                "version check failed; firing with the versions held",
+                extra={"slots": len(due), "error": type(exc).__name__, "paused_s": self._pause},
+            )
             return [spec.version for spec, _ in due]
         out: list[int | None] = []
         for (spec, slot), answer in zip(due, found, strict=True):
             version, outcome = decide(spec, slot, answer, min_interval_seconds=self._min_interval)
             self._metrics.version_checks.labels(outcome).inc()
             if outcome != "held":
-                log.debug("slot belongs to another version than the one held",
-                          extra={"workflow_id": str(spec.workflow_id), "slot": slot_iso(slot), "held": spec.version,
-                                 "current_at_slot": answer.version if answer else None, "outcome": outcome})
+                log.debug(
+                    "slot belongs to another version than the one held",
+                    extra={
+                        "workflow_id": str(spec.workflow_id),
+                        "slot": slot_iso(slot),
+                        "held": spec.version,
+                        "current_at_slot": answer.version if answer else None,
+                        "outcome": outcome,
+                    },
+                )
             out.append(version)
         return out

@@ -16,11 +16,30 @@ from tests.helpers.services import REPO_ROOT
 RESULTS_DIR = REPO_ROOT / ".local" / "bench"
 
 
-def run_loadgen(url: str, *, secret: str | None, duration: float, concurrency: int = 32,
-                rate: float = 0.0, warmup: float = 1.0, dump: Path | None = None) -> dict[str, Any]:
+def run_loadgen(
+    url: str,
+    *,
+    secret: str | None,
+    duration: float,
+    concurrency: int = 32,
+    rate: float = 0.0,
+    warmup: float = 1.0,
+    dump: Path | None = None,
+) -> dict[str, Any]:
     """Run the load generator in its own process (its own core) and return its summary."""
-    args = [sys.executable, "-m", "tests.bench.loadgen", "--url", url, "--duration", str(duration),
-            "--concurrency", str(concurrency), "--warmup", str(warmup)]
+    args = [
+        sys.executable,
+        "-m",
+        "tests.bench.loadgen",
+        "--url",
+        url,
+        "--duration",
+        str(duration),
+        "--concurrency",
+        str(concurrency),
+        "--warmup",
+        str(warmup),
+    ]
     if secret:
         args += ["--secret", secret]
     if rate:
@@ -28,8 +47,7 @@ def run_loadgen(url: str, *, secret: str | None, duration: float, concurrency: i
     if dump is not None:
         args += ["--dump", str(dump)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    out = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, check=True,
-                         timeout=duration + warmup + 60)
+    out = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, check=True, timeout=duration + warmup + 60)
     result: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
     return result
 

@@ -45,9 +45,16 @@ class Stats:
         def pct(p: float) -> float:
             return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 2) if lat else 0.0
 
-        return {"requests": len(lat), "errors": self.errors, "statuses": dict(self.statuses),
-                "elapsed_s": round(elapsed, 2), "rps": round(len(lat) / elapsed, 1) if elapsed else 0.0,
-                "p50_ms": pct(0.50), "p90_ms": pct(0.90), "p99_ms": pct(0.99)}
+        return {
+            "requests": len(lat),
+            "errors": self.errors,
+            "statuses": dict(self.statuses),
+            "elapsed_s": round(elapsed, 2),
+            "rps": round(len(lat) / elapsed, 1) if elapsed else 0.0,
+            "p50_ms": pct(0.50),
+            "p90_ms": pct(0.90),
+            "p99_ms": pct(0.99),
+        }
 
 
 async def one(session: aiohttp.ClientSession, url: str, secret: str | None, stats: Stats) -> None:
@@ -72,8 +79,9 @@ async def one(session: aiohttp.ClientSession, url: str, secret: str | None, stat
     stats.latencies.append(time.perf_counter() - started)
 
 
-async def closed_loop(url: str, secret: str | None, concurrency: int, duration: float,
-                      stats: Stats | None = None) -> dict[str, object]:
+async def closed_loop(
+    url: str, secret: str | None, concurrency: int, duration: float, stats: Stats | None = None
+) -> dict[str, object]:
     stats = stats or Stats()
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -88,8 +96,9 @@ async def closed_loop(url: str, secret: str | None, concurrency: int, duration: 
         return stats.summary(time.monotonic() - started)
 
 
-async def open_loop(url: str, secret: str | None, rate: float, duration: float,
-                    stats: Stats | None = None) -> dict[str, object]:
+async def open_loop(
+    url: str, secret: str | None, rate: float, duration: float, stats: Stats | None = None
+) -> dict[str, object]:
     stats = stats or Stats()
     connector = aiohttp.TCPConnector(limit=512)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -134,8 +143,7 @@ def main(argv: list[str] | None = None) -> None:
         result = asyncio.run(closed_loop(args.url, args.secret, args.concurrency, args.duration, stats))
     if args.dump is not None:
         with open(args.dump, "w") as out:
-            out.writelines(json.dumps({"event_id": e, "t_sent": s, "t202": t}) + "\n"
-                           for e, s, t in stats.accepted)
+            out.writelines(json.dumps({"event_id": e, "t_sent": s, "t202": t}) + "\n" for e, s, t in stats.accepted)
     sys.stdout.write(json.dumps(result) + "\n")
 
 

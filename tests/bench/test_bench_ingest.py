@@ -50,9 +50,14 @@ TARGET_RATIO, TARGET_P99_MS, TARGET_FULL = 0.6, 20.0, 2000.0
 
 
 def _workflow_definition(sink_url: str) -> dict[str, Any]:
-    return {"name": "bench", "trigger": {"type": "webhook"},
-            "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink_url}/hook",
-                                                          "body": {"order": "{{ payload.order_id }}"}}}}
+    return {
+        "name": "bench",
+        "trigger": {"type": "webhook"},
+        "action": {
+            "type": "http_request",
+            "config": {"method": "POST", "url": f"{sink_url}/hook", "body": {"order": "{{ payload.order_id }}"}},
+        },
+    }
 
 
 async def _transactions(database_url: str) -> int:
@@ -60,8 +65,11 @@ async def _transactions(database_url: str) -> int:
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute("SELECT pg_stat_force_next_flush()")
-        return int(await conn.fetchval(
-            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"))
+        return int(
+            await conn.fetchval(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+            )
+        )
     finally:
         await conn.close()
 
@@ -96,9 +104,14 @@ async def _workflow(database_url: str, secret: str, sink_url: str) -> str:
 
 
 def _gateway_env(nats_url: str, database_url: str) -> dict[str, str]:
-    return {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
-            "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000", "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000",
-            **kek_env()}
+    return {
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000",
+        "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000",
+        **kek_env(),
+    }
 
 
 def _round(svc: ServiceProcess, script: Path, duration: float, others: dict[str, int]) -> dict[str, Any]:
@@ -107,13 +120,18 @@ def _round(svc: ServiceProcess, script: Path, duration: float, others: dict[str,
     return {**result, "cpu": cpu.averages(), "load": round(os.getloadavg()[0], 2)}
 
 
-def test_p1_ingest_vs_bare_publish(database_url: str, nats_server: NatsServer, tmp_path: Path,
-                                   service: Callable[..., ServiceProcess]) -> None:
+def test_p1_ingest_vs_bare_publish(
+    database_url: str, nats_server: NatsServer, tmp_path: Path, service: Callable[..., ServiceProcess]
+) -> None:
     secret = new_secret()
     workflow_id = asyncio.run(_workflow(database_url, secret, "https://example.com"))
     gateway = service("services.gateway", env=_gateway_env(nats_server.url, database_url))
-    baseline = service("tests.bench.baseline_server", env={}, port=(port := free_port()),
-                       args=("--port", str(port), "--nats", nats_server.url))
+    baseline = service(
+        "tests.bench.baseline_server",
+        env={},
+        port=(port := free_port()),
+        args=("--port", str(port), "--nats", nats_server.url),
+    )
     nats_pid = {"nats-server": nats_server.proc.pid} if nats_server.proc is not None else {}
 
     rows: list[dict[str, Any]] = []
@@ -121,8 +139,9 @@ def test_p1_ingest_vs_bare_publish(database_url: str, nats_server: NatsServer, t
     for round_no in range(ROUNDS):
         for name, svc in (("bare publish", baseline), ("gateway", gateway)):
             # Fresh signatures each round (the timestamp tolerance is 5 minutes); the floor ignores them.
-            script = presigned_script(tmp_path / f"r{round_no}.lua", secret, f"/hooks/{workflow_id}",
-                                      REQUESTS_PER_SCRIPT, threads=2)
+            script = presigned_script(
+                tmp_path / f"r{round_no}.lua", secret, f"/hooks/{workflow_id}", REQUESTS_PER_SCRIPT, threads=2
+            )
             result = _round(svc, script, DURATION, nats_pid)
             assert result["non2xx"] == 0 and result["errors"] == 0, (name, result)
             rows.append({"round": round_no, "server": name, **result})
@@ -142,29 +161,38 @@ def test_p1_ingest_vs_bare_publish(database_url: str, nats_server: NatsServer, t
     gateway_p99 = statistics.median(float(r["p99_ms"]) for r in rows if r["server"] == "gateway")
     rows.append({"server": "ratio gateway/bare", "rps": round(ratio, 3), "load": free_cpu_note()})
     rows.append({"server": "gateway DB transactions", "requests": accepted, "note": db_transactions})
-    record_result("P1", {"rps": gw["rps"], "floor_rps": floor["rps"], "ratio": round(ratio, 3),
-                         "p99_ms": gateway_p99, "non2xx": sum(int(r["non2xx"]) for r in rows if "non2xx" in r),
-                         "cpu_gateway": gw["cpu"], "cpu_floor": floor["cpu"]})
+    record_result(
+        "P1",
+        {
+            "rps": gw["rps"],
+            "floor_rps": floor["rps"],
+            "ratio": round(ratio, 3),
+            "p99_ms": gateway_p99,
+            "non2xx": sum(int(r["non2xx"]) for r in rows if "non2xx" in r),
+            "cpu_gateway": gw["cpu"],
+            "cpu_floor": floor["cpu"],
+        },
+    )
     verdicts = {
         f"P1: gateway >= {TARGET_RATIO}x bare publish (is {ratio:.2f}x)": ratio >= TARGET_RATIO,
-        f"P1: gateway p99 <= {TARGET_P99_MS:.0f} ms, median round (is {gateway_p99:.1f} ms)":
-            gateway_p99 <= TARGET_P99_MS,
+        f"P1: gateway p99 <= {TARGET_P99_MS:.0f} ms, median round (is {gateway_p99:.1f} ms)": gateway_p99
+        <= TARGET_P99_MS,
         "P1: no per-request DB query (transactions < 1% of webhooks)": db_transactions < accepted / 100,
     }
     report("P1-ingest", rows, verdicts)
     assert all(verdicts.values()), verdicts
 
 
-def test_p1_full_stack_accepts_and_executes(database_url: str, nats_server: NatsServer, tmp_path: Path,
-                                            service: Callable[..., ServiceProcess]) -> None:
+def test_p1_full_stack_accepts_and_executes(
+    database_url: str, nats_server: NatsServer, tmp_path: Path, service: Callable[..., ServiceProcess]
+) -> None:
     secret = new_secret()
     sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))
     workflow_id = asyncio.run(_workflow(database_url, secret, sink.url))
     gateway = service("services.gateway", env=_gateway_env(nats_server.url, database_url))
     env = executor_env(nats_server.url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
     executors = [service("services.executor", env=env) for _ in range(2)]
-    script = presigned_script(tmp_path / "full.lua", secret, f"/hooks/{workflow_id}", REQUESTS_PER_SCRIPT,
-                              threads=2)
+    script = presigned_script(tmp_path / "full.lua", secret, f"/hooks/{workflow_id}", REQUESTS_PER_SCRIPT, threads=2)
     others = {f"executor-{i}": ex.proc.pid for i, ex in enumerate(executors)}
     if nats_server.proc is not None:
         others["nats-server"] = nats_server.proc.pid
@@ -183,15 +211,27 @@ def test_p1_full_stack_accepts_and_executes(database_url: str, nats_server: Nats
         proc.terminate()
     asyncio.run(_drop_streams(nats_server.url))
     sustained = min(result["rps"], executed_per_s)
-    record_result("P1-full", {"rps": result["rps"], "executed_per_s": executed_per_s, "p99_ms": result["p99_ms"],
-                              "non2xx": result["non2xx"], "cpu": result["cpu"]})
-    rows = [{"what": "accepted /s (wrk, 202)", "value": result["rps"]},
-            {"what": "executed /s during the load", "value": executed_per_s},
-            {"what": "gateway p50/p99 ms", "value": [result["p50_ms"], result["p99_ms"]]},
-            {"what": "non-2xx, errors", "value": [result["non2xx"], result["errors"]]},
-            {"what": "CPU % of one core", "value": result["cpu"]},
-            {"what": "machine", "value": free_cpu_note()}]
-    verdicts = {f"P1-full: >= {TARGET_FULL:.0f} webhooks/s accepted and executed (is {sustained:.0f}/s)":
-                sustained >= TARGET_FULL}
+    record_result(
+        "P1-full",
+        {
+            "rps": result["rps"],
+            "executed_per_s": executed_per_s,
+            "p99_ms": result["p99_ms"],
+            "non2xx": result["non2xx"],
+            "cpu": result["cpu"],
+        },
+    )
+    rows = [
+        {"what": "accepted /s (wrk, 202)", "value": result["rps"]},
+        {"what": "executed /s during the load", "value": executed_per_s},
+        {"what": "gateway p50/p99 ms", "value": [result["p50_ms"], result["p99_ms"]]},
+        {"what": "non-2xx, errors", "value": [result["non2xx"], result["errors"]]},
+        {"what": "CPU % of one core", "value": result["cpu"]},
+        {"what": "machine", "value": free_cpu_note()},
+    ]
+    verdicts = {
+        f"P1-full: >= {TARGET_FULL:.0f} webhooks/s accepted and executed (is {sustained:.0f}/s)": sustained
+        >= TARGET_FULL
+    }
     report("P1-full", rows, verdicts)
     assert all(verdicts.values()), verdicts

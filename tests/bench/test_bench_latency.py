@@ -47,14 +47,18 @@ def _pct(values: list[float], p: float) -> float:
 
 
 async def _all_final(db: Any, ids: list[uuid.UUID]) -> bool:
-    done = await db.fetchval("SELECT count(*) FROM executions WHERE event_id = ANY($1::uuid[]) "
-                             "AND status IN ('succeeded', 'dead', 'skipped')", ids)
+    done = await db.fetchval(
+        "SELECT count(*) FROM executions WHERE event_id = ANY($1::uuid[]) "
+        "AND status IN ('succeeded', 'dead', 'skipped')",
+        ids,
+    )
     return bool(done >= len(ids))
 
 
 @pytest.mark.parametrize("neighbour", ["alone", "refusing-neighbour"])
-async def test_latency_202_to_committed_row(neighbour: str, db: Any, nats_url: str, database_url: str,
-                                            service: Any) -> None:
+async def test_latency_202_to_committed_row(
+    neighbour: str, db: Any, nats_url: str, database_url: str, service: Any
+) -> None:
     secret = new_secret()
     bad_secret = new_secret()
     sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))
@@ -62,11 +66,20 @@ async def test_latency_202_to_committed_row(neighbour: str, db: Any, nats_url: s
     try:
         tenant = await create_tenant(db)
         cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "order {{ payload.order_id }}"},
-                                                          cred), webhook_secret=secret)
-        gateway_env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "WARNING",
-                       "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000",
-                       "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000", **kek_env()}
+        wf = await create_workflow(
+            db,
+            tenant,
+            definition("slack_message", {"text": "order {{ payload.order_id }}"}, cred),
+            webhook_secret=secret,
+        )
+        gateway_env = {
+            "NATS_URL": nats_url,
+            "DATABASE_URL": database_url,
+            "LOG_LEVEL": "WARNING",
+            "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000",
+            "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000",
+            **kek_env(),
+        }
         procs = [service("services.gateway", env=gateway_env, wait=False)]
         env = executor_env(nats_url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
         procs += [service("services.executor", env=env, wait=False) for _ in range(2)]
@@ -75,10 +88,16 @@ async def test_latency_202_to_committed_row(neighbour: str, db: Any, nats_url: s
         url = f"{procs[0].url}/hooks/{wf}"
         bad_tenant = await create_tenant(db)
         refused = f"http://127.0.0.1:{free_port()}/refuses"
-        bad_wf = await create_workflow(db, bad_tenant, {
-            "name": "refused", "trigger": {"type": "webhook"},
-            "action": {"type": "http_request", "config": {"method": "POST", "url": refused}}},
-            webhook_secret=bad_secret)
+        bad_wf = await create_workflow(
+            db,
+            bad_tenant,
+            {
+                "name": "refused",
+                "trigger": {"type": "webhook"},
+                "action": {"type": "http_request", "config": {"method": "POST", "url": refused}},
+            },
+            webhook_secret=bad_secret,
+        )
         bad_url = f"{procs[0].url}/hooks/{bad_wf}"
 
         # Warm up every path (caches, connections, credentials), then let the executors go idle.
@@ -89,19 +108,22 @@ async def test_latency_202_to_committed_row(neighbour: str, db: Any, nats_url: s
         await wait_until(lambda: _all_final(db, warm_ids), timeout=60, interval=0.2, message="warm-up executed")
 
         dump = RESULTS_DIR / f"latency-202-{neighbour}.jsonl"
-        runs = [asyncio.to_thread(run_loadgen, url, secret=secret, duration=DURATION, rate=RATE, warmup=0,
-                                  dump=dump)]
+        runs = [asyncio.to_thread(run_loadgen, url, secret=secret, duration=DURATION, rate=RATE, warmup=0, dump=dump)]
         if neighbour != "alone":
-            runs.append(asyncio.to_thread(run_loadgen, bad_url, secret=bad_secret, duration=DURATION, rate=RATE,
-                                          warmup=0))
+            runs.append(
+                asyncio.to_thread(run_loadgen, bad_url, secret=bad_secret, duration=DURATION, rate=RATE, warmup=0)
+            )
         load, *others = await asyncio.gather(*runs)
         records = [json.loads(line) for line in dump.read_text().splitlines()]
         accepted = {uuid.UUID(rec["event_id"]): float(rec["t202"]) for rec in records}
         sent = {uuid.UUID(rec["event_id"]): float(rec["t_sent"]) for rec in records}
         ids = list(accepted)
         await wait_until(lambda: _all_final(db, ids), timeout=120, interval=0.2, message="every event executed")
-        rows = await db.fetch("SELECT event_id, status, extract(epoch FROM finished_at)::float8 AS done "
-                              "FROM executions WHERE event_id = ANY($1::uuid[])", ids)
+        rows = await db.fetch(
+            "SELECT event_id, status, extract(epoch FROM finished_at)::float8 AS done "
+            "FROM executions WHERE event_id = ANY($1::uuid[])",
+            ids,
+        )
     finally:
         await creds.stop()
 
@@ -114,8 +136,10 @@ async def test_latency_202_to_committed_row(neighbour: str, db: Any, nats_url: s
         {"metric": "neighbour's 202s (target refuses)", "value": sum(o["statuses"].get("202", 0) for o in others)},
         {"metric": "offered rate /s", "value": RATE},
         {"metric": "202s (load generator)", "value": load["statuses"].get("202", 0)},
-        {"metric": "non-202 answers and errors", "value": sum(load["statuses"].values())
-         - load["statuses"].get("202", 0) + load["errors"]},
+        {
+            "metric": "non-202 answers and errors",
+            "value": sum(load["statuses"].values()) - load["statuses"].get("202", 0) + load["errors"],
+        },
         {"metric": "achieved rate /s", "value": load["rps"]},
         {"metric": "gateway 202 p50/p99 ms (client side)", "value": [load["p50_ms"], load["p99_ms"]]},
         {"metric": "rows measured", "value": len(latencies)},
@@ -135,6 +159,8 @@ async def test_latency_202_to_committed_row(neighbour: str, db: Any, nats_url: s
     }
     report(f"latency-{neighbour}", table, verdicts)
     key = "P3" if neighbour == "alone" else f"P3-{neighbour}"
-    record_result(key, {"p50_ms": _pct(latencies, 0.50), "p99_ms": p99, "rate": RATE, "rows": len(latencies),
-                        "neighbour": neighbour})
+    record_result(
+        key,
+        {"p50_ms": _pct(latencies, 0.50), "p99_ms": p99, "rate": RATE, "rows": len(latencies), "neighbour": neighbour},
+    )
     assert all(verdicts.values()), verdicts

@@ -35,11 +35,19 @@ def test_masking_one_mib_adversarial_inputs() -> None:
             masked = mask_text(text)
             times.append((time.perf_counter() - started) * 1000)
         fastest[name] = min(times)
-        rows.append({"input": name, "ms": round(min(times), 1), "median_ms": round(statistics.median(times), 1),
-                     "chars_after": len(masked)})
+        rows.append(
+            {
+                "input": name,
+                "ms": round(min(times), 1),
+                "median_ms": round(statistics.median(times), 1),
+                "chars_after": len(masked),
+            }
+        )
     rows.append({"input": "machine", "ms": "", "median_ms": "", "chars_after": free_cpu_note()})
     slowest = max(fastest, key=fastest.__getitem__)
-    verdicts = {f"every 1 MiB input under {TARGET_MS:g} ms (slowest: {slowest}, {fastest[slowest]:.1f} ms)":
-                fastest[slowest] < TARGET_MS}
+    verdicts = {
+        f"every 1 MiB input under {TARGET_MS:g} ms (slowest: {slowest}, {fastest[slowest]:.1f} ms)": fastest[slowest]
+        < TARGET_MS
+    }
     report("masking", rows, verdicts)
     assert all(verdicts.values()), verdicts

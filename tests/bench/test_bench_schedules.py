@@ -79,8 +79,9 @@ async def _empty_events(nats_url: str) -> None:
         await nc.close()
 
 
-def test_p5_ten_thousand_schedules_on_time(database_url: str, nats_server: NatsServer,
-                                           service: Callable[..., ServiceProcess]) -> None:
+def test_p5_ten_thousand_schedules_on_time(
+    database_url: str, nats_server: NatsServer, service: Callable[..., ServiceProcess]
+) -> None:
     asyncio.run(_empty_events(nats_server.url))
     ids = asyncio.run(create_schedules(database_url, SCHEDULES, "* * * * *"))
     env = _scheduler_env(nats_server.url, database_url)
@@ -114,18 +115,36 @@ def test_p5_ten_thousand_schedules_on_time(database_url: str, nats_server: NatsS
     wanted = {(str(wf), s) for wf in ids for s in slots}
     missed = len(wanted - set(per_key))
     p50, p99 = _pct(lateness, 0.50), _pct(lateness, 0.99)
-    per_slot = {datetime.fromtimestamp(s, UTC).strftime("%H:%M"): [
-        _pct([(f.stored_at - f.slot) * 1000 for f in fires if f.slot == s], q) for q in (0.5, 0.99, 1.0)]
-        for s in slots}
-    record_result("P5", {"p99_ms": p99, "p50_ms": p50, "duplicates": duplicates, "missed": missed,
-                         "fires": len(fires), "schedules": SCHEDULES, "minutes": MINUTES, "replicas": REPLICAS,
-                         "cpu": cpu.averages(), "cpu_seconds": cpu_seconds, "load_max": load})
+    per_slot = {
+        datetime.fromtimestamp(s, UTC).strftime("%H:%M"): [
+            _pct([(f.stored_at - f.slot) * 1000 for f in fires if f.slot == s], q) for q in (0.5, 0.99, 1.0)
+        ]
+        for s in slots
+    }
+    record_result(
+        "P5",
+        {
+            "p99_ms": p99,
+            "p50_ms": p50,
+            "duplicates": duplicates,
+            "missed": missed,
+            "fires": len(fires),
+            "schedules": SCHEDULES,
+            "minutes": MINUTES,
+            "replicas": REPLICAS,
+            "cpu": cpu.averages(),
+            "cpu_seconds": cpu_seconds,
+            "load_max": load,
+        },
+    )
     rows: list[dict[str, Any]] = [
         {"metric": "schedules x measured minutes", "value": f"{SCHEDULES} x {MINUTES}"},
         {"metric": "fires stored (in the window)", "value": len(fires)},
         {"metric": "messages in EVENTS (start-up catch-up included)", "value": stored_total},
-        {"metric": "lateness ms p50 / p90 / p99 / max",
-         "value": [p50, _pct(lateness, 0.9), p99, round(max(lateness), 1) if lateness else 0.0]},
+        {
+            "metric": "lateness ms p50 / p90 / p99 / max",
+            "value": [p50, _pct(lateness, 0.9), p99, round(max(lateness), 1) if lateness else 0.0],
+        },
         {"metric": "per slot ms p50 / p99 / max", "value": per_slot},
         {"metric": "duplicates", "value": duplicates},
         {"metric": "missed", "value": missed},

@@ -28,23 +28,37 @@ TOLERANCE = 0.95
 
 
 def test_p7_tracing_without_an_endpoint_costs_nothing_next_to_export(
-        database_url: str, nats_server: NatsServer, tmp_path: Path, service: Callable[..., ServiceProcess]) -> None:
+    database_url: str, nats_server: NatsServer, tmp_path: Path, service: Callable[..., ServiceProcess]
+) -> None:
     secret = new_secret()
     workflow_id = asyncio.run(_workflow(database_url, secret, "https://example.com"))
     sink = service("tests.bench.otlp_sink", env={}, port=(port := free_port()), args=("--port", str(port)))
     env = _gateway_env(nats_server.url, database_url)  # one keyring for both: each reads the sealed secret
     off = service("services.gateway", env=env)
-    on = service("services.gateway", env={**env, "OTEL_TRACES_EXPORTER": "otlp",
-                                          "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url})
+    on = service(
+        "services.gateway", env={**env, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}
+    )
     rows: list[dict[str, Any]] = []
     for round_no in range(ROUNDS):
         for name, svc in (("no endpoint", off), ("export on", on)):
-            script = presigned_script(tmp_path / f"r{round_no}-{name[:2]}.lua", secret, f"/hooks/{workflow_id}",
-                                      REQUESTS_PER_SCRIPT, threads=2)
+            script = presigned_script(
+                tmp_path / f"r{round_no}-{name[:2]}.lua",
+                secret,
+                f"/hooks/{workflow_id}",
+                REQUESTS_PER_SCRIPT,
+                threads=2,
+            )
             result = run_wrk(svc.url, script, duration=DURATION, connections=CONNECTIONS)
             assert result["non2xx"] == 0 and result["errors"] == 0, (name, result)
-            rows.append({"round": round_no, "tracing": name, "rps": result["rps"], "p99_ms": result["p99_ms"],
-                         "load": round(os.getloadavg()[0], 2)})
+            rows.append(
+                {
+                    "round": round_no,
+                    "tracing": name,
+                    "rps": result["rps"],
+                    "p99_ms": result["p99_ms"],
+                    "load": round(os.getloadavg()[0], 2),
+                }
+            )
     with urllib.request.urlopen(f"{sink.url}/stats", timeout=5) as resp:  # noqa: S310 - a local test server
         exported = json.loads(resp.read())
 
@@ -54,8 +68,15 @@ def test_p7_tracing_without_an_endpoint_costs_nothing_next_to_export(
     without, with_export = best("no endpoint"), best("export on")
     ratio = float(without["rps"]) / float(with_export["rps"])
     rows.append({"tracing": "no endpoint / export on", "rps": round(ratio, 3)})
-    record_result("P7", {"rps_no_endpoint": without["rps"], "rps_export_on": with_export["rps"],
-                         "ratio": round(ratio, 3), "exports_received": exported["exports"]})
+    record_result(
+        "P7",
+        {
+            "rps_no_endpoint": without["rps"],
+            "rps_export_on": with_export["rps"],
+            "ratio": round(ratio, 3),
+            "exports_received": exported["exports"],
+        },
+    )
     verdicts = {
         f"P7: no endpoint >= {TOLERANCE}x export on (is {ratio:.2f}x)": ratio >= TOLERANCE,
         "P7: the exporting gateway did export": exported["exports"] > 0,

@@ -50,13 +50,13 @@ async def test_p2_drain_throughput(bus: Any, db: Any, nats_url: str, database_ur
     await _drain(bus, db, nats_url, database_url, service, P2_EVENTS, "P2")
 
 
-async def test_p4_memory_through_a_large_backlog(bus: Any, db: Any, nats_url: str, database_url: str,
-                                                service: Any) -> None:
+async def test_p4_memory_through_a_large_backlog(
+    bus: Any, db: Any, nats_url: str, database_url: str, service: Any
+) -> None:
     await _drain(bus, db, nats_url, database_url, service, P4_EVENTS, "P4")
 
 
-async def _drain(bus: Any, db: Any, nats_url: str, database_url: str, service: Any, EVENTS: int,
-                 key: str) -> None:
+async def _drain(bus: Any, db: Any, nats_url: str, database_url: str, service: Any, EVENTS: int, key: str) -> None:
     drain_timeout_s = 120.0 + EVENTS / 1000
     sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))
     creds = await CredentialResponder(nats_url).start()
@@ -64,9 +64,18 @@ async def _drain(bus: Any, db: Any, nats_url: str, database_url: str, service: A
         tenant, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.i }}")
         published = time.monotonic()
         for start in range(0, EVENTS, CHUNK):
-            envelopes = [EventEnvelope(event_id=event_id_for(wf, f"k{i}"), dedup_key=f"k{i}", tenant_id=tenant,
-                                       workflow_id=wf, workflow_version=1, trigger="webhook", payload={"i": i})
-                         for i in range(start, min(EVENTS, start + CHUNK))]
+            envelopes = [
+                EventEnvelope(
+                    event_id=event_id_for(wf, f"k{i}"),
+                    dedup_key=f"k{i}",
+                    tenant_id=tenant,
+                    workflow_id=wf,
+                    workflow_version=1,
+                    trigger="webhook",
+                    payload={"i": i},
+                )
+                for i in range(start, min(EVENTS, start + CHUNK))
+            ]
             await publish_many(bus, envelopes, concurrency=512)
         publish_s = time.monotonic() - published
 
@@ -98,7 +107,7 @@ async def _drain(bus: Any, db: Any, nats_url: str, database_url: str, service: A
     rss = [s[2] for s in samples]
     peak = max(max(r) for r in rss)
     half = len(rss) // 2
-    first_half = max(max(r) for r in rss[:max(1, half)])
+    first_half = max(max(r) for r in rss[: max(1, half)])
     second_half = max(max(r) for r in rss[half:])
     rows: list[dict[str, Any]] = [
         {"metric": "events", "value": EVENTS},
@@ -113,21 +122,21 @@ async def _drain(bus: Any, db: Any, nats_url: str, database_url: str, service: A
         {"metric": "RSS MB peak (per replica)", "value": [_mb(max(r[i] for r in rss)) for i in range(2)]},
         {"metric": "RSS MB end (per replica)", "value": [_mb(x) for x in rss[-1]]},
         {"metric": "RSS MB peak first/second half", "value": [_mb(first_half), _mb(second_half)]},
-        {"metric": "RSS MB timeline (max of replicas, ~every 2 s)",
-         "value": [_mb(max(r)) for r in rss[::4]]},
+        {"metric": "RSS MB timeline (max of replicas, ~every 2 s)", "value": [_mb(max(r)) for r in rss[::4]]},
         {"metric": "machine", "value": free_cpu_note()},
     ]
     drift = _mb(second_half - first_half)
     verdicts = {f"{key}: every event succeeded": failures == 0}
     if key == "P2":
         record_result("P2", {"eps": round(steady), "end_to_end_eps": round(end_to_end), "events": EVENTS})
-        verdicts[f"P2: steady >= {TARGET_PER_S:.0f} executions/s, two replicas (is {steady:.0f})"] = \
+        verdicts[f"P2: steady >= {TARGET_PER_S:.0f} executions/s, two replicas (is {steady:.0f})"] = (
             steady >= TARGET_PER_S
+        )
     else:
-        record_result("P4", {"max_rss_mb": _mb(peak), "rss_drift_mb": drift, "events": EVENTS,
-                             "eps": round(steady)})
+        record_result("P4", {"max_rss_mb": _mb(peak), "rss_drift_mb": drift, "events": EVENTS, "eps": round(steady)})
         verdicts[f"P4: RSS <= {RSS_LIMIT_MB:.0f} MB per replica (is {_mb(peak)})"] = _mb(peak) <= RSS_LIMIT_MB
-        verdicts[f"P4: RSS flat, second half <= first half + {RSS_DRIFT_MB:.0f} MB (is +{drift})"] = \
+        verdicts[f"P4: RSS flat, second half <= first half + {RSS_DRIFT_MB:.0f} MB (is +{drift})"] = (
             drift <= RSS_DRIFT_MB
+        )
     report(key, rows, verdicts)
     assert all(verdicts.values()), verdicts

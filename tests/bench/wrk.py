@@ -97,19 +97,38 @@ def presigned_script(path: Path, secret: str, url_path: str, count: int, threads
     return path
 
 
-def run_wrk(base_url: str, script: Path, *, duration: float, connections: int = 50,
-            threads: int = 2) -> dict[str, Any]:
+def run_wrk(base_url: str, script: Path, *, duration: float, connections: int = 50, threads: int = 2) -> dict[str, Any]:
     """Run ``wrk`` against ``base_url`` and return its summary (rates, latency percentiles in ms)."""
     out = subprocess.run(
-        [wrk_binary(), f"-t{threads}", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s", "-s", str(script),
-         base_url],
-        capture_output=True, check=True, text=True, timeout=duration + 60)
+        [
+            wrk_binary(),
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration:g}s",
+            "--timeout",
+            "5s",
+            "-s",
+            str(script),
+            base_url,
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+        timeout=duration + 60,
+    )
     line = next(x for x in reversed(out.stdout.splitlines()) if x.startswith("{"))
     raw = json.loads(line)
     seconds = raw["duration_us"] / 1e6
     errors = raw["connect_errors"] + raw["read_errors"] + raw["write_errors"] + raw["timeouts"]
     ok = raw["requests"] - raw["non2xx"] - errors
-    return {"requests": raw["requests"], "rps": round(ok / seconds, 1) if seconds else 0.0,
-            "non2xx": raw["non2xx"], "errors": errors, "p50_ms": round(raw["p50_us"] / 1000, 2),
-            "p90_ms": round(raw["p90_us"] / 1000, 2), "p99_ms": round(raw["p99_us"] / 1000, 2),
-            "max_ms": round(raw["max_us"] / 1000, 2), "seconds": round(seconds, 2)}
+    return {
+        "requests": raw["requests"],
+        "rps": round(ok / seconds, 1) if seconds else 0.0,
+        "non2xx": raw["non2xx"],
+        "errors": errors,
+        "p50_ms": round(raw["p50_us"] / 1000, 2),
+        "p90_ms": round(raw["p90_us"] / 1000, 2),
+        "p99_ms": round(raw["p99_us"] / 1000, 2),
+        "max_ms": round(raw["max_us"] / 1000, 2),
+        "seconds": round(seconds, 2),
+    }

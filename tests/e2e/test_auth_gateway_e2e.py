@@ -16,13 +16,19 @@ from tests.helpers.services import ServiceProcess
 
 
 @pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
-async def test_token_from_auth_opens_the_gateway(service: Callable[..., ServiceProcess], database_url: str,
-                                                 nats_url: str, tmp_path: Path) -> None:
+async def test_token_from_auth_opens_the_gateway(
+    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
+) -> None:
     common = {"DATABASE_URL": database_url, "NATS_URL": nats_url}
-    auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
-                                         "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")}, port=free_port())
-    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
-                                               "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
+    auth = service(
+        "services.auth",
+        env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true", "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")},
+        port=free_port(),
+    )
+    gateway = service(
+        "services.gateway",
+        env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url, "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"},
+    )
     gw = gateway.url
     async with aiohttp.ClientSession() as http:
         creds = {"email": "e2e@example.com", "password": PASSWORD}
@@ -40,8 +46,11 @@ async def test_token_from_auth_opens_the_gateway(service: Callable[..., ServiceP
         async with http.get(f"{gw}/api/workflows", headers=bearer(sign(good_claims(), pem, kid))) as r:
             assert r.status == 401
         # Credentials go through the gateway to auth; the secret does not come back.
-        async with http.post(f"{gw}/api/credentials", headers=bearer(token),
-                             json={"name": "w", "type": "openweather", "secret": {"api_key": "e2e-secret-1"}}) as r:
+        async with http.post(
+            f"{gw}/api/credentials",
+            headers=bearer(token),
+            json={"name": "w", "type": "openweather", "secret": {"api_key": "e2e-secret-1"}},
+        ) as r:
             assert r.status == 201, await r.text()
             assert "e2e-secret-1" not in await r.text()
         async with http.get(f"{auth.url}/.well-known/jwks.json") as r:

@@ -52,13 +52,27 @@ class Cli:
     def __init__(self, config_home: Path) -> None:
         self.config_home = config_home
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
-        self.env.update({"XDG_CONFIG_HOME": str(config_home), "PYTHONPATH": str(REPO_ROOT), "COLUMNS": "200",
-                         "IPAAS_TRACE_URL_TEMPLATE": TRACE_TEMPLATE})
+        self.env.update(
+            {
+                "XDG_CONFIG_HOME": str(config_home),
+                "PYTHONPATH": str(REPO_ROOT),
+                "COLUMNS": "200",
+                "IPAAS_TRACE_URL_TEMPLATE": TRACE_TEMPLATE,
+            }
+        )
 
     async def spawn(self, *args: str, env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ipaas_cli", *args, cwd=REPO_ROOT, env={**self.env, **(env or {})},
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "ipaas_cli",
+            *args,
+            cwd=REPO_ROOT,
+            env={**self.env, **(env or {})},
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
 
     async def __call__(self, *args: str, stdin: str = "", env: dict[str, str] | None = None) -> Ran:
         proc = await self.spawn(*args, env=env)
@@ -75,8 +89,12 @@ def api(gateway: ServiceProcess, method: str, path: str, token: str | None = Non
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(f"{gateway.url}{path}", method=method, headers=headers,  # noqa: S310
-                                 data=json.dumps(body).encode() if body is not None else None)
+    req = urllib.request.Request(  # noqa: S310
+        f"{gateway.url}{path}",
+        method=method,
+        headers=headers,
+        data=json.dumps(body).encode() if body is not None else None,
+    )
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the test's own gateway
         return json.loads(resp.read())
 
@@ -96,8 +114,7 @@ action:
 
 
 @pytest.fixture
-def stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
-          tmp_path: Path) -> ServiceProcess:
+def stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path) -> ServiceProcess:
     _, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
     service("services.executor", env=executor_env(nats_url, database_url))
     return gateway
@@ -108,15 +125,19 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path) -> No
     cli = Cli(tmp_path / "config")
     sink = await FakeSink().start()
     failing = {"on": True}
-    sink.behaviour = lambda req, _n: (Answer(status=400, body="refused") if req.path == "/flaky" and failing["on"]
-                                      else Answer(status=200, body='{"ok": true}'))
+    sink.behaviour = lambda req, _n: (
+        Answer(status=400, body="refused")
+        if req.path == "/flaky" and failing["on"]
+        else Answer(status=200, body='{"ok": true}')
+    )
     try:
         email = f"{uuid.uuid4().hex[:8]}@example.com"
         api(gateway, "POST", "/api/auth/register", body={"email": email, "password": PASSWORD})
 
         # login: the token is kept in a 0600 file in the config dir, never printed.
-        logged = await cli.ok("login", "--server", gateway.url, "--email", email, "--password-stdin",
-                              stdin=PASSWORD + "\n")
+        logged = await cli.ok(
+            "login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n"
+        )
         config_file = tmp_path / "config" / "ipaas" / "config.json"
         assert logged["context"] == "default" and logged["server"] == gateway.url
         assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
@@ -128,8 +149,9 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path) -> No
 
         # credentials create reads the secret from stdin; nothing prints it back.
         planted = f"tok-{uuid.uuid4().hex}"
-        created = await cli.ok("credentials", "create", "sink token", "--type", "http",
-                               stdin=json.dumps({"headers": {"X-Token": planted}}))
+        created = await cli.ok(
+            "credentials", "create", "sink token", "--type", "http", stdin=json.dumps({"headers": {"X-Token": planted}})
+        )
         listed = await cli("credentials", "list", "--json")
         assert listed.rc == 0 and created["id"] in [c["id"] for c in listed.json()]
         assert planted not in listed.out + json.dumps(created)
@@ -138,8 +160,9 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path) -> No
         manifests = tmp_path / "workflows"
         manifests.mkdir()
         (manifests / "orders.yaml").write_text(workflow_yaml(sink.url, text="v1"))
-        (manifests / "flaky.yml").write_text(workflow_yaml(sink.url, text="flaky", path="/flaky")
-                                             .replace("cli orders", "cli flaky"))
+        (manifests / "flaky.yml").write_text(
+            workflow_yaml(sink.url, text="flaky", path="/flaky").replace("cli orders", "cli flaky")
+        )
         first = await cli.ok("apply", "-f", str(manifests))
         by_name = {w["name"]: w for w in first["workflows"]}
         assert {w["change"] for w in first["workflows"]} == {"create"} and first["changed"] == 2
@@ -173,8 +196,14 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path) -> No
             assert "following new executions" in (await asyncio.wait_for(tail.stderr.readline(), 30)).decode()
             payload = tmp_path / "order.json"
             payload.write_text(json.dumps({"order_id": "A-7"}))
-            sent = await cli.ok("webhook", "send", "cli orders", "--data", f"@{payload}",
-                                env={"IPAAS_WEBHOOK_SECRET": orders["webhook"]["secret"]})
+            sent = await cli.ok(
+                "webhook",
+                "send",
+                "cli orders",
+                "--data",
+                f"@{payload}",
+                env={"IPAAS_WEBHOOK_SECRET": orders["webhook"]["secret"]},
+            )
             assert sent["status"] == 202 and sent["duplicate"] is False
             assert "webhook-signature: v1," in sent["curl"] and sent["url"] in sent["curl"]
             event_id = sent["event_id"]
@@ -213,8 +242,14 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path) -> No
             assert traced["input"] == {"order_id": "A-7"}
 
         # A dead letter, replayed by its id once the target accepts again.
-        dead = await cli.ok("webhook", "send", "cli flaky", "--data", '{"order_id": "F-1"}',
-                            env={"IPAAS_WEBHOOK_SECRET": flaky["webhook"]["secret"]})
+        dead = await cli.ok(
+            "webhook",
+            "send",
+            "cli flaky",
+            "--data",
+            '{"order_id": "F-1"}',
+            env={"IPAAS_WEBHOOK_SECRET": flaky["webhook"]["secret"]},
+        )
 
         async def in_dlq() -> Any:
             rows = await cli.ok("dlq", "list", "--workflow", "cli flaky")
@@ -232,10 +267,19 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path) -> No
 
         # dlq replay by filter: a job with progress where the server offers it, else a clear error.
         failing["on"] = True
-        again = await cli.ok("webhook", "send", "cli flaky", "--data", '{"order_id": "F-2"}',
-                             env={"IPAAS_WEBHOOK_SECRET": flaky["webhook"]["secret"]})
-        await wait_until(lambda: any(r.path == "/flaky" and b"F-2" in r.body for r in sink.requests),
-                         timeout=20, message="the second flaky delivery")
+        again = await cli.ok(
+            "webhook",
+            "send",
+            "cli flaky",
+            "--data",
+            '{"order_id": "F-2"}',
+            env={"IPAAS_WEBHOOK_SECRET": flaky["webhook"]["secret"]},
+        )
+        await wait_until(
+            lambda: any(r.path == "/flaky" and b"F-2" in r.body for r in sink.requests),
+            timeout=20,
+            message="the second flaky delivery",
+        )
 
         async def second_dead() -> Any:
             rows = await cli.ok("dlq", "list", "--workflow", "cli flaky")
@@ -279,8 +323,9 @@ async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceP
     ran = await cli("workflows", "list")
     assert ran.rc == 2 and "ipaas login" in ran.err
     # A wrong password: the API refuses (1), with its message.
-    ran = await cli("login", "--server", gateway.url, "--email", email, "--password-stdin", "--json",
-                    stdin="wrong password\n")
+    ran = await cli(
+        "login", "--server", gateway.url, "--email", email, "--password-stdin", "--json", stdin="wrong password\n"
+    )
     assert ran.rc == 1 and ran.json()["error"]["status"] == 401
     assert not (tmp_path / "config" / "ipaas" / "config.json").exists()
     await cli.ok("login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n")
@@ -291,8 +336,15 @@ async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceP
     bad.write_text("name: no trigger\naction: {type: http_request, config: {url: 'http://x.example'}}\n")
     ran = await cli("apply", "-f", str(bad), "--json")
     assert ran.rc == 2 and "trigger" in ran.json()["error"]["message"]
-    assert api(gateway, "GET", "/api/workflows", (json.loads(
-        (tmp_path / "config" / "ipaas" / "config.json").read_text()))["contexts"]["default"]["token"])["data"] == []
+    assert (
+        api(
+            gateway,
+            "GET",
+            "/api/workflows",
+            (json.loads((tmp_path / "config" / "ipaas" / "config.json").read_text()))["contexts"]["default"]["token"],
+        )["data"]
+        == []
+    )
     bad.write_text("name: [unclosed\n")
     ran = await cli("apply", "-f", str(bad))
     assert ran.rc == 2 and "not valid YAML" in ran.err
@@ -315,8 +367,9 @@ async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceP
         assert [k["id"] for k in listed] == [created["id"]] and "key" not in listed[0]
         as_key = {"IPAAS_TOKEN": created["key"]}
         assert (await cli.ok("workflows", "list", env=as_key)) == []
-        denied = await cli("credentials", "create", "x", "--type", "slack", "--json", stdin="https://h.example/x",
-                           env=as_key)
+        denied = await cli(
+            "credentials", "create", "x", "--type", "slack", "--json", stdin="https://h.example/x", env=as_key
+        )
         assert denied.rc == 1 and denied.json()["error"]["status"] == 403
         revoked = await cli.ok("api-keys", "revoke", created["id"])
         assert revoked["revoked_at"] is not None
@@ -325,6 +378,7 @@ async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceP
         assert "does not offer API keys" in ran.err
     ran = await cli("no-such-command")
     assert ran.rc == 2 and "No such command" in ran.err
-    ran = await cli("--server", f"http://127.0.0.1:{free_port()}", "workflows", "list", "--json",
-                    env={"IPAAS_TOKEN": "x"})
+    ran = await cli(
+        "--server", f"http://127.0.0.1:{free_port()}", "workflows", "list", "--json", env={"IPAAS_TOKEN": "x"}
+    )
     assert ran.rc == 3 and "cannot reach" in ran.json()["error"]["message"]

@@ -36,12 +36,25 @@ async def test_http_query_form_and_response_mapping(bus, db, nats_url, database_
     sink = await FakeSink(always(Answer(200, json.dumps(answer), {"Content-Type": "application/json"}))).start()
     try:
         tenant = await create_tenant(db)
-        wf = await create_workflow(db, tenant, definition("http_request", {
-            "method": "POST", "url": f"{sink.url}/lookup?fixed=1",
-            "query": {"email": "{{ payload.email }}", "n": "{{ payload.n }}"},
-            "form": {"name": "{{ payload.name }}", "note": "a&b=c"},
-            "response": {"customer": "data.id", "first_tag": "data.tags.0", "second": "items.1.n",
-                         "missing": "data.nope.deeper"}}))
+        wf = await create_workflow(
+            db,
+            tenant,
+            definition(
+                "http_request",
+                {
+                    "method": "POST",
+                    "url": f"{sink.url}/lookup?fixed=1",
+                    "query": {"email": "{{ payload.email }}", "n": "{{ payload.n }}"},
+                    "form": {"name": "{{ payload.name }}", "note": "a&b=c"},
+                    "response": {
+                        "customer": "data.id",
+                        "first_tag": "data.tags.0",
+                        "second": "items.1.n",
+                        "missing": "data.nope.deeper",
+                    },
+                },
+            ),
+        )
         service("services.executor", env=executor_env(nats_url, database_url))
         event = await publish_event(bus, tenant, wf, {"email": "ada@example.com", "n": 3, "name": "Ada L"})
         row = await final_row(db, event.event_id)
@@ -63,21 +76,39 @@ async def test_slack_blocks_and_discord_embeds(bus, db, nats_url, database_url, 
         tenant = await create_tenant(db)
         slack_cred = creds.add(tenant, "slack", {"webhook_url": f"{slack.url}/services/T/B/X"})
         discord_cred = creds.add(tenant, "discord", {"webhook_url": f"{discord.url}/api/webhooks/1/abc"})
-        blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*{{ payload.title }}*"}},
-                  {"type": "context", "elements": "{{ payload.elements }}"}]
-        to_slack = await create_workflow(db, tenant, definition(
-            "slack_message", {"text": "fallback {{ payload.title }}", "blocks": blocks}, slack_cred, name="s"))
-        to_discord = await create_workflow(db, tenant, definition(
-            "discord_message", {"embeds": [{"title": "{{ payload.title }}", "color": "{{ payload.color }}"}]},
-            discord_cred, name="d"))
+        blocks = [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "*{{ payload.title }}*"}},
+            {"type": "context", "elements": "{{ payload.elements }}"},
+        ]
+        to_slack = await create_workflow(
+            db,
+            tenant,
+            definition(
+                "slack_message", {"text": "fallback {{ payload.title }}", "blocks": blocks}, slack_cred, name="s"
+            ),
+        )
+        to_discord = await create_workflow(
+            db,
+            tenant,
+            definition(
+                "discord_message",
+                {"embeds": [{"title": "{{ payload.title }}", "color": "{{ payload.color }}"}]},
+                discord_cred,
+                name="d",
+            ),
+        )
         service("services.executor", env=executor_env(nats_url, database_url))
         payload = {"title": "Paid", "color": 5814783, "elements": [{"type": "mrkdwn", "text": "42 EUR"}]}
         events = [await publish_event(bus, tenant, wf, payload) for wf in (to_slack, to_discord)]
         for event in events:
             assert (await final_row(db, event.event_id))["status"] == "succeeded"
-        assert slack.requests[0].json() == {"text": "fallback Paid", "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": "*Paid*"}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": "42 EUR"}]}]}
+        assert slack.requests[0].json() == {
+            "text": "fallback Paid",
+            "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": "*Paid*"}},
+                {"type": "context", "elements": [{"type": "mrkdwn", "text": "42 EUR"}]},
+            ],
+        }
         assert discord.requests[0].json() == {"embeds": [{"title": "Paid", "color": 5814783}]}
     finally:
         await creds.stop()
@@ -87,8 +118,14 @@ async def test_slack_blocks_and_discord_embeds(bus, db, nats_url, database_url, 
 
 async def test_nats_publish_reaches_the_tenants_own_subject(bus, db, nats_url, database_url, service):
     tenant, other = await create_tenant(db), await create_tenant(db)
-    wf = await create_workflow(db, tenant, definition("nats_publish", {
-        "subject": "orders.paid", "payload": {"id": "{{ payload.id }}", "amount": "{{ payload.amount }}"}}))
+    wf = await create_workflow(
+        db,
+        tenant,
+        definition(
+            "nats_publish",
+            {"subject": "orders.paid", "payload": {"id": "{{ payload.id }}", "amount": "{{ payload.amount }}"}},
+        ),
+    )
     listener = await nats.connect(nats_url)
     got: list[tuple[str, bytes, str]] = []
 
@@ -118,10 +155,12 @@ def test_nats_publish_subjects_stay_under_the_tenant(subject: str) -> None:
 
 def test_form_and_body_together_are_refused() -> None:
     with pytest.raises(ValidationError, match="body or form"):
-        WorkflowDefinition.model_validate(definition("http_request", {
-            "url": "https://example.com", "body": {"a": 1}, "form": {"a": "1"}}))
+        WorkflowDefinition.model_validate(
+            definition("http_request", {"url": "https://example.com", "body": {"a": 1}, "form": {"a": "1"}})
+        )
     with pytest.raises(ValidationError):
-        WorkflowDefinition.model_validate(definition("http_request", {
-            "url": "https://example.com", "response": {"x": "bad path!"}}))
+        WorkflowDefinition.model_validate(
+            definition("http_request", {"url": "https://example.com", "response": {"x": "bad path!"}})
+        )
     with pytest.raises(ValidationError, match="content, embeds"):
         WorkflowDefinition.model_validate(definition("discord_message", {}, uuid.uuid4()))

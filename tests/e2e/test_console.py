@@ -36,8 +36,11 @@ from tests.helpers.services import ServiceProcess
 from tests.helpers.stack_processes import start_auth_and_gateway
 from tests.helpers.wait import wait_until
 
-pytestmark = [pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason())),
-              pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason())),
+    pytest.mark.slow,
+    pytest.mark.timeout(180),
+]
 
 TRACE_TEMPLATE = "https://jaeger.example/trace/{trace_id}"
 # Routes of the execution-history work (API keys, bulk replay): until they are served, their pages show the
@@ -64,8 +67,12 @@ class Stack:
         msg_id = f"msg_{uuid.uuid4().hex}"
         now = time.time()
         signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(now, UTC), body)
-        headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now)), "webhook-signature": signature,
-                   "Content-Type": "application/json"}
+        headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now)),
+            "webhook-signature": signature,
+            "Content-Type": "application/json",
+        }
         async with self.http.post(url, data=body, headers=headers) as r:
             assert r.status == 202, await r.text()
             return str((await r.json())["data"]["event_id"])
@@ -85,8 +92,11 @@ class Watch:
             return
         where = str((msg.location or {}).get("url", ""))
         path = "/" + where.split("?")[0].split("/", 3)[-1]
-        if any(msg.text.startswith(f"Failed to load resource: the server responded with a status of {status} ")
-               and path == expected for status, expected in self.expected):
+        if any(
+            msg.text.startswith(f"Failed to load resource: the server responded with a status of {status} ")
+            and path == expected
+            for status, expected in self.expected
+        ):
             return
         self.errors.append(f"{msg.text} ({where})")
 
@@ -99,10 +109,12 @@ class Watch:
 
 
 @pytest.fixture
-async def stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
-                tmp_path: Path) -> AsyncIterator[Stack]:
-    _, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path,
-                                        gateway={"IPAAS_TRACE_URL_TEMPLATE": TRACE_TEMPLATE})
+async def stack(
+    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    _, gateway = start_auth_and_gateway(
+        service, database_url, nats_url, tmp_path, gateway={"IPAAS_TRACE_URL_TEMPLATE": TRACE_TEMPLATE}
+    )
     service("services.executor", env=executor_env(nats_url, database_url))
     async with aiohttp.ClientSession() as http:
         s = Stack(gateway=gateway, http=http, email=f"ops-{uuid.uuid4().hex[:8]}@example.com")
@@ -116,8 +128,11 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
 
     expect.set_options(timeout=UI_TIMEOUT_MS)
     failing = {"on": False}
-    sink = await FakeSink(lambda _req, _n: Answer(status=400, body="bad order") if failing["on"]
-                          else Answer(status=200, body='{"ok": true}')).start()
+    sink = await FakeSink(
+        lambda _req, _n: (
+            Answer(status=400, body="bad order") if failing["on"] else Answer(status=200, body='{"ok": true}')
+        )
+    ).start()
     base = stack.gateway.url
     watch = Watch()
     try:
@@ -147,16 +162,30 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             await page.fill("#create-workflow input[name=name]", "orders to the shop")
             # An invalid definition: the API's 422 message, naming the field, is what the page shows.
             watch.expected.add((422, "/api/workflows"))
-            await page.fill("#create-workflow textarea", json.dumps({
-                "trigger": {"type": "webhook"}, "action": {"type": "http_request", "config": {"url": 42}}}))
+            await page.fill(
+                "#create-workflow textarea",
+                json.dumps({"trigger": {"type": "webhook"}, "action": {"type": "http_request", "config": {"url": 42}}}),
+            )
             await page.click("#create-workflow button[type=submit]")
             refused = page.locator("#create-workflow .flash.error")
             await expect(refused).to_contain_text("(validation_error, HTTP 422)")
             await expect(refused).to_contain_text("action")
-            await page.fill("#create-workflow textarea", json.dumps({
-                "trigger": {"type": "webhook"},
-                "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/orders",
-                                                               "body": {"id": "{{ payload.order_id }}"}}}}))
+            await page.fill(
+                "#create-workflow textarea",
+                json.dumps(
+                    {
+                        "trigger": {"type": "webhook"},
+                        "action": {
+                            "type": "http_request",
+                            "config": {
+                                "method": "POST",
+                                "url": f"{sink.url}/orders",
+                                "body": {"id": "{{ payload.order_id }}"},
+                            },
+                        },
+                    }
+                ),
+            )
             await page.click("#create-workflow button[type=submit]")
             secret = (await page.locator("#new-webhook-secret").inner_text()).strip()
             hook_url = (await page.locator("#new-webhook-url").inner_text()).strip()
@@ -310,7 +339,8 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             keys_status, keys_body = await stack.call("GET", "/api/keys")
             if keys_status == 404:
                 await expect(page.locator("#key-list .flash.error")).to_contain_text(
-                    f"{keys_body['error']['message']} ({keys_body['error']['code']}, HTTP 404)")
+                    f"{keys_body['error']['message']} ({keys_body['error']['code']}, HTTP 404)"
+                )
             else:
                 assert keys_status == 200
                 await expect(page.locator("#key-list .empty")).to_contain_text("No API keys yet")
@@ -320,9 +350,17 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
         await sink.stop()
 
     pages = {url.split("?")[0].removeprefix(base) for url in watch.documents}
-    assert {"/console/login", "/console/executions", "/console/execution", "/console/workflows",
-            "/console/workflow", "/console/dlq", "/console/credentials", "/console/system",
-            "/console/keys"} <= pages
+    assert {
+        "/console/login",
+        "/console/executions",
+        "/console/execution",
+        "/console/workflows",
+        "/console/workflow",
+        "/console/dlq",
+        "/console/credentials",
+        "/console/system",
+        "/console/keys",
+    } <= pages
     for url, headers in watch.documents.items():
         assert headers.get("content-security-policy") == CSP, url
         assert headers.get("x-content-type-options") == "nosniff", url

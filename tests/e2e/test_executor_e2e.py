@@ -22,8 +22,13 @@ async def test_event_reaches_slack_with_rendered_text_and_is_logged(bus, db, nat
     try:
         tenant = await create_tenant(db)
         cred = creds.add(tenant, "slack", {"webhook_url": f"{slack.url}/services/T000/B000/XXXX"})
-        wf = await create_workflow(db, tenant, definition(
-            "slack_message", {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"}, cred))
+        wf = await create_workflow(
+            db,
+            tenant,
+            definition(
+                "slack_message", {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"}, cred
+            ),
+        )
         ex = service("services.executor", env=executor_env(nats_url, database_url))
 
         event = await publish_event(bus, tenant, wf, {"order_id": "A-17", "amount": 42})

@@ -32,15 +32,18 @@ OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
 def scrape(svc: ServiceProcess, accept: str | None = None) -> str:
-    request = urllib.request.Request(f"{svc.metrics_url}/metrics",  # noqa: S310 - a local test server
-                                     headers={"Accept": accept} if accept else {})
+    request = urllib.request.Request(  # noqa: S310 - a local test server
+        f"{svc.metrics_url}/metrics",
+        headers={"Accept": accept} if accept else {},
+    )
     with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - a local test server
         return str(resp.read().decode())
 
 
 def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
-    return [(s.name, dict(s.labels), s.value) for family in text_string_to_metric_families(text)
-            for s in family.samples]
+    return [
+        (s.name, dict(s.labels), s.value) for family in text_string_to_metric_families(text) for s in family.samples
+    ]
 
 
 def value(text: str, name: str, **labels: str) -> float:
@@ -49,8 +52,9 @@ def value(text: str, name: str, **labels: str) -> float:
 
 
 @pytest.mark.timeout(90)
-async def test_metrics_after_a_known_workload(bus: Any, db: Any, nats_url: str, database_url: str,
-                                              service: Any) -> None:
+async def test_metrics_after_a_known_workload(
+    bus: Any, db: Any, nats_url: str, database_url: str, service: Any
+) -> None:
     ok = await FakeSink(lambda _req, _n: Answer(200, "{}", delay=0.25)).start()
     refusing = await FakeSink(lambda _req, _n: Answer(400, "no")).start()
     broken = await FakeSink(lambda _req, _n: Answer(500, "down")).start()
@@ -61,10 +65,18 @@ async def test_metrics_after_a_known_workload(bus: Any, db: Any, nats_url: str, 
         refused = await create_workflow(db, tenant_a, definition("http_request", {"url": f"{refusing.url}/no"}))
         cred = creds.add(tenant_b, "slack", {"webhook_url": f"{broken.url}/services/T/B/X"})
         failing = await create_workflow(db, tenant_b, definition("slack_message", {"text": "hi"}, cred))
-        ex = service("services.executor", env=executor_env(
-            nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="1", IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0",
-            IPAAS_EXECUTOR_STATS_INTERVAL_SECONDS="0.1", IPAAS_EXECUTOR_BREAKER_FAIL_MAX="2",
-            IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="120"))
+        ex = service(
+            "services.executor",
+            env=executor_env(
+                nats_url,
+                database_url,
+                IPAAS_EXECUTOR_MAX_IN_FLIGHT="1",
+                IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0",
+                IPAAS_EXECUTOR_STATS_INTERVAL_SECONDS="0.1",
+                IPAAS_EXECUTOR_BREAKER_FAIL_MAX="2",
+                IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="120",
+            ),
+        )
 
         # A burst that one slot works through in about two seconds: the lag rises, then falls to 0.
         for i in range(8):
@@ -78,10 +90,11 @@ async def test_metrics_after_a_known_workload(bus: Any, db: Any, nats_url: str, 
 
         async def drained() -> bool:
             text = await asyncio.to_thread(scrape, ex)
-            return (value(text, "ipaas_executor_consumer_pending") == 0
-                    and value(text, "ipaas_executor_consumer_ack_pending") == 0
-                    and value(text, "ipaas_executor_executions_total", connector="http_request",
-                              status="succeeded") == 8)
+            return (
+                value(text, "ipaas_executor_consumer_pending") == 0
+                and value(text, "ipaas_executor_consumer_ack_pending") == 0
+                and value(text, "ipaas_executor_executions_total", connector="http_request", status="succeeded") == 8
+            )
 
         await wait_until(drained, timeout=20, message="the lag back at 0 and eight successes")
 
@@ -93,8 +106,9 @@ async def test_metrics_after_a_known_workload(bus: Any, db: Any, nats_url: str, 
         async def settled() -> str | None:
             text = await asyncio.to_thread(scrape, ex)
             dead = value(text, "ipaas_executor_executions_total", connector="http_request", status="dead")
-            b_open = value(text, "ipaas_executor_breaker_state", tenant=str(tenant_b), connector="slack_message",
-                           state="open")
+            b_open = value(
+                text, "ipaas_executor_breaker_state", tenant=str(tenant_b), connector="slack_message", state="open"
+            )
             return text if dead == 3 and b_open == 1 else None
 
         text = await wait_until(settled, timeout=30, message="three dead letters and B's breaker open")
@@ -114,12 +128,21 @@ async def test_metrics_after_a_known_workload(bus: Any, db: Any, nats_url: str, 
         # OpenMetrics, when asked for: parses, and the duration's exemplars are executions' trace ids.
         om = await asyncio.to_thread(scrape, ex, OPENMETRICS)
         families = list(openmetrics_families(om))  # type: ignore[no-untyped-call]
-        exemplars = {s.exemplar.labels["trace_id"] for f in families for s in f.samples
-                     if s.name == "ipaas_executor_action_duration_seconds_bucket" and s.exemplar is not None
-                     and s.labels.get("connector") == "http_request"}
+        exemplars = {
+            s.exemplar.labels["trace_id"]
+            for f in families
+            for s in f.samples
+            if s.name == "ipaas_executor_action_duration_seconds_bucket"
+            and s.exemplar is not None
+            and s.labels.get("connector") == "http_request"
+        }
         assert exemplars, "no trace-id exemplar in the OpenMetrics exposition"
-        traces = {r["trace_id"] for r in await db.fetch(
-            "SELECT trace_id FROM executions WHERE workflow_id = ANY($1::uuid[])", [healthy, refused])}
+        traces = {
+            r["trace_id"]
+            for r in await db.fetch(
+                "SELECT trace_id FROM executions WHERE workflow_id = ANY($1::uuid[])", [healthy, refused]
+            )
+        }
         assert exemplars <= traces
         assert all(len(t) == 32 and uuid.UUID(t) for t in exemplars)
     finally:

@@ -23,19 +23,28 @@ async def _token(http: aiohttp.ClientSession, gw: str, email: str) -> str:
         return token
 
 
-async def test_credentials_of_another_tenant_are_invisible(service: Callable[..., ServiceProcess],
-                                                           database_url: str, nats_url: str, tmp_path: Path):
+async def test_credentials_of_another_tenant_are_invisible(
+    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
+):
     common = {"DATABASE_URL": database_url, "NATS_URL": nats_url}
-    auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
-                                         "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")}, port=free_port())
-    gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url,
-                                               "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"})
+    auth = service(
+        "services.auth",
+        env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true", "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")},
+        port=free_port(),
+    )
+    gateway = service(
+        "services.gateway",
+        env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url, "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"},
+    )
     gw = gateway.url
     async with aiohttp.ClientSession() as http:
         token_a = await _token(http, gw, "a@example.com")
         token_b = await _token(http, gw, "b@example.com")
-        async with http.post(f"{gw}/api/credentials", headers=bearer(token_b),
-                             json={"name": "b's", "type": "openweather", "secret": {"api_key": "b-key-123"}}) as r:
+        async with http.post(
+            f"{gw}/api/credentials",
+            headers=bearer(token_b),
+            json={"name": "b's", "type": "openweather", "secret": {"api_key": "b-key-123"}},
+        ) as r:
             assert r.status == 201, await r.text()
             theirs = (await r.json())["data"]["id"]
 

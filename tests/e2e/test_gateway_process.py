@@ -33,17 +33,27 @@ async def test_sigterm_drops_readiness_and_lets_in_flight_requests_finish(
 
     sub = await bus.nc.subscribe("svc.executor.dry_run", cb=slow_executor)
     async with serve_jwks(issuer, free_port()) as jwks_url:
-        gw = service("services.gateway", env={
-            "NATS_URL": nats_url, "DATABASE_URL": database_url, "IPAAS_JWKS_URL": jwks_url, **kek_env(),
-            "IPAAS_GATEWAY_DRAIN_DELAY_SECONDS": "1",
-        })
+        gw = service(
+            "services.gateway",
+            env={
+                "NATS_URL": nats_url,
+                "DATABASE_URL": database_url,
+                "IPAAS_JWKS_URL": jwks_url,
+                **kek_env(),
+                "IPAAS_GATEWAY_DRAIN_DELAY_SECONDS": "1",
+            },
+        )
         headers = issuer.headers(await tenant(database_url))
         async with aiohttp.ClientSession() as http:
             created = await http.post(f"{gw.url}/api/workflows", json=SCHEDULE_WORKFLOW, headers=headers)
             assert created.status == 201
-            in_flight = asyncio.create_task(http.post(
-                f"{gw.url}/api/workflows/dry-run", json={"workflow": SCHEDULE_WORKFLOW, "payload": {}},
-                headers=headers))
+            in_flight = asyncio.create_task(
+                http.post(
+                    f"{gw.url}/api/workflows/dry-run",
+                    json={"workflow": SCHEDULE_WORKFLOW, "payload": {}},
+                    headers=headers,
+                )
+            )
             await wait_until(received.is_set, timeout=10, message="the dry-run to reach the executor")
 
             gw.proc.send_signal(signal.SIGTERM)

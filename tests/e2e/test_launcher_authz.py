@@ -70,8 +70,13 @@ async def connect_as(state: dict[str, Any], identity: str, errors: list[str]) ->
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
-    return await nats.connect(nats_url_as(state, identity), inbox_prefix=inbox_prefix(identity),
-                              error_cb=on_error, allow_reconnect=False, connect_timeout=5)
+    return await nats.connect(
+        nats_url_as(state, identity),
+        inbox_prefix=inbox_prefix(identity),
+        error_cb=on_error,
+        allow_reconnect=False,
+        connect_timeout=5,
+    )
 
 
 def mode(path: Path) -> int:
@@ -81,9 +86,12 @@ def mode(path: Path) -> int:
 async def send_webhook(api: Api, workflow: dict[str, Any], body: str) -> dict[str, Any]:
     msg_id = f"msg_{uuid.uuid4().hex}"
     now = datetime.now(UTC)
-    headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-               "webhook-signature": Webhook(workflow["webhook"]["secret"]).sign(msg_id, now, body),
-               "Content-Type": "application/json"}
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(workflow["webhook"]["secret"]).sign(msg_id, now, body),
+        "Content-Type": "application/json",
+    }
     async with api.http.post(f"{api.base}{workflow['webhook']['url']}", data=body, headers=headers) as resp:
         assert resp.status == 202, await resp.text()
         accepted: dict[str, Any] = (await resp.json())["data"]
@@ -102,9 +110,11 @@ async def check_resolve_permissions(state: dict[str, Any], tenant_id: str, crede
         assert reply.ok and reply.secret == {"headers": {"X-Api-Key": "k-launched"}}
         with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
             await gateway.request(RESOLVE_SUBJECT, request, timeout=1)
-        await wait_until(lambda: any("permissions violation" in e.lower() and RESOLVE_SUBJECT in e
-                                     for e in gateway_errors),
-                         timeout=5, message="the gateway's publish to the credential subject refused")
+        await wait_until(
+            lambda: any("permissions violation" in e.lower() and RESOLVE_SUBJECT in e for e in gateway_errors),
+            timeout=5,
+            message="the gateway's publish to the credential subject refused",
+        )
         assert executor_errors == []
     finally:
         await executor.close()
@@ -139,9 +149,13 @@ async def check_database_roles(state: dict[str, Any]) -> None:
     """Each service is connected as its own role; the gateway's may not read credentials; no superuser over TCP."""
     owner = await asyncpg.connect(database_url_as(state))
     try:
-        connected = {r[0] for r in await owner.fetch(
-            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
-            "AND pid <> pg_backend_pid()")}
+        connected = {
+            r[0]
+            for r in await owner.fetch(
+                "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
+                "AND pid <> pg_backend_pid()"
+            )
+        }
         assert connected == set(SERVICE_ROLES.values())
     finally:
         await owner.close()
@@ -158,8 +172,13 @@ async def check_database_roles(state: dict[str, Any]) -> None:
 async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, launch: Launch) -> None:
     local_dir = tmp_path / "local"
     sink = await FakeSink().start()
-    env = launcher_env(local_dir, IPAAS_LOCAL_SCHEDULER_REPLICAS="1", IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.1/32",
-                       IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS="1", **fast_hash_env())  # a 1 s schedule
+    env = launcher_env(
+        local_dir,
+        IPAAS_LOCAL_SCHEDULER_REPLICAS="1",
+        IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.1/32",
+        IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS="1",
+        **fast_hash_env(),
+    )  # a 1 s schedule
     run = launch(local_dir, env)
     try:
         state = run.wait_ready()
@@ -169,22 +188,36 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
         assert mode(Path(state["nats_users_file"])) == 0o600 and mode(local_dir / "nats-authz.conf") == 0o600
         assert "@" not in state["nats_url"]
         with pytest.raises(Exception):  # noqa: B017 - nats-py raises several types for a refused login
-            await asyncio.wait_for(nats.connect(state["nats_url"], allow_reconnect=False,
-                                                max_reconnect_attempts=0, connect_timeout=3), timeout=10)
+            await asyncio.wait_for(
+                nats.connect(state["nats_url"], allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3),
+                timeout=10,
+            )
 
         async with aiohttp.ClientSession() as http:
             api = Api(http, state["services"]["gateway"])
             email = f"{uuid.uuid4().hex[:8]}@example.com"
-            registered = await api.call("POST", "/api/auth/register", {"email": email, "password": PASSWORD},
-                                        expect=201)
+            registered = await api.call(
+                "POST", "/api/auth/register", {"email": email, "password": PASSWORD}, expect=201
+            )
             login = await api.call("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, expect=200)
             api.token = login["data"]["access_token"]
-            cred = await api.call("POST", "/api/credentials", {
-                "name": "sink key", "type": "http", "secret": {"headers": {"X-Api-Key": "k-launched"}}}, expect=201)
-            action = {"type": "http_request", "credential_id": cred["data"]["id"],
-                      "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}}}
-            created = await api.call("POST", "/api/workflows", {
-                "name": "orders", "trigger": {"type": "webhook"}, "action": action}, expect=201)
+            cred = await api.call(
+                "POST",
+                "/api/credentials",
+                {"name": "sink key", "type": "http", "secret": {"headers": {"X-Api-Key": "k-launched"}}},
+                expect=201,
+            )
+            action = {
+                "type": "http_request",
+                "credential_id": cred["data"]["id"],
+                "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
+            }
+            created = await api.call(
+                "POST",
+                "/api/workflows",
+                {"name": "orders", "trigger": {"type": "webhook"}, "action": action},
+                expect=201,
+            )
             workflow = created["data"]
 
             accepted = await send_webhook(api, workflow, json.dumps({"id": "A-1"}))
@@ -200,18 +233,33 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
             assert rows[0]["event_id"] == accepted["event_id"]
 
             # The scheduler learns of a new schedule (change feed) and publishes its events.
-            ticking = await api.call("POST", "/api/workflows", {
-                "name": "ticks", "trigger": {"type": "schedule", "interval_seconds": 1},
-                "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}}},
-                expect=201)
+            ticking = await api.call(
+                "POST",
+                "/api/workflows",
+                {
+                    "name": "ticks",
+                    "trigger": {"type": "schedule", "interval_seconds": 1},
+                    "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}},
+                },
+                expect=201,
+            )
             await wait_until(lambda: sink.paths("/tick"), timeout=20, message="a scheduled run")
             await api.call("PATCH", f"/api/workflows/{ticking['data']['id']}", {"is_active": False}, expect=200)
 
             # Gateway -> executor request/reply over NATS (svc.executor.dry_run).
-            dry = await api.call("POST", "/api/workflows/dry-run", {
-                "workflow": {"name": "dry", "trigger": {"type": "webhook"},
-                             "action": {**action, "config": {**action["config"], "url": f"{sink.url}/dry"}}},
-                "payload": {"id": "D-1"}}, expect=200)
+            dry = await api.call(
+                "POST",
+                "/api/workflows/dry-run",
+                {
+                    "workflow": {
+                        "name": "dry",
+                        "trigger": {"type": "webhook"},
+                        "action": {**action, "config": {**action["config"], "url": f"{sink.url}/dry"}},
+                    },
+                    "payload": {"id": "D-1"},
+                },
+                expect=200,
+            )
             assert dry["data"]["status"] == "succeeded" and sink.paths("/dry")[0].json() == {"id": "D-1"}
 
         await check_resolve_permissions(state, registered["data"]["tenant_id"], cred["data"]["id"])
@@ -224,11 +272,13 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
         assert run.terminate() == 0 and time.monotonic() - started < 60
         output = run.output()
         assert "NATS authorization on" in output
-        assert "NATS provisioned: stream EVENTS, stream DLQ, stream WORKFLOW_CHANGES, consumer EVENTS/executor" \
-            in output
+        assert (
+            "NATS provisioned: stream EVENTS, stream DLQ, stream WORKFLOW_CHANGES, consumer EVENTS/executor" in output
+        )
         assert "not provisioned yet" not in output  # provisioned before any service started
-        leaked = [identity for identity, password in [*passwords.items(), *pg_passwords(state).items()]
-                  if password in output]
+        leaked = [
+            identity for identity, password in [*passwords.items(), *pg_passwords(state).items()] if password in output
+        ]
         assert leaked == [], f"passwords of {leaked} appear in the launcher's output"
         assert "permissions violation" not in output.lower()  # no service hit a refused subject
     finally:

@@ -35,11 +35,14 @@ async def _tables(dsn: str) -> set[str]:
 
 
 async def test_a_role_that_may_create_databases_gets_its_database_created_and_migrated(
-        tmp_path: Path, launch: Any, nats_url: str, pg_server: PostgresServer) -> None:
+    tmp_path: Path, launch: Any, nats_url: str, pg_server: PostgresServer
+) -> None:
     database = f"ext_{uuid.uuid4().hex[:12]}"
     local_dir = tmp_path / "local"
-    run = launch(local_dir, launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url,
-                                          DATABASE_URL=pg_server.dsn(database)))  # the superuser: may create
+    run = launch(
+        local_dir,
+        launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url, DATABASE_URL=pg_server.dsn(database)),
+    )  # the superuser: may create
     run.wait_ready()
     assert f"created database {database}" in run.output()
     assert await _exists(pg_server.dsn(), database)
@@ -47,8 +50,9 @@ async def test_a_role_that_may_create_databases_gets_its_database_created_and_mi
     assert run.terminate() == 0
 
 
-async def test_a_role_that_may_not_is_told_exactly_what_to_run(tmp_path: Path, launch: Any, nats_url: str,
-                                                               pg_server: PostgresServer) -> None:
+async def test_a_role_that_may_not_is_told_exactly_what_to_run(
+    tmp_path: Path, launch: Any, nats_url: str, pg_server: PostgresServer
+) -> None:
     role, database = f"ext_user_{uuid.uuid4().hex[:8]}", f"ext_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(pg_server.dsn())
     try:
@@ -58,8 +62,15 @@ async def test_a_role_that_may_not_is_told_exactly_what_to_run(tmp_path: Path, l
     dsn = f"postgresql://{role}@127.0.0.1:{pg_server.port}/{database}"
     local_dir = tmp_path / "local"
     env = launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url, DATABASE_URL=dsn)
-    refused = subprocess.run([sys.executable, "-m", "deploy.local"], cwd=REPO_ROOT, env=env, capture_output=True,
-                             text=True, timeout=60, check=False)
+    refused = subprocess.run(
+        [sys.executable, "-m", "deploy.local"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert refused.returncode == 1, refused.stdout + refused.stderr
     statement = f'CREATE DATABASE "{database}" OWNER "{role}";'
     assert f'database "{database}" does not exist on 127.0.0.1:{pg_server.port}' in refused.stdout

@@ -123,14 +123,14 @@ async def test_up_starts_everything_that_exists_and_sigterm_leaves_no_process(tm
     assert "[local]" in run.output() and "stopped" in run.output().splitlines()[-1]
 
 
-async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(tmp_path: Path,
-                                                                             launch: Any) -> None:
+async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(tmp_path: Path, launch: Any) -> None:
     local_dir = tmp_path / "local"
     # Somebody else's servers hold the preferred ports: the launcher must not attach to them.
     squatters = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
     nats_port, pg_port = (s.getsockname()[1] for s in squatters)
-    env = launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", IPAAS_LOCAL_NATS_PORT=str(nats_port),
-                        IPAAS_LOCAL_PG_PORT=str(pg_port))
+    env = launcher_env(
+        local_dir, IPAAS_LOCAL_SERVICES="none", IPAAS_LOCAL_NATS_PORT=str(nats_port), IPAAS_LOCAL_PG_PORT=str(pg_port)
+    )
     try:
         first = launch(local_dir, env)
         state = first.wait_ready()
@@ -142,8 +142,9 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     assert _port_of(state["nats_url"]) != nats_port
 
     # A second launcher on the same data directory is refused while the first runs.
-    second = subprocess.run([sys.executable, "-m", "deploy.local"], cwd=REPO_ROOT, env=env,
-                            capture_output=True, timeout=30, check=False)
+    second = subprocess.run(
+        [sys.executable, "-m", "deploy.local"], cwd=REPO_ROOT, env=env, capture_output=True, timeout=30, check=False
+    )
     assert second.returncode == 1 and b"already running" in second.stdout
 
     # Write state: a row in Postgres, a message in a JetStream stream.
@@ -180,11 +181,13 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     _assert_all_gone(family)
 
 
-async def test_given_urls_are_used_as_they_are_and_nothing_is_embedded(tmp_path: Path, launch: Any,
-                                                                      nats_url: str, database_url: str) -> None:
+async def test_given_urls_are_used_as_they_are_and_nothing_is_embedded(
+    tmp_path: Path, launch: Any, nats_url: str, database_url: str
+) -> None:
     local_dir = tmp_path / "local"
-    run = launch(local_dir, launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url,
-                                          DATABASE_URL=database_url))
+    run = launch(
+        local_dir, launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url, DATABASE_URL=database_url)
+    )
     state = run.wait_ready()
     assert state["nats_url"] == nats_url and state["database_url"] == database_url
     assert "using NATS at NATS_URL" in run.output() and "using Postgres at DATABASE_URL" in run.output()

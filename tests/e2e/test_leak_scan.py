@@ -47,9 +47,15 @@ FINAL = ("succeeded", "dead", "skipped")
 
 def _planted() -> dict[str, str]:
     tag = secrets.token_hex(5)
-    return {"password": f"Pw{tag}horse", "slack_ok": f"slk{tag}okay", "slack_fail": f"slk{tag}fail",
-            "discord": f"dsc{tag}tokn", "openweather": f"owm{tag}key", "bearer": f"brr{tag}token",
-            "api_key": f"hdr{tag}apikey"}
+    return {
+        "password": f"Pw{tag}horse",
+        "slack_ok": f"slk{tag}okay",
+        "slack_fail": f"slk{tag}fail",
+        "discord": f"dsc{tag}tokn",
+        "openweather": f"owm{tag}key",
+        "bearer": f"brr{tag}token",
+        "api_key": f"hdr{tag}apikey",
+    }
 
 
 def _echo(other_url: str) -> Callable[[Seen, int], Answer]:
@@ -70,8 +76,9 @@ def _echo(other_url: str) -> Callable[[Seen, int], Answer]:
         if seen.path == "/data/2.5/weather":
             appid = seen.query.get("appid", "")
             if seen.query.get("q") == "Echo":
-                return Answer(200, json.dumps({"name": appid, "main": {"temp": 3},
-                                               "weather": [{"description": appid}]}))
+                return Answer(
+                    200, json.dumps({"name": appid, "main": {"temp": 3}, "weather": [{"description": appid}]})
+                )
             return Answer(401, json.dumps({"cod": 401, "message": f"Invalid API key {appid}"}))
         return Answer(404, f"nothing at {seen.path}")
 
@@ -128,8 +135,7 @@ class Api:
     token: str = ""
     seen: list[Response] = field(default_factory=list)
 
-    async def call(self, method: str, path: str, body: Any = None, *, expect: int,
-                   allow: tuple[str, ...] = ()) -> Any:
+    async def call(self, method: str, path: str, body: Any = None, *, expect: int, allow: tuple[str, ...] = ()) -> Any:
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         async with self.http.request(method, f"{self.url}{path}", json=body, headers=headers) as r:
             text = await r.text()
@@ -141,8 +147,12 @@ class Api:
         body = json.dumps(payload)
         msg_id = f"msg_{uuid.uuid4().hex}"
         now = datetime.now(UTC)
-        headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": Webhook(secret).sign(msg_id, now, body), "Content-Type": "application/json"}
+        headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(secret).sign(msg_id, now, body),
+            "Content-Type": "application/json",
+        }
         async with self.http.post(f"{self.url}/hooks/{workflow_id}", data=body, headers=headers) as r:
             text = await r.text()
         self.seen.append(Response(f"POST /hooks/{workflow_id} -> {r.status}", text, frozenset()))
@@ -168,50 +178,82 @@ def _hits(text: str, needles: dict[str, str], allowed: frozenset[str] = frozense
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-async def test_planted_secrets_never_leave(service: Callable[..., ServiceProcess], database_url: str,
-                                           nats_url: str, bus: Bus, db: asyncpg.Connection, tmp_path: Path) -> None:
+async def test_planted_secrets_never_leave(
+    service: Callable[..., ServiceProcess],
+    database_url: str,
+    nats_url: str,
+    bus: Bus,
+    db: asyncpg.Connection,
+    tmp_path: Path,
+) -> None:
     planted = _planted()
     other = await FakeSink(_landing, host="127.0.0.2").start()
     sink = await FakeSink(_echo(other.url)).start()
     spans = await SpanReceiver().start()
     http = aiohttp.ClientSession()
     try:
-        otel = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": spans.endpoint,
-                "OTEL_BSP_SCHEDULE_DELAY": "200"}
+        otel = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": spans.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "200",
+        }
         common = {"LOG_LEVEL": "DEBUG", **otel}
         auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path, common=common)
-        executor = service("services.executor", env=executor_env(
-            nats_url, database_url, **otel, LOG_LEVEL="DEBUG", IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
-            IPAAS_EXECUTOR_MAX_ATTEMPTS="2", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3",
-            IPAAS_EXECUTOR_OPENWEATHER_URL=sink.url))
+        executor = service(
+            "services.executor",
+            env=executor_env(
+                nats_url,
+                database_url,
+                **otel,
+                LOG_LEVEL="DEBUG",
+                IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
+                IPAAS_EXECUTOR_MAX_ATTEMPTS="2",
+                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3",
+                IPAAS_EXECUTOR_OPENWEATHER_URL=sink.url,
+            ),
+        )
         processes = {"auth": auth, "gateway": gateway, "executor": executor}
         api = Api(gateway.url, http)
 
         email = f"leak-{uuid.uuid4().hex[:8]}@example.com"
         await api.call("POST", "/api/auth/register", {"email": email, "password": planted["password"]}, expect=201)
-        login = await api.call("POST", "/api/auth/login", {"email": email, "password": planted["password"]},
-                               expect=200, allow=("token", "token_signature"))
+        login = await api.call(
+            "POST",
+            "/api/auth/login",
+            {"email": email, "password": planted["password"]},
+            expect=200,
+            allow=("token", "token_signature"),
+        )
         api.token = login["data"]["access_token"]
 
         async def credential(ctype: str, secret: dict[str, Any]) -> str:
-            made = await api.call("POST", "/api/credentials", {"name": f"{ctype} {uuid.uuid4().hex[:6]}",
-                                                              "type": ctype, "secret": secret}, expect=201)
+            made = await api.call(
+                "POST",
+                "/api/credentials",
+                {"name": f"{ctype} {uuid.uuid4().hex[:6]}", "type": ctype, "secret": secret},
+                expect=201,
+            )
             cid: str = made["data"]["id"]
             return cid
 
         creds = {
-            "http": await credential("http", {"headers": {"Authorization": f"Bearer {planted['bearer']}",
-                                                          "X-Api-Key": planted["api_key"]}}),
+            "http": await credential(
+                "http", {"headers": {"Authorization": f"Bearer {planted['bearer']}", "X-Api-Key": planted["api_key"]}}
+            ),
             "slack_ok": await credential("slack", {"webhook_url": f"{sink.url}/services/T0/B0/{planted['slack_ok']}"}),
-            "slack_fail": await credential("slack", {
-                "webhook_url": f"{sink.url}/services/T1/B1/{planted['slack_fail']}"}),
+            "slack_fail": await credential(
+                "slack", {"webhook_url": f"{sink.url}/services/T1/B1/{planted['slack_fail']}"}
+            ),
             "discord": await credential("discord", {"webhook_url": f"{sink.url}/api/webhooks/42/{planted['discord']}"}),
             "openweather": await credential("openweather", {"api_key": planted["openweather"]}),
         }
 
         def http_action(path: str) -> dict[str, Any]:
-            return {"type": "http_request", "credential_id": creds["http"],
-                    "config": {"method": "POST", "url": f"{sink.url}{path}", "body": {"n": "{{ payload.n }}"}}}
+            return {
+                "type": "http_request",
+                "credential_id": creds["http"],
+                "config": {"method": "POST", "url": f"{sink.url}{path}", "body": {"n": "{{ payload.n }}"}},
+            }
 
         actions: dict[str, dict[str, Any]] = {
             "http_ok": http_action("/echo-ok"),
@@ -227,28 +269,44 @@ async def test_planted_secrets_never_leave(service: Callable[..., ServiceProcess
         webhook_secrets: list[str] = []
         for name, action in actions.items():
             n = len(webhook_secrets)  # the creation hands out this workflow's secret, and only that
-            made = await api.call("POST", "/api/workflows", {"name": name, "trigger": {"type": "webhook"},
-                                                             "action": action},
-                                  expect=201, allow=(f"whsec_{n}", f"whsec_key_{n}"))
+            made = await api.call(
+                "POST",
+                "/api/workflows",
+                {"name": name, "trigger": {"type": "webhook"}, "action": action},
+                expect=201,
+                allow=(f"whsec_{n}", f"whsec_key_{n}"),
+            )
             workflows[name] = (made["data"]["id"], made["data"]["webhook"]["secret"])
             webhook_secrets.append(made["data"]["webhook"]["secret"])
 
-        events = {name: await api.webhook(wid, secret, {"n": i}) for i, (name, (wid, secret)) in
-                  enumerate(workflows.items())}
+        events = {
+            name: await api.webhook(wid, secret, {"n": i}) for i, (name, (wid, secret)) in enumerate(workflows.items())
+        }
         # A rotation: the old secret still works inside its overlap, the new one too.
         wid, old_secret = workflows["http_ok"]
-        rotated = await api.call("POST", f"/api/workflows/{wid}/webhook-secret", expect=200,
-                                 allow=(f"whsec_{len(webhook_secrets)}", f"whsec_key_{len(webhook_secrets)}"))
+        rotated = await api.call(
+            "POST",
+            f"/api/workflows/{wid}/webhook-secret",
+            expect=200,
+            allow=(f"whsec_{len(webhook_secrets)}", f"whsec_key_{len(webhook_secrets)}"),
+        )
         webhook_secrets.append(rotated["data"]["webhook"]["secret"])
         events["http_ok_old_secret"] = await api.webhook(wid, old_secret, {"n": 100})
         events["http_ok_new_secret"] = await api.webhook(wid, webhook_secrets[-1], {"n": 101})
-        manual = await api.call("POST", f"/api/workflows/{workflows['discord'][0]}/run", {"payload": {"n": 7}},
-                                expect=202)
+        manual = await api.call(
+            "POST", f"/api/workflows/{workflows['discord'][0]}/run", {"payload": {"n": 7}}, expect=202
+        )
         events["manual"] = manual["data"]["event_id"]
         for name in ("http_ok", "http_fail", "ow_ok"):
-            await api.call("POST", "/api/workflows/dry-run", {"workflow": {
-                "name": "dry", "trigger": {"type": "webhook"}, "action": actions[name]}, "payload": {"n": 9}},
-                expect=200)
+            await api.call(
+                "POST",
+                "/api/workflows/dry-run",
+                {
+                    "workflow": {"name": "dry", "trigger": {"type": "webhook"}, "action": actions[name]},
+                    "payload": {"n": 9},
+                },
+                expect=200,
+            )
 
         async def all_final() -> bool:
             page = await api.call("GET", "/api/executions?limit=200", expect=200)
@@ -259,9 +317,18 @@ async def test_planted_secrets_never_leave(service: Callable[..., ServiceProcess
         page = (await api.call("GET", "/api/executions?limit=200", expect=200))["data"]
         by_event = {e["event_id"]: e for e in page}
         assert {n: by_event[e]["status"] for n, e in events.items()} == {
-            "http_ok": "succeeded", "http_fail": "dead", "http_redirect": "succeeded", "slack_ok": "succeeded",
-            "slack_fail": "dead", "discord": "succeeded", "ow_ok": "succeeded", "ow_fail": "dead",
-            "http_ok_old_secret": "succeeded", "http_ok_new_secret": "succeeded", "manual": "succeeded"}
+            "http_ok": "succeeded",
+            "http_fail": "dead",
+            "http_redirect": "succeeded",
+            "slack_ok": "succeeded",
+            "slack_fail": "dead",
+            "discord": "succeeded",
+            "ow_ok": "succeeded",
+            "ow_fail": "dead",
+            "http_ok_old_secret": "succeeded",
+            "http_ok_new_secret": "succeeded",
+            "manual": "succeeded",
+        }
         for execution in page:
             await api.call("GET", f"/api/executions/{execution['id']}", expect=200)
 
@@ -292,14 +359,16 @@ async def test_planted_secrets_never_leave(service: Callable[..., ServiceProcess
         assert "Authorization" not in landed and "X-Api-Key" not in landed  # the redirect dropped them
 
         needles = _needles(planted, api.token, webhook_secrets)
-        tenant_id = await db.fetchval("SELECT tenant_id FROM workflows WHERE id = $1",
-                                      uuid.UUID(workflows["http_ok"][0]))
+        tenant_id = await db.fetchval(
+            "SELECT tenant_id FROM workflows WHERE id = $1", uuid.UUID(workflows["http_ok"][0])
+        )
 
         # Spans from every service, flushed (the batch exporter sends every 200 ms).
         async def spans_from_all() -> bool:
             joined = b"".join(spans.bodies)
-            return all(name.encode() in joined for name in ("gateway", "executor", "auth")) and \
-                b"process EVENTS" in joined
+            return (
+                all(name.encode() in joined for name in ("gateway", "executor", "auth")) and b"process EVENTS" in joined
+            )
 
         await wait_until(spans_from_all, timeout=20, interval=0.25, message="spans from every service")
         settled = time.monotonic()
@@ -329,26 +398,35 @@ async def test_planted_secrets_never_leave(service: Callable[..., ServiceProcess
 
         rows: list[str] = []
         of_tenant = "tenant_id = $1"
-        for table, where in (("executions", of_tenant), ("dead_letters", of_tenant), ("workflows", of_tenant),
-                             ("webhook_secrets", of_tenant), ("credentials", of_tenant), ("users", of_tenant),
-                             ("execution_attempts",
-                              "event_id IN (SELECT event_id FROM executions WHERE tenant_id = $1)"),
-                             ("workflow_versions", "workflow_id IN (SELECT id FROM workflows WHERE tenant_id = $1)"),
-                             ("outbox", "subject LIKE '%' || $1::uuid::text || '%'")):
-            rows += [r[0] for r in await db.fetch(
-                f"SELECT row_to_json(t)::text FROM {table} t WHERE {where}", tenant_id)]
+        for table, where in (
+            ("executions", of_tenant),
+            ("dead_letters", of_tenant),
+            ("workflows", of_tenant),
+            ("webhook_secrets", of_tenant),
+            ("credentials", of_tenant),
+            ("users", of_tenant),
+            ("execution_attempts", "event_id IN (SELECT event_id FROM executions WHERE tenant_id = $1)"),
+            ("workflow_versions", "workflow_id IN (SELECT id FROM workflows WHERE tenant_id = $1)"),
+            ("outbox", "subject LIKE '%' || $1::uuid::text || '%'"),
+        ):
+            rows += [
+                r[0] for r in await db.fetch(f"SELECT row_to_json(t)::text FROM {table} t WHERE {where}", tenant_id)
+            ]
         assert len(rows) > 30
 
         log_lines = {name: proc.logs().splitlines() for name, proc in processes.items()}
         assert all(len(lines) > 5 for lines in log_lines.values()), {n: len(v) for n, v in log_lines.items()}
         found = {
-            "responses": [(r.where, _hits(r.text, needles, r.allowed)) for r in api.seen
-                          if _hits(r.text, needles, r.allowed)],
-            "logs": [(name, line[:300]) for name, lines in log_lines.items() for line in lines
-                     if _hits(line, needles)],
+            "responses": [
+                (r.where, _hits(r.text, needles, r.allowed)) for r in api.seen if _hits(r.text, needles, r.allowed)
+            ],
+            "logs": [(name, line[:300]) for name, lines in log_lines.items() for line in lines if _hits(line, needles)],
             "dlq": [_hits(m, needles) for m in dlq_messages if _hits(m, needles)],
-            "spans": [_hits(b.decode("utf-8", "replace"), needles) for b in spans.bodies
-                      if _hits(b.decode("utf-8", "replace"), needles)],
+            "spans": [
+                _hits(b.decode("utf-8", "replace"), needles)
+                for b in spans.bodies
+                if _hits(b.decode("utf-8", "replace"), needles)
+            ],
             "postgres": [(row[:200], _hits(row, needles)) for row in rows if _hits(row, needles)],
         }
         assert found == {"responses": [], "logs": [], "dlq": [], "spans": [], "postgres": []}

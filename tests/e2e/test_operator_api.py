@@ -31,10 +31,16 @@ REFRESH = 1.0
 
 
 @pytest.fixture
-async def stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
-                tmp_path: Path) -> AsyncIterator[Stack]:
-    auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path, gateway={
-        "IPAAS_GATEWAY_API_KEY_REFRESH_SECONDS": str(REFRESH), "IPAAS_GATEWAY_REPLAY_POLL_SECONDS": "0.5"})
+async def stack(
+    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    auth, gateway = start_auth_and_gateway(
+        service,
+        database_url,
+        nats_url,
+        tmp_path,
+        gateway={"IPAAS_GATEWAY_API_KEY_REFRESH_SECONDS": str(REFRESH), "IPAAS_GATEWAY_REPLAY_POLL_SECONDS": "0.5"},
+    )
     executor = service("services.executor", env=executor_env(nats_url, database_url))
     async with aiohttp.ClientSession() as http:
         s = Stack(gateway=gateway, auth=auth, executors=[executor], http=http)
@@ -46,8 +52,9 @@ async def stack(service: Callable[..., ServiceProcess], database_url: str, nats_
 
 
 async def _as(stack: Stack, key: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    async with stack.http.request(method, f"{stack.gateway.url}{path}", json=body,
-                                  headers={"Authorization": f"Bearer {key}"}) as resp:
+    async with stack.http.request(
+        method, f"{stack.gateway.url}{path}", json=body, headers={"Authorization": f"Bearer {key}"}
+    ) as resp:
         return resp.status, await resp.json()
 
 
@@ -59,15 +66,29 @@ async def test_a_key_finds_an_event_and_replays_it_by_filter(stack: Stack) -> No
     sink.behaviour = lambda _req, _n: Answer(200) if fixed["value"] else Answer(400, "bad order")
     try:
         writer = (await stack.call("POST", "/api/keys", {"name": "deploy", "scopes": ["write"]}, expect=201))["data"]
-        operator = (await stack.call("POST", "/api/keys", {"name": "on call", "scopes": ["read", "replay"]},
-                                     expect=201))["data"]
-        status, created = await _as(stack, writer["key"], "POST", "/api/workflows", {
-            "name": "orders", "trigger": {"type": "webhook"},
-            "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/orders"}}})
+        operator = (
+            await stack.call("POST", "/api/keys", {"name": "on call", "scopes": ["read", "replay"]}, expect=201)
+        )["data"]
+        status, created = await _as(
+            stack,
+            writer["key"],
+            "POST",
+            "/api/workflows",
+            {
+                "name": "orders",
+                "trigger": {"type": "webhook"},
+                "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/orders"}},
+            },
+        )
         assert status == 201, created
         wf = created["data"]["id"]
-        status, run = await _as(stack, writer["key"], "POST", f"/api/workflows/{wf}/run",
-                                {"payload": {"order": 7, "password": "correct horse battery"}})
+        status, run = await _as(
+            stack,
+            writer["key"],
+            "POST",
+            f"/api/workflows/{wf}/run",
+            {"payload": {"order": 7, "password": "correct horse battery"}},
+        )
         assert status == 202, run
         event_id = run["data"]["event_id"]
         key = operator["key"]
@@ -80,7 +101,8 @@ async def test_a_key_finds_an_event_and_replays_it_by_filter(stack: Stack) -> No
         _, detail = await _as(stack, key, "GET", f"/api/executions/{execution['id']}")
         assert detail["data"]["input"] == {"order": 7, "password": "[REDACTED]"}
         assert [(t["attempt"], t["outcome"], t["http_status"]) for t in detail["data"]["attempt_history"]] == [
-            (1, "dead", 400)]
+            (1, "dead", 400)
+        ]
         assert (await _as(stack, key, "PATCH", f"/api/workflows/{wf}", {"is_active": False}))[0] == 403
 
         fixed["value"] = True

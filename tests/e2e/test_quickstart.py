@@ -21,7 +21,7 @@ def _printed_quickstart(output: str) -> list[str]:
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("Quick start ("))
     block: list[str] = []
-    for line in lines[start + 2:]:
+    for line in lines[start + 2 :]:
         if not line.startswith("  "):
             break
         block.append(line[2:])
@@ -44,8 +44,9 @@ def test_the_printed_quick_start_runs_line_by_line_to_a_succeeded_execution(tmp_
 
     # One shell reads the lines one by one, as a terminal would; it stops at the first failure.
     script = "set -e -o pipefail\n" + "\n".join(printed) + "\n"
-    done = subprocess.run(["bash"], input=script, cwd=REPO_ROOT, capture_output=True, text=True, timeout=150,
-                          check=False)
+    done = subprocess.run(
+        ["bash"], input=script, cwd=REPO_ROOT, capture_output=True, text=True, timeout=150, check=False
+    )
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}\n{run.output()[-3000:]}"
     execution = json.loads(done.stdout.strip().splitlines()[-1])["data"]
     assert execution["status"] == "succeeded", execution

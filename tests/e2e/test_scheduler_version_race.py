@@ -35,9 +35,14 @@ SLOTS_PER_VERSION = 4
 
 
 def definition(sink_url: str, name: str, interval: int) -> dict[str, Any]:
-    return {"name": name, "trigger": {"type": "schedule", "interval_seconds": interval},
-            "action": {"type": "http_request", "config": {
-                "url": f"{sink_url}/run", "body": {"slot": "{{ payload.scheduled_for }}", "version": name}}}}
+    return {
+        "name": name,
+        "trigger": {"type": "schedule", "interval_seconds": interval},
+        "action": {
+            "type": "http_request",
+            "config": {"url": f"{sink_url}/run", "body": {"slot": "{{ payload.scheduled_for }}", "version": name}},
+        },
+    }
 
 
 async def until_wall_clock(moment: float) -> None:
@@ -49,7 +54,9 @@ async def expected_fires(db: asyncpg.Connection, wf: uuid.UUID, first: int, last
     """slot -> version, for every slot in [first, last] that the version current at it has."""
     versions = await db.fetch(
         "SELECT version, created_at, (definition->'trigger'->>'interval_seconds')::int AS interval "
-        "FROM workflow_versions WHERE workflow_id = $1 ORDER BY version", wf)
+        "FROM workflow_versions WHERE workflow_id = $1 ORDER BY version",
+        wf,
+    )
     out: dict[int, int] = {}
     for slot in range(first, last + 1):
         moment = datetime.fromtimestamp(slot, UTC)
@@ -66,19 +73,28 @@ def version_checks(svc: ServiceProcess, result: str) -> float:
 
 
 async def test_version_changes_at_slot_boundaries_give_one_run_per_slot_with_the_version_current_then(
-    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    nats_url: str,
+    database_url: str,
+    service: Callable[..., Any],
 ) -> None:
     sink = await FakeSink().start()
     try:
         tenant = await create_tenant(db)
         wf = await create_workflow(db, tenant, definition(sink.url, "v1", 1))
         service("services.executor", env=executor_env(nats_url, database_url))
-        common = {"NATS_URL": nats_url, "DATABASE_URL": database_url,
-                  "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}  # 1 s and 2 s schedules
-        fresh = service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "0.3"},
-                        wait=False)
-        stale = service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"},
-                        wait=False)
+        common = {
+            "NATS_URL": nats_url,
+            "DATABASE_URL": database_url,
+            "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
+        }  # 1 s and 2 s schedules
+        fresh = service(
+            "services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "0.3"}, wait=False
+        )
+        stale = service(
+            "services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"}, wait=False
+        )
         await asyncio.to_thread(fresh.wait_ready, 30)
         await asyncio.to_thread(stale.wait_ready, 30)
         first = math.floor(time.time()) + 2  # both replicas fire every slot from here on
@@ -92,8 +108,9 @@ async def test_version_changes_at_slot_boundaries_give_one_run_per_slot_with_the
         assert sorted(set(expected.values())) == [1, 2, 3, 4]
 
         async def executed() -> list[asyncpg.Record]:
-            rows = await db.fetch("SELECT event_id, scheduled_for, workflow_version, status FROM executions "
-                                  "WHERE workflow_id = $1", wf)
+            rows = await db.fetch(
+                "SELECT event_id, scheduled_for, workflow_version, status FROM executions WHERE workflow_id = $1", wf
+            )
             window = [r for r in rows if first <= r["scheduled_for"].timestamp() <= last]
             done = len(window) == len(expected) and all(r["status"] == "succeeded" for r in window)
             return window if done else []
@@ -104,11 +121,13 @@ async def test_version_changes_at_slot_boundaries_give_one_run_per_slot_with_the
         # slot (the event id is the slot's), with the version current at the slot, and one call per slot.
         assert {int(r["scheduled_for"].timestamp()): r["workflow_version"] for r in rows} == expected
         assert {r["event_id"] for r in rows} == {
-            event_id_for(wf, schedule_dedup_key(wf, slot_iso(s))) for s in expected}
+            event_id_for(wf, schedule_dedup_key(wf, slot_iso(s))) for s in expected
+        }
         calls = [r.json() for r in sink.requests]
         in_window = [c for c in calls if first <= datetime.fromisoformat(c["slot"]).timestamp() <= last]
-        assert sorted((int(datetime.fromisoformat(c["slot"]).timestamp()), c["version"]) for c in in_window) == \
-            sorted((s, f"v{v}") for s, v in expected.items())
+        assert sorted((int(datetime.fromisoformat(c["slot"]).timestamp()), c["version"]) for c in in_window) == sorted(
+            (s, f"v{v}") for s, v in expected.items()
+        )
 
         # The race was real: the stale replica planned from v1 all along, fired slots as v2/v3/v4
         # and dropped the slots v3 does not have.

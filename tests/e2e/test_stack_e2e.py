@@ -49,8 +49,9 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
-                tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(
+    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
+) -> AsyncIterator[Stack]:
     auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
     executors = [service("services.executor", env=executor_env(nats_url, database_url)) for _ in range(2)]
     async with aiohttp.ClientSession() as http:
@@ -65,15 +66,30 @@ async def stack(service: Callable[..., ServiceProcess], database_url: str, nats_
 async def test_signed_webhook_reaches_slack_once_with_one_trace(stack: Stack, database_url: str) -> None:
     slack = await FakeSink().start()
     try:
-        cred = await stack.call("POST", "/api/credentials", {
-            "name": "team slack", "type": "slack",
-            "secret": {"webhook_url": f"{slack.url}/services/T000/B000/XXXXXXXX"}}, expect=201)
-        created = await stack.call("POST", "/api/workflows", {
-            "name": "orders to slack",
-            "trigger": {"type": "webhook"},
-            "action": {"type": "slack_message", "credential_id": cred["data"]["id"],
-                       "config": {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"}},
-        }, expect=201)
+        cred = await stack.call(
+            "POST",
+            "/api/credentials",
+            {
+                "name": "team slack",
+                "type": "slack",
+                "secret": {"webhook_url": f"{slack.url}/services/T000/B000/XXXXXXXX"},
+            },
+            expect=201,
+        )
+        created = await stack.call(
+            "POST",
+            "/api/workflows",
+            {
+                "name": "orders to slack",
+                "trigger": {"type": "webhook"},
+                "action": {
+                    "type": "slack_message",
+                    "credential_id": cred["data"]["id"],
+                    "config": {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"},
+                },
+            },
+            expect=201,
+        )
         workflow = created["data"]
         assert workflow["version"] == 1
         secret = workflow["webhook"]["secret"]
@@ -84,8 +100,12 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(stack: Stack, da
         from datetime import UTC, datetime
 
         signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(now, UTC), body)
-        hook_headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now)),
-                        "webhook-signature": signature, "Content-Type": "application/json"}
+        hook_headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now)),
+            "webhook-signature": signature,
+            "Content-Type": "application/json",
+        }
         url = f"{stack.gateway.url}{workflow['webhook']['url']}"
         async with stack.http.post(url, data=body, headers=hook_headers) as r:
             assert r.status == 202, await r.text()
@@ -120,12 +140,17 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(stack: Stack, da
         await wait_until(lambda: all(e.alive() for e in stack.executors), timeout=1)
         conn = await asyncpg.connect(database_url)
         try:
-            rows = await conn.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1",
-                                       uuid.UUID(workflow["id"]))
+            rows = await conn.fetchval(
+                "SELECT count(*) FROM executions WHERE workflow_id = $1", uuid.UUID(workflow["id"])
+            )
             # All of it under the services' own roles: nothing connected as the owner or a superuser.
-            roles = {r[0] for r in await conn.fetch(
-                "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()")}
+            roles = {
+                r[0]
+                for r in await conn.fetch(
+                    "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()"
+                )
+            }
         finally:
             await conn.close()
         assert rows == 1
@@ -143,12 +168,19 @@ async def test_manual_run_and_dlq_replay_through_the_api(stack: Stack) -> None:
 
     sink.behaviour = lambda _req, _n: Answer(status=200) if sink_ok["value"] else Answer(status=400, body="bad")
     try:
-        created = await stack.call("POST", "/api/workflows", {
-            "name": "manual http",
-            "trigger": {"type": "webhook"},
-            "action": {"type": "http_request",
-                       "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}}},
-        }, expect=201)
+        created = await stack.call(
+            "POST",
+            "/api/workflows",
+            {
+                "name": "manual http",
+                "trigger": {"type": "webhook"},
+                "action": {
+                    "type": "http_request",
+                    "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
+                },
+            },
+            expect=201,
+        )
         wf = created["data"]["id"]
         run = await stack.call("POST", f"/api/workflows/{wf}/run", {"payload": {"id": "7"}}, expect=202)
         event_id = run["data"]["event_id"]

@@ -44,23 +44,29 @@ class Api:
 
 
 @pytest.fixture
-async def api(service: Callable[..., ServiceProcess], db: asyncpg.Connection, database_url: str,
-              nats_url: str) -> AsyncIterator[Api]:
+async def api(
+    service: Callable[..., ServiceProcess], db: asyncpg.Connection, database_url: str, nats_url: str
+) -> AsyncIterator[Api]:
     issuer = TokenIssuer()
     tenant = await create_tenant(db)
     # Schedules every second: the gateway and the scheduler both allow them.
     common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}
     async with serve_jwks(issuer, free_port()) as jwks_url:
-        gateway = service("services.gateway", env={**common, **kek_env(), "IPAAS_JWKS_URL": jwks_url,
-                                                   "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2"})
+        gateway = service(
+            "services.gateway",
+            env={**common, **kek_env(), "IPAAS_JWKS_URL": jwks_url, "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2"},
+        )
         service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
         async with aiohttp.ClientSession() as http:
             yield Api(url=gateway.url, headers=issuer.headers(tenant), http=http)
 
 
 def every_second(name: str, cron: str = "* * * * * *") -> dict[str, Any]:
-    return {"name": name, "trigger": {"type": "schedule", "cron": cron, "timezone": "UTC"},
-            "action": {"type": "http_request", "config": {"url": "https://example.com/tick"}}}
+    return {
+        "name": name,
+        "trigger": {"type": "schedule", "cron": cron, "timezone": "UTC"},
+        "action": {"type": "http_request", "config": {"url": "https://example.com/tick"}},
+    }
 
 
 async def envelopes(bus: Bus, workflow_id: str) -> list[EventEnvelope]:
@@ -95,15 +101,20 @@ async def test_disable_stops_fires_within_a_second_and_enable_resumes(api: Api, 
 
     fresh = await wait_until(v2_fires, timeout=15, message="version 2 to fire")
     assert all(e.scheduled_for is not None and e.scheduled_for.second % 2 == 0 for e in fresh)
-    v1_late = [e for e in await envelopes(bus, wf) if e.workflow_version == 1 and e.scheduled_for
-               and e.scheduled_for > changed_at + timedelta(seconds=1)]
+    v1_late = [
+        e
+        for e in await envelopes(bus, wf)
+        if e.workflow_version == 1 and e.scheduled_for and e.scheduled_for > changed_at + timedelta(seconds=1)
+    ]
     assert v1_late == []
     ids = [e.event_id for e in await envelopes(bus, wf)]
     assert len(ids) == len(set(ids))  # never two events for one slot
 
 
 async def test_broken_schedule_is_visible_through_the_api_and_others_keep_firing(
-    api: Api, bus: Bus, db: asyncpg.Connection,
+    api: Api,
+    bus: Bus,
+    db: asyncpg.Connection,
 ) -> None:
     healthy = (await api.call("POST", "/api/workflows", every_second("healthy"), expect=201))["id"]
     broken = (await api.call("POST", "/api/workflows", every_second("broken"), expect=201))["id"]
@@ -111,7 +122,9 @@ async def test_broken_schedule_is_visible_through_the_api_and_others_keep_firing
     # A stored definition goes bad behind the API's back (the API itself refuses invalid cron).
     await db.execute(
         """UPDATE workflow_versions SET definition = jsonb_set(definition, '{trigger,cron}', '"61 * * * *"')
-           WHERE workflow_id = $1""", uuid.UUID(broken))
+           WHERE workflow_id = $1""",
+        uuid.UUID(broken),
+    )
     # Any change announces the workflow again: the scheduler re-reads it.
     await api.call("PATCH", f"/api/workflows/{broken}", {"is_active": False}, expect=200)
     await api.call("PATCH", f"/api/workflows/{broken}", {"is_active": True}, expect=200)
@@ -122,8 +135,9 @@ async def test_broken_schedule_is_visible_through_the_api_and_others_keep_firing
     error = await wait_until(error_shown, timeout=10, message="schedule_error through the API")
     assert "cron" in error.lower()
     before = len(await envelopes(bus, healthy))
-    await wait_until(lambda: _count_at_least(bus, healthy, before + 2), timeout=10,
-                     message="the healthy schedule to keep firing")
+    await wait_until(
+        lambda: _count_at_least(bus, healthy, before + 2), timeout=10, message="the healthy schedule to keep firing"
+    )
 
 
 async def _count_at_least(bus: Bus, workflow_id: str, n: int) -> bool:

@@ -61,13 +61,18 @@ class Traced:
             return json.loads(text) if text else None
 
     async def workflow(self, url: str, credential_id: str | None) -> dict[str, Any]:
-        action: dict[str, Any] = {"type": "http_request",
-                                  "config": {"method": "POST", "url": url, "body": {"id": "{{ payload.id }}"}}}
+        action: dict[str, Any] = {
+            "type": "http_request",
+            "config": {"method": "POST", "url": url, "body": {"id": "{{ payload.id }}"}},
+        }
         if credential_id is not None:
             action["credential_id"] = credential_id
-        created = await self.call("POST", "/api/workflows", {"name": f"traced {uuid.uuid4().hex[:6]}",
-                                                              "trigger": {"type": "webhook"}, "action": action},
-                                  expect=201)
+        created = await self.call(
+            "POST",
+            "/api/workflows",
+            {"name": f"traced {uuid.uuid4().hex[:6]}", "trigger": {"type": "webhook"}, "action": action},
+            expect=201,
+        )
         return dict(created["data"])
 
     async def webhook(self, workflow: dict[str, Any], payload: dict[str, Any]) -> tuple[str, str]:
@@ -76,10 +81,13 @@ class Traced:
         msg_id = f"msg_{uuid.uuid4().hex}"
         now = time.time()
         signature = Webhook(workflow["webhook"]["secret"]).sign(msg_id, datetime.fromtimestamp(now, UTC), body)
-        headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now)), "webhook-signature": signature,
-                   "Content-Type": "application/json"}
-        async with self.http.post(f"{self.gateway.url}{workflow['webhook']['url']}", data=body,
-                                  headers=headers) as r:
+        headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now)),
+            "webhook-signature": signature,
+            "Content-Type": "application/json",
+        }
+        async with self.http.post(f"{self.gateway.url}{workflow['webhook']['url']}", data=body, headers=headers) as r:
             assert r.status == 202, await r.text()
             return (await r.json())["data"]["event_id"], r.headers["traceparent"]
 
@@ -92,15 +100,32 @@ class Traced:
         return dict(await wait_until(found, timeout=30, message=f"a {status} execution"))
 
 
-async def _stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path,
-                 receiver: OtlpHttpReceiver | OtlpGrpcReceiver, protocol: str) -> AsyncIterator[Traced]:
-    otel = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol, "OTEL_BSP_SCHEDULE_DELAY": "100"}
-    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url, "LOG_LEVEL": "INFO",
-              "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1", **otel}
+async def _stack(
+    service: Callable[..., ServiceProcess],
+    database_url: str,
+    nats_url: str,
+    tmp_path: Path,
+    receiver: OtlpHttpReceiver | OtlpGrpcReceiver,
+    protocol: str,
+) -> AsyncIterator[Traced]:
+    otel = {
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    common = {
+        "DATABASE_URL": database_url,
+        "NATS_URL": nats_url,
+        "LOG_LEVEL": "INFO",
+        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
+        **otel,
+    }
     auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path, common=common)
-    executor = service("services.executor", env={**executor_env(nats_url, database_url), **otel,
-                                                 "LOG_LEVEL": "DEBUG", "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3"})
+    executor = service(
+        "services.executor",
+        env={**executor_env(nats_url, database_url), **otel, "LOG_LEVEL": "DEBUG", "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3"},
+    )
     async with aiohttp.ClientSession() as http:
         t = Traced(gateway=gateway, executor=executor, auth=auth, http=http, receiver=receiver, env=common)
         email = f"{uuid.uuid4().hex[:8]}@example.com"
@@ -111,8 +136,9 @@ async def _stack(service: Callable[..., ServiceProcess], database_url: str, nats
 
 
 @pytest.fixture
-async def http_traced(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
-                      tmp_path: Path) -> AsyncIterator[Traced]:
+async def http_traced(
+    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
+) -> AsyncIterator[Traced]:
     receiver = await OtlpHttpReceiver().start()
     try:
         async for t in _stack(service, database_url, nats_url, tmp_path, receiver, "http/protobuf"):
@@ -122,8 +148,9 @@ async def http_traced(service: Callable[..., ServiceProcess], database_url: str,
 
 
 @pytest.fixture
-async def grpc_traced(service: Callable[..., ServiceProcess], database_url: str, nats_url: str,
-                      tmp_path: Path) -> AsyncIterator[Traced]:
+async def grpc_traced(
+    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
+) -> AsyncIterator[Traced]:
     receiver = await OtlpGrpcReceiver().start()
     try:
         async for t in _stack(service, database_url, nats_url, tmp_path, receiver, "grpc"):
@@ -157,21 +184,30 @@ def tree(spans: list[ReceivedSpan]) -> str:
     return "\n".join(lines)
 
 
-EXPECTED = {("gateway", "POST /hooks/{workflow_id}"), ("gateway", "publish EVENTS"), ("executor", "process EVENTS"),
-            ("executor", "INSERT executions"), ("executor", RESOLVE_SEND), ("auth", RESOLVE_PROCESS),
-            ("auth", "SELECT credentials"), ("executor", "connector http_request"),
-            ("executor", "UPDATE executions")}
+EXPECTED = {
+    ("gateway", "POST /hooks/{workflow_id}"),
+    ("gateway", "publish EVENTS"),
+    ("executor", "process EVENTS"),
+    ("executor", "INSERT executions"),
+    ("executor", RESOLVE_SEND),
+    ("auth", RESOLVE_PROCESS),
+    ("auth", "SELECT credentials"),
+    ("executor", "connector http_request"),
+    ("executor", "UPDATE executions"),
+}
 
 
-async def _complete_trace(receiver: OtlpHttpReceiver | OtlpGrpcReceiver, trace_id: str,
-                          expected: set[tuple[str, str]]) -> list[ReceivedSpan]:
+async def _complete_trace(
+    receiver: OtlpHttpReceiver | OtlpGrpcReceiver, trace_id: str, expected: set[tuple[str, str]]
+) -> list[ReceivedSpan]:
     async def complete() -> list[ReceivedSpan] | None:
         spans = receiver.trace(trace_id)
         return spans if expected <= {(s.service, s.name) for s in spans} else None
 
     try:
-        spans: list[ReceivedSpan] = await wait_until(complete, timeout=20,
-                                                     message="every span of the trace at the collector")
+        spans: list[ReceivedSpan] = await wait_until(
+            complete, timeout=20, message="every span of the trace at the collector"
+        )
         return spans
     except TimeoutError as exc:
         raise AssertionError(f"trace {trace_id} incomplete:\n{tree(receiver.trace(trace_id))}") from exc
@@ -180,9 +216,12 @@ async def _complete_trace(receiver: OtlpHttpReceiver | OtlpGrpcReceiver, trace_i
 async def _one_webhook_is_one_trace(t: Traced) -> None:
     sink = await FakeSink().start()
     try:
-        cred = await t.call("POST", "/api/credentials", {"name": "target key", "type": "http",
-                                                         "secret": {"headers": {"Authorization": BEARER}}},
-                            expect=201)
+        cred = await t.call(
+            "POST",
+            "/api/credentials",
+            {"name": "target key", "type": "http", "secret": {"headers": {"Authorization": BEARER}}},
+            expect=201,
+        )
         wf = await t.workflow(f"{sink.url}/orders", cred["data"]["id"])
         event_id, traceparent = await t.webhook(wf, {"id": "A-1"})
         trace_id = traceparent.split("-")[1]
@@ -238,14 +277,17 @@ async def _one_webhook_is_one_trace(t: Traced) -> None:
 
 
 @pytest.mark.timeout(120)
-async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_stay_out(
-        http_traced: Traced) -> None:
+async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_stay_out(http_traced: Traced) -> None:
     t = http_traced
     await _one_webhook_is_one_trace(t)
 
     # A retried event: the target answers 500 once, with an answer that repeats secrets to us.
-    cred = await t.call("POST", "/api/credentials", {"name": "flaky key", "type": "http",
-                                                     "secret": {"headers": {"Authorization": BEARER}}}, expect=201)
+    cred = await t.call(
+        "POST",
+        "/api/credentials",
+        {"name": "flaky key", "type": "http", "secret": {"headers": {"Authorization": BEARER}}},
+        expect=201,
+    )
     flaky = await FakeSink().start()
     try:
         wf = await t.workflow(f"{flaky.url}/flaky", cred["data"]["id"])
@@ -272,8 +314,11 @@ async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_
         processes = await wait_until(both_attempts, timeout=20, message="both attempts' process spans")
         assert sorted(s.attributes["ipaas.execution.attempt"] for s in processes) == [1, 2]
         assert all(s.attributes["messaging.nats.message.delivery_count"] >= 1 for s in processes)
-        failed = [s for s in t.receiver.trace(trace_id) if s.name == "connector http_request"
-                  and s.attributes.get("http.response.status_code") == 500]
+        failed = [
+            s
+            for s in t.receiver.trace(trace_id)
+            if s.name == "connector http_request" and s.attributes.get("http.response.status_code") == 500
+        ]
         assert len(failed) == 1
         exceptions = [e for name, e in failed[0].events if name == "exception"]
         assert exceptions and REDACTED in exceptions[0]["exception.message"]  # it was there, and masked
@@ -290,8 +335,14 @@ async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_
         await t.call("POST", f"/api/dlq/{event_id}/replay", None, expect=202)
 
         async def replay_span() -> ReceivedSpan | None:
-            return next((s for s in t.receiver.spans if s.name == "POST /api/dlq/{event_id}/replay"
-                         and any(tid == died_in for tid, _, _ in s.links)), None)
+            return next(
+                (
+                    s
+                    for s in t.receiver.spans
+                    if s.name == "POST /api/dlq/{event_id}/replay" and any(tid == died_in for tid, _, _ in s.links)
+                ),
+                None,
+            )
 
         replay = await wait_until(replay_span, timeout=20, message="the replay's span with a link to the dead trace")
         assert replay.trace_id != died_in
@@ -313,21 +364,30 @@ async def test_the_same_trace_over_grpc_export(grpc_traced: Traced) -> None:
 
 @pytest.mark.timeout(90)
 async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
-        http_traced: Traced, service: Callable[..., ServiceProcess]) -> None:
+    http_traced: Traced, service: Callable[..., ServiceProcess]
+) -> None:
     t = http_traced
     sink = await FakeSink().start()
     try:
-        created = await t.call("POST", "/api/workflows", {
-            "name": "every second", "trigger": {"type": "schedule", "interval_seconds": 1},
-            "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}}},
-            expect=201)
+        created = await t.call(
+            "POST",
+            "/api/workflows",
+            {
+                "name": "every second",
+                "trigger": {"type": "schedule", "interval_seconds": 1},
+                "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}},
+            },
+            expect=201,
+        )
         scheduler = service("services.scheduler", env={**t.env, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
         execution = await t.execution(created["data"]["id"], "succeeded")
         assert execution["trigger"] == "schedule"
         trace_id = execution["trace_id"]
-        spans = await _complete_trace(t.receiver, trace_id, {("scheduler", "publish EVENTS"),
-                                                             ("executor", "process EVENTS"),
-                                                             ("executor", "connector http_request")})
+        spans = await _complete_trace(
+            t.receiver,
+            trace_id,
+            {("scheduler", "publish EVENTS"), ("executor", "process EVENTS"), ("executor", "connector http_request")},
+        )
         drawn = tree(spans)
         publish = one(spans, "publish EVENTS", "scheduler", "PRODUCER")
         process = one(spans, "process EVENTS", "executor", "CONSUMER")
@@ -338,12 +398,18 @@ async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
         assert tick.path == "/tick"
 
         # The lateness histogram's exemplars (OpenMetrics) are traces that start at the scheduler's publish.
-        request = urllib.request.Request(f"{scheduler.metrics_url}/metrics",  # noqa: S310 - a local server
-                                         headers={"Accept": "application/openmetrics-text; version=1.0.0"})
+        request = urllib.request.Request(  # noqa: S310 - a local server
+            f"{scheduler.metrics_url}/metrics",
+            headers={"Accept": "application/openmetrics-text; version=1.0.0"},
+        )
         with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - a local server
             families = list(openmetrics_families(resp.read().decode()))  # type: ignore[no-untyped-call]
-        exemplars = {s.exemplar.labels["trace_id"] for f in families for s in f.samples
-                     if s.name == "ipaas_scheduler_fire_lateness_seconds_bucket" and s.exemplar is not None}
+        exemplars = {
+            s.exemplar.labels["trace_id"]
+            for f in families
+            for s in f.samples
+            if s.name == "ipaas_scheduler_fire_lateness_seconds_bucket" and s.exemplar is not None
+        }
         assert exemplars
 
         async def all_known() -> bool:

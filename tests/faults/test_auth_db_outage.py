@@ -26,8 +26,11 @@ async def test_database_outage_gives_503_then_recovers(private_pg: PostgresServe
         assert (await client.get("/health/ready")).status == 503
         nc = await nats.connect(nats_url)
         try:
-            msg = await nc.request(RESOLVE_SUBJECT, json.dumps(
-                {"tenant_id": user["tenant_id"], "credential_id": str(uuid.uuid4())}).encode(), timeout=15)
+            msg = await nc.request(
+                RESOLVE_SUBJECT,
+                json.dumps({"tenant_id": user["tenant_id"], "credential_id": str(uuid.uuid4())}).encode(),
+                timeout=15,
+            )
             assert CredentialReply.model_validate_json(msg.data).error == "internal_error"
         finally:
             await nc.close()

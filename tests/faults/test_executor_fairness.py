@@ -15,9 +15,18 @@ B_EVENTS = 10
 
 
 def _envelopes(tenant: Any, wf: Any, n: int, prefix: str) -> list[EventEnvelope]:
-    return [EventEnvelope(event_id=event_id_for(wf, f"{prefix}{i}"), dedup_key=f"{prefix}{i}", tenant_id=tenant,
-                          workflow_id=wf, workflow_version=1, trigger="webhook", payload={"i": i})
-            for i in range(n)]
+    return [
+        EventEnvelope(
+            event_id=event_id_for(wf, f"{prefix}{i}"),
+            dedup_key=f"{prefix}{i}",
+            tenant_id=tenant,
+            workflow_id=wf,
+            workflow_version=1,
+            trigger="webhook",
+            payload={"i": i},
+        )
+        for i in range(n)
+    ]
 
 
 async def test_small_tenant_finishes_before_half_of_the_storm(bus, db, nats_url, database_url, service):
@@ -32,17 +41,22 @@ async def test_small_tenant_finishes_before_half_of_the_storm(bus, db, nats_url,
         # The storm is queued first, B's events behind all of it.
         await publish_many(bus, _envelopes(ta, wa, A_EVENTS, "a"), concurrency=256)
         await publish_many(bus, _envelopes(tb, wb, B_EVENTS, "b"))
-        service("services.executor", env=executor_env(
-            nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="32", IPAAS_EXECUTOR_TENANT_SHARE="0.5"))
+        service(
+            "services.executor",
+            env=executor_env(
+                nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="32", IPAAS_EXECUTOR_TENANT_SHARE="0.5"
+            ),
+        )
         started = time.monotonic()
 
         async def b_done():
-            return await db.fetchval("SELECT count(*) FROM executions WHERE tenant_id = $1 AND status = 'succeeded'",
-                                     tb) == B_EVENTS
+            return (
+                await db.fetchval("SELECT count(*) FROM executions WHERE tenant_id = $1 AND status = 'succeeded'", tb)
+                == B_EVENTS
+            )
 
         await wait_until(b_done, timeout=60, interval=0.05, message="tenant B's events")
-        a_done = await db.fetchval(
-            "SELECT count(*) FROM executions WHERE tenant_id = $1 AND status = 'succeeded'", ta)
+        a_done = await db.fetchval("SELECT count(*) FROM executions WHERE tenant_id = $1 AND status = 'succeeded'", ta)
         assert a_done < A_EVENTS / 2, f"B finished only after {a_done} of A's events"
         elapsed = time.monotonic() - started
         assert elapsed < 60

@@ -15,7 +15,8 @@ EVENTS = 50
 
 
 async def test_events_published_during_a_postgres_outage_all_run_after_it(
-        bus: Any, nats_url: str, private_pg: Any, service: Any) -> None:
+    bus: Any, nats_url: str, private_pg: Any, service: Any
+) -> None:
     dsn = private_pg.dsn("ipaas")
     sink = await FakeSink().start()
     creds = await CredentialResponder(nats_url).start()
@@ -23,13 +24,26 @@ async def test_events_published_during_a_postgres_outage_all_run_after_it(
         conn = await asyncpg.connect(dsn)
         tenant, wf = await slack_workflow(conn, creds, sink.url, "{{ payload.i }}")
         await conn.close()
-        ex = service("services.executor", env=executor_env(
-            nats_url, dsn, IPAAS_DB_COMMAND_TIMEOUT_SECONDS="2", IPAAS_EXECUTOR_WORKFLOW_STATE_TTL_SECONDS="0"))
+        ex = service(
+            "services.executor",
+            env=executor_env(
+                nats_url, dsn, IPAAS_DB_COMMAND_TIMEOUT_SECONDS="2", IPAAS_EXECUTOR_WORKFLOW_STATE_TTL_SECONDS="0"
+            ),
+        )
 
         await asyncio.to_thread(private_pg.kill)
-        envelopes = [EventEnvelope(event_id=event_id_for(wf, f"k{i}"), dedup_key=f"k{i}", tenant_id=tenant,
-                                   workflow_id=wf, workflow_version=1, trigger="webhook", payload={"i": i})
-                     for i in range(EVENTS)]
+        envelopes = [
+            EventEnvelope(
+                event_id=event_id_for(wf, f"k{i}"),
+                dedup_key=f"k{i}",
+                tenant_id=tenant,
+                workflow_id=wf,
+                workflow_version=1,
+                trigger="webhook",
+                payload={"i": i},
+            )
+            for i in range(EVENTS)
+        ]
         await publish_many(bus, envelopes)
         await wait_until(lambda: "storage unavailable" in ex.logs(), timeout=15, message="the executor noticed")
         assert sink.calls == 0

@@ -24,8 +24,10 @@ EVENTS = 800
 def _succeeded_metric(url: str) -> float:
     with urllib.request.urlopen(f"{url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
         text = resp.read().decode()
-    return sum(float(m) for m in re.findall(
-        r'^ipaas_executor_executions_total\{[^}]*status="succeeded"[^}]*\} (\S+)$', text, re.M))
+    return sum(
+        float(m)
+        for m in re.findall(r'^ipaas_executor_executions_total\{[^}]*status="succeeded"[^}]*\} (\S+)$', text, re.M)
+    )
 
 
 async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(bus, db, nats_url, database_url, service):
@@ -33,13 +35,27 @@ async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(bus, db, nat
     creds = await CredentialResponder(nats_url).start()
     try:
         tenant, wf = await slack_workflow(db, creds, sink.url, "n{{ payload.i }}")
-        env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
-                           IPAAS_EXECUTOR_TENANT_SHARE="1", IPAAS_EXECUTOR_GRACE_SECONDS="5")
+        env = executor_env(
+            nats_url,
+            database_url,
+            IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
+            IPAAS_EXECUTOR_TENANT_SHARE="1",
+            IPAAS_EXECUTOR_GRACE_SECONDS="5",
+        )
         victim = service("services.executor", env=env)
         survivor = service("services.executor", env=env)
-        envelopes = [EventEnvelope(event_id=event_id_for(wf, f"k{i}"), dedup_key=f"k{i}", tenant_id=tenant,
-                                   workflow_id=wf, workflow_version=1, trigger="webhook", payload={"i": i})
-                     for i in range(EVENTS)]
+        envelopes = [
+            EventEnvelope(
+                event_id=event_id_for(wf, f"k{i}"),
+                dedup_key=f"k{i}",
+                tenant_id=tenant,
+                workflow_id=wf,
+                workflow_version=1,
+                trigger="webhook",
+                payload={"i": i},
+            )
+            for i in range(EVENTS)
+        ]
         await publish_many(bus, envelopes, concurrency=128)
 
         async def succeeded():

@@ -24,8 +24,12 @@ from tests.helpers.wait import wait_until
 
 def signed(secret: str) -> dict[str, str]:
     msg_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    return {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, now, "{}"), "Content-Type": "application/json"}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(now.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, now, "{}"),
+        "Content-Type": "application/json",
+    }
 
 
 async def post_hook(gw: Gateway, workflow_id: str, secret: str) -> tuple[int, str | None]:

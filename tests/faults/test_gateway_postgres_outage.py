@@ -52,27 +52,43 @@ def stop_immediately(pg: PostgresServer) -> None:
 
 async def webhook(http: aiohttp.ClientSession, url: str, secret: str) -> Answer:
     body, msg_id, at = '{"order": 1}', f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
-               "webhook-signature": Webhook(secret).sign(msg_id, at, body), "Content-Type": "application/json"}
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
+        "Content-Type": "application/json",
+    }
     async with http.post(url, data=body.encode(), headers=headers) as resp:
         out = orjson.loads(await resp.read())
         event_id = out["data"]["event_id"] if resp.status == 202 else None
         return Answer(resp.status, resp.headers.get("Retry-After"), event_id, time.monotonic())
 
 
-async def test_postgres_restart_under_a_webhook_burst(private_pg: PostgresServer, nats_url: str,
-                                                      service: Callable[..., ServiceProcess], tmp_path: Path):
+async def test_postgres_restart_under_a_webhook_burst(
+    private_pg: PostgresServer, nats_url: str, service: Callable[..., ServiceProcess], tmp_path: Path
+):
     common = {"DATABASE_URL": private_pg.dsn("ipaas"), "NATS_URL": nats_url}
-    auth = service("services.auth", env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true",
-                                         "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")})
-    gateway = service("services.gateway", env={
-        **common, **kek_env(), "IPAAS_AUTH_URL": auth.url, "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json",
-        "IPAAS_GATEWAY_CACHE_TTL_SECONDS": "1", "IPAAS_GATEWAY_CACHE_STALE_SECONDS": "120",
-        "IPAAS_GATEWAY_RETRY_AFTER_SECONDS": "1", "IPAAS_GATEWAY_WEBHOOK_BURST": "100000",
-        "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "100000",
-        # Auth's revocation feed needs Postgres too: keep the list vouching through the outage, so the
-        # API's answers show the database's unavailability, the subject here (not a stale list's).
-        "IPAAS_GATEWAY_REVOCATION_MAX_STALE_SECONDS": "600"})
+    auth = service(
+        "services.auth",
+        env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true", "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")},
+    )
+    gateway = service(
+        "services.gateway",
+        env={
+            **common,
+            **kek_env(),
+            "IPAAS_AUTH_URL": auth.url,
+            "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json",
+            "IPAAS_GATEWAY_CACHE_TTL_SECONDS": "1",
+            "IPAAS_GATEWAY_CACHE_STALE_SECONDS": "120",
+            "IPAAS_GATEWAY_RETRY_AFTER_SECONDS": "1",
+            "IPAAS_GATEWAY_WEBHOOK_BURST": "100000",
+            "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "100000",
+            # Auth's revocation feed needs Postgres too: keep the list vouching through the outage, so the
+            # API's answers show the database's unavailability, the subject here (not a stale list's).
+            "IPAAS_GATEWAY_REVOCATION_MAX_STALE_SECONDS": "600",
+        },
+    )
     gw = gateway.url
     answers: list[Answer] = []
     stop = asyncio.Event()

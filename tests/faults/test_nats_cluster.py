@@ -50,19 +50,27 @@ async def _all_current(bus: Bus, stream: str, consumer: str | None = None) -> bo
     except Exception:
         return False
     cluster = info.cluster
-    return bool(cluster is not None and cluster.leader and len(cluster.replicas or []) == 2
-                and all(r.current and not r.offline for r in cluster.replicas or []))
+    return bool(
+        cluster is not None
+        and cluster.leader
+        and len(cluster.replicas or []) == 2
+        and all(r.current and not r.offline for r in cluster.replicas or [])
+    )
 
 
 async def _lead_consumer_on(bus: Bus, stream: str, consumer: str, server: str) -> None:
     """Move the consumer's leadership to ``server`` (a stepdown naming the preferred server)."""
+
     async def leads() -> bool:
         info = await bus.js.consumer_info(stream, consumer)
         if info.cluster is not None and info.cluster.leader == server:
             return True
         with contextlib.suppress(Exception):  # an election under way: ask again on the next poll
-            await bus.nc.request(f"$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{consumer}",
-                                 orjson.dumps({"placement": {"preferred": server}}), timeout=2)
+            await bus.nc.request(
+                f"$JS.API.CONSUMER.LEADER.STEPDOWN.{stream}.{consumer}",
+                orjson.dumps({"placement": {"preferred": server}}),
+                timeout=2,
+            )
         return False
 
     await wait_until(leads, timeout=30, interval=0.5, message=f"consumer {consumer} led by {server}")
@@ -130,8 +138,9 @@ async def test_events_leader_killed_mid_burst_then_back(db, database_url, nats_c
             # The node comes back and catches up; the consumers go on.
             await asyncio.to_thread(victim.start)
             await wait_until(lambda: _all_current(bus, "EVENTS"), timeout=30, message="EVENTS replicas current")
-            await wait_until(lambda: _all_current(bus, "EVENTS", "executor"), timeout=30,
-                             message="consumer replicas current")
+            await wait_until(
+                lambda: _all_current(bus, "EVENTS", "executor"), timeout=30, message="consumer replicas current"
+            )
             after = Ledger()
             await stack.send(after, tenant, 200, concurrency=8)
             assert after.statuses() == {202: 200}
@@ -151,24 +160,33 @@ async def test_seed_list_reconnects_as_the_same_identity_to_a_learned_server(tmp
     try:
         admin = [u.replace("nats://", f"nats://admin:{passwords['admin']}@") for u in cluster.urls]
         await wait_for_jetstream(admin)
-        provisioner = await Bus.connect(NatsSettings(NATS_URL=admin[0], replicas=3), name="provision",
-                                        connect_deadline_seconds=10)
+        provisioner = await Bus.connect(
+            NatsSettings(NATS_URL=admin[0], replicas=3), name="provision", connect_deadline_seconds=10
+        )
         await provisioner.ensure_streams()
         await provisioner.drain()
         # Only the first entry carries the credentials; the gateway is told of one more server.
         first, second, _ = cluster.urls
         url = f"{first.replace('nats://', 'nats://gateway:' + passwords['gateway'] + '@')},{second}"
-        bus = await Bus.connect(NatsSettings(NATS_URL=url), name="gateway", inbox_prefix=inbox_prefix("gateway"),
-                                connect_deadline_seconds=10)
+        bus = await Bus.connect(
+            NatsSettings(NATS_URL=url),
+            name="gateway",
+            inbox_prefix=inbox_prefix("gateway"),
+            connect_deadline_seconds=10,
+        )
         try:
             assert (await bus.publish("events.t.w", b"{}", msg_id="one")).duplicate is False
             # Kill both servers of the seed list: the third is known only from the cluster's announcement.
             for node in (cluster.nodes[0], cluster.nodes[1]):
                 node.kill()
             third_port = cluster.nodes[2].port
-            await wait_until(lambda: bus.is_connected and bus.nc.connected_url is not None
-                             and bus.nc.connected_url.port == third_port, timeout=20,
-                             message="connected as gateway to the server it learned of")
+            await wait_until(
+                lambda: (
+                    bus.is_connected and bus.nc.connected_url is not None and bus.nc.connected_url.port == third_port
+                ),
+                timeout=20,
+                message="connected as gateway to the server it learned of",
+            )
             cluster.nodes[0].start()  # a quorum again (two of three) for the stream
 
             async def published() -> bool:

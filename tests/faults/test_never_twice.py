@@ -37,8 +37,7 @@ GRANT USAGE ON SEQUENCE injected_failures TO ipaas_executor;
 
 
 @pytest.mark.timeout(120)
-async def test_a_rejected_finish_write_is_retried_and_the_sink_is_called_once(bus, db, nats_url, database_url,
-                                                                              service):
+async def test_a_rejected_finish_write_is_retried_and_the_sink_is_called_once(bus, db, nats_url, database_url, service):
     sink = await FakeSink().start()
     try:
         async with fault_stack(service, db, nats_url, database_url) as stack:
@@ -54,7 +53,8 @@ async def test_a_rejected_finish_write_is_retried_and_the_sink_is_called_once(bu
             assert figures["rows"] == {"succeeded": 20}
             assert await db.fetchval("SELECT last_value FROM injected_failures") > 1  # it did reject a write
             assert Counter(r.headers["Idempotency-Key"] for r in sink.requests) == Counter(
-                {e: 1 for e in ledger.accepted})
+                {e: 1 for e in ledger.accepted}
+            )
             rows = await db.fetch("SELECT attempts FROM executions WHERE workflow_id = $1", tenant.workflow_id)
             assert {r["attempts"] for r in rows} == {1}
     finally:
@@ -62,8 +62,7 @@ async def test_a_rejected_finish_write_is_retried_and_the_sink_is_called_once(bu
 
 
 @pytest.mark.timeout(120)
-async def test_an_action_slower_than_ack_wait_runs_once_across_two_replicas(bus, db, nats_url, database_url,
-                                                                            service):
+async def test_an_action_slower_than_ack_wait_runs_once_across_two_replicas(bus, db, nats_url, database_url, service):
     # The sink takes 3 s; JetStream redelivers after 1 s (heartbeats every 5 s come too late): each
     # redelivery meets the first replica's live lease and waits, parked, instead of running the action.
     sink = await FakeSink(lambda _r, _n: Answer(200, "slow", delay=3.0)).start()
@@ -71,8 +70,11 @@ async def test_an_action_slower_than_ack_wait_runs_once_across_two_replicas(bus,
         async with fault_stack(service, db, nats_url, database_url) as stack:
             stack.start_gateway()
             for _ in range(2):
-                stack.start_executor(IPAAS_EXECUTOR_ACK_WAIT_SECONDS="1", IPAAS_EXECUTOR_HEARTBEAT_SECONDS="5",
-                                     IPAAS_EXECUTOR_LEASE_SECONDS="10")
+                stack.start_executor(
+                    IPAAS_EXECUTOR_ACK_WAIT_SECONDS="1",
+                    IPAAS_EXECUTOR_HEARTBEAT_SECONDS="5",
+                    IPAAS_EXECUTOR_LEASE_SECONDS="10",
+                )
             tenant = await stack.tenant(http_workflow(f"{sink.url}/slow"))
             ledger = Ledger()
             await stack.send(ledger, tenant, 5, concurrency=5)
@@ -87,7 +89,8 @@ async def test_an_action_slower_than_ack_wait_runs_once_across_two_replicas(bus,
             assert figures["rows"] == {"succeeded": 5}
             assert sink.calls == 5
             assert Counter(r.headers["Idempotency-Key"] for r in sink.requests) == Counter(
-                {e: 1 for e in ledger.accepted})
+                {e: 1 for e in ledger.accepted}
+            )
     finally:
         await sink.stop()
 
@@ -106,8 +109,9 @@ async def test_nothing_runs_after_a_disable_returns(bus, db, nats_url, database_
             for _ in range(2):
                 stack.start_executor(IPAAS_EXECUTOR_MAX_IN_FLIGHT="32")
             await wait_until(lambda: sink.calls >= 100, timeout=30, message="runs under way")
-            status, body = await stack.api("PATCH", f"/api/workflows/{tenant.workflow_id}", tenant,
-                                           {"is_active": False})
+            status, body = await stack.api(
+                "PATCH", f"/api/workflows/{tenant.workflow_id}", tenant, {"is_active": False}
+            )
             returned = time.monotonic()
             assert status == 200 and body["data"]["is_active"] is False
             await ledger.settle(db, bus, timeout=90)

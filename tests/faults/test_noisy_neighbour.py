@@ -25,8 +25,7 @@ MAX_ATTEMPTS = 3
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("target", ["refusing", "hanging"])
-async def test_a_failing_neighbour_does_not_delay_a_healthy_tenant(target, bus, db, nats_url, database_url,
-                                                                    service):
+async def test_a_failing_neighbour_does_not_delay_a_healthy_tenant(target, bus, db, nats_url, database_url, service):
     healthy = await FakeSink().start()
     hanging = await FakeSink(lambda _r, _n: Answer(200, "late", delay=60)).start()
     a_url = f"http://127.0.0.1:{free_port()}/refuses" if target == "refusing" else f"{hanging.url}/hangs"
@@ -36,10 +35,13 @@ async def test_a_failing_neighbour_does_not_delay_a_healthy_tenant(target, bus, 
             for _ in range(2):
                 # Shorter than the defaults (60 s breaker, 6 attempts) so that A's 5,000 events end in the DLQ
                 # within the test, and not so short that they cycle through the stream every second.
-                stack.start_executor(IPAAS_EXECUTOR_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
-                                     IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS="0.5", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="2",
-                                     IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="5",
-                                     IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="2")
+                stack.start_executor(
+                    IPAAS_EXECUTOR_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
+                    IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS="0.5",
+                    IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="2",
+                    IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="5",
+                    IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="2",
+                )
             a = await stack.tenant(http_workflow(a_url), "noisy")
             b = await stack.tenant(http_workflow(f"{healthy.url}/b"), "quiet")
             a_ledger, b_ledger = Ledger(), Ledger()
@@ -64,8 +66,9 @@ async def test_a_failing_neighbour_does_not_delay_a_healthy_tenant(target, bus, 
             a_rows = await db.fetch("SELECT status, attempts FROM executions WHERE workflow_id = $1", a.workflow_id)
             assert len(a_rows) == A_EVENTS
             assert {(r["status"], r["attempts"]) for r in a_rows} == {("dead", MAX_ATTEMPTS)}
-            assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE workflow_id = $1",
-                                     a.workflow_id) == A_EVENTS
+            assert (
+                await db.fetchval("SELECT count(*) FROM dead_letters WHERE workflow_id = $1", a.workflow_id) == A_EVENTS
+            )
             assert len(healthy.paths("/b")) == B_EVENTS
     finally:
         await healthy.stop()
@@ -76,8 +79,11 @@ async def _wait_rows(db: Any, workflow_id: Any, n: int) -> Any:
     from tests.helpers.wait import wait_until
 
     async def rows():
-        found = await db.fetch("SELECT event_id, status, attempts, finished_at FROM executions "
-                               "WHERE workflow_id = $1 AND status IN ('succeeded', 'dead', 'skipped')", workflow_id)
+        found = await db.fetch(
+            "SELECT event_id, status, attempts, finished_at FROM executions "
+            "WHERE workflow_id = $1 AND status IN ('succeeded', 'dead', 'skipped')",
+            workflow_id,
+        )
         return found if len(found) == n else None
 
     return await wait_until(rows, timeout=60, interval=0.1, message=f"{n} final rows")

@@ -17,15 +17,23 @@ from tests.helpers.wait import wait_until
 
 
 def _envelope(tenant_id: uuid.UUID, workflow_id: uuid.UUID, key: str) -> dict[str, Any]:
-    env = EventEnvelope(event_id=event_id_for(workflow_id, key), dedup_key=key, tenant_id=tenant_id,
-                        workflow_id=workflow_id, workflow_version=1, trigger="webhook", payload={"n": key})
+    env = EventEnvelope(
+        event_id=event_id_for(workflow_id, key),
+        dedup_key=key,
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        workflow_version=1,
+        trigger="webhook",
+        payload={"n": key},
+    )
     out: dict[str, Any] = json.loads(env.model_dump_json())
     return out
 
 
 @pytest.mark.timeout(120)
-async def test_bad_envelopes_are_dead_letters_and_a_newer_producers_field_is_ignored(bus, db, nats_url,
-                                                                                     database_url, service):
+async def test_bad_envelopes_are_dead_letters_and_a_newer_producers_field_is_ignored(
+    bus, db, nats_url, database_url, service
+):
     sink = await FakeSink().start()
     try:
         async with fault_stack(service, db, nats_url, database_url) as stack:
@@ -43,8 +51,9 @@ async def test_bad_envelopes_are_dead_letters_and_a_newer_producers_field_is_ign
             await bus.publish(subject, raw, msg_id="t:raw")
 
             async def letters() -> Any:
-                rows = await db.fetch("SELECT event_id, reason, raw, envelope FROM dead_letters WHERE tenant_id = $1",
-                                      tenant.id)
+                rows = await db.fetch(
+                    "SELECT event_id, reason, raw, envelope FROM dead_letters WHERE tenant_id = $1", tenant.id
+                )
                 return rows if len(rows) == 2 else None
 
             rows = await wait_until(letters, timeout=20, message="two dead letters")
@@ -62,8 +71,10 @@ async def test_bad_envelopes_are_dead_letters_and_a_newer_producers_field_is_ign
             assert all(d["reason"] for d in listed.values())
             # The DLQ stream has a copy with the raw bytes.
             info = await bus.js.stream_info("DLQ")
-            copies = [json.loads((await bus.js.get_msg("DLQ", seq)).data or b"{}")
-                      for seq in range(info.state.first_seq, info.state.last_seq + 1)]
+            copies = [
+                json.loads((await bus.js.get_msg("DLQ", seq)).data or b"{}")
+                for seq in range(info.state.first_seq, info.state.last_seq + 1)
+            ]
             assert raw in {base64.b64decode(c["raw_base64"]) for c in copies if "raw_base64" in c}
             consumer = await bus.js.consumer_info("EVENTS", "executor")
             assert consumer.num_pending == 0 and consumer.num_ack_pending == 0
@@ -86,6 +97,7 @@ async def test_a_full_stream_answers_503_and_accepts_again_once_drained(bus, db,
             assert set(statuses) == {202, 503}, statuses  # never a 500
             assert not ledger.refused_without_retry_after()
             stack.start_executor(**small)
+
             async def drained() -> bool:  # every event acked, so EVENTS (a work queue) is empty again
                 return (await bus.js.stream_info("EVENTS")).state.messages == 0 and sink.calls >= statuses[202]
 
@@ -103,29 +115,36 @@ async def test_a_full_stream_answers_503_and_accepts_again_once_drained(bus, db,
 
 @pytest.mark.timeout(180)
 async def test_an_always_failing_target_gets_exactly_its_attempts_and_only_half_open_trials(
-        bus, db, nats_url, database_url, service):
+    bus, db, nats_url, database_url, service
+):
     sink = await FakeSink(lambda _r, _n: Answer(500, "down")).start()
     attempts, fail_max = 4, 3
     try:
         async with fault_stack(service, db, nats_url, database_url) as stack:
             stack.start_gateway()
             # One slot: tries are strictly one after another, so every call can be accounted for.
-            ex = stack.start_executor(IPAAS_EXECUTOR_MAX_IN_FLIGHT="1", IPAAS_EXECUTOR_MAX_ATTEMPTS=str(attempts),
-                                      IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS="0.2", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="1",
-                                      IPAAS_EXECUTOR_BREAKER_FAIL_MAX=str(fail_max),
-                                      IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="1")
+            ex = stack.start_executor(
+                IPAAS_EXECUTOR_MAX_IN_FLIGHT="1",
+                IPAAS_EXECUTOR_MAX_ATTEMPTS=str(attempts),
+                IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS="0.2",
+                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="1",
+                IPAAS_EXECUTOR_BREAKER_FAIL_MAX=str(fail_max),
+                IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="1",
+            )
             tenant = await stack.tenant(http_workflow(f"{sink.url}/down"))
             ledger = Ledger()
             await stack.send(ledger, tenant, 10, concurrency=1)
             await ledger.settle(db, bus, timeout=120)
             figures = await ledger.check(db, bus, [tenant.workflow_id])
             assert figures["rows"] == {"dead": 10}
-            rows = await db.fetch("SELECT event_id, attempts, error FROM executions WHERE workflow_id = $1",
-                                  tenant.workflow_id)
+            rows = await db.fetch(
+                "SELECT event_id, attempts, error FROM executions WHERE workflow_id = $1", tenant.workflow_id
+            )
             assert {r["attempts"] for r in rows} == {attempts}
             assert all(r["error"].startswith(f"gave up after {attempts} attempts") for r in rows)
-            letters = await db.fetch("SELECT event_id, attempts FROM dead_letters WHERE workflow_id = $1",
-                                     tenant.workflow_id)
+            letters = await db.fetch(
+                "SELECT event_id, attempts FROM dead_letters WHERE workflow_id = $1", tenant.workflow_id
+            )
             assert sorted(str(r["event_id"]) for r in letters) == sorted(ledger.accepted)
             # One DLQ message per event.
             info = await bus.js.stream_info("DLQ", subjects_filter=f"dlq.{tenant.id}.>")
@@ -133,10 +152,16 @@ async def test_an_always_failing_target_gets_exactly_its_attempts_and_only_half_
 
             async with stack.http.get(f"{ex.metrics_url}/metrics") as resp:
                 metrics = await resp.text()
-            trials = _counter(metrics, 'ipaas_executor_breaker_transitions_total{connector="http_request",'
-                                       'from_state="open",to_state="half_open"}')
-            reopened = _counter(metrics, 'ipaas_executor_breaker_transitions_total{connector="http_request",'
-                                         'from_state="half_open",to_state="open"}')
+            trials = _counter(
+                metrics,
+                'ipaas_executor_breaker_transitions_total{connector="http_request",'
+                'from_state="open",to_state="half_open"}',
+            )
+            reopened = _counter(
+                metrics,
+                'ipaas_executor_breaker_transitions_total{connector="http_request",'
+                'from_state="half_open",to_state="open"}',
+            )
             assert trials >= 1 and reopened == trials
             # The target saw the tries that opened the breaker, then only the half-open trials.
             assert sink.calls == fail_max + trials, (sink.calls, trials)

@@ -52,14 +52,25 @@ async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, 
                 stack.start_executor(IPAAS_EXECUTOR_MAX_ATTEMPTS="2")
             good = await stack.tenant(http_workflow(f"{good_sink.url}/good"), "good")
             # The good tenant also has a schedule (loaded when the scheduler starts) and a dead letter to replay.
-            schedule = await create_workflow(stack.db, good.id, {
-                "name": "every second", "trigger": {"type": "schedule", "interval_seconds": 1},
-                "action": {"type": "http_request",
-                           "config": {"method": "POST", "url": f"{good_sink.url}/scheduled", "body": {"s": "1"}}}})
-            service("services.scheduler", env={"NATS_URL": nats_url, "DATABASE_URL": database_url,
-                                               "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"})  # 1 s schedules
-            to_replay = await create_workflow(stack.db, good.id, http_workflow(f"{good_sink.url}/replay"),
-                                              webhook_secret=good.secret)
+            schedule = await create_workflow(
+                stack.db,
+                good.id,
+                {
+                    "name": "every second",
+                    "trigger": {"type": "schedule", "interval_seconds": 1},
+                    "action": {
+                        "type": "http_request",
+                        "config": {"method": "POST", "url": f"{good_sink.url}/scheduled", "body": {"s": "1"}},
+                    },
+                },
+            )
+            service(
+                "services.scheduler",
+                env={"NATS_URL": nats_url, "DATABASE_URL": database_url, "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"},
+            )  # 1 s schedules
+            to_replay = await create_workflow(
+                stack.db, good.id, http_workflow(f"{good_sink.url}/replay"), webhook_secret=good.secret
+            )
 
             poisoner = await stack.tenant(http_workflow(f"{poison_sink.url}/loop", body=NESTED_LOOP), "poisoner")
             nul = await stack.tenant(http_workflow(f"{poison_sink.url}/echo"), "nul")
@@ -67,19 +78,31 @@ async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, 
             secrets = await stack.tenant(http_workflow(f"{poison_sink.url}/echo"), "secrets")
 
             # The API refuses what cannot be carried further.
-            status, body = await stack.api("POST", "/api/workflows", good, {
-                "name": "big", "trigger": {"type": "webhook"},
-                "action": {"type": "http_request", "config": {"method": "POST", "url": "https://example.com/x",
-                                                             "body": {"n": 2**63 + 1}}}})
+            status, body = await stack.api(
+                "POST",
+                "/api/workflows",
+                good,
+                {
+                    "name": "big",
+                    "trigger": {"type": "webhook"},
+                    "action": {
+                        "type": "http_request",
+                        "config": {"method": "POST", "url": "https://example.com/x", "body": {"n": 2**63 + 1}},
+                    },
+                },
+            )
             assert status == 422, body
             assert "action.config.body.n" in json.dumps(body["error"]["details"])
             # Rows that can never be published, planted in the outbox ahead of everyone else's.
             too_big = await stack.db.fetchval(
                 "INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, 'poison:1', $2::jsonb) RETURNING id",
-                f"workflows.changed.{poisoner.id}.{uuid.uuid4()}", json.dumps({"blob": "x" * 1_200_000}))
+                f"workflows.changed.{poisoner.id}.{uuid.uuid4()}",
+                json.dumps({"blob": "x" * 1_200_000}),
+            )
             bad_subject = await stack.db.fetchval(
                 "INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, 'poison:2', '{}'::jsonb) RETURNING id",
-                f"workflows.changed.{poisoner.id}..x")
+                f"workflows.changed.{poisoner.id}..x",
+            )
 
             good_ledger, poison_ledger = Ledger(), Ledger()
             await stack.send(poison_ledger, poisoner, 3)
@@ -93,8 +116,9 @@ async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, 
             dead_id = next(iter(dead_ledger.accepted))
 
             async def dead() -> bool:
-                return bool(await stack.db.fetchval("SELECT count(*) FROM dead_letters WHERE event_id = $1",
-                                                    uuid.UUID(dead_id)))
+                return bool(
+                    await stack.db.fetchval("SELECT count(*) FROM dead_letters WHERE event_id = $1", uuid.UUID(dead_id))
+                )
 
             await wait_until(dead, timeout=30, message="the good tenant's dead letter")
             await wait_until(lambda: _final(stack.db, poison_ledger), timeout=60, message="poison final")
@@ -107,14 +131,17 @@ async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, 
             await everything.settle(stack.db, bus, timeout=120)
             goods = Ledger(good_ledger.answers + dead_ledger.answers)
             # The one extra receipt is explained: the replayed event reached its target twice, refused, then fixed.
-            figures = await goods.check(stack.db, bus, [good.workflow_id, to_replay], good_sink,
-                                        extra_receipts_allowed=1)
+            figures = await goods.check(
+                stack.db, bus, [good.workflow_id, to_replay], good_sink, extra_receipts_allowed=1
+            )
             assert figures["rows"]["succeeded"] == 201 and figures["extra_receipts"] == 1
             assert [r.headers["Idempotency-Key"] for r in good_sink.paths("/replay")] == [dead_id, dead_id]
             assert Counter(r.headers["Idempotency-Key"] for r in good_sink.paths("/good")) == Counter(
-                {e: 1 for e in good_ledger.accepted})
-            replayed = await stack.db.fetchrow("SELECT status, attempts FROM executions WHERE event_id = $1",
-                                               uuid.UUID(dead_id))
+                {e: 1 for e in good_ledger.accepted}
+            )
+            replayed = await stack.db.fetchrow(
+                "SELECT status, attempts FROM executions WHERE event_id = $1", uuid.UUID(dead_id)
+            )
             assert replayed["status"] == "succeeded"
 
             # The schedule kept firing, each fire run once.
@@ -128,13 +155,15 @@ async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, 
             assert scheduled_keys and max(scheduled_keys.values()) == 1
 
             # Each poisoned event ends with a clear reason.
-            rows = {w: await stack.db.fetch("SELECT status, error, output FROM executions WHERE workflow_id = $1", w)
-                    for w in (poisoner.workflow_id, nul.workflow_id, nul_error.workflow_id, secrets.workflow_id)}
-            assert {(r["status"], "took longer than" in (r["error"] or "")) for r in rows[poisoner.workflow_id]} \
-                == {("dead", True)}
+            rows = {
+                w: await stack.db.fetch("SELECT status, error, output FROM executions WHERE workflow_id = $1", w)
+                for w in (poisoner.workflow_id, nul.workflow_id, nul_error.workflow_id, secrets.workflow_id)
+            }
+            assert {(r["status"], "took longer than" in (r["error"] or "")) for r in rows[poisoner.workflow_id]} == {
+                ("dead", True)
+            }
             nul_row = rows[nul.workflow_id][0]
-            assert nul_row["status"] == "succeeded" and "a\ufffdb" in json.dumps(nul_row["output"],
-                                                                                  ensure_ascii=False)
+            assert nul_row["status"] == "succeeded" and "a\ufffdb" in json.dumps(nul_row["output"], ensure_ascii=False)
             err_row = rows[nul_error.workflow_id][0]
             assert err_row["status"] == "dead" and "answered 400" in err_row["error"] and "\ufffd" in err_row["error"]
             secret_row = rows[secrets.workflow_id][0]
@@ -148,8 +177,7 @@ async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, 
 
             # The outbox rows that could never go out are set aside with their reason; the replay went through.
             for row_id in (too_big, bad_subject):
-                row = await stack.db.fetchrow("SELECT published_at, failed_at, error FROM outbox WHERE id = $1",
-                                              row_id)
+                row = await stack.db.fetchrow("SELECT published_at, failed_at, error FROM outbox WHERE id = $1", row_id)
                 assert row["published_at"] is None and row["failed_at"] is not None and row["error"]
     finally:
         await good_sink.stop()
@@ -162,6 +190,9 @@ def _as(tenant: Any, workflow_id: uuid.UUID) -> Any:
 
 async def _final(db: Any, ledger: Ledger) -> bool:
     ids = [uuid.UUID(e) for e in ledger.accepted]
-    done = await db.fetchval("SELECT count(*) FROM executions WHERE event_id = ANY($1::uuid[]) "
-                             "AND status IN ('succeeded', 'dead', 'skipped')", ids)
+    done = await db.fetchval(
+        "SELECT count(*) FROM executions WHERE event_id = ANY($1::uuid[]) "
+        "AND status IN ('succeeded', 'dead', 'skipped')",
+        ids,
+    )
     return bool(done == len(ids))

@@ -27,8 +27,9 @@ from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
 
 
-async def _burst_with_outage(send: Callable[[], Awaitable[None]], ledger: Ledger, after: int,
-                             outage: Callable[[], None]) -> None:
+async def _burst_with_outage(
+    send: Callable[[], Awaitable[None]], ledger: Ledger, after: int, outage: Callable[[], None]
+) -> None:
     """Run ``send`` and, once ``after`` answers are in, call ``outage`` (in a thread) while it goes on."""
     sending = asyncio.ensure_future(send())
     await wait_until(lambda: len(ledger.answers) >= after, timeout=60, message=f"{after} answers")
@@ -100,8 +101,9 @@ def _stop_immediately(pg: PostgresServer) -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_postgres_stopped_immediately_and_restarted_mid_run(bus, nats_url, tmp_path: Path,
-                                                                  service: Callable[..., ServiceProcess]):
+async def test_postgres_stopped_immediately_and_restarted_mid_run(
+    bus, nats_url, tmp_path: Path, service: Callable[..., ServiceProcess]
+):
     # Durable settings (fsync, synchronous commit): a commit the executor saw must survive the crash.
     pg = PostgresServer(tmp_path / "pg", free_port(), durable=True)
     pg.start()
@@ -135,14 +137,20 @@ async def test_postgres_stopped_immediately_and_restarted_mid_run(bus, nats_url,
             assert not ledger.refused_without_retry_after()
 
             async def new_row() -> bool:
-                return bool(await db.fetchval("SELECT count(*) FROM executions WHERE finished_at > now() - "
-                                              "make_interval(secs => $1)", time.monotonic() - times[1] + 0.5))
+                return bool(
+                    await db.fetchval(
+                        "SELECT count(*) FROM executions WHERE finished_at > now() - make_interval(secs => $1)",
+                        time.monotonic() - times[1] + 0.5,
+                    )
+                )
 
             await wait_until(new_row, timeout=30, message="new rows within 30 s of the restart")
             await ledger.settle(db, bus, timeout=150)
             figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-            odd = await db.fetch("SELECT status, attempts, error FROM executions WHERE workflow_id = $1 "
-                                 "AND status <> 'succeeded'", tenant.workflow_id)
+            odd = await db.fetch(
+                "SELECT status, attempts, error FROM executions WHERE workflow_id = $1 AND status <> 'succeeded'",
+                tenant.workflow_id,
+            )
             assert figures["rows"] == {"succeeded": len(ledger.accepted)}, [dict(r) for r in odd]
             assert figures["extra_receipts"] == 0  # no action ran twice
             await db.close()

@@ -32,19 +32,26 @@ QUIET = 40  # per gateway: within the tenant's share of the burst there, never r
 def _executions(executor: ServiceProcess) -> float:
     with urllib.request.urlopen(f"{executor.metrics_url}/metrics", timeout=5) as resp:  # noqa: S310 - local
         text = resp.read().decode()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("ipaas_executor_executions_total{"))
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ipaas_executor_executions_total{")
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-async def test_two_gateways_share_a_tenants_limit_and_three_executors_share_the_work(db, database_url, bus,
-                                                                                      nats_url, service):
+async def test_two_gateways_share_a_tenants_limit_and_three_executors_share_the_work(
+    db, database_url, bus, nats_url, service
+):
     sink = await FakeSink().start()
     try:
         async with fault_stack(service, db, nats_url, database_url) as stack:
-            limit = {"IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": str(RATE), "IPAAS_GATEWAY_WEBHOOK_BURST": str(BURST),
-                     "IPAAS_GATEWAY_REPLICAS": str(REPLICAS)}
+            limit = {
+                "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": str(RATE),
+                "IPAAS_GATEWAY_WEBHOOK_BURST": str(BURST),
+                "IPAAS_GATEWAY_REPLICAS": str(REPLICAS),
+            }
             gateways = [stack.start_gateway(**limit) for _ in range(REPLICAS)]
             executors = [stack.start_executor() for _ in range(3)]
             greedy = await stack.tenant(http_workflow(f"{sink.url}/greedy"), name="greedy")
@@ -54,9 +61,12 @@ async def test_two_gateways_share_a_tenants_limit_and_three_executors_share_the_
             quiet_ledger = Ledger()
             started = time.monotonic()
             await asyncio.gather(
-                *(stack.send(ledger, greedy, GREEDY // REPLICAS, concurrency=24, gateway=gw)
-                  for ledger, gw in zip(per_gateway, gateways, strict=True)),
-                *(stack.send(quiet_ledger, quiet, QUIET, concurrency=2, gateway=gw) for gw in gateways))
+                *(
+                    stack.send(ledger, greedy, GREEDY // REPLICAS, concurrency=24, gateway=gw)
+                    for ledger, gw in zip(per_gateway, gateways, strict=True)
+                ),
+                *(stack.send(quiet_ledger, quiet, QUIET, concurrency=2, gateway=gw) for gw in gateways),
+            )
             took = max(a.answered_at for ledger in per_gateway for a in ledger.answers) - started
 
             greedy_ledger = Ledger([a for ledger in per_gateway for a in ledger.answers])

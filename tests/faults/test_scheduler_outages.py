@@ -59,7 +59,10 @@ async def runtime_stack() -> AsyncIterator[list[SchedulerRuntime]]:
 
 
 async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
-    private_nats: NatsServer, database_url: str, db: asyncpg.Connection, runtime_stack: list[SchedulerRuntime],
+    private_nats: NatsServer,
+    database_url: str,
+    db: asyncpg.Connection,
+    runtime_stack: list[SchedulerRuntime],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, DEFINITION)
@@ -67,8 +70,7 @@ async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
     pool = await create_pool(DatabaseSettings(DATABASE_URL=database_url))
     try:
         clock = ManualClock(T0)
-        rt = SchedulerRuntime(bus, pool, clock, SchedulerOptions(resync_interval_seconds=3600.0,
-                                                                 retry_max_seconds=1.0))
+        rt = SchedulerRuntime(bus, pool, clock, SchedulerOptions(resync_interval_seconds=3600.0, retry_max_seconds=1.0))
         runtime_stack.append(rt)
         await rt.start()
         await wait_until(lambda: rt.ready, timeout=10, message="ready")
@@ -78,8 +80,7 @@ async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
         private_nats.kill()
         await wait_until(lambda: not rt.ready, timeout=10, message="not ready without NATS")
         clock.set(at(2))
-        await wait_until(lambda: rt.metrics.publish_failures._value.get() >= 1, timeout=10,
-                         message="a publish failed")
+        await wait_until(lambda: rt.metrics.publish_failures._value.get() >= 1, timeout=10, message="a publish failed")
 
         await asyncio.to_thread(private_nats.start)
 
@@ -108,7 +109,9 @@ async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
 
 
 async def test_schedules_keep_firing_while_postgres_is_down_and_progress_is_saved_after(
-    private_pg: PostgresServer, bus: Bus, runtime_stack: list[SchedulerRuntime],
+    private_pg: PostgresServer,
+    bus: Bus,
+    runtime_stack: list[SchedulerRuntime],
 ) -> None:
     dsn = private_pg.dsn("ipaas")
     conn = await asyncpg.connect(dsn)
@@ -122,8 +125,7 @@ async def test_schedules_keep_firing_while_postgres_is_down_and_progress_is_save
     pool = await create_pool(DatabaseSettings(DATABASE_URL=dsn))
     try:
         clock = ManualClock(T0)
-        rt = SchedulerRuntime(bus, pool, clock, SchedulerOptions(resync_interval_seconds=3600.0,
-                                                                 retry_max_seconds=0.5))
+        rt = SchedulerRuntime(bus, pool, clock, SchedulerOptions(resync_interval_seconds=3600.0, retry_max_seconds=0.5))
         runtime_stack.append(rt)
         await rt.start()
         await wait_until(lambda: rt.ready, timeout=10, message="ready")
@@ -133,8 +135,9 @@ async def test_schedules_keep_firing_while_postgres_is_down_and_progress_is_save
         private_pg.kill()
         clock.set(at(2))
         clock.set(at(3))
-        await wait_until(lambda: _eq(fired(bus), ["12:01:00", "12:02:00", "12:03:00"]),
-                         message="fires without postgres")
+        await wait_until(
+            lambda: _eq(fired(bus), ["12:01:00", "12:02:00", "12:03:00"]), message="fires without postgres"
+        )
 
         await asyncio.to_thread(private_pg.start)
 

@@ -43,16 +43,28 @@ def duplicate_fires(svc: ServiceProcess) -> float:
 
 @pytest.mark.parametrize("how", ["kill", "terminate"])
 async def test_restart_in_the_middle_of_a_slot_does_not_fire_it_twice(
-    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Callable[..., Any], how: str,
+    bus: Bus,
+    db: asyncpg.Connection,
+    nats_url: str,
+    database_url: str,
+    service: Callable[..., Any],
+    how: str,
 ) -> None:
     tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, {
-        "name": "every few seconds",
-        "trigger": {"type": "schedule", "interval_seconds": INTERVAL},
-        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-    })
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url,
-           "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}  # a 4 s schedule
+    wf = await create_workflow(
+        db,
+        tenant,
+        {
+            "name": "every few seconds",
+            "trigger": {"type": "schedule", "interval_seconds": INTERVAL},
+            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+        },
+    )
+    env = {
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
+    }  # a 4 s schedule
     replica = service("services.scheduler", env=env)
     fired = await wait_until(lambda: slots_in_stream(bus, wf), timeout=INTERVAL + 10, message="a first slot")
     slot = fired[-1].scheduled_for
@@ -65,13 +77,18 @@ async def test_restart_in_the_middle_of_a_slot_does_not_fire_it_twice(
     await db.execute(
         """INSERT INTO scheduler_state (workflow_id, last_slot) VALUES ($1, $2)
            ON CONFLICT (workflow_id) DO UPDATE SET last_slot = EXCLUDED.last_slot""",
-        wf, slot - timedelta(seconds=INTERVAL))
+        wf,
+        slot - timedelta(seconds=INTERVAL),
+    )
 
     restarted = service("services.scheduler", env=env)
     # The restarted replica fired the interrupted slot again, and JetStream called it a duplicate.
     await wait_until(lambda: duplicate_fires(restarted) >= 1, timeout=10, message="slot re-fired as duplicate")
-    await wait_until(lambda: _count_at_least(slots_in_stream(bus, wf), len(fired) + 2), timeout=INTERVAL * 3 + 5,
-                     message="two more slots")
+    await wait_until(
+        lambda: _count_at_least(slots_in_stream(bus, wf), len(fired) + 2),
+        timeout=INTERVAL * 3 + 5,
+        message="two more slots",
+    )
     events = await slots_in_stream(bus, wf)
     slots = sorted(e.scheduled_for for e in events if e.scheduled_for is not None)
     assert [s for s, n in Counter(slots).items() if n > 1] == [], "a slot fired twice"

@@ -34,15 +34,30 @@ async def create_schedules(db: asyncpg.Connection, count: int, catchup: str) -> 
     """``count`` active interval schedules (every 1 s or 2 s), as workflow id -> interval."""
     tenant = await create_tenant(db)
     schedules = {uuid.uuid4(): 1 + i % 2 for i in range(count)}
-    rows = [(wf, tenant, json.dumps({
-        "name": f"s{i}", "trigger": {"type": "schedule", "interval_seconds": interval, "catchup": catchup},
-        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}}}))
-        for i, (wf, interval) in enumerate(schedules.items())]
+    rows = [
+        (
+            wf,
+            tenant,
+            json.dumps(
+                {
+                    "name": f"s{i}",
+                    "trigger": {"type": "schedule", "interval_seconds": interval, "catchup": catchup},
+                    "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+                }
+            ),
+        )
+        for i, (wf, interval) in enumerate(schedules.items())
+    ]
     async with db.transaction():
-        await db.executemany("INSERT INTO workflows (id, tenant_id, name, current_version, trigger_type) "
-                             "VALUES ($1, $2, 'load', 1, 'schedule')", [(wf, tenant) for wf, tenant, _ in rows])
-        await db.executemany("INSERT INTO workflow_versions (workflow_id, version, definition) "
-                             "VALUES ($1, 1, $2::jsonb)", [(wf, d) for wf, _, d in rows])
+        await db.executemany(
+            "INSERT INTO workflows (id, tenant_id, name, current_version, trigger_type) "
+            "VALUES ($1, $2, 'load', 1, 'schedule')",
+            [(wf, tenant) for wf, tenant, _ in rows],
+        )
+        await db.executemany(
+            "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, 1, $2::jsonb)",
+            [(wf, d) for wf, _, d in rows],
+        )
     return schedules
 
 
@@ -59,9 +74,12 @@ async def all_events(nats_url: str) -> list[EventEnvelope]:
         if not total:
             return []
         name = f"reader_{uuid.uuid4().hex[:8]}"
-        sub = await js.pull_subscribe("events.>", durable=name, stream="EVENTS",
-                                      config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60,
-                                                            max_ack_pending=-1))
+        sub = await js.pull_subscribe(
+            "events.>",
+            durable=name,
+            stream="EVENTS",
+            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=-1),
+        )
         out: list[EventEnvelope] = []
         try:
             while len(out) < total:
@@ -83,8 +101,9 @@ def slots_by_workflow(events: list[EventEnvelope]) -> dict[uuid.UUID, list[int]]
     return out
 
 
-def missing_slots(events: list[EventEnvelope], schedules: dict[uuid.UUID, int], first: int,
-                  last: int) -> dict[uuid.UUID, list[int]]:
+def missing_slots(
+    events: list[EventEnvelope], schedules: dict[uuid.UUID, int], first: int, last: int
+) -> dict[uuid.UUID, list[int]]:
     fired = {wf: set(slots) for wf, slots in slots_by_workflow(events).items()}
     out = {}
     for wf, interval in schedules.items():
@@ -99,8 +118,7 @@ async def fired_through(nats_url: str, schedules: dict[uuid.UUID, int], first: i
     return not missing_slots(await all_events(nats_url), schedules, first, last)
 
 
-def assert_each_slot_once(events: list[EventEnvelope], schedules: dict[uuid.UUID, int], first: int,
-                          last: int) -> None:
+def assert_each_slot_once(events: list[EventEnvelope], schedules: dict[uuid.UUID, int], first: int, last: int) -> None:
     assert not [k for k, n in Counter(e.event_id for e in events).items() if n > 1], "an event id twice"
     fired = slots_by_workflow(events)
     for wf, interval in schedules.items():
@@ -110,8 +128,9 @@ def assert_each_slot_once(events: list[EventEnvelope], schedules: dict[uuid.UUID
     assert not missing, f"slots never fired: {missing}"
 
 
-async def assert_progress_claims_only_published(db: asyncpg.Connection, events: list[EventEnvelope],
-                                                schedules: dict[uuid.UUID, int], first: int) -> None:
+async def assert_progress_claims_only_published(
+    db: asyncpg.Connection, events: list[EventEnvelope], schedules: dict[uuid.UUID, int], first: int
+) -> None:
     fired = {wf: set(slots) for wf, slots in slots_by_workflow(events).items()}
     rows = await db.fetch("SELECT workflow_id, last_slot FROM scheduler_state")
     claimed = {r["workflow_id"]: int(r["last_slot"].timestamp()) for r in rows}
@@ -123,8 +142,11 @@ async def assert_progress_claims_only_published(db: asyncpg.Connection, events: 
 
 
 def log_lines(svc: ServiceProcess, message: str) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in svc.logs().splitlines()
-            if line.startswith("{") and json.loads(line).get("msg", "").startswith(message)]
+    return [
+        json.loads(line)
+        for line in svc.logs().splitlines()
+        if line.startswith("{") and json.loads(line).get("msg", "").startswith(message)
+    ]
 
 
 async def sigterm_mid_firing(svc: ServiceProcess) -> tuple[int, float]:
@@ -136,32 +158,49 @@ async def sigterm_mid_firing(svc: ServiceProcess) -> tuple[int, float]:
 
 
 async def test_sigterm_one_of_two_replicas_under_load_every_slot_fires_once(
-    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    nats_url: str,
+    database_url: str,
+    service: Callable[..., Any],
 ) -> None:
     schedules = await create_schedules(db, SCHEDULES, "skip")
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
-           "IPAAS_SCHEDULER_DRAIN_SECONDS": str(DRAIN_SECONDS)}
+    env = {
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
+        "IPAAS_SCHEDULER_DRAIN_SECONDS": str(DRAIN_SECONDS),
+    }
     victim = service("services.scheduler", env=env, wait=False)
     survivor = service("services.scheduler", env=env, wait=False)
     for replica in (victim, survivor):
         await asyncio.to_thread(replica.wait_ready, 30)
     first = math.floor(time.time()) + 2
-    await wait_until(lambda: fired_through(nats_url, schedules, first, first + 2), timeout=30, interval=0.5,
-                     message="a few slots under both replicas")
+    await wait_until(
+        lambda: fired_through(nats_url, schedules, first, first + 2),
+        timeout=30,
+        interval=0.5,
+        message="a few slots under both replicas",
+    )
 
     code, took = await sigterm_mid_firing(victim)
     assert code == 0, victim.logs()[-3000:]
     assert took < DRAIN_SECONDS + 3, f"exit took {took:.1f}s"
     stopped = log_lines(victim, "scheduler stopped")
     assert len(stopped) == 1 and {"due_slots", "finished_while_draining", "abandoned_slots", "progress_written"} <= set(
-        stopped[0]), stopped
+        stopped[0]
+    ), stopped
     assert log_lines(victim, "scheduler draining")
 
     restarted = service("services.scheduler", env=env, wait=False)
     await asyncio.to_thread(restarted.wait_ready, 30)
     last = math.floor(time.time()) + 2
-    await wait_until(lambda: fired_through(nats_url, schedules, first, last), timeout=60, interval=1.0,
-                     message="every slot through the restart fired")
+    await wait_until(
+        lambda: fired_through(nats_url, schedules, first, last),
+        timeout=60,
+        interval=1.0,
+        message="every slot through the restart fired",
+    )
     for replica in (survivor, restarted):
         assert await asyncio.to_thread(replica.terminate, DRAIN_SECONDS + 20) == 0
 
@@ -171,7 +210,11 @@ async def test_sigterm_one_of_two_replicas_under_load_every_slot_fires_once(
 
 
 async def test_sigterm_abandons_due_slots_without_claiming_them_and_the_restart_fires_them(
-    db: asyncpg.Connection, nats_url: str, database_url: str, service: Callable[..., Any], bus: Bus,
+    db: asyncpg.Connection,
+    nats_url: str,
+    database_url: str,
+    service: Callable[..., Any],
+    bus: Bus,
 ) -> None:
     """One replica with one PubAck awaited at a time and almost no drain budget: due slots really are left over.
 
@@ -179,13 +222,18 @@ async def test_sigterm_abandons_due_slots_without_claiming_them_and_the_restart_
     five times the usual load keeps this replica firing well past the 50 ms budget.
     """
     schedules = await create_schedules(db, 5 * SCHEDULES, "all")
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "IPAAS_SCHEDULER_FIRE_CONCURRENCY": "1",
-           "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
-           "IPAAS_SCHEDULER_DRAIN_SECONDS": "0.05"}
+    env = {
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "IPAAS_SCHEDULER_FIRE_CONCURRENCY": "1",
+        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
+        "IPAAS_SCHEDULER_DRAIN_SECONDS": "0.05",
+    }
     alone = service("services.scheduler", env=env)
     first = math.floor(time.time()) + 2
-    await wait_until(lambda: fired_through(nats_url, schedules, first, first + 2), timeout=30, interval=0.5,
-                     message="a few slots")
+    await wait_until(
+        lambda: fired_through(nats_url, schedules, first, first + 2), timeout=30, interval=0.5, message="a few slots"
+    )
 
     code, took = await sigterm_mid_firing(alone)
     assert code == 0 and took < 5, (code, took, alone.logs()[-3000:])
@@ -197,8 +245,12 @@ async def test_sigterm_abandons_due_slots_without_claiming_them_and_the_restart_
 
     restarted = service("services.scheduler", env=env)
     last = math.floor(time.time()) + 1
-    await wait_until(lambda: fired_through(nats_url, schedules, first, last), timeout=60, interval=1.0,
-                     message="abandoned and missed slots fired by the restarted replica")
+    await wait_until(
+        lambda: fired_through(nats_url, schedules, first, last),
+        timeout=60,
+        interval=1.0,
+        message="abandoned and missed slots fired by the restarted replica",
+    )
     assert await asyncio.to_thread(restarted.terminate, 20) == 0
     events = await all_events(nats_url)
     assert_each_slot_once(events, schedules, first, last)

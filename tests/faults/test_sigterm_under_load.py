@@ -86,16 +86,21 @@ def _released(proc: ServiceProcess) -> dict[str, float]:
 
 
 async def _claims(db: asyncpg.Connection, workflow: uuid.UUID) -> dict[str, asyncpg.Record]:
-    rows = await db.fetch("SELECT event_id, attempts, extract(epoch FROM started_at)::float8 AS claimed "
-                          "FROM executions WHERE workflow_id = $1", workflow)
+    rows = await db.fetch(
+        "SELECT event_id, attempts, extract(epoch FROM started_at)::float8 AS claimed "
+        "FROM executions WHERE workflow_id = $1",
+        workflow,
+    )
     return {str(r["event_id"]): r for r in rows}
 
 
-def _waits(ledger: Ledger, claims: dict[str, asyncpg.Record], released: dict[str, float],
-           wall: float) -> dict[str, float]:
+def _waits(
+    ledger: Ledger, claims: dict[str, asyncpg.Record], released: dict[str, float], wall: float
+) -> dict[str, float]:
     """Per event: from its 202 (or its release by the dying replica, if later) to the claim that ran it."""
-    return {e: claims[e]["claimed"] - max(a.answered_at + wall, released.get(e, 0.0))
-            for e, a in ledger.accepted.items()}
+    return {
+        e: claims[e]["claimed"] - max(a.answered_at + wall, released.get(e, 0.0)) for e, a in ledger.accepted.items()
+    }
 
 
 async def _stop(proc: ServiceProcess, budget: float) -> tuple[int, float]:
@@ -105,8 +110,9 @@ async def _stop(proc: ServiceProcess, budget: float) -> tuple[int, float]:
     return code, time.monotonic() - started
 
 
-async def _executor_setup(stack: FaultStack, sink: FakeSink, grace: str,
-                          **env: str) -> tuple[Tenant, ServiceProcess, ServiceProcess]:
+async def _executor_setup(
+    stack: FaultStack, sink: FakeSink, grace: str, **env: str
+) -> tuple[Tenant, ServiceProcess, ServiceProcess]:
     stack.start_gateway()
     victim = stack.start_executor(IPAAS_EXECUTOR_GRACE_SECONDS=grace, **SLOW_TIMEOUTS, **env)
     survivor = stack.start_executor(IPAAS_EXECUTOR_GRACE_SECONDS=grace, **SLOW_TIMEOUTS, **env)
@@ -116,7 +122,8 @@ async def _executor_setup(stack: FaultStack, sink: FakeSink, grace: str,
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 async def test_executor_sigterm_mid_load_finishes_its_work_and_hands_over_nothing_late(
-        bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any) -> None:
+    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any
+) -> None:
     grace = 5.0
     sink = await FakeSink(_quick_or_slowish).start()
     try:
@@ -125,11 +132,14 @@ async def test_executor_sigterm_mid_load_finishes_its_work_and_hands_over_nothin
             ledger, wall = Ledger(), time.time() - time.monotonic()
             # A rate one replica absorbs even on a busy machine: a wait measured is the hand-over's, not a backlog's.
             load = asyncio.ensure_future(
-                _steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=1000, rate=100))
+                _steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=1000, rate=100)
+            )
 
             async def victim_busy() -> bool:
-                return len(ledger.answers) >= 300 and await asyncio.to_thread(
-                    _metric, victim.metrics_url, "ipaas_executor_in_flight") >= 5
+                return (
+                    len(ledger.answers) >= 300
+                    and await asyncio.to_thread(_metric, victim.metrics_url, "ipaas_executor_in_flight") >= 5
+                )
 
             await wait_until(victim_busy, timeout=30, interval=0.02, message="the victim working mid-load")
             code, took = await _stop(victim, grace + EXECUTOR_EXIT_MARGIN)
@@ -160,7 +170,8 @@ async def test_executor_sigterm_mid_load_finishes_its_work_and_hands_over_nothin
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 async def test_executor_sigterm_with_actions_longer_than_the_grace_releases_them_to_the_other_replica(
-        bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any) -> None:
+    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any
+) -> None:
     grace, action = 1.0, 3.0
     sink = await FakeSink(lambda _r, _n: Answer(200, "ok", delay=action)).start()
     try:
@@ -168,11 +179,16 @@ async def test_executor_sigterm_with_actions_longer_than_the_grace_releases_them
             # The survivor alone holds every call (about 3 s x 40/s, plus the released ones): room for all of
             # them in its connection pool, and a timeout no call reaches, so nothing is retried.
             tenant, victim, survivor = await _executor_setup(
-                stack, sink, str(grace), IPAAS_EXECUTOR_CONNECTIONS_PER_HOST="256",
-                IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="20")
+                stack,
+                sink,
+                str(grace),
+                IPAAS_EXECUTOR_CONNECTIONS_PER_HOST="256",
+                IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="20",
+            )
             ledger, wall = Ledger(), time.time() - time.monotonic()
             load = asyncio.ensure_future(
-                _steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=240, rate=40))
+                _steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=240, rate=40)
+            )
 
             async def victim_busy() -> bool:
                 return await asyncio.to_thread(_metric, victim.metrics_url, "ipaas_executor_in_flight") >= 20
@@ -238,17 +254,27 @@ class Sender:
     async def post(self, ledger: Ledger, n: int, webhook_id: str | None = None) -> dict[str, Any] | None:
         webhook_id = webhook_id or f"msg_{uuid.uuid4().hex}"
         body, now = json.dumps({"n": n}), datetime.now(UTC)
-        headers = {"webhook-id": webhook_id, "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": Webhook(self._tenant.secret).sign(webhook_id, now, body),
-                   "Content-Type": "application/json"}
+        headers = {
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": Webhook(self._tenant.secret).sign(webhook_id, now, body),
+            "Content-Type": "application/json",
+        }
         sent = time.monotonic()
         try:
             async with self._http.post(self.url, data=body, headers=headers) as resp:
                 data = await resp.read()
                 answered = time.monotonic()
                 reply = json.loads(data) if resp.status == 202 else None
-                ledger.answers.append(Reply(resp.status, reply["data"]["event_id"] if reply else None,
-                                            resp.headers.get("Retry-After"), sent, answered))
+                ledger.answers.append(
+                    Reply(
+                        resp.status,
+                        reply["data"]["event_id"] if reply else None,
+                        resp.headers.get("Retry-After"),
+                        sent,
+                        answered,
+                    )
+                )
                 self.closing.append((sent, answered, resp.headers.get("Connection", "").lower() == "close"))
                 return reply
         except aiohttp.ClientConnectorError:
@@ -264,21 +290,27 @@ class Sender:
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 async def test_gateway_sigterm_mid_burst_answers_what_it_accepted(
-        bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any) -> None:
+    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any
+) -> None:
     drain_delay, grace = 2.0, 5.0
     sink = await FakeSink().start()
     try:
         async with fault_stack(service, db, nats_url, database_url) as stack:
-            shutdown = {"IPAAS_GATEWAY_DRAIN_DELAY_SECONDS": str(drain_delay),
-                        "IPAAS_HTTP_SHUTDOWN_GRACE_SECONDS": str(grace)}
+            shutdown = {
+                "IPAAS_GATEWAY_DRAIN_DELAY_SECONDS": str(drain_delay),
+                "IPAAS_HTTP_SHUTDOWN_GRACE_SECONDS": str(grace),
+            }
             victim, survivor = stack.start_gateway(**shutdown), stack.start_gateway(**shutdown)
             stack.start_executor()
             tenant = await stack.tenant(http_workflow(f"{sink.url}/gw"))
             to_victim, to_survivor = Sender(stack.http, tenant, victim), Sender(stack.http, tenant, survivor)
             on_victim, on_survivor, wall = Ledger(), Ledger(), time.time() - time.monotonic()
-            load = asyncio.ensure_future(asyncio.gather(
-                _steady(lambda k: to_victim.send(on_victim, k), total=1200, rate=200),
-                _steady(lambda k: to_survivor.send(on_survivor, k), total=1200, rate=200)))
+            load = asyncio.ensure_future(
+                asyncio.gather(
+                    _steady(lambda k: to_victim.send(on_victim, k), total=1200, rate=200),
+                    _steady(lambda k: to_survivor.send(on_survivor, k), total=1200, rate=200),
+                )
+            )
             await wait_until(lambda: len(on_victim.answers) >= 300, timeout=30, message="the burst under way")
             sigterm = time.monotonic()
             code, took = await _stop(victim, drain_delay + grace)

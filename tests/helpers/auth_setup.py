@@ -71,8 +71,9 @@ async def auth_client(settings: AuthSettings) -> AsyncIterator[TestClient[Any, A
         yield client
 
 
-async def register_and_login(client: TestClient[Any, Any], email: str | None = None,
-                             password: str = PASSWORD) -> dict[str, str]:
+async def register_and_login(
+    client: TestClient[Any, Any], email: str | None = None, password: str = PASSWORD
+) -> dict[str, str]:
     """Returns ``{"email", "user_id", "tenant_id", "token"}``."""
     email = email or f"user-{uuid.uuid4().hex[:10]}@example.com"
     resp = await client.post("/api/auth/register", json={"email": email, "password": password})
@@ -90,9 +91,16 @@ def bearer(token: str) -> dict[str, str]:
 
 def good_claims(*, issuer: str = "ipaas", audience: str = "ipaas-api", **changes: Any) -> dict[str, Any]:
     now = int(time.time())
-    claims: dict[str, Any] = {"iss": issuer, "aud": audience, "sub": str(uuid.uuid4()),
-                              "tid": str(uuid.uuid4()), "iat": now, "nbf": now, "exp": now + 600,
-                              "jti": uuid.uuid4().hex}
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "aud": audience,
+        "sub": str(uuid.uuid4()),
+        "tid": str(uuid.uuid4()),
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": uuid.uuid4().hex,
+    }
     for key, value in changes.items():
         if value is None:
             claims.pop(key, None)
@@ -144,6 +152,8 @@ def bad_tokens(pem: str, kid: str, public_raw: bytes) -> dict[str, tuple[str, st
         # Signed by the published key, but not typed as an access token.
         "typ_jwt": (sign(good_claims(), pem, kid, typ="JWT"), "invalid_token"),
         "typ_id_token": (sign(good_claims(), pem, kid, typ="id_token+jwt"), "invalid_token"),
-        "no_typ": (jwt.encode(good_claims(), pem, algorithm="EdDSA", headers={"kid": kid, "typ": None}),
-                   "invalid_token"),
+        "no_typ": (
+            jwt.encode(good_claims(), pem, algorithm="EdDSA", headers={"kid": kid, "typ": None}),
+            "invalid_token",
+        ),
     }

@@ -29,11 +29,17 @@ async def create_workflow(
         await conn.execute(
             """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type, webhook_secret)
                VALUES ($1, $2, $3, 1, $4, $5, $6)""",
-            workflow_id, tenant_id, definition["name"], is_active, definition["trigger"]["type"], webhook_secret,
+            workflow_id,
+            tenant_id,
+            definition["name"],
+            is_active,
+            definition["trigger"]["type"],
+            webhook_secret,
         )
         await conn.execute(
             "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, 1, $2::jsonb)",
-            workflow_id, json.dumps(definition),
+            workflow_id,
+            json.dumps(definition),
         )
     return workflow_id
 
@@ -48,6 +54,8 @@ async def add_version(conn: asyncpg.Connection, workflow_id: uuid.UUID, definiti
         )
         await conn.execute(
             "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, $2, $3::jsonb)",
-            workflow_id, version, json.dumps(definition),
+            workflow_id,
+            version,
+            json.dumps(definition),
         )
     return version

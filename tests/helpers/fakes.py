@@ -78,8 +78,14 @@ class FakeSink:
         return [r for r in self.requests if r.path == path]
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
-        seen = Seen(time.monotonic(), request.method, request.path, dict(request.query),
-                    dict(request.headers), await request.read())
+        seen = Seen(
+            time.monotonic(),
+            request.method,
+            request.path,
+            dict(request.query),
+            dict(request.headers),
+            await request.read(),
+        )
         self.requests.append(seen)
         self.current += 1
         self.max_concurrent = max(self.max_concurrent, self.current)
@@ -92,8 +98,11 @@ class FakeSink:
                 await asyncio.sleep(answer.delay)
             body = answer.body.encode() if isinstance(answer.body, str) else answer.body
             ctype = "application/json" if body[:1] in (b"{", b"[") else "text/plain"
-            return web.Response(status=answer.status, body=body if answer.status != 204 else None,
-                                headers={"Content-Type": ctype, **answer.headers})
+            return web.Response(
+                status=answer.status,
+                body=body if answer.status != 204 else None,
+                headers={"Content-Type": ctype, **answer.headers},
+            )
         finally:
             self.current -= 1
 
@@ -111,11 +120,19 @@ class FakeSink:
 
 
 def openweather_ok(city: str = "Paris") -> Answer:
-    return Answer(200, json.dumps({
-        "name": city, "sys": {"country": "FR"}, "weather": [{"main": "Clouds", "description": "broken clouds"}],
-        "main": {"temp": 12.5, "feels_like": 11.0, "humidity": 80, "pressure": 1012},
-        "wind": {"speed": 4.1}, "cod": 200,
-    }))
+    return Answer(
+        200,
+        json.dumps(
+            {
+                "name": city,
+                "sys": {"country": "FR"},
+                "weather": [{"main": "Clouds", "description": "broken clouds"}],
+                "main": {"temp": 12.5, "feels_like": 11.0, "humidity": 80, "pressure": 1012},
+                "wind": {"speed": 4.1},
+                "cod": 200,
+            }
+        ),
+    )
 
 
 class CredentialResponder:
@@ -175,16 +192,20 @@ def executor_env(nats_url: str, database_url: str, **overrides: str) -> dict[str
     return env
 
 
-def definition(action_type: str, config: dict[str, Any], credential_id: uuid.UUID | None = None,
-               trigger: dict[str, Any] | None = None, name: str = "wf") -> dict[str, Any]:
+def definition(
+    action_type: str,
+    config: dict[str, Any],
+    credential_id: uuid.UUID | None = None,
+    trigger: dict[str, Any] | None = None,
+    name: str = "wf",
+) -> dict[str, Any]:
     action: dict[str, Any] = {"type": action_type, "config": config}
     if credential_id is not None:
         action["credential_id"] = str(credential_id)
     return {"name": name, "trigger": trigger or {"type": "webhook"}, "action": action}
 
 
-async def slack_workflow(db: Any, creds: CredentialResponder, sink_url: str,
-                         text: str) -> tuple[uuid.UUID, uuid.UUID]:
+async def slack_workflow(db: Any, creds: CredentialResponder, sink_url: str, text: str) -> tuple[uuid.UUID, uuid.UUID]:
     """A new tenant with a Slack credential pointing at ``sink_url`` and a workflow posting ``text``."""
     tenant = await create_tenant(db)
     cred = creds.add(tenant, "slack", {"webhook_url": f"{sink_url}/services/T/B/X"})
@@ -192,16 +213,31 @@ async def slack_workflow(db: Any, creds: CredentialResponder, sink_url: str,
     return tenant, wf
 
 
-async def publish_event(bus: Any, tenant_id: uuid.UUID, workflow_id: uuid.UUID, payload: Any, *,
-                        version: int = 1, trigger: str = "webhook", dedup_key: str | None = None,
-                        scheduled_for: Any = None) -> Any:
+async def publish_event(
+    bus: Any,
+    tenant_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    payload: Any,
+    *,
+    version: int = 1,
+    trigger: str = "webhook",
+    dedup_key: str | None = None,
+    scheduled_for: Any = None,
+) -> Any:
     """Publish exactly as the gateway (or the scheduler) does: envelope JSON, subject, msg id."""
     from libs.common.models.events import EventEnvelope, event_id_for
 
     key = dedup_key or uuid.uuid4().hex
-    env = EventEnvelope(event_id=event_id_for(workflow_id, key), dedup_key=key, tenant_id=tenant_id,
-                        workflow_id=workflow_id, workflow_version=version, trigger=trigger,
-                        payload=payload, scheduled_for=scheduled_for)
+    env = EventEnvelope(
+        event_id=event_id_for(workflow_id, key),
+        dedup_key=key,
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        workflow_version=version,
+        trigger=trigger,
+        payload=payload,
+        scheduled_for=scheduled_for,
+    )
     await bus.publish(env.subject, env.model_dump_json().encode(), msg_id=env.msg_id)
     return env
 

@@ -38,7 +38,8 @@ class FuzzReport:
     findings: list[Finding] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     statuses: dict[str, collections.Counter[int]] = field(
-        default_factory=lambda: collections.defaultdict(collections.Counter))
+        default_factory=lambda: collections.defaultdict(collections.Counter)
+    )
     phases: collections.Counter[str] = field(default_factory=collections.Counter)
 
     @property
@@ -47,13 +48,18 @@ class FuzzReport:
 
     def summary(self, limit: int = 40) -> str:
         unique = sorted({str(f) for f in self.findings})
-        lines = [f"{len(self.findings)} findings ({len(unique)} distinct), {len(self.errors)} errors, "
-                 f"{self.requests} requests ({dict(self.phases)})", *self.errors[:limit], *unique[:limit]]
+        lines = [
+            f"{len(self.findings)} findings ({len(unique)} distinct), {len(self.errors)} errors, "
+            f"{self.requests} requests ({dict(self.phases)})",
+            *self.errors[:limit],
+            *unique[:limit],
+        ]
         return "\n".join(lines)
 
 
-def load(document: dict[str, Any], config: dict[str, Any],
-         setup: Callable[[OpenApiSchema], None] | None = None) -> OpenApiSchema:
+def load(
+    document: dict[str, Any], config: dict[str, Any], setup: Callable[[OpenApiSchema], None] | None = None
+) -> OpenApiSchema:
     """The document as a schemathesis schema, with ``config`` (the keys of ``schemathesis.toml``)."""
     schema = schemathesis.openapi.from_dict(document, config=schemathesis.Config.from_dict(config))
     if setup is not None:
@@ -95,7 +101,13 @@ def _record(report: FuzzReport, event: events.ScenarioFinished) -> None:
                 request = f"{found.request.method} {found.request.uri} {(found.request.body or b'')[:200]!r}"
                 if response is not None:
                     request += f" -> {response.content[:300]!r}"
-            report.findings.append(Finding(
-                operation=failure.operation or event.label or "?", check=check.name, title=failure.title,
-                message=failure.message.strip().replace("\n", " | ")[:600],
-                status=response.status_code if response is not None else None, request=request))
+            report.findings.append(
+                Finding(
+                    operation=failure.operation or event.label or "?",
+                    check=check.name,
+                    title=failure.title,
+                    message=failure.message.strip().replace("\n", " | ")[:600],
+                    status=response.status_code if response is not None else None,
+                    request=request,
+                )
+            )

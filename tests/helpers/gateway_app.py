@@ -48,8 +48,9 @@ def gateway_settings(database_url: str, nats_url: str, jwks_url: str, **override
 
 
 @asynccontextmanager
-async def running_gateway(database_url: str, nats_url: str, *, issuer: TokenIssuer | None = None,
-                          **overrides: Any) -> AsyncIterator[Gateway]:
+async def running_gateway(
+    database_url: str, nats_url: str, *, issuer: TokenIssuer | None = None, **overrides: Any
+) -> AsyncIterator[Gateway]:
     issuer = issuer or TokenIssuer()
     async with serve_jwks(issuer, free_port()) as jwks_url:
         settings = gateway_settings(database_url, nats_url, jwks_url, **overrides)
@@ -76,8 +77,11 @@ async def tenant(database_url: str) -> uuid.UUID:
 WEBHOOK_WORKFLOW: dict[str, Any] = {
     "name": "orders to slack",
     "trigger": {"type": "webhook"},
-    "action": {"type": "slack_message", "credential_id": "7d8b3c52-1f0e-4a55-9d8e-2b9f0f3a1c11",
-               "config": {"text": "New order {{ payload.order_id }}"}},
+    "action": {
+        "type": "slack_message",
+        "credential_id": "7d8b3c52-1f0e-4a55-9d8e-2b9f0f3a1c11",
+        "config": {"text": "New order {{ payload.order_id }}"},
+    },
 }
 
 SCHEDULE_WORKFLOW: dict[str, Any] = {

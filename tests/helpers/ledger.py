@@ -82,15 +82,18 @@ class Ledger:
     def refused_without_retry_after(self) -> list[Answer]:
         return [a for a in self.answers if a.status == 503 and not a.retry_after]
 
-    async def settle(self, db: asyncpg.Connection, bus: Bus, *, timeout: float,
-                     workflows: list[uuid.UUID] | None = None) -> None:
+    async def settle(
+        self, db: asyncpg.Connection, bus: Bus, *, timeout: float, workflows: list[uuid.UUID] | None = None
+    ) -> None:
         """Wait until every accepted event has a final row, the consumer is empty and nothing is parked."""
         ids = [uuid.UUID(e) for e in self.accepted]
 
         async def done() -> bool:
             final = await db.fetchval(
                 "SELECT count(*) FROM executions WHERE event_id = ANY($1::uuid[]) AND status = ANY($2::text[])",
-                ids, list(FINAL))
+                ids,
+                list(FINAL),
+            )
             if final != len(ids):
                 return False
             parked = await db.fetchval("SELECT count(*) FROM deferred_events")
@@ -99,12 +102,20 @@ class Ledger:
 
         await wait_until(done, timeout=timeout, interval=0.25, message="every accepted event final, none left")
 
-    async def check(self, db: asyncpg.Connection, bus: Bus, workflows: list[uuid.UUID],
-                    sink: FakeSink | None = None, *, extra_receipts_allowed: int = 0) -> dict[str, Any]:
+    async def check(
+        self,
+        db: asyncpg.Connection,
+        bus: Bus,
+        workflows: list[uuid.UUID],
+        sink: FakeSink | None = None,
+        *,
+        extra_receipts_allowed: int = 0,
+    ) -> dict[str, Any]:
         """Assert the ledger; returns the figures (rows by status, receipts) for further checks."""
         accepted = self.accepted
         rows = await db.fetch(
-            "SELECT event_id, status, attempts FROM executions WHERE workflow_id = ANY($1::uuid[])", workflows)
+            "SELECT event_id, status, attempts FROM executions WHERE workflow_id = ANY($1::uuid[])", workflows
+        )
         by_event = {str(r["event_id"]): r for r in rows}
         missing = [e for e in accepted if e not in by_event]
         phantom = [e for e in by_event if e not in accepted]
@@ -121,8 +132,9 @@ class Ledger:
             succeeded = [e for e, r in by_event.items() if r["status"] == "succeeded"]
             never = [e for e in succeeded if receipts[e] == 0]
             assert not never, f"{len(never)} succeeded events never reached the sink"
-            extra = sum(n - 1 for e, n in receipts.items() if n > 1 and by_event.get(e, {"status": ""})["status"]
-                        == "succeeded")
+            extra = sum(
+                n - 1 for e, n in receipts.items() if n > 1 and by_event.get(e, {"status": ""})["status"] == "succeeded"
+            )
             result["extra_receipts"] = extra
             assert extra <= extra_receipts_allowed, f"{extra} events reached the sink more than once"
         return result
@@ -141,8 +153,16 @@ def http_workflow(url: str, *, name: str = "wf", body: Any = None) -> dict[str, 
 class FaultStack:
     """A gateway and executor replicas as processes, with a token issuer for API calls."""
 
-    def __init__(self, service: Callable[..., ServiceProcess], db: asyncpg.Connection, nats_url: str,
-                 database_url: str, jwks_url: str, issuer: TokenIssuer, http: aiohttp.ClientSession) -> None:
+    def __init__(
+        self,
+        service: Callable[..., ServiceProcess],
+        db: asyncpg.Connection,
+        nats_url: str,
+        database_url: str,
+        jwks_url: str,
+        issuer: TokenIssuer,
+        http: aiohttp.ClientSession,
+    ) -> None:
         self._service = service
         self.db = db
         self.nats_url = nats_url
@@ -155,9 +175,16 @@ class FaultStack:
         self.executors: list[ServiceProcess] = []
 
     def gateway_env(self, **overrides: str) -> dict[str, str]:
-        env = {"NATS_URL": self.nats_url, "DATABASE_URL": self.database_url, "LOG_LEVEL": "INFO",
-               "IPAAS_JWKS_URL": self.jwks_url, "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000",
-               "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000", "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2", **self.keks}
+        env = {
+            "NATS_URL": self.nats_url,
+            "DATABASE_URL": self.database_url,
+            "LOG_LEVEL": "INFO",
+            "IPAAS_JWKS_URL": self.jwks_url,
+            "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000",
+            "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000",
+            "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2",
+            **self.keks,
+        }
         env.update(overrides)
         return env
 
@@ -178,13 +205,22 @@ class FaultStack:
 
     async def api(self, method: str, path: str, tenant: Tenant, body: Any = None) -> tuple[int, Any]:
         assert self.gateway is not None
-        async with self.http.request(method, f"{self.gateway.url}{path}", json=body,
-                                     headers=self.issuer.headers(tenant.id)) as resp:
+        async with self.http.request(
+            method, f"{self.gateway.url}{path}", json=body, headers=self.issuer.headers(tenant.id)
+        ) as resp:
             text = await resp.text()
             return resp.status, (json.loads(text) if text else None)
 
-    async def send(self, ledger: Ledger, tenant: Tenant, n: int, *, concurrency: int = 32,
-                   payload: Callable[[int], Any] | None = None, gateway: ServiceProcess | None = None) -> None:
+    async def send(
+        self,
+        ledger: Ledger,
+        tenant: Tenant,
+        n: int,
+        *,
+        concurrency: int = 32,
+        payload: Callable[[int], Any] | None = None,
+        gateway: ServiceProcess | None = None,
+    ) -> None:
         """Send ``n`` signed webhooks (``concurrency`` at a time), recording every answer in ``ledger``."""
         gw = gateway or self.gateway
         assert gw is not None
@@ -230,8 +266,9 @@ class FaultStack:
             await asyncio.sleep(0.5)
         raise AssertionError(f"{len(todo)} refused webhooks still refused after {rounds} rounds")
 
-    async def every_event_once(self, ledger: Ledger, tenant: Tenant, bus: Bus, sink: FakeSink, *,
-                               timeout: float) -> None:
+    async def every_event_once(
+        self, ledger: Ledger, tenant: Tenant, bus: Bus, sink: FakeSink, *, timeout: float
+    ) -> None:
         """After a fault: refused webhooks resent as a sender would, then every 202 one succeeded row, one receipt.
 
         A 503 may hide a store whose acknowledgement was lost: the retry with the same webhook-id
@@ -245,8 +282,12 @@ class FaultStack:
 
     async def _post(self, ledger: Ledger, hook: Webhook, url: str, msg_id: str, body: str) -> int:
         now = datetime.now(UTC)
-        headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(now.timestamp())),
-                   "webhook-signature": hook.sign(msg_id, now, body), "Content-Type": "application/json"}
+        headers = {
+            "webhook-id": msg_id,
+            "webhook-timestamp": str(int(now.timestamp())),
+            "webhook-signature": hook.sign(msg_id, now, body),
+            "Content-Type": "application/json",
+        }
         sent = time.monotonic()
         try:
             async with self.http.post(url, data=body, headers=headers) as resp:
@@ -254,8 +295,9 @@ class FaultStack:
                 event_id = None
                 if resp.status == 202:
                     event_id = json.loads(data)["data"]["event_id"]
-                ledger.answers.append(Answer(resp.status, event_id, resp.headers.get("Retry-After"), sent,
-                                             time.monotonic(), msg_id, body))
+                ledger.answers.append(
+                    Answer(resp.status, event_id, resp.headers.get("Retry-After"), sent, time.monotonic(), msg_id, body)
+                )
                 return resp.status
         except (aiohttp.ClientError, OSError):
             ledger.answers.append(Answer(0, None, None, sent, time.monotonic(), msg_id, body))
@@ -263,9 +305,12 @@ class FaultStack:
 
 
 @asynccontextmanager
-async def fault_stack(service: Callable[..., ServiceProcess], db: asyncpg.Connection, nats_url: str,
-                      database_url: str) -> AsyncIterator[FaultStack]:
+async def fault_stack(
+    service: Callable[..., ServiceProcess], db: asyncpg.Connection, nats_url: str, database_url: str
+) -> AsyncIterator[FaultStack]:
     issuer = TokenIssuer()
-    async with serve_jwks(issuer, free_port()) as jwks_url, aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=256)) as http:
+    async with (
+        serve_jwks(issuer, free_port()) as jwks_url,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as http,
+    ):
         yield FaultStack(service, db, nats_url, database_url, jwks_url, issuer, http)

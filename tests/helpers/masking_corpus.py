@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import string
 
-JWT = ("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U")
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
 _B64 = string.ascii_letters + string.digits + "+/"
 
 
@@ -50,8 +50,7 @@ def adversarial(size: int) -> dict[str, str]:
         "AKIA repeated": _fill("AKIA", size),
         "ghp_ repeated": _fill("ghp_", size),
         "prefixed tokens": _fill("whsec_abcdefgh xoxb-1234567890 ghp_ sk_live_0123456789 AKIA ", size),
-        "webhook urls": _fill("https://hooks.slack.com/services/T/B/X https://discord.com/api/v10/webhooks/1/x ",
-                              size),
+        "webhook urls": _fill("https://hooks.slack.com/services/T/B/X https://discord.com/api/v10/webhooks/1/x ", size),
         "non-ASCII text": _fill("Le système a reçu la requête; état: ok — ", size),
     }
     parts = list(corpus.values())

@@ -13,8 +13,12 @@ async def wait_for_jetstream(urls: list[str], timeout: float = 30.0) -> None:
     nc = await nats.connect(urls, connect_timeout=2)
     try:
         js = nc.jetstream(timeout=2)
-        probe = nats.js.api.StreamConfig(name="CLUSTER_READY", subjects=["cluster.ready"], num_replicas=len(urls),
-                                         storage=nats.js.api.StorageType.MEMORY)
+        probe = nats.js.api.StreamConfig(
+            name="CLUSTER_READY",
+            subjects=["cluster.ready"],
+            num_replicas=len(urls),
+            storage=nats.js.api.StorageType.MEMORY,
+        )
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             try:

@@ -45,8 +45,11 @@ async def refused_requests(nc: Client, errors: list[str], requests: dict[str, by
     unanswered = await asyncio.gather(*(_unanswered(nc, s, b) for s, b in requests.items()))
     quiet = [s for s, q in zip(requests, unanswered, strict=True) if q]
     with contextlib.suppress(AssertionError):
-        await wait_until(lambda: all(_violation(errors, "publish", s) for s in quiet), timeout=5,
-                         message="a permissions violation for every unanswered probe")
+        await wait_until(
+            lambda: all(_violation(errors, "publish", s) for s in quiet),
+            timeout=5,
+            message="a permissions violation for every unanswered probe",
+        )
     return [s for s in requests if s not in quiet or not _violation(errors, "publish", s)]
 
 
@@ -56,8 +59,11 @@ async def refused_subscriptions(nc: Client, errors: list[str], subjects: list[st
         await nc.subscribe(subject)
     await nc.flush()
     with contextlib.suppress(AssertionError):
-        await wait_until(lambda: all(_violation(errors, "subscription", s) for s in subjects), timeout=5,
-                         message="a permissions violation for every subscription")
+        await wait_until(
+            lambda: all(_violation(errors, "subscription", s) for s in subjects),
+            timeout=5,
+            message="a permissions violation for every subscription",
+        )
     return [s for s in subjects if not _violation(errors, "subscription", s)]
 
 
@@ -82,14 +88,16 @@ def management_probes(victim_inbox: str) -> dict[str, bytes]:
         f"{API}.STREAM.UPDATE.EVENTS": _body(widened),
         f"{API}.STREAM.DELETE.EVENTS": b"",
         f"{API}.STREAM.PURGE.EVENTS": b"",
-        f"{API}.CONSUMER.DURABLE.CREATE.EVENTS.executor": _body({"stream_name": "EVENTS",
-                                                                 "config": {**consumer, "durable_name": "executor"}}),
-        f"{API}.CONSUMER.CREATE.EVENTS.executor": _body({"stream_name": "EVENTS",
-                                                         "config": {**consumer, "name": "executor"}}),
+        f"{API}.CONSUMER.DURABLE.CREATE.EVENTS.executor": _body(
+            {"stream_name": "EVENTS", "config": {**consumer, "durable_name": "executor"}}
+        ),
+        f"{API}.CONSUMER.CREATE.EVENTS.executor": _body(
+            {"stream_name": "EVENTS", "config": {**consumer, "name": "executor"}}
+        ),
         f"{API}.CONSUMER.DELETE.EVENTS.executor": b"",
-        f"{API}.CONSUMER.DURABLE.CREATE.WORKFLOW_CHANGES.mine": _body({"stream_name": "WORKFLOW_CHANGES",
-                                                                      "config": {**consumer,
-                                                                                 "durable_name": "mine"}}),
+        f"{API}.CONSUMER.DURABLE.CREATE.WORKFLOW_CHANGES.mine": _body(
+            {"stream_name": "WORKFLOW_CHANGES", "config": {**consumer, "durable_name": "mine"}}
+        ),
     }
 
 
@@ -99,10 +107,10 @@ def reading_probes(streams: list[str]) -> dict[str, bytes]:
     for stream in streams:
         probes[f"{API}.STREAM.MSG.GET.{stream}"] = _body({"seq": 1})
         probes[f"{API}.DIRECT.GET.{stream}"] = _body({"seq": 1})
-        probes[f"{API}.CONSUMER.CREATE.{stream}"] = _body({"stream_name": stream,
-                                                            "config": {"ack_policy": "none"}})
-        probes[f"{API}.CONSUMER.CREATE.{stream}.peek"] = _body({"stream_name": stream,
-                                                                 "config": {"name": "peek", "ack_policy": "none"}})
+        probes[f"{API}.CONSUMER.CREATE.{stream}"] = _body({"stream_name": stream, "config": {"ack_policy": "none"}})
+        probes[f"{API}.CONSUMER.CREATE.{stream}.peek"] = _body(
+            {"stream_name": stream, "config": {"name": "peek", "ack_policy": "none"}}
+        )
     probes[f"{API}.CONSUMER.MSG.NEXT.EVENTS.executor"] = _body({"batch": 1, "expires": 100_000_000})
     probes["$JS.ACK.EVENTS.executor.1.1.1.1.0"] = b"+TERM"
     return probes

@@ -20,9 +20,13 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from deploy.local.infra import free_port
 
-KINDS = {trace_pb2.Span.SPAN_KIND_INTERNAL: "INTERNAL", trace_pb2.Span.SPAN_KIND_SERVER: "SERVER",
-         trace_pb2.Span.SPAN_KIND_CLIENT: "CLIENT", trace_pb2.Span.SPAN_KIND_PRODUCER: "PRODUCER",
-         trace_pb2.Span.SPAN_KIND_CONSUMER: "CONSUMER"}
+KINDS = {
+    trace_pb2.Span.SPAN_KIND_INTERNAL: "INTERNAL",
+    trace_pb2.Span.SPAN_KIND_SERVER: "SERVER",
+    trace_pb2.Span.SPAN_KIND_CLIENT: "CLIENT",
+    trace_pb2.Span.SPAN_KIND_PRODUCER: "PRODUCER",
+    trace_pb2.Span.SPAN_KIND_CONSUMER: "CONSUMER",
+}
 
 
 @dataclass
@@ -62,14 +66,20 @@ def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receive
         service = str(_attrs(rs.resource.attributes).get("service.name", ""))
         for ss in rs.scope_spans:
             for s in ss.spans:
-                spans.append(ReceivedSpan(
-                    service=service, trace_id=s.trace_id.hex(), span_id=s.span_id.hex(),
-                    parent_id=s.parent_span_id.hex(), name=s.name, kind=KINDS.get(s.kind, "UNSPECIFIED"),
-                    attributes=_attrs(s.attributes),
-                    events=[(e.name, _attrs(e.attributes)) for e in s.events],
-                    links=[(link.trace_id.hex(), link.span_id.hex(), _attrs(link.attributes)) for link in s.links],
-                    status_message=s.status.message,
-                ))
+                spans.append(
+                    ReceivedSpan(
+                        service=service,
+                        trace_id=s.trace_id.hex(),
+                        span_id=s.span_id.hex(),
+                        parent_id=s.parent_span_id.hex(),
+                        name=s.name,
+                        kind=KINDS.get(s.kind, "UNSPECIFIED"),
+                        attributes=_attrs(s.attributes),
+                        events=[(e.name, _attrs(e.attributes)) for e in s.events],
+                        links=[(link.trace_id.hex(), link.span_id.hex(), _attrs(link.attributes)) for link in s.links],
+                        status_message=s.status.message,
+                    )
+                )
     return spans
 
 
@@ -107,8 +117,10 @@ class OtlpHttpReceiver(_Store):
         message = trace_service_pb2.ExportTraceServiceRequest()
         message.ParseFromString(body)
         self.add(message)
-        return web.Response(body=trace_service_pb2.ExportTraceServiceResponse().SerializeToString(),
-                            content_type="application/x-protobuf")
+        return web.Response(
+            body=trace_service_pb2.ExportTraceServiceResponse().SerializeToString(),
+            content_type="application/x-protobuf",
+        )
 
     async def start(self) -> OtlpHttpReceiver:
         app = web.Application(client_max_size=64 * 1024 * 1024)
@@ -127,8 +139,9 @@ class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self, store: _Store) -> None:
         self._store = store
 
-    async def Export(self, request: trace_service_pb2.ExportTraceServiceRequest,
-                     context: Any) -> trace_service_pb2.ExportTraceServiceResponse:
+    async def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
         self._store.add(request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
@@ -148,7 +161,8 @@ class OtlpGrpcReceiver(_Store):
     async def start(self) -> OtlpGrpcReceiver:
         self._server = grpc.aio.server()
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            _Servicer(self), self._server)
+            _Servicer(self), self._server
+        )
         self._server.add_insecure_port(f"127.0.0.1:{self.port}")
         await self._server.start()
         return self

@@ -23,8 +23,13 @@ class Fire:
 
 async def create_schedules(database_url: str, count: int, cron: str) -> list[uuid.UUID]:
     """``count`` active workflows of one new tenant, each at version 1 with a ``cron`` (UTC) schedule."""
-    definition = json.dumps({"name": "tick", "trigger": {"type": "schedule", "cron": cron},
-                             "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}}})
+    definition = json.dumps(
+        {
+            "name": "tick",
+            "trigger": {"type": "schedule", "cron": cron},
+            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+        }
+    )
     tenant = uuid.uuid4()
     ids = [uuid.uuid4() for _ in range(count)]
     conn = await asyncpg.connect(database_url)
@@ -34,11 +39,15 @@ async def create_schedules(database_url: str, count: int, cron: str) -> list[uui
             await conn.execute(
                 """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type)
                    SELECT id, $2, 'tick', 1, true, 'schedule' FROM unnest($1::uuid[]) AS t(id)""",
-                ids, tenant)
+                ids,
+                tenant,
+            )
             await conn.execute(
                 """INSERT INTO workflow_versions (workflow_id, version, definition)
                    SELECT id, 1, $2::jsonb FROM unnest($1::uuid[]) AS t(id)""",
-                ids, definition)
+                ids,
+                definition,
+            )
     finally:
         await conn.close()
     return ids
@@ -63,9 +72,16 @@ async def read_fires(nats_url: str, first_slot: int, last_slot: int, stream: str
     try:
         js = nc.jetstream(timeout=30)
         total = (await js.stream_info(stream)).state.messages
-        sub = await js.pull_subscribe(">", stream=stream, config=js_api.ConsumerConfig(
-            ack_policy=js_api.AckPolicy.EXPLICIT, deliver_policy=js_api.DeliverPolicy.ALL,
-            max_ack_pending=-1, ack_wait=3600))
+        sub = await js.pull_subscribe(
+            ">",
+            stream=stream,
+            config=js_api.ConsumerConfig(
+                ack_policy=js_api.AckPolicy.EXPLICIT,
+                deliver_policy=js_api.DeliverPolicy.ALL,
+                max_ack_pending=-1,
+                ack_wait=3600,
+            ),
+        )
         seen = 0
         while seen < total:
             batch = await sub.fetch(2000, timeout=10)
@@ -77,8 +93,15 @@ async def read_fires(nats_url: str, first_slot: int, last_slot: int, stream: str
                     continue
                 slot = int(datetime.fromisoformat(slot_text.replace("Z", "+00:00")).timestamp())
                 if first_slot <= slot <= last_slot:
-                    found.append(Fire(body["workflow_id"], slot, msg.metadata.timestamp.timestamp(),
-                                      (msg.headers or {}).get("Nats-Msg-Id", ""), body["event_id"]))
+                    found.append(
+                        Fire(
+                            body["workflow_id"],
+                            slot,
+                            msg.metadata.timestamp.timestamp(),
+                            (msg.headers or {}).get("Nats-Msg-Id", ""),
+                            body["event_id"],
+                        )
+                    )
         await sub.unsubscribe()
     finally:
         await nc.close()

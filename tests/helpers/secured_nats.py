@@ -38,27 +38,38 @@ class SecuredNats:
 
     def service_env(self, identity: str) -> dict[str, str]:
         """What a service needs to run as ``identity`` here: its URL, its inbox, no self-provisioning."""
-        return {"NATS_URL": self.url_for(identity), "IPAAS_NATS_PROVISION": "false",
-                f"IPAAS_{identity.upper()}_NATS_INBOX_PREFIX": inbox_prefix(identity)}
+        return {
+            "NATS_URL": self.url_for(identity),
+            "IPAAS_NATS_PROVISION": "false",
+            f"IPAAS_{identity.upper()}_NATS_INBOX_PREFIX": inbox_prefix(identity),
+        }
 
     async def provision(self) -> list[str]:
-        return await provision_platform(self.url_for(PROVISIONER), inbox=inbox_prefix(PROVISIONER),
-                                        connect_deadline_seconds=10)
+        return await provision_platform(
+            self.url_for(PROVISIONER), inbox=inbox_prefix(PROVISIONER), connect_deadline_seconds=10
+        )
 
     async def client(self, identity: str, errors: list[str] | None = None) -> Client:
         """A plain nats-py client as ``identity``; the server's refusals are appended to ``errors``."""
+
         async def on_error(exc: Exception) -> None:
             if errors is not None:
                 errors.append(str(exc))
 
-        return await nats.connect(self.url_for(identity), inbox_prefix=inbox_prefix(identity), error_cb=on_error,
-                                  allow_reconnect=False, connect_timeout=5)
+        return await nats.connect(
+            self.url_for(identity),
+            inbox_prefix=inbox_prefix(identity),
+            error_cb=on_error,
+            allow_reconnect=False,
+            connect_timeout=5,
+        )
 
     async def bus(self, identity: str) -> Bus:
         """The platform's own client as ``identity`` (``admin`` for inspecting streams in tests)."""
         settings = NatsSettings(NATS_URL=self.url_for(identity), provision=False)
-        return await Bus.connect(settings, name=f"test-{identity}", inbox_prefix=inbox_prefix(identity),
-                                 connect_deadline_seconds=10)
+        return await Bus.connect(
+            settings, name=f"test-{identity}", inbox_prefix=inbox_prefix(identity), connect_deadline_seconds=10
+        )
 
 
 def start_secured_nats(directory: Path, *, provision: bool = True) -> SecuredNats:

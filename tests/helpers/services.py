@@ -101,9 +101,16 @@ def start_service(
     metrics_port = metrics_port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
     # Against the open test NATS a service provisions its own streams; a test of a secured NATS says false.
-    full_env.update({"IPAAS_HTTP_PORT": str(port), "IPAAS_HTTP_METRICS_PORT": str(metrics_port),
-                     "IPAAS_HTTP_HOST": "127.0.0.1", "PYTHONUNBUFFERED": "1", "OTEL_TRACES_EXPORTER": "none",
-                     "IPAAS_NATS_PROVISION": "true"})
+    full_env.update(
+        {
+            "IPAAS_HTTP_PORT": str(port),
+            "IPAAS_HTTP_METRICS_PORT": str(metrics_port),
+            "IPAAS_HTTP_HOST": "127.0.0.1",
+            "PYTHONUNBUFFERED": "1",
+            "OTEL_TRACES_EXPORTER": "none",
+            "IPAAS_NATS_PROVISION": "true",
+        }
+    )
     full_env.update(env)
     full_env["PYTHONPATH"] = str(REPO_ROOT)
     match = _SERVICE_MODULE.match(module)
@@ -113,11 +120,23 @@ def start_service(
     name = module.rsplit(".", 1)[-1]
     log_path = log_dir / f"{name}-{port}.log"
     log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen([sys.executable, "-m", module, *args], cwd=REPO_ROOT, env=full_env,
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO_ROOT,
+        env=full_env,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     log.close()
-    svc = ServiceProcess(name=name, port=port, proc=proc, log_path=log_path, env=dict(env),
-                         metrics_port=int(full_env["IPAAS_HTTP_METRICS_PORT"]))
+    svc = ServiceProcess(
+        name=name,
+        port=port,
+        proc=proc,
+        log_path=log_path,
+        env=dict(env),
+        metrics_port=int(full_env["IPAAS_HTTP_METRICS_PORT"]),
+    )
     if wait:
         try:
             svc.wait_ready(timeout)

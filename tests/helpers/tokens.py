@@ -36,12 +36,25 @@ class TokenIssuer:
         jwk.update({"kid": self.kid, "use": "sig", "alg": "EdDSA"})
         return {"keys": [jwk]}
 
-    def mint(self, tenant_id: uuid.UUID, *, user_id: uuid.UUID | None = None, ttl: int = 600,
-             typ: str = TOKEN_TYPE, **claims: Any) -> str:
+    def mint(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        user_id: uuid.UUID | None = None,
+        ttl: int = 600,
+        typ: str = TOKEN_TYPE,
+        **claims: Any,
+    ) -> str:
         now = int(time.time())
         payload: dict[str, Any] = {
-            "iss": self.issuer, "aud": self.audience, "sub": str(user_id or uuid.uuid4()),
-            "tid": str(tenant_id), "iat": now, "nbf": now, "exp": now + ttl, "jti": uuid.uuid4().hex,
+            "iss": self.issuer,
+            "aud": self.audience,
+            "sub": str(user_id or uuid.uuid4()),
+            "tid": str(tenant_id),
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": uuid.uuid4().hex,
         }
         payload.update(claims)
         return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": self.kid, "typ": typ})
@@ -59,8 +72,9 @@ async def serve_jwks(issuer: TokenIssuer, port: int) -> AsyncIterator[str]:
         return web.json_response(issuer.jwks())
 
     async def revocations(_: web.Request) -> web.Response:
-        return web.json_response({"cursor": 0, "tokens": [[jti, until] for jti, until in issuer.revoked.items()],
-                                  "users": []})
+        return web.json_response(
+            {"cursor": 0, "tokens": [[jti, until] for jti, until in issuer.revoked.items()], "users": []}
+        )
 
     app = web.Application()
     app.router.add_get("/.well-known/jwks.json", jwks)

@@ -35,8 +35,9 @@ async def wait_until(
         await asyncio.sleep(interval)
 
 
-def wait_until_sync(predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05,
-                    message: str = "condition") -> T:
+def wait_until_sync(
+    predicate: Callable[[], T], timeout: float = 10.0, interval: float = 0.05, message: str = "condition"
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         result = predicate()

@@ -67,8 +67,11 @@ class Stack:
     user: dict[str, str]
 
     async def new_key(self, *scopes: str, token: str | None = None) -> dict[str, Any]:
-        resp = await self.gateway.post("/api/keys", json={"name": f"ci {'+'.join(scopes)}", "scopes": list(scopes)},
-                                       headers=bearer(token or self.user["token"]))
+        resp = await self.gateway.post(
+            "/api/keys",
+            json={"name": f"ci {'+'.join(scopes)}", "scopes": list(scopes)},
+            headers=bearer(token or self.user["token"]),
+        )
         assert resp.status == 201, await resp.text()
         data: dict[str, Any] = (await resp.json())["data"]
         return data
@@ -79,8 +82,13 @@ async def stack(database_url: str, nats_url: str, bus: Bus, role_url: Callable[[
     auth = TestClient(TestServer(await create_auth_app(auth_settings(role_url("auth"), nats_url)), port=free_port()))
     await auth.start_server()
     auth_url = str(auth.make_url("")).rstrip("/")
-    settings = gateway_settings(role_url("gateway"), nats_url, f"{auth_url}/.well-known/jwks.json",
-                                IPAAS_AUTH_URL=auth_url, api_key_refresh_seconds=REFRESH)
+    settings = gateway_settings(
+        role_url("gateway"),
+        nats_url,
+        f"{auth_url}/.well-known/jwks.json",
+        IPAAS_AUTH_URL=auth_url,
+        api_key_refresh_seconds=REFRESH,
+    )
     gateway = TestClient(TestServer(create_gateway_app(settings), port=free_port()))
     await gateway.start_server()
     try:
@@ -125,8 +133,9 @@ async def test_every_route_asks_for_its_scope(stack: Stack):
     # An admin key manages keys (through auth, which checks the key again).
     made = await stack.new_key("read", token=keys["admin"])
     assert made["scopes"] == ["read"] and made["key"].startswith("ipk_")
-    refused = await stack.gateway.post("/api/dlq/replay", json={"workflow_id": str(uuid.uuid4())},
-                                       headers=bearer(made["key"]))
+    refused = await stack.gateway.post(
+        "/api/dlq/replay", json={"workflow_id": str(uuid.uuid4())}, headers=bearer(made["key"])
+    )
     assert refused.status == 403
 
 

@@ -46,24 +46,29 @@ async def refused(resp: aiohttp.ClientResponse) -> list[str]:
     return [d["field"] for d in body["error"]["details"]]
 
 
-async def test_every_workflow_route_refuses_integers_beyond_64_bits_naming_the_field(gw: Gateway,
-                                                                                     database_url: str):
+async def test_every_workflow_route_refuses_integers_beyond_64_bits_naming_the_field(gw: Gateway, database_url: str):
     auth = gw.auth(await tenant(database_url))
     client = gw.client
     assert await refused(await client.post("/api/workflows", json=with_body(BIG), headers=auth)) == [
-        "action.config.body.n"]
+        "action.config.body.n"
+    ]
     created = await client.post("/api/workflows", json=with_body(2**63 - 1), headers=auth)
     assert created.status == 201, await created.text()
     wid = (await created.json())["data"]["id"]
     assert await refused(await client.put(f"/api/workflows/{wid}", json=with_body(SMALL), headers=auth)) == [
-        "action.config.body.n"]
-    assert await refused(await client.post(f"/api/workflows/{wid}/run", json={"payload": {"a": [1, {"b": BIG}]}},
-                                           headers=auth)) == ["payload.a.1.b"]
+        "action.config.body.n"
+    ]
+    assert await refused(
+        await client.post(f"/api/workflows/{wid}/run", json={"payload": {"a": [1, {"b": BIG}]}}, headers=auth)
+    ) == ["payload.a.1.b"]
     dry = {"workflow": with_body(SMALL), "payload": {"x": BIG}}
     assert await refused(await client.post("/api/workflows/dry-run", json=dry, headers=auth)) == [
-        "payload.x", "workflow.action.config.body.n"]
-    assert await refused(await client.post(f"/api/workflows/{wid}/run", json={"payload": 10**30},
-                                           headers=auth)) == ["payload"]
+        "payload.x",
+        "workflow.action.config.body.n",
+    ]
+    assert await refused(await client.post(f"/api/workflows/{wid}/run", json={"payload": 10**30}, headers=auth)) == [
+        "payload"
+    ]
     # Nothing was written by the refused requests: still version 1.
     current = await (await client.get(f"/api/workflows/{wid}", headers=auth)).json()
     assert current["data"]["version"] == 1 and current["data"]["action"]["config"]["body"] == {"n": 2**63 - 1}
@@ -80,16 +85,18 @@ async def test_the_64_bit_bounds_themselves_go_through_exact(gw: Gateway, databa
     assert json.loads(msg.data or b"")["payload"] == payload
 
 
-async def test_webhook_ingest_keeps_its_status_table_and_carries_big_integers(gw: Gateway, database_url: str,
-                                                                             bus: Bus):
+async def test_webhook_ingest_keeps_its_status_table_and_carries_big_integers(gw: Gateway, database_url: str, bus: Bus):
     tenant_id = await tenant(database_url)
     created = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
     data = (await created.json())["data"]
     body = '{"order_id": 1180591620717411303424}'
     msg_id, at = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    headers = {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
-               "webhook-signature": Webhook(data["webhook"]["secret"]).sign(msg_id, at, body),
-               "Content-Type": "application/json"}
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(data["webhook"]["secret"]).sign(msg_id, at, body),
+        "Content-Type": "application/json",
+    }
     resp = await gw.client.post(f"/hooks/{data['id']}", data=body.encode(), headers=headers)
     assert resp.status == 202, await resp.text()
     msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{data['id']}")
@@ -99,8 +106,11 @@ async def test_webhook_ingest_keeps_its_status_table_and_carries_big_integers(gw
 async def test_auth_credentials_refuse_them_too(database_url: str, nats_url: str):
     async with auth_client(auth_settings(database_url, nats_url)) as client:
         user = await register_and_login(client)
-        resp = await client.post("/api/credentials", headers=bearer(user["token"]), json={
-            "name": "api", "type": "http", "secret": {"headers": {"X-Api-Key": BIG}}})
+        resp = await client.post(
+            "/api/credentials",
+            headers=bearer(user["token"]),
+            json={"name": "api", "type": "http", "secret": {"headers": {"X-Api-Key": BIG}}},
+        )
         assert await refused(resp) == ["secret.headers.X-Api-Key"]
         listed = await (await client.get("/api/credentials", headers=bearer(user["token"]))).json()
         assert listed["data"] == []

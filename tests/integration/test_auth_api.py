@@ -26,8 +26,7 @@ from tests.helpers.auth_setup import (
 
 
 @pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
-async def test_register_login_token_checks_out_with_an_independent_library(database_url: str,
-                                                                           nats_url: str) -> None:
+async def test_register_login_token_checks_out_with_an_independent_library(database_url: str, nats_url: str) -> None:
     async with auth_client(auth_settings(database_url, nats_url, token_ttl_seconds=900)) as client:
         user = await register_and_login(client)
         resp = await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
@@ -50,16 +49,21 @@ async def test_register_login_token_checks_out_with_an_independent_library(datab
     assert claims["iss"] == "ipaas" and claims["aud"] == "ipaas-api"
     assert claims["exp"] - claims["iat"] == 900 and claims["nbf"] <= claims["iat"] + 1 and claims["jti"]
     jose_jwt.JWTClaimsRegistry(
-        iss={"essential": True, "value": "ipaas"}, aud={"essential": True, "value": "ipaas-api"},
-        exp={"essential": True}, sub={"essential": True}, jti={"essential": True},
+        iss={"essential": True, "value": "ipaas"},
+        aud={"essential": True, "value": "ipaas-api"},
+        exp={"essential": True},
+        sub={"essential": True},
+        jti={"essential": True},
     ).validate(claims)
 
 
-async def test_protected_route_refuses_every_bad_token_with_401_and_a_code(database_url: str,
-                                                                          nats_url: str) -> None:
+async def test_protected_route_refuses_every_bad_token_with_401_and_a_code(database_url: str, nats_url: str) -> None:
     pem, kid = new_signing_pem()
-    public_raw = load_pem_private_key(pem.encode(), None).public_key().public_bytes(
-        serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    public_raw = (
+        load_pem_private_key(pem.encode(), None)
+        .public_key()
+        .public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    )
     settings = auth_settings(database_url, nats_url, signing_key=pem, token_leeway_seconds=0)
     async with auth_client(settings) as client:
         for name, (token, code) in bad_tokens(pem, kid, public_raw).items():
@@ -68,8 +72,13 @@ async def test_protected_route_refuses_every_bad_token_with_401_and_a_code(datab
             assert resp.status == 401, name
             assert body["success"] is False and body["error"]["code"] == code, (name, body)
             assert "WWW-Authenticate" in resp.headers
-        for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "},
-                        {"Authorization": "Bearer " + "a" * 8100}, {"Authorization": "Bearer x.y.z"}):
+        for headers in (
+            {},
+            {"Authorization": "Basic abc"},
+            {"Authorization": "Bearer "},
+            {"Authorization": "Bearer " + "a" * 8100},
+            {"Authorization": "Bearer x.y.z"},
+        ):
             resp = await client.get("/api/credentials", headers=headers)
             assert resp.status == 401
             assert (await resp.json())["success"] is False
@@ -79,23 +88,27 @@ async def test_wrong_password_and_unknown_email_look_identical(database_url: str
     async with auth_client(auth_settings(database_url, nats_url)) as client:
         user = await register_and_login(client)
         wrong = await client.post("/api/auth/login", json={"email": user["email"], "password": "not it at all"})
-        unknown = await client.post("/api/auth/login",
-                                    json={"email": "nobody-here@example.com", "password": "not it at all"})
+        unknown = await client.post(
+            "/api/auth/login", json={"email": "nobody-here@example.com", "password": "not it at all"}
+        )
         assert wrong.status == unknown.status == 401
         assert await wrong.read() == await unknown.read()
         assert (await wrong.json())["error"]["code"] == "invalid_credentials"
         ignored = {"x-request-id", "date"}
-        assert ({k.lower(): v for k, v in wrong.headers.items() if k.lower() not in ignored}
-                == {k.lower(): v for k, v in unknown.headers.items() if k.lower() not in ignored})
+        assert {k.lower(): v for k, v in wrong.headers.items() if k.lower() not in ignored} == {
+            k.lower(): v for k, v in unknown.headers.items() if k.lower() not in ignored
+        }
         # Emails are case-insensitive.
         resp = await client.post("/api/auth/login", json={"email": user["email"].upper(), "password": PASSWORD})
         assert resp.status == 200
 
 
-async def test_login_rate_limits_key_the_email_by_client_and_clients_by_address(database_url: str,
-                                                                               nats_url: str) -> None:
-    settings = auth_settings(database_url, nats_url, login_email_burst=3, login_email_per_minute=1,
-                             login_ip_burst=6, login_ip_per_minute=1)
+async def test_login_rate_limits_key_the_email_by_client_and_clients_by_address(
+    database_url: str, nats_url: str
+) -> None:
+    settings = auth_settings(
+        database_url, nats_url, login_email_burst=3, login_email_per_minute=1, login_ip_burst=6, login_ip_per_minute=1
+    )
     async with auth_client(settings) as client:
         user = await register_and_login(client)
         # Successful logins do not use up the budget.
@@ -118,12 +131,22 @@ async def test_login_rate_limits_key_the_email_by_client_and_clients_by_address(
         assert owner.status == 200
         assert (await client.post("/api/auth/login", json=bad, headers={"X-Forwarded-For": "192.0.2.78"})).status == 401
         # Per address: one client spraying many emails is stopped too.
-        spray = [(await client.post("/api/auth/login", headers={"X-Forwarded-For": "203.0.113.7"},
-                                    json={"email": f"u{i}@example.com", "password": "whatever1"})).status
-                 for i in range(7)]
+        spray = [
+            (
+                await client.post(
+                    "/api/auth/login",
+                    headers={"X-Forwarded-For": "203.0.113.7"},
+                    json={"email": f"u{i}@example.com", "password": "whatever1"},
+                )
+            ).status
+            for i in range(7)
+        ]
         assert spray[:6] == [401] * 6 and spray[6] == 429
-        other = await client.post("/api/auth/login", headers={"X-Forwarded-For": "203.0.113.8"},
-                                  json={"email": "fresh@example.com", "password": "whatever1"})
+        other = await client.post(
+            "/api/auth/login",
+            headers={"X-Forwarded-For": "203.0.113.8"},
+            json={"email": "fresh@example.com", "password": "whatever1"},
+        )
         assert other.status == 401
 
 
@@ -131,14 +154,24 @@ async def test_ipv6_clients_are_limited_by_their_64(database_url: str, nats_url:
     settings = auth_settings(database_url, nats_url, login_ip_burst=4, login_ip_per_minute=1)
     async with auth_client(settings) as client:
         # Rotating through addresses of one /64 does not buy a fresh budget.
-        spray = [(await client.post("/api/auth/login", headers={"X-Forwarded-For": f"2001:db8:1:2::{i:x}"},
-                                    json={"email": f"v{i}@example.com", "password": "whatever1"})).status
-                 for i in range(1, 6)]
+        spray = [
+            (
+                await client.post(
+                    "/api/auth/login",
+                    headers={"X-Forwarded-For": f"2001:db8:1:2::{i:x}"},
+                    json={"email": f"v{i}@example.com", "password": "whatever1"},
+                )
+            ).status
+            for i in range(1, 6)
+        ]
         assert spray == [401, 401, 401, 401, 429]
         # An IPv4-mapped form counts as its IPv4 address; another /64 has its own budget.
         for address in ("2001:db8:1:3::1", "::ffff:198.51.100.200"):
-            resp = await client.post("/api/auth/login", headers={"X-Forwarded-For": address},
-                                     json={"email": "w@example.com", "password": "whatever1"})
+            resp = await client.post(
+                "/api/auth/login",
+                headers={"X-Forwarded-For": address},
+                json={"email": "w@example.com", "password": "whatever1"},
+            )
             assert resp.status == 401, address
 
 
@@ -147,20 +180,35 @@ BAD_BODIES: list[tuple[str, bytes, dict[str, str], int]] = [
     ("not an object", b"[1, 2]", {"Content-Type": "application/json"}, 422),
     ("missing password", b'{"email": "a@example.com"}', {"Content-Type": "application/json"}, 422),
     ("missing email", b'{"password": "long enough 1"}', {"Content-Type": "application/json"}, 422),
-    ("unknown field", b'{"email": "a@example.com", "password": "long enough 1", "is_admin": true}',
-     {"Content-Type": "application/json"}, 422),
+    (
+        "unknown field",
+        b'{"email": "a@example.com", "password": "long enough 1", "is_admin": true}',
+        {"Content-Type": "application/json"},
+        422,
+    ),
     ("wrong types", b'{"email": 5, "password": ["x"]}', {"Content-Type": "application/json"}, 422),
-    ("bad email", b'{"email": "not-an-email", "password": "long enough 1"}',
-     {"Content-Type": "application/json"}, 422),
+    ("bad email", b'{"email": "not-an-email", "password": "long enough 1"}', {"Content-Type": "application/json"}, 422),
     ("non-utf8", b'{"email": "\xff\xfe@example.com", "password": "x"}', {"Content-Type": "application/json"}, 400),
     ("empty", b"", {"Content-Type": "application/json"}, 400),
-    ("NUL in email", b'{"email": "\\u0000a@example.com", "password": "long enough 1"}',
-     {"Content-Type": "application/json"}, 422),
-    ("lone surrogate", b'{"email": "a@example.com", "password": "long enough \\ud800"}',
-     {"Content-Type": "application/json"}, 422),
+    (
+        "NUL in email",
+        b'{"email": "\\u0000a@example.com", "password": "long enough 1"}',
+        {"Content-Type": "application/json"},
+        422,
+    ),
+    (
+        "lone surrogate",
+        b'{"email": "a@example.com", "password": "long enough \\ud800"}',
+        {"Content-Type": "application/json"},
+        422,
+    ),
     ("form", b"email=a", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
-    ("1 MB password", json.dumps({"email": "a@example.com", "password": "p" * 1_000_000}).encode(),
-     {"Content-Type": "application/json"}, 413),
+    (
+        "1 MB password",
+        json.dumps({"email": "a@example.com", "password": "p" * 1_000_000}).encode(),
+        {"Content-Type": "application/json"},
+        413,
+    ),
     ("deep nesting", b"[" * 100_000 + b"]" * 100_000, {"Content-Type": "application/json"}, 413),
 ]
 
@@ -183,8 +231,9 @@ async def test_bad_input_gets_a_4xx_envelope_never_a_500(database_url: str, nats
         assert huge.status == 422
 
 
-async def test_each_user_gets_a_tenant_and_a_salted_hash(database_url: str, nats_url: str,
-                                                         db: asyncpg.Connection) -> None:
+async def test_each_user_gets_a_tenant_and_a_salted_hash(
+    database_url: str, nats_url: str, db: asyncpg.Connection
+) -> None:
     async with auth_client(auth_settings(database_url, nats_url)) as client:
         a = await register_and_login(client)
         b = await register_and_login(client)
@@ -197,8 +246,9 @@ async def test_each_user_gets_a_tenant_and_a_salted_hash(database_url: str, nats
 
 async def test_unknown_email_costs_about_as_much_as_a_wrong_password(database_url: str, nats_url: str) -> None:
     # Real hashing work (argon2id, 16 MiB) so the timing is dominated by the KDF, as in production.
-    settings = auth_settings(database_url, nats_url, argon2_time_cost=2, argon2_memory_kib=16384,
-                             login_email_burst=100, login_ip_burst=100)
+    settings = auth_settings(
+        database_url, nats_url, argon2_time_cost=2, argon2_memory_kib=16384, login_email_burst=100, login_ip_burst=100
+    )
     async with auth_client(settings) as client:
         user = await register_and_login(client)
         known: list[float] = []
@@ -213,8 +263,9 @@ async def test_unknown_email_costs_about_as_much_as_a_wrong_password(database_ur
     assert 0.5 < ratio < 2.0, f"unknown/known login time ratio {ratio:.2f}"
 
 
-async def test_hash_parameters_raised_later_upgrade_the_stored_hash_on_login(database_url: str, nats_url: str,
-                                                                            db: asyncpg.Connection) -> None:
+async def test_hash_parameters_raised_later_upgrade_the_stored_hash_on_login(
+    database_url: str, nats_url: str, db: asyncpg.Connection
+) -> None:
     async with auth_client(auth_settings(database_url, nats_url)) as client:
         user = await register_and_login(client)
     before = await db.fetchval("SELECT password_hash FROM users WHERE email = $1", user["email"])

@@ -30,8 +30,7 @@ SECRETS: dict[str, dict[str, Any]] = {
 async def resolve(nats_url: str, tenant_id: str, credential_id: str, raw: bytes | None = None) -> CredentialReply:
     nc = await nats.connect(nats_url)
     try:
-        data = raw if raw is not None else json.dumps(
-            {"tenant_id": tenant_id, "credential_id": credential_id}).encode()
+        data = raw if raw is not None else json.dumps({"tenant_id": tenant_id, "credential_id": credential_id}).encode()
         msg = await nc.request(RESOLVE_SUBJECT, data, timeout=5)
         return CredentialReply.model_validate_json(msg.data)
     finally:
@@ -46,7 +45,10 @@ def spans() -> InMemorySpanExporter:
 
 
 async def test_credentials_round_trip_without_the_secret_ever_leaving(
-    database_url: str, nats_url: str, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture,
+    database_url: str,
+    nats_url: str,
+    db: asyncpg.Connection,
+    caplog: pytest.LogCaptureFixture,
     spans: InMemorySpanExporter,
 ) -> None:
     caplog.set_level(logging.DEBUG)
@@ -55,8 +57,11 @@ async def test_credentials_round_trip_without_the_secret_ever_leaving(
         user = await register_and_login(client)
         created: dict[str, str] = {}
         for ctype, secret in SECRETS.items():
-            resp = await client.post("/api/credentials", headers=bearer(user["token"]),
-                                     json={"name": f"my {ctype}", "type": ctype, "secret": secret})
+            resp = await client.post(
+                "/api/credentials",
+                headers=bearer(user["token"]),
+                json={"name": f"my {ctype}", "type": ctype, "secret": secret},
+            )
             text = await resp.text()
             seen.append(text)
             assert resp.status == 201, text
@@ -69,8 +74,11 @@ async def test_credentials_round_trip_without_the_secret_ever_leaving(
         assert sorted(c["id"] for c in json.loads(listing)["data"]) == sorted(created.values())
         # Pagination.
         page = await (await client.get("/api/credentials?limit=3", headers=bearer(user["token"]))).json()
-        rest = await (await client.get(f"/api/credentials?limit=3&cursor={page['meta']['next_cursor']}",
-                                       headers=bearer(user["token"]))).json()
+        rest = await (
+            await client.get(
+                f"/api/credentials?limit=3&cursor={page['meta']['next_cursor']}", headers=bearer(user["token"])
+            )
+        ).json()
         assert len(page["data"]) == 3 and len(rest["data"]) == 1 and "meta" not in rest
 
         # The executor's path: NATS request/reply returns the decrypted secret.
@@ -112,16 +120,24 @@ async def test_credentials_round_trip_without_the_secret_ever_leaving(
 
 
 async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
-    database_url: str, nats_url: str, db: asyncpg.Connection,
+    database_url: str,
+    nats_url: str,
+    db: asyncpg.Connection,
 ) -> None:
     async with auth_client(auth_settings(database_url, nats_url)) as client:
         alice = await register_and_login(client)
         mallory = await register_and_login(client)
-        resp = await client.post("/api/credentials", headers=bearer(alice["token"]),
-                                 json={"name": "alice", "type": "openweather", "secret": {"api_key": PLANTED}})
+        resp = await client.post(
+            "/api/credentials",
+            headers=bearer(alice["token"]),
+            json={"name": "alice", "type": "openweather", "secret": {"api_key": PLANTED}},
+        )
         alice_cred = (await resp.json())["data"]["id"]
-        resp = await client.post("/api/credentials", headers=bearer(mallory["token"]),
-                                 json={"name": "mallory", "type": "openweather", "secret": {"api_key": "mine"}})
+        resp = await client.post(
+            "/api/credentials",
+            headers=bearer(mallory["token"]),
+            json={"name": "mallory", "type": "openweather", "secret": {"api_key": "mine"}},
+        )
         mallory_cred = (await resp.json())["data"]["id"]
 
         # The API: another tenant's id is a 404, exactly like a missing one.
@@ -135,7 +151,10 @@ async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
         # Storage: alice's ciphertext copied onto mallory's row does not decrypt there.
         await db.execute(
             """UPDATE credentials AS m SET kek_id = a.kek_id, wrapped_dek = a.wrapped_dek, ciphertext = a.ciphertext
-               FROM credentials AS a WHERE a.id = $1 AND m.id = $2""", uuid.UUID(alice_cred), uuid.UUID(mallory_cred))
+               FROM credentials AS a WHERE a.id = $1 AND m.id = $2""",
+            uuid.UUID(alice_cred),
+            uuid.UUID(mallory_cred),
+        )
         reply = await resolve(nats_url, mallory["tenant_id"], mallory_cred)
         assert reply.ok is False and reply.error == "decrypt_failed" and reply.secret is None
         # Copied under alice's own tenant but another credential id: refused too.
@@ -143,7 +162,9 @@ async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
         await db.execute(
             """INSERT INTO credentials (id, tenant_id, name, type, kek_id, wrapped_dek, ciphertext)
                SELECT $2, tenant_id, 'copy', type, kek_id, wrapped_dek, ciphertext FROM credentials WHERE id = $1""",
-            uuid.UUID(alice_cred), copy_id)
+            uuid.UUID(alice_cred),
+            copy_id,
+        )
         reply = await resolve(nats_url, alice["tenant_id"], str(copy_id))
         assert reply.ok is False and reply.error == "decrypt_failed"
         # The original still resolves.
@@ -151,7 +172,8 @@ async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
 
 
 async def test_bad_credential_requests_get_4xx_and_bad_nats_requests_get_bad_request(
-    database_url: str, nats_url: str,
+    database_url: str,
+    nats_url: str,
 ) -> None:
     async with auth_client(auth_settings(database_url, nats_url)) as client:
         user = await register_and_login(client)
@@ -174,11 +196,18 @@ async def test_bad_credential_requests_get_4xx_and_bad_nats_requests_get_bad_req
             assert resp.status == 422, (body, payload)
             assert field in [d["field"] for d in payload["error"]["details"]], (body, payload)
             assert "a\r\nInjected" not in json.dumps(payload)
-        assert (await client.post("/api/credentials", headers={**h, "Content-Type": "application/json"},
-                                  data=b"{nope")).status == 400
+        assert (
+            await client.post("/api/credentials", headers={**h, "Content-Type": "application/json"}, data=b"{nope")
+        ).status == 400
         # Query parameters follow the shared rules: an invalid value is a 422 naming it, never ignored.
-        for query, field in (("limit=0", "limit"), ("limit=", "limit"), ("limit=1.0", "limit"),
-                             ("cursor=%%%", "cursor"), ("cursor=", "cursor"), ("limit=2&limit=3", "limit")):
+        for query, field in (
+            ("limit=0", "limit"),
+            ("limit=", "limit"),
+            ("limit=1.0", "limit"),
+            ("cursor=%%%", "cursor"),
+            ("cursor=", "cursor"),
+            ("limit=2&limit=3", "limit"),
+        ):
             resp = await client.get(f"/api/credentials?{query}", headers=h)
             assert resp.status == 422, query
             assert [d["field"] for d in (await resp.json())["error"]["details"]] == [field], query

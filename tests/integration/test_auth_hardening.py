@@ -15,28 +15,33 @@ import jwt
 from tests.helpers.auth_setup import PASSWORD, auth_client, auth_settings, bearer, register_and_login
 
 
-async def test_registering_a_registered_email_answers_exactly_like_a_new_one(database_url: str, nats_url: str,
-                                                                             db: asyncpg.Connection) -> None:
+async def test_registering_a_registered_email_answers_exactly_like_a_new_one(
+    database_url: str, nats_url: str, db: asyncpg.Connection
+) -> None:
     async with auth_client(auth_settings(database_url, nats_url)) as client:
         owner = await register_and_login(client)
         users_before = await db.fetchval("SELECT count(*) FROM users")
         tenants_before = await db.fetchval("SELECT count(*) FROM tenants")
-        taken = await client.post("/api/auth/register",
-                                  json={"email": owner["email"].upper(), "password": "another password 2"})
-        fresh = await client.post("/api/auth/register",
-                                  json={"email": f"new-{uuid.uuid4().hex[:8]}@example.com",
-                                        "password": "another password 2"})
+        taken = await client.post(
+            "/api/auth/register", json={"email": owner["email"].upper(), "password": "another password 2"}
+        )
+        fresh = await client.post(
+            "/api/auth/register",
+            json={"email": f"new-{uuid.uuid4().hex[:8]}@example.com", "password": "another password 2"},
+        )
         assert taken.status == fresh.status == 201
         taken_body, fresh_body = await taken.json(), await fresh.json()
         assert set(taken_body) == set(fresh_body) == {"success", "data"}
         assert set(taken_body["data"]) == set(fresh_body["data"]) == {"user_id", "tenant_id"}
         ignored = {"x-request-id", "date"}
-        assert ({k.lower(): v for k, v in taken.headers.items() if k.lower() not in ignored}
-                == {k.lower(): v for k, v in fresh.headers.items() if k.lower() not in ignored})
+        assert {k.lower(): v for k, v in taken.headers.items() if k.lower() not in ignored} == {
+            k.lower(): v for k, v in fresh.headers.items() if k.lower() not in ignored
+        }
         # The ids answered for the registered email belong to nothing, and the account is untouched.
         assert taken_body["data"]["user_id"] != owner["user_id"]
-        assert await db.fetchval("SELECT count(*) FROM users WHERE id = $1",
-                                 uuid.UUID(taken_body["data"]["user_id"])) == 0
+        assert (
+            await db.fetchval("SELECT count(*) FROM users WHERE id = $1", uuid.UUID(taken_body["data"]["user_id"])) == 0
+        )
         assert await db.fetchval("SELECT count(*) FROM users") == users_before + 1  # only the fresh one
         assert await db.fetchval("SELECT count(*) FROM tenants") == tenants_before + 1
         old = await client.post("/api/auth/login", json={"email": owner["email"], "password": PASSWORD})
@@ -46,8 +51,7 @@ async def test_registering_a_registered_email_answers_exactly_like_a_new_one(dat
 
 async def test_registering_a_registered_email_costs_what_a_new_one_costs(database_url: str, nats_url: str) -> None:
     # Real hashing work (argon2id, 16 MiB) so the timing is dominated by the KDF, as in production.
-    settings = auth_settings(database_url, nats_url, argon2_time_cost=2, argon2_memory_kib=16384,
-                             register_ip_burst=100)
+    settings = auth_settings(database_url, nats_url, argon2_time_cost=2, argon2_memory_kib=16384, register_ip_burst=100)
     async with auth_client(settings) as client:
         owner = await register_and_login(client)
         taken: list[float] = []
@@ -62,12 +66,23 @@ async def test_registering_a_registered_email_costs_what_a_new_one_costs(databas
     assert 0.5 < ratio < 2.0, f"registered/new registration time ratio {ratio:.2f}"
 
 
-async def test_a_full_hashing_queue_answers_503_with_retry_after_and_costs_no_budget(database_url: str,
-                                                                                    nats_url: str) -> None:
+async def test_a_full_hashing_queue_answers_503_with_retry_after_and_costs_no_budget(
+    database_url: str, nats_url: str
+) -> None:
     # One hashing thread, room for one hash: a burst of logins overflows it.  Slow hashes keep it full.
-    settings = auth_settings(database_url, nats_url, hash_workers=1, hash_queue_max=1, argon2_time_cost=3,
-                             argon2_memory_kib=32768, login_ip_burst=10, login_ip_per_minute=0.001,
-                             login_email_burst=100, register_ip_burst=8, register_ip_per_minute=0.001)
+    settings = auth_settings(
+        database_url,
+        nats_url,
+        hash_workers=1,
+        hash_queue_max=1,
+        argon2_time_cost=3,
+        argon2_memory_kib=32768,
+        login_ip_burst=10,
+        login_ip_per_minute=0.001,
+        login_email_burst=100,
+        register_ip_burst=8,
+        register_ip_per_minute=0.001,
+    )
     async with auth_client(settings) as client:
         guesser = {"X-Forwarded-For": "198.51.100.40"}
         bad = {"email": "nobody@example.com", "password": "wrong guess 1"}
@@ -88,15 +103,16 @@ async def test_a_full_hashing_queue_answers_503_with_retry_after_and_costs_no_bu
         registered = Counter(r.status for r in answers)
         assert set(registered) == {201, 503}, registered
         left = 8 - registered[201]
-        later = [(await client.post("/api/auth/register", json=body)).status for body in fresh[8:9 + left]]
+        later = [(await client.post("/api/auth/register", json=body)).status for body in fresh[8 : 9 + left]]
         assert later == [201] * left + [429], (registered, later)
 
 
 async def test_logout_refuses_that_token_at_once_and_only_that_one(database_url: str, nats_url: str) -> None:
     async with auth_client(auth_settings(database_url, nats_url)) as client:
         user = await register_and_login(client)
-        second = (await (await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD}
-                                           )).json())["data"]["access_token"]
+        second = (
+            await (await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})).json()
+        )["data"]["access_token"]
         assert (await client.get("/api/credentials", headers=bearer(user["token"]))).status == 200
         out = await client.post("/api/auth/logout", headers=bearer(user["token"]))
         assert out.status == 200 and (await out.json())["data"] == {"revoked": "token"}
@@ -108,8 +124,9 @@ async def test_logout_refuses_that_token_at_once_and_only_that_one(database_url:
         assert (await client.post("/api/auth/logout")).status == 401  # a logout needs a token
 
 
-async def test_logout_all_refuses_every_earlier_token_but_not_the_next_login(database_url: str, nats_url: str,
-                                                                            db: asyncpg.Connection) -> None:
+async def test_logout_all_refuses_every_earlier_token_but_not_the_next_login(
+    database_url: str, nats_url: str, db: asyncpg.Connection
+) -> None:
     async with auth_client(auth_settings(database_url, nats_url)) as client:
         user = await register_and_login(client)
         other = await register_and_login(client)
@@ -123,8 +140,9 @@ async def test_logout_all_refuses_every_earlier_token_but_not_the_next_login(dat
         # A login right after (in the same second, as often as not) gets a token that works.
         fresh = (await (await client.post("/api/auth/login", json=login)).json())["data"]["access_token"]
         assert (await client.get("/api/credentials", headers=bearer(fresh))).status == 200
-        not_before = await db.fetchval("SELECT not_before FROM token_revocations WHERE user_id = $1",
-                                       uuid.UUID(user["user_id"]))
+        not_before = await db.fetchval(
+            "SELECT not_before FROM token_revocations WHERE user_id = $1", uuid.UUID(user["user_id"])
+        )
         assert jwt.decode(fresh, options={"verify_signature": False})["iat"] >= not_before
         # Another user is not affected.
         assert (await client.get("/api/credentials", headers=bearer(other["token"]))).status == 200
@@ -140,8 +158,7 @@ async def test_the_revocation_feed_is_incremental_and_refuses_bad_cursors(databa
         assert [t[0] for t in first["tokens"]] == [jti_a] and first["users"] == []
         assert first["tokens"][0][1] >= jwt.decode(a["token"], options={"verify_signature": False})["exp"]
         await client.post("/api/auth/logout-all", headers=bearer(b["token"]))
-        second = await (await client.get("/internal/token-revocations",
-                                         params={"after": str(first["cursor"])})).json()
+        second = await (await client.get("/internal/token-revocations", params={"after": str(first["cursor"])})).json()
         assert [u[0] for u in second["users"]] == [b["user_id"]]
         assert jti_a not in [t[0] for t in second["tokens"]]  # already delivered
         assert second["cursor"] >= first["cursor"]

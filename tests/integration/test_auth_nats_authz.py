@@ -26,8 +26,9 @@ async def connect_as(server: SecuredNats, identity: str, errors: list[str]) -> C
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
-    return await nats.connect(server.url_for(identity), inbox_prefix=inbox_prefix(identity),
-                              error_cb=on_error, allow_reconnect=False)
+    return await nats.connect(
+        server.url_for(identity), inbox_prefix=inbox_prefix(identity), error_cb=on_error, allow_reconnect=False
+    )
 
 
 def test_rendered_block_names_each_identity_once() -> None:
@@ -45,8 +46,11 @@ async def test_executor_may_resolve_and_gateway_may_not(secured_nats: SecuredNat
     settings = auth_settings(database_url, secured_nats.url_for("auth"))
     async with auth_client(settings) as client:
         user = await register_and_login(client)
-        resp = await client.post("/api/credentials", headers=bearer(user["token"]),
-                                 json={"name": "w", "type": "openweather", "secret": {"api_key": "k-123"}})
+        resp = await client.post(
+            "/api/credentials",
+            headers=bearer(user["token"]),
+            json={"name": "w", "type": "openweather", "secret": {"api_key": "k-123"}},
+        )
         credential_id = (await resp.json())["data"]["id"]
         request = json.dumps({"tenant_id": user["tenant_id"], "credential_id": credential_id}).encode()
 
@@ -71,16 +75,24 @@ async def test_executor_may_resolve_and_gateway_may_not(secured_nats: SecuredNat
 
             with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
                 await gateway.request(RESOLVE_SUBJECT, request, timeout=1)
-            await wait_until(lambda: any("publish" in e.lower() and "svc.auth" in e for e in gateway_errors),
-                             timeout=5, message="publish permission violation reported")
+            await wait_until(
+                lambda: any("publish" in e.lower() and "svc.auth" in e for e in gateway_errors),
+                timeout=5,
+                message="publish permission violation reported",
+            )
             assert any("subscription" in e.lower() for e in gateway_errors)
             assert snooped == []
             assert executor_errors == []
             # A wrong password is refused outright.
             with pytest.raises(Exception):  # noqa: B017 - nats-py raises several types here
-                await asyncio.wait_for(nats.connect(
-                    f"nats://executor:wrong-{uuid.uuid4().hex}@127.0.0.1:{secured_nats.port}",
-                    allow_reconnect=False, max_reconnect_attempts=0), timeout=5)
+                await asyncio.wait_for(
+                    nats.connect(
+                        f"nats://executor:wrong-{uuid.uuid4().hex}@127.0.0.1:{secured_nats.port}",
+                        allow_reconnect=False,
+                        max_reconnect_attempts=0,
+                    ),
+                    timeout=5,
+                )
         finally:
             await executor.close()
             await gateway.close()

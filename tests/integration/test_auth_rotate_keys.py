@@ -29,24 +29,41 @@ async def seed(db: asyncpg.Connection, ring: KekRing, count: int) -> list[tuple[
         rows.append((cid, tenant, "c", "openweather", sealed.kek_id, sealed.wrapped_dek, sealed.ciphertext))
     await db.executemany(
         "INSERT INTO credentials (id, tenant_id, name, type, kek_id, wrapped_dek, ciphertext) "
-        "VALUES ($1, $2, $3, $4, $5, $6, $7)", rows)
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        rows,
+    )
     return [(r[0], r[1], f"key-{i}") for i, r in enumerate(rows)]
 
 
 async def run_rotate(database_url: str, keks: str) -> tuple[int, list[dict[str, object]]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
-    env.update({"DATABASE_URL": database_url, "IPAAS_AUTH_KEKS": keks, "PYTHONPATH": str(REPO_ROOT),
-                "OTEL_TRACES_EXPORTER": "none"})
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "IPAAS_AUTH_KEKS": keks,
+            "PYTHONPATH": str(REPO_ROOT),
+            "OTEL_TRACES_EXPORTER": "none",
+        }
+    )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.auth", "rotate-keys", cwd=REPO_ROOT, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        sys.executable,
+        "-m",
+        "services.auth",
+        "rotate-keys",
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
     lines = [json.loads(line) for line in (out + err).decode().splitlines() if line.startswith("{")]
     return int(proc.returncode or 0), lines
 
 
 async def test_rotate_keys_rewraps_everything_online_and_is_idempotent(
-    database_url: str, nats_url: str, db: asyncpg.Connection,
+    database_url: str,
+    nats_url: str,
+    db: asyncpg.Connection,
 ) -> None:
     k1, k2 = new_kek("k1"), new_kek("k2")
     seeded = await seed(db, KekRing(parse_keks(k1)), COUNT)
@@ -55,8 +72,9 @@ async def test_rotate_keys_rewraps_everything_online_and_is_idempotent(
     for cid, tenant, _ in seeded[:40]:
         row = await db.fetchrow("SELECT kek_id, wrapped_dek, ciphertext FROM credentials WHERE id = $1", cid)
         moved = both.rewrap(tenant, cid, Sealed(row["kek_id"], bytes(row["wrapped_dek"]), bytes(row["ciphertext"])))
-        await db.execute("UPDATE credentials SET kek_id = $2, wrapped_dek = $3 WHERE id = $1",
-                         cid, moved.kek_id, moved.wrapped_dek)
+        await db.execute(
+            "UPDATE credentials SET kek_id = $2, wrapped_dek = $3 WHERE id = $1", cid, moved.kek_id, moved.wrapped_dek
+        )
 
     # The service (already given the new keyring) keeps resolving while the rotation runs.
     async with auth_client(auth_settings(database_url, nats_url, keks=f"{k2},{k1}")):
@@ -65,8 +83,9 @@ async def test_rotate_keys_rewraps_everything_online_and_is_idempotent(
         failures = resolved = 0
         while not rotation.done() or resolved < 20:
             cid, tenant, key = seeded[resolved % COUNT]
-            msg = await nc.request(RESOLVE_SUBJECT, json.dumps(
-                {"tenant_id": str(tenant), "credential_id": str(cid)}).encode(), timeout=5)
+            msg = await nc.request(
+                RESOLVE_SUBJECT, json.dumps({"tenant_id": str(tenant), "credential_id": str(cid)}).encode(), timeout=5
+            )
             reply = CredentialReply.model_validate_json(msg.data)
             failures += reply.secret != {"api_key": key}
             resolved += 1

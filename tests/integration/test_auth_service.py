@@ -48,8 +48,9 @@ def header_kid(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 
 
-async def test_dev_mode_generates_persists_and_serves(service: Start, database_url: str, nats_url: str,
-                                                      tmp_path: Path) -> None:
+async def test_dev_mode_generates_persists_and_serves(
+    service: Start, database_url: str, nats_url: str, tmp_path: Path
+) -> None:
     env = base_env(database_url, nats_url, IPAAS_DEV_MODE="true", IPAAS_AUTH_DEV_KEYS_DIR=str(tmp_path / "keys"))
     auth = service("services.auth", env=env)
     async with aiohttp.ClientSession() as session:
@@ -74,26 +75,36 @@ async def test_dev_mode_generates_persists_and_serves(service: Start, database_u
     assert PASSWORD not in logs and token not in logs
 
 
-def test_without_keys_outside_dev_mode_it_refuses_to_start(service: Start, database_url: str,
-                                                           nats_url: str) -> None:
+def test_without_keys_outside_dev_mode_it_refuses_to_start(service: Start, database_url: str, nats_url: str) -> None:
     auth = service("services.auth", env=base_env(database_url, nats_url, IPAAS_DEV_MODE="false"), wait=False)
     wait_until_sync(lambda: not auth.alive(), timeout=20, message="auth exits")
     assert auth.proc.returncode != 0
     assert "no signing key" in auth.logs() and "Traceback" not in auth.logs()
 
 
-async def test_signing_key_rotation_without_restart(service: Start, database_url: str, nats_url: str,
-                                                    tmp_path: Path) -> None:
+async def test_signing_key_rotation_without_restart(
+    service: Start, database_url: str, nats_url: str, tmp_path: Path
+) -> None:
     keys = tmp_path / "signing"
     keys.mkdir()
     old_pem, old_kid = new_signing_pem()
     new_pem, new_kid = new_signing_pem()
     (keys / "2026-01-01.pem").write_text(old_pem)
-    env = base_env(database_url, nats_url, IPAAS_AUTH_SIGNING_KEYS_DIR=str(keys), IPAAS_AUTH_KEKS=new_kek("k1"),
-                   IPAAS_AUTH_KEYS_RELOAD_SECONDS="0.2")
+    env = base_env(
+        database_url,
+        nats_url,
+        IPAAS_AUTH_SIGNING_KEYS_DIR=str(keys),
+        IPAAS_AUTH_KEKS=new_kek("k1"),
+        IPAAS_AUTH_KEYS_RELOAD_SECONDS="0.2",
+    )
     auth = service("services.auth", env=env)
-    verifier = JwksVerifier(f"{auth.url}/.well-known/jwks.json", issuer="ipaas", audience="ipaas-api",
-                            cache_ttl=0.2, min_refresh_interval=0.1)
+    verifier = JwksVerifier(
+        f"{auth.url}/.well-known/jwks.json",
+        issuer="ipaas",
+        audience="ipaas-api",
+        cache_ttl=0.2,
+        min_refresh_interval=0.1,
+    )
 
     async def accepted(token: str) -> bool:
         try:
@@ -116,8 +127,9 @@ async def test_signing_key_rotation_without_restart(service: Start, database_url
             # 2. Its time comes (here: the file is renamed to a time just past): new tokens carry
             #    the new kid, and old tokens still verify.
             (keys / future).rename(keys / _stamp(time.time() - 1))
-            new_token = await wait_until(lambda: _login_with_kid(session, auth.url, new_kid), timeout=10,
-                                         message="tokens signed by the new key")
+            new_token = await wait_until(
+                lambda: _login_with_kid(session, auth.url, new_kid), timeout=10, message="tokens signed by the new key"
+            )
             assert (await status_with(session, auth.url, old_token))[0] == 200
             assert (await status_with(session, auth.url, new_token))[0] == 200
             assert await wait_until(lambda: accepted(new_token), timeout=5) and await accepted(old_token)

@@ -66,8 +66,9 @@ async def test_consumer_never_holds_more_than_its_bound(bus: Bus) -> None:
         finally:
             active -= 1
 
-    consumer = BoundedPullConsumer(bus, stream="EVENTS", durable="bounded", handler=handler,
-                                   max_in_flight=bound, fetch_timeout=0.2)
+    consumer = BoundedPullConsumer(
+        bus, stream="EVENTS", durable="bounded", handler=handler, max_in_flight=bound, fetch_timeout=0.2
+    )
     runner = asyncio.create_task(consumer.run())
     try:
         await wait_until(lambda: active == bound, timeout=10, message="handlers to fill the bound")
@@ -93,8 +94,7 @@ async def test_consumer_never_holds_more_than_its_bound(bus: Bus) -> None:
 
 
 async def test_same_bus_survives_server_kill_and_restart(private_nats: NatsServer) -> None:
-    bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="restart-test",
-                            connect_deadline_seconds=10)
+    bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="restart-test", connect_deadline_seconds=10)
     try:
         await bus.ensure_streams()
         await bus.ensure_consumer("EVENTS", "restart")
@@ -124,8 +124,9 @@ async def test_same_bus_survives_server_kill_and_restart(private_nats: NatsServe
             received.append(msg.data)
             await msg.ack_sync()
 
-        consumer = BoundedPullConsumer(bus, stream="EVENTS", durable="restart", handler=handler,
-                                       max_in_flight=4, fetch_timeout=0.2)
+        consumer = BoundedPullConsumer(
+            bus, stream="EVENTS", durable="restart", handler=handler, max_in_flight=4, fetch_timeout=0.2
+        )
         runner = asyncio.create_task(consumer.run())
         try:
             await wait_until(lambda: len(received) >= 2, timeout=15, message="consume after restart")

@@ -19,8 +19,10 @@ from tests.unit.test_scheduler_versions import spec
 
 
 def _messages(count: int, prefix: str) -> list[Outgoing]:
-    return [Outgoing(f"events.t1.w{i % 7}", f'{{"n": {i}}}'.encode(), {MSG_ID_HEADER: f"{prefix}:{i}"})
-            for i in range(count)]
+    return [
+        Outgoing(f"events.t1.w{i % 7}", f'{{"n": {i}}}'.encode(), {MSG_ID_HEADER: f"{prefix}:{i}"})
+        for i in range(count)
+    ]
 
 
 async def _publish(bus: Bus, messages: list[Outgoing], window: int) -> dict[int, list[PublishResult | BusError]]:

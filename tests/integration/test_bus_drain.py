@@ -41,8 +41,9 @@ async def _drain_stubborn(bus: Bus, durable: str, ignored_cancels: int) -> tuple
                     raise
                 ignored += 1  # as if a wait_for inside returned its result instead: the work goes on
 
-    consumer = BoundedPullConsumer(bus, stream="EVENTS", durable=durable, handler=handler, max_in_flight=4,
-                                   fetch_timeout=0.2)
+    consumer = BoundedPullConsumer(
+        bus, stream="EVENTS", durable=durable, handler=handler, max_in_flight=4, fetch_timeout=0.2
+    )
     runner = asyncio.create_task(consumer.run())
     await wait_until(started.is_set, timeout=10, message="the handler under way")
     began = time.monotonic()

@@ -22,8 +22,9 @@ async def test_lone_message_on_an_idle_stream_is_handled_before_the_poll_expires
         handled.append(time.monotonic())
         await msg.ack()
 
-    consumer = BoundedPullConsumer(bus, stream="EVENTS", durable="prompt", handler=handler,
-                                   max_in_flight=64, max_batch=32, fetch_timeout=LONG_POLL)
+    consumer = BoundedPullConsumer(
+        bus, stream="EVENTS", durable="prompt", handler=handler, max_in_flight=64, max_batch=32, fetch_timeout=LONG_POLL
+    )
     runner = asyncio.create_task(consumer.run())
     try:
 
@@ -60,8 +61,16 @@ async def test_a_backlog_is_drained_completely_and_within_the_bound(bus: Bus) ->
         finally:
             active -= 1
 
-    consumer = BoundedPullConsumer(bus, stream="EVENTS", durable="backlog", handler=handler,
-                                   max_in_flight=bound, max_batch=16, fetch_timeout=LONG_POLL, min_fetch=4)
+    consumer = BoundedPullConsumer(
+        bus,
+        stream="EVENTS",
+        durable="backlog",
+        handler=handler,
+        max_in_flight=bound,
+        max_batch=16,
+        fetch_timeout=LONG_POLL,
+        min_fetch=4,
+    )
     runner = asyncio.create_task(consumer.run())
     try:
         await wait_until(lambda: len(seen) == total, timeout=30, message="backlog drained")

@@ -36,8 +36,9 @@ def hex_id(value: int, width: int) -> str:
     return format(value, f"0{width}x")
 
 
-async def test_a_publish_outside_any_span_starts_a_trace_at_its_producer_span(bus: Bus,
-                                                                              spans: InMemorySpanExporter) -> None:
+async def test_a_publish_outside_any_span_starts_a_trace_at_its_producer_span(
+    bus: Bus, spans: InMemorySpanExporter
+) -> None:
     result = await bus.publish("events.t1.w1", b"{}", msg_id="sched:w1:slot", attributes={"ipaas.event_id": "e1"})
     (producer,) = named(spans, "publish EVENTS")
     assert producer.context is not None and result.trace_id == hex_id(producer.context.trace_id, 32)
@@ -63,7 +64,8 @@ async def test_a_stored_message_continues_the_trace_it_was_stored_in(bus: Bus, s
 
 
 async def test_the_consumer_span_is_a_child_of_the_publish_with_the_messaging_attributes(
-        bus: Bus, spans: InMemorySpanExporter) -> None:
+    bus: Bus, spans: InMemorySpanExporter
+) -> None:
     await bus.ensure_consumer("EVENTS", "tracing")
     await bus.publish("events.t1.w1", b"{}", msg_id="m-1")
     sub = await bus.js.pull_subscribe_bind("tracing", stream="EVENTS")
@@ -77,9 +79,13 @@ async def test_the_consumer_span_is_a_child_of_the_publish_with_the_messaging_at
     assert consumer.parent is not None and producer.context is not None
     assert consumer.parent.span_id == producer.context.span_id
     assert dict(consumer.attributes or {}) == {
-        "messaging.system": "nats", "messaging.operation.type": "process", "messaging.destination.name": "events.t1.w1",
-        "messaging.consumer.group.name": "tracing", "messaging.message.id": "m-1",
-        "messaging.nats.message.delivery_count": 1}
+        "messaging.system": "nats",
+        "messaging.operation.type": "process",
+        "messaging.destination.name": "events.t1.w1",
+        "messaging.consumer.group.name": "tracing",
+        "messaging.message.id": "m-1",
+        "messaging.nats.message.delivery_count": 1,
+    }
 
 
 async def test_request_and_reply_carry_the_context_both_ways(bus: Bus, spans: InMemorySpanExporter) -> None:

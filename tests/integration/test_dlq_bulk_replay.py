@@ -22,27 +22,54 @@ from tests.helpers.wait import wait_until
 MAX_ATTEMPTS = 3
 
 
-async def dead_letters(db: asyncpg.Connection, tenant_id: uuid.UUID, workflow_id: uuid.UUID, n: int, *,
-                       reason: str = "gave up after 3 attempts: HTTP 503", dead_at: datetime | None = None,
-                       ) -> list[uuid.UUID]:
+async def dead_letters(
+    db: asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    n: int,
+    *,
+    reason: str = "gave up after 3 attempts: HTTP 503",
+    dead_at: datetime | None = None,
+) -> list[uuid.UUID]:
     """``n`` events that died in an outage: a dead execution (all attempts used) and a dead letter each."""
     at = dead_at or datetime.now(UTC) - timedelta(hours=1)
     envelopes = []
     for i in range(n):
         key = uuid.uuid4().hex
-        envelopes.append(EventEnvelope(event_id=event_id_for(workflow_id, key), dedup_key=key, tenant_id=tenant_id,
-                                       workflow_id=workflow_id, workflow_version=1, trigger=Trigger.WEBHOOK,
-                                       payload={"n": i, "token": "sk_live_abcdefghijklmnopqrstuv"}))
+        envelopes.append(
+            EventEnvelope(
+                event_id=event_id_for(workflow_id, key),
+                dedup_key=key,
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                workflow_version=1,
+                trigger=Trigger.WEBHOOK,
+                payload={"n": i, "token": "sk_live_abcdefghijklmnopqrstuv"},
+            )
+        )
     await db.executemany(
         """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status, attempts,
                                    started_at, finished_at, error, input, created_at)
            VALUES ($1, $2, $3, $4, 1, 'webhook', 'dead', $5, $6, $6, $7, $8::jsonb, $6)""",
-        [(uuid.uuid4(), e.event_id, tenant_id, workflow_id, MAX_ATTEMPTS, at, reason,
-          f'{{"n": {i}, "token": "[REDACTED]"}}') for i, e in enumerate(envelopes)])
+        [
+            (
+                uuid.uuid4(),
+                e.event_id,
+                tenant_id,
+                workflow_id,
+                MAX_ATTEMPTS,
+                at,
+                reason,
+                f'{{"n": {i}, "token": "[REDACTED]"}}',
+            )
+            for i, e in enumerate(envelopes)
+        ],
+    )
     await db.executemany(
         """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope, dead_at)
            VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)""",
-        [(e.event_id, tenant_id, workflow_id, reason, MAX_ATTEMPTS, e.model_dump_json(), at) for e in envelopes])
+        [(e.event_id, tenant_id, workflow_id, reason, MAX_ATTEMPTS, e.model_dump_json(), at) for e in envelopes],
+    )
     return [e.event_id for e in envelopes]
 
 
@@ -77,24 +104,35 @@ async def poll_job(gw: Gateway, tenant_id: uuid.UUID, job_id: str, timeout: floa
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_thousand_dead_letters_go_back_with_one_call(
-        db: asyncpg.Connection, bus: Bus, nats_url: str, database_url: str, service: Callable[..., object]):
+    db: asyncpg.Connection, bus: Bus, nats_url: str, database_url: str, service: Callable[..., object]
+):
     sink = await FakeSink(fails_once_per_key()).start()
     try:
         tenant_id = await create_tenant(db)
-        wf = await create_workflow(db, tenant_id, definition("http_request", {"method": "POST",
-                                                                              "url": f"{sink.url}/orders"}))
+        wf = await create_workflow(
+            db, tenant_id, definition("http_request", {"method": "POST", "url": f"{sink.url}/orders"})
+        )
         other = await create_workflow(db, tenant_id, definition("http_request", {"url": f"{sink.url}/other"}))
         letters = await dead_letters(db, tenant_id, wf, 1000)
         untouched = await dead_letters(db, tenant_id, other, 5)
-        service("services.executor", env=executor_env(nats_url, database_url,
-                                                      IPAAS_EXECUTOR_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
-                                                      IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.5",
-                                                      # each event's first try fails on purpose: no breaker
-                                                      IPAAS_EXECUTOR_BREAKER_FAIL_MAX="1000000"))
+        service(
+            "services.executor",
+            env=executor_env(
+                nats_url,
+                database_url,
+                IPAAS_EXECUTOR_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
+                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.5",
+                # each event's first try fails on purpose: no breaker
+                IPAAS_EXECUTOR_BREAKER_FAIL_MAX="1000000",
+            ),
+        )
         async with running_gateway(database_url, nats_url, replay_batch=100, replay_poll_seconds=0.5) as gw:
             auth = gw.auth(tenant_id)
-            listed = (await (await gw.client.get("/api/dlq", params={"workflow_id": str(wf), "limit": "1"},
-                                                 headers=auth)).json())["data"][0]
+            listed = (
+                await (
+                    await gw.client.get("/api/dlq", params={"workflow_id": str(wf), "limit": "1"}, headers=auth)
+                ).json()
+            )["data"][0]
             assert listed["payload"]["token"] == "[REDACTED]" and "503" in listed["last_error"]
 
             resp = await gw.client.post("/api/dlq/replay", json={"workflow_id": str(wf)}, headers=auth)
@@ -107,8 +145,11 @@ async def test_a_thousand_dead_letters_go_back_with_one_call(
             assert percents == sorted(percents)
 
             async def all_final() -> bool:
-                return bool(await db.fetchval(
-                    "SELECT count(*) = 1000 FROM executions WHERE workflow_id = $1 AND status = 'succeeded'", wf))
+                return bool(
+                    await db.fetchval(
+                        "SELECT count(*) = 1000 FROM executions WHERE workflow_id = $1 AND status = 'succeeded'", wf
+                    )
+                )
 
             await wait_until(all_final, timeout=60, message="every replayed event succeeded")
             # One execution row per event, and each replay got the whole retry policy again (a 503, then a 200).
@@ -118,8 +159,9 @@ async def test_a_thousand_dead_letters_go_back_with_one_call(
             receipts = Counter(r.headers["Idempotency-Key"] for r in sink.paths("/orders"))
             assert set(receipts) == {str(e) for e in letters} and set(receipts.values()) == {2}
             assert sink.paths("/other") == []
-            assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE workflow_id = $1 AND replayed_at IS NULL",
-                                     other) == len(untouched)
+            assert await db.fetchval(
+                "SELECT count(*) FROM dead_letters WHERE workflow_id = $1 AND replayed_at IS NULL", other
+            ) == len(untouched)
             again = await gw.client.post("/api/dlq/replay", json={"workflow_id": str(wf)}, headers=auth)
             assert (await again.json())["data"]["total"] == 0  # nothing left to replay
     finally:
@@ -129,26 +171,28 @@ async def test_a_thousand_dead_letters_go_back_with_one_call(
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 async def test_a_job_survives_a_gateway_restart_without_replaying_twice(
-        db: asyncpg.Connection, bus: Bus, nats_url: str, database_url: str):
+    db: asyncpg.Connection, bus: Bus, nats_url: str, database_url: str
+):
     tenant_id = await create_tenant(db)
     wf = await create_workflow(db, tenant_id, definition("http_request", {"url": "http://127.0.0.1:9/x"}))
     letters = await dead_letters(db, tenant_id, wf, 300, reason="HTTP 500 from the target")
-    old = await dead_letters(db, tenant_id, wf, 3, reason="HTTP 500 from the target",
-                             dead_at=datetime.now(UTC) - timedelta(days=3))
+    old = await dead_letters(
+        db, tenant_id, wf, 3, reason="HTTP 500 from the target", dead_at=datetime.now(UTC) - timedelta(days=3)
+    )
     since = (datetime.now(UTC) - timedelta(days=1)).isoformat()
     async with running_gateway(database_url, nats_url, replay_batch=50, replay_pause_seconds=0.5) as first:
         # The list takes the replay's filters: it shows what a replay would take.
         async def listed(**params: str) -> set[str]:
-            resp = await first.client.get("/api/dlq", params={"limit": "200", **params},
-                                          headers=first.auth(tenant_id))
+            resp = await first.client.get("/api/dlq", params={"limit": "200", **params}, headers=first.auth(tenant_id))
             assert resp.status == 200, await resp.text()
             return {d["event_id"] for d in (await resp.json())["data"]}
 
         assert await listed(until=since, reason="HTTP 500") == {str(e) for e in old}
         assert await listed(reason="HTTP _00") == set()  # % and _ are characters, not wildcards
         assert len(await listed(since=since, reason="http 500")) == 200
-        resp = await first.client.post("/api/dlq/replay", json={"reason": "http 500", "since": since},
-                                       headers=first.auth(tenant_id))
+        resp = await first.client.post(
+            "/api/dlq/replay", json={"reason": "http 500", "since": since}, headers=first.auth(tenant_id)
+        )
         assert resp.status == 202
         job_id = (await resp.json())["data"]["id"]
 
@@ -175,12 +219,19 @@ async def test_a_job_survives_a_gateway_restart_without_replaying_twice(
 async def test_finished_jobs_are_forgotten_after_a_week(db: asyncpg.Connection, role_url: Callable[[str], str]):
     tenant_id = await create_tenant(db)
     old, recent, running = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    for job_id, state, finished in ((old, "done", timedelta(days=8)), (recent, "done", timedelta(days=1)),
-                                    (running, "running", None)):
+    for job_id, state, finished in (
+        (old, "done", timedelta(days=8)),
+        (recent, "done", timedelta(days=1)),
+        (running, "running", None),
+    ):
         await db.execute(
             """INSERT INTO replay_jobs (id, tenant_id, filter, state, total, created_at, finished_at)
                VALUES ($1, $2, '{}'::jsonb, $3, 1, now() - interval '9 days', now() - $4::interval)""",
-            job_id, tenant_id, state, finished)
+            job_id,
+            tenant_id,
+            state,
+            finished,
+        )
         await db.execute("INSERT INTO replay_job_items (job_id, event_id) VALUES ($1, $2)", job_id, uuid.uuid4())
     pool = await asyncpg.create_pool(role_url("gateway"), min_size=1, max_size=2)
     try:

@@ -39,9 +39,14 @@ def executor(nats_url: str, database_url: str, **limits: str) -> dict[str, str]:
 
 
 def dry_run_body(url: str) -> dict[str, Any]:
-    return {"workflow": {"name": "try", "trigger": {"type": "webhook"},
-                         "action": {"type": "http_request", "config": {"method": "POST", "url": url}}},
-            "payload": {"n": 1}}
+    return {
+        "workflow": {
+            "name": "try",
+            "trigger": {"type": "webhook"},
+            "action": {"type": "http_request", "config": {"method": "POST", "url": url}},
+        },
+        "payload": {"n": 1},
+    }
 
 
 async def dry_run(gw: Gateway, tenant_id: uuid.UUID, url: str) -> tuple[int, dict[str, Any], str | None]:
@@ -51,14 +56,24 @@ async def dry_run(gw: Gateway, tenant_id: uuid.UUID, url: str) -> tuple[int, dic
 
 @pytest.mark.timeout(180)
 async def test_a_tenant_over_its_share_gets_429_a_full_replica_503_and_others_still_run(
-    database_url: str, nats_url: str, bus: Bus, service: Any,
+    database_url: str,
+    nats_url: str,
+    bus: Bus,
+    service: Any,
 ) -> None:
     target = Target()
     sink = await FakeSink(target).start()
     try:
-        service("services.executor", env=executor(nats_url, database_url, IPAAS_EXECUTOR_DRY_RUN_CONCURRENCY="3",
-                                                  IPAAS_EXECUTOR_DRY_RUN_QUEUE="1",
-                                                  IPAAS_EXECUTOR_DRY_RUN_PER_TENANT="2"))
+        service(
+            "services.executor",
+            env=executor(
+                nats_url,
+                database_url,
+                IPAAS_EXECUTOR_DRY_RUN_CONCURRENCY="3",
+                IPAAS_EXECUTOR_DRY_RUN_QUEUE="1",
+                IPAAS_EXECUTOR_DRY_RUN_PER_TENANT="2",
+            ),
+        )
         greedy, polite, late_a, late_b = [await tenant(database_url) for _ in range(4)]
         async with running_gateway(database_url, nats_url) as gw:
             # One tenant floods with calls to a target that hangs: two run, the third is its own excess.
@@ -97,21 +112,27 @@ async def test_a_tenant_over_its_share_gets_429_a_full_replica_503_and_others_st
 
 @pytest.mark.timeout(180)
 async def test_a_dry_run_whose_caller_gave_up_is_not_run_and_one_past_its_deadline_is_cancelled(
-    database_url: str, nats_url: str, bus: Bus, service: Any,
+    database_url: str,
+    nats_url: str,
+    bus: Bus,
+    service: Any,
 ) -> None:
     target = Target()
     sink = await FakeSink(target).start()
     nc = await nats.connect(nats_url)
     try:
-        service("services.executor", env=executor(nats_url, database_url, IPAAS_EXECUTOR_DRY_RUN_CONCURRENCY="1",
-                                                  IPAAS_EXECUTOR_DRY_RUN_QUEUE="4"))
+        service(
+            "services.executor",
+            env=executor(
+                nats_url, database_url, IPAAS_EXECUTOR_DRY_RUN_CONCURRENCY="1", IPAAS_EXECUTOR_DRY_RUN_QUEUE="4"
+            ),
+        )
         tenant_id, other = await tenant(database_url), await tenant(database_url)
         # The gateway waits 1 s, so it tells the executor 500 ms.
         async with running_gateway(database_url, nats_url, dry_run_timeout_seconds=1.0) as gw:
             # Someone with more patience holds the only slot.
             command = {"tenant_id": str(other), **dry_run_body(f"{sink.url}/held/occupant"), "timeout_ms": 20_000}
-            occupant = asyncio.create_task(nc.request("svc.executor.dry_run", json.dumps(command).encode(),
-                                                      timeout=20))
+            occupant = asyncio.create_task(nc.request("svc.executor.dry_run", json.dumps(command).encode(), timeout=20))
             await wait_until(lambda: sink.current == 1, timeout=15, message="the slot taken")
 
             started = time.monotonic()

@@ -31,20 +31,37 @@ async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gatewa
         yield gateway
 
 
-async def _insert(db: asyncpg.Connection, tenant_id: uuid.UUID, workflow_id: uuid.UUID, *, status: str = "succeeded",
-                  trigger: str = "webhook", created_at: datetime | None = None,
-                  finished_at: datetime | None = None) -> uuid.UUID:
+async def _insert(
+    db: asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    *,
+    status: str = "succeeded",
+    trigger: str = "webhook",
+    created_at: datetime | None = None,
+    finished_at: datetime | None = None,
+) -> uuid.UUID:
     event_id = uuid.uuid4()
     at = created_at or datetime.now(UTC)
     await db.execute(
         """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status, attempts,
                                    started_at, finished_at, created_at)
            VALUES ($1, $2, $3, $4, 1, $5, $6, 1, $7, $8, $7)""",
-        uuid.uuid4(), event_id, tenant_id, workflow_id, trigger, status, at,
-        finished_at if finished_at is not None else (None if status == "running" else at))
+        uuid.uuid4(),
+        event_id,
+        tenant_id,
+        workflow_id,
+        trigger,
+        status,
+        at,
+        finished_at if finished_at is not None else (None if status == "running" else at),
+    )
     await db.execute(
         """INSERT INTO execution_attempts (event_id, attempt, started_at, finished_at, outcome)
-           VALUES ($1, 1, $2, $2, 'failed')""", event_id, at)
+           VALUES ($1, 1, $2, $2, 'failed')""",
+        event_id,
+        at,
+    )
     return event_id
 
 
@@ -74,9 +91,15 @@ async def test_lookup_by_event_id_trigger_and_time_range(gw: Gateway, db: asyncp
     assert {e["event_id"] for e in await _list(gw, tenant_id, since=hour_ago)} == {str(wanted), str(second)}
 
     auth = gw.auth(tenant_id)
-    for bad in ({"event_id": "nope"}, {"trigger": "cron"}, {"since": "yesterday"}, {"until": ""},
-                {"since": "2026-01-01T00:00:00"},  # no offset: which zone?
-                {"until": "1767225600"}, {"since": "2026-01-01 00:00:00Z"}):
+    for bad in (
+        {"event_id": "nope"},
+        {"trigger": "cron"},
+        {"since": "yesterday"},
+        {"until": ""},
+        {"since": "2026-01-01T00:00:00"},  # no offset: which zone?
+        {"until": "1767225600"},
+        {"since": "2026-01-01 00:00:00Z"},
+    ):
         resp = await gw.client.get("/api/executions", params=bad, headers=auth)
         assert resp.status == 422, bad
 
@@ -84,10 +107,9 @@ async def test_lookup_by_event_id_trigger_and_time_range(gw: Gateway, db: asyncp
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 async def test_two_failures_then_success_shows_every_try_and_the_input(
-        gw: Gateway, bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str,
-        service: Callable[..., object]):
-    sink = await FakeSink(sequence(Answer(503, "down for maintenance"), Answer(500, "oops"),
-                                   Answer(200, "ok"))).start()
+    gw: Gateway, bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Callable[..., object]
+):
+    sink = await FakeSink(sequence(Answer(503, "down for maintenance"), Answer(500, "oops"), Answer(200, "ok"))).start()
     creds = await CredentialResponder(nats_url).start()
     try:
         tenant_id, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.order }}")
@@ -101,7 +123,10 @@ async def test_two_failures_then_success_shows_every_try_and_the_input(
         assert detail["input"] == {"order": 7, "password": "[REDACTED]"}
         tries = detail["attempt_history"]
         assert [(t["attempt"], t["outcome"], t["http_status"]) for t in tries] == [
-            (1, "failed", 503), (2, "failed", 500), (3, "succeeded", 200)]
+            (1, "failed", 503),
+            (2, "failed", 500),
+            (3, "succeeded", 200),
+        ]
         assert "503" in tries[0]["error"] and "500" in tries[1]["error"] and tries[2]["error"] is None
         assert all(t["started_at"] <= t["finished_at"] for t in tries)
     finally:
@@ -114,11 +139,19 @@ async def test_pruning_removes_only_expired_final_rows(db: asyncpg.Connection, r
     wf = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW)
     now = datetime.now(UTC)
     old = now - timedelta(days=40)
-    expired = [await _insert(db, tenant_id, wf, status=s, created_at=old) for s in ("succeeded", "dead", "skipped")
-               for _ in range(4)]
+    expired = [
+        await _insert(db, tenant_id, wf, status=s, created_at=old)
+        for s in ("succeeded", "dead", "skipped")
+        for _ in range(4)
+    ]
     await db.execute(
         """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope, dead_at)
-           VALUES ($1, $2, $3, 'gave up', 6, '{}'::jsonb, $4)""", expired[4], tenant_id, wf, old)
+           VALUES ($1, $2, $3, 'gave up', 6, '{}'::jsonb, $4)""",
+        expired[4],
+        tenant_id,
+        wf,
+        old,
+    )
     kept = [
         await _insert(db, tenant_id, wf, created_at=now - timedelta(days=29)),  # not old enough
         await _insert(db, tenant_id, wf, status="running", created_at=old),  # still running

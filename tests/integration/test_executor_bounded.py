@@ -27,8 +27,17 @@ async def _envelopes(bus: Any, tenant: Any, wf: Any, n: int) -> list[Any]:
     out = []
     for i in range(n):
         key = f"k{i}"
-        out.append(EventEnvelope(event_id=event_id_for(wf, key), dedup_key=key, tenant_id=tenant, workflow_id=wf,
-                                 workflow_version=1, trigger="webhook", payload={"i": i}))
+        out.append(
+            EventEnvelope(
+                event_id=event_id_for(wf, key),
+                dedup_key=key,
+                tenant_id=tenant,
+                workflow_id=wf,
+                workflow_version=1,
+                trigger="webhook",
+                payload={"i": i},
+            )
+        )
     return out
 
 
@@ -42,8 +51,9 @@ async def test_two_replicas_never_exceed_twice_the_per_replica_limit(bus, db, na
     creds = await CredentialResponder(nats_url).start()
     try:
         tenant, wf = await _setup(db, creds, sink)
-        env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT=str(n),
-                           IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0")
+        env = executor_env(
+            nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT=str(n), IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0"
+        )
         service("services.executor", env=env)
         service("services.executor", env=env)
         await publish_many(bus, await _envelopes(bus, tenant, wf, 60))
@@ -62,8 +72,13 @@ async def test_consumer_never_exceeds_max_ack_pending(bus, db, nats_url, databas
     creds = await CredentialResponder(nats_url).start()
     try:
         tenant, wf = await _setup(db, creds, sink)
-        env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
-                           IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0", IPAAS_EXECUTOR_MAX_ACK_PENDING=str(max_ack_pending))
+        env = executor_env(
+            nats_url,
+            database_url,
+            IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
+            IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0",
+            IPAAS_EXECUTOR_MAX_ACK_PENDING=str(max_ack_pending),
+        )
         service("services.executor", env=env)
         service("services.executor", env=env)
         await publish_many(bus, await _envelopes(bus, tenant, wf, 40))

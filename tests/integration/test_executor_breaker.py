@@ -28,7 +28,8 @@ def _metrics(url: str) -> str:
 
 
 async def test_breaker_opens_isolates_tenants_trials_once_and_runs_deferred_events(
-        bus, db, nats_url, database_url, service):
+    bus, db, nats_url, database_url, service
+):
     state = {"a_fixed": False}
 
     def behaviour(req, _n):
@@ -44,9 +45,16 @@ async def test_breaker_opens_isolates_tenants_trials_once_and_runs_deferred_even
         cb = creds.add(tb, "slack", {"webhook_url": f"{sink.url}/b/services/T/B/X"})
         wa = await create_workflow(db, ta, definition("slack_message", {"text": "a{{ payload.i }}"}, ca))
         wb = await create_workflow(db, tb, definition("slack_message", {"text": "b{{ payload.i }}"}, cb))
-        ex = service("services.executor", env=executor_env(
-            nats_url, database_url, IPAAS_EXECUTOR_BREAKER_FAIL_MAX="3",
-            IPAAS_EXECUTOR_BREAKER_RESET_SECONDS=str(RESET), IPAAS_EXECUTOR_MAX_ATTEMPTS="6"))
+        ex = service(
+            "services.executor",
+            env=executor_env(
+                nats_url,
+                database_url,
+                IPAAS_EXECUTOR_BREAKER_FAIL_MAX="3",
+                IPAAS_EXECUTOR_BREAKER_RESET_SECONDS=str(RESET),
+                IPAAS_EXECUTOR_MAX_ATTEMPTS="6",
+            ),
+        )
 
         def a_calls() -> int:
             return len([r for r in sink.requests if r.path.startswith("/a")])
@@ -76,8 +84,10 @@ async def test_breaker_opens_isolates_tenants_trials_once_and_runs_deferred_even
         texts = {r.json()["text"] for r in sink.requests if r.path.startswith("/a")}
         assert texts == {f"a{i}" for i in range(8)}
         metrics = await asyncio.to_thread(_metrics, ex.metrics_url)
-        assert 'ipaas_executor_breaker_transitions_total{connector="slack_message",from_state="closed",' \
-               'to_state="open"} 1.0' in metrics
+        assert (
+            'ipaas_executor_breaker_transitions_total{connector="slack_message",from_state="closed",'
+            'to_state="open"} 1.0' in metrics
+        )
         assert 'to_state="half_open"} 2.0' in metrics and 'from_state="half_open",to_state="closed"} 1.0' in metrics
         # While open, tries failed fast (counted as attempts, the target not called), within the retry budget.
         assert 'ipaas_executor_breaker_refusals_total{connector="slack_message"}' in metrics
@@ -102,15 +112,24 @@ async def test_hanging_sink_trips_the_breaker_through_timeouts(bus, db, nats_url
     creds = await CredentialResponder(nats_url).start()
     try:
         tenant, wf = await slack_workflow(db, creds, sink.url, "x")
-        service("services.executor", env=executor_env(
-            nats_url, database_url, IPAAS_EXECUTOR_BREAKER_FAIL_MAX="2", IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="30",
-            IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="0.5"))
+        service(
+            "services.executor",
+            env=executor_env(
+                nats_url,
+                database_url,
+                IPAAS_EXECUTOR_BREAKER_FAIL_MAX="2",
+                IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="30",
+                IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="0.5",
+            ),
+        )
         events = [await publish_event(bus, tenant, wf, {}) for _ in range(2)]
         await wait_until(lambda: sink.calls >= 2, timeout=10, message="two hanging calls")
 
         async def timed_out():
-            rows = [await db.fetchrow("SELECT status, error FROM executions WHERE event_id = $1", e.event_id)
-                    for e in events]
+            rows = [
+                await db.fetchrow("SELECT status, error FROM executions WHERE event_id = $1", e.event_id)
+                for e in events
+            ]
             return all(r is not None and r["status"] == "failed" and "timed out" in r["error"] for r in rows)
 
         await wait_until(timed_out, timeout=10, message="both tries timed out")

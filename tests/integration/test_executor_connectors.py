@@ -74,8 +74,9 @@ async def test_discord_success_and_429_retry_after(sessions, sink):
     out = await discord(call({"content": "yo"}, secret))
     assert out["status"] == 204 and sink.requests[0].json() == {"content": "yo"}
 
-    sink.behaviour = always(Answer(429, json.dumps({"message": "You are being rate limited.",
-                                                     "retry_after": 0.75, "global": False})))
+    sink.behaviour = always(
+        Answer(429, json.dumps({"message": "You are being rate limited.", "retry_after": 0.75, "global": False}))
+    )
     with pytest.raises(TransientError) as exc:
         await discord(call({"content": "yo"}, secret))
     assert exc.value.retry_after == 0.75
@@ -91,8 +92,16 @@ async def test_openweather_summary_and_errors(sessions, sink):
     ow = OpenWeatherConnector(sessions, base_url=sink.url)
     sink.behaviour = always(openweather_ok("Paris"))
     out = await ow(call({"city": "Paris", "units": "metric"}, {"api_key": "k-123"}))
-    assert out == {"city": "Paris", "country": "FR", "description": "broken clouds", "temp": 12.5,
-                   "feels_like": 11.0, "humidity": 80, "wind_speed": 4.1, "units": "metric"}
+    assert out == {
+        "city": "Paris",
+        "country": "FR",
+        "description": "broken clouds",
+        "temp": 12.5,
+        "feels_like": 11.0,
+        "humidity": 80,
+        "wind_speed": 4.1,
+        "units": "metric",
+    }
     req = sink.requests[0]
     assert req.path == "/data/2.5/weather"
     assert req.query == {"q": "Paris", "appid": "k-123", "units": "metric"}
@@ -114,9 +123,13 @@ async def test_http_request_sends_idempotency_key_headers_and_body(sessions, sin
     guard = EgressGuard(parse_cidrs("127.0.0.1/32"))
     http = HttpRequestConnector(sessions, guard, max_redirects=3)
     sink.behaviour = always(Answer(201, json.dumps({"id": 9})))
-    out = await http(call({"method": "POST", "url": f"{sink.url}/orders", "headers": {"X-A": "1"},
-                           "body": {"order": "A-1"}}, {"headers": {"Authorization": "Bearer s3cr3t-token"}},
-                          event_id="ev-42"))
+    out = await http(
+        call(
+            {"method": "POST", "url": f"{sink.url}/orders", "headers": {"X-A": "1"}, "body": {"order": "A-1"}},
+            {"headers": {"Authorization": "Bearer s3cr3t-token"}},
+            event_id="ev-42",
+        )
+    )
     assert out == {"status": 201, "body": {"id": 9}}
     req = sink.requests[0]
     assert req.headers["Idempotency-Key"] == "ev-42"

@@ -29,14 +29,16 @@ SELECT count(*) FROM pg_stat_activity
 
 
 async def test_a_claim_that_commits_after_the_grace_gives_its_lease_up(
-        bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any) -> None:
+    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any
+) -> None:
     sink = await FakeSink().start()
     locker = await asyncpg.connect(database_url)
     try:
         tenant = await create_tenant(db)
         workflow = await create_workflow(db, tenant, http_workflow(f"{sink.url}/claim"))
-        victim = service("services.executor", env=executor_env(
-            nats_url, database_url, IPAAS_EXECUTOR_GRACE_SECONDS="0.5", **LONG))
+        victim = service(
+            "services.executor", env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_GRACE_SECONDS="0.5", **LONG)
+        )
         lock = locker.transaction()
         await lock.start()
         await locker.execute("SELECT 1 FROM workflows WHERE id = $1 FOR UPDATE", workflow)
@@ -44,13 +46,17 @@ async def test_a_claim_that_commits_after_the_grace_gives_its_lease_up(
         await wait_until(lambda: db.fetchval(CLAIM_WAITING), timeout=10, message="the claim waiting on the lock")
 
         victim.proc.send_signal(signal.SIGTERM)
-        await wait_until(lambda: "grace over: cancelling work in flight" in victim.logs(), timeout=10,
-                         message="the grace to end with the claim under way")
+        await wait_until(
+            lambda: "grace over: cancelling work in flight" in victim.logs(),
+            timeout=10,
+            message="the grace to end with the claim under way",
+        )
         await lock.commit()  # the claim commits now, after the work that made it was cancelled
         assert await asyncio.to_thread(victim.proc.wait, 15) == 0
 
-        row = await db.fetchrow("SELECT status, attempts, lease_owner FROM executions WHERE event_id = $1",
-                                event.event_id)
+        row = await db.fetchrow(
+            "SELECT status, attempts, lease_owner FROM executions WHERE event_id = $1", event.event_id
+        )
         assert row is not None and row["status"] == "running" and row["attempts"] == 1
         assert row["lease_owner"] is None, "the claim's lease was left to expire"
         assert sink.calls == 0

@@ -12,7 +12,8 @@ REASON = "template error in action.config.text: template took longer than 100 ms
 
 
 async def test_a_template_that_never_ends_is_dead_and_another_tenant_runs_promptly(
-        bus, db, nats_url, database_url, service):
+    bus, db, nats_url, database_url, service
+):
     sink = await FakeSink().start()
     creds = await CredentialResponder(nats_url).start()
     try:

@@ -94,18 +94,28 @@ async def test_overlap_skip_records_a_skipped_scheduled_run(bus, db, nats_url, d
     try:
         tenant = await create_tenant(db)
         cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition(
-            "slack_message", {"text": "tick"}, cred,
-            trigger={"type": "schedule", "interval_seconds": 60, "overlap": "skip"}))
+        wf = await create_workflow(
+            db,
+            tenant,
+            definition(
+                "slack_message",
+                {"text": "tick"},
+                cred,
+                trigger={"type": "schedule", "interval_seconds": 60, "overlap": "skip"},
+            ),
+        )
         # A previous scheduled run is still running.
         await db.execute(
             """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,
                                        attempts, started_at)
                VALUES (gen_random_uuid(), gen_random_uuid(), $1, $2, 1, 'schedule', 'running', 1, now())""",
-            tenant, wf)
+            tenant,
+            wf,
+        )
         service("services.executor", env=executor_env(nats_url, database_url))
-        event = await publish_event(bus, tenant, wf, {}, trigger="schedule",
-                                    dedup_key=f"sched:{wf}:1:2026-01-01T00:01:00+00:00")
+        event = await publish_event(
+            bus, tenant, wf, {}, trigger="schedule", dedup_key=f"sched:{wf}:1:2026-01-01T00:01:00+00:00"
+        )
         row = await final_row(db, event.event_id)
         assert row["status"] == "skipped" and "still running" in row["error"]
         assert sink.calls == 0

@@ -19,8 +19,9 @@ from tests.helpers.fakes import FakeSink, definition, execution_row, executor_en
 from tests.helpers.wait import wait_until
 
 
-async def store_credential(db: asyncpg.Connection, keks: KekRing, tenant: uuid.UUID, secret: dict[str, Any],
-                           *, tamper: bool = False) -> uuid.UUID:
+async def store_credential(
+    db: asyncpg.Connection, keks: KekRing, tenant: uuid.UUID, secret: dict[str, Any], *, tamper: bool = False
+) -> uuid.UUID:
     """A Slack credential sealed with ``keks`` (as another auth replica, or rotate-keys, would write it)."""
     cid = uuid.uuid4()
     sealed = keks.encrypt(tenant, cid, secret)
@@ -29,8 +30,13 @@ async def store_credential(db: asyncpg.Connection, keks: KekRing, tenant: uuid.U
         ciphertext[-1] ^= 1
     await db.execute(
         "INSERT INTO credentials (id, tenant_id, name, type, kek_id, wrapped_dek, ciphertext) "
-        "VALUES ($1, $2, 'slack', 'slack', $3, $4, $5)", cid, tenant, sealed.kek_id, sealed.wrapped_dek,
-        bytes(ciphertext))
+        "VALUES ($1, $2, 'slack', 'slack', $3, $4, $5)",
+        cid,
+        tenant,
+        sealed.kek_id,
+        sealed.wrapped_dek,
+        bytes(ciphertext),
+    )
     return cid
 
 
@@ -40,7 +46,12 @@ def write_kek(directory: Path, spec: str) -> None:
 
 
 async def test_unknown_kek_is_retried_until_auth_loads_it_and_tampering_is_dead_at_once(
-    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any, tmp_path: Path,
+    bus: Bus,
+    db: asyncpg.Connection,
+    nats_url: str,
+    database_url: str,
+    service: Any,
+    tmp_path: Path,
 ) -> None:
     old, new = new_kek("k1-old"), new_kek("k2-new")
     keks_dir = tmp_path / "keks"
@@ -52,16 +63,24 @@ async def test_unknown_kek_is_retried_until_auth_loads_it_and_tampering_is_dead_
         async with auth_client(settings):
             tenant = await create_tenant(db)
             # Sealed under the new KEK by a replica that already has it.
-            rolled = await store_credential(db, KekRing(parse_keks(f"{new},{old}")), tenant,
-                                            {"webhook_url": f"{sink.url}/services/T/B/rolled"})
-            tampered = await store_credential(db, KekRing(parse_keks(old)), tenant,
-                                              {"webhook_url": f"{sink.url}/services/T/B/tampered"}, tamper=True)
+            rolled = await store_credential(
+                db, KekRing(parse_keks(f"{new},{old}")), tenant, {"webhook_url": f"{sink.url}/services/T/B/rolled"}
+            )
+            tampered = await store_credential(
+                db, KekRing(parse_keks(old)), tenant, {"webhook_url": f"{sink.url}/services/T/B/tampered"}, tamper=True
+            )
             wf_rolled = await create_workflow(db, tenant, definition("slack_message", {"text": "rolled"}, rolled))
-            wf_tampered = await create_workflow(
-                db, tenant, definition("slack_message", {"text": "tampered"}, tampered))
-            service("services.executor", env=executor_env(
-                nats_url, database_url, IPAAS_EXECUTOR_MAX_ATTEMPTS="100",
-                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.4", IPAAS_EXECUTOR_CREDENTIAL_CACHE_SECONDS="0"))
+            wf_tampered = await create_workflow(db, tenant, definition("slack_message", {"text": "tampered"}, tampered))
+            service(
+                "services.executor",
+                env=executor_env(
+                    nats_url,
+                    database_url,
+                    IPAAS_EXECUTOR_MAX_ATTEMPTS="100",
+                    IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.4",
+                    IPAAS_EXECUTOR_CREDENTIAL_CACHE_SECONDS="0",
+                ),
+            )
             event = await publish_event(bus, tenant, wf_rolled, {})
             bad = await publish_event(bus, tenant, wf_tampered, {})
 

@@ -16,7 +16,8 @@ from tests.helpers.secured_nats import SecuredNats
 
 
 async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
-        secured_nats: SecuredNats, db: Any, database_url: str, service: Any) -> None:
+    secured_nats: SecuredNats, db: Any, database_url: str, service: Any
+) -> None:
     ok_sink = await FakeSink().start()
     bad_sink = await FakeSink(lambda _r, _n: Answer(404, "no_service")).start()
     flaky_sink = await FakeSink(sequence(Answer(500, "oops"), Answer(200, "ok"))).start()
@@ -27,8 +28,11 @@ async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
     async def resolve(msg: Any) -> None:
         req = CredentialRequest.model_validate_json(msg.data)
         secret = secrets_by_id.get(req.credential_id)
-        reply = (CredentialReply(ok=True, type="slack", secret=secret) if secret is not None
-                 else CredentialReply(ok=False, error="not_found"))
+        reply = (
+            CredentialReply(ok=True, type="slack", secret=secret)
+            if secret is not None
+            else CredentialReply(ok=False, error="not_found")
+        )
         await msg.respond(reply.model_dump_json().encode())
 
     await auth.subscribe(RESOLVE_SUBJECT, queue="auth", cb=resolve)
@@ -43,8 +47,10 @@ async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
         w_ok = await create_workflow(db, tenant, definition("slack_message", {"text": "hi {{ payload.n }}"}, c_ok))
         w_bad = await create_workflow(db, tenant, definition("slack_message", {"text": "x"}, c_bad))
         w_flaky = await create_workflow(db, tenant, definition("slack_message", {"text": "again"}, c_flaky))
-        svc = service("services.executor", env=executor_env(secured_nats.url_for("executor"), database_url,
-                                                            **secured_nats.service_env("executor")))
+        svc = service(
+            "services.executor",
+            env=executor_env(secured_nats.url_for("executor"), database_url, **secured_nats.service_env("executor")),
+        )
 
         e_ok = await publish_event(gateway, tenant, w_ok, {"n": 1})
         e_bad = await publish_event(gateway, tenant, w_bad, {})

@@ -33,8 +33,12 @@ DRY_RUN = "svc.executor.dry_run"
 
 def _planted() -> dict[str, str]:
     tag = secrets.token_hex(6)
-    return {"bearer": f"Bearer pl4nt-bearer-{tag}", "custom": f"pl4nt-custom-{tag}",
-            "slack": f"pl4ntslack{tag}", "openweather": f"pl4nt-ow-{tag}"}
+    return {
+        "bearer": f"Bearer pl4nt-bearer-{tag}",
+        "custom": f"pl4nt-custom-{tag}",
+        "slack": f"pl4ntslack{tag}",
+        "openweather": f"pl4nt-ow-{tag}",
+    }
 
 
 def _echo(seen: Seen, _n: int) -> Answer:
@@ -71,28 +75,42 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
     nc = await nats.connect(nats_url)
     try:
         tenant = await create_tenant(db)
-        http_cred = creds.add(tenant, "http", {"headers": {"Authorization": planted["bearer"],
-                                                           "X-Custom-Key": planted["custom"]}})
+        http_cred = creds.add(
+            tenant, "http", {"headers": {"Authorization": planted["bearer"], "X-Custom-Key": planted["custom"]}}
+        )
         slack_cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T0/B0/{planted['slack']}"})
         ow_cred = creds.add(tenant, "openweather", {"api_key": planted["openweather"]})
         actions: dict[str, dict[str, Any]] = {
-            "http_ok": definition("http_request", {"method": "POST", "url": f"{sink.url}/echo-ok",
-                                                   "body": {"n": 1}}, http_cred),
-            "http_fail": definition("http_request", {"method": "POST", "url": f"{sink.url}/echo-fail",
-                                                     "body": {"n": 2}}, http_cred),
+            "http_ok": definition(
+                "http_request", {"method": "POST", "url": f"{sink.url}/echo-ok", "body": {"n": 1}}, http_cred
+            ),
+            "http_fail": definition(
+                "http_request", {"method": "POST", "url": f"{sink.url}/echo-fail", "body": {"n": 2}}, http_cred
+            ),
             "slack_fail": definition("slack_message", {"text": "hi"}, slack_cred),
             "ow_ok": definition("openweather", {"city": "Echo"}, ow_cred),
             "ow_fail": definition("openweather", {"city": "Paris"}, ow_cred),
         }
         workflows = {name: await create_workflow(db, tenant, d) for name, d in actions.items()}
-        executor = service("services.executor", env=executor_env(
-            nats_url, database_url, IPAAS_EXECUTOR_MAX_ATTEMPTS="2", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3",
-            IPAAS_EXECUTOR_OPENWEATHER_URL=sink.url))
+        executor = service(
+            "services.executor",
+            env=executor_env(
+                nats_url,
+                database_url,
+                IPAAS_EXECUTOR_MAX_ATTEMPTS="2",
+                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3",
+                IPAAS_EXECUTOR_OPENWEATHER_URL=sink.url,
+            ),
+        )
         events = {name: await publish_event(bus, tenant, wf, {"i": name}) for name, wf in workflows.items()}
         rows = {name: await final_row(db, e.event_id) for name, e in events.items()}
         assert {n: r["status"] for n, r in rows.items()} == {
-            "http_ok": "succeeded", "http_fail": "dead", "slack_fail": "dead", "ow_ok": "succeeded",
-            "ow_fail": "dead"}
+            "http_ok": "succeeded",
+            "http_fail": "dead",
+            "slack_fail": "dead",
+            "ow_ok": "succeeded",
+            "ow_fail": "dead",
+        }
 
         replies: list[str] = []
         for name in ("http_ok", "http_fail", "ow_ok"):
@@ -102,8 +120,7 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
 
         # The planted values did reach the target (and came back in its answers): a leak would be visible.
         seen = json.dumps([[r.path, r.query, r.headers] for r in sink.requests])
-        assert sorted(_hits(seen, planted)) == sorted(_hits(" ".join([*planted.values(), planted["bearer"]]),
-                                                            planted))
+        assert sorted(_hits(seen, planted)) == sorted(_hits(" ".join([*planted.values(), planted["bearer"]]), planted))
         # What was kept still says what happened, with the values replaced.
         assert "[REDACTED]" in json.dumps(rows["http_ok"]["output"])
         assert "500" in rows["http_fail"]["error"] and "rejected X-Custom-Key=[REDACTED]" in rows["http_fail"]["error"]
@@ -118,8 +135,10 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
 
         async with running_gateway(database_url, nats_url) as gw:
             auth = gw.auth(tenant)
-            api = [await (await gw.client.get("/api/executions", headers=auth)).text(),
-                   await (await gw.client.get("/api/dlq", headers=auth)).text()]
+            api = [
+                await (await gw.client.get("/api/executions", headers=auth)).text(),
+                await (await gw.client.get("/api/dlq", headers=auth)).text(),
+            ]
             for row in rows.values():
                 resp = await gw.client.get(f"/api/executions/{row['id']}", headers=auth)
                 assert resp.status == 200
@@ -128,14 +147,15 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
 
         logs = executor.logs()
         assert "event dead-lettered" in logs
-        found = {"rows": [_hits(s, planted) for s in stored if _hits(s, planted)],
-                 "dlq": [_hits(s, planted) for s in letters if _hits(s, planted)],
-                 "dry_run": [_hits(s, planted) for s in replies if _hits(s, planted)],
-                 "logs": [line for line in logs.splitlines() if _hits(line, planted)]}
+        found = {
+            "rows": [_hits(s, planted) for s in stored if _hits(s, planted)],
+            "dlq": [_hits(s, planted) for s in letters if _hits(s, planted)],
+            "dry_run": [_hits(s, planted) for s in replies if _hits(s, planted)],
+            "logs": [line for line in logs.splitlines() if _hits(line, planted)],
+        }
         assert found == {"rows": [], "dlq": [], "dry_run": [], "logs": []}
     finally:
         await nc.close()
         await dlq_sub.unsubscribe()
         await creds.stop()
         await sink.stop()
-

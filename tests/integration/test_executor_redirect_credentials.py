@@ -29,9 +29,12 @@ def _connector(sessions: ClientSessions) -> HttpRequestConnector:
 
 
 def _call(url: str, event_id: str = "ev-redirect") -> ActionCall:
-    config: dict[str, Any] = {"method": "POST", "url": url, "body": {"n": 1},
-                              "headers": {"Cookie": "session=abc", "Proxy-Authorization": "Basic cHJveHk=",
-                                          "X-Trace": "keep-me"}}
+    config: dict[str, Any] = {
+        "method": "POST",
+        "url": url,
+        "body": {"n": 1},
+        "headers": {"Cookie": "session=abc", "Proxy-Authorization": "Basic cHJveHk=", "X-Trace": "keep-me"},
+    }
     return ActionCall(event_id=event_id, tenant_id="t", config=config, secret=CREDENTIAL)
 
 
@@ -53,7 +56,8 @@ async def test_cross_origin_redirect_drops_credential_headers(sessions, other_ho
         assert first.headers["Cookie"] == "session=abc"
         assert _credential_headers(second.headers) == []
         assert {"authorization", "x-custom-key", "cookie", "proxy-authorization"}.isdisjoint(
-            name.lower() for name in second.headers)
+            name.lower() for name in second.headers
+        )
         assert second.headers["Idempotency-Key"] == "ev-redirect"
         assert second.headers["X-Trace"] == "keep-me"
         assert second.json() == {"n": 1}  # 307 keeps method and body
@@ -91,15 +95,18 @@ async def test_credentials_stay_dropped_when_the_chain_comes_back(sessions):
         await other.stop()
 
 
-@pytest.mark.parametrize(("before", "after", "crosses"), [
-    ("https://a.example/x", "https://a.example/y", False),
-    ("https://a.example/x", "https://a.example:443/y", False),
-    ("http://a.example/x", "https://a.example/y", True),
-    ("https://a.example/x", "http://a.example/y", True),
-    ("https://a.example/x", "https://b.example/y", True),
-    ("https://a.example/x", "https://A.EXAMPLE/y", False),
-    ("https://a.example/x", "https://a.example:8443/y", True),
-])
+@pytest.mark.parametrize(
+    ("before", "after", "crosses"),
+    [
+        ("https://a.example/x", "https://a.example/y", False),
+        ("https://a.example/x", "https://a.example:443/y", False),
+        ("http://a.example/x", "https://a.example/y", True),
+        ("https://a.example/x", "http://a.example/y", True),
+        ("https://a.example/x", "https://b.example/y", True),
+        ("https://a.example/x", "https://A.EXAMPLE/y", False),
+        ("https://a.example/x", "https://a.example:8443/y", True),
+    ],
+)
 def test_crosses_boundary(before, after, crosses):
     assert crosses_boundary(URL(before), URL(after)) is crosses
 

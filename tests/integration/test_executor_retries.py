@@ -53,10 +53,16 @@ async def test_every_try_is_kept_with_its_outcome_and_the_input_masked(bus, db, 
         event = await publish_event(bus, tenant, wf, {"order": 7, "api_key": "sk_live_abcdefghijklmnop"})
         row = await final_row(db, event.event_id)
         assert row["status"] == "succeeded" and row["attempts"] == 3
-        tries = await db.fetch("SELECT attempt, outcome, http_status, error, started_at, finished_at, duration_ms "
-                               "FROM execution_attempts WHERE event_id = $1 ORDER BY id", event.event_id)
+        tries = await db.fetch(
+            "SELECT attempt, outcome, http_status, error, started_at, finished_at, duration_ms "
+            "FROM execution_attempts WHERE event_id = $1 ORDER BY id",
+            event.event_id,
+        )
         assert [(t["attempt"], t["outcome"], t["http_status"]) for t in tries] == [
-            (1, "failed", 503), (2, "failed", 500), (3, "succeeded", 200)]
+            (1, "failed", 503),
+            (2, "failed", 500),
+            (3, "succeeded", 200),
+        ]
         assert "503" in tries[0]["error"] and tries[2]["error"] is None
         assert all(t["started_at"] <= t["finished_at"] and t["duration_ms"] is not None for t in tries)
         stored = row["input"] if isinstance(row["input"], dict) else json.loads(row["input"])
@@ -67,14 +73,19 @@ async def test_every_try_is_kept_with_its_outcome_and_the_input_masked(bus, db, 
 
 
 async def test_always_failing_sink_is_called_max_times_then_dead_then_replayed(
-        bus, db, nats_url, database_url, service):
+    bus, db, nats_url, database_url, service
+):
     sink = await FakeSink(always(Answer(500, "always broken"))).start()
     creds = await CredentialResponder(nats_url).start()
     dlq_sub = await bus.js.subscribe("dlq.>", durable=None)
     try:
         tenant, wf = await slack_workflow(db, creds, sink.url, "n={{ payload.n }}")
-        service("services.executor", env=executor_env(
-            nats_url, database_url, IPAAS_EXECUTOR_MAX_ATTEMPTS="4", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3"))
+        service(
+            "services.executor",
+            env=executor_env(
+                nats_url, database_url, IPAAS_EXECUTOR_MAX_ATTEMPTS="4", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3"
+            ),
+        )
         event = await publish_event(bus, tenant, wf, {"n": 1})
         row = await final_row(db, event.event_id)
         assert row["status"] == "dead" and row["attempts"] == 4
@@ -92,10 +103,14 @@ async def test_always_failing_sink_is_called_max_times_then_dead_then_replayed(
         sink.behaviour = always(Answer(200, "ok"))
         async with db.transaction():
             await db.execute("UPDATE dead_letters SET replayed_at = now() WHERE event_id = $1", event.event_id)
-            await db.execute("UPDATE executions SET status = 'failed', attempts = 0 WHERE event_id = $1",
-                             event.event_id)
-        await bus.publish(stored.subject, stored.model_dump_json().encode(),
-                          msg_id=f"replay:{stored.event_id}:{int(time.time() * 1000)}")
+            await db.execute(
+                "UPDATE executions SET status = 'failed', attempts = 0 WHERE event_id = $1", event.event_id
+            )
+        await bus.publish(
+            stored.subject,
+            stored.model_dump_json().encode(),
+            msg_id=f"replay:{stored.event_id}:{int(time.time() * 1000)}",
+        )
         row = await final_row(db, event.event_id)
         assert row["status"] == "succeeded" and row["attempts"] == 1  # a replay counts its attempts anew
         assert await db.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", wf) == 1
@@ -114,8 +129,9 @@ async def test_permanent_failure_goes_to_dlq_at_once(bus, db, nats_url, database
         cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
         wf = await create_workflow(db, tenant, definition("slack_message", {"text": "hi"}, cred))
         wf_tpl = await create_workflow(db, tenant, definition("slack_message", {"text": "{{ payload.x.y }"}, cred))
-        wf_nocred = await create_workflow(db, tenant, definition(
-            "slack_message", {"text": "hi"}, creds.add(tenant, "discord", {"webhook_url": "x"})))
+        wf_nocred = await create_workflow(
+            db, tenant, definition("slack_message", {"text": "hi"}, creds.add(tenant, "discord", {"webhook_url": "x"}))
+        )
         service("services.executor", env=executor_env(nats_url, database_url))
         e1 = await publish_event(bus, tenant, wf, {})
         e2 = await publish_event(bus, tenant, wf_tpl, {})
@@ -133,9 +149,12 @@ async def test_permanent_failure_goes_to_dlq_at_once(bus, db, nats_url, database
 
 async def test_slack_and_discord_429_are_honoured(bus, db, nats_url, database_url, service):
     slack = await FakeSink(sequence(Answer(429, "rate_limited", {"Retry-After": "1"}), Answer(200, "ok"))).start()
-    discord = await FakeSink(sequence(
-        Answer(429, json.dumps({"message": "You are being rate limited.", "retry_after": 1.2, "global": False})),
-        Answer(204, ""))).start()
+    discord = await FakeSink(
+        sequence(
+            Answer(429, json.dumps({"message": "You are being rate limited.", "retry_after": 1.2, "global": False})),
+            Answer(204, ""),
+        )
+    ).start()
     creds = await CredentialResponder(nats_url).start()
     try:
         tenant = await create_tenant(db)
@@ -165,8 +184,10 @@ async def test_missing_credential_service_is_retried_not_lost(bus, db, nats_url,
         creds = CredentialResponder(nats_url)
         cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
         wf = await create_workflow(db, tenant, definition("slack_message", {"text": "later"}, cred))
-        service("services.executor", env=executor_env(nats_url, database_url,
-                                                      IPAAS_EXECUTOR_CREDENTIAL_TIMEOUT_SECONDS="0.5"))
+        service(
+            "services.executor",
+            env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_CREDENTIAL_TIMEOUT_SECONDS="0.5"),
+        )
         event = await publish_event(bus, tenant, wf, {})
         await wait_until(lambda: _status(db, event.event_id, "failed"), timeout=10, message="a failed try")
         await creds.start()  # auth comes up

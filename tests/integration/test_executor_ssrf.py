@@ -30,8 +30,12 @@ async def test_ssrf_matrix_is_refused_with_an_empty_allow_list(bus, db, nats_url
     try:
         tenant = await create_tenant(db)
         urls = _matrix(sink.port)
-        workflows = [await create_workflow(db, tenant, definition(
-            "http_request", {"method": "POST", "url": url, "body": {"x": 1}})) for url in urls]
+        workflows = [
+            await create_workflow(
+                db, tenant, definition("http_request", {"method": "POST", "url": url, "body": {"x": 1}})
+            )
+            for url in urls
+        ]
         service("services.executor", env=executor_env(nats_url, database_url, IPAAS_EGRESS_ALLOW_CIDRS=""))
         events = [await publish_event(bus, tenant, wf, {}) for wf in workflows]
         for url, event in zip(urls, events, strict=True):
@@ -50,8 +54,7 @@ async def test_redirect_to_loopback_is_refused(bus, db, nats_url, database_url, 
     try:
         tenant = await create_tenant(db)
         wf = await create_workflow(db, tenant, definition("http_request", {"method": "GET", "url": f"{outer.url}/r"}))
-        service("services.executor", env=executor_env(nats_url, database_url,
-                                                      IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.2/32"))
+        service("services.executor", env=executor_env(nats_url, database_url, IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.2/32"))
         event = await publish_event(bus, tenant, wf, {})
         row = await final_row(db, event.event_id)
         assert row["status"] == "dead"
@@ -62,8 +65,22 @@ async def test_redirect_to_loopback_is_refused(bus, db, nats_url, database_url, 
         await inner.stop()
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1", "::1", "::ffff:127.0.0.1", "169.254.169.254", "10.0.0.1",
-                                     "192.168.1.1", "172.16.0.1", "224.0.0.1", "0.0.0.0", "fe80::1", "fc00::1"])  # noqa: S104
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "::1",
+        "::ffff:127.0.0.1",
+        "169.254.169.254",
+        "10.0.0.1",
+        "192.168.1.1",
+        "172.16.0.1",
+        "224.0.0.1",
+        "0.0.0.0",  # noqa: S104
+        "fe80::1",
+        "fc00::1",
+    ],
+)
 def test_guard_refuses_non_public_addresses(address):
     import ipaddress
 
@@ -82,15 +99,18 @@ def test_guard_allows_public_and_allow_listed_addresses():
     EgressGuard(parse_cidrs("10.0.0.0/8")).check_address("h", ipaddress.ip_address("10.1.2.3"))
 
 
-@pytest.mark.parametrize(("address", "says"), [
-    ("2002:7f00:1::", "a 6to4 form of a loopback address (127.0.0.1)"),
-    ("2002:a9fe:a9fe::1", "a 6to4 form of a link-local address (169.254.169.254)"),
-    ("2002:c0a8:101::", "a 6to4 form of a private address (192.168.1.1)"),
-    ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "a Teredo form of a private address (10.0.0.1)"),
-    ("64:ff9b::7f00:1", "a NAT64 form of a loopback address (127.0.0.1)"),
-    ("64:ff9b::a9fe:a9fe", "a NAT64 form of a link-local address (169.254.169.254)"),
-    ("64:ff9b:1::a00:1", "a NAT64 form of a private address (10.0.0.1)"),
-])
+@pytest.mark.parametrize(
+    ("address", "says"),
+    [
+        ("2002:7f00:1::", "a 6to4 form of a loopback address (127.0.0.1)"),
+        ("2002:a9fe:a9fe::1", "a 6to4 form of a link-local address (169.254.169.254)"),
+        ("2002:c0a8:101::", "a 6to4 form of a private address (192.168.1.1)"),
+        ("2001:0:4136:e378:8000:63bf:f5ff:fffe", "a Teredo form of a private address (10.0.0.1)"),
+        ("64:ff9b::7f00:1", "a NAT64 form of a loopback address (127.0.0.1)"),
+        ("64:ff9b::a9fe:a9fe", "a NAT64 form of a link-local address (169.254.169.254)"),
+        ("64:ff9b:1::a00:1", "a NAT64 form of a private address (10.0.0.1)"),
+    ],
+)
 def test_guard_refuses_6to4_teredo_and_nat64_forms_of_private_addresses(address, says):
     import ipaddress
 

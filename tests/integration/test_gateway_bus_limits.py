@@ -29,8 +29,12 @@ async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gatewa
 
 def signed(secret: str, body: str) -> dict[str, str]:
     msg_id, at = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    return {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, at, body), "Content-Type": "application/json"}
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
+        "Content-Type": "application/json",
+    }
 
 
 async def webhook_workflow(gw: Gateway, tenant_id: uuid.UUID) -> tuple[str, str]:
@@ -39,8 +43,9 @@ async def webhook_workflow(gw: Gateway, tenant_id: uuid.UUID) -> tuple[str, str]
     return data["id"], data["webhook"]["secret"]
 
 
-async def test_a_full_stream_is_503_with_retry_after_then_202_once_there_is_room(gw: Gateway, database_url: str,
-                                                                                  bus: Bus):
+async def test_a_full_stream_is_503_with_retry_after_then_202_once_there_is_room(
+    gw: Gateway, database_url: str, bus: Bus
+):
     tenant_id = await tenant(database_url)
     wid, secret = await webhook_workflow(gw, tenant_id)
     first = await gw.client.post(f"/hooks/{wid}", data=b'{"n": 1}', headers=signed(secret, '{"n": 1}'))
@@ -70,8 +75,7 @@ async def test_a_full_stream_is_503_with_retry_after_then_202_once_there_is_room
     assert event_id.encode() in (msg.data or b"")
 
 
-async def test_a_message_over_max_payload_is_413_and_the_shared_connection_survives(gw: Gateway,
-                                                                                     database_url: str):
+async def test_a_message_over_max_payload_is_413_and_the_shared_connection_survives(gw: Gateway, database_url: str):
     wid, secret = await webhook_workflow(gw, await tenant(database_url))
     nc = gw.app[BUS].nc
     reconnects = nc.stats["reconnects"]

@@ -23,28 +23,52 @@ async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gatewa
         yield gateway
 
 
-async def insert_execution(conn: asyncpg.Connection, tenant_id: uuid.UUID, workflow_id: uuid.UUID, *,
-                           status: str = "succeeded", output: object = None, created_at: datetime | None = None,
-                           event_id: uuid.UUID | None = None) -> uuid.UUID:
+async def insert_execution(
+    conn: asyncpg.Connection,
+    tenant_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    *,
+    status: str = "succeeded",
+    output: object = None,
+    created_at: datetime | None = None,
+    event_id: uuid.UUID | None = None,
+) -> uuid.UUID:
     execution_id = uuid.uuid4()
     await conn.execute(
         """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status, attempts,
                                    started_at, finished_at, duration_ms, output, trace_id, created_at)
            VALUES ($1, $2, $3, $4, 1, 'webhook', $5, 1, now(), now(), 5, $6::jsonb, 'abc', $7)""",
-        execution_id, event_id or uuid.uuid4(), tenant_id, workflow_id, status, json.dumps(output),
-        created_at or datetime.now(UTC))
+        execution_id,
+        event_id or uuid.uuid4(),
+        tenant_id,
+        workflow_id,
+        status,
+        json.dumps(output),
+        created_at or datetime.now(UTC),
+    )
     return execution_id
 
 
 async def insert_dead_letter(conn: asyncpg.Connection, tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> uuid.UUID:
     event_id = event_id_for(workflow_id, uuid.uuid4().hex)
-    envelope = EventEnvelope(event_id=event_id, dedup_key="k", tenant_id=tenant_id, workflow_id=workflow_id,
-                             workflow_version=1, trigger=Trigger.WEBHOOK, payload={"n": 1})
+    envelope = EventEnvelope(
+        event_id=event_id,
+        dedup_key="k",
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        workflow_version=1,
+        trigger=Trigger.WEBHOOK,
+        payload={"n": 1},
+    )
     await insert_execution(conn, tenant_id, workflow_id, status="dead", event_id=event_id)
     await conn.execute(
         """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
            VALUES ($1, $2, $3, 'slack said 500', 20, $4::jsonb)""",
-        event_id, tenant_id, workflow_id, envelope.model_dump_json())
+        event_id,
+        tenant_id,
+        workflow_id,
+        envelope.model_dump_json(),
+    )
     return event_id
 
 
@@ -58,17 +82,20 @@ async def test_executions_list_filters_pages_and_masks(gw: Gateway, database_url
         for i in range(3):
             await insert_execution(conn, tenant_id, wf_a, created_at=base - timedelta(seconds=i))
         # As the executor stores it: masked when written (ActionRunner.safe_output).
-        failed = await insert_execution(conn, tenant_id, wf_b, status="failed",
-                                        output={"api_key": "[REDACTED]", "status": 500})
+        failed = await insert_execution(
+            conn, tenant_id, wf_b, status="failed", output={"api_key": "[REDACTED]", "status": 500}
+        )
     finally:
         await conn.close()
     auth = gw.auth(tenant_id)
 
-    only_a = (await (await gw.client.get("/api/executions", params={"workflow_id": str(wf_a)},
-                                         headers=auth)).json())["data"]
+    only_a = (await (await gw.client.get("/api/executions", params={"workflow_id": str(wf_a)}, headers=auth)).json())[
+        "data"
+    ]
     assert len(only_a) == 3 and {e["workflow_id"] for e in only_a} == {str(wf_a)}
-    only_failed = (await (await gw.client.get("/api/executions", params={"status": "failed"},
-                                              headers=auth)).json())["data"]
+    only_failed = (await (await gw.client.get("/api/executions", params={"status": "failed"}, headers=auth)).json())[
+        "data"
+    ]
     assert [e["id"] for e in only_failed] == [str(failed)]
     assert "output" not in only_failed[0]
 
@@ -87,8 +114,7 @@ async def test_executions_list_filters_pages_and_masks(gw: Gateway, database_url
         assert bad.status == 422, params
 
 
-async def test_dlq_replay_reopens_the_execution_and_republishes_the_envelope(gw: Gateway, database_url: str,
-                                                                              bus: Bus):
+async def test_dlq_replay_reopens_the_execution_and_republishes_the_envelope(gw: Gateway, database_url: str, bus: Bus):
     tenant_id = await tenant(database_url)
     conn = await asyncpg.connect(database_url)
     try:

@@ -92,12 +92,18 @@ async def _answer_dry_runs(msg: Any) -> None:
 @pytest.fixture
 async def stack(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Stack]:
     limits = {f"{name}_burst": GENEROUS for name in ("login_email", "login_ip", "register_ip")}
-    auth = TestClient(TestServer(await create_auth_app(auth_settings(database_url, nats_url, **limits)),
-                                 port=free_port()))
+    auth = TestClient(
+        TestServer(await create_auth_app(auth_settings(database_url, nats_url, **limits)), port=free_port())
+    )
     await auth.start_server()
     auth_url = str(auth.make_url("")).rstrip("/")
-    settings = gateway_settings(database_url, nats_url, f"{auth_url}/.well-known/jwks.json",
-                                IPAAS_AUTH_URL=auth_url, bad_signature_burst=GENEROUS)
+    settings = gateway_settings(
+        database_url,
+        nats_url,
+        f"{auth_url}/.well-known/jwks.json",
+        IPAAS_AUTH_URL=auth_url,
+        bad_signature_burst=GENEROUS,
+    )
     gateway = TestClient(TestServer(create_gateway_app(settings), port=free_port()))
     await gateway.start_server()
     responder = await nats.connect(nats_url)
@@ -131,13 +137,22 @@ async def _seed(gateway: TestClient[web.Request, web.Application], database_url:
         made[name] = (await resp.json())["data"]
     ids = {name: data["id"] for name, data in made.items()}
     for name in ("credential", "doomed_credential"):
-        resp = await gateway.post("/api/credentials", headers=auth, json={
-            "name": name, "type": "openweather", "secret": {"api_key": "fuzz-key"}})
+        resp = await gateway.post(
+            "/api/credentials",
+            headers=auth,
+            json={"name": name, "type": "openweather", "secret": {"api_key": "fuzz-key"}},
+        )
         assert resp.status == 201, await resp.text()
         ids[name] = (await resp.json())["data"]["id"]
     ids.update(await _history(database_url, ids["webhook"]))
-    return Stack(gateway=gateway, base_url=str(gateway.make_url("")).rstrip("/"), token=token, second_user=second,
-                 ids=ids, webhook_secret=made["webhook"]["webhook"]["secret"])
+    return Stack(
+        gateway=gateway,
+        base_url=str(gateway.make_url("")).rstrip("/"),
+        token=token,
+        second_user=second,
+        ids=ids,
+        webhook_secret=made["webhook"]["webhook"]["secret"],
+    )
 
 
 async def _history(database_url: str, workflow_id: str) -> dict[str, str]:
@@ -146,17 +161,32 @@ async def _history(database_url: str, workflow_id: str) -> dict[str, str]:
     try:
         tenant_id = await conn.fetchval("SELECT tenant_id FROM workflows WHERE id = $1", uuid.UUID(workflow_id))
         execution_id, event_id = uuid.uuid4(), uuid.uuid4()
-        envelope = {"event_id": str(event_id), "dedup_key": "fuzz", "tenant_id": str(tenant_id),
-                    "workflow_id": workflow_id, "workflow_version": 1, "trigger": "webhook", "payload": {"n": 1}}
+        envelope = {
+            "event_id": str(event_id),
+            "dedup_key": "fuzz",
+            "tenant_id": str(tenant_id),
+            "workflow_id": workflow_id,
+            "workflow_version": 1,
+            "trigger": "webhook",
+            "payload": {"n": 1},
+        }
         await conn.execute(
             """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,
                                        attempts, error, output)
                VALUES ($1, $2, $3, $4, 1, 'webhook', 'dead', 3, 'boom', '{"ok": false}'::jsonb)""",
-            execution_id, event_id, tenant_id, uuid.UUID(workflow_id))
+            execution_id,
+            event_id,
+            tenant_id,
+            uuid.UUID(workflow_id),
+        )
         await conn.execute(
             """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
                VALUES ($1, $2, $3, 'boom', 3, $4::jsonb)""",
-            event_id, tenant_id, uuid.UUID(workflow_id), json.dumps(envelope))
+            event_id,
+            tenant_id,
+            uuid.UUID(workflow_id),
+            json.dumps(envelope),
+        )
     finally:
         await conn.close()
     return {"execution": str(execution_id), "dead_letter": str(event_id)}
@@ -183,7 +213,8 @@ def _with_examples(document: dict[str, Any], stack: Stack) -> dict[str, Any]:
                 if path == "/api/workflows/{id}" and method == "delete" and param["name"] == "id":
                     param["example"] = ids["doomed"]  # deleted by its example; the others keep theirs
     bodies = {
-        ("/api/workflows", "post"): WEBHOOK_WORKFLOW, ("/api/workflows/{id}", "put"): WEBHOOK_WORKFLOW,
+        ("/api/workflows", "post"): WEBHOOK_WORKFLOW,
+        ("/api/workflows/{id}", "put"): WEBHOOK_WORKFLOW,
         ("/api/workflows/dry-run", "post"): {"workflow": WEBHOOK_WORKFLOW, "payload": {"order_id": 7}},
         ("/api/workflows/{id}/rollback", "post"): {"version": 1},
         ("/api/auth/login", "post"): {"email": "fuzz@example.com", "password": PASSWORD},
@@ -197,8 +228,11 @@ def _with_examples(document: dict[str, Any], stack: Stack) -> dict[str, Any]:
 
 def _signed_webhook_example(operation: dict[str, Any], secret: str) -> None:
     body, msg_id, at = "ping", "msg_fuzz_example", datetime.now(UTC)
-    values = {"webhook-id": msg_id, "webhook-timestamp": str(int(at.timestamp())),
-              "webhook-signature": Webhook(secret).sign(msg_id, at, body)}
+    values = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(at.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
+    }
     for param in operation["parameters"]:
         if param["name"] in values:
             param["example"] = values[param["name"]]
@@ -206,15 +240,22 @@ def _signed_webhook_example(operation: dict[str, Any], secret: str) -> None:
 
 
 def _config(stack: Stack) -> dict[str, Any]:
-    positive_422 = {"positive_data_acceptance": {"expected-statuses": ["2xx", "3xx", "401", "403", "404", "409",
-                                                                       "422", "429", "5xx"]}}
+    positive_422 = {
+        "positive_data_acceptance": {
+            "expected-statuses": ["2xx", "3xx", "401", "403", "404", "409", "422", "429", "5xx"]
+        }
+    }
     return {
         "seed": SEED,
         "base-url": stack.base_url,
         "generation": {"max-examples": MAX_EXAMPLES, "no-shrink": True, "deterministic": True, "database": "none"},
-        "operations": [{"include-operation-id": DEFINITION_OPERATIONS, "checks": positive_422},
-                       {"include-operation-id": ["post_api_workflows_id_rollback"],
-                        "checks": {"ensure_resource_availability": {"enabled": False}}}],
+        "operations": [
+            {"include-operation-id": DEFINITION_OPERATIONS, "checks": positive_422},
+            {
+                "include-operation-id": ["post_api_workflows_id_rollback"],
+                "checks": {"ensure_resource_availability": {"enabled": False}},
+            },
+        ],
     }
 
 

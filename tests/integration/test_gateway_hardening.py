@@ -40,15 +40,18 @@ class Edge:
 
 
 @asynccontextmanager
-async def auth_behind_gateway(database_url: str, nats_url: str, *, auth: dict[str, Any] | None = None,
-                              **gateway: Any) -> AsyncIterator[Edge]:
+async def auth_behind_gateway(
+    database_url: str, nats_url: str, *, auth: dict[str, Any] | None = None, **gateway: Any
+) -> AsyncIterator[Edge]:
     """Auth and the gateway in-process on real ports; the gateway verifies tokens with auth's JWKS."""
-    auth_server = TestServer(await create_auth_app(auth_settings(database_url, nats_url, **(auth or {}))),
-                             port=free_port())
+    auth_server = TestServer(
+        await create_auth_app(auth_settings(database_url, nats_url, **(auth or {}))), port=free_port()
+    )
     async with TestClient(auth_server) as auth_client:
         auth_url = str(auth_server.make_url("")).rstrip("/")
-        settings = gateway_settings(database_url, nats_url, f"{auth_url}/.well-known/jwks.json",
-                                    IPAAS_AUTH_URL=auth_url, **gateway)
+        settings = gateway_settings(
+            database_url, nats_url, f"{auth_url}/.well-known/jwks.json", IPAAS_AUTH_URL=auth_url, **gateway
+        )
         async with TestClient(TestServer(create_gateway_app(settings), port=free_port())) as gateway_client:
             yield Edge(gateway_client, auth_client, auth_server)
 
@@ -63,13 +66,17 @@ async def sign_up(gw: Client, **headers: str) -> tuple[str, dict[str, str]]:
 
 
 async def test_a_logged_out_token_is_refused_through_the_gateway_within_two_poll_intervals(
-        database_url: str, nats_url: str, bus: Bus) -> None:
+    database_url: str, nats_url: str, bus: Bus
+) -> None:
     poll = 0.5
     async with auth_behind_gateway(database_url, nats_url, revocation_poll_seconds=poll) as edge:
         gw = edge.gateway
         email, token = await sign_up(gw)
-        other = bearer((await (await gw.post("/api/auth/login", json={"email": email, "password": PASSWORD})
-                               ).json())["data"]["access_token"])
+        other = bearer(
+            (await (await gw.post("/api/auth/login", json={"email": email, "password": PASSWORD})).json())["data"][
+                "access_token"
+            ]
+        )
         assert (await gw.get("/api/workflows", headers=token)).status == 200
         out = await gw.post("/api/auth/logout", headers=token)
         assert out.status == 200, await out.text()
@@ -96,10 +103,12 @@ async def test_a_logged_out_token_is_refused_through_the_gateway_within_two_poll
         await wait_until(other_refused, timeout=2 * poll + 1.0, interval=0.02, message="logout-all honoured")
 
 
-async def test_tokens_get_503_not_acceptance_when_revocations_cannot_be_refreshed(database_url: str,
-                                                                                   nats_url: str, bus: Bus) -> None:
-    async with auth_behind_gateway(database_url, nats_url, revocation_poll_seconds=0.2,
-                                   revocation_max_stale_seconds=1.0) as edge:
+async def test_tokens_get_503_not_acceptance_when_revocations_cannot_be_refreshed(
+    database_url: str, nats_url: str, bus: Bus
+) -> None:
+    async with auth_behind_gateway(
+        database_url, nats_url, revocation_poll_seconds=0.2, revocation_max_stale_seconds=1.0
+    ) as edge:
         gw = edge.gateway
         _, token = await sign_up(gw)
         assert (await gw.get("/api/workflows", headers=token)).status == 200
@@ -164,13 +173,22 @@ async def test_forwarded_paths_cannot_walk_out_of_their_prefix(database_url: str
         assert status == 200 and b'{"success":true,"data":[]}' in body
 
 
-async def test_auth_limits_the_real_client_behind_the_gateway_not_the_gateway(database_url: str, nats_url: str,
-                                                                              bus: Bus) -> None:
+async def test_auth_limits_the_real_client_behind_the_gateway_not_the_gateway(
+    database_url: str, nats_url: str, bus: Bus
+) -> None:
     # The test client plays the ingress in front of the gateway (127.0.0.1, trusted by the gateway);
     # auth trusts the gateway.  One client guessing at a victim's password is stopped; the victim is not.
-    async with auth_behind_gateway(database_url, nats_url, trusted_proxies="127.0.0.1/32",
-                                   auth={"login_email_burst": 3, "login_email_per_minute": 0.001,
-                                         "login_ip_burst": 6, "login_ip_per_minute": 0.001}) as edge:
+    async with auth_behind_gateway(
+        database_url,
+        nats_url,
+        trusted_proxies="127.0.0.1/32",
+        auth={
+            "login_email_burst": 3,
+            "login_email_per_minute": 0.001,
+            "login_ip_burst": 6,
+            "login_ip_per_minute": 0.001,
+        },
+    ) as edge:
         gw = edge.gateway
         victim, _ = await sign_up(gw, **{"X-Forwarded-For": "192.0.2.10"})
         attacker = {"X-Forwarded-For": "198.51.100.66"}
@@ -184,28 +202,34 @@ async def test_auth_limits_the_real_client_behind_the_gateway_not_the_gateway(da
         right = {"email": victim, "password": PASSWORD}
         assert (await gw.post("/api/auth/login", json=right, headers={"X-Forwarded-For": "192.0.2.10"})).status == 200
         for i in range(8):
-            other = await gw.post("/api/auth/login", json={"email": f"x{i}@example.com", "password": "whatever1"},
-                                  headers={"X-Forwarded-For": f"203.0.113.{i + 1}"})
+            other = await gw.post(
+                "/api/auth/login",
+                json={"email": f"x{i}@example.com", "password": "whatever1"},
+                headers={"X-Forwarded-For": f"203.0.113.{i + 1}"},
+            )
             assert other.status == 401, i
 
 
 @pytest.fixture
 async def throttled_gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url, trusted_proxies="127.0.0.1/32", bad_signature_burst=3,
-                               bad_signature_per_minute=0.01) as gateway:
+    async with running_gateway(
+        database_url, nats_url, trusted_proxies="127.0.0.1/32", bad_signature_burst=3, bad_signature_per_minute=0.01
+    ) as gateway:
         yield gateway
 
 
 async def test_bad_signatures_are_throttled_per_source_and_good_traffic_elsewhere_flows(
-        throttled_gw: Gateway, database_url: str) -> None:
+    throttled_gw: Gateway, database_url: str
+) -> None:
     gw = throttled_gw
     workflow_id, secret = await create_webhook_workflow(gw, await tenant(database_url))
     body = '{"order_id": 1}'
     wrong = "whsec_" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3ODk="
 
     async def send(source: str, key: str) -> int:
-        resp = await gw.client.post(f"/hooks/{workflow_id}", data=body.encode(),
-                                    headers={**signed(key, body), "X-Forwarded-For": source})
+        resp = await gw.client.post(
+            f"/hooks/{workflow_id}", data=body.encode(), headers={**signed(key, body), "X-Forwarded-For": source}
+        )
         if resp.status == 429:
             assert int(resp.headers["Retry-After"]) >= 1
         return resp.status
@@ -236,29 +260,37 @@ INBOUND_SPAN = "00f067aa0ba902b7"
 
 
 @pytest.mark.parametrize("trusted", [False, True])
-async def test_an_inbound_traceparent_is_a_link_unless_trusted(database_url: str, nats_url: str, bus: Bus,
-                                                               spans: InMemorySpanExporter, trusted: bool) -> None:
+async def test_an_inbound_traceparent_is_a_link_unless_trusted(
+    database_url: str, nats_url: str, bus: Bus, spans: InMemorySpanExporter, trusted: bool
+) -> None:
     async with running_gateway(database_url, nats_url, trust_trace_context=trusted) as gw:
         tenant_id = await tenant(database_url)
         workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
         body = '{"order_id": 2}'
-        headers = {**signed(secret, body), "traceparent": f"00-{INBOUND_TRACE}-{INBOUND_SPAN}-01",
-                   "baggage": "tenant=someone-else"}
+        headers = {
+            **signed(secret, body),
+            "traceparent": f"00-{INBOUND_TRACE}-{INBOUND_SPAN}-01",
+            "baggage": "tenant=someone-else",
+        }
         resp = await gw.client.post(f"/hooks/{workflow_id}", data=body.encode(), headers=headers)
         assert resp.status == 202, await resp.text()
         answered_trace = resp.headers["traceparent"].split("-")[1]
         msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{workflow_id}")
         assert msg.headers is not None
         assert msg.headers["traceparent"].split("-")[1] == answered_trace  # the event follows our span
-    server = [s for s in spans.get_finished_spans()
-              if s.name == "POST /hooks/{workflow_id}" and format(s.context.trace_id, "032x") == answered_trace]
+    server = [
+        s
+        for s in spans.get_finished_spans()
+        if s.name == "POST /hooks/{workflow_id}" and format(s.context.trace_id, "032x") == answered_trace
+    ]
     assert len(server) == 1
     if trusted:
         assert answered_trace == INBOUND_TRACE
         assert server[0].parent is not None and format(server[0].parent.span_id, "016x") == INBOUND_SPAN
     else:
         assert answered_trace != INBOUND_TRACE and server[0].parent is None
-        links = [(format(link.context.trace_id, "032x"), format(link.context.span_id, "016x"))
-                 for link in server[0].links]
+        links = [
+            (format(link.context.trace_id, "032x"), format(link.context.span_id, "016x")) for link in server[0].links
+        ]
         assert links == [(INBOUND_TRACE, INBOUND_SPAN)]
         assert "baggage" not in msg.headers

@@ -51,13 +51,24 @@ BAD_BODIES: list[tuple[str, bytes, str]] = [
     ("null", b"null", "application/json"),
     ("array", b"[]", "application/json"),
     ("string", b'"hello"', "application/json"),
-    ("wrong types", b'{"name": 5, "trigger": "webhook", "action": [], "is_active": "yes", "version": "x",'
-                    b' "payload": 1, "workflow": 3}', "application/json"),
-    ("huge int", b'{"version": 99999999999999999999999999999999999, "is_active": 1e999, "name": 1e400}',
-     "application/json"),
+    (
+        "wrong types",
+        b'{"name": 5, "trigger": "webhook", "action": [], "is_active": "yes", "version": "x",'
+        b' "payload": 1, "workflow": 3}',
+        "application/json",
+    ),
+    (
+        "huge int",
+        b'{"version": 99999999999999999999999999999999999, "is_active": 1e999, "name": 1e400}',
+        "application/json",
+    ),
     ("nan", b'{"version": NaN, "is_active": Infinity}', "application/json"),
-    ("nul char", b'{"name": "a\\u0000b", "version": "\\u0000", "payload": "\\u0000",'
-                 b' "trigger": {"type": "webhook"}, "action": {"type": "x"}}', "application/json"),
+    (
+        "nul char",
+        b'{"name": "a\\u0000b", "version": "\\u0000", "payload": "\\u0000",'
+        b' "trigger": {"type": "webhook"}, "action": {"type": "x"}}',
+        "application/json",
+    ),
     ("lone surrogate", b'{"name": "\\ud800", "payload": {"\\udfff": 1}}', "application/json"),
     ("invalid utf-8", b'{"name": "\xff\xfe"}', "application/json"),
     ("deep nesting", DEEP, "application/json"),
@@ -66,9 +77,14 @@ BAD_BODIES: list[tuple[str, bytes, str]] = [
 
 
 def write_routes(wid: str) -> list[tuple[str, str]]:
-    return [("POST", "/api/workflows"), ("PUT", f"/api/workflows/{wid}"), ("PATCH", f"/api/workflows/{wid}"),
-            ("POST", f"/api/workflows/{wid}/rollback"), ("POST", f"/api/workflows/{wid}/run"),
-            ("POST", "/api/workflows/dry-run")]
+    return [
+        ("POST", "/api/workflows"),
+        ("PUT", f"/api/workflows/{wid}"),
+        ("PATCH", f"/api/workflows/{wid}"),
+        ("POST", f"/api/workflows/{wid}/rollback"),
+        ("POST", f"/api/workflows/{wid}/run"),
+        ("POST", "/api/workflows/dry-run"),
+    ]
 
 
 async def test_malformed_input_never_gives_a_500(gw: Gateway, database_url: str):
@@ -110,15 +126,18 @@ async def fake_auth() -> AsyncIterator[tuple[str, list[web.Request]]]:
         seen.append(request)
         body = await request.json()
         if body.get("password") != "right":
-            return web.json_response({"success": False, "error": {"code": "invalid_credentials",
-                                                                  "message": "bad"}}, status=401)
-        return web.json_response({"success": True, "data": {"access_token": "t", "token_type": "Bearer",
-                                                            "expires_in": 900}})
+            return web.json_response(
+                {"success": False, "error": {"code": "invalid_credentials", "message": "bad"}}, status=401
+            )
+        return web.json_response(
+            {"success": True, "data": {"access_token": "t", "token_type": "Bearer", "expires_in": 900}}
+        )
 
     async def credentials(request: web.Request) -> web.Response:
         seen.append(request)
-        return web.json_response({"success": True, "data": [], "meta": {"q": request.query_string}},
-                                 headers={"X-Upstream": "auth"})
+        return web.json_response(
+            {"success": True, "data": [], "meta": {"q": request.query_string}}, headers={"X-Upstream": "auth"}
+        )
 
     async def jwks(request: web.Request) -> web.Response:
         return web.json_response({"keys": []})
@@ -135,8 +154,9 @@ async def fake_auth() -> AsyncIterator[tuple[str, list[web.Request]]]:
     await runner.cleanup()
 
 
-async def test_auth_and_credentials_routes_are_forwarded(database_url: str, nats_url: str, bus: Bus,
-                                                         fake_auth: tuple[str, list[web.Request]]):
+async def test_auth_and_credentials_routes_are_forwarded(
+    database_url: str, nats_url: str, bus: Bus, fake_auth: tuple[str, list[web.Request]]
+):
     url, seen = fake_auth
     async with running_gateway(database_url, nats_url, IPAAS_AUTH_URL=url) as gw:
         ok = await gw.client.post("/api/auth/login", json={"email": "a@b.c", "password": "right"})
@@ -170,9 +190,14 @@ async def test_cors_only_for_configured_origins(database_url: str, nats_url: str
         resp = await gw.client.get("/api/workflows", headers={**auth, "Origin": "https://app.example"})
         assert resp.status == 200
         assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example"
-        preflight = await gw.client.options("/api/workflows", headers={
-            "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "Authorization, Content-Type"})
+        preflight = await gw.client.options(
+            "/api/workflows",
+            headers={
+                "Origin": "https://app.example",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "Authorization, Content-Type",
+            },
+        )
         assert preflight.status == 200
         other = await gw.client.get("/api/workflows", headers={**auth, "Origin": "https://evil.example"})
         assert "Access-Control-Allow-Origin" not in other.headers

@@ -31,8 +31,9 @@ async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gatewa
 
 
 def change(tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> str:
-    return WorkflowChanged(tenant_id=tenant_id, workflow_id=workflow_id, version=1, change="created",
-                           is_active=True).model_dump_json()
+    return WorkflowChanged(
+        tenant_id=tenant_id, workflow_id=workflow_id, version=1, change="created", is_active=True
+    ).model_dump_json()
 
 
 async def plant(conn: asyncpg.Connection, rows: list[tuple[str, str]]) -> list[int]:
@@ -42,7 +43,9 @@ async def plant(conn: asyncpg.Connection, rows: list[tuple[str, str]]) -> list[i
         for subject, payload in rows:
             row_id: int = await conn.fetchval(
                 "INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, '', $2::jsonb) RETURNING id",
-                subject, payload)
+                subject,
+                payload,
+            )
             await conn.execute("UPDATE outbox SET msg_id = 'outbox:' || id WHERE id = $1", row_id)
             ids.append(row_id)
     return ids
@@ -50,7 +53,8 @@ async def plant(conn: asyncpg.Connection, rows: list[tuple[str, str]]) -> list[i
 
 async def row(conn: asyncpg.Connection, row_id: int) -> asyncpg.Record:
     record: asyncpg.Record = await conn.fetchrow(
-        "SELECT published_at, failed_at, error, attempts FROM outbox WHERE id = $1", row_id)
+        "SELECT published_at, failed_at, error, attempts FROM outbox WHERE id = $1", row_id
+    )
     return record
 
 
@@ -60,27 +64,37 @@ async def metric(gw: Gateway, name: str, labels: str = "") -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(gw: Gateway, database_url: str,
-                                                                         bus: Bus):
+async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(gw: Gateway, database_url: str, bus: Bus):
     # A stream that refuses big messages for good (a 400 PubAck error).
     await bus.js.add_stream(js_api.StreamConfig(name="SMALL", subjects=["small.>"], max_msg_size=64))
     poisoner, tenant_b, tenant_c = await tenant(database_url), await tenant(database_url), await tenant(database_url)
     wf_b, wf_c, wf_big = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    big_envelope = json.dumps({
-        "event_id": str(uuid.uuid4()), "dedup_key": "k", "tenant_id": str(tenant_b), "workflow_id": str(wf_big),
-        "workflow_version": 1, "trigger": "replay", "received_at": "2026-01-01T00:00:00+00:00",
-        "scheduled_for": None, "payload": {"n": 2**70, "m": -(2**65), "digits": 0},
-    }).replace('"digits": 0', '"digits": ' + "9" * 5000)  # a number Python's json cannot even read back
+    big_envelope = json.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "dedup_key": "k",
+            "tenant_id": str(tenant_b),
+            "workflow_id": str(wf_big),
+            "workflow_version": 1,
+            "trigger": "replay",
+            "received_at": "2026-01-01T00:00:00+00:00",
+            "scheduled_for": None,
+            "payload": {"n": 2**70, "m": -(2**65), "digits": 0},
+        }
+    ).replace('"digits": 0', '"digits": ' + "9" * 5000)  # a number Python's json cannot even read back
     conn = await asyncpg.connect(database_url)
     try:
-        too_big, bad_subject, refused, for_b, for_c, big_ints = await plant(conn, [
-            (workflow_changed_subject(poisoner, uuid.uuid4()), json.dumps({"blob": "x" * 1_200_000})),
-            (f"workflows.changed.{poisoner}..x", change(poisoner, uuid.uuid4())),
-            ("small.x", json.dumps({"text": "y" * 200})),
-            (workflow_changed_subject(tenant_b, wf_b), change(tenant_b, wf_b)),
-            (workflow_changed_subject(tenant_c, wf_c), change(tenant_c, wf_c)),
-            (f"events.{tenant_b}.{wf_big}", big_envelope),
-        ])
+        too_big, bad_subject, refused, for_b, for_c, big_ints = await plant(
+            conn,
+            [
+                (workflow_changed_subject(poisoner, uuid.uuid4()), json.dumps({"blob": "x" * 1_200_000})),
+                (f"workflows.changed.{poisoner}..x", change(poisoner, uuid.uuid4())),
+                ("small.x", json.dumps({"text": "y" * 200})),
+                (workflow_changed_subject(tenant_b, wf_b), change(tenant_b, wf_b)),
+                (workflow_changed_subject(tenant_c, wf_c), change(tenant_c, wf_c)),
+                (f"events.{tenant_b}.{wf_big}", big_envelope),
+            ],
+        )
 
         async def settled() -> bool:
             flowed = all([(await row(conn, i))["published_at"] for i in (for_b, for_c, big_ints)])
@@ -147,10 +161,10 @@ async def test_an_operator_retries_a_set_aside_row_after_fixing_the_cause(gw: Ga
     assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == f"outbox:{refused}"
 
 
-async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(gw: Gateway, database_url: str,
-                                                                                bus: Bus):
-    config = js_api.StreamConfig(name="TIGHT", subjects=["tight.>"], max_bytes=400,
-                                 discard=js_api.DiscardPolicy.NEW)
+async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(
+    gw: Gateway, database_url: str, bus: Bus
+):
+    config = js_api.StreamConfig(name="TIGHT", subjects=["tight.>"], max_bytes=400, discard=js_api.DiscardPolicy.NEW)
     await bus.js.add_stream(config)
     with pytest.raises(StreamFull):  # fill it up
         for i in range(100):
@@ -160,9 +174,13 @@ async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(g
     stopped_before = await metric(gw, "ipaas_gateway_outbox_pass_failures_total")
     conn = await asyncpg.connect(database_url)
     try:
-        blocked, behind = await plant(conn, [("tight.x", json.dumps({"text": "z" * 100})),
-                                             (workflow_changed_subject(other, workflow_id),
-                                              change(other, workflow_id))])
+        blocked, behind = await plant(
+            conn,
+            [
+                ("tight.x", json.dumps({"text": "z" * 100})),
+                (workflow_changed_subject(other, workflow_id), change(other, workflow_id)),
+            ],
+        )
 
         async def retried_twice() -> bool:
             return await metric(gw, "ipaas_gateway_outbox_pass_failures_total") >= stopped_before + 2
@@ -184,32 +202,50 @@ async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(g
     assert (await bus.js.get_last_msg("TIGHT", "tight.x")).data == json.dumps({"text": "z" * 100}).encode()
 
 
-async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(gw: Gateway, database_url: str,
-                                                                               bus: Bus):
+async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(
+    gw: Gateway, database_url: str, bus: Bus
+):
     tenant_id = await tenant(database_url)
     workflow_id, event_id = uuid.uuid4(), uuid.uuid4()
     envelope: dict[str, Any] = {
-        "event_id": str(event_id), "dedup_key": "k", "tenant_id": str(tenant_id), "workflow_id": str(workflow_id),
-        "workflow_version": 1, "trigger": "webhook", "received_at": "2026-01-01T00:00:00+00:00",
-        "scheduled_for": None, "payload": {"order": {"id": 2**70, "refund": -(2**64) - 1, "qty": 3}},
+        "event_id": str(event_id),
+        "dedup_key": "k",
+        "tenant_id": str(tenant_id),
+        "workflow_id": str(workflow_id),
+        "workflow_version": 1,
+        "trigger": "webhook",
+        "received_at": "2026-01-01T00:00:00+00:00",
+        "scheduled_for": None,
+        "payload": {"order": {"id": 2**70, "refund": -(2**64) - 1, "qty": 3}},
     }
     conn = await asyncpg.connect(database_url)
     try:
         await conn.execute(
             """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,
                                        attempts) VALUES ($1, $2, $3, $4, 1, 'webhook', 'dead', 5)""",
-            uuid.uuid4(), event_id, tenant_id, workflow_id)
+            uuid.uuid4(),
+            event_id,
+            tenant_id,
+            workflow_id,
+        )
         await conn.execute(
             """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
                VALUES ($1, $2, $3, 'target said 500', 5, $4::jsonb)""",
-            event_id, tenant_id, workflow_id, json.dumps(envelope))
+            event_id,
+            tenant_id,
+            workflow_id,
+            json.dumps(envelope),
+        )
         resp = await gw.client.post(f"/api/dlq/{event_id}/replay", headers=gw.auth(tenant_id))
         assert resp.status == 202, await resp.text()
 
         async def published() -> bool:
-            return bool(await conn.fetchval(
-                "SELECT bool_and(published_at IS NOT NULL AND failed_at IS NULL) FROM outbox WHERE subject = $1",
-                f"events.{tenant_id}.{workflow_id}"))
+            return bool(
+                await conn.fetchval(
+                    "SELECT bool_and(published_at IS NOT NULL AND failed_at IS NULL) FROM outbox WHERE subject = $1",
+                    f"events.{tenant_id}.{workflow_id}",
+                )
+            )
 
         await wait_until(published, timeout=10, message="the replay published")
     finally:

@@ -26,20 +26,28 @@ async def _call(gw: Gateway, method: str, path: str, tenant_id: uuid.UUID, body:
 
 
 async def test_a_schedule_faster_than_the_minimum_is_refused_on_create_replace_and_rollback(
-    database_url: str, nats_url: str, bus: Bus,
+    database_url: str,
+    nats_url: str,
+    bus: Bus,
 ) -> None:
     tenant_id = await tenant(database_url)
     async with running_gateway(database_url, nats_url) as gw:  # the default: 10 s
-        cases: list[tuple[dict[str, Any], str]] = [({"interval_seconds": 5}, "trigger.interval_seconds"),
-                                                   ({"cron": "*/5 * * * * *"}, "trigger.cron"),
-                                                   ({"cron": "0,55 0,59 0,23 * * *"}, "trigger.cron")]
+        cases: list[tuple[dict[str, Any], str]] = [
+            ({"interval_seconds": 5}, "trigger.interval_seconds"),
+            ({"cron": "*/5 * * * * *"}, "trigger.cron"),
+            ({"cron": "0,55 0,59 0,23 * * *"}, "trigger.cron"),
+        ]
         for trigger, field in cases:
             status, body = await _call(gw, "POST", "/api/workflows", tenant_id, schedule(**trigger))
             assert status == 422, body
             assert body["error"]["code"] == "schedule_too_frequent"
-            assert body["error"]["details"] == [{
-                "field": field, "type": "schedule_too_frequent",
-                "message": "the schedule fires 5 s apart at its fastest; the shortest interval allowed is 10 s"}]
+            assert body["error"]["details"] == [
+                {
+                    "field": field,
+                    "type": "schedule_too_frequent",
+                    "message": "the schedule fires 5 s apart at its fastest; the shortest interval allowed is 10 s",
+                }
+            ]
         status, created = await _call(gw, "POST", "/api/workflows", tenant_id, schedule(cron="*/10 * * * * *"))
         assert status == 201, created
         wid = created["data"]["id"]
@@ -67,8 +75,9 @@ async def test_a_schedule_faster_than_the_minimum_is_refused_on_create_replace_a
 async def test_workflows_per_tenant_hold_under_concurrent_creates(database_url: str, nats_url: str, bus: Bus) -> None:
     greedy, other = await tenant(database_url), await tenant(database_url)
     async with running_gateway(database_url, nats_url, max_workflows_per_tenant=3) as gw:
-        results = await asyncio.gather(*(_call(gw, "POST", "/api/workflows", greedy, WEBHOOK_WORKFLOW)
-                                         for _ in range(12)))
+        results = await asyncio.gather(
+            *(_call(gw, "POST", "/api/workflows", greedy, WEBHOOK_WORKFLOW) for _ in range(12))
+        )
         statuses = sorted(status for status, _ in results)
         assert statuses == [201] * 3 + [422] * 9
         refused = next(body for status, body in results if status == 422)
@@ -107,7 +116,10 @@ async def _all_pages(gw: Gateway, path: str, tenant_id: uuid.UUID, limit: int) -
 
 
 async def test_a_page_of_definitions_stays_within_its_byte_budget(
-    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection,
+    database_url: str,
+    nats_url: str,
+    bus: Bus,
+    db: asyncpg.Connection,
 ) -> None:
     tenant_id, quiet = await tenant(database_url), await tenant(database_url)
     budget = 8 * 1024

@@ -89,10 +89,12 @@ async def test_body_booleans_and_integers_are_json_strict(gw: Gateway, database_
         assert resp.status == 422 and any(d["field"].startswith(field) for d in details), (body, details)
     created = await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)
     workflow_id = (await created.json())["data"]["id"]
-    assert (await gw.client.patch(f"/api/workflows/{workflow_id}", json={"is_active": "false"},
-                                  headers=auth)).status == 422
-    assert (await gw.client.post(f"/api/workflows/{workflow_id}/rollback", json={"version": "1"},
-                                 headers=auth)).status == 422
+    assert (
+        await gw.client.patch(f"/api/workflows/{workflow_id}", json={"is_active": "false"}, headers=auth)
+    ).status == 422
+    assert (
+        await gw.client.post(f"/api/workflows/{workflow_id}/rollback", json={"version": "1"}, headers=auth)
+    ).status == 422
     # 1.0 is an integer to JSON Schema, so to the API too.
     rolled = await gw.client.post(f"/api/workflows/{workflow_id}/rollback", json={"version": 1.0}, headers=auth)
     assert rolled.status == 200 and (await rolled.json())["data"]["version"] == 2

@@ -71,9 +71,15 @@ async def test_another_tenants_ids_are_404_exactly_like_missing_ones(gw: Gateway
         await conn.close()
 
 
-@pytest.mark.parametrize("extra", [
-    {"tenant_id": str(uuid.uuid4())}, {"version": 7}, {"id": str(uuid.uuid4())}, {"current_version": 3},
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"tenant_id": str(uuid.uuid4())},
+        {"version": 7},
+        {"id": str(uuid.uuid4())},
+        {"current_version": 3},
+    ],
+)
 async def test_mass_assignment_fields_are_refused(gw: Gateway, database_url: str, extra: dict[str, Any]):
     tenant_id = await tenant(database_url)
     auth = gw.auth(tenant_id)
@@ -81,9 +87,11 @@ async def test_mass_assignment_fields_are_refused(gw: Gateway, database_url: str
     assert resp.status == 422
     assert (await resp.json())["error"]["details"][0]["type"] == "extra_forbidden"
     wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
-    for method, path, body in (("PUT", f"/api/workflows/{wid}", {**WEBHOOK_WORKFLOW, **extra}),
-                               ("PATCH", f"/api/workflows/{wid}", {"is_active": False, **extra}),
-                               ("POST", f"/api/workflows/{wid}/run", {"payload": {}, **extra})):
+    for method, path, body in (
+        ("PUT", f"/api/workflows/{wid}", {**WEBHOOK_WORKFLOW, **extra}),
+        ("PATCH", f"/api/workflows/{wid}", {"is_active": False, **extra}),
+        ("POST", f"/api/workflows/{wid}/run", {"payload": {}, **extra}),
+    ):
         resp = await gw.client.request(method, path, json=body, headers=auth)
         assert resp.status == 422, (method, extra)
     got = (await (await gw.client.get(f"/api/workflows/{wid}", headers=auth)).json())["data"]
@@ -94,8 +102,18 @@ async def test_tokens_are_required_and_checked(gw: Gateway, database_url: str):
     tenant_id = await tenant(database_url)
     stranger = TokenIssuer()
     now = int(time.time())
-    unsigned = jwt.encode({"sub": str(uuid.uuid4()), "tid": str(tenant_id), "iss": "ipaas", "aud": "ipaas-api",
-                           "iat": now, "exp": now + 60}, key="", algorithm="none")
+    unsigned = jwt.encode(
+        {
+            "sub": str(uuid.uuid4()),
+            "tid": str(tenant_id),
+            "iss": "ipaas",
+            "aud": "ipaas-api",
+            "iat": now,
+            "exp": now + 60,
+        },
+        key="",
+        algorithm="none",
+    )
     cases = {
         "missing": {},
         "not bearer": {"Authorization": "Basic dXNlcjpwYXNz"},

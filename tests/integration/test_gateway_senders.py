@@ -28,15 +28,18 @@ async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gatewa
         yield gateway
 
 
-async def _workflow(gw: Gateway, tenant_id: uuid.UUID, trigger: dict[str, Any],
-                    secret: str | None = SENDER_SECRET) -> str:
-    resp = await gw.client.post("/api/workflows", json={**WEBHOOK_WORKFLOW, "trigger": trigger},
-                                headers=gw.auth(tenant_id))
+async def _workflow(
+    gw: Gateway, tenant_id: uuid.UUID, trigger: dict[str, Any], secret: str | None = SENDER_SECRET
+) -> str:
+    resp = await gw.client.post(
+        "/api/workflows", json={**WEBHOOK_WORKFLOW, "trigger": trigger}, headers=gw.auth(tenant_id)
+    )
     assert resp.status == 201, await resp.text()
     workflow_id = str((await resp.json())["data"]["id"])
     if secret is not None:
-        rotated = await gw.client.post(f"/api/workflows/{workflow_id}/webhook-secret", json={"secret": secret},
-                                       headers=gw.auth(tenant_id))
+        rotated = await gw.client.post(
+            f"/api/workflows/{workflow_id}/webhook-secret", json={"secret": secret}, headers=gw.auth(tenant_id)
+        )
         assert rotated.status == 200, await rotated.text()
         assert (await rotated.json())["data"]["webhook"]["secret"] == secret
     return workflow_id
@@ -47,8 +50,9 @@ def _hex(body: bytes, secret: str = SENDER_SECRET, prefix: bytes = b"") -> str:
 
 
 async def _post(gw: Gateway, workflow_id: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
-    resp = await gw.client.post(f"/hooks/{workflow_id}", data=body,
-                                headers={"Content-Type": "application/json", **headers})
+    resp = await gw.client.post(
+        f"/hooks/{workflow_id}", data=body, headers={"Content-Type": "application/json", **headers}
+    )
     text = await resp.text()
     return resp.status, (json.loads(text) if text else None)
 
@@ -93,8 +97,9 @@ async def test_shopify_and_generic_hmac(gw: Gateway, database_url: str) -> None:
     assert status == 202 and out["data"]["event_id"] == str(event_id_for(shop, "w-9"))
     assert (await _post(gw, shop, body, {"X-Shopify-Hmac-Sha256": base64.b64encode(b"x" * 32).decode()}))[0] == 401
 
-    generic = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "hmac-sha256",
-                                              "hmac": {"header": "X-Sig", "prefix": "sha256="}})
+    generic = await _workflow(
+        gw, tenant_id, {"type": "webhook", "verify": "hmac-sha256", "hmac": {"header": "X-Sig", "prefix": "sha256="}}
+    )
     status, out = await _post(gw, generic, body, {"X-Sig": "sha256=" + _hex(body)})
     assert status == 202, out
     # No delivery id: the body's hash is the dedup key, so the same body again is a duplicate.
@@ -108,16 +113,18 @@ async def test_slack_signature_and_url_verification(gw: Gateway, database_url: s
     workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "slack"})
     before = (await bus.js.stream_info("EVENTS")).state.messages
     ts = str(int(time.time()))
-    challenge = (b'{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",'
-                 b'"type":"url_verification"}')
-    headers = {"X-Slack-Request-Timestamp": ts,
-               "X-Slack-Signature": "v0=" + _hex(challenge, prefix=f"v0:{ts}:".encode())}
+    challenge = (
+        b'{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}'
+    )
+    headers = {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": "v0=" + _hex(challenge, prefix=f"v0:{ts}:".encode()),
+    }
     status, out = await _post(gw, workflow_id, challenge, headers)
     assert status == 200 and out == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
     assert (await bus.js.stream_info("EVENTS")).state.messages == before  # answered, not published
     event = b'{"type":"event_callback","event_id":"Ev08MFMKH6","event":{"type":"message"}}'
-    headers = {"X-Slack-Request-Timestamp": ts,
-               "X-Slack-Signature": "v0=" + _hex(event, prefix=f"v0:{ts}:".encode())}
+    headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + _hex(event, prefix=f"v0:{ts}:".encode())}
     status, out = await _post(gw, workflow_id, event, headers)
     assert status == 202 and out["data"]["event_id"] == str(event_id_for(workflow_id, "Ev08MFMKH6"))
     forged = {**headers, "X-Slack-Signature": "v0=" + _hex(event, secret="wrong", prefix=f"v0:{ts}:".encode())}
@@ -126,20 +133,26 @@ async def test_slack_signature_and_url_verification(gw: Gateway, database_url: s
 
 async def test_unverified_webhooks_warn_and_standard_secrets_stay_whsec(gw: Gateway, database_url: str) -> None:
     tenant_id = await tenant(database_url)
-    resp = await gw.client.post("/api/workflows", json={**WEBHOOK_WORKFLOW, "trigger": {"type": "webhook",
-                                                                                          "verify": "none"}},
-                                headers=gw.auth(tenant_id))
+    resp = await gw.client.post(
+        "/api/workflows",
+        json={**WEBHOOK_WORKFLOW, "trigger": {"type": "webhook", "verify": "none"}},
+        headers=gw.auth(tenant_id),
+    )
     data = (await resp.json())["data"]
     assert resp.status == 201 and "not authenticated" in data["warnings"][0]
     status, out = await _post(gw, data["id"], b'{"n":1}', {"Idempotency-Key": "k-1"})
     assert status == 202 and out["data"]["event_id"] == str(event_id_for(data["id"], "k-1"))
 
     standard = await _workflow(gw, tenant_id, {"type": "webhook"}, secret=None)
-    refused = await gw.client.post(f"/api/workflows/{standard}/webhook-secret", json={"secret": "not-a-whsec"},
-                                   headers=gw.auth(tenant_id))
+    refused = await gw.client.post(
+        f"/api/workflows/{standard}/webhook-secret", json={"secret": "not-a-whsec"}, headers=gw.auth(tenant_id)
+    )
     assert refused.status == 409 and (await refused.json())["error"]["code"] == "not_a_standard_secret"
     plain = await gw.client.get(f"/api/workflows/{standard}", headers=gw.auth(tenant_id))
     assert "warnings" not in (await plain.json())["data"]
-    bad = await gw.client.post("/api/workflows", json={**WEBHOOK_WORKFLOW, "trigger": {
-        "type": "webhook", "verify": "github", "hmac": {"header": "X"}}}, headers=gw.auth(tenant_id))
+    bad = await gw.client.post(
+        "/api/workflows",
+        json={**WEBHOOK_WORKFLOW, "trigger": {"type": "webhook", "verify": "github", "hmac": {"header": "X"}}},
+        headers=gw.auth(tenant_id),
+    )
     assert bad.status == 422

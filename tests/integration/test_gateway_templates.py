@@ -22,8 +22,11 @@ async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gatewa
 
 
 def http_workflow(body: Any, url: str = "https://example.invalid/hook") -> dict[str, Any]:
-    return {"name": "http", "trigger": {"type": "webhook"},
-            "action": {"type": "http_request", "config": {"method": "POST", "url": url, "body": body}}}
+    return {
+        "name": "http",
+        "trigger": {"type": "webhook"},
+        "action": {"type": "http_request", "config": {"method": "POST", "url": url, "body": body}},
+    }
 
 
 def slack_text(text: str) -> dict[str, Any]:
@@ -39,11 +42,11 @@ async def test_saving_a_template_that_does_not_compile_is_422_naming_the_field(g
     assert resp.status == 422
     error = (await resp.json())["error"]
     assert error["code"] == "validation_error"
-    assert error["details"] == [{"field": "action.config.text", "message": "unexpected '}' (line 1)",
-                                 "type": "invalid_template"}]
+    assert error["details"] == [
+        {"field": "action.config.text", "message": "unexpected '}' (line 1)", "type": "invalid_template"}
+    ]
 
-    resp = await gw.client.post("/api/workflows", json=http_workflow({"items": ["{% if x %}open", "ok"]}),
-                                headers=auth)
+    resp = await gw.client.post("/api/workflows", json=http_workflow({"items": ["{% if x %}open", "ok"]}), headers=auth)
     assert resp.status == 422
     [detail] = (await resp.json())["error"]["details"]
     assert detail["field"] == "action.config.body.items.0" and "endif" in detail["message"]
@@ -51,20 +54,23 @@ async def test_saving_a_template_that_does_not_compile_is_422_naming_the_field(g
     created = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)
     assert created.status == 201
     wid = (await created.json())["data"]["id"]
-    replaced = await gw.client.put(f"/api/workflows/{wid}", json=slack_text("{{ payload.a|no_such_filter }}"),
-                                   headers=auth)
+    replaced = await gw.client.put(
+        f"/api/workflows/{wid}", json=slack_text("{{ payload.a|no_such_filter }}"), headers=auth
+    )
     assert replaced.status == 422
     assert (await replaced.json())["error"]["details"][0]["field"] == "action.config.text"
     versions = (await (await gw.client.get(f"/api/workflows/{wid}/versions", headers=auth)).json())["data"]
     assert [v["version"] for v in versions] == [1]  # nothing was stored
 
 
-async def test_a_dry_run_whose_template_does_not_compile_is_refused_before_the_executor(
-        gw: Gateway, database_url: str):
+async def test_a_dry_run_whose_template_does_not_compile_is_refused_before_the_executor(gw: Gateway, database_url: str):
     auth = gw.auth(await tenant(database_url))
     # No executor is running: a valid dry-run would be 503; this one never gets that far.
-    resp = await gw.client.post("/api/workflows/dry-run", headers=auth,
-                                json={"workflow": http_workflow({"text": "{{ payload.x "}), "payload": {}})
+    resp = await gw.client.post(
+        "/api/workflows/dry-run",
+        headers=auth,
+        json={"workflow": http_workflow({"text": "{{ payload.x "}), "payload": {}},
+    )
     assert resp.status == 422
     error = (await resp.json())["error"]
     assert error["code"] == "invalid_template"
@@ -73,26 +79,31 @@ async def test_a_dry_run_whose_template_does_not_compile_is_refused_before_the_e
 
 
 async def test_a_dry_run_of_a_template_that_never_ends_is_422_within_seconds(
-        gw: Gateway, database_url: str, nats_url: str, service):
+    gw: Gateway, database_url: str, nats_url: str, service
+):
     auth = gw.auth(await tenant(database_url))
     service("services.executor", env=executor_env(nats_url, database_url))
 
     started = time.monotonic()
-    resp = await gw.client.post("/api/workflows/dry-run", headers=auth,
-                                json={"workflow": http_workflow({"text": NESTED_LOOPS}), "payload": {}})
+    resp = await gw.client.post(
+        "/api/workflows/dry-run", headers=auth, json={"workflow": http_workflow({"text": NESTED_LOOPS}), "payload": {}}
+    )
     assert time.monotonic() - started < 5.0
     assert resp.status == 422
     error = (await resp.json())["error"]
     assert error["code"] == "template_limit_exceeded"
     assert error["message"] == "template error in action.config.body.text: template took longer than 100 ms"
-    assert error["details"] == [{"field": "workflow.action.config.body.text", "message": error["message"],
-                                 "type": "template_limit_exceeded"}]
+    assert error["details"] == [
+        {"field": "workflow.action.config.body.text", "message": error["message"], "type": "template_limit_exceeded"}
+    ]
 
     # Other template failures keep the 200 "failed" contract, now with a code and the field.
-    resp = await gw.client.post("/api/workflows/dry-run", headers=auth,
-                                json={"workflow": http_workflow({"text": "{{ payload.missing }}"}), "payload": {}})
+    resp = await gw.client.post(
+        "/api/workflows/dry-run",
+        headers=auth,
+        json={"workflow": http_workflow({"text": "{{ payload.missing }}"}), "payload": {}},
+    )
     assert resp.status == 200
     data = (await resp.json())["data"]
     assert data["status"] == "failed" and data["error_code"] == "template_error"
     assert data["error_field"] == "action.config.body.text" and "missing" in data["error"]
-

@@ -40,9 +40,13 @@ async def _rotate(gw: Gateway, tenant_id: uuid.UUID, workflow_id: str) -> str:
 
 async def _stored_text(db: asyncpg.Connection) -> str:
     rows = [r[0] for r in await db.fetch("SELECT row_to_json(w)::text FROM workflows w")]
-    rows += [r[0] for r in await db.fetch(
-        "SELECT row_to_json(s)::text || encode(s.ciphertext, 'escape') || encode(s.wrapped_dek, 'escape') "
-        "FROM webhook_secrets s")]
+    rows += [
+        r[0]
+        for r in await db.fetch(
+            "SELECT row_to_json(s)::text || encode(s.ciphertext, 'escape') || encode(s.wrapped_dek, 'escape') "
+            "FROM webhook_secrets s"
+        )
+    ]
     return "\n".join(rows)
 
 
@@ -53,7 +57,8 @@ def _forms(secret: str) -> list[str]:
 
 
 async def test_secrets_are_sealed_and_every_one_inside_its_overlap_verifies(
-        database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection) -> None:
+    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection
+) -> None:
     overrides: dict[str, Any] = {"webhook_secret_overlap_seconds": 3, "bad_signature_burst": 1000}
     async with running_gateway(database_url, nats_url, **overrides) as gw:
         tenant_id = await tenant(database_url)
@@ -67,8 +72,10 @@ async def test_secrets_are_sealed_and_every_one_inside_its_overlap_verifies(
         stored = await _stored_text(db)
         assert stored.count(workflow_id) >= 1 and "whsec_" not in stored
         assert [f for s in (first, second, third) for f in _forms(s) if f in stored] == []
-        legacy = await db.fetchrow("SELECT webhook_secret, webhook_secret_prev, webhook_secret_prev_until "
-                                   "FROM workflows WHERE id = $1", uuid.UUID(workflow_id))
+        legacy = await db.fetchrow(
+            "SELECT webhook_secret, webhook_secret_prev, webhook_secret_prev_until FROM workflows WHERE id = $1",
+            uuid.UUID(workflow_id),
+        )
         assert tuple(legacy) == (None, None, None)
         kept = await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1", uuid.UUID(workflow_id))
         assert kept == 3
@@ -80,8 +87,12 @@ async def test_secrets_are_sealed_and_every_one_inside_its_overlap_verifies(
         await wait_until(first_refused, timeout=10, interval=0.25, message="the first secret to expire")
         assert await _post(gw, workflow_id, third) == 202
         # A later rotation drops the rows whose window has passed.
-        await wait_until(lambda: _post_is(gw, workflow_id, second, 401), timeout=10, interval=0.25,
-                         message="the second secret to expire")
+        await wait_until(
+            lambda: _post_is(gw, workflow_id, second, 401),
+            timeout=10,
+            interval=0.25,
+            message="the second secret to expire",
+        )
         await _rotate(gw, tenant_id, workflow_id)
         kept = await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1", uuid.UUID(workflow_id))
         assert kept == 2  # the third (inside its new overlap) and the new current one
@@ -92,50 +103,70 @@ async def _post_is(gw: Gateway, workflow_id: str, secret: str, status: int) -> b
 
 
 async def test_changing_the_trigger_away_and_back_replaces_the_sealed_secret(
-        database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection) -> None:
+    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection
+) -> None:
     async with running_gateway(database_url, nats_url) as gw:
         tenant_id = await tenant(database_url)
         workflow_id, first = await create_webhook_workflow(gw, tenant_id)
         manual = {**WEBHOOK_WORKFLOW, "trigger": {"type": "schedule", "interval_seconds": 60}}
         resp = await gw.client.put(f"/api/workflows/{workflow_id}", json=manual, headers=gw.auth(tenant_id))
         assert resp.status == 200, await resp.text()
-        assert await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1",
-                                 uuid.UUID(workflow_id)) == 0
+        assert (
+            await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1", uuid.UUID(workflow_id))
+            == 0
+        )
         resp = await gw.client.put(f"/api/workflows/{workflow_id}", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
         again = (await resp.json())["data"]["webhook"]["secret"]
         assert again != first
         assert [await _post(gw, workflow_id, s) for s in (first, again)] == [401, 202]
         resp = await gw.client.delete(f"/api/workflows/{workflow_id}", headers=gw.auth(tenant_id))
         assert resp.status == 200
-        assert await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1",
-                                 uuid.UUID(workflow_id)) == 0
+        assert (
+            await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1", uuid.UUID(workflow_id))
+            == 0
+        )
 
 
 async def test_plaintext_secrets_from_before_are_sealed_at_start(
-        database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection) -> None:
+    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection
+) -> None:
     tenant_id = await create_tenant(db)
     current, previous, expired = new_secret(), new_secret(), new_secret()
     old = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW, webhook_secret=current)
-    await db.execute("UPDATE workflows SET webhook_secret_prev = $2, webhook_secret_prev_until = now() + interval '1 h'"
-                     " WHERE id = $1", old, previous)
+    await db.execute(
+        "UPDATE workflows SET webhook_secret_prev = $2, webhook_secret_prev_until = now() + interval '1 h'"
+        " WHERE id = $1",
+        old,
+        previous,
+    )
     stale = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW, webhook_secret=current)
-    await db.execute("UPDATE workflows SET webhook_secret_prev = $2, webhook_secret_prev_until = now() - interval '1 s'"
-                     " WHERE id = $1", stale, expired)
+    await db.execute(
+        "UPDATE workflows SET webhook_secret_prev = $2, webhook_secret_prev_until = now() - interval '1 s'"
+        " WHERE id = $1",
+        stale,
+        expired,
+    )
     async with running_gateway(database_url, nats_url) as gw:
         stored = await _stored_text(db)
         assert "whsec_" not in stored
-        assert await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = ANY($1::uuid[])",
-                                 [old, stale]) == 3
-        statuses = [await _post(gw, str(old), current), await _post(gw, str(old), previous),
-                    await _post(gw, str(stale), current), await _post(gw, str(stale), expired)]
+        assert (
+            await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = ANY($1::uuid[])", [old, stale])
+            == 3
+        )
+        statuses = [
+            await _post(gw, str(old), current),
+            await _post(gw, str(old), previous),
+            await _post(gw, str(stale), current),
+            await _post(gw, str(stale), expired),
+        ]
         assert statuses == [202, 202, 202, 401]
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 async def test_rotate_keys_rewraps_webhook_secrets_as_the_auth_role(
-        database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection,
-        role_url: Callable[[str], str]) -> None:
+    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection, role_url: Callable[[str], str]
+) -> None:
     k1, k2 = new_kek("k1"), new_kek("k2")
     async with running_gateway(database_url, nats_url, IPAAS_AUTH_KEKS=k1) as gw:
         tenant_id = await tenant(database_url)
@@ -163,22 +194,31 @@ async def test_rotate_keys_rewraps_webhook_secrets_as_the_auth_role(
 
 
 async def test_a_new_kek_in_the_directory_seals_new_secrets_without_a_restart(
-        database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection, tmp_path: Path) -> None:
+    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection, tmp_path: Path
+) -> None:
     keys = tmp_path / "keks"
     keys.mkdir()
     (keys / "2026-01.key").write_text(new_kek("x").split(":", 1)[1])
-    overrides: dict[str, Any] = {"IPAAS_AUTH_KEKS": None, "IPAAS_AUTH_KEKS_DIR": keys,
-                                 "IPAAS_AUTH_KEYS_RELOAD_SECONDS": 0.2}
+    overrides: dict[str, Any] = {
+        "IPAAS_AUTH_KEKS": None,
+        "IPAAS_AUTH_KEKS_DIR": keys,
+        "IPAAS_AUTH_KEYS_RELOAD_SECONDS": 0.2,
+    }
     async with running_gateway(database_url, nats_url, **overrides) as gw:
         tenant_id = await tenant(database_url)
         first, first_secret = await create_webhook_workflow(gw, tenant_id)
         (keys / "2026-02.key").write_text(new_kek("x").split(":", 1)[1])  # sorts last: seals from now on
 
-        await wait_until(lambda: gw.app[KEKS].ring.primary_id == "2026-02", timeout=10,
-                         message="the gateway to load the new KEK")
+        await wait_until(
+            lambda: gw.app[KEKS].ring.primary_id == "2026-02", timeout=10, message="the gateway to load the new KEK"
+        )
         second, second_secret = await create_webhook_workflow(gw, tenant_id)
-        kek_of = {str(r["workflow_id"]): r["kek_id"] for r in await db.fetch(
-            "SELECT workflow_id, kek_id FROM webhook_secrets WHERE workflow_id = ANY($1::uuid[])",
-            [uuid.UUID(first), uuid.UUID(second)])}
+        kek_of = {
+            str(r["workflow_id"]): r["kek_id"]
+            for r in await db.fetch(
+                "SELECT workflow_id, kek_id FROM webhook_secrets WHERE workflow_id = ANY($1::uuid[])",
+                [uuid.UUID(first), uuid.UUID(second)],
+            )
+        }
         assert kek_of == {first: "2026-01", second: "2026-02"}
         assert [await _post(gw, first, first_secret), await _post(gw, second, second_secret)] == [202, 202]

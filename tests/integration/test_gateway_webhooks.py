@@ -31,8 +31,7 @@ async def create_webhook_workflow(gw: Gateway, tenant_id: uuid.UUID, **extra: An
     return data["id"], data["webhook"]["secret"]
 
 
-def signed(secret: str, body: str, *, msg_id: str | None = None,
-           at: datetime | None = None) -> dict[str, str]:
+def signed(secret: str, body: str, *, msg_id: str | None = None, at: datetime | None = None) -> dict[str, str]:
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     at = at or datetime.now(UTC)
     return {
@@ -74,8 +73,7 @@ async def test_signed_webhook_is_stored_with_msg_id_and_traceparent(gw: Gateway,
     assert envelope.payload == {"order_id": 42, "note": "caf\u00e9 \u2615"}
 
 
-async def test_same_webhook_id_twice_is_one_message_and_the_first_event_id(gw: Gateway, database_url: str,
-                                                                            bus: Bus):
+async def test_same_webhook_id_twice_is_one_message_and_the_first_event_id(gw: Gateway, database_url: str, bus: Bus):
     tenant_id = await tenant(database_url)
     workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
     body = '{"n": 1}'
@@ -112,15 +110,19 @@ def _too_large(secret: str) -> tuple[bytes, dict[str, str]]:
     return body, signed(secret, body.decode())
 
 
-@pytest.mark.parametrize(("make", "status", "code"), [
-    (_tampered, 401, "invalid_signature"),
-    (_stale, 401, "invalid_signature"),
-    (_wrong_secret, 401, "invalid_signature"),
-    (_missing_header, 401, "invalid_signature"),
-    (_too_large, 413, "payload_too_large"),
-])
-async def test_rejected_webhooks_publish_nothing(gw: Gateway, database_url: str, bus: Bus, make: Any,
-                                                 status: int, code: str):
+@pytest.mark.parametrize(
+    ("make", "status", "code"),
+    [
+        (_tampered, 401, "invalid_signature"),
+        (_stale, 401, "invalid_signature"),
+        (_wrong_secret, 401, "invalid_signature"),
+        (_missing_header, 401, "invalid_signature"),
+        (_too_large, 413, "payload_too_large"),
+    ],
+)
+async def test_rejected_webhooks_publish_nothing(
+    gw: Gateway, database_url: str, bus: Bus, make: Any, status: int, code: str
+):
     tenant_id = await tenant(database_url)
     workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
     body, headers = make(secret)
@@ -186,14 +188,17 @@ async def test_previous_secret_stays_valid_after_rotation(gw: Gateway, database_
 
 
 async def test_a_disabled_workflow_stops_ingest_on_another_replica(database_url: str, nats_url: str, bus: Bus):
-    async with running_gateway(database_url, nats_url, cache_ttl_seconds=300) as a, \
-            running_gateway(database_url, nats_url, issuer=a.issuer, cache_ttl_seconds=300) as b:
+    async with (
+        running_gateway(database_url, nats_url, cache_ttl_seconds=300) as a,
+        running_gateway(database_url, nats_url, issuer=a.issuer, cache_ttl_seconds=300) as b,
+    ):
         tenant_id = await tenant(database_url)
         workflow_id, secret = await create_webhook_workflow(a, tenant_id)
         assert (await a.client.post(f"/hooks/{workflow_id}", data="{}", headers=signed(secret, "{}"))).status == 202
 
-        resp = await b.client.patch(f"/api/workflows/{workflow_id}", json={"is_active": False},
-                                    headers=b.auth(tenant_id))
+        resp = await b.client.patch(
+            f"/api/workflows/{workflow_id}", json={"is_active": False}, headers=b.auth(tenant_id)
+        )
         assert resp.status == 200
 
         async def a_refuses() -> bool:

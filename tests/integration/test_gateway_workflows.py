@@ -59,8 +59,7 @@ async def test_rollback_makes_version_1_current_under_a_new_number(gw: Gateway, 
     auth = gw.auth(tenant_id)
     created = (await (await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)).json())["data"]
     wid = created["id"]
-    v2 = {**SCHEDULE_WORKFLOW, "name": "every 5 minutes",
-          "trigger": {"type": "schedule", "interval_seconds": 300}}
+    v2 = {**SCHEDULE_WORKFLOW, "name": "every 5 minutes", "trigger": {"type": "schedule", "interval_seconds": 300}}
     put = await gw.client.put(f"/api/workflows/{wid}", json=v2, headers=auth)
     assert put.status == 200
     assert (await put.json())["data"]["version"] == 2
@@ -151,16 +150,18 @@ async def test_manual_run_publishes_a_manual_event(gw: Gateway, database_url: st
     tenant_id = await tenant(database_url)
     auth = gw.auth(tenant_id)
     wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
-    resp = await gw.client.post(f"/api/workflows/{wid}/run", json={"payload": {"order_id": 7}},
-                                headers={**auth, "Idempotency-Key": "run-7"})
+    resp = await gw.client.post(
+        f"/api/workflows/{wid}/run", json={"payload": {"order_id": 7}}, headers={**auth, "Idempotency-Key": "run-7"}
+    )
     assert resp.status == 202
     event_id = (await resp.json())["data"]["event_id"]
     msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{wid}")
     envelope = EventEnvelope.model_validate_json(msg.data or b"")
     assert str(envelope.event_id) == event_id
     assert envelope.trigger is Trigger.MANUAL and envelope.payload == {"order_id": 7}
-    again = await gw.client.post(f"/api/workflows/{wid}/run", json={"payload": {"order_id": 7}},
-                                 headers={**auth, "Idempotency-Key": "run-7"})
+    again = await gw.client.post(
+        f"/api/workflows/{wid}/run", json={"payload": {"order_id": 7}}, headers={**auth, "Idempotency-Key": "run-7"}
+    )
     assert (await again.json())["data"] == {"event_id": event_id, "duplicate": True}
 
 
@@ -176,9 +177,16 @@ async def test_dry_run_goes_to_the_executor_and_records_nothing(gw: Gateway, dat
 
     async def executor(msg: object) -> None:
         requests.append(orjson.loads(msg.data))  # type: ignore[attr-defined]
-        await msg.respond(orjson.dumps({"status": "succeeded",  # type: ignore[attr-defined]
-                                        "output": {"status": 200, "token": "abc"},
-                                        "error": None, "duration_ms": 12}))
+        await msg.respond(  # type: ignore[attr-defined]
+            orjson.dumps(
+                {
+                    "status": "succeeded",
+                    "output": {"status": 200, "token": "abc"},
+                    "error": None,
+                    "duration_ms": 12,
+                }
+            )
+        )
 
     sub = await bus.nc.subscribe("svc.executor.dry_run", cb=executor)
     await bus.nc.flush()  # the server has the subscription before the gateway asks

@@ -37,8 +37,16 @@ async def test_crash_is_restarted_with_prefixed_logs_and_stop_kills_the_whole_gr
     script.write_text(CHILD)
     runs, grandchild_file = tmp_path / "runs", tmp_path / "grandchild.pid"
     lines: list[str] = []
-    sup = Supervised(ProcessSpec(name="fake", argv=(sys.executable, str(script), str(runs), str(grandchild_file)),
-                                 env={"PATH": "/usr/bin:/bin"}, cwd=str(tmp_path)), lines.append, backoff_max=1.0)
+    sup = Supervised(
+        ProcessSpec(
+            name="fake",
+            argv=(sys.executable, str(script), str(runs), str(grandchild_file)),
+            env={"PATH": "/usr/bin:/bin"},
+            cwd=str(tmp_path),
+        ),
+        lines.append,
+        backoff_max=1.0,
+    )
     sup.start()
     try:
         await _check_restart_and_stop(sup, lines, runs, grandchild_file)
@@ -66,20 +74,28 @@ async def _check_restart_and_stop(sup: Supervised, lines: list[str], runs: Path,
     code = await sup.stop(grace=1.0)
     assert code is not None and code < 0
     assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
-    await wait_until(lambda: not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE,
-                     timeout=5, message="the grandchild to die")
+    await wait_until(
+        lambda: not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE,
+        timeout=5,
+        message="the grandchild to die",
+    )
     assert len(runs.read_text()) == 2  # noqa: ASYNC240 - not restarted after stop
 
 
 async def test_stop_of_a_well_behaved_child_is_a_clean_exit(tmp_path: Path) -> None:
     script = tmp_path / "ok.py"
-    script.write_text("import signal, sys, time\n"
-                      "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
-                      "print('up', flush=True)\n"
-                      "time.sleep(300)\n")
+    script.write_text(
+        "import signal, sys, time\n"
+        "signal.signal(signal.SIGTERM, lambda *a: sys.exit(0))\n"
+        "print('up', flush=True)\n"
+        "time.sleep(300)\n"
+    )
     lines: list[str] = []
-    sup = Supervised(ProcessSpec(name="ok", argv=(sys.executable, str(script)), env={}, cwd=str(tmp_path)),
-                     lines.append, label_width=6)
+    sup = Supervised(
+        ProcessSpec(name="ok", argv=(sys.executable, str(script)), env={}, cwd=str(tmp_path)),
+        lines.append,
+        label_width=6,
+    )
     sup.start()
     try:
         await wait_until(lambda: any(line.endswith(" up") for line in lines), timeout=10)

@@ -98,8 +98,9 @@ async def test_a_stream_capturing_the_executors_inbox_is_refused(secured_nats: S
     executor = await secured_nats.client("executor")
     try:
         with pytest.raises(Exception):  # noqa: B017 - the request is dropped: nats-py times out
-            await gateway.jetstream(timeout=1).add_stream(name=ATTACK_STREAM,
-                                                          subjects=[f"{inbox_prefix('executor')}.>"])
+            await gateway.jetstream(timeout=1).add_stream(
+                name=ATTACK_STREAM, subjects=[f"{inbox_prefix('executor')}.>"]
+            )
         # A reply the executor gets on its inbox (here a stream info) would have been captured.
         info = await answered(executor, f"{API}.STREAM.INFO.EVENTS")
         assert info["config"]["name"] == "EVENTS"

@@ -40,20 +40,29 @@ async def readiness(http: aiohttp.ClientSession, svc: ServiceProcess) -> tuple[i
 
 @pytest.mark.timeout(120)
 async def test_services_wait_unready_until_the_provisioning_step_has_run(
-        unprovisioned_nats: SecuredNats, database_url: str, service: Callable[..., ServiceProcess]) -> None:
+    unprovisioned_nats: SecuredNats, database_url: str, service: Callable[..., ServiceProcess]
+) -> None:
     nats = unprovisioned_nats
     started = {
-        "gateway": service("services.gateway", wait=False,
-                           env={**nats.service_env("gateway"), "DATABASE_URL": database_url, **kek_env()}),
-        "executor": service("services.executor", wait=False,
-                            env=executor_env(nats.url_for("executor"), database_url, **nats.service_env("executor"))),
-        "scheduler": service("services.scheduler", wait=False,
-                             env={**nats.service_env("scheduler"), "DATABASE_URL": database_url}),
+        "gateway": service(
+            "services.gateway",
+            wait=False,
+            env={**nats.service_env("gateway"), "DATABASE_URL": database_url, **kek_env()},
+        ),
+        "executor": service(
+            "services.executor",
+            wait=False,
+            env=executor_env(nats.url_for("executor"), database_url, **nats.service_env("executor")),
+        ),
+        "scheduler": service(
+            "services.scheduler", wait=False, env={**nats.service_env("scheduler"), "DATABASE_URL": database_url}
+        ),
     }
     admin = await nats.bus("admin")
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             for name, svc in started.items():
+
                 async def answer(svc: ServiceProcess = svc) -> tuple[int, dict[str, Any]] | None:
                     return await readiness(http, svc)
 
@@ -69,9 +78,14 @@ async def test_services_wait_unready_until_the_provisioning_step_has_run(
             assert await admin.js.streams_info() == []  # nobody created anything on their own
             assert all(svc.alive() for svc in started.values())
 
-            assert await nats.provision() == ["stream EVENTS", "stream DLQ", "stream WORKFLOW_CHANGES",
-                                              "consumer EVENTS/executor"]
+            assert await nats.provision() == [
+                "stream EVENTS",
+                "stream DLQ",
+                "stream WORKFLOW_CHANGES",
+                "consumer EVENTS/executor",
+            ]
             for name, svc in started.items():
+
                 async def ready(svc: ServiceProcess = svc) -> bool:
                     answer = await readiness(http, svc)
                     return answer is not None and answer[0] == 200
@@ -85,7 +99,8 @@ async def test_services_wait_unready_until_the_provisioning_step_has_run(
 
 
 async def test_a_service_told_to_provision_without_the_right_falls_back_to_checking(
-        secured_nats: SecuredNats, caplog: pytest.LogCaptureFixture) -> None:
+    secured_nats: SecuredNats, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = NatsSettings(NATS_URL=secured_nats.url_for("gateway"), provision=True, publish_timeout_seconds=1)
     bus = await Bus.connect(settings, name="gateway", inbox_prefix=inbox_prefix("gateway"), connect_deadline_seconds=10)
     try:
@@ -110,14 +125,20 @@ async def run_provision(nats_url: str) -> tuple[int, str]:
     """``python -m deploy.provision`` as a process, as the migrate Job runs it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("IPAAS_")}
     env.update({"NATS_URL": nats_url, "PYTHONPATH": str(REPO_ROOT)})
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "deploy.provision", cwd=REPO_ROOT, env=env,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "deploy.provision",
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
     return int(proc.returncode or 0), out.decode(errors="replace")
 
 
-async def test_an_old_events_stream_with_another_retention_stops_provisioning_with_the_way_out(
-        nats_url: str) -> None:
+async def test_an_old_events_stream_with_another_retention_stops_provisioning_with_the_way_out(nats_url: str) -> None:
     settings = NatsSettings(NATS_URL=nats_url, provision=False)
     bus = await Bus.connect(settings, name="old", connect_deadline_seconds=10)
     try:

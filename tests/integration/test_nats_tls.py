@@ -33,15 +33,31 @@ def _name(cn: str) -> x509.Name:
 def make_ca(directory: Path, cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(_name(cn)).issuer_name(_name(cn)).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(minutes=5))
-            .not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
-                                         content_commitment=False, key_encipherment=False, data_encipherment=False,
-                                         key_agreement=False, encipher_only=False, decipher_only=False),
-                           critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(cn))
+        .issuer_name(_name(cn))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
     path = directory / f"{cn}.crt"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key, cert, path
@@ -50,17 +66,25 @@ def make_ca(directory: Path, cn: str) -> tuple[ec.EllipticCurvePrivateKey, x509.
 def make_server_cert(directory: Path, ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate) -> tuple[Path, Path]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
-    cert = (x509.CertificateBuilder().subject_name(_name("nats")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name("nats"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     cert_path, key_path = directory / "server.crt", directory / "server.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return cert_path, key_path
 
 
@@ -87,6 +111,7 @@ async def test_the_bus_connects_over_tls_with_the_ca_it_is_given_and_refuses_any
     bus = await Bus.connect(settings, name="tls-test", connect_deadline_seconds=10)
     try:
         assert bus.nc.connected_url is not None and bus.nc.connected_url.scheme == "tls"
+
         async def echo(msg: Msg) -> None:
             await msg.respond(msg.data.upper())
 
@@ -105,9 +130,11 @@ async def test_the_bus_connects_over_tls_with_the_ca_it_is_given_and_refuses_any
             await Bus.connect(refused, name="tls-test", connect_deadline_seconds=1.5)
     # Nor does a nats:// client without the CA (the server requires TLS, which it cannot verify).
     with pytest.raises((nats.errors.NoServersError, OSError, asyncio.TimeoutError)):
-        nc = await nats.connect(f"nats://127.0.0.1:{server.port}", allow_reconnect=False, connect_timeout=2,
-                                max_reconnect_attempts=0)
+        nc = await nats.connect(
+            f"nats://127.0.0.1:{server.port}", allow_reconnect=False, connect_timeout=2, max_reconnect_attempts=0
+        )
         await nc.close()
     with pytest.raises(BusMisconfigured, match="IPAAS_NATS_TLS_CA_FILE"):
-        await Bus.connect(NatsSettings(NATS_URL=url, tls_ca_file=str(ca.parent / "missing.crt")),
-                          connect_deadline_seconds=1)
+        await Bus.connect(
+            NatsSettings(NATS_URL=url, tls_ca_file=str(ca.parent / "missing.crt")), connect_deadline_seconds=1
+        )

@@ -20,8 +20,15 @@ from deploy.local.pg_roles import bootstrap, load_or_create, service_urls, with_
 from libs.common.db.migrate import MIGRATIONS_DIR, apply_migrations, discover
 from libs.common.db.roles import ALL_ROLES, OWNER
 
-BEFORE_ROLES = ("0001_core", "0100_auth_credentials", "0201_gateway_outbox", "0202_gateway_outbox_set_aside",
-                "0301_executor", "0302_executor_leases", "0400_scheduler")
+BEFORE_ROLES = (
+    "0001_core",
+    "0100_auth_credentials",
+    "0201_gateway_outbox",
+    "0202_gateway_outbox_set_aside",
+    "0301_executor",
+    "0302_executor_leases",
+    "0400_scheduler",
+)
 REFUSED_LOGIN = (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)
 
 
@@ -33,8 +40,9 @@ def local_pg(tmp_path: Path) -> Iterator[PostgresServer]:
     server.kill()
 
 
-async def test_older_data_is_adopted_and_every_role_needs_its_own_password(local_pg: PostgresServer,
-                                                                            tmp_path: Path) -> None:
+async def test_older_data_is_adopted_and_every_role_needs_its_own_password(
+    local_pg: PostgresServer, tmp_path: Path
+) -> None:
     old = tmp_path / "old-migrations"
     old.mkdir()
     for version in BEFORE_ROLES:
@@ -55,10 +63,14 @@ async def test_older_data_is_adopted_and_every_role_needs_its_own_password(local
 
     admin = await asyncpg.connect(local_pg.admin_dsn("ipaas"))
     try:
-        owners = {r[0] for r in await admin.fetch(
-            """SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace
+        owners = {
+            r[0]
+            for r in await admin.fetch(
+                """SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace
                UNION SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE pronamespace = 'public'::regnamespace
-               UNION SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'ipaas'""")}
+               UNION SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'ipaas'"""
+            )
+        }
         assert owners == {OWNER}
     finally:
         await admin.close()
@@ -101,9 +113,14 @@ async def test_a_new_database_is_created_for_the_owner(local_pg: PostgresServer,
     assert applied[0] == "0000_roles" and applied[-1] == "0500_privileges"
     conn = await asyncpg.connect(owner)
     try:
-        assert await conn.fetchval("SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles "
-                                   "WHERE rolname = current_user") is False
-        assert {r[0] for r in await conn.fetch("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")} \
-            == {OWNER}
+        assert (
+            await conn.fetchval(
+                "SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = current_user"
+            )
+            is False
+        )
+        assert {r[0] for r in await conn.fetch("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")} == {
+            OWNER
+        }
     finally:
         await conn.close()

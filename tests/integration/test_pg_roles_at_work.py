@@ -54,15 +54,27 @@ async def pool_as(url: str) -> AsyncIterator[asyncpg.Pool]:
 
 def envelope(tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> EventEnvelope:
     key = uuid.uuid4().hex
-    return EventEnvelope(event_id=event_id_for(workflow_id, key), dedup_key=key, tenant_id=tenant_id,
-                         workflow_id=workflow_id, workflow_version=1, trigger="webhook", payload={"n": 1})
+    return EventEnvelope(
+        event_id=event_id_for(workflow_id, key),
+        dedup_key=key,
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        workflow_version=1,
+        trigger="webhook",
+        payload={"n": 1},
+    )
 
 
 async def test_the_executor_claims_parks_wakes_and_dead_letters_as_its_role(
-        db: asyncpg.Connection, role_url: Callable[[str], str], bus: Bus) -> None:
+    db: asyncpg.Connection, role_url: Callable[[str], str], bus: Bus
+) -> None:
     tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, {"name": "wf", "trigger": {"type": "webhook"}, "action": HTTP_ACTION},
-                               webhook_secret="whsec_c2VjcmV0")
+    wf = await create_workflow(
+        db,
+        tenant,
+        {"name": "wf", "trigger": {"type": "webhook"}, "action": HTTP_ACTION},
+        webhook_secret="whsec_c2VjcmV0",
+    )
     async with pool_as(role_url("executor")) as pool:
         store = ExecutionStore(pool, owner="replica-1", lease_seconds=30, max_items=16, linger=0.001)
         reader = WorkflowReader(pool, cache_size=8, max_items=16, linger=0.001)
@@ -92,25 +104,34 @@ async def test_the_executor_claims_parks_wakes_and_dead_letters_as_its_role(
         finally:
             await store.close()
     assert await db.fetchval("SELECT status FROM executions WHERE event_id = $1", event.event_id) == "dead"
-    assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE event_id = ANY($1::uuid[])",
-                             [event.event_id, raw]) == 2
+    assert (
+        await db.fetchval("SELECT count(*) FROM dead_letters WHERE event_id = ANY($1::uuid[])", [event.event_id, raw])
+        == 2
+    )
     assert await db.fetchval("SELECT lease_owner FROM executions WHERE event_id = $1", other.event_id) is None
     assert await db.fetchval("SELECT count(*) FROM deferred_events") == 0
 
 
 async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
-        db: asyncpg.Connection, role_url: Callable[[str], str], bus: Bus) -> None:
+    db: asyncpg.Connection, role_url: Callable[[str], str], bus: Bus
+) -> None:
     tenant = await create_tenant(db)
     notified = asyncio.Event()
     listener = await asyncpg.connect(role_url("gateway"))
     await listener.add_listener(CHANNEL, lambda *_: notified.set())
     try:
         async with pool_as(role_url("gateway")) as pool:
-            body = WorkflowCreate.model_validate({"name": "orders", "trigger": {"type": "webhook"},
-                                                  "action": HTTP_ACTION})
+            body = WorkflowCreate.model_validate(
+                {"name": "orders", "trigger": {"type": "webhook"}, "action": HTTP_ACTION}
+            )
             ring = kek_ring()
-            created = await gw_workflows.create(pool, tenant, body, max_workflows=10,  # the tenant is auth's: an FK
-                                                ring=ring)
+            created = await gw_workflows.create(
+                pool,
+                tenant,
+                body,
+                max_workflows=10,  # the tenant is auth's: an FK
+                ring=ring,
+            )
             wf = created["id"]
             await wait_until(notified.is_set, timeout=5, message="NOTIFY ipaas_outbox to reach the gateway")
             await gw_workflows.rotate_secret(pool, tenant, wf, 60, ring=ring)
@@ -121,29 +142,58 @@ async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
             target = await pool_loader(pool, KeyHolder(ring))(wf)
             assert target is not None and len(target.keys(datetime.now(UTC).timestamp())) == 2
             # A secret still in the plaintext column (written before it was sealed) is sealed by the look-up.
-            legacy = await create_workflow(db, tenant, {"name": "old", "trigger": {"type": "webhook"},
-                                                        "action": HTTP_ACTION}, webhook_secret="whsec_c2VjcmV0")
+            legacy = await create_workflow(
+                db,
+                tenant,
+                {"name": "old", "trigger": {"type": "webhook"}, "action": HTTP_ACTION},
+                webhook_secret="whsec_c2VjcmV0",
+            )
             assert await pool_loader(pool, KeyHolder(ring))(legacy) is not None
             assert await db.fetchval("SELECT webhook_secret FROM workflows WHERE id = $1", legacy) is None
             await gw_workflows.set_active(pool, tenant, wf, False)
             assert await gw_workflows.wait_for_runs(pool, wf, 0.1) == 0
             # A dead run is replayed: the dead letter is marked, the run is non-final again, the envelope queued.
             event = envelope(tenant, wf)
-            await db.execute("""INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version,
+            await db.execute(
+                """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version,
                                                         trigger, status, attempts)
                                 VALUES ($1, $2, $3, $4, 1, 'webhook', 'dead', 6)""",
-                             uuid.uuid4(), event.event_id, tenant, wf)
-            await db.execute("""INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
+                uuid.uuid4(),
+                event.event_id,
+                tenant,
+                wf,
+            )
+            await db.execute(
+                """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
                                 VALUES ($1, $2, $3, 'gave up', 6, $4::jsonb)""",
-                             event.event_id, tenant, wf, event.model_dump_json())
-            assert len(await gw_executions.list_dead_letters(pool, tenant, workflow_id=wf, include_replayed=False,
-                                                             limit=10, before=None)) == 1
+                event.event_id,
+                tenant,
+                wf,
+                event.model_dump_json(),
+            )
+            assert (
+                len(
+                    await gw_executions.list_dead_letters(
+                        pool, tenant, workflow_id=wf, include_replayed=False, limit=10, before=None
+                    )
+                )
+                == 1
+            )
             await gw_executions.replay(pool, tenant, event.event_id)
             rows = await gw_executions.list_executions(pool, tenant, ExecutionQuery(workflow_id=wf), limit=10)
             assert await gw_executions.get_execution(pool, tenant, rows[0]["id"])
             await gw_workflows.delete(pool, tenant, wf)
-            relay = OutboxRelay(pool, bus, role_url("gateway"), batch=100, poll_seconds=1, max_backoff_seconds=1,
-                                publish_timeout=5, max_attempts=3, registry=CollectorRegistry())
+            relay = OutboxRelay(
+                pool,
+                bus,
+                role_url("gateway"),
+                batch=100,
+                poll_seconds=1,
+                max_backoff_seconds=1,
+                publish_timeout=5,
+                max_attempts=3,
+                registry=CollectorRegistry(),
+            )
             await relay.relay_once()
     finally:
         await listener.close()
@@ -154,10 +204,12 @@ async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
 
 
 async def test_the_scheduler_reads_schedules_and_records_progress_as_its_role(
-        db: asyncpg.Connection, role_url: Callable[[str], str]) -> None:
+    db: asyncpg.Connection, role_url: Callable[[str], str]
+) -> None:
     tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, {"name": "tick", "trigger": {"type": "schedule", "interval_seconds": 60},
-                                            "action": HTTP_ACTION})
+    wf = await create_workflow(
+        db, tenant, {"name": "tick", "trigger": {"type": "schedule", "interval_seconds": 60}, "action": HTTP_ACTION}
+    )
     slot = int(datetime.now(UTC).timestamp()) // 60 * 60
     skipped = SkippedSlot(uuid.uuid4(), tenant, wf, 1, slot, "missed")
     async with pool_as(role_url("scheduler")) as pool:
@@ -176,11 +228,15 @@ async def test_the_scheduler_reads_schedules_and_records_progress_as_its_role(
 
 
 async def test_auth_registers_logs_in_and_keeps_credentials_as_its_role(
-        db: asyncpg.Connection, role_url: Callable[[str], str], nats_url: str) -> None:
+    db: asyncpg.Connection, role_url: Callable[[str], str], nats_url: str
+) -> None:
     async with auth_client(auth_settings(role_url("auth"), nats_url)) as client:
         user = await register_and_login(client)
-        resp = await client.post("/api/credentials", headers=bearer(user["token"]),
-                                 json={"name": "key", "type": "http", "secret": {"headers": {"X-Key": "k"}}})
+        resp = await client.post(
+            "/api/credentials",
+            headers=bearer(user["token"]),
+            json={"name": "key", "type": "http", "secret": {"headers": {"X-Key": "k"}}},
+        )
         assert resp.status == 201, await resp.text()
         credential = (await resp.json())["data"]["id"]
         listing = await client.get("/api/credentials", headers=bearer(user["token"]))

@@ -81,21 +81,45 @@ async def slots_fired(bus: Bus, workflow_id: uuid.UUID) -> list[str]:
     return [e.scheduled_for.strftime("%H:%M:%S") for e in await events(bus, workflow_id) if e.scheduled_for]
 
 
-async def publish_change(bus: Bus, tenant_id: uuid.UUID, workflow_id: uuid.UUID, version: int, change: str,
-                         *, is_active: bool = True, deleted: bool = False) -> None:
+async def publish_change(
+    bus: Bus,
+    tenant_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    version: int,
+    change: str,
+    *,
+    is_active: bool = True,
+    deleted: bool = False,
+) -> None:
     """What the gateway's outbox relay publishes after a workflow change."""
-    body = WorkflowChanged(tenant_id=tenant_id, workflow_id=workflow_id, version=version, change=change,
-                           is_active=is_active, deleted=deleted)
-    await bus.publish(workflow_changed_subject(tenant_id, workflow_id), body.model_dump_json().encode(),
-                      msg_id=f"outbox:{uuid.uuid4()}")
+    body = WorkflowChanged(
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        version=version,
+        change=change,
+        is_active=is_active,
+        deleted=deleted,
+    )
+    await bus.publish(
+        workflow_changed_subject(tenant_id, workflow_id),
+        body.model_dump_json().encode(),
+        msg_id=f"outbox:{uuid.uuid4()}",
+    )
 
 
-@pytest.mark.parametrize(("policy", "expected"), [
-    ("skip", ["12:01:00", "12:06:00"]),
-    ("all", ["12:01:00", "12:02:00", "12:03:00", "12:04:00", "12:05:00", "12:06:00"]),
-])
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [
+        ("skip", ["12:01:00", "12:06:00"]),
+        ("all", ["12:01:00", "12:02:00", "12:03:00", "12:04:00", "12:05:00", "12:06:00"]),
+    ],
+)
 async def test_missed_slots_after_downtime_follow_the_catchup_policy(
-    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any], policy: str, expected: list[str],
+    bus: Bus,
+    db: asyncpg.Connection,
+    runtimes: Callable[..., Any],
+    policy: str,
+    expected: list[str],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, definition(interval_seconds=60, catchup=policy))
@@ -104,8 +128,10 @@ async def test_missed_slots_after_downtime_follow_the_catchup_policy(
     first = await runtimes(clock)
     clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
     await wait_until(lambda: slots_fired(bus, wf), message="first slot")
-    await wait_until(lambda: db.fetchval("SELECT last_slot FROM scheduler_state WHERE workflow_id = $1", wf),
-                     message="progress saved")
+    await wait_until(
+        lambda: db.fetchval("SELECT last_slot FROM scheduler_state WHERE workflow_id = $1", wf),
+        message="progress saved",
+    )
     await first.stop()
 
     clock.set(datetime(2026, 5, 1, 12, 6, 0, 500_000, tzinfo=UTC))  # down for 5 slots: 12:02 .. 12:06
@@ -114,10 +140,16 @@ async def test_missed_slots_after_downtime_follow_the_catchup_policy(
 
     skipped = await db.fetch(
         "SELECT scheduled_for, error, trigger, workflow_version FROM executions "
-        "WHERE workflow_id = $1 AND status = 'skipped' ORDER BY scheduled_for", wf)
+        "WHERE workflow_id = $1 AND status = 'skipped' ORDER BY scheduled_for",
+        wf,
+    )
     if policy == "skip":
         assert [r["scheduled_for"].strftime("%H:%M:%S") for r in skipped] == [
-            "12:02:00", "12:03:00", "12:04:00", "12:05:00"]
+            "12:02:00",
+            "12:03:00",
+            "12:04:00",
+            "12:05:00",
+        ]
         assert all("catchup=skip" in r["error"] and r["trigger"] == "schedule" for r in skipped)
     else:
         assert skipped == []
@@ -129,7 +161,9 @@ async def _eq(value: Any, expected: Any) -> bool:
 
 
 async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_at_next_slot(
-    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    runtimes: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, definition(interval_seconds=60))
@@ -140,8 +174,10 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
     async def tick(minute: int) -> None:
         """Move to just after 12:<minute>:00 and wait until the control workflow fired that slot."""
         clock.set(datetime(2026, 5, 1, 12, minute, 0, 500_000, tzinfo=UTC))
-        await wait_until(lambda: _contains(slots_fired(bus, control), f"12:{minute:02d}:00"),
-                         message=f"control fired 12:{minute:02d}")
+        await wait_until(
+            lambda: _contains(slots_fired(bus, control), f"12:{minute:02d}:00"),
+            message=f"control fired 12:{minute:02d}",
+        )
 
     await tick(1)
     assert await slots_fired(bus, wf) == ["12:01:00"]
@@ -150,8 +186,9 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
     await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
     started = time.monotonic()
     await publish_change(bus, tenant, wf, 1, "disabled", is_active=False)
-    await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, interval=0.01,
-                     message="schedule unloaded")
+    await wait_until(
+        lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, interval=0.01, message="schedule unloaded"
+    )
     assert time.monotonic() - started < 1.0
     await tick(2)
     await tick(3)
@@ -167,11 +204,16 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
     # Update the schedule: every 5 minutes from now on; 12:05 is the next slot of the new rule.
     version = await add_version(db, wf, definition(cron="*/5 * * * *", timezone="Europe/Paris"))
     await publish_change(bus, tenant, wf, version, "updated")
-    await wait_until(lambda: (spec := rt.engine.spec_of(wf)) is not None and spec.version == version,
-                     timeout=1.0, message="new version loaded")
+    await wait_until(
+        lambda: (spec := rt.engine.spec_of(wf)) is not None and spec.version == version,
+        timeout=1.0,
+        message="new version loaded",
+    )
     await tick(5)
-    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:04:00", "12:05:00"]),
-                     message="fired at the next slot of the new rule")
+    await wait_until(
+        lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:04:00", "12:05:00"]),
+        message="fired at the next slot of the new rule",
+    )
     await tick(6)
     latest = (await events(bus, wf))[-1]
     assert latest.workflow_version == version and latest.dedup_key.endswith(":2026-05-01T12:05:00Z")
@@ -188,7 +230,9 @@ async def _contains(value: Any, item: Any) -> bool:
 
 
 async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
-    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    runtimes: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     broken = await create_workflow(db, tenant, definition(cron="61 * * * *"))  # stored without validation
@@ -198,7 +242,8 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
     rt = await runtimes(clock)
 
     error = await wait_until(
-        lambda: db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken), message="error stored")
+        lambda: db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken), message="error stored"
+    )
     assert "61 * * * *" in error
     assert await db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", never)
     assert await db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", healthy) is None
@@ -212,15 +257,18 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
     await publish_change(bus, tenant, broken, version, "updated")
     await wait_until(
         lambda: _is_none(db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken)),
-        message="error cleared")
+        message="error cleared",
+    )
     clock.set(datetime(2026, 5, 1, 12, 2, 0, 500_000, tzinfo=UTC))
     await wait_until(lambda: _eq(slots_fired(bus, broken), ["12:02:00"]), message="fixed schedule fires")
 
     # Breaking a running schedule stops only that one.
     version = await add_version(db, healthy, definition(cron="* * * *"))
     await publish_change(bus, tenant, healthy, version, "updated")
-    await wait_until(lambda: db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", healthy),
-                     message="error stored on update")
+    await wait_until(
+        lambda: db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", healthy),
+        message="error stored on update",
+    )
     clock.set(datetime(2026, 5, 1, 12, 4, 0, 500_000, tzinfo=UTC))
     await wait_until(lambda: _eq(slots_fired(bus, broken), ["12:02:00", "12:04:00"]), message="others go on")
     assert await slots_fired(bus, healthy) == ["12:01:00", "12:02:00"]
@@ -231,7 +279,9 @@ async def _is_none(value: Any) -> bool:
 
 
 async def test_periodic_resync_catches_a_change_the_feed_never_announced(
-    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    runtimes: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     clock = ManualClock(T0)
@@ -245,7 +295,9 @@ async def test_periodic_resync_catches_a_change_the_feed_never_announced(
 
 
 async def test_a_workflow_created_while_no_scheduler_ran_catches_up_from_its_creation(
-    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    runtimes: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, definition(interval_seconds=60))
@@ -253,13 +305,16 @@ async def test_a_workflow_created_while_no_scheduler_ran_catches_up_from_its_cre
     clock = ManualClock(datetime(2026, 5, 1, 12, 5, 0, 500_000, tzinfo=UTC))
     await runtimes(clock)
     await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:05:00"]), message="latest slot fired")
-    await wait_until(lambda: db.fetchval(
-        "SELECT count(*) = 4 FROM executions WHERE workflow_id = $1 AND status = 'skipped'", wf),
-        message="4 skipped rows")
+    await wait_until(
+        lambda: db.fetchval("SELECT count(*) = 4 FROM executions WHERE workflow_id = $1 AND status = 'skipped'", wf),
+        message="4 skipped rows",
+    )
 
 
 async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_after_a_restart(
-    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    runtimes: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, definition(interval_seconds=60))
@@ -274,9 +329,12 @@ async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_aft
     clock.set(datetime(2026, 5, 1, 12, 5, 30, tzinfo=UTC))
     await db.execute("UPDATE workflows SET is_active = true, updated_at = $2 WHERE id = $1", wf, clock.now())
     await publish_change(bus, tenant, wf, 1, "enabled")
-    await wait_until(lambda: db.fetchval(
-        "SELECT last_slot = '2026-05-01T12:05:30Z' FROM scheduler_state WHERE workflow_id = $1", wf),
-        message="enable saved as progress")
+    await wait_until(
+        lambda: db.fetchval(
+            "SELECT last_slot = '2026-05-01T12:05:30Z' FROM scheduler_state WHERE workflow_id = $1", wf
+        ),
+        message="enable saved as progress",
+    )
     await rt.stop()
 
     clock.set(datetime(2026, 5, 1, 12, 6, 0, 500_000, tzinfo=UTC))
@@ -286,7 +344,9 @@ async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_aft
 
 
 async def test_slots_before_a_change_made_while_down_are_not_caught_up(
-    bus: Bus, db: asyncpg.Connection, runtimes: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    runtimes: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, definition(interval_seconds=60))
@@ -297,11 +357,17 @@ async def test_slots_before_a_change_made_while_down_are_not_caught_up(
     await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00"]), message="first slot")
     await first.stop()
     # While no scheduler runs: disabled, then enabled again at 12:04:30 (the gateway bumps updated_at).
-    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf,
-                     datetime(2026, 5, 1, 12, 4, 30, tzinfo=UTC))
+    await db.execute(
+        "UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, datetime(2026, 5, 1, 12, 4, 30, tzinfo=UTC)
+    )
     clock.set(datetime(2026, 5, 1, 12, 6, 0, 500_000, tzinfo=UTC))
     await runtimes(clock)
     await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="latest fired")
-    await wait_until(lambda: db.fetchval(
-        "SELECT array_agg(to_char(scheduled_for AT TIME ZONE 'UTC', 'HH24:MI')) = '{12:05}' "
-        "FROM executions WHERE workflow_id = $1 AND status = 'skipped'", wf), message="only 12:05 skipped")
+    await wait_until(
+        lambda: db.fetchval(
+            "SELECT array_agg(to_char(scheduled_for AT TIME ZONE 'UTC', 'HH24:MI')) = '{12:05}' "
+            "FROM executions WHERE workflow_id = $1 AND status = 'skipped'",
+            wf,
+        ),
+        message="only 12:05 skipped",
+    )

@@ -27,8 +27,11 @@ T0 = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
 
 
 def definition(**trigger: Any) -> dict[str, Any]:
-    return {"name": "tick", "trigger": {"type": "schedule", **trigger},
-            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}}}
+    return {
+        "name": "tick",
+        "trigger": {"type": "schedule", **trigger},
+        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+    }
 
 
 @pytest.fixture
@@ -55,7 +58,11 @@ async def schedule_error(db: asyncpg.Connection, workflow_id: uuid.UUID) -> str 
 
 
 async def test_a_stored_schedule_faster_than_the_minimum_does_not_fire_and_says_why(
-    bus: Bus, db: asyncpg.Connection, pool: asyncpg.Pool, database_url: str, nats_url: str,
+    bus: Bus,
+    db: asyncpg.Connection,
+    pool: asyncpg.Pool,
+    database_url: str,
+    nats_url: str,
 ) -> None:
     tenant = await create_tenant(db)
     every_second = await create_workflow(db, tenant, definition(cron="* * * * * *"))
@@ -81,14 +88,19 @@ async def test_a_stored_schedule_faster_than_the_minimum_does_not_fire_and_says_
         async with running_gateway(database_url, nats_url) as gw:
             resp = await gw.client.get(f"/api/workflows/{every_five}", headers=gw.auth(tenant))
             assert (await resp.json())["data"]["schedule_error"] == (
-                "the schedule fires 5 s apart at its fastest; the shortest interval allowed is 10 s")
+                "the schedule fires 5 s apart at its fastest; the shortest interval allowed is 10 s"
+            )
 
         # Slowing it down (a new version) clears the error and it fires.
         version = await add_version(db, every_five, definition(interval_seconds=10))
-        change = WorkflowChanged(tenant_id=tenant, workflow_id=every_five, version=version, change="updated",
-                                 is_active=True)
-        await bus.publish(workflow_changed_subject(tenant, every_five), change.model_dump_json().encode(),
-                          msg_id=f"outbox:{uuid.uuid4()}")
+        change = WorkflowChanged(
+            tenant_id=tenant, workflow_id=every_five, version=version, change="updated", is_active=True
+        )
+        await bus.publish(
+            workflow_changed_subject(tenant, every_five),
+            change.model_dump_json().encode(),
+            msg_id=f"outbox:{uuid.uuid4()}",
+        )
         await wait_until(lambda: _none(schedule_error(db, every_five)), message="error cleared")
         clock.set(datetime(2026, 5, 1, 12, 1, 10, 500_000, tzinfo=UTC))
         await wait_until(lambda: _has(fired(bus), every_five), message="the slowed-down schedule fires")

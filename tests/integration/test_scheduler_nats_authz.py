@@ -28,22 +28,36 @@ async def events_of(bus: Bus) -> list[EventEnvelope]:
     info = await bus.js.stream_info("EVENTS")
     if not info.state.messages:
         return []
-    return [EventEnvelope.model_validate_json((await bus.js.get_msg("EVENTS", seq)).data or b"")
-            for seq in range(info.state.first_seq, info.state.last_seq + 1)]
+    return [
+        EventEnvelope.model_validate_json((await bus.js.get_msg("EVENTS", seq)).data or b"")
+        for seq in range(info.state.first_seq, info.state.last_seq + 1)
+    ]
 
 
 async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
-    secured_nats: SecuredNats, database_url: str, db: asyncpg.Connection, service: Callable[..., Any],
+    secured_nats: SecuredNats,
+    database_url: str,
+    db: asyncpg.Connection,
+    service: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, {
-        "name": "every second",
-        "trigger": {"type": "schedule", "interval_seconds": 1},
-        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-    })
-    scheduler = service("services.scheduler", env={**secured_nats.service_env("scheduler"),
-                                                   "DATABASE_URL": database_url,
-                                                   "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"})
+    wf = await create_workflow(
+        db,
+        tenant,
+        {
+            "name": "every second",
+            "trigger": {"type": "schedule", "interval_seconds": 1},
+            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+        },
+    )
+    scheduler = service(
+        "services.scheduler",
+        env={
+            **secured_nats.service_env("scheduler"),
+            "DATABASE_URL": database_url,
+            "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
+        },
+    )
     gateway = await secured_nats.bus("gateway")
     admin = await secured_nats.bus("admin")  # reading EVENTS' messages is for admin only
     try:
@@ -52,8 +66,9 @@ async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
 
         await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
         change = WorkflowChanged(tenant_id=tenant, workflow_id=wf, version=1, change="disabled", is_active=False)
-        await gateway.publish(workflow_changed_subject(tenant, wf), change.model_dump_json().encode(),
-                              msg_id="outbox:1")
+        await gateway.publish(
+            workflow_changed_subject(tenant, wf), change.model_dump_json().encode(), msg_id="outbox:1"
+        )
         await wait_until(lambda: loaded(scheduler) == 0, timeout=5, message="schedule unloaded via the feed")
         assert "permissions violation" not in scheduler.logs().lower()
     finally:

@@ -38,8 +38,11 @@ def at(minute: int, second: float = 0.5) -> datetime:
 
 
 def definition(name: str, **trigger: Any) -> dict[str, Any]:
-    return {"name": name, "trigger": {"type": "schedule", **trigger},
-            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}}}
+    return {
+        "name": name,
+        "trigger": {"type": "schedule", **trigger},
+        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
+    }
 
 
 @pytest.fixture
@@ -90,8 +93,11 @@ async def fired(bus: Bus, workflow_id: uuid.UUID) -> list[tuple[str, int]]:
         if env.workflow_id != workflow_id:
             continue
         assert env.scheduled_for is not None
-        assert (msg.headers or {}).get("Nats-Msg-Id") == env.dedup_key == \
-            f"sched:{workflow_id}:{env.scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
+        assert (
+            (msg.headers or {}).get("Nats-Msg-Id")
+            == env.dedup_key
+            == f"sched:{workflow_id}:{env.scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
+        )
         out.append((env.scheduled_for.strftime("%H:%M:%S"), env.workflow_version))
     return out
 
@@ -99,8 +105,9 @@ async def fired(bus: Bus, workflow_id: uuid.UUID) -> list[tuple[str, int]]:
 async def new_version(db: asyncpg.Connection, wf: uuid.UUID, created_at: datetime, name: str, **trigger: Any) -> int:
     """A new current version, as a PUT or a rollback makes it, created at ``created_at``."""
     version = await add_version(db, wf, definition(name, **trigger))
-    await db.execute("UPDATE workflow_versions SET created_at = $3 WHERE workflow_id = $1 AND version = $2",
-                     wf, version, created_at)
+    await db.execute(
+        "UPDATE workflow_versions SET created_at = $3 WHERE workflow_id = $1 AND version = $2", wf, version, created_at
+    )
     await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, created_at)
     return version
 
@@ -115,7 +122,9 @@ async def _eq(value: Any, expected: Any) -> bool:
 
 
 async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_version_current_then(
-    bus: Bus, db: asyncpg.Connection, replicas: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    replicas: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, definition("v1", interval_seconds=60))
@@ -140,22 +149,30 @@ async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_
     clock.set(at(3))
     await wait_until(lambda: stale.checks("not_a_slot") >= 1, message="the stale replica dropped 12:03")
     clock.set(at(4))
-    await wait_until(lambda: _eq(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3)]),
-                     message="12:04 as v3, nothing at 12:03")
+    await wait_until(
+        lambda: _eq(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3)]),
+        message="12:04 as v3, nothing at 12:03",
+    )
 
     # The stale replica alone: a rollback-style v4 it never loads still decides 12:05.
     await fresh.rt.stop()
     await new_version(db, wf, at(4, 30), "v4 (= v1)", interval_seconds=60)
     clock.set(at(5))
-    await wait_until(lambda: _eq(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3),
-                                                  ("12:05:00", 4)]), message="12:05 as v4 from the stale replica")
+    await wait_until(
+        lambda: _eq(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3), ("12:05:00", 4)]),
+        message="12:05 as v4 from the stale replica",
+    )
     assert _version(stale, wf) == 1
-    await wait_until(lambda: db.fetchval(
-        "SELECT last_slot = $2 FROM scheduler_state WHERE workflow_id = $1", wf, at(5, 0)), message="progress")
+    await wait_until(
+        lambda: db.fetchval("SELECT last_slot = $2 FROM scheduler_state WHERE workflow_id = $1", wf, at(5, 0)),
+        message="progress",
+    )
 
 
 async def test_a_version_loaded_after_its_first_slot_passed_still_fires_that_slot(
-    bus: Bus, db: asyncpg.Connection, replicas: Callable[..., Any],
+    bus: Bus,
+    db: asyncpg.Connection,
+    replicas: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, definition("every 2 min", interval_seconds=120))
@@ -172,5 +189,6 @@ async def test_a_version_loaded_after_its_first_slot_passed_still_fires_that_slo
     await replica.rt.sync.resync(startup=False)
     await wait_until(lambda: _eq(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2)]), message="12:03 fired late")
     clock.set(at(4))
-    await wait_until(lambda: _eq(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2), ("12:04:00", 2)]),
-                     message="12:04 on time")
+    await wait_until(
+        lambda: _eq(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2), ("12:04:00", 2)]), message="12:04 on time"
+    )

@@ -30,8 +30,9 @@ def test_latest_active_key_signs_and_every_file_is_published(tmp_path: Path) -> 
     assert ring.signer.kid == current
     assert {k["kid"] for k in ring.jwks()["keys"]} == {old, current, future}
     assert all(k["alg"] == "EdDSA" and k["crv"] == "Ed25519" and "d" not in k for k in ring.jwks()["keys"])
-    later = load_signing_keys(env_pem=None, keys_dir=tmp_path, dev_mode=False, dev_dir=tmp_path,
-                              now=activation_time("20990101T000001Z"))
+    later = load_signing_keys(
+        env_pem=None, keys_dir=tmp_path, dev_mode=False, dev_dir=tmp_path, now=activation_time("20990101T000001Z")
+    )
     assert later.signer.kid == future
 
 
@@ -78,8 +79,9 @@ def test_forwarded_for_is_believed_only_from_trusted_proxies() -> None:
     # A mocked request has no socket: its transport says which peer it came from.
     transport = Mock()
     transport.get_extra_info.return_value = ("10.2.2.2", 1234)
-    from_proxy = make_mocked_request("POST", "/", headers={"X-Forwarded-For": "198.51.100.1, 10.1.1.1"},
-                                     transport=transport)
+    from_proxy = make_mocked_request(
+        "POST", "/", headers={"X-Forwarded-For": "198.51.100.1, 10.1.1.1"}, transport=transport
+    )
     assert client_address(from_proxy, trusted) == "198.51.100.1"
     transport.get_extra_info.return_value = ("192.0.2.5", 1234)
     direct = make_mocked_request("POST", "/", headers={"X-Forwarded-For": "198.51.100.1"}, transport=transport)

@@ -66,13 +66,16 @@ def test_first_kek_encrypts_all_decrypt_and_rewrap_moves_to_the_first() -> None:
         old_ring.decrypt(tenant, cred, moved)
 
 
-@pytest.mark.parametrize("spec", [
-    "nokid",
-    "k1:not base64!",
-    "k1:" + base64.b64encode(os.urandom(16)).decode(),  # AES-128 is refused
-    "bad kid:" + base64.b64encode(os.urandom(32)).decode(),
-    "",
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "nokid",
+        "k1:not base64!",
+        "k1:" + base64.b64encode(os.urandom(16)).decode(),  # AES-128 is refused
+        "bad kid:" + base64.b64encode(os.urandom(32)).decode(),
+        "",
+    ],
+)
 def test_bad_keyring_config_is_refused(spec: str) -> None:
     with pytest.raises(KeyConfigError):
         KekRing(parse_keks(spec))

@@ -23,8 +23,9 @@ def test_signature_verifies_with_the_reference_library() -> None:
     now = int(datetime.now(UTC).timestamp())
     headers = signing.headers(SECRET, "msg_1", now, body)
     Webhook(SECRET).verify(body, headers)  # raises if wrong
-    assert headers["webhook-signature"] == Webhook(SECRET).sign("msg_1", datetime.fromtimestamp(now, UTC),
-                                                                body.decode())
+    assert headers["webhook-signature"] == Webhook(SECRET).sign(
+        "msg_1", datetime.fromtimestamp(now, UTC), body.decode()
+    )
     with pytest.raises(UsageError, match="starts with 'whsec_'"):
         signing.sign("nope", "msg_1", now, body)
 

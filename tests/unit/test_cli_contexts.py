@@ -17,9 +17,15 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
     for name in ("IPAAS_TOKEN", "IPAAS_SERVER", "IPAAS_CONTEXT"):
         monkeypatch.delenv(name, raising=False)
-    config.save(config.Config(current="a", contexts={
-        "a": config.Context(server="http://a.example", token="tok-aaaa", email="a@example.com"),
-        "b": config.Context(server="http://b.example", token="tok-bbbb")}))
+    config.save(
+        config.Config(
+            current="a",
+            contexts={
+                "a": config.Context(server="http://a.example", token="tok-aaaa", email="a@example.com"),
+                "b": config.Context(server="http://b.example", token="tok-bbbb"),
+            },
+        )
+    )
     return tmp_path
 
 

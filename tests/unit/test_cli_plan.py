@@ -11,17 +11,34 @@ from ipaas_cli.errors import UsageError
 from ipaas_cli.manifests import load, resolve_credentials
 from ipaas_cli.plan import Change, decide, normalise
 
-DECLARED = {"name": "nightly", "trigger": {"type": "schedule", "cron": "0 3 * * *"},
-            "action": {"type": "http_request", "config": {"url": "https://example.com/hook"}}}
+DECLARED = {
+    "name": "nightly",
+    "trigger": {"type": "schedule", "cron": "0 3 * * *"},
+    "action": {"type": "http_request", "config": {"url": "https://example.com/hook"}},
+}
 
 
 def on_server(**changes: Any) -> dict[str, Any]:
     """The workflow as the API returns it, with the defaults the server filled in."""
-    wf = {"id": "7d0f8a52-5a43-4a31-a0a3-2b8a2b1b6a10", "name": "nightly", "is_active": True, "version": 3,
-          "trigger": {"type": "schedule", "cron": "0 3 * * *", "timezone": "UTC", "interval_seconds": None,
-                      "catchup": "skip", "overlap": "allow"},
-          "action": {"type": "http_request", "credential_id": None,
-                     "config": {"method": "POST", "url": "https://example.com/hook", "headers": {}, "body": None}}}
+    wf = {
+        "id": "7d0f8a52-5a43-4a31-a0a3-2b8a2b1b6a10",
+        "name": "nightly",
+        "is_active": True,
+        "version": 3,
+        "trigger": {
+            "type": "schedule",
+            "cron": "0 3 * * *",
+            "timezone": "UTC",
+            "interval_seconds": None,
+            "catchup": "skip",
+            "overlap": "allow",
+        },
+        "action": {
+            "type": "http_request",
+            "credential_id": None,
+            "config": {"method": "POST", "url": "https://example.com/hook", "headers": {}, "body": None},
+        },
+    }
     wf.update(changes)
     return wf
 
@@ -43,8 +60,9 @@ def test_a_changed_definition_is_a_new_version_with_a_diff() -> None:
     assert '-    "cron": "0 3 * * *",' in step.diff and '+    "cron": "0 4 * * *",' in step.diff
 
 
-@pytest.mark.parametrize(("declared", "current", "change"), [
-    (False, True, Change.DISABLE), (True, False, Change.ENABLE)])
+@pytest.mark.parametrize(
+    ("declared", "current", "change"), [(False, True, Change.DISABLE), (True, False, Change.ENABLE)]
+)
 def test_is_active_alone_is_enable_or_disable(declared: bool, current: bool, change: Change) -> None:
     step = decide(normalise({**DECLARED, "is_active": declared}, "x.yaml"), on_server(is_active=current))
     assert step.change is change
@@ -56,8 +74,9 @@ def test_invalid_workflow_names_the_field() -> None:
 
 
 def test_manifests_reject_duplicate_names_and_resolve_credentials(tmp_path: Path) -> None:
-    (tmp_path / "a.yaml").write_text("name: one\ntrigger: {type: webhook}\n"
-                                     "action: {type: slack_message, credential: team, config: {text: hi}}\n")
+    (tmp_path / "a.yaml").write_text(
+        "name: one\ntrigger: {type: webhook}\naction: {type: slack_message, credential: team, config: {text: hi}}\n"
+    )
     [manifest] = load(tmp_path)
     body = resolve_credentials(manifest, {"team": "5b0cf7a8-2a2e-4f38-9d5e-5d2b2c7f3b11"})
     assert body["action"]["credential_id"] == "5b0cf7a8-2a2e-4f38-9d5e-5d2b2c7f3b11"

@@ -22,25 +22,28 @@ def request_from(peer: str, *forwarded_for: str):
 PROXIES = parse_networks("10.0.0.0/8, fd00::/8")
 
 
-@pytest.mark.parametrize(("peer", "forwarded", "client"), [
-    # Not from a trusted proxy: the header is the client's own claim, ignored.
-    ("192.0.2.5", ["198.51.100.1"], "192.0.2.5"),
-    # From a proxy: the hop it appended.  Hops further left were written by the client.
-    ("10.2.2.2", ["203.0.113.9, 198.51.100.1"], "198.51.100.1"),
-    # Through two proxies: both skipped.
-    ("10.2.2.2", ["203.0.113.9, 198.51.100.1, 10.1.1.1"], "198.51.100.1"),
-    # Repeated header lines count as one list.
-    ("10.2.2.2", ["203.0.113.9", "198.51.100.1"], "198.51.100.1"),
-    # A client inside the proxies' network: every hop is trusted, the leftmost is the client.
-    ("10.2.2.2", ["10.9.9.9"], "10.9.9.9"),
-    # No header: the proxy itself.
-    ("10.2.2.2", [], "10.2.2.2"),
-    # A hop that is not an address stops the walk at the last good one.
-    ("10.2.2.2", ["198.51.100.1, garbage"], "10.2.2.2"),
-    # Ports and brackets are tolerated; IPv6 proxies too.
-    ("fd00::7", ["[2001:db8::1]:443"], "2001:db8::1"),
-    ("10.2.2.2", ["198.51.100.1:5555"], "198.51.100.1"),
-])
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        # Not from a trusted proxy: the header is the client's own claim, ignored.
+        ("192.0.2.5", ["198.51.100.1"], "192.0.2.5"),
+        # From a proxy: the hop it appended.  Hops further left were written by the client.
+        ("10.2.2.2", ["203.0.113.9, 198.51.100.1"], "198.51.100.1"),
+        # Through two proxies: both skipped.
+        ("10.2.2.2", ["203.0.113.9, 198.51.100.1, 10.1.1.1"], "198.51.100.1"),
+        # Repeated header lines count as one list.
+        ("10.2.2.2", ["203.0.113.9", "198.51.100.1"], "198.51.100.1"),
+        # A client inside the proxies' network: every hop is trusted, the leftmost is the client.
+        ("10.2.2.2", ["10.9.9.9"], "10.9.9.9"),
+        # No header: the proxy itself.
+        ("10.2.2.2", [], "10.2.2.2"),
+        # A hop that is not an address stops the walk at the last good one.
+        ("10.2.2.2", ["198.51.100.1, garbage"], "10.2.2.2"),
+        # Ports and brackets are tolerated; IPv6 proxies too.
+        ("fd00::7", ["[2001:db8::1]:443"], "2001:db8::1"),
+        ("10.2.2.2", ["198.51.100.1:5555"], "198.51.100.1"),
+    ],
+)
 def test_forwarded_for_is_read_from_the_right_and_only_from_trusted_proxies(peer, forwarded, client):
     assert client_address(request_from(peer, *forwarded), PROXIES) == client
 

@@ -31,12 +31,17 @@ async def test_only_configured_types_send_the_client_spans_traceparent() -> None
         async def call(c: ActionCall) -> dict[str, Any]:
             seen[name] = dict(c.trace_headers)
             return {"status": 200}
+
         return call
 
     resolver = CredentialResolver(Bus(NatsClient(), NatsSettings()), timeout_seconds=1.0, cache_seconds=1.0)
-    runner = ActionRunner({"http_request": connector("http_request"), "slack_message": connector("slack_message")},
-                          resolver, timeout_seconds=1.0, max_output_bytes=256,
-                          propagate_to=frozenset({"http_request"}))
+    runner = ActionRunner(
+        {"http_request": connector("http_request"), "slack_message": connector("slack_message")},
+        resolver,
+        timeout_seconds=1.0,
+        max_output_bytes=256,
+        propagate_to=frozenset({"http_request"}),
+    )
     call = ActionCall(event_id="e1", tenant_id="t1", config={})
     exporter.clear()
     await runner.call("http_request", call)

@@ -39,8 +39,11 @@ def _direct(extra: str | None) -> list[Requirement]:
 
 
 def test_every_requirement_is_pinned_with_hashes_and_each_lock_holds_its_set() -> None:
-    sets = {"runtime": _direct(None), "local": _direct(None) + _direct("local"),
-            "dev": _direct(None) + _direct("local") + _direct("dev")}
+    sets = {
+        "runtime": _direct(None),
+        "local": _direct(None) + _direct("local"),
+        "dev": _direct(None) + _direct("local") + _direct("dev"),
+    }
     for name, lock in LOCKS.items():
         entries = _entries(lock)
         assert "make lock" in lock.read_text().splitlines()[1], f"{lock.name}: not written by make lock"
@@ -72,8 +75,11 @@ def test_no_local_or_dev_package_is_in_the_runtime_set() -> None:
 
 def test_the_dockerfile_installs_the_runtime_lock_only_on_a_pinned_base_as_a_non_root_user() -> None:
     text = DOCKERFILE.read_text()
-    lines = [line.strip() for line in text.replace("\\\n", " ").splitlines() if line.strip() and
-             not line.lstrip().startswith("#")]
+    lines = [
+        line.strip()
+        for line in text.replace("\\\n", " ").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
     installs = [line for line in lines if "pip install" in line]
     assert installs and all("--require-hashes" in i and "-r requirements/runtime.lock" in i for i in installs)
     assert all(re.search(r"-r\s+(\S+)", i) and len(re.findall(r"-r\s+\S+", i)) == 1 for i in installs)
@@ -81,13 +87,16 @@ def test_the_dockerfile_installs_the_runtime_lock_only_on_a_pinned_base_as_a_non
     sources = {src for parts in copied for src in parts[:-1] if not src.startswith("--")}
     assert "requirements/runtime.lock" in sources
     assert not {s for s in sources if s.startswith("requirements") or s.endswith(".lock")} - {
-        "requirements/runtime.lock"}
+        "requirements/runtime.lock"
+    }
     assert not [s for s in sources if s.startswith(("tests", "deploy/local", "deploy/k8s", "pyproject"))]
     # Every stage starts from an image pinned by digest (the ARG's default).
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)
     assert base and re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", base.group(1))
-    assert [line for line in lines if line.startswith("FROM")] == ["FROM ${PYTHON_IMAGE} AS build",
-                                                                    "FROM ${PYTHON_IMAGE}"]
+    assert [line for line in lines if line.startswith("FROM")] == [
+        "FROM ${PYTHON_IMAGE} AS build",
+        "FROM ${PYTHON_IMAGE}",
+    ]
     user = [line for line in lines if line.startswith("USER")]
     assert user and user[-1].split()[1].split(":")[0] not in ("0", "root")
     assert lines.index(user[-1]) > max(i for i, line in enumerate(lines) if line.startswith(("RUN", "COPY")))

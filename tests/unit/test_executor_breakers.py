@@ -46,8 +46,13 @@ def test_opens_after_threshold_and_admits_exactly_one_trial():
     b.success("A", "slack_message", trial=True)
     assert b.state("A", "slack_message") == "closed"
     assert b.admit("A", "slack_message") is False
-    assert [t[1:] for t in transitions] == [("closed", "open"), ("open", "half_open"), ("half_open", "open"),
-                                            ("open", "half_open"), ("half_open", "closed")]
+    assert [t[1:] for t in transitions] == [
+        ("closed", "open"),
+        ("open", "half_open"),
+        ("half_open", "open"),
+        ("open", "half_open"),
+        ("half_open", "closed"),
+    ]
 
 
 def test_success_resets_the_consecutive_failure_count():

@@ -38,7 +38,8 @@ def test_admissions_count_running_and_waiting_per_tenant_and_forget_a_tenant_tha
 
 @pytest.mark.parametrize(("timeout_ms", "expected"), [(None, 130.0), (1500, 101.5), (600_000, 130.0)])
 def test_the_deadline_is_the_requesters_patience_from_receipt_capped_by_the_maximum(
-    timeout_ms: int | None, expected: float,
+    timeout_ms: int | None,
+    expected: float,
 ) -> None:
     assert deadline(100.0, timeout_ms, LIMITS) == expected
 

@@ -17,12 +17,15 @@ def test_renders_nested_strings_from_the_payload():
     assert out == {"url": "https://x/7", "body": {"items": ["S-1", 3]}}
 
 
-@pytest.mark.parametrize("template", [
-    "{{ payload.missing }}",
-    "{{ payload.x ",
-    "{{ payload.__class__.__mro__ }}",
-    "{{ ''.__class__.__subclasses__() }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ payload.missing }}",
+        "{{ payload.x ",
+        "{{ payload.__class__.__mro__ }}",
+        "{{ ''.__class__.__subclasses__() }}",
+    ],
+)
 def test_template_errors_and_sandbox_escapes_are_permanent(template):
     with pytest.raises(PermanentError, match="template error"):
         render_config({"text": template}, {"x": 1}, {})
@@ -38,14 +41,17 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
     assert b.delay(1, retry_after=99.0) == 10.0
 
 
-@pytest.mark.parametrize(("template", "payload"), [
-    ("Order {{ payload.id }} of {{payload.customer.name}}!", {"id": 7, "customer": {"name": "Ada"}}),
-    ("{{ payload.flag }} {{ payload.ratio }}", {"flag": True, "ratio": 0.5}),
-    ("{{ payload.nested }}", {"nested": {"a": [1, 2]}}),
-    ("{{ payload.values }}", {"values": "x"}),
-    ("{{ payload.id | upper }}", {"id": "abc"}),
-    ("{{ payload.none }}", {"none": None}),
-])
+@pytest.mark.parametrize(
+    ("template", "payload"),
+    [
+        ("Order {{ payload.id }} of {{payload.customer.name}}!", {"id": 7, "customer": {"name": "Ada"}}),
+        ("{{ payload.flag }} {{ payload.ratio }}", {"flag": True, "ratio": 0.5}),
+        ("{{ payload.nested }}", {"nested": {"a": [1, 2]}}),
+        ("{{ payload.values }}", {"values": "x"}),
+        ("{{ payload.id | upper }}", {"id": "abc"}),
+        ("{{ payload.none }}", {"none": None}),
+    ],
+)
 def test_fast_path_renders_exactly_like_jinja(template, payload):
     from jinja2 import StrictUndefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -61,8 +67,15 @@ def test_event_fields_are_available_to_templates():
     from libs.common.models.events import EventEnvelope
     from services.executor.templates import EventContext
 
-    ev = EventEnvelope(event_id=uuid.uuid4(), dedup_key="k", tenant_id=uuid.uuid4(), workflow_id=uuid.uuid4(),
-                       workflow_version=1, trigger="schedule", payload={})
+    ev = EventEnvelope(
+        event_id=uuid.uuid4(),
+        dedup_key="k",
+        tenant_id=uuid.uuid4(),
+        workflow_id=uuid.uuid4(),
+        workflow_version=1,
+        trigger="schedule",
+        payload={},
+    )
     out = render_config({"t": "{{ event.trigger }}:{{ event.id }}:{{ event.scheduled_for }}"}, {}, EventContext(ev))
     assert out == {"t": f"schedule:{ev.event_id}:None"}
     with pytest.raises(PermanentError):
@@ -79,8 +92,9 @@ def test_template_errors_are_permanent_and_name_the_field():
     assert error.code == "template_error" and error.field == "action.config.body.items.1"
     assert error.message == "template error in action.config.body.items.1: 'dict object' has no attribute 'missing'"
     with pytest.raises(TemplateError) as caught:
-        render_config({"text": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"},
-                      {}, {})
+        render_config(
+            {"text": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"}, {}, {}
+        )
     assert caught.value.code == "template_limit_exceeded"
     assert caught.value.message == "template error in action.config.text: template took longer than 100 ms"
 

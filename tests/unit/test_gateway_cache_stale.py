@@ -45,9 +45,14 @@ def setup(stale: float = 60.0) -> tuple[WorkflowCache, Database, Clock, uuid.UUI
     return cache, db, clock, wid, target
 
 
-@pytest.mark.parametrize("outage", [asyncpg.ConnectionDoesNotExistError("closed"),
-                                    asyncpg.CannotConnectNowError("starting"),
-                                    asyncpg.InterfaceError("connection is closed")])
+@pytest.mark.parametrize(
+    "outage",
+    [
+        asyncpg.ConnectionDoesNotExistError("closed"),
+        asyncpg.CannotConnectNowError("starting"),
+        asyncpg.InterfaceError("connection is closed"),
+    ],
+)
 async def test_expired_entries_are_served_stale_while_postgres_is_away(outage: BaseException):
     cache, db, clock, wid, target = setup()
     assert await cache.get(wid) is target
@@ -148,4 +153,3 @@ async def test_zero_stale_seconds_turns_it_off():
     db.error = asyncpg.ConnectionDoesNotExistError("closed")
     with pytest.raises(asyncpg.ConnectionDoesNotExistError):
         await cache.get(wid)
-

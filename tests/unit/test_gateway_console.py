@@ -65,9 +65,16 @@ async def test_assets_have_their_types_and_the_headers(client):
     assert css.headers["Content-Type"].startswith("text/css")
 
 
-@pytest.mark.parametrize("path", ["/console/static/../routes.py", "/console/static/%2e%2e/routes.py",
-                                  "/console/static/js/nothing.js", "/console/nothing",
-                                  "/console/static/../templates/shell.html"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/static/../routes.py",
+        "/console/static/%2e%2e/routes.py",
+        "/console/static/js/nothing.js",
+        "/console/nothing",
+        "/console/static/../templates/shell.html",
+    ],
+)
 async def test_only_known_pages_and_assets_are_served(client, path):
     r = await client.get(path)
     assert r.status == 404
@@ -79,8 +86,9 @@ def test_every_page_has_its_module():
     assert {f"js/pages/{page.name}.js" for page in PAGES} <= set(assets)
 
 
-@pytest.mark.parametrize("bad", ["jaeger.example/trace/{trace_id}", "https://jaeger.example/trace/",
-                                 "javascript:alert(1)//{trace_id}"])
+@pytest.mark.parametrize(
+    "bad", ["jaeger.example/trace/{trace_id}", "https://jaeger.example/trace/", "javascript:alert(1)//{trace_id}"]
+)
 def test_a_trace_template_must_be_an_http_url_with_the_trace_id(bad):
     with pytest.raises(ValidationError, match="IPAAS_TRACE_URL_TEMPLATE"):
         GatewaySettings(IPAAS_TRACE_URL_TEMPLATE=bad)

@@ -27,12 +27,19 @@ async def test_it_echoes_method_query_headers_and_body_but_no_credentials(monkey
     app = base_app("gateway")
     dev_echo.add_routes(app, GatewaySettings())
     async with TestClient(TestServer(app)) as client:
-        resp = await client.put("/dev/echo?a=1", json={"order": "42"},
-                                headers={"Idempotency-Key": "k1", "Authorization": "Bearer secret", "Cookie": "s=1"})
+        resp = await client.put(
+            "/dev/echo?a=1",
+            json={"order": "42"},
+            headers={"Idempotency-Key": "k1", "Authorization": "Bearer secret", "Cookie": "s=1"},
+        )
         assert resp.status == 200
         data = (await resp.json())["data"]
-        assert (data["method"], data["path"], data["query"], data["body"]) == ("PUT", "/dev/echo", {"a": "1"},
-                                                                               {"order": "42"})
+        assert (data["method"], data["path"], data["query"], data["body"]) == (
+            "PUT",
+            "/dev/echo",
+            {"a": "1"},
+            {"order": "42"},
+        )
         assert data["headers"]["Idempotency-Key"] == "k1"
         assert not {"Authorization", "Cookie"} & set(data["headers"])
         text = await (await client.post("/dev/echo", data=b"not json \xff")).json()

@@ -31,9 +31,12 @@ def test_signature_from_the_official_library_verifies_and_tampering_does_not():
     ts = str(int(at.timestamp()))
     keys = (secret_key(secret),)
     verify(keys, "msg_1", ts, sig, b'{"a":1}', now=at.timestamp(), tolerance=300)
-    for msg_id, body, now in (("msg_2", b'{"a":1}', at.timestamp()), ("msg_1", b'{"a":2}', at.timestamp()),
-                              ("msg_1", b'{"a":1}', at.timestamp() + 301),
-                              ("msg_1", b'{"a":1}', at.timestamp() - 301)):
+    for msg_id, body, now in (
+        ("msg_2", b'{"a":1}', at.timestamp()),
+        ("msg_1", b'{"a":2}', at.timestamp()),
+        ("msg_1", b'{"a":1}', at.timestamp() + 301),
+        ("msg_1", b'{"a":1}', at.timestamp() - 301),
+    ):
         with pytest.raises(SignatureError):
             verify(keys, msg_id, ts, sig, body, now=now, tolerance=300)
     with pytest.raises(SignatureError):
@@ -160,10 +163,21 @@ async def test_invalidation_during_a_load_is_not_lost():
 
 def test_envelope_splices_the_raw_payload_and_parses_as_the_contract_model():
     wid, tid, eid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    for body, expected in ((b'{"big": 123456789012345678901234567890}', {"big": 123456789012345678901234567890}),
-                           (b"", None), (b"  ", None), (b"[1, 2]", [1, 2])):
-        data = envelope_bytes(event_id=eid, dedup_key="k", tenant_id=tid, workflow_id=wid, version=3,
-                              trigger="webhook", payload_json=payload_json(body, "application/json"))
+    for body, expected in (
+        (b'{"big": 123456789012345678901234567890}', {"big": 123456789012345678901234567890}),
+        (b"", None),
+        (b"  ", None),
+        (b"[1, 2]", [1, 2]),
+    ):
+        data = envelope_bytes(
+            event_id=eid,
+            dedup_key="k",
+            tenant_id=tid,
+            workflow_id=wid,
+            version=3,
+            trigger="webhook",
+            payload_json=payload_json(body, "application/json"),
+        )
         env = EventEnvelope.model_validate_json(data)
         assert env.payload == expected and env.workflow_version == 3 and env.trigger is Trigger.WEBHOOK
 

@@ -78,10 +78,15 @@ def test_bodies_and_answers_reference_the_models_that_handle_them():
 
 def test_auth_bodies_state_the_rules_of_their_validators():
     schemas = build(GatewaySettings())["components"]["schemas"]
-    secrets = {tuple(branch["properties"]["type"]["enum"]): branch["properties"]["secret"]["title"]
-               for branch in schemas["CredentialCreate"]["oneOf"]}
-    assert secrets == {("slack", "discord"): "WebhookSecret", ("openweather",): "ApiKeySecret",
-                       ("http",): "HttpHeadersSecret"}
+    secrets = {
+        tuple(branch["properties"]["type"]["enum"]): branch["properties"]["secret"]["title"]
+        for branch in schemas["CredentialCreate"]["oneOf"]
+    }
+    assert secrets == {
+        ("slack", "discord"): "WebhookSecret",
+        ("openweather",): "ApiKeySecret",
+        ("http",): "HttpHeadersSecret",
+    }
     password = schemas["Registration"]["properties"]["password"]
     assert (password["minLength"], password["maxLength"]) == (8, 1024)
     assert "pattern" in schemas["Registration"]["properties"]["email"]
@@ -97,7 +102,10 @@ def test_limits_follow_the_settings_and_query_rules_are_in_the_parameters():
     assert credentials["limit"]["schema"]["maximum"] == 100
     hook = {p["name"]: p for p in document["paths"]["/hooks/{workflow_id}"]["post"]["parameters"]}
     assert {n for n, p in hook.items() if p["in"] == "header" and p["required"]} == {
-        "webhook-id", "webhook-timestamp", "webhook-signature"}
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    }
 
 
 def test_every_value_rule_of_the_edge_is_stated():
@@ -110,8 +118,9 @@ def test_every_value_rule_of_the_edge_is_stated():
     assert re.fullmatch(name["pattern"], "a\x00b") is None
 
 
-@pytest.mark.parametrize("at", [datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC),
-                                datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)])
+@pytest.mark.parametrize(
+    "at", [datetime(1970, 1, 1, tzinfo=UTC), datetime.now(UTC), datetime(2999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC)]
+)
 def test_cursors_round_trip_and_match_the_documented_pattern(at: datetime):
     row_id = uuid.uuid4()
     cursor = encode_cursor(at, row_id)

@@ -22,19 +22,40 @@ MAX = 1024 * 1024
 
 
 def test_the_stored_json_goes_out_as_stored_big_numbers_included():
-    text = '{"n": 1180591620717411303424, "m": -9223372036854775809, "d": 0.1000000000000000000001, "z": ' \
-           + "7" * 5000 + "}"
-    message = prepare(subject="events.t.w", msg_id="replay:e:1", payload_text=text,
-                      headers_text='{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}',
-                      max_payload=MAX)
+    text = (
+        '{"n": 1180591620717411303424, "m": -9223372036854775809, "d": 0.1000000000000000000001, "z": '
+        + "7" * 5000
+        + "}"
+    )
+    message = prepare(
+        subject="events.t.w",
+        msg_id="replay:e:1",
+        payload_text=text,
+        headers_text='{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}',
+        max_payload=MAX,
+    )
     assert message.payload == text.encode()  # a 5000-digit number: Python's json could not even read it
     assert b'"n": 1180591620717411303424' in message.payload and 2**70 == 1180591620717411303424  # exact
-    assert message.headers == {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-                               "Nats-Msg-Id": "replay:e:1"}
+    assert message.headers == {
+        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "Nats-Msg-Id": "replay:e:1",
+    }
 
 
-@pytest.mark.parametrize("subject", ["", "events..w", "events.*.w", "events.t.>", "events.t w", "events.t\r\nPUB x",
-                                     "events." + "a" * 1100, ".events", "events."])
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "",
+        "events..w",
+        "events.*.w",
+        "events.t.>",
+        "events.t w",
+        "events.t\r\nPUB x",
+        "events." + "a" * 1100,
+        ".events",
+        "events.",
+    ],
+)
 def test_malformed_subjects_are_unpublishable(subject: str):
     assert not valid_subject(subject)
     with pytest.raises(Unpublishable, match="invalid subject"):
@@ -69,8 +90,16 @@ def test_unusable_stored_headers_are_dropped_not_fatal(text: str | None):
 
 
 def test_stored_headers_keep_only_what_can_be_sent():
-    text = json.dumps({"traceparent": "tp", "bad key": "v", "x": 5, "y": "line\r\nbreak", "Nats-Msg-Id": "forged",
-                       "tracestate": "a=b"})
+    text = json.dumps(
+        {
+            "traceparent": "tp",
+            "bad key": "v",
+            "x": 5,
+            "y": "line\r\nbreak",
+            "Nats-Msg-Id": "forged",
+            "tracestate": "a=b",
+        }
+    )
     assert stored_headers(text) == {"traceparent": "tp", "tracestate": "a=b"}
 
 

@@ -15,10 +15,17 @@ from services.gateway.settings import GatewaySettings
 
 
 def workflow(trigger: dict[str, Any], text: str = "hi") -> WorkflowCreate:
-    return WorkflowCreate.model_validate({
-        "name": "n", "trigger": trigger,
-        "action": {"type": "slack_message", "credential_id": "7d8b3c52-1f0e-4a55-9d8e-2b9f0f3a1c11",
-                   "config": {"text": text}}})
+    return WorkflowCreate.model_validate(
+        {
+            "name": "n",
+            "trigger": trigger,
+            "action": {
+                "type": "slack_message",
+                "credential_id": "7d8b3c52-1f0e-4a55-9d8e-2b9f0f3a1c11",
+                "config": {"text": text},
+            },
+        }
+    )
 
 
 def test_a_definition_is_checked_for_frequency_and_size() -> None:
@@ -36,12 +43,15 @@ def test_a_definition_is_checked_for_frequency_and_size() -> None:
     check_definition(workflow({"type": "schedule", "cron": "* * * * * *"}), relaxed)
 
 
-@pytest.mark.parametrize("stored", [
-    {"trigger": {"type": "webhook"}},
-    {"trigger": {"type": "schedule", "cron": "61 * * * *"}},  # no longer parses: the scheduler reports it
-    {"name": "no trigger"},
-    None,
-])
+@pytest.mark.parametrize(
+    "stored",
+    [
+        {"trigger": {"type": "webhook"}},
+        {"trigger": {"type": "schedule", "cron": "61 * * * *"}},  # no longer parses: the scheduler reports it
+        {"name": "no trigger"},
+        None,
+    ],
+)
 def test_a_stored_definition_is_refused_only_for_a_schedule_that_fires_too_often(stored: Any) -> None:
     check_schedule(stored, 10)
     with pytest.raises(QuotaExceeded, match="fires too often"):
@@ -52,5 +62,9 @@ def test_a_definition_may_not_be_larger_than_a_page() -> None:
     with pytest.raises(ValidationError, match="may not exceed IPAAS_GATEWAY_PAGE_MAX_BYTES"):
         GatewaySettings(definition_max_bytes=8192, page_max_bytes=4096)
     defaults = GatewaySettings()
-    assert (defaults.max_workflows_per_tenant, defaults.definition_max_bytes, defaults.page_max_bytes,
-            defaults.schedule.min_interval_seconds) == (1000, 262_144, 4_194_304, 10)
+    assert (
+        defaults.max_workflows_per_tenant,
+        defaults.definition_max_bytes,
+        defaults.page_max_bytes,
+        defaults.schedule.min_interval_seconds,
+    ) == (1000, 262_144, 4_194_304, 10)

@@ -23,10 +23,12 @@ GITHUB_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f43
 
 SLACK_SECRET = b"8f742231b10e8888abcd99yyyzzz85a5"
 SLACK_TIMESTAMP = "1531420618"
-SLACK_BODY = (b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
-              b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
-              b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIG"
-              b"lgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+SLACK_BODY = (
+    b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+    b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+    b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIG"
+    b"lgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+)
 SLACK_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
 
 OTHER = b"another secret"
@@ -35,9 +37,11 @@ OTHER = b"another secret"
 def test_github_documented_example() -> None:
     headers = {"X-Hub-Signature-256": GITHUB_SIGNATURE, "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"}
     assert senders.github(headers, GITHUB_BODY, (OTHER, GITHUB_SECRET)) == "72d3162e-cc78-11e3-81ab-4c9367dc0958"
-    for bad in ({**headers, "X-Hub-Signature-256": GITHUB_SIGNATURE[:-1] + "0"},
-                {**headers, "X-Hub-Signature-256": GITHUB_SIGNATURE.replace("sha256", "sha1")},
-                {"X-GitHub-Delivery": "x"}):
+    for bad in (
+        {**headers, "X-Hub-Signature-256": GITHUB_SIGNATURE[:-1] + "0"},
+        {**headers, "X-Hub-Signature-256": GITHUB_SIGNATURE.replace("sha256", "sha1")},
+        {"X-GitHub-Delivery": "x"},
+    ):
         with pytest.raises(SignatureError):
             senders.github(bad, GITHUB_BODY, (GITHUB_SECRET,))
     with pytest.raises(SignatureError):
@@ -88,11 +92,14 @@ def test_shopify_base64_signature_and_webhook_id() -> None:
         senders.shopify(headers, body, (OTHER,))
 
 
-@pytest.mark.parametrize(("options", "render"), [
-    (HmacOptions(), lambda mac: mac.hex()),
-    (HmacOptions(header="X-Sig", encoding="base64"), lambda mac: base64.b64encode(mac).decode()),
-    (HmacOptions(header="X-Sig", prefix="sha256="), lambda mac: "sha256=" + mac.hex()),
-])
+@pytest.mark.parametrize(
+    ("options", "render"),
+    [
+        (HmacOptions(), lambda mac: mac.hex()),
+        (HmacOptions(header="X-Sig", encoding="base64"), lambda mac: base64.b64encode(mac).decode()),
+        (HmacOptions(header="X-Sig", prefix="sha256="), lambda mac: "sha256=" + mac.hex()),
+    ],
+)
 def test_generic_hmac_sha256(options: HmacOptions, render) -> None:
     body = b'{"n":1}'
     value = render(hmac.new(b"k", body, hashlib.sha256).digest())

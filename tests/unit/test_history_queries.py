@@ -15,15 +15,18 @@ from services.gateway.scopes import required_scope
 from services.gateway.store.executions import like_pattern
 
 
-@pytest.mark.parametrize("text", ["2026-01-31T08:00:00Z", "2026-01-31t08:00:00.123456+05:30",
-                                  "0001-01-01T00:00:00-12:00"])
+@pytest.mark.parametrize(
+    "text", ["2026-01-31T08:00:00Z", "2026-01-31t08:00:00.123456+05:30", "0001-01-01T00:00:00-12:00"]
+)
 def test_rfc3339_instants_with_an_offset_are_read(text: str) -> None:
     since = ExecutionQuery.model_validate({"since": text}).since
     assert since is not None and since.tzinfo is not None
 
 
-@pytest.mark.parametrize("text", ["2026-01-31T08:00:00", "2026-01-31 08:00:00Z", "1767225600", "2026-01-31",
-                                  "yesterday", "", "2026-01-31T08:00Z"])
+@pytest.mark.parametrize(
+    "text",
+    ["2026-01-31T08:00:00", "2026-01-31 08:00:00Z", "1767225600", "2026-01-31", "yesterday", "", "2026-01-31T08:00Z"],
+)
 def test_anything_else_is_refused(text: str) -> None:
     with pytest.raises(ValidationError):
         ExecutionQuery.model_validate({"until": text})
@@ -41,8 +44,15 @@ def test_the_filters_are_read_as_given() -> None:
 
 
 def test_a_bulk_replay_needs_a_filter_and_never_a_null_one() -> None:
-    for bad in ({}, {"workflow_id": None}, {"reason": ""}, {"since": 1700000000}, {"event_ids": ["x"]},
-                {"tenant_id": str(uuid.uuid4())}, {"event_ids": [str(uuid.uuid4())] * 10_001}):
+    for bad in (
+        {},
+        {"workflow_id": None},
+        {"reason": ""},
+        {"since": 1700000000},
+        {"event_ids": ["x"]},
+        {"tenant_id": str(uuid.uuid4())},
+        {"event_ids": [str(uuid.uuid4())] * 10_001},
+    ):
         with pytest.raises(ValidationError):
             DlqReplayRequest.model_validate(bad)
     ok = DlqReplayRequest.model_validate({"reason": "503", "until": "2026-01-01T00:00:00Z"})
@@ -55,13 +65,21 @@ def test_like_patterns_match_their_text_literally() -> None:
     assert like_pattern("100%_\\x") == "%100\\%\\_\\\\x%"
 
 
-@pytest.mark.parametrize(("method", "path", "scope"), [
-    ("GET", "/api/workflows", "read"), ("HEAD", "/api/executions", "read"),
-    ("GET", "/api/dlq/replay/1", "read"), ("POST", "/api/workflows", "write"),
-    ("DELETE", "/api/credentials/1", "write"), ("POST", "/api/dlq/replay", "replay"),
-    ("POST", "/api/dlq/abc/replay", "replay"), ("GET", "/api/keys", "admin"), ("DELETE", "/api/keys/1", "admin"),
-    ("POST", "/api/auth/logout", None),
-])
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("GET", "/api/workflows", "read"),
+        ("HEAD", "/api/executions", "read"),
+        ("GET", "/api/dlq/replay/1", "read"),
+        ("POST", "/api/workflows", "write"),
+        ("DELETE", "/api/credentials/1", "write"),
+        ("POST", "/api/dlq/replay", "replay"),
+        ("POST", "/api/dlq/abc/replay", "replay"),
+        ("GET", "/api/keys", "admin"),
+        ("DELETE", "/api/keys/1", "admin"),
+        ("POST", "/api/auth/logout", None),
+    ],
+)
 def test_scope_by_route(method: str, path: str, scope: str | None) -> None:
     needed = required_scope(method, path)
     assert (needed.value if needed is not None else None) == scope

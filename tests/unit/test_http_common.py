@@ -76,15 +76,15 @@ async def test_success_envelope_and_request_id(client: TestClient[web.Request, w
         (b"", {"Content-Type": "application/json"}, 400, "empty_body"),
         (b"\xff\xfe\x00", {"Content-Type": "application/json"}, 400, "invalid_encoding"),
         (b'{"name": "a", "count": "many"}', {"Content-Type": "application/json"}, 422, "validation_error"),
-        (b'{"name": "a", "count": 1, "tenant_id": "x"}', {"Content-Type": "application/json"}, 422,
-         "validation_error"),
+        (b'{"name": "a", "count": 1, "tenant_id": "x"}', {"Content-Type": "application/json"}, 422, "validation_error"),
         (b'{"name": "a", "count": 1e400}', {"Content-Type": "application/json"}, 422, "validation_error"),
         (b"[1, 2]", {"Content-Type": "application/json"}, 422, "validation_error"),
         (b'{"name": "a"}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
     ],
 )
-async def test_bad_input_gets_a_4xx_envelope(client: TestClient[web.Request, web.Application], body: bytes,
-                                             headers: dict[str, str], status: int, code: str) -> None:
+async def test_bad_input_gets_a_4xx_envelope(
+    client: TestClient[web.Request, web.Application], body: bytes, headers: dict[str, str], status: int, code: str
+) -> None:
     resp = await client.post("/api/things", data=body, headers=headers)
     assert resp.status == status
     payload = await resp.json()
@@ -135,8 +135,11 @@ async def test_answers_close_their_connection_once_shutting_down(
     assert before.headers.get("Connection", "").lower() != "close"  # keep-alive until SIGTERM
     client.app[SHUTTING_DOWN].set()
     # Every answer from here on, success or error, tells the client not to send its next request here.
-    for resp in (await client.post("/api/things", json={"name": "a", "count": 1}),
-                 await client.get("/api/missing"), await client.get("/api/boom")):
+    for resp in (
+        await client.post("/api/things", json={"name": "a", "count": 1}),
+        await client.get("/api/missing"),
+        await client.get("/api/boom"),
+    ):
         assert resp.headers["Connection"].lower() == "close", resp.status
 
 

@@ -25,22 +25,33 @@ def test_64_bit_bounds_are_inclusive():
 
 
 def test_paths_name_the_field_like_pydantic_details():
-    document = {"payload": {"items": [{"id": 1}, {"id": 2**64}], "ok": 2}, "workflow": {"action": {"config": {
-        "body": {"n": -(2**70)}}}}}
-    assert fields(document) == [("payload.items.1.id", "int_out_of_range"),
-                                ("workflow.action.config.body.n", "int_out_of_range")]
+    document = {
+        "payload": {"items": [{"id": 1}, {"id": 2**64}], "ok": 2},
+        "workflow": {"action": {"config": {"body": {"n": -(2**70)}}}},
+    }
+    assert fields(document) == [
+        ("payload.items.1.id", "int_out_of_range"),
+        ("workflow.action.config.body.n", "int_out_of_range"),
+    ]
     assert fields(2**63) == [("body", "int_out_of_range")]
     assert fields([1, [2, [2**100]]]) == [("1.1.0", "int_out_of_range")]
 
 
 def test_non_finite_numbers_and_unstorable_strings_are_reported_too():
     assert fields({"x": math.inf, "y": -math.inf, "z": math.nan}) == [
-        ("x", "float_not_finite"), ("y", "float_not_finite"), ("z", "float_not_finite")]
+        ("x", "float_not_finite"),
+        ("y", "float_not_finite"),
+        ("z", "float_not_finite"),
+    ]
     # An exponent does not escape the 64-bit range (JSON Schema reads 1e19 as an integer too).
     assert fields({"f": 1e19, "g": -1.7e308, "h": 1.5e18, "i": -0.5}) == [
-        ("f", "number_out_of_range"), ("g", "number_out_of_range")]
+        ("f", "number_out_of_range"),
+        ("g", "number_out_of_range"),
+    ]
     assert fields({"a": "nul\x00", "b": ["\ud800"], "c": "r\u00e9sum\u00e9 \U0001f680"}) == [
-        ("a", "string_unstorable"), ("b.0", "string_unstorable")]
+        ("a", "string_unstorable"),
+        ("b.0", "string_unstorable"),
+    ]
     # A bad key is reported at its object, and the key itself is never echoed.
     assert fields({"o": {"k\x00": 1}}) == [("o", "string_unstorable")]
 
@@ -57,23 +68,33 @@ async def test_postgres_away_is_database_unavailable_other_io_is_service_unavail
     with pytest.raises(OSError) as refused:
         await asyncpg.connect(f"postgresql://postgres@127.0.0.1:{free_port()}/none", timeout=5)
     assert unavailable_code(refused.value) == DATABASE_UNAVAILABLE
-    for exc in (asyncpg.ConnectionDoesNotExistError("closed"), asyncpg.CannotConnectNowError("starting"),
-                asyncpg.AdminShutdownError("shutdown"), asyncpg.CrashShutdownError("crash"),
-                asyncpg.TooManyConnectionsError("full"), asyncpg.InterfaceError("connection is closed")):
+    for exc in (
+        asyncpg.ConnectionDoesNotExistError("closed"),
+        asyncpg.CannotConnectNowError("starting"),
+        asyncpg.AdminShutdownError("shutdown"),
+        asyncpg.CrashShutdownError("crash"),
+        asyncpg.TooManyConnectionsError("full"),
+        asyncpg.InterfaceError("connection is closed"),
+    ):
         assert unavailable_code(exc) == DATABASE_UNAVAILABLE, exc
     assert unavailable_code(ConnectionRefusedError("elsewhere")) == SERVICE_UNAVAILABLE
     assert unavailable_code(TimeoutError()) == SERVICE_UNAVAILABLE
     # A bad argument or a bug is not an outage: it stays a 500.
-    for exc in (asyncpg.DataError("invalid input for query argument"), asyncpg.UniqueViolationError("dup"),
-                ValueError("bug"), KeyError("k")):
+    for exc in (
+        asyncpg.DataError("invalid input for query argument"),
+        asyncpg.UniqueViolationError("dup"),
+        ValueError("bug"),
+        KeyError("k"),
+    ):
         assert unavailable_code(exc) is None, exc
 
 
 def test_puback_errors_map_onto_bus_unavailable_subclasses():
     full = rejection("events.t.w", {"code": 503, "err_code": 10077, "description": "maximum bytes exceeded"})
     assert type(full) is StreamFull and not full.permanent and full.err_code == 10077
-    too_big = rejection("events.t.w", {"code": 400, "err_code": 10054,
-                                       "description": "message size exceeds maximum allowed"})
+    too_big = rejection(
+        "events.t.w", {"code": 400, "err_code": 10054, "description": "message size exceeds maximum allowed"}
+    )
     assert type(too_big) is MessageRejected and too_big.permanent and too_big.status == 400
     other = rejection("events.t.w", {"code": 500, "err_code": 10999, "description": "new"})
     assert type(other) is PublishRejected and not other.permanent

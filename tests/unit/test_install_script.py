@@ -29,20 +29,32 @@ def test_each_lock_is_counted_and_each_fetched_file_sized() -> None:
     assert 0 < counts["runtime"] < counts["local"] < counts["dev"]
     assert "aiohttp==" in " ".join(install.lock_packages(install.lock_path("runtime")))
     assert install.fetched("  Downloading aiohttp-3.14.5-cp311-cp311-manylinux.whl (1.7 MB)") == (
-        "aiohttp-3.14.5-cp311-cp311-manylinux.whl", "download", 1.7)
+        "aiohttp-3.14.5-cp311-cp311-manylinux.whl",
+        "download",
+        1.7,
+    )
     assert install.fetched("  Using cached pytest-9.2.0-py3-none-any.whl (400 kB)") == (
-        "pytest-9.2.0-py3-none-any.whl", "cached", 0.4)
+        "pytest-9.2.0-py3-none-any.whl",
+        "cached",
+        0.4,
+    )
     assert install.fetched("  Downloading aiohttp-3.14.5-cp311.whl.metadata (8.1 kB)") is None
     assert install.fetched("Collecting aiohttp==3.14.5") is None
     assert (install.size_text(1.74), install.size_text(0.015)) == ("1.7 MB", "15 kB")
 
 
 def test_make_runs_the_installer_then_says_what_to_run_next() -> None:
-    plan = subprocess.run(["make", "-n", "-B", "-f", "Makefile", "install", "VENV=/nonexistent-venv"], cwd=REPO,
-                          capture_output=True, text=True, check=True).stdout
+    plan = subprocess.run(
+        ["make", "-n", "-B", "-f", "Makefile", "install", "VENV=/nonexistent-venv"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "deploy/local/install.py /nonexistent-venv" in plan and "install.py --next" in plan
     default = subprocess.run(["make", "-pRrq", "-f", "Makefile"], cwd=REPO, capture_output=True, text=True).stdout
     assert ".DEFAULT_GOAL := install" in default
-    steps = subprocess.run([sys.executable, "deploy/local/install.py", "--next"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout
+    steps = subprocess.run(
+        [sys.executable, "deploy/local/install.py", "--next"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout
     assert "make up" in steps and "make test" in steps

@@ -43,8 +43,7 @@ def _request(peer: str, forwarded_for: str | None):
 def test_the_client_address_survives_ingress_gateway_and_auth_in_the_cluster(prod: Resources) -> None:
     gateway_trusts = parse_networks(_env(prod, "gateway")["IPAAS_GATEWAY_TRUSTED_PROXIES"])
     auth_trusts = parse_networks(_env(prod, "auth")["IPAAS_AUTH_TRUSTED_PROXIES"])
-    for pod_network, client in (("10.244", "203.0.113.5"), ("172.20", "198.51.100.23"),
-                                ("192.168", "2001:db8:44::9")):
+    for pod_network, client in (("10.244", "203.0.113.5"), ("172.20", "198.51.100.23"), ("192.168", "2001:db8:44::9")):
         ingress_pod, gateway_pod = f"{pod_network}.3.4", f"{pod_network}.1.7"
         # The client forges a hop; the ingress appends the address it saw.
         at_gateway = client_address(_request(ingress_pod, f"192.0.2.1, {client}"), gateway_trusts)
@@ -52,13 +51,16 @@ def test_the_client_address_survives_ingress_gateway_and_auth_in_the_cluster(pro
         # The gateway sends auth exactly that one hop, from its pod address.
         assert client_address(_request(gateway_pod, at_gateway), auth_trusts) == client
         # Before: auth trusted loopback only, so every login counted against the gateway pod.
-        assert client_address(_request(gateway_pod, at_gateway), parse_networks("127.0.0.1/32,::1/128")) \
-            == gateway_pod
+        assert client_address(_request(gateway_pod, at_gateway), parse_networks("127.0.0.1/32,::1/128")) == gateway_pod
 
 
 def test_every_service_is_scraped_on_its_metrics_port_and_only_monitoring_reaches_it(prod: Resources) -> None:
-    for name, port, metrics in (("gateway", 8080, 9080), ("auth", 8081, 9081), ("scheduler", 8082, 9082),
-                                ("executor", 8083, 9083)):
+    for name, port, metrics in (
+        ("gateway", 8080, 9080),
+        ("auth", 8081, 9081),
+        ("scheduler", 8082, 9082),
+        ("executor", 8083, 9083),
+    ):
         dep = next(r for r in prod if r["kind"] == "Deployment" and r["metadata"]["name"] == name)
         annotations = dep["spec"]["template"]["metadata"]["annotations"]
         env = _env(prod, name)
@@ -71,12 +73,16 @@ def test_every_service_is_scraped_on_its_metrics_port_and_only_monitoring_reache
     assert [p["port"] for p in policies["metrics-from-monitoring"]["spec"]["ingress"][0]["ports"]] == ["metrics"]
 
 
-@pytest.mark.parametrize(("field", "value", "expected"), [
-    ("annotation", "8080", "prometheus.io/port 8080 is not IPAAS_HTTP_METRICS_PORT (9080)"),
-    ("env", "9999", "IPAAS_HTTP_METRICS_PORT 9999 is not a container port"),
-])
-def test_the_validator_catches_a_scrape_of_the_service_port(prod: Resources, field: str, value: str,
-                                                             expected: str) -> None:
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        ("annotation", "8080", "prometheus.io/port 8080 is not IPAAS_HTTP_METRICS_PORT (9080)"),
+        ("env", "9999", "IPAAS_HTTP_METRICS_PORT 9999 is not a container port"),
+    ],
+)
+def test_the_validator_catches_a_scrape_of_the_service_port(
+    prod: Resources, field: str, value: str, expected: str
+) -> None:
     broken = copy.deepcopy(prod)
     gateway = next(r for r in broken if r["kind"] == "Deployment" and r["metadata"]["name"] == "gateway")
     if field == "annotation":

@@ -60,7 +60,8 @@ def test_prod_overlay_renders_namespace_images_replicas_and_patches(prod: Resour
     assert migrate_env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ipaas-pg-app", "key": "uri"}
     roles = _get(prod, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
     assert {r["name"]: r["passwordSecret"]["name"] for r in roles} == {
-        f"ipaas_{s}": f"ipaas-pg-{s}" for s in ("auth", "gateway", "executor", "scheduler")}
+        f"ipaas_{s}": f"ipaas-pg-{s}" for s in ("auth", "gateway", "executor", "scheduler")
+    }
     provision = _job_container(prod, "provision-nats")
     assert provision["command"] == ["python", "-m", "deploy.provision"]
     assert provision["image"] == _job_container(prod, "migrate")["image"] == gw["image"]
@@ -139,10 +140,18 @@ def _gateway_replicas_drift(rs: Resources) -> None:
 
 
 def _gateway_autoscaled(rs: Resources) -> None:
-    rs.append({"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
-               "metadata": {"name": "gateway", "namespace": "ipaas"},
-               "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "gateway"},
-                        "minReplicas": 3, "maxReplicas": 6}})
+    rs.append(
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "gateway", "namespace": "ipaas"},
+            "spec": {
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "gateway"},
+                "minReplicas": 3,
+                "maxReplicas": 6,
+            },
+        }
+    )
 
 
 def _missing_configmap(rs: Resources) -> None:
@@ -237,8 +246,10 @@ def _owner_secret_mounted(rs: Resources) -> None:
 
 def _migrations_as_a_service(rs: Resources) -> None:
     env = _job_container(rs, "migrate")["env"]
-    env[:] = [{"name": "PG_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "ipaas-pg-gateway", "key": "password"}}},
-              {"name": "DATABASE_URL", "value": "postgresql://ipaas_gateway:$(PG_PASSWORD)@ipaas-pg-rw:5432/ipaas"}]
+    env[:] = [
+        {"name": "PG_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "ipaas-pg-gateway", "key": "password"}}},
+        {"name": "DATABASE_URL", "value": "postgresql://ipaas_gateway:$(PG_PASSWORD)@ipaas-pg-rw:5432/ipaas"},
+    ]
 
 
 def _unmanaged_role(rs: Resources) -> None:
@@ -269,8 +280,12 @@ def _egress(rs: Resources) -> list[dict[str, Any]]:
 
 
 def _ip_block(rs: Resources, cidr: str) -> dict[str, Any]:
-    block: dict[str, Any] = next(peer["ipBlock"] for rule in _egress(rs) for peer in rule.get("to", [])
-                                 if peer.get("ipBlock", {}).get("cidr") == cidr)
+    block: dict[str, Any] = next(
+        peer["ipBlock"]
+        for rule in _egress(rs)
+        for peer in rule.get("to", [])
+        if peer.get("ipBlock", {}).get("cidr") == cidr
+    )
     return block
 
 
@@ -312,8 +327,9 @@ def _dns_over_udp_only(rs: Resources) -> None:
 
 
 def _ingress(rs: Resources, policy: str, port: int) -> dict[str, Any]:
-    rule: dict[str, Any] = next(r for r in _get(rs, "NetworkPolicy", policy)["spec"]["ingress"]
-                                if r["ports"][0]["port"] == port)
+    rule: dict[str, Any] = next(
+        r for r in _get(rs, "NetworkPolicy", policy)["spec"]["ingress"] if r["ports"][0]["port"] == port
+    )
     return rule
 
 
@@ -354,8 +370,10 @@ MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
     (_pdb_blocks_evictions, "blocks every eviction of scheduler"),
     (_no_migration_job, "libs.common.db.migrate"),
     (_wrong_consumer, "consumer 'executor' of stream EVENTS"),
-    (_executor_consumer_renamed, "the trigger reads consumer 'executor' of stream 'EVENTS', the executors "
-                                 "consume 'workers'"),
+    (
+        _executor_consumer_renamed,
+        "the trigger reads consumer 'executor' of stream 'EVENTS', the executors consume 'workers'",
+    ),
     (_gateway_replicas_drift, "Deployment/gateway: 4 replicas but IPAAS_GATEWAY_REPLICAS=3"),
     (_gateway_autoscaled, "HorizontalPodAutoscaler/gateway: scales the gateway"),
     (_missing_configmap, "ConfigMap ipaas-config is not declared"),
@@ -380,8 +398,10 @@ MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
     (_nats_policy_selects_nothing, "NetworkPolicy/nats: podSelector"),
     (_no_postgres_policy, "NetworkPolicy: none restricts who reaches Postgres (ipaas-pg)"),
     (_postgres_from_anywhere, "NetworkPolicy/postgres: port 5432 of Postgres (ipaas-pg) is open to"),
-    (_borrowed_nats_secret, "Deployment/gateway container gateway: env NATS_PASSWORD must come from Secret "
-                            "ipaas-nats-gateway"),
+    (
+        _borrowed_nats_secret,
+        "Deployment/gateway container gateway: env NATS_PASSWORD must come from Secret ipaas-nats-gateway",
+    ),
     (_borrowed_nats_user, "NATS_URL must connect as NATS user gateway"),
     (_anonymous_nats, "Deployment/scheduler container scheduler: no NATS_URL of its own"),
     (_foreign_inbox, "reply inboxes must use _INBOX_auth"),
@@ -389,8 +409,10 @@ MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
     (_provisioning_as_a_service, "container provision-nats: NATS_URL must connect as NATS user provisioner"),
     (_service_provisions, "Deployment/gateway container gateway: IPAAS_NATS_PROVISION must stay false"),
     (_config_provisions, "ConfigMap/ipaas-config: IPAAS_NATS_PROVISION must stay false"),
-    (_borrowed_pg_secret, "Deployment/gateway container gateway: env PG_PASSWORD must come from Secret "
-                          "ipaas-pg-gateway"),
+    (
+        _borrowed_pg_secret,
+        "Deployment/gateway container gateway: env PG_PASSWORD must come from Secret ipaas-pg-gateway",
+    ),
     (_borrowed_pg_role, "DATABASE_URL must connect as Postgres role ipaas_gateway"),
     (_service_as_owner, "Deployment/executor container executor: reads Secret ipaas-pg-app"),
     (_owner_secret_mounted, "Deployment/scheduler container scheduler: reads Secret ipaas-pg-app"),
@@ -412,10 +434,21 @@ def test_validator_reports_each_mistake(prod: Resources, mutate: Callable[[Resou
 
 def test_external_secrets_are_listed(prod: Resources) -> None:
     _, secrets = validate.validate_resources(prod, overlay=True)
-    assert secrets == {"ipaas-pg-app", "ipaas-auth-signing-keys", "ipaas-auth-keks", "ipaas-nats-auth",
-                       "ipaas-nats-gateway", "ipaas-nats-executor", "ipaas-nats-scheduler", "ipaas-nats-provisioner",
-                       "ipaas-pg-auth", "ipaas-pg-gateway", "ipaas-pg-executor", "ipaas-pg-scheduler",
-                       "nats-server-tls"}  # issued by cert-manager (overlays/prod/nats-tls.yaml)
+    assert secrets == {
+        "ipaas-pg-app",
+        "ipaas-auth-signing-keys",
+        "ipaas-auth-keks",
+        "ipaas-nats-auth",
+        "ipaas-nats-gateway",
+        "ipaas-nats-executor",
+        "ipaas-nats-scheduler",
+        "ipaas-nats-provisioner",
+        "ipaas-pg-auth",
+        "ipaas-pg-gateway",
+        "ipaas-pg-executor",
+        "ipaas-pg-scheduler",
+        "nats-server-tls",
+    }  # issued by cert-manager (overlays/prod/nats-tls.yaml)
 
 
 def test_nats_values_need_jetstream_a_cluster_of_three_and_monitoring(prod: Resources) -> None:
@@ -440,19 +473,34 @@ def test_nats_values_grant_exactly_the_permissions_of_the_table(prod: Resources)
     assert users["executor"]["password"] == "<< $NATS_EXECUTOR_PASSWORD >>"
     for identity in ("gateway", "scheduler", "executor", "auth"):
         api = [s for s in users[identity]["permissions"]["publish"]["allow"] if s.startswith("$JS.API")]
-        assert not [s for s in api if any(verb in s for verb in (".STREAM.CREATE", ".STREAM.UPDATE", ".DELETE.",
-                                                                 ".PURGE.", ".DURABLE.", ".MSG.GET.", ".DIRECT."))]
+        assert not [
+            s
+            for s in api
+            if any(
+                verb in s
+                for verb in (
+                    ".STREAM.CREATE",
+                    ".STREAM.UPDATE",
+                    ".DELETE.",
+                    ".PURGE.",
+                    ".DURABLE.",
+                    ".MSG.GET.",
+                    ".DIRECT.",
+                )
+            )
+        ]
         assert not [s for s in api if s.endswith((".>", ".*"))], identity  # nothing by wildcard
     assert "$JS.API.STREAM.CREATE.EVENTS" in users["provisioner"]["permissions"]["publish"]["allow"]
     widened = copy.deepcopy(values)
     gateway = next(u for u in widened["config"]["merge"]["authorization"]["users"] if u["user"] == "gateway")
     gateway["permissions"]["publish"]["allow"].append("$JS.API.>")
-    assert any("differ from libs/common/bus/permissions.py" in p
-               for p in validate.validate_nats_values(widened, prod))
+    assert any("differ from libs/common/bus/permissions.py" in p for p in validate.validate_nats_values(widened, prod))
     unsourced = copy.deepcopy(values)
     del unsourced["container"]["env"]["NATS_PROVISIONER_PASSWORD"]
-    assert any("NATS_PROVISIONER_PASSWORD must come from Secret ipaas-nats-provisioner" in p
-               for p in validate.validate_nats_values(unsourced, prod))
+    assert any(
+        "NATS_PROVISIONER_PASSWORD must come from Secret ipaas-nats-provisioner" in p
+        for p in validate.validate_nats_values(unsourced, prod)
+    )
 
 
 def test_the_values_file_holds_the_generated_users_block() -> None:
@@ -462,9 +510,12 @@ def test_the_values_file_holds_the_generated_users_block() -> None:
     stale = text.replace('"$JS.API.STREAM.INFO.EVENTS", ', '"$JS.API.>", ', 1)
     assert stale != text
     assert nats_auth.check_values_file(stale) == [
-        "nats values: the users block is stale: run python -m deploy.k8s.nats_auth --write"]
-    assert "users block (its BEGIN/END markers) is missing" in nats_auth.check_values_file(
-        text.replace(nats_auth.BEGIN, "# users"))[0]
+        "nats values: the users block is stale: run python -m deploy.k8s.nats_auth --write"
+    ]
+    assert (
+        "users block (its BEGIN/END markers) is missing"
+        in nats_auth.check_values_file(text.replace(nats_auth.BEGIN, "# users"))[0]
+    )
 
 
 def test_kustomize_refuses_a_broken_kustomization(tmp_path: Path) -> None:
@@ -492,15 +543,18 @@ def test_the_executor_reaches_dns_nats_postgres_and_public_addresses_only(prod: 
     assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"} <= set(v4)
     assert {"fc00::/7", "fe80::/10"} <= set(v6)
     by_port = {r["ports"][0].get("port"): r["to"] for r in _egress(prod)}
-    assert by_port[4222] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/name": "nats",
-                                                              "app.kubernetes.io/component": "nats"}}}]
+    assert by_port[4222] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "nats", "app.kubernetes.io/component": "nats"}}}
+    ]
     assert by_port[5432] == [{"podSelector": {"matchLabels": {"cnpg.io/cluster": "ipaas-pg"}}}]
     assert by_port[53][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
     # NATS and Postgres take their clients from the platform's pods only.
-    assert _ingress(prod, "nats", 4222)["from"] == [{"podSelector": {"matchLabels": {
-        "app.kubernetes.io/part-of": "ipaas"}}}]
-    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "ipaas"}}} in \
-        _ingress(prod, "postgres", 5432)["from"]
+    assert _ingress(prod, "nats", 4222)["from"] == [
+        {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "ipaas"}}}
+    ]
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "ipaas"}}} in _ingress(prod, "postgres", 5432)[
+        "from"
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -509,7 +563,8 @@ def prod_nats_values() -> dict[str, Any]:
 
 
 def test_prod_runs_nats_over_tls_with_a_certificate_and_every_client_verifies_it(
-    prod: Resources, prod_nats_values: dict[str, Any],
+    prod: Resources,
+    prod_nats_values: dict[str, Any],
 ) -> None:
     assert nats_tls.check_nats_tls(prod, prod_nats_values, required=True) == []
     assert prod_nats_values["config"]["nats"]["tls"] == {"enabled": True, "secretName": "nats-server-tls"}
@@ -518,13 +573,15 @@ def test_prod_runs_nats_over_tls_with_a_certificate_and_every_client_verifies_it
     assert "nats" in cert["dnsNames"] and cert["issuerRef"]["name"] == "ipaas-nats-ca"
     assert _env_var(prod, "executor", "NATS_URL")["value"] == "tls://executor:$(NATS_PASSWORD)@nats:4222"
     assert _get(prod, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_TLS_CA_FILE"] == "/etc/ipaas/nats-ca/ca.crt"
-    assert next(e for e in _job_container(prod, "provision-nats")["env"]
-                if e["name"] == "NATS_URL")["value"].startswith("tls://provisioner:")
+    assert next(e for e in _job_container(prod, "provision-nats")["env"] if e["name"] == "NATS_URL")[
+        "value"
+    ].startswith("tls://provisioner:")
     dev = render(K8S / "overlays" / "dev")
     dev_values = nats_tls.overlay_values(yaml.safe_load(validate.NATS_VALUES.read_text()), K8S / "overlays" / "dev")
     assert nats_tls.check_nats_tls(dev, dev_values, required=False) == []  # dev stays plain
     assert nats_tls.check_nats_tls(dev, dev_values, required=True) == [
-        "nats values: config.nats.tls must be enabled in this overlay (clients in the clear)"]
+        "nats values: config.nats.tls must be enabled in this overlay (clients in the clear)"
+    ]
 
 
 def _plaintext_client(rs: Resources, _v: dict[str, Any]) -> None:
@@ -568,9 +625,12 @@ TLS_MUTATIONS: list[tuple[Callable[[Resources, dict[str, Any]], None], str]] = [
 
 
 @pytest.mark.parametrize(("mutate", "expected"), TLS_MUTATIONS, ids=[m.__name__.strip("_") for m, _ in TLS_MUTATIONS])
-def test_the_tls_check_reports_each_mistake(prod: Resources, prod_nats_values: dict[str, Any],
-                                            mutate: Callable[[Resources, dict[str, Any]], None],
-                                            expected: str) -> None:
+def test_the_tls_check_reports_each_mistake(
+    prod: Resources,
+    prod_nats_values: dict[str, Any],
+    mutate: Callable[[Resources, dict[str, Any]], None],
+    expected: str,
+) -> None:
     broken, values = copy.deepcopy(prod), copy.deepcopy(prod_nats_values)
     mutate(broken, values)
     problems = nats_tls.check_nats_tls(broken, values, required=True)

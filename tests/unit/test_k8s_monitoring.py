@@ -16,8 +16,14 @@ from services.gateway.outbox import OutboxMetrics
 from services.scheduler.metrics import SchedulerMetrics
 from tests.helpers.monitoring import MONITORING, dashboard, metric_names, rules
 
-ALERTS = {"IpaasConsumerLagGrowing", "IpaasDeadLettersGrowing", "IpaasBreakerOpen", "IpaasIngestErrors",
-          "IpaasSchedulerLate", "IpaasStreamNearlyFull"}
+ALERTS = {
+    "IpaasConsumerLagGrowing",
+    "IpaasDeadLettersGrowing",
+    "IpaasBreakerOpen",
+    "IpaasIngestErrors",
+    "IpaasSchedulerLate",
+    "IpaasStreamNearlyFull",
+}
 
 
 def exposed() -> set[str]:
@@ -37,8 +43,11 @@ def exposed() -> set[str]:
 def test_the_kustomization_renders_a_servicemonitor_a_rule_and_the_dashboard_configmap() -> None:
     resources = render(MONITORING)
     kinds = {(r["apiVersion"], r["kind"]) for r in resources}
-    assert kinds == {("v1", "ConfigMap"), ("monitoring.coreos.com/v1", "ServiceMonitor"),
-                     ("monitoring.coreos.com/v1", "PrometheusRule")}
+    assert kinds == {
+        ("v1", "ConfigMap"),
+        ("monitoring.coreos.com/v1", "ServiceMonitor"),
+        ("monitoring.coreos.com/v1", "PrometheusRule"),
+    }
     (configmap,) = [r for r in resources if r["kind"] == "ConfigMap"]
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
     assert configmap["data"]["ipaas.json"].strip() == (MONITORING / "dashboard.json").read_text().strip()
@@ -51,8 +60,16 @@ def test_the_dashboard_covers_what_an_sre_watches() -> None:
     board = dashboard()
     assert board["uid"] and board["title"]
     titles = " ".join(p["title"].lower() for p in board["panels"])
-    for topic in ("webhooks", "lag", "in flight", "outcomes", "connector latency", "breakers", "dead letters",
-                  "scheduler lateness"):
+    for topic in (
+        "webhooks",
+        "lag",
+        "in flight",
+        "outcomes",
+        "connector latency",
+        "breakers",
+        "dead letters",
+        "scheduler lateness",
+    ):
         assert topic in titles, topic
     for panel in board["panels"]:
         assert panel["targets"] and all(t["expr"] and t["refId"] for t in panel["targets"])
@@ -76,7 +93,7 @@ def test_every_metric_in_the_dashboard_and_the_rules_is_exposed_by_a_service() -
 def test_every_metric_in_the_readmes_sre_table_is_exposed() -> None:
     readme = (MONITORING.parents[2] / "README.md").read_text(encoding="utf-8")
     start = readme.index("### Metrics and the alerts they back")
-    section = readme[start:readme.index("\n## ", start)]
+    section = readme[start : readme.index("\n## ", start)]
     named = set(re.findall(r"\bipaas_[a-z0-9_]+", section))
     assert len(named) >= 15
     exposed_names = exposed()

@@ -42,8 +42,10 @@ def _key_refs(resources: list[dict[str, Any]], values: dict[str, Any]) -> set[tu
     """(Secret, key) of every secretKeyRef of the workloads and of the NATS servers' environment."""
     refs: set[tuple[str, str]] = set()
     for res in resources:
-        for c in [*((pod_spec(res) or {}).get("containers") or []), *((pod_spec(res) or {}).get("initContainers")
-                                                                       or [])]:
+        for c in [
+            *((pod_spec(res) or {}).get("containers") or []),
+            *((pod_spec(res) or {}).get("initContainers") or []),
+        ]:
             for var in c.get("env") or []:
                 ref = (var.get("valueFrom") or {}).get("secretKeyRef")
                 if ref:
@@ -62,7 +64,8 @@ def _operator_made(resources: list[dict[str, Any]]) -> set[str]:
 
 
 def test_it_makes_every_secret_the_manifests_and_the_nats_chart_read_and_nothing_else(
-        prod: list[dict[str, Any]], generated: dict[str, dict[str, Any]]) -> None:
+    prod: list[dict[str, Any]], generated: dict[str, dict[str, Any]]
+) -> None:
     _, referenced = validate.validate_resources(prod, overlay=True)
     values = nats_tls.overlay_values(yaml.safe_load(validate.NATS_VALUES.read_text()), K8S / "overlays" / "prod")
     refs = _key_refs(prod, values)
@@ -75,7 +78,8 @@ def test_it_makes_every_secret_the_manifests_and_the_nats_chart_read_and_nothing
 
 
 def test_passwords_are_url_safe_distinct_and_the_postgres_ones_name_their_role(
-        generated: dict[str, dict[str, Any]]) -> None:
+    generated: dict[str, dict[str, Any]],
+) -> None:
     passwords = [s["stringData"]["password"] for s in generated.values() if "password" in s["stringData"]]
     assert len(passwords) == 9 and len(set(passwords)) == 9
     assert all(re.fullmatch(r"[0-9a-f]{48}", p) for p in passwords)
@@ -86,7 +90,8 @@ def test_passwords_are_url_safe_distinct_and_the_postgres_ones_name_their_role(
 
 
 def test_auth_loads_the_generated_signing_key_and_kek_as_kubernetes_mounts_them(
-        generated: dict[str, dict[str, Any]], tmp_path: Path) -> None:
+    generated: dict[str, dict[str, Any]], tmp_path: Path
+) -> None:
     dirs = {}
     for name in (secrets.SIGNING_KEYS, secrets.KEKS):
         directory = tmp_path / name
@@ -94,8 +99,9 @@ def test_auth_loads_the_generated_signing_key_and_kek_as_kubernetes_mounts_them(
         for file, content in generated[name]["stringData"].items():  # a Secret volume: one file per key
             (directory / file).write_text(content)
         dirs[name] = directory
-    ring = load_signing_keys(env_pem=None, keys_dir=dirs[secrets.SIGNING_KEYS], dev_mode=False,
-                             dev_dir=tmp_path / "unused")
+    ring = load_signing_keys(
+        env_pem=None, keys_dir=dirs[secrets.SIGNING_KEYS], dev_mode=False, dev_dir=tmp_path / "unused"
+    )
     keks = load_kek_ring(env_spec=None, keys_dir=dirs[secrets.KEKS], dev_mode=False, dev_dir=tmp_path / "unused")
     assert ring is not None and keks is not None
     (key_file,) = generated[secrets.SIGNING_KEYS]["stringData"]

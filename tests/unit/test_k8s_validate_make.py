@@ -34,9 +34,22 @@ def _broken_copy(tmp_path: Path, patches: list[dict[str, Any]]) -> Path:
 
 
 def _make_validate(root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", "k8s-validate",
-                           f"PY={sys.executable}", f"K8S_ROOT={root}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [
+            "make",
+            "--no-print-directory",
+            "-o",
+            ".venv/.installed",
+            "k8s-validate",
+            f"PY={sys.executable}",
+            f"K8S_ROOT={root}",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def _json_patch(kind: str, name: str, *ops: dict[str, Any]) -> dict[str, Any]:
@@ -52,28 +65,45 @@ def test_the_target_renders_with_the_kustomize_of_the_wheel_and_passes_the_real_
 
 
 BROKEN = [
-    pytest.param(_json_patch("Deployment", "gateway", {"op": "add", "value": 45,
-                                                       "path": "/spec/template/spec/terminationGracePeriod"}),
-                 "Deployment/gateway: schema of Kubernetes 1.29: spec.template.spec: Additional properties are not "
-                 "allowed ('terminationGracePeriod' was unexpected)", id="invalid-field"),
-    pytest.param(_json_patch("Deployment", "auth", {"op": "remove",
-                                                    "path": "/spec/template/spec/containers/0/readinessProbe"}),
-                 "Deployment/auth container auth: no readinessProbe", id="missing-probe"),
-    pytest.param(_json_patch("Deployment", "gateway", {"op": "add", "path": "/spec/template/spec/containers/0/env/-",
-                                                       "value": {"name": "IPAAS_GATEWAY_MAX_BODY_BYTE",
-                                                                 "value": "2097152"}}),
-                 "Deployment/gateway container gateway: env IPAAS_GATEWAY_MAX_BODY_BYTE is not a setting of "
-                 "python -m services.gateway", id="env-not-a-setting"),
-    pytest.param(_json_patch("ConfigMap", "ipaas-config", {"op": "add", "path": "/data/IPAAS_EXECUTOR_MAX_INFLIGHT",
-                                                           "value": "64"}),
-                 "ConfigMap/ipaas-config: IPAAS_EXECUTOR_MAX_INFLIGHT is not a setting of any container that loads "
-                 "it", id="configmap-key-not-a-setting"),
+    pytest.param(
+        _json_patch(
+            "Deployment", "gateway", {"op": "add", "value": 45, "path": "/spec/template/spec/terminationGracePeriod"}
+        ),
+        "Deployment/gateway: schema of Kubernetes 1.29: spec.template.spec: Additional properties are not "
+        "allowed ('terminationGracePeriod' was unexpected)",
+        id="invalid-field",
+    ),
+    pytest.param(
+        _json_patch("Deployment", "auth", {"op": "remove", "path": "/spec/template/spec/containers/0/readinessProbe"}),
+        "Deployment/auth container auth: no readinessProbe",
+        id="missing-probe",
+    ),
+    pytest.param(
+        _json_patch(
+            "Deployment",
+            "gateway",
+            {
+                "op": "add",
+                "path": "/spec/template/spec/containers/0/env/-",
+                "value": {"name": "IPAAS_GATEWAY_MAX_BODY_BYTE", "value": "2097152"},
+            },
+        ),
+        "Deployment/gateway container gateway: env IPAAS_GATEWAY_MAX_BODY_BYTE is not a setting of "
+        "python -m services.gateway",
+        id="env-not-a-setting",
+    ),
+    pytest.param(
+        _json_patch(
+            "ConfigMap", "ipaas-config", {"op": "add", "path": "/data/IPAAS_EXECUTOR_MAX_INFLIGHT", "value": "64"}
+        ),
+        "ConfigMap/ipaas-config: IPAAS_EXECUTOR_MAX_INFLIGHT is not a setting of any container that loads it",
+        id="configmap-key-not-a-setting",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("patch", "expected"), BROKEN)
-def test_the_target_fails_on_a_manifest_broken_on_purpose(tmp_path: Path, patch: dict[str, Any],
-                                                         expected: str) -> None:
+def test_the_target_fails_on_a_manifest_broken_on_purpose(tmp_path: Path, patch: dict[str, Any], expected: str) -> None:
     done = _make_validate(_broken_copy(tmp_path, [patch]))
     assert done.returncode != 0
     assert "overlays/prod: " in done.stdout and "problem(s)" in done.stdout

@@ -30,9 +30,15 @@ def test_defaults_are_the_documented_layout(tmp_path: Path) -> None:
 
 
 def test_base_port_replicas_and_service_selection() -> None:
-    cfg = load({"IPAAS_LOCAL_BASE_PORT": "9000", "IPAAS_LOCAL_EXECUTOR_REPLICAS": "3",
-                "IPAAS_LOCAL_SCHEDULER_REPLICAS": "1", "IPAAS_LOCAL_SERVICES": "executor,auth",
-                "NATS_URL": "nats://example:4222"})
+    cfg = load(
+        {
+            "IPAAS_LOCAL_BASE_PORT": "9000",
+            "IPAAS_LOCAL_EXECUTOR_REPLICAS": "3",
+            "IPAAS_LOCAL_SCHEDULER_REPLICAS": "1",
+            "IPAAS_LOCAL_SERVICES": "executor,auth",
+            "NATS_URL": "nats://example:4222",
+        }
+    )
     assert cfg.gateway_port == 9000 and cfg.auth_port == 9001
     assert cfg.scheduler_ports == (9002,)
     assert cfg.executor_ports == (9003, 9004, 9005)
@@ -41,13 +47,16 @@ def test_base_port_replicas_and_service_selection() -> None:
     assert load({"IPAAS_LOCAL_SERVICES": "none"}).services == ()
 
 
-@pytest.mark.parametrize(("env", "fragment"), [
-    ({"IPAAS_LOCAL_NATS_PORT": "abc"}, "IPAAS_LOCAL_NATS_PORT must be an integer"),
-    ({"IPAAS_LOCAL_PG_PORT": "70000"}, "must be a TCP port"),
-    ({"IPAAS_LOCAL_EXECUTOR_PORTS": "8083,x"}, "comma-separated list of ports"),
-    ({"IPAAS_LOCAL_SERVICES": "gateway,billing"}, "unknown service(s) ['billing']"),
-    ({"IPAAS_LOCAL_GRACE_SECONDS": "-1"}, "must be positive"),
-])
+@pytest.mark.parametrize(
+    ("env", "fragment"),
+    [
+        ({"IPAAS_LOCAL_NATS_PORT": "abc"}, "IPAAS_LOCAL_NATS_PORT must be an integer"),
+        ({"IPAAS_LOCAL_PG_PORT": "70000"}, "must be a TCP port"),
+        ({"IPAAS_LOCAL_EXECUTOR_PORTS": "8083,x"}, "comma-separated list of ports"),
+        ({"IPAAS_LOCAL_SERVICES": "gateway,billing"}, "unknown service(s) ['billing']"),
+        ({"IPAAS_LOCAL_GRACE_SECONDS": "-1"}, "must be positive"),
+    ],
+)
 def test_bad_settings_are_named_in_the_error(env: dict[str, str], fragment: str) -> None:
     with pytest.raises(ConfigError) as err:
         load(env)
@@ -59,9 +68,16 @@ def test_every_instance_points_at_the_local_auth_and_infrastructure(tmp_path: Pa
     for name in ("auth", "gateway", "executor"):  # scheduler "not built yet"
         (root / "services" / name).mkdir(parents=True)
         (root / "services" / name / "__main__.py").write_text("")
-    cfg = load({"IPAAS_LOCAL_DIR": str(tmp_path / "data")} | {
-        "IPAAS_LOCAL_AUTH_PORT": "1", "IPAAS_LOCAL_GATEWAY_PORT": "2", "IPAAS_LOCAL_EXECUTOR_PORTS": "3,4",
-        "IPAAS_LOCAL_SCHEDULER_PORTS": "5,6", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"})
+    cfg = load(
+        {"IPAAS_LOCAL_DIR": str(tmp_path / "data")}
+        | {
+            "IPAAS_LOCAL_AUTH_PORT": "1",
+            "IPAAS_LOCAL_GATEWAY_PORT": "2",
+            "IPAAS_LOCAL_EXECUTOR_PORTS": "3,4",
+            "IPAAS_LOCAL_SCHEDULER_PORTS": "5,6",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318",
+        }
+    )
     notes: list[str] = []
     picker = PortPicker(notes.append)
     picker.taken.add(1)  # auth's preferred port is taken: it moves, and everyone follows it
@@ -92,8 +108,9 @@ def test_quickstart_signature_verifies_with_the_standard_webhooks_library() -> N
     assert Webhook(secret).verify(body, headers) == {"order_id": 42}
 
 
-def test_quickstart_get_reads_a_dotted_path(monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_quickstart_get_reads_a_dotted_path(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     doc = {"success": True, "data": {"id": "wf1", "webhook": {"secret": "whsec_x"}, "items": [{"n": 1}]}}
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps(doc)))
     assert quickstart.main(["get", "data.webhook.secret"]) == 0
@@ -104,8 +121,11 @@ def test_quickstart_get_reads_a_dotted_path(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_banner_lists_urls_hides_passwords_and_gives_a_quickstart(tmp_path: Path) -> None:
-    text = quickstart.banner({"auth": "http://127.0.0.1:8081", "gateway": "http://127.0.0.1:8080"},
-                             nats_url="nats://127.0.0.1:4222",
-                             database_url="postgresql://app:s3cret@db:5432/ipaas", local_dir=tmp_path)
+    text = quickstart.banner(
+        {"auth": "http://127.0.0.1:8081", "gateway": "http://127.0.0.1:8080"},
+        nats_url="nats://127.0.0.1:4222",
+        database_url="postgresql://app:s3cret@db:5432/ipaas",
+        local_dir=tmp_path,
+    )
     assert "http://127.0.0.1:8080" in text and "s3cret" not in text and "app:***@db" in text
     assert "API=http://127.0.0.1:8080" in text and "/hooks/$WF_ID" in text and "webhook-signature" in text

@@ -43,8 +43,14 @@ def _settings_classes() -> list[type[BaseSettings]]:
     classes: list[type[BaseSettings]] = []
     for module_name in modules:
         module = importlib.import_module(module_name)
-        classes += [obj for obj in vars(module).values() if inspect.isclass(obj) and issubclass(obj, BaseSettings)
-                    and obj is not BaseSettings and obj.__module__ == module_name]
+        classes += [
+            obj
+            for obj in vars(module).values()
+            if inspect.isclass(obj)
+            and issubclass(obj, BaseSettings)
+            and obj is not BaseSettings
+            and obj.__module__ == module_name
+        ]
     return classes
 
 

@@ -63,11 +63,21 @@ def test_with_user_adds_or_replaces_credentials_and_logs_mask_them() -> None:
 
 
 def test_each_service_gets_its_own_identity_and_inbox_prefix(tmp_path: Path) -> None:
-    cfg = load({"IPAAS_LOCAL_DIR": str(tmp_path), "IPAAS_LOCAL_BASE_PORT": "18080",
-                "IPAAS_GATEWAY_NATS_INBOX_PREFIX": "_INBOX"})  # the caller's value would break authorization
+    cfg = load(
+        {
+            "IPAAS_LOCAL_DIR": str(tmp_path),
+            "IPAAS_LOCAL_BASE_PORT": "18080",
+            "IPAAS_GATEWAY_NATS_INBOX_PREFIX": "_INBOX",
+        }
+    )  # the caller's value would break authorization
     urls = {i: with_user("nats://127.0.0.1:4222", i, f"pw-{i}") for i in SERVICES}
-    specs, _ = plan(cfg, PortPicker(lambda _: None), nats_url="nats://127.0.0.1:4222",
-                    database_url="postgresql://d/ipaas", nats_urls=urls)
+    specs, _ = plan(
+        cfg,
+        PortPicker(lambda _: None),
+        nats_url="nats://127.0.0.1:4222",
+        database_url="postgresql://d/ipaas",
+        nats_urls=urls,
+    )
     assert specs
     for spec in specs:
         service = spec.name.split("-")[0]
@@ -82,8 +92,11 @@ def test_each_service_gets_its_own_identity_and_inbox_prefix(tmp_path: Path) -> 
 
 
 def test_the_banner_names_the_password_file_but_prints_no_password(tmp_path: Path) -> None:
-    text = banner({"gateway": "http://127.0.0.1:8080", "auth": "http://127.0.0.1:8081"},
-                  nats_url=with_user("nats://127.0.0.1:4222", "admin", "s3cret-pw"),
-                  database_url="postgresql://postgres@127.0.0.1:5432/ipaas", local_dir=tmp_path,
-                  nats_users_file=tmp_path / "nats-users.json")
+    text = banner(
+        {"gateway": "http://127.0.0.1:8080", "auth": "http://127.0.0.1:8081"},
+        nats_url=with_user("nats://127.0.0.1:4222", "admin", "s3cret-pw"),
+        database_url="postgresql://postgres@127.0.0.1:5432/ipaas",
+        local_dir=tmp_path,
+        nats_users_file=tmp_path / "nats-users.json",
+    )
     assert "s3cret-pw" not in text and str(tmp_path / "nats-users.json") in text

@@ -22,9 +22,13 @@ def test_each_service_gets_its_own_role_and_password(tmp_path: Path) -> None:
     passwords = {role: f"pw/{role}@x" for role in ALL_ROLES}
     urls = service_urls("postgresql://127.0.0.1:5432/ipaas", passwords)
     assert urls["gateway"] == "postgresql://ipaas_gateway:pw%2Fipaas_gateway%40x@127.0.0.1:5432/ipaas"
-    specs, _ = plan(cfg, PortPicker(lambda _: None), nats_url="nats://n:1",
-                    database_url=with_role("postgresql://127.0.0.1:5432/ipaas", OWNER, passwords[OWNER]),
-                    database_urls=urls)
+    specs, _ = plan(
+        cfg,
+        PortPicker(lambda _: None),
+        nats_url="nats://n:1",
+        database_url=with_role("postgresql://127.0.0.1:5432/ipaas", OWNER, passwords[OWNER]),
+        database_urls=urls,
+    )
     assert specs
     for spec in specs:
         service = spec.name.split("-")[0]
@@ -36,8 +40,10 @@ def test_each_service_gets_its_own_role_and_password(tmp_path: Path) -> None:
 
 
 def test_with_role_replaces_whoever_the_url_named() -> None:
-    assert with_role("postgresql://postgres@127.0.0.1:5/t_1?sslmode=disable", "ipaas_executor", "p") \
+    assert (
+        with_role("postgresql://postgres@127.0.0.1:5/t_1?sslmode=disable", "ipaas_executor", "p")
         == "postgresql://ipaas_executor:p@127.0.0.1:5/t_1?sslmode=disable"
+    )
     assert with_role("postgresql://a:b@h:1/d", "ipaas", None) == "postgresql://ipaas@h:1/d"
     url = with_role("postgresql://h:1/d", "ipaas_auth", "s3cret-pw")
     assert "s3cret-pw" not in redact_url(url) and "s3cret-pw" not in mask_text(f"connecting to {url}")
@@ -62,9 +68,12 @@ def test_a_scram_verifier_never_carries_the_password() -> None:
 
 
 def test_the_banner_names_the_role_password_file_but_prints_no_password(tmp_path: Path) -> None:
-    text = banner({"gateway": "http://127.0.0.1:8080", "auth": "http://127.0.0.1:8081"},
-                  nats_url="nats://127.0.0.1:4222",
-                  database_url=with_role("postgresql://127.0.0.1:5432/ipaas", OWNER, "0wner-pw"),
-                  local_dir=tmp_path, pg_users_file=tmp_path / "pg-users.json")
+    text = banner(
+        {"gateway": "http://127.0.0.1:8080", "auth": "http://127.0.0.1:8081"},
+        nats_url="nats://127.0.0.1:4222",
+        database_url=with_role("postgresql://127.0.0.1:5432/ipaas", OWNER, "0wner-pw"),
+        local_dir=tmp_path,
+        pg_users_file=tmp_path / "pg-users.json",
+    )
     assert "0wner-pw" not in text and "postgresql://ipaas:***@127.0.0.1:5432/ipaas" in text
     assert str(tmp_path / "pg-users.json") in text

@@ -27,8 +27,14 @@ if [ "$1 $2" = "image inspect" ]; then echo "registry.example.org/team/ipaas@{di
 
 
 def _make(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["make", "--no-print-directory", "-o", ".venv/.installed", *args, f"PY={sys.executable}"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        ["make", "--no-print-directory", "-o", ".venv/.installed", *args, f"PY={sys.executable}"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_make_image_builds_pushes_and_pins_the_overlay_to_the_digest(tmp_path: Path) -> None:
@@ -46,8 +52,13 @@ def test_make_image_builds_pushes_and_pins_the_overlay_to_the_digest(tmp_path: P
         "image inspect --format {{index .RepoDigests 0}} registry.example.org/team/ipaas:1.2.3",
     ]
     rendered = render(root / "overlays" / "prod")
-    images = {c["image"] for r in rendered if r["kind"] in ("Deployment", "Job")
-              for c in r["spec"]["template"]["spec"]["containers"] if "otel" not in c["image"]}
+    images = {
+        c["image"]
+        for r in rendered
+        if r["kind"] in ("Deployment", "Job")
+        for c in r["spec"]["template"]["spec"]["containers"]
+        if "otel" not in c["image"]
+    }
     assert images == {f"registry.example.org/team/ipaas@{DIGEST}"}
     assert checks.check_image("x", images.pop(), pinned=True) == []
     assert validate.validate_all(root)["overlays/prod"] == []

@@ -30,26 +30,33 @@ SECRETS = [
     ("bearer", "Authorization: Bearer abcDEF123456ghiJKL", "abcDEF123456ghiJKL"),
     ("jwt", f"token {JWT} received", JWT),
     ("whsec", "secret whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw shown", "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
-    ("ipaas api key", "curl -H 'X: ipk_7fK2mQx9LpR4vT8nW1cZ5bH3jD6sY0aE' sent",
-     "7fK2mQx9LpR4vT8nW1cZ5bH3jD6sY0aE"),
-    ("slack webhook", "posting to https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX",
-     "T000/B000/XXXXXXXXXXXXXXXX"),
-    ("discord webhook", "url=https://discord.com/api/webhooks/123456789/AbCdEf-GhIjK_lmnop",
-     "AbCdEf-GhIjK_lmnop"),
+    ("ipaas api key", "curl -H 'X: ipk_7fK2mQx9LpR4vT8nW1cZ5bH3jD6sY0aE' sent", "7fK2mQx9LpR4vT8nW1cZ5bH3jD6sY0aE"),
+    (
+        "slack webhook",
+        "posting to https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXX",
+        "T000/B000/XXXXXXXXXXXXXXXX",
+    ),
+    ("discord webhook", "url=https://discord.com/api/webhooks/123456789/AbCdEf-GhIjK_lmnop", "AbCdEf-GhIjK_lmnop"),
     ("api_key json", '{"api_key": "k-1234567890"}', "k-1234567890"),
     ("password kv", "login password=hunter2hunter2 user=alice", "hunter2hunter2"),
     ("secret kv", "client_secret: s3cr3tvalue", "s3cr3tvalue"),
     ("aws access key", "key AKIAIOSFODNN7EXAMPLE in env", "AKIAIOSFODNN7EXAMPLE"),
-    ("aws secret key", "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-     "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"),
+    (
+        "aws secret key",
+        "aws_secret_access_key=wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ),
     ("basic-auth url", "connect postgres://app:pa55word@db.internal:5432/ipaas", "pa55word"),
     ("basic header", "Authorization: Basic YWxhZGRpbjpvcGVuc2VzYW1l", "YWxhZGRpbjpvcGVuc2VzYW1l"),
     ("slack token", "xoxb-123456789012-abcdefghijkl", "xoxb-123456789012-abcdefghijkl"),
     ("github token", "ghp_abcdefghijklmnopqrstuvwxyz0123456789", "ghp_abcdefghijklmnopqrstuvwxyz0123456789"),
     ("stripe key", "sk_live_51Habcdefghijklmnop", "sk_live_51Habcdefghijklmnop"),
     ("openweather appid", "GET /data/2.5/weather?q=Paris&appid=0123456789abcdef", "0123456789abcdef"),
-    ("pem key", "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA\n-----END PRIVATE KEY-----",
-     "MC4CAQAwBQYDK2VwBCIEIA"),
+    (
+        "pem key",
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA\n-----END PRIVATE KEY-----",
+        "MC4CAQAwBQYDK2VwBCIEIA",
+    ),
 ]
 
 
@@ -83,8 +90,14 @@ def test_secret_is_redacted_in_log_fields(label: str, text: str, secret: str) ->
 
 
 def test_secret_keyed_fields_are_redacted_whatever_their_value() -> None:
-    entry = _logged("credential stored", password="correct horse", api_key="plain", token="t0k",
-                    webhook_url="https://example.com/x", user="alice")
+    entry = _logged(
+        "credential stored",
+        password="correct horse",
+        api_key="plain",
+        token="t0k",
+        webhook_url="https://example.com/x",
+        user="alice",
+    )
     dumped = json.dumps(entry)
     for value in ("correct horse", "plain", "t0k", "https://example.com/x"):
         assert value not in dumped
@@ -92,8 +105,10 @@ def test_secret_keyed_fields_are_redacted_whatever_their_value() -> None:
 
 
 def test_ordinary_fields_are_untouched() -> None:
-    text = ("order 42 shipped to alice@example.com via https://api.example.com/v1/orders?id=42 "
-            "status=ok count=3 trace 4bf92f3577b34da6a3ce929d0e0e4736")
+    text = (
+        "order 42 shipped to alice@example.com via https://api.example.com/v1/orders?id=42 "
+        "status=ok count=3 trace 4bf92f3577b34da6a3ce929d0e0e4736"
+    )
     assert mask_text(text) == text
     value = {"order_id": 42, "name": "Widget", "tags": ["a", "b"], "price": 9.5, "ok": True}
     assert mask_value(value) == value
@@ -136,13 +151,80 @@ def test_adversarial_input_masks_as_the_previous_rules(name: str) -> None:
     assert mask_text(SMALL[name]) == reference_mask(SMALL[name])
 
 
-_PIECES = ["eyJ", "eyJa", "-", ".", "_", "a", "Z", "0", " ", "\n", "\t", "password", "Password", "PASSWORD",
-           "pAsSwD", "passwd", "token", "Token", "tOkEn", "secret", "client_secret", "api_key", "apiKey", "API-KEY",
-           "appId", "access_key", "private-key", "aws_secret_access_key", "=", ":", '"', "'", "&", ",", ";", "}",
-           "://", "x", "@", "/", "Bearer", "bearer", "BASIC ", "bAsIc", "whsec_", "ipk_", "xoxb-", "ghp_", "sk_live_",
-           "rk_test_", "AKIA", "ABCDEFGH", "0123456789", "https://hooks.slack.com/services/", "slack-gov",
-           "https://discord.com/api/webhooks/", "123", "v10/", "-----BEGIN ", "-----END ", "PRIVATE KEY",
-           "RSA ", "-----", "é", "\u2003", "+", "~", "ab12CD34ef56", "eyJhbGciOi", '": "', ": ", '":"']
+_PIECES = [
+    "eyJ",
+    "eyJa",
+    "-",
+    ".",
+    "_",
+    "a",
+    "Z",
+    "0",
+    " ",
+    "\n",
+    "\t",
+    "password",
+    "Password",
+    "PASSWORD",
+    "pAsSwD",
+    "passwd",
+    "token",
+    "Token",
+    "tOkEn",
+    "secret",
+    "client_secret",
+    "api_key",
+    "apiKey",
+    "API-KEY",
+    "appId",
+    "access_key",
+    "private-key",
+    "aws_secret_access_key",
+    "=",
+    ":",
+    '"',
+    "'",
+    "&",
+    ",",
+    ";",
+    "}",
+    "://",
+    "x",
+    "@",
+    "/",
+    "Bearer",
+    "bearer",
+    "BASIC ",
+    "bAsIc",
+    "whsec_",
+    "ipk_",
+    "xoxb-",
+    "ghp_",
+    "sk_live_",
+    "rk_test_",
+    "AKIA",
+    "ABCDEFGH",
+    "0123456789",
+    "https://hooks.slack.com/services/",
+    "slack-gov",
+    "https://discord.com/api/webhooks/",
+    "123",
+    "v10/",
+    "-----BEGIN ",
+    "-----END ",
+    "PRIVATE KEY",
+    "RSA ",
+    "-----",
+    "é",
+    "\u2003",
+    "+",
+    "~",
+    "ab12CD34ef56",
+    "eyJhbGciOi",
+    '": "',
+    ": ",
+    '":"',
+]
 
 
 def test_random_mixtures_mask_as_the_previous_rules() -> None:
@@ -152,17 +234,21 @@ def test_random_mixtures_mask_as_the_previous_rules() -> None:
         assert mask_text(text) == reference_mask(text), text
 
 
-@pytest.mark.parametrize("text", [
-    "pAsSwOrD=hunter2 " * 200,  # other spellings, many: the case-insensitive pattern
-    "pAsSwOrD=hunter2 " * 3 + "." * 3000,  # few: through the lower-cased text
-    "pAsSwOrD=hunter2 é" * 200,  # not ASCII
-    "token=abc&" * 300 + "token= spaced&TOKEN=up&Token: cap",  # key=value passes, then the general one
-    "token=abc&" * 300 + "x-token=a-token=b&",  # a key=value inside a value
-    "Bearer abcdefgh12 " * 300 + "bearer x-Bearer abcdefgh12 ",
-    "apiKey=k1&ACCESS_KEY=k2&monkey=m&private-Key=k3&" * 200,
-    "QkEyZ+/a" * 100 + " api_key=k1 ",  # other spellings, none where a key=value could start
-    "QkEyZ+/a" * 100 + " apI_kEy=k1 é",  # and one that does
-], ids=lambda text: text[:24])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pAsSwOrD=hunter2 " * 200,  # other spellings, many: the case-insensitive pattern
+        "pAsSwOrD=hunter2 " * 3 + "." * 3000,  # few: through the lower-cased text
+        "pAsSwOrD=hunter2 é" * 200,  # not ASCII
+        "token=abc&" * 300 + "token= spaced&TOKEN=up&Token: cap",  # key=value passes, then the general one
+        "token=abc&" * 300 + "x-token=a-token=b&",  # a key=value inside a value
+        "Bearer abcdefgh12 " * 300 + "bearer x-Bearer abcdefgh12 ",
+        "apiKey=k1&ACCESS_KEY=k2&monkey=m&private-Key=k3&" * 200,
+        "QkEyZ+/a" * 100 + " api_key=k1 ",  # other spellings, none where a key=value could start
+        "QkEyZ+/a" * 100 + " apI_kEy=k1 é",  # and one that does
+    ],
+    ids=lambda text: text[:24],
+)
 def test_many_occurrences_mask_as_the_previous_rules(text: str) -> None:
     assert mask_text(text) == reference_mask(text)
 
@@ -178,27 +264,39 @@ def test_one_mib_adversarial_input_masks_in_linear_time(name: str, one_mib: dict
     assert elapsed < 0.5, f"{name}: {elapsed * 1000:.0f} ms"
 
 
-@pytest.mark.parametrize(("text", "masked"), [
-    ("eyJa-" * 400, "eyJa-" * 400),
-    ("eyJa-" * 400 + SAMPLE_JWT, "eyJa-" * 400 + R),
-    ("password" + " " * 5000 + "= hunter2", "password" + " " * 5000 + "= " + R),
-    ("Bearer" + " " * 5000 + "abcdefgh12", "Bearer " + R),
-    ("https://" + "a" * 5000, "https://" + "a" * 5000),
-    ("x://user:" + "p" * 5000, "x://user:" + "p" * 5000),
-    ("x://user:" + "p" * 5000 + "@host", "x://user:" + R + "@host"),
-    ("a=a&" * 1000, "a=a&" * 1000),
-    ("password=hunter2 token=abc&" * 3, "password=[REDACTED] token=[REDACTED]&" * 3),
-    ("-----BEGIN PRIVATE KEY-----\n" * 50, "-----BEGIN PRIVATE KEY-----\n" * 50),
-    ("-----BEGIN PRIVATE KEY-----\n" * 3 + "MIIB\n-----END PRIVATE KEY-----", R),
-])
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("eyJa-" * 400, "eyJa-" * 400),
+        ("eyJa-" * 400 + SAMPLE_JWT, "eyJa-" * 400 + R),
+        ("password" + " " * 5000 + "= hunter2", "password" + " " * 5000 + "= " + R),
+        ("Bearer" + " " * 5000 + "abcdefgh12", "Bearer " + R),
+        ("https://" + "a" * 5000, "https://" + "a" * 5000),
+        ("x://user:" + "p" * 5000, "x://user:" + "p" * 5000),
+        ("x://user:" + "p" * 5000 + "@host", "x://user:" + R + "@host"),
+        ("a=a&" * 1000, "a=a&" * 1000),
+        ("password=hunter2 token=abc&" * 3, "password=[REDACTED] token=[REDACTED]&" * 3),
+        ("-----BEGIN PRIVATE KEY-----\n" * 50, "-----BEGIN PRIVATE KEY-----\n" * 50),
+        ("-----BEGIN PRIVATE KEY-----\n" * 3 + "MIIB\n-----END PRIVATE KEY-----", R),
+    ],
+)
 def test_adversarial_shapes_keep_or_mask_exactly(text: str, masked: str) -> None:
     assert mask_text(text) == masked
 
 
-@pytest.mark.parametrize("text", [
-    "PASSWORD=hunter2hunter2", "Password: hunter2hunter2", "pAsSwOrD=hunter2hunter2", '{"apiKey": "hunter2hunter2"}',
-    "AppId=hunter2hunter2", "Authorization: BEARER hunter2hunter2", "bEaReR hunter2hunter2", "TOKEN = hunter2hunter2",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "PASSWORD=hunter2hunter2",
+        "Password: hunter2hunter2",
+        "pAsSwOrD=hunter2hunter2",
+        '{"apiKey": "hunter2hunter2"}',
+        "AppId=hunter2hunter2",
+        "Authorization: BEARER hunter2hunter2",
+        "bEaReR hunter2hunter2",
+        "TOKEN = hunter2hunter2",
+    ],
+)
 def test_keywords_are_found_in_any_case(text: str) -> None:
     assert "hunter2hunter2" not in mask_text(text)
     assert R in mask_text(text)
@@ -212,15 +310,19 @@ def test_no_replacement_can_form_a_keyword_unless_marked() -> None:
 
 # --- Truncate first, then mask ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("limit", [0, 1, 100, 2000, 9000])
-@pytest.mark.parametrize("text", [
-    "",
-    "x" * 1990 + " token=supersecretvalue and more",
-    "y" * 1995 + " " + SAMPLE_JWT + " tail",
-    "z" * 60_000 + " password=hunter2",
-    (SAMPLE_JWT + " ") * 3000 + "password=hunter2 " + "w" * 100,  # masking shrinks it: a longer prefix is masked
-    "-----BEGIN PRIVATE KEY-----\n" + "A" * 3000 + "\n-----END PRIVATE KEY-----" + " q" * 20_000,
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "x" * 1990 + " token=supersecretvalue and more",
+        "y" * 1995 + " " + SAMPLE_JWT + " tail",
+        "z" * 60_000 + " password=hunter2",
+        (SAMPLE_JWT + " ") * 3000 + "password=hunter2 " + "w" * 100,  # masking shrinks it: a longer prefix is masked
+        "-----BEGIN PRIVATE KEY-----\n" + "A" * 3000 + "\n-----END PRIVATE KEY-----" + " q" * 20_000,
+    ],
+)
 def test_mask_truncated_is_mask_then_cut(text: str, limit: int) -> None:
     assert mask_truncated(text, limit) == mask_text(text)[:limit]
 
@@ -240,12 +342,19 @@ def test_mask_truncated_refuses_a_negative_limit() -> None:
 
 # --- Structured values and keys ---------------------------------------------------------------------
 
+
 def test_mask_value_cuts_strings_first_and_masks_keys_and_depth() -> None:
     deep: object = "bottom"
     for _ in range(40):
         deep = [deep]
-    value = {"note": "n" * 50 + " token=abc", "api_key": "plain", "list": ("a", "password=x"), "n": 3,
-             "empty_secret": "", "deep": deep}
+    value = {
+        "note": "n" * 50 + " token=abc",
+        "api_key": "plain",
+        "list": ("a", "password=x"),
+        "n": 3,
+        "empty_secret": "",
+        "deep": deep,
+    }
     masked = mask_value(value, 20)
     assert masked["note"] == "n" * 20
     assert masked["api_key"] == R
@@ -255,16 +364,32 @@ def test_mask_value_cuts_strings_first_and_masks_keys_and_depth() -> None:
     assert mask_value(value)["note"] == "n" * 50 + " token=" + R
 
 
-@pytest.mark.parametrize(("key", "secret"), [
-    ("password", True), ("db_password", True), ("Authorization", True), ("x-api-key", True), ("apiKey", True),
-    ("slack.webhook_url", True), ("SESSION", True), ("credentials", True), ("dsn", True), ("passenger", False),
-    ("tokens_used", False), ("author", False), ("user", False), ("monkey", False), ("", False),
-])
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("password", True),
+        ("db_password", True),
+        ("Authorization", True),
+        ("x-api-key", True),
+        ("apiKey", True),
+        ("slack.webhook_url", True),
+        ("SESSION", True),
+        ("credentials", True),
+        ("dsn", True),
+        ("passenger", False),
+        ("tokens_used", False),
+        ("author", False),
+        ("user", False),
+        ("monkey", False),
+        ("", False),
+    ],
+)
 def test_secret_keys(key: str, secret: bool) -> None:
     assert is_secret_key(key) is secret
 
 
 # --- Where bounded text is written: log lines and the executor's stored error and output -------------
+
 
 def test_log_message_and_fields_are_capped_after_masking() -> None:
     message = "m" * (MAX_MESSAGE_CHARS - 10) + " token=supersecretvalue " + "t" * 5000
@@ -308,7 +433,10 @@ def test_executor_stores_errors_and_output_masked_and_bounded() -> None:
     resolver = CredentialResolver(Bus(NatsClient(), NatsSettings()), timeout_seconds=1.0, cache_seconds=1.0)
     runner = ActionRunner({}, resolver, timeout_seconds=1.0, max_output_bytes=256)
     assert runner.safe_output({"status": 200, "token": "abc", "body": "Bearer abcdefgh12"}) == {
-        "status": 200, "token": R, "body": "Bearer " + R}
+        "status": 200,
+        "token": R,
+        "body": "Bearer " + R,
+    }
     big = runner.safe_output({"body": "password=hunter2 " * 100_000})
     assert big["truncated"] is True and len(big["preview"]) == 256
     assert big["preview"] == json.dumps({"body": ("password=" + R + " ") * 20}, separators=(",", ":"))[:256]

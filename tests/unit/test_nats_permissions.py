@@ -21,8 +21,16 @@ from libs.common.bus.permissions import (
 from services.executor.provisioning import needs
 from services.executor.settings import ExecutorSettings
 
-MANAGE = (".STREAM.CREATE.", ".STREAM.UPDATE.", ".STREAM.DELETE.", ".STREAM.PURGE.", ".CONSUMER.DURABLE.CREATE.",
-          ".CONSUMER.DELETE.", ".STREAM.MSG.", ".DIRECT.GET.")
+MANAGE = (
+    ".STREAM.CREATE.",
+    ".STREAM.UPDATE.",
+    ".STREAM.DELETE.",
+    ".STREAM.PURGE.",
+    ".CONSUMER.DURABLE.CREATE.",
+    ".CONSUMER.DELETE.",
+    ".STREAM.MSG.",
+    ".DIRECT.GET.",
+)
 
 
 def _api(identity: str) -> list[str]:
@@ -46,9 +54,11 @@ def test_each_service_may_check_exactly_what_it_waits_for() -> None:
     assert info["executor"] == set(executor.streams) == {"EVENTS", "DLQ"}
     assert info["auth"] == set()
     consumer = executor.consumers[0]
-    assert {f"$JS.API.CONSUMER.INFO.{consumer.stream}.{consumer.durable}",
-            f"$JS.API.CONSUMER.MSG.NEXT.{consumer.stream}.{consumer.durable}",
-            f"$JS.ACK.{consumer.stream}.{consumer.durable}.>"} <= set(_api("executor"))
+    assert {
+        f"$JS.API.CONSUMER.INFO.{consumer.stream}.{consumer.durable}",
+        f"$JS.API.CONSUMER.MSG.NEXT.{consumer.stream}.{consumer.durable}",
+        f"$JS.ACK.{consumer.stream}.{consumer.durable}.>",
+    } <= set(_api("executor"))
 
 
 def test_the_provisioner_manages_the_platform_streams_and_nothing_else() -> None:

@@ -14,8 +14,7 @@ def test_one_url_is_a_list_of_one_and_keeps_its_credentials_apart() -> None:
 
 
 def test_a_seed_list_gives_every_server_and_one_identity() -> None:
-    seeds = parse_seed_list("nats://executor:pw@10.0.0.1:4222, nats://executor:pw@10.0.0.2:4222,"
-                            "nats://10.0.0.3:4222")
+    seeds = parse_seed_list("nats://executor:pw@10.0.0.1:4222, nats://executor:pw@10.0.0.2:4222,nats://10.0.0.3:4222")
     assert seeds.servers == ["nats://10.0.0.1:4222", "nats://10.0.0.2:4222", "nats://10.0.0.3:4222"]
     assert (seeds.user, seeds.password, seeds.token) == ("executor", "pw", None)
 
@@ -26,15 +25,18 @@ def test_a_user_without_a_password_is_a_token_and_a_bare_host_is_nats() -> None:
     assert (seeds.user, seeds.password, seeds.token) == (None, None, "s3cr3t")
 
 
-@pytest.mark.parametrize("url", [
-    "nats://gateway:pw1@n1:4222,nats://gateway:pw2@n2:4222",   # two identities
-    "nats://gateway:pw1@n1:4222,nats://executor:pw1@n2:4222",
-    "nats://gateway:pw1@n1:4222,",                               # an empty entry
-    "nats://gateway:pw1@n1:42x2",                                # a port that is no number
-    "nats://gateway:pw1@:4222",                                  # no host
-    "nats://gateway:pw1@n1:4222,ws://n2:80",                     # websocket mixed with plain
-    "http://gateway:pw1@n1:4222",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "nats://gateway:pw1@n1:4222,nats://gateway:pw2@n2:4222",  # two identities
+        "nats://gateway:pw1@n1:4222,nats://executor:pw1@n2:4222",
+        "nats://gateway:pw1@n1:4222,",  # an empty entry
+        "nats://gateway:pw1@n1:42x2",  # a port that is no number
+        "nats://gateway:pw1@:4222",  # no host
+        "nats://gateway:pw1@n1:4222,ws://n2:80",  # websocket mixed with plain
+        "http://gateway:pw1@n1:4222",
+    ],
+)
 def test_mistakes_are_refused_without_showing_the_password(url: str) -> None:
     with pytest.raises(BusMisconfigured) as caught:
         parse_seed_list(url)

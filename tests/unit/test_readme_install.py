@@ -29,8 +29,11 @@ def _section(title: str) -> str:
 def _commands(block: str) -> list[list[str]]:
     """The block's commands, continuation lines joined, comments dropped."""
     text = re.sub(r"\\\n\s*", " ", block)
-    return [shlex.split(line.replace(";", " ; "), comments=True) for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        shlex.split(line.replace(";", " ; "), comments=True)
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def _sh_block(section: str) -> str:
@@ -65,13 +68,15 @@ def _names(resources: list[dict[str, Any]], kind: str) -> set[str]:
 
 
 def _make_targets() -> set[str]:
-    out = subprocess.run(["make", "-pRrq", "-f", "Makefile"], cwd=REPO, capture_output=True, text=True,
-                         check=False).stdout
+    out = subprocess.run(
+        ["make", "-pRrq", "-f", "Makefile"], cwd=REPO, capture_output=True, text=True, check=False
+    ).stdout
     return set(re.findall(r"^([a-z][a-z0-9-]*):", out, re.M))
 
 
-def test_every_kubernetes_command_is_one_the_repository_backs(k8s_commands: list[list[str]],
-                                                              prod: list[dict[str, Any]]) -> None:
+def test_every_kubernetes_command_is_one_the_repository_backs(
+    k8s_commands: list[list[str]], prod: list[dict[str, Any]]
+) -> None:
     namespace = next(r["metadata"]["name"] for r in prod if r["kind"] == "Namespace")
     targets = _make_targets()
     checked: list[str] = []
@@ -85,8 +90,18 @@ def test_every_kubernetes_command_is_one_the_repository_backs(k8s_commands: list
                 assert all("=" in a for a in args), line
             case ["kubectl", "create", "namespace", name]:
                 assert name == namespace
-            case [".venv/bin/python", "-m", "deploy.k8s.secrets", "--namespace", name, "|", "kubectl", "create",
-                  "-f", "-"]:
+            case [
+                ".venv/bin/python",
+                "-m",
+                "deploy.k8s.secrets",
+                "--namespace",
+                name,
+                "|",
+                "kubectl",
+                "create",
+                "-f",
+                "-",
+            ]:
                 assert name == namespace and secrets.generate(name)  # checked in full by test_k8s_secrets
             case ["kubectl", "apply", "-k", path]:
                 assert path == "deploy/k8s/overlays/prod" and (REPO / path / "kustomization.yaml").is_file()

@@ -36,9 +36,11 @@ def _leaks(text: str) -> list[str]:
 
 def test_values_and_their_echoed_forms_are_replaced():
     r = _redactor()
-    text = (f"got {SLACK} and path /services/T0PLANT/B0PLANT/plantedslacktoken77 and token zq81plantedbearer, "
-            f"header {HEADER}, json {json.dumps(SLACK)}, query appid={KEY}&x=1, encoded "
-            f"{SLACK.replace(':', '%3A').replace('/', '%2F')}")
+    text = (
+        f"got {SLACK} and path /services/T0PLANT/B0PLANT/plantedslacktoken77 and token zq81plantedbearer, "
+        f"header {HEADER}, json {json.dumps(SLACK)}, query appid={KEY}&x=1, encoded "
+        f"{SLACK.replace(':', '%3A').replace('/', '%2F')}"
+    )
     out = r.text(text)
     assert _leaks(out) == [] and REDACTED in out
     assert out.startswith("got ")

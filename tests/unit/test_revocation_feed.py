@@ -16,8 +16,9 @@ from tests.helpers.wait import wait_until
 
 
 def claims(*, jti: str = "j1", user: uuid.UUID | None = None, iat: int = 1000) -> Claims:
-    return Claims(user_id=user or uuid.uuid4(), tenant_id=uuid.uuid4(), jti=jti, issued_at=iat,
-                  expires_at=iat + 900, raw={})
+    return Claims(
+        user_id=user or uuid.uuid4(), tenant_id=uuid.uuid4(), jti=jti, issued_at=iat, expires_at=iat + 900, raw={}
+    )
 
 
 def test_tokens_and_users_are_merged_and_dropped_once_expired() -> None:

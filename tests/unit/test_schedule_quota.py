@@ -17,22 +17,25 @@ def cron(expression: str) -> ScheduleTrigger:
     return ScheduleTrigger(type="schedule", cron=expression)
 
 
-@pytest.mark.parametrize(("expression", "gap"), [
-    ("* * * * * *", 1),
-    ("*/5 * * * * *", 5),
-    ("0,5 * * * * *", 5),  # a list is as fast as its closest pair
-    ("0,30 * * * * *", 30),
-    ("0-59/7 * * * * *", 4),  # 56 -> 0 of the next minute
-    ("55 59 23 * * *", 86_400),
-    ("0,55 0,59 0,23 * * *", 5),  # 23:59:55 -> 00:00:00 across midnight
-    ("5,10 0 0 * * *", 5),
-    ("0 0-59/7 * * * *", 240),  # minute 56 -> minute 0 of the next hour
-    ("* * * * *", 60),  # 5 fields fire on whole minutes
-    ("0 * * * *", 3600),
-    ("0 */2 * * *", 7200),
-    ("0 0 L * *", 86_400),  # day fields only lengthen gaps
-    ("0 0 1,15 * mon", 86_400),
-])
+@pytest.mark.parametrize(
+    ("expression", "gap"),
+    [
+        ("* * * * * *", 1),
+        ("*/5 * * * * *", 5),
+        ("0,5 * * * * *", 5),  # a list is as fast as its closest pair
+        ("0,30 * * * * *", 30),
+        ("0-59/7 * * * * *", 4),  # 56 -> 0 of the next minute
+        ("55 59 23 * * *", 86_400),
+        ("0,55 0,59 0,23 * * *", 5),  # 23:59:55 -> 00:00:00 across midnight
+        ("5,10 0 0 * * *", 5),
+        ("0 0-59/7 * * * *", 240),  # minute 56 -> minute 0 of the next hour
+        ("* * * * *", 60),  # 5 fields fire on whole minutes
+        ("0 * * * *", 3600),
+        ("0 */2 * * *", 7200),
+        ("0 0 L * *", 86_400),  # day fields only lengthen gaps
+        ("0 0 1,15 * mon", 86_400),
+    ],
+)
 def test_the_shortest_gap_of_a_cron_includes_seconds_and_the_wrap_at_midnight(expression: str, gap: int) -> None:
     assert shortest_gap_seconds(cron(expression)) == gap
 
@@ -58,9 +61,18 @@ def test_the_default_minimum_is_ten_seconds_and_it_is_configurable(monkeypatch: 
 
 def _row(trigger: dict[str, Any]) -> dict[str, Any]:
     now = datetime(2026, 5, 1, 12, tzinfo=UTC)
-    return {"id": uuid.uuid4(), "tenant_id": uuid.uuid4(), "current_version": 1, "is_active": True,
-            "deleted_at": None, "schedule_error": None, "updated_at": now, "version_created_at": now,
-            "last_slot": None, "definition": {"name": "x", "trigger": trigger, "action": {}}}
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": uuid.uuid4(),
+        "current_version": 1,
+        "is_active": True,
+        "deleted_at": None,
+        "schedule_error": None,
+        "updated_at": now,
+        "version_created_at": now,
+        "last_slot": None,
+        "definition": {"name": "x", "trigger": trigger, "action": {}},
+    }
 
 
 def test_the_scheduler_refuses_a_stored_version_that_fires_too_often() -> None:

@@ -83,7 +83,9 @@ def test_next_after_from_inside_the_repeated_hour_moves_forward() -> None:
 def test_six_field_cron_puts_seconds_first() -> None:
     rule = CronRule("*/15 * * * * *", "UTC")
     assert _fires(rule, _utc(2026, 5, 1, 12, 0), _utc(2026, 5, 1, 12, 0) + 45) == [
-        "2026-05-01T12:00:15Z", "2026-05-01T12:00:30Z", "2026-05-01T12:00:45Z",
+        "2026-05-01T12:00:15Z",
+        "2026-05-01T12:00:30Z",
+        "2026-05-01T12:00:45Z",
     ]
 
 

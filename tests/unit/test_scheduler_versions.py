@@ -57,21 +57,27 @@ def test_a_stale_replica_fires_with_the_version_current_at_the_slot() -> None:
     assert decide(early, NOON, VersionAtSlot(1, {"type": "schedule", "interval_seconds": 60})) == (1, "changed")
 
 
-@pytest.mark.parametrize("trigger", [
-    {"type": "schedule", "interval_seconds": 120},  # another cadence: NOON + 60 is not one of its slots
-    {"type": "webhook"},  # no longer a schedule
-    {"type": "schedule", "cron": "61 * * * *"},  # stored broken
-    None,
-])
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        {"type": "schedule", "interval_seconds": 120},  # another cadence: NOON + 60 is not one of its slots
+        {"type": "webhook"},  # no longer a schedule
+        {"type": "schedule", "cron": "61 * * * *"},  # stored broken
+        None,
+    ],
+)
 def test_a_slot_that_is_not_a_slot_of_the_version_current_then_does_not_fire(trigger: Any) -> None:
     held = spec(1, interval_seconds=60)
     assert decide(held, NOON + 60, VersionAtSlot(2, trigger)) == (None, "not_a_slot")
 
 
-@pytest.mark.parametrize("trigger", [
-    {"type": "schedule", "interval_seconds": 5},
-    {"type": "schedule", "cron": "*/5 * * * * *", "timezone": "UTC"},  # seconds first
-])
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        {"type": "schedule", "interval_seconds": 5},
+        {"type": "schedule", "cron": "*/5 * * * * *", "timezone": "UTC"},  # seconds first
+    ],
+)
 def test_a_version_firing_more_often_than_the_minimum_does_not_fire_its_slots(trigger: Any) -> None:
     held = spec(1, interval_seconds=60)
     assert versions.is_slot_of(trigger, NOON, min_interval_seconds=1)
@@ -94,8 +100,9 @@ def test_catch_up_skip_fires_the_latest_and_the_recent_and_records_the_rest() ->
     every = plan_catch_up(rule, "all", NOON, now, window_seconds=86_400, max_slots=1000, grace_seconds=5)
     assert every.fire == [NOON + s for s in (60, 120, 180, 240, 300)] and every.skipped == []
     # A long grace fires them all; the window and the cap bound what is considered.
-    assert plan_catch_up(rule, "skip", NOON, now, window_seconds=86_400, max_slots=1000,
-                         grace_seconds=600).skipped == []
+    assert (
+        plan_catch_up(rule, "skip", NOON, now, window_seconds=86_400, max_slots=1000, grace_seconds=600).skipped == []
+    )
     capped = plan_catch_up(rule, "all", NOON, now, window_seconds=150, max_slots=1000, grace_seconds=5)
     assert capped.fire == [NOON + 180, NOON + 240, NOON + 300] and capped.beyond_window
     limited = plan_catch_up(rule, "all", NOON, now, window_seconds=86_400, max_slots=2, grace_seconds=5)

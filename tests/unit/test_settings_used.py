@@ -26,8 +26,9 @@ SOURCES = {p: p.read_text(encoding="utf-8") for d in ("libs", "services", "deplo
 def _read_elsewhere(name: str, declared_in: Path) -> bool:
     attribute = re.compile(rf"\.{re.escape(name)}\b")
     quoted = re.compile(rf"[\"']{re.escape(name)}[\"']")
-    return any(attribute.search(text) or (path != declared_in and quoted.search(text))
-               for path, text in SOURCES.items())
+    return any(
+        attribute.search(text) or (path != declared_in and quoted.search(text)) for path, text in SOURCES.items()
+    )
 
 
 def _own_fields(cls: type[BaseSettings]) -> list[str]:

@@ -14,13 +14,17 @@ def test_event_id_is_deterministic_per_workflow_and_key() -> None:
 
 
 def test_workflow_rejects_unknown_fields_and_bad_cron() -> None:
-    base = {"name": "n", "trigger": {"type": "webhook"},
-            "action": {"type": "http_request", "config": {"url": "https://example.com"}}}
+    base = {
+        "name": "n",
+        "trigger": {"type": "webhook"},
+        "action": {"type": "http_request", "config": {"url": "https://example.com"}},
+    }
     assert WorkflowCreate.model_validate(base).is_active is True
     with pytest.raises(ValidationError):
         WorkflowCreate.model_validate({**base, "tenant_id": str(uuid.uuid4())})
     with pytest.raises(ValidationError):
         WorkflowCreate.model_validate({**base, "trigger": {"type": "schedule", "cron": "61 * * * *"}})
     with pytest.raises(ValidationError):
-        WorkflowCreate.model_validate({**base, "trigger": {"type": "schedule", "cron": "* * * * *",
-                                                             "timezone": "Mars/Olympus"}})
+        WorkflowCreate.model_validate(
+            {**base, "trigger": {"type": "schedule", "cron": "* * * * *", "timezone": "Mars/Olympus"}}
+        )

@@ -18,8 +18,14 @@ BEARER = "Bearer " + "abcdefghijklmnop0123"
 
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL",
-                 "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER"):
+    for name in (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_SDK_DISABLED",
+        "OTEL_TRACES_EXPORTER",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -45,8 +51,9 @@ def test_protocol_defaults_to_http_protobuf_and_the_traces_variable_wins(monkeyp
 
 
 @pytest.mark.parametrize(("protocol", "module"), [("grpc", "grpc"), ("http/protobuf", "http")])
-def test_the_exporter_matches_the_protocol_and_masks(monkeypatch: pytest.MonkeyPatch, protocol: str,
-                                                     module: str) -> None:
+def test_the_exporter_matches_the_protocol_and_masks(
+    monkeypatch: pytest.MonkeyPatch, protocol: str, module: str
+) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:1")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)
     exporter = otlp_exporter()
@@ -63,10 +70,16 @@ def test_attributes_events_links_and_status_are_masked_on_export() -> None:
     tracer = provider.get_tracer("test")
     linked = SpanContext(trace_id=1, span_id=2, is_remote=True, trace_flags=TraceFlags(1))
     try:
-        with tracer.start_as_current_span("call", links=[Link(linked, {"note": f"from {WHSEC}"})],
-                                          attributes={"http.request.header.authorization": "anything",
-                                                      "ipaas.note": f"sent {BEARER}", "count": 3,
-                                                      "ipaas.cred_id": "c1"}):
+        with tracer.start_as_current_span(
+            "call",
+            links=[Link(linked, {"note": f"from {WHSEC}"})],
+            attributes={
+                "http.request.header.authorization": "anything",
+                "ipaas.note": f"sent {BEARER}",
+                "count": 3,
+                "ipaas.cred_id": "c1",
+            },
+        ):
             raise RuntimeError(f"target answered 500: {BEARER} {WHSEC}")
     except RuntimeError:
         pass
@@ -75,8 +88,12 @@ def test_attributes_events_links_and_status_are_masked_on_export() -> None:
     assert attributes["http.request.header.authorization"] == REDACTED
     assert attributes["ipaas.note"] == f"sent Bearer {REDACTED}"
     assert attributes["count"] == 3 and attributes["ipaas.cred_id"] == "c1"
-    everything = repr(attributes) + repr([dict(e.attributes or {}) for e in span.events]) + \
-        repr([dict(link.attributes or {}) for link in span.links]) + str(span.status.description)
+    everything = (
+        repr(attributes)
+        + repr([dict(e.attributes or {}) for e in span.events])
+        + repr([dict(link.attributes or {}) for link in span.links])
+        + str(span.status.description)
+    )
     assert REDACTED in (span.status.description or "")
     for secret in ("abcdefghijklmnop0123", "A1b2C3d4E5f6G7h8I9j0"):
         assert secret not in everything

@@ -27,7 +27,11 @@ from services.executor.templates import render_action_config
 
 NESTED_LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
 PAYLOAD: dict[str, Any] = {
-    "name": "Ada", "n": 7, "price": 12.5, "tags": ["b", "a", "c"], "none": None,
+    "name": "Ada",
+    "n": 7,
+    "price": 12.5,
+    "tags": ["b", "a", "c"],
+    "none": None,
     "lines": [{"sku": "S-1", "qty": 2, "price": 3.5}, {"sku": "S-2", "qty": 1, "price": 10.0}],
     "text": "The quick brown fox jumps over the lazy dog. " * 4,
     "tree": [{"name": "root", "children": [{"name": "leaf", "children": []}]}],
@@ -63,8 +67,7 @@ def test_the_iteration_limit_counts_loops_calls_and_filters():
     assert render("{% for i in range(900) %}{% endfor %}ok", engine) == "ok"
     problem = refused("{% for i in range(2000) %}{% endfor %}", engine)
     assert problem.message == "loop limit exceeded (more than 1000 iterations)"
-    assert "loop limit exceeded" in refused("{% for i in range(600) %}{{ i|string|upper }}{% endfor %}",
-                                            engine).message
+    assert "loop limit exceeded" in refused("{% for i in range(600) %}{{ i|string|upper }}{% endfor %}", engine).message
     # A filter walking a collection spends one step per item.
     assert "loop limit exceeded" in refused("{{ range(5000)|list|sort|first }}", engine).message
 
@@ -72,8 +75,10 @@ def test_the_iteration_limit_counts_loops_calls_and_filters():
 def test_output_is_cut_at_the_limit_and_the_budget_covers_the_whole_config():
     engine = TemplateEngine(TemplateLimits(max_output_chars=50))
     assert render("{{ 'x' * 50 }}", engine) == "x" * 50
-    assert refused("{% for i in range(1000) %}xx{% endfor %}", engine).message == \
-        "template output is longer than 50 characters"
+    assert (
+        refused("{% for i in range(1000) %}xx{% endfor %}", engine).message
+        == "template output is longer than 50 characters"
+    )
     assert refused("{{ payload.text }}", engine).message == "template output is longer than 50 characters"
     # One budget for all strings of a config: two halves of the time limit do not make a pass each.
     slow = TemplateEngine(TemplateLimits(time_limit_ms=30))
@@ -85,53 +90,59 @@ def test_output_is_cut_at_the_limit_and_the_budget_covers_the_whole_config():
 # --- value bounds -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("template", "reason"), [
-    ("{{ 'a' * 10**9 }}", "value too large"),
-    ("{{ ['a'] * 10**9 }}", "value too large"),
-    ("{{ 9 ** (9 ** 9) }}", "number too large"),
-    ("{{ 2 ** 100000 }}", "number too large"),
-    ("{{ 10**4000 * 10**4000 }}", "number too large"),
-    ("{{ 'a'|center(999999999) }}", "width too large (999999999; the limit is 10000)"),
-    ("{{ 'a'|indent(999999999) }}", "width too large"),
-    ("{{ ('line\n' * 5000)|indent('x' * 9000) }}", "string too long"),
-    ("{{ ('word ' * 5000)|wordwrap(1, wrapstring='x' * 1000) }}", "string too long"),
-    ("{{ '%999999999s'|format(1) }}", "width too large"),
-    ("{{ '%999999999s' % 1 }}", "width too large"),
-    ("{{ '%.999999999f' % 1.5 }}", "width too large"),
-    ("{{ '%*s' % (999999999, 'a') }}", "width too large"),
-    ("{{ '{:>999999999}'.format(1) }}", "width too large"),
-    ("{{ '{:{}}'.format('a', 999999999) }}", "width too large"),
-    ("{{ ('{0}' * 200000).format('x' * 1000) }}", "string too long"),
-    ("{{ 'a'.ljust(10**9) }}", "width too large"),
-    ("{% for i in range(1) %}{{ ('x' * 100000).join(['a'] * 100) }}{% endfor %}", "string too long"),
-    ("{% for i in range(1) %}{{ ('\t' * 100000).expandtabs(1000) }}{% endfor %}", "string too long"),
-    ("{{ 'a'.zfill(10**9) }}", "width too large"),
-    ("{{ ('\t' * 100000).expandtabs(1000) }}", "string too long"),
-    ("{{ ('x' * 100000).replace('', 'y' * 1000) }}", "string too long"),
-    ("{{ ('x' * 100000)|replace('x', 'y' * 100) }}", "string too long"),
-    ("{{ ('x' * 100000).translate({120: 'z' * 100}) }}", "string too long"),
-    ("{{ (1).to_bytes(10**9, 'big') }}", "length too large"),
-    ("{{ range(10)|batch(10**8, 'x')|list }}", "batch size too large"),
-    ("{{ range(10)|slice(10**8)|list }}", "slice count too large"),
-    ("{{ payload|tojson(10**6) }}", "indent too large"),
-    ("{% set s = 'x' * 800000 %}{{ [s, s, s]|length }}", "value too large"),
-    ("{% set s = 'x' * 800000 %}{{ {'a': s, 'b': s, 'c': s}|length }}", "value too large"),
-    ("{% set s = 'x' * 800000 %}{{ ([s] + [s] + [s])|length }}", "value too large"),
-    ("{% set s = 'x' * 800000 %}{{ ','.join([s, s, s]) }}", "value too large"),
-    ("{% set s = 'x' * 600000 %}{{ (s ~ s ~ s ~ s)|length }}", "string too long"),
-    ("{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}", "too long"),
-    ("{% set x %}{% for i in range(30) %}{{ 'y' * 100000 }}{% endfor %}{% endset %}{{ x|length }}", "too long"),
-    ("{% filter upper %}{% for i in range(30) %}{{ 'y' * 100000 }}{% endfor %}{% endfilter %}", "too long"),
-    ("{{ ([0] * 1000)|map('default', 'x' * 100000, true)|list|length }}", "value too large"),
-    ("{{ ('x' * 1000000)|list|length }}", "value too large"),
-    ("{{ ('x' * 40000)|urlize }}", "input of urlize too long"),
-    ("{{ ('x ' * 20000)|wordwrap }}", "input of wordwrap too long"),
-    ("{{ lipsum(1000, max=1000) }}", "lipsum limited to 10000 words"),
-    ("{{ (range(20000)|list)|sort|first }}", "input of sort too large (more than 10000 items)"),
-    ("{{ ('x' * 50000)|unique|list }}", "input of unique too large"),
-    ("{{ dict.fromkeys(range(20000), 1)|dictsort|first }}", "input of dictsort too large"),
-    ("{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}", "calls nest too deeply (more than 32)"),
-])
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("{{ 'a' * 10**9 }}", "value too large"),
+        ("{{ ['a'] * 10**9 }}", "value too large"),
+        ("{{ 9 ** (9 ** 9) }}", "number too large"),
+        ("{{ 2 ** 100000 }}", "number too large"),
+        ("{{ 10**4000 * 10**4000 }}", "number too large"),
+        ("{{ 'a'|center(999999999) }}", "width too large (999999999; the limit is 10000)"),
+        ("{{ 'a'|indent(999999999) }}", "width too large"),
+        ("{{ ('line\n' * 5000)|indent('x' * 9000) }}", "string too long"),
+        ("{{ ('word ' * 5000)|wordwrap(1, wrapstring='x' * 1000) }}", "string too long"),
+        ("{{ '%999999999s'|format(1) }}", "width too large"),
+        ("{{ '%999999999s' % 1 }}", "width too large"),
+        ("{{ '%.999999999f' % 1.5 }}", "width too large"),
+        ("{{ '%*s' % (999999999, 'a') }}", "width too large"),
+        ("{{ '{:>999999999}'.format(1) }}", "width too large"),
+        ("{{ '{:{}}'.format('a', 999999999) }}", "width too large"),
+        ("{{ ('{0}' * 200000).format('x' * 1000) }}", "string too long"),
+        ("{{ 'a'.ljust(10**9) }}", "width too large"),
+        ("{% for i in range(1) %}{{ ('x' * 100000).join(['a'] * 100) }}{% endfor %}", "string too long"),
+        ("{% for i in range(1) %}{{ ('\t' * 100000).expandtabs(1000) }}{% endfor %}", "string too long"),
+        ("{{ 'a'.zfill(10**9) }}", "width too large"),
+        ("{{ ('\t' * 100000).expandtabs(1000) }}", "string too long"),
+        ("{{ ('x' * 100000).replace('', 'y' * 1000) }}", "string too long"),
+        ("{{ ('x' * 100000)|replace('x', 'y' * 100) }}", "string too long"),
+        ("{{ ('x' * 100000).translate({120: 'z' * 100}) }}", "string too long"),
+        ("{{ (1).to_bytes(10**9, 'big') }}", "length too large"),
+        ("{{ range(10)|batch(10**8, 'x')|list }}", "batch size too large"),
+        ("{{ range(10)|slice(10**8)|list }}", "slice count too large"),
+        ("{{ payload|tojson(10**6) }}", "indent too large"),
+        ("{% set s = 'x' * 800000 %}{{ [s, s, s]|length }}", "value too large"),
+        ("{% set s = 'x' * 800000 %}{{ {'a': s, 'b': s, 'c': s}|length }}", "value too large"),
+        ("{% set s = 'x' * 800000 %}{{ ([s] + [s] + [s])|length }}", "value too large"),
+        ("{% set s = 'x' * 800000 %}{{ ','.join([s, s, s]) }}", "value too large"),
+        ("{% set s = 'x' * 600000 %}{{ (s ~ s ~ s ~ s)|length }}", "string too long"),
+        (
+            "{% set ns = namespace(s='ab') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+            "too long",
+        ),
+        ("{% set x %}{% for i in range(30) %}{{ 'y' * 100000 }}{% endfor %}{% endset %}{{ x|length }}", "too long"),
+        ("{% filter upper %}{% for i in range(30) %}{{ 'y' * 100000 }}{% endfor %}{% endfilter %}", "too long"),
+        ("{{ ([0] * 1000)|map('default', 'x' * 100000, true)|list|length }}", "value too large"),
+        ("{{ ('x' * 1000000)|list|length }}", "value too large"),
+        ("{{ ('x' * 40000)|urlize }}", "input of urlize too long"),
+        ("{{ ('x ' * 20000)|wordwrap }}", "input of wordwrap too long"),
+        ("{{ lipsum(1000, max=1000) }}", "lipsum limited to 10000 words"),
+        ("{{ (range(20000)|list)|sort|first }}", "input of sort too large (more than 10000 items)"),
+        ("{{ ('x' * 50000)|unique|list }}", "input of unique too large"),
+        ("{{ dict.fromkeys(range(20000), 1)|dictsort|first }}", "input of dictsort too large"),
+        ("{% macro m(n) %}{{ m(n + 1) }}{% endmacro %}{{ m(0) }}", "calls nest too deeply (more than 32)"),
+    ],
+)
 def test_each_bound_refuses_with_a_clear_reason(template: str, reason: str):
     started = time.perf_counter()
     problem = refused(template)
@@ -159,23 +170,26 @@ def test_sum_over_lists_is_linear_and_correct():
 # --- compiling ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("template", "reason"), [
-    ("{{ payload.x ", "unexpected end of template"),
-    ("{# never closed", "Missing end of comment tag"),  # raised by the lexer's very first token
-    ("line one\n{% for x in y %}", "(line 2)"),
-    ("{{ x|no_such_filter }}", "No filter named 'no_such_filter'"),
-    ("x" * (MAX_SOURCE_CHARS + 1) + "{{ x }}", f"longer than {MAX_SOURCE_CHARS} characters"),
-    ("{{ x }}" * (MAX_TOKENS // 3 + 1), f"more than {MAX_TOKENS} tokens"),
-    ("{{ " + "(" * 500 + "1" + ")" * 500 + " }}", "nests too deeply"),
-    ("{{ " + "not " * 500 + "x }}", "nests too deeply"),
-    ("{{ x" + "|upper" * 100 + " }}", "nests too deeply"),
-    ("{{ x" + " + x" * 100 + " }}", "nests too deeply"),
-    ("{% if x %}" * 100 + "{% endif %}" * 100, "nests too deeply"),
-    ("{% for a in b %}" * 21 + "{% endfor %}" * 21, "nests too deeply"),
-    ("{% include 'other' %}", "cannot extend, include or import"),
-    ("{% extends 'base' %}", "cannot extend, include or import"),
-    ("{% import 'macros' as m %}", "cannot extend, include or import"),
-])
+@pytest.mark.parametrize(
+    ("template", "reason"),
+    [
+        ("{{ payload.x ", "unexpected end of template"),
+        ("{# never closed", "Missing end of comment tag"),  # raised by the lexer's very first token
+        ("line one\n{% for x in y %}", "(line 2)"),
+        ("{{ x|no_such_filter }}", "No filter named 'no_such_filter'"),
+        ("x" * (MAX_SOURCE_CHARS + 1) + "{{ x }}", f"longer than {MAX_SOURCE_CHARS} characters"),
+        ("{{ x }}" * (MAX_TOKENS // 3 + 1), f"more than {MAX_TOKENS} tokens"),
+        ("{{ " + "(" * 500 + "1" + ")" * 500 + " }}", "nests too deeply"),
+        ("{{ " + "not " * 500 + "x }}", "nests too deeply"),
+        ("{{ x" + "|upper" * 100 + " }}", "nests too deeply"),
+        ("{{ x" + " + x" * 100 + " }}", "nests too deeply"),
+        ("{% if x %}" * 100 + "{% endif %}" * 100, "nests too deeply"),
+        ("{% for a in b %}" * 21 + "{% endfor %}" * 21, "nests too deeply"),
+        ("{% include 'other' %}", "cannot extend, include or import"),
+        ("{% extends 'base' %}", "cannot extend, include or import"),
+        ("{% import 'macros' as m %}", "cannot extend, include or import"),
+    ],
+)
 def test_templates_that_do_not_compile_are_invalid(template: str, reason: str):
     started = time.perf_counter()
     with pytest.raises(TemplateInvalid) as caught:
@@ -201,8 +215,7 @@ def test_the_verdict_does_not_depend_on_the_callers_stack():
     def deepest(k: int) -> str:
         return "{% if a %}" * k + "{{ " + "(" * k + "1" + ")" * k + " }}" + "{% endif %}" * k
 
-    accepted = max(k for k in range(1, 40)
-                   if not _problems_of(deepest(k)))
+    accepted = max(k for k in range(1, 40) if not _problems_of(deepest(k)))
     assert 10 <= accepted < MAX_NESTING
     # Called 300 frames deeper (a busy request handler), the same templates get the same verdicts.
     assert sys.getrecursionlimit() >= 1000
@@ -371,8 +384,11 @@ class CountingEnvironment(BoundedEnvironment):
 async def test_new_templates_are_compiled_once_off_the_event_loop(cache_bytes: int):
     environment = CountingEnvironment()
     engine = TemplateEngine(cache_bytes=cache_bytes, environment=environment)
-    config = {"text": "{% for t in payload.tags %}{{ t|upper }}{% endfor %}", "plain": "{{ payload.name }}",
-              "list": "{{ payload.tags }}"}  # a simple template, but a list: the fast path gives way to Jinja
+    config = {
+        "text": "{% for t in payload.tags %}{{ t|upper }}{% endfor %}",
+        "plain": "{{ payload.name }}",
+        "list": "{{ payload.tags }}",
+    }  # a simple template, but a list: the fast path gives way to Jinja
     expected = {"text": "BAC", "plain": "Ada", "list": "['b', 'a', 'c']"}
     assert await render_action_config(config, PAYLOAD, {}, engine) == expected
     assert len(environment.compiled_in) == 2  # "plain" took the fast path and was never compiled

@@ -3,5 +3,12 @@
 from libs.common.auth.jwt_verify import Claims, JwksVerifier, TokenError, decode_claims, token_kid
 from libs.common.auth.revocations import RevocationFeed, RevocationsUnavailable
 
-__all__ = ["Claims", "JwksVerifier", "RevocationFeed", "RevocationsUnavailable", "TokenError", "decode_claims",
-           "token_kid"]
+__all__ = [
+    "Claims",
+    "JwksVerifier",
+    "RevocationFeed",
+    "RevocationsUnavailable",
+    "TokenError",
+    "decode_claims",
+    "token_kid",
+]

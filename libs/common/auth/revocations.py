@@ -56,9 +56,16 @@ def feed_url_for(jwks_url: str) -> str:
 
 
 class RevocationFeed:
-    def __init__(self, url: str, *, poll_seconds: float = 2.0, max_stale_seconds: float = 15.0,
-                 session: aiohttp.ClientSession | None = None, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        poll_seconds: float = 2.0,
+        max_stale_seconds: float = 15.0,
+        session: aiohttp.ClientSession | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.url = url
         self.poll_seconds = poll_seconds
         self.max_stale_seconds = max_stale_seconds
@@ -140,8 +147,10 @@ class RevocationFeed:
                 now = self._monotonic()
                 if now - self._warned_at >= WARN_EVERY_SECONDS:
                     self._warned_at = now
-                    log.warning("token revocation poll failed; keeping the last list",
-                                extra={"url": self.url, "error": type(exc).__name__, "fresh": self.fresh})
+                    log.warning(
+                        "token revocation poll failed; keeping the last list",
+                        extra={"url": self.url, "error": type(exc).__name__, "fresh": self.fresh},
+                    )
             pause = max(0.0, self.poll_seconds - (self._monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=pause)

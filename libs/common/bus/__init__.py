@@ -13,5 +13,15 @@ from libs.common.bus.errors import (
 )
 from libs.common.bus.results import PublishResult
 
-__all__ = ["Bus", "BusError", "BusMisconfigured", "BusUnavailable", "MessageRejected", "NotProvisioned",
-           "PublishRejected", "PublishResult", "StreamConflict", "StreamFull"]
+__all__ = [
+    "Bus",
+    "BusError",
+    "BusMisconfigured",
+    "BusUnavailable",
+    "MessageRejected",
+    "NotProvisioned",
+    "PublishRejected",
+    "PublishResult",
+    "StreamConflict",
+    "StreamFull",
+]

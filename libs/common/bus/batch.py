@@ -171,5 +171,6 @@ def _outcome(subject: str, msg: Msg) -> Outcome:
         return BusUnavailable(f"publish to {subject} got an unreadable acknowledgement")
     if "error" in ack:
         return rejection(subject, ack["error"])
-    return PublishResult(stream=ack.get("stream", ""), seq=int(ack.get("seq", 0)),
-                         duplicate=bool(ack.get("duplicate", False)))
+    return PublishResult(
+        stream=ack.get("stream", ""), seq=int(ack.get("seq", 0)), duplicate=bool(ack.get("duplicate", False))
+    )

@@ -147,9 +147,15 @@ class Bus:
         service with ``IPAAS_NATS_PROVISION=true``); see :mod:`libs.common.bus.provision`.
         """
         for spec in platform_streams(self.settings):
-            await self.ensure_stream(spec.name, list(spec.subjects), duplicate_window=spec.duplicate_window,
-                                     max_age=spec.max_age, max_bytes=spec.max_bytes, retention=spec.retention,
-                                     discard=spec.discard)
+            await self.ensure_stream(
+                spec.name,
+                list(spec.subjects),
+                duplicate_window=spec.duplicate_window,
+                max_age=spec.max_age,
+                max_bytes=spec.max_bytes,
+                retention=spec.retention,
+                discard=spec.discard,
+            )
 
     async def ensure_stream(
         self,
@@ -249,8 +255,9 @@ class Bus:
             return result
         return replace(result, trace_id=format(context.trace_id, "032x"))
 
-    async def publish_continued(self, subject: str, payload: bytes, headers: dict[str, str], *,
-                                timeout: float | None = None) -> PublishResult:
+    async def publish_continued(
+        self, subject: str, payload: bytes, headers: dict[str, str], *, timeout: float | None = None
+    ) -> PublishResult:
         """Publish a stored message whose ``headers`` hold the trace context it was stored under.
 
         For messages put back later (parked events, outbox rows): the PRODUCER span is a child
@@ -258,8 +265,12 @@ class Bus:
         place), so the consumer's span continues the original trace through this publish.
         """
         stored = extracted(headers)
-        span = producer_span(self.streams.of(subject), subject, headers.get(MSG_ID_HEADER),
-                             parent=stored if stored is not None else otel_context.Context())
+        span = producer_span(
+            self.streams.of(subject),
+            subject,
+            headers.get(MSG_ID_HEADER),
+            parent=stored if stored is not None else otel_context.Context(),
+        )
         with ActiveSpan(span):
             propagate.inject(headers)
             return await self.publish_prepared(subject, payload, headers, timeout=timeout)
@@ -304,11 +315,13 @@ class Bus:
         if "error" in ack:
             # A BusUnavailable subclass: StreamFull (retry later) or MessageRejected (never as is).
             raise rejection(subject, ack["error"])
-        return PublishResult(stream=ack.get("stream", ""), seq=int(ack.get("seq", 0)),
-                             duplicate=bool(ack.get("duplicate", False)))
+        return PublishResult(
+            stream=ack.get("stream", ""), seq=int(ack.get("seq", 0)), duplicate=bool(ack.get("duplicate", False))
+        )
 
-    async def publish_core(self, subject: str, payload: bytes, *, headers: dict[str, str] | None = None,
-                           timeout: float | None = None) -> None:
+    async def publish_core(
+        self, subject: str, payload: bytes, *, headers: dict[str, str] | None = None, timeout: float | None = None
+    ) -> None:
         """A core NATS publish (no stream, no PubAck) with the trace context, flushed to the server.
 
         Returns once the server has the message (a flush round trip); :class:`BusUnavailable` otherwise.
@@ -325,6 +338,7 @@ class Bus:
             raise BusUnavailable(f"publish to {subject} failed: {type(exc).__name__}") from exc
         except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
             raise MessageRejected(subject, status=0, err_code=0, description=str(exc)) from exc
+
     async def request(self, subject: str, payload: bytes, *, timeout: float) -> Msg:
         """A NATS request inside a CLIENT ``send <subject>`` span that the request's headers carry.
 
@@ -346,6 +360,7 @@ class Bus:
         headers: dict[str, str] = {}
         propagate.inject(headers)
         await self.nc.publish(msg.reply, payload, headers=headers or None)
+
     async def publish_batch(self, messages: Sequence[Outgoing], on_outcome: OnOutcome, *, window: int) -> None:
         """Publish many messages with up to ``window`` PubAcks outstanding (see :mod:`libs.common.bus.batch`).
 

@@ -68,8 +68,15 @@ class Layout:
 
     @classmethod
     def of(cls, s: NatsSettings, *, consumer: str = "executor") -> Layout:
-        return cls(s.events_stream, s.events_subjects, s.dlq_stream, s.dlq_subjects, s.changes_stream,
-                   s.changes_subjects, consumer)
+        return cls(
+            s.events_stream,
+            s.events_subjects,
+            s.dlq_stream,
+            s.dlq_subjects,
+            s.changes_stream,
+            s.changes_subjects,
+            consumer,
+        )
 
     @property
     def streams(self) -> tuple[str, str, str]:
@@ -91,16 +98,28 @@ def _jetstream(identity: str, lay: Layout) -> list[str]:
     if identity == "gateway":
         return _stream_info(lay.events, lay.changes)
     if identity == "scheduler":
-        return [*_stream_info(lay.events, lay.changes), f"{JS_API}.CONSUMER.CREATE.{lay.changes}",
-                f"$JS.FC.{lay.changes}.>"]
+        return [
+            *_stream_info(lay.events, lay.changes),
+            f"{JS_API}.CONSUMER.CREATE.{lay.changes}",
+            f"$JS.FC.{lay.changes}.>",
+        ]
     if identity == "executor":
-        return [*_stream_info(lay.events, lay.dlq), f"{JS_API}.CONSUMER.INFO.{durable}",
-                f"{JS_API}.CONSUMER.MSG.NEXT.{durable}", f"$JS.ACK.{durable}.>"]
+        return [
+            *_stream_info(lay.events, lay.dlq),
+            f"{JS_API}.CONSUMER.INFO.{durable}",
+            f"{JS_API}.CONSUMER.MSG.NEXT.{durable}",
+            f"$JS.ACK.{durable}.>",
+        ]
     if identity == PROVISIONER:
         streams = [f"{JS_API}.STREAM.{verb}.{s}" for s in lay.streams for verb in ("CREATE", "UPDATE", "INFO")]
         # Both forms nats clients use to create or update a named durable consumer.
-        return [*streams, f"{JS_API}.CONSUMER.DURABLE.CREATE.{durable}", f"{JS_API}.CONSUMER.CREATE.{durable}",
-                f"{JS_API}.CONSUMER.CREATE.{durable}.>", f"{JS_API}.CONSUMER.INFO.{durable}"]
+        return [
+            *streams,
+            f"{JS_API}.CONSUMER.DURABLE.CREATE.{durable}",
+            f"{JS_API}.CONSUMER.CREATE.{durable}",
+            f"{JS_API}.CONSUMER.CREATE.{durable}.>",
+            f"{JS_API}.CONSUMER.INFO.{durable}",
+        ]
     return []
 
 

@@ -34,8 +34,10 @@ from libs.common.bus.streams import ConsumerSpec, platform_streams
 
 log = logging.getLogger(__name__)
 
-HINT = ("run `python -m deploy.provision` with a provisioning NATS identity "
-        "(Kubernetes: the ipaas-migrate Job; `make up` runs it as admin)")
+HINT = (
+    "run `python -m deploy.provision` with a provisioning NATS identity "
+    "(Kubernetes: the ipaas-migrate Job; `make up` runs it as admin)"
+)
 # What a start-up attempt may meet that a later attempt can get past.
 RETRYABLE: tuple[type[BaseException], ...] = (NotProvisioned, APIError, *UNAVAILABLE_ERRORS)
 _PROVISION_FAILED: tuple[type[BaseException], ...] = (BusError, *RETRYABLE)
@@ -54,8 +56,13 @@ async def provision(bus: Bus, consumers: Sequence[ConsumerSpec] = ()) -> list[st
     await bus.ensure_streams()
     done = [f"stream {spec.name}" for spec in platform_streams(bus.settings)]
     for c in consumers:
-        await bus.ensure_consumer(c.stream, c.durable, max_ack_pending=c.max_ack_pending,
-                                  ack_wait_seconds=c.ack_wait_seconds, max_deliver=c.max_deliver)
+        await bus.ensure_consumer(
+            c.stream,
+            c.durable,
+            max_ack_pending=c.max_ack_pending,
+            ack_wait_seconds=c.ack_wait_seconds,
+            max_deliver=c.max_deliver,
+        )
         done.append(f"consumer {c.stream}/{c.durable}")
     return done
 
@@ -84,8 +91,10 @@ async def missing(bus: Bus, needs: Needs) -> list[str]:
             gaps.append(f"consumer {c.stream}/{c.durable}")
             continue
         if consumer.config is not None and (diff := c.differences(consumer.config)):
-            log.warning("consumer settings differ from this process's; the provisioning step applies them",
-                        extra={"consumer": f"{c.stream}/{c.durable}", "server_vs_wanted": diff, "hint": HINT})
+            log.warning(
+                "consumer settings differ from this process's; the provisioning step applies them",
+                extra={"consumer": f"{c.stream}/{c.durable}", "server_vs_wanted": diff, "hint": HINT},
+            )
     return gaps
 
 
@@ -107,12 +116,17 @@ async def ensure_needs(bus: Bus, needs: Needs) -> None:
             raise
         except _PROVISION_FAILED as exc:
             # No permission looks like a timeout here (nats-server drops the request): say so.
-            log.warning("provisioning at start-up failed (IPAAS_NATS_PROVISION=true); checking whether "
-                        "it is provisioned already", extra={"error": type(exc).__name__})
+            log.warning(
+                "provisioning at start-up failed (IPAAS_NATS_PROVISION=true); checking whether "
+                "it is provisioned already",
+                extra={"error": type(exc).__name__},
+            )
     gaps = await missing(bus, needs)
     if gaps:
-        log.warning("NATS streams or consumers not provisioned yet; waiting for them",
-                    extra={"missing": ", ".join(gaps), "hint": HINT})
+        log.warning(
+            "NATS streams or consumers not provisioned yet; waiting for them",
+            extra={"missing": ", ".join(gaps), "hint": HINT},
+        )
         raise NotProvisioned(gaps)
 
 

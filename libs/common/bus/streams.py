@@ -43,20 +43,34 @@ class ConsumerSpec:
 
     def differences(self, config: js_api.ConsumerConfig) -> dict[str, Any]:
         """Fields where the server's ``config`` differs from this spec: name -> (server, wanted)."""
-        found = {"max_ack_pending": (config.max_ack_pending, self.max_ack_pending),
-                 "ack_wait_seconds": (config.ack_wait, self.ack_wait_seconds),
-                 "max_deliver": (config.max_deliver, self.max_deliver)}
+        found = {
+            "max_ack_pending": (config.max_ack_pending, self.max_ack_pending),
+            "ack_wait_seconds": (config.ack_wait, self.ack_wait_seconds),
+            "max_deliver": (config.max_deliver, self.max_deliver),
+        }
         return {k: list(v) for k, v in found.items() if v[0] is not None and v[0] != v[1]}
 
 
 def platform_streams(s: NatsSettings) -> tuple[StreamSpec, ...]:
     """EVENTS (a bounded work queue refusing new messages when full), DLQ and WORKFLOW_CHANGES."""
     return (
-        StreamSpec(s.events_stream, (s.events_subjects,), s.duplicate_window_seconds,
-                   max_age=s.events_max_age_seconds or None, max_bytes=s.events_max_bytes,
-                   retention=js_api.RetentionPolicy.WORK_QUEUE, discard=js_api.DiscardPolicy.NEW),
-        StreamSpec(s.dlq_stream, (s.dlq_subjects,), s.duplicate_window_seconds,
-                   max_age=s.dlq_max_age_seconds or None, max_bytes=s.dlq_max_bytes),
-        StreamSpec(s.changes_stream, (s.changes_subjects,), s.duplicate_window_seconds,
-                   max_age=CHANGES_MAX_AGE_SECONDS),
+        StreamSpec(
+            s.events_stream,
+            (s.events_subjects,),
+            s.duplicate_window_seconds,
+            max_age=s.events_max_age_seconds or None,
+            max_bytes=s.events_max_bytes,
+            retention=js_api.RetentionPolicy.WORK_QUEUE,
+            discard=js_api.DiscardPolicy.NEW,
+        ),
+        StreamSpec(
+            s.dlq_stream,
+            (s.dlq_subjects,),
+            s.duplicate_window_seconds,
+            max_age=s.dlq_max_age_seconds or None,
+            max_bytes=s.dlq_max_bytes,
+        ),
+        StreamSpec(
+            s.changes_stream, (s.changes_subjects,), s.duplicate_window_seconds, max_age=CHANGES_MAX_AGE_SECONDS
+        ),
     )

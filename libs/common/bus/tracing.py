@@ -38,9 +38,11 @@ class StreamNames:
 
     def __init__(self, settings: NatsSettings) -> None:
         self._prefixes: list[tuple[str, str]] = []
-        for stream, pattern in ((settings.events_stream, settings.events_subjects),
-                                (settings.dlq_stream, settings.dlq_subjects),
-                                (settings.changes_stream, settings.changes_subjects)):
+        for stream, pattern in (
+            (settings.events_stream, settings.events_subjects),
+            (settings.dlq_stream, settings.dlq_subjects),
+            (settings.changes_stream, settings.changes_subjects),
+        ):
             prefix = pattern[:-1] if pattern.endswith(">") else pattern
             self._prefixes.append((prefix, stream))
 
@@ -51,17 +53,27 @@ class StreamNames:
         return subject
 
 
-def producer_span(stream: str, subject: str, msg_id: str | None, *,
-                  parent: otel_context.Context | None = None,
-                  attributes: Mapping[str, Any] | None = None) -> trace.Span:
-    attrs: dict[str, Any] = {"messaging.system": SYSTEM, "messaging.operation.type": "send",
-                             "messaging.operation.name": "publish", "messaging.destination.name": subject}
+def producer_span(
+    stream: str,
+    subject: str,
+    msg_id: str | None,
+    *,
+    parent: otel_context.Context | None = None,
+    attributes: Mapping[str, Any] | None = None,
+) -> trace.Span:
+    attrs: dict[str, Any] = {
+        "messaging.system": SYSTEM,
+        "messaging.operation.type": "send",
+        "messaging.operation.name": "publish",
+        "messaging.destination.name": subject,
+    }
     if msg_id is not None:
         attrs["messaging.message.id"] = msg_id
     if attributes:
         attrs.update(attributes)
-    return direct_tracer(TRACER_NAME).start_span(f"publish {stream}", context=parent, kind=SpanKind.PRODUCER,
-                                                 attributes=attrs)
+    return direct_tracer(TRACER_NAME).start_span(
+        f"publish {stream}", context=parent, kind=SpanKind.PRODUCER, attributes=attrs
+    )
 
 
 def extracted(headers: Mapping[str, str] | None) -> otel_context.Context | None:
@@ -77,23 +89,34 @@ def delivery_count(msg: Msg) -> int | None:
 
 
 def consumer_span(msg: Msg, stream: str, group: str) -> trace.Span:
-    attrs: dict[str, Any] = {"messaging.system": SYSTEM, "messaging.operation.type": "process",
-                             "messaging.destination.name": msg.subject, "messaging.consumer.group.name": group}
+    attrs: dict[str, Any] = {
+        "messaging.system": SYSTEM,
+        "messaging.operation.type": "process",
+        "messaging.destination.name": msg.subject,
+        "messaging.consumer.group.name": group,
+    }
     headers = msg.headers
     if headers and "Nats-Msg-Id" in headers:
         attrs["messaging.message.id"] = headers["Nats-Msg-Id"]
     count = delivery_count(msg)
     if count is not None:
         attrs["messaging.nats.message.delivery_count"] = count
-    return direct_tracer(TRACER_NAME).start_span(f"process {stream}", context=extracted(headers),
-                                                 kind=SpanKind.CONSUMER, attributes=attrs)
+    return direct_tracer(TRACER_NAME).start_span(
+        f"process {stream}", context=extracted(headers), kind=SpanKind.CONSUMER, attributes=attrs
+    )
 
 
 def request_span(subject: str) -> trace.Span:
     return direct_tracer(TRACER_NAME).start_span(
-        f"send {subject}", kind=SpanKind.CLIENT,
-        attributes={"messaging.system": SYSTEM, "messaging.operation.type": "send",
-                    "messaging.operation.name": "request", "messaging.destination.name": subject})
+        f"send {subject}",
+        kind=SpanKind.CLIENT,
+        attributes={
+            "messaging.system": SYSTEM,
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "request",
+            "messaging.destination.name": subject,
+        },
+    )
 
 
 def link_reply(span: trace.Span, reply: Msg) -> None:
@@ -109,7 +132,13 @@ def link_reply(span: trace.Span, reply: Msg) -> None:
 def responder_span(msg: Msg, group: str) -> trace.Span:
     """A CONSUMER ``process <subject>`` span for a request, child of the requester's span."""
     return direct_tracer(TRACER_NAME).start_span(
-        f"process {msg.subject}", context=extracted(msg.headers), kind=SpanKind.CONSUMER,
-        attributes={"messaging.system": SYSTEM, "messaging.operation.type": "process",
-                    "messaging.destination.name": msg.subject, "messaging.consumer.group.name": group})
-
+        f"process {msg.subject}",
+        context=extracted(msg.headers),
+        kind=SpanKind.CONSUMER,
+        attributes={
+            "messaging.system": SYSTEM,
+            "messaging.operation.type": "process",
+            "messaging.destination.name": msg.subject,
+            "messaging.consumer.group.name": group,
+        },
+    )

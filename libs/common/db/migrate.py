@@ -50,8 +50,10 @@ async def apply_migrations(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[s
     try:
         role: str = await conn.fetchval("SELECT current_user")
         if role in SERVICE_ROLES.values():
-            raise MigrationRefused(f"connected as {role}, a service role: run the migrations as the owner "
-                                   f"({OWNER}), whose URL the migrate step takes as DATABASE_URL")
+            raise MigrationRefused(
+                f"connected as {role}, a service role: run the migrations as the owner "
+                f"({OWNER}), whose URL the migrate step takes as DATABASE_URL"
+            )
         await conn.execute("SELECT pg_advisory_lock($1)", ADVISORY_LOCK_KEY)
         try:
             await conn.execute(
@@ -84,8 +86,10 @@ def main() -> int:
         applied = asyncio.run(apply_migrations(DatabaseSettings().url))
     except (MigrationRefused, asyncpg.PostgresError) as exc:
         # A refused role, a missing service role, a privilege the migrating role lacks: say which, exit 1.
-        log.error("migrations failed", extra={"error": type(exc).__name__, "detail": str(exc)[:500],
-                                              "hint": getattr(exc, "hint", None)})
+        log.error(
+            "migrations failed",
+            extra={"error": type(exc).__name__, "detail": str(exc)[:500], "hint": getattr(exc, "hint", None)},
+        )
         return 1
     log.info("migrations complete", extra={"applied": applied})
     return 0

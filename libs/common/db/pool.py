@@ -18,9 +18,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(
-    settings: DatabaseSettings, *, connect_deadline_seconds: float = 60.0
-) -> asyncpg.Pool:
+async def create_pool(settings: DatabaseSettings, *, connect_deadline_seconds: float = 60.0) -> asyncpg.Pool:
     """Open the pool, retrying while Postgres starts (up to the deadline)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + connect_deadline_seconds

@@ -23,5 +23,4 @@ def db_span(operation: str, table: str, step: str | None = None) -> trace.Span:
     attributes = {"db.system.name": "postgresql", "db.operation.name": operation, "db.collection.name": table}
     if step is not None:
         attributes["ipaas.db.step"] = step
-    return direct_tracer(TRACER_NAME).start_span(f"{operation} {table}", kind=SpanKind.CLIENT,
-                                                 attributes=attributes)
+    return direct_tracer(TRACER_NAME).start_span(f"{operation} {table}", kind=SpanKind.CLIENT, attributes=attributes)

@@ -28,21 +28,22 @@ def _default(value: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
-def ok(data: Any, *, status: int = 200, meta: dict[str, Any] | None = None,
-       headers: dict[str, str] | None = None) -> web.Response:
+def ok(
+    data: Any, *, status: int = 200, meta: dict[str, Any] | None = None, headers: dict[str, str] | None = None
+) -> web.Response:
     body: dict[str, Any] = {"success": True, "data": data}
     if meta:
         body["meta"] = meta
     return web.json_response(body, status=status, dumps=_dumps, headers=headers)
 
 
-def error_response(status: int, code: str, message: str, *, details: Any = None,
-                   headers: dict[str, str] | None = None) -> web.Response:
+def error_response(
+    status: int, code: str, message: str, *, details: Any = None, headers: dict[str, str] | None = None
+) -> web.Response:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         error["details"] = details
-    return web.json_response({"success": False, "error": error}, status=status, dumps=_dumps,
-                             headers=headers)
+    return web.json_response({"success": False, "error": error}, status=status, dumps=_dumps, headers=headers)
 
 
 def validation_details(exc: ValidationError) -> list[dict[str, Any]]:

@@ -40,8 +40,7 @@ def uncarriable_values(document: Any) -> list[dict[str, str]]:
         path, item = stack.pop()
         if isinstance(item, str):
             if not _storable(item):
-                found.append(_problem(path, "NUL characters and lone surrogates are not allowed",
-                                      "string_unstorable"))
+                found.append(_problem(path, "NUL characters and lone surrogates are not allowed", "string_unstorable"))
         elif isinstance(item, bool):
             continue
         elif isinstance(item, int):
@@ -51,14 +50,16 @@ def uncarriable_values(document: Any) -> list[dict[str, str]]:
             if not math.isfinite(item):
                 found.append(_problem(path, "numbers must be finite", "float_not_finite"))
             elif not INT64_MIN <= item <= INT64_MAX:
-                found.append(_problem(path, "numbers must be within the signed 64-bit range",
-                                      "number_out_of_range"))
+                found.append(_problem(path, "numbers must be within the signed 64-bit range", "number_out_of_range"))
         elif isinstance(item, dict):
             for key, value in item.items():
                 if not _storable(key):
                     # The key itself is not echoed: it could not even be encoded in the answer.
-                    found.append(_problem(path, "object keys may not hold NUL characters or lone surrogates",
-                                          "string_unstorable"))
+                    found.append(
+                        _problem(
+                            path, "object keys may not hold NUL characters or lone surrogates", "string_unstorable"
+                        )
+                    )
                     continue
                 stack.append(((key, path), value))
         elif isinstance(item, list):

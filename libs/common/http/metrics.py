@@ -19,11 +19,15 @@ class Metrics:
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
-            "ipaas_http_requests_total", "HTTP requests handled", ["method", "route", "status"],
+            "ipaas_http_requests_total",
+            "HTTP requests handled",
+            ["method", "route", "status"],
             registry=self.registry,
         )
         self.http_latency = Histogram(
-            "ipaas_http_request_duration_seconds", "HTTP request latency", ["method", "route"],
+            "ipaas_http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
@@ -33,8 +37,7 @@ class Metrics:
         key = (method, route, status)
         children = self._children.get(key)
         if children is None:
-            children = (self.http_requests.labels(method, route, str(status)),
-                        self.http_latency.labels(method, route))
+            children = (self.http_requests.labels(method, route, str(status)), self.http_latency.labels(method, route))
             if len(self._children) < MAX_CACHED_CHILDREN:
                 self._children[key] = children
         children[0].inc()

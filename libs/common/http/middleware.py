@@ -35,10 +35,20 @@ def _request_id(request: web.Request) -> str:
 
 
 _HTTP_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 408: "request_timeout", 409: "conflict", 411: "length_required",
-    413: "payload_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
-    422: "validation_error", 429: "rate_limited", 431: "headers_too_large",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "request_timeout",
+    409: "conflict",
+    411: "length_required",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    431: "headers_too_large",
     503: "service_unavailable",
 }
 
@@ -96,7 +106,9 @@ def _unexpected(request: web.Request, rid: str, exc: Exception) -> web.Response:
         log.exception("unhandled error", extra={"path": request.path, "request_id": rid})
         return error_response(500, "internal_error", "internal error")
     # An outage, not a bug: no stack trace in the log, and the client is told when to come back.
-    log.warning("dependency unavailable", extra={"path": request.path, "request_id": rid, "code": unavailable,
-                                                 "error": type(exc).__name__})
+    log.warning(
+        "dependency unavailable",
+        extra={"path": request.path, "request_id": rid, "code": unavailable, "error": type(exc).__name__},
+    )
     retry_after = str(request.app.get(RETRY_AFTER, DEFAULT_RETRY_AFTER))
     return error_response(503, unavailable, _UNAVAILABLE_MESSAGES[unavailable], headers={"Retry-After": retry_after})

@@ -48,8 +48,14 @@ async def serve(app: web.Application, settings: HttpSettings, *, drain_delay: fl
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
-    metrics_runner = web.AppRunner(metrics_app(app), handle_signals=False, access_log=None,
-                                   shutdown_timeout=1.0, max_line_size=MAX_LINE_SIZE, max_field_size=MAX_FIELD_SIZE)
+    metrics_runner = web.AppRunner(
+        metrics_app(app),
+        handle_signals=False,
+        access_log=None,
+        shutdown_timeout=1.0,
+        max_line_size=MAX_LINE_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+    )
     stop = app[SHUTTING_DOWN]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -62,8 +68,10 @@ async def serve(app: web.Application, settings: HttpSettings, *, drain_delay: fl
         # Everything built so far (modules, settings, pools) lives as long as the process: keep it
         # out of the garbage collector's generations, so collections only walk per-request objects.
         gc.freeze()
-        log.info("listening", extra={"host": settings.host, "port": settings.port,
-                                     "metrics_port": settings.metrics_port or None})
+        log.info(
+            "listening",
+            extra={"host": settings.host, "port": settings.port, "metrics_port": settings.metrics_port or None},
+        )
         await stop.wait()
         log.info("shutdown requested; draining")
         if drain_delay > 0:
@@ -90,4 +98,3 @@ def run(app_factory: AppFactory, settings: HttpSettings, *, drain_delay: float =
         await serve(app, settings, drain_delay=drain_delay)
 
     asyncio.run(main())
-

@@ -30,9 +30,7 @@ MAX_EXCEPTION_CHARS = 16384
 TRUNCATED = " [truncated]"
 
 # Attributes every LogRecord has; anything else came from ``extra=`` and is a field.
-_RESERVED = frozenset(
-    vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"}
-)
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)).keys() | {"message", "asctime", "taskName"})
 
 
 def mask_capped(text: str, limit: int) -> str:

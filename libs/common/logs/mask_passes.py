@@ -128,7 +128,7 @@ def _other_spelling_in_context(keyword: Keyword, text: str) -> bool:
     """Whether an occurrence of the keyword spelled otherwise than its variants could start a match."""
     projected = text.lower() if text.isascii() else text.encode("ascii", "replace").decode("ascii").lower()
     size = len(keyword.word)
-    return any(text[m.start():m.start() + size] not in keyword.spellings for m in keyword.context.finditer(projected))
+    return any(text[m.start() : m.start() + size] not in keyword.spellings for m in keyword.context.finditer(projected))
 
 
 class _Found(dict[str, bool]):

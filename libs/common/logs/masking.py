@@ -36,8 +36,10 @@ MAX_DEPTH = 32
 # Keys whose values are always secret, whatever they look like: one of these words, delimited by the
 # key's start or end or by "_", "-" or ".". Looked for in the lower-cased key, at its start or from a
 # delimiter (a literal-led search each, so neither can backtrack far).
-_KEY_WORDS = (r"(?:pass(?:word|wd)?|secret|token|api[_\-]?key|apikey|appid|authorization|auth|credentials?|"
-              r"private[_\-]?key|access[_\-]?key|session|cookie|webhook[_\-]?url|signature|dsn)(?:$|[_\-.])")
+_KEY_WORDS = (
+    r"(?:pass(?:word|wd)?|secret|token|api[_\-]?key|apikey|appid|authorization|auth|credentials?|"
+    r"private[_\-]?key|access[_\-]?key|session|cookie|webhook[_\-]?url|signature|dsn)(?:$|[_\-.])"
+)
 _KEY_AT_START = re.compile(_KEY_WORDS)
 _KEY_AFTER = {sep: re.compile(re.escape(sep) + _KEY_WORDS) for sep in "_-."}
 
@@ -91,8 +93,11 @@ def _mask(value: Any, limit: int | None, depth: int) -> Any:
         return mask_text(value) if limit is None else mask_truncated(value, limit)
     if isinstance(value, Mapping):
         return {
-            k: (REDACTED if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else
-                _mask(v, limit, depth + 1))
+            k: (
+                REDACTED
+                if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
+                else _mask(v, limit, depth + 1)
+            )
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):

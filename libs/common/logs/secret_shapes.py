@@ -86,30 +86,57 @@ def _ci(word: str) -> str:
     return "".join(f"[{c.upper()}{c}]" if c.isalpha() else re.escape(c) for c in word)
 
 
-def _keyword(word: str, kept: str, secret: str, replacement: str = REDACTED, *, requires: tuple[str, ...] = (),
-             guard: str = "", endings: tuple[str, ...] = (), separators: tuple[str, ...] = (),
-             context: str = "") -> Keyword:
+def _keyword(
+    word: str,
+    kept: str,
+    secret: str,
+    replacement: str = REDACTED,
+    *,
+    requires: tuple[str, ...] = (),
+    guard: str = "",
+    endings: tuple[str, ...] = (),
+    separators: tuple[str, ...] = (),
+    context: str = "",
+) -> Keyword:
     """``guard`` then ``kept`` then ``secret`` after the word; each must match in any case by itself.
 
     Without ``kept``, each spelling's pass is a ``sub``. ``endings`` (the whole
     keys the word begins, lower case) and ``separators`` make the fixed passes:
     ending, guard, separator, then ``secret``.
     """
+
     def shape(lead: str) -> Shape:
         if not kept:
             return Shape(f"{word} ({lead})", re.compile(f"{lead}{guard}{secret}"), lead + replacement)
         return Shape(f"{word} ({lead})", re.compile(f"({lead}{guard}{kept}){secret}()"), replacement)
 
     def fixed(case: str) -> tuple[Shape, ...]:
-        keys = [ending.upper() if case.isupper() else ending[:1].upper() + ending[1:] if case[0].isupper()
-                else ending for ending in endings]
-        return tuple(Shape(f"{key}{sep}", re.compile(f"{re.escape(key)}{guard}{re.escape(sep)}{secret}"),
-                           key + sep + replacement, needles=(key + sep,)) for key in keys for sep in separators)
+        keys = [
+            ending.upper() if case.isupper() else ending[:1].upper() + ending[1:] if case[0].isupper() else ending
+            for ending in endings
+        ]
+        return tuple(
+            Shape(
+                f"{key}{sep}",
+                re.compile(f"{re.escape(key)}{guard}{re.escape(sep)}{secret}"),
+                key + sep + replacement,
+                needles=(key + sep,),
+            )
+            for key in keys
+            for sep in separators
+        )
 
     spellings = (word, word.capitalize(), word.upper())
-    return Keyword(word, spellings, tuple(shape(w) for w in spellings), tuple(fixed(w) for w in spellings),
-                   Shape(f"{word} (any case)", re.compile(f"({_ci(word)}{guard}{kept}){secret}()"), replacement),
-                   re.compile(f"({word}{guard}{kept})({secret})"), re.compile(f"{word}{guard}{context}"), requires)
+    return Keyword(
+        word,
+        spellings,
+        tuple(shape(w) for w in spellings),
+        tuple(fixed(w) for w in spellings),
+        Shape(f"{word} (any case)", re.compile(f"({_ci(word)}{guard}{kept}){secret}()"), replacement),
+        re.compile(f"({word}{guard}{kept})({secret})"),
+        re.compile(f"{word}{guard}{context}"),
+        requires,
+    )
 
 
 _X = "[A-Za-z0-9_-]"  # a base64url character
@@ -125,65 +152,163 @@ _FIXED_SEPARATORS = ("=", ":")
 _KV_CONTEXT = r"""["']?[\s:=?]"""  # a closing quote, then whitespace or a separator
 # After "key" (the three characters before the cursor): api, access or private, then "_", "-" or
 # nothing. The first lookbehind only lets the candidates through cheaply.
-_KEY_ENDS = "(?<=[-_IiSsEe]...)(?:" + "|".join(
-    f"(?<={_ci(word)}{sep}...)" for word in ("api", "access", "private") for sep in ("", "_", "-")) + ")"
+_KEY_ENDS = (
+    "(?<=[-_IiSsEe]...)(?:"
+    + "|".join(f"(?<={_ci(word)}{sep}...)" for word in ("api", "access", "private") for sep in ("", "_", "-"))
+    + ")"
+)
 
 
 SHAPES: tuple[Shape | Keyword, ...] = (
     # PEM private keys. Header and footer: a run of [A-Z ] that ends in "PRIVATE KEY", then "-----".
-    Shape("pem", re.compile(
-        rf"(-----BEGIN {_PEM_TAIL}(?:(?:[^-]++|-++(?!{_PEM_END}))*+-++{_PEM_END}()|.*+))", re.DOTALL),
-        needles=("-----BEGIN ",), misses=True),
+    Shape(
+        "pem",
+        re.compile(rf"(-----BEGIN {_PEM_TAIL}(?:(?:[^-]++|-++(?!{_PEM_END}))*+-++{_PEM_END}()|.*+))", re.DOTALL),
+        needles=("-----BEGIN ",),
+        misses=True,
+    ),
     # JWTs: three base64url segments, the header starts with {" (eyJ).
-    Shape("jwt", re.compile(
-        rf"eyJ(?={_X}{{5}})(?<!\weyJ)[A-Za-z0-9_]*+(?:-(?!eyJ)[A-Za-z0-9_]*+)*+\.{_X}{{5,}}+\.{_X}*+"),
-        needles=("eyJ",), requires=(".",)),
+    Shape(
+        "jwt",
+        re.compile(rf"eyJ(?={_X}{{5}})(?<!\weyJ)[A-Za-z0-9_]*+(?:-(?!eyJ)[A-Za-z0-9_]*+)*+\.{_X}{{5,}}+\.{_X}*+"),
+        needles=("eyJ",),
+        requires=(".",),
+    ),
     # Authorization: Bearer / Basic <credential> (the whitespace becomes one space).
-    *(_keyword(word, "", r"\s++[A-Za-z0-9._~+/=-]{8,}+", " " + REDACTED, guard=rf"(?<!\w{_ci(word)})",
-               context=r"[\s?]") for word in ("bearer", "basic")),
+    *(
+        _keyword(
+            word, "", r"\s++[A-Za-z0-9._~+/=-]{8,}+", " " + REDACTED, guard=rf"(?<!\w{_ci(word)})", context=r"[\s?]"
+        )
+        for word in ("bearer", "basic")
+    ),
     # Standard Webhooks secrets.
     # (Its replacement would continue "pass" into "passw", but no word character comes before a match.)
-    Shape("whsec", re.compile(r"whsec_(?<!\wwhsec_)[A-Za-z0-9+/=_-]{8,}+"), "whsec_" + REDACTED,
-          needles=("whsec_",), neutral=False),
+    Shape(
+        "whsec",
+        re.compile(r"whsec_(?<!\wwhsec_)[A-Za-z0-9+/=_-]{8,}+"),
+        "whsec_" + REDACTED,
+        needles=("whsec_",),
+        neutral=False,
+    ),
     # ipaas API keys (services/auth/api_keys.py): "ipk_" and 43 base64url characters.
-    Shape("ipaas api key", re.compile(r"ipk_(?<!\wipk_)[A-Za-z0-9_-]{16,}+"), "ipk_" + REDACTED,
-          needles=("ipk_",)),
+    Shape("ipaas api key", re.compile(r"ipk_(?<!\wipk_)[A-Za-z0-9_-]{16,}+"), "ipk_" + REDACTED, needles=("ipk_",)),
     # Slack incoming webhooks and tokens.
-    Shape("slack webhook", re.compile(
-        r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]++"),
-        "https://hooks.slack.com/" + REDACTED, needles=("hooks.slack",)),
+    Shape(
+        "slack webhook",
+        re.compile(r"https://hooks\.slack(?:-gov)?\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]++"),
+        "https://hooks.slack.com/" + REDACTED,
+        needles=("hooks.slack",),
+    ),
     Shape("slack token", re.compile(r"xox(?<!\wxox)[abposr]-[A-Za-z0-9-]{10,}+"), needles=("xox",)),
     # Discord webhooks.
-    Shape("discord webhook", re.compile(
-        r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v\d++/)?webhooks/\d++/[A-Za-z0-9_-]++"),
-        "https://discord.com/api/webhooks/" + REDACTED, needles=("discord",)),
+    Shape(
+        "discord webhook",
+        re.compile(r"https://(?:(?:ptb|canary)\.)?discord(?:app)?\.com/api/(?:v\d++/)?webhooks/\d++/[A-Za-z0-9_-]++"),
+        "https://discord.com/api/webhooks/" + REDACTED,
+        needles=("discord",),
+    ),
     # AWS access key ids; GitHub and Stripe tokens.
-    Shape("aws key id", re.compile(r"A(?<!\wA)(?:KIA|SIA|GPA|IDA|ROA|NPA)[0-9A-Z]{16}(?!\w)"), lead="A",
-          dense=tuple(re.compile(rf"{p}(?<!\w{p})[0-9A-Z]{{16}}(?!\w)")
-                      for p in ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA")),
-          needles=("KI", "SI", "GP", "ID", "RO", "NP")),  # without an A, a search skips fast on AAAA...
+    Shape(
+        "aws key id",
+        re.compile(r"A(?<!\wA)(?:KIA|SIA|GPA|IDA|ROA|NPA)[0-9A-Z]{16}(?!\w)"),
+        lead="A",
+        dense=tuple(
+            re.compile(rf"{p}(?<!\w{p})[0-9A-Z]{{16}}(?!\w)") for p in ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA")
+        ),
+        needles=("KI", "SI", "GP", "ID", "RO", "NP"),
+    ),  # without an A, a search skips fast on AAAA...
     Shape("github token", re.compile(r"gh(?<!\wgh)[pousr]_[A-Za-z0-9]{30,}+(?!\w)"), requires=("_",)),
-    *(Shape(f"stripe {p}", re.compile(rf"{p}(?<!\w{p})(?:live|test)_[A-Za-z0-9]{{10,}}+(?!\w)"),
-            requires=("k_live_", "k_test_")) for p in ("sk_", "rk_", "pk_")),
+    *(
+        Shape(
+            f"stripe {p}",
+            re.compile(rf"{p}(?<!\w{p})(?:live|test)_[A-Za-z0-9]{{10,}}+(?!\w)"),
+            requires=("k_live_", "k_test_"),
+        )
+        for p in ("sk_", "rk_", "pk_")
+    ),
     # user:password@ in URLs, found from "://". Any scheme character before it will do: the scheme is
     # kept, so where it starts does not matter. The user part holds no "/", so no "://" is scanned twice.
-    Shape("url password", re.compile(r"(://(?<=[a-zA-Z0-9+.-]://)[^\s:/@]++:)[^\s@/]++@()"), REDACTED + "@",
-          needles=("://",), requires=("@",)),
+    Shape(
+        "url password",
+        re.compile(r"(://(?<=[a-zA-Z0-9+.-]://)[^\s:/@]++:)[^\s@/]++@()"),
+        REDACTED + "@",
+        needles=("://",),
+        requires=("@",),
+    ),
     # key=value / "key": "value" with a secret-looking key, one keyword per word the key can end in
     # (client_secret and aws_secret_access_key end in "secret" and "access_key").
-    _keyword("passw", f"(?:{_ci('or')})?+{_ci('d')}{_KV_KEPT}", _KV_VALUE, requires=_SEPARATORS,
-             endings=("password", "passwd"), separators=_FIXED_SEPARATORS, context=f"(?:or)?d{_KV_CONTEXT}"),
-    *(_keyword(word, _KV_KEPT, _KV_VALUE, requires=_SEPARATORS, endings=(word,), separators=_FIXED_SEPARATORS,
-               context=_KV_CONTEXT) for word in ("secret", "token")),
-    _keyword("key", _KV_KEPT, _KV_VALUE, requires=_SEPARATORS, guard=_KEY_ENDS, endings=("key",),
-             separators=_FIXED_SEPARATORS, context=_KV_CONTEXT),
-    _keyword("appid", _KV_KEPT, _KV_VALUE, requires=_SEPARATORS, endings=("appid",), separators=_FIXED_SEPARATORS,
-             context=_KV_CONTEXT),
+    _keyword(
+        "passw",
+        f"(?:{_ci('or')})?+{_ci('d')}{_KV_KEPT}",
+        _KV_VALUE,
+        requires=_SEPARATORS,
+        endings=("password", "passwd"),
+        separators=_FIXED_SEPARATORS,
+        context=f"(?:or)?d{_KV_CONTEXT}",
+    ),
+    *(
+        _keyword(
+            word,
+            _KV_KEPT,
+            _KV_VALUE,
+            requires=_SEPARATORS,
+            endings=(word,),
+            separators=_FIXED_SEPARATORS,
+            context=_KV_CONTEXT,
+        )
+        for word in ("secret", "token")
+    ),
+    _keyword(
+        "key",
+        _KV_KEPT,
+        _KV_VALUE,
+        requires=_SEPARATORS,
+        guard=_KEY_ENDS,
+        endings=("key",),
+        separators=_FIXED_SEPARATORS,
+        context=_KV_CONTEXT,
+    ),
+    _keyword(
+        "appid",
+        _KV_KEPT,
+        _KV_VALUE,
+        requires=_SEPARATORS,
+        endings=("appid",),
+        separators=_FIXED_SEPARATORS,
+        context=_KV_CONTEXT,
+    ),
 )
 
 KEYWORDS = tuple(shape.word for shape in SHAPES if isinstance(shape, Keyword))
 
 # In the lower-cased text, something every match of every shape holds.
-ANCHORS = re.compile("|".join(re.escape(anchor) for anchor in (
-    *KEYWORDS, "-----begin ", "eyj", "whsec_", "ipk_", "hooks.slack", "xox", "discord", "akia", "asia", "agpa", "aida",
-    "aroa", "anpa", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "sk_", "rk_", "pk_")) + r"|://[^\s:/@]*+:[^\s@/]*+@")
+ANCHORS = re.compile(
+    "|".join(
+        re.escape(anchor)
+        for anchor in (
+            *KEYWORDS,
+            "-----begin ",
+            "eyj",
+            "whsec_",
+            "ipk_",
+            "hooks.slack",
+            "xox",
+            "discord",
+            "akia",
+            "asia",
+            "agpa",
+            "aida",
+            "aroa",
+            "anpa",
+            "ghp_",
+            "gho_",
+            "ghu_",
+            "ghs_",
+            "ghr_",
+            "sk_",
+            "rk_",
+            "pk_",
+        )
+    )
+    + r"|://[^\s:/@]*+:[^\s@/]*+@"
+)

@@ -65,10 +65,13 @@ class DryRunCommand(BaseModel):
     # Added later; optional, so a command without it is still valid.  An executor older than this
     # field refuses commands that carry it: roll executors out before gateways.
     timeout_ms: int | None = Field(
-        default=None, ge=1, le=24 * 3600 * 1000,
+        default=None,
+        ge=1,
+        le=24 * 3600 * 1000,
         description="How long the requester waits for the reply from when it sent the request. The executor "
-                    "counts it from receipt: a request still waiting for a slot then is not run, one running "
-                    "then is cancelled.")
+        "counts it from receipt: a request still waiting for a slot then is not run, one running "
+        "then is cancelled.",
+    )
 
 
 # --- responses ----------------------------------------------------------------------------------
@@ -80,9 +83,12 @@ def _absent_if_none(value: Any) -> bool:
 
 class WebhookInfo(BaseModel):
     url: str
-    secret: str | None = Field(default=None, exclude_if=_absent_if_none,
-                               description="Shown only on creation and rotation (and when a PUT or rollback "
-                                           "makes the workflow a webhook workflow).")
+    secret: str | None = Field(
+        default=None,
+        exclude_if=_absent_if_none,
+        description="Shown only on creation and rotation (and when a PUT or rollback "
+        "makes the workflow a webhook workflow).",
+    )
 
 
 class WorkflowOut(BaseModel):
@@ -94,8 +100,11 @@ class WorkflowOut(BaseModel):
     version: int
     schedule_error: str | None = None
     webhook: WebhookInfo | None = None
-    warnings: list[str] | None = Field(default=None, exclude_if=_absent_if_none,
-                                       description="What the caller should know, e.g. a webhook with verify: none.")
+    warnings: list[str] | None = Field(
+        default=None,
+        exclude_if=_absent_if_none,
+        description="What the caller should know, e.g. a webhook with verify: none.",
+    )
     created_at: datetime
     updated_at: datetime
 
@@ -138,13 +147,15 @@ class DryRunResult(BaseModel):
     error: str | None = None
     duration_ms: int | None = None
     error_code: str | None = Field(
-        default=None, description="For a template failure: invalid_template, template_limit_exceeded or "
-                                  "template_error.")
+        default=None, description="For a template failure: invalid_template, template_limit_exceeded or template_error."
+    )
     error_field: str | None = Field(default=None, description="For a template failure: where, e.g. action.config.text.")
     refused: Literal["tenant_limit", "queue_full", "deadline_passed"] | None = Field(
-        default=None, description="Executor to gateway: the action was not run, because the tenant has as many "
-                                   "dry-runs as it may, the replica's queue is full, or the request waited past its "
-                                   "deadline. Never set in an API response (those are 429 or 503).")
+        default=None,
+        description="Executor to gateway: the action was not run, because the tenant has as many "
+        "dry-runs as it may, the replica's queue is full, or the request waited past its "
+        "deadline. Never set in an API response (those are 429 or 503).",
+    )
 
 
 class ExecutionOut(BaseModel):
@@ -176,8 +187,11 @@ class AttemptOut(BaseModel):
 
 class ExecutionDetailOut(ExecutionOut):
     output: Any = None
-    input: Any = Field(default=None, description="The event's payload as received: secrets masked, large payloads "
-                                                 "cut to a preview (docs/executor.md).")
+    input: Any = Field(
+        default=None,
+        description="The event's payload as received: secrets masked, large payloads "
+        "cut to a preview (docs/executor.md).",
+    )
     attempt_history: list[AttemptOut] = Field(default_factory=list, description="Every try, in the order they ran.")
 
 
@@ -188,8 +202,10 @@ class DeadLetterOut(BaseModel):
     attempts: int
     dead_at: datetime
     replayed_at: datetime | None = None
-    payload: Any = Field(default=None, description="The event's payload, as kept with its execution: secrets "
-                                                   "masked, large payloads cut to a preview.")
+    payload: Any = Field(
+        default=None,
+        description="The event's payload, as kept with its execution: secrets masked, large payloads cut to a preview.",
+    )
     last_error: str | None = Field(default=None, description="The last try's error, masked.")
 
 
@@ -223,8 +239,9 @@ class DlqReplayRequest(BaseModel):
     @model_validator(mode="after")
     def _some_filter(self) -> DlqReplayRequest:
         if not self.model_fields_set:
-            raise PydanticCustomError("missing_filter", "give at least one filter: workflow_id, reason, since, "
-                                                        "until or event_ids")
+            raise PydanticCustomError(
+                "missing_filter", "give at least one filter: workflow_id, reason, since, until or event_ids"
+            )
         for name in self.model_fields_set:
             if getattr(self, name) is None:
                 raise PydanticCustomError("null_filter", "a filter is never null: leave it out instead")
@@ -289,22 +306,41 @@ class WebhookHeaders(BaseModel):
     """
 
     model_config = ConfigDict(populate_by_name=True)
-    webhook_id: str = Field(alias="webhook-id", min_length=1, max_length=WEBHOOK_ID_MAX,
-                            description="The sender's message id; also the dedup key.")
-    webhook_timestamp: str = Field(alias="webhook-timestamp", pattern=rf"^[0-9]{{1,{WEBHOOK_TIMESTAMP_DIGITS}}}$",
-                                   description="Unix time in seconds, within the tolerance (5 minutes).")
-    webhook_signature: str = Field(alias="webhook-signature", min_length=1, max_length=WEBHOOK_SIGNATURE_MAX,
-                                   description="Space-separated v1,<base64 HMAC-SHA256> signatures.")
-    idempotency_key: str | None = Field(default=None, alias="Idempotency-Key", max_length=DEDUP_KEY_MAX,
-                                        description="Dedup key when webhook-id is absent (400 if longer).")
+    webhook_id: str = Field(
+        alias="webhook-id",
+        min_length=1,
+        max_length=WEBHOOK_ID_MAX,
+        description="The sender's message id; also the dedup key.",
+    )
+    webhook_timestamp: str = Field(
+        alias="webhook-timestamp",
+        pattern=rf"^[0-9]{{1,{WEBHOOK_TIMESTAMP_DIGITS}}}$",
+        description="Unix time in seconds, within the tolerance (5 minutes).",
+    )
+    webhook_signature: str = Field(
+        alias="webhook-signature",
+        min_length=1,
+        max_length=WEBHOOK_SIGNATURE_MAX,
+        description="Space-separated v1,<base64 HMAC-SHA256> signatures.",
+    )
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        max_length=DEDUP_KEY_MAX,
+        description="Dedup key when webhook-id is absent (400 if longer).",
+    )
 
 
 class RunHeaders(BaseModel):
     """``POST /api/workflows/{id}/run``: an optional dedup key."""
 
     model_config = ConfigDict(populate_by_name=True)
-    idempotency_key: str | None = Field(default=None, alias="Idempotency-Key", max_length=DEDUP_KEY_MAX,
-                                        description="The same key gives the same event id (400 if longer).")
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        max_length=DEDUP_KEY_MAX,
+        description="The same key gives the same event id (400 if longer).",
+    )
 
 
 # --- health ---------------------------------------------------------------------------------------
@@ -316,5 +352,6 @@ class LiveOut(BaseModel):
 
 class ReadyOut(BaseModel):
     status: Literal["ready", "not_ready", "draining"]
-    checks: dict[str, bool] | None = Field(default=None, exclude_if=_absent_if_none,
-                                           description="Each dependency's check; absent while draining.")
+    checks: dict[str, bool] | None = Field(
+        default=None, exclude_if=_absent_if_none, description="Each dependency's check; absent while draining."
+    )

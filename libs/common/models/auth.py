@@ -46,8 +46,11 @@ PASSWORD_MAX_LENGTH = 1024
 CREDENTIALS_PAGE_DEFAULT = 50
 CREDENTIALS_PAGE_MAX = 100
 
-Email = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=254),
-                  Field(json_schema_extra={"pattern": EMAIL_RE.pattern})]
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=3, max_length=254),
+    Field(json_schema_extra={"pattern": EMAIL_RE.pattern}),
+]
 
 
 # --- requests -----------------------------------------------------------------------------------
@@ -71,8 +74,11 @@ class Credentials(BaseModel):
 class Registration(Credentials):
     """``POST /api/auth/register``: the password is ``IPAAS_AUTH_PASSWORD_MIN/MAX_LENGTH`` characters long."""
 
-    password: Annotated[str, StringConstraints(max_length=4096),
-                        Field(json_schema_extra={"minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH})]
+    password: Annotated[
+        str,
+        StringConstraints(max_length=4096),
+        Field(json_schema_extra={"minLength": PASSWORD_MIN_LENGTH, "maxLength": PASSWORD_MAX_LENGTH}),
+    ]
 
 
 class Login(Credentials):
@@ -86,8 +92,9 @@ class _Strict(BaseModel):
 class WebhookSecret(_Strict):
     """The secret of ``slack`` and ``discord`` credentials."""
 
-    webhook_url: Annotated[str, StringConstraints(min_length=1, max_length=2048),
-                           Field(json_schema_extra={"pattern": WEBHOOK_URL_PATTERN})]
+    webhook_url: Annotated[
+        str, StringConstraints(min_length=1, max_length=2048), Field(json_schema_extra={"pattern": WEBHOOK_URL_PATTERN})
+    ]
 
     @field_validator("webhook_url")
     @classmethod
@@ -109,8 +116,9 @@ HeaderValue = Annotated[str, StringConstraints(max_length=8192), Field(json_sche
 class HttpHeadersSecret(_Strict):
     """The secret of ``http`` credentials: headers added to the request."""
 
-    headers: dict[str, HeaderValue] = Field(min_length=1, max_length=64,
-                                            json_schema_extra={"propertyNames": {"pattern": HEADER_NAME_RE.pattern}})
+    headers: dict[str, HeaderValue] = Field(
+        min_length=1, max_length=64, json_schema_extra={"propertyNames": {"pattern": HEADER_NAME_RE.pattern}}
+    )
 
     @field_validator("headers")
     @classmethod
@@ -138,8 +146,12 @@ def _printable(value: str) -> str:
 
 
 # A name people give a credential or an API key: 1-200 characters, not blank, no control characters.
-DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-                        Field(json_schema_extra={"pattern": NAME_PATTERN}), AfterValidator(_printable)]
+DisplayName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    Field(json_schema_extra={"pattern": NAME_PATTERN}),
+    AfterValidator(_printable),
+]
 
 
 class CredentialCreate(BaseModel):

@@ -61,8 +61,9 @@ def _true_or_false(value: Any) -> Any:
 QueryInt = Annotated[int, BeforeValidator(_whole_number)]
 Limit = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
 QueryBool = Annotated[bool, BeforeValidator(_true_or_false)]
-Cursor = Annotated[str, StringConstraints(pattern=CURSOR_PATTERN),
-                   Field(description="Opaque: meta.next_cursor of the previous page.")]
+Cursor = Annotated[
+    str, StringConstraints(pattern=CURSOR_PATTERN), Field(description="Opaque: meta.next_cursor of the previous page.")
+]
 
 
 def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
@@ -86,8 +87,7 @@ class LimitQuery(BaseModel):
     def _within_page_max(cls, value: int | None, info: ValidationInfo) -> int | None:
         maximum = (info.context or {}).get(PAGE_MAX)
         if value is not None and maximum is not None and value > maximum:
-            raise PydanticCustomError("less_than_equal", "Input should be less than or equal to {le}",
-                                      {"le": maximum})
+            raise PydanticCustomError("less_than_equal", "Input should be less than or equal to {le}", {"le": maximum})
         return value
 
 
@@ -102,8 +102,11 @@ class PageQuery(LimitQuery):
 
 
 VERSION_CURSOR_PATTERN = r"^v[1-9][0-9]{0,8}$"  # a version number (below 2^31)
-VersionCursor = Annotated[str, StringConstraints(pattern=VERSION_CURSOR_PATTERN),
-                          Field(description="Opaque: meta.next_cursor of the previous page.")]
+VersionCursor = Annotated[
+    str,
+    StringConstraints(pattern=VERSION_CURSOR_PATTERN),
+    Field(description="Opaque: meta.next_cursor of the previous page."),
+]
 
 
 def encode_version_cursor(version: int) -> str:
@@ -121,16 +124,19 @@ class VersionPageQuery(LimitQuery):
         return int(self.cursor[1:]) if self.cursor is not None else 0
 
 
-RFC3339 = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
-                     r"([Zz]|[+-][0-9]{2}:[0-9]{2})$")
+RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
 
 
 def _rfc3339(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
     if not isinstance(value, str) or not RFC3339.match(value):
-        raise PydanticCustomError("datetime_parsing", "must be an RFC 3339 date-time with an offset, "
-                                                      "e.g. 2026-01-31T08:00:00Z")
+        raise PydanticCustomError(
+            "datetime_parsing", "must be an RFC 3339 date-time with an offset, e.g. 2026-01-31T08:00:00Z"
+        )
     return value
 
 

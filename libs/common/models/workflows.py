@@ -110,9 +110,14 @@ class ScheduleTrigger(BaseModel):
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_cron_or_interval)
     type: Literal["schedule"]
-    cron: str | None = Field(default=None, max_length=200,
-                             json_schema_extra={"pattern": CRON_SHAPE,
-                                                "description": "5 fields, or 6 with seconds first (croniter syntax)."})
+    cron: str | None = Field(
+        default=None,
+        max_length=200,
+        json_schema_extra={
+            "pattern": CRON_SHAPE,
+            "description": "5 fields, or 6 with seconds first (croniter syntax).",
+        },
+    )
     timezone: str = Field(default="UTC", max_length=64, description="An IANA time zone name, e.g. Europe/Paris.")
     interval_seconds: Annotated[int, Field(ge=1, le=366 * 24 * 3600), BeforeValidator(_json_integer)] | None = None
     catchup: Literal["skip", "all"] = "skip"
@@ -181,8 +186,10 @@ def shortest_gap_seconds(trigger: ScheduleTrigger) -> int:
     gaps = [DAY_SECONDS - last + first]
     gaps += [b - a for a, b in itertools.pairwise(seconds)]
     gaps += [(b - a) * 60 + seconds[0] - seconds[-1] for a, b in itertools.pairwise(minutes)]
-    gaps += [(b - a) * 3600 + minutes[0] * 60 + seconds[0] - minutes[-1] * 60 - seconds[-1]
-             for a, b in itertools.pairwise(hours)]
+    gaps += [
+        (b - a) * 3600 + minutes[0] * 60 + seconds[0] - minutes[-1] * 60 - seconds[-1]
+        for a, b in itertools.pairwise(hours)
+    ]
     return min(gaps)
 
 
@@ -248,8 +255,9 @@ class HttpRequestConfig(BaseModel):
     form: dict[str, str] | None = Field(default=None, max_length=100, exclude_if=_empty)
     # Names for parts of a JSON response: ``{"customer_id": "data.id"}`` puts the response's
     # ``data.id`` in the output's ``data.customer_id``.
-    response: dict[str, Annotated[str, Field(pattern=RESPONSE_PATH)]] = Field(default_factory=dict, max_length=50,
-                                                                              exclude_if=_empty)
+    response: dict[str, Annotated[str, Field(pattern=RESPONSE_PATH)]] = Field(
+        default_factory=dict, max_length=50, exclude_if=_empty
+    )
 
     @model_validator(mode="after")
     def _one_body(self) -> HttpRequestConfig:
@@ -323,11 +331,17 @@ class WorkflowCreate(WorkflowDefinition):
     def _templates_compile(self) -> WorkflowCreate:
         problems = template_problems(self)
         if problems:
-            raise ValidationError.from_exception_data(type(self).__name__, [
-                InitErrorDetails(type=PydanticCustomError("invalid_template", "{reason}", {"reason": reason}),
-                                 loc=loc, input=None)
-                for loc, reason in problems
-            ])
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError("invalid_template", "{reason}", {"reason": reason}),
+                        loc=loc,
+                        input=None,
+                    )
+                    for loc, reason in problems
+                ],
+            )
         return self
 
 

@@ -14,6 +14,12 @@ from libs.common.templates.errors import TemplateFailed, TemplateInvalid, Templa
 from libs.common.templates.limits import TemplateLimits
 
 __all__ = [
-    "NeedsCompile", "TemplateEngine", "TemplateFailed", "TemplateInvalid", "TemplateLimitExceeded",
-    "TemplateLimits", "TemplateProblem", "template_problems",
+    "NeedsCompile",
+    "TemplateEngine",
+    "TemplateFailed",
+    "TemplateInvalid",
+    "TemplateLimitExceeded",
+    "TemplateLimits",
+    "TemplateProblem",
+    "template_problems",
 ]

@@ -99,8 +99,13 @@ def walk_strings(value: Any) -> Iterator[tuple[Path, str]]:
 
 
 class TemplateEngine:
-    def __init__(self, limits: TemplateLimits | None = None, *, cache_bytes: int = DEFAULT_CACHE_BYTES,
-                 environment: BoundedEnvironment | None = None) -> None:
+    def __init__(
+        self,
+        limits: TemplateLimits | None = None,
+        *,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        environment: BoundedEnvironment | None = None,
+    ) -> None:
         self.limits = limits or TemplateLimits()
         self.environment = environment or shared_environment()
         self.cache = TemplateCache(cache_bytes)
@@ -109,8 +114,15 @@ class TemplateEngine:
 
     # --- rendering ------------------------------------------------------------------------------
 
-    def render_config(self, config: dict[str, Any], context: dict[str, Any], *, compile_inline: bool = True,
-                      compiled: Results | None = None, typed_keys: frozenset[str] = frozenset()) -> dict[str, Any]:
+    def render_config(
+        self,
+        config: dict[str, Any],
+        context: dict[str, Any],
+        *,
+        compile_inline: bool = True,
+        compiled: Results | None = None,
+        typed_keys: frozenset[str] = frozenset(),
+    ) -> dict[str, Any]:
         """``compiled``: results of ``compile_sources`` to use even if the cache could not keep them.
 
         ``typed_keys``: top-level keys whose strings render typed when they are exactly one ``{{ expr }}``.
@@ -147,8 +159,9 @@ class TemplateEngine:
             out: dict[str, Any] = {}
             for key, item in value.items():
                 try:
-                    out[key] = self._value(item, context, run, depth + 1,
-                                           typed or (depth == 0 and key in run.typed_keys))
+                    out[key] = self._value(
+                        item, context, run, depth + 1, typed or (depth == 0 and key in run.typed_keys)
+                    )
                 except TemplateProblem as exc:
                     exc.path = (key, *exc.path)
                     raise
@@ -236,8 +249,9 @@ class TemplateEngine:
 
     def _entry(self, source: str) -> Entry:
         literal = not is_template(source)
-        entry = Entry(literal=literal, simple=None if literal else simple_segments(source),
-                      cost=cost_of(source, literal))
+        entry = Entry(
+            literal=literal, simple=None if literal else simple_segments(source), cost=cost_of(source, literal)
+        )
         self.cache.put(source, entry)
         return entry
 

@@ -28,7 +28,7 @@ def simple_segments(source: str) -> Segments | None:
     segments: list[tuple[str, tuple[str, ...] | None]] = []
     pos = 0
     for match in _SIMPLE_EXPR.finditer(source):
-        literal = source[pos:match.start()]
+        literal = source[pos : match.start()]
         if "{" in literal or "}" in literal:
             return None
         path = tuple(match.group(1)[1:].split("."))

@@ -35,20 +35,55 @@ _TEXT = (str, bytes)
 # the input is a value (bounded already), the result needs no measuring. Gathered from a generator
 # (``map``, ``select``...) it may hold many references to one large value, and gathered from a string
 # (``'abc'|list``) it renders several times longer, so those are measured.
-_SELECTING = frozenset({
-    "attr", "d", "default", "dictsort", "first", "groupby", "last", "list", "max", "min", "random", "reverse",
-    "sort", "unique",
-})
+_SELECTING = frozenset(
+    {
+        "attr",
+        "d",
+        "default",
+        "dictsort",
+        "first",
+        "groupby",
+        "last",
+        "list",
+        "max",
+        "min",
+        "random",
+        "reverse",
+        "sort",
+        "unique",
+    }
+)
 # Filters that call Python code for every item inside one uninterruptible call (sort keys, per-item
 # escaping): their input is at most MAX_SLOW_INPUT_ITEMS items (or characters of a string).
 _PER_ITEM = frozenset({"dictsort", "groupby", "max", "min", "sort", "unique", "urlencode", "xmlattr"})
 # Filters that may take milliseconds in one call: the clock is read before each of them, not every few steps.
 _HEAVY = _PER_ITEM | {"pprint", "replace", "tojson", "urlize", "wordwrap"}
 # Filters that walk their whole input: they spend one step per item of a collection (not per character).
-_WALKING = frozenset({
-    "batch", "dictsort", "groupby", "items", "join", "list", "map", "max", "min", "pprint", "reject",
-    "rejectattr", "select", "selectattr", "slice", "sort", "sum", "tojson", "unique", "urlencode", "xmlattr",
-})
+_WALKING = frozenset(
+    {
+        "batch",
+        "dictsort",
+        "groupby",
+        "items",
+        "join",
+        "list",
+        "map",
+        "max",
+        "min",
+        "pprint",
+        "reject",
+        "rejectattr",
+        "select",
+        "selectattr",
+        "slice",
+        "sort",
+        "sum",
+        "tojson",
+        "unique",
+        "urlencode",
+        "xmlattr",
+    }
+)
 MAX_LIPSUM_WORDS = 10_000
 
 
@@ -80,16 +115,23 @@ def _indent(s: Any, width: Any = 4, first: Any = False, blank: Any = False) -> N
     check_estimate(len(text) + (text.count("\n") + 1) * prefix)
 
 
-def _wordwrap(s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None,
-              break_on_hyphens: Any = True) -> None:
+def _wordwrap(
+    s: Any, width: Any = 79, break_long_words: Any = True, wrapstring: Any = None, break_on_hyphens: Any = True
+) -> None:
     text = _as_text(s)
     _slow_input(len(text), "wordwrap")
     lines = len(text) // max(width, 1) if isinstance(width, int) else len(text)
     check_estimate(len(text) + (lines + text.count("\n") + 1) * len(_as_text(wrapstring or "\n")))
 
 
-def _urlize(value: Any, trim_url_limit: Any = None, nofollow: Any = False, target: Any = None, rel: Any = None,
-            extra_schemes: Any = None) -> None:
+def _urlize(
+    value: Any,
+    trim_url_limit: Any = None,
+    nofollow: Any = False,
+    target: Any = None,
+    rel: Any = None,
+    extra_schemes: Any = None,
+) -> None:
     text = _as_text(value)
     _slow_input(len(text), "urlize")
     per_link = len(_as_text(target or "")) + len(_as_text(rel or "")) + 64
@@ -156,9 +198,18 @@ def _list(value: Any) -> None:
 
 
 _BEFORE: dict[str, Callable[..., Any]] = {
-    "center": _center, "indent": _indent, "wordwrap": _wordwrap, "urlize": _urlize, "pprint": _pprint,
-    "tojson": _tojson, "format": _format, "replace": _replace_filter, "join": _join, "batch": _batch,
-    "slice": _slice, "list": _list,
+    "center": _center,
+    "indent": _indent,
+    "wordwrap": _wordwrap,
+    "urlize": _urlize,
+    "pprint": _pprint,
+    "tojson": _tojson,
+    "format": _format,
+    "replace": _replace_filter,
+    "join": _join,
+    "batch": _batch,
+    "slice": _slice,
+    "list": _list,
 }
 
 
@@ -217,7 +268,7 @@ def guard_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         if before is not None:
             replaced = before(*args[passed:], **kwargs)
             if replaced is not None:
-                args = (*args[:passed], replaced, *args[passed + 1:])
+                args = (*args[:passed], replaced, *args[passed + 1 :])
         return check_value(func(*args, **kwargs), walk=not selecting or isinstance(value, _GATHERED))
 
     return filtered

@@ -26,8 +26,13 @@ from libs.common.templates.sizes import (
 )
 
 BINOPS: dict[str, Callable[[Any, Any], Any]] = {
-    "+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv,
-    "//": operator.floordiv, "%": operator.mod, "**": operator.pow,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+    "/": operator.truediv,
+    "//": operator.floordiv,
+    "%": operator.mod,
+    "**": operator.pow,
 }
 _TEXT = (str, bytes)
 _JINJA_KWARGS = frozenset({"_loop_vars", "_block_vars"})
@@ -83,16 +88,24 @@ def _check_product(left: int, right: int) -> None:
 
 
 def _check_power(base: Any, exponent: Any) -> None:
-    if (isinstance(base, int) and isinstance(exponent, int) and exponent > 0 and abs(base) > 1
-            and (exponent > MAX_INT_BITS or base.bit_length() * exponent > MAX_INT_BITS)):
+    if (
+        isinstance(base, int)
+        and isinstance(exponent, int)
+        and exponent > 0
+        and abs(base) > 1
+        and (exponent > MAX_INT_BITS or base.bit_length() * exponent > MAX_INT_BITS)
+    ):
         raise number_too_large()
 
 
 def _check_concat(left: Any, right: Any) -> None:
     if isinstance(left, _TEXT) and isinstance(right, _TEXT):
         check_estimate(len(left) + len(right))
-    elif (isinstance(left, _SEQ) and isinstance(right, _SEQ)
-            and rendered_size(left) + rendered_size(right) > MAX_VALUE_CHARS):
+    elif (
+        isinstance(left, _SEQ)
+        and isinstance(right, _SEQ)
+        and rendered_size(left) + rendered_size(right) > MAX_VALUE_CHARS
+    ):
         raise value_too_large()
 
 
@@ -167,8 +180,13 @@ def _join(owner: Any, items: Any) -> list[Any]:
 
 
 _TEXT_GUARDS: dict[str, Callable[..., None]] = {
-    "center": _pad, "ljust": _pad, "rjust": _pad, "zfill": _pad,
-    "expandtabs": _expandtabs, "replace": estimate_replace, "translate": _translate,
+    "center": _pad,
+    "ljust": _pad,
+    "rjust": _pad,
+    "zfill": _pad,
+    "expandtabs": _expandtabs,
+    "replace": estimate_replace,
+    "translate": _translate,
 }
 
 

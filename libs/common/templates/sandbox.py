@@ -55,8 +55,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     code_generator_class = BoundedCodeGenerator
 
     def __init__(self) -> None:
-        super().__init__(undefined=StrictUndefined, autoescape=False, auto_reload=False, optimized=False,
-                         cache_size=0)
+        super().__init__(undefined=StrictUndefined, autoescape=False, auto_reload=False, optimized=False, cache_size=0)
         self.filters = {name: guard_filter(name, f) for name, f in self.filters.items()}
         self.filters["sum"] = guard_filter("sum", bounded_sum)
         self.filters["date"] = guard_filter("date", date_filter)
@@ -153,7 +152,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """``str.format`` / ``str.format_map`` through the bounded formatter."""
         if not isinstance(value, types.MethodType | types.BuiltinMethodType) or value.__name__ not in (
-                "format", "format_map"):
+            "format",
+            "format_map",
+        ):
             return None
         owner = value.__self__
         if not isinstance(owner, str):

@@ -22,14 +22,17 @@ CREDENTIAL_TYPES = {
 }
 
 
-def build_connectors(settings: ExecutorSettings, sessions: ClientSessions,
-                     bus: Bus | None = None) -> dict[str, Connector]:
+def build_connectors(
+    settings: ExecutorSettings, sessions: ClientSessions, bus: Bus | None = None
+) -> dict[str, Connector]:
     guard = EgressGuard(parse_cidrs(settings.egress_allow_cidrs))
     connectors: dict[str, Connector] = {
-        "slack_message": SlackConnector(sessions, hosts=split_list(settings.slack_hosts),
-                                        allow_http=settings.webhook_allow_http),
-        "discord_message": DiscordConnector(sessions, hosts=split_list(settings.discord_hosts),
-                                            allow_http=settings.webhook_allow_http),
+        "slack_message": SlackConnector(
+            sessions, hosts=split_list(settings.slack_hosts), allow_http=settings.webhook_allow_http
+        ),
+        "discord_message": DiscordConnector(
+            sessions, hosts=split_list(settings.discord_hosts), allow_http=settings.webhook_allow_http
+        ),
         "openweather": OpenWeatherConnector(sessions, base_url=settings.openweather_url),
         "http_request": HttpRequestConnector(sessions, guard, max_redirects=settings.http_max_redirects),
     }

@@ -30,6 +30,7 @@ def with_trace(headers: Mapping[str, str], call: ActionCall) -> Mapping[str, str
     """``headers`` plus the call's trace context (``headers`` itself when there is none)."""
     return {**headers, **call.trace_headers} if call.trace_headers else headers
 
+
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 
 
@@ -52,8 +53,9 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
-def raise_for_status(service: str, status: int, body: str, headers: Mapping[str, str],
-                     retry_after: float | None = None) -> None:
+def raise_for_status(
+    service: str, status: int, body: str, headers: Mapping[str, str], retry_after: float | None = None
+) -> None:
     """Map a non-success answer to a transient or a permanent error."""
     snippet = body[:200]
     if status >= 500 or status in TRANSIENT_STATUSES:

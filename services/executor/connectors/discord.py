@@ -41,9 +41,9 @@ class DiscordConnector:
         if call.config.get("embeds") is not None:
             message["embeds"] = call.config["embeds"]
         try:
-            async with self._sessions.for_url(url).post(url, data=json_body(message),
-                                                        headers=with_trace(JSON_HEADERS, call),
-                                                        allow_redirects=False) as resp:
+            async with self._sessions.for_url(url).post(
+                url, data=json_body(message), headers=with_trace(JSON_HEADERS, call), allow_redirects=False
+            ) as resp:
                 body = await resp.text(errors="replace")
                 status, headers = resp.status, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

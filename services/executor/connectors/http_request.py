@@ -124,22 +124,22 @@ class HttpRequestConnector:
                     method, kwargs = "GET", {}
                 continue
             if 200 <= status < 300:
-                output = {"status": status, "body": _body_output(raw[:MAX_BODY_KEEP + 1], ctype)}
+                output = {"status": status, "body": _body_output(raw[: MAX_BODY_KEEP + 1], ctype)}
                 if mapping:
                     output["data"] = mapped(raw, mapping)
                 return output
             raise_for_status("http_request target", status, raw[:200].decode("utf-8", "replace"), resp_headers)
         raise PermanentError(f"http_request: more than {self._max_redirects} redirects")
 
-    async def _send(self, method: str, url: URL, headers: dict[str, str],
-                    kwargs: dict[str, Any], keep: int = MAX_BODY_KEEP) -> tuple[int, dict[str, str], bytes, str]:
+    async def _send(
+        self, method: str, url: URL, headers: dict[str, str], kwargs: dict[str, Any], keep: int = MAX_BODY_KEEP
+    ) -> tuple[int, dict[str, str], bytes, str]:
         span = trace.get_current_span()  # the runner's CLIENT span (the host only: a URL may hold a secret)
         span.set_attribute("http.request.method", method)
         if url.host:
             span.set_attribute("server.address", url.host)
         try:
-            async with self._session.request(method, url, headers=headers, allow_redirects=False,
-                                             **kwargs) as resp:
+            async with self._session.request(method, url, headers=headers, allow_redirects=False, **kwargs) as resp:
                 raw = await _read_up_to(resp.content, keep + 1)
                 return resp.status, dict(resp.headers), raw, resp.content_type
         except EgressRefused:

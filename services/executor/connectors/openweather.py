@@ -42,8 +42,9 @@ class OpenWeatherConnector:
         units = str(call.config.get("units", "metric"))
         params = {"q": str(call.config.get("city", "")), "appid": api_key, "units": units}
         try:
-            async with self._sessions.for_url(self._url).get(self._url, params=params,
-                                                             headers=call.trace_headers or None) as resp:
+            async with self._sessions.for_url(self._url).get(
+                self._url, params=params, headers=call.trace_headers or None
+            ) as resp:
                 status, headers = resp.status, resp.headers
                 if status == 200:
                     data = await resp.json(content_type=None)

@@ -47,8 +47,12 @@ class ClientSessions:
         session = self._sessions.get(key)
         if session is None or session.closed:
             connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit, ttl_dns_cache=60)
-            session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                            headers={"User-Agent": USER_AGENT}, cookie_jar=aiohttp.DummyCookieJar())
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                headers={"User-Agent": USER_AGENT},
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
             self._sessions[key] = session
         return session
 
@@ -56,11 +60,16 @@ class ClientSessions:
         """A session whose connector resolves through ``resolver`` (the SSRF-pinning one)."""
         session = self._sessions.get(key)
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit * 4, limit_per_host=self._limit,
-                                             resolver=resolver, use_dns_cache=False)
-            session = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
-                                            headers={"User-Agent": USER_AGENT}, auto_decompress=True,
-                                            cookie_jar=aiohttp.DummyCookieJar())
+            connector = aiohttp.TCPConnector(
+                limit=self._limit * 4, limit_per_host=self._limit, resolver=resolver, use_dns_cache=False
+            )
+            session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=self._timeout,
+                headers={"User-Agent": USER_AGENT},
+                auto_decompress=True,
+                cookie_jar=aiohttp.DummyCookieJar(),
+            )
             self._sessions[key] = session
         return session
 

@@ -27,9 +27,9 @@ class SlackConnector:
         if call.config.get("blocks") is not None:
             message["blocks"] = call.config["blocks"]
         try:
-            async with self._sessions.for_url(url).post(url, data=json_body(message),
-                                                     headers=with_trace(JSON_HEADERS, call),
-                                                     allow_redirects=False) as resp:
+            async with self._sessions.for_url(url).post(
+                url, data=json_body(message), headers=with_trace(JSON_HEADERS, call), allow_redirects=False
+            ) as resp:
                 body = await resp.text(errors="replace")
                 status, headers = resp.status, resp.headers
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

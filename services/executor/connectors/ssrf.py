@@ -149,8 +149,7 @@ class PinnedResolver(AbstractResolver):
         if address is None:
             raise OSError(f"egress to {host} was not vetted")
         fam = socket.AF_INET6 if ":" in address else socket.AF_INET
-        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0,
-                              flags=socket.AI_NUMERICHOST)]
+        return [ResolveResult(hostname=host, host=address, port=port, family=fam, proto=0, flags=socket.AI_NUMERICHOST)]
 
     async def close(self) -> None:
         return None

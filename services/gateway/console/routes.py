@@ -28,16 +28,19 @@ CONTENT_TYPES = {
 }
 SHELLS = web.AppKey("console_shells", dict[str, bytes])
 ASSETS = web.AppKey("console_assets", dict[str, tuple[bytes, str]])
-NOT_FOUND = b"<!doctype html><title>Not found</title><p>No such console page. <a href=\"/console/\">Console</a>"
+NOT_FOUND = b'<!doctype html><title>Not found</title><p>No such console page. <a href="/console/">Console</a>'
 
 
 def render_shells(settings: GatewaySettings) -> dict[str, bytes]:
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined
+    )
     shell = env.get_template("shell.html")
     nav = [page for page in PAGES if page.nav]
-    return {page.name: shell.render(page=page, nav=nav, trace_url_template=settings.trace_url_template).encode()
-            for page in PAGES}
+    return {
+        page.name: shell.render(page=page, nav=nav, trace_url_template=settings.trace_url_template).encode()
+        for page in PAGES
+    }
 
 
 def load_assets() -> dict[str, tuple[bytes, str]]:

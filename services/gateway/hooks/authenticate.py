@@ -15,16 +15,24 @@ from services.gateway.hooks.cache import WebhookTarget
 from services.gateway.hooks.signature import SignatureError, verify
 
 
-def authenticate(target: WebhookTarget, headers: Mapping[str, str], body: bytes, *, now: float,
-                 tolerance: int) -> str | None:
+def authenticate(
+    target: WebhookTarget, headers: Mapping[str, str], body: bytes, *, now: float, tolerance: int
+) -> str | None:
     """The sender's dedup key (``None``: the caller falls back); :class:`SignatureError` if not authentic."""
     keys = target.keys(now)
     scheme = target.verify
     delivery: str | None
     if scheme == "standard-webhooks":
         webhook_id = headers.get("webhook-id")
-        verify(keys, webhook_id, headers.get("webhook-timestamp"), headers.get("webhook-signature"), body,
-               now=now, tolerance=tolerance)
+        verify(
+            keys,
+            webhook_id,
+            headers.get("webhook-timestamp"),
+            headers.get("webhook-signature"),
+            body,
+            now=now,
+            tolerance=tolerance,
+        )
         return webhook_id
     if scheme == "none":
         return None

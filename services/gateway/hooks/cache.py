@@ -97,8 +97,10 @@ def pool_loader(pool: asyncpg.Pool, keys: Keys) -> Loader:
                     await secret_store.seal_legacy_one(conn, ring, workflow_id)
             secrets = await secret_store.read(pool, ring, tenant_id, workflow_id)
         except KeyUnavailable as exc:
-            log.error("webhook secret sealed under a key this gateway does not hold",
-                      extra={"workflow_id": str(workflow_id), "kek_id": exc.kek_id, "kek_ids": ring.kids})
+            log.error(
+                "webhook secret sealed under a key this gateway does not hold",
+                extra={"workflow_id": str(workflow_id), "kek_id": exc.kek_id, "kek_ids": ring.kids},
+            )
             raise ServiceUnavailable("the webhook's secret cannot be read here yet; retry later") from exc
         except DecryptError:
             log.error("stored webhook secret does not decrypt", extra={"workflow_id": str(workflow_id)})
@@ -113,8 +115,9 @@ def pool_loader(pool: asyncpg.Pool, keys: Keys) -> Loader:
                 tenant_id=tenant_id,
                 version=row["current_version"],
                 key=key_for(verify, current[0].secret),
-                previous=tuple((key_for(verify, s.secret), s.valid_until.timestamp())
-                               for s in secrets if s.valid_until is not None),
+                previous=tuple(
+                    (key_for(verify, s.secret), s.valid_until.timestamp()) for s in secrets if s.valid_until is not None
+                ),
                 verify=verify,
                 hmac=_hmac_options(row["hmac"]) if verify == "hmac-sha256" else None,
             )
@@ -131,8 +134,16 @@ STALE_LOG_INTERVAL = 10.0
 
 
 class WorkflowCache:
-    def __init__(self, loader: Loader, *, ttl: float, negative_ttl: float, max_entries: int, stale: float = 0.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        loader: Loader,
+        *,
+        ttl: float,
+        negative_ttl: float,
+        max_entries: int,
+        stale: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._loader = loader
         self._ttl = ttl
         self._negative_ttl = negative_ttl
@@ -197,9 +208,10 @@ class WorkflowCache:
         self.stale_served += 1
         if now - self._stale_logged_at >= STALE_LOG_INTERVAL:
             self._stale_logged_at = now
-            log.warning("postgres unavailable; serving stale webhook look-ups",
-                        extra={"workflow_id": str(workflow_id), "error": type(exc).__name__,
-                               "stale_served": self.stale_served})
+            log.warning(
+                "postgres unavailable; serving stale webhook look-ups",
+                extra={"workflow_id": str(workflow_id), "error": type(exc).__name__, "stale_served": self.stale_served},
+            )
         return entry
 
     def _store(self, workflow_id: uuid.UUID, target: WebhookTarget | None) -> None:

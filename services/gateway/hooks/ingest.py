@@ -74,19 +74,29 @@ def sender_key(key: str | None) -> str | None:
     return "ext:" + key if key.startswith(SCHEDULE_KEY_PREFIX) else key
 
 
-def envelope_bytes(*, event_id: uuid.UUID | str, dedup_key: str, tenant_id: uuid.UUID | str,
-                   workflow_id: uuid.UUID | str, version: int, trigger: str, payload_json: bytes) -> bytes:
+def envelope_bytes(
+    *,
+    event_id: uuid.UUID | str,
+    dedup_key: str,
+    tenant_id: uuid.UUID | str,
+    workflow_id: uuid.UUID | str,
+    version: int,
+    trigger: str,
+    payload_json: bytes,
+) -> bytes:
     """An ``EventEnvelope`` JSON document whose payload is ``payload_json``, spliced in as is."""
-    head = orjson.dumps({
-        "event_id": str(event_id),
-        "dedup_key": dedup_key,
-        "tenant_id": str(tenant_id),
-        "workflow_id": str(workflow_id),
-        "workflow_version": version,
-        "trigger": trigger,
-        "received_at": datetime.now(UTC).isoformat(),
-        "scheduled_for": None,
-    })
+    head = orjson.dumps(
+        {
+            "event_id": str(event_id),
+            "dedup_key": dedup_key,
+            "tenant_id": str(tenant_id),
+            "workflow_id": str(workflow_id),
+            "workflow_version": version,
+            "trigger": trigger,
+            "received_at": datetime.now(UTC).isoformat(),
+            "scheduled_for": None,
+        }
+    )
     return b"".join((head[:-1], b',"payload":', payload_json, b"}"))
 
 
@@ -149,9 +159,15 @@ async def ingest(request: web.Request) -> web.Response:
     dedup_key = sender_key(sender_id) or sender_key(headers.get(IDEMPOTENCY_HEADER)) or uuid.uuid4().hex
     wid, tid = str(workflow_id), str(target.tenant_id)
     event_id = event_id_text(wid, dedup_key)
-    data = envelope_bytes(event_id=event_id, dedup_key=dedup_key, tenant_id=tid,
-                          workflow_id=wid, version=target.version, trigger="webhook",
-                          payload_json=payload_json(body, headers.get("Content-Type", "")))
+    data = envelope_bytes(
+        event_id=event_id,
+        dedup_key=dedup_key,
+        tenant_id=tid,
+        workflow_id=wid,
+        version=target.version,
+        trigger="webhook",
+        payload_json=payload_json(body, headers.get("Content-Type", "")),
+    )
     msg_id = msg_id_for(wid, dedup_key)
     nats_headers = {MSG_ID_HEADER: msg_id}
     bus = app[BUS]
@@ -162,18 +178,23 @@ async def ingest(request: web.Request) -> web.Response:
         size = message_size(data, nats_headers)
         if size > bus.nc.max_payload:
             # Sent anyway, the server would reset the connection that every publish shares.
-            raise PayloadTooLarge("the event is over the bus's message size limit",
-                                  details={"limit": bus.nc.max_payload, "size": size})
+            raise PayloadTooLarge(
+                "the event is over the bus's message size limit", details={"limit": bus.nc.max_payload, "size": size}
+            )
         started = time.perf_counter()
         try:
             result = await bus.publish_prepared(subject, data, nats_headers, timeout=settings.publish_timeout_seconds)
         except BusUnavailable as exc:  # NATS away, no stream, or a PubAck error (a full stream among them)
-            raise ServiceUnavailable("event bus unavailable; retry later",
-                                     retry_after=settings.retry_after_seconds) from exc
+            raise ServiceUnavailable(
+                "event bus unavailable; retry later", retry_after=settings.retry_after_seconds
+            ) from exc
         finally:
             app[PUBLISH_LATENCY].observe(time.perf_counter() - started)
     out = b'{"success":true,"data":{"event_id":"%s","duplicate":%s}}' % (
-        event_id.encode(), b"true" if result.duplicate else b"false")
+        event_id.encode(),
+        b"true" if result.duplicate else b"false",
+    )
     tp = nats_headers.get("traceparent")
-    return web.Response(body=out, status=202,
-                        headers=_ACCEPTED_HEADERS if tp is None else {**_ACCEPTED_HEADERS, "traceparent": tp})
+    return web.Response(
+        body=out, status=202, headers=_ACCEPTED_HEADERS if tp is None else {**_ACCEPTED_HEADERS, "traceparent": tp}
+    )

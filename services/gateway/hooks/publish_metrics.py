@@ -16,9 +16,12 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 class PublishLatency:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self._histogram = Histogram("ipaas_gateway_publish_duration_seconds",
-                                    "Time from a webhook's publish to JetStream's acknowledgement (or failure)",
-                                    buckets=BUCKETS, registry=registry)
+        self._histogram = Histogram(
+            "ipaas_gateway_publish_duration_seconds",
+            "Time from a webhook's publish to JetStream's acknowledgement (or failure)",
+            buckets=BUCKETS,
+            registry=registry,
+        )
 
     def observe(self, seconds: float) -> None:
         self._histogram.observe(seconds, trace_exemplar())

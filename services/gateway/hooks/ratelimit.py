@@ -25,8 +25,9 @@ from collections.abc import Callable
 class TenantRateLimiter:
     __slots__ = ("_buckets", "_burst", "_clock", "_max", "_rate")
 
-    def __init__(self, rate: float, burst: float, *, max_tenants: int = 100_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, rate: float, burst: float, *, max_tenants: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._rate = rate
         self._burst = burst
         self._max = max_tenants
@@ -35,8 +36,15 @@ class TenantRateLimiter:
         self._buckets: OrderedDict[object, list[float]] = OrderedDict()
 
     @classmethod
-    def share(cls, rate: float, burst: float, *, replicas: int, max_tenants: int = 100_000,
-              clock: Callable[[], float] = time.monotonic) -> TenantRateLimiter:
+    def share(
+        cls,
+        rate: float,
+        burst: float,
+        *,
+        replicas: int,
+        max_tenants: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> TenantRateLimiter:
         """One replica's share of a tenant's limit: ``rate / replicas``, ``burst / replicas`` (at least 1)."""
         if replicas < 1:
             raise ValueError("replicas must be at least 1")

@@ -66,30 +66,45 @@ class OpenSecret:
 
 async def load_ring(settings: GatewaySettings) -> KeyRing:
     """The vault's keyring, from the same settings auth reads (blocking file I/O runs in a thread)."""
-    keks = await asyncio.to_thread(load_keks, env_spec=settings.keks, keys_dir=settings.keks_dir,
-                                   dev_mode=settings.dev_mode, dev_dir=settings.dev_keys_dir)
+    keks = await asyncio.to_thread(
+        load_keks,
+        env_spec=settings.keks,
+        keys_dir=settings.keks_dir,
+        dev_mode=settings.dev_mode,
+        dev_dir=settings.dev_keys_dir,
+    )
     return KeyRing(keks)
 
 
-async def _insert(conn: asyncpg.Connection, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                  secret: str, valid_until: datetime | None) -> None:
+async def _insert(
+    conn: asyncpg.Connection,
+    ring: KeyRing,
+    tenant_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    secret: str,
+    valid_until: datetime | None,
+) -> None:
     secret_id = uuid.uuid4()
     sealed = seal(ring, tenant_id, workflow_id, secret_id, secret)
-    await conn.execute(_INSERT, secret_id, workflow_id, tenant_id, sealed.kek_id, sealed.wrapped_dek,
-                       sealed.ciphertext, valid_until)
+    await conn.execute(
+        _INSERT, secret_id, workflow_id, tenant_id, sealed.kek_id, sealed.wrapped_dek, sealed.ciphertext, valid_until
+    )
 
 
-async def add_current(conn: asyncpg.Connection, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                      secret: str) -> None:
+async def add_current(
+    conn: asyncpg.Connection, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret: str
+) -> None:
     await _insert(conn, ring, tenant_id, workflow_id, secret, None)
 
 
-async def rotate(conn: asyncpg.Connection, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                 secret: str, until: datetime) -> None:
+async def rotate(
+    conn: asyncpg.Connection, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret: str, until: datetime
+) -> None:
     """``secret`` becomes current; the current one stays valid until ``until``; expired ones go."""
     await conn.execute("DELETE FROM webhook_secrets WHERE workflow_id = $1 AND valid_until <= now()", workflow_id)
-    await conn.execute("UPDATE webhook_secrets SET valid_until = $2 WHERE workflow_id = $1 AND valid_until IS NULL",
-                       workflow_id, until)
+    await conn.execute(
+        "UPDATE webhook_secrets SET valid_until = $2 WHERE workflow_id = $1 AND valid_until IS NULL", workflow_id, until
+    )
     await add_current(conn, ring, tenant_id, workflow_id, secret)
 
 
@@ -98,13 +113,24 @@ async def remove_all(conn: asyncpg.Connection, workflow_id: uuid.UUID) -> None:
     await conn.execute(_CLEAR_LEGACY, workflow_id)
 
 
-async def read(conn: asyncpg.Connection | asyncpg.Pool, ring: KeyRing, tenant_id: uuid.UUID,
-               workflow_id: uuid.UUID) -> list[OpenSecret]:
+async def read(
+    conn: asyncpg.Connection | asyncpg.Pool, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID
+) -> list[OpenSecret]:
     """The secrets valid now, current first; raises ``DecryptError`` (``KeyUnavailable``) as the vault does."""
     rows = await conn.fetch(_READ, workflow_id)
-    return [OpenSecret(open_secret(ring, tenant_id, workflow_id, row["id"],
-                                   SealedSecret(row["kek_id"], bytes(row["wrapped_dek"]), bytes(row["ciphertext"]))),
-                       row["valid_until"]) for row in rows]
+    return [
+        OpenSecret(
+            open_secret(
+                ring,
+                tenant_id,
+                workflow_id,
+                row["id"],
+                SealedSecret(row["kek_id"], bytes(row["wrapped_dek"]), bytes(row["ciphertext"])),
+            ),
+            row["valid_until"],
+        )
+        for row in rows
+    ]
 
 
 async def _seal_legacy_rows(conn: asyncpg.Connection, ring: KeyRing, rows: list[asyncpg.Record]) -> None:
@@ -112,8 +138,8 @@ async def _seal_legacy_rows(conn: asyncpg.Connection, ring: KeyRing, rows: list[
     for row in rows:
         workflow_id, tenant_id = row["id"], row["tenant_id"]
         has_current = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM webhook_secrets WHERE workflow_id = $1 AND valid_until IS NULL)",
-            workflow_id)
+            "SELECT EXISTS (SELECT 1 FROM webhook_secrets WHERE workflow_id = $1 AND valid_until IS NULL)", workflow_id
+        )
         if row["webhook_secret"] is not None and not has_current:
             await add_current(conn, ring, tenant_id, workflow_id, row["webhook_secret"])
         prev_until: datetime | None = row["webhook_secret_prev_until"]

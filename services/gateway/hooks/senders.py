@@ -108,8 +108,9 @@ def github(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...]) -> 
     return _delivery_id(headers.get("X-GitHub-Delivery"))
 
 
-def stripe(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...], *, now: float,
-           tolerance: int) -> str | None:
+def stripe(
+    headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...], *, now: float, tolerance: int
+) -> str | None:
     value = _header(headers, "Stripe-Signature")
     timestamp = ""
     candidates: list[bytes] = []
@@ -136,8 +137,9 @@ def shopify(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...]) ->
     return _delivery_id(headers.get("X-Shopify-Webhook-Id"))
 
 
-def slack(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...], *, now: float,
-          tolerance: int) -> str | None:
+def slack(
+    headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...], *, now: float, tolerance: int
+) -> str | None:
     timestamp = _header(headers, "X-Slack-Request-Timestamp")
     _fresh(timestamp, now, tolerance, "X-Slack-Request-Timestamp")
     version, _, digest = _header(headers, "X-Slack-Signature").partition("=")
@@ -152,7 +154,7 @@ def hmac_sha256(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...]
     if options.prefix:
         if not value.startswith(options.prefix):
             raise SignatureError(f"{options.header} does not start with {options.prefix!r}")
-        value = value[len(options.prefix):]
+        value = value[len(options.prefix) :]
     candidate = _decode(value, options.encoding)
     if candidate is None or not _matches(keys, body, [candidate]):
         raise SignatureError(f"{options.header} does not match")

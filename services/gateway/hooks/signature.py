@@ -32,7 +32,7 @@ def new_secret() -> str:
 
 def secret_key(secret: str) -> bytes:
     """The HMAC key of a ``whsec_`` secret."""
-    raw = secret[len(SECRET_PREFIX):] if secret.startswith(SECRET_PREFIX) else secret
+    raw = secret[len(SECRET_PREFIX) :] if secret.startswith(SECRET_PREFIX) else secret
     try:
         return base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True)
     except (binascii.Error, ValueError) as exc:

@@ -31,8 +31,9 @@ async def echo(request: web.Request) -> web.Response:
     except ValueError:
         body = text
     headers = {str(k): v for k, v in request.headers.items() if k.lower() not in HIDDEN_HEADERS}  # istr keys
-    return ok({"method": request.method, "path": request.path, "query": dict(request.query),
-               "headers": headers, "body": body})
+    return ok(
+        {"method": request.method, "path": request.path, "query": dict(request.query), "headers": headers, "body": body}
+    )
 
 
 def add_routes(app: web.Application, settings: GatewaySettings) -> None:

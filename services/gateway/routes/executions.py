@@ -49,9 +49,16 @@ async def list_dlq(request: web.Request) -> web.Response:
     query = list_query(request, DeadLetterQuery)
     limit = limit_of(query, request.app[SETTINGS])
     rows = await store.list_dead_letters(
-        request.app[POOL], tenant(request), workflow_id=query.workflow_id,
-        include_replayed=query.include_replayed, limit=limit, before=query.after, reason=query.reason,
-        since=query.since, until=query.until)
+        request.app[POOL],
+        tenant(request),
+        workflow_id=query.workflow_id,
+        include_replayed=query.include_replayed,
+        limit=limit,
+        before=query.after,
+        reason=query.reason,
+        since=query.since,
+        until=query.until,
+    )
     meta = PageMeta()
     if len(rows) > limit:
         rows = rows[:limit]
@@ -67,16 +74,20 @@ async def replay(request: web.Request) -> web.Response:
 async def replay_many(request: web.Request) -> web.Response:
     s = request.app[SETTINGS]
     body = await read_body(request, DlqReplayRequest, limit=s.max_body_bytes, timeout=s.body_read_timeout_seconds)
-    job = await replays.create_job(request.app[POOL], tenant(request), body,
-                                   max_events=request.app[SETTINGS].replay_max_events)
+    job = await replays.create_job(
+        request.app[POOL], tenant(request), body, max_events=request.app[SETTINGS].replay_max_events
+    )
     if job["state"] == "running":
         request.app[REPLAYS].wake()
     return ok(ReplayJobOut.model_validate(job), status=202)
 
 
 async def replay_job(request: web.Request) -> web.Response:
-    return ok(ReplayJobOut.model_validate(await replays.get_job(request.app[POOL], tenant(request),
-                                                                path_id(request, "job_id"))))
+    return ok(
+        ReplayJobOut.model_validate(
+            await replays.get_job(request.app[POOL], tenant(request), path_id(request, "job_id"))
+        )
+    )
 
 
 def add_routes(app: web.Application) -> None:

@@ -43,12 +43,27 @@ from services.gateway.keys import HTTP, SETTINGS, TRUSTED_PROXIES
 
 log = logging.getLogger(__name__)
 
-NOT_FORWARDED = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "transfer-encoding", "upgrade", "host", "content-length",
-    # Set by the gateway itself: the client's address and the trace context.
-    "x-forwarded-for", "forwarded", "x-real-ip", "traceparent", "tracestate", "baggage",
-})
+NOT_FORWARDED = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+        # Set by the gateway itself: the client's address and the trace context.
+        "x-forwarded-for",
+        "forwarded",
+        "x-real-ip",
+        "traceparent",
+        "tracestate",
+        "baggage",
+    }
+)
 # Response headers the gateway sets itself.
 _OWN_RESPONSE_HEADERS = NOT_FORWARDED | {"x-request-id", "server", "date", "content-encoding"}
 _BAD_IN_SEGMENT = ("/", "\\", "\x00")
@@ -76,12 +91,24 @@ async def forward(request: web.Request) -> web.StreamResponse:
     propagate.inject(carrier)
     headers.update(carrier)
     base = URL(s.auth_url)
-    url = URL.build(scheme=base.scheme, authority=base.raw_authority, path=base.raw_path.rstrip("/") + path,
-                    query_string=request.rel_url.raw_query_string, encoded=True)
+    url = URL.build(
+        scheme=base.scheme,
+        authority=base.raw_authority,
+        path=base.raw_path.rstrip("/") + path,
+        query_string=request.rel_url.raw_query_string,
+        encoded=True,
+    )
     timeout = aiohttp.ClientTimeout(total=s.auth_timeout_seconds)
     try:
-        async with request.app[HTTP].request(request.method, url, headers=headers, data=body, timeout=timeout,
-                                             allow_redirects=False, auto_decompress=False) as upstream:
+        async with request.app[HTTP].request(
+            request.method,
+            url,
+            headers=headers,
+            data=body,
+            timeout=timeout,
+            allow_redirects=False,
+            auto_decompress=False,
+        ) as upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
             for key, value in upstream.headers.items():
                 if key.lower() not in _OWN_RESPONSE_HEADERS:
@@ -96,8 +123,9 @@ async def forward(request: web.Request) -> web.StreamResponse:
             return response
     except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
         log.warning("auth unavailable", extra={"path": request.path, "error": type(exc).__name__})
-        raise ServiceUnavailable("the auth service is unavailable; retry later",
-                                 retry_after=s.retry_after_seconds) from exc
+        raise ServiceUnavailable(
+            "the auth service is unavailable; retry later", retry_after=s.retry_after_seconds
+        ) from exc
 
 
 # (method, path) of every route auth serves through the gateway, as auth's router spells it.

@@ -84,13 +84,21 @@ async def run_workflow(request: web.Request) -> web.Response:
     dedup_key = sender_key(request.headers.get(IDEMPOTENCY_HEADER)) or uuid.uuid4().hex
     envelope = EventEnvelope(
         event_id=event_id_for(workflow_id, dedup_key),
-        dedup_key=dedup_key, tenant_id=tenant_id, workflow_id=workflow_id,
-        workflow_version=row["current_version"], trigger=Trigger.MANUAL, payload=body.payload,
+        dedup_key=dedup_key,
+        tenant_id=tenant_id,
+        workflow_id=workflow_id,
+        workflow_version=row["current_version"],
+        trigger=Trigger.MANUAL,
+        payload=body.payload,
     )
     s = request.app[SETTINGS]
     try:
-        result = await request.app[BUS].publish(envelope.subject, envelope.model_dump_json().encode(),
-                                                msg_id=envelope.msg_id, timeout=s.publish_timeout_seconds)
+        result = await request.app[BUS].publish(
+            envelope.subject,
+            envelope.model_dump_json().encode(),
+            msg_id=envelope.msg_id,
+            timeout=s.publish_timeout_seconds,
+        )
     except BusUnavailable as exc:
         raise ServiceUnavailable("event bus unavailable; retry later", retry_after=s.retry_after_seconds) from exc
     return ok(AcceptedEvent(event_id=envelope.event_id, duplicate=result.duplicate), status=202)
@@ -100,12 +108,21 @@ async def dry_run(request: web.Request) -> web.Response:
     body = await _body(request, DryRunRequest)
     problems = template_problems(body.workflow)
     if problems:
-        raise ValidationFailed("a template does not compile", code="invalid_template", details=[
-            {"field": ".".join(map(str, ("workflow", *loc))), "message": reason, "type": "invalid_template"}
-            for loc, reason in problems])
+        raise ValidationFailed(
+            "a template does not compile",
+            code="invalid_template",
+            details=[
+                {"field": ".".join(map(str, ("workflow", *loc))), "message": reason, "type": "invalid_template"}
+                for loc, reason in problems
+            ],
+        )
     s = request.app[SETTINGS]
-    command = DryRunCommand(tenant_id=tenant(request), workflow=body.workflow, payload=body.payload,
-                            timeout_ms=executor_timeout_ms(s.dry_run_timeout_seconds))
+    command = DryRunCommand(
+        tenant_id=tenant(request),
+        workflow=body.workflow,
+        payload=body.payload,
+        timeout_ms=executor_timeout_ms(s.dry_run_timeout_seconds),
+    )
     message = command.model_dump_json().encode()
     bus = request.app[BUS]
     if not bus.is_connected:
@@ -113,25 +130,30 @@ async def dry_run(request: web.Request) -> web.Response:
     try:
         reply = await bus.request(s.dry_run_subject, message, timeout=s.dry_run_timeout_seconds)
     except NoRespondersError as exc:
-        raise ServiceUnavailable("no executor is available for dry-runs",
-                                 retry_after=s.retry_after_seconds) from exc
+        raise ServiceUnavailable("no executor is available for dry-runs", retry_after=s.retry_after_seconds) from exc
     except (NatsTimeoutError, TimeoutError, OSError) as exc:
-        raise ServiceUnavailable("the executor did not answer the dry-run in time",
-                                 retry_after=s.retry_after_seconds) from exc
+        raise ServiceUnavailable(
+            "the executor did not answer the dry-run in time", retry_after=s.retry_after_seconds
+        ) from exc
     try:
         result = DryRunResult.model_validate_json(reply.data)
     except ValidationError as exc:
-        raise ServiceUnavailable("the executor sent a malformed dry-run reply",
-                                 retry_after=s.retry_after_seconds) from exc
+        raise ServiceUnavailable(
+            "the executor sent a malformed dry-run reply", retry_after=s.retry_after_seconds
+        ) from exc
     if result.refused == "tenant_limit":
-        raise DryRunRateLimited("too many dry-runs of this tenant at once; retry later",
-                                retry_after=s.retry_after_seconds)
+        raise DryRunRateLimited(
+            "too many dry-runs of this tenant at once; retry later", retry_after=s.retry_after_seconds
+        )
     if result.refused is not None:
         raise DryRunBusy("the executor is busy with other dry-runs; retry later", retry_after=s.retry_after_seconds)
     if result.error_code in TEMPLATE_REFUSALS:
         field = f"workflow.{result.error_field}" if result.error_field else "workflow"
-        raise ValidationFailed(result.error or "template failed", code=result.error_code, details=[
-            {"field": field, "message": result.error, "type": result.error_code}])
+        raise ValidationFailed(
+            result.error or "template failed",
+            code=result.error_code,
+            details=[{"field": field, "message": result.error, "type": result.error_code}],
+        )
     out = result.model_dump(mode="json", exclude={"refused"})
     out["output"] = mask_value(out["output"])
     return ok(out)

@@ -54,8 +54,14 @@ async def create_workflow(request: web.Request) -> web.Response:
     s = request.app[SETTINGS]
     check_definition(body, s)
     out = WorkflowOut.model_validate(
-        await store.create(request.app[POOL], tenant(request), body, max_workflows=s.max_workflows_per_tenant,
-                           ring=request.app[KEKS].ring))
+        await store.create(
+            request.app[POOL],
+            tenant(request),
+            body,
+            max_workflows=s.max_workflows_per_tenant,
+            ring=request.app[KEKS].ring,
+        )
+    )
     request.app[CACHE].invalidate(out.id)
     return ok(out, status=201)
 
@@ -63,8 +69,9 @@ async def create_workflow(request: web.Request) -> web.Response:
 async def list_workflows(request: web.Request) -> web.Response:
     s = request.app[SETTINGS]
     query = list_query(request, PageQuery)
-    page = await pages.workflows_page(request.app[POOL], tenant(request), limit_of(query, s), query.after,
-                                      s.page_max_bytes)
+    page = await pages.workflows_page(
+        request.app[POOL], tenant(request), limit_of(query, s), query.after, s.page_max_bytes
+    )
     meta = PageMeta()
     if page.more and page.rows:
         meta.next_cursor = encode_cursor(page.rows[-1]["created_at"], page.rows[-1]["id"])
@@ -108,11 +115,21 @@ async def list_versions(request: web.Request) -> web.Response:
     """Oldest first, ``limit``/``cursor`` paged like every list (the cursor is opaque)."""
     s = request.app[SETTINGS]
     query = list_query(request, VersionPageQuery)
-    current, page = await pages.versions_page(request.app[POOL], tenant(request), path_id(request),
-                                              limit_of(query, s), query.after_version, s.page_max_bytes)
-    out = [WorkflowVersionOut.model_validate({"version": r["version"], "definition": r["definition"],
-                                              "created_at": r["created_at"], "current": r["version"] == current},
-                                             context=STORED) for r in page.rows]
+    current, page = await pages.versions_page(
+        request.app[POOL], tenant(request), path_id(request), limit_of(query, s), query.after_version, s.page_max_bytes
+    )
+    out = [
+        WorkflowVersionOut.model_validate(
+            {
+                "version": r["version"],
+                "definition": r["definition"],
+                "created_at": r["created_at"],
+                "current": r["version"] == current,
+            },
+            context=STORED,
+        )
+        for r in page.rows
+    ]
     meta = VersionPageMeta()
     if page.more and page.rows:
         meta.next_cursor = encode_version_cursor(page.rows[-1]["version"])
@@ -135,8 +152,14 @@ async def rotate_secret(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
     s = request.app[SETTINGS]
     given = (await _body(request, SecretSetRequest)).secret if request.body_exists else None
-    out = await store.rotate_secret(request.app[POOL], tenant(request), workflow_id,
-                                    s.webhook_secret_overlap_seconds, ring=request.app[KEKS].ring, given=given)
+    out = await store.rotate_secret(
+        request.app[POOL],
+        tenant(request),
+        workflow_id,
+        s.webhook_secret_overlap_seconds,
+        ring=request.app[KEKS].ring,
+        given=given,
+    )
     request.app[CACHE].invalidate(workflow_id)
     return ok(SecretRotatedOut.model_validate(out))
 

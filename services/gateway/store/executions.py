@@ -36,15 +36,23 @@ def execution_out(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
-async def list_executions(pool: asyncpg.Pool, tenant_id: uuid.UUID, query: ExecutionQuery, *, limit: int,
-                          ) -> list[asyncpg.Record]:
+async def list_executions(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    query: ExecutionQuery,
+    *,
+    limit: int,
+) -> list[asyncpg.Record]:
     conditions = ["tenant_id = $1"]
     args: list[Any] = [tenant_id, limit + 1]
     filters: tuple[tuple[str, Any], ...] = (
-        ("workflow_id = ", query.workflow_id), ("event_id = ", query.event_id),
+        ("workflow_id = ", query.workflow_id),
+        ("event_id = ", query.event_id),
         ("status = ", query.status.value if query.status is not None else None),
         ("trigger = ", query.trigger.value if query.trigger is not None else None),
-        ("created_at >= ", query.since), ("created_at < ", query.until))
+        ("created_at >= ", query.since),
+        ("created_at < ", query.until),
+    )
     for condition, value in filters:
         if value is not None:
             args.append(value)
@@ -53,8 +61,10 @@ async def list_executions(pool: asyncpg.Pool, tenant_id: uuid.UUID, query: Execu
     if before is not None:
         args.extend(before)
         conditions.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-    sql = (f"SELECT {_EXEC_COLUMNS} FROM executions WHERE {' AND '.join(conditions)} "
-           "ORDER BY created_at DESC, id DESC LIMIT $2")
+    sql = (
+        f"SELECT {_EXEC_COLUMNS} FROM executions WHERE {' AND '.join(conditions)} "
+        "ORDER BY created_at DESC, id DESC LIMIT $2"
+    )
     return list(await pool.fetch(sql, *args))
 
 
@@ -62,29 +72,44 @@ async def get_execution(pool: asyncpg.Pool, tenant_id: uuid.UUID, execution_id: 
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             f"SELECT {_EXEC_COLUMNS}, output, input FROM executions WHERE tenant_id = $1 AND id = $2",
-            tenant_id, execution_id)
+            tenant_id,
+            execution_id,
+        )
         if row is None:
             raise NotFound("execution not found")
         tries = await conn.fetch(
             """SELECT attempt, started_at, finished_at, outcome, error, http_status, duration_ms
                  FROM execution_attempts WHERE event_id = $1 ORDER BY id LIMIT $2""",
-            row["event_id"], MAX_ATTEMPTS_SHOWN)
+            row["event_id"],
+            MAX_ATTEMPTS_SHOWN,
+        )
     out = execution_out(row)
     out["attempt_history"] = [dict(t) for t in tries]
     return out
 
 
-async def list_dead_letters(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflow_id: uuid.UUID | None,
-                            include_replayed: bool, limit: int, before: tuple[datetime, uuid.UUID] | None,
-                            reason: str | None = None, since: datetime | None = None,
-                            until: datetime | None = None) -> list[asyncpg.Record]:
+async def list_dead_letters(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    *,
+    workflow_id: uuid.UUID | None,
+    include_replayed: bool,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None,
+    reason: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[asyncpg.Record]:
     conditions = ["d.tenant_id = $1"]
     args: list[Any] = [tenant_id, limit + 1]
     if not include_replayed:
         conditions.append("d.replayed_at IS NULL")
     filters: tuple[tuple[str, Any], ...] = (
-        ("d.workflow_id = ", workflow_id), ("d.reason ILIKE ", like_pattern(reason) if reason is not None else None),
-        ("d.dead_at >= ", since), ("d.dead_at < ", until))
+        ("d.workflow_id = ", workflow_id),
+        ("d.reason ILIKE ", like_pattern(reason) if reason is not None else None),
+        ("d.dead_at >= ", since),
+        ("d.dead_at < ", until),
+    )
     for condition, value in filters:
         if value is not None:
             args.append(value)
@@ -92,10 +117,12 @@ async def list_dead_letters(pool: asyncpg.Pool, tenant_id: uuid.UUID, *, workflo
     if before is not None:
         args.extend(before)
         conditions.append(f"(d.dead_at, d.event_id) < (${len(args) - 1}, ${len(args)})")
-    sql = ("SELECT d.event_id, d.workflow_id, d.reason, d.attempts, d.dead_at, d.replayed_at, "
-           "e.input AS payload, e.error AS last_error FROM dead_letters d "
-           "LEFT JOIN executions e ON e.event_id = d.event_id AND e.tenant_id = d.tenant_id "
-           f"WHERE {' AND '.join(conditions)} ORDER BY d.dead_at DESC, d.event_id DESC LIMIT $2")
+    sql = (
+        "SELECT d.event_id, d.workflow_id, d.reason, d.attempts, d.dead_at, d.replayed_at, "
+        "e.input AS payload, e.error AS last_error FROM dead_letters d "
+        "LEFT JOIN executions e ON e.event_id = d.event_id AND e.tenant_id = d.tenant_id "
+        f"WHERE {' AND '.join(conditions)} ORDER BY d.dead_at DESC, d.event_id DESC LIMIT $2"
+    )
     return list(await pool.fetch(sql, *args))
 
 
@@ -121,23 +148,30 @@ async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) 
         row = await conn.fetchrow(
             """SELECT workflow_id, envelope, replayed_at, traceparent FROM dead_letters
                WHERE tenant_id = $1 AND event_id = $2 FOR UPDATE""",
-            tenant_id, event_id)
+            tenant_id,
+            event_id,
+        )
         if row is None:
             raise NotFound("dead letter not found")
         if row["replayed_at"] is not None:
-            raise Conflict("this dead letter was already replayed", code="already_replayed",
-                           details={"replayed_at": row["replayed_at"].isoformat()})
+            raise Conflict(
+                "this dead letter was already replayed",
+                code="already_replayed",
+                details={"replayed_at": row["replayed_at"].isoformat()},
+            )
         if row["envelope"] is None:
-            raise Conflict("this dead letter is a message that was not a valid event; it cannot be replayed",
-                           code="not_replayable")
+            raise Conflict(
+                "this dead letter is a message that was not a valid event; it cannot be replayed", code="not_replayable"
+            )
         await conn.execute("UPDATE dead_letters SET replayed_at = $2 WHERE event_id = $1", event_id, now)
         link_to_dead_trace(row["traceparent"])
         await conn.execute(
             """UPDATE executions SET status = 'failed', attempts = 0, updated_at = now()
                 WHERE event_id = $1 AND tenant_id = $2""",
-            event_id, tenant_id)
+            event_id,
+            tenant_id,
+        )
         envelope: dict[str, Any] = row["envelope"]
         subject = events_subject(tenant_id, row["workflow_id"])
-        await add_message(conn, subject, envelope,
-                          msg_id=f"replay:{event_id}:{int(now.timestamp() * 1000)}")
+        await add_message(conn, subject, envelope, msg_id=f"replay:{event_id}:{int(now.timestamp() * 1000)}")
     return {"event_id": event_id, "replayed_at": now}

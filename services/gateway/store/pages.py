@@ -44,8 +44,9 @@ def _fitted(key: str) -> str:
 _KEEP = "f.n <= $2 AND (f.n = 1 OR f.running <= $3)"
 
 
-async def workflows_page(pool: asyncpg.Pool, tenant_id: uuid.UUID, limit: int,
-                         after: tuple[datetime, uuid.UUID] | None, max_bytes: int) -> Page:
+async def workflows_page(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, limit: int, after: tuple[datetime, uuid.UUID] | None, max_bytes: int
+) -> Page:
     """The tenant's live workflows in ``(created_at, id)`` order, after the cursor's key."""
     where = "w.tenant_id = $1 AND w.deleted_at IS NULL"
     args: list[object] = [tenant_id, limit, max_bytes]
@@ -66,8 +67,9 @@ ORDER BY w.created_at, w.id
     return _page(list(await pool.fetch(sql, *args)))
 
 
-async def versions_page(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID, limit: int,
-                        after: int, max_bytes: int) -> tuple[int, Page]:
+async def versions_page(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID, limit: int, after: int, max_bytes: int
+) -> tuple[int, Page]:
     """The workflow's current version number, and its versions after ``after`` in ascending order (404 if none)."""
     current = int((await get(pool, tenant_id, workflow_id))["current_version"])
     sql = f"""

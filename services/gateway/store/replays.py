@@ -76,8 +76,10 @@ def _conditions(request: DlqReplayRequest) -> tuple[list[str], list[Any]]:
     filters: tuple[tuple[str, Any], ...] = (
         ("workflow_id = {}", request.workflow_id),
         ("reason ILIKE {}", like_pattern(request.reason) if request.reason is not None else None),
-        ("dead_at >= {}", request.since), ("dead_at < {}", request.until),
-        ("event_id = ANY({}::uuid[])", request.event_ids))
+        ("dead_at >= {}", request.since),
+        ("dead_at < {}", request.until),
+        ("event_id = ANY({}::uuid[])", request.event_ids),
+    )
     for condition, value in filters:
         if value is not None:
             args.append(value)
@@ -85,35 +87,51 @@ def _conditions(request: DlqReplayRequest) -> tuple[list[str], list[Any]]:
     return conditions, args
 
 
-async def create_job(pool: asyncpg.Pool, tenant_id: uuid.UUID, request: DlqReplayRequest, *,
-                     max_events: int) -> dict[str, Any]:
+async def create_job(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, request: DlqReplayRequest, *, max_events: int
+) -> dict[str, Any]:
     """The job, with its dead letters taken now; more than ``max_events`` of them is a 422."""
     job_id = uuid.uuid4()
     conditions, args = _conditions(request)
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("INSERT INTO replay_jobs (id, tenant_id, filter, total) VALUES ($1, $2, $3::jsonb, 0)",
-                           job_id, tenant_id, request.model_dump(mode="json", exclude_unset=True))
+        await conn.execute(
+            "INSERT INTO replay_jobs (id, tenant_id, filter, total) VALUES ($1, $2, $3::jsonb, 0)",
+            job_id,
+            tenant_id,
+            request.model_dump(mode="json", exclude_unset=True),
+        )
         status: str = await conn.execute(
             f"""INSERT INTO replay_job_items (job_id, event_id)
-                SELECT $1, event_id FROM dead_letters WHERE {' AND '.join(conditions)} LIMIT $3""",
-            job_id, tenant_id, max_events + 1, *args)
+                SELECT $1, event_id FROM dead_letters WHERE {" AND ".join(conditions)} LIMIT $3""",
+            job_id,
+            tenant_id,
+            max_events + 1,
+            *args,
+        )
         total = int(status.rsplit(" ", 1)[-1])
         if total > max_events:
-            raise ValidationFailed(f"more than {max_events} dead letters match: narrow the filter",
-                                   details=[{"field": "body", "message": f"matches more than {max_events}",
-                                             "type": "too_many_dead_letters"}])
+            raise ValidationFailed(
+                f"more than {max_events} dead letters match: narrow the filter",
+                details=[
+                    {"field": "body", "message": f"matches more than {max_events}", "type": "too_many_dead_letters"}
+                ],
+            )
         row = await conn.fetchrow(
             f"""UPDATE replay_jobs SET total = $2,
                        state = CASE WHEN $2 = 0 THEN 'done' ELSE 'running' END,
                        finished_at = CASE WHEN $2 = 0 THEN now() END
-                 WHERE id = $1 RETURNING {_JOB_COLUMNS}""", job_id, total)
+                 WHERE id = $1 RETURNING {_JOB_COLUMNS}""",
+            job_id,
+            total,
+        )
     assert row is not None
     return job_out(row)
 
 
 async def get_job(pool: asyncpg.Pool, tenant_id: uuid.UUID, job_id: uuid.UUID) -> dict[str, Any]:
-    row = await pool.fetchrow(f"SELECT {_JOB_COLUMNS} FROM replay_jobs WHERE tenant_id = $1 AND id = $2",
-                              tenant_id, job_id)
+    row = await pool.fetchrow(
+        f"SELECT {_JOB_COLUMNS} FROM replay_jobs WHERE tenant_id = $1 AND id = $2", tenant_id, job_id
+    )
     if row is None:
         raise NotFound("replay job not found")
     return job_out(row)
@@ -134,16 +152,29 @@ async def replay_batch(pool: asyncpg.Pool, batch: int) -> int:
         replayed = [r["event_id"] for r in letters]
         now = datetime.now(UTC)
         if replayed:
-            await conn.execute("UPDATE dead_letters SET replayed_at = $2 WHERE event_id = ANY($1::uuid[])",
-                               replayed, now)
+            await conn.execute(
+                "UPDATE dead_letters SET replayed_at = $2 WHERE event_id = ANY($1::uuid[])", replayed, now
+            )
             await conn.execute(
                 """UPDATE executions SET status = 'failed', attempts = 0, updated_at = now()
-                    WHERE event_id = ANY($1::uuid[]) AND tenant_id = $2""", replayed, tenant_id)
-            await conn.executemany(OUTBOX_SQL, [
-                (events_subject(tenant_id, r["workflow_id"]), f"replay:{r['event_id']}:{job_id}",
-                 r["envelope"]) for r in letters])
+                    WHERE event_id = ANY($1::uuid[]) AND tenant_id = $2""",
+                replayed,
+                tenant_id,
+            )
+            await conn.executemany(
+                OUTBOX_SQL,
+                [
+                    (events_subject(tenant_id, r["workflow_id"]), f"replay:{r['event_id']}:{job_id}", r["envelope"])
+                    for r in letters
+                ],
+            )
         await conn.execute(
             """UPDATE replay_job_items SET done_at = $3, replayed = (event_id = ANY($4::uuid[]))
-                WHERE job_id = $1 AND event_id = ANY($2::uuid[])""", job_id, items, now, replayed)
+                WHERE job_id = $1 AND event_id = ANY($2::uuid[])""",
+            job_id,
+            items,
+            now,
+            replayed,
+        )
         await conn.execute(PROGRESS_SQL, job_id, len(items), len(items) - len(replayed))
         return len(items)

@@ -45,8 +45,9 @@ SELECT count(*) FROM (SELECT 1 FROM workflows WHERE tenant_id = $1 AND deleted_a
 
 log = logging.getLogger(__name__)
 
-UNVERIFIED_WARNING = ("verify is none: requests are not authenticated, so anyone who knows this workflow's "
-                      "URL can trigger it")
+UNVERIFIED_WARNING = (
+    "verify is none: requests are not authenticated, so anyone who knows this workflow's URL can trigger it"
+)
 
 
 def to_out(row: asyncpg.Record, *, secret: str | None = None) -> dict[str, Any]:
@@ -76,8 +77,9 @@ def _definition(body: WorkflowDefinition) -> dict[str, Any]:
     return body.model_dump(mode="json", include={"name", "trigger", "action"})
 
 
-async def get(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-              *, lock: bool = False) -> asyncpg.Record:
+async def get(
+    conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID, *, lock: bool = False
+) -> asyncpg.Record:
     sql = _SELECT + " WHERE w.tenant_id = $1 AND w.id = $2 AND w.deleted_at IS NULL"
     row = await conn.fetchrow(sql + (" FOR UPDATE OF w" if lock else ""), tenant_id, workflow_id)
     if row is None:
@@ -85,8 +87,9 @@ async def get(conn: asyncpg.Connection | asyncpg.Pool, tenant_id: uuid.UUID, wor
     return row
 
 
-async def create(pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate, *,
-                 max_workflows: int, ring: KeyRing) -> dict[str, Any]:
+async def create(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate, *, max_workflows: int, ring: KeyRing
+) -> dict[str, Any]:
     """A new workflow at version 1, unless the tenant already has ``max_workflows`` (422)."""
     workflow_id = uuid.uuid4()
     definition = _definition(body)
@@ -94,80 +97,123 @@ async def create(pool: asyncpg.Pool, tenant_id: uuid.UUID, body: WorkflowCreate,
     try:
         async with pool.acquire() as conn, conn.transaction():
             # One create per tenant at a time counts and inserts, so concurrent creates cannot overshoot.
-            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2::uuid::text))", QUOTA_LOCK_CLASS,
-                               tenant_id)
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2::uuid::text))", QUOTA_LOCK_CLASS, tenant_id
+            )
             if await conn.fetchval(_COUNT_UP_TO, tenant_id, max_workflows) >= max_workflows:
                 raise workflows_exceeded(max_workflows)
             await conn.execute(
                 """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type)
                    VALUES ($1, $2, $3, 1, $4, $5)""",
-                workflow_id, tenant_id, body.name, body.is_active, body.trigger.type)
+                workflow_id,
+                tenant_id,
+                body.name,
+                body.is_active,
+                body.trigger.type,
+            )
             if secret is not None:
                 await secret_store.add_current(conn, ring, tenant_id, workflow_id, secret)
             await conn.execute(
                 "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, 1, $2::jsonb)",
-                workflow_id, definition)
-            await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=1, change="created",
-                             is_active=body.is_active)
+                workflow_id,
+                definition,
+            )
+            await add_change(
+                conn,
+                tenant_id=tenant_id,
+                workflow_id=workflow_id,
+                version=1,
+                change="created",
+                is_active=body.is_active,
+            )
             row = await get(conn, tenant_id, workflow_id)
     except asyncpg.ForeignKeyViolationError as exc:
         raise Forbidden("the token's tenant does not exist", code="unknown_tenant") from exc
     return to_out(row, secret=secret)
 
 
-async def _new_version(conn: asyncpg.Connection, row: asyncpg.Record, definition: dict[str, Any],
-                       *, is_active: bool, change: str, ring: KeyRing) -> tuple[int, str | None]:
+async def _new_version(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record,
+    definition: dict[str, Any],
+    *,
+    is_active: bool,
+    change: str,
+    ring: KeyRing,
+) -> tuple[int, str | None]:
     """Append ``definition`` as the next version and make it current. Returns (version, new secret)."""
     version = int(row["current_version"]) + 1
     trigger_type = definition["trigger"]["type"]
     secret = new_secret() if trigger_type == "webhook" and not row["has_secret"] else None
     await conn.execute(
         "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, $2, $3::jsonb)",
-        row["id"], version, definition)
+        row["id"],
+        version,
+        definition,
+    )
     await conn.execute(
         """UPDATE workflows SET name = $2, current_version = $3, is_active = $4, trigger_type = $5,
                schedule_error = NULL, updated_at = now()
            WHERE id = $1""",
-        row["id"], definition["name"], version, is_active, trigger_type)
+        row["id"],
+        definition["name"],
+        version,
+        is_active,
+        trigger_type,
+    )
     if trigger_type != "webhook":
         await secret_store.remove_all(conn, row["id"])
     elif secret is not None:
         await secret_store.add_current(conn, ring, row["tenant_id"], row["id"], secret)
-    await add_change(conn, tenant_id=row["tenant_id"], workflow_id=row["id"], version=version, change=change,
-                     is_active=is_active)
+    await add_change(
+        conn, tenant_id=row["tenant_id"], workflow_id=row["id"], version=version, change=change, is_active=is_active
+    )
     return version, secret
 
 
-async def replace(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                  body: WorkflowCreate, *, ring: KeyRing) -> dict[str, Any]:
+async def replace(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID, body: WorkflowCreate, *, ring: KeyRing
+) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         row = await get(conn, tenant_id, workflow_id, lock=True)
-        _, secret = await _new_version(conn, row, _definition(body), is_active=body.is_active, change="updated",
-                                       ring=ring)
+        _, secret = await _new_version(
+            conn, row, _definition(body), is_active=body.is_active, change="updated", ring=ring
+        )
         return to_out(await get(conn, tenant_id, workflow_id), secret=secret)
 
 
-async def rollback(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                   target: int, *, ring: KeyRing) -> dict[str, Any]:
+async def rollback(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID, target: int, *, ring: KeyRing
+) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         row = await get(conn, tenant_id, workflow_id, lock=True)
         definition = await conn.fetchval(
-            "SELECT definition FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, target)
+            "SELECT definition FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, target
+        )
         if definition is None:
             raise NotFound(f"version {target} not found", code="version_not_found")
-        _, secret = await _new_version(conn, row, definition, is_active=row["is_active"], change="rolled_back",
-                                       ring=ring)
+        _, secret = await _new_version(
+            conn, row, definition, is_active=row["is_active"], change="rolled_back", ring=ring
+        )
         return to_out(await get(conn, tenant_id, workflow_id), secret=secret)
 
 
-async def set_active(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                     is_active: bool) -> dict[str, Any]:
+async def set_active(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID, is_active: bool
+) -> dict[str, Any]:
     async with pool.acquire() as conn, conn.transaction():
         row = await get(conn, tenant_id, workflow_id, lock=True)
-        await conn.execute("UPDATE workflows SET is_active = $2, updated_at = now() WHERE id = $1",
-                           workflow_id, is_active)
-        await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=row["current_version"],
-                         change="enabled" if is_active else "disabled", is_active=is_active)
+        await conn.execute(
+            "UPDATE workflows SET is_active = $2, updated_at = now() WHERE id = $1", workflow_id, is_active
+        )
+        await add_change(
+            conn,
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            version=row["current_version"],
+            change="enabled" if is_active else "disabled",
+            is_active=is_active,
+        )
         return to_out(await get(conn, tenant_id, workflow_id))
 
 
@@ -190,8 +236,9 @@ async def wait_for_runs(pool: asyncpg.Pool, workflow_id: uuid.UUID, timeout: flo
         running = int(await pool.fetchval(RUNNING_SQL, workflow_id))
         if running == 0 or loop.time() >= deadline:
             if running:
-                log.warning("runs still in progress after disable", extra={"workflow_id": str(workflow_id),
-                                                                           "running": running})
+                log.warning(
+                    "runs still in progress after disable", extra={"workflow_id": str(workflow_id), "running": running}
+                )
             return running
         await asyncio.sleep(0.05)
 
@@ -201,12 +248,26 @@ async def delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUI
         row = await get(conn, tenant_id, workflow_id, lock=True)
         await conn.execute("UPDATE workflows SET deleted_at = now(), updated_at = now() WHERE id = $1", workflow_id)
         await secret_store.remove_all(conn, workflow_id)
-        await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=row["current_version"],
-                         change="deleted", is_active=row["is_active"], deleted=True)
+        await add_change(
+            conn,
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            version=row["current_version"],
+            change="deleted",
+            is_active=row["is_active"],
+            deleted=True,
+        )
 
 
-async def rotate_secret(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                        overlap_seconds: int, *, ring: KeyRing, given: str | None = None) -> dict[str, Any]:
+async def rotate_secret(
+    pool: asyncpg.Pool,
+    tenant_id: uuid.UUID,
+    workflow_id: uuid.UUID,
+    overlap_seconds: int,
+    *,
+    ring: KeyRing,
+    given: str | None = None,
+) -> dict[str, Any]:
     """A new current secret (``given``, or a generated one); every earlier one still inside its overlap
     stays valid until its own end."""
     secret = given or new_secret()
@@ -220,24 +281,32 @@ async def rotate_secret(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: u
                 secret_key(given)
             except ValueError as exc:
                 # The body is valid; what refuses it is the workflow's state (its verify), hence 409.
-                raise Conflict("this workflow verifies Standard Webhooks, whose secret is whsec_ followed by "
-                               "base64; set the trigger's verify to the sender first", code="not_a_standard_secret"
-                               ) from exc
+                raise Conflict(
+                    "this workflow verifies Standard Webhooks, whose secret is whsec_ followed by "
+                    "base64; set the trigger's verify to the sender first",
+                    code="not_a_standard_secret",
+                ) from exc
         until = datetime.now(UTC) + timedelta(seconds=overlap_seconds)
         await secret_store.seal_legacy_one(conn, ring, workflow_id)
         await secret_store.rotate(conn, ring, tenant_id, workflow_id, secret, until)
         await conn.execute("UPDATE workflows SET updated_at = now() WHERE id = $1", workflow_id)
-        await add_change(conn, tenant_id=tenant_id, workflow_id=workflow_id, version=row["current_version"],
-                         change="secret_rotated", is_active=row["is_active"])
+        await add_change(
+            conn,
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            version=row["current_version"],
+            change="secret_rotated",
+            is_active=row["is_active"],
+        )
     return {"webhook": {"url": f"/hooks/{workflow_id}", "secret": secret}, "previous_valid_until": until}
 
 
-async def version_definition(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID,
-                             version: int) -> Any:
+async def version_definition(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUID, version: int) -> Any:
     """The stored definition of one version (404 for a missing workflow or version)."""
     await get(pool, tenant_id, workflow_id)
     definition = await pool.fetchval(
-        "SELECT definition FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, version)
+        "SELECT definition FROM workflow_versions WHERE workflow_id = $1 AND version = $2", workflow_id, version
+    )
     if definition is None:
         raise NotFound(f"version {version} not found", code="version_not_found")
     return definition
