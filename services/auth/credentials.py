@@ -42,7 +42,7 @@ async def create_credential(request: web.Request) -> web.Response:
         for detail in exc.details or []:
             detail["field"] = f"secret.{detail['field']}"
         raise
-    secret = secret_model.model_dump(mode="json")
+    secret = secret_model.model_dump(mode="json", exclude_none=True)
     credential_id = uuid.uuid4()
     with tracer.start_as_current_span(
         "credentials.create",

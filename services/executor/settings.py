@@ -101,6 +101,8 @@ class ExecutorSettings(ServiceSettings):
     # Connectors
     openweather_url: str = "https://api.openweathermap.org"
     slack_hosts: str = "hooks.slack.com"
+    # Slack's Web API (chat.postMessage with a bot token), e.g. a fake Slack in tests.
+    slack_api_url: str = "https://slack.com"
     discord_hosts: str = "discord.com,discordapp.com,ptb.discord.com,canary.discord.com"
     webhook_allow_http: bool = False
     http_max_redirects: int = Field(default=5, ge=0)

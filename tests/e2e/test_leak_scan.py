@@ -52,6 +52,7 @@ def _planted() -> dict[str, str]:
         "slack_ok": f"slk{tag}okay",
         "slack_fail": f"slk{tag}fail",
         "discord": f"dsc{tag}tokn",
+        "slack_bot": f"xoxb-{tag}-planted",
         "openweather": f"owm{tag}key",
         "bearer": f"brr{tag}token",
         "api_key": f"hdr{tag}apikey",
@@ -73,6 +74,11 @@ def _echo(other_url: str) -> Callable[[Seen, int], Answer]:
             return Answer(404, f"no_service at {seen.path}") if seen.path.endswith("fail") else Answer(200, "ok")
         if seen.path.startswith("/api/webhooks/"):
             return Answer(204, "")
+        if seen.path == "/api/chat.postMessage":
+            auth = seen.headers.get("Authorization", "")
+            if seen.json().get("channel") == "C-fail":
+                return Answer(200, json.dumps({"ok": False, "error": f"invalid_auth {auth}"}))
+            return Answer(200, json.dumps({"ok": True, "channel": "C-ok", "ts": "1.2", "message": {"auth": auth}}))
         if seen.path == "/data/2.5/weather":
             appid = seen.query.get("appid", "")
             if seen.query.get("q") == "Echo":
@@ -210,6 +216,7 @@ async def test_planted_secrets_never_leave(
                 IPAAS_EXECUTOR_MAX_ATTEMPTS="2",
                 IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3",
                 IPAAS_EXECUTOR_OPENWEATHER_URL=sink.url,
+                IPAAS_EXECUTOR_SLACK_API_URL=sink.url,
             ),
         )
         processes = {"auth": auth, "gateway": gateway, "executor": executor}
@@ -246,6 +253,7 @@ async def test_planted_secrets_never_leave(
             ),
             "discord": await credential("discord", {"webhook_url": f"{sink.url}/api/webhooks/42/{planted['discord']}"}),
             "openweather": await credential("openweather", {"api_key": planted["openweather"]}),
+            "slack_bot": await credential("slack", {"bot_token": planted["slack_bot"]}),
         }
 
         def http_action(path: str) -> dict[str, Any]:
@@ -262,6 +270,16 @@ async def test_planted_secrets_never_leave(
             "slack_ok": {"type": "slack_message", "credential_id": creds["slack_ok"], "config": {"text": "hi"}},
             "slack_fail": {"type": "slack_message", "credential_id": creds["slack_fail"], "config": {"text": "hi"}},
             "discord": {"type": "discord_message", "credential_id": creds["discord"], "config": {"content": "yo"}},
+            "slack_bot_ok": {
+                "type": "slack_message",
+                "credential_id": creds["slack_bot"],
+                "config": {"text": "hi", "channel": "C-ok", "thread_ts": "1.{{ payload.n }}"},
+            },
+            "slack_bot_fail": {
+                "type": "slack_message",
+                "credential_id": creds["slack_bot"],
+                "config": {"text": "hi", "channel": "C-fail"},
+            },
             "ow_ok": {"type": "openweather", "credential_id": creds["openweather"], "config": {"city": "Echo"}},
             "ow_fail": {"type": "openweather", "credential_id": creds["openweather"], "config": {"city": "Paris"}},
         }
@@ -323,6 +341,8 @@ async def test_planted_secrets_never_leave(
             "slack_ok": "succeeded",
             "slack_fail": "dead",
             "discord": "succeeded",
+            "slack_bot_ok": "succeeded",
+            "slack_bot_fail": "dead",
             "ow_ok": "succeeded",
             "ow_fail": "dead",
             "http_ok_old_secret": "succeeded",
@@ -335,7 +355,7 @@ async def test_planted_secrets_never_leave(
         # The DLQ, and a replay of one dead letter (the target still fails: dead again, after the workflow's
         # whole retry policy once more, as a replay counts its attempts from zero).
         letters = (await api.call("GET", "/api/dlq", expect=200))["data"]
-        assert len(letters) == 3
+        assert len(letters) == 4
         dead = events["http_fail"]
         await api.call("POST", f"/api/dlq/{dead}/replay", expect=202)
 
@@ -391,10 +411,10 @@ async def test_planted_secrets_never_leave(
                 msg = await bus.js.get_msg("DLQ", seq)
                 if str(tenant_id) in (msg.subject or ""):
                     found.append((msg.data or b"").decode("utf-8", "replace"))
-            return found if len(found) >= 4 else []
+            return found if len(found) >= 5 else []
 
-        # Three dead letters, and the replayed one's second (published just after its row turned dead).
-        dlq_messages = await wait_until(tenant_dlq, timeout=10, interval=0.25, message="four dead letters in DLQ")
+        # Four dead letters, and the replayed one's second (published just after its row turned dead).
+        dlq_messages = await wait_until(tenant_dlq, timeout=10, interval=0.25, message="five dead letters in DLQ")
 
         rows: list[str] = []
         of_tenant = "tenant_id = $1"

@@ -171,6 +171,25 @@ async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
         assert (await resolve(nats_url, alice["tenant_id"], alice_cred)).secret == {"api_key": PLANTED}
 
 
+async def test_a_slack_bot_token_round_trips_as_given(database_url: str, nats_url: str, db: asyncpg.Connection) -> None:
+    token = f"xoxb-1234567890-{PLANTED}"
+    async with auth_client(auth_settings(database_url, nats_url)) as client:
+        user = await register_and_login(client)
+        resp = await client.post(
+            "/api/credentials",
+            headers=bearer(user["token"]),
+            json={"name": "slack bot", "type": "slack", "secret": {"bot_token": token}},
+        )
+        text = await resp.text()
+        assert resp.status == 201, text
+        assert PLANTED not in text
+        reply = await resolve(nats_url, user["tenant_id"], json.loads(text)["data"]["id"])
+        # Only what was given: the executor tells the two ways in apart by which key is there.
+        assert reply.ok and reply.type == "slack" and reply.secret == {"bot_token": token}
+        row = await db.fetchrow("SELECT ciphertext FROM credentials WHERE tenant_id = $1", uuid.UUID(user["tenant_id"]))
+        assert row is not None and PLANTED.encode() not in bytes(row["ciphertext"])
+
+
 async def test_bad_credential_requests_get_4xx_and_bad_nats_requests_get_bad_request(
     database_url: str,
     nats_url: str,
@@ -179,7 +198,17 @@ async def test_bad_credential_requests_get_4xx_and_bad_nats_requests_get_bad_req
         user = await register_and_login(client)
         h = bearer(user["token"])
         cases: list[tuple[dict[str, Any], str]] = [
-            ({"name": "x", "type": "slack", "secret": {"api_key": "k"}}, "secret.webhook_url"),
+            ({"name": "x", "type": "slack", "secret": {"api_key": "k"}}, "secret.api_key"),
+            ({"name": "x", "type": "slack", "secret": {}}, "secret.webhook_url"),
+            ({"name": "x", "type": "slack", "secret": {"bot_token": "not-a-token"}}, "secret.bot_token"),
+            (
+                {
+                    "name": "x",
+                    "type": "slack",
+                    "secret": {"bot_token": "xoxb-1234567890-a", "webhook_url": "https://h.example.com/x"},
+                },
+                "secret.bot_token",
+            ),
             ({"name": "x", "type": "slack", "secret": {"webhook_url": "ftp://nope"}}, "secret.webhook_url"),
             ({"name": "x", "type": "openweather", "secret": {"api_key": 12345}}, "secret.api_key"),
             ({"name": "x", "type": "http", "secret": {"headers": {"bad header": "v"}}}, "secret.headers"),

@@ -83,7 +83,8 @@ def test_auth_bodies_state_the_rules_of_their_validators():
         for branch in schemas["CredentialCreate"]["oneOf"]
     }
     assert secrets == {
-        ("slack", "discord"): "WebhookSecret",
+        ("slack",): "SlackSecret",
+        ("discord",): "WebhookSecret",
         ("openweather",): "ApiKeySecret",
         ("http",): "HttpHeadersSecret",
     }

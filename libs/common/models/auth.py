@@ -23,10 +23,12 @@ from pydantic import (
     Field,
     GetJsonSchemaHandler,
     StringConstraints,
+    ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
+from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError
 
 from libs.common.models.credentials import CredentialType
 
@@ -90,7 +92,7 @@ class _Strict(BaseModel):
 
 
 class WebhookSecret(_Strict):
-    """The secret of ``slack`` and ``discord`` credentials."""
+    """The secret of ``discord`` credentials."""
 
     webhook_url: Annotated[
         str, StringConstraints(min_length=1, max_length=2048), Field(json_schema_extra={"pattern": WEBHOOK_URL_PATTERN})
@@ -102,6 +104,62 @@ class WebhookSecret(_Strict):
         if not re.match(WEBHOOK_URL_PATTERN, value):
             raise ValueError("webhook_url must be an http(s) URL")
         return value
+
+
+# A Slack token: ``xoxb-`` (bot), ``xoxp-`` (user) and the like; the shape log redaction knows.
+SLACK_TOKEN_PATTERN = r"^xox[a-z]-[A-Za-z0-9-]{10,500}$"  # noqa: S105 - a shape, not a secret
+
+
+class SlackSecret(_Strict):
+    """The secret of ``slack`` credentials: an incoming webhook's ``webhook_url``, or a ``bot_token``.
+
+    Exactly one of the two. The webhook posts to the channel it was made for; the bot token
+    posts through the Web API (``chat.postMessage``) to the action's ``channel``, and can reply
+    in a thread.
+    """
+
+    webhook_url: (
+        Annotated[
+            str,
+            StringConstraints(min_length=1, max_length=2048),
+            Field(json_schema_extra={"pattern": WEBHOOK_URL_PATTERN}),
+        ]
+        | None
+    ) = None
+    bot_token: Annotated[str, StringConstraints(pattern=SLACK_TOKEN_PATTERN)] | None = None
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(WEBHOOK_URL_PATTERN, value):
+            raise ValueError("webhook_url must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> SlackSecret:
+        if (self.webhook_url is None) == (self.bot_token is None):
+            # Named at a field (not the whole secret), so the 422 says where to look.
+            field = "webhook_url" if self.webhook_url is None else "bot_token"
+            raise ValidationError.from_exception_data(
+                type(self).__name__,
+                [
+                    InitErrorDetails(
+                        type=PydanticCustomError(
+                            "one_of", "a slack secret is a webhook_url or a bot_token (exactly one)"
+                        ),
+                        loc=(field,),
+                        input=None,
+                    )
+                ],
+            )
+        return self
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        target["oneOf"] = [{"required": ["webhook_url"]}, {"required": ["bot_token"]}]
+        return schema
 
 
 class ApiKeySecret(_Strict):
@@ -132,7 +190,7 @@ class HttpHeadersSecret(_Strict):
 
 
 SECRET_MODELS: dict[str, type[_Strict]] = {
-    "slack": WebhookSecret,
+    "slack": SlackSecret,
     "discord": WebhookSecret,
     "openweather": ApiKeySecret,
     "http": HttpHeadersSecret,

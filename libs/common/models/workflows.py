@@ -212,10 +212,23 @@ Trigger = Annotated[WebhookTrigger | ScheduleTrigger, Field(discriminator="type"
 
 
 class SlackConfig(BaseModel):
+    """``slack_message``: through the credential's incoming webhook, or its bot token (the Web API).
+
+    ``channel`` and ``thread_ts`` are for a bot token: a webhook posts only to its own channel,
+    so the connector refuses them there rather than post somewhere unexpected.  Both are
+    templates (``thread_ts`` may be an earlier step's ``ts``).
+    """
+
     model_config = STRICT
     text: str = Field(min_length=1, max_length=40_000)
     # Block Kit blocks (https://api.slack.com/block-kit); ``text`` stays the notification's fallback.
     blocks: list[dict[str, Any]] | None = Field(default=None, max_length=50, exclude_if=_empty)
+    # A channel id (``C0123...``) or name (``#general``) the bot is in; required with a bot token.
+    channel: str | None = Field(default=None, min_length=1, max_length=200, exclude_if=_empty)
+    # Reply in the thread of this message (its ``ts``, e.g. ``1503435956.000247``).
+    thread_ts: str | None = Field(default=None, min_length=1, max_length=200, exclude_if=_empty)
+    # With ``thread_ts``: also show the reply in the channel.
+    reply_broadcast: StrictBool | None = Field(default=None, exclude_if=_empty)
 
 
 class DiscordConfig(BaseModel):

@@ -28,7 +28,10 @@ def build_connectors(
     guard = EgressGuard(parse_cidrs(settings.egress_allow_cidrs))
     connectors: dict[str, Connector] = {
         "slack_message": SlackConnector(
-            sessions, hosts=split_list(settings.slack_hosts), allow_http=settings.webhook_allow_http
+            sessions,
+            hosts=split_list(settings.slack_hosts),
+            allow_http=settings.webhook_allow_http,
+            api_url=settings.slack_api_url,
         ),
         "discord_message": DiscordConnector(
             sessions, hosts=split_list(settings.discord_hosts), allow_http=settings.webhook_allow_http

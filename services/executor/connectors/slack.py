@@ -1,4 +1,11 @@
-"""Slack incoming webhook: POST ``{"text"}`` (and ``blocks`` when given); a 200 ``ok`` means delivered."""
+"""``slack_message``: the credential decides the way in.
+
+- ``{"webhook_url"}``: an incoming webhook, POST ``{"text"}`` (and ``blocks``); a 200 ``ok``
+  means delivered.  The URL must be on the configured Slack hosts.  A webhook posts to its
+  own channel only, so ``channel`` and ``thread_ts`` are refused (permanent) rather than ignored.
+- ``{"bot_token"}``: the Web API's ``chat.postMessage`` (:mod:`.slack_api`), to ``channel``,
+  optionally in a thread.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +15,33 @@ import aiohttp
 
 from services.executor.connectors.base import ActionCall, raise_for_status, with_trace
 from services.executor.connectors.sessions import JSON_HEADERS, ClientSessions, json_body, network_error
+from services.executor.connectors.slack_api import SlackWebApi
 from services.executor.connectors.webhook_url import checked_webhook_url
-from services.executor.errors import TransientError
+from services.executor.errors import PermanentError, TransientError
+
+WEB_API_ONLY = ("channel", "thread_ts", "reply_broadcast")
 
 
 class SlackConnector:
     name = "slack_message"
 
-    def __init__(self, sessions: ClientSessions, *, hosts: list[str], allow_http: bool) -> None:
+    def __init__(
+        self, sessions: ClientSessions, *, hosts: list[str], allow_http: bool, api_url: str = "https://slack.com"
+    ) -> None:
         self._sessions = sessions
         self._hosts = [h.lower() for h in hosts]
         self._allow_http = allow_http
+        self._api = SlackWebApi(sessions, base_url=api_url)
 
     async def __call__(self, call: ActionCall) -> dict[str, Any]:
+        token = call.secret.get("bot_token")
+        if token is not None:
+            if not isinstance(token, str) or not token:
+                raise PermanentError("slack credential has an empty bot_token")
+            return await self._api.post(call, token)
+        given = [name for name in WEB_API_ONLY if call.config.get(name) is not None]
+        if given:
+            raise PermanentError(f"slack_message: {', '.join(given)} needs a bot_token credential, not a webhook")
         url = checked_webhook_url(call.secret, service="slack", hosts=self._hosts, allow_http=self._allow_http)
         text = str(call.config.get("text", ""))
         message: dict[str, Any] = {"text": text}
