@@ -18,6 +18,7 @@ import pytest
 from libs.common.bus import Bus
 from libs.common.models.events import event_id_for
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.wait import wait_until
 
 SENDER_SECRET = "s3cr3t-from-the-sender"
 
@@ -156,3 +157,158 @@ async def test_unverified_webhooks_warn_and_standard_secrets_stay_whsec(gw: Gate
         headers=gw.auth(tenant_id),
     )
     assert bad.status == 422
+
+
+# The providers' documented examples (tests/unit/test_gateway_senders.py has them too), sent whole through
+# the gateway. Slack's example is from 2018: a gateway whose tolerance reaches back that far takes it.
+GITHUB_SECRET = "It's a Secret to Everybody"
+GITHUB_BODY = b"Hello, World!"
+GITHUB_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
+SLACK_TIMESTAMP = "1531420618"
+SLACK_BODY = (
+    b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+    b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+    b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIG"
+    b"lgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
+)
+SLACK_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+TEN_YEARS = 10 * 366 * 24 * 3600
+
+
+async def test_documented_examples_are_accepted_whole(database_url: str, nats_url: str, bus: Bus) -> None:
+    async with running_gateway(database_url, nats_url, webhook_tolerance_seconds=TEN_YEARS) as gateway:
+        tenant_id = await tenant(database_url)
+        github = await _workflow(gateway, tenant_id, {"type": "webhook", "verify": "github"}, secret=GITHUB_SECRET)
+        # Spaces inside a secret are kept (GitHub's example has them); at either end they are a paste slip.
+        for padded in (GITHUB_SECRET + " ", " " + GITHUB_SECRET, GITHUB_SECRET + "\n"):
+            refused = await gateway.client.post(
+                f"/api/workflows/{github}/webhook-secret", json={"secret": padded}, headers=gateway.auth(tenant_id)
+            )
+            assert refused.status == 422, padded
+        text = {"Content-Type": "text/plain"}
+        headers = {**text, "X-Hub-Signature-256": GITHUB_SIGNATURE, "X-GitHub-Delivery": "gh-doc-1"}
+        status, out = await _post(gateway, github, GITHUB_BODY, headers)
+        assert status == 202, out
+        assert out["data"] == {"event_id": str(event_id_for(github, "gh-doc-1")), "duplicate": False}
+
+        slack = await _workflow(gateway, tenant_id, {"type": "webhook", "verify": "slack"}, secret=SLACK_SECRET)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        signed = {**form, "X-Slack-Request-Timestamp": SLACK_TIMESTAMP, "X-Slack-Signature": SLACK_SIGNATURE}
+        status, out = await _post(gateway, slack, SLACK_BODY, signed)
+        assert status == 202, out
+        # A slash command has no event_id: the body's hash is the dedup key, so the same request is a duplicate.
+        again = await _post(gateway, slack, SLACK_BODY, signed)
+        assert again[1]["data"] == {"event_id": out["data"]["event_id"], "duplicate": True}
+        # The published payload is the form body as a JSON string.
+        sub = await bus.js.subscribe(f"events.{tenant_id}.{slack}", durable=None)
+        try:
+            msg = await sub.next_msg(timeout=5)
+            assert json.loads(msg.data)["payload"] == SLACK_BODY.decode()
+        finally:
+            await sub.unsubscribe()
+
+
+async def test_each_scheme_refuses_a_bad_signature_and_a_stale_timestamp(gw: Gateway, database_url: str) -> None:
+    tenant_id = await tenant(database_url)
+    body = b'{"id":"evt_9","event_id":"Ev9"}'
+    now = int(time.time())
+    stale_at = now - gw.settings.webhook_tolerance_seconds - 60
+    bad: dict[str, dict[str, str]] = {
+        "github": {"X-Hub-Signature-256": "sha256=" + _hex(body, secret="wrong"), "X-GitHub-Delivery": "d"},
+        "stripe": {"Stripe-Signature": f"t={now},v1={_hex(body, secret='wrong', prefix=f'{now}.'.encode())}"},
+        "shopify": {
+            "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(b"wrong", body, hashlib.sha256).digest()).decode()
+        },
+        "slack": {
+            "X-Slack-Request-Timestamp": str(now),
+            "X-Slack-Signature": "v0=" + _hex(body, secret="wrong", prefix=f"v0:{now}:".encode()),
+        },
+        "hmac-sha256": {"X-Signature": _hex(body, secret="wrong")},
+    }
+    stale: dict[str, dict[str, str]] = {
+        "stripe": {"Stripe-Signature": f"t={stale_at},v1={_hex(body, prefix=f'{stale_at}.'.encode())}"},
+        "slack": {
+            "X-Slack-Request-Timestamp": str(stale_at),
+            "X-Slack-Signature": "v0=" + _hex(body, prefix=f"v0:{stale_at}:".encode()),
+        },
+    }
+    for scheme, headers in bad.items():
+        workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": scheme})
+        status, out = await _post(gw, workflow_id, body, headers)
+        assert (status, out["error"]["code"]) == (401, "invalid_signature"), (scheme, out)
+        assert "webhook-secret" in out["error"]["message"], scheme  # says which secret to set
+        if scheme in stale:
+            status, out = await _post(gw, workflow_id, body, stale[scheme])
+            assert status == 401 and "tolerance" in out["error"]["message"], (scheme, out)
+
+
+async def test_redelivery_with_the_same_delivery_id_is_a_duplicate(gw: Gateway, database_url: str, bus: Bus) -> None:
+    """Each sender's retry of one delivery: a new signature (and timestamp), the same delivery id."""
+    tenant_id = await tenant(database_url)
+    before = (await bus.js.stream_info("EVENTS")).state.messages
+    first, second = int(time.time()) - 5, int(time.time())
+
+    def stripe(t: int, body: bytes) -> dict[str, str]:
+        return {"Stripe-Signature": f"t={t},v1={_hex(body, prefix=f'{t}.'.encode())}"}
+
+    def slack(t: int, body: bytes) -> dict[str, str]:
+        return {
+            "X-Slack-Request-Timestamp": str(t),
+            "X-Slack-Signature": "v0=" + _hex(body, prefix=f"v0:{t}:".encode()),
+        }
+
+    def github(_t: int, body: bytes) -> dict[str, str]:
+        return {"X-Hub-Signature-256": "sha256=" + _hex(body), "X-GitHub-Delivery": "gh-7"}
+
+    def shopify(_t: int, body: bytes) -> dict[str, str]:
+        mac = base64.b64encode(hmac.new(SENDER_SECRET.encode(), body, hashlib.sha256).digest()).decode()
+        return {"X-Shopify-Hmac-Sha256": mac, "X-Shopify-Webhook-Id": "shop-7"}
+
+    cases = {
+        "github": (github, b'{"n":1}', "gh-7"),
+        "stripe": (stripe, b'{"id":"evt_7","type":"charge.succeeded"}', "evt_7"),
+        "shopify": (shopify, b'{"n":1}', "shop-7"),
+        "slack": (slack, b'{"type":"event_callback","event_id":"Ev07"}', "Ev07"),
+    }
+    for scheme, (sign, body, delivery) in cases.items():
+        workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": scheme})
+        status, out = await _post(gw, workflow_id, body, sign(first, body))
+        assert status == 202 and out["data"] == {
+            "event_id": str(event_id_for(workflow_id, delivery)),
+            "duplicate": False,
+        }, (scheme, out)
+        retry = {**sign(second, body), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+        status, out = await _post(gw, workflow_id, body, retry)
+        assert status == 202 and out["data"]["duplicate"] is True, (scheme, out)
+    assert (await bus.js.stream_info("EVENTS")).state.messages == before + len(cases)
+
+
+async def test_a_sender_workflow_whose_secret_was_never_set_refuses_the_senders_requests(
+    gw: Gateway, database_url: str, bus: Bus
+) -> None:
+    """Made with ``verify: stripe`` and left with the generated secret: Stripe's own signatures fail, with a
+    401 ``invalid_signature`` that says which secret to set; once it is set, the same request goes through."""
+    tenant_id = await tenant(database_url)
+    workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "stripe"}, secret=None)
+    before = (await bus.js.stream_info("EVENTS")).state.messages
+    body = b'{"id":"evt_unset","type":"charge.succeeded"}'
+    now = int(time.time())
+    signed = {"Stripe-Signature": f"t={now},v1={_hex(body, prefix=f'{now}.'.encode())}"}
+    status, out = await _post(gw, workflow_id, body, signed)
+    assert status == 401 and out["error"]["code"] == "invalid_signature", out
+    assert "POST /api/workflows/{id}/webhook-secret" in out["error"]["message"]
+    assert SENDER_SECRET not in json.dumps(out)
+    unsigned = await _post(gw, workflow_id, body, {})
+    assert unsigned[0] == 401 and "missing Stripe-Signature" in unsigned[1]["error"]["message"]
+    assert (await bus.js.stream_info("EVENTS")).state.messages == before
+
+    rotated = await gw.client.post(
+        f"/api/workflows/{workflow_id}/webhook-secret", json={"secret": SENDER_SECRET}, headers=gw.auth(tenant_id)
+    )
+    assert rotated.status == 200
+
+    async def accepted() -> bool:
+        return (await _post(gw, workflow_id, body, signed))[0] == 202
+
+    await wait_until(accepted, timeout=10, message="the set secret to be used")

@@ -1,8 +1,11 @@
 """Webhook senders' signatures, checked against the providers' documented examples where they publish one.
 
 GitHub ("Validating webhook deliveries") and Slack ("Verifying requests from Slack") publish a secret,
-a payload and the signature they expect; both are used as is. Stripe and Shopify publish the algorithm
-only: those vectors are computed here from it (HMAC-SHA256 of ``<t>.<body>``, hex; of the body, base64).
+a payload and the signature they expect; both are used as is. Stripe ("Verify webhook signatures
+manually") and Shopify ("Verify a webhook") publish the algorithm but no fixed example: their vectors
+below were computed once from that algorithm with an independent tool (``openssl dgst -sha256 -hmac``:
+HMAC-SHA256 of ``<t>.<body>`` in hex for Stripe, of the body in base64 for Shopify) and are pinned as
+constants, so the check is not the code under test agreeing with itself.
 """
 
 from __future__ import annotations
@@ -30,6 +33,17 @@ SLACK_BODY = (
     b"lgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
 )
 SLACK_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+
+# Computed from Stripe's documented algorithm (no fixed example is published); see the module docstring.
+STRIPE_SECRET = b"whsec_test"
+STRIPE_TIMESTAMP = 1_700_000_000
+STRIPE_BODY = b'{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","type":"payment_intent.succeeded"}'
+STRIPE_V1 = "edec45893bf710180a3af0df7ea5b46f56e056a2d70879d48a39f4f7c4580e6a"
+
+# Computed from Shopify's documented algorithm (no fixed example is published); see the module docstring.
+SHOPIFY_SECRET = b"shpss_secret"
+SHOPIFY_BODY = b'{"id":820982911946154508,"email":"jon@example.com"}'
+SHOPIFY_HMAC = "vo+n5h/cLxNKGlgJ0Fd1aDzU0aOaajK8Hs9m0hPqWiQ="
 
 OTHER = b"another secret"
 
@@ -67,9 +81,34 @@ def _stripe_header(secret: bytes, t: int, body: bytes) -> str:
     return f"t={t},v1={hmac.new(secret, f'{t}.'.encode() + body, hashlib.sha256).hexdigest()},v0=ignored"
 
 
+def test_stripe_pinned_vector() -> None:
+    header = {"Stripe-Signature": f"t={STRIPE_TIMESTAMP},v1={STRIPE_V1},v0=ignored"}
+    now = STRIPE_TIMESTAMP + 1
+    found = senders.stripe(header, STRIPE_BODY, (OTHER, STRIPE_SECRET), now=now, tolerance=300)
+    assert found == "evt_1NG8Du2eZvKYlo2CUI79vXWy"
+    assert _stripe_header(STRIPE_SECRET, STRIPE_TIMESTAMP, STRIPE_BODY).split(",")[1] == f"v1={STRIPE_V1}"
+    with pytest.raises(SignatureError, match="matches"):
+        senders.stripe(header, STRIPE_BODY, (OTHER,), now=now, tolerance=300)
+    # The timestamp is part of what is signed: the same v1 under another t does not match.
+    moved = {"Stripe-Signature": f"t={STRIPE_TIMESTAMP + 1},v1={STRIPE_V1}"}
+    with pytest.raises(SignatureError, match="matches"):
+        senders.stripe(moved, STRIPE_BODY, (STRIPE_SECRET,), now=now, tolerance=300)
+
+
+def test_shopify_pinned_vector() -> None:
+    headers = {"X-Shopify-Hmac-Sha256": SHOPIFY_HMAC, "X-Shopify-Webhook-Id": "w-1"}
+    assert senders.shopify(headers, SHOPIFY_BODY, (OTHER, SHOPIFY_SECRET)) == "w-1"
+    with pytest.raises(SignatureError, match="does not match"):
+        senders.shopify(headers, SHOPIFY_BODY + b" ", (SHOPIFY_SECRET,))
+    # The hex of the same MAC is not Shopify's encoding.
+    as_hex = {"X-Shopify-Hmac-Sha256": base64.b64decode(SHOPIFY_HMAC).hex()}
+    with pytest.raises(SignatureError):
+        senders.shopify(as_hex, SHOPIFY_BODY, (SHOPIFY_SECRET,))
+
+
 def test_stripe_signature_tolerance_and_event_id() -> None:
-    body = b'{"id":"evt_1NG8Du2eZvKYlo2CUI79vXWy","type":"payment_intent.succeeded"}'
-    t = 1_700_000_000
+    body = STRIPE_BODY
+    t = STRIPE_TIMESTAMP
     header = {"Stripe-Signature": _stripe_header(b"whsec_test", t, body)}
     assert senders.stripe(header, body, (b"whsec_test",), now=t + 5, tolerance=300) == "evt_1NG8Du2eZvKYlo2CUI79vXWy"
     with pytest.raises(SignatureError, match="tolerance"):

@@ -126,7 +126,8 @@ class SecretSetRequest(BaseModel):
     Shopify, Slack, or any HMAC-SHA256 sender) gave you; a ``whsec_`` one for Standard Webhooks."""
 
     model_config = ConfigDict(extra="forbid")
-    secret: str = Field(min_length=8, max_length=1024, pattern=r"^[!-~]+$")
+    # Printable ASCII; spaces inside are kept (GitHub's own example secret has them), none at either end.
+    secret: str = Field(min_length=8, max_length=1024, pattern=r"^[!-~](?:[ -~]*[!-~])?$")
 
 
 class SecretRotatedOut(BaseModel):

@@ -6,7 +6,7 @@ returns the sender's own delivery id when it has one, which then becomes the
 event's dedup key: a redelivery is a duplicate. Without one, the dedup key is
 the hash of the body. Comparisons are constant time and never stop at the
 first key; a failure raises :class:`SignatureError` saying why (never the
-secret).
+secret), and a signature that matches no key says which secret it must be.
 
 - ``github``: ``X-Hub-Signature-256: sha256=<hex>`` of the body; delivery id ``X-GitHub-Delivery``.
 - ``stripe``: ``Stripe-Signature: t=<unix>,v1=<hex>[,v1=...]`` of ``<t>.<body>``, ``t`` within the
@@ -44,6 +44,19 @@ class HmacOptions:
     header: str = "X-Signature"
     encoding: Encoding = "hex"
     prefix: str = ""
+
+
+# A workflow made with a sender's scheme starts with a generated secret; until the user sets the one the
+# sender signs with (or gives the sender ours, where it lets them choose), every request fails here.
+WHICH_KEY_HINT = (
+    "the workflow's secret must be the one the sender signs with "
+    '(set it with POST /api/workflows/{id}/webhook-secret {"secret": ...})'
+)
+
+
+def mismatch(what: str) -> str:
+    """The error of a signature that matches no key, with what to check (never the secret)."""
+    return f"{what}: {WHICH_KEY_HINT}"
 
 
 def body_key(body: bytes) -> str:
@@ -104,7 +117,7 @@ def github(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...]) -> 
     scheme, _, digest = value.partition("=")
     candidate = _decode(digest, "hex") if scheme == "sha256" else None
     if candidate is None or not _matches(keys, body, [candidate]):
-        raise SignatureError("X-Hub-Signature-256 does not match")
+        raise SignatureError(mismatch("X-Hub-Signature-256 does not match"))
     return _delivery_id(headers.get("X-GitHub-Delivery"))
 
 
@@ -126,14 +139,14 @@ def stripe(
         raise SignatureError("Stripe-Signature has no t= or no v1= signature")
     _fresh(timestamp, now, tolerance, "the Stripe-Signature timestamp")
     if not _matches(keys, timestamp.encode() + b"." + body, candidates):
-        raise SignatureError("no Stripe-Signature v1 signature matches")
+        raise SignatureError(mismatch("no Stripe-Signature v1 signature matches"))
     return _body_field(body, "id")
 
 
 def shopify(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...]) -> str | None:
     candidate = _decode(_header(headers, "X-Shopify-Hmac-Sha256").strip(), "base64")
     if candidate is None or not _matches(keys, body, [candidate]):
-        raise SignatureError("X-Shopify-Hmac-Sha256 does not match")
+        raise SignatureError(mismatch("X-Shopify-Hmac-Sha256 does not match"))
     return _delivery_id(headers.get("X-Shopify-Webhook-Id"))
 
 
@@ -145,7 +158,7 @@ def slack(
     version, _, digest = _header(headers, "X-Slack-Signature").partition("=")
     candidate = _decode(digest, "hex") if version == "v0" else None
     if candidate is None or not _matches(keys, b"v0:" + timestamp.encode() + b":" + body, [candidate]):
-        raise SignatureError("X-Slack-Signature does not match")
+        raise SignatureError(mismatch("X-Slack-Signature does not match"))
     return _body_field(body, "event_id")
 
 
@@ -157,7 +170,7 @@ def hmac_sha256(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...]
         value = value[len(options.prefix) :]
     candidate = _decode(value, options.encoding)
     if candidate is None or not _matches(keys, body, [candidate]):
-        raise SignatureError(f"{options.header} does not match")
+        raise SignatureError(mismatch(f"{options.header} does not match"))
 
 
 def slack_challenge(body: bytes) -> str | None:
