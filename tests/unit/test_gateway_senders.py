@@ -1,11 +1,11 @@
 """Webhook senders' signatures, checked against the providers' documented examples where they publish one.
 
-GitHub ("Validating webhook deliveries") and Slack ("Verifying requests from Slack") publish a secret,
-a payload and the signature they expect; both are used as is. Stripe ("Verify webhook signatures
-manually") and Shopify ("Verify a webhook") publish the algorithm but no fixed example: their vectors
-below were computed once from that algorithm with an independent tool (``openssl dgst -sha256 -hmac``:
-HMAC-SHA256 of ``<t>.<body>`` in hex for Stripe, of the body in base64 for Shopify) and are pinned as
-constants, so the check is not the code under test agreeing with itself.
+The Standard Webhooks specification, GitHub ("Validating webhook deliveries") and Slack ("Verifying
+requests from Slack") publish a secret, a payload and the signature they expect; they are used as is.
+Stripe ("Verify webhook signatures manually") and Shopify ("Verify a webhook") publish the algorithm but
+no fixed example: their vectors below were computed once from that algorithm with an independent tool
+(``openssl dgst -sha256 -hmac``: HMAC-SHA256 of ``<t>.<body>`` in hex for Stripe, of the body in base64
+for Shopify) and are pinned as constants, so the check is not the code under test agreeing with itself.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import pytest
 
 from services.gateway.hooks import senders
 from services.gateway.hooks.senders import HmacOptions
-from services.gateway.hooks.signature import SignatureError
+from services.gateway.hooks.signature import SignatureError, secret_key, verify
 
 GITHUB_SECRET = b"It's a Secret to Everybody"
 GITHUB_BODY = b"Hello, World!"
@@ -46,6 +46,30 @@ SHOPIFY_BODY = b'{"id":820982911946154508,"email":"jon@example.com"}'
 SHOPIFY_HMAC = "vo+n5h/cLxNKGlgJ0Fd1aDzU0aOaajK8Hs9m0hPqWiQ="
 
 OTHER = b"another secret"
+
+# The Standard Webhooks specification's example (the default scheme, services/gateway/hooks/signature.py).
+STANDARD_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+STANDARD_ID = "msg_p5jXN8AQM9LWM0D4loKWxJek"
+STANDARD_TIMESTAMP = "1614265330"
+STANDARD_BODY = b'{"test": 2432232314}'
+STANDARD_SIGNATURE = "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_standard_webhooks_documented_example() -> None:
+    key = secret_key(STANDARD_SECRET)
+    now = float(STANDARD_TIMESTAMP) + 10
+    args = (STANDARD_ID, STANDARD_TIMESTAMP, STANDARD_SIGNATURE, STANDARD_BODY)
+    verify((OTHER, key), *args, now=now, tolerance=300)
+    # Several signatures in the header (a sender mid-rotation): one matching is enough.
+    verify(
+        (key,), STANDARD_ID, STANDARD_TIMESTAMP, "v1,AAAA " + STANDARD_SIGNATURE, STANDARD_BODY, now=now, tolerance=300
+    )
+    with pytest.raises(SignatureError, match="tolerance"):
+        verify((key,), *args, now=now + 600, tolerance=300)
+    with pytest.raises(SignatureError, match="no signature matches"):
+        verify((OTHER,), *args, now=now, tolerance=300)
+    with pytest.raises(SignatureError, match="no signature matches"):
+        verify((key,), "msg_other", STANDARD_TIMESTAMP, STANDARD_SIGNATURE, STANDARD_BODY, now=now, tolerance=300)
 
 
 def test_github_documented_example() -> None:
