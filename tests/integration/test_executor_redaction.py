@@ -38,6 +38,7 @@ def _planted() -> dict[str, str]:
         "custom": f"pl4nt-custom-{tag}",
         "slack": f"pl4ntslack{tag}",
         "openweather": f"pl4nt-ow-{tag}",
+        "slack_bot": f"xoxb-pl4nt-bot-{tag}",
     }
 
 
@@ -52,6 +53,12 @@ def _echo(seen: Seen, _n: int) -> Answer:
         return Answer(500, head + "." * (190 - len(head)) + bearer)
     if seen.path.startswith("/services/"):
         return Answer(404, f"no_service at {seen.path}")
+    if seen.path == "/api/chat.postMessage":
+        # A careless Slack: the token in an error body, and in an ok:false code.
+        auth = seen.headers.get("Authorization", "")
+        if json.loads(seen.body).get("channel") == "C-500":
+            return Answer(503, f"upstream saw {auth}")
+        return Answer(200, json.dumps({"ok": False, "error": f"invalid_auth {auth}"}))
     if seen.path == "/data/2.5/weather":
         appid = seen.query.get("appid", "")
         if seen.query.get("q") == "Echo":
@@ -80,6 +87,7 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
         )
         slack_cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T0/B0/{planted['slack']}"})
         ow_cred = creds.add(tenant, "openweather", {"api_key": planted["openweather"]})
+        bot_cred = creds.add(tenant, "slack", {"bot_token": planted["slack_bot"]})
         actions: dict[str, dict[str, Any]] = {
             "http_ok": definition(
                 "http_request", {"method": "POST", "url": f"{sink.url}/echo-ok", "body": {"n": 1}}, http_cred
@@ -88,6 +96,8 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
                 "http_request", {"method": "POST", "url": f"{sink.url}/echo-fail", "body": {"n": 2}}, http_cred
             ),
             "slack_fail": definition("slack_message", {"text": "hi"}, slack_cred),
+            "slack_api_503": definition("slack_message", {"text": "hi", "channel": "C-500"}, bot_cred),
+            "slack_api_not_ok": definition("slack_message", {"text": "hi", "channel": "C-1"}, bot_cred),
             "ow_ok": definition("openweather", {"city": "Echo"}, ow_cred),
             "ow_fail": definition("openweather", {"city": "Paris"}, ow_cred),
         }
@@ -100,6 +110,7 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
                 IPAAS_EXECUTOR_MAX_ATTEMPTS="2",
                 IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3",
                 IPAAS_EXECUTOR_OPENWEATHER_URL=sink.url,
+                IPAAS_EXECUTOR_SLACK_API_URL=sink.url,
             ),
         )
         events = {name: await publish_event(bus, tenant, wf, {"i": name}) for name, wf in workflows.items()}
@@ -108,6 +119,8 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
             "http_ok": "succeeded",
             "http_fail": "dead",
             "slack_fail": "dead",
+            "slack_api_503": "dead",
+            "slack_api_not_ok": "dead",
             "ow_ok": "succeeded",
             "ow_fail": "dead",
         }
@@ -125,12 +138,14 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
         assert "[REDACTED]" in json.dumps(rows["http_ok"]["output"])
         assert "500" in rows["http_fail"]["error"] and "rejected X-Custom-Key=[REDACTED]" in rows["http_fail"]["error"]
         assert "no_service" in rows["slack_fail"]["error"] and "401" in rows["ow_fail"]["error"]
+        assert "upstream saw Bearer [REDACTED]" in rows["slack_api_503"]["error"]
+        assert "unreadable error code" in rows["slack_api_not_ok"]["error"]
 
         stored = [json.dumps([dict(r) for r in rows.values()], default=str)]
         for table in ("executions", "execution_attempts", "dead_letters"):
             stored += [r[0] for r in await db.fetch(f"SELECT row_to_json(t)::text FROM {table} t")]
         letters: list[str] = []
-        while len(letters) < 3:
+        while len(letters) < 5:
             letters.append((await dlq_sub.next_msg(timeout=5)).data.decode())
 
         async with running_gateway(database_url, nats_url) as gw:
