@@ -1,0 +1,54 @@
+"""The coalescing cache: a cancelled shared load makes its waiters load again; the table is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+
+from libs.common.cache import CoalescingCache
+
+
+async def test_waiters_of_a_cancelled_load_load_again_and_share_that_load() -> None:
+    calls: list[str] = []
+    gate = asyncio.Event()
+
+    async def loader(key: str) -> str:
+        calls.append(key)
+        await gate.wait()
+        return key.upper()
+
+    cache = CoalescingCache(loader, ttl=60, max_entries=10)
+    leader = asyncio.create_task(cache.get("a"))
+    await asyncio.sleep(0)
+    waiters = [asyncio.create_task(cache.get("a")) for _ in range(5)]
+    await asyncio.sleep(0)
+    leader.cancel()
+    await asyncio.sleep(0)
+    gate.set()
+    assert await asyncio.gather(*waiters) == ["A"] * 5
+    assert leader.cancelled() and calls == ["a", "a"]
+    assert await cache.get("a") == "A" and len(calls) == 2
+
+
+async def test_errors_are_shared_not_cached_and_the_table_is_bounded() -> None:
+    calls = 0
+
+    async def loader(key: int) -> int:
+        nonlocal calls
+        calls += 1
+        if key < 0:
+            raise ValueError("no")
+        return key
+
+    cache = CoalescingCache(loader, ttl=60, max_entries=3)
+    for _ in range(2):
+        try:
+            await cache.get(-1)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("the loader's error must reach the caller")
+    assert calls == 2  # an error is never kept
+    for key in range(10):
+        assert await cache.get(key) == key
+    assert len(cache) == 3 and cache.misses == 12 and cache.hits == 0
+    assert await cache.get(9) == 9 and cache.hits == 1
