@@ -26,7 +26,7 @@ class Run(Child):
     """``python -m deploy.local``; ready when it logs its ``[local] ... ready:`` line."""
 
     name = "launcher"
-    proc: subprocess.Popen[bytes]  # started as soon as it is made (start_service, start)
+    proc: subprocess.Popen[bytes]  # spawned as soon as it is made (start)
 
     def __init__(self, log: Path, local_dir: Path) -> None:
         self.log_path, self.local_dir = log, local_dir

@@ -28,7 +28,7 @@ _SERVICE_MODULE = re.compile(r"^services\.([a-z_]+)$")
 class ServiceProcess(Child):
     """``python -m services.<name>``; ready when ``/health/ready`` answers 200."""
 
-    proc: subprocess.Popen[bytes]  # started as soon as it is made (start_service, start)
+    proc: subprocess.Popen[bytes]  # spawned as soon as it is made (start_service)
 
     def __init__(self, name: str, port: int, log_path: Path, env: dict[str, str], metrics_port: int) -> None:
         self.name, self.port, self.log_path, self.env, self.metrics_port = name, port, log_path, env, metrics_port
