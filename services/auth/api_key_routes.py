@@ -18,6 +18,7 @@ from libs.common.auth import api_keys
 from libs.common.auth.api_keys import Scope
 from libs.common.http.envelope import ok, read_model
 from libs.common.http.errors import NotFound
+from libs.common.http.query import path_id
 from libs.common.models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from services.auth.keys import POOL
 from services.auth.pages import tenant_page
@@ -61,10 +62,7 @@ async def list_keys(request: web.Request) -> web.Response:
 
 async def revoke_key(request: web.Request) -> web.Response:
     who = await require_principal(request, Scope.ADMIN)
-    try:
-        key_id = uuid.UUID(request.match_info["key_id"])
-    except ValueError as exc:
-        raise NotFound("API key not found") from exc
+    key_id = path_id(request, "key_id", "API key not found")
     row = await request.app[POOL].fetchrow(
         f"""UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND tenant_id = $2
             RETURNING {_COLUMNS}""",

@@ -17,6 +17,7 @@ from opentelemetry import trace
 from libs.common.auth.api_keys import Scope
 from libs.common.http.envelope import ok, parse_model, read_model
 from libs.common.http.errors import NotFound, ValidationFailed
+from libs.common.http.query import path_id
 from libs.common.models.api import DeletedOut
 from libs.common.models.auth import SECRET_MODELS, CredentialCreate, CredentialOut
 from services.auth.keys import KEKS, POOL
@@ -76,10 +77,7 @@ async def list_credentials(request: web.Request) -> web.Response:
 
 async def delete_credential(request: web.Request) -> web.Response:
     claims = await require_principal(request, Scope.WRITE)
-    try:
-        credential_id = uuid.UUID(request.match_info["credential_id"])
-    except ValueError as exc:
-        raise NotFound("credential not found") from exc
+    credential_id = path_id(request, "credential_id", "credential not found")
     deleted = await request.app[POOL].fetchval(
         "DELETE FROM credentials WHERE id = $1 AND tenant_id = $2 RETURNING id", credential_id, claims.tenant_id
     )
