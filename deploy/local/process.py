@@ -23,14 +23,23 @@ those that outlive it are killed when it is stopped.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 LOG_TAIL_CHARS = 4000
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class Child:
@@ -52,9 +61,12 @@ class Child:
         whole_group: bool = False,
         user: int | None = None,
         group: int | None = None,
-        preexec_fn: Callable[[], None] | None = None,
+        die_with_parent: bool = False,
     ) -> None:
-        """Start ``argv``; with ``capture``, its output goes to the end of :attr:`log_path` (``pipe``: to a pipe)."""
+        """Start ``argv``; with ``capture``, its output goes to the end of :attr:`log_path` (``pipe``: to a pipe).
+
+        ``die_with_parent`` (Linux): the child gets SIGKILL should this process die without stopping it.
+        """
         log = open(self.log_path, "ab") if capture and self.log_path is not None else None  # noqa: SIM115 - the child's
         self.whole_group = whole_group
         try:
@@ -68,7 +80,7 @@ class Child:
                 start_new_session=new_session or whole_group,
                 user=user,
                 group=group,
-                preexec_fn=preexec_fn,
+                preexec_fn=_die_with_parent if die_with_parent else None,
             )
         finally:
             if log is not None:

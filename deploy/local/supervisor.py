@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import signal
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,14 +26,7 @@ Output = Callable[[str], None]
 # A child that ran this long before it crashed is restarted without delay growth.
 STABLE_AFTER_SECONDS = 30.0
 FIRST_BACKOFF_SECONDS = 1.0
-PR_SET_PDEATHSIG = 1
 EXIT_POLL_SECONDS = 0.1
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 async def _exited(child: Child) -> int:
@@ -102,13 +93,6 @@ class Supervised:
     def _say(self, text: str) -> None:
         self.output(f"{self.prefix} {text}")
 
-    async def _spawn(self) -> Child:
-        child = Child()
-        child.name = self.spec.name
-        spec = self.spec
-        child.spawn(spec.argv, env=spec.env, cwd=spec.cwd, pipe=True, whole_group=True, preexec_fn=_die_with_parent)
-        return child
-
     async def _pump(self, child: Child) -> None:
         """Copy the child's output line by line, prefixed; long lines are passed through in pieces."""
         assert child.proc is not None and child.proc.stdout is not None
@@ -134,15 +118,15 @@ class Supervised:
         backoff = FIRST_BACKOFF_SECONDS
         while not self._stopping.is_set():
             started = time.monotonic()
-            try:
-                self.child = child = await self._spawn()
+            self.child = child = Child()
+            spec = self.spec
+            try:  # synchronous: no stop() can come in between
+                child.spawn(spec.argv, env=spec.env, cwd=spec.cwd, pipe=True, whole_group=True, die_with_parent=True)
             except OSError as exc:
                 self._say(f"cannot start: {exc}")
                 code: int | None = None
             else:
-                if self._stopping.is_set():  # stop() came while it was being spawned
-                    child.send(signal.SIGTERM)
-                elif self.on_start is not None:
+                if self.on_start is not None:
                     self.on_start(self)
                 pump = asyncio.create_task(self._pump(child))
                 code = await _exited(child)
