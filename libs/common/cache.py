@@ -9,12 +9,12 @@
 - :meth:`CoalescingCache.invalidate` and :meth:`CoalescingCache.clear` drop
   entries at once, and a load that was running meanwhile is not stored (its
   answer may predate the change); its callers still get it.
-- Stale fallback (``stale`` > 0): when a load fails with an error
-  ``stale_when`` accepts (a dependency outage), an expired entry is served
-  for up to ``stale`` seconds past its TTL, and the loader is tried again for
-  that key once per TTL, not on every call.  :meth:`CoalescingCache.on_stale`
-  is told each time.  Other errors, and a miss with nothing to fall back on,
-  are raised.
+- Stale fallback (``stale`` > 0): when a load fails with an error that
+  :meth:`CoalescingCache.stale_when` (overridden) calls an outage, an expired
+  entry is served for up to ``stale`` seconds past its TTL, and the loader is
+  tried again for that key once per TTL, not on every call.
+  :meth:`CoalescingCache.on_stale` is told each time.  Other errors, and a miss
+  with nothing to fall back on, are raised.
 """
 
 from __future__ import annotations
@@ -42,14 +42,12 @@ class CoalescingCache(Generic[K, V]):
         max_entries: int,
         negative_ttl: float | None = None,
         stale: float = 0.0,
-        stale_when: Callable[[Exception], bool] = lambda exc: False,
         clock: Callable[[], float] = monotonic,
     ) -> None:
         self._loader = loader
         self._ttl = ttl
         self._negative_ttl = ttl if negative_ttl is None else negative_ttl
         self._stale_for = stale
-        self._stale_when = stale_when
         self._max = max_entries
         self._clock = clock
         # key -> (fresh until, usable stale until, value); times are the cache's clock.
@@ -101,7 +99,7 @@ class CoalescingCache(Generic[K, V]):
 
     def _fallback(self, key: K, exc: Exception) -> tuple[float, float, V] | None:
         """The expired entry to serve while the source is away, if it is within its stale window."""
-        if not self._stale_when(exc):
+        if not self.stale_when(exc):
             return None
         entry = self._entries.get(key)  # read now: an invalidation during the load dropped it
         now = self._clock()
@@ -112,6 +110,10 @@ class CoalescingCache(Generic[K, V]):
         self.stale_served += 1
         self.on_stale(key, exc)
         return entry
+
+    def stale_when(self, exc: Exception) -> bool:
+        """Whether ``exc`` is an outage an expired entry may be served through (none, unless overridden)."""
+        return False
 
     def on_stale(self, key: K, exc: Exception) -> None:
         """Called each time an expired entry is served because of ``exc``."""

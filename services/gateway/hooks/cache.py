@@ -20,7 +20,6 @@ miss with no entry to fall back on raises the error (the middleware answers
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -133,26 +132,10 @@ STALE_LOG_INTERVAL = 10.0
 class WorkflowCache(CoalescingCache[uuid.UUID, WebhookTarget | None]):
     """Webhook targets by workflow id; served stale while Postgres is away (:func:`is_database_unavailable`)."""
 
-    def __init__(
-        self,
-        loader: Loader,
-        *,
-        ttl: float,
-        negative_ttl: float,
-        max_entries: int,
-        stale: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            loader,
-            ttl=ttl,
-            negative_ttl=negative_ttl,
-            max_entries=max_entries,
-            stale=stale,
-            stale_when=is_database_unavailable,
-            clock=clock,
-        )
-        self._stale_logged_at = -STALE_LOG_INTERVAL
+    _stale_logged_at = -STALE_LOG_INTERVAL
+
+    def stale_when(self, exc: Exception) -> bool:
+        return is_database_unavailable(exc)
 
     def on_stale(self, key: uuid.UUID, exc: Exception) -> None:
         now = self._clock()
