@@ -91,10 +91,11 @@ class Output:
 
 
 @contextmanager
-def guarded(out: Output) -> Iterator[None]:
-    """Turn a :class:`CliError` into its message and exit code."""
+def guarded(as_json: bool) -> Iterator[Output]:
+    """A command's output (JSON or for people); a :class:`CliError` becomes its message and exit code."""
+    out = Output(as_json)
     try:
-        yield
+        yield out
     except CliError as exc:
         out.error(exc)
         raise typer.Exit(exc.exit_code) from exc

@@ -10,6 +10,7 @@ import typer
 from ipaas_cli.client import DEFAULT_TIMEOUT, Api
 from ipaas_cli.config import resolve
 from ipaas_cli.errors import UsageError
+from ipaas_cli.output import guarded
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output: one JSON document on stdout.")]
 
@@ -33,3 +34,11 @@ def api_of(ctx: typer.Context, *, auth: bool = True) -> Api:
     if auth and not target.token:
         raise UsageError(f"not logged in to {target.server}: run `ipaas login` or set IPAAS_TOKEN")
     return Api(target.server, target.token, g.timeout)
+
+
+def show_list(
+    ctx: typer.Context, json_out: bool, path: str, columns: list[str], empty: str, feature: str | None = None
+) -> None:
+    """Every row of a list, as a table or JSON (``feature``: see :meth:`Api.pages`)."""
+    with guarded(json_out) as out:
+        out.table(list(api_of(ctx).pages(path, {"limit": 100}, feature=feature)), columns, empty=empty)

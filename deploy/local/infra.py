@@ -1,5 +1,7 @@
 """Private NATS and Postgres servers, as child processes we can stop, kill and restart.
 
+Each is a :class:`deploy.local.process.Child`.
+
 :class:`NatsCluster` runs several NATS servers as one JetStream cluster on loopback, for
 the tests of replicated streams and of losing a server.
 
@@ -22,11 +24,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import quote
 
 from deploy.local.nats_authz import write_private
+from deploy.local.process import Child
 
 PG_SYSTEM_USER = "ipaas_pg"
 SUPERUSER = "postgres"
@@ -48,15 +50,6 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.settimeout(0.2)
         return s.connect_ex((host, port)) == 0
-
-
-def wait_port(port: int, timeout: float, host: str = "127.0.0.1") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_in_use(port, host):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout}s")
 
 
 def nats_server_binary() -> str:
@@ -82,54 +75,29 @@ def postgres_bin_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
 
 
-class _Proc:
-    """A supervised child process with stop (graceful), kill (SIGKILL) and restart."""
-
-    proc: subprocess.Popen[bytes] | None = None
+class _Server(Child):
+    """A private server: :meth:`start` waits until it is ready, :meth:`restart` stops it first."""
 
     def _spawn(self) -> None:
         raise NotImplementedError
 
-    def _wait_ready(self, timeout: float) -> None:
-        raise NotImplementedError
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
-
     def start(self, timeout: float = 30.0) -> None:
         self._spawn()
         try:
-            self._wait_ready(timeout)
+            self.wait_ready(timeout)
         except BaseException:
             self.kill()
             raise
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(self.stop_signal)
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
-
-    def kill(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.kill()
-        self.proc.wait(10)
 
     def restart(self, timeout: float = 30.0) -> None:
         self.stop()
         self.start(timeout)
 
-    stop_signal = signal.SIGTERM
 
-
-class NatsServer(_Proc):
+class NatsServer(_Server):
     """``nats-server -js`` on a fixed port, storing under ``store_dir``."""
+
+    name = "nats-server"
 
     def __init__(
         self, store_dir: Path, port: int, *, config_file: Path | None = None, log_file: Path | None = None
@@ -137,7 +105,7 @@ class NatsServer(_Proc):
         self.store_dir = store_dir
         self.port = port
         self.config_file = config_file
-        self.log_file = log_file or store_dir / "nats.log"
+        self.log_file = self.log_path = log_file or store_dir / "nats.log"
 
     @property
     def url(self) -> str:
@@ -159,19 +127,10 @@ class NatsServer(_Proc):
         ]
         if self.config_file is not None:
             args += ["-c", str(self.config_file)]
-        self.proc = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
+        self.spawn(args, capture=False, new_session=True)  # it writes its own log
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {self.proc.returncode}; see {self.log_file}")
-            if port_in_use(self.port):
-                return
-            time.sleep(0.05)
-        raise TimeoutError("nats-server did not start")
+    def ready(self) -> bool:
+        return port_in_use(self.port)
 
 
 class NatsCluster:
@@ -245,13 +204,14 @@ class NatsCluster:
             node.kill()
 
 
-class PostgresServer(_Proc):
+class PostgresServer(_Server):
     """A private Postgres cluster in ``data_dir``, listening on 127.0.0.1:``port``.
 
     ``password_auth``: TCP connections need the role's password and the superuser connects
     through the socket only (:meth:`admin_dsn`); otherwise every connection is trusted.
     """
 
+    name = "postgres"
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, checkpoint
 
     def __init__(self, data_dir: Path, port: int, *, durable: bool = True, password_auth: bool = False) -> None:
@@ -261,6 +221,7 @@ class PostgresServer(_Proc):
         self.password_auth = password_auth
         self.bin = postgres_bin_dir()
         self.run_as = PG_SYSTEM_USER if os.geteuid() == 0 else None
+        self.log_path = data_dir / "server.log"
 
     def dsn(self, database: str = "postgres") -> str:
         """The superuser over TCP (refused with ``password_auth``: use :meth:`admin_dsn`)."""
@@ -339,33 +300,15 @@ class PostgresServer(_Proc):
         ]
         if not self.durable:
             args += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
-        log = open(self.data_dir / "server.log", "ab")  # noqa: SIM115 - owned by the child
-        self.proc = subprocess.Popen(
-            args,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=log,
-            start_new_session=True,
-            user=ids[0] if ids else None,
-            group=ids[1] if ids else None,
-        )
-        log.close()
+        self.spawn(args, new_session=True, user=ids[0] if ids else None, group=ids[1] if ids else None)
 
-    def _wait_ready(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                tail = (self.data_dir / "server.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"postgres exited with {self.proc.returncode}:\n{tail}")
-            ok = subprocess.run(
-                [str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
-                check=False,
-                capture_output=True,
-            )
-            if ok.returncode == 0:
-                return
-            time.sleep(0.1)
-        raise TimeoutError("postgres did not start")
+    def ready(self) -> bool:
+        ok = subprocess.run(
+            [str(self.bin / "pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(self.port)],
+            check=False,
+            capture_output=True,
+        )
+        return ok.returncode == 0
 
     def create_database(self, name: str) -> str:
         host = str(self.data_dir) if self.password_auth else "127.0.0.1"

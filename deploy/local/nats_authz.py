@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import secrets
+from collections.abc import Collection, Mapping
 from pathlib import Path
 
 from libs.common.bus.permissions import ALL_IDENTITIES, Layout, permissions
+
+PASSWORD_BYTES = 24
 
 
 def _quote(value: str) -> str:
@@ -74,6 +77,26 @@ def write_private(path: Path, text: str) -> Path:
         fh.write(text)
     path.chmod(0o600)  # the file may have existed with a wider mode
     return path
+
+
+def stored_passwords(path: Path, names: Collection[str]) -> dict[str, str]:
+    """A password per name (NATS identities, Postgres roles), kept in ``path`` (0600) across starts.
+
+    The stored one where there is one, else a new random one (then stored); other names in the
+    file, and values that are not strings, are dropped.
+    """
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raw = {}
+    stored = {k: v for k, v in raw.items() if k in names and isinstance(v, str) and v} if isinstance(raw, dict) else {}
+    passwords = {name: stored.get(name) or secrets.token_urlsafe(PASSWORD_BYTES) for name in names}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if passwords != stored:
+        write_private(path, json.dumps(passwords, indent=2, sort_keys=True) + "\n")
+    else:
+        path.chmod(0o600)
+    return passwords
 
 
 def write_config(path: Path, passwords: Mapping[str, str], layout: Layout | None = None) -> Path:

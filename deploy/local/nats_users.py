@@ -13,37 +13,16 @@ nothing prints them.
 
 from __future__ import annotations
 
-import json
-import secrets
 from pathlib import Path
 from urllib.parse import quote
 
-from deploy.local.nats_authz import write_config, write_private
+from deploy.local.nats_authz import stored_passwords, write_config
 from libs.common.bus.permissions import LOCAL_IDENTITIES, Layout
-
-PASSWORD_BYTES = 24
-
-
-def _read(path: Path) -> dict[str, str]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(raw, dict):
-        return {}
-    return {k: v for k, v in raw.items() if k in LOCAL_IDENTITIES and isinstance(v, str) and v}
 
 
 def load_or_create(path: Path) -> dict[str, str]:
     """Every local identity's password: the stored one, or a new random one (then stored)."""
-    stored = _read(path)
-    passwords = {i: stored.get(i) or secrets.token_urlsafe(PASSWORD_BYTES) for i in LOCAL_IDENTITIES}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if passwords != stored:
-        write_private(path, json.dumps(passwords, indent=2, sort_keys=True) + "\n")
-    else:
-        path.chmod(0o600)
-    return passwords
+    return stored_passwords(path, LOCAL_IDENTITIES)
 
 
 def with_user(url: str, user: str, password: str) -> str:

@@ -18,9 +18,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -28,33 +26,15 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from deploy.local.infra import PostgresServer
-from deploy.local.nats_authz import write_private
+from deploy.local.nats_authz import stored_passwords
 from libs.common.db.roles import ALL_ROLES, OWNER, SERVICE_ROLES
 
-PASSWORD_BYTES = 24
 SCRAM_ITERATIONS = 4096
-
-
-def _read(path: Path) -> dict[str, str]:
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    if not isinstance(raw, dict):
-        return {}
-    return {k: v for k, v in raw.items() if k in ALL_ROLES and isinstance(v, str) and v}
 
 
 def load_or_create(path: Path) -> dict[str, str]:
     """Every role's password: the stored one, or a new random one (then stored, 0600)."""
-    stored = _read(path)
-    passwords = {r: stored.get(r) or secrets.token_urlsafe(PASSWORD_BYTES) for r in ALL_ROLES}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if passwords != stored:
-        write_private(path, json.dumps(passwords, indent=2, sort_keys=True) + "\n")
-    else:
-        path.chmod(0o600)
-    return passwords
+    return stored_passwords(path, ALL_ROLES)
 
 
 def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:

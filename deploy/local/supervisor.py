@@ -1,5 +1,7 @@
 """Supervised subprocesses: prefixed logs, restart with backoff, stop with a grace period.
 
+Each run of a child is a :class:`deploy.local.process.Child` spawned with ``whole_group``.
+
 Each child runs in a session (and so a process group) of its own: a Ctrl-C in
 the terminal reaches only the launcher, which then stops the children in order.
 Stopping sends SIGTERM to the whole group, waits up to the grace period and then
@@ -11,39 +13,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import os
 import signal
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
+
+from deploy.local.process import Child
 
 Output = Callable[[str], None]
 
 # A child that ran this long before it crashed is restarted without delay growth.
 STABLE_AFTER_SECONDS = 30.0
 FIRST_BACKOFF_SECONDS = 1.0
-PR_SET_PDEATHSIG = 1
 EXIT_POLL_SECONDS = 0.1
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the forked child
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-async def _exited(proc: asyncio.subprocess.Process) -> int:
+async def _exited(child: Child) -> int:
     """The exit code, as soon as the process is gone.
 
-    ``Process.wait()`` also waits until every holder of the output pipe has closed
-    it, which a surviving grandchild may never do; the return code is known earlier.
+    Waiting for the output pipe to close is no use: a surviving grandchild may
+    hold it open forever; the return code is known earlier.
     """
-    while proc.returncode is None:  # noqa: ASYNC110 - asyncio exposes no exit event apart from wait()
+    assert child.proc is not None
+    while (code := child.proc.poll()) is None:  # noqa: ASYNC110 - no exit event to wait on
         await asyncio.sleep(EXIT_POLL_SECONDS)
-    return proc.returncode
+    return code
 
 
 def write_line(stream: TextIO) -> Output:
@@ -83,14 +78,14 @@ class Supervised:
         self.prefix = f"[{spec.name}]".ljust(label_width + 2)
         self.backoff_max = backoff_max
         self.on_start = on_start
-        self.proc: asyncio.subprocess.Process | None = None
+        self.child: Child | None = None
         self.restarts = 0
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
     def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.proc.returncode is None else None
+        return self.child.pid if self.child is not None else None
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"supervise-{self.spec.name}")
@@ -98,30 +93,24 @@ class Supervised:
     def _say(self, text: str) -> None:
         self.output(f"{self.prefix} {text}")
 
-    async def _spawn(self) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            *self.spec.argv,
-            cwd=self.spec.cwd,
-            env=dict(self.spec.env),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-
-    async def _pump(self, proc: asyncio.subprocess.Process) -> None:
+    async def _pump(self, child: Child) -> None:
         """Copy the child's output line by line, prefixed; long lines are passed through in pieces."""
-        assert proc.stdout is not None
+        assert child.proc is not None and child.proc.stdout is not None
+        loop = asyncio.get_running_loop()
+        stdout = asyncio.StreamReader(limit=65536 * 2)
+        transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(stdout), child.proc.stdout)
         pending = b""
-        while chunk := await proc.stdout.read(65536):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            for line in lines:
-                self.output(f"{self.prefix} {line.decode(errors='replace').rstrip()}")
-            if len(pending) > 65536:
-                self.output(f"{self.prefix} {pending.decode(errors='replace')}")
-                pending = b""
+        try:
+            while chunk := await stdout.read(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    self.output(f"{self.prefix} {line.decode(errors='replace').rstrip()}")
+                if len(pending) > 65536:
+                    self.output(f"{self.prefix} {pending.decode(errors='replace')}")
+                    pending = b""
+        finally:
+            transport.close()
         if pending:
             self.output(f"{self.prefix} {pending.decode(errors='replace').rstrip()}")
 
@@ -129,20 +118,20 @@ class Supervised:
         backoff = FIRST_BACKOFF_SECONDS
         while not self._stopping.is_set():
             started = time.monotonic()
-            try:
-                self.proc = await self._spawn()
+            self.child = child = Child()
+            spec = self.spec
+            try:  # synchronous: no stop() can come in between
+                child.spawn(spec.argv, env=spec.env, cwd=spec.cwd, pipe=True, whole_group=True, die_with_parent=True)
             except OSError as exc:
                 self._say(f"cannot start: {exc}")
                 code: int | None = None
             else:
-                if self._stopping.is_set():  # stop() came while it was being spawned
-                    self._signal_group(signal.SIGTERM)
-                elif self.on_start is not None:
+                if self.on_start is not None:
                     self.on_start(self)
-                pump = asyncio.create_task(self._pump(self.proc))
-                code = await _exited(self.proc)
+                pump = asyncio.create_task(self._pump(child))
+                code = await _exited(child)
                 # Its grandchildren may still hold the output pipe open: end them, then finish copying.
-                self._kill_leftover_group(self.proc.pid)
+                child.send(signal.SIGKILL)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(pump, timeout=5)
             if self._stopping.is_set():
@@ -155,33 +144,21 @@ class Supervised:
                 await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
             backoff = min(backoff * 2, self.backoff_max)
 
-    @staticmethod
-    def _kill_leftover_group(pgid: int) -> None:
-        """Grandchildren that outlived their parent are still in its process group."""
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-
-    def _signal_group(self, sig: signal.Signals) -> None:
-        if self.proc is None or self.proc.returncode is not None:
-            return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.proc.pid, sig)
-
     async def stop(self, grace: float) -> int | None:
         """SIGTERM the process group, SIGKILL it after ``grace`` seconds; returns the exit code."""
         self._stopping.set()
-        proc = self.proc
-        if proc is not None and proc.returncode is None:
-            self._signal_group(signal.SIGTERM)
+        child = self.child
+        if child is not None and child.alive():
+            child.send(signal.SIGTERM)
             try:
-                await asyncio.wait_for(_exited(proc), timeout=grace)
+                await asyncio.wait_for(_exited(child), timeout=grace)
             except TimeoutError:
                 self._say(f"still running {grace:.0f}s after SIGTERM; sending SIGKILL")
-                self._signal_group(signal.SIGKILL)
-                await _exited(proc)
-        if proc is not None:
-            self._kill_leftover_group(proc.pid)
+                child.send(signal.SIGKILL)
+                await _exited(child)
+        if child is not None:
+            child.send(signal.SIGKILL)  # grandchildren that outlived it
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                 await asyncio.wait_for(self._task, timeout=5)
-        return proc.returncode if proc is not None else None
+        return child.proc.returncode if child is not None and child.proc is not None else None

@@ -11,8 +11,8 @@ from typing import Annotated
 
 import typer
 
-from ipaas_cli.output import Output, guarded
-from ipaas_cli.session import JsonOpt, api_of
+from ipaas_cli.output import guarded
+from ipaas_cli.session import JsonOpt, api_of, show_list
 
 app = typer.Typer(help="API keys (ipk_...): create, list, revoke.", no_args_is_help=True)
 
@@ -34,8 +34,7 @@ def create(
     json_out: JsonOpt = False,
 ) -> None:
     """Create a key; it is shown once."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         created = (
             api_of(ctx)
             .call("POST", "/api/keys", {"name": name, "scopes": [s.value for s in scopes]}, feature=FEATURE)
@@ -53,14 +52,10 @@ def create(
 @app.command("list")
 def list_keys(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Keys of your tenant (never the key itself), with their last use."""
-    out = Output(json_out)
-    with guarded(out):
-        rows = list(api_of(ctx).pages("/api/keys", {"limit": 100}, feature=FEATURE))
-        out.table(
-            rows,
-            ["id", "name", "scopes", "prefix", "created_at", "last_used_at", "revoked_at"],
-            empty="no API keys: `ipaas api-keys create NAME --scope read`",
-        )
+    columns = ["id", "name", "scopes", "prefix", "created_at", "last_used_at", "revoked_at"]
+    show_list(
+        ctx, json_out, "/api/keys", columns, "no API keys: `ipaas api-keys create NAME --scope read`", feature=FEATURE
+    )
 
 
 @app.command("revoke")
@@ -68,7 +63,6 @@ def revoke(
     ctx: typer.Context, key_id: Annotated[str, typer.Argument(help="The key's id.")], json_out: JsonOpt = False
 ) -> None:
     """Revoke a key (the gateway refuses it within a few seconds)."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         done = api_of(ctx).call("DELETE", f"/api/keys/{key_id}", feature=FEATURE).data
         out.result(done, lambda c: c.print(f"key {key_id} revoked"))

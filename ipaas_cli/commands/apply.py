@@ -16,7 +16,7 @@ from rich.markup import escape
 from ipaas_cli import manifests
 from ipaas_cli.client import Api
 from ipaas_cli.errors import UsageError
-from ipaas_cli.output import Output, guarded
+from ipaas_cli.output import guarded
 from ipaas_cli.plan import Change, Step, decide, normalise
 from ipaas_cli.session import JsonOpt, api_of
 from ipaas_cli.workflow_ref import all_workflows, by_name
@@ -70,8 +70,7 @@ def apply(
     json_out: JsonOpt = False,
 ) -> None:
     """Create or update workflows declared in YAML; show a diff; write a version only where something changed."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         api = api_of(ctx)
         steps = _plan(api, file)
         results = []

@@ -8,7 +8,7 @@ import typer
 
 from ipaas_cli import config as cfg
 from ipaas_cli.errors import UsageError
-from ipaas_cli.output import Output, guarded
+from ipaas_cli.output import guarded
 from ipaas_cli.session import JsonOpt
 
 app = typer.Typer(help="Contexts: one server (and its login) each; commands use the current one.", no_args_is_help=True)
@@ -17,8 +17,7 @@ app = typer.Typer(help="Contexts: one server (and its login) each; commands use 
 @app.command("list")
 def list_contexts(json_out: JsonOpt = False) -> None:
     """Every context, with its server and whether it holds a token (never the token)."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         config = cfg.load()
         rows = [
             {
@@ -43,8 +42,7 @@ def use(
     name: Annotated[str, typer.Argument(help="A context from `ipaas context list`.")], json_out: JsonOpt = False
 ) -> None:
     """Make a context current."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         config = cfg.load()
         if name not in config.contexts:
             raise UsageError(f"no context named {name!r}: see `ipaas context list`")
@@ -56,8 +54,7 @@ def use(
 @app.command("delete")
 def delete(name: Annotated[str, typer.Argument()], json_out: JsonOpt = False) -> None:
     """Forget a context (its server and token)."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         config = cfg.load()
         if config.contexts.pop(name, None) is None:
             raise UsageError(f"no context named {name!r}")

@@ -17,8 +17,8 @@ from typing import Annotated, Any
 import typer
 
 from ipaas_cli.errors import UsageError
-from ipaas_cli.output import Output, guarded
-from ipaas_cli.session import JsonOpt, api_of
+from ipaas_cli.output import guarded
+from ipaas_cli.session import JsonOpt, api_of, show_list
 
 app = typer.Typer(help="Credentials in the vault (secrets are never shown).", no_args_is_help=True)
 
@@ -72,8 +72,7 @@ def create(
     json_out: JsonOpt = False,
 ) -> None:
     """Store a credential; its secret comes from stdin (or --from-file)."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         secret = secret_of(kind, _read_secret(from_file))
         created = (
             api_of(ctx).call("POST", "/api/credentials", {"name": name, "type": kind.value, "secret": secret}).data
@@ -84,14 +83,8 @@ def create(
 @app.command("list")
 def list_credentials(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Every credential's id, name and type."""
-    out = Output(json_out)
-    with guarded(out):
-        rows = list(api_of(ctx).pages("/api/credentials", {"limit": 100}))
-        out.table(
-            rows,
-            ["id", "name", "type", "created_at"],
-            empty="no credentials: `ipaas credentials create NAME --type slack < secret.json`",
-        )
+    empty = "no credentials: `ipaas credentials create NAME --type slack < secret.json`"
+    show_list(ctx, json_out, "/api/credentials", ["id", "name", "type", "created_at"], empty)
 
 
 @app.command("delete")
@@ -99,8 +92,7 @@ def delete(
     ctx: typer.Context, credential: Annotated[str, typer.Argument(help="Its id or name.")], json_out: JsonOpt = False
 ) -> None:
     """Delete a credential."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         api = api_of(ctx)
         ids = [c["id"] for c in api.pages("/api/credentials", {"limit": 100}) if credential in (c["id"], c["name"])]
         if len(ids) > 1:

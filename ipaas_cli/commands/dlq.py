@@ -35,8 +35,7 @@ def list_dlq(
     json_out: JsonOpt = False,
 ) -> None:
     """Dead letters, newest first."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         api = api_of(ctx)
         params: dict[str, Any] = {"limit": min(limit, 100), "include_replayed": include_replayed or None}
         if workflow is not None:
@@ -92,8 +91,7 @@ def replay(
     json_out: JsonOpt = False,
 ) -> None:
     """Replay one dead letter by event_id, or every one that matches filters (a job, with a progress bar)."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         bulk = any(v is not None for v in (workflow, since, until, reason))
         if sum((event_id is not None, bulk, job is not None)) != 1:
             raise UsageError("give an event_id, or filters (--workflow, --since, --until, --reason), or --job")

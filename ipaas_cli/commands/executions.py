@@ -98,8 +98,7 @@ def list_executions(
     json_out: JsonOpt = False,
 ) -> None:
     """Executions, newest first."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         rows = list(
             query(
                 api_of(ctx),
@@ -115,6 +114,13 @@ def list_executions(
         out.table(rows, COLUMNS, empty="no executions match: send a webhook (`ipaas webhook send`) or widen filters")
 
 
+def show_execution(out: Output, api: Api, execution_id: str) -> None:
+    """One execution, with its trace link, as a table or JSON."""
+    detail = api.call("GET", f"/api/executions/{execution_id}").data
+    detail["trace_url"] = trace_link(detail.get("trace_id"))
+    out.result(detail, lambda console: render_execution(console, detail))
+
+
 @app.command("get")
 def get(
     ctx: typer.Context,
@@ -122,11 +128,8 @@ def get(
     json_out: JsonOpt = False,
 ) -> None:
     """One execution: status, attempts, input and output (secrets masked), error, trace link."""
-    out = Output(json_out)
-    with guarded(out):
-        detail = api_of(ctx).call("GET", f"/api/executions/{execution_id}").data
-        detail["trace_url"] = trace_link(detail.get("trace_id"))
-        out.result(detail, lambda console: render_execution(console, detail))
+    with guarded(json_out) as out:
+        show_execution(out, api_of(ctx), execution_id)
 
 
 def tail_line(row: dict[str, Any]) -> str:
@@ -162,8 +165,7 @@ def tail(
     json_out: JsonOpt = False,
 ) -> None:
     """The latest executions, oldest first; with -f, new ones and status changes as they happen (JSON lines)."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         api = api_of(ctx)
         params: dict[str, Any] = {"limit": TAIL_PAGE}
         if workflow is not None:

@@ -18,7 +18,7 @@ import sys
 import typer
 
 from ipaas_cli.errors import UsageError
-from ipaas_cli.output import Output, guarded
+from ipaas_cli.output import guarded
 
 app = typer.Typer(
     help="Operators: encryption-key rotation (runs where the auth service is configured).", no_args_is_help=True
@@ -28,8 +28,7 @@ app = typer.Typer(
 @app.command("rotate")
 def rotate() -> None:
     """Re-wrap credential data keys under the primary KEK (python -m services.auth rotate-keys)."""
-    out = Output(False)
-    with guarded(out):
+    with guarded(False):
         try:
             found = importlib.util.find_spec("services.auth") is not None
         except ModuleNotFoundError:

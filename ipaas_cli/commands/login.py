@@ -12,7 +12,7 @@ from rich.console import Console
 from ipaas_cli import config as cfg
 from ipaas_cli.client import Api
 from ipaas_cli.errors import UsageError
-from ipaas_cli.output import Output, guarded
+from ipaas_cli.output import guarded
 from ipaas_cli.session import JsonOpt, globals_of
 from ipaas_cli.settings import CliSettings
 
@@ -37,8 +37,7 @@ def login(
     json_out: JsonOpt = False,
 ) -> None:
     """Log in (email and password) or store an API key, in the chosen context; it becomes current."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         g = globals_of(ctx)
         config = cfg.load()
         name = cfg.context_name(config, g.context)
@@ -89,8 +88,7 @@ def login(
 
 def logout(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Forget the chosen context's token (a login token is revoked on the server first)."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         g = globals_of(ctx)
         config = cfg.load()
         name = cfg.context_name(config, g.context)

@@ -7,15 +7,14 @@ searched), then prints the execution, its attempts and its trace link.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from ipaas_cli.commands.executions import query
+from ipaas_cli.commands.executions import query, show_execution
 from ipaas_cli.errors import ApiError, UsageError
-from ipaas_cli.output import Output, guarded
+from ipaas_cli.output import guarded
 from ipaas_cli.session import JsonOpt, api_of
-from ipaas_cli.trace_view import render_execution, trace_link
 from ipaas_cli.workflow_ref import is_uuid
 
 
@@ -25,14 +24,11 @@ def trace(
     json_out: JsonOpt = False,
 ) -> None:
     """The execution of one event: its status, attempts, input, output, error and trace link."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         if not is_uuid(event_id):
             raise UsageError(f"an event_id is a UUID, got {event_id!r}")
         api = api_of(ctx)
         found = next(query(api, workflow=None, status=None, event_id=event_id, limit=1), None)
         if found is None:
             raise ApiError(404, "not_found", f"no execution for event {event_id} (yet)")
-        detail: dict[str, Any] = api.call("GET", f"/api/executions/{found['id']}").data
-        detail["trace_url"] = trace_link(detail.get("trace_id"))
-        out.result(detail, lambda console: render_execution(console, detail))
+        show_execution(out, api, found["id"])

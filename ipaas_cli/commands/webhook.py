@@ -23,7 +23,7 @@ from rich.markup import escape
 from ipaas_cli import signing
 from ipaas_cli.client import Api
 from ipaas_cli.errors import UsageError
-from ipaas_cli.output import Output, guarded
+from ipaas_cli.output import guarded
 from ipaas_cli.session import JsonOpt, api_of
 from ipaas_cli.settings import CliSettings
 from ipaas_cli.workflow_ref import find_workflow
@@ -80,8 +80,7 @@ def send(
     json_out: JsonOpt = False,
 ) -> None:
     """Sign a payload with the workflow's secret and POST it to its webhook URL."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         body = read_data(data)
         api = api_of(ctx)
         wf = find_workflow(api, workflow)

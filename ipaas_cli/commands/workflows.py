@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from ipaas_cli.output import Output, guarded
+from ipaas_cli.output import guarded
 from ipaas_cli.session import JsonOpt, api_of
 from ipaas_cli.workflow_ref import find_workflow
 
@@ -36,8 +36,7 @@ def list_workflows(
     json_out: JsonOpt = False,
 ) -> None:
     """Every workflow of your tenant, oldest first."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         rows = list(api_of(ctx).pages("/api/workflows", {"limit": min(limit or 100, 100)}, max_rows=limit))
         out.table(
             [summary(r) for r in rows],
@@ -50,8 +49,7 @@ def list_workflows(
 @app.command("get")
 def get(ctx: typer.Context, workflow: WorkflowArg, json_out: JsonOpt = False) -> None:
     """One workflow, with its trigger, action and webhook URL."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         wf = find_workflow(api_of(ctx), workflow)
 
         def human(console: Console) -> None:
@@ -67,8 +65,7 @@ def get(ctx: typer.Context, workflow: WorkflowArg, json_out: JsonOpt = False) ->
 
 
 def _set_active(ctx: typer.Context, workflow: str, active: bool, json_out: bool) -> None:
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         api = api_of(ctx)
         wf = find_workflow(api, workflow)
         done = api.call("PATCH", f"/api/workflows/{wf['id']}", {"is_active": active}).data
@@ -91,8 +88,7 @@ def disable(ctx: typer.Context, workflow: WorkflowArg, json_out: JsonOpt = False
 @app.command("versions")
 def versions(ctx: typer.Context, workflow: WorkflowArg, json_out: JsonOpt = False) -> None:
     """Its version history, oldest first; the current one is marked."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         api = api_of(ctx)
         wf = find_workflow(api, workflow)
         rows = list(api.pages(f"/api/workflows/{wf['id']}/versions", {"limit": 100}))
@@ -117,8 +113,7 @@ def rollback(
     json_out: JsonOpt = False,
 ) -> None:
     """Make an old version current again (as a new version)."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         api = api_of(ctx)
         wf = find_workflow(api, workflow)
         done = api.call("POST", f"/api/workflows/{wf['id']}/rollback", {"version": version}).data
@@ -130,8 +125,7 @@ def rollback(
 @app.command("rotate-secret")
 def rotate_secret(ctx: typer.Context, workflow: WorkflowArg, json_out: JsonOpt = False) -> None:
     """A new webhook secret, shown once (the previous one stays valid for 24 h)."""
-    out = Output(json_out)
-    with guarded(out):
+    with guarded(json_out) as out:
         api = api_of(ctx)
         wf = find_workflow(api, workflow)
         done = api.call("POST", f"/api/workflows/{wf['id']}/webhook-secret").data

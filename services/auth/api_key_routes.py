@@ -18,12 +18,10 @@ from libs.common.auth import api_keys
 from libs.common.auth.api_keys import Scope
 from libs.common.http.envelope import ok, read_model
 from libs.common.http.errors import NotFound
-from libs.common.http.query import parse_query
+from libs.common.http.query import path_id
 from libs.common.models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
-from libs.common.models.auth import CREDENTIALS_PAGE_DEFAULT
-from libs.common.models.queries import PAGE_MAX, PageQuery
-from services.auth.keys import POOL, SETTINGS
-from services.auth.pages import page_response
+from services.auth.keys import POOL
+from services.auth.pages import tenant_page
 from services.auth.principals import require_principal
 
 log = logging.getLogger(__name__)
@@ -59,27 +57,12 @@ async def create_key(request: web.Request) -> web.Response:
 
 async def list_keys(request: web.Request) -> web.Response:
     who = await require_principal(request, Scope.ADMIN)
-    query = parse_query(request, PageQuery, context={PAGE_MAX: request.app[SETTINGS].credentials_page_max})
-    limit = query.limit or CREDENTIALS_PAGE_DEFAULT
-    after = query.after
-    rows = await request.app[POOL].fetch(
-        f"""SELECT {_COLUMNS} FROM api_keys
-            WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
-            ORDER BY created_at, id LIMIT $4""",
-        who.tenant_id,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit + 1,
-    )
-    return page_response(rows, limit, _out)
+    return await tenant_page(request, "api_keys", _COLUMNS, who.tenant_id, _out)
 
 
 async def revoke_key(request: web.Request) -> web.Response:
     who = await require_principal(request, Scope.ADMIN)
-    try:
-        key_id = uuid.UUID(request.match_info["key_id"])
-    except ValueError as exc:
-        raise NotFound("API key not found") from exc
+    key_id = path_id(request, "key_id", "API key not found")
     row = await request.app[POOL].fetchrow(
         f"""UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND tenant_id = $2
             RETURNING {_COLUMNS}""",

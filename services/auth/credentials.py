@@ -17,12 +17,11 @@ from opentelemetry import trace
 from libs.common.auth.api_keys import Scope
 from libs.common.http.envelope import ok, parse_model, read_model
 from libs.common.http.errors import NotFound, ValidationFailed
-from libs.common.http.query import parse_query
+from libs.common.http.query import path_id
 from libs.common.models.api import DeletedOut
-from libs.common.models.auth import CREDENTIALS_PAGE_DEFAULT, SECRET_MODELS, CredentialCreate, CredentialOut
-from libs.common.models.queries import PAGE_MAX, PageQuery
-from services.auth.keys import KEKS, POOL, SETTINGS
-from services.auth.pages import page_response
+from libs.common.models.auth import SECRET_MODELS, CredentialCreate, CredentialOut
+from services.auth.keys import KEKS, POOL
+from services.auth.pages import tenant_page
 from services.auth.principals import require_principal
 
 log = logging.getLogger(__name__)
@@ -73,27 +72,12 @@ async def create_credential(request: web.Request) -> web.Response:
 
 async def list_credentials(request: web.Request) -> web.Response:
     claims = await require_principal(request, Scope.READ)
-    query = parse_query(request, PageQuery, context={PAGE_MAX: request.app[SETTINGS].credentials_page_max})
-    limit = query.limit or CREDENTIALS_PAGE_DEFAULT
-    after = query.after
-    rows = await request.app[POOL].fetch(
-        """SELECT id, name, type, created_at FROM credentials
-           WHERE tenant_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
-           ORDER BY created_at, id LIMIT $4""",
-        claims.tenant_id,
-        after[0] if after else None,
-        after[1] if after else None,
-        limit + 1,
-    )
-    return page_response(rows, limit, _public)
+    return await tenant_page(request, "credentials", "id, name, type, created_at", claims.tenant_id, _public)
 
 
 async def delete_credential(request: web.Request) -> web.Response:
     claims = await require_principal(request, Scope.WRITE)
-    try:
-        credential_id = uuid.UUID(request.match_info["credential_id"])
-    except ValueError as exc:
-        raise NotFound("credential not found") from exc
+    credential_id = path_id(request, "credential_id", "credential not found")
     deleted = await request.app[POOL].fetchval(
         "DELETE FROM credentials WHERE id = $1 AND tenant_id = $2 RETURNING id", credential_id, claims.tenant_id
     )

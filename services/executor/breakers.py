@@ -9,6 +9,13 @@ successful trial closes the breaker, a failed one opens it for another full
 period.  A call that ends without a verdict (cancelled, or a permanent error
 that says nothing about the target's health) releases the trial slot.
 
+``async with breakers(tenant, connector):`` wraps one call: it is admitted
+(or refused) on entry and its verdict is how the block ends: normally a
+success; a :class:`TransientError`, a timeout or any other error a failure; a
+:class:`PermanentError` or a cancellation no verdict.  The same steps are public
+one by one (:meth:`Breakers.admit`, then ``success``, ``failure`` or ``release``)
+for a caller whose call spans more than one block.
+
 Entries that are closed with no failures are dropped when the table is full,
 so memory is bounded by the number of unhealthy (tenant, connector) pairs.
 """
@@ -17,10 +24,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from services.executor.errors import BreakerOpen
+from services.executor.errors import BreakerOpen, PermanentError
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +77,23 @@ class Breakers:
     def open_keys(self) -> list[tuple[str, str, str]]:
         """(tenant, connector, state) of every breaker that is not closed."""
         return [(t, c, b.state) for (t, c), b in self._entries.items() if b.state != CLOSED]
+
+    @asynccontextmanager
+    async def __call__(self, tenant: str, connector: str) -> AsyncIterator[None]:
+        """One call to the target (see the module's docstring); raises :class:`BreakerOpen` on entry."""
+        trial = self.admit(tenant, connector)
+        try:
+            yield
+        except PermanentError:
+            self.release(tenant, connector, trial=trial)
+            raise
+        except Exception:
+            self.failure(tenant, connector, trial=trial)
+            raise
+        except BaseException:
+            self.release(tenant, connector, trial=trial)
+            raise
+        self.success(tenant, connector, trial=trial)
 
     def admit(self, tenant: str, connector: str) -> bool:
         """Raise :class:`BreakerOpen` when the call must not go out; return True for the half-open trial."""

@@ -71,6 +71,24 @@ def errors(*groups: tuple[int, ...] | int) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
+def _auth_list(path: str, summary: str, data: type[BaseModel]) -> Op:
+    """A list auth serves: paged up to auth's own maximum, no meta on the last page."""
+    return Op(
+        "get",
+        path,
+        summary,
+        200,
+        data,
+        errors(TOKEN, QUERY, FORWARD),
+        query=PageQuery,
+        many=True,
+        page=True,
+        last_page_meta=False,
+        page_max=auth_models.CREDENTIALS_PAGE_MAX,
+        forwarded=True,
+    )
+
+
 WF = "/api/workflows"
 ONE = "/api/workflows/{id}"
 
@@ -286,20 +304,7 @@ AUTH_OPERATIONS: tuple[Op, ...] = (
         body=auth_models.CredentialCreate,
         forwarded=True,
     ),
-    Op(
-        "get",
-        "/api/credentials",
-        "List credentials, oldest first",
-        200,
-        auth_models.CredentialOut,
-        errors(TOKEN, QUERY, FORWARD),
-        query=PageQuery,
-        many=True,
-        page=True,
-        last_page_meta=False,
-        page_max=auth_models.CREDENTIALS_PAGE_MAX,
-        forwarded=True,
-    ),
+    _auth_list("/api/credentials", "List credentials, oldest first", auth_models.CredentialOut),
     Op(
         "delete",
         "/api/credentials/{credential_id}",
@@ -319,20 +324,7 @@ AUTH_OPERATIONS: tuple[Op, ...] = (
         body=key_models.ApiKeyCreate,
         forwarded=True,
     ),
-    Op(
-        "get",
-        "/api/keys",
-        "List API keys, oldest first",
-        200,
-        key_models.ApiKeyOut,
-        errors(TOKEN, QUERY, FORWARD),
-        query=PageQuery,
-        many=True,
-        page=True,
-        last_page_meta=False,
-        page_max=auth_models.CREDENTIALS_PAGE_MAX,
-        forwarded=True,
-    ),
+    _auth_list("/api/keys", "List API keys, oldest first", key_models.ApiKeyOut),
     Op(
         "delete",
         "/api/keys/{key_id}",

@@ -14,8 +14,7 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from libs.common.http.errors import NotFound
-from libs.common.http.query import parse_query
+from libs.common.http.query import parse_query, path_id
 from libs.common.models.queries import PAGE_MAX, LimitQuery, PageQuery, encode_cursor
 from services.gateway.keys import SETTINGS
 from services.gateway.settings import GatewaySettings
@@ -46,11 +45,3 @@ def page_limit(request: web.Request, settings: GatewaySettings) -> int:
 
 def cursor_param(request: web.Request) -> tuple[datetime, uuid.UUID] | None:
     return parse_query(request, PageQuery).after
-
-
-def path_id(request: web.Request, name: str = "id") -> uuid.UUID:
-    """A UUID path parameter (routes built with :func:`uuid_segment` match nothing else): 404 if not one."""
-    try:
-        return uuid.UUID(request.match_info[name])
-    except ValueError as exc:
-        raise NotFound("not found") from exc

@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,66 +15,56 @@ import psutil
 from deploy.local.infra import free_port
 from deploy.local.nats_users import with_user
 from deploy.local.pg_roles import with_role
+from deploy.local.process import Child
 from libs.common.db.roles import OWNER
-from tests.helpers.wait import wait_until_sync
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 75.0
 
 
-@dataclass
-class Run:
-    proc: subprocess.Popen[bytes]
-    log: Path
-    local_dir: Path
+class Run(Child):
+    """``python -m deploy.local``; ready when it logs its ``[local] ... ready:`` line."""
+
+    name = "launcher"
+    proc: subprocess.Popen[bytes]  # spawned as soon as it is made (start)
+
+    def __init__(self, log: Path, local_dir: Path) -> None:
+        self.log_path, self.local_dir = log, local_dir
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        return self.logs()
 
     def state(self) -> dict[str, Any]:
         return dict(json.loads((self.local_dir / "launcher.json").read_text()))
 
-    def wait_ready(self) -> dict[str, Any]:
-        def ready() -> bool:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"launcher exited with {self.proc.returncode}:\n{self.output()[-4000:]}")
-            return any(line.startswith("[local]") and " ready: " in line for line in self.output().splitlines())
+    def ready(self) -> bool:
+        return any(line.startswith("[local]") and " ready: " in line for line in self.output().splitlines())
 
-        try:
-            wait_until_sync(ready, timeout=READY_TIMEOUT, interval=0.2, message="the launcher's ready line")
-        except AssertionError:
-            raise AssertionError(f"launcher not ready:\n{self.output()[-6000:]}") from None
+    def wait_ready(self, timeout: float = READY_TIMEOUT, interval: float = 0.2) -> dict[str, Any]:  # type: ignore[override]
+        super().wait_ready(timeout, interval)
         return self.state()
 
     def descendants(self) -> list[psutil.Process]:
         return psutil.Process(self.proc.pid).children(recursive=True)
 
     def terminate(self, timeout: float = 60.0) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout)
+        return int(self.stop(timeout) or 0)
 
     def kill_all(self) -> None:
         """A failed test must not leave a platform running."""
-        if self.proc.poll() is not None:
+        if not self.alive():
             return
         kids = self.descendants()
-        self.proc.kill()
+        self.kill()
         for kid in kids:
             with contextlib.suppress(psutil.Error):
                 kid.kill()
 
 
 def start(log: Path, local_dir: Path, env: dict[str, str]) -> Run:
-    with open(log, "ab") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "deploy.local"],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-        )
-    return Run(proc, log, local_dir)
+    run = Run(log, local_dir)
+    run.spawn([sys.executable, "-m", "deploy.local"], env=env, cwd=REPO_ROOT)
+    return run
 
 
 def launcher_env(local_dir: Path, **extra: str) -> dict[str, str]:

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from deploy.local.infra import free_port
+from deploy.local.process import Child
 from libs.common.db.roles import SERVICE_ROLES
 from tests.helpers.pg_roles import as_role, is_superuser_url
 
@@ -27,14 +25,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 _SERVICE_MODULE = re.compile(r"^services\.([a-z_]+)$")
 
 
-@dataclass
-class ServiceProcess:
-    name: str
-    port: int
-    proc: subprocess.Popen[bytes]
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-    metrics_port: int = 0
+class ServiceProcess(Child):
+    """``python -m services.<name>``; ready when ``/health/ready`` answers 200."""
+
+    proc: subprocess.Popen[bytes]  # spawned as soon as it is made (start_service)
+
+    def __init__(self, name: str, port: int, log_path: Path, env: dict[str, str], metrics_port: int) -> None:
+        self.name, self.port, self.log_path, self.env, self.metrics_port = name, port, log_path, env, metrics_port
 
     @property
     def url(self) -> str:
@@ -45,41 +42,16 @@ class ServiceProcess:
         """Where ``/metrics`` is served: its own port, not :attr:`url`."""
         return f"http://127.0.0.1:{self.metrics_port}"
 
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health/ready", timeout=1) as resp:  # noqa: S310
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
 
     def terminate(self, timeout: float = 30.0) -> int:
-        """SIGTERM and wait; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        return int(self.proc.returncode)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}:\n{self.logs()[-4000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health/ready", timeout=1) as resp:  # noqa: S310
-                    if resp.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"{self.name} not ready after {timeout}s:\n{self.logs()[-4000:]}")
+        """SIGTERM, SIGKILL after ``timeout``; returns the exit code."""
+        return int(self.stop(timeout) or 0)
 
 
 def start_service(
@@ -118,25 +90,10 @@ def start_service(
     if own_role and match is not None and match.group(1) in SERVICE_ROLES and is_superuser_url(dsn):
         full_env["DATABASE_URL"] = as_role(dsn, match.group(1))
     name = module.rsplit(".", 1)[-1]
-    log_path = log_dir / f"{name}-{port}.log"
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
-    proc = subprocess.Popen(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO_ROOT,
-        env=full_env,
-        stdin=subprocess.DEVNULL,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
     svc = ServiceProcess(
-        name=name,
-        port=port,
-        proc=proc,
-        log_path=log_path,
-        env=dict(env),
-        metrics_port=int(full_env["IPAAS_HTTP_METRICS_PORT"]),
+        name, port, log_dir / f"{name}-{port}.log", dict(env), int(full_env["IPAAS_HTTP_METRICS_PORT"])
     )
+    svc.spawn([sys.executable, "-m", module, *args], env=full_env, cwd=REPO_ROOT)
     if wait:
         try:
             svc.wait_ready(timeout)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from services.executor.breakers import Breakers
-from services.executor.errors import BreakerOpen
+from services.executor.errors import BreakerOpen, PermanentError, TransientError
 
 
 class Clock:
@@ -91,6 +93,36 @@ def test_open_keys_lists_only_unhealthy_breakers_and_healthy_entries_are_evicted
     b.failure("A", "x", trial=False)
     b.failure("B", "x", trial=False)
     assert sorted(b.open_keys()) == [("A", "x", "open"), ("B", "x", "open")]
+
+
+async def test_async_with_gives_the_verdict_timeouts_count_and_permanent_errors_or_cancellation_do_not():
+    clock = Clock()
+    b = Breakers(fail_max=2, reset_seconds=10, clock=clock)
+
+    async def call(exc: BaseException | None) -> None:
+        try:
+            async with b("A", "x"):
+                if exc is not None:
+                    raise exc
+        except BaseException as raised:
+            if raised is not exc:  # the block's own error comes back out unchanged; anything else is a failure
+                raise
+
+    await call(PermanentError("400 from the target"))  # says nothing of the target's health
+    await call(TimeoutError())
+    assert b.state("A", "x") == "closed"
+    await call(TransientError("503"))
+    assert b.state("A", "x") == "open"
+    with pytest.raises(BreakerOpen):
+        await call(None)  # refused on entry: the block does not run
+    clock.now += 11
+    await call(asyncio.CancelledError())  # the half-open trial was cancelled: no verdict, the slot is free
+    assert b.state("A", "x") == "half_open"
+    await call(TimeoutError())  # the next trial timed out: open again for a full period
+    assert b.state("A", "x") == "open"
+    clock.now += 11
+    await call(None)
+    assert b.state("A", "x") == "closed"
 
 
 def test_fairness_deferral_grows_with_each_deferral_and_is_capped() -> None:

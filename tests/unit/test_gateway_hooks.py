@@ -64,7 +64,7 @@ def test_previous_keys_expire_each_at_its_own_end():
 
 def test_token_bucket_is_per_tenant_and_refills():
     clock = Clock()
-    limiter = TenantRateLimiter(rate=2.0, burst=3, clock=clock)
+    limiter = TenantRateLimiter(burst=3, per_minute=120, max_keys=100, clock=clock)
     assert [limiter.acquire("a") for _ in range(3)] == [0.0, 0.0, 0.0]
     wait = limiter.acquire("a")
     assert wait == pytest.approx(0.5)
@@ -102,10 +102,10 @@ def test_one_replica_has_the_whole_limit_and_a_share_has_at_least_one_token():
 
 
 def test_bucket_table_is_bounded():
-    limiter = TenantRateLimiter(rate=1.0, burst=1, max_tenants=10, clock=Clock())
+    limiter = TenantRateLimiter(burst=1, per_minute=60, max_keys=10, clock=Clock())
     for i in range(1000):
         limiter.acquire(i)
-    assert len(limiter._buckets) == 10
+    assert len(limiter) == 10
 
 
 async def test_cache_serves_warm_entries_without_loading_and_shares_one_load():

@@ -7,13 +7,14 @@ value: ``limit=`` fails the ``limit`` rule instead of meaning "no limit".
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from libs.common.http.envelope import validation_details
-from libs.common.http.errors import ValidationFailed
+from libs.common.http.errors import NotFound, ValidationFailed
 
 Q = TypeVar("Q", bound=BaseModel)
 
@@ -34,3 +35,11 @@ def parse_query(request: web.Request, model: type[Q], *, context: dict[str, Any]
         return model.model_validate(values, context=context)
     except ValidationError as exc:
         raise ValidationFailed("invalid query", details=validation_details(exc)) from exc
+
+
+def path_id(request: web.Request, name: str = "id", missing: str = "not found") -> uuid.UUID:
+    """A UUID path parameter: 404 (``missing``) if it is not one, as for a row that is not there."""
+    try:
+        return uuid.UUID(request.match_info[name])
+    except ValueError as exc:
+        raise NotFound(missing) from exc

@@ -6,7 +6,7 @@ feed announces a change (see :mod:`services.gateway.hooks.invalidation`),
 and the whole cache is cleared when the feed may have gaps (a reconnect).
 Unknown ids are cached too, for a shorter time, so a storm against a missing
 workflow does not reach Postgres.  Concurrent misses for one id share a
-single query.
+single query (:class:`libs.common.cache.CoalescingCache`).
 
 While Postgres is unreachable (:func:`is_database_unavailable`), an expired
 entry is served stale for up to ``stale`` seconds past its TTL, so webhooks
@@ -19,17 +19,15 @@ miss with no entry to fall back on raises the error (the middleware answers
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
 
+from libs.common.cache import CoalescingCache
 from libs.common.http.errors import ServiceUnavailable
 from libs.common.http.unavailable import is_database_unavailable
 from libs.common.keyring import DecryptError, KeyRing, KeyUnavailable
@@ -128,107 +126,22 @@ def pool_loader(pool: asyncpg.Pool, keys: Keys) -> Loader:
     return load
 
 
-# (fresh until, usable stale until, target); times are the cache's clock.
-_Entry = tuple[float, float, WebhookTarget | None]
 STALE_LOG_INTERVAL = 10.0
 
 
-class WorkflowCache:
-    def __init__(
-        self,
-        loader: Loader,
-        *,
-        ttl: float,
-        negative_ttl: float,
-        max_entries: int,
-        stale: float = 0.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._loader = loader
-        self._ttl = ttl
-        self._negative_ttl = negative_ttl
-        self._stale_for = stale
-        self._max = max_entries
-        self._clock = clock
-        self._entries: OrderedDict[uuid.UUID, _Entry] = OrderedDict()
-        self._loading: dict[uuid.UUID, asyncio.Future[WebhookTarget | None]] = {}
-        self._generation = 0
-        self._dropped: set[uuid.UUID] = set()  # invalidated while loading
-        self._stale_logged_at = -STALE_LOG_INTERVAL
-        self.hits = 0
-        self.misses = 0
-        self.stale_served = 0
+class WorkflowCache(CoalescingCache[uuid.UUID, WebhookTarget | None]):
+    """Webhook targets by workflow id; served stale while Postgres is away (:func:`is_database_unavailable`)."""
 
-    def __len__(self) -> int:
-        return len(self._entries)
+    _stale_logged_at = -STALE_LOG_INTERVAL
 
-    async def get(self, workflow_id: uuid.UUID) -> WebhookTarget | None:
-        entry = self._entries.get(workflow_id)
-        if entry is not None and entry[0] > self._clock():
-            self.hits += 1
-            return entry[2]
-        self.misses += 1
-        pending = self._loading.get(workflow_id)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[WebhookTarget | None] = asyncio.get_running_loop().create_future()
-        self._loading[workflow_id] = future
-        generation = self._generation
-        try:
-            target = await self._loader(workflow_id)
-        except BaseException as exc:
-            self._loading.pop(workflow_id, None)
-            self._dropped.discard(workflow_id)
-            fallback = self._fallback(workflow_id, exc)
-            if fallback is None:
-                future.set_exception(exc)
-                future.exception()  # mark retrieved: waiters re-raise it themselves
-                raise
-            future.set_result(fallback[2])
-            return fallback[2]
-        self._loading.pop(workflow_id, None)
-        future.set_result(target)
-        # An invalidation that arrived while loading makes this result suspect: do not keep it.
-        if generation == self._generation and workflow_id not in self._dropped:
-            self._store(workflow_id, target)
-        self._dropped.discard(workflow_id)
-        return target
+    def stale_when(self, exc: Exception) -> bool:
+        return is_database_unavailable(exc)
 
-    def _fallback(self, workflow_id: uuid.UUID, exc: BaseException) -> _Entry | None:
-        """The expired entry to serve while Postgres is away, if it is within its stale window."""
-        if not isinstance(exc, Exception) or not is_database_unavailable(exc):
-            return None
-        entry = self._entries.get(workflow_id)  # read now: an invalidation during the load dropped it
+    def on_stale(self, key: uuid.UUID, exc: Exception) -> None:
         now = self._clock()
-        if entry is None or entry[1] <= now:
-            return None
-        # Try the database again for this id after another TTL, not on every request meanwhile.
-        retry_in = self._ttl if entry[2] is not None else self._negative_ttl
-        self._entries[workflow_id] = (min(now + retry_in, entry[1]), entry[1], entry[2])
-        self.stale_served += 1
         if now - self._stale_logged_at >= STALE_LOG_INTERVAL:
             self._stale_logged_at = now
             log.warning(
                 "postgres unavailable; serving stale webhook look-ups",
-                extra={"workflow_id": str(workflow_id), "error": type(exc).__name__, "stale_served": self.stale_served},
+                extra={"workflow_id": str(key), "error": type(exc).__name__, "stale_served": self.stale_served},
             )
-        return entry
-
-    def _store(self, workflow_id: uuid.UUID, target: WebhookTarget | None) -> None:
-        ttl = self._ttl if target is not None else self._negative_ttl
-        if ttl <= 0:
-            return
-        if workflow_id not in self._entries and len(self._entries) >= self._max:
-            self._entries.popitem(last=False)
-        expires = self._clock() + ttl
-        self._entries[workflow_id] = (expires, expires + self._stale_for, target)
-        self._entries.move_to_end(workflow_id)
-
-    def invalidate(self, workflow_id: uuid.UUID) -> None:
-        self._entries.pop(workflow_id, None)
-        if workflow_id in self._loading:
-            self._dropped.add(workflow_id)
-
-    def clear(self) -> None:
-        self._entries.clear()
-        self._generation += 1

@@ -82,3 +82,15 @@ export function query(params) {
   const text = q.toString();
   return text ? `?${text}` : "";
 }
+
+// The rows of every page of a list (path: /api/...; params: its query), in order.
+export async function allPages(path, params) {
+  let rows = [];
+  let cursor = null;
+  do {
+    const page = await api("GET", `${path}${query({ ...params, cursor })}`);
+    rows = rows.concat(page.data);
+    cursor = page.meta && page.meta.next_cursor;
+  } while (cursor);
+  return rows;
+}

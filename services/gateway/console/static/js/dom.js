@@ -108,3 +108,29 @@ export function readJson(textarea, name) {
     throw new Error(`${name} is not valid JSON: ${err.message}`);
   }
 }
+
+// A list read page by page into `list`: fetch(cursor) gives the API's envelope (cursor null: the first page),
+// draw(rows) the table, none() what an empty list shows. While there are more, a button (label `more`,
+// attributes `moreAttrs`) appends the next page. loaded(reset, before) runs on each page, before it is shown;
+// a failure goes to onError (by default, in place of the list).
+export function pager(list, { fetch, draw, none, more = "More", moreAttrs = {}, loaded, onError }) {
+  const state = { rows: [], cursor: null };
+  async function load(reset) {
+    try {
+      const page = await fetch(reset ? null : state.cursor);
+      const before = state.rows;
+      state.rows = reset ? page.data : before.concat(page.data);
+      state.cursor = page.meta && page.meta.next_cursor;
+      if (loaded) loaded(reset, before);
+      show();
+    } catch (err) {
+      if (onError) onError(err);
+      else replace(list, errorBox(err));
+    }
+  }
+  function show() {
+    replace(list, state.rows.length ? [draw(state.rows), state.cursor
+      ? h("button", { type: "button", ...moreAttrs, onclick: () => load(false) }, more) : null] : none());
+  }
+  return { load, state };
+}

@@ -1,7 +1,7 @@
 // Credentials: create and delete.  A secret goes to the API once and is never shown again (the API
 // never returns it); the form's secret fields are cleared as soon as it is sent.
 
-import { api, query } from "../api.js";
+import { allPages, api } from "../api.js";
 import { empty, errorBox, field, h, readJson, replace, table, when } from "../dom.js";
 
 const SECRET_FIELDS = {
@@ -81,13 +81,7 @@ export async function render(ctx) {
   const list = h("div", { id: "credential-list" });
   async function load() {
     try {
-      let rows = [];
-      let cursor = null;
-      do {
-        const page = await api("GET", `/api/credentials${query({ limit: 100, cursor })}`);
-        rows = rows.concat(page.data);
-        cursor = page.meta && page.meta.next_cursor;
-      } while (cursor);
+      const rows = await allPages("/api/credentials", { limit: 100 });
       replace(list, rows.length ? table([
         ["Name", (c) => c.name],
         ["Type", (c) => c.type],

@@ -1,7 +1,7 @@
 // Dead letters: replay one, or replay every one a filter matches (a job whose progress is polled).
 
 import { api, query } from "../api.js";
-import { action, empty, errorBox, errorText, field, h, pretty, replace, table, when } from "../dom.js";
+import { action, empty, errorBox, field, h, pager, pretty, replace, table, when } from "../dom.js";
 
 const POLL_MS = 1000;
 
@@ -51,7 +51,7 @@ function bulkForm(workflowId, afterwards) {
       const job = (await api("POST", "/api/dlq/replay", body)).data;
       await follow(job.id ?? job.job_id);
     } catch (err) {
-      replace(progress, h("div", { class: "flash error", role: "alert" }, errorText(err)));
+      replace(progress, errorBox(err));
     }
   });
   return form;
@@ -61,32 +61,13 @@ export async function render(ctx) {
   const workflowId = ctx.params.get("workflow_id") || "";
   const includeReplayed = h("input", { type: "checkbox", id: "include-replayed" });
   const list = h("div", { id: "dlq-list" });
-  let rows = [];
-  let cursor = null;
-
-  async function load(reset) {
-    if (reset) {
-      rows = [];
-      cursor = null;
-    }
-    try {
-      const page = await api("GET", `/api/dlq${query({ workflow_id: workflowId, limit: 50, cursor,
-        include_replayed: includeReplayed.checked ? "true" : "" })}`);
-      rows = rows.concat(page.data);
-      cursor = page.meta && page.meta.next_cursor;
-      show();
-    } catch (err) {
-      replace(list, errorBox(err));
-    }
-  }
-
-  function show() {
-    if (!rows.length) {
-      replace(list, empty("No dead letters. An event lands here when its action fails for good (a 4xx, or "
-        + "every retry spent); fix the cause, then replay it from this page."));
-      return;
-    }
-    replace(list, table([
+  const { load } = pager(list, {
+    fetch: (cursor) => api("GET", `/api/dlq${query({ workflow_id: workflowId, limit: 50, cursor,
+      include_replayed: includeReplayed.checked ? "true" : "" })}`),
+    none: () => empty("No dead letters. An event lands here when its action fails for good (a 4xx, or "
+      + "every retry spent); fix the cause, then replay it from this page."),
+    more: "Older",
+    draw: (rows) => table([
       ["Event", (d) => h("code", {}, d.event_id.slice(0, 8))],
       ["Workflow", (d) => h("a", { href: `/console/workflow?id=${d.workflow_id}` }, d.workflow_id.slice(0, 8))],
       ["Reason", (d) => h("span", { class: "error" }, d.reason)],
@@ -99,8 +80,8 @@ export async function render(ctx) {
         d.replayed_at = out.replayed_at;
         return `replayed ${when(out.replayed_at)}`;
       }, { class: "replay", "data-event-id": d.event_id }))],
-    ], rows), cursor ? h("button", { type: "button", onclick: () => load(false) }, "Older") : null);
-  }
+    ], rows),
+  });
 
   includeReplayed.addEventListener("change", () => load(true));
   replace(ctx.content,

@@ -1,7 +1,7 @@
 // Executions, newest first: filters kept in the address, and the first page refreshed live by polling.
 
 import { api, query } from "../api.js";
-import { empty, errorBox, errorText, field, h, replace, statusBadge, table, when } from "../dom.js";
+import { empty, errorBox, field, h, pager, replace, statusBadge, table, when } from "../dom.js";
 
 const POLL_MS = 2000;
 const STATUSES = ["", "running", "succeeded", "failed", "dead", "skipped"];
@@ -64,8 +64,6 @@ export async function render(ctx) {
     controls[key].value = key === "since" || key === "until" ? localOf(value) : value;
   }
 
-  let rows = [];
-  let cursor = null;
   let seen = null; // ids on the last refresh: new ones are marked
   let timer = null;
 
@@ -78,17 +76,30 @@ export async function render(ctx) {
     return out;
   }
 
-  function show() {
-    if (!rows.length) {
-      const filtered = Object.keys(filters()).length > 0;
-      replace(list, empty(filtered
-        ? "No execution matches these filters. Widen them, or clear them to see everything."
-        : "No executions yet. Send a signed webhook to a workflow (its URL is on the workflow's page), "
-          + "or wait for a schedule to fire: new executions appear here without a reload.",
-      h("a", { href: "/console/workflows" }, "Go to workflows")));
-      return;
-    }
-    replace(list, table([
+  const { load, state } = pager(list, {
+    fetch: (cursor) => {
+      if (cursor) {
+        live.checked = false; // an older page stays put
+        schedule();
+      }
+      return api("GET", `/api/executions${query({ ...filters(), limit: 50, cursor })}`);
+    },
+    loaded: (reset, before) => {
+      if (!reset) return;
+      const ids = new Set(before.map((e) => e.id));
+      seen = seen === null ? new Set(state.rows.map((e) => e.id)) : ids;
+      replace(problem);
+      stamp.textContent = `updated ${new Date().toLocaleTimeString()}`;
+    },
+    onError: (err) => replace(problem, errorBox(err)),
+    none: () => empty(Object.keys(filters()).length > 0
+      ? "No execution matches these filters. Widen them, or clear them to see everything."
+      : "No executions yet. Send a signed webhook to a workflow (its URL is on the workflow's page), "
+        + "or wait for a schedule to fire: new executions appear here without a reload.",
+    h("a", { href: "/console/workflows" }, "Go to workflows")),
+    more: "Older",
+    moreAttrs: { id: "more" },
+    draw: (rows) => table([
       ["Status", (e) => statusBadge(e.status)],
       ["Execution", (e) => h("a", { href: `/console/execution?id=${e.id}`, class: "execution-link",
         "data-event-id": e.event_id }, e.id.slice(0, 8))],
@@ -99,36 +110,8 @@ export async function render(ctx) {
       ["Duration", (e) => (e.duration_ms == null ? "—" : `${e.duration_ms} ms`)],
       ["Error", (e) => h("span", { class: "error clip" }, e.error ?? "")],
     ], rows.map((e) => ({ ...e, __attrs: { "data-id": e.id, class: seen && !seen.has(e.id) ? "fresh" : "" } }))),
-    cursor ? h("button", { type: "button", id: "more", onclick: more }, "Older") : null);
-  }
-
-  async function refresh() {
-    try {
-      const page = await api("GET", `/api/executions${query({ ...filters(), limit: 50 })}`);
-      const ids = new Set(rows.map((e) => e.id));
-      rows = page.data;
-      cursor = page.meta && page.meta.next_cursor;
-      seen = seen === null ? new Set(rows.map((e) => e.id)) : ids;
-      replace(problem);
-      stamp.textContent = `updated ${new Date().toLocaleTimeString()}`;
-      show();
-    } catch (err) {
-      replace(problem, h("div", { class: "flash error", role: "alert" }, errorText(err)));
-    }
-  }
-
-  async function more() {
-    live.checked = false; // an older page stays put
-    schedule();
-    try {
-      const page = await api("GET", `/api/executions${query({ ...filters(), limit: 50, cursor })}`);
-      rows = rows.concat(page.data);
-      cursor = page.meta && page.meta.next_cursor;
-      show();
-    } catch (err) {
-      replace(problem, errorBox(err));
-    }
-  }
+  });
+  const refresh = () => load(true);
 
   function schedule() {
     clearTimeout(timer);

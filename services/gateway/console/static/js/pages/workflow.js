@@ -1,22 +1,11 @@
 // One workflow: its state, webhook (URL and secret rotation), versions with a diff and rollback, dry-run.
 
-import { api, query } from "../api.js";
+import { allPages, api } from "../api.js";
 import { diffLines } from "../diff.js";
 import { action, empty, errorBox, field, h, pretty, readJson, replace, statusBadge, table, when } from "../dom.js";
 
 function definitionOf(wf) {
   return { name: wf.name, trigger: wf.trigger, action: wf.action, is_active: wf.is_active };
-}
-
-async function allVersions(id) {
-  let cursor = null;
-  let rows = [];
-  do {
-    const page = await api("GET", `/api/workflows/${id}/versions${query({ limit: 200, cursor })}`);
-    rows = rows.concat(page.data);
-    cursor = page.meta && page.meta.next_cursor;
-  } while (cursor);
-  return rows;
 }
 
 function summary(wf, reload) {
@@ -141,7 +130,7 @@ export async function render(ctx) {
     try {
       const wf = (await api("GET", `/api/workflows/${encodeURIComponent(id)}`)).data;
       ctx.title(wf.name);
-      const rows = await allVersions(wf.id);
+      const rows = await allPages(`/api/workflows/${wf.id}/versions`, { limit: 200 });
       replace(ctx.content, summary(wf, load), webhook(wf), versions(wf, rows, load), editor(wf, load), dryRun(wf));
     } catch (err) {
       replace(ctx.content, errorBox(err), h("a", { href: "/console/workflows" }, "Back to workflows"));

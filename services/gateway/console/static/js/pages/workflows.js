@@ -1,7 +1,7 @@
 // Workflows: the list, and a form that creates one (its webhook secret is shown once, here).
 
 import { api, query } from "../api.js";
-import { empty, errorBox, field, h, readJson, replace, statusBadge, table, when } from "../dom.js";
+import { empty, errorBox, field, h, pager, readJson, replace, statusBadge, table, when } from "../dom.js";
 
 const EXAMPLE = {
   trigger: { type: "webhook" },
@@ -55,39 +55,19 @@ function createForm(onCreated) {
 
 export async function render(ctx) {
   const list = h("div", { id: "workflow-list" });
-  let cursor = null;
-  let rows = [];
-
-  async function load(reset) {
-    if (reset) {
-      cursor = null;
-      rows = [];
-    }
-    try {
-      const page = await api("GET", `/api/workflows${query({ limit: 50, cursor })}`);
-      rows = rows.concat(page.data);
-      cursor = page.meta && page.meta.next_cursor;
-      show();
-    } catch (err) {
-      replace(list, errorBox(err));
-    }
-  }
-
-  function show() {
-    if (!rows.length) {
-      replace(list, empty("No workflows yet. Create one with the form below: a webhook trigger gives you a URL "
-        + "and a secret to send events to."));
-      return;
-    }
-    replace(list, table([
+  const { load } = pager(list, {
+    fetch: (cursor) => api("GET", `/api/workflows${query({ limit: 50, cursor })}`),
+    none: () => empty("No workflows yet. Create one with the form below: a webhook trigger gives you a URL "
+      + "and a secret to send events to."),
+    draw: (rows) => table([
       ["Name", (wf) => h("a", { href: `/console/workflow?id=${wf.id}` }, wf.name)],
       ["Trigger", trigger],
       ["Action", (wf) => (wf.action ? wf.action.type : "—")],
       ["State", (wf) => statusBadge(wf.is_active ? "active" : "inactive")],
       ["Version", (wf) => String(wf.version)],
       ["Updated", (wf) => when(wf.updated_at)],
-    ], rows), cursor ? h("button", { type: "button", onclick: () => load(false) }, "More") : null);
-  }
+    ], rows),
+  });
 
   replace(ctx.content, list, createForm(() => load(true)));
   await load(true);
