@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 PRUNE_SQL = """
 WITH doomed AS (
     SELECT id, event_id FROM executions
-     WHERE finished_at IS NOT NULL AND finished_at < $1 AND status IN ('succeeded', 'dead', 'skipped')
+     WHERE finished_at IS NOT NULL AND finished_at < $1 AND status IN ('succeeded', 'dead', 'skipped', 'filtered')
      ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED
 ), tries AS (
     DELETE FROM execution_attempts WHERE event_id IN (SELECT event_id FROM doomed)
