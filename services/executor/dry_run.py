@@ -2,9 +2,10 @@
 
 Request ``DryRunCommand`` ``{"tenant_id", "workflow": <WorkflowDefinition JSON>, "payload": {...},
 "timeout_ms"}``; reply ``DryRunResult`` ``{"status": "succeeded"|"failed", "output", "error",
-"duration_ms"}`` (both in ``libs/common/models/api.py``); a template failure also carries ``error_code``
-(``invalid_template``, ``template_limit_exceeded``, ``template_error``) and ``error_field``
-(``action.config.text``), so the gateway can answer 422 for the first two.
+"duration_ms"}`` (both in ``libs/common/models/api.py``); a multi-step workflow runs every step
+once and adds ``steps`` (each step's status and output), its status may be ``filtered``; a
+template failure also carries ``error_code`` (``invalid_template``, ``template_limit_exceeded``,
+``template_error``) and ``error_field`` (``action.config.text``), so the gateway can answer 422 for the first two.
 The action runs for real (credential included); no execution is recorded and
 breakers are not touched.
 

@@ -11,6 +11,8 @@
    elsewhere), park (another replica's live lease), skip, dead, or run.
 5. **Try**: breaker admission, credential, templates, connector under a
    timeout; :func:`services.executor.decide.after_try` decides the outcome.
+   A multi-step workflow's try is :class:`services.executor.steps.StepRunner`'s:
+   from the first unsettled step on, each step checkpointed before the next.
 6. **Finish**: the outcome is written until the write commits (a failed write
    never causes a second run); a retry parks the event for its backoff in the
    same transaction.  Then the message is acked.
