@@ -218,3 +218,27 @@ async def test_a_step_that_gives_up_kills_the_execution_at_its_own_retry_policy(
         assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE event_id = $1", event.event_id) == 1
     finally:
         await sink.stop()
+
+
+async def test_a_steps_own_timeout_bounds_its_call(bus, db, nats_url, database_url, service):
+    sink = await FakeSink(lambda req, _n: Answer(200, "{}", delay=3.0 if req.path == "/slow" else 0.0)).start()
+    try:
+        tenant = await create_tenant(db)
+        wf = await create_workflow(
+            db,
+            tenant,
+            steps_workflow(
+                [
+                    http_step("slow", f"{sink.url}/slow", timeout_seconds=0.5, retry={"max_attempts": 1}),
+                    http_step("next", f"{sink.url}/next"),
+                ]
+            ),
+        )
+        service("services.executor", env=executor_env(nats_url, database_url))
+        event = await publish_event(bus, tenant, wf, {})
+        row = await finished(db, event.event_id)
+        assert row["status"] == "dead"
+        assert "timed out after 0.5s" in row["error"], row["error"]
+        assert sink.paths("/next") == []
+    finally:
+        await sink.stop()

@@ -242,3 +242,38 @@ async def test_a_replay_resumes_at_the_step_that_died_and_from_start_runs_every_
         assert bad.status == 422
     finally:
         await sink.stop()
+
+
+async def test_a_bulk_replay_from_start_runs_every_step_again(
+    gw: Gateway, database_url: str, nats_url: str, db, service
+):
+    broken = {"on": True}
+    sink = await FakeSink(
+        lambda req, _n: Answer(400, "refused") if req.path == "/second" and broken["on"] else Answer(200, "{}")
+    ).start()
+    try:
+        auth = gw.auth(await tenant(database_url))
+        service("services.executor", env=executor_env(nats_url, database_url))
+        created = await gw.client.post(
+            "/api/workflows",
+            headers=auth,
+            json=with_steps([http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/second")]),
+        )
+        wid = (await created.json())["data"]["id"]
+        run = await gw.client.post(f"/api/workflows/{wid}/run", headers=auth, json={"payload": {}})
+        event_id = uuid.UUID((await run.json())["data"]["event_id"])
+        await run_to(db, event_id, "dead")
+
+        alone = await gw.client.post("/api/dlq/replay", headers=auth, json={"from_start": True})
+        assert alone.status == 422  # an option, not a filter: a replay still needs one
+
+        broken["on"] = False
+        job = await gw.client.post("/api/dlq/replay", headers=auth, json={"workflow_id": wid, "from_start": True})
+        assert job.status == 202, await job.text()
+        assert (await job.json())["data"]["total"] == 1
+        await run_to(db, event_id, "succeeded")
+        assert [r.headers["Idempotency-Key"] for r in sink.paths("/first")] == [f"{event_id}:first"] * 2
+        steps = await db.fetch("SELECT step_id, attempts FROM execution_steps WHERE event_id = $1", event_id)
+        assert {(s["step_id"], s["attempts"]) for s in steps} == {("first", 1), ("second", 1)}
+    finally:
+        await sink.stop()

@@ -95,3 +95,11 @@ def test_the_document_describes_both_forms_and_the_filtered_status():
     assert "filtered" in schemas["AttemptOut"]["properties"]["outcome"]["enum"]
     assert "steps" in schemas["ExecutionDetailOut"]["properties"]
     assert "from_start" in schemas["DlqReplayRequest"]["properties"]
+
+
+def test_the_cli_reads_a_multi_step_workflow_as_the_api_shows_it():
+    from ipaas_cli.plan import current_definition
+
+    shown = {"name": "s", "trigger": {"type": "webhook"}, "steps": [http("a")], "is_active": True}
+    definition = current_definition(shown)
+    assert [s["id"] for s in definition["steps"]] == ["a"] and "action" not in definition
