@@ -255,6 +255,8 @@ REPLAY_OPTIONS = frozenset({"from_start"})
 
 def _filters_not_null(schema: dict[str, Any]) -> None:
     """The document says what the validator enforces: at least one filter, none of them null."""
+    schema["minProperties"] = 1
+    # ``from_start`` is an option, not a filter: one of the filters must be there.
     schema["anyOf"] = [{"required": [name]} for name in schema.get("properties", {}) if name not in REPLAY_OPTIONS]
     for prop in schema.get("properties", {}).values():
         kinds = prop.pop("anyOf", None)
