@@ -277,3 +277,15 @@ async def test_a_bulk_replay_from_start_runs_every_step_again(
         assert {(s["step_id"], s["attempts"]) for s in steps} == {("first", 1), ("second", 1)}
     finally:
         await sink.stop()
+
+
+async def test_a_dry_run_of_an_unsound_step_graph_is_refused_before_the_executor(gw: Gateway, database_url: str):
+    auth = gw.auth(await tenant(database_url))
+    # No executor is running: a sound dry-run would be 503; this one never gets that far.
+    workflow = with_steps([http_step("a", URL, {"x": "{{ steps.b.output }}"}), http_step("b", URL)])
+    resp = await gw.client.post("/api/workflows/dry-run", headers=auth, json={"workflow": workflow, "payload": {}})
+    assert resp.status == 422
+    error = (await resp.json())["error"]
+    assert [(d["field"], d["type"]) for d in error["details"]] == [
+        ("workflow.steps.0.action.config.body.x", "invalid_step")
+    ]
