@@ -242,3 +242,30 @@ async def test_a_steps_own_timeout_bounds_its_call(bus, db, nats_url, database_u
         assert sink.paths("/next") == []
     finally:
         await sink.stop()
+
+
+async def test_a_steps_kept_output_is_capped_by_its_setting(bus, db, nats_url, database_url, service):
+    big = json.dumps({"items": ["x" * 100] * 20})  # about 2 KB
+    sink = await FakeSink(lambda req, _n: Answer(200, big if req.path == "/big" else "{}")).start()
+    try:
+        tenant = await create_tenant(db)
+        wf = await create_workflow(
+            db,
+            tenant,
+            steps_workflow(
+                [
+                    http_step("big", f"{sink.url}/big"),
+                    http_step("after", f"{sink.url}/after", {"cut": "{{ steps.big.output.truncated }}"}),
+                ]
+            ),
+        )
+        env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_STEP_OUTPUT_MAX_BYTES="512")
+        service("services.executor", env=env)
+        event = await publish_event(bus, tenant, wf, {})
+        row = await finished(db, event.event_id)
+        assert row["status"] == "succeeded", row["error"]
+        kept = json.loads((await checkpoints(db, event.event_id))["big"]["output"])
+        assert kept["truncated"] is True and len(kept["preview"]) <= 512
+        assert sink.paths("/after")[0].json() == {"cut": True}  # later steps read what was kept
+    finally:
+        await sink.stop()
