@@ -76,6 +76,11 @@ def test_limits_and_shapes():
 def test_a_condition_is_an_expression_or_one_print_statement():
     assert condition_template("payload.a > 1") == "{{ payload.a > 1 }}"
     assert condition_template(" {{ payload.a }} ") == "{{ payload.a }}"
+    assert condition_template("{{ payload.a }} and {{ payload.b }}") == "{{ {{ payload.a }} and {{ payload.b }} }}"
+    assert errors(steps({"id": "f", "filter": {"condition": "{{ payload.a }} and {{ payload.b }}"}}))[0][:2] == (
+        "steps.0.filter.condition",
+        "invalid_template",
+    )
 
 
 def test_the_document_describes_both_forms_and_the_filtered_status():

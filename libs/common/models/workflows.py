@@ -35,6 +35,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from libs.common.templates import template_problems as check_templates
 from libs.common.templates.references import step_references
+from libs.common.templates.typed import typed_expression
 
 STRICT = ConfigDict(extra="forbid")
 
@@ -479,8 +480,12 @@ def step_problems(steps: list[WorkflowStep]) -> list[Problem]:
 
 
 def condition_template(condition: str) -> str:
-    """A filter's condition as a template: ``payload.x > 1`` becomes ``{{ payload.x > 1 }}``."""
+    """A filter's condition as a template: ``payload.x > 1`` becomes ``{{ payload.x > 1 }}``.
+
+    A condition that is already exactly one ``{{ expr }}`` is kept; anything else is wrapped, so
+    ``{{ a }} and {{ b }}`` does not compile (it would otherwise be text, and any text is true).
+    """
     stripped = condition.strip()
-    if stripped.startswith("{{") and stripped.endswith("}}"):
+    if typed_expression(stripped) is not None:
         return stripped
     return "{{ " + stripped + " }}"
