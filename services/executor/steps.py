@@ -10,6 +10,8 @@ Invariants:
   checkpoints: steps that succeeded (or failed and were passed over with ``continue_on_error``) give
   their kept output to later templates (``steps.<id>.output``) and are not called.  The first other
   step runs; its attempts count on from its checkpoint.
+- **A step that gave up** ends a later try of the same run ``dead`` without a call (its finish
+  was lost); a DLQ replay (its count of attempts starts at 1 again) runs it again.
 - **Per-step policy.** A step's ``retry.max_attempts`` (default ``IPAAS_EXECUTOR_MAX_ATTEMPTS``) and
   ``retry.backoff_seconds`` decide its retries, its ``timeout_seconds`` bounds its call.  A failed try
   parks the whole event (the usual retry); a step that gives up ends the execution ``dead``, unless it
@@ -88,7 +90,10 @@ class StepRunner:
         self._store, self._runner, self._call = store, runner, call
         self._backoff, self._max_attempts, self._output_limit = backoff, max_attempts, output_limit
 
-    async def run(self, event: EventEnvelope, steps: list[WorkflowStep], redactor: Redactor) -> StepsOutcome:
+    async def run(
+        self, event: EventEnvelope, steps: list[WorkflowStep], redactor: Redactor, *, attempt: int
+    ) -> StepsOutcome:
+        """``attempt``: the event's try as the claim counted it (a DLQ replay starts again at 1)."""
         done = await self._store.checkpoints(event.event_id)
         outputs: dict[str, dict[str, Any]] = {}
         extra: dict[str, Any] = {"trigger": TriggerContext(event), "steps": outputs}
@@ -101,6 +106,10 @@ class StepRunner:
                 continue
             if kept is not None and kept.status == "filtered":  # written just before a lost finish
                 return StepsOutcome(Finish("filtered"), kept.output, None)
+            if kept is not None and kept.status == "dead" and attempt > 1:
+                # The step gave up and its execution's finish was lost (a crash between the two writes):
+                # the event is dead, and the step is not called again.  A replay (attempt 1) runs it again.
+                return StepsOutcome(Finish("dead", kept.error or f"step {step.id} gave up"), None, None)
             attempt = (kept.attempts if kept is not None and kept.status == "failed" else 0) + 1
             span = direct_tracer(TRACER_NAME).start_span(
                 f"step {step.id}",

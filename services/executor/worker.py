@@ -229,7 +229,7 @@ class EventWorker:
     ) -> tuple[Finish, Any, int, Tried]:
         """One try of the action; returns the decided outcome, the output, the duration and the history row."""
         if definition.steps is not None:
-            return await self._try_steps(event, definition.steps, redactor)
+            return await self._try_steps(event, definition.steps, attempt, redactor)
         action = definition.first_action()
         action_type = action.type
         started_at = datetime.now(UTC)
@@ -245,12 +245,12 @@ class EventWorker:
         return finish, output, int(duration * 1000), Tried(started_at, result.http_status)
 
     async def _try_steps(
-        self, event: EventEnvelope, steps: list[WorkflowStep], redactor: Redactor
+        self, event: EventEnvelope, steps: list[WorkflowStep], attempt: int, redactor: Redactor
     ) -> tuple[Finish, Any, int, Tried]:
         """One try of a multi-step workflow: from the first unsettled step on (see :mod:`services.executor.steps`)."""
         started_at = datetime.now(UTC)
         started = time.perf_counter()
-        ran = await self._steps.run(event, steps, redactor)
+        ran = await self._steps.run(event, steps, redactor, attempt=attempt)
         duration = int((time.perf_counter() - started) * 1000)
         return ran.finish, ran.output, duration, Tried(started_at, ran.http_status)
 

@@ -11,6 +11,7 @@ import json
 import uuid
 from typing import Any
 
+from libs.common.models.events import event_id_for
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import Answer, FakeSink, Seen, execution_row, executor_env, publish_event
 from tests.helpers.wait import wait_until
@@ -267,5 +268,42 @@ async def test_a_steps_kept_output_is_capped_by_its_setting(bus, db, nats_url, d
         kept = json.loads((await checkpoints(db, event.event_id))["big"]["output"])
         assert kept["truncated"] is True and len(kept["preview"]) <= 512
         assert sink.paths("/after")[0].json() == {"cut": True}  # later steps read what was kept
+    finally:
+        await sink.stop()
+
+
+async def test_a_step_that_gave_up_is_not_called_again_when_the_finish_was_lost(
+    bus, db, nats_url, database_url, service
+):
+    # A crash between a step's `dead` checkpoint and the execution's finish: the row is still `running`
+    # under a lease that ran out.  The redelivery finishes the execution dead without calling anything.
+    sink = await FakeSink().start()
+    try:
+        tenant = await create_tenant(db)
+        wf = await create_workflow(
+            db, tenant, steps_workflow([http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/2")])
+        )
+        key = uuid.uuid4().hex
+        event_id = event_id_for(wf, key)
+        await db.execute(
+            """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,
+                                       attempts, started_at, lease_owner, lease_until)
+               VALUES (gen_random_uuid(), $1, $2, $3, 1, 'webhook', 'running',
+                       1, now(), 'gone', now() - interval '1 s')""",
+            event_id,
+            tenant,
+            wf,
+        )
+        await db.execute(
+            """INSERT INTO execution_steps (event_id, step_id, position, status, attempts, error, output)
+               VALUES ($1, 'first', 0, 'succeeded', 1, NULL, '{}'),
+                      ($1, 'second', 1, 'dead', 1, 'step second: 400', NULL)""",
+            event_id,
+        )
+        service("services.executor", env=executor_env(nats_url, database_url))
+        await publish_event(bus, tenant, wf, {}, dedup_key=key)
+        row = await finished(db, event_id)
+        assert row["status"] == "dead" and row["error"] == "step second: 400"
+        assert sink.calls == 0
     finally:
         await sink.stop()
