@@ -47,9 +47,9 @@ def normalise(body: dict[str, Any], source: str) -> dict[str, Any]:
 
 
 def current_definition(workflow: dict[str, Any]) -> dict[str, Any]:
-    model = WorkflowDefinition.model_validate(
-        {"name": workflow["name"], "trigger": workflow["trigger"], "action": workflow["action"]}, context=STORED
-    )
+    # One action, or steps: the API shows the form the workflow was saved in.
+    fields = {k: workflow[k] for k in ("name", "trigger", "action", "steps") if workflow.get(k) is not None}
+    model = WorkflowDefinition.model_validate(fields, context=STORED)
     return {**model.model_dump(mode="json"), "is_active": bool(workflow["is_active"])}
 
 

@@ -25,7 +25,7 @@ from ipaas_cli.workflow_ref import find_workflow
 app = typer.Typer(help="Executions: list, inspect, and follow live.", no_args_is_help=True)
 
 COLUMNS = ["id", "event_id", "workflow_id", "trigger", "status", "attempts", "started_at", "duration_ms", "error"]
-STATUSES = ("running", "succeeded", "failed", "dead", "skipped")
+STATUSES = ("running", "succeeded", "failed", "dead", "skipped", "filtered")
 TAIL_PAGE = 50
 
 

@@ -121,6 +121,7 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
             fairness_delay_seconds=settings.fairness_delay_seconds,
             lease_seconds=settings.lease_seconds,
             ack_sync=settings.ack_sync,
+            step_output_max_bytes=settings.step_output_max_bytes,
         ),
     )
     consumer = BoundedPullConsumer(

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-Status = Literal["succeeded", "failed", "dead", "skipped"]
+Status = Literal["succeeded", "failed", "dead", "skipped", "filtered"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,7 @@ class ClaimView:
     workflow_deleted: bool
 
 
-FINAL = frozenset({"succeeded", "dead", "skipped"})
+FINAL = frozenset({"succeeded", "dead", "skipped", "filtered"})
 BUSY_MARGIN_SECONDS = 0.5
 
 

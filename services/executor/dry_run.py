@@ -2,9 +2,10 @@
 
 Request ``DryRunCommand`` ``{"tenant_id", "workflow": <WorkflowDefinition JSON>, "payload": {...},
 "timeout_ms"}``; reply ``DryRunResult`` ``{"status": "succeeded"|"failed", "output", "error",
-"duration_ms"}`` (both in ``libs/common/models/api.py``); a template failure also carries ``error_code``
-(``invalid_template``, ``template_limit_exceeded``, ``template_error``) and ``error_field``
-(``action.config.text``), so the gateway can answer 422 for the first two.
+"duration_ms"}`` (both in ``libs/common/models/api.py``); a multi-step workflow runs every step
+once and adds ``steps`` (each step's status and output), its status may be ``filtered``; a
+template failure also carries ``error_code`` (``invalid_template``, ``template_limit_exceeded``,
+``template_error``) and ``error_field`` (``action.config.text``), so the gateway can answer 422 for the first two.
 The action runs for real (credential included); no execution is recorded and
 breakers are not touched.
 
@@ -34,11 +35,12 @@ from libs.common.bus import Bus
 from libs.common.bus.tracing import responder_span
 from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.api import DryRunCommand, DryRunResult
+from libs.common.models.workflows import WorkflowStep, condition_template
 from libs.common.telemetry import ActiveSpan
 from services.executor.dry_run_limits import Admissions, DryRunLimits, Refusal, deadline
 from services.executor.errors import ActionError
 from services.executor.runner import ActionRunner, safe_error
-from services.executor.templates import TemplateError
+from services.executor.templates import TemplateError, filter_passes
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +62,7 @@ def _reply(
     *,
     error_code: str | None = None,
     error_field: str | None = None,
+    steps: list[dict[str, Any]] | None = None,
 ) -> bytes:
     return (
         DryRunResult(
@@ -69,6 +72,7 @@ def _reply(
             duration_ms=duration_ms,
             error_code=error_code,
             error_field=error_field,
+            steps=steps,
         )
         .model_dump_json()
         .encode()
@@ -172,6 +176,8 @@ class DryRunResponder:
         started = time.perf_counter()
         try:
             async with asyncio.timeout_at(until) as window:
+                if req.workflow.steps is not None:
+                    return await self._steps(req, req.workflow.steps, redactor, started)
                 try:
                     call = await self._runner.prepare(
                         tenant_id=req.tenant_id,
@@ -181,7 +187,7 @@ class DryRunResponder:
                         event={"id": None, "trigger": "manual", "dry_run": True},
                     )
                     redactor.add_secret(call.secret)
-                    output = await self._runner.call(req.workflow.action.type, call)
+                    output = await self._runner.call(req.workflow.first_action().type, call)
                 except TemplateError as exc:
                     return _reply(
                         "failed",
@@ -212,6 +218,88 @@ class DryRunResponder:
             log.exception("dry run failed unexpectedly")
             return _reply("failed", None, f"internal error: {type(exc).__name__}", _elapsed(started))
         return _reply("succeeded", self._runner.safe_output(output, redactor), None, _elapsed(started))
+
+    async def _steps(self, req: DryRunCommand, steps: list[WorkflowStep], redactor: Redactor, started: float) -> bytes:
+        """Every step once, in order, as the executor would run them (no retries, nothing recorded).
+
+        The reply's ``steps`` lists each step that ran with its status, output and error; ``status`` is
+        ``succeeded``, ``filtered`` (a filter was false: later steps did not run) or ``failed`` (a step
+        failed without ``continue_on_error``); ``output`` is the last step's.  A template failure also
+        carries ``error_code`` and ``error_field`` (``steps.1.action.config.text``).
+        """
+        key = uuid.uuid4()
+        seen: dict[str, dict[str, Any]] = {}
+        extra: dict[str, Any] = {"trigger": _DRY_TRIGGER, "steps": seen}
+        event = {"id": None, "trigger": "manual", "dry_run": True}
+        ran: list[dict[str, Any]] = []
+        last: Any = None
+        for position, step in enumerate(steps):
+            step_started = time.perf_counter()
+            try:
+                if step.filter is not None:
+                    passed = await filter_passes(
+                        condition_template(step.filter.condition),
+                        req.payload,
+                        event,
+                        self._runner.templates,
+                        extra=extra,
+                        where=f"steps.{position}.filter",
+                    )
+                    output: Any = {"passed": passed}
+                    if not passed:
+                        ran.append(_step_out(step.id, "filtered", output, None, step_started))
+                        return _reply("filtered", output, None, _elapsed(started), steps=ran)
+                else:
+                    assert step.action is not None
+                    call = await self._runner.prepare_action(
+                        step.action,
+                        tenant_id=req.tenant_id,
+                        key=f"{key}:{step.id}",
+                        payload=req.payload,
+                        event=event,
+                        extra=extra,
+                        where=f"steps.{position}.action.config",
+                    )
+                    redactor.add_secret(call.secret)
+                    raw = await self._runner.call(step.action.type, call, timeout=step.timeout_seconds)
+                    output = self._runner.safe_output(raw, redactor)
+            except ActionError as exc:
+                error = safe_error(f"step {step.id}: {exc.message}", redactor=redactor)
+                ran.append(_step_out(step.id, "failed", None, error, step_started))
+                seen[step.id] = {"output": None, "status": "failed", "error": error}
+                if step.continue_on_error:
+                    continue
+                template = exc if isinstance(exc, TemplateError) else None
+                return _reply(
+                    "failed",
+                    None,
+                    error,
+                    _elapsed(started),
+                    error_code=template.code if template else None,
+                    error_field=template.field if template else None,
+                    steps=ran,
+                )
+            ran.append(_step_out(step.id, "succeeded", output, None, step_started))
+            seen[step.id] = {"output": output, "status": "succeeded", "error": None}
+            last = output
+        return _reply("succeeded", last, None, _elapsed(started), steps=ran)
+
+
+# ``trigger`` in a dry-run's templates: a manual run that has no event.
+_DRY_TRIGGER: dict[str, Any] = {
+    "type": "manual",
+    "event_id": None,
+    "workflow_id": None,
+    "workflow_version": None,
+    "dedup_key": None,
+    "received_at": None,
+    "scheduled_for": None,
+    "dry_run": True,
+}
+
+
+def _step_out(step_id: str, status: str, output: Any, error: str | None, started: float) -> dict[str, Any]:
+    return {"id": step_id, "status": status, "output": output, "error": error, "duration_ms": _elapsed(started)}
 
 
 def _elapsed(started: float) -> int:

@@ -1,13 +1,14 @@
 """Retention: finished executions older than ``IPAAS_EXECUTOR_RETENTION_DAYS`` are deleted, in small batches.
 
 A pass deletes at most ``IPAAS_EXECUTOR_RETENTION_BATCH`` executions per
-statement, with their tries (``execution_attempts``) and their dead letter,
+statement, with their tries (``execution_attempts``), their step checkpoints
+(``execution_steps``) and their dead letter,
 oldest first, and commits; it repeats until a batch comes back short, pausing
 between batches.  Each statement locks only the rows it deletes, and skips
 rows another transaction holds (``FOR UPDATE SKIP LOCKED``), so replicas that
 prune at once share the work and a claim is never kept waiting.
 
-Only final executions are pruned (``succeeded``, ``dead``, ``skipped``):
+Only final executions are pruned (``succeeded``, ``dead``, ``skipped``, ``filtered``):
 a ``running`` or ``failed`` one (a retry is due) is kept whatever its age.
 ``IPAAS_EXECUTOR_RETENTION_DAYS=0`` keeps everything.
 """
@@ -28,10 +29,12 @@ log = logging.getLogger(__name__)
 PRUNE_SQL = """
 WITH doomed AS (
     SELECT id, event_id FROM executions
-     WHERE finished_at IS NOT NULL AND finished_at < $1 AND status IN ('succeeded', 'dead', 'skipped')
+     WHERE finished_at IS NOT NULL AND finished_at < $1 AND status IN ('succeeded', 'dead', 'skipped', 'filtered')
      ORDER BY finished_at LIMIT $2 FOR UPDATE SKIP LOCKED
 ), tries AS (
     DELETE FROM execution_attempts WHERE event_id IN (SELECT event_id FROM doomed)
+), checkpoints AS (
+    DELETE FROM execution_steps WHERE event_id IN (SELECT event_id FROM doomed)
 ), letters AS (
     DELETE FROM dead_letters WHERE event_id IN (SELECT event_id FROM doomed)
 )

@@ -15,14 +15,14 @@ import orjson
 
 from libs.common.logs import mask_truncated, mask_value
 from libs.common.logs.redaction import Redactor
-from libs.common.models.workflows import WorkflowDefinition
+from libs.common.models.workflows import Action, WorkflowDefinition
 from libs.common.telemetry import ActiveSpan
 from libs.common.templates import TemplateEngine
 from services.executor.call_span import connector_span, outgoing_trace_headers, record_status
 from services.executor.connectors import CREDENTIAL_TYPES, ActionCall, Connector
 from services.executor.credentials import CredentialResolver
 from services.executor.errors import ActionError, PermanentError, TransientError
-from services.executor.templates import render_action_config
+from services.executor.templates import CONFIG_PATH, render_action_config
 
 MAX_CACHED_CONFIGS = 4096
 
@@ -53,15 +53,38 @@ class ActionRunner:
     async def prepare(
         self, *, tenant_id: uuid.UUID, event_id: uuid.UUID, definition: WorkflowDefinition, payload: Any, event: Any
     ) -> ActionCall:
-        action = definition.action
+        """The call of a single-action workflow's action (``Idempotency-Key``: the event id)."""
+        return await self.prepare_action(
+            definition.first_action(), tenant_id=tenant_id, key=str(event_id), payload=payload, event=event
+        )
+
+    async def prepare_action(
+        self,
+        action: Action,
+        *,
+        tenant_id: uuid.UUID,
+        key: str,
+        payload: Any,
+        event: Any,
+        extra: dict[str, Any] | None = None,
+        where: str = CONFIG_PATH,
+    ) -> ActionCall:
+        """Credential and rendered config of one action; ``key`` is what the target sees as ``Idempotency-Key``
+        (a step's is ``<event_id>:<step_id>``); ``extra`` adds template names (``trigger``, ``steps``)."""
         if action.type not in self._connectors:
             raise PermanentError(f"no connector for action type {action.type}")
         secret: dict[str, Any] = {}
         credential_id: uuid.UUID | None = getattr(action, "credential_id", None)  # nats_publish takes none
         if credential_id is not None:
             secret = await self._credentials.resolve(tenant_id, credential_id, CREDENTIAL_TYPES[action.type])
-        config = await render_action_config(self._config_json(action.config), payload, event, self._templates)
-        return ActionCall(event_id=str(event_id), tenant_id=str(tenant_id), config=config, secret=secret)
+        config = await render_action_config(
+            self._config_json(action.config), payload, event, self._templates, extra=extra, where=where
+        )
+        return ActionCall(event_id=key, tenant_id=str(tenant_id), config=config, secret=secret)
+
+    @property
+    def templates(self) -> TemplateEngine | None:
+        return self._templates
 
     def _config_json(self, config: Any) -> dict[str, Any]:
         """The action config as JSON data, dumped once per (immutable, cached) definition.
@@ -77,18 +100,20 @@ class ActionRunner:
         self._configs[id(config)] = (config, dumped)
         return dumped
 
-    async def call(self, action_type: str, call: ActionCall) -> dict[str, Any]:
-        """The connector's call under the timeout, inside a CLIENT span (see :mod:`services.executor.call_span`)."""
+    async def call(self, action_type: str, call: ActionCall, *, timeout: float | None = None) -> dict[str, Any]:
+        """The connector's call under the timeout (a step's own, else the executor's), inside a CLIENT span
+        (see :mod:`services.executor.call_span`)."""
         connector = self._connectors[action_type]
         span = connector_span(action_type)
+        limit = timeout or self._timeout
         with ActiveSpan(span):
             if action_type in self._propagate_to:
                 call = replace(call, trace_headers=outgoing_trace_headers())
             try:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout(limit):
                     output = await connector(call)
             except TimeoutError as exc:
-                raise TransientError(f"{action_type} timed out after {self._timeout:g}s") from exc
+                raise TransientError(f"{action_type} timed out after {limit:g}s") from exc
             except ActionError as exc:
                 record_status(span, exc.http_status)
                 raise
@@ -112,21 +137,23 @@ class ActionRunner:
             "preview": mask_truncated(raw[: self._max_input].decode("utf-8", "replace"), self._max_input),
         }
 
-    def safe_output(self, output: Any, redactor: Redactor | None = None) -> Any:
-        """Redacted (the values ``redactor`` holds), masked, and cut down when larger than ``max_output_bytes``.
+    def safe_output(self, output: Any, redactor: Redactor | None = None, *, limit: int | None = None) -> Any:
+        """Redacted (the values ``redactor`` holds), masked, and cut down when larger than ``max_output_bytes``
+        (or ``limit``: a step's kept output has its own cap).
 
-        A string is cut to ``max_output_bytes`` characters before it is masked:
+        A string is cut to the limit in characters before it is masked:
         one that long makes the whole output a preview anyway.
         """
+        cap = limit or self._max_output
         if redactor:
             output = redactor.value(output)
-        masked = mask_value(output, self._max_output)
+        masked = mask_value(output, cap)
         if redactor:
             masked = redactor.value(masked)  # a cut may have left the start of a value at a string's end
         raw = orjson.dumps(masked, default=str)
-        if len(raw) <= self._max_output:
+        if len(raw) <= cap:
             return masked
-        preview = raw[: self._max_output].decode("utf-8", "replace")
+        preview = raw[:cap].decode("utf-8", "replace")
         return {"truncated": True, "preview": redactor.text(preview) if redactor else preview}
 
 

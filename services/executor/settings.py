@@ -74,6 +74,9 @@ class ExecutorSettings(ServiceSettings):
     backoff_base_seconds: float = Field(default=1.0, gt=0)
     backoff_max_seconds: float = Field(default=300.0, gt=0)
     max_output_bytes: int = Field(default=16_384, ge=256)
+    # A multi-step workflow keeps each step's output (for later steps and the execution record) up to this
+    # many bytes as JSON; a larger one is kept as a preview (services/executor/steps.py).
+    step_output_max_bytes: int = Field(default=16_384, ge=256)
     # The event's payload kept with its execution (masked); larger ones are kept as a preview.
     max_input_bytes: int = Field(default=16_384, ge=256)
 

@@ -135,6 +135,23 @@ SELECT EXISTS (SELECT 1 FROM executions o JOIN executions me ON me.event_id = $2
                   AND o.event_id <> $2 AND (o.started_at, o.event_id) < (me.started_at, me.event_id))
 """
 
+# Checkpoints of multi-step workflows (one row per step that ran): read at the start of a try, and each
+# written before the next step starts, only while this replica holds the event's lease.
+STEPS_SQL = """
+SELECT step_id, status, attempts, continued, output, error FROM execution_steps WHERE event_id = $1
+"""
+CHECKPOINT_SQL = """
+INSERT INTO execution_steps AS s (event_id, step_id, position, status, attempts, continued, started_at,
+                                  finished_at, duration_ms, error, output)
+SELECT $1, $2, $3, $4, $5, $6, $7, now(), $8, $9, $10::text::jsonb
+ WHERE EXISTS (SELECT 1 FROM executions e WHERE e.event_id = $1 AND e.status = 'running' AND e.lease_owner = $11)
+ON CONFLICT (event_id, step_id) DO UPDATE
+   SET position = EXCLUDED.position, status = EXCLUDED.status, attempts = EXCLUDED.attempts,
+       continued = EXCLUDED.continued, started_at = EXCLUDED.started_at, finished_at = now(),
+       duration_ms = EXCLUDED.duration_ms, error = EXCLUDED.error, output = EXCLUDED.output
+RETURNING s.step_id
+"""
+
 MAX_ERROR_CHARS = 2000
 
 
@@ -178,6 +195,26 @@ class Outcome:
     park: Parking | None = None  # a failed try: when the event comes back
     tried: Tried | None = None  # the action was tried (or refused by its breaker): a history row
     input: Any = None  # the payload as stored (masked, capped); kept once per event
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """One step's outcome, as kept: ``status`` succeeded, filtered, failed or dead (see 0320_execution_steps)."""
+
+    step_id: str
+    status: str
+    attempts: int
+    output: Any = None
+    error: str | None = None
+    continued: bool = False  # failed, and passed over (continue_on_error)
+    position: int = 0
+    started_at: datetime | None = None
+    duration_ms: int | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Never runs again: it succeeded, or failed and the workflow went on without it."""
+        return self.status == "succeeded" or (self.status == "failed" and self.continued)
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +273,35 @@ class ExecutionStore:
         await self._pool.execute(
             DEAD_SQL, [event_id], [tenant_id], [workflow_id], [pg_text(reason)], [0], [None], [raw], [None]
         )
+
+    async def checkpoints(self, event_id: uuid.UUID) -> dict[str, Checkpoint]:
+        """The steps of the event that ran, by step id."""
+        rows = await self._pool.fetch(STEPS_SQL, event_id)
+        return {
+            r["step_id"]: Checkpoint(
+                r["step_id"], r["status"], r["attempts"], r["output"], r["error"], bool(r["continued"])
+            )
+            for r in rows
+        }
+
+    async def checkpoint(self, event_id: uuid.UUID, step: Checkpoint) -> bool:
+        """Write one step's outcome; False when this replica no longer holds the event (nothing written)."""
+        output = None if step.output is None else pg_json(step.output)
+        row = await self._pool.fetchval(
+            CHECKPOINT_SQL,
+            event_id,
+            step.step_id,
+            step.position,
+            step.status,
+            step.attempts,
+            step.continued,
+            step.started_at,
+            step.duration_ms,
+            pg_text_or_none(step.error),
+            output,
+            self.owner,
+        )
+        return row is not None
 
     async def overlapping_run(self, workflow_id: uuid.UUID, event_id: uuid.UUID) -> bool:
         return bool(await self._pool.fetchval(OVERLAP_SQL, workflow_id, event_id))

@@ -11,6 +11,8 @@
    elsewhere), park (another replica's live lease), skip, dead, or run.
 5. **Try**: breaker admission, credential, templates, connector under a
    timeout; :func:`services.executor.decide.after_try` decides the outcome.
+   A multi-step workflow's try is :class:`services.executor.steps.StepRunner`'s:
+   from the first unsettled step on, each step checkpointed before the next.
 6. **Finish**: the outcome is written until the write commits (a failed write
    never causes a second run); a retry parks the event for its backoff in the
    same transaction.  Then the message is acked.
@@ -40,7 +42,7 @@ from libs.common.db.errors import STORAGE_ERRORS
 from libs.common.db.tracing import db_span
 from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.events import DeadLetter, EventEnvelope, Trigger, UndecodableEvent, dlq_subject
-from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition
+from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition, WorkflowStep
 from libs.common.telemetry import ActiveSpan, current_trace_id
 from services.executor.breakers import Breakers
 from services.executor.decide import Ack, ClaimView, Fate, Finish, Park, Run, TryResult, after_claim, after_try
@@ -58,8 +60,9 @@ from services.executor.heartbeats import Heartbeats, Held
 from services.executor.metrics import ExecutorMetrics
 from services.executor.retry import Backoff
 from services.executor.runner import ActionRunner, safe_error
+from services.executor.steps import StepCall, StepRunner
 from services.executor.store import ExecutionStore, Outcome, Parcel, Parking, Tried, Unclaimable
-from services.executor.templates import EventContext
+from services.executor.templates import CONFIG_PATH, EventContext
 from services.executor.workflows import WorkflowReader
 
 log = logging.getLogger(__name__)
@@ -80,6 +83,7 @@ class WorkerOptions:
     fairness_delay_seconds: float
     lease_seconds: float
     ack_sync: bool = True
+    step_output_max_bytes: int = 16_384
 
 
 class EventWorker:
@@ -101,6 +105,14 @@ class EventWorker:
         self._breakers, self._slots, self._backoff = breakers, slots, backoff
         self._metrics, self._waker, self._opt = metrics, waker, options
         self._heartbeats = Heartbeats(options.heartbeat_seconds, renew=store.renew)
+        self._steps = StepRunner(
+            store=store,
+            runner=runner,
+            call=self._call_step,
+            backoff=backoff,
+            max_attempts=options.max_attempts,
+            output_limit=options.step_output_max_bytes,
+        )
 
     async def close(self) -> None:
         await self._heartbeats.close()
@@ -159,7 +171,7 @@ class EventWorker:
         if claim.attempt is not None:
             span.set_attribute(ATTEMPT_ATTRIBUTE, claim.attempt)
         definition = loaded.definition
-        connector = definition.action.type if definition is not None else "none"
+        connector = _connector_label(definition)
         fate: Fate = after_claim(
             claim, event_tenant=event.tenant_id, has_definition=definition is not None, definition_error=loaded.error
         )
@@ -216,11 +228,13 @@ class EventWorker:
         self, event: EventEnvelope, definition: WorkflowDefinition, attempt: int, redactor: Redactor
     ) -> tuple[Finish, Any, int, Tried]:
         """One try of the action; returns the decided outcome, the output, the duration and the history row."""
-        action_type = definition.action.type
-        tenant = str(event.tenant_id)
+        if definition.steps is not None:
+            return await self._try_steps(event, definition.steps, attempt, redactor)
+        action = definition.first_action()
+        action_type = action.type
         started_at = datetime.now(UTC)
         started = time.perf_counter()
-        result, output = await self._call(event, definition, tenant, action_type, redactor)
+        result, output = await self._call(event, StepCall(action, str(event.event_id), {}, CONFIG_PATH, None), redactor)
         duration = time.perf_counter() - started
         if result.kind == "breaker":
             self._metrics.breaker_refusals.labels(action_type).inc()
@@ -230,9 +244,29 @@ class EventWorker:
         finish = after_try(result, attempt=attempt, max_attempts=self._opt.max_attempts, backoff=backoff)
         return finish, output, int(duration * 1000), Tried(started_at, result.http_status)
 
-    async def _call(
-        self, event: EventEnvelope, definition: WorkflowDefinition, tenant: str, action_type: str, redactor: Redactor
-    ) -> tuple[TryResult, Any]:
+    async def _try_steps(
+        self, event: EventEnvelope, steps: list[WorkflowStep], attempt: int, redactor: Redactor
+    ) -> tuple[Finish, Any, int, Tried]:
+        """One try of a multi-step workflow: from the first unsettled step on (see :mod:`services.executor.steps`)."""
+        started_at = datetime.now(UTC)
+        started = time.perf_counter()
+        ran = await self._steps.run(event, steps, redactor, attempt=attempt)
+        duration = int((time.perf_counter() - started) * 1000)
+        return ran.finish, ran.output, duration, Tried(started_at, ran.http_status)
+
+    async def _call_step(self, event: EventEnvelope, step: StepCall, redactor: Redactor) -> tuple[TryResult, Any]:
+        """One action step's call, timed into the connector's duration metric (a breaker refusal is counted)."""
+        action_type = step.action.type
+        started = time.perf_counter()
+        result, output = await self._call(event, step, redactor)
+        if result.kind == "breaker":
+            self._metrics.breaker_refusals.labels(action_type).inc()
+        else:
+            self._metrics.observe_duration(action_type, time.perf_counter() - started)
+        return result, output
+
+    async def _call(self, event: EventEnvelope, step: StepCall, redactor: Redactor) -> tuple[TryResult, Any]:
+        tenant, action_type = str(event.tenant_id), step.action.type
         try:
             trial = self._breakers.admit(tenant, action_type)
         except BreakerOpen as exc:
@@ -245,12 +279,14 @@ class EventWorker:
                 breaker_left=exc.remaining + spread,
             ), None
         try:
-            call = await self._runner.prepare(
+            call = await self._runner.prepare_action(
+                step.action,
                 tenant_id=event.tenant_id,
-                event_id=event.event_id,
-                definition=definition,
+                key=step.key,
                 payload=event.payload,
                 event=EventContext(event),
+                extra=step.extra,
+                where=step.where,
             )
         except PermanentError as exc:
             self._breakers.release(tenant, action_type, trial=trial)
@@ -263,7 +299,7 @@ class EventWorker:
             raise
         redactor.add_secret(call.secret)
         try:
-            output = await self._runner.call(action_type, call)
+            output = await self._runner.call(action_type, call, timeout=step.timeout)
         except PermanentError as exc:
             self._breakers.release(tenant, action_type, trial=trial)
             return TryResult("permanent", exc.message, http_status=exc.http_status), None
@@ -481,6 +517,15 @@ def fairness_delay(base: float, deferrals: int) -> float:
     """
     doublings: int = min(max(deferrals - 1, 0), FAIRNESS_MAX_DOUBLINGS)
     return base * float(1 << doublings)
+
+
+def _connector_label(definition: WorkflowDefinition | None) -> str:
+    """The ``connector`` label of an event's metrics: the action's type, ``steps`` for a multi-step workflow."""
+    if definition is None:
+        return "none"
+    if definition.steps is not None:
+        return "steps"
+    return str(definition.first_action().type)
 
 
 def _stream_seq(msg: Msg) -> int:

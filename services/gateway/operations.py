@@ -207,7 +207,16 @@ GATEWAY_OPERATIONS: tuple[Op, ...] = (
         many=True,
         page=True,
     ),
-    Op("post", "/api/dlq/{event_id}/replay", "Replay a dead letter", 202, api.ReplayAccepted, errors(TOKEN, 404, 409)),
+    Op(
+        "post",
+        "/api/dlq/{event_id}/replay",
+        "Replay a dead letter",
+        202,
+        api.ReplayAccepted,
+        errors(TOKEN, BODY, 404, 409),
+        body=api.ReplayOptions,
+        body_optional=True,
+    ),
     Op(
         "post",
         "/api/dlq/replay",

@@ -36,7 +36,7 @@ class QuotaExceeded(ApiError):
 
 def check_definition(definition: WorkflowDefinition, settings: GatewaySettings) -> None:
     """A definition about to be saved as a new version: refuse it if it breaks a quota."""
-    dumped = definition.model_dump(mode="json", include={"name", "trigger", "action"})
+    dumped = definition.model_dump(mode="json", include={"name", "trigger", "action", "steps"})
     check_schedule(dumped, settings.schedule.min_interval_seconds)
     size = len(orjson.dumps(dumped))
     if size > settings.definition_max_bytes:

@@ -419,3 +419,44 @@ async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
         await wait_until(all_known, timeout=10, message="the exemplars' traces at the collector")
     finally:
         await sink.stop()
+
+
+async def test_each_step_of_a_multi_step_workflow_is_a_span_under_the_process_span(http_traced: Traced) -> None:
+    t = http_traced
+    sink = await FakeSink().start()
+    try:
+
+        def step(step_id: str) -> dict[str, Any]:
+            config = {"method": "POST", "url": f"{sink.url}/{step_id}", "body": {"id": "{{ payload.id }}"}}
+            return {"id": step_id, "action": {"type": "http_request", "config": config}}
+
+        created = await t.call(
+            "POST",
+            "/api/workflows",
+            {
+                "name": "traced steps",
+                "trigger": {"type": "webhook"},
+                "steps": [step("lookup"), {"id": "check", "filter": {"condition": "payload.id != ''"}}, step("post")],
+            },
+            expect=201,
+        )
+        wf = created["data"]
+        _, traceparent = await t.webhook(wf, {"id": "A-2"})
+        trace_id = traceparent.split("-")[1]
+        await t.execution(wf["id"], "succeeded")
+        names = {("executor", f"step {s}") for s in ("lookup", "check", "post")}
+        spans = await _complete_trace(t.receiver, trace_id, names | {("executor", "process EVENTS")})
+        drawn = tree(spans)
+        process = one(spans, "process EVENTS", "executor", "CONSUMER")
+        steps = {s: one(spans, f"step {s}", "executor", "INTERNAL") for s in ("lookup", "check", "post")}
+        for name, span in steps.items():
+            assert span.parent_id == process.span_id, f"{name}\n{drawn}"
+            assert span.attributes["ipaas.step.id"] == name
+            assert span.attributes["ipaas.step.status"] == "succeeded"
+        assert steps["check"].attributes["ipaas.step.kind"] == "filter"
+        connectors = [s for s in spans if s.name == "connector http_request"]
+        assert sorted(c.parent_id for c in connectors) == sorted([steps["lookup"].span_id, steps["post"].span_id]), (
+            drawn
+        )
+    finally:
+        await sink.stop()

@@ -45,6 +45,8 @@ EXPECTED: dict[str, set[str]] = {
         "executions:SELECT",
         "dead_letters:SELECT",
         "execution_attempts:SELECT",
+        "execution_steps:SELECT",
+        "execution_steps:DELETE",  # a DLQ replay with from_start forgets the step checkpoints
         "executions(status):UPDATE",
         "executions(updated_at):UPDATE",
         "executions(attempts):UPDATE",
@@ -52,7 +54,9 @@ EXPECTED: dict[str, set[str]] = {
         "api_keys(last_used_at):UPDATE",
         *(f"api_keys({c}):SELECT" for c in ("id", "tenant_id", "digest", "scopes", "revoked_at", "last_used_at")),
     },
-    "ipaas_executor": {f"{t}:{p}" for t in ("executions", "dead_letters", "deferred_events") for p in ROW}
+    "ipaas_executor": {
+        f"{t}:{p}" for t in ("executions", "dead_letters", "deferred_events", "execution_steps") for p in ROW
+    }
     | {
         "workflow_versions:SELECT",
         "workflows(id):UPDATE",

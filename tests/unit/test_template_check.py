@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from libs.common.http.envelope import validation_details
 from libs.common.models.api import DryRunRequest
-from libs.common.models.workflows import WorkflowCreate, WorkflowDefinition, template_problems
+from libs.common.models.workflows import HttpRequestAction, WorkflowCreate, WorkflowDefinition, template_problems
 from libs.common.templates.limits import MAX_CONFIG_DEPTH, MAX_CONFIG_TOKENS, MAX_SOURCE_CHARS
 
 
@@ -67,7 +67,7 @@ def test_templates_that_compile_are_saved_and_plain_strings_are_not_templates():
             },
         )
     )
-    assert ok.action.type == "http_request"
+    assert isinstance(ok.action, HttpRequestAction)
     assert len(ok.action.config.body["large"]) > MAX_SOURCE_CHARS
 
 
@@ -92,7 +92,7 @@ def test_bounds_of_a_whole_config():
 
 def test_stored_definitions_and_raw_dry_run_bodies_are_not_checked_by_the_models():
     bad = workflow("discord_message", {"content": "{{ oops"})
-    assert WorkflowDefinition.model_validate(bad).action.type == "discord_message"  # old versions still load
+    assert WorkflowDefinition.model_validate(bad).first_action().type == "discord_message"  # old versions still load
     request = DryRunRequest.model_validate({"workflow": bad, "payload": {}})
     assert template_problems(request.workflow) == [
         (("action", "config", "content"), "unexpected end of template, expected 'end of print statement'. (line 1)")

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
 from libs.common.models.queries import Cursor, Instant, VersionCursor
-from libs.common.models.workflows import Action, JsonInt, Trigger, WorkflowDefinition
+from libs.common.models.workflows import Action, JsonInt, Trigger, WorkflowDefinition, WorkflowStep
 
 STRICT = ConfigDict(extra="forbid")
 MAX_INT32 = 2**31 - 1
@@ -95,7 +95,12 @@ class WorkflowOut(BaseModel):
     id: uuid.UUID
     name: str
     trigger: Trigger
-    action: Action
+    action: Action | None = Field(
+        default=None, exclude_if=_absent_if_none, description="A single-action workflow's action."
+    )
+    steps: list[WorkflowStep] | None = Field(
+        default=None, exclude_if=_absent_if_none, description="A multi-step workflow's steps (instead of action)."
+    )
     is_active: bool
     version: int
     schedule_error: str | None = None
@@ -142,6 +147,14 @@ class AcceptedEvent(BaseModel):
     duplicate: bool = False
 
 
+class DryRunStepOut(BaseModel):
+    id: str
+    status: Literal["succeeded", "failed", "filtered"]
+    output: Any = None
+    error: str | None = None
+    duration_ms: int | None = None
+
+
 class DryRunResult(BaseModel):
     status: str
     output: Any = None
@@ -151,6 +164,11 @@ class DryRunResult(BaseModel):
         default=None, description="For a template failure: invalid_template, template_limit_exceeded or template_error."
     )
     error_field: str | None = Field(default=None, description="For a template failure: where, e.g. action.config.text.")
+    steps: list[DryRunStepOut] | None = Field(
+        default=None,
+        exclude_if=_absent_if_none,
+        description="A multi-step workflow: each step that ran, in order (a filter's output is {passed}).",
+    )
     refused: Literal["tenant_limit", "queue_full", "deadline_passed"] | None = Field(
         default=None,
         description="Executor to gateway: the action was not run, because the tenant has as many "
@@ -165,7 +183,7 @@ class ExecutionOut(BaseModel):
     workflow_id: uuid.UUID
     workflow_version: int
     trigger: str
-    status: Literal["running", "succeeded", "failed", "dead", "skipped"]
+    status: Literal["running", "succeeded", "failed", "dead", "skipped", "filtered"]
     attempts: int
     started_at: datetime | None
     finished_at: datetime | None
@@ -180,10 +198,24 @@ class AttemptOut(BaseModel):
     attempt: int
     started_at: datetime
     finished_at: datetime
-    outcome: Literal["succeeded", "failed", "dead", "skipped"]
+    outcome: Literal["succeeded", "failed", "dead", "skipped", "filtered"]
     error: str | None = None
     http_status: int | None = Field(default=None, description="The target's HTTP status, when it answered.")
     duration_ms: int | None = None
+
+
+class StepOut(BaseModel):
+    """One step's checkpoint: ``failed`` with ``continued`` was passed over (``continue_on_error``)."""
+
+    id: str
+    status: Literal["succeeded", "filtered", "failed", "dead"]
+    attempts: int
+    continued: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_ms: int | None = None
+    error: str | None = None
+    output: Any = Field(default=None, description="The step's output as kept (masked, capped; docs/executor.md).")
 
 
 class ExecutionDetailOut(ExecutionOut):
@@ -194,6 +226,11 @@ class ExecutionDetailOut(ExecutionOut):
         "cut to a preview (docs/executor.md).",
     )
     attempt_history: list[AttemptOut] = Field(default_factory=list, description="Every try, in the order they ran.")
+    steps: list[StepOut] | None = Field(
+        default=None,
+        exclude_if=_absent_if_none,
+        description="A multi-step workflow: each step that ran, in order, with its checkpointed outcome.",
+    )
 
 
 class DeadLetterOut(BaseModel):
@@ -214,9 +251,14 @@ REPLAY_MAX_IDS = 10_000
 REPLAY_REASON_MAX = 500
 
 
+REPLAY_OPTIONS = frozenset({"from_start"})
+
+
 def _filters_not_null(schema: dict[str, Any]) -> None:
     """The document says what the validator enforces: at least one filter, none of them null."""
     schema["minProperties"] = 1
+    # ``from_start`` is an option, not a filter: one of the filters must be there.
+    schema["anyOf"] = [{"required": [name]} for name in schema.get("properties", {}) if name not in REPLAY_OPTIONS]
     for prop in schema.get("properties", {}).values():
         kinds = prop.pop("anyOf", None)
         if kinds is not None:
@@ -236,14 +278,18 @@ class DlqReplayRequest(BaseModel):
     since: Instant | None = Field(default=None, description="Dead from this instant on (inclusive), RFC 3339.")
     until: Instant | None = Field(default=None, description="Dead before this instant (exclusive), RFC 3339.")
     event_ids: list[uuid.UUID] | None = Field(default=None, max_length=REPLAY_MAX_IDS)
+    from_start: StrictBool = Field(
+        default=False,
+        description="A multi-step workflow restarts from its first step (by default it resumes at the step that died).",
+    )
 
     @model_validator(mode="after")
     def _some_filter(self) -> DlqReplayRequest:
-        if not self.model_fields_set:
+        if not self.model_fields_set - REPLAY_OPTIONS:
             raise PydanticCustomError(
                 "missing_filter", "give at least one filter: workflow_id, reason, since, until or event_ids"
             )
-        for name in self.model_fields_set:
+        for name in self.model_fields_set - REPLAY_OPTIONS:
             if getattr(self, name) is None:
                 raise PydanticCustomError("null_filter", "a filter is never null: leave it out instead")
         return self
@@ -261,6 +307,16 @@ class ReplayJobOut(BaseModel):
     percent: float = Field(ge=0, le=100)
     created_at: datetime
     finished_at: datetime | None = None
+
+
+class ReplayOptions(BaseModel):
+    """``POST /api/dlq/{event_id}/replay`` takes an optional body."""
+
+    model_config = STRICT
+    from_start: StrictBool = Field(
+        default=False,
+        description="A multi-step workflow restarts from its first step (by default it resumes at the step that died).",
+    )
 
 
 class ReplayAccepted(BaseModel):

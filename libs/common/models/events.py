@@ -27,10 +27,16 @@ class ExecutionStatus(StrEnum):
     FAILED = "failed"
     DEAD = "dead"
     SKIPPED = "skipped"
+    FILTERED = "filtered"  # a filter step was false: a success that ran no later steps
 
     @property
     def is_final(self) -> bool:
-        return self in (ExecutionStatus.SUCCEEDED, ExecutionStatus.DEAD, ExecutionStatus.SKIPPED)
+        return self in (
+            ExecutionStatus.SUCCEEDED,
+            ExecutionStatus.DEAD,
+            ExecutionStatus.SKIPPED,
+            ExecutionStatus.FILTERED,
+        )
 
 
 def event_id_for(workflow_id: uuid.UUID | str, dedup_key: str) -> uuid.UUID:

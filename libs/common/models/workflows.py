@@ -34,6 +34,8 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from libs.common.templates import template_problems as check_templates
+from libs.common.templates.references import step_references
+from libs.common.templates.typed import typed_expression
 
 STRICT = ConfigDict(extra="forbid")
 
@@ -320,19 +322,99 @@ class NatsPublishAction(BaseModel):
     config: NatsPublishConfig
 
 
-Action = Annotated[
-    SlackAction | DiscordAction | OpenWeatherAction | HttpRequestAction | NatsPublishAction,
-    Field(discriminator="type"),
-]
+AnyAction = SlackAction | DiscordAction | OpenWeatherAction | HttpRequestAction | NatsPublishAction
+Action = Annotated[AnyAction, Field(discriminator="type")]
+
+
+# At most this many steps in one workflow.
+MAX_STEPS: Final = 20
+# The id of the one step of a single-action workflow (``action`` instead of ``steps``).
+SINGLE_STEP_ID: Final = "action"
+# A step id is a name templates can read as ``steps.<id>.output``.
+STEP_ID = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+
+
+class StepRetry(BaseModel):
+    """A step's own retry policy (instead of the executor's ``IPAAS_EXECUTOR_MAX_ATTEMPTS``)."""
+
+    model_config = STRICT
+    max_attempts: Annotated[int, Field(ge=1, le=20), BeforeValidator(_json_integer)]
+    backoff_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        le=3600,
+        exclude_if=_empty,
+        description="First retry delay (doubling); default the executor's.",
+    )
+
+
+class FilterCondition(BaseModel):
+    """A filter step: a sandboxed Jinja expression (``payload.amount > 100``); false ends the execution ``filtered``."""
+
+    model_config = STRICT
+    condition: str = Field(min_length=1, max_length=4_000)
+
+
+def _one_of_action_or_filter(schema: dict[str, Any]) -> None:
+    schema["oneOf"] = [{"required": ["action"]}, {"required": ["filter"]}]
+
+
+class WorkflowStep(BaseModel):
+    """One step: an ``action`` or a ``filter``, with its own timeout and retry policy."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_action_or_filter)
+    id: str = Field(pattern=STEP_ID, max_length=64)
+    action: Action | None = Field(default=None, exclude_if=_empty)
+    filter: FilterCondition | None = Field(default=None, exclude_if=_empty)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=300, exclude_if=_empty)
+    retry: StepRetry | None = Field(default=None, exclude_if=_empty)
+    continue_on_error: StrictBool = Field(default=False, exclude_if=lambda v: v is False)
+
+    @model_validator(mode="after")
+    def _action_or_filter(self) -> WorkflowStep:
+        if (self.action is None) == (self.filter is None):
+            raise ValueError("a step holds exactly one of 'action' or 'filter'")
+        return self
+
+
+def _one_of_action_or_steps(schema: dict[str, Any]) -> None:
+    """The document states :meth:`WorkflowDefinition._one_form`: ``action`` or ``steps``, not both."""
+    schema["oneOf"] = [{"required": ["action"]}, {"required": ["steps"]}]
 
 
 class WorkflowDefinition(BaseModel):
-    """What one immutable workflow version holds."""
+    """What one immutable workflow version holds: one ``action`` (a single step) or ``steps``."""
 
-    model_config = STRICT
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_action_or_steps)
     name: str = Field(min_length=1, max_length=200)
     trigger: Trigger
-    action: Action
+    action: Action | None = Field(default=None, exclude_if=_empty)
+    steps: list[WorkflowStep] | None = Field(default=None, min_length=1, max_length=MAX_STEPS, exclude_if=_empty)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> WorkflowDefinition:
+        if (self.action is None) == (self.steps is None):
+            raise ValueError("a workflow holds exactly one of 'action' or 'steps'")
+        return self
+
+    @property
+    def multi_step(self) -> bool:
+        return self.steps is not None
+
+    def step_list(self) -> list[WorkflowStep]:
+        """The steps to run; a single-action workflow is one step named ``action``."""
+        if self.steps is not None:
+            return self.steps
+        return [WorkflowStep(id=SINGLE_STEP_ID, action=self.action)]
+
+    def first_action(self) -> AnyAction:
+        """The single action, or the first action step's; a workflow of filters only has none (``ValueError``)."""
+        if self.action is not None:
+            return self.action
+        for step in self.step_list():
+            if step.action is not None:
+                return step.action
+        raise ValueError("the workflow has no action step")
 
 
 class WorkflowCreate(WorkflowDefinition):
@@ -342,29 +424,81 @@ class WorkflowCreate(WorkflowDefinition):
 
     @model_validator(mode="after")
     def _templates_compile(self) -> WorkflowCreate:
-        problems = template_problems(self)
+        problems = definition_problems(self)
         if problems:
             raise ValidationError.from_exception_data(
                 type(self).__name__,
                 [
                     InitErrorDetails(
-                        type=PydanticCustomError("invalid_template", "{reason}", {"reason": reason}),
+                        type=PydanticCustomError(kind, "{reason}", {"reason": reason}),
                         loc=loc,
                         input=None,
                     )
-                    for loc, reason in problems
+                    for loc, reason, kind in problems
                 ],
             )
         return self
 
 
-def template_problems(definition: WorkflowDefinition) -> list[tuple[tuple[str | int, ...], str]]:
-    """``(field path, reason)`` for each template of the action's config that does not compile.
+Problem = tuple[tuple[str | int, ...], str, str]  # (field path, reason, error type)
 
-    The path starts at the definition (``("action", "config", "body", "items", 0)``), without the
-    action type that pydantic puts in locations of the discriminated union. The check is the
-    executor's own compile (``libs.common.templates``), so the two cannot disagree. Stored
-    versions are not re-checked when read back.
+
+def template_problems(definition: WorkflowDefinition) -> list[tuple[tuple[str | int, ...], str]]:
+    """``(field path, reason)`` for each problem :func:`definition_problems` finds."""
+    return [(loc, reason) for loc, reason, _ in definition_problems(definition)]
+
+
+def definition_problems(definition: WorkflowDefinition) -> list[Problem]:
+    """``(field path, reason, type)`` for each template that does not compile, and each bad step graph.
+
+    The path starts at the definition (``("action", "config", "body", "items", 0)`` or
+    ``("steps", 1, "action", "config", "text")``), without the action type that pydantic puts in
+    locations of the discriminated union. The check is the executor's own compile
+    (``libs.common.templates``), so the two cannot disagree. Steps (type ``invalid_step``): ids are
+    unique, and a template reads ``steps.<id>`` only of an earlier step. Stored versions are not
+    re-checked when read back.
     """
-    config = definition.action.config.model_dump(mode="json")
-    return [(("action", "config", *path), reason) for path, reason in check_templates(config)]
+    if definition.steps is None:
+        assert definition.action is not None
+        config = definition.action.config.model_dump(mode="json")
+        return [(("action", "config", *path), reason, TEMPLATE) for path, reason in check_templates(config)]
+    return step_problems(definition.steps)
+
+
+TEMPLATE, STEP = "invalid_template", "invalid_step"
+
+
+def step_problems(steps: list[WorkflowStep]) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, step in enumerate(steps):
+        if step.id in seen:
+            problems.append((("steps", index, "id"), f"duplicate step id {step.id!r}", STEP))
+        where: tuple[str | int, ...]
+        if step.action is not None:
+            config: Any = step.action.config.model_dump(mode="json")
+            where = ("steps", index, "action", "config")
+        else:
+            assert step.filter is not None
+            config = {"condition": condition_template(step.filter.condition)}
+            where = ("steps", index, "filter")
+        problems += [((*where, *path), reason, TEMPLATE) for path, reason in check_templates(config)]
+        for path, name in step_references(config):
+            if name not in seen:
+                later = any(s.id == name for s in steps[index:])
+                why = "a later step (or this one)" if later else "no step"
+                problems.append(((*where, *path), f"steps.{name} names {why}: a step reads only earlier ones", STEP))
+        seen.add(step.id)
+    return problems
+
+
+def condition_template(condition: str) -> str:
+    """A filter's condition as a template: ``payload.x > 1`` becomes ``{{ payload.x > 1 }}``.
+
+    A condition that is already exactly one ``{{ expr }}`` is kept; anything else is wrapped, so
+    ``{{ a }} and {{ b }}`` does not compile (it would otherwise be text, and any text is true).
+    """
+    stripped = condition.strip()
+    if typed_expression(stripped) is not None:
+        return stripped
+    return "{{ " + stripped + " }}"

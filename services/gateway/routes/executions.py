@@ -19,6 +19,7 @@ from libs.common.models.api import (
     PageMeta,
     ReplayAccepted,
     ReplayJobOut,
+    ReplayOptions,
 )
 from libs.common.models.queries import DeadLetterQuery, ExecutionQuery
 from services.gateway.body import read_body
@@ -67,7 +68,12 @@ async def list_dlq(request: web.Request) -> web.Response:
 
 
 async def replay(request: web.Request) -> web.Response:
-    out = await store.replay(request.app[POOL], tenant(request), path_id(request, "event_id"))
+    from_start = False
+    if request.can_read_body:
+        s = request.app[SETTINGS]
+        options = await read_body(request, ReplayOptions, limit=s.max_body_bytes, timeout=s.body_read_timeout_seconds)
+        from_start = options.from_start
+    out = await store.replay(request.app[POOL], tenant(request), path_id(request, "event_id"), from_start=from_start)
     return ok(ReplayAccepted.model_validate(out), status=202)
 
 

@@ -46,7 +46,7 @@ from libs.common.http.errors import Conflict, RateLimited, ServiceUnavailable, V
 from libs.common.logs import mask_value
 from libs.common.models.api import AcceptedEvent, DryRunCommand, DryRunRequest, DryRunResult, RunRequest
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
-from libs.common.models.workflows import template_problems
+from libs.common.models.workflows import TEMPLATE, definition_problems
 from services.gateway.hooks.ingest import IDEMPOTENCY_HEADER, sender_key
 from services.gateway.keys import BUS, POOL, SETTINGS
 from services.gateway.pagination import path_id, uuid_segment
@@ -106,14 +106,14 @@ async def run_workflow(request: web.Request) -> web.Response:
 
 async def dry_run(request: web.Request) -> web.Response:
     body = await _body(request, DryRunRequest)
-    problems = template_problems(body.workflow)
+    problems = definition_problems(body.workflow)
     if problems:
         raise ValidationFailed(
-            "a template does not compile",
+            "a template does not compile" if all(k == TEMPLATE for _, _, k in problems) else "the steps are not sound",
             code="invalid_template",
             details=[
-                {"field": ".".join(map(str, ("workflow", *loc))), "message": reason, "type": "invalid_template"}
-                for loc, reason in problems
+                {"field": ".".join(map(str, ("workflow", *loc))), "message": reason, "type": kind}
+                for loc, reason, kind in problems
             ],
         )
     s = request.app[SETTINGS]

@@ -22,6 +22,14 @@ _EXEC_COLUMNS = """id, event_id, workflow_id, workflow_version, trigger, status,
                    finished_at, duration_ms, error, trace_id, created_at"""
 
 
+# A replay from the start: the event's step checkpoints go (only the events of this tenant's executions).
+FORGET_STEPS_SQL = "DELETE FROM execution_steps WHERE event_id = ANY($1::uuid[])"
+STEPS_SQL = """
+SELECT step_id AS id, status, attempts, continued, started_at, finished_at, duration_ms, error, output
+  FROM execution_steps WHERE event_id = $1 ORDER BY position
+"""
+
+
 def like_pattern(text: str) -> str:
     """``%text%`` for ILIKE, with ``%``, ``_`` and ``\\`` in ``text`` matching themselves."""
     escaped = pg_text(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -83,8 +91,11 @@ async def get_execution(pool: asyncpg.Pool, tenant_id: uuid.UUID, execution_id: 
             row["event_id"],
             MAX_ATTEMPTS_SHOWN,
         )
+        steps = await conn.fetch(STEPS_SQL, row["event_id"])
     out = execution_out(row)
     out["attempt_history"] = [dict(t) for t in tries]
+    if steps:
+        out["steps"] = [dict(s) for s in steps]
     return out
 
 
@@ -135,9 +146,14 @@ def link_to_dead_trace(traceparent: str | None) -> None:
         trace.get_current_span().add_link(dead, REPLAY_LINK)
 
 
-async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any]:
+async def replay(
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID, *, from_start: bool = False
+) -> dict[str, Any]:
     """Mark the dead letter replayed, make its execution non-final (its attempts counted from zero again,
     so the replay gets the workflow's whole retry policy), and queue the stored envelope.
+
+    A multi-step workflow resumes at the step that died (its checkpoints are kept); ``from_start``
+    deletes them, so every step runs again.
 
     All three in one transaction: the envelope goes out through the outbox, so
     an accepted replay is never lost, and the executor cannot see the message
@@ -171,6 +187,8 @@ async def replay(pool: asyncpg.Pool, tenant_id: uuid.UUID, event_id: uuid.UUID) 
             event_id,
             tenant_id,
         )
+        if from_start:
+            await conn.execute(FORGET_STEPS_SQL, [event_id])
         envelope: dict[str, Any] = row["envelope"]
         subject = events_subject(tenant_id, row["workflow_id"])
         await add_message(conn, subject, envelope, msg_id=f"replay:{event_id}:{int(now.timestamp() * 1000)}")

@@ -23,12 +23,13 @@ import asyncpg
 from libs.common.http.errors import NotFound, ValidationFailed
 from libs.common.models.api import DlqReplayRequest
 from libs.common.models.events import events_subject
-from services.gateway.store.executions import like_pattern
+from services.gateway.store.executions import FORGET_STEPS_SQL, like_pattern
 
 _JOB_COLUMNS = "id, state, total, done, skipped, created_at, finished_at"
 
 TAKE_JOB_SQL = """
-SELECT id, tenant_id FROM replay_jobs WHERE state = 'running' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
+SELECT id, tenant_id, coalesce((filter->>'from_start')::boolean, false) AS from_start
+  FROM replay_jobs WHERE state = 'running' ORDER BY created_at LIMIT 1 FOR UPDATE SKIP LOCKED
 """
 TAKE_ITEMS_SQL = """
 SELECT event_id FROM replay_job_items WHERE job_id = $1 AND done_at IS NULL ORDER BY event_id LIMIT $2
@@ -161,6 +162,8 @@ async def replay_batch(pool: asyncpg.Pool, batch: int) -> int:
                 replayed,
                 tenant_id,
             )
+            if job["from_start"]:
+                await conn.execute(FORGET_STEPS_SQL, replayed)
             await conn.executemany(
                 OUTBOX_SQL,
                 [

@@ -56,7 +56,7 @@ def to_out(row: asyncpg.Record, *, secret: str | None = None) -> dict[str, Any]:
         "id": row["id"],
         "name": row["name"],
         "trigger": definition["trigger"],
-        "action": definition["action"],
+        "action": definition.get("action"),
         "is_active": row["is_active"],
         "version": row["current_version"],
         "schedule_error": row["schedule_error"],
@@ -64,6 +64,8 @@ def to_out(row: asyncpg.Record, *, secret: str | None = None) -> dict[str, Any]:
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
     }
+    if "steps" in definition:
+        out["steps"] = definition["steps"]
     if row["trigger_type"] == "webhook":
         out["webhook"] = {"url": f"/hooks/{row['id']}"}
         if secret is not None:
@@ -74,7 +76,7 @@ def to_out(row: asyncpg.Record, *, secret: str | None = None) -> dict[str, Any]:
 
 
 def _definition(body: WorkflowDefinition) -> dict[str, Any]:
-    return body.model_dump(mode="json", include={"name", "trigger", "action"})
+    return body.model_dump(mode="json", include={"name", "trigger", "action", "steps"})
 
 
 async def get(

@@ -33,6 +33,19 @@ function attempts(e) {
   return section;
 }
 
+// A multi-step workflow's checkpoints: each step that ran, with its outcome and output.
+function steps(e) {
+  if (!Array.isArray(e.steps)) return null;
+  return h("section", { class: "card", id: "steps" }, h("h2", {}, "Steps"), table([
+    ["Step", (s) => h("code", {}, s.id)],
+    ["Status", (s) => statusBadge(s.continued ? "failed (continued)" : s.status)],
+    ["Attempts", (s) => String(s.attempts)],
+    ["Duration", (s) => (s.duration_ms == null ? "—" : `${s.duration_ms} ms`)],
+    ["Output", (s) => h("pre", {}, s.output == null ? "null" : pretty(s.output))],
+    ["Error", (s) => h("span", { class: "error" }, s.error ?? "")],
+  ], e.steps));
+}
+
 function block(title, id, value, missing) {
   return h("section", { class: "card", id },
     h("h2", {}, title),
@@ -71,6 +84,7 @@ export async function render(ctx) {
       block("Input", "input", e.input, "This gateway does not return the input (the execution history API is "
         + "not deployed)."),
       attempts(e),
+      steps(e),
       block("Output", "output", e.output ?? null, ""));
     if (e.status === "running") setTimeout(load, POLL_MS); // until it ends
   }

@@ -4,7 +4,7 @@ import { api, query } from "../api.js";
 import { empty, errorBox, field, h, pager, replace, statusBadge, table, when } from "../dom.js";
 
 const POLL_MS = 2000;
-const STATUSES = ["", "running", "succeeded", "failed", "dead", "skipped"];
+const STATUSES = ["", "running", "succeeded", "failed", "dead", "skipped", "filtered"];
 const TRIGGERS = ["", "webhook", "schedule", "manual", "replay"];
 // event_id, trigger, since and until are read by the history API; a gateway without it ignores them.
 const FILTERS = ["workflow_id", "status", "event_id", "trigger", "since", "until"];

@@ -4,8 +4,18 @@ import { allPages, api } from "../api.js";
 import { diffLines } from "../diff.js";
 import { action, empty, errorBox, field, h, pretty, readJson, replace, statusBadge, table, when } from "../dom.js";
 
+// The definition in the form it was saved: one action, or steps.
+function workOf(wf) {
+  return wf.steps ? { steps: wf.steps } : { action: wf.action };
+}
+
 function definitionOf(wf) {
-  return { name: wf.name, trigger: wf.trigger, action: wf.action, is_active: wf.is_active };
+  return { name: wf.name, trigger: wf.trigger, ...workOf(wf), is_active: wf.is_active };
+}
+
+export function actionSummary(wf) {
+  if (!wf.steps) return wf.action ? wf.action.type : "—";
+  return wf.steps.map((s) => `${s.id} (${s.action ? s.action.type : "filter"})`).join(" → ");
 }
 
 function summary(wf, reload) {
@@ -15,7 +25,7 @@ function summary(wf, reload) {
       h("dt", {}, "State"), h("dd", {}, statusBadge(wf.is_active ? "active" : "inactive")),
       h("dt", {}, "Version"), h("dd", { id: "current-version" }, String(wf.version)),
       h("dt", {}, "Trigger"), h("dd", {}, h("code", {}, JSON.stringify(wf.trigger))),
-      h("dt", {}, "Action"), h("dd", {}, wf.action.type),
+      h("dt", {}, wf.steps ? "Steps" : "Action"), h("dd", {}, actionSummary(wf)),
       h("dt", {}, "Id"), h("dd", {}, h("code", {}, wf.id)),
       h("dt", {}, "Updated"), h("dd", {}, when(wf.updated_at)),
       wf.schedule_error ? [h("dt", {}, "Schedule error"), h("dd", { class: "error" }, wf.schedule_error)] : null),
@@ -107,13 +117,14 @@ function dryRun(wf) {
     field("Payload (JSON)", payload),
     action("Dry run", async () => {
       replace(out);
-      const body = { workflow: { name: wf.name, trigger: wf.trigger, action: wf.action },
+      const body = { workflow: { name: wf.name, trigger: wf.trigger, ...workOf(wf) },
         payload: readJson(payload, "The payload") ?? null };
       const res = (await api("POST", "/api/workflows/dry-run", body)).data;
       replace(out, h("dl", { class: "facts" },
         h("dt", {}, "Status"), h("dd", {}, statusBadge(res.status)),
         h("dt", {}, "Duration"), h("dd", {}, res.duration_ms == null ? "—" : `${res.duration_ms} ms`),
         res.error ? [h("dt", {}, "Error"), h("dd", { class: "error" }, res.error)] : null,
+        res.steps ? [h("dt", {}, "Steps"), h("dd", {}, h("pre", {}, pretty(res.steps)))] : null,
         h("dt", {}, "Output"), h("dd", {}, h("pre", {}, pretty(res.output)))));
       return "";
     }),

@@ -62,7 +62,7 @@ export async function render(ctx) {
     draw: (rows) => table([
       ["Name", (wf) => h("a", { href: `/console/workflow?id=${wf.id}` }, wf.name)],
       ["Trigger", trigger],
-      ["Action", (wf) => (wf.action ? wf.action.type : "—")],
+      ["Action", (wf) => (wf.action ? wf.action.type : wf.steps ? `${wf.steps.length} steps` : "—")],
       ["State", (wf) => statusBadge(wf.is_active ? "active" : "inactive")],
       ["Version", (wf) => String(wf.version)],
       ["Updated", (wf) => when(wf.updated_at)],
