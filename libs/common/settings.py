@@ -6,7 +6,9 @@ are read as they are; everything else uses the ``IPAAS_`` prefix.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import ClassVar
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.common.logs.trace_links import check_template
@@ -90,9 +92,14 @@ class ScheduleSettings(BaseSettings):
 
 
 class ServiceSettings(BaseSettings):
-    """The base every service's settings class extends."""
+    """The base every service's settings class extends.
 
-    model_config = SettingsConfigDict(env_prefix="IPAAS_", extra="ignore")
+    Each service's class sets ``env_prefix`` to ``IPAAS_<SERVICE>_`` and ``service`` to its
+    name; the fields below that have no fixed variable name are read under that prefix.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_<SERVICE>_", extra="ignore")
+    service: ClassVar[str] = ""
 
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     dev_mode: bool = Field(default=False, validation_alias="IPAAS_DEV_MODE")
@@ -102,8 +109,17 @@ class ServiceSettings(BaseSettings):
     nats: NatsSettings = Field(default_factory=NatsSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    # Reply inboxes (PubAcks, request replies) live under this prefix, so NATS authorization can keep
+    # each identity's replies private; empty: _INBOX_<service>, the prefix that identity may read.
+    nats_inbox_prefix: str = ""
 
     @field_validator("trace_url_template")
     @classmethod
     def _trace_url_template(cls, value: str) -> str:
         return check_template(value)
+
+    @model_validator(mode="after")
+    def _own_inbox(self) -> ServiceSettings:
+        if not self.nats_inbox_prefix:
+            self.nats_inbox_prefix = f"_INBOX_{self.service}"  # libs.common.bus.permissions.inbox_prefix
+        return self

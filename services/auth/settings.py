@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
@@ -21,9 +22,9 @@ class AuthHttpSettings(HttpSettings):
 
 class AuthSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IPAAS_AUTH_", extra="ignore")
+    service: ClassVar[str] = "auth"
 
     http: AuthHttpSettings = Field(default_factory=AuthHttpSettings)
-    dev_mode: bool = Field(default=False, validation_alias="IPAAS_DEV_MODE")
 
     # Tokens (names shared with every verifier).
     jwt_issuer: str = Field(default="ipaas", validation_alias="IPAAS_JWT_ISSUER")
@@ -70,7 +71,6 @@ class AuthSettings(ServiceSettings):
     # NATS responder for credential resolution.
     resolve_queue: str = "auth"
     resolve_concurrency: int = Field(default=32, ge=1)
-    nats_inbox_prefix: str = "_INBOX_auth"
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     credentials_page_max: int = Field(default=CREDENTIALS_PAGE_MAX, ge=1)

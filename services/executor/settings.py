@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -10,13 +12,11 @@ from libs.common.templates.cache import DEFAULT_CACHE_BYTES
 from libs.common.templates.limits import MAX_VALUE_CHARS
 
 
-def _http_default() -> HttpSettings:
-    settings = HttpSettings()
-    if "port" not in settings.model_fields_set:
-        settings.port = 8083
-    if "metrics_port" not in settings.model_fields_set:
-        settings.metrics_port = 9083
-    return settings
+class ExecutorHttpSettings(HttpSettings):
+    """Same variables as :class:`HttpSettings`; an executor listens on 8083, metrics on 9083, by default."""
+
+    port: int = 8083
+    metrics_port: int = Field(default=9083, ge=0, le=65535)
 
 
 def split_list(value: str) -> list[str]:
@@ -38,8 +38,9 @@ class ExecutorSettings(ServiceSettings):
     """Every knob has a default; see docs/executor.md for the table."""
 
     model_config = SettingsConfigDict(env_prefix="IPAAS_EXECUTOR_", extra="ignore")
+    service: ClassVar[str] = "executor"
 
-    http: HttpSettings = Field(default_factory=_http_default)
+    http: ExecutorHttpSettings = Field(default_factory=ExecutorHttpSettings)
 
     # Consumption
     consumer: str = "executor"
@@ -121,9 +122,6 @@ class ExecutorSettings(ServiceSettings):
     dry_run_per_tenant: int = Field(default=4, ge=1)
     # The longest a dry-run may take, waiting included, whatever its requester's timeout.
     dry_run_max_seconds: float = Field(default=30.0, gt=0)
-    # Reply inboxes (acks, credential replies) live under this prefix, so NATS authorization can
-    # keep this identity's replies private.
-    nats_inbox_prefix: str = "_INBOX_executor"
 
     @field_validator("max_deliver")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
@@ -21,6 +22,7 @@ class GatewayHttpSettings(HttpSettings):
 
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IPAAS_GATEWAY_", extra="ignore")
+    service: ClassVar[str] = "gateway"
 
     http: GatewayHttpSettings = Field(default_factory=GatewayHttpSettings)
 
@@ -87,10 +89,6 @@ class GatewaySettings(ServiceSettings):
     keys_reload_seconds: float = Field(default=30.0, ge=0, validation_alias="IPAAS_AUTH_KEYS_RELOAD_SECONDS")
     # A disable or delete answers once the runs already claimed have finished (at most this long).
     disable_wait_seconds: float = Field(default=10.0, ge=0)
-
-    # Reply inboxes (PubAcks, dry-run replies) live under this prefix; NATS authorization
-    # lets only the gateway's identity subscribe to it.
-    nats_inbox_prefix: str = "_INBOX_gateway"
 
     # Dry-run: NATS request/reply to the executor.
     dry_run_subject: str = DRY_RUN_SUBJECT

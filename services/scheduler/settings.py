@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -45,13 +47,14 @@ class SchedulerOptions(BaseSettings):
     version_check_timeout_seconds: float = Field(default=1.0, gt=0)
     # Time allowed at shutdown to finish publishes in flight and write progress (one budget).
     drain_seconds: float = Field(default=10.0, gt=0)
-    # Reply-inbox prefix, so NATS authorization can keep this identity's replies private.
-    nats_inbox_prefix: str = "_INBOX_scheduler"
     # The shortest schedule interval (IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS, shared with the gateway):
     # a stored version firing more often is not loaded and gets a schedule_error.
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
 
 class SchedulerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="IPAAS_SCHEDULER_", extra="ignore")
+    service: ClassVar[str] = "scheduler"
+
     scheduler: SchedulerOptions = Field(default_factory=SchedulerOptions)
     http: SchedulerHttpSettings = Field(default_factory=SchedulerHttpSettings)
