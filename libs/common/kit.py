@@ -163,7 +163,6 @@ class Kit(Generic[S]):
             await self._bus.drain()
         if self._pool is not None:
             await self._pool.close()
-        log.info(f"{self.name} stopped")
 
     async def _stop_loops(self) -> None:
         for loop in self._loops:

@@ -162,6 +162,7 @@ async def start(kit: Kit[ExecutorSettings]) -> None:
     kit.on_drain(lambda: consumer.drain(settings.grace_seconds))
     for close in (store.close, workflows.close, worker.close, sessions.close):
         kit.on_close(close)
+    kit.on_close(lambda: log.info("executor stopped"))  # its work is done; the bus and the pool close next
     log.info(
         "executor consuming",
         extra={"consumer": settings.consumer, "max_in_flight": settings.max_in_flight, "lease_owner": owner},
