@@ -1,4 +1,4 @@
-"""What ``make up`` starts and where: read once from the environment by :class:`LauncherSettings`.
+"""What ``make up`` starts and where: read once from the environment by :class:`LauncherConfig`.
 
 Every knob has a default that gives the documented layout (gateway 8080, auth
 8081, scheduler 8082, executors 8083 and 8084, a second scheduler 8085,
@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -32,54 +31,6 @@ SERVICE_MODULES: dict[str, str] = {
 
 class ConfigError(ValueError):
     """A launcher setting has a value that cannot be used."""
-
-
-@dataclass(frozen=True)
-class LauncherConfig:
-    local_dir: Path
-    nats_url: str | None
-    database_url: str | None
-    nats_port: int = 4222
-    pg_port: int = 5432
-    database: str = "ipaas"
-    host: str = "127.0.0.1"
-    gateway_port: int = 8080
-    auth_port: int = 8081
-    scheduler_ports: tuple[int, ...] = (8082, 8085)
-    executor_ports: tuple[int, ...] = (8083, 8084)
-    services: tuple[str, ...] = tuple(SERVICE_MODULES)
-    log_level: str = "INFO"
-    grace_seconds: float = 30.0
-    ready_timeout_seconds: float = 120.0
-    restart_backoff_max_seconds: float = 30.0
-    passthrough_env: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def state_file(self) -> Path:
-        return self.local_dir / "launcher.json"
-
-    @property
-    def lock_file(self) -> Path:
-        return self.local_dir / "launcher.lock"
-
-    @property
-    def keys_dir(self) -> Path:
-        return self.local_dir / "keys"
-
-    @property
-    def nats_users_file(self) -> Path:
-        """Passwords of the embedded NATS's identities (0600; see deploy/local/nats_users.py)."""
-        return self.local_dir / "nats-users.json"
-
-    @property
-    def pg_users_file(self) -> Path:
-        """Passwords of the embedded Postgres's roles (0600; see deploy/local/pg_roles.py)."""
-        return self.local_dir / "pg-users.json"
-
-    @property
-    def nats_config_file(self) -> Path:
-        """The embedded NATS's authorization config (0600), rewritten on every start."""
-        return self.local_dir / "nats-authz.conf"
 
 
 def _integer(raw: Any) -> Any:
@@ -115,40 +66,44 @@ def _positive(raw: Any) -> Any:
     return value
 
 
-Int = Annotated[int, BeforeValidator(_integer)]
+Replicas = Annotated[int, BeforeValidator(_integer), Field(ge=0)]
 Port = Annotated[int, BeforeValidator(_integer), AfterValidator(_port)]
 Ports = Annotated[tuple[int, ...] | None, BeforeValidator(_ports)]
 Positive = Annotated[float, BeforeValidator(_positive)]
 
 
-class LauncherSettings(BaseSettings):
-    """The launcher's variables (README, "Launcher"), each with its one default.
+class LauncherConfig(BaseSettings):
+    """The launcher's variables (README, "Launcher"), each with its one default, and what follows from them.
 
     :func:`load` passes the process environment, or the mapping it is given: nothing else is read.
     """
 
-    model_config = SettingsConfigDict(extra="ignore")
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
-    local_dir: str = Field(default="", validation_alias="IPAAS_LOCAL_DIR")  # empty: <repository>/.local
-    nats_url: str = Field(default="", validation_alias="NATS_URL")  # empty: start an embedded NATS
-    database_url: str = Field(default="", validation_alias="DATABASE_URL")  # empty: an embedded Postgres
+    local_dir: Path = Field(default=REPO_ROOT / ".local", validation_alias="IPAAS_LOCAL_DIR")
+    nats_url: str | None = Field(default=None, validation_alias="NATS_URL")  # None: start an embedded NATS
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")  # None: an embedded Postgres
     nats_port: Port = Field(default=4222, validation_alias="IPAAS_LOCAL_NATS_PORT")
     pg_port: Port = Field(default=5432, validation_alias="IPAAS_LOCAL_PG_PORT")
-    # The other ports follow it unless set: auth +1, schedulers +2 and +5, executors +3 and +4.
+    # The service ports follow it unless set: auth +1, schedulers +2 and +5, executors +3 and +4.
     base_port: Port = Field(default=8080, validation_alias="IPAAS_LOCAL_BASE_PORT")
-    gateway_port: Port | None = Field(default=None, validation_alias="IPAAS_LOCAL_GATEWAY_PORT")
-    auth_port: Port | None = Field(default=None, validation_alias="IPAAS_LOCAL_AUTH_PORT")
-    scheduler_ports: Ports = Field(default=None, validation_alias="IPAAS_LOCAL_SCHEDULER_PORTS")
-    executor_ports: Ports = Field(default=None, validation_alias="IPAAS_LOCAL_EXECUTOR_PORTS")
-    scheduler_replicas: Int = Field(default=2, validation_alias="IPAAS_LOCAL_SCHEDULER_REPLICAS")
-    executor_replicas: Int = Field(default=2, validation_alias="IPAAS_LOCAL_EXECUTOR_REPLICAS")
-    services: str = Field(default="all", validation_alias="IPAAS_LOCAL_SERVICES")
+    gateway_port_set: Port | None = Field(default=None, validation_alias="IPAAS_LOCAL_GATEWAY_PORT")
+    auth_port_set: Port | None = Field(default=None, validation_alias="IPAAS_LOCAL_AUTH_PORT")
+    scheduler_ports_set: Ports = Field(default=None, validation_alias="IPAAS_LOCAL_SCHEDULER_PORTS")
+    executor_ports_set: Ports = Field(default=None, validation_alias="IPAAS_LOCAL_EXECUTOR_PORTS")
+    scheduler_replicas: Replicas = Field(default=2, validation_alias="IPAAS_LOCAL_SCHEDULER_REPLICAS")
+    executor_replicas: Replicas = Field(default=2, validation_alias="IPAAS_LOCAL_EXECUTOR_REPLICAS")
+    services_set: str = Field(default="all", validation_alias="IPAAS_LOCAL_SERVICES")
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     grace_seconds: Positive = Field(default=30.0, validation_alias="IPAAS_LOCAL_GRACE_SECONDS")
     ready_timeout_seconds: Positive = Field(default=120.0, validation_alias="IPAAS_LOCAL_READY_TIMEOUT_SECONDS")
     restart_backoff_max_seconds: Positive = Field(
         default=30.0, validation_alias="IPAAS_LOCAL_RESTART_BACKOFF_MAX_SECONDS"
     )
+    # Not settings: the embedded Postgres's database, and where the servers and services listen.
+    database: ClassVar[str] = "ipaas"
+    host: ClassVar[str] = "127.0.0.1"
+    _env: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -166,27 +121,87 @@ class LauncherSettings(BaseSettings):
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("services")
+    @field_validator("local_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return (value if value.is_absolute() else Path.cwd() / value).resolve()
+
+    @field_validator("services_set")
     @classmethod
     def _known(cls, value: str) -> str:
-        if value.lower() in ("all", "none"):
-            return value.lower()
-        unknown = [s.strip() for s in value.lower().split(",") if s.strip() and s.strip() not in SERVICE_MODULES]
+        unknown = [s for s in _names(value) if s not in SERVICE_MODULES and s not in ("all", "none")]
         if unknown:
             raise ValueError(f"unknown service(s) {unknown}; known: {list(SERVICE_MODULES)}")
         return value.lower()
 
-    def chosen_services(self) -> tuple[str, ...]:
-        if self.services == "all":
-            return tuple(SERVICE_MODULES)
-        wanted = {s.strip() for s in self.services.split(",")}
-        return tuple(s for s in SERVICE_MODULES if s in wanted)
+    @property
+    def passthrough_env(self) -> dict[str, str]:
+        """The environment the launcher was started with: every service gets it, plus its own variables."""
+        return self._env
+
+    @property
+    def gateway_port(self) -> int:
+        return self.base_port if self.gateway_port_set is None else self.gateway_port_set
+
+    @property
+    def auth_port(self) -> int:
+        return self.base_port + 1 if self.auth_port_set is None else self.auth_port_set
+
+    @property
+    def scheduler_ports(self) -> tuple[int, ...]:
+        defaults = (self.base_port + 2, self.base_port + 5)
+        return _replicas(
+            defaults if self.scheduler_ports_set is None else self.scheduler_ports_set, self.scheduler_replicas
+        )
+
+    @property
+    def executor_ports(self) -> tuple[int, ...]:
+        defaults = (self.base_port + 3, self.base_port + 4)
+        return _replicas(
+            defaults if self.executor_ports_set is None else self.executor_ports_set, self.executor_replicas
+        )
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        wanted = _names(self.services_set)
+        if "none" in wanted:
+            return ()
+        return tuple(s for s in SERVICE_MODULES if "all" in wanted or s in wanted)
+
+    @property
+    def state_file(self) -> Path:
+        return self.local_dir / "launcher.json"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.local_dir / "launcher.lock"
+
+    @property
+    def keys_dir(self) -> Path:
+        return self.local_dir / "keys"
+
+    @property
+    def nats_users_file(self) -> Path:
+        """Passwords of the embedded NATS's identities (0600; see deploy/local/nats_users.py)."""
+        return self.local_dir / "nats-users.json"
+
+    @property
+    def pg_users_file(self) -> Path:
+        """Passwords of the embedded Postgres's roles (0600; see deploy/local/pg_roles.py)."""
+        return self.local_dir / "pg-users.json"
+
+    @property
+    def nats_config_file(self) -> Path:
+        """The embedded NATS's authorization config (0600), rewritten on every start."""
+        return self.local_dir / "nats-authz.conf"
 
 
-def _replicas(name: str, listed: tuple[int, ...] | None, defaults: tuple[int, ...], replicas: int) -> tuple[int, ...]:
-    if replicas < 0:
-        raise ConfigError(f"replica count for {name} must be >= 0")
-    ports = (listed if listed is not None else defaults)[:replicas]
+def _names(value: str) -> list[str]:
+    return [s.strip() for s in value.lower().split(",") if s.strip()]
+
+
+def _replicas(ports: tuple[int, ...], replicas: int) -> tuple[int, ...]:
+    ports = ports[:replicas]
     # More replicas than listed ports: continue after the highest one.
     while len(ports) < replicas:
         ports = (*ports, (max(ports) if ports else 8090) + 1)
@@ -194,36 +209,17 @@ def _replicas(name: str, listed: tuple[int, ...] | None, defaults: tuple[int, ..
 
 
 def load(env: Mapping[str, str] | None = None) -> LauncherConfig:
-    """Read the launcher's settings (``IPAAS_LOCAL_*``, ``NATS_URL``, ``DATABASE_URL``, ``LOG_LEVEL``)."""
+    """Read the launcher's settings (``IPAAS_LOCAL_*``, ``NATS_URL``, ``DATABASE_URL``, ``LOG_LEVEL``).
+
+    An empty variable means its default; a value that cannot be used is a :class:`ConfigError`
+    naming the variable.
+    """
     env = os.environ if env is None else env
     try:
-        s = LauncherSettings.model_validate({name: value for name, value in env.items() if value.strip()})
+        config = LauncherConfig.model_validate({name: value for name, value in env.items() if value.strip()})
     except ValidationError as exc:
         first = exc.errors()[0]
         error = first.get("ctx", {}).get("error", first["msg"])
         raise ConfigError(f"{first['loc'][0]} {error}") from None
-    local_dir = Path(s.local_dir or REPO_ROOT / ".local")
-    if not local_dir.is_absolute():
-        local_dir = Path.cwd() / local_dir
-    base = s.base_port
-    return LauncherConfig(
-        local_dir=local_dir.resolve(),
-        nats_url=s.nats_url or None,
-        database_url=s.database_url or None,
-        nats_port=s.nats_port,
-        pg_port=s.pg_port,
-        gateway_port=base if s.gateway_port is None else s.gateway_port,
-        auth_port=base + 1 if s.auth_port is None else s.auth_port,
-        scheduler_ports=_replicas(
-            "IPAAS_LOCAL_SCHEDULER_PORTS", s.scheduler_ports, (base + 2, base + 5), s.scheduler_replicas
-        ),
-        executor_ports=_replicas(
-            "IPAAS_LOCAL_EXECUTOR_PORTS", s.executor_ports, (base + 3, base + 4), s.executor_replicas
-        ),
-        services=s.chosen_services() if s.services != "none" else (),
-        log_level=s.log_level,
-        grace_seconds=s.grace_seconds,
-        ready_timeout_seconds=s.ready_timeout_seconds,
-        restart_backoff_max_seconds=s.restart_backoff_max_seconds,
-        passthrough_env=dict(env),
-    )
+    config._env = dict(env)
+    return config

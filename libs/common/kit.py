@@ -23,6 +23,7 @@ app is cleaned up, always in this order:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
@@ -106,6 +107,22 @@ class Kit(Generic[S]):
         task = asyncio.create_task(work, name=name)
         self._loops.append(_Loop(task, stop, wait))
         return task
+
+    def every(self, seconds: float, work: Callable[[], Awaitable[None]], *, name: str) -> None:
+        """A loop running ``work`` every ``seconds`` until the drain; a failed round is logged, the next one comes."""
+
+        async def loop() -> None:
+            stop = self.app[SHUTTING_DOWN]
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=seconds)
+                    return
+                try:
+                    await work()
+                except Exception:
+                    log.warning(f"{name} failed; next round in {seconds:g} s", exc_info=True)
+
+        self.task(loop(), name=name)
 
     def on_sigterm(self, step: Step) -> None:
         """Stop taking new work: run as soon as SIGTERM arrives (or at clean-up, whichever is first)."""

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from aiohttp import web
 
 from libs.common.auth.revocations import FEED_PATH
-from libs.common.http.keys import SHUTTING_DOWN
 from libs.common.kit import Kit, service_app
 from libs.common.models.auth import Jwks
 from services.auth import api_key_routes
@@ -112,40 +110,22 @@ async def start(kit: Kit[AuthSettings]) -> None:
     # Keys rotate without a restart when they come from files.
     from_files = settings.signing_keys_dir is not None or settings.keks_dir is not None
     if settings.keys_reload_seconds > 0 and from_files:
-        kit.task(_reload_loop(app), name="key-reload")
+        kit.every(settings.keys_reload_seconds, lambda: _reload_keys(app), name="key reload")
     # Revocations that refuse no valid token any more go (every replica; the DELETE is idempotent).
-    kit.task(_prune_loop(app), name="revocation-prune")
+    kit.every(PRUNE_INTERVAL_SECONDS, lambda: _prune(app), name="revocation pruning")
 
 
-async def _reload_loop(app: web.Application) -> None:
-    settings = app[SETTINGS]
-    stop = app[SHUTTING_DOWN]
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.keys_reload_seconds)
-            return
-        try:
-            ring, keks = await load_keys(settings)
-        except Exception:
-            log.exception("key reload failed; keeping the current keys")
-            continue
-        tokens, holder = app[TOKENS], app[KEKS]
-        if ring.kids != tokens.ring.kids or keks.kids != holder.ring.kids:
-            log.info("keys reloaded", extra={"signing_kids": ring.kids, "kek_ids": keks.kids})
-        tokens.ring = ring
-        holder.ring = keks
+async def _reload_keys(app: web.Application) -> None:
+    """Swap in the key files' current keys (a failure keeps the current ones)."""
+    ring, keks = await load_keys(app[SETTINGS])
+    tokens, holder = app[TOKENS], app[KEKS]
+    if ring.kids != tokens.ring.kids or keks.kids != holder.ring.kids:
+        log.info("keys reloaded", extra={"signing_kids": ring.kids, "kek_ids": keks.kids})
+    tokens.ring = ring
+    holder.ring = keks
 
 
-async def _prune_loop(app: web.Application) -> None:
-    stop = app[SHUTTING_DOWN]
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=PRUNE_INTERVAL_SECONDS)
-            return
-        try:
-            removed = await prune(app[POOL])
-        except Exception:
-            log.warning("pruning token revocations failed", exc_info=True)
-            continue
-        if removed:
-            log.info("expired token revocations pruned", extra={"removed": removed})
+async def _prune(app: web.Application) -> None:
+    removed = await prune(app[POOL])
+    if removed:
+        log.info("expired token revocations pruned", extra={"removed": removed})
