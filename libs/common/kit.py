@@ -12,8 +12,9 @@ Drain, on SIGTERM (:func:`libs.common.http.serve.serve` sets ``SHUTTING_DOWN``) 
 app is cleaned up, always in this order:
 
 1. stop taking new work: the ``on_sigterm`` steps run as soon as the signal arrives;
-2. finish what is in flight: the ``on_drain`` steps, each bounded by its service's grace
-   setting (``IPAAS_EXECUTOR_GRACE_SECONDS``, ``IPAAS_SCHEDULER_DRAIN_SECONDS``, ...);
+2. finish what is in flight: the ``on_drain`` steps, each bounded by a grace setting
+   (``IPAAS_EXECUTOR_GRACE_SECONDS`` for the executor's events, ``IPAAS_HTTP_SHUTDOWN_GRACE_SECONDS``
+   unless the service names one);
 3. background loops: each is asked to stop and gets its ``wait`` seconds, then is
    cancelled, again if it goes on (:func:`libs.common.tasks.cancel_until_done`);
 4. the service's own resources (``on_close``), then the bus drains, then the pool closes;
@@ -61,7 +62,7 @@ async def _call(step: Step) -> None:
         if inspect.isawaitable(result):
             await result
     except Exception:
-        log.exception("a drain step failed", extra={"step": getattr(step, "__qualname__", repr(step))})
+        log.warning("a drain step failed", extra={"step": getattr(step, "__qualname__", repr(step))}, exc_info=True)
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ class Kit(Generic[S]):
         self._bus: Bus | None = None
         self.gate: ProvisionGate | None = None
         self._sigterm: list[Step] = []
-        self._drain: list[Step] = []
+        self._drain: list[tuple[Step, float]] = []
         self._close: list[Step] = []
         self._loops: list[_Loop] = []
 
@@ -128,9 +129,13 @@ class Kit(Generic[S]):
         """Stop taking new work: run as soon as SIGTERM arrives (or at clean-up, whichever is first)."""
         self._sigterm.append(step)
 
-    def on_drain(self, step: Step) -> None:
-        """Finish (or release) the work in flight; runs before the loops stop."""
-        self._drain.append(step)
+    def on_drain(self, step: Step, *, grace: float | None = None) -> None:
+        """Finish (or release) the work in flight, before the loops stop.
+
+        Bounded by ``grace`` seconds (default ``IPAAS_HTTP_SHUTDOWN_GRACE_SECONDS``): past it the
+        step is cancelled, with a warning, and the drain goes on.
+        """
+        self._drain.append((step, self.settings.http.shutdown_grace_seconds if grace is None else grace))
 
     def on_close(self, step: Step) -> None:
         """Release a resource of the service's own; runs after the loops, before the bus and the pool."""
@@ -171,8 +176,12 @@ class Kit(Generic[S]):
         await watcher
         if self.gate is not None:
             await self.gate.stop()
-        for step in self._drain:
-            await _call(step)
+        for step, grace in self._drain:
+            try:
+                async with asyncio.timeout(grace):
+                    await _call(step)
+            except TimeoutError:
+                log.warning("a drain step went past its grace", extra={"grace_s": grace})
         await self._stop_loops()
         for step in self._close:
             await _call(step)

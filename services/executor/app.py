@@ -38,6 +38,8 @@ from services.executor.workflows import WorkflowReader
 
 log = logging.getLogger(__name__)
 
+RELEASE_SECONDS = 5.0
+
 
 def replica_id(port: int) -> str:
     """Who holds a lease: this process, distinguishable from its restarts and from other replicas."""
@@ -159,7 +161,8 @@ async def start(kit: Kit[ExecutorSettings]) -> None:
     kit.task(pruner.run(), name="execution-retention", stop=pruner.stop)
     kit.on_sigterm(stop_fetching)
     kit.on_drain(dry_run.stop)
-    kit.on_drain(lambda: consumer.drain(settings.grace_seconds))
+    # What has not finished within the grace is released (lease freed, NAKed): a few seconds more for that.
+    kit.on_drain(lambda: consumer.drain(settings.grace_seconds), grace=settings.grace_seconds + RELEASE_SECONDS)
     for close in (store.close, workflows.close, worker.close, sessions.close):
         kit.on_close(close)
     kit.on_close(lambda: log.info("executor stopped"))  # its work is done; the bus and the pool close next

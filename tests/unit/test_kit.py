@@ -103,3 +103,22 @@ def test_each_service_has_its_own_inbox_prefix_under_its_own_variable(
 def test_each_service_listens_on_its_documented_ports(cls: type[ServiceSettings], port: int, metrics_port: int) -> None:
     http = cls().http
     assert (http.port, http.metrics_port) == (port, metrics_port)
+
+
+async def test_a_drain_step_past_its_grace_is_cut_and_the_drain_goes_on() -> None:
+    steps: list[str] = []
+
+    async def stuck() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            steps.append("stuck step cut")
+
+    async def start(kit: Kit[ProbeSettings]) -> None:
+        kit.on_drain(stuck, grace=0.05)
+        kit.on_close(lambda: steps.append("close"))
+
+    app = service_app(ProbeSettings(), start, pool=False, bus=False)
+    async with TestClient(TestServer(app)):
+        pass
+    assert steps == ["stuck step cut", "close"]
