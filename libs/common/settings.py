@@ -65,7 +65,7 @@ class HttpSettings(BaseSettings):
 
     ``/metrics`` is served on its own listener, ``metrics_port`` (0: none), never on
     ``port``: the public port of the gateway, and every port a request can be forwarded
-    to, carry no operational data.  Each service's settings set both defaults.
+    to, carry no operational data.  Unset, both follow the service (``ServiceSettings.port``).
     """
 
     model_config = SettingsConfigDict(env_prefix="IPAAS_HTTP_", extra="ignore")
@@ -94,12 +94,14 @@ class ScheduleSettings(BaseSettings):
 class ServiceSettings(BaseSettings):
     """The base every service's settings class extends.
 
-    Each service's class sets ``env_prefix`` to ``IPAAS_<SERVICE>_`` and ``service`` to its
-    name; the fields below that have no fixed variable name are read under that prefix.
+    Each service's class sets ``env_prefix`` to ``IPAAS_<SERVICE>_``, ``service`` to its name
+    and ``port`` to its default listen port (metrics listen 1000 above it); the fields below
+    that have no fixed variable name are read under that prefix.
     """
 
     model_config = SettingsConfigDict(env_prefix="IPAAS_<SERVICE>_", extra="ignore")
     service: ClassVar[str] = ""
+    port: ClassVar[int] = 8080
 
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     dev_mode: bool = Field(default=False, validation_alias="IPAAS_DEV_MODE")
@@ -119,7 +121,11 @@ class ServiceSettings(BaseSettings):
         return check_template(value)
 
     @model_validator(mode="after")
-    def _own_inbox(self) -> ServiceSettings:
+    def _service_defaults(self) -> ServiceSettings:
         if not self.nats_inbox_prefix:
             self.nats_inbox_prefix = f"_INBOX_{self.service}"  # libs.common.bus.permissions.inbox_prefix
+        if "port" not in self.http.model_fields_set:
+            self.http.port = self.port
+        if "metrics_port" not in self.http.model_fields_set:
+            self.http.metrics_port = self.port + 1000
         return self

@@ -10,21 +10,13 @@ from pydantic_settings import SettingsConfigDict
 
 from libs.common.http.client_ip import parse_networks
 from libs.common.models.auth import CREDENTIALS_PAGE_MAX, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
-from libs.common.settings import HttpSettings, ServiceSettings
-
-
-class AuthHttpSettings(HttpSettings):
-    """Same variables as :class:`HttpSettings`; auth listens on 8081, metrics on 9081, by default."""
-
-    port: int = 8081
-    metrics_port: int = Field(default=9081, ge=0, le=65535)
+from libs.common.settings import ServiceSettings
 
 
 class AuthSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IPAAS_AUTH_", extra="ignore")
     service: ClassVar[str] = "auth"
-
-    http: AuthHttpSettings = Field(default_factory=AuthHttpSettings)
+    port: ClassVar[int] = 8081
 
     # Tokens (names shared with every verifier).
     jwt_issuer: str = Field(default="ipaas", validation_alias="IPAAS_JWT_ISSUER")

@@ -7,16 +7,9 @@ from typing import ClassVar
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.common.settings import HttpSettings, ServiceSettings
+from libs.common.settings import ServiceSettings
 from libs.common.templates.cache import DEFAULT_CACHE_BYTES
 from libs.common.templates.limits import MAX_VALUE_CHARS
-
-
-class ExecutorHttpSettings(HttpSettings):
-    """Same variables as :class:`HttpSettings`; an executor listens on 8083, metrics on 9083, by default."""
-
-    port: int = 8083
-    metrics_port: int = Field(default=9083, ge=0, le=65535)
 
 
 def split_list(value: str) -> list[str]:
@@ -39,8 +32,7 @@ class ExecutorSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="IPAAS_EXECUTOR_", extra="ignore")
     service: ClassVar[str] = "executor"
-
-    http: ExecutorHttpSettings = Field(default_factory=ExecutorHttpSettings)
+    port: ClassVar[int] = 8083
 
     # Consumption
     consumer: str = "executor"

@@ -10,21 +10,13 @@ from pydantic_settings import SettingsConfigDict
 
 from libs.common.http.client_ip import parse_networks
 from libs.common.models.api import DRY_RUN_SUBJECT
-from libs.common.settings import HttpSettings, ScheduleSettings, ServiceSettings
-
-
-class GatewayHttpSettings(HttpSettings):
-    """Same variables as :class:`HttpSettings`; the gateway listens on 8080, metrics on 9080, by default."""
-
-    port: int = 8080
-    metrics_port: int = Field(default=9080, ge=0, le=65535)
+from libs.common.settings import ScheduleSettings, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IPAAS_GATEWAY_", extra="ignore")
     service: ClassVar[str] = "gateway"
-
-    http: GatewayHttpSettings = Field(default_factory=GatewayHttpSettings)
+    port: ClassVar[int] = 8080
 
     # Tokens: the same names every verifier reads.
     jwt_issuer: str = Field(default="ipaas", validation_alias="IPAAS_JWT_ISSUER")

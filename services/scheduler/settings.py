@@ -7,14 +7,7 @@ from typing import ClassVar
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.common.settings import HttpSettings, ScheduleSettings, ServiceSettings
-
-
-class SchedulerHttpSettings(HttpSettings):
-    """``IPAAS_HTTP_*`` as for every service, with the scheduler's own default ports (8082, metrics 9082)."""
-
-    port: int = 8082
-    metrics_port: int = Field(default=9082, ge=0, le=65535)
+from libs.common.settings import ScheduleSettings, ServiceSettings
 
 
 class SchedulerOptions(BaseSettings):
@@ -55,6 +48,6 @@ class SchedulerOptions(BaseSettings):
 class SchedulerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IPAAS_SCHEDULER_", extra="ignore")
     service: ClassVar[str] = "scheduler"
+    port: ClassVar[int] = 8082
 
     scheduler: SchedulerOptions = Field(default_factory=SchedulerOptions)
-    http: SchedulerHttpSettings = Field(default_factory=SchedulerHttpSettings)
