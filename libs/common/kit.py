@@ -235,7 +235,7 @@ def service_app(
 
 def main(
     settings: ServiceSettings,
-    factory: Callable[[], Awaitable[web.Application]],
+    factory: Callable[[], web.Application | Awaitable[web.Application]],
     *,
     fatal: tuple[type[Exception], ...] = (),
     drain_delay: float = 0.0,
@@ -255,7 +255,8 @@ def main(
         pass
 
     async def run() -> None:
-        await serve(await factory(), settings.http, drain_delay=drain_delay)
+        app = factory()
+        await serve(app if isinstance(app, web.Application) else await app, settings.http, drain_delay=drain_delay)
 
     try:
         asyncio.run(run())

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import sys
 
-from aiohttp import web
-
 from libs.common import kit
 from services.executor import provisioning
 from services.executor.app import start
@@ -19,11 +17,7 @@ from services.executor.settings import ExecutorSettings
 
 def main() -> int:
     settings = ExecutorSettings()
-
-    async def factory() -> web.Application:
-        return kit.service_app(settings, start, streams=provisioning.needs(settings))
-
-    return kit.main(settings, factory)
+    return kit.main(settings, lambda: kit.service_app(settings, start, streams=provisioning.needs(settings)))
 
 
 if __name__ == "__main__":

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import sys
 
-from aiohttp import web
-
 from libs.common import kit
 from libs.common.keyring import KeyConfigError
 from services.gateway.app import create_app
@@ -21,11 +19,9 @@ from services.gateway.settings import GatewaySettings
 
 def main() -> int:
     settings = GatewaySettings()
-
-    async def factory() -> web.Application:
-        return create_app(settings)
-
-    return kit.main(settings, factory, fatal=(KeyConfigError,), drain_delay=settings.drain_delay_seconds)
+    return kit.main(
+        settings, lambda: create_app(settings), fatal=(KeyConfigError,), drain_delay=settings.drain_delay_seconds
+    )
 
 
 if __name__ == "__main__":

@@ -10,8 +10,6 @@ from __future__ import annotations
 import gc
 import sys
 
-from aiohttp import web
-
 from libs.common import kit
 from libs.common.http.keys import METRICS
 from services.scheduler.clock import SystemClock
@@ -43,11 +41,7 @@ async def start(service: kit.Kit[SchedulerSettings]) -> None:
 
 def main() -> int:
     settings = SchedulerSettings()
-
-    async def factory() -> web.Application:
-        return kit.service_app(settings, start)
-
-    return kit.main(settings, factory)
+    return kit.main(settings, lambda: kit.service_app(settings, start))
 
 
 if __name__ == "__main__":
