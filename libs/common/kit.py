@@ -2,23 +2,15 @@
 
 A service declares what it needs (a Postgres pool, the bus, JetStream streams) and what it
 runs (a ``start`` function that builds its parts on a :class:`Kit`); :func:`service_app`
-turns that into an aiohttp app, and :func:`main` runs it as a process.
+turns that into an aiohttp app, :func:`main` runs it as a process.  Readiness has fixed
+check names (``postgres``, ``nats``, ``nats_streams``) plus the service's own.
 
-Readiness has fixed check names: ``postgres`` (the pool answers), ``nats`` (the bus is
-connected) and ``nats_streams`` (the streams the service declared exist; see
-:class:`libs.common.bus.provision.ProvisionGate`).  A service may add its own (``Kit.check``).
-
-Drain, on SIGTERM (:func:`libs.common.http.serve.serve` sets ``SHUTTING_DOWN``) or when the
-app is cleaned up, always in this order:
-
-1. stop taking new work: the ``on_sigterm`` steps run as soon as the signal arrives;
-2. finish what is in flight: the ``on_drain`` steps, each bounded by a grace setting
-   (``IPAAS_EXECUTOR_GRACE_SECONDS`` for the executor's events, ``IPAAS_HTTP_SHUTDOWN_GRACE_SECONDS``
-   unless the service names one);
-3. background loops: each is asked to stop and gets its ``wait`` seconds, then is
-   cancelled, again if it goes on (:func:`libs.common.tasks.cancel_until_done`);
-4. the service's own resources (``on_close``), then the bus drains, then the pool closes;
-5. telemetry is flushed last, by :func:`main`, once the app is gone.
+Drain, on SIGTERM (:func:`libs.common.http.serve.serve` sets ``SHUTTING_DOWN``) or clean-up,
+always in this order: stop taking new work (``on_sigterm``, at the signal); finish what is in
+flight (``on_drain``, each step bounded by a grace); stop the loops (each gets its ``wait``,
+then is cancelled); release the service's resources (``on_close``); drain the bus; close the
+pool; flush telemetry (:func:`main`, once the app is gone).  A failing step is logged and
+the drain goes on.  docs/architecture.md ("The service kit") has the details.
 """
 
 from __future__ import annotations
@@ -28,10 +20,10 @@ import contextlib
 import inspect
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import asyncpg
+import uvloop
 from aiohttp import web
 
 from libs.common.bus import Bus
@@ -65,13 +57,6 @@ async def _call(step: Step) -> None:
         log.warning("a drain step failed", extra={"step": getattr(step, "__qualname__", repr(step))}, exc_info=True)
 
 
-@dataclass(frozen=True)
-class _Loop:
-    task: asyncio.Task[Any]
-    stop: Callable[[], None] | None
-    wait: float
-
-
 class Kit(Generic[S]):
     """What a service's ``start`` receives: its settings and app, the pool and bus it asked for, the drain hooks."""
 
@@ -85,7 +70,7 @@ class Kit(Generic[S]):
         self._sigterm: list[Step] = []
         self._drain: list[tuple[Step, float]] = []
         self._close: list[Step] = []
-        self._loops: list[_Loop] = []
+        self._loops: list[tuple[asyncio.Task[Any], Callable[[], None] | None, float]] = []
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -106,7 +91,7 @@ class Kit(Generic[S]):
     ) -> asyncio.Task[Any]:
         """A background loop: at drain ``stop`` is called, the loop gets ``wait`` seconds to end, then is cancelled."""
         task = asyncio.create_task(work, name=name)
-        self._loops.append(_Loop(task, stop, wait))
+        self._loops.append((task, stop, wait))
         return task
 
     def every(self, seconds: float, work: Callable[[], Awaitable[None]], *, name: str) -> None:
@@ -191,15 +176,14 @@ class Kit(Generic[S]):
             await self._pool.close()
 
     async def _stop_loops(self) -> None:
-        for loop in self._loops:
-            if loop.stop is not None:
-                loop.stop()
-        patient = [loop for loop in self._loops if loop.wait > 0]
-        quick = [loop.task for loop in self._loops if loop.wait <= 0]
-        waits = [asyncio.wait({loop.task}, timeout=loop.wait) for loop in patient]
+        for _, stop, _ in self._loops:
+            if stop is not None:
+                stop()
+        quick = [task for task, _, wait in self._loops if wait <= 0]
+        waits = [asyncio.wait({task}, timeout=wait) for task, _, wait in self._loops if wait > 0]
         # Loops that need no time are cancelled while the others finish their pass.
         left, *_ = await asyncio.gather(cancel_until_done(quick, every=0.5, rounds=4), *waits)
-        left |= await cancel_until_done((loop.task for loop in patient), every=0.5, rounds=4)
+        left |= await cancel_until_done((task for task, _, _ in self._loops), every=0.5, rounds=4)
         if left:
             log.warning("background tasks still running at shutdown", extra={"tasks": len(left)})
 
@@ -247,12 +231,7 @@ def main(
     """
     name = settings.service
     configure_logging(name, settings.log_level, settings.trace_url_template)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a declared dependency
-        pass
+    uvloop.install()
 
     async def run() -> None:
         app = factory()

@@ -61,17 +61,6 @@ def action_runner(settings: ExecutorSettings, sessions: ClientSessions, bus: Bus
     )
 
 
-def worker_options(settings: ExecutorSettings) -> WorkerOptions:
-    return WorkerOptions(
-        consumer=settings.consumer,
-        max_attempts=settings.max_attempts,
-        heartbeat_seconds=settings.heartbeat_seconds,
-        fairness_delay_seconds=settings.fairness_delay_seconds,
-        lease_seconds=settings.lease_seconds,
-        ack_sync=settings.ack_sync,
-    )
-
-
 async def start(kit: Kit[ExecutorSettings]) -> None:
     settings, bus, pool, nats = kit.settings, kit.bus, kit.pool, kit.settings.nats
     metrics = ExecutorMetrics(kit.app[METRICS])
@@ -110,7 +99,14 @@ async def start(kit: Kit[ExecutorSettings]) -> None:
         backoff=backoff,
         metrics=metrics,
         waker=waker,
-        options=worker_options(settings),
+        options=WorkerOptions(
+            consumer=settings.consumer,
+            max_attempts=settings.max_attempts,
+            heartbeat_seconds=settings.heartbeat_seconds,
+            fairness_delay_seconds=settings.fairness_delay_seconds,
+            lease_seconds=settings.lease_seconds,
+            ack_sync=settings.ack_sync,
+        ),
     )
     consumer = BoundedPullConsumer(
         bus,

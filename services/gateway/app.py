@@ -14,7 +14,7 @@ from libs.common.auth.revocations import RevocationFeed, feed_url_for
 from libs.common.bus.provision import Needs
 from libs.common.db.errors import STORAGE_ERRORS
 from libs.common.http.client_ip import parse_networks
-from libs.common.http.keys import METRICS, RETRY_AFTER, SHUTTING_DOWN
+from libs.common.http.keys import METRICS, RETRY_AFTER
 from libs.common.kit import Kit, service_app
 from libs.common.ratelimit import TokenBuckets
 from services.gateway import openapi
@@ -115,7 +115,7 @@ async def start(kit: Kit[GatewaySettings]) -> None:
     )
     kit.task(relay.run(), name="outbox-relay", stop=relay.stop, wait=10)
     if s.keks_dir is not None and s.keys_reload_seconds > 0:
-        kit.task(reload_keys(s, keys, app[SHUTTING_DOWN]), name="key-reload")
+        kit.every(s.keys_reload_seconds, lambda: reload_keys(s, keys), name="key reload")
     app[REPLAYS] = replays = ReplayWorker(
         pool, batch=s.replay_batch, poll_seconds=s.replay_poll_seconds, pause_seconds=s.replay_pause_seconds
     )
