@@ -1,17 +1,22 @@
-"""What ``make up`` starts and where: read once from the environment.
+"""What ``make up`` starts and where: read once from the environment by :class:`LauncherConfig`.
 
 Every knob has a default that gives the documented layout (gateway 8080, auth
 8081, scheduler 8082, executors 8083 and 8084, a second scheduler 8085,
 embedded NATS on 4222 and Postgres on 5432).  Ports are *preferred* ports: a
 port that is already taken is replaced by a free one, and the launcher says so.
+An empty variable means its default; a value that cannot be used is a
+:class:`ConfigError` naming the variable.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,25 +33,140 @@ class ConfigError(ValueError):
     """A launcher setting has a value that cannot be used."""
 
 
-@dataclass(frozen=True)
-class LauncherConfig:
-    local_dir: Path
-    nats_url: str | None
-    database_url: str | None
-    nats_port: int = 4222
-    pg_port: int = 5432
-    database: str = "ipaas"
-    host: str = "127.0.0.1"
-    gateway_port: int = 8080
-    auth_port: int = 8081
-    scheduler_ports: tuple[int, ...] = (8082, 8085)
-    executor_ports: tuple[int, ...] = (8083, 8084)
-    services: tuple[str, ...] = tuple(SERVICE_MODULES)
-    log_level: str = "INFO"
-    grace_seconds: float = 30.0
-    ready_timeout_seconds: float = 120.0
-    restart_backoff_max_seconds: float = 30.0
-    passthrough_env: Mapping[str, str] = field(default_factory=dict)
+def _integer(raw: Any) -> Any:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"must be an integer, got {raw!r}") from None
+
+
+def _port(value: int) -> int:
+    if not 0 < value < 65536:
+        raise ValueError(f"must be a TCP port (1-65535), got {value}")
+    return value
+
+
+def _ports(raw: Any) -> Any:
+    if not isinstance(raw, str):
+        return raw
+    try:
+        ports = tuple(int(p) for p in raw.split(",") if p.strip())
+    except ValueError:
+        raise ValueError(f"must be a comma-separated list of ports, got {raw!r}") from None
+    return tuple(_port(p) for p in ports)
+
+
+def _positive(raw: Any) -> Any:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+Replicas = Annotated[int, BeforeValidator(_integer), Field(ge=0)]
+Port = Annotated[int, BeforeValidator(_integer), AfterValidator(_port)]
+Ports = Annotated[tuple[int, ...] | None, BeforeValidator(_ports)]
+Positive = Annotated[float, BeforeValidator(_positive)]
+
+
+class LauncherConfig(BaseSettings):
+    """The launcher's variables (README, "Launcher"), each with its one default, and what follows from them.
+
+    :func:`load` passes the process environment, or the mapping it is given: nothing else is read.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    local_dir: Path = Field(default=REPO_ROOT / ".local", validation_alias="IPAAS_LOCAL_DIR")
+    nats_url: str | None = Field(default=None, validation_alias="NATS_URL")  # None: start an embedded NATS
+    database_url: str | None = Field(default=None, validation_alias="DATABASE_URL")  # None: an embedded Postgres
+    nats_port: Port = Field(default=4222, validation_alias="IPAAS_LOCAL_NATS_PORT")
+    pg_port: Port = Field(default=5432, validation_alias="IPAAS_LOCAL_PG_PORT")
+    # The service ports follow it unless set: auth +1, schedulers +2 and +5, executors +3 and +4.
+    base_port: Port = Field(default=8080, validation_alias="IPAAS_LOCAL_BASE_PORT")
+    gateway_port_set: Port | None = Field(default=None, validation_alias="IPAAS_LOCAL_GATEWAY_PORT")
+    auth_port_set: Port | None = Field(default=None, validation_alias="IPAAS_LOCAL_AUTH_PORT")
+    scheduler_ports_set: Ports = Field(default=None, validation_alias="IPAAS_LOCAL_SCHEDULER_PORTS")
+    executor_ports_set: Ports = Field(default=None, validation_alias="IPAAS_LOCAL_EXECUTOR_PORTS")
+    scheduler_replicas: Replicas = Field(default=2, validation_alias="IPAAS_LOCAL_SCHEDULER_REPLICAS")
+    executor_replicas: Replicas = Field(default=2, validation_alias="IPAAS_LOCAL_EXECUTOR_REPLICAS")
+    services_set: str = Field(default="all", validation_alias="IPAAS_LOCAL_SERVICES")
+    log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
+    grace_seconds: Positive = Field(default=30.0, validation_alias="IPAAS_LOCAL_GRACE_SECONDS")
+    ready_timeout_seconds: Positive = Field(default=120.0, validation_alias="IPAAS_LOCAL_READY_TIMEOUT_SECONDS")
+    restart_backoff_max_seconds: Positive = Field(
+        default=30.0, validation_alias="IPAAS_LOCAL_RESTART_BACKOFF_MAX_SECONDS"
+    )
+    # Not settings: the embedded Postgres's database, and where the servers and services listen.
+    database: ClassVar[str] = "ipaas"
+    host: ClassVar[str] = "127.0.0.1"
+    _env: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)  # only the mapping load() passes
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("local_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return (value if value.is_absolute() else Path.cwd() / value).resolve()
+
+    @field_validator("services_set")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        unknown = [s for s in _names(value) if s not in SERVICE_MODULES and s not in ("all", "none")]
+        if unknown:
+            raise ValueError(f"unknown service(s) {unknown}; known: {list(SERVICE_MODULES)}")
+        return value.lower()
+
+    @property
+    def passthrough_env(self) -> dict[str, str]:
+        """The environment the launcher was started with: every service gets it, plus its own variables."""
+        return self._env
+
+    @property
+    def gateway_port(self) -> int:
+        return self.base_port if self.gateway_port_set is None else self.gateway_port_set
+
+    @property
+    def auth_port(self) -> int:
+        return self.base_port + 1 if self.auth_port_set is None else self.auth_port_set
+
+    @property
+    def scheduler_ports(self) -> tuple[int, ...]:
+        defaults = (self.base_port + 2, self.base_port + 5)
+        return _replicas(
+            defaults if self.scheduler_ports_set is None else self.scheduler_ports_set, self.scheduler_replicas
+        )
+
+    @property
+    def executor_ports(self) -> tuple[int, ...]:
+        defaults = (self.base_port + 3, self.base_port + 4)
+        return _replicas(
+            defaults if self.executor_ports_set is None else self.executor_ports_set, self.executor_replicas
+        )
+
+    @property
+    def services(self) -> tuple[str, ...]:
+        wanted = _names(self.services_set)
+        if "none" in wanted:
+            return ()
+        return tuple(s for s in SERVICE_MODULES if "all" in wanted or s in wanted)
 
     @property
     def state_file(self) -> Path:
@@ -76,89 +196,30 @@ class LauncherConfig:
         return self.local_dir / "nats-authz.conf"
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
-    if not 0 < value < 65536 and name.endswith("_PORT"):
-        raise ConfigError(f"{name} must be a TCP port (1-65535), got {value}")
-    return value
+def _names(value: str) -> list[str]:
+    return [s.strip() for s in value.lower().split(",") if s.strip()]
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ConfigError(f"{name} must be positive, got {value}")
-    return value
-
-
-def _ports(env: Mapping[str, str], name: str, defaults: tuple[int, ...], replicas: int) -> tuple[int, ...]:
-    raw = env.get(name, "").strip()
-    if raw:
-        try:
-            ports = tuple(int(p) for p in raw.split(",") if p.strip())
-        except ValueError:
-            raise ConfigError(f"{name} must be a comma-separated list of ports, got {raw!r}") from None
-    else:
-        ports = defaults
-    if replicas < 0:
-        raise ConfigError(f"replica count for {name} must be >= 0")
+def _replicas(ports: tuple[int, ...], replicas: int) -> tuple[int, ...]:
     ports = ports[:replicas]
     # More replicas than listed ports: continue after the highest one.
     while len(ports) < replicas:
         ports = (*ports, (max(ports) if ports else 8090) + 1)
-    for p in ports:
-        if not 0 < p < 65536:
-            raise ConfigError(f"{name}: {p} is not a TCP port")
     return ports
 
 
-def _services(env: Mapping[str, str]) -> tuple[str, ...]:
-    raw = env.get("IPAAS_LOCAL_SERVICES", "all").strip().lower()
-    if raw in ("", "all"):
-        return tuple(SERVICE_MODULES)
-    if raw == "none":
-        return ()
-    wanted = [s.strip() for s in raw.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in SERVICE_MODULES]
-    if unknown:
-        raise ConfigError(f"IPAAS_LOCAL_SERVICES: unknown service(s) {unknown}; known: {list(SERVICE_MODULES)}")
-    return tuple(s for s in SERVICE_MODULES if s in wanted)
-
-
 def load(env: Mapping[str, str] | None = None) -> LauncherConfig:
-    """Read the launcher's settings (``IPAAS_LOCAL_*``, ``NATS_URL``, ``DATABASE_URL``, ``LOG_LEVEL``)."""
+    """Read the launcher's settings (``IPAAS_LOCAL_*``, ``NATS_URL``, ``DATABASE_URL``, ``LOG_LEVEL``).
+
+    An empty variable means its default; a value that cannot be used is a :class:`ConfigError`
+    naming the variable.
+    """
     env = os.environ if env is None else env
-    local_dir = Path(env.get("IPAAS_LOCAL_DIR", "").strip() or REPO_ROOT / ".local")
-    if not local_dir.is_absolute():
-        local_dir = Path.cwd() / local_dir
-    base = _int(env, "IPAAS_LOCAL_BASE_PORT", 8080)
-    schedulers = _int(env, "IPAAS_LOCAL_SCHEDULER_REPLICAS", 2)
-    executors = _int(env, "IPAAS_LOCAL_EXECUTOR_REPLICAS", 2)
-    return LauncherConfig(
-        local_dir=local_dir.resolve(),
-        nats_url=env.get("NATS_URL", "").strip() or None,
-        database_url=env.get("DATABASE_URL", "").strip() or None,
-        nats_port=_int(env, "IPAAS_LOCAL_NATS_PORT", 4222),
-        pg_port=_int(env, "IPAAS_LOCAL_PG_PORT", 5432),
-        gateway_port=_int(env, "IPAAS_LOCAL_GATEWAY_PORT", base),
-        auth_port=_int(env, "IPAAS_LOCAL_AUTH_PORT", base + 1),
-        scheduler_ports=_ports(env, "IPAAS_LOCAL_SCHEDULER_PORTS", (base + 2, base + 5), schedulers),
-        executor_ports=_ports(env, "IPAAS_LOCAL_EXECUTOR_PORTS", (base + 3, base + 4), executors),
-        services=_services(env),
-        log_level=env.get("LOG_LEVEL", "").strip() or "INFO",
-        grace_seconds=_float(env, "IPAAS_LOCAL_GRACE_SECONDS", 30.0),
-        ready_timeout_seconds=_float(env, "IPAAS_LOCAL_READY_TIMEOUT_SECONDS", 120.0),
-        restart_backoff_max_seconds=_float(env, "IPAAS_LOCAL_RESTART_BACKOFF_MAX_SECONDS", 30.0),
-        passthrough_env=dict(env),
-    )
+    try:
+        config = LauncherConfig.model_validate({name: value for name, value in env.items() if value.strip()})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        error = first.get("ctx", {}).get("error", first["msg"])
+        raise ConfigError(f"{first['loc'][0]} {error}") from None
+    config._env = dict(env)
+    return config

@@ -6,7 +6,9 @@ are read as they are; everything else uses the ``IPAAS_`` prefix.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import ClassVar
+
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.common.logs.trace_links import check_template
@@ -63,7 +65,7 @@ class HttpSettings(BaseSettings):
 
     ``/metrics`` is served on its own listener, ``metrics_port`` (0: none), never on
     ``port``: the public port of the gateway, and every port a request can be forwarded
-    to, carry no operational data.  Each service's settings set both defaults.
+    to, carry no operational data.  Unset, both follow the service (``ServiceSettings.port``).
     """
 
     model_config = SettingsConfigDict(env_prefix="IPAAS_HTTP_", extra="ignore")
@@ -90,9 +92,16 @@ class ScheduleSettings(BaseSettings):
 
 
 class ServiceSettings(BaseSettings):
-    """The base every service's settings class extends."""
+    """The base every service's settings class extends.
 
-    model_config = SettingsConfigDict(env_prefix="IPAAS_", extra="ignore")
+    Each service's class sets ``env_prefix`` to ``IPAAS_<SERVICE>_``, ``service`` to its name
+    and ``port`` to its default listen port (metrics listen 1000 above it); the fields below
+    that have no fixed variable name are read under that prefix.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="IPAAS_<SERVICE>_", extra="ignore")
+    service: ClassVar[str] = ""
+    port: ClassVar[int] = 8080
 
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     dev_mode: bool = Field(default=False, validation_alias="IPAAS_DEV_MODE")
@@ -102,8 +111,21 @@ class ServiceSettings(BaseSettings):
     nats: NatsSettings = Field(default_factory=NatsSettings)
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    # Reply inboxes (PubAcks, request replies) live under this prefix, so NATS authorization can keep
+    # each identity's replies private; empty: _INBOX_<service>, the prefix that identity may read.
+    nats_inbox_prefix: str = ""
 
     @field_validator("trace_url_template")
     @classmethod
     def _trace_url_template(cls, value: str) -> str:
         return check_template(value)
+
+    @model_validator(mode="after")
+    def _service_defaults(self) -> ServiceSettings:
+        if not self.nats_inbox_prefix:
+            self.nats_inbox_prefix = f"_INBOX_{self.service}"  # libs.common.bus.permissions.inbox_prefix
+        if "port" not in self.http.model_fields_set:
+            self.http.port = self.port
+        if "metrics_port" not in self.http.model_fields_set:
+            self.http.metrics_port = self.port + 1000
+        return self

@@ -1,41 +1,32 @@
-"""``python -m services.auth`` serves the API; ``python -m services.auth rotate-keys`` re-wraps data keys."""
+"""``python -m services.auth`` serves the API; ``python -m services.auth rotate-keys`` re-wraps data keys.
+
+Serving: auth needs Postgres and the bus and runs :func:`services.auth.app.start`; start-up,
+readiness and the drain on SIGTERM are the service kit's (:mod:`libs.common.kit`).  Keys it
+cannot use stop it at start, exit code 2.
+"""
 
 from __future__ import annotations
 
-import logging
 import sys
 
 from aiohttp import web
 
-from libs.common.http.serve import run
-from libs.common.logs import configure_logging
-from libs.common.telemetry import setup_tracing, shutdown_tracing
+from libs.common import kit
 from services.auth.settings import AuthSettings
 from services.auth.signing_keys import KeyConfigError
-
-log = logging.getLogger("services.auth")
 
 USAGE = "usage: python -m services.auth [serve | rotate-keys]"
 
 
 def serve() -> int:
     settings = AuthSettings()
-    configure_logging("auth", settings.log_level, settings.trace_url_template)
-    setup_tracing("auth")
 
     async def factory() -> web.Application:
         from services.auth.app import create_app
 
         return await create_app(settings)
 
-    try:
-        run(factory, settings.http)
-    except KeyConfigError as exc:
-        log.error("auth cannot start", extra={"reason": str(exc)})
-        return 2
-    finally:
-        shutdown_tracing()
-    return 0
+    return kit.main(settings, factory, fatal=(KeyConfigError,))
 
 
 def main(argv: list[str]) -> int:

@@ -1,20 +1,14 @@
-"""The auth service's aiohttp application and the lifetimes of its resources."""
+"""The auth service's aiohttp app on the service kit (:mod:`libs.common.kit`), and its background loops."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from aiohttp import web
 
 from libs.common.auth.revocations import FEED_PATH
-from libs.common.bus import Bus
-from libs.common.db import create_pool
-from libs.common.http.app import base_app
-from libs.common.http.keys import READINESS_CHECKS, SHUTTING_DOWN
+from libs.common.kit import Kit, service_app
 from libs.common.models.auth import Jwks
 from services.auth import api_key_routes
 from services.auth.credentials import create_credential, delete_credential, list_credentials
@@ -53,8 +47,9 @@ async def jwks(request: web.Request) -> web.Response:
 
 
 async def create_app(settings: AuthSettings) -> web.Application:
+    """Auth's app: needs Postgres and the bus (no streams); runs :func:`start`.  Keys load first (KeyConfigError)."""
     # Postgres being away is a 503 with Retry-After on every route: the shared envelope middleware maps it.
-    app = base_app("auth", client_max_size=settings.max_body_bytes)
+    app = service_app(settings, start, client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
     ring, keks = await load_keys(settings)
     app[TOKENS] = TokenService(
@@ -89,13 +84,6 @@ async def create_app(settings: AuthSettings) -> web.Application:
     )
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
 
-    app.cleanup_ctx.append(_passwords_ctx)
-    app.cleanup_ctx.append(_pool_ctx)
-    app.cleanup_ctx.append(_bus_ctx)
-    app.cleanup_ctx.append(_resolver_ctx)
-    app.cleanup_ctx.append(_key_reload_ctx)
-    app.cleanup_ctx.append(_prune_ctx)
-
     app.router.add_post("/api/auth/register", register)
     app.router.add_post("/api/auth/login", login)
     app.router.add_post("/api/auth/logout", logout)
@@ -109,103 +97,35 @@ async def create_app(settings: AuthSettings) -> web.Application:
     return app
 
 
-@asynccontextmanager
-async def _passwords_ctx(app: web.Application) -> AsyncIterator[None]:
-    yield
-    await asyncio.to_thread(app[PASSWORDS].close)
-
-
-@asynccontextmanager
-async def _pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    pool = await create_pool(app[SETTINGS].db)
-    app[POOL] = pool
-
-    async def db_ready() -> bool:
-        return bool(await pool.fetchval("SELECT 1"))
-
-    app[READINESS_CHECKS]["db"] = db_ready
-    yield
-    await pool.close()
-
-
-@asynccontextmanager
-async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    bus = await Bus.connect(settings.nats, name="auth", inbox_prefix=settings.nats_inbox_prefix)
-    app[BUS] = bus
-
-    async def nats_ready() -> bool:
-        return bus.is_connected
-
-    app[READINESS_CHECKS]["nats"] = nats_ready
-    yield
-    await bus.drain()
-
-
-@asynccontextmanager
-async def _resolver_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+async def start(kit: Kit[AuthSettings]) -> None:
+    """The credential responder and two loops (key reload, revocation pruning), on the kit's pool and bus."""
+    app, settings = kit.app, kit.settings
+    app[POOL], app[BUS] = kit.pool, kit.bus
+    kit.on_close(lambda: asyncio.to_thread(app[PASSWORDS].close))
     resolver = CredentialResolver(
-        app[BUS], app[POOL], app[KEKS], queue=settings.resolve_queue, concurrency=settings.resolve_concurrency
+        kit.bus, kit.pool, app[KEKS], queue=settings.resolve_queue, concurrency=settings.resolve_concurrency
     )
     await resolver.start()
-    yield
-    await resolver.stop()
+    kit.on_drain(resolver.stop)
+    # Keys rotate without a restart when they come from files.
+    from_files = settings.signing_keys_dir is not None or settings.keks_dir is not None
+    if settings.keys_reload_seconds > 0 and from_files:
+        kit.every(settings.keys_reload_seconds, lambda: _reload_keys(app), name="key reload")
+    # Revocations that refuse no valid token any more go (every replica; the DELETE is idempotent).
+    kit.every(PRUNE_INTERVAL_SECONDS, lambda: _prune(app), name="revocation pruning")
 
 
-@asynccontextmanager
-async def _key_reload_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Re-read key files periodically, so keys rotate without a restart."""
-    settings = app[SETTINGS]
-    if settings.keys_reload_seconds <= 0 or (settings.signing_keys_dir is None and settings.keks_dir is None):
-        yield
-        return
-    task = asyncio.create_task(_reload_loop(app))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+async def _reload_keys(app: web.Application) -> None:
+    """Swap in the key files' current keys (a failure keeps the current ones)."""
+    ring, keks = await load_keys(app[SETTINGS])
+    tokens, holder = app[TOKENS], app[KEKS]
+    if ring.kids != tokens.ring.kids or keks.kids != holder.ring.kids:
+        log.info("keys reloaded", extra={"signing_kids": ring.kids, "kek_ids": keks.kids})
+    tokens.ring = ring
+    holder.ring = keks
 
 
-async def _reload_loop(app: web.Application) -> None:
-    settings = app[SETTINGS]
-    stop = app[SHUTTING_DOWN]
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.keys_reload_seconds)
-            return
-        try:
-            ring, keks = await load_keys(settings)
-        except Exception:
-            log.exception("key reload failed; keeping the current keys")
-            continue
-        tokens, holder = app[TOKENS], app[KEKS]
-        if ring.kids != tokens.ring.kids or keks.kids != holder.ring.kids:
-            log.info("keys reloaded", extra={"signing_kids": ring.kids, "kek_ids": keks.kids})
-        tokens.ring = ring
-        holder.ring = keks
-
-
-@asynccontextmanager
-async def _prune_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Delete revocations that refuse no valid token any more (every replica; the DELETE is idempotent)."""
-    task = asyncio.create_task(_prune_loop(app))
-    yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
-async def _prune_loop(app: web.Application) -> None:
-    stop = app[SHUTTING_DOWN]
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=PRUNE_INTERVAL_SECONDS)
-            return
-        try:
-            removed = await prune(app[POOL])
-        except Exception:
-            log.warning("pruning token revocations failed", exc_info=True)
-            continue
-        if removed:
-            log.info("expired token revocations pruned", extra={"removed": removed})
+async def _prune(app: web.Application) -> None:
+    removed = await prune(app[POOL])
+    if removed:
+        log.info("expired token revocations pruned", extra={"removed": removed})

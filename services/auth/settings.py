@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from libs.common.http.client_ip import parse_networks
 from libs.common.models.auth import CREDENTIALS_PAGE_MAX, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
-from libs.common.settings import HttpSettings, ServiceSettings
-
-
-class AuthHttpSettings(HttpSettings):
-    """Same variables as :class:`HttpSettings`; auth listens on 8081, metrics on 9081, by default."""
-
-    port: int = 8081
-    metrics_port: int = Field(default=9081, ge=0, le=65535)
+from libs.common.settings import ServiceSettings
 
 
 class AuthSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IPAAS_AUTH_", extra="ignore")
-
-    http: AuthHttpSettings = Field(default_factory=AuthHttpSettings)
-    dev_mode: bool = Field(default=False, validation_alias="IPAAS_DEV_MODE")
+    service: ClassVar[str] = "auth"
+    port: ClassVar[int] = 8081
 
     # Tokens (names shared with every verifier).
     jwt_issuer: str = Field(default="ipaas", validation_alias="IPAAS_JWT_ISSUER")
@@ -70,7 +63,6 @@ class AuthSettings(ServiceSettings):
     # NATS responder for credential resolution.
     resolve_queue: str = "auth"
     resolve_concurrency: int = Field(default=32, ge=1)
-    nats_inbox_prefix: str = "_INBOX_auth"
 
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     credentials_page_max: int = Field(default=CREDENTIALS_PAGE_MAX, ge=1)

@@ -1,27 +1,23 @@
-"""Wiring: the aiohttp app (health, metrics) and the consumer's lifetime."""
+"""The executor's parts, wired on the service kit: what runs an event, and the loops around it.
+
+:func:`start` builds them on a :class:`libs.common.kit.Kit` that already holds the pool, the
+bus and the provisioning gate; the kit stops them in its drain order: at SIGTERM the consumer
+stops fetching, then the dry-run responder stops and the events in flight get
+``IPAAS_EXECUTOR_GRACE_SECONDS`` to finish (then are released), then the loops end, the
+write-behind batches flush, and the bus and the pool close.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
-
-import asyncpg
-from aiohttp import web
 
 from libs.common.bus import Bus
 from libs.common.bus.consumer import BoundedPullConsumer
-from libs.common.bus.provision import ProvisionGate
-from libs.common.db import create_pool
-from libs.common.http.app import base_app
-from libs.common.http.keys import METRICS, READINESS_CHECKS, SHUTTING_DOWN
-from libs.common.logs import configure_logging
-from libs.common.tasks import cancel_until_done
-from libs.common.telemetry import setup_tracing, shutdown_tracing
-from services.executor import provisioning
+from libs.common.http.keys import METRICS
+from libs.common.kit import Kit
 from services.executor.breakers import Breakers
 from services.executor.connectors import ClientSessions, build_connectors
 from services.executor.credentials import CredentialResolver
@@ -42,8 +38,7 @@ from services.executor.workflows import WorkflowReader
 
 log = logging.getLogger(__name__)
 
-SETTINGS = web.AppKey("executor_settings", ExecutorSettings)
-CONSUMER = web.AppKey("executor_consumer", BoundedPullConsumer)
+RELEASE_SECONDS = 5.0
 
 
 def replica_id(port: int) -> str:
@@ -51,49 +46,38 @@ def replica_id(port: int) -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{port}:{uuid.uuid4().hex[:8]}"
 
 
-async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    metrics = ExecutorMetrics(app[METRICS])
-    bus = await Bus.connect(
-        settings.nats, name=f"executor:{settings.http.port}", inbox_prefix=settings.nats_inbox_prefix
+def action_runner(settings: ExecutorSettings, sessions: ClientSessions, bus: Bus) -> ActionRunner:
+    credentials = CredentialResolver(
+        bus, timeout_seconds=settings.credential_timeout_seconds, cache_seconds=settings.credential_cache_seconds
     )
-    # Provisioned by the provisioning step (or here, with IPAAS_NATS_PROVISION=true); until then not ready.
-    nats_setup = ProvisionGate(bus, provisioning.needs(settings))
-    await nats_setup.start()
-    pool: asyncpg.Pool = await create_pool(settings.db)
-    sessions = ClientSessions(
-        connections_per_host=settings.connections_per_host, timeout_seconds=settings.action_timeout_seconds
-    )
-    runner = ActionRunner(
+    return ActionRunner(
         build_connectors(settings, sessions, bus),
-        CredentialResolver(
-            bus, timeout_seconds=settings.credential_timeout_seconds, cache_seconds=settings.credential_cache_seconds
-        ),
+        credentials,
         timeout_seconds=settings.action_timeout_seconds,
         max_output_bytes=settings.max_output_bytes,
         max_input_bytes=settings.max_input_bytes,
         templates=engine_for(settings.templates),
         propagate_to=settings.propagating_connectors(),
     )
-    store = ExecutionStore(
-        pool,
-        owner=replica_id(settings.http.port),
-        lease_seconds=settings.lease_seconds,
-        max_items=settings.batch_max,
-        linger=settings.batch_linger_seconds,
+
+
+async def start(kit: Kit[ExecutorSettings]) -> None:
+    settings, bus, pool, nats = kit.settings, kit.bus, kit.pool, kit.settings.nats
+    metrics = ExecutorMetrics(kit.app[METRICS])
+    sessions = ClientSessions(
+        connections_per_host=settings.connections_per_host, timeout_seconds=settings.action_timeout_seconds
     )
-    workflows = WorkflowReader(
-        pool,
-        cache_size=settings.workflow_cache_size,
-        max_items=settings.batch_max,
-        linger=settings.batch_linger_seconds,
-    )
+    runner = action_runner(settings, sessions, bus)
+    owner = replica_id(settings.http.port)
+    most, linger = settings.batch_max, settings.batch_linger_seconds
+    store = ExecutionStore(pool, owner=owner, lease_seconds=settings.lease_seconds, max_items=most, linger=linger)
+    workflows = WorkflowReader(pool, cache_size=settings.workflow_cache_size, max_items=most, linger=linger)
     waker = Waker(
         pool,
         bus,
         batch=settings.deferred_batch,
         poll_seconds=settings.deferred_poll_seconds,
-        publish_timeout=settings.nats.publish_timeout_seconds,
+        publish_timeout=nats.publish_timeout_seconds,
     )
     slots = TenantSlots(
         settings.max_in_flight, headroom=settings.headroom_slots(), patience=settings.fairness_patience_seconds
@@ -104,6 +88,7 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
         on_transition=metrics.on_breaker_transition,
     )
     metrics.watch_breakers(breakers)
+    backoff = Backoff(settings.backoff_base_seconds, settings.backoff_max_seconds)
     worker = EventWorker(
         bus=bus,
         store=store,
@@ -111,7 +96,7 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
         runner=runner,
         breakers=breakers,
         slots=slots,
-        backoff=Backoff(settings.backoff_base_seconds, settings.backoff_max_seconds),
+        backoff=backoff,
         metrics=metrics,
         waker=waker,
         options=WorkerOptions(
@@ -126,97 +111,59 @@ async def executor_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     consumer = BoundedPullConsumer(
         bus,
-        stream=settings.nats.events_stream,
+        stream=nats.events_stream,
         durable=settings.consumer,
         handler=worker.handle,
         max_in_flight=settings.max_in_flight,
         max_batch=settings.fetch_batch,
         min_fetch=max(1, settings.max_in_flight // 8),
     )
-    app[CONSUMER] = consumer
     stats = StatsReader(
         bus,
         waker,
         metrics,
-        streams=[settings.nats.events_stream, settings.nats.dlq_stream],
-        events_stream=settings.nats.events_stream,
+        streams=[nats.events_stream, nats.dlq_stream],
+        events_stream=nats.events_stream,
         consumer=settings.consumer,
         interval=settings.stats_interval_seconds,
     )
     backlog = BacklogView(
         bus,
         slots,
-        stream=settings.nats.events_stream,
-        subjects=settings.nats.events_subjects,
+        stream=nats.events_stream,
+        subjects=nats.events_subjects,
         interval=settings.fairness_refresh_seconds,
         busy=lambda: consumer.in_flight > 0,
     )
-    dry_run = DryRunResponder(
-        bus, runner, subject=settings.dry_run_subject, limits=DryRunLimits.from_settings(settings)
-    )
-    await dry_run.start()
-
-    async def nats_ready() -> bool:
-        return bus.is_connected
-
-    async def db_ready() -> bool:
-        return bool(await pool.fetchval("SELECT 1"))
-
-    app[READINESS_CHECKS]["nats"] = nats_ready
-    app[READINESS_CHECKS]["postgres"] = db_ready
-    app[READINESS_CHECKS]["nats_streams"] = nats_setup.ready
-    run_task = asyncio.create_task(nats_setup.then(consumer.run))
-    waker_task = asyncio.create_task(waker.run())
-    stats_task = asyncio.create_task(stats.run())
-    backlog_task = asyncio.create_task(backlog.run())
     pruner = Pruner(
         pool,
         retention_days=settings.retention_days,
         batch=settings.retention_batch,
         interval_seconds=settings.retention_interval_seconds,
     )
-    prune_task = asyncio.create_task(pruner.run(), name="execution-retention")
+    dry_run = DryRunResponder(
+        bus, runner, subject=settings.dry_run_subject, limits=DryRunLimits.from_settings(settings)
+    )
+    await dry_run.start()
 
-    async def stop_on_signal() -> None:
-        await app[SHUTTING_DOWN].wait()
+    def stop_fetching() -> None:
         log.info("draining: fetching stopped", extra={"in_flight": consumer.in_flight})
         consumer.stop()
 
-    watcher = asyncio.create_task(stop_on_signal())
+    assert kit.gate is not None
+    kit.task(kit.gate.then(consumer.run), name="events-consumer")
+    kit.task(waker.run(), name="deferred-waker", stop=waker.stop, wait=5.0)  # a pass under way ends (within 5 s)
+    kit.task(stats.run(), name="stream-stats")
+    kit.task(backlog.run(), name="backlog-view")
+    kit.task(pruner.run(), name="execution-retention", stop=pruner.stop)
+    kit.on_sigterm(stop_fetching)
+    kit.on_drain(dry_run.stop)
+    # What has not finished within the grace is released (lease freed, NAKed): a few seconds more for that.
+    kit.on_drain(lambda: consumer.drain(settings.grace_seconds), grace=settings.grace_seconds + RELEASE_SECONDS)
+    for close in (store.close, workflows.close, worker.close, sessions.close):
+        kit.on_close(close)
+    kit.on_close(lambda: log.info("executor stopped"))  # its work is done; the bus and the pool close next
     log.info(
-        "executor started",
-        extra={"consumer": settings.consumer, "max_in_flight": settings.max_in_flight, "lease_owner": store.owner},
+        "executor consuming",
+        extra={"consumer": settings.consumer, "max_in_flight": settings.max_in_flight, "lease_owner": owner},
     )
-    try:
-        yield
-    finally:
-        consumer.stop()
-        await nats_setup.stop()
-        await dry_run.stop()
-        await consumer.drain(settings.grace_seconds)
-        waker.stop()  # a pass under way ends (within 5 s), then the loop does
-        pruner.stop()
-        # The loops are cancelled together, and again if one goes on (see libs/common/tasks.py).
-        left = await cancel_until_done((run_task, watcher, stats_task, backlog_task, prune_task), every=0.5, rounds=4)
-        _, waking = await asyncio.wait({waker_task}, timeout=5.0)
-        left |= await cancel_until_done(waking, every=0.5, rounds=4)
-        if left:
-            log.warning("background tasks still running at shutdown", extra={"tasks": len(left)})
-        await store.close()
-        await workflows.close()
-        await worker.close()
-        await bus.drain()
-        await sessions.close()
-        await pool.close()
-        shutdown_tracing()
-        log.info("executor stopped")
-
-
-async def create_app(settings: ExecutorSettings | None = None) -> web.Application:
-    settings = settings or ExecutorSettings()
-    configure_logging("executor", settings.log_level, settings.trace_url_template)
-    setup_tracing("executor")
-    app = base_app("executor")
-    app[SETTINGS] = settings
-    app.cleanup_ctx.append(executor_ctx)
-    return app

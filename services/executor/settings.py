@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.common.settings import HttpSettings, ServiceSettings
+from libs.common.settings import ServiceSettings
 from libs.common.templates.cache import DEFAULT_CACHE_BYTES
 from libs.common.templates.limits import MAX_VALUE_CHARS
-
-
-def _http_default() -> HttpSettings:
-    settings = HttpSettings()
-    if "port" not in settings.model_fields_set:
-        settings.port = 8083
-    if "metrics_port" not in settings.model_fields_set:
-        settings.metrics_port = 9083
-    return settings
 
 
 def split_list(value: str) -> list[str]:
@@ -38,8 +31,8 @@ class ExecutorSettings(ServiceSettings):
     """Every knob has a default; see docs/executor.md for the table."""
 
     model_config = SettingsConfigDict(env_prefix="IPAAS_EXECUTOR_", extra="ignore")
-
-    http: HttpSettings = Field(default_factory=_http_default)
+    service: ClassVar[str] = "executor"
+    port: ClassVar[int] = 8083
 
     # Consumption
     consumer: str = "executor"
@@ -126,9 +119,6 @@ class ExecutorSettings(ServiceSettings):
     dry_run_per_tenant: int = Field(default=4, ge=1)
     # The longest a dry-run may take, waiting included, whatever its requester's timeout.
     dry_run_max_seconds: float = Field(default=30.0, gt=0)
-    # Reply inboxes (acks, credential replies) live under this prefix, so NATS authorization can
-    # keep this identity's replies private.
-    nats_inbox_prefix: str = "_INBOX_executor"
 
     @field_validator("max_deliver")
     @classmethod

@@ -1,11 +1,9 @@
-"""Wiring: the aiohttp app, its resources (pool, bus, verifier, cache, relay) and routes."""
+"""Wiring: the gateway's app on the service kit (:mod:`libs.common.kit`), its resources and its routes."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import suppress
 
 import aiohttp
 import aiohttp_cors
@@ -13,15 +11,12 @@ from aiohttp import web
 
 from libs.common.auth.jwt_verify import JwksVerifier
 from libs.common.auth.revocations import RevocationFeed, feed_url_for
-from libs.common.bus import Bus
-from libs.common.bus.provision import Needs, ProvisionGate
-from libs.common.db import create_pool
+from libs.common.bus.provision import Needs
 from libs.common.db.errors import STORAGE_ERRORS
-from libs.common.http.app import base_app
 from libs.common.http.client_ip import parse_networks
-from libs.common.http.keys import METRICS, READINESS_CHECKS, RETRY_AFTER, SHUTTING_DOWN
+from libs.common.http.keys import METRICS, RETRY_AFTER
+from libs.common.kit import Kit, service_app
 from libs.common.ratelimit import TokenBuckets
-from libs.common.telemetry import setup_tracing
 from services.gateway import openapi
 from services.gateway.api_keys import ApiKeyCache
 from services.gateway.console import routes as console
@@ -61,9 +56,10 @@ CORS_ALLOW_HEADERS = ("Authorization", "Content-Type", "Idempotency-Key", "X-Req
 CORS_EXPOSE_HEADERS = ("X-Request-Id", "traceparent", "Retry-After")
 
 
-@asynccontextmanager
-async def _resources(app: web.Application) -> AsyncIterator[None]:
-    s = app[SETTINGS]
+async def start(kit: Kit[GatewaySettings]) -> None:
+    """The gateway's resources and loops, on the kit's pool and bus."""
+    app, s, pool, bus = kit.app, kit.settings, kit.pool, kit.bus
+    app[POOL], app[BUS] = pool, bus
     app[KEKS] = keys = KeyHolder(await load_ring(s))  # no keyring: the gateway does not start (KeyConfigError)
     app[HTTP] = aiohttp.ClientSession(auto_decompress=False)
     # The verifier and the revocation feed own their sessions: the forwarding session does not decompress.
@@ -74,7 +70,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     )
     revocations.start()
     app[VERIFIER] = JwksVerifier(s.jwks_url, issuer=s.jwt_issuer, audience=s.jwt_audience, revocations=revocations)
-    app[POOL] = pool = await create_pool(s.db)
+    for close in (app[HTTP].close, app[VERIFIER].close, revocations.close):
+        kit.on_close(close)
     try:
         sealed = await seal_legacy(pool, keys.ring)
     except STORAGE_ERRORS as exc:  # the look-up seals a workflow's secret anyway when it meets one
@@ -82,10 +79,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     else:
         if sealed:
             log.info("plaintext webhook secrets sealed at start", extra={"workflows": sealed})
-    app[BUS] = bus = await Bus.connect(s.nats, name="gateway", inbox_prefix=s.nats_inbox_prefix)
-    # Provisioned by the provisioning step (or here, with IPAAS_NATS_PROVISION=true); until then not ready.
-    nats_setup = ProvisionGate(bus, Needs((s.nats.events_stream, s.nats.changes_stream)))
-    await nats_setup.start()
     app[CACHE] = cache = WorkflowCache(
         pool_loader(pool, keys),
         ttl=s.cache_ttl_seconds,
@@ -108,6 +101,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     )
     subscription = await subscribe_invalidations(bus, cache)
     clear_on_reconnect(bus, cache)
+    kit.on_close(subscription.unsubscribe)
     app[RELAY] = relay = OutboxRelay(
         pool,
         bus,
@@ -119,55 +113,20 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         max_attempts=s.outbox_max_attempts,
         registry=app[METRICS].registry,
     )
-    relay_task = asyncio.create_task(relay.run(), name="outbox-relay")
-    reload_task = None
+    kit.task(relay.run(), name="outbox-relay", stop=relay.stop, wait=10)
     if s.keks_dir is not None and s.keys_reload_seconds > 0:
-        reload_task = asyncio.create_task(reload_keys(s, keys, app[SHUTTING_DOWN]), name="key-reload")
+        kit.every(s.keys_reload_seconds, lambda: reload_keys(s, keys), name="key reload")
     app[REPLAYS] = replays = ReplayWorker(
         pool, batch=s.replay_batch, poll_seconds=s.replay_poll_seconds, pause_seconds=s.replay_pause_seconds
     )
-    replay_task = asyncio.create_task(replays.run(), name="dlq-replays")
+    # A batch under way commits or rolls back whole; the job goes on elsewhere or later.
+    kit.task(replays.run(), name="dlq-replays", stop=replays.stop, wait=10)
     app[API_KEYS] = api_keys = ApiKeyCache(
         pool, refresh_seconds=s.api_key_refresh_seconds, max_stale_seconds=s.api_key_max_stale_seconds
     )
     with suppress(*STORAGE_ERRORS):
         await api_keys.refresh()  # before the first request, if Postgres answers (else the loop retries)
-    api_keys_task = asyncio.create_task(api_keys.run(), name="api-keys")
-
-    async def db_ready() -> bool:
-        return bool(await pool.fetchval("SELECT 1"))
-
-    async def nats_ready() -> bool:
-        return bus.is_connected
-
-    app[READINESS_CHECKS]["postgres"] = db_ready
-    app[READINESS_CHECKS]["nats"] = nats_ready
-    app[READINESS_CHECKS]["nats_streams"] = nats_setup.ready
-    try:
-        yield
-    finally:
-        app[SHUTTING_DOWN].set()
-        await nats_setup.stop()
-        relay.stop()
-        replays.stop()  # a batch under way commits or rolls back whole; the job goes on elsewhere or later
-        api_keys.stop()
-        with suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(api_keys_task, timeout=5)
-        with suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(replay_task, timeout=10)
-        with suppress(asyncio.CancelledError, TimeoutError):
-            await asyncio.wait_for(relay_task, timeout=10)
-        if reload_task is not None:
-            reload_task.cancel()
-            with suppress(asyncio.CancelledError):
-                await reload_task
-        with suppress(Exception):
-            await subscription.unsubscribe()
-        await bus.drain()
-        await pool.close()
-        await app[HTTP].close()
-        await app[VERIFIER].close()
-        await revocations.close()
+    kit.task(api_keys.run(), name="api-keys", stop=api_keys.stop, wait=5)
 
 
 def _cors(app: web.Application, origins: list[str]) -> None:
@@ -186,8 +145,9 @@ def _cors(app: web.Application, origins: list[str]) -> None:
 
 
 def create_app(settings: GatewaySettings) -> web.Application:
-    setup_tracing("gateway")  # idempotent; spans carry the trace id into NATS headers and responses
-    app = base_app("gateway", client_max_size=settings.max_body_bytes)
+    """The gateway's app: needs Postgres, the bus, and the EVENTS and WORKFLOW_CHANGES streams; runs :func:`start`."""
+    streams = Needs((settings.nats.events_stream, settings.nats.changes_stream))
+    app = service_app(settings, start, streams=streams, client_max_size=settings.max_body_bytes)
     app.middlewares.append(tracing_middleware)
     app.middlewares.append(auth_middleware)
     app[SETTINGS] = settings
@@ -199,7 +159,6 @@ def create_app(settings: GatewaySettings) -> web.Application:
         per_minute=settings.bad_signature_per_minute,
         max_keys=settings.bad_signature_max_sources,
     )
-    app.cleanup_ctx.append(_resources)
     runs.add_routes(app)  # before /api/workflows/{id}: holds /api/workflows/dry-run
     workflows.add_routes(app)
     executions.add_routes(app)

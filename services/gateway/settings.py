@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from libs.common.http.client_ip import parse_networks
 from libs.common.models.api import DRY_RUN_SUBJECT
-from libs.common.settings import HttpSettings, ScheduleSettings, ServiceSettings
-
-
-class GatewayHttpSettings(HttpSettings):
-    """Same variables as :class:`HttpSettings`; the gateway listens on 8080, metrics on 9080, by default."""
-
-    port: int = 8080
-    metrics_port: int = Field(default=9080, ge=0, le=65535)
+from libs.common.settings import ScheduleSettings, ServiceSettings
 
 
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="IPAAS_GATEWAY_", extra="ignore")
-
-    http: GatewayHttpSettings = Field(default_factory=GatewayHttpSettings)
+    service: ClassVar[str] = "gateway"
+    port: ClassVar[int] = 8080
 
     # Tokens: the same names every verifier reads.
     jwt_issuer: str = Field(default="ipaas", validation_alias="IPAAS_JWT_ISSUER")
@@ -87,10 +81,6 @@ class GatewaySettings(ServiceSettings):
     keys_reload_seconds: float = Field(default=30.0, ge=0, validation_alias="IPAAS_AUTH_KEYS_RELOAD_SECONDS")
     # A disable or delete answers once the runs already claimed have finished (at most this long).
     disable_wait_seconds: float = Field(default=10.0, ge=0)
-
-    # Reply inboxes (PubAcks, dry-run replies) live under this prefix; NATS authorization
-    # lets only the gateway's identity subscribe to it.
-    nats_inbox_prefix: str = "_INBOX_gateway"
 
     # Dry-run: NATS request/reply to the executor.
     dry_run_subject: str = DRY_RUN_SUBJECT

@@ -46,6 +46,8 @@ class SchedulerRuntime:
         clock: Clock,
         options: SchedulerOptions,
         registry: CollectorRegistry | None = None,
+        *,
+        inbox_prefix: str = "_INBOX_scheduler",
     ) -> None:
         self.options = options
         self.bus = bus
@@ -62,7 +64,7 @@ class SchedulerRuntime:
         )
         self.peers = Peers(
             bus,
-            f"{options.nats_inbox_prefix}.replicas",
+            f"{inbox_prefix}.replicas",
             heartbeat_seconds=options.peer_heartbeat_seconds,
             on_change=self.metrics.replicas.set,
         )

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.common.settings import HttpSettings, ScheduleSettings, ServiceSettings
-
-
-class SchedulerHttpSettings(HttpSettings):
-    """``IPAAS_HTTP_*`` as for every service, with the scheduler's own default ports (8082, metrics 9082)."""
-
-    port: int = 8082
-    metrics_port: int = Field(default=9082, ge=0, le=65535)
+from libs.common.settings import ScheduleSettings, ServiceSettings
 
 
 class SchedulerOptions(BaseSettings):
@@ -45,13 +40,14 @@ class SchedulerOptions(BaseSettings):
     version_check_timeout_seconds: float = Field(default=1.0, gt=0)
     # Time allowed at shutdown to finish publishes in flight and write progress (one budget).
     drain_seconds: float = Field(default=10.0, gt=0)
-    # Reply-inbox prefix, so NATS authorization can keep this identity's replies private.
-    nats_inbox_prefix: str = "_INBOX_scheduler"
     # The shortest schedule interval (IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS, shared with the gateway):
     # a stored version firing more often is not loaded and gets a schedule_error.
     schedule: ScheduleSettings = Field(default_factory=ScheduleSettings)
 
 
 class SchedulerSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="IPAAS_SCHEDULER_", extra="ignore")
+    service: ClassVar[str] = "scheduler"
+    port: ClassVar[int] = 8082
+
     scheduler: SchedulerOptions = Field(default_factory=SchedulerOptions)
-    http: SchedulerHttpSettings = Field(default_factory=SchedulerHttpSettings)

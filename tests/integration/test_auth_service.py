@@ -55,7 +55,7 @@ async def test_dev_mode_generates_persists_and_serves(
     auth = service("services.auth", env=env)
     async with aiohttp.ClientSession() as session:
         async with session.get(f"{auth.url}/health/ready") as r:
-            assert r.status == 200 and (await r.json())["checks"] == {"db": True, "nats": True}
+            assert r.status == 200 and (await r.json())["checks"] == {"postgres": True, "nats": True}
         kids = await jwks_kids(session, auth.url)
         token = await login(session, auth.url, "dev@example.com", register=True)
         assert header_kid(token) == kids[0]

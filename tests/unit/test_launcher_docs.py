@@ -69,3 +69,30 @@ def test_every_launcher_variable_is_in_the_readme() -> None:
     assert "IPAAS_LOCAL_DIR" in names and len(names) >= 10
     missing = sorted(n for n in names if f"`{n}`" not in README)
     assert not missing, f"undocumented launcher variables: {missing}"
+
+
+def _shown(value: object) -> str:
+    """A default as the README's tables write it."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def test_the_readme_shows_each_setting_with_its_real_default() -> None:
+    rows = dict(re.findall(r"^\| `([A-Z0-9_]+)` \| `([^`|]*)` \|", README, flags=re.MULTILINE))
+    checked, wrong = 0, []
+    for cls in _settings_classes():
+        prefix = str(cls.model_config.get("env_prefix", ""))
+        own = set(cls.__dict__.get("__annotations__", {}))
+        for name, field in cls.model_fields.items():
+            alias = field.validation_alias
+            variable = alias if isinstance(alias, str) else (prefix + name).upper()
+            if name not in own or variable not in rows or field.default_factory is not None:
+                continue
+            checked += 1
+            if rows[variable] != _shown(field.default):
+                wrong.append(f"{variable}: README {rows[variable]!r}, code {_shown(field.default)!r}")
+    assert checked >= 100
+    assert not wrong, f"README defaults that differ from the settings classes: {wrong}"

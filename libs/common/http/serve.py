@@ -1,11 +1,11 @@
-"""Run an aiohttp app until SIGTERM, then drain in the documented order.
+"""Serve an aiohttp app until SIGTERM, then drain in the documented order (:mod:`libs.common.kit` runs it).
 
 1. SIGTERM or SIGINT sets ``app[SHUTTING_DOWN]``: readiness answers 503 and
    background loops stop taking new work.
 2. After ``drain_delay`` (time for a load balancer to notice), the listener
    closes and requests in flight finish, up to the grace period.
-3. ``on_shutdown`` and ``cleanup_ctx`` run: workers finish or release their
-   work, NATS drains, the pool closes.  The process exits 0.
+3. ``cleanup_ctx`` runs the kit's drain (:class:`libs.common.kit.Kit`): workers
+   finish or release their work, loops stop, NATS drains, the pool closes.
 
 ``/metrics`` is served by a second, tiny app on ``settings.metrics_port`` (0:
 none), started with the main listener and closed after it, so the last
@@ -18,7 +18,6 @@ import asyncio
 import gc
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -27,8 +26,6 @@ from libs.common.http.keys import SHUTTING_DOWN
 from libs.common.settings import HttpSettings
 
 log = logging.getLogger(__name__)
-
-AppFactory = Callable[[], Awaitable[web.Application]]
 
 # Limits that protect against slow or oversized requests (slowloris).
 MAX_LINE_SIZE = 8190
@@ -82,19 +79,3 @@ async def serve(app: web.Application, settings: HttpSettings, *, drain_delay: fl
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
         log.info("stopped")
-
-
-def run(app_factory: AppFactory, settings: HttpSettings, *, drain_delay: float = 0.0) -> None:
-    """Entry point for ``__main__``: uvloop when available, then :func:`serve`."""
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:  # pragma: no cover - uvloop is a declared dependency
-        pass
-
-    async def main() -> None:
-        app = await app_factory()
-        await serve(app, settings, drain_delay=drain_delay)
-
-    asyncio.run(main())

@@ -9,8 +9,6 @@ ones already stored keep opening as long as their KEK stays in the directory.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from libs.common.keyring import KeyRing
@@ -27,17 +25,9 @@ class KeyHolder:
         self.ring = ring
 
 
-async def reload_keys(settings: GatewaySettings, holder: KeyHolder, stop: asyncio.Event) -> None:
-    """Until ``stop``: every ``keys_reload_seconds``, read the keyring again and swap it in when it changed."""
-    while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.keys_reload_seconds)
-            return
-        try:
-            ring = await load_ring(settings)
-        except Exception:
-            log.exception("key reload failed; keeping the current keys")
-            continue
-        if ring.kids != holder.ring.kids:
-            log.info("keys reloaded", extra={"kek_ids": ring.kids, "primary_kek": ring.primary_id})
-        holder.ring = ring
+async def reload_keys(settings: GatewaySettings, holder: KeyHolder) -> None:
+    """Read the keyring again and swap it in (run every ``keys_reload_seconds``; a failure keeps the current one)."""
+    ring = await load_ring(settings)
+    if ring.kids != holder.ring.kids:
+        log.info("keys reloaded", extra={"kek_ids": ring.kids, "primary_kek": ring.primary_id})
+    holder.ring = ring
