@@ -15,10 +15,25 @@ of EVENTS (see :class:`BacklogView`), refreshed while the replica is busy.
 
 Slots bound how much slow work a tenant holds; quick work rarely fills
 them, so under contention each tenant's share of recent admissions counts
-too: a tenant that took more than ``1 / n`` of them (admissions decay with a
-half-life of ``RATE_HALF_LIFE_SECONDS``) is over its share.  In a single FIFO
-stream another tenant's events sit behind the busy tenant's backlog; parking
-the busy tenant's over-share events is how the consumer reaches them.
+too.  In a single FIFO stream another tenant's events sit behind the busy
+tenant's backlog; parking the busy tenant's over-share events is how the
+consumer reaches them.  That only helps while there *is* a backlog to look
+past, and only against a tenant that clearly takes more than the others, so
+a tenant is over its share when all of these hold:
+
+- other tenants have events waiting (contention, as above);
+- the consumer has at least ``usable`` messages not yet delivered behind
+  this one (``behind``, from the message's ``num_pending``): with less, the
+  others' events are a moment away and parking only delays this one;
+- the tenant took more than ``SHARE_MARGIN / n`` of recent admissions
+  (admissions decay with a half-life of ``RATE_HALF_LIFE_SECONDS``).
+
+Parking is never cheap for the parked event (a deferral waits 1 s or more),
+so two tenants sending at the same rate, whose events already interleave in
+the stream, must never park each other: with a margin of exactly ``1 / n``
+the ordinary jitter of two equal rates put each of them "over" half of the
+time, and a healthy tenant's events were parked again and again (1 + 2 + 4 +
+8 s...) next to a neighbour whose retries kept the consumer busy.
 
 An event over its tenant's cap or share is parked outside the consumer at
 once (:meth:`TenantSlots.acquire` returns ``None``) when other tenants are
@@ -42,6 +57,8 @@ from libs.common.bus import Bus
 log = logging.getLogger(__name__)
 
 RATE_HALF_LIFE_SECONDS = 1.0
+# Over its share: more than this many times an equal share (1 / n) of recent admissions.
+SHARE_MARGIN = 1.5
 
 
 def tenant_of(subject: str) -> str:
@@ -110,16 +127,21 @@ class TenantSlots:
         active = len(self._waiting | self._tenants.keys() | {tenant})
         return max(1, self._usable // active)
 
-    def over_share(self, tenant: str) -> bool:
-        """Under contention: ``tenant`` took more than its share of recent admissions (and runs something)."""
+    def over_share(self, tenant: str, behind: int | None = None) -> bool:
+        """Under contention, with a backlog ``behind`` this event: ``tenant`` took clearly more than its share.
+
+        ``behind``: messages the consumer has not delivered yet (``None``: unknown, taken as a backlog).
+        """
         if not self.contended(tenant) or self.running(tenant) == 0:
             return False
+        if behind is not None and behind < self._usable:
+            return False  # nothing much waits behind this event: parking it would reach no one sooner
         now = self._clock()
         mine = self._admitted.get(tenant)
         if mine is None:
             return False
         active = len(self._waiting | self._tenants.keys() | {tenant})
-        return mine.read(now) > self._admitted_total.read(now) / active + 1.0
+        return mine.read(now) > self._admitted_total.read(now) * SHARE_MARGIN / active + 1.0
 
     def running(self, tenant: str) -> int:
         t = self._tenants.get(tenant)
@@ -132,12 +154,15 @@ class TenantSlots:
         oldest = next(iter(t.running.values()))
         return self._clock() - oldest >= self._patience
 
-    async def acquire(self, tenant: str) -> int | None:
-        """A slot token for ``tenant``, or ``None`` when the event should be parked instead."""
+    async def acquire(self, tenant: str, behind: int | None = None) -> int | None:
+        """A slot token for ``tenant``, or ``None`` when the event should be parked instead.
+
+        ``behind``: how many messages the consumer still has to deliver after this one (see :meth:`over_share`).
+        """
         t = self._tenants.get(tenant)
         if t is None:
             t = self._tenants[tenant] = _Tenant()
-        if len(t.running) < self.cap(tenant) and not self.over_share(tenant):
+        if len(t.running) < self.cap(tenant) and not self.over_share(tenant, behind):
             return self._take(t, tenant)
         if self._patience <= 0 or self.contended(tenant) or self.is_slow(tenant):
             self._forget_if_idle(tenant, t)

@@ -81,3 +81,52 @@ async def test_release_of_an_unknown_token_changes_nothing():
     assert slots.running("A") == 1
     slots.release("A", token)
     assert slots.running("A") == 0
+
+
+async def test_equal_rates_never_park_each_other_with_a_backlog():
+    clock = Clock()
+    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
+    slots.set_waiting(frozenset({"A", "B"}))
+    order = "ABBAAABBABBBAABAAABBBB"  # equal counts, runs of up to four
+    held: list[tuple[str, int]] = []
+    parked = 0
+    for i in range(2000):
+        tenant = order[i % len(order)]
+        clock.now += 0.001
+        token = await slots.acquire(tenant, behind=10_000)
+        if token is None:
+            parked += 1
+        else:
+            held.append((tenant, token))
+        if len(held) > 20:  # quick work: a few in flight per tenant
+            slots.release(*held.pop(0))
+    assert parked == 0
+
+
+async def test_a_tenant_far_over_its_share_parks_while_a_backlog_waits():
+    clock = Clock()
+    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
+    slots.set_waiting(frozenset({"A", "B"}))  # B's events wait behind A's in the stream
+    first = await slots.acquire("A", behind=10_000)
+    assert first is not None
+    for _ in range(50):
+        clock.now += 0.001
+        token = await slots.acquire("A", behind=10_000)
+        if token is None:
+            break
+    assert token is None  # A took every recent admission: its event is parked so the consumer reaches B's
+    assert slots.over_share("A", behind=10_000)
+    assert await slots.acquire("B", behind=10_000) is not None
+
+
+async def test_without_a_backlog_behind_it_an_event_is_not_parked_for_its_share():
+    clock = Clock()
+    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
+    slots.set_waiting(frozenset({"A", "B"}))
+    for _ in range(50):
+        clock.now += 0.001
+        assert await slots.acquire("A", behind=3) is not None  # B's events are a moment away anyway
+    assert slots.over_share("A", behind=10_000)  # the same share with a backlog behind it is over
+    assert not slots.over_share("A", behind=3)
+    assert not slots.over_share("A", behind=230)
+    assert slots.over_share("A", behind=231)  # 256 - 25 usable slots: a backlog this replica cannot take at once
