@@ -11,8 +11,10 @@ first try, and no B event is ever seen parked in ``deferred_events``.
 Every wait here (A's backoff, the fairness deferral) is set to
 ``PARK_SECONDS``, far above the time the executor needs for B's events: one
 parked B event would show both in ``deferred_events`` and in B not finishing
-within ``B_BOUND_SECONDS``.  The bound is on event waits, not on the
-machine's speed.
+within ``B_BOUND_SECONDS``.  Work counts as slow after ``PATIENCE_SECONDS``
+(a slow tenant's events over its slots are parked by design), far above what
+B's events take even on a loaded machine.  The bounds are on event waits,
+not on the machine's speed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from tests.helpers.wait import wait_until
 A_EVENTS = 1000
 B_EVENTS = 1000
 PARK_SECONDS = 60.0
+PATIENCE_SECONDS = 10.0
 B_BOUND_SECONDS = 40.0  # well below PARK_SECONDS: a parked B event cannot finish within it
 
 
@@ -74,6 +77,10 @@ async def test_a_refusing_neighbours_backlog_never_parks_a_healthy_tenant(
                 IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS=str(PARK_SECONDS),
                 IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS=str(2 * PARK_SECONDS),
                 IPAAS_EXECUTOR_FAIRNESS_DELAY_SECONDS=str(PARK_SECONDS),
+                # Work that takes longer than this counts as slow (parked rather than waiting for a slot):
+                # far above what B's quick events take even on a loaded machine, far below PARK_SECONDS.
+                IPAAS_EXECUTOR_FAIRNESS_PATIENCE_SECONDS=str(PATIENCE_SECONDS),
+                IPAAS_EXECUTOR_MAX_IN_FLIGHT="64",
                 IPAAS_EXECUTOR_BREAKER_RESET_SECONDS=str(PARK_SECONDS),
             ),
         )

@@ -130,3 +130,39 @@ async def test_without_a_backlog_behind_it_an_event_is_not_parked_for_its_share(
     assert not slots.over_share("A", behind=3)
     assert not slots.over_share("A", behind=230)
     assert slots.over_share("A", behind=231)  # 256 - 25 usable slots: a backlog this replica cannot take at once
+
+
+async def test_two_equal_tenants_are_parked_for_a_starved_third():
+    clock = Clock()
+    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
+    slots.set_waiting(frozenset({"A", "B", "C"}))  # C's events wait behind A's and B's backlog
+    parked = {"A": 0, "B": 0}
+    held: list[tuple[str, int]] = []
+    for i in range(200):
+        tenant = "AB"[i % 2]
+        clock.now += 0.001
+        token = await slots.acquire(tenant, behind=10_000)
+        if token is None:
+            parked[tenant] += 1
+        else:
+            held.append((tenant, token))
+        if len(held) > 20:
+            slots.release(*held.pop(0))
+    assert parked["A"] > 50 and parked["B"] > 50
+    assert await slots.acquire("C", behind=10_000) is not None
+
+
+async def test_quick_work_over_its_cap_waits_for_its_slot_under_contention():
+    slots = TenantSlots(4, headroom=0, patience=5.0)
+    slots.set_waiting(frozenset({"A", "B"}))
+    b = await slots.acquire("B", behind=0)
+    a = [await slots.acquire("A", behind=0) for _ in range(2)]
+    assert b is not None and all(t is not None for t in a)
+    assert slots.cap("A") == 2
+    waiter = asyncio.create_task(slots.acquire("A", behind=0))  # over its cap, not over its share: it waits
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    first = a[0]
+    assert first is not None
+    slots.release("A", first)
+    assert await asyncio.wait_for(waiter, 1) is not None
