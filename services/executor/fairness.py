@@ -15,17 +15,37 @@ of EVENTS (see :class:`BacklogView`), refreshed while the replica is busy.
 
 Slots bound how much slow work a tenant holds; quick work rarely fills
 them, so under contention each tenant's share of recent admissions counts
-too: a tenant that took more than ``1 / n`` of them (admissions decay with a
-half-life of ``RATE_HALF_LIFE_SECONDS``) is over its share.  In a single FIFO
-stream another tenant's events sit behind the busy tenant's backlog; parking
-the busy tenant's over-share events is how the consumer reaches them.
+too.  In a single FIFO stream another tenant's events sit behind the busy
+tenant's backlog; parking the busy tenant's over-share events is how the
+consumer reaches them.  That only helps while someone is actually held
+back, so a tenant is over its share (:meth:`TenantSlots.over_share`) when
+all of these hold:
 
-An event over its tenant's cap or share is parked outside the consumer at
-once (:meth:`TenantSlots.acquire` returns ``None``) when other tenants are
-waiting, or when its tenant's work is slow (its oldest running event started
-``patience`` seconds ago or more).  Otherwise it waits up to ``patience`` for
-one of its tenant's slots: quick work frees slots within moments.  Waiting
-work therefore never holds capacity another tenant needs.
+- other tenants have events waiting (contention, as above);
+- the consumer has at least ``usable`` messages not yet delivered behind
+  this one (``behind``, from the message's ``num_pending``): with fewer,
+  the others' events are a moment away and parking only delays this one;
+- the tenant took more than an equal share (``1 / n``) of recent admissions
+  (admissions decay with a half-life of ``RATE_HALF_LIFE_SECONDS``);
+- another tenant with events waiting is starved: it took less than
+  ``STARVED_FRACTION`` of an equal share.
+
+Parking is never cheap for the parked event (a deferral waits
+``fairness_delay_seconds`` or more, doubling), so tenants whose events
+already interleave in the stream must not park each other.  Without the
+last two conditions the ordinary jitter of two equal rates put each tenant
+"over" about half of the time, and a healthy tenant's events were parked
+again and again (1 + 2 + 4 + 8 s ...) next to a neighbour whose retries kept
+the consumer busy.
+
+An event over its tenant's share, or over its tenant's cap while its
+tenant's work is slow (its oldest running event started ``patience``
+seconds ago or more), is parked outside the consumer at once
+(:meth:`TenantSlots.acquire` returns ``None``).  An event merely over its
+tenant's cap, of quick work, waits up to ``patience`` for one of its
+tenant's slots, which quick work frees within moments; past that it is
+parked.  Waiting work therefore never holds capacity another tenant needs
+for longer than ``patience``, and slow work never waits in a slot.
 """
 
 from __future__ import annotations
@@ -42,6 +62,8 @@ from libs.common.bus import Bus
 log = logging.getLogger(__name__)
 
 RATE_HALF_LIFE_SECONDS = 1.0
+# Starved: a tenant with events waiting that took less than this fraction of an equal share of admissions.
+STARVED_FRACTION = 0.5
 
 
 def tenant_of(subject: str) -> str:
@@ -110,16 +132,28 @@ class TenantSlots:
         active = len(self._waiting | self._tenants.keys() | {tenant})
         return max(1, self._usable // active)
 
-    def over_share(self, tenant: str) -> bool:
-        """Under contention: ``tenant`` took more than its share of recent admissions (and runs something)."""
+    def over_share(self, tenant: str, behind: int | None = None) -> bool:
+        """Parking ``tenant``'s event would let a starved tenant's events be reached (see the module's notes).
+
+        ``behind``: messages the consumer has not delivered yet (``None``: unknown, taken as a backlog).
+        """
         if not self.contended(tenant) or self.running(tenant) == 0:
             return False
-        now = self._clock()
+        if behind is not None and behind < self._usable:
+            return False  # nothing much waits behind this event: parking it would reach no one sooner
         mine = self._admitted.get(tenant)
         if mine is None:
             return False
-        active = len(self._waiting | self._tenants.keys() | {tenant})
-        return mine.read(now) > self._admitted_total.read(now) / active + 1.0
+        now = self._clock()
+        share = self._admitted_total.read(now) / len(self._waiting | self._tenants.keys() | {tenant})
+        if mine.read(now) <= share + 1.0:
+            return False
+        starved = share * STARVED_FRACTION
+        return any(self._admitted_now(other, now) < starved for other in self._waiting if other != tenant)
+
+    def _admitted_now(self, tenant: str, now: float) -> float:
+        admitted = self._admitted.get(tenant)
+        return 0.0 if admitted is None else admitted.read(now)
 
     def running(self, tenant: str) -> int:
         t = self._tenants.get(tenant)
@@ -132,14 +166,17 @@ class TenantSlots:
         oldest = next(iter(t.running.values()))
         return self._clock() - oldest >= self._patience
 
-    async def acquire(self, tenant: str) -> int | None:
-        """A slot token for ``tenant``, or ``None`` when the event should be parked instead."""
+    async def acquire(self, tenant: str, behind: int | None = None) -> int | None:
+        """A slot token for ``tenant``, or ``None`` when the event should be parked instead.
+
+        ``behind``: how many messages the consumer still has to deliver after this one (see :meth:`over_share`).
+        """
         t = self._tenants.get(tenant)
         if t is None:
             t = self._tenants[tenant] = _Tenant()
-        if len(t.running) < self.cap(tenant) and not self.over_share(tenant):
+        if len(t.running) < self.cap(tenant) and not self.over_share(tenant, behind):
             return self._take(t, tenant)
-        if self._patience <= 0 or self.contended(tenant) or self.is_slow(tenant):
+        if self._patience <= 0 or self.is_slow(tenant) or self.over_share(tenant, behind):
             self._forget_if_idle(tenant, t)
             return None
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()

@@ -120,7 +120,7 @@ class EventWorker:
     async def handle(self, msg: Msg) -> None:
         """Entry point for the consumer: admission first, decided from the subject alone."""
         tenant = tenant_of(msg.subject)
-        token = await self._slots.acquire(tenant)
+        token = await self._slots.acquire(tenant, behind=_pending(msg))
         if token is None:
             await self._defer_for_fairness(msg)
             return
@@ -534,6 +534,14 @@ def _stream_seq(msg: Msg) -> int:
         return int(msg.metadata.sequence.stream)
     except Exception:  # noqa: BLE001 - no ack subject to read it from
         return 0
+
+
+def _pending(msg: Msg) -> int | None:
+    """How many messages the consumer had not delivered yet when ``msg`` was (None: not a JetStream delivery)."""
+    try:
+        return int(msg.metadata.num_pending)
+    except Exception:  # noqa: BLE001 - no ack subject to read it from
+        return None
 
 
 def _deferrals(msg: Msg) -> int:

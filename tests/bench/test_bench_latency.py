@@ -15,7 +15,10 @@ upper bound that a late reader cannot flatter.
 Target: p99 <= 60 ms, alone and with a failing neighbour.  The second run
 adds another tenant sending at the same rate to an ``http_request`` target
 that refuses connections (every event retried, its breaker open, all of it
-dead-lettered in the end) while the healthy tenant is measured.
+dead-lettered in the end) while the healthy tenant is measured.  The table
+also counts the healthy tenant's events seen parked in ``deferred_events``
+(polled every 0.1 s; a parked event waits there a second or more), by reason:
+with a fair executor none of them is parked for fairness.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import os
 import uuid
 from typing import Any
 
+import asyncpg
 import pytest
 
 from deploy.local.infra import free_port
@@ -53,6 +57,23 @@ async def _all_final(db: Any, ids: list[uuid.UUID]) -> bool:
         ids,
     )
     return bool(done >= len(ids))
+
+
+async def _watch_parked(database_url: str, tenant: uuid.UUID, parked: dict[uuid.UUID, str]) -> None:
+    """Until cancelled: every event of ``tenant`` seen in deferred_events, with the reason it was parked."""
+    conn = await asyncpg.connect(database_url)  # its own connection: the test's is busy meanwhile
+    try:
+        while True:
+            rows = await conn.fetch("SELECT event_id, reason FROM deferred_events WHERE tenant_id = $1", tenant)
+            parked.update((row["event_id"], row["reason"]) for row in rows)
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
+def _parked_counts(parked: dict[uuid.UUID, str]) -> list[int]:
+    fairness = sum(1 for reason in parked.values() if reason == "fairness")
+    return [fairness, len(parked) - fairness]
 
 
 @pytest.mark.parametrize("neighbour", ["alone", "refusing-neighbour"])
@@ -113,12 +134,20 @@ async def test_latency_202_to_committed_row(
             runs.append(
                 asyncio.to_thread(run_loadgen, bad_url, secret=bad_secret, duration=DURATION, rate=RATE, warmup=0)
             )
+        # The good tenant's events seen parked (a parked event waits in deferred_events for a second or more;
+        # polled every 0.1 s during the load and until every event is final).
+        parked: dict[uuid.UUID, str] = {}
+        watching = asyncio.create_task(_watch_parked(database_url, tenant, parked))
         load, *others = await asyncio.gather(*runs)
         records = [json.loads(line) for line in dump.read_text().splitlines()]
         accepted = {uuid.UUID(rec["event_id"]): float(rec["t202"]) for rec in records}
         sent = {uuid.UUID(rec["event_id"]): float(rec["t_sent"]) for rec in records}
         ids = list(accepted)
-        await wait_until(lambda: _all_final(db, ids), timeout=120, interval=0.2, message="every event executed")
+        try:
+            await wait_until(lambda: _all_final(db, ids), timeout=120, interval=0.2, message="every event executed")
+        finally:
+            watching.cancel()
+            await asyncio.gather(watching, return_exceptions=True)
         rows = await db.fetch(
             "SELECT event_id, status, extract(epoch FROM finished_at)::float8 AS done "
             "FROM executions WHERE event_id = ANY($1::uuid[])",
@@ -149,6 +178,7 @@ async def test_latency_202_to_committed_row(
         {"metric": "202 -> row ms p99", "value": p99},
         {"metric": "202 -> row ms max", "value": round(max(latencies), 1)},
         {"metric": "202 -> row ms min", "value": round(min(latencies), 1)},
+        {"metric": "events of this tenant parked (fairness, other)", "value": _parked_counts(parked)},
         {"metric": "sent -> row ms p50/p99 (upper bound)", "value": [_pct(from_sent, 0.5), _pct(from_sent, 0.99)]},
         {"metric": "machine", "value": free_cpu_note()},
     ]

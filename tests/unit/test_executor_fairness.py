@@ -81,3 +81,88 @@ async def test_release_of_an_unknown_token_changes_nothing():
     assert slots.running("A") == 1
     slots.release("A", token)
     assert slots.running("A") == 0
+
+
+async def test_equal_rates_never_park_each_other_with_a_backlog():
+    clock = Clock()
+    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
+    slots.set_waiting(frozenset({"A", "B"}))
+    order = "ABBAAABBABBBAABAAABBBB"  # equal counts, runs of up to four
+    held: list[tuple[str, int]] = []
+    parked = 0
+    for i in range(2000):
+        tenant = order[i % len(order)]
+        clock.now += 0.001
+        token = await slots.acquire(tenant, behind=10_000)
+        if token is None:
+            parked += 1
+        else:
+            held.append((tenant, token))
+        if len(held) > 20:  # quick work: a few in flight per tenant
+            slots.release(*held.pop(0))
+    assert parked == 0
+
+
+async def test_a_tenant_far_over_its_share_parks_while_a_backlog_waits():
+    clock = Clock()
+    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
+    slots.set_waiting(frozenset({"A", "B"}))  # B's events wait behind A's in the stream
+    first = await slots.acquire("A", behind=10_000)
+    assert first is not None
+    for _ in range(50):
+        clock.now += 0.001
+        token = await slots.acquire("A", behind=10_000)
+        if token is None:
+            break
+    assert token is None  # A took every recent admission: its event is parked so the consumer reaches B's
+    assert slots.over_share("A", behind=10_000)
+    assert await slots.acquire("B", behind=10_000) is not None
+
+
+async def test_without_a_backlog_behind_it_an_event_is_not_parked_for_its_share():
+    clock = Clock()
+    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
+    slots.set_waiting(frozenset({"A", "B"}))
+    for _ in range(50):
+        clock.now += 0.001
+        assert await slots.acquire("A", behind=3) is not None  # B's events are a moment away anyway
+    assert slots.over_share("A", behind=10_000)  # the same share with a backlog behind it is over
+    assert not slots.over_share("A", behind=3)
+    assert not slots.over_share("A", behind=230)
+    assert slots.over_share("A", behind=231)  # 256 - 25 usable slots: a backlog this replica cannot take at once
+
+
+async def test_two_equal_tenants_are_parked_for_a_starved_third():
+    clock = Clock()
+    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
+    slots.set_waiting(frozenset({"A", "B", "C"}))  # C's events wait behind A's and B's backlog
+    parked = {"A": 0, "B": 0}
+    held: list[tuple[str, int]] = []
+    for i in range(200):
+        tenant = "AB"[i % 2]
+        clock.now += 0.001
+        token = await slots.acquire(tenant, behind=10_000)
+        if token is None:
+            parked[tenant] += 1
+        else:
+            held.append((tenant, token))
+        if len(held) > 20:
+            slots.release(*held.pop(0))
+    assert parked["A"] > 50 and parked["B"] > 50
+    assert await slots.acquire("C", behind=10_000) is not None
+
+
+async def test_quick_work_over_its_cap_waits_for_its_slot_under_contention():
+    slots = TenantSlots(4, headroom=0, patience=5.0)
+    slots.set_waiting(frozenset({"A", "B"}))
+    b = await slots.acquire("B", behind=0)
+    a = [await slots.acquire("A", behind=0) for _ in range(2)]
+    assert b is not None and all(t is not None for t in a)
+    assert slots.cap("A") == 2
+    waiter = asyncio.create_task(slots.acquire("A", behind=0))  # over its cap, not over its share: it waits
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    first = a[0]
+    assert first is not None
+    slots.release("A", first)
+    assert await asyncio.wait_for(waiter, 1) is not None
