@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import pydantic_core
@@ -162,13 +161,13 @@ class EventEnvelope(BaseModel):
         return envelope_json(self.wire())
 
 
-@dataclass(frozen=True, slots=True)
-class WireEvent:
+class WireEvent(NamedTuple):
     """An :class:`EventEnvelope`'s fields ready for :func:`envelope_json`; built directly on hot paths.
 
     Nothing is validated here: the builder (``EventEnvelope.wire()``, or the webhook
     ingest, whose ids and version come from its own look-ups) vouches for the values, and
-    ``payload_json`` must be one JSON value.
+    ``payload_json`` must be one JSON value.  A named tuple: immutable, and the cheapest
+    record to build on the ingest path (a frozen dataclass costs several times more).
     """
 
     event_id: str
