@@ -27,7 +27,6 @@ import logging
 import math
 import ssl
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import nats
@@ -40,7 +39,7 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import NoStreamResponseError
 from opentelemetry import context as otel_context
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 
 from libs.common.bus.batch import BatchPublisher, OnOutcome, Outgoing
 from libs.common.bus.errors import (
@@ -314,33 +313,41 @@ class Bus:
         if msg_id is not None:
             hdrs[MSG_ID_HEADER] = msg_id
         span = producer_span(self.streams.of(subject), subject, msg_id, attributes=attributes)
-        with ActiveSpan(span):
-            propagate.inject(hdrs)
-            result = await self.publish_prepared(subject, payload, hdrs, timeout=timeout)
-        context = span.get_span_context()
-        if not context.trace_flags.sampled:
-            return result
-        return replace(result, trace_id=format(context.trace_id, "032x"))
+        return await self._publish_in(span, subject, payload, hdrs, timeout=timeout)
 
     async def publish_event(self, event: EventEnvelope | WireEvent, *, timeout: float | None = None) -> PublishResult:
         """Publish one event to EVENTS, its JSON written by :func:`~libs.common.models.events.envelope_json`.
 
-        Inside a PRODUCER ``publish <stream>`` span, with ``Nats-Msg-Id`` and the span's
-        context; the result carries the ``traceparent`` sent (for a response header) and the
-        trace id when sampled.  Raises :class:`MessageTooLarge` before sending when the message
-        with its headers is over :attr:`max_payload`, else what :meth:`publish_prepared` raises.
+        As :meth:`publish`, with the event's subject and ``Nats-Msg-Id``; the result also
+        carries the ``traceparent`` sent (for a response header).  Raises
+        :class:`MessageTooLarge` before sending when the message with its headers is over
+        :attr:`max_payload` (sent anyway, the server would reset the shared connection).
         """
         wire = event if isinstance(event, WireEvent) else event.wire()
-        data = envelope_json(wire)
         subject, msg_id = wire.subject, wire.msg_id
-        headers = {MSG_ID_HEADER: msg_id}
         span = producer_span(self.streams.of(subject), subject, msg_id)
+        return await self._publish_in(
+            span, subject, envelope_json(wire), {MSG_ID_HEADER: msg_id}, timeout=timeout, check_size=True
+        )
+
+    async def _publish_in(
+        self,
+        span: trace.Span,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        *,
+        timeout: float | None,
+        check_size: bool = False,
+    ) -> PublishResult:
+        """Publish inside ``span``, whose context goes into ``headers`` (in place); the result names its trace."""
         with ActiveSpan(span):
             propagate.inject(headers)
-            size = message_size(data, headers)
-            if size > self.nc.max_payload:
-                raise MessageTooLarge(subject, size=size, limit=self.nc.max_payload)
-            result = await self.publish_prepared(subject, data, headers, timeout=timeout)
+            if check_size:
+                size = message_size(payload, headers)
+                if size > self.nc.max_payload:
+                    raise MessageTooLarge(subject, size=size, limit=self.nc.max_payload)
+            result = await self.publish_prepared(subject, payload, headers, timeout=timeout)
         context = span.get_span_context()
         trace_id = format(context.trace_id, "032x") if context.trace_flags.sampled else None
         return PublishResult(result.stream, result.seq, result.duplicate, trace_id, headers.get("traceparent"))
