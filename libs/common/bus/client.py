@@ -53,6 +53,7 @@ from libs.common.bus.errors import (
     rejection,
 )
 from libs.common.bus.messages import ConsumerInfo, MessageHandler, ReconnectListener, StreamInfo, Subscription
+from libs.common.bus.reconnects import ReconnectListeners
 from libs.common.bus.results import PublishResult
 from libs.common.bus.seeds import parse_seed_list, redact
 from libs.common.bus.streams import platform_streams
@@ -510,24 +511,6 @@ async def _on_error(exc: Exception) -> None:
 
 async def _on_disconnect() -> None:
     log.warning("nats disconnected")
-
-
-class ReconnectListeners:
-    """The client's one reconnect callback, fanned out to every listener a service added."""
-
-    def __init__(self) -> None:
-        self._listeners: list[ReconnectListener] = []
-
-    def add(self, listener: ReconnectListener) -> None:
-        self._listeners.append(listener)
-
-    async def fire(self) -> None:
-        log.info("nats reconnected")
-        for listener in list(self._listeners):
-            try:
-                await listener()
-            except Exception:
-                log.exception("reconnect listener failed")
 
 
 def header_dict(headers: Any) -> dict[str, str]:
