@@ -9,7 +9,8 @@ and fail when a field added to ``EventEnvelope`` would not reach the wire.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -40,6 +41,12 @@ PAYLOADS: list[Any] = [
     {"unicode": "é ✓ \u2028 </script>", "control": "\x01\n\t\"'\\"},
     {"big": 123456789012345678901234567890, "small": 1e-7, "large": 1e20, "neg": -0.0},
     {"": {"nested": {"deep": [[[]]], "empty": {}}}},
+]
+# Values a Python caller may hand the model that JSON has no literal for; pydantic writes them its way.
+PYTHON_ONLY: list[Any] = [
+    {"nan": float("nan"), "inf": float("inf"), "-inf": float("-inf")},
+    {"decimal": Decimal("1.10"), "date": date(2026, 1, 1), "uuid": uuid.UUID(int=1), "bytes": b"ab"},
+    {1: "int key", "tuple": (1, 2), "span": timedelta(seconds=90)},
 ]
 
 
@@ -83,6 +90,7 @@ def _cases() -> list[EventEnvelope]:
     )
     naive = datetime(2026, 1, 1, 0, 0, 0, 120000)  # noqa: DTZ001 - pydantic writes a naive one without an offset
     out.append(_envelope(Trigger.SCHEDULE, None, scheduled_for=naive))
+    out += [_envelope(Trigger.MANUAL, payload) for payload in PYTHON_ONLY]
     return out
 
 

@@ -151,7 +151,8 @@ class EventEnvelope(BaseModel):
             workflow_id=str(self.workflow_id),
             workflow_version=self.workflow_version,
             trigger=str(self.trigger),
-            payload_json=pydantic_core.to_json(self.payload),
+            # As model_dump_json writes the field: NaN and infinities as null (pydantic's ser_json_inf_nan default).
+            payload_json=pydantic_core.to_json(self.payload, inf_nan_mode="null"),
             received_at=self.received_at,
             scheduled_for=self.scheduled_for,
         )
