@@ -107,6 +107,17 @@ def test_a_model_constructed_envelope_is_written_alike(trigger: Trigger) -> None
     assert constructed.to_json() == env.model_dump_json().encode()
 
 
+def test_ids_read_from_postgres_are_written_like_any_uuid() -> None:
+    """asyncpg hands out its own UUID subclass; the scheduler model_constructs envelopes from rows."""
+    from asyncpg.pgproto.pgproto import UUID as PgUUID
+
+    env = _envelope(Trigger.SCHEDULE, None, scheduled_for=AT)
+    from_row = EventEnvelope.model_construct(
+        **{**dict(env), "tenant_id": PgUUID(str(TENANT)), "workflow_id": PgUUID(str(WORKFLOW))}
+    )
+    assert from_row.to_json() == env.model_dump_json().encode()
+
+
 @pytest.mark.parametrize("payload", PAYLOADS)
 def test_the_webhook_fast_path_writes_the_models_bytes(payload: Any) -> None:
     """The ingest path (text ids, the raw body spliced in, no model) against the model of the same event.

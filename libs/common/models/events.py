@@ -144,15 +144,16 @@ class EventEnvelope(BaseModel):
 
     def wire(self) -> WireEvent:
         """This envelope as the wire writes it (the payload serialised as pydantic does)."""
+        payload = self.payload
         return WireEvent(
-            event_id=str(self.event_id),
+            event_id=self.event_id,
             dedup_key=self.dedup_key,
-            tenant_id=str(self.tenant_id),
-            workflow_id=str(self.workflow_id),
+            tenant_id=self.tenant_id,
+            workflow_id=self.workflow_id,
             workflow_version=self.workflow_version,
-            trigger=str(self.trigger),
+            trigger=self.trigger,
             # As model_dump_json writes the field: NaN and infinities as null (pydantic's ser_json_inf_nan default).
-            payload_json=pydantic_core.to_json(self.payload, inf_nan_mode="null"),
+            payload_json=b"null" if payload is None else pydantic_core.to_json(payload, inf_nan_mode="null"),
             received_at=self.received_at,
             scheduled_for=self.scheduled_for,
         )
@@ -169,12 +170,14 @@ class WireEvent(NamedTuple):
     ingest, whose ids and version come from its own look-ups) vouches for the values, and
     ``payload_json`` must be one JSON value.  A named tuple: immutable, and the cheapest
     record to build on the ingest path (a frozen dataclass costs several times more).
+    Ids may be text (ingest has them as text) or ``UUID`` objects (a model's), which orjson
+    writes in the same form without a ``str()`` each.
     """
 
-    event_id: str
+    event_id: str | uuid.UUID
     dedup_key: str
-    tenant_id: str
-    workflow_id: str
+    tenant_id: str | uuid.UUID
+    workflow_id: str | uuid.UUID
     workflow_version: int
     trigger: str
     payload_json: bytes
@@ -205,7 +208,15 @@ def envelope_json(e: WireEvent) -> bytes:
             "scheduled_for": e.scheduled_for,
         },
         option=orjson.OPT_UTC_Z,
+        default=_uuid_text,
     )
+
+
+def _uuid_text(value: object) -> str:
+    """orjson writes ``uuid.UUID`` itself; a subclass (asyncpg's, from a row) is written as its text."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"an envelope field of type {type(value).__name__} cannot be written")
 
 
 class DeadLetter(BaseModel):
