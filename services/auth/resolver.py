@@ -20,13 +20,11 @@ import logging
 import uuid
 
 import asyncpg
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 from pydantic import ValidationError
 
-from libs.common.bus import Bus
+from libs.common.bus import Bus, Message, Subscription
 from libs.common.bus.tracing import responder_span
 from libs.common.db.tracing import db_span
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
@@ -50,7 +48,7 @@ class CredentialResolver:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
-        self._sub = await self._bus.nc.subscribe(RESOLVE_SUBJECT, queue=self._queue, cb=self._on_message)
+        self._sub = await self._bus.subscribe(RESOLVE_SUBJECT, self._on_message, queue=self._queue)
         log.info("credential resolver listening", extra={"subject": RESOLVE_SUBJECT, "queue": self._queue})
 
     async def stop(self) -> None:
@@ -64,7 +62,7 @@ class CredentialResolver:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _on_message(self, msg: Msg) -> None:
+    async def _on_message(self, msg: Message) -> None:
         if not msg.reply:
             return
         await self._slots.acquire()
@@ -76,7 +74,7 @@ class CredentialResolver:
         self._tasks.discard(task)
         self._slots.release()
 
-    async def _handle(self, msg: Msg) -> None:
+    async def _handle(self, msg: Message) -> None:
         # A CONSUMER span, child of the executor's request span; the reply carries it back.
         span = responder_span(msg, self._queue)
         with ActiveSpan(span):

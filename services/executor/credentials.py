@@ -9,11 +9,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import ValidationError
 
-from libs.common.bus import Bus
+from libs.common.bus import Bus, NoResponders, RequestTimeout
 from libs.common.cache import CoalescingCache
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
 from services.executor.errors import PermanentError, TransientError
@@ -46,9 +44,9 @@ class CredentialResolver:
         body = CredentialRequest(tenant_id=tenant_id, credential_id=credential_id).model_dump_json().encode()
         try:
             msg = await self._bus.request(RESOLVE_SUBJECT, body, timeout=self._timeout)
-        except NoRespondersError as exc:
+        except NoResponders as exc:
             raise TransientError("credential service has no responders") from exc
-        except (NatsTimeoutError, TimeoutError) as exc:
+        except (RequestTimeout, TimeoutError) as exc:
             raise TransientError("credential service did not answer in time") from exc
         except Exception as exc:
             raise TransientError(f"credential request failed: {type(exc).__name__}") from exc

@@ -27,11 +27,9 @@ import time
 import uuid
 from typing import Any, Literal
 
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
 from pydantic import ValidationError
 
-from libs.common.bus import Bus
+from libs.common.bus import Bus, Message, Subscription
 from libs.common.bus.tracing import responder_span
 from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.api import DryRunCommand, DryRunResult
@@ -97,7 +95,7 @@ class DryRunResponder:
         self._sub: Subscription | None = None
 
     async def start(self) -> None:
-        self._sub = await self._bus.nc.subscribe(self._subject, queue=QUEUE_GROUP, cb=self._on_msg)
+        self._sub = await self._bus.subscribe(self._subject, self._on_msg, queue=QUEUE_GROUP)
 
     async def stop(self) -> None:
         if self._sub is not None:
@@ -109,13 +107,13 @@ class DryRunResponder:
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=5.0)
 
-    async def _on_msg(self, msg: Msg) -> None:
+    async def _on_msg(self, msg: Message) -> None:
         received = asyncio.get_running_loop().time()
         task = asyncio.create_task(self._answer(msg, received))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _answer(self, msg: Msg, received: float) -> None:
+    async def _answer(self, msg: Message, received: float) -> None:
         # A CONSUMER span in the gateway request's trace; the reply carries it back.
         with ActiveSpan(responder_span(msg, QUEUE_GROUP)):
             body = await self.run(msg.data, received=received)

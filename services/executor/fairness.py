@@ -270,7 +270,7 @@ class BacklogView:
             await asyncio.sleep(self._interval)
 
     async def read_once(self) -> frozenset[str]:
-        info = await self._bus.js.stream_info(self._stream, subjects_filter=self._subjects)
+        info = await self._bus.stream_info(self._stream, subjects_filter=self._subjects)
         tenants = frozenset(tenant_of(subject) for subject in (info.state.subjects or {}))
         self._slots.set_waiting(tenants)
         return tenants

@@ -17,7 +17,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
-from nats.aio.msg import Msg
+from libs.common.bus import Message
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ Renew = Callable[[list[uuid.UUID]], Awaitable[None]]
 class Held:
     __slots__ = ("event_id", "last", "msg")
 
-    def __init__(self, msg: Msg, now: float) -> None:
+    def __init__(self, msg: Message, now: float) -> None:
         self.msg = msg
         self.last = now
         self.event_id: uuid.UUID | None = None  # set once the event's row is claimed
@@ -47,7 +47,7 @@ class Heartbeats:
         return [h.event_id for h in self._held.values() if h.event_id is not None]
 
     @contextlib.contextmanager
-    def hold(self, msg: Msg) -> Iterator[Held]:
+    def hold(self, msg: Message) -> Iterator[Held]:
         key = id(msg)
         held = self._held[key] = Held(msg, time.monotonic())
         if self._task is None or self._task.done():

@@ -41,15 +41,14 @@ class StatsReader:
             await asyncio.sleep(self._interval)
 
     async def read_once(self) -> None:
-        js = self._bus.js
         for name in self._streams:
-            info = await js.stream_info(name)
+            info = await self._bus.stream_info(name)
             state, config = info.state, info.config
             self._metrics.stream_messages.labels(name).set(state.messages)
             self._metrics.stream_bytes.labels(name).set(state.bytes)
             limit = config.max_bytes or -1
             self._metrics.stream_fill.labels(name).set(state.bytes / limit if limit > 0 else 0.0)
-        consumer = await js.consumer_info(self._events, self._consumer)
+        consumer = await self._bus.consumer_info(self._events, self._consumer)
         self._metrics.consumer_pending.set(consumer.num_pending or 0)
         self._metrics.consumer_ack_pending.set(consumer.num_ack_pending or 0)
         self._metrics.parked.set(await self._waker.count())

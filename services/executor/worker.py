@@ -33,10 +33,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from nats.aio.msg import Msg
 from opentelemetry import trace
 
-from libs.common.bus import Bus, BusError
+from libs.common.bus import Bus, BusError, Message
 from libs.common.bus.tracing import consumer_span
 from libs.common.db.errors import STORAGE_ERRORS
 from libs.common.db.tracing import db_span
@@ -117,7 +116,7 @@ class EventWorker:
     async def close(self) -> None:
         await self._heartbeats.close()
 
-    async def handle(self, msg: Msg) -> None:
+    async def handle(self, msg: Message) -> None:
         """Entry point for the consumer: admission first, decided from the subject alone."""
         tenant = tenant_of(msg.subject)
         token = await self._slots.acquire(tenant, behind=_pending(msg))
@@ -136,7 +135,7 @@ class EventWorker:
             self._metrics.in_flight.dec()
             self._slots.release(tenant, token)
 
-    async def _traced(self, msg: Msg, held: Held) -> None:
+    async def _traced(self, msg: Message, held: Held) -> None:
         # A CONSUMER ``process EVENTS`` span, child of the publish that the message's headers name.
         span = consumer_span(msg, self._bus.streams.of(msg.subject), self._opt.consumer)
         # The event's secrets, once resolved: kept out of its outcome, its log lines and its span.
@@ -152,7 +151,7 @@ class EventWorker:
                 await self._release_lease(held)
                 await _nak(msg, STORAGE_RETRY_SECONDS)
 
-    async def _process(self, msg: Msg, held: Held, redactor: Redactor) -> None:
+    async def _process(self, msg: Message, held: Held, redactor: Redactor) -> None:
         parcel = Parcel(msg.subject, msg.data, trace_headers(msg.headers))
         try:
             event = parse_envelope(msg.subject, msg.data)
@@ -321,7 +320,7 @@ class EventWorker:
 
     async def _carry_out(
         self,
-        msg: Msg,
+        msg: Message,
         held: Held,
         event: EventEnvelope,
         parcel: Parcel,
@@ -398,7 +397,7 @@ class EventWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_WRITE_BACKOFF_SECONDS)
 
-    async def _park(self, msg: Msg, parking: Parking) -> None:
+    async def _park(self, msg: Message, parking: Parking) -> None:
         try:
             with ActiveSpan(db_span("INSERT", "deferred_events", "park")):
                 await self._store.park(parking)
@@ -415,7 +414,7 @@ class EventWorker:
         # the row, and the parked copy is deduplicated by the claim.
         await self._ack(msg, confirm=False)
 
-    async def _defer_for_fairness(self, msg: Msg) -> None:
+    async def _defer_for_fairness(self, msg: Message) -> None:
         try:
             event = parse_envelope(msg.subject, msg.data)
         except EnvelopeError as exc:
@@ -435,7 +434,7 @@ class EventWorker:
             ),
         )
 
-    async def _undecodable(self, msg: Msg, reason: str, *, event: EventEnvelope | None = None) -> None:
+    async def _undecodable(self, msg: Message, reason: str, *, event: EventEnvelope | None = None) -> None:
         """Not an event this executor can run: a dead letter with the raw bytes and the reason, then ack."""
         tenant, workflow = subject_ids(msg.subject)
         if event is not None:
@@ -495,7 +494,7 @@ class EventWorker:
         if released:  # none when the outcome was written just before: nothing is handed over
             log.info("event released", extra={"event_id": str(event_id)})
 
-    async def _ack(self, msg: Msg, *, confirm: bool = True) -> None:
+    async def _ack(self, msg: Message, *, confirm: bool = True) -> None:
         try:
             if confirm and self._opt.ack_sync:
                 await msg.ack_sync()
@@ -528,7 +527,7 @@ def _connector_label(definition: WorkflowDefinition | None) -> str:
     return str(definition.first_action().type)
 
 
-def _stream_seq(msg: Msg) -> int:
+def _stream_seq(msg: Message) -> int:
     """The message's sequence in its stream (0 when it has none: not a JetStream delivery)."""
     try:
         return int(msg.metadata.sequence.stream)
@@ -536,7 +535,7 @@ def _stream_seq(msg: Msg) -> int:
         return 0
 
 
-def _pending(msg: Msg) -> int | None:
+def _pending(msg: Message) -> int | None:
     """How many messages the consumer had not delivered yet when ``msg`` was (None: not a JetStream delivery)."""
     try:
         return int(msg.metadata.num_pending)
@@ -544,14 +543,14 @@ def _pending(msg: Msg) -> int | None:
         return None
 
 
-def _deferrals(msg: Msg) -> int:
+def _deferrals(msg: Message) -> int:
     try:
         return int((msg.headers or {}).get(DEFERRALS_HEADER, 0))
     except ValueError:
         return 0
 
 
-async def _nak(msg: Msg, delay: float) -> None:
+async def _nak(msg: Message, delay: float) -> None:
     try:
         await msg.nak(delay=delay)
     except Exception:

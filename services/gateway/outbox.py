@@ -206,7 +206,7 @@ class OutboxRelay(Wakeable):
                         msg_id=row["msg_id"],
                         payload_text=row["payload"],
                         headers_text=row["headers"],
-                        max_payload=self._bus.nc.max_payload,
+                        max_payload=self._bus.max_payload,
                     )
                     # A PRODUCER span in the writer's trace (the context stored with the row).
                     await self._bus.publish_continued(

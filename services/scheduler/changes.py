@@ -12,12 +12,9 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 
-from nats.aio.msg import Msg
-from nats.js import api as js_api
-from nats.js.client import JetStreamContext
 from pydantic import ValidationError
 
-from libs.common.bus import Bus
+from libs.common.bus import Bus, Message, Subscription
 from libs.common.models.events import WorkflowChanged
 
 log = logging.getLogger(__name__)
@@ -50,7 +47,7 @@ class ChangeFeed:
         self._bus = bus
         self._handler = handler
         self._on_failure = on_failure
-        self._sub: JetStreamContext.PushSubscription | None = None
+        self._sub: Subscription | None = None
 
     @property
     def active(self) -> bool:
@@ -58,13 +55,8 @@ class ChangeFeed:
 
     async def start(self) -> None:
         s = self._bus.settings
-        self._sub = await self._bus.js.subscribe(
-            s.changes_subjects,
-            stream=s.changes_stream,
-            cb=self._on_msg,
-            ordered_consumer=True,
-            idle_heartbeat=2.0,
-            deliver_policy=js_api.DeliverPolicy.NEW,
+        self._sub = await self._bus.subscribe_ordered(
+            s.changes_subjects, self._on_msg, stream=s.changes_stream, idle_heartbeat=2.0
         )
 
     async def stop(self) -> None:
@@ -76,7 +68,7 @@ class ChangeFeed:
         except Exception:
             log.debug("unsubscribe failed", exc_info=True)
 
-    async def _on_msg(self, msg: Msg) -> None:
+    async def _on_msg(self, msg: Message) -> None:
         change = parse_change(msg.subject, msg.data)
         if change is None:
             log.warning("ignoring a workflow change with no workflow id", extra={"subject": msg.subject})

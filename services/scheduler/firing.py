@@ -86,7 +86,7 @@ class Publisher:
     def prepare(self, spec: ScheduleSpec, slot: int, version: int) -> Prepared:
         """The slot's event as it will be sent (its ``received_at`` is the slot: the same bytes on every replica)."""
         env = self.envelope(spec, slot, version, received_at=slot_datetime(slot))
-        message = Outgoing(env.subject, env.model_dump_json().encode(), {MSG_ID_HEADER: env.msg_id})
+        message = Outgoing(env.subject, env.to_json(), {MSG_ID_HEADER: env.msg_id})
         return Prepared(slot, version, message)
 
     async def publish_many(
@@ -111,7 +111,7 @@ class Publisher:
                 if iso is None:
                     iso = texts[slot] = slot_iso(slot)
                 env = self.envelope(spec, slot, version, slot_text=iso, received_at=slot_datetime(slot))
-                out = Outgoing(env.subject, env.model_dump_json().encode(), {MSG_ID_HEADER: env.msg_id})
+                out = Outgoing(env.subject, env.to_json(), {MSG_ID_HEADER: env.msg_id})
             else:
                 out = prepared.message
             # Each event's own trace starts at its PRODUCER span (a root: a slot is fired outside any span).

@@ -26,10 +26,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-
-from libs.common.bus import Bus
+from libs.common.bus import Bus, Message, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +62,7 @@ class Peers:
         return len(live) == 1 or live[workflow_id.int % len(live)] == self.id
 
     async def start(self) -> None:
-        self._sub = await self._bus.nc.subscribe(self._subject, cb=self._on_heartbeat)
+        self._sub = await self._bus.subscribe(self._subject, self._on_heartbeat)
         self._task = asyncio.create_task(self._run(), name="scheduler-peers")
 
     async def stop(self) -> None:
@@ -79,7 +76,7 @@ class Peers:
                 await self._sub.unsubscribe()
             self._sub = None
 
-    async def _on_heartbeat(self, msg: Msg) -> None:
+    async def _on_heartbeat(self, msg: Message) -> None:
         peer = msg.data.decode(errors="replace")[:64]
         if peer:
             known = peer in self._seen
@@ -91,7 +88,7 @@ class Peers:
         payload = self.id.encode()
         while True:
             with contextlib.suppress(Exception):  # NATS away: the others drop this replica, and it stays alone
-                await self._bus.nc.publish(self._subject, payload)
+                await self._bus.publish_core(self._subject, payload, flush=False)
             self._refresh()
             await asyncio.sleep(self._heartbeat)
 

@@ -10,6 +10,13 @@ certificate and name; nats-py would trust the system's CAs only, so
 ``IPAAS_NATS_TLS_CA_FILE`` names the CA (bundle) of a private one, such as the
 cluster's issuer in Kubernetes, for this connection alone (``SSL_CERT_FILE`` would
 change it for every outgoing HTTPS call of the process as well).
+
+The only door: services reach NATS through this class alone (publish, request and
+respond, core and queue-group subscriptions, ordered change feeds, stream and consumer
+info, reconnect listeners; pull consumers in :mod:`libs.common.bus.consumer`), so the
+trace context and headers are set in one place.  ``nc`` and ``js`` stay public for
+tests and tools; ``tests/unit/test_bus_only_door.py`` fails if a module outside this
+package imports nats-py or reaches for them.
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ import logging
 import math
 import ssl
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import nats
@@ -33,14 +39,27 @@ from nats.js import JetStreamContext
 from nats.js import api as js_api
 from nats.js.errors import NoStreamResponseError
 from opentelemetry import context as otel_context
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 
 from libs.common.bus.batch import BatchPublisher, OnOutcome, Outgoing
-from libs.common.bus.errors import BusMisconfigured, BusUnavailable, MessageRejected, StreamConflict, rejection
+from libs.common.bus.errors import (
+    BusMisconfigured,
+    BusUnavailable,
+    MessageRejected,
+    MessageTooLarge,
+    NoResponders,
+    RequestTimeout,
+    StreamConflict,
+    rejection,
+)
+from libs.common.bus.messages import ConsumerInfo, MessageHandler, ReconnectListener, StreamInfo, Subscription
+from libs.common.bus.reconnects import ReconnectListeners
 from libs.common.bus.results import PublishResult
 from libs.common.bus.seeds import parse_seed_list, redact
 from libs.common.bus.streams import platform_streams
 from libs.common.bus.tracing import StreamNames, extracted, link_reply, producer_span, request_span
+from libs.common.bus.wire import message_size
+from libs.common.models.events import EventEnvelope, WireEvent, envelope_json
 from libs.common.settings import NatsSettings
 from libs.common.telemetry import ActiveSpan
 
@@ -69,12 +88,14 @@ class Bus:
     server answers, so a service can start before NATS does.
     """
 
-    def __init__(self, nc: NatsClient, settings: NatsSettings) -> None:
+    def __init__(self, nc: NatsClient, settings: NatsSettings, *, reconnects: ReconnectListeners | None = None) -> None:
         self.nc = nc
         self.js: JetStreamContext = nc.jetstream(timeout=settings.publish_timeout_seconds)
         self.settings = settings
         self.streams = StreamNames(settings)
         self._batches = BatchPublisher(nc, settings.publish_timeout_seconds)
+        # Called by the client on every reconnect when the bus was made by :meth:`connect`.
+        self._reconnects = reconnects if reconnects is not None else ReconnectListeners()
 
     @classmethod
     async def connect(
@@ -94,6 +115,7 @@ class Bus:
         seeds = parse_seed_list(settings.url)
         if user is None and password is None:
             user, password = seeds.user, seeds.password
+        reconnects = ReconnectListeners()
         while True:
             nc = NatsClient()
             # A per-identity inbox prefix lets NATS authorization keep replies private.
@@ -116,7 +138,7 @@ class Bus:
                     max_outstanding_pings=3,
                     error_cb=_on_error,
                     disconnected_cb=_on_disconnect,
-                    reconnected_cb=_on_reconnect,
+                    reconnected_cb=reconnects.fire,
                     **extra,
                 )
                 if deadline is None:
@@ -125,7 +147,7 @@ class Bus:
                     # nats-py retries a server that answers but refuses (a TLS certificate it cannot
                     # verify, say) for ever: the deadline bounds that too.
                     await asyncio.wait_for(connecting, timeout=max(0.1, deadline - loop.time()))
-                return cls(nc, settings)
+                return cls(nc, settings, reconnects=reconnects)
             except (TimeoutError, NoServersError, OSError, NatsTimeoutError) as exc:
                 if not nc.is_closed:
                     with contextlib.suppress(Exception):
@@ -139,6 +161,51 @@ class Bus:
     @property
     def is_connected(self) -> bool:
         return bool(self.nc.is_connected)
+
+    @property
+    def max_payload(self) -> int:
+        """The largest message (headers and payload) the server accepts, as it announced on connect."""
+        return int(self.nc.max_payload)
+
+    def on_reconnect(self, listener: ReconnectListener) -> None:
+        """Await ``listener()`` after every reconnect, in the order added; one that raises is logged."""
+        self._reconnects.add(listener)
+
+    async def subscribe(
+        self, subject: str, cb: MessageHandler, *, queue: str | None = None, pending_msgs_limit: int | None = None
+    ) -> Subscription:
+        """A core NATS subscription (one of ``queue``'s members when given): ``cb`` gets each message.
+
+        ``pending_msgs_limit`` bounds the messages waiting for ``cb`` (nats-py's default when ``None``).
+        """
+        if pending_msgs_limit is None:
+            return await self.nc.subscribe(subject, queue=queue or "", cb=cb)
+        return await self.nc.subscribe(subject, queue=queue or "", cb=cb, pending_msgs_limit=pending_msgs_limit)
+
+    async def subscribe_ordered(
+        self, subject: str, cb: MessageHandler, *, stream: str, idle_heartbeat: float = 2.0
+    ) -> Subscription:
+        """An ordered push consumer on ``stream`` for new messages only (every subscriber sees every one).
+
+        nats-py recreates it after a gap or missed heartbeats, resuming after the last sequence delivered.
+        """
+        return await self.js.subscribe(
+            subject,
+            stream=stream,
+            cb=cb,
+            ordered_consumer=True,
+            idle_heartbeat=idle_heartbeat,
+            deliver_policy=js_api.DeliverPolicy.NEW,
+        )
+
+    async def stream_info(self, name: str, *, subjects_filter: str | None = None) -> StreamInfo:
+        """``STREAM.INFO``: the stream's config and state (with its subjects matching ``subjects_filter``)."""
+        return await self.js.stream_info(name, subjects_filter=subjects_filter)
+
+    async def consumer_info(self, stream: str, durable: str) -> ConsumerInfo:
+        """``CONSUMER.INFO`` of a durable consumer."""
+        info: ConsumerInfo = await self.js.consumer_info(stream, durable)
+        return info
 
     async def ensure_streams(self) -> None:
         """Create or update EVENTS, DLQ and WORKFLOW_CHANGES. Safe to run from every replica.
@@ -247,13 +314,44 @@ class Bus:
         if msg_id is not None:
             hdrs[MSG_ID_HEADER] = msg_id
         span = producer_span(self.streams.of(subject), subject, msg_id, attributes=attributes)
+        return await self._publish_in(span, subject, payload, hdrs, timeout=timeout)
+
+    async def publish_event(self, event: EventEnvelope | WireEvent, *, timeout: float | None = None) -> PublishResult:
+        """Publish one event to EVENTS, its JSON written by :func:`~libs.common.models.events.envelope_json`.
+
+        As :meth:`publish`, with the event's subject and ``Nats-Msg-Id``; the result also
+        carries the ``traceparent`` sent (for a response header).  Raises
+        :class:`MessageTooLarge` before sending when the message with its headers is over
+        :attr:`max_payload` (sent anyway, the server would reset the shared connection).
+        """
+        wire = event if isinstance(event, WireEvent) else event.wire()
+        subject, msg_id = wire.subject, wire.msg_id
+        span = producer_span(self.streams.of(subject), subject, msg_id)
+        return await self._publish_in(
+            span, subject, envelope_json(wire), {MSG_ID_HEADER: msg_id}, timeout=timeout, check_size=True
+        )
+
+    async def _publish_in(
+        self,
+        span: trace.Span,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        *,
+        timeout: float | None,
+        check_size: bool = False,
+    ) -> PublishResult:
+        """Publish inside ``span``, whose context goes into ``headers`` (in place); the result names its trace."""
         with ActiveSpan(span):
-            propagate.inject(hdrs)
-            result = await self.publish_prepared(subject, payload, hdrs, timeout=timeout)
+            propagate.inject(headers)
+            if check_size:
+                size = message_size(payload, headers)
+                if size > self.nc.max_payload:
+                    raise MessageTooLarge(subject, size=size, limit=self.nc.max_payload)
+            result = await self.publish_prepared(subject, payload, headers, timeout=timeout)
         context = span.get_span_context()
-        if not context.trace_flags.sampled:
-            return result
-        return replace(result, trace_id=format(context.trace_id, "032x"))
+        trace_id = format(context.trace_id, "032x") if context.trace_flags.sampled else None
+        return PublishResult(result.stream, result.seq, result.duplicate, trace_id, headers.get("traceparent"))
 
     async def publish_continued(
         self, subject: str, payload: bytes, headers: dict[str, str], *, timeout: float | None = None
@@ -320,20 +418,28 @@ class Bus:
         )
 
     async def publish_core(
-        self, subject: str, payload: bytes, *, headers: dict[str, str] | None = None, timeout: float | None = None
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        headers: dict[str, str] | None = None,
+        timeout: float | None = None,
+        flush: bool = True,
     ) -> None:
         """A core NATS publish (no stream, no PubAck) with the trace context, flushed to the server.
 
-        Returns once the server has the message (a flush round trip); :class:`BusUnavailable` otherwise.
+        Returns once the server has the message (a flush round trip), or, with ``flush=False``, once
+        the client has buffered it (fire and forget); :class:`BusUnavailable` otherwise.
         """
         if not self.nc.is_connected:
             raise BusUnavailable("not connected to NATS")
         hdrs = dict(headers or {})
         propagate.inject(hdrs)
         try:
-            await self.nc.publish(subject, payload, headers=hdrs)
-            wait = timeout if timeout is not None else self.settings.publish_timeout_seconds
-            await self.nc.flush(timeout=max(1, math.ceil(wait)))  # nats-py takes whole seconds
+            await self.nc.publish(subject, payload, headers=hdrs or None)
+            if flush:
+                wait = timeout if timeout is not None else self.settings.publish_timeout_seconds
+                await self.nc.flush(timeout=max(1, math.ceil(wait)))  # nats-py takes whole seconds
         except UNAVAILABLE_ERRORS as exc:
             raise BusUnavailable(f"publish to {subject} failed: {type(exc).__name__}") from exc
         except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
@@ -342,14 +448,22 @@ class Bus:
     async def request(self, subject: str, payload: bytes, *, timeout: float) -> Msg:
         """A NATS request inside a CLIENT ``send <subject>`` span that the request's headers carry.
 
-        The responder's span comes back in the reply's headers and is kept as a link.
-        Raises what ``nats.aio.client.Client.request`` raises.
+        The responder's span comes back in the reply's headers and is kept as a link.  Raises
+        :class:`NoResponders` (nobody listens), :class:`RequestTimeout` (no reply in time) or
+        :class:`BusUnavailable` (NATS away); each is a ``BusUnavailable``.
         """
         span = request_span(subject)
         with ActiveSpan(span):
             headers: dict[str, str] = {}
             propagate.inject(headers)
-            reply = await self.nc.request(subject, payload, timeout=timeout, headers=headers)
+            try:
+                reply = await self.nc.request(subject, payload, timeout=timeout, headers=headers)
+            except NoRespondersError as exc:
+                raise NoResponders(f"request to {subject}: no responders") from exc
+            except (NatsTimeoutError, TimeoutError) as exc:
+                raise RequestTimeout(f"request to {subject}: no reply within {timeout} s") from exc
+            except UNAVAILABLE_ERRORS as exc:
+                raise BusUnavailable(f"request to {subject} failed: {type(exc).__name__}") from exc
             link_reply(span, reply)
             return reply
 
@@ -397,10 +511,6 @@ async def _on_error(exc: Exception) -> None:
 
 async def _on_disconnect() -> None:
     log.warning("nats disconnected")
-
-
-async def _on_reconnect() -> None:
-    log.info("nats reconnected")
 
 
 def header_dict(headers: Any) -> dict[str, str]:

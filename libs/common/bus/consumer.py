@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeoutError
@@ -38,11 +37,10 @@ from nats.js.client import JetStreamContext
 from nats.js.errors import APIError
 
 from libs.common.bus.client import UNAVAILABLE_ERRORS, Bus
+from libs.common.bus.messages import MessageHandler
 from libs.common.tasks import cancel_until_done
 
 log = logging.getLogger(__name__)
-
-Handler = Callable[[Msg], Awaitable[None]]
 
 # After the grace: cancel, wait this long for the tasks to end, cancel what goes on; this many rounds.
 CANCEL_ROUNDS = 2
@@ -62,7 +60,7 @@ class BoundedPullConsumer:
         *,
         stream: str,
         durable: str,
-        handler: Handler,
+        handler: MessageHandler,
         max_in_flight: int,
         max_batch: int = 64,
         fetch_timeout: float = 1.0,

@@ -48,6 +48,14 @@ class NotProvisioned(BusError):
         self.missing = missing
 
 
+class NoResponders(BusUnavailable):
+    """A request found nobody subscribed to its subject (no replica of the responding service)."""
+
+
+class RequestTimeout(BusUnavailable):
+    """A request's reply did not come back within its timeout."""
+
+
 class PublishRejected(BusUnavailable):
     """JetStream answered the publish with an error (a PubAck carrying ``error``).
 
@@ -74,6 +82,16 @@ class MessageRejected(PublishRejected):
     expectation.  Retrying it unchanged cannot succeed."""
 
     permanent = True
+
+
+class MessageTooLarge(MessageRejected):
+    """The message with its headers is over the server's ``max_payload``: refused before sending
+    (sent anyway, the server would close the connection every publish shares)."""
+
+    def __init__(self, subject: str, *, size: int, limit: int) -> None:
+        super().__init__(subject, status=0, err_code=0, description=f"{size} bytes is over the {limit}-byte limit")
+        self.size = size
+        self.limit = limit
 
 
 def rejection(subject: str, error: Any) -> PublishRejected:

@@ -1,4 +1,16 @@
-"""The event envelope carried on the ``EVENTS`` stream, and the subjects it uses."""
+"""The event envelope carried on the ``EVENTS`` stream, and the subjects it uses.
+
+One writer: every envelope's JSON is written by :func:`envelope_json`, from a
+:class:`WireEvent` (the envelope's fields as the wire wants them: ids as text, the
+payload as JSON bytes).  ``EventEnvelope.to_json()`` goes through it, and so does the
+gateway's webhook fast path, which builds a ``WireEvent`` without validating a model
+and splices the request body in as the payload.  The bytes are the model's own
+``model_dump_json()``: the same fields in the same order, datetimes with ``Z``, the
+payload as pydantic writes it (the fast path's body is spliced verbatim: the same JSON
+value, and the same bytes when the body is as compact as pydantic's).
+``tests/unit/test_bus_event_json.py`` holds the writer to that, and fails when a field
+added to ``EventEnvelope`` is missing from ``WireEvent``.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +18,10 @@ import hashlib
 import uuid
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
+import pydantic_core
 from pydantic import BaseModel, ConfigDict, Field
 
 # Namespace for deterministic event ids: uuid5(NS, f"{workflow_id}:{dedup_key}").
@@ -133,6 +147,82 @@ class EventEnvelope(BaseModel):
     @property
     def msg_id(self) -> str:
         return msg_id_for(self.workflow_id, self.dedup_key)
+
+    def wire(self) -> WireEvent:
+        """This envelope as the wire writes it (the payload serialised as pydantic does)."""
+        payload = self.payload
+        return WireEvent(  # positional, in WireEvent's field order: the cheapest build
+            self.event_id,
+            self.dedup_key,
+            self.tenant_id,
+            self.workflow_id,
+            self.workflow_version,
+            self.trigger,
+            # As model_dump_json writes the field: NaN and infinities as null (pydantic's ser_json_inf_nan default).
+            b"null" if payload is None else pydantic_core.to_json(payload, inf_nan_mode="null"),
+            self.received_at,
+            self.scheduled_for,
+        )
+
+    def to_json(self) -> bytes:
+        """The envelope's JSON: ``model_dump_json().encode()``, written by :func:`envelope_json`."""
+        return envelope_json(self.wire())
+
+
+class WireEvent(NamedTuple):
+    """An :class:`EventEnvelope`'s fields ready for :func:`envelope_json`; built directly on hot paths.
+
+    Nothing is validated here: the builder (``EventEnvelope.wire()``, or the webhook
+    ingest, whose ids and version come from its own look-ups) vouches for the values, and
+    ``payload_json`` must be one JSON value.  A named tuple: immutable, and the cheapest
+    record to build on the ingest path (a frozen dataclass costs several times more).
+    Ids may be text (ingest has them as text) or ``UUID`` objects (a model's), which orjson
+    writes in the same form without a ``str()`` each.
+    """
+
+    event_id: str | uuid.UUID
+    dedup_key: str
+    tenant_id: str | uuid.UUID
+    workflow_id: str | uuid.UUID
+    workflow_version: int
+    trigger: str
+    payload_json: bytes
+    received_at: datetime
+    scheduled_for: datetime | None = None
+
+    @property
+    def subject(self) -> str:
+        return events_subject(self.tenant_id, self.workflow_id)
+
+    @property
+    def msg_id(self) -> str:
+        return msg_id_for(self.workflow_id, self.dedup_key)
+
+
+def envelope_json(e: WireEvent) -> bytes:
+    """The one writer of an envelope's JSON: the model's field order, ``payload_json`` spliced in as is."""
+    return orjson.dumps(
+        {
+            "event_id": e.event_id,
+            "dedup_key": e.dedup_key,
+            "tenant_id": e.tenant_id,
+            "workflow_id": e.workflow_id,
+            "workflow_version": e.workflow_version,
+            "trigger": e.trigger,
+            "payload": orjson.Fragment(e.payload_json),
+            "received_at": e.received_at,
+            "scheduled_for": e.scheduled_for,
+        },
+        option=orjson.OPT_UTC_Z,
+        default=_uuid_text,
+    )
+
+
+def _uuid_text(value: object) -> str:
+    """orjson writes ``uuid.UUID`` itself; a subclass (asyncpg's, from a row) is written as its text."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"an envelope field of type {type(value).__name__} cannot be written")
 
 
 class DeadLetter(BaseModel):

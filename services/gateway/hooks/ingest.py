@@ -18,8 +18,10 @@ While Postgres is away, the cache serves known workflows stale (see
 :mod:`services.gateway.hooks.cache`); a look-up it cannot answer raises,
 and the error middleware turns that into 503 with ``Retry-After``.
 
-The envelope JSON is assembled around the raw body, so a JSON payload is
-parsed once (to validate it) and never re-serialised.
+The envelope goes to :meth:`Bus.publish_event` as a ``WireEvent`` (no model
+validated), and its JSON is written by the envelope's one writer with the raw
+body spliced in: a JSON payload is parsed once (to validate it) and never
+re-serialised.
 """
 
 from __future__ import annotations
@@ -31,11 +33,8 @@ from datetime import UTC, datetime
 
 import orjson
 from aiohttp import web
-from opentelemetry import propagate
 
-from libs.common.bus import BusUnavailable
-from libs.common.bus.client import MSG_ID_HEADER
-from libs.common.bus.tracing import producer_span
+from libs.common.bus import BusUnavailable, MessageTooLarge
 from libs.common.http.client_ip import client_key
 from libs.common.http.errors import (
     BadRequest,
@@ -46,14 +45,12 @@ from libs.common.http.errors import (
     Unauthorized,
 )
 from libs.common.models.api import DEDUP_KEY_MAX
-from libs.common.models.events import SCHEDULE_KEY_PREFIX, event_id_text, events_subject, msg_id_for
-from libs.common.telemetry import ActiveSpan
+from libs.common.models.events import SCHEDULE_KEY_PREFIX, WireEvent, envelope_json, event_id_text
 from services.gateway.body import check_length, read_raw
 from services.gateway.hooks.authenticate import authenticate
 from services.gateway.hooks.senders import slack_challenge
 from services.gateway.hooks.signature import SignatureError
 from services.gateway.keys import BAD_SIGNATURES, BUS, CACHE, LIMITER, PUBLISH_LATENCY, SETTINGS, TRUSTED_PROXIES
-from services.gateway.wire import message_size
 
 log = logging.getLogger(__name__)
 
@@ -84,20 +81,19 @@ def envelope_bytes(
     trigger: str,
     payload_json: bytes,
 ) -> bytes:
-    """An ``EventEnvelope`` JSON document whose payload is ``payload_json``, spliced in as is."""
-    head = orjson.dumps(
-        {
-            "event_id": str(event_id),
-            "dedup_key": dedup_key,
-            "tenant_id": str(tenant_id),
-            "workflow_id": str(workflow_id),
-            "workflow_version": version,
-            "trigger": trigger,
-            "received_at": datetime.now(UTC).isoformat(),
-            "scheduled_for": None,
-        }
+    """An ``EventEnvelope`` JSON document whose payload is ``payload_json``, spliced in as is (received now)."""
+    return envelope_json(
+        WireEvent(
+            event_id=str(event_id),
+            dedup_key=dedup_key,
+            tenant_id=str(tenant_id),
+            workflow_id=str(workflow_id),
+            workflow_version=version,
+            trigger=trigger,
+            payload_json=payload_json,
+            received_at=datetime.now(UTC),
+        )
     )
-    return b"".join((head[:-1], b',"payload":', payload_json, b"}"))
 
 
 def payload_json(body: bytes, content_type: str) -> bytes:
@@ -157,44 +153,37 @@ async def ingest(request: web.Request) -> web.Response:
     if wait > 0:
         raise RateLimited("tenant is over its webhook rate", retry_after=wait)
     dedup_key = sender_key(sender_id) or sender_key(headers.get(IDEMPOTENCY_HEADER)) or uuid.uuid4().hex
-    wid, tid = str(workflow_id), str(target.tenant_id)
+    wid = str(workflow_id)
     event_id = event_id_text(wid, dedup_key)
-    data = envelope_bytes(
+    event = WireEvent(
         event_id=event_id,
         dedup_key=dedup_key,
-        tenant_id=tid,
+        tenant_id=str(target.tenant_id),
         workflow_id=wid,
-        version=target.version,
+        workflow_version=target.version,
         trigger="webhook",
         payload_json=payload_json(body, headers.get("Content-Type", "")),
+        received_at=datetime.now(UTC),
     )
-    msg_id = msg_id_for(wid, dedup_key)
-    nats_headers = {MSG_ID_HEADER: msg_id}
-    bus = app[BUS]
-    subject = events_subject(tid, wid)
-    # One injection, inside the PRODUCER span, serves both the NATS headers and the response's traceparent.
-    with ActiveSpan(producer_span(bus.streams.of(subject), subject, msg_id)):
-        propagate.inject(nats_headers)
-        size = message_size(data, nats_headers)
-        if size > bus.nc.max_payload:
-            # Sent anyway, the server would reset the connection that every publish shares.
-            raise PayloadTooLarge(
-                "the event is over the bus's message size limit", details={"limit": bus.nc.max_payload, "size": size}
-            )
-        started = time.perf_counter()
-        try:
-            result = await bus.publish_prepared(subject, data, nats_headers, timeout=settings.publish_timeout_seconds)
-        except BusUnavailable as exc:  # NATS away, no stream, or a PubAck error (a full stream among them)
-            raise ServiceUnavailable(
-                "event bus unavailable; retry later", retry_after=settings.retry_after_seconds
-            ) from exc
-        finally:
-            app[PUBLISH_LATENCY].observe(time.perf_counter() - started)
+    started = time.perf_counter()
+    try:
+        result = await app[BUS].publish_event(event, timeout=settings.publish_timeout_seconds)
+    except MessageTooLarge as exc:
+        # Refused before sending: sent anyway, the server would reset the connection every publish shares.
+        raise PayloadTooLarge(
+            "the event is over the bus's message size limit", details={"limit": exc.limit, "size": exc.size}
+        ) from exc
+    except BusUnavailable as exc:  # NATS away, no stream, or a PubAck error (a full stream among them)
+        raise ServiceUnavailable(
+            "event bus unavailable; retry later", retry_after=settings.retry_after_seconds
+        ) from exc
+    finally:
+        app[PUBLISH_LATENCY].observe(time.perf_counter() - started)
     out = b'{"success":true,"data":{"event_id":"%s","duplicate":%s}}' % (
         event_id.encode(),
         b"true" if result.duplicate else b"false",
     )
-    tp = nats_headers.get("traceparent")
+    tp = result.traceparent
     return web.Response(
         body=out, status=202, headers=_ACCEPTED_HEADERS if tp is None else {**_ACCEPTED_HEADERS, "traceparent": tp}
     )

@@ -11,17 +11,14 @@ from __future__ import annotations
 import logging
 import uuid
 
-from nats.aio.msg import Msg
-from nats.aio.subscription import Subscription
-
-from libs.common.bus import Bus
+from libs.common.bus import Bus, Message, Subscription
 from services.gateway.hooks.cache import WorkflowCache
 
 log = logging.getLogger(__name__)
 
 
 async def subscribe_invalidations(bus: Bus, cache: WorkflowCache) -> Subscription:
-    async def on_change(msg: Msg) -> None:
+    async def on_change(msg: Message) -> None:
         last = msg.subject.rsplit(".", 1)[-1]
         try:
             cache.invalidate(uuid.UUID(last))
@@ -29,17 +26,14 @@ async def subscribe_invalidations(bus: Bus, cache: WorkflowCache) -> Subscriptio
             log.warning("change with a malformed subject", extra={"subject": msg.subject})
 
     subject = bus.settings.changes_subjects
-    return await bus.nc.subscribe(subject, cb=on_change, pending_msgs_limit=1_000_000)
+    return await bus.subscribe(subject, on_change, pending_msgs_limit=1_000_000)
 
 
 def clear_on_reconnect(bus: Bus, cache: WorkflowCache) -> None:
-    """Chain a cache clear onto the client's reconnect callback."""
-    previous = bus.nc._reconnected_cb
+    """Clear the cache after every reconnect (one of the bus's reconnect listeners)."""
 
     async def on_reconnect() -> None:
         cache.clear()
         log.info("change feed reconnected; webhook cache cleared")
-        if previous is not None:
-            await previous()
 
-    bus.nc._reconnected_cb = on_reconnect
+    bus.on_reconnect(on_reconnect)

@@ -36,11 +36,9 @@ from __future__ import annotations
 import uuid
 
 from aiohttp import web
-from nats.errors import NoRespondersError
-from nats.errors import TimeoutError as NatsTimeoutError
 from pydantic import ValidationError
 
-from libs.common.bus import BusUnavailable
+from libs.common.bus import BusUnavailable, NoResponders
 from libs.common.http.envelope import ok
 from libs.common.http.errors import Conflict, RateLimited, ServiceUnavailable, ValidationFailed
 from libs.common.logs import mask_value
@@ -93,12 +91,7 @@ async def run_workflow(request: web.Request) -> web.Response:
     )
     s = request.app[SETTINGS]
     try:
-        result = await request.app[BUS].publish(
-            envelope.subject,
-            envelope.model_dump_json().encode(),
-            msg_id=envelope.msg_id,
-            timeout=s.publish_timeout_seconds,
-        )
+        result = await request.app[BUS].publish_event(envelope, timeout=s.publish_timeout_seconds)
     except BusUnavailable as exc:
         raise ServiceUnavailable("event bus unavailable; retry later", retry_after=s.retry_after_seconds) from exc
     return ok(AcceptedEvent(event_id=envelope.event_id, duplicate=result.duplicate), status=202)
@@ -129,9 +122,9 @@ async def dry_run(request: web.Request) -> web.Response:
         raise ServiceUnavailable("event bus unavailable; retry later", retry_after=s.retry_after_seconds)
     try:
         reply = await bus.request(s.dry_run_subject, message, timeout=s.dry_run_timeout_seconds)
-    except NoRespondersError as exc:
+    except NoResponders as exc:
         raise ServiceUnavailable("no executor is available for dry-runs", retry_after=s.retry_after_seconds) from exc
-    except (NatsTimeoutError, TimeoutError, OSError) as exc:
+    except (BusUnavailable, TimeoutError, OSError) as exc:  # no reply in time (RequestTimeout), or NATS away
         raise ServiceUnavailable(
             "the executor did not answer the dry-run in time", retry_after=s.retry_after_seconds
         ) from exc

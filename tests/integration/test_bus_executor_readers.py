@@ -1,0 +1,66 @@
+"""The executor's JetStream readers through the bus: the fairness backlog view and the stats gauges.
+
+Real NATS and Postgres: the readers ask ``STREAM.INFO`` (with a subject filter) and
+``CONSUMER.INFO`` through :meth:`Bus.stream_info` / :meth:`Bus.consumer_info`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from libs.common.bus import Bus
+from libs.common.db import create_pool
+from libs.common.http.metrics import Metrics
+from libs.common.settings import DatabaseSettings
+from services.executor.deferred import Waker
+from services.executor.fairness import BacklogView, TenantSlots
+from services.executor.metrics import ExecutorMetrics
+from services.executor.stats import StatsReader
+
+
+async def _publish(bus: Bus, tenant: str, n: int) -> None:
+    for i in range(n):
+        await bus.publish(f"events.{tenant}.{uuid.uuid4()}", b"{}", msg_id=f"{tenant}:{i}")
+
+
+async def test_backlog_view_names_the_tenants_with_events_waiting(bus: Bus) -> None:
+    s = bus.settings
+    slots = TenantSlots(8, headroom=0, patience=1.0)
+    view = BacklogView(bus, slots, stream=s.events_stream, subjects=s.events_subjects, interval=1, busy=lambda: True)
+    assert await view.read_once() == frozenset()
+    await _publish(bus, "tenant-a", 2)
+    await _publish(bus, "tenant-b", 1)
+    assert await view.read_once() == frozenset({"tenant-a", "tenant-b"})
+
+
+async def test_stats_reader_sets_stream_and_consumer_gauges(bus: Bus, database_url: str) -> None:
+    s = bus.settings
+    await bus.ensure_consumer(s.events_stream, "stats-test")
+    await _publish(bus, "tenant-a", 3)
+    registry = Metrics("executor")
+    metrics = ExecutorMetrics(registry)
+    pool = await create_pool(DatabaseSettings(DATABASE_URL=database_url), connect_deadline_seconds=10)
+    try:
+        waker = Waker(pool, bus, batch=8, poll_seconds=1, publish_timeout=5)
+        reader = StatsReader(
+            bus,
+            waker,
+            metrics,
+            streams=[s.events_stream, s.dlq_stream],
+            events_stream=s.events_stream,
+            consumer="stats-test",
+            interval=60,
+        )
+        await reader.read_once()
+    finally:
+        await pool.close()
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.registry.get_sample_value(name, labels)
+
+    assert sample("ipaas_stream_messages", stream=s.events_stream) == 3
+    assert sample("ipaas_stream_messages", stream=s.dlq_stream) == 0
+    assert (sample("ipaas_stream_bytes", stream=s.events_stream) or 0) > 0
+    assert sample("ipaas_executor_consumer_pending") == 3
+    assert sample("ipaas_executor_consumer_ack_pending") == 0
+    assert sample("ipaas_executor_parked_events") == 0
