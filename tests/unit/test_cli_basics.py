@@ -12,6 +12,7 @@ from standardwebhooks.webhooks import Webhook
 
 from ipaas_cli import config, signing
 from ipaas_cli.client import _error_of
+from ipaas_cli.commands.credentials import CredentialType, secret_of
 from ipaas_cli.durations import parse_since
 from ipaas_cli.errors import ApiError, Unavailable, UsageError
 
@@ -64,3 +65,19 @@ def test_error_mapping() -> None:
     assert isinstance(older, ApiError) and older.code == "not_supported" and "does not offer API keys" in older.message
     down = _error_of(503, b"", feature=None)
     assert isinstance(down, Unavailable) and down.exit_code == 3
+
+
+def test_a_bare_slack_secret_is_a_webhook_url_or_a_bot_token() -> None:
+    assert secret_of(CredentialType.slack, "https://hooks.slack.com/services/T/B/x\n") == {
+        "webhook_url": "https://hooks.slack.com/services/T/B/x"
+    }
+    assert secret_of(CredentialType.slack, " xoxb-1234567890-abcdefghijkl\n") == {
+        "bot_token": "xoxb-1234567890-abcdefghijkl"
+    }
+    assert secret_of(CredentialType.slack, '{"bot_token": "xoxb-1234567890-abc"}') == {
+        "bot_token": "xoxb-1234567890-abc"
+    }
+    # A token is a slack thing only: elsewhere a bare value keeps its meaning.
+    assert secret_of(CredentialType.discord, "xoxb-1234567890-abcdefghijkl") == {
+        "webhook_url": "xoxb-1234567890-abcdefghijkl"
+    }
