@@ -444,5 +444,17 @@ steps:
         # The stored secret is the bot token: the Web API is called with it.
         assert {k.lower(): v for k, v in posted.headers.items()}["authorization"] == f"Bearer {bot_token}"
         assert posted.json()["channel"] == "C1" and posted.json()["text"] == "paid 150"
+
+        # The human views of a multi-step workflow and its execution name the steps.
+        shown = await cli("workflows", "get", "cli steps")
+        assert shown.rc == 0, shown.err
+        assert "step big" in shown.out and "step post" in shown.out and created["id"] in shown.out
+        listed = await cli("workflows", "list")
+        assert listed.rc == 0 and "big (filter) → post (slack_message)" in listed.out, listed.out
+        execution = (await cli.ok("trace", sent["event_id"]))["id"]
+        detail = await cli("executions", "get", execution)
+        assert detail.rc == 0, detail.err
+        rows = [ln for ln in detail.out.splitlines() if "succeeded" in ln and ("big" in ln or "post" in ln)]
+        assert len(rows) == 2, detail.out
     finally:
         await fake_slack.stop()

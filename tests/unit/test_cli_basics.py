@@ -8,13 +8,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from standardwebhooks.webhooks import Webhook
 
 from ipaas_cli import config, signing
 from ipaas_cli.client import _error_of
 from ipaas_cli.commands.credentials import CredentialType, secret_of
+from ipaas_cli.commands.workflows import work_of
 from ipaas_cli.durations import parse_since
 from ipaas_cli.errors import ApiError, Unavailable, UsageError
+from ipaas_cli.trace_view import render_execution
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -81,3 +84,27 @@ def test_a_bare_slack_secret_is_a_webhook_url_or_a_bot_token() -> None:
     assert secret_of(CredentialType.discord, "xoxb-1234567890-abcdefghijkl") == {
         "webhook_url": "xoxb-1234567890-abcdefghijkl"
     }
+
+
+def test_a_multi_step_workflow_and_execution_show_their_steps() -> None:
+    steps = [
+        {"id": "lookup", "action": {"type": "http_request", "config": {"url": "https://x.example"}}},
+        {"id": "big", "filter": {"condition": "payload.amount > 100"}},
+    ]
+    assert work_of({"steps": steps}) == "lookup (http_request) → big (filter)"
+    assert work_of({"action": {"type": "slack_message"}}) == "slack_message"
+    console = Console(record=True, width=200)
+    render_execution(
+        console,
+        {
+            "id": "e1",
+            "status": "succeeded",
+            "steps": [
+                {"id": "lookup", "status": "failed", "continued": True, "attempts": 2, "duration_ms": 12},
+                {"id": "big", "status": "filtered", "attempts": 1, "duration_ms": None, "error": None},
+            ],
+        },
+    )
+    lines = console.export_text().splitlines()
+    assert any("lookup" in ln and "failed (continued)" in ln and "2" in ln and "12" in ln for ln in lines)
+    assert any("big" in ln and "filtered" in ln for ln in lines)
