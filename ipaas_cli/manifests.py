@@ -4,7 +4,8 @@ A file holds one workflow per YAML document (``---`` between them), or a
 ``workflows:`` list.  Each is the body of ``POST /api/workflows``, plus one
 convenience: ``action.credential: <name>`` instead of ``credential_id``
 (resolved against the tenant's credentials, so one repository serves servers
-whose ids differ)::
+whose ids differ); the same holds in each step's ``action`` of a multi-step
+workflow (``steps[*].action.credential``)::
 
     name: orders to slack
     trigger: {type: webhook}
@@ -87,17 +88,46 @@ def load(path: Path) -> list[Manifest]:
     return manifests
 
 
+def _actions(body: dict[str, Any]) -> list[Any]:
+    steps = body.get("steps")
+    nested = [s.get("action") for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
+    return [body.get("action"), *nested]
+
+
+def names_a_credential(manifest: Manifest) -> bool:
+    """Whether any action (the one, or a step's) gives ``credential: <name>``."""
+    return any(isinstance(a, dict) and "credential" in a for a in _actions(manifest.body))
+
+
+def _resolved(action: Any, where: str, credentials: dict[str, str]) -> Any:
+    if not isinstance(action, dict) or "credential" not in action:
+        return action
+    action = dict(action)
+    name = action.pop("credential")
+    if "credential_id" in action:
+        raise UsageError(f"{where}: give `credential` or `credential_id`, not both")
+    if not isinstance(name, str) or name not in credentials:
+        raise UsageError(f"{where}: no credential named {name!r} (see `ipaas credentials list`)")
+    action["credential_id"] = credentials[name]
+    return action
+
+
 def resolve_credentials(manifest: Manifest, credentials: dict[str, str]) -> dict[str, Any]:
-    """The body with ``action.credential: <name>`` replaced by ``credential_id``."""
+    """The body with every ``credential: <name>`` replaced by ``credential_id``.
+
+    That is the one ``action``, and the ``action`` of each of ``steps`` (filter steps have none).
+    The manifest itself is left as it was.
+    """
     body = dict(manifest.body)
-    action = body.get("action")
-    if isinstance(action, dict) and "credential" in action:
-        action = dict(action)
-        name = action.pop("credential")
-        if "credential_id" in action:
-            raise UsageError(f"{manifest.source}: give `credential` or `credential_id`, not both")
-        if name not in credentials:
-            raise UsageError(f"{manifest.source}: no credential named {name!r} (see `ipaas credentials list`)")
-        action["credential_id"] = credentials[name]
-        body["action"] = action
+    if "action" in body:
+        body["action"] = _resolved(body["action"], manifest.source, credentials)
+    steps = body.get("steps")
+    if isinstance(steps, list):
+        resolved: list[Any] = []
+        for index, step in enumerate(steps):
+            if isinstance(step, dict) and "action" in step:
+                where = f"{manifest.source}: steps[{index}] ({step.get('id', '?')})"
+                step = {**step, "action": _resolved(step["action"], where, credentials)}
+            resolved.append(step)
+        body["steps"] = resolved
     return body

@@ -1,4 +1,4 @@
-"""How one execution is shown to a person: fields, attempts, input/output, and the trace link.
+"""How one execution is shown to a person: fields, attempts, steps, input/output, and the trace link.
 
 The trace link is ``IPAAS_TRACE_URL_TEMPLATE`` with ``{trace_id}`` replaced,
 e.g. ``https://jaeger.example.com/trace/{trace_id}``.
@@ -31,6 +31,8 @@ FIELDS = (
     "trace_id",
 )
 ATTEMPT_COLUMNS = ("number", "started_at", "finished_at", "outcome", "http_status", "error")
+# A multi-step workflow's checkpoints (each step's output is in ``--json``).
+STEP_COLUMNS = ("id", "status", "attempts", "duration_ms", "error")
 
 
 def trace_link(trace_id: str | None) -> str | None:
@@ -63,6 +65,14 @@ def render_execution(console: Console, detail: dict[str, Any]) -> None:
                 *(escape(cell(_attempt_number(a) if col == "number" else a.get(col))) for col in ATTEMPT_COLUMNS)
             )
         console.print(table)
+    if detail.get("steps"):
+        steps = Table(title="steps")
+        for col in STEP_COLUMNS:
+            steps.add_column(col)
+        for step in detail["steps"]:
+            status = "failed (continued)" if step.get("continued") else step.get("status")
+            steps.add_row(*(escape(cell(status if col == "status" else step.get(col))) for col in STEP_COLUMNS))
+        console.print(steps)
     for key in ("input", "output"):
         if detail.get(key) is not None:
             console.print(f"[bold]{key}[/]:")

@@ -31,7 +31,7 @@ COLOURS = {
 
 
 def _credentials(api: Api, wanted: list[manifests.Manifest]) -> dict[str, str]:
-    if not any(isinstance(m.body.get("action"), dict) and "credential" in m.body["action"] for m in wanted):
+    if not any(manifests.names_a_credential(m) for m in wanted):
         return {}
     return {c["name"]: c["id"] for c in api.pages("/api/credentials", {"limit": 100})}
 

@@ -1,14 +1,16 @@
 """``ipaas credentials create|list|delete``: the secret is read from stdin or a file, never from argv.
 
 The secret is the JSON object of ``POST /api/credentials`` (``{"webhook_url": ...}``
-for slack and discord, ``{"api_key": ...}`` for openweather, ``{"headers": {...}}``
-for http).  For slack, discord and openweather a bare value (not JSON) is taken
-as the webhook URL or API key.
+or ``{"bot_token": ...}`` for slack, ``{"webhook_url": ...}`` for discord,
+``{"api_key": ...}`` for openweather, ``{"headers": {...}}`` for http).  For slack,
+discord and openweather a bare value (not JSON) is taken as the webhook URL or API
+key; for slack, a bare value shaped like a Slack token (``xoxb-...``) is the bot token.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -30,6 +32,9 @@ class CredentialType(StrEnum):
     http = "http"
 
 
+# A bare slack secret that starts like a Slack token is a bot token (the API checks the rest of its shape).
+SLACK_TOKEN_START = re.compile(r"^xox[a-z]-")
+
 BARE_FIELD = {
     CredentialType.slack: "webhook_url",
     CredentialType.discord: "webhook_url",
@@ -47,6 +52,8 @@ def secret_of(kind: CredentialType, text: str) -> dict[str, Any]:
         parsed = None
     if isinstance(parsed, dict):
         return parsed
+    if kind is CredentialType.slack and SLACK_TOKEN_START.match(text):
+        return {"bot_token": text}
     if kind in BARE_FIELD:
         return {BARE_FIELD[kind]: text}
     raise UsageError('an http credential\'s secret is a JSON object: {"headers": {"Authorization": "..."}}')

@@ -19,13 +19,21 @@ WorkflowArg = Annotated[str, typer.Argument(help="The workflow's id or name.")]
 COLUMNS = ["id", "name", "trigger", "action", "is_active", "version", "updated_at"]
 
 
+def work_of(definition: dict[str, Any]) -> str | None:
+    """The action's type, or a multi-step workflow's steps in order: ``lookup (http_request) → big (filter)``."""
+    steps = definition.get("steps")
+    if isinstance(steps, list):
+        return " → ".join(f"{s['id']} ({(s.get('action') or {}).get('type') or 'filter'})" for s in steps)
+    return (definition.get("action") or {}).get("type")
+
+
 def summary(wf: dict[str, Any]) -> dict[str, Any]:
     trigger = wf.get("trigger") or {}
     when = trigger.get("cron") or (f"every {trigger['interval_seconds']}s" if trigger.get("interval_seconds") else "")
     return {
         **wf,
         "trigger": " ".join(filter(None, [trigger.get("type"), when])),
-        "action": (wf.get("action") or {}).get("type"),
+        "action": work_of(wf),
     }
 
 
@@ -48,7 +56,7 @@ def list_workflows(
 
 @app.command("get")
 def get(ctx: typer.Context, workflow: WorkflowArg, json_out: JsonOpt = False) -> None:
-    """One workflow, with its trigger, action and webhook URL."""
+    """One workflow, with its trigger, action (or steps) and webhook URL."""
     with guarded(json_out) as out:
         wf = find_workflow(api_of(ctx), workflow)
 
@@ -57,7 +65,11 @@ def get(ctx: typer.Context, workflow: WorkflowArg, json_out: JsonOpt = False) ->
                 if wf.get(key) is not None:
                     console.print(f"[bold]{key}[/]: {escape(str(wf[key]))}")
             console.print(f"[bold]trigger[/]: {escape(json.dumps(wf['trigger']))}")
-            console.print(f"[bold]action[/]: {escape(json.dumps(wf['action']))}")
+            if wf.get("steps") is not None:
+                for step in wf["steps"]:
+                    console.print(f"[bold]step {escape(step['id'])}[/]: {escape(json.dumps(step))}")
+            else:
+                console.print(f"[bold]action[/]: {escape(json.dumps(wf['action']))}")
             if wf.get("webhook"):
                 console.print(f"[bold]webhook[/]: {escape(wf['webhook']['url'])}")
 
@@ -98,7 +110,7 @@ def versions(ctx: typer.Context, workflow: WorkflowArg, json_out: JsonOpt = Fals
                 "current": r["current"],
                 "created_at": r["created_at"],
                 "trigger": (r["definition"].get("trigger") or {}).get("type"),
-                "action": (r["definition"].get("action") or {}).get("type"),
+                "action": work_of(r["definition"]),
             }
             for r in rows
         ]

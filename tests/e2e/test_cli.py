@@ -382,3 +382,79 @@ async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceP
         "--server", f"http://127.0.0.1:{free_port()}", "workflows", "list", "--json", env={"IPAAS_TOKEN": "x"}
     )
     assert ran.rc == 3 and "cannot reach" in ran.json()["error"]["message"]
+
+
+async def test_cli_slack_bot_token_and_credentials_named_in_steps(
+    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
+) -> None:
+    """A bare ``xoxb-`` secret is stored as the slack bot token; ``credential:`` resolves inside ``steps``."""
+    fake_slack = await FakeSink(
+        lambda _req, _n: Answer(status=200, body='{"ok": true, "channel": "C1", "ts": "1503435956.000247"}')
+    ).start()
+    try:
+        _, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
+        service(
+            "services.executor", env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_SLACK_API_URL=fake_slack.url)
+        )
+        cli = Cli(tmp_path / "config")
+        email = f"{uuid.uuid4().hex[:8]}@example.com"
+        api(gateway, "POST", "/api/auth/register", body={"email": email, "password": PASSWORD})
+        await cli.ok("login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n")
+
+        bot_token = f"xoxb-{uuid.uuid4().hex}"
+        created = await cli.ok("credentials", "create", "team bot", "--type", "slack", stdin=bot_token + "\n")
+        assert created["type"] == "slack" and bot_token not in json.dumps(created)
+        manifest = tmp_path / "steps.yaml"
+        manifest.write_text(
+            """\
+name: cli steps
+trigger: {type: webhook}
+steps:
+  - id: big
+    filter: {condition: "payload.amount > 100"}
+  - id: post
+    action:
+      type: slack_message
+      credential: team bot
+      config: {channel: C1, text: "paid {{ payload.amount }}"}
+"""
+        )
+        applied = await cli.ok("apply", "-f", str(manifest))
+        [row] = applied["workflows"]
+        assert row["change"] == "create"
+        got = await cli.ok("workflows", "get", "cli steps")
+        assert got["steps"][1]["action"]["credential_id"] == created["id"]
+        assert (await cli.ok("apply", "-f", str(manifest)))["workflows"][0]["change"] == "unchanged"
+
+        sent = await cli.ok(
+            "webhook",
+            "send",
+            "cli steps",
+            "--data",
+            '{"amount": 150}',
+            env={"IPAAS_WEBHOOK_SECRET": row["webhook"]["secret"]},
+        )
+        assert sent["status"] == 202
+
+        async def succeeded() -> Any:
+            return (await cli.ok("trace", sent["event_id"]))["status"] == "succeeded"
+
+        await wait_until(succeeded, timeout=30, interval=0.3, message="the multi-step execution to succeed")
+        [posted] = fake_slack.paths("/api/chat.postMessage")
+        # The stored secret is the bot token: the Web API is called with it.
+        assert {k.lower(): v for k, v in posted.headers.items()}["authorization"] == f"Bearer {bot_token}"
+        assert posted.json()["channel"] == "C1" and posted.json()["text"] == "paid 150"
+
+        # The human views of a multi-step workflow and its execution name the steps.
+        shown = await cli("workflows", "get", "cli steps")
+        assert shown.rc == 0, shown.err
+        assert "step big" in shown.out and "step post" in shown.out and created["id"] in shown.out
+        listed = await cli("workflows", "list")
+        assert listed.rc == 0 and "big (filter) → post (slack_message)" in listed.out, listed.out
+        execution = (await cli.ok("trace", sent["event_id"]))["id"]
+        detail = await cli("executions", "get", execution)
+        assert detail.rc == 0, detail.err
+        rows = [ln for ln in detail.out.splitlines() if "succeeded" in ln and ("big" in ln or "post" in ln)]
+        assert len(rows) == 2, detail.out
+    finally:
+        await fake_slack.stop()

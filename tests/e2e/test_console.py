@@ -5,7 +5,9 @@ its webhook secret there), a signed webhook is sent, and the execution
 appears on the executions page without a reload; its page links to the
 trace.  A dead letter is replayed with the console's button and ends
 succeeded; the webhook secret is rotated from the workflow's page and the
-new secret is accepted.  Every page carries the CSP and the browser's
+new secret is accepted.  A multi-step workflow's page lists its steps, and
+its execution's page each step's checkpoint; a slack credential is stored with
+a bot token from the form.  Every page carries the CSP and the browser's
 console shows no error.  The executions page is photographed on the way
 (``CONSOLE_SCREENSHOT=docs/images/console-executions.png`` keeps the
 picture: that is how the README's screenshot is made).
@@ -303,6 +305,52 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             await expect(page.locator("#dry-run-result")).to_contain_text("succeeded")
             assert sink.requests[-1].json() == {"id": "DRY-1"}
 
+            # A multi-step workflow: its page lists the steps; an execution's page, each step's checkpoint.
+            step_url = f"{sink.url}/steps"
+            status, created = await stack.call(
+                "POST",
+                "/api/workflows",
+                {
+                    "name": "steps in the console",
+                    "trigger": {"type": "webhook"},
+                    "steps": [
+                        {"id": "lookup", "action": {"type": "http_request", "config": {"url": step_url}}},
+                        {"id": "big", "filter": {"condition": "payload.amount > 100"}},
+                        {
+                            "id": "notify",
+                            "action": {"type": "http_request", "config": {"url": step_url}},
+                            "retry": {"max_attempts": 2},
+                        },
+                    ],
+                },
+            )
+            assert status == 201, created
+            multi = created["data"]
+            await page.goto(f"{base}/console/workflow?id={multi['id']}")
+            step_rows = page.locator("#steps tbody tr")
+            await expect(step_rows).to_have_count(3)
+            await expect(page.locator("#steps tr[data-step-id=lookup]")).to_contain_text("http_request")
+            await expect(page.locator("#steps tr[data-step-id=big]")).to_contain_text("payload.amount > 100")
+            await expect(page.locator("#steps tr[data-step-id=notify]")).to_contain_text("at most 2 attempt(s)")
+            multi_event = await stack.send_webhook(
+                f"{base}{multi['webhook']['url']}", multi["webhook"]["secret"], {"amount": 150}
+            )
+
+            async def multi_done() -> Any:
+                status, page_ = await stack.call("GET", f"/api/executions?workflow_id={multi['id']}&status=succeeded")
+                return status == 200 and [e["id"] for e in page_["data"] if e["event_id"] == multi_event]
+
+            [multi_execution] = await wait_until(multi_done, timeout=20, message="the multi-step execution")
+            await page.goto(f"{base}/console/execution?id={multi_execution}")
+            checkpoints = page.locator("#steps tbody tr")
+            await expect(checkpoints).to_have_count(3)
+            for n, step_id in enumerate(["lookup", "big", "notify"]):
+                await expect(checkpoints.nth(n).locator("td").nth(0)).to_have_text(step_id)
+                await expect(checkpoints.nth(n).locator("td").nth(2)).to_have_text("1")
+                await expect(checkpoints.nth(n).locator("td").nth(3)).to_contain_text(" ms")
+            await expect(checkpoints.nth(1).locator("td").nth(1)).to_have_text("succeeded")
+            assert len(sink.paths("/steps")) == 2
+
             # Replay by filter: the last dead letter, as a job whose progress the page follows.
             async with stack.http.get(f"{base}/openapi.json") as r:
                 bulk_served = "/api/dlq/replay" in (await r.json())["paths"]
@@ -332,6 +380,20 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             await expect(delete).to_have_text("Confirm delete")
             await delete.click()
             await expect(page.locator("#credential-list .empty")).to_be_visible()
+            # A slack bot token instead of the webhook URL: the API gets it as bot_token, and only it.
+            bot_token = f"xoxb-{uuid.uuid4().hex}"
+            await page.fill("#create-credential input[name=name]", "team bot")
+            await page.select_option("#create-credential select[name=type]", "slack")
+            await page.select_option("#create-credential select[name=secret-field]", "bot_token")
+            await page.fill("#create-credential input.secret[data-key=bot_token]", bot_token)
+            async with page.expect_request(
+                lambda r: r.method == "POST" and r.url.endswith("/api/credentials")
+            ) as posted:
+                await page.click("#create-credential button[type=submit]")
+            assert (await posted.value).post_data_json["secret"] == {"bot_token": bot_token}
+            await expect(page.locator("#credential-list")).to_contain_text("team bot")
+            assert await page.input_value("#create-credential input.secret") == ""
+            assert bot_token not in await page.content()
             await page.goto(f"{base}/console/system")
             await expect(page.locator("#gateway-ready")).to_contain_text("ready")
             await expect(page.locator("#not-exposed")).to_contain_text("Consumer lag")

@@ -289,3 +289,17 @@ async def test_a_dry_run_of_an_unsound_step_graph_is_refused_before_the_executor
     assert [(d["field"], d["type"]) for d in error["details"]] == [
         ("workflow.steps.0.action.config.body.x", "invalid_step")
     ]
+    # The code says what the details are: step errors only, templates only, or both.
+    assert (error["code"], error["message"]) == ("invalid_step", "the steps are not sound")
+    cases = {
+        "invalid_template": with_steps([http_step("a", URL, {"x": "{{ payload.x "})]),
+        "invalid_definition": with_steps([http_step("a", URL, {"x": "{{ payload.x "}), http_step("a", URL)]),
+    }
+    for code, unsound in cases.items():
+        resp = await gw.client.post("/api/workflows/dry-run", headers=auth, json={"workflow": unsound, "payload": {}})
+        assert resp.status == 422, await resp.text()
+        error = (await resp.json())["error"]
+        assert error["code"] == code, error
+        assert {d["type"] for d in error["details"]} == (
+            {"invalid_template", "invalid_step"} if code == "invalid_definition" else {code}
+        )

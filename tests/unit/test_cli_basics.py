@@ -8,12 +8,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from rich.console import Console
 from standardwebhooks.webhooks import Webhook
 
 from ipaas_cli import config, signing
 from ipaas_cli.client import _error_of
+from ipaas_cli.commands.credentials import CredentialType, secret_of
+from ipaas_cli.commands.workflows import work_of
 from ipaas_cli.durations import parse_since
 from ipaas_cli.errors import ApiError, Unavailable, UsageError
+from ipaas_cli.trace_view import render_execution
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -64,3 +68,43 @@ def test_error_mapping() -> None:
     assert isinstance(older, ApiError) and older.code == "not_supported" and "does not offer API keys" in older.message
     down = _error_of(503, b"", feature=None)
     assert isinstance(down, Unavailable) and down.exit_code == 3
+
+
+def test_a_bare_slack_secret_is_a_webhook_url_or_a_bot_token() -> None:
+    assert secret_of(CredentialType.slack, "https://hooks.slack.com/services/T/B/x\n") == {
+        "webhook_url": "https://hooks.slack.com/services/T/B/x"
+    }
+    assert secret_of(CredentialType.slack, " xoxb-1234567890-abcdefghijkl\n") == {
+        "bot_token": "xoxb-1234567890-abcdefghijkl"
+    }
+    assert secret_of(CredentialType.slack, '{"bot_token": "xoxb-1234567890-abc"}') == {
+        "bot_token": "xoxb-1234567890-abc"
+    }
+    # A token is a slack thing only: elsewhere a bare value keeps its meaning.
+    assert secret_of(CredentialType.discord, "xoxb-1234567890-abcdefghijkl") == {
+        "webhook_url": "xoxb-1234567890-abcdefghijkl"
+    }
+
+
+def test_a_multi_step_workflow_and_execution_show_their_steps() -> None:
+    steps = [
+        {"id": "lookup", "action": {"type": "http_request", "config": {"url": "https://x.example"}}},
+        {"id": "big", "filter": {"condition": "payload.amount > 100"}},
+    ]
+    assert work_of({"steps": steps}) == "lookup (http_request) → big (filter)"
+    assert work_of({"action": {"type": "slack_message"}}) == "slack_message"
+    console = Console(record=True, width=200)
+    render_execution(
+        console,
+        {
+            "id": "e1",
+            "status": "succeeded",
+            "steps": [
+                {"id": "lookup", "status": "failed", "continued": True, "attempts": 2, "duration_ms": 12},
+                {"id": "big", "status": "filtered", "attempts": 1, "duration_ms": None, "error": None},
+            ],
+        },
+    )
+    lines = console.export_text().splitlines()
+    assert any("lookup" in ln and "failed (continued)" in ln and "2" in ln and "12" in ln for ln in lines)
+    assert any("big" in ln and "filtered" in ln for ln in lines)

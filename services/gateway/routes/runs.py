@@ -23,9 +23,13 @@ that has gone.  A reply with ``refused`` set was not run:
   server's temporary overload (503, as when the bus is down), not a rate the caller
   exceeded; clients and proxies retry a 503 after ``Retry-After``.
 
-Templates: a template that does not compile is refused before the executor is
-asked (422 ``invalid_template``, ``details`` naming each field, e.g.
-``workflow.action.config.text``); one that the executor stops at a limit gives
+Templates and steps: a definition the save would refuse for its templates or its
+step graph is refused before the executor is asked, 422 with ``details`` naming
+each field (e.g. ``workflow.action.config.text``) and its ``type``; the code says
+what the details are (:func:`refusal_code`): ``invalid_template`` when every one is
+a template that does not compile (always so for a single action), ``invalid_step``
+when every one is a step-graph error (a duplicate id, ``steps.<id>`` of a later
+step), ``invalid_definition`` for a mix of the two.  A template that the executor stops at a limit gives
 422 ``template_limit_exceeded`` (or ``invalid_template``, should it not compile
 there). Any other failure, templates included, is the usual 200 with
 ``"status": "failed"``.
@@ -44,7 +48,7 @@ from libs.common.http.errors import Conflict, RateLimited, ServiceUnavailable, V
 from libs.common.logs import mask_value
 from libs.common.models.api import AcceptedEvent, DryRunCommand, DryRunRequest, DryRunResult, RunRequest
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
-from libs.common.models.workflows import TEMPLATE, definition_problems
+from libs.common.models.workflows import STEP, TEMPLATE, Problem, definition_problems
 from services.gateway.hooks.ingest import IDEMPOTENCY_HEADER, sender_key
 from services.gateway.keys import BUS, POOL, SETTINGS
 from services.gateway.pagination import path_id, uuid_segment
@@ -53,6 +57,27 @@ from services.gateway.store import workflows as store
 
 # Dry-run outcomes that are the request's fault (422) rather than the action's (200 "failed").
 TEMPLATE_REFUSALS = frozenset({"invalid_template", "template_limit_exceeded"})
+
+
+# The 422 code of a dry-run refused for a mix of template and step-graph problems.
+INVALID_DEFINITION = "invalid_definition"
+
+
+def refusal_code(problems: list[Problem]) -> str:
+    """``invalid_template`` or ``invalid_step`` when every problem is of that type, else ``invalid_definition``."""
+    kinds = {kind for _, _, kind in problems}
+    if kinds <= {TEMPLATE}:
+        return TEMPLATE
+    if kinds <= {STEP}:
+        return STEP
+    return INVALID_DEFINITION
+
+
+REFUSAL_MESSAGES = {
+    TEMPLATE: "a template does not compile",
+    STEP: "the steps are not sound",
+    INVALID_DEFINITION: "the steps are not sound and a template does not compile",
+}
 
 
 class DryRunRateLimited(RateLimited):
@@ -101,9 +126,10 @@ async def dry_run(request: web.Request) -> web.Response:
     body = await _body(request, DryRunRequest)
     problems = definition_problems(body.workflow)
     if problems:
+        code = refusal_code(problems)
         raise ValidationFailed(
-            "a template does not compile" if all(k == TEMPLATE for _, _, k in problems) else "the steps are not sound",
-            code="invalid_template",
+            REFUSAL_MESSAGES[code],
+            code=code,
             details=[
                 {"field": ".".join(map(str, ("workflow", *loc))), "message": reason, "type": kind}
                 for loc, reason, kind in problems

@@ -5,20 +5,34 @@ import { allPages, api } from "../api.js";
 import { empty, errorBox, field, h, readJson, replace, table, when } from "../dom.js";
 
 const SECRET_FIELDS = {
-  slack: [["webhook_url", "Webhook URL", "password"]],
+  slack: [["webhook_url", "Webhook URL", "password"], ["bot_token", "Bot token (xoxb-...)", "password"]],
   discord: [["webhook_url", "Webhook URL", "password"]],
   openweather: [["api_key", "API key", "password"]],
   http: [["headers", "Headers (JSON object)", "json"]],
 };
+// Types whose secret holds exactly one of their fields: a choice shows one input, named after the chosen field.
+const ONE_OF = new Set(["slack"]);
+
+function secretInput(key, label, kind) {
+  const control = kind === "json"
+    ? h("textarea", { rows: 4, class: "code secret", "data-key": key, spellcheck: "false", autocomplete: "off",
+      placeholder: "{\"Authorization\": \"Bearer ...\"}" })
+    : h("input", { type: "password", class: "secret", "data-key": key, autocomplete: "off" });
+  return field(label, control);
+}
 
 function secretInputs(type) {
-  return SECRET_FIELDS[type].map(([key, label, kind]) => {
-    const control = kind === "json"
-      ? h("textarea", { rows: 4, class: "code secret", "data-key": key, spellcheck: "false", autocomplete: "off",
-        placeholder: "{\"Authorization\": \"Bearer ...\"}" })
-      : h("input", { type: "password", class: "secret", "data-key": key, autocomplete: "off" });
-    return field(label, control);
-  });
+  const fields = SECRET_FIELDS[type];
+  if (!ONE_OF.has(type)) return fields.map(([key, label, kind]) => secretInput(key, label, kind));
+  const choice = h("select", { name: "secret-field" }, fields.map(([key, label]) => h("option", { value: key }, label)));
+  const input = h("div");
+  const show = () => {
+    const [key, label, kind] = fields.find(([k]) => k === choice.value);
+    replace(input, secretInput(key, label, kind));
+  };
+  choice.addEventListener("change", show);
+  show();
+  return [field("Secret kind", choice), input];
 }
 
 function createForm(onCreated) {

@@ -1,4 +1,5 @@
-// One workflow: its state, webhook (URL and secret rotation), versions with a diff and rollback, dry-run.
+// One workflow: its state, its steps (a multi-step one), webhook (URL and secret rotation), versions
+// with a diff and rollback, dry-run.
 
 import { allPages, api } from "../api.js";
 import { diffLines } from "../diff.js";
@@ -36,6 +37,28 @@ function summary(wf, reload) {
       }, { id: "toggle-active" }),
       h("a", { href: `/console/executions?workflow_id=${wf.id}` }, "Executions"),
       h("a", { href: `/console/dlq?workflow_id=${wf.id}` }, "Dead letters")));
+}
+
+// A multi-step workflow's steps, in order: what each one is, and its own policies.
+function stepsTable(wf) {
+  if (!wf.steps) return null;
+  const kind = (s) => (s.action ? s.action.type : "filter");
+  const what = (s) => (s.action
+    ? (s.action.credential_id ? ["credential ", h("code", {}, s.action.credential_id)] : "—")
+    : h("code", {}, s.filter.condition));
+  const policy = (s) => [
+    s.timeout_seconds != null ? `timeout ${s.timeout_seconds} s` : null,
+    s.retry ? `at most ${s.retry.max_attempts} attempt(s)` : null,
+    s.continue_on_error ? "continues on error" : null,
+  ].filter(Boolean).join(", ") || "—";
+  const rows = wf.steps.map((s, i) => ({ ...s, __attrs: { "data-step-id": s.id }, n: i + 1 }));
+  return h("section", { class: "card", id: "steps" }, h("h2", {}, "Steps"), table([
+    ["#", (s) => String(s.n)],
+    ["Step", (s) => h("code", {}, s.id)],
+    ["Type", kind],
+    ["Uses", what],
+    ["Policy", policy],
+  ], rows));
 }
 
 function webhook(wf) {
@@ -142,7 +165,8 @@ export async function render(ctx) {
       const wf = (await api("GET", `/api/workflows/${encodeURIComponent(id)}`)).data;
       ctx.title(wf.name);
       const rows = await allPages(`/api/workflows/${wf.id}/versions`, { limit: 200 });
-      replace(ctx.content, summary(wf, load), webhook(wf), versions(wf, rows, load), editor(wf, load), dryRun(wf));
+      replace(ctx.content, summary(wf, load), stepsTable(wf), webhook(wf), versions(wf, rows, load), editor(wf, load),
+        dryRun(wf));
     } catch (err) {
       replace(ctx.content, errorBox(err), h("a", { href: "/console/workflows" }, "Back to workflows"));
     }
