@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import asyncpg
+import pytest
 
 from libs.common.bus import Bus
 from tests.helpers.factories import create_tenant, create_workflow
@@ -28,6 +29,7 @@ SELECT count(*) FROM pg_stat_activity
 """
 
 
+@pytest.mark.slow
 async def test_a_claim_that_commits_after_the_grace_gives_its_lease_up(
     bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any
 ) -> None:

@@ -66,19 +66,16 @@ async def test_cross_origin_redirect_drops_credential_headers(sessions, other_ho
         await other.stop()
 
 
-async def test_same_origin_redirect_keeps_credential_headers(sessions):
-    sink = await FakeSink(sequence(Answer(302, "", {"Location": "/moved"}), Answer(200, "done"))).start()
-    try:
-        out = await _connector(sessions)(_call(f"{sink.url}/start"))
-        assert out == {"status": 200, "body": "done"}
-        assert [r.path for r in sink.requests] == ["/start", "/moved"]
-        second = sink.requests[1]
-        assert second.method == "GET"  # 302 after POST becomes GET
-        assert second.headers["Authorization"] == "Bearer cred-token-1"
-        assert second.headers["X-Custom-Key"] == "cred-key-2"
-        assert second.headers["Idempotency-Key"] == "ev-redirect"
-    finally:
-        await sink.stop()
+async def test_same_origin_redirect_keeps_credential_headers(sessions, sink):
+    sink.behaviour = sequence(Answer(302, "", {"Location": "/moved"}), Answer(200, "done"))
+    out = await _connector(sessions)(_call(f"{sink.url}/start"))
+    assert out == {"status": 200, "body": "done"}
+    assert [r.path for r in sink.requests] == ["/start", "/moved"]
+    second = sink.requests[1]
+    assert second.method == "GET"  # 302 after POST becomes GET
+    assert second.headers["Authorization"] == "Bearer cred-token-1"
+    assert second.headers["X-Custom-Key"] == "cred-key-2"
+    assert second.headers["Idempotency-Key"] == "ev-redirect"
 
 
 async def test_credentials_stay_dropped_when_the_chain_comes_back(sessions):
@@ -116,14 +113,11 @@ def test_strip_credentials_is_case_blind():
     assert strip_credentials(headers, ["X-Custom-Key"]) == {"Idempotency-Key": "e", "X-Other": "o"}
 
 
-async def test_cookies_set_by_a_target_are_not_replayed(sessions):
-    sink = await FakeSink(always(Answer(200, "ok", {"Set-Cookie": "sid=tenant-a-session; Path=/"}))).start()
-    try:
-        connector = _connector(sessions)
-        url = f"http://localhost:{sink.port}/x"  # a name, not an address: a default cookie jar would keep it
-        for event_id in ("ev-a", "ev-b"):
-            await connector(ActionCall(event_id=event_id, tenant_id=event_id, config={"method": "GET", "url": url}))
-        assert sink.calls == 2
-        assert "Cookie" not in sink.requests[1].headers
-    finally:
-        await sink.stop()
+async def test_cookies_set_by_a_target_are_not_replayed(sessions, sink):
+    sink.behaviour = always(Answer(200, "ok", {"Set-Cookie": "sid=tenant-a-session; Path=/"}))
+    connector = _connector(sessions)
+    url = f"http://localhost:{sink.port}/x"  # a name, not an address: a default cookie jar would keep it
+    for event_id in ("ev-a", "ev-b"):
+        await connector(ActionCall(event_id=event_id, tenant_id=event_id, config={"method": "GET", "url": url}))
+    assert sink.calls == 2
+    assert "Cookie" not in sink.requests[1].headers

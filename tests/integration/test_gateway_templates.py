@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from libs.common.bus import Bus
-from tests.helpers.fakes import executor_env
+from tests.helpers.executor_app import ExecutorFactory
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
 
 NESTED_LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
@@ -79,10 +79,10 @@ async def test_a_dry_run_whose_template_does_not_compile_is_refused_before_the_e
 
 
 async def test_a_dry_run_of_a_template_that_never_ends_is_422_within_seconds(
-    gw: Gateway, database_url: str, nats_url: str, service
+    gw: Gateway, database_url: str, executor: ExecutorFactory
 ):
     auth = gw.auth(await tenant(database_url))
-    service("services.executor", env=executor_env(nats_url, database_url))
+    await executor()
 
     started = time.monotonic()
     resp = await gw.client.post(
