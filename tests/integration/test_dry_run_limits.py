@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from typing import Any
 
@@ -105,6 +104,7 @@ async def test_a_tenant_over_its_share_gets_429_a_full_replica_503_and_others_st
         assert len(held) == 2 + 1 + 1  # the flood's two, the occupant, the queued one; nothing refused ran
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_a_dry_run_whose_caller_gave_up_is_not_run_and_one_past_its_deadline_is_cancelled(
     database_url: str,
@@ -126,10 +126,9 @@ async def test_a_dry_run_whose_caller_gave_up_is_not_run_and_one_past_its_deadli
             occupant = asyncio.create_task(nc.request("svc.executor.dry_run", json.dumps(command).encode(), timeout=20))
             await wait_until(lambda: sink.current == 1, timeout=15, message="the slot taken")
 
-            started = time.monotonic()
-            status, body, retry_after = await dry_run(gw, tenant_id, f"{sink.url}/late")
+            status, body, retry_after = await asyncio.wait_for(dry_run(gw, tenant_id, f"{sink.url}/late"), 1.5)
             assert status == 503 and body["error"]["code"] == "dry_run_busy", body
-            assert retry_after is not None and time.monotonic() - started < 1.5
+            assert retry_after is not None
 
             target.release.set()
             reply = json.loads((await occupant).data)
@@ -140,12 +139,10 @@ async def test_a_dry_run_whose_caller_gave_up_is_not_run_and_one_past_its_deadli
             assert [r.path for r in sink.requests] == ["/held/occupant", "/after"]
 
             # A free slot, a target slower than the caller's patience: the run is stopped at the deadline.
-            started = time.monotonic()
-            status, body, _ = await dry_run(gw, tenant_id, f"{sink.url}/slow/cut")
+            status, body, _ = await asyncio.wait_for(dry_run(gw, tenant_id, f"{sink.url}/slow/cut"), SLOW - 1)
             assert status == 200, body
             assert body["data"]["status"] == "failed" and body["data"]["error_code"] == "deadline_exceeded"
             assert "refused" not in body["data"]
-            assert time.monotonic() - started < SLOW - 1
             assert sink.paths("/slow/cut")  # it did start
             await wait_until(lambda: sink.current == 0, timeout=SLOW + 2, message="the cut call to end")
     finally:

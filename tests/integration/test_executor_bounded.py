@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.helpers.fakes import Answer, publish_many, slack_workflow
 from tests.helpers.wait import wait_until
 
@@ -38,6 +40,7 @@ async def _succeeded(db: Any) -> int:
     return int(await db.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'"))
 
 
+@pytest.mark.slow
 async def test_two_replicas_never_exceed_twice_the_per_replica_limit(bus, db, sink, creds, executor):
     n = 4
     sink.behaviour = lambda _r, _i: Answer(200, "ok", delay=0.15)
@@ -51,6 +54,7 @@ async def test_two_replicas_never_exceed_twice_the_per_replica_limit(bus, db, si
     assert sink.calls == 60
 
 
+@pytest.mark.slow
 async def test_consumer_never_exceeds_max_ack_pending(bus, db, sink, creds, executor):
     max_ack_pending = 5
     sink.behaviour = lambda _r, _i: Answer(200, "ok", delay=0.1)

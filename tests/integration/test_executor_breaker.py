@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import Answer, definition, final_row, publish_event, slack_workflow
 from tests.helpers.wait import wait_until
@@ -12,6 +14,7 @@ from tests.helpers.wait import wait_until
 RESET = 2.0
 
 
+@pytest.mark.slow
 async def test_breaker_opens_isolates_tenants_trials_once_and_runs_deferred_events(bus, db, sink, creds, executor):
     state = {"a_fixed": False}
 
@@ -80,6 +83,7 @@ async def final_or_failed(db: Any, event_id: Any) -> Any:
     return await wait_until(check, timeout=10, message="the try's outcome")
 
 
+@pytest.mark.slow
 async def test_hanging_sink_trips_the_breaker_through_timeouts(bus, db, sink, creds, executor):
     sink.behaviour = lambda _r, _n: Answer(200, "ok", delay=30)
     tenant, wf = await slack_workflow(db, creds, sink.url, "x")

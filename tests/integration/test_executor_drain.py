@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from typing import Any
 
 import asyncpg
@@ -62,11 +61,9 @@ async def test_a_claim_that_commits_after_the_grace_gives_its_lease_up(
         assert row is not None and row["status"] == "running" and row["attempts"] == 1
         assert row["lease_owner"] is None, "the claim's lease was left to expire"
         assert sink.calls == 0
-        started = time.monotonic()
         service("services.executor", env=executor_env(nats_url, database_url, **LONG))
-        done = await final_row(db, event.event_id, timeout=20)
+        done = await final_row(db, event.event_id, timeout=10)  # one run: the lease had 60 s to go
         assert done["status"] == "succeeded" and done["attempts"] == 2
-        assert time.monotonic() - started < 10  # a start-up and one run; the lease had 60 s to go
         assert sink.calls == 1
     finally:
         await locker.close()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.helpers.fakes import Answer, final_row, publish_event, slack_workflow
 
 
+@pytest.mark.slow
 async def test_slow_call_outlives_ack_wait_without_redelivery(
     bus: Any, db: Any, sink: Any, creds: Any, executor: Any
 ) -> None:

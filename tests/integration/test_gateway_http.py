@@ -22,6 +22,7 @@ async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gatewa
         yield gateway
 
 
+@pytest.mark.slow
 async def test_openapi_validates_and_lists_every_route(gw: Gateway):
     resp = await gw.client.get("/openapi.json")
     assert resp.status == 200
