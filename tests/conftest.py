@@ -10,7 +10,8 @@ JetStream servers (R3 streams) whose nodes they kill and restart.
 The outside world of an action has fixtures too: ``sink`` (a fake HTTP target that records every
 request; set ``sink.behaviour`` to script its answers), ``sinks`` (more of them), ``creds`` (the
 credential resolver on the test NATS), ``slack_tenant`` (a tenant with a Slack credential aimed at
-``sink``) and ``executor`` (the executor in-process; ``service`` starts it as a process).
+``sink``), ``gw`` (the gateway in-process) and ``executor`` (the executor in-process;
+``service`` starts it as a process).
 
 Postgres is set up as in a deployment (``tests/helpers/pg_roles.py``): the
 platform's roles exist, databases belong to the owner ``ipaas`` and are
@@ -39,6 +40,7 @@ from libs.common.settings import DatabaseSettings, NatsSettings
 from tests.helpers.executor_app import InProcessExecutor, running_executor
 from tests.helpers.factories import create_tenant
 from tests.helpers.fakes import Behaviour, CredentialResponder, FakeSink, SlackTenant, executor_env
+from tests.helpers.gateway_app import Gateway, running_gateway
 from tests.helpers.nats_cluster import wait_for_jetstream
 from tests.helpers.pg_roles import as_role, prepare
 from tests.helpers.secured_nats import SecuredNats, start_secured_nats
@@ -214,6 +216,13 @@ def service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     yield _start
     for svc in started:
         svc.kill()
+
+
+@pytest.fixture
+async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
+    """The gateway in-process (tests/helpers/gateway_app.py), the streams provisioned by ``bus``."""
+    async with running_gateway(database_url, nats_url) as gateway:
+        yield gateway
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -22,13 +22,7 @@ from tests.helpers.fakes import (
     sequence,
     slack_workflow,
 )
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway
-
-
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway
 
 
 async def _insert(
