@@ -35,6 +35,7 @@ import pytest
 
 from deploy.local.infra import NatsCluster, NatsServer, PostgresServer, free_port
 from libs.common.bus import Bus
+from libs.common.db import create_pool
 from libs.common.db.roles import OWNER
 from libs.common.settings import DatabaseSettings, NatsSettings
 from tests.helpers.executor_app import InProcessExecutor, running_executor
@@ -179,6 +180,14 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(database_url)
     yield conn
     await conn.close()
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on this test's database, as the superuser."""
+    p = await create_pool(DatabaseSettings(DATABASE_URL=database_url))
+    yield p
+    await p.close()
 
 
 @pytest.fixture
