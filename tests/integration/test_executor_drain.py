@@ -30,9 +30,8 @@ SELECT count(*) FROM pg_stat_activity
 
 @pytest.mark.slow
 async def test_a_claim_that_commits_after_the_grace_gives_its_lease_up(
-    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any
+    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any, sink: FakeSink
 ) -> None:
-    sink = await FakeSink().start()
     locker = await asyncpg.connect(database_url)
     try:
         tenant = await create_tenant(db)
@@ -67,4 +66,3 @@ async def test_a_claim_that_commits_after_the_grace_gives_its_lease_up(
         assert sink.calls == 1
     finally:
         await locker.close()
-        await sink.stop()
