@@ -1,4 +1,7 @@
-"""An event loop on a fake clock, for unit tests of logic that waits (timeouts, intervals, retries).
+"""Fake clocks for unit tests of logic where time matters.
+
+:class:`ManualClock` is for code that takes a clock (``clock=``): it answers ``now``, which only the
+test moves (``clock.now += 61``).
 
 :func:`run_on_fake_clock` runs a coroutine on a loop whose ``time()`` is virtual: whenever nothing
 is ready to run and no I/O is waiting, the clock jumps straight to the next timer instead of
@@ -18,6 +21,16 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
+
+
+class ManualClock:
+    """A ``() -> float`` clock that stands still until the test moves ``now``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
 
 
 class _JumpingSelector(selectors.DefaultSelector):

@@ -5,14 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.executor.fairness import TenantSlots, tenant_of
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.fake_clock import ManualClock
 
 
 def test_tenant_is_read_from_the_subject():
@@ -40,7 +33,7 @@ async def test_contended_slots_are_shared_equally_and_over_share_events_park_at_
 
 
 async def test_a_quick_tenant_over_its_cap_waits_for_its_own_slot():
-    clock = Clock()
+    clock = ManualClock(100.0)
     slots = TenantSlots(2, headroom=0, patience=1.0, clock=clock)
     first = await slots.acquire("A")
     await slots.acquire("A")
@@ -54,7 +47,7 @@ async def test_a_quick_tenant_over_its_cap_waits_for_its_own_slot():
 
 
 async def test_a_slow_tenant_over_its_cap_is_parked_at_once():
-    clock = Clock()
+    clock = ManualClock(100.0)
     slots = TenantSlots(3, headroom=1, patience=1.0, clock=clock)
     await slots.acquire("A")
     await slots.acquire("A")
