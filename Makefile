@@ -25,7 +25,7 @@ help:
 	@echo "make               install: .venv with the runtime, local and dev sets (hash-checked locks)"
 	@echo "make up            run the whole platform locally (embedded NATS and Postgres if unset)"
 	@echo "make test          lint, then every test against real NATS JetStream and Postgres"
-	@echo "make test-fast     unit and in-process integration tests (no test marked slow), in about a minute"
+	@echo "make test-fast     unit and in-process integration tests, without the ones marked slow"
 	@echo "make lint          ruff check, ruff format --check, mypy --strict"
 	@echo "make bench         benchmarks (ingest, execution, memory, latency)"
 	@echo "make k8s-validate  render the Kubernetes overlays with kustomize and validate them offline"
