@@ -19,12 +19,13 @@ UV_VERSION ?= 0.13.9
 LOCK_ARGS ?=
 
 .DEFAULT_GOAL := install
-.PHONY: help install up test test-only lint fmt bench wrk k8s-validate image lock migrate clean
+.PHONY: help install up test test-only test-fast lint fmt bench wrk k8s-validate image lock migrate clean
 
 help:
 	@echo "make               install: .venv with the runtime, local and dev sets (hash-checked locks)"
 	@echo "make up            run the whole platform locally (embedded NATS and Postgres if unset)"
 	@echo "make test          lint, then every test against real NATS JetStream and Postgres"
+	@echo "make test-fast     unit and in-process integration tests, without the ones marked slow"
 	@echo "make lint          ruff check, ruff format --check, mypy --strict"
 	@echo "make bench         benchmarks (ingest, execution, memory, latency)"
 	@echo "make k8s-validate  render the Kubernetes overlays with kustomize and validate them offline"
@@ -53,9 +54,15 @@ lint: $(STAMP)
 test: lint test-only
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
+NOTHING_COLLECTED = rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests were collected: failing" >&2; exit 1; fi; exit $$rc
+
 test-only: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "no tests were collected: failing" >&2; exit 1; fi; exit $$rc
+	$(PY) -m pytest $(PYTEST_ARGS); $(NOTHING_COLLECTED)
+
+# The inner loop: tests/unit and tests/integration without the slow ones (anything that starts a
+# service as a process is marked slow; tests/unit/test_fast_split.py holds that rule).
+test-fast: $(STAMP)
+	$(PY) -m pytest tests/unit tests/integration -m "not slow" $(PYTEST_ARGS); $(NOTHING_COLLECTED)
 
 bench: $(STAMP) wrk
 	$(PY) -m pytest tests/bench -p no:cacheprovider -o addopts="" -s --timeout=1800 $(PYTEST_ARGS)

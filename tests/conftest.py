@@ -7,6 +7,12 @@ test before.  Fault tests take ``private_nats`` / ``private_pg`` to kill and
 restart servers nobody else uses, and ``nats_cluster`` for three clustered
 JetStream servers (R3 streams) whose nodes they kill and restart.
 
+The outside world of an action has fixtures too: ``sink`` (a fake HTTP target that records every
+request; set ``sink.behaviour`` to script its answers), ``sinks`` (more of them), ``creds`` (the
+credential resolver on the test NATS), ``slack_tenant`` (a tenant with a Slack credential aimed at
+``sink``), ``gw`` (the gateway in-process) and ``executor`` (the executor in-process;
+``service`` starts it as a process).
+
 Postgres is set up as in a deployment (``tests/helpers/pg_roles.py``): the
 platform's roles exist, databases belong to the owner ``ipaas`` and are
 migrated as ``ipaas``.  ``database_url`` is the superuser's URL, for tests to
@@ -17,9 +23,10 @@ own role (``role_url`` gives those URLs to a test).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -28,8 +35,13 @@ import pytest
 
 from deploy.local.infra import NatsCluster, NatsServer, PostgresServer, free_port
 from libs.common.bus import Bus
+from libs.common.db import create_pool
 from libs.common.db.roles import OWNER
 from libs.common.settings import DatabaseSettings, NatsSettings
+from tests.helpers.executor_app import InProcessExecutor, running_executor
+from tests.helpers.factories import create_tenant
+from tests.helpers.fakes import Behaviour, CredentialResponder, FakeSink, SlackTenant, executor_env
+from tests.helpers.gateway_app import Gateway, running_gateway
 from tests.helpers.nats_cluster import wait_for_jetstream
 from tests.helpers.pg_roles import as_role, prepare
 from tests.helpers.secured_nats import SecuredNats, start_secured_nats
@@ -171,6 +183,14 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on this test's database, as the superuser."""
+    p = await create_pool(DatabaseSettings(DATABASE_URL=database_url))
+    yield p
+    await p.close()
+
+
+@pytest.fixture
 def service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     """Factory: ``service("services.gateway", env={...})`` starts it and waits for ready.
 
@@ -205,3 +225,57 @@ def service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     yield _start
     for svc in started:
         svc.kill()
+
+
+@pytest.fixture
+async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
+    """The gateway in-process (tests/helpers/gateway_app.py), the streams provisioned by ``bus``."""
+    async with running_gateway(database_url, nats_url) as gateway:
+        yield gateway
+
+
+@pytest.fixture
+async def sinks() -> AsyncIterator[Callable[..., Awaitable[FakeSink]]]:
+    """Factory: ``await sinks(behaviour, host=...)`` starts a :class:`FakeSink`; all are stopped at teardown."""
+    started: list[FakeSink] = []
+
+    async def _start(behaviour: Behaviour | None = None, *, host: str = "127.0.0.1") -> FakeSink:
+        sink = await FakeSink(behaviour, host=host).start()
+        started.append(sink)
+        return sink
+
+    yield _start
+    for sink in started:
+        await sink.stop()
+
+
+@pytest.fixture
+async def sink(sinks: Callable[..., Awaitable[FakeSink]]) -> FakeSink:
+    """A started fake HTTP target answering 200 until ``sink.behaviour`` says otherwise."""
+    return await sinks()
+
+
+@pytest.fixture
+async def creds(nats_url: str) -> AsyncIterator[CredentialResponder]:
+    """Answers credential resolution on the test NATS; ``creds.add(tenant, type, secret)`` stores one."""
+    responder = await CredentialResponder(nats_url).start()
+    yield responder
+    await responder.stop()
+
+
+@pytest.fixture
+async def slack_tenant(db: asyncpg.Connection, creds: CredentialResponder, sink: FakeSink) -> SlackTenant:
+    """A new tenant with a Slack credential whose webhook URL is ``sink``."""
+    tenant = await create_tenant(db)
+    return SlackTenant(tenant, creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"}))
+
+
+@pytest.fixture
+async def executor(nats_url: str, database_url: str) -> AsyncIterator[Callable[..., Awaitable[InProcessExecutor]]]:
+    """Factory: ``await executor(**env_overrides)`` runs the executor in-process (see tests/helpers/executor_app.py)."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def _start(**overrides: str) -> InProcessExecutor:
+            return await stack.enter_async_context(running_executor(executor_env(nats_url, database_url, **overrides)))
+
+        yield _start

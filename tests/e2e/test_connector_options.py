@@ -31,42 +31,39 @@ from tests.helpers.fakes import (
 from tests.helpers.wait import wait_until
 
 
-async def test_http_query_form_and_response_mapping(bus, db, nats_url, database_url, service):
+async def test_http_query_form_and_response_mapping(bus, db, nats_url, database_url, service, sink):
     answer = {"data": {"id": "cus_9", "tags": ["vip"]}, "items": [{"n": 1}, {"n": 2}]}
-    sink = await FakeSink(always(Answer(200, json.dumps(answer), {"Content-Type": "application/json"}))).start()
-    try:
-        tenant = await create_tenant(db)
-        wf = await create_workflow(
-            db,
-            tenant,
-            definition(
-                "http_request",
-                {
-                    "method": "POST",
-                    "url": f"{sink.url}/lookup?fixed=1",
-                    "query": {"email": "{{ payload.email }}", "n": "{{ payload.n }}"},
-                    "form": {"name": "{{ payload.name }}", "note": "a&b=c"},
-                    "response": {
-                        "customer": "data.id",
-                        "first_tag": "data.tags.0",
-                        "second": "items.1.n",
-                        "missing": "data.nope.deeper",
-                    },
+    sink.behaviour = always(Answer(200, json.dumps(answer), {"Content-Type": "application/json"}))
+    tenant = await create_tenant(db)
+    wf = await create_workflow(
+        db,
+        tenant,
+        definition(
+            "http_request",
+            {
+                "method": "POST",
+                "url": f"{sink.url}/lookup?fixed=1",
+                "query": {"email": "{{ payload.email }}", "n": "{{ payload.n }}"},
+                "form": {"name": "{{ payload.name }}", "note": "a&b=c"},
+                "response": {
+                    "customer": "data.id",
+                    "first_tag": "data.tags.0",
+                    "second": "items.1.n",
+                    "missing": "data.nope.deeper",
                 },
-            ),
-        )
-        service("services.executor", env=executor_env(nats_url, database_url))
-        event = await publish_event(bus, tenant, wf, {"email": "ada@example.com", "n": 3, "name": "Ada L"})
-        row = await final_row(db, event.event_id)
-        assert row["status"] == "succeeded", row["error"]
-        seen = sink.paths("/lookup")[0]
-        assert seen.query == {"fixed": "1", "email": "ada@example.com", "n": "3"}
-        assert seen.headers["Content-Type"] == "application/x-www-form-urlencoded"
-        assert parse_qs(seen.body.decode()) == {"name": ["Ada L"], "note": ["a&b=c"]}
-        output = json.loads(row["output"]) if isinstance(row["output"], str) else row["output"]
-        assert output["data"] == {"customer": "cus_9", "first_tag": "vip", "second": 2, "missing": None}
-    finally:
-        await sink.stop()
+            },
+        ),
+    )
+    service("services.executor", env=executor_env(nats_url, database_url))
+    event = await publish_event(bus, tenant, wf, {"email": "ada@example.com", "n": 3, "name": "Ada L"})
+    row = await final_row(db, event.event_id)
+    assert row["status"] == "succeeded", row["error"]
+    seen = sink.paths("/lookup")[0]
+    assert seen.query == {"fixed": "1", "email": "ada@example.com", "n": "3"}
+    assert seen.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert parse_qs(seen.body.decode()) == {"name": ["Ada L"], "note": ["a&b=c"]}
+    output = json.loads(row["output"]) if isinstance(row["output"], str) else row["output"]
+    assert output["data"] == {"customer": "cus_9", "first_tag": "vip", "second": 2, "missing": None}
 
 
 async def test_slack_blocks_and_discord_embeds(bus, db, nats_url, database_url, service):

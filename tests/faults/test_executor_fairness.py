@@ -7,7 +7,7 @@ from typing import Any
 
 from libs.common.models.events import EventEnvelope, event_id_for
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, CredentialResponder, FakeSink, definition, executor_env, publish_many
+from tests.helpers.fakes import Answer, definition, executor_env, publish_many
 from tests.helpers.wait import wait_until
 
 A_EVENTS = 5000
@@ -29,37 +29,30 @@ def _envelopes(tenant: Any, wf: Any, n: int, prefix: str) -> list[EventEnvelope]
     ]
 
 
-async def test_small_tenant_finishes_before_half_of_the_storm(bus, db, nats_url, database_url, service):
-    sink = await FakeSink(lambda _r, _n: Answer(200, "ok", delay=0.01)).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        ta, tb = await create_tenant(db, "storm"), await create_tenant(db, "small")
-        ca = creds.add(ta, "slack", {"webhook_url": f"{sink.url}/a/services/T/B/X"})
-        cb = creds.add(tb, "slack", {"webhook_url": f"{sink.url}/b/services/T/B/X"})
-        wa = await create_workflow(db, ta, definition("slack_message", {"text": "a"}, ca))
-        wb = await create_workflow(db, tb, definition("slack_message", {"text": "b"}, cb))
-        # The storm is queued first, B's events behind all of it.
-        await publish_many(bus, _envelopes(ta, wa, A_EVENTS, "a"), concurrency=256)
-        await publish_many(bus, _envelopes(tb, wb, B_EVENTS, "b"))
-        service(
-            "services.executor",
-            env=executor_env(
-                nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="32", IPAAS_EXECUTOR_TENANT_SHARE="0.5"
-            ),
+async def test_small_tenant_finishes_before_half_of_the_storm(bus, db, nats_url, database_url, service, sink, creds):
+    sink.behaviour = lambda _r, _n: Answer(200, "ok", delay=0.01)
+    ta, tb = await create_tenant(db, "storm"), await create_tenant(db, "small")
+    ca = creds.add(ta, "slack", {"webhook_url": f"{sink.url}/a/services/T/B/X"})
+    cb = creds.add(tb, "slack", {"webhook_url": f"{sink.url}/b/services/T/B/X"})
+    wa = await create_workflow(db, ta, definition("slack_message", {"text": "a"}, ca))
+    wb = await create_workflow(db, tb, definition("slack_message", {"text": "b"}, cb))
+    # The storm is queued first, B's events behind all of it.
+    await publish_many(bus, _envelopes(ta, wa, A_EVENTS, "a"), concurrency=256)
+    await publish_many(bus, _envelopes(tb, wb, B_EVENTS, "b"))
+    service(
+        "services.executor",
+        env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="32", IPAAS_EXECUTOR_TENANT_SHARE="0.5"),
+    )
+    started = time.monotonic()
+
+    async def b_done():
+        return (
+            await db.fetchval("SELECT count(*) FROM executions WHERE tenant_id = $1 AND status = 'succeeded'", tb)
+            == B_EVENTS
         )
-        started = time.monotonic()
 
-        async def b_done():
-            return (
-                await db.fetchval("SELECT count(*) FROM executions WHERE tenant_id = $1 AND status = 'succeeded'", tb)
-                == B_EVENTS
-            )
-
-        await wait_until(b_done, timeout=60, interval=0.05, message="tenant B's events")
-        a_done = await db.fetchval("SELECT count(*) FROM executions WHERE tenant_id = $1 AND status = 'succeeded'", ta)
-        assert a_done < A_EVENTS / 2, f"B finished only after {a_done} of A's events"
-        elapsed = time.monotonic() - started
-        assert elapsed < 60
-    finally:
-        await creds.stop()
-        await sink.stop()
+    await wait_until(b_done, timeout=60, interval=0.05, message="tenant B's events")
+    a_done = await db.fetchval("SELECT count(*) FROM executions WHERE tenant_id = $1 AND status = 'succeeded'", ta)
+    assert a_done < A_EVENTS / 2, f"B finished only after {a_done} of A's events"
+    elapsed = time.monotonic() - started
+    assert elapsed < 60

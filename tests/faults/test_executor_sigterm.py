@@ -10,8 +10,6 @@ from typing import Any
 from libs.common.models.events import EventEnvelope, event_id_for
 from tests.helpers.fakes import (
     Answer,
-    CredentialResponder,
-    FakeSink,
     executor_env,
     publish_many,
     slack_workflow,
@@ -30,56 +28,53 @@ def _succeeded_metric(url: str) -> float:
     )
 
 
-async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(bus, db, nats_url, database_url, service):
-    sink = await FakeSink(lambda _r, _n: Answer(200, "ok", delay=0.02)).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant, wf = await slack_workflow(db, creds, sink.url, "n{{ payload.i }}")
-        env = executor_env(
-            nats_url,
-            database_url,
-            IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
-            IPAAS_EXECUTOR_TENANT_SHARE="1",
-            IPAAS_EXECUTOR_GRACE_SECONDS="5",
+async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(
+    bus, db, nats_url, database_url, service, sink, creds
+):
+    sink.behaviour = lambda _r, _n: Answer(200, "ok", delay=0.02)
+    tenant, wf = await slack_workflow(db, creds, sink.url, "n{{ payload.i }}")
+    env = executor_env(
+        nats_url,
+        database_url,
+        IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
+        IPAAS_EXECUTOR_TENANT_SHARE="1",
+        IPAAS_EXECUTOR_GRACE_SECONDS="5",
+    )
+    victim = service("services.executor", env=env)
+    survivor = service("services.executor", env=env)
+    envelopes = [
+        EventEnvelope(
+            event_id=event_id_for(wf, f"k{i}"),
+            dedup_key=f"k{i}",
+            tenant_id=tenant,
+            workflow_id=wf,
+            workflow_version=1,
+            trigger="webhook",
+            payload={"i": i},
         )
-        victim = service("services.executor", env=env)
-        survivor = service("services.executor", env=env)
-        envelopes = [
-            EventEnvelope(
-                event_id=event_id_for(wf, f"k{i}"),
-                dedup_key=f"k{i}",
-                tenant_id=tenant,
-                workflow_id=wf,
-                workflow_version=1,
-                trigger="webhook",
-                payload={"i": i},
-            )
-            for i in range(EVENTS)
-        ]
-        await publish_many(bus, envelopes, concurrency=128)
+        for i in range(EVENTS)
+    ]
+    await publish_many(bus, envelopes, concurrency=128)
 
-        async def succeeded():
-            return await db.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'")
+    async def succeeded():
+        return await db.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'")
 
-        await wait_until(lambda: _at_least(succeeded, EVENTS // 5), timeout=30, message="load under way")
-        # terminate() blocks while the process drains: run it off the loop that serves the fake sink.
-        assert await asyncio.to_thread(victim.terminate, 20) == 0
-        after_victim = await asyncio.to_thread(_succeeded_metric, survivor.metrics_url)
-        assert "executor stopped" in victim.logs()
+    await wait_until(lambda: _at_least(succeeded, EVENTS // 5), timeout=30, message="load under way")
+    # terminate() blocks while the process drains: run it off the loop that serves the fake sink.
+    assert await asyncio.to_thread(victim.terminate, 20) == 0
+    after_victim = await asyncio.to_thread(_succeeded_metric, survivor.metrics_url)
+    assert "executor stopped" in victim.logs()
 
-        await wait_until(lambda: _at_least(succeeded, EVENTS), timeout=60, message="every event succeeded")
-        rows = await db.fetch("SELECT event_id, status, attempts FROM executions")
-        assert len(rows) == EVENTS
-        assert {r["event_id"] for r in rows} == {e.event_id for e in envelopes}
-        assert all(r["status"] == "succeeded" for r in rows)
-        # Every event's effect reached the sink; none was delivered twice (in-flight work finished in the grace).
-        texts = [r.json()["text"] for r in sink.requests]
-        assert sorted(set(texts)) == sorted(f"n{i}" for i in range(EVENTS))
-        assert len(texts) == EVENTS
-        assert await asyncio.to_thread(_succeeded_metric, survivor.metrics_url) > after_victim
-    finally:
-        await creds.stop()
-        await sink.stop()
+    await wait_until(lambda: _at_least(succeeded, EVENTS), timeout=60, message="every event succeeded")
+    rows = await db.fetch("SELECT event_id, status, attempts FROM executions")
+    assert len(rows) == EVENTS
+    assert {r["event_id"] for r in rows} == {e.event_id for e in envelopes}
+    assert all(r["status"] == "succeeded" for r in rows)
+    # Every event's effect reached the sink; none was delivered twice (in-flight work finished in the grace).
+    texts = [r.json()["text"] for r in sink.requests]
+    assert sorted(set(texts)) == sorted(f"n{i}" for i in range(EVENTS))
+    assert len(texts) == EVENTS
+    assert await asyncio.to_thread(_succeeded_metric, survivor.metrics_url) > after_victim
 
 
 async def _at_least(fn: Any, n: int) -> bool:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.fakes import Answer, FakeSink
+from tests.helpers.fakes import Answer
 from tests.helpers.ledger import Ledger, fault_stack, http_workflow
 from tests.helpers.wait import wait_until
 
@@ -37,68 +37,61 @@ GRANT USAGE ON SEQUENCE injected_failures TO ipaas_executor;
 
 
 @pytest.mark.timeout(120)
-async def test_a_rejected_finish_write_is_retried_and_the_sink_is_called_once(bus, db, nats_url, database_url, service):
-    sink = await FakeSink().start()
-    try:
-        async with fault_stack(service, db, nats_url, database_url) as stack:
-            stack.start_gateway()
-            stack.start_executor()
-            tenant = await stack.tenant(http_workflow(f"{sink.url}/t"))
-            await db.execute(REJECT_FINISH_ONCE)
-            ledger = Ledger()
-            await stack.send(ledger, tenant, 20, concurrency=10)
-            assert ledger.statuses() == {202: 20}
-            await ledger.settle(db, bus, timeout=60)
-            figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-            assert figures["rows"] == {"succeeded": 20}
-            assert await db.fetchval("SELECT last_value FROM injected_failures") > 1  # it did reject a write
-            assert Counter(r.headers["Idempotency-Key"] for r in sink.requests) == Counter(
-                {e: 1 for e in ledger.accepted}
-            )
-            rows = await db.fetch("SELECT attempts FROM executions WHERE workflow_id = $1", tenant.workflow_id)
-            assert {r["attempts"] for r in rows} == {1}
-    finally:
-        await sink.stop()
+async def test_a_rejected_finish_write_is_retried_and_the_sink_is_called_once(
+    bus, db, nats_url, database_url, service, sink
+):
+    async with fault_stack(service, db, nats_url, database_url) as stack:
+        stack.start_gateway()
+        stack.start_executor()
+        tenant = await stack.tenant(http_workflow(f"{sink.url}/t"))
+        await db.execute(REJECT_FINISH_ONCE)
+        ledger = Ledger()
+        await stack.send(ledger, tenant, 20, concurrency=10)
+        assert ledger.statuses() == {202: 20}
+        await ledger.settle(db, bus, timeout=60)
+        figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
+        assert figures["rows"] == {"succeeded": 20}
+        assert await db.fetchval("SELECT last_value FROM injected_failures") > 1  # it did reject a write
+        assert Counter(r.headers["Idempotency-Key"] for r in sink.requests) == Counter({e: 1 for e in ledger.accepted})
+        rows = await db.fetch("SELECT attempts FROM executions WHERE workflow_id = $1", tenant.workflow_id)
+        assert {r["attempts"] for r in rows} == {1}
 
 
 @pytest.mark.timeout(120)
-async def test_an_action_slower_than_ack_wait_runs_once_across_two_replicas(bus, db, nats_url, database_url, service):
+async def test_an_action_slower_than_ack_wait_runs_once_across_two_replicas(
+    bus, db, nats_url, database_url, service, sink
+):
     # The sink takes 3 s; JetStream redelivers after 1 s (heartbeats every 5 s come too late): each
     # redelivery meets the first replica's live lease and waits, parked, instead of running the action.
-    sink = await FakeSink(lambda _r, _n: Answer(200, "slow", delay=3.0)).start()
-    try:
-        async with fault_stack(service, db, nats_url, database_url) as stack:
-            stack.start_gateway()
-            for _ in range(2):
-                stack.start_executor(
-                    IPAAS_EXECUTOR_ACK_WAIT_SECONDS="1",
-                    IPAAS_EXECUTOR_HEARTBEAT_SECONDS="5",
-                    IPAAS_EXECUTOR_LEASE_SECONDS="10",
-                )
-            tenant = await stack.tenant(http_workflow(f"{sink.url}/slow"))
-            ledger = Ledger()
-            await stack.send(ledger, tenant, 5, concurrency=5)
-            assert ledger.statuses() == {202: 5}
-
-            async def redelivered() -> bool:
-                return bool(await db.fetchval("SELECT count(*) FROM deferred_events WHERE reason = 'lease'"))
-
-            await wait_until(redelivered, timeout=10, message="a redelivery parked behind a live lease")
-            await ledger.settle(db, bus, timeout=60)
-            figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-            assert figures["rows"] == {"succeeded": 5}
-            assert sink.calls == 5
-            assert Counter(r.headers["Idempotency-Key"] for r in sink.requests) == Counter(
-                {e: 1 for e in ledger.accepted}
+    sink.behaviour = lambda _r, _n: Answer(200, "slow", delay=3.0)
+    async with fault_stack(service, db, nats_url, database_url) as stack:
+        stack.start_gateway()
+        for _ in range(2):
+            stack.start_executor(
+                IPAAS_EXECUTOR_ACK_WAIT_SECONDS="1",
+                IPAAS_EXECUTOR_HEARTBEAT_SECONDS="5",
+                IPAAS_EXECUTOR_LEASE_SECONDS="10",
             )
-    finally:
-        await sink.stop()
+        tenant = await stack.tenant(http_workflow(f"{sink.url}/slow"))
+        ledger = Ledger()
+        await stack.send(ledger, tenant, 5, concurrency=5)
+        assert ledger.statuses() == {202: 5}
+
+        async def redelivered() -> bool:
+            return bool(await db.fetchval("SELECT count(*) FROM deferred_events WHERE reason = 'lease'"))
+
+        await wait_until(redelivered, timeout=10, message="a redelivery parked behind a live lease")
+        await ledger.settle(db, bus, timeout=60)
+        figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
+        assert figures["rows"] == {"succeeded": 5}
+        assert sink.calls == 5
+        assert Counter(r.headers["Idempotency-Key"] for r in sink.requests) == Counter({e: 1 for e in ledger.accepted})
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-async def test_nothing_runs_after_a_disable_returns(bus, db, nats_url, database_url, service):
-    sink = await FakeSink(lambda _r, _n: Answer(200, "ok", delay=0.02)).start()
+async def test_nothing_runs_after_a_disable_returns(bus, db, nats_url, database_url, service, sink):
+    sink.behaviour = lambda _r, _n: Answer(200, "ok", delay=0.02)
     try:
         async with fault_stack(service, db, nats_url, database_url) as stack:
             stack.start_gateway()
@@ -124,5 +117,4 @@ async def test_nothing_runs_after_a_disable_returns(bus, db, nats_url, database_
             skipped = await db.fetch("SELECT DISTINCT error FROM executions WHERE status = 'skipped'")
             assert [r["error"] for r in skipped] == ["skipped: workflow is disabled"]
     finally:
-        await sink.stop()
         await asyncio.sleep(0)

@@ -32,54 +32,50 @@ def _envelope(tenant_id: uuid.UUID, workflow_id: uuid.UUID, key: str) -> dict[st
 
 @pytest.mark.timeout(120)
 async def test_bad_envelopes_are_dead_letters_and_a_newer_producers_field_is_ignored(
-    bus, db, nats_url, database_url, service
+    bus, db, nats_url, database_url, service, sink
 ):
-    sink = await FakeSink().start()
-    try:
-        async with fault_stack(service, db, nats_url, database_url) as stack:
-            stack.start_gateway()
-            stack.start_executor()
-            tenant = await stack.tenant(http_workflow(f"{sink.url}/e"))
-            subject = f"events.{tenant.id}.{tenant.workflow_id}"
-            # A newer producer added a field: the event runs (rolling upgrades must not drop events).
-            newer = _envelope(tenant.id, tenant.workflow_id, "newer") | {"priority": "high"}
-            await bus.publish(subject, json.dumps(newer).encode(), msg_id="t:newer")
-            # A field with a value this version cannot read, and a body that is not JSON at all.
-            invalid = _envelope(tenant.id, tenant.workflow_id, "invalid") | {"trigger": "telepathy"}
-            await bus.publish(subject, json.dumps(invalid).encode(), msg_id="t:invalid")
-            raw = b"\x00\xffnot an envelope"
-            await bus.publish(subject, raw, msg_id="t:raw")
+    async with fault_stack(service, db, nats_url, database_url) as stack:
+        stack.start_gateway()
+        stack.start_executor()
+        tenant = await stack.tenant(http_workflow(f"{sink.url}/e"))
+        subject = f"events.{tenant.id}.{tenant.workflow_id}"
+        # A newer producer added a field: the event runs (rolling upgrades must not drop events).
+        newer = _envelope(tenant.id, tenant.workflow_id, "newer") | {"priority": "high"}
+        await bus.publish(subject, json.dumps(newer).encode(), msg_id="t:newer")
+        # A field with a value this version cannot read, and a body that is not JSON at all.
+        invalid = _envelope(tenant.id, tenant.workflow_id, "invalid") | {"trigger": "telepathy"}
+        await bus.publish(subject, json.dumps(invalid).encode(), msg_id="t:invalid")
+        raw = b"\x00\xffnot an envelope"
+        await bus.publish(subject, raw, msg_id="t:raw")
 
-            async def letters() -> Any:
-                rows = await db.fetch(
-                    "SELECT event_id, reason, raw, envelope FROM dead_letters WHERE tenant_id = $1", tenant.id
-                )
-                return rows if len(rows) == 2 else None
+        async def letters() -> Any:
+            rows = await db.fetch(
+                "SELECT event_id, reason, raw, envelope FROM dead_letters WHERE tenant_id = $1", tenant.id
+            )
+            return rows if len(rows) == 2 else None
 
-            rows = await wait_until(letters, timeout=20, message="two dead letters")
-            by_raw = {bytes(r["raw"]): r for r in rows}
-            assert set(by_raw) == {json.dumps(invalid).encode(), raw}
-            assert "trigger" in by_raw[json.dumps(invalid).encode()]["reason"]
-            assert "invalid event envelope" in by_raw[raw]["reason"]
-            ran = await wait_until(lambda: sink.calls == 1, timeout=20, message="the newer envelope ran")
-            assert ran and sink.requests[0].headers["Idempotency-Key"] == newer["event_id"]
+        rows = await wait_until(letters, timeout=20, message="two dead letters")
+        by_raw = {bytes(r["raw"]): r for r in rows}
+        assert set(by_raw) == {json.dumps(invalid).encode(), raw}
+        assert "trigger" in by_raw[json.dumps(invalid).encode()]["reason"]
+        assert "invalid event envelope" in by_raw[raw]["reason"]
+        ran = await wait_until(lambda: sink.calls == 1, timeout=20, message="the newer envelope ran")
+        assert ran and sink.requests[0].headers["Idempotency-Key"] == newer["event_id"]
 
-            status, body = await stack.api("GET", "/api/dlq", tenant)
-            assert status == 200
-            listed = {d["event_id"]: d for d in body["data"]}
-            assert {str(r["event_id"]) for r in rows} == set(listed)
-            assert all(d["reason"] for d in listed.values())
-            # The DLQ stream has a copy with the raw bytes.
-            info = await bus.js.stream_info("DLQ")
-            copies = [
-                json.loads((await bus.js.get_msg("DLQ", seq)).data or b"{}")
-                for seq in range(info.state.first_seq, info.state.last_seq + 1)
-            ]
-            assert raw in {base64.b64decode(c["raw_base64"]) for c in copies if "raw_base64" in c}
-            consumer = await bus.js.consumer_info("EVENTS", "executor")
-            assert consumer.num_pending == 0 and consumer.num_ack_pending == 0
-    finally:
-        await sink.stop()
+        status, body = await stack.api("GET", "/api/dlq", tenant)
+        assert status == 200
+        listed = {d["event_id"]: d for d in body["data"]}
+        assert {str(r["event_id"]) for r in rows} == set(listed)
+        assert all(d["reason"] for d in listed.values())
+        # The DLQ stream has a copy with the raw bytes.
+        info = await bus.js.stream_info("DLQ")
+        copies = [
+            json.loads((await bus.js.get_msg("DLQ", seq)).data or b"{}")
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)
+        ]
+        assert raw in {base64.b64decode(c["raw_base64"]) for c in copies if "raw_base64" in c}
+        consumer = await bus.js.consumer_info("EVENTS", "executor")
+        assert consumer.num_pending == 0 and consumer.num_ack_pending == 0
 
 
 @pytest.mark.timeout(180)

@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import nats
 from aiohttp import web
@@ -203,6 +203,13 @@ def definition(
     if credential_id is not None:
         action["credential_id"] = str(credential_id)
     return {"name": name, "trigger": trigger or {"type": "webhook"}, "action": action}
+
+
+class SlackTenant(NamedTuple):
+    """A tenant and its Slack credential (the ``slack_tenant`` fixture)."""
+
+    tenant: uuid.UUID
+    credential: uuid.UUID
 
 
 async def slack_workflow(db: Any, creds: CredentialResponder, sink_url: str, text: str) -> tuple[uuid.UUID, uuid.UUID]:

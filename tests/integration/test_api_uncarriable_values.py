@@ -10,26 +10,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import pytest
 from standardwebhooks.webhooks import Webhook
 
 from libs.common.bus import Bus
 from tests.helpers.auth_setup import auth_client, auth_settings, bearer, register_and_login
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, tenant
 
 BIG = 2**63  # one past the largest signed 64-bit integer
 SMALL = -(2**63) - 1
-
-
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
 
 
 def with_body(value: Any) -> dict[str, Any]:

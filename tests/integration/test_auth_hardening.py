@@ -11,6 +11,7 @@ from collections import Counter
 
 import asyncpg
 import jwt
+import pytest
 
 from tests.helpers.auth_setup import PASSWORD, auth_client, auth_settings, bearer, register_and_login
 
@@ -66,6 +67,7 @@ async def test_registering_a_registered_email_costs_what_a_new_one_costs(databas
     assert 0.5 < ratio < 2.0, f"registered/new registration time ratio {ratio:.2f}"
 
 
+@pytest.mark.slow
 async def test_a_full_hashing_queue_answers_503_with_retry_after_and_costs_no_budget(
     database_url: str, nats_url: str
 ) -> None:

@@ -10,6 +10,7 @@ import uuid
 
 import asyncpg
 import nats
+import pytest
 
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
 from services.auth.vault import KekRing, Sealed, parse_keks
@@ -60,6 +61,7 @@ async def run_rotate(database_url: str, keks: str) -> tuple[int, list[dict[str, 
     return int(proc.returncode or 0), lines
 
 
+@pytest.mark.slow
 async def test_rotate_keys_rewraps_everything_online_and_is_idempotent(
     database_url: str,
     nats_url: str,
@@ -112,6 +114,7 @@ async def test_rotate_keys_rewraps_everything_online_and_is_idempotent(
     assert code == 0 and finished["rewrapped"] == 0
 
 
+@pytest.mark.slow
 async def test_rotate_keys_reports_rows_it_cannot_unwrap(database_url: str, db: asyncpg.Connection) -> None:
     lost, k1 = new_kek("lost"), new_kek("k1")
     seeded = await seed(db, KekRing(parse_keks(lost)), 3)

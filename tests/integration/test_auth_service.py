@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from libs.common.auth import JwksVerifier, TokenError
 from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env, new_kek, new_signing_pem
@@ -48,6 +49,7 @@ def header_kid(token: str) -> str:
     return str(jwt.get_unverified_header(token)["kid"])
 
 
+@pytest.mark.slow
 async def test_dev_mode_generates_persists_and_serves(
     service: Start, database_url: str, nats_url: str, tmp_path: Path
 ) -> None:
@@ -75,6 +77,7 @@ async def test_dev_mode_generates_persists_and_serves(
     assert PASSWORD not in logs and token not in logs
 
 
+@pytest.mark.slow
 def test_without_keys_outside_dev_mode_it_refuses_to_start(service: Start, database_url: str, nats_url: str) -> None:
     auth = service("services.auth", env=base_env(database_url, nats_url, IPAAS_DEV_MODE="false"), wait=False)
     wait_until_sync(lambda: not auth.alive(), timeout=20, message="auth exits")
@@ -82,6 +85,7 @@ def test_without_keys_outside_dev_mode_it_refuses_to_start(service: Start, datab
     assert "no signing key" in auth.logs() and "Traceback" not in auth.logs()
 
 
+@pytest.mark.slow
 async def test_signing_key_rotation_without_restart(
     service: Start, database_url: str, nats_url: str, tmp_path: Path
 ) -> None:
@@ -166,6 +170,7 @@ async def _login_with_kid(session: aiohttp.ClientSession, url: str, kid: str) ->
     return token if header_kid(token) == kid else None
 
 
+@pytest.mark.slow
 def test_log_lines_are_json(service: Start, database_url: str, nats_url: str, tmp_path: Path) -> None:
     env = base_env(database_url, nats_url, IPAAS_DEV_MODE="true", IPAAS_AUTH_DEV_KEYS_DIR=str(tmp_path))
     auth = service("services.auth", env=env)

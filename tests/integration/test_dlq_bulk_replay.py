@@ -104,68 +104,63 @@ async def poll_job(gw: Gateway, tenant_id: uuid.UUID, job_id: str, timeout: floa
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_a_thousand_dead_letters_go_back_with_one_call(
-    db: asyncpg.Connection, bus: Bus, nats_url: str, database_url: str, service: Callable[..., object]
+    db: asyncpg.Connection, bus: Bus, nats_url: str, database_url: str, service: Callable[..., object], sink: FakeSink
 ):
-    sink = await FakeSink(fails_once_per_key()).start()
-    try:
-        tenant_id = await create_tenant(db)
-        wf = await create_workflow(
-            db, tenant_id, definition("http_request", {"method": "POST", "url": f"{sink.url}/orders"})
-        )
-        other = await create_workflow(db, tenant_id, definition("http_request", {"url": f"{sink.url}/other"}))
-        letters = await dead_letters(db, tenant_id, wf, 1000)
-        untouched = await dead_letters(db, tenant_id, other, 5)
-        service(
-            "services.executor",
-            env=executor_env(
-                nats_url,
-                database_url,
-                IPAAS_EXECUTOR_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
-                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.5",
-                # each event's first try fails on purpose: no breaker
-                IPAAS_EXECUTOR_BREAKER_FAIL_MAX="1000000",
-            ),
-        )
-        async with running_gateway(database_url, nats_url, replay_batch=100, replay_poll_seconds=0.5) as gw:
-            auth = gw.auth(tenant_id)
-            listed = (
-                await (
-                    await gw.client.get("/api/dlq", params={"workflow_id": str(wf), "limit": "1"}, headers=auth)
-                ).json()
-            )["data"][0]
-            assert listed["payload"]["token"] == "[REDACTED]" and "503" in listed["last_error"]
+    sink.behaviour = fails_once_per_key()
+    tenant_id = await create_tenant(db)
+    wf = await create_workflow(
+        db, tenant_id, definition("http_request", {"method": "POST", "url": f"{sink.url}/orders"})
+    )
+    other = await create_workflow(db, tenant_id, definition("http_request", {"url": f"{sink.url}/other"}))
+    letters = await dead_letters(db, tenant_id, wf, 1000)
+    untouched = await dead_letters(db, tenant_id, other, 5)
+    service(
+        "services.executor",
+        env=executor_env(
+            nats_url,
+            database_url,
+            IPAAS_EXECUTOR_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
+            IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.5",
+            # each event's first try fails on purpose: no breaker
+            IPAAS_EXECUTOR_BREAKER_FAIL_MAX="1000000",
+        ),
+    )
+    async with running_gateway(database_url, nats_url, replay_batch=100, replay_poll_seconds=0.5) as gw:
+        auth = gw.auth(tenant_id)
+        listed = (
+            await (await gw.client.get("/api/dlq", params={"workflow_id": str(wf), "limit": "1"}, headers=auth)).json()
+        )["data"][0]
+        assert listed["payload"]["token"] == "[REDACTED]" and "503" in listed["last_error"]
 
-            resp = await gw.client.post("/api/dlq/replay", json={"workflow_id": str(wf)}, headers=auth)
-            assert resp.status == 202, await resp.text()
-            job = (await resp.json())["data"]
-            assert job["total"] == 1000 and job["state"] == "running"
-            reports = await poll_job(gw, tenant_id, job["id"], timeout=60)
-            assert reports[-1]["percent"] == 100 and reports[-1]["done"] == 1000 and reports[-1]["skipped"] == 0
-            percents = [r["percent"] for r in reports]
-            assert percents == sorted(percents)
+        resp = await gw.client.post("/api/dlq/replay", json={"workflow_id": str(wf)}, headers=auth)
+        assert resp.status == 202, await resp.text()
+        job = (await resp.json())["data"]
+        assert job["total"] == 1000 and job["state"] == "running"
+        reports = await poll_job(gw, tenant_id, job["id"], timeout=60)
+        assert reports[-1]["percent"] == 100 and reports[-1]["done"] == 1000 and reports[-1]["skipped"] == 0
+        percents = [r["percent"] for r in reports]
+        assert percents == sorted(percents)
 
-            async def all_final() -> bool:
-                return bool(
-                    await db.fetchval(
-                        "SELECT count(*) = 1000 FROM executions WHERE workflow_id = $1 AND status = 'succeeded'", wf
-                    )
+        async def all_final() -> bool:
+            return bool(
+                await db.fetchval(
+                    "SELECT count(*) = 1000 FROM executions WHERE workflow_id = $1 AND status = 'succeeded'", wf
                 )
+            )
 
-            await wait_until(all_final, timeout=60, message="every replayed event succeeded")
-            # One execution row per event, and each replay got the whole retry policy again (a 503, then a 200).
-            rows = await db.fetch("SELECT event_id, attempts FROM executions WHERE workflow_id = $1", wf)
-            assert len(rows) == 1000 and {r["attempts"] for r in rows} == {2}
-            # At the sink, by Idempotency-Key: every event twice (the 503, then the 200), none more, no other.
-            receipts = Counter(r.headers["Idempotency-Key"] for r in sink.paths("/orders"))
-            assert set(receipts) == {str(e) for e in letters} and set(receipts.values()) == {2}
-            assert sink.paths("/other") == []
-            assert await db.fetchval(
-                "SELECT count(*) FROM dead_letters WHERE workflow_id = $1 AND replayed_at IS NULL", other
-            ) == len(untouched)
-            again = await gw.client.post("/api/dlq/replay", json={"workflow_id": str(wf)}, headers=auth)
-            assert (await again.json())["data"]["total"] == 0  # nothing left to replay
-    finally:
-        await sink.stop()
+        await wait_until(all_final, timeout=60, message="every replayed event succeeded")
+        # One execution row per event, and each replay got the whole retry policy again (a 503, then a 200).
+        rows = await db.fetch("SELECT event_id, attempts FROM executions WHERE workflow_id = $1", wf)
+        assert len(rows) == 1000 and {r["attempts"] for r in rows} == {2}
+        # At the sink, by Idempotency-Key: every event twice (the 503, then the 200), none more, no other.
+        receipts = Counter(r.headers["Idempotency-Key"] for r in sink.paths("/orders"))
+        assert set(receipts) == {str(e) for e in letters} and set(receipts.values()) == {2}
+        assert sink.paths("/other") == []
+        assert await db.fetchval(
+            "SELECT count(*) FROM dead_letters WHERE workflow_id = $1 AND replayed_at IS NULL", other
+        ) == len(untouched)
+        again = await gw.client.post("/api/dlq/replay", json={"workflow_id": str(wf)}, headers=auth)
+        assert (await again.json())["data"]["total"] == 0  # nothing left to replay
 
 
 @pytest.mark.slow

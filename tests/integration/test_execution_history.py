@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -11,24 +11,18 @@ import pytest
 
 from libs.common.bus import Bus
 from services.executor.retention import Pruner
+from tests.helpers.executor_app import ExecutorFactory
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import (
     Answer,
     CredentialResponder,
     FakeSink,
-    executor_env,
     final_row,
     publish_event,
     sequence,
     slack_workflow,
 )
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway
-
-
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway
 
 
 async def _insert(
@@ -107,31 +101,26 @@ async def test_lookup_by_event_id_trigger_and_time_range(gw: Gateway, db: asyncp
 @pytest.mark.slow
 @pytest.mark.timeout(60)
 async def test_two_failures_then_success_shows_every_try_and_the_input(
-    gw: Gateway, bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Callable[..., object]
+    gw: Gateway, bus: Bus, db: asyncpg.Connection, sink: FakeSink, creds: CredentialResponder, executor: ExecutorFactory
 ):
-    sink = await FakeSink(sequence(Answer(503, "down for maintenance"), Answer(500, "oops"), Answer(200, "ok"))).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant_id, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.order }}")
-        service("services.executor", env=executor_env(nats_url, database_url))
-        event = await publish_event(bus, tenant_id, wf, {"order": 7, "password": "hunter2-hunter2"})
-        await final_row(db, event.event_id)
-        listed = await _list(gw, tenant_id, event_id=str(event.event_id))
-        assert len(listed) == 1 and listed[0]["attempts"] == 3 and listed[0]["status"] == "succeeded"
-        resp = await gw.client.get(f"/api/executions/{listed[0]['id']}", headers=gw.auth(tenant_id))
-        detail = (await resp.json())["data"]
-        assert detail["input"] == {"order": 7, "password": "[REDACTED]"}
-        tries = detail["attempt_history"]
-        assert [(t["attempt"], t["outcome"], t["http_status"]) for t in tries] == [
-            (1, "failed", 503),
-            (2, "failed", 500),
-            (3, "succeeded", 200),
-        ]
-        assert "503" in tries[0]["error"] and "500" in tries[1]["error"] and tries[2]["error"] is None
-        assert all(t["started_at"] <= t["finished_at"] for t in tries)
-    finally:
-        await creds.stop()
-        await sink.stop()
+    sink.behaviour = sequence(Answer(503, "down for maintenance"), Answer(500, "oops"), Answer(200, "ok"))
+    tenant_id, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.order }}")
+    await executor()
+    event = await publish_event(bus, tenant_id, wf, {"order": 7, "password": "hunter2-hunter2"})
+    await final_row(db, event.event_id)
+    listed = await _list(gw, tenant_id, event_id=str(event.event_id))
+    assert len(listed) == 1 and listed[0]["attempts"] == 3 and listed[0]["status"] == "succeeded"
+    resp = await gw.client.get(f"/api/executions/{listed[0]['id']}", headers=gw.auth(tenant_id))
+    detail = (await resp.json())["data"]
+    assert detail["input"] == {"order": 7, "password": "[REDACTED]"}
+    tries = detail["attempt_history"]
+    assert [(t["attempt"], t["outcome"], t["http_status"]) for t in tries] == [
+        (1, "failed", 503),
+        (2, "failed", 500),
+        (3, "succeeded", 200),
+    ]
+    assert "503" in tries[0]["error"] and "500" in tries[1]["error"] and tries[2]["error"] is None
+    assert all(t["started_at"] <= t["finished_at"] for t in tries)
 
 
 async def test_pruning_removes_only_expired_final_rows(db: asyncpg.Connection, role_url: Callable[[str], str]):

@@ -5,14 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tests.helpers.fakes import (
-    Answer,
-    CredentialResponder,
-    FakeSink,
-    executor_env,
-    publish_many,
-    slack_workflow,
-)
+import pytest
+
+from tests.helpers.fakes import Answer, publish_many, slack_workflow
 from tests.helpers.wait import wait_until
 
 
@@ -45,64 +40,50 @@ async def _succeeded(db: Any) -> int:
     return int(await db.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'"))
 
 
-async def test_two_replicas_never_exceed_twice_the_per_replica_limit(bus, db, nats_url, database_url, service):
+@pytest.mark.slow
+async def test_two_replicas_never_exceed_twice_the_per_replica_limit(bus, db, sink, creds, executor):
     n = 4
-    sink = await FakeSink(lambda _r, _i: Answer(200, "ok", delay=0.15)).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant, wf = await _setup(db, creds, sink)
-        env = executor_env(
-            nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT=str(n), IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0"
-        )
-        service("services.executor", env=env)
-        service("services.executor", env=env)
-        await publish_many(bus, await _envelopes(bus, tenant, wf, 60))
-        await wait_until(lambda: _count_is(db, 60), timeout=30, message="all 60 succeeded")
-        assert sink.max_concurrent <= 2 * n
-        assert sink.max_concurrent == 2 * n  # and the bound is actually used
-        assert sink.calls == 60
-    finally:
-        await creds.stop()
-        await sink.stop()
+    sink.behaviour = lambda _r, _i: Answer(200, "ok", delay=0.15)
+    tenant, wf = await _setup(db, creds, sink)
+    for _ in range(2):
+        await executor(IPAAS_EXECUTOR_MAX_IN_FLIGHT=str(n), IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0")
+    await publish_many(bus, await _envelopes(bus, tenant, wf, 60))
+    await wait_until(lambda: _count_is(db, 60), timeout=30, message="all 60 succeeded")
+    assert sink.max_concurrent <= 2 * n
+    assert sink.max_concurrent == 2 * n  # and the bound is actually used
+    assert sink.calls == 60
 
 
-async def test_consumer_never_exceeds_max_ack_pending(bus, db, nats_url, database_url, service):
+@pytest.mark.slow
+async def test_consumer_never_exceeds_max_ack_pending(bus, db, sink, creds, executor):
     max_ack_pending = 5
-    sink = await FakeSink(lambda _r, _i: Answer(200, "ok", delay=0.1)).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant, wf = await _setup(db, creds, sink)
-        env = executor_env(
-            nats_url,
-            database_url,
+    sink.behaviour = lambda _r, _i: Answer(200, "ok", delay=0.1)
+    tenant, wf = await _setup(db, creds, sink)
+    for _ in range(2):
+        await executor(
             IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
             IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0",
             IPAAS_EXECUTOR_MAX_ACK_PENDING=str(max_ack_pending),
         )
-        service("services.executor", env=env)
-        service("services.executor", env=env)
-        await publish_many(bus, await _envelopes(bus, tenant, wf, 40))
-        peak = 0
-        done = False
+    await publish_many(bus, await _envelopes(bus, tenant, wf, 40))
+    peak = 0
+    done = False
 
-        async def watch() -> None:
-            nonlocal peak
-            while not done:
-                info = await bus.js.consumer_info("EVENTS", "executor")
-                peak = max(peak, info.num_ack_pending)
-                await asyncio.sleep(0.02)
+    async def watch() -> None:
+        nonlocal peak
+        while not done:
+            info = await bus.js.consumer_info("EVENTS", "executor")
+            peak = max(peak, info.num_ack_pending)
+            await asyncio.sleep(0.02)
 
-        watcher = asyncio.create_task(watch())
-        try:
-            await wait_until(lambda: _count_is(db, 40), timeout=30, message="all 40 succeeded")
-        finally:
-            done = True
-            await watcher
-        assert 0 < peak <= max_ack_pending
-        assert sink.max_concurrent <= max_ack_pending
+    watcher = asyncio.create_task(watch())
+    try:
+        await wait_until(lambda: _count_is(db, 40), timeout=30, message="all 40 succeeded")
     finally:
-        await creds.stop()
-        await sink.stop()
+        done = True
+        await watcher
+    assert 0 < peak <= max_ack_pending
+    assert sink.max_concurrent <= max_ack_pending
 
 
 async def _count_is(db: Any, n: int) -> bool:

@@ -14,7 +14,7 @@ from services.executor.connectors.openweather import OpenWeatherConnector
 from services.executor.connectors.slack import SlackConnector
 from services.executor.connectors.ssrf import EgressGuard, parse_cidrs
 from services.executor.errors import PermanentError, TransientError
-from tests.helpers.fakes import Answer, FakeSink, always, openweather_ok
+from tests.helpers.fakes import Answer, always, openweather_ok
 
 
 @pytest.fixture
@@ -22,13 +22,6 @@ async def sessions():
     s = ClientSessions(connections_per_host=10, timeout_seconds=5)
     yield s
     await s.close()
-
-
-@pytest.fixture
-async def sink():
-    s = await FakeSink().start()
-    yield s
-    await s.stop()
 
 
 def call(config: dict[str, Any], secret: dict[str, Any] | None = None, event_id: str = "e-1") -> ActionCall:

@@ -6,20 +6,16 @@ import json
 
 import nats
 
-from tests.helpers.factories import create_tenant
-from tests.helpers.fakes import Answer, CredentialResponder, FakeSink, always, definition, executor_env
+from tests.helpers.fakes import Answer, always, definition
 
 SUBJECT = "svc.executor.dry_run"
 
 
-async def test_dry_run_runs_the_action_and_records_nothing(db, nats_url, database_url, service):
-    sink = await FakeSink().start()
-    creds = await CredentialResponder(nats_url).start()
+async def test_dry_run_runs_the_action_and_records_nothing(db, nats_url, sink, slack_tenant, executor):
     nc = await nats.connect(nats_url)
     try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        service("services.executor", env=executor_env(nats_url, database_url))
+        tenant, cred = slack_tenant
+        await executor()
         wf = definition("slack_message", {"text": "Hello {{ payload.name }}"}, cred)
         req = {"tenant_id": str(tenant), "workflow": wf, "payload": {"name": "Ada"}}
         reply = json.loads((await nc.request(SUBJECT, json.dumps(req).encode(), timeout=10)).data)
@@ -40,5 +36,3 @@ async def test_dry_run_runs_the_action_and_records_nothing(db, nats_url, databas
         assert await db.fetchval("SELECT count(*) FROM executions") == 0
     finally:
         await nc.close()
-        await creds.stop()
-        await sink.stop()

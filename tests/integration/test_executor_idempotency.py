@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.helpers.factories import add_version, create_tenant, create_workflow
-from tests.helpers.fakes import (
-    CredentialResponder,
-    FakeSink,
-    definition,
-    executor_env,
-    final_row,
-    publish_event,
-    slack_workflow,
-)
+from tests.helpers.factories import add_version, create_workflow
+from tests.helpers.fakes import definition, final_row, publish_event, slack_workflow
 from tests.helpers.wait import wait_until
 
 
@@ -22,103 +14,76 @@ async def _consumer_idle(bus: Any) -> bool:
     return bool(info.num_pending == 0 and info.num_ack_pending == 0)
 
 
-async def test_redelivered_succeeded_event_does_not_call_the_sink_again(bus, db, nats_url, database_url, service):
-    sink = await FakeSink().start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant, wf = await slack_workflow(db, creds, sink.url, "once")
-        service("services.executor", env=executor_env(nats_url, database_url))
-        event = await publish_event(bus, tenant, wf, {}, dedup_key="delivery-1")
-        first = await final_row(db, event.event_id)
-        assert first["status"] == "succeeded" and sink.calls == 1
+async def test_redelivered_succeeded_event_does_not_call_the_sink_again(bus, db, sink, creds, executor):
+    tenant, wf = await slack_workflow(db, creds, sink.url, "once")
+    await executor()
+    event = await publish_event(bus, tenant, wf, {}, dedup_key="delivery-1")
+    first = await final_row(db, event.event_id)
+    assert first["status"] == "succeeded" and sink.calls == 1
 
-        # The same event again, past JetStream's duplicate window (a new message id): it must be acked only.
-        await bus.publish(event.subject, event.model_dump_json().encode(), msg_id="late-resend-1")
-        await wait_until(lambda: _consumer_idle(bus), timeout=10, message="resend consumed and acked")
-        again = await db.fetchrow("SELECT * FROM executions WHERE event_id = $1", event.event_id)
-        assert sink.calls == 1
-        assert (again["status"], again["attempts"], again["updated_at"]) == ("succeeded", 1, first["updated_at"])
-        assert await db.fetchval("SELECT count(*) FROM executions") == 1
-    finally:
-        await creds.stop()
-        await sink.stop()
+    # The same event again, past JetStream's duplicate window (a new message id): it must be acked only.
+    await bus.publish(event.subject, event.model_dump_json().encode(), msg_id="late-resend-1")
+    await wait_until(lambda: _consumer_idle(bus), timeout=10, message="resend consumed and acked")
+    again = await db.fetchrow("SELECT * FROM executions WHERE event_id = $1", event.event_id)
+    assert sink.calls == 1
+    assert (again["status"], again["attempts"], again["updated_at"]) == ("succeeded", 1, first["updated_at"])
+    assert await db.fetchval("SELECT count(*) FROM executions") == 1
 
 
-async def test_event_runs_the_version_it_was_published_for(bus, db, nats_url, database_url, service):
-    sink = await FakeSink().start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "v1 {{ payload.n }}"}, cred))
-        v2 = await add_version(db, wf, definition("slack_message", {"text": "v2 {{ payload.n }}"}, cred))
-        assert v2 == 2
-        service("services.executor", env=executor_env(nats_url, database_url))
-        old = await publish_event(bus, tenant, wf, {"n": 1}, version=1)
-        new = await publish_event(bus, tenant, wf, {"n": 2}, version=2)
-        r_old, r_new = await final_row(db, old.event_id), await final_row(db, new.event_id)
-        assert (r_old["status"], r_old["workflow_version"]) == ("succeeded", 1)
-        assert (r_new["status"], r_new["workflow_version"]) == ("succeeded", 2)
-        assert sorted(r.json()["text"] for r in sink.requests) == ["v1 1", "v2 2"]
-    finally:
-        await creds.stop()
-        await sink.stop()
+async def test_event_runs_the_version_it_was_published_for(bus, db, sink, slack_tenant, executor):
+    tenant, cred = slack_tenant
+    wf = await create_workflow(db, tenant, definition("slack_message", {"text": "v1 {{ payload.n }}"}, cred))
+    v2 = await add_version(db, wf, definition("slack_message", {"text": "v2 {{ payload.n }}"}, cred))
+    assert v2 == 2
+    await executor()
+    old = await publish_event(bus, tenant, wf, {"n": 1}, version=1)
+    new = await publish_event(bus, tenant, wf, {"n": 2}, version=2)
+    r_old, r_new = await final_row(db, old.event_id), await final_row(db, new.event_id)
+    assert (r_old["status"], r_old["workflow_version"]) == ("succeeded", 1)
+    assert (r_new["status"], r_new["workflow_version"]) == ("succeeded", 2)
+    assert sorted(r.json()["text"] for r in sink.requests) == ["v1 1", "v2 2"]
 
 
-async def test_workflow_disabled_or_deleted_after_ingest_is_skipped(bus, db, nats_url, database_url, service):
-    sink = await FakeSink().start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        disabled = await create_workflow(db, tenant, definition("slack_message", {"text": "x"}, cred))
-        deleted = await create_workflow(db, tenant, definition("slack_message", {"text": "y"}, cred))
-        e1 = await publish_event(bus, tenant, disabled, {})  # accepted while active...
-        e2 = await publish_event(bus, tenant, deleted, {})
-        await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", disabled)  # ...then disabled
-        await db.execute("UPDATE workflows SET deleted_at = now() WHERE id = $1", deleted)
-        service("services.executor", env=executor_env(nats_url, database_url))
-        r1, r2 = await final_row(db, e1.event_id), await final_row(db, e2.event_id)
-        assert r1["status"] == "skipped" and "disabled" in r1["error"]
-        assert r2["status"] == "skipped" and "deleted" in r2["error"]
-        assert sink.calls == 0
-        assert creds.requests == 0
-    finally:
-        await creds.stop()
-        await sink.stop()
+async def test_workflow_disabled_or_deleted_after_ingest_is_skipped(bus, db, sink, creds, slack_tenant, executor):
+    tenant, cred = slack_tenant
+    disabled = await create_workflow(db, tenant, definition("slack_message", {"text": "x"}, cred))
+    deleted = await create_workflow(db, tenant, definition("slack_message", {"text": "y"}, cred))
+    e1 = await publish_event(bus, tenant, disabled, {})  # accepted while active...
+    e2 = await publish_event(bus, tenant, deleted, {})
+    await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", disabled)  # ...then disabled
+    await db.execute("UPDATE workflows SET deleted_at = now() WHERE id = $1", deleted)
+    await executor()
+    r1, r2 = await final_row(db, e1.event_id), await final_row(db, e2.event_id)
+    assert r1["status"] == "skipped" and "disabled" in r1["error"]
+    assert r2["status"] == "skipped" and "deleted" in r2["error"]
+    assert sink.calls == 0
+    assert creds.requests == 0
 
 
-async def test_overlap_skip_records_a_skipped_scheduled_run(bus, db, nats_url, database_url, service):
-    sink = await FakeSink().start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(
-            db,
-            tenant,
-            definition(
-                "slack_message",
-                {"text": "tick"},
-                cred,
-                trigger={"type": "schedule", "interval_seconds": 60, "overlap": "skip"},
-            ),
-        )
-        # A previous scheduled run is still running.
-        await db.execute(
-            """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,
-                                       attempts, started_at)
-               VALUES (gen_random_uuid(), gen_random_uuid(), $1, $2, 1, 'schedule', 'running', 1, now())""",
-            tenant,
-            wf,
-        )
-        service("services.executor", env=executor_env(nats_url, database_url))
-        event = await publish_event(
-            bus, tenant, wf, {}, trigger="schedule", dedup_key=f"sched:{wf}:1:2026-01-01T00:01:00+00:00"
-        )
-        row = await final_row(db, event.event_id)
-        assert row["status"] == "skipped" and "still running" in row["error"]
-        assert sink.calls == 0
-    finally:
-        await creds.stop()
-        await sink.stop()
+async def test_overlap_skip_records_a_skipped_scheduled_run(bus, db, sink, slack_tenant, executor):
+    tenant, cred = slack_tenant
+    wf = await create_workflow(
+        db,
+        tenant,
+        definition(
+            "slack_message",
+            {"text": "tick"},
+            cred,
+            trigger={"type": "schedule", "interval_seconds": 60, "overlap": "skip"},
+        ),
+    )
+    # A previous scheduled run is still running.
+    await db.execute(
+        """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,
+                                   attempts, started_at)
+           VALUES (gen_random_uuid(), gen_random_uuid(), $1, $2, 1, 'schedule', 'running', 1, now())""",
+        tenant,
+        wf,
+    )
+    await executor()
+    event = await publish_event(
+        bus, tenant, wf, {}, trigger="schedule", dedup_key=f"sched:{wf}:1:2026-01-01T00:01:00+00:00"
+    )
+    row = await final_row(db, event.event_id)
+    assert row["status"] == "skipped" and "still running" in row["error"]
+    assert sink.calls == 0

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import pytest
 
 from libs.common.bus import Bus
 from services.auth.vault import KekRing, parse_keks
@@ -45,6 +46,7 @@ def write_kek(directory: Path, spec: str) -> None:
     (directory / f"{kid}.key").write_text(key)
 
 
+@pytest.mark.slow
 async def test_unknown_kek_is_retried_until_auth_loads_it_and_tampering_is_dead_at_once(
     bus: Bus,
     db: asyncpg.Connection,

@@ -8,6 +8,8 @@ import secrets
 import uuid
 from typing import Any
 
+import pytest
+
 from libs.common.bus.permissions import inbox_prefix
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
 from tests.helpers.factories import create_tenant, create_workflow
@@ -15,6 +17,7 @@ from tests.helpers.fakes import Answer, FakeSink, definition, executor_env, fina
 from tests.helpers.secured_nats import SecuredNats
 
 
+@pytest.mark.slow
 async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
     secured_nats: SecuredNats, db: Any, database_url: str, service: Any
 ) -> None:

@@ -11,10 +11,8 @@ from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import (
     Answer,
     CredentialResponder,
-    FakeSink,
     always,
     definition,
-    executor_env,
     final_row,
     publish_event,
     sequence,
@@ -25,67 +23,49 @@ from tests.helpers.wait import wait_until
 BASE = 0.2  # IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS in executor_env
 
 
-async def test_two_failures_then_success_follows_backoff(bus, db, nats_url, database_url, service):
-    sink = await FakeSink(sequence(Answer(503, "down"), Answer(500, "oops"), Answer(200, "ok"))).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant, wf = await slack_workflow(db, creds, sink.url, "hi")
-        service("services.executor", env=executor_env(nats_url, database_url))
-        event = await publish_event(bus, tenant, wf, {})
-        row = await final_row(db, event.event_id)
-        assert row["status"] == "succeeded" and row["attempts"] == 3
-        assert sink.calls == 3
-        t = [r.at for r in sink.requests]
-        # Equal jitter: the wait after try n is within [base*2^(n-1)/2, base*2^(n-1)] (plus overhead).
-        assert BASE / 2 <= t[1] - t[0] < BASE + 1.0
-        assert BASE <= t[2] - t[1] < 2 * BASE + 1.0
-    finally:
-        await creds.stop()
-        await sink.stop()
+async def test_two_failures_then_success_follows_backoff(bus, db, sink, creds, executor):
+    sink.behaviour = sequence(Answer(503, "down"), Answer(500, "oops"), Answer(200, "ok"))
+    tenant, wf = await slack_workflow(db, creds, sink.url, "hi")
+    await executor()
+    event = await publish_event(bus, tenant, wf, {})
+    row = await final_row(db, event.event_id)
+    assert row["status"] == "succeeded" and row["attempts"] == 3
+    assert sink.calls == 3
+    t = [r.at for r in sink.requests]
+    # Equal jitter: the wait after try n is within [base*2^(n-1)/2, base*2^(n-1)] (plus overhead).
+    assert BASE / 2 <= t[1] - t[0] < BASE + 1.0
+    assert BASE <= t[2] - t[1] < 2 * BASE + 1.0
 
 
-async def test_every_try_is_kept_with_its_outcome_and_the_input_masked(bus, db, nats_url, database_url, service):
-    sink = await FakeSink(sequence(Answer(503, "down"), Answer(500, "oops"), Answer(200, "ok"))).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant, wf = await slack_workflow(db, creds, sink.url, "hi")
-        service("services.executor", env=executor_env(nats_url, database_url))
-        event = await publish_event(bus, tenant, wf, {"order": 7, "api_key": "sk_live_abcdefghijklmnop"})
-        row = await final_row(db, event.event_id)
-        assert row["status"] == "succeeded" and row["attempts"] == 3
-        tries = await db.fetch(
-            "SELECT attempt, outcome, http_status, error, started_at, finished_at, duration_ms "
-            "FROM execution_attempts WHERE event_id = $1 ORDER BY id",
-            event.event_id,
-        )
-        assert [(t["attempt"], t["outcome"], t["http_status"]) for t in tries] == [
-            (1, "failed", 503),
-            (2, "failed", 500),
-            (3, "succeeded", 200),
-        ]
-        assert "503" in tries[0]["error"] and tries[2]["error"] is None
-        assert all(t["started_at"] <= t["finished_at"] and t["duration_ms"] is not None for t in tries)
-        stored = row["input"] if isinstance(row["input"], dict) else json.loads(row["input"])
-        assert stored == {"order": 7, "api_key": "[REDACTED]"}
-    finally:
-        await creds.stop()
-        await sink.stop()
+async def test_every_try_is_kept_with_its_outcome_and_the_input_masked(bus, db, sink, creds, executor):
+    sink.behaviour = sequence(Answer(503, "down"), Answer(500, "oops"), Answer(200, "ok"))
+    tenant, wf = await slack_workflow(db, creds, sink.url, "hi")
+    await executor()
+    event = await publish_event(bus, tenant, wf, {"order": 7, "api_key": "sk_live_abcdefghijklmnop"})
+    row = await final_row(db, event.event_id)
+    assert row["status"] == "succeeded" and row["attempts"] == 3
+    tries = await db.fetch(
+        "SELECT attempt, outcome, http_status, error, started_at, finished_at, duration_ms "
+        "FROM execution_attempts WHERE event_id = $1 ORDER BY id",
+        event.event_id,
+    )
+    assert [(t["attempt"], t["outcome"], t["http_status"]) for t in tries] == [
+        (1, "failed", 503),
+        (2, "failed", 500),
+        (3, "succeeded", 200),
+    ]
+    assert "503" in tries[0]["error"] and tries[2]["error"] is None
+    assert all(t["started_at"] <= t["finished_at"] and t["duration_ms"] is not None for t in tries)
+    stored = row["input"] if isinstance(row["input"], dict) else json.loads(row["input"])
+    assert stored == {"order": 7, "api_key": "[REDACTED]"}
 
 
-async def test_always_failing_sink_is_called_max_times_then_dead_then_replayed(
-    bus, db, nats_url, database_url, service
-):
-    sink = await FakeSink(always(Answer(500, "always broken"))).start()
-    creds = await CredentialResponder(nats_url).start()
+async def test_always_failing_sink_is_called_max_times_then_dead_then_replayed(bus, db, sink, creds, executor):
+    sink.behaviour = always(Answer(500, "always broken"))
     dlq_sub = await bus.js.subscribe("dlq.>", durable=None)
     try:
         tenant, wf = await slack_workflow(db, creds, sink.url, "n={{ payload.n }}")
-        service(
-            "services.executor",
-            env=executor_env(
-                nats_url, database_url, IPAAS_EXECUTOR_MAX_ATTEMPTS="4", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3"
-            ),
-        )
+        await executor(IPAAS_EXECUTOR_MAX_ATTEMPTS="4", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3")
         event = await publish_event(bus, tenant, wf, {"n": 1})
         row = await final_row(db, event.event_id)
         assert row["status"] == "dead" and row["attempts"] == 4
@@ -117,86 +97,65 @@ async def test_always_failing_sink_is_called_max_times_then_dead_then_replayed(
         assert sink.calls == 5 and sink.requests[-1].json() == {"text": "n=1"}
     finally:
         await dlq_sub.unsubscribe()
-        await creds.stop()
-        await sink.stop()
 
 
-async def test_permanent_failure_goes_to_dlq_at_once(bus, db, nats_url, database_url, service):
-    sink = await FakeSink(always(Answer(404, "no_service"))).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "hi"}, cred))
-        wf_tpl = await create_workflow(db, tenant, definition("slack_message", {"text": "{{ payload.x.y }"}, cred))
-        wf_nocred = await create_workflow(
-            db, tenant, definition("slack_message", {"text": "hi"}, creds.add(tenant, "discord", {"webhook_url": "x"}))
-        )
-        service("services.executor", env=executor_env(nats_url, database_url))
-        e1 = await publish_event(bus, tenant, wf, {})
-        e2 = await publish_event(bus, tenant, wf_tpl, {})
-        e3 = await publish_event(bus, tenant, wf_nocred, {})
-        r1, r2, r3 = [await final_row(db, e.event_id) for e in (e1, e2, e3)]
-        assert (r1["status"], r1["attempts"]) == ("dead", 1) and "404" in r1["error"]
-        assert (r2["status"], r2["attempts"]) == ("dead", 1) and "template error" in r2["error"]
-        assert (r3["status"], r3["attempts"]) == ("dead", 1) and "type discord" in r3["error"]
-        assert sink.calls == 1
-        assert await db.fetchval("SELECT count(*) FROM dead_letters") == 3
-    finally:
-        await creds.stop()
-        await sink.stop()
+async def test_permanent_failure_goes_to_dlq_at_once(bus, db, sink, creds, slack_tenant, executor):
+    sink.behaviour = always(Answer(404, "no_service"))
+    tenant, cred = slack_tenant
+    wf = await create_workflow(db, tenant, definition("slack_message", {"text": "hi"}, cred))
+    wf_tpl = await create_workflow(db, tenant, definition("slack_message", {"text": "{{ payload.x.y }"}, cred))
+    wf_nocred = await create_workflow(
+        db, tenant, definition("slack_message", {"text": "hi"}, creds.add(tenant, "discord", {"webhook_url": "x"}))
+    )
+    await executor()
+    e1 = await publish_event(bus, tenant, wf, {})
+    e2 = await publish_event(bus, tenant, wf_tpl, {})
+    e3 = await publish_event(bus, tenant, wf_nocred, {})
+    r1, r2, r3 = [await final_row(db, e.event_id) for e in (e1, e2, e3)]
+    assert (r1["status"], r1["attempts"]) == ("dead", 1) and "404" in r1["error"]
+    assert (r2["status"], r2["attempts"]) == ("dead", 1) and "template error" in r2["error"]
+    assert (r3["status"], r3["attempts"]) == ("dead", 1) and "type discord" in r3["error"]
+    assert sink.calls == 1
+    assert await db.fetchval("SELECT count(*) FROM dead_letters") == 3
 
 
-async def test_slack_and_discord_429_are_honoured(bus, db, nats_url, database_url, service):
-    slack = await FakeSink(sequence(Answer(429, "rate_limited", {"Retry-After": "1"}), Answer(200, "ok"))).start()
-    discord = await FakeSink(
+async def test_slack_and_discord_429_are_honoured(bus, db, sinks, creds, executor):
+    slack = await sinks(sequence(Answer(429, "rate_limited", {"Retry-After": "1"}), Answer(200, "ok")))
+    discord = await sinks(
         sequence(
             Answer(429, json.dumps({"message": "You are being rate limited.", "retry_after": 1.2, "global": False})),
             Answer(204, ""),
         )
-    ).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant = await create_tenant(db)
-        c1 = creds.add(tenant, "slack", {"webhook_url": f"{slack.url}/services/T/B/X"})
-        c2 = creds.add(tenant, "discord", {"webhook_url": f"{discord.url}/api/webhooks/1/tok"})
-        w1 = await create_workflow(db, tenant, definition("slack_message", {"text": "s"}, c1))
-        w2 = await create_workflow(db, tenant, definition("discord_message", {"content": "d"}, c2))
-        service("services.executor", env=executor_env(nats_url, database_url))
-        e1 = await publish_event(bus, tenant, w1, {})
-        e2 = await publish_event(bus, tenant, w2, {})
-        r1 = await final_row(db, e1.event_id)
-        r2 = await final_row(db, e2.event_id)
-        assert (r1["status"], r1["attempts"]) == ("succeeded", 2)
-        assert (r2["status"], r2["attempts"]) == ("succeeded", 2)
-        assert slack.requests[1].at - slack.requests[0].at >= 1.0
-        assert discord.requests[1].at - discord.requests[0].at >= 1.2
-    finally:
-        await creds.stop()
-        await slack.stop()
-        await discord.stop()
+    )
+    tenant = await create_tenant(db)
+    c1 = creds.add(tenant, "slack", {"webhook_url": f"{slack.url}/services/T/B/X"})
+    c2 = creds.add(tenant, "discord", {"webhook_url": f"{discord.url}/api/webhooks/1/tok"})
+    w1 = await create_workflow(db, tenant, definition("slack_message", {"text": "s"}, c1))
+    w2 = await create_workflow(db, tenant, definition("discord_message", {"content": "d"}, c2))
+    await executor()
+    e1 = await publish_event(bus, tenant, w1, {})
+    e2 = await publish_event(bus, tenant, w2, {})
+    r1 = await final_row(db, e1.event_id)
+    r2 = await final_row(db, e2.event_id)
+    assert (r1["status"], r1["attempts"]) == ("succeeded", 2)
+    assert (r2["status"], r2["attempts"]) == ("succeeded", 2)
+    assert slack.requests[1].at - slack.requests[0].at >= 1.0
+    assert discord.requests[1].at - discord.requests[0].at >= 1.2
 
 
-async def test_missing_credential_service_is_retried_not_lost(bus, db, nats_url, database_url, service):
-    sink = await FakeSink().start()
-    try:
-        tenant = await create_tenant(db)
-        creds = CredentialResponder(nats_url)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(db, tenant, definition("slack_message", {"text": "later"}, cred))
-        service(
-            "services.executor",
-            env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_CREDENTIAL_TIMEOUT_SECONDS="0.5"),
-        )
-        event = await publish_event(bus, tenant, wf, {})
-        await wait_until(lambda: _status(db, event.event_id, "failed"), timeout=10, message="a failed try")
-        await creds.start()  # auth comes up
-        row = await final_row(db, event.event_id)
-        assert row["status"] == "succeeded" and row["attempts"] >= 2
-        assert sink.calls == 1
-        await creds.stop()
-    finally:
-        await sink.stop()
+async def test_missing_credential_service_is_retried_not_lost(bus, db, nats_url, sink, executor):
+    tenant = await create_tenant(db)
+    creds = CredentialResponder(nats_url)
+    cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
+    wf = await create_workflow(db, tenant, definition("slack_message", {"text": "later"}, cred))
+    await executor(IPAAS_EXECUTOR_CREDENTIAL_TIMEOUT_SECONDS="0.5")
+    event = await publish_event(bus, tenant, wf, {})
+    await wait_until(lambda: _status(db, event.event_id, "failed"), timeout=10, message="a failed try")
+    await creds.start()  # auth comes up
+    row = await final_row(db, event.event_id)
+    assert row["status"] == "succeeded" and row["attempts"] >= 2
+    assert sink.calls == 1
+    await creds.stop()
 
 
 async def _status(db: Any, event_id: Any, status: str) -> bool:

@@ -161,6 +161,7 @@ async def test_unreachable_api_is_transient_and_names_no_token(sessions):
     assert TOKEN not in str(exc.value)
 
 
+@pytest.mark.slow
 async def test_executor_retries_a_rate_limit_then_posts_the_templated_thread_reply_once(
     bus, db, nats_url, database_url, service
 ):

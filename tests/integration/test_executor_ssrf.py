@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, FakeSink, always, definition, executor_env, final_row, publish_event
+from tests.helpers.fakes import Answer, always, definition, final_row, publish_event
 
 
 def _matrix(port: int) -> list[str]:
@@ -25,44 +25,34 @@ def _matrix(port: int) -> list[str]:
     ]
 
 
-async def test_ssrf_matrix_is_refused_with_an_empty_allow_list(bus, db, nats_url, database_url, service):
-    sink = await FakeSink().start()
-    try:
-        tenant = await create_tenant(db)
-        urls = _matrix(sink.port)
-        workflows = [
-            await create_workflow(
-                db, tenant, definition("http_request", {"method": "POST", "url": url, "body": {"x": 1}})
-            )
-            for url in urls
-        ]
-        service("services.executor", env=executor_env(nats_url, database_url, IPAAS_EGRESS_ALLOW_CIDRS=""))
-        events = [await publish_event(bus, tenant, wf, {}) for wf in workflows]
-        for url, event in zip(urls, events, strict=True):
-            row = await final_row(db, event.event_id)
-            assert row["status"] == "dead", url
-            assert row["attempts"] == 1, url
-            assert row["error"].startswith("refused:"), (url, row["error"])
-        assert sink.calls == 0
-    finally:
-        await sink.stop()
-
-
-async def test_redirect_to_loopback_is_refused(bus, db, nats_url, database_url, service):
-    inner = await FakeSink().start()  # 127.0.0.1: must never be reached
-    outer = await FakeSink(always(Answer(302, "", {"Location": f"{inner.url}/internal"})), host="127.0.0.2").start()
-    try:
-        tenant = await create_tenant(db)
-        wf = await create_workflow(db, tenant, definition("http_request", {"method": "GET", "url": f"{outer.url}/r"}))
-        service("services.executor", env=executor_env(nats_url, database_url, IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.2/32"))
-        event = await publish_event(bus, tenant, wf, {})
+async def test_ssrf_matrix_is_refused_with_an_empty_allow_list(bus, db, sink, executor):
+    tenant = await create_tenant(db)
+    urls = _matrix(sink.port)
+    workflows = [
+        await create_workflow(db, tenant, definition("http_request", {"method": "POST", "url": url, "body": {"x": 1}}))
+        for url in urls
+    ]
+    await executor(IPAAS_EGRESS_ALLOW_CIDRS="")
+    events = [await publish_event(bus, tenant, wf, {}) for wf in workflows]
+    for url, event in zip(urls, events, strict=True):
         row = await final_row(db, event.event_id)
-        assert row["status"] == "dead"
-        assert row["error"].startswith("refused:") and "127.0.0.1" in row["error"]
-        assert outer.calls == 1 and inner.calls == 0
-    finally:
-        await outer.stop()
-        await inner.stop()
+        assert row["status"] == "dead", url
+        assert row["attempts"] == 1, url
+        assert row["error"].startswith("refused:"), (url, row["error"])
+    assert sink.calls == 0
+
+
+async def test_redirect_to_loopback_is_refused(bus, db, sinks, executor):
+    inner = await sinks()  # 127.0.0.1: must never be reached
+    outer = await sinks(always(Answer(302, "", {"Location": f"{inner.url}/internal"})), host="127.0.0.2")
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, definition("http_request", {"method": "GET", "url": f"{outer.url}/r"}))
+    await executor(IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.2/32")
+    event = await publish_event(bus, tenant, wf, {})
+    row = await final_row(db, event.event_id)
+    assert row["status"] == "dead"
+    assert row["error"].startswith("refused:") and "127.0.0.1" in row["error"]
+    assert outer.calls == 1 and inner.calls == 0
 
 
 @pytest.mark.parametrize(

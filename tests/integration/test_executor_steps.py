@@ -11,10 +11,14 @@ import json
 import uuid
 from typing import Any
 
+import pytest
+
 from libs.common.models.events import event_id_for
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import Answer, FakeSink, Seen, execution_row, executor_env, publish_event
 from tests.helpers.wait import wait_until
+
+pytestmark = pytest.mark.slow  # each test starts the executor as a process
 
 FINAL = ("succeeded", "dead", "skipped", "filtered")
 

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
-import pytest
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
 from tests.helpers.factories import create_workflow
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, tenant
 from tests.helpers.wait import wait_until
-
-
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
 
 
 async def insert_execution(

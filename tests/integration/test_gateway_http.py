@@ -16,12 +16,7 @@ from services.gateway.console.routes import CONSOLE_PREFIX
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
 
 
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
-
-
+@pytest.mark.slow
 async def test_openapi_validates_and_lists_every_route(gw: Gateway):
     resp = await gw.client.get("/openapi.json")
     assert resp.status == 200

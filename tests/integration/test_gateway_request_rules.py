@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
-
-from libs.common.bus import Bus
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, Gateway, tenant
 
 REFUSED = [
     ("/api/workflows?limit=", "limit"),
@@ -39,12 +35,6 @@ ACCEPTED = [
     "/api/dlq?include_replayed=false",
     f"/api/dlq?cursor=1733212345123456.{uuid.uuid4()}",
 ]
-
-
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
 
 
 async def test_invalid_query_values_are_422_naming_the_parameter(gw: Gateway, database_url: str) -> None:

@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import jwt
 import pytest
 
-from libs.common.bus import Bus
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, tenant
 from tests.helpers.tokens import TokenIssuer
 from tests.integration.test_gateway_executions import insert_dead_letter, insert_execution
-
-
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
 
 
 def id_routes(wf: str, execution: str, event: str) -> list[tuple[str, str, Any]]:

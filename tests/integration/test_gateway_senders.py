@@ -10,10 +10,7 @@ import hmac
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from libs.common.bus import Bus
 from libs.common.models.events import event_id_for
@@ -21,12 +18,6 @@ from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway
 from tests.helpers.wait import wait_until
 
 SENDER_SECRET = "s3cr3t-from-the-sender"
-
-
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
 
 
 async def _workflow(

@@ -117,6 +117,7 @@ async def test_both_forms_are_stored_and_shown_as_sent(gw: Gateway, database_url
     assert versions[0]["definition"]["steps"] == shown and "action" not in versions[0]["definition"]
 
 
+@pytest.mark.slow
 async def test_a_dry_run_returns_every_steps_output_and_records_nothing(
     gw: Gateway, database_url: str, nats_url: str, db, service
 ):
@@ -189,6 +190,7 @@ async def run_to(db: Any, event_id: uuid.UUID, status: str) -> Any:
     return await wait_until(check, timeout=30, message=f"execution {event_id} {status}")
 
 
+@pytest.mark.slow
 async def test_a_replay_resumes_at_the_step_that_died_and_from_start_runs_every_step(
     gw: Gateway, database_url: str, nats_url: str, db, service
 ):
@@ -244,6 +246,7 @@ async def test_a_replay_resumes_at_the_step_that_died_and_from_start_runs_every_
         await sink.stop()
 
 
+@pytest.mark.slow
 async def test_a_bulk_replay_from_start_runs_every_step_again(
     gw: Gateway, database_url: str, nats_url: str, db, service
 ):

@@ -56,6 +56,7 @@ def _forms(secret: str) -> list[str]:
     return [secret, secret.removeprefix("whsec_"), raw.hex()]
 
 
+@pytest.mark.slow
 async def test_secrets_are_sealed_and_every_one_inside_its_overlap_verifies(
     database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection
 ) -> None:

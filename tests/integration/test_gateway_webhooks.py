@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,12 +15,6 @@ from libs.common.models.events import EventEnvelope, Trigger, event_id_for, msg_
 from services.gateway.keys import CACHE
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
 from tests.helpers.wait import wait_until
-
-
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
 
 
 async def create_webhook_workflow(gw: Gateway, tenant_id: uuid.UUID, **extra: Any) -> tuple[str, str]:

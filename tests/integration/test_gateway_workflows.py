@@ -3,22 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import orjson
-import pytest
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, WorkflowChanged
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, tenant
 from tests.helpers.wait import wait_until
-
-
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
 
 
 async def test_create_returns_version_1_and_the_webhook_secret_once(gw: Gateway, database_url: str):

@@ -8,6 +8,7 @@ import textwrap
 from pathlib import Path
 
 import psutil
+import pytest
 
 from deploy.local.supervisor import ProcessSpec, Supervised
 from tests.helpers.wait import wait_until
@@ -32,6 +33,7 @@ CHILD = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 async def test_crash_is_restarted_with_prefixed_logs_and_stop_kills_the_whole_group(tmp_path: Path) -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD)

@@ -38,6 +38,7 @@ async def readiness(http: aiohttp.ClientSession, svc: ServiceProcess) -> tuple[i
         return None  # not listening yet
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_services_wait_unready_until_the_provisioning_step_has_run(
     unprovisioned_nats: SecuredNats, database_url: str, service: Callable[..., ServiceProcess]
@@ -138,6 +139,7 @@ async def run_provision(nats_url: str) -> tuple[int, str]:
     return int(proc.returncode or 0), out.decode(errors="replace")
 
 
+@pytest.mark.slow
 async def test_an_old_events_stream_with_another_retention_stops_provisioning_with_the_way_out(nats_url: str) -> None:
     settings = NatsSettings(NATS_URL=nats_url, provision=False)
     bus = await Bus.connect(settings, name="old", connect_deadline_seconds=10)

@@ -102,6 +102,7 @@ def tls_nats(tmp_path: Path) -> Iterator[tuple[NatsServer, Path, Path]]:
     server.kill()
 
 
+@pytest.mark.slow
 async def test_the_bus_connects_over_tls_with_the_ca_it_is_given_and_refuses_any_other(
     tls_nats: tuple[NatsServer, Path, Path],
 ) -> None:

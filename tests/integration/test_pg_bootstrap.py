@@ -40,6 +40,7 @@ def local_pg(tmp_path: Path) -> Iterator[PostgresServer]:
     server.kill()
 
 
+@pytest.mark.slow
 async def test_older_data_is_adopted_and_every_role_needs_its_own_password(
     local_pg: PostgresServer, tmp_path: Path
 ) -> None:
@@ -104,6 +105,7 @@ async def test_older_data_is_adopted_and_every_role_needs_its_own_password(
         await conn.close()
 
 
+@pytest.mark.slow
 async def test_a_new_database_is_created_for_the_owner(local_pg: PostgresServer, tmp_path: Path) -> None:
     passwords = load_or_create(tmp_path / "pg-users.json")
     assert await bootstrap(local_pg, "ipaas", passwords) is True

@@ -7,7 +7,6 @@ through the change feed (acceptance 4) and isolation of a broken definition
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -17,9 +16,7 @@ import asyncpg
 import pytest
 
 from libs.common.bus import Bus
-from libs.common.db import create_pool
 from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
-from libs.common.settings import DatabaseSettings
 from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
@@ -35,13 +32,6 @@ def definition(**trigger: Any) -> dict[str, Any]:
         "trigger": {"type": "schedule", **trigger},
         "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
     }
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(DatabaseSettings(DATABASE_URL=database_url))
-    yield p
-    await p.close()
 
 
 @pytest.fixture
@@ -184,12 +174,10 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
 
     # Disable: the heap drops it within 1 s of the change being published (no resync involved).
     await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
-    started = time.monotonic()
     await publish_change(bus, tenant, wf, 1, "disabled", is_active=False)
     await wait_until(
         lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, interval=0.01, message="schedule unloaded"
     )
-    assert time.monotonic() - started < 1.0
     await tick(2)
     await tick(3)
     assert await slots_fired(bus, wf) == ["12:01:00"]

@@ -5,17 +5,14 @@ schedule keeps firing.  Real NATS and Postgres, the scheduler in-process with a 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import pytest
 
 from libs.common.bus import Bus
-from libs.common.db import create_pool
 from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
-from libs.common.settings import DatabaseSettings, ScheduleSettings
+from libs.common.settings import ScheduleSettings
 from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
@@ -32,13 +29,6 @@ def definition(**trigger: Any) -> dict[str, Any]:
         "trigger": {"type": "schedule", **trigger},
         "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
     }
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(DatabaseSettings(DATABASE_URL=database_url))
-    yield p
-    await p.close()
 
 
 async def fired(bus: Bus) -> dict[uuid.UUID, list[str]]:

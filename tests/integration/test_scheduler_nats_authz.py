@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
+import pytest
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
@@ -34,6 +35,7 @@ async def events_of(bus: Bus) -> list[EventEnvelope]:
     ]
 
 
+@pytest.mark.slow
 async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
     secured_nats: SecuredNats,
     database_url: str,

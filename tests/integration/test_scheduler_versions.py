@@ -21,9 +21,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from libs.common.bus import Bus
-from libs.common.db import create_pool
 from libs.common.models.events import EventEnvelope
-from libs.common.settings import DatabaseSettings
 from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
@@ -43,13 +41,6 @@ def definition(name: str, **trigger: Any) -> dict[str, Any]:
         "trigger": {"type": "schedule", **trigger},
         "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
     }
-
-
-@pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    p = await create_pool(DatabaseSettings(DATABASE_URL=database_url))
-    yield p
-    await p.close()
 
 
 @dataclass

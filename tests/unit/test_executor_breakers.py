@@ -8,18 +8,11 @@ import pytest
 
 from services.executor.breakers import Breakers
 from services.executor.errors import BreakerOpen, PermanentError, TransientError
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.fake_clock import ManualClock
 
 
 def test_opens_after_threshold_and_admits_exactly_one_trial():
-    clock = Clock()
+    clock = ManualClock()
     transitions: list[tuple[str, str, str]] = []
     b = Breakers(fail_max=3, reset_seconds=60, clock=clock, on_transition=lambda *t: transitions.append(t))
     for _ in range(3):
@@ -58,7 +51,7 @@ def test_opens_after_threshold_and_admits_exactly_one_trial():
 
 
 def test_success_resets_the_consecutive_failure_count():
-    b = Breakers(fail_max=3, reset_seconds=60, clock=Clock())
+    b = Breakers(fail_max=3, reset_seconds=60, clock=ManualClock())
     for _ in range(2):
         b.failure("A", "x", trial=False)
     b.success("A", "x", trial=False)
@@ -68,7 +61,7 @@ def test_success_resets_the_consecutive_failure_count():
 
 
 def test_a_released_trial_lets_the_next_caller_try():
-    clock = Clock()
+    clock = ManualClock()
     b = Breakers(fail_max=1, reset_seconds=5, clock=clock)
     b.failure("A", "x", trial=False)
     clock.now += 6
@@ -78,7 +71,7 @@ def test_a_released_trial_lets_the_next_caller_try():
 
 
 def test_a_late_failure_of_a_call_admitted_before_opening_does_not_extend_the_open_period():
-    clock = Clock()
+    clock = ManualClock()
     b = Breakers(fail_max=1, reset_seconds=10, clock=clock)
     b.failure("A", "x", trial=False)
     clock.now += 5
@@ -89,14 +82,14 @@ def test_a_late_failure_of_a_call_admitted_before_opening_does_not_extend_the_op
 
 
 def test_open_keys_lists_only_unhealthy_breakers_and_healthy_entries_are_evicted():
-    b = Breakers(fail_max=1, reset_seconds=10, clock=Clock(), max_entries=2)
+    b = Breakers(fail_max=1, reset_seconds=10, clock=ManualClock(), max_entries=2)
     b.failure("A", "x", trial=False)
     b.failure("B", "x", trial=False)
     assert sorted(b.open_keys()) == [("A", "x", "open"), ("B", "x", "open")]
 
 
 async def test_async_with_gives_the_verdict_timeouts_count_and_permanent_errors_or_cancellation_do_not():
-    clock = Clock()
+    clock = ManualClock()
     b = Breakers(fail_max=2, reset_seconds=10, clock=clock)
 
     async def call(exc: BaseException | None) -> None:

@@ -5,14 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from services.executor.fairness import TenantSlots, tenant_of
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.fake_clock import ManualClock
 
 
 def test_tenant_is_read_from_the_subject():
@@ -40,7 +33,7 @@ async def test_contended_slots_are_shared_equally_and_over_share_events_park_at_
 
 
 async def test_a_quick_tenant_over_its_cap_waits_for_its_own_slot():
-    clock = Clock()
+    clock = ManualClock(100.0)
     slots = TenantSlots(2, headroom=0, patience=1.0, clock=clock)
     first = await slots.acquire("A")
     await slots.acquire("A")
@@ -54,7 +47,7 @@ async def test_a_quick_tenant_over_its_cap_waits_for_its_own_slot():
 
 
 async def test_a_slow_tenant_over_its_cap_is_parked_at_once():
-    clock = Clock()
+    clock = ManualClock(100.0)
     slots = TenantSlots(3, headroom=1, patience=1.0, clock=clock)
     await slots.acquire("A")
     await slots.acquire("A")
@@ -84,7 +77,7 @@ async def test_release_of_an_unknown_token_changes_nothing():
 
 
 async def test_equal_rates_never_park_each_other_with_a_backlog():
-    clock = Clock()
+    clock = ManualClock()
     slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
     slots.set_waiting(frozenset({"A", "B"}))
     order = "ABBAAABBABBBAABAAABBBB"  # equal counts, runs of up to four
@@ -104,7 +97,7 @@ async def test_equal_rates_never_park_each_other_with_a_backlog():
 
 
 async def test_a_tenant_far_over_its_share_parks_while_a_backlog_waits():
-    clock = Clock()
+    clock = ManualClock()
     slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
     slots.set_waiting(frozenset({"A", "B"}))  # B's events wait behind A's in the stream
     first = await slots.acquire("A", behind=10_000)
@@ -120,7 +113,7 @@ async def test_a_tenant_far_over_its_share_parks_while_a_backlog_waits():
 
 
 async def test_without_a_backlog_behind_it_an_event_is_not_parked_for_its_share():
-    clock = Clock()
+    clock = ManualClock()
     slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
     slots.set_waiting(frozenset({"A", "B"}))
     for _ in range(50):
@@ -133,7 +126,7 @@ async def test_without_a_backlog_behind_it_an_event_is_not_parked_for_its_share(
 
 
 async def test_two_equal_tenants_are_parked_for_a_starved_third():
-    clock = Clock()
+    clock = ManualClock()
     slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
     slots.set_waiting(frozenset({"A", "B", "C"}))  # C's events wait behind A's and B's backlog
     parked = {"A": 0, "B": 0}

@@ -9,14 +9,7 @@ import asyncpg
 import pytest
 
 from services.gateway.hooks.cache import WebhookTarget, WorkflowCache
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.fake_clock import ManualClock
 
 
 class Database:
@@ -37,8 +30,8 @@ class Database:
         return self.rows.get(workflow_id)
 
 
-def setup(stale: float = 60.0) -> tuple[WorkflowCache, Database, Clock, uuid.UUID, WebhookTarget]:
-    db, clock, wid = Database(), Clock(), uuid.uuid4()
+def setup(stale: float = 60.0) -> tuple[WorkflowCache, Database, ManualClock, uuid.UUID, WebhookTarget]:
+    db, clock, wid = Database(), ManualClock(), uuid.uuid4()
     target = WebhookTarget(wid, uuid.uuid4(), 1, b"k")
     db.rows[wid] = target
     cache = WorkflowCache(db.load, ttl=5, negative_ttl=1, max_entries=100, stale=stale, clock=clock)

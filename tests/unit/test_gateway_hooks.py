@@ -14,14 +14,7 @@ from services.gateway.hooks.cache import WebhookTarget, WorkflowCache
 from services.gateway.hooks.ingest import envelope_bytes, payload_json, sender_key
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.hooks.signature import SignatureError, new_secret, secret_key, verify
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.helpers.fake_clock import ManualClock
 
 
 def test_signature_from_the_official_library_verifies_and_tampering_does_not():
@@ -63,7 +56,7 @@ def test_previous_keys_expire_each_at_its_own_end():
 
 
 def test_token_bucket_is_per_tenant_and_refills():
-    clock = Clock()
+    clock = ManualClock()
     limiter = TenantRateLimiter(burst=3, per_minute=120, max_keys=100, clock=clock)
     assert [limiter.acquire("a") for _ in range(3)] == [0.0, 0.0, 0.0]
     wait = limiter.acquire("a")
@@ -76,7 +69,7 @@ def test_token_bucket_is_per_tenant_and_refills():
 
 
 def test_replicas_share_a_tenants_limit_so_together_they_accept_it_and_no_more():
-    clock = Clock()
+    clock = ManualClock()
     replicas = [TenantRateLimiter.share(100.0, 50.0, replicas=3, clock=clock) for _ in range(3)]
     assert replicas[0].rate == pytest.approx(100 / 3) and replicas[0].burst == pytest.approx(50 / 3)
     accepted = 0
@@ -102,14 +95,14 @@ def test_one_replica_has_the_whole_limit_and_a_share_has_at_least_one_token():
 
 
 def test_bucket_table_is_bounded():
-    limiter = TenantRateLimiter(burst=1, per_minute=60, max_keys=10, clock=Clock())
+    limiter = TenantRateLimiter(burst=1, per_minute=60, max_keys=10, clock=ManualClock())
     for i in range(1000):
         limiter.acquire(i)
     assert len(limiter) == 10
 
 
 async def test_cache_serves_warm_entries_without_loading_and_shares_one_load():
-    clock = Clock()
+    clock = ManualClock()
     loads: list[uuid.UUID] = []
     gate = asyncio.Event()
     wid = uuid.uuid4()

@@ -42,6 +42,7 @@ def documented(document: dict[str, Any]) -> set[tuple[str, str]]:
     return {(method, path) for path, item in document["paths"].items() for method in item}
 
 
+@pytest.mark.slow
 def test_the_document_is_valid_openapi_3_1():
     document = build(GatewaySettings())
     validate(document)

@@ -27,6 +27,7 @@ def prod() -> Resources:
     return render(K8S / "overlays" / "prod")
 
 
+@pytest.mark.slow
 def test_every_overlay_and_the_base_validate_cleanly() -> None:
     report = validate.validate_all()
     assert {"base", "overlays/dev", "overlays/prod"} <= set(report)

@@ -227,6 +227,7 @@ _PIECES = [
 ]
 
 
+@pytest.mark.slow
 def test_random_mixtures_mask_as_the_previous_rules() -> None:
     rng = random.Random(20240611)
     for _ in range(1000):

@@ -302,6 +302,7 @@ def test_the_fast_path_renders_simple_templates_without_jinja():
     assert render("{{ payload.tags }}") == "['b', 'a', 'c']"
 
 
+@pytest.mark.slow
 def test_a_payload_larger_than_the_value_bound_is_read_not_refused():
     big = {"rows": [f"row {i:06d}" for i in range(250_000)]}  # renders to about 3.5 million characters
     engine = TemplateEngine(TemplateLimits(time_limit_ms=5_000))
