@@ -44,7 +44,7 @@ from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.events import DeadLetter, EventEnvelope, Trigger, UndecodableEvent, dlq_subject
 from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition, WorkflowStep
 from libs.common.telemetry import ActiveSpan, current_trace_id
-from services.executor.breakers import Breakers
+from services.executor.breakers import Breakers, NotCalled
 from services.executor.decide import Ack, ClaimView, Fate, Finish, Park, Run, TryResult, after_claim, after_try
 from services.executor.deferred import DEFERRALS_HEADER, Waker
 from services.executor.envelopes import (
@@ -268,7 +268,21 @@ class EventWorker:
     async def _call(self, event: EventEnvelope, step: StepCall, redactor: Redactor) -> tuple[TryResult, Any]:
         tenant, action_type = str(event.tenant_id), step.action.type
         try:
-            trial = self._breakers.admit(tenant, action_type)
+            async with self._breakers(tenant, action_type):
+                try:
+                    call = await self._runner.prepare_action(
+                        step.action,
+                        tenant_id=event.tenant_id,
+                        key=step.key,
+                        payload=event.payload,
+                        event=EventContext(event),
+                        extra=step.extra,
+                        where=step.where,
+                    )
+                except Exception as exc:
+                    raise NotCalled(exc) from exc  # credential or template: nothing said about the target
+                redactor.add_secret(call.secret)
+                output = await self._runner.call(action_type, call, timeout=step.timeout)
         except BreakerOpen as exc:
             # Spread over up to one more reset period (at most 30 s): a storm's parked events come back over
             # that time, not all at the moment the breaker lets its one trial through.
@@ -278,42 +292,13 @@ class EventWorker:
                 f"circuit open for {action_type}: recent tries failed; the target was not called",
                 breaker_left=exc.remaining + spread,
             ), None
-        try:
-            call = await self._runner.prepare_action(
-                step.action,
-                tenant_id=event.tenant_id,
-                key=step.key,
-                payload=event.payload,
-                event=EventContext(event),
-                extra=step.extra,
-                where=step.where,
-            )
-        except PermanentError as exc:
-            self._breakers.release(tenant, action_type, trial=trial)
-            return TryResult("permanent", exc.message), None
-        except TransientError as exc:
-            self._breakers.release(tenant, action_type, trial=trial)
-            return TryResult("transient", exc.message, retry_after=exc.retry_after), None
-        except BaseException:
-            self._breakers.release(tenant, action_type, trial=trial)
-            raise
-        redactor.add_secret(call.secret)
-        try:
-            output = await self._runner.call(action_type, call, timeout=step.timeout)
-        except PermanentError as exc:
-            self._breakers.release(tenant, action_type, trial=trial)
-            return TryResult("permanent", exc.message, http_status=exc.http_status), None
-        except TransientError as exc:
-            self._breakers.failure(tenant, action_type, trial=trial)
-            return TryResult("transient", exc.message, retry_after=exc.retry_after, http_status=exc.http_status), None
-        except asyncio.CancelledError:
-            self._breakers.release(tenant, action_type, trial=trial)
-            raise
+        except NotCalled as exc:
+            return _failed(exc.cause), None
+        except (PermanentError, TransientError) as exc:
+            return _failed(exc), None
         except Exception as exc:
             log.exception("action failed unexpectedly", extra={"event_id": str(event.event_id)})
-            self._breakers.failure(tenant, action_type, trial=trial)
             return TryResult("transient", f"internal error: {type(exc).__name__}"), None
-        self._breakers.success(tenant, action_type, trial=trial)
         status = output.get("status") if isinstance(output, dict) else None
         return TryResult("ok", http_status=status if isinstance(status, int) else None), output
 
@@ -526,6 +511,15 @@ def _connector_label(definition: WorkflowDefinition | None) -> str:
     if definition.steps is not None:
         return "steps"
     return str(definition.first_action().type)
+
+
+def _failed(exc: BaseException) -> TryResult:
+    """A try that raised ``exc``: an action error maps to its kind; anything else (a bug) is raised again."""
+    if isinstance(exc, PermanentError):
+        return TryResult("permanent", exc.message, http_status=exc.http_status)
+    if isinstance(exc, TransientError):
+        return TryResult("transient", exc.message, retry_after=exc.retry_after, http_status=exc.http_status)
+    raise exc
 
 
 def _stream_seq(msg: Msg) -> int:

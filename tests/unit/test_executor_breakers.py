@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from services.executor.breakers import Breakers
+from services.executor.breakers import Breakers, NotCalled
 from services.executor.errors import BreakerOpen, PermanentError, TransientError
 
 
@@ -122,6 +122,27 @@ async def test_async_with_gives_the_verdict_timeouts_count_and_permanent_errors_
     assert b.state("A", "x") == "open"
     clock.now += 11
     await call(None)
+    assert b.state("A", "x") == "closed"
+
+
+async def test_a_call_that_never_reached_the_target_gives_no_verdict_and_frees_the_trial():
+    clock = Clock()
+    b = Breakers(fail_max=1, reset_seconds=10, clock=clock)
+    for _ in range(3):  # a credential service that is down says nothing of the target: the breaker stays closed
+        with pytest.raises(NotCalled):
+            async with b("A", "x"):
+                raise NotCalled(TransientError("credential service did not answer in time"))
+    assert b.state("A", "x") == "closed"
+    with pytest.raises(TransientError):
+        async with b("A", "x"):
+            raise TransientError("503")
+    clock.now += 11
+    with pytest.raises(NotCalled):
+        async with b("A", "x"):  # the half-open trial, ended before its call
+            raise NotCalled(PermanentError("template error"))
+    assert b.state("A", "x") == "half_open"
+    async with b("A", "x"):  # the slot is free again: the next caller is the trial
+        pass
     assert b.state("A", "x") == "closed"
 
 
