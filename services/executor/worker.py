@@ -17,8 +17,11 @@
    never causes a second run); a retry parks the event for its backoff in the
    same transaction.  Then the message is acked.
 
-Acks, naks and parks happen only in :meth:`EventWorker._carry_out` and the
-two helpers it uses, :meth:`EventWorker._park` and :meth:`EventWorker._ack`.
+A message is acked or NAKed only by :meth:`EventWorker._settle`.  The decisions
+of :mod:`services.executor.decide` are carried out by :meth:`EventWorker._carry_out`
+(parking through :meth:`EventWorker._park`); the other callers are the paths
+that decide nothing: an undecodable message (dead-lettered raw, then acked),
+Postgres unreachable (NAKed for later) and a fairness deferral (parked).
 """
 
 from __future__ import annotations
@@ -150,7 +153,7 @@ class EventWorker:
                     "storage unavailable; event released", extra={"error": type(exc).__name__, "subject": msg.subject}
                 )
                 await self._release_lease(held)
-                await _nak(msg, STORAGE_RETRY_SECONDS)
+                await self._settle(msg, nak_in=STORAGE_RETRY_SECONDS)
 
     async def _process(self, msg: Msg, held: Held, redactor: Redactor) -> None:
         parcel = Parcel(msg.subject, msg.data, trace_headers(msg.headers))
@@ -321,7 +324,7 @@ class EventWorker:
         redactor: Redactor | None = None,
     ) -> None:
         if isinstance(fate, Ack):
-            await self._ack(msg)
+            await self._settle(msg)
             return
         if isinstance(fate, Park):
             await self._park(msg, Parking(event.event_id, event.tenant_id, parcel, fate.seconds, fate.reason))
@@ -352,7 +355,7 @@ class EventWorker:
             # Another replica took the row over (this one lost its lease): let the message come back later.
             self._metrics.lease_lost.inc()
             log.warning("lease lost before the outcome was written", extra={"event_id": str(event.event_id)})
-            await _nak(msg, self._opt.lease_seconds)
+            await self._settle(msg, nak_in=self._opt.lease_seconds)
             return
         self._metrics.count(connector, written.status)
         log.debug(
@@ -367,7 +370,7 @@ class EventWorker:
                 "try failed; retrying",
                 extra={"event_id": str(event.event_id), "attempt": attempt, "retry_in_s": round(park.seconds, 3)},
             )
-        await self._ack(msg)
+        await self._settle(msg)
 
     async def _write(self, outcome: Outcome) -> Any:
         """Write the outcome until it commits: the action ran, so a failed write must not run it again."""
@@ -392,13 +395,13 @@ class EventWorker:
                 "could not park event; released to the stream",
                 extra={"event_id": str(parking.event_id), "error": type(exc).__name__},
             )
-            await _nak(msg, min(parking.seconds, STORAGE_RETRY_SECONDS) or STORAGE_RETRY_SECONDS)
+            await self._settle(msg, nak_in=min(parking.seconds, STORAGE_RETRY_SECONDS) or STORAGE_RETRY_SECONDS)
             return
         self._metrics.deferred.labels(parking.reason).inc()
         self._waker.due_in(parking.seconds)
         # A plain ack (no round trip) is enough: if it were lost, the redelivery is parked again or finds
         # the row, and the parked copy is deduplicated by the claim.
-        await self._ack(msg, confirm=False)
+        await self._settle(msg, confirm=False)
 
     async def _defer_for_fairness(self, msg: Msg) -> None:
         try:
@@ -434,7 +437,7 @@ class EventWorker:
             try:
                 await self._store.dead_letter_raw(event_id, tenant, workflow, reason, msg.data)
             except STORAGE_ERRORS:
-                await _nak(msg, STORAGE_RETRY_SECONDS)
+                await self._settle(msg, nak_in=STORAGE_RETRY_SECONDS)
                 return
         self._metrics.dead_letters.labels("none").inc()
         body = (
@@ -445,7 +448,7 @@ class EventWorker:
         subject = dlq_subject(tenant or "unknown", workflow or "unknown")
         with contextlib.suppress(BusError):
             await self._bus.publish(subject, body, msg_id=f"dlq:{event_id}:raw")
-        await self._ack(msg)
+        await self._settle(msg)
 
     async def _publish_dead_letter(
         self, event: EventEnvelope, reason: str, attempts: int, connector: str, seq: int
@@ -480,14 +483,23 @@ class EventWorker:
         if released:  # none when the outcome was written just before: nothing is handed over
             log.info("event released", extra={"event_id": str(event_id)})
 
-    async def _ack(self, msg: Msg, *, confirm: bool = True) -> None:
+    async def _settle(self, msg: Msg, *, nak_in: float | None = None, confirm: bool = True) -> None:
+        """The one place a message is acked or NAKed (``nak_in``: back to the stream after that long).
+
+        A lost ack or NAK only means a redelivery, which finds the row (or is parked again).
+        """
         try:
-            if confirm and self._opt.ack_sync:
+            if nak_in is not None:
+                await msg.nak(delay=nak_in)
+            elif confirm and self._opt.ack_sync:
                 await msg.ack_sync()
             else:
                 await msg.ack()
         except Exception:
-            log.warning("ack failed; the redelivery will find the row", exc_info=True)
+            if nak_in is None:
+                log.warning("ack failed; the redelivery will find the row", exc_info=True)
+            else:
+                log.debug("nak failed", exc_info=True)
 
 
 # A deferred event waits base * 2^(deferrals-1), at most this many doublings (base 1 s: 1, 2, 4, 8 s).
@@ -535,10 +547,3 @@ def _deferrals(msg: Msg) -> int:
         return int((msg.headers or {}).get(DEFERRALS_HEADER, 0))
     except ValueError:
         return 0
-
-
-async def _nak(msg: Msg, delay: float) -> None:
-    try:
-        await msg.nak(delay=delay)
-    except Exception:
-        log.debug("nak failed", exc_info=True)
