@@ -45,7 +45,7 @@ from libs.common.db.errors import STORAGE_ERRORS
 from libs.common.db.tracing import db_span
 from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.events import DeadLetter, EventEnvelope, Trigger, UndecodableEvent, dlq_subject
-from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition, WorkflowStep
+from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition
 from libs.common.telemetry import ActiveSpan, current_trace_id
 from services.executor.breakers import Breakers, NotCalled
 from services.executor.decide import Ack, ClaimView, Fate, Finish, Park, Run, TryResult, after_claim, after_try
@@ -230,32 +230,23 @@ class EventWorker:
     async def _try(
         self, event: EventEnvelope, definition: WorkflowDefinition, attempt: int, redactor: Redactor
     ) -> tuple[Finish, Any, int, Tried]:
-        """One try of the action; returns the decided outcome, the output, the duration and the history row."""
-        if definition.steps is not None:
-            return await self._try_steps(event, definition.steps, attempt, redactor)
-        action = definition.first_action()
-        action_type = action.type
-        started_at = datetime.now(UTC)
-        started = time.perf_counter()
-        result, output = await self._call(event, StepCall(action, str(event.event_id), {}, CONFIG_PATH, None), redactor)
-        duration = time.perf_counter() - started
-        if result.kind == "breaker":
-            self._metrics.breaker_refusals.labels(action_type).inc()
-        else:
-            self._metrics.observe_duration(action_type, duration)
-        backoff = self._backoff.delay(attempt, result.retry_after)
-        finish = after_try(result, attempt=attempt, max_attempts=self._opt.max_attempts, backoff=backoff)
-        return finish, output, int(duration * 1000), Tried(started_at, result.http_status)
+        """One try; returns the decided outcome, the output, the duration and the history row.
 
-    async def _try_steps(
-        self, event: EventEnvelope, steps: list[WorkflowStep], attempt: int, redactor: Redactor
-    ) -> tuple[Finish, Any, int, Tried]:
-        """One try of a multi-step workflow: from the first unsettled step on (see :mod:`services.executor.steps`)."""
+        A multi-step workflow's try runs from its first unsettled step on (see :mod:`services.executor.steps`).
+        """
         started_at = datetime.now(UTC)
         started = time.perf_counter()
-        ran = await self._steps.run(event, steps, redactor, attempt=attempt)
+        if definition.steps is not None:
+            ran = await self._steps.run(event, definition.steps, redactor, attempt=attempt)
+            finish, output, http_status = ran.finish, ran.output, ran.http_status
+        else:
+            step = StepCall(definition.first_action(), str(event.event_id), {}, CONFIG_PATH, None)
+            result, output = await self._call_step(event, step, redactor)
+            backoff = self._backoff.delay(attempt, result.retry_after)
+            finish = after_try(result, attempt=attempt, max_attempts=self._opt.max_attempts, backoff=backoff)
+            http_status = result.http_status
         duration = int((time.perf_counter() - started) * 1000)
-        return ran.finish, ran.output, duration, Tried(started_at, ran.http_status)
+        return finish, output, duration, Tried(started_at, http_status)
 
     async def _call_step(self, event: EventEnvelope, step: StepCall, redactor: Redactor) -> tuple[TryResult, Any]:
         """One action step's call, timed into the connector's duration metric (a breaker refusal is counted)."""
