@@ -17,11 +17,9 @@
    never causes a second run); a retry parks the event for its backoff in the
    same transaction.  Then the message is acked.
 
-A message is acked or NAKed only by :meth:`EventWorker._settle`.  The decisions
-of :mod:`services.executor.decide` are carried out by :meth:`EventWorker._carry_out`
-(parking through :meth:`EventWorker._park`); the other callers are the paths
-that decide nothing: an undecodable message (dead-lettered raw, then acked),
-Postgres unreachable (NAKed for later) and a fairness deferral (parked).
+A message is acked or NAKed only by :meth:`EventWorker._settle`, called by :meth:`EventWorker._carry_out`
+(the decision) and by the paths that decide nothing: an undecodable message, Postgres unreachable, a
+fairness deferral.
 """
 
 from __future__ import annotations
@@ -286,10 +284,8 @@ class EventWorker:
                 f"circuit open for {action_type}: recent tries failed; the target was not called",
                 breaker_left=exc.remaining + spread,
             ), None
-        except NotCalled as exc:
-            return _failed(exc.cause), None
-        except (PermanentError, TransientError) as exc:
-            return _failed(exc), None
+        except (NotCalled, PermanentError, TransientError) as exc:
+            return _failed(exc.cause if isinstance(exc, NotCalled) else exc), None
         except Exception as exc:
             log.exception("action failed unexpectedly", extra={"event_id": str(event.event_id)})
             return TryResult("transient", f"internal error: {type(exc).__name__}"), None

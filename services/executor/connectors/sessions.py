@@ -77,10 +77,7 @@ class ClientSessions:
     async def post_json(
         self, service: str, url: URL, message: Any, headers: Mapping[str, str]
     ) -> tuple[int, str, Mapping[str, str]]:
-        """POST ``message`` as JSON without following redirects: the answer's status, text and headers.
-
-        A connection failure or a timeout is a :class:`TransientError` naming ``service``.
-        """
+        """POST ``message`` as JSON, no redirects: the answer's status, text and headers (network errors transient)."""
         try:
             async with self.for_url(url).post(
                 url, data=json_body(message), headers=headers, allow_redirects=False
