@@ -12,9 +12,10 @@ that says nothing about the target's health) releases the trial slot.
 ``async with breakers(tenant, connector):`` wraps one call: it is admitted
 (or refused) on entry and its verdict is how the block ends: normally a
 success; a :class:`TransientError`, a timeout or any other error a failure; a
-:class:`PermanentError` or a cancellation no verdict.  The same steps are public
-one by one (:meth:`Breakers.admit`, then ``success``, ``failure`` or ``release``)
-for a caller whose call spans more than one block.
+:class:`PermanentError`, a :class:`NotCalled` (the block ended before it reached
+the target: a credential or a template failed) or a cancellation no verdict.
+The executor uses only this form; the steps it is made of (:meth:`Breakers.admit`,
+then ``success``, ``failure`` or ``release``) stay public for the breaker's own tests.
 
 Entries that are closed with no failures are dropped when the table is full,
 so memory is bounded by the number of unhealthy (tenant, connector) pairs.
@@ -39,6 +40,14 @@ CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
 
 # How long callers are told to wait behind a half-open trial.
 TRIAL_DEFER_SECONDS = 1.0
+
+
+class NotCalled(Exception):
+    """Raised inside the block when the call ended before it reached the target; ``cause`` says why."""
+
+    def __init__(self, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 @dataclass
@@ -84,7 +93,7 @@ class Breakers:
         trial = self.admit(tenant, connector)
         try:
             yield
-        except PermanentError:
+        except (PermanentError, NotCalled):
             self.release(tenant, connector, trial=trial)
             raise
         except Exception:

@@ -17,8 +17,9 @@
    never causes a second run); a retry parks the event for its backoff in the
    same transaction.  Then the message is acked.
 
-Acks, naks and parks happen only in :meth:`EventWorker._carry_out` and the
-two helpers it uses, :meth:`EventWorker._park` and :meth:`EventWorker._ack`.
+A message is acked or NAKed only by :meth:`EventWorker._settle`, called by :meth:`EventWorker._carry_out`
+(the decision) and by the paths that decide nothing: an undecodable message, Postgres unreachable, a
+fairness deferral.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ from libs.common.db.errors import STORAGE_ERRORS
 from libs.common.db.tracing import db_span
 from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.events import DeadLetter, EventEnvelope, Trigger, UndecodableEvent, dlq_subject
-from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition, WorkflowStep
+from libs.common.models.workflows import ScheduleTrigger, WorkflowDefinition
 from libs.common.telemetry import ActiveSpan, current_trace_id
-from services.executor.breakers import Breakers
+from services.executor.breakers import Breakers, NotCalled
 from services.executor.decide import Ack, ClaimView, Fate, Finish, Park, Run, TryResult, after_claim, after_try
 from services.executor.deferred import DEFERRALS_HEADER, Waker
 from services.executor.envelopes import (
@@ -149,7 +150,7 @@ class EventWorker:
                     "storage unavailable; event released", extra={"error": type(exc).__name__, "subject": msg.subject}
                 )
                 await self._release_lease(held)
-                await _nak(msg, STORAGE_RETRY_SECONDS)
+                await self._settle(msg, nak_in=STORAGE_RETRY_SECONDS)
 
     async def _process(self, msg: Message, held: Held, redactor: Redactor) -> None:
         parcel = Parcel(msg.subject, msg.data, trace_headers(msg.headers))
@@ -226,32 +227,23 @@ class EventWorker:
     async def _try(
         self, event: EventEnvelope, definition: WorkflowDefinition, attempt: int, redactor: Redactor
     ) -> tuple[Finish, Any, int, Tried]:
-        """One try of the action; returns the decided outcome, the output, the duration and the history row."""
-        if definition.steps is not None:
-            return await self._try_steps(event, definition.steps, attempt, redactor)
-        action = definition.first_action()
-        action_type = action.type
-        started_at = datetime.now(UTC)
-        started = time.perf_counter()
-        result, output = await self._call(event, StepCall(action, str(event.event_id), {}, CONFIG_PATH, None), redactor)
-        duration = time.perf_counter() - started
-        if result.kind == "breaker":
-            self._metrics.breaker_refusals.labels(action_type).inc()
-        else:
-            self._metrics.observe_duration(action_type, duration)
-        backoff = self._backoff.delay(attempt, result.retry_after)
-        finish = after_try(result, attempt=attempt, max_attempts=self._opt.max_attempts, backoff=backoff)
-        return finish, output, int(duration * 1000), Tried(started_at, result.http_status)
+        """One try; returns the decided outcome, the output, the duration and the history row.
 
-    async def _try_steps(
-        self, event: EventEnvelope, steps: list[WorkflowStep], attempt: int, redactor: Redactor
-    ) -> tuple[Finish, Any, int, Tried]:
-        """One try of a multi-step workflow: from the first unsettled step on (see :mod:`services.executor.steps`)."""
+        A multi-step workflow's try runs from its first unsettled step on (see :mod:`services.executor.steps`).
+        """
         started_at = datetime.now(UTC)
         started = time.perf_counter()
-        ran = await self._steps.run(event, steps, redactor, attempt=attempt)
+        if definition.steps is not None:
+            ran = await self._steps.run(event, definition.steps, redactor, attempt=attempt)
+            finish, output, http_status = ran.finish, ran.output, ran.http_status
+        else:
+            step = StepCall(definition.first_action(), str(event.event_id), {}, CONFIG_PATH, None)
+            result, output = await self._call_step(event, step, redactor)
+            backoff = self._backoff.delay(attempt, result.retry_after)
+            finish = after_try(result, attempt=attempt, max_attempts=self._opt.max_attempts, backoff=backoff)
+            http_status = result.http_status
         duration = int((time.perf_counter() - started) * 1000)
-        return ran.finish, ran.output, duration, Tried(started_at, ran.http_status)
+        return finish, output, duration, Tried(started_at, http_status)
 
     async def _call_step(self, event: EventEnvelope, step: StepCall, redactor: Redactor) -> tuple[TryResult, Any]:
         """One action step's call, timed into the connector's duration metric (a breaker refusal is counted)."""
@@ -267,7 +259,21 @@ class EventWorker:
     async def _call(self, event: EventEnvelope, step: StepCall, redactor: Redactor) -> tuple[TryResult, Any]:
         tenant, action_type = str(event.tenant_id), step.action.type
         try:
-            trial = self._breakers.admit(tenant, action_type)
+            async with self._breakers(tenant, action_type):
+                try:
+                    call = await self._runner.prepare_action(
+                        step.action,
+                        tenant_id=event.tenant_id,
+                        key=step.key,
+                        payload=event.payload,
+                        event=EventContext(event),
+                        extra=step.extra,
+                        where=step.where,
+                    )
+                except Exception as exc:
+                    raise NotCalled(exc) from exc  # credential or template: nothing said about the target
+                redactor.add_secret(call.secret)
+                output = await self._runner.call(action_type, call, timeout=step.timeout)
         except BreakerOpen as exc:
             # Spread over up to one more reset period (at most 30 s): a storm's parked events come back over
             # that time, not all at the moment the breaker lets its one trial through.
@@ -277,42 +283,11 @@ class EventWorker:
                 f"circuit open for {action_type}: recent tries failed; the target was not called",
                 breaker_left=exc.remaining + spread,
             ), None
-        try:
-            call = await self._runner.prepare_action(
-                step.action,
-                tenant_id=event.tenant_id,
-                key=step.key,
-                payload=event.payload,
-                event=EventContext(event),
-                extra=step.extra,
-                where=step.where,
-            )
-        except PermanentError as exc:
-            self._breakers.release(tenant, action_type, trial=trial)
-            return TryResult("permanent", exc.message), None
-        except TransientError as exc:
-            self._breakers.release(tenant, action_type, trial=trial)
-            return TryResult("transient", exc.message, retry_after=exc.retry_after), None
-        except BaseException:
-            self._breakers.release(tenant, action_type, trial=trial)
-            raise
-        redactor.add_secret(call.secret)
-        try:
-            output = await self._runner.call(action_type, call, timeout=step.timeout)
-        except PermanentError as exc:
-            self._breakers.release(tenant, action_type, trial=trial)
-            return TryResult("permanent", exc.message, http_status=exc.http_status), None
-        except TransientError as exc:
-            self._breakers.failure(tenant, action_type, trial=trial)
-            return TryResult("transient", exc.message, retry_after=exc.retry_after, http_status=exc.http_status), None
-        except asyncio.CancelledError:
-            self._breakers.release(tenant, action_type, trial=trial)
-            raise
+        except (NotCalled, PermanentError, TransientError) as exc:
+            return _failed(exc.cause if isinstance(exc, NotCalled) else exc), None
         except Exception as exc:
             log.exception("action failed unexpectedly", extra={"event_id": str(event.event_id)})
-            self._breakers.failure(tenant, action_type, trial=trial)
             return TryResult("transient", f"internal error: {type(exc).__name__}"), None
-        self._breakers.success(tenant, action_type, trial=trial)
         status = output.get("status") if isinstance(output, dict) else None
         return TryResult("ok", http_status=status if isinstance(status, int) else None), output
 
@@ -335,7 +310,7 @@ class EventWorker:
         redactor: Redactor | None = None,
     ) -> None:
         if isinstance(fate, Ack):
-            await self._ack(msg)
+            await self._settle(msg)
             return
         if isinstance(fate, Park):
             await self._park(msg, Parking(event.event_id, event.tenant_id, parcel, fate.seconds, fate.reason))
@@ -366,7 +341,7 @@ class EventWorker:
             # Another replica took the row over (this one lost its lease): let the message come back later.
             self._metrics.lease_lost.inc()
             log.warning("lease lost before the outcome was written", extra={"event_id": str(event.event_id)})
-            await _nak(msg, self._opt.lease_seconds)
+            await self._settle(msg, nak_in=self._opt.lease_seconds)
             return
         self._metrics.count(connector, written.status)
         log.debug(
@@ -381,7 +356,7 @@ class EventWorker:
                 "try failed; retrying",
                 extra={"event_id": str(event.event_id), "attempt": attempt, "retry_in_s": round(park.seconds, 3)},
             )
-        await self._ack(msg)
+        await self._settle(msg)
 
     async def _write(self, outcome: Outcome) -> Any:
         """Write the outcome until it commits: the action ran, so a failed write must not run it again."""
@@ -406,13 +381,13 @@ class EventWorker:
                 "could not park event; released to the stream",
                 extra={"event_id": str(parking.event_id), "error": type(exc).__name__},
             )
-            await _nak(msg, min(parking.seconds, STORAGE_RETRY_SECONDS) or STORAGE_RETRY_SECONDS)
+            await self._settle(msg, nak_in=min(parking.seconds, STORAGE_RETRY_SECONDS) or STORAGE_RETRY_SECONDS)
             return
         self._metrics.deferred.labels(parking.reason).inc()
         self._waker.due_in(parking.seconds)
         # A plain ack (no round trip) is enough: if it were lost, the redelivery is parked again or finds
         # the row, and the parked copy is deduplicated by the claim.
-        await self._ack(msg, confirm=False)
+        await self._settle(msg, confirm=False)
 
     async def _defer_for_fairness(self, msg: Message) -> None:
         try:
@@ -448,7 +423,7 @@ class EventWorker:
             try:
                 await self._store.dead_letter_raw(event_id, tenant, workflow, reason, msg.data)
             except STORAGE_ERRORS:
-                await _nak(msg, STORAGE_RETRY_SECONDS)
+                await self._settle(msg, nak_in=STORAGE_RETRY_SECONDS)
                 return
         self._metrics.dead_letters.labels("none").inc()
         body = (
@@ -459,7 +434,7 @@ class EventWorker:
         subject = dlq_subject(tenant or "unknown", workflow or "unknown")
         with contextlib.suppress(BusError):
             await self._bus.publish(subject, body, msg_id=f"dlq:{event_id}:raw")
-        await self._ack(msg)
+        await self._settle(msg)
 
     async def _publish_dead_letter(
         self, event: EventEnvelope, reason: str, attempts: int, connector: str, seq: int
@@ -494,14 +469,23 @@ class EventWorker:
         if released:  # none when the outcome was written just before: nothing is handed over
             log.info("event released", extra={"event_id": str(event_id)})
 
-    async def _ack(self, msg: Message, *, confirm: bool = True) -> None:
+    async def _settle(self, msg: Message, *, nak_in: float | None = None, confirm: bool = True) -> None:
+        """The one place a message is acked or NAKed (``nak_in``: back to the stream after that long).
+
+        A lost ack or NAK only means a redelivery, which finds the row (or is parked again).
+        """
         try:
-            if confirm and self._opt.ack_sync:
+            if nak_in is not None:
+                await msg.nak(delay=nak_in)
+            elif confirm and self._opt.ack_sync:
                 await msg.ack_sync()
             else:
                 await msg.ack()
         except Exception:
-            log.warning("ack failed; the redelivery will find the row", exc_info=True)
+            if nak_in is None:
+                log.warning("ack failed; the redelivery will find the row", exc_info=True)
+            else:
+                log.debug("nak failed", exc_info=True)
 
 
 # A deferred event waits base * 2^(deferrals-1), at most this many doublings (base 1 s: 1, 2, 4, 8 s).
@@ -527,6 +511,15 @@ def _connector_label(definition: WorkflowDefinition | None) -> str:
     return str(definition.first_action().type)
 
 
+def _failed(exc: BaseException) -> TryResult:
+    """A try that raised ``exc``: an action error maps to its kind; anything else (a bug) is raised again."""
+    if isinstance(exc, PermanentError):
+        return TryResult("permanent", exc.message, http_status=exc.http_status)
+    if isinstance(exc, TransientError):
+        return TryResult("transient", exc.message, retry_after=exc.retry_after, http_status=exc.http_status)
+    raise exc
+
+
 def _stream_seq(msg: Message) -> int:
     """The message's sequence in its stream (0 when it has none: not a JetStream delivery)."""
     try:
@@ -548,10 +541,3 @@ def _deferrals(msg: Message) -> int:
         return int((msg.headers or {}).get(DEFERRALS_HEADER, 0))
     except ValueError:
         return 0
-
-
-async def _nak(msg: Message, delay: float) -> None:
-    try:
-        await msg.nak(delay=delay)
-    except Exception:
-        log.debug("nak failed", exc_info=True)

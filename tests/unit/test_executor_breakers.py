@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
-from services.executor.breakers import Breakers
+from services.executor.breakers import Breakers, NotCalled
 from services.executor.errors import BreakerOpen, PermanentError, TransientError
 from tests.helpers.fake_clock import ManualClock
 
@@ -115,6 +116,27 @@ async def test_async_with_gives_the_verdict_timeouts_count_and_permanent_errors_
     assert b.state("A", "x") == "open"
     clock.now += 11
     await call(None)
+    assert b.state("A", "x") == "closed"
+
+
+async def test_a_call_that_never_reached_the_target_gives_no_verdict_and_frees_the_trial():
+    clock = ManualClock()
+    b = Breakers(fail_max=1, reset_seconds=10, clock=clock)
+
+    async def call(exc: Exception | None) -> None:
+        with contextlib.suppress(NotCalled, TransientError):  # the block's own errors; a refusal comes out
+            async with b("A", "x"):
+                if exc is not None:
+                    raise exc
+
+    for _ in range(3):  # a credential service that is down says nothing of the target
+        await call(NotCalled(TransientError("credential service did not answer in time")))
+    assert b.state("A", "x") == "closed"
+    await call(TransientError("503"))
+    clock.now += 11
+    await call(NotCalled(PermanentError("template error")))  # the half-open trial, ended before its call
+    assert b.state("A", "x") == "half_open"
+    await call(None)  # the slot is free again: the next caller is the trial
     assert b.state("A", "x") == "closed"
 
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import aiohttp
-
 from services.executor.connectors.base import ActionCall, raise_for_status, with_trace
-from services.executor.connectors.sessions import JSON_HEADERS, ClientSessions, json_body, network_error
+from services.executor.connectors.sessions import JSON_HEADERS, ClientSessions
 from services.executor.connectors.webhook_url import checked_webhook_url
 
 
@@ -40,14 +38,7 @@ class DiscordConnector:
             message["content"] = content
         if call.config.get("embeds") is not None:
             message["embeds"] = call.config["embeds"]
-        try:
-            async with self._sessions.for_url(url).post(
-                url, data=json_body(message), headers=with_trace(JSON_HEADERS, call), allow_redirects=False
-            ) as resp:
-                body = await resp.text(errors="replace")
-                status, headers = resp.status, resp.headers
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise network_error("discord", exc) from exc
+        status, body, headers = await self._sessions.post_json("discord", url, message, with_trace(JSON_HEADERS, call))
         if status in (200, 204):
             return {"delivered": True, "status": status, "chars": len(content)}
         retry_after = _retry_after_from_body(body) if status == 429 else None

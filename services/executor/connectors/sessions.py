@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -72,6 +73,18 @@ class ClientSessions:
             )
             self._sessions[key] = session
         return session
+
+    async def post_json(
+        self, service: str, url: URL, message: Any, headers: Mapping[str, str]
+    ) -> tuple[int, str, Mapping[str, str]]:
+        """POST ``message`` as JSON, no redirects: the answer's status, text and headers (network errors transient)."""
+        try:
+            async with self.for_url(url).post(
+                url, data=json_body(message), headers=headers, allow_redirects=False
+            ) as resp:
+                return resp.status, await resp.text(errors="replace"), resp.headers
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise network_error(service, exc) from exc
 
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}

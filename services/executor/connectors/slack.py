@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
-
 from services.executor.connectors.base import ActionCall, raise_for_status, with_trace
-from services.executor.connectors.sessions import JSON_HEADERS, ClientSessions, json_body, network_error
+from services.executor.connectors.sessions import JSON_HEADERS, ClientSessions
 from services.executor.connectors.slack_api import SlackWebApi
 from services.executor.connectors.webhook_url import checked_webhook_url
 from services.executor.errors import PermanentError, TransientError
@@ -47,14 +45,7 @@ class SlackConnector:
         message: dict[str, Any] = {"text": text}
         if call.config.get("blocks") is not None:
             message["blocks"] = call.config["blocks"]
-        try:
-            async with self._sessions.for_url(url).post(
-                url, data=json_body(message), headers=with_trace(JSON_HEADERS, call), allow_redirects=False
-            ) as resp:
-                body = await resp.text(errors="replace")
-                status, headers = resp.status, resp.headers
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise network_error("slack", exc) from exc
+        status, body, headers = await self._sessions.post_json("slack", url, message, with_trace(JSON_HEADERS, call))
         if status == 200 and body.strip() == "ok":
             return {"delivered": True, "status": status, "chars": len(text)}
         if status == 200:

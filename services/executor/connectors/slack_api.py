@@ -21,11 +21,10 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-import aiohttp
 from yarl import URL
 
 from services.executor.connectors.base import ActionCall, raise_for_status, retry_after_seconds, with_trace
-from services.executor.connectors.sessions import ClientSessions, json_body, network_error
+from services.executor.connectors.sessions import ClientSessions
 from services.executor.errors import PermanentError, TransientError
 
 # ``ok: false`` codes worth another try; Slack spells the rate limit both ways across methods.
@@ -95,14 +94,9 @@ class SlackWebApi:
             "Authorization": f"Bearer {token}",
             "Idempotency-Key": call.event_id,
         }
-        try:
-            async with self._sessions.for_url(self._url).post(
-                self._url, data=json_body(message), headers=with_trace(headers, call), allow_redirects=False
-            ) as resp:
-                body = await resp.text(errors="replace")
-                status, resp_headers = resp.status, resp.headers
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            raise network_error("slack api", exc) from exc
+        status, body, resp_headers = await self._sessions.post_json(
+            "slack api", self._url, message, with_trace(headers, call)
+        )
         if status != 200:
             raise_for_status("slack api", status, body, resp_headers)
         data = _answer(body)
