@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
 from libs.common.models.queries import Cursor, Instant, VersionCursor
+from libs.common.models.schema import never_null
 from libs.common.models.workflows import Action, JsonInt, Trigger, WorkflowDefinition, WorkflowStep
 
 STRICT = ConfigDict(extra="forbid")
@@ -259,11 +260,7 @@ def _filters_not_null(schema: dict[str, Any]) -> None:
     schema["minProperties"] = 1
     # ``from_start`` is an option, not a filter: one of the filters must be there.
     schema["anyOf"] = [{"required": [name]} for name in schema.get("properties", {}) if name not in REPLAY_OPTIONS]
-    for prop in schema.get("properties", {}).values():
-        kinds = prop.pop("anyOf", None)
-        if kinds is not None:
-            prop.update(next(k for k in kinds if k.get("type") != "null"))
-        prop.pop("default", None)
+    never_null(schema)
 
 
 class DlqReplayRequest(BaseModel):

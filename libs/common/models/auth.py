@@ -31,6 +31,7 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, InitErrorDetails, PydanticCustomError
 
 from libs.common.models.credentials import CredentialType
+from libs.common.models.schema import never_null
 
 # Python's \s spelled out (JSON Schema regexes read \s differently), and with the control characters.
 _SPACE = r"\t-\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -159,6 +160,7 @@ class SlackSecret(_Strict):
         schema = handler(core_schema)
         target = handler.resolve_ref_schema(schema)
         target["oneOf"] = [{"required": ["webhook_url"]}, {"required": ["bot_token"]}]
+        never_null(target)  # the one given is a string, never null
         return schema
 
 
