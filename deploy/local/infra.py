@@ -89,10 +89,6 @@ class _Server(Child):
             self.kill()
             raise
 
-    def restart(self, timeout: float = 30.0) -> None:
-        self.stop()
-        self.start(timeout)
-
 
 class NatsServer(_Server):
     """``nats-server -js`` on a fixed port, storing under ``store_dir``."""

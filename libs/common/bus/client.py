@@ -511,8 +511,3 @@ async def _on_error(exc: Exception) -> None:
 
 async def _on_disconnect() -> None:
     log.warning("nats disconnected")
-
-
-def header_dict(headers: Any) -> dict[str, str]:
-    """Normalise a message's headers (``None`` or a dict) to a plain dict."""
-    return dict(headers) if headers else {}
