@@ -77,11 +77,11 @@ async def add_message(
 
 async def add_change(
     conn: asyncpg.Connection,
-    *,
     tenant_id: uuid.UUID,
     workflow_id: uuid.UUID,
     version: int,
     change: str,
+    *,
     is_active: bool,
     deleted: bool = False,
 ) -> int:
