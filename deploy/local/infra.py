@@ -76,7 +76,7 @@ def postgres_bin_dir() -> Path:
 
 
 class _Server(Child):
-    """A private server: :meth:`start` waits until it is ready, :meth:`restart` stops it first."""
+    """A private server: :meth:`start` waits until it is ready."""
 
     def _spawn(self) -> None:
         raise NotImplementedError
