@@ -62,15 +62,13 @@ class RevocationFeed:
         *,
         poll_seconds: float = 2.0,
         max_stale_seconds: float = 15.0,
-        session: aiohttp.ClientSession | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.poll_seconds = poll_seconds
         self.max_stale_seconds = max_stale_seconds
-        self._session = session
-        self._own_session = session is None
+        self._session: aiohttp.ClientSession | None = None  # opened on first use
         self._clock = clock
         self._monotonic = monotonic
         self.cursor = 0
@@ -165,5 +163,5 @@ class RevocationFeed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._own_session and self._session is not None:
+        if self._session is not None:
             await self._session.close()
