@@ -77,9 +77,8 @@ class Redactor:
 
     __slots__ = ("_needles",)
 
-    def __init__(self, values: Iterable[str] = ()) -> None:
+    def __init__(self) -> None:
         self._needles: list[str] = []
-        self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
         found = set(self._needles)
