@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-EXIT_OK = 0
 EXIT_API = 1
 EXIT_USAGE = 2
 EXIT_UNAVAILABLE = 3

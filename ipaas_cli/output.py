@@ -55,7 +55,6 @@ class Output:
         rows: Sequence[dict[str, Any]],
         columns: Sequence[str],
         *,
-        title: str | None = None,
         empty: str = "nothing to show",
         data: Any = None,
     ) -> None:
@@ -63,7 +62,7 @@ class Output:
             if not rows:
                 console.print(escape(empty))
                 return
-            table = Table(title=title, show_lines=False)
+            table = Table(show_lines=False)
             for col in columns:
                 table.add_column(col, overflow="fold")
             for row in rows:

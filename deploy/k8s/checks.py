@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from deploy.k8s.resources import CLUSTER_SCOPED, Resource, pod_spec
+from deploy.k8s.resources import CLUSTER_SCOPED, Resource, command_line, ident, pod_spec
 
 API_VERSIONS = {
     "Namespace": "v1",
@@ -43,10 +43,6 @@ _MEM_UNITS = {
     "Gi": 2**30,
     "Ti": 2**40,
 }
-
-
-def ident(res: Resource) -> str:
-    return f"{res.get('kind', '?')}/{res.get('metadata', {}).get('name', '?')}"
 
 
 def cpu_millis(value: Any) -> float | None:
@@ -226,8 +222,7 @@ def check_workload(res: Resource, *, pinned_images: bool) -> list[str]:
         if kind != "Deployment":
             continue
         problems += check_http_port(where, c, res)
-        command = " ".join(str(x) for x in c.get("command") or [])
-        problems += check_probes(where, c, ipaas_service="services." in command)
+        problems += check_probes(where, c, ipaas_service="services." in command_line(c))
         pre = _prestop_seconds(c)
         if pre is None:
             problems.append(f"{where}: no preStop sleep (endpoints need time to drop the pod)")

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from deploy.k8s.checks import ident
-from deploy.k8s.resources import Resource, pod_spec
+from deploy.k8s.resources import Resource, ident, pod_spec
 from libs.common.settings import NatsSettings
 from services.executor.settings import ExecutorSettings
 

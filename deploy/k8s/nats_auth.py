@@ -16,14 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from deploy.k8s.checks import ident
-from deploy.k8s.resources import Resource, pod_spec
+from deploy.k8s.resources import SERVICE_MODULE, Resource, command_line, containers, env_vars, ident
 from libs.common.bus.permissions import IDENTITIES, PROVISIONER, SERVICES, inbox_prefix, permissions
 
 PASSWORD_VAR = "NATS_PASSWORD"  # noqa: S105 - the name of a variable, not a password
@@ -32,7 +30,6 @@ PROVISION_MODULE = "deploy.provision"
 VALUES = Path(__file__).resolve().parent / "nats" / "values.yaml"
 BEGIN = "# BEGIN users: generated from libs/common/bus/permissions.py by `python -m deploy.k8s.nats_auth --write`"
 END = "# END users"
-_SERVICE = re.compile(r"\bservices\.([a-z_]+)\b")
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -125,12 +122,8 @@ def check_values(values: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {str(v.get("name")): v for v in container.get("env") or []}
-
-
 def check_identity(where: str, identity: str, container: dict[str, Any]) -> list[str]:
-    env = _env(container)
+    env = env_vars(container)
     problems: list[str] = []
     ref = ((env.get(PASSWORD_VAR) or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
     if ref.get("name") != secret_name(identity) or ref.get("key") != "password":
@@ -151,28 +144,18 @@ def check_identity(where: str, identity: str, container: dict[str, Any]) -> list
     return problems
 
 
-def _command(container: dict[str, Any]) -> str:
-    return " ".join(str(x) for x in container.get("command") or [])
-
-
 def check_service_identities(resources: list[Resource]) -> list[str]:
     """Every Deployment running ``python -m services.<name>`` connects as NATS user ``<name>``, and a
     Job runs ``python -m deploy.provision`` as ``provisioner``."""
     problems: list[str] = []
     provisioners = 0
-    for res in resources:
-        spec = pod_spec(res)
-        if spec is None:
+    for res, where, c in containers(resources):
+        if res.get("kind") == "Job" and PROVISION_MODULE in command_line(c):
+            provisioners += 1
+            problems += check_identity(where, PROVISIONER, c)
             continue
-        for c in spec.get("containers") or []:
-            where = f"{ident(res)} container {c.get('name')}"
-            if res.get("kind") == "Job" and PROVISION_MODULE in _command(c):
-                provisioners += 1
-                problems += check_identity(where, PROVISIONER, c)
-                continue
-            match = _SERVICE.search(_command(c))
-            if res.get("kind") != "Deployment" or match is None or match.group(1) not in SERVICES:
-                continue
+        match = SERVICE_MODULE.search(command_line(c))
+        if res.get("kind") == "Deployment" and match is not None and match.group(1) in SERVICES:
             problems += check_identity(where, match.group(1), c)
     if not provisioners:
         problems.append(f"Job: none runs python -m {PROVISION_MODULE} (the services may not create streams)")

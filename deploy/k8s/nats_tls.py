@@ -21,9 +21,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from deploy.k8s.checks import ident
 from deploy.k8s.links import _name, _of
-from deploy.k8s.resources import Resource, pod_spec
+from deploy.k8s.resources import Resource, containers, ident, pod_spec
 
 TLS_REQUIRED = {"prod"}
 VALUES_FILE = "nats-values.yaml"
@@ -104,21 +103,18 @@ def check_nats_tls(resources: list[Resource], values: dict[str, Any], *, require
     if certificates and clustered and f"*.{HEADLESS}" not in names:
         problems.append(f"{ident(certificates[0])}: dnsNames lack *.{HEADLESS} (the routes' names)")
     configmaps = {_name(c): c for c in _of(resources, "ConfigMap")}
-    for res in resources:
-        spec = pod_spec(res)
-        for container in (spec or {}).get("containers") or []:
-            env = _env(container, configmaps)
-            if "NATS_URL" not in env:
-                continue
-            where = f"{ident(res)} container {container.get('name')}"
-            url = urlsplit(env["NATS_URL"])
-            if url.scheme != "tls":
-                problems.append(f"{where}: NATS_URL must be tls:// (the servers require TLS)")
-            if certificates and url.hostname not in names:
-                problems.append(f"{where}: NATS_URL host {url.hostname} is not among the certificate's dnsNames")
-            ca_file = env.get("IPAAS_NATS_TLS_CA_FILE", "")
-            if not ca_file:
-                problems.append(f"{where}: no IPAAS_NATS_TLS_CA_FILE: it cannot verify the servers' certificate")
-            elif spec is not None:
-                problems += _ca_problems(where, ca_file, container, spec, secret)
+    for res, where, container in containers(resources):
+        env = _env(container, configmaps)
+        if "NATS_URL" not in env:
+            continue
+        url = urlsplit(env["NATS_URL"])
+        if url.scheme != "tls":
+            problems.append(f"{where}: NATS_URL must be tls:// (the servers require TLS)")
+        if certificates and url.hostname not in names:
+            problems.append(f"{where}: NATS_URL host {url.hostname} is not among the certificate's dnsNames")
+        ca_file = env.get("IPAAS_NATS_TLS_CA_FILE", "")
+        if not ca_file:
+            problems.append(f"{where}: no IPAAS_NATS_TLS_CA_FILE: it cannot verify the servers' certificate")
+        else:
+            problems += _ca_problems(where, ca_file, container, pod_spec(res) or {}, secret)
     return problems

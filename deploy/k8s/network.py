@@ -20,9 +20,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from deploy.k8s.checks import ident
 from deploy.k8s.links import NATS_POD_LABELS, PLATFORM_PODS, _labels, _name, _of, _selects
-from deploy.k8s.resources import Resource
+from deploy.k8s.resources import Resource, ident
 
 # What the executor's ipBlocks must cut out: private, shared, loopback and link-local ranges, and
 # the addresses cloud providers serve instance metadata or host services on.

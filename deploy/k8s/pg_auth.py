@@ -14,35 +14,24 @@ Secret and reads nothing of the owner's; the migrations run as the owner; the Co
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from deploy.k8s.checks import ident
-from deploy.k8s.resources import Resource, pod_spec
+from deploy.k8s.resources import SERVICE_MODULE, Resource, command_line, containers, env_vars, ident
 from libs.common.db.roles import OWNER, SERVICE_ROLES
 
 PASSWORD_VAR = "PG_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 DATABASE = "ipaas"
 PG_PORT = 5432
 MIGRATE_MODULE = "libs.common.db.migrate"
-_SERVICE = re.compile(r"\bservices\.([a-z_]+)\b")
 
 
 def secret_name(service: str) -> str:
     return f"ipaas-pg-{service}"
 
 
-def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {str(v.get("name")): v for v in container.get("env") or []}
-
-
 def _secret_ref(var: dict[str, Any] | None) -> dict[str, Any]:
     return dict(((var or {}).get("valueFrom") or {}).get("secretKeyRef") or {})
-
-
-def _command(container: dict[str, Any]) -> str:
-    return " ".join(str(x) for x in container.get("command") or [])
 
 
 def _clusters(resources: list[Resource]) -> list[Resource]:
@@ -81,7 +70,7 @@ def check_cluster(cluster: Resource) -> list[str]:
 
 def check_service(where: str, service: str, container: dict[str, Any], cluster: str) -> list[str]:
     """A service Deployment connects as ``ipaas_<service>`` with its own Secret, and to nothing else."""
-    env = _env(container)
+    env = env_vars(container)
     problems: list[str] = []
     ref = _secret_ref(env.get(PASSWORD_VAR))
     if ref.get("name") != secret_name(service) or ref.get("key") != "password":
@@ -113,7 +102,7 @@ def check_service(where: str, service: str, container: dict[str, Any], cluster: 
 
 
 def check_migrations(where: str, container: dict[str, Any], cluster: str) -> list[str]:
-    ref = _secret_ref(_env(container).get("DATABASE_URL"))
+    ref = _secret_ref(env_vars(container).get("DATABASE_URL"))
     if ref.get("name") != f"{cluster}-app" or ref.get("key") != "uri":
         return [
             f"{where}: the migrations must run as the owner {OWNER} (DATABASE_URL from Secret {cluster}-app key uri)"
@@ -133,15 +122,11 @@ def check_database_identities(resources: list[Resource]) -> list[str]:
     for res in resources:
         if res.get("kind") == "ConfigMap" and "DATABASE_URL" in (res.get("data") or {}):
             problems.append(f"{ident(res)}: holds a DATABASE_URL; each workload builds its own (its role)")
-        spec = pod_spec(res)
-        if spec is None:
+    for res, where, c in containers(resources):
+        if res.get("kind") == "Job" and MIGRATE_MODULE in command_line(c):
+            problems += check_migrations(where, c, cluster)
             continue
-        for c in spec.get("containers") or []:
-            where = f"{ident(res)} container {c.get('name')}"
-            if res.get("kind") == "Job" and MIGRATE_MODULE in _command(c):
-                problems += check_migrations(where, c, cluster)
-                continue
-            match = _SERVICE.search(_command(c))
-            if res.get("kind") == "Deployment" and match is not None and match.group(1) in SERVICE_ROLES:
-                problems += check_service(where, match.group(1), c, cluster)
+        match = SERVICE_MODULE.search(command_line(c))
+        if res.get("kind") == "Deployment" and match is not None and match.group(1) in SERVICE_ROLES:
+            problems += check_service(where, match.group(1), c, cluster)
     return problems

@@ -6,9 +6,12 @@ mappings, one per object, exactly as ``kubectl apply -k`` would send them.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 Resource = dict[str, Any]
+SERVICE_MODULE = re.compile(r"\bservices\.([a-z_]+)\b")
 
 # Kinds that have no namespace.
 CLUSTER_SCOPED = {
@@ -28,3 +31,23 @@ def pod_spec(res: Resource) -> dict[str, Any] | None:
         return None
     spec: dict[str, Any] | None = res.get("spec", {}).get("template", {}).get("spec")
     return spec
+
+
+def ident(res: Resource) -> str:
+    return f"{res.get('kind', '?')}/{res.get('metadata', {}).get('name', '?')}"
+
+
+def containers(resources: list[Resource]) -> Iterator[tuple[Resource, str, dict[str, Any]]]:
+    """Every container of every workload: its resource, how messages name it, the container."""
+    for res in resources:
+        for c in (pod_spec(res) or {}).get("containers") or []:
+            yield res, f"{ident(res)} container {c.get('name')}", c
+
+
+def command_line(container: dict[str, Any]) -> str:
+    return " ".join(str(x) for x in container.get("command") or [])
+
+
+def env_vars(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A container's own ``env`` entries by name."""
+    return {str(v.get("name")): v for v in container.get("env") or []}

@@ -61,8 +61,8 @@ def _secret(
     }
 
 
-def generate(namespace: str, now: datetime | None = None) -> list[dict[str, Any]]:
-    now = now or datetime.now(UTC)
+def generate(namespace: str) -> list[dict[str, Any]]:
+    now = datetime.now(UTC)
     key_file = now.strftime("%Y%m%dT%H%M%SZ") + ".pem"
     kek_file = now.strftime("kek-%Y-%m") + ".key"
     items = [

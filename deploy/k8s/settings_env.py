@@ -21,8 +21,8 @@ from opentelemetry.sdk import environment_variables as otel_env
 from pydantic import AliasChoices
 from pydantic_settings import BaseSettings
 
-from deploy.k8s.checks import ENV_REF, ident
-from deploy.k8s.resources import Resource, pod_spec
+from deploy.k8s.checks import ENV_REF
+from deploy.k8s.resources import Resource, containers, ident
 from libs.common.settings import ServiceSettings
 
 # Modules of the image that are not services, and the settings classes they read.
@@ -99,25 +99,23 @@ def module_of(container: dict[str, Any]) -> str | None:
 def check_settings(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
     loaders: dict[str, set[str]] = {}  # ConfigMap -> the settings of every checked container that loads it
-    for res in resources:
-        for c in (pod_spec(res) or {}).get("containers") or []:
-            module = module_of(c)
-            known = settings_of(module) if module else None
-            if module is None or known is None:
-                continue
-            where = f"{ident(res)} container {c.get('name')}"
-            env = c.get("env") or []
-            referenced = {ref for var in env for ref in ENV_REF.findall(str(var.get("value", "")))}
-            problems.extend(
-                f"{where}: env {var.get('name')} is not a setting of python -m {module} "
-                "(nor referred to by another variable)"
-                for var in env
-                if var.get("name") not in known and var.get("name") not in referenced
-            )
-            for src in c.get("envFrom") or []:
-                name = (src.get("configMapRef") or {}).get("name")
-                if name:
-                    loaders.setdefault(str(name), set()).update(known)
+    for _, where, c in containers(resources):
+        module = module_of(c)
+        known = settings_of(module) if module else None
+        if module is None or known is None:
+            continue
+        env = c.get("env") or []
+        referenced = {ref for var in env for ref in ENV_REF.findall(str(var.get("value", "")))}
+        problems.extend(
+            f"{where}: env {var.get('name')} is not a setting of python -m {module} "
+            "(nor referred to by another variable)"
+            for var in env
+            if var.get("name") not in known and var.get("name") not in referenced
+        )
+        for src in c.get("envFrom") or []:
+            name = (src.get("configMapRef") or {}).get("name")
+            if name:
+                loaders.setdefault(str(name), set()).update(known)
     for res in resources:
         name = str((res.get("metadata") or {}).get("name"))
         if res.get("kind") != "ConfigMap" or name not in loaders:

@@ -25,7 +25,7 @@ import yaml
 
 from deploy.k8s import checks, kustomize, links, nats_auth, nats_tls, network, pg_auth, schemas, settings_env
 from deploy.k8s.kustomize import RenderError, render
-from deploy.k8s.resources import Resource
+from deploy.k8s.resources import Resource, ident
 
 K8S_DIR = Path(__file__).resolve().parent
 NATS_VALUES = K8S_DIR / "nats" / "values.yaml"
@@ -77,7 +77,7 @@ def validate_nats_values(values: dict[str, Any], resources: list[Resource] | Non
         for trig in so["spec"].get("triggers") or []:
             endpoint = str((trig.get("metadata") or {}).get("natsServerMonitoringEndpoint", ""))
             if endpoint and not endpoint.endswith(f":{port}"):
-                problems.append(f"{checks.ident(so)}: monitoring endpoint {endpoint} is not on port {port}")
+                problems.append(f"{ident(so)}: monitoring endpoint {endpoint} is not on port {port}")
     return problems
 
 

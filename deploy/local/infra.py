@@ -76,7 +76,7 @@ def postgres_bin_dir() -> Path:
 
 
 class _Server(Child):
-    """A private server: :meth:`start` waits until it is ready, :meth:`restart` stops it first."""
+    """A private server: :meth:`start` waits until it is ready."""
 
     def _spawn(self) -> None:
         raise NotImplementedError
@@ -88,10 +88,6 @@ class _Server(Child):
         except BaseException:
             self.kill()
             raise
-
-    def restart(self, timeout: float = 30.0) -> None:
-        self.stop()
-        self.start(timeout)
 
 
 class NatsServer(_Server):
@@ -153,12 +149,11 @@ class NatsCluster:
         sync_interval: str = "always",
         extra_config: str = "",
     ) -> None:
-        self.base_dir = base_dir
         self.name = name
-        self.route_ports = [free_port() for _ in range(size)]
-        routes = ", ".join(f'"nats://127.0.0.1:{p}"' for p in self.route_ports)
+        route_ports = [free_port() for _ in range(size)]
+        routes = ", ".join(f'"nats://127.0.0.1:{p}"' for p in route_ports)
         self.nodes: list[NatsServer] = []
-        for i, route_port in enumerate(self.route_ports):
+        for i, route_port in enumerate(route_ports):
             node_dir = base_dir / f"n{i + 1}"
             node_dir.mkdir(parents=True, exist_ok=True)
             config = node_dir / "cluster.conf"

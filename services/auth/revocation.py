@@ -55,11 +55,9 @@ async def revoke_token(pool: asyncpg.Pool, claims: Claims, *, leeway: float) -> 
     )
 
 
-async def revoke_all(
-    pool: asyncpg.Pool, user_id: uuid.UUID, *, ttl_seconds: int, leeway: float, now: float | None = None
-) -> int:
+async def revoke_all(pool: asyncpg.Pool, user_id: uuid.UUID, *, ttl_seconds: int, leeway: float) -> int:
     """Refuse every token of ``user_id`` issued until now; returns the ``not_before`` it set."""
-    not_before = math.floor(time.time() if now is None else now) + 1
+    not_before = math.floor(time.time()) + 1
     await pool.execute(
         """INSERT INTO token_revocations (user_id, not_before, expires_at)
            VALUES ($1, $2, to_timestamp($3))""",

@@ -23,10 +23,11 @@ import asyncpg
 
 from libs.common.db import create_pool
 from libs.common.logs import configure_logging
+from services.auth.key_loading import kek_ring
 from services.auth.rotate_webhooks import REMAINING, rotate_webhook_secrets
 from services.auth.settings import AuthSettings
 from services.auth.signing_keys import KeyConfigError
-from services.auth.vault import DecryptError, KekRing, Sealed, load_kek_ring
+from services.auth.vault import DecryptError, KekRing, Sealed
 
 log = logging.getLogger("services.auth.rotate")
 
@@ -95,13 +96,7 @@ async def rotate(pool: asyncpg.Pool, keks: KekRing, *, batch_size: int = BATCH_S
 
 async def _main(settings: AuthSettings) -> int:
     try:
-        keks = await asyncio.to_thread(
-            load_kek_ring,
-            env_spec=settings.keks,
-            keys_dir=settings.keks_dir,
-            dev_mode=settings.dev_mode,
-            dev_dir=settings.dev_keys_dir,
-        )
+        keks = await asyncio.to_thread(kek_ring, settings)
     except KeyConfigError as exc:
         log.error("rotation cannot start", extra={"reason": str(exc)})
         return 2

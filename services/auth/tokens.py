@@ -35,16 +35,14 @@ class TokenService:
         self.ttl_seconds = ttl_seconds
         self.leeway_seconds = leeway_seconds
 
-    def issue(
-        self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, now: float | None = None, not_before: int | None = None
-    ) -> IssuedToken:
+    def issue(self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, not_before: int | None = None) -> IssuedToken:
         """A token for the user; ``not_before`` (a "revoke all" in force) raises ``iat`` to at least it.
 
         A login in the same second as a revoke-all would otherwise get an ``iat`` the revocation
         refuses; raised, ``iat``/``nbf`` are at most a second ahead, well inside verifiers' leeway.
         """
         signer = self.ring.signer
-        issued_at = int(time.time() if now is None else now)
+        issued_at = int(time.time())
         if not_before is not None:
             issued_at = max(issued_at, not_before)
         claims = {

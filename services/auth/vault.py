@@ -18,14 +18,13 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from libs.common.keyring import NONCE_BYTES as NONCE_BYTES
 from libs.common.keyring import DecryptError as DecryptError
-from libs.common.keyring import KeyRing, load_keks
+from libs.common.keyring import KeyRing
 from libs.common.keyring import KeyUnavailable as KeyUnavailable
 from libs.common.keyring import open_bytes as _open
 from libs.common.keyring import parse_keks as parse_keks
@@ -77,8 +76,3 @@ class KekRing(KeyRing):
         """The same ciphertext with its DEK wrapped by the primary KEK."""
         dek = self.unwrap(tenant_id, credential_id, sealed.kek_id, sealed.wrapped_dek)
         return Sealed(self.primary_id, self.wrap(tenant_id, credential_id, dek), sealed.ciphertext)
-
-
-def load_kek_ring(*, env_spec: str | None, keys_dir: Path | None, dev_mode: bool, dev_dir: Path) -> KekRing:
-    """Blocking (file I/O): call it from a thread once the loop runs."""
-    return KekRing(load_keks(env_spec=env_spec, keys_dir=keys_dir, dev_mode=dev_mode, dev_dir=dev_dir))

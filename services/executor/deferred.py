@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -51,14 +50,12 @@ class Waker:
         batch: int,
         poll_seconds: float,
         publish_timeout: float,
-        on_published: Callable[[int], None] | None = None,
     ) -> None:
         self._pool = pool
         self._bus = bus
         self._batch = batch
         self._poll = poll_seconds
         self._publish_timeout = publish_timeout
-        self._on_published = on_published
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self.published = 0
@@ -103,8 +100,6 @@ class Waker:
             if sent:
                 await conn.execute(DELETE_SQL, sent)
         self.published += len(sent)
-        if self._on_published is not None and sent:
-            self._on_published(len(sent))
         if failed:
             first = failed[0]
             if isinstance(first, BaseException) and not isinstance(first, BusError):

@@ -43,9 +43,6 @@ class Heartbeats:
     def __len__(self) -> int:
         return len(self._held)
 
-    def claimed(self) -> list[uuid.UUID]:
-        return [h.event_id for h in self._held.values() if h.event_id is not None]
-
     @contextlib.contextmanager
     def hold(self, msg: Message) -> Iterator[Held]:
         key = id(msg)

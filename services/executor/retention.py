@@ -58,7 +58,6 @@ class Pruner:
         self._interval = interval_seconds
         self._pause = pause_seconds
         self._stopping = asyncio.Event()
-        self.pruned = 0
 
     @property
     def enabled(self) -> bool:
@@ -68,7 +67,6 @@ class Pruner:
         """Delete one batch of executions that finished before ``cutoff``; the number deleted."""
         status: str = await self._pool.execute(PRUNE_SQL, cutoff, self._batch)
         deleted = int(status.rsplit(" ", 1)[-1])
-        self.pruned += deleted
         return deleted
 
     async def prune(self, now: datetime) -> int:

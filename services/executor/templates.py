@@ -104,8 +104,8 @@ async def filter_passes(
     return bool(rendered["condition"])
 
 
-class EventContext:
-    """``event`` in templates; fields are computed only when a template reads them."""
+class _EventView:
+    """An envelope's fields as templates read them, each computed only when a template reads it."""
 
     __slots__ = ("_event",)
 
@@ -113,16 +113,8 @@ class EventContext:
         self._event = event
 
     @property
-    def id(self) -> str:
-        return str(self._event.event_id)
-
-    @property
     def workflow_id(self) -> str:
         return str(self._event.workflow_id)
-
-    @property
-    def trigger(self) -> str:
-        return self._event.trigger.value
 
     @property
     def received_at(self) -> str:
@@ -133,13 +125,24 @@ class EventContext:
         return self._event.scheduled_for.isoformat() if self._event.scheduled_for else None
 
 
-class TriggerContext:
+class EventContext(_EventView):
+    """``event`` in templates."""
+
+    __slots__ = ()
+
+    @property
+    def id(self) -> str:
+        return str(self._event.event_id)
+
+    @property
+    def trigger(self) -> str:
+        return self._event.trigger.value
+
+
+class TriggerContext(_EventView):
     """``trigger`` in a step's templates: how the event came in (its ids and when it was received)."""
 
-    __slots__ = ("_event",)
-
-    def __init__(self, event: EventEnvelope) -> None:
-        self._event = event
+    __slots__ = ()
 
     @property
     def type(self) -> str:
@@ -150,21 +153,9 @@ class TriggerContext:
         return str(self._event.event_id)
 
     @property
-    def workflow_id(self) -> str:
-        return str(self._event.workflow_id)
-
-    @property
     def workflow_version(self) -> int:
         return self._event.workflow_version
 
     @property
     def dedup_key(self) -> str:
         return self._event.dedup_key
-
-    @property
-    def received_at(self) -> str:
-        return self._event.received_at.isoformat()
-
-    @property
-    def scheduled_for(self) -> str | None:
-        return self._event.scheduled_for.isoformat() if self._event.scheduled_for else None

@@ -53,15 +53,13 @@ async def add_message(
     payload: dict[str, Any],
     *,
     msg_id: str | None = None,
-    headers: dict[str, str] | None = None,
 ) -> int:
     """Queue one message; ``msg_id`` defaults to ``outbox:<id>``.
 
     The current trace context is stored with it, so the relay's publish continues the writer's trace.
     """
-    if headers is None:
-        headers = {}
-        propagate.inject(headers)
+    headers: dict[str, str] = {}
+    propagate.inject(headers)
     row_id: int = await conn.fetchval(
         """INSERT INTO outbox (subject, msg_id, payload, headers)
            VALUES ($1, COALESCE($2, ''), $3::jsonb, $4::jsonb) RETURNING id""",
@@ -77,11 +75,11 @@ async def add_message(
 
 async def add_change(
     conn: asyncpg.Connection,
-    *,
     tenant_id: uuid.UUID,
     workflow_id: uuid.UUID,
     version: int,
     change: str,
+    *,
     is_active: bool,
     deleted: bool = False,
 ) -> int:

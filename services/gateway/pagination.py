@@ -8,18 +8,16 @@ never read as an absent one.  The largest ``limit`` is
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import TypeVar
 
 from aiohttp import web
 
 from libs.common.http.query import parse_query, path_id
-from libs.common.models.queries import PAGE_MAX, LimitQuery, PageQuery, encode_cursor
+from libs.common.models.queries import PAGE_MAX, LimitQuery, encode_cursor
 from services.gateway.keys import SETTINGS
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["encode_cursor", "limit_of", "list_query", "page_limit", "cursor_param", "path_id", "uuid_segment"]
+__all__ = ["encode_cursor", "limit_of", "list_query", "path_id", "uuid_segment"]
 
 Q = TypeVar("Q", bound=LimitQuery)
 _UUID_RE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -37,11 +35,3 @@ def list_query(request: web.Request, model: type[Q]) -> Q:
 
 def limit_of(query: LimitQuery, settings: GatewaySettings) -> int:
     return query.limit if query.limit is not None else settings.page_default
-
-
-def page_limit(request: web.Request, settings: GatewaySettings) -> int:
-    return limit_of(parse_query(request, PageQuery, context={PAGE_MAX: settings.page_max}), settings)
-
-
-def cursor_param(request: web.Request) -> tuple[datetime, uuid.UUID] | None:
-    return parse_query(request, PageQuery).after

@@ -79,7 +79,6 @@ class StoredSchedule:
     stored_error: str | None
     last_slot: int | None  # saved progress
     changed_at: int  # the workflow's updated_at
-    wants_schedule: bool
     is_schedule: bool
 
 
@@ -119,7 +118,6 @@ def parse_row(row: asyncpg.Record, *, min_interval_seconds: int) -> StoredSchedu
         stored_error=row["schedule_error"],
         last_slot=to_slot(last) if last is not None else None,
         changed_at=to_slot(row["updated_at"]),
-        wants_schedule=wants,
         is_schedule=is_schedule,
     )
 

@@ -91,13 +91,13 @@ async def test_postgres_away_is_database_unavailable_other_io_is_service_unavail
 
 def test_puback_errors_map_onto_bus_unavailable_subclasses():
     full = rejection("events.t.w", {"code": 503, "err_code": 10077, "description": "maximum bytes exceeded"})
-    assert type(full) is StreamFull and not full.permanent and full.err_code == 10077
+    assert type(full) is StreamFull and full.err_code == 10077
     too_big = rejection(
         "events.t.w", {"code": 400, "err_code": 10054, "description": "message size exceeds maximum allowed"}
     )
-    assert type(too_big) is MessageRejected and too_big.permanent and too_big.status == 400
+    assert type(too_big) is MessageRejected and too_big.status == 400
     other = rejection("events.t.w", {"code": 500, "err_code": 10999, "description": "new"})
-    assert type(other) is PublishRejected and not other.permanent
+    assert type(other) is PublishRejected
     odd = rejection("events.t.w", "not an object")
     assert type(odd) is PublishRejected and (odd.status, odd.err_code) == (0, 0)
     for exc in (full, too_big, other, odd):

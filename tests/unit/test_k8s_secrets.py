@@ -17,8 +17,9 @@ from deploy.k8s import nats_tls, secrets, validate
 from deploy.k8s.kustomize import render
 from deploy.k8s.resources import pod_spec
 from libs.common.db.roles import SERVICE_ROLES
+from libs.common.keyring import load_keks
 from services.auth.signing_keys import load_signing_keys
-from services.auth.vault import load_kek_ring
+from services.auth.vault import KekRing
 
 K8S = validate.K8S_DIR
 
@@ -102,7 +103,7 @@ def test_auth_loads_the_generated_signing_key_and_kek_as_kubernetes_mounts_them(
     ring = load_signing_keys(
         env_pem=None, keys_dir=dirs[secrets.SIGNING_KEYS], dev_mode=False, dev_dir=tmp_path / "unused"
     )
-    keks = load_kek_ring(env_spec=None, keys_dir=dirs[secrets.KEKS], dev_mode=False, dev_dir=tmp_path / "unused")
+    keks = KekRing(load_keks(env_spec=None, keys_dir=dirs[secrets.KEKS], dev_mode=False, dev_dir=tmp_path / "unused"))
     assert ring is not None and keks is not None
     (key_file,) = generated[secrets.SIGNING_KEYS]["stringData"]
     assert re.fullmatch(r"\d{8}T\d{6}Z\.pem", key_file)  # active from now (docs/auth.md's rotation rules)

@@ -37,7 +37,7 @@ def errors(body: dict[str, Any]) -> list[tuple[str, str, str]]:
 def test_a_single_action_is_one_step_named_action_and_dumps_as_sent():
     single = {"name": "a", "trigger": {"type": "webhook"}, "action": http("x")["action"]}
     parsed = WorkflowDefinition.model_validate(single)
-    assert parsed.steps is None and not parsed.multi_step
+    assert parsed.steps is None
     assert [s.id for s in parsed.step_list()] == ["action"]
     assert "steps" not in parsed.model_dump(mode="json")
 

@@ -73,7 +73,6 @@ class JwksVerifier:
         *,
         issuer: str,
         audience: str,
-        session: aiohttp.ClientSession | None = None,
         cache_ttl: float = 300.0,
         min_refresh_interval: float = 10.0,
         fetch_timeout: float = 2.0,
@@ -83,8 +82,7 @@ class JwksVerifier:
         self.jwks_url = jwks_url
         self.issuer = issuer
         self.audience = audience
-        self._session = session
-        self._own_session = session is None
+        self._session: aiohttp.ClientSession | None = None  # opened on first use
         self._cache_ttl = cache_ttl
         self._min_refresh = min_refresh_interval
         self._fetch_timeout = fetch_timeout
@@ -96,7 +94,7 @@ class JwksVerifier:
         self._inflight: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
-        if self._own_session and self._session is not None:
+        if self._session is not None:
             await self._session.close()
 
     async def verify(self, token: str) -> Claims:

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -62,17 +61,11 @@ class RevocationFeed:
         *,
         poll_seconds: float = 2.0,
         max_stale_seconds: float = 15.0,
-        session: aiohttp.ClientSession | None = None,
-        clock: Callable[[], float] = time.time,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.poll_seconds = poll_seconds
         self.max_stale_seconds = max_stale_seconds
-        self._session = session
-        self._own_session = session is None
-        self._clock = clock
-        self._monotonic = monotonic
+        self._session: aiohttp.ClientSession | None = None  # opened on first use
         self.cursor = 0
         self.tokens: dict[str, float] = {}  # jti -> until (Unix seconds)
         self.users: dict[str, tuple[int, float]] = {}  # user id -> (not_before, until)
@@ -107,7 +100,7 @@ class RevocationFeed:
         """Loaded, and not older than ``max_stale_seconds`` (when that is set)."""
         if self.loaded_at is None:
             return False
-        return self.max_stale_seconds <= 0 or self._monotonic() - self.loaded_at <= self.max_stale_seconds
+        return self.max_stale_seconds <= 0 or time.monotonic() - self.loaded_at <= self.max_stale_seconds
 
     async def check(self, claims: Claims) -> None:
         """Raise ``TokenError("token_revoked")`` for a revoked token, :class:`RevocationsUnavailable` if unsure."""
@@ -125,14 +118,14 @@ class RevocationFeed:
         """One poll; raises on failure (the caller logs and keeps the list)."""
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        started = self._monotonic()
+        started = time.monotonic()
         timeout = aiohttp.ClientTimeout(total=self.poll_seconds)
         async with self._session.get(self.url, params={"after": str(self.cursor)}, timeout=timeout) as resp:
             resp.raise_for_status()
             document = await resp.json(content_type=None)
         if not isinstance(document, dict):
             raise ValueError("the revocation feed did not answer an object")
-        self.apply(document, now=self._clock())
+        self.apply(document, now=time.time())
         self.loaded_at = started
         self._loaded.set()
 
@@ -140,18 +133,18 @@ class RevocationFeed:
         # Polls start every poll_seconds (start to start) and a fetch gets at most that long, so a
         # revocation committed at T is in a snapshot started before T + poll_seconds, applied by T + 2x.
         while not self._stop.is_set():
-            started = self._monotonic()
+            started = time.monotonic()
             try:
                 await self.refresh()
             except (aiohttp.ClientError, TimeoutError, ValueError, TypeError, KeyError) as exc:
-                now = self._monotonic()
+                now = time.monotonic()
                 if now - self._warned_at >= WARN_EVERY_SECONDS:
                     self._warned_at = now
                     log.warning(
                         "token revocation poll failed; keeping the last list",
                         extra={"url": self.url, "error": type(exc).__name__, "fresh": self.fresh},
                     )
-            pause = max(0.0, self.poll_seconds - (self._monotonic() - started))
+            pause = max(0.0, self.poll_seconds - (time.monotonic() - started))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=pause)
 
@@ -165,5 +158,5 @@ class RevocationFeed:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._own_session and self._session is not None:
+        if self._session is not None:
             await self._session.close()

@@ -270,7 +270,6 @@ class Bus:
         stream: str,
         durable: str,
         *,
-        filter_subject: str | None = None,
         max_ack_pending: int = 1024,
         ack_wait_seconds: float = 30.0,
         max_deliver: int = 20,
@@ -284,7 +283,6 @@ class Bus:
             durable_name=durable,
             ack_policy=js_api.AckPolicy.EXPLICIT,
             deliver_policy=js_api.DeliverPolicy.ALL,
-            filter_subject=filter_subject,
             max_ack_pending=max_ack_pending,
             ack_wait=ack_wait_seconds,
             max_deliver=max_deliver,
@@ -423,7 +421,6 @@ class Bus:
         payload: bytes,
         *,
         headers: dict[str, str] | None = None,
-        timeout: float | None = None,
         flush: bool = True,
     ) -> None:
         """A core NATS publish (no stream, no PubAck) with the trace context, flushed to the server.
@@ -438,8 +435,8 @@ class Bus:
         try:
             await self.nc.publish(subject, payload, headers=hdrs or None)
             if flush:
-                wait = timeout if timeout is not None else self.settings.publish_timeout_seconds
-                await self.nc.flush(timeout=max(1, math.ceil(wait)))  # nats-py takes whole seconds
+                # nats-py takes whole seconds
+                await self.nc.flush(timeout=max(1, math.ceil(self.settings.publish_timeout_seconds)))
         except UNAVAILABLE_ERRORS as exc:
             raise BusUnavailable(f"publish to {subject} failed: {type(exc).__name__}") from exc
         except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
@@ -511,8 +508,3 @@ async def _on_error(exc: Exception) -> None:
 
 async def _on_disconnect() -> None:
     log.warning("nats disconnected")
-
-
-def header_dict(headers: Any) -> dict[str, str]:
-    """Normalise a message's headers (``None`` or a dict) to a plain dict."""
-    return dict(headers) if headers else {}

@@ -231,8 +231,8 @@ def _pending_after(msg: Msg) -> int:
         return 1  # unknown: assume a backlog; a batch pull that finds less just returns what it finds
 
 
-async def _nak_quietly(msg: Msg, delay: float | None = None) -> None:
+async def _nak_quietly(msg: Msg) -> None:
     try:
-        await msg.nak(delay=delay)
+        await msg.nak()
     except Exception:
         log.debug("nak failed", exc_info=True)

@@ -63,8 +63,6 @@ class PublishRejected(BusUnavailable):
     refused before sending), ``err_code`` the JetStream error code.
     """
 
-    permanent = False
-
     def __init__(self, subject: str, *, status: int, err_code: int, description: str) -> None:
         super().__init__(f"publish to {subject} rejected: {description} (status {status}, err_code {err_code})")
         self.subject = subject
@@ -80,8 +78,6 @@ class StreamFull(PublishRejected):
 class MessageRejected(PublishRejected):
     """This message can never be stored as it is: too large, a malformed subject or header, a failed
     expectation.  Retrying it unchanged cannot succeed."""
-
-    permanent = True
 
 
 class MessageTooLarge(MessageRejected):

@@ -28,7 +28,7 @@ from urllib.parse import quote, quote_plus, urlsplit
 
 from libs.common.logs.secret_shapes import REDACTED
 
-__all__ = ["MIN_SECRET_LENGTH", "Redactor", "current_redactor", "redact_text", "redacting"]
+__all__ = ["MIN_SECRET_LENGTH", "Redactor", "current_redactor", "redacting"]
 
 # Shorter values are not looked for: they would redact ordinary words.
 MIN_SECRET_LENGTH = 6
@@ -77,9 +77,8 @@ class Redactor:
 
     __slots__ = ("_needles",)
 
-    def __init__(self, values: Iterable[str] = ()) -> None:
+    def __init__(self) -> None:
         self._needles: list[str] = []
-        self.add(values)
 
     def add(self, values: Iterable[str]) -> None:
         found = set(self._needles)
@@ -133,12 +132,6 @@ class Redactor:
 
 def current_redactor() -> Redactor | None:
     return _CURRENT.get()
-
-
-def redact_text(text: str) -> str:
-    """``text`` with the current redactor's values replaced (unchanged outside :func:`redacting`)."""
-    redactor = _CURRENT.get()
-    return redactor.text(text) if redactor else text
 
 
 @contextmanager

@@ -43,15 +43,6 @@ class ExecutionStatus(StrEnum):
     SKIPPED = "skipped"
     FILTERED = "filtered"  # a filter step was false: a success that ran no later steps
 
-    @property
-    def is_final(self) -> bool:
-        return self in (
-            ExecutionStatus.SUCCEEDED,
-            ExecutionStatus.DEAD,
-            ExecutionStatus.SKIPPED,
-            ExecutionStatus.FILTERED,
-        )
-
 
 def event_id_for(workflow_id: uuid.UUID | str, dedup_key: str) -> uuid.UUID:
     """The same (workflow, dedup key) always maps onto the same event id.

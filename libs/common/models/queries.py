@@ -58,7 +58,6 @@ def _true_or_false(value: Any) -> Any:
     return value
 
 
-QueryInt = Annotated[int, BeforeValidator(_whole_number)]
 Limit = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
 QueryBool = Annotated[bool, BeforeValidator(_true_or_false)]
 Cursor = Annotated[

@@ -397,10 +397,6 @@ class WorkflowDefinition(BaseModel):
             raise ValueError("a workflow holds exactly one of 'action' or 'steps'")
         return self
 
-    @property
-    def multi_step(self) -> bool:
-        return self.steps is not None
-
     def step_list(self) -> list[WorkflowStep]:
         """The steps to run; a single-action workflow is one step named ``action``."""
         if self.steps is not None:

@@ -27,5 +27,4 @@ PAGES: tuple[Page, ...] = (
     Page("keys", "API keys"),
     Page("system", "System"),
 )
-BY_NAME = {page.name: page for page in PAGES}
 HOME = "executions"

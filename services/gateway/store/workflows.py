@@ -120,14 +120,7 @@ async def create(
                 workflow_id,
                 definition,
             )
-            await add_change(
-                conn,
-                tenant_id=tenant_id,
-                workflow_id=workflow_id,
-                version=1,
-                change="created",
-                is_active=body.is_active,
-            )
+            await add_change(conn, tenant_id, workflow_id, 1, "created", is_active=body.is_active)
             row = await get(conn, tenant_id, workflow_id)
     except asyncpg.ForeignKeyViolationError as exc:
         raise Forbidden("the token's tenant does not exist", code="unknown_tenant") from exc
@@ -167,9 +160,7 @@ async def _new_version(
         await secret_store.remove_all(conn, row["id"])
     elif secret is not None:
         await secret_store.add_current(conn, ring, row["tenant_id"], row["id"], secret)
-    await add_change(
-        conn, tenant_id=row["tenant_id"], workflow_id=row["id"], version=version, change=change, is_active=is_active
-    )
+    await add_change(conn, row["tenant_id"], row["id"], version, change, is_active=is_active)
     return version, secret
 
 
@@ -208,14 +199,8 @@ async def set_active(
         await conn.execute(
             "UPDATE workflows SET is_active = $2, updated_at = now() WHERE id = $1", workflow_id, is_active
         )
-        await add_change(
-            conn,
-            tenant_id=tenant_id,
-            workflow_id=workflow_id,
-            version=row["current_version"],
-            change="enabled" if is_active else "disabled",
-            is_active=is_active,
-        )
+        change = "enabled" if is_active else "disabled"
+        await add_change(conn, tenant_id, workflow_id, row["current_version"], change, is_active=is_active)
         return to_out(await get(conn, tenant_id, workflow_id))
 
 
@@ -250,15 +235,8 @@ async def delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUI
         row = await get(conn, tenant_id, workflow_id, lock=True)
         await conn.execute("UPDATE workflows SET deleted_at = now(), updated_at = now() WHERE id = $1", workflow_id)
         await secret_store.remove_all(conn, workflow_id)
-        await add_change(
-            conn,
-            tenant_id=tenant_id,
-            workflow_id=workflow_id,
-            version=row["current_version"],
-            change="deleted",
-            is_active=row["is_active"],
-            deleted=True,
-        )
+        version = row["current_version"]
+        await add_change(conn, tenant_id, workflow_id, version, "deleted", is_active=row["is_active"], deleted=True)
 
 
 async def rotate_secret(
@@ -292,14 +270,8 @@ async def rotate_secret(
         await secret_store.seal_legacy_one(conn, ring, workflow_id)
         await secret_store.rotate(conn, ring, tenant_id, workflow_id, secret, until)
         await conn.execute("UPDATE workflows SET updated_at = now() WHERE id = $1", workflow_id)
-        await add_change(
-            conn,
-            tenant_id=tenant_id,
-            workflow_id=workflow_id,
-            version=row["current_version"],
-            change="secret_rotated",
-            is_active=row["is_active"],
-        )
+        version = row["current_version"]
+        await add_change(conn, tenant_id, workflow_id, version, "secret_rotated", is_active=row["is_active"])
     return {"webhook": {"url": f"/hooks/{workflow_id}", "secret": secret}, "previous_valid_until": until}
 
 
