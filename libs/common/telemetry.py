@@ -93,6 +93,11 @@ def setup_tracing(
     return provider
 
 
+def spans_recorded() -> bool:
+    """Whether spans are recorded (something takes them); if not, a hot path may skip its own."""
+    return _SAMPLER.on
+
+
 def shutdown_tracing() -> None:
     provider = trace.get_tracer_provider()
     if isinstance(provider, TracerProvider):

@@ -2,7 +2,8 @@
 
 Ingest counts and latency by status are the HTTP metrics of the ``/hooks/{workflow_id}`` route
 (``ipaas_http_requests_total``, ``ipaas_http_request_duration_seconds``); this one isolates the
-bus's share.  Each observation carries the event's trace id as an exemplar.
+bus's share.  Each observation carries the event's trace id as an exemplar (from the
+``traceparent`` the publish sent; the current span's when the publish failed).
 """
 
 from __future__ import annotations
@@ -23,5 +24,6 @@ class PublishLatency:
             registry=registry,
         )
 
-    def observe(self, seconds: float) -> None:
-        self._histogram.observe(seconds, trace_exemplar())
+    def observe(self, seconds: float, traceparent: str | None = None) -> None:
+        exemplar = {"trace_id": traceparent[3:35]} if traceparent else trace_exemplar()
+        self._histogram.observe(seconds, exemplar)
