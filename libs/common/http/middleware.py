@@ -35,7 +35,10 @@ DIRECT_ATTRIBUTE = "_ipaas_direct"
 
 
 def direct(handler: Handler) -> Handler:
-    """Mark a route handler to run right inside the envelope middleware, skipping the others."""
+    """Mark a route handler to run right inside the envelope middleware, skipping the others.
+
+    The mark is on the function itself: every route it is added to is direct.
+    """
     setattr(handler, DIRECT_ATTRIBUTE, True)
     return handler
 
