@@ -18,12 +18,14 @@ import traceback
 from collections.abc import Sequence
 from functools import lru_cache
 from types import TracebackType
+from typing import Any
 
 from opentelemetry import context, propagate, trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
@@ -93,6 +95,11 @@ def setup_tracing(
     return provider
 
 
+def spans_recorded() -> bool:
+    """Whether spans are recorded (something takes them); if not, a hot path may skip its own."""
+    return _SAMPLER.on
+
+
 def shutdown_tracing() -> None:
     provider = trace.get_tracer_provider()
     if isinstance(provider, TracerProvider):
@@ -110,16 +117,69 @@ def traceparent() -> str | None:
     return carrier.get("traceparent")
 
 
+class _LeanTracer(trace.Tracer):
+    """The SDK tracer of a provider sampled by :data:`_SAMPLER`, with a shortcut while nothing records.
+
+    While spans are not recorded, :meth:`start_span` builds the same non-recording span
+    as the SDK (the parent's trace id and trace state, or a new random trace id; a new span
+    id; the flags the SDK sets: not sampled, and the random-trace-id flag as the SDK
+    decides it) without the sampler call and the SDK's per-span bookkeeping, which cost
+    several times more.  Once something records, every call goes to the SDK tracer.
+    """
+
+    def __init__(self, tracer: SdkTracer) -> None:
+        self._sdk = tracer
+        self._ids = tracer.id_generator
+        self._random_ids = tracer.id_generator.is_trace_id_random()
+
+    def start_span(
+        self,
+        name: str,
+        context: context.Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        if _SAMPLER.on or not self._sdk._is_enabled():  # the SDK's own switch, read as it reads it
+            return self._sdk.start_span(
+                name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+            )
+        parent = trace.get_current_span(context).get_span_context()
+        if parent.is_valid:
+            trace_id, trace_state, random_id = parent.trace_id, parent.trace_state, parent.trace_flags.random_trace_id
+        else:
+            trace_id, trace_state, random_id = self._ids.generate_trace_id(), None, self._random_ids
+        flags = _RANDOM_NOT_SAMPLED if random_id else _NOT_SAMPLED
+        span_context = trace.SpanContext(
+            trace_id, self._ids.generate_span_id(), is_remote=False, trace_flags=flags, trace_state=trace_state
+        )
+        return trace.NonRecordingSpan(span_context)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return self._sdk.start_as_current_span(*args, **kwargs)
+
+
+_NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
+_RANDOM_NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT | trace.TraceFlags.RANDOM_TRACE_ID)
+
+
 @lru_cache(maxsize=16)
 def _provider_tracer(provider: trace.TracerProvider, name: str) -> trace.Tracer:
-    return provider.get_tracer(name)
+    tracer = provider.get_tracer(name)
+    if isinstance(provider, TracerProvider) and provider.sampler is _SAMPLER and isinstance(tracer, SdkTracer):
+        return _LeanTracer(tracer)
+    return tracer
 
 
 def direct_tracer(name: str) -> trace.Tracer:
     """The current provider's own tracer for ``name``, for hot paths.
 
     A module-level ``trace.get_tracer`` made before :func:`setup_tracing`
-    is a proxy, which adds a layer of context managers to every span.
+    is a proxy, which adds a layer of context managers to every span.  On the
+    provider :func:`setup_tracing` installs, it is a :class:`_LeanTracer`.
     """
     return _provider_tracer(trace.get_tracer_provider(), name)
 

@@ -15,6 +15,7 @@ from libs.common.bus.provision import Needs
 from libs.common.db.errors import STORAGE_ERRORS
 from libs.common.http.client_ip import parse_networks
 from libs.common.http.keys import METRICS, RETRY_AFTER
+from libs.common.http.middleware import direct
 from libs.common.kit import Kit, service_app
 from libs.common.ratelimit import TokenBuckets
 from services.gateway import openapi
@@ -42,7 +43,7 @@ from services.gateway.keys import (
     TRUSTED_PROXIES,
     VERIFIER,
 )
-from services.gateway.middleware import auth_middleware, tracing_middleware
+from services.gateway.middleware import auth_middleware, hook_span, tracing_middleware
 from services.gateway.outbox import OutboxRelay
 from services.gateway.replays import ReplayWorker
 from services.gateway.routes import dev_echo, executions, proxy, runs, workflows
@@ -163,7 +164,8 @@ def create_app(settings: GatewaySettings) -> web.Application:
     workflows.add_routes(app)
     executions.add_routes(app)
     proxy.add_routes(app)
-    app.router.add_post("/hooks/{workflow_id}", ingest)
+    # Past the middlewares above (no token, its own server span); the envelope middleware still runs.
+    app.router.add_post("/hooks/{workflow_id}", direct(hook_span(ingest)))
     dev_echo.add_routes(app, settings)  # development mode only
     openapi.add_routes(app)
     console.add_routes(app, settings)  # static pages of the public API's own client; not in /openapi.json

@@ -15,6 +15,11 @@ A bearer credential starting ``ipk_`` is an API key (:mod:`services.gateway.api_
 unknown or revoked is 401 ``invalid_api_key``; a key without the route's
 scope (:mod:`services.gateway.scopes`) is 403 ``insufficient_scope``; a key
 list too old to trust is 503 ``api_keys_unavailable``.
+
+``/hooks/*`` takes no token and skips both middlewares (:func:`libs.common.http.middleware.direct`):
+:func:`hook_span` wraps its handler in the same SERVER span, started only when spans are
+recorded (something exports them) or a trusted inbound ``traceparent`` must continue; otherwise
+the event's PRODUCER span is the root of its trace and its ``traceparent`` is the one answered.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from libs.common.auth import api_keys
 from libs.common.auth.jwt_verify import TokenError
 from libs.common.auth.revocations import RevocationsUnavailable
 from libs.common.http.errors import Forbidden, ServiceUnavailable, Unauthorized
-from libs.common.telemetry import ActiveSpan, direct_tracer
+from libs.common.telemetry import ActiveSpan, direct_tracer, spans_recorded
 from services.gateway.api_keys import ApiKeysUnavailable
 from services.gateway.keys import API_KEYS, CLAIMS, SETTINGS, TENANT, VERIFIER
 from services.gateway.scopes import required_scope
@@ -77,6 +82,17 @@ async def tracing_middleware(request: web.Request, handler: Handler) -> web.Stre
         response = await handler(request)
         span.set_attribute("http.response.status_code", response.status)
         return response
+
+
+def hook_span(handler: Handler) -> Handler:
+    """``handler`` in the SERVER span of :func:`tracing_middleware`, when the span can matter."""
+
+    async def traced(request: web.Request) -> web.StreamResponse:
+        if spans_recorded() or ("traceparent" in request.headers and request.app[SETTINGS].trust_trace_context):
+            return await tracing_middleware(request, handler)
+        return await handler(request)
+
+    return traced
 
 
 @web.middleware

@@ -6,6 +6,12 @@ moves to a new connection while the listener is still open, instead of
 writing its next request onto a keep-alive connection that the server closes
 with its listener.  (A connection left idle through the whole delay can still
 meet that close; HTTP clients retry such a request.)
+
+A route handler marked with :func:`direct` is called by the envelope
+middleware itself, past the app's other middlewares: it must do their work
+itself where it needs any (the gateway's webhook route starts its own server
+span and takes no bearer token).  Request id, error envelope, metrics and the
+drain's ``Connection: close`` stay the same for it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,16 @@ from libs.common.http.unavailable import DATABASE_UNAVAILABLE, SERVICE_UNAVAILAB
 log = logging.getLogger(__name__)
 
 REQUEST_ID_HEADER = "X-Request-Id"
+DIRECT_ATTRIBUTE = "_ipaas_direct"
+
+
+def direct(handler: Handler) -> Handler:
+    """Mark a route handler to run right inside the envelope middleware, skipping the others.
+
+    The mark is on the function itself: every route it is added to is direct.
+    """
+    setattr(handler, DIRECT_ATTRIBUTE, True)
+    return handler
 
 
 def _request_id(request: web.Request) -> str:
@@ -70,6 +86,9 @@ async def envelope_middleware(request: web.Request, handler: Handler) -> web.Str
     request[REQUEST_ID] = rid
     started = time.perf_counter()
     status = 500
+    route_handler = request.match_info.handler
+    if getattr(route_handler, DIRECT_ATTRIBUTE, False):
+        handler = route_handler
     try:
         response = await handler(request)
         status = response.status

@@ -166,6 +166,7 @@ async def ingest(request: web.Request) -> web.Response:
         received_at=datetime.now(UTC),
     )
     started = time.perf_counter()
+    result = None
     try:
         result = await app[BUS].publish_event(event, timeout=settings.publish_timeout_seconds)
     except MessageTooLarge as exc:
@@ -178,7 +179,7 @@ async def ingest(request: web.Request) -> web.Response:
             "event bus unavailable; retry later", retry_after=settings.retry_after_seconds
         ) from exc
     finally:
-        app[PUBLISH_LATENCY].observe(time.perf_counter() - started)
+        app[PUBLISH_LATENCY].observe(time.perf_counter() - started, None if result is None else result.traceparent)
     out = b'{"success":true,"data":{"event_id":"%s","duplicate":%s}}' % (
         event_id.encode(),
         b"true" if result.duplicate else b"false",
