@@ -5,6 +5,8 @@ the result instead of raising when the awaited operation completes as the
 cancellation lands, so a handler can carry on after being cancelled.  The
 drain must neither wait for such a handler nor leave its message to
 ``ack_wait``: it cancels again, and in the end NAKs the message itself.
+
+Both tests wait out the drain's cancellation rounds by design (seconds each): they are slow.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 from nats.aio.msg import Msg
 
 from libs.common.bus import Bus
@@ -20,6 +23,8 @@ from tests.helpers.wait import wait_until
 
 ACK_WAIT = 30.0  # a message left to the server's redelivery would come back after this
 GRACE = 0.3
+
+pytestmark = pytest.mark.slow
 
 
 async def _drain_stubborn(bus: Bus, durable: str, ignored_cancels: int) -> tuple[float, float]:

@@ -15,6 +15,13 @@ Outages: a fetch that fails (NATS away) or that the server answers with a status
 of messages (503 while a cluster elects the consumer's new leader) is retried with a backoff
 up to 2 s; the loop ends only when it is stopped.
 
+Stop: a long poll under way is woken at once (a shutdown does not wait out the fetch timeout).
+The poll is cancelled, but its pull stays open on the server until it expires: a message the
+poll had already taken is NAKed, what reached the subscription since is NAKed by
+:meth:`drain`, which then unsubscribes at once, before the grace; the server hands a pull
+whose subscription is gone nothing more.  A batch pull is
+never cut short (it could drop messages it had half-read); it ends within its short timeout.
+
 Drain: what is still running when the grace ends is cancelled, and cancelled
 again if it goes on: on Python 3.11 ``asyncio.wait_for`` (inside nats-py and
 asyncpg) returns the result instead of raising when the awaited operation
@@ -101,9 +108,8 @@ class BoundedPullConsumer:
     async def run(self) -> None:
         """Fetch and dispatch until :meth:`stop` is called. Survives NATS outages.
 
-        A fetch under way when :meth:`stop` is called is not cancelled (its
-        messages would then wait out ``ack_wait`` on the server): it returns
-        within the fetch timeout, and what it brought is NAKed at once.
+        A long poll under way when :meth:`stop` is called is woken (see the module's docstring);
+        a batch fetch returns within its short timeout.  What either brought is NAKed at once.
         """
         try:
             self._sub = await self._bus.js.pull_subscribe_bind(self._durable, stream=self._stream)
@@ -123,7 +129,7 @@ class BoundedPullConsumer:
             want = min(free, self._max_batch, self._pending) if self._backlog else 1
             timeout = self._batch_fetch_timeout if want > 1 else self._fetch_timeout
             try:
-                msgs = await self._sub.fetch(batch=want, timeout=timeout)
+                msgs = await self._fetch(want, timeout)
             except (NatsTimeoutError, TimeoutError):
                 # An empty stream answers with a timeout; that is normal (nats-py raises its own
                 # TimeoutError from a single fetch and asyncio's from a batch fetch that found nothing).
@@ -152,6 +158,28 @@ class BoundedPullConsumer:
                 self._tasks[task] = msg
                 task.add_done_callback(self._task_done)
 
+    async def _fetch(self, want: int, timeout: float) -> list[Msg]:
+        """``fetch``, except that :meth:`stop` wakes a single-message long poll (it then returns what it took)."""
+        assert self._sub is not None
+        if want > 1:
+            return await self._sub.fetch(batch=want, timeout=timeout)
+        fetch = asyncio.ensure_future(self._sub.fetch(batch=1, timeout=timeout))
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({fetch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            if not fetch.done():
+                fetch.cancel()
+        # Cancelled, the poll may still end with the message it had taken (a cancellation can be lost
+        # on Python 3.11): it is returned, and the loop NAKs it since it is stopping.
+        done = await asyncio.gather(fetch, return_exceptions=True)
+        if isinstance(done[0], list):
+            return done[0]
+        if isinstance(done[0], asyncio.CancelledError):
+            return []
+        raise done[0]
+
     async def drain(self, grace_seconds: float) -> None:
         """Release everything this replica holds or has pulled, finishing what it can within the grace.
 
@@ -163,16 +191,18 @@ class BoundedPullConsumer:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._loop_done.wait(), timeout=self._fetch_timeout + 2.0)
         await self._nak_buffered()
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
-            if pending:
-                log.info("grace over: cancelling work in flight", extra={"tasks": len(pending)})
-                await self._cancel(pending)
+        # Unsubscribe before the grace: the server then hands a woken poll's pull nothing more, and
+        # work in flight still acks (an ack goes to the message's reply subject, not through this one).
         if self._sub is not None:
             try:
                 await self._sub.unsubscribe()
             except Exception:
                 log.debug("unsubscribe failed", exc_info=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+            if pending:
+                log.info("grace over: cancelling work in flight", extra={"tasks": len(pending)})
+                await self._cancel(pending)
 
     async def _cancel(self, tasks: set[asyncio.Task[None]]) -> None:
         """Cancel until the tasks end, for at most ``CANCEL_ROUNDS`` rounds; then NAK what still runs."""
