@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -91,6 +91,10 @@ class Login(Credentials):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    @classmethod
+    def edit_schema(cls, target: dict[str, Any]) -> None:
+        """What the document adds to the generated schema (in ``CredentialCreate``'s branches too)."""
+
 
 class WebhookSecret(_Strict):
     """The secret of ``discord`` credentials."""
@@ -156,11 +160,14 @@ class SlackSecret(_Strict):
         return self
 
     @classmethod
-    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
-        schema = handler(core_schema)
-        target = handler.resolve_ref_schema(schema)
+    def edit_schema(cls, target: dict[str, Any]) -> None:
         target["oneOf"] = [{"required": ["webhook_url"]}, {"required": ["bot_token"]}]
         never_null(target)  # the one given is a string, never null
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        cls.edit_schema(handler.resolve_ref_schema(schema))
         return schema
 
 
@@ -232,10 +239,16 @@ class CredentialCreate(BaseModel):
         for name, model in SECRET_MODELS.items():
             by_model.setdefault(model, []).append(name)
         target["oneOf"] = [
-            {"properties": {"type": {"enum": names}, "secret": handler(model.__pydantic_core_schema__)}}
+            {"properties": {"type": {"enum": names}, "secret": _secret_schema(model, handler)}}
             for model, names in by_model.items()
         ]
         return schema
+
+
+def _secret_schema(model: type[_Strict], handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+    schema = handler(model.__pydantic_core_schema__)
+    model.edit_schema(handler.resolve_ref_schema(schema))
+    return schema
 
 
 # --- responses ----------------------------------------------------------------------------------
