@@ -124,7 +124,7 @@ async def test_every_change_reaches_the_change_stream_in_order(gw: Gateway, data
     try:
         # The relay marks its rows published once their PubAcks are in: a moment after the stream has them.
         async def all_marked() -> bool:
-            return await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+            return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")) == 0
 
         await wait_until(all_marked, timeout=10, message="every outbox row marked published")
         ids = [r["id"] for r in await conn.fetch("SELECT id FROM outbox ORDER BY id")]
