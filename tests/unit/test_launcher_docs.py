@@ -96,3 +96,42 @@ def test_the_readme_shows_each_setting_with_its_real_default() -> None:
                 wrong.append(f"{variable}: README {rows[variable]!r}, code {_shown(field.default)!r}")
     assert checked >= 100
     assert not wrong, f"README defaults that differ from the settings classes: {wrong}"
+
+
+def _readme_rows() -> dict[str, str]:
+    """Each variable of the README's tables with its default cell; ``IPAAS_<SERVICE>_X`` stands for each service."""
+    rows: dict[str, str] = {}
+    for variable, cell in re.findall(r"^\| `([A-Z0-9_<>]+)` \| ([^|]*) \|", README, flags=re.MULTILINE):
+        for service in ("GATEWAY", "AUTH", "SCHEDULER", "EXECUTOR"):
+            rows[variable.replace("<SERVICE>", service)] = cell.replace("<service>", service.lower())
+    return rows
+
+
+def _number_or_text(value: str) -> str:
+    try:
+        return _shown(float(value))
+    except ValueError:
+        return value
+
+
+def test_the_service_docs_tables_agree_with_the_readme() -> None:
+    """The service docs repeat settings beside the text that explains them: each with a default the
+    README's row shows (the README is checked against the code above), never a variable it lacks.
+    docs/configuration.md is left out: its tables show the values ``make up`` sets, not defaults."""
+    readme = _readme_rows()
+    checked, wrong = 0, []
+    for doc in sorted((REPO / "docs").glob("*.md")):
+        if doc.name == "configuration.md":
+            continue
+        text = doc.read_text(encoding="utf-8")
+        for variable, default in re.findall(r"^\| `(IPAAS_[A-Z0-9_]+)` \| `([^`|]*)` \|", text, flags=re.MULTILINE):
+            checked += 1
+            cell = readme.get(variable)
+            if cell is None:
+                wrong.append(f"{doc.name}: {variable} is not in the README's configuration tables")
+            elif _number_or_text(default) not in {
+                _number_or_text(v) for v in re.findall(r"`([^`]*)`", cell) + re.findall(r"[^\s`,:;()]+", cell)
+            }:
+                wrong.append(f"{doc.name}: {variable} {default!r}, README {cell.strip()!r}")
+    assert checked >= 50
+    assert not wrong, wrong
