@@ -20,6 +20,7 @@ from libs.common.telemetry import ActiveSpan
 from libs.common.templates import TemplateEngine
 from services.executor.call_span import connector_span, outgoing_trace_headers, record_status
 from services.executor.connectors import CREDENTIAL_TYPES, ActionCall, Connector
+from services.executor.connectors.configs import RenderedConfig, validated
 from services.executor.credentials import CredentialResolver
 from services.executor.errors import ActionError, PermanentError, TransientError
 from services.executor.templates import CONFIG_PATH, render_action_config
@@ -52,7 +53,7 @@ class ActionRunner:
 
     async def prepare(
         self, *, tenant_id: uuid.UUID, event_id: uuid.UUID, definition: WorkflowDefinition, payload: Any, event: Any
-    ) -> ActionCall:
+    ) -> ActionCall[RenderedConfig]:
         """The call of a single-action workflow's action (``Idempotency-Key``: the event id)."""
         return await self.prepare_action(
             definition.first_action(), tenant_id=tenant_id, key=str(event_id), payload=payload, event=event
@@ -68,18 +69,22 @@ class ActionRunner:
         event: Any,
         extra: dict[str, Any] | None = None,
         where: str = CONFIG_PATH,
-    ) -> ActionCall:
+    ) -> ActionCall[RenderedConfig]:
         """Credential and rendered config of one action; ``key`` is what the target sees as ``Idempotency-Key``
-        (a step's is ``<event_id>:<step_id>``); ``extra`` adds template names (``trigger``, ``steps``)."""
+        (a step's is ``<event_id>:<step_id>``); ``extra`` adds template names (``trigger``, ``steps``).
+
+        The rendered config is validated here, once, into the connector's model (a ``ConfigError``, permanent,
+        naming the field under ``where`` when it does not fit)."""
         if action.type not in self._connectors:
             raise PermanentError(f"no connector for action type {action.type}")
         secret: dict[str, Any] = {}
         credential_id: uuid.UUID | None = getattr(action, "credential_id", None)  # nats_publish takes none
         if credential_id is not None:
             secret = await self._credentials.resolve(tenant_id, credential_id, CREDENTIAL_TYPES[action.type])
-        config = await render_action_config(
+        rendered = await render_action_config(
             self._config_json(action.config), payload, event, self._templates, extra=extra, where=where
         )
+        config = validated(action.type, rendered, where)
         return ActionCall(event_id=key, tenant_id=str(tenant_id), config=config, secret=secret)
 
     @property
@@ -100,7 +105,9 @@ class ActionRunner:
         self._configs[id(config)] = (config, dumped)
         return dumped
 
-    async def call(self, action_type: str, call: ActionCall, *, timeout: float | None = None) -> dict[str, Any]:
+    async def call(
+        self, action_type: str, call: ActionCall[RenderedConfig], *, timeout: float | None = None
+    ) -> dict[str, Any]:
         """The connector's call under the timeout (a step's own, else the executor's), inside a CLIENT span
         (see :mod:`services.executor.call_span`)."""
         connector = self._connectors[action_type]

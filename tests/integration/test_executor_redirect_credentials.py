@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from yarl import URL
 
 from services.executor.connectors import ActionCall, ClientSessions
+from services.executor.connectors.configs import HttpRequest
 from services.executor.connectors.http_request import HttpRequestConnector
 from services.executor.connectors.redirect_headers import crosses_boundary, strip_credentials
 from services.executor.connectors.ssrf import EgressGuard, parse_cidrs
@@ -28,13 +27,13 @@ def _connector(sessions: ClientSessions) -> HttpRequestConnector:
     return HttpRequestConnector(sessions, EgressGuard(parse_cidrs("127.0.0.0/8")), max_redirects=3)
 
 
-def _call(url: str, event_id: str = "ev-redirect") -> ActionCall:
-    config: dict[str, Any] = {
-        "method": "POST",
-        "url": url,
-        "body": {"n": 1},
-        "headers": {"Cookie": "session=abc", "Proxy-Authorization": "Basic cHJveHk=", "X-Trace": "keep-me"},
-    }
+def _call(url: str, event_id: str = "ev-redirect") -> ActionCall[HttpRequest]:
+    config = HttpRequest(
+        method="POST",
+        url=url,
+        body={"n": 1},
+        headers={"Cookie": "session=abc", "Proxy-Authorization": "Basic cHJveHk=", "X-Trace": "keep-me"},
+    )
     return ActionCall(event_id=event_id, tenant_id="t", config=config, secret=CREDENTIAL)
 
 
@@ -110,6 +109,6 @@ async def test_cookies_set_by_a_target_are_not_replayed(sessions, sink):
     connector = _connector(sessions)
     url = f"http://localhost:{sink.port}/x"  # a name, not an address: a default cookie jar would keep it
     for event_id in ("ev-a", "ev-b"):
-        await connector(ActionCall(event_id=event_id, tenant_id=event_id, config={"method": "GET", "url": url}))
+        await connector(ActionCall(event_id=event_id, tenant_id=event_id, config=HttpRequest(method="GET", url=url)))
     assert sink.calls == 2
     assert "Cookie" not in sink.requests[1].headers

@@ -14,6 +14,7 @@ import pytest
 
 from deploy.local.infra import free_port
 from services.executor.connectors import ActionCall, ClientSessions
+from services.executor.connectors.configs import SlackMessage
 from services.executor.connectors.slack import SlackConnector
 from services.executor.errors import PermanentError, TransientError
 from tests.helpers.factories import create_tenant, create_workflow
@@ -60,7 +61,7 @@ def connector(sessions: ClientSessions, fake: FakeSink) -> SlackConnector:
     return SlackConnector(sessions, hosts=["127.0.0.1"], allow_http=True, api_url=fake.url)
 
 
-def call(config: dict[str, Any], secret: dict[str, Any] | None = None, event_id: str = "e-1") -> ActionCall:
+def call(config: SlackMessage, secret: dict[str, Any] | None = None, event_id: str = "e-1") -> ActionCall[SlackMessage]:
     return ActionCall(event_id=event_id, tenant_id="t", config=config, secret=secret or {"bot_token": TOKEN})
 
 
@@ -69,13 +70,13 @@ async def test_post_message_with_blocks_in_a_thread(sessions, fake_slack):
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*42*"}}]
     out = await slack(
         call(
-            {
-                "text": "hi",
-                "channel": "C024BE91L",
-                "blocks": blocks,
-                "thread_ts": "1503435956.000100",
-                "reply_broadcast": True,
-            },
+            SlackMessage(
+                text="hi",
+                channel="C024BE91L",
+                blocks=blocks,
+                thread_ts="1503435956.000100",
+                reply_broadcast=True,
+            ),
             event_id="ev-9",
         )
     )
@@ -102,13 +103,15 @@ async def test_post_message_with_blocks_in_a_thread(sessions, fake_slack):
 
 
 async def test_a_typed_thread_ts_is_sent_as_slacks_string(sessions, fake_slack):
-    await connector(sessions, fake_slack)(call({"text": "x", "channel": "#general", "thread_ts": 1503435956.5}))
+    # As the runner validates a rendered config whose thread_ts a typed value made a number.
+    rendered = {"text": "x", "channel": "#general", "thread_ts": 1503435956.5}
+    await connector(sessions, fake_slack)(call(SlackMessage.model_validate(rendered)))
     assert fake_slack.requests[0].json() == {"channel": "#general", "text": "x", "thread_ts": "1503435956.5"}
 
 
 async def test_ok_false_is_a_failed_try(sessions, fake_slack):
     slack = connector(sessions, fake_slack)
-    cfg = {"text": "hi", "channel": "C1"}
+    cfg = SlackMessage(text="hi", channel="C1")
     for code in ("invalid_auth", "channel_not_found", "not_in_channel", "invalid_blocks", "something_new"):
         fake_slack.behaviour = always(slack_error(code))
         with pytest.raises(PermanentError, match=code) as perm:
@@ -144,20 +147,20 @@ async def test_ok_false_is_a_failed_try(sessions, fake_slack):
 async def test_refusals_before_any_request(sessions, fake_slack):
     slack = connector(sessions, fake_slack)
     with pytest.raises(PermanentError, match="needs config.channel"):
-        await slack(call({"text": "hi"}))
+        await slack(call(SlackMessage(text="hi")))
     with pytest.raises(PermanentError, match="empty bot_token"):
-        await slack(call({"text": "hi", "channel": "C1"}, {"bot_token": ""}))
+        await slack(call(SlackMessage(text="hi", channel="C1"), {"bot_token": ""}))
     # A webhook posts to its own channel: a channel or thread meant for the Web API is not silently dropped.
     webhook = {"webhook_url": f"{fake_slack.url}/services/T/B/X"}
     with pytest.raises(PermanentError, match="channel, thread_ts needs a bot_token"):
-        await slack(call({"text": "hi", "channel": "C1", "thread_ts": "1.2"}, webhook))
+        await slack(call(SlackMessage(text="hi", channel="C1", thread_ts="1.2"), webhook))
     assert fake_slack.calls == 0
 
 
 async def test_unreachable_api_is_transient_and_names_no_token(sessions):
     slack = SlackConnector(sessions, hosts=[], allow_http=True, api_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TransientError, match="unreachable") as exc:
-        await slack(call({"text": "x", "channel": "C1"}))
+        await slack(call(SlackMessage(text="x", channel="C1")))
     assert TOKEN not in str(exc.value)
 
 

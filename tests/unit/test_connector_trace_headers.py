@@ -13,6 +13,7 @@ from libs.common.bus import Bus
 from libs.common.settings import NatsSettings
 from libs.common.telemetry import setup_tracing
 from services.executor.connectors import ActionCall
+from services.executor.connectors.configs import HttpRequest, RenderedConfig
 from services.executor.credentials import CredentialResolver
 from services.executor.runner import ActionRunner
 from services.executor.settings import ExecutorSettings
@@ -28,7 +29,7 @@ async def test_only_configured_types_send_the_client_spans_traceparent() -> None
     seen: dict[str, dict[str, str]] = {}
 
     def connector(name: str) -> Any:
-        async def call(c: ActionCall) -> dict[str, Any]:
+        async def call(c: ActionCall[RenderedConfig]) -> dict[str, Any]:
             seen[name] = dict(c.trace_headers)
             return {"status": 200}
 
@@ -42,7 +43,7 @@ async def test_only_configured_types_send_the_client_spans_traceparent() -> None
         max_output_bytes=256,
         propagate_to=frozenset({"http_request"}),
     )
-    call = ActionCall(event_id="e1", tenant_id="t1", config={})
+    call = ActionCall(event_id="e1", tenant_id="t1", config=HttpRequest(url="https://example.com/"))
     exporter.clear()
     await runner.call("http_request", call)
     await runner.call("slack_message", call)

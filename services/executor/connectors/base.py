@@ -6,27 +6,34 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
+from services.executor.connectors.configs import RenderedConfig
 from services.executor.errors import PermanentError, TransientError
+
+C = TypeVar("C", bound=RenderedConfig, covariant=True)
 
 
 @dataclass(frozen=True, slots=True)
-class ActionCall:
-    """One try of one action, templates already rendered."""
+class ActionCall(Generic[C]):
+    """One try of one action: its config rendered and validated into the connector's model
+    (:mod:`services.executor.connectors.configs`)."""
 
     event_id: str
     tenant_id: str
-    config: dict[str, Any]
+    config: C
     secret: dict[str, Any] = field(default_factory=dict)
     # W3C trace context for the target (``traceparent``...), when the connector's type propagates it.
     trace_headers: Mapping[str, str] = field(default_factory=dict)
 
 
-Connector = Callable[[ActionCall], Awaitable[dict[str, Any]]]
+# A connector takes the call with its own config model (``ActionCall[SlackMessage]``).  The runner finds
+# both the model (``RENDERED_CONFIGS``) and the connector by the action's type, so one registry holds
+# connectors of every model.
+Connector = Callable[[ActionCall[Any]], Awaitable[dict[str, Any]]]
 
 
-def with_trace(headers: Mapping[str, str], call: ActionCall) -> Mapping[str, str]:
+def with_trace(headers: Mapping[str, str], call: ActionCall[RenderedConfig]) -> Mapping[str, str]:
     """``headers`` plus the call's trace context (``headers`` itself when there is none)."""
     return {**headers, **call.trace_headers} if call.trace_headers else headers
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from services.executor.connectors.base import ActionCall, raise_for_status, with_trace
+from services.executor.connectors.configs import DiscordMessage
 from services.executor.connectors.sessions import JSON_HEADERS, ClientSessions
 from services.executor.connectors.webhook_url import checked_webhook_url
 
@@ -30,14 +31,15 @@ class DiscordConnector:
         self._hosts = [h.lower() for h in hosts]
         self._allow_http = allow_http
 
-    async def __call__(self, call: ActionCall) -> dict[str, Any]:
+    async def __call__(self, call: ActionCall[DiscordMessage]) -> dict[str, Any]:
         url = checked_webhook_url(call.secret, service="discord", hosts=self._hosts, allow_http=self._allow_http)
-        content = str(call.config.get("content") or "")
+        cfg = call.config
+        content = cfg.content or ""
         message: dict[str, Any] = {}
-        if call.config.get("content") is not None:
+        if cfg.content is not None:
             message["content"] = content
-        if call.config.get("embeds") is not None:
-            message["embeds"] = call.config["embeds"]
+        if cfg.embeds is not None:
+            message["embeds"] = cfg.embeds
         status, body, headers = await self._sessions.post_json("discord", url, message, with_trace(JSON_HEADERS, call))
         if status in (200, 204):
             return {"delivered": True, "status": status, "chars": len(content)}

@@ -20,6 +20,7 @@ from opentelemetry import trace
 from yarl import URL
 
 from services.executor.connectors.base import ActionCall, raise_for_status
+from services.executor.connectors.configs import HttpRequest
 from services.executor.connectors.redirect_headers import crosses_boundary, strip_credentials
 from services.executor.connectors.sessions import ClientSessions, network_error
 from services.executor.connectors.ssrf import EgressGuard, EgressRefused, PinnedResolver
@@ -84,25 +85,25 @@ class HttpRequestConnector:
         self._guard = guard
         self._max_redirects = max_redirects
 
-    async def __call__(self, call: ActionCall) -> dict[str, Any]:
+    async def __call__(self, call: ActionCall[HttpRequest]) -> dict[str, Any]:
         cfg = call.config
-        method = str(cfg.get("method", "POST")).upper()
+        method = cfg.method.upper()
         try:
-            url = URL(str(cfg.get("url", "")))
+            url = URL(cfg.url)
         except (ValueError, TypeError) as exc:
             raise PermanentError("http_request url is not a URL") from exc
         secret_headers = {str(k): str(v) for k, v in (call.secret.get("headers") or {}).items()}
         headers = dict(secret_headers)
-        headers.update({str(k): str(v) for k, v in (cfg.get("headers") or {}).items()})
+        headers.update(cfg.headers)
         headers["Idempotency-Key"] = call.event_id
-        if cfg.get("query"):
-            url = url.update_query({str(k): str(v) for k, v in cfg["query"].items()})
+        if cfg.query:
+            url = url.update_query(cfg.query)
         headers.update(call.trace_headers)
-        body = cfg.get("body")
-        form = cfg.get("form")
+        body = cfg.body
+        form = cfg.form
         kwargs: dict[str, Any] = {}
         if form is not None and method not in ("GET", "HEAD"):
-            kwargs["data"] = urlencode({str(k): str(v) for k, v in form.items()}).encode()
+            kwargs["data"] = urlencode(form).encode()
             if not any(k.lower() == "content-type" for k in headers):
                 headers["Content-Type"] = FORM_TYPE
         elif body is not None and method not in ("GET", "HEAD"):
@@ -110,7 +111,7 @@ class HttpRequestConnector:
                 kwargs["data"] = body.encode()
             else:
                 kwargs["json"] = body
-        mapping: dict[str, str] = cfg.get("response") or {}
+        mapping = cfg.response
         keep = MAX_MAPPED_BODY if mapping else MAX_BODY_KEEP
         for _hop in range(self._max_redirects + 1):
             await self._guard.vet(url)

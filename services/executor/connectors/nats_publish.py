@@ -19,6 +19,7 @@ import orjson
 from libs.common.bus import Bus, BusUnavailable
 from libs.common.bus.permissions import OUTBOUND_PREFIX
 from services.executor.connectors.base import ActionCall
+from services.executor.connectors.configs import NatsMessage
 from services.executor.errors import PermanentError, TransientError
 
 
@@ -33,9 +34,9 @@ class NatsPublishConnector:
         self._bus = bus
         self._max_bytes = max_bytes
 
-    async def __call__(self, call: ActionCall) -> dict[str, Any]:
-        subject = outbound_subject(call.tenant_id, str(call.config.get("subject", "")))
-        data = orjson.dumps(call.config.get("payload"), default=str)
+    async def __call__(self, call: ActionCall[NatsMessage]) -> dict[str, Any]:
+        subject = outbound_subject(call.tenant_id, call.config.subject)
+        data = orjson.dumps(call.config.payload, default=str)
         if len(data) > self._max_bytes:
             raise PermanentError(f"nats_publish payload is {len(data)} bytes, over {self._max_bytes}")
         try:

@@ -8,6 +8,7 @@ import aiohttp
 from yarl import URL
 
 from services.executor.connectors.base import ActionCall, raise_for_status
+from services.executor.connectors.configs import OpenWeatherQuery
 from services.executor.connectors.sessions import ClientSessions, network_error
 from services.executor.errors import PermanentError, TransientError
 
@@ -35,12 +36,12 @@ class OpenWeatherConnector:
         self._sessions = sessions
         self._url = URL(base_url.rstrip("/") + "/data/2.5/weather")
 
-    async def __call__(self, call: ActionCall) -> dict[str, Any]:
+    async def __call__(self, call: ActionCall[OpenWeatherQuery]) -> dict[str, Any]:
         api_key = call.secret.get("api_key")
         if not isinstance(api_key, str) or not api_key:
             raise PermanentError("openweather credential has no api_key")
-        units = str(call.config.get("units", "metric"))
-        params = {"q": str(call.config.get("city", "")), "appid": api_key, "units": units}
+        units = call.config.units
+        params = {"q": call.config.city, "appid": api_key, "units": units}
         try:
             async with self._sessions.for_url(self._url).get(
                 self._url, params=params, headers=call.trace_headers or None

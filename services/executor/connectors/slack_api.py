@@ -24,6 +24,7 @@ from typing import Any
 from yarl import URL
 
 from services.executor.connectors.base import ActionCall, raise_for_status, retry_after_seconds, with_trace
+from services.executor.connectors.configs import SlackMessage
 from services.executor.connectors.sessions import ClientSessions
 from services.executor.errors import PermanentError, TransientError
 
@@ -37,20 +38,19 @@ RATE_LIMIT_FALLBACK_SECONDS = 1.0
 SLACK_CODE = re.compile(r"[a-z0-9_.]{1,100}")
 
 
-def post_message_body(config: Mapping[str, Any]) -> dict[str, Any]:
+def post_message_body(config: SlackMessage) -> dict[str, Any]:
     """The ``chat.postMessage`` arguments of a rendered ``slack_message`` config."""
-    channel = config.get("channel")
-    if channel is None or str(channel).strip() == "":
+    channel = config.channel
+    if channel is None or channel.strip() == "":
         raise PermanentError("slack_message with a bot token needs config.channel")
-    body: dict[str, Any] = {"channel": str(channel), "text": str(config.get("text", ""))}
-    if config.get("blocks") is not None:
-        body["blocks"] = config["blocks"]
-    thread_ts = config.get("thread_ts")
-    if thread_ts is not None and str(thread_ts) != "":
-        # A typed template may have made it a number; Slack wants the string it gave out.
-        body["thread_ts"] = str(thread_ts)
-        if config.get("reply_broadcast") is not None:
-            body["reply_broadcast"] = bool(config["reply_broadcast"])
+    body: dict[str, Any] = {"channel": channel, "text": config.text}
+    if config.blocks is not None:
+        body["blocks"] = config.blocks
+    # A number (a typed value) arrives as its text (``coerce_numbers_to_str``): Slack wants the string it gave out.
+    if config.thread_ts:
+        body["thread_ts"] = config.thread_ts
+        if config.reply_broadcast is not None:
+            body["reply_broadcast"] = config.reply_broadcast
     return body
 
 
@@ -87,7 +87,7 @@ class SlackWebApi:
         self._sessions = sessions
         self._url = URL(base_url.rstrip("/") + "/api/chat.postMessage")
 
-    async def post(self, call: ActionCall, token: str) -> dict[str, Any]:
+    async def post(self, call: ActionCall[SlackMessage], token: str) -> dict[str, Any]:
         message = post_message_body(call.config)
         headers = {
             "Content-Type": "application/json; charset=utf-8",
