@@ -18,7 +18,6 @@ for a later pass: nothing accepted is lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -27,6 +26,7 @@ import asyncpg
 from libs.common.bus import Bus, BusError
 from libs.common.bus.client import MSG_ID_HEADER
 from libs.common.db.errors import STORAGE_ERRORS
+from libs.common.tasks import wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -129,5 +129,4 @@ class Waker:
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0 or self._stopping.is_set():
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        await wait_at_most(self._wake, seconds)
