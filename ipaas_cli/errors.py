@@ -39,9 +39,7 @@ class ApiError(CliError):
 
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(f"{message} (HTTP {status}, {code})")
-        self.status = status
-        self.code = code
-        self.details = details
+        self.status, self.code, self.details = status, code, details
 
     def as_json(self) -> dict[str, Any]:
         return {"error": {"status": self.status, "code": self.code, "message": self.message, "details": self.details}}

@@ -48,9 +48,7 @@ class Prepared:
 
 class Publisher:
     def __init__(self, bus: Bus, clock: Clock, metrics: SchedulerMetrics) -> None:
-        self._bus = bus
-        self._clock = clock
-        self._metrics = metrics
+        self._bus, self._clock, self._metrics = bus, clock, metrics
 
     @staticmethod
     def dedup_key(workflow_id: uuid.UUID, slot: int) -> str:
