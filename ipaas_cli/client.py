@@ -69,7 +69,10 @@ class Api:
         if not url.startswith(("http://", "https://")):
             raise Unavailable(f"not an http(s) URL: {url}")
         request = urllib.request.Request(  # noqa: S310 - scheme checked above
-            url, data=body, method=method, headers={"User-Agent": USER_AGENT, "Accept": "application/json", **headers}
+            url,
+            data=body,
+            method=method,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json", **headers},
         )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as resp:  # noqa: S310

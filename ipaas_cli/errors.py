@@ -39,7 +39,9 @@ class ApiError(CliError):
 
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(f"{message} (HTTP {status}, {code})")
-        self.status, self.code, self.details = status, code, details
+        self.status = status
+        self.code = code
+        self.details = details
 
     def as_json(self) -> dict[str, Any]:
         return {"error": {"status": self.status, "code": self.code, "message": self.message, "details": self.details}}

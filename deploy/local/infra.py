@@ -98,7 +98,9 @@ class NatsServer(_Server):
     def __init__(
         self, store_dir: Path, port: int, *, config_file: Path | None = None, log_file: Path | None = None
     ) -> None:
-        self.store_dir, self.port, self.config_file = store_dir, port, config_file
+        self.store_dir = store_dir
+        self.port = port
+        self.config_file = config_file
         self.log_file = self.log_path = log_file or store_dir / "nats.log"
 
     @property
@@ -208,7 +210,10 @@ class PostgresServer(_Server):
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back open transactions, checkpoint
 
     def __init__(self, data_dir: Path, port: int, *, durable: bool = True, password_auth: bool = False) -> None:
-        self.data_dir, self.port, self.durable, self.password_auth = data_dir, port, durable, password_auth
+        self.data_dir = data_dir
+        self.port = port
+        self.durable = durable
+        self.password_auth = password_auth
         self.bin = postgres_bin_dir()
         self.run_as = PG_SYSTEM_USER if os.geteuid() == 0 else None
         self.log_path = data_dir / "server.log"

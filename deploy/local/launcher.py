@@ -34,7 +34,14 @@ from deploy.local.ports import PortPicker
 from deploy.local.quickstart import banner
 from deploy.local.readiness import wait_all_ready
 from deploy.local.services import plan
-from deploy.local.state import AlreadyRunning, InstanceLock, LauncherState, ProcessRecord, redact_url, stop_leftovers
+from deploy.local.state import (
+    AlreadyRunning,
+    InstanceLock,
+    LauncherState,
+    ProcessRecord,
+    redact_url,
+    stop_leftovers,
+)
 from deploy.local.supervisor import Supervised, write_line
 from deploy.provision import provision_platform
 from libs.common.bus.permissions import ADMIN, inbox_prefix

@@ -30,7 +30,11 @@ def work_of(definition: dict[str, Any]) -> str | None:
 def summary(wf: dict[str, Any]) -> dict[str, Any]:
     trigger = wf.get("trigger") or {}
     when = trigger.get("cron") or (f"every {trigger['interval_seconds']}s" if trigger.get("interval_seconds") else "")
-    return {**wf, "trigger": " ".join(filter(None, [trigger.get("type"), when])), "action": work_of(wf)}
+    return {
+        **wf,
+        "trigger": " ".join(filter(None, [trigger.get("type"), when])),
+        "action": work_of(wf),
+    }
 
 
 @app.command("list")

@@ -47,7 +47,9 @@ class CoalescingCache(Generic[K, V]):
         self._loader = loader
         self._ttl = ttl
         self._negative_ttl = ttl if negative_ttl is None else negative_ttl
-        self._stale_for, self._max, self._clock = stale, max_entries, clock
+        self._stale_for = stale
+        self._max = max_entries
+        self._clock = clock
         # key -> (fresh until, usable stale until, value); times are the cache's clock.
         self._entries: OrderedDict[K, tuple[float, float, V]] = OrderedDict()
         self._loading: dict[K, asyncio.Future[V]] = {}

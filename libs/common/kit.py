@@ -61,7 +61,9 @@ class Kit(Generic[S]):
     """What a service's ``start`` receives: its settings and app, the pool and bus it asked for, the drain hooks."""
 
     def __init__(self, app: web.Application, settings: S) -> None:
-        self.app, self.settings, self.name = app, settings, settings.service
+        self.app = app
+        self.settings = settings
+        self.name = settings.service
         self._pool: asyncpg.Pool | None = None
         self._bus: Bus | None = None
         self.gate: ProvisionGate | None = None

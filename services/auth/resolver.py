@@ -39,7 +39,10 @@ MAX_REQUEST_BYTES = 4096
 
 class CredentialResolver:
     def __init__(self, bus: Bus, pool: asyncpg.Pool, keks: KekHolder, *, queue: str, concurrency: int = 32) -> None:
-        self._bus, self._pool, self._keks, self._queue = bus, pool, keks, queue
+        self._bus = bus
+        self._pool = pool
+        self._keks = keks
+        self._queue = queue
         self._sub: Subscription | None = None
         self._slots = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()

@@ -120,7 +120,12 @@ class SigningKeyRing:
 
 
 def load_signing_keys(
-    *, env_pem: str | None, keys_dir: Path | None, dev_mode: bool, dev_dir: Path, now: float | None = None
+    *,
+    env_pem: str | None,
+    keys_dir: Path | None,
+    dev_mode: bool,
+    dev_dir: Path,
+    now: float | None = None,
 ) -> SigningKeyRing:
     """Blocking (file I/O): call it from a thread once the loop runs."""
     keys: list[SigningKey] = []

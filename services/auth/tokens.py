@@ -29,7 +29,10 @@ class TokenService:
     def __init__(
         self, ring: SigningKeyRing, *, issuer: str, audience: str, ttl_seconds: int, leeway_seconds: float = 5.0
     ) -> None:
-        self.ring, self.issuer, self.audience, self.ttl_seconds = ring, issuer, audience, ttl_seconds
+        self.ring = ring
+        self.issuer = issuer
+        self.audience = audience
+        self.ttl_seconds = ttl_seconds
         self.leeway_seconds = leeway_seconds
 
     def issue(self, user_id: uuid.UUID, tenant_id: uuid.UUID, *, not_before: int | None = None) -> IssuedToken:

@@ -32,7 +32,10 @@ class Batcher(Generic[T, R]):
         linger: float,
         concurrency: int = 4,
     ) -> None:
-        self._name, self._flush, self._max, self._linger = name, flush, max_items, linger
+        self._name = name
+        self._flush = flush
+        self._max = max_items
+        self._linger = linger
         self._concurrency = max(1, concurrency)
         self._items: list[tuple[T, asyncio.Future[R]]] = []
         self._timer: asyncio.TimerHandle | None = None

@@ -68,7 +68,10 @@ class Breakers:
         on_transition: TransitionHook | None = None,
         max_entries: int = 100_000,
     ) -> None:
-        self._fail_max, self._reset, self._clock, self._hook = fail_max, reset_seconds, clock, on_transition
+        self._fail_max = fail_max
+        self._reset = reset_seconds
+        self._clock = clock
+        self._hook = on_transition
         self._entries: dict[tuple[str, str], _Breaker] = {}
         self._max_entries = max_entries
 

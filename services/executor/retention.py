@@ -54,7 +54,9 @@ class Pruner:
     ) -> None:
         self._pool = pool
         self._retention = timedelta(days=retention_days)
-        self._batch, self._interval, self._pause = batch, interval_seconds, pause_seconds
+        self._batch = batch
+        self._interval = interval_seconds
+        self._pause = pause_seconds
         self._stopping = asyncio.Event()
 
     @property

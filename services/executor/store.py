@@ -235,7 +235,9 @@ class Unclaimable:
 
 class ExecutionStore:
     def __init__(self, pool: asyncpg.Pool, *, owner: str, lease_seconds: float, max_items: int, linger: float) -> None:
-        self._pool, self.owner, self._lease = pool, owner, lease_seconds
+        self._pool = pool
+        self.owner = owner
+        self._lease = lease_seconds
         self._claims: Batcher[tuple[EventEnvelope, str | None], ClaimView | Unclaimable] = Batcher(
             "claim", self._claim_batch, max_items=max_items, linger=linger
         )

@@ -47,7 +47,13 @@ from libs.common.telemetry import ActiveSpan, current_trace_id
 from services.executor.breakers import Breakers, NotCalled
 from services.executor.decide import Ack, ClaimView, Fate, Finish, Park, Run, TryResult, after_claim, after_try
 from services.executor.deferred import DEFERRALS_HEADER, Waker
-from services.executor.envelopes import EnvelopeError, parse_envelope, subject_ids, trace_headers, undecodable_event_id
+from services.executor.envelopes import (
+    EnvelopeError,
+    parse_envelope,
+    subject_ids,
+    trace_headers,
+    undecodable_event_id,
+)
 from services.executor.errors import BreakerOpen, PermanentError, TransientError
 from services.executor.fairness import TenantSlots, tenant_of
 from services.executor.heartbeats import Heartbeats, Held

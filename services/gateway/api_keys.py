@@ -68,7 +68,9 @@ class ApiKeyCache:
         max_stale_seconds: float,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._pool, self.refresh_seconds, self.max_stale_seconds = pool, refresh_seconds, max_stale_seconds
+        self._pool = pool
+        self.refresh_seconds = refresh_seconds
+        self.max_stale_seconds = max_stale_seconds
         self._monotonic = monotonic
         self._keys: dict[bytes, KeyEntry] = {}
         self._used: set[uuid.UUID] = set()

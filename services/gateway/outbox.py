@@ -49,7 +49,11 @@ RELAY_LOCK_KEY = 0x1F0A5_0201
 
 
 async def add_message(
-    conn: asyncpg.Connection, subject: str, payload: dict[str, Any], *, msg_id: str | None = None
+    conn: asyncpg.Connection,
+    subject: str,
+    payload: dict[str, Any],
+    *,
+    msg_id: str | None = None,
 ) -> int:
     """Queue one message; ``msg_id`` defaults to ``outbox:<id>``.
 
@@ -137,11 +141,18 @@ class OutboxRelay(Wakeable):
         registry: CollectorRegistry,
     ) -> None:
         super().__init__()
-        self._pool, self._bus, self._dsn, self._batch = pool, bus, dsn, batch
-        self._poll, self._max_backoff = poll_seconds, max_backoff_seconds
-        self._publish_timeout, self._max_attempts = publish_timeout, max_attempts
+        self._pool = pool
+        self._bus = bus
+        self._dsn = dsn
+        self._batch = batch
+        self._poll = poll_seconds
+        self._max_backoff = max_backoff_seconds
+        self._publish_timeout = publish_timeout
+        self._max_attempts = max_attempts
         self._metrics = OutboxMetrics(registry)
-        self._gauge_due, self.published, self.set_aside = 0.0, 0, 0
+        self._gauge_due = 0.0
+        self.published = 0
+        self.set_aside = 0
 
     async def run(self) -> None:
         listener = asyncio.create_task(self._listen())

@@ -24,7 +24,10 @@ log = logging.getLogger(__name__)
 class ReplayWorker(Wakeable):
     def __init__(self, pool: asyncpg.Pool, *, batch: int, poll_seconds: float, pause_seconds: float) -> None:
         super().__init__()
-        self._pool, self._batch, self._poll, self._pause = pool, batch, poll_seconds, pause_seconds
+        self._pool = pool
+        self._batch = batch
+        self._poll = poll_seconds
+        self._pause = pause_seconds
         self.replayed = 0
 
     async def run(self) -> None:

@@ -44,7 +44,9 @@ def parse_change(subject: str, data: bytes) -> WorkflowChanged | None:
 
 class ChangeFeed:
     def __init__(self, bus: Bus, handler: ChangeHandler, *, on_failure: Callable[[], None]) -> None:
-        self._bus, self._handler, self._on_failure = bus, handler, on_failure
+        self._bus = bus
+        self._handler = handler
+        self._on_failure = on_failure
         self._sub: Subscription | None = None
 
     @property

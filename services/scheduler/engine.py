@@ -104,7 +104,10 @@ class Engine:
     ) -> None:
         self._publisher = publisher
         self._owns = owns if owns is not None else _owns_all
-        self._progress, self._versions, self._clock, self._metrics = progress, versions, clock, metrics
+        self._progress = progress
+        self._versions = versions
+        self._clock = clock
+        self._metrics = metrics
         self._opts = options
         self._entries: dict[uuid.UUID, Entry] = {}
         self._heap: list[tuple[float, int, uuid.UUID]] = []

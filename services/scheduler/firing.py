@@ -48,7 +48,9 @@ class Prepared:
 
 class Publisher:
     def __init__(self, bus: Bus, clock: Clock, metrics: SchedulerMetrics) -> None:
-        self._bus, self._clock, self._metrics = bus, clock, metrics
+        self._bus = bus
+        self._clock = clock
+        self._metrics = metrics
 
     @staticmethod
     def dedup_key(workflow_id: uuid.UUID, slot: int) -> str:

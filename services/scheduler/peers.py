@@ -39,7 +39,9 @@ class Peers:
     def __init__(
         self, bus: Bus, subject: str, *, heartbeat_seconds: float, on_change: Callable[[int], None] | None = None
     ) -> None:
-        self._bus, self._on_change, self._subject = bus, on_change, subject
+        self._bus = bus
+        self._on_change = on_change
+        self._subject = subject
         self._heartbeat = heartbeat_seconds
         self.id = uuid.uuid4().hex
         self._seen: dict[str, float] = {}  # replica id -> loop time last heard

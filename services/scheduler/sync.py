@@ -21,7 +21,9 @@ YIELD_EVERY = 200
 
 class ScheduleSync:
     def __init__(self, store: ScheduleStore, engine: Engine, metrics: SchedulerMetrics) -> None:
-        self._store, self._engine, self._metrics = store, engine, metrics
+        self._store = store
+        self._engine = engine
+        self._metrics = metrics
         self._broken: set[uuid.UUID] = set()
         # One writer at a time: a change applied in the middle of a resync could
         # otherwise be undone by the resync's older snapshot.

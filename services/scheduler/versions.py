@@ -79,8 +79,12 @@ class VersionCheck:
         pause_seconds: float,
         min_interval_seconds: int,
     ) -> None:
-        self._store, self._min_interval, self._metrics = store, min_interval_seconds, metrics
-        self._timeout, self._pause, self._paused_until = timeout_seconds, pause_seconds, 0.0
+        self._store = store
+        self._min_interval = min_interval_seconds
+        self._metrics = metrics
+        self._timeout = timeout_seconds
+        self._pause = pause_seconds
+        self._paused_until = 0.0
 
     async def resolve(self, due: list[tuple[ScheduleSpec, int]]) -> list[int | None]:
         """Per due ``(spec, slot)``: the version to publish it with, or ``None`` to not fire it."""

@@ -79,10 +79,15 @@ class JwksVerifier:
         leeway: float = 5.0,
         revocations: RevocationChecker | None = None,
     ) -> None:
-        self.jwks_url, self.issuer, self.audience = jwks_url, issuer, audience
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.audience = audience
         self._session: aiohttp.ClientSession | None = None  # opened on first use
-        self._cache_ttl, self._min_refresh = cache_ttl, min_refresh_interval
-        self._fetch_timeout, self._leeway, self._revocations = fetch_timeout, leeway, revocations
+        self._cache_ttl = cache_ttl
+        self._min_refresh = min_refresh_interval
+        self._fetch_timeout = fetch_timeout
+        self._leeway = leeway
+        self._revocations = revocations
         self._keys: dict[str, Any] = {}
         self._fetched_at = 0.0
         self._last_attempt = -1e9

@@ -56,8 +56,16 @@ def feed_url_for(jwks_url: str) -> str:
 
 
 class RevocationFeed:
-    def __init__(self, url: str, *, poll_seconds: float = 2.0, max_stale_seconds: float = 15.0) -> None:
-        self.url, self.poll_seconds, self.max_stale_seconds = url, poll_seconds, max_stale_seconds
+    def __init__(
+        self,
+        url: str,
+        *,
+        poll_seconds: float = 2.0,
+        max_stale_seconds: float = 15.0,
+    ) -> None:
+        self.url = url
+        self.poll_seconds = poll_seconds
+        self.max_stale_seconds = max_stale_seconds
         self._session: aiohttp.ClientSession | None = None  # opened on first use
         self.cursor = 0
         self.tokens: dict[str, float] = {}  # jti -> until (Unix seconds)

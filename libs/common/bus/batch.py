@@ -47,7 +47,9 @@ class _Batch:
     __slots__ = ("done", "messages", "on_outcome", "outstanding", "room", "window")
 
     def __init__(self, messages: Sequence[Outgoing], on_outcome: OnOutcome, window: int) -> None:
-        self.messages, self.on_outcome, self.window = messages, on_outcome, window
+        self.messages = messages
+        self.on_outcome = on_outcome
+        self.window = window
         self.outstanding: dict[str, int] = {}  # reply token -> message index
         self.room = asyncio.Event()  # set when fewer than ``window`` are outstanding
         self.done = asyncio.Event()  # set when none is outstanding

@@ -372,7 +372,12 @@ class Bus:
             return await self.publish_prepared(subject, payload, headers, timeout=timeout)
 
     async def publish_prepared(
-        self, subject: str, payload: bytes, headers: dict[str, str], *, timeout: float | None = None
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str],
+        *,
+        timeout: float | None = None,
     ) -> PublishResult:
         """:meth:`publish` with ``headers`` sent exactly as given, for hot paths.
 
@@ -411,7 +416,12 @@ class Bus:
         )
 
     async def publish_core(
-        self, subject: str, payload: bytes, *, headers: dict[str, str] | None = None, flush: bool = True
+        self,
+        subject: str,
+        payload: bytes,
+        *,
+        headers: dict[str, str] | None = None,
+        flush: bool = True,
     ) -> None:
         """A core NATS publish (no stream, no PubAck) with the trace context, flushed to the server.
 

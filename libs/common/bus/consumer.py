@@ -76,8 +76,13 @@ class BoundedPullConsumer:
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be at least 1")
-        self._bus, self._stream, self._durable, self._handler = bus, stream, durable, handler
-        self._max_in_flight, self._max_batch, self._fetch_timeout = max_in_flight, max_batch, fetch_timeout
+        self._bus = bus
+        self._stream = stream
+        self._durable = durable
+        self._handler = handler
+        self._max_in_flight = max_in_flight
+        self._max_batch = max_batch
+        self._fetch_timeout = fetch_timeout
         # A batch pull is only made when messages are known to be waiting, so it answers at once; the
         # short timeout bounds how long a pull that lost them to another replica can hold a late one.
         self._batch_fetch_timeout = min(batch_fetch_timeout, fetch_timeout)

@@ -65,7 +65,10 @@ class PublishRejected(BusUnavailable):
 
     def __init__(self, subject: str, *, status: int, err_code: int, description: str) -> None:
         super().__init__(f"publish to {subject} rejected: {description} (status {status}, err_code {err_code})")
-        self.subject, self.status, self.err_code, self.description = subject, status, err_code, description
+        self.subject = subject
+        self.status = status
+        self.err_code = err_code
+        self.description = description
 
 
 class StreamFull(PublishRejected):

@@ -139,7 +139,9 @@ class ProvisionGate:
     """
 
     def __init__(self, bus: Bus, needs: Needs, *, retry_max_seconds: float = 5.0) -> None:
-        self._bus, self._needs, self._retry_max = bus, needs, retry_max_seconds
+        self._bus = bus
+        self._needs = needs
+        self._retry_max = retry_max_seconds
         self._done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 

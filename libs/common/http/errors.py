@@ -12,7 +12,12 @@ class ApiError(Exception):
     code: str = "internal_error"
 
     def __init__(
-        self, message: str, *, details: Any = None, headers: dict[str, str] | None = None, code: str | None = None
+        self,
+        message: str,
+        *,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message

@@ -19,7 +19,10 @@ class Metrics:
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
-            "ipaas_http_requests_total", "HTTP requests handled", ["method", "route", "status"], registry=self.registry
+            "ipaas_http_requests_total",
+            "HTTP requests handled",
+            ["method", "route", "status"],
+            registry=self.registry,
         )
         self.http_latency = Histogram(
             "ipaas_http_request_duration_seconds",

@@ -52,7 +52,9 @@ class _Run:
 
     def __init__(self, inline: bool, compiled: Results | None, typed_keys: frozenset[str]) -> None:
         self.budget: Budget | None = None
-        self.inline, self.compiled, self.typed_keys = inline, compiled, typed_keys
+        self.inline = inline
+        self.compiled = compiled
+        self.typed_keys = typed_keys
 
 
 _MISSING = object()

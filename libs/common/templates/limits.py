@@ -76,7 +76,9 @@ class Budget:
     __slots__ = ("cpu_start", "deadline", "depth", "hard_deadline", "limits", "steps", "_next_check")
 
     def __init__(self, limits: TemplateLimits) -> None:
-        self.limits, self.steps, self.depth = limits, 0, 0
+        self.limits = limits
+        self.steps = 0
+        self.depth = 0
         now = time.perf_counter()
         seconds = limits.time_limit_ms / 1000.0
         self.deadline = now + seconds

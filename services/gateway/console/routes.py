@@ -21,7 +21,11 @@ from services.gateway.settings import GatewaySettings
 CONSOLE_PREFIX = "/console"
 HERE = Path(__file__).resolve().parent
 STATIC_DIR = HERE / "static"
-CONTENT_TYPES = {".js": "text/javascript; charset=utf-8", ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+CONTENT_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 SHELLS = web.AppKey("console_shells", dict[str, bytes])
 ASSETS = web.AppKey("console_assets", dict[str, tuple[bytes, str]])
 NOT_FOUND = b'<!doctype html><title>Not found</title><p>No such console page. <a href="/console/">Console</a>'
