@@ -14,7 +14,9 @@ poll interval, can be woken early, and stops on request.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 
@@ -31,6 +33,41 @@ async def cancel_until_done(tasks: Iterable[asyncio.Task[Any]], *, every: float,
             task.cancel()
         _, pending = await asyncio.wait(pending, timeout=every)
     return pending
+
+
+async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (if any) and wait for it to end, its ``CancelledError`` swallowed."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def wait_at_most(event: asyncio.Event, seconds: float) -> None:
+    """Wait until ``event`` is set or ``seconds`` have passed, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout=seconds)
+
+
+async def repeat_until(
+    stopping: asyncio.Event,
+    seconds: float,
+    work: Callable[[], Awaitable[object]],
+    *,
+    errors: tuple[type[BaseException], ...],
+    log: logging.Logger,
+    failed: str,
+) -> None:
+    """Run ``work`` now and then every ``seconds`` until ``stopping`` is set (which cuts a pause short).
+
+    A round failing with one of ``errors`` is logged as ``failed`` (with the error's type); the next one comes.
+    """
+    while not stopping.is_set():
+        try:
+            await work()
+        except errors as exc:
+            log.warning(failed, extra={"error": type(exc).__name__})
+        await wait_at_most(stopping, seconds)
 
 
 class Wakeable:

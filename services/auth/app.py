@@ -69,19 +69,13 @@ async def create_app(settings: AuthSettings) -> web.Application:
         workers=settings.hash_workers,
         max_pending=settings.hash_queue_max,
     )
-    app[LOGIN_EMAIL_LIMIT] = TokenBuckets(
-        burst=settings.login_email_burst,
-        per_minute=settings.login_email_per_minute,
-        max_keys=settings.rate_limit_max_keys,
-    )
-    app[LOGIN_IP_LIMIT] = TokenBuckets(
-        burst=settings.login_ip_burst, per_minute=settings.login_ip_per_minute, max_keys=settings.rate_limit_max_keys
-    )
-    app[REGISTER_IP_LIMIT] = TokenBuckets(
-        burst=settings.register_ip_burst,
-        per_minute=settings.register_ip_per_minute,
-        max_keys=settings.rate_limit_max_keys,
-    )
+
+    def buckets(burst: int, per_minute: float) -> TokenBuckets:
+        return TokenBuckets(burst=burst, per_minute=per_minute, max_keys=settings.rate_limit_max_keys)
+
+    app[LOGIN_EMAIL_LIMIT] = buckets(settings.login_email_burst, settings.login_email_per_minute)
+    app[LOGIN_IP_LIMIT] = buckets(settings.login_ip_burst, settings.login_ip_per_minute)
+    app[REGISTER_IP_LIMIT] = buckets(settings.register_ip_burst, settings.register_ip_per_minute)
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
 
     app.router.add_post("/api/auth/register", register)

@@ -18,7 +18,6 @@ for a later pass: nothing accepted is lost.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -27,6 +26,7 @@ import asyncpg
 from libs.common.bus import Bus, BusError
 from libs.common.bus.client import MSG_ID_HEADER
 from libs.common.db.errors import STORAGE_ERRORS
+from libs.common.tasks import Wakeable, wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -41,33 +41,19 @@ NEXT_SQL = "SELECT extract(epoch FROM min(due_at) - now())::float8 FROM deferred
 COUNT_SQL = "SELECT count(*) FROM deferred_events"
 
 
-class Waker:
+class Waker(Wakeable):
     def __init__(
-        self,
-        pool: asyncpg.Pool,
-        bus: Bus,
-        *,
-        batch: int,
-        poll_seconds: float,
-        publish_timeout: float,
+        self, pool: asyncpg.Pool, bus: Bus, *, batch: int, poll_seconds: float, publish_timeout: float
     ) -> None:
-        self._pool = pool
-        self._bus = bus
-        self._batch = batch
-        self._poll = poll_seconds
-        self._publish_timeout = publish_timeout
-        self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
+        super().__init__()
+        self._pool, self._bus, self._batch = pool, bus, batch
+        self._poll, self._publish_timeout = poll_seconds, publish_timeout
         self.published = 0
 
     def due_in(self, seconds: float) -> None:
         """Something was parked for ``seconds``: look sooner if that is earlier than the next poll."""
         if seconds < self._poll:
             self._wake.set()
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self._wake.set()
 
     async def run(self) -> None:
         backoff = 0.1
@@ -129,5 +115,4 @@ class Waker:
     async def _sleep(self, seconds: float) -> None:
         if seconds <= 0 or self._stopping.is_set():
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        await wait_at_most(self._wake, seconds)

@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 
 from libs.common.bus import Message
+from libs.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,4 @@ class Heartbeats:
                     log.warning("lease renewal failed", extra={"error": type(exc).__name__, "events": len(leases)})
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)

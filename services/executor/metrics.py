@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -15,11 +16,9 @@ from services.executor.breakers import Breakers
 class ExecutorMetrics:
     def __init__(self, metrics: Metrics) -> None:
         reg = self._registry = metrics.registry
-        self.executions = Counter(
-            "ipaas_executor_executions_total",
-            "Tries finished, by connector and outcome",
-            ["connector", "status"],
-            registry=reg,
+        counter, gauge = partial(Counter, registry=reg), partial(Gauge, registry=reg)
+        self.executions = counter(
+            "ipaas_executor_executions_total", "Tries finished, by connector and outcome", ["connector", "status"]
         )
         self.duration = Histogram(
             "ipaas_executor_action_duration_seconds",
@@ -28,51 +27,39 @@ class ExecutorMetrics:
             registry=reg,
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
         )
-        self.in_flight = Gauge("ipaas_executor_in_flight", "Messages this replica is working on", registry=reg)
-        self.deferred = Counter(
+        self.in_flight = gauge("ipaas_executor_in_flight", "Messages this replica is working on")
+        self.deferred = counter(
             "ipaas_executor_deferred_total",
             "Events parked outside the consumer until due, by reason (retry, fairness, lease)",
             ["reason"],
-            registry=reg,
         )
-        self.breaker_refusals = Counter(
+        self.breaker_refusals = counter(
             "ipaas_executor_breaker_refusals_total",
             "Tries failed fast by an open breaker (the target was not called)",
             ["connector"],
-            registry=reg,
         )
-        self.lease_lost = Counter(
-            "ipaas_executor_lease_lost_total",
-            "Outcomes not written because another replica had taken the event over",
-            registry=reg,
+        self.lease_lost = counter(
+            "ipaas_executor_lease_lost_total", "Outcomes not written because another replica had taken the event over"
         )
-        self.parked = Gauge(
-            "ipaas_executor_parked_events", "Events parked in Postgres, waiting to be due", registry=reg
+        self.parked = gauge("ipaas_executor_parked_events", "Events parked in Postgres, waiting to be due")
+        self.stream_messages = gauge("ipaas_stream_messages", "Messages stored in a stream", ["stream"])
+        self.stream_bytes = gauge("ipaas_stream_bytes", "Bytes stored in a stream", ["stream"])
+        self.stream_fill = gauge(
+            "ipaas_stream_fill_ratio", "Bytes stored over max_bytes (0 when the stream is unbounded)", ["stream"]
         )
-        self.stream_messages = Gauge("ipaas_stream_messages", "Messages stored in a stream", ["stream"], registry=reg)
-        self.stream_bytes = Gauge("ipaas_stream_bytes", "Bytes stored in a stream", ["stream"], registry=reg)
-        self.stream_fill = Gauge(
-            "ipaas_stream_fill_ratio",
-            "Bytes stored over max_bytes (0 when the stream is unbounded)",
-            ["stream"],
-            registry=reg,
+        self.consumer_pending = gauge(
+            "ipaas_executor_consumer_pending", "Messages the durable consumer has not delivered yet (lag)"
         )
-        self.consumer_pending = Gauge(
-            "ipaas_executor_consumer_pending", "Messages the durable consumer has not delivered yet (lag)", registry=reg
+        self.consumer_ack_pending = gauge(
+            "ipaas_executor_consumer_ack_pending", "Messages delivered and not yet acked, all replicas"
         )
-        self.consumer_ack_pending = Gauge(
-            "ipaas_executor_consumer_ack_pending", "Messages delivered and not yet acked, all replicas", registry=reg
-        )
-        self.breaker_transitions = Counter(
+        self.breaker_transitions = counter(
             "ipaas_executor_breaker_transitions_total",
             "Circuit breaker state changes",
             ["connector", "from_state", "to_state"],
-            registry=reg,
         )
-        self.breakers_open = Gauge("ipaas_executor_breakers_open", "Breakers currently open or half-open", registry=reg)
-        self.dead_letters = Counter(
-            "ipaas_executor_dead_letters_total", "Events dead-lettered", ["connector"], registry=reg
-        )
+        self.breakers_open = gauge("ipaas_executor_breakers_open", "Breakers currently open or half-open")
+        self.dead_letters = counter("ipaas_executor_dead_letters_total", "Events dead-lettered", ["connector"])
         # Label children of the per-event metrics, looked up once (connectors and statuses are few).
         self._counted: dict[tuple[str, str], Any] = {}
         self._timed: dict[str, Any] = {}

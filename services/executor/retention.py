@@ -16,13 +16,13 @@ a ``running`` or ``failed`` one (a retry is due) is kept whatever its age.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from libs.common.db.errors import STORAGE_ERRORS
+from libs.common.tasks import repeat_until, wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,7 @@ class Pruner:
             total += deleted
             if deleted < self._batch:
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._pause)
+            await wait_at_most(self._stopping, self._pause)
         if total:
             log.info("pruned expired executions", extra={"deleted": total, "cutoff": cutoff.isoformat()})
         return total
@@ -87,13 +86,14 @@ class Pruner:
     async def run(self) -> None:
         if not self.enabled:
             return
-        while not self._stopping.is_set():
-            try:
-                await self.prune(datetime.now(UTC))
-            except STORAGE_ERRORS as exc:
-                log.warning("execution pruning failed; trying again later", extra={"error": type(exc).__name__})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self._interval)
+        await repeat_until(
+            self._stopping,
+            self._interval,
+            lambda: self.prune(datetime.now(UTC)),
+            errors=STORAGE_ERRORS,
+            log=log,
+            failed="execution pruning failed; trying again later",
+        )
 
     def stop(self) -> None:
         self._stopping.set()

@@ -19,7 +19,6 @@ Auth creates and revokes keys (``/api/keys``); the gateway reads
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -30,6 +29,7 @@ import asyncpg
 
 from libs.common.auth import api_keys
 from libs.common.db.errors import STORAGE_ERRORS
+from libs.common.tasks import repeat_until
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +114,10 @@ class ApiKeyCache:
         return entry
 
     async def run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                await self.refresh()
-            except STORAGE_ERRORS as exc:
-                log.warning("API key refresh failed; keeping the last list", extra={"error": type(exc).__name__})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.refresh_seconds)
+        failed = "API key refresh failed; keeping the last list"
+        await repeat_until(
+            self._stopping, self.refresh_seconds, self.refresh, errors=STORAGE_ERRORS, log=log, failed=failed
+        )
 
     def stop(self) -> None:
         self._stopping.set()

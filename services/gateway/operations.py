@@ -25,12 +25,13 @@ cannot happen to a listed operation, so no operation documents it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel
 
 from libs.common.models import api
-from libs.common.models import api_keys as key_models
-from libs.common.models import auth as auth_models
+from libs.common.models import auth as au
+from libs.common.models.api_keys import ApiKeyCreate, ApiKeyCreated, ApiKeyOut
 from libs.common.models.queries import DeadLetterQuery, ExecutionQuery, LimitQuery, PageQuery, VersionPageQuery
 from libs.common.models.workflows import WorkflowCreate
 
@@ -71,288 +72,144 @@ def errors(*groups: tuple[int, ...] | int) -> tuple[int, ...]:
     return tuple(sorted(found))
 
 
+def _list(path: str, summary: str, data: type[BaseModel], query: type[LimitQuery], *errs: int, **kw: Any) -> Op:
+    """A paged list (``GET``, data a list, ``meta.next_cursor``)."""
+    return Op("get", path, summary, 200, data, errors(TOKEN, QUERY, *errs), query=query, many=True, page=True, **kw)
+
+
 def _auth_list(path: str, summary: str, data: type[BaseModel]) -> Op:
     """A list auth serves: paged up to auth's own maximum, no meta on the last page."""
-    return Op(
-        "get",
-        path,
-        summary,
-        200,
-        data,
-        errors(TOKEN, QUERY, FORWARD),
-        query=PageQuery,
-        many=True,
-        page=True,
-        last_page_meta=False,
-        page_max=auth_models.CREDENTIALS_PAGE_MAX,
-        forwarded=True,
-    )
+    page_max = au.CREDENTIALS_PAGE_MAX
+    return _list(path, summary, data, PageQuery, *FORWARD, last_page_meta=False, page_max=page_max, forwarded=True)
+
+
+def _get(path: str, summary: str, data: type[BaseModel], method: str = "get") -> Op:
+    """One resource by its id (404 when it is not the caller's)."""
+    return Op(method, path, summary, 200, data, errors(TOKEN, 404))
+
+
+def _post(path: str, summary: str, data: type[BaseModel], body: type[BaseModel], *errs: int, **kw: Any) -> Op:
+    """A ``POST`` (or ``method=``) with a JSON body and a bearer token, answered ``status=`` (200)."""
+    method, status = kw.pop("method", "post"), kw.pop("status", 200)
+    return Op(method, path, summary, status, data, errors(TOKEN, BODY, *errs), body=body, **kw)
+
+
+def _public(path: str, summary: str, data: type[BaseModel] | None, *errs: int, **kw: Any) -> Op:
+    """A ``GET`` anyone may call whose answer is not enveloped."""
+    return Op("get", path, summary, 200, data, errs, public=True, envelope=False, **kw)
+
+
+def _fwd(path: str, summary: str, data: type[BaseModel], *errs: int, **kw: Any) -> Op:
+    """What auth serves, through the gateway: a ``POST`` (or ``method=``) answered ``status=`` (200), with a
+    bearer token unless ``public``."""
+    method, status = kw.pop("method", "post"), kw.pop("status", 200)
+    token = () if kw.get("public") else TOKEN
+    body = BODY if kw.get("body") else ()
+    return Op(method, path, summary, status, data, errors(token, body, FORWARD, *errs), forwarded=True, **kw)
 
 
 WF = "/api/workflows"
 ONE = "/api/workflows/{id}"
+DLQ = "/api/dlq"
+ROTATE = "Rotate the webhook secret (the previous one stays valid 24 h); with a body, set the secret a sender gave you"
+HOOK_ERRORS = (400, 401, 404, 408, 413, 429, 503)
 
 GATEWAY_OPERATIONS: tuple[Op, ...] = (
-    Op(
-        "post", WF, "Create a workflow (version 1)", 201, api.WorkflowOut, errors(TOKEN, BODY, 403), body=WorkflowCreate
-    ),
-    Op(
-        "get",
-        WF,
-        "List workflows, oldest first",
-        200,
-        api.WorkflowOut,
-        errors(TOKEN, QUERY),
-        query=PageQuery,
-        many=True,
-        page=True,
-    ),
-    Op("get", ONE, "Get a workflow", 200, api.WorkflowOut, errors(TOKEN, 404)),
-    Op(
-        "put",
-        ONE,
-        "Replace a workflow (a new version)",
-        200,
-        api.WorkflowOut,
-        errors(TOKEN, BODY, 404),
-        body=WorkflowCreate,
-    ),
-    Op(
-        "patch",
-        ONE,
-        "Enable or disable a workflow",
-        200,
-        api.WorkflowOut,
-        errors(TOKEN, BODY, 404),
-        body=api.WorkflowPatch,
-    ),
-    Op("delete", ONE, "Delete a workflow", 200, api.DeletedOut, errors(TOKEN, 404)),
-    Op(
-        "get",
+    _post(WF, "Create a workflow (version 1)", api.WorkflowOut, WorkflowCreate, 403, status=201),
+    _list(WF, "List workflows, oldest first", api.WorkflowOut, PageQuery),
+    _get(ONE, "Get a workflow", api.WorkflowOut),
+    _post(ONE, "Replace a workflow (a new version)", api.WorkflowOut, WorkflowCreate, 404, method="put"),
+    _post(ONE, "Enable or disable a workflow", api.WorkflowOut, api.WorkflowPatch, 404, method="patch"),
+    _get(ONE, "Delete a workflow", api.DeletedOut, "delete"),
+    _list(
         f"{ONE}/versions",
         "Version history, oldest first",
-        200,
         api.WorkflowVersionOut,
-        errors(TOKEN, QUERY, 404),
-        query=VersionPageQuery,
-        many=True,
-        page=True,
+        VersionPageQuery,
+        404,
         meta=api.VersionPageMeta,
     ),
-    Op(
-        "post",
-        f"{ONE}/rollback",
-        "Make an old version current (as a new version)",
-        200,
-        api.WorkflowOut,
-        errors(TOKEN, BODY, 404),
-        body=api.RollbackRequest,
+    _post(
+        f"{ONE}/rollback", "Make an old version current (as a new version)", api.WorkflowOut, api.RollbackRequest, 404
     ),
-    Op(
-        "post",
-        f"{ONE}/webhook-secret",
-        "Rotate the webhook secret (the previous one stays valid 24 h); with a body, set the secret a sender gave you",
-        200,
-        api.SecretRotatedOut,
-        errors(TOKEN, BODY, 404, 409),
-        body=api.SecretSetRequest,
-        body_optional=True,
-    ),
-    Op(
-        "post",
+    _post(f"{ONE}/webhook-secret", ROTATE, api.SecretRotatedOut, api.SecretSetRequest, 404, 409, body_optional=True),
+    _post(
         f"{ONE}/run",
         "Run now (a manual trigger, through the bus)",
-        202,
         api.AcceptedEvent,
-        errors(TOKEN, BODY, 404, 409),
-        body=api.RunRequest,
+        api.RunRequest,
+        404,
+        409,
+        status=202,
         headers=api.RunHeaders,
     ),
-    Op(
-        "post",
-        f"{WF}/dry-run",
-        "Run an action for real and record nothing",
-        200,
-        api.DryRunResult,
-        errors(TOKEN, BODY, 429, 503),
-        body=api.DryRunRequest,
-    ),
-    Op(
-        "get",
-        "/api/executions",
-        "List executions, newest first",
-        200,
-        api.ExecutionOut,
-        errors(TOKEN, QUERY),
-        query=ExecutionQuery,
-        many=True,
-        page=True,
-    ),
-    Op(
-        "get",
-        "/api/executions/{id}",
-        "Get an execution (its output masked)",
-        200,
-        api.ExecutionDetailOut,
-        errors(TOKEN, 404),
-    ),
-    Op(
-        "get",
-        "/api/dlq",
-        "List dead letters, newest first",
-        200,
-        api.DeadLetterOut,
-        errors(TOKEN, QUERY),
-        query=DeadLetterQuery,
-        many=True,
-        page=True,
-    ),
-    Op(
-        "post",
-        "/api/dlq/{event_id}/replay",
+    _post(f"{WF}/dry-run", "Run an action for real and record nothing", api.DryRunResult, api.DryRunRequest, 429, 503),
+    _list("/api/executions", "List executions, newest first", api.ExecutionOut, ExecutionQuery),
+    _get("/api/executions/{id}", "Get an execution (its output masked)", api.ExecutionDetailOut),
+    _list(DLQ, "List dead letters, newest first", api.DeadLetterOut, DeadLetterQuery),
+    _post(
+        f"{DLQ}/{{event_id}}/replay",
         "Replay a dead letter",
-        202,
         api.ReplayAccepted,
-        errors(TOKEN, BODY, 404, 409),
-        body=api.ReplayOptions,
+        api.ReplayOptions,
+        404,
+        409,
+        status=202,
         body_optional=True,
     ),
-    Op(
-        "post",
-        "/api/dlq/replay",
+    _post(
+        f"{DLQ}/replay",
         "Replay every dead letter a filter matches (a job)",
-        202,
         api.ReplayJobOut,
-        errors(TOKEN, BODY),
-        body=api.DlqReplayRequest,
+        api.DlqReplayRequest,
+        status=202,
     ),
-    Op("get", "/api/dlq/replay/{job_id}", "A bulk replay's progress", 200, api.ReplayJobOut, errors(TOKEN, 404)),
+    _get(f"{DLQ}/replay/{{job_id}}", "A bulk replay's progress", api.ReplayJobOut),
     Op(
         "post",
         "/hooks/{workflow_id}",
         "Webhook ingest (Standard Webhooks signature)",
         202,
         api.AcceptedEvent,
-        (400, 401, 404, 408, 413, 429, 503),
+        HOOK_ERRORS,
         headers=api.WebhookHeaders,
         public=True,
         raw_body=True,
     ),
-    Op("get", "/openapi.json", "This document", 200, None, (), public=True, envelope=False),
-    Op(
-        "get",
-        "/health/live",
-        "Liveness: the process and its event loop answer",
-        200,
-        api.LiveOut,
-        (),
-        public=True,
-        envelope=False,
-    ),
-    Op(
-        "get",
-        "/health/ready",
-        "Readiness: dependencies usable and not draining",
-        200,
-        api.ReadyOut,
-        (503,),
-        public=True,
-        envelope=False,
-        error_model=api.ReadyOut,
+    _public("/openapi.json", "This document", None),
+    _public("/health/live", "Liveness: the process and its event loop answer", api.LiveOut),
+    _public(
+        "/health/ready", "Readiness: dependencies usable and not draining", api.ReadyOut, 503, error_model=api.ReadyOut
     ),
 )
 
 AUTH_OPERATIONS: tuple[Op, ...] = (
-    Op(
-        "post",
+    _fwd(
         "/api/auth/register",
         "Register: a new user in a new tenant",
-        201,
-        auth_models.RegisteredOut,
-        errors(BODY, FORWARD, 429),
-        body=auth_models.Registration,
+        au.RegisteredOut,
+        429,
+        status=201,
+        body=au.Registration,
         public=True,
-        forwarded=True,
     ),
-    Op(
-        "post",
-        "/api/auth/login",
-        "Log in: an access token",
-        200,
-        auth_models.TokenOut,
-        errors(BODY, FORWARD, 401, 429),
-        body=auth_models.Login,
-        public=True,
-        forwarded=True,
-    ),
-    Op(
-        "post",
-        "/api/auth/logout",
-        "Log out: revoke this token",
-        200,
-        auth_models.RevokedOut,
-        errors(TOKEN, FORWARD),
-        forwarded=True,
-    ),
-    Op(
-        "post",
-        "/api/auth/logout-all",
-        "Revoke every token of the caller's user",
-        200,
-        auth_models.RevokedOut,
-        errors(TOKEN, FORWARD),
-        forwarded=True,
-    ),
-    Op(
-        "post",
+    _fwd("/api/auth/login", "Log in: an access token", au.TokenOut, 401, 429, body=au.Login, public=True),
+    _fwd("/api/auth/logout", "Log out: revoke this token", au.RevokedOut),
+    _fwd("/api/auth/logout-all", "Revoke every token of the caller's user", au.RevokedOut),
+    _fwd(
         "/api/credentials",
         "Store a credential (its secret never comes back)",
-        201,
-        auth_models.CredentialOut,
-        errors(TOKEN, BODY, FORWARD),
-        body=auth_models.CredentialCreate,
-        forwarded=True,
+        au.CredentialOut,
+        status=201,
+        body=au.CredentialCreate,
     ),
-    _auth_list("/api/credentials", "List credentials, oldest first", auth_models.CredentialOut),
-    Op(
-        "delete",
-        "/api/credentials/{credential_id}",
-        "Delete a credential",
-        200,
-        api.DeletedOut,
-        errors(TOKEN, FORWARD, 400, 404),
-        forwarded=True,
-    ),
-    Op(
-        "post",
-        "/api/keys",
-        "Create an API key (the key is shown this once)",
-        201,
-        key_models.ApiKeyCreated,
-        errors(TOKEN, BODY, FORWARD),
-        body=key_models.ApiKeyCreate,
-        forwarded=True,
-    ),
-    _auth_list("/api/keys", "List API keys, oldest first", key_models.ApiKeyOut),
-    Op(
-        "delete",
-        "/api/keys/{key_id}",
-        "Revoke an API key",
-        200,
-        key_models.ApiKeyOut,
-        errors(TOKEN, FORWARD, 404),
-        forwarded=True,
-    ),
-    Op(
-        "get",
-        "/.well-known/jwks.json",
-        "Token verification keys (a JWKS)",
-        200,
-        auth_models.Jwks,
-        FORWARD,
-        public=True,
-        envelope=False,
-        forwarded=True,
+    _auth_list("/api/credentials", "List credentials, oldest first", au.CredentialOut),
+    _fwd("/api/credentials/{credential_id}", "Delete a credential", api.DeletedOut, 400, 404, method="delete"),
+    _fwd("/api/keys", "Create an API key (the key is shown this once)", ApiKeyCreated, status=201, body=ApiKeyCreate),
+    _auth_list("/api/keys", "List API keys, oldest first", ApiKeyOut),
+    _fwd("/api/keys/{key_id}", "Revoke an API key", ApiKeyOut, 404, method="delete"),
+    _fwd(
+        "/.well-known/jwks.json", "Token verification keys (a JWKS)", au.Jwks, method="get", public=True, envelope=False
     ),
 )
 

@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from functools import partial
 from typing import Any
 
 import asyncpg
@@ -107,17 +108,16 @@ _TRANSIENT = (BusUnavailable, OSError, asyncpg.PostgresError, asyncpg.InterfaceE
 
 class OutboxMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.published = Counter("ipaas_gateway_outbox_published_total", "Outbox rows published", registry=registry)
-        self.failed = Counter(
+        counter = partial(Counter, registry=registry)
+        self.published = counter("ipaas_gateway_outbox_published_total", "Outbox rows published")
+        self.failed = counter(
             "ipaas_gateway_outbox_failed_total",
             "Outbox rows set aside (reason: rejected, invalid, failing)",
             ["reason"],
-            registry=registry,
         )
-        self.stopped = Counter(
+        self.stopped = counter(
             "ipaas_gateway_outbox_pass_failures_total",
             "Relay passes stopped early (bus away, stream full, a failing row) and retried",
-            registry=registry,
         )
         self.set_aside = Gauge(
             "ipaas_gateway_outbox_set_aside",

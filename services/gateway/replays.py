@@ -10,14 +10,12 @@ When idle, it deletes jobs that finished more than a week ago (their items with 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 import asyncpg
 
 from libs.common.db.errors import STORAGE_ERRORS
-from libs.common.tasks import Wakeable
+from libs.common.tasks import Wakeable, wait_at_most
 from services.gateway.store.replays import forget_old_jobs, replay_batch
 
 log = logging.getLogger(__name__)
@@ -44,5 +42,4 @@ class ReplayWorker(Wakeable):
                 handled = 0
             self.replayed += handled
             wait = self._pause if handled else self._poll
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+            await wait_at_most(self._wake, wait)

@@ -27,6 +27,7 @@ import uuid
 from collections.abc import Callable
 
 from libs.common.bus import Bus, Message, Subscription
+from libs.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +67,8 @@ class Peers:
         self._task = asyncio.create_task(self._run(), name="scheduler-peers")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self._sub is not None:
             with contextlib.suppress(Exception):  # NATS may be gone already: nothing to undo
                 await self._sub.unsubscribe()

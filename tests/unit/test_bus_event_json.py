@@ -26,7 +26,7 @@ from libs.common.models.events import (
     event_id_text,
     schedule_dedup_key,
 )
-from services.gateway.hooks.ingest import envelope_bytes, payload_json
+from services.gateway.hooks.ingest import payload_json
 
 WORKFLOW = uuid.UUID("0b3f8a52-6d1e-4c1b-9a6e-2f4d7c9e1a33")
 TENANT = uuid.UUID("7e2c9d14-3a5b-4f8e-b1c2-d3e4f5a6b7c8")
@@ -143,14 +143,17 @@ def test_the_webhook_fast_path_writes_the_models_bytes(payload: Any) -> None:
 
 def test_a_body_with_its_own_spacing_is_spliced_verbatim_and_reads_back_as_the_model() -> None:
     raw = b'{ "b" : [1, 2],\n  "a": "x" }'
-    fast = envelope_bytes(
-        event_id=event_id_text(str(WORKFLOW), "k"),
-        dedup_key="k",
-        tenant_id=TENANT,
-        workflow_id=WORKFLOW,
-        version=2,
-        trigger="webhook",
-        payload_json=payload_json(raw, "application/json"),
+    fast = envelope_json(
+        WireEvent(
+            event_id=event_id_text(str(WORKFLOW), "k"),
+            dedup_key="k",
+            tenant_id=TENANT,
+            workflow_id=WORKFLOW,
+            workflow_version=2,
+            trigger="webhook",
+            payload_json=payload_json(raw, "application/json"),
+            received_at=datetime.now(UTC),
+        )
     )
     assert b'"payload":' + raw + b',"received_at":' in fast
     parsed = EventEnvelope.model_validate_json(fast)
@@ -160,14 +163,17 @@ def test_a_body_with_its_own_spacing_is_spliced_verbatim_and_reads_back_as_the_m
 
 
 def test_a_text_body_becomes_a_json_string_payload() -> None:
-    fast = envelope_bytes(
-        event_id=uuid.uuid4(),
-        dedup_key="k",
-        tenant_id=TENANT,
-        workflow_id=WORKFLOW,
-        version=1,
-        trigger="webhook",
-        payload_json=payload_json(b"hello \xe2\x9c\x93", "text/plain"),
+    fast = envelope_json(
+        WireEvent(
+            event_id=uuid.uuid4(),
+            dedup_key="k",
+            tenant_id=TENANT,
+            workflow_id=WORKFLOW,
+            workflow_version=1,
+            trigger="webhook",
+            payload_json=payload_json(b"hello \xe2\x9c\x93", "text/plain"),
+            received_at=datetime.now(UTC),
+        )
     )
     env = EventEnvelope.model_validate_json(fast)
     assert env.payload == "hello ✓"

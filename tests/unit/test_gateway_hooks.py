@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from libs.common.models.events import EventEnvelope, Trigger
+from libs.common.models.events import EventEnvelope, Trigger, WireEvent, envelope_json
 from services.gateway.hooks.cache import WebhookTarget, WorkflowCache
-from services.gateway.hooks.ingest import envelope_bytes, payload_json, sender_key
+from services.gateway.hooks.ingest import payload_json, sender_key
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.hooks.signature import SignatureError, new_secret, secret_key, verify
 from tests.helpers.fake_clock import ManualClock
@@ -162,14 +162,17 @@ def test_envelope_splices_the_raw_payload_and_parses_as_the_contract_model():
         (b"  ", None),
         (b"[1, 2]", [1, 2]),
     ):
-        data = envelope_bytes(
-            event_id=eid,
-            dedup_key="k",
-            tenant_id=tid,
-            workflow_id=wid,
-            version=3,
-            trigger="webhook",
-            payload_json=payload_json(body, "application/json"),
+        data = envelope_json(
+            WireEvent(
+                event_id=eid,
+                dedup_key="k",
+                tenant_id=tid,
+                workflow_id=wid,
+                workflow_version=3,
+                trigger="webhook",
+                payload_json=payload_json(body, "application/json"),
+                received_at=datetime.now(UTC),
+            )
         )
         env = EventEnvelope.model_validate_json(data)
         assert env.payload == expected and env.workflow_version == 3 and env.trigger is Trigger.WEBHOOK

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 
 import pytest
 
-from libs.common.tasks import cancel_until_done
+from libs.common.tasks import cancel_and_wait, cancel_until_done, repeat_until, wait_at_most
 from tests.helpers.fake_clock import run_on_fake_clock
 
 
@@ -76,3 +77,52 @@ def test_the_fake_clock_jumps_to_the_next_timer_without_sleeping() -> None:
 
     virtual, real = run_on_fake_clock(main)
     assert virtual == 3601 and real < 60  # an hour and a second passed on the fake clock only
+
+
+def test_wait_at_most_ends_at_the_event_or_the_timeout() -> None:
+    async def main() -> tuple[float, float]:
+        event = asyncio.Event()
+        started = now()
+        await wait_at_most(event, 2.0)
+        timed_out = now() - started
+        asyncio.get_running_loop().call_later(0.5, event.set)
+        started = now()
+        await wait_at_most(event, 2.0)
+        return timed_out, now() - started
+
+    timed_out, woken = run_on_fake_clock(main)
+    assert timed_out == pytest.approx(2.0) and woken == pytest.approx(0.5)
+
+
+def test_cancel_and_wait_ends_the_task_and_accepts_none() -> None:
+    async def main() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(_work(stop, 0))
+        await asyncio.sleep(0.02)
+        await cancel_and_wait(task)
+        assert task.cancelled()
+        await cancel_and_wait(None)
+
+    run_on_fake_clock(main)
+
+
+def test_repeat_until_logs_a_failed_round_and_goes_on_until_stopped(caplog: pytest.LogCaptureFixture) -> None:
+    rounds: list[float] = []
+
+    async def main() -> None:
+        stopping = asyncio.Event()
+
+        async def work() -> None:
+            rounds.append(now())
+            if len(rounds) == 2:
+                raise OSError("away")
+            if len(rounds) == 3:
+                stopping.set()
+
+        await repeat_until(stopping, 10.0, work, errors=(OSError,), log=logging.getLogger("t"), failed="it failed")
+
+    run_on_fake_clock(main)
+    assert [r - rounds[0] for r in rounds] == [0.0, pytest.approx(10.0), pytest.approx(20.0)]
+    assert [(r.getMessage(), getattr(r, "error", None)) for r in caplog.records if r.name == "t"] == [
+        ("it failed", "OSError")
+    ]

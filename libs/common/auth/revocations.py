@@ -38,6 +38,7 @@ import aiohttp
 from yarl import URL
 
 from libs.common.auth.jwt_verify import Claims, TokenError
+from libs.common.tasks import cancel_and_wait, wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -144,9 +145,7 @@ class RevocationFeed:
                         "token revocation poll failed; keeping the last list",
                         extra={"url": self.url, "error": type(exc).__name__, "fresh": self.fresh},
                     )
-            pause = max(0.0, self.poll_seconds - (time.monotonic() - started))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=pause)
+            await wait_at_most(self._stop, max(0.0, self.poll_seconds - (time.monotonic() - started)))
 
     def start(self) -> None:
         if self._task is None:
@@ -154,9 +153,6 @@ class RevocationFeed:
 
     async def close(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
         if self._session is not None:
             await self._session.close()

@@ -21,7 +21,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from nats.js.errors import APIError, NotFoundError
 from libs.common.bus.client import UNAVAILABLE_ERRORS, Bus
 from libs.common.bus.errors import BusError, NotProvisioned, StreamConflict
 from libs.common.bus.streams import ConsumerSpec, platform_streams
+from libs.common.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +162,7 @@ class ProvisionGate:
         await work()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
 
     async def _attempt(self) -> bool:
         try:

@@ -19,8 +19,10 @@ time.
 from __future__ import annotations
 
 import ipaddress
+from typing import Annotated
 
 from aiohttp import web
+from pydantic import AfterValidator
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -32,6 +34,15 @@ IPV6_RATE_PREFIX = 64
 def parse_networks(spec: str) -> list[IPNetwork]:
     """Comma-separated CIDRs (or single addresses) as networks; raises ``ValueError`` on a bad one."""
     return [ipaddress.ip_network(part.strip(), strict=False) for part in spec.split(",") if part.strip()]
+
+
+def _valid_networks(spec: str) -> str:
+    parse_networks(spec)
+    return spec
+
+
+# A settings field of CIDRs (``*_TRUSTED_PROXIES``): a bad one stops the service at start-up, with the value named.
+Cidrs = Annotated[str, AfterValidator(_valid_networks)]
 
 
 def parse_hop(hop: str) -> IPAddress | None:

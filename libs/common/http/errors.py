@@ -59,15 +59,16 @@ class ValidationFailed(ApiError):
     status, code = 422, "validation_error"
 
 
-class RateLimited(ApiError):
-    status, code = 429, "rate_limited"
-
-    def __init__(self, message: str, *, retry_after: float, details: Any = None) -> None:
-        super().__init__(message, details=details, headers={"Retry-After": str(max(1, round(retry_after)))})
-
-
-class ServiceUnavailable(ApiError):
-    status, code = 503, "service_unavailable"
+class _RetryLater(ApiError):
+    """Answered with ``Retry-After`` (whole seconds, at least 1)."""
 
     def __init__(self, message: str, *, retry_after: float = 1.0, details: Any = None) -> None:
         super().__init__(message, details=details, headers={"Retry-After": str(max(1, round(retry_after)))})
+
+
+class RateLimited(_RetryLater):
+    status, code = 429, "rate_limited"
+
+
+class ServiceUnavailable(_RetryLater):
+    status, code = 503, "service_unavailable"

@@ -36,16 +36,9 @@ from aiohttp import web
 
 from libs.common.bus import BusUnavailable, MessageTooLarge
 from libs.common.http.client_ip import client_key
-from libs.common.http.errors import (
-    BadRequest,
-    NotFound,
-    PayloadTooLarge,
-    RateLimited,
-    ServiceUnavailable,
-    Unauthorized,
-)
+from libs.common.http.errors import BadRequest, NotFound, PayloadTooLarge, RateLimited, ServiceUnavailable, Unauthorized
 from libs.common.models.api import DEDUP_KEY_MAX
-from libs.common.models.events import SCHEDULE_KEY_PREFIX, WireEvent, envelope_json, event_id_text
+from libs.common.models.events import SCHEDULE_KEY_PREFIX, WireEvent, event_id_text
 from services.gateway.body import check_length, read_raw
 from services.gateway.hooks.authenticate import authenticate
 from services.gateway.hooks.senders import slack_challenge
@@ -69,31 +62,6 @@ def sender_key(key: str | None) -> str | None:
     if len(key) > DEDUP_KEY_MAX:
         raise BadRequest(f"dedup key is longer than {DEDUP_KEY_MAX} characters", code="invalid_dedup_key")
     return "ext:" + key if key.startswith(SCHEDULE_KEY_PREFIX) else key
-
-
-def envelope_bytes(
-    *,
-    event_id: uuid.UUID | str,
-    dedup_key: str,
-    tenant_id: uuid.UUID | str,
-    workflow_id: uuid.UUID | str,
-    version: int,
-    trigger: str,
-    payload_json: bytes,
-) -> bytes:
-    """An ``EventEnvelope`` JSON document whose payload is ``payload_json``, spliced in as is (received now)."""
-    return envelope_json(
-        WireEvent(
-            event_id=str(event_id),
-            dedup_key=dedup_key,
-            tenant_id=str(tenant_id),
-            workflow_id=str(workflow_id),
-            workflow_version=version,
-            trigger=trigger,
-            payload_json=payload_json,
-            received_at=datetime.now(UTC),
-        )
-    )
 
 
 def payload_json(body: bytes, content_type: str) -> bytes:

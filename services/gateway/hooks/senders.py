@@ -112,12 +112,16 @@ def _body_field(body: bytes, name: str) -> str | None:
     return _delivery_id(value) if isinstance(value, str) else None
 
 
+def _check(keys: tuple[bytes, ...], signed: bytes, candidate: bytes | None, header: str) -> None:
+    if candidate is None or not _matches(keys, signed, [candidate]):
+        raise SignatureError(mismatch(f"{header} does not match"))
+
+
 def github(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...]) -> str | None:
     value = _header(headers, "X-Hub-Signature-256")
     scheme, _, digest = value.partition("=")
     candidate = _decode(digest, "hex") if scheme == "sha256" else None
-    if candidate is None or not _matches(keys, body, [candidate]):
-        raise SignatureError(mismatch("X-Hub-Signature-256 does not match"))
+    _check(keys, body, candidate, "X-Hub-Signature-256")
     return _delivery_id(headers.get("X-GitHub-Delivery"))
 
 
@@ -145,8 +149,7 @@ def stripe(
 
 def shopify(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...]) -> str | None:
     candidate = _decode(_header(headers, "X-Shopify-Hmac-Sha256").strip(), "base64")
-    if candidate is None or not _matches(keys, body, [candidate]):
-        raise SignatureError(mismatch("X-Shopify-Hmac-Sha256 does not match"))
+    _check(keys, body, candidate, "X-Shopify-Hmac-Sha256")
     return _delivery_id(headers.get("X-Shopify-Webhook-Id"))
 
 
@@ -157,8 +160,7 @@ def slack(
     _fresh(timestamp, now, tolerance, "X-Slack-Request-Timestamp")
     version, _, digest = _header(headers, "X-Slack-Signature").partition("=")
     candidate = _decode(digest, "hex") if version == "v0" else None
-    if candidate is None or not _matches(keys, b"v0:" + timestamp.encode() + b":" + body, [candidate]):
-        raise SignatureError(mismatch("X-Slack-Signature does not match"))
+    _check(keys, b"v0:" + timestamp.encode() + b":" + body, candidate, "X-Slack-Signature")
     return _body_field(body, "event_id")
 
 
@@ -169,8 +171,7 @@ def hmac_sha256(headers: Mapping[str, str], body: bytes, keys: tuple[bytes, ...]
             raise SignatureError(f"{options.header} does not start with {options.prefix!r}")
         value = value[len(options.prefix) :]
     candidate = _decode(value, options.encoding)
-    if candidate is None or not _matches(keys, body, [candidate]):
-        raise SignatureError(mismatch(f"{options.header} does not match"))
+    _check(keys, body, candidate, options.header)
 
 
 def slack_challenge(body: bytes) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,27 +45,28 @@ def execution_out(row: asyncpg.Record) -> dict[str, Any]:
     return out
 
 
+def add_filters(conditions: list[str], args: list[Any], filters: Iterable[tuple[str, Any]], offset: int = 0) -> None:
+    """Each ``(condition, value)`` whose value is not None: the condition, its ``{}`` the value's ``$n``."""
+    for condition, value in filters:
+        if value is not None:
+            args.append(value)
+            conditions.append(condition.format(f"${len(args) + offset}"))
+
+
 async def list_executions(
-    pool: asyncpg.Pool,
-    tenant_id: uuid.UUID,
-    query: ExecutionQuery,
-    *,
-    limit: int,
+    pool: asyncpg.Pool, tenant_id: uuid.UUID, query: ExecutionQuery, *, limit: int
 ) -> list[asyncpg.Record]:
     conditions = ["tenant_id = $1"]
     args: list[Any] = [tenant_id, limit + 1]
     filters: tuple[tuple[str, Any], ...] = (
-        ("workflow_id = ", query.workflow_id),
-        ("event_id = ", query.event_id),
-        ("status = ", query.status.value if query.status is not None else None),
-        ("trigger = ", query.trigger.value if query.trigger is not None else None),
-        ("created_at >= ", query.since),
-        ("created_at < ", query.until),
+        ("workflow_id = {}", query.workflow_id),
+        ("event_id = {}", query.event_id),
+        ("status = {}", query.status.value if query.status is not None else None),
+        ("trigger = {}", query.trigger.value if query.trigger is not None else None),
+        ("created_at >= {}", query.since),
+        ("created_at < {}", query.until),
     )
-    for condition, value in filters:
-        if value is not None:
-            args.append(value)
-            conditions.append(f"{condition}${len(args)}")
+    add_filters(conditions, args, filters)
     before = query.after
     if before is not None:
         args.extend(before)
@@ -116,15 +118,12 @@ async def list_dead_letters(
     if not include_replayed:
         conditions.append("d.replayed_at IS NULL")
     filters: tuple[tuple[str, Any], ...] = (
-        ("d.workflow_id = ", workflow_id),
-        ("d.reason ILIKE ", like_pattern(reason) if reason is not None else None),
-        ("d.dead_at >= ", since),
-        ("d.dead_at < ", until),
+        ("d.workflow_id = {}", workflow_id),
+        ("d.reason ILIKE {}", like_pattern(reason) if reason is not None else None),
+        ("d.dead_at >= {}", since),
+        ("d.dead_at < {}", until),
     )
-    for condition, value in filters:
-        if value is not None:
-            args.append(value)
-            conditions.append(f"{condition}${len(args)}")
+    add_filters(conditions, args, filters)
     if before is not None:
         args.extend(before)
         conditions.append(f"(d.dead_at, d.event_id) < (${len(args) - 1}, ${len(args)})")

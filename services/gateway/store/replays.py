@@ -23,7 +23,7 @@ import asyncpg
 from libs.common.http.errors import NotFound, ValidationFailed
 from libs.common.models.api import DlqReplayRequest
 from libs.common.models.events import events_subject
-from services.gateway.store.executions import FORGET_STEPS_SQL, like_pattern
+from services.gateway.store.executions import FORGET_STEPS_SQL, add_filters, like_pattern
 
 _JOB_COLUMNS = "id, state, total, done, skipped, created_at, finished_at"
 
@@ -81,10 +81,7 @@ def _conditions(request: DlqReplayRequest) -> tuple[list[str], list[Any]]:
         ("dead_at < {}", request.until),
         ("event_id = ANY({}::uuid[])", request.event_ids),
     )
-    for condition, value in filters:
-        if value is not None:
-            args.append(value)
-            conditions.append(condition.format(f"${len(args) + 3}"))
+    add_filters(conditions, args, filters, 3)
     return conditions, args
 
 
