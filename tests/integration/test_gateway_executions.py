@@ -11,7 +11,7 @@ import asyncpg
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
 from tests.helpers.factories import create_workflow
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, tenant
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway
 from tests.helpers.wait import wait_until
 
 
@@ -64,8 +64,7 @@ async def insert_dead_letter(conn: asyncpg.Connection, tenant_id: uuid.UUID, wor
     return event_id
 
 
-async def test_executions_list_filters_pages_and_masks(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_executions_list_filters_pages_and_masks(gw: Gateway, database_url: str, tenant_id: uuid.UUID):
     conn = await asyncpg.connect(database_url)
     try:
         wf_a = await create_workflow(conn, tenant_id, WEBHOOK_WORKFLOW)
@@ -106,8 +105,9 @@ async def test_executions_list_filters_pages_and_masks(gw: Gateway, database_url
         assert bad.status == 422, params
 
 
-async def test_dlq_replay_reopens_the_execution_and_republishes_the_envelope(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_dlq_replay_reopens_the_execution_and_republishes_the_envelope(
+    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID
+):
     conn = await asyncpg.connect(database_url)
     try:
         wf = await create_workflow(conn, tenant_id, WEBHOOK_WORKFLOW)

@@ -203,9 +203,8 @@ async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(
 
 
 async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(
-    gw: Gateway, database_url: str, bus: Bus
+    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID
 ):
-    tenant_id = await tenant(database_url)
     workflow_id, event_id = uuid.uuid4(), uuid.uuid4()
     envelope: dict[str, Any] = {
         "event_id": str(event_id),

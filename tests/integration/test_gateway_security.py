@@ -72,8 +72,7 @@ async def test_another_tenants_ids_are_404_exactly_like_missing_ones(gw: Gateway
         {"current_version": 3},
     ],
 )
-async def test_mass_assignment_fields_are_refused(gw: Gateway, database_url: str, extra: dict[str, Any]):
-    tenant_id = await tenant(database_url)
+async def test_mass_assignment_fields_are_refused(gw: Gateway, tenant_id: uuid.UUID, extra: dict[str, Any]):
     auth = gw.auth(tenant_id)
     resp = await gw.client.post("/api/workflows", json={**WEBHOOK_WORKFLOW, **extra}, headers=auth)
     assert resp.status == 422
@@ -90,8 +89,7 @@ async def test_mass_assignment_fields_are_refused(gw: Gateway, database_url: str
     assert got["version"] == 1 and got["id"] == wid and got["is_active"] is True
 
 
-async def test_tokens_are_required_and_checked(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_tokens_are_required_and_checked(gw: Gateway, tenant_id: uuid.UUID):
     stranger = TokenIssuer()
     now = int(time.time())
     unsigned = jwt.encode(
