@@ -46,7 +46,9 @@ async def stack(
         yield s
 
 
-async def test_signed_webhook_reaches_slack_once_with_one_trace(stack: Stack, database_url: str, sinks: Any) -> None:
+async def test_signed_webhook_reaches_slack_once_with_one_trace(
+    stack: Stack, database_url: str, sinks: Any, db: asyncpg.Connection
+) -> None:
     slack = await sinks()
     cred = await stack.call(
         "POST",
@@ -110,19 +112,15 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(stack: Stack, da
 
     # Exactly one call and one row, even with two executors and a re-sent webhook.
     await wait_until(lambda: all(e.alive() for e in stack.executors), timeout=1)
-    conn = await asyncpg.connect(database_url)
-    try:
-        rows = await conn.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", uuid.UUID(workflow["id"]))
-        # All of it under the services' own roles: nothing connected as the owner or a superuser.
-        roles = {
-            r[0]
-            for r in await conn.fetch(
-                "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
-            )
-        }
-    finally:
-        await conn.close()
+    rows = await db.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", uuid.UUID(workflow["id"]))
+    # All of it under the services' own roles: nothing connected as the owner or a superuser.
+    roles = {
+        r[0]
+        for r in await db.fetch(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
+        )
+    }
     assert rows == 1
     assert slack.calls == 1
     assert roles == {"ipaas_auth", "ipaas_gateway", "ipaas_executor"}

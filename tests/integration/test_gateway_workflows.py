@@ -104,7 +104,7 @@ async def test_cursor_pagination_walks_every_workflow_once(gw: Gateway, tenant_i
 
 
 async def test_every_change_reaches_the_change_stream_in_order(
-    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID
+    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
 ):
     auth = gw.auth(tenant_id)
     wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
@@ -116,16 +116,13 @@ async def test_every_change_reaches_the_change_stream_in_order(
         return int((await bus.js.stream_info("WORKFLOW_CHANGES")).state.messages) >= 4
 
     await wait_until(four, timeout=10, message="four change messages")
-    conn = await asyncpg.connect(database_url)
-    try:
-        # The relay marks its rows published once their PubAcks are in: a moment after the stream has them.
-        async def all_marked() -> bool:
-            return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")) == 0
 
-        await wait_until(all_marked, timeout=10, message="every outbox row marked published")
-        ids = [r["id"] for r in await conn.fetch("SELECT id FROM outbox ORDER BY id")]
-    finally:
-        await conn.close()
+    # The relay marks its rows published once their PubAcks are in: a moment after the stream has them.
+    async def all_marked() -> bool:
+        return int(await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")) == 0
+
+    await wait_until(all_marked, timeout=10, message="every outbox row marked published")
+    ids = [r["id"] for r in await db.fetch("SELECT id FROM outbox ORDER BY id")]
     changes = []
     for seq in range(1, 5):
         msg = await bus.js.get_msg("WORKFLOW_CHANGES", seq)
@@ -156,7 +153,7 @@ async def test_manual_run_publishes_a_manual_event(gw: Gateway, tenant_id: uuid.
 
 
 async def test_dry_run_goes_to_the_executor_and_records_nothing(
-    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID
+    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
 ):
     auth = gw.auth(tenant_id)
     body = {"workflow": SCHEDULE_WORKFLOW, "payload": {"city": "Paris"}}
@@ -192,11 +189,7 @@ async def test_dry_run_goes_to_the_executor_and_records_nothing(
     assert requests[0]["tenant_id"] == str(tenant_id)
     assert requests[0]["payload"] == {"city": "Paris"}
     assert requests[0]["workflow"]["name"] == SCHEDULE_WORKFLOW["name"]  # type: ignore[index]
-    conn = await asyncpg.connect(database_url)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM executions") == 0
-    finally:
-        await conn.close()
+    assert await db.fetchval("SELECT count(*) FROM executions") == 0
 
 
 async def test_unknown_tenant_in_token_is_refused(gw: Gateway):
