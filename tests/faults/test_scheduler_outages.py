@@ -44,6 +44,21 @@ async def runtime_stack() -> AsyncIterator[list[SchedulerRuntime]]:
         await rt.stop()
 
 
+async def first_slot_fired(
+    bus: Bus, pool: asyncpg.Pool, started: list[SchedulerRuntime], retry_max_seconds: float
+) -> tuple[ManualClock, SchedulerRuntime]:
+    """A replica (kept in ``started``) on a manual clock, once it fired 12:01, DEFINITION's first slot."""
+    clock = ManualClock(T0)
+    options = SchedulerOptions(resync_interval_seconds=3600.0, retry_max_seconds=retry_max_seconds)
+    rt = SchedulerRuntime(bus, pool, clock, options)
+    started.append(rt)
+    await rt.start()
+    await wait_until(lambda: rt.ready, timeout=10, message="ready")
+    clock.set(at(1))
+    await wait_until(lambda: _eq(fired(bus), ["12:01:00"]), message="first slot")
+    return clock, rt
+
+
 async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
     private_nats: NatsServer,
     database_url: str,
@@ -55,13 +70,7 @@ async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
     bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="test", connect_deadline_seconds=10)
     pool = await create_pool(DatabaseSettings(DATABASE_URL=database_url))
     try:
-        clock = ManualClock(T0)
-        rt = SchedulerRuntime(bus, pool, clock, SchedulerOptions(resync_interval_seconds=3600.0, retry_max_seconds=1.0))
-        runtime_stack.append(rt)
-        await rt.start()
-        await wait_until(lambda: rt.ready, timeout=10, message="ready")
-        clock.set(at(1))
-        await wait_until(lambda: _eq(fired(bus), ["12:01:00"]), message="first slot")
+        clock, rt = await first_slot_fired(bus, pool, runtime_stack, retry_max_seconds=1.0)
 
         private_nats.kill()
         await wait_until(lambda: not rt.ready, timeout=10, message="not ready without NATS")
@@ -109,13 +118,7 @@ async def test_schedules_keep_firing_while_postgres_is_down_and_progress_is_save
         await conn.close()
     pool = await create_pool(DatabaseSettings(DATABASE_URL=dsn))
     try:
-        clock = ManualClock(T0)
-        rt = SchedulerRuntime(bus, pool, clock, SchedulerOptions(resync_interval_seconds=3600.0, retry_max_seconds=0.5))
-        runtime_stack.append(rt)
-        await rt.start()
-        await wait_until(lambda: rt.ready, timeout=10, message="ready")
-        clock.set(at(1))
-        await wait_until(lambda: _eq(fired(bus), ["12:01:00"]), message="first slot")
+        clock, rt = await first_slot_fired(bus, pool, runtime_stack, retry_max_seconds=0.5)
 
         private_pg.kill()
         clock.set(at(2))
