@@ -11,7 +11,8 @@ The outside world of an action has fixtures too: ``sink`` (a fake HTTP target th
 request; set ``sink.behaviour`` to script its answers), ``sinks`` (more of them), ``creds`` (the
 credential resolver on the test NATS), ``slack_tenant`` (a tenant with a Slack credential aimed at
 ``sink``), ``gw`` (the gateway in-process) and ``executor`` (the executor in-process;
-``service`` starts it as a process).
+``service`` starts it as a process).  ``auth_app`` is auth in-process, ``tenant_id`` a new tenant, and
+``schedulers`` starts scheduler replicas in-process (tests/helpers/scheduler.py has what their tests share).
 
 Postgres is set up as in a deployment (``tests/helpers/pg_roles.py``): the
 platform's roles exist, databases belong to the owner ``ipaas`` and are
@@ -28,24 +29,31 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import nats
 import pytest
+from aiohttp.test_utils import TestClient
 
 from deploy.local.infra import NatsCluster, NatsServer, PostgresServer, free_port
 from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.db.roles import OWNER
 from libs.common.settings import DatabaseSettings, NatsSettings
+from services.scheduler.clock import ManualClock
+from services.scheduler.runtime import SchedulerRuntime
+from services.scheduler.settings import SchedulerOptions
+from tests.helpers.auth_setup import auth_client, auth_settings
 from tests.helpers.executor_app import InProcessExecutor, running_executor
 from tests.helpers.factories import create_tenant
 from tests.helpers.fakes import Behaviour, CredentialResponder, FakeSink, SlackTenant, executor_env
-from tests.helpers.gateway_app import Gateway, running_gateway
+from tests.helpers.gateway_app import Gateway, running_gateway, tenant
 from tests.helpers.nats_cluster import wait_for_jetstream
 from tests.helpers.pg_roles import as_role, prepare
 from tests.helpers.secured_nats import SecuredNats, start_secured_nats
 from tests.helpers.services import ServiceProcess, start_service
+from tests.helpers.wait import wait_until
 
 TEMPLATE_DB = "ipaas_template"
 # In-process services and runtimes run against the open test NATS, where nobody else provisions the
@@ -235,6 +243,19 @@ async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gatewa
 
 
 @pytest.fixture
+async def auth_app(database_url: str, nats_url: str) -> AsyncIterator[TestClient[Any, Any]]:
+    """Auth in-process with the test settings (``auth_client(auth_settings(...))``, tests/helpers/auth_setup.py)."""
+    async with auth_client(auth_settings(database_url, nats_url)) as client:
+        yield client
+
+
+@pytest.fixture
+async def tenant_id(database_url: str) -> uuid.UUID:
+    """A new tenant in this test's database."""
+    return await tenant(database_url)
+
+
+@pytest.fixture
 async def sinks() -> AsyncIterator[Callable[..., Awaitable[FakeSink]]]:
     """Factory: ``await sinks(behaviour, host=...)`` starts a :class:`FakeSink`; all are stopped at teardown."""
     started: list[FakeSink] = []
@@ -279,3 +300,24 @@ async def executor(nats_url: str, database_url: str) -> AsyncIterator[Callable[.
             return await stack.enter_async_context(running_executor(executor_env(nats_url, database_url, **overrides)))
 
         yield _start
+
+
+@pytest.fixture
+async def schedulers(bus: Bus, pool: asyncpg.Pool) -> AsyncIterator[Callable[..., Awaitable[SchedulerRuntime]]]:
+    """Factory: ``await schedulers(clock, registry=None, **options)`` starts a scheduler replica in this process
+    on ``bus`` and ``pool`` (``SchedulerOptions(**options)``, resync hourly unless given) and waits until it is
+    ready; all are stopped at teardown."""
+    started: list[SchedulerRuntime] = []
+
+    async def _start(clock: ManualClock, registry: Any = None, **options: Any) -> SchedulerRuntime:
+        rt = SchedulerRuntime(
+            bus, pool, clock, SchedulerOptions(**{"resync_interval_seconds": 3600.0, **options}), registry
+        )
+        started.append(rt)
+        await rt.start()
+        await wait_until(lambda: rt.ready, timeout=10, message="scheduler ready")
+        return rt
+
+    yield _start
+    for rt in started:
+        await rt.stop()

@@ -24,9 +24,8 @@ from typing import Any
 import psutil
 
 from deploy.local.infra import free_port
-from libs.common.models.events import EventEnvelope, event_id_for
 from tests.bench.harness import executor_overrides, free_cpu_note, record_result, report
-from tests.helpers.fakes import CredentialResponder, executor_env, publish_many, slack_workflow
+from tests.helpers.fakes import CredentialResponder, executor_env, publish_many, slack_workflow, webhook_envelopes
 
 P2_EVENTS = int(os.environ.get("BENCH_EXECUTOR_EVENTS", "50000"))
 P4_EVENTS = int(os.environ.get("BENCH_P4_EVENTS", "1000000"))
@@ -64,18 +63,7 @@ async def _drain(bus: Any, db: Any, nats_url: str, database_url: str, service: A
         tenant, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.i }}")
         published = time.monotonic()
         for start in range(0, EVENTS, CHUNK):
-            envelopes = [
-                EventEnvelope(
-                    event_id=event_id_for(wf, f"k{i}"),
-                    dedup_key=f"k{i}",
-                    tenant_id=tenant,
-                    workflow_id=wf,
-                    workflow_version=1,
-                    trigger="webhook",
-                    payload={"i": i},
-                )
-                for i in range(start, min(EVENTS, start + CHUNK))
-            ]
+            envelopes = webhook_envelopes(tenant, wf, min(CHUNK, EVENTS - start), start=start)
             await publish_many(bus, envelopes, concurrency=512)
         publish_s = time.monotonic() - published
 

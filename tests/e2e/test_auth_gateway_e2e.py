@@ -10,25 +10,16 @@ import pytest
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
-from deploy.local.infra import free_port
-from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env, good_claims, kek_env, new_signing_pem, sign
+from tests.helpers.auth_setup import PASSWORD, bearer, good_claims, new_signing_pem, sign
 from tests.helpers.services import ServiceProcess
+from tests.helpers.stack_processes import start_auth_and_gateway
 
 
 @pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
 async def test_token_from_auth_opens_the_gateway(
     service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
 ) -> None:
-    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url}
-    auth = service(
-        "services.auth",
-        env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true", "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")},
-        port=free_port(),
-    )
-    gateway = service(
-        "services.gateway",
-        env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url, "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"},
-    )
+    auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
     gw = gateway.url
     async with aiohttp.ClientSession() as http:
         creds = {"email": "e2e@example.com", "password": PASSWORD}

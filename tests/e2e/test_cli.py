@@ -120,197 +120,191 @@ def stack(service: Callable[..., ServiceProcess], database_url: str, nats_url: s
     return gateway
 
 
-async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path) -> None:
+async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path, sink: FakeSink) -> None:
     gateway = stack
     cli = Cli(tmp_path / "config")
-    sink = await FakeSink().start()
     failing = {"on": True}
     sink.behaviour = lambda req, _n: (
         Answer(status=400, body="refused")
         if req.path == "/flaky" and failing["on"]
         else Answer(status=200, body='{"ok": true}')
     )
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    api(gateway, "POST", "/api/auth/register", body={"email": email, "password": PASSWORD})
+
+    # login: the token is kept in a 0600 file in the config dir, never printed.
+    logged = await cli.ok("login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n")
+    config_file = tmp_path / "config" / "ipaas" / "config.json"
+    assert logged["context"] == "default" and logged["server"] == gateway.url
+    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
+    saved = json.loads(config_file.read_text())
+    token = saved["contexts"]["default"]["token"]
+    assert saved["current"] == "default" and token and token not in json.dumps(logged)
+    contexts = await cli.ok("context", "list")
+    assert [(c["name"], c["current"], c["logged_in"]) for c in contexts] == [("default", True, True)]
+
+    # credentials create reads the secret from stdin; nothing prints it back.
+    planted = f"tok-{uuid.uuid4().hex}"
+    created = await cli.ok(
+        "credentials", "create", "sink token", "--type", "http", stdin=json.dumps({"headers": {"X-Token": planted}})
+    )
+    listed = await cli("credentials", "list", "--json")
+    assert listed.rc == 0 and created["id"] in [c["id"] for c in listed.json()]
+    assert planted not in listed.out + json.dumps(created)
+
+    # apply twice: the second run changes nothing and writes no version.
+    manifests = tmp_path / "workflows"
+    manifests.mkdir()
+    (manifests / "orders.yaml").write_text(workflow_yaml(sink.url, text="v1"))
+    (manifests / "flaky.yml").write_text(
+        workflow_yaml(sink.url, text="flaky", path="/flaky").replace("cli orders", "cli flaky")
+    )
+    first = await cli.ok("apply", "-f", str(manifests))
+    by_name = {w["name"]: w for w in first["workflows"]}
+    assert {w["change"] for w in first["workflows"]} == {"create"} and first["changed"] == 2
+    orders, flaky = by_name["cli orders"], by_name["cli flaky"]
+    assert orders["webhook"]["secret"].startswith("whsec_")
+    second = await cli.ok("apply", "-f", str(manifests))
+    assert [w["change"] for w in second["workflows"]] == ["unchanged", "unchanged"] and second["changed"] == 0
+    versions = api(gateway, "GET", f"/api/workflows/{orders['id']}/versions", token)["data"]
+    assert [v["version"] for v in versions] == [1]
+    human = await cli("apply", "-f", str(manifests))
+    assert human.rc == 0 and "2 unchanged" in human.out
+
+    # A change: --dry-run shows the diff and writes nothing; apply writes exactly one new version.
+    (manifests / "orders.yaml").write_text(workflow_yaml(sink.url, text="v2"))
+    planned = await cli.ok("apply", "-f", str(manifests), "--dry-run")
+    change = {w["name"]: w for w in planned["workflows"]}["cli orders"]
+    lines = change["diff"].splitlines()
+    assert change["change"] == "update"
+    assert [ln[1:].strip() for ln in lines if ln.startswith("-") and "note" in ln] == ['"note": "v1",']
+    assert [ln[1:].strip() for ln in lines if ln.startswith("+") and "note" in ln] == ['"note": "v2",']
+    assert len(api(gateway, "GET", f"/api/workflows/{orders['id']}/versions", token)["data"]) == 1
+    applied = await cli.ok("apply", "-f", str(manifests))
+    assert {w["name"]: w["version"] for w in applied["workflows"] if w["change"] == "update"} == {"cli orders": 2}
+    listed_versions = await cli.ok("workflows", "versions", "cli orders")
+    assert [(v["version"], v["current"]) for v in listed_versions] == [(1, False), (2, True)]
+
+    # executions tail -f, started before the webhook: sees the new execution within 2 s of its row.
+    tail = await cli.spawn("executions", "tail", "-f", "--workflow", "cli orders", "-n", "0", "--json")
     try:
-        email = f"{uuid.uuid4().hex[:8]}@example.com"
-        api(gateway, "POST", "/api/auth/register", body={"email": email, "password": PASSWORD})
-
-        # login: the token is kept in a 0600 file in the config dir, never printed.
-        logged = await cli.ok(
-            "login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n"
-        )
-        config_file = tmp_path / "config" / "ipaas" / "config.json"
-        assert logged["context"] == "default" and logged["server"] == gateway.url
-        assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
-        saved = json.loads(config_file.read_text())
-        token = saved["contexts"]["default"]["token"]
-        assert saved["current"] == "default" and token and token not in json.dumps(logged)
-        contexts = await cli.ok("context", "list")
-        assert [(c["name"], c["current"], c["logged_in"]) for c in contexts] == [("default", True, True)]
-
-        # credentials create reads the secret from stdin; nothing prints it back.
-        planted = f"tok-{uuid.uuid4().hex}"
-        created = await cli.ok(
-            "credentials", "create", "sink token", "--type", "http", stdin=json.dumps({"headers": {"X-Token": planted}})
-        )
-        listed = await cli("credentials", "list", "--json")
-        assert listed.rc == 0 and created["id"] in [c["id"] for c in listed.json()]
-        assert planted not in listed.out + json.dumps(created)
-
-        # apply twice: the second run changes nothing and writes no version.
-        manifests = tmp_path / "workflows"
-        manifests.mkdir()
-        (manifests / "orders.yaml").write_text(workflow_yaml(sink.url, text="v1"))
-        (manifests / "flaky.yml").write_text(
-            workflow_yaml(sink.url, text="flaky", path="/flaky").replace("cli orders", "cli flaky")
-        )
-        first = await cli.ok("apply", "-f", str(manifests))
-        by_name = {w["name"]: w for w in first["workflows"]}
-        assert {w["change"] for w in first["workflows"]} == {"create"} and first["changed"] == 2
-        orders, flaky = by_name["cli orders"], by_name["cli flaky"]
-        assert orders["webhook"]["secret"].startswith("whsec_")
-        second = await cli.ok("apply", "-f", str(manifests))
-        assert [w["change"] for w in second["workflows"]] == ["unchanged", "unchanged"] and second["changed"] == 0
-        versions = api(gateway, "GET", f"/api/workflows/{orders['id']}/versions", token)["data"]
-        assert [v["version"] for v in versions] == [1]
-        human = await cli("apply", "-f", str(manifests))
-        assert human.rc == 0 and "2 unchanged" in human.out
-
-        # A change: --dry-run shows the diff and writes nothing; apply writes exactly one new version.
-        (manifests / "orders.yaml").write_text(workflow_yaml(sink.url, text="v2"))
-        planned = await cli.ok("apply", "-f", str(manifests), "--dry-run")
-        change = {w["name"]: w for w in planned["workflows"]}["cli orders"]
-        lines = change["diff"].splitlines()
-        assert change["change"] == "update"
-        assert [ln[1:].strip() for ln in lines if ln.startswith("-") and "note" in ln] == ['"note": "v1",']
-        assert [ln[1:].strip() for ln in lines if ln.startswith("+") and "note" in ln] == ['"note": "v2",']
-        assert len(api(gateway, "GET", f"/api/workflows/{orders['id']}/versions", token)["data"]) == 1
-        applied = await cli.ok("apply", "-f", str(manifests))
-        assert {w["name"]: w["version"] for w in applied["workflows"] if w["change"] == "update"} == {"cli orders": 2}
-        listed_versions = await cli.ok("workflows", "versions", "cli orders")
-        assert [(v["version"], v["current"]) for v in listed_versions] == [(1, False), (2, True)]
-
-        # executions tail -f, started before the webhook: sees the new execution within 2 s of its row.
-        tail = await cli.spawn("executions", "tail", "-f", "--workflow", "cli orders", "-n", "0", "--json")
-        try:
-            assert tail.stderr is not None  # it says so once it has read the newest page and follows
-            assert "following new executions" in (await asyncio.wait_for(tail.stderr.readline(), 30)).decode()
-            payload = tmp_path / "order.json"
-            payload.write_text(json.dumps({"order_id": "A-7"}))
-            sent = await cli.ok(
-                "webhook",
-                "send",
-                "cli orders",
-                "--data",
-                f"@{payload}",
-                env={"IPAAS_WEBHOOK_SECRET": orders["webhook"]["secret"]},
-            )
-            assert sent["status"] == 202 and sent["duplicate"] is False
-            assert "webhook-signature: v1," in sent["curl"] and sent["url"] in sent["curl"]
-            event_id = sent["event_id"]
-
-            def row() -> Any:
-                page = api(gateway, "GET", f"/api/executions?workflow_id={orders['id']}", token)["data"]
-                return next((e for e in page if e["event_id"] == event_id), None)
-
-            await wait_until(row, timeout=20, message="the execution row")
-            seen_by = time.monotonic() + 2.0
-            assert tail.stdout is not None
-            while True:
-                left = seen_by - time.monotonic()
-                assert left > 0, "executions tail -f did not print the new execution within 2 s"
-                line = await asyncio.wait_for(tail.stdout.readline(), timeout=left)
-                if line and json.loads(line)["event_id"] == event_id:
-                    break
-        finally:
-            tail.kill()
-            await tail.wait()
-
-        # The execution succeeds; trace finds it by event_id and prints the trace link.
-        async def succeeded() -> Any:
-            rows = await cli.ok("executions", "list", "--workflow", "cli orders", "--status", "succeeded")
-            return [r for r in rows if r["event_id"] == event_id]
-
-        await wait_until(succeeded, timeout=30, interval=0.3, message="the webhook's execution to succeed")
-        assert sink.paths("/orders")[0].json() == {"order": "A-7", "note": "v2"}
-        assert {k.lower(): v for k, v in sink.paths("/orders")[0].headers.items()}["x-token"] == planted
-        traced = await cli.ok("trace", event_id)
-        assert traced["event_id"] == event_id and traced["status"] == "succeeded"
-        assert traced["trace_url"] == TRACE_TEMPLATE.format(trace_id=traced["trace_id"])
-        assert planted not in json.dumps(traced)
-        if "attempt_history" in traced:  # a server with execution history: every try, and the input
-            assert [a["outcome"] for a in traced["attempt_history"]] == ["succeeded"]
-            assert traced["input"] == {"order_id": "A-7"}
-
-        # A dead letter, replayed by its id once the target accepts again.
-        dead = await cli.ok(
+        assert tail.stderr is not None  # it says so once it has read the newest page and follows
+        assert "following new executions" in (await asyncio.wait_for(tail.stderr.readline(), 30)).decode()
+        payload = tmp_path / "order.json"
+        payload.write_text(json.dumps({"order_id": "A-7"}))
+        sent = await cli.ok(
             "webhook",
             "send",
-            "cli flaky",
+            "cli orders",
             "--data",
-            '{"order_id": "F-1"}',
-            env={"IPAAS_WEBHOOK_SECRET": flaky["webhook"]["secret"]},
+            f"@{payload}",
+            env={"IPAAS_WEBHOOK_SECRET": orders["webhook"]["secret"]},
         )
+        assert sent["status"] == 202 and sent["duplicate"] is False
+        assert "webhook-signature: v1," in sent["curl"] and sent["url"] in sent["curl"]
+        event_id = sent["event_id"]
 
-        async def in_dlq() -> Any:
-            rows = await cli.ok("dlq", "list", "--workflow", "cli flaky")
-            return [r for r in rows if r["event_id"] == dead["event_id"]]
+        def row() -> Any:
+            page = api(gateway, "GET", f"/api/executions?workflow_id={orders['id']}", token)["data"]
+            return next((e for e in page if e["event_id"] == event_id), None)
 
-        letter = (await wait_until(in_dlq, timeout=30, interval=0.3, message="a dead letter"))[0]
-        assert "400" in letter["reason"]
-        failing["on"] = False
-        await cli.ok("dlq", "replay", dead["event_id"])
-
-        async def replayed() -> Any:
-            return (await cli.ok("trace", dead["event_id"]))["status"] == "succeeded"
-
-        await wait_until(replayed, timeout=30, interval=0.3, message="the replayed event to succeed")
-
-        # dlq replay by filter: a job with progress where the server offers it, else a clear error.
-        failing["on"] = True
-        again = await cli.ok(
-            "webhook",
-            "send",
-            "cli flaky",
-            "--data",
-            '{"order_id": "F-2"}',
-            env={"IPAAS_WEBHOOK_SECRET": flaky["webhook"]["secret"]},
-        )
-        await wait_until(
-            lambda: any(r.path == "/flaky" and b"F-2" in r.body for r in sink.requests),
-            timeout=20,
-            message="the second flaky delivery",
-        )
-
-        async def second_dead() -> Any:
-            rows = await cli.ok("dlq", "list", "--workflow", "cli flaky")
-            return [r for r in rows if r["event_id"] == again["event_id"]]
-
-        await wait_until(second_dead, timeout=30, interval=0.3, message="the second dead letter")
-        failing["on"] = False
-        bulk = await cli("dlq", "replay", "--workflow", "cli flaky", "--since", "1h", "--json")
-        paths = api(gateway, "GET", "/openapi.json")["paths"]
-        if "/api/dlq/replay" in paths:
-            assert bulk.rc == 0, bulk.err
-            assert bulk.json()["state"] == "done" and bulk.json()["percent"] == 100
-
-            async def replayed_again() -> Any:
-                return (await cli.ok("trace", again["event_id"]))["status"] == "succeeded"
-
-            await wait_until(replayed_again, timeout=30, interval=0.3, message="the bulk replay to succeed")
-        else:
-            assert bulk.rc == 1, bulk.out + bulk.err
-            assert bulk.json()["error"]["code"] == "not_supported"
-            assert "does not offer bulk DLQ replay" in bulk.err
-
-        # Workflows: get by name, disable/enable (no new version).
-        got = await cli.ok("workflows", "get", "cli orders")
-        assert got["id"] == orders["id"] and got["version"] == 2
-        assert (await cli.ok("workflows", "disable", "cli orders"))["is_active"] is False
-        assert (await cli.ok("workflows", "enable", "cli orders"))["is_active"] is True
-        rolled = await cli.ok("workflows", "rollback", "cli orders", "--to", "1")
-        assert rolled["version"] == 3 and rolled["action"]["config"]["body"]["note"] == "v1"
+        await wait_until(row, timeout=20, message="the execution row")
+        seen_by = time.monotonic() + 2.0
+        assert tail.stdout is not None
+        while True:
+            left = seen_by - time.monotonic()
+            assert left > 0, "executions tail -f did not print the new execution within 2 s"
+            line = await asyncio.wait_for(tail.stdout.readline(), timeout=left)
+            if line and json.loads(line)["event_id"] == event_id:
+                break
     finally:
-        await sink.stop()
+        tail.kill()
+        await tail.wait()
+
+    # The execution succeeds; trace finds it by event_id and prints the trace link.
+    async def succeeded() -> Any:
+        rows = await cli.ok("executions", "list", "--workflow", "cli orders", "--status", "succeeded")
+        return [r for r in rows if r["event_id"] == event_id]
+
+    await wait_until(succeeded, timeout=30, interval=0.3, message="the webhook's execution to succeed")
+    assert sink.paths("/orders")[0].json() == {"order": "A-7", "note": "v2"}
+    assert {k.lower(): v for k, v in sink.paths("/orders")[0].headers.items()}["x-token"] == planted
+    traced = await cli.ok("trace", event_id)
+    assert traced["event_id"] == event_id and traced["status"] == "succeeded"
+    assert traced["trace_url"] == TRACE_TEMPLATE.format(trace_id=traced["trace_id"])
+    assert planted not in json.dumps(traced)
+    if "attempt_history" in traced:  # a server with execution history: every try, and the input
+        assert [a["outcome"] for a in traced["attempt_history"]] == ["succeeded"]
+        assert traced["input"] == {"order_id": "A-7"}
+
+    # A dead letter, replayed by its id once the target accepts again.
+    dead = await cli.ok(
+        "webhook",
+        "send",
+        "cli flaky",
+        "--data",
+        '{"order_id": "F-1"}',
+        env={"IPAAS_WEBHOOK_SECRET": flaky["webhook"]["secret"]},
+    )
+
+    async def in_dlq() -> Any:
+        rows = await cli.ok("dlq", "list", "--workflow", "cli flaky")
+        return [r for r in rows if r["event_id"] == dead["event_id"]]
+
+    letter = (await wait_until(in_dlq, timeout=30, interval=0.3, message="a dead letter"))[0]
+    assert "400" in letter["reason"]
+    failing["on"] = False
+    await cli.ok("dlq", "replay", dead["event_id"])
+
+    async def replayed() -> Any:
+        return (await cli.ok("trace", dead["event_id"]))["status"] == "succeeded"
+
+    await wait_until(replayed, timeout=30, interval=0.3, message="the replayed event to succeed")
+
+    # dlq replay by filter: a job with progress where the server offers it, else a clear error.
+    failing["on"] = True
+    again = await cli.ok(
+        "webhook",
+        "send",
+        "cli flaky",
+        "--data",
+        '{"order_id": "F-2"}',
+        env={"IPAAS_WEBHOOK_SECRET": flaky["webhook"]["secret"]},
+    )
+    await wait_until(
+        lambda: any(r.path == "/flaky" and b"F-2" in r.body for r in sink.requests),
+        timeout=20,
+        message="the second flaky delivery",
+    )
+
+    async def second_dead() -> Any:
+        rows = await cli.ok("dlq", "list", "--workflow", "cli flaky")
+        return [r for r in rows if r["event_id"] == again["event_id"]]
+
+    await wait_until(second_dead, timeout=30, interval=0.3, message="the second dead letter")
+    failing["on"] = False
+    bulk = await cli("dlq", "replay", "--workflow", "cli flaky", "--since", "1h", "--json")
+    paths = api(gateway, "GET", "/openapi.json")["paths"]
+    if "/api/dlq/replay" in paths:
+        assert bulk.rc == 0, bulk.err
+        assert bulk.json()["state"] == "done" and bulk.json()["percent"] == 100
+
+        async def replayed_again() -> Any:
+            return (await cli.ok("trace", again["event_id"]))["status"] == "succeeded"
+
+        await wait_until(replayed_again, timeout=30, interval=0.3, message="the bulk replay to succeed")
+    else:
+        assert bulk.rc == 1, bulk.out + bulk.err
+        assert bulk.json()["error"]["code"] == "not_supported"
+        assert "does not offer bulk DLQ replay" in bulk.err
+
+    # Workflows: get by name, disable/enable (no new version).
+    got = await cli.ok("workflows", "get", "cli orders")
+    assert got["id"] == orders["id"] and got["version"] == 2
+    assert (await cli.ok("workflows", "disable", "cli orders"))["is_active"] is False
+    assert (await cli.ok("workflows", "enable", "cli orders"))["is_active"] is True
+    rolled = await cli.ok("workflows", "rollback", "cli orders", "--to", "1")
+    assert rolled["version"] == 3 and rolled["action"]["config"]["body"]["note"] == "v1"
 
 
 async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceProcess, tmp_path: Path) -> None:
@@ -385,28 +379,25 @@ async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceP
 
 
 async def test_cli_slack_bot_token_and_credentials_named_in_steps(
-    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
+    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path, sinks: Any
 ) -> None:
     """A bare ``xoxb-`` secret is stored as the slack bot token; ``credential:`` resolves inside ``steps``."""
-    fake_slack = await FakeSink(
+    fake_slack = await sinks(
         lambda _req, _n: Answer(status=200, body='{"ok": true, "channel": "C1", "ts": "1503435956.000247"}')
-    ).start()
-    try:
-        _, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
-        service(
-            "services.executor", env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_SLACK_API_URL=fake_slack.url)
-        )
-        cli = Cli(tmp_path / "config")
-        email = f"{uuid.uuid4().hex[:8]}@example.com"
-        api(gateway, "POST", "/api/auth/register", body={"email": email, "password": PASSWORD})
-        await cli.ok("login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n")
+    )
+    _, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
+    service("services.executor", env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_SLACK_API_URL=fake_slack.url))
+    cli = Cli(tmp_path / "config")
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    api(gateway, "POST", "/api/auth/register", body={"email": email, "password": PASSWORD})
+    await cli.ok("login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n")
 
-        bot_token = f"xoxb-{uuid.uuid4().hex}"
-        created = await cli.ok("credentials", "create", "team bot", "--type", "slack", stdin=bot_token + "\n")
-        assert created["type"] == "slack" and bot_token not in json.dumps(created)
-        manifest = tmp_path / "steps.yaml"
-        manifest.write_text(
-            """\
+    bot_token = f"xoxb-{uuid.uuid4().hex}"
+    created = await cli.ok("credentials", "create", "team bot", "--type", "slack", stdin=bot_token + "\n")
+    assert created["type"] == "slack" and bot_token not in json.dumps(created)
+    manifest = tmp_path / "steps.yaml"
+    manifest.write_text(
+        """\
 name: cli steps
 trigger: {type: webhook}
 steps:
@@ -418,43 +409,41 @@ steps:
       credential: team bot
       config: {channel: C1, text: "paid {{ payload.amount }}"}
 """
-        )
-        applied = await cli.ok("apply", "-f", str(manifest))
-        [row] = applied["workflows"]
-        assert row["change"] == "create"
-        got = await cli.ok("workflows", "get", "cli steps")
-        assert got["steps"][1]["action"]["credential_id"] == created["id"]
-        assert (await cli.ok("apply", "-f", str(manifest)))["workflows"][0]["change"] == "unchanged"
+    )
+    applied = await cli.ok("apply", "-f", str(manifest))
+    [row] = applied["workflows"]
+    assert row["change"] == "create"
+    got = await cli.ok("workflows", "get", "cli steps")
+    assert got["steps"][1]["action"]["credential_id"] == created["id"]
+    assert (await cli.ok("apply", "-f", str(manifest)))["workflows"][0]["change"] == "unchanged"
 
-        sent = await cli.ok(
-            "webhook",
-            "send",
-            "cli steps",
-            "--data",
-            '{"amount": 150}',
-            env={"IPAAS_WEBHOOK_SECRET": row["webhook"]["secret"]},
-        )
-        assert sent["status"] == 202
+    sent = await cli.ok(
+        "webhook",
+        "send",
+        "cli steps",
+        "--data",
+        '{"amount": 150}',
+        env={"IPAAS_WEBHOOK_SECRET": row["webhook"]["secret"]},
+    )
+    assert sent["status"] == 202
 
-        async def succeeded() -> Any:
-            return (await cli.ok("trace", sent["event_id"]))["status"] == "succeeded"
+    async def succeeded() -> Any:
+        return (await cli.ok("trace", sent["event_id"]))["status"] == "succeeded"
 
-        await wait_until(succeeded, timeout=30, interval=0.3, message="the multi-step execution to succeed")
-        [posted] = fake_slack.paths("/api/chat.postMessage")
-        # The stored secret is the bot token: the Web API is called with it.
-        assert {k.lower(): v for k, v in posted.headers.items()}["authorization"] == f"Bearer {bot_token}"
-        assert posted.json()["channel"] == "C1" and posted.json()["text"] == "paid 150"
+    await wait_until(succeeded, timeout=30, interval=0.3, message="the multi-step execution to succeed")
+    [posted] = fake_slack.paths("/api/chat.postMessage")
+    # The stored secret is the bot token: the Web API is called with it.
+    assert {k.lower(): v for k, v in posted.headers.items()}["authorization"] == f"Bearer {bot_token}"
+    assert posted.json()["channel"] == "C1" and posted.json()["text"] == "paid 150"
 
-        # The human views of a multi-step workflow and its execution name the steps.
-        shown = await cli("workflows", "get", "cli steps")
-        assert shown.rc == 0, shown.err
-        assert "step big" in shown.out and "step post" in shown.out and created["id"] in shown.out
-        listed = await cli("workflows", "list")
-        assert listed.rc == 0 and "big (filter) → post (slack_message)" in listed.out, listed.out
-        execution = (await cli.ok("trace", sent["event_id"]))["id"]
-        detail = await cli("executions", "get", execution)
-        assert detail.rc == 0, detail.err
-        rows = [ln for ln in detail.out.splitlines() if "succeeded" in ln and ("big" in ln or "post" in ln)]
-        assert len(rows) == 2, detail.out
-    finally:
-        await fake_slack.stop()
+    # The human views of a multi-step workflow and its execution name the steps.
+    shown = await cli("workflows", "get", "cli steps")
+    assert shown.rc == 0, shown.err
+    assert "step big" in shown.out and "step post" in shown.out and created["id"] in shown.out
+    listed = await cli("workflows", "list")
+    assert listed.rc == 0 and "big (filter) → post (slack_message)" in listed.out, listed.out
+    execution = (await cli.ok("trace", sent["event_id"]))["id"]
+    detail = await cli("executions", "get", execution)
+    assert detail.rc == 0, detail.err
+    rows = [ln for ln in detail.out.splitlines() if "succeeded" in ln and ("big" in ln or "post" in ln)]
+    assert len(rows) == 2, detail.out

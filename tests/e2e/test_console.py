@@ -18,17 +18,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from standardwebhooks.webhooks import Webhook
 
 from services.gateway.console.headers import CSP
 from tests.helpers import browser
@@ -37,6 +34,7 @@ from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.services import ServiceProcess
 from tests.helpers.stack_processes import start_auth_and_gateway
 from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 
 pytestmark = [
     pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason())),
@@ -66,16 +64,7 @@ class Stack:
 
     async def send_webhook(self, url: str, secret: str, payload: dict[str, Any]) -> str:
         body = json.dumps(payload)
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        now = time.time()
-        signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(now, UTC), body)
-        headers = {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now)),
-            "webhook-signature": signature,
-            "Content-Type": "application/json",
-        }
-        async with self.http.post(url, data=body, headers=headers) as r:
+        async with self.http.post(url, data=body, headers=signed(secret, body)) as r:
             assert r.status == 202, await r.text()
             return str((await r.json())["data"]["event_id"])
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import aiohttp
 
-from deploy.local.infra import free_port
-from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env, kek_env
+from tests.helpers.auth_setup import PASSWORD, bearer
 from tests.helpers.services import ServiceProcess
+from tests.helpers.stack_processes import start_auth_and_gateway
 
 
 async def _token(http: aiohttp.ClientSession, gw: str, email: str) -> str:
@@ -26,16 +26,7 @@ async def _token(http: aiohttp.ClientSession, gw: str, email: str) -> str:
 async def test_credentials_of_another_tenant_are_invisible(
     service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
 ):
-    common = {"DATABASE_URL": database_url, "NATS_URL": nats_url}
-    auth = service(
-        "services.auth",
-        env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true", "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")},
-        port=free_port(),
-    )
-    gateway = service(
-        "services.gateway",
-        env={**common, **kek_env(), "IPAAS_AUTH_URL": auth.url, "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json"},
-    )
+    _, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
     gw = gateway.url
     async with aiohttp.ClientSession() as http:
         token_a = await _token(http, gw, "a@example.com")

@@ -20,9 +20,7 @@ import asyncio
 import json
 import stat
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +30,12 @@ import nats
 import pytest
 from nats.aio.client import Client
 from nats.js.errors import NotFoundError
-from standardwebhooks.webhooks import Webhook
 
 from deploy.local.pg_roles import with_role
 from libs.common.bus.permissions import ALL_IDENTITIES, LOCAL_IDENTITIES, inbox_prefix
 from libs.common.db.roles import ALL_ROLES, SERVICE_ROLES
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
-from tests.helpers.auth_setup import PASSWORD, fast_hash_env
+from tests.helpers.auth_setup import fast_hash_env
 from tests.helpers.fakes import FakeSink
 from tests.helpers.launcher import Run, database_url_as, launcher_env, nats_passwords, nats_url_as, pg_passwords
 from tests.helpers.nats_probes import (
@@ -48,22 +45,12 @@ from tests.helpers.nats_probes import (
     refused_requests,
     refused_subscriptions,
 )
+from tests.helpers.stack_processes import Api
 from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 Launch = Callable[[Path, dict[str, str]], Run]
-
-
-class Api:
-    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
-        self.http, self.base, self.token = http, base, ""
-
-    async def call(self, method: str, path: str, body: Any = None, *, expect: int) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with self.http.request(method, f"{self.base}{path}", json=body, headers=headers) as resp:
-            text = await resp.text()
-            assert resp.status == expect, f"{method} {path}: {resp.status} {text}"
-            return json.loads(text) if text else None
 
 
 async def connect_as(state: dict[str, Any], identity: str, errors: list[str]) -> Client:
@@ -84,14 +71,7 @@ def mode(path: Path) -> int:
 
 
 async def send_webhook(api: Api, workflow: dict[str, Any], body: str) -> dict[str, Any]:
-    msg_id = f"msg_{uuid.uuid4().hex}"
-    now = datetime.now(UTC)
-    headers = {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(workflow["webhook"]["secret"]).sign(msg_id, now, body),
-        "Content-Type": "application/json",
-    }
+    headers = signed(workflow["webhook"]["secret"], body)
     async with api.http.post(f"{api.base}{workflow['webhook']['url']}", data=body, headers=headers) as resp:
         assert resp.status == 202, await resp.text()
         accepted: dict[str, Any] = (await resp.json())["data"]
@@ -169,9 +149,8 @@ async def check_database_roles(state: dict[str, Any]) -> None:
         await asyncpg.connect(with_role(state["database_url"], "postgres", None))
 
 
-async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, launch: Launch) -> None:
+async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, launch: Launch, sink: FakeSink) -> None:
     local_dir = tmp_path / "local"
-    sink = await FakeSink().start()
     env = launcher_env(
         local_dir,
         IPAAS_LOCAL_SCHEDULER_REPLICAS="1",
@@ -180,106 +159,96 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
         **fast_hash_env(),
     )  # a 1 s schedule
     run = launch(local_dir, env)
-    try:
-        state = run.wait_ready()
-        # One password per identity, readable by the owner only; the state file holds none.
-        passwords = nats_passwords(state)
-        assert set(passwords) == set(LOCAL_IDENTITIES)
-        assert mode(Path(state["nats_users_file"])) == 0o600 and mode(local_dir / "nats-authz.conf") == 0o600
-        assert "@" not in state["nats_url"]
-        with pytest.raises(Exception):  # noqa: B017 - nats-py raises several types for a refused login
-            await asyncio.wait_for(
-                nats.connect(state["nats_url"], allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3),
-                timeout=10,
-            )
-
-        async with aiohttp.ClientSession() as http:
-            api = Api(http, state["services"]["gateway"])
-            email = f"{uuid.uuid4().hex[:8]}@example.com"
-            registered = await api.call(
-                "POST", "/api/auth/register", {"email": email, "password": PASSWORD}, expect=201
-            )
-            login = await api.call("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, expect=200)
-            api.token = login["data"]["access_token"]
-            cred = await api.call(
-                "POST",
-                "/api/credentials",
-                {"name": "sink key", "type": "http", "secret": {"headers": {"X-Api-Key": "k-launched"}}},
-                expect=201,
-            )
-            action = {
-                "type": "http_request",
-                "credential_id": cred["data"]["id"],
-                "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
-            }
-            created = await api.call(
-                "POST",
-                "/api/workflows",
-                {"name": "orders", "trigger": {"type": "webhook"}, "action": action},
-                expect=201,
-            )
-            workflow = created["data"]
-
-            accepted = await send_webhook(api, workflow, json.dumps({"id": "A-1"}))
-            await wait_until(lambda: sink.paths("/orders"), timeout=20, message="the sink to be called")
-            call = sink.paths("/orders")[0]
-            assert call.json() == {"id": "A-1"} and call.headers.get("X-Api-Key") == "k-launched"
-
-            async def succeeded() -> Any:
-                page = await api.call("GET", f"/api/executions?workflow_id={workflow['id']}", expect=200)
-                return [e for e in page["data"] if e["status"] == "succeeded"]
-
-            rows = await wait_until(succeeded, timeout=20, message="a succeeded execution")
-            assert rows[0]["event_id"] == accepted["event_id"]
-
-            # The scheduler learns of a new schedule (change feed) and publishes its events.
-            ticking = await api.call(
-                "POST",
-                "/api/workflows",
-                {
-                    "name": "ticks",
-                    "trigger": {"type": "schedule", "interval_seconds": 1},
-                    "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}},
-                },
-                expect=201,
-            )
-            await wait_until(lambda: sink.paths("/tick"), timeout=20, message="a scheduled run")
-            await api.call("PATCH", f"/api/workflows/{ticking['data']['id']}", {"is_active": False}, expect=200)
-
-            # Gateway -> executor request/reply over NATS (svc.executor.dry_run).
-            dry = await api.call(
-                "POST",
-                "/api/workflows/dry-run",
-                {
-                    "workflow": {
-                        "name": "dry",
-                        "trigger": {"type": "webhook"},
-                        "action": {**action, "config": {**action["config"], "url": f"{sink.url}/dry"}},
-                    },
-                    "payload": {"id": "D-1"},
-                },
-                expect=200,
-            )
-            assert dry["data"]["status"] == "succeeded" and sink.paths("/dry")[0].json() == {"id": "D-1"}
-
-        await check_resolve_permissions(state, registered["data"]["tenant_id"], cred["data"]["id"])
-        await check_least_privilege(state)
-        await check_database_roles(state)
-        assert set(pg_passwords(state)) == set(ALL_ROLES) and mode(Path(state["pg_users_file"])) == 0o600
-        assert "***@" in state["database_url"]
-
-        started = time.monotonic()
-        assert run.terminate() == 0 and time.monotonic() - started < 60
-        output = run.output()
-        assert "NATS authorization on" in output
-        assert (
-            "NATS provisioned: stream EVENTS, stream DLQ, stream WORKFLOW_CHANGES, consumer EVENTS/executor" in output
+    state = run.wait_ready()
+    # One password per identity, readable by the owner only; the state file holds none.
+    passwords = nats_passwords(state)
+    assert set(passwords) == set(LOCAL_IDENTITIES)
+    assert mode(Path(state["nats_users_file"])) == 0o600 and mode(local_dir / "nats-authz.conf") == 0o600
+    assert "@" not in state["nats_url"]
+    with pytest.raises(Exception):  # noqa: B017 - nats-py raises several types for a refused login
+        await asyncio.wait_for(
+            nats.connect(state["nats_url"], allow_reconnect=False, max_reconnect_attempts=0, connect_timeout=3),
+            timeout=10,
         )
-        assert "not provisioned yet" not in output  # provisioned before any service started
-        leaked = [
-            identity for identity, password in [*passwords.items(), *pg_passwords(state).items()] if password in output
-        ]
-        assert leaked == [], f"passwords of {leaked} appear in the launcher's output"
-        assert "permissions violation" not in output.lower()  # no service hit a refused subject
-    finally:
-        await sink.stop()
+
+    async with aiohttp.ClientSession() as http:
+        api = Api(http, state["services"]["gateway"])
+        registered = await api.sign_up()
+        cred = await api.call(
+            "POST",
+            "/api/credentials",
+            {"name": "sink key", "type": "http", "secret": {"headers": {"X-Api-Key": "k-launched"}}},
+            expect=201,
+        )
+        action = {
+            "type": "http_request",
+            "credential_id": cred["data"]["id"],
+            "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
+        }
+        created = await api.call(
+            "POST",
+            "/api/workflows",
+            {"name": "orders", "trigger": {"type": "webhook"}, "action": action},
+            expect=201,
+        )
+        workflow = created["data"]
+
+        accepted = await send_webhook(api, workflow, json.dumps({"id": "A-1"}))
+        await wait_until(lambda: sink.paths("/orders"), timeout=20, message="the sink to be called")
+        call = sink.paths("/orders")[0]
+        assert call.json() == {"id": "A-1"} and call.headers.get("X-Api-Key") == "k-launched"
+
+        async def succeeded() -> Any:
+            page = await api.call("GET", f"/api/executions?workflow_id={workflow['id']}", expect=200)
+            return [e for e in page["data"] if e["status"] == "succeeded"]
+
+        rows = await wait_until(succeeded, timeout=20, message="a succeeded execution")
+        assert rows[0]["event_id"] == accepted["event_id"]
+
+        # The scheduler learns of a new schedule (change feed) and publishes its events.
+        ticking = await api.call(
+            "POST",
+            "/api/workflows",
+            {
+                "name": "ticks",
+                "trigger": {"type": "schedule", "interval_seconds": 1},
+                "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}},
+            },
+            expect=201,
+        )
+        await wait_until(lambda: sink.paths("/tick"), timeout=20, message="a scheduled run")
+        await api.call("PATCH", f"/api/workflows/{ticking['data']['id']}", {"is_active": False}, expect=200)
+
+        # Gateway -> executor request/reply over NATS (svc.executor.dry_run).
+        dry = await api.call(
+            "POST",
+            "/api/workflows/dry-run",
+            {
+                "workflow": {
+                    "name": "dry",
+                    "trigger": {"type": "webhook"},
+                    "action": {**action, "config": {**action["config"], "url": f"{sink.url}/dry"}},
+                },
+                "payload": {"id": "D-1"},
+            },
+            expect=200,
+        )
+        assert dry["data"]["status"] == "succeeded" and sink.paths("/dry")[0].json() == {"id": "D-1"}
+
+    await check_resolve_permissions(state, registered["tenant_id"], cred["data"]["id"])
+    await check_least_privilege(state)
+    await check_database_roles(state)
+    assert set(pg_passwords(state)) == set(ALL_ROLES) and mode(Path(state["pg_users_file"])) == 0o600
+    assert "***@" in state["database_url"]
+
+    started = time.monotonic()
+    assert run.terminate() == 0 and time.monotonic() - started < 60
+    output = run.output()
+    assert "NATS authorization on" in output
+    assert "NATS provisioned: stream EVENTS, stream DLQ, stream WORKFLOW_CHANGES, consumer EVENTS/executor" in output
+    assert "not provisioned yet" not in output  # provisioned before any service started
+    leaked = [
+        identity for identity, password in [*passwords.items(), *pg_passwords(state).items()] if password in output
+    ]
+    assert leaked == [], f"passwords of {leaked} appear in the launcher's output"
+    assert "permissions violation" not in output.lower()  # no service hit a refused subject

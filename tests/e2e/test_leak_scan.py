@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,6 @@ import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
-from standardwebhooks.webhooks import Webhook
 
 from deploy.local.infra import free_port
 from libs.common.bus import Bus
@@ -41,6 +39,7 @@ from tests.helpers.fakes import Answer, FakeSink, Seen, executor_env
 from tests.helpers.services import ServiceProcess
 from tests.helpers.stack_processes import start_auth_and_gateway
 from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 
 FINAL = ("succeeded", "dead", "skipped")
 
@@ -151,15 +150,7 @@ class Api:
 
     async def webhook(self, workflow_id: str, secret: str, payload: dict[str, Any]) -> str:
         body = json.dumps(payload)
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        now = datetime.now(UTC)
-        headers = {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": Webhook(secret).sign(msg_id, now, body),
-            "Content-Type": "application/json",
-        }
-        async with self.http.post(f"{self.url}/hooks/{workflow_id}", data=body, headers=headers) as r:
+        async with self.http.post(f"{self.url}/hooks/{workflow_id}", data=body, headers=signed(secret, body)) as r:
             text = await r.text()
         self.seen.append(Response(f"POST /hooks/{workflow_id} -> {r.status}", text, frozenset()))
         assert r.status == 202, text

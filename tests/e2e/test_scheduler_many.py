@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_scheduler_replicas import metric, metrics_text
 from tests.helpers.schedule_fires import Fire, create_schedules, read_fires
-from tests.helpers.services import ServiceProcess
+from tests.helpers.services import ServiceProcess, metric, metrics_text
 from tests.helpers.wait import wait_until
 
 SCHEDULES = 1000
@@ -46,16 +45,11 @@ def _replicas(service: Callable[..., ServiceProcess], nats_url: str, database_ur
 
 
 def _value(replica: ServiceProcess, name: str) -> float:
-    return metric(metrics_text(replica), name)
+    return metric(metrics_text(replica.metrics_url), name)
 
 
 def _published(replica: ServiceProcess, result: str) -> float:
-    text = metrics_text(replica)
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith(f'ipaas_scheduler_fires_total{{result="{result}"}}')
-    )
+    return metric(metrics_text(replica.metrics_url), "ipaas_scheduler_fires_total", f'result="{result}"')
 
 
 def _window() -> tuple[int, int]:
@@ -118,8 +112,8 @@ async def test_two_replicas_split_a_thousand_schedules_and_store_each_slot_once(
     _check_once_each(fires, ids, first, last)
     # Both replicas stored a share of the slots at their time, and each also fired the other's as a backup.
     for replica in replicas:
-        assert _published(replica, "published") >= SCHEDULES * SLOTS / 4, metrics_text(replica)
-        assert _published(replica, "duplicate") >= SCHEDULES * SLOTS / 4, metrics_text(replica)
+        assert _published(replica, "published") >= SCHEDULES * SLOTS / 4, metrics_text(replica.metrics_url)
+        assert _published(replica, "duplicate") >= SCHEDULES * SLOTS / 4, metrics_text(replica.metrics_url)
         assert _value(replica, "ipaas_scheduler_publish_failures_total") == 0
         assert replica.terminate() == 0
 

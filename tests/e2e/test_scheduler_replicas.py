@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -15,37 +13,19 @@ import asyncpg
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.services import ServiceProcess
+from tests.helpers.scheduler import schedule_definition, scheduler_env, stored_events
+from tests.helpers.services import ServiceProcess, metric, metrics_text
 from tests.helpers.wait import wait_until
 
 SLOTS_TO_WATCH = 5
 
 
 async def scheduled_events(bus: Bus, workflow_id: uuid.UUID) -> list[tuple[str, EventEnvelope]]:
-    info = await bus.js.stream_info("EVENTS")
-    found: list[tuple[str, EventEnvelope]] = []
-    if not info.state.messages:
-        return found
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await bus.js.get_msg("EVENTS", seq)
-        env = EventEnvelope.model_validate_json(msg.data or b"")
-        if env.workflow_id == workflow_id:
-            found.append(((msg.headers or {}).get("Nats-Msg-Id", ""), env))
-    return found
-
-
-def metrics_text(svc: ServiceProcess) -> str:
-    with urllib.request.urlopen(f"{svc.metrics_url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
-        return str(resp.read().decode())
-
-
-def metric(text: str, name: str) -> float:
-    """A metric's value, summed over its label sets."""
-    return sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M))
+    return [(headers.get("Nats-Msg-Id", ""), env) for headers, env in await stored_events(bus, workflow_id)]
 
 
 def fires_reported(svc: ServiceProcess) -> float:
-    return metric(metrics_text(svc), "ipaas_scheduler_fires_total")
+    return metric(metrics_text(svc.metrics_url), "ipaas_scheduler_fires_total")
 
 
 async def test_two_replicas_fire_each_second_exactly_once_without_gaps(
@@ -56,21 +36,9 @@ async def test_two_replicas_fire_each_second_exactly_once_without_gaps(
     service: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
-    wf = await create_workflow(
-        db,
-        tenant,
-        {
-            "name": "every second",
-            "trigger": {"type": "schedule", "cron": "* * * * * *", "timezone": "Europe/Paris"},
-            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-        },
-    )
-    env = {
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        "LOG_LEVEL": "INFO",
-        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
-    }
+    every_second = schedule_definition("every second", cron="* * * * * *", timezone="Europe/Paris")
+    wf = await create_workflow(db, tenant, every_second)
+    env = scheduler_env(nats_url, database_url, LOG_LEVEL="INFO")
     replicas = [service("services.scheduler", env=env, wait=False) for _ in range(2)]
     for replica in replicas:
         replica.wait_ready(30)
@@ -102,7 +70,7 @@ async def test_two_replicas_fire_each_second_exactly_once_without_gaps(
         assert msg_id == env_.dedup_key == f"sched:{wf}:{env_.scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
         assert env_.workflow_version == 1
     for replica in replicas:
-        text = metrics_text(replica)
+        text = metrics_text(replica.metrics_url)
         assert metric(text, "ipaas_scheduler_schedules_loaded") == 1
         assert metric(text, "ipaas_scheduler_fire_lateness_seconds_count") >= SLOTS_TO_WATCH
         assert metric(text, "ipaas_scheduler_publish_failures_total") == 0

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -25,10 +24,10 @@ import asyncpg
 from libs.common.bus import Bus
 from libs.common.models.events import event_id_for, schedule_dedup_key
 from services.scheduler.slots import slot_iso
-from tests.e2e.test_scheduler_replicas import metric, metrics_text
 from tests.helpers.factories import add_version, create_tenant, create_workflow
 from tests.helpers.fakes import FakeSink, executor_env
-from tests.helpers.services import ServiceProcess
+from tests.helpers.scheduler import scheduler_env
+from tests.helpers.services import ServiceProcess, metric, metrics_text
 from tests.helpers.wait import wait_until
 
 SLOTS_PER_VERSION = 4
@@ -68,8 +67,7 @@ async def expected_fires(db: asyncpg.Connection, wf: uuid.UUID, first: int, last
 
 def version_checks(svc: ServiceProcess, result: str) -> float:
     """``ipaas_scheduler_version_checks_total{result}`` of one replica."""
-    found = re.search(rf'^ipaas_scheduler_version_checks_total\{{result="{result}"\}} (\S+)$', metrics_text(svc), re.M)
-    return float(found.group(1)) if found else 0.0
+    return metric(metrics_text(svc.metrics_url), "ipaas_scheduler_version_checks_total", f'result="{result}"')
 
 
 async def test_version_changes_at_slot_boundaries_give_one_run_per_slot_with_the_version_current_then(
@@ -78,63 +76,50 @@ async def test_version_changes_at_slot_boundaries_give_one_run_per_slot_with_the
     nats_url: str,
     database_url: str,
     service: Callable[..., Any],
+    sink: FakeSink,
 ) -> None:
-    sink = await FakeSink().start()
-    try:
-        tenant = await create_tenant(db)
-        wf = await create_workflow(db, tenant, definition(sink.url, "v1", 1))
-        service("services.executor", env=executor_env(nats_url, database_url))
-        common = {
-            "NATS_URL": nats_url,
-            "DATABASE_URL": database_url,
-            "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
-        }  # 1 s and 2 s schedules
-        fresh = service(
-            "services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "0.3"}, wait=False
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, definition(sink.url, "v1", 1))
+    service("services.executor", env=executor_env(nats_url, database_url))
+    common = scheduler_env(nats_url, database_url)  # 1 s and 2 s schedules
+    fresh = service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "0.3"}, wait=False)
+    stale = service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"}, wait=False)
+    await asyncio.to_thread(fresh.wait_ready, 30)
+    await asyncio.to_thread(stale.wait_ready, 30)
+    first = math.floor(time.time()) + 2  # both replicas fire every slot from here on
+
+    # Each version holds SLOTS_PER_VERSION slots; each change lands 100 ms before a slot.
+    for i, (name, interval) in enumerate((("v2", 1), ("v3", 2), ("v4", 1)), start=1):
+        await until_wall_clock(first + i * SLOTS_PER_VERSION - 0.1)
+        await add_version(db, wf, definition(sink.url, name, interval))
+    last = first + 4 * SLOTS_PER_VERSION - 1
+    expected = await expected_fires(db, wf, first, last)
+    assert sorted(set(expected.values())) == [1, 2, 3, 4]
+
+    async def executed() -> list[asyncpg.Record]:
+        rows = await db.fetch(
+            "SELECT event_id, scheduled_for, workflow_version, status FROM executions WHERE workflow_id = $1", wf
         )
-        stale = service(
-            "services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"}, wait=False
-        )
-        await asyncio.to_thread(fresh.wait_ready, 30)
-        await asyncio.to_thread(stale.wait_ready, 30)
-        first = math.floor(time.time()) + 2  # both replicas fire every slot from here on
+        window = [r for r in rows if first <= r["scheduled_for"].timestamp() <= last]
+        done = len(window) == len(expected) and all(r["status"] == "succeeded" for r in window)
+        return window if done else []
 
-        # Each version holds SLOTS_PER_VERSION slots; each change lands 100 ms before a slot.
-        for i, (name, interval) in enumerate((("v2", 1), ("v3", 2), ("v4", 1)), start=1):
-            await until_wall_clock(first + i * SLOTS_PER_VERSION - 0.1)
-            await add_version(db, wf, definition(sink.url, name, interval))
-        last = first + 4 * SLOTS_PER_VERSION - 1
-        expected = await expected_fires(db, wf, first, last)
-        assert sorted(set(expected.values())) == [1, 2, 3, 4]
+    rows = await wait_until(executed, timeout=30, message="every slot of the window executed")
 
-        async def executed() -> list[asyncpg.Record]:
-            rows = await db.fetch(
-                "SELECT event_id, scheduled_for, workflow_version, status FROM executions WHERE workflow_id = $1", wf
-            )
-            window = [r for r in rows if first <= r["scheduled_for"].timestamp() <= last]
-            done = len(window) == len(expected) and all(r["status"] == "succeeded" for r in window)
-            return window if done else []
+    # EVENTS is a work queue the executor empties, so the proof is in the rows and the calls: one row per
+    # slot (the event id is the slot's), with the version current at the slot, and one call per slot.
+    assert {int(r["scheduled_for"].timestamp()): r["workflow_version"] for r in rows} == expected
+    assert {r["event_id"] for r in rows} == {event_id_for(wf, schedule_dedup_key(wf, slot_iso(s))) for s in expected}
+    calls = [r.json() for r in sink.requests]
+    in_window = [c for c in calls if first <= datetime.fromisoformat(c["slot"]).timestamp() <= last]
+    assert sorted((int(datetime.fromisoformat(c["slot"]).timestamp()), c["version"]) for c in in_window) == sorted(
+        (s, f"v{v}") for s, v in expected.items()
+    )
 
-        rows = await wait_until(executed, timeout=30, message="every slot of the window executed")
-
-        # EVENTS is a work queue the executor empties, so the proof is in the rows and the calls: one row per
-        # slot (the event id is the slot's), with the version current at the slot, and one call per slot.
-        assert {int(r["scheduled_for"].timestamp()): r["workflow_version"] for r in rows} == expected
-        assert {r["event_id"] for r in rows} == {
-            event_id_for(wf, schedule_dedup_key(wf, slot_iso(s))) for s in expected
-        }
-        calls = [r.json() for r in sink.requests]
-        in_window = [c for c in calls if first <= datetime.fromisoformat(c["slot"]).timestamp() <= last]
-        assert sorted((int(datetime.fromisoformat(c["slot"]).timestamp()), c["version"]) for c in in_window) == sorted(
-            (s, f"v{v}") for s, v in expected.items()
-        )
-
-        # The race was real: the stale replica planned from v1 all along, fired slots as v2/v3/v4
-        # and dropped the slots v3 does not have.
-        assert version_checks(stale, "changed") >= SLOTS_PER_VERSION
-        assert version_checks(stale, "not_a_slot") >= 1
-        assert metric(metrics_text(stale), "ipaas_scheduler_publish_failures_total") == 0
-        for replica in (fresh, stale):
-            assert await asyncio.to_thread(replica.terminate) == 0
-    finally:
-        await sink.stop()
+    # The race was real: the stale replica planned from v1 all along, fired slots as v2/v3/v4
+    # and dropped the slots v3 does not have.
+    assert version_checks(stale, "changed") >= SLOTS_PER_VERSION
+    assert version_checks(stale, "not_a_slot") >= 1
+    assert metric(metrics_text(stale.metrics_url), "ipaas_scheduler_publish_failures_total") == 0
+    for replica in (fresh, stale):
+        assert await asyncio.to_thread(replica.terminate) == 0

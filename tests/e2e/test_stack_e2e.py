@@ -10,42 +10,28 @@ the same trace id in the 202's ``traceparent`` and on the execution row.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
-from standardwebhooks.webhooks import Webhook
 
-from tests.helpers.auth_setup import PASSWORD
 from tests.helpers.fakes import FakeSink, executor_env
 from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import start_auth_and_gateway
+from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 
 
-@dataclass
-class Stack:
-    gateway: ServiceProcess
-    auth: ServiceProcess
-    executors: list[ServiceProcess]
-    http: aiohttp.ClientSession
-    token: str = ""
+class Stack(Api):
+    """Auth, a gateway and executors as processes, and a signed-up user's client of the gateway."""
 
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-    async def call(self, method: str, path: str, body: Any = None, *, expect: int) -> Any:
-        async with self.http.request(method, f"{self.gateway.url}{path}", json=body, headers=self.headers) as r:
-            text = await r.text()
-            assert r.status == expect, f"{method} {path}: {r.status} {text}"
-            return json.loads(text) if text else None
+    def __init__(self, http: aiohttp.ClientSession, auth: ServiceProcess, gateway: ServiceProcess, executors: Any):
+        super().__init__(http, gateway.url)
+        self.auth, self.gateway, self.executors = auth, gateway, list(executors)
 
 
 @pytest.fixture
@@ -55,157 +41,133 @@ async def stack(
     auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
     executors = [service("services.executor", env=executor_env(nats_url, database_url)) for _ in range(2)]
     async with aiohttp.ClientSession() as http:
-        s = Stack(gateway=gateway, auth=auth, executors=executors, http=http)
-        email = f"{uuid.uuid4().hex[:8]}@example.com"
-        await s.call("POST", "/api/auth/register", {"email": email, "password": PASSWORD}, expect=201)
-        login = await s.call("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, expect=200)
-        s.token = login["data"]["access_token"]
+        s = Stack(http, auth, gateway, executors)
+        await s.sign_up()
         yield s
 
 
-async def test_signed_webhook_reaches_slack_once_with_one_trace(stack: Stack, database_url: str) -> None:
-    slack = await FakeSink().start()
-    try:
-        cred = await stack.call(
-            "POST",
-            "/api/credentials",
-            {
-                "name": "team slack",
-                "type": "slack",
-                "secret": {"webhook_url": f"{slack.url}/services/T000/B000/XXXXXXXX"},
+async def test_signed_webhook_reaches_slack_once_with_one_trace(
+    stack: Stack, database_url: str, sinks: Any, db: asyncpg.Connection
+) -> None:
+    slack = await sinks()
+    cred = await stack.call(
+        "POST",
+        "/api/credentials",
+        {
+            "name": "team slack",
+            "type": "slack",
+            "secret": {"webhook_url": f"{slack.url}/services/T000/B000/XXXXXXXX"},
+        },
+        expect=201,
+    )
+    created = await stack.call(
+        "POST",
+        "/api/workflows",
+        {
+            "name": "orders to slack",
+            "trigger": {"type": "webhook"},
+            "action": {
+                "type": "slack_message",
+                "credential_id": cred["data"]["id"],
+                "config": {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"},
             },
-            expect=201,
+        },
+        expect=201,
+    )
+    workflow = created["data"]
+    assert workflow["version"] == 1
+    secret = workflow["webhook"]["secret"]
+
+    body = json.dumps({"order_id": "A-1001", "amount": 42})
+    hook_headers = signed(secret, body)
+    url = f"{stack.gateway.url}{workflow['webhook']['url']}"
+    async with stack.http.post(url, data=body, headers=hook_headers) as r:
+        assert r.status == 202, await r.text()
+        accepted = (await r.json())["data"]
+        traceparent = r.headers["traceparent"]
+    assert accepted["duplicate"] is False
+    # The sender retries the same delivery: accepted again, never run twice.
+    async with stack.http.post(url, data=body, headers=hook_headers) as r:
+        assert r.status == 202
+        again = (await r.json())["data"]
+    assert again == {"event_id": accepted["event_id"], "duplicate": True}
+
+    await wait_until(lambda: slack.calls >= 1, timeout=20, message="slack to be called")
+    assert slack.requests[0].json() == {"text": "New order A-1001 for 42 EUR"}
+
+    async def final_execution() -> Any:
+        page = await stack.call("GET", f"/api/executions?workflow_id={workflow['id']}", expect=200)
+        rows = [e for e in page["data"] if e["status"] == "succeeded"]
+        return rows[0] if rows else None
+
+    execution = await wait_until(final_execution, timeout=20, message="a succeeded execution")
+    assert execution["event_id"] == accepted["event_id"]
+    assert execution["attempts"] == 1
+    assert execution["duration_ms"] is not None and execution["duration_ms"] >= 0
+    assert execution["trigger"] == "webhook"
+    assert execution["trace_id"] == traceparent.split("-")[1]
+
+    detail = await stack.call("GET", f"/api/executions/{execution['id']}", expect=200)
+    assert "XXXXXXXX" not in json.dumps(detail)  # the webhook URL's secret part never comes back
+
+    # Exactly one call and one row, even with two executors and a re-sent webhook.
+    await wait_until(lambda: all(e.alive() for e in stack.executors), timeout=1)
+    rows = await db.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", uuid.UUID(workflow["id"]))
+    # All of it under the services' own roles: nothing connected as the owner or a superuser.
+    roles = {
+        r[0]
+        for r in await db.fetch(
+            "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
+            "AND pid <> pg_backend_pid()"
         )
-        created = await stack.call(
-            "POST",
-            "/api/workflows",
-            {
-                "name": "orders to slack",
-                "trigger": {"type": "webhook"},
-                "action": {
-                    "type": "slack_message",
-                    "credential_id": cred["data"]["id"],
-                    "config": {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"},
-                },
-            },
-            expect=201,
-        )
-        workflow = created["data"]
-        assert workflow["version"] == 1
-        secret = workflow["webhook"]["secret"]
-
-        body = json.dumps({"order_id": "A-1001", "amount": 42})
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        now = time.time()
-        from datetime import UTC, datetime
-
-        signature = Webhook(secret).sign(msg_id, datetime.fromtimestamp(now, UTC), body)
-        hook_headers = {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now)),
-            "webhook-signature": signature,
-            "Content-Type": "application/json",
-        }
-        url = f"{stack.gateway.url}{workflow['webhook']['url']}"
-        async with stack.http.post(url, data=body, headers=hook_headers) as r:
-            assert r.status == 202, await r.text()
-            accepted = (await r.json())["data"]
-            traceparent = r.headers["traceparent"]
-        assert accepted["duplicate"] is False
-        # The sender retries the same delivery: accepted again, never run twice.
-        async with stack.http.post(url, data=body, headers=hook_headers) as r:
-            assert r.status == 202
-            again = (await r.json())["data"]
-        assert again == {"event_id": accepted["event_id"], "duplicate": True}
-
-        await wait_until(lambda: slack.calls >= 1, timeout=20, message="slack to be called")
-        assert slack.requests[0].json() == {"text": "New order A-1001 for 42 EUR"}
-
-        async def final_execution() -> Any:
-            page = await stack.call("GET", f"/api/executions?workflow_id={workflow['id']}", expect=200)
-            rows = [e for e in page["data"] if e["status"] == "succeeded"]
-            return rows[0] if rows else None
-
-        execution = await wait_until(final_execution, timeout=20, message="a succeeded execution")
-        assert execution["event_id"] == accepted["event_id"]
-        assert execution["attempts"] == 1
-        assert execution["duration_ms"] is not None and execution["duration_ms"] >= 0
-        assert execution["trigger"] == "webhook"
-        assert execution["trace_id"] == traceparent.split("-")[1]
-
-        detail = await stack.call("GET", f"/api/executions/{execution['id']}", expect=200)
-        assert "XXXXXXXX" not in json.dumps(detail)  # the webhook URL's secret part never comes back
-
-        # Exactly one call and one row, even with two executors and a re-sent webhook.
-        await wait_until(lambda: all(e.alive() for e in stack.executors), timeout=1)
-        conn = await asyncpg.connect(database_url)
-        try:
-            rows = await conn.fetchval(
-                "SELECT count(*) FROM executions WHERE workflow_id = $1", uuid.UUID(workflow["id"])
-            )
-            # All of it under the services' own roles: nothing connected as the owner or a superuser.
-            roles = {
-                r[0]
-                for r in await conn.fetch(
-                    "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
-                    "AND pid <> pg_backend_pid()"
-                )
-            }
-        finally:
-            await conn.close()
-        assert rows == 1
-        assert slack.calls == 1
-        assert roles == {"ipaas_auth", "ipaas_gateway", "ipaas_executor"}
-    finally:
-        await slack.stop()
+    }
+    assert rows == 1
+    assert slack.calls == 1
+    assert roles == {"ipaas_auth", "ipaas_gateway", "ipaas_executor"}
 
 
-async def test_manual_run_and_dlq_replay_through_the_api(stack: Stack) -> None:
-    sink = await FakeSink().start()
+async def test_manual_run_and_dlq_replay_through_the_api(stack: Stack, sink: FakeSink) -> None:
     sink_ok = {"value": False}
 
     from tests.helpers.fakes import Answer
 
     sink.behaviour = lambda _req, _n: Answer(status=200) if sink_ok["value"] else Answer(status=400, body="bad")
-    try:
-        created = await stack.call(
-            "POST",
-            "/api/workflows",
-            {
-                "name": "manual http",
-                "trigger": {"type": "webhook"},
-                "action": {
-                    "type": "http_request",
-                    "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
-                },
+    created = await stack.call(
+        "POST",
+        "/api/workflows",
+        {
+            "name": "manual http",
+            "trigger": {"type": "webhook"},
+            "action": {
+                "type": "http_request",
+                "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
             },
-            expect=201,
-        )
-        wf = created["data"]["id"]
-        run = await stack.call("POST", f"/api/workflows/{wf}/run", {"payload": {"id": "7"}}, expect=202)
-        event_id = run["data"]["event_id"]
+        },
+        expect=201,
+    )
+    wf = created["data"]["id"]
+    run = await stack.call("POST", f"/api/workflows/{wf}/run", {"payload": {"id": "7"}}, expect=202)
+    event_id = run["data"]["event_id"]
 
-        async def dead_letter() -> Any:
-            page = await stack.call("GET", "/api/dlq", expect=200)
-            return next((d for d in page["data"] if d["event_id"] == event_id), None)
+    async def dead_letter() -> Any:
+        page = await stack.call("GET", "/api/dlq", expect=200)
+        return next((d for d in page["data"] if d["event_id"] == event_id), None)
 
-        letter = await wait_until(dead_letter, timeout=20, message="a permanent failure in the DLQ")
-        assert letter["workflow_id"] == wf and "400" in letter["reason"]
-        assert sink.calls == 1  # a permanent 4xx is not retried
-        assert sink.requests[0].json() == {"id": "7"}
-        assert sink.requests[0].headers["Idempotency-Key"] == event_id
+    letter = await wait_until(dead_letter, timeout=20, message="a permanent failure in the DLQ")
+    assert letter["workflow_id"] == wf and "400" in letter["reason"]
+    assert sink.calls == 1  # a permanent 4xx is not retried
+    assert sink.requests[0].json() == {"id": "7"}
+    assert sink.requests[0].headers["Idempotency-Key"] == event_id
 
-        sink_ok["value"] = True
-        await stack.call("POST", f"/api/dlq/{event_id}/replay", None, expect=202)
+    sink_ok["value"] = True
+    await stack.call("POST", f"/api/dlq/{event_id}/replay", None, expect=202)
 
-        async def succeeded() -> Any:
-            page = await stack.call("GET", f"/api/executions?workflow_id={wf}", expect=200)
-            return [e for e in page["data"] if e["status"] == "succeeded"]
-
-        done = await wait_until(succeeded, timeout=20, message="the replay to succeed")
-        assert len(done) == 1 and done[0]["event_id"] == event_id
+    async def succeeded() -> Any:
         page = await stack.call("GET", f"/api/executions?workflow_id={wf}", expect=200)
-        assert len(page["data"]) == 1  # the same row, not a second one
-        assert sink.calls == 2
-    finally:
-        await sink.stop()
+        return [e for e in page["data"] if e["status"] == "succeeded"]
+
+    done = await wait_until(succeeded, timeout=20, message="the replay to succeed")
+    assert len(done) == 1 and done[0]["event_id"] == event_id
+    page = await stack.call("GET", f"/api/executions?workflow_id={wf}", expect=200)
+    assert len(page["data"]) == 1  # the same row, not a second one
+    assert sink.calls == 2

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,20 +26,9 @@ from tests.e2e.test_scheduler_replicas import scheduled_events
 from tests.helpers.auth_setup import kek_env
 from tests.helpers.factories import create_tenant
 from tests.helpers.services import ServiceProcess
+from tests.helpers.stack_processes import Api
 from tests.helpers.tokens import TokenIssuer, serve_jwks
 from tests.helpers.wait import wait_until
-
-
-@dataclass
-class Api:
-    url: str
-    headers: dict[str, str]
-    http: aiohttp.ClientSession
-
-    async def call(self, method: str, path: str, body: Any = None, *, expect: int) -> Any:
-        async with self.http.request(method, f"{self.url}{path}", json=body, headers=self.headers) as r:
-            assert r.status == expect, f"{method} {path}: {r.status} {await r.text()}"
-            return (await r.json())["data"]
 
 
 @pytest.fixture
@@ -58,7 +46,9 @@ async def api(
         )
         service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
         async with aiohttp.ClientSession() as http:
-            yield Api(url=gateway.url, headers=issuer.headers(tenant), http=http)
+            api = Api(http, gateway.url)
+            api.token = issuer.mint(tenant)
+            yield api
 
 
 def every_second(name: str, cron: str = "* * * * * *") -> dict[str, Any]:
@@ -74,10 +64,10 @@ async def envelopes(bus: Bus, workflow_id: str) -> list[EventEnvelope]:
 
 
 async def test_disable_stops_fires_within_a_second_and_enable_resumes(api: Api, bus: Bus) -> None:
-    wf = (await api.call("POST", "/api/workflows", every_second("ticker"), expect=201))["id"]
+    wf = (await api.data("POST", "/api/workflows", every_second("ticker"), expect=201))["id"]
     await wait_until(lambda: _count_at_least(bus, wf, 2), timeout=15, message="the schedule to fire")
 
-    await api.call("PATCH", f"/api/workflows/{wf}", {"is_active": False}, expect=200)
+    await api.data("PATCH", f"/api/workflows/{wf}", {"is_active": False}, expect=200)
     disabled_at = datetime.now(UTC)
     await _sleep_real(2.5)
     after_disable = await envelopes(bus, wf)
@@ -87,11 +77,11 @@ async def test_disable_stops_fires_within_a_second_and_enable_resumes(api: Api, 
     await _sleep_real(1.5)
     assert len(await envelopes(bus, wf)) == frozen  # nothing more while disabled
 
-    await api.call("PATCH", f"/api/workflows/{wf}", {"is_active": True}, expect=200)
+    await api.data("PATCH", f"/api/workflows/{wf}", {"is_active": True}, expect=200)
     await wait_until(lambda: _count_at_least(bus, wf, frozen + 2), timeout=10, message="fires to resume")
 
     # A new cron takes effect at the next slot: every 2 s (seconds field first), version 2.
-    updated = await api.call("PUT", f"/api/workflows/{wf}", every_second("ticker", "*/2 * * * * *"), expect=200)
+    updated = await api.data("PUT", f"/api/workflows/{wf}", every_second("ticker", "*/2 * * * * *"), expect=200)
     assert updated["version"] == 2
     changed_at = datetime.now(UTC)
 
@@ -116,8 +106,8 @@ async def test_broken_schedule_is_visible_through_the_api_and_others_keep_firing
     bus: Bus,
     db: asyncpg.Connection,
 ) -> None:
-    healthy = (await api.call("POST", "/api/workflows", every_second("healthy"), expect=201))["id"]
-    broken = (await api.call("POST", "/api/workflows", every_second("broken"), expect=201))["id"]
+    healthy = (await api.data("POST", "/api/workflows", every_second("healthy"), expect=201))["id"]
+    broken = (await api.data("POST", "/api/workflows", every_second("broken"), expect=201))["id"]
     await wait_until(lambda: _count_at_least(bus, broken, 1), timeout=15, message="the second schedule to fire")
     # A stored definition goes bad behind the API's back (the API itself refuses invalid cron).
     await db.execute(
@@ -126,11 +116,11 @@ async def test_broken_schedule_is_visible_through_the_api_and_others_keep_firing
         uuid.UUID(broken),
     )
     # Any change announces the workflow again: the scheduler re-reads it.
-    await api.call("PATCH", f"/api/workflows/{broken}", {"is_active": False}, expect=200)
-    await api.call("PATCH", f"/api/workflows/{broken}", {"is_active": True}, expect=200)
+    await api.data("PATCH", f"/api/workflows/{broken}", {"is_active": False}, expect=200)
+    await api.data("PATCH", f"/api/workflows/{broken}", {"is_active": True}, expect=200)
 
     async def error_shown() -> Any:
-        return (await api.call("GET", f"/api/workflows/{broken}", expect=200)).get("schedule_error")
+        return (await api.data("GET", f"/api/workflows/{broken}", expect=200)).get("schedule_error")
 
     error = await wait_until(error_shown, timeout=10, message="schedule_error through the API")
     assert "cron" in error.lower()

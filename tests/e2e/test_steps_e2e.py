@@ -9,23 +9,18 @@ execution ``filtered``, and Slack is never called for it.
 from __future__ import annotations
 
 import json
-import time
-import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
-from standardwebhooks.webhooks import Webhook
 
-from tests.helpers.auth_setup import PASSWORD
-from tests.helpers.fakes import Answer, FakeSink, Seen, executor_env
+from tests.helpers.fakes import Answer, Seen, executor_env
 from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import start_auth_and_gateway
+from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 
 CUSTOMERS = {
     "C-1": {"name": "Ada", "amount": 250, "fields": [{"type": "mrkdwn", "text": "*tier* gold"}]},
@@ -33,24 +28,10 @@ CUSTOMERS = {
 }
 
 
-@dataclass
-class Stack:
-    gateway: ServiceProcess
-    http: aiohttp.ClientSession
-    token: str = ""
-
-    async def call(self, method: str, path: str, body: Any = None, *, expect: int) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        async with self.http.request(method, f"{self.gateway.url}{path}", json=body, headers=headers) as r:
-            text = await r.text()
-            assert r.status == expect, f"{method} {path}: {r.status} {text}"
-            return json.loads(text)["data"] if text else None
-
-
 @pytest.fixture
 async def stack(
     service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
-) -> AsyncIterator[Stack]:
+) -> AsyncIterator[Api]:
     often = {"IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}
     _, gateway = start_auth_and_gateway(
         service, database_url, nats_url, tmp_path, gateway={**often, "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2"}
@@ -58,12 +39,8 @@ async def stack(
     service("services.scheduler", env={"DATABASE_URL": database_url, "NATS_URL": nats_url, **often})
     service("services.executor", env=executor_env(nats_url, database_url))
     async with aiohttp.ClientSession() as http:
-        s = Stack(gateway=gateway, http=http)
-        email = f"{uuid.uuid4().hex[:8]}@example.com"
-        await s.call("POST", "/api/auth/register", {"email": email, "password": PASSWORD}, expect=201)
-        s.token = (await s.call("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, expect=200))[
-            "access_token"
-        ]
+        s = Api(http, gateway.url)
+        await s.sign_up()
         yield s
 
 
@@ -112,9 +89,9 @@ def three_steps(trigger: dict[str, Any], lookup_url: str, credential_id: str) ->
     }
 
 
-async def wait_final(stack: Stack, workflow_id: str, event_id: str | None = None) -> dict[str, Any]:
+async def wait_final(stack: Api, workflow_id: str, event_id: str | None = None) -> dict[str, Any]:
     async def final() -> Any:
-        page = await stack.call("GET", f"/api/executions?workflow_id={workflow_id}", expect=200)
+        page = await stack.data("GET", f"/api/executions?workflow_id={workflow_id}", expect=200)
         done = [
             e
             for e in page
@@ -126,80 +103,67 @@ async def wait_final(stack: Stack, workflow_id: str, event_id: str | None = None
     return found
 
 
-async def test_lookup_filter_slack_from_a_signed_webhook_a_manual_run_and_a_schedule(stack: Stack) -> None:
-    slack, crm = await FakeSink().start(), await FakeSink(lookup).start()
-    try:
-        cred = await stack.call(
-            "POST",
-            "/api/credentials",
-            {"name": "slack", "type": "slack", "secret": {"webhook_url": f"{slack.url}/services/T1/B1/SECRET"}},
-            expect=201,
-        )
-        hooked = await stack.call(
-            "POST", "/api/workflows", three_steps({"type": "webhook"}, crm.url, cred["id"]), expect=201
-        )
-        assert [s["id"] for s in hooked["steps"]] == ["lookup", "big", "notify"]
+async def test_lookup_filter_slack_from_a_signed_webhook_a_manual_run_and_a_schedule(stack: Api, sinks: Any) -> None:
+    slack, crm = await sinks(), await sinks(lookup)
+    cred = await stack.data(
+        "POST",
+        "/api/credentials",
+        {"name": "slack", "type": "slack", "secret": {"webhook_url": f"{slack.url}/services/T1/B1/SECRET"}},
+        expect=201,
+    )
+    hooked = await stack.data(
+        "POST", "/api/workflows", three_steps({"type": "webhook"}, crm.url, cred["id"]), expect=201
+    )
+    assert [s["id"] for s in hooked["steps"]] == ["lookup", "big", "notify"]
 
-        # 1. A signed webhook for a big customer: every step runs, outputs flow, Slack gets typed fields.
-        body = json.dumps({"customer": "C-1"})
-        msg_id, now = f"msg_{uuid.uuid4().hex}", time.time()
-        signature = Webhook(hooked["webhook"]["secret"]).sign(msg_id, datetime.fromtimestamp(now, UTC), body)
-        headers = {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now)),
-            "webhook-signature": signature,
-            "Content-Type": "application/json",
-        }
-        async with stack.http.post(f"{stack.gateway.url}{hooked['webhook']['url']}", data=body, headers=headers) as r:
-            assert r.status == 202, await r.text()
-            event_id = (await r.json())["data"]["event_id"]
-        execution = await wait_final(stack, hooked["id"], event_id)
-        assert execution["status"] == "succeeded", execution["error"]
-        assert slack.requests[0].json() == {
-            "text": "Ada paid 250",
-            "blocks": [
-                {
-                    "type": "section",
-                    "text": {"type": "mrkdwn", "text": "via webhook"},
-                    "fields": [{"type": "mrkdwn", "text": "*tier* gold"}],  # a list, not its text
-                }
-            ],
-        }
-        detail = await stack.call("GET", f"/api/executions/{execution['id']}", expect=200)
-        assert [(s["id"], s["status"], s["attempts"]) for s in detail["steps"]] == [
-            ("lookup", "succeeded", 1),
-            ("big", "succeeded", 1),
-            ("notify", "succeeded", 1),
-        ]
-        assert detail["steps"][0]["output"]["data"]["amount"] == 250
-        assert detail["steps"][1]["output"] == {"passed": True}
-        assert "SECRET" not in json.dumps(detail)
+    # 1. A signed webhook for a big customer: every step runs, outputs flow, Slack gets typed fields.
+    body = json.dumps({"customer": "C-1"})
+    headers = signed(hooked["webhook"]["secret"], body)
+    async with stack.http.post(f"{stack.base}{hooked['webhook']['url']}", data=body, headers=headers) as r:
+        assert r.status == 202, await r.text()
+        event_id = (await r.json())["data"]["event_id"]
+    execution = await wait_final(stack, hooked["id"], event_id)
+    assert execution["status"] == "succeeded", execution["error"]
+    assert slack.requests[0].json() == {
+        "text": "Ada paid 250",
+        "blocks": [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": "via webhook"},
+                "fields": [{"type": "mrkdwn", "text": "*tier* gold"}],  # a list, not its text
+            }
+        ],
+    }
+    detail = await stack.data("GET", f"/api/executions/{execution['id']}", expect=200)
+    assert [(s["id"], s["status"], s["attempts"]) for s in detail["steps"]] == [
+        ("lookup", "succeeded", 1),
+        ("big", "succeeded", 1),
+        ("notify", "succeeded", 1),
+    ]
+    assert detail["steps"][0]["output"]["data"]["amount"] == 250
+    assert detail["steps"][1]["output"] == {"passed": True}
+    assert "SECRET" not in json.dumps(detail)
 
-        # 2. A manual run for a small customer: the filter is false, the execution ends filtered.
-        run = await stack.call(
-            "POST", f"/api/workflows/{hooked['id']}/run", {"payload": {"customer": "C-2"}}, expect=202
-        )
-        small = await wait_final(stack, hooked["id"], run["event_id"])
-        assert small["status"] == "filtered" and small["error"] is None
-        filtered = await stack.call("GET", f"/api/executions?status=filtered&workflow_id={hooked['id']}", expect=200)
-        assert [e["event_id"] for e in filtered] == [run["event_id"]]
-        assert len(slack.requests) == 1  # Slack never heard of Bob
-        assert [r.path for r in crm.requests] == ["/customers/C-1", "/customers/C-2"]
+    # 2. A manual run for a small customer: the filter is false, the execution ends filtered.
+    run = await stack.data("POST", f"/api/workflows/{hooked['id']}/run", {"payload": {"customer": "C-2"}}, expect=202)
+    small = await wait_final(stack, hooked["id"], run["event_id"])
+    assert small["status"] == "filtered" and small["error"] is None
+    filtered = await stack.data("GET", f"/api/executions?status=filtered&workflow_id={hooked['id']}", expect=200)
+    assert [e["event_id"] for e in filtered] == [run["event_id"]]
+    assert len(slack.requests) == 1  # Slack never heard of Bob
+    assert [r.path for r in crm.requests] == ["/customers/C-1", "/customers/C-2"]
 
-        # 3. A schedule: the payload has no customer, the default one is looked up and posted.
-        scheduled = await stack.call(
-            "POST",
-            "/api/workflows",
-            three_steps({"type": "schedule", "interval_seconds": 1}, crm.url, cred["id"]),
-            expect=201,
-        )
-        tick = await wait_final(stack, scheduled["id"])
-        await stack.call("PATCH", f"/api/workflows/{scheduled['id']}", {"is_active": False}, expect=200)
-        assert tick["status"] == "succeeded", tick["error"]
-        assert tick["trigger"] == "schedule"
-        posted = [r.json() for r in slack.requests[1:]]
-        assert posted and all(p["text"] == "Ada paid 250" for p in posted)
-        assert posted[0]["blocks"][0]["text"]["text"] == "via schedule"
-    finally:
-        await slack.stop()
-        await crm.stop()
+    # 3. A schedule: the payload has no customer, the default one is looked up and posted.
+    scheduled = await stack.data(
+        "POST",
+        "/api/workflows",
+        three_steps({"type": "schedule", "interval_seconds": 1}, crm.url, cred["id"]),
+        expect=201,
+    )
+    tick = await wait_final(stack, scheduled["id"])
+    await stack.data("PATCH", f"/api/workflows/{scheduled['id']}", {"is_active": False}, expect=200)
+    assert tick["status"] == "succeeded", tick["error"]
+    assert tick["trigger"] == "schedule"
+    posted = [r.json() for r in slack.requests[1:]]
+    assert posted and all(p["text"] == "Ada paid 250" for p in posted)
+    assert posted[0]["blocks"][0]["text"]["text"] == "via schedule"

@@ -13,28 +13,23 @@ a target's error answer never reach the collector.
 from __future__ import annotations
 
 import json
-import time
-import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
-from standardwebhooks.webhooks import Webhook
 
 from libs.common.logs.secret_shapes import REDACTED
 from libs.common.models.credentials import RESOLVE_SUBJECT
-from tests.helpers.auth_setup import PASSWORD
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
-from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import start_auth_and_gateway
+from tests.helpers.services import ServiceProcess, metrics_text
+from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 
 pytestmark = [pytest.mark.slow]
 
@@ -43,22 +38,19 @@ RESOLVE_PROCESS = f"process {RESOLVE_SUBJECT}"
 BEARER = "Bearer " + "tok" + uuid.uuid4().hex  # the credential's value: an Authorization header
 
 
-@dataclass
-class Traced:
-    gateway: ServiceProcess
-    executor: ServiceProcess
-    auth: ServiceProcess
-    http: aiohttp.ClientSession
-    receiver: OtlpHttpReceiver | OtlpGrpcReceiver
-    env: dict[str, str]
-    token: str = ""
+class Traced(Api):
+    """Auth, gateway and executor exporting their spans to ``receiver``; a user's client of the gateway."""
 
-    async def call(self, method: str, path: str, body: Any = None, *, expect: int) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        async with self.http.request(method, f"{self.gateway.url}{path}", json=body, headers=headers) as r:
-            text = await r.text()
-            assert r.status == expect, f"{method} {path}: {r.status} {text}"
-            return json.loads(text) if text else None
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        services: tuple[ServiceProcess, ServiceProcess, ServiceProcess],
+        receiver: OtlpHttpReceiver | OtlpGrpcReceiver,
+        env: dict[str, str],
+    ) -> None:
+        self.auth, self.gateway, self.executor = services
+        super().__init__(http, self.gateway.url)
+        self.receiver, self.env = receiver, env
 
     async def workflow(self, url: str, credential_id: str | None) -> dict[str, Any]:
         action: dict[str, Any] = {
@@ -78,15 +70,7 @@ class Traced:
     async def webhook(self, workflow: dict[str, Any], payload: dict[str, Any]) -> tuple[str, str]:
         """Send one signed webhook; returns (event id, the 202's traceparent)."""
         body = json.dumps(payload)
-        msg_id = f"msg_{uuid.uuid4().hex}"
-        now = time.time()
-        signature = Webhook(workflow["webhook"]["secret"]).sign(msg_id, datetime.fromtimestamp(now, UTC), body)
-        headers = {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now)),
-            "webhook-signature": signature,
-            "Content-Type": "application/json",
-        }
+        headers = signed(workflow["webhook"]["secret"], body)
         async with self.http.post(f"{self.gateway.url}{workflow['webhook']['url']}", data=body, headers=headers) as r:
             assert r.status == 202, await r.text()
             return (await r.json())["data"]["event_id"], r.headers["traceparent"]
@@ -127,11 +111,8 @@ async def _stack(
         env={**executor_env(nats_url, database_url), **otel, "LOG_LEVEL": "DEBUG", "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3"},
     )
     async with aiohttp.ClientSession() as http:
-        t = Traced(gateway=gateway, executor=executor, auth=auth, http=http, receiver=receiver, env=common)
-        email = f"{uuid.uuid4().hex[:8]}@example.com"
-        await t.call("POST", "/api/auth/register", {"email": email, "password": PASSWORD}, expect=201)
-        login = await t.call("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, expect=200)
-        t.token = login["data"]["access_token"]
+        t = Traced(http, (auth, gateway, executor), receiver, common)
+        await t.sign_up()
         yield t
 
 
@@ -277,7 +258,9 @@ async def _one_webhook_is_one_trace(t: Traced) -> None:
 
 
 @pytest.mark.timeout(120)
-async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_stay_out(http_traced: Traced) -> None:
+async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_stay_out(
+    http_traced: Traced, sinks: Any
+) -> None:
     t = http_traced
     await _one_webhook_is_one_trace(t)
 
@@ -288,68 +271,62 @@ async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_
         {"name": "flaky key", "type": "http", "secret": {"headers": {"Authorization": BEARER}}},
         expect=201,
     )
-    flaky = await FakeSink().start()
-    try:
-        wf = await t.workflow(f"{flaky.url}/flaky", cred["data"]["id"])
-        whsec = wf["webhook"]["secret"]
-        assert whsec.startswith("whsec_")
+    flaky = await sinks()
+    wf = await t.workflow(f"{flaky.url}/flaky", cred["data"]["id"])
+    whsec = wf["webhook"]["secret"]
+    assert whsec.startswith("whsec_")
 
-        def answer(seen: Any, n: int) -> Answer:
-            if n > 1:
-                return Answer(200, "{}")
-            leak = f"upstream broke; you sent {seen.headers.get('Authorization')} from {whsec} as Bearer {t.token}"
-            return Answer(500, leak)
+    def answer(seen: Any, n: int) -> Answer:
+        if n > 1:
+            return Answer(200, "{}")
+        leak = f"upstream broke; you sent {seen.headers.get('Authorization')} from {whsec} as Bearer {t.token}"
+        return Answer(500, leak)
 
-        flaky.behaviour = answer
-        event_id, traceparent = await t.webhook(wf, {"id": "B-2"})
-        trace_id = traceparent.split("-")[1]
-        execution = await t.execution(wf["id"], "succeeded")
-        assert execution["attempts"] == 2 and execution["trace_id"] == trace_id
-        assert [r.headers["traceparent"].split("-")[1] for r in flaky.requests] == [trace_id, trace_id]
+    flaky.behaviour = answer
+    event_id, traceparent = await t.webhook(wf, {"id": "B-2"})
+    trace_id = traceparent.split("-")[1]
+    execution = await t.execution(wf["id"], "succeeded")
+    assert execution["attempts"] == 2 and execution["trace_id"] == trace_id
+    assert [r.headers["traceparent"].split("-")[1] for r in flaky.requests] == [trace_id, trace_id]
 
-        async def both_attempts() -> list[ReceivedSpan] | None:
-            spans = [s for s in t.receiver.trace(trace_id) if s.name == "process EVENTS"]
-            return spans if len(spans) == 2 else None
+    async def both_attempts() -> list[ReceivedSpan] | None:
+        spans = [s for s in t.receiver.trace(trace_id) if s.name == "process EVENTS"]
+        return spans if len(spans) == 2 else None
 
-        processes = await wait_until(both_attempts, timeout=20, message="both attempts' process spans")
-        assert sorted(s.attributes["ipaas.execution.attempt"] for s in processes) == [1, 2]
-        assert all(s.attributes["messaging.nats.message.delivery_count"] >= 1 for s in processes)
-        failed = [
-            s
-            for s in t.receiver.trace(trace_id)
-            if s.name == "connector http_request" and s.attributes.get("http.response.status_code") == 500
-        ]
-        assert len(failed) == 1
-        exceptions = [e for name, e in failed[0].events if name == "exception"]
-        assert exceptions and REDACTED in exceptions[0]["exception.message"]  # it was there, and masked
-    finally:
-        await flaky.stop()
+    processes = await wait_until(both_attempts, timeout=20, message="both attempts' process spans")
+    assert sorted(s.attributes["ipaas.execution.attempt"] for s in processes) == [1, 2]
+    assert all(s.attributes["messaging.nats.message.delivery_count"] >= 1 for s in processes)
+    failed = [
+        s
+        for s in t.receiver.trace(trace_id)
+        if s.name == "connector http_request" and s.attributes.get("http.response.status_code") == 500
+    ]
+    assert len(failed) == 1
+    exceptions = [e for name, e in failed[0].events if name == "exception"]
+    assert exceptions and REDACTED in exceptions[0]["exception.message"]  # it was there, and masked
 
     # A dead letter (the target refuses for good), replayed: the replay's span links to the trace it died in.
-    refusing = await FakeSink(lambda _seen, _n: Answer(400, "no")).start()
-    try:
-        wf = await t.workflow(f"{refusing.url}/refuses", None)
-        event_id, traceparent = await t.webhook(wf, {"id": "C-3"})
-        died_in = traceparent.split("-")[1]
-        await t.execution(wf["id"], "dead")
-        await t.call("POST", f"/api/dlq/{event_id}/replay", None, expect=202)
+    refusing = await sinks(lambda _seen, _n: Answer(400, "no"))
+    wf = await t.workflow(f"{refusing.url}/refuses", None)
+    event_id, traceparent = await t.webhook(wf, {"id": "C-3"})
+    died_in = traceparent.split("-")[1]
+    await t.execution(wf["id"], "dead")
+    await t.call("POST", f"/api/dlq/{event_id}/replay", None, expect=202)
 
-        async def replay_span() -> ReceivedSpan | None:
-            return next(
-                (
-                    s
-                    for s in t.receiver.spans
-                    if s.name == "POST /api/dlq/{event_id}/replay" and any(tid == died_in for tid, _, _ in s.links)
-                ),
-                None,
-            )
+    async def replay_span() -> ReceivedSpan | None:
+        return next(
+            (
+                s
+                for s in t.receiver.spans
+                if s.name == "POST /api/dlq/{event_id}/replay" and any(tid == died_in for tid, _, _ in s.links)
+            ),
+            None,
+        )
 
-        replay = await wait_until(replay_span, timeout=20, message="the replay's span with a link to the dead trace")
-        assert replay.trace_id != died_in
-        await wait_until(lambda: refusing.calls >= 2, timeout=20, message="the replayed event to run")
-        assert refusing.requests[1].headers["traceparent"].split("-")[1] == replay.trace_id
-    finally:
-        await refusing.stop()
+    replay = await wait_until(replay_span, timeout=20, message="the replay's span with a link to the dead trace")
+    assert replay.trace_id != died_in
+    await wait_until(lambda: refusing.calls >= 2, timeout=20, message="the replayed event to run")
+    assert refusing.requests[1].headers["traceparent"].split("-")[1] == replay.trace_id
 
     # Nothing secret reached the collector, in any span of any trace.
     everything = "\n".join(s.text() for s in t.receiver.spans)
@@ -364,99 +341,87 @@ async def test_the_same_trace_over_grpc_export(grpc_traced: Traced) -> None:
 
 @pytest.mark.timeout(90)
 async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
-    http_traced: Traced, service: Callable[..., ServiceProcess]
+    http_traced: Traced, service: Callable[..., ServiceProcess], sink: FakeSink
 ) -> None:
     t = http_traced
-    sink = await FakeSink().start()
-    try:
-        created = await t.call(
-            "POST",
-            "/api/workflows",
-            {
-                "name": "every second",
-                "trigger": {"type": "schedule", "interval_seconds": 1},
-                "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}},
-            },
-            expect=201,
-        )
-        scheduler = service("services.scheduler", env={**t.env, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
-        execution = await t.execution(created["data"]["id"], "succeeded")
-        assert execution["trigger"] == "schedule"
-        trace_id = execution["trace_id"]
-        spans = await _complete_trace(
-            t.receiver,
-            trace_id,
-            {("scheduler", "publish EVENTS"), ("executor", "process EVENTS"), ("executor", "connector http_request")},
-        )
-        drawn = tree(spans)
-        publish = one(spans, "publish EVENTS", "scheduler", "PRODUCER")
-        process = one(spans, "process EVENTS", "executor", "CONSUMER")
-        assert publish.parent_id == "", drawn  # the trace starts at the scheduler's publish
-        assert process.parent_id == publish.span_id, drawn
-        assert publish.attributes["messaging.message.id"].startswith("sched:")
-        tick = next(r for r in sink.requests if r.headers["traceparent"].split("-")[1] == trace_id)
-        assert tick.path == "/tick"
+    created = await t.call(
+        "POST",
+        "/api/workflows",
+        {
+            "name": "every second",
+            "trigger": {"type": "schedule", "interval_seconds": 1},
+            "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}},
+        },
+        expect=201,
+    )
+    scheduler = service("services.scheduler", env={**t.env, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
+    execution = await t.execution(created["data"]["id"], "succeeded")
+    assert execution["trigger"] == "schedule"
+    trace_id = execution["trace_id"]
+    spans = await _complete_trace(
+        t.receiver,
+        trace_id,
+        {("scheduler", "publish EVENTS"), ("executor", "process EVENTS"), ("executor", "connector http_request")},
+    )
+    drawn = tree(spans)
+    publish = one(spans, "publish EVENTS", "scheduler", "PRODUCER")
+    process = one(spans, "process EVENTS", "executor", "CONSUMER")
+    assert publish.parent_id == "", drawn  # the trace starts at the scheduler's publish
+    assert process.parent_id == publish.span_id, drawn
+    assert publish.attributes["messaging.message.id"].startswith("sched:")
+    tick = next(r for r in sink.requests if r.headers["traceparent"].split("-")[1] == trace_id)
+    assert tick.path == "/tick"
 
-        # The lateness histogram's exemplars (OpenMetrics) are traces that start at the scheduler's publish.
-        request = urllib.request.Request(  # noqa: S310 - a local server
-            f"{scheduler.metrics_url}/metrics",
-            headers={"Accept": "application/openmetrics-text; version=1.0.0"},
-        )
-        with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - a local server
-            families = list(openmetrics_families(resp.read().decode()))  # type: ignore[no-untyped-call]
-        exemplars = {
-            s.exemplar.labels["trace_id"]
-            for f in families
-            for s in f.samples
-            if s.name == "ipaas_scheduler_fire_lateness_seconds_bucket" and s.exemplar is not None
-        }
-        assert exemplars
+    # The lateness histogram's exemplars (OpenMetrics) are traces that start at the scheduler's publish.
+    text = metrics_text(scheduler.metrics_url, "application/openmetrics-text; version=1.0.0")
+    families = list(openmetrics_families(text))  # type: ignore[no-untyped-call]
+    exemplars = {
+        s.exemplar.labels["trace_id"]
+        for f in families
+        for s in f.samples
+        if s.name == "ipaas_scheduler_fire_lateness_seconds_bucket" and s.exemplar is not None
+    }
+    assert exemplars
 
-        async def all_known() -> bool:
-            roots = {s.trace_id for s in t.receiver.spans if s.service == "scheduler" and s.name == "publish EVENTS"}
-            return exemplars <= roots
+    async def all_known() -> bool:
+        roots = {s.trace_id for s in t.receiver.spans if s.service == "scheduler" and s.name == "publish EVENTS"}
+        return exemplars <= roots
 
-        await wait_until(all_known, timeout=10, message="the exemplars' traces at the collector")
-    finally:
-        await sink.stop()
+    await wait_until(all_known, timeout=10, message="the exemplars' traces at the collector")
 
 
-async def test_each_step_of_a_multi_step_workflow_is_a_span_under_the_process_span(http_traced: Traced) -> None:
+async def test_each_step_of_a_multi_step_workflow_is_a_span_under_the_process_span(
+    http_traced: Traced, sink: FakeSink
+) -> None:
     t = http_traced
-    sink = await FakeSink().start()
-    try:
 
-        def step(step_id: str) -> dict[str, Any]:
-            config = {"method": "POST", "url": f"{sink.url}/{step_id}", "body": {"id": "{{ payload.id }}"}}
-            return {"id": step_id, "action": {"type": "http_request", "config": config}}
+    def step(step_id: str) -> dict[str, Any]:
+        config = {"method": "POST", "url": f"{sink.url}/{step_id}", "body": {"id": "{{ payload.id }}"}}
+        return {"id": step_id, "action": {"type": "http_request", "config": config}}
 
-        created = await t.call(
-            "POST",
-            "/api/workflows",
-            {
-                "name": "traced steps",
-                "trigger": {"type": "webhook"},
-                "steps": [step("lookup"), {"id": "check", "filter": {"condition": "payload.id != ''"}}, step("post")],
-            },
-            expect=201,
-        )
-        wf = created["data"]
-        _, traceparent = await t.webhook(wf, {"id": "A-2"})
-        trace_id = traceparent.split("-")[1]
-        await t.execution(wf["id"], "succeeded")
-        names = {("executor", f"step {s}") for s in ("lookup", "check", "post")}
-        spans = await _complete_trace(t.receiver, trace_id, names | {("executor", "process EVENTS")})
-        drawn = tree(spans)
-        process = one(spans, "process EVENTS", "executor", "CONSUMER")
-        steps = {s: one(spans, f"step {s}", "executor", "INTERNAL") for s in ("lookup", "check", "post")}
-        for name, span in steps.items():
-            assert span.parent_id == process.span_id, f"{name}\n{drawn}"
-            assert span.attributes["ipaas.step.id"] == name
-            assert span.attributes["ipaas.step.status"] == "succeeded"
-        assert steps["check"].attributes["ipaas.step.kind"] == "filter"
-        connectors = [s for s in spans if s.name == "connector http_request"]
-        assert sorted(c.parent_id for c in connectors) == sorted([steps["lookup"].span_id, steps["post"].span_id]), (
-            drawn
-        )
-    finally:
-        await sink.stop()
+    created = await t.call(
+        "POST",
+        "/api/workflows",
+        {
+            "name": "traced steps",
+            "trigger": {"type": "webhook"},
+            "steps": [step("lookup"), {"id": "check", "filter": {"condition": "payload.id != ''"}}, step("post")],
+        },
+        expect=201,
+    )
+    wf = created["data"]
+    _, traceparent = await t.webhook(wf, {"id": "A-2"})
+    trace_id = traceparent.split("-")[1]
+    await t.execution(wf["id"], "succeeded")
+    names = {("executor", f"step {s}") for s in ("lookup", "check", "post")}
+    spans = await _complete_trace(t.receiver, trace_id, names | {("executor", "process EVENTS")})
+    drawn = tree(spans)
+    process = one(spans, "process EVENTS", "executor", "CONSUMER")
+    steps = {s: one(spans, f"step {s}", "executor", "INTERNAL") for s in ("lookup", "check", "post")}
+    for name, span in steps.items():
+        assert span.parent_id == process.span_id, f"{name}\n{drawn}"
+        assert span.attributes["ipaas.step.id"] == name
+        assert span.attributes["ipaas.step.status"] == "succeeded"
+    assert steps["check"].attributes["ipaas.step.kind"] == "filter"
+    connectors = [s for s in spans if s.name == "connector http_request"]
+    assert sorted(c.parent_id for c in connectors) == sorted([steps["lookup"].span_id, steps["post"].span_id]), drawn

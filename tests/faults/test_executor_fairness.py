@@ -3,30 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from libs.common.models.events import EventEnvelope, event_id_for
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, definition, executor_env, publish_many
+from tests.helpers.fakes import Answer, definition, executor_env, publish_many, webhook_envelopes
 from tests.helpers.wait import wait_until
 
 A_EVENTS = 5000
 B_EVENTS = 10
-
-
-def _envelopes(tenant: Any, wf: Any, n: int, prefix: str) -> list[EventEnvelope]:
-    return [
-        EventEnvelope(
-            event_id=event_id_for(wf, f"{prefix}{i}"),
-            dedup_key=f"{prefix}{i}",
-            tenant_id=tenant,
-            workflow_id=wf,
-            workflow_version=1,
-            trigger="webhook",
-            payload={"i": i},
-        )
-        for i in range(n)
-    ]
 
 
 async def test_small_tenant_finishes_before_half_of_the_storm(bus, db, nats_url, database_url, service, sink, creds):
@@ -37,8 +20,8 @@ async def test_small_tenant_finishes_before_half_of_the_storm(bus, db, nats_url,
     wa = await create_workflow(db, ta, definition("slack_message", {"text": "a"}, ca))
     wb = await create_workflow(db, tb, definition("slack_message", {"text": "b"}, cb))
     # The storm is queued first, B's events behind all of it.
-    await publish_many(bus, _envelopes(ta, wa, A_EVENTS, "a"), concurrency=256)
-    await publish_many(bus, _envelopes(tb, wb, B_EVENTS, "b"))
+    await publish_many(bus, webhook_envelopes(ta, wa, A_EVENTS, prefix="a"), concurrency=256)
+    await publish_many(bus, webhook_envelopes(tb, wb, B_EVENTS, prefix="b"))
     service(
         "services.executor",
         env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_MAX_IN_FLIGHT="32", IPAAS_EXECUTOR_TENANT_SHARE="0.5"),

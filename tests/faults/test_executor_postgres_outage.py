@@ -7,61 +7,42 @@ from typing import Any
 
 import asyncpg
 
-from libs.common.models.events import EventEnvelope, event_id_for
-from tests.helpers.fakes import CredentialResponder, FakeSink, executor_env, publish_many, slack_workflow
+from tests.helpers.fakes import executor_env, publish_many, slack_workflow, webhook_envelopes
 from tests.helpers.wait import wait_until
 
 EVENTS = 50
 
 
 async def test_events_published_during_a_postgres_outage_all_run_after_it(
-    bus: Any, nats_url: str, private_pg: Any, service: Any
+    bus: Any, nats_url: str, private_pg: Any, service: Any, sink: Any, creds: Any
 ) -> None:
     dsn = private_pg.dsn("ipaas")
-    sink = await FakeSink().start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        conn = await asyncpg.connect(dsn)
-        tenant, wf = await slack_workflow(conn, creds, sink.url, "{{ payload.i }}")
-        await conn.close()
-        ex = service(
-            "services.executor",
-            env=executor_env(
-                nats_url, dsn, IPAAS_DB_COMMAND_TIMEOUT_SECONDS="2", IPAAS_EXECUTOR_WORKFLOW_STATE_TTL_SECONDS="0"
-            ),
-        )
+    conn = await asyncpg.connect(dsn)
+    tenant, wf = await slack_workflow(conn, creds, sink.url, "{{ payload.i }}")
+    await conn.close()
+    ex = service(
+        "services.executor",
+        env=executor_env(
+            nats_url, dsn, IPAAS_DB_COMMAND_TIMEOUT_SECONDS="2", IPAAS_EXECUTOR_WORKFLOW_STATE_TTL_SECONDS="0"
+        ),
+    )
 
-        await asyncio.to_thread(private_pg.kill)
-        envelopes = [
-            EventEnvelope(
-                event_id=event_id_for(wf, f"k{i}"),
-                dedup_key=f"k{i}",
-                tenant_id=tenant,
-                workflow_id=wf,
-                workflow_version=1,
-                trigger="webhook",
-                payload={"i": i},
-            )
-            for i in range(EVENTS)
-        ]
-        await publish_many(bus, envelopes)
-        await wait_until(lambda: "storage unavailable" in ex.logs(), timeout=15, message="the executor noticed")
-        assert sink.calls == 0
-        await asyncio.to_thread(private_pg.start)
+    await asyncio.to_thread(private_pg.kill)
+    await publish_many(bus, webhook_envelopes(tenant, wf, EVENTS))
+    await wait_until(lambda: "storage unavailable" in ex.logs(), timeout=15, message="the executor noticed")
+    assert sink.calls == 0
+    await asyncio.to_thread(private_pg.start)
 
-        async def all_done() -> bool:
-            try:
-                c = await asyncpg.connect(dsn)
-            except (OSError, asyncpg.PostgresError):
-                return False
-            try:
-                return bool(await c.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'") == EVENTS)
-            finally:
-                await c.close()
+    async def all_done() -> bool:
+        try:
+            c = await asyncpg.connect(dsn)
+        except (OSError, asyncpg.PostgresError):
+            return False
+        try:
+            return bool(await c.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'") == EVENTS)
+        finally:
+            await c.close()
 
-        await wait_until(all_done, timeout=60, interval=0.25, message="every event after the outage")
-        assert ex.alive()
-        assert sorted(int(r.json()["text"]) for r in sink.requests) == list(range(EVENTS))
-    finally:
-        await creds.stop()
-        await sink.stop()
+    await wait_until(all_done, timeout=60, interval=0.25, message="every event after the outage")
+    assert ex.alive()
+    assert sorted(int(r.json()["text"]) for r in sink.requests) == list(range(EVENTS))

@@ -3,29 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import urllib.request
 from typing import Any
 
-from libs.common.models.events import EventEnvelope, event_id_for
-from tests.helpers.fakes import (
-    Answer,
-    executor_env,
-    publish_many,
-    slack_workflow,
-)
+from tests.helpers.fakes import Answer, executor_env, publish_many, slack_workflow, webhook_envelopes
+from tests.helpers.services import metric, metrics_text
 from tests.helpers.wait import wait_until
 
 EVENTS = 800
 
 
 def _succeeded_metric(url: str) -> float:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
-        text = resp.read().decode()
-    return sum(
-        float(m)
-        for m in re.findall(r'^ipaas_executor_executions_total\{[^}]*status="succeeded"[^}]*\} (\S+)$', text, re.M)
-    )
+    return metric(metrics_text(url), "ipaas_executor_executions_total", '[^}]*status="succeeded"[^}]*')
 
 
 async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(
@@ -42,18 +30,7 @@ async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(
     )
     victim = service("services.executor", env=env)
     survivor = service("services.executor", env=env)
-    envelopes = [
-        EventEnvelope(
-            event_id=event_id_for(wf, f"k{i}"),
-            dedup_key=f"k{i}",
-            tenant_id=tenant,
-            workflow_id=wf,
-            workflow_version=1,
-            trigger="webhook",
-            payload={"i": i},
-        )
-        for i in range(EVENTS)
-    ]
+    envelopes = webhook_envelopes(tenant, wf, EVENTS)
     await publish_many(bus, envelopes, concurrency=128)
 
     async def succeeded():

@@ -8,11 +8,8 @@ the outage are kept in the outbox and reach ``WORKFLOW_CHANGES`` afterwards.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime
 
 import asyncpg
-from standardwebhooks.webhooks import Webhook
 
 from deploy.local.infra import NatsServer
 from libs.common.bus import Bus
@@ -20,20 +17,11 @@ from libs.common.models.events import WorkflowChanged
 from libs.common.settings import NatsSettings
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
 from tests.helpers.wait import wait_until
-
-
-def signed(secret: str) -> dict[str, str]:
-    msg_id, now = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(now.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, now, "{}"),
-        "Content-Type": "application/json",
-    }
+from tests.helpers.webhooks import signed
 
 
 async def post_hook(gw: Gateway, workflow_id: str, secret: str) -> tuple[int, str | None]:
-    resp = await gw.client.post(f"/hooks/{workflow_id}", data="{}", headers=signed(secret))
+    resp = await gw.client.post(f"/hooks/{workflow_id}", data="{}", headers=signed(secret, "{}"))
     return resp.status, resp.headers.get("Retry-After")
 
 

@@ -11,28 +11,28 @@ and every accepted event is in ``EVENTS`` exactly once.
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import orjson
-from standardwebhooks.webhooks import Webhook
 
 from deploy.local.infra import PostgresServer
 from libs.common.bus import Bus
 from libs.common.settings import NatsSettings
-from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env, kek_env
+from tests.helpers.auth_setup import PASSWORD, bearer
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW
+from tests.helpers.ledger import stop_immediately
 from tests.helpers.services import ServiceProcess
+from tests.helpers.stack_processes import start_auth_and_gateway
 from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 
 
 @dataclass
@@ -43,22 +43,9 @@ class Answer:
     at: float
 
 
-def stop_immediately(pg: PostgresServer) -> None:
-    """``pg_ctl stop -m immediate``: SIGQUIT, no checkpoint, every backend killed at once."""
-    assert pg.proc is not None
-    pg.proc.send_signal(signal.SIGQUIT)
-    pg.proc.wait(20)
-
-
 async def webhook(http: aiohttp.ClientSession, url: str, secret: str) -> Answer:
-    body, msg_id, at = '{"order": 1}', f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    headers = {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
-        "Content-Type": "application/json",
-    }
-    async with http.post(url, data=body.encode(), headers=headers) as resp:
+    body = '{"order": 1}'
+    async with http.post(url, data=body.encode(), headers=signed(secret, body)) as resp:
         out = orjson.loads(await resp.read())
         event_id = out["data"]["event_id"] if resp.status == 202 else None
         return Answer(resp.status, resp.headers.get("Retry-After"), event_id, time.monotonic())
@@ -67,18 +54,12 @@ async def webhook(http: aiohttp.ClientSession, url: str, secret: str) -> Answer:
 async def test_postgres_restart_under_a_webhook_burst(
     private_pg: PostgresServer, nats_url: str, service: Callable[..., ServiceProcess], tmp_path: Path
 ):
-    common = {"DATABASE_URL": private_pg.dsn("ipaas"), "NATS_URL": nats_url}
-    auth = service(
-        "services.auth",
-        env={**common, **fast_hash_env(), "IPAAS_DEV_MODE": "true", "IPAAS_AUTH_DEV_KEYS_DIR": str(tmp_path / "keys")},
-    )
-    gateway = service(
-        "services.gateway",
-        env={
-            **common,
-            **kek_env(),
-            "IPAAS_AUTH_URL": auth.url,
-            "IPAAS_JWKS_URL": f"{auth.url}/.well-known/jwks.json",
+    auth, gateway = start_auth_and_gateway(
+        service,
+        private_pg.dsn("ipaas"),
+        nats_url,
+        tmp_path,
+        gateway={
             "IPAAS_GATEWAY_CACHE_TTL_SECONDS": "1",
             "IPAAS_GATEWAY_CACHE_STALE_SECONDS": "120",
             "IPAAS_GATEWAY_RETRY_AFTER_SECONDS": "1",

@@ -31,7 +31,6 @@ from deploy.local.nats_authz import render_authorization
 from libs.common.bus import Bus, BusUnavailable
 from libs.common.bus.permissions import ALL_IDENTITIES, inbox_prefix
 from libs.common.settings import NatsSettings
-from tests.helpers.fakes import FakeSink
 from tests.helpers.ledger import Answer, Ledger, fault_stack, http_workflow
 from tests.helpers.nats_cluster import wait_for_jetstream
 from tests.helpers.wait import wait_until
@@ -88,9 +87,8 @@ def _refused_lately(ledger: Ledger) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.timeout(150)
-async def test_events_leader_killed_mid_burst_then_back(db, database_url, nats_cluster: NatsCluster, service):
+async def test_events_leader_killed_mid_burst_then_back(db, database_url, nats_cluster: NatsCluster, service, sink):
     seeds = nats_cluster.seed_url
-    sink = await FakeSink().start()
     bus = await Bus.connect(NatsSettings(NATS_URL=seeds, replicas=3), name="ledger", connect_deadline_seconds=10)
     try:
         await bus.ensure_streams()
@@ -148,7 +146,6 @@ async def test_events_leader_killed_mid_burst_then_back(db, database_url, nats_c
             await stack.every_event_once(ledger, tenant, bus, sink, timeout=60)
     finally:
         await bus.drain()
-        await sink.stop()
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from libs.common.models.events import EventEnvelope, event_id_for
-from tests.helpers.fakes import Answer, FakeSink
+from tests.helpers.fakes import Answer
 from tests.helpers.ledger import Ledger, fault_stack, http_workflow
 from tests.helpers.wait import wait_until
 
@@ -79,94 +79,85 @@ async def test_bad_envelopes_are_dead_letters_and_a_newer_producers_field_is_ign
 
 
 @pytest.mark.timeout(180)
-async def test_a_full_stream_answers_503_and_accepts_again_once_drained(bus, db, nats_url, database_url, service):
-    sink = await FakeSink().start()
+async def test_a_full_stream_answers_503_and_accepts_again_once_drained(bus, db, nats_url, database_url, service, sink):
     small = {"IPAAS_NATS_EVENTS_MAX_BYTES": str(64 * 1024)}
-    try:
-        async with fault_stack(service, db, nats_url, database_url) as stack:
-            stack.start_gateway(**small)
-            tenant = await stack.tenant(http_workflow(f"{sink.url}/f"))
-            ledger = Ledger()
-            await stack.send(ledger, tenant, 400, concurrency=8, payload=lambda i: {"n": i, "pad": "x" * 200})
-            statuses = ledger.statuses()
-            assert statuses[503] > 0, statuses
-            assert set(statuses) == {202, 503}, statuses  # never a 500
-            assert not ledger.refused_without_retry_after()
-            stack.start_executor(**small)
+    async with fault_stack(service, db, nats_url, database_url) as stack:
+        stack.start_gateway(**small)
+        tenant = await stack.tenant(http_workflow(f"{sink.url}/f"))
+        ledger = Ledger()
+        await stack.send(ledger, tenant, 400, concurrency=8, payload=lambda i: {"n": i, "pad": "x" * 200})
+        statuses = ledger.statuses()
+        assert statuses[503] > 0, statuses
+        assert set(statuses) == {202, 503}, statuses  # never a 500
+        assert not ledger.refused_without_retry_after()
+        stack.start_executor(**small)
 
-            async def drained() -> bool:  # every event acked, so EVENTS (a work queue) is empty again
-                return (await bus.js.stream_info("EVENTS")).state.messages == 0 and sink.calls >= statuses[202]
+        async def drained() -> bool:  # every event acked, so EVENTS (a work queue) is empty again
+            return bool((await bus.js.stream_info("EVENTS")).state.messages == 0 and sink.calls >= statuses[202])
 
-            await wait_until(drained, timeout=30, message="the backlog drained")
-            after = Ledger()
-            await stack.send(after, tenant, 20, concurrency=4)
-            assert after.statuses() == {202: 20}
-            ledger.answers += after.answers
-            await ledger.settle(db, bus, timeout=60)
-            figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-            assert figures["rows"] == {"succeeded": statuses[202] + 20}
-    finally:
-        await sink.stop()
+        await wait_until(drained, timeout=30, message="the backlog drained")
+        after = Ledger()
+        await stack.send(after, tenant, 20, concurrency=4)
+        assert after.statuses() == {202: 20}
+        ledger.answers += after.answers
+        await ledger.settle(db, bus, timeout=60)
+        figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
+        assert figures["rows"] == {"succeeded": statuses[202] + 20}
 
 
 @pytest.mark.timeout(180)
 async def test_an_always_failing_target_gets_exactly_its_attempts_and_only_half_open_trials(
-    bus, db, nats_url, database_url, service
+    bus, db, nats_url, database_url, service, sinks
 ):
-    sink = await FakeSink(lambda _r, _n: Answer(500, "down")).start()
+    sink = await sinks(lambda _r, _n: Answer(500, "down"))
     attempts, fail_max = 4, 3
-    try:
-        async with fault_stack(service, db, nats_url, database_url) as stack:
-            stack.start_gateway()
-            # One slot: tries are strictly one after another, so every call can be accounted for.
-            ex = stack.start_executor(
-                IPAAS_EXECUTOR_MAX_IN_FLIGHT="1",
-                IPAAS_EXECUTOR_MAX_ATTEMPTS=str(attempts),
-                IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS="0.2",
-                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="1",
-                IPAAS_EXECUTOR_BREAKER_FAIL_MAX=str(fail_max),
-                IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="1",
-            )
-            tenant = await stack.tenant(http_workflow(f"{sink.url}/down"))
-            ledger = Ledger()
-            await stack.send(ledger, tenant, 10, concurrency=1)
-            await ledger.settle(db, bus, timeout=120)
-            figures = await ledger.check(db, bus, [tenant.workflow_id])
-            assert figures["rows"] == {"dead": 10}
-            rows = await db.fetch(
-                "SELECT event_id, attempts, error FROM executions WHERE workflow_id = $1", tenant.workflow_id
-            )
-            assert {r["attempts"] for r in rows} == {attempts}
-            assert all(r["error"].startswith(f"gave up after {attempts} attempts") for r in rows)
-            letters = await db.fetch(
-                "SELECT event_id, attempts FROM dead_letters WHERE workflow_id = $1", tenant.workflow_id
-            )
-            assert sorted(str(r["event_id"]) for r in letters) == sorted(ledger.accepted)
-            # One DLQ message per event.
-            info = await bus.js.stream_info("DLQ", subjects_filter=f"dlq.{tenant.id}.>")
-            assert info.state.messages == 10
+    async with fault_stack(service, db, nats_url, database_url) as stack:
+        stack.start_gateway()
+        # One slot: tries are strictly one after another, so every call can be accounted for.
+        ex = stack.start_executor(
+            IPAAS_EXECUTOR_MAX_IN_FLIGHT="1",
+            IPAAS_EXECUTOR_MAX_ATTEMPTS=str(attempts),
+            IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS="0.2",
+            IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="1",
+            IPAAS_EXECUTOR_BREAKER_FAIL_MAX=str(fail_max),
+            IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="1",
+        )
+        tenant = await stack.tenant(http_workflow(f"{sink.url}/down"))
+        ledger = Ledger()
+        await stack.send(ledger, tenant, 10, concurrency=1)
+        await ledger.settle(db, bus, timeout=120)
+        figures = await ledger.check(db, bus, [tenant.workflow_id])
+        assert figures["rows"] == {"dead": 10}
+        rows = await db.fetch(
+            "SELECT event_id, attempts, error FROM executions WHERE workflow_id = $1", tenant.workflow_id
+        )
+        assert {r["attempts"] for r in rows} == {attempts}
+        assert all(r["error"].startswith(f"gave up after {attempts} attempts") for r in rows)
+        letters = await db.fetch(
+            "SELECT event_id, attempts FROM dead_letters WHERE workflow_id = $1", tenant.workflow_id
+        )
+        assert sorted(str(r["event_id"]) for r in letters) == sorted(ledger.accepted)
+        # One DLQ message per event.
+        info = await bus.js.stream_info("DLQ", subjects_filter=f"dlq.{tenant.id}.>")
+        assert info.state.messages == 10
 
-            async with stack.http.get(f"{ex.metrics_url}/metrics") as resp:
-                metrics = await resp.text()
-            trials = _counter(
-                metrics,
-                'ipaas_executor_breaker_transitions_total{connector="http_request",'
-                'from_state="open",to_state="half_open"}',
-            )
-            reopened = _counter(
-                metrics,
-                'ipaas_executor_breaker_transitions_total{connector="http_request",'
-                'from_state="half_open",to_state="open"}',
-            )
-            assert trials >= 1 and reopened == trials
-            # The target saw the tries that opened the breaker, then only the half-open trials.
-            assert sink.calls == fail_max + trials, (sink.calls, trials)
-            # Backoff: tries of one event reaching the target are never closer than half the base delay.
-            for event_id in ledger.accepted:
-                seen = sorted(r.at for r in sink.requests if r.headers.get("Idempotency-Key") == event_id)
-                assert all(b - a >= 0.1 for a, b in zip(seen, seen[1:], strict=False))
-    finally:
-        await sink.stop()
+        async with stack.http.get(f"{ex.metrics_url}/metrics") as resp:
+            metrics = await resp.text()
+        trials = _counter(
+            metrics,
+            'ipaas_executor_breaker_transitions_total{connector="http_request",from_state="open",to_state="half_open"}',
+        )
+        reopened = _counter(
+            metrics,
+            'ipaas_executor_breaker_transitions_total{connector="http_request",from_state="half_open",to_state="open"}',
+        )
+        assert trials >= 1 and reopened == trials
+        # The target saw the tries that opened the breaker, then only the half-open trials.
+        assert sink.calls == fail_max + trials, (sink.calls, trials)
+        # Backoff: tries of one event reaching the target are never closer than half the base delay.
+        for event_id in ledger.accepted:
+            seen = sorted(r.at for r in sink.requests if r.headers.get("Idempotency-Key") == event_id)
+            assert all(b - a >= 0.1 for a, b in zip(seen, seen[1:], strict=False))
 
 
 def _counter(metrics: str, name: str) -> float:

@@ -9,7 +9,6 @@ twice.  While a server is down ingest answers 503 with ``Retry-After`` (never
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -22,7 +21,7 @@ from libs.common.bus import Bus
 from libs.common.db.migrate import apply_migrations
 from libs.common.settings import NatsSettings
 from tests.helpers.fakes import FakeSink
-from tests.helpers.ledger import Ledger, fault_stack, http_workflow
+from tests.helpers.ledger import Ledger, fault_stack, http_workflow, stop_immediately
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
 
@@ -39,8 +38,7 @@ async def _burst_with_outage(
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_nats_killed_and_restarted_mid_burst(db, database_url, private_nats: NatsServer, service):
-    sink = await FakeSink().start()
+async def test_nats_killed_and_restarted_mid_burst(db, database_url, private_nats: NatsServer, service, sink):
     bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="ledger", connect_deadline_seconds=10)
     try:
         await bus.ensure_streams()
@@ -93,25 +91,16 @@ async def test_nats_killed_and_restarted_mid_burst(db, database_url, private_nat
             await stack.every_event_once(ledger, tenant, bus, sink, timeout=120)
     finally:
         await bus.drain()
-        await sink.stop()
-
-
-def _stop_immediately(pg: PostgresServer) -> None:
-    """``pg_ctl stop -m immediate``: SIGQUIT, no checkpoint, every backend killed at once."""
-    assert pg.proc is not None
-    pg.proc.send_signal(signal.SIGQUIT)
-    pg.proc.wait(20)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 async def test_postgres_stopped_immediately_and_restarted_mid_run(
-    bus, nats_url, tmp_path: Path, service: Callable[..., ServiceProcess]
+    bus, nats_url, tmp_path: Path, service: Callable[..., ServiceProcess], sink: FakeSink
 ):
     # Durable settings (fsync, synchronous commit): a commit the executor saw must survive the crash.
     pg = PostgresServer(tmp_path / "pg", free_port(), durable=True)
     pg.start()
-    sink = await FakeSink().start()
     try:
         pg.create_database("ipaas")
         dsn = pg.dsn("ipaas")
@@ -127,7 +116,7 @@ async def test_postgres_stopped_immediately_and_restarted_mid_run(
             times: list[float] = []
 
             def outage() -> None:
-                _stop_immediately(pg)
+                stop_immediately(pg)
                 times.append(time.monotonic())
                 time.sleep(3)
                 pg.start()
@@ -159,5 +148,4 @@ async def test_postgres_stopped_immediately_and_restarted_mid_run(
             assert figures["extra_receipts"] == 0  # no action ran twice
             await db.close()
     finally:
-        await sink.stop()
         pg.kill()

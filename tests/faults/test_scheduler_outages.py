@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -14,33 +13,20 @@ import pytest
 from deploy.local.infra import NatsServer, PostgresServer
 from libs.common.bus import Bus
 from libs.common.db import create_pool
-from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
 from libs.common.settings import DatabaseSettings, NatsSettings
 from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
 from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.scheduler import T0, at, publish_change, schedule_definition, stored_events
 from tests.helpers.wait import wait_until
 
-T0 = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
-DEFINITION: dict[str, Any] = {
-    "name": "every minute",
-    "trigger": {"type": "schedule", "interval_seconds": 60},
-    "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-}
-
-
-def at(minute: int, second: float = 0.5) -> datetime:
-    return datetime(2026, 5, 1, 12, minute, int(second), int(second % 1 * 1_000_000), tzinfo=UTC)
+DEFINITION = schedule_definition("every minute", interval_seconds=60)
 
 
 async def fired(bus: Bus) -> list[str]:
-    info = await bus.js.stream_info("EVENTS")
-    if not info.state.messages:
-        return []
     out = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        env = EventEnvelope.model_validate_json((await bus.js.get_msg("EVENTS", seq)).data or b"")
+    for _, env in await stored_events(bus):
         assert env.scheduled_for is not None
         out.append(env.scheduled_for.strftime("%H:%M:%S"))
     return out
@@ -58,6 +44,21 @@ async def runtime_stack() -> AsyncIterator[list[SchedulerRuntime]]:
         await rt.stop()
 
 
+async def first_slot_fired(
+    bus: Bus, pool: asyncpg.Pool, started: list[SchedulerRuntime], retry_max_seconds: float
+) -> tuple[ManualClock, SchedulerRuntime]:
+    """A replica (kept in ``started``) on a manual clock, once it fired 12:01, DEFINITION's first slot."""
+    clock = ManualClock(T0)
+    options = SchedulerOptions(resync_interval_seconds=3600.0, retry_max_seconds=retry_max_seconds)
+    rt = SchedulerRuntime(bus, pool, clock, options)
+    started.append(rt)
+    await rt.start()
+    await wait_until(lambda: rt.ready, timeout=10, message="ready")
+    clock.set(at(1))
+    await wait_until(lambda: _eq(fired(bus), ["12:01:00"]), message="first slot")
+    return clock, rt
+
+
 async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
     private_nats: NatsServer,
     database_url: str,
@@ -69,13 +70,7 @@ async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
     bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="test", connect_deadline_seconds=10)
     pool = await create_pool(DatabaseSettings(DATABASE_URL=database_url))
     try:
-        clock = ManualClock(T0)
-        rt = SchedulerRuntime(bus, pool, clock, SchedulerOptions(resync_interval_seconds=3600.0, retry_max_seconds=1.0))
-        runtime_stack.append(rt)
-        await rt.start()
-        await wait_until(lambda: rt.ready, timeout=10, message="ready")
-        clock.set(at(1))
-        await wait_until(lambda: _eq(fired(bus), ["12:01:00"]), message="first slot")
+        clock, rt = await first_slot_fired(bus, pool, runtime_stack, retry_max_seconds=1.0)
 
         private_nats.kill()
         await wait_until(lambda: not rt.ready, timeout=10, message="not ready without NATS")
@@ -97,8 +92,7 @@ async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
 
         # The change feed survived the outage too: a disable still lands.
         await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
-        change = WorkflowChanged(tenant_id=tenant, workflow_id=wf, version=1, change="disabled", is_active=False)
-        await bus.publish(workflow_changed_subject(tenant, wf), change.model_dump_json().encode(), msg_id="outbox:1")
+        await publish_change(bus, tenant, wf, 1, "disabled", is_active=False)
         await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=15, message="disable applied")
     finally:
         for rt in runtime_stack:
@@ -124,13 +118,7 @@ async def test_schedules_keep_firing_while_postgres_is_down_and_progress_is_save
         await conn.close()
     pool = await create_pool(DatabaseSettings(DATABASE_URL=dsn))
     try:
-        clock = ManualClock(T0)
-        rt = SchedulerRuntime(bus, pool, clock, SchedulerOptions(resync_interval_seconds=3600.0, retry_max_seconds=0.5))
-        runtime_stack.append(rt)
-        await rt.start()
-        await wait_until(lambda: rt.ready, timeout=10, message="ready")
-        clock.set(at(1))
-        await wait_until(lambda: _eq(fired(bus), ["12:01:00"]), message="first slot")
+        clock, rt = await first_slot_fired(bus, pool, runtime_stack, retry_max_seconds=0.5)
 
         private_pg.kill()
         clock.set(at(2))

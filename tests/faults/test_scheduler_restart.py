@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable
@@ -16,29 +14,19 @@ import pytest
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.services import ServiceProcess
+from tests.helpers.scheduler import schedule_definition, scheduler_env, stored_events
+from tests.helpers.services import ServiceProcess, metric, metrics_text
 from tests.helpers.wait import wait_until
 
 INTERVAL = 4  # seconds: long enough for a restart to land inside the slot it interrupted
 
 
 async def slots_in_stream(bus: Bus, workflow_id: uuid.UUID) -> list[EventEnvelope]:
-    info = await bus.js.stream_info("EVENTS")
-    found: list[EventEnvelope] = []
-    if not info.state.messages:
-        return found
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        env = EventEnvelope.model_validate_json((await bus.js.get_msg("EVENTS", seq)).data or b"")
-        if env.workflow_id == workflow_id:
-            found.append(env)
-    return found
+    return [env for _, env in await stored_events(bus, workflow_id)]
 
 
 def duplicate_fires(svc: ServiceProcess) -> float:
-    with urllib.request.urlopen(f"{svc.metrics_url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
-        text = resp.read().decode()
-    match = re.search(r'^ipaas_scheduler_fires_total\{result="duplicate"\} (\S+)$', text, re.M)
-    return float(match.group(1)) if match else 0.0
+    return metric(metrics_text(svc.metrics_url), "ipaas_scheduler_fires_total", 'result="duplicate"')
 
 
 @pytest.mark.parametrize("how", ["kill", "terminate"])
@@ -51,20 +39,8 @@ async def test_restart_in_the_middle_of_a_slot_does_not_fire_it_twice(
     how: str,
 ) -> None:
     tenant = await create_tenant(db)
-    wf = await create_workflow(
-        db,
-        tenant,
-        {
-            "name": "every few seconds",
-            "trigger": {"type": "schedule", "interval_seconds": INTERVAL},
-            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-        },
-    )
-    env = {
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
-    }  # a 4 s schedule
+    wf = await create_workflow(db, tenant, schedule_definition("every few seconds", interval_seconds=INTERVAL))
+    env = scheduler_env(nats_url, database_url)  # a 4 s schedule
     replica = service("services.scheduler", env=env)
     fired = await wait_until(lambda: slots_in_stream(bus, wf), timeout=INTERVAL + 10, message="a first slot")
     slot = fired[-1].scheduled_for

@@ -23,6 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope
 from tests.helpers.factories import create_tenant
+from tests.helpers.scheduler import schedule_definition, scheduler_env
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
 
@@ -38,13 +39,7 @@ async def create_schedules(db: asyncpg.Connection, count: int, catchup: str) -> 
         (
             wf,
             tenant,
-            json.dumps(
-                {
-                    "name": f"s{i}",
-                    "trigger": {"type": "schedule", "interval_seconds": interval, "catchup": catchup},
-                    "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-                }
-            ),
+            json.dumps(schedule_definition(f"s{i}", interval_seconds=interval, catchup=catchup)),
         )
         for i, (wf, interval) in enumerate(schedules.items())
     ]
@@ -165,12 +160,7 @@ async def test_sigterm_one_of_two_replicas_under_load_every_slot_fires_once(
     service: Callable[..., Any],
 ) -> None:
     schedules = await create_schedules(db, SCHEDULES, "skip")
-    env = {
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
-        "IPAAS_SCHEDULER_DRAIN_SECONDS": str(DRAIN_SECONDS),
-    }
+    env = scheduler_env(nats_url, database_url, IPAAS_SCHEDULER_DRAIN_SECONDS=str(DRAIN_SECONDS))
     victim = service("services.scheduler", env=env, wait=False)
     survivor = service("services.scheduler", env=env, wait=False)
     for replica in (victim, survivor):
@@ -222,13 +212,9 @@ async def test_sigterm_abandons_due_slots_without_claiming_them_and_the_restart_
     five times the usual load keeps this replica firing well past the 50 ms budget.
     """
     schedules = await create_schedules(db, 5 * SCHEDULES, "all")
-    env = {
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        "IPAAS_SCHEDULER_FIRE_CONCURRENCY": "1",
-        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
-        "IPAAS_SCHEDULER_DRAIN_SECONDS": "0.05",
-    }
+    env = scheduler_env(
+        nats_url, database_url, IPAAS_SCHEDULER_FIRE_CONCURRENCY="1", IPAAS_SCHEDULER_DRAIN_SECONDS="0.05"
+    )
     alone = service("services.scheduler", env=env)
     first = math.floor(time.time()) + 2
     await wait_until(

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, FakeSink, Seen, executor_env, publish_event
+from tests.helpers.fakes import Answer, Seen, executor_env, publish_event
 from tests.helpers.wait import wait_until
 
 EVENTS = 6
@@ -35,7 +35,7 @@ def step(step_id: str, url: str) -> dict[str, Any]:
 
 
 @pytest.mark.timeout(120)
-async def test_a_recorded_step_never_runs_again_after_kill_9(bus, db, nats_url, database_url, service):
+async def test_a_recorded_step_never_runs_again_after_kill_9(bus, db, nats_url, database_url, service, sinks):
     hung: set[str] = set()
 
     def answer(req: Seen, _n: int) -> Answer:
@@ -45,53 +45,50 @@ async def test_a_recorded_step_never_runs_again_after_kill_9(bus, db, nats_url, 
             return Answer(200, "{}", delay=60.0)  # the first call of step 2 never answers in time
         return Answer(200, "{}")
 
-    sink = await FakeSink(answer).start()
-    try:
-        tenant = await create_tenant(db)
-        wf = await create_workflow(
-            db,
-            tenant,
-            {
-                "name": "three",
-                "trigger": {"type": "webhook"},
-                "steps": [
-                    step("first", f"{sink.url}/first"),
-                    step("second", f"{sink.url}/second"),
-                    step("third", f"{sink.url}/third"),
-                ],
-            },
+    sink = await sinks(answer)
+    tenant = await create_tenant(db)
+    wf = await create_workflow(
+        db,
+        tenant,
+        {
+            "name": "three",
+            "trigger": {"type": "webhook"},
+            "steps": [
+                step("first", f"{sink.url}/first"),
+                step("second", f"{sink.url}/second"),
+                step("third", f"{sink.url}/third"),
+            ],
+        },
+    )
+    env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="90", **FAST_TAKEOVER)
+    doomed = service("services.executor", env=env)
+    events = [await publish_event(bus, tenant, wf, {"n": n}) for n in range(EVENTS)]
+
+    async def all_in_step_2() -> bool:
+        recorded = await db.fetchval(
+            "SELECT count(*) FROM execution_steps WHERE step_id = 'first' AND status = 'succeeded'"
         )
-        env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="90", **FAST_TAKEOVER)
-        doomed = service("services.executor", env=env)
-        events = [await publish_event(bus, tenant, wf, {"n": n}) for n in range(EVENTS)]
+        return recorded == EVENTS and len(hung) == EVENTS
 
-        async def all_in_step_2() -> bool:
-            recorded = await db.fetchval(
-                "SELECT count(*) FROM execution_steps WHERE step_id = 'first' AND status = 'succeeded'"
-            )
-            return recorded == EVENTS and len(hung) == EVENTS
+    await wait_until(all_in_step_2, timeout=30, message="every event's step 1 recorded and step 2 in flight")
+    doomed.kill()
+    assert not doomed.alive()
+    service("services.executor", env=env)
 
-        await wait_until(all_in_step_2, timeout=30, message="every event's step 1 recorded and step 2 in flight")
-        doomed.kill()
-        assert not doomed.alive()
-        service("services.executor", env=env)
+    async def all_done() -> bool:
+        rows = await db.fetch("SELECT status FROM executions WHERE workflow_id = $1", wf)
+        return len(rows) == EVENTS and all(r["status"] == "succeeded" for r in rows)
 
-        async def all_done() -> bool:
-            rows = await db.fetch("SELECT status FROM executions WHERE workflow_id = $1", wf)
-            return len(rows) == EVENTS and all(r["status"] == "succeeded" for r in rows)
-
-        await wait_until(all_done, timeout=60, message="every execution to succeed after the takeover")
-        calls = Counter((r.path, r.headers["Idempotency-Key"]) for r in sink.requests)
-        for event in events:
-            assert calls[("/first", f"{event.event_id}:first")] == 1
-            assert calls[("/second", f"{event.event_id}:second")] == 2  # the killed call, then the takeover's
-            assert calls[("/third", f"{event.event_id}:third")] == 1
-        steps = await db.fetch(
-            "SELECT step_id, status, attempts FROM execution_steps WHERE event_id = ANY($1::uuid[])",
-            [e.event_id for e in events],
-        )
-        assert Counter((s["step_id"], s["status"], s["attempts"]) for s in steps) == Counter(
-            {("first", "succeeded", 1): EVENTS, ("second", "succeeded", 1): EVENTS, ("third", "succeeded", 1): EVENTS}
-        )
-    finally:
-        await sink.stop()
+    await wait_until(all_done, timeout=60, message="every execution to succeed after the takeover")
+    calls = Counter((r.path, r.headers["Idempotency-Key"]) for r in sink.requests)
+    for event in events:
+        assert calls[("/first", f"{event.event_id}:first")] == 1
+        assert calls[("/second", f"{event.event_id}:second")] == 2  # the killed call, then the takeover's
+        assert calls[("/third", f"{event.event_id}:third")] == 1
+    steps = await db.fetch(
+        "SELECT step_id, status, attempts FROM execution_steps WHERE event_id = ANY($1::uuid[])",
+        [e.event_id for e in events],
+    )
+    assert Counter((s["step_id"], s["status"], s["attempts"]) for s in steps) == Counter(
+        {("first", "succeeded", 1): EVENTS, ("second", "succeeded", 1): EVENTS, ("third", "succeeded", 1): EVENTS}
+    )

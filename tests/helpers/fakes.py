@@ -13,7 +13,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import nats
 from aiohttp import web
@@ -21,6 +21,9 @@ from aiohttp import web
 from deploy.local.infra import free_port
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
 from tests.helpers.factories import create_tenant, create_workflow
+
+if TYPE_CHECKING:
+    from libs.common.models.events import EventEnvelope
 
 
 @dataclass
@@ -249,6 +252,27 @@ async def publish_event(
     return env
 
 
+def webhook_envelopes(
+    tenant_id: uuid.UUID, workflow_id: uuid.UUID, n: int, *, prefix: str = "k", start: int = 0, payload_key: str = "i"
+) -> list[EventEnvelope]:
+    """``n`` webhook events (version 1) of ``(tenant, workflow)`` numbered from ``start``: dedup key
+    ``{prefix}{i}``, payload ``{payload_key: i}``; :func:`publish_many` publishes them."""
+    from libs.common.models.events import EventEnvelope, event_id_for
+
+    return [
+        EventEnvelope(
+            event_id=event_id_for(workflow_id, f"{prefix}{i}"),
+            dedup_key=f"{prefix}{i}",
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            workflow_version=1,
+            trigger="webhook",
+            payload={payload_key: i},
+        )
+        for i in range(start, start + n)
+    ]
+
+
 async def publish_many(bus: Any, envelopes: list[Any], concurrency: int = 64) -> None:
     """Publish pre-built envelopes concurrently (bounded)."""
     sem = asyncio.Semaphore(concurrency)
@@ -264,12 +288,15 @@ async def execution_row(db: Any, event_id: uuid.UUID) -> Any:
     return await db.fetchrow("SELECT * FROM executions WHERE event_id = $1", event_id)
 
 
-async def final_row(db: Any, event_id: uuid.UUID, timeout: float = 20.0) -> Any:
-    """Wait until the event's row is final (succeeded, dead or skipped) and return it."""
+FINAL = ("succeeded", "dead", "skipped", "filtered")
+
+
+async def final_row(db: Any, event_id: uuid.UUID, timeout: float = 20.0, statuses: tuple[str, ...] = FINAL) -> Any:
+    """Wait until the event's row has one of ``statuses`` (by default a final one) and return it."""
     from tests.helpers.wait import wait_until
 
     async def check() -> Any:
         row = await execution_row(db, event_id)
-        return row if row is not None and row["status"] in ("succeeded", "dead", "skipped") else None
+        return row if row is not None and row["status"] in statuses else None
 
-    return await wait_until(check, timeout=timeout, message=f"final execution row for {event_id}")
+    return await wait_until(check, timeout=timeout, message=f"execution row for {event_id} in {statuses}")

@@ -21,6 +21,7 @@ import asyncio
 import base64
 import json
 import os
+import signal
 import time
 import uuid
 from collections import Counter
@@ -34,7 +35,7 @@ import aiohttp
 import asyncpg
 from standardwebhooks.webhooks import Webhook
 
-from deploy.local.infra import free_port
+from deploy.local.infra import PostgresServer, free_port
 from libs.common.bus import Bus
 from tests.helpers.auth_setup import kek_env
 from tests.helpers.factories import create_tenant, create_workflow
@@ -314,3 +315,10 @@ async def fault_stack(
         aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as http,
     ):
         yield FaultStack(service, db, nats_url, database_url, jwks_url, issuer, http)
+
+
+def stop_immediately(pg: PostgresServer) -> None:
+    """``pg_ctl stop -m immediate``: SIGQUIT, no checkpoint, every backend killed at once."""
+    assert pg.proc is not None
+    pg.proc.send_signal(signal.SIGQUIT)
+    pg.proc.wait(20)

@@ -101,3 +101,17 @@ def start_service(
             svc.kill()
             raise
     return svc
+
+
+def metrics_text(metrics_url: str, accept: str | None = None) -> str:
+    """What ``<metrics_url>/metrics`` serves (``accept``: e.g. the OpenMetrics type, for exemplars)."""
+    request = urllib.request.Request(f"{metrics_url}/metrics", headers={"Accept": accept} if accept else {})  # noqa: S310
+    with urllib.request.urlopen(request, timeout=5) as resp:  # noqa: S310 - a local test server
+        return str(resp.read().decode())
+
+
+def metric(text: str, name: str, labels: str = "") -> float:
+    """``name``'s value in a ``/metrics`` text, summed over its label sets; with ``labels`` (a regex
+    inside the braces, e.g. ``result="duplicate"``) over the sets that match it."""
+    braces = rf"\{{{labels}\}}" if labels else r"(?:\{[^}]*\})?"
+    return sum(float(v) for v in re.findall(rf"^{name}{braces} (\S+)$", text, re.M))

@@ -1,4 +1,5 @@
-"""Auth and a gateway as processes, wired to each other as in a deployment (the e2e tests' usual start).
+"""Auth and a gateway as processes, wired to each other as in a deployment (the e2e tests' usual start),
+and :class:`Api`, a user's client of that gateway.
 
 Auth runs in dev mode (signing keys generated under ``tmp_path``) with fast password hashing; the
 gateway gets its own keyring, auth's URL and JWKS. ``common`` goes to both (e.g. OTLP settings,
@@ -7,11 +8,46 @@ gateway gets its own keyring, auth's URL and JWKS. ``common`` goes to both (e.g.
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from tests.helpers.auth_setup import fast_hash_env, kek_env
+import aiohttp
+
+from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
 from tests.helpers.services import ServiceProcess
+
+
+class Api:
+    """One user's client of a gateway at ``base``: ``call`` checks the status and returns the JSON answer,
+    ``data`` its ``data``."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        self.http, self.base, self.token = http, base, ""
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+    async def call(self, method: str, path: str, body: Any = None, *, expect: int) -> Any:
+        async with self.http.request(method, f"{self.base}{path}", json=body, headers=self.headers) as r:
+            text = await r.text()
+            assert r.status == expect, f"{method} {path}: {r.status} {text}"
+            return json.loads(text) if text else None
+
+    async def data(self, method: str, path: str, body: Any = None, *, expect: int) -> Any:
+        """The ``data`` of :meth:`call`'s answer."""
+        return (await self.call(method, path, body, expect=expect))["data"]
+
+    async def sign_up(self) -> dict[str, str]:
+        """Register a new user (a tenant of its own) and log in as it; returns what the registration answered."""
+        email = f"{uuid.uuid4().hex[:8]}@example.com"
+        registered = await self.call("POST", "/api/auth/register", {"email": email, "password": PASSWORD}, expect=201)
+        login = await self.call("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, expect=200)
+        self.token = login["data"]["access_token"]
+        return dict(registered["data"])
 
 
 def start_auth_and_gateway(

@@ -159,14 +159,10 @@ async def test_a_revoked_key_is_refused_within_the_refresh(stack: Stack):
     assert entry["revoked_at"] is not None and entry["last_used_at"] is not None and "key" not in entry
 
 
-async def test_keys_are_hashed_at_rest(stack: Stack, database_url: str):
+async def test_keys_are_hashed_at_rest(stack: Stack, database_url: str, db: asyncpg.Connection):
     key = await stack.new_key("read")
-    conn = await asyncpg.connect(database_url)
-    try:
-        row = await conn.fetchrow("SELECT * FROM api_keys WHERE id = $1", uuid.UUID(key["id"]))
-        dump = await conn.fetchval("SELECT row_to_json(k)::text FROM api_keys k WHERE id = $1", uuid.UUID(key["id"]))
-    finally:
-        await conn.close()
+    row = await db.fetchrow("SELECT * FROM api_keys WHERE id = $1", uuid.UUID(key["id"]))
+    dump = await db.fetchval("SELECT row_to_json(k)::text FROM api_keys k WHERE id = $1", uuid.UUID(key["id"]))
     assert row is not None and key["key"][12:] not in dump  # nothing but the shown prefix is kept in clear
     assert bytes(row["digest"]) == hashlib.sha256(key["key"].encode()).digest()
     assert row["prefix"] == key["prefix"] == key["key"][:12]

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from standardwebhooks.webhooks import Webhook
+from aiohttp.test_utils import TestClient
 
 from libs.common.bus import Bus
-from tests.helpers.auth_setup import auth_client, auth_settings, bearer, register_and_login
+from tests.helpers.auth_setup import bearer, register_and_login
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, tenant
+from tests.helpers.webhooks import signed
 
 BIG = 2**63  # one past the largest signed 64-bit integer
 SMALL = -(2**63) - 1
@@ -66,8 +66,7 @@ async def test_every_workflow_route_refuses_integers_beyond_64_bits_naming_the_f
     assert current["data"]["version"] == 1 and current["data"]["action"]["config"]["body"] == {"n": 2**63 - 1}
 
 
-async def test_the_64_bit_bounds_themselves_go_through_exact(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_the_64_bit_bounds_themselves_go_through_exact(gw: Gateway, tenant_id: uuid.UUID, bus: Bus):
     auth = gw.auth(tenant_id)
     wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
     payload = {"max": 2**63 - 1, "min": -(2**63)}
@@ -77,32 +76,26 @@ async def test_the_64_bit_bounds_themselves_go_through_exact(gw: Gateway, databa
     assert json.loads(msg.data or b"")["payload"] == payload
 
 
-async def test_webhook_ingest_keeps_its_status_table_and_carries_big_integers(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_webhook_ingest_keeps_its_status_table_and_carries_big_integers(
+    gw: Gateway, tenant_id: uuid.UUID, bus: Bus
+):
     created = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
     data = (await created.json())["data"]
     body = '{"order_id": 1180591620717411303424}'
-    msg_id, at = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    headers = {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(data["webhook"]["secret"]).sign(msg_id, at, body),
-        "Content-Type": "application/json",
-    }
+    headers = signed(data["webhook"]["secret"], body)
     resp = await gw.client.post(f"/hooks/{data['id']}", data=body.encode(), headers=headers)
     assert resp.status == 202, await resp.text()
     msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{data['id']}")
     assert json.loads(msg.data or b"")["payload"] == {"order_id": 2**70}
 
 
-async def test_auth_credentials_refuse_them_too(database_url: str, nats_url: str):
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        user = await register_and_login(client)
-        resp = await client.post(
-            "/api/credentials",
-            headers=bearer(user["token"]),
-            json={"name": "api", "type": "http", "secret": {"headers": {"X-Api-Key": BIG}}},
-        )
-        assert await refused(resp) == ["secret.headers.X-Api-Key"]
-        listed = await (await client.get("/api/credentials", headers=bearer(user["token"]))).json()
-        assert listed["data"] == []
+async def test_auth_credentials_refuse_them_too(auth_app: TestClient[Any, Any], nats_url: str):
+    user = await register_and_login(auth_app)
+    resp = await auth_app.post(
+        "/api/credentials",
+        headers=bearer(user["token"]),
+        json={"name": "api", "type": "http", "secret": {"headers": {"X-Api-Key": BIG}}},
+    )
+    assert await refused(resp) == ["secret.headers.X-Api-Key"]
+    listed = await (await auth_app.get("/api/credentials", headers=bearer(user["token"]))).json()
+    assert listed["data"] == []

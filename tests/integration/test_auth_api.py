@@ -6,9 +6,11 @@ import json
 import statistics
 import time
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from joserfc import jwt as jose_jwt
@@ -84,23 +86,22 @@ async def test_protected_route_refuses_every_bad_token_with_401_and_a_code(datab
             assert (await resp.json())["success"] is False
 
 
-async def test_wrong_password_and_unknown_email_look_identical(database_url: str, nats_url: str) -> None:
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        user = await register_and_login(client)
-        wrong = await client.post("/api/auth/login", json={"email": user["email"], "password": "not it at all"})
-        unknown = await client.post(
-            "/api/auth/login", json={"email": "nobody-here@example.com", "password": "not it at all"}
-        )
-        assert wrong.status == unknown.status == 401
-        assert await wrong.read() == await unknown.read()
-        assert (await wrong.json())["error"]["code"] == "invalid_credentials"
-        ignored = {"x-request-id", "date"}
-        assert {k.lower(): v for k, v in wrong.headers.items() if k.lower() not in ignored} == {
-            k.lower(): v for k, v in unknown.headers.items() if k.lower() not in ignored
-        }
-        # Emails are case-insensitive.
-        resp = await client.post("/api/auth/login", json={"email": user["email"].upper(), "password": PASSWORD})
-        assert resp.status == 200
+async def test_wrong_password_and_unknown_email_look_identical(auth_app: TestClient[Any, Any], nats_url: str) -> None:
+    user = await register_and_login(auth_app)
+    wrong = await auth_app.post("/api/auth/login", json={"email": user["email"], "password": "not it at all"})
+    unknown = await auth_app.post(
+        "/api/auth/login", json={"email": "nobody-here@example.com", "password": "not it at all"}
+    )
+    assert wrong.status == unknown.status == 401
+    assert await wrong.read() == await unknown.read()
+    assert (await wrong.json())["error"]["code"] == "invalid_credentials"
+    ignored = {"x-request-id", "date"}
+    assert {k.lower(): v for k, v in wrong.headers.items() if k.lower() not in ignored} == {
+        k.lower(): v for k, v in unknown.headers.items() if k.lower() not in ignored
+    }
+    # Emails are case-insensitive.
+    resp = await auth_app.post("/api/auth/login", json={"email": user["email"].upper(), "password": PASSWORD})
+    assert resp.status == 200
 
 
 async def test_login_rate_limits_key_the_email_by_client_and_clients_by_address(
@@ -175,73 +176,52 @@ async def test_ipv6_clients_are_limited_by_their_64(database_url: str, nats_url:
             assert resp.status == 401, address
 
 
+JSON = {"Content-Type": "application/json"}
 BAD_BODIES: list[tuple[str, bytes, dict[str, str], int]] = [
-    ("malformed json", b'{"email": "a@b.co", ', {"Content-Type": "application/json"}, 400),
-    ("not an object", b"[1, 2]", {"Content-Type": "application/json"}, 422),
-    ("missing password", b'{"email": "a@example.com"}', {"Content-Type": "application/json"}, 422),
-    ("missing email", b'{"password": "long enough 1"}', {"Content-Type": "application/json"}, 422),
-    (
-        "unknown field",
-        b'{"email": "a@example.com", "password": "long enough 1", "is_admin": true}',
-        {"Content-Type": "application/json"},
-        422,
-    ),
-    ("wrong types", b'{"email": 5, "password": ["x"]}', {"Content-Type": "application/json"}, 422),
-    ("bad email", b'{"email": "not-an-email", "password": "long enough 1"}', {"Content-Type": "application/json"}, 422),
-    ("non-utf8", b'{"email": "\xff\xfe@example.com", "password": "x"}', {"Content-Type": "application/json"}, 400),
-    ("empty", b"", {"Content-Type": "application/json"}, 400),
-    (
-        "NUL in email",
-        b'{"email": "\\u0000a@example.com", "password": "long enough 1"}',
-        {"Content-Type": "application/json"},
-        422,
-    ),
-    (
-        "lone surrogate",
-        b'{"email": "a@example.com", "password": "long enough \\ud800"}',
-        {"Content-Type": "application/json"},
-        422,
-    ),
+    ("malformed json", b'{"email": "a@b.co", ', JSON, 400),
+    ("not an object", b"[1, 2]", JSON, 422),
+    ("missing password", b'{"email": "a@example.com"}', JSON, 422),
+    ("missing email", b'{"password": "long enough 1"}', JSON, 422),
+    ("unknown field", b'{"email": "a@example.com", "password": "long enough 1", "is_admin": true}', JSON, 422),
+    ("wrong types", b'{"email": 5, "password": ["x"]}', JSON, 422),
+    ("bad email", b'{"email": "not-an-email", "password": "long enough 1"}', JSON, 422),
+    ("non-utf8", b'{"email": "\xff\xfe@example.com", "password": "x"}', JSON, 400),
+    ("empty", b"", JSON, 400),
+    ("NUL in email", b'{"email": "\\u0000a@example.com", "password": "long enough 1"}', JSON, 422),
+    ("lone surrogate", b'{"email": "a@example.com", "password": "long enough \\ud800"}', JSON, 422),
     ("form", b"email=a", {"Content-Type": "application/x-www-form-urlencoded"}, 415),
-    (
-        "1 MB password",
-        json.dumps({"email": "a@example.com", "password": "p" * 1_000_000}).encode(),
-        {"Content-Type": "application/json"},
-        413,
-    ),
-    ("deep nesting", b"[" * 100_000 + b"]" * 100_000, {"Content-Type": "application/json"}, 413),
+    ("1 MB password", json.dumps({"email": "a@example.com", "password": "p" * 1_000_000}).encode(), JSON, 413),
+    ("deep nesting", b"[" * 100_000 + b"]" * 100_000, JSON, 413),
 ]
 
 
 @pytest.mark.parametrize("path", ["/api/auth/register", "/api/auth/login"])
-async def test_bad_input_gets_a_4xx_envelope_never_a_500(database_url: str, nats_url: str, path: str) -> None:
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        for name, raw, headers, status in BAD_BODIES:
-            resp = await client.post(path, data=raw, headers=headers)
-            body = await resp.json()
-            assert resp.status == status, (name, resp.status, body)
-            assert body["success"] is False and body["error"]["code"], name
-            assert "Traceback" not in json.dumps(body)
-        # Password length limits on registration; too long a login password is just a failed login.
-        short = await client.post("/api/auth/register", json={"email": "s@example.com", "password": "short"})
-        assert short.status == 422 and (await short.json())["error"]["details"][0]["field"] == "password"
-        long = await client.post(path, json={"email": "l@example.com", "password": "x" * 2000})
-        assert long.status in (401, 422)
-        huge = await client.post(path, json={"email": "l@example.com", "password": "x" * 5000})
-        assert huge.status == 422
+async def test_bad_input_gets_a_4xx_envelope_never_a_500(auth_app: TestClient[Any, Any], path: str) -> None:
+    for name, raw, headers, status in BAD_BODIES:
+        resp = await auth_app.post(path, data=raw, headers=headers)
+        body = await resp.json()
+        assert resp.status == status, (name, resp.status, body)
+        assert body["success"] is False and body["error"]["code"], name
+        assert "Traceback" not in json.dumps(body)
+    # Password length limits on registration; too long a login password is just a failed login.
+    short = await auth_app.post("/api/auth/register", json={"email": "s@example.com", "password": "short"})
+    assert short.status == 422 and (await short.json())["error"]["details"][0]["field"] == "password"
+    long = await auth_app.post(path, json={"email": "l@example.com", "password": "x" * 2000})
+    assert long.status in (401, 422)
+    huge = await auth_app.post(path, json={"email": "l@example.com", "password": "x" * 5000})
+    assert huge.status == 422
 
 
 async def test_each_user_gets_a_tenant_and_a_salted_hash(
-    database_url: str, nats_url: str, db: asyncpg.Connection
+    auth_app: TestClient[Any, Any], db: asyncpg.Connection
 ) -> None:
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        a = await register_and_login(client)
-        b = await register_and_login(client)
-        assert a["tenant_id"] != b["tenant_id"]
-        # Same password, different salts: different hashes.
-        hashes = await db.fetch("SELECT password_hash FROM users")
-        assert len({h["password_hash"] for h in hashes}) == 2
-        assert uuid.UUID(a["user_id"])
+    a = await register_and_login(auth_app)
+    b = await register_and_login(auth_app)
+    assert a["tenant_id"] != b["tenant_id"]
+    # Same password, different salts: different hashes.
+    hashes = await db.fetch("SELECT password_hash FROM users")
+    assert len({h["password_hash"] for h in hashes}) == 2
+    assert uuid.UUID(a["user_id"])
 
 
 async def test_unknown_email_costs_about_as_much_as_a_wrong_password(database_url: str, nats_url: str) -> None:

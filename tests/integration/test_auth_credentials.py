@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 import nats
 import pytest
+from aiohttp.test_utils import TestClient
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -120,132 +121,131 @@ async def test_credentials_round_trip_without_the_secret_ever_leaving(
 
 
 async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
-    database_url: str,
+    auth_app: TestClient[Any, Any],
     nats_url: str,
     db: asyncpg.Connection,
 ) -> None:
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        alice = await register_and_login(client)
-        mallory = await register_and_login(client)
-        resp = await client.post(
-            "/api/credentials",
-            headers=bearer(alice["token"]),
-            json={"name": "alice", "type": "openweather", "secret": {"api_key": PLANTED}},
-        )
-        alice_cred = (await resp.json())["data"]["id"]
-        resp = await client.post(
-            "/api/credentials",
-            headers=bearer(mallory["token"]),
-            json={"name": "mallory", "type": "openweather", "secret": {"api_key": "mine"}},
-        )
-        mallory_cred = (await resp.json())["data"]["id"]
+    alice = await register_and_login(auth_app)
+    mallory = await register_and_login(auth_app)
+    resp = await auth_app.post(
+        "/api/credentials",
+        headers=bearer(alice["token"]),
+        json={"name": "alice", "type": "openweather", "secret": {"api_key": PLANTED}},
+    )
+    alice_cred = (await resp.json())["data"]["id"]
+    resp = await auth_app.post(
+        "/api/credentials",
+        headers=bearer(mallory["token"]),
+        json={"name": "mallory", "type": "openweather", "secret": {"api_key": "mine"}},
+    )
+    mallory_cred = (await resp.json())["data"]["id"]
 
-        # The API: another tenant's id is a 404, exactly like a missing one.
-        listing = await (await client.get("/api/credentials", headers=bearer(mallory["token"]))).json()
-        assert [c["id"] for c in listing["data"]] == [mallory_cred]
-        other = await client.delete(f"/api/credentials/{alice_cred}", headers=bearer(mallory["token"]))
-        missing = await client.delete(f"/api/credentials/{uuid.uuid4()}", headers=bearer(mallory["token"]))
-        assert other.status == missing.status == 404 and await other.read() == await missing.read()
-        assert (await resolve(nats_url, mallory["tenant_id"], alice_cred)).error == "not_found"
+    # The API: another tenant's id is a 404, exactly like a missing one.
+    listing = await (await auth_app.get("/api/credentials", headers=bearer(mallory["token"]))).json()
+    assert [c["id"] for c in listing["data"]] == [mallory_cred]
+    other = await auth_app.delete(f"/api/credentials/{alice_cred}", headers=bearer(mallory["token"]))
+    missing = await auth_app.delete(f"/api/credentials/{uuid.uuid4()}", headers=bearer(mallory["token"]))
+    assert other.status == missing.status == 404 and await other.read() == await missing.read()
+    assert (await resolve(nats_url, mallory["tenant_id"], alice_cred)).error == "not_found"
 
-        # Storage: alice's ciphertext copied onto mallory's row does not decrypt there.
-        await db.execute(
-            """UPDATE credentials AS m SET kek_id = a.kek_id, wrapped_dek = a.wrapped_dek, ciphertext = a.ciphertext
-               FROM credentials AS a WHERE a.id = $1 AND m.id = $2""",
-            uuid.UUID(alice_cred),
-            uuid.UUID(mallory_cred),
-        )
-        reply = await resolve(nats_url, mallory["tenant_id"], mallory_cred)
-        assert reply.ok is False and reply.error == "decrypt_failed" and reply.secret is None
-        # Copied under alice's own tenant but another credential id: refused too.
-        copy_id = uuid.uuid4()
-        await db.execute(
-            """INSERT INTO credentials (id, tenant_id, name, type, kek_id, wrapped_dek, ciphertext)
-               SELECT $2, tenant_id, 'copy', type, kek_id, wrapped_dek, ciphertext FROM credentials WHERE id = $1""",
-            uuid.UUID(alice_cred),
-            copy_id,
-        )
-        reply = await resolve(nats_url, alice["tenant_id"], str(copy_id))
-        assert reply.ok is False and reply.error == "decrypt_failed"
-        # The original still resolves.
-        assert (await resolve(nats_url, alice["tenant_id"], alice_cred)).secret == {"api_key": PLANTED}
+    # Storage: alice's ciphertext copied onto mallory's row does not decrypt there.
+    await db.execute(
+        """UPDATE credentials AS m SET kek_id = a.kek_id, wrapped_dek = a.wrapped_dek, ciphertext = a.ciphertext
+           FROM credentials AS a WHERE a.id = $1 AND m.id = $2""",
+        uuid.UUID(alice_cred),
+        uuid.UUID(mallory_cred),
+    )
+    reply = await resolve(nats_url, mallory["tenant_id"], mallory_cred)
+    assert reply.ok is False and reply.error == "decrypt_failed" and reply.secret is None
+    # Copied under alice's own tenant but another credential id: refused too.
+    copy_id = uuid.uuid4()
+    await db.execute(
+        """INSERT INTO credentials (id, tenant_id, name, type, kek_id, wrapped_dek, ciphertext)
+           SELECT $2, tenant_id, 'copy', type, kek_id, wrapped_dek, ciphertext FROM credentials WHERE id = $1""",
+        uuid.UUID(alice_cred),
+        copy_id,
+    )
+    reply = await resolve(nats_url, alice["tenant_id"], str(copy_id))
+    assert reply.ok is False and reply.error == "decrypt_failed"
+    # The original still resolves.
+    assert (await resolve(nats_url, alice["tenant_id"], alice_cred)).secret == {"api_key": PLANTED}
 
 
-async def test_a_slack_bot_token_round_trips_as_given(database_url: str, nats_url: str, db: asyncpg.Connection) -> None:
+async def test_a_slack_bot_token_round_trips_as_given(
+    auth_app: TestClient[Any, Any], nats_url: str, db: asyncpg.Connection
+) -> None:
     token = f"xoxb-1234567890-{PLANTED}"
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        user = await register_and_login(client)
-        resp = await client.post(
-            "/api/credentials",
-            headers=bearer(user["token"]),
-            json={"name": "slack bot", "type": "slack", "secret": {"bot_token": token}},
-        )
-        text = await resp.text()
-        assert resp.status == 201, text
-        assert PLANTED not in text
-        reply = await resolve(nats_url, user["tenant_id"], json.loads(text)["data"]["id"])
-        # Only what was given: the executor tells the two ways in apart by which key is there.
-        assert reply.ok and reply.type == "slack" and reply.secret == {"bot_token": token}
-        row = await db.fetchrow("SELECT ciphertext FROM credentials WHERE tenant_id = $1", uuid.UUID(user["tenant_id"]))
-        assert row is not None and PLANTED.encode() not in bytes(row["ciphertext"])
+    user = await register_and_login(auth_app)
+    resp = await auth_app.post(
+        "/api/credentials",
+        headers=bearer(user["token"]),
+        json={"name": "slack bot", "type": "slack", "secret": {"bot_token": token}},
+    )
+    text = await resp.text()
+    assert resp.status == 201, text
+    assert PLANTED not in text
+    reply = await resolve(nats_url, user["tenant_id"], json.loads(text)["data"]["id"])
+    # Only what was given: the executor tells the two ways in apart by which key is there.
+    assert reply.ok and reply.type == "slack" and reply.secret == {"bot_token": token}
+    row = await db.fetchrow("SELECT ciphertext FROM credentials WHERE tenant_id = $1", uuid.UUID(user["tenant_id"]))
+    assert row is not None and PLANTED.encode() not in bytes(row["ciphertext"])
 
 
 async def test_bad_credential_requests_get_4xx_and_bad_nats_requests_get_bad_request(
-    database_url: str,
+    auth_app: TestClient[Any, Any],
     nats_url: str,
 ) -> None:
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        user = await register_and_login(client)
-        h = bearer(user["token"])
-        cases: list[tuple[dict[str, Any], str]] = [
-            ({"name": "x", "type": "slack", "secret": {"api_key": "k"}}, "secret.api_key"),
-            ({"name": "x", "type": "slack", "secret": {}}, "secret.webhook_url"),
-            ({"name": "x", "type": "slack", "secret": {"bot_token": "not-a-token"}}, "secret.bot_token"),
-            (
-                {
-                    "name": "x",
-                    "type": "slack",
-                    "secret": {"bot_token": "xoxb-1234567890-a", "webhook_url": "https://h.example.com/x"},
-                },
-                "secret.bot_token",
-            ),
-            ({"name": "x", "type": "slack", "secret": {"webhook_url": "ftp://nope"}}, "secret.webhook_url"),
-            ({"name": "x", "type": "openweather", "secret": {"api_key": 12345}}, "secret.api_key"),
-            ({"name": "x", "type": "http", "secret": {"headers": {"bad header": "v"}}}, "secret.headers"),
-            ({"name": "x", "type": "http", "secret": {"headers": {"X": "a\r\nInjected: 1"}}}, "secret.headers"),
-            ({"name": "x", "type": "smtp", "secret": {}}, "type"),
-            ({"name": "a\u0000b", "type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}}, "name"),
-            ({"name": "", "type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}}, "name"),
-            ({"type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}}, "name"),
-            ({"name": "x", "type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}, "id": "1"}, "id"),
-        ]
-        for body, field in cases:
-            resp = await client.post("/api/credentials", headers=h, json=body)
-            payload = await resp.json()
-            assert resp.status == 422, (body, payload)
-            assert field in [d["field"] for d in payload["error"]["details"]], (body, payload)
-            assert "a\r\nInjected" not in json.dumps(payload)
-        assert (
-            await client.post("/api/credentials", headers={**h, "Content-Type": "application/json"}, data=b"{nope")
-        ).status == 400
-        # Query parameters follow the shared rules: an invalid value is a 422 naming it, never ignored.
-        for query, field in (
-            ("limit=0", "limit"),
-            ("limit=", "limit"),
-            ("limit=1.0", "limit"),
-            ("cursor=%%%", "cursor"),
-            ("cursor=", "cursor"),
-            ("limit=2&limit=3", "limit"),
-        ):
-            resp = await client.get(f"/api/credentials?{query}", headers=h)
-            assert resp.status == 422, query
-            assert [d["field"] for d in (await resp.json())["error"]["details"]] == [field], query
-        assert (await client.delete("/api/credentials/not-a-uuid", headers=h)).status == 404
-        # Unauthenticated writes are refused before the body is looked at.
-        assert (await client.post("/api/credentials", json={})).status == 401
+    user = await register_and_login(auth_app)
+    h = bearer(user["token"])
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"name": "x", "type": "slack", "secret": {"api_key": "k"}}, "secret.api_key"),
+        ({"name": "x", "type": "slack", "secret": {}}, "secret.webhook_url"),
+        ({"name": "x", "type": "slack", "secret": {"bot_token": "not-a-token"}}, "secret.bot_token"),
+        (
+            {
+                "name": "x",
+                "type": "slack",
+                "secret": {"bot_token": "xoxb-1234567890-a", "webhook_url": "https://h.example.com/x"},
+            },
+            "secret.bot_token",
+        ),
+        ({"name": "x", "type": "slack", "secret": {"webhook_url": "ftp://nope"}}, "secret.webhook_url"),
+        ({"name": "x", "type": "openweather", "secret": {"api_key": 12345}}, "secret.api_key"),
+        ({"name": "x", "type": "http", "secret": {"headers": {"bad header": "v"}}}, "secret.headers"),
+        ({"name": "x", "type": "http", "secret": {"headers": {"X": "a\r\nInjected: 1"}}}, "secret.headers"),
+        ({"name": "x", "type": "smtp", "secret": {}}, "type"),
+        ({"name": "a\u0000b", "type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}}, "name"),
+        ({"name": "", "type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}}, "name"),
+        ({"type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}}, "name"),
+        ({"name": "x", "type": "slack", "secret": {"webhook_url": "https://h.example.com/x"}, "id": "1"}, "id"),
+    ]
+    for body, field in cases:
+        resp = await auth_app.post("/api/credentials", headers=h, json=body)
+        payload = await resp.json()
+        assert resp.status == 422, (body, payload)
+        assert field in [d["field"] for d in payload["error"]["details"]], (body, payload)
+        assert "a\r\nInjected" not in json.dumps(payload)
+    assert (
+        await auth_app.post("/api/credentials", headers={**h, "Content-Type": "application/json"}, data=b"{nope")
+    ).status == 400
+    # Query parameters follow the shared rules: an invalid value is a 422 naming it, never ignored.
+    for query, field in (
+        ("limit=0", "limit"),
+        ("limit=", "limit"),
+        ("limit=1.0", "limit"),
+        ("cursor=%%%", "cursor"),
+        ("cursor=", "cursor"),
+        ("limit=2&limit=3", "limit"),
+    ):
+        resp = await auth_app.get(f"/api/credentials?{query}", headers=h)
+        assert resp.status == 422, query
+        assert [d["field"] for d in (await resp.json())["error"]["details"]] == [field], query
+    assert (await auth_app.delete("/api/credentials/not-a-uuid", headers=h)).status == 404
+    # Unauthenticated writes are refused before the body is looked at.
+    assert (await auth_app.post("/api/credentials", json={})).status == 401
 
-        for raw in (b"not json", b"{}", b'{"tenant_id": "x", "credential_id": "y"}', b"\xff" * 10, b"x" * 10000):
-            reply = await resolve(nats_url, "", "", raw=raw)
-            assert reply.ok is False and reply.error == "bad_request"
-        # The responder is still there.
-        assert (await resolve(nats_url, user["tenant_id"], str(uuid.uuid4()))).error == "not_found"
+    for raw in (b"not json", b"{}", b'{"tenant_id": "x", "credential_id": "y"}', b"\xff" * 10, b"x" * 10000):
+        reply = await resolve(nats_url, "", "", raw=raw)
+        assert reply.ok is False and reply.error == "bad_request"
+    # The responder is still there.
+    assert (await resolve(nats_url, user["tenant_id"], str(uuid.uuid4()))).error == "not_found"

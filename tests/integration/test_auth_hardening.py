@@ -8,46 +8,45 @@ import statistics
 import time
 import uuid
 from collections import Counter
+from typing import Any
 
 import asyncpg
 import jwt
 import pytest
+from aiohttp.test_utils import TestClient
 
 from tests.helpers.auth_setup import PASSWORD, auth_client, auth_settings, bearer, register_and_login
 
 
 async def test_registering_a_registered_email_answers_exactly_like_a_new_one(
-    database_url: str, nats_url: str, db: asyncpg.Connection
+    auth_app: TestClient[Any, Any], db: asyncpg.Connection
 ) -> None:
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        owner = await register_and_login(client)
-        users_before = await db.fetchval("SELECT count(*) FROM users")
-        tenants_before = await db.fetchval("SELECT count(*) FROM tenants")
-        taken = await client.post(
-            "/api/auth/register", json={"email": owner["email"].upper(), "password": "another password 2"}
-        )
-        fresh = await client.post(
-            "/api/auth/register",
-            json={"email": f"new-{uuid.uuid4().hex[:8]}@example.com", "password": "another password 2"},
-        )
-        assert taken.status == fresh.status == 201
-        taken_body, fresh_body = await taken.json(), await fresh.json()
-        assert set(taken_body) == set(fresh_body) == {"success", "data"}
-        assert set(taken_body["data"]) == set(fresh_body["data"]) == {"user_id", "tenant_id"}
-        ignored = {"x-request-id", "date"}
-        assert {k.lower(): v for k, v in taken.headers.items() if k.lower() not in ignored} == {
-            k.lower(): v for k, v in fresh.headers.items() if k.lower() not in ignored
-        }
-        # The ids answered for the registered email belong to nothing, and the account is untouched.
-        assert taken_body["data"]["user_id"] != owner["user_id"]
-        assert (
-            await db.fetchval("SELECT count(*) FROM users WHERE id = $1", uuid.UUID(taken_body["data"]["user_id"])) == 0
-        )
-        assert await db.fetchval("SELECT count(*) FROM users") == users_before + 1  # only the fresh one
-        assert await db.fetchval("SELECT count(*) FROM tenants") == tenants_before + 1
-        old = await client.post("/api/auth/login", json={"email": owner["email"], "password": PASSWORD})
-        new = await client.post("/api/auth/login", json={"email": owner["email"], "password": "another password 2"})
-        assert old.status == 200 and new.status == 401
+    owner = await register_and_login(auth_app)
+    users_before = await db.fetchval("SELECT count(*) FROM users")
+    tenants_before = await db.fetchval("SELECT count(*) FROM tenants")
+    taken = await auth_app.post(
+        "/api/auth/register", json={"email": owner["email"].upper(), "password": "another password 2"}
+    )
+    fresh = await auth_app.post(
+        "/api/auth/register",
+        json={"email": f"new-{uuid.uuid4().hex[:8]}@example.com", "password": "another password 2"},
+    )
+    assert taken.status == fresh.status == 201
+    taken_body, fresh_body = await taken.json(), await fresh.json()
+    assert set(taken_body) == set(fresh_body) == {"success", "data"}
+    assert set(taken_body["data"]) == set(fresh_body["data"]) == {"user_id", "tenant_id"}
+    ignored = {"x-request-id", "date"}
+    assert {k.lower(): v for k, v in taken.headers.items() if k.lower() not in ignored} == {
+        k.lower(): v for k, v in fresh.headers.items() if k.lower() not in ignored
+    }
+    # The ids answered for the registered email belong to nothing, and the account is untouched.
+    assert taken_body["data"]["user_id"] != owner["user_id"]
+    assert await db.fetchval("SELECT count(*) FROM users WHERE id = $1", uuid.UUID(taken_body["data"]["user_id"])) == 0
+    assert await db.fetchval("SELECT count(*) FROM users") == users_before + 1  # only the fresh one
+    assert await db.fetchval("SELECT count(*) FROM tenants") == tenants_before + 1
+    old = await auth_app.post("/api/auth/login", json={"email": owner["email"], "password": PASSWORD})
+    new = await auth_app.post("/api/auth/login", json={"email": owner["email"], "password": "another password 2"})
+    assert old.status == 200 and new.status == 401
 
 
 async def test_registering_a_registered_email_costs_what_a_new_one_costs(database_url: str, nats_url: str) -> None:
@@ -109,61 +108,62 @@ async def test_a_full_hashing_queue_answers_503_with_retry_after_and_costs_no_bu
         assert later == [201] * left + [429], (registered, later)
 
 
-async def test_logout_refuses_that_token_at_once_and_only_that_one(database_url: str, nats_url: str) -> None:
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        user = await register_and_login(client)
-        second = (
-            await (await client.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})).json()
-        )["data"]["access_token"]
-        assert (await client.get("/api/credentials", headers=bearer(user["token"]))).status == 200
-        out = await client.post("/api/auth/logout", headers=bearer(user["token"]))
-        assert out.status == 200 and (await out.json())["data"] == {"revoked": "token"}
-        for method, path in (("GET", "/api/credentials"), ("POST", "/api/auth/logout")):
-            refused = await client.request(method, path, headers=bearer(user["token"]))
-            assert refused.status == 401, path
-            assert (await refused.json())["error"]["code"] == "token_revoked"
-        assert (await client.get("/api/credentials", headers=bearer(second))).status == 200
-        assert (await client.post("/api/auth/logout")).status == 401  # a logout needs a token
+async def test_logout_refuses_that_token_at_once_and_only_that_one(
+    auth_app: TestClient[Any, Any], nats_url: str
+) -> None:
+    user = await register_and_login(auth_app)
+    second = (
+        await (await auth_app.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})).json()
+    )["data"]["access_token"]
+    assert (await auth_app.get("/api/credentials", headers=bearer(user["token"]))).status == 200
+    out = await auth_app.post("/api/auth/logout", headers=bearer(user["token"]))
+    assert out.status == 200 and (await out.json())["data"] == {"revoked": "token"}
+    for method, path in (("GET", "/api/credentials"), ("POST", "/api/auth/logout")):
+        refused = await auth_app.request(method, path, headers=bearer(user["token"]))
+        assert refused.status == 401, path
+        assert (await refused.json())["error"]["code"] == "token_revoked"
+    assert (await auth_app.get("/api/credentials", headers=bearer(second))).status == 200
+    assert (await auth_app.post("/api/auth/logout")).status == 401  # a logout needs a token
 
 
 async def test_logout_all_refuses_every_earlier_token_but_not_the_next_login(
-    database_url: str, nats_url: str, db: asyncpg.Connection
+    auth_app: TestClient[Any, Any], db: asyncpg.Connection
 ) -> None:
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        user = await register_and_login(client)
-        other = await register_and_login(client)
-        login = {"email": user["email"], "password": PASSWORD}
-        second = (await (await client.post("/api/auth/login", json=login)).json())["data"]["access_token"]
-        out = await client.post("/api/auth/logout-all", headers=bearer(second))
-        assert out.status == 200 and (await out.json())["data"] == {"revoked": "all"}
-        for token in (user["token"], second):
-            refused = await client.get("/api/credentials", headers=bearer(token))
-            assert refused.status == 401 and (await refused.json())["error"]["code"] == "token_revoked"
-        # A login right after (in the same second, as often as not) gets a token that works.
-        fresh = (await (await client.post("/api/auth/login", json=login)).json())["data"]["access_token"]
-        assert (await client.get("/api/credentials", headers=bearer(fresh))).status == 200
-        not_before = await db.fetchval(
-            "SELECT not_before FROM token_revocations WHERE user_id = $1", uuid.UUID(user["user_id"])
-        )
-        assert jwt.decode(fresh, options={"verify_signature": False})["iat"] >= not_before
-        # Another user is not affected.
-        assert (await client.get("/api/credentials", headers=bearer(other["token"]))).status == 200
+    user = await register_and_login(auth_app)
+    other = await register_and_login(auth_app)
+    login = {"email": user["email"], "password": PASSWORD}
+    second = (await (await auth_app.post("/api/auth/login", json=login)).json())["data"]["access_token"]
+    out = await auth_app.post("/api/auth/logout-all", headers=bearer(second))
+    assert out.status == 200 and (await out.json())["data"] == {"revoked": "all"}
+    for token in (user["token"], second):
+        refused = await auth_app.get("/api/credentials", headers=bearer(token))
+        assert refused.status == 401 and (await refused.json())["error"]["code"] == "token_revoked"
+    # A login right after (in the same second, as often as not) gets a token that works.
+    fresh = (await (await auth_app.post("/api/auth/login", json=login)).json())["data"]["access_token"]
+    assert (await auth_app.get("/api/credentials", headers=bearer(fresh))).status == 200
+    not_before = await db.fetchval(
+        "SELECT not_before FROM token_revocations WHERE user_id = $1", uuid.UUID(user["user_id"])
+    )
+    assert jwt.decode(fresh, options={"verify_signature": False})["iat"] >= not_before
+    # Another user is not affected.
+    assert (await auth_app.get("/api/credentials", headers=bearer(other["token"]))).status == 200
 
 
-async def test_the_revocation_feed_is_incremental_and_refuses_bad_cursors(database_url: str, nats_url: str) -> None:
-    async with auth_client(auth_settings(database_url, nats_url)) as client:
-        a = await register_and_login(client)
-        b = await register_and_login(client)
-        await client.post("/api/auth/logout", headers=bearer(a["token"]))
-        first = await (await client.get("/internal/token-revocations", params={"after": "0"})).json()
-        jti_a = jwt.decode(a["token"], options={"verify_signature": False})["jti"]
-        assert [t[0] for t in first["tokens"]] == [jti_a] and first["users"] == []
-        assert first["tokens"][0][1] >= jwt.decode(a["token"], options={"verify_signature": False})["exp"]
-        await client.post("/api/auth/logout-all", headers=bearer(b["token"]))
-        second = await (await client.get("/internal/token-revocations", params={"after": str(first["cursor"])})).json()
-        assert [u[0] for u in second["users"]] == [b["user_id"]]
-        assert jti_a not in [t[0] for t in second["tokens"]]  # already delivered
-        assert second["cursor"] >= first["cursor"]
-        for cursor in ("-1", "abc", "1" * 30):
-            bad = await client.get("/internal/token-revocations", params={"after": cursor})
-            assert bad.status == 400 and (await bad.json())["error"]["code"] == "invalid_cursor"
+async def test_the_revocation_feed_is_incremental_and_refuses_bad_cursors(
+    auth_app: TestClient[Any, Any], nats_url: str
+) -> None:
+    a = await register_and_login(auth_app)
+    b = await register_and_login(auth_app)
+    await auth_app.post("/api/auth/logout", headers=bearer(a["token"]))
+    first = await (await auth_app.get("/internal/token-revocations", params={"after": "0"})).json()
+    jti_a = jwt.decode(a["token"], options={"verify_signature": False})["jti"]
+    assert [t[0] for t in first["tokens"]] == [jti_a] and first["users"] == []
+    assert first["tokens"][0][1] >= jwt.decode(a["token"], options={"verify_signature": False})["exp"]
+    await auth_app.post("/api/auth/logout-all", headers=bearer(b["token"]))
+    second = await (await auth_app.get("/internal/token-revocations", params={"after": str(first["cursor"])})).json()
+    assert [u[0] for u in second["users"]] == [b["user_id"]]
+    assert jti_a not in [t[0] for t in second["tokens"]]  # already delivered
+    assert second["cursor"] >= first["cursor"]
+    for cursor in ("-1", "abc", "1" * 30):
+        bad = await auth_app.get("/internal/token-revocations", params={"after": cursor})
+        assert bad.status == 400 and (await bad.json())["error"]["code"] == "invalid_cursor"

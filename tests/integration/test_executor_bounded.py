@@ -7,33 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.fakes import Answer, publish_many, slack_workflow
+from tests.helpers.fakes import Answer, publish_many, slack_workflow, webhook_envelopes
 from tests.helpers.wait import wait_until
-
-
-async def _setup(db: Any, creds: Any, sink: Any) -> tuple[Any, Any]:
-    tenant, wf = await slack_workflow(db, creds, sink.url, "{{ payload.i }}")
-    return tenant, wf
-
-
-async def _envelopes(bus: Any, tenant: Any, wf: Any, n: int) -> list[Any]:
-    from libs.common.models.events import EventEnvelope, event_id_for
-
-    out = []
-    for i in range(n):
-        key = f"k{i}"
-        out.append(
-            EventEnvelope(
-                event_id=event_id_for(wf, key),
-                dedup_key=key,
-                tenant_id=tenant,
-                workflow_id=wf,
-                workflow_version=1,
-                trigger="webhook",
-                payload={"i": i},
-            )
-        )
-    return out
 
 
 async def _succeeded(db: Any) -> int:
@@ -44,10 +19,10 @@ async def _succeeded(db: Any) -> int:
 async def test_two_replicas_never_exceed_twice_the_per_replica_limit(bus, db, sink, creds, executor):
     n = 4
     sink.behaviour = lambda _r, _i: Answer(200, "ok", delay=0.15)
-    tenant, wf = await _setup(db, creds, sink)
+    tenant, wf = await slack_workflow(db, creds, sink.url, "{{ payload.i }}")
     for _ in range(2):
         await executor(IPAAS_EXECUTOR_MAX_IN_FLIGHT=str(n), IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0")
-    await publish_many(bus, await _envelopes(bus, tenant, wf, 60))
+    await publish_many(bus, webhook_envelopes(tenant, wf, 60))
     await wait_until(lambda: _count_is(db, 60), timeout=30, message="all 60 succeeded")
     assert sink.max_concurrent <= 2 * n
     assert sink.max_concurrent == 2 * n  # and the bound is actually used
@@ -58,14 +33,14 @@ async def test_two_replicas_never_exceed_twice_the_per_replica_limit(bus, db, si
 async def test_consumer_never_exceeds_max_ack_pending(bus, db, sink, creds, executor):
     max_ack_pending = 5
     sink.behaviour = lambda _r, _i: Answer(200, "ok", delay=0.1)
-    tenant, wf = await _setup(db, creds, sink)
+    tenant, wf = await slack_workflow(db, creds, sink.url, "{{ payload.i }}")
     for _ in range(2):
         await executor(
             IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
             IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0",
             IPAAS_EXECUTOR_MAX_ACK_PENDING=str(max_ack_pending),
         )
-    await publish_many(bus, await _envelopes(bus, tenant, wf, 40))
+    await publish_many(bus, webhook_envelopes(tenant, wf, 40))
     peak = 0
     done = False
 

@@ -13,17 +13,17 @@ import pytest
 from libs.common.bus.permissions import inbox_prefix
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, FakeSink, definition, executor_env, final_row, publish_event, sequence
+from tests.helpers.fakes import Answer, definition, executor_env, final_row, publish_event, sequence
 from tests.helpers.secured_nats import SecuredNats
 
 
 @pytest.mark.slow
 async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
-    secured_nats: SecuredNats, db: Any, database_url: str, service: Any
+    secured_nats: SecuredNats, db: Any, database_url: str, service: Any, sinks: Any
 ) -> None:
-    ok_sink = await FakeSink().start()
-    bad_sink = await FakeSink(lambda _r, _n: Answer(404, "no_service")).start()
-    flaky_sink = await FakeSink(sequence(Answer(500, "oops"), Answer(200, "ok"))).start()
+    ok_sink = await sinks()
+    bad_sink = await sinks(lambda _r, _n: Answer(404, "no_service"))
+    flaky_sink = await sinks(sequence(Answer(500, "oops"), Answer(200, "ok")))
     tenant = await create_tenant(db)
     secrets_by_id: dict[Any, dict[str, Any]] = {}
     auth = await secured_nats.client("auth")
@@ -77,6 +77,3 @@ async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
         await gateway.drain()
         await admin.drain()
         await auth.close()
-        await ok_sink.stop()
-        await bad_sink.stop()
-        await flaky_sink.stop()

@@ -10,31 +10,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
 from nats.js import api as js_api
-from standardwebhooks.webhooks import Webhook
 
 from libs.common.bus import Bus
 from services.gateway.keys import BUS
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.webhooks import signed
 
 
 @pytest.fixture
 async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
     async with running_gateway(database_url, nats_url, retry_after_seconds=3) as gateway:
         yield gateway
-
-
-def signed(secret: str, body: str) -> dict[str, str]:
-    msg_id, at = f"msg_{uuid.uuid4().hex}", datetime.now(UTC)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
-        "Content-Type": "application/json",
-    }
 
 
 async def webhook_workflow(gw: Gateway, tenant_id: uuid.UUID) -> tuple[str, str]:
@@ -44,9 +33,8 @@ async def webhook_workflow(gw: Gateway, tenant_id: uuid.UUID) -> tuple[str, str]
 
 
 async def test_a_full_stream_is_503_with_retry_after_then_202_once_there_is_room(
-    gw: Gateway, database_url: str, bus: Bus
+    gw: Gateway, tenant_id: uuid.UUID, bus: Bus
 ):
-    tenant_id = await tenant(database_url)
     wid, secret = await webhook_workflow(gw, tenant_id)
     first = await gw.client.post(f"/hooks/{wid}", data=b'{"n": 1}', headers=signed(secret, '{"n": 1}'))
     assert first.status == 202

@@ -11,7 +11,7 @@ import asyncpg
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
 from tests.helpers.factories import create_workflow
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, tenant
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway
 from tests.helpers.wait import wait_until
 
 
@@ -64,21 +64,18 @@ async def insert_dead_letter(conn: asyncpg.Connection, tenant_id: uuid.UUID, wor
     return event_id
 
 
-async def test_executions_list_filters_pages_and_masks(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
-    conn = await asyncpg.connect(database_url)
-    try:
-        wf_a = await create_workflow(conn, tenant_id, WEBHOOK_WORKFLOW)
-        wf_b = await create_workflow(conn, tenant_id, WEBHOOK_WORKFLOW)
-        base = datetime.now(UTC)
-        for i in range(3):
-            await insert_execution(conn, tenant_id, wf_a, created_at=base - timedelta(seconds=i))
-        # As the executor stores it: masked when written (ActionRunner.safe_output).
-        failed = await insert_execution(
-            conn, tenant_id, wf_b, status="failed", output={"api_key": "[REDACTED]", "status": 500}
-        )
-    finally:
-        await conn.close()
+async def test_executions_list_filters_pages_and_masks(
+    gw: Gateway, database_url: str, tenant_id: uuid.UUID, db: asyncpg.Connection
+):
+    wf_a = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW)
+    wf_b = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW)
+    base = datetime.now(UTC)
+    for i in range(3):
+        await insert_execution(db, tenant_id, wf_a, created_at=base - timedelta(seconds=i))
+    # As the executor stores it: masked when written (ActionRunner.safe_output).
+    failed = await insert_execution(
+        db, tenant_id, wf_b, status="failed", output={"api_key": "[REDACTED]", "status": 500}
+    )
     auth = gw.auth(tenant_id)
 
     only_a = (await (await gw.client.get("/api/executions", params={"workflow_id": str(wf_a)}, headers=auth)).json())[
@@ -106,35 +103,32 @@ async def test_executions_list_filters_pages_and_masks(gw: Gateway, database_url
         assert bad.status == 422, params
 
 
-async def test_dlq_replay_reopens_the_execution_and_republishes_the_envelope(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
-    conn = await asyncpg.connect(database_url)
-    try:
-        wf = await create_workflow(conn, tenant_id, WEBHOOK_WORKFLOW)
-        event_id = await insert_dead_letter(conn, tenant_id, wf)
-        auth = gw.auth(tenant_id)
-        listed = (await (await gw.client.get("/api/dlq", headers=auth)).json())["data"]
-        assert [d["event_id"] for d in listed] == [str(event_id)]
-        assert listed[0]["reason"] == "slack said 500" and listed[0]["attempts"] == 20
+async def test_dlq_replay_reopens_the_execution_and_republishes_the_envelope(
+    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
+):
+    wf = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW)
+    event_id = await insert_dead_letter(db, tenant_id, wf)
+    auth = gw.auth(tenant_id)
+    listed = (await (await gw.client.get("/api/dlq", headers=auth)).json())["data"]
+    assert [d["event_id"] for d in listed] == [str(event_id)]
+    assert listed[0]["reason"] == "slack said 500" and listed[0]["attempts"] == 20
 
-        resp = await gw.client.post(f"/api/dlq/{event_id}/replay", headers=auth)
-        assert resp.status == 202
-        assert (await resp.json())["data"]["event_id"] == str(event_id)
-        assert await conn.fetchval("SELECT status FROM executions WHERE event_id = $1", event_id) == "failed"
-        assert await conn.fetchval("SELECT replayed_at FROM dead_letters WHERE event_id = $1", event_id) is not None
+    resp = await gw.client.post(f"/api/dlq/{event_id}/replay", headers=auth)
+    assert resp.status == 202
+    assert (await resp.json())["data"]["event_id"] == str(event_id)
+    assert await db.fetchval("SELECT status FROM executions WHERE event_id = $1", event_id) == "failed"
+    assert await db.fetchval("SELECT replayed_at FROM dead_letters WHERE event_id = $1", event_id) is not None
 
-        async def republished() -> bool:
-            info = await bus.js.stream_info("EVENTS")
-            return int(info.state.messages) == 1
+    async def republished() -> bool:
+        info = await bus.js.stream_info("EVENTS")
+        return int(info.state.messages) == 1
 
-        await wait_until(republished, timeout=10, message="the replayed envelope on EVENTS")
-        msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{wf}")
-        assert msg.headers is not None and msg.headers["Nats-Msg-Id"].startswith(f"replay:{event_id}:")
-        envelope = EventEnvelope.model_validate_json(msg.data or b"")
-        assert envelope.event_id == event_id and envelope.trigger is Trigger.WEBHOOK
+    await wait_until(republished, timeout=10, message="the replayed envelope on EVENTS")
+    msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{wf}")
+    assert msg.headers is not None and msg.headers["Nats-Msg-Id"].startswith(f"replay:{event_id}:")
+    envelope = EventEnvelope.model_validate_json(msg.data or b"")
+    assert envelope.event_id == event_id and envelope.trigger is Trigger.WEBHOOK
 
-        again = await gw.client.post(f"/api/dlq/{event_id}/replay", headers=auth)
-        assert again.status == 409
-        assert (await (await gw.client.get("/api/dlq", headers=auth)).json())["data"] == []
-    finally:
-        await conn.close()
+    again = await gw.client.post(f"/api/dlq/{event_id}/replay", headers=auth)
+    assert again.status == 409
+    assert (await (await gw.client.get("/api/dlq", headers=auth)).json())["data"] == []

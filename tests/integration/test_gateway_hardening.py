@@ -27,7 +27,8 @@ from services.gateway.app import create_app as create_gateway_app
 from tests.helpers.auth_setup import PASSWORD, auth_settings, bearer
 from tests.helpers.gateway_app import Gateway, gateway_settings, running_gateway, tenant
 from tests.helpers.wait import wait_until
-from tests.integration.test_gateway_webhooks import create_webhook_workflow, signed
+from tests.helpers.webhooks import signed
+from tests.integration.test_gateway_webhooks import create_webhook_workflow
 
 Client = TestClient[web.Request, web.Application]
 

@@ -82,8 +82,7 @@ def write_routes(wid: str) -> list[tuple[str, str]]:
     ]
 
 
-async def test_malformed_input_never_gives_a_500(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_malformed_input_never_gives_a_500(gw: Gateway, tenant_id: uuid.UUID):
     auth = gw.auth(tenant_id)
     wid = (await (await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)).json())["data"]["id"]
     for method, path in write_routes(wid):

@@ -64,7 +64,9 @@ async def metric(gw: Gateway, name: str, labels: str = "") -> float:
     return float(match.group(1)) if match else 0.0
 
 
-async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(gw: Gateway, database_url: str, bus: Bus):
+async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(
+    gw: Gateway, database_url: str, bus: Bus, db: asyncpg.Connection
+):
     # A stream that refuses big messages for good (a 400 PubAck error).
     await bus.js.add_stream(js_api.StreamConfig(name="SMALL", subjects=["small.>"], max_msg_size=64))
     poisoner, tenant_b, tenant_c = await tenant(database_url), await tenant(database_url), await tenant(database_url)
@@ -82,39 +84,35 @@ async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(gw: Gate
             "payload": {"n": 2**70, "m": -(2**65), "digits": 0},
         }
     ).replace('"digits": 0', '"digits": ' + "9" * 5000)  # a number Python's json cannot even read back
-    conn = await asyncpg.connect(database_url)
-    try:
-        too_big, bad_subject, refused, for_b, for_c, big_ints = await plant(
-            conn,
-            [
-                (workflow_changed_subject(poisoner, uuid.uuid4()), json.dumps({"blob": "x" * 1_200_000})),
-                (f"workflows.changed.{poisoner}..x", change(poisoner, uuid.uuid4())),
-                ("small.x", json.dumps({"text": "y" * 200})),
-                (workflow_changed_subject(tenant_b, wf_b), change(tenant_b, wf_b)),
-                (workflow_changed_subject(tenant_c, wf_c), change(tenant_c, wf_c)),
-                (f"events.{tenant_b}.{wf_big}", big_envelope),
-            ],
-        )
+    too_big, bad_subject, refused, for_b, for_c, big_ints = await plant(
+        db,
+        [
+            (workflow_changed_subject(poisoner, uuid.uuid4()), json.dumps({"blob": "x" * 1_200_000})),
+            (f"workflows.changed.{poisoner}..x", change(poisoner, uuid.uuid4())),
+            ("small.x", json.dumps({"text": "y" * 200})),
+            (workflow_changed_subject(tenant_b, wf_b), change(tenant_b, wf_b)),
+            (workflow_changed_subject(tenant_c, wf_c), change(tenant_c, wf_c)),
+            (f"events.{tenant_b}.{wf_big}", big_envelope),
+        ],
+    )
 
-        async def settled() -> bool:
-            flowed = all([(await row(conn, i))["published_at"] for i in (for_b, for_c, big_ints)])
-            aside = all([(await row(conn, i))["failed_at"] for i in (too_big, bad_subject, refused)])
-            return flowed and aside
+    async def settled() -> bool:
+        flowed = all([(await row(db, i))["published_at"] for i in (for_b, for_c, big_ints)])
+        aside = all([(await row(db, i))["failed_at"] for i in (too_big, bad_subject, refused)])
+        return flowed and aside
 
-        await wait_until(settled, timeout=15, message="good rows published and poison rows set aside")
+    await wait_until(settled, timeout=15, message="good rows published and poison rows set aside")
 
-        # Every poison row: set aside after one try, with its reason, never published.
-        reasons = {}
-        for row_id in (too_big, bad_subject, refused):
-            record = await row(conn, row_id)
-            assert record["published_at"] is None and record["attempts"] == 1
-            reasons[row_id] = record["error"]
-        assert "over the server's max_payload" in reasons[too_big]
-        assert reasons[bad_subject] == "invalid subject"
-        assert "message size exceeds maximum allowed" in reasons[refused] and "10054" in reasons[refused]
-        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE failed_at IS NULL AND published_at IS NULL") == 0
-    finally:
-        await conn.close()
+    # Every poison row: set aside after one try, with its reason, never published.
+    reasons = {}
+    for row_id in (too_big, bad_subject, refused):
+        record = await row(db, row_id)
+        assert record["published_at"] is None and record["attempts"] == 1
+        reasons[row_id] = record["error"]
+    assert "over the server's max_payload" in reasons[too_big]
+    assert reasons[bad_subject] == "invalid subject"
+    assert "message size exceeds maximum allowed" in reasons[refused] and "10054" in reasons[refused]
+    assert await db.fetchval("SELECT count(*) FROM outbox WHERE failed_at IS NULL AND published_at IS NULL") == 0
 
     # The other tenants' changes reached the change stream.
     for tenant_id, workflow_id in ((tenant_b, wf_b), (tenant_c, wf_c)):
@@ -134,35 +132,33 @@ async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(gw: Gate
     await wait_until(gauge_is_three, timeout=5, message="the set-aside gauge")
 
 
-async def test_an_operator_retries_a_set_aside_row_after_fixing_the_cause(gw: Gateway, database_url: str, bus: Bus):
+async def test_an_operator_retries_a_set_aside_row_after_fixing_the_cause(
+    gw: Gateway, database_url: str, bus: Bus, db: asyncpg.Connection
+):
     config = js_api.StreamConfig(name="SMALL", subjects=["small.>"], max_msg_size=64)
     await bus.js.add_stream(config)
-    conn = await asyncpg.connect(database_url)
-    try:
-        (refused,) = await plant(conn, [("small.x", json.dumps({"text": "y" * 200}))])
+    (refused,) = await plant(db, [("small.x", json.dumps({"text": "y" * 200}))])
 
-        async def set_aside() -> bool:
-            return (await row(conn, refused))["failed_at"] is not None
+    async def set_aside() -> bool:
+        return (await row(db, refused))["failed_at"] is not None
 
-        await wait_until(set_aside, timeout=10, message="the refused row set aside")
-        config.max_msg_size = -1
-        await bus.js.update_stream(config)
-        # The documented retry (docs/gateway.md).
-        await conn.execute("UPDATE outbox SET failed_at = NULL, error = NULL, attempts = 0 WHERE id = $1", refused)
-        await conn.execute("NOTIFY ipaas_outbox")
+    await wait_until(set_aside, timeout=10, message="the refused row set aside")
+    config.max_msg_size = -1
+    await bus.js.update_stream(config)
+    # The documented retry (docs/gateway.md).
+    await db.execute("UPDATE outbox SET failed_at = NULL, error = NULL, attempts = 0 WHERE id = $1", refused)
+    await db.execute("NOTIFY ipaas_outbox")
 
-        async def published() -> bool:
-            return (await row(conn, refused))["published_at"] is not None
+    async def published() -> bool:
+        return (await row(db, refused))["published_at"] is not None
 
-        await wait_until(published, timeout=10, message="the retried row published")
-    finally:
-        await conn.close()
+    await wait_until(published, timeout=10, message="the retried row published")
     msg = await bus.js.get_last_msg("SMALL", "small.x")
     assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == f"outbox:{refused}"
 
 
 async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(
-    gw: Gateway, database_url: str, bus: Bus
+    gw: Gateway, database_url: str, bus: Bus, db: asyncpg.Connection
 ):
     config = js_api.StreamConfig(name="TIGHT", subjects=["tight.>"], max_bytes=400, discard=js_api.DiscardPolicy.NEW)
     await bus.js.add_stream(config)
@@ -172,40 +168,35 @@ async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(
     other = await tenant(database_url)
     workflow_id = uuid.uuid4()
     stopped_before = await metric(gw, "ipaas_gateway_outbox_pass_failures_total")
-    conn = await asyncpg.connect(database_url)
-    try:
-        blocked, behind = await plant(
-            conn,
-            [
-                ("tight.x", json.dumps({"text": "z" * 100})),
-                (workflow_changed_subject(other, workflow_id), change(other, workflow_id)),
-            ],
-        )
+    blocked, behind = await plant(
+        db,
+        [
+            ("tight.x", json.dumps({"text": "z" * 100})),
+            (workflow_changed_subject(other, workflow_id), change(other, workflow_id)),
+        ],
+    )
 
-        async def retried_twice() -> bool:
-            return await metric(gw, "ipaas_gateway_outbox_pass_failures_total") >= stopped_before + 2
+    async def retried_twice() -> bool:
+        return await metric(gw, "ipaas_gateway_outbox_pass_failures_total") >= stopped_before + 2
 
-        await wait_until(retried_twice, timeout=10, message="the relay retrying against the full stream")
-        for row_id in (blocked, behind):
-            record = await row(conn, row_id)
-            assert record["published_at"] is None and record["failed_at"] is None  # waiting, in order
-        assert (await row(conn, blocked))["attempts"] == 0  # the bus's trouble, not the row's
+    await wait_until(retried_twice, timeout=10, message="the relay retrying against the full stream")
+    for row_id in (blocked, behind):
+        record = await row(db, row_id)
+        assert record["published_at"] is None and record["failed_at"] is None  # waiting, in order
+    assert (await row(db, blocked))["attempts"] == 0  # the bus's trouble, not the row's
 
-        await bus.js.purge_stream("TIGHT")
+    await bus.js.purge_stream("TIGHT")
 
-        async def drained() -> bool:
-            return all([(await row(conn, i))["published_at"] for i in (blocked, behind)])
+    async def drained() -> bool:
+        return all([(await row(db, i))["published_at"] for i in (blocked, behind)])
 
-        await wait_until(drained, timeout=10, message="both rows published once there is room")
-    finally:
-        await conn.close()
+    await wait_until(drained, timeout=10, message="both rows published once there is room")
     assert (await bus.js.get_last_msg("TIGHT", "tight.x")).data == json.dumps({"text": "z" * 100}).encode()
 
 
 async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(
-    gw: Gateway, database_url: str, bus: Bus
+    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
 ):
-    tenant_id = await tenant(database_url)
     workflow_id, event_id = uuid.uuid4(), uuid.uuid4()
     envelope: dict[str, Any] = {
         "event_id": str(event_id),
@@ -218,38 +209,34 @@ async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(
         "scheduled_for": None,
         "payload": {"order": {"id": 2**70, "refund": -(2**64) - 1, "qty": 3}},
     }
-    conn = await asyncpg.connect(database_url)
-    try:
-        await conn.execute(
-            """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,
-                                       attempts) VALUES ($1, $2, $3, $4, 1, 'webhook', 'dead', 5)""",
-            uuid.uuid4(),
-            event_id,
-            tenant_id,
-            workflow_id,
-        )
-        await conn.execute(
-            """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
-               VALUES ($1, $2, $3, 'target said 500', 5, $4::jsonb)""",
-            event_id,
-            tenant_id,
-            workflow_id,
-            json.dumps(envelope),
-        )
-        resp = await gw.client.post(f"/api/dlq/{event_id}/replay", headers=gw.auth(tenant_id))
-        assert resp.status == 202, await resp.text()
+    await db.execute(
+        """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,
+                                   attempts) VALUES ($1, $2, $3, $4, 1, 'webhook', 'dead', 5)""",
+        uuid.uuid4(),
+        event_id,
+        tenant_id,
+        workflow_id,
+    )
+    await db.execute(
+        """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
+           VALUES ($1, $2, $3, 'target said 500', 5, $4::jsonb)""",
+        event_id,
+        tenant_id,
+        workflow_id,
+        json.dumps(envelope),
+    )
+    resp = await gw.client.post(f"/api/dlq/{event_id}/replay", headers=gw.auth(tenant_id))
+    assert resp.status == 202, await resp.text()
 
-        async def published() -> bool:
-            return bool(
-                await conn.fetchval(
-                    "SELECT bool_and(published_at IS NOT NULL AND failed_at IS NULL) FROM outbox WHERE subject = $1",
-                    f"events.{tenant_id}.{workflow_id}",
-                )
+    async def published() -> bool:
+        return bool(
+            await db.fetchval(
+                "SELECT bool_and(published_at IS NOT NULL AND failed_at IS NULL) FROM outbox WHERE subject = $1",
+                f"events.{tenant_id}.{workflow_id}",
             )
+        )
 
-        await wait_until(published, timeout=10, message="the replay published")
-    finally:
-        await conn.close()
+    await wait_until(published, timeout=10, message="the replay published")
     msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{workflow_id}")
     replayed = json.loads(msg.data or b"")
     assert replayed["payload"] == {"order": {"id": 2**70, "refund": -(2**64) - 1, "qty": 3}}

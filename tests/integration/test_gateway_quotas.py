@@ -29,8 +29,8 @@ async def test_a_schedule_faster_than_the_minimum_is_refused_on_create_replace_a
     database_url: str,
     nats_url: str,
     bus: Bus,
+    tenant_id: uuid.UUID,
 ) -> None:
-    tenant_id = await tenant(database_url)
     async with running_gateway(database_url, nats_url) as gw:  # the default: 10 s
         cases: list[tuple[dict[str, Any], str]] = [
             ({"interval_seconds": 5}, "trigger.interval_seconds"),

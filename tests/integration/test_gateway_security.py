@@ -30,37 +30,35 @@ def id_routes(wf: str, execution: str, event: str) -> list[tuple[str, str, Any]]
     ]
 
 
-async def test_another_tenants_ids_are_404_exactly_like_missing_ones(gw: Gateway, database_url: str):
+async def test_another_tenants_ids_are_404_exactly_like_missing_ones(
+    gw: Gateway, database_url: str, db: asyncpg.Connection
+):
     tenant_a, tenant_b = await tenant(database_url), await tenant(database_url)
     created = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_b))
     wf_b = uuid.UUID((await created.json())["data"]["id"])
-    conn = await asyncpg.connect(database_url)
-    try:
-        exec_b = await insert_execution(conn, tenant_b, wf_b)
-        event_b = await insert_dead_letter(conn, tenant_b, wf_b)
-        auth_a = gw.auth(tenant_a)
-        theirs = id_routes(str(wf_b), str(exec_b), str(event_b))
-        missing = id_routes(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()))
-        for (method, path, body), (_, missing_path, _) in zip(theirs, missing, strict=True):
-            resp = await gw.client.request(method, path, json=body, headers=auth_a)
-            absent = await gw.client.request(method, missing_path, json=body, headers=auth_a)
-            assert resp.status == 404, (method, path, resp.status)
-            assert await resp.json() == await absent.json(), (method, path)
+    exec_b = await insert_execution(db, tenant_b, wf_b)
+    event_b = await insert_dead_letter(db, tenant_b, wf_b)
+    auth_a = gw.auth(tenant_a)
+    theirs = id_routes(str(wf_b), str(exec_b), str(event_b))
+    missing = id_routes(str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4()))
+    for (method, path, body), (_, missing_path, _) in zip(theirs, missing, strict=True):
+        resp = await gw.client.request(method, path, json=body, headers=auth_a)
+        absent = await gw.client.request(method, missing_path, json=body, headers=auth_a)
+        assert resp.status == 404, (method, path, resp.status)
+        assert await resp.json() == await absent.json(), (method, path)
 
-        for path in ("/api/workflows", f"/api/executions?workflow_id={wf_b}", "/api/dlq"):
-            listed = await (await gw.client.get(path, headers=auth_a)).json()
-            assert listed["data"] == [], path
+    for path in ("/api/workflows", f"/api/executions?workflow_id={wf_b}", "/api/dlq"):
+        listed = await (await gw.client.get(path, headers=auth_a)).json()
+        assert listed["data"] == [], path
 
-        # Nothing of B's changed.
-        row = await conn.fetchrow("SELECT current_version, is_active, deleted_at FROM workflows WHERE id = $1", wf_b)
-        assert (row["current_version"], row["is_active"], row["deleted_at"]) == (1, True, None)
-        assert await conn.fetchval("SELECT replayed_at FROM dead_letters WHERE event_id = $1", event_b) is None
-        assert await conn.fetchval("SELECT count(*) FROM outbox WHERE payload->>'change' <> 'created'") == 0
-        # B still sees everything.
-        own = await gw.client.get(f"/api/executions/{exec_b}", headers=gw.auth(tenant_b))
-        assert own.status == 200
-    finally:
-        await conn.close()
+    # Nothing of B's changed.
+    row = await db.fetchrow("SELECT current_version, is_active, deleted_at FROM workflows WHERE id = $1", wf_b)
+    assert (row["current_version"], row["is_active"], row["deleted_at"]) == (1, True, None)
+    assert await db.fetchval("SELECT replayed_at FROM dead_letters WHERE event_id = $1", event_b) is None
+    assert await db.fetchval("SELECT count(*) FROM outbox WHERE payload->>'change' <> 'created'") == 0
+    # B still sees everything.
+    own = await gw.client.get(f"/api/executions/{exec_b}", headers=gw.auth(tenant_b))
+    assert own.status == 200
 
 
 @pytest.mark.parametrize(
@@ -72,8 +70,7 @@ async def test_another_tenants_ids_are_404_exactly_like_missing_ones(gw: Gateway
         {"current_version": 3},
     ],
 )
-async def test_mass_assignment_fields_are_refused(gw: Gateway, database_url: str, extra: dict[str, Any]):
-    tenant_id = await tenant(database_url)
+async def test_mass_assignment_fields_are_refused(gw: Gateway, tenant_id: uuid.UUID, extra: dict[str, Any]):
     auth = gw.auth(tenant_id)
     resp = await gw.client.post("/api/workflows", json={**WEBHOOK_WORKFLOW, **extra}, headers=auth)
     assert resp.status == 422
@@ -90,8 +87,7 @@ async def test_mass_assignment_fields_are_refused(gw: Gateway, database_url: str
     assert got["version"] == 1 and got["id"] == wid and got["is_active"] is True
 
 
-async def test_tokens_are_required_and_checked(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_tokens_are_required_and_checked(gw: Gateway, tenant_id: uuid.UUID):
     stranger = TokenIssuer()
     now = int(time.time())
     unsigned = jwt.encode(

@@ -49,8 +49,7 @@ async def _post(gw: Gateway, workflow_id: str, body: bytes, headers: dict[str, s
     return resp.status, (json.loads(text) if text else None)
 
 
-async def test_github_delivery_id_is_the_dedup_key(gw: Gateway, database_url: str, bus: Bus) -> None:
-    tenant_id = await tenant(database_url)
+async def test_github_delivery_id_is_the_dedup_key(gw: Gateway, tenant_id: uuid.UUID, bus: Bus) -> None:
     workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "github"})
     body = b'{"ref":"refs/heads/main","after":"abc"}'
     headers = {"X-Hub-Signature-256": "sha256=" + _hex(body), "X-GitHub-Delivery": "d-1"}
@@ -66,8 +65,7 @@ async def test_github_delivery_id_is_the_dedup_key(gw: Gateway, database_url: st
     assert (await shown.json())["data"]["trigger"] == {"type": "webhook", "verify": "github"}
 
 
-async def test_stripe_signature_timestamp_and_event_id(gw: Gateway, database_url: str) -> None:
-    tenant_id = await tenant(database_url)
+async def test_stripe_signature_timestamp_and_event_id(gw: Gateway, tenant_id: uuid.UUID) -> None:
     workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "stripe"})
     body = b'{"id":"evt_123","type":"charge.succeeded"}'
     now = int(time.time())
@@ -80,8 +78,7 @@ async def test_stripe_signature_timestamp_and_event_id(gw: Gateway, database_url
     assert status == 401 and "tolerance" in out["error"]["message"]
 
 
-async def test_shopify_and_generic_hmac(gw: Gateway, database_url: str) -> None:
-    tenant_id = await tenant(database_url)
+async def test_shopify_and_generic_hmac(gw: Gateway, tenant_id: uuid.UUID) -> None:
     shop = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "shopify"})
     body = b'{"id":820982911946154508}'
     mac = base64.b64encode(hmac.new(SENDER_SECRET.encode(), body, hashlib.sha256).digest()).decode()
@@ -100,8 +97,7 @@ async def test_shopify_and_generic_hmac(gw: Gateway, database_url: str) -> None:
     assert (await _post(gw, generic, body, {"X-Sig": _hex(body)}))[0] == 401  # prefix missing
 
 
-async def test_slack_signature_and_url_verification(gw: Gateway, database_url: str, bus: Bus) -> None:
-    tenant_id = await tenant(database_url)
+async def test_slack_signature_and_url_verification(gw: Gateway, tenant_id: uuid.UUID, bus: Bus) -> None:
     workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "slack"})
     before = (await bus.js.stream_info("EVENTS")).state.messages
     ts = str(int(time.time()))
@@ -123,8 +119,7 @@ async def test_slack_signature_and_url_verification(gw: Gateway, database_url: s
     assert (await _post(gw, workflow_id, event, forged))[0] == 401
 
 
-async def test_unverified_webhooks_warn_and_standard_secrets_stay_whsec(gw: Gateway, database_url: str) -> None:
-    tenant_id = await tenant(database_url)
+async def test_unverified_webhooks_warn_and_standard_secrets_stay_whsec(gw: Gateway, tenant_id: uuid.UUID) -> None:
     resp = await gw.client.post(
         "/api/workflows",
         json={**WEBHOOK_WORKFLOW, "trigger": {"type": "webhook", "verify": "none"}},
@@ -200,8 +195,7 @@ async def test_documented_examples_are_accepted_whole(database_url: str, nats_ur
             await sub.unsubscribe()
 
 
-async def test_each_scheme_refuses_a_bad_signature_and_a_stale_timestamp(gw: Gateway, database_url: str) -> None:
-    tenant_id = await tenant(database_url)
+async def test_each_scheme_refuses_a_bad_signature_and_a_stale_timestamp(gw: Gateway, tenant_id: uuid.UUID) -> None:
     body = b'{"id":"evt_9","event_id":"Ev9"}'
     now = int(time.time())
     stale_at = now - gw.settings.webhook_tolerance_seconds - 60
@@ -234,9 +228,8 @@ async def test_each_scheme_refuses_a_bad_signature_and_a_stale_timestamp(gw: Gat
             assert status == 401 and "tolerance" in out["error"]["message"], (scheme, out)
 
 
-async def test_redelivery_with_the_same_delivery_id_is_a_duplicate(gw: Gateway, database_url: str, bus: Bus) -> None:
+async def test_redelivery_with_the_same_delivery_id_is_a_duplicate(gw: Gateway, tenant_id: uuid.UUID, bus: Bus) -> None:
     """Each sender's retry of one delivery: a new signature (and timestamp), the same delivery id."""
-    tenant_id = await tenant(database_url)
     before = (await bus.js.stream_info("EVENTS")).state.messages
     first, second = int(time.time()) - 5, int(time.time())
 
@@ -276,11 +269,10 @@ async def test_redelivery_with_the_same_delivery_id_is_a_duplicate(gw: Gateway, 
 
 
 async def test_a_sender_workflow_whose_secret_was_never_set_refuses_the_senders_requests(
-    gw: Gateway, database_url: str, bus: Bus
+    gw: Gateway, tenant_id: uuid.UUID, bus: Bus
 ) -> None:
     """Made with ``verify: stripe`` and left with the generated secret: Stripe's own signatures fail, with a
     401 ``invalid_signature`` that says which secret to set; once it is set, the same request goes through."""
-    tenant_id = await tenant(database_url)
     workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "stripe"}, secret=None)
     before = (await bus.js.stream_info("EVENTS")).state.messages
     body = b'{"id":"evt_unset","type":"charge.succeeded"}'

@@ -6,21 +6,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
-from libs.common.bus import Bus
-from tests.helpers.fakes import Answer, FakeSink, Seen, execution_row, executor_env
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
-from tests.helpers.wait import wait_until
-
-
-@pytest.fixture
-async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gateway]:
-    async with running_gateway(database_url, nats_url) as gateway:
-        yield gateway
+from tests.helpers.fakes import Answer, FakeSink, Seen, execution_row, executor_env, final_row
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, tenant
 
 
 def http_step(step_id: str, url: str, body: Any = None, **extra: Any) -> dict[str, Any]:
@@ -119,167 +111,155 @@ async def test_both_forms_are_stored_and_shown_as_sent(gw: Gateway, database_url
 
 @pytest.mark.slow
 async def test_a_dry_run_returns_every_steps_output_and_records_nothing(
-    gw: Gateway, database_url: str, nats_url: str, db, service
+    gw: Gateway, database_url: str, nats_url: str, db, service, sinks
 ):
     def answer(req: Seen, _n: int) -> Answer:
         if req.path == "/lookup":
             return Answer(200, json.dumps({"customer": {"name": "Ada", "tier": 3}}))
         return Answer(200, json.dumps({"posted": req.json()}))
 
-    sink = await FakeSink(answer).start()
-    try:
-        auth = gw.auth(await tenant(database_url))
-        service("services.executor", env=executor_env(nats_url, database_url))
-        workflow = with_steps(
-            [
-                http_step("lookup", f"{sink.url}/lookup", {"q": "{{ payload.q }}"}),
-                {"id": "gold", "filter": {"condition": "steps.lookup.output.body.customer.tier > 2"}},
-                http_step("post", f"{sink.url}/post", {"tier": "{{ steps.lookup.output.body.customer.tier }}"}),
-            ]
-        )
-        before = await db.fetchval("SELECT count(*) FROM executions")
-        resp = await gw.client.post(
-            "/api/workflows/dry-run", headers=auth, json={"workflow": workflow, "payload": {"q": 1}}
-        )
-        assert resp.status == 200, await resp.text()
-        data = (await resp.json())["data"]
-        assert data["status"] == "succeeded", data
-        assert [(s["id"], s["status"]) for s in data["steps"]] == [
-            ("lookup", "succeeded"),
-            ("gold", "succeeded"),
-            ("post", "succeeded"),
+    sink = await sinks(answer)
+    auth = gw.auth(await tenant(database_url))
+    service("services.executor", env=executor_env(nats_url, database_url))
+    workflow = with_steps(
+        [
+            http_step("lookup", f"{sink.url}/lookup", {"q": "{{ payload.q }}"}),
+            {"id": "gold", "filter": {"condition": "steps.lookup.output.body.customer.tier > 2"}},
+            http_step("post", f"{sink.url}/post", {"tier": "{{ steps.lookup.output.body.customer.tier }}"}),
         ]
-        assert data["steps"][1]["output"] == {"passed": True}
-        assert data["steps"][0]["output"] == {"status": 200, "body": {"customer": {"name": "Ada", "tier": 3}}}
-        assert sink.paths("/lookup")[0].json() == {"q": 1}
-        assert sink.paths("/post")[0].json() == {"tier": 3}  # typed: the number, not "3"
-        assert data["steps"][2]["output"]["body"] == {"posted": {"tier": 3}}
-        assert data["output"] == data["steps"][2]["output"]
-        keys = [r.headers["Idempotency-Key"] for r in sink.requests]
-        assert keys[0].endswith(":lookup") and keys[1].endswith(":post")
-        assert await db.fetchval("SELECT count(*) FROM executions") == before
-        assert await db.fetchval("SELECT count(*) FROM execution_steps") == 0
+    )
+    before = await db.fetchval("SELECT count(*) FROM executions")
+    resp = await gw.client.post(
+        "/api/workflows/dry-run", headers=auth, json={"workflow": workflow, "payload": {"q": 1}}
+    )
+    assert resp.status == 200, await resp.text()
+    data = (await resp.json())["data"]
+    assert data["status"] == "succeeded", data
+    assert [(s["id"], s["status"]) for s in data["steps"]] == [
+        ("lookup", "succeeded"),
+        ("gold", "succeeded"),
+        ("post", "succeeded"),
+    ]
+    assert data["steps"][1]["output"] == {"passed": True}
+    assert data["steps"][0]["output"] == {"status": 200, "body": {"customer": {"name": "Ada", "tier": 3}}}
+    assert sink.paths("/lookup")[0].json() == {"q": 1}
+    assert sink.paths("/post")[0].json() == {"tier": 3}  # typed: the number, not "3"
+    assert data["steps"][2]["output"]["body"] == {"posted": {"tier": 3}}
+    assert data["output"] == data["steps"][2]["output"]
+    keys = [r.headers["Idempotency-Key"] for r in sink.requests]
+    assert keys[0].endswith(":lookup") and keys[1].endswith(":post")
+    assert await db.fetchval("SELECT count(*) FROM executions") == before
+    assert await db.fetchval("SELECT count(*) FROM execution_steps") == 0
 
-        filtered = with_steps(
-            [{"id": "never", "filter": {"condition": "payload.q > 5"}}, http_step("post", f"{sink.url}/post")]
-        )
-        resp = await gw.client.post(
-            "/api/workflows/dry-run", headers=auth, json={"workflow": filtered, "payload": {"q": 1}}
-        )
-        data = (await resp.json())["data"]
-        assert data["status"] == "filtered"
-        assert data["steps"] == [
-            {
-                "id": "never",
-                "status": "filtered",
-                "output": {"passed": False},
-                "error": None,
-                "duration_ms": data["steps"][0]["duration_ms"],
-            }
-        ]
-        assert len(sink.paths("/post")) == 1  # the filtered dry-run posted nothing
-    finally:
-        await sink.stop()
+    filtered = with_steps(
+        [{"id": "never", "filter": {"condition": "payload.q > 5"}}, http_step("post", f"{sink.url}/post")]
+    )
+    resp = await gw.client.post(
+        "/api/workflows/dry-run", headers=auth, json={"workflow": filtered, "payload": {"q": 1}}
+    )
+    data = (await resp.json())["data"]
+    assert data["status"] == "filtered"
+    assert data["steps"] == [
+        {
+            "id": "never",
+            "status": "filtered",
+            "output": {"passed": False},
+            "error": None,
+            "duration_ms": data["steps"][0]["duration_ms"],
+        }
+    ]
+    assert len(sink.paths("/post")) == 1  # the filtered dry-run posted nothing
 
 
 async def run_to(db: Any, event_id: uuid.UUID, status: str) -> Any:
-    async def check() -> Any:
-        row = await execution_row(db, event_id)
-        return row if row is not None and row["status"] == status else None
+    return await final_row(db, event_id, timeout=30, statuses=(status,))
 
-    return await wait_until(check, timeout=30, message=f"execution {event_id} {status}")
+
+@dataclass
+class SecondStepRefused:
+    """A tenant's two-step workflow (``/first``, ``/second`` on ``sink``) whose second step is refused (400)
+    while ``broken``, and the executor running as a process."""
+
+    auth: dict[str, str]
+    workflow_id: str
+    sink: FakeSink
+    broken: bool = True
+
+
+@pytest.fixture
+async def second_refused(
+    gw: Gateway, database_url: str, nats_url: str, service: Any, sink: FakeSink
+) -> SecondStepRefused:
+    setup = SecondStepRefused(gw.auth(await tenant(database_url)), "", sink)
+    sink.behaviour = lambda req, _n: (
+        Answer(400, "refused") if req.path == "/second" and setup.broken else Answer(200, "{}")
+    )
+    service("services.executor", env=executor_env(nats_url, database_url))
+    created = await gw.client.post(
+        "/api/workflows",
+        headers=setup.auth,
+        json=with_steps([http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/second")]),
+    )
+    setup.workflow_id = (await created.json())["data"]["id"]
+    return setup
 
 
 @pytest.mark.slow
 async def test_a_replay_resumes_at_the_step_that_died_and_from_start_runs_every_step(
-    gw: Gateway, database_url: str, nats_url: str, db, service
+    gw: Gateway, db: Any, second_refused: SecondStepRefused
 ):
-    broken = {"on": True}
+    auth, wid, sink = second_refused.auth, second_refused.workflow_id, second_refused.sink
+    events = []
+    for _ in range(2):
+        run = await gw.client.post(f"/api/workflows/{wid}/run", headers=auth, json={"payload": {}})
+        assert run.status == 202
+        events.append(uuid.UUID((await run.json())["data"]["event_id"]))
+    for event_id in events:
+        await run_to(db, event_id, "dead")
+    assert len(sink.paths("/first")) == 2 and len(sink.paths("/second")) == 2
 
-    def answer(req: Seen, _n: int) -> Answer:
-        if req.path == "/second" and broken["on"]:
-            return Answer(400, "refused")
-        return Answer(200, "{}")
+    detail = await gw.client.get(f"/api/executions/{(await execution_row(db, events[0]))['id']}", headers=auth)
+    steps = (await detail.json())["data"]["steps"]
+    assert [(s["id"], s["status"], s["attempts"]) for s in steps] == [
+        ("first", "succeeded", 1),
+        ("second", "dead", 1),
+    ]
+    assert steps[1]["error"].startswith("step second:") and steps[0]["duration_ms"] is not None
 
-    sink = await FakeSink(answer).start()
-    try:
-        auth = gw.auth(await tenant(database_url))
-        service("services.executor", env=executor_env(nats_url, database_url))
-        created = await gw.client.post(
-            "/api/workflows",
-            headers=auth,
-            json=with_steps([http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/second")]),
-        )
-        wid = (await created.json())["data"]["id"]
-        events = []
-        for _ in range(2):
-            run = await gw.client.post(f"/api/workflows/{wid}/run", headers=auth, json={"payload": {}})
-            assert run.status == 202
-            events.append(uuid.UUID((await run.json())["data"]["event_id"]))
-        for event_id in events:
-            await run_to(db, event_id, "dead")
-        assert len(sink.paths("/first")) == 2 and len(sink.paths("/second")) == 2
+    second_refused.broken = False
+    resumed = await gw.client.post(f"/api/dlq/{events[0]}/replay", headers=auth)
+    assert resumed.status == 202
+    again = await gw.client.post(f"/api/dlq/{events[1]}/replay", headers=auth, json={"from_start": True})
+    assert again.status == 202, await again.text()
+    for event_id in events:
+        await run_to(db, event_id, "succeeded")
+    firsts = [r.headers["Idempotency-Key"] for r in sink.paths("/first")]
+    assert firsts.count(f"{events[0]}:first") == 1  # resumed at the step that died
+    assert firsts.count(f"{events[1]}:first") == 2  # from the start
+    assert len(sink.paths("/second")) == 4
 
-        detail = await gw.client.get(f"/api/executions/{(await execution_row(db, events[0]))['id']}", headers=auth)
-        steps = (await detail.json())["data"]["steps"]
-        assert [(s["id"], s["status"], s["attempts"]) for s in steps] == [
-            ("first", "succeeded", 1),
-            ("second", "dead", 1),
-        ]
-        assert steps[1]["error"].startswith("step second:") and steps[0]["duration_ms"] is not None
-
-        broken["on"] = False
-        resumed = await gw.client.post(f"/api/dlq/{events[0]}/replay", headers=auth)
-        assert resumed.status == 202
-        again = await gw.client.post(f"/api/dlq/{events[1]}/replay", headers=auth, json={"from_start": True})
-        assert again.status == 202, await again.text()
-        for event_id in events:
-            await run_to(db, event_id, "succeeded")
-        firsts = [r.headers["Idempotency-Key"] for r in sink.paths("/first")]
-        assert firsts.count(f"{events[0]}:first") == 1  # resumed at the step that died
-        assert firsts.count(f"{events[1]}:first") == 2  # from the start
-        assert len(sink.paths("/second")) == 4
-
-        bad = await gw.client.post(f"/api/dlq/{events[0]}/replay", headers=auth, json={"from_start": "yes"})
-        assert bad.status == 422
-    finally:
-        await sink.stop()
+    bad = await gw.client.post(f"/api/dlq/{events[0]}/replay", headers=auth, json={"from_start": "yes"})
+    assert bad.status == 422
 
 
 @pytest.mark.slow
-async def test_a_bulk_replay_from_start_runs_every_step_again(
-    gw: Gateway, database_url: str, nats_url: str, db, service
-):
-    broken = {"on": True}
-    sink = await FakeSink(
-        lambda req, _n: Answer(400, "refused") if req.path == "/second" and broken["on"] else Answer(200, "{}")
-    ).start()
-    try:
-        auth = gw.auth(await tenant(database_url))
-        service("services.executor", env=executor_env(nats_url, database_url))
-        created = await gw.client.post(
-            "/api/workflows",
-            headers=auth,
-            json=with_steps([http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/second")]),
-        )
-        wid = (await created.json())["data"]["id"]
-        run = await gw.client.post(f"/api/workflows/{wid}/run", headers=auth, json={"payload": {}})
-        event_id = uuid.UUID((await run.json())["data"]["event_id"])
-        await run_to(db, event_id, "dead")
+async def test_a_bulk_replay_from_start_runs_every_step_again(gw: Gateway, db: Any, second_refused: SecondStepRefused):
+    auth, wid, sink = second_refused.auth, second_refused.workflow_id, second_refused.sink
+    run = await gw.client.post(f"/api/workflows/{wid}/run", headers=auth, json={"payload": {}})
+    event_id = uuid.UUID((await run.json())["data"]["event_id"])
+    await run_to(db, event_id, "dead")
 
-        alone = await gw.client.post("/api/dlq/replay", headers=auth, json={"from_start": True})
-        assert alone.status == 422  # an option, not a filter: a replay still needs one
+    alone = await gw.client.post("/api/dlq/replay", headers=auth, json={"from_start": True})
+    assert alone.status == 422  # an option, not a filter: a replay still needs one
 
-        broken["on"] = False
-        job = await gw.client.post("/api/dlq/replay", headers=auth, json={"workflow_id": wid, "from_start": True})
-        assert job.status == 202, await job.text()
-        assert (await job.json())["data"]["total"] == 1
-        await run_to(db, event_id, "succeeded")
-        assert [r.headers["Idempotency-Key"] for r in sink.paths("/first")] == [f"{event_id}:first"] * 2
-        steps = await db.fetch("SELECT step_id, attempts FROM execution_steps WHERE event_id = $1", event_id)
-        assert {(s["step_id"], s["attempts"]) for s in steps} == {("first", 1), ("second", 1)}
-    finally:
-        await sink.stop()
+    second_refused.broken = False
+    job = await gw.client.post("/api/dlq/replay", headers=auth, json={"workflow_id": wid, "from_start": True})
+    assert job.status == 202, await job.text()
+    assert (await job.json())["data"]["total"] == 1
+    await run_to(db, event_id, "succeeded")
+    assert [r.headers["Idempotency-Key"] for r in sink.paths("/first")] == [f"{event_id}:first"] * 2
+    steps = await db.fetch("SELECT step_id, attempts FROM execution_steps WHERE event_id = $1", event_id)
+    assert {(s["step_id"], s["attempts"]) for s in steps} == {("first", 1), ("second", 1)}
 
 
 async def test_a_dry_run_of_an_unsound_step_graph_is_refused_before_the_executor(gw: Gateway, database_url: str):

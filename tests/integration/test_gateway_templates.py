@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from tests.helpers.executor_app import ExecutorFactory
@@ -24,8 +25,7 @@ def slack_text(text: str) -> dict[str, Any]:
     return {**WEBHOOK_WORKFLOW, "action": action}
 
 
-async def test_saving_a_template_that_does_not_compile_is_422_naming_the_field(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_saving_a_template_that_does_not_compile_is_422_naming_the_field(gw: Gateway, tenant_id: uuid.UUID):
     auth = gw.auth(tenant_id)
 
     resp = await gw.client.post("/api/workflows", json=slack_text("New order {{ payload.order_id }"), headers=auth)

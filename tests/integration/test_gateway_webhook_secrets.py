@@ -20,8 +20,9 @@ from tests.helpers.auth_setup import new_kek
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
 from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 from tests.integration.test_auth_rotate_keys import run_rotate
-from tests.integration.test_gateway_webhooks import create_webhook_workflow, signed
+from tests.integration.test_gateway_webhooks import create_webhook_workflow
 
 BODY = '{"order_id": 1}'
 

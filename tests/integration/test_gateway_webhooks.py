@@ -8,13 +8,13 @@ from typing import Any
 
 import asyncpg
 import pytest
-from standardwebhooks.webhooks import Webhook
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for, msg_id_for
 from services.gateway.keys import CACHE
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
 from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 
 
 async def create_webhook_workflow(gw: Gateway, tenant_id: uuid.UUID, **extra: Any) -> tuple[str, str]:
@@ -24,24 +24,12 @@ async def create_webhook_workflow(gw: Gateway, tenant_id: uuid.UUID, **extra: An
     return data["id"], data["webhook"]["secret"]
 
 
-def signed(secret: str, body: str, *, msg_id: str | None = None, at: datetime | None = None) -> dict[str, str]:
-    msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
-    at = at or datetime.now(UTC)
-    return {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
-        "Content-Type": "application/json",
-    }
-
-
 async def stream_messages(bus: Bus, stream: str = "EVENTS") -> int:
     info = await bus.js.stream_info(stream)
     return int(info.state.messages)
 
 
-async def test_signed_webhook_is_stored_with_msg_id_and_traceparent(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_signed_webhook_is_stored_with_msg_id_and_traceparent(gw: Gateway, tenant_id: uuid.UUID, bus: Bus):
     workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
     body = '{"order_id": 42, "note": "caf\u00e9 \u2615"}'
     headers = signed(secret, body, msg_id="msg_order_42")
@@ -66,8 +54,7 @@ async def test_signed_webhook_is_stored_with_msg_id_and_traceparent(gw: Gateway,
     assert envelope.payload == {"order_id": 42, "note": "caf\u00e9 \u2615"}
 
 
-async def test_same_webhook_id_twice_is_one_message_and_the_first_event_id(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_same_webhook_id_twice_is_one_message_and_the_first_event_id(gw: Gateway, tenant_id: uuid.UUID, bus: Bus):
     workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
     body = '{"n": 1}'
     first = await gw.client.post(f"/hooks/{workflow_id}", data=body, headers=signed(secret, body, msg_id="dup-1"))
@@ -114,9 +101,8 @@ def _too_large(secret: str) -> tuple[bytes, dict[str, str]]:
     ],
 )
 async def test_rejected_webhooks_publish_nothing(
-    gw: Gateway, database_url: str, bus: Bus, make: Any, status: int, code: str
+    gw: Gateway, tenant_id: uuid.UUID, bus: Bus, make: Any, status: int, code: str
 ):
-    tenant_id = await tenant(database_url)
     workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
     body, headers = make(secret)
 
@@ -127,8 +113,7 @@ async def test_rejected_webhooks_publish_nothing(
     assert await stream_messages(bus) == 0
 
 
-async def test_unknown_and_inactive_workflows_get_the_same_404(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_unknown_and_inactive_workflows_get_the_same_404(gw: Gateway, tenant_id: uuid.UUID, bus: Bus):
     workflow_id, secret = await create_webhook_workflow(gw, tenant_id, is_active=False)
 
     inactive = await gw.client.post(f"/hooks/{workflow_id}", data="{}", headers=signed(secret, "{}"))
@@ -158,8 +143,7 @@ async def test_rate_limited_tenant_gets_429_with_retry_after(database_url: str, 
         assert await stream_messages(bus) == 2
 
 
-async def test_previous_secret_stays_valid_after_rotation(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_previous_secret_stays_valid_after_rotation(gw: Gateway, tenant_id: uuid.UUID, bus: Bus):
     workflow_id, old_secret = await create_webhook_workflow(gw, tenant_id)
     assert (await gw.client.post(f"/hooks/{workflow_id}", data="{}", headers=signed(old_secret, "{}"))).status == 202
 
@@ -202,8 +186,7 @@ async def test_a_disabled_workflow_stops_ingest_on_another_replica(database_url:
         await wait_until(a_refuses, timeout=10, message="replica A to see the workflow disabled")
 
 
-async def test_warm_cache_serves_ingest_without_queries(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_warm_cache_serves_ingest_without_queries(gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID):
     workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
     cache = gw.app[CACHE]
 
@@ -226,8 +209,7 @@ async def test_warm_cache_serves_ingest_without_queries(gw: Gateway, database_ur
     assert await stream_messages(bus) == 21
 
 
-async def test_non_json_body_is_carried_as_text(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_non_json_body_is_carried_as_text(gw: Gateway, tenant_id: uuid.UUID, bus: Bus):
     workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
     headers = signed(secret, "a=1&b=2")
     headers["Content-Type"] = "application/x-www-form-urlencoded"

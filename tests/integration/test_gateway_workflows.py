@@ -9,12 +9,11 @@ import orjson
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, WorkflowChanged
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, tenant
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway
 from tests.helpers.wait import wait_until
 
 
-async def test_create_returns_version_1_and_the_webhook_secret_once(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_create_returns_version_1_and_the_webhook_secret_once(gw: Gateway, tenant_id: uuid.UUID):
     resp = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
     assert resp.status == 201
     body = await resp.json()
@@ -31,8 +30,7 @@ async def test_create_returns_version_1_and_the_webhook_secret_once(gw: Gateway,
     assert fetched["action"] == WEBHOOK_WORKFLOW["action"]
 
 
-async def test_schedule_validation_happens_at_write_time(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_schedule_validation_happens_at_write_time(gw: Gateway, tenant_id: uuid.UUID):
     bad_cron = {**SCHEDULE_WORKFLOW, "trigger": {"type": "schedule", "cron": "61 * * * *"}}
     bad_zone = {**SCHEDULE_WORKFLOW, "trigger": {"type": "schedule", "cron": "* * * * *", "timezone": "Mars/Base"}}
     for body in (bad_cron, bad_zone):
@@ -46,8 +44,7 @@ async def test_schedule_validation_happens_at_write_time(gw: Gateway, database_u
     assert (await ok.json())["data"]["webhook"] is None
 
 
-async def test_rollback_makes_version_1_current_under_a_new_number(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_rollback_makes_version_1_current_under_a_new_number(gw: Gateway, tenant_id: uuid.UUID):
     auth = gw.auth(tenant_id)
     created = (await (await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)).json())["data"]
     wid = created["id"]
@@ -73,8 +70,7 @@ async def test_rollback_makes_version_1_current_under_a_new_number(gw: Gateway, 
     assert missing.status == 404
 
 
-async def test_patch_disables_and_delete_hides(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_patch_disables_and_delete_hides(gw: Gateway, tenant_id: uuid.UUID):
     auth = gw.auth(tenant_id)
     wid = (await (await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)).json())["data"]["id"]
     patched = await gw.client.patch(f"/api/workflows/{wid}", json={"is_active": False}, headers=auth)
@@ -87,8 +83,7 @@ async def test_patch_disables_and_delete_hides(gw: Gateway, database_url: str):
     assert listed == []
 
 
-async def test_cursor_pagination_walks_every_workflow_once(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_cursor_pagination_walks_every_workflow_once(gw: Gateway, tenant_id: uuid.UUID):
     auth = gw.auth(tenant_id)
     created = set()
     for i in range(5):
@@ -108,8 +103,9 @@ async def test_cursor_pagination_walks_every_workflow_once(gw: Gateway, database
     assert bad.status == 422
 
 
-async def test_every_change_reaches_the_change_stream_in_order(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_every_change_reaches_the_change_stream_in_order(
+    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
+):
     auth = gw.auth(tenant_id)
     wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
     await gw.client.patch(f"/api/workflows/{wid}", json={"is_active": False}, headers=auth)
@@ -120,16 +116,13 @@ async def test_every_change_reaches_the_change_stream_in_order(gw: Gateway, data
         return int((await bus.js.stream_info("WORKFLOW_CHANGES")).state.messages) >= 4
 
     await wait_until(four, timeout=10, message="four change messages")
-    conn = await asyncpg.connect(database_url)
-    try:
-        # The relay marks its rows published once their PubAcks are in: a moment after the stream has them.
-        async def all_marked() -> bool:
-            return int(await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")) == 0
 
-        await wait_until(all_marked, timeout=10, message="every outbox row marked published")
-        ids = [r["id"] for r in await conn.fetch("SELECT id FROM outbox ORDER BY id")]
-    finally:
-        await conn.close()
+    # The relay marks its rows published once their PubAcks are in: a moment after the stream has them.
+    async def all_marked() -> bool:
+        return int(await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")) == 0
+
+    await wait_until(all_marked, timeout=10, message="every outbox row marked published")
+    ids = [r["id"] for r in await db.fetch("SELECT id FROM outbox ORDER BY id")]
     changes = []
     for seq in range(1, 5):
         msg = await bus.js.get_msg("WORKFLOW_CHANGES", seq)
@@ -141,8 +134,7 @@ async def test_every_change_reaches_the_change_stream_in_order(gw: Gateway, data
     assert changes[-1].deleted is True
 
 
-async def test_manual_run_publishes_a_manual_event(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_manual_run_publishes_a_manual_event(gw: Gateway, tenant_id: uuid.UUID, bus: Bus):
     auth = gw.auth(tenant_id)
     wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
     resp = await gw.client.post(
@@ -160,8 +152,9 @@ async def test_manual_run_publishes_a_manual_event(gw: Gateway, database_url: st
     assert (await again.json())["data"] == {"event_id": event_id, "duplicate": True}
 
 
-async def test_dry_run_goes_to_the_executor_and_records_nothing(gw: Gateway, database_url: str, bus: Bus):
-    tenant_id = await tenant(database_url)
+async def test_dry_run_goes_to_the_executor_and_records_nothing(
+    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
+):
     auth = gw.auth(tenant_id)
     body = {"workflow": SCHEDULE_WORKFLOW, "payload": {"city": "Paris"}}
 
@@ -196,11 +189,7 @@ async def test_dry_run_goes_to_the_executor_and_records_nothing(gw: Gateway, dat
     assert requests[0]["tenant_id"] == str(tenant_id)
     assert requests[0]["payload"] == {"city": "Paris"}
     assert requests[0]["workflow"]["name"] == SCHEDULE_WORKFLOW["name"]  # type: ignore[index]
-    conn = await asyncpg.connect(database_url)
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM executions") == 0
-    finally:
-        await conn.close()
+    assert await db.fetchval("SELECT count(*) FROM executions") == 0
 
 
 async def test_unknown_tenant_in_token_is_refused(gw: Gateway):
@@ -208,8 +197,7 @@ async def test_unknown_tenant_in_token_is_refused(gw: Gateway):
     assert resp.status == 403
 
 
-async def test_changing_the_trigger_type_manages_the_webhook_secret(gw: Gateway, database_url: str):
-    tenant_id = await tenant(database_url)
+async def test_changing_the_trigger_type_manages_the_webhook_secret(gw: Gateway, tenant_id: uuid.UUID):
     auth = gw.auth(tenant_id)
     created = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]
     wid, first_secret = created["id"], created["webhook"]["secret"]

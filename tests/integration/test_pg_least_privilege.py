@@ -9,8 +9,9 @@ is then made as the service's own role, as a compromised service would make it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 import pytest
@@ -20,6 +21,14 @@ from libs.common.db.roles import OWNER, SERVICE_ROLES
 from tests.helpers.factories import create_tenant, create_workflow
 
 Refused = asyncpg.InsufficientPrivilegeError
+
+
+async def refused(run: Callable[..., Awaitable[Any]], *statements: str, args: tuple[Any, ...] = ()) -> None:
+    """Each statement, made with ``run`` (a role's connection's ``fetch`` or ``execute``), is refused."""
+    for sql in statements:
+        with pytest.raises(Refused):
+            await run(sql, *args)
+
 
 # role -> grants, as "table:PRIVILEGE" (every column) or "table(column):PRIVILEGE".  The table in
 # docs/architecture.md says the same in words; a change to one is a change to both.
@@ -193,32 +202,35 @@ async def test_each_role_holds_exactly_its_grants_and_the_owner_owns_every_table
 
 async def test_the_gateway_cannot_read_credentials_or_password_hashes(data: Data) -> None:
     gateway = data["gateway"]
-    for sql in (
+    await refused(
+        gateway.fetch,
         "SELECT * FROM credentials",
         "SELECT ciphertext, wrapped_dek FROM credentials",
         "SELECT password_hash FROM users",
         "SELECT email FROM users",
         "SELECT * FROM tenants",
-    ):
-        with pytest.raises(Refused):
-            await gateway.fetch(sql)
-    with pytest.raises(Refused):
-        await gateway.execute("UPDATE users SET password_hash = 'mine' WHERE tenant_id = $1", data.tenant_id)
+    )
+    await refused(
+        gateway.execute, "UPDATE users SET password_hash = 'mine' WHERE tenant_id = $1", args=(data.tenant_id,)
+    )
     # What it needs, it has: its workflows (secrets included), and the tenant's executions.
     assert await gateway.fetchval("SELECT webhook_secret FROM workflows WHERE id = $1", data.workflow_id)
     assert await gateway.fetchval("SELECT output FROM executions WHERE event_id = $1", data.event_id)
     # A replay may make a run non-final; it may not fake its outcome or erase it.
-    with pytest.raises(Refused):
-        await gateway.execute("UPDATE executions SET output = '{}', error = NULL WHERE event_id = $1", data.event_id)
-    with pytest.raises(Refused):
-        await gateway.execute("DELETE FROM executions WHERE event_id = $1", data.event_id)
+    await refused(
+        gateway.execute,
+        "UPDATE executions SET output = '{}', error = NULL WHERE event_id = $1",
+        "DELETE FROM executions WHERE event_id = $1",
+        args=(data.event_id,),
+    )
 
 
 async def test_the_executor_cannot_read_users_credentials_or_webhook_secrets(
     data: Data, db: asyncpg.Connection
 ) -> None:
     executor = data["executor"]
-    for sql in (
+    await refused(
+        executor.fetch,
         "SELECT * FROM users",
         "SELECT id FROM users",
         "SELECT * FROM credentials",
@@ -227,27 +239,25 @@ async def test_the_executor_cannot_read_users_credentials_or_webhook_secrets(
         "SELECT * FROM webhook_secrets",
         "SELECT * FROM outbox",
         "SELECT * FROM scheduler_state",
-    ):
-        with pytest.raises(Refused):
-            await executor.fetch(sql)
+    )
     # It reads a workflow's owner and state, under the share lock its claim takes, and changes nothing.
     async with executor.transaction():
         row = await executor.fetchrow(
             "SELECT tenant_id, is_active FROM workflows WHERE id = $1 FOR SHARE", data.workflow_id
         )
     assert row is not None and row["tenant_id"] == data.tenant_id
-    for sql in (
+    await refused(
+        executor.execute,
         "UPDATE workflows SET is_active = false WHERE id = $1",
         "UPDATE workflows SET deleted_at = now() WHERE id = $1",
         "UPDATE workflow_versions SET definition = '{}' WHERE workflow_id = $1",
-    ):
-        with pytest.raises(Refused):
-            await executor.execute(sql, data.workflow_id)
+        args=(data.workflow_id,),
+    )
     # The one column it may write for its lock cannot be changed: the workflow's versions refer to it.
     with pytest.raises(asyncpg.ForeignKeyViolationError):
         await executor.execute("UPDATE workflows SET id = gen_random_uuid() WHERE id = $1", data.workflow_id)
-    with pytest.raises(Refused):  # no forged change notices
-        await executor.execute("INSERT INTO outbox (subject, msg_id, payload) VALUES ('x', 'y', '{}')")
+    # No forged change notices.
+    await refused(executor.execute, "INSERT INTO outbox (subject, msg_id, payload) VALUES ('x', 'y', '{}')")
     assert await db.fetchval("SELECT is_active AND deleted_at IS NULL FROM workflows WHERE id = $1", data.workflow_id)
 
 
@@ -261,10 +271,9 @@ async def test_the_scheduler_may_record_skipped_slots_but_not_touch_runs(data: D
         "DELETE FROM dead_letters WHERE event_id = $1",
         "SELECT * FROM deferred_events WHERE event_id = $1",
     ]
-    for sql in attacks:
-        with pytest.raises(Refused):
-            await scheduler.execute(sql, data.event_id)
-    for sql in (
+    await refused(scheduler.execute, *attacks, args=(data.event_id,))
+    await refused(
+        scheduler.execute,
         "SELECT webhook_secret FROM workflows",
         "SELECT * FROM users",
         "SELECT * FROM credentials",
@@ -272,15 +281,14 @@ async def test_the_scheduler_may_record_skipped_slots_but_not_touch_runs(data: D
         "UPDATE workflows SET is_active = false",
         "UPDATE workflows SET current_version = 1",
         "INSERT INTO outbox (subject, msg_id, payload) VALUES ('x', 'y', '{}')",
-    ):
-        with pytest.raises(Refused):
-            await scheduler.execute(sql)
+    )
     assert await db.fetchval("SELECT status FROM executions WHERE event_id = $1", data.event_id) == "failed"
 
 
 async def test_auth_cannot_read_workflows_or_runs(data: Data) -> None:
     auth = data["auth"]
-    for sql in (
+    await refused(
+        auth.fetch,
         "SELECT webhook_secret FROM workflows",
         "SELECT definition FROM workflow_versions",
         "SELECT output FROM executions",
@@ -291,9 +299,7 @@ async def test_auth_cannot_read_workflows_or_runs(data: Data) -> None:
         "SELECT ciphertext FROM webhook_secrets",
         "DELETE FROM webhook_secrets",
         "UPDATE webhook_secrets SET valid_until = now()",
-    ):
-        with pytest.raises(Refused):
-            await auth.fetch(sql)
+    )
     assert await auth.fetchval("SELECT count(*) FROM credentials WHERE tenant_id = $1", data.tenant_id) == 1
     # What rotate-keys needs of webhook secrets, it has: their wrapping, to re-wrap.
     assert await auth.fetchval("SELECT count(wrapped_dek) FROM webhook_secrets WHERE kek_id <> 'new'") == 0
@@ -328,9 +334,7 @@ async def test_a_service_role_can_run_no_ddl_grant_nothing_nor_migrate(
         f"SET ROLE {OWNER}",
         f"SET ROLE {other}",
     ]
-    for sql in ddl:
-        with pytest.raises(Refused):
-            await conn.execute(sql)
+    await refused(conn.execute, *ddl)
     # Handing its table on to others does nothing: it holds no grant option.
     before = await _grants(db)
     await conn.execute(f"GRANT ALL ON {table} TO {OWNER}, {', '.join(SERVICE_ROLES.values())}")

@@ -21,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from libs.common.bus import Bus
 from libs.common.db import create_pool
-from libs.common.models.events import EventEnvelope, event_id_for
+from libs.common.models.events import EventEnvelope
 from libs.common.models.queries import ExecutionQuery
 from libs.common.models.workflows import WorkflowCreate
 from libs.common.settings import DatabaseSettings
@@ -37,6 +37,7 @@ from services.gateway.store import workflows as gw_workflows
 from services.scheduler.store import ScheduleStore, SkippedSlot
 from tests.helpers.auth_setup import auth_client, auth_settings, bearer, kek_ring, register_and_login
 from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.fakes import webhook_envelopes
 from tests.helpers.wait import wait_until
 
 HTTP_ACTION = {"type": "http_request", "config": {"method": "POST", "url": "https://example.invalid/x"}}
@@ -53,16 +54,9 @@ async def pool_as(url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 def envelope(tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> EventEnvelope:
-    key = uuid.uuid4().hex
-    return EventEnvelope(
-        event_id=event_id_for(workflow_id, key),
-        dedup_key=key,
-        tenant_id=tenant_id,
-        workflow_id=workflow_id,
-        workflow_version=1,
-        trigger="webhook",
-        payload={"n": 1},
-    )
+    """A webhook event with a key of its own and the payload ``{"n": 1}``."""
+    [event] = webhook_envelopes(tenant_id, workflow_id, 1, prefix=uuid.uuid4().hex, start=1, payload_key="n")
+    return event
 
 
 async def test_the_executor_claims_parks_wakes_and_dead_letters_as_its_role(

@@ -8,7 +8,7 @@ through the change feed (acceptance 4) and isolation of a broken definition
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,85 +16,25 @@ import asyncpg
 import pytest
 
 from libs.common.bus import Bus
-from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
+from libs.common.models.events import EventEnvelope
 from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
-from services.scheduler.settings import SchedulerOptions
 from tests.helpers.factories import add_version, create_tenant, create_workflow
+from tests.helpers.scheduler import T0, at, publish_change, stored_events
+from tests.helpers.scheduler import schedule_definition as definition
 from tests.helpers.wait import wait_until
-
-T0 = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
-
-
-def definition(**trigger: Any) -> dict[str, Any]:
-    return {
-        "name": "tick",
-        "trigger": {"type": "schedule", **trigger},
-        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-    }
-
-
-@pytest.fixture
-async def runtimes(bus: Bus, pool: asyncpg.Pool) -> AsyncIterator[Callable[..., Any]]:
-    """Factory: start a scheduler replica in this process; all are stopped at teardown."""
-    started: list[SchedulerRuntime] = []
-
-    async def start(clock: ManualClock, **options: Any) -> SchedulerRuntime:
-        opts = SchedulerOptions(**{"resync_interval_seconds": 3600.0, **options})
-        rt = SchedulerRuntime(bus, pool, clock, opts)
-        started.append(rt)
-        await rt.start()
-        await wait_until(lambda: rt.ready, timeout=10, message="scheduler ready")
-        return rt
-
-    yield start
-    for rt in started:
-        await rt.stop()
 
 
 async def events(bus: Bus, workflow_id: uuid.UUID) -> list[EventEnvelope]:
     """Every event of ``workflow_id`` in the EVENTS stream, in stream order."""
-    info = await bus.js.stream_info("EVENTS")
-    found: list[EventEnvelope] = []
-    if not info.state.messages:
-        return found
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await bus.js.get_msg("EVENTS", seq)
-        env = EventEnvelope.model_validate_json(msg.data or b"")
-        if env.workflow_id == workflow_id:
-            assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == env.dedup_key
-            found.append(env)
-    return found
+    found = await stored_events(bus, workflow_id)
+    for headers, env in found:
+        assert headers["Nats-Msg-Id"] == env.dedup_key
+    return [env for _, env in found]
 
 
 async def slots_fired(bus: Bus, workflow_id: uuid.UUID) -> list[str]:
     return [e.scheduled_for.strftime("%H:%M:%S") for e in await events(bus, workflow_id) if e.scheduled_for]
-
-
-async def publish_change(
-    bus: Bus,
-    tenant_id: uuid.UUID,
-    workflow_id: uuid.UUID,
-    version: int,
-    change: str,
-    *,
-    is_active: bool = True,
-    deleted: bool = False,
-) -> None:
-    """What the gateway's outbox relay publishes after a workflow change."""
-    body = WorkflowChanged(
-        tenant_id=tenant_id,
-        workflow_id=workflow_id,
-        version=version,
-        change=change,
-        is_active=is_active,
-        deleted=deleted,
-    )
-    await bus.publish(
-        workflow_changed_subject(tenant_id, workflow_id),
-        body.model_dump_json().encode(),
-        msg_id=f"outbox:{uuid.uuid4()}",
-    )
 
 
 @pytest.mark.parametrize(
@@ -107,25 +47,19 @@ async def publish_change(
 async def test_missed_slots_after_downtime_follow_the_catchup_policy(
     bus: Bus,
     db: asyncpg.Connection,
-    runtimes: Callable[..., Any],
+    schedulers: Callable[..., Any],
     policy: str,
     expected: list[str],
 ) -> None:
-    tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, definition(interval_seconds=60, catchup=policy))
-    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)  # last changed at 12:00:30
-    clock = ManualClock(T0)
-    first = await runtimes(clock)
-    clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
-    await wait_until(lambda: slots_fired(bus, wf), message="first slot")
+    _, wf, clock, first = await first_slot_fired(bus, db, schedulers, catchup=policy)
     await wait_until(
         lambda: db.fetchval("SELECT last_slot FROM scheduler_state WHERE workflow_id = $1", wf),
         message="progress saved",
     )
     await first.stop()
 
-    clock.set(datetime(2026, 5, 1, 12, 6, 0, 500_000, tzinfo=UTC))  # down for 5 slots: 12:02 .. 12:06
-    await runtimes(clock)
+    clock.set(at(6))  # down for 5 slots: 12:02 .. 12:06
+    await schedulers(clock)
     await wait_until(lambda: _eq(slots_fired(bus, wf), expected), message=f"{policy} catch-up fires")
 
     skipped = await db.fetch(
@@ -146,6 +80,20 @@ async def test_missed_slots_after_downtime_follow_the_catchup_policy(
     assert await slots_fired(bus, wf) == expected  # nothing more, nothing twice
 
 
+async def first_slot_fired(
+    bus: Bus, db: asyncpg.Connection, schedulers: Callable[..., Any], **trigger: Any
+) -> tuple[uuid.UUID, uuid.UUID, ManualClock, SchedulerRuntime]:
+    """A new tenant's every-minute schedule last changed at 12:00:30, and a replica that fired its 12:01 slot."""
+    tenant = await create_tenant(db)
+    wf = await create_workflow(db, tenant, definition(interval_seconds=60, **trigger))
+    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)
+    clock = ManualClock(T0)
+    rt = await schedulers(clock)
+    clock.set(at(1))
+    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00"]), message="first slot")
+    return tenant, wf, clock, rt
+
+
 async def _eq(value: Any, expected: Any) -> bool:
     return bool(await value == expected)
 
@@ -153,13 +101,13 @@ async def _eq(value: Any, expected: Any) -> bool:
 async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_at_next_slot(
     bus: Bus,
     db: asyncpg.Connection,
-    runtimes: Callable[..., Any],
+    schedulers: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, definition(interval_seconds=60))
     control = await create_workflow(db, tenant, definition(interval_seconds=60))
     clock = ManualClock(T0)
-    rt = await runtimes(clock)
+    rt = await schedulers(clock)
 
     async def tick(minute: int) -> None:
         """Move to just after 12:<minute>:00 and wait until the control workflow fired that slot."""
@@ -220,14 +168,14 @@ async def _contains(value: Any, item: Any) -> bool:
 async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
     bus: Bus,
     db: asyncpg.Connection,
-    runtimes: Callable[..., Any],
+    schedulers: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     broken = await create_workflow(db, tenant, definition(cron="61 * * * *"))  # stored without validation
     never = await create_workflow(db, tenant, definition(cron="0 0 31 2 *"))  # valid syntax, no such date
     healthy = await create_workflow(db, tenant, definition(interval_seconds=60))
     clock = ManualClock(T0)
-    rt = await runtimes(clock)
+    rt = await schedulers(clock)
 
     error = await wait_until(
         lambda: db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken), message="error stored"
@@ -237,7 +185,7 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
     assert await db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", healthy) is None
     assert rt.engine.workflow_ids() == {healthy}
 
-    clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
+    clock.set(at(1))
     await wait_until(lambda: _eq(slots_fired(bus, healthy), ["12:01:00"]), message="healthy fires")
 
     # Fixing the definition clears the error and the schedule starts firing.
@@ -247,7 +195,7 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
         lambda: _is_none(db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken)),
         message="error cleared",
     )
-    clock.set(datetime(2026, 5, 1, 12, 2, 0, 500_000, tzinfo=UTC))
+    clock.set(at(2))
     await wait_until(lambda: _eq(slots_fired(bus, broken), ["12:02:00"]), message="fixed schedule fires")
 
     # Breaking a running schedule stops only that one.
@@ -257,7 +205,7 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
         lambda: db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", healthy),
         message="error stored on update",
     )
-    clock.set(datetime(2026, 5, 1, 12, 4, 0, 500_000, tzinfo=UTC))
+    clock.set(at(4))
     await wait_until(lambda: _eq(slots_fired(bus, broken), ["12:02:00", "12:04:00"]), message="others go on")
     assert await slots_fired(bus, healthy) == ["12:01:00", "12:02:00"]
 
@@ -269,14 +217,14 @@ async def _is_none(value: Any) -> bool:
 async def test_periodic_resync_catches_a_change_the_feed_never_announced(
     bus: Bus,
     db: asyncpg.Connection,
-    runtimes: Callable[..., Any],
+    schedulers: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     clock = ManualClock(T0)
-    rt = await runtimes(clock, resync_interval_seconds=0.2)
+    rt = await schedulers(clock, resync_interval_seconds=0.2)
     wf = await create_workflow(db, tenant, definition(interval_seconds=60))  # no change published
     await wait_until(lambda: wf in rt.engine.workflow_ids(), timeout=5, message="loaded by resync")
-    clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
+    clock.set(at(1))
     await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00"]), message="fires")
     await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
     await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=5, message="unloaded by resync")
@@ -285,13 +233,13 @@ async def test_periodic_resync_catches_a_change_the_feed_never_announced(
 async def test_a_workflow_created_while_no_scheduler_ran_catches_up_from_its_creation(
     bus: Bus,
     db: asyncpg.Connection,
-    runtimes: Callable[..., Any],
+    schedulers: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, definition(interval_seconds=60))
     await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)  # created at 12:00:30
-    clock = ManualClock(datetime(2026, 5, 1, 12, 5, 0, 500_000, tzinfo=UTC))
-    await runtimes(clock)
+    clock = ManualClock(at(5))
+    await schedulers(clock)
     await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:05:00"]), message="latest slot fired")
     await wait_until(
         lambda: db.fetchval("SELECT count(*) = 4 FROM executions WHERE workflow_id = $1 AND status = 'skipped'", wf),
@@ -302,19 +250,13 @@ async def test_a_workflow_created_while_no_scheduler_ran_catches_up_from_its_cre
 async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_after_a_restart(
     bus: Bus,
     db: asyncpg.Connection,
-    runtimes: Callable[..., Any],
+    schedulers: Callable[..., Any],
 ) -> None:
-    tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, definition(interval_seconds=60))
-    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)
-    clock = ManualClock(T0)
-    rt = await runtimes(clock)
-    clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
-    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00"]), message="first slot")
+    tenant, wf, clock, rt = await first_slot_fired(bus, db, schedulers)
     await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
     await publish_change(bus, tenant, wf, 1, "disabled", is_active=False)
     await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, message="unloaded")
-    clock.set(datetime(2026, 5, 1, 12, 5, 30, tzinfo=UTC))
+    clock.set(at(5, 30))
     await db.execute("UPDATE workflows SET is_active = true, updated_at = $2 WHERE id = $1", wf, clock.now())
     await publish_change(bus, tenant, wf, 1, "enabled")
     await wait_until(
@@ -325,8 +267,8 @@ async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_aft
     )
     await rt.stop()
 
-    clock.set(datetime(2026, 5, 1, 12, 6, 0, 500_000, tzinfo=UTC))
-    await runtimes(clock)
+    clock.set(at(6))
+    await schedulers(clock)
     await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="next slot only")
     assert await db.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", wf) == 0
 
@@ -334,22 +276,14 @@ async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_aft
 async def test_slots_before_a_change_made_while_down_are_not_caught_up(
     bus: Bus,
     db: asyncpg.Connection,
-    runtimes: Callable[..., Any],
+    schedulers: Callable[..., Any],
 ) -> None:
-    tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, definition(interval_seconds=60))
-    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)
-    clock = ManualClock(T0)
-    first = await runtimes(clock)
-    clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
-    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00"]), message="first slot")
+    _, wf, clock, first = await first_slot_fired(bus, db, schedulers)
     await first.stop()
     # While no scheduler runs: disabled, then enabled again at 12:04:30 (the gateway bumps updated_at).
-    await db.execute(
-        "UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, datetime(2026, 5, 1, 12, 4, 30, tzinfo=UTC)
-    )
-    clock.set(datetime(2026, 5, 1, 12, 6, 0, 500_000, tzinfo=UTC))
-    await runtimes(clock)
+    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, at(4, 30))
+    clock.set(at(6))
+    await schedulers(clock)
     await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="latest fired")
     await wait_until(
         lambda: db.fetchval(

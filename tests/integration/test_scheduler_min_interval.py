@@ -5,38 +5,25 @@ schedule keeps firing.  Real NATS and Postgres, the scheduler in-process with a 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 
 from libs.common.bus import Bus
-from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
 from libs.common.settings import ScheduleSettings
 from services.scheduler.clock import ManualClock
-from services.scheduler.runtime import SchedulerRuntime
-from services.scheduler.settings import SchedulerOptions
 from tests.helpers.factories import add_version, create_tenant, create_workflow
 from tests.helpers.gateway_app import running_gateway
+from tests.helpers.scheduler import T0, at, publish_change, stored_events
+from tests.helpers.scheduler import schedule_definition as definition
 from tests.helpers.wait import wait_until
-
-T0 = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
-
-
-def definition(**trigger: Any) -> dict[str, Any]:
-    return {
-        "name": "tick",
-        "trigger": {"type": "schedule", **trigger},
-        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-    }
 
 
 async def fired(bus: Bus) -> dict[uuid.UUID, list[str]]:
     """Slots in EVENTS per workflow."""
-    info = await bus.js.stream_info("EVENTS")
     out: dict[uuid.UUID, list[str]] = {}
-    for seq in range(info.state.first_seq, info.state.last_seq + 1) if info.state.messages else ():
-        env = EventEnvelope.model_validate_json((await bus.js.get_msg("EVENTS", seq)).data or b"")
+    for _, env in await stored_events(bus):
         if env.scheduled_for is not None:
             out.setdefault(env.workflow_id, []).append(env.scheduled_for.strftime("%H:%M:%S"))
     return out
@@ -50,7 +37,7 @@ async def schedule_error(db: asyncpg.Connection, workflow_id: uuid.UUID) -> str 
 async def test_a_stored_schedule_faster_than_the_minimum_does_not_fire_and_says_why(
     bus: Bus,
     db: asyncpg.Connection,
-    pool: asyncpg.Pool,
+    schedulers: Callable[..., Any],
     database_url: str,
     nats_url: str,
 ) -> None:
@@ -59,44 +46,31 @@ async def test_a_stored_schedule_faster_than_the_minimum_does_not_fire_and_says_
     every_five = await create_workflow(db, tenant, definition(interval_seconds=5))
     healthy = await create_workflow(db, tenant, definition(interval_seconds=60))
     clock = ManualClock(T0)
-    options = SchedulerOptions(resync_interval_seconds=3600.0, schedule=ScheduleSettings(min_interval_seconds=10))
-    rt = SchedulerRuntime(bus, pool, clock, options)
-    await rt.start()
-    try:
-        await wait_until(lambda: rt.ready, timeout=10, message="scheduler ready")
-        assert rt.engine.workflow_ids() == {healthy}
-        error = await wait_until(lambda: schedule_error(db, every_second), message="error stored")
-        assert error == "the schedule fires 1 s apart at its fastest; the shortest interval allowed is 10 s"
-        assert await wait_until(lambda: schedule_error(db, every_five), message="error stored")
-        assert await schedule_error(db, healthy) is None
+    rt = await schedulers(clock, schedule=ScheduleSettings(min_interval_seconds=10))
+    assert rt.engine.workflow_ids() == {healthy}
+    error = await wait_until(lambda: schedule_error(db, every_second), message="error stored")
+    assert error == "the schedule fires 1 s apart at its fastest; the shortest interval allowed is 10 s"
+    assert await wait_until(lambda: schedule_error(db, every_five), message="error stored")
+    assert await schedule_error(db, healthy) is None
 
-        clock.set(datetime(2026, 5, 1, 12, 1, 0, 500_000, tzinfo=UTC))
-        await wait_until(lambda: _has(fired(bus), healthy), message="the healthy schedule fires")
-        assert set(await fired(bus)) == {healthy}  # 30 seconds passed: nothing of the fast ones
+    clock.set(at(1))
+    await wait_until(lambda: _has(fired(bus), healthy), message="the healthy schedule fires")
+    assert set(await fired(bus)) == {healthy}  # 30 seconds passed: nothing of the fast ones
 
-        # The API shows the reason, as for any schedule that cannot run.
-        async with running_gateway(database_url, nats_url) as gw:
-            resp = await gw.client.get(f"/api/workflows/{every_five}", headers=gw.auth(tenant))
-            assert (await resp.json())["data"]["schedule_error"] == (
-                "the schedule fires 5 s apart at its fastest; the shortest interval allowed is 10 s"
-            )
-
-        # Slowing it down (a new version) clears the error and it fires.
-        version = await add_version(db, every_five, definition(interval_seconds=10))
-        change = WorkflowChanged(
-            tenant_id=tenant, workflow_id=every_five, version=version, change="updated", is_active=True
+    # The API shows the reason, as for any schedule that cannot run.
+    async with running_gateway(database_url, nats_url) as gw:
+        resp = await gw.client.get(f"/api/workflows/{every_five}", headers=gw.auth(tenant))
+        assert (await resp.json())["data"]["schedule_error"] == (
+            "the schedule fires 5 s apart at its fastest; the shortest interval allowed is 10 s"
         )
-        await bus.publish(
-            workflow_changed_subject(tenant, every_five),
-            change.model_dump_json().encode(),
-            msg_id=f"outbox:{uuid.uuid4()}",
-        )
-        await wait_until(lambda: _none(schedule_error(db, every_five)), message="error cleared")
-        clock.set(datetime(2026, 5, 1, 12, 1, 10, 500_000, tzinfo=UTC))
-        await wait_until(lambda: _has(fired(bus), every_five), message="the slowed-down schedule fires")
-        assert every_second not in await fired(bus)
-    finally:
-        await rt.stop()
+
+    # Slowing it down (a new version) clears the error and it fires.
+    version = await add_version(db, every_five, definition(interval_seconds=10))
+    await publish_change(bus, tenant, every_five, version, "updated")
+    await wait_until(lambda: _none(schedule_error(db, every_five)), message="error cleared")
+    clock.set(at(1, 10.5))
+    await wait_until(lambda: _has(fired(bus), every_five), message="the slowed-down schedule fires")
+    assert every_second not in await fired(bus)
 
 
 async def _has(found: Any, workflow_id: uuid.UUID) -> bool:

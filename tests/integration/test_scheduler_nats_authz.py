@@ -12,8 +12,9 @@ import asyncpg
 import pytest
 
 from libs.common.bus import Bus
-from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
+from libs.common.models.events import EventEnvelope
 from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.scheduler import publish_change, schedule_definition, scheduler_env, stored_events
 from tests.helpers.secured_nats import SecuredNats
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
@@ -26,13 +27,7 @@ def loaded(svc: ServiceProcess) -> float:
 
 
 async def events_of(bus: Bus) -> list[EventEnvelope]:
-    info = await bus.js.stream_info("EVENTS")
-    if not info.state.messages:
-        return []
-    return [
-        EventEnvelope.model_validate_json((await bus.js.get_msg("EVENTS", seq)).data or b"")
-        for seq in range(info.state.first_seq, info.state.last_seq + 1)
-    ]
+    return [env for _, env in await stored_events(bus)]
 
 
 @pytest.mark.slow
@@ -43,23 +38,9 @@ async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
     service: Callable[..., Any],
 ) -> None:
     tenant = await create_tenant(db)
-    wf = await create_workflow(
-        db,
-        tenant,
-        {
-            "name": "every second",
-            "trigger": {"type": "schedule", "interval_seconds": 1},
-            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-        },
-    )
-    scheduler = service(
-        "services.scheduler",
-        env={
-            **secured_nats.service_env("scheduler"),
-            "DATABASE_URL": database_url,
-            "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
-        },
-    )
+    wf = await create_workflow(db, tenant, schedule_definition("every second", interval_seconds=1))
+    nats_env = secured_nats.service_env("scheduler")
+    scheduler = service("services.scheduler", env=scheduler_env(nats_env["NATS_URL"], database_url, **nats_env))
     gateway = await secured_nats.bus("gateway")
     admin = await secured_nats.bus("admin")  # reading EVENTS' messages is for admin only
     try:
@@ -67,10 +48,7 @@ async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
         assert fired[0].workflow_id == wf and fired[0].trigger == "schedule"
 
         await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
-        change = WorkflowChanged(tenant_id=tenant, workflow_id=wf, version=1, change="disabled", is_active=False)
-        await gateway.publish(
-            workflow_changed_subject(tenant, wf), change.model_dump_json().encode(), msg_id="outbox:1"
-        )
+        await publish_change(gateway, tenant, wf, 1, "disabled", is_active=False)
         await wait_until(lambda: loaded(scheduler) == 0, timeout=5, message="schedule unloaded via the feed")
         assert "permissions violation" not in scheduler.logs().lower()
     finally:

@@ -11,9 +11,9 @@ slots has passed still fires that slot.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -21,26 +21,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from libs.common.bus import Bus
-from libs.common.models.events import EventEnvelope
 from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
-from services.scheduler.settings import SchedulerOptions
 from tests.helpers.factories import add_version, create_tenant, create_workflow
+from tests.helpers.scheduler import T0, at, stored_events
+from tests.helpers.scheduler import schedule_definition as definition
 from tests.helpers.wait import wait_until
-
-T0 = datetime(2026, 5, 1, 12, 0, 30, tzinfo=UTC)
-
-
-def at(minute: int, second: float = 0.5) -> datetime:
-    return datetime(2026, 5, 1, 12, minute, int(second), int(round(second % 1 * 1_000_000)), tzinfo=UTC)
-
-
-def definition(name: str, **trigger: Any) -> dict[str, Any]:
-    return {
-        "name": name,
-        "trigger": {"type": "schedule", **trigger},
-        "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-    }
 
 
 @dataclass
@@ -55,39 +41,23 @@ class Replica:
 
 
 @pytest.fixture
-async def replicas(bus: Bus, pool: asyncpg.Pool) -> AsyncIterator[Callable[..., Any]]:
-    """Factory: a replica in this process; all are stopped at teardown."""
-    started: list[SchedulerRuntime] = []
+def replicas(schedulers: Callable[..., Any]) -> Callable[..., Any]:
+    """Factory: a replica in this process (``schedulers``) with a metrics registry of its own."""
 
     async def start(clock: ManualClock) -> Replica:
         registry = CollectorRegistry()
-        rt = SchedulerRuntime(bus, pool, clock, SchedulerOptions(resync_interval_seconds=3600.0), registry)
-        started.append(rt)
-        await rt.start()
-        await wait_until(lambda: rt.ready, timeout=10, message="scheduler ready")
-        return Replica(rt, registry)
+        return Replica(await schedulers(clock, registry), registry)
 
-    yield start
-    for rt in started:
-        await rt.stop()
+    return start
 
 
 async def fired(bus: Bus, workflow_id: uuid.UUID) -> list[tuple[str, int]]:
     """(slot HH:MM:SS, version) of every event of the workflow, checking its message id."""
-    info = await bus.js.stream_info("EVENTS")
     out: list[tuple[str, int]] = []
-    if not info.state.messages:
-        return out
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await bus.js.get_msg("EVENTS", seq)
-        env = EventEnvelope.model_validate_json(msg.data or b"")
-        if env.workflow_id != workflow_id:
-            continue
+    for headers, env in await stored_events(bus, workflow_id):
         assert env.scheduled_for is not None
         assert (
-            (msg.headers or {}).get("Nats-Msg-Id")
-            == env.dedup_key
-            == f"sched:{workflow_id}:{env.scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
+            headers.get("Nats-Msg-Id") == env.dedup_key == f"sched:{workflow_id}:{env.scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
         )
         out.append((env.scheduled_for.strftime("%H:%M:%S"), env.workflow_version))
     return out
@@ -101,6 +71,14 @@ async def new_version(db: asyncpg.Connection, wf: uuid.UUID, created_at: datetim
     )
     await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, created_at)
     return version
+
+
+async def schedule_made_at_noon(db: asyncpg.Connection, name: str, **trigger: Any) -> uuid.UUID:
+    """A new tenant's schedule whose version 1 was created at 12:00:00."""
+    wf = await create_workflow(db, await create_tenant(db), definition(name, **trigger))
+    await db.execute("UPDATE workflow_versions SET created_at = $2 WHERE workflow_id = $1", wf, at(0, 0))
+    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, at(0, 0))
+    return wf
 
 
 def _version(replica: Replica, wf: uuid.UUID) -> int | None:
@@ -117,10 +95,7 @@ async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_
     db: asyncpg.Connection,
     replicas: Callable[..., Any],
 ) -> None:
-    tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, definition("v1", interval_seconds=60))
-    await db.execute("UPDATE workflow_versions SET created_at = $2 WHERE workflow_id = $1", wf, at(0, 0))
-    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, at(0, 0))
+    wf = await schedule_made_at_noon(db, "v1", interval_seconds=60)
     clock = ManualClock(T0)
     fresh, stale = await replicas(clock), await replicas(clock)
     clock.set(at(1))
@@ -165,10 +140,7 @@ async def test_a_version_loaded_after_its_first_slot_passed_still_fires_that_slo
     db: asyncpg.Connection,
     replicas: Callable[..., Any],
 ) -> None:
-    tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, definition("every 2 min", interval_seconds=120))
-    await db.execute("UPDATE workflow_versions SET created_at = $2 WHERE workflow_id = $1", wf, at(0, 0))
-    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, at(0, 0))
+    wf = await schedule_made_at_noon(db, "every 2 min", interval_seconds=120)
     clock = ManualClock(T0)
     replica = await replicas(clock)
     clock.set(at(2))
