@@ -67,6 +67,8 @@ class _WhenExported(Sampler):
 
 
 _SAMPLER = _WhenExported()
+# The propagators every service uses (W3C trace context and baggage), installed by setup_tracing.
+_TEXTMAP = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
 
 
 def setup_tracing(
@@ -74,7 +76,7 @@ def setup_tracing(
 ) -> TracerProvider:
     """Install the global tracer provider once per process and return it."""
     global _configured
-    propagate.set_global_textmap(CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()]))
+    propagate.set_global_textmap(_TEXTMAP)
     current = trace.get_tracer_provider()
     if _configured and isinstance(current, TracerProvider):
         provider = current
@@ -161,6 +163,16 @@ class _LeanTracer(trace.Tracer):
     def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
         return self._sdk.start_as_current_span(*args, **kwargs)
 
+    def root_traceparent(self) -> str | None:
+        """The ``traceparent`` of a new root span that nothing records, without the span (``None``: recording)."""
+        if _SAMPLER.on or not self._sdk._is_enabled():
+            return None
+        trace_id, span_id = self._ids.generate_trace_id(), self._ids.generate_span_id()
+        if trace_id == trace.INVALID_TRACE_ID or span_id == trace.INVALID_SPAN_ID:
+            return None
+        flags = _RANDOM_NOT_SAMPLED if self._random_ids else _NOT_SAMPLED
+        return f"00-{trace_id:032x}-{span_id:016x}-{flags:02x}"
+
 
 _NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT)
 _RANDOM_NOT_SAMPLED = trace.TraceFlags(trace.TraceFlags.DEFAULT | trace.TraceFlags.RANDOM_TRACE_ID)
@@ -182,6 +194,21 @@ def direct_tracer(name: str) -> trace.Tracer:
     provider :func:`setup_tracing` installs, it is a :class:`_LeanTracer`.
     """
     return _provider_tracer(trace.get_tracer_provider(), name)
+
+
+def root_traceparent(name: str) -> str | None:
+    """What injecting a new span of tracer ``name`` would write, when that is only a ``traceparent``.
+
+    That is so when the current context is empty (no span to continue, no baggage), spans are
+    not recorded, and the propagators are the ones :func:`setup_tracing` installs: the span
+    would be a non-recording root with fresh ids, and the header its trace context.  A hot
+    path (the webhook's publish) then sends the header without building and activating the
+    span.  ``None`` in every other case: start the span and inject as usual.
+    """
+    if context.get_current() or propagate.get_global_textmap() is not _TEXTMAP:
+        return None
+    tracer = direct_tracer(name)
+    return tracer.root_traceparent() if isinstance(tracer, _LeanTracer) else None
 
 
 class ActiveSpan:

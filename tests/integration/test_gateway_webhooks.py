@@ -46,6 +46,7 @@ async def test_signed_webhook_is_stored_with_msg_id_and_traceparent(gw: Gateway,
     assert msg.headers["Nats-Msg-Id"] == msg_id_for(workflow_id, "msg_order_42")
     # Same trace as the response's server span.
     assert msg.headers["traceparent"].split("-")[1] == traceparent.split("-")[1]
+    assert set(msg.headers) == {"Nats-Msg-Id", "traceparent"}  # no trace state or baggage from nowhere
     envelope = EventEnvelope.model_validate_json(msg.data or b"")
     assert envelope.event_id == expected_id
     assert envelope.trigger is Trigger.WEBHOOK

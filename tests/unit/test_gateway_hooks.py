@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from libs.common.http.errors import NotFound
 from libs.common.models.events import EventEnvelope, Trigger, WireEvent, envelope_json
+from services.gateway.hooks import ingest
 from services.gateway.hooks.cache import WebhookTarget, WorkflowCache
 from services.gateway.hooks.ingest import payload_json, sender_key
 from services.gateway.hooks.ratelimit import TenantRateLimiter
@@ -182,3 +184,19 @@ def test_sender_keys_cannot_enter_the_schedule_namespace():
     assert sender_key("sched:abc:1:2026") == "ext:sched:abc:1:2026"
     assert sender_key("msg_1") == "msg_1"
     assert sender_key(None) is None
+
+
+def test_a_paths_workflow_id_is_parsed_once_as_the_canonical_text_and_bad_ones_are_404(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ingest, "_WORKFLOW_IDS", {})
+    monkeypatch.setattr(ingest, "WORKFLOW_IDS_KEPT", 2)
+    wid = uuid.uuid4()
+    for text in (str(wid), str(wid).upper(), wid.hex, f"{{{wid}}}", f"urn:uuid:{wid}"):
+        assert ingest._workflow_id(text) == (wid, str(wid))
+        assert ingest._workflow_id(text) == (wid, str(wid))  # the kept one
+        assert 0 < len(ingest._WORKFLOW_IDS) <= 2  # emptied when full
+    for bad in ("nope", str(wid)[:-1], str(wid) + "0", ""):
+        with pytest.raises(NotFound):
+            ingest._workflow_id(bad)
+        assert bad not in ingest._WORKFLOW_IDS

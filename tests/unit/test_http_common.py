@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -64,7 +65,10 @@ async def test_success_envelope_and_request_id(client: TestClient[web.Request, w
     resp = await client.post("/api/things", json={"name": "a", "count": 1})
     assert resp.status == 201
     assert await resp.json() == {"success": True, "data": {"name": "a", "count": 1}}
-    assert resp.headers["X-Request-Id"]
+    first = resp.headers["X-Request-Id"]
+    assert re.fullmatch("[0-9a-f]{32}", first)  # 32 hex characters, like a uuid4 hex
+    resp = await client.post("/api/things", json={"name": "a", "count": 1})
+    assert re.fullmatch("[0-9a-f]{32}", resp.headers["X-Request-Id"]) and resp.headers["X-Request-Id"] != first
     resp = await client.post("/api/things", json={"name": "a", "count": 1}, headers={"X-Request-Id": "abc-1"})
     assert resp.headers["X-Request-Id"] == "abc-1"
 

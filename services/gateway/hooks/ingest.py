@@ -52,6 +52,25 @@ _NOT_FOUND = "workflow not found"
 _ACCEPTED_HEADERS = {"Content-Type": "application/json"}
 
 
+# The workflow ids of recent paths, parsed and as text (emptied when full): most webhooks go to a few.
+_WORKFLOW_IDS: dict[str, tuple[uuid.UUID, str]] = {}
+WORKFLOW_IDS_KEPT = 4096
+
+
+def _workflow_id(text: str) -> tuple[uuid.UUID, str]:
+    """The path's workflow id and its canonical text; 404 when it is not a UUID."""
+    known = _WORKFLOW_IDS.get(text)
+    if known is None:
+        try:
+            parsed = uuid.UUID(text)
+        except ValueError as exc:
+            raise NotFound(_NOT_FOUND) from exc
+        if len(_WORKFLOW_IDS) >= WORKFLOW_IDS_KEPT:
+            _WORKFLOW_IDS.clear()
+        known = _WORKFLOW_IDS[text] = (parsed, str(parsed))
+    return known
+
+
 def sender_key(key: str | None) -> str | None:
     """A sender-chosen dedup key, kept apart from the scheduler's ``sched:`` namespace.
 
@@ -94,10 +113,7 @@ async def ingest(request: web.Request) -> web.Response:
     refused_for = bad_signatures.retry_after(source)
     if refused_for > 0:
         raise RateLimited("too many requests with bad signatures from this address", retry_after=refused_for)
-    try:
-        workflow_id = uuid.UUID(request.match_info["workflow_id"])
-    except ValueError as exc:
-        raise NotFound(_NOT_FOUND) from exc
+    workflow_id, wid = _workflow_id(request.match_info["workflow_id"])
     limit = settings.max_body_bytes
     check_length(request, limit)
     target = await app[CACHE].get(workflow_id)
@@ -121,7 +137,6 @@ async def ingest(request: web.Request) -> web.Response:
     if wait > 0:
         raise RateLimited("tenant is over its webhook rate", retry_after=wait)
     dedup_key = sender_key(sender_id) or sender_key(headers.get(IDEMPOTENCY_HEADER)) or uuid.uuid4().hex
-    wid = str(workflow_id)
     event_id = event_id_text(wid, dedup_key)
     event = WireEvent(
         event_id=event_id,
