@@ -5,7 +5,6 @@ What services used to do with the raw client (``bus.nc``/``bus.js``), each throu
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections import Counter
 from datetime import UTC, datetime
@@ -13,15 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from deploy.local.infra import NatsServer
-from libs.common.bus import (
-    Bus,
-    BusUnavailable,
-    Message,
-    MessageHandler,
-    MessageTooLarge,
-    NoResponders,
-    RequestTimeout,
-)
+from libs.common.bus import Bus, Message, MessageHandler, MessageTooLarge, NoResponders, RequestTimeout
 from libs.common.models.events import EventEnvelope, Trigger, WireEvent, event_id_for
 from libs.common.settings import NatsSettings
 from tests.helpers.wait import wait_until
@@ -185,55 +176,3 @@ async def test_reconnect_listeners_run_in_order_after_a_restart(private_nats: Na
         assert bus.is_connected
     finally:
         await bus.drain()
-
-
-async def test_a_publish_left_unacknowledged_times_out_and_leaves_no_waiter(bus: Bus) -> None:
-    heard: list[tuple[bytes, str]] = []
-
-    async def silent(msg: Message) -> None:
-        heard.append((msg.data, msg.reply))
-
-    sub = await bus.subscribe("svc.test.noack", silent)
-    try:
-        started = asyncio.get_running_loop().time()
-        with pytest.raises(BusUnavailable, match="TimeoutError"):
-            await bus.publish_prepared("svc.test.noack", b"event", {"Nats-Msg-Id": "m1"}, timeout=0.3)
-        assert 0.25 <= asyncio.get_running_loop().time() - started < 2.0
-        assert [data for data, _ in heard] == [b"event"]
-        assert heard[0][1].startswith("_INBOX.")  # the client's one reply subscription
-        assert bus.nc._resp_map == {}
-    finally:
-        await sub.unsubscribe()
-
-
-async def test_a_publish_gets_the_acknowledgement_its_reply_subject_receives(bus: Bus) -> None:
-    async def acker(msg: Message) -> None:
-        assert msg.headers == {"Nats-Msg-Id": "m2"}
-        await bus.respond(msg, b'{"stream":"FAKE","seq":7,"duplicate":true}')
-
-    sub = await bus.subscribe("svc.test.acker", acker)
-    try:
-        results = await asyncio.gather(
-            *(bus.publish_prepared("svc.test.acker", b"event", {"Nats-Msg-Id": "m2"}, timeout=2) for _ in range(3))
-        )
-        assert [(r.stream, r.seq, r.duplicate) for r in results] == [("FAKE", 7, True)] * 3
-        assert bus.nc._resp_map == {}
-    finally:
-        await sub.unsubscribe()
-
-
-async def test_a_cancelled_publish_leaves_no_waiter(bus: Bus) -> None:
-    async def silent(msg: Message) -> None:
-        return None
-
-    sub = await bus.subscribe("svc.test.cancel", silent)
-    try:
-        task = asyncio.create_task(bus.publish_prepared("svc.test.cancel", b"event", {}, timeout=5))
-        await asyncio.sleep(0.2)
-        assert len(bus.nc._resp_map) == 1
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert bus.nc._resp_map == {}
-    finally:
-        await sub.unsubscribe()

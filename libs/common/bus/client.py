@@ -27,21 +27,13 @@ import logging
 import math
 import ssl
 from collections.abc import Sequence
-from secrets import token_hex
 from typing import Any
 
 import nats
 import orjson
-from nats.aio.client import NO_RESPONDERS_STATUS
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
-from nats.errors import (
-    ConnectionClosedError,
-    ConnectionDrainingError,
-    NoRespondersError,
-    NoServersError,
-    OutboundBufferLimitError,
-)
+from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError, OutboundBufferLimitError
 from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js import JetStreamContext
 from nats.js import api as js_api
@@ -412,8 +404,11 @@ class Bus:
         # What JetStreamContext.publish does (a request to the subject, a PubAck back), with the
         # PubAck read by orjson: the stdlib decoder and the PubAck dataclass cost more than the rest.
         try:
-            msg = await self._request(
-                subject, payload, headers, timeout if timeout is not None else self.settings.publish_timeout_seconds
+            msg = await self.nc.request(
+                subject,
+                payload,
+                timeout=timeout if timeout is not None else self.settings.publish_timeout_seconds,
+                headers=headers,
             )
         except NoRespondersError as exc:
             raise BusUnavailable(f"publish to {subject} failed: NoStreamResponseError") from exc
@@ -432,39 +427,6 @@ class Bus:
         return PublishResult(
             stream=ack.get("stream", ""), seq=int(ack.get("seq", 0)), duplicate=bool(ack.get("duplicate", False))
         )
-
-    async def _request(self, subject: str, payload: bytes, headers: dict[str, str], timeout: float) -> Msg:
-        """``nc.request(subject, payload, timeout=timeout, headers=headers)``, its timeout on a timer.
-
-        nats-py's request (the client's one reply subscription, a future per request) waits
-        with ``asyncio.wait_for``, which costs more than the rest of it; here a ``call_later``
-        fails the reply's future instead.  The same reply subjects, checks and errors.
-        """
-        nc = self.nc
-        if nc.is_draining_pubs:
-            raise ConnectionDrainingError
-        if not nc._resp_sub_prefix:
-            await nc._init_request_sub()
-        prefix = nc._resp_sub_prefix
-        assert prefix is not None  # set by _init_request_sub
-        token = nc._nuid.next()
-        token.extend(token_hex(2).encode())
-        key = token.decode()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Msg] = loop.create_future()
-        nc._resp_map[key] = future
-        try:
-            await nc.publish(subject, payload, reply=(prefix + token).decode(), headers=headers)
-            timer = loop.call_later(timeout, _time_out, future)
-            try:
-                msg = await future
-            finally:
-                timer.cancel()
-        finally:
-            nc._resp_map.pop(key, None)
-        if msg.headers and msg.headers.get(js_api.Header.STATUS) == NO_RESPONDERS_STATUS:
-            raise NoRespondersError
-        return msg
 
     async def publish_core(
         self,
@@ -555,11 +517,6 @@ def tls_context(settings: NatsSettings) -> ssl.SSLContext | None:
 
 async def _on_error(exc: Exception) -> None:
     log.warning("nats error", extra={"error": repr(exc)})
-
-
-def _time_out(future: asyncio.Future[Msg]) -> None:
-    if not future.done():
-        future.set_exception(NatsTimeoutError())
 
 
 async def _on_disconnect() -> None:
