@@ -17,7 +17,7 @@ from libs.common.settings import DatabaseSettings, NatsSettings
 from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
-from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.factories import create_tenant, create_workflow, fetchval_once
 from tests.helpers.scheduler import T0, at, publish_change, schedule_definition, stored_events
 from tests.helpers.wait import wait_until
 
@@ -130,11 +130,7 @@ async def test_schedules_keep_firing_while_postgres_is_down_and_progress_is_save
         await asyncio.to_thread(private_pg.start)
 
         async def saved() -> Any:
-            check = await asyncpg.connect(dsn)
-            try:
-                return await check.fetchval("SELECT last_slot FROM scheduler_state WHERE workflow_id = $1", wf)
-            finally:
-                await check.close()
+            return await fetchval_once(dsn, "SELECT last_slot FROM scheduler_state WHERE workflow_id = $1", wf)
 
         await wait_until(lambda: _eq(saved(), at(3, 0)), timeout=20, interval=0.2, message="progress saved")
     finally:

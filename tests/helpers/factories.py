@@ -9,6 +9,15 @@ from typing import Any
 import asyncpg
 
 
+async def fetchval_once(dsn: str, query: str, *args: Any) -> Any:
+    """``query``'s first value, on a connection to ``dsn`` opened for it alone and closed again."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
 async def create_tenant(conn: asyncpg.Connection, name: str = "test tenant") -> uuid.UUID:
     tenant_id = uuid.uuid4()
     await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant_id, name)

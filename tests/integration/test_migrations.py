@@ -9,15 +9,12 @@ import asyncpg
 
 from deploy.local.infra import PostgresServer
 from libs.common.db.migrate import apply_migrations, discover
+from tests.helpers.factories import fetchval_once
 
 
 async def _fresh_db(pg: PostgresServer) -> str:
     name = f"m_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(pg.dsn())
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    await fetchval_once(pg.dsn(), f'CREATE DATABASE "{name}"')
     return pg.dsn(name)
 
 
@@ -40,10 +37,5 @@ async def test_concurrent_runs_apply_each_migration_once(pg_server: PostgresServ
     applied = [v for r in results for v in r]
     expected = [v for v, _ in discover()]
     assert sorted(applied) == sorted(expected)  # every migration applied by exactly one runner
-    conn = await asyncpg.connect(dsn)
-    try:
-        count = await conn.fetchval("SELECT count(*) FROM schema_migrations")
-        assert count == len(expected)
-        assert await conn.fetchval("SELECT to_regclass('executions') IS NOT NULL")
-    finally:
-        await conn.close()
+    assert await fetchval_once(dsn, "SELECT count(*) FROM schema_migrations") == len(expected)
+    assert await fetchval_once(dsn, "SELECT to_regclass('executions') IS NOT NULL")
