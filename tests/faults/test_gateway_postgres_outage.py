@@ -25,7 +25,7 @@ from deploy.local.infra import PostgresServer
 from libs.common.bus import Bus
 from libs.common.settings import NatsSettings
 from tests.helpers.auth_setup import PASSWORD
-from tests.helpers.factories import fetchval_once
+from tests.helpers.factories import execute_once, fetchval_once
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW
 from tests.helpers.ledger import stop_immediately
 from tests.helpers.services import ServiceProcess
@@ -92,7 +92,7 @@ async def test_postgres_restart_under_a_webhook_burst(
                 await asyncio.sleep(0.01)  # pacing the load, not synchronisation
 
         # The test server runs with synchronous_commit=off: make what was committed survive the crash.
-        await fetchval_once(private_pg.dsn("ipaas"), "CHECKPOINT")
+        await execute_once(private_pg.dsn("ipaas"), "CHECKPOINT")
         senders = [asyncio.create_task(sender()) for _ in range(3)]
         try:
             await asyncio.to_thread(stop_immediately, private_pg)

@@ -5,16 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import asyncpg
-
 from deploy.local.infra import PostgresServer
 from libs.common.db.migrate import apply_migrations, discover
-from tests.helpers.factories import fetchval_once
+from tests.helpers.factories import execute_once, fetch_once, fetchval_once
 
 
 async def _fresh_db(pg: PostgresServer) -> str:
     name = f"m_{uuid.uuid4().hex[:12]}"
-    await fetchval_once(pg.dsn(), f'CREATE DATABASE "{name}"')
+    await execute_once(pg.dsn(), f'CREATE DATABASE "{name}"')
     return pg.dsn(name)
 
 
@@ -23,12 +21,8 @@ async def test_running_twice_is_a_noop(pg_server: PostgresServer) -> None:
     expected = [v for v, _ in discover()]
     assert await apply_migrations(dsn) == expected
     assert await apply_migrations(dsn) == []
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
-        assert [r["version"] for r in rows] == expected
-    finally:
-        await conn.close()
+    rows = await fetch_once(dsn, "SELECT version FROM schema_migrations ORDER BY version")
+    assert [r["version"] for r in rows] == expected
 
 
 async def test_concurrent_runs_apply_each_migration_once(pg_server: PostgresServer) -> None:
