@@ -9,29 +9,21 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 
 from deploy.local.infra import PostgresServer
+from tests.helpers.factories import execute_once, fetch_once, fetchval_once
 from tests.helpers.launcher import REPO_ROOT, launcher_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 
 async def _exists(admin_dsn: str, database: str) -> bool:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        return bool(await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database))
-    finally:
-        await conn.close()
+    return bool(await fetchval_once(admin_dsn, "SELECT 1 FROM pg_database WHERE datname = $1", database))
 
 
 async def _tables(dsn: str) -> set[str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return {r[0] for r in await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
-    finally:
-        await conn.close()
+    return {r[0] for r in await fetch_once(dsn, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
 
 
 async def test_a_role_that_may_create_databases_gets_its_database_created_and_migrated(
@@ -54,11 +46,7 @@ async def test_a_role_that_may_not_is_told_exactly_what_to_run(
     tmp_path: Path, launch: Any, nats_url: str, pg_server: PostgresServer
 ) -> None:
     role, database = f"ext_user_{uuid.uuid4().hex[:8]}", f"ext_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(pg_server.dsn())
-    try:
-        await admin.execute(f'CREATE ROLE "{role}" LOGIN NOCREATEDB')  # the test server trusts local logins
-    finally:
-        await admin.close()
+    await execute_once(pg_server.dsn(), f'CREATE ROLE "{role}" LOGIN NOCREATEDB')  # the test server trusts local logins
     dsn = f"postgresql://{role}@127.0.0.1:{pg_server.port}/{database}"
     local_dir = tmp_path / "local"
     env = launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url, DATABASE_URL=dsn)
@@ -80,11 +68,7 @@ async def test_a_role_that_may_not_is_told_exactly_what_to_run(
     assert not await _exists(pg_server.dsn(), database)
 
     # What it says to run is what works: an administrator runs it, and make up starts.
-    admin = await asyncpg.connect(pg_server.dsn())
-    try:
-        await admin.execute(statement.rstrip(";"))
-    finally:
-        await admin.close()
+    await execute_once(pg_server.dsn(), statement.rstrip(";"))
     run = launch(local_dir, env)
     run.wait_ready()
     assert "migrations:" in run.output() and "created database" not in run.output()

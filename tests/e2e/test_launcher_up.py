@@ -13,10 +13,10 @@ import socket
 import subprocess
 import sys
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import nats
 import psutil
 import pytest
@@ -24,6 +24,7 @@ import pytest
 from deploy.local.config import SERVICE_MODULES
 from deploy.local.infra import port_in_use
 from deploy.local.services import service_exists
+from tests.helpers.factories import execute_once, fetch_once, fetchval_once
 from tests.helpers.launcher import REPO_ROOT, Run, database_url_as, launcher_env, nats_admin_url
 from tests.helpers.wait import wait_until_sync
 
@@ -59,11 +60,7 @@ def _assert_all_gone(procs: list[psutil.Process]) -> None:
 
 
 async def _schema_versions(dsn: str) -> set[str]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        return {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-    finally:
-        await conn.close()
+    return {r["version"] for r in await fetch_once(dsn, "SELECT version FROM schema_migrations")}
 
 
 def _crash_one_and_see_it_restarted(run: Run, state: dict[str, Any]) -> None:
@@ -148,9 +145,8 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     assert second.returncode == 1 and b"already running" in second.stdout
 
     # Write state: a row in Postgres, a message in a JetStream stream.
-    conn = await asyncpg.connect(database_url_as(state))
-    await conn.execute("INSERT INTO tenants (id, name) VALUES ('7d1c6ac8-52f0-4a55-9a0b-3a5b0c7f0001', 'kept')")
-    await conn.close()
+    kept = uuid.UUID("7d1c6ac8-52f0-4a55-9a0b-3a5b0c7f0001")
+    await execute_once(database_url_as(state), "INSERT INTO tenants (id, name) VALUES ($1, 'kept')", kept)
     nc = await nats.connect(nats_admin_url(state))
     js = nc.jetstream()
     await js.add_stream(name="KEEP", subjects=["keep.>"])
@@ -168,9 +164,7 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     _assert_all_gone(orphans)
     assert "created database" not in rerun.output()
 
-    conn = await asyncpg.connect(database_url_as(state2))
-    assert await conn.fetchval("SELECT name FROM tenants WHERE id = '7d1c6ac8-52f0-4a55-9a0b-3a5b0c7f0001'") == "kept"
-    await conn.close()
+    assert await fetchval_once(database_url_as(state2), "SELECT name FROM tenants WHERE id = $1", kept) == "kept"
     nc = await nats.connect(nats_admin_url(state2))
     msg = await nc.jetstream().get_last_msg("KEEP", "keep.one")
     assert msg.data == b"still here"

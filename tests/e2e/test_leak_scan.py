@@ -18,7 +18,6 @@ and rotation) is the only place it is allowed.
 
 from __future__ import annotations
 
-import gzip
 import json
 import secrets
 import time
@@ -31,11 +30,10 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp import web
 
-from deploy.local.infra import free_port
 from libs.common.bus import Bus
 from tests.helpers.fakes import Answer, FakeSink, Seen, executor_env
+from tests.helpers.otlp_receiver import OtlpHttpReceiver
 from tests.helpers.services import ServiceProcess
 from tests.helpers.stack_processes import start_auth_and_gateway
 from tests.helpers.wait import wait_until
@@ -92,38 +90,6 @@ def _echo(other_url: str) -> Callable[[Seen, int], Answer]:
 
 def _landing(seen: Seen, _n: int) -> Answer:
     return Answer(200, json.dumps({"landed_with": seen.headers}))
-
-
-class SpanReceiver:
-    """OTLP/HTTP ``/v1/traces``: keeps every export body (protobuf, strings as plain UTF-8)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.bodies: list[bytes] = []
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1/traces"
-
-    async def _export(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if request.headers.get("Content-Encoding") == "gzip":
-            body = gzip.decompress(body)
-        self.bodies.append(body)
-        return web.Response(body=b"", content_type="application/x-protobuf")
-
-    async def start(self) -> SpanReceiver:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_post("/v1/traces", self._export)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-        return self
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
 
 
 @dataclass
@@ -186,12 +152,12 @@ async def test_planted_secrets_never_leave(
     planted = _planted()
     other = await FakeSink(_landing, host="127.0.0.2").start()
     sink = await FakeSink(_echo(other.url)).start()
-    spans = await SpanReceiver().start()
+    spans = await OtlpHttpReceiver().start()
     http = aiohttp.ClientSession()
     try:
         otel = {
             "OTEL_TRACES_EXPORTER": "otlp",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": spans.endpoint,
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{spans.endpoint}/v1/traces",
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
         common = {"LOG_LEVEL": "DEBUG", **otel}

@@ -25,7 +25,9 @@ async def post_hook(gw: Gateway, workflow_id: str, secret: str) -> tuple[int, st
     return resp.status, resp.headers.get("Retry-After")
 
 
-async def test_ingest_503_while_nats_is_down_and_outbox_catches_up(database_url: str, private_nats: NatsServer):
+async def test_ingest_503_while_nats_is_down_and_outbox_catches_up(
+    database_url: str, db: asyncpg.Connection, private_nats: NatsServer
+):
     async with running_gateway(database_url, private_nats.url) as gw:
         tenant_id = await tenant(database_url)
         auth = gw.auth(tenant_id)
@@ -50,24 +52,20 @@ async def test_ingest_503_while_nats_is_down_and_outbox_catches_up(database_url:
         during = await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)
         assert during.status == 201
         new_id = (await during.json())["data"]["id"]
-        conn = await asyncpg.connect(database_url)
-        try:
-            assert await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") >= 1
+        assert await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") >= 1
 
-            await asyncio.to_thread(private_nats.start)
+        await asyncio.to_thread(private_nats.start)
 
-            async def accepted() -> bool:
-                return (await post_hook(gw, wid, secret))[0] == 202
+        async def accepted() -> bool:
+            return (await post_hook(gw, wid, secret))[0] == 202
 
-            await wait_until(accepted, timeout=20, message="202 again after NATS is back")
+        await wait_until(accepted, timeout=20, message="202 again after NATS is back")
 
-            async def drained() -> bool:
-                pending: int = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-                return pending == 0
+        async def drained() -> bool:
+            pending: int = await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+            return pending == 0
 
-            await wait_until(drained, timeout=20, message="outbox drained")
-        finally:
-            await conn.close()
+        await wait_until(drained, timeout=20, message="outbox drained")
 
         bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="check", connect_deadline_seconds=10)
         try:

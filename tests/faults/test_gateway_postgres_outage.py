@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,17 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import asyncpg
 import orjson
 
 from deploy.local.infra import PostgresServer
 from libs.common.bus import Bus
 from libs.common.settings import NatsSettings
-from tests.helpers.auth_setup import PASSWORD, bearer
+from tests.helpers.auth_setup import PASSWORD
+from tests.helpers.factories import execute_once, fetchval_once
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW
 from tests.helpers.ledger import stop_immediately
 from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import start_auth_and_gateway
+from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
 
@@ -74,18 +73,13 @@ async def test_postgres_restart_under_a_webhook_burst(
     answers: list[Answer] = []
     stop = asyncio.Event()
     async with aiohttp.ClientSession() as http:
-        creds = {"email": f"outage-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD}
-        async with http.post(f"{gw}/api/auth/register", json=creds) as r:
-            assert r.status == 201, await r.text()
-        async with http.post(f"{gw}/api/auth/login", json=creds) as r:
-            assert r.status == 200, await r.text()
-            auth_headers = bearer((await r.json())["data"]["access_token"])
+        api = Api(http, gw)
+        await api.sign_up()
+        creds, auth_headers = {"email": api.email, "password": PASSWORD}, api.headers
         hooks = {}
         for name in ("warm", "cold"):
-            async with http.post(f"{gw}/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth_headers) as r:
-                assert r.status == 201, await r.text()
-                data = (await r.json())["data"]
-                hooks[name] = (f"{gw}/hooks/{data['id']}", data["webhook"]["secret"])
+            data = await api.data("POST", "/api/workflows", WEBHOOK_WORKFLOW, expect=201)
+            hooks[name] = (f"{gw}/hooks/{data['id']}", data["webhook"]["secret"])
         warm_url, warm_secret = hooks["warm"]
         cold_url, cold_secret = hooks["cold"]
         # The creations' change messages drop cache entries when they arrive: let them arrive first.
@@ -98,7 +92,7 @@ async def test_postgres_restart_under_a_webhook_burst(
                 await asyncio.sleep(0.01)  # pacing the load, not synchronisation
 
         # The test server runs with synchronous_commit=off: make what was committed survive the crash.
-        await checkpoint(private_pg)
+        await execute_once(private_pg.dsn("ipaas"), "CHECKPOINT")
         senders = [asyncio.create_task(sender()) for _ in range(3)]
         try:
             await asyncio.to_thread(stop_immediately, private_pg)
@@ -181,16 +175,4 @@ async def events_in_stream(nats_url: str) -> Counter[str]:
 
 
 async def outbox_drained(pg: PostgresServer) -> bool:
-    conn = await asyncpg.connect(pg.dsn("ipaas"))
-    try:
-        return bool(await conn.fetchval("SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))
-    finally:
-        await conn.close()
-
-
-async def checkpoint(pg: PostgresServer) -> None:
-    conn = await asyncpg.connect(pg.dsn("ipaas"))
-    try:
-        await conn.execute("CHECKPOINT")
-    finally:
-        await conn.close()
+    return bool(await fetchval_once(pg.dsn("ipaas"), "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))

@@ -17,9 +17,9 @@ from libs.common.settings import DatabaseSettings, NatsSettings
 from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
-from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.factories import create_tenant, create_workflow, fetchval_once
 from tests.helpers.scheduler import T0, at, publish_change, schedule_definition, stored_events
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import equals, wait_until
 
 DEFINITION = schedule_definition("every minute", interval_seconds=60)
 
@@ -30,10 +30,6 @@ async def fired(bus: Bus) -> list[str]:
         assert env.scheduled_for is not None
         out.append(env.scheduled_for.strftime("%H:%M:%S"))
     return out
-
-
-async def _eq(value: Any, expected: Any) -> bool:
-    return bool(await value == expected)
 
 
 @pytest.fixture
@@ -55,7 +51,7 @@ async def first_slot_fired(
     await rt.start()
     await wait_until(lambda: rt.ready, timeout=10, message="ready")
     clock.set(at(1))
-    await wait_until(lambda: _eq(fired(bus), ["12:01:00"]), message="first slot")
+    await wait_until(lambda: equals(fired(bus), ["12:01:00"]), message="first slot")
     return clock, rt
 
 
@@ -87,7 +83,7 @@ async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
         await wait_until(delivered, timeout=30, interval=0.1, message="slot delivered after the outage")
         await wait_until(lambda: rt.ready, timeout=10, message="ready again")
         clock.set(at(3))
-        await wait_until(lambda: _eq(fired(bus), ["12:01:00", "12:02:00", "12:03:00"]), message="next slot")
+        await wait_until(lambda: equals(fired(bus), ["12:01:00", "12:02:00", "12:03:00"]), message="next slot")
         assert await db.fetchval("SELECT count(*) FROM executions WHERE status = 'skipped'") == 0
 
         # The change feed survived the outage too: a disable still lands.
@@ -124,19 +120,15 @@ async def test_schedules_keep_firing_while_postgres_is_down_and_progress_is_save
         clock.set(at(2))
         clock.set(at(3))
         await wait_until(
-            lambda: _eq(fired(bus), ["12:01:00", "12:02:00", "12:03:00"]), message="fires without postgres"
+            lambda: equals(fired(bus), ["12:01:00", "12:02:00", "12:03:00"]), message="fires without postgres"
         )
 
         await asyncio.to_thread(private_pg.start)
 
         async def saved() -> Any:
-            check = await asyncpg.connect(dsn)
-            try:
-                return await check.fetchval("SELECT last_slot FROM scheduler_state WHERE workflow_id = $1", wf)
-            finally:
-                await check.close()
+            return await fetchval_once(dsn, "SELECT last_slot FROM scheduler_state WHERE workflow_id = $1", wf)
 
-        await wait_until(lambda: _eq(saved(), at(3, 0)), timeout=20, interval=0.2, message="progress saved")
+        await wait_until(lambda: equals(saved(), at(3, 0)), timeout=20, interval=0.2, message="progress saved")
     finally:
         for rt in runtime_stack:
             await rt.stop()

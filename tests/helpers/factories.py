@@ -9,6 +9,34 @@ from typing import Any
 import asyncpg
 
 
+async def fetchval_once(dsn: str, query: str, *args: Any) -> Any:
+    """``query``'s first value, on a connection to ``dsn`` opened for it alone and closed again."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await conn.fetchval(query, *args)
+    finally:
+        await conn.close()
+
+
+async def execute_once(dsn: str, statement: str, *args: Any) -> None:
+    """Run ``statement`` on a connection to ``dsn`` opened for it alone and closed again."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(statement, *args)
+    finally:
+        await conn.close()
+
+
+async def fetch_once(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
+    """``query``'s rows, on a connection to ``dsn`` opened for it alone and closed again."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+        return rows
+    finally:
+        await conn.close()
+
+
 async def create_tenant(conn: asyncpg.Connection, name: str = "test tenant") -> uuid.UUID:
     tenant_id = uuid.uuid4()
     await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, $2)", tenant_id, name)

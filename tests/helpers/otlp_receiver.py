@@ -97,11 +97,13 @@ class _Store:
 
 
 class OtlpHttpReceiver(_Store):
-    """``POST /v1/traces`` with ``application/x-protobuf`` bodies; answers an empty export response."""
+    """``POST /v1/traces`` with ``application/x-protobuf`` bodies; answers an empty export response.
+    ``bodies`` keeps each body as it arrived (gunzipped): protobuf, its strings plain UTF-8."""
 
     def __init__(self) -> None:
         super().__init__()
         self.port = free_port()
+        self.bodies: list[bytes] = []
         self._runner: web.AppRunner | None = None
 
     @property
@@ -114,6 +116,7 @@ class OtlpHttpReceiver(_Store):
             import gzip
 
             body = gzip.decompress(body)
+        self.bodies.append(body)
         message = trace_service_pb2.ExportTraceServiceRequest()
         message.ParseFromString(body)
         self.add(message)

@@ -25,7 +25,7 @@ class Api:
     ``data`` its ``data``."""
 
     def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
-        self.http, self.base, self.token = http, base, ""
+        self.http, self.base, self.token, self.email = http, base, "", ""
 
     @property
     def headers(self) -> dict[str, str]:
@@ -43,7 +43,7 @@ class Api:
 
     async def sign_up(self) -> dict[str, str]:
         """Register a new user (a tenant of its own) and log in as it; returns what the registration answered."""
-        email = f"{uuid.uuid4().hex[:8]}@example.com"
+        self.email = email = f"{uuid.uuid4().hex[:8]}@example.com"
         registered = await self.call("POST", "/api/auth/register", {"email": email, "password": PASSWORD}, expect=201)
         login = await self.call("POST", "/api/auth/login", {"email": email, "password": PASSWORD}, expect=200)
         self.token = login["data"]["access_token"]

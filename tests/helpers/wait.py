@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -46,3 +46,8 @@ def wait_until_sync(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {result!r})")
         time.sleep(interval)
+
+
+async def equals(value: Awaitable[Any], expected: Any) -> bool:
+    """Whether ``value``, once awaited, equals ``expected``: a predicate for :func:`wait_until`."""
+    return bool(await value == expected)

@@ -9,8 +9,8 @@ from nats.aio.msg import Msg
 
 from deploy.local.infra import NatsServer
 from libs.common.bus import Bus, BusUnavailable
-from libs.common.bus.consumer import BoundedPullConsumer
 from libs.common.settings import NatsSettings
+from tests.helpers.bus_consumer import running_consumer
 from tests.helpers.wait import wait_until
 
 
@@ -66,11 +66,7 @@ async def test_consumer_never_holds_more_than_its_bound(bus: Bus) -> None:
         finally:
             active -= 1
 
-    consumer = BoundedPullConsumer(
-        bus, stream="EVENTS", durable="bounded", handler=handler, max_in_flight=bound, fetch_timeout=0.2
-    )
-    runner = asyncio.create_task(consumer.run())
-    try:
+    async with running_consumer(bus, "bounded", handler, max_in_flight=bound, fetch_timeout=0.2):
         await wait_until(lambda: active == bound, timeout=10, message="handlers to fill the bound")
 
         async def pending_settles() -> bool:
@@ -87,10 +83,6 @@ async def test_consumer_never_holds_more_than_its_bound(bus: Bus) -> None:
         info = await bus.js.consumer_info("EVENTS", "bounded")
         assert info.num_ack_pending == 0
         assert info.num_pending == 0
-    finally:
-        await consumer.drain(grace_seconds=2)
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
 
 
 async def test_same_bus_survives_server_kill_and_restart(private_nats: NatsServer) -> None:
@@ -124,16 +116,8 @@ async def test_same_bus_survives_server_kill_and_restart(private_nats: NatsServe
             received.append(msg.data)
             await msg.ack_sync()
 
-        consumer = BoundedPullConsumer(
-            bus, stream="EVENTS", durable="restart", handler=handler, max_in_flight=4, fetch_timeout=0.2
-        )
-        runner = asyncio.create_task(consumer.run())
-        try:
+        async with running_consumer(bus, "restart", handler, max_in_flight=4, fetch_timeout=0.2):
             await wait_until(lambda: len(received) >= 2, timeout=15, message="consume after restart")
-        finally:
-            await consumer.drain(grace_seconds=2)
-            runner.cancel()
-            await asyncio.gather(runner, return_exceptions=True)
         assert sorted(received) == [b"after", b"before"]
     finally:
         await bus.drain()

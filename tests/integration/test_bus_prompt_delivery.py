@@ -8,7 +8,7 @@ import time
 from nats.aio.msg import Msg
 
 from libs.common.bus import Bus
-from libs.common.bus.consumer import BoundedPullConsumer
+from tests.helpers.bus_consumer import running_consumer
 from tests.helpers.wait import wait_until
 
 LONG_POLL = 8.0  # a batch pull would hold a lone message until this expired
@@ -22,11 +22,9 @@ async def test_lone_message_on_an_idle_stream_is_handled_before_the_poll_expires
         handled.append(time.monotonic())
         await msg.ack()
 
-    consumer = BoundedPullConsumer(
-        bus, stream="EVENTS", durable="prompt", handler=handler, max_in_flight=64, max_batch=32, fetch_timeout=LONG_POLL
-    )
-    runner = asyncio.create_task(consumer.run())
-    try:
+    async with running_consumer(
+        bus, "prompt", handler, grace=1.0, max_in_flight=64, max_batch=32, fetch_timeout=LONG_POLL
+    ):
 
         async def parked() -> bool:  # the consumer's long poll is waiting on the (empty) stream
             return bool((await bus.js.consumer_info("EVENTS", "prompt")).num_waiting)
@@ -36,11 +34,6 @@ async def test_lone_message_on_an_idle_stream_is_handled_before_the_poll_expires
         await bus.publish("events.t.w", b"x", msg_id="lone-1")
         await wait_until(lambda: handled, timeout=LONG_POLL / 2, message="the lone message handled")
         assert handled[0] - published < LONG_POLL / 2
-    finally:
-        consumer.stop()
-        await consumer.drain(1.0)
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)
 
 
 async def test_a_backlog_is_drained_completely_and_within_the_bound(bus: Bus) -> None:
@@ -61,22 +54,8 @@ async def test_a_backlog_is_drained_completely_and_within_the_bound(bus: Bus) ->
         finally:
             active -= 1
 
-    consumer = BoundedPullConsumer(
-        bus,
-        stream="EVENTS",
-        durable="backlog",
-        handler=handler,
-        max_in_flight=bound,
-        max_batch=16,
-        fetch_timeout=LONG_POLL,
-        min_fetch=4,
-    )
-    runner = asyncio.create_task(consumer.run())
-    try:
+    async with running_consumer(
+        bus, "backlog", handler, grace=1.0, max_in_flight=bound, max_batch=16, fetch_timeout=LONG_POLL, min_fetch=4
+    ):
         await wait_until(lambda: len(seen) == total, timeout=30, message="backlog drained")
         assert peak <= bound
-    finally:
-        consumer.stop()
-        await consumer.drain(1.0)
-        runner.cancel()
-        await asyncio.gather(runner, return_exceptions=True)

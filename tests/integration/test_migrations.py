@@ -5,19 +5,14 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-import asyncpg
-
 from deploy.local.infra import PostgresServer
 from libs.common.db.migrate import apply_migrations, discover
+from tests.helpers.factories import execute_once, fetch_once, fetchval_once
 
 
 async def _fresh_db(pg: PostgresServer) -> str:
     name = f"m_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(pg.dsn())
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
+    await execute_once(pg.dsn(), f'CREATE DATABASE "{name}"')
     return pg.dsn(name)
 
 
@@ -26,12 +21,8 @@ async def test_running_twice_is_a_noop(pg_server: PostgresServer) -> None:
     expected = [v for v, _ in discover()]
     assert await apply_migrations(dsn) == expected
     assert await apply_migrations(dsn) == []
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch("SELECT version FROM schema_migrations ORDER BY version")
-        assert [r["version"] for r in rows] == expected
-    finally:
-        await conn.close()
+    rows = await fetch_once(dsn, "SELECT version FROM schema_migrations ORDER BY version")
+    assert [r["version"] for r in rows] == expected
 
 
 async def test_concurrent_runs_apply_each_migration_once(pg_server: PostgresServer) -> None:
@@ -40,10 +31,5 @@ async def test_concurrent_runs_apply_each_migration_once(pg_server: PostgresServ
     applied = [v for r in results for v in r]
     expected = [v for v, _ in discover()]
     assert sorted(applied) == sorted(expected)  # every migration applied by exactly one runner
-    conn = await asyncpg.connect(dsn)
-    try:
-        count = await conn.fetchval("SELECT count(*) FROM schema_migrations")
-        assert count == len(expected)
-        assert await conn.fetchval("SELECT to_regclass('executions') IS NOT NULL")
-    finally:
-        await conn.close()
+    assert await fetchval_once(dsn, "SELECT count(*) FROM schema_migrations") == len(expected)
+    assert await fetchval_once(dsn, "SELECT to_regclass('executions') IS NOT NULL")

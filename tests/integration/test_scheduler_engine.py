@@ -22,7 +22,7 @@ from services.scheduler.runtime import SchedulerRuntime
 from tests.helpers.factories import add_version, create_tenant, create_workflow
 from tests.helpers.scheduler import T0, at, publish_change, stored_events
 from tests.helpers.scheduler import schedule_definition as definition
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import equals, wait_until
 
 
 async def events(bus: Bus, workflow_id: uuid.UUID) -> list[EventEnvelope]:
@@ -60,7 +60,7 @@ async def test_missed_slots_after_downtime_follow_the_catchup_policy(
 
     clock.set(at(6))  # down for 5 slots: 12:02 .. 12:06
     await schedulers(clock)
-    await wait_until(lambda: _eq(slots_fired(bus, wf), expected), message=f"{policy} catch-up fires")
+    await wait_until(lambda: equals(slots_fired(bus, wf), expected), message=f"{policy} catch-up fires")
 
     skipped = await db.fetch(
         "SELECT scheduled_for, error, trigger, workflow_version FROM executions "
@@ -90,12 +90,8 @@ async def first_slot_fired(
     clock = ManualClock(T0)
     rt = await schedulers(clock)
     clock.set(at(1))
-    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00"]), message="first slot")
+    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:01:00"]), message="first slot")
     return tenant, wf, clock, rt
-
-
-async def _eq(value: Any, expected: Any) -> bool:
-    return bool(await value == expected)
 
 
 async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_at_next_slot(
@@ -135,7 +131,7 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
     await publish_change(bus, tenant, wf, 1, "enabled")
     await wait_until(lambda: wf in rt.engine.workflow_ids(), timeout=1.0, message="schedule reloaded")
     await tick(4)
-    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:04:00"]), message="resumed")
+    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:01:00", "12:04:00"]), message="resumed")
 
     # Update the schedule: every 5 minutes from now on; 12:05 is the next slot of the new rule.
     version = await add_version(db, wf, definition(cron="*/5 * * * *", timezone="Europe/Paris"))
@@ -147,7 +143,7 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
     )
     await tick(5)
     await wait_until(
-        lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:04:00", "12:05:00"]),
+        lambda: equals(slots_fired(bus, wf), ["12:01:00", "12:04:00", "12:05:00"]),
         message="fired at the next slot of the new rule",
     )
     await tick(6)
@@ -186,7 +182,7 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
     assert rt.engine.workflow_ids() == {healthy}
 
     clock.set(at(1))
-    await wait_until(lambda: _eq(slots_fired(bus, healthy), ["12:01:00"]), message="healthy fires")
+    await wait_until(lambda: equals(slots_fired(bus, healthy), ["12:01:00"]), message="healthy fires")
 
     # Fixing the definition clears the error and the schedule starts firing.
     version = await add_version(db, broken, definition(cron="*/2 * * * *"))
@@ -196,7 +192,7 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
         message="error cleared",
     )
     clock.set(at(2))
-    await wait_until(lambda: _eq(slots_fired(bus, broken), ["12:02:00"]), message="fixed schedule fires")
+    await wait_until(lambda: equals(slots_fired(bus, broken), ["12:02:00"]), message="fixed schedule fires")
 
     # Breaking a running schedule stops only that one.
     version = await add_version(db, healthy, definition(cron="* * * *"))
@@ -206,7 +202,7 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
         message="error stored on update",
     )
     clock.set(at(4))
-    await wait_until(lambda: _eq(slots_fired(bus, broken), ["12:02:00", "12:04:00"]), message="others go on")
+    await wait_until(lambda: equals(slots_fired(bus, broken), ["12:02:00", "12:04:00"]), message="others go on")
     assert await slots_fired(bus, healthy) == ["12:01:00", "12:02:00"]
 
 
@@ -225,7 +221,7 @@ async def test_periodic_resync_catches_a_change_the_feed_never_announced(
     wf = await create_workflow(db, tenant, definition(interval_seconds=60))  # no change published
     await wait_until(lambda: wf in rt.engine.workflow_ids(), timeout=5, message="loaded by resync")
     clock.set(at(1))
-    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00"]), message="fires")
+    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:01:00"]), message="fires")
     await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
     await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=5, message="unloaded by resync")
 
@@ -240,7 +236,7 @@ async def test_a_workflow_created_while_no_scheduler_ran_catches_up_from_its_cre
     await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)  # created at 12:00:30
     clock = ManualClock(at(5))
     await schedulers(clock)
-    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:05:00"]), message="latest slot fired")
+    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:05:00"]), message="latest slot fired")
     await wait_until(
         lambda: db.fetchval("SELECT count(*) = 4 FROM executions WHERE workflow_id = $1 AND status = 'skipped'", wf),
         message="4 skipped rows",
@@ -269,7 +265,7 @@ async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_aft
 
     clock.set(at(6))
     await schedulers(clock)
-    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="next slot only")
+    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="next slot only")
     assert await db.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", wf) == 0
 
 
@@ -284,7 +280,7 @@ async def test_slots_before_a_change_made_while_down_are_not_caught_up(
     await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, at(4, 30))
     clock.set(at(6))
     await schedulers(clock)
-    await wait_until(lambda: _eq(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="latest fired")
+    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="latest fired")
     await wait_until(
         lambda: db.fetchval(
             "SELECT array_agg(to_char(scheduled_for AT TIME ZONE 'UTC', 'HH24:MI')) = '{12:05}' "

@@ -26,7 +26,7 @@ from services.scheduler.runtime import SchedulerRuntime
 from tests.helpers.factories import add_version, create_tenant, create_workflow
 from tests.helpers.scheduler import T0, at, stored_events
 from tests.helpers.scheduler import schedule_definition as definition
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import equals, wait_until
 
 
 @dataclass
@@ -86,10 +86,6 @@ def _version(replica: Replica, wf: uuid.UUID) -> int | None:
     return spec.version if spec is not None else None
 
 
-async def _eq(value: Any, expected: Any) -> bool:
-    return bool(await value == expected)
-
-
 async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_version_current_then(
     bus: Bus,
     db: asyncpg.Connection,
@@ -99,7 +95,7 @@ async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_
     clock = ManualClock(T0)
     fresh, stale = await replicas(clock), await replicas(clock)
     clock.set(at(1))
-    await wait_until(lambda: _eq(fired(bus, wf), [("12:01:00", 1)]), message="12:01 fired")
+    await wait_until(lambda: equals(fired(bus, wf), [("12:01:00", 1)]), message="12:01 fired")
 
     # v2, 100 ms before the 12:02 slot: the fresh replica loads it, the stale one does not.
     await new_version(db, wf, at(1, 59.9), "v2", interval_seconds=60)
@@ -107,7 +103,7 @@ async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_
     assert _version(fresh, wf) == 2 and _version(stale, wf) == 1
     clock.set(at(2))
     await wait_until(lambda: stale.checks("changed") >= 1, message="the stale replica checked 12:02")
-    await wait_until(lambda: _eq(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2)]), message="12:02 as v2")
+    await wait_until(lambda: equals(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2)]), message="12:02 as v2")
 
     # v3 fires every 2 minutes: 12:03 is no slot of it, even for the replica still planning every minute.
     await new_version(db, wf, at(2, 59.9), "v3", interval_seconds=120)
@@ -116,7 +112,7 @@ async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_
     await wait_until(lambda: stale.checks("not_a_slot") >= 1, message="the stale replica dropped 12:03")
     clock.set(at(4))
     await wait_until(
-        lambda: _eq(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3)]),
+        lambda: equals(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3)]),
         message="12:04 as v3, nothing at 12:03",
     )
 
@@ -125,7 +121,7 @@ async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_
     await new_version(db, wf, at(4, 30), "v4 (= v1)", interval_seconds=60)
     clock.set(at(5))
     await wait_until(
-        lambda: _eq(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3), ("12:05:00", 4)]),
+        lambda: equals(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3), ("12:05:00", 4)]),
         message="12:05 as v4 from the stale replica",
     )
     assert _version(stale, wf) == 1
@@ -144,14 +140,14 @@ async def test_a_version_loaded_after_its_first_slot_passed_still_fires_that_slo
     clock = ManualClock(T0)
     replica = await replicas(clock)
     clock.set(at(2))
-    await wait_until(lambda: _eq(fired(bus, wf), [("12:02:00", 1)]), message="12:02 fired")
+    await wait_until(lambda: equals(fired(bus, wf), [("12:02:00", 1)]), message="12:02 fired")
 
     # Every minute from 12:02:59.5; this replica hears of it only after 12:03 has passed.
     await new_version(db, wf, at(2, 59.5), "every min", interval_seconds=60)
     clock.set(at(3, 1.0))
     await replica.rt.sync.resync(startup=False)
-    await wait_until(lambda: _eq(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2)]), message="12:03 fired late")
+    await wait_until(lambda: equals(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2)]), message="12:03 fired late")
     clock.set(at(4))
     await wait_until(
-        lambda: _eq(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2), ("12:04:00", 2)]), message="12:04 on time"
+        lambda: equals(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2), ("12:04:00", 2)]), message="12:04 on time"
     )

@@ -8,6 +8,7 @@ import logging
 import random
 import time
 import traceback
+import uuid
 
 import pytest
 
@@ -60,14 +61,20 @@ SECRETS = [
 ]
 
 
-def _logged(message: str, **fields: object) -> dict[str, object]:
+def _json_logger(name: str) -> tuple[logging.Logger, io.StringIO]:
+    """A logger ``name`` writing through the masking filter and the JSON formatter, and what it wrote."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter("test"))
     handler.addFilter(MaskingFilter())
-    logger = logging.getLogger(f"masking-{id(stream)}")
+    logger = logging.getLogger(name)
     logger.handlers[:] = [handler]
     logger.propagate = False
+    return logger, stream
+
+
+def _logged(message: str, **fields: object) -> dict[str, object]:
+    logger, stream = _json_logger(f"masking-{uuid.uuid4()}")
     logger.setLevel(logging.INFO)
     logger.info(message, extra=fields)
     line = stream.getvalue().strip()
@@ -402,13 +409,7 @@ def test_log_message_and_fields_are_capped_after_masking() -> None:
 
 
 def test_log_exception_text_is_masked_and_capped() -> None:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter("test"))
-    handler.addFilter(MaskingFilter())
-    logger = logging.getLogger("masking-exc")
-    logger.handlers[:] = [handler]
-    logger.propagate = False
+    logger, stream = _json_logger("masking-exc")
     try:
         raise RuntimeError("connect postgres://app:pa55word@db/x " + "e" * (2 * MAX_EXCEPTION_CHARS))
     except RuntimeError:
