@@ -146,7 +146,6 @@ class NatsCluster:
         *,
         size: int = 3,
         name: str = "ipaas",
-        sync_interval: str = "always",
         extra_config: str = "",
     ) -> None:
         self.name = name
@@ -160,7 +159,7 @@ class NatsCluster:
             write_private(
                 config,  # extra_config may hold passwords
                 f'server_name: "{name}-n{i + 1}"\n'
-                f"jetstream {{ sync_interval: {sync_interval} }}\n"
+                "jetstream { sync_interval: always }\n"
                 f'cluster {{ name: "{name}", listen: "127.0.0.1:{route_port}", routes: [{routes}] }}\n' + extra_config,
             )
             self.nodes.append(

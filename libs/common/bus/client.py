@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import nats
-import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError, OutboundBufferLimitError
@@ -41,8 +40,9 @@ from nats.js.errors import NoStreamResponseError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
-from libs.common.bus.batch import BatchPublisher, OnOutcome, Outgoing
+from libs.common.bus.batch import BatchPublisher, OnOutcome, Outgoing, ack_outcome
 from libs.common.bus.errors import (
+    BusError,
     BusMisconfigured,
     BusUnavailable,
     MessageRejected,
@@ -50,13 +50,12 @@ from libs.common.bus.errors import (
     NoResponders,
     RequestTimeout,
     StreamConflict,
-    rejection,
 )
 from libs.common.bus.messages import ConsumerInfo, MessageHandler, ReconnectListener, StreamInfo, Subscription
 from libs.common.bus.reconnects import ReconnectListeners
 from libs.common.bus.results import PublishResult
 from libs.common.bus.seeds import parse_seed_list, redact
-from libs.common.bus.streams import platform_streams
+from libs.common.bus.streams import StreamSpec, platform_streams
 from libs.common.bus.tracing import StreamNames, extracted, link_reply, producer_span, request_span
 from libs.common.bus.wire import message_size
 from libs.common.models.events import EventEnvelope, WireEvent, envelope_json
@@ -214,37 +213,19 @@ class Bus:
         service with ``IPAAS_NATS_PROVISION=true``); see :mod:`libs.common.bus.provision`.
         """
         for spec in platform_streams(self.settings):
-            await self.ensure_stream(
-                spec.name,
-                list(spec.subjects),
-                duplicate_window=spec.duplicate_window,
-                max_age=spec.max_age,
-                max_bytes=spec.max_bytes,
-                retention=spec.retention,
-                discard=spec.discard,
-            )
+            await self.ensure_stream(spec)
 
-    async def ensure_stream(
-        self,
-        name: str,
-        subjects: list[str],
-        *,
-        duplicate_window: float,
-        max_age: float | None = None,
-        max_bytes: int = -1,
-        retention: js_api.RetentionPolicy = js_api.RetentionPolicy.LIMITS,
-        discard: js_api.DiscardPolicy = js_api.DiscardPolicy.OLD,
-    ) -> None:
+    async def ensure_stream(self, spec: StreamSpec) -> None:
         config = js_api.StreamConfig(
-            name=name,
-            subjects=subjects,
-            retention=retention,
-            discard=discard,
+            name=spec.name,
+            subjects=list(spec.subjects),
+            retention=spec.retention,
+            discard=spec.discard,
             storage=js_api.StorageType.FILE,
-            duplicate_window=duplicate_window,
+            duplicate_window=spec.duplicate_window,
             num_replicas=self.settings.replicas,
-            max_age=max_age,
-            max_bytes=max_bytes,
+            max_age=spec.max_age,
+            max_bytes=spec.max_bytes,
         )
         try:
             await self.js.add_stream(config)
@@ -255,13 +236,13 @@ class Bus:
             try:
                 await self.js.update_stream(config)
             except nats.js.errors.APIError as update_exc:
-                existing = await self.js.stream_info(name)
-                if existing.config.retention != retention:
+                existing = await self.js.stream_info(spec.name)
+                if existing.config.retention != spec.retention:
                     has = getattr(existing.config.retention, "value", existing.config.retention)
                     raise StreamConflict(
-                        f"stream {name} exists with retention {has}, "
-                        f"this version needs {retention.value}: drain it (let the consumers empty it), delete it "
-                        f"(`nats stream rm {name}`) and start again"
+                        f"stream {spec.name} exists with retention {has}, "
+                        f"this version needs {spec.retention.value}: drain it (let the consumers empty it), delete it "
+                        f"(`nats stream rm {spec.name}`) and start again"
                     ) from update_exc
                 raise
 
@@ -296,22 +277,20 @@ class Bus:
         payload: bytes,
         *,
         msg_id: str | None = None,
-        headers: dict[str, str] | None = None,
         timeout: float | None = None,
-        attributes: dict[str, str] | None = None,
     ) -> PublishResult:
         """Publish to JetStream and wait for the PubAck, inside a PRODUCER ``publish <stream>`` span.
 
         Adds ``Nats-Msg-Id`` and the span's W3C trace context (so a message
-        published outside any span starts its own trace here).  ``attributes``
-        go on the span.  Returns whether the server called the message a
-        duplicate, and the trace id when the span is sampled.  Raises
-        :class:`BusUnavailable` if NATS cannot store it now.
+        published outside any span starts its own trace here).  Returns
+        whether the server called the message a duplicate, and the trace id
+        when the span is sampled.  Raises :class:`BusUnavailable` if NATS
+        cannot store it now.
         """
-        hdrs: dict[str, str] = dict(headers) if headers else {}
+        hdrs: dict[str, str] = {}
         if msg_id is not None:
             hdrs[MSG_ID_HEADER] = msg_id
-        span = producer_span(self.streams.of(subject), subject, msg_id, attributes=attributes)
+        span = producer_span(self.streams.of(subject), subject, msg_id)
         return await self._publish_in(span, subject, payload, hdrs, timeout=timeout)
 
     async def publish_event(self, event: EventEnvelope | WireEvent, *, timeout: float | None = None) -> PublishResult:
@@ -389,7 +368,7 @@ class Bus:
         if not self.nc.is_connected:
             raise BusUnavailable("not connected to NATS")
         # What JetStreamContext.publish does (a request to the subject, a PubAck back), with the
-        # PubAck read by orjson: the stdlib decoder and the PubAck dataclass cost more than the rest.
+        # PubAck read by ack_outcome (orjson): the stdlib decoder and the PubAck dataclass cost more than the rest.
         try:
             msg = await self.nc.request(
                 subject,
@@ -404,16 +383,11 @@ class Bus:
         except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
             # Refused by the client before sending: this message can never go out as it is.
             raise MessageRejected(subject, status=0, err_code=0, description=str(exc)) from exc
-        try:
-            ack = orjson.loads(msg.data)
-        except orjson.JSONDecodeError as exc:
-            raise BusUnavailable(f"publish to {subject} got an unreadable acknowledgement") from exc
-        if "error" in ack:
-            # A BusUnavailable subclass: StreamFull (retry later) or MessageRejected (never as is).
-            raise rejection(subject, ack["error"])
-        return PublishResult(
-            stream=ack.get("stream", ""), seq=int(ack.get("seq", 0)), duplicate=bool(ack.get("duplicate", False))
-        )
+        outcome = ack_outcome(subject, msg)
+        if isinstance(outcome, BusError):
+            # A BusUnavailable: StreamFull (retry later), MessageRejected (never as is), or the bus's own.
+            raise outcome
+        return outcome
 
     async def publish_core(
         self,

@@ -7,8 +7,8 @@
   ``messaging.consumer.group.name`` (the durable or queue group), ``messaging.message.id`` and
   ``messaging.nats.message.delivery_count`` (JetStream's count for this message).
 - Request/reply (``Bus.request`` / ``Bus.respond``): the requester's CLIENT ``send <subject>``
-  span travels in the request's headers; the responder's span travels back in the reply's,
-  and the requester keeps it as a span link.
+  span travels in the request's headers; the responder's span (:func:`consumer_span` named
+  after the subject) travels back in the reply's, and the requester keeps it as a span link.
 
 Span names carry the stream (or, for request/reply, the fixed service subject), never an
 event's subject: ``events.<tenant>.<workflow>`` would make one span name per workflow.
@@ -127,18 +127,3 @@ def link_reply(span: trace.Span, reply: Msg) -> None:
     replied = trace.get_current_span(ctx).get_span_context()
     if replied.is_valid:
         span.add_link(replied, REPLY_LINK)
-
-
-def responder_span(msg: Msg, group: str) -> trace.Span:
-    """A CONSUMER ``process <subject>`` span for a request, child of the requester's span."""
-    return direct_tracer(TRACER_NAME).start_span(
-        f"process {msg.subject}",
-        context=extracted(msg.headers),
-        kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": SYSTEM,
-            "messaging.operation.type": "process",
-            "messaging.destination.name": msg.subject,
-            "messaging.consumer.group.name": group,
-        },
-    )
