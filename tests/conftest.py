@@ -41,7 +41,6 @@ from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.db.roles import OWNER
 from libs.common.settings import DatabaseSettings, NatsSettings
-from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
 from tests.helpers.auth_setup import auth_client, auth_settings
@@ -54,6 +53,7 @@ from tests.helpers.pg_roles import as_role, prepare
 from tests.helpers.secured_nats import SecuredNats, start_secured_nats
 from tests.helpers.services import ServiceProcess, start_service
 from tests.helpers.wait import wait_until
+from tests.helpers.wall_clock import ManualClock
 
 TEMPLATE_DB = "ipaas_template"
 # In-process services and runtimes run against the open test NATS, where nobody else provisions the

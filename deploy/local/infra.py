@@ -304,15 +304,6 @@ class PostgresServer(_Server):
         )
         return ok.returncode == 0
 
-    def create_database(self, name: str) -> str:
-        host = str(self.data_dir) if self.password_auth else "127.0.0.1"
-        subprocess.run(
-            [str(self.bin / "createdb"), "-h", host, "-p", str(self.port), "-U", SUPERUSER, name],
-            check=True,
-            capture_output=True,
-        )
-        return self.admin_dsn(name)
-
 
 def _open_path_for_others(path: Path) -> None:
     """Let the unprivileged Postgres user traverse to its data and binaries."""

@@ -346,9 +346,7 @@ class Bus:
             headers.get(MSG_ID_HEADER),
             parent=stored if stored is not None else otel_context.Context(),
         )
-        with ActiveSpan(span):
-            propagate.inject(headers)
-            return await self.publish_prepared(subject, payload, headers, timeout=timeout)
+        return await self._publish_in(span, subject, payload, headers, timeout=timeout)
 
     async def publish_prepared(
         self,

@@ -25,6 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
+from libs.common.bus.streams import platform_streams
 from libs.common.settings import NatsSettings
 from libs.common.telemetry import direct_tracer
 
@@ -37,14 +38,7 @@ class StreamNames:
     """The stream a subject is stored in, from the ``IPAAS_NATS_*`` layout (``<token>.>`` patterns)."""
 
     def __init__(self, settings: NatsSettings) -> None:
-        self._prefixes: list[tuple[str, str]] = []
-        for stream, pattern in (
-            (settings.events_stream, settings.events_subjects),
-            (settings.dlq_stream, settings.dlq_subjects),
-            (settings.changes_stream, settings.changes_subjects),
-        ):
-            prefix = pattern[:-1] if pattern.endswith(">") else pattern
-            self._prefixes.append((prefix, stream))
+        self._prefixes = [(spec.subjects[0].removesuffix(">"), spec.name) for spec in platform_streams(settings)]
 
     def of(self, subject: str) -> str:
         for prefix, stream in self._prefixes:
