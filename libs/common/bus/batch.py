@@ -63,7 +63,7 @@ class _Batch:
             self.room.set()
         if not left:
             self.done.set()
-        self.on_outcome(index, ack_outcome(self.messages[index].subject, msg))
+        self.on_outcome(index, _outcome(self.messages[index].subject, msg))
 
     def fail_outstanding(self, error: BusError) -> None:
         pending, self.outstanding = self.outstanding, {}
@@ -162,8 +162,7 @@ class BatchPublisher:
         batch.fail_outstanding(BusUnavailable(reason))
 
 
-def ack_outcome(subject: str, msg: Msg) -> Outcome:
-    """What a PubAck (or the server's no-responders status in its place) says about one publish."""
+def _outcome(subject: str, msg: Msg) -> Outcome:
     if msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
         return BusUnavailable(f"publish to {subject} failed: NoStreamResponseError")
     try:
