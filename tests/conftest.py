@@ -36,12 +36,11 @@ import nats
 import pytest
 from aiohttp.test_utils import TestClient
 
-from deploy.local.infra import NatsCluster, NatsServer, PostgresServer, free_port
+from deploy.local.infra import NatsServer, PostgresServer, free_port
 from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.db.roles import OWNER
 from libs.common.settings import DatabaseSettings, NatsSettings
-from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
 from tests.helpers.auth_setup import auth_client, auth_settings
@@ -49,11 +48,12 @@ from tests.helpers.executor_app import InProcessExecutor, running_executor
 from tests.helpers.factories import create_tenant
 from tests.helpers.fakes import Behaviour, CredentialResponder, FakeSink, SlackTenant, executor_env
 from tests.helpers.gateway_app import Gateway, running_gateway, tenant
-from tests.helpers.nats_cluster import wait_for_jetstream
+from tests.helpers.nats_cluster import NatsCluster, wait_for_jetstream
 from tests.helpers.pg_roles import as_role, prepare
 from tests.helpers.secured_nats import SecuredNats, start_secured_nats
 from tests.helpers.services import ServiceProcess, start_service
 from tests.helpers.wait import wait_until
+from tests.helpers.wall_clock import ManualClock
 
 TEMPLATE_DB = "ipaas_template"
 # In-process services and runtimes run against the open test NATS, where nobody else provisions the

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from deploy.local import external_pg
 from deploy.local.config import LauncherConfig
 from deploy.local.infra import NatsServer, PostgresServer
+from deploy.local.nats_authz import stored_passwords
 from deploy.local.nats_users import prepare, with_user
 from deploy.local.pg_roles import bootstrap, service_urls, with_role
-from deploy.local.pg_roles import load_or_create as load_pg_passwords
 from deploy.local.ports import PortPicker
 from deploy.provision import platform_layout
-from libs.common.db.roles import OWNER
+from libs.common.db.roles import ALL_ROLES, OWNER
 
 Announce = Callable[[str], None]
 
@@ -69,7 +69,7 @@ class Infrastructure:
             self.postgres = PostgresServer(config.local_dir / "pg", port, durable=True, password_auth=True)
             self.postgres.start(timeout=60)
             self._own("postgres", self.postgres.pid)
-            self.pg_passwords = load_pg_passwords(config.pg_users_file)
+            self.pg_passwords = stored_passwords(config.pg_users_file, ALL_ROLES)
             tcp = self.postgres.dsn(config.database)
             self.database_url = with_role(tcp, OWNER, self.pg_passwords[OWNER])
             self.database_urls = service_urls(tcp, self.pg_passwords)

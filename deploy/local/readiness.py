@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 
 import aiohttp
+
+from libs.common.tasks import wait_at_most
 
 POLL_SECONDS = 0.25
 
@@ -34,6 +35,5 @@ async def wait_all_ready(
                     announce(f"{name} is ready at {url}")
                     del pending[name]
             if pending:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=POLL_SECONDS)
+                await wait_at_most(stop, POLL_SECONDS)
     return sorted(pending)

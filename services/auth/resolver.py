@@ -25,7 +25,7 @@ from opentelemetry.trace import Status, StatusCode
 from pydantic import ValidationError
 
 from libs.common.bus import Bus, Message, Subscription
-from libs.common.bus.tracing import responder_span
+from libs.common.bus.tracing import consumer_span
 from libs.common.db.tracing import db_span
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
 from libs.common.telemetry import ActiveSpan
@@ -76,7 +76,7 @@ class CredentialResolver:
 
     async def _handle(self, msg: Message) -> None:
         # A CONSUMER span, child of the executor's request span; the reply carries it back.
-        span = responder_span(msg, self._queue)
+        span = consumer_span(msg, msg.subject, self._queue)
         with ActiveSpan(span):
             try:
                 reply = await self._resolve(msg.data)

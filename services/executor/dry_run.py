@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from libs.common.bus import Bus, Message, Subscription
-from libs.common.bus.tracing import responder_span
+from libs.common.bus.tracing import consumer_span
 from libs.common.logs.redaction import Redactor, redacting
 from libs.common.models.api import DryRunCommand, DryRunResult
 from libs.common.models.workflows import WorkflowStep, condition_template
@@ -115,7 +115,7 @@ class DryRunResponder:
 
     async def _answer(self, msg: Message, received: float) -> None:
         # A CONSUMER span in the gateway request's trace; the reply carries it back.
-        with ActiveSpan(responder_span(msg, QUEUE_GROUP)):
+        with ActiveSpan(consumer_span(msg, msg.subject, QUEUE_GROUP)):
             body = await self.run(msg.data, received=received)
             try:
                 await self._bus.respond(msg, body)

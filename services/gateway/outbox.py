@@ -27,7 +27,6 @@ payload; an operator retries one by clearing ``failed_at``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from functools import partial
@@ -39,7 +38,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from libs.common.bus import Bus, BusUnavailable
 from libs.common.models.events import WorkflowChanged, workflow_changed_subject
-from libs.common.tasks import Wakeable
+from libs.common.tasks import Wakeable, wait_at_most
 from services.gateway.outbox_rows import Decision, Fate, decide, prepare
 
 log = logging.getLogger(__name__)
@@ -270,9 +269,7 @@ class OutboxRelay(Wakeable):
             log.debug("set-aside count failed", extra={"error": type(exc).__name__})
 
     async def _sleep(self, seconds: float, *, wakeable: bool = False) -> None:
-        waiter = self._wake if wakeable else self._stopping
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(waiter.wait(), timeout=seconds)
+        await wait_at_most(self._wake if wakeable else self._stopping, seconds)
 
     async def _listen(self) -> None:
         """Keep a LISTEN connection open; every notification wakes the relay."""

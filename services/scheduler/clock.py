@@ -1,10 +1,10 @@
-"""Time, injectable: the real clock in production, a manual one in tests."""
+"""Time, injectable: the real clock in production, a manual one in tests (``tests/helpers/wall_clock.py``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 
@@ -24,46 +24,6 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> Awaitable[None]:
         return asyncio.sleep(max(0.0, seconds))
-
-
-class ManualClock:
-    """A clock that only moves when told to; sleepers wake when it passes their deadline."""
-
-    def __init__(self, start: datetime) -> None:
-        if start.tzinfo is None:
-            raise ValueError("start must be timezone-aware")
-        self._now = start.astimezone(UTC)
-        self._sleepers: list[tuple[datetime, asyncio.Future[None]]] = []
-
-    def now(self) -> datetime:
-        return self._now
-
-    def sleep(self, seconds: float) -> Awaitable[None]:
-        # The deadline is fixed now, at the call, not when the caller first awaits.
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if seconds <= 0:
-            future.set_result(None)
-        else:
-            self._sleepers = [(t, f) for t, f in self._sleepers if not f.done()]
-            self._sleepers.append((self._now + timedelta(seconds=seconds), future))
-        return future
-
-    def set(self, moment: datetime) -> None:
-        if moment < self._now:
-            raise ValueError("a manual clock does not go backwards")
-        self._now = moment.astimezone(UTC)
-        waiting = []
-        for deadline, future in self._sleepers:
-            if future.done():
-                continue
-            if deadline <= self._now:
-                future.set_result(None)
-            else:
-                waiting.append((deadline, future))
-        self._sleepers = waiting
-
-    def advance(self, seconds: float) -> None:
-        self.set(self._now + timedelta(seconds=seconds))
 
 
 async def first_of(*aws: Awaitable[Any]) -> None:

@@ -34,7 +34,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import heapq
 import itertools
@@ -44,6 +43,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from libs.common.tasks import wait_at_most
 from services.scheduler.catchup import SKIP_REASON, plan_catch_up
 from services.scheduler.clock import Clock, first_of
 from services.scheduler.firing import Prepared, Publisher
@@ -443,9 +443,7 @@ class Engine:
         timer, rest = self._tasks[0], self._tasks[1:]
         log.info("scheduler draining: no new slot starts", extra={"due_slots": due})
         await cancel_and_wait([timer])
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(grace_seconds):
-                await self._settled.wait()
+        await wait_at_most(self._settled, grace_seconds)
         self._aborting = True
         await cancel_and_wait([*rest, *self._firing])
         self._tasks = []

@@ -14,7 +14,6 @@ fire.  Calling :meth:`SchedulerRuntime.stop` again waits for the same stop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import asyncpg
@@ -22,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from libs.common.bus import Bus
 from libs.common.bus.provision import Needs, ensure_needs
+from libs.common.tasks import wait_at_most
 from services.scheduler.changes import ChangeFeed
 from services.scheduler.clock import Clock
 from services.scheduler.engine import Engine
@@ -113,9 +113,7 @@ class SchedulerRuntime:
         await self._resync(startup=True)
         self.engine.start()
         while not self._stopped:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.options.resync_interval_seconds):
-                    await self._resync_now.wait()
+            await wait_at_most(self._resync_now, self.options.resync_interval_seconds)
             self._resync_now.clear()
             await self._resync(startup=False)
 

@@ -26,13 +26,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from deploy.local.infra import NatsCluster
 from deploy.local.nats_authz import render_authorization
 from libs.common.bus import Bus, BusUnavailable
 from libs.common.bus.permissions import ALL_IDENTITIES, inbox_prefix
 from libs.common.settings import NatsSettings
 from tests.helpers.ledger import Answer, Ledger, fault_stack, http_workflow
-from tests.helpers.nats_cluster import wait_for_jetstream
+from tests.helpers.nats_cluster import NatsCluster, wait_for_jetstream
 from tests.helpers.wait import wait_until
 
 BURST = 3000

@@ -22,6 +22,7 @@ from libs.common.db.migrate import apply_migrations
 from libs.common.settings import NatsSettings
 from tests.helpers.fakes import FakeSink
 from tests.helpers.ledger import Ledger, fault_stack, http_workflow, stop_immediately
+from tests.helpers.pg_roles import create_database
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
 
@@ -102,7 +103,7 @@ async def test_postgres_stopped_immediately_and_restarted_mid_run(
     pg = PostgresServer(tmp_path / "pg", free_port(), durable=True)
     pg.start()
     try:
-        pg.create_database("ipaas")
+        create_database(pg, "ipaas")
         dsn = pg.dsn("ipaas")
         await apply_migrations(dsn)
         db = await asyncpg.connect(dsn)

@@ -14,12 +14,12 @@ from deploy.local.infra import NatsServer, PostgresServer
 from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.settings import DatabaseSettings, NatsSettings
-from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
 from tests.helpers.factories import create_tenant, create_workflow, fetchval_once
 from tests.helpers.scheduler import T0, at, publish_change, schedule_definition, stored_events
 from tests.helpers.wait import equals, wait_until
+from tests.helpers.wall_clock import ManualClock
 
 DEFINITION = schedule_definition("every minute", interval_seconds=60)
 

@@ -1,11 +1,15 @@
-"""Waiting for a NATS cluster to be able to hold R3 streams."""
+"""A NATS cluster on loopback (:class:`NatsCluster`), and waiting for it to be able to hold R3 streams."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import nats
 import nats.js.api
+
+from deploy.local.infra import NatsServer, free_port
+from deploy.local.nats_authz import write_private
 
 
 async def wait_for_jetstream(urls: list[str], timeout: float = 30.0) -> None:
@@ -31,3 +35,72 @@ async def wait_for_jetstream(urls: list[str], timeout: float = 30.0) -> None:
                 await asyncio.sleep(0.1)
     finally:
         await nc.close()
+
+
+class NatsCluster:
+    """``size`` JetStream servers on loopback joined by cluster routes: R3 streams, and nodes to kill.
+
+    Each node is a :class:`NatsServer` (the same binary) with a config file of its own:
+    ``server_name``, the shared cluster name and the routes to every node (its own included,
+    which nats-server ignores), and ``jetstream.sync_interval`` (``always``: every write is
+    fsynced before it is acknowledged, as in the Kubernetes values), then ``extra_config`` (an
+    authorization block, say).  A client connects with :attr:`seed_url`, every node's URL
+    separated by commas, as ``NATS_URL`` takes it.
+    """
+
+    def __init__(
+        self,
+        base_dir: Path,
+        *,
+        size: int = 3,
+        name: str = "ipaas",
+        extra_config: str = "",
+    ) -> None:
+        self.name = name
+        route_ports = [free_port() for _ in range(size)]
+        routes = ", ".join(f'"nats://127.0.0.1:{p}"' for p in route_ports)
+        self.nodes: list[NatsServer] = []
+        for i, route_port in enumerate(route_ports):
+            node_dir = base_dir / f"n{i + 1}"
+            node_dir.mkdir(parents=True, exist_ok=True)
+            config = node_dir / "cluster.conf"
+            write_private(
+                config,  # extra_config may hold passwords
+                f'server_name: "{name}-n{i + 1}"\n'
+                "jetstream { sync_interval: always }\n"
+                f'cluster {{ name: "{name}", listen: "127.0.0.1:{route_port}", routes: [{routes}] }}\n' + extra_config,
+            )
+            self.nodes.append(
+                NatsServer(node_dir / "store", free_port(), config_file=config, log_file=node_dir / "nats.log")
+            )
+
+    @property
+    def urls(self) -> list[str]:
+        return [n.url for n in self.nodes]
+
+    @property
+    def seed_url(self) -> str:
+        return ",".join(self.urls)
+
+    def server_name(self, node: NatsServer) -> str:
+        return f"{self.name}-n{self.nodes.index(node) + 1}"
+
+    def node_named(self, server_name: str) -> NatsServer:
+        return self.nodes[[self.server_name(n) for n in self.nodes].index(server_name)]
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Start every node (each listens for clients at once, and keeps dialling the routes of the others).
+
+        JetStream needs a quorum before it answers: wait for that separately (the tests'
+        ``wait_for_jetstream``).
+        """
+        try:
+            for node in self.nodes:
+                node.start(timeout)
+        except BaseException:
+            self.kill()
+            raise
+
+    def kill(self) -> None:
+        for node in self.nodes:
+            node.kill()

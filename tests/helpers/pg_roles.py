@@ -11,12 +11,13 @@ to look at and arrange anything; service processes get their own role's URL
 from __future__ import annotations
 
 import secrets
+import subprocess
 from urllib.parse import urlsplit
 
 from deploy.local.infra import SUPERUSER, PostgresServer
 from deploy.local.pg_roles import bootstrap, with_role
 from libs.common.db.migrate import apply_migrations
-from libs.common.db.roles import ALL_ROLES, OWNER, service_role
+from libs.common.db.roles import ALL_ROLES, OWNER, SERVICE_ROLES
 
 PASSWORDS: dict[str, str] = {role: f"pw-{role}-{secrets.token_hex(8)}" for role in ALL_ROLES}
 
@@ -31,7 +32,7 @@ async def prepare(server: PostgresServer, database: str) -> str:
 
 def as_role(dsn: str, service: str) -> str:
     """``dsn``'s database as ``service``'s own role (``ipaas_<service>``)."""
-    role = service_role(service)
+    role = SERVICE_ROLES[service]
     return with_role(dsn, role, PASSWORDS[role])
 
 
@@ -43,3 +44,13 @@ def owner_url(dsn: str) -> str:
 def is_superuser_url(dsn: str) -> bool:
     """Whether ``dsn`` connects as the harness's superuser (what tests hand to services by default)."""
     return urlsplit(dsn).username == SUPERUSER
+
+
+def create_database(server: PostgresServer, name: str) -> None:
+    """``createdb name`` as the superuser (over the socket when the server checks passwords)."""
+    host = str(server.data_dir) if server.password_auth else "127.0.0.1"
+    subprocess.run(
+        [str(server.bin / "createdb"), "-h", host, "-p", str(server.port), "-U", SUPERUSER, name],
+        check=True,
+        capture_output=True,
+    )

@@ -16,9 +16,11 @@ import asyncpg
 import pytest
 
 from deploy.local.infra import PostgresServer, free_port
-from deploy.local.pg_roles import bootstrap, load_or_create, service_urls, with_role
+from deploy.local.nats_authz import stored_passwords
+from deploy.local.pg_roles import bootstrap, service_urls, with_role
 from libs.common.db.migrate import MIGRATIONS_DIR, apply_migrations, discover
 from libs.common.db.roles import ALL_ROLES, OWNER
+from tests.helpers.pg_roles import create_database
 
 BEFORE_ROLES = (
     "0001_core",
@@ -48,12 +50,12 @@ async def test_older_data_is_adopted_and_every_role_needs_its_own_password(
     old.mkdir()
     for version in BEFORE_ROLES:
         shutil.copy(MIGRATIONS_DIR / f"{version}.sql", old / f"{version}.sql")
-    local_pg.create_database("ipaas")
+    create_database(local_pg, "ipaas")
     assert await apply_migrations(local_pg.admin_dsn("ipaas"), old) == list(BEFORE_ROLES)
 
-    passwords = load_or_create(tmp_path / "pg-users.json")
+    passwords = stored_passwords(tmp_path / "pg-users.json", ALL_ROLES)
     assert set(passwords) == set(ALL_ROLES) and (tmp_path / "pg-users.json").stat().st_mode & 0o077 == 0
-    assert load_or_create(tmp_path / "pg-users.json") == passwords  # kept across starts
+    assert stored_passwords(tmp_path / "pg-users.json", ALL_ROLES) == passwords  # kept across starts
     assert await bootstrap(local_pg, "ipaas", passwords) is False  # it existed
     tcp = local_pg.dsn("ipaas")
     owner = with_role(tcp, OWNER, passwords[OWNER])
@@ -93,7 +95,7 @@ async def test_older_data_is_adopted_and_every_role_needs_its_own_password(
 
     # New passwords (the file deleted): the next bootstrap sets them, and the old ones stop working.
     (tmp_path / "pg-users.json").unlink()
-    renewed = load_or_create(tmp_path / "pg-users.json")
+    renewed = stored_passwords(tmp_path / "pg-users.json", ALL_ROLES)
     assert renewed[OWNER] != passwords[OWNER]
     await bootstrap(local_pg, "ipaas", renewed)
     with pytest.raises(REFUSED_LOGIN):
@@ -107,7 +109,7 @@ async def test_older_data_is_adopted_and_every_role_needs_its_own_password(
 
 @pytest.mark.slow
 async def test_a_new_database_is_created_for_the_owner(local_pg: PostgresServer, tmp_path: Path) -> None:
-    passwords = load_or_create(tmp_path / "pg-users.json")
+    passwords = stored_passwords(tmp_path / "pg-users.json", ALL_ROLES)
     assert await bootstrap(local_pg, "ipaas", passwords) is True
     assert await bootstrap(local_pg, "ipaas", passwords) is False
     owner = with_role(local_pg.dsn("ipaas"), OWNER, passwords[OWNER])

@@ -17,12 +17,12 @@ import pytest
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope
-from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from tests.helpers.factories import add_version, create_tenant, create_workflow
 from tests.helpers.scheduler import T0, at, publish_change, stored_events
 from tests.helpers.scheduler import schedule_definition as definition
 from tests.helpers.wait import equals, wait_until
+from tests.helpers.wall_clock import ManualClock
 
 
 async def events(bus: Bus, workflow_id: uuid.UUID) -> list[EventEnvelope]:

@@ -12,12 +12,12 @@ import asyncpg
 
 from libs.common.bus import Bus
 from libs.common.settings import ScheduleSettings
-from services.scheduler.clock import ManualClock
 from tests.helpers.factories import add_version, create_tenant, create_workflow
 from tests.helpers.gateway_app import running_gateway
 from tests.helpers.scheduler import T0, at, publish_change, stored_events
 from tests.helpers.scheduler import schedule_definition as definition
 from tests.helpers.wait import wait_until
+from tests.helpers.wall_clock import ManualClock
 
 
 async def fired(bus: Bus) -> dict[uuid.UUID, list[str]]:

@@ -21,12 +21,12 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from libs.common.bus import Bus
-from services.scheduler.clock import ManualClock
 from services.scheduler.runtime import SchedulerRuntime
 from tests.helpers.factories import add_version, create_tenant, create_workflow
 from tests.helpers.scheduler import T0, at, stored_events
 from tests.helpers.scheduler import schedule_definition as definition
 from tests.helpers.wait import equals, wait_until
+from tests.helpers.wall_clock import ManualClock
 
 
 @dataclass

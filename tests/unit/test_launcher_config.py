@@ -100,10 +100,11 @@ def test_every_instance_points_at_the_local_auth_and_infrastructure(tmp_path: Pa
     assert specs[2].port == 3 and specs[3].port == 4
 
 
-def test_quickstart_signature_verifies_with_the_standard_webhooks_library() -> None:
+def test_quickstart_signature_verifies_with_the_standard_webhooks_library(capsys: pytest.CaptureFixture[str]) -> None:
     secret = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
     body, msg_id, ts = '{"order_id": 42}', "msg_1", str(int(time.time()))
-    sig = quickstart.sign(secret, msg_id, ts, body)
+    assert quickstart.main(["sign", secret, msg_id, ts, body]) == 0
+    sig = capsys.readouterr().out.strip()
     headers = {"webhook-id": msg_id, "webhook-timestamp": ts, "webhook-signature": sig}
     assert Webhook(secret).verify(body, headers) == {"order_id": 42}
 

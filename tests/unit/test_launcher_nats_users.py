@@ -8,8 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from deploy.local.config import load
-from deploy.local.nats_authz import render_authorization
-from deploy.local.nats_users import load_or_create, prepare, with_user
+from deploy.local.nats_authz import render_authorization, stored_passwords
+from deploy.local.nats_users import prepare, with_user
 from deploy.local.ports import PortPicker
 from deploy.local.quickstart import banner
 from deploy.local.services import plan
@@ -48,10 +48,10 @@ def test_the_authorization_follows_the_environments_stream_names(tmp_path: Path)
 def test_a_damaged_or_partial_file_is_repaired(tmp_path: Path) -> None:
     users = tmp_path / "nats-users.json"
     users.write_text("{not json")
-    repaired = load_or_create(users)
+    repaired = stored_passwords(users, LOCAL_IDENTITIES)
     assert json.loads(users.read_text()) == repaired
     users.write_text(json.dumps({"auth": "kept", "intruder": "x", "gateway": ""}))
-    partial = load_or_create(users)
+    partial = stored_passwords(users, LOCAL_IDENTITIES)
     assert partial["auth"] == "kept" and partial["gateway"] and set(partial) == set(LOCAL_IDENTITIES)
 
 

@@ -8,7 +8,8 @@ import stat
 from pathlib import Path
 
 from deploy.local.config import load
-from deploy.local.pg_roles import load_or_create, scram_verifier, service_urls, with_role
+from deploy.local.nats_authz import stored_passwords
+from deploy.local.pg_roles import scram_verifier, service_urls, with_role
 from deploy.local.ports import PortPicker
 from deploy.local.quickstart import banner
 from deploy.local.services import plan
@@ -52,7 +53,7 @@ def test_with_role_replaces_whoever_the_url_named() -> None:
 def test_passwords_are_random_private_and_kept(tmp_path: Path) -> None:
     path = tmp_path / "pg-users.json"
     path.write_text(json.dumps({"ipaas_gateway": "kept", "postgres": "not ours", "ipaas": ""}))
-    passwords = load_or_create(path)
+    passwords = stored_passwords(path, ALL_ROLES)
     assert set(passwords) == set(ALL_ROLES) and passwords["ipaas_gateway"] == "kept"
     assert passwords[OWNER] and len(set(passwords.values())) == len(ALL_ROLES)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600

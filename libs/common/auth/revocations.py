@@ -29,7 +29,6 @@ out), so the merging and expiry rules are unit-tested without a server.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from typing import Any
@@ -106,8 +105,7 @@ class RevocationFeed:
     async def check(self, claims: Claims) -> None:
         """Raise ``TokenError("token_revoked")`` for a revoked token, :class:`RevocationsUnavailable` if unsure."""
         if self.loaded_at is None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._loaded.wait(), timeout=self.poll_seconds)
+            await wait_at_most(self._loaded, self.poll_seconds)
         if not self.fresh:
             raise RevocationsUnavailable("the token revocation list could not be refreshed")
         if self.revoked(claims):

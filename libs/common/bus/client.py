@@ -56,7 +56,7 @@ from libs.common.bus.messages import ConsumerInfo, MessageHandler, ReconnectList
 from libs.common.bus.reconnects import ReconnectListeners
 from libs.common.bus.results import PublishResult
 from libs.common.bus.seeds import parse_seed_list, redact
-from libs.common.bus.streams import platform_streams
+from libs.common.bus.streams import StreamSpec, platform_streams
 from libs.common.bus.tracing import TRACER_NAME as PRODUCER_TRACER
 from libs.common.bus.tracing import StreamNames, extracted, link_reply, producer_span, request_span
 from libs.common.bus.wire import message_size
@@ -216,37 +216,19 @@ class Bus:
         service with ``IPAAS_NATS_PROVISION=true``); see :mod:`libs.common.bus.provision`.
         """
         for spec in platform_streams(self.settings):
-            await self.ensure_stream(
-                spec.name,
-                list(spec.subjects),
-                duplicate_window=spec.duplicate_window,
-                max_age=spec.max_age,
-                max_bytes=spec.max_bytes,
-                retention=spec.retention,
-                discard=spec.discard,
-            )
+            await self.ensure_stream(spec)
 
-    async def ensure_stream(
-        self,
-        name: str,
-        subjects: list[str],
-        *,
-        duplicate_window: float,
-        max_age: float | None = None,
-        max_bytes: int = -1,
-        retention: js_api.RetentionPolicy = js_api.RetentionPolicy.LIMITS,
-        discard: js_api.DiscardPolicy = js_api.DiscardPolicy.OLD,
-    ) -> None:
+    async def ensure_stream(self, spec: StreamSpec) -> None:
         config = js_api.StreamConfig(
-            name=name,
-            subjects=subjects,
-            retention=retention,
-            discard=discard,
+            name=spec.name,
+            subjects=list(spec.subjects),
+            retention=spec.retention,
+            discard=spec.discard,
             storage=js_api.StorageType.FILE,
-            duplicate_window=duplicate_window,
+            duplicate_window=spec.duplicate_window,
             num_replicas=self.settings.replicas,
-            max_age=max_age,
-            max_bytes=max_bytes,
+            max_age=spec.max_age,
+            max_bytes=spec.max_bytes,
         )
         try:
             await self.js.add_stream(config)
@@ -257,13 +239,13 @@ class Bus:
             try:
                 await self.js.update_stream(config)
             except nats.js.errors.APIError as update_exc:
-                existing = await self.js.stream_info(name)
-                if existing.config.retention != retention:
+                existing = await self.js.stream_info(spec.name)
+                if existing.config.retention != spec.retention:
                     has = getattr(existing.config.retention, "value", existing.config.retention)
                     raise StreamConflict(
-                        f"stream {name} exists with retention {has}, "
-                        f"this version needs {retention.value}: drain it (let the consumers empty it), delete it "
-                        f"(`nats stream rm {name}`) and start again"
+                        f"stream {spec.name} exists with retention {has}, "
+                        f"this version needs {spec.retention.value}: drain it (let the consumers empty it), delete it "
+                        f"(`nats stream rm {spec.name}`) and start again"
                     ) from update_exc
                 raise
 
@@ -298,22 +280,20 @@ class Bus:
         payload: bytes,
         *,
         msg_id: str | None = None,
-        headers: dict[str, str] | None = None,
         timeout: float | None = None,
-        attributes: dict[str, str] | None = None,
     ) -> PublishResult:
         """Publish to JetStream and wait for the PubAck, inside a PRODUCER ``publish <stream>`` span.
 
         Adds ``Nats-Msg-Id`` and the span's W3C trace context (so a message
-        published outside any span starts its own trace here).  ``attributes``
-        go on the span.  Returns whether the server called the message a
-        duplicate, and the trace id when the span is sampled.  Raises
-        :class:`BusUnavailable` if NATS cannot store it now.
+        published outside any span starts its own trace here).  Returns
+        whether the server called the message a duplicate, and the trace id
+        when the span is sampled.  Raises :class:`BusUnavailable` if NATS
+        cannot store it now.
         """
-        hdrs: dict[str, str] = dict(headers) if headers else {}
+        hdrs: dict[str, str] = {}
         if msg_id is not None:
             hdrs[MSG_ID_HEADER] = msg_id
-        span = producer_span(self.streams.of(subject), subject, msg_id, attributes=attributes)
+        span = producer_span(self.streams.of(subject), subject, msg_id)
         return await self._publish_in(span, subject, payload, hdrs, timeout=timeout)
 
     async def publish_event(self, event: EventEnvelope | WireEvent, *, timeout: float | None = None) -> PublishResult:
@@ -380,9 +360,7 @@ class Bus:
             headers.get(MSG_ID_HEADER),
             parent=stored if stored is not None else otel_context.Context(),
         )
-        with ActiveSpan(span):
-            propagate.inject(headers)
-            return await self.publish_prepared(subject, payload, headers, timeout=timeout)
+        return await self._publish_in(span, subject, payload, headers, timeout=timeout)
 
     async def publish_prepared(
         self,

@@ -35,7 +35,6 @@ here and the drain moves on: a shutdown is never held by one task.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from nats.aio.msg import Msg
@@ -45,7 +44,7 @@ from nats.js.errors import APIError
 
 from libs.common.bus.client import UNAVAILABLE_ERRORS, Bus
 from libs.common.bus.messages import MessageHandler
-from libs.common.tasks import cancel_until_done
+from libs.common.tasks import cancel_until_done, wait_at_most
 
 log = logging.getLogger(__name__)
 
@@ -188,8 +187,7 @@ class BoundedPullConsumer:
         NAKed, so another replica takes it at once instead of after ``ack_wait``.
         """
         self.stop()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._loop_done.wait(), timeout=self._fetch_timeout + 2.0)
+        await wait_at_most(self._loop_done, self._fetch_timeout + 2.0)
         await self._nak_buffered()
         # Unsubscribe before the grace: the server then hands a woken poll's pull nothing more, and
         # work in flight still acks (an ack goes to the message's reply subject, not through this one).

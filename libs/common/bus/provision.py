@@ -153,9 +153,6 @@ class ProvisionGate:
     async def ready(self) -> bool:
         return self._done.is_set()
 
-    async def wait(self) -> None:
-        await self._done.wait()
-
     async def then(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` once everything is there."""
         await self._done.wait()

@@ -7,8 +7,8 @@
   ``messaging.consumer.group.name`` (the durable or queue group), ``messaging.message.id`` and
   ``messaging.nats.message.delivery_count`` (JetStream's count for this message).
 - Request/reply (``Bus.request`` / ``Bus.respond``): the requester's CLIENT ``send <subject>``
-  span travels in the request's headers; the responder's span travels back in the reply's,
-  and the requester keeps it as a span link.
+  span travels in the request's headers; the responder's span (:func:`consumer_span` named
+  after the subject) travels back in the reply's, and the requester keeps it as a span link.
 
 Span names carry the stream (or, for request/reply, the fixed service subject), never an
 event's subject: ``events.<tenant>.<workflow>`` would make one span name per workflow.
@@ -25,6 +25,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
+from libs.common.bus.streams import platform_streams
 from libs.common.settings import NatsSettings
 from libs.common.telemetry import direct_tracer
 
@@ -37,14 +38,7 @@ class StreamNames:
     """The stream a subject is stored in, from the ``IPAAS_NATS_*`` layout (``<token>.>`` patterns)."""
 
     def __init__(self, settings: NatsSettings) -> None:
-        self._prefixes: list[tuple[str, str]] = []
-        for stream, pattern in (
-            (settings.events_stream, settings.events_subjects),
-            (settings.dlq_stream, settings.dlq_subjects),
-            (settings.changes_stream, settings.changes_subjects),
-        ):
-            prefix = pattern[:-1] if pattern.endswith(">") else pattern
-            self._prefixes.append((prefix, stream))
+        self._prefixes = [(spec.subjects[0].removesuffix(">"), spec.name) for spec in platform_streams(settings)]
 
     def of(self, subject: str) -> str:
         for prefix, stream in self._prefixes:
@@ -127,18 +121,3 @@ def link_reply(span: trace.Span, reply: Msg) -> None:
     replied = trace.get_current_span(ctx).get_span_context()
     if replied.is_valid:
         span.add_link(replied, REPLY_LINK)
-
-
-def responder_span(msg: Msg, group: str) -> trace.Span:
-    """A CONSUMER ``process <subject>`` span for a request, child of the requester's span."""
-    return direct_tracer(TRACER_NAME).start_span(
-        f"process {msg.subject}",
-        context=extracted(msg.headers),
-        kind=SpanKind.CONSUMER,
-        attributes={
-            "messaging.system": SYSTEM,
-            "messaging.operation.type": "process",
-            "messaging.destination.name": msg.subject,
-            "messaging.consumer.group.name": group,
-        },
-    )

@@ -23,8 +23,3 @@ SERVICE_ROLES: dict[str, str] = {
     "scheduler": "ipaas_scheduler",
 }
 ALL_ROLES: tuple[str, ...] = (OWNER, *SERVICE_ROLES.values())
-
-
-def service_role(service: str) -> str:
-    """``gateway`` -> ``ipaas_gateway``; raises ``KeyError`` for a name that is not a service."""
-    return SERVICE_ROLES[service]
