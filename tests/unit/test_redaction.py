@@ -116,3 +116,28 @@ def test_recorded_exceptions_leave_the_values_out():
     assert "exception.message" in dump and _leaks(dump) == []
     assert _leaks(redacted_span.status.description or "") == []
     assert SLACK in json.dumps([dict(e.attributes or {}) for e in plain_span.events])
+
+
+def test_needles_are_worked_out_once_per_secret_and_match_the_forms():
+    from libs.common.logs import redaction
+
+    redaction._needles_of.cache_clear()
+    first, second = _redactor(), _redactor()
+    assert redaction._needles_of.cache_info().hits >= 1  # the second event reuses the first one's needles
+    expected = {f for v in redaction._leaves(SECRET) for f in redaction._forms(v) if len(f) >= 6}
+    assert set(first._needles) == set(second._needles) == expected
+    lengths = [len(n) for n in first._needles]
+    assert lengths == sorted(lengths, reverse=True)
+
+
+def test_a_second_secret_adds_to_the_first_in_either_order():
+    other = {"token": "second-token-998877", "url": "https://api.example.test/v1/hooks/zz99secondpath"}
+    one, two = Redactor(), Redactor()
+    one.add_secret(SECRET)
+    one.add_secret(other)
+    two.add_secret(other)
+    two.add_secret(SECRET)
+    assert set(one._needles) == set(two._needles)
+    assert [len(n) for n in one._needles] == sorted((len(n) for n in one._needles), reverse=True)
+    text = f"{KEY} and second-token-998877 and zq81plantedbearer and /v1/hooks/zz99secondpath"
+    assert one.text(text) == two.text(text) == f"{REDACTED} and {REDACTED} and {REDACTED} and {REDACTED}"

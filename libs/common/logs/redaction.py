@@ -20,6 +20,7 @@ and exceptions written from that task without being handed it.
 from __future__ import annotations
 
 import contextvars
+import functools
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,9 @@ __all__ = ["MIN_SECRET_LENGTH", "Redactor", "current_redactor", "redacting"]
 # Shorter values are not looked for: they would redact ordinary words.
 MIN_SECRET_LENGTH = 6
 MAX_DEPTH = 32
+# Distinct secrets whose needles are kept (a replica serves a bounded set of credentials; a
+# rotated or rarely used one simply falls out).
+NEEDLE_CACHE_SIZE = 512
 
 _CURRENT: contextvars.ContextVar[Redactor | None] = contextvars.ContextVar("ipaas_redactor", default=None)
 
@@ -72,19 +76,31 @@ def _forms(value: str) -> Iterator[str]:
             yield parts.password
 
 
+@functools.lru_cache(maxsize=NEEDLE_CACHE_SIZE)
+def _needles_of(values: tuple[str, ...]) -> tuple[str, ...]:
+    """The forms of ``values`` worth looking for, longest first (a value inside another goes too).
+
+    A pure function of the strings: the executor adds the same credential's values for every
+    event, so the forms are worked out once per distinct secret, not once per event.
+    """
+    found = {form for value in values for form in _forms(value) if len(form) >= MIN_SECRET_LENGTH}
+    return tuple(sorted(found, key=len, reverse=True))
+
+
 class Redactor:
     """The secret values of one piece of work; replaces them wherever they appear."""
 
     __slots__ = ("_needles",)
 
     def __init__(self) -> None:
-        self._needles: list[str] = []
+        self._needles: tuple[str, ...] = ()
 
     def add(self, values: Iterable[str]) -> None:
-        found = set(self._needles)
-        for value in values:
-            found.update(form for form in _forms(value) if len(form) >= MIN_SECRET_LENGTH)
-        self._needles = sorted(found, key=len, reverse=True)  # longest first: a value inside another goes too
+        needles = _needles_of(tuple(values))
+        if self._needles:
+            # longest first: a value inside another goes too
+            needles = tuple(sorted(set(self._needles).union(needles), key=len, reverse=True))
+        self._needles = needles
 
     def add_secret(self, secret: Any) -> None:
         """Every string inside ``secret`` (a credential's resolved fields, at any depth)."""
