@@ -52,23 +52,13 @@ _NOT_FOUND = "workflow not found"
 _ACCEPTED_HEADERS = {"Content-Type": "application/json"}
 
 
-# The workflow ids of recent paths, parsed and as text (emptied when full): most webhooks go to a few.
-_WORKFLOW_IDS: dict[str, tuple[uuid.UUID, str]] = {}
-WORKFLOW_IDS_KEPT = 4096
-
-
 def _workflow_id(text: str) -> tuple[uuid.UUID, str]:
     """The path's workflow id and its canonical text; 404 when it is not a UUID."""
-    known = _WORKFLOW_IDS.get(text)
-    if known is None:
-        try:
-            parsed = uuid.UUID(text)
-        except ValueError as exc:
-            raise NotFound(_NOT_FOUND) from exc
-        if len(_WORKFLOW_IDS) >= WORKFLOW_IDS_KEPT:
-            _WORKFLOW_IDS.clear()
-        known = _WORKFLOW_IDS[text] = (parsed, str(parsed))
-    return known
+    try:
+        parsed = uuid.UUID(text)
+    except ValueError as exc:
+        raise NotFound(_NOT_FOUND) from exc
+    return parsed, str(parsed)
 
 
 def sender_key(key: str | None) -> str | None:
