@@ -91,9 +91,17 @@ def test_template_errors_are_permanent_and_name_the_field():
     assert isinstance(error, PermanentError)
     assert error.code == "template_error" and error.field == "action.config.body.items.1"
     assert error.message == "template error in action.config.body.items.1: 'dict object' has no attribute 'missing'"
+    from services.executor.settings import TemplateSettings
+    from services.executor.templates import engine_for
+
+    # Only the 100 ms clock may stop it: without a step limit it cannot end on "loop limit exceeded" first.
+    clock_only = engine_for(TemplateSettings(max_iterations=10**12))
     with pytest.raises(TemplateError) as caught:
         render_config(
-            {"text": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"}, {}, {}
+            {"text": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"},
+            {},
+            {},
+            clock_only,
         )
     assert caught.value.code == "template_limit_exceeded"
     assert caught.value.message == "template error in action.config.text: template took longer than 100 ms"
