@@ -34,9 +34,8 @@ import nats
 
 from deploy.local.infra import NatsServer, free_port
 from services.gateway.hooks.signature import new_secret
-from tests.bench.harness import CpuSampler, executor_overrides, free_cpu_note, record_result, report
+from tests.bench.harness import CpuSampler, executor_overrides, free_cpu_note, gateway_env, record_result, report
 from tests.bench.wrk import presigned_script, run_wrk
-from tests.helpers.auth_setup import kek_env
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import executor_env
 from tests.helpers.services import ServiceProcess
@@ -103,17 +102,6 @@ async def _workflow(database_url: str, secret: str, sink_url: str) -> str:
     return str(wf)
 
 
-def _gateway_env(nats_url: str, database_url: str) -> dict[str, str]:
-    return {
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        "LOG_LEVEL": "WARNING",
-        "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000",
-        "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000",
-        **kek_env(),
-    }
-
-
 def _round(svc: ServiceProcess, script: Path, duration: float, others: dict[str, int]) -> dict[str, Any]:
     with CpuSampler({"server": svc.proc.pid, **others}) as cpu:
         result = run_wrk(svc.url, script, duration=duration, connections=CONNECTIONS)
@@ -125,7 +113,7 @@ def test_p1_ingest_vs_bare_publish(
 ) -> None:
     secret = new_secret()
     workflow_id = asyncio.run(_workflow(database_url, secret, "https://example.com"))
-    gateway = service("services.gateway", env=_gateway_env(nats_server.url, database_url))
+    gateway = service("services.gateway", env=gateway_env(nats_server.url, database_url))
     baseline = service(
         "tests.bench.baseline_server",
         env={},
@@ -189,7 +177,7 @@ def test_p1_full_stack_accepts_and_executes(
     secret = new_secret()
     sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))
     workflow_id = asyncio.run(_workflow(database_url, secret, sink.url))
-    gateway = service("services.gateway", env=_gateway_env(nats_server.url, database_url))
+    gateway = service("services.gateway", env=gateway_env(nats_server.url, database_url))
     env = executor_env(nats_server.url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
     executors = [service("services.executor", env=env) for _ in range(2)]
     script = presigned_script(tmp_path / "full.lua", secret, f"/hooks/{workflow_id}", REQUESTS_PER_SCRIPT, threads=2)
