@@ -36,7 +36,7 @@ from deploy.local.infra import NatsServer, free_port
 from services.gateway.hooks.signature import new_secret
 from tests.bench.harness import CpuSampler, executor_overrides, free_cpu_note, gateway_env, record_result, report
 from tests.bench.wrk import presigned_script, run_wrk
-from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.factories import create_tenant, create_workflow, fetchval_once
 from tests.helpers.fakes import executor_env
 from tests.helpers.services import ServiceProcess
 
@@ -73,12 +73,8 @@ async def _transactions(database_url: str) -> int:
         await conn.close()
 
 
-async def _succeeded(database_url: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return int(await conn.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'"))
-    finally:
-        await conn.close()
+def _succeeded(database_url: str) -> int:
+    return int(asyncio.run(fetchval_once(database_url, "SELECT count(*) FROM executions WHERE status = 'succeeded'")))
 
 
 async def _drop_streams(nats_url: str) -> None:
@@ -184,15 +180,15 @@ def test_p1_full_stack_accepts_and_executes(
     others = {f"executor-{i}": ex.proc.pid for i, ex in enumerate(executors)}
     if nats_server.proc is not None:
         others["nats-server"] = nats_server.proc.pid
-    before = asyncio.run(_succeeded(database_url))
+    before = _succeeded(database_url)
     started = time.monotonic()
     result = _round(gateway, script, FULL_DURATION, others)
     elapsed = time.monotonic() - started
-    during = asyncio.run(_succeeded(database_url)) - before
+    during = _succeeded(database_url) - before
     executed_per_s = round(during / elapsed, 1)
     # Whatever was accepted is executed in the end (the backlog left when the load stopped).
     deadline = time.monotonic() + 120
-    while asyncio.run(_succeeded(database_url)) - before < result["requests"] - result["non2xx"]:
+    while _succeeded(database_url) - before < result["requests"] - result["non2xx"]:
         assert time.monotonic() < deadline, "the accepted webhooks were not all executed within 2 minutes"
         time.sleep(0.5)
     for proc in (gateway, *executors):
