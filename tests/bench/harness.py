@@ -97,10 +97,6 @@ def free_cpu_note() -> str:
     return f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
 
 
-def path_exists(p: Path) -> bool:
-    return p.exists()
-
-
 RESULTS_FILE = REPO_ROOT / "tests" / "bench" / "results" / "latest.json"
 
 
