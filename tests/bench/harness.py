@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.auth_setup import kek_env
 from tests.helpers.services import REPO_ROOT
 
 RESULTS_DIR = REPO_ROOT / ".local" / "bench"
@@ -63,18 +64,37 @@ def report(name: str, rows: list[dict[str, Any]], verdicts: dict[str, bool]) -> 
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def env_overrides(variable: str) -> dict[str, str]:
+    """Extra settings for an experiment, as JSON in ``variable``: ``'{"IPAAS_EXECUTOR_X": "1"}'``."""
+    raw = os.environ.get(variable, "")
+    return {str(k): str(v) for k, v in json.loads(raw).items()} if raw else {}
+
+
 def executor_overrides() -> dict[str, str]:
     """Extra executor settings for an experiment: ``BENCH_EXECUTOR_ENV='{"IPAAS_EXECUTOR_X": "1"}'``."""
-    raw = os.environ.get("BENCH_EXECUTOR_ENV", "")
-    return {str(k): str(v) for k, v in json.loads(raw).items()} if raw else {}
+    return env_overrides("BENCH_EXECUTOR_ENV")
+
+
+def gateway_env(nats_url: str, database_url: str) -> dict[str, str]:
+    """A benchmarked gateway: warnings only, and a webhook rate limit no load reaches."""
+    return {
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "WARNING",
+        "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000",
+        "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000",
+        **kek_env(),
+    }
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The ``p`` quantile (0 to 1) of ``values`` by rank, to 0.1; 0.0 when there are none."""
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1) if ordered else 0.0
 
 
 def free_cpu_note() -> str:
     return f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}"
-
-
-def path_exists(p: Path) -> bool:
-    return p.exists()
 
 
 RESULTS_FILE = REPO_ROOT / "tests" / "bench" / "results" / "latest.json"

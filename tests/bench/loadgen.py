@@ -24,6 +24,8 @@ from collections import Counter
 
 import aiohttp
 
+from tests.bench.stand_in import install_uvloop
+
 
 def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     key = base64.b64decode(secret.removeprefix("whsec_"))
@@ -127,12 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--dump", default=None, help="write event_id and 202 time per accepted request here")
     args = parser.parse_args(argv)
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
+    install_uvloop()
     if args.warmup > 0:
         asyncio.run(closed_loop(args.url, args.secret, min(args.concurrency, 8), args.warmup))
     stats = Stats()

@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-import argparse
-
 from aiohttp import web
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from tests.bench.stand_in import arguments, ready, serve
 
 _EMPTY = trace_service_pb2.ExportTraceServiceResponse().SerializeToString()
 
@@ -24,9 +24,6 @@ def build() -> web.Application:
     async def stats(request: web.Request) -> web.Response:
         return web.json_response(counts)
 
-    async def ready(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ready"})
-
     app = web.Application(client_max_size=64 * 1024 * 1024)
     app.router.add_post("/v1/traces", traces)
     app.router.add_get("/stats", stats)
@@ -35,10 +32,7 @@ def build() -> web.Application:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    web.run_app(build(), host="127.0.0.1", port=args.port, access_log=None, print=None)
+    serve(build(), arguments().port, uvloop=False)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,9 @@ and counts them; ``GET /count`` returns the count, ``GET /health/ready`` 200.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-
 from aiohttp import web
+
+from tests.bench.stand_in import arguments, ready, serve
 
 _OK_HEADERS = {"Content-Type": "text/plain"}
 
@@ -26,9 +25,6 @@ def build() -> web.Application:
     async def count(request: web.Request) -> web.Response:
         return web.json_response({"calls": calls})
 
-    async def ready(request: web.Request) -> web.Response:
-        return web.json_response({"status": "ready"})
-
     app = web.Application()
     app.router.add_get("/health/ready", ready)
     app.router.add_get("/count", count)
@@ -37,17 +33,7 @@ def build() -> web.Application:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, required=True)
-    args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    loop = asyncio.new_event_loop()
-    web.run_app(build(), host="127.0.0.1", port=args.port, access_log=None, print=None, loop=loop)
+    serve(build(), arguments().port)
 
 
 if __name__ == "__main__":

@@ -34,10 +34,9 @@ import nats
 
 from deploy.local.infra import NatsServer, free_port
 from services.gateway.hooks.signature import new_secret
-from tests.bench.harness import CpuSampler, executor_overrides, free_cpu_note, record_result, report
+from tests.bench.harness import CpuSampler, executor_overrides, free_cpu_note, gateway_env, record_result, report
 from tests.bench.wrk import presigned_script, run_wrk
-from tests.helpers.auth_setup import kek_env
-from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.factories import create_tenant, create_workflow, fetchval_once
 from tests.helpers.fakes import executor_env
 from tests.helpers.services import ServiceProcess
 
@@ -74,12 +73,8 @@ async def _transactions(database_url: str) -> int:
         await conn.close()
 
 
-async def _succeeded(database_url: str) -> int:
-    conn = await asyncpg.connect(database_url)
-    try:
-        return int(await conn.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'"))
-    finally:
-        await conn.close()
+def _succeeded(database_url: str) -> int:
+    return int(asyncio.run(fetchval_once(database_url, "SELECT count(*) FROM executions WHERE status = 'succeeded'")))
 
 
 async def _drop_streams(nats_url: str) -> None:
@@ -103,17 +98,6 @@ async def _workflow(database_url: str, secret: str, sink_url: str) -> str:
     return str(wf)
 
 
-def _gateway_env(nats_url: str, database_url: str) -> dict[str, str]:
-    return {
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        "LOG_LEVEL": "WARNING",
-        "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000",
-        "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000",
-        **kek_env(),
-    }
-
-
 def _round(svc: ServiceProcess, script: Path, duration: float, others: dict[str, int]) -> dict[str, Any]:
     with CpuSampler({"server": svc.proc.pid, **others}) as cpu:
         result = run_wrk(svc.url, script, duration=duration, connections=CONNECTIONS)
@@ -125,7 +109,7 @@ def test_p1_ingest_vs_bare_publish(
 ) -> None:
     secret = new_secret()
     workflow_id = asyncio.run(_workflow(database_url, secret, "https://example.com"))
-    gateway = service("services.gateway", env=_gateway_env(nats_server.url, database_url))
+    gateway = service("services.gateway", env=gateway_env(nats_server.url, database_url))
     baseline = service(
         "tests.bench.baseline_server",
         env={},
@@ -189,22 +173,22 @@ def test_p1_full_stack_accepts_and_executes(
     secret = new_secret()
     sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))
     workflow_id = asyncio.run(_workflow(database_url, secret, sink.url))
-    gateway = service("services.gateway", env=_gateway_env(nats_server.url, database_url))
+    gateway = service("services.gateway", env=gateway_env(nats_server.url, database_url))
     env = executor_env(nats_server.url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
     executors = [service("services.executor", env=env) for _ in range(2)]
     script = presigned_script(tmp_path / "full.lua", secret, f"/hooks/{workflow_id}", REQUESTS_PER_SCRIPT, threads=2)
     others = {f"executor-{i}": ex.proc.pid for i, ex in enumerate(executors)}
     if nats_server.proc is not None:
         others["nats-server"] = nats_server.proc.pid
-    before = asyncio.run(_succeeded(database_url))
+    before = _succeeded(database_url)
     started = time.monotonic()
     result = _round(gateway, script, FULL_DURATION, others)
     elapsed = time.monotonic() - started
-    during = asyncio.run(_succeeded(database_url)) - before
+    during = _succeeded(database_url) - before
     executed_per_s = round(during / elapsed, 1)
     # Whatever was accepted is executed in the end (the backlog left when the load stopped).
     deadline = time.monotonic() + 120
-    while asyncio.run(_succeeded(database_url)) - before < result["requests"] - result["non2xx"]:
+    while _succeeded(database_url) - before < result["requests"] - result["non2xx"]:
         assert time.monotonic() < deadline, "the accepted webhooks were not all executed within 2 minutes"
         time.sleep(0.5)
     for proc in (gateway, *executors):

@@ -34,20 +34,23 @@ import pytest
 
 from deploy.local.infra import free_port
 from services.gateway.hooks.signature import new_secret
-from tests.bench.harness import RESULTS_DIR, executor_overrides, free_cpu_note, record_result, report, run_loadgen
-from tests.helpers.auth_setup import kek_env
+from tests.bench.harness import (
+    RESULTS_DIR,
+    executor_overrides,
+    free_cpu_note,
+    gateway_env,
+    percentile,
+    record_result,
+    report,
+    run_loadgen,
+)
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import CredentialResponder, definition, executor_env
+from tests.helpers.fakes import CredentialResponder, executor_env, slack_workflow
 from tests.helpers.wait import wait_until
 
 RATE = float(os.environ.get("BENCH_LATENCY_RATE", "500"))
 DURATION = float(os.environ.get("BENCH_LATENCY_DURATION", "10"))
 TARGET_P99_MS = 60.0
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1)
 
 
 async def _all_final(db: Any, ids: list[uuid.UUID]) -> bool:
@@ -85,23 +88,8 @@ async def test_latency_202_to_committed_row(
     sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))
     creds = await CredentialResponder(nats_url).start()
     try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-        wf = await create_workflow(
-            db,
-            tenant,
-            definition("slack_message", {"text": "order {{ payload.order_id }}"}, cred),
-            webhook_secret=secret,
-        )
-        gateway_env = {
-            "NATS_URL": nats_url,
-            "DATABASE_URL": database_url,
-            "LOG_LEVEL": "WARNING",
-            "IPAAS_GATEWAY_WEBHOOK_RATE_PER_SECOND": "1000000000",
-            "IPAAS_GATEWAY_WEBHOOK_BURST": "1000000000",
-            **kek_env(),
-        }
-        procs = [service("services.gateway", env=gateway_env, wait=False)]
+        tenant, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.order_id }}", webhook_secret=secret)
+        procs = [service("services.gateway", env=gateway_env(nats_url, database_url), wait=False)]
         env = executor_env(nats_url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
         procs += [service("services.executor", env=env, wait=False) for _ in range(2)]
         # Off the loop: the credential responder lives on this loop.
@@ -159,7 +147,7 @@ async def test_latency_202_to_committed_row(
     latencies = [(row["done"] - accepted[row["event_id"]]) * 1000 for row in rows]
     from_sent = [(row["done"] - sent[row["event_id"]]) * 1000 for row in rows]
     failed = sum(1 for row in rows if row["status"] != "succeeded")
-    p99 = _pct(latencies, 0.99)
+    p99 = percentile(latencies, 0.99)
     table: list[dict[str, Any]] = [
         {"metric": "neighbour", "value": neighbour},
         {"metric": "neighbour's 202s (target refuses)", "value": sum(o["statuses"].get("202", 0) for o in others)},
@@ -173,13 +161,16 @@ async def test_latency_202_to_committed_row(
         {"metric": "gateway 202 p50/p99 ms (client side)", "value": [load["p50_ms"], load["p99_ms"]]},
         {"metric": "rows measured", "value": len(latencies)},
         {"metric": "rows not succeeded", "value": failed},
-        {"metric": "202 -> row ms p50", "value": _pct(latencies, 0.50)},
-        {"metric": "202 -> row ms p90", "value": _pct(latencies, 0.90)},
+        {"metric": "202 -> row ms p50", "value": percentile(latencies, 0.50)},
+        {"metric": "202 -> row ms p90", "value": percentile(latencies, 0.90)},
         {"metric": "202 -> row ms p99", "value": p99},
         {"metric": "202 -> row ms max", "value": round(max(latencies), 1)},
         {"metric": "202 -> row ms min", "value": round(min(latencies), 1)},
         {"metric": "events of this tenant parked (fairness, other)", "value": _parked_counts(parked)},
-        {"metric": "sent -> row ms p50/p99 (upper bound)", "value": [_pct(from_sent, 0.5), _pct(from_sent, 0.99)]},
+        {
+            "metric": "sent -> row ms p50/p99 (upper bound)",
+            "value": [percentile(from_sent, 0.5), percentile(from_sent, 0.99)],
+        },
         {"metric": "machine", "value": free_cpu_note()},
     ]
     verdicts = {
@@ -191,6 +182,12 @@ async def test_latency_202_to_committed_row(
     key = "P3" if neighbour == "alone" else f"P3-{neighbour}"
     record_result(
         key,
-        {"p50_ms": _pct(latencies, 0.50), "p99_ms": p99, "rate": RATE, "rows": len(latencies), "neighbour": neighbour},
+        {
+            "p50_ms": percentile(latencies, 0.50),
+            "p99_ms": p99,
+            "rate": RATE,
+            "rows": len(latencies),
+            "neighbour": neighbour,
+        },
     )
     assert all(verdicts.values()), verdicts

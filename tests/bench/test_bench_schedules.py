@@ -16,7 +16,6 @@ figures, and the figures go to ``tests/bench/results/latest.json`` as ``P5``.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import time
 from collections import Counter
@@ -29,7 +28,7 @@ import nats.js.errors
 import pytest
 
 from deploy.local.infra import NatsServer
-from tests.bench.harness import CpuSampler, free_cpu_note, record_result, report
+from tests.bench.harness import CpuSampler, env_overrides, free_cpu_note, percentile, record_result, report
 from tests.helpers.schedule_fires import create_schedules, read_fires, stored_count
 from tests.helpers.services import ServiceProcess
 
@@ -39,11 +38,6 @@ REPLICAS = 2
 TARGET_P99_MS = 500.0
 # A measured minute starts at least this long after both replicas are ready (start-up work settles).
 SETTLE_SECONDS = 5.0
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1) if ordered else 0.0
 
 
 def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -57,10 +51,12 @@ def _cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
 
 
 def _scheduler_env(nats_url: str, database_url: str) -> dict[str, str]:
-    env = {"NATS_URL": nats_url, "DATABASE_URL": database_url, "LOG_LEVEL": "INFO"}
-    raw = os.environ.get("BENCH_SCHEDULER_ENV", "")
-    env.update({str(k): str(v) for k, v in json.loads(raw).items()} if raw else {})
-    return env
+    return {
+        "NATS_URL": nats_url,
+        "DATABASE_URL": database_url,
+        "LOG_LEVEL": "INFO",
+        **env_overrides("BENCH_SCHEDULER_ENV"),
+    }
 
 
 @pytest.mark.timeout(MINUTES * 60 + 600)
@@ -114,10 +110,10 @@ def test_p5_ten_thousand_schedules_on_time(
     slots = range(first_slot, last_slot + 1, 60)
     wanted = {(str(wf), s) for wf in ids for s in slots}
     missed = len(wanted - set(per_key))
-    p50, p99 = _pct(lateness, 0.50), _pct(lateness, 0.99)
+    p50, p99 = percentile(lateness, 0.50), percentile(lateness, 0.99)
     per_slot = {
         datetime.fromtimestamp(s, UTC).strftime("%H:%M"): [
-            _pct([(f.stored_at - f.slot) * 1000 for f in fires if f.slot == s], q) for q in (0.5, 0.99, 1.0)
+            percentile([(f.stored_at - f.slot) * 1000 for f in fires if f.slot == s], q) for q in (0.5, 0.99, 1.0)
         ]
         for s in slots
     }
@@ -143,7 +139,7 @@ def test_p5_ten_thousand_schedules_on_time(
         {"metric": "messages in EVENTS (start-up catch-up included)", "value": stored_total},
         {
             "metric": "lateness ms p50 / p90 / p99 / max",
-            "value": [p50, _pct(lateness, 0.9), p99, round(max(lateness), 1) if lateness else 0.0],
+            "value": [p50, percentile(lateness, 0.9), p99, round(max(lateness), 1) if lateness else 0.0],
         },
         {"metric": "per slot ms p50 / p99 / max", "value": per_slot},
         {"metric": "duplicates", "value": duplicates},

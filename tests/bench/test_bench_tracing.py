@@ -19,8 +19,8 @@ from typing import Any
 
 from deploy.local.infra import NatsServer, free_port
 from services.gateway.hooks.signature import new_secret
-from tests.bench.harness import record_result, report
-from tests.bench.test_bench_ingest import CONNECTIONS, DURATION, REQUESTS_PER_SCRIPT, ROUNDS, _gateway_env, _workflow
+from tests.bench.harness import gateway_env, record_result, report
+from tests.bench.test_bench_ingest import CONNECTIONS, DURATION, REQUESTS_PER_SCRIPT, ROUNDS, _workflow
 from tests.bench.wrk import presigned_script, run_wrk
 from tests.helpers.services import ServiceProcess
 
@@ -33,7 +33,7 @@ def test_p7_tracing_without_an_endpoint_costs_nothing_next_to_export(
     secret = new_secret()
     workflow_id = asyncio.run(_workflow(database_url, secret, "https://example.com"))
     sink = service("tests.bench.otlp_sink", env={}, port=(port := free_port()), args=("--port", str(port)))
-    env = _gateway_env(nats_server.url, database_url)  # one keyring for both: each reads the sealed secret
+    env = gateway_env(nats_server.url, database_url)  # one keyring for both: each reads the sealed secret
     off = service("services.gateway", env=env)
     on = service(
         "services.gateway", env={**env, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}

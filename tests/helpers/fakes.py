@@ -215,11 +215,16 @@ class SlackTenant(NamedTuple):
     credential: uuid.UUID
 
 
-async def slack_workflow(db: Any, creds: CredentialResponder, sink_url: str, text: str) -> tuple[uuid.UUID, uuid.UUID]:
-    """A new tenant with a Slack credential pointing at ``sink_url`` and a workflow posting ``text``."""
+async def slack_workflow(
+    db: Any, creds: CredentialResponder, sink_url: str, text: str, *, webhook_secret: str | None = None
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """A new tenant with a Slack credential pointing at ``sink_url`` and a workflow posting ``text``
+    (its webhooks signed with ``webhook_secret`` when one is given)."""
     tenant = await create_tenant(db)
     cred = creds.add(tenant, "slack", {"webhook_url": f"{sink_url}/services/T/B/X"})
-    wf = await create_workflow(db, tenant, definition("slack_message", {"text": text}, cred))
+    wf = await create_workflow(
+        db, tenant, definition("slack_message", {"text": text}, cred), webhook_secret=webhook_secret
+    )
     return tenant, wf
 
 

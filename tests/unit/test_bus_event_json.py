@@ -23,10 +23,9 @@ from libs.common.models.events import (
     WireEvent,
     envelope_json,
     event_id_for,
-    event_id_text,
     schedule_dedup_key,
 )
-from services.gateway.hooks.ingest import payload_json
+from tests.helpers.wire_events import webhook_event
 
 WORKFLOW = uuid.UUID("0b3f8a52-6d1e-4c1b-9a6e-2f4d7c9e1a33")
 TENANT = uuid.UUID("7e2c9d14-3a5b-4f8e-b1c2-d3e4f5a6b7c8")
@@ -126,16 +125,7 @@ def test_the_webhook_fast_path_writes_the_models_bytes(payload: Any) -> None:
     """
     body = b"" if payload is None else pydantic_core.to_json(payload)
     key = "hook-1"
-    fast = WireEvent(
-        event_id=event_id_text(str(WORKFLOW), key),
-        dedup_key=key,
-        tenant_id=str(TENANT),
-        workflow_id=str(WORKFLOW),
-        workflow_version=7,
-        trigger="webhook",
-        payload_json=payload_json(body, "application/json"),
-        received_at=AT,
-    )
+    fast = webhook_event(str(TENANT), str(WORKFLOW), body, version=7, dedup_key=key, received_at=AT)
     model = _envelope(Trigger.WEBHOOK, payload, dedup_key=key)
     assert envelope_json(fast) == model.model_dump_json().encode()
     assert (fast.subject, fast.msg_id) == (model.subject, model.msg_id)
@@ -143,18 +133,7 @@ def test_the_webhook_fast_path_writes_the_models_bytes(payload: Any) -> None:
 
 def test_a_body_with_its_own_spacing_is_spliced_verbatim_and_reads_back_as_the_model() -> None:
     raw = b'{ "b" : [1, 2],\n  "a": "x" }'
-    fast = envelope_json(
-        WireEvent(
-            event_id=event_id_text(str(WORKFLOW), "k"),
-            dedup_key="k",
-            tenant_id=TENANT,
-            workflow_id=WORKFLOW,
-            workflow_version=2,
-            trigger="webhook",
-            payload_json=payload_json(raw, "application/json"),
-            received_at=datetime.now(UTC),
-        )
-    )
+    fast = envelope_json(webhook_event(TENANT, WORKFLOW, raw, version=2))
     assert b'"payload":' + raw + b',"received_at":' in fast
     parsed = EventEnvelope.model_validate_json(fast)
     assert parsed.payload == {"b": [1, 2], "a": "x"}
@@ -163,18 +142,7 @@ def test_a_body_with_its_own_spacing_is_spliced_verbatim_and_reads_back_as_the_m
 
 
 def test_a_text_body_becomes_a_json_string_payload() -> None:
-    fast = envelope_json(
-        WireEvent(
-            event_id=uuid.uuid4(),
-            dedup_key="k",
-            tenant_id=TENANT,
-            workflow_id=WORKFLOW,
-            workflow_version=1,
-            trigger="webhook",
-            payload_json=payload_json(b"hello \xe2\x9c\x93", "text/plain"),
-            received_at=datetime.now(UTC),
-        )
-    )
+    fast = envelope_json(webhook_event(TENANT, WORKFLOW, b"hello \xe2\x9c\x93", content_type="text/plain"))
     env = EventEnvelope.model_validate_json(fast)
     assert env.payload == "hello ✓"
     assert fast == env.model_dump_json().encode()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 
 from services.executor.fairness import TenantSlots, tenant_of
 from tests.helpers.fake_clock import ManualClock
@@ -76,30 +77,40 @@ async def test_release_of_an_unknown_token_changes_nothing():
     assert slots.running("A") == 0
 
 
-async def test_equal_rates_never_park_each_other_with_a_backlog():
+def _contended(waiting: str) -> tuple[TenantSlots, ManualClock]:
+    """256 slots (25 of them headroom), the events of each tenant named in ``waiting`` waiting in the stream."""
     clock = ManualClock()
     slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
-    slots.set_waiting(frozenset({"A", "B"}))
-    order = "ABBAAABBABBBAABAAABBBB"  # equal counts, runs of up to four
+    slots.set_waiting(frozenset(waiting))
+    return slots, clock
+
+
+async def _admit_in_turn(slots: TenantSlots, clock: ManualClock, order: str, events: int) -> Counter[str]:
+    """``events`` events, a millisecond apart, of the tenants of ``order`` in turn, each with a backlog behind it;
+    quick work: a few in flight per tenant.  How many of each tenant's were parked."""
+    parked: Counter[str] = Counter()
     held: list[tuple[str, int]] = []
-    parked = 0
-    for i in range(2000):
+    for i in range(events):
         tenant = order[i % len(order)]
         clock.now += 0.001
         token = await slots.acquire(tenant, behind=10_000)
         if token is None:
-            parked += 1
+            parked[tenant] += 1
         else:
             held.append((tenant, token))
-        if len(held) > 20:  # quick work: a few in flight per tenant
+        if len(held) > 20:
             slots.release(*held.pop(0))
-    assert parked == 0
+    return parked
+
+
+async def test_equal_rates_never_park_each_other_with_a_backlog():
+    slots, clock = _contended("AB")
+    # Equal counts, runs of up to four.
+    assert await _admit_in_turn(slots, clock, "ABBAAABBABBBAABAAABBBB", 2000) == Counter()
 
 
 async def test_a_tenant_far_over_its_share_parks_while_a_backlog_waits():
-    clock = ManualClock()
-    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
-    slots.set_waiting(frozenset({"A", "B"}))  # B's events wait behind A's in the stream
+    slots, clock = _contended("AB")  # B's events wait behind A's in the stream
     first = await slots.acquire("A", behind=10_000)
     assert first is not None
     for _ in range(50):
@@ -113,9 +124,7 @@ async def test_a_tenant_far_over_its_share_parks_while_a_backlog_waits():
 
 
 async def test_without_a_backlog_behind_it_an_event_is_not_parked_for_its_share():
-    clock = ManualClock()
-    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
-    slots.set_waiting(frozenset({"A", "B"}))
+    slots, clock = _contended("AB")
     for _ in range(50):
         clock.now += 0.001
         assert await slots.acquire("A", behind=3) is not None  # B's events are a moment away anyway
@@ -126,21 +135,8 @@ async def test_without_a_backlog_behind_it_an_event_is_not_parked_for_its_share(
 
 
 async def test_two_equal_tenants_are_parked_for_a_starved_third():
-    clock = ManualClock()
-    slots = TenantSlots(256, headroom=25, patience=0, clock=clock)
-    slots.set_waiting(frozenset({"A", "B", "C"}))  # C's events wait behind A's and B's backlog
-    parked = {"A": 0, "B": 0}
-    held: list[tuple[str, int]] = []
-    for i in range(200):
-        tenant = "AB"[i % 2]
-        clock.now += 0.001
-        token = await slots.acquire(tenant, behind=10_000)
-        if token is None:
-            parked[tenant] += 1
-        else:
-            held.append((tenant, token))
-        if len(held) > 20:
-            slots.release(*held.pop(0))
+    slots, clock = _contended("ABC")  # C's events wait behind A's and B's backlog
+    parked = await _admit_in_turn(slots, clock, "AB", 200)
     assert parked["A"] > 50 and parked["B"] > 50
     assert await slots.acquire("C", behind=10_000) is not None
 

@@ -10,13 +10,14 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from libs.common.http.errors import NotFound
-from libs.common.models.events import EventEnvelope, Trigger, WireEvent, envelope_json
+from libs.common.models.events import EventEnvelope, Trigger, envelope_json
 from services.gateway.hooks import ingest
 from services.gateway.hooks.cache import WebhookTarget, WorkflowCache
-from services.gateway.hooks.ingest import payload_json, sender_key
+from services.gateway.hooks.ingest import sender_key
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.hooks.signature import SignatureError, new_secret, secret_key, verify
 from tests.helpers.fake_clock import ManualClock
+from tests.helpers.wire_events import webhook_event
 
 
 def test_signature_from_the_official_library_verifies_and_tampering_does_not():
@@ -157,25 +158,14 @@ async def test_invalidation_during_a_load_is_not_lost():
 
 
 def test_envelope_splices_the_raw_payload_and_parses_as_the_contract_model():
-    wid, tid, eid = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    wid, tid = uuid.uuid4(), uuid.uuid4()
     for body, expected in (
         (b'{"big": 123456789012345678901234567890}', {"big": 123456789012345678901234567890}),
         (b"", None),
         (b"  ", None),
         (b"[1, 2]", [1, 2]),
     ):
-        data = envelope_json(
-            WireEvent(
-                event_id=eid,
-                dedup_key="k",
-                tenant_id=tid,
-                workflow_id=wid,
-                workflow_version=3,
-                trigger="webhook",
-                payload_json=payload_json(body, "application/json"),
-                received_at=datetime.now(UTC),
-            )
-        )
+        data = envelope_json(webhook_event(tid, wid, body, version=3))
         env = EventEnvelope.model_validate_json(data)
         assert env.payload == expected and env.workflow_version == 3 and env.trigger is Trigger.WEBHOOK
 

@@ -4,7 +4,6 @@ scraped on its own port only."""
 from __future__ import annotations
 
 import copy
-from typing import Any
 from unittest.mock import Mock
 
 import pytest
@@ -12,25 +11,12 @@ from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
 from deploy.k8s import validate
-from deploy.k8s.kustomize import render
 from libs.common.http.client_ip import client_address, parse_networks
-
-Resources = list[dict[str, Any]]
-
-
-@pytest.fixture(scope="module")
-def prod() -> Resources:
-    return render(validate.K8S_DIR / "overlays" / "prod")
-
-
-def _container(resources: Resources, name: str) -> dict[str, Any]:
-    dep = next(r for r in resources if r["kind"] == "Deployment" and r["metadata"]["name"] == name)
-    container: dict[str, Any] = dep["spec"]["template"]["spec"]["containers"][0]
-    return container
+from tests.helpers.k8s_resources import Resources, container, resource
 
 
 def _env(resources: Resources, name: str) -> dict[str, str]:
-    return {e["name"]: e.get("value", "") for e in _container(resources, name).get("env", [])}
+    return {e["name"]: e.get("value", "") for e in container(resources, name).get("env", [])}
 
 
 def _request(peer: str, forwarded_for: str | None):
@@ -61,12 +47,12 @@ def test_every_service_is_scraped_on_its_metrics_port_and_only_monitoring_reache
         ("scheduler", 8082, 9082),
         ("executor", 8083, 9083),
     ):
-        dep = next(r for r in prod if r["kind"] == "Deployment" and r["metadata"]["name"] == name)
+        dep = resource(prod, "Deployment", name)
         annotations = dep["spec"]["template"]["metadata"]["annotations"]
         env = _env(prod, name)
         assert (env["IPAAS_HTTP_PORT"], env["IPAAS_HTTP_METRICS_PORT"]) == (str(port), str(metrics))
         assert annotations["prometheus.io/port"] == str(metrics)
-        ports = {p["name"]: p["containerPort"] for p in _container(prod, name)["ports"]}
+        ports = {p["name"]: p["containerPort"] for p in container(prod, name)["ports"]}
         assert ports == {"http": port, "metrics": metrics}
     policies = {r["metadata"]["name"]: r for r in prod if r["kind"] == "NetworkPolicy"}
     assert [p["port"] for p in policies["gateway-public"]["spec"]["ingress"][0]["ports"]] == [8080]

@@ -12,19 +12,9 @@ import yaml
 
 from deploy.k8s import nats_auth, nats_tls, validate
 from deploy.k8s.kustomize import RenderError, render
+from tests.helpers.k8s_resources import Resources, container, resource
 
 K8S = validate.K8S_DIR
-Resources = list[dict[str, Any]]
-
-
-def _get(resources: Resources, kind: str, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = next(r for r in resources if r["kind"] == kind and r["metadata"]["name"] == name)
-    return found
-
-
-@pytest.fixture(scope="module")
-def prod() -> Resources:
-    return render(K8S / "overlays" / "prod")
 
 
 @pytest.mark.slow
@@ -50,16 +40,16 @@ def test_prod_overlay_renders_namespace_images_replicas_and_patches(prod: Resour
     assert env["IPAAS_EXECUTOR_MAX_IN_FLIGHT"]["value"] == "512"
     assert env["DATABASE_URL"]["value"] == "postgresql://ipaas_executor:$(PG_PASSWORD)@ipaas-pg-rw:5432/ipaas"
     assert env["PG_PASSWORD"]["valueFrom"]["secretKeyRef"] == {"name": "ipaas-pg-executor", "key": "password"}
-    so = _get(prod, "ScaledObject", "executor")
+    so = resource(prod, "ScaledObject", "executor")
     trigger = so["spec"]["triggers"][0]
     assert trigger["type"] == "nats-jetstream"
     assert trigger["metadata"]["stream"] == "EVENTS" and trigger["metadata"]["consumer"] == "executor"
     assert trigger["metadata"]["natsServerMonitoringEndpoint"] == "nats.ipaas.svc.cluster.local:8222"
-    assert _get(prod, "Cluster", "ipaas-pg")["spec"]["storage"]["size"] == "100Gi"
+    assert resource(prod, "Cluster", "ipaas-pg")["spec"]["storage"]["size"] == "100Gi"
     assert _job_container(prod, "migrate")["command"] == ["python", "-m", "libs.common.db.migrate"]
     migrate_env = {e["name"]: e for e in _job_container(prod, "migrate")["env"]}
     assert migrate_env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ipaas-pg-app", "key": "uri"}
-    roles = _get(prod, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
+    roles = resource(prod, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
     assert {r["name"]: r["passwordSecret"]["name"] for r in roles} == {
         f"ipaas_{s}": f"ipaas-pg-{s}" for s in ("auth", "gateway", "executor", "scheduler")
     }
@@ -70,74 +60,69 @@ def test_prod_overlay_renders_namespace_images_replicas_and_patches(prod: Resour
 
 def test_dev_overlay_differs_where_it_should() -> None:
     dev = render(K8S / "overlays" / "dev")
-    assert _get(dev, "ConfigMap", "ipaas-config")["data"]["LOG_LEVEL"] == "DEBUG"
-    assert _get(dev, "ConfigMap", "ipaas-config")["data"]["IPAAS_AUTH_URL"] == "http://auth:8081"  # merged, kept
-    assert _get(dev, "Deployment", "gateway")["spec"]["replicas"] == 1
-    assert _get(dev, "Cluster", "ipaas-pg")["spec"]["instances"] == 1
+    assert resource(dev, "ConfigMap", "ipaas-config")["data"]["LOG_LEVEL"] == "DEBUG"
+    assert resource(dev, "ConfigMap", "ipaas-config")["data"]["IPAAS_AUTH_URL"] == "http://auth:8081"  # merged, kept
+    assert resource(dev, "Deployment", "gateway")["spec"]["replicas"] == 1
+    assert resource(dev, "Cluster", "ipaas-pg")["spec"]["instances"] == 1
     assert all(r["metadata"].get("namespace") == "ipaas-dev" for r in dev if r["kind"] != "Namespace")
 
 
-def _container(resources: Resources, name: str) -> dict[str, Any]:
-    container: dict[str, Any] = _get(resources, "Deployment", name)["spec"]["template"]["spec"]["containers"][0]
-    return container
-
-
 def _drop_readiness(rs: Resources) -> None:
-    del _container(rs, "gateway")["readinessProbe"]
+    del container(rs, "gateway")["readinessProbe"]
 
 
 def _wrong_live_path(rs: Resources) -> None:
-    _container(rs, "auth")["livenessProbe"]["httpGet"]["path"] = "/healthz"
+    container(rs, "auth")["livenessProbe"]["httpGet"]["path"] = "/healthz"
 
 
 def _service_selector_typo(rs: Resources) -> None:
-    _get(rs, "Service", "auth")["spec"]["selector"]["app.kubernetes.io/component"] = "authn"
+    resource(rs, "Service", "auth")["spec"]["selector"]["app.kubernetes.io/component"] = "authn"
 
 
 def _service_bad_target_port(rs: Resources) -> None:
-    _get(rs, "Service", "gateway")["spec"]["ports"][0]["targetPort"] = "web"
+    resource(rs, "Service", "gateway")["spec"]["ports"][0]["targetPort"] = "web"
 
 
 def _selector_mismatch(rs: Resources) -> None:
-    _get(rs, "Deployment", "scheduler")["spec"]["selector"]["matchLabels"]["tier"] = "x"
+    resource(rs, "Deployment", "scheduler")["spec"]["selector"]["matchLabels"]["tier"] = "x"
 
 
 def _latest_image(rs: Resources) -> None:
-    _container(rs, "executor")["image"] = "registry.example.com/ipaas/ipaas:latest"
+    container(rs, "executor")["image"] = "registry.example.com/ipaas/ipaas:latest"
 
 
 def _no_limits(rs: Resources) -> None:
-    del _container(rs, "gateway")["resources"]["limits"]
+    del container(rs, "gateway")["resources"]["limits"]
 
 
 def _short_grace(rs: Resources) -> None:
-    _get(rs, "Deployment", "gateway")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 12
+    resource(rs, "Deployment", "gateway")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 12
 
 
 def _no_prestop(rs: Resources) -> None:
-    del _container(rs, "executor")["lifecycle"]
+    del container(rs, "executor")["lifecycle"]
 
 
 def _pdb_blocks_evictions(rs: Resources) -> None:
-    spec = _get(rs, "PodDisruptionBudget", "scheduler")["spec"]
+    spec = resource(rs, "PodDisruptionBudget", "scheduler")["spec"]
     del spec["maxUnavailable"]
     spec["minAvailable"] = 2
 
 
 def _no_migration_job(rs: Resources) -> None:
-    rs.remove(_get(rs, "Job", "ipaas-migrate"))
+    rs.remove(resource(rs, "Job", "ipaas-migrate"))
 
 
 def _wrong_consumer(rs: Resources) -> None:
-    _get(rs, "ScaledObject", "executor")["spec"]["triggers"][0]["metadata"]["consumer"] = "workers"
+    resource(rs, "ScaledObject", "executor")["spec"]["triggers"][0]["metadata"]["consumer"] = "workers"
 
 
 def _executor_consumer_renamed(rs: Resources) -> None:
-    _container(rs, "executor")["env"].append({"name": "IPAAS_EXECUTOR_CONSUMER", "value": "workers"})
+    container(rs, "executor")["env"].append({"name": "IPAAS_EXECUTOR_CONSUMER", "value": "workers"})
 
 
 def _gateway_replicas_drift(rs: Resources) -> None:
-    _get(rs, "Deployment", "gateway")["spec"]["replicas"] = 4
+    resource(rs, "Deployment", "gateway")["spec"]["replicas"] = 4
 
 
 def _gateway_autoscaled(rs: Resources) -> None:
@@ -156,11 +141,11 @@ def _gateway_autoscaled(rs: Resources) -> None:
 
 
 def _missing_configmap(rs: Resources) -> None:
-    rs.remove(_get(rs, "ConfigMap", "ipaas-config"))
+    rs.remove(resource(rs, "ConfigMap", "ipaas-config"))
 
 
 def _env_order(rs: Resources) -> None:
-    env = _container(rs, "gateway")["env"]
+    env = container(rs, "gateway")["env"]
     env.append(env.pop(next(i for i, e in enumerate(env) if e["name"] == "POD_NAME")))
 
 
@@ -169,19 +154,19 @@ def _port_drift(rs: Resources) -> None:
 
 
 def _auth_url_port(rs: Resources) -> None:
-    _get(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_AUTH_URL"] = "http://auth:9999"
+    resource(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_AUTH_URL"] = "http://auth:9999"
 
 
 def _one_scheduler(rs: Resources) -> None:
-    _get(rs, "Deployment", "scheduler")["spec"]["replicas"] = 1
+    resource(rs, "Deployment", "scheduler")["spec"]["replicas"] = 1
 
 
 def _bad_api_version(rs: Resources) -> None:
-    _get(rs, "Deployment", "auth")["apiVersion"] = "extensions/v1beta1"
+    resource(rs, "Deployment", "auth")["apiVersion"] = "extensions/v1beta1"
 
 
 def _env_var(rs: Resources, deployment: str, name: str) -> dict[str, Any]:
-    var: dict[str, Any] = next(e for e in _container(rs, deployment)["env"] if e["name"] == name)
+    var: dict[str, Any] = next(e for e in container(rs, deployment)["env"] if e["name"] == name)
     return var
 
 
@@ -194,7 +179,7 @@ def _borrowed_nats_user(rs: Resources) -> None:
 
 
 def _anonymous_nats(rs: Resources) -> None:
-    _container(rs, "scheduler")["env"].remove(_env_var(rs, "scheduler", "NATS_URL"))
+    container(rs, "scheduler")["env"].remove(_env_var(rs, "scheduler", "NATS_URL"))
 
 
 def _foreign_inbox(rs: Resources) -> None:
@@ -202,13 +187,13 @@ def _foreign_inbox(rs: Resources) -> None:
 
 
 def _job_container(rs: Resources, name: str) -> dict[str, Any]:
-    spec = _get(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]
+    spec = resource(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]
     found: dict[str, Any] = next(c for c in spec["containers"] if c["name"] == name)
     return found
 
 
 def _no_provisioning(rs: Resources) -> None:
-    spec = _get(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]
+    spec = resource(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]
     spec["containers"] = [c for c in spec["containers"] if c["name"] != "provision-nats"]
 
 
@@ -218,11 +203,11 @@ def _provisioning_as_a_service(rs: Resources) -> None:
 
 
 def _service_provisions(rs: Resources) -> None:
-    _container(rs, "gateway")["env"].append({"name": "IPAAS_NATS_PROVISION", "value": "true"})
+    container(rs, "gateway")["env"].append({"name": "IPAAS_NATS_PROVISION", "value": "true"})
 
 
 def _config_provisions(rs: Resources) -> None:
-    _get(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_PROVISION"] = "true"
+    resource(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_PROVISION"] = "true"
 
 
 def _borrowed_pg_secret(rs: Resources) -> None:
@@ -240,7 +225,7 @@ def _service_as_owner(rs: Resources) -> None:
 
 
 def _owner_secret_mounted(rs: Resources) -> None:
-    _container(rs, "scheduler")["envFrom"].append({"secretRef": {"name": "ipaas-pg-app"}})
+    container(rs, "scheduler")["envFrom"].append({"secretRef": {"name": "ipaas-pg-app"}})
 
 
 def _migrations_as_a_service(rs: Resources) -> None:
@@ -252,29 +237,29 @@ def _migrations_as_a_service(rs: Resources) -> None:
 
 
 def _unmanaged_role(rs: Resources) -> None:
-    roles = _get(rs, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
+    roles = resource(rs, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
     roles[:] = [r for r in roles if r["name"] != "ipaas_scheduler"]
 
 
 def _privileged_role(rs: Resources) -> None:
-    role = next(r for r in _get(rs, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"] if r["name"] == "ipaas_executor")
-    role["superuser"] = True
+    roles = resource(rs, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
+    next(r for r in roles if r["name"] == "ipaas_executor")["superuser"] = True
 
 
 def _database_of_another_owner(rs: Resources) -> None:
-    _get(rs, "Cluster", "ipaas-pg")["spec"]["bootstrap"]["initdb"]["owner"] = "app"
+    resource(rs, "Cluster", "ipaas-pg")["spec"]["bootstrap"]["initdb"]["owner"] = "app"
 
 
 def _shared_database_url(rs: Resources) -> None:
-    _get(rs, "ConfigMap", "ipaas-config")["data"]["DATABASE_URL"] = "postgresql://ipaas@ipaas-pg-rw/ipaas"
+    resource(rs, "ConfigMap", "ipaas-config")["data"]["DATABASE_URL"] = "postgresql://ipaas@ipaas-pg-rw/ipaas"
 
 
 def _no_namespace(rs: Resources) -> None:
-    del _get(rs, "Service", "gateway")["metadata"]["namespace"]
+    del resource(rs, "Service", "gateway")["metadata"]["namespace"]
 
 
 def _egress(rs: Resources) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = _get(rs, "NetworkPolicy", "executor-egress")["spec"]["egress"]
+    rules: list[dict[str, Any]] = resource(rs, "NetworkPolicy", "executor-egress")["spec"]["egress"]
     return rules
 
 
@@ -305,7 +290,7 @@ def _egress_reaches_ipv6_ula(rs: Resources) -> None:
 
 
 def _no_executor_egress_policy(rs: Resources) -> None:
-    rs.remove(_get(rs, "NetworkPolicy", "executor-egress"))
+    rs.remove(resource(rs, "NetworkPolicy", "executor-egress"))
 
 
 def _egress_open_rule(rs: Resources) -> None:
@@ -327,7 +312,7 @@ def _dns_over_udp_only(rs: Resources) -> None:
 
 def _ingress(rs: Resources, policy: str, port: int) -> dict[str, Any]:
     rule: dict[str, Any] = next(
-        r for r in _get(rs, "NetworkPolicy", policy)["spec"]["ingress"] if r["ports"][0]["port"] == port
+        r for r in resource(rs, "NetworkPolicy", policy)["spec"]["ingress"] if r["ports"][0]["port"] == port
     )
     return rule
 
@@ -345,11 +330,11 @@ def _nats_routes_open(rs: Resources) -> None:
 
 
 def _nats_policy_selects_nothing(rs: Resources) -> None:
-    _get(rs, "NetworkPolicy", "nats")["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] = "natz"
+    resource(rs, "NetworkPolicy", "nats")["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] = "natz"
 
 
 def _no_postgres_policy(rs: Resources) -> None:
-    rs.remove(_get(rs, "NetworkPolicy", "postgres"))
+    rs.remove(resource(rs, "NetworkPolicy", "postgres"))
 
 
 def _postgres_from_anywhere(rs: Resources) -> None:
@@ -517,7 +502,7 @@ def test_kustomize_refuses_a_broken_kustomization(tmp_path: Path) -> None:
 def test_prod_keeps_each_password_above_the_url_that_refers_to_it(prod: Resources) -> None:
     """kustomize puts a patch's list entries first: the TLS patches repeat NATS_PASSWORD so it stays above."""
     for name in ("auth", "gateway", "scheduler", "executor"):
-        names = [e["name"] for e in _container(prod, name)["env"]]
+        names = [e["name"] for e in container(prod, name)["env"]]
         assert names.index("NATS_PASSWORD") < names.index("NATS_URL"), name
         assert names.index("PG_PASSWORD") < names.index("DATABASE_URL"), name
     names = [e["name"] for e in _job_container(prod, "provision-nats")["env"]]
@@ -525,7 +510,7 @@ def test_prod_keeps_each_password_above_the_url_that_refers_to_it(prod: Resource
 
 
 def test_the_executor_reaches_dns_nats_postgres_and_public_addresses_only(prod: Resources) -> None:
-    policy = _get(prod, "NetworkPolicy", "executor-egress")
+    policy = resource(prod, "NetworkPolicy", "executor-egress")
     assert policy["metadata"]["namespace"] == "ipaas" and policy["spec"]["policyTypes"] == ["Egress"]
     v4, v6 = _ip_block(prod, "0.0.0.0/0")["except"], _ip_block(prod, "::/0")["except"]
     assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"} <= set(v4)
@@ -557,10 +542,10 @@ def test_prod_runs_nats_over_tls_with_a_certificate_and_every_client_verifies_it
     assert nats_tls.check_nats_tls(prod, prod_nats_values, required=True) == []
     assert prod_nats_values["config"]["nats"]["tls"] == {"enabled": True, "secretName": "nats-server-tls"}
     assert prod_nats_values["config"]["jetstream"]["enabled"] is True  # the base's values are kept
-    cert = _get(prod, "Certificate", "nats-server-tls")["spec"]
+    cert = resource(prod, "Certificate", "nats-server-tls")["spec"]
     assert "nats" in cert["dnsNames"] and cert["issuerRef"]["name"] == "ipaas-nats-ca"
     assert _env_var(prod, "executor", "NATS_URL")["value"] == "tls://executor:$(NATS_PASSWORD)@nats:4222"
-    assert _get(prod, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_TLS_CA_FILE"] == "/etc/ipaas/nats-ca/ca.crt"
+    assert resource(prod, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_TLS_CA_FILE"] == "/etc/ipaas/nats-ca/ca.crt"
     assert next(e for e in _job_container(prod, "provision-nats")["env"] if e["name"] == "NATS_URL")[
         "value"
     ].startswith("tls://provisioner:")
@@ -577,20 +562,20 @@ def _plaintext_client(rs: Resources, _v: dict[str, Any]) -> None:
 
 
 def _no_ca_file(rs: Resources, _v: dict[str, Any]) -> None:
-    del _get(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_TLS_CA_FILE"]
+    del resource(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_TLS_CA_FILE"]
 
 
 def _whole_secret_mounted(rs: Resources, _v: dict[str, Any]) -> None:
-    volumes = _get(rs, "Deployment", "scheduler")["spec"]["template"]["spec"]["volumes"]
+    volumes = resource(rs, "Deployment", "scheduler")["spec"]["template"]["spec"]["volumes"]
     del next(v for v in volumes if v["name"] == "nats-ca")["secret"]["items"]
 
 
 def _no_certificate(rs: Resources, _v: dict[str, Any]) -> None:
-    rs.remove(_get(rs, "Certificate", "nats-server-tls"))
+    rs.remove(resource(rs, "Certificate", "nats-server-tls"))
 
 
 def _wrong_name_in_certificate(rs: Resources, _v: dict[str, Any]) -> None:
-    _get(rs, "Certificate", "nats-server-tls")["spec"]["dnsNames"].remove("nats")
+    resource(rs, "Certificate", "nats-server-tls")["spec"]["dnsNames"].remove("nats")
 
 
 def _tls_off(_rs: Resources, values: dict[str, Any]) -> None:

@@ -14,19 +14,14 @@ import pytest
 import yaml
 
 from deploy.k8s import nats_tls, secrets, validate
-from deploy.k8s.kustomize import render
 from deploy.k8s.resources import pod_spec
 from libs.common.db.roles import SERVICE_ROLES
 from libs.common.keyring import load_keks
 from services.auth.signing_keys import load_signing_keys
 from services.auth.vault import KekRing
+from tests.helpers.k8s_resources import resource
 
 K8S = validate.K8S_DIR
-
-
-@pytest.fixture(scope="module")
-def prod() -> list[dict[str, Any]]:
-    return render(K8S / "overlays" / "prod")
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +105,7 @@ def test_auth_loads_the_generated_signing_key_and_kek_as_kubernetes_mounts_them(
 
 
 def test_the_mounted_secrets_are_where_auth_reads_them(prod: list[dict[str, Any]]) -> None:
-    auth = next(r for r in prod if r["kind"] == "Deployment" and r["metadata"]["name"] == "auth")
+    auth = resource(prod, "Deployment", "auth")
     spec = auth["spec"]["template"]["spec"]
     container = spec["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}

@@ -7,8 +7,6 @@ without the install step (``-o``: the dependency sets are this interpreter's).
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,15 +15,13 @@ import pytest
 import yaml
 
 from deploy.k8s import kustomize
-from deploy.k8s.validate import K8S_DIR
+from tests.helpers.make_targets import k8s_copy, run_make
 
-REPO = K8S_DIR.parents[1]
 pytestmark = pytest.mark.slow
 
 
 def _broken_copy(tmp_path: Path, patches: list[dict[str, Any]]) -> Path:
-    root = tmp_path / "k8s"
-    shutil.copytree(K8S_DIR, root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    root = k8s_copy(tmp_path)
     kfile = root / "overlays" / "prod" / "kustomization.yaml"
     spec = yaml.safe_load(kfile.read_text())
     spec["patches"] += patches
@@ -33,31 +29,12 @@ def _broken_copy(tmp_path: Path, patches: list[dict[str, Any]]) -> Path:
     return root
 
 
-def _make_validate(root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "make",
-            "--no-print-directory",
-            "-o",
-            ".venv/.installed",
-            "k8s-validate",
-            f"PY={sys.executable}",
-            f"K8S_ROOT={root}",
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def _json_patch(kind: str, name: str, *ops: dict[str, Any]) -> dict[str, Any]:
     return {"target": {"kind": kind, "name": name}, "patch": yaml.safe_dump(list(ops))}
 
 
 def test_the_target_renders_with_the_kustomize_of_the_wheel_and_passes_the_real_manifests(tmp_path: Path) -> None:
-    done = _make_validate(_broken_copy(tmp_path, []))
+    done = run_make("k8s-validate", f"K8S_ROOT={_broken_copy(tmp_path, [])}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Kustomize Version: v5" in done.stdout and "schemas: Kubernetes 1.29 (strict)" in done.stdout
     assert {"base: ok", "overlays/dev: ok", "overlays/prod: ok"} <= set(done.stdout.splitlines())
@@ -104,7 +81,7 @@ BROKEN = [
 
 @pytest.mark.parametrize(("patch", "expected"), BROKEN)
 def test_the_target_fails_on_a_manifest_broken_on_purpose(tmp_path: Path, patch: dict[str, Any], expected: str) -> None:
-    done = _make_validate(_broken_copy(tmp_path, [patch]))
+    done = run_make("k8s-validate", f"K8S_ROOT={_broken_copy(tmp_path, [patch])}")
     assert done.returncode != 0
     assert "overlays/prod: " in done.stdout and "problem(s)" in done.stdout
     assert expected in done.stdout, done.stdout

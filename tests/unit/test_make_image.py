@@ -6,17 +6,14 @@ registry would give.  The overlay edited is a copy of deploy/k8s, which must sti
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from deploy.k8s import checks, validate
 from deploy.k8s.kustomize import render
+from tests.helpers.make_targets import k8s_copy, run_make
 
-REPO = validate.K8S_DIR.parents[1]
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 pytestmark = pytest.mark.slow
 
@@ -26,25 +23,13 @@ if [ "$1 $2" = "image inspect" ]; then echo "registry.example.org/team/ipaas@{di
 """
 
 
-def _make(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["make", "--no-print-directory", "-o", ".venv/.installed", *args, f"PY={sys.executable}"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_make_image_builds_pushes_and_pins_the_overlay_to_the_digest(tmp_path: Path) -> None:
-    root = tmp_path / "k8s"
-    shutil.copytree(validate.K8S_DIR, root, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    root = k8s_copy(tmp_path)
     log = tmp_path / "docker.log"
     docker = tmp_path / "docker"
     docker.write_text(FAKE_DOCKER.format(log=log, digest=DIGEST))
     docker.chmod(0o755)
-    done = _make("image", "IMAGE=registry.example.org/team/ipaas:1.2.3", f"DOCKER={docker}", f"K8S_ROOT={root}")
+    done = run_make("image", "IMAGE=registry.example.org/team/ipaas:1.2.3", f"DOCKER={docker}", f"K8S_ROOT={root}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert log.read_text().splitlines() == [
         "build -f deploy/k8s/Dockerfile -t registry.example.org/team/ipaas:1.2.3 .",
@@ -66,6 +51,6 @@ def test_make_image_builds_pushes_and_pins_the_overlay_to_the_digest(tmp_path: P
 
 
 def test_make_image_without_an_image_says_how_to_call_it() -> None:
-    done = _make("image", "DOCKER=false")
+    done = run_make("image", "DOCKER=false")
     assert done.returncode != 0
     assert "usage: make image IMAGE=<registry>/<repository>:<tag>" in done.stderr

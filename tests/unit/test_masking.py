@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import random
@@ -12,11 +11,12 @@ import uuid
 
 import pytest
 
-from libs.common.logs import JsonFormatter, MaskingFilter, mask_text, mask_truncated, mask_value
+from libs.common.logs import mask_text, mask_truncated, mask_value
 from libs.common.logs.json_format import MAX_EXCEPTION_CHARS, MAX_FIELD_CHARS, MAX_MESSAGE_CHARS, TRUNCATED
 from libs.common.logs.mask_passes import neutral
 from libs.common.logs.masking import is_secret_key
 from libs.common.logs.secret_shapes import SHAPES, Shape
+from tests.helpers.json_logs import json_logger
 from tests.helpers.masking_corpus import JWT as SAMPLE_JWT
 from tests.helpers.masking_corpus import adversarial
 from tests.helpers.masking_reference import reference_mask
@@ -61,20 +61,8 @@ SECRETS = [
 ]
 
 
-def _json_logger(name: str) -> tuple[logging.Logger, io.StringIO]:
-    """A logger ``name`` writing through the masking filter and the JSON formatter, and what it wrote."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter("test"))
-    handler.addFilter(MaskingFilter())
-    logger = logging.getLogger(name)
-    logger.handlers[:] = [handler]
-    logger.propagate = False
-    return logger, stream
-
-
 def _logged(message: str, **fields: object) -> dict[str, object]:
-    logger, stream = _json_logger(f"masking-{uuid.uuid4()}")
+    logger, stream = json_logger(f"masking-{uuid.uuid4()}")
     logger.setLevel(logging.INFO)
     logger.info(message, extra=fields)
     line = stream.getvalue().strip()
@@ -409,7 +397,7 @@ def test_log_message_and_fields_are_capped_after_masking() -> None:
 
 
 def test_log_exception_text_is_masked_and_capped() -> None:
-    logger, stream = _json_logger("masking-exc")
+    logger, stream = json_logger("masking-exc")
     try:
         raise RuntimeError("connect postgres://app:pa55word@db/x " + "e" * (2 * MAX_EXCEPTION_CHARS))
     except RuntimeError:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from deploy.k8s import secrets, validate
-from deploy.k8s.kustomize import render
+from deploy.k8s import secrets
 from deploy.local.quickstart import quickstart_lines
+from tests.helpers.k8s_resources import resource
 
 REPO = Path(__file__).resolve().parents[2]
 README = (REPO / "README.md").read_text(encoding="utf-8")
@@ -56,11 +56,6 @@ def test_the_readme_states_the_first_run_needs() -> None:
 @pytest.fixture(scope="module")
 def k8s_commands() -> list[list[str]]:
     return _commands(_sh_block(_section("Kubernetes")))
-
-
-@pytest.fixture(scope="module")
-def prod() -> list[dict[str, Any]]:
-    return render(validate.K8S_DIR / "overlays" / "prod")
 
 
 def _names(resources: list[dict[str, Any]], kind: str) -> set[str]:
@@ -122,7 +117,7 @@ def test_every_kubernetes_command_is_one_the_repository_backs(
                 assert all((REPO / f).is_file() for f in files)
             case ["kubectl", "-n", _, "port-forward", ref, ports, "&"]:
                 kind, name = ref.split("/")
-                service = next(r for r in prod if r["kind"] == "Service" and r["metadata"]["name"] == name)
+                service = resource(prod, "Service", name)
                 assert kind == "service" and int(ports.split(":")[1]) in {p["port"] for p in service["spec"]["ports"]}
                 forwarded = ports.split(":")[0]
             case ["curl", "-s", url, ";", "echo"]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
@@ -11,11 +10,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from libs.common.logs import JsonFormatter, MaskingFilter
 from libs.common.logs.redaction import Redactor, redacting
 from libs.common.logs.secret_shapes import REDACTED
 from libs.common.telemetry import ActiveSpan
 from services.executor.runner import ActionRunner, safe_error
+from tests.helpers.json_logs import json_logger
 
 SLACK = "https://hooks.example.test/services/T0PLANT/B0PLANT/plantedslacktoken77"
 HEADER = "Bearer zq81plantedbearer"
@@ -81,13 +80,7 @@ def test_safe_output_and_safe_error_redact_before_and_after_cutting():
 
 
 def test_log_lines_written_while_redacting_leave_the_values_out():
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter("test"))
-    handler.addFilter(MaskingFilter())
-    logger = logging.getLogger("test.redaction")
-    logger.handlers[:] = [handler]
-    logger.propagate = False
+    logger, stream = json_logger("test.redaction")
     logger.setLevel(logging.INFO)
     with redacting(_redactor()):
         logger.info("calling %s", SLACK, extra={"detail": {"h": HEADER}, "key": KEY})
