@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from deploy.k8s.pg_auth import MIGRATE_MODULE
 from deploy.k8s.resources import Resource, command_line, ident, name_of, of_kind, pod_spec
 from libs.common.settings import NatsSettings
 from services.executor.settings import ExecutorSettings
 
 # Deployments the platform needs, with their minimum replica count.
 REQUIRED_DEPLOYMENTS = {"gateway": 1, "auth": 1, "scheduler": 2, "executor": 1, "otel-collector": 1}
-MIGRATE_MODULE = "libs.common.db.migrate"
 # Services that come from outside the kustomization (the NATS Helm chart).
 EXTERNAL_SERVICES = {"nats": {4222, 8222}}
 # Pods from outside the kustomization that policies may select: the NATS chart's servers (release
