@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from ipaas_cli.client import Api
 from ipaas_cli.errors import ApiError, UsageError
+
+# A list command's filter: ``--workflow``/``-w`` and an id or name.
+WorkflowOpt = Annotated[str | None, typer.Option("--workflow", "-w", help="A workflow's id or name.")]
 
 
 def is_uuid(text: str) -> bool:
@@ -40,3 +45,8 @@ def find_workflow(api: Api, ref: str) -> dict[str, Any]:
         ids = ", ".join(m["id"] for m in matches)
         raise UsageError(f"{len(matches)} workflows are named {ref!r} ({ids}): give the id")
     return matches[0]
+
+
+def workflow_id(api: Api, ref: str | None) -> str | None:
+    """The id of the workflow a ``--workflow`` filter names; None when the filter is not given."""
+    return None if ref is None else str(find_workflow(api, ref)["id"])

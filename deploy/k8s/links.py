@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from deploy.k8s.resources import Resource, ident, pod_spec
+from deploy.k8s.pg_auth import MIGRATE_MODULE
+from deploy.k8s.resources import Resource, command_line, ident, name_of, of_kind, pod_spec
 from libs.common.settings import NatsSettings
 from services.executor.settings import ExecutorSettings
 
 # Deployments the platform needs, with their minimum replica count.
 REQUIRED_DEPLOYMENTS = {"gateway": 1, "auth": 1, "scheduler": 2, "executor": 1, "otel-collector": 1}
-MIGRATE_MODULE = "libs.common.db.migrate"
 # Services that come from outside the kustomization (the NATS Helm chart).
 EXTERNAL_SERVICES = {"nats": {4222, 8222}}
 # Pods from outside the kustomization that policies may select: the NATS chart's servers (release
@@ -24,14 +24,6 @@ NATS_POD_LABELS = {
 }
 # Every pod of the platform (services, collector, migrate Job) carries this label.
 PLATFORM_PODS = {"app.kubernetes.io/part-of": "ipaas"}
-
-
-def _of(resources: list[Resource], kind: str) -> list[Resource]:
-    return [r for r in resources if r.get("kind") == kind]
-
-
-def _name(res: Resource) -> str:
-    return str(res.get("metadata", {}).get("name"))
 
 
 def _labels(dep: Resource) -> dict[str, Any]:
@@ -54,8 +46,8 @@ def _ports_of(dep: Resource) -> tuple[set[str], set[int]]:
 
 def check_services(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
-    deployments = _of(resources, "Deployment")
-    for svc in _of(resources, "Service"):
+    deployments = of_kind(resources, "Deployment")
+    for svc in of_kind(resources, "Service"):
         selector = svc.get("spec", {}).get("selector") or {}
         targets = [d for d in deployments if _selects(selector, _labels(d))]
         if not targets:
@@ -69,15 +61,15 @@ def check_services(resources: list[Resource]) -> list[str]:
         for port in svc["spec"].get("ports") or []:
             target = port.get("targetPort", port.get("port"))
             if isinstance(target, str) and target not in names or isinstance(target, int) and target not in numbers:
-                problems.append(f"{ident(svc)}: targetPort {target} is not a port of {_name(targets[0])}")
+                problems.append(f"{ident(svc)}: targetPort {target} is not a port of {name_of(targets[0])}")
     return problems
 
 
 def check_budgets(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
-    deployments = _of(resources, "Deployment")
+    deployments = of_kind(resources, "Deployment")
     covered: set[str] = set()
-    for pdb in _of(resources, "PodDisruptionBudget"):
+    for pdb in of_kind(resources, "PodDisruptionBudget"):
         spec = pdb.get("spec", {})
         if ("minAvailable" in spec) == ("maxUnavailable" in spec):
             problems.append(f"{ident(pdb)}: set exactly one of minAvailable and maxUnavailable")
@@ -86,12 +78,12 @@ def check_budgets(resources: list[Resource]) -> list[str]:
         if not targets:
             problems.append(f"{ident(pdb)}: selector matches no Deployment")
         for d in targets:
-            covered.add(_name(d))
+            covered.add(name_of(d))
             min_available = spec.get("minAvailable")
             if isinstance(min_available, int) and min_available >= int(d["spec"].get("replicas", 1)):
                 problems.append(
                     f"{ident(pdb)}: minAvailable {min_available} blocks every eviction of "
-                    f"{_name(d)} ({d['spec'].get('replicas', 1)} replicas)"
+                    f"{name_of(d)} ({d['spec'].get('replicas', 1)} replicas)"
                 )
     problems.extend(
         f"Deployment/{name}: no PodDisruptionBudget"
@@ -103,7 +95,7 @@ def check_budgets(resources: list[Resource]) -> list[str]:
 
 def container_env(container: dict[str, Any], resources: list[Resource]) -> dict[str, str]:
     """Plain values a container sees: its ConfigMaps (``envFrom``), then its own ``env``."""
-    configmaps = {_name(c): c.get("data") or {} for c in _of(resources, "ConfigMap")}
+    configmaps = {name_of(c): c.get("data") or {} for c in of_kind(resources, "ConfigMap")}
     env: dict[str, str] = {}
     for src in container.get("envFrom") or []:
         ref = str((src.get("configMapRef") or {}).get("name", ""))
@@ -114,12 +106,12 @@ def container_env(container: dict[str, Any], resources: list[Resource]) -> dict[
 
 def _main_container(dep: Resource) -> dict[str, Any]:
     containers = (pod_spec(dep) or {}).get("containers") or [{}]
-    return next((c for c in containers if c.get("name") == _name(dep)), containers[0])
+    return next((c for c in containers if c.get("name") == name_of(dep)), containers[0])
 
 
 def executor_consumer(resources: list[Resource]) -> tuple[str, str]:
     """The stream and durable consumer the executor Deployment reads, as its settings will resolve them."""
-    executor = next((d for d in _of(resources, "Deployment") if _name(d) == "executor"), None)
+    executor = next((d for d in of_kind(resources, "Deployment") if name_of(d) == "executor"), None)
     env = container_env(_main_container(executor), resources) if executor is not None else {}
     stream = env.get("IPAAS_NATS_EVENTS_STREAM", NatsSettings.model_fields["events_stream"].default)
     consumer = env.get("IPAAS_EXECUTOR_CONSUMER", ExecutorSettings.model_fields["consumer"].default)
@@ -129,15 +121,15 @@ def executor_consumer(resources: list[Resource]) -> tuple[str, str]:
 def _autoscaled(resources: list[Resource], deployment: str) -> list[Resource]:
     return [
         a
-        for a in _of(resources, "HorizontalPodAutoscaler") + _of(resources, "ScaledObject")
+        for a in of_kind(resources, "HorizontalPodAutoscaler") + of_kind(resources, "ScaledObject")
         if (a.get("spec", {}).get("scaleTargetRef") or {}).get("name") == deployment
     ]
 
 
 def check_scaling(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
-    deployments = {_name(d) for d in _of(resources, "Deployment")}
-    scaled = _of(resources, "ScaledObject")
+    deployments = {name_of(d) for d in of_kind(resources, "Deployment")}
+    scaled = of_kind(resources, "ScaledObject")
     stream, consumer = executor_consumer(resources)
     lag_triggers = 0
     for so in scaled:
@@ -175,7 +167,7 @@ def check_scaling(resources: list[Resource]) -> list[str]:
 
 def check_gateway_replicas(resources: list[Resource]) -> list[str]:
     """Each gateway enforces 1/IPAAS_GATEWAY_REPLICAS of a tenant's webhook limit: the count must be the real one."""
-    gateway = next((d for d in _of(resources, "Deployment") if _name(d) == "gateway"), None)
+    gateway = next((d for d in of_kind(resources, "Deployment") if name_of(d) == "gateway"), None)
     if gateway is None:
         return []
     problems = [
@@ -195,17 +187,17 @@ def check_gateway_replicas(resources: list[Resource]) -> list[str]:
 
 def external_pods(resources: list[Resource]) -> list[dict[str, Any]]:
     """Labels of pods that the rendered set does not template but does run: NATS servers, CNPG instances."""
-    return [NATS_POD_LABELS, *({"cnpg.io/cluster": _name(c)} for c in _of(resources, "Cluster"))]
+    return [NATS_POD_LABELS, *({"cnpg.io/cluster": name_of(c)} for c in of_kind(resources, "Cluster"))]
 
 
 def check_policies(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
-    pods = [_labels(d) for d in _of(resources, "Deployment")] + external_pods(resources)
-    for pol in _of(resources, "NetworkPolicy"):
+    pods = [_labels(d) for d in of_kind(resources, "Deployment")] + external_pods(resources)
+    for pol in of_kind(resources, "NetworkPolicy"):
         selector = (pol.get("spec", {}).get("podSelector") or {}).get("matchLabels") or {}
         if selector and not any(_selects(selector, labels) for labels in pods):
             problems.append(f"{ident(pol)}: podSelector {selector} matches no pods")
-    if not _of(resources, "NetworkPolicy"):
+    if not of_kind(resources, "NetworkPolicy"):
         problems.append("NetworkPolicy: none declared")
     return problems
 
@@ -213,8 +205,8 @@ def check_policies(resources: list[Resource]) -> list[str]:
 def check_references(resources: list[Resource]) -> tuple[list[str], set[str]]:
     """ConfigMaps must exist; Secrets may be external (returned so they can be listed)."""
     problems: list[str] = []
-    configmaps = {_name(c) for c in _of(resources, "ConfigMap")}
-    clusters = {_name(c) for c in _of(resources, "Cluster")}
+    configmaps = {name_of(c) for c in of_kind(resources, "ConfigMap")}
+    clusters = {name_of(c) for c in of_kind(resources, "Cluster")}
     secrets: set[str] = set()
     for res in resources:
         spec = pod_spec(res)
@@ -250,9 +242,9 @@ def check_references(resources: list[Resource]) -> tuple[list[str], set[str]]:
 def check_urls(resources: list[Resource]) -> list[str]:
     """URLs in ConfigMaps that name an in-cluster Service must hit one of its ports."""
     problems: list[str] = []
-    ports = {_name(s): {int(p["port"]) for p in s["spec"].get("ports") or []} for s in _of(resources, "Service")}
+    ports = {name_of(s): {int(p["port"]) for p in s["spec"].get("ports") or []} for s in of_kind(resources, "Service")}
     ports |= EXTERNAL_SERVICES
-    for cm in _of(resources, "ConfigMap"):
+    for cm in of_kind(resources, "ConfigMap"):
         for key, value in (cm.get("data") or {}).items():
             if not (key.endswith(("_URL", "_ENDPOINT")) and "://" in str(value)):
                 continue
@@ -271,21 +263,18 @@ def check_urls(resources: list[Resource]) -> list[str]:
 
 def check_required(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
-    deployments = {_name(d): d for d in _of(resources, "Deployment")}
+    deployments = {name_of(d): d for d in of_kind(resources, "Deployment")}
     for name, minimum in REQUIRED_DEPLOYMENTS.items():
         dep = deployments.get(name)
         if dep is None:
             problems.append(f"Deployment/{name}: missing")
         elif int(dep["spec"].get("replicas", 1)) < minimum:
             problems.append(f"Deployment/{name}: needs at least {minimum} replicas")
-    services = {_name(s) for s in _of(resources, "Service")}
+    services = {name_of(s) for s in of_kind(resources, "Service")}
     problems.extend(f"Service/{name}: missing" for name in ("gateway", "auth") if name not in services)
-    jobs = [
-        " ".join(str(x) for c in (pod_spec(j) or {}).get("containers", []) for x in c.get("command") or [])
-        for j in _of(resources, "Job")
-    ]
+    jobs = [command_line(c) for j in of_kind(resources, "Job") for c in (pod_spec(j) or {}).get("containers") or []]
     if not any(MIGRATE_MODULE in cmd for cmd in jobs):
         problems.append(f"Job: none runs python -m {MIGRATE_MODULE}")
-    if not _of(resources, "Cluster"):
+    if not of_kind(resources, "Cluster"):
         problems.append("Cluster: no CloudNativePG cluster declared")
     return problems

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from deploy.k8s.resources import SERVICE_MODULE, Resource, command_line, containers, env_vars, ident
+from deploy.k8s.resources import Resource, command_line, containers, env_vars, ident, service_of
 from libs.common.bus.permissions import IDENTITIES, PROVISIONER, SERVICES, inbox_prefix, permissions
 
 PASSWORD_VAR = "NATS_PASSWORD"  # noqa: S105 - the name of a variable, not a password
@@ -154,9 +154,9 @@ def check_service_identities(resources: list[Resource]) -> list[str]:
             provisioners += 1
             problems += check_identity(where, PROVISIONER, c)
             continue
-        match = SERVICE_MODULE.search(command_line(c))
-        if res.get("kind") == "Deployment" and match is not None and match.group(1) in SERVICES:
-            problems += check_identity(where, match.group(1), c)
+        service = service_of(res, c)
+        if service in SERVICES:
+            problems += check_identity(where, service, c)
     if not provisioners:
         problems.append(f"Job: none runs python -m {PROVISION_MODULE} (the services may not create streams)")
     for res in resources:

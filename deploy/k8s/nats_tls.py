@@ -21,8 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from deploy.k8s.links import _name, _of
-from deploy.k8s.resources import Resource, containers, ident, pod_spec
+from deploy.k8s.resources import Resource, containers, ident, name_of, of_kind, pod_spec
 
 TLS_REQUIRED = {"prod"}
 VALUES_FILE = "nats-values.yaml"
@@ -96,13 +95,13 @@ def check_nats_tls(resources: list[Resource], values: dict[str, Any], *, require
         problems.append("nats values: config.cluster.tls must be enabled too (routes in the clear)")
     if clustered and (_get(values, "config", "cluster", "tls", "secretName") or secret) != secret:
         problems.append(f"nats values: config.cluster.tls.secretName must be {secret} as well")
-    certificates = [c for c in _of(resources, "Certificate") if (c.get("spec") or {}).get("secretName") == secret]
+    certificates = [c for c in of_kind(resources, "Certificate") if (c.get("spec") or {}).get("secretName") == secret]
     if not certificates:
         problems.append(f"Certificate: none issues Secret {secret}, which the NATS servers mount")
     names = {str(n) for c in certificates for n in (c.get("spec") or {}).get("dnsNames") or []}
     if certificates and clustered and f"*.{HEADLESS}" not in names:
         problems.append(f"{ident(certificates[0])}: dnsNames lack *.{HEADLESS} (the routes' names)")
-    configmaps = {_name(c): c for c in _of(resources, "ConfigMap")}
+    configmaps = {name_of(c): c for c in of_kind(resources, "ConfigMap")}
     for res, where, container in containers(resources):
         env = _env(container, configmaps)
         if "NATS_URL" not in env:

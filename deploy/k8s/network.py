@@ -20,8 +20,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from deploy.k8s.links import NATS_POD_LABELS, PLATFORM_PODS, _labels, _name, _of, _selects
-from deploy.k8s.resources import Resource, ident
+from deploy.k8s.links import NATS_POD_LABELS, PLATFORM_PODS, _labels, _selects
+from deploy.k8s.resources import Resource, ident, name_of, of_kind
 
 # What the executor's ipBlocks must cut out: private, shared, loopback and link-local ranges, and
 # the addresses cloud providers serve instance metadata or host services on.
@@ -54,7 +54,7 @@ def _rules(resources: list[Resource], pod: dict[str, Any], direction: str) -> li
     """Rules of ``direction`` ("egress"/"ingress") of every policy that selects ``pod`` and has that type."""
     found: list[tuple[Resource, Rule]] = []
     kind = direction.capitalize()
-    for pol in _of(resources, "NetworkPolicy"):
+    for pol in of_kind(resources, "NetworkPolicy"):
         spec = pol.get("spec") or {}
         selector = (spec.get("podSelector") or {}).get("matchLabels") or {}
         types = spec.get("policyTypes") or (["Ingress", "Egress"] if spec.get("egress") else ["Ingress"])
@@ -130,7 +130,7 @@ def _overlap(a: Network, b: Network) -> bool:
 
 
 def check_executor_egress(resources: list[Resource]) -> list[str]:
-    deployments = {_name(d): d for d in _of(resources, "Deployment")}
+    deployments = {name_of(d): d for d in of_kind(resources, "Deployment")}
     if "executor" not in deployments:
         return []
     pod = _labels(deployments["executor"])
@@ -151,7 +151,7 @@ def check_executor_egress(resources: list[Resource]) -> list[str]:
                     f"{ident(pol)}: ipBlock {cidr} lets the executor reach {leak}" for leak in _leaks(cidr, excepts)
                 ]
     collector = deployments.get("otel-collector")
-    clusters = [{"cnpg.io/cluster": _name(c)} for c in _of(resources, "Cluster")]
+    clusters = [{"cnpg.io/cluster": name_of(c)} for c in of_kind(resources, "Cluster")]
     needs: list[tuple[str, dict[str, str], bool, int, tuple[str, ...]]] = [
         ("DNS (kube-dns)", KUBE_DNS, True, 53, ("UDP", "TCP")),
         ("NATS", NATS_POD_LABELS, False, 4222, ("TCP",)),
@@ -214,10 +214,10 @@ def check_nats_ingress(resources: list[Resource]) -> list[str]:
 
 def check_postgres_ingress(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
-    for cluster in _of(resources, "Cluster"):
-        instances = {"cnpg.io/cluster": _name(cluster)}
+    for cluster in of_kind(resources, "Cluster"):
+        instances = {"cnpg.io/cluster": name_of(cluster)}
         problems += _check_ingress(
-            resources, f"Postgres ({_name(cluster)})", instances, 5432, [PLATFORM_PODS, instances]
+            resources, f"Postgres ({name_of(cluster)})", instances, 5432, [PLATFORM_PODS, instances]
         )
     return problems
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
-from deploy.k8s.resources import SERVICE_MODULE, Resource, command_line, containers, env_vars, ident
+from deploy.k8s.resources import Resource, command_line, containers, env_vars, ident, name_of, of_kind, service_of
 from libs.common.db.roles import OWNER, SERVICE_ROLES
 
 PASSWORD_VAR = "PG_PASSWORD"  # noqa: S105 - the name of a variable, not a password
@@ -32,10 +32,6 @@ def secret_name(service: str) -> str:
 
 def _secret_ref(var: dict[str, Any] | None) -> dict[str, Any]:
     return dict(((var or {}).get("valueFrom") or {}).get("secretKeyRef") or {})
-
-
-def _clusters(resources: list[Resource]) -> list[Resource]:
-    return [r for r in resources if r.get("kind") == "Cluster"]
 
 
 def check_cluster(cluster: Resource) -> list[str]:
@@ -112,10 +108,10 @@ def check_migrations(where: str, container: dict[str, Any], cluster: str) -> lis
 
 def check_database_identities(resources: list[Resource]) -> list[str]:
     """Every service Deployment connects as its own role; the migrate Job as the owner; the Cluster agrees."""
-    clusters = _clusters(resources)
+    clusters = of_kind(resources, "Cluster")
     if not clusters:
         return []  # links.check_required reports the missing Cluster
-    cluster = str(clusters[0].get("metadata", {}).get("name"))
+    cluster = name_of(clusters[0])
     problems: list[str] = []
     for c in clusters:
         problems += check_cluster(c)
@@ -126,7 +122,7 @@ def check_database_identities(resources: list[Resource]) -> list[str]:
         if res.get("kind") == "Job" and MIGRATE_MODULE in command_line(c):
             problems += check_migrations(where, c, cluster)
             continue
-        match = SERVICE_MODULE.search(command_line(c))
-        if res.get("kind") == "Deployment" and match is not None and match.group(1) in SERVICE_ROLES:
-            problems += check_service(where, match.group(1), c, cluster)
+        service = service_of(res, c)
+        if service in SERVICE_ROLES:
+            problems += check_service(where, service, c, cluster)
     return problems

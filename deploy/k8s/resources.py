@@ -34,7 +34,15 @@ def pod_spec(res: Resource) -> dict[str, Any] | None:
 
 
 def ident(res: Resource) -> str:
-    return f"{res.get('kind', '?')}/{res.get('metadata', {}).get('name', '?')}"
+    return f"{res.get('kind', '?')}/{(res.get('metadata') or {}).get('name', '?')}"
+
+
+def of_kind(resources: list[Resource], kind: str) -> list[Resource]:
+    return [r for r in resources if r.get("kind") == kind]
+
+
+def name_of(res: Resource) -> str:
+    return str(res.get("metadata", {}).get("name"))
 
 
 def containers(resources: list[Resource]) -> Iterator[tuple[Resource, str, dict[str, Any]]]:
@@ -46,6 +54,12 @@ def containers(resources: list[Resource]) -> Iterator[tuple[Resource, str, dict[
 
 def command_line(container: dict[str, Any]) -> str:
     return " ".join(str(x) for x in container.get("command") or [])
+
+
+def service_of(res: Resource, container: dict[str, Any]) -> str | None:
+    """``<name>`` for a Deployment's container running ``python -m services.<name>``; None for any other."""
+    match = SERVICE_MODULE.search(command_line(container))
+    return match.group(1) if res.get("kind") == "Deployment" and match is not None else None
 
 
 def env_vars(container: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -19,15 +19,11 @@ from functools import lru_cache
 
 import kubernetes_validate
 
-from deploy.k8s.resources import Resource
+from deploy.k8s.resources import Resource, ident
 
 MIN_KUBERNETES = "1.29"
 # API groups of the custom resources the manifests use (no schema packaged for them).
 CRD_GROUPS = {"postgresql.cnpg.io", "keda.sh", "cert-manager.io", "monitoring.coreos.com"}
-
-
-def _ident(res: Resource) -> str:
-    return f"{res.get('kind', '?')}/{(res.get('metadata') or {}).get('name', '?')}"
 
 
 def is_custom(res: Resource) -> bool:
@@ -48,10 +44,10 @@ def _check(document: str, version: str) -> tuple[str, ...]:
     try:
         kubernetes_validate.validate(res, version, strict=True)
     except kubernetes_validate.SchemaNotFoundError:
-        return (f"{_ident(res)}: Kubernetes {version} has no {res['kind']} in {res['apiVersion']}",)
+        return (f"{ident(res)}: Kubernetes {version} has no {res['kind']} in {res['apiVersion']}",)
     except kubernetes_validate.ValidationError as exc:
         where = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
-        return (f"{_ident(res)}: schema of Kubernetes {version}: {where}: {exc.message}",)
+        return (f"{ident(res)}: schema of Kubernetes {version}: {where}: {exc.message}",)
     return ()
 
 

@@ -28,6 +28,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from deploy.k8s import nats_auth, pg_auth
 from libs.common.bus.permissions import IDENTITIES
 from libs.common.db.roles import SERVICE_ROLES
 from services.auth.signing_keys import pem_of
@@ -35,14 +36,6 @@ from services.auth.signing_keys import pem_of
 SIGNING_KEYS = "ipaas-auth-signing-keys"
 KEKS = "ipaas-auth-keks"
 LABELS = {"app.kubernetes.io/part-of": "ipaas"}
-
-
-def nats_secret(identity: str) -> str:
-    return f"ipaas-nats-{identity}"
-
-
-def pg_secret(service: str) -> str:
-    return f"ipaas-pg-{service}"
 
 
 def password() -> str:
@@ -69,10 +62,10 @@ def generate(namespace: str) -> list[dict[str, Any]]:
         _secret(SIGNING_KEYS, namespace, {key_file: pem_of(Ed25519PrivateKey.generate()).decode()}),
         _secret(KEKS, namespace, {kek_file: base64.b64encode(secrets.token_bytes(32)).decode()}),
     ]
-    items += [_secret(nats_secret(i), namespace, {"password": password()}) for i in IDENTITIES]
+    items += [_secret(nats_auth.secret_name(i), namespace, {"password": password()}) for i in IDENTITIES]
     items += [
         _secret(
-            pg_secret(service),
+            pg_auth.secret_name(service),
             namespace,
             {"username": role, "password": password()},
             kind="kubernetes.io/basic-auth",

@@ -25,7 +25,7 @@ import yaml
 
 from deploy.k8s import checks, kustomize, links, nats_auth, nats_tls, network, pg_auth, schemas, settings_env
 from deploy.k8s.kustomize import RenderError, render
-from deploy.k8s.resources import Resource, ident
+from deploy.k8s.resources import Resource, ident, of_kind
 
 K8S_DIR = Path(__file__).resolve().parent
 NATS_VALUES = K8S_DIR / "nats" / "values.yaml"
@@ -73,7 +73,7 @@ def validate_nats_values(values: dict[str, Any], resources: list[Resource] | Non
         problems.append("nats values: the monitoring endpoint must be enabled (KEDA reads consumer lag there)")
     problems += nats_auth.check_values(values)
     port = int(monitor.get("port", 8222))
-    for so in [r for r in resources or [] if r.get("kind") == "ScaledObject"]:
+    for so in of_kind(resources or [], "ScaledObject"):
         for trig in so["spec"].get("triggers") or []:
             endpoint = str((trig.get("metadata") or {}).get("natsServerMonitoringEndpoint", ""))
             if endpoint and not endpoint.endswith(f":{port}"):

@@ -18,7 +18,7 @@ from ipaas_cli.durations import iso, parse_since
 from ipaas_cli.errors import Unavailable, UsageError
 from ipaas_cli.output import Output, guarded
 from ipaas_cli.session import JsonOpt, api_of
-from ipaas_cli.workflow_ref import find_workflow, is_uuid
+from ipaas_cli.workflow_ref import WorkflowOpt, is_uuid, workflow_id
 
 app = typer.Typer(help="The dead-letter queue: list and replay.", no_args_is_help=True)
 
@@ -29,7 +29,7 @@ BULK = "bulk DLQ replay (POST /api/dlq/replay)"
 @app.command("list")
 def list_dlq(
     ctx: typer.Context,
-    workflow: Annotated[str | None, typer.Option("--workflow", "-w", help="A workflow's id or name.")] = None,
+    workflow: WorkflowOpt = None,
     include_replayed: Annotated[bool, typer.Option("--include-replayed")] = False,
     limit: Annotated[int, typer.Option(min=1)] = 50,
     json_out: JsonOpt = False,
@@ -38,8 +38,7 @@ def list_dlq(
     with guarded(json_out) as out:
         api = api_of(ctx)
         params: dict[str, Any] = {"limit": min(limit, 100), "include_replayed": include_replayed or None}
-        if workflow is not None:
-            params["workflow_id"] = find_workflow(api, workflow)["id"]
+        params["workflow_id"] = workflow_id(api, workflow)
         rows = list(api.pages("/api/dlq", params, max_rows=limit))
         columns = COLUMNS + [c for c in ("last_error",) if any(c in r for r in rows)]
         out.table(rows, columns, empty="the dead-letter queue is empty")
@@ -105,9 +104,7 @@ def replay(
         if job is not None:
             started = api.call("GET", f"/api/dlq/replay/{job}", feature=BULK).data
         else:
-            body: dict[str, Any] = {"reason": reason}
-            if workflow is not None:
-                body["workflow_id"] = find_workflow(api, workflow)["id"]
+            body: dict[str, Any] = {"reason": reason, "workflow_id": workflow_id(api, workflow)}
             if since is not None:
                 body["since"] = iso(parse_since(since))
             if until is not None:

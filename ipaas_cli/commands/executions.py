@@ -20,7 +20,7 @@ from ipaas_cli.errors import UsageError
 from ipaas_cli.output import Output, guarded
 from ipaas_cli.session import JsonOpt, api_of
 from ipaas_cli.trace_view import render_execution, trace_link
-from ipaas_cli.workflow_ref import find_workflow
+from ipaas_cli.workflow_ref import WorkflowOpt, workflow_id
 
 app = typer.Typer(help="Executions: list, inspect, and follow live.", no_args_is_help=True)
 
@@ -70,9 +70,8 @@ def query(
         "trigger": trigger,
         "since": iso(after) if after else None,
         "until": iso(before) if before else None,
+        "workflow_id": workflow_id(api, workflow),
     }
-    if workflow is not None:
-        params["workflow_id"] = find_workflow(api, workflow)["id"]
     found = 0
     for row in api.pages("/api/executions", params, max_rows=scan):
         if matches(row, event_id=event_id, trigger=trigger, since=after, until=before):
@@ -80,9 +79,6 @@ def query(
             found += 1
             if limit is not None and found >= limit:
                 return
-
-
-WorkflowOpt = Annotated[str | None, typer.Option("--workflow", "-w", help="A workflow's id or name.")]
 
 
 @app.command("list")
@@ -167,9 +163,7 @@ def tail(
     """The latest executions, oldest first; with -f, new ones and status changes as they happen (JSON lines)."""
     with guarded(json_out) as out:
         api = api_of(ctx)
-        params: dict[str, Any] = {"limit": TAIL_PAGE}
-        if workflow is not None:
-            params["workflow_id"] = find_workflow(api, workflow)["id"]
+        params: dict[str, Any] = {"limit": TAIL_PAGE, "workflow_id": workflow_id(api, workflow)}
         known: dict[str, str] = {}  # id -> last status printed
         first = _newest(api, params, known)
         for row in reversed(first[:lines]):

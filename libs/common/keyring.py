@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -135,18 +136,28 @@ def load_keks(*, env_spec: str | None, keys_dir: Path | None, dev_mode: bool, de
             "(keys are generated only with IPAAS_DEV_MODE=true)"
         )
     directory = dev_dir / "keks"
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not any(directory.glob("*.key")):
-        path = directory / ("dev-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + ".key")
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another service of this dev install made it in the same second
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(base64.b64encode(AESGCM.generate_key(bit_length=256)).decode())
-            log.warning("dev mode: generated a key-encryption key", extra={"path": str(path)})
+    write_dev_key(
+        directory, "dev-", ".key", lambda: base64.b64encode(AESGCM.generate_key(bit_length=256)), "key-encryption key"
+    )
     return _read_dir(directory)
+
+
+def write_dev_key(directory: Path, prefix: str, suffix: str, make: Callable[[], bytes], what: str) -> None:
+    """Dev mode: unless ``directory`` holds a ``*<suffix>`` file, write the key ``make()`` gives into one.
+
+    The directory is made 0700 and the file 0600, named by the UTC time: ``<prefix><time><suffix>``.
+    """
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if any(directory.glob(f"*{suffix}")):
+        return
+    path = directory / (prefix + datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + suffix)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another service of this dev install made it in the same second
+        return
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(make())
+    log.warning(f"dev mode: generated a {what}", extra={"path": str(path)})
 
 
 def _read_dir(directory: Path) -> list[tuple[str, bytes]]:

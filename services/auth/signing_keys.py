@@ -22,7 +22,6 @@ import base64
 import hashlib
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from libs.common.keyring import KeyConfigError as KeyConfigError  # shared by every key this service loads
+from libs.common.keyring import write_dev_key
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +146,7 @@ def load_signing_keys(
 
 
 def _dev_keys(directory: Path) -> list[SigningKey]:
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if any(directory.glob("*.pem")):
-        return _read_dir(directory)
-    path = directory / (datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + ".pem")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(pem_of(Ed25519PrivateKey.generate()))
-    log.warning("dev mode: generated a signing key", extra={"path": str(path)})
+    write_dev_key(directory, "", ".pem", lambda: pem_of(Ed25519PrivateKey.generate()), "signing key")
     return _read_dir(directory)
 
 

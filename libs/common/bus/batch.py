@@ -24,7 +24,7 @@ import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 
-from libs.common.bus.errors import BusError, BusUnavailable, MessageRejected, rejection
+from libs.common.bus.errors import BusError, BusUnavailable, rejection, send_failure
 from libs.common.bus.results import PublishResult
 
 # PubAck status header nats-server sets when no stream listens on the subject.
@@ -63,7 +63,7 @@ class _Batch:
             self.room.set()
         if not left:
             self.done.set()
-        self.on_outcome(index, _outcome(self.messages[index].subject, msg))
+        self.on_outcome(index, pub_ack_outcome(self.messages[index].subject, msg))
 
     def fail_outstanding(self, error: BusError) -> None:
         pending, self.outstanding = self.outstanding, {}
@@ -143,10 +143,7 @@ class BatchPublisher:
         except Exception as exc:  # noqa: BLE001 - one refused send fails that message only
             self._batches.pop(token, None)
             batch.outstanding.pop(token, None)
-            error: BusError = BusUnavailable(f"publish to {out.subject} failed: {type(exc).__name__}")
-            if type(exc).__name__ in ("MaxPayloadError", "BadSubjectError", "BadHeaderError"):
-                error = MessageRejected(out.subject, status=0, err_code=0, description=str(exc))
-            batch.on_outcome(index, error)
+            batch.on_outcome(index, send_failure(out.subject, exc))
 
     async def _wait(self, event: asyncio.Event) -> bool:
         try:
@@ -162,7 +159,8 @@ class BatchPublisher:
         batch.fail_outstanding(BusUnavailable(reason))
 
 
-def _outcome(subject: str, msg: Msg) -> Outcome:
+def pub_ack_outcome(subject: str, msg: Msg) -> Outcome:
+    """What a PubAck says: the :class:`PublishResult`, or the :class:`BusUnavailable` to raise."""
     if msg.headers and msg.headers.get(_STATUS) == _NO_RESPONDERS:
         return BusUnavailable(f"publish to {subject} failed: NoStreamResponseError")
     try:

@@ -30,7 +30,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import nats
-import orjson
 from nats.aio.client import Client as NatsClient
 from nats.aio.msg import Msg
 from nats.errors import ConnectionClosedError, NoRespondersError, NoServersError, OutboundBufferLimitError
@@ -41,16 +40,16 @@ from nats.js.errors import NoStreamResponseError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 
-from libs.common.bus.batch import BatchPublisher, OnOutcome, Outgoing
+from libs.common.bus.batch import BatchPublisher, OnOutcome, Outgoing, pub_ack_outcome
 from libs.common.bus.errors import (
+    CLIENT_REFUSALS,
     BusMisconfigured,
     BusUnavailable,
-    MessageRejected,
     MessageTooLarge,
     NoResponders,
     RequestTimeout,
     StreamConflict,
-    rejection,
+    send_failure,
 )
 from libs.common.bus.messages import ConsumerInfo, MessageHandler, ReconnectListener, StreamInfo, Subscription
 from libs.common.bus.reconnects import ReconnectListeners
@@ -80,6 +79,8 @@ UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
 )
+# Errors of a send: the server is away, or the client refused the message (see send_failure).
+SEND_ERRORS: tuple[type[BaseException], ...] = (*UNAVAILABLE_ERRORS, *CLIENT_REFUSALS)
 
 
 class Bus:
@@ -390,21 +391,13 @@ class Bus:
             )
         except NoRespondersError as exc:
             raise BusUnavailable(f"publish to {subject} failed: NoStreamResponseError") from exc
-        except UNAVAILABLE_ERRORS as exc:
-            raise BusUnavailable(f"publish to {subject} failed: {type(exc).__name__}") from exc
-        except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
-            # Refused by the client before sending: this message can never go out as it is.
-            raise MessageRejected(subject, status=0, err_code=0, description=str(exc)) from exc
-        try:
-            ack = orjson.loads(msg.data)
-        except orjson.JSONDecodeError as exc:
-            raise BusUnavailable(f"publish to {subject} got an unreadable acknowledgement") from exc
-        if "error" in ack:
-            # A BusUnavailable subclass: StreamFull (retry later) or MessageRejected (never as is).
-            raise rejection(subject, ack["error"])
-        return PublishResult(
-            stream=ack.get("stream", ""), seq=int(ack.get("seq", 0)), duplicate=bool(ack.get("duplicate", False))
-        )
+        except SEND_ERRORS as exc:
+            raise send_failure(subject, exc) from exc
+        outcome = pub_ack_outcome(subject, msg)
+        if isinstance(outcome, PublishResult):
+            return outcome
+        # A BusUnavailable: unreadable, StreamFull (retry later) or MessageRejected (never as is).
+        raise outcome
 
     async def publish_core(
         self,
@@ -428,10 +421,8 @@ class Bus:
             if flush:
                 # nats-py takes whole seconds
                 await self.nc.flush(timeout=max(1, math.ceil(self.settings.publish_timeout_seconds)))
-        except UNAVAILABLE_ERRORS as exc:
-            raise BusUnavailable(f"publish to {subject} failed: {type(exc).__name__}") from exc
-        except (nats.errors.MaxPayloadError, nats.errors.BadSubjectError, nats.errors.BadHeaderError) as exc:
-            raise MessageRejected(subject, status=0, err_code=0, description=str(exc)) from exc
+        except SEND_ERRORS as exc:
+            raise send_failure(subject, exc) from exc
 
     async def request(self, subject: str, payload: bytes, *, timeout: float) -> Msg:
         """A NATS request inside a CLIENT ``send <subject>`` span that the request's headers carry.

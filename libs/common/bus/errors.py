@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import nats.errors
+
 # JetStream error codes (nats-server errors.json) that mean "no room now": the stream's limits are
 # reached with discard=new ("maximum bytes exceeded", "maximum messages exceeded", ...), or the
 # server is short of storage.  They clear when consumers catch up or an operator raises the limits.
 STORE_FAILED = 10077
 INSUFFICIENT_RESOURCES = 10047
 _FULL_CODES = frozenset({STORE_FAILED, INSUFFICIENT_RESOURCES})
+# What nats-py refuses before sending: this message can never go out as it is.
+CLIENT_REFUSALS = (nats.errors.MaxPayloadError, nats.errors.BadSubjectError, nats.errors.BadHeaderError)
 
 
 class BusError(Exception):
@@ -106,6 +110,14 @@ def rejection(subject: str, error: Any) -> PublishRejected:
     if err_code in _FULL_CODES:
         return StreamFull(subject, status=status, err_code=err_code, description=description)
     return PublishRejected(subject, status=status, err_code=err_code, description=description)
+
+
+def send_failure(subject: str, exc: BaseException) -> BusUnavailable:
+    """The exception for a publish that nats-py could not send: :class:`MessageRejected` when the
+    client refused the message itself (:data:`CLIENT_REFUSALS`), else :class:`BusUnavailable`."""
+    if isinstance(exc, CLIENT_REFUSALS):
+        return MessageRejected(subject, status=0, err_code=0, description=str(exc))
+    return BusUnavailable(f"publish to {subject} failed: {type(exc).__name__}")
 
 
 def _int(value: Any) -> int:

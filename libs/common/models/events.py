@@ -108,18 +108,26 @@ def workflow_changed_subject(tenant_id: uuid.UUID | str, workflow_id: uuid.UUID 
     return f"workflows.changed.{tenant_id}.{workflow_id}"
 
 
-# Messages on the bus ignore fields they do not know: during a rolling upgrade a newer producer may add
-# one, and an older consumer must still read the message (the public API keeps rejecting unknown fields).
-BUS_MODEL = ConfigDict(extra="ignore", frozen=True)
+class BusMessage(BaseModel):
+    """A message on the bus: frozen, and it ignores fields it does not know.
+
+    During a rolling upgrade a newer producer may add a field, and an older consumer must
+    still read the message (the public API keeps rejecting unknown fields).
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
 
 # workflow_versions.version is a Postgres integer.
 MAX_VERSION = 2**31 - 1
 
 
-class EventEnvelope(BaseModel):
+class EventEnvelope(BusMessage):
     """One triggered event: what the executor runs, exactly once in effect."""
-
-    model_config = BUS_MODEL
 
     event_id: uuid.UUID
     dedup_key: str
@@ -128,7 +136,7 @@ class EventEnvelope(BaseModel):
     workflow_version: int = Field(ge=1, le=MAX_VERSION)
     trigger: Trigger
     payload: Any = None
-    received_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    received_at: datetime = Field(default_factory=_now)
     scheduled_for: datetime | None = None
 
     @property
@@ -216,32 +224,26 @@ def _uuid_text(value: object) -> str:
     raise TypeError(f"an envelope field of type {type(value).__name__} cannot be written")
 
 
-class DeadLetter(BaseModel):
+class DeadLetter(BusMessage):
     """What the executor publishes to the ``DLQ`` stream for an event it gave up on."""
-
-    model_config = BUS_MODEL
 
     event: EventEnvelope
     reason: str
     attempts: int
-    dead_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    dead_at: datetime = Field(default_factory=_now)
 
 
-class UndecodableEvent(BaseModel):
+class UndecodableEvent(BusMessage):
     """Published to the ``DLQ`` stream for a message on EVENTS that is not a valid envelope."""
-
-    model_config = BUS_MODEL
 
     subject: str
     reason: str
     raw_base64: str
-    dead_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    dead_at: datetime = Field(default_factory=_now)
 
 
-class WorkflowChanged(BaseModel):
+class WorkflowChanged(BusMessage):
     """Published by the gateway's outbox relay on ``workflows.changed.<tenant>.<id>``."""
-
-    model_config = BUS_MODEL
 
     tenant_id: uuid.UUID
     workflow_id: uuid.UUID
@@ -249,4 +251,4 @@ class WorkflowChanged(BaseModel):
     change: str  # created | updated | enabled | disabled | deleted | rolled_back | secret_rotated
     is_active: bool
     deleted: bool = False
-    changed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    changed_at: datetime = Field(default_factory=_now)
