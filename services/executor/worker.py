@@ -60,7 +60,7 @@ from services.executor.heartbeats import Heartbeats, Held
 from services.executor.metrics import ExecutorMetrics
 from services.executor.retry import Backoff
 from services.executor.runner import ActionRunner, safe_error
-from services.executor.steps import StepCall, StepRunner
+from services.executor.steps import StepCall, StepRunner, until_stored
 from services.executor.store import ExecutionStore, Outcome, Parcel, Parking, Tried, Unclaimable
 from services.executor.templates import CONFIG_PATH, EventContext
 from services.executor.workflows import WorkflowReader
@@ -71,7 +71,6 @@ ATTEMPT_ATTRIBUTE = "ipaas.execution.attempt"
 
 # Postgres unreachable: the message goes back to JetStream for this long (nothing can progress meanwhile).
 STORAGE_RETRY_SECONDS = 2.0
-MAX_WRITE_BACKOFF_SECONDS = 5.0
 RELEASE_TIMEOUT_SECONDS = 1.0
 
 
@@ -360,17 +359,9 @@ class EventWorker:
 
     async def _write(self, outcome: Outcome) -> Any:
         """Write the outcome until it commits: the action ran, so a failed write must not run it again."""
-        delay = 0.1
-        while True:
-            try:
-                return await self._store.finish(outcome)
-            except STORAGE_ERRORS as exc:
-                log.warning(
-                    "outcome not stored yet; retrying",
-                    extra={"event_id": str(outcome.event.event_id), "error": type(exc).__name__, "retry_in_s": delay},
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_WRITE_BACKOFF_SECONDS)
+        return await until_stored(
+            lambda: self._store.finish(outcome), "outcome", {"event_id": str(outcome.event.event_id)}
+        )
 
     async def _park(self, msg: Message, parking: Parking) -> None:
         try:
