@@ -161,17 +161,15 @@ class OutboxRelay(Wakeable):
                 self._wake.clear()
                 try:
                     more = await self.relay_once()
-                except _TRANSIENT as exc:
+                except Exception as exc:
                     self._metrics.stopped.inc()
-                    log.warning(
-                        "outbox relay pass failed; retrying", extra={"error": type(exc).__name__, "retry_in_s": backoff}
-                    )
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, self._max_backoff)
-                    continue
-                except Exception:
-                    self._metrics.stopped.inc()
-                    log.exception("outbox relay pass crashed; retrying", extra={"retry_in_s": backoff})
+                    if isinstance(exc, _TRANSIENT):
+                        log.warning(
+                            "outbox relay pass failed; retrying",
+                            extra={"error": type(exc).__name__, "retry_in_s": backoff},
+                        )
+                    else:
+                        log.exception("outbox relay pass crashed; retrying", extra={"retry_in_s": backoff})
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
                     continue
