@@ -14,6 +14,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from libs.common.logs.trace_links import check_template
 
 
+def split_list(value: str) -> list[str]:
+    """The items of a comma-separated setting, blanks dropped."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 class NatsSettings(BaseSettings):
     """``NATS_URL`` plus the stream layout (``IPAAS_NATS_*``)."""
 

@@ -33,7 +33,7 @@ from services.executor.settings import ExecutorSettings
 from services.executor.stats import StatsReader
 from services.executor.store import ExecutionStore
 from services.executor.templates import engine_for
-from services.executor.worker import EventWorker, WorkerOptions
+from services.executor.worker import EventWorker
 from services.executor.workflows import WorkflowReader
 
 log = logging.getLogger(__name__)
@@ -99,15 +99,7 @@ async def start(kit: Kit[ExecutorSettings]) -> None:
         backoff=backoff,
         metrics=metrics,
         waker=waker,
-        options=WorkerOptions(
-            consumer=settings.consumer,
-            max_attempts=settings.max_attempts,
-            heartbeat_seconds=settings.heartbeat_seconds,
-            fairness_delay_seconds=settings.fairness_delay_seconds,
-            lease_seconds=settings.lease_seconds,
-            ack_sync=settings.ack_sync,
-            step_output_max_bytes=settings.step_output_max_bytes,
-        ),
+        settings=settings,
     )
     consumer = BoundedPullConsumer(
         bus,

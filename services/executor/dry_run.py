@@ -52,35 +52,14 @@ _REFUSED = {
 }
 
 
-def _reply(
-    status: str,
-    output: Any,
-    error: str | None,
-    duration_ms: int,
-    *,
-    error_code: str | None = None,
-    error_field: str | None = None,
-    steps: list[dict[str, Any]] | None = None,
-) -> bytes:
-    return (
-        DryRunResult(
-            status=status,
-            output=output,
-            error=error,
-            duration_ms=duration_ms,
-            error_code=error_code,
-            error_field=error_field,
-            steps=steps,
-        )
-        .model_dump_json()
-        .encode()
-    )
+def _reply(status: str, output: Any, error: str | None, duration_ms: int, **details: Any) -> bytes:
+    """A ``DryRunResult`` as sent; ``details``: its ``error_code``, ``error_field``, ``steps`` or ``refused``."""
+    result = DryRunResult(status=status, output=output, error=error, duration_ms=duration_ms, **details)
+    return result.model_dump_json().encode()
 
 
 def _refused(reason: Refusal | Literal["deadline_passed"]) -> bytes:
-    return (
-        DryRunResult(status="refused", error=_REFUSED[reason], duration_ms=0, refused=reason).model_dump_json().encode()
-    )
+    return _reply("refused", None, _REFUSED[reason], 0, refused=reason)
 
 
 class DryRunResponder:

@@ -7,13 +7,9 @@ from typing import ClassVar
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.common.settings import ServiceSettings
+from libs.common.settings import ServiceSettings, split_list
 from libs.common.templates.cache import DEFAULT_CACHE_BYTES
 from libs.common.templates.limits import MAX_VALUE_CHARS
-
-
-def split_list(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 class TemplateSettings(BaseSettings):

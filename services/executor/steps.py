@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -52,6 +52,8 @@ TRACER_NAME = "ipaas.executor"
 MAX_WRITE_BACKOFF_SECONDS = 5.0
 # A lost lease: another replica has the event; its message comes back after this long.
 LOST_LEASE_RETRY_SECONDS = 1.0
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,17 +216,25 @@ class StepRunner:
 
     async def _keep(self, event: EventEnvelope, record: Checkpoint) -> bool:
         """Write the checkpoint until it commits; False: the lease is gone (another replica has the event)."""
-        delay = 0.1
-        while True:
-            try:
-                return await self._store.checkpoint(event.event_id, record)
-            except STORAGE_ERRORS as exc:
-                log.warning(
-                    "step outcome not stored yet; retrying",
-                    extra={"event_id": str(event.event_id), "step": record.step_id, "error": type(exc).__name__},
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_WRITE_BACKOFF_SECONDS)
+        return await until_stored(
+            lambda: self._store.checkpoint(event.event_id, record),
+            "step outcome",
+            {"event_id": str(event.event_id), "step": record.step_id},
+        )
+
+
+async def until_stored(write: Callable[[], Awaitable[T]], what: str, extra: dict[str, Any]) -> T:
+    """``write()`` again until it commits (waits from 0.1 s, doubling up to 5 s): what ran must not run again."""
+    delay = 0.1
+    while True:
+        try:
+            return await write()
+        except STORAGE_ERRORS as exc:
+            log.warning(
+                f"{what} not stored yet; retrying", extra={**extra, "error": type(exc).__name__, "retry_in_s": delay}
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_WRITE_BACKOFF_SECONDS)
 
 
 def _seen(record: Checkpoint) -> dict[str, Any]:

@@ -30,7 +30,6 @@ import contextlib
 import logging
 import random
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -60,7 +59,8 @@ from services.executor.heartbeats import Heartbeats, Held
 from services.executor.metrics import ExecutorMetrics
 from services.executor.retry import Backoff
 from services.executor.runner import ActionRunner, safe_error
-from services.executor.steps import StepCall, StepRunner
+from services.executor.settings import ExecutorSettings
+from services.executor.steps import StepCall, StepRunner, until_stored
 from services.executor.store import ExecutionStore, Outcome, Parcel, Parking, Tried, Unclaimable
 from services.executor.templates import CONFIG_PATH, EventContext
 from services.executor.workflows import WorkflowReader
@@ -71,19 +71,7 @@ ATTEMPT_ATTRIBUTE = "ipaas.execution.attempt"
 
 # Postgres unreachable: the message goes back to JetStream for this long (nothing can progress meanwhile).
 STORAGE_RETRY_SECONDS = 2.0
-MAX_WRITE_BACKOFF_SECONDS = 5.0
 RELEASE_TIMEOUT_SECONDS = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerOptions:
-    consumer: str
-    max_attempts: int
-    heartbeat_seconds: float
-    fairness_delay_seconds: float
-    lease_seconds: float
-    ack_sync: bool = True
-    step_output_max_bytes: int = 16_384
 
 
 class EventWorker:
@@ -99,19 +87,19 @@ class EventWorker:
         backoff: Backoff,
         metrics: ExecutorMetrics,
         waker: Waker,
-        options: WorkerOptions,
+        settings: ExecutorSettings,
     ) -> None:
         self._bus, self._store, self._workflows, self._runner = bus, store, workflows, runner
         self._breakers, self._slots, self._backoff = breakers, slots, backoff
-        self._metrics, self._waker, self._opt = metrics, waker, options
-        self._heartbeats = Heartbeats(options.heartbeat_seconds, renew=store.renew)
+        self._metrics, self._waker, self._settings = metrics, waker, settings
+        self._heartbeats = Heartbeats(settings.heartbeat_seconds, renew=store.renew)
         self._steps = StepRunner(
             store=store,
             runner=runner,
             call=self._call_step,
             backoff=backoff,
-            max_attempts=options.max_attempts,
-            output_limit=options.step_output_max_bytes,
+            max_attempts=settings.max_attempts,
+            output_limit=settings.step_output_max_bytes,
         )
 
     async def close(self) -> None:
@@ -138,7 +126,7 @@ class EventWorker:
 
     async def _traced(self, msg: Message, held: Held) -> None:
         # A CONSUMER ``process EVENTS`` span, child of the publish that the message's headers name.
-        span = consumer_span(msg, self._bus.streams.of(msg.subject), self._opt.consumer)
+        span = consumer_span(msg, self._bus.streams.of(msg.subject), self._settings.consumer)
         # The event's secrets, once resolved: kept out of its outcome, its log lines and its span.
         redactor = Redactor()
         with redacting(redactor), ActiveSpan(span):
@@ -240,7 +228,7 @@ class EventWorker:
             step = StepCall(definition.first_action(), str(event.event_id), {}, CONFIG_PATH, None)
             result, output = await self._call_step(event, step, redactor)
             backoff = self._backoff.delay(attempt, result.retry_after)
-            finish = after_try(result, attempt=attempt, max_attempts=self._opt.max_attempts, backoff=backoff)
+            finish = after_try(result, attempt=attempt, max_attempts=self._settings.max_attempts, backoff=backoff)
             http_status = result.http_status
         duration = int((time.perf_counter() - started) * 1000)
         return finish, output, duration, Tried(started_at, http_status)
@@ -341,7 +329,7 @@ class EventWorker:
             # Another replica took the row over (this one lost its lease): let the message come back later.
             self._metrics.lease_lost.inc()
             log.warning("lease lost before the outcome was written", extra={"event_id": str(event.event_id)})
-            await self._settle(msg, nak_in=self._opt.lease_seconds)
+            await self._settle(msg, nak_in=self._settings.lease_seconds)
             return
         self._metrics.count(connector, written.status)
         log.debug(
@@ -360,17 +348,9 @@ class EventWorker:
 
     async def _write(self, outcome: Outcome) -> Any:
         """Write the outcome until it commits: the action ran, so a failed write must not run it again."""
-        delay = 0.1
-        while True:
-            try:
-                return await self._store.finish(outcome)
-            except STORAGE_ERRORS as exc:
-                log.warning(
-                    "outcome not stored yet; retrying",
-                    extra={"event_id": str(outcome.event.event_id), "error": type(exc).__name__, "retry_in_s": delay},
-                )
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_WRITE_BACKOFF_SECONDS)
+        return await until_stored(
+            lambda: self._store.finish(outcome), "outcome", {"event_id": str(outcome.event.event_id)}
+        )
 
     async def _park(self, msg: Message, parking: Parking) -> None:
         try:
@@ -396,7 +376,7 @@ class EventWorker:
             await self._undecodable(msg, str(exc))
             return
         deferrals = _deferrals(msg) + 1
-        seconds = fairness_delay(self._opt.fairness_delay_seconds, deferrals)
+        seconds = fairness_delay(self._settings.fairness_delay_seconds, deferrals)
         await self._park(
             msg,
             Parking(
@@ -477,7 +457,7 @@ class EventWorker:
         try:
             if nak_in is not None:
                 await msg.nak(delay=nak_in)
-            elif confirm and self._opt.ack_sync:
+            elif confirm and self._settings.ack_sync:
                 await msg.ack_sync()
             else:
                 await msg.ack()

@@ -18,6 +18,7 @@ from libs.common.http.keys import METRICS, RETRY_AFTER
 from libs.common.http.middleware import direct
 from libs.common.kit import Kit, service_app
 from libs.common.ratelimit import TokenBuckets
+from libs.common.settings import split_list
 from services.gateway import openapi
 from services.gateway.api_keys import ApiKeyCache
 from services.gateway.console import routes as console
@@ -169,7 +170,7 @@ def create_app(settings: GatewaySettings) -> web.Application:
     dev_echo.add_routes(app, settings)  # development mode only
     openapi.add_routes(app)
     console.add_routes(app, settings)  # static pages of the public API's own client; not in /openapi.json
-    origins = [o.strip() for o in settings.cors_origins.split(",") if o.strip()]
+    origins = split_list(settings.cors_origins)
     if origins:
         _cors(app, origins)
     return app

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 from aiohttp import web
@@ -22,21 +24,32 @@ def check_length(request: web.Request, limit: int) -> None:
     """Refuse by ``Content-Length`` before a single byte of the body is read."""
     length = request.content_length
     if length is not None and length > limit:
-        raise PayloadTooLarge(f"request body is over the limit of {limit} bytes", details={"limit": limit})
+        raise _too_large(limit)
+
+
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"request body is over the limit of {limit} bytes", details={"limit": limit})
+
+
+@contextmanager
+def _reading(request: web.Request, limit: int) -> Iterator[None]:
+    """Refuse by ``Content-Length`` first; then a body read over ``limit`` is 413, one not received in time 408."""
+    check_length(request, limit)
+    try:
+        yield
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise _too_large(limit) from exc
+    except TimeoutError as exc:
+        raise RequestTimeout("request body was not received in time") from exc
 
 
 async def read_raw(request: web.Request, limit: int, timeout: float) -> bytes:
-    check_length(request, limit)
-    try:
+    with _reading(request, limit):
         if request.content.is_eof():
             # The whole body is already buffered (the usual small webhook): no wait, so no timer.
             return await request.read()
         async with asyncio.timeout(timeout):
             return await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(f"request body is over the limit of {limit} bytes", details={"limit": limit}) from exc
-    except TimeoutError as exc:
-        raise RequestTimeout("request body was not received in time") from exc
 
 
 async def read_body(request: web.Request, model: type[M], *, limit: int, timeout: float) -> M:
@@ -45,12 +58,7 @@ async def read_body(request: web.Request, model: type[M], *, limit: int, timeout
     422 covers values nothing downstream can carry (integers outside 64 bits, strings Postgres
     refuses), checked by :func:`libs.common.http.envelope.read_json` for every route at once.
     """
-    check_length(request, limit)
-    try:
+    with _reading(request, limit):
         async with asyncio.timeout(timeout):
             data = await read_json(request)
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise PayloadTooLarge(f"request body is over the limit of {limit} bytes", details={"limit": limit}) from exc
-    except TimeoutError as exc:
-        raise RequestTimeout("request body was not received in time") from exc
     return parse_model(model, data)

@@ -1,7 +1,7 @@
 """The transactional outbox: write a change announcement with the change, relay it later.
 
-Writers call :func:`add_change` (or :func:`add_message`) inside the
-transaction of the change.  A trigger (migration 0201) sends
+Writers call :func:`add_message` (for a workflow's change, with
+:func:`workflow_change`) inside the transaction of the change.  A trigger (migration 0201) sends
 ``NOTIFY ipaas_outbox`` on insert, which wakes :class:`OutboxRelay` at once;
 a short poll covers a lost listener connection.
 
@@ -73,8 +73,7 @@ async def add_message(
     return row_id
 
 
-async def add_change(
-    conn: asyncpg.Connection,
+def workflow_change(
     tenant_id: uuid.UUID,
     workflow_id: uuid.UUID,
     version: int,
@@ -82,7 +81,8 @@ async def add_change(
     *,
     is_active: bool,
     deleted: bool = False,
-) -> int:
+) -> tuple[str, dict[str, Any]]:
+    """The subject and payload that announce a change of one workflow (a :class:`WorkflowChanged`)."""
     event = WorkflowChanged(
         tenant_id=tenant_id,
         workflow_id=workflow_id,
@@ -91,7 +91,7 @@ async def add_change(
         is_active=is_active,
         deleted=deleted,
     )
-    return await add_message(conn, workflow_changed_subject(tenant_id, workflow_id), event.model_dump(mode="json"))
+    return workflow_changed_subject(tenant_id, workflow_id), event.model_dump(mode="json")
 
 
 PENDING_SQL = """
@@ -161,17 +161,15 @@ class OutboxRelay(Wakeable):
                 self._wake.clear()
                 try:
                     more = await self.relay_once()
-                except _TRANSIENT as exc:
+                except Exception as exc:
                     self._metrics.stopped.inc()
-                    log.warning(
-                        "outbox relay pass failed; retrying", extra={"error": type(exc).__name__, "retry_in_s": backoff}
-                    )
-                    await self._sleep(backoff)
-                    backoff = min(backoff * 2, self._max_backoff)
-                    continue
-                except Exception:
-                    self._metrics.stopped.inc()
-                    log.exception("outbox relay pass crashed; retrying", extra={"retry_in_s": backoff})
+                    if isinstance(exc, _TRANSIENT):
+                        log.warning(
+                            "outbox relay pass failed; retrying",
+                            extra={"error": type(exc).__name__, "retry_in_s": backoff},
+                        )
+                    else:
+                        log.exception("outbox relay pass crashed; retrying", extra={"retry_in_s": backoff})
                     await self._sleep(backoff)
                     backoff = min(backoff * 2, self._max_backoff)
                     continue

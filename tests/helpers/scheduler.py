@@ -6,12 +6,14 @@ Replicas in this process come from the ``schedulers`` fixture (tests/conftest.py
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from libs.common.bus import Bus
-from libs.common.models.events import EventEnvelope, WorkflowChanged, workflow_changed_subject
+from libs.common.models.events import EventEnvelope
+from services.gateway.outbox import workflow_change
 
 
 def schedule_definition(name: str = "tick", **trigger: Any) -> dict[str, Any]:
@@ -46,19 +48,8 @@ async def publish_change(
     deleted: bool = False,
 ) -> None:
     """What the gateway's outbox relay publishes after a workflow change."""
-    body = WorkflowChanged(
-        tenant_id=tenant_id,
-        workflow_id=workflow_id,
-        version=version,
-        change=change,
-        is_active=is_active,
-        deleted=deleted,
-    )
-    await bus.publish(
-        workflow_changed_subject(tenant_id, workflow_id),
-        body.model_dump_json().encode(),
-        msg_id=f"outbox:{uuid.uuid4()}",
-    )
+    subject, payload = workflow_change(tenant_id, workflow_id, version, change, is_active=is_active, deleted=deleted)
+    await bus.publish(subject, json.dumps(payload).encode(), msg_id=f"outbox:{uuid.uuid4()}")
 
 
 def at(minute: int, second: float = 0.5) -> datetime:

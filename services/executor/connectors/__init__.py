@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from libs.common.bus import Bus
+from libs.common.settings import split_list
 from services.executor.connectors.base import ActionCall, Connector
 from services.executor.connectors.discord import DiscordConnector
 from services.executor.connectors.http_request import HttpRequestConnector
@@ -11,7 +12,7 @@ from services.executor.connectors.openweather import OpenWeatherConnector
 from services.executor.connectors.sessions import ClientSessions
 from services.executor.connectors.slack import SlackConnector
 from services.executor.connectors.ssrf import EgressGuard, parse_cidrs
-from services.executor.settings import ExecutorSettings, split_list
+from services.executor.settings import ExecutorSettings
 
 # Which credential type each action needs (``http_request``'s is optional).
 CREDENTIAL_TYPES = {

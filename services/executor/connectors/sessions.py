@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp
@@ -44,31 +44,28 @@ class ClientSessions:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
 
     def for_url(self, url: URL) -> aiohttp.ClientSession:
-        key = f"{url.scheme}://{url.host}:{url.port}"
-        session = self._sessions.get(key)
-        if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit, ttl_dns_cache=60)
-            session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self._timeout,
-                headers={"User-Agent": USER_AGENT},
-                cookie_jar=aiohttp.DummyCookieJar(),
-            )
-            self._sessions[key] = session
-        return session
+        return self._session(
+            f"{url.scheme}://{url.host}:{url.port}",
+            lambda: aiohttp.TCPConnector(limit=self._limit, limit_per_host=self._limit, ttl_dns_cache=60),
+        )
 
     def custom(self, key: str, resolver: AbstractResolver) -> aiohttp.ClientSession:
         """A session whose connector resolves through ``resolver`` (the SSRF-pinning one)."""
+        return self._session(
+            key,
+            lambda: aiohttp.TCPConnector(
+                limit=self._limit * 4, limit_per_host=self._limit, resolver=resolver, use_dns_cache=False
+            ),
+        )
+
+    def _session(self, key: str, connector: Callable[[], aiohttp.TCPConnector]) -> aiohttp.ClientSession:
+        """The open session kept under ``key``, or a new one on a new ``connector()``."""
         session = self._sessions.get(key)
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(
-                limit=self._limit * 4, limit_per_host=self._limit, resolver=resolver, use_dns_cache=False
-            )
             session = aiohttp.ClientSession(
-                connector=connector,
+                connector=connector(),
                 timeout=self._timeout,
                 headers={"User-Agent": USER_AGENT},
-                auto_decompress=True,
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
             self._sessions[key] = session

@@ -23,14 +23,13 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 import orjson
 
-from services.gateway.hooks.signature import SignatureError
+from services.gateway.hooks.signature import SignatureError, matches
 
 MAX_SIGNATURE_HEADER = 1024
 MAX_DELIVERY_ID = 200
@@ -80,15 +79,6 @@ def _decode(value: str, encoding: Encoding) -> bytes | None:
         return None
 
 
-def _matches(keys: tuple[bytes, ...], signed: bytes, candidates: list[bytes]) -> bool:
-    matched = False
-    for key in keys:
-        expected = hmac.new(key, signed, hashlib.sha256).digest()
-        for candidate in candidates:
-            matched |= hmac.compare_digest(expected, candidate)  # every comparison runs
-    return matched
-
-
 def _fresh(timestamp: str, now: float, tolerance: int, name: str) -> None:
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise SignatureError(f"{name} is not a unix time")
@@ -113,7 +103,7 @@ def _body_field(body: bytes, name: str) -> str | None:
 
 
 def _check(keys: tuple[bytes, ...], signed: bytes, candidate: bytes | None, header: str) -> None:
-    if candidate is None or not _matches(keys, signed, [candidate]):
+    if candidate is None or not matches(keys, signed, [candidate]):
         raise SignatureError(mismatch(f"{header} does not match"))
 
 
@@ -142,7 +132,7 @@ def stripe(
     if not timestamp or not candidates:
         raise SignatureError("Stripe-Signature has no t= or no v1= signature")
     _fresh(timestamp, now, tolerance, "the Stripe-Signature timestamp")
-    if not _matches(keys, timestamp.encode() + b"." + body, candidates):
+    if not matches(keys, timestamp.encode() + b"." + body, candidates):
         raise SignatureError(mismatch("no Stripe-Signature v1 signature matches"))
     return _body_field(body, "id")
 

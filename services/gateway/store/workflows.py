@@ -20,7 +20,7 @@ from libs.common.keyring import KeyRing
 from libs.common.models.workflows import STANDARD_WEBHOOKS, WorkflowCreate, WorkflowDefinition
 from services.gateway.hooks import secret_store
 from services.gateway.hooks.signature import new_secret, secret_key
-from services.gateway.outbox import add_change
+from services.gateway.outbox import add_message, workflow_change
 from services.gateway.quotas import workflows_exceeded
 
 # What to_out reads: a workflow with its current version's definition (and whether it has a webhook
@@ -120,7 +120,7 @@ async def create(
                 workflow_id,
                 definition,
             )
-            await add_change(conn, tenant_id, workflow_id, 1, "created", is_active=body.is_active)
+            await add_message(conn, *workflow_change(tenant_id, workflow_id, 1, "created", is_active=body.is_active))
             row = await get(conn, tenant_id, workflow_id)
     except asyncpg.ForeignKeyViolationError as exc:
         raise Forbidden("the token's tenant does not exist", code="unknown_tenant") from exc
@@ -160,7 +160,7 @@ async def _new_version(
         await secret_store.remove_all(conn, row["id"])
     elif secret is not None:
         await secret_store.add_current(conn, ring, row["tenant_id"], row["id"], secret)
-    await add_change(conn, row["tenant_id"], row["id"], version, change, is_active=is_active)
+    await add_message(conn, *workflow_change(row["tenant_id"], row["id"], version, change, is_active=is_active))
     return version, secret
 
 
@@ -200,7 +200,9 @@ async def set_active(
             "UPDATE workflows SET is_active = $2, updated_at = now() WHERE id = $1", workflow_id, is_active
         )
         change = "enabled" if is_active else "disabled"
-        await add_change(conn, tenant_id, workflow_id, row["current_version"], change, is_active=is_active)
+        await add_message(
+            conn, *workflow_change(tenant_id, workflow_id, row["current_version"], change, is_active=is_active)
+        )
         return to_out(await get(conn, tenant_id, workflow_id))
 
 
@@ -236,7 +238,9 @@ async def delete(pool: asyncpg.Pool, tenant_id: uuid.UUID, workflow_id: uuid.UUI
         await conn.execute("UPDATE workflows SET deleted_at = now(), updated_at = now() WHERE id = $1", workflow_id)
         await secret_store.remove_all(conn, workflow_id)
         version = row["current_version"]
-        await add_change(conn, tenant_id, workflow_id, version, "deleted", is_active=row["is_active"], deleted=True)
+        await add_message(
+            conn, *workflow_change(tenant_id, workflow_id, version, "deleted", is_active=row["is_active"], deleted=True)
+        )
 
 
 async def rotate_secret(
@@ -271,7 +275,9 @@ async def rotate_secret(
         await secret_store.rotate(conn, ring, tenant_id, workflow_id, secret, until)
         await conn.execute("UPDATE workflows SET updated_at = now() WHERE id = $1", workflow_id)
         version = row["current_version"]
-        await add_change(conn, tenant_id, workflow_id, version, "secret_rotated", is_active=row["is_active"])
+        await add_message(
+            conn, *workflow_change(tenant_id, workflow_id, version, "secret_rotated", is_active=row["is_active"])
+        )
     return {"webhook": {"url": f"/hooks/{workflow_id}", "secret": secret}, "previous_valid_until": until}
 
 

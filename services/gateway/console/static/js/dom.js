@@ -98,6 +98,19 @@ export function action(label, run, attrs = {}) {
   return h("span", { class: "action" }, button, out);
 }
 
+// A form whose submit runs `run` (async): `out` is emptied first and shows the API's error, if any.
+export function onSubmit(form, out, run) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    replace(out);
+    try {
+      await run();
+    } catch (err) {
+      replace(out, errorBox(err));
+    }
+  });
+}
+
 // The JSON of a textarea, or an error naming it.
 export function readJson(textarea, name) {
   const text = textarea.value.trim();

@@ -2,7 +2,7 @@
 // never returns it); the form's secret fields are cleared as soon as it is sent.
 
 import { allPages, api } from "../api.js";
-import { empty, errorBox, field, h, readJson, replace, table, when } from "../dom.js";
+import { empty, errorBox, field, h, onSubmit, readJson, replace, table, when } from "../dom.js";
 
 const SECRET_FIELDS = {
   slack: [["webhook_url", "Webhook URL", "password"], ["bot_token", "Bot token (xoxb-...)", "password"]],
@@ -46,24 +46,18 @@ function createForm(onCreated) {
   const form = h("form", { class: "card", id: "create-credential" },
     h("h2", {}, "New credential"), field("Name", name), field("Type", type), secrets,
     h("button", { type: "submit", class: "primary" }, "Store"), result);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    replace(result);
+  onSubmit(form, result, async () => {
     const controls = [...secrets.querySelectorAll(".secret")];
-    try {
-      const secret = {};
-      for (const control of controls) {
-        secret[control.dataset.key] = control.tagName === "TEXTAREA" ? readJson(control, "Headers") ?? {}
-          : control.value;
-      }
-      const out = await api("POST", "/api/credentials", { name: name.value, type: type.value, secret });
-      for (const control of controls) control.value = "";
-      name.value = "";
-      replace(result, h("div", { class: "flash ok" }, `Stored "${out.data.name}". Its secret will not be shown again.`));
-      await onCreated();
-    } catch (err) {
-      replace(result, errorBox(err));
+    const secret = {};
+    for (const control of controls) {
+      secret[control.dataset.key] = control.tagName === "TEXTAREA" ? readJson(control, "Headers") ?? {}
+        : control.value;
     }
+    const out = await api("POST", "/api/credentials", { name: name.value, type: type.value, secret });
+    for (const control of controls) control.value = "";
+    name.value = "";
+    replace(result, h("div", { class: "flash ok" }, `Stored "${out.data.name}". Its secret will not be shown again.`));
+    await onCreated();
   });
   return form;
 }

@@ -1,7 +1,7 @@
 // Dead letters: replay one, or replay every one a filter matches (a job whose progress is polled).
 
 import { api, query } from "../api.js";
-import { action, empty, errorBox, field, h, pager, pretty, replace, table, when } from "../dom.js";
+import { action, empty, errorBox, field, h, onSubmit, pager, pretty, replace, table, when } from "../dom.js";
 
 const POLL_MS = 1000;
 
@@ -39,20 +39,15 @@ function bulkForm(workflowId, afterwards) {
     }
   }
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
+  onSubmit(form, progress, async () => {
     const body = {};
     if (workflow.value.trim()) body.workflow_id = workflow.value.trim();
     if (reason.value.trim()) body.reason = reason.value.trim();
     if (isoOrUndefined(since.value)) body.since = isoOrUndefined(since.value);
     if (isoOrUndefined(until.value)) body.until = isoOrUndefined(until.value);
     replace(progress, h("p", { class: "muted" }, "Starting…"));
-    try {
-      const job = (await api("POST", "/api/dlq/replay", body)).data;
-      await follow(job.id ?? job.job_id);
-    } catch (err) {
-      replace(progress, errorBox(err));
-    }
+    const job = (await api("POST", "/api/dlq/replay", body)).data;
+    await follow(job.id ?? job.job_id);
   });
   return form;
 }

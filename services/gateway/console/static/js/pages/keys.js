@@ -1,7 +1,7 @@
 // API keys: create (the key is shown once), list with last use, revoke.  Served by /api/keys.
 
 import { api } from "../api.js";
-import { action, empty, errorBox, field, h, replace, table, when } from "../dom.js";
+import { action, empty, errorBox, field, h, onSubmit, replace, table, when } from "../dom.js";
 
 const SCOPES = ["read", "write", "replay", "admin"];
 
@@ -35,18 +35,12 @@ export async function render(ctx) {
     }
   }
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    replace(result);
-    try {
-      const scopes = boxes.filter((b) => b.checked).map((b) => b.value);
-      const out = (await api("POST", "/api/keys", { name: name.value, scopes })).data;
-      replace(result, h("div", { class: "flash ok" }, "Key (shown once: copy it now): ",
-        h("code", { id: "new-key" }, out.key ?? "")));
-      await load();
-    } catch (err) {
-      replace(result, errorBox(err));
-    }
+  onSubmit(form, result, async () => {
+    const scopes = boxes.filter((b) => b.checked).map((b) => b.value);
+    const out = (await api("POST", "/api/keys", { name: name.value, scopes })).data;
+    replace(result, h("div", { class: "flash ok" }, "Key (shown once: copy it now): ",
+      h("code", { id: "new-key" }, out.key ?? "")));
+    await load();
   });
   replace(ctx.content, list, form);
   await load();

@@ -1,7 +1,7 @@
 // Log in with email and password; the access token stays in this tab only.
 
 import { api, setToken } from "../api.js";
-import { errorBox, field, h, replace } from "../dom.js";
+import { field, h, onSubmit, replace } from "../dom.js";
 
 function safeNext(params) {
   const next = params.get("next") || "";
@@ -20,17 +20,11 @@ export async function render(ctx) {
     h("button", { type: "submit", class: "primary" }, "Log in"),
     problem,
     h("p", { class: "muted" }, "No account yet? Register one with POST /api/auth/register (see the README)."));
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    replace(problem);
-    try {
-      const out = await api("POST", "/api/auth/login", { email: email.value, password: password.value });
-      setToken(out.data.access_token);
-      password.value = "";
-      location.assign(safeNext(ctx.params));
-    } catch (err) {
-      replace(problem, errorBox(err));
-    }
+  onSubmit(form, problem, async () => {
+    const out = await api("POST", "/api/auth/login", { email: email.value, password: password.value });
+    setToken(out.data.access_token);
+    password.value = "";
+    location.assign(safeNext(ctx.params));
   });
   replace(ctx.content, form);
   email.focus();

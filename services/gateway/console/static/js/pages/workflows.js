@@ -1,7 +1,7 @@
 // Workflows: the list, and a form that creates one (its webhook secret is shown once, here).
 
 import { api, query } from "../api.js";
-import { empty, errorBox, field, h, pager, readJson, replace, statusBadge, table, when } from "../dom.js";
+import { empty, field, h, onSubmit, pager, readJson, replace, statusBadge, table, when } from "../dom.js";
 
 const EXAMPLE = {
   trigger: { type: "webhook" },
@@ -30,25 +30,19 @@ function createForm(onCreated) {
       "The API's format: see API.md. Templates use {{ payload.<path> }}."),
     h("button", { type: "submit", class: "primary" }, "Create"),
     result);
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    replace(result);
-    try {
-      const body = { ...readJson(definition, "The definition"), name: name.value };
-      const out = await api("POST", "/api/workflows", body);
-      const wf = out.data;
-      const parts = [h("p", {}, "Created ", h("a", { href: `/console/workflow?id=${wf.id}` }, wf.name),
-        ` (version ${wf.version}).`)];
-      if (wf.webhook && wf.webhook.secret) {
-        parts.push(h("p", {}, "Webhook URL: ", h("code", { id: "new-webhook-url" }, location.origin + wf.webhook.url)));
-        parts.push(h("p", {}, "Webhook secret (shown once: copy it now): ",
-          h("code", { id: "new-webhook-secret" }, wf.webhook.secret)));
-      }
-      replace(result, h("div", { class: "flash ok", id: "created" }, parts));
-      await onCreated();
-    } catch (err) {
-      replace(result, errorBox(err));
+  onSubmit(form, result, async () => {
+    const body = { ...readJson(definition, "The definition"), name: name.value };
+    const out = await api("POST", "/api/workflows", body);
+    const wf = out.data;
+    const parts = [h("p", {}, "Created ", h("a", { href: `/console/workflow?id=${wf.id}` }, wf.name),
+      ` (version ${wf.version}).`)];
+    if (wf.webhook && wf.webhook.secret) {
+      parts.push(h("p", {}, "Webhook URL: ", h("code", { id: "new-webhook-url" }, location.origin + wf.webhook.url)));
+      parts.push(h("p", {}, "Webhook secret (shown once: copy it now): ",
+        h("code", { id: "new-webhook-secret" }, wf.webhook.secret)));
     }
+    replace(result, h("div", { class: "flash ok", id: "created" }, parts));
+    await onCreated();
   });
   return form;
 }
