@@ -25,7 +25,7 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict, Unpack
 
 from pydantic import ValidationError
 
@@ -52,8 +52,17 @@ _REFUSED = {
 }
 
 
-def _reply(status: str, output: Any, error: str | None, duration_ms: int, **details: Any) -> bytes:
-    """A ``DryRunResult`` as sent; ``details``: its ``error_code``, ``error_field``, ``steps`` or ``refused``."""
+class _Details(TypedDict, total=False):
+    """The optional fields of a ``DryRunResult`` (named here so a misspelt one fails type-checking)."""
+
+    error_code: str | None
+    error_field: str | None
+    steps: list[dict[str, Any]]
+    refused: Refusal | Literal["deadline_passed"]
+
+
+def _reply(status: str, output: Any, error: str | None, duration_ms: int, **details: Unpack[_Details]) -> bytes:
+    """A ``DryRunResult`` as sent."""
     result = DryRunResult(status=status, output=output, error=error, duration_ms=duration_ms, **details)
     return result.model_dump_json().encode()
 
