@@ -50,16 +50,7 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(
     stack: Stack, database_url: str, sinks: Any, db: asyncpg.Connection
 ) -> None:
     slack = await sinks()
-    cred = await stack.call(
-        "POST",
-        "/api/credentials",
-        {
-            "name": "team slack",
-            "type": "slack",
-            "secret": {"webhook_url": f"{slack.url}/services/T000/B000/XXXXXXXX"},
-        },
-        expect=201,
-    )
+    cred = await stack.credential("team slack", "slack", {"webhook_url": f"{slack.url}/services/T000/B000/XXXXXXXX"})
     created = await stack.call(
         "POST",
         "/api/workflows",
@@ -68,7 +59,7 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(
             "trigger": {"type": "webhook"},
             "action": {
                 "type": "slack_message",
-                "credential_id": cred["data"]["id"],
+                "credential_id": cred["id"],
                 "config": {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"},
             },
         },
@@ -94,13 +85,7 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(
 
     await wait_until(lambda: slack.calls >= 1, timeout=20, message="slack to be called")
     assert slack.requests[0].json() == {"text": "New order A-1001 for 42 EUR"}
-
-    async def final_execution() -> Any:
-        page = await stack.call("GET", f"/api/executions?workflow_id={workflow['id']}", expect=200)
-        rows = [e for e in page["data"] if e["status"] == "succeeded"]
-        return rows[0] if rows else None
-
-    execution = await wait_until(final_execution, timeout=20, message="a succeeded execution")
+    execution = await stack.execution(workflow["id"], timeout=20)
     assert execution["event_id"] == accepted["event_id"]
     assert execution["attempts"] == 1
     assert execution["duration_ms"] is not None and execution["duration_ms"] >= 0
@@ -161,13 +146,8 @@ async def test_manual_run_and_dlq_replay_through_the_api(stack: Stack, sink: Fak
 
     sink_ok["value"] = True
     await stack.call("POST", f"/api/dlq/{event_id}/replay", None, expect=202)
-
-    async def succeeded() -> Any:
-        page = await stack.call("GET", f"/api/executions?workflow_id={wf}", expect=200)
-        return [e for e in page["data"] if e["status"] == "succeeded"]
-
-    done = await wait_until(succeeded, timeout=20, message="the replay to succeed")
-    assert len(done) == 1 and done[0]["event_id"] == event_id
+    done = await stack.execution(wf, timeout=20)  # the replay succeeded
+    assert done["event_id"] == event_id
     page = await stack.call("GET", f"/api/executions?workflow_id={wf}", expect=200)
     assert len(page["data"]) == 1  # the same row, not a second one
     assert sink.calls == 2

@@ -20,7 +20,6 @@ from tests.helpers.fakes import Answer, Seen, executor_env
 from tests.helpers.services import ServiceProcess
 from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
-from tests.helpers.webhooks import signed
 
 CUSTOMERS = {
     "C-1": {"name": "Ada", "amount": 250, "fields": [{"type": "mrkdwn", "text": "*tier* gold"}]},
@@ -105,23 +104,14 @@ async def wait_final(stack: Api, workflow_id: str, event_id: str | None = None) 
 
 async def test_lookup_filter_slack_from_a_signed_webhook_a_manual_run_and_a_schedule(stack: Api, sinks: Any) -> None:
     slack, crm = await sinks(), await sinks(lookup)
-    cred = await stack.data(
-        "POST",
-        "/api/credentials",
-        {"name": "slack", "type": "slack", "secret": {"webhook_url": f"{slack.url}/services/T1/B1/SECRET"}},
-        expect=201,
-    )
+    cred = await stack.credential("slack", "slack", {"webhook_url": f"{slack.url}/services/T1/B1/SECRET"})
     hooked = await stack.data(
         "POST", "/api/workflows", three_steps({"type": "webhook"}, crm.url, cred["id"]), expect=201
     )
     assert [s["id"] for s in hooked["steps"]] == ["lookup", "big", "notify"]
 
     # 1. A signed webhook for a big customer: every step runs, outputs flow, Slack gets typed fields.
-    body = json.dumps({"customer": "C-1"})
-    headers = signed(hooked["webhook"]["secret"], body)
-    async with stack.http.post(f"{stack.base}{hooked['webhook']['url']}", data=body, headers=headers) as r:
-        assert r.status == 202, await r.text()
-        event_id = (await r.json())["data"]["event_id"]
+    event_id, _ = await stack.webhook(hooked, {"customer": "C-1"})
     execution = await wait_final(stack, hooked["id"], event_id)
     assert execution["status"] == "succeeded", execution["error"]
     assert slack.requests[0].json() == {

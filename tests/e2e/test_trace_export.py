@@ -27,9 +27,8 @@ from libs.common.models.credentials import RESOLVE_SUBJECT
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
 from tests.helpers.services import ServiceProcess, metrics_text
-from tests.helpers.stack_processes import Api, start_auth_and_gateway
+from tests.helpers.stack_processes import Api, every_second, start_auth_and_gateway
 from tests.helpers.wait import wait_until
-from tests.helpers.webhooks import signed
 
 pytestmark = [pytest.mark.slow]
 
@@ -67,22 +66,6 @@ class Traced(Api):
         )
         return dict(created["data"])
 
-    async def webhook(self, workflow: dict[str, Any], payload: dict[str, Any]) -> tuple[str, str]:
-        """Send one signed webhook; returns (event id, the 202's traceparent)."""
-        body = json.dumps(payload)
-        headers = signed(workflow["webhook"]["secret"], body)
-        async with self.http.post(f"{self.gateway.url}{workflow['webhook']['url']}", data=body, headers=headers) as r:
-            assert r.status == 202, await r.text()
-            return (await r.json())["data"]["event_id"], r.headers["traceparent"]
-
-    async def execution(self, workflow_id: str, status: str) -> dict[str, Any]:
-        async def found() -> Any:
-            page = await self.call("GET", f"/api/executions?workflow_id={workflow_id}", expect=200)
-            rows = [e for e in page["data"] if e["status"] == status]
-            return rows[0] if rows else None
-
-        return dict(await wait_until(found, timeout=30, message=f"a {status} execution"))
-
 
 async def _stack(
     service: Callable[..., ServiceProcess],
@@ -92,52 +75,54 @@ async def _stack(
     receiver: OtlpHttpReceiver | OtlpGrpcReceiver,
     protocol: str,
 ) -> AsyncIterator[Traced]:
-    otel = {
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    common = {
-        "DATABASE_URL": database_url,
-        "NATS_URL": nats_url,
-        "LOG_LEVEL": "INFO",
-        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
-        **otel,
-    }
-    auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path, common=common)
-    executor = service(
-        "services.executor",
-        env={**executor_env(nats_url, database_url), **otel, "LOG_LEVEL": "DEBUG", "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3"},
-    )
-    async with aiohttp.ClientSession() as http:
-        t = Traced(http, (auth, gateway, executor), receiver, common)
-        await t.sign_up()
-        yield t
+    """The stack exporting over ``protocol`` to ``receiver``, which is started first and stopped last."""
+    await receiver.start()
+    try:
+        otel = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        common = {
+            "DATABASE_URL": database_url,
+            "NATS_URL": nats_url,
+            "LOG_LEVEL": "INFO",
+            "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
+            **otel,
+        }
+        auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path, common=common)
+        executor = service(
+            "services.executor",
+            env={
+                **executor_env(nats_url, database_url),
+                **otel,
+                "LOG_LEVEL": "DEBUG",
+                "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3",
+            },
+        )
+        async with aiohttp.ClientSession() as http:
+            t = Traced(http, (auth, gateway, executor), receiver, common)
+            await t.sign_up()
+            yield t
+    finally:
+        await receiver.stop()
 
 
 @pytest.fixture
 async def http_traced(
     service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
 ) -> AsyncIterator[Traced]:
-    receiver = await OtlpHttpReceiver().start()
-    try:
-        async for t in _stack(service, database_url, nats_url, tmp_path, receiver, "http/protobuf"):
-            yield t
-    finally:
-        await receiver.stop()
+    async for t in _stack(service, database_url, nats_url, tmp_path, OtlpHttpReceiver(), "http/protobuf"):
+        yield t
 
 
 @pytest.fixture
 async def grpc_traced(
     service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
 ) -> AsyncIterator[Traced]:
-    receiver = await OtlpGrpcReceiver().start()
-    try:
-        async for t in _stack(service, database_url, nats_url, tmp_path, receiver, "grpc"):
-            yield t
-    finally:
-        await receiver.stop()
+    async for t in _stack(service, database_url, nats_url, tmp_path, OtlpGrpcReceiver(), "grpc"):
+        yield t
 
 
 def one(spans: list[ReceivedSpan], name: str, service: str, kind: str) -> ReceivedSpan:
@@ -197,13 +182,8 @@ async def _complete_trace(
 async def _one_webhook_is_one_trace(t: Traced) -> None:
     sink = await FakeSink().start()
     try:
-        cred = await t.call(
-            "POST",
-            "/api/credentials",
-            {"name": "target key", "type": "http", "secret": {"headers": {"Authorization": BEARER}}},
-            expect=201,
-        )
-        wf = await t.workflow(f"{sink.url}/orders", cred["data"]["id"])
+        cred = await t.credential("target key", "http", {"headers": {"Authorization": BEARER}})
+        wf = await t.workflow(f"{sink.url}/orders", cred["id"])
         event_id, traceparent = await t.webhook(wf, {"id": "A-1"})
         trace_id = traceparent.split("-")[1]
         execution = await t.execution(wf["id"], "succeeded")
@@ -265,14 +245,9 @@ async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_
     await _one_webhook_is_one_trace(t)
 
     # A retried event: the target answers 500 once, with an answer that repeats secrets to us.
-    cred = await t.call(
-        "POST",
-        "/api/credentials",
-        {"name": "flaky key", "type": "http", "secret": {"headers": {"Authorization": BEARER}}},
-        expect=201,
-    )
+    cred = await t.credential("flaky key", "http", {"headers": {"Authorization": BEARER}})
     flaky = await sinks()
-    wf = await t.workflow(f"{flaky.url}/flaky", cred["data"]["id"])
+    wf = await t.workflow(f"{flaky.url}/flaky", cred["id"])
     whsec = wf["webhook"]["secret"]
     assert whsec.startswith("whsec_")
 
@@ -344,18 +319,9 @@ async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
     http_traced: Traced, service: Callable[..., ServiceProcess], sink: FakeSink
 ) -> None:
     t = http_traced
-    created = await t.call(
-        "POST",
-        "/api/workflows",
-        {
-            "name": "every second",
-            "trigger": {"type": "schedule", "interval_seconds": 1},
-            "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}},
-        },
-        expect=201,
-    )
+    created = await t.data("POST", "/api/workflows", every_second("every second", f"{sink.url}/tick"), expect=201)
     scheduler = service("services.scheduler", env={**t.env, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
-    execution = await t.execution(created["data"]["id"], "succeeded")
+    execution = await t.execution(created["id"], "succeeded")
     assert execution["trigger"] == "schedule"
     trace_id = execution["trace_id"]
     spans = await _complete_trace(
