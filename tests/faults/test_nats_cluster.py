@@ -30,7 +30,7 @@ from deploy.local.nats_authz import render_authorization
 from libs.common.bus import Bus, BusUnavailable
 from libs.common.bus.permissions import ALL_IDENTITIES, inbox_prefix
 from libs.common.settings import NatsSettings
-from tests.helpers.ledger import Answer, Ledger, fault_stack, http_workflow
+from tests.helpers.ledger import Answer, Ledger, burst_with_outage, fault_stack, http_workflow
 from tests.helpers.nats_cluster import NatsCluster, wait_for_jetstream
 from tests.helpers.wait import wait_until
 
@@ -113,10 +113,7 @@ async def test_events_leader_killed_mid_burst_then_back(db, database_url, nats_c
                 victim.kill()  # kill -9
                 killed.append(time.monotonic())
 
-            sending = asyncio.ensure_future(stack.send(ledger, tenant, BURST, concurrency=16))
-            await wait_until(lambda: len(ledger.answers) >= 600, timeout=60, message="600 answers")
-            await asyncio.to_thread(kill)
-            await sending
+            await burst_with_outage(lambda: stack.send(ledger, tenant, BURST, concurrency=16), ledger, 600, kill)
             # 503s are quick (nothing answers for the stream), so the burst may end before the election
             # does: go on sending until ingest is back, as a sender retrying would.
             while _refused_lately(ledger) and time.monotonic() < killed[0] + MAX_REFUSAL_WINDOW_S + 5:
@@ -138,10 +135,7 @@ async def test_events_leader_killed_mid_burst_then_back(db, database_url, nats_c
             await wait_until(
                 lambda: _all_current(bus, "EVENTS", "executor"), timeout=30, message="consumer replicas current"
             )
-            after = Ledger()
-            await stack.send(after, tenant, 200, concurrency=8)
-            assert after.statuses() == {202: 200}
-            ledger.answers += after.answers
+            await stack.send_accepted(ledger, tenant, 200, concurrency=8)
             await stack.every_event_once(ledger, tenant, bus, sink, timeout=60)
     finally:
         await bus.drain()
