@@ -20,10 +20,10 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
 from libs.common.logs.secret_shapes import REDACTED
 from libs.common.models.credentials import RESOLVE_SUBJECT
+from tests.helpers.exemplars import OPENMETRICS, exemplar_trace_ids
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
 from tests.helpers.services import ServiceProcess, metrics_text
@@ -339,14 +339,8 @@ async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
     assert tick.path == "/tick"
 
     # The lateness histogram's exemplars (OpenMetrics) are traces that start at the scheduler's publish.
-    text = metrics_text(scheduler.metrics_url, "application/openmetrics-text; version=1.0.0")
-    families = list(openmetrics_families(text))  # type: ignore[no-untyped-call]
-    exemplars = {
-        s.exemplar.labels["trace_id"]
-        for f in families
-        for s in f.samples
-        if s.name == "ipaas_scheduler_fire_lateness_seconds_bucket" and s.exemplar is not None
-    }
+    text = metrics_text(scheduler.metrics_url, OPENMETRICS)
+    exemplars = exemplar_trace_ids(text, "ipaas_scheduler_fire_lateness_seconds_bucket")
     assert exemplars
 
     async def all_known() -> bool:
