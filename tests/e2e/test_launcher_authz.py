@@ -171,13 +171,7 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
             "credential_id": cred["id"],
             "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
         }
-        created = await api.call(
-            "POST",
-            "/api/workflows",
-            {"name": "orders", "trigger": {"type": "webhook"}, "action": action},
-            expect=201,
-        )
-        workflow = created["data"]
+        workflow = await api.webhook_workflow("orders", action)
 
         event_id, _ = await api.webhook(workflow, {"id": "A-1"})
         await wait_until(lambda: sink.paths("/orders"), timeout=20, message="the sink to be called")

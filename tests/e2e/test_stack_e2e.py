@@ -51,21 +51,14 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(
 ) -> None:
     slack = await sinks()
     cred = await stack.credential("team slack", "slack", {"webhook_url": f"{slack.url}/services/T000/B000/XXXXXXXX"})
-    created = await stack.call(
-        "POST",
-        "/api/workflows",
+    workflow = await stack.webhook_workflow(
+        "orders to slack",
         {
-            "name": "orders to slack",
-            "trigger": {"type": "webhook"},
-            "action": {
-                "type": "slack_message",
-                "credential_id": cred["id"],
-                "config": {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"},
-            },
+            "type": "slack_message",
+            "credential_id": cred["id"],
+            "config": {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"},
         },
-        expect=201,
     )
-    workflow = created["data"]
     assert workflow["version"] == 1
     secret = workflow["webhook"]["secret"]
 
@@ -117,20 +110,14 @@ async def test_manual_run_and_dlq_replay_through_the_api(stack: Stack, sink: Fak
     from tests.helpers.fakes import Answer
 
     sink.behaviour = lambda _req, _n: Answer(status=200) if sink_ok["value"] else Answer(status=400, body="bad")
-    created = await stack.call(
-        "POST",
-        "/api/workflows",
+    created = await stack.webhook_workflow(
+        "manual http",
         {
-            "name": "manual http",
-            "trigger": {"type": "webhook"},
-            "action": {
-                "type": "http_request",
-                "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
-            },
+            "type": "http_request",
+            "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
         },
-        expect=201,
     )
-    wf = created["data"]["id"]
+    wf = created["id"]
     run = await stack.call("POST", f"/api/workflows/{wf}/run", {"payload": {"id": "7"}}, expect=202)
     event_id = run["data"]["event_id"]
 

@@ -58,13 +58,7 @@ class Traced(Api):
         }
         if credential_id is not None:
             action["credential_id"] = credential_id
-        created = await self.call(
-            "POST",
-            "/api/workflows",
-            {"name": f"traced {uuid.uuid4().hex[:6]}", "trigger": {"type": "webhook"}, "action": action},
-            expect=201,
-        )
-        return dict(created["data"])
+        return await self.webhook_workflow(f"traced {uuid.uuid4().hex[:6]}", action)
 
 
 async def _stack(

@@ -56,6 +56,11 @@ class Api:
         body = {"name": name, "type": type_, "secret": secret}
         return dict(await self.data("POST", "/api/credentials", body, expect=201))
 
+    async def webhook_workflow(self, name: str, action: dict[str, Any]) -> dict[str, Any]:
+        """Create a workflow that a webhook triggers to run ``action``; returns the ``data`` of the 201."""
+        body = {"name": name, "trigger": {"type": "webhook"}, "action": action}
+        return dict(await self.data("POST", "/api/workflows", body, expect=201))
+
     async def webhook(self, workflow: dict[str, Any], payload: dict[str, Any]) -> tuple[str, str]:
         """Send one signed webhook to ``workflow`` (as the API shows it); returns (event id, the 202's traceparent)."""
         body = json.dumps(payload)
