@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 
 from tests.helpers.fakes import Answer, Seen, executor_env
+from tests.helpers.scheduler import scheduler_env
 from tests.helpers.services import ServiceProcess
 from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
@@ -35,7 +36,7 @@ async def stack(
     _, gateway = start_auth_and_gateway(
         service, database_url, nats_url, tmp_path, gateway={**often, "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2"}
     )
-    service("services.scheduler", env={"DATABASE_URL": database_url, "NATS_URL": nats_url, **often})
+    service("services.scheduler", env=scheduler_env(nats_url, database_url))
     service("services.executor", env=executor_env(nats_url, database_url))
     async with aiohttp.ClientSession() as http:
         s = Api(http, gateway.url)
