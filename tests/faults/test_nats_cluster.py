@@ -27,9 +27,10 @@ import orjson
 import pytest
 
 from deploy.local.nats_authz import render_authorization
-from libs.common.bus import Bus, BusUnavailable
+from libs.common.bus import Bus
 from libs.common.bus.permissions import ALL_IDENTITIES, inbox_prefix
 from libs.common.settings import NatsSettings
+from tests.helpers.bus_publish import published
 from tests.helpers.ledger import Answer, Ledger, burst_with_outage, fault_stack, http_workflow
 from tests.helpers.nats_cluster import NatsCluster, wait_for_jetstream
 from tests.helpers.wait import wait_until
@@ -178,15 +179,11 @@ async def test_seed_list_reconnects_as_the_same_identity_to_a_learned_server(tmp
                 message="connected as gateway to the server it learned of",
             )
             cluster.nodes[0].start()  # a quorum again (two of three) for the stream
-
-            async def published() -> bool:
-                try:
-                    await bus.publish("events.t.w", b"{}", msg_id="two", timeout=1)
-                    return True
-                except BusUnavailable:
-                    return False
-
-            await wait_until(published, timeout=30, message="a publish as gateway after the seeds died")
+            await wait_until(
+                lambda: published(bus, "events.t.w", b"{}", msg_id="two"),
+                timeout=30,
+                message="a publish as gateway after the seeds died",
+            )
             assert (await bus.js.stream_info("EVENTS")).state.messages == 2
         finally:
             await bus.drain()
