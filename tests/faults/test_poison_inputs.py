@@ -21,6 +21,7 @@ import pytest
 from tests.helpers.factories import create_workflow
 from tests.helpers.fakes import Answer, Seen
 from tests.helpers.ledger import Ledger, fault_stack, http_workflow
+from tests.helpers.scheduler import scheduler_env
 from tests.helpers.wait import wait_until
 
 NESTED_LOOP = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
@@ -63,10 +64,7 @@ async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, 
                 },
             },
         )
-        service(
-            "services.scheduler",
-            env={"NATS_URL": nats_url, "DATABASE_URL": database_url, "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"},
-        )  # 1 s schedules
+        service("services.scheduler", env=scheduler_env(nats_url, database_url))  # 1 s schedules
         to_replay = await create_workflow(
             stack.db, good.id, http_workflow(f"{good_sink.url}/replay"), webhook_secret=good.secret
         )
