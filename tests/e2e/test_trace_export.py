@@ -61,16 +61,18 @@ class Traced(Api):
         return await self.webhook_workflow(f"traced {uuid.uuid4().hex[:6]}", action)
 
 
-async def _stack(
+@pytest.fixture
+async def traced(
+    request: pytest.FixtureRequest,
     service: Callable[..., ServiceProcess],
     database_url: str,
     nats_url: str,
     tmp_path: Path,
-    receiver: OtlpHttpReceiver | OtlpGrpcReceiver,
-    protocol: str,
 ) -> AsyncIterator[Traced]:
-    """The stack exporting over ``protocol`` to ``receiver``, which is started first and stopped last."""
-    await receiver.start()
+    """The stack exporting to a receiver in this test over OTLP/HTTP, or over gRPC for a test that says
+    ``@pytest.mark.parametrize("traced", ["grpc"], indirect=True)``; the receiver is stopped last."""
+    protocol = getattr(request, "param", "http/protobuf")
+    receiver = await (OtlpGrpcReceiver() if protocol == "grpc" else OtlpHttpReceiver()).start()
     try:
         otel = {
             "OTEL_TRACES_EXPORTER": "otlp",
@@ -101,22 +103,6 @@ async def _stack(
             yield t
     finally:
         await receiver.stop()
-
-
-@pytest.fixture
-async def http_traced(
-    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
-) -> AsyncIterator[Traced]:
-    async for t in _stack(service, database_url, nats_url, tmp_path, OtlpHttpReceiver(), "http/protobuf"):
-        yield t
-
-
-@pytest.fixture
-async def grpc_traced(
-    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
-) -> AsyncIterator[Traced]:
-    async for t in _stack(service, database_url, nats_url, tmp_path, OtlpGrpcReceiver(), "grpc"):
-        yield t
 
 
 def one(spans: list[ReceivedSpan], name: str, service: str, kind: str) -> ReceivedSpan:
@@ -233,9 +219,9 @@ async def _one_webhook_is_one_trace(t: Traced) -> None:
 
 @pytest.mark.timeout(120)
 async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_stay_out(
-    http_traced: Traced, sinks: Any
+    traced: Traced, sinks: Any
 ) -> None:
-    t = http_traced
+    t = traced
     await _one_webhook_is_one_trace(t)
 
     # A retried event: the target answers 500 once, with an answer that repeats secrets to us.
@@ -304,15 +290,16 @@ async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_
 
 
 @pytest.mark.timeout(90)
-async def test_the_same_trace_over_grpc_export(grpc_traced: Traced) -> None:
-    await _one_webhook_is_one_trace(grpc_traced)
+@pytest.mark.parametrize("traced", ["grpc"], indirect=True)
+async def test_the_same_trace_over_grpc_export(traced: Traced) -> None:
+    await _one_webhook_is_one_trace(traced)
 
 
 @pytest.mark.timeout(90)
 async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
-    http_traced: Traced, service: Callable[..., ServiceProcess], sink: FakeSink
+    traced: Traced, service: Callable[..., ServiceProcess], sink: FakeSink
 ) -> None:
-    t = http_traced
+    t = traced
     created = await t.data("POST", "/api/workflows", every_second("every second", f"{sink.url}/tick"), expect=201)
     scheduler = service("services.scheduler", env={**t.env, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
     execution = await t.execution(created["id"], "succeeded")
@@ -345,9 +332,9 @@ async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
 
 
 async def test_each_step_of_a_multi_step_workflow_is_a_span_under_the_process_span(
-    http_traced: Traced, sink: FakeSink
+    traced: Traced, sink: FakeSink
 ) -> None:
-    t = http_traced
+    t = traced
 
     def step(step_id: str) -> dict[str, Any]:
         config = {"method": "POST", "url": f"{sink.url}/{step_id}", "body": {"id": "{{ payload.id }}"}}
