@@ -12,7 +12,8 @@ request; set ``sink.behaviour`` to script its answers), ``sinks`` (more of them)
 credential resolver on the test NATS), ``slack_tenant`` (a tenant with a Slack credential aimed at
 ``sink``), ``gw`` (the gateway in-process) and ``executor`` (the executor in-process;
 ``service`` starts it as a process).  ``auth_app`` is auth in-process, ``tenant_id`` a new tenant, and
-``schedulers`` starts scheduler replicas in-process (tests/helpers/scheduler.py has what their tests share).
+``schedulers`` starts scheduler replicas in-process (tests/helpers/scheduler.py has what their tests share),
+``scheduler_processes`` as processes.
 
 Postgres is set up as in a deployment (``tests/helpers/pg_roles.py``): the
 platform's roles exist, databases belong to the owner ``ipaas`` and are
@@ -50,6 +51,7 @@ from tests.helpers.fakes import Behaviour, CredentialResponder, FakeSink, SlackT
 from tests.helpers.gateway_app import Gateway, running_gateway, tenant
 from tests.helpers.nats_cluster import NatsCluster, wait_for_jetstream
 from tests.helpers.pg_roles import as_role, prepare
+from tests.helpers.scheduler import scheduler_env
 from tests.helpers.secured_nats import SecuredNats, start_secured_nats
 from tests.helpers.services import ServiceProcess, start_service
 from tests.helpers.wait import wait_until
@@ -321,3 +323,21 @@ async def schedulers(bus: Bus, pool: asyncpg.Pool) -> AsyncIterator[Callable[...
     yield _start
     for rt in started:
         await rt.stop()
+
+
+@pytest.fixture
+def scheduler_processes(
+    service: Callable[..., ServiceProcess], nats_url: str, database_url: str
+) -> Callable[..., list[ServiceProcess]]:
+    """Factory: ``scheduler_processes(*overrides)`` starts a scheduler process per dict of environment overrides
+    (on ``scheduler_env``), every one before waiting for any to be ready, so they come up together.  It blocks:
+    a test whose loop serves something meanwhile calls it through ``asyncio.to_thread``."""
+
+    def _start(*overrides: dict[str, str], timeout: float = 30.0) -> list[ServiceProcess]:
+        envs = [scheduler_env(nats_url, database_url, **extra) for extra in overrides]
+        replicas = [service("services.scheduler", env=env, wait=False) for env in envs]
+        for replica in replicas:
+            replica.wait_ready(timeout)
+        return replicas
+
+    return _start

@@ -84,6 +84,35 @@ class Cli:
         assert ran.rc == 0, f"ipaas {' '.join(args)}: exit {ran.rc}\n{ran.out}\n{ran.err}"
         return ran.json()
 
+    @property
+    def config_file(self) -> Path:
+        return self.config_home / "ipaas" / "config.json"
+
+    async def login(self, gateway: ServiceProcess, email: str) -> Any:
+        return await self.ok(
+            "login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n"
+        )
+
+    async def send(self, workflow: str, data: str, secret: str) -> Any:
+        """``ipaas webhook send`` with the workflow's signing secret in the environment."""
+        return await self.ok("webhook", "send", workflow, "--data", data, env={"IPAAS_WEBHOOK_SECRET": secret})
+
+    async def wait_listed(self, event_id: str, *args: str, message: str) -> Any:
+        """Until ``ipaas <args>`` lists a row of ``event_id``; returns those rows."""
+
+        async def listed() -> Any:
+            return [r for r in await self.ok(*args) if r["event_id"] == event_id]
+
+        return await wait_until(listed, timeout=30, interval=0.3, message=message)
+
+    async def wait_succeeded(self, event_id: str, message: str) -> None:
+        """Until ``ipaas trace`` says the event's execution succeeded."""
+
+        async def succeeded() -> bool:
+            return bool((await self.ok("trace", event_id))["status"] == "succeeded")
+
+        await wait_until(succeeded, timeout=30, interval=0.3, message=message)
+
 
 def api(gateway: ServiceProcess, method: str, path: str, token: str | None = None, body: Any = None) -> Any:
     headers = {"Content-Type": "application/json"}
@@ -97,6 +126,13 @@ def api(gateway: ServiceProcess, method: str, path: str, token: str | None = Non
     )
     with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - the test's own gateway
         return json.loads(resp.read())
+
+
+def register(gateway: ServiceProcess) -> str:
+    """A new user, registered through the API; returns its email (the password is ``PASSWORD``)."""
+    email = f"{uuid.uuid4().hex[:8]}@example.com"
+    api(gateway, "POST", "/api/auth/register", body={"email": email, "password": PASSWORD})
+    return email
 
 
 def workflow_yaml(sink_url: str, *, text: str, path: str = "/orders") -> str:
@@ -129,15 +165,13 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path, sink:
         if req.path == "/flaky" and failing["on"]
         else Answer(status=200, body='{"ok": true}')
     )
-    email = f"{uuid.uuid4().hex[:8]}@example.com"
-    api(gateway, "POST", "/api/auth/register", body={"email": email, "password": PASSWORD})
+    email = register(gateway)
 
     # login: the token is kept in a 0600 file in the config dir, never printed.
-    logged = await cli.ok("login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n")
-    config_file = tmp_path / "config" / "ipaas" / "config.json"
+    logged = await cli.login(gateway, email)
     assert logged["context"] == "default" and logged["server"] == gateway.url
-    assert stat.S_IMODE(config_file.stat().st_mode) == 0o600
-    saved = json.loads(config_file.read_text())
+    assert stat.S_IMODE(cli.config_file.stat().st_mode) == 0o600
+    saved = json.loads(cli.config_file.read_text())
     token = saved["contexts"]["default"]["token"]
     assert saved["current"] == "default" and token and token not in json.dumps(logged)
     contexts = await cli.ok("context", "list")
@@ -192,14 +226,7 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path, sink:
         assert "following new executions" in (await asyncio.wait_for(tail.stderr.readline(), 30)).decode()
         payload = tmp_path / "order.json"
         payload.write_text(json.dumps({"order_id": "A-7"}))
-        sent = await cli.ok(
-            "webhook",
-            "send",
-            "cli orders",
-            "--data",
-            f"@{payload}",
-            env={"IPAAS_WEBHOOK_SECRET": orders["webhook"]["secret"]},
-        )
+        sent = await cli.send("cli orders", f"@{payload}", orders["webhook"]["secret"])
         assert sent["status"] == 202 and sent["duplicate"] is False
         assert "webhook-signature: v1," in sent["curl"] and sent["url"] in sent["curl"]
         event_id = sent["event_id"]
@@ -222,11 +249,8 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path, sink:
         await tail.wait()
 
     # The execution succeeds; trace finds it by event_id and prints the trace link.
-    async def succeeded() -> Any:
-        rows = await cli.ok("executions", "list", "--workflow", "cli orders", "--status", "succeeded")
-        return [r for r in rows if r["event_id"] == event_id]
-
-    await wait_until(succeeded, timeout=30, interval=0.3, message="the webhook's execution to succeed")
+    listing = ("executions", "list", "--workflow", "cli orders", "--status", "succeeded")
+    await cli.wait_listed(event_id, *listing, message="the webhook's execution to succeed")
     assert sink.paths("/orders")[0].json() == {"order": "A-7", "note": "v2"}
     assert {k.lower(): v for k, v in sink.paths("/orders")[0].headers.items()}["x-token"] == planted
     traced = await cli.ok("trace", event_id)
@@ -238,61 +262,31 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path, sink:
         assert traced["input"] == {"order_id": "A-7"}
 
     # A dead letter, replayed by its id once the target accepts again.
-    dead = await cli.ok(
-        "webhook",
-        "send",
-        "cli flaky",
-        "--data",
-        '{"order_id": "F-1"}',
-        env={"IPAAS_WEBHOOK_SECRET": flaky["webhook"]["secret"]},
-    )
-
-    async def in_dlq() -> Any:
-        rows = await cli.ok("dlq", "list", "--workflow", "cli flaky")
-        return [r for r in rows if r["event_id"] == dead["event_id"]]
-
-    letter = (await wait_until(in_dlq, timeout=30, interval=0.3, message="a dead letter"))[0]
+    dead = await cli.send("cli flaky", '{"order_id": "F-1"}', flaky["webhook"]["secret"])
+    letter = (
+        await cli.wait_listed(dead["event_id"], "dlq", "list", "--workflow", "cli flaky", message="a dead letter")
+    )[0]
     assert "400" in letter["reason"]
     failing["on"] = False
     await cli.ok("dlq", "replay", dead["event_id"])
-
-    async def replayed() -> Any:
-        return (await cli.ok("trace", dead["event_id"]))["status"] == "succeeded"
-
-    await wait_until(replayed, timeout=30, interval=0.3, message="the replayed event to succeed")
+    await cli.wait_succeeded(dead["event_id"], "the replayed event to succeed")
 
     # dlq replay by filter: a job with progress where the server offers it, else a clear error.
     failing["on"] = True
-    again = await cli.ok(
-        "webhook",
-        "send",
-        "cli flaky",
-        "--data",
-        '{"order_id": "F-2"}',
-        env={"IPAAS_WEBHOOK_SECRET": flaky["webhook"]["secret"]},
-    )
+    again = await cli.send("cli flaky", '{"order_id": "F-2"}', flaky["webhook"]["secret"])
     await wait_until(
         lambda: any(r.path == "/flaky" and b"F-2" in r.body for r in sink.requests),
         timeout=20,
         message="the second flaky delivery",
     )
-
-    async def second_dead() -> Any:
-        rows = await cli.ok("dlq", "list", "--workflow", "cli flaky")
-        return [r for r in rows if r["event_id"] == again["event_id"]]
-
-    await wait_until(second_dead, timeout=30, interval=0.3, message="the second dead letter")
+    await cli.wait_listed(again["event_id"], "dlq", "list", "--workflow", "cli flaky", message="the second dead letter")
     failing["on"] = False
     bulk = await cli("dlq", "replay", "--workflow", "cli flaky", "--since", "1h", "--json")
     paths = api(gateway, "GET", "/openapi.json")["paths"]
     if "/api/dlq/replay" in paths:
         assert bulk.rc == 0, bulk.err
         assert bulk.json()["state"] == "done" and bulk.json()["percent"] == 100
-
-        async def replayed_again() -> Any:
-            return (await cli.ok("trace", again["event_id"]))["status"] == "succeeded"
-
-        await wait_until(replayed_again, timeout=30, interval=0.3, message="the bulk replay to succeed")
+        await cli.wait_succeeded(again["event_id"], "the bulk replay to succeed")
     else:
         assert bulk.rc == 1, bulk.out + bulk.err
         assert bulk.json()["error"]["code"] == "not_supported"
@@ -310,8 +304,7 @@ async def test_cli_drives_the_stack(stack: ServiceProcess, tmp_path: Path, sink:
 async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceProcess, tmp_path: Path) -> None:
     gateway = stack
     cli = Cli(tmp_path / "config")
-    email = f"{uuid.uuid4().hex[:8]}@example.com"
-    api(gateway, "POST", "/api/auth/register", body={"email": email, "password": PASSWORD})
+    email = register(gateway)
 
     # Not logged in yet: usage (2), saying what to do.
     ran = await cli("workflows", "list")
@@ -321,8 +314,8 @@ async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceP
         "login", "--server", gateway.url, "--email", email, "--password-stdin", "--json", stdin="wrong password\n"
     )
     assert ran.rc == 1 and ran.json()["error"]["status"] == 401
-    assert not (tmp_path / "config" / "ipaas" / "config.json").exists()
-    await cli.ok("login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n")
+    assert not cli.config_file.exists()
+    await cli.login(gateway, email)
 
     ran = await cli("apply", "-f", str(tmp_path / "missing"))
     assert ran.rc == 2 and "no such file or directory" in ran.err
@@ -330,15 +323,8 @@ async def test_cli_bad_input_exits_non_zero_with_a_clear_message(stack: ServiceP
     bad.write_text("name: no trigger\naction: {type: http_request, config: {url: 'http://x.example'}}\n")
     ran = await cli("apply", "-f", str(bad), "--json")
     assert ran.rc == 2 and "trigger" in ran.json()["error"]["message"]
-    assert (
-        api(
-            gateway,
-            "GET",
-            "/api/workflows",
-            (json.loads((tmp_path / "config" / "ipaas" / "config.json").read_text()))["contexts"]["default"]["token"],
-        )["data"]
-        == []
-    )
+    token = json.loads(cli.config_file.read_text())["contexts"]["default"]["token"]
+    assert api(gateway, "GET", "/api/workflows", token)["data"] == []
     bad.write_text("name: [unclosed\n")
     ran = await cli("apply", "-f", str(bad))
     assert ran.rc == 2 and "not valid YAML" in ran.err
@@ -388,9 +374,7 @@ async def test_cli_slack_bot_token_and_credentials_named_in_steps(
     _, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
     service("services.executor", env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_SLACK_API_URL=fake_slack.url))
     cli = Cli(tmp_path / "config")
-    email = f"{uuid.uuid4().hex[:8]}@example.com"
-    api(gateway, "POST", "/api/auth/register", body={"email": email, "password": PASSWORD})
-    await cli.ok("login", "--server", gateway.url, "--email", email, "--password-stdin", stdin=PASSWORD + "\n")
+    await cli.login(gateway, register(gateway))
 
     bot_token = f"xoxb-{uuid.uuid4().hex}"
     created = await cli.ok("credentials", "create", "team bot", "--type", "slack", stdin=bot_token + "\n")
@@ -417,20 +401,9 @@ steps:
     assert got["steps"][1]["action"]["credential_id"] == created["id"]
     assert (await cli.ok("apply", "-f", str(manifest)))["workflows"][0]["change"] == "unchanged"
 
-    sent = await cli.ok(
-        "webhook",
-        "send",
-        "cli steps",
-        "--data",
-        '{"amount": 150}',
-        env={"IPAAS_WEBHOOK_SECRET": row["webhook"]["secret"]},
-    )
+    sent = await cli.send("cli steps", '{"amount": 150}', row["webhook"]["secret"])
     assert sent["status"] == 202
-
-    async def succeeded() -> Any:
-        return (await cli.ok("trace", sent["event_id"]))["status"] == "succeeded"
-
-    await wait_until(succeeded, timeout=30, interval=0.3, message="the multi-step execution to succeed")
+    await cli.wait_succeeded(sent["event_id"], "the multi-step execution to succeed")
     [posted] = fake_slack.paths("/api/chat.postMessage")
     # The stored secret is the bot token: the Web API is called with it.
     assert {k.lower(): v for k, v in posted.headers.items()}["authorization"] == f"Bearer {bot_token}"

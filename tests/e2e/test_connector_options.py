@@ -1,6 +1,7 @@
 """Connector options end to end (executor as a process, real NATS and Postgres, fake targets).
 
 - ``http_request``: query parameters, a form body, and a response mapping whose parts land in the output;
+  a JSON body of typed templates carries numbers, booleans and lists to the target as such;
 - Slack ``blocks`` and Discord ``embeds`` reach the target with typed values;
 - ``nats_publish``: the rendered payload reaches a subscriber on the tenant's own subject, once per event.
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 import nats
@@ -31,39 +34,73 @@ from tests.helpers.fakes import (
 from tests.helpers.wait import wait_until
 
 
-async def test_http_query_form_and_response_mapping(bus, db, nats_url, database_url, service, sink):
+@pytest.fixture
+def run_http_request(bus, db, nats_url, database_url, service) -> Callable[..., Awaitable[Any]]:
+    """``await run_http_request(config, payload)``: one event with ``payload`` through a new tenant's
+    ``http_request`` workflow with ``config``, run by an executor process; returns its row, once succeeded."""
+
+    async def run(config: dict[str, Any], payload: dict[str, Any]) -> Any:
+        tenant = await create_tenant(db)
+        wf = await create_workflow(db, tenant, definition("http_request", config))
+        service("services.executor", env=executor_env(nats_url, database_url))
+        event = await publish_event(bus, tenant, wf, payload)
+        row = await final_row(db, event.event_id)
+        assert row["status"] == "succeeded", row["error"]
+        return row
+
+    return run
+
+
+async def test_http_query_form_and_response_mapping(run_http_request, sink):
     answer = {"data": {"id": "cus_9", "tags": ["vip"]}, "items": [{"n": 1}, {"n": 2}]}
     sink.behaviour = always(Answer(200, json.dumps(answer), {"Content-Type": "application/json"}))
-    tenant = await create_tenant(db)
-    wf = await create_workflow(
-        db,
-        tenant,
-        definition(
-            "http_request",
-            {
-                "method": "POST",
-                "url": f"{sink.url}/lookup?fixed=1",
-                "query": {"email": "{{ payload.email }}", "n": "{{ payload.n }}"},
-                "form": {"name": "{{ payload.name }}", "note": "a&b=c"},
-                "response": {
-                    "customer": "data.id",
-                    "first_tag": "data.tags.0",
-                    "second": "items.1.n",
-                    "missing": "data.nope.deeper",
-                },
+    row = await run_http_request(
+        {
+            "method": "POST",
+            "url": f"{sink.url}/lookup?fixed=1",
+            "query": {"email": "{{ payload.email }}", "n": "{{ payload.n }}"},
+            "form": {"name": "{{ payload.name }}", "note": "a&b=c"},
+            "response": {
+                "customer": "data.id",
+                "first_tag": "data.tags.0",
+                "second": "items.1.n",
+                "missing": "data.nope.deeper",
             },
-        ),
+        },
+        {"email": "ada@example.com", "n": 3, "name": "Ada L"},
     )
-    service("services.executor", env=executor_env(nats_url, database_url))
-    event = await publish_event(bus, tenant, wf, {"email": "ada@example.com", "n": 3, "name": "Ada L"})
-    row = await final_row(db, event.event_id)
-    assert row["status"] == "succeeded", row["error"]
     seen = sink.paths("/lookup")[0]
     assert seen.query == {"fixed": "1", "email": "ada@example.com", "n": "3"}
     assert seen.headers["Content-Type"] == "application/x-www-form-urlencoded"
     assert parse_qs(seen.body.decode()) == {"name": ["Ada L"], "note": ["a&b=c"]}
     output = json.loads(row["output"]) if isinstance(row["output"], str) else row["output"]
     assert output["data"] == {"customer": "cus_9", "first_tag": "vip", "second": 2, "missing": None}
+
+
+async def test_a_json_body_carries_typed_values_to_the_target(run_http_request, sink):
+    await run_http_request(
+        {
+            "method": "POST",
+            "url": f"{sink.url}/orders",
+            "body": {
+                "amount": "{{ payload.amount }}",
+                "paid": "{{ payload.amount > 100 }}",
+                "skus": "{{ payload.lines | map(attribute='sku') | list }}",
+                "label": "order {{ payload.id }}",
+                "id": "{{ payload.id }}",
+                "day": "{{ payload.at | date('%Y-%m-%d') }}",
+            },
+        },
+        {"amount": 142.5, "id": "A-17", "at": "2026-03-04T05:06:07Z", "lines": [{"sku": "S-1"}, {"sku": "S-2"}]},
+    )
+    assert sink.paths("/orders")[0].json() == {
+        "amount": 142.5,
+        "paid": True,
+        "skus": ["S-1", "S-2"],
+        "label": "order A-17",
+        "id": "A-17",
+        "day": "2026-03-04",
+    }
 
 
 async def test_slack_blocks_and_discord_embeds(bus, db, nats_url, database_url, service):

@@ -32,9 +32,8 @@ from tests.helpers import browser
 from tests.helpers.auth_setup import PASSWORD
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import start_auth_and_gateway
+from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
-from tests.helpers.webhooks import signed
 
 pytestmark = [
     pytest.mark.skipif(browser.skip_reason() is not None, reason=str(browser.skip_reason())),
@@ -47,26 +46,6 @@ TRACE_TEMPLATE = "https://jaeger.example/trace/{trace_id}"
 # API's 404 message, and the browser logs the 404 of that one request.
 AWAITED_ROUTES = ("/api/keys", "/api/dlq/replay")
 UI_TIMEOUT_MS = 20_000
-
-
-@dataclass
-class Stack:
-    gateway: ServiceProcess
-    http: aiohttp.ClientSession
-    email: str
-    token: str = ""
-
-    async def call(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        headers = {"Authorization": f"Bearer {self.token}"}
-        async with self.http.request(method, f"{self.gateway.url}{path}", json=body, headers=headers) as r:
-            text = await r.text()
-            return r.status, (json.loads(text) if text else None)
-
-    async def send_webhook(self, url: str, secret: str, payload: dict[str, Any]) -> str:
-        body = json.dumps(payload)
-        async with self.http.post(url, data=body, headers=signed(secret, body)) as r:
-            assert r.status == 202, await r.text()
-            return str((await r.json())["data"]["event_id"])
 
 
 @dataclass
@@ -102,19 +81,20 @@ class Watch:
 @pytest.fixture
 async def stack(
     service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
-) -> AsyncIterator[Stack]:
+) -> AsyncIterator[Api]:
+    """The operator's client of the gateway: registered here, it takes the token the console got at login."""
     _, gateway = start_auth_and_gateway(
         service, database_url, nats_url, tmp_path, gateway={"IPAAS_TRACE_URL_TEMPLATE": TRACE_TEMPLATE}
     )
     service("services.executor", env=executor_env(nats_url, database_url))
     async with aiohttp.ClientSession() as http:
-        s = Stack(gateway=gateway, http=http, email=f"ops-{uuid.uuid4().hex[:8]}@example.com")
-        status, _ = await s.call("POST", "/api/auth/register", {"email": s.email, "password": PASSWORD})
-        assert status == 201
+        s = Api(http, gateway.url)
+        s.email = f"ops-{uuid.uuid4().hex[:8]}@example.com"
+        await s.call("POST", "/api/auth/register", {"email": s.email, "password": PASSWORD}, expect=201)
         yield s
 
 
-async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tmp_path: Path) -> None:
+async def test_an_operator_drives_the_platform_from_the_console(stack: Api, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright, expect
 
     expect.set_options(timeout=UI_TIMEOUT_MS)
@@ -124,7 +104,7 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             Answer(status=400, body="bad order") if failing["on"] else Answer(status=200, body='{"ok": true}')
         )
     ).start()
-    base = stack.gateway.url
+    base = stack.base
     watch = Watch()
     try:
         async with async_playwright() as pw:
@@ -181,6 +161,7 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             secret = (await page.locator("#new-webhook-secret").inner_text()).strip()
             hook_url = (await page.locator("#new-webhook-url").inner_text()).strip()
             assert secret.startswith("whsec_") and hook_url.startswith(f"{base}/hooks/")
+            hook = {"url": hook_url.removeprefix(base), "secret": secret}  # as the API shows a workflow's webhook
             workflow_id = hook_url.rsplit("/", 1)[1]
             await expect(page.locator("#workflow-list")).to_contain_text("orders to the shop")
 
@@ -188,7 +169,7 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             await page.goto(f"{base}/console/executions")
             await expect(page.locator("#execution-list .empty")).to_be_visible()
             await page.evaluate("window.sameDocument = 'yes'")
-            event_id = await stack.send_webhook(hook_url, secret, {"order_id": "A-1001"})
+            event_id, _ = await stack.webhook({"webhook": hook}, {"order_id": "A-1001"})
             row = page.locator("#execution-list tr", has=page.locator(f"a[data-event-id='{event_id}']"))
             await expect(row).to_contain_text("succeeded")
             assert await page.evaluate("window.sameDocument") == "yes", "the page was reloaded"
@@ -198,9 +179,9 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             await row.locator("a.execution-link").click()
             await page.wait_for_url("**/console/execution?id=*")
             execution_id = page.url.rsplit("=", 1)[1]
-            status, detail = await stack.call("GET", f"/api/executions/{execution_id}")
-            assert status == 200 and detail["data"]["event_id"] == event_id
-            trace_id = detail["data"]["trace_id"]
+            detail = await stack.data("GET", f"/api/executions/{execution_id}", expect=200)
+            assert detail["event_id"] == event_id
+            trace_id = detail["trace_id"]
             link = page.locator("#trace-link")
             await expect(link).to_have_attribute("href", TRACE_TEMPLATE.format(trace_id=trace_id))
             await expect(page.locator("#status")).to_contain_text("succeeded")
@@ -208,11 +189,10 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
 
             # A dead letter (the target refuses for good), replayed from the DLQ page once it is fixed.
             failing["on"] = True
-            dead_event = await stack.send_webhook(hook_url, secret, {"order_id": "A-1002"})
+            dead_event, _ = await stack.webhook({"webhook": hook}, {"order_id": "A-1002"})
 
             async def dead_letter() -> bool:
-                status, page_ = await stack.call("GET", "/api/dlq")
-                return status == 200 and any(d["event_id"] == dead_event for d in page_["data"])
+                return any(d["event_id"] == dead_event for d in await stack.data("GET", "/api/dlq", expect=200))
 
             await wait_until(dead_letter, timeout=20, message="the refused event in the DLQ")
             await page.goto(f"{base}/console/dlq")
@@ -223,8 +203,10 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             await expect(page.locator("#dlq-list .action-result").first).to_contain_text("replayed")
 
             async def replayed() -> bool:
-                status, page_ = await stack.call("GET", f"/api/executions?workflow_id={workflow_id}&status=succeeded")
-                return status == 200 and any(e["event_id"] == dead_event for e in page_["data"])
+                page_ = await stack.data(
+                    "GET", f"/api/executions?workflow_id={workflow_id}&status=succeeded", expect=200
+                )
+                return any(e["event_id"] == dead_event for e in page_)
 
             await wait_until(replayed, timeout=20, message="the replayed event to succeed")
             assert [r.json() for r in sink.requests].count({"id": "A-1002"}) == 2  # refused once, then delivered
@@ -233,7 +215,7 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             failing["on"] = True
             await page.goto(f"{base}/console/executions")
             await expect(page.locator("#execution-list tbody tr")).to_have_count(2)
-            last_event = await stack.send_webhook(hook_url, secret, {"order_id": "A-1003"})
+            last_event, _ = await stack.webhook({"webhook": hook}, {"order_id": "A-1003"})
             last_row = page.locator("#execution-list tr", has=page.locator(f"a[data-event-id='{last_event}']"))
             await expect(last_row).to_contain_text("dead")
             await expect(last_row).to_contain_text("400")
@@ -268,7 +250,7 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             rotated = (await page.locator("#rotated-secret").inner_text()).strip()
             assert rotated.startswith("whsec_") and rotated != secret
             await expect(page.locator("#rotation")).to_contain_text("previous secret stays valid until")
-            await stack.send_webhook(hook_url, rotated, {"order_id": "A-1004"})
+            await stack.webhook({"webhook": {**hook, "secret": rotated}}, {"order_id": "A-1004"})
 
             # A new version from the editor, the diff between the two, a rollback, disable and enable.
             definition = json.loads(await page.locator("#definition").input_value())
@@ -280,9 +262,9 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             await expect(page.locator("#diff .del")).to_have_count(1)  # the line that gained a comma
             await page.click("button.rollback[data-version='1']")
             await expect(page.locator("#current-version")).to_have_text("3")
-            status, versions = await stack.call("GET", f"/api/workflows/{workflow_id}/versions")
-            assert status == 200 and [v["version"] for v in versions["data"]] == [1, 2, 3]
-            assert versions["data"][2]["definition"]["action"] == versions["data"][0]["definition"]["action"]
+            versions = await stack.data("GET", f"/api/workflows/{workflow_id}/versions", expect=200)
+            assert [v["version"] for v in versions] == [1, 2, 3]
+            assert versions[2]["definition"]["action"] == versions[0]["definition"]["action"]
             await page.click("#toggle-active")
             await expect(page.locator("#summary")).to_contain_text("inactive")
             await page.click("#toggle-active")
@@ -296,7 +278,7 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
 
             # A multi-step workflow: its page lists the steps; an execution's page, each step's checkpoint.
             step_url = f"{sink.url}/steps"
-            status, created = await stack.call(
+            multi = await stack.data(
                 "POST",
                 "/api/workflows",
                 {
@@ -312,22 +294,21 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
                         },
                     ],
                 },
+                expect=201,
             )
-            assert status == 201, created
-            multi = created["data"]
             await page.goto(f"{base}/console/workflow?id={multi['id']}")
             step_rows = page.locator("#steps tbody tr")
             await expect(step_rows).to_have_count(3)
             await expect(page.locator("#steps tr[data-step-id=lookup]")).to_contain_text("http_request")
             await expect(page.locator("#steps tr[data-step-id=big]")).to_contain_text("payload.amount > 100")
             await expect(page.locator("#steps tr[data-step-id=notify]")).to_contain_text("at most 2 attempt(s)")
-            multi_event = await stack.send_webhook(
-                f"{base}{multi['webhook']['url']}", multi["webhook"]["secret"], {"amount": 150}
-            )
+            multi_event, _ = await stack.webhook(multi, {"amount": 150})
 
             async def multi_done() -> Any:
-                status, page_ = await stack.call("GET", f"/api/executions?workflow_id={multi['id']}&status=succeeded")
-                return status == 200 and [e["id"] for e in page_["data"] if e["event_id"] == multi_event]
+                page_ = await stack.data(
+                    "GET", f"/api/executions?workflow_id={multi['id']}&status=succeeded", expect=200
+                )
+                return [e["id"] for e in page_ if e["event_id"] == multi_event]
 
             [multi_execution] = await wait_until(multi_done, timeout=20, message="the multi-step execution")
             await page.goto(f"{base}/console/execution?id={multi_execution}")
@@ -387,7 +368,8 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Stack, tm
             await expect(page.locator("#gateway-ready")).to_contain_text("ready")
             await expect(page.locator("#not-exposed")).to_contain_text("Consumer lag")
             await page.goto(f"{base}/console/keys")
-            keys_status, keys_body = await stack.call("GET", "/api/keys")
+            async with stack.http.get(f"{base}/api/keys", headers=stack.headers) as r:
+                keys_status, keys_body = r.status, await r.json()
             if keys_status == 404:
                 await expect(page.locator("#key-list .flash.error")).to_contain_text(
                     f"{keys_body['error']['message']} ({keys_body['error']['code']}, HTTP 404)"

@@ -16,9 +16,9 @@ import uuid
 from typing import Any
 
 import pytest
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.helpers.exemplars import OPENMETRICS, exemplar_trace_ids
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import Answer, definition, executor_env, publish_event
 from tests.helpers.monitoring import metric_names
@@ -26,8 +26,6 @@ from tests.helpers.services import ServiceProcess, metrics_text
 from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.slow]
-
-OPENMETRICS = "application/openmetrics-text; version=1.0.0"
 
 
 def scrape(svc: ServiceProcess, accept: str | None = None) -> str:
@@ -119,15 +117,7 @@ async def test_metrics_after_a_known_workload(
 
     # OpenMetrics, when asked for: parses, and the duration's exemplars are executions' trace ids.
     om = await asyncio.to_thread(scrape, ex, OPENMETRICS)
-    families = list(openmetrics_families(om))  # type: ignore[no-untyped-call]
-    exemplars = {
-        s.exemplar.labels["trace_id"]
-        for f in families
-        for s in f.samples
-        if s.name == "ipaas_executor_action_duration_seconds_bucket"
-        and s.exemplar is not None
-        and s.labels.get("connector") == "http_request"
-    }
+    exemplars = exemplar_trace_ids(om, "ipaas_executor_action_duration_seconds_bucket", connector="http_request")
     assert exemplars, "no trace-id exemplar in the OpenMetrics exposition"
     traces = {
         r["trace_id"]

@@ -45,9 +45,8 @@ from tests.helpers.nats_probes import (
     refused_requests,
     refused_subscriptions,
 )
-from tests.helpers.stack_processes import Api
+from tests.helpers.stack_processes import Api, every_second
 from tests.helpers.wait import wait_until
-from tests.helpers.webhooks import signed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 Launch = Callable[[Path, dict[str, str]], Run]
@@ -68,14 +67,6 @@ async def connect_as(state: dict[str, Any], identity: str, errors: list[str]) ->
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
-
-
-async def send_webhook(api: Api, workflow: dict[str, Any], body: str) -> dict[str, Any]:
-    headers = signed(workflow["webhook"]["secret"], body)
-    async with api.http.post(f"{api.base}{workflow['webhook']['url']}", data=body, headers=headers) as resp:
-        assert resp.status == 202, await resp.text()
-        accepted: dict[str, Any] = (await resp.json())["data"]
-        return accepted
 
 
 async def check_resolve_permissions(state: dict[str, Any], tenant_id: str, credential_id: str) -> None:
@@ -174,50 +165,24 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
     async with aiohttp.ClientSession() as http:
         api = Api(http, state["services"]["gateway"])
         registered = await api.sign_up()
-        cred = await api.call(
-            "POST",
-            "/api/credentials",
-            {"name": "sink key", "type": "http", "secret": {"headers": {"X-Api-Key": "k-launched"}}},
-            expect=201,
-        )
+        cred = await api.credential("sink key", "http", {"headers": {"X-Api-Key": "k-launched"}})
         action = {
             "type": "http_request",
-            "credential_id": cred["data"]["id"],
+            "credential_id": cred["id"],
             "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
         }
-        created = await api.call(
-            "POST",
-            "/api/workflows",
-            {"name": "orders", "trigger": {"type": "webhook"}, "action": action},
-            expect=201,
-        )
-        workflow = created["data"]
+        workflow = await api.webhook_workflow("orders", action)
 
-        accepted = await send_webhook(api, workflow, json.dumps({"id": "A-1"}))
+        event_id, _ = await api.webhook(workflow, {"id": "A-1"})
         await wait_until(lambda: sink.paths("/orders"), timeout=20, message="the sink to be called")
         call = sink.paths("/orders")[0]
         assert call.json() == {"id": "A-1"} and call.headers.get("X-Api-Key") == "k-launched"
-
-        async def succeeded() -> Any:
-            page = await api.call("GET", f"/api/executions?workflow_id={workflow['id']}", expect=200)
-            return [e for e in page["data"] if e["status"] == "succeeded"]
-
-        rows = await wait_until(succeeded, timeout=20, message="a succeeded execution")
-        assert rows[0]["event_id"] == accepted["event_id"]
+        assert (await api.execution(workflow["id"], timeout=20))["event_id"] == event_id
 
         # The scheduler learns of a new schedule (change feed) and publishes its events.
-        ticking = await api.call(
-            "POST",
-            "/api/workflows",
-            {
-                "name": "ticks",
-                "trigger": {"type": "schedule", "interval_seconds": 1},
-                "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}},
-            },
-            expect=201,
-        )
+        ticking = await api.data("POST", "/api/workflows", every_second("ticks", f"{sink.url}/tick"), expect=201)
         await wait_until(lambda: sink.paths("/tick"), timeout=20, message="a scheduled run")
-        await api.call("PATCH", f"/api/workflows/{ticking['data']['id']}", {"is_active": False}, expect=200)
+        await api.call("PATCH", f"/api/workflows/{ticking['id']}", {"is_active": False}, expect=200)
 
         # Gateway -> executor request/reply over NATS (svc.executor.dry_run).
         dry = await api.call(
@@ -235,7 +200,7 @@ async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, lau
         )
         assert dry["data"]["status"] == "succeeded" and sink.paths("/dry")[0].json() == {"id": "D-1"}
 
-    await check_resolve_permissions(state, registered["tenant_id"], cred["data"]["id"])
+    await check_resolve_permissions(state, registered["tenant_id"], cred["id"])
     await check_least_privilege(state)
     await check_database_roles(state)
     assert set(pg_passwords(state)) == set(ALL_ROLES) and mode(Path(state["pg_users_file"])) == 0o600

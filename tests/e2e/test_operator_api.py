@@ -22,7 +22,7 @@ import pytest
 from tests.e2e.test_stack_e2e import Stack
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import start_auth_and_gateway
+from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
 
 REFRESH = 1.0
@@ -46,11 +46,17 @@ async def stack(
         yield s
 
 
-async def _as(stack: Stack, key: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    async with stack.http.request(
-        method, f"{stack.gateway.url}{path}", json=body, headers={"Authorization": f"Bearer {key}"}
-    ) as resp:
-        return resp.status, await resp.json()
+async def _key(stack: Stack, name: str, scopes: list[str]) -> tuple[Api, dict[str, Any]]:
+    """A new API key of the signed-up user, and a client of the same gateway that authenticates with it."""
+    created = await stack.data("POST", "/api/keys", {"name": name, "scopes": scopes}, expect=201)
+    client = Api(stack.http, stack.base)
+    client.token = created["key"]
+    return client, created
+
+
+async def _status(client: Api, method: str, path: str) -> int:
+    async with client.http.request(method, f"{client.base}{path}", headers=client.headers) as resp:
+        return resp.status
 
 
 @pytest.mark.slow
@@ -58,68 +64,48 @@ async def _as(stack: Stack, key: str, method: str, path: str, body: Any = None) 
 async def test_a_key_finds_an_event_and_replays_it_by_filter(stack: Stack, sink: FakeSink) -> None:
     fixed = {"value": False}
     sink.behaviour = lambda _req, _n: Answer(200) if fixed["value"] else Answer(400, "bad order")
-    writer = (await stack.call("POST", "/api/keys", {"name": "deploy", "scopes": ["write"]}, expect=201))["data"]
-    operator = (await stack.call("POST", "/api/keys", {"name": "on call", "scopes": ["read", "replay"]}, expect=201))[
-        "data"
-    ]
-    status, created = await _as(
-        stack,
-        writer["key"],
-        "POST",
-        "/api/workflows",
-        {
-            "name": "orders",
-            "trigger": {"type": "webhook"},
-            "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/orders"}},
-        },
+    writer, _ = await _key(stack, "deploy", ["write"])
+    operator, operator_key = await _key(stack, "on call", ["read", "replay"])
+    created = await writer.webhook_workflow(
+        "orders", {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/orders"}}
     )
-    assert status == 201, created
-    wf = created["data"]["id"]
-    status, run = await _as(
-        stack,
-        writer["key"],
-        "POST",
-        f"/api/workflows/{wf}/run",
-        {"payload": {"order": 7, "password": "correct horse battery"}},
+    wf = created["id"]
+    run = await writer.data(
+        "POST", f"/api/workflows/{wf}/run", {"payload": {"order": 7, "password": "correct horse battery"}}, expect=202
     )
-    assert status == 202, run
-    event_id = run["data"]["event_id"]
-    key = operator["key"]
+    event_id = run["event_id"]
 
     async def dead() -> Any:
-        _, page = await _as(stack, key, "GET", f"/api/executions?event_id={event_id}")
-        return page["data"][0] if page["data"] and page["data"][0]["status"] == "dead" else None
+        page = await operator.data("GET", f"/api/executions?event_id={event_id}", expect=200)
+        return page[0] if page and page[0]["status"] == "dead" else None
 
     execution = await wait_until(dead, timeout=20, message="the event dead (a permanent 400)")
-    _, detail = await _as(stack, key, "GET", f"/api/executions/{execution['id']}")
-    assert detail["data"]["input"] == {"order": 7, "password": "[REDACTED]"}
-    assert [(t["attempt"], t["outcome"], t["http_status"]) for t in detail["data"]["attempt_history"]] == [
-        (1, "dead", 400)
-    ]
-    assert (await _as(stack, key, "PATCH", f"/api/workflows/{wf}", {"is_active": False}))[0] == 403
+    detail = await operator.data("GET", f"/api/executions/{execution['id']}", expect=200)
+    assert detail["input"] == {"order": 7, "password": "[REDACTED]"}
+    assert [(t["attempt"], t["outcome"], t["http_status"]) for t in detail["attempt_history"]] == [(1, "dead", 400)]
+    await operator.call("PATCH", f"/api/workflows/{wf}", {"is_active": False}, expect=403)
 
     fixed["value"] = True
-    status, job = await _as(stack, key, "POST", "/api/dlq/replay", {"workflow_id": wf, "reason": "400"})
-    assert status == 202 and job["data"]["total"] == 1, job
+    job = await operator.data("POST", "/api/dlq/replay", {"workflow_id": wf, "reason": "400"}, expect=202)
+    assert job["total"] == 1, job
 
     async def job_done() -> bool:
-        _, now = await _as(stack, key, "GET", f"/api/dlq/replay/{job['data']['id']}")
-        return bool(now["data"]["percent"] == 100 and now["data"]["state"] == "done")
+        now = await operator.data("GET", f"/api/dlq/replay/{job['id']}", expect=200)
+        return bool(now["percent"] == 100 and now["state"] == "done")
 
     await wait_until(job_done, timeout=20, message="the replay job at 100 %")
 
     async def succeeded() -> Any:
-        _, page = await _as(stack, key, "GET", f"/api/executions?workflow_id={wf}&status=succeeded")
-        return page["data"]
+        return await operator.data("GET", f"/api/executions?workflow_id={wf}&status=succeeded", expect=200)
 
     done = await wait_until(succeeded, timeout=20, message="the replayed event succeeded")
     assert [e["event_id"] for e in done] == [event_id] and done[0]["attempts"] == 1
-    _, detail = await _as(stack, key, "GET", f"/api/executions/{done[0]['id']}")
-    assert [t["outcome"] for t in detail["data"]["attempt_history"]] == ["dead", "succeeded"]
+    detail = await operator.data("GET", f"/api/executions/{done[0]['id']}", expect=200)
+    assert [t["outcome"] for t in detail["attempt_history"]] == ["dead", "succeeded"]
     assert sink.calls == 2
 
-    await stack.call("DELETE", f"/api/keys/{operator['id']}", expect=200)
+    await stack.call("DELETE", f"/api/keys/{operator_key['id']}", expect=200)
     started = time.monotonic()
-    while (await _as(stack, key, "GET", "/api/executions"))[0] == 200:
+    while await _status(operator, "GET", "/api/executions") == 200:
         assert time.monotonic() - started < REFRESH + 2.0, "a revoked key is still accepted"
-    assert (await _as(stack, key, "GET", "/api/executions"))[0] == 401
+    assert await _status(operator, "GET", "/api/executions") == 401

@@ -29,19 +29,7 @@ CRON = "*/10 * * * * *"  # every 10 s, the shortest interval allowed by default
 PERIOD = 10
 SLOTS = 2
 BACKUP_DELAY = 2.0
-
-
-def _replicas(service: Callable[..., ServiceProcess], nats_url: str, database_url: str) -> list[ServiceProcess]:
-    env = {
-        "NATS_URL": nats_url,
-        "DATABASE_URL": database_url,
-        "LOG_LEVEL": "INFO",
-        "IPAAS_SCHEDULER_BACKUP_DELAY_SECONDS": str(BACKUP_DELAY),
-    }
-    replicas = [service("services.scheduler", env=env, wait=False) for _ in range(2)]
-    for replica in replicas:
-        replica.wait_ready(60)
-    return replicas
+REPLICA = {"LOG_LEVEL": "INFO", "IPAAS_SCHEDULER_BACKUP_DELAY_SECONDS": str(BACKUP_DELAY)}  # each replica's settings
 
 
 def _value(replica: ServiceProcess, name: str) -> float:
@@ -98,10 +86,10 @@ def _check_once_each(fires: list[Fire], ids: list[uuid.UUID], first: int, last: 
 async def test_two_replicas_split_a_thousand_schedules_and_store_each_slot_once(
     nats_url: str,
     database_url: str,
-    service: Callable[..., ServiceProcess],
+    scheduler_processes: Callable[..., list[ServiceProcess]],
 ) -> None:
     ids = await create_schedules(database_url, SCHEDULES, CRON)
-    replicas = await asyncio.to_thread(_replicas, service, nats_url, database_url)
+    replicas = await asyncio.to_thread(scheduler_processes, REPLICA, REPLICA, timeout=60)
     await wait_until(
         lambda: all(_value(r, "ipaas_scheduler_replicas") == 2 for r in replicas),
         timeout=10,
@@ -123,10 +111,10 @@ async def test_two_replicas_split_a_thousand_schedules_and_store_each_slot_once(
 async def test_a_killed_replica_leaves_no_slot_unfired(
     nats_url: str,
     database_url: str,
-    service: Callable[..., ServiceProcess],
+    scheduler_processes: Callable[..., list[ServiceProcess]],
 ) -> None:
     ids = await create_schedules(database_url, SCHEDULES, CRON)
-    survivor, doomed = await asyncio.to_thread(_replicas, service, nats_url, database_url)
+    survivor, doomed = await asyncio.to_thread(scheduler_processes, REPLICA, REPLICA, timeout=60)
     await wait_until(
         lambda: _value(survivor, "ipaas_scheduler_replicas") == 2, timeout=10, message="the replicas hear each other"
     )

@@ -13,7 +13,7 @@ import asyncpg
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.scheduler import schedule_definition, scheduler_env, stored_events
+from tests.helpers.scheduler import schedule_definition, stored_events
 from tests.helpers.services import ServiceProcess, metric, metrics_text
 from tests.helpers.wait import wait_until
 
@@ -29,19 +29,12 @@ def fires_reported(svc: ServiceProcess) -> float:
 
 
 async def test_two_replicas_fire_each_second_exactly_once_without_gaps(
-    bus: Bus,
-    db: asyncpg.Connection,
-    nats_url: str,
-    database_url: str,
-    service: Callable[..., Any],
+    bus: Bus, db: asyncpg.Connection, scheduler_processes: Callable[..., list[ServiceProcess]]
 ) -> None:
     tenant = await create_tenant(db)
     every_second = schedule_definition("every second", cron="* * * * * *", timezone="Europe/Paris")
     wf = await create_workflow(db, tenant, every_second)
-    env = scheduler_env(nats_url, database_url, LOG_LEVEL="INFO")
-    replicas = [service("services.scheduler", env=env, wait=False) for _ in range(2)]
-    for replica in replicas:
-        replica.wait_ready(30)
+    replicas = scheduler_processes({"LOG_LEVEL": "INFO"}, {"LOG_LEVEL": "INFO"})
     # Both replicas are firing from here on.
     start = len(await scheduled_events(bus, wf))
     await wait_until(

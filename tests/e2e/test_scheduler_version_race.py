@@ -26,7 +26,6 @@ from libs.common.models.events import event_id_for, schedule_dedup_key
 from services.scheduler.slots import slot_iso
 from tests.helpers.factories import add_version, create_tenant, create_workflow
 from tests.helpers.fakes import FakeSink, executor_env
-from tests.helpers.scheduler import scheduler_env
 from tests.helpers.services import ServiceProcess, metric, metrics_text
 from tests.helpers.wait import wait_until
 
@@ -76,16 +75,14 @@ async def test_version_changes_at_slot_boundaries_give_one_run_per_slot_with_the
     nats_url: str,
     database_url: str,
     service: Callable[..., Any],
+    scheduler_processes: Callable[..., list[ServiceProcess]],
     sink: FakeSink,
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, definition(sink.url, "v1", 1))
     service("services.executor", env=executor_env(nats_url, database_url))
-    common = scheduler_env(nats_url, database_url)  # 1 s and 2 s schedules
-    fresh = service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "0.3"}, wait=False)
-    stale = service("services.scheduler", env={**common, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"}, wait=False)
-    await asyncio.to_thread(fresh.wait_ready, 30)
-    await asyncio.to_thread(stale.wait_ready, 30)
+    resync = "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS"  # 1 s and 2 s schedules
+    fresh, stale = await asyncio.to_thread(scheduler_processes, {resync: "0.3"}, {resync: "3600"})
     first = math.floor(time.time()) + 2  # both replicas fire every slot from here on
 
     # Each version holds SLOTS_PER_VERSION slots; each change lands 100 ms before a slot.

@@ -50,31 +50,15 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(
     stack: Stack, database_url: str, sinks: Any, db: asyncpg.Connection
 ) -> None:
     slack = await sinks()
-    cred = await stack.call(
-        "POST",
-        "/api/credentials",
+    cred = await stack.credential("team slack", "slack", {"webhook_url": f"{slack.url}/services/T000/B000/XXXXXXXX"})
+    workflow = await stack.webhook_workflow(
+        "orders to slack",
         {
-            "name": "team slack",
-            "type": "slack",
-            "secret": {"webhook_url": f"{slack.url}/services/T000/B000/XXXXXXXX"},
+            "type": "slack_message",
+            "credential_id": cred["id"],
+            "config": {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"},
         },
-        expect=201,
     )
-    created = await stack.call(
-        "POST",
-        "/api/workflows",
-        {
-            "name": "orders to slack",
-            "trigger": {"type": "webhook"},
-            "action": {
-                "type": "slack_message",
-                "credential_id": cred["data"]["id"],
-                "config": {"text": "New order {{ payload.order_id }} for {{ payload.amount }} EUR"},
-            },
-        },
-        expect=201,
-    )
-    workflow = created["data"]
     assert workflow["version"] == 1
     secret = workflow["webhook"]["secret"]
 
@@ -94,13 +78,7 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(
 
     await wait_until(lambda: slack.calls >= 1, timeout=20, message="slack to be called")
     assert slack.requests[0].json() == {"text": "New order A-1001 for 42 EUR"}
-
-    async def final_execution() -> Any:
-        page = await stack.call("GET", f"/api/executions?workflow_id={workflow['id']}", expect=200)
-        rows = [e for e in page["data"] if e["status"] == "succeeded"]
-        return rows[0] if rows else None
-
-    execution = await wait_until(final_execution, timeout=20, message="a succeeded execution")
+    execution = await stack.execution(workflow["id"], timeout=20)
     assert execution["event_id"] == accepted["event_id"]
     assert execution["attempts"] == 1
     assert execution["duration_ms"] is not None and execution["duration_ms"] >= 0
@@ -132,20 +110,14 @@ async def test_manual_run_and_dlq_replay_through_the_api(stack: Stack, sink: Fak
     from tests.helpers.fakes import Answer
 
     sink.behaviour = lambda _req, _n: Answer(status=200) if sink_ok["value"] else Answer(status=400, body="bad")
-    created = await stack.call(
-        "POST",
-        "/api/workflows",
+    created = await stack.webhook_workflow(
+        "manual http",
         {
-            "name": "manual http",
-            "trigger": {"type": "webhook"},
-            "action": {
-                "type": "http_request",
-                "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
-            },
+            "type": "http_request",
+            "config": {"method": "POST", "url": f"{sink.url}/orders", "body": {"id": "{{ payload.id }}"}},
         },
-        expect=201,
     )
-    wf = created["data"]["id"]
+    wf = created["id"]
     run = await stack.call("POST", f"/api/workflows/{wf}/run", {"payload": {"id": "7"}}, expect=202)
     event_id = run["data"]["event_id"]
 
@@ -161,13 +133,8 @@ async def test_manual_run_and_dlq_replay_through_the_api(stack: Stack, sink: Fak
 
     sink_ok["value"] = True
     await stack.call("POST", f"/api/dlq/{event_id}/replay", None, expect=202)
-
-    async def succeeded() -> Any:
-        page = await stack.call("GET", f"/api/executions?workflow_id={wf}", expect=200)
-        return [e for e in page["data"] if e["status"] == "succeeded"]
-
-    done = await wait_until(succeeded, timeout=20, message="the replay to succeed")
-    assert len(done) == 1 and done[0]["event_id"] == event_id
+    done = await stack.execution(wf, timeout=20)  # the replay succeeded
+    assert done["event_id"] == event_id
     page = await stack.call("GET", f"/api/executions?workflow_id={wf}", expect=200)
     assert len(page["data"]) == 1  # the same row, not a second one
     assert sink.calls == 2

@@ -17,10 +17,10 @@ import aiohttp
 import pytest
 
 from tests.helpers.fakes import Answer, Seen, executor_env
+from tests.helpers.scheduler import scheduler_env
 from tests.helpers.services import ServiceProcess
 from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
-from tests.helpers.webhooks import signed
 
 CUSTOMERS = {
     "C-1": {"name": "Ada", "amount": 250, "fields": [{"type": "mrkdwn", "text": "*tier* gold"}]},
@@ -36,7 +36,7 @@ async def stack(
     _, gateway = start_auth_and_gateway(
         service, database_url, nats_url, tmp_path, gateway={**often, "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2"}
     )
-    service("services.scheduler", env={"DATABASE_URL": database_url, "NATS_URL": nats_url, **often})
+    service("services.scheduler", env=scheduler_env(nats_url, database_url))
     service("services.executor", env=executor_env(nats_url, database_url))
     async with aiohttp.ClientSession() as http:
         s = Api(http, gateway.url)
@@ -105,23 +105,14 @@ async def wait_final(stack: Api, workflow_id: str, event_id: str | None = None) 
 
 async def test_lookup_filter_slack_from_a_signed_webhook_a_manual_run_and_a_schedule(stack: Api, sinks: Any) -> None:
     slack, crm = await sinks(), await sinks(lookup)
-    cred = await stack.data(
-        "POST",
-        "/api/credentials",
-        {"name": "slack", "type": "slack", "secret": {"webhook_url": f"{slack.url}/services/T1/B1/SECRET"}},
-        expect=201,
-    )
+    cred = await stack.credential("slack", "slack", {"webhook_url": f"{slack.url}/services/T1/B1/SECRET"})
     hooked = await stack.data(
         "POST", "/api/workflows", three_steps({"type": "webhook"}, crm.url, cred["id"]), expect=201
     )
     assert [s["id"] for s in hooked["steps"]] == ["lookup", "big", "notify"]
 
     # 1. A signed webhook for a big customer: every step runs, outputs flow, Slack gets typed fields.
-    body = json.dumps({"customer": "C-1"})
-    headers = signed(hooked["webhook"]["secret"], body)
-    async with stack.http.post(f"{stack.base}{hooked['webhook']['url']}", data=body, headers=headers) as r:
-        assert r.status == 202, await r.text()
-        event_id = (await r.json())["data"]["event_id"]
+    event_id, _ = await stack.webhook(hooked, {"customer": "C-1"})
     execution = await wait_final(stack, hooked["id"], event_id)
     assert execution["status"] == "succeeded", execution["error"]
     assert slack.requests[0].json() == {

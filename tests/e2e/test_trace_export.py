@@ -20,16 +20,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 
 from libs.common.logs.secret_shapes import REDACTED
 from libs.common.models.credentials import RESOLVE_SUBJECT
+from tests.helpers.exemplars import OPENMETRICS, exemplar_trace_ids
 from tests.helpers.fakes import Answer, FakeSink, executor_env
 from tests.helpers.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
 from tests.helpers.services import ServiceProcess, metrics_text
-from tests.helpers.stack_processes import Api, start_auth_and_gateway
+from tests.helpers.stack_processes import Api, every_second, start_auth_and_gateway
 from tests.helpers.wait import wait_until
-from tests.helpers.webhooks import signed
 
 pytestmark = [pytest.mark.slow]
 
@@ -59,82 +58,48 @@ class Traced(Api):
         }
         if credential_id is not None:
             action["credential_id"] = credential_id
-        created = await self.call(
-            "POST",
-            "/api/workflows",
-            {"name": f"traced {uuid.uuid4().hex[:6]}", "trigger": {"type": "webhook"}, "action": action},
-            expect=201,
-        )
-        return dict(created["data"])
-
-    async def webhook(self, workflow: dict[str, Any], payload: dict[str, Any]) -> tuple[str, str]:
-        """Send one signed webhook; returns (event id, the 202's traceparent)."""
-        body = json.dumps(payload)
-        headers = signed(workflow["webhook"]["secret"], body)
-        async with self.http.post(f"{self.gateway.url}{workflow['webhook']['url']}", data=body, headers=headers) as r:
-            assert r.status == 202, await r.text()
-            return (await r.json())["data"]["event_id"], r.headers["traceparent"]
-
-    async def execution(self, workflow_id: str, status: str) -> dict[str, Any]:
-        async def found() -> Any:
-            page = await self.call("GET", f"/api/executions?workflow_id={workflow_id}", expect=200)
-            rows = [e for e in page["data"] if e["status"] == status]
-            return rows[0] if rows else None
-
-        return dict(await wait_until(found, timeout=30, message=f"a {status} execution"))
+        return await self.webhook_workflow(f"traced {uuid.uuid4().hex[:6]}", action)
 
 
-async def _stack(
+@pytest.fixture
+async def traced(
+    request: pytest.FixtureRequest,
     service: Callable[..., ServiceProcess],
     database_url: str,
     nats_url: str,
     tmp_path: Path,
-    receiver: OtlpHttpReceiver | OtlpGrpcReceiver,
-    protocol: str,
 ) -> AsyncIterator[Traced]:
-    otel = {
-        "OTEL_TRACES_EXPORTER": "otlp",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
-        "OTEL_BSP_SCHEDULE_DELAY": "100",
-    }
-    common = {
-        "DATABASE_URL": database_url,
-        "NATS_URL": nats_url,
-        "LOG_LEVEL": "INFO",
-        "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
-        **otel,
-    }
-    auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path, common=common)
-    executor = service(
-        "services.executor",
-        env={**executor_env(nats_url, database_url), **otel, "LOG_LEVEL": "DEBUG", "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3"},
-    )
-    async with aiohttp.ClientSession() as http:
-        t = Traced(http, (auth, gateway, executor), receiver, common)
-        await t.sign_up()
-        yield t
-
-
-@pytest.fixture
-async def http_traced(
-    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
-) -> AsyncIterator[Traced]:
-    receiver = await OtlpHttpReceiver().start()
+    """The stack exporting to a receiver in this test over OTLP/HTTP, or over gRPC for a test that says
+    ``@pytest.mark.parametrize("traced", ["grpc"], indirect=True)``; the receiver is stopped last."""
+    protocol = getattr(request, "param", "http/protobuf")
+    receiver = await (OtlpGrpcReceiver() if protocol == "grpc" else OtlpHttpReceiver()).start()
     try:
-        async for t in _stack(service, database_url, nats_url, tmp_path, receiver, "http/protobuf"):
-            yield t
-    finally:
-        await receiver.stop()
-
-
-@pytest.fixture
-async def grpc_traced(
-    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
-) -> AsyncIterator[Traced]:
-    receiver = await OtlpGrpcReceiver().start()
-    try:
-        async for t in _stack(service, database_url, nats_url, tmp_path, receiver, "grpc"):
+        otel = {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": protocol,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        common = {
+            "DATABASE_URL": database_url,
+            "NATS_URL": nats_url,
+            "LOG_LEVEL": "INFO",
+            "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1",
+            **otel,
+        }
+        auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path, common=common)
+        executor = service(
+            "services.executor",
+            env={
+                **executor_env(nats_url, database_url),
+                **otel,
+                "LOG_LEVEL": "DEBUG",
+                "IPAAS_EXECUTOR_MAX_ATTEMPTS": "3",
+            },
+        )
+        async with aiohttp.ClientSession() as http:
+            t = Traced(http, (auth, gateway, executor), receiver, common)
+            await t.sign_up()
             yield t
     finally:
         await receiver.stop()
@@ -197,13 +162,8 @@ async def _complete_trace(
 async def _one_webhook_is_one_trace(t: Traced) -> None:
     sink = await FakeSink().start()
     try:
-        cred = await t.call(
-            "POST",
-            "/api/credentials",
-            {"name": "target key", "type": "http", "secret": {"headers": {"Authorization": BEARER}}},
-            expect=201,
-        )
-        wf = await t.workflow(f"{sink.url}/orders", cred["data"]["id"])
+        cred = await t.credential("target key", "http", {"headers": {"Authorization": BEARER}})
+        wf = await t.workflow(f"{sink.url}/orders", cred["id"])
         event_id, traceparent = await t.webhook(wf, {"id": "A-1"})
         trace_id = traceparent.split("-")[1]
         execution = await t.execution(wf["id"], "succeeded")
@@ -259,20 +219,15 @@ async def _one_webhook_is_one_trace(t: Traced) -> None:
 
 @pytest.mark.timeout(120)
 async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_stay_out(
-    http_traced: Traced, sinks: Any
+    traced: Traced, sinks: Any
 ) -> None:
-    t = http_traced
+    t = traced
     await _one_webhook_is_one_trace(t)
 
     # A retried event: the target answers 500 once, with an answer that repeats secrets to us.
-    cred = await t.call(
-        "POST",
-        "/api/credentials",
-        {"name": "flaky key", "type": "http", "secret": {"headers": {"Authorization": BEARER}}},
-        expect=201,
-    )
+    cred = await t.credential("flaky key", "http", {"headers": {"Authorization": BEARER}})
     flaky = await sinks()
-    wf = await t.workflow(f"{flaky.url}/flaky", cred["data"]["id"])
+    wf = await t.workflow(f"{flaky.url}/flaky", cred["id"])
     whsec = wf["webhook"]["secret"]
     assert whsec.startswith("whsec_")
 
@@ -335,27 +290,19 @@ async def test_one_webhook_is_one_exported_trace_retries_stay_in_it_and_secrets_
 
 
 @pytest.mark.timeout(90)
-async def test_the_same_trace_over_grpc_export(grpc_traced: Traced) -> None:
-    await _one_webhook_is_one_trace(grpc_traced)
+@pytest.mark.parametrize("traced", ["grpc"], indirect=True)
+async def test_the_same_trace_over_grpc_export(traced: Traced) -> None:
+    await _one_webhook_is_one_trace(traced)
 
 
 @pytest.mark.timeout(90)
 async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
-    http_traced: Traced, service: Callable[..., ServiceProcess], sink: FakeSink
+    traced: Traced, service: Callable[..., ServiceProcess], sink: FakeSink
 ) -> None:
-    t = http_traced
-    created = await t.call(
-        "POST",
-        "/api/workflows",
-        {
-            "name": "every second",
-            "trigger": {"type": "schedule", "interval_seconds": 1},
-            "action": {"type": "http_request", "config": {"method": "POST", "url": f"{sink.url}/tick"}},
-        },
-        expect=201,
-    )
+    t = traced
+    created = await t.data("POST", "/api/workflows", every_second("every second", f"{sink.url}/tick"), expect=201)
     scheduler = service("services.scheduler", env={**t.env, "IPAAS_SCHEDULER_RESYNC_INTERVAL_SECONDS": "3600"})
-    execution = await t.execution(created["data"]["id"], "succeeded")
+    execution = await t.execution(created["id"], "succeeded")
     assert execution["trigger"] == "schedule"
     trace_id = execution["trace_id"]
     spans = await _complete_trace(
@@ -373,14 +320,8 @@ async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
     assert tick.path == "/tick"
 
     # The lateness histogram's exemplars (OpenMetrics) are traces that start at the scheduler's publish.
-    text = metrics_text(scheduler.metrics_url, "application/openmetrics-text; version=1.0.0")
-    families = list(openmetrics_families(text))  # type: ignore[no-untyped-call]
-    exemplars = {
-        s.exemplar.labels["trace_id"]
-        for f in families
-        for s in f.samples
-        if s.name == "ipaas_scheduler_fire_lateness_seconds_bucket" and s.exemplar is not None
-    }
+    text = metrics_text(scheduler.metrics_url, OPENMETRICS)
+    exemplars = exemplar_trace_ids(text, "ipaas_scheduler_fire_lateness_seconds_bucket")
     assert exemplars
 
     async def all_known() -> bool:
@@ -391,9 +332,9 @@ async def test_a_scheduled_event_trace_starts_at_the_schedulers_publish(
 
 
 async def test_each_step_of_a_multi_step_workflow_is_a_span_under_the_process_span(
-    http_traced: Traced, sink: FakeSink
+    traced: Traced, sink: FakeSink
 ) -> None:
-    t = http_traced
+    t = traced
 
     def step(step_id: str) -> dict[str, Any]:
         config = {"method": "POST", "url": f"{sink.url}/{step_id}", "body": {"id": "{{ payload.id }}"}}

@@ -27,10 +27,11 @@ import orjson
 import pytest
 
 from deploy.local.nats_authz import render_authorization
-from libs.common.bus import Bus, BusUnavailable
+from libs.common.bus import Bus
 from libs.common.bus.permissions import ALL_IDENTITIES, inbox_prefix
 from libs.common.settings import NatsSettings
-from tests.helpers.ledger import Answer, Ledger, fault_stack, http_workflow
+from tests.helpers.bus_publish import published
+from tests.helpers.ledger import Answer, Ledger, burst_with_outage, fault_stack, http_workflow
 from tests.helpers.nats_cluster import NatsCluster, wait_for_jetstream
 from tests.helpers.wait import wait_until
 
@@ -113,10 +114,7 @@ async def test_events_leader_killed_mid_burst_then_back(db, database_url, nats_c
                 victim.kill()  # kill -9
                 killed.append(time.monotonic())
 
-            sending = asyncio.ensure_future(stack.send(ledger, tenant, BURST, concurrency=16))
-            await wait_until(lambda: len(ledger.answers) >= 600, timeout=60, message="600 answers")
-            await asyncio.to_thread(kill)
-            await sending
+            await burst_with_outage(lambda: stack.send(ledger, tenant, BURST, concurrency=16), ledger, 600, kill)
             # 503s are quick (nothing answers for the stream), so the burst may end before the election
             # does: go on sending until ingest is back, as a sender retrying would.
             while _refused_lately(ledger) and time.monotonic() < killed[0] + MAX_REFUSAL_WINDOW_S + 5:
@@ -138,10 +136,7 @@ async def test_events_leader_killed_mid_burst_then_back(db, database_url, nats_c
             await wait_until(
                 lambda: _all_current(bus, "EVENTS", "executor"), timeout=30, message="consumer replicas current"
             )
-            after = Ledger()
-            await stack.send(after, tenant, 200, concurrency=8)
-            assert after.statuses() == {202: 200}
-            ledger.answers += after.answers
+            await stack.send_accepted(ledger, tenant, 200, concurrency=8)
             await stack.every_event_once(ledger, tenant, bus, sink, timeout=60)
     finally:
         await bus.drain()
@@ -184,15 +179,11 @@ async def test_seed_list_reconnects_as_the_same_identity_to_a_learned_server(tmp
                 message="connected as gateway to the server it learned of",
             )
             cluster.nodes[0].start()  # a quorum again (two of three) for the stream
-
-            async def published() -> bool:
-                try:
-                    await bus.publish("events.t.w", b"{}", msg_id="two", timeout=1)
-                    return True
-                except BusUnavailable:
-                    return False
-
-            await wait_until(published, timeout=30, message="a publish as gateway after the seeds died")
+            await wait_until(
+                lambda: published(bus, "events.t.w", b"{}", msg_id="two"),
+                timeout=30,
+                message="a publish as gateway after the seeds died",
+            )
             assert (await bus.js.stream_info("EVENTS")).state.messages == 2
         finally:
             await bus.drain()

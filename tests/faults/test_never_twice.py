@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.fakes import Answer
-from tests.helpers.ledger import Ledger, fault_stack, http_workflow
+from tests.helpers.ledger import Ledger, http_workflow
 from tests.helpers.wait import wait_until
 
 # Every finish write that would record a success fails, until the sequence passes `failures`.
@@ -37,84 +37,75 @@ GRANT USAGE ON SEQUENCE injected_failures TO ipaas_executor;
 
 
 @pytest.mark.timeout(120)
-async def test_a_rejected_finish_write_is_retried_and_the_sink_is_called_once(
-    bus, db, nats_url, database_url, service, sink
-):
-    async with fault_stack(service, db, nats_url, database_url) as stack:
-        stack.start_gateway()
-        stack.start_executor()
-        tenant = await stack.tenant(http_workflow(f"{sink.url}/t"))
-        await db.execute(REJECT_FINISH_ONCE)
-        ledger = Ledger()
-        await stack.send(ledger, tenant, 20, concurrency=10)
-        assert ledger.statuses() == {202: 20}
-        await ledger.settle(db, bus, timeout=60)
-        figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-        assert figures["rows"] == {"succeeded": 20}
-        assert await db.fetchval("SELECT last_value FROM injected_failures") > 1  # it did reject a write
-        assert Counter(r.headers["Idempotency-Key"] for r in sink.requests) == Counter({e: 1 for e in ledger.accepted})
-        rows = await db.fetch("SELECT attempts FROM executions WHERE workflow_id = $1", tenant.workflow_id)
-        assert {r["attempts"] for r in rows} == {1}
+async def test_a_rejected_finish_write_is_retried_and_the_sink_is_called_once(bus, db, stack, sink):
+    stack.start_gateway()
+    stack.start_executor()
+    tenant = await stack.tenant(http_workflow(f"{sink.url}/t"))
+    await db.execute(REJECT_FINISH_ONCE)
+    ledger = Ledger()
+    await stack.send(ledger, tenant, 20, concurrency=10)
+    assert ledger.statuses() == {202: 20}
+    await ledger.settle(db, bus, timeout=60)
+    figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
+    assert figures["rows"] == {"succeeded": 20}
+    assert await db.fetchval("SELECT last_value FROM injected_failures") > 1  # it did reject a write
+    assert Counter(r.headers["Idempotency-Key"] for r in sink.requests) == Counter({e: 1 for e in ledger.accepted})
+    rows = await db.fetch("SELECT attempts FROM executions WHERE workflow_id = $1", tenant.workflow_id)
+    assert {r["attempts"] for r in rows} == {1}
 
 
 @pytest.mark.timeout(120)
-async def test_an_action_slower_than_ack_wait_runs_once_across_two_replicas(
-    bus, db, nats_url, database_url, service, sink
-):
+async def test_an_action_slower_than_ack_wait_runs_once_across_two_replicas(bus, db, stack, sink):
     # The sink takes 3 s; JetStream redelivers after 1 s (heartbeats every 5 s come too late): each
     # redelivery meets the first replica's live lease and waits, parked, instead of running the action.
     sink.behaviour = lambda _r, _n: Answer(200, "slow", delay=3.0)
-    async with fault_stack(service, db, nats_url, database_url) as stack:
-        stack.start_gateway()
-        for _ in range(2):
-            stack.start_executor(
-                IPAAS_EXECUTOR_ACK_WAIT_SECONDS="1",
-                IPAAS_EXECUTOR_HEARTBEAT_SECONDS="5",
-                IPAAS_EXECUTOR_LEASE_SECONDS="10",
-            )
-        tenant = await stack.tenant(http_workflow(f"{sink.url}/slow"))
-        ledger = Ledger()
-        await stack.send(ledger, tenant, 5, concurrency=5)
-        assert ledger.statuses() == {202: 5}
+    stack.start_gateway()
+    for _ in range(2):
+        stack.start_executor(
+            IPAAS_EXECUTOR_ACK_WAIT_SECONDS="1",
+            IPAAS_EXECUTOR_HEARTBEAT_SECONDS="5",
+            IPAAS_EXECUTOR_LEASE_SECONDS="10",
+        )
+    tenant = await stack.tenant(http_workflow(f"{sink.url}/slow"))
+    ledger = Ledger()
+    await stack.send(ledger, tenant, 5, concurrency=5)
+    assert ledger.statuses() == {202: 5}
 
-        async def redelivered() -> bool:
-            return bool(await db.fetchval("SELECT count(*) FROM deferred_events WHERE reason = 'lease'"))
+    async def redelivered() -> bool:
+        return bool(await db.fetchval("SELECT count(*) FROM deferred_events WHERE reason = 'lease'"))
 
-        await wait_until(redelivered, timeout=10, message="a redelivery parked behind a live lease")
-        await ledger.settle(db, bus, timeout=60)
-        figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-        assert figures["rows"] == {"succeeded": 5}
-        assert sink.calls == 5
-        assert Counter(r.headers["Idempotency-Key"] for r in sink.requests) == Counter({e: 1 for e in ledger.accepted})
+    await wait_until(redelivered, timeout=10, message="a redelivery parked behind a live lease")
+    await ledger.settle(db, bus, timeout=60)
+    figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
+    assert figures["rows"] == {"succeeded": 5}
+    assert sink.calls == 5
+    assert Counter(r.headers["Idempotency-Key"] for r in sink.requests) == Counter({e: 1 for e in ledger.accepted})
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(180)
-async def test_nothing_runs_after_a_disable_returns(bus, db, nats_url, database_url, service, sink):
+async def test_nothing_runs_after_a_disable_returns(bus, db, stack, sink):
     sink.behaviour = lambda _r, _n: Answer(200, "ok", delay=0.02)
     try:
-        async with fault_stack(service, db, nats_url, database_url) as stack:
-            stack.start_gateway()
-            tenant = await stack.tenant(http_workflow(f"{sink.url}/d"))
-            ledger = Ledger()
-            await stack.send(ledger, tenant, 1000, concurrency=32)  # queued: no executor runs yet
-            assert ledger.statuses() == {202: 1000}
-            for _ in range(2):
-                stack.start_executor(IPAAS_EXECUTOR_MAX_IN_FLIGHT="32")
-            await wait_until(lambda: sink.calls >= 100, timeout=30, message="runs under way")
-            status, body = await stack.api(
-                "PATCH", f"/api/workflows/{tenant.workflow_id}", tenant, {"is_active": False}
-            )
-            returned = time.monotonic()
-            assert status == 200 and body["data"]["is_active"] is False
-            await ledger.settle(db, bus, timeout=90)
-            late = [r for r in sink.requests if r.at > returned]
-            assert not late, f"{len(late)} actions ran after the disable returned"
-            figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-            rows: Any = figures["rows"]
-            assert rows["succeeded"] == sink.calls and rows["skipped"] == 1000 - sink.calls
-            assert rows["skipped"] > 0
-            skipped = await db.fetch("SELECT DISTINCT error FROM executions WHERE status = 'skipped'")
-            assert [r["error"] for r in skipped] == ["skipped: workflow is disabled"]
+        stack.start_gateway()
+        tenant = await stack.tenant(http_workflow(f"{sink.url}/d"))
+        ledger = Ledger()
+        await stack.send(ledger, tenant, 1000, concurrency=32)  # queued: no executor runs yet
+        assert ledger.statuses() == {202: 1000}
+        for _ in range(2):
+            stack.start_executor(IPAAS_EXECUTOR_MAX_IN_FLIGHT="32")
+        await wait_until(lambda: sink.calls >= 100, timeout=30, message="runs under way")
+        status, body = await stack.api("PATCH", f"/api/workflows/{tenant.workflow_id}", tenant, {"is_active": False})
+        returned = time.monotonic()
+        assert status == 200 and body["data"]["is_active"] is False
+        await ledger.settle(db, bus, timeout=90)
+        late = [r for r in sink.requests if r.at > returned]
+        assert not late, f"{len(late)} actions ran after the disable returned"
+        figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
+        rows: Any = figures["rows"]
+        assert rows["succeeded"] == sink.calls and rows["skipped"] == 1000 - sink.calls
+        assert rows["skipped"] > 0
+        skipped = await db.fetch("SELECT DISTINCT error FROM executions WHERE status = 'skipped'")
+        assert [r["error"] for r in skipped] == ["skipped: workflow is disabled"]
     finally:
         await asyncio.sleep(0)

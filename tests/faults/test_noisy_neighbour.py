@@ -15,7 +15,7 @@ import pytest
 
 from deploy.local.infra import free_port
 from tests.helpers.fakes import Answer
-from tests.helpers.ledger import Ledger, fault_stack, http_workflow
+from tests.helpers.ledger import Ledger, http_workflow
 
 A_EVENTS = 5000
 B_EVENTS = 200
@@ -25,50 +25,47 @@ MAX_ATTEMPTS = 3
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("target", ["refusing", "hanging"])
-async def test_a_failing_neighbour_does_not_delay_a_healthy_tenant(
-    target, bus, db, nats_url, database_url, service, sinks
-):
+async def test_a_failing_neighbour_does_not_delay_a_healthy_tenant(target, bus, db, stack, sinks):
     healthy = await sinks()
     hanging = await sinks(lambda _r, _n: Answer(200, "late", delay=60))
     a_url = f"http://127.0.0.1:{free_port()}/refuses" if target == "refusing" else f"{hanging.url}/hangs"
-    async with fault_stack(service, db, nats_url, database_url) as stack:
-        stack.start_gateway()
-        for _ in range(2):
-            # Shorter than the defaults (60 s breaker, 6 attempts) so that A's 5,000 events end in the DLQ
-            # within the test, and not so short that they cycle through the stream every second.
-            stack.start_executor(
-                IPAAS_EXECUTOR_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
-                IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS="0.5",
-                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="2",
-                IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="5",
-                IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="2",
-            )
-        a = await stack.tenant(http_workflow(a_url), "noisy")
-        b = await stack.tenant(http_workflow(f"{healthy.url}/b"), "quiet")
-        a_ledger, b_ledger = Ledger(), Ledger()
-        await stack.send(a_ledger, a, A_EVENTS, concurrency=48)
-        assert a_ledger.statuses() == {202: A_EVENTS}
+    stack.start_gateway()
+    for _ in range(2):
+        # Shorter than the defaults (60 s breaker, 6 attempts) so that A's 5,000 events end in the DLQ
+        # within the test, and not so short that they cycle through the stream every second.
+        stack.start_executor(
+            IPAAS_EXECUTOR_MAX_ATTEMPTS=str(MAX_ATTEMPTS),
+            IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS="0.5",
+            IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="2",
+            IPAAS_EXECUTOR_BREAKER_RESET_SECONDS="5",
+            IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="2",
+        )
+    a = await stack.tenant(http_workflow(a_url), "noisy")
+    b = await stack.tenant(http_workflow(f"{healthy.url}/b"), "quiet")
+    a_ledger, b_ledger = Ledger(), Ledger()
+    await stack.send(a_ledger, a, A_EVENTS, concurrency=48)
+    assert a_ledger.statuses() == {202: A_EVENTS}
 
-        sent_wall: dict[str, float] = {}
-        await stack.send(b_ledger, b, B_EVENTS, concurrency=8)
-        for ans in b_ledger.answers:  # wall-clock time of each 202, to compare with the row's finish
-            sent_wall[str(ans.event_id)] = time.time() - (time.monotonic() - ans.answered_at)
-        assert b_ledger.statuses() == {202: B_EVENTS}
+    sent_wall: dict[str, float] = {}
+    await stack.send(b_ledger, b, B_EVENTS, concurrency=8)
+    for ans in b_ledger.answers:  # wall-clock time of each 202, to compare with the row's finish
+        sent_wall[str(ans.event_id)] = time.time() - (time.monotonic() - ans.answered_at)
+    assert b_ledger.statuses() == {202: B_EVENTS}
 
-        rows = await _wait_rows(db, b.workflow_id, B_EVENTS)
-        lateness = sorted(r["finished_at"].timestamp() - sent_wall[str(r["event_id"])] for r in rows)
-        assert all(r["status"] == "succeeded" and r["attempts"] == 1 for r in rows)
-        assert lateness[-1] <= 5.0, f"B's slowest event finished {lateness[-1]:.2f}s after its 202"
+    rows = await _wait_rows(db, b.workflow_id, B_EVENTS)
+    lateness = sorted(r["finished_at"].timestamp() - sent_wall[str(r["event_id"])] for r in rows)
+    assert all(r["status"] == "succeeded" and r["attempts"] == 1 for r in rows)
+    assert lateness[-1] <= 5.0, f"B's slowest event finished {lateness[-1]:.2f}s after its 202"
 
-        ledger = Ledger(a_ledger.answers + b_ledger.answers)
-        await ledger.settle(db, bus, timeout=200)
-        figures = await ledger.check(db, bus, [a.workflow_id, b.workflow_id], healthy)
-        assert figures["extra_receipts"] == 0
-        a_rows = await db.fetch("SELECT status, attempts FROM executions WHERE workflow_id = $1", a.workflow_id)
-        assert len(a_rows) == A_EVENTS
-        assert {(r["status"], r["attempts"]) for r in a_rows} == {("dead", MAX_ATTEMPTS)}
-        assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE workflow_id = $1", a.workflow_id) == A_EVENTS
-        assert len(healthy.paths("/b")) == B_EVENTS
+    ledger = Ledger(a_ledger.answers + b_ledger.answers)
+    await ledger.settle(db, bus, timeout=200)
+    figures = await ledger.check(db, bus, [a.workflow_id, b.workflow_id], healthy)
+    assert figures["extra_receipts"] == 0
+    a_rows = await db.fetch("SELECT status, attempts FROM executions WHERE workflow_id = $1", a.workflow_id)
+    assert len(a_rows) == A_EVENTS
+    assert {(r["status"], r["attempts"]) for r in a_rows} == {("dead", MAX_ATTEMPTS)}
+    assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE workflow_id = $1", a.workflow_id) == A_EVENTS
+    assert len(healthy.paths("/b")) == B_EVENTS
 
 
 async def _wait_rows(db: Any, workflow_id: Any, n: int) -> Any:

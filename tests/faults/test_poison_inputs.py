@@ -20,7 +20,8 @@ import pytest
 
 from tests.helpers.factories import create_workflow
 from tests.helpers.fakes import Answer, Seen
-from tests.helpers.ledger import Ledger, fault_stack, http_workflow
+from tests.helpers.ledger import Ledger, http_workflow
+from tests.helpers.scheduler import scheduler_env
 from tests.helpers.wait import wait_until
 
 NESTED_LOOP = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
@@ -35,7 +36,7 @@ def echo(req: Seen, _n: int) -> Answer:
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, database_url, service, sinks):
+async def test_poison_from_one_tenant_does_not_touch_another(bus, db, stack, nats_url, database_url, service, sinks):
     replay_fixed = {"yes": False}
 
     def good_target(req: Seen, _n: int) -> Answer:
@@ -45,137 +46,133 @@ async def test_poison_from_one_tenant_does_not_touch_another(bus, db, nats_url, 
 
     good_sink = await sinks(good_target)
     poison_sink = await sinks(echo)
-    async with fault_stack(service, db, nats_url, database_url) as stack:
-        stack.start_gateway()
-        for _ in range(2):
-            stack.start_executor(IPAAS_EXECUTOR_MAX_ATTEMPTS="2")
-        good = await stack.tenant(http_workflow(f"{good_sink.url}/good"), "good")
-        # The good tenant also has a schedule (loaded when the scheduler starts) and a dead letter to replay.
-        schedule = await create_workflow(
-            stack.db,
-            good.id,
-            {
-                "name": "every second",
-                "trigger": {"type": "schedule", "interval_seconds": 1},
-                "action": {
-                    "type": "http_request",
-                    "config": {"method": "POST", "url": f"{good_sink.url}/scheduled", "body": {"s": "1"}},
-                },
+    stack.start_gateway()
+    for _ in range(2):
+        stack.start_executor(IPAAS_EXECUTOR_MAX_ATTEMPTS="2")
+    good = await stack.tenant(http_workflow(f"{good_sink.url}/good"), "good")
+    # The good tenant also has a schedule (loaded when the scheduler starts) and a dead letter to replay.
+    schedule = await create_workflow(
+        stack.db,
+        good.id,
+        {
+            "name": "every second",
+            "trigger": {"type": "schedule", "interval_seconds": 1},
+            "action": {
+                "type": "http_request",
+                "config": {"method": "POST", "url": f"{good_sink.url}/scheduled", "body": {"s": "1"}},
             },
-        )
-        service(
-            "services.scheduler",
-            env={"NATS_URL": nats_url, "DATABASE_URL": database_url, "IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"},
-        )  # 1 s schedules
-        to_replay = await create_workflow(
-            stack.db, good.id, http_workflow(f"{good_sink.url}/replay"), webhook_secret=good.secret
-        )
+        },
+    )
+    service("services.scheduler", env=scheduler_env(nats_url, database_url))  # 1 s schedules
+    to_replay = await create_workflow(
+        stack.db, good.id, http_workflow(f"{good_sink.url}/replay"), webhook_secret=good.secret
+    )
 
-        poisoner = await stack.tenant(http_workflow(f"{poison_sink.url}/loop", body=NESTED_LOOP), "poisoner")
-        nul = await stack.tenant(http_workflow(f"{poison_sink.url}/echo"), "nul")
-        nul_error = await stack.tenant(http_workflow(f"{poison_sink.url}/nul-error"), "nul-error")
-        secrets = await stack.tenant(http_workflow(f"{poison_sink.url}/echo"), "secrets")
+    poisoner = await stack.tenant(http_workflow(f"{poison_sink.url}/loop", body=NESTED_LOOP), "poisoner")
+    nul = await stack.tenant(http_workflow(f"{poison_sink.url}/echo"), "nul")
+    nul_error = await stack.tenant(http_workflow(f"{poison_sink.url}/nul-error"), "nul-error")
+    secrets = await stack.tenant(http_workflow(f"{poison_sink.url}/echo"), "secrets")
 
-        # The API refuses what cannot be carried further.
-        status, body = await stack.api(
-            "POST",
-            "/api/workflows",
-            good,
-            {
-                "name": "big",
-                "trigger": {"type": "webhook"},
-                "action": {
-                    "type": "http_request",
-                    "config": {"method": "POST", "url": "https://example.com/x", "body": {"n": 2**63 + 1}},
-                },
+    # The API refuses what cannot be carried further.
+    status, body = await stack.api(
+        "POST",
+        "/api/workflows",
+        good,
+        {
+            "name": "big",
+            "trigger": {"type": "webhook"},
+            "action": {
+                "type": "http_request",
+                "config": {"method": "POST", "url": "https://example.com/x", "body": {"n": 2**63 + 1}},
             },
+        },
+    )
+    assert status == 422, body
+    assert "action.config.body.n" in json.dumps(body["error"]["details"])
+    # Rows that can never be published, planted in the outbox ahead of everyone else's.
+    too_big = await stack.db.fetchval(
+        "INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, 'poison:1', $2::jsonb) RETURNING id",
+        f"workflows.changed.{poisoner.id}.{uuid.uuid4()}",
+        json.dumps({"blob": "x" * 1_200_000}),
+    )
+    bad_subject = await stack.db.fetchval(
+        "INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, 'poison:2', '{}'::jsonb) RETURNING id",
+        f"workflows.changed.{poisoner.id}..x",
+    )
+
+    good_ledger, poison_ledger = Ledger(), Ledger()
+    await stack.send(poison_ledger, poisoner, 3)
+    await stack.send(poison_ledger, nul, 1, payload=lambda _i: {"n": "a\u0000b"})
+    await stack.send(poison_ledger, nul_error, 1)
+    await stack.send(poison_ledger, secrets, 1, payload=lambda _i: {"n": SECRETS})
+    await stack.send(good_ledger, good, 200, concurrency=16)
+    # A dead letter of the good tenant (its target refused with a NUL in the body), replayed once fixed.
+    dead_ledger = Ledger()
+    await stack.send(dead_ledger, _as(good, to_replay), 1)
+    dead_id = next(iter(dead_ledger.accepted))
+
+    async def dead() -> bool:
+        return bool(
+            await stack.db.fetchval("SELECT count(*) FROM dead_letters WHERE event_id = $1", uuid.UUID(dead_id))
         )
-        assert status == 422, body
-        assert "action.config.body.n" in json.dumps(body["error"]["details"])
-        # Rows that can never be published, planted in the outbox ahead of everyone else's.
-        too_big = await stack.db.fetchval(
-            "INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, 'poison:1', $2::jsonb) RETURNING id",
-            f"workflows.changed.{poisoner.id}.{uuid.uuid4()}",
-            json.dumps({"blob": "x" * 1_200_000}),
-        )
-        bad_subject = await stack.db.fetchval(
-            "INSERT INTO outbox (subject, msg_id, payload) VALUES ($1, 'poison:2', '{}'::jsonb) RETURNING id",
-            f"workflows.changed.{poisoner.id}..x",
-        )
 
-        good_ledger, poison_ledger = Ledger(), Ledger()
-        await stack.send(poison_ledger, poisoner, 3)
-        await stack.send(poison_ledger, nul, 1, payload=lambda _i: {"n": "a\u0000b"})
-        await stack.send(poison_ledger, nul_error, 1)
-        await stack.send(poison_ledger, secrets, 1, payload=lambda _i: {"n": SECRETS})
-        await stack.send(good_ledger, good, 200, concurrency=16)
-        # A dead letter of the good tenant (its target refused with a NUL in the body), replayed once fixed.
-        dead_ledger = Ledger()
-        await stack.send(dead_ledger, _as(good, to_replay), 1)
-        dead_id = next(iter(dead_ledger.accepted))
+    await wait_until(dead, timeout=30, message="the good tenant's dead letter")
+    await wait_until(lambda: _final(stack.db, poison_ledger), timeout=60, message="poison final")
+    # The target is fixed: the replay succeeds.
+    replay_fixed["yes"] = True
+    status, body = await stack.api("POST", f"/api/dlq/{dead_id}/replay", good)
+    assert status == 202, body
 
-        async def dead() -> bool:
-            return bool(
-                await stack.db.fetchval("SELECT count(*) FROM dead_letters WHERE event_id = $1", uuid.UUID(dead_id))
-            )
+    everything = Ledger(good_ledger.answers + poison_ledger.answers + dead_ledger.answers)
+    await everything.settle(stack.db, bus, timeout=120)
+    goods = Ledger(good_ledger.answers + dead_ledger.answers)
+    # The one extra receipt is explained: the replayed event reached its target twice, refused, then fixed.
+    figures = await goods.check(stack.db, bus, [good.workflow_id, to_replay], good_sink, extra_receipts_allowed=1)
+    assert figures["rows"]["succeeded"] == 201 and figures["extra_receipts"] == 1
+    assert [r.headers["Idempotency-Key"] for r in good_sink.paths("/replay")] == [dead_id, dead_id]
+    assert Counter(r.headers["Idempotency-Key"] for r in good_sink.paths("/good")) == Counter(
+        {e: 1 for e in good_ledger.accepted}
+    )
+    replayed = await stack.db.fetchrow(
+        "SELECT status, attempts FROM executions WHERE event_id = $1", uuid.UUID(dead_id)
+    )
+    assert replayed["status"] == "succeeded"
 
-        await wait_until(dead, timeout=30, message="the good tenant's dead letter")
-        await wait_until(lambda: _final(stack.db, poison_ledger), timeout=60, message="poison final")
-        # The target is fixed: the replay succeeds.
-        replay_fixed["yes"] = True
-        status, body = await stack.api("POST", f"/api/dlq/{dead_id}/replay", good)
-        assert status == 202, body
+    # The schedule kept firing, each fire run once.
+    async def three_fires() -> list[Any]:
+        rows = await stack.db.fetch("SELECT event_id, status FROM executions WHERE workflow_id = $1", schedule)
+        return rows if len(rows) >= 3 else []
 
-        everything = Ledger(good_ledger.answers + poison_ledger.answers + dead_ledger.answers)
-        await everything.settle(stack.db, bus, timeout=120)
-        goods = Ledger(good_ledger.answers + dead_ledger.answers)
-        # The one extra receipt is explained: the replayed event reached its target twice, refused, then fixed.
-        figures = await goods.check(stack.db, bus, [good.workflow_id, to_replay], good_sink, extra_receipts_allowed=1)
-        assert figures["rows"]["succeeded"] == 201 and figures["extra_receipts"] == 1
-        assert [r.headers["Idempotency-Key"] for r in good_sink.paths("/replay")] == [dead_id, dead_id]
-        assert Counter(r.headers["Idempotency-Key"] for r in good_sink.paths("/good")) == Counter(
-            {e: 1 for e in good_ledger.accepted}
-        )
-        replayed = await stack.db.fetchrow(
-            "SELECT status, attempts FROM executions WHERE event_id = $1", uuid.UUID(dead_id)
-        )
-        assert replayed["status"] == "succeeded"
+    fires = await wait_until(three_fires, timeout=30, message="three fires of the 1 s schedule")
+    assert {r["status"] for r in fires} <= {"succeeded", "running"}
+    scheduled_keys = Counter(r.headers["Idempotency-Key"] for r in good_sink.paths("/scheduled"))
+    assert scheduled_keys and max(scheduled_keys.values()) == 1
 
-        # The schedule kept firing, each fire run once.
-        async def three_fires() -> list[Any]:
-            rows = await stack.db.fetch("SELECT event_id, status FROM executions WHERE workflow_id = $1", schedule)
-            return rows if len(rows) >= 3 else []
+    # Each poisoned event ends with a clear reason.
+    rows = {
+        w: await stack.db.fetch("SELECT status, error, output FROM executions WHERE workflow_id = $1", w)
+        for w in (poisoner.workflow_id, nul.workflow_id, nul_error.workflow_id, secrets.workflow_id)
+    }
+    assert {(r["status"], "took longer than" in (r["error"] or "")) for r in rows[poisoner.workflow_id]} == {
+        ("dead", True)
+    }
+    nul_row = rows[nul.workflow_id][0]
+    assert nul_row["status"] == "succeeded" and "a\ufffdb" in json.dumps(nul_row["output"], ensure_ascii=False)
+    err_row = rows[nul_error.workflow_id][0]
+    assert err_row["status"] == "dead" and "answered 400" in err_row["error"] and "\ufffd" in err_row["error"]
+    secret_row = rows[secrets.workflow_id][0]
+    assert secret_row["status"] == "dead" and "template output is longer than" in secret_row["error"]
+    assert "hunter1" not in secret_row["error"]
+    # Reading the executions back stays cheap (masking happened once, at write, on bounded text).
+    started = time.monotonic()
+    status, listed = await stack.api("GET", "/api/executions?limit=200", secrets)
+    assert status == 200 and len(listed["data"]) == 1
+    assert time.monotonic() - started < 2.0
 
-        fires = await wait_until(three_fires, timeout=30, message="three fires of the 1 s schedule")
-        assert {r["status"] for r in fires} <= {"succeeded", "running"}
-        scheduled_keys = Counter(r.headers["Idempotency-Key"] for r in good_sink.paths("/scheduled"))
-        assert scheduled_keys and max(scheduled_keys.values()) == 1
-
-        # Each poisoned event ends with a clear reason.
-        rows = {
-            w: await stack.db.fetch("SELECT status, error, output FROM executions WHERE workflow_id = $1", w)
-            for w in (poisoner.workflow_id, nul.workflow_id, nul_error.workflow_id, secrets.workflow_id)
-        }
-        assert {(r["status"], "took longer than" in (r["error"] or "")) for r in rows[poisoner.workflow_id]} == {
-            ("dead", True)
-        }
-        nul_row = rows[nul.workflow_id][0]
-        assert nul_row["status"] == "succeeded" and "a\ufffdb" in json.dumps(nul_row["output"], ensure_ascii=False)
-        err_row = rows[nul_error.workflow_id][0]
-        assert err_row["status"] == "dead" and "answered 400" in err_row["error"] and "\ufffd" in err_row["error"]
-        secret_row = rows[secrets.workflow_id][0]
-        assert secret_row["status"] == "dead" and "template output is longer than" in secret_row["error"]
-        assert "hunter1" not in secret_row["error"]
-        # Reading the executions back stays cheap (masking happened once, at write, on bounded text).
-        started = time.monotonic()
-        status, listed = await stack.api("GET", "/api/executions?limit=200", secrets)
-        assert status == 200 and len(listed["data"]) == 1
-        assert time.monotonic() - started < 2.0
-
-        # The outbox rows that could never go out are set aside with their reason; the replay went through.
-        for row_id in (too_big, bad_subject):
-            row = await stack.db.fetchrow("SELECT published_at, failed_at, error FROM outbox WHERE id = $1", row_id)
-            assert row["published_at"] is None and row["failed_at"] is not None and row["error"]
+    # The outbox rows that could never go out are set aside with their reason; the replay went through.
+    for row_id in (too_big, bad_subject):
+        row = await stack.db.fetchrow("SELECT published_at, failed_at, error FROM outbox WHERE id = $1", row_id)
+        assert row["published_at"] is None and row["failed_at"] is not None and row["error"]
 
 
 def _as(tenant: Any, workflow_id: uuid.UUID) -> Any:

@@ -8,9 +8,8 @@ twice.  While a server is down ingest answers 503 with ``Retry-After`` (never
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -21,20 +20,10 @@ from libs.common.bus import Bus
 from libs.common.db.migrate import apply_migrations
 from libs.common.settings import NatsSettings
 from tests.helpers.fakes import FakeSink
-from tests.helpers.ledger import Ledger, fault_stack, http_workflow, stop_immediately
+from tests.helpers.ledger import Ledger, burst_with_outage, fault_stack, http_workflow, stop_immediately
 from tests.helpers.pg_roles import create_database
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
-
-
-async def _burst_with_outage(
-    send: Callable[[], Awaitable[None]], ledger: Ledger, after: int, outage: Callable[[], None]
-) -> None:
-    """Run ``send`` and, once ``after`` answers are in, call ``outage`` (in a thread) while it goes on."""
-    sending = asyncio.ensure_future(send())
-    await wait_until(lambda: len(ledger.answers) >= after, timeout=60, message=f"{after} answers")
-    await asyncio.to_thread(outage)
-    await sending
 
 
 @pytest.mark.slow
@@ -69,7 +58,7 @@ async def test_nats_killed_and_restarted_mid_burst(db, database_url, private_nat
                 while not back:
                     await stack.send(ledger, tenant, 100, concurrency=16)
 
-            await _burst_with_outage(burst, ledger, 800, outage)
+            await burst_with_outage(burst, ledger, 800, outage)
             statuses = ledger.statuses()
             assert set(statuses) <= {202, 503}, statuses
             assert statuses[503] > 0 and not ledger.refused_without_retry_after()
@@ -85,10 +74,7 @@ async def test_nats_killed_and_restarted_mid_burst(db, database_url, private_nat
             await wait_until(ingest_back, timeout=30, interval=0.5, message="ingest accepting again after the restart")
             ledger.answers += probe.answers
             # Consumers resume without a service restart: the burst's events and new ones all run.
-            more = Ledger()
-            await stack.send(more, tenant, 50, concurrency=8)
-            assert more.statuses() == {202: 50}
-            ledger.answers += more.answers
+            await stack.send_accepted(ledger, tenant, 50, concurrency=8)
             await stack.every_event_once(ledger, tenant, bus, sink, timeout=120)
     finally:
         await bus.drain()
@@ -124,7 +110,7 @@ async def test_postgres_stopped_immediately_and_restarted_mid_run(
                 times.append(time.monotonic())
 
             await db.close()
-            await _burst_with_outage(lambda: stack.send(ledger, tenant, 2000, concurrency=16), ledger, 500, outage)
+            await burst_with_outage(lambda: stack.send(ledger, tenant, 2000, concurrency=16), ledger, 500, outage)
             stack.db = db = await asyncpg.connect(dsn)
             statuses = ledger.statuses()
             assert set(statuses) <= {202, 503}, statuses  # never a 500

@@ -14,7 +14,7 @@ import pytest
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.scheduler import schedule_definition, scheduler_env, stored_events
+from tests.helpers.scheduler import schedule_definition, stored_events
 from tests.helpers.services import ServiceProcess, metric, metrics_text
 from tests.helpers.wait import wait_until
 
@@ -31,17 +31,11 @@ def duplicate_fires(svc: ServiceProcess) -> float:
 
 @pytest.mark.parametrize("how", ["kill", "terminate"])
 async def test_restart_in_the_middle_of_a_slot_does_not_fire_it_twice(
-    bus: Bus,
-    db: asyncpg.Connection,
-    nats_url: str,
-    database_url: str,
-    service: Callable[..., Any],
-    how: str,
+    bus: Bus, db: asyncpg.Connection, scheduler_processes: Callable[..., list[ServiceProcess]], how: str
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, schedule_definition("every few seconds", interval_seconds=INTERVAL))
-    env = scheduler_env(nats_url, database_url)  # a 4 s schedule
-    replica = service("services.scheduler", env=env)
+    [replica] = scheduler_processes({})  # a 4 s schedule
     fired = await wait_until(lambda: slots_in_stream(bus, wf), timeout=INTERVAL + 10, message="a first slot")
     slot = fired[-1].scheduled_for
     assert slot is not None
@@ -57,7 +51,7 @@ async def test_restart_in_the_middle_of_a_slot_does_not_fire_it_twice(
         slot - timedelta(seconds=INTERVAL),
     )
 
-    restarted = service("services.scheduler", env=env)
+    [restarted] = scheduler_processes({})
     # The restarted replica fired the interrupted slot again, and JetStream called it a duplicate.
     await wait_until(lambda: duplicate_fires(restarted) >= 1, timeout=10, message="slot re-fired as duplicate")
     await wait_until(

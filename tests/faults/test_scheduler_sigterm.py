@@ -23,7 +23,7 @@ from nats.js.api import AckPolicy, ConsumerConfig
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope
 from tests.helpers.factories import create_tenant
-from tests.helpers.scheduler import schedule_definition, scheduler_env
+from tests.helpers.scheduler import schedule_definition
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
 
@@ -153,18 +153,11 @@ async def sigterm_mid_firing(svc: ServiceProcess) -> tuple[int, float]:
 
 
 async def test_sigterm_one_of_two_replicas_under_load_every_slot_fires_once(
-    bus: Bus,
-    db: asyncpg.Connection,
-    nats_url: str,
-    database_url: str,
-    service: Callable[..., Any],
+    bus: Bus, db: asyncpg.Connection, nats_url: str, scheduler_processes: Callable[..., list[ServiceProcess]]
 ) -> None:
     schedules = await create_schedules(db, SCHEDULES, "skip")
-    env = scheduler_env(nats_url, database_url, IPAAS_SCHEDULER_DRAIN_SECONDS=str(DRAIN_SECONDS))
-    victim = service("services.scheduler", env=env, wait=False)
-    survivor = service("services.scheduler", env=env, wait=False)
-    for replica in (victim, survivor):
-        await asyncio.to_thread(replica.wait_ready, 30)
+    drain = {"IPAAS_SCHEDULER_DRAIN_SECONDS": str(DRAIN_SECONDS)}
+    victim, survivor = await asyncio.to_thread(scheduler_processes, drain, drain)
     first = math.floor(time.time()) + 2
     await wait_until(
         lambda: fired_through(nats_url, schedules, first, first + 2),
@@ -182,8 +175,7 @@ async def test_sigterm_one_of_two_replicas_under_load_every_slot_fires_once(
     ), stopped
     assert log_lines(victim, "scheduler draining")
 
-    restarted = service("services.scheduler", env=env, wait=False)
-    await asyncio.to_thread(restarted.wait_ready, 30)
+    [restarted] = await asyncio.to_thread(scheduler_processes, drain)
     last = math.floor(time.time()) + 2
     await wait_until(
         lambda: fired_through(nats_url, schedules, first, last),
@@ -200,11 +192,7 @@ async def test_sigterm_one_of_two_replicas_under_load_every_slot_fires_once(
 
 
 async def test_sigterm_abandons_due_slots_without_claiming_them_and_the_restart_fires_them(
-    db: asyncpg.Connection,
-    nats_url: str,
-    database_url: str,
-    service: Callable[..., Any],
-    bus: Bus,
+    db: asyncpg.Connection, nats_url: str, scheduler_processes: Callable[..., list[ServiceProcess]], bus: Bus
 ) -> None:
     """One replica with one PubAck awaited at a time and almost no drain budget: due slots really are left over.
 
@@ -212,10 +200,8 @@ async def test_sigterm_abandons_due_slots_without_claiming_them_and_the_restart_
     five times the usual load keeps this replica firing well past the 50 ms budget.
     """
     schedules = await create_schedules(db, 5 * SCHEDULES, "all")
-    env = scheduler_env(
-        nats_url, database_url, IPAAS_SCHEDULER_FIRE_CONCURRENCY="1", IPAAS_SCHEDULER_DRAIN_SECONDS="0.05"
-    )
-    alone = service("services.scheduler", env=env)
+    one_at_a_time = {"IPAAS_SCHEDULER_FIRE_CONCURRENCY": "1", "IPAAS_SCHEDULER_DRAIN_SECONDS": "0.05"}
+    [alone] = scheduler_processes(one_at_a_time)
     first = math.floor(time.time()) + 2
     await wait_until(
         lambda: fired_through(nats_url, schedules, first, first + 2), timeout=30, interval=0.5, message="a few slots"
@@ -229,7 +215,7 @@ async def test_sigterm_abandons_due_slots_without_claiming_them_and_the_restart_
     events = await all_events(nats_url)
     await assert_progress_claims_only_published(db, events, schedules, first)
 
-    restarted = service("services.scheduler", env=env)
+    [restarted] = scheduler_processes(one_at_a_time)
     last = math.floor(time.time()) + 1
     await wait_until(
         lambda: fired_through(nats_url, schedules, first, last),

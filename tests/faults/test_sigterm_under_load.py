@@ -34,7 +34,7 @@ import pytest
 from libs.common.bus import Bus
 from tests.helpers.fakes import Answer, FakeSink, Seen
 from tests.helpers.ledger import Answer as Reply
-from tests.helpers.ledger import FaultStack, Ledger, Tenant, fault_stack, http_workflow
+from tests.helpers.ledger import FaultStack, Ledger, Tenant, http_workflow
 from tests.helpers.services import ServiceProcess, metric, metrics_text
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
@@ -90,13 +90,16 @@ async def _claims(db: asyncpg.Connection, workflow: uuid.UUID) -> dict[str, asyn
     return {str(r["event_id"]): r for r in rows}
 
 
-def _waits(
+def _assert_none_waited_long(
     ledger: Ledger, claims: dict[str, asyncpg.Record], released: dict[str, float], wall: float
-) -> dict[str, float]:
-    """Per event: from its 202 (or its release by the dying replica, if later) to the claim that ran it."""
-    return {
+) -> None:
+    """Per event, from its 202 (or its release by the dying replica, if later) to the claim that ran it: at most
+    ``HANDOVER_LIMIT``."""
+    waits = {
         e: claims[e]["claimed"] - max(a.answered_at + wall, released.get(e, 0.0)) for e, a in ledger.accepted.items()
     }
+    late = {e: round(w, 2) for e, w in waits.items() if w > HANDOVER_LIMIT}
+    assert not late, f"{len(late)} events waited more than {HANDOVER_LIMIT}s: {list(late.items())[:5]}"
 
 
 async def _stop(proc: ServiceProcess, budget: float) -> tuple[int, float]:
@@ -118,104 +121,94 @@ async def _executor_setup(
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 async def test_executor_sigterm_mid_load_finishes_its_work_and_hands_over_nothing_late(
-    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any, sinks: Any
+    bus: Bus, db: asyncpg.Connection, stack: FaultStack, sinks: Any
 ) -> None:
     grace = 5.0
     sink = await sinks(_quick_or_slowish)
-    async with fault_stack(service, db, nats_url, database_url) as stack:
-        tenant, victim, survivor = await _executor_setup(stack, sink, str(grace))
-        ledger, wall = Ledger(), time.time() - time.monotonic()
-        # A rate one replica absorbs even on a busy machine: a wait measured is the hand-over's, not a backlog's.
-        load = asyncio.ensure_future(
-            _steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=1000, rate=100)
+    tenant, victim, survivor = await _executor_setup(stack, sink, str(grace))
+    ledger, wall = Ledger(), time.time() - time.monotonic()
+    # A rate one replica absorbs even on a busy machine: a wait measured is the hand-over's, not a backlog's.
+    load = asyncio.ensure_future(_steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=1000, rate=100))
+
+    async def victim_busy() -> bool:
+        return (
+            len(ledger.answers) >= 300
+            and await asyncio.to_thread(_metric, victim.metrics_url, "ipaas_executor_in_flight") >= 5
         )
 
-        async def victim_busy() -> bool:
-            return (
-                len(ledger.answers) >= 300
-                and await asyncio.to_thread(_metric, victim.metrics_url, "ipaas_executor_in_flight") >= 5
-            )
+    await wait_until(victim_busy, timeout=30, interval=0.02, message="the victim working mid-load")
+    code, took = await _stop(victim, grace + EXECUTOR_EXIT_MARGIN)
+    exited = time.monotonic() + wall
+    await load
 
-        await wait_until(victim_busy, timeout=30, interval=0.02, message="the victim working mid-load")
-        code, took = await _stop(victim, grace + EXECUTOR_EXIT_MARGIN)
-        exited = time.monotonic() + wall
-        await load
-
-        assert code == 0, victim.logs()[-3000:]
-        assert took <= grace + EXECUTOR_EXIT_MARGIN, f"exit took {took:.1f}s"
-        draining = _log_lines(victim, "draining: fetching stopped")
-        assert draining and draining[0]["in_flight"] > 0 and _log_lines(victim, "executor stopped")
-        assert ledger.statuses() == {202: 1000}
-        await ledger.settle(db, bus, timeout=40)
-        figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-        assert figures["rows"] == {"succeeded": 1000}
-        # Every action in flight fitted in the grace: nothing was cancelled, nothing ran twice.
-        released = _released(victim)
-        assert released == {} and figures["extra_receipts"] == 0
-        claims = await _claims(db, tenant.workflow_id)
-        assert sum(1 for r in claims.values() if r["claimed"] > exited) > 100  # the survivor took over
-        waits = _waits(ledger, claims, released, wall)
-        late = {e: round(w, 2) for e, w in waits.items() if w > HANDOVER_LIMIT}
-        assert not late, f"{len(late)} events waited more than {HANDOVER_LIMIT}s: {list(late.items())[:5]}"
-        assert survivor.alive()
+    assert code == 0, victim.logs()[-3000:]
+    assert took <= grace + EXECUTOR_EXIT_MARGIN, f"exit took {took:.1f}s"
+    draining = _log_lines(victim, "draining: fetching stopped")
+    assert draining and draining[0]["in_flight"] > 0 and _log_lines(victim, "executor stopped")
+    assert ledger.statuses() == {202: 1000}
+    await ledger.settle(db, bus, timeout=40)
+    figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
+    assert figures["rows"] == {"succeeded": 1000}
+    # Every action in flight fitted in the grace: nothing was cancelled, nothing ran twice.
+    released = _released(victim)
+    assert released == {} and figures["extra_receipts"] == 0
+    claims = await _claims(db, tenant.workflow_id)
+    assert sum(1 for r in claims.values() if r["claimed"] > exited) > 100  # the survivor took over
+    _assert_none_waited_long(ledger, claims, released, wall)
+    assert survivor.alive()
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 async def test_executor_sigterm_with_actions_longer_than_the_grace_releases_them_to_the_other_replica(
-    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any, sinks: Any
+    bus: Bus, db: asyncpg.Connection, stack: FaultStack, sinks: Any
 ) -> None:
     grace, action = 1.0, 3.0
     sink = await sinks(lambda _r, _n: Answer(200, "ok", delay=action))
-    async with fault_stack(service, db, nats_url, database_url) as stack:
-        # The survivor alone holds every call (about 3 s x 40/s, plus the released ones): room for all of
-        # them in its connection pool, and a timeout no call reaches, so nothing is retried.
-        tenant, victim, survivor = await _executor_setup(
-            stack,
-            sink,
-            str(grace),
-            IPAAS_EXECUTOR_CONNECTIONS_PER_HOST="256",
-            IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="20",
-        )
-        ledger, wall = Ledger(), time.time() - time.monotonic()
-        load = asyncio.ensure_future(
-            _steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=240, rate=40)
-        )
+    # The survivor alone holds every call (about 3 s x 40/s, plus the released ones): room for all of
+    # them in its connection pool, and a timeout no call reaches, so nothing is retried.
+    tenant, victim, survivor = await _executor_setup(
+        stack,
+        sink,
+        str(grace),
+        IPAAS_EXECUTOR_CONNECTIONS_PER_HOST="256",
+        IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="20",
+    )
+    ledger, wall = Ledger(), time.time() - time.monotonic()
+    load = asyncio.ensure_future(_steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=240, rate=40))
 
-        async def victim_busy() -> bool:
-            return await asyncio.to_thread(_metric, victim.metrics_url, "ipaas_executor_in_flight") >= 20
+    async def victim_busy() -> bool:
+        return await asyncio.to_thread(_metric, victim.metrics_url, "ipaas_executor_in_flight") >= 20
 
-        await wait_until(victim_busy, timeout=30, interval=0.05, message="the victim mid-action")
-        code, took = await _stop(victim, grace + EXECUTOR_EXIT_MARGIN)
-        await load
+    await wait_until(victim_busy, timeout=30, interval=0.05, message="the victim mid-action")
+    code, took = await _stop(victim, grace + EXECUTOR_EXIT_MARGIN)
+    await load
 
-        assert code == 0, victim.logs()[-3000:]
-        assert took <= grace + EXECUTOR_EXIT_MARGIN, f"exit took {took:.1f}s"
-        assert ledger.statuses() == {202: 240}
-        await ledger.settle(db, bus, timeout=40)
-        released = _released(victim)
-        assert len(released) >= 10, "the grace was meant to cut actions short"
-        figures = await ledger.check(db, bus, [tenant.workflow_id], sink, extra_receipts_allowed=len(released))
-        assert figures["rows"] == {"succeeded": 240}
-        claims = await _claims(db, tenant.workflow_id)
-        # Each released event was claimed again (by the survivor) after its release, within the limit:
-        # its lease was given up, not left to expire (60 s), and its message NAKed, not left to ack_wait.
-        for event_id, at in released.items():
-            claim = claims[event_id]
-            assert claim["attempts"] >= 2 and claim["claimed"] > at, (event_id, dict(claim), at)
-        waits = _waits(ledger, claims, released, wall)
-        late = {e: round(w, 2) for e, w in waits.items() if w > HANDOVER_LIMIT}
-        assert not late, f"{len(late)} events waited more than {HANDOVER_LIMIT}s: {list(late.items())[:5]}"
-        # The one window: an event whose call had reached the target when it was cancelled runs again on
-        # the survivor, so the target sees it twice (same Idempotency-Key).  Nothing else is repeated.
-        receipts: dict[str, list[float]] = {}
-        for r in sink.requests:
-            receipts.setdefault(r.headers["Idempotency-Key"], []).append(r.at + wall)
-        twice = {e: at for e, at in receipts.items() if len(at) > 1}
-        assert set(twice) <= set(released), "an event that was not cancelled reached the target twice"
-        assert all(len(at) == 2 and at[0] < released[e] < at[1] for e, at in twice.items())
-        assert figures["extra_receipts"] == len(twice) > 0
-        assert survivor.alive()
+    assert code == 0, victim.logs()[-3000:]
+    assert took <= grace + EXECUTOR_EXIT_MARGIN, f"exit took {took:.1f}s"
+    assert ledger.statuses() == {202: 240}
+    await ledger.settle(db, bus, timeout=40)
+    released = _released(victim)
+    assert len(released) >= 10, "the grace was meant to cut actions short"
+    figures = await ledger.check(db, bus, [tenant.workflow_id], sink, extra_receipts_allowed=len(released))
+    assert figures["rows"] == {"succeeded": 240}
+    claims = await _claims(db, tenant.workflow_id)
+    # Each released event was claimed again (by the survivor) after its release, within the limit:
+    # its lease was given up, not left to expire (60 s), and its message NAKed, not left to ack_wait.
+    for event_id, at in released.items():
+        claim = claims[event_id]
+        assert claim["attempts"] >= 2 and claim["claimed"] > at, (event_id, dict(claim), at)
+    _assert_none_waited_long(ledger, claims, released, wall)
+    # The one window: an event whose call had reached the target when it was cancelled runs again on
+    # the survivor, so the target sees it twice (same Idempotency-Key).  Nothing else is repeated.
+    receipts: dict[str, list[float]] = {}
+    for r in sink.requests:
+        receipts.setdefault(r.headers["Idempotency-Key"], []).append(r.at + wall)
+    twice = {e: at for e, at in receipts.items() if len(at) > 1}
+    assert set(twice) <= set(released), "an event that was not cancelled reached the target twice"
+    assert all(len(at) == 2 and at[0] < released[e] < at[1] for e, at in twice.items())
+    assert figures["extra_receipts"] == len(twice) > 0
+    assert survivor.alive()
 
 
 # --- gateway --------------------------------------------------------------------------------------------
@@ -275,53 +268,52 @@ class Sender:
 @pytest.mark.slow
 @pytest.mark.timeout(90)
 async def test_gateway_sigterm_mid_burst_answers_what_it_accepted(
-    bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any, sink: FakeSink
+    bus: Bus, db: asyncpg.Connection, stack: FaultStack, sink: FakeSink
 ) -> None:
     drain_delay, grace = 2.0, 5.0
-    async with fault_stack(service, db, nats_url, database_url) as stack:
-        shutdown = {
-            "IPAAS_GATEWAY_DRAIN_DELAY_SECONDS": str(drain_delay),
-            "IPAAS_HTTP_SHUTDOWN_GRACE_SECONDS": str(grace),
-        }
-        victim, survivor = stack.start_gateway(**shutdown), stack.start_gateway(**shutdown)
-        stack.start_executor()
-        tenant = await stack.tenant(http_workflow(f"{sink.url}/gw"))
-        to_victim, to_survivor = Sender(stack.http, tenant, victim), Sender(stack.http, tenant, survivor)
-        on_victim, on_survivor, wall = Ledger(), Ledger(), time.time() - time.monotonic()
-        load = asyncio.ensure_future(
-            asyncio.gather(
-                _steady(lambda k: to_victim.send(on_victim, k), total=1200, rate=200),
-                _steady(lambda k: to_survivor.send(on_survivor, k), total=1200, rate=200),
-            )
+    shutdown = {
+        "IPAAS_GATEWAY_DRAIN_DELAY_SECONDS": str(drain_delay),
+        "IPAAS_HTTP_SHUTDOWN_GRACE_SECONDS": str(grace),
+    }
+    victim, survivor = stack.start_gateway(**shutdown), stack.start_gateway(**shutdown)
+    stack.start_executor()
+    tenant = await stack.tenant(http_workflow(f"{sink.url}/gw"))
+    to_victim, to_survivor = Sender(stack.http, tenant, victim), Sender(stack.http, tenant, survivor)
+    on_victim, on_survivor, wall = Ledger(), Ledger(), time.time() - time.monotonic()
+    load = asyncio.ensure_future(
+        asyncio.gather(
+            _steady(lambda k: to_victim.send(on_victim, k), total=1200, rate=200),
+            _steady(lambda k: to_survivor.send(on_survivor, k), total=1200, rate=200),
         )
-        await wait_until(lambda: len(on_victim.answers) >= 300, timeout=30, message="the burst under way")
-        sigterm = time.monotonic()
-        code, took = await _stop(victim, drain_delay + grace)
-        await load
+    )
+    await wait_until(lambda: len(on_victim.answers) >= 300, timeout=30, message="the burst under way")
+    sigterm = time.monotonic()
+    code, took = await _stop(victim, drain_delay + grace)
+    await load
 
-        assert code == 0, victim.logs()[-3000:]
-        # Inside the drain delay plus the HTTP grace, so no request handler was cut short by the grace.
-        assert took < drain_delay + grace, f"exit took {took:.1f}s"
-        assert _log_lines(victim, "stopped")
-        # When SHUTTING_DOWN was set (readiness 503 from then on: tests/e2e/test_gateway_process.py).
-        draining = datetime.fromisoformat(_log_lines(victim, "shutdown requested; draining")[0]["ts"]).timestamp()
-        statuses = on_victim.statuses()
-        assert set(statuses) <= {202, 503} and not on_victim.refused_without_retry_after(), statuses
-        # It went on serving while draining, and from then on every answer closed its connection, so
-        # keep-alive clients left before the listener closed.
-        assert all(closes for sent, _, closes in to_victim.closing if sent + wall > draining + 0.001)
-        assert any(closes for _, _, closes in to_victim.closing)
-        assert not any(closes for _, answered, closes in to_victim.closing if answered < sigterm)
-        assert to_victim.refused > 0, "the burst was meant to outlast the listener"
-        assert on_survivor.statuses() == {202: 1200} and not to_survivor.refused and not to_survivor.unanswered
-        # A request that got no answer was never read: sent again with the same webhook-id (as a sender
-        # does), it is new, not a duplicate of an event the replica published without answering.
-        retried = Ledger()
-        for lost in to_victim.unanswered:
-            reply = await to_survivor.post(retried, 0, webhook_id=lost.webhook_id)
-            assert reply is not None and reply["data"]["duplicate"] is False, (lost, reply)
-        ledger = Ledger(on_victim.answers + on_survivor.answers + retried.answers)
-        await ledger.settle(db, bus, timeout=40)
-        figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-        assert figures["rows"] == {"succeeded": len(ledger.accepted)} and figures["extra_receipts"] == 0
-        assert len(ledger.accepted) == len(ledger.answers) - statuses[503]
+    assert code == 0, victim.logs()[-3000:]
+    # Inside the drain delay plus the HTTP grace, so no request handler was cut short by the grace.
+    assert took < drain_delay + grace, f"exit took {took:.1f}s"
+    assert _log_lines(victim, "stopped")
+    # When SHUTTING_DOWN was set (readiness 503 from then on: tests/e2e/test_gateway_process.py).
+    draining = datetime.fromisoformat(_log_lines(victim, "shutdown requested; draining")[0]["ts"]).timestamp()
+    statuses = on_victim.statuses()
+    assert set(statuses) <= {202, 503} and not on_victim.refused_without_retry_after(), statuses
+    # It went on serving while draining, and from then on every answer closed its connection, so
+    # keep-alive clients left before the listener closed.
+    assert all(closes for sent, _, closes in to_victim.closing if sent + wall > draining + 0.001)
+    assert any(closes for _, _, closes in to_victim.closing)
+    assert not any(closes for _, answered, closes in to_victim.closing if answered < sigterm)
+    assert to_victim.refused > 0, "the burst was meant to outlast the listener"
+    assert on_survivor.statuses() == {202: 1200} and not to_survivor.refused and not to_survivor.unanswered
+    # A request that got no answer was never read: sent again with the same webhook-id (as a sender
+    # does), it is new, not a duplicate of an event the replica published without answering.
+    retried = Ledger()
+    for lost in to_victim.unanswered:
+        reply = await to_survivor.post(retried, 0, webhook_id=lost.webhook_id)
+        assert reply is not None and reply["data"]["duplicate"] is False, (lost, reply)
+    ledger = Ledger(on_victim.answers + on_survivor.answers + retried.answers)
+    await ledger.settle(db, bus, timeout=40)
+    figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
+    assert figures["rows"] == {"succeeded": len(ledger.accepted)} and figures["extra_receipts"] == 0
+    assert len(ledger.accepted) == len(ledger.answers) - statuses[503]

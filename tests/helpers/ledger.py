@@ -25,7 +25,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -241,6 +241,13 @@ class FaultStack:
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
+    async def send_accepted(self, ledger: Ledger, tenant: Tenant, n: int, *, concurrency: int) -> None:
+        """Send ``n`` more webhooks, every one of which must be accepted (202), and add them to ``ledger``."""
+        more = Ledger()
+        await self.send(more, tenant, n, concurrency=concurrency)
+        assert more.statuses() == {202: n}
+        ledger.answers += more.answers
+
     async def resend_refused(self, ledger: Ledger, tenant: Tenant, *, rounds: int = 10) -> None:
         """Retry every refused webhook with its own ``webhook-id``, as a sender honouring ``Retry-After`` does.
 
@@ -322,3 +329,13 @@ def stop_immediately(pg: PostgresServer) -> None:
     assert pg.proc is not None
     pg.proc.send_signal(signal.SIGQUIT)
     pg.proc.wait(20)
+
+
+async def burst_with_outage(
+    send: Callable[[], Awaitable[None]], ledger: Ledger, after: int, outage: Callable[[], None]
+) -> None:
+    """Run ``send`` and, once ``after`` answers are in, call ``outage`` (in a thread) while it goes on."""
+    sending = asyncio.ensure_future(send())
+    await wait_until(lambda: len(ledger.answers) >= after, timeout=60, message=f"{after} answers")
+    await asyncio.to_thread(outage)
+    await sending

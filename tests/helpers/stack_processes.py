@@ -18,6 +18,8 @@ import aiohttp
 
 from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
 from tests.helpers.services import ServiceProcess
+from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 
 
 class Api:
@@ -49,6 +51,34 @@ class Api:
         self.token = login["data"]["access_token"]
         return dict(registered["data"])
 
+    async def credential(self, name: str, type_: str, secret: Any) -> dict[str, Any]:
+        """Store a credential; returns the ``data`` of the 201."""
+        body = {"name": name, "type": type_, "secret": secret}
+        return dict(await self.data("POST", "/api/credentials", body, expect=201))
+
+    async def webhook_workflow(self, name: str, action: dict[str, Any]) -> dict[str, Any]:
+        """Create a workflow that a webhook triggers to run ``action``; returns the ``data`` of the 201."""
+        body = {"name": name, "trigger": {"type": "webhook"}, "action": action}
+        return dict(await self.data("POST", "/api/workflows", body, expect=201))
+
+    async def webhook(self, workflow: dict[str, Any], payload: dict[str, Any]) -> tuple[str, str]:
+        """Send one signed webhook to ``workflow`` (as the API shows it); returns (event id, the 202's traceparent)."""
+        body = json.dumps(payload)
+        headers = signed(workflow["webhook"]["secret"], body)
+        async with self.http.post(f"{self.base}{workflow['webhook']['url']}", data=body, headers=headers) as r:
+            assert r.status == 202, await r.text()
+            return (await r.json())["data"]["event_id"], r.headers.get("traceparent", "")
+
+    async def execution(self, workflow_id: str, status: str = "succeeded", *, timeout: float = 30) -> dict[str, Any]:
+        """Wait until ``workflow_id`` has an execution with ``status``; returns the first on the page."""
+
+        async def found() -> Any:
+            page = await self.data("GET", f"/api/executions?workflow_id={workflow_id}", expect=200)
+            rows = [e for e in page if e["status"] == status]
+            return rows[0] if rows else None
+
+        return dict(await wait_until(found, timeout=timeout, message=f"a {status} execution"))
+
 
 def start_auth_and_gateway(
     service: Callable[..., ServiceProcess],
@@ -75,3 +105,13 @@ def start_auth_and_gateway(
         },
     )
     return auth, gw
+
+
+def every_second(name: str, url: str) -> dict[str, Any]:
+    """A workflow that POSTs to ``url`` every second (a gateway allows it with
+    ``IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS=1``)."""
+    return {
+        "name": name,
+        "trigger": {"type": "schedule", "interval_seconds": 1},
+        "action": {"type": "http_request", "config": {"method": "POST", "url": url}},
+    }
