@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from deploy.k8s.pg_auth import MIGRATE_MODULE
-from deploy.k8s.resources import Resource, command_line, ident, name_of, of_kind, pod_spec
+from deploy.k8s.resources import Resource, command_line, container_env, ident, name_of, of_kind, pod_spec
 from libs.common.settings import NatsSettings
 from services.executor.settings import ExecutorSettings
 
@@ -91,17 +91,6 @@ def check_budgets(resources: list[Resource]) -> list[str]:
         if name not in covered
     )
     return problems
-
-
-def container_env(container: dict[str, Any], resources: list[Resource]) -> dict[str, str]:
-    """Plain values a container sees: its ConfigMaps (``envFrom``), then its own ``env``."""
-    configmaps = {name_of(c): c.get("data") or {} for c in of_kind(resources, "ConfigMap")}
-    env: dict[str, str] = {}
-    for src in container.get("envFrom") or []:
-        ref = str((src.get("configMapRef") or {}).get("name", ""))
-        env.update({k: str(v) for k, v in (configmaps.get(ref) or {}).items()})
-    env.update({v["name"]: str(v["value"]) for v in container.get("env") or [] if "value" in v})
-    return env
 
 
 def _main_container(dep: Resource) -> dict[str, Any]:

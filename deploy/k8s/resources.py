@@ -62,6 +62,17 @@ def service_of(res: Resource, container: dict[str, Any]) -> str | None:
     return match.group(1) if res.get("kind") == "Deployment" and match is not None else None
 
 
+def container_env(container: dict[str, Any], resources: list[Resource]) -> dict[str, str]:
+    """Plain values a container sees: its ConfigMaps (``envFrom``), then its own ``env``."""
+    configmaps = {name_of(c): c.get("data") or {} for c in of_kind(resources, "ConfigMap")}
+    env: dict[str, str] = {}
+    for src in container.get("envFrom") or []:
+        ref = str((src.get("configMapRef") or {}).get("name", ""))
+        env.update({k: str(v) for k, v in (configmaps.get(ref) or {}).items()})
+    env.update({v["name"]: str(v["value"]) for v in container.get("env") or [] if "value" in v})
+    return env
+
+
 def env_vars(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """A container's own ``env`` entries by name."""
     return {str(v.get("name")): v for v in container.get("env") or []}
