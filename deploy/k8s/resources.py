@@ -7,7 +7,7 @@ mappings, one per object, exactly as ``kubectl apply -k`` would send them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 Resource = dict[str, Any]
@@ -50,6 +50,12 @@ def containers(resources: list[Resource]) -> Iterator[tuple[Resource, str, dict[
     for res in resources:
         for c in (pod_spec(res) or {}).get("containers") or []:
             yield res, f"{ident(res)} container {c.get('name')}", c
+
+
+def ports_of(containers: Iterable[dict[str, Any]]) -> tuple[set[str], set[int]]:
+    """The port names and numbers these containers declare."""
+    ports = [p for c in containers for p in c.get("ports") or []]
+    return {p["name"] for p in ports if "name" in p}, {int(p["containerPort"]) for p in ports if "containerPort" in p}
 
 
 def command_line(container: dict[str, Any]) -> str:
