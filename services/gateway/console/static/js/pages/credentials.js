@@ -2,7 +2,7 @@
 // never returns it); the form's secret fields are cleared as soon as it is sent.
 
 import { allPages, api } from "../api.js";
-import { action, empty, errorBox, field, h, onSubmit, readJson, replace, table, when } from "../dom.js";
+import { action, empty, field, h, onSubmit, pager, readJson, replace, table, when } from "../dom.js";
 
 const SECRET_FIELDS = {
   slack: [["webhook_url", "Webhook URL", "password"], ["bot_token", "Bot token (xoxb-...)", "password"]],
@@ -78,20 +78,17 @@ function deleteButton(credential, reload) {
 
 export async function render(ctx) {
   const list = h("div", { id: "credential-list" });
-  async function load() {
-    try {
-      const rows = await allPages("/api/credentials", { limit: 100 });
-      replace(list, rows.length ? table([
-        ["Name", (c) => c.name],
-        ["Type", (c) => c.type],
-        ["Id", (c) => h("code", {}, c.id)],
-        ["Created", (c) => when(c.created_at)],
-        ["", (c) => deleteButton(c, load)],
-      ], rows) : empty("No credentials yet. Store one below, then use its id as an action's credential_id."));
-    } catch (err) {
-      replace(list, errorBox(err));
-    }
-  }
-  replace(ctx.content, list, createForm(load));
-  await load();
+  const { load } = pager(list, {
+    fetch: async () => ({ data: await allPages("/api/credentials", { limit: 100 }) }), // all at once: no "More"
+    none: () => empty("No credentials yet. Store one below, then use its id as an action's credential_id."),
+    draw: (rows) => table([
+      ["Name", (c) => c.name],
+      ["Type", (c) => c.type],
+      ["Id", (c) => h("code", {}, c.id)],
+      ["Created", (c) => when(c.created_at)],
+      ["", (c) => deleteButton(c, () => load(true))],
+    ], rows),
+  });
+  replace(ctx.content, list, createForm(() => load(true)));
+  await load(true);
 }
