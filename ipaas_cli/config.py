@@ -93,9 +93,12 @@ def save(config: Config, path: Path | None = None) -> Path:
     return path
 
 
-def context_name(config: Config, chosen: str | None) -> str:
-    """The context a command uses: ``--context``, else ``IPAAS_CONTEXT``, else the current one."""
-    return chosen or CliSettings().context or config.current or DEFAULT_CONTEXT
+def chosen_context(chosen: str | None) -> tuple[Config, str, Context | None]:
+    """The config, the name of the context a command uses (``--context``, else ``IPAAS_CONTEXT``, else the
+    current one) and that context, if it is stored."""
+    config = load()
+    name = chosen or CliSettings().context or config.current or DEFAULT_CONTEXT
+    return config, name, config.contexts.get(name)
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,8 @@ class Target:
 
 
 def resolve(chosen: str | None, server: str | None = None) -> Target:
-    config, env = load(), CliSettings()
-    name = context_name(config, chosen)
-    ctx = config.contexts.get(name)
+    _, name, ctx = chosen_context(chosen)
+    env = CliSettings()
     if chosen is not None and ctx is None and server is None and not env.server:
         raise UsageError(f"no context named {name!r}: see `ipaas context list`")
     url = server or env.server or (ctx.server if ctx else None)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from deploy.k8s.resources import CLUSTER_SCOPED, Resource, command_line, ident, pod_spec
+from deploy.k8s.resources import CLUSTER_SCOPED, Resource, command_line, ident, pod_spec, ports_of
 
 API_VERSIONS = {
     "Namespace": "v1",
@@ -85,11 +85,6 @@ def check_identity(resources: list[Resource], *, require_namespace: bool) -> lis
     return problems
 
 
-def _container_ports(container: dict[str, Any]) -> tuple[set[str], set[int]]:
-    ports = container.get("ports") or []
-    return {p["name"] for p in ports if "name" in p}, {int(p["containerPort"]) for p in ports if "containerPort" in p}
-
-
 def _port_ok(port: Any, names: set[str], numbers: set[int]) -> bool:
     return port in names if isinstance(port, str) else int(port) in numbers
 
@@ -140,7 +135,7 @@ def _prestop_seconds(container: dict[str, Any]) -> int | None:
 
 def check_probes(where: str, container: dict[str, Any], *, ipaas_service: bool) -> list[str]:
     problems: list[str] = []
-    names, numbers = _container_ports(container)
+    names, numbers = ports_of([container])
     expected = {"livenessProbe": "/health/live", "readinessProbe": "/health/ready"}
     for probe_name, path in expected.items():
         probe = container.get(probe_name)
@@ -174,7 +169,7 @@ def check_env(where: str, container: dict[str, Any]) -> list[str]:
 def check_http_port(where: str, container: dict[str, Any], res: Resource) -> list[str]:
     """The ports a service listens on (IPAAS_HTTP_PORT, IPAAS_HTTP_METRICS_PORT) must be container ports,
     and the scrape annotation must name the metrics port (the service port serves no /metrics)."""
-    _, numbers = _container_ports(container)
+    _, numbers = ports_of([container])
     env = {var.get("name"): var.get("value") for var in container.get("env") or []}
     problems = [
         f"{where}: {name} {env[name]} is not a container port"

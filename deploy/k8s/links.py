@@ -7,7 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from deploy.k8s.pg_auth import MIGRATE_MODULE
-from deploy.k8s.resources import Resource, command_line, ident, name_of, of_kind, pod_spec
+from deploy.k8s.resources import Resource, command_line, container_env, ident, name_of, of_kind, pod_spec, ports_of
 from libs.common.settings import NatsSettings
 from services.executor.settings import ExecutorSettings
 
@@ -34,16 +34,6 @@ def _selects(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def _ports_of(dep: Resource) -> tuple[set[str], set[int]]:
-    names: set[str] = set()
-    numbers: set[int] = set()
-    for c in (pod_spec(dep) or {}).get("containers", []):
-        for p in c.get("ports") or []:
-            names.add(p.get("name", ""))
-            numbers.add(int(p["containerPort"]))
-    return names, numbers
-
-
 def check_services(resources: list[Resource]) -> list[str]:
     problems: list[str] = []
     deployments = of_kind(resources, "Deployment")
@@ -53,11 +43,7 @@ def check_services(resources: list[Resource]) -> list[str]:
         if not targets:
             problems.append(f"{ident(svc)}: selector {selector} matches no Deployment's pods")
             continue
-        names, numbers = set[str](), set[int]()
-        for d in targets:
-            n, p = _ports_of(d)
-            names |= n
-            numbers |= p
+        names, numbers = ports_of(c for d in targets for c in (pod_spec(d) or {}).get("containers", []))
         for port in svc["spec"].get("ports") or []:
             target = port.get("targetPort", port.get("port"))
             if isinstance(target, str) and target not in names or isinstance(target, int) and target not in numbers:
@@ -91,17 +77,6 @@ def check_budgets(resources: list[Resource]) -> list[str]:
         if name not in covered
     )
     return problems
-
-
-def container_env(container: dict[str, Any], resources: list[Resource]) -> dict[str, str]:
-    """Plain values a container sees: its ConfigMaps (``envFrom``), then its own ``env``."""
-    configmaps = {name_of(c): c.get("data") or {} for c in of_kind(resources, "ConfigMap")}
-    env: dict[str, str] = {}
-    for src in container.get("envFrom") or []:
-        ref = str((src.get("configMapRef") or {}).get("name", ""))
-        env.update({k: str(v) for k, v in (configmaps.get(ref) or {}).items()})
-    env.update({v["name"]: str(v["value"]) for v in container.get("env") or [] if "value" in v})
-    return env
 
 
 def _main_container(dep: Resource) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from deploy.k8s.resources import Resource, containers, ident, name_of, of_kind, pod_spec
+from deploy.k8s.resources import Resource, container_env, containers, ident, of_kind, pod_spec
 
 TLS_REQUIRED = {"prod"}
 VALUES_FILE = "nats-values.yaml"
@@ -53,16 +53,6 @@ def _get(values: dict[str, Any], *keys: str) -> Any:
     for key in keys:
         node = node.get(key) if isinstance(node, dict) else None
     return node
-
-
-def _env(container: dict[str, Any], configmaps: dict[str, dict[str, Any]]) -> dict[str, str]:
-    """Plain values a container sees: its ConfigMaps (envFrom), then its own env."""
-    env: dict[str, str] = {}
-    for src in container.get("envFrom") or []:
-        ref = str((src.get("configMapRef") or {}).get("name", ""))
-        env.update({k: str(v) for k, v in ((configmaps.get(ref) or {}).get("data") or {}).items()})
-    env.update({v["name"]: str(v["value"]) for v in container.get("env") or [] if "value" in v})
-    return env
 
 
 def _ca_problems(where: str, ca_file: str, container: dict[str, Any], spec: dict[str, Any], secret: str) -> list[str]:
@@ -101,9 +91,8 @@ def check_nats_tls(resources: list[Resource], values: dict[str, Any], *, require
     names = {str(n) for c in certificates for n in (c.get("spec") or {}).get("dnsNames") or []}
     if certificates and clustered and f"*.{HEADLESS}" not in names:
         problems.append(f"{ident(certificates[0])}: dnsNames lack *.{HEADLESS} (the routes' names)")
-    configmaps = {name_of(c): c for c in of_kind(resources, "ConfigMap")}
     for res, where, container in containers(resources):
-        env = _env(container, configmaps)
+        env = container_env(container, resources)
         if "NATS_URL" not in env:
             continue
         url = urlsplit(env["NATS_URL"])

@@ -7,7 +7,7 @@ mappings, one per object, exactly as ``kubectl apply -k`` would send them.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 Resource = dict[str, Any]
@@ -52,6 +52,12 @@ def containers(resources: list[Resource]) -> Iterator[tuple[Resource, str, dict[
             yield res, f"{ident(res)} container {c.get('name')}", c
 
 
+def ports_of(containers: Iterable[dict[str, Any]]) -> tuple[set[str], set[int]]:
+    """The port names and numbers these containers declare."""
+    ports = [p for c in containers for p in c.get("ports") or []]
+    return {p["name"] for p in ports if "name" in p}, {int(p["containerPort"]) for p in ports if "containerPort" in p}
+
+
 def command_line(container: dict[str, Any]) -> str:
     return " ".join(str(x) for x in container.get("command") or [])
 
@@ -60,6 +66,17 @@ def service_of(res: Resource, container: dict[str, Any]) -> str | None:
     """``<name>`` for a Deployment's container running ``python -m services.<name>``; None for any other."""
     match = SERVICE_MODULE.search(command_line(container))
     return match.group(1) if res.get("kind") == "Deployment" and match is not None else None
+
+
+def container_env(container: dict[str, Any], resources: list[Resource]) -> dict[str, str]:
+    """Plain values a container sees: its ConfigMaps (``envFrom``), then its own ``env``."""
+    configmaps = {name_of(c): c.get("data") or {} for c in of_kind(resources, "ConfigMap")}
+    env: dict[str, str] = {}
+    for src in container.get("envFrom") or []:
+        ref = str((src.get("configMapRef") or {}).get("name", ""))
+        env.update({k: str(v) for k, v in (configmaps.get(ref) or {}).items()})
+    env.update({v["name"]: str(v["value"]) for v in container.get("env") or [] if "value" in v})
+    return env
 
 
 def env_vars(container: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -149,17 +149,11 @@ class LauncherConfig(BaseSettings):
 
     @property
     def scheduler_ports(self) -> tuple[int, ...]:
-        defaults = (self.base_port + 2, self.base_port + 5)
-        return _replicas(
-            defaults if self.scheduler_ports_set is None else self.scheduler_ports_set, self.scheduler_replicas
-        )
+        return _replicas(self.scheduler_ports_set, (self.base_port + 2, self.base_port + 5), self.scheduler_replicas)
 
     @property
     def executor_ports(self) -> tuple[int, ...]:
-        defaults = (self.base_port + 3, self.base_port + 4)
-        return _replicas(
-            defaults if self.executor_ports_set is None else self.executor_ports_set, self.executor_replicas
-        )
+        return _replicas(self.executor_ports_set, (self.base_port + 3, self.base_port + 4), self.executor_replicas)
 
     @property
     def services(self) -> tuple[str, ...]:
@@ -200,8 +194,9 @@ def _names(value: str) -> list[str]:
     return [s.strip() for s in value.lower().split(",") if s.strip()]
 
 
-def _replicas(ports: tuple[int, ...], replicas: int) -> tuple[int, ...]:
-    ports = ports[:replicas]
+def _replicas(ports: tuple[int, ...] | None, defaults: tuple[int, ...], replicas: int) -> tuple[int, ...]:
+    """One port per replica: the ports set (else ``defaults``), cut to ``replicas``."""
+    ports = (defaults if ports is None else ports)[:replicas]
     # More replicas than listed ports: continue after the highest one.
     while len(ports) < replicas:
         ports = (*ports, (max(ports) if ports else 8090) + 1)

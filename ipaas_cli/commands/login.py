@@ -39,9 +39,7 @@ def login(
     """Log in (email and password) or store an API key, in the chosen context; it becomes current."""
     with guarded(json_out) as out:
         g = globals_of(ctx)
-        config = cfg.load()
-        name = cfg.context_name(config, g.context)
-        known = config.contexts.get(name)
+        config, name, known = cfg.chosen_context(g.context)
         url = server or g.server or CliSettings().server or (known.server if known else None)
         if not url:
             raise UsageError("no server: give --server URL (the gateway, e.g. http://127.0.0.1:8080)")
@@ -90,9 +88,7 @@ def logout(ctx: typer.Context, json_out: JsonOpt = False) -> None:
     """Forget the chosen context's token (a login token is revoked on the server first)."""
     with guarded(json_out) as out:
         g = globals_of(ctx)
-        config = cfg.load()
-        name = cfg.context_name(config, g.context)
-        known = config.contexts.get(name)
+        config, name, known = cfg.chosen_context(g.context)
         if known is None or not known.token:
             raise UsageError(f"context {name!r} holds no token")
         if not known.token.startswith(API_KEY_PREFIX):

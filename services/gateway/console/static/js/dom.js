@@ -36,6 +36,13 @@ export function when(iso) {
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
 }
 
+// The ISO time of a datetime-local input's value; "" when it is empty or not a time.
+export function isoOf(local) {
+  if (!local) return "";
+  const date = new Date(local);
+  return Number.isNaN(date.getTime()) ? "" : date.toISOString();
+}
+
 export function pretty(value) {
   return value === undefined ? "" : JSON.stringify(value, null, 2);
 }
@@ -77,7 +84,8 @@ export function field(label, control, hint) {
   return h("label", { class: "field" }, h("span", {}, label), control, hint ? h("small", {}, hint) : null);
 }
 
-// A button that runs an async action once at a time, showing the API's error under it.
+// A button that runs an async action once at a time, showing the API's error under it; run(button) may
+// return a message to show there.
 export function action(label, run, attrs = {}) {
   const out = h("span", { class: "action-result", role: "status" });
   const button = h("button", { type: "button", ...attrs }, label);
@@ -86,7 +94,7 @@ export function action(label, run, attrs = {}) {
     out.className = "action-result";
     out.textContent = "";
     try {
-      const message = await run();
+      const message = await run(button);
       if (message) out.textContent = message;
     } catch (err) {
       out.className = "action-result error";

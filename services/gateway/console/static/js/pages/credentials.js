@@ -2,7 +2,7 @@
 // never returns it); the form's secret fields are cleared as soon as it is sent.
 
 import { allPages, api } from "../api.js";
-import { empty, errorBox, field, h, onSubmit, readJson, replace, table, when } from "../dom.js";
+import { action, empty, field, h, onSubmit, pager, readJson, replace, table, when } from "../dom.js";
 
 const SECRET_FIELDS = {
   slack: [["webhook_url", "Webhook URL", "password"], ["bot_token", "Bot token (xoxb-...)", "password"]],
@@ -62,45 +62,33 @@ function createForm(onCreated) {
   return form;
 }
 
+// The first click only arms the button ("Confirm delete"); the second one deletes.
 function deleteButton(credential, reload) {
-  const out = h("span", { class: "action-result" });
-  const button = h("button", { type: "button", class: "danger" }, "Delete");
   let armed = false;
-  button.addEventListener("click", async () => {
+  return action("Delete", async (button) => {
     if (!armed) {
       armed = true;
       button.textContent = "Confirm delete";
-      return;
+      return "";
     }
-    button.disabled = true;
-    try {
-      await api("DELETE", `/api/credentials/${credential.id}`);
-      await reload();
-    } catch (err) {
-      out.className = "action-result error";
-      out.textContent = err.describe ? err.describe() : String(err);
-      button.disabled = false;
-    }
-  });
-  return h("span", { class: "action" }, button, out);
+    await api("DELETE", `/api/credentials/${credential.id}`);
+    await reload();
+  }, { class: "danger" });
 }
 
 export async function render(ctx) {
   const list = h("div", { id: "credential-list" });
-  async function load() {
-    try {
-      const rows = await allPages("/api/credentials", { limit: 100 });
-      replace(list, rows.length ? table([
-        ["Name", (c) => c.name],
-        ["Type", (c) => c.type],
-        ["Id", (c) => h("code", {}, c.id)],
-        ["Created", (c) => when(c.created_at)],
-        ["", (c) => deleteButton(c, load)],
-      ], rows) : empty("No credentials yet. Store one below, then use its id as an action's credential_id."));
-    } catch (err) {
-      replace(list, errorBox(err));
-    }
-  }
-  replace(ctx.content, list, createForm(load));
-  await load();
+  const { load } = pager(list, {
+    fetch: async () => ({ data: await allPages("/api/credentials", { limit: 100 }) }), // all at once: no "More"
+    none: () => empty("No credentials yet. Store one below, then use its id as an action's credential_id."),
+    draw: (rows) => table([
+      ["Name", (c) => c.name],
+      ["Type", (c) => c.type],
+      ["Id", (c) => h("code", {}, c.id)],
+      ["Created", (c) => when(c.created_at)],
+      ["", (c) => deleteButton(c, () => load(true))],
+    ], rows),
+  });
+  replace(ctx.content, list, createForm(() => load(true)));
+  await load(true);
 }

@@ -1,15 +1,9 @@
 // Dead letters: replay one, or replay every one a filter matches (a job whose progress is polled).
 
 import { api, query } from "../api.js";
-import { action, empty, errorBox, field, h, onSubmit, pager, pretty, replace, table, when } from "../dom.js";
+import { action, empty, errorBox, field, h, isoOf, onSubmit, pager, pretty, replace, table, when } from "../dom.js";
 
 const POLL_MS = 1000;
-
-function isoOrUndefined(local) {
-  if (!local) return undefined;
-  const date = new Date(local);
-  return Number.isNaN(date.getTime()) ? undefined : date.toISOString();
-}
 
 function bulkForm(workflowId, afterwards) {
   const workflow = h("input", { name: "workflow_id", value: workflowId, placeholder: "workflow id",
@@ -43,8 +37,8 @@ function bulkForm(workflowId, afterwards) {
     const body = {};
     if (workflow.value.trim()) body.workflow_id = workflow.value.trim();
     if (reason.value.trim()) body.reason = reason.value.trim();
-    if (isoOrUndefined(since.value)) body.since = isoOrUndefined(since.value);
-    if (isoOrUndefined(until.value)) body.until = isoOrUndefined(until.value);
+    if (isoOf(since.value)) body.since = isoOf(since.value);
+    if (isoOf(until.value)) body.until = isoOf(until.value);
     replace(progress, h("p", { class: "muted" }, "Starting…"));
     const job = (await api("POST", "/api/dlq/replay", body)).data;
     await follow(job.id ?? job.job_id);

@@ -1,19 +1,13 @@
 // Executions, newest first: filters kept in the address, and the first page refreshed live by polling.
 
 import { api, query } from "../api.js";
-import { empty, errorBox, field, h, pager, replace, statusBadge, table, when } from "../dom.js";
+import { empty, errorBox, field, h, isoOf, pager, replace, statusBadge, table, when } from "../dom.js";
 
 const POLL_MS = 2000;
 const STATUSES = ["", "running", "succeeded", "failed", "dead", "skipped", "filtered"];
 const TRIGGERS = ["", "webhook", "schedule", "manual", "replay"];
 // event_id, trigger, since and until are read by the history API; a gateway without it ignores them.
 const FILTERS = ["workflow_id", "status", "event_id", "trigger", "since", "until"];
-
-function isoOrEmpty(local) {
-  if (!local) return "";
-  const date = new Date(local);
-  return Number.isNaN(date.getTime()) ? "" : date.toISOString();
-}
 
 function localOf(iso) {
   if (!iso) return "";
@@ -70,7 +64,7 @@ export async function render(ctx) {
   function filters() {
     const out = {};
     for (const key of FILTERS) {
-      const value = key === "since" || key === "until" ? isoOrEmpty(controls[key].value) : controls[key].value.trim();
+      const value = key === "since" || key === "until" ? isoOf(controls[key].value) : controls[key].value.trim();
       if (value) out[key] = value;
     }
     return out;
