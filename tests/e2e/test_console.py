@@ -377,6 +377,13 @@ async def test_an_operator_drives_the_platform_from_the_console(stack: Api, tmp_
             else:
                 assert keys_status == 200
                 await expect(page.locator("#key-list .empty")).to_contain_text("No API keys yet")
+                # A key made through the form is shown once, then listed; revoking it from the list marks it.
+                await page.fill("#create-key input[name=name]", "ci deploy")
+                await page.click("#create-key button[type=submit]")
+                await expect(page.locator("#new-key")).to_contain_text("ipk_")
+                await expect(page.locator("#key-list")).to_contain_text("ci deploy")
+                await page.click("#key-list button.danger")
+                await expect(page.locator("#key-list")).to_contain_text("revoked")
 
             await chromium.close()
     finally:
