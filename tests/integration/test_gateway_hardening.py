@@ -9,52 +9,22 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from deploy.local.infra import free_port
 from libs.common.bus import Bus
 from libs.common.telemetry import setup_tracing
-from services.auth.app import create_app as create_auth_app
-from services.gateway.app import create_app as create_gateway_app
-from tests.helpers.auth_setup import PASSWORD, auth_settings, bearer
-from tests.helpers.gateway_app import Gateway, gateway_settings, running_gateway, tenant
+from tests.helpers.auth_setup import PASSWORD, bearer
+from tests.helpers.gateway_app import Gateway, auth_behind_gateway, running_gateway, tenant
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
 from tests.integration.test_gateway_webhooks import create_webhook_workflow
 
 Client = TestClient[web.Request, web.Application]
-
-
-@dataclass
-class Edge:
-    gateway: Client
-    auth: Client
-    auth_server: TestServer
-
-
-@asynccontextmanager
-async def auth_behind_gateway(
-    database_url: str, nats_url: str, *, auth: dict[str, Any] | None = None, **gateway: Any
-) -> AsyncIterator[Edge]:
-    """Auth and the gateway in-process on real ports; the gateway verifies tokens with auth's JWKS."""
-    auth_server = TestServer(
-        await create_auth_app(auth_settings(database_url, nats_url, **(auth or {}))), port=free_port()
-    )
-    async with TestClient(auth_server) as auth_client:
-        auth_url = str(auth_server.make_url("")).rstrip("/")
-        settings = gateway_settings(
-            database_url, nats_url, f"{auth_url}/.well-known/jwks.json", IPAAS_AUTH_URL=auth_url, **gateway
-        )
-        async with TestClient(TestServer(create_gateway_app(settings), port=free_port())) as gateway_client:
-            yield Edge(gateway_client, auth_client, auth_server)
 
 
 async def sign_up(gw: Client, **headers: str) -> tuple[str, dict[str, str]]:
