@@ -9,10 +9,7 @@ is refused, says so, and carries on with what the provisioning step made.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +23,7 @@ from libs.common.settings import NatsSettings
 from tests.helpers.auth_setup import kek_env
 from tests.helpers.fakes import executor_env
 from tests.helpers.secured_nats import SecuredNats
-from tests.helpers.services import REPO_ROOT, ServiceProcess
+from tests.helpers.services import ServiceProcess, run_module
 from tests.helpers.wait import wait_until
 
 
@@ -124,19 +121,7 @@ async def test_a_missing_stream_is_named(unprovisioned_nats: SecuredNats) -> Non
 
 async def run_provision(nats_url: str) -> tuple[int, str]:
     """``python -m deploy.provision`` as a process, as the migrate Job runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IPAAS_")}
-    env.update({"NATS_URL": nats_url, "PYTHONPATH": str(REPO_ROOT)})
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "deploy.provision",
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return int(proc.returncode or 0), out.decode(errors="replace")
+    return await run_module("deploy.provision", env={"NATS_URL": nats_url})
 
 
 @pytest.mark.slow
