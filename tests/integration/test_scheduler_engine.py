@@ -188,7 +188,7 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
     version = await add_version(db, broken, definition(cron="*/2 * * * *"))
     await publish_change(bus, tenant, broken, version, "updated")
     await wait_until(
-        lambda: _is_none(db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken)),
+        lambda: equals(db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken), None),
         message="error cleared",
     )
     clock.set(at(2))
@@ -204,10 +204,6 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
     clock.set(at(4))
     await wait_until(lambda: equals(slots_fired(bus, broken), ["12:02:00", "12:04:00"]), message="others go on")
     assert await slots_fired(bus, healthy) == ["12:01:00", "12:02:00"]
-
-
-async def _is_none(value: Any) -> bool:
-    return await value is None
 
 
 async def test_periodic_resync_catches_a_change_the_feed_never_announced(
