@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic.json_schema import models_json_schema
 
@@ -147,3 +147,11 @@ async def auth_behind_gateway(
         )
         async with TestClient(TestServer(create_app(settings), port=free_port())) as gateway_client:
             yield Edge(gateway_client, auth_client, auth_server)
+
+
+async def post_dry_run(
+    gw: Gateway, auth: dict[str, str], workflow: dict[str, Any], payload: Any = None
+) -> ClientResponse:
+    """``POST /api/workflows/dry-run`` of ``workflow`` with ``payload`` (``{}`` unless given)."""
+    body = {"workflow": workflow, "payload": {} if payload is None else payload}
+    return await gw.client.post("/api/workflows/dry-run", headers=auth, json=body)
