@@ -7,6 +7,7 @@ import base64
 import json
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -134,20 +135,16 @@ async def test_plaintext_secrets_from_before_are_sealed_at_start(
 ) -> None:
     tenant_id = await create_tenant(db)
     current, previous, expired = new_secret(), new_secret(), new_secret()
-    old = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW, webhook_secret=current)
-    await db.execute(
-        "UPDATE workflows SET webhook_secret_prev = $2, webhook_secret_prev_until = now() + interval '1 h'"
-        " WHERE id = $1",
-        old,
-        previous,
-    )
-    stale = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW, webhook_secret=current)
-    await db.execute(
-        "UPDATE workflows SET webhook_secret_prev = $2, webhook_secret_prev_until = now() - interval '1 s'"
-        " WHERE id = $1",
-        stale,
-        expired,
-    )
+    old, stale = [await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW, webhook_secret=current) for _ in range(2)]
+    # The previous secret: still inside its overlap on ``old``, past it on ``stale``.
+    for workflow_id, prev, until in ((old, previous, timedelta(hours=1)), (stale, expired, timedelta(seconds=-1))):
+        await db.execute(
+            "UPDATE workflows SET webhook_secret_prev = $2, webhook_secret_prev_until = now() + $3::interval"
+            " WHERE id = $1",
+            workflow_id,
+            prev,
+            until,
+        )
     async with running_gateway(database_url, nats_url) as gw:
         stored = await _stored_text(db)
         assert "whsec_" not in stored
