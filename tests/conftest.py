@@ -41,6 +41,7 @@ from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.db.roles import OWNER
 from libs.common.settings import DatabaseSettings, NatsSettings
+from services.executor.connectors import ClientSessions
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
 from tests.helpers.auth_setup import auth_client, auth_settings
@@ -321,3 +322,11 @@ async def schedulers(bus: Bus, pool: asyncpg.Pool) -> AsyncIterator[Callable[...
     yield _start
     for rt in started:
         await rt.stop()
+
+
+@pytest.fixture
+async def sessions() -> AsyncIterator[ClientSessions]:
+    """The executor's HTTP sessions, for a test calling connectors directly."""
+    s = ClientSessions(connections_per_host=10, timeout_seconds=5)
+    yield s
+    await s.close()
