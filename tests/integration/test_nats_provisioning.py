@@ -56,8 +56,7 @@ async def test_services_wait_unready_until_the_provisioning_step_has_run(
             "services.scheduler", wait=False, env={**nats.service_env("scheduler"), "DATABASE_URL": database_url}
         ),
     }
-    admin = await nats.bus("admin")
-    try:
+    async with nats.connected("admin") as admin:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             for name, svc in started.items():
 
@@ -92,8 +91,6 @@ async def test_services_wait_unready_until_the_provisioning_step_has_run(
         for name, svc in started.items():
             assert "permissions violation" not in svc.logs().lower(), name
             assert svc.terminate() == 0, name
-    finally:
-        await admin.drain()
 
 
 async def test_a_service_told_to_provision_without_the_right_falls_back_to_checking(
@@ -110,13 +107,10 @@ async def test_a_service_told_to_provision_without_the_right_falls_back_to_check
 
 
 async def test_a_missing_stream_is_named(unprovisioned_nats: SecuredNats) -> None:
-    bus = await unprovisioned_nats.bus("executor")
-    try:
+    async with unprovisioned_nats.connected("executor") as bus:
         with pytest.raises(NotProvisioned) as missing:
             await ensure_needs(bus, Needs(("EVENTS", "DLQ")))
         assert missing.value.missing == ["stream EVENTS", "stream DLQ"]
-    finally:
-        await bus.drain()
 
 
 async def run_provision(nats_url: str) -> tuple[int, str]:
