@@ -16,7 +16,7 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from libs.common.bus import Bus
-from tests.helpers.auth_setup import bearer, register_and_login
+from tests.helpers.auth_setup import add_credential, bearer, register_and_login
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, tenant
 from tests.helpers.webhooks import signed
 
@@ -91,11 +91,7 @@ async def test_webhook_ingest_keeps_its_status_table_and_carries_big_integers(
 
 async def test_auth_credentials_refuse_them_too(auth_app: TestClient[Any, Any], nats_url: str):
     user = await register_and_login(auth_app)
-    resp = await auth_app.post(
-        "/api/credentials",
-        headers=bearer(user["token"]),
-        json={"name": "api", "type": "http", "secret": {"headers": {"X-Api-Key": BIG}}},
-    )
+    resp = await add_credential(auth_app, user, "api", "http", {"headers": {"X-Api-Key": BIG}})
     assert await refused(resp) == ["secret.headers.X-Api-Key"]
     listed = await (await auth_app.get("/api/credentials", headers=bearer(user["token"]))).json()
     assert listed["data"] == []
