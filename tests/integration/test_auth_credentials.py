@@ -12,11 +12,9 @@ import asyncpg
 import nats
 import pytest
 from aiohttp.test_utils import TestClient
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
-from libs.common.telemetry import setup_tracing
 from tests.helpers.auth_setup import add_credential, auth_client, auth_settings, bearer, register_and_login
 
 PLANTED = "planted-s3cr3t-7f1c2e9a"
@@ -36,13 +34,6 @@ async def resolve(nats_url: str, tenant_id: str, credential_id: str, raw: bytes 
         return CredentialReply.model_validate_json(msg.data)
     finally:
         await nc.close()
-
-
-@pytest.fixture
-def spans() -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    setup_tracing("auth-test", processor=SimpleSpanProcessor(exporter))
-    return exporter
 
 
 async def test_credentials_round_trip_without_the_secret_ever_leaving(

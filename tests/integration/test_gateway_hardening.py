@@ -13,11 +13,9 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from libs.common.bus import Bus
-from libs.common.telemetry import setup_tracing
 from tests.helpers.auth_setup import PASSWORD, bearer
 from tests.helpers.gateway_app import Gateway, auth_behind_gateway, running_gateway, tenant
 from tests.helpers.wait import wait_until
@@ -217,13 +215,6 @@ async def test_bad_signatures_are_throttled_per_source_and_good_traffic_elsewher
     assert [await send(f"2001:db8:7:7::{i}", wrong) for i in range(1, 4)] == [401, 401, 401]
     assert await send("2001:db8:7:7::99", secret) == 429
     assert await send("2001:db8:7:8::1", secret) == 202
-
-
-@pytest.fixture
-def spans() -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    setup_tracing("gateway-test", processor=SimpleSpanProcessor(exporter))
-    return exporter
 
 
 INBOUND_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
