@@ -155,3 +155,24 @@ async def post_dry_run(
     """``POST /api/workflows/dry-run`` of ``workflow`` with ``payload`` (``{}`` unless given)."""
     body = {"workflow": workflow, "payload": {} if payload is None else payload}
     return await gw.client.post("/api/workflows/dry-run", headers=auth, json=body)
+
+
+def slack_text(text: str) -> dict[str, Any]:
+    """:data:`WEBHOOK_WORKFLOW` posting ``text`` to Slack."""
+    return {**WEBHOOK_WORKFLOW, "action": {**WEBHOOK_WORKFLOW["action"], "config": {"text": text}}}
+
+
+async def all_pages(gw: Gateway, path: str, tenant_id: uuid.UUID, limit: int) -> list[list[Any]]:
+    """Every page of the list at ``path`` for ``tenant_id``, ``limit`` at a time, following ``next_cursor``."""
+    pages: list[list[Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        resp = await gw.client.get(path, params=params, headers=gw.auth(tenant_id))
+        body = await resp.json()
+        assert resp.status == 200, body
+        pages.append(body["data"])
+        cursor = body["meta"]["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 100, "paging does not end"

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from tests.helpers.executor_app import ExecutorFactory
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, post_dry_run, tenant
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, post_dry_run, slack_text, tenant
 
 NESTED_LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
 
@@ -18,11 +18,6 @@ def http_workflow(body: Any, url: str = "https://example.invalid/hook") -> dict[
         "trigger": {"type": "webhook"},
         "action": {"type": "http_request", "config": {"method": "POST", "url": url, "body": body}},
     }
-
-
-def slack_text(text: str) -> dict[str, Any]:
-    action = {**WEBHOOK_WORKFLOW["action"], "config": {"text": text}}
-    return {**WEBHOOK_WORKFLOW, "action": action}
 
 
 async def test_saving_a_template_that_does_not_compile_is_422_naming_the_field(gw: Gateway, tenant_id: uuid.UUID):

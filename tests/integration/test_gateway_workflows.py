@@ -9,7 +9,7 @@ import orjson
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, WorkflowChanged
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, all_pages
 from tests.helpers.wait import wait_until
 
 
@@ -89,15 +89,7 @@ async def test_cursor_pagination_walks_every_workflow_once(gw: Gateway, tenant_i
     for i in range(5):
         resp = await gw.client.post("/api/workflows", json={**SCHEDULE_WORKFLOW, "name": f"wf {i}"}, headers=auth)
         created.add((await resp.json())["data"]["id"])
-    seen: list[str] = []
-    cursor = None
-    for _ in range(10):
-        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
-        page = await (await gw.client.get("/api/workflows", params=params, headers=auth)).json()
-        seen += [w["id"] for w in page["data"]]
-        cursor = page["meta"]["next_cursor"]
-        if cursor is None:
-            break
+    seen = [w["id"] for page in await all_pages(gw, "/api/workflows", tenant_id, limit=2) for w in page]
     assert len(seen) == 5 and set(seen) == created
     bad = await gw.client.get("/api/workflows", params={"cursor": "!!!"}, headers=auth)
     assert bad.status == 422
