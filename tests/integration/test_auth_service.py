@@ -15,7 +15,7 @@ import pytest
 from libs.common.auth import JwksVerifier, TokenError
 from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env, new_kek, new_signing_pem
 from tests.helpers.services import ServiceProcess
-from tests.helpers.wait import wait_until, wait_until_sync
+from tests.helpers.wait import equals, wait_until, wait_until_sync
 
 Start = Callable[..., ServiceProcess]
 
@@ -143,7 +143,7 @@ async def test_signing_key_rotation_without_restart(
             await wait_until(lambda: _lacks(session, auth.url, old_kid), timeout=10, message="old key gone")
             status, body = await status_with(session, auth.url, old_token)
             assert status == 401 and body["error"]["code"] == "unknown_key"
-            await wait_until(lambda: _not(accepted(old_token)), timeout=5, message="verifier drops old key")
+            await wait_until(lambda: equals(accepted(old_token), False), timeout=5, message="verifier drops old key")
             assert await accepted(new_token)
     finally:
         await verifier.close()
@@ -159,10 +159,6 @@ async def _has(session: aiohttp.ClientSession, url: str, kid: str) -> bool:
 
 async def _lacks(session: aiohttp.ClientSession, url: str, kid: str) -> bool:
     return kid not in await jwks_kids(session, url)
-
-
-async def _not(result: Any) -> bool:
-    return not await result
 
 
 async def _login_with_kid(session: aiohttp.ClientSession, url: str, kid: str) -> str | None:
