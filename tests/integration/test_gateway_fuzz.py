@@ -56,7 +56,7 @@ from standardwebhooks import Webhook
 
 from libs.common.bus import Bus
 from libs.common.models.api import DRY_RUN_SUBJECT, DryRunCommand, DryRunResult
-from tests.helpers.auth_setup import PASSWORD
+from tests.helpers.auth_setup import PASSWORD, add_credential, bearer, register_and_login
 from tests.helpers.fuzz import FuzzReport, load, run_fuzz
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, auth_behind_gateway
 
@@ -98,20 +98,12 @@ async def stack(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Sta
             await responder.close()
 
 
-async def _login(gateway: TestClient[web.Request, web.Application], email: str) -> str:
-    creds = {"email": email, "password": PASSWORD}
-    assert (await gateway.post("/api/auth/register", json=creds)).status == 201
-    resp = await gateway.post("/api/auth/login", json=creds)
-    assert resp.status == 200, await resp.text()
-    return str((await resp.json())["data"]["access_token"])
-
-
 async def _seed(gateway: TestClient[web.Request, web.Application], database_url: str) -> Stack:
     """A user with workflows, a credential, an execution and a dead letter: ids for the examples."""
-    token = await _login(gateway, "fuzz@example.com")
+    user = await register_and_login(gateway, "fuzz@example.com")
     second = {"email": "fuzz-logout@example.com", "password": PASSWORD}
-    await _login(gateway, second["email"])
-    auth = {"Authorization": f"Bearer {token}"}
+    await register_and_login(gateway, second["email"])
+    auth = bearer(user["token"])
     made = {}
     for name, body in (("webhook", WEBHOOK_WORKFLOW), ("schedule", SCHEDULE_WORKFLOW), ("doomed", WEBHOOK_WORKFLOW)):
         resp = await gateway.post("/api/workflows", json=body, headers=auth)
@@ -119,18 +111,14 @@ async def _seed(gateway: TestClient[web.Request, web.Application], database_url:
         made[name] = (await resp.json())["data"]
     ids = {name: data["id"] for name, data in made.items()}
     for name in ("credential", "doomed_credential"):
-        resp = await gateway.post(
-            "/api/credentials",
-            headers=auth,
-            json={"name": name, "type": "openweather", "secret": {"api_key": "fuzz-key"}},
-        )
+        resp = await add_credential(gateway, user, name, "openweather", {"api_key": "fuzz-key"})
         assert resp.status == 201, await resp.text()
         ids[name] = (await resp.json())["data"]["id"]
     ids.update(await _history(database_url, ids["webhook"]))
     return Stack(
         gateway=gateway,
         base_url=str(gateway.make_url("")).rstrip("/"),
-        token=token,
+        token=user["token"],
         second_user=second,
         ids=ids,
         webhook_secret=made["webhook"]["webhook"]["secret"],
