@@ -176,3 +176,11 @@ async def all_pages(gw: Gateway, path: str, tenant_id: uuid.UUID, limit: int) ->
         if cursor is None:
             return pages
         assert len(pages) < 100, "paging does not end"
+
+
+async def list_executions(gw: Gateway, tenant_id: uuid.UUID, **params: str) -> list[dict[str, Any]]:
+    """``GET /api/executions`` for ``tenant_id`` with ``params``: the page's executions."""
+    resp = await gw.client.get("/api/executions", params=params, headers=gw.auth(tenant_id))
+    assert resp.status == 200, await resp.text()
+    data: list[dict[str, Any]] = (await resp.json())["data"]
+    return data
