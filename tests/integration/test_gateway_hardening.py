@@ -51,11 +51,13 @@ async def test_a_logged_out_token_is_refused_through_the_gateway_within_two_poll
         assert out.status == 200, await out.text()
         logged_out = time.monotonic()
 
-        async def refused() -> bool:
-            resp = await gw.get("/api/workflows", headers=token)
+        async def revoked(headers: dict[str, str]) -> bool:
+            resp = await gw.get("/api/workflows", headers=headers)
             return resp.status == 401 and (await resp.json())["error"]["code"] == "token_revoked"
 
-        await wait_until(refused, timeout=10, interval=0.02, message="the gateway refusing the logged-out token")
+        await wait_until(
+            lambda: revoked(token), timeout=10, interval=0.02, message="the gateway refusing the logged-out token"
+        )
         delay = time.monotonic() - logged_out
         # Documented: within 2 x IPAAS_GATEWAY_REVOCATION_POLL_SECONDS (room left for a loaded machine).
         assert delay <= 2 * poll + 1.0, f"refused only after {delay:.2f}s"
@@ -64,12 +66,7 @@ async def test_a_logged_out_token_is_refused_through_the_gateway_within_two_poll
         # Logging out everywhere reaches the gateway the same way.
         everywhere = await gw.post("/api/auth/logout-all", headers=other)
         assert everywhere.status == 200
-
-        async def other_refused() -> bool:
-            resp = await gw.get("/api/workflows", headers=other)
-            return resp.status == 401 and (await resp.json())["error"]["code"] == "token_revoked"
-
-        await wait_until(other_refused, timeout=2 * poll + 1.0, interval=0.02, message="logout-all honoured")
+        await wait_until(lambda: revoked(other), timeout=2 * poll + 1.0, interval=0.02, message="logout-all honoured")
 
 
 async def test_tokens_get_503_not_acceptance_when_revocations_cannot_be_refreshed(

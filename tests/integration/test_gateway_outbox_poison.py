@@ -21,7 +21,7 @@ from libs.common.bus import Bus, StreamFull
 from libs.common.models.events import WorkflowChanged, workflow_changed_subject
 from tests.helpers.gateway_app import Gateway, running_gateway, tenant
 from tests.helpers.services import metric
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import equals, wait_until
 
 
 @pytest.fixture
@@ -124,10 +124,8 @@ async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(
     assert await metric_of(gw, "ipaas_gateway_outbox_failed_total", 'reason="invalid"') == 2
     assert await metric_of(gw, "ipaas_gateway_outbox_failed_total", 'reason="rejected"') == 1
 
-    async def gauge_is_three() -> bool:
-        return await metric_of(gw, "ipaas_gateway_outbox_set_aside") == 3
-
-    await wait_until(gauge_is_three, timeout=5, message="the set-aside gauge")
+    gauge = "ipaas_gateway_outbox_set_aside"
+    await wait_until(lambda: equals(metric_of(gw, gauge), 3), timeout=5, message="the set-aside gauge")
 
 
 async def test_an_operator_retries_a_set_aside_row_after_fixing_the_cause(

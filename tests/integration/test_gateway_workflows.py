@@ -10,7 +10,7 @@ import orjson
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, WorkflowChanged
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, all_pages
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import equals, wait_until
 
 
 async def test_create_returns_version_1_and_the_webhook_secret_once(gw: Gateway, tenant_id: uuid.UUID):
@@ -110,10 +110,8 @@ async def test_every_change_reaches_the_change_stream_in_order(
     await wait_until(four, timeout=10, message="four change messages")
 
     # The relay marks its rows published once their PubAcks are in: a moment after the stream has them.
-    async def all_marked() -> bool:
-        return int(await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")) == 0
-
-    await wait_until(all_marked, timeout=10, message="every outbox row marked published")
+    unmarked = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+    await wait_until(lambda: equals(db.fetchval(unmarked), 0), message="every outbox row marked published")
     ids = [r["id"] for r in await db.fetch("SELECT id FROM outbox ORDER BY id")]
     changes = []
     for seq in range(1, 5):
