@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
 
 from libs.common.models.events import DeadLetter, EventEnvelope
 from tests.helpers.factories import create_tenant, create_workflow
@@ -144,13 +143,10 @@ async def test_missing_credential_service_is_retried_not_lost(bus, db, nats_url,
     wf = await create_workflow(db, tenant, definition("slack_message", {"text": "later"}, cred))
     await executor(IPAAS_EXECUTOR_CREDENTIAL_TIMEOUT_SECONDS="0.5")
     event = await publish_event(bus, tenant, wf, {})
-    await wait_until(lambda: _status(db, event.event_id, "failed"), timeout=10, message="a failed try")
+    failed = "SELECT status = 'failed' FROM executions WHERE event_id = $1"
+    await wait_until(lambda: db.fetchval(failed, event.event_id), timeout=10, message="a failed try")
     await creds.start()  # auth comes up
     row = await final_row(db, event.event_id)
     assert row["status"] == "succeeded" and row["attempts"] >= 2
     assert sink.calls == 1
     await creds.stop()
-
-
-async def _status(db: Any, event_id: Any, status: str) -> bool:
-    return bool(await db.fetchval("SELECT status = $2 FROM executions WHERE event_id = $1", event_id, status))
