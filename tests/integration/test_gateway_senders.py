@@ -17,6 +17,7 @@ from libs.common.bus import Bus
 from libs.common.models.events import event_id_for
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
 from tests.helpers.wait import wait_until
+from tests.unit import test_gateway_senders as documented
 
 SENDER_SECRET = "s3cr3t-from-the-sender"
 
@@ -151,20 +152,9 @@ async def test_unverified_webhooks_warn_and_standard_secrets_stay_whsec(gw: Gate
     assert bad.status == 422
 
 
-# The providers' documented examples (tests/unit/test_gateway_senders.py has them too), sent whole through
-# the gateway. Slack's example is from 2018: a gateway whose tolerance reaches back that far takes it.
-GITHUB_SECRET = "It's a Secret to Everybody"
-GITHUB_BODY = b"Hello, World!"
-GITHUB_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-SLACK_TIMESTAMP = "1531420618"
-SLACK_BODY = (
-    b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
-    b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
-    b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIG"
-    b"lgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
-)
-SLACK_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+# The providers' documented examples (tests/unit/test_gateway_senders.py), sent whole through the gateway.
+# Slack's example is from 2018: a gateway whose tolerance reaches back that far takes it.
+GITHUB_SECRET, SLACK_SECRET = documented.GITHUB_SECRET.decode(), documented.SLACK_SECRET.decode()
 TEN_YEARS = 10 * 366 * 24 * 3600
 
 
@@ -179,24 +169,28 @@ async def test_documented_examples_are_accepted_whole(database_url: str, nats_ur
             )
             assert refused.status == 422, padded
         text = {"Content-Type": "text/plain"}
-        headers = {**text, "X-Hub-Signature-256": GITHUB_SIGNATURE, "X-GitHub-Delivery": "gh-doc-1"}
-        status, out = await _post(gateway, github, GITHUB_BODY, headers)
+        headers = {**text, "X-Hub-Signature-256": documented.GITHUB_SIGNATURE, "X-GitHub-Delivery": "gh-doc-1"}
+        status, out = await _post(gateway, github, documented.GITHUB_BODY, headers)
         assert status == 202, out
         assert out["data"] == {"event_id": str(event_id_for(github, "gh-doc-1")), "duplicate": False}
 
         slack = await _workflow(gateway, tenant_id, {"type": "webhook", "verify": "slack"}, secret=SLACK_SECRET)
         form = {"Content-Type": "application/x-www-form-urlencoded"}
-        signed = {**form, "X-Slack-Request-Timestamp": SLACK_TIMESTAMP, "X-Slack-Signature": SLACK_SIGNATURE}
-        status, out = await _post(gateway, slack, SLACK_BODY, signed)
+        signed = {
+            **form,
+            "X-Slack-Request-Timestamp": documented.SLACK_TIMESTAMP,
+            "X-Slack-Signature": documented.SLACK_SIGNATURE,
+        }
+        status, out = await _post(gateway, slack, documented.SLACK_BODY, signed)
         assert status == 202, out
         # A slash command has no event_id: the body's hash is the dedup key, so the same request is a duplicate.
-        again = await _post(gateway, slack, SLACK_BODY, signed)
+        again = await _post(gateway, slack, documented.SLACK_BODY, signed)
         assert again[1]["data"] == {"event_id": out["data"]["event_id"], "duplicate": True}
         # The published payload is the form body as a JSON string.
         sub = await bus.js.subscribe(f"events.{tenant_id}.{slack}", durable=None)
         try:
             msg = await sub.next_msg(timeout=5)
-            assert json.loads(msg.data)["payload"] == SLACK_BODY.decode()
+            assert json.loads(msg.data)["payload"] == documented.SLACK_BODY.decode()
         finally:
             await sub.unsubscribe()
 
