@@ -36,12 +36,16 @@ import asyncpg
 import nats
 import pytest
 from aiohttp.test_utils import TestClient
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from deploy.local.infra import NatsServer, PostgresServer, free_port
 from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.db.roles import OWNER
 from libs.common.settings import DatabaseSettings, NatsSettings
+from libs.common.telemetry import setup_tracing
+from services.executor.connectors import ClientSessions
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
 from tests.helpers.auth_setup import auth_client, auth_settings
@@ -341,3 +345,19 @@ def scheduler_processes(
         return replicas
 
     return _start
+
+
+@pytest.fixture
+async def sessions() -> AsyncIterator[ClientSessions]:
+    """The executor's HTTP sessions, for a test calling connectors directly."""
+    s = ClientSessions(connections_per_host=10, timeout_seconds=5)
+    yield s
+    await s.close()
+
+
+@pytest.fixture
+def spans() -> InMemorySpanExporter:
+    """Tracing set up for this test: every span it finishes, kept in memory."""
+    exporter = InMemorySpanExporter()
+    setup_tracing("test", processor=SimpleSpanProcessor(exporter))
+    return exporter

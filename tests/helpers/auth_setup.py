@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -157,3 +158,11 @@ def bad_tokens(pem: str, kid: str, public_raw: bytes) -> dict[str, tuple[str, st
             "invalid_token",
         ),
     }
+
+
+async def add_credential(
+    client: TestClient[Any, Any], user: dict[str, str], name: str, kind: str, secret: dict[str, Any]
+) -> ClientResponse:
+    """``POST /api/credentials`` of a ``kind`` credential as ``user`` (from :func:`register_and_login`)."""
+    body = {"name": name, "type": kind, "secret": secret}
+    return await client.post("/api/credentials", headers=bearer(user["token"]), json=body)

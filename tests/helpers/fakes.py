@@ -305,3 +305,17 @@ async def final_row(db: Any, event_id: uuid.UUID, timeout: float = 20.0, statuse
         return row if row is not None and row["status"] in statuses else None
 
     return await wait_until(check, timeout=timeout, message=f"execution row for {event_id} in {statuses}")
+
+
+def steps_workflow(steps: list[dict[str, Any]]) -> dict[str, Any]:
+    """A webhook workflow of ``steps`` (the multi-step form of a definition)."""
+    return {"name": "steps", "trigger": {"type": "webhook"}, "steps": steps}
+
+
+def http_step(step_id: str, url: str, body: Any = None, **extra: Any) -> dict[str, Any]:
+    """A step POSTing ``body`` to ``url``; ``extra`` adds to the step, its ``config`` to the action's config."""
+    config: dict[str, Any] = {"method": "POST", "url": url}
+    if body is not None:
+        config["body"] = body
+    config.update(extra.pop("config", {}))
+    return {"id": step_id, "action": {"type": "http_request", "config": config}, **extra}

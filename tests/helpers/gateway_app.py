@@ -18,17 +18,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic.json_schema import models_json_schema
 
 from deploy.local.infra import free_port
 from libs.common.http.health import metrics_app
 from libs.common.settings import DatabaseSettings, NatsSettings
+from services.auth.app import create_app as create_auth_app
 from services.gateway import openapi
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
-from tests.helpers.auth_setup import kek_env
+from tests.helpers.auth_setup import auth_settings, kek_env
 from tests.helpers.factories import create_tenant
 from tests.helpers.tokens import TokenIssuer, serve_jwks
 
@@ -112,3 +113,74 @@ SCHEDULE_WORKFLOW: dict[str, Any] = {
     "trigger": {"type": "schedule", "cron": "0 * * * *", "timezone": "Europe/Paris"},
     "action": {"type": "http_request", "config": {"method": "POST", "url": "https://example.invalid/x"}},
 }
+
+
+@dataclass
+class Edge:
+    """Auth behind the gateway, both in-process on real ports."""
+
+    gateway: TestClient[web.Request, web.Application]
+    auth: TestClient[web.Request, web.Application]
+    auth_server: TestServer
+
+
+@asynccontextmanager
+async def auth_behind_gateway(
+    database_url: str,
+    nats_url: str,
+    *,
+    auth: dict[str, Any] | None = None,
+    auth_database_url: str | None = None,
+    **gateway: Any,
+) -> AsyncIterator[Edge]:
+    """Auth and the gateway in-process on real ports; the gateway verifies tokens with auth's JWKS and forwards
+    to it.  ``auth`` overrides auth's settings and ``gateway`` the gateway's; auth connects to
+    ``auth_database_url`` when given, else to ``database_url`` as the gateway does."""
+    auth_server = TestServer(
+        await create_auth_app(auth_settings(auth_database_url or database_url, nats_url, **(auth or {}))),
+        port=free_port(),
+    )
+    async with TestClient(auth_server) as auth_client:
+        auth_url = str(auth_server.make_url("")).rstrip("/")
+        settings = gateway_settings(
+            database_url, nats_url, f"{auth_url}/.well-known/jwks.json", IPAAS_AUTH_URL=auth_url, **gateway
+        )
+        async with TestClient(TestServer(create_app(settings), port=free_port())) as gateway_client:
+            yield Edge(gateway_client, auth_client, auth_server)
+
+
+async def post_dry_run(
+    gw: Gateway, auth: dict[str, str], workflow: dict[str, Any], payload: Any = None
+) -> ClientResponse:
+    """``POST /api/workflows/dry-run`` of ``workflow`` with ``payload`` (``{}`` unless given)."""
+    body = {"workflow": workflow, "payload": {} if payload is None else payload}
+    return await gw.client.post("/api/workflows/dry-run", headers=auth, json=body)
+
+
+def slack_text(text: str) -> dict[str, Any]:
+    """:data:`WEBHOOK_WORKFLOW` posting ``text`` to Slack."""
+    return {**WEBHOOK_WORKFLOW, "action": {**WEBHOOK_WORKFLOW["action"], "config": {"text": text}}}
+
+
+async def all_pages(gw: Gateway, path: str, tenant_id: uuid.UUID, limit: int) -> list[list[Any]]:
+    """Every page of the list at ``path`` for ``tenant_id``, ``limit`` at a time, following ``next_cursor``."""
+    pages: list[list[Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": str(limit), **({"cursor": cursor} if cursor else {})}
+        resp = await gw.client.get(path, params=params, headers=gw.auth(tenant_id))
+        body = await resp.json()
+        assert resp.status == 200, body
+        pages.append(body["data"])
+        cursor = body["meta"]["next_cursor"]
+        if cursor is None:
+            return pages
+        assert len(pages) < 100, "paging does not end"
+
+
+async def list_executions(gw: Gateway, tenant_id: uuid.UUID, **params: str) -> list[dict[str, Any]]:
+    """``GET /api/executions`` for ``tenant_id`` with ``params``: the page's executions."""
+    resp = await gw.client.get("/api/executions", params=params, headers=gw.auth(tenant_id))
+    assert resp.status == 200, await resp.text()
+    data: list[dict[str, Any]] = (await resp.json())["data"]
+    return data

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +72,15 @@ class SecuredNats:
         return await Bus.connect(
             settings, name=f"test-{identity}", inbox_prefix=inbox_prefix(identity), connect_deadline_seconds=10
         )
+
+    @asynccontextmanager
+    async def connected(self, identity: str) -> AsyncIterator[Bus]:
+        """:meth:`bus` for the ``async with`` block, drained at its end."""
+        bus = await self.bus(identity)
+        try:
+            yield bus
+        finally:
+            await bus.drain()
 
 
 def start_secured_nats(directory: Path, *, provision: bool = True) -> SecuredNats:

@@ -7,6 +7,7 @@ of the harness's superuser is replaced by the same database as ``ipaas_<service>
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -115,3 +116,22 @@ def metric(text: str, name: str, labels: str = "") -> float:
     inside the braces, e.g. ``result="duplicate"``) over the sets that match it."""
     braces = rf"\{{{labels}\}}" if labels else r"(?:\{[^}]*\})?"
     return sum(float(v) for v in re.findall(rf"^{name}{braces} (\S+)$", text, re.M))
+
+
+async def run_module(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> tuple[int, str]:
+    """``python -m <args>`` to its end, as a one-off command (a Job, an operator's shell) runs it: this
+    environment without its ``IPAAS_`` and ``OTEL_`` variables, plus ``env``.  Its exit code, and its standard
+    output followed by its standard error."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
+    full_env.update({**env, "PYTHONPATH": str(REPO_ROOT)})
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        *args,
+        cwd=REPO_ROOT,
+        env=full_env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=timeout)
+    return int(proc.returncode or 0), (out + err).decode(errors="replace")

@@ -51,3 +51,8 @@ def wait_until_sync(
 async def equals(value: Awaitable[Any], expected: Any) -> bool:
     """Whether ``value``, once awaited, equals ``expected``: a predicate for :func:`wait_until`."""
     return bool(await value == expected)
+
+
+async def contains(value: Awaitable[Any], item: Any) -> bool:
+    """Whether ``item`` is in ``value``, once awaited: a predicate for :func:`wait_until`."""
+    return item in await value

@@ -15,16 +15,13 @@ from typing import Any
 import asyncpg
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 
-from deploy.local.infra import free_port
 from libs.common.bus import Bus
-from services.auth.app import create_app as create_auth_app
 from services.gateway.api_keys import ApiKeyCache, ApiKeysUnavailable
-from services.gateway.app import create_app as create_gateway_app
 from services.gateway.operations import AUTH_OPERATIONS, GATEWAY_OPERATIONS
-from tests.helpers.auth_setup import auth_settings, bearer, register_and_login
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, gateway_settings
+from tests.helpers.auth_setup import bearer, register_and_login
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, auth_behind_gateway
 from tests.helpers.wait import wait_until
 
 REFRESH = 0.5  # IPAAS_GATEWAY_API_KEY_REFRESH_SECONDS in this test
@@ -79,23 +76,10 @@ class Stack:
 
 @pytest.fixture
 async def stack(database_url: str, nats_url: str, bus: Bus, role_url: Callable[[str], str]) -> AsyncIterator[Stack]:
-    auth = TestClient(TestServer(await create_auth_app(auth_settings(role_url("auth"), nats_url)), port=free_port()))
-    await auth.start_server()
-    auth_url = str(auth.make_url("")).rstrip("/")
-    settings = gateway_settings(
-        role_url("gateway"),
-        nats_url,
-        f"{auth_url}/.well-known/jwks.json",
-        IPAAS_AUTH_URL=auth_url,
-        api_key_refresh_seconds=REFRESH,
-    )
-    gateway = TestClient(TestServer(create_gateway_app(settings), port=free_port()))
-    await gateway.start_server()
-    try:
-        yield Stack(gateway=gateway, user=await register_and_login(gateway))
-    finally:
-        await gateway.close()
-        await auth.close()
+    async with auth_behind_gateway(
+        role_url("gateway"), nats_url, auth_database_url=role_url("auth"), api_key_refresh_seconds=REFRESH
+    ) as edge:
+        yield Stack(gateway=edge.gateway, user=await register_and_login(edge.gateway))
 
 
 def _path(template: str) -> str:

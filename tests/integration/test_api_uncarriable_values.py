@@ -16,9 +16,10 @@ import aiohttp
 from aiohttp.test_utils import TestClient
 
 from libs.common.bus import Bus
-from tests.helpers.auth_setup import bearer, register_and_login
+from tests.helpers.auth_setup import add_credential, bearer, register_and_login
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, tenant
 from tests.helpers.webhooks import signed
+from tests.integration.test_gateway_webhooks import create_webhook_workflow
 
 BIG = 2**63  # one past the largest signed 64-bit integer
 SMALL = -(2**63) - 1
@@ -79,23 +80,17 @@ async def test_the_64_bit_bounds_themselves_go_through_exact(gw: Gateway, tenant
 async def test_webhook_ingest_keeps_its_status_table_and_carries_big_integers(
     gw: Gateway, tenant_id: uuid.UUID, bus: Bus
 ):
-    created = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
-    data = (await created.json())["data"]
+    workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
     body = '{"order_id": 1180591620717411303424}'
-    headers = signed(data["webhook"]["secret"], body)
-    resp = await gw.client.post(f"/hooks/{data['id']}", data=body.encode(), headers=headers)
+    resp = await gw.client.post(f"/hooks/{workflow_id}", data=body.encode(), headers=signed(secret, body))
     assert resp.status == 202, await resp.text()
-    msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{data['id']}")
+    msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{workflow_id}")
     assert json.loads(msg.data or b"")["payload"] == {"order_id": 2**70}
 
 
 async def test_auth_credentials_refuse_them_too(auth_app: TestClient[Any, Any], nats_url: str):
     user = await register_and_login(auth_app)
-    resp = await auth_app.post(
-        "/api/credentials",
-        headers=bearer(user["token"]),
-        json={"name": "api", "type": "http", "secret": {"headers": {"X-Api-Key": BIG}}},
-    )
+    resp = await add_credential(auth_app, user, "api", "http", {"headers": {"X-Api-Key": BIG}})
     assert await refused(resp) == ["secret.headers.X-Api-Key"]
     listed = await (await auth_app.get("/api/credentials", headers=bearer(user["token"]))).json()
     assert listed["data"] == []

@@ -104,6 +104,15 @@ async def test_wrong_password_and_unknown_email_look_identical(auth_app: TestCli
     assert resp.status == 200
 
 
+GUESS = "whatever1"
+
+
+async def login_from(client: TestClient[Any, Any], address: str, email: str, password: str = GUESS) -> int:
+    """The status of a login by the client at ``address``, as the trusted proxy forwards it."""
+    login = {"email": email, "password": password}
+    return (await client.post("/api/auth/login", headers={"X-Forwarded-For": address}, json=login)).status
+
+
 async def test_login_rate_limits_key_the_email_by_client_and_clients_by_address(
     database_url: str, nats_url: str
 ) -> None:
@@ -130,50 +139,22 @@ async def test_login_rate_limits_key_the_email_by_client_and_clients_by_address(
         # ...but the owner, from their own address, is not locked out of their email.
         owner = await client.post("/api/auth/login", json=right, headers={"X-Forwarded-For": "192.0.2.77"})
         assert owner.status == 200
-        assert (await client.post("/api/auth/login", json=bad, headers={"X-Forwarded-For": "192.0.2.78"})).status == 401
+        assert await login_from(client, "192.0.2.78", user["email"], "wrong password") == 401
         # Per address: one client spraying many emails is stopped too.
-        spray = [
-            (
-                await client.post(
-                    "/api/auth/login",
-                    headers={"X-Forwarded-For": "203.0.113.7"},
-                    json={"email": f"u{i}@example.com", "password": "whatever1"},
-                )
-            ).status
-            for i in range(7)
-        ]
+        spray = [await login_from(client, "203.0.113.7", f"u{i}@example.com") for i in range(7)]
         assert spray[:6] == [401] * 6 and spray[6] == 429
-        other = await client.post(
-            "/api/auth/login",
-            headers={"X-Forwarded-For": "203.0.113.8"},
-            json={"email": "fresh@example.com", "password": "whatever1"},
-        )
-        assert other.status == 401
+        assert await login_from(client, "203.0.113.8", "fresh@example.com") == 401
 
 
 async def test_ipv6_clients_are_limited_by_their_64(database_url: str, nats_url: str) -> None:
     settings = auth_settings(database_url, nats_url, login_ip_burst=4, login_ip_per_minute=1)
     async with auth_client(settings) as client:
         # Rotating through addresses of one /64 does not buy a fresh budget.
-        spray = [
-            (
-                await client.post(
-                    "/api/auth/login",
-                    headers={"X-Forwarded-For": f"2001:db8:1:2::{i:x}"},
-                    json={"email": f"v{i}@example.com", "password": "whatever1"},
-                )
-            ).status
-            for i in range(1, 6)
-        ]
+        spray = [await login_from(client, f"2001:db8:1:2::{i:x}", f"v{i}@example.com") for i in range(1, 6)]
         assert spray == [401, 401, 401, 401, 429]
         # An IPv4-mapped form counts as its IPv4 address; another /64 has its own budget.
         for address in ("2001:db8:1:3::1", "::ffff:198.51.100.200"):
-            resp = await client.post(
-                "/api/auth/login",
-                headers={"X-Forwarded-For": address},
-                json={"email": "w@example.com", "password": "whatever1"},
-            )
-            assert resp.status == 401, address
+            assert await login_from(client, address, "w@example.com") == 401, address
 
 
 JSON = {"Content-Type": "application/json"}

@@ -12,12 +12,10 @@ import asyncpg
 import nats
 import pytest
 from aiohttp.test_utils import TestClient
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
-from libs.common.telemetry import setup_tracing
-from tests.helpers.auth_setup import auth_client, auth_settings, bearer, register_and_login
+from tests.helpers.auth_setup import add_credential, auth_client, auth_settings, bearer, register_and_login
 
 PLANTED = "planted-s3cr3t-7f1c2e9a"
 SECRETS: dict[str, dict[str, Any]] = {
@@ -38,13 +36,6 @@ async def resolve(nats_url: str, tenant_id: str, credential_id: str, raw: bytes 
         await nc.close()
 
 
-@pytest.fixture
-def spans() -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    setup_tracing("auth-test", processor=SimpleSpanProcessor(exporter))
-    return exporter
-
-
 async def test_credentials_round_trip_without_the_secret_ever_leaving(
     database_url: str,
     nats_url: str,
@@ -58,11 +49,7 @@ async def test_credentials_round_trip_without_the_secret_ever_leaving(
         user = await register_and_login(client)
         created: dict[str, str] = {}
         for ctype, secret in SECRETS.items():
-            resp = await client.post(
-                "/api/credentials",
-                headers=bearer(user["token"]),
-                json={"name": f"my {ctype}", "type": ctype, "secret": secret},
-            )
+            resp = await add_credential(client, user, f"my {ctype}", ctype, secret)
             text = await resp.text()
             seen.append(text)
             assert resp.status == 201, text
@@ -127,17 +114,9 @@ async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
 ) -> None:
     alice = await register_and_login(auth_app)
     mallory = await register_and_login(auth_app)
-    resp = await auth_app.post(
-        "/api/credentials",
-        headers=bearer(alice["token"]),
-        json={"name": "alice", "type": "openweather", "secret": {"api_key": PLANTED}},
-    )
+    resp = await add_credential(auth_app, alice, "alice", "openweather", {"api_key": PLANTED})
     alice_cred = (await resp.json())["data"]["id"]
-    resp = await auth_app.post(
-        "/api/credentials",
-        headers=bearer(mallory["token"]),
-        json={"name": "mallory", "type": "openweather", "secret": {"api_key": "mine"}},
-    )
+    resp = await add_credential(auth_app, mallory, "mallory", "openweather", {"api_key": "mine"})
     mallory_cred = (await resp.json())["data"]["id"]
 
     # The API: another tenant's id is a 404, exactly like a missing one.
@@ -176,11 +155,7 @@ async def test_a_slack_bot_token_round_trips_as_given(
 ) -> None:
     token = f"xoxb-1234567890-{PLANTED}"
     user = await register_and_login(auth_app)
-    resp = await auth_app.post(
-        "/api/credentials",
-        headers=bearer(user["token"]),
-        json={"name": "slack bot", "type": "slack", "secret": {"bot_token": token}},
-    )
+    resp = await add_credential(auth_app, user, "slack bot", "slack", {"bot_token": token})
     text = await resp.text()
     assert resp.status == 201, text
     assert PLANTED not in text

@@ -9,26 +9,16 @@ import uuid
 
 import nats
 import pytest
-from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 from deploy.local.nats_authz import render_authorization
 from libs.common.bus.permissions import ALL_IDENTITIES, inbox_prefix
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
-from tests.helpers.auth_setup import auth_client, auth_settings, bearer, register_and_login
+from tests.helpers.auth_setup import add_credential, auth_client, auth_settings, register_and_login
 from tests.helpers.secured_nats import SecuredNats
 from tests.helpers.wait import wait_until
 
 PASSWORDS = {name: secrets.token_urlsafe(12) for name in ALL_IDENTITIES}
-
-
-async def connect_as(server: SecuredNats, identity: str, errors: list[str]) -> Client:
-    async def on_error(exc: Exception) -> None:
-        errors.append(str(exc))
-
-    return await nats.connect(
-        server.url_for(identity), inbox_prefix=inbox_prefix(identity), error_cb=on_error, allow_reconnect=False
-    )
 
 
 def test_rendered_block_names_each_identity_once() -> None:
@@ -46,18 +36,14 @@ async def test_executor_may_resolve_and_gateway_may_not(secured_nats: SecuredNat
     settings = auth_settings(database_url, secured_nats.url_for("auth"))
     async with auth_client(settings) as client:
         user = await register_and_login(client)
-        resp = await client.post(
-            "/api/credentials",
-            headers=bearer(user["token"]),
-            json={"name": "w", "type": "openweather", "secret": {"api_key": "k-123"}},
-        )
+        resp = await add_credential(client, user, "w", "openweather", {"api_key": "k-123"})
         credential_id = (await resp.json())["data"]["id"]
         request = json.dumps({"tenant_id": user["tenant_id"], "credential_id": credential_id}).encode()
 
         executor_errors: list[str] = []
         gateway_errors: list[str] = []
-        executor = await connect_as(secured_nats, "executor", executor_errors)
-        gateway = await connect_as(secured_nats, "gateway", gateway_errors)
+        executor = await secured_nats.client("executor", executor_errors)
+        gateway = await secured_nats.client("gateway", gateway_errors)
         try:
             # The gateway listens on the executor's inbox and on the private subject: both refused.
             snooped: list[bytes] = []
@@ -102,8 +88,8 @@ async def test_jetstream_still_works_for_the_services_that_use_it(secured_nats: 
     """On the provisioned streams: the gateway publishes (PubAck on its inbox), the executor pulls from its
     durable consumer and acks, each with only its run-time grants."""
     errors: list[str] = []
-    gateway = await connect_as(secured_nats, "gateway", errors)
-    executor = await connect_as(secured_nats, "executor", errors)
+    gateway = await secured_nats.client("gateway", errors)
+    executor = await secured_nats.client("executor", errors)
     try:
         ack = await gateway.jetstream().publish("events.t1.w1", b"{}", headers={"Nats-Msg-Id": "m1"})
         assert ack.stream == "EVENTS" and ack.seq == 1

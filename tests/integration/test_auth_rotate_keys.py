@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import uuid
 
 import asyncpg
@@ -16,7 +14,7 @@ from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
 from services.auth.vault import KekRing, Sealed, parse_keks
 from tests.helpers.auth_setup import auth_client, auth_settings, new_kek
 from tests.helpers.factories import create_tenant
-from tests.helpers.services import REPO_ROOT
+from tests.helpers.services import run_module
 
 COUNT = 230
 
@@ -37,28 +35,9 @@ async def seed(db: asyncpg.Connection, ring: KekRing, count: int) -> list[tuple[
 
 
 async def run_rotate(database_url: str, keks: str) -> tuple[int, list[dict[str, object]]]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
-    env.update(
-        {
-            "DATABASE_URL": database_url,
-            "IPAAS_AUTH_KEKS": keks,
-            "PYTHONPATH": str(REPO_ROOT),
-            "OTEL_TRACES_EXPORTER": "none",
-        }
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "services.auth",
-        "rotate-keys",
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
-    lines = [json.loads(line) for line in (out + err).decode().splitlines() if line.startswith("{")]
-    return int(proc.returncode or 0), lines
+    env = {"DATABASE_URL": database_url, "IPAAS_AUTH_KEKS": keks, "OTEL_TRACES_EXPORTER": "none"}
+    code, output = await run_module("services.auth", "rotate-keys", env=env)
+    return code, [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
 @pytest.mark.slow

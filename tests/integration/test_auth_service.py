@@ -15,7 +15,7 @@ import pytest
 from libs.common.auth import JwksVerifier, TokenError
 from tests.helpers.auth_setup import PASSWORD, bearer, fast_hash_env, new_kek, new_signing_pem
 from tests.helpers.services import ServiceProcess
-from tests.helpers.wait import wait_until, wait_until_sync
+from tests.helpers.wait import contains, equals, wait_until, wait_until_sync
 
 Start = Callable[..., ServiceProcess]
 
@@ -125,7 +125,9 @@ async def test_signing_key_rotation_without_restart(
             # 1. The new key is published ahead of its time; the old one keeps signing until then.
             future = _stamp(time.time() + 3600)
             (keys / future).write_text(new_pem)
-            await wait_until(lambda: _has(session, auth.url, new_kid), timeout=10, message="new key published")
+            await wait_until(
+                lambda: contains(jwks_kids(session, auth.url), new_kid), timeout=10, message="new key published"
+            )
             assert header_kid(await login(session, auth.url, "rot@example.com")) == old_kid
 
             # 2. Its time comes (here: the file is renamed to a time just past): new tokens carry
@@ -143,7 +145,7 @@ async def test_signing_key_rotation_without_restart(
             await wait_until(lambda: _lacks(session, auth.url, old_kid), timeout=10, message="old key gone")
             status, body = await status_with(session, auth.url, old_token)
             assert status == 401 and body["error"]["code"] == "unknown_key"
-            await wait_until(lambda: _not(accepted(old_token)), timeout=5, message="verifier drops old key")
+            await wait_until(lambda: equals(accepted(old_token), False), timeout=5, message="verifier drops old key")
             assert await accepted(new_token)
     finally:
         await verifier.close()
@@ -153,16 +155,8 @@ def _stamp(when: float) -> str:
     return datetime.fromtimestamp(when, UTC).strftime("%Y%m%dT%H%M%SZ") + ".pem"
 
 
-async def _has(session: aiohttp.ClientSession, url: str, kid: str) -> bool:
-    return kid in await jwks_kids(session, url)
-
-
 async def _lacks(session: aiohttp.ClientSession, url: str, kid: str) -> bool:
     return kid not in await jwks_kids(session, url)
-
-
-async def _not(result: Any) -> bool:
-    return not await result
 
 
 async def _login_with_kid(session: aiohttp.ClientSession, url: str, kid: str) -> str | None:

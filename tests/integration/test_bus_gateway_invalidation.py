@@ -41,11 +41,12 @@ async def test_a_change_drops_the_entry_and_a_reconnect_clears_the_cache(private
 
         await bus.publish_core(workflow_changed_subject(uuid.uuid4(), changed), b"{}")
 
-        async def reloaded() -> bool:
-            await cache.get(changed)
-            return loads.count(changed) == 2
+        async def read_again(workflow_id: uuid.UUID) -> bool:
+            """Whether a look-up of ``workflow_id`` (made now) was its second load."""
+            await cache.get(workflow_id)
+            return loads.count(workflow_id) == 2
 
-        await wait_until(reloaded, message="the changed workflow to be read again")
+        await wait_until(lambda: read_again(changed), message="the changed workflow to be read again")
         await cache.get(kept)
         assert loads.count(kept) == 1  # untouched by another workflow's change
 
@@ -53,12 +54,7 @@ async def test_a_change_drops_the_entry_and_a_reconnect_clears_the_cache(private
         await wait_until(lambda: not bus.is_connected, timeout=15, message="client to notice the outage")
         private_nats.start()
         await wait_until(lambda: bus.is_connected, timeout=20, message="client to reconnect")
-
-        async def cleared() -> bool:
-            await cache.get(kept)
-            return loads.count(kept) == 2
-
-        await wait_until(cleared, timeout=10, message="the whole cache cleared after the reconnect")
+        await wait_until(lambda: read_again(kept), timeout=10, message="the whole cache cleared after the reconnect")
     finally:
         await sub.unsubscribe()
         await bus.drain()

@@ -9,7 +9,6 @@ import json
 import uuid
 from typing import Any
 
-import nats
 import pytest
 
 from libs.common.bus import Bus
@@ -115,35 +114,31 @@ async def test_a_dry_run_whose_caller_gave_up_is_not_run_and_one_past_its_deadli
 ) -> None:
     target = Target()
     sink.behaviour = target
-    nc = await nats.connect(nats_url)
-    try:
-        await start_executor(executor, IPAAS_EXECUTOR_DRY_RUN_CONCURRENCY="1", IPAAS_EXECUTOR_DRY_RUN_QUEUE="4")
-        tenant_id, other = await tenant(database_url), await tenant(database_url)
-        # The gateway waits 1 s, so it tells the executor 500 ms.
-        async with running_gateway(database_url, nats_url, dry_run_timeout_seconds=1.0) as gw:
-            # Someone with more patience holds the only slot.
-            command = {"tenant_id": str(other), **dry_run_body(f"{sink.url}/held/occupant"), "timeout_ms": 20_000}
-            occupant = asyncio.create_task(nc.request("svc.executor.dry_run", json.dumps(command).encode(), timeout=20))
-            await wait_until(lambda: sink.current == 1, timeout=15, message="the slot taken")
+    await start_executor(executor, IPAAS_EXECUTOR_DRY_RUN_CONCURRENCY="1", IPAAS_EXECUTOR_DRY_RUN_QUEUE="4")
+    tenant_id, other = await tenant(database_url), await tenant(database_url)
+    # The gateway waits 1 s, so it tells the executor 500 ms.
+    async with running_gateway(database_url, nats_url, dry_run_timeout_seconds=1.0) as gw:
+        # Someone with more patience holds the only slot.
+        command = {"tenant_id": str(other), **dry_run_body(f"{sink.url}/held/occupant"), "timeout_ms": 20_000}
+        occupant = asyncio.create_task(bus.nc.request("svc.executor.dry_run", json.dumps(command).encode(), timeout=20))
+        await wait_until(lambda: sink.current == 1, timeout=15, message="the slot taken")
 
-            status, body, retry_after = await asyncio.wait_for(dry_run(gw, tenant_id, f"{sink.url}/late"), 1.5)
-            assert status == 503 and body["error"]["code"] == "dry_run_busy", body
-            assert retry_after is not None
+        status, body, retry_after = await asyncio.wait_for(dry_run(gw, tenant_id, f"{sink.url}/late"), 1.5)
+        assert status == 503 and body["error"]["code"] == "dry_run_busy", body
+        assert retry_after is not None
 
-            target.release.set()
-            reply = json.loads((await occupant).data)
-            assert reply["status"] == "succeeded"
-            # The slot is free now; requests are taken in order, so had /late stayed queued it would run first.
-            status, body, _ = await dry_run(gw, tenant_id, f"{sink.url}/after")
-            assert status == 200 and body["data"]["status"] == "succeeded", body
-            assert [r.path for r in sink.requests] == ["/held/occupant", "/after"]
+        target.release.set()
+        reply = json.loads((await occupant).data)
+        assert reply["status"] == "succeeded"
+        # The slot is free now; requests are taken in order, so had /late stayed queued it would run first.
+        status, body, _ = await dry_run(gw, tenant_id, f"{sink.url}/after")
+        assert status == 200 and body["data"]["status"] == "succeeded", body
+        assert [r.path for r in sink.requests] == ["/held/occupant", "/after"]
 
-            # A free slot, a target slower than the caller's patience: the run is stopped at the deadline.
-            status, body, _ = await asyncio.wait_for(dry_run(gw, tenant_id, f"{sink.url}/slow/cut"), SLOW - 1)
-            assert status == 200, body
-            assert body["data"]["status"] == "failed" and body["data"]["error_code"] == "deadline_exceeded"
-            assert "refused" not in body["data"]
-            assert sink.paths("/slow/cut")  # it did start
-            await wait_until(lambda: sink.current == 0, timeout=SLOW + 2, message="the cut call to end")
-    finally:
-        await nc.close()
+        # A free slot, a target slower than the caller's patience: the run is stopped at the deadline.
+        status, body, _ = await asyncio.wait_for(dry_run(gw, tenant_id, f"{sink.url}/slow/cut"), SLOW - 1)
+        assert status == 200, body
+        assert body["data"]["status"] == "failed" and body["data"]["error_code"] == "deadline_exceeded"
+        assert "refused" not in body["data"]
+        assert sink.paths("/slow/cut")  # it did start
+        await wait_until(lambda: sink.current == 0, timeout=SLOW + 2, message="the cut call to end")

@@ -22,7 +22,7 @@ from tests.helpers.fakes import (
     sequence,
     slack_workflow,
 )
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, list_executions
 
 
 async def _insert(
@@ -59,13 +59,6 @@ async def _insert(
     return event_id
 
 
-async def _list(gw: Gateway, tenant_id: uuid.UUID, **params: str) -> list[dict[str, object]]:
-    resp = await gw.client.get("/api/executions", params=params, headers=gw.auth(tenant_id))
-    assert resp.status == 200, await resp.text()
-    data: list[dict[str, object]] = (await resp.json())["data"]
-    return data
-
-
 async def test_lookup_by_event_id_trigger_and_time_range(gw: Gateway, db: asyncpg.Connection):
     tenant_id = await create_tenant(db)
     other_tenant = await create_tenant(db)
@@ -76,13 +69,13 @@ async def test_lookup_by_event_id_trigger_and_time_range(gw: Gateway, db: asyncp
     scheduled = await _insert(db, tenant_id, wf, trigger="schedule", created_at=now - timedelta(hours=2))
     foreign = await _insert(db, other_tenant, await create_workflow(db, other_tenant, WEBHOOK_WORKFLOW))
 
-    found = await _list(gw, tenant_id, event_id=str(wanted))
+    found = await list_executions(gw, tenant_id, event_id=str(wanted))
     assert [e["event_id"] for e in found] == [str(wanted)]
-    assert await _list(gw, tenant_id, event_id=str(foreign)) == []  # another tenant's event is not there
-    assert [e["event_id"] for e in await _list(gw, tenant_id, trigger="schedule")] == [str(scheduled)]
+    assert await list_executions(gw, tenant_id, event_id=str(foreign)) == []  # another tenant's event is not there
+    assert [e["event_id"] for e in await list_executions(gw, tenant_id, trigger="schedule")] == [str(scheduled)]
     hour_ago = (now - timedelta(hours=1)).isoformat()
-    assert [e["event_id"] for e in await _list(gw, tenant_id, until=hour_ago)] == [str(scheduled)]
-    assert {e["event_id"] for e in await _list(gw, tenant_id, since=hour_ago)} == {str(wanted), str(second)}
+    assert [e["event_id"] for e in await list_executions(gw, tenant_id, until=hour_ago)] == [str(scheduled)]
+    assert {e["event_id"] for e in await list_executions(gw, tenant_id, since=hour_ago)} == {str(wanted), str(second)}
 
     auth = gw.auth(tenant_id)
     for bad in (
@@ -108,7 +101,7 @@ async def test_two_failures_then_success_shows_every_try_and_the_input(
     await executor()
     event = await publish_event(bus, tenant_id, wf, {"order": 7, "password": "hunter2-hunter2"})
     await final_row(db, event.event_id)
-    listed = await _list(gw, tenant_id, event_id=str(event.event_id))
+    listed = await list_executions(gw, tenant_id, event_id=str(event.event_id))
     assert len(listed) == 1 and listed[0]["attempts"] == 3 and listed[0]["status"] == "succeeded"
     resp = await gw.client.get(f"/api/executions/{listed[0]['id']}", headers=gw.auth(tenant_id))
     detail = (await resp.json())["data"]

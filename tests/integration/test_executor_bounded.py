@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.fakes import Answer, publish_many, slack_workflow, webhook_envelopes
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import equals, wait_until
 
 
 async def _succeeded(db: Any) -> int:
@@ -23,7 +23,7 @@ async def test_two_replicas_never_exceed_twice_the_per_replica_limit(bus, db, si
     for _ in range(2):
         await executor(IPAAS_EXECUTOR_MAX_IN_FLIGHT=str(n), IPAAS_EXECUTOR_FAIRNESS_HEADROOM="0")
     await publish_many(bus, webhook_envelopes(tenant, wf, 60))
-    await wait_until(lambda: _count_is(db, 60), timeout=30, message="all 60 succeeded")
+    await wait_until(lambda: equals(_succeeded(db), 60), timeout=30, message="all 60 succeeded")
     assert sink.max_concurrent <= 2 * n
     assert sink.max_concurrent == 2 * n  # and the bound is actually used
     assert sink.calls == 60
@@ -53,13 +53,9 @@ async def test_consumer_never_exceeds_max_ack_pending(bus, db, sink, creds, exec
 
     watcher = asyncio.create_task(watch())
     try:
-        await wait_until(lambda: _count_is(db, 40), timeout=30, message="all 40 succeeded")
+        await wait_until(lambda: equals(_succeeded(db), 40), timeout=30, message="all 40 succeeded")
     finally:
         done = True
         await watcher
     assert 0 < peak <= max_ack_pending
     assert sink.max_concurrent <= max_ack_pending
-
-
-async def _count_is(db: Any, n: int) -> bool:
-    return await _succeeded(db) == n

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, definition, final_row, publish_event, slack_workflow
+from tests.helpers.fakes import FINAL, Answer, definition, final_row, publish_event, slack_workflow
 from tests.helpers.wait import wait_until
 
 RESET = 2.0
@@ -75,14 +74,6 @@ async def test_breaker_opens_isolates_tenants_trials_once_and_runs_deferred_even
     assert sum(r["attempts"] for r in attempts) > a_calls()  # some tries never reached the target
 
 
-async def final_or_failed(db: Any, event_id: Any) -> Any:
-    async def check():
-        row = await db.fetchrow("SELECT * FROM executions WHERE event_id = $1", event_id)
-        return row if row is not None and row["status"] != "running" else None
-
-    return await wait_until(check, timeout=10, message="the try's outcome")
-
-
 @pytest.mark.slow
 async def test_hanging_sink_trips_the_breaker_through_timeouts(bus, db, sink, creds, executor):
     sink.behaviour = lambda _r, _n: Answer(200, "ok", delay=30)
@@ -106,5 +97,5 @@ async def test_hanging_sink_trips_the_breaker_through_timeouts(bus, db, sink, cr
     await asyncio.sleep(1.5)  # retries and the new event would call the sink by now if it were closed
     assert sink.calls == 2
     # The new event's try failed fast on the open breaker: an attempt, without a call to the target.
-    row = await final_or_failed(db, more.event_id)
+    row = await final_row(db, more.event_id, timeout=10, statuses=(*FINAL, "failed"))  # the try's outcome
     assert row["status"] == "failed" and row["attempts"] == 1 and "circuit open" in row["error"]

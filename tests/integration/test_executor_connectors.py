@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from services.executor.connectors import ActionCall, ClientSessions
+from services.executor.connectors import ActionCall
 from services.executor.connectors.configs import (
     DiscordMessage,
     HttpRequest,
@@ -22,14 +22,6 @@ from services.executor.connectors.slack import SlackConnector
 from services.executor.connectors.ssrf import EgressGuard, parse_cidrs
 from services.executor.errors import PermanentError, TransientError
 from tests.helpers.fakes import Answer, always, openweather_ok
-
-
-@pytest.fixture
-async def sessions():
-    s = ClientSessions(connections_per_host=10, timeout_seconds=5)
-    yield s
-    await s.close()
-
 
 Config = TypeVar("Config", bound=RenderedConfig)
 

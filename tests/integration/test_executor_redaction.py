@@ -12,7 +12,6 @@ import json
 import secrets
 from typing import Any
 
-import nats
 import pytest
 
 from tests.helpers.factories import create_tenant, create_workflow
@@ -79,7 +78,6 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
     sink = await FakeSink(_echo).start()
     creds = await CredentialResponder(nats_url).start()
     dlq_sub = await bus.js.subscribe("dlq.>", durable=None)
-    nc = await nats.connect(nats_url)
     try:
         tenant = await create_tenant(db)
         http_cred = creds.add(
@@ -128,7 +126,7 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
         replies: list[str] = []
         for name in ("http_ok", "http_fail", "ow_ok"):
             req = {"tenant_id": str(tenant), "workflow": actions[name], "payload": {}}
-            replies.append((await nc.request(DRY_RUN, json.dumps(req).encode(), timeout=10)).data.decode())
+            replies.append((await bus.nc.request(DRY_RUN, json.dumps(req).encode(), timeout=10)).data.decode())
         assert [json.loads(r)["status"] for r in replies] == ["succeeded", "failed", "succeeded"]
 
         # The planted values did reach the target (and came back in its answers): a leak would be visible.
@@ -170,7 +168,6 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
         }
         assert found == {"rows": [], "dlq": [], "dry_run": [], "logs": []}
     finally:
-        await nc.close()
         await dlq_sub.unsubscribe()
         await creds.stop()
         await sink.stop()

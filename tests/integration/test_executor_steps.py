@@ -15,21 +15,9 @@ import pytest
 
 from libs.common.models.events import event_id_for
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, Seen, executor_env, final_row, publish_event
+from tests.helpers.fakes import Answer, Seen, executor_env, final_row, http_step, publish_event, steps_workflow
 
 pytestmark = pytest.mark.slow  # each test starts the executor as a process
-
-
-def steps_workflow(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"name": "steps", "trigger": {"type": "webhook"}, "steps": steps}
-
-
-def http_step(step_id: str, url: str, body: Any = None, **extra: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {"method": "POST", "url": url}
-    if body is not None:
-        config["body"] = body
-    config.update(extra.pop("config", {}))
-    return {"id": step_id, "action": {"type": "http_request", "config": config}, **extra}
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from nats.js import api as js_api
 
 from libs.common.bus import Bus
 from services.gateway.keys import BUS
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import Gateway, running_gateway, tenant
 from tests.helpers.webhooks import signed
+from tests.integration.test_gateway_webhooks import create_webhook_workflow
 
 
 @pytest.fixture
@@ -26,16 +27,10 @@ async def gw(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Gatewa
         yield gateway
 
 
-async def webhook_workflow(gw: Gateway, tenant_id: uuid.UUID) -> tuple[str, str]:
-    created = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
-    data = (await created.json())["data"]
-    return data["id"], data["webhook"]["secret"]
-
-
 async def test_a_full_stream_is_503_with_retry_after_then_202_once_there_is_room(
     gw: Gateway, tenant_id: uuid.UUID, bus: Bus
 ):
-    wid, secret = await webhook_workflow(gw, tenant_id)
+    wid, secret = await create_webhook_workflow(gw, tenant_id)
     first = await gw.client.post(f"/hooks/{wid}", data=b'{"n": 1}', headers=signed(secret, '{"n": 1}'))
     assert first.status == 202
 
@@ -64,7 +59,7 @@ async def test_a_full_stream_is_503_with_retry_after_then_202_once_there_is_room
 
 
 async def test_a_message_over_max_payload_is_413_and_the_shared_connection_survives(gw: Gateway, database_url: str):
-    wid, secret = await webhook_workflow(gw, await tenant(database_url))
+    wid, secret = await create_webhook_workflow(gw, await tenant(database_url))
     nc = gw.app[BUS].nc
     reconnects = nc.stats["reconnects"]
     limit = nc.max_payload

@@ -11,8 +11,9 @@ import asyncpg
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
 from tests.helpers.factories import create_workflow
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway
-from tests.helpers.wait import wait_until
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, list_executions
+from tests.helpers.wait import equals, wait_until
+from tests.integration.test_gateway_webhooks import stream_messages
 
 
 async def insert_execution(
@@ -78,13 +79,9 @@ async def test_executions_list_filters_pages_and_masks(
     )
     auth = gw.auth(tenant_id)
 
-    only_a = (await (await gw.client.get("/api/executions", params={"workflow_id": str(wf_a)}, headers=auth)).json())[
-        "data"
-    ]
+    only_a = await list_executions(gw, tenant_id, workflow_id=str(wf_a))
     assert len(only_a) == 3 and {e["workflow_id"] for e in only_a} == {str(wf_a)}
-    only_failed = (await (await gw.client.get("/api/executions", params={"status": "failed"}, headers=auth)).json())[
-        "data"
-    ]
+    only_failed = await list_executions(gw, tenant_id, status="failed")
     assert [e["id"] for e in only_failed] == [str(failed)]
     assert "output" not in only_failed[0]
 
@@ -119,11 +116,7 @@ async def test_dlq_replay_reopens_the_execution_and_republishes_the_envelope(
     assert await db.fetchval("SELECT status FROM executions WHERE event_id = $1", event_id) == "failed"
     assert await db.fetchval("SELECT replayed_at FROM dead_letters WHERE event_id = $1", event_id) is not None
 
-    async def republished() -> bool:
-        info = await bus.js.stream_info("EVENTS")
-        return int(info.state.messages) == 1
-
-    await wait_until(republished, timeout=10, message="the replayed envelope on EVENTS")
+    await wait_until(lambda: equals(stream_messages(bus), 1), timeout=10, message="the replayed envelope on EVENTS")
     msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{wf}")
     assert msg.headers is not None and msg.headers["Nats-Msg-Id"].startswith(f"replay:{event_id}:")
     envelope = EventEnvelope.model_validate_json(msg.data or b"")

@@ -49,19 +49,16 @@ import nats
 import pytest
 import requests
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 from standardwebhooks import Webhook
 
-from deploy.local.infra import free_port
 from libs.common.bus import Bus
 from libs.common.models.api import DRY_RUN_SUBJECT, DryRunCommand, DryRunResult
-from services.auth.app import create_app as create_auth_app
-from services.gateway.app import create_app as create_gateway_app
-from tests.helpers.auth_setup import PASSWORD, auth_settings
+from tests.helpers.auth_setup import PASSWORD, add_credential, bearer, register_and_login
 from tests.helpers.fuzz import FuzzReport, load, run_fuzz
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, gateway_settings
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, auth_behind_gateway
 
 log = logging.getLogger(__name__)
 
@@ -92,44 +89,21 @@ async def _answer_dry_runs(msg: Any) -> None:
 @pytest.fixture
 async def stack(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Stack]:
     limits = {f"{name}_burst": GENEROUS for name in ("login_email", "login_ip", "register_ip")}
-    auth = TestClient(
-        TestServer(await create_auth_app(auth_settings(database_url, nats_url, **limits)), port=free_port())
-    )
-    await auth.start_server()
-    auth_url = str(auth.make_url("")).rstrip("/")
-    settings = gateway_settings(
-        database_url,
-        nats_url,
-        f"{auth_url}/.well-known/jwks.json",
-        IPAAS_AUTH_URL=auth_url,
-        bad_signature_burst=GENEROUS,
-    )
-    gateway = TestClient(TestServer(create_gateway_app(settings), port=free_port()))
-    await gateway.start_server()
-    responder = await nats.connect(nats_url)
-    await responder.subscribe(DRY_RUN_SUBJECT, cb=_answer_dry_runs)
-    try:
-        yield await _seed(gateway, database_url)
-    finally:
-        await responder.close()
-        await gateway.close()
-        await auth.close()
-
-
-async def _login(gateway: TestClient[web.Request, web.Application], email: str) -> str:
-    creds = {"email": email, "password": PASSWORD}
-    assert (await gateway.post("/api/auth/register", json=creds)).status == 201
-    resp = await gateway.post("/api/auth/login", json=creds)
-    assert resp.status == 200, await resp.text()
-    return str((await resp.json())["data"]["access_token"])
+    async with auth_behind_gateway(database_url, nats_url, auth=limits, bad_signature_burst=GENEROUS) as edge:
+        responder = await nats.connect(nats_url)
+        await responder.subscribe(DRY_RUN_SUBJECT, cb=_answer_dry_runs)
+        try:
+            yield await _seed(edge.gateway, database_url)
+        finally:
+            await responder.close()
 
 
 async def _seed(gateway: TestClient[web.Request, web.Application], database_url: str) -> Stack:
     """A user with workflows, a credential, an execution and a dead letter: ids for the examples."""
-    token = await _login(gateway, "fuzz@example.com")
+    user = await register_and_login(gateway, "fuzz@example.com")
     second = {"email": "fuzz-logout@example.com", "password": PASSWORD}
-    await _login(gateway, second["email"])
-    auth = {"Authorization": f"Bearer {token}"}
+    await register_and_login(gateway, second["email"])
+    auth = bearer(user["token"])
     made = {}
     for name, body in (("webhook", WEBHOOK_WORKFLOW), ("schedule", SCHEDULE_WORKFLOW), ("doomed", WEBHOOK_WORKFLOW)):
         resp = await gateway.post("/api/workflows", json=body, headers=auth)
@@ -137,18 +111,14 @@ async def _seed(gateway: TestClient[web.Request, web.Application], database_url:
         made[name] = (await resp.json())["data"]
     ids = {name: data["id"] for name, data in made.items()}
     for name in ("credential", "doomed_credential"):
-        resp = await gateway.post(
-            "/api/credentials",
-            headers=auth,
-            json={"name": name, "type": "openweather", "secret": {"api_key": "fuzz-key"}},
-        )
+        resp = await add_credential(gateway, user, name, "openweather", {"api_key": "fuzz-key"})
         assert resp.status == 201, await resp.text()
         ids[name] = (await resp.json())["data"]["id"]
     ids.update(await _history(database_url, ids["webhook"]))
     return Stack(
         gateway=gateway,
         base_url=str(gateway.make_url("")).rstrip("/"),
-        token=token,
+        token=user["token"],
         second_user=second,
         ids=ids,
         webhook_secret=made["webhook"]["webhook"]["secret"],

@@ -9,52 +9,20 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from aiohttp.test_utils import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from deploy.local.infra import free_port
 from libs.common.bus import Bus
-from libs.common.telemetry import setup_tracing
-from services.auth.app import create_app as create_auth_app
-from services.gateway.app import create_app as create_gateway_app
-from tests.helpers.auth_setup import PASSWORD, auth_settings, bearer
-from tests.helpers.gateway_app import Gateway, gateway_settings, running_gateway, tenant
+from tests.helpers.auth_setup import PASSWORD, bearer
+from tests.helpers.gateway_app import Gateway, auth_behind_gateway, running_gateway, tenant
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
 from tests.integration.test_gateway_webhooks import create_webhook_workflow
 
 Client = TestClient[web.Request, web.Application]
-
-
-@dataclass
-class Edge:
-    gateway: Client
-    auth: Client
-    auth_server: TestServer
-
-
-@asynccontextmanager
-async def auth_behind_gateway(
-    database_url: str, nats_url: str, *, auth: dict[str, Any] | None = None, **gateway: Any
-) -> AsyncIterator[Edge]:
-    """Auth and the gateway in-process on real ports; the gateway verifies tokens with auth's JWKS."""
-    auth_server = TestServer(
-        await create_auth_app(auth_settings(database_url, nats_url, **(auth or {}))), port=free_port()
-    )
-    async with TestClient(auth_server) as auth_client:
-        auth_url = str(auth_server.make_url("")).rstrip("/")
-        settings = gateway_settings(
-            database_url, nats_url, f"{auth_url}/.well-known/jwks.json", IPAAS_AUTH_URL=auth_url, **gateway
-        )
-        async with TestClient(TestServer(create_gateway_app(settings), port=free_port())) as gateway_client:
-            yield Edge(gateway_client, auth_client, auth_server)
 
 
 async def sign_up(gw: Client, **headers: str) -> tuple[str, dict[str, str]]:
@@ -83,11 +51,13 @@ async def test_a_logged_out_token_is_refused_through_the_gateway_within_two_poll
         assert out.status == 200, await out.text()
         logged_out = time.monotonic()
 
-        async def refused() -> bool:
-            resp = await gw.get("/api/workflows", headers=token)
+        async def revoked(headers: dict[str, str]) -> bool:
+            resp = await gw.get("/api/workflows", headers=headers)
             return resp.status == 401 and (await resp.json())["error"]["code"] == "token_revoked"
 
-        await wait_until(refused, timeout=10, interval=0.02, message="the gateway refusing the logged-out token")
+        await wait_until(
+            lambda: revoked(token), timeout=10, interval=0.02, message="the gateway refusing the logged-out token"
+        )
         delay = time.monotonic() - logged_out
         # Documented: within 2 x IPAAS_GATEWAY_REVOCATION_POLL_SECONDS (room left for a loaded machine).
         assert delay <= 2 * poll + 1.0, f"refused only after {delay:.2f}s"
@@ -96,12 +66,7 @@ async def test_a_logged_out_token_is_refused_through_the_gateway_within_two_poll
         # Logging out everywhere reaches the gateway the same way.
         everywhere = await gw.post("/api/auth/logout-all", headers=other)
         assert everywhere.status == 200
-
-        async def other_refused() -> bool:
-            resp = await gw.get("/api/workflows", headers=other)
-            return resp.status == 401 and (await resp.json())["error"]["code"] == "token_revoked"
-
-        await wait_until(other_refused, timeout=2 * poll + 1.0, interval=0.02, message="logout-all honoured")
+        await wait_until(lambda: revoked(other), timeout=2 * poll + 1.0, interval=0.02, message="logout-all honoured")
 
 
 async def test_tokens_get_503_not_acceptance_when_revocations_cannot_be_refreshed(
@@ -247,13 +212,6 @@ async def test_bad_signatures_are_throttled_per_source_and_good_traffic_elsewher
     assert [await send(f"2001:db8:7:7::{i}", wrong) for i in range(1, 4)] == [401, 401, 401]
     assert await send("2001:db8:7:7::99", secret) == 429
     assert await send("2001:db8:7:8::1", secret) == 202
-
-
-@pytest.fixture
-def spans() -> InMemorySpanExporter:
-    exporter = InMemorySpanExporter()
-    setup_tracing("gateway-test", processor=SimpleSpanProcessor(exporter))
-    return exporter
 
 
 INBOUND_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

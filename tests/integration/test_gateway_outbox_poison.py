@@ -9,7 +9,6 @@ relay, and nothing is lost.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,7 +20,8 @@ from nats.js import api as js_api
 from libs.common.bus import Bus, StreamFull
 from libs.common.models.events import WorkflowChanged, workflow_changed_subject
 from tests.helpers.gateway_app import Gateway, running_gateway, tenant
-from tests.helpers.wait import wait_until
+from tests.helpers.services import metric
+from tests.helpers.wait import equals, wait_until
 
 
 @pytest.fixture
@@ -58,10 +58,8 @@ async def row(conn: asyncpg.Connection, row_id: int) -> asyncpg.Record:
     return record
 
 
-async def metric(gw: Gateway, name: str, labels: str = "") -> float:
-    text = await (await gw.metrics.get("/metrics")).text()
-    match = re.search(rf"^{re.escape(name + labels)} (\S+)$", text, re.MULTILINE)
-    return float(match.group(1)) if match else 0.0
+async def metric_of(gw: Gateway, name: str, labels: str = "") -> float:
+    return metric(await (await gw.metrics.get("/metrics")).text(), name, labels)
 
 
 async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(
@@ -123,13 +121,11 @@ async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(
     assert b'"n": 1180591620717411303424' in (msg.data or b"")
     assert b'"m": -36893488147419103232' in (msg.data or b"") and b"9" * 5000 in (msg.data or b"")
 
-    assert await metric(gw, "ipaas_gateway_outbox_failed_total", '{reason="invalid"}') == 2
-    assert await metric(gw, "ipaas_gateway_outbox_failed_total", '{reason="rejected"}') == 1
+    assert await metric_of(gw, "ipaas_gateway_outbox_failed_total", 'reason="invalid"') == 2
+    assert await metric_of(gw, "ipaas_gateway_outbox_failed_total", 'reason="rejected"') == 1
 
-    async def gauge_is_three() -> bool:
-        return await metric(gw, "ipaas_gateway_outbox_set_aside") == 3
-
-    await wait_until(gauge_is_three, timeout=5, message="the set-aside gauge")
+    gauge = "ipaas_gateway_outbox_set_aside"
+    await wait_until(lambda: equals(metric_of(gw, gauge), 3), timeout=5, message="the set-aside gauge")
 
 
 async def test_an_operator_retries_a_set_aside_row_after_fixing_the_cause(
@@ -167,7 +163,7 @@ async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(
             await bus.publish("tight.fill", b"f" * 100, msg_id=f"fill-{i}")
     other = await tenant(database_url)
     workflow_id = uuid.uuid4()
-    stopped_before = await metric(gw, "ipaas_gateway_outbox_pass_failures_total")
+    stopped_before = await metric_of(gw, "ipaas_gateway_outbox_pass_failures_total")
     blocked, behind = await plant(
         db,
         [
@@ -177,7 +173,7 @@ async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(
     )
 
     async def retried_twice() -> bool:
-        return await metric(gw, "ipaas_gateway_outbox_pass_failures_total") >= stopped_before + 2
+        return await metric_of(gw, "ipaas_gateway_outbox_pass_failures_total") >= stopped_before + 2
 
     await wait_until(retried_twice, timeout=10, message="the relay retrying against the full stream")
     for row_id in (blocked, behind):

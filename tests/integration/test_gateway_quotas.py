@@ -13,7 +13,8 @@ import asyncpg
 from libs.common.bus import Bus
 from libs.common.settings import ScheduleSettings
 from tests.helpers.factories import create_workflow
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, all_pages, running_gateway, tenant
+from tests.helpers.gateway_app import slack_text as slack
 
 
 def schedule(**trigger: Any) -> dict[str, Any]:
@@ -97,24 +98,6 @@ async def test_workflows_per_tenant_hold_under_concurrent_creates(database_url: 
         assert status == 422
 
 
-def slack(text: str) -> dict[str, Any]:
-    return {**WEBHOOK_WORKFLOW, "action": {**WEBHOOK_WORKFLOW["action"], "config": {"text": text}}}
-
-
-async def _all_pages(gw: Gateway, path: str, tenant_id: uuid.UUID, limit: int) -> list[list[Any]]:
-    pages: list[list[Any]] = []
-    cursor: str | None = None
-    while True:
-        query = f"?limit={limit}" + (f"&cursor={cursor}" if cursor else "")
-        status, body = await _call(gw, "GET", path + query, tenant_id)
-        assert status == 200, body
-        pages.append(body["data"])
-        cursor = body["meta"]["next_cursor"]
-        if cursor is None:
-            return pages
-        assert len(pages) < 100, "paging does not end"
-
-
 async def test_a_page_of_definitions_stays_within_its_byte_budget(
     database_url: str,
     nats_url: str,
@@ -136,7 +119,7 @@ async def test_a_page_of_definitions_stays_within_its_byte_budget(
         huge = await create_workflow(db, tenant_id, slack("h" * 20_000))
         await _call(gw, "POST", "/api/workflows", quiet, slack("q"))
 
-        pages = await _all_pages(gw, "/api/workflows", tenant_id, limit=200)
+        pages = await all_pages(gw, "/api/workflows", tenant_id, limit=200)
         assert [w["id"] for page in pages for w in page] == [*ids, str(huge)]  # every one, once, in order
         for page in pages:
             size = sum(len(json.dumps(w["action"])) for w in page)
@@ -148,11 +131,11 @@ async def test_a_page_of_definitions_stays_within_its_byte_budget(
         for i in range(4):
             status, _ = await _call(gw, "PUT", f"/api/workflows/{wid}", tenant_id, slack(f"v{i}" * 1500))
             assert status == 200
-        pages = await _all_pages(gw, f"/api/workflows/{wid}/versions", tenant_id, limit=200)
+        pages = await all_pages(gw, f"/api/workflows/{wid}/versions", tenant_id, limit=200)
         assert [len(p) for p in pages] == [2, 2, 1]
         assert [v["version"] for page in pages for v in page] == [1, 2, 3, 4, 5]
         assert [v["current"] for page in pages for v in page] == [False] * 4 + [True]
-        pages = await _all_pages(gw, f"/api/workflows/{wid}/versions", tenant_id, limit=1)
+        pages = await all_pages(gw, f"/api/workflows/{wid}/versions", tenant_id, limit=1)
         assert [v["version"] for page in pages for v in page] == [1, 2, 3, 4, 5]
 
         status, body = await _call(gw, "GET", f"/api/workflows/{wid}/versions?limit=201", tenant_id)

@@ -10,12 +10,14 @@ import hmac
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from libs.common.bus import Bus
 from libs.common.models.events import event_id_for
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
 from tests.helpers.wait import wait_until
+from tests.unit import test_gateway_senders as documented
 
 SENDER_SECRET = "s3cr3t-from-the-sender"
 
@@ -39,6 +41,20 @@ async def _workflow(
 
 def _hex(body: bytes, secret: str = SENDER_SECRET, prefix: bytes = b"") -> str:
     return hmac.new(secret.encode(), prefix + body, hashlib.sha256).hexdigest()
+
+
+def _stripe(body: bytes, t: int, secret: str = SENDER_SECRET) -> dict[str, str]:
+    """Stripe's signature header for ``body`` sent at ``t``."""
+    return {"Stripe-Signature": f"t={t},v1={_hex(body, secret, f'{t}.'.encode())}"}
+
+
+def _slack(body: bytes, t: int | str, secret: str = SENDER_SECRET) -> dict[str, str]:
+    """Slack's timestamp and signature headers for ``body`` sent at ``t``."""
+    return {"X-Slack-Request-Timestamp": str(t), "X-Slack-Signature": "v0=" + _hex(body, secret, f"v0:{t}:".encode())}
+
+
+def _shopify_mac(body: bytes, secret: str = SENDER_SECRET) -> str:
+    return base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
 
 
 async def _post(gw: Gateway, workflow_id: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
@@ -69,20 +85,17 @@ async def test_stripe_signature_timestamp_and_event_id(gw: Gateway, tenant_id: u
     workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "stripe"})
     body = b'{"id":"evt_123","type":"charge.succeeded"}'
     now = int(time.time())
-    fresh = {"Stripe-Signature": f"t={now},v1={_hex(body, prefix=f'{now}.'.encode())}"}
-    status, out = await _post(gw, workflow_id, body, fresh)
+    status, out = await _post(gw, workflow_id, body, _stripe(body, now))
     assert status == 202 and out["data"]["event_id"] == str(event_id_for(workflow_id, "evt_123"))
-    stale_at = now - 3600
-    stale = {"Stripe-Signature": f"t={stale_at},v1={_hex(body, prefix=f'{stale_at}.'.encode())}"}
-    status, out = await _post(gw, workflow_id, body, stale)
+    status, out = await _post(gw, workflow_id, body, _stripe(body, now - 3600))
     assert status == 401 and "tolerance" in out["error"]["message"]
 
 
 async def test_shopify_and_generic_hmac(gw: Gateway, tenant_id: uuid.UUID) -> None:
     shop = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "shopify"})
     body = b'{"id":820982911946154508}'
-    mac = base64.b64encode(hmac.new(SENDER_SECRET.encode(), body, hashlib.sha256).digest()).decode()
-    status, out = await _post(gw, shop, body, {"X-Shopify-Hmac-Sha256": mac, "X-Shopify-Webhook-Id": "w-9"})
+    signed = {"X-Shopify-Hmac-Sha256": _shopify_mac(body), "X-Shopify-Webhook-Id": "w-9"}
+    status, out = await _post(gw, shop, body, signed)
     assert status == 202 and out["data"]["event_id"] == str(event_id_for(shop, "w-9"))
     assert (await _post(gw, shop, body, {"X-Shopify-Hmac-Sha256": base64.b64encode(b"x" * 32).decode()}))[0] == 401
 
@@ -104,19 +117,13 @@ async def test_slack_signature_and_url_verification(gw: Gateway, tenant_id: uuid
     challenge = (
         b'{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}'
     )
-    headers = {
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": "v0=" + _hex(challenge, prefix=f"v0:{ts}:".encode()),
-    }
-    status, out = await _post(gw, workflow_id, challenge, headers)
+    status, out = await _post(gw, workflow_id, challenge, _slack(challenge, ts))
     assert status == 200 and out == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
     assert (await bus.js.stream_info("EVENTS")).state.messages == before  # answered, not published
     event = b'{"type":"event_callback","event_id":"Ev08MFMKH6","event":{"type":"message"}}'
-    headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": "v0=" + _hex(event, prefix=f"v0:{ts}:".encode())}
-    status, out = await _post(gw, workflow_id, event, headers)
+    status, out = await _post(gw, workflow_id, event, _slack(event, ts))
     assert status == 202 and out["data"]["event_id"] == str(event_id_for(workflow_id, "Ev08MFMKH6"))
-    forged = {**headers, "X-Slack-Signature": "v0=" + _hex(event, secret="wrong", prefix=f"v0:{ts}:".encode())}
-    assert (await _post(gw, workflow_id, event, forged))[0] == 401
+    assert (await _post(gw, workflow_id, event, _slack(event, ts, secret="wrong")))[0] == 401
 
 
 async def test_unverified_webhooks_warn_and_standard_secrets_stay_whsec(gw: Gateway, tenant_id: uuid.UUID) -> None:
@@ -145,20 +152,9 @@ async def test_unverified_webhooks_warn_and_standard_secrets_stay_whsec(gw: Gate
     assert bad.status == 422
 
 
-# The providers' documented examples (tests/unit/test_gateway_senders.py has them too), sent whole through
-# the gateway. Slack's example is from 2018: a gateway whose tolerance reaches back that far takes it.
-GITHUB_SECRET = "It's a Secret to Everybody"
-GITHUB_BODY = b"Hello, World!"
-GITHUB_SIGNATURE = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
-SLACK_TIMESTAMP = "1531420618"
-SLACK_BODY = (
-    b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
-    b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
-    b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIG"
-    b"lgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"
-)
-SLACK_SIGNATURE = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+# The providers' documented examples (tests/unit/test_gateway_senders.py), sent whole through the gateway.
+# Slack's example is from 2018: a gateway whose tolerance reaches back that far takes it.
+GITHUB_SECRET, SLACK_SECRET = documented.GITHUB_SECRET.decode(), documented.SLACK_SECRET.decode()
 TEN_YEARS = 10 * 366 * 24 * 3600
 
 
@@ -173,24 +169,28 @@ async def test_documented_examples_are_accepted_whole(database_url: str, nats_ur
             )
             assert refused.status == 422, padded
         text = {"Content-Type": "text/plain"}
-        headers = {**text, "X-Hub-Signature-256": GITHUB_SIGNATURE, "X-GitHub-Delivery": "gh-doc-1"}
-        status, out = await _post(gateway, github, GITHUB_BODY, headers)
+        headers = {**text, "X-Hub-Signature-256": documented.GITHUB_SIGNATURE, "X-GitHub-Delivery": "gh-doc-1"}
+        status, out = await _post(gateway, github, documented.GITHUB_BODY, headers)
         assert status == 202, out
         assert out["data"] == {"event_id": str(event_id_for(github, "gh-doc-1")), "duplicate": False}
 
         slack = await _workflow(gateway, tenant_id, {"type": "webhook", "verify": "slack"}, secret=SLACK_SECRET)
         form = {"Content-Type": "application/x-www-form-urlencoded"}
-        signed = {**form, "X-Slack-Request-Timestamp": SLACK_TIMESTAMP, "X-Slack-Signature": SLACK_SIGNATURE}
-        status, out = await _post(gateway, slack, SLACK_BODY, signed)
+        signed = {
+            **form,
+            "X-Slack-Request-Timestamp": documented.SLACK_TIMESTAMP,
+            "X-Slack-Signature": documented.SLACK_SIGNATURE,
+        }
+        status, out = await _post(gateway, slack, documented.SLACK_BODY, signed)
         assert status == 202, out
         # A slash command has no event_id: the body's hash is the dedup key, so the same request is a duplicate.
-        again = await _post(gateway, slack, SLACK_BODY, signed)
+        again = await _post(gateway, slack, documented.SLACK_BODY, signed)
         assert again[1]["data"] == {"event_id": out["data"]["event_id"], "duplicate": True}
         # The published payload is the form body as a JSON string.
         sub = await bus.js.subscribe(f"events.{tenant_id}.{slack}", durable=None)
         try:
             msg = await sub.next_msg(timeout=5)
-            assert json.loads(msg.data)["payload"] == SLACK_BODY.decode()
+            assert json.loads(msg.data)["payload"] == documented.SLACK_BODY.decode()
         finally:
             await sub.unsubscribe()
 
@@ -201,23 +201,12 @@ async def test_each_scheme_refuses_a_bad_signature_and_a_stale_timestamp(gw: Gat
     stale_at = now - gw.settings.webhook_tolerance_seconds - 60
     bad: dict[str, dict[str, str]] = {
         "github": {"X-Hub-Signature-256": "sha256=" + _hex(body, secret="wrong"), "X-GitHub-Delivery": "d"},
-        "stripe": {"Stripe-Signature": f"t={now},v1={_hex(body, secret='wrong', prefix=f'{now}.'.encode())}"},
-        "shopify": {
-            "X-Shopify-Hmac-Sha256": base64.b64encode(hmac.new(b"wrong", body, hashlib.sha256).digest()).decode()
-        },
-        "slack": {
-            "X-Slack-Request-Timestamp": str(now),
-            "X-Slack-Signature": "v0=" + _hex(body, secret="wrong", prefix=f"v0:{now}:".encode()),
-        },
+        "stripe": _stripe(body, now, secret="wrong"),
+        "shopify": {"X-Shopify-Hmac-Sha256": _shopify_mac(body, secret="wrong")},
+        "slack": _slack(body, now, secret="wrong"),
         "hmac-sha256": {"X-Signature": _hex(body, secret="wrong")},
     }
-    stale: dict[str, dict[str, str]] = {
-        "stripe": {"Stripe-Signature": f"t={stale_at},v1={_hex(body, prefix=f'{stale_at}.'.encode())}"},
-        "slack": {
-            "X-Slack-Request-Timestamp": str(stale_at),
-            "X-Slack-Signature": "v0=" + _hex(body, prefix=f"v0:{stale_at}:".encode()),
-        },
-    }
+    stale = {"stripe": _stripe(body, stale_at), "slack": _slack(body, stale_at)}
     for scheme, headers in bad.items():
         workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": scheme})
         status, out = await _post(gw, workflow_id, body, headers)
@@ -233,36 +222,26 @@ async def test_redelivery_with_the_same_delivery_id_is_a_duplicate(gw: Gateway, 
     before = (await bus.js.stream_info("EVENTS")).state.messages
     first, second = int(time.time()) - 5, int(time.time())
 
-    def stripe(t: int, body: bytes) -> dict[str, str]:
-        return {"Stripe-Signature": f"t={t},v1={_hex(body, prefix=f'{t}.'.encode())}"}
-
-    def slack(t: int, body: bytes) -> dict[str, str]:
-        return {
-            "X-Slack-Request-Timestamp": str(t),
-            "X-Slack-Signature": "v0=" + _hex(body, prefix=f"v0:{t}:".encode()),
-        }
-
-    def github(_t: int, body: bytes) -> dict[str, str]:
+    def github(body: bytes, _t: int) -> dict[str, str]:
         return {"X-Hub-Signature-256": "sha256=" + _hex(body), "X-GitHub-Delivery": "gh-7"}
 
-    def shopify(_t: int, body: bytes) -> dict[str, str]:
-        mac = base64.b64encode(hmac.new(SENDER_SECRET.encode(), body, hashlib.sha256).digest()).decode()
-        return {"X-Shopify-Hmac-Sha256": mac, "X-Shopify-Webhook-Id": "shop-7"}
+    def shopify(body: bytes, _t: int) -> dict[str, str]:
+        return {"X-Shopify-Hmac-Sha256": _shopify_mac(body), "X-Shopify-Webhook-Id": "shop-7"}
 
-    cases = {
+    cases: dict[str, tuple[Callable[[bytes, int], dict[str, str]], bytes, str]] = {
         "github": (github, b'{"n":1}', "gh-7"),
-        "stripe": (stripe, b'{"id":"evt_7","type":"charge.succeeded"}', "evt_7"),
+        "stripe": (_stripe, b'{"id":"evt_7","type":"charge.succeeded"}', "evt_7"),
         "shopify": (shopify, b'{"n":1}', "shop-7"),
-        "slack": (slack, b'{"type":"event_callback","event_id":"Ev07"}', "Ev07"),
+        "slack": (_slack, b'{"type":"event_callback","event_id":"Ev07"}', "Ev07"),
     }
     for scheme, (sign, body, delivery) in cases.items():
         workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": scheme})
-        status, out = await _post(gw, workflow_id, body, sign(first, body))
+        status, out = await _post(gw, workflow_id, body, sign(body, first))
         assert status == 202 and out["data"] == {
             "event_id": str(event_id_for(workflow_id, delivery)),
             "duplicate": False,
         }, (scheme, out)
-        retry = {**sign(second, body), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
+        retry = {**sign(body, second), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
         status, out = await _post(gw, workflow_id, body, retry)
         assert status == 202 and out["data"]["duplicate"] is True, (scheme, out)
     assert (await bus.js.stream_info("EVENTS")).state.messages == before + len(cases)
@@ -277,7 +256,7 @@ async def test_a_sender_workflow_whose_secret_was_never_set_refuses_the_senders_
     before = (await bus.js.stream_info("EVENTS")).state.messages
     body = b'{"id":"evt_unset","type":"charge.succeeded"}'
     now = int(time.time())
-    signed = {"Stripe-Signature": f"t={now},v1={_hex(body, prefix=f'{now}.'.encode())}"}
+    signed = _stripe(body, now)
     status, out = await _post(gw, workflow_id, body, signed)
     assert status == 401 and out["error"]["code"] == "invalid_signature", out
     assert "POST /api/workflows/{id}/webhook-secret" in out["error"]["message"]

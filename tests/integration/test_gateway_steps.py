@@ -11,20 +11,17 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.fakes import Answer, FakeSink, Seen, execution_row, executor_env, final_row
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, tenant
-
-
-def http_step(step_id: str, url: str, body: Any = None, **extra: Any) -> dict[str, Any]:
-    config: dict[str, Any] = {"method": "POST", "url": url}
-    if body is not None:
-        config["body"] = body
-    return {"id": step_id, "action": {"type": "http_request", "config": config}, **extra}
-
-
-def with_steps(steps: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"name": "steps", "trigger": {"type": "webhook"}, "steps": steps}
-
+from tests.helpers.fakes import (
+    Answer,
+    FakeSink,
+    Seen,
+    execution_row,
+    executor_env,
+    final_row,
+    http_step,
+    steps_workflow,
+)
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, post_dry_run, tenant
 
 URL = "https://example.invalid/hook"
 
@@ -41,27 +38,27 @@ async def refused(gw: Gateway, auth: dict[str, str], body: dict[str, Any]) -> li
 async def test_bad_step_graphs_are_422_with_the_field_path(gw: Gateway, database_url: str):
     auth = gw.auth(await tenant(database_url))
 
-    later = with_steps(
+    later = steps_workflow(
         [http_step("a", URL, {"x": "{{ steps.b.output.id }}"}), http_step("b", URL), http_step("c", URL)]
     )
     [detail] = await refused(gw, auth, later)
     assert detail["field"] == "steps.0.action.config.body.x"
     assert detail["type"] == "invalid_step" and "steps.b" in detail["message"]
 
-    duplicate = with_steps([http_step("a", URL), http_step("a", URL)])
+    duplicate = steps_workflow([http_step("a", URL), http_step("a", URL)])
     assert await refused(gw, auth, duplicate) == [
         {"field": "steps.1.id", "message": "duplicate step id 'a'", "type": "invalid_step"}
     ]
 
-    too_many = with_steps([http_step(f"s{i}", URL) for i in range(21)])
+    too_many = steps_workflow([http_step(f"s{i}", URL) for i in range(21)])
     [detail] = await refused(gw, auth, too_many)
     assert detail["field"] == "steps" and detail["type"] == "too_long"
 
-    syntax = with_steps([http_step("a", URL), {"id": "f", "filter": {"condition": "steps.a.output.n >"}}])
+    syntax = steps_workflow([http_step("a", URL), {"id": "f", "filter": {"condition": "steps.a.output.n >"}}])
     [detail] = await refused(gw, auth, syntax)
     assert detail["field"] == "steps.1.filter.condition" and detail["type"] == "invalid_template"
 
-    text = with_steps([http_step("a", URL, {"t": "{{ payload.x }"})])
+    text = steps_workflow([http_step("a", URL, {"t": "{{ payload.x }"})])
     [detail] = await refused(gw, auth, text)
     assert detail["field"] == "steps.0.action.config.body.t" and detail["type"] == "invalid_template"
 
@@ -69,11 +66,11 @@ async def test_bad_step_graphs_are_422_with_the_field_path(gw: Gateway, database
     [detail] = await refused(gw, auth, both)
     assert "exactly one of 'action' or 'steps'" in detail["message"]
 
-    empty_step = with_steps([{"id": "a"}])
+    empty_step = steps_workflow([{"id": "a"}])
     [detail] = await refused(gw, auth, empty_step)
     assert detail["field"] == "steps.0" and "exactly one of 'action' or 'filter'" in detail["message"]
 
-    bad_id = with_steps([http_step("not-a-name", URL)])
+    bad_id = steps_workflow([http_step("not-a-name", URL)])
     [detail] = await refused(gw, auth, bad_id)
     assert detail["field"] == "steps.0.id"
 
@@ -93,7 +90,7 @@ async def test_both_forms_are_stored_and_shown_as_sent(gw: Gateway, database_url
         {"id": "big", "filter": {"condition": "payload.amount > 100"}},
         http_step("post", URL, {"n": "{{ steps.lookup.output.status }}"}, continue_on_error=True),
     ]
-    multi = await gw.client.post("/api/workflows", json=with_steps(steps), headers=auth)
+    multi = await gw.client.post("/api/workflows", json=steps_workflow(steps), headers=auth)
     assert multi.status == 201, await multi.text()
     data = (await multi.json())["data"]
     assert "action" not in data
@@ -121,7 +118,7 @@ async def test_a_dry_run_returns_every_steps_output_and_records_nothing(
     sink = await sinks(answer)
     auth = gw.auth(await tenant(database_url))
     service("services.executor", env=executor_env(nats_url, database_url))
-    workflow = with_steps(
+    workflow = steps_workflow(
         [
             http_step("lookup", f"{sink.url}/lookup", {"q": "{{ payload.q }}"}),
             {"id": "gold", "filter": {"condition": "steps.lookup.output.body.customer.tier > 2"}},
@@ -129,9 +126,7 @@ async def test_a_dry_run_returns_every_steps_output_and_records_nothing(
         ]
     )
     before = await db.fetchval("SELECT count(*) FROM executions")
-    resp = await gw.client.post(
-        "/api/workflows/dry-run", headers=auth, json={"workflow": workflow, "payload": {"q": 1}}
-    )
+    resp = await post_dry_run(gw, auth, workflow, {"q": 1})
     assert resp.status == 200, await resp.text()
     data = (await resp.json())["data"]
     assert data["status"] == "succeeded", data
@@ -151,12 +146,10 @@ async def test_a_dry_run_returns_every_steps_output_and_records_nothing(
     assert await db.fetchval("SELECT count(*) FROM executions") == before
     assert await db.fetchval("SELECT count(*) FROM execution_steps") == 0
 
-    filtered = with_steps(
+    filtered = steps_workflow(
         [{"id": "never", "filter": {"condition": "payload.q > 5"}}, http_step("post", f"{sink.url}/post")]
     )
-    resp = await gw.client.post(
-        "/api/workflows/dry-run", headers=auth, json={"workflow": filtered, "payload": {"q": 1}}
-    )
+    resp = await post_dry_run(gw, auth, filtered, {"q": 1})
     data = (await resp.json())["data"]
     assert data["status"] == "filtered"
     assert data["steps"] == [
@@ -198,7 +191,7 @@ async def second_refused(
     created = await gw.client.post(
         "/api/workflows",
         headers=setup.auth,
-        json=with_steps([http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/second")]),
+        json=steps_workflow([http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/second")]),
     )
     setup.workflow_id = (await created.json())["data"]["id"]
     return setup
@@ -265,8 +258,8 @@ async def test_a_bulk_replay_from_start_runs_every_step_again(gw: Gateway, db: A
 async def test_a_dry_run_of_an_unsound_step_graph_is_refused_before_the_executor(gw: Gateway, database_url: str):
     auth = gw.auth(await tenant(database_url))
     # No executor is running: a sound dry-run would be 503; this one never gets that far.
-    workflow = with_steps([http_step("a", URL, {"x": "{{ steps.b.output }}"}), http_step("b", URL)])
-    resp = await gw.client.post("/api/workflows/dry-run", headers=auth, json={"workflow": workflow, "payload": {}})
+    workflow = steps_workflow([http_step("a", URL, {"x": "{{ steps.b.output }}"}), http_step("b", URL)])
+    resp = await post_dry_run(gw, auth, workflow)
     assert resp.status == 422
     error = (await resp.json())["error"]
     assert [(d["field"], d["type"]) for d in error["details"]] == [
@@ -275,11 +268,11 @@ async def test_a_dry_run_of_an_unsound_step_graph_is_refused_before_the_executor
     # The code says what the details are: step errors only, templates only, or both.
     assert (error["code"], error["message"]) == ("invalid_step", "the steps are not sound")
     cases = {
-        "invalid_template": with_steps([http_step("a", URL, {"x": "{{ payload.x "})]),
-        "invalid_definition": with_steps([http_step("a", URL, {"x": "{{ payload.x "}), http_step("a", URL)]),
+        "invalid_template": steps_workflow([http_step("a", URL, {"x": "{{ payload.x "})]),
+        "invalid_definition": steps_workflow([http_step("a", URL, {"x": "{{ payload.x "}), http_step("a", URL)]),
     }
     for code, unsound in cases.items():
-        resp = await gw.client.post("/api/workflows/dry-run", headers=auth, json={"workflow": unsound, "payload": {}})
+        resp = await post_dry_run(gw, auth, unsound)
         assert resp.status == 422, await resp.text()
         error = (await resp.json())["error"]
         assert error["code"] == code, error

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 from tests.helpers.executor_app import ExecutorFactory
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, tenant
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, post_dry_run, slack_text, tenant
 
 NESTED_LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
 
@@ -18,11 +18,6 @@ def http_workflow(body: Any, url: str = "https://example.invalid/hook") -> dict[
         "trigger": {"type": "webhook"},
         "action": {"type": "http_request", "config": {"method": "POST", "url": url, "body": body}},
     }
-
-
-def slack_text(text: str) -> dict[str, Any]:
-    action = {**WEBHOOK_WORKFLOW["action"], "config": {"text": text}}
-    return {**WEBHOOK_WORKFLOW, "action": action}
 
 
 async def test_saving_a_template_that_does_not_compile_is_422_naming_the_field(gw: Gateway, tenant_id: uuid.UUID):
@@ -56,11 +51,7 @@ async def test_saving_a_template_that_does_not_compile_is_422_naming_the_field(g
 async def test_a_dry_run_whose_template_does_not_compile_is_refused_before_the_executor(gw: Gateway, database_url: str):
     auth = gw.auth(await tenant(database_url))
     # No executor is running: a valid dry-run would be 503; this one never gets that far.
-    resp = await gw.client.post(
-        "/api/workflows/dry-run",
-        headers=auth,
-        json={"workflow": http_workflow({"text": "{{ payload.x "}), "payload": {}},
-    )
+    resp = await post_dry_run(gw, auth, http_workflow({"text": "{{ payload.x "}))
     assert resp.status == 422
     error = (await resp.json())["error"]
     assert error["code"] == "invalid_template"
@@ -75,10 +66,7 @@ async def test_a_dry_run_of_a_template_that_never_ends_is_422_within_seconds(
     # Only the clock may stop the template: on a busy machine the step limit could be reached first.
     await executor(IPAAS_EXECUTOR_TEMPLATE_MAX_ITERATIONS=str(10**12))
 
-    dry_run = gw.client.post(
-        "/api/workflows/dry-run", headers=auth, json={"workflow": http_workflow({"text": NESTED_LOOPS}), "payload": {}}
-    )
-    resp = await asyncio.wait_for(dry_run, timeout=5.0)
+    resp = await asyncio.wait_for(post_dry_run(gw, auth, http_workflow({"text": NESTED_LOOPS})), timeout=5.0)
     assert resp.status == 422
     error = (await resp.json())["error"]
     assert error["code"] == "template_limit_exceeded"
@@ -88,11 +76,7 @@ async def test_a_dry_run_of_a_template_that_never_ends_is_422_within_seconds(
     ]
 
     # Other template failures keep the 200 "failed" contract, now with a code and the field.
-    resp = await gw.client.post(
-        "/api/workflows/dry-run",
-        headers=auth,
-        json={"workflow": http_workflow({"text": "{{ payload.missing }}"}), "payload": {}},
-    )
+    resp = await post_dry_run(gw, auth, http_workflow({"text": "{{ payload.missing }}"}))
     assert resp.status == 200
     data = (await resp.json())["data"]
     assert data["status"] == "failed" and data["error_code"] == "template_error"

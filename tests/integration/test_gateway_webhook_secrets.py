@@ -7,6 +7,7 @@ import base64
 import json
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from services.gateway.keys import KEKS
 from tests.helpers.auth_setup import new_kek
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import equals, wait_until
 from tests.helpers.webhooks import signed
 from tests.integration.test_auth_rotate_keys import run_rotate
 from tests.integration.test_gateway_webhooks import create_webhook_workflow
@@ -82,15 +83,17 @@ async def test_secrets_are_sealed_and_every_one_inside_its_overlap_verifies(
         kept = await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1", uuid.UUID(workflow_id))
         assert kept == 3
 
-        async def first_refused() -> bool:
-            return await _post(gw, workflow_id, first) == 401
-
         # Past its window the first secret is refused; the current one is not.
-        await wait_until(first_refused, timeout=10, interval=0.25, message="the first secret to expire")
+        await wait_until(
+            lambda: equals(_post(gw, workflow_id, first), 401),
+            timeout=10,
+            interval=0.25,
+            message="the first secret to expire",
+        )
         assert await _post(gw, workflow_id, third) == 202
         # A later rotation drops the rows whose window has passed.
         await wait_until(
-            lambda: _post_is(gw, workflow_id, second, 401),
+            lambda: equals(_post(gw, workflow_id, second), 401),
             timeout=10,
             interval=0.25,
             message="the second secret to expire",
@@ -98,10 +101,6 @@ async def test_secrets_are_sealed_and_every_one_inside_its_overlap_verifies(
         await _rotate(gw, tenant_id, workflow_id)
         kept = await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1", uuid.UUID(workflow_id))
         assert kept == 2  # the third (inside its new overlap) and the new current one
-
-
-async def _post_is(gw: Gateway, workflow_id: str, secret: str, status: int) -> bool:
-    return await _post(gw, workflow_id, secret) == status
 
 
 async def test_changing_the_trigger_away_and_back_replaces_the_sealed_secret(
@@ -134,20 +133,16 @@ async def test_plaintext_secrets_from_before_are_sealed_at_start(
 ) -> None:
     tenant_id = await create_tenant(db)
     current, previous, expired = new_secret(), new_secret(), new_secret()
-    old = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW, webhook_secret=current)
-    await db.execute(
-        "UPDATE workflows SET webhook_secret_prev = $2, webhook_secret_prev_until = now() + interval '1 h'"
-        " WHERE id = $1",
-        old,
-        previous,
-    )
-    stale = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW, webhook_secret=current)
-    await db.execute(
-        "UPDATE workflows SET webhook_secret_prev = $2, webhook_secret_prev_until = now() - interval '1 s'"
-        " WHERE id = $1",
-        stale,
-        expired,
-    )
+    old, stale = [await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW, webhook_secret=current) for _ in range(2)]
+    # The previous secret: still inside its overlap on ``old``, past it on ``stale``.
+    for workflow_id, prev, until in ((old, previous, timedelta(hours=1)), (stale, expired, timedelta(seconds=-1))):
+        await db.execute(
+            "UPDATE workflows SET webhook_secret_prev = $2, webhook_secret_prev_until = now() + $3::interval"
+            " WHERE id = $1",
+            workflow_id,
+            prev,
+            until,
+        )
     async with running_gateway(database_url, nats_url) as gw:
         stored = await _stored_text(db)
         assert "whsec_" not in stored

@@ -6,12 +6,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import pytest
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for, msg_id_for
 from services.gateway.keys import CACHE
+from tests.helpers.factories import fetchval_once
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
@@ -192,11 +192,7 @@ async def test_warm_cache_serves_ingest_without_queries(gw: Gateway, database_ur
     cache = gw.app[CACHE]
 
     async def change_published() -> bool:
-        conn = await asyncpg.connect(database_url)
-        try:
-            return bool(await conn.fetchval("SELECT bool_and(published_at IS NOT NULL) FROM outbox"))
-        finally:
-            await conn.close()
+        return bool(await fetchval_once(database_url, "SELECT bool_and(published_at IS NOT NULL) FROM outbox"))
 
     # The creation's own change message invalidates the entry once; let it pass first.  The PubAck
     # (after which the relay marks the row) follows the change on the gateway's own connection.

@@ -9,8 +9,8 @@ import orjson
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, WorkflowChanged
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway
-from tests.helpers.wait import wait_until
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, all_pages
+from tests.helpers.wait import equals, wait_until
 
 
 async def test_create_returns_version_1_and_the_webhook_secret_once(gw: Gateway, tenant_id: uuid.UUID):
@@ -89,15 +89,7 @@ async def test_cursor_pagination_walks_every_workflow_once(gw: Gateway, tenant_i
     for i in range(5):
         resp = await gw.client.post("/api/workflows", json={**SCHEDULE_WORKFLOW, "name": f"wf {i}"}, headers=auth)
         created.add((await resp.json())["data"]["id"])
-    seen: list[str] = []
-    cursor = None
-    for _ in range(10):
-        params = {"limit": "2", **({"cursor": cursor} if cursor else {})}
-        page = await (await gw.client.get("/api/workflows", params=params, headers=auth)).json()
-        seen += [w["id"] for w in page["data"]]
-        cursor = page["meta"]["next_cursor"]
-        if cursor is None:
-            break
+    seen = [w["id"] for page in await all_pages(gw, "/api/workflows", tenant_id, limit=2) for w in page]
     assert len(seen) == 5 and set(seen) == created
     bad = await gw.client.get("/api/workflows", params={"cursor": "!!!"}, headers=auth)
     assert bad.status == 422
@@ -118,10 +110,8 @@ async def test_every_change_reaches_the_change_stream_in_order(
     await wait_until(four, timeout=10, message="four change messages")
 
     # The relay marks its rows published once their PubAcks are in: a moment after the stream has them.
-    async def all_marked() -> bool:
-        return int(await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")) == 0
-
-    await wait_until(all_marked, timeout=10, message="every outbox row marked published")
+    unmarked = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+    await wait_until(lambda: equals(db.fetchval(unmarked), 0), message="every outbox row marked published")
     ids = [r["id"] for r in await db.fetch("SELECT id FROM outbox ORDER BY id")]
     changes = []
     for seq in range(1, 5):

@@ -33,17 +33,13 @@ NOT_THEIRS = {"gateway": ["EVENTS", "DLQ", "WORKFLOW_CHANGES"], "scheduler": ["E
 
 async def _seed(secured: SecuredNats) -> None:
     """One event and one dead letter, so a read that got through would have something to return."""
-    admin = await secured.bus("admin")
-    try:
+    async with secured.connected("admin") as admin:
         await admin.publish("events.t1.w1", b'{"secret": "payload"}', msg_id="seed-1")
         await admin.publish("dlq.t1.w1", b'{"dead": true}', msg_id="seed-2")
-    finally:
-        await admin.drain()
 
 
 async def _assert_untouched(secured: SecuredNats) -> None:
-    admin = await secured.bus("admin")
-    try:
+    async with secured.connected("admin") as admin:
         with pytest.raises(NotFoundError):
             await admin.js.stream_info(ATTACK_STREAM)
         events = await admin.js.stream_info("EVENTS")
@@ -52,8 +48,6 @@ async def _assert_untouched(secured: SecuredNats) -> None:
         assert [c.name for c in await admin.js.consumers_info("EVENTS")] == ["executor"]
         assert (await admin.js.consumer_info("EVENTS", "executor")).config.max_ack_pending == 4096
         assert await admin.js.consumers_info("WORKFLOW_CHANGES") == []
-    finally:
-        await admin.drain()
 
 
 @pytest.mark.parametrize("identity", ["gateway", "scheduler"])
@@ -108,12 +102,9 @@ async def test_a_stream_capturing_the_executors_inbox_is_refused(secured_nats: S
     finally:
         await gateway.close()
         await executor.close()
-    admin = await secured_nats.bus("admin")
-    try:
+    async with secured_nats.connected("admin") as admin:
         with pytest.raises(NotFoundError):
             await admin.js.stream_info(ATTACK_STREAM)
-    finally:
-        await admin.drain()
 
 
 async def test_the_provisioner_manages_the_platform_streams_and_nothing_else(secured_nats: SecuredNats) -> None:

@@ -9,10 +9,7 @@ is refused, says so, and carries on with what the provisioning step made.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +23,7 @@ from libs.common.settings import NatsSettings
 from tests.helpers.auth_setup import kek_env
 from tests.helpers.fakes import executor_env
 from tests.helpers.secured_nats import SecuredNats
-from tests.helpers.services import REPO_ROOT, ServiceProcess
+from tests.helpers.services import ServiceProcess, run_module
 from tests.helpers.wait import wait_until
 
 
@@ -59,8 +56,7 @@ async def test_services_wait_unready_until_the_provisioning_step_has_run(
             "services.scheduler", wait=False, env={**nats.service_env("scheduler"), "DATABASE_URL": database_url}
         ),
     }
-    admin = await nats.bus("admin")
-    try:
+    async with nats.connected("admin") as admin:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             for name, svc in started.items():
 
@@ -95,8 +91,6 @@ async def test_services_wait_unready_until_the_provisioning_step_has_run(
         for name, svc in started.items():
             assert "permissions violation" not in svc.logs().lower(), name
             assert svc.terminate() == 0, name
-    finally:
-        await admin.drain()
 
 
 async def test_a_service_told_to_provision_without_the_right_falls_back_to_checking(
@@ -113,30 +107,15 @@ async def test_a_service_told_to_provision_without_the_right_falls_back_to_check
 
 
 async def test_a_missing_stream_is_named(unprovisioned_nats: SecuredNats) -> None:
-    bus = await unprovisioned_nats.bus("executor")
-    try:
+    async with unprovisioned_nats.connected("executor") as bus:
         with pytest.raises(NotProvisioned) as missing:
             await ensure_needs(bus, Needs(("EVENTS", "DLQ")))
         assert missing.value.missing == ["stream EVENTS", "stream DLQ"]
-    finally:
-        await bus.drain()
 
 
 async def run_provision(nats_url: str) -> tuple[int, str]:
     """``python -m deploy.provision`` as a process, as the migrate Job runs it."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("IPAAS_")}
-    env.update({"NATS_URL": nats_url, "PYTHONPATH": str(REPO_ROOT)})
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "deploy.provision",
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    return int(proc.returncode or 0), out.decode(errors="replace")
+    return await run_module("deploy.provision", env={"NATS_URL": nats_url})
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from deploy.local.nats_authz import stored_passwords
 from deploy.local.pg_roles import bootstrap, service_urls, with_role
 from libs.common.db.migrate import MIGRATIONS_DIR, apply_migrations, discover
 from libs.common.db.roles import ALL_ROLES, OWNER
+from tests.helpers.factories import fetch_once, fetchval_once
 from tests.helpers.pg_roles import create_database
 
 BEFORE_ROLES = (
@@ -64,19 +65,13 @@ async def test_older_data_is_adopted_and_every_role_needs_its_own_password(
     assert newer[0] == "0000_roles" and newer[-1] == "0500_privileges"
     assert await apply_migrations(owner) == newer
 
-    admin = await asyncpg.connect(local_pg.admin_dsn("ipaas"))
-    try:
-        owners = {
-            r[0]
-            for r in await admin.fetch(
-                """SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace
-               UNION SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE pronamespace = 'public'::regnamespace
-               UNION SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'ipaas'"""
-            )
-        }
-        assert owners == {OWNER}
-    finally:
-        await admin.close()
+    owners = await fetch_once(
+        local_pg.admin_dsn("ipaas"),
+        """SELECT pg_get_userbyid(relowner) FROM pg_class WHERE relnamespace = 'public'::regnamespace
+     UNION SELECT pg_get_userbyid(proowner) FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+     UNION SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'ipaas'""",
+    )
+    assert {r[0] for r in owners} == {OWNER}
 
     # Over TCP: the superuser cannot log in at all, a role only with its own password.
     with pytest.raises(REFUSED_LOGIN):
@@ -100,11 +95,8 @@ async def test_older_data_is_adopted_and_every_role_needs_its_own_password(
     await bootstrap(local_pg, "ipaas", renewed)
     with pytest.raises(REFUSED_LOGIN):
         await asyncpg.connect(owner)
-    conn = await asyncpg.connect(with_role(tcp, OWNER, renewed[OWNER]))
-    try:
-        assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == len(discover())
-    finally:
-        await conn.close()
+    renewed_owner = with_role(tcp, OWNER, renewed[OWNER])
+    assert await fetchval_once(renewed_owner, "SELECT count(*) FROM schema_migrations") == len(discover())
 
 
 @pytest.mark.slow
@@ -115,16 +107,7 @@ async def test_a_new_database_is_created_for_the_owner(local_pg: PostgresServer,
     owner = with_role(local_pg.dsn("ipaas"), OWNER, passwords[OWNER])
     applied = await apply_migrations(owner)
     assert applied[0] == "0000_roles" and applied[-1] == "0500_privileges"
-    conn = await asyncpg.connect(owner)
-    try:
-        assert (
-            await conn.fetchval(
-                "SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = current_user"
-            )
-            is False
-        )
-        assert {r[0] for r in await conn.fetch("SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")} == {
-            OWNER
-        }
-    finally:
-        await conn.close()
+    powers = "SELECT rolsuper OR rolcreaterole OR rolcreatedb FROM pg_roles WHERE rolname = current_user"
+    assert await fetchval_once(owner, powers) is False
+    tables = await fetch_once(owner, "SELECT tableowner FROM pg_tables WHERE schemaname = 'public'")
+    assert {r[0] for r in tables} == {OWNER}

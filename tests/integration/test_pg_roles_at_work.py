@@ -35,10 +35,11 @@ from services.gateway.store import executions as gw_executions
 from services.gateway.store import pages as gw_pages
 from services.gateway.store import workflows as gw_workflows
 from services.scheduler.store import ScheduleStore, SkippedSlot
-from tests.helpers.auth_setup import auth_client, auth_settings, bearer, kek_ring, register_and_login
+from tests.helpers.auth_setup import add_credential, auth_client, auth_settings, bearer, kek_ring, register_and_login
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import webhook_envelopes
 from tests.helpers.wait import wait_until
+from tests.integration.test_gateway_executions import insert_dead_letter
 
 HTTP_ACTION = {"type": "http_request", "config": {"method": "POST", "url": "https://example.invalid/x"}}
 
@@ -147,24 +148,7 @@ async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
             await gw_workflows.set_active(pool, tenant, wf, False)
             assert await gw_workflows.wait_for_runs(pool, wf, 0.1) == 0
             # A dead run is replayed: the dead letter is marked, the run is non-final again, the envelope queued.
-            event = envelope(tenant, wf)
-            await db.execute(
-                """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version,
-                                                        trigger, status, attempts)
-                                VALUES ($1, $2, $3, $4, 1, 'webhook', 'dead', 6)""",
-                uuid.uuid4(),
-                event.event_id,
-                tenant,
-                wf,
-            )
-            await db.execute(
-                """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
-                                VALUES ($1, $2, $3, 'gave up', 6, $4::jsonb)""",
-                event.event_id,
-                tenant,
-                wf,
-                event.model_dump_json(),
-            )
+            event_id = await insert_dead_letter(db, tenant, wf)
             assert (
                 len(
                     await gw_executions.list_dead_letters(
@@ -173,7 +157,7 @@ async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
                 )
                 == 1
             )
-            await gw_executions.replay(pool, tenant, event.event_id)
+            await gw_executions.replay(pool, tenant, event_id)
             rows = await gw_executions.list_executions(pool, tenant, ExecutionQuery(workflow_id=wf), limit=10)
             assert await gw_executions.get_execution(pool, tenant, rows[0]["id"])
             await gw_workflows.delete(pool, tenant, wf)
@@ -191,8 +175,8 @@ async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
             await relay.relay_once()
     finally:
         await listener.close()
-    assert await db.fetchval("SELECT status FROM executions WHERE event_id = $1", event.event_id) == "failed"
-    assert await db.fetchval("SELECT replayed_at IS NOT NULL FROM dead_letters WHERE event_id = $1", event.event_id)
+    assert await db.fetchval("SELECT status FROM executions WHERE event_id = $1", event_id) == "failed"
+    assert await db.fetchval("SELECT replayed_at IS NOT NULL FROM dead_letters WHERE event_id = $1", event_id)
     assert relay.published == 7  # created, secret rotated, updated, rolled back, disabled, replayed, deleted
     assert await db.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
 
@@ -226,11 +210,7 @@ async def test_auth_registers_logs_in_and_keeps_credentials_as_its_role(
 ) -> None:
     async with auth_client(auth_settings(role_url("auth"), nats_url)) as client:
         user = await register_and_login(client)
-        resp = await client.post(
-            "/api/credentials",
-            headers=bearer(user["token"]),
-            json={"name": "key", "type": "http", "secret": {"headers": {"X-Key": "k"}}},
-        )
+        resp = await add_credential(client, user, "key", "http", {"headers": {"X-Key": "k"}})
         assert resp.status == 201, await resp.text()
         credential = (await resp.json())["data"]["id"]
         listing = await client.get("/api/credentials", headers=bearer(user["token"]))

@@ -21,7 +21,7 @@ from services.scheduler.runtime import SchedulerRuntime
 from tests.helpers.factories import add_version, create_tenant, create_workflow
 from tests.helpers.scheduler import T0, at, publish_change, stored_events
 from tests.helpers.scheduler import schedule_definition as definition
-from tests.helpers.wait import equals, wait_until
+from tests.helpers.wait import contains, equals, wait_until
 from tests.helpers.wall_clock import ManualClock
 
 
@@ -109,7 +109,7 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
         """Move to just after 12:<minute>:00 and wait until the control workflow fired that slot."""
         clock.set(datetime(2026, 5, 1, 12, minute, 0, 500_000, tzinfo=UTC))
         await wait_until(
-            lambda: _contains(slots_fired(bus, control), f"12:{minute:02d}:00"),
+            lambda: contains(slots_fired(bus, control), f"12:{minute:02d}:00"),
             message=f"control fired 12:{minute:02d}",
         )
 
@@ -157,10 +157,6 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
     await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, message="deleted unloaded")
 
 
-async def _contains(value: Any, item: Any) -> bool:
-    return item in await value
-
-
 async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
     bus: Bus,
     db: asyncpg.Connection,
@@ -188,7 +184,7 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
     version = await add_version(db, broken, definition(cron="*/2 * * * *"))
     await publish_change(bus, tenant, broken, version, "updated")
     await wait_until(
-        lambda: _is_none(db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken)),
+        lambda: equals(db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken), None),
         message="error cleared",
     )
     clock.set(at(2))
@@ -204,10 +200,6 @@ async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
     clock.set(at(4))
     await wait_until(lambda: equals(slots_fired(bus, broken), ["12:02:00", "12:04:00"]), message="others go on")
     assert await slots_fired(bus, healthy) == ["12:01:00", "12:02:00"]
-
-
-async def _is_none(value: Any) -> bool:
-    return await value is None
 
 
 async def test_periodic_resync_catches_a_change_the_feed_never_announced(

@@ -16,7 +16,7 @@ from tests.helpers.factories import add_version, create_tenant, create_workflow
 from tests.helpers.gateway_app import running_gateway
 from tests.helpers.scheduler import T0, at, publish_change, stored_events
 from tests.helpers.scheduler import schedule_definition as definition
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import contains, equals, wait_until
 from tests.helpers.wall_clock import ManualClock
 
 
@@ -54,7 +54,7 @@ async def test_a_stored_schedule_faster_than_the_minimum_does_not_fire_and_says_
     assert await schedule_error(db, healthy) is None
 
     clock.set(at(1))
-    await wait_until(lambda: _has(fired(bus), healthy), message="the healthy schedule fires")
+    await wait_until(lambda: contains(fired(bus), healthy), message="the healthy schedule fires")
     assert set(await fired(bus)) == {healthy}  # 30 seconds passed: nothing of the fast ones
 
     # The API shows the reason, as for any schedule that cannot run.
@@ -67,15 +67,7 @@ async def test_a_stored_schedule_faster_than_the_minimum_does_not_fire_and_says_
     # Slowing it down (a new version) clears the error and it fires.
     version = await add_version(db, every_five, definition(interval_seconds=10))
     await publish_change(bus, tenant, every_five, version, "updated")
-    await wait_until(lambda: _none(schedule_error(db, every_five)), message="error cleared")
+    await wait_until(lambda: equals(schedule_error(db, every_five), None), message="error cleared")
     clock.set(at(1, 10.5))
-    await wait_until(lambda: _has(fired(bus), every_five), message="the slowed-down schedule fires")
+    await wait_until(lambda: contains(fired(bus), every_five), message="the slowed-down schedule fires")
     assert every_second not in await fired(bus)
-
-
-async def _has(found: Any, workflow_id: uuid.UUID) -> bool:
-    return workflow_id in await found
-
-
-async def _none(value: Any) -> bool:
-    return await value is None

@@ -41,9 +41,8 @@ async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
     wf = await create_workflow(db, tenant, schedule_definition("every second", interval_seconds=1))
     nats_env = secured_nats.service_env("scheduler")
     scheduler = service("services.scheduler", env=scheduler_env(nats_env["NATS_URL"], database_url, **nats_env))
-    gateway = await secured_nats.bus("gateway")
-    admin = await secured_nats.bus("admin")  # reading EVENTS' messages is for admin only
-    try:
+    # Reading EVENTS' messages is for admin only.
+    async with secured_nats.connected("gateway") as gateway, secured_nats.connected("admin") as admin:
         fired = await wait_until(lambda: events_of(admin), timeout=10, message="a scheduled event")
         assert fired[0].workflow_id == wf and fired[0].trigger == "schedule"
 
@@ -51,7 +50,4 @@ async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
         await publish_change(gateway, tenant, wf, 1, "disabled", is_active=False)
         await wait_until(lambda: loaded(scheduler) == 0, timeout=5, message="schedule unloaded via the feed")
         assert "permissions violation" not in scheduler.logs().lower()
-    finally:
-        await gateway.drain()
-        await admin.drain()
     assert scheduler.terminate() == 0
