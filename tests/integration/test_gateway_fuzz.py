@@ -56,6 +56,7 @@ from standardwebhooks import Webhook
 
 from libs.common.bus import Bus
 from libs.common.models.api import DRY_RUN_SUBJECT, DryRunCommand, DryRunResult
+from services.gateway.hooks.signature import new_secret
 from tests.helpers.auth_setup import PASSWORD, add_credential, bearer, register_and_login
 from tests.helpers.fuzz import FuzzReport, load, run_fuzz
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, auth_behind_gateway
@@ -189,6 +190,8 @@ def _with_examples(document: dict[str, Any], stack: Stack) -> dict[str, Any]:
         ("/api/workflows/{id}/rollback", "post"): {"version": 1},
         ("/api/auth/login", "post"): {"email": "fuzz@example.com", "password": PASSWORD},
         ("/api/credentials", "post"): {"name": "n", "type": "http", "secret": {"headers": {"X-Key": "v"}}},
+        # A generated secret is refused (409) by a Standard Webhooks workflow: only a whsec_ one is set.
+        ("/api/workflows/{id}/webhook-secret", "post"): {"secret": new_secret()},
     }
     for (path, method), body in bodies.items():
         document["paths"][path][method]["requestBody"]["content"]["application/json"]["example"] = body
