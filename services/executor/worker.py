@@ -60,7 +60,7 @@ from services.executor.metrics import ExecutorMetrics
 from services.executor.retry import Backoff
 from services.executor.runner import ActionRunner, safe_error
 from services.executor.settings import ExecutorSettings
-from services.executor.steps import StepCall, StepRunner, until_stored
+from services.executor.steps import StepCall, StepRunner, elapsed_ms, until_stored
 from services.executor.store import ExecutionStore, Outcome, Parcel, Parking, Tried, Unclaimable
 from services.executor.templates import CONFIG_PATH, EventContext
 from services.executor.workflows import WorkflowReader
@@ -230,7 +230,7 @@ class EventWorker:
             backoff = self._backoff.delay(attempt, result.retry_after)
             finish = after_try(result, attempt=attempt, max_attempts=self._settings.max_attempts, backoff=backoff)
             http_status = result.http_status
-        duration = int((time.perf_counter() - started) * 1000)
+        duration = elapsed_ms(started)
         return finish, output, duration, Tried(started_at, http_status)
 
     async def _call_step(self, event: EventEnvelope, step: StepCall, redactor: Redactor) -> tuple[TryResult, Any]:
