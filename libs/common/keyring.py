@@ -32,6 +32,7 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Generic, TypeVar
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 KID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 NONCE_BYTES = 12
+R = TypeVar("R", bound="KeyRing")
 
 
 class KeyConfigError(Exception):
@@ -100,6 +102,13 @@ class KeyRing:
         if kek is None:
             raise KeyUnavailable(kek_id)
         return kek
+
+
+class KeyHolder(Generic[R]):
+    """The current keyring, replaced as a whole when the keys are reloaded: readers take ``ring`` each time."""
+
+    def __init__(self, ring: R) -> None:
+        self.ring = ring
 
 
 def _decode_key(kid: str, text: str) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from libs.common.auth.jwt_verify import Claims, TokenError
+from libs.common.auth.jwt_verify import Claims, TokenError, bearer_token
 from libs.common.http.errors import Unauthorized
 from services.auth.keys import POOL, TOKENS
 from services.auth.revocation import is_revoked
@@ -18,10 +18,8 @@ _INVALID = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 async def require_claims(request: web.Request) -> Claims:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(request.headers)
+    if not token:
         raise Unauthorized(
             "a bearer token is required", code="missing_token", headers={"WWW-Authenticate": 'Bearer realm="ipaas"'}
         )

@@ -8,19 +8,15 @@ import asyncpg
 from aiohttp import web
 
 from libs.common.bus import Bus
+from libs.common.keyring import KeyHolder
 from services.auth.passwords import Passwords
 from services.auth.rate_limit import TokenBuckets
 from services.auth.settings import AuthSettings
 from services.auth.tokens import TokenService
 from services.auth.vault import KekRing
 
-
-class KekHolder:
-    """The current KEK ring; replaced as a whole when the keys are reloaded."""
-
-    def __init__(self, ring: KekRing) -> None:
-        self.ring = ring
-
+# The current KEK ring (replaced as a whole when the keys are reloaded).
+KekHolder = KeyHolder[KekRing]
 
 SETTINGS = web.AppKey("auth_settings", AuthSettings)
 POOL = web.AppKey("pool", asyncpg.Pool)

@@ -16,7 +16,7 @@ from libs.common.http.envelope import ok
 from libs.common.http.query import parse_query
 from libs.common.models.api import PageMeta
 from libs.common.models.auth import CREDENTIALS_PAGE_DEFAULT
-from libs.common.models.queries import PAGE_MAX, PageQuery, encode_cursor
+from libs.common.models.queries import PAGE_MAX, PageQuery
 from services.auth.keys import POOL, SETTINGS
 
 
@@ -39,5 +39,4 @@ async def tenant_page(
     if len(rows) <= limit:
         return ok([render(r) for r in rows])  # the last page: no meta
     rows = rows[:limit]
-    meta = PageMeta(next_cursor=encode_cursor(rows[-1]["created_at"], rows[-1]["id"]))
-    return ok([render(r) for r in rows], meta=meta.model_dump())
+    return ok([render(r) for r in rows], meta=PageMeta.after(rows, more=True))

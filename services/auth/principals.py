@@ -16,6 +16,7 @@ from aiohttp import web
 
 from libs.common.auth import api_keys
 from libs.common.auth.api_keys import Scope
+from libs.common.auth.jwt_verify import bearer_token
 from libs.common.http.errors import Forbidden, Unauthorized
 from services.auth.authn import require_claims
 from services.auth.keys import POOL
@@ -36,11 +37,6 @@ class Principal:
     key_id: uuid.UUID | None = None
 
 
-def bearer(request: web.Request) -> str:
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" else ""
-
-
 async def key_principal(pool: asyncpg.Pool, key: str, scope: Scope) -> Principal:
     """The tenant of a live key that has ``scope``: 401 if no such key, 403 if it lacks the scope."""
     row = await pool.fetchrow(KEY_SQL, api_keys.digest(key)) if api_keys.well_formed(key) else None
@@ -57,7 +53,7 @@ async def key_principal(pool: asyncpg.Pool, key: str, scope: Scope) -> Principal
 
 
 async def require_principal(request: web.Request, scope: Scope) -> Principal:
-    token = bearer(request)
+    token = bearer_token(request.headers)
     if api_keys.is_api_key(token):
         return await key_principal(request.app[POOL], token, scope)
     claims = await require_claims(request)

@@ -38,6 +38,7 @@ from libs.common.telemetry import ActiveSpan
 from services.executor.dry_run_limits import Admissions, DryRunLimits, Refusal, deadline
 from services.executor.errors import ActionError
 from services.executor.runner import ActionRunner, safe_error
+from services.executor.steps import elapsed_ms
 from services.executor.templates import TemplateError, filter_passes
 
 log = logging.getLogger(__name__)
@@ -179,31 +180,31 @@ class DryRunResponder:
                         "failed",
                         None,
                         safe_error(exc.message, redactor=redactor),
-                        _elapsed(started),
+                        elapsed_ms(started),
                         error_code=exc.code,
                         error_field=exc.field,
                     )
                 except ActionError as exc:
-                    return _reply("failed", None, safe_error(exc.message, redactor=redactor), _elapsed(started))
+                    return _reply("failed", None, safe_error(exc.message, redactor=redactor), elapsed_ms(started))
         except TimeoutError:
             if not window.expired():
                 log.exception("dry run failed unexpectedly")
-                return _reply("failed", None, "internal error: TimeoutError", _elapsed(started))
+                return _reply("failed", None, "internal error: TimeoutError", elapsed_ms(started))
             log.info(
                 "dry-run cancelled at its deadline",
-                extra={"tenant_id": str(req.tenant_id), "ran_ms": _elapsed(started)},
+                extra={"tenant_id": str(req.tenant_id), "ran_ms": elapsed_ms(started)},
             )
             return _reply(
                 "failed",
                 None,
-                f"the dry-run was stopped after {_elapsed(started)} ms: its requester stopped waiting",
-                _elapsed(started),
+                f"the dry-run was stopped after {elapsed_ms(started)} ms: its requester stopped waiting",
+                elapsed_ms(started),
                 error_code="deadline_exceeded",
             )
         except Exception as exc:
             log.exception("dry run failed unexpectedly")
-            return _reply("failed", None, f"internal error: {type(exc).__name__}", _elapsed(started))
-        return _reply("succeeded", self._runner.safe_output(output, redactor), None, _elapsed(started))
+            return _reply("failed", None, f"internal error: {type(exc).__name__}", elapsed_ms(started))
+        return _reply("succeeded", self._runner.safe_output(output, redactor), None, elapsed_ms(started))
 
     async def _steps(self, req: DryRunCommand, steps: list[WorkflowStep], redactor: Redactor, started: float) -> bytes:
         """Every step once, in order, as the executor would run them (no retries, nothing recorded).
@@ -234,7 +235,7 @@ class DryRunResponder:
                     output: Any = {"passed": passed}
                     if not passed:
                         ran.append(_step_out(step.id, "filtered", output, None, step_started))
-                        return _reply("filtered", output, None, _elapsed(started), steps=ran)
+                        return _reply("filtered", output, None, elapsed_ms(started), steps=ran)
                 else:
                     assert step.action is not None
                     call = await self._runner.prepare_action(
@@ -260,7 +261,7 @@ class DryRunResponder:
                     "failed",
                     None,
                     error,
-                    _elapsed(started),
+                    elapsed_ms(started),
                     error_code=template.code if template else None,
                     error_field=template.field if template else None,
                     steps=ran,
@@ -268,7 +269,7 @@ class DryRunResponder:
             ran.append(_step_out(step.id, "succeeded", output, None, step_started))
             seen[step.id] = {"output": output, "status": "succeeded", "error": None}
             last = output
-        return _reply("succeeded", last, None, _elapsed(started), steps=ran)
+        return _reply("succeeded", last, None, elapsed_ms(started), steps=ran)
 
 
 # ``trigger`` in a dry-run's templates: a manual run that has no event.
@@ -285,8 +286,4 @@ _DRY_TRIGGER: dict[str, Any] = {
 
 
 def _step_out(step_id: str, status: str, output: Any, error: str | None, started: float) -> dict[str, Any]:
-    return {"id": step_id, "status": status, "output": output, "error": error, "duration_ms": _elapsed(started)}
-
-
-def _elapsed(started: float) -> int:
-    return int((time.perf_counter() - started) * 1000)
+    return {"id": step_id, "status": status, "output": output, "error": error, "duration_ms": elapsed_ms(started)}

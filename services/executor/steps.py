@@ -158,8 +158,9 @@ class StepRunner:
             elif passed:
                 result, output = TryResult("ok"), {"passed": True}
             else:
+                duration = elapsed_ms(started)
                 record = Checkpoint(
-                    step.id, "filtered", attempt, {"passed": False}, None, False, position, started_at, _ms(started)
+                    step.id, "filtered", attempt, {"passed": False}, None, False, position, started_at, duration
                 )
                 return record, Finish("filtered"), None
         else:
@@ -174,7 +175,7 @@ class StepRunner:
             result, raw = await self._call(event, call, redactor)
             if result.kind == "ok":
                 output = self._runner.safe_output(raw, redactor, limit=self._output_limit)
-        duration = _ms(started)
+        duration = elapsed_ms(started)
         if result.kind == "ok":
             record = Checkpoint(step.id, "succeeded", attempt, output, None, False, position, started_at, duration)
             return record, None, result.http_status
@@ -242,5 +243,6 @@ def _seen(record: Checkpoint) -> dict[str, Any]:
     return {"output": record.output, "status": record.status, "error": record.error}
 
 
-def _ms(started: float) -> int:
+def elapsed_ms(started: float) -> int:
+    """Milliseconds since ``started`` (a ``time.perf_counter()`` reading)."""
     return int((time.perf_counter() - started) * 1000)

@@ -60,7 +60,7 @@ from services.executor.metrics import ExecutorMetrics
 from services.executor.retry import Backoff
 from services.executor.runner import ActionRunner, safe_error
 from services.executor.settings import ExecutorSettings
-from services.executor.steps import StepCall, StepRunner, until_stored
+from services.executor.steps import StepCall, StepRunner, elapsed_ms, until_stored
 from services.executor.store import ExecutionStore, Outcome, Parcel, Parking, Tried, Unclaimable
 from services.executor.templates import CONFIG_PATH, EventContext
 from services.executor.workflows import WorkflowReader
@@ -140,13 +140,20 @@ class EventWorker:
                 await self._release_lease(held)
                 await self._settle(msg, nak_in=STORAGE_RETRY_SECONDS)
 
-    async def _process(self, msg: Message, held: Held, redactor: Redactor) -> None:
-        parcel = Parcel(msg.subject, msg.data, trace_headers(msg.headers))
+    async def _read(self, msg: Message) -> tuple[EventEnvelope, Parcel] | None:
+        """The event and its parcel (kept to put it back); None once a message that is no event is dead-lettered."""
         try:
             event = parse_envelope(msg.subject, msg.data)
         except EnvelopeError as exc:
             await self._undecodable(msg, str(exc))
+            return None
+        return event, Parcel(msg.subject, msg.data, trace_headers(msg.headers))
+
+    async def _process(self, msg: Message, held: Held, redactor: Redactor) -> None:
+        read = await self._read(msg)
+        if read is None:
             return
+        event, parcel = read
         trace_id = current_trace_id()
         span = trace.get_current_span()
         span.set_attribute("ipaas.event_id", str(event.event_id))
@@ -230,7 +237,7 @@ class EventWorker:
             backoff = self._backoff.delay(attempt, result.retry_after)
             finish = after_try(result, attempt=attempt, max_attempts=self._settings.max_attempts, backoff=backoff)
             http_status = result.http_status
-        duration = int((time.perf_counter() - started) * 1000)
+        duration = elapsed_ms(started)
         return finish, output, duration, Tried(started_at, http_status)
 
     async def _call_step(self, event: EventEnvelope, step: StepCall, redactor: Redactor) -> tuple[TryResult, Any]:
@@ -370,24 +377,13 @@ class EventWorker:
         await self._settle(msg, confirm=False)
 
     async def _defer_for_fairness(self, msg: Message) -> None:
-        try:
-            event = parse_envelope(msg.subject, msg.data)
-        except EnvelopeError as exc:
-            await self._undecodable(msg, str(exc))
+        read = await self._read(msg)
+        if read is None:
             return
+        event, parcel = read
         deferrals = _deferrals(msg) + 1
         seconds = fairness_delay(self._settings.fairness_delay_seconds, deferrals)
-        await self._park(
-            msg,
-            Parking(
-                event.event_id,
-                event.tenant_id,
-                Parcel(msg.subject, msg.data, trace_headers(msg.headers)),
-                seconds,
-                "fairness",
-                deferrals,
-            ),
-        )
+        await self._park(msg, Parking(event.event_id, event.tenant_id, parcel, seconds, "fairness", deferrals))
 
     async def _undecodable(self, msg: Message, reason: str, *, event: EventEnvelope | None = None) -> None:
         """Not an event this executor can run: a dead letter with the raw bytes and the reason, then ack."""

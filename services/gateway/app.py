@@ -16,6 +16,7 @@ from libs.common.db.errors import STORAGE_ERRORS
 from libs.common.http.client_ip import parse_networks
 from libs.common.http.keys import METRICS, RETRY_AFTER
 from libs.common.http.middleware import direct
+from libs.common.keyring import KeyHolder
 from libs.common.kit import Kit, service_app
 from libs.common.ratelimit import TokenBuckets
 from libs.common.settings import split_list
@@ -25,7 +26,7 @@ from services.gateway.console import routes as console
 from services.gateway.hooks.cache import WorkflowCache, pool_loader
 from services.gateway.hooks.ingest import ingest
 from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
-from services.gateway.hooks.key_reload import KeyHolder, reload_keys
+from services.gateway.hooks.key_reload import reload_keys
 from services.gateway.hooks.publish_metrics import PublishLatency
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.hooks.secret_store import load_ring, seal_legacy

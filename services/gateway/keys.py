@@ -11,10 +11,10 @@ from aiohttp import web
 
 from libs.common.auth.jwt_verify import Claims, JwksVerifier
 from libs.common.bus import Bus
+from libs.common.keyring import KeyHolder, KeyRing
 from libs.common.ratelimit import TokenBuckets
 from services.gateway.api_keys import ApiKeyCache
 from services.gateway.hooks.cache import WorkflowCache
-from services.gateway.hooks.key_reload import KeyHolder
 from services.gateway.hooks.publish_metrics import PublishLatency
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.replays import ReplayWorker
@@ -28,7 +28,7 @@ HTTP = web.AppKey("http", aiohttp.ClientSession)
 CACHE = web.AppKey("cache", WorkflowCache)
 LIMITER = web.AppKey("limiter", TenantRateLimiter)
 # The vault's key-encryption keys: webhook secrets are sealed with them.
-KEKS = web.AppKey("keks", KeyHolder)
+KEKS = web.AppKey("keks", KeyHolder[KeyRing])
 # Peers whose X-Forwarded-For is believed; bad webhook signatures per source.
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", list[ipaddress.IPv4Network | ipaddress.IPv6Network])
 BAD_SIGNATURES = web.AppKey("bad_signatures", TokenBuckets)

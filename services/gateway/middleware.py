@@ -30,7 +30,7 @@ from opentelemetry import context, propagate, trace
 from opentelemetry.trace import Link, SpanKind
 
 from libs.common.auth import api_keys
-from libs.common.auth.jwt_verify import TokenError
+from libs.common.auth.jwt_verify import TokenError, bearer_token
 from libs.common.auth.revocations import RevocationsUnavailable
 from libs.common.http.errors import Forbidden, ServiceUnavailable, Unauthorized
 from libs.common.telemetry import ActiveSpan, direct_tracer, spans_recorded
@@ -100,11 +100,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     path = request.path
     if not path.startswith("/api/") or path in PUBLIC_API_PATHS or request.method == "OPTIONS":
         return await handler(request)
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers)
+    if not token:
         raise Unauthorized("a bearer token is required", code="missing_token", headers={"WWW-Authenticate": "Bearer"})
-    token = token.strip()
     if api_keys.is_api_key(token):
         await _check_api_key(request, token)
         return await handler(request)

@@ -13,11 +13,11 @@ from typing import TypeVar
 from aiohttp import web
 
 from libs.common.http.query import parse_query, path_id
-from libs.common.models.queries import PAGE_MAX, LimitQuery, encode_cursor
+from libs.common.models.queries import PAGE_MAX, LimitQuery
 from services.gateway.keys import SETTINGS
 from services.gateway.settings import GatewaySettings
 
-__all__ = ["encode_cursor", "limit_of", "list_query", "path_id", "uuid_segment"]
+__all__ = ["limit_of", "list_query", "path_id", "uuid_segment"]
 
 Q = TypeVar("Q", bound=LimitQuery)
 _UUID_RE = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"

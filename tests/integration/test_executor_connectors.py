@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from libs.common.http.client_ip import parse_networks
 from services.executor.connectors import ActionCall
 from services.executor.connectors.configs import (
     DiscordMessage,
@@ -19,7 +20,7 @@ from services.executor.connectors.discord import DiscordConnector
 from services.executor.connectors.http_request import HttpRequestConnector
 from services.executor.connectors.openweather import OpenWeatherConnector
 from services.executor.connectors.slack import SlackConnector
-from services.executor.connectors.ssrf import EgressGuard, parse_cidrs
+from services.executor.connectors.ssrf import EgressGuard
 from services.executor.errors import PermanentError, TransientError
 from tests.helpers.fakes import Answer, always, openweather_ok
 
@@ -115,7 +116,7 @@ async def test_openweather_summary_and_errors(sessions, sink):
 
 
 async def test_http_request_sends_idempotency_key_headers_and_body(sessions, sink):
-    guard = EgressGuard(parse_cidrs("127.0.0.1/32"))
+    guard = EgressGuard(parse_networks("127.0.0.1/32"))
     http = HttpRequestConnector(sessions, guard, max_redirects=3)
     sink.behaviour = always(Answer(201, json.dumps({"id": 9})))
     out = await http(

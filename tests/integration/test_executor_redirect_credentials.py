@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
+from libs.common.http.client_ip import parse_networks
 from services.executor.connectors import ActionCall, ClientSessions
 from services.executor.connectors.configs import HttpRequest
 from services.executor.connectors.http_request import HttpRequestConnector
 from services.executor.connectors.redirect_headers import crosses_boundary, strip_credentials
-from services.executor.connectors.ssrf import EgressGuard, parse_cidrs
+from services.executor.connectors.ssrf import EgressGuard
 from tests.helpers.fakes import Answer, always, sequence
 
 CREDENTIAL = {"headers": {"Authorization": "Bearer cred-token-1", "X-Custom-Key": "cred-key-2"}}
@@ -24,7 +25,7 @@ async def sessions():
 
 
 def _connector(sessions: ClientSessions) -> HttpRequestConnector:
-    return HttpRequestConnector(sessions, EgressGuard(parse_cidrs("127.0.0.0/8")), max_redirects=3)
+    return HttpRequestConnector(sessions, EgressGuard(parse_networks("127.0.0.0/8")), max_redirects=3)
 
 
 def _call(url: str, event_id: str = "ev-redirect") -> ActionCall[HttpRequest]:

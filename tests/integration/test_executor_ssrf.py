@@ -83,10 +83,11 @@ def test_guard_refuses_non_public_addresses(address):
 def test_guard_allows_public_and_allow_listed_addresses():
     import ipaddress
 
-    from services.executor.connectors.ssrf import EgressGuard, parse_cidrs
+    from libs.common.http.client_ip import parse_networks
+    from services.executor.connectors.ssrf import EgressGuard
 
     EgressGuard([]).check_address("h", ipaddress.ip_address("93.184.216.34"))
-    EgressGuard(parse_cidrs("10.0.0.0/8")).check_address("h", ipaddress.ip_address("10.1.2.3"))
+    EgressGuard(parse_networks("10.0.0.0/8")).check_address("h", ipaddress.ip_address("10.1.2.3"))
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from libs.common.bus import Bus
 from libs.common.db import create_pool
+from libs.common.keyring import KeyHolder
 from libs.common.models.events import EventEnvelope
 from libs.common.models.queries import ExecutionQuery
 from libs.common.models.workflows import WorkflowCreate
@@ -29,7 +30,6 @@ from services.executor.deferred import Waker
 from services.executor.store import ExecutionStore, Outcome, Parcel, Parking
 from services.executor.workflows import WorkflowReader
 from services.gateway.hooks.cache import pool_loader
-from services.gateway.hooks.key_reload import KeyHolder
 from services.gateway.outbox import CHANNEL, OutboxRelay
 from services.gateway.store import executions as gw_executions
 from services.gateway.store import pages as gw_pages

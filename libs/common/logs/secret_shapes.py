@@ -252,30 +252,12 @@ SHAPES: tuple[Shape | Keyword, ...] = (
             _KV_KEPT,
             _KV_VALUE,
             requires=_SEPARATORS,
+            guard=_KEY_ENDS if word == "key" else "",  # "key" only after api, access or private
             endings=(word,),
             separators=_FIXED_SEPARATORS,
             context=_KV_CONTEXT,
         )
-        for word in ("secret", "token")
-    ),
-    _keyword(
-        "key",
-        _KV_KEPT,
-        _KV_VALUE,
-        requires=_SEPARATORS,
-        guard=_KEY_ENDS,
-        endings=("key",),
-        separators=_FIXED_SEPARATORS,
-        context=_KV_CONTEXT,
-    ),
-    _keyword(
-        "appid",
-        _KV_KEPT,
-        _KV_VALUE,
-        requires=_SEPARATORS,
-        endings=("appid",),
-        separators=_FIXED_SEPARATORS,
-        context=_KV_CONTEXT,
+        for word in ("secret", "token", "key", "appid")
     ),
 )
 

@@ -17,7 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
 
-from libs.common.models.queries import Cursor, Instant, VersionCursor
+from libs.common.models.queries import Cursor, Instant, VersionCursor, encode_cursor
 from libs.common.models.schema import never_null
 from libs.common.models.workflows import Action, JsonInt, Trigger, WorkflowDefinition, WorkflowStep
 
@@ -323,6 +323,14 @@ class ReplayAccepted(BaseModel):
 
 class PageMeta(BaseModel):
     next_cursor: Cursor | None = Field(default=None, description="The next page's cursor; null at the end.")
+
+    @classmethod
+    def after(cls, rows: list[Any], more: bool, at: str = "created_at", key: str = "id") -> dict[str, Any]:
+        """``meta`` of a page of ``rows``: when ``more`` follow, the cursor after the last row's ``at`` and ``key``."""
+        meta = cls()
+        if more and rows:
+            meta.next_cursor = encode_cursor(rows[-1][at], rows[-1][key])
+        return meta.model_dump()
 
 
 class VersionPageMeta(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from libs.common.bus import Bus
+from libs.common.http.client_ip import parse_networks
 from libs.common.settings import split_list
 from services.executor.connectors.base import ActionCall, Connector
 from services.executor.connectors.discord import DiscordConnector
@@ -11,7 +12,7 @@ from services.executor.connectors.nats_publish import NatsPublishConnector
 from services.executor.connectors.openweather import OpenWeatherConnector
 from services.executor.connectors.sessions import ClientSessions
 from services.executor.connectors.slack import SlackConnector
-from services.executor.connectors.ssrf import EgressGuard, parse_cidrs
+from services.executor.connectors.ssrf import EgressGuard
 from services.executor.settings import ExecutorSettings
 
 # Which credential type each action needs (``http_request``'s is optional).
@@ -26,7 +27,7 @@ CREDENTIAL_TYPES = {
 def build_connectors(
     settings: ExecutorSettings, sessions: ClientSessions, bus: Bus | None = None
 ) -> dict[str, Connector]:
-    guard = EgressGuard(parse_cidrs(settings.egress_allow_cidrs))
+    guard = EgressGuard(parse_networks(settings.egress_allow_cidrs))
     connectors: dict[str, Connector] = {
         "slack_message": SlackConnector(
             sessions,

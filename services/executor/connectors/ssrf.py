@@ -26,10 +26,8 @@ from typing import Any
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
 
+from libs.common.http.client_ip import IPAddress, IPNetwork
 from services.executor.errors import PermanentError, TransientError
-
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # host -> the vetted address this task may connect to (set by the guard, read by the resolver).
 _PINNED: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("ssrf_pinned", default=None)
@@ -37,15 +35,6 @@ _PINNED: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
 
 class EgressRefused(PermanentError):
     """The destination is not a public address (or not http/https)."""
-
-
-def parse_cidrs(value: str) -> list[IPNetwork]:
-    nets: list[IPNetwork] = []
-    for item in value.split(","):
-        item = item.strip()
-        if item:
-            nets.append(ipaddress.ip_network(item, strict=False))
-    return nets
 
 
 NAT64_PREFIXES = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))

@@ -80,7 +80,7 @@ def _hmac_options(raw: str | None) -> HmacOptions | None:
 
 
 class Keys(Protocol):
-    ring: KeyRing  # the current keyring (services.gateway.hooks.key_reload.KeyHolder)
+    ring: KeyRing  # the current keyring (libs.common.keyring.KeyHolder)
 
 
 def pool_loader(pool: asyncpg.Pool, keys: Keys) -> Loader:

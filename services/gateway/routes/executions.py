@@ -24,7 +24,7 @@ from libs.common.models.api import (
 from libs.common.models.queries import DeadLetterQuery, ExecutionQuery
 from services.gateway.body import read_body
 from services.gateway.keys import POOL, REPLAYS, SETTINGS
-from services.gateway.pagination import encode_cursor, limit_of, list_query, path_id, uuid_segment
+from services.gateway.pagination import limit_of, list_query, path_id, uuid_segment
 from services.gateway.routes.workflows import tenant
 from services.gateway.store import executions as store
 from services.gateway.store import replays
@@ -34,11 +34,8 @@ async def list_executions(request: web.Request) -> web.Response:
     query = list_query(request, ExecutionQuery)
     limit = limit_of(query, request.app[SETTINGS])
     rows = await store.list_executions(request.app[POOL], tenant(request), query, limit=limit)
-    meta = PageMeta()
-    if len(rows) > limit:
-        rows = rows[:limit]
-        meta.next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"])
-    return ok([ExecutionOut.model_validate(store.execution_out(r)) for r in rows], meta=meta.model_dump())
+    more, rows = len(rows) > limit, rows[:limit]
+    return ok([ExecutionOut.model_validate(store.execution_out(r)) for r in rows], meta=PageMeta.after(rows, more))
 
 
 async def get_execution(request: web.Request) -> web.Response:
@@ -60,11 +57,9 @@ async def list_dlq(request: web.Request) -> web.Response:
         since=query.since,
         until=query.until,
     )
-    meta = PageMeta()
-    if len(rows) > limit:
-        rows = rows[:limit]
-        meta.next_cursor = encode_cursor(rows[-1]["dead_at"], rows[-1]["event_id"])
-    return ok([DeadLetterOut.model_validate(dict(r)) for r in rows], meta=meta.model_dump())
+    more, rows = len(rows) > limit, rows[:limit]
+    meta = PageMeta.after(rows, more, "dead_at", "event_id")
+    return ok([DeadLetterOut.model_validate(dict(r)) for r in rows], meta=meta)
 
 
 async def replay(request: web.Request) -> web.Response:

@@ -31,7 +31,7 @@ from libs.common.models.queries import PageQuery, VersionPageQuery, encode_versi
 from libs.common.models.workflows import STORED, WorkflowCreate
 from services.gateway.body import read_body
 from services.gateway.keys import CACHE, KEKS, POOL, SETTINGS, TENANT
-from services.gateway.pagination import encode_cursor, limit_of, list_query, path_id, uuid_segment
+from services.gateway.pagination import limit_of, list_query, path_id, uuid_segment
 from services.gateway.quotas import check_definition, check_schedule
 from services.gateway.store import pages
 from services.gateway.store import workflows as store
@@ -72,11 +72,8 @@ async def list_workflows(request: web.Request) -> web.Response:
     page = await pages.workflows_page(
         request.app[POOL], tenant(request), limit_of(query, s), query.after, s.page_max_bytes
     )
-    meta = PageMeta()
-    if page.more and page.rows:
-        meta.next_cursor = encode_cursor(page.rows[-1]["created_at"], page.rows[-1]["id"])
     rows = [WorkflowOut.model_validate(store.to_out(r), context=STORED) for r in page.rows]
-    return ok(rows, meta=meta.model_dump())
+    return ok(rows, meta=PageMeta.after(page.rows, page.more))
 
 
 async def get_workflow(request: web.Request) -> web.Response:
