@@ -27,22 +27,6 @@ async def test_same_msg_id_is_stored_once_and_second_publish_reports_duplicate(b
     assert info.state.messages == 2
 
 
-async def test_publish_carries_msg_id_and_traceparent(bus: Bus) -> None:
-    from opentelemetry import trace
-
-    from libs.common.telemetry import setup_tracing
-
-    setup_tracing("test")
-    tracer = trace.get_tracer("test")
-    with tracer.start_as_current_span("produce") as span:
-        await bus.publish("events.t1.w1", b"{}", msg_id="wf:trace-1")
-        trace_id = format(span.get_span_context().trace_id, "032x")
-    msg = await bus.js.get_msg("EVENTS", seq=1)
-    assert msg.headers is not None
-    assert msg.headers["Nats-Msg-Id"] == "wf:trace-1"
-    assert msg.headers["traceparent"].split("-")[1] == trace_id
-
-
 async def test_consumer_never_holds_more_than_its_bound(bus: Bus) -> None:
     bound = 5
     total = 60
