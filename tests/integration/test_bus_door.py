@@ -14,7 +14,6 @@ import pytest
 from deploy.local.infra import NatsServer
 from libs.common.bus import Bus, Message, MessageHandler, MessageTooLarge, NoResponders, RequestTimeout
 from libs.common.models.events import EventEnvelope, Trigger, WireEvent, event_id_for
-from libs.common.settings import NatsSettings
 from tests.helpers.wait import wait_until
 
 
@@ -154,8 +153,7 @@ async def test_ordered_subscription_sees_new_messages_only(bus: Bus) -> None:
         await sub.unsubscribe()
 
 
-async def test_reconnect_listeners_run_in_order_after_a_restart(private_nats: NatsServer) -> None:
-    bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="door-test", connect_deadline_seconds=10)
+async def test_reconnect_listeners_run_in_order_after_a_restart(private_nats: NatsServer, private_bus: Bus) -> None:
     calls: list[str] = []
 
     async def first() -> None:
@@ -165,14 +163,11 @@ async def test_reconnect_listeners_run_in_order_after_a_restart(private_nats: Na
     async def second() -> None:
         calls.append("second")
 
-    bus.on_reconnect(first)
-    bus.on_reconnect(second)
-    try:
-        private_nats.kill()
-        await wait_until(lambda: not bus.is_connected, timeout=15, message="client to notice the outage")
-        assert calls == []
-        private_nats.start()
-        await wait_until(lambda: calls == ["first", "second"], timeout=20, message="both listeners after reconnect")
-        assert bus.is_connected
-    finally:
-        await bus.drain()
+    private_bus.on_reconnect(first)
+    private_bus.on_reconnect(second)
+    private_nats.kill()
+    await wait_until(lambda: not private_bus.is_connected, timeout=15, message="client to notice the outage")
+    assert calls == []
+    private_nats.start()
+    await wait_until(lambda: calls == ["first", "second"], timeout=20, message="both listeners after reconnect")
+    assert private_bus.is_connected
