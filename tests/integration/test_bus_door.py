@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 
 import pytest
 
 from deploy.local.infra import NatsServer
 from libs.common.bus import Bus, Message, MessageHandler, MessageTooLarge, NoResponders, RequestTimeout
-from libs.common.models.events import EventEnvelope, Trigger, WireEvent, event_id_for
+from libs.common.models.events import EventEnvelope, Trigger, event_id_for
 from tests.helpers.wait import wait_until
+from tests.helpers.wire_events import webhook_event
 
 
 async def test_queue_group_members_share_messages_and_a_plain_subscriber_sees_all(bus: Bus) -> None:
@@ -106,17 +106,7 @@ async def test_publish_event_stores_the_models_bytes_with_its_msg_id_and_tracepa
 
 async def test_publish_event_over_max_payload_is_refused_before_sending(bus: Bus) -> None:
     assert bus.max_payload > 0
-    workflow = uuid.uuid4()
-    big = WireEvent(
-        event_id=str(uuid.uuid4()),
-        dedup_key="big",
-        tenant_id=str(uuid.uuid4()),
-        workflow_id=str(workflow),
-        workflow_version=1,
-        trigger="webhook",
-        payload_json=b'"' + b"a" * bus.max_payload + b'"',
-        received_at=datetime.now(UTC),
-    )
+    big = webhook_event(uuid.uuid4(), uuid.uuid4(), b'"' + b"a" * bus.max_payload + b'"', dedup_key="big")
     with pytest.raises(MessageTooLarge) as refused:
         await bus.publish_event(big)
     assert refused.value.limit == bus.max_payload and refused.value.size > bus.max_payload
