@@ -361,3 +361,11 @@ def spans() -> InMemorySpanExporter:
     exporter = InMemorySpanExporter()
     setup_tracing("test", processor=SimpleSpanProcessor(exporter))
     return exporter
+
+
+@pytest.fixture
+async def private_bus(private_nats: NatsServer) -> AsyncIterator[Bus]:
+    """A bus connected to ``private_nats`` (no streams provisioned), drained after the test."""
+    b = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="test", connect_deadline_seconds=10)
+    yield b
+    await b.drain()

@@ -9,8 +9,8 @@ from nats.aio.msg import Msg
 
 from deploy.local.infra import NatsServer
 from libs.common.bus import Bus, BusUnavailable
-from libs.common.settings import NatsSettings
 from tests.helpers.bus_consumer import running_consumer
+from tests.helpers.bus_publish import published
 from tests.helpers.wait import wait_until
 
 
@@ -25,22 +25,6 @@ async def test_same_msg_id_is_stored_once_and_second_publish_reports_duplicate(b
     assert other.duplicate is False
     info = await bus.js.stream_info("EVENTS")
     assert info.state.messages == 2
-
-
-async def test_publish_carries_msg_id_and_traceparent(bus: Bus) -> None:
-    from opentelemetry import trace
-
-    from libs.common.telemetry import setup_tracing
-
-    setup_tracing("test")
-    tracer = trace.get_tracer("test")
-    with tracer.start_as_current_span("produce") as span:
-        await bus.publish("events.t1.w1", b"{}", msg_id="wf:trace-1")
-        trace_id = format(span.get_span_context().trace_id, "032x")
-    msg = await bus.js.get_msg("EVENTS", seq=1)
-    assert msg.headers is not None
-    assert msg.headers["Nats-Msg-Id"] == "wf:trace-1"
-    assert msg.headers["traceparent"].split("-")[1] == trace_id
 
 
 async def test_consumer_never_holds_more_than_its_bound(bus: Bus) -> None:
@@ -85,42 +69,33 @@ async def test_consumer_never_holds_more_than_its_bound(bus: Bus) -> None:
         assert info.num_pending == 0
 
 
-async def test_same_bus_survives_server_kill_and_restart(private_nats: NatsServer) -> None:
-    bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="restart-test", connect_deadline_seconds=10)
-    try:
-        await bus.ensure_streams()
-        await bus.ensure_consumer("EVENTS", "restart")
-        before = await bus.publish("events.t.w", b"before", msg_id="before")
-        assert before.duplicate is False
+async def test_same_bus_survives_server_kill_and_restart(private_nats: NatsServer, private_bus: Bus) -> None:
+    bus = private_bus
+    await bus.ensure_streams()
+    await bus.ensure_consumer("EVENTS", "restart")
+    before = await bus.publish("events.t.w", b"before", msg_id="before")
+    assert before.duplicate is False
 
-        private_nats.kill()
-        await wait_until(lambda: not bus.is_connected, timeout=15, message="client to notice the outage")
-        with pytest.raises(BusUnavailable):
-            await bus.publish("events.t.w", b"during", msg_id="during", timeout=0.5)
+    private_nats.kill()
+    await wait_until(lambda: not bus.is_connected, timeout=15, message="client to notice the outage")
+    with pytest.raises(BusUnavailable):
+        await bus.publish("events.t.w", b"during", msg_id="during", timeout=0.5)
 
-        private_nats.start()
-        await wait_until(lambda: bus.is_connected, timeout=20, message="client to reconnect by itself")
+    private_nats.start()
+    await wait_until(lambda: bus.is_connected, timeout=20, message="client to reconnect by itself")
+    await wait_until(
+        lambda: published(bus, "events.t.w", b"after", msg_id="after"), timeout=15, message="publish after restart"
+    )
 
-        async def publish_after() -> bool:
-            try:
-                await bus.publish("events.t.w", b"after", msg_id="after", timeout=1)
-                return True
-            except BusUnavailable:
-                return False
+    received: list[bytes] = []
 
-        await wait_until(publish_after, timeout=15, message="publish after restart")
+    async def handler(msg: Msg) -> None:
+        received.append(msg.data)
+        await msg.ack_sync()
 
-        received: list[bytes] = []
-
-        async def handler(msg: Msg) -> None:
-            received.append(msg.data)
-            await msg.ack_sync()
-
-        async with running_consumer(bus, "restart", handler, max_in_flight=4, fetch_timeout=0.2):
-            await wait_until(lambda: len(received) >= 2, timeout=15, message="consume after restart")
-        assert sorted(received) == [b"after", b"before"]
-    finally:
-        await bus.drain()
+    async with running_consumer(bus, "restart", handler, max_in_flight=4, fetch_timeout=0.2):
+        await wait_until(lambda: len(received) >= 2, timeout=15, message="consume after restart")
+    assert sorted(received) == [b"after", b"before"]
 
 
 async def test_stream_provisioning_is_idempotent(bus: Bus) -> None:

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from datetime import UTC, datetime
 
 import pytest
 
 from deploy.local.infra import NatsServer
 from libs.common.bus import Bus, Message, MessageHandler, MessageTooLarge, NoResponders, RequestTimeout
-from libs.common.models.events import EventEnvelope, Trigger, WireEvent, event_id_for
-from libs.common.settings import NatsSettings
+from libs.common.models.events import EventEnvelope, Trigger, event_id_for
 from tests.helpers.wait import wait_until
+from tests.helpers.wire_events import webhook_event
 
 
 async def test_queue_group_members_share_messages_and_a_plain_subscriber_sees_all(bus: Bus) -> None:
@@ -107,17 +106,7 @@ async def test_publish_event_stores_the_models_bytes_with_its_msg_id_and_tracepa
 
 async def test_publish_event_over_max_payload_is_refused_before_sending(bus: Bus) -> None:
     assert bus.max_payload > 0
-    workflow = uuid.uuid4()
-    big = WireEvent(
-        event_id=str(uuid.uuid4()),
-        dedup_key="big",
-        tenant_id=str(uuid.uuid4()),
-        workflow_id=str(workflow),
-        workflow_version=1,
-        trigger="webhook",
-        payload_json=b'"' + b"a" * bus.max_payload + b'"',
-        received_at=datetime.now(UTC),
-    )
+    big = webhook_event(uuid.uuid4(), uuid.uuid4(), b'"' + b"a" * bus.max_payload + b'"', dedup_key="big")
     with pytest.raises(MessageTooLarge) as refused:
         await bus.publish_event(big)
     assert refused.value.limit == bus.max_payload and refused.value.size > bus.max_payload
@@ -154,8 +143,7 @@ async def test_ordered_subscription_sees_new_messages_only(bus: Bus) -> None:
         await sub.unsubscribe()
 
 
-async def test_reconnect_listeners_run_in_order_after_a_restart(private_nats: NatsServer) -> None:
-    bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="door-test", connect_deadline_seconds=10)
+async def test_reconnect_listeners_run_in_order_after_a_restart(private_nats: NatsServer, private_bus: Bus) -> None:
     calls: list[str] = []
 
     async def first() -> None:
@@ -165,14 +153,11 @@ async def test_reconnect_listeners_run_in_order_after_a_restart(private_nats: Na
     async def second() -> None:
         calls.append("second")
 
-    bus.on_reconnect(first)
-    bus.on_reconnect(second)
-    try:
-        private_nats.kill()
-        await wait_until(lambda: not bus.is_connected, timeout=15, message="client to notice the outage")
-        assert calls == []
-        private_nats.start()
-        await wait_until(lambda: calls == ["first", "second"], timeout=20, message="both listeners after reconnect")
-        assert bus.is_connected
-    finally:
-        await bus.drain()
+    private_bus.on_reconnect(first)
+    private_bus.on_reconnect(second)
+    private_nats.kill()
+    await wait_until(lambda: not private_bus.is_connected, timeout=15, message="client to notice the outage")
+    assert calls == []
+    private_nats.start()
+    await wait_until(lambda: calls == ["first", "second"], timeout=20, message="both listeners after reconnect")
+    assert private_bus.is_connected

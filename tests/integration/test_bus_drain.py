@@ -19,6 +19,7 @@ from nats.aio.msg import Msg
 
 from libs.common.bus import Bus
 from libs.common.bus.consumer import CANCEL_ROUNDS, CANCEL_WAIT_SECONDS, BoundedPullConsumer
+from tests.helpers.stubborn_work import stubborn_work
 from tests.helpers.wait import wait_until
 
 ACK_WAIT = 30.0  # a message left to the server's redelivery would come back after this
@@ -33,18 +34,10 @@ async def _drain_stubborn(bus: Bus, durable: str, ignored_cancels: int) -> tuple
     await bus.ensure_consumer("EVENTS", durable, ack_wait_seconds=ACK_WAIT)
     await bus.publish("events.t.w", b"x", msg_id=f"{durable}-1")
     started, let_go = asyncio.Event(), asyncio.Event()
-    ignored = 0
 
     async def handler(msg: Msg) -> None:
-        nonlocal ignored
         started.set()
-        while not let_go.is_set():  # work that takes until the test lets it go
-            try:
-                await asyncio.sleep(0.05)
-            except asyncio.CancelledError:
-                if ignored >= ignored_cancels:
-                    raise
-                ignored += 1  # as if a wait_for inside returned its result instead: the work goes on
+        await stubborn_work(let_go, ignored_cancels)  # work that takes until the test lets it go
 
     consumer = BoundedPullConsumer(
         bus, stream="EVENTS", durable=durable, handler=handler, max_in_flight=4, fetch_timeout=0.2
@@ -68,13 +61,14 @@ async def _drain_stubborn(bus: Bus, durable: str, ignored_cancels: int) -> tuple
     return drained, redelivered
 
 
-async def test_a_handler_that_ignores_one_cancellation_is_cancelled_again(bus: Bus) -> None:
-    drained, redelivered = await _drain_stubborn(bus, "once", ignored_cancels=1)
-    assert drained < GRACE + CANCEL_WAIT_SECONDS + 1.0
-    assert redelivered < ACK_WAIT / 3
-
-
-async def test_a_handler_that_never_stops_does_not_hold_the_drain(bus: Bus) -> None:
-    drained, redelivered = await _drain_stubborn(bus, "never", ignored_cancels=1_000_000)
-    assert drained < GRACE + CANCEL_ROUNDS * CANCEL_WAIT_SECONDS + 1.0
+@pytest.mark.parametrize(
+    ("durable", "ignored_cancels", "rounds_needed"),
+    [("once", 1, 1), ("never", 1_000_000, CANCEL_ROUNDS)],
+    ids=["ignores-one-cancellation-is-cancelled-again", "never-stops-does-not-hold-the-drain"],
+)
+async def test_a_stubborn_handler_does_not_hold_the_drain_and_its_message_comes_back_soon(
+    bus: Bus, durable: str, ignored_cancels: int, rounds_needed: int
+) -> None:
+    drained, redelivered = await _drain_stubborn(bus, durable, ignored_cancels)
+    assert drained < GRACE + rounds_needed * CANCEL_WAIT_SECONDS + 1.0
     assert redelivered < ACK_WAIT / 3

@@ -10,7 +10,6 @@ import uuid
 from deploy.local.infra import NatsServer
 from libs.common.bus import Bus
 from libs.common.models.events import workflow_changed_subject
-from libs.common.settings import NatsSettings
 from services.gateway.hooks.cache import WebhookTarget, WorkflowCache
 from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
 from tests.helpers.wait import wait_until
@@ -26,10 +25,10 @@ def _counting_cache() -> tuple[WorkflowCache, list[uuid.UUID]]:
     return WorkflowCache(loader, ttl=600, negative_ttl=1, max_entries=100), loads
 
 
-async def test_a_change_drops_the_entry_and_a_reconnect_clears_the_cache(private_nats: NatsServer) -> None:
-    bus = await Bus.connect(
-        NatsSettings(NATS_URL=private_nats.url), name="invalidation-test", connect_deadline_seconds=10
-    )
+async def test_a_change_drops_the_entry_and_a_reconnect_clears_the_cache(
+    private_nats: NatsServer, private_bus: Bus
+) -> None:
+    bus = private_bus
     cache, loads = _counting_cache()
     changed, kept = uuid.uuid4(), uuid.uuid4()
     sub = await subscribe_invalidations(bus, cache)
@@ -57,4 +56,3 @@ async def test_a_change_drops_the_entry_and_a_reconnect_clears_the_cache(private
         await wait_until(lambda: read_again(kept), timeout=10, message="the whole cache cleared after the reconnect")
     finally:
         await sub.unsubscribe()
-        await bus.drain()

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
 from nats.aio.msg import Msg
+from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
 from libs.common.bus import Bus
 from libs.common.bus.tracing import consumer_span
-from libs.common.telemetry import ActiveSpan, setup_tracing
+from libs.common.telemetry import ActiveSpan
 from tests.helpers.wait import wait_until
-
-
-@pytest.fixture(scope="module")
-def exporter() -> InMemorySpanExporter:
-    received = InMemorySpanExporter()
-    setup_tracing("bus-test", processor=SimpleSpanProcessor(received))
-    return received
-
-
-@pytest.fixture
-def spans(exporter: InMemorySpanExporter) -> InMemorySpanExporter:
-    exporter.clear()
-    return exporter
 
 
 def named(spans: InMemorySpanExporter, name: str) -> list[ReadableSpan]:
@@ -46,9 +32,21 @@ async def test_a_publish_outside_any_span_starts_a_trace_at_its_producer_span(
     assert dict(producer.attributes or {})["messaging.message.id"] == "sched:w1:slot"
     stored = await bus.js.get_msg("EVENTS", seq=1)
     assert stored.headers is not None
+    assert stored.headers["Nats-Msg-Id"] == "sched:w1:slot"
     _, trace_id, parent_id, _ = stored.headers["traceparent"].split("-")
     assert producer.context is not None
     assert (trace_id, parent_id) == (hex_id(producer.context.trace_id, 32), hex_id(producer.context.span_id, 16))
+
+
+async def test_a_publish_inside_a_span_carries_that_trace(bus: Bus, spans: InMemorySpanExporter) -> None:
+    with trace.get_tracer("test").start_as_current_span("produce") as span:
+        await bus.publish("events.t1.w1", b"{}", msg_id="wf:trace-1")
+    (producer,) = named(spans, "publish EVENTS")
+    assert producer.parent is not None and producer.parent.span_id == span.get_span_context().span_id
+    stored = await bus.js.get_msg("EVENTS", seq=1)
+    assert stored.headers is not None
+    assert stored.headers["Nats-Msg-Id"] == "wf:trace-1"
+    assert stored.headers["traceparent"].split("-")[1] == hex_id(span.get_span_context().trace_id, 32)
 
 
 async def test_a_stored_message_continues_the_trace_it_was_stored_in(bus: Bus, spans: InMemorySpanExporter) -> None:

@@ -14,6 +14,7 @@ from services.auth.settings import AuthSettings
 from services.executor.settings import ExecutorSettings
 from services.gateway.settings import GatewaySettings
 from services.scheduler.settings import SchedulerSettings
+from tests.helpers.wait import wait_until
 
 
 class ProbeSettings(ServiceSettings):
@@ -53,10 +54,7 @@ async def test_drain_runs_in_the_documented_order() -> None:
     async with TestClient(TestServer(app)) as client:
         assert (await client.get("/health/ready")).status == 200
         app[SHUTTING_DOWN].set()  # what SIGTERM does
-        for _ in range(100):
-            if steps:
-                break
-            await asyncio.sleep(0.01)
+        await wait_until(lambda: steps, timeout=1, interval=0.01, message="the SIGTERM step")
         assert steps == ["sigterm"], "new work stops at the signal, before the server closes"
         assert (await client.get("/health/ready")).status == 503
     assert steps[:2] == ["sigterm", "drain"]

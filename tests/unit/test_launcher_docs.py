@@ -33,6 +33,11 @@ def _settings_classes() -> list[type[BaseSettings]]:
     return classes
 
 
+def _own_fields(cls: type[BaseSettings]) -> list[str]:
+    own = set(cls.__dict__.get("__annotations__", {}))
+    return [name for name in cls.model_fields if name in own]
+
+
 def test_every_settings_variable_is_in_the_readme() -> None:
     names: set[str] = set()
     for cls in _settings_classes():
@@ -65,11 +70,11 @@ def test_the_readme_shows_each_setting_with_its_real_default() -> None:
     checked, wrong = 0, []
     for cls in _settings_classes():
         prefix = str(cls.model_config.get("env_prefix", ""))
-        own = set(cls.__dict__.get("__annotations__", {}))
-        for name, field in cls.model_fields.items():
+        for name in _own_fields(cls):
+            field = cls.model_fields[name]
             alias = field.validation_alias
             variable = alias if isinstance(alias, str) else (prefix + name).upper()
-            if name not in own or variable not in rows or field.default_factory is not None:
+            if variable not in rows or field.default_factory is not None:
                 continue
             checked += 1
             if rows[variable] != _shown(field.default):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-from tests.unit.test_launcher_docs import _settings_classes
+from tests.unit.test_launcher_docs import _own_fields, _settings_classes
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCES = {p: p.read_text(encoding="utf-8") for d in ("libs", "services", "deploy") for p in (REPO / d).rglob("*.py")}
@@ -29,11 +29,6 @@ def _read_elsewhere(name: str, declared_in: Path) -> bool:
     return any(
         attribute.search(text) or (path != declared_in and quoted.search(text)) for path, text in SOURCES.items()
     )
-
-
-def _own_fields(cls: type[BaseSettings]) -> list[str]:
-    own = set(cls.__dict__.get("__annotations__", {}))
-    return [name for name in cls.model_fields if name in own]
 
 
 def test_every_declared_setting_is_read() -> None:

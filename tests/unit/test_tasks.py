@@ -10,18 +10,7 @@ import pytest
 
 from libs.common.tasks import cancel_and_wait, cancel_until_done, repeat_until, wait_at_most
 from tests.helpers.fake_clock import run_on_fake_clock
-
-
-async def _work(stop: asyncio.Event, cancels_ignored: int) -> None:
-    """Works until ``stop``; the first ``cancels_ignored`` cancellations are lost, as in a 3.11 ``wait_for``."""
-    ignored = 0
-    while not stop.is_set():
-        try:
-            await asyncio.sleep(0.01)
-        except asyncio.CancelledError:
-            if ignored >= cancels_ignored:
-                raise
-            ignored += 1
+from tests.helpers.stubborn_work import stubborn_work
 
 
 def now() -> float:
@@ -31,7 +20,7 @@ def now() -> float:
 def test_a_task_that_lost_one_cancellation_is_cancelled_again() -> None:
     async def main() -> None:
         stop = asyncio.Event()
-        plain, stubborn = (asyncio.create_task(_work(stop, n)) for n in (0, 1))
+        plain, stubborn = (asyncio.create_task(stubborn_work(stop, n)) for n in (0, 1))
         await asyncio.sleep(0.02)  # both under way
         started = now()
         assert await cancel_until_done([plain, stubborn], every=0.2, rounds=3) == set()
@@ -44,7 +33,7 @@ def test_a_task_that_lost_one_cancellation_is_cancelled_again() -> None:
 def test_a_task_that_never_stops_is_returned_after_the_rounds() -> None:
     async def main() -> None:
         stop = asyncio.Event()
-        forever = asyncio.create_task(_work(stop, 1_000_000))
+        forever = asyncio.create_task(stubborn_work(stop, 1_000_000))
         await asyncio.sleep(0.02)
         started = now()
         assert await cancel_until_done([forever], every=0.1, rounds=3) == {forever}
@@ -97,7 +86,7 @@ def test_wait_at_most_ends_at_the_event_or_the_timeout() -> None:
 def test_cancel_and_wait_ends_the_task_and_accepts_none() -> None:
     async def main() -> None:
         stop = asyncio.Event()
-        task = asyncio.create_task(_work(stop, 0))
+        task = asyncio.create_task(stubborn_work(stop, 0))
         await asyncio.sleep(0.02)
         await cancel_and_wait(task)
         assert task.cancelled()
