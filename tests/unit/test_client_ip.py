@@ -31,6 +31,7 @@ PROXIES = parse_networks("10.0.0.0/8, fd00::/8")
         ("10.2.2.2", ["203.0.113.9, 198.51.100.1"], "198.51.100.1"),
         # Through two proxies: both skipped.
         ("10.2.2.2", ["203.0.113.9, 198.51.100.1, 10.1.1.1"], "198.51.100.1"),
+        ("10.2.2.2", ["198.51.100.1, 10.1.1.1"], "198.51.100.1"),
         # Repeated header lines count as one list.
         ("10.2.2.2", ["203.0.113.9", "198.51.100.1"], "198.51.100.1"),
         # A client inside the proxies' network: every hop is trusted, the leftmost is the client.

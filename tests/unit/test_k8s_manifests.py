@@ -67,62 +67,48 @@ def test_dev_overlay_differs_where_it_should() -> None:
     assert all(r["metadata"].get("namespace") == "ipaas-dev" for r in dev if r["kind"] != "Namespace")
 
 
-def _drop_readiness(rs: Resources) -> None:
-    del container(rs, "gateway")["readinessProbe"]
+def _env_var(rs: Resources, deployment: str, name: str) -> dict[str, Any]:
+    var: dict[str, Any] = next(e for e in container(rs, deployment)["env"] if e["name"] == name)
+    return var
 
 
-def _wrong_live_path(rs: Resources) -> None:
-    container(rs, "auth")["livenessProbe"]["httpGet"]["path"] = "/healthz"
+def _job_container(rs: Resources, name: str) -> dict[str, Any]:
+    spec = resource(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]
+    found: dict[str, Any] = next(c for c in spec["containers"] if c["name"] == name)
+    return found
 
 
-def _service_selector_typo(rs: Resources) -> None:
-    resource(rs, "Service", "auth")["spec"]["selector"]["app.kubernetes.io/component"] = "authn"
+def _egress(rs: Resources) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = resource(rs, "NetworkPolicy", "executor-egress")["spec"]["egress"]
+    return rules
 
 
-def _service_bad_target_port(rs: Resources) -> None:
-    resource(rs, "Service", "gateway")["spec"]["ports"][0]["targetPort"] = "web"
+def _ip_block(rs: Resources, cidr: str) -> dict[str, Any]:
+    block: dict[str, Any] = next(
+        peer["ipBlock"]
+        for rule in _egress(rs)
+        for peer in rule.get("to", [])
+        if peer.get("ipBlock", {}).get("cidr") == cidr
+    )
+    return block
 
 
-def _selector_mismatch(rs: Resources) -> None:
-    resource(rs, "Deployment", "scheduler")["spec"]["selector"]["matchLabels"]["tier"] = "x"
+def _ingress(rs: Resources, policy: str, port: int) -> dict[str, Any]:
+    rule: dict[str, Any] = next(
+        r for r in resource(rs, "NetworkPolicy", policy)["spec"]["ingress"] if r["ports"][0]["port"] == port
+    )
+    return rule
 
 
-def _latest_image(rs: Resources) -> None:
-    container(rs, "executor")["image"] = "registry.example.com/ipaas/ipaas:latest"
-
-
-def _no_limits(rs: Resources) -> None:
-    del container(rs, "gateway")["resources"]["limits"]
-
-
-def _short_grace(rs: Resources) -> None:
-    resource(rs, "Deployment", "gateway")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 12
-
-
-def _no_prestop(rs: Resources) -> None:
-    del container(rs, "executor")["lifecycle"]
+def _taken_out(block: str, hole: str) -> Callable[[Resources], None]:
+    """Takes ``hole`` out of the exceptions of the executor's public ipBlock ``block``: a range it then reaches."""
+    return lambda rs: _ip_block(rs, block)["except"].remove(hole)
 
 
 def _pdb_blocks_evictions(rs: Resources) -> None:
     spec = resource(rs, "PodDisruptionBudget", "scheduler")["spec"]
     del spec["maxUnavailable"]
     spec["minAvailable"] = 2
-
-
-def _no_migration_job(rs: Resources) -> None:
-    rs.remove(resource(rs, "Job", "ipaas-migrate"))
-
-
-def _wrong_consumer(rs: Resources) -> None:
-    resource(rs, "ScaledObject", "executor")["spec"]["triggers"][0]["metadata"]["consumer"] = "workers"
-
-
-def _executor_consumer_renamed(rs: Resources) -> None:
-    container(rs, "executor")["env"].append({"name": "IPAAS_EXECUTOR_CONSUMER", "value": "workers"})
-
-
-def _gateway_replicas_drift(rs: Resources) -> None:
-    resource(rs, "Deployment", "gateway")["spec"]["replicas"] = 4
 
 
 def _gateway_autoscaled(rs: Resources) -> None:
@@ -140,56 +126,14 @@ def _gateway_autoscaled(rs: Resources) -> None:
     )
 
 
-def _missing_configmap(rs: Resources) -> None:
-    rs.remove(resource(rs, "ConfigMap", "ipaas-config"))
-
-
 def _env_order(rs: Resources) -> None:
     env = container(rs, "gateway")["env"]
     env.append(env.pop(next(i for i, e in enumerate(env) if e["name"] == "POD_NAME")))
 
 
-def _port_drift(rs: Resources) -> None:
-    _env_var(rs, "gateway", "IPAAS_HTTP_PORT")["value"] = "9090"
-
-
-def _auth_url_port(rs: Resources) -> None:
-    resource(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_AUTH_URL"] = "http://auth:9999"
-
-
-def _one_scheduler(rs: Resources) -> None:
-    resource(rs, "Deployment", "scheduler")["spec"]["replicas"] = 1
-
-
-def _bad_api_version(rs: Resources) -> None:
-    resource(rs, "Deployment", "auth")["apiVersion"] = "extensions/v1beta1"
-
-
-def _env_var(rs: Resources, deployment: str, name: str) -> dict[str, Any]:
-    var: dict[str, Any] = next(e for e in container(rs, deployment)["env"] if e["name"] == name)
-    return var
-
-
-def _borrowed_nats_secret(rs: Resources) -> None:
-    _env_var(rs, "gateway", "NATS_PASSWORD")["valueFrom"]["secretKeyRef"]["name"] = "ipaas-nats-executor"
-
-
-def _borrowed_nats_user(rs: Resources) -> None:
-    _env_var(rs, "gateway", "NATS_URL")["value"] = "nats://executor:$(NATS_PASSWORD)@nats:4222"
-
-
-def _anonymous_nats(rs: Resources) -> None:
-    container(rs, "scheduler")["env"].remove(_env_var(rs, "scheduler", "NATS_URL"))
-
-
-def _foreign_inbox(rs: Resources) -> None:
-    _env_var(rs, "auth", "IPAAS_AUTH_NATS_INBOX_PREFIX")["value"] = "_INBOX"
-
-
-def _job_container(rs: Resources, name: str) -> dict[str, Any]:
-    spec = resource(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]
-    found: dict[str, Any] = next(c for c in spec["containers"] if c["name"] == name)
-    return found
+def _dns_over_udp_only(rs: Resources) -> None:
+    dns = next(r for r in _egress(rs) if r["ports"][0].get("port") == 53)
+    dns["ports"] = [{"port": 53, "protocol": "UDP"}]
 
 
 def _no_provisioning(rs: Resources) -> None:
@@ -202,30 +146,10 @@ def _provisioning_as_a_service(rs: Resources) -> None:
     next(e for e in env if e["name"] == "NATS_URL")["value"] = "nats://executor:$(NATS_PASSWORD)@nats:4222"
 
 
-def _service_provisions(rs: Resources) -> None:
-    container(rs, "gateway")["env"].append({"name": "IPAAS_NATS_PROVISION", "value": "true"})
-
-
-def _config_provisions(rs: Resources) -> None:
-    resource(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_PROVISION"] = "true"
-
-
-def _borrowed_pg_secret(rs: Resources) -> None:
-    _env_var(rs, "gateway", "PG_PASSWORD")["valueFrom"]["secretKeyRef"]["name"] = "ipaas-pg-auth"
-
-
-def _borrowed_pg_role(rs: Resources) -> None:
-    _env_var(rs, "gateway", "DATABASE_URL")["value"] = "postgresql://ipaas_auth:$(PG_PASSWORD)@ipaas-pg-rw:5432/ipaas"
-
-
 def _service_as_owner(rs: Resources) -> None:
     var = _env_var(rs, "executor", "DATABASE_URL")
     del var["value"]
     var["valueFrom"] = {"secretKeyRef": {"name": "ipaas-pg-app", "key": "uri"}}
-
-
-def _owner_secret_mounted(rs: Resources) -> None:
-    container(rs, "scheduler")["envFrom"].append({"secretRef": {"name": "ipaas-pg-app"}})
 
 
 def _migrations_as_a_service(rs: Resources) -> None:
@@ -246,170 +170,212 @@ def _privileged_role(rs: Resources) -> None:
     next(r for r in roles if r["name"] == "ipaas_executor")["superuser"] = True
 
 
-def _database_of_another_owner(rs: Resources) -> None:
-    resource(rs, "Cluster", "ipaas-pg")["spec"]["bootstrap"]["initdb"]["owner"] = "app"
-
-
-def _shared_database_url(rs: Resources) -> None:
-    resource(rs, "ConfigMap", "ipaas-config")["data"]["DATABASE_URL"] = "postgresql://ipaas@ipaas-pg-rw/ipaas"
-
-
-def _no_namespace(rs: Resources) -> None:
-    del resource(rs, "Service", "gateway")["metadata"]["namespace"]
-
-
-def _egress(rs: Resources) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = resource(rs, "NetworkPolicy", "executor-egress")["spec"]["egress"]
-    return rules
-
-
-def _ip_block(rs: Resources, cidr: str) -> dict[str, Any]:
-    block: dict[str, Any] = next(
-        peer["ipBlock"]
-        for rule in _egress(rs)
-        for peer in rule.get("to", [])
-        if peer.get("ipBlock", {}).get("cidr") == cidr
-    )
-    return block
-
-
-def _egress_reaches_private(rs: Resources) -> None:
-    _ip_block(rs, "0.0.0.0/0")["except"].remove("10.0.0.0/8")
-
-
-def _egress_reaches_metadata(rs: Resources) -> None:
-    _ip_block(rs, "0.0.0.0/0")["except"].remove("169.254.0.0/16")
-
-
-def _egress_reaches_azure_host(rs: Resources) -> None:
-    _ip_block(rs, "0.0.0.0/0")["except"].remove("168.63.129.16/32")
-
-
-def _egress_reaches_ipv6_ula(rs: Resources) -> None:
-    _ip_block(rs, "::/0")["except"].remove("fc00::/7")
-
-
-def _no_executor_egress_policy(rs: Resources) -> None:
-    rs.remove(resource(rs, "NetworkPolicy", "executor-egress"))
-
-
-def _egress_open_rule(rs: Resources) -> None:
-    _egress(rs).append({"ports": [{"port": 443, "protocol": "TCP"}]})
-
-
-def _egress_any_namespace(rs: Resources) -> None:
-    _egress(rs).append({"to": [{"namespaceSelector": {}}]})
-
-
-def _egress_without_nats(rs: Resources) -> None:
-    _egress(rs).remove(next(r for r in _egress(rs) if r["ports"][0].get("port") == 4222))
-
-
-def _dns_over_udp_only(rs: Resources) -> None:
-    dns = next(r for r in _egress(rs) if r["ports"][0].get("port") == 53)
-    dns["ports"] = [{"port": 53, "protocol": "UDP"}]
-
-
-def _ingress(rs: Resources, policy: str, port: int) -> dict[str, Any]:
-    rule: dict[str, Any] = next(
-        r for r in resource(rs, "NetworkPolicy", policy)["spec"]["ingress"] if r["ports"][0]["port"] == port
-    )
-    return rule
-
-
-def _nats_open_to_all(rs: Resources) -> None:
-    del _ingress(rs, "nats", 4222)["from"]
-
-
-def _nats_clients_from_another_namespace(rs: Resources) -> None:
-    _ingress(rs, "nats", 4222)["from"].append({"namespaceSelector": {"matchLabels": {"team": "x"}}})
-
-
-def _nats_routes_open(rs: Resources) -> None:
-    _ingress(rs, "nats", 6222)["from"] = [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "ipaas"}}}]
-
-
-def _nats_policy_selects_nothing(rs: Resources) -> None:
-    resource(rs, "NetworkPolicy", "nats")["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/name"] = "natz"
-
-
-def _no_postgres_policy(rs: Resources) -> None:
-    rs.remove(resource(rs, "NetworkPolicy", "postgres"))
-
-
-def _postgres_from_anywhere(rs: Resources) -> None:
-    _ingress(rs, "postgres", 5432)["from"].append({"ipBlock": {"cidr": "0.0.0.0/0"}})
-
-
-MUTATIONS: list[tuple[Callable[[Resources], None], str]] = [
-    (_drop_readiness, "Deployment/gateway container gateway: no readinessProbe"),
-    (_wrong_live_path, "livenessProbe must GET /health/live"),
-    (_service_selector_typo, "Service/auth: selector"),
-    (_service_bad_target_port, "Service/gateway: targetPort web"),
-    (_selector_mismatch, "Deployment/scheduler: selector"),
-    (_latest_image, "mutable tag 'latest'"),
-    (_no_limits, "resources.limits.cpu is not set"),
-    (_short_grace, "terminationGracePeriodSeconds 12"),
-    (_no_prestop, "no preStop"),
-    (_pdb_blocks_evictions, "blocks every eviction of scheduler"),
-    (_no_migration_job, "libs.common.db.migrate"),
-    (_wrong_consumer, "consumer 'executor' of stream EVENTS"),
-    (
-        _executor_consumer_renamed,
+# case id: (the edit that breaks the prod overlay, a problem the validator must report for it)
+MUTATIONS: dict[str, tuple[Callable[[Resources], object], str]] = {
+    "drop_readiness": (
+        lambda rs: container(rs, "gateway").pop("readinessProbe"),
+        "Deployment/gateway container gateway: no readinessProbe",
+    ),
+    "wrong_live_path": (
+        lambda rs: container(rs, "auth")["livenessProbe"]["httpGet"].update(path="/healthz"),
+        "livenessProbe must GET /health/live",
+    ),
+    "service_selector_typo": (
+        lambda rs: resource(rs, "Service", "auth")["spec"]["selector"].update({"app.kubernetes.io/component": "authn"}),
+        "Service/auth: selector",
+    ),
+    "service_bad_target_port": (
+        lambda rs: resource(rs, "Service", "gateway")["spec"]["ports"][0].update(targetPort="web"),
+        "Service/gateway: targetPort web",
+    ),
+    "selector_mismatch": (
+        lambda rs: resource(rs, "Deployment", "scheduler")["spec"]["selector"]["matchLabels"].update(tier="x"),
+        "Deployment/scheduler: selector",
+    ),
+    "latest_image": (
+        lambda rs: container(rs, "executor").update(image="registry.example.com/ipaas/ipaas:latest"),
+        "mutable tag 'latest'",
+    ),
+    "no_limits": (
+        lambda rs: container(rs, "gateway")["resources"].pop("limits"),
+        "resources.limits.cpu is not set",
+    ),
+    "short_grace": (
+        lambda rs: resource(rs, "Deployment", "gateway")["spec"]["template"]["spec"].update(
+            terminationGracePeriodSeconds=12
+        ),
+        "terminationGracePeriodSeconds 12",
+    ),
+    "no_prestop": (lambda rs: container(rs, "executor").pop("lifecycle"), "no preStop"),
+    "pdb_blocks_evictions": (_pdb_blocks_evictions, "blocks every eviction of scheduler"),
+    "no_migration_job": (lambda rs: rs.remove(resource(rs, "Job", "ipaas-migrate")), "libs.common.db.migrate"),
+    "wrong_consumer": (
+        lambda rs: resource(rs, "ScaledObject", "executor")["spec"]["triggers"][0]["metadata"].update(
+            consumer="workers"
+        ),
+        "consumer 'executor' of stream EVENTS",
+    ),
+    "executor_consumer_renamed": (
+        lambda rs: container(rs, "executor")["env"].append({"name": "IPAAS_EXECUTOR_CONSUMER", "value": "workers"}),
         "the trigger reads consumer 'executor' of stream 'EVENTS', the executors consume 'workers'",
     ),
-    (_gateway_replicas_drift, "Deployment/gateway: 4 replicas but IPAAS_GATEWAY_REPLICAS=3"),
-    (_gateway_autoscaled, "HorizontalPodAutoscaler/gateway: scales the gateway"),
-    (_missing_configmap, "ConfigMap ipaas-config is not declared"),
-    (_env_order, "refers to $(POD_NAME) before it is defined"),
-    (_port_drift, "IPAAS_HTTP_PORT 9090 is not a container port"),
-    (_auth_url_port, "IPAAS_AUTH_URL uses port 9999"),
-    (_one_scheduler, "Deployment/scheduler: needs at least 2 replicas"),
-    (_bad_api_version, "apiVersion extensions/v1beta1"),
-    (_no_namespace, "Service/gateway: no namespace"),
-    (_egress_reaches_private, "NetworkPolicy/executor-egress: ipBlock 0.0.0.0/0 lets the executor reach 10.0.0.0/8"),
-    (_egress_reaches_metadata, "ipBlock 0.0.0.0/0 lets the executor reach 169.254.169.254/32"),
-    (_egress_reaches_azure_host, "ipBlock 0.0.0.0/0 lets the executor reach 168.63.129.16/32"),
-    (_egress_reaches_ipv6_ula, "ipBlock ::/0 lets the executor reach fd00:ec2::254/128"),
-    (_no_executor_egress_policy, "NetworkPolicy: none restricts the executor's egress"),
-    (_egress_open_rule, "an egress rule without 'to' lets the executor reach everything"),
-    (_egress_any_namespace, "lets the executor reach every pod of every namespace"),
-    (_egress_without_nats, "the executor cannot reach NATS on 4222/TCP"),
-    (_dns_over_udp_only, "the executor cannot reach DNS (kube-dns) on 53/TCP"),
-    (_nats_open_to_all, "NetworkPolicy/nats: an ingress rule without 'from' opens NATS to every source"),
-    (_nats_clients_from_another_namespace, "NetworkPolicy/nats: port 4222 of NATS is open to"),
-    (_nats_routes_open, "NATS routes (6222) must be open to NATS servers only"),
-    (_nats_policy_selects_nothing, "NetworkPolicy/nats: podSelector"),
-    (_no_postgres_policy, "NetworkPolicy: none restricts who reaches Postgres (ipaas-pg)"),
-    (_postgres_from_anywhere, "NetworkPolicy/postgres: port 5432 of Postgres (ipaas-pg) is open to"),
-    (
-        _borrowed_nats_secret,
+    "gateway_replicas_drift": (
+        lambda rs: resource(rs, "Deployment", "gateway")["spec"].update(replicas=4),
+        "Deployment/gateway: 4 replicas but IPAAS_GATEWAY_REPLICAS=3",
+    ),
+    "gateway_autoscaled": (_gateway_autoscaled, "HorizontalPodAutoscaler/gateway: scales the gateway"),
+    "missing_configmap": (
+        lambda rs: rs.remove(resource(rs, "ConfigMap", "ipaas-config")),
+        "ConfigMap ipaas-config is not declared",
+    ),
+    "env_order": (_env_order, "refers to $(POD_NAME) before it is defined"),
+    "port_drift": (
+        lambda rs: _env_var(rs, "gateway", "IPAAS_HTTP_PORT").update(value="9090"),
+        "IPAAS_HTTP_PORT 9090 is not a container port",
+    ),
+    "auth_url_port": (
+        lambda rs: resource(rs, "ConfigMap", "ipaas-config")["data"].update(IPAAS_AUTH_URL="http://auth:9999"),
+        "IPAAS_AUTH_URL uses port 9999",
+    ),
+    "one_scheduler": (
+        lambda rs: resource(rs, "Deployment", "scheduler")["spec"].update(replicas=1),
+        "Deployment/scheduler: needs at least 2 replicas",
+    ),
+    "bad_api_version": (
+        lambda rs: resource(rs, "Deployment", "auth").update(apiVersion="extensions/v1beta1"),
+        "apiVersion extensions/v1beta1",
+    ),
+    "no_namespace": (
+        lambda rs: resource(rs, "Service", "gateway")["metadata"].pop("namespace"),
+        "Service/gateway: no namespace",
+    ),
+    **{
+        f"egress_reaches_{case}": (
+            _taken_out(block, hole),
+            f"NetworkPolicy/executor-egress: ipBlock {block} lets the executor reach {reached}",
+        )
+        for case, block, hole, reached in [
+            ("private", "0.0.0.0/0", "10.0.0.0/8", "10.0.0.0/8"),
+            ("metadata", "0.0.0.0/0", "169.254.0.0/16", "169.254.169.254/32"),
+            ("azure_host", "0.0.0.0/0", "168.63.129.16/32", "168.63.129.16/32"),
+            ("ipv6_ula", "::/0", "fc00::/7", "fd00:ec2::254/128"),
+        ]
+    },
+    "no_executor_egress_policy": (
+        lambda rs: rs.remove(resource(rs, "NetworkPolicy", "executor-egress")),
+        "NetworkPolicy: none restricts the executor's egress",
+    ),
+    "egress_open_rule": (
+        lambda rs: _egress(rs).append({"ports": [{"port": 443, "protocol": "TCP"}]}),
+        "an egress rule without 'to' lets the executor reach everything",
+    ),
+    "egress_any_namespace": (
+        lambda rs: _egress(rs).append({"to": [{"namespaceSelector": {}}]}),
+        "lets the executor reach every pod of every namespace",
+    ),
+    "egress_without_nats": (
+        lambda rs: _egress(rs).remove(next(r for r in _egress(rs) if r["ports"][0].get("port") == 4222)),
+        "the executor cannot reach NATS on 4222/TCP",
+    ),
+    "dns_over_udp_only": (_dns_over_udp_only, "the executor cannot reach DNS (kube-dns) on 53/TCP"),
+    "nats_open_to_all": (
+        lambda rs: _ingress(rs, "nats", 4222).pop("from"),
+        "NetworkPolicy/nats: an ingress rule without 'from' opens NATS to every source",
+    ),
+    "nats_clients_from_another_namespace": (
+        lambda rs: _ingress(rs, "nats", 4222)["from"].append({"namespaceSelector": {"matchLabels": {"team": "x"}}}),
+        "NetworkPolicy/nats: port 4222 of NATS is open to",
+    ),
+    "nats_routes_open": (
+        lambda rs: _ingress(rs, "nats", 6222).update(
+            {"from": [{"podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "ipaas"}}}]}
+        ),
+        "NATS routes (6222) must be open to NATS servers only",
+    ),
+    "nats_policy_selects_nothing": (
+        lambda rs: resource(rs, "NetworkPolicy", "nats")["spec"]["podSelector"]["matchLabels"].update(
+            {"app.kubernetes.io/name": "natz"}
+        ),
+        "NetworkPolicy/nats: podSelector",
+    ),
+    "no_postgres_policy": (
+        lambda rs: rs.remove(resource(rs, "NetworkPolicy", "postgres")),
+        "NetworkPolicy: none restricts who reaches Postgres (ipaas-pg)",
+    ),
+    "postgres_from_anywhere": (
+        lambda rs: _ingress(rs, "postgres", 5432)["from"].append({"ipBlock": {"cidr": "0.0.0.0/0"}}),
+        "NetworkPolicy/postgres: port 5432 of Postgres (ipaas-pg) is open to",
+    ),
+    "borrowed_nats_secret": (
+        lambda rs: _env_var(rs, "gateway", "NATS_PASSWORD")["valueFrom"]["secretKeyRef"].update(
+            name="ipaas-nats-executor"
+        ),
         "Deployment/gateway container gateway: env NATS_PASSWORD must come from Secret ipaas-nats-gateway",
     ),
-    (_borrowed_nats_user, "NATS_URL must connect as NATS user gateway"),
-    (_anonymous_nats, "Deployment/scheduler container scheduler: no NATS_URL of its own"),
-    (_foreign_inbox, "reply inboxes must use _INBOX_auth"),
-    (_no_provisioning, "Job: none runs python -m deploy.provision"),
-    (_provisioning_as_a_service, "container provision-nats: NATS_URL must connect as NATS user provisioner"),
-    (_service_provisions, "Deployment/gateway container gateway: IPAAS_NATS_PROVISION must stay false"),
-    (_config_provisions, "ConfigMap/ipaas-config: IPAAS_NATS_PROVISION must stay false"),
-    (
-        _borrowed_pg_secret,
+    "borrowed_nats_user": (
+        lambda rs: _env_var(rs, "gateway", "NATS_URL").update(value="nats://executor:$(NATS_PASSWORD)@nats:4222"),
+        "NATS_URL must connect as NATS user gateway",
+    ),
+    "anonymous_nats": (
+        lambda rs: container(rs, "scheduler")["env"].remove(_env_var(rs, "scheduler", "NATS_URL")),
+        "Deployment/scheduler container scheduler: no NATS_URL of its own",
+    ),
+    "foreign_inbox": (
+        lambda rs: _env_var(rs, "auth", "IPAAS_AUTH_NATS_INBOX_PREFIX").update(value="_INBOX"),
+        "reply inboxes must use _INBOX_auth",
+    ),
+    "no_provisioning": (_no_provisioning, "Job: none runs python -m deploy.provision"),
+    "provisioning_as_a_service": (
+        _provisioning_as_a_service,
+        "container provision-nats: NATS_URL must connect as NATS user provisioner",
+    ),
+    "service_provisions": (
+        lambda rs: container(rs, "gateway")["env"].append({"name": "IPAAS_NATS_PROVISION", "value": "true"}),
+        "Deployment/gateway container gateway: IPAAS_NATS_PROVISION must stay false",
+    ),
+    "config_provisions": (
+        lambda rs: resource(rs, "ConfigMap", "ipaas-config")["data"].update(IPAAS_NATS_PROVISION="true"),
+        "ConfigMap/ipaas-config: IPAAS_NATS_PROVISION must stay false",
+    ),
+    "borrowed_pg_secret": (
+        lambda rs: _env_var(rs, "gateway", "PG_PASSWORD")["valueFrom"]["secretKeyRef"].update(name="ipaas-pg-auth"),
         "Deployment/gateway container gateway: env PG_PASSWORD must come from Secret ipaas-pg-gateway",
     ),
-    (_borrowed_pg_role, "DATABASE_URL must connect as Postgres role ipaas_gateway"),
-    (_service_as_owner, "Deployment/executor container executor: reads Secret ipaas-pg-app"),
-    (_owner_secret_mounted, "Deployment/scheduler container scheduler: reads Secret ipaas-pg-app"),
-    (_migrations_as_a_service, "container migrate: the migrations must run as the owner ipaas"),
-    (_unmanaged_role, "Cluster/ipaas-pg: managed.roles lacks ipaas_scheduler"),
-    (_privileged_role, "managed role ipaas_executor must hold no attribute or membership (superuser)"),
-    (_database_of_another_owner, "bootstrap.initdb must create database ipaas owned by ipaas"),
-    (_shared_database_url, "ConfigMap/ipaas-config: holds a DATABASE_URL"),
-]
+    "borrowed_pg_role": (
+        lambda rs: _env_var(rs, "gateway", "DATABASE_URL").update(
+            value="postgresql://ipaas_auth:$(PG_PASSWORD)@ipaas-pg-rw:5432/ipaas"
+        ),
+        "DATABASE_URL must connect as Postgres role ipaas_gateway",
+    ),
+    "service_as_owner": (_service_as_owner, "Deployment/executor container executor: reads Secret ipaas-pg-app"),
+    "owner_secret_mounted": (
+        lambda rs: container(rs, "scheduler")["envFrom"].append({"secretRef": {"name": "ipaas-pg-app"}}),
+        "Deployment/scheduler container scheduler: reads Secret ipaas-pg-app",
+    ),
+    "migrations_as_a_service": (
+        _migrations_as_a_service,
+        "container migrate: the migrations must run as the owner ipaas",
+    ),
+    "unmanaged_role": (_unmanaged_role, "Cluster/ipaas-pg: managed.roles lacks ipaas_scheduler"),
+    "privileged_role": (
+        _privileged_role,
+        "managed role ipaas_executor must hold no attribute or membership (superuser)",
+    ),
+    "database_of_another_owner": (
+        lambda rs: resource(rs, "Cluster", "ipaas-pg")["spec"]["bootstrap"]["initdb"].update(owner="app"),
+        "bootstrap.initdb must create database ipaas owned by ipaas",
+    ),
+    "shared_database_url": (
+        lambda rs: resource(rs, "ConfigMap", "ipaas-config")["data"].update(
+            DATABASE_URL="postgresql://ipaas@ipaas-pg-rw/ipaas"
+        ),
+        "ConfigMap/ipaas-config: holds a DATABASE_URL",
+    ),
+}
 
 
-@pytest.mark.parametrize(("mutate", "expected"), MUTATIONS, ids=[m.__name__.strip("_") for m, _ in MUTATIONS])
-def test_validator_reports_each_mistake(prod: Resources, mutate: Callable[[Resources], None], expected: str) -> None:
+@pytest.mark.parametrize(("mutate", "expected"), MUTATIONS.values(), ids=MUTATIONS.keys())
+def test_validator_reports_each_mistake(prod: Resources, mutate: Callable[[Resources], object], expected: str) -> None:
     broken = copy.deepcopy(prod)
     mutate(broken)
     problems, _ = validate.validate_resources(broken, overlay=True)
@@ -557,51 +523,49 @@ def test_prod_runs_nats_over_tls_with_a_certificate_and_every_client_verifies_it
     ]
 
 
-def _plaintext_client(rs: Resources, _v: dict[str, Any]) -> None:
-    _env_var(rs, "gateway", "NATS_URL")["value"] = "nats://gateway:$(NATS_PASSWORD)@nats:4222"
-
-
-def _no_ca_file(rs: Resources, _v: dict[str, Any]) -> None:
-    del resource(rs, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_TLS_CA_FILE"]
-
-
 def _whole_secret_mounted(rs: Resources, _v: dict[str, Any]) -> None:
     volumes = resource(rs, "Deployment", "scheduler")["spec"]["template"]["spec"]["volumes"]
     del next(v for v in volumes if v["name"] == "nats-ca")["secret"]["items"]
 
 
-def _no_certificate(rs: Resources, _v: dict[str, Any]) -> None:
-    rs.remove(resource(rs, "Certificate", "nats-server-tls"))
+# case id: (the edit that breaks the prod overlay or its NATS values, a problem the TLS check must report)
+TLS_MUTATIONS: dict[str, tuple[Callable[[Resources, dict[str, Any]], object], str]] = {
+    "plaintext_client": (
+        lambda rs, _v: _env_var(rs, "gateway", "NATS_URL").update(value="nats://gateway:$(NATS_PASSWORD)@nats:4222"),
+        "Deployment/gateway container gateway: NATS_URL must be tls://",
+    ),
+    "no_ca_file": (
+        lambda rs, _v: resource(rs, "ConfigMap", "ipaas-config")["data"].pop("IPAAS_NATS_TLS_CA_FILE"),
+        "container executor: no IPAAS_NATS_TLS_CA_FILE",
+    ),
+    "whole_secret_mounted": (
+        _whole_secret_mounted,
+        "Deployment/scheduler container scheduler: mounts all of Secret nats-server-tls",
+    ),
+    "no_certificate": (
+        lambda rs, _v: rs.remove(resource(rs, "Certificate", "nats-server-tls")),
+        "Certificate: none issues Secret nats-server-tls",
+    ),
+    "wrong_name_in_certificate": (
+        lambda rs, _v: resource(rs, "Certificate", "nats-server-tls")["spec"]["dnsNames"].remove("nats"),
+        "NATS_URL host nats is not among the certificate's dnsNames",
+    ),
+    "tls_off": (
+        lambda _rs, values: values["config"]["nats"]["tls"].update(enabled=False),
+        "config.nats.tls must be enabled in this overlay",
+    ),
+    "routes_in_the_clear": (
+        lambda _rs, values: values["config"]["cluster"]["tls"].update(enabled=False),
+        "config.cluster.tls must be enabled too",
+    ),
+}
 
 
-def _wrong_name_in_certificate(rs: Resources, _v: dict[str, Any]) -> None:
-    resource(rs, "Certificate", "nats-server-tls")["spec"]["dnsNames"].remove("nats")
-
-
-def _tls_off(_rs: Resources, values: dict[str, Any]) -> None:
-    values["config"]["nats"]["tls"]["enabled"] = False
-
-
-def _routes_in_the_clear(_rs: Resources, values: dict[str, Any]) -> None:
-    values["config"]["cluster"]["tls"]["enabled"] = False
-
-
-TLS_MUTATIONS: list[tuple[Callable[[Resources, dict[str, Any]], None], str]] = [
-    (_plaintext_client, "Deployment/gateway container gateway: NATS_URL must be tls://"),
-    (_no_ca_file, "container executor: no IPAAS_NATS_TLS_CA_FILE"),
-    (_whole_secret_mounted, "Deployment/scheduler container scheduler: mounts all of Secret nats-server-tls"),
-    (_no_certificate, "Certificate: none issues Secret nats-server-tls"),
-    (_wrong_name_in_certificate, "NATS_URL host nats is not among the certificate's dnsNames"),
-    (_tls_off, "config.nats.tls must be enabled in this overlay"),
-    (_routes_in_the_clear, "config.cluster.tls must be enabled too"),
-]
-
-
-@pytest.mark.parametrize(("mutate", "expected"), TLS_MUTATIONS, ids=[m.__name__.strip("_") for m, _ in TLS_MUTATIONS])
+@pytest.mark.parametrize(("mutate", "expected"), TLS_MUTATIONS.values(), ids=TLS_MUTATIONS.keys())
 def test_the_tls_check_reports_each_mistake(
     prod: Resources,
     prod_nats_values: dict[str, Any],
-    mutate: Callable[[Resources, dict[str, Any]], None],
+    mutate: Callable[[Resources, dict[str, Any]], object],
     expected: str,
 ) -> None:
     broken, values = copy.deepcopy(prod), copy.deepcopy(prod_nats_values)
