@@ -184,3 +184,12 @@ async def list_executions(gw: Gateway, tenant_id: uuid.UUID, **params: str) -> l
     assert resp.status == 200, await resp.text()
     data: list[dict[str, Any]] = (await resp.json())["data"]
     return data
+
+
+async def create_webhook_workflow(gw: Gateway, tenant_id: uuid.UUID, **extra: Any) -> tuple[str, str]:
+    """``POST /api/workflows`` of :data:`WEBHOOK_WORKFLOW` (``extra`` added) for ``tenant_id``, which must answer
+    201: the new workflow's id and webhook secret."""
+    resp = await gw.client.post("/api/workflows", json={**WEBHOOK_WORKFLOW, **extra}, headers=gw.auth(tenant_id))
+    assert resp.status == 201, await resp.text()
+    data = (await resp.json())["data"]
+    return data["id"], data["webhook"]["secret"]
