@@ -4,37 +4,40 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 
 
-async def fetchval_once(dsn: str, query: str, *args: Any) -> Any:
-    """``query``'s first value, on a connection to ``dsn`` opened for it alone and closed again."""
+@asynccontextmanager
+async def connection(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to ``dsn`` for the ``async with`` block alone, closed at its end."""
     conn = await asyncpg.connect(dsn)
     try:
-        return await conn.fetchval(query, *args)
+        yield conn
     finally:
         await conn.close()
+
+
+async def fetchval_once(dsn: str, query: str, *args: Any) -> Any:
+    """``query``'s first value, on a connection to ``dsn`` opened for it alone and closed again."""
+    async with connection(dsn) as conn:
+        return await conn.fetchval(query, *args)
 
 
 async def execute_once(dsn: str, statement: str, *args: Any) -> None:
     """Run ``statement`` on a connection to ``dsn`` opened for it alone and closed again."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn) as conn:
         await conn.execute(statement, *args)
-    finally:
-        await conn.close()
 
 
 async def fetch_once(dsn: str, query: str, *args: Any) -> list[asyncpg.Record]:
     """``query``'s rows, on a connection to ``dsn`` opened for it alone and closed again."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn) as conn:
         rows: list[asyncpg.Record] = await conn.fetch(query, *args)
         return rows
-    finally:
-        await conn.close()
 
 
 async def create_tenant(conn: asyncpg.Connection, name: str = "test tenant") -> uuid.UUID:

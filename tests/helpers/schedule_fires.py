@@ -7,9 +7,10 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
 import nats
 from nats.js import api as js_api
+
+from tests.helpers.factories import connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,24 +33,20 @@ async def create_schedules(database_url: str, count: int, cron: str) -> list[uui
     )
     tenant = uuid.uuid4()
     ids = [uuid.uuid4() for _ in range(count)]
-    conn = await asyncpg.connect(database_url)
-    try:
-        async with conn.transaction():
-            await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, 'many schedules')", tenant)
-            await conn.execute(
-                """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type)
+    async with connection(database_url) as conn, conn.transaction():
+        await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, 'many schedules')", tenant)
+        await conn.execute(
+            """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type)
                    SELECT id, $2, 'tick', 1, true, 'schedule' FROM unnest($1::uuid[]) AS t(id)""",
-                ids,
-                tenant,
-            )
-            await conn.execute(
-                """INSERT INTO workflow_versions (workflow_id, version, definition)
+            ids,
+            tenant,
+        )
+        await conn.execute(
+            """INSERT INTO workflow_versions (workflow_id, version, definition)
                    SELECT id, 1, $2::jsonb FROM unnest($1::uuid[]) AS t(id)""",
-                ids,
-                definition,
-            )
-    finally:
-        await conn.close()
+            ids,
+            definition,
+        )
     return ids
 
 

@@ -44,7 +44,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import nats
 import pytest
 import requests
@@ -58,6 +57,7 @@ from libs.common.bus import Bus
 from libs.common.models.api import DRY_RUN_SUBJECT, DryRunCommand, DryRunResult
 from services.gateway.hooks.signature import new_secret
 from tests.helpers.auth_setup import PASSWORD, add_credential, bearer, register_and_login
+from tests.helpers.factories import connection
 from tests.helpers.fuzz import FuzzReport, load, run_fuzz
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, auth_behind_gateway
 
@@ -128,8 +128,7 @@ async def _seed(gateway: TestClient[web.Request, web.Application], database_url:
 
 async def _history(database_url: str, workflow_id: str) -> dict[str, str]:
     """An execution and a replayable dead letter of the workflow, as the executor would have left them."""
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         tenant_id = await conn.fetchval("SELECT tenant_id FROM workflows WHERE id = $1", uuid.UUID(workflow_id))
         execution_id, event_id = uuid.uuid4(), uuid.uuid4()
         envelope = {
@@ -158,8 +157,6 @@ async def _history(database_url: str, workflow_id: str) -> dict[str, str]:
             uuid.UUID(workflow_id),
             json.dumps(envelope),
         )
-    finally:
-        await conn.close()
     return {"execution": str(execution_id), "dead_letter": str(event_id)}
 
 
