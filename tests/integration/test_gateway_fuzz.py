@@ -40,7 +40,6 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +50,6 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.specs.openapi.schemas import OpenApiSchema
-from standardwebhooks import Webhook
 
 from libs.common.bus import Bus
 from libs.common.models.api import DRY_RUN_SUBJECT, DryRunCommand, DryRunResult
@@ -60,6 +58,7 @@ from tests.helpers.auth_setup import PASSWORD, add_credential, bearer, register_
 from tests.helpers.factories import connection
 from tests.helpers.fuzz import FuzzReport, load, run_fuzz
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, auth_behind_gateway
+from tests.helpers.webhooks import signed
 
 log = logging.getLogger(__name__)
 
@@ -197,12 +196,8 @@ def _with_examples(document: dict[str, Any], stack: Stack) -> dict[str, Any]:
 
 
 def _signed_webhook_example(operation: dict[str, Any], secret: str) -> None:
-    body, msg_id, at = "ping", "msg_fuzz_example", datetime.now(UTC)
-    values = {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
-    }
+    body = "ping"
+    values = signed(secret, body, msg_id="msg_fuzz_example")
     for param in operation["parameters"]:
         if param["name"] in values:
             param["example"] = values[param["name"]]
