@@ -11,6 +11,7 @@ import nats
 from nats.js import api as js_api
 
 from tests.helpers.factories import connection
+from tests.helpers.scheduler import schedule_definition
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,13 +25,7 @@ class Fire:
 
 async def create_schedules(database_url: str, count: int, cron: str) -> list[uuid.UUID]:
     """``count`` active workflows of one new tenant, each at version 1 with a ``cron`` (UTC) schedule."""
-    definition = json.dumps(
-        {
-            "name": "tick",
-            "trigger": {"type": "schedule", "cron": cron},
-            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-        }
-    )
+    definition = json.dumps(schedule_definition("tick", cron=cron))
     tenant = uuid.uuid4()
     ids = [uuid.uuid4() for _ in range(count)]
     async with connection(database_url) as conn, conn.transaction():
