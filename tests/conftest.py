@@ -50,7 +50,7 @@ from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
 from tests.helpers.auth_setup import auth_client, auth_settings
 from tests.helpers.executor_app import InProcessExecutor, running_executor
-from tests.helpers.factories import create_tenant
+from tests.helpers.factories import create_tenant, execute_once
 from tests.helpers.fakes import Behaviour, CredentialResponder, FakeSink, SlackTenant, executor_env
 from tests.helpers.gateway_app import Gateway, running_gateway, tenant
 from tests.helpers.nats_cluster import NatsCluster, wait_for_jetstream
@@ -88,16 +88,8 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServ
 def database_url(pg_server: PostgresServer) -> str:
     """A fresh, migrated database for this test alone (owned by ``ipaas``), as the superuser."""
     name = f"t_{uuid.uuid4().hex[:16]}"
-    asyncio.run(_create_from_template(pg_server.dsn(), name))
+    asyncio.run(execute_once(pg_server.dsn(), f'CREATE DATABASE "{name}" TEMPLATE {TEMPLATE_DB} OWNER {OWNER}'))
     return pg_server.dsn(name)
-
-
-async def _create_from_template(admin_dsn: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_dsn)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}" TEMPLATE {TEMPLATE_DB} OWNER {OWNER}')
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
@@ -173,11 +165,6 @@ def unprovisioned_nats(tmp_path: Path) -> Iterator[SecuredNats]:
 @pytest.fixture
 def nats_settings(nats_url: str) -> NatsSettings:
     return NatsSettings(NATS_URL=nats_url)
-
-
-@pytest.fixture
-def db_settings(database_url: str) -> DatabaseSettings:
-    return DatabaseSettings(DATABASE_URL=database_url)
 
 
 @pytest.fixture

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 
-import nats
-
 from deploy.local.infra import PostgresServer
-from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
-from tests.helpers.auth_setup import PASSWORD, auth_client, auth_settings, register_and_login
+from tests.helpers.auth_setup import PASSWORD, auth_client, auth_settings, register_and_login, resolve_credential
 from tests.helpers.wait import wait_until
 
 
@@ -24,16 +20,8 @@ async def test_database_outage_gives_503_then_recovers(private_pg: PostgresServe
         assert resp.status == 503 and int(resp.headers["Retry-After"]) >= 1, body
         assert body["error"]["code"] == "database_unavailable"
         assert (await client.get("/health/ready")).status == 503
-        nc = await nats.connect(nats_url)
-        try:
-            msg = await nc.request(
-                RESOLVE_SUBJECT,
-                json.dumps({"tenant_id": user["tenant_id"], "credential_id": str(uuid.uuid4())}).encode(),
-                timeout=15,
-            )
-            assert CredentialReply.model_validate_json(msg.data).error == "internal_error"
-        finally:
-            await nc.close()
+        reply = await resolve_credential(nats_url, user["tenant_id"], str(uuid.uuid4()), timeout=15)
+        assert reply.error == "internal_error"
 
         private_pg.start()
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from tests.helpers.factories import connection
 from tests.helpers.fakes import executor_env, publish_many, slack_workflow, webhook_envelopes
 from tests.helpers.wait import wait_until
 
@@ -17,9 +18,8 @@ async def test_events_published_during_a_postgres_outage_all_run_after_it(
     bus: Any, nats_url: str, private_pg: Any, service: Any, sink: Any, creds: Any
 ) -> None:
     dsn = private_pg.dsn("ipaas")
-    conn = await asyncpg.connect(dsn)
-    tenant, wf = await slack_workflow(conn, creds, sink.url, "{{ payload.i }}")
-    await conn.close()
+    async with connection(dsn) as conn:
+        tenant, wf = await slack_workflow(conn, creds, sink.url, "{{ payload.i }}")
     ex = service(
         "services.executor",
         env=executor_env(

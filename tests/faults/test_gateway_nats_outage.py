@@ -15,7 +15,7 @@ from deploy.local.infra import NatsServer
 from libs.common.bus import Bus
 from libs.common.models.events import WorkflowChanged
 from libs.common.settings import NatsSettings
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, Gateway, create_webhook_workflow, running_gateway, tenant
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
 
@@ -31,8 +31,7 @@ async def test_ingest_503_while_nats_is_down_and_outbox_catches_up(
     async with running_gateway(database_url, private_nats.url) as gw:
         tenant_id = await tenant(database_url)
         auth = gw.auth(tenant_id)
-        created = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]
-        wid, secret = created["id"], created["webhook"]["secret"]
+        wid, secret = await create_webhook_workflow(gw, tenant_id)
         assert (await post_hook(gw, wid, secret))[0] == 202
 
         await asyncio.to_thread(private_nats.stop)

@@ -13,6 +13,7 @@ import pytest
 from libs.common.models.events import EventEnvelope, event_id_for
 from tests.helpers.fakes import Answer
 from tests.helpers.ledger import Ledger, http_workflow
+from tests.helpers.services import metric
 from tests.helpers.wait import wait_until
 
 
@@ -129,13 +130,15 @@ async def test_an_always_failing_target_gets_exactly_its_attempts_and_only_half_
 
     async with stack.http.get(f"{ex.metrics_url}/metrics") as resp:
         metrics = await resp.text()
-    trials = _counter(
+    trials = metric(
         metrics,
-        'ipaas_executor_breaker_transitions_total{connector="http_request",from_state="open",to_state="half_open"}',
+        "ipaas_executor_breaker_transitions_total",
+        'connector="http_request",from_state="open",to_state="half_open"',
     )
-    reopened = _counter(
+    reopened = metric(
         metrics,
-        'ipaas_executor_breaker_transitions_total{connector="http_request",from_state="half_open",to_state="open"}',
+        "ipaas_executor_breaker_transitions_total",
+        'connector="http_request",from_state="half_open",to_state="open"',
     )
     assert trials >= 1 and reopened == trials
     # The target saw the tries that opened the breaker, then only the half-open trials.
@@ -144,10 +147,3 @@ async def test_an_always_failing_target_gets_exactly_its_attempts_and_only_half_
     for event_id in ledger.accepted:
         seen = sorted(r.at for r in sink.requests if r.headers.get("Idempotency-Key") == event_id)
         assert all(b - a >= 0.1 for a, b in zip(seen, seen[1:], strict=False))
-
-
-def _counter(metrics: str, name: str) -> float:
-    for line in metrics.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[-1])
-    return 0.0

@@ -16,7 +16,7 @@ from libs.common.db import create_pool
 from libs.common.settings import DatabaseSettings, NatsSettings
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
-from tests.helpers.factories import create_tenant, create_workflow, fetchval_once
+from tests.helpers.factories import connection, create_tenant, create_workflow, fetchval_once
 from tests.helpers.scheduler import T0, at, publish_change, schedule_definition, stored_events
 from tests.helpers.wait import equals, wait_until
 from tests.helpers.wall_clock import ManualClock
@@ -96,14 +96,11 @@ async def test_schedules_keep_firing_while_postgres_is_down_and_progress_is_save
     bus: Bus,
 ) -> None:
     dsn = private_pg.dsn("ipaas")
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connection(dsn) as conn:
         tenant = await create_tenant(conn)
         wf = await create_workflow(conn, tenant, json.loads(json.dumps(DEFINITION)))
         # The test server runs without fsync/synchronous_commit: make the schema survive its SIGKILL.
         await conn.execute("CHECKPOINT")
-    finally:
-        await conn.close()
     pool = await create_pool(DatabaseSettings(DATABASE_URL=dsn))
     try:
         async with first_slot_fired(bus, pool, retry_max_seconds=0.5) as (clock, rt):

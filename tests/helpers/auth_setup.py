@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import time
 import uuid
@@ -11,11 +12,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import jwt
+import nats
 from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from libs.common.auth.jwt_verify import TOKEN_TYPE
+from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
 from libs.common.settings import DatabaseSettings, NatsSettings
 from services.auth.app import create_app
 from services.auth.settings import AuthSettings
@@ -166,3 +169,16 @@ async def add_credential(
     """``POST /api/credentials`` of a ``kind`` credential as ``user`` (from :func:`register_and_login`)."""
     body = {"name": name, "type": kind, "secret": secret}
     return await client.post("/api/credentials", headers=bearer(user["token"]), json=body)
+
+
+async def resolve_credential(
+    nats_url: str, tenant_id: str, credential_id: str, raw: bytes | None = None, *, timeout: float = 5.0
+) -> CredentialReply:
+    """Ask for a credential on NATS as the executor does (``raw`` sent instead of the request when given)."""
+    nc = await nats.connect(nats_url)
+    try:
+        data = raw if raw is not None else json.dumps({"tenant_id": tenant_id, "credential_id": credential_id}).encode()
+        msg = await nc.request(RESOLVE_SUBJECT, data, timeout=timeout)
+        return CredentialReply.model_validate_json(msg.data)
+    finally:
+        await nc.close()

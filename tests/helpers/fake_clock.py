@@ -65,11 +65,7 @@ def run_on_fake_clock(main: Callable[[], Awaitable[T]]) -> T:
     """Run ``main()`` to completion on a :class:`FakeClockLoop`, then close the loop."""
     loop = FakeClockLoop()
     try:
-        return loop.run_until_complete(_as_coroutine(main))
+        return loop.run_until_complete(main())
     finally:
         loop.run_until_complete(loop.shutdown_asyncgens())
         loop.close()
-
-
-async def _as_coroutine(main: Callable[[], Awaitable[T]]) -> T:
-    return await main()

@@ -17,7 +17,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic.json_schema import models_json_schema
@@ -30,7 +29,7 @@ from services.gateway import openapi
 from services.gateway.app import create_app
 from services.gateway.settings import GatewaySettings
 from tests.helpers.auth_setup import auth_settings, kek_env
-from tests.helpers.factories import create_tenant
+from tests.helpers.factories import connection, create_tenant
 from tests.helpers.tokens import TokenIssuer, serve_jwks
 
 
@@ -91,11 +90,8 @@ async def running_gateway(
 
 
 async def tenant(database_url: str) -> uuid.UUID:
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         return await create_tenant(conn)
-    finally:
-        await conn.close()
 
 
 WEBHOOK_WORKFLOW: dict[str, Any] = {
@@ -184,3 +180,12 @@ async def list_executions(gw: Gateway, tenant_id: uuid.UUID, **params: str) -> l
     assert resp.status == 200, await resp.text()
     data: list[dict[str, Any]] = (await resp.json())["data"]
     return data
+
+
+async def create_webhook_workflow(gw: Gateway, tenant_id: uuid.UUID, **extra: Any) -> tuple[str, str]:
+    """``POST /api/workflows`` of :data:`WEBHOOK_WORKFLOW` (``extra`` added) for ``tenant_id``, which must answer
+    201: the new workflow's id and webhook secret."""
+    resp = await gw.client.post("/api/workflows", json={**WEBHOOK_WORKFLOW, **extra}, headers=gw.auth(tenant_id))
+    assert resp.status == 201, await resp.text()
+    data = (await resp.json())["data"]
+    return data["id"], data["webhook"]["secret"]

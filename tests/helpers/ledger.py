@@ -28,12 +28,10 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import asyncpg
-from standardwebhooks.webhooks import Webhook
 
 from deploy.local.infra import PostgresServer, free_port
 from libs.common.bus import Bus
@@ -43,6 +41,7 @@ from tests.helpers.fakes import FakeSink, executor_env
 from tests.helpers.services import ServiceProcess
 from tests.helpers.tokens import TokenIssuer, serve_jwks
 from tests.helpers.wait import wait_until
+from tests.helpers.webhooks import signed
 
 FINAL = ("succeeded", "dead", "skipped")
 
@@ -225,7 +224,6 @@ class FaultStack:
         """Send ``n`` signed webhooks (``concurrency`` at a time), recording every answer in ``ledger``."""
         gw = gateway or self.gateway
         assert gw is not None
-        hook = Webhook(tenant.secret)
         url = f"{gw.url}/hooks/{tenant.workflow_id}"
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(n):
@@ -233,7 +231,7 @@ class FaultStack:
 
         async def one(i: int) -> None:
             body = json.dumps(payload(i) if payload is not None else {"n": i})
-            await self._post(ledger, hook, url, f"msg_{uuid.uuid4().hex}", body)
+            await self._post(ledger, tenant.secret, url, f"msg_{uuid.uuid4().hex}", body)
 
         async def worker() -> None:
             while not queue.empty():
@@ -256,14 +254,13 @@ class FaultStack:
         with the same ``event_id``, and the event still runs once.
         """
         assert self.gateway is not None
-        hook = Webhook(tenant.secret)
         url = f"{self.gateway.url}/hooks/{tenant.workflow_id}"
         settled: set[str] = {a.webhook_id for a in ledger.answers if a.status == 202}
         gate = asyncio.Semaphore(16)
 
         async def again(webhook_id: str, body: str) -> None:
             async with gate:
-                if await self._post(ledger, hook, url, webhook_id, body) == 202:
+                if await self._post(ledger, tenant.secret, url, webhook_id, body) == 202:
                     settled.add(webhook_id)
 
         for _ in range(rounds):
@@ -288,14 +285,8 @@ class FaultStack:
         assert figures["rows"] == {"succeeded": len(ledger.accepted)}
         assert figures["extra_receipts"] == 0
 
-    async def _post(self, ledger: Ledger, hook: Webhook, url: str, msg_id: str, body: str) -> int:
-        now = datetime.now(UTC)
-        headers = {
-            "webhook-id": msg_id,
-            "webhook-timestamp": str(int(now.timestamp())),
-            "webhook-signature": hook.sign(msg_id, now, body),
-            "Content-Type": "application/json",
-        }
+    async def _post(self, ledger: Ledger, secret: str, url: str, msg_id: str, body: str) -> int:
+        headers = signed(secret, body, msg_id=msg_id)
         sent = time.monotonic()
         try:
             async with self.http.post(url, data=body, headers=headers) as resp:

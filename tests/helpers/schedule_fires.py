@@ -7,9 +7,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import asyncpg
 import nats
 from nats.js import api as js_api
+
+from tests.helpers.factories import connection
+from tests.helpers.scheduler import schedule_definition
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,33 +25,23 @@ class Fire:
 
 async def create_schedules(database_url: str, count: int, cron: str) -> list[uuid.UUID]:
     """``count`` active workflows of one new tenant, each at version 1 with a ``cron`` (UTC) schedule."""
-    definition = json.dumps(
-        {
-            "name": "tick",
-            "trigger": {"type": "schedule", "cron": cron},
-            "action": {"type": "http_request", "config": {"url": "http://127.0.0.1:9/hook"}},
-        }
-    )
+    definition = json.dumps(schedule_definition("tick", cron=cron))
     tenant = uuid.uuid4()
     ids = [uuid.uuid4() for _ in range(count)]
-    conn = await asyncpg.connect(database_url)
-    try:
-        async with conn.transaction():
-            await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, 'many schedules')", tenant)
-            await conn.execute(
-                """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type)
+    async with connection(database_url) as conn, conn.transaction():
+        await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, 'many schedules')", tenant)
+        await conn.execute(
+            """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type)
                    SELECT id, $2, 'tick', 1, true, 'schedule' FROM unnest($1::uuid[]) AS t(id)""",
-                ids,
-                tenant,
-            )
-            await conn.execute(
-                """INSERT INTO workflow_versions (workflow_id, version, definition)
+            ids,
+            tenant,
+        )
+        await conn.execute(
+            """INSERT INTO workflow_versions (workflow_id, version, definition)
                    SELECT id, 1, $2::jsonb FROM unnest($1::uuid[]) AS t(id)""",
-                ids,
-                definition,
-            )
-    finally:
-        await conn.close()
+            ids,
+            definition,
+        )
     return ids
 
 

@@ -17,9 +17,8 @@ from aiohttp.test_utils import TestClient
 
 from libs.common.bus import Bus
 from tests.helpers.auth_setup import add_credential, bearer, register_and_login
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, tenant
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, create_webhook_workflow, tenant
 from tests.helpers.webhooks import signed
-from tests.integration.test_gateway_webhooks import create_webhook_workflow
 
 BIG = 2**63  # one past the largest signed 64-bit integer
 SMALL = -(2**63) - 1

@@ -15,7 +15,14 @@ from aiohttp.test_utils import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
-from tests.helpers.auth_setup import add_credential, auth_client, auth_settings, bearer, register_and_login
+from tests.helpers.auth_setup import (
+    add_credential,
+    auth_client,
+    auth_settings,
+    bearer,
+    register_and_login,
+    resolve_credential,
+)
 
 PLANTED = "planted-s3cr3t-7f1c2e9a"
 SECRETS: dict[str, dict[str, Any]] = {
@@ -24,16 +31,6 @@ SECRETS: dict[str, dict[str, Any]] = {
     "openweather": {"api_key": PLANTED},
     "http": {"headers": {"X-Api-Key": PLANTED}},
 }
-
-
-async def resolve(nats_url: str, tenant_id: str, credential_id: str, raw: bytes | None = None) -> CredentialReply:
-    nc = await nats.connect(nats_url)
-    try:
-        data = raw if raw is not None else json.dumps({"tenant_id": tenant_id, "credential_id": credential_id}).encode()
-        msg = await nc.request(RESOLVE_SUBJECT, data, timeout=5)
-        return CredentialReply.model_validate_json(msg.data)
-    finally:
-        await nc.close()
 
 
 async def test_credentials_round_trip_without_the_secret_ever_leaving(
@@ -71,7 +68,7 @@ async def test_credentials_round_trip_without_the_secret_ever_leaving(
 
         # The executor's path: NATS request/reply returns the decrypted secret.
         for ctype, cid in created.items():
-            reply = await resolve(nats_url, user["tenant_id"], cid)
+            reply = await resolve_credential(nats_url, user["tenant_id"], cid)
             assert reply.ok and reply.type == ctype and reply.secret == SECRETS[ctype]
 
         # Many at once (the executor's replicas in parallel): every one answered correctly.
@@ -92,7 +89,7 @@ async def test_credentials_round_trip_without_the_secret_ever_leaving(
         resp = await client.delete(f"/api/credentials/{created['slack']}", headers=bearer(user["token"]))
         seen.append(await resp.text())
         assert resp.status == 200
-        assert (await resolve(nats_url, user["tenant_id"], created["slack"])).error == "not_found"
+        assert (await resolve_credential(nats_url, user["tenant_id"], created["slack"])).error == "not_found"
 
     for body in seen:
         assert PLANTED not in body
@@ -125,7 +122,7 @@ async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
     other = await auth_app.delete(f"/api/credentials/{alice_cred}", headers=bearer(mallory["token"]))
     missing = await auth_app.delete(f"/api/credentials/{uuid.uuid4()}", headers=bearer(mallory["token"]))
     assert other.status == missing.status == 404 and await other.read() == await missing.read()
-    assert (await resolve(nats_url, mallory["tenant_id"], alice_cred)).error == "not_found"
+    assert (await resolve_credential(nats_url, mallory["tenant_id"], alice_cred)).error == "not_found"
 
     # Storage: alice's ciphertext copied onto mallory's row does not decrypt there.
     await db.execute(
@@ -134,7 +131,7 @@ async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
         uuid.UUID(alice_cred),
         uuid.UUID(mallory_cred),
     )
-    reply = await resolve(nats_url, mallory["tenant_id"], mallory_cred)
+    reply = await resolve_credential(nats_url, mallory["tenant_id"], mallory_cred)
     assert reply.ok is False and reply.error == "decrypt_failed" and reply.secret is None
     # Copied under alice's own tenant but another credential id: refused too.
     copy_id = uuid.uuid4()
@@ -144,10 +141,10 @@ async def test_other_tenants_cannot_see_use_or_transplant_a_credential(
         uuid.UUID(alice_cred),
         copy_id,
     )
-    reply = await resolve(nats_url, alice["tenant_id"], str(copy_id))
+    reply = await resolve_credential(nats_url, alice["tenant_id"], str(copy_id))
     assert reply.ok is False and reply.error == "decrypt_failed"
     # The original still resolves.
-    assert (await resolve(nats_url, alice["tenant_id"], alice_cred)).secret == {"api_key": PLANTED}
+    assert (await resolve_credential(nats_url, alice["tenant_id"], alice_cred)).secret == {"api_key": PLANTED}
 
 
 async def test_a_slack_bot_token_round_trips_as_given(
@@ -159,7 +156,7 @@ async def test_a_slack_bot_token_round_trips_as_given(
     text = await resp.text()
     assert resp.status == 201, text
     assert PLANTED not in text
-    reply = await resolve(nats_url, user["tenant_id"], json.loads(text)["data"]["id"])
+    reply = await resolve_credential(nats_url, user["tenant_id"], json.loads(text)["data"]["id"])
     # Only what was given: the executor tells the two ways in apart by which key is there.
     assert reply.ok and reply.type == "slack" and reply.secret == {"bot_token": token}
     row = await db.fetchrow("SELECT ciphertext FROM credentials WHERE tenant_id = $1", uuid.UUID(user["tenant_id"]))
@@ -220,7 +217,7 @@ async def test_bad_credential_requests_get_4xx_and_bad_nats_requests_get_bad_req
     assert (await auth_app.post("/api/credentials", json={})).status == 401
 
     for raw in (b"not json", b"{}", b'{"tenant_id": "x", "credential_id": "y"}', b"\xff" * 10, b"x" * 10000):
-        reply = await resolve(nats_url, "", "", raw=raw)
+        reply = await resolve_credential(nats_url, "", "", raw=raw)
         assert reply.ok is False and reply.error == "bad_request"
     # The responder is still there.
-    assert (await resolve(nats_url, user["tenant_id"], str(uuid.uuid4()))).error == "not_found"
+    assert (await resolve_credential(nats_url, user["tenant_id"], str(uuid.uuid4()))).error == "not_found"

@@ -16,9 +16,8 @@ from nats.js import api as js_api
 
 from libs.common.bus import Bus
 from services.gateway.keys import BUS
-from tests.helpers.gateway_app import Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import Gateway, create_webhook_workflow, running_gateway, tenant
 from tests.helpers.webhooks import signed
-from tests.integration.test_gateway_webhooks import create_webhook_workflow
 
 
 @pytest.fixture

@@ -2,67 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
 from libs.common.bus import Bus
-from libs.common.models.events import EventEnvelope, Trigger, event_id_for
-from tests.helpers.factories import create_workflow
+from libs.common.models.events import EventEnvelope, Trigger
+from tests.helpers.factories import create_workflow, insert_dead_letter, insert_execution
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, list_executions
 from tests.helpers.wait import equals, wait_until
 from tests.integration.test_gateway_webhooks import stream_messages
-
-
-async def insert_execution(
-    conn: asyncpg.Connection,
-    tenant_id: uuid.UUID,
-    workflow_id: uuid.UUID,
-    *,
-    status: str = "succeeded",
-    output: object = None,
-    created_at: datetime | None = None,
-    event_id: uuid.UUID | None = None,
-) -> uuid.UUID:
-    execution_id = uuid.uuid4()
-    await conn.execute(
-        """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status, attempts,
-                                   started_at, finished_at, duration_ms, output, trace_id, created_at)
-           VALUES ($1, $2, $3, $4, 1, 'webhook', $5, 1, now(), now(), 5, $6::jsonb, 'abc', $7)""",
-        execution_id,
-        event_id or uuid.uuid4(),
-        tenant_id,
-        workflow_id,
-        status,
-        json.dumps(output),
-        created_at or datetime.now(UTC),
-    )
-    return execution_id
-
-
-async def insert_dead_letter(conn: asyncpg.Connection, tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> uuid.UUID:
-    event_id = event_id_for(workflow_id, uuid.uuid4().hex)
-    envelope = EventEnvelope(
-        event_id=event_id,
-        dedup_key="k",
-        tenant_id=tenant_id,
-        workflow_id=workflow_id,
-        workflow_version=1,
-        trigger=Trigger.WEBHOOK,
-        payload={"n": 1},
-    )
-    await insert_execution(conn, tenant_id, workflow_id, status="dead", event_id=event_id)
-    await conn.execute(
-        """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
-           VALUES ($1, $2, $3, 'slack said 500', 20, $4::jsonb)""",
-        event_id,
-        tenant_id,
-        workflow_id,
-        envelope.model_dump_json(),
-    )
-    return event_id
 
 
 async def test_executions_list_filters_pages_and_masks(

@@ -40,11 +40,9 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import nats
 import pytest
 import requests
@@ -52,14 +50,15 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.specs.openapi.schemas import OpenApiSchema
-from standardwebhooks import Webhook
 
 from libs.common.bus import Bus
 from libs.common.models.api import DRY_RUN_SUBJECT, DryRunCommand, DryRunResult
 from services.gateway.hooks.signature import new_secret
 from tests.helpers.auth_setup import PASSWORD, add_credential, bearer, register_and_login
+from tests.helpers.factories import connection
 from tests.helpers.fuzz import FuzzReport, load, run_fuzz
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, auth_behind_gateway
+from tests.helpers.webhooks import signed
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +127,7 @@ async def _seed(gateway: TestClient[web.Request, web.Application], database_url:
 
 async def _history(database_url: str, workflow_id: str) -> dict[str, str]:
     """An execution and a replayable dead letter of the workflow, as the executor would have left them."""
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         tenant_id = await conn.fetchval("SELECT tenant_id FROM workflows WHERE id = $1", uuid.UUID(workflow_id))
         execution_id, event_id = uuid.uuid4(), uuid.uuid4()
         envelope = {
@@ -158,8 +156,6 @@ async def _history(database_url: str, workflow_id: str) -> dict[str, str]:
             uuid.UUID(workflow_id),
             json.dumps(envelope),
         )
-    finally:
-        await conn.close()
     return {"execution": str(execution_id), "dead_letter": str(event_id)}
 
 
@@ -200,12 +196,8 @@ def _with_examples(document: dict[str, Any], stack: Stack) -> dict[str, Any]:
 
 
 def _signed_webhook_example(operation: dict[str, Any], secret: str) -> None:
-    body, msg_id, at = "ping", "msg_fuzz_example", datetime.now(UTC)
-    values = {
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(int(at.timestamp())),
-        "webhook-signature": Webhook(secret).sign(msg_id, at, body),
-    }
+    body = "ping"
+    values = signed(secret, body, msg_id="msg_fuzz_example")
     for param in operation["parameters"]:
         if param["name"] in values:
             param["example"] = values[param["name"]]

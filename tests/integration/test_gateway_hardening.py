@@ -17,10 +17,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from libs.common.bus import Bus
 from tests.helpers.auth_setup import PASSWORD, bearer
-from tests.helpers.gateway_app import Gateway, auth_behind_gateway, running_gateway, tenant
+from tests.helpers.gateway_app import Gateway, auth_behind_gateway, create_webhook_workflow, running_gateway, tenant
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
-from tests.integration.test_gateway_webhooks import create_webhook_workflow
 
 Client = TestClient[web.Request, web.Application]
 

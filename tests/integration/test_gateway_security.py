@@ -10,9 +10,9 @@ import asyncpg
 import jwt
 import pytest
 
+from tests.helpers.factories import insert_dead_letter, insert_execution
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, tenant
 from tests.helpers.tokens import TokenIssuer
-from tests.integration.test_gateway_executions import insert_dead_letter, insert_execution
 
 
 def id_routes(wf: str, execution: str, event: str) -> list[tuple[str, str, Any]]:

@@ -19,11 +19,10 @@ from services.gateway.hooks.signature import new_secret
 from services.gateway.keys import KEKS
 from tests.helpers.auth_setup import new_kek
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, create_webhook_workflow, running_gateway, tenant
 from tests.helpers.wait import equals, wait_until
 from tests.helpers.webhooks import signed
 from tests.integration.test_auth_rotate_keys import run_rotate
-from tests.integration.test_gateway_webhooks import create_webhook_workflow
 
 BODY = '{"order_id": 1}'
 

@@ -12,16 +12,9 @@ from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for, msg_id_for
 from services.gateway.keys import CACHE
 from tests.helpers.factories import fetchval_once
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import Gateway, create_webhook_workflow, running_gateway, tenant
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
-
-
-async def create_webhook_workflow(gw: Gateway, tenant_id: uuid.UUID, **extra: Any) -> tuple[str, str]:
-    resp = await gw.client.post("/api/workflows", json={**WEBHOOK_WORKFLOW, **extra}, headers=gw.auth(tenant_id))
-    assert resp.status == 201, await resp.text()
-    data = (await resp.json())["data"]
-    return data["id"], data["webhook"]["secret"]
 
 
 async def stream_messages(bus: Bus, stream: str = "EVENTS") -> int:

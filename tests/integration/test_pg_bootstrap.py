@@ -20,7 +20,7 @@ from deploy.local.nats_authz import stored_passwords
 from deploy.local.pg_roles import bootstrap, service_urls, with_role
 from libs.common.db.migrate import MIGRATIONS_DIR, apply_migrations, discover
 from libs.common.db.roles import ALL_ROLES, OWNER
-from tests.helpers.factories import fetch_once, fetchval_once
+from tests.helpers.factories import connection, fetch_once, fetchval_once
 from tests.helpers.pg_roles import create_database
 
 BEFORE_ROLES = (
@@ -79,14 +79,11 @@ async def test_older_data_is_adopted_and_every_role_needs_its_own_password(
     urls = service_urls(tcp, passwords)
     with pytest.raises(REFUSED_LOGIN):
         await asyncpg.connect(with_role(tcp, "ipaas_gateway", passwords["ipaas_executor"]))
-    gateway = await asyncpg.connect(urls["gateway"])
-    try:
+    async with connection(urls["gateway"]) as gateway:
         assert await gateway.fetchval("SELECT current_user") == "ipaas_gateway"
         assert await gateway.fetchval("SELECT count(*) FROM workflows") == 0
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await gateway.fetch("SELECT * FROM credentials")
-    finally:
-        await gateway.close()
 
     # New passwords (the file deleted): the next bootstrap sets them, and the old ones stop working.
     (tmp_path / "pg-users.json").unlink()

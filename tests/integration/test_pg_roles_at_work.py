@@ -36,10 +36,9 @@ from services.gateway.store import pages as gw_pages
 from services.gateway.store import workflows as gw_workflows
 from services.scheduler.store import ScheduleStore, SkippedSlot
 from tests.helpers.auth_setup import add_credential, auth_client, auth_settings, bearer, kek_ring, register_and_login
-from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.factories import create_tenant, create_workflow, insert_dead_letter
 from tests.helpers.fakes import webhook_envelopes
 from tests.helpers.wait import wait_until
-from tests.integration.test_gateway_executions import insert_dead_letter
 
 HTTP_ACTION = {"type": "http_request", "config": {"method": "POST", "url": "https://example.invalid/x"}}
 
