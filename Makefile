@@ -60,9 +60,10 @@ test-only: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS); $(NOTHING_COLLECTED)
 
 # The inner loop: tests/unit and tests/integration without the slow ones (anything that starts a
-# service as a process is marked slow; tests/unit/test_fast_split.py holds that rule).
+# service as a process is marked slow; tests/unit/test_fast_split.py holds that rule), spread over
+# one worker process per core (pytest-xdist; PYTEST_ARGS="-n 0" runs them in this process).
 test-fast: $(STAMP)
-	$(PY) -m pytest tests/unit tests/integration -m "not slow" $(PYTEST_ARGS); $(NOTHING_COLLECTED)
+	$(PY) -m pytest tests/unit tests/integration -m "not slow" -n auto $(PYTEST_ARGS); $(NOTHING_COLLECTED)
 
 bench: $(STAMP) wrk
 	$(PY) -m pytest tests/bench -p no:cacheprovider -o addopts="" -s --timeout=1800 $(PYTEST_ARGS)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import uuid
 
 import pytest
@@ -71,8 +70,8 @@ def test_first_kek_encrypts_all_decrypt_and_rewrap_moves_to_the_first() -> None:
     [
         "nokid",
         "k1:not base64!",
-        "k1:" + base64.b64encode(os.urandom(16)).decode(),  # AES-128 is refused
-        "bad kid:" + base64.b64encode(os.urandom(32)).decode(),
+        "k1:" + base64.b64encode(bytes(range(16))).decode(),  # AES-128 is refused
+        "bad kid:" + base64.b64encode(bytes(range(32))).decode(),
         "",
     ],
 )
