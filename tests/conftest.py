@@ -36,6 +36,7 @@ from typing import Any
 
 import asyncpg
 import nats
+import psutil
 import pytest
 from aiohttp.test_utils import TestClient
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -77,11 +78,16 @@ def _session_data_dir(factory: pytest.TempPathFactory, name: str) -> Iterator[Pa
 
     Every test makes a database and streams, which is file work: a database from the template
     takes about 150 ms of the kernel's time on disk here and about 50 ms in memory.  A small
-    ``/dev/shm`` (a container's 64 MB) is not used.
+    ``/dev/shm`` (a container's 64 MB) is not used.  Nothing rotates ``/dev/shm``, so the dirs of
+    a run that was killed (named after its process, which is gone) are removed here.
     """
     memory = Path("/dev/shm")
     if memory.is_dir() and os.access(memory, os.W_OK) and shutil.disk_usage(memory).free >= MEMORY_DIR_ROOM:
-        path = Path(tempfile.mkdtemp(prefix=f"ipaas-test-{name}-", dir=memory))
+        for left in memory.glob("ipaas-test-*"):
+            pid = left.name.split("-")[2]
+            if pid.isdigit() and not psutil.pid_exists(int(pid)):
+                shutil.rmtree(left, ignore_errors=True)
+        path = Path(tempfile.mkdtemp(prefix=f"ipaas-test-{os.getpid()}-{name}-", dir=memory))
         try:
             yield path
         finally:
