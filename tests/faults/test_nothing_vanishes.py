@@ -14,7 +14,7 @@ from libs.common.models.events import EventEnvelope, event_id_for
 from tests.helpers.fakes import Answer
 from tests.helpers.ledger import Ledger, http_workflow
 from tests.helpers.services import metric
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import contains, wait_until
 
 
 def _envelope(tenant_id: uuid.UUID, workflow_id: uuid.UUID, key: str) -> dict[str, Any]:
@@ -65,13 +65,19 @@ async def test_bad_envelopes_are_dead_letters_and_a_newer_producers_field_is_ign
     listed = {d["event_id"]: d for d in body["data"]}
     assert {str(r["event_id"]) for r in rows} == set(listed)
     assert all(d["reason"] for d in listed.values())
-    # The DLQ stream has a copy with the raw bytes.
-    info = await bus.js.stream_info("DLQ")
-    copies = [
-        json.loads((await bus.js.get_msg("DLQ", seq)).data or b"{}")
-        for seq in range(info.state.first_seq, info.state.last_seq + 1)
-    ]
-    assert raw in {base64.b64decode(c["raw_base64"]) for c in copies if "raw_base64" in c}
+
+    # The DLQ stream has a copy with the raw bytes (published just after the dead_letters row commits).
+    async def raw_copies() -> set[bytes]:
+        info = await bus.js.stream_info("DLQ")
+        if not info.state.messages:
+            return set()
+        copies = [
+            json.loads((await bus.js.get_msg("DLQ", seq)).data or b"{}")
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)
+        ]
+        return {base64.b64decode(c["raw_base64"]) for c in copies if "raw_base64" in c}
+
+    await wait_until(lambda: contains(raw_copies(), raw), message="the raw copy in DLQ")
     consumer = await bus.js.consumer_info("EVENTS", "executor")
     assert consumer.num_pending == 0 and consumer.num_ack_pending == 0
 

@@ -15,6 +15,7 @@ from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, Cre
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import Answer, definition, executor_env, final_row, publish_event, sequence
 from tests.helpers.secured_nats import SecuredNats
+from tests.helpers.wait import wait_until
 
 
 @pytest.mark.slow
@@ -61,7 +62,12 @@ async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
         r_ok, r_bad = await final_row(db, e_ok.event_id), await final_row(db, e_bad.event_id)
         assert r_ok["status"] == "succeeded" and ok_sink.requests[0].json() == {"text": "hi 1"}
         assert r_bad["status"] == "dead"
-        assert (await admin.js.stream_info("DLQ")).state.messages == 1
+
+        # The dead_letters row commits with the outcome; the DLQ copy is published just after it.
+        async def dlq_messages() -> int:
+            return int((await admin.js.stream_info("DLQ")).state.messages)
+
+        assert await wait_until(dlq_messages, message="the DLQ copy") == 1
         # The retry was parked in Postgres and published back to EVENTS by the executor's identity.
         r_flaky = await final_row(db, e_flaky.event_id)
         assert (r_flaky["status"], r_flaky["attempts"]) == ("succeeded", 2) and flaky_sink.calls == 2
