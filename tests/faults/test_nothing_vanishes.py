@@ -14,7 +14,7 @@ from libs.common.models.events import EventEnvelope, event_id_for
 from tests.helpers.fakes import Answer
 from tests.helpers.ledger import Ledger, http_workflow
 from tests.helpers.services import metric
-from tests.helpers.wait import contains, wait_until
+from tests.helpers.wait import consumer_idle, contains, wait_until
 
 
 def _envelope(tenant_id: uuid.UUID, workflow_id: uuid.UUID, key: str) -> dict[str, Any]:
@@ -78,8 +78,7 @@ async def test_bad_envelopes_are_dead_letters_and_a_newer_producers_field_is_ign
         return {base64.b64decode(c["raw_base64"]) for c in copies if "raw_base64" in c}
 
     await wait_until(lambda: contains(raw_copies(), raw), message="the raw copy in DLQ")
-    consumer = await bus.js.consumer_info("EVENTS", "executor")
-    assert consumer.num_pending == 0 and consumer.num_ack_pending == 0
+    assert await wait_until(lambda: consumer_idle(bus), message="every event acked")
 
 
 @pytest.mark.timeout(180)

@@ -56,3 +56,9 @@ async def equals(value: Awaitable[Any], expected: Any) -> bool:
 async def contains(value: Awaitable[Any], item: Any) -> bool:
     """Whether ``item`` is in ``value``, once awaited: a predicate for :func:`wait_until`."""
     return item in await value
+
+
+async def consumer_idle(bus: Any, stream: str = "EVENTS", durable: str = "executor") -> bool:
+    """Whether the consumer has nothing left to deliver and nothing unacked (a bus or its ``js``'s owner)."""
+    info = await bus.js.consumer_info(stream, durable)
+    return bool(info.num_pending == 0 and info.num_ack_pending == 0)

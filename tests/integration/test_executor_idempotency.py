@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from tests.helpers.factories import add_version, create_workflow
 from tests.helpers.fakes import definition, final_row, publish_event, slack_workflow
-from tests.helpers.wait import wait_until
-
-
-async def _consumer_idle(bus: Any) -> bool:
-    info = await bus.js.consumer_info("EVENTS", "executor")
-    return bool(info.num_pending == 0 and info.num_ack_pending == 0)
+from tests.helpers.wait import consumer_idle, wait_until
 
 
 async def test_redelivered_succeeded_event_does_not_call_the_sink_again(bus, db, sink, creds, executor):
@@ -23,7 +16,7 @@ async def test_redelivered_succeeded_event_does_not_call_the_sink_again(bus, db,
 
     # The same event again, past JetStream's duplicate window (a new message id): it must be acked only.
     await bus.publish(event.subject, event.model_dump_json().encode(), msg_id="late-resend-1")
-    await wait_until(lambda: _consumer_idle(bus), timeout=10, message="resend consumed and acked")
+    await wait_until(lambda: consumer_idle(bus), timeout=10, message="resend consumed and acked")
     again = await db.fetchrow("SELECT * FROM executions WHERE event_id = $1", event.event_id)
     assert sink.calls == 1
     assert (again["status"], again["attempts"], again["updated_at"]) == ("succeeded", 1, first["updated_at"])

@@ -15,7 +15,7 @@ from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, Cre
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import Answer, definition, executor_env, final_row, publish_event, sequence
 from tests.helpers.secured_nats import SecuredNats
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import consumer_idle, wait_until
 
 
 @pytest.mark.slow
@@ -75,8 +75,7 @@ async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
         req = {"tenant_id": str(tenant), "workflow": definition("slack_message", {"text": "dry"}, c_ok), "payload": {}}
         reply = await gateway.nc.request("svc.executor.dry_run", json.dumps(req).encode(), timeout=10)
         assert json.loads(reply.data)["status"] == "succeeded"
-        info = await admin.js.consumer_info("EVENTS", "executor")
-        assert info.num_ack_pending == 0 and info.num_pending == 0
+        assert await wait_until(lambda: consumer_idle(admin), message="every event acked")
         assert "permissions violation" not in svc.logs().lower()
         assert inbox_prefix("executor") == svc.env["IPAAS_EXECUTOR_NATS_INBOX_PREFIX"]
     finally:
