@@ -21,7 +21,6 @@ import asyncio
 import contextvars
 import ipaddress
 import socket
-from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from yarl import URL
@@ -142,7 +141,3 @@ class PinnedResolver(AbstractResolver):
 
     async def close(self) -> None:
         return None
-
-
-def pinned_snapshot() -> dict[str, Any]:
-    return dict(_PINNED.get() or {})
