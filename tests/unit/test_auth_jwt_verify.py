@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,12 +20,18 @@ from tests.helpers.wait import wait_until
 
 
 class JwksServer:
-    """A JWKS endpoint whose key set and latency the test controls; counts fetches."""
+    """A JWKS endpoint at ``url`` whose key set and latency the test controls; counts fetches.
 
-    def __init__(self, pems: list[str]) -> None:
-        self.pems = pems
+    It starts with one key (``pem``, ``kid``); the verifiers it makes are closed at teardown.
+    """
+
+    def __init__(self) -> None:
+        self.pem, self.kid = new_signing_pem()
+        self.pems = [self.pem]
         self.delay = 0.0
         self.fetches = 0
+        self.url = ""
+        self.verifiers: list[JwksVerifier] = []
 
     async def handler(self, request: web.Request) -> web.Response:
         self.fetches += 1
@@ -34,21 +40,25 @@ class JwksServer:
         ring = SigningKeyRing([key_from_pem(p.encode(), "test") for p in self.pems])
         return web.json_response(ring.jwks())
 
+    def verifier(self, **options: Any) -> JwksVerifier:
+        """A verifier of this JWKS for issuer ``ipaas`` and audience ``ipaas-api``."""
+        verifier = JwksVerifier(self.url, issuer="ipaas", audience="ipaas-api", **options)
+        self.verifiers.append(verifier)
+        return verifier
+
 
 @pytest.fixture
-async def jwks_server() -> AsyncIterator[tuple[JwksServer, str]]:
-    pem, _ = new_signing_pem()
-    state = JwksServer([pem])
+async def jwks() -> AsyncIterator[JwksServer]:
+    state = JwksServer()
     app = web.Application()
     app.router.add_get("/.well-known/jwks.json", state.handler)
     server = TestServer(app)
     await server.start_server()
-    yield state, str(server.make_url("/.well-known/jwks.json"))
+    state.url = str(server.make_url("/.well-known/jwks.json"))
+    yield state
+    for verifier in state.verifiers:
+        await verifier.close()
     await server.close()
-
-
-def _kid(pem: str) -> str:
-    return key_from_pem(pem.encode(), "t").kid
 
 
 def _public_raw(pem: str) -> bytes:
@@ -56,86 +66,64 @@ def _public_raw(pem: str) -> bytes:
     return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-async def test_valid_token_verifies(jwks_server: tuple[JwksServer, str]) -> None:
-    state, url = jwks_server
-    pem = state.pems[0]
+async def test_valid_token_verifies(jwks: JwksServer) -> None:
     claims = good_claims()
-    verifier = JwksVerifier(url, issuer="ipaas", audience="ipaas-api")
-    try:
-        verified = await verifier.verify(sign(claims, pem, _kid(pem)))
-    finally:
-        await verifier.close()
+    verified = await jwks.verifier().verify(sign(claims, jwks.pem, jwks.kid))
     assert str(verified.user_id) == claims["sub"] and str(verified.tenant_id) == claims["tid"]
 
 
-async def test_every_bad_token_is_refused_with_a_clear_code(jwks_server: tuple[JwksServer, str]) -> None:
-    state, url = jwks_server
-    pem = state.pems[0]
-    verifier = JwksVerifier(url, issuer="ipaas", audience="ipaas-api", leeway=0)
-    try:
-        for name, (token, code) in bad_tokens(pem, _kid(pem), _public_raw(pem)).items():
-            with pytest.raises(TokenError) as info:
-                await verifier.verify(token)
-            assert info.value.code == code, name
-    finally:
-        await verifier.close()
+async def test_every_bad_token_is_refused_with_a_clear_code(jwks: JwksServer) -> None:
+    verifier = jwks.verifier(leeway=0)
+    for name, (token, code) in bad_tokens(jwks.pem, jwks.kid, _public_raw(jwks.pem)).items():
+        with pytest.raises(TokenError) as info:
+            await verifier.verify(token)
+        assert info.value.code == code, name
 
 
-async def test_rotation_old_key_verifies_until_it_leaves_jwks(jwks_server: tuple[JwksServer, str]) -> None:
-    state, url = jwks_server
-    old_pem = state.pems[0]
+async def test_rotation_old_key_verifies_until_it_leaves_jwks(jwks: JwksServer) -> None:
     new_pem, new_kid = new_signing_pem()
-    verifier = JwksVerifier(url, issuer="ipaas", audience="ipaas-api", cache_ttl=0.2, min_refresh_interval=0.1)
-    try:
-        old_token = sign(good_claims(), old_pem, _kid(old_pem))
-        await verifier.verify(old_token)
-        # Rotation: the new key is published next to the old one before it signs anything;
-        # verifiers pick it up when their cached JWKS goes stale (refreshed in the background).
-        state.pems = [old_pem, new_pem]
-        new_token = sign(good_claims(), new_pem, new_kid)
+    verifier = jwks.verifier(cache_ttl=0.2, min_refresh_interval=0.1)
+    old_token = sign(good_claims(), jwks.pem, jwks.kid)
+    await verifier.verify(old_token)
+    # Rotation: the new key is published next to the old one before it signs anything;
+    # verifiers pick it up when their cached JWKS goes stale (refreshed in the background).
+    jwks.pems = [jwks.pem, new_pem]
+    new_token = sign(good_claims(), new_pem, new_kid)
 
-        async def verifies(token: str) -> bool:
-            try:
-                await verifier.verify(token)
-            except TokenError:
-                return False
-            return True
-
-        await wait_until(lambda: verifies(new_token), timeout=5, message="new kid accepted")
-        assert await verifies(old_token), "old-key tokens still verify while the old key is published"
-        # The old key leaves the JWKS: once the cache refreshes, its tokens are refused.
-        state.pems = [new_pem]
-
-        async def old_refused() -> bool:
-            try:
-                await verifier.verify(old_token)
-            except TokenError as exc:
-                return exc.code == "unknown_key"
+    async def verifies(token: str) -> bool:
+        try:
+            await verifier.verify(token)
+        except TokenError:
             return False
+        return True
 
-        await wait_until(old_refused, timeout=5, message="old key refused after leaving the JWKS")
-        assert await verifies(new_token)
-    finally:
-        await verifier.close()
+    await wait_until(lambda: verifies(new_token), timeout=5, message="new kid accepted")
+    assert await verifies(old_token), "old-key tokens still verify while the old key is published"
+    # The old key leaves the JWKS: once the cache refreshes, its tokens are refused.
+    jwks.pems = [new_pem]
+
+    async def old_refused() -> bool:
+        try:
+            await verifier.verify(old_token)
+        except TokenError as exc:
+            return exc.code == "unknown_key"
+        return False
+
+    await wait_until(old_refused, timeout=5, message="old key refused after leaving the JWKS")
+    assert await verifies(new_token)
 
 
-async def test_refresh_under_load_never_blocks_on_a_slow_jwks(jwks_server: tuple[JwksServer, str]) -> None:
-    state, url = jwks_server
-    pem = state.pems[0]
-    verifier = JwksVerifier(url, issuer="ipaas", audience="ipaas-api", cache_ttl=0.05, fetch_timeout=2.0)
-    token = sign(good_claims(), pem, _kid(pem))
-    try:
-        await verifier.verify(token)  # warm the cache
-        state.delay = 3.0  # every refresh from now on is slow
-        await asyncio.sleep(0.1)  # the cache is now stale: the next verify starts a refresh
-        started = time.monotonic()
-        verify: Callable[[], Any] = lambda: verifier.verify(token)  # noqa: E731
-        results = await asyncio.gather(*(verify() for _ in range(500)))
-        elapsed = time.monotonic() - started
-    finally:
-        await verifier.close()
+async def test_refresh_under_load_never_blocks_on_a_slow_jwks(jwks: JwksServer) -> None:
+    verifier = jwks.verifier(cache_ttl=0.05, fetch_timeout=2.0)
+    token = sign(good_claims(), jwks.pem, jwks.kid)
+    await verifier.verify(token)  # warm the cache
+    jwks.delay = 3.0  # every refresh from now on is slow
+    await asyncio.sleep(0.1)  # the cache is now stale: the next verify starts a refresh
+    started = time.monotonic()
+    results = await asyncio.gather(*(verifier.verify(token) for _ in range(500)))
+    elapsed = time.monotonic() - started
     assert len(results) == 500
     # Served from the cached key while the slow (3 s) refresh runs in the background; waiting on it
     # would take at least 3 s, so 2 s leaves room for a busy machine without hiding a block.
     assert elapsed < 2.0, f"verifies waited on the JWKS fetch ({elapsed:.2f}s)"
-    assert state.fetches <= 3, "concurrent verifies must share one refresh"
+    assert jwks.fetches <= 3, "concurrent verifies must share one refresh"

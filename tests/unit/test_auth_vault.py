@@ -13,56 +13,59 @@ from services.auth.vault import NONCE_BYTES, DecryptError, KekRing, KeyUnavailab
 from tests.helpers.auth_setup import new_kek
 
 SECRET = {"webhook_url": "https://hooks.slack.com/services/T000/B000/planted-secret-value"}
+# The tenant and credential a secret is sealed for.
+TENANT, CRED = uuid.uuid4(), uuid.uuid4()
 
 
 def ring(spec: str) -> KekRing:
     return KekRing(parse_keks(spec))
 
 
+def _permanent(keks: KekRing, sealed: Sealed, tenant: uuid.UUID = TENANT, cred: uuid.UUID = CRED) -> DecryptError:
+    """The error opening ``sealed`` for ``tenant``/``cred``: a decrypt error, and not the retryable kind."""
+    with pytest.raises(DecryptError) as failed:
+        keks.decrypt(tenant, cred, sealed)
+    assert not isinstance(failed.value, KeyUnavailable), failed.value
+    return failed.value
+
+
 def test_round_trip_and_ciphertext_reveals_nothing() -> None:
     keks = ring(new_kek("k1"))
-    tenant, cred = uuid.uuid4(), uuid.uuid4()
-    sealed = keks.encrypt(tenant, cred, SECRET)
+    sealed = keks.encrypt(TENANT, CRED, SECRET)
     assert sealed.kek_id == "k1"
     assert b"planted-secret-value" not in sealed.ciphertext + sealed.wrapped_dek
-    assert keks.decrypt(tenant, cred, sealed) == SECRET
+    assert keks.decrypt(TENANT, CRED, sealed) == SECRET
     # A fresh data key and nonce each time.
-    again = keks.encrypt(tenant, cred, SECRET)
+    again = keks.encrypt(TENANT, CRED, SECRET)
     assert again.ciphertext != sealed.ciphertext and again.wrapped_dek != sealed.wrapped_dek
 
 
 def test_ciphertext_copied_to_another_tenant_or_credential_fails() -> None:
     keks = ring(new_kek("k1"))
-    tenant, cred = uuid.uuid4(), uuid.uuid4()
-    sealed = keks.encrypt(tenant, cred, SECRET)
-    with pytest.raises(DecryptError):
-        keks.decrypt(uuid.uuid4(), cred, sealed)
-    with pytest.raises(DecryptError):
-        keks.decrypt(tenant, uuid.uuid4(), sealed)
+    sealed = keks.encrypt(TENANT, CRED, SECRET)
+    _permanent(keks, sealed, tenant=uuid.uuid4())
+    _permanent(keks, sealed, cred=uuid.uuid4())
     # Swapping only the data layer from another credential of the same tenant fails too.
-    other = keks.encrypt(tenant, uuid.uuid4(), {"api_key": "x"})
-    with pytest.raises(DecryptError):
-        keks.decrypt(tenant, cred, Sealed(sealed.kek_id, sealed.wrapped_dek, other.ciphertext))
+    other = keks.encrypt(TENANT, uuid.uuid4(), {"api_key": "x"})
+    _permanent(keks, Sealed(sealed.kek_id, sealed.wrapped_dek, other.ciphertext))
     # A flipped bit fails.
     flipped = bytearray(sealed.ciphertext)
     flipped[-1] ^= 1
-    with pytest.raises(DecryptError):
-        keks.decrypt(tenant, cred, Sealed(sealed.kek_id, sealed.wrapped_dek, bytes(flipped)))
+    _permanent(keks, Sealed(sealed.kek_id, sealed.wrapped_dek, bytes(flipped)))
 
 
 def test_first_kek_encrypts_all_decrypt_and_rewrap_moves_to_the_first() -> None:
     old_spec, new_spec = new_kek("old"), new_kek("new")
     old_ring = ring(old_spec)
-    tenant, cred = uuid.uuid4(), uuid.uuid4()
-    sealed = old_ring.encrypt(tenant, cred, SECRET)
+    sealed = old_ring.encrypt(TENANT, CRED, SECRET)
     both = ring(f"{new_spec},{old_spec}")
-    assert both.decrypt(tenant, cred, sealed) == SECRET
-    assert both.encrypt(tenant, cred, SECRET).kek_id == "new"
-    moved = both.rewrap(tenant, cred, sealed)
+    assert both.decrypt(TENANT, CRED, sealed) == SECRET
+    assert both.encrypt(TENANT, CRED, SECRET).kek_id == "new"
+    moved = both.rewrap(TENANT, CRED, sealed)
     assert moved.kek_id == "new" and moved.ciphertext == sealed.ciphertext
-    assert ring(new_spec).decrypt(tenant, cred, moved) == SECRET
+    assert ring(new_spec).decrypt(TENANT, CRED, moved) == SECRET
     with pytest.raises(DecryptError):
-        old_ring.decrypt(tenant, cred, moved)
+        old_ring.decrypt(TENANT, CRED, moved)
 
 
 @pytest.mark.parametrize(
@@ -83,52 +86,41 @@ def test_bad_keyring_config_is_refused(spec: str) -> None:
 def test_an_unknown_kek_id_is_key_unavailable_a_failed_tag_is_not() -> None:
     """A key rollout (the row names a KEK this replica has not loaded) is told apart from tampering."""
     old_spec, new_spec = new_kek("old"), new_kek("new")
-    tenant, cred = uuid.uuid4(), uuid.uuid4()
-    sealed = ring(f"{new_spec},{old_spec}").encrypt(tenant, cred, SECRET)
+    sealed = ring(f"{new_spec},{old_spec}").encrypt(TENANT, CRED, SECRET)
     lagging = ring(old_spec)  # a replica that has not picked up the new KEK yet
     with pytest.raises(KeyUnavailable) as unavailable:
-        lagging.decrypt(tenant, cred, sealed)
+        lagging.decrypt(TENANT, CRED, sealed)
     assert unavailable.value.kek_id == "new"
     with pytest.raises(KeyUnavailable):
-        lagging.rewrap(tenant, cred, sealed)
+        lagging.rewrap(TENANT, CRED, sealed)
     # Once the replica holds the key, the same row opens.
-    assert ring(f"{old_spec},{new_spec}").decrypt(tenant, cred, sealed) == SECRET
-
-
-def _permanent(keks: KekRing, tenant: uuid.UUID, cred: uuid.UUID, sealed: Sealed) -> DecryptError:
-    with pytest.raises(DecryptError) as failed:
-        keks.decrypt(tenant, cred, sealed)
-    assert not isinstance(failed.value, KeyUnavailable), failed.value
-    return failed.value
+    assert ring(f"{old_spec},{new_spec}").decrypt(TENANT, CRED, sealed) == SECRET
 
 
 def test_failed_authentication_and_malformed_bytes_are_permanent_decrypt_errors() -> None:
-    spec = new_kek("k1")
-    keks = ring(spec)
-    tenant, cred = uuid.uuid4(), uuid.uuid4()
-    sealed = keks.encrypt(tenant, cred, SECRET)
+    keks = ring(new_kek("k1"))
+    sealed = keks.encrypt(TENANT, CRED, SECRET)
     # The key id is known but bound to a different key (a misconfigured replica): the tag fails.
     impostor = ring(new_kek("k1"))
-    assert "authentication failed" in str(_permanent(impostor, tenant, cred, sealed))
-    # Tampered wrapped data key, tampered ciphertext, bytes moved to another tenant.
+    assert "authentication failed" in str(_permanent(impostor, sealed))
+    # Tampered wrapped data key, tampered ciphertext (bytes moved to another tenant or credential: above).
     wrapped = bytearray(sealed.wrapped_dek)
     wrapped[-1] ^= 1
-    _permanent(keks, tenant, cred, Sealed("k1", bytes(wrapped), sealed.ciphertext))
+    _permanent(keks, Sealed("k1", bytes(wrapped), sealed.ciphertext))
     data = bytearray(sealed.ciphertext)
     data[NONCE_BYTES] ^= 1
-    _permanent(keks, tenant, cred, Sealed("k1", sealed.wrapped_dek, bytes(data)))
-    _permanent(keks, uuid.uuid4(), cred, sealed)
+    _permanent(keks, Sealed("k1", sealed.wrapped_dek, bytes(data)))
     # Truncated bytes.
-    _permanent(keks, tenant, cred, Sealed("k1", sealed.wrapped_dek[:NONCE_BYTES], sealed.ciphertext))
+    _permanent(keks, Sealed("k1", sealed.wrapped_dek[:NONCE_BYTES], sealed.ciphertext))
     # Sealed correctly but not a JSON object: malformed, not retryable.
-    not_object = keks.encrypt(tenant, cred, SECRET)
-    not_object = Sealed("k1", not_object.wrapped_dek, _reseal_data(keks, tenant, cred, not_object, b"[1, 2]"))
-    assert "not an object" in str(_permanent(keks, tenant, cred, not_object))
-    not_json = Sealed("k1", sealed.wrapped_dek, _reseal_data(keks, tenant, cred, sealed, b"\xff not json"))
-    assert "not JSON" in str(_permanent(keks, tenant, cred, not_json))
+    not_object = keks.encrypt(TENANT, CRED, SECRET)
+    not_object = Sealed("k1", not_object.wrapped_dek, _reseal_data(keks, not_object, b"[1, 2]"))
+    assert "not an object" in str(_permanent(keks, not_object))
+    not_json = Sealed("k1", sealed.wrapped_dek, _reseal_data(keks, sealed, b"\xff not json"))
+    assert "not JSON" in str(_permanent(keks, not_json))
 
 
-def _reseal_data(keks: KekRing, tenant: uuid.UUID, cred: uuid.UUID, sealed: Sealed, plaintext: bytes) -> bytes:
+def _reseal_data(keks: KekRing, sealed: Sealed, plaintext: bytes) -> bytes:
     """``plaintext`` sealed under ``sealed``'s own data key, as a writer with the key could do."""
-    dek = keks.unwrap(tenant, cred, sealed.kek_id, sealed.wrapped_dek)
-    return _seal(dek, plaintext, _aad("data", tenant, cred))
+    dek = keks.unwrap(TENANT, CRED, sealed.kek_id, sealed.wrapped_dek)
+    return _seal(dek, plaintext, _aad("data", TENANT, CRED))
