@@ -1,7 +1,8 @@
 """Connectors take typed configs: each rendered config is validated once, by the runner, into its model.
 
 The models take everything the connectors took before (an empty text, a number where text goes, typed
-JSON in a body); one that does not fit fails permanently, naming the field but not its value.
+JSON in a body); one that does not fit fails permanently, naming the field but not its value.  The
+connector call is a CLIENT span; its traceparent goes to the target only for the configured types.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from typing import Annotated, Any, get_args
 
 import pytest
 from nats.aio.client import Client as NatsClient
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 from pydantic import Field
 
 from libs.common.bus import Bus
@@ -24,7 +27,7 @@ from libs.common.models.workflows import (
     SlackConfig,
 )
 from libs.common.settings import NatsSettings
-from services.executor.connectors import ActionCall
+from services.executor.connectors import ActionCall, Connector
 from services.executor.connectors.configs import (
     RENDERED_CONFIGS,
     ConfigError,
@@ -39,6 +42,13 @@ from services.executor.connectors.configs import (
 from services.executor.credentials import CredentialResolver
 from services.executor.errors import PermanentError
 from services.executor.runner import ActionRunner
+from services.executor.settings import ExecutorSettings
+
+
+def runner(connectors: dict[str, Connector], **options: Any) -> ActionRunner:
+    """A runner of ``connectors`` whose credential resolver is never asked (its bus is not connected)."""
+    resolver = CredentialResolver(Bus(NatsClient(), NatsSettings()), timeout_seconds=1.0, cache_seconds=1.0)
+    return ActionRunner(connectors, resolver, timeout_seconds=1.0, max_output_bytes=256, **options)
 
 
 def test_every_action_type_has_a_rendered_config_with_its_definitions_fields() -> None:
@@ -93,12 +103,8 @@ def test_what_the_connectors_took_before_is_still_taken() -> None:
     assert HttpRequest.model_validate({"url": "https://x", "body": "raw text"}).body == "raw text"
     assert HttpRequest.model_validate({"url": "https://x", "form": {"n": 1.5}}).form == {"n": "1.5"}
     # The defaults the connectors used for a missing key.
-    assert (HttpRequest().method, HttpRequest().url, HttpRequest().form, HttpRequest().response) == (
-        "POST",
-        "",
-        None,
-        {},
-    )
+    http = HttpRequest()
+    assert (http.method, http.url, http.form, http.response) == ("POST", "", None, {})
     assert (OpenWeatherQuery().city, OpenWeatherQuery().units) == ("", "metric")
     assert (NatsMessage().subject, NatsMessage().payload) == ("", None)
     blocks = [{"type": "context", "elements": [{"type": "mrkdwn", "text": "42 EUR"}], "n": 5814783}]
@@ -137,8 +143,7 @@ async def test_the_runner_validates_the_rendered_config_into_the_connectors_mode
     async def not_called(call: ActionCall[RenderedConfig]) -> dict[str, Any]:
         raise AssertionError("preparing a call does not call the connector")
 
-    resolver = CredentialResolver(Bus(NatsClient(), NatsSettings()), timeout_seconds=1.0, cache_seconds=1.0)
-    runner = ActionRunner({"http_request": not_called}, resolver, timeout_seconds=1, max_output_bytes=256)
+    prepares = runner({"http_request": not_called})
     action = HttpRequestAction.model_validate(
         {
             "type": "http_request",
@@ -151,7 +156,7 @@ async def test_the_runner_validates_the_rendered_config_into_the_connectors_mode
     )
 
     async def prepare(payload: dict[str, Any], where: str = "action.config") -> Any:
-        return await runner.prepare_action(
+        return await prepares.prepare_action(
             action, tenant_id=uuid.uuid4(), key="k", payload=payload, event={}, where=where
         )
 
@@ -166,3 +171,33 @@ async def test_the_runner_validates_the_rendered_config_into_the_connectors_mode
     assert exc.value.field == "steps.1.action.config.headers.X-Count"
     assert exc.value.message.startswith("invalid config in steps.1.action.config.headers.X-Count: String should match")
     assert "many" not in exc.value.message
+
+
+def test_the_default_propagates_to_http_request_only() -> None:
+    assert ExecutorSettings().propagating_connectors() == frozenset({"http_request"})
+
+
+async def test_only_configured_types_send_the_client_spans_traceparent(spans: InMemorySpanExporter) -> None:
+    seen: dict[str, dict[str, str]] = {}
+
+    def connector(name: str) -> Any:
+        async def call(c: ActionCall[RenderedConfig]) -> dict[str, Any]:
+            seen[name] = dict(c.trace_headers)
+            return {"status": 200}
+
+        return call
+
+    names = ("http_request", "slack_message")
+    calls = runner({name: connector(name) for name in names}, propagate_to=frozenset({"http_request"}))
+    call = ActionCall(event_id="e1", tenant_id="t1", config=HttpRequest(url="https://example.com/"))
+    spans.clear()
+    await calls.call("http_request", call)
+    await calls.call("slack_message", call)
+    assert seen["slack_message"] == {}
+    finished = {s.name: s for s in spans.get_finished_spans()}
+    client = finished["connector http_request"]
+    assert client.kind is SpanKind.CLIENT and client.context is not None
+    assert dict(client.attributes or {})["http.response.status_code"] == 200
+    _, trace_id, parent_id, _ = seen["http_request"]["traceparent"].split("-")
+    assert (trace_id, parent_id) == (format(client.context.trace_id, "032x"), format(client.context.span_id, "016x"))
+    assert "baggage" not in seen["http_request"]
