@@ -3,7 +3,8 @@
 ``envelope_json`` writes every event's JSON: ``EventEnvelope.to_json()`` (manual runs,
 schedules, replays) and the webhook fast path, which builds a ``WireEvent`` with no
 model and splices the request body in.  These tests hold both to the model's bytes,
-and fail when a field added to ``EventEnvelope`` would not reach the wire.
+and fail when a field added to ``EventEnvelope`` would not reach the wire.  The ingest path's event id
+text is exactly the documented UUIDv5 event id.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from libs.common.models.events import (
     WireEvent,
     envelope_json,
     event_id_for,
+    event_id_text,
     schedule_dedup_key,
 )
 from tests.helpers.wire_events import webhook_event
@@ -168,3 +170,14 @@ def test_the_drift_check_catches_a_new_field() -> None:
     env = Wider(**dict(_envelope(Trigger.WEBHOOK, None)))
     assert list(orjson.loads(env.to_json())) != list(Wider.model_fields)
     assert env.to_json() != env.model_dump_json().encode()
+
+
+@pytest.mark.parametrize(
+    "key", ["msg_1", "", "ext:sched:x", "clé-ünïcode-✓", "k" * 256, "2eb60c713f5040b1959d5b55a378c093"]
+)
+def test_event_id_text_equals_the_uuid5_event_id(key: str) -> None:
+    workflow = uuid.uuid4()
+    assert event_id_text(workflow, key) == str(event_id_for(workflow, key))
+    assert event_id_text(str(workflow), key) == str(event_id_for(workflow, key))
+    parsed = uuid.UUID(event_id_text(workflow, key))
+    assert parsed.version == 5 and parsed.variant == uuid.RFC_4122
