@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import random
+import uuid
 
 import pytest
+from jinja2 import StrictUndefined
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from libs.common.models.events import EventEnvelope
 from services.executor.errors import PermanentError
 from services.executor.retry import Backoff
-from services.executor.templates import render_config
+from services.executor.settings import ExecutorSettings, TemplateSettings
+from services.executor.templates import EventContext, TemplateError, engine_for, render_config
+
+# Ten billion loop steps: a template only the time limit stops.
+ENDLESS = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
 
 
 def test_renders_nested_strings_from_the_payload():
@@ -53,20 +61,12 @@ def test_backoff_grows_with_jitter_and_honours_retry_after():
     ],
 )
 def test_fast_path_renders_exactly_like_jinja(template, payload):
-    from jinja2 import StrictUndefined
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
     stock = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)  # upstream, unbounded
     expected = stock.from_string(template).render({"payload": payload, "event": {}})
     assert render_config({"t": template}, payload, {}) == {"t": expected}
 
 
 def test_event_fields_are_available_to_templates():
-    import uuid
-
-    from libs.common.models.events import EventEnvelope
-    from services.executor.templates import EventContext
-
     ev = EventEnvelope(
         event_id=uuid.uuid4(),
         dedup_key="k",
@@ -83,34 +83,21 @@ def test_event_fields_are_available_to_templates():
 
 
 def test_template_errors_are_permanent_and_name_the_field():
-    from services.executor.templates import TemplateError
-
     with pytest.raises(TemplateError) as caught:
         render_config({"body": {"items": ["ok", "{{ payload.missing }}"]}}, {}, {})
     error = caught.value
     assert isinstance(error, PermanentError)
     assert error.code == "template_error" and error.field == "action.config.body.items.1"
     assert error.message == "template error in action.config.body.items.1: 'dict object' has no attribute 'missing'"
-    from services.executor.settings import TemplateSettings
-    from services.executor.templates import engine_for
-
     # Only the 100 ms clock may stop it: without a step limit it cannot end on "loop limit exceeded" first.
     clock_only = engine_for(TemplateSettings(max_iterations=10**12))
     with pytest.raises(TemplateError) as caught:
-        render_config(
-            {"text": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"},
-            {},
-            {},
-            clock_only,
-        )
+        render_config({"text": ENDLESS}, {}, {}, clock_only)
     assert caught.value.code == "template_limit_exceeded"
     assert caught.value.message == "template error in action.config.text: template took longer than 100 ms"
 
 
 def test_template_limits_are_read_from_the_environment(monkeypatch):
-    from services.executor.settings import ExecutorSettings
-    from services.executor.templates import TemplateError, engine_for
-
     monkeypatch.setenv("IPAAS_EXECUTOR_TEMPLATE_TIME_LIMIT_MS", "20")
     monkeypatch.setenv("IPAAS_EXECUTOR_TEMPLATE_MAX_OUTPUT_CHARS", "5")
     monkeypatch.setenv("IPAAS_EXECUTOR_TEMPLATE_MAX_ITERATIONS", "50")
@@ -123,6 +110,5 @@ def test_template_limits_are_read_from_the_environment(monkeypatch):
     with pytest.raises(TemplateError, match=r"loop limit exceeded \(more than 50 iterations\)"):
         render_config({"t": "{% for i in range(60) %}{% endfor %}"}, {}, {}, engine)
     monkeypatch.setenv("IPAAS_EXECUTOR_TEMPLATE_MAX_ITERATIONS", str(10**9))
-    nested = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
     with pytest.raises(TemplateError, match="took longer than 20 ms"):
-        render_config({"t": nested}, {}, {}, engine_for(ExecutorSettings().templates))
+        render_config({"t": ENDLESS}, {}, {}, engine_for(ExecutorSettings().templates))
