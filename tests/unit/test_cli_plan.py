@@ -43,16 +43,6 @@ def on_server(**changes: Any) -> dict[str, Any]:
     return wf
 
 
-def test_absent_workflow_is_created() -> None:
-    step = decide(normalise(DECLARED, "x.yaml"), None)
-    assert step.change is Change.CREATE and step.workflow_id is None
-
-
-def test_server_defaults_are_no_change() -> None:
-    step = decide(normalise(DECLARED, "x.yaml"), on_server())
-    assert step.change is Change.UNCHANGED and step.diff == ""
-
-
 def test_a_changed_definition_is_a_new_version_with_a_diff() -> None:
     declared = {**DECLARED, "trigger": {"type": "schedule", "cron": "0 4 * * *"}}
     step = decide(normalise(declared, "x.yaml"), on_server())
@@ -61,11 +51,18 @@ def test_a_changed_definition_is_a_new_version_with_a_diff() -> None:
 
 
 @pytest.mark.parametrize(
-    ("declared", "current", "change"), [(False, True, Change.DISABLE), (True, False, Change.ENABLE)]
+    ("declared", "current", "change"),
+    [
+        ({}, None, Change.CREATE),
+        ({}, on_server(), Change.UNCHANGED),  # the defaults the server filled in are no change
+        ({"is_active": False}, on_server(is_active=True), Change.DISABLE),
+        ({"is_active": True}, on_server(is_active=False), Change.ENABLE),
+    ],
 )
-def test_is_active_alone_is_enable_or_disable(declared: bool, current: bool, change: Change) -> None:
-    step = decide(normalise({**DECLARED, "is_active": declared}, "x.yaml"), on_server(is_active=current))
-    assert step.change is change
+def test_the_decided_change(declared: dict[str, Any], current: dict[str, Any] | None, change: Change) -> None:
+    step = decide(normalise({**DECLARED, **declared}, "x.yaml"), current)
+    assert step.change is change and step.workflow_id == (current or {}).get("id")
+    assert (step.diff == "") is (change is Change.UNCHANGED)
 
 
 def test_invalid_workflow_names_the_field() -> None:
