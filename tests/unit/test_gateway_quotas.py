@@ -12,20 +12,11 @@ from libs.common.models.workflows import WorkflowCreate
 from libs.common.settings import ScheduleSettings
 from services.gateway.quotas import QuotaExceeded, check_definition, check_schedule
 from services.gateway.settings import GatewaySettings
+from tests.helpers.gateway_app import slack_text
 
 
 def workflow(trigger: dict[str, Any], text: str = "hi") -> WorkflowCreate:
-    return WorkflowCreate.model_validate(
-        {
-            "name": "n",
-            "trigger": trigger,
-            "action": {
-                "type": "slack_message",
-                "credential_id": "7d8b3c52-1f0e-4a55-9d8e-2b9f0f3a1c11",
-                "config": {"text": text},
-            },
-        }
-    )
+    return WorkflowCreate.model_validate({**slack_text(text), "trigger": trigger})
 
 
 def test_a_definition_is_checked_for_frequency_and_size() -> None:
