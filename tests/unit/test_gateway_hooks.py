@@ -1,20 +1,39 @@
-"""Pure logic of webhook ingest: signatures, the per-tenant bucket, the envelope (cache: test_gateway_cache_stale)."""
+"""Webhook ingest: signatures, the per-tenant bucket, the envelope (the cache: test_gateway_cache_stale.py).
+
+The publish histogram counts every observation, with a trace-id exemplar per bucket at most once a second.
+``hook_span``: the webhook route's SERVER span is started when spans are recorded, or when a trusted
+inbound ``traceparent`` must continue; otherwise the route runs without one (its PRODUCER span roots the trace).
+"""
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from prometheus_client import CollectorRegistry
 from standardwebhooks.webhooks import Webhook
 
+from libs.common.http.app import base_app
 from libs.common.http.errors import NotFound
+from libs.common.http.middleware import direct
 from libs.common.models.events import EventEnvelope, Trigger, envelope_json
-from services.gateway.hooks import ingest
+from services.gateway import middleware
+from services.gateway.hooks import ingest, publish_metrics
 from services.gateway.hooks.cache import WebhookTarget
 from services.gateway.hooks.ingest import sender_key
+from services.gateway.hooks.publish_metrics import PublishLatency
 from services.gateway.hooks.ratelimit import TenantRateLimiter
 from services.gateway.hooks.signature import SignatureError, new_secret, secret_key, verify
+from services.gateway.keys import SETTINGS
 from tests.helpers.fake_clock import ManualClock
 from tests.helpers.wire_events import webhook_event
 
@@ -127,3 +146,97 @@ def test_a_paths_workflow_id_is_parsed_as_the_canonical_text_and_bad_ones_are_40
     for bad in ("nope", str(wid)[:-1], str(wid) + "0", ""):
         with pytest.raises(NotFound):
             ingest._workflow_id(bad)
+
+
+TRACE_A, TRACE_B = "a" * 32, "b" * 32
+
+
+def _tp(trace_id: str) -> str:
+    return f"00-{trace_id}-00f067aa0ba902b7-00"
+
+
+def _buckets(registry: CollectorRegistry) -> dict[str, tuple[float, str | None]]:
+    """``le`` -> (cumulative count, exemplar trace id)."""
+    out: dict[str, tuple[float, str | None]] = {}
+    for metric in registry.collect():
+        for s in metric.samples:
+            if s.name == "ipaas_gateway_publish_duration_seconds_bucket":
+                out[s.labels["le"]] = (s.value, s.exemplar.labels["trace_id"] if s.exemplar else None)
+    return out
+
+
+def test_one_exemplar_per_bucket_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = {"now": 100.0}
+    monkeypatch.setattr(time, "monotonic", lambda: clock["now"])  # the module reads time.monotonic
+    registry = CollectorRegistry()
+    latency = PublishLatency(registry)
+    latency.observe(0.001, _tp(TRACE_A))  # exactly on a bound: counted in le=0.001
+    latency.observe(0.0009, _tp(TRACE_B))  # same bucket within the second: counted, exemplar kept
+    latency.observe(0.02, _tp(TRACE_B))  # another bucket: its own exemplar
+    buckets = _buckets(registry)
+    assert buckets["0.001"] == (2.0, TRACE_A)
+    assert buckets["0.025"] == (3.0, TRACE_B)
+    assert buckets["0.0005"] == (0.0, None)
+    clock["now"] += publish_metrics.EXEMPLAR_EVERY_SECONDS
+    latency.observe(0.0008, _tp(TRACE_B))  # a second later: the bucket takes a new one
+    assert _buckets(registry)["0.001"] == (3.0, TRACE_B)
+    latency.observe(9.0, None)  # +Inf, no traceparent and no current span: counted, no exemplar
+    assert _buckets(registry)["+Inf"] == (5.0, None)
+
+
+INBOUND_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+INBOUND = {"traceparent": f"00-{INBOUND_TRACE}-00f067aa0ba902b7-01"}
+
+Client = TestClient[web.Request, web.Application]
+
+
+async def current_trace(request: web.Request) -> web.Response:
+    ctx = trace.get_current_span().get_span_context()
+    return web.json_response({"trace": format(ctx.trace_id, "032x") if ctx.is_valid else None})
+
+
+@pytest.fixture
+async def make_client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callable[[bool], Any]]:
+    # A real tracer (a started span has valid ids), without touching the process's provider.
+    tracer = TracerProvider().get_tracer("test")
+    monkeypatch.setattr(middleware, "direct_tracer", lambda name: tracer)
+    clients: list[Client] = []
+
+    async def make(trusted: bool) -> Client:
+        app = base_app("test")
+        app[SETTINGS] = cast(Any, SimpleNamespace(trust_trace_context=trusted))
+        app.router.add_post("/hooks/{workflow_id}", direct(middleware.hook_span(current_trace)))
+        client: Client = TestClient(TestServer(app))
+        await client.start_server()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()
+
+
+async def _trace_of(client: Client, headers: dict[str, str]) -> str | None:
+    resp = await client.post("/hooks/x", headers=headers)
+    assert resp.status == 200
+    return cast(str | None, (await resp.json())["trace"])
+
+
+@pytest.mark.parametrize("trusted", [False, True])
+async def test_no_span_when_nothing_records_and_only_a_trusted_inbound_trace_continues(
+    make_client: Callable[[bool], Any], monkeypatch: pytest.MonkeyPatch, trusted: bool
+) -> None:
+    monkeypatch.setattr(middleware, "spans_recorded", lambda: False)
+    client = await make_client(trusted)
+    assert await _trace_of(client, {}) is None
+    # An untrusted inbound context is only a link: nothing to continue; a trusted one continues, unrecorded.
+    assert await _trace_of(client, INBOUND) == (INBOUND_TRACE if trusted else None)
+
+
+async def test_the_server_span_is_started_when_spans_are_recorded(
+    make_client: Callable[[bool], Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(middleware, "spans_recorded", lambda: True)
+    client = await make_client(False)
+    started = await _trace_of(client, INBOUND)
+    assert started is not None and started != INBOUND_TRACE
