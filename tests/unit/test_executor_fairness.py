@@ -9,6 +9,22 @@ from services.executor.fairness import TenantSlots, tenant_of
 from tests.helpers.fake_clock import ManualClock
 
 
+async def admitted(slots: TenantSlots, tenant: str, n: int, **options: int) -> list[int]:
+    """The tokens of ``n`` of ``tenant``'s events acquired one after another: each one must get a slot."""
+    tokens = [await slots.acquire(tenant, **options) for _ in range(n)]
+    assert None not in tokens, tokens
+    return [t for t in tokens if t is not None]
+
+
+async def waits_for_its_slot(slots: TenantSlots, held: int, **options: int) -> None:
+    """A's next event waits for a slot of its own, and runs once A's ``held`` token is released."""
+    waiter = asyncio.create_task(slots.acquire("A", **options))
+    await asyncio.sleep(0.01)
+    assert not waiter.done()
+    slots.release("A", held)
+    assert await asyncio.wait_for(waiter, 1) is not None
+
+
 def test_tenant_is_read_from_the_subject():
     assert tenant_of("events.t1.w1") == "t1"
     assert tenant_of("garbage") == ""
@@ -16,42 +32,32 @@ def test_tenant_is_read_from_the_subject():
 
 async def test_a_lone_tenant_uses_every_slot_but_the_headroom():
     slots = TenantSlots(10, headroom=2, patience=0)
-    tokens = [await slots.acquire("A") for _ in range(8)]
-    assert all(t is not None for t in tokens)
+    await admitted(slots, "A", 8)
     assert await slots.acquire("A") is None  # over the usable slots: parked, not held
 
 
 async def test_contended_slots_are_shared_equally_and_over_share_events_park_at_once():
     slots = TenantSlots(10, headroom=0, patience=5.0)
-    a = [await slots.acquire("A") for _ in range(8)]
-    assert all(t is not None for t in a)
+    await admitted(slots, "A", 8)
     slots.set_waiting(frozenset({"A", "B"}))  # B has events waiting in the stream
     assert slots.cap("A") == 5 and slots.cap("B") == 5
     assert await slots.acquire("A") is None  # no waiting while another tenant is waiting
-    b = [await slots.acquire("B") for _ in range(2)]
-    assert all(t is not None for t in b)
+    await admitted(slots, "B", 2)
     assert slots.running("B") == 2
 
 
 async def test_a_quick_tenant_over_its_cap_waits_for_its_own_slot():
     clock = ManualClock(100.0)
     slots = TenantSlots(2, headroom=0, patience=1.0, clock=clock)
-    first = await slots.acquire("A")
-    await slots.acquire("A")
-    waiter = asyncio.create_task(slots.acquire("A"))
-    await asyncio.sleep(0.01)
-    assert not waiter.done()
-    assert first is not None
-    slots.release("A", first)
-    assert await asyncio.wait_for(waiter, 1) is not None
+    first, _ = await admitted(slots, "A", 2)
+    await waits_for_its_slot(slots, first)
     assert slots.running("A") == 2
 
 
 async def test_a_slow_tenant_over_its_cap_is_parked_at_once():
     clock = ManualClock(100.0)
     slots = TenantSlots(3, headroom=1, patience=1.0, clock=clock)
-    await slots.acquire("A")
-    await slots.acquire("A")
+    await admitted(slots, "A", 2)
     clock.now += 1.5  # A's oldest running event started 1.5 s ago: its work is slow
     assert slots.is_slow("A")
     assert await slots.acquire("A") is None
@@ -68,8 +74,7 @@ async def test_a_wait_that_outlasts_the_patience_parks():
 
 async def test_release_of_an_unknown_token_changes_nothing():
     slots = TenantSlots(2, headroom=0, patience=0)
-    token = await slots.acquire("A")
-    assert token is not None
+    [token] = await admitted(slots, "A", 1)
     slots.release("A", token + 100)
     slots.release("B", token)
     assert slots.running("A") == 1
@@ -111,8 +116,7 @@ async def test_equal_rates_never_park_each_other_with_a_backlog():
 
 async def test_a_tenant_far_over_its_share_parks_while_a_backlog_waits():
     slots, clock = _contended("AB")  # B's events wait behind A's in the stream
-    first = await slots.acquire("A", behind=10_000)
-    assert first is not None
+    await admitted(slots, "A", 1, behind=10_000)
     for _ in range(50):
         clock.now += 0.001
         token = await slots.acquire("A", behind=10_000)
@@ -144,14 +148,7 @@ async def test_two_equal_tenants_are_parked_for_a_starved_third():
 async def test_quick_work_over_its_cap_waits_for_its_slot_under_contention():
     slots = TenantSlots(4, headroom=0, patience=5.0)
     slots.set_waiting(frozenset({"A", "B"}))
-    b = await slots.acquire("B", behind=0)
-    a = [await slots.acquire("A", behind=0) for _ in range(2)]
-    assert b is not None and all(t is not None for t in a)
+    await admitted(slots, "B", 1, behind=0)
+    first, _ = await admitted(slots, "A", 2, behind=0)
     assert slots.cap("A") == 2
-    waiter = asyncio.create_task(slots.acquire("A", behind=0))  # over its cap, not over its share: it waits
-    await asyncio.sleep(0.01)
-    assert not waiter.done()
-    first = a[0]
-    assert first is not None
-    slots.release("A", first)
-    assert await asyncio.wait_for(waiter, 1) is not None
+    await waits_for_its_slot(slots, first, behind=0)  # over its cap, not over its share: it waits
