@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -38,10 +37,6 @@ def served(app: web.Application) -> set[tuple[str, str]]:
     return routes
 
 
-def documented(document: dict[str, Any]) -> set[tuple[str, str]]:
-    return {(method, path) for path, item in document["paths"].items() for method in item}
-
-
 @pytest.mark.slow
 def test_the_document_is_valid_openapi_3_1():
     document = build(GatewaySettings())
@@ -52,7 +47,7 @@ def test_the_document_is_valid_openapi_3_1():
 def test_the_document_lists_exactly_the_gateways_routes():
     settings = GatewaySettings()
     app = create_gateway_app(settings)
-    assert documented(build(settings)) == served(app)
+    assert {(method, path) for path, item in build(settings)["paths"].items() for method in item} == served(app)
     assert {(op.method, op.path) for op in OPERATIONS} == served(app)
 
 
