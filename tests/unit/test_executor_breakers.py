@@ -4,7 +4,6 @@ per (tenant, connector) as metrics: only unhealthy breakers, capped, the rest co
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -14,6 +13,18 @@ from services.executor.breaker_metrics import BreakerStateCollector
 from services.executor.breakers import Breakers, NotCalled
 from services.executor.errors import BreakerOpen, PermanentError, TransientError
 from tests.helpers.fake_clock import ManualClock
+
+
+async def call(b: Breakers, exc: BaseException | None) -> None:
+    """A call to ("A", "x") through ``b`` whose block raises ``exc``: the block's own error must come back out
+    unchanged (it is swallowed here); anything else, such as a refusal on entry, is raised."""
+    try:
+        async with b("A", "x"):
+            if exc is not None:
+                raise exc
+    except BaseException as raised:
+        if raised is not exc:
+            raise
 
 
 def test_opens_after_threshold_and_admits_exactly_one_trial():
@@ -96,51 +107,34 @@ def test_open_keys_lists_only_unhealthy_breakers_and_healthy_entries_are_evicted
 async def test_async_with_gives_the_verdict_timeouts_count_and_permanent_errors_or_cancellation_do_not():
     clock = ManualClock()
     b = Breakers(fail_max=2, reset_seconds=10, clock=clock)
-
-    async def call(exc: BaseException | None) -> None:
-        try:
-            async with b("A", "x"):
-                if exc is not None:
-                    raise exc
-        except BaseException as raised:
-            if raised is not exc:  # the block's own error comes back out unchanged; anything else is a failure
-                raise
-
-    await call(PermanentError("400 from the target"))  # says nothing of the target's health
-    await call(TimeoutError())
+    await call(b, PermanentError("400 from the target"))  # says nothing of the target's health
+    await call(b, TimeoutError())
     assert b.state("A", "x") == "closed"
-    await call(TransientError("503"))
+    await call(b, TransientError("503"))
     assert b.state("A", "x") == "open"
     with pytest.raises(BreakerOpen):
-        await call(None)  # refused on entry: the block does not run
+        await call(b, None)  # refused on entry: the block does not run
     clock.now += 11
-    await call(asyncio.CancelledError())  # the half-open trial was cancelled: no verdict, the slot is free
+    await call(b, asyncio.CancelledError())  # the half-open trial was cancelled: no verdict, the slot is free
     assert b.state("A", "x") == "half_open"
-    await call(TimeoutError())  # the next trial timed out: open again for a full period
+    await call(b, TimeoutError())  # the next trial timed out: open again for a full period
     assert b.state("A", "x") == "open"
     clock.now += 11
-    await call(None)
+    await call(b, None)
     assert b.state("A", "x") == "closed"
 
 
 async def test_a_call_that_never_reached_the_target_gives_no_verdict_and_frees_the_trial():
     clock = ManualClock()
     b = Breakers(fail_max=1, reset_seconds=10, clock=clock)
-
-    async def call(exc: Exception | None) -> None:
-        with contextlib.suppress(NotCalled, TransientError):  # the block's own errors; a refusal comes out
-            async with b("A", "x"):
-                if exc is not None:
-                    raise exc
-
     for _ in range(3):  # a credential service that is down says nothing of the target
-        await call(NotCalled(TransientError("credential service did not answer in time")))
+        await call(b, NotCalled(TransientError("credential service did not answer in time")))
     assert b.state("A", "x") == "closed"
-    await call(TransientError("503"))
+    await call(b, TransientError("503"))
     clock.now += 11
-    await call(NotCalled(PermanentError("template error")))  # the half-open trial, ended before its call
+    await call(b, NotCalled(PermanentError("template error")))  # the half-open trial, ended before its call
     assert b.state("A", "x") == "half_open"
-    await call(None)  # the slot is free again: the next caller is the trial
+    await call(b, None)  # the slot is free again: the next caller is the trial
     assert b.state("A", "x") == "closed"
 
 
