@@ -26,10 +26,6 @@ def view(**kw: Any) -> ClaimView:
     return ClaimView(**base)
 
 
-def decide(v: ClaimView, has_definition: bool = True, error: str | None = None):
-    return after_claim(v, event_tenant=TENANT, has_definition=has_definition, definition_error=error)
-
-
 def untaken(**kw: Any) -> dict[str, Any]:
     return {"attempt": None, **kw}
 
@@ -67,7 +63,7 @@ INVALID = "stored workflow definition is invalid"
     ],
 )
 def test_after_claim(kw, has_definition, error, fate):
-    assert decide(view(**kw), has_definition=has_definition, error=error) == fate
+    assert after_claim(view(**kw), event_tenant=TENANT, has_definition=has_definition, definition_error=error) == fate
 
 
 T = TryResult
