@@ -61,11 +61,6 @@ async def jwks() -> AsyncIterator[JwksServer]:
     await server.close()
 
 
-def _public_raw(pem: str) -> bytes:
-    key = load_pem_private_key(pem.encode(), None)
-    return key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
 async def test_valid_token_verifies(jwks: JwksServer) -> None:
     claims = good_claims()
     verified = await jwks.verifier().verify(sign(claims, jwks.pem, jwks.kid))
@@ -74,7 +69,9 @@ async def test_valid_token_verifies(jwks: JwksServer) -> None:
 
 async def test_every_bad_token_is_refused_with_a_clear_code(jwks: JwksServer) -> None:
     verifier = jwks.verifier(leeway=0)
-    for name, (token, code) in bad_tokens(jwks.pem, jwks.kid, _public_raw(jwks.pem)).items():
+    public = load_pem_private_key(jwks.pem.encode(), None).public_key()
+    public_raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    for name, (token, code) in bad_tokens(jwks.pem, jwks.kid, public_raw).items():
         with pytest.raises(TokenError) as info:
             await verifier.verify(token)
         assert info.value.code == code, name
