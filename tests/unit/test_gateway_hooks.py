@@ -7,6 +7,7 @@ inbound ``traceparent`` must continue; otherwise the route runs without one (its
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -200,20 +201,16 @@ async def make_client(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Callable
     # A real tracer (a started span has valid ids), without touching the process's provider.
     tracer = TracerProvider().get_tracer("test")
     monkeypatch.setattr(middleware, "direct_tracer", lambda name: tracer)
-    clients: list[Client] = []
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def make(trusted: bool) -> Client:
-        app = base_app("test")
-        app[SETTINGS] = cast(Any, SimpleNamespace(trust_trace_context=trusted))
-        app.router.add_post("/hooks/{workflow_id}", direct(middleware.hook_span(current_trace)))
-        client: Client = TestClient(TestServer(app))
-        await client.start_server()
-        clients.append(client)
-        return client
+        async def make(trusted: bool) -> Client:
+            app = base_app("test")
+            app[SETTINGS] = cast(Any, SimpleNamespace(trust_trace_context=trusted))
+            app.router.add_post("/hooks/{workflow_id}", direct(middleware.hook_span(current_trace)))
+            client: Client = await stack.enter_async_context(TestClient(TestServer(app)))
+            return client
 
-    yield make
-    for client in clients:
-        await client.close()
+        yield make
 
 
 async def _trace_of(client: Client, headers: dict[str, str]) -> str | None:
