@@ -19,6 +19,8 @@ from services.gateway.outbox_rows import (
 from services.gateway.wire import message_size
 
 MAX = 1024 * 1024
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+HEADERS = json.dumps({"traceparent": TRACEPARENT})  # the headers column of a row
 
 
 def test_the_stored_json_goes_out_as_stored_big_numbers_included():
@@ -28,18 +30,11 @@ def test_the_stored_json_goes_out_as_stored_big_numbers_included():
         + "}"
     )
     message = prepare(
-        subject="events.t.w",
-        msg_id="replay:e:1",
-        payload_text=text,
-        headers_text='{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}',
-        max_payload=MAX,
+        subject="events.t.w", msg_id="replay:e:1", payload_text=text, headers_text=HEADERS, max_payload=MAX
     )
     assert message.payload == text.encode()  # a 5000-digit number: Python's json could not even read it
     assert b'"n": 1180591620717411303424' in message.payload and 2**70 == 1180591620717411303424  # exact
-    assert message.headers == {
-        "traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        "Nats-Msg-Id": "replay:e:1",
-    }
+    assert message.headers == {"traceparent": TRACEPARENT, "Nats-Msg-Id": "replay:e:1"}
 
 
 @pytest.mark.parametrize(
@@ -68,13 +63,12 @@ def test_valid_subjects_pass():
 
 
 def test_a_message_over_max_payload_with_its_headers_is_unpublishable():
-    headers = '{"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
     fits = "x" * 850
-    message = prepare(subject="a.b", msg_id="outbox:1", payload_text=fits, headers_text=headers, max_payload=1000)
+    message = prepare(subject="a.b", msg_id="outbox:1", payload_text=fits, headers_text=HEADERS, max_payload=1000)
     assert message_size(message.payload, message.headers) <= 1000
     # The payload alone is under the limit; with the headers it is not (the server would reset the connection).
     with pytest.raises(Unpublishable, match="over the server's max_payload of 1000"):
-        prepare(subject="a.b", msg_id="outbox:1", payload_text="x" * 950, headers_text=headers, max_payload=1000)
+        prepare(subject="a.b", msg_id="outbox:1", payload_text="x" * 950, headers_text=HEADERS, max_payload=1000)
 
 
 def test_message_size_counts_the_header_block_like_the_protocol():
