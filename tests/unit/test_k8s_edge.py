@@ -3,14 +3,11 @@ scraped on its own port only."""
 
 from __future__ import annotations
 
-import copy
 from unittest.mock import Mock
 
-import pytest
 from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 
-from deploy.k8s import validate
 from libs.common.http.client_ip import client_address, parse_networks
 from tests.helpers.k8s_resources import Resources, container, resource
 
@@ -57,24 +54,3 @@ def test_every_service_is_scraped_on_its_metrics_port_and_only_monitoring_reache
     policies = {r["metadata"]["name"]: r for r in prod if r["kind"] == "NetworkPolicy"}
     assert [p["port"] for p in policies["gateway-public"]["spec"]["ingress"][0]["ports"]] == [8080]
     assert [p["port"] for p in policies["metrics-from-monitoring"]["spec"]["ingress"][0]["ports"]] == ["metrics"]
-
-
-@pytest.mark.parametrize(
-    ("field", "value", "expected"),
-    [
-        ("annotation", "8080", "prometheus.io/port 8080 is not IPAAS_HTTP_METRICS_PORT (9080)"),
-        ("env", "9999", "IPAAS_HTTP_METRICS_PORT 9999 is not a container port"),
-    ],
-)
-def test_the_validator_catches_a_scrape_of_the_service_port(
-    prod: Resources, field: str, value: str, expected: str
-) -> None:
-    broken = copy.deepcopy(prod)
-    gateway = next(r for r in broken if r["kind"] == "Deployment" and r["metadata"]["name"] == "gateway")
-    if field == "annotation":
-        gateway["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] = value
-    else:
-        env = gateway["spec"]["template"]["spec"]["containers"][0]["env"]
-        next(e for e in env if e["name"] == "IPAAS_HTTP_METRICS_PORT")["value"] = value
-    problems, _ = validate.validate_resources(broken, overlay=True)
-    assert any(expected in p for p in problems), problems

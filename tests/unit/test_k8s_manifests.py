@@ -47,10 +47,9 @@ def test_prod_overlay_renders_namespace_images_replicas_and_patches(prod: Resour
     assert trigger["metadata"]["natsServerMonitoringEndpoint"] == "nats.ipaas.svc.cluster.local:8222"
     assert resource(prod, "Cluster", "ipaas-pg")["spec"]["storage"]["size"] == "100Gi"
     assert _job_container(prod, "migrate")["command"] == ["python", "-m", "libs.common.db.migrate"]
-    migrate_env = {e["name"]: e for e in _job_container(prod, "migrate")["env"]}
-    assert migrate_env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "ipaas-pg-app", "key": "uri"}
-    roles = resource(prod, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
-    assert {r["name"]: r["passwordSecret"]["name"] for r in roles} == {
+    migrate_url = _named(_job_container(prod, "migrate")["env"], "DATABASE_URL")
+    assert migrate_url["valueFrom"]["secretKeyRef"] == {"name": "ipaas-pg-app", "key": "uri"}
+    assert {r["name"]: r["passwordSecret"]["name"] for r in _roles(prod)} == {
         f"ipaas_{s}": f"ipaas-pg-{s}" for s in ("auth", "gateway", "executor", "scheduler")
     }
     provision = _job_container(prod, "provision-nats")
@@ -67,15 +66,23 @@ def test_dev_overlay_differs_where_it_should() -> None:
     assert all(r["metadata"].get("namespace") == "ipaas-dev" for r in dev if r["kind"] != "Namespace")
 
 
+def _named(items: list[dict[str, Any]], name: str) -> dict[str, Any]:
+    """The one of ``items`` (containers, env variables, roles, volumes) whose ``name`` is ``name``."""
+    found: dict[str, Any] = next(i for i in items if i["name"] == name)
+    return found
+
+
 def _env_var(rs: Resources, deployment: str, name: str) -> dict[str, Any]:
-    var: dict[str, Any] = next(e for e in container(rs, deployment)["env"] if e["name"] == name)
-    return var
+    return _named(container(rs, deployment)["env"], name)
 
 
 def _job_container(rs: Resources, name: str) -> dict[str, Any]:
-    spec = resource(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]
-    found: dict[str, Any] = next(c for c in spec["containers"] if c["name"] == name)
-    return found
+    return _named(resource(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]["containers"], name)
+
+
+def _roles(rs: Resources) -> list[dict[str, Any]]:
+    roles: list[dict[str, Any]] = resource(rs, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
+    return roles
 
 
 def _egress(rs: Resources) -> list[dict[str, Any]]:
@@ -141,11 +148,6 @@ def _no_provisioning(rs: Resources) -> None:
     spec["containers"] = [c for c in spec["containers"] if c["name"] != "provision-nats"]
 
 
-def _provisioning_as_a_service(rs: Resources) -> None:
-    env = _job_container(rs, "provision-nats")["env"]
-    next(e for e in env if e["name"] == "NATS_URL")["value"] = "nats://executor:$(NATS_PASSWORD)@nats:4222"
-
-
 def _service_as_owner(rs: Resources) -> None:
     var = _env_var(rs, "executor", "DATABASE_URL")
     del var["value"]
@@ -158,16 +160,6 @@ def _migrations_as_a_service(rs: Resources) -> None:
         {"name": "PG_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "ipaas-pg-gateway", "key": "password"}}},
         {"name": "DATABASE_URL", "value": "postgresql://ipaas_gateway:$(PG_PASSWORD)@ipaas-pg-rw:5432/ipaas"},
     ]
-
-
-def _unmanaged_role(rs: Resources) -> None:
-    roles = resource(rs, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
-    roles[:] = [r for r in roles if r["name"] != "ipaas_scheduler"]
-
-
-def _privileged_role(rs: Resources) -> None:
-    roles = resource(rs, "Cluster", "ipaas-pg")["spec"]["managed"]["roles"]
-    next(r for r in roles if r["name"] == "ipaas_executor")["superuser"] = True
 
 
 # case id: (the edit that breaks the prod overlay, a problem the validator must report for it)
@@ -232,6 +224,16 @@ MUTATIONS: dict[str, tuple[Callable[[Resources], object], str]] = {
     "port_drift": (
         lambda rs: _env_var(rs, "gateway", "IPAAS_HTTP_PORT").update(value="9090"),
         "IPAAS_HTTP_PORT 9090 is not a container port",
+    ),
+    "metrics_scraped_on_the_service_port": (
+        lambda rs: resource(rs, "Deployment", "gateway")["spec"]["template"]["metadata"]["annotations"].update(
+            {"prometheus.io/port": "8080"}
+        ),
+        "prometheus.io/port 8080 is not IPAAS_HTTP_METRICS_PORT (9080)",
+    ),
+    "metrics_port_drift": (
+        lambda rs: _env_var(rs, "gateway", "IPAAS_HTTP_METRICS_PORT").update(value="9999"),
+        "IPAAS_HTTP_METRICS_PORT 9999 is not a container port",
     ),
     "auth_url_port": (
         lambda rs: resource(rs, "ConfigMap", "ipaas-config")["data"].update(IPAAS_AUTH_URL="http://auth:9999"),
@@ -326,7 +328,9 @@ MUTATIONS: dict[str, tuple[Callable[[Resources], object], str]] = {
     ),
     "no_provisioning": (_no_provisioning, "Job: none runs python -m deploy.provision"),
     "provisioning_as_a_service": (
-        _provisioning_as_a_service,
+        lambda rs: _named(_job_container(rs, "provision-nats")["env"], "NATS_URL").update(
+            value="nats://executor:$(NATS_PASSWORD)@nats:4222"
+        ),
         "container provision-nats: NATS_URL must connect as NATS user provisioner",
     ),
     "service_provisions": (
@@ -356,9 +360,12 @@ MUTATIONS: dict[str, tuple[Callable[[Resources], object], str]] = {
         _migrations_as_a_service,
         "container migrate: the migrations must run as the owner ipaas",
     ),
-    "unmanaged_role": (_unmanaged_role, "Cluster/ipaas-pg: managed.roles lacks ipaas_scheduler"),
+    "unmanaged_role": (
+        lambda rs: _roles(rs).remove(_named(_roles(rs), "ipaas_scheduler")),
+        "Cluster/ipaas-pg: managed.roles lacks ipaas_scheduler",
+    ),
     "privileged_role": (
-        _privileged_role,
+        lambda rs: _named(_roles(rs), "ipaas_executor").update(superuser=True),
         "managed role ipaas_executor must hold no attribute or membership (superuser)",
     ),
     "database_of_another_owner": (
@@ -512,9 +519,7 @@ def test_prod_runs_nats_over_tls_with_a_certificate_and_every_client_verifies_it
     assert "nats" in cert["dnsNames"] and cert["issuerRef"]["name"] == "ipaas-nats-ca"
     assert _env_var(prod, "executor", "NATS_URL")["value"] == "tls://executor:$(NATS_PASSWORD)@nats:4222"
     assert resource(prod, "ConfigMap", "ipaas-config")["data"]["IPAAS_NATS_TLS_CA_FILE"] == "/etc/ipaas/nats-ca/ca.crt"
-    assert next(e for e in _job_container(prod, "provision-nats")["env"] if e["name"] == "NATS_URL")[
-        "value"
-    ].startswith("tls://provisioner:")
+    assert _named(_job_container(prod, "provision-nats")["env"], "NATS_URL")["value"].startswith("tls://provisioner:")
     dev = render(K8S / "overlays" / "dev")
     dev_values = nats_tls.overlay_values(yaml.safe_load(validate.NATS_VALUES.read_text()), K8S / "overlays" / "dev")
     assert nats_tls.check_nats_tls(dev, dev_values, required=False) == []  # dev stays plain
@@ -525,7 +530,7 @@ def test_prod_runs_nats_over_tls_with_a_certificate_and_every_client_verifies_it
 
 def _whole_secret_mounted(rs: Resources, _v: dict[str, Any]) -> None:
     volumes = resource(rs, "Deployment", "scheduler")["spec"]["template"]["spec"]["volumes"]
-    del next(v for v in volumes if v["name"] == "nats-ca")["secret"]["items"]
+    del _named(volumes, "nats-ca")["secret"]["items"]
 
 
 # case id: (the edit that breaks the prod overlay or its NATS values, a problem the TLS check must report)
