@@ -23,6 +23,8 @@ from libs.common.settings import HttpSettings
 from tests.helpers.wait import wait_until
 
 DEP_FLAG = web.AppKey("dep_flag", dict[str, bool])
+JSON = "application/json"
+Client = TestClient[web.Request, web.Application]
 
 
 class Body(BaseModel):
@@ -45,7 +47,7 @@ async def missing(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
+async def client() -> AsyncIterator[Client]:
     app = base_app("test")
     app.router.add_post("/api/things", create)
     app.router.add_get("/api/boom", boom)
@@ -61,7 +63,7 @@ async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
         yield c
 
 
-async def test_success_envelope_and_request_id(client: TestClient[web.Request, web.Application]) -> None:
+async def test_success_envelope_and_request_id(client: Client) -> None:
     resp = await client.post("/api/things", json={"name": "a", "count": 1})
     assert resp.status == 201
     assert await resp.json() == {"success": True, "data": {"name": "a", "count": 1}}
@@ -74,22 +76,20 @@ async def test_success_envelope_and_request_id(client: TestClient[web.Request, w
 
 
 @pytest.mark.parametrize(
-    ("body", "headers", "status", "code"),
+    ("body", "media", "status", "code"),
     [
-        (b"{not json", {"Content-Type": "application/json"}, 400, "invalid_json"),
-        (b"", {"Content-Type": "application/json"}, 400, "empty_body"),
-        (b"\xff\xfe\x00", {"Content-Type": "application/json"}, 400, "invalid_encoding"),
-        (b'{"name": "a", "count": "many"}', {"Content-Type": "application/json"}, 422, "validation_error"),
-        (b'{"name": "a", "count": 1, "tenant_id": "x"}', {"Content-Type": "application/json"}, 422, "validation_error"),
-        (b'{"name": "a", "count": 1e400}', {"Content-Type": "application/json"}, 422, "validation_error"),
-        (b"[1, 2]", {"Content-Type": "application/json"}, 422, "validation_error"),
-        (b'{"name": "a"}', {"Content-Type": "text/plain"}, 415, "unsupported_media_type"),
+        (b"{not json", JSON, 400, "invalid_json"),
+        (b"", JSON, 400, "empty_body"),
+        (b"\xff\xfe\x00", JSON, 400, "invalid_encoding"),
+        (b'{"name": "a", "count": "many"}', JSON, 422, "validation_error"),
+        (b'{"name": "a", "count": 1, "tenant_id": "x"}', JSON, 422, "validation_error"),
+        (b'{"name": "a", "count": 1e400}', JSON, 422, "validation_error"),
+        (b"[1, 2]", JSON, 422, "validation_error"),
+        (b'{"name": "a"}', "text/plain", 415, "unsupported_media_type"),
     ],
 )
-async def test_bad_input_gets_a_4xx_envelope(
-    client: TestClient[web.Request, web.Application], body: bytes, headers: dict[str, str], status: int, code: str
-) -> None:
-    resp = await client.post("/api/things", data=body, headers=headers)
+async def test_bad_input_gets_a_4xx_envelope(client: Client, body: bytes, media: str, status: int, code: str) -> None:
+    resp = await client.post("/api/things", data=body, headers={"Content-Type": media})
     assert resp.status == status
     payload = await resp.json()
     assert payload["success"] is False
@@ -99,9 +99,7 @@ async def test_bad_input_gets_a_4xx_envelope(
         assert all("field" in d and "message" in d for d in payload["error"]["details"])
 
 
-async def test_unhandled_error_is_a_500_envelope_without_internals(
-    client: TestClient[web.Request, web.Application],
-) -> None:
+async def test_unhandled_error_is_a_500_envelope_without_internals(client: Client) -> None:
     resp = await client.get("/api/boom")
     assert resp.status == 500
     text = await resp.text()
@@ -109,7 +107,7 @@ async def test_unhandled_error_is_a_500_envelope_without_internals(
     assert (await resp.json())["error"] == {"code": "internal_error", "message": "internal error"}
 
 
-async def test_http_errors_use_the_envelope(client: TestClient[web.Request, web.Application]) -> None:
+async def test_http_errors_use_the_envelope(client: Client) -> None:
     resp = await client.get("/api/nope")
     assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
     resp = await client.delete("/api/things")
@@ -118,9 +116,7 @@ async def test_http_errors_use_the_envelope(client: TestClient[web.Request, web.
     assert resp.status == 404 and (await resp.json())["error"]["message"] == "workflow not found"
 
 
-async def test_readiness_follows_dependencies_and_shutdown(
-    client: TestClient[web.Request, web.Application],
-) -> None:
+async def test_readiness_follows_dependencies_and_shutdown(client: Client) -> None:
     assert (await client.get("/health/live")).status == 200
     assert (await client.get("/health/ready")).status == 200
     client.app[DEP_FLAG]["value"] = False
@@ -132,9 +128,7 @@ async def test_readiness_follows_dependencies_and_shutdown(
     assert (await client.get("/health/live")).status == 200
 
 
-async def test_answers_close_their_connection_once_shutting_down(
-    client: TestClient[web.Request, web.Application],
-) -> None:
+async def test_answers_close_their_connection_once_shutting_down(client: Client) -> None:
     before = await client.get("/api/missing")
     assert before.headers.get("Connection", "").lower() != "close"  # keep-alive until SIGTERM
     client.app[SHUTTING_DOWN].set()
@@ -147,9 +141,7 @@ async def test_answers_close_their_connection_once_shutting_down(
         assert resp.headers["Connection"].lower() == "close", resp.status
 
 
-async def test_metrics_count_requests_and_only_the_metrics_app_serves_them(
-    client: TestClient[web.Request, web.Application],
-) -> None:
+async def test_metrics_count_requests_and_only_the_metrics_app_serves_them(client: Client) -> None:
     await client.post("/api/things", json={"name": "a", "count": 1})
     assert (await client.get("/metrics")).status == 404  # not on the service's own port
     async with TestClient(TestServer(metrics_app(client.app))) as metrics:

@@ -16,6 +16,7 @@ from libs.common.http.keys import METRICS
 from libs.common.http.middleware import direct
 
 SEEN = web.AppKey("seen", list[str])
+Client = TestClient[web.Request, web.Application]
 
 
 async def missing(request: web.Request) -> web.Response:
@@ -31,7 +32,7 @@ async def accepted_too(request: web.Request) -> web.Response:  # direct() marks 
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
+async def client() -> AsyncIterator[Client]:
     app = base_app("test")
     app[SEEN] = []
 
@@ -48,16 +49,14 @@ async def client() -> AsyncIterator[TestClient[web.Request, web.Application]]:
         yield c
 
 
-async def test_direct_routes_skip_the_inner_middlewares(client: TestClient[web.Request, web.Application]) -> None:
+async def test_direct_routes_skip_the_inner_middlewares(client: Client) -> None:
     assert (await client.post("/hooks/ok")).status == 202
     assert (await client.post("/other/ok")).status == 202
     assert client.app is not None
     assert client.app[SEEN] == ["/other/ok"]
 
 
-async def test_direct_errors_keep_the_envelope_request_id_and_metrics(
-    client: TestClient[web.Request, web.Application],
-) -> None:
+async def test_direct_errors_keep_the_envelope_request_id_and_metrics(client: Client) -> None:
     resp = await client.post("/hooks/missing", headers={"X-Request-Id": "rid-1"})
     assert resp.status == 404
     assert resp.headers["X-Request-Id"] == "rid-1"

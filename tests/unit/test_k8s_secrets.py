@@ -19,13 +19,14 @@ from libs.common.db.roles import SERVICE_ROLES
 from libs.common.keyring import load_keks
 from services.auth.signing_keys import load_signing_keys
 from services.auth.vault import KekRing
-from tests.helpers.k8s_resources import resource
+from tests.helpers.k8s_resources import Resources, container, resource
 
 K8S = validate.K8S_DIR
+Generated = dict[str, dict[str, Any]]
 
 
 @pytest.fixture(scope="module")
-def generated() -> dict[str, dict[str, Any]]:
+def generated() -> Generated:
     out = io.StringIO()
     with redirect_stdout(out):
         assert secrets.main(["--namespace", "ipaas"]) == 0
@@ -34,33 +35,24 @@ def generated() -> dict[str, dict[str, Any]]:
     return {item["metadata"]["name"]: item for item in document["items"]}
 
 
-def _key_refs(resources: list[dict[str, Any]], values: dict[str, Any]) -> set[tuple[str, str]]:
+def _key_refs(resources: Resources, values: dict[str, Any]) -> set[tuple[str, str]]:
     """(Secret, key) of every secretKeyRef of the workloads and of the NATS servers' environment."""
-    refs: set[tuple[str, str]] = set()
-    for res in resources:
-        for c in [
-            *((pod_spec(res) or {}).get("containers") or []),
-            *((pod_spec(res) or {}).get("initContainers") or []),
-        ]:
-            for var in c.get("env") or []:
-                ref = (var.get("valueFrom") or {}).get("secretKeyRef")
-                if ref:
-                    refs.add((ref["name"], ref["key"]))
-    for var in ((values.get("container") or {}).get("env") or {}).values():
-        ref = (var.get("valueFrom") or {}).get("secretKeyRef")
-        if ref:
-            refs.add((ref["name"], ref["key"]))
-    return refs
+    specs = [pod_spec(res) or {} for res in resources]
+    containers = [c for spec in specs for c in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]]
+    env = [var for c in containers for var in c.get("env") or []]
+    env += ((values.get("container") or {}).get("env") or {}).values()
+    refs = [(var.get("valueFrom") or {}).get("secretKeyRef") for var in env]
+    return {(ref["name"], ref["key"]) for ref in refs if ref}
 
 
-def _operator_made(resources: list[dict[str, Any]]) -> set[str]:
+def _operator_made(resources: Resources) -> set[str]:
     made = {f"{r['metadata']['name']}-app" for r in resources if r["kind"] == "Cluster"}  # CloudNativePG
     made |= {r["spec"]["secretName"] for r in resources if r["kind"] == "Certificate"}  # cert-manager
     return made
 
 
 def test_it_makes_every_secret_the_manifests_and_the_nats_chart_read_and_nothing_else(
-    prod: list[dict[str, Any]], generated: dict[str, dict[str, Any]]
+    prod: Resources, generated: Generated
 ) -> None:
     _, referenced = validate.validate_resources(prod, overlay=True)
     values = nats_tls.overlay_values(yaml.safe_load(validate.NATS_VALUES.read_text()), K8S / "overlays" / "prod")
@@ -73,9 +65,7 @@ def test_it_makes_every_secret_the_manifests_and_the_nats_chart_read_and_nothing
     assert all(s["metadata"]["namespace"] == "ipaas" for s in generated.values())
 
 
-def test_passwords_are_url_safe_distinct_and_the_postgres_ones_name_their_role(
-    generated: dict[str, dict[str, Any]],
-) -> None:
+def test_passwords_are_url_safe_distinct_and_the_postgres_ones_name_their_role(generated: Generated) -> None:
     passwords = [s["stringData"]["password"] for s in generated.values() if "password" in s["stringData"]]
     assert len(passwords) == 9 and len(set(passwords)) == 9
     assert all(re.fullmatch(r"[0-9a-f]{48}", p) for p in passwords)
@@ -86,7 +76,7 @@ def test_passwords_are_url_safe_distinct_and_the_postgres_ones_name_their_role(
 
 
 def test_auth_loads_the_generated_signing_key_and_kek_as_kubernetes_mounts_them(
-    generated: dict[str, dict[str, Any]], tmp_path: Path
+    generated: Generated, tmp_path: Path
 ) -> None:
     dirs = {}
     for name in (secrets.SIGNING_KEYS, secrets.KEKS):
@@ -104,12 +94,11 @@ def test_auth_loads_the_generated_signing_key_and_kek_as_kubernetes_mounts_them(
     assert re.fullmatch(r"\d{8}T\d{6}Z\.pem", key_file)  # active from now (docs/auth.md's rotation rules)
 
 
-def test_the_mounted_secrets_are_where_auth_reads_them(prod: list[dict[str, Any]]) -> None:
-    auth = resource(prod, "Deployment", "auth")
-    spec = auth["spec"]["template"]["spec"]
-    container = spec["containers"][0]
-    env = {e["name"]: e.get("value") for e in container["env"]}
-    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+def test_the_mounted_secrets_are_where_auth_reads_them(prod: Resources) -> None:
+    auth = container(prod, "auth")
+    env = {e["name"]: e.get("value") for e in auth["env"]}
+    mounts = {m["name"]: m["mountPath"] for m in auth["volumeMounts"]}
+    spec = resource(prod, "Deployment", "auth")["spec"]["template"]["spec"]
     volumes = {v["name"]: v.get("secret", {}).get("secretName") for v in spec["volumes"]}
     by_secret = {volumes[name]: path for name, path in mounts.items() if volumes.get(name)}
     assert by_secret[secrets.SIGNING_KEYS] == env["IPAAS_AUTH_SIGNING_KEYS_DIR"]
