@@ -63,14 +63,20 @@ def test_bad_settings_are_named_in_the_error(env: dict[str, str], fragment: str)
     assert fragment in str(err.value)
 
 
-def test_every_instance_points_at_the_local_auth_and_infrastructure(tmp_path: Path) -> None:
+def _repo(tmp_path: Path, *services: str) -> Path:
+    """A repository at ``tmp_path / "repo"`` where only ``services`` are built (have a ``__main__``)."""
     root = tmp_path / "repo"
-    for name in ("auth", "gateway", "executor"):  # scheduler "not built yet"
+    for name in services:
         (root / "services" / name).mkdir(parents=True)
         (root / "services" / name / "__main__.py").write_text("")
+    return root
+
+
+def test_every_instance_points_at_the_local_auth_and_infrastructure(tmp_path: Path) -> None:
+    root = _repo(tmp_path, "auth", "gateway", "executor")  # scheduler "not built yet"
     cfg = load(
-        {"IPAAS_LOCAL_DIR": str(tmp_path / "data")}
-        | {
+        {
+            "IPAAS_LOCAL_DIR": str(tmp_path / "data"),
             "IPAAS_LOCAL_AUTH_PORT": "1",
             "IPAAS_LOCAL_GATEWAY_PORT": "2",
             "IPAAS_LOCAL_EXECUTOR_PORTS": "3,4",
@@ -98,6 +104,23 @@ def test_every_instance_points_at_the_local_auth_and_infrastructure(tmp_path: Pa
         assert not any(k.startswith("IPAAS_LOCAL_") for k in env)
     assert {s.env["OTEL_SERVICE_NAME"] for s in specs} == {"auth", "gateway", "executor"}
     assert specs[2].port == 3 and specs[3].port == 4
+
+
+def test_each_instance_gets_a_distinct_metrics_port_next_to_its_own(tmp_path: Path) -> None:
+    """``make up`` gives every instance its own metrics port, apart from every service port."""
+    root = _repo(tmp_path, "auth", "gateway", "scheduler", "executor")
+    cfg = load({"IPAAS_LOCAL_DIR": str(tmp_path / "data"), "IPAAS_LOCAL_BASE_PORT": "21080"})
+    notes: list[str] = []
+    picker = PortPicker(notes.append)
+    picker.taken.add(22083)  # executor-1's preferred metrics port is taken: it moves, and says so
+    specs, _ = plan(cfg, picker, nats_url="nats://n:1", database_url="postgresql://d/ipaas", root=root)
+    service_ports = {s.port for s in specs}
+    metrics = {s.name: int(s.env["IPAAS_HTTP_METRICS_PORT"]) for s in specs}
+    assert len(set(metrics.values())) == len(specs) and not set(metrics.values()) & service_ports
+    assert metrics["executor-1"] != 22083 and any("executor-1 metrics takes free port" in n for n in notes)
+    for spec in specs:  # the others sit 1000 above their service port, unless that one was taken too
+        if not any(f"{spec.name} metrics takes" in n for n in notes):
+            assert spec.port is not None and metrics[spec.name] == spec.port + 1000, spec.name
 
 
 def test_quickstart_signature_verifies_with_the_standard_webhooks_library(capsys: pytest.CaptureFixture[str]) -> None:
