@@ -78,17 +78,6 @@ async def test_a_service_without_a_pool_or_bus_has_neither() -> None:
             _ = seen[0].bus
 
 
-@pytest.mark.parametrize("cls", [AuthSettings, GatewaySettings, ExecutorSettings, SchedulerSettings])
-def test_each_service_has_its_own_inbox_prefix_under_its_own_variable(
-    cls: type[ServiceSettings], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    variable = f"IPAAS_{cls.service.upper()}_NATS_INBOX_PREFIX"
-    monkeypatch.delenv(variable, raising=False)
-    assert cls().nats_inbox_prefix == f"_INBOX_{cls.service}"
-    monkeypatch.setenv(variable, "_INBOX_custom")
-    assert cls().nats_inbox_prefix == "_INBOX_custom"
-
-
 @pytest.mark.parametrize(
     ("cls", "port", "metrics_port"),
     [
@@ -98,9 +87,16 @@ def test_each_service_has_its_own_inbox_prefix_under_its_own_variable(
         (ExecutorSettings, 8083, 9083),
     ],
 )
-def test_each_service_listens_on_its_documented_ports(cls: type[ServiceSettings], port: int, metrics_port: int) -> None:
+def test_each_service_has_its_documented_ports_and_its_own_inbox_prefix_under_its_own_variable(
+    cls: type[ServiceSettings], port: int, metrics_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     http = cls().http
     assert (http.port, http.metrics_port) == (port, metrics_port)
+    variable = f"IPAAS_{cls.service.upper()}_NATS_INBOX_PREFIX"
+    monkeypatch.delenv(variable, raising=False)
+    assert cls().nats_inbox_prefix == f"_INBOX_{cls.service}"
+    monkeypatch.setenv(variable, "_INBOX_custom")
+    assert cls().nats_inbox_prefix == "_INBOX_custom"
 
 
 async def test_a_drain_step_past_its_grace_is_cut_and_the_drain_goes_on() -> None:

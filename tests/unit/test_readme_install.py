@@ -85,18 +85,8 @@ def test_every_kubernetes_command_is_one_the_repository_backs(
                 assert all("=" in a for a in args), line
             case ["kubectl", "create", "namespace", name]:
                 assert name == namespace
-            case [
-                ".venv/bin/python",
-                "-m",
-                "deploy.k8s.secrets",
-                "--namespace",
-                name,
-                "|",
-                "kubectl",
-                "create",
-                "-f",
-                "-",
-            ]:
+            case [".venv/bin/python", "-m", "deploy.k8s.secrets", "--namespace", name, "|", *pipe]:
+                assert pipe == ["kubectl", "create", "-f", "-"], line
                 assert name == namespace and secrets.generate(name)  # checked in full by test_k8s_secrets
             case ["kubectl", "apply", "-k", path]:
                 assert path == "deploy/k8s/overlays/prod" and (REPO / path / "kustomization.yaml").is_file()

@@ -9,6 +9,7 @@ import pytest
 
 from libs.common.models.workflows import ScheduleTrigger
 from services.scheduler.slots import (
+    NEXT_CACHE,
     CronRule,
     IntervalRule,
     SlotError,
@@ -40,29 +41,21 @@ def test_paris_nine_am_follows_the_paris_offset_in_summer_and_winter() -> None:
     assert slot_iso(london.next_after(_utc(2026, 1, 15, 0, 0))) == "2026-01-15T09:00:00Z"
 
 
-def test_nine_am_fires_once_across_the_spring_forward_night() -> None:
-    # Paris moves from 02:00 CET to 03:00 CEST on 2026-03-29 (01:00 UTC).
+def test_nine_am_fires_once_across_the_spring_forward_and_the_fall_back_nights() -> None:
     rule = CronRule("0 9 * * *", "Europe/Paris")
+    # Paris moves from 02:00 CET to 03:00 CEST on 2026-03-29 (01:00 UTC).
     fires = _fires(rule, _utc(2026, 3, 28, 0, 0), _utc(2026, 3, 30, 23, 0))
     assert fires == ["2026-03-28T08:00:00Z", "2026-03-29T07:00:00Z", "2026-03-30T07:00:00Z"]
-
-
-def test_nine_am_fires_once_across_the_fall_back_night() -> None:
     # Paris moves from 03:00 CEST back to 02:00 CET on 2026-10-25 (01:00 UTC).
-    rule = CronRule("0 9 * * *", "Europe/Paris")
     fires = _fires(rule, _utc(2026, 10, 24, 0, 0), _utc(2026, 10, 26, 23, 0))
     assert fires == ["2026-10-24T07:00:00Z", "2026-10-25T08:00:00Z", "2026-10-26T08:00:00Z"]
 
 
-def test_a_0230_job_on_the_spring_forward_day_fires_at_0300_local() -> None:
+def test_a_0230_job_fires_at_0300_local_on_the_spring_forward_day_and_once_on_the_fall_back_day() -> None:
     rule = CronRule("30 2 * * *", "Europe/Paris")
     fires = _fires(rule, _utc(2026, 3, 28, 0, 0), _utc(2026, 3, 30, 23, 0))
     # 02:30 CET (01:30 UTC), then the gap: fires at 03:00 CEST (01:00 UTC), then 02:30 CEST (00:30 UTC).
     assert fires == ["2026-03-28T01:30:00Z", "2026-03-29T01:00:00Z", "2026-03-30T00:30:00Z"]
-
-
-def test_a_0230_job_on_the_fall_back_day_fires_once_at_the_first_occurrence() -> None:
-    rule = CronRule("30 2 * * *", "Europe/Paris")
     fires = _fires(rule, _utc(2026, 10, 24, 12, 0), _utc(2026, 10, 25, 12, 0))
     assert fires == ["2026-10-25T00:30:00Z"]  # 02:30 CEST; the second 02:30 (CET, 01:30 UTC) does not fire
 
@@ -130,9 +123,6 @@ def test_rule_for_picks_interval_or_cron() -> None:
 
 
 def test_schedules_with_the_same_cron_and_zone_share_one_rule_and_its_answers() -> None:
-    from libs.common.models.workflows import ScheduleTrigger
-    from services.scheduler.slots import NEXT_CACHE, rule_for
-
     every_minute = ScheduleTrigger.model_validate({"type": "schedule", "cron": "* * * * *", "timezone": "UTC"})
     same = ScheduleTrigger.model_validate({"type": "schedule", "cron": "* * * * *", "timezone": "UTC"})
     paris = ScheduleTrigger.model_validate({"type": "schedule", "cron": "* * * * *", "timezone": "Europe/Paris"})
