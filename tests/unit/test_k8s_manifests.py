@@ -77,7 +77,13 @@ def _env_var(rs: Resources, deployment: str, name: str) -> dict[str, Any]:
 
 
 def _job_container(rs: Resources, name: str) -> dict[str, Any]:
-    return _named(resource(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]["containers"], name)
+    return _named(_pod(rs, "Job", "ipaas-migrate")["spec"]["containers"], name)
+
+
+def _pod(rs: Resources, kind: str, name: str) -> dict[str, Any]:
+    """The pod template of the ``kind`` (Deployment or Job) named ``name``."""
+    template: dict[str, Any] = resource(rs, kind, name)["spec"]["template"]
+    return template
 
 
 def _roles(rs: Resources) -> list[dict[str, Any]]:
@@ -144,7 +150,7 @@ def _dns_over_udp_only(rs: Resources) -> None:
 
 
 def _no_provisioning(rs: Resources) -> None:
-    spec = resource(rs, "Job", "ipaas-migrate")["spec"]["template"]["spec"]
+    spec = _pod(rs, "Job", "ipaas-migrate")["spec"]
     spec["containers"] = [c for c in spec["containers"] if c["name"] != "provision-nats"]
 
 
@@ -193,9 +199,7 @@ MUTATIONS: dict[str, tuple[Callable[[Resources], object], str]] = {
         "resources.limits.cpu is not set",
     ),
     "short_grace": (
-        lambda rs: resource(rs, "Deployment", "gateway")["spec"]["template"]["spec"].update(
-            terminationGracePeriodSeconds=12
-        ),
+        lambda rs: _pod(rs, "Deployment", "gateway")["spec"].update(terminationGracePeriodSeconds=12),
         "terminationGracePeriodSeconds 12",
     ),
     "no_prestop": (lambda rs: container(rs, "executor").pop("lifecycle"), "no preStop"),
@@ -226,9 +230,7 @@ MUTATIONS: dict[str, tuple[Callable[[Resources], object], str]] = {
         "IPAAS_HTTP_PORT 9090 is not a container port",
     ),
     "metrics_scraped_on_the_service_port": (
-        lambda rs: resource(rs, "Deployment", "gateway")["spec"]["template"]["metadata"]["annotations"].update(
-            {"prometheus.io/port": "8080"}
-        ),
+        lambda rs: _pod(rs, "Deployment", "gateway")["metadata"]["annotations"].update({"prometheus.io/port": "8080"}),
         "prometheus.io/port 8080 is not IPAAS_HTTP_METRICS_PORT (9080)",
     ),
     "metrics_port_drift": (
@@ -528,11 +530,6 @@ def test_prod_runs_nats_over_tls_with_a_certificate_and_every_client_verifies_it
     ]
 
 
-def _whole_secret_mounted(rs: Resources, _v: dict[str, Any]) -> None:
-    volumes = resource(rs, "Deployment", "scheduler")["spec"]["template"]["spec"]["volumes"]
-    del _named(volumes, "nats-ca")["secret"]["items"]
-
-
 # case id: (the edit that breaks the prod overlay or its NATS values, a problem the TLS check must report)
 TLS_MUTATIONS: dict[str, tuple[Callable[[Resources, dict[str, Any]], object], str]] = {
     "plaintext_client": (
@@ -544,7 +541,7 @@ TLS_MUTATIONS: dict[str, tuple[Callable[[Resources, dict[str, Any]], object], st
         "container executor: no IPAAS_NATS_TLS_CA_FILE",
     ),
     "whole_secret_mounted": (
-        _whole_secret_mounted,
+        lambda rs, _v: _named(_pod(rs, "Deployment", "scheduler")["spec"]["volumes"], "nats-ca")["secret"].pop("items"),
         "Deployment/scheduler container scheduler: mounts all of Secret nats-server-tls",
     ),
     "no_certificate": (
