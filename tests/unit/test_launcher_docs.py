@@ -25,10 +25,7 @@ def _settings_classes() -> list[type[BaseSettings]]:
         classes += [
             obj
             for obj in vars(module).values()
-            if inspect.isclass(obj)
-            and issubclass(obj, BaseSettings)
-            and obj is not BaseSettings
-            and obj.__module__ == module_name
+            if inspect.isclass(obj) and issubclass(obj, BaseSettings) and obj.__module__ == module_name
         ]
     return classes
 
