@@ -12,13 +12,12 @@ from libs.common.http.envelope import validation_details
 from libs.common.models.api import DryRunRequest
 from libs.common.models.workflows import HttpRequestAction, WorkflowCreate, WorkflowDefinition, template_problems
 from libs.common.templates.limits import MAX_CONFIG_DEPTH, MAX_CONFIG_TOKENS, MAX_SOURCE_CHARS
+from tests.helpers.fakes import definition
 
 
 def workflow(action_type: str, config: dict[str, Any]) -> dict[str, Any]:
-    action: dict[str, Any] = {"type": action_type, "config": config}
-    if action_type != "http_request":
-        action["credential_id"] = str(uuid.uuid4())
-    return {"name": "wf", "trigger": {"type": "webhook"}, "action": action}
+    """A webhook workflow of one ``action_type`` action (with a credential, unless it is an HTTP request)."""
+    return definition(action_type, config, None if action_type == "http_request" else uuid.uuid4())
 
 
 def details(body: dict[str, Any]) -> list[dict[str, Any]]:
