@@ -157,15 +157,10 @@ async def test_serve_puts_metrics_on_their_own_port_and_health_on_the_service_po
     try:
         async with aiohttp.ClientSession() as http:
             main, metrics = f"http://127.0.0.1:{settings.port}", f"http://127.0.0.1:{settings.metrics_port}"
-
-            async def listening() -> bool:
-                try:
-                    async with http.get(f"{main}/health/live") as r:
-                        return r.status == 200
-                except aiohttp.ClientConnectionError:
-                    return False
-
-            await wait_until(listening, timeout=10, message="the service listening")
+            # serve() opens the service's port first, then the metrics port.
+            await wait_until(lambda: port_in_use(settings.metrics_port), timeout=10, message="both ports listening")
+            async with http.get(f"{main}/health/live") as r:
+                assert r.status == 200
             async with http.get(f"{main}/metrics") as r:
                 assert r.status == 404
                 assert "ipaas_http_requests_total" not in await r.text()
