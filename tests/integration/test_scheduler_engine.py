@@ -8,7 +8,8 @@ through the change feed (acceptance 4) and isolation of a broken definition
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,50 @@ async def slots_fired(bus: Bus, workflow_id: uuid.UUID) -> list[str]:
     return [e.scheduled_for.strftime("%H:%M:%S") for e in await events(bus, workflow_id) if e.scheduled_for]
 
 
+@dataclass
+class Scene:
+    """What each test starts from: a new tenant, a manual clock at 12:00:30, and the bus, the database and the
+    ``schedulers`` fixture its replicas run on."""
+
+    bus: Bus
+    db: asyncpg.Connection
+    schedulers: Callable[..., Awaitable[SchedulerRuntime]]
+    tenant: uuid.UUID
+    clock: ManualClock
+
+    async def workflow(self, **trigger: Any) -> uuid.UUID:
+        """A schedule of the tenant with this trigger, at version 1."""
+        return await create_workflow(self.db, self.tenant, definition(**trigger))
+
+    async def replica(self, **options: Any) -> SchedulerRuntime:
+        return await self.schedulers(self.clock, **options)
+
+    async def change(self, wf: uuid.UUID, version: int, change: str, **flags: bool) -> None:
+        await publish_change(self.bus, self.tenant, wf, version, change, **flags)
+
+    async def error(self, wf: uuid.UUID) -> str | None:
+        error: str | None = await self.db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", wf)
+        return error
+
+    async def fires(self, wf: uuid.UUID, slots: list[str], message: str) -> None:
+        """Wait until the slots ``wf`` fired are exactly ``slots``."""
+        await wait_until(lambda: equals(slots_fired(self.bus, wf), slots), message=message)
+
+    async def first_slot_fired(self, **trigger: Any) -> tuple[uuid.UUID, SchedulerRuntime]:
+        """An every-minute schedule last changed at 12:00:30, and a replica that fired its 12:01 slot."""
+        wf = await self.workflow(interval_seconds=60, **trigger)
+        await self.db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)
+        rt = await self.replica()
+        self.clock.set(at(1))
+        await self.fires(wf, ["12:01:00"], "first slot")
+        return wf, rt
+
+
+@pytest.fixture
+async def scene(bus: Bus, db: asyncpg.Connection, schedulers: Callable[..., Awaitable[SchedulerRuntime]]) -> Scene:
+    return Scene(bus, db, schedulers, await create_tenant(db), ManualClock(T0))
+
+
 @pytest.mark.parametrize(
     ("policy", "expected"),
     [
@@ -45,22 +90,19 @@ async def slots_fired(bus: Bus, workflow_id: uuid.UUID) -> list[str]:
     ],
 )
 async def test_missed_slots_after_downtime_follow_the_catchup_policy(
-    bus: Bus,
-    db: asyncpg.Connection,
-    schedulers: Callable[..., Any],
-    policy: str,
-    expected: list[str],
+    scene: Scene, policy: str, expected: list[str]
 ) -> None:
-    _, wf, clock, first = await first_slot_fired(bus, db, schedulers, catchup=policy)
+    db = scene.db
+    wf, first = await scene.first_slot_fired(catchup=policy)
     await wait_until(
         lambda: db.fetchval("SELECT last_slot FROM scheduler_state WHERE workflow_id = $1", wf),
         message="progress saved",
     )
     await first.stop()
 
-    clock.set(at(6))  # down for 5 slots: 12:02 .. 12:06
-    await schedulers(clock)
-    await wait_until(lambda: equals(slots_fired(bus, wf), expected), message=f"{policy} catch-up fires")
+    scene.clock.set(at(6))  # down for 5 slots: 12:02 .. 12:06
+    await scene.replica()
+    await scene.fires(wf, expected, f"{policy} catch-up fires")
 
     skipped = await db.fetch(
         "SELECT scheduled_for, error, trigger, workflow_version FROM executions "
@@ -77,37 +119,18 @@ async def test_missed_slots_after_downtime_follow_the_catchup_policy(
         assert all("catchup=skip" in r["error"] and r["trigger"] == "schedule" for r in skipped)
     else:
         assert skipped == []
-    assert await slots_fired(bus, wf) == expected  # nothing more, nothing twice
+    assert await slots_fired(scene.bus, wf) == expected  # nothing more, nothing twice
 
 
-async def first_slot_fired(
-    bus: Bus, db: asyncpg.Connection, schedulers: Callable[..., Any], **trigger: Any
-) -> tuple[uuid.UUID, uuid.UUID, ManualClock, SchedulerRuntime]:
-    """A new tenant's every-minute schedule last changed at 12:00:30, and a replica that fired its 12:01 slot."""
-    tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, definition(interval_seconds=60, **trigger))
-    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)
-    clock = ManualClock(T0)
-    rt = await schedulers(clock)
-    clock.set(at(1))
-    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:01:00"]), message="first slot")
-    return tenant, wf, clock, rt
-
-
-async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_at_next_slot(
-    bus: Bus,
-    db: asyncpg.Connection,
-    schedulers: Callable[..., Any],
-) -> None:
-    tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, definition(interval_seconds=60))
-    control = await create_workflow(db, tenant, definition(interval_seconds=60))
-    clock = ManualClock(T0)
-    rt = await schedulers(clock)
+async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_at_next_slot(scene: Scene) -> None:
+    bus, db = scene.bus, scene.db
+    wf = await scene.workflow(interval_seconds=60)
+    control = await scene.workflow(interval_seconds=60)
+    rt = await scene.replica()
 
     async def tick(minute: int) -> None:
         """Move to just after 12:<minute>:00 and wait until the control workflow fired that slot."""
-        clock.set(datetime(2026, 5, 1, 12, minute, 0, 500_000, tzinfo=UTC))
+        scene.clock.set(datetime(2026, 5, 1, 12, minute, 0, 500_000, tzinfo=UTC))
         await wait_until(
             lambda: contains(slots_fired(bus, control), f"12:{minute:02d}:00"),
             message=f"control fired 12:{minute:02d}",
@@ -118,7 +141,7 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
 
     # Disable: the heap drops it within 1 s of the change being published (no resync involved).
     await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
-    await publish_change(bus, tenant, wf, 1, "disabled", is_active=False)
+    await scene.change(wf, 1, "disabled", is_active=False)
     await wait_until(
         lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, interval=0.01, message="schedule unloaded"
     )
@@ -128,24 +151,21 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
 
     # Re-enable: fires again from the next slot, without catching up the disabled period.
     await db.execute("UPDATE workflows SET is_active = true WHERE id = $1", wf)
-    await publish_change(bus, tenant, wf, 1, "enabled")
+    await scene.change(wf, 1, "enabled")
     await wait_until(lambda: wf in rt.engine.workflow_ids(), timeout=1.0, message="schedule reloaded")
     await tick(4)
-    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:01:00", "12:04:00"]), message="resumed")
+    await scene.fires(wf, ["12:01:00", "12:04:00"], "resumed")
 
     # Update the schedule: every 5 minutes from now on; 12:05 is the next slot of the new rule.
     version = await add_version(db, wf, definition(cron="*/5 * * * *", timezone="Europe/Paris"))
-    await publish_change(bus, tenant, wf, version, "updated")
+    await scene.change(wf, version, "updated")
     await wait_until(
         lambda: (spec := rt.engine.spec_of(wf)) is not None and spec.version == version,
         timeout=1.0,
         message="new version loaded",
     )
     await tick(5)
-    await wait_until(
-        lambda: equals(slots_fired(bus, wf), ["12:01:00", "12:04:00", "12:05:00"]),
-        message="fired at the next slot of the new rule",
-    )
+    await scene.fires(wf, ["12:01:00", "12:04:00", "12:05:00"], "fired at the next slot of the new rule")
     await tick(6)
     latest = (await events(bus, wf))[-1]
     assert latest.workflow_version == version and latest.dedup_key.endswith(":2026-05-01T12:05:00Z")
@@ -153,100 +173,74 @@ async def test_disable_stops_within_a_second_enable_resumes_and_update_applies_a
 
     # Delete: gone as fast as a disable.
     await db.execute("UPDATE workflows SET deleted_at = now(), is_active = false WHERE id = $1", wf)
-    await publish_change(bus, tenant, wf, version, "deleted", is_active=False, deleted=True)
+    await scene.change(wf, version, "deleted", is_active=False, deleted=True)
     await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, message="deleted unloaded")
 
 
-async def test_a_broken_definition_is_marked_and_the_others_keep_firing(
-    bus: Bus,
-    db: asyncpg.Connection,
-    schedulers: Callable[..., Any],
-) -> None:
-    tenant = await create_tenant(db)
-    broken = await create_workflow(db, tenant, definition(cron="61 * * * *"))  # stored without validation
-    never = await create_workflow(db, tenant, definition(cron="0 0 31 2 *"))  # valid syntax, no such date
-    healthy = await create_workflow(db, tenant, definition(interval_seconds=60))
-    clock = ManualClock(T0)
-    rt = await schedulers(clock)
+async def test_a_broken_definition_is_marked_and_the_others_keep_firing(scene: Scene) -> None:
+    broken = await scene.workflow(cron="61 * * * *")  # stored without validation
+    never = await scene.workflow(cron="0 0 31 2 *")  # valid syntax, no such date
+    healthy = await scene.workflow(interval_seconds=60)
+    rt = await scene.replica()
 
-    error = await wait_until(
-        lambda: db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken), message="error stored"
-    )
+    error = await wait_until(lambda: scene.error(broken), message="error stored")
     assert "61 * * * *" in error
-    assert await db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", never)
-    assert await db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", healthy) is None
+    assert await scene.error(never)
+    assert await scene.error(healthy) is None
     assert rt.engine.workflow_ids() == {healthy}
 
-    clock.set(at(1))
-    await wait_until(lambda: equals(slots_fired(bus, healthy), ["12:01:00"]), message="healthy fires")
+    scene.clock.set(at(1))
+    await scene.fires(healthy, ["12:01:00"], "healthy fires")
 
     # Fixing the definition clears the error and the schedule starts firing.
-    version = await add_version(db, broken, definition(cron="*/2 * * * *"))
-    await publish_change(bus, tenant, broken, version, "updated")
-    await wait_until(
-        lambda: equals(db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", broken), None),
-        message="error cleared",
-    )
-    clock.set(at(2))
-    await wait_until(lambda: equals(slots_fired(bus, broken), ["12:02:00"]), message="fixed schedule fires")
+    version = await add_version(scene.db, broken, definition(cron="*/2 * * * *"))
+    await scene.change(broken, version, "updated")
+    await wait_until(lambda: equals(scene.error(broken), None), message="error cleared")
+    scene.clock.set(at(2))
+    await scene.fires(broken, ["12:02:00"], "fixed schedule fires")
 
     # Breaking a running schedule stops only that one.
-    version = await add_version(db, healthy, definition(cron="* * * *"))
-    await publish_change(bus, tenant, healthy, version, "updated")
-    await wait_until(
-        lambda: db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", healthy),
-        message="error stored on update",
-    )
-    clock.set(at(4))
-    await wait_until(lambda: equals(slots_fired(bus, broken), ["12:02:00", "12:04:00"]), message="others go on")
-    assert await slots_fired(bus, healthy) == ["12:01:00", "12:02:00"]
+    version = await add_version(scene.db, healthy, definition(cron="* * * *"))
+    await scene.change(healthy, version, "updated")
+    await wait_until(lambda: scene.error(healthy), message="error stored on update")
+    scene.clock.set(at(4))
+    await scene.fires(broken, ["12:02:00", "12:04:00"], "others go on")
+    assert await slots_fired(scene.bus, healthy) == ["12:01:00", "12:02:00"]
 
 
-async def test_periodic_resync_catches_a_change_the_feed_never_announced(
-    bus: Bus,
-    db: asyncpg.Connection,
-    schedulers: Callable[..., Any],
-) -> None:
-    tenant = await create_tenant(db)
-    clock = ManualClock(T0)
-    rt = await schedulers(clock, resync_interval_seconds=0.2)
-    wf = await create_workflow(db, tenant, definition(interval_seconds=60))  # no change published
+async def test_periodic_resync_catches_a_change_the_feed_never_announced(scene: Scene) -> None:
+    rt = await scene.replica(resync_interval_seconds=0.2)
+    wf = await scene.workflow(interval_seconds=60)  # no change published
     await wait_until(lambda: wf in rt.engine.workflow_ids(), timeout=5, message="loaded by resync")
-    clock.set(at(1))
-    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:01:00"]), message="fires")
-    await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
+    scene.clock.set(at(1))
+    await scene.fires(wf, ["12:01:00"], "fires")
+    await scene.db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
     await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=5, message="unloaded by resync")
 
 
-async def test_a_workflow_created_while_no_scheduler_ran_catches_up_from_its_creation(
-    bus: Bus,
-    db: asyncpg.Connection,
-    schedulers: Callable[..., Any],
-) -> None:
-    tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, definition(interval_seconds=60))
-    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)  # created at 12:00:30
-    clock = ManualClock(at(5))
-    await schedulers(clock)
-    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:05:00"]), message="latest slot fired")
+async def test_a_workflow_created_while_no_scheduler_ran_catches_up_from_its_creation(scene: Scene) -> None:
+    wf = await scene.workflow(interval_seconds=60)
+    await scene.db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, T0)  # created at 12:00:30
+    scene.clock.set(at(5))
+    await scene.replica()
+    await scene.fires(wf, ["12:05:00"], "latest slot fired")
     await wait_until(
-        lambda: db.fetchval("SELECT count(*) = 4 FROM executions WHERE workflow_id = $1 AND status = 'skipped'", wf),
+        lambda: scene.db.fetchval(
+            "SELECT count(*) = 4 FROM executions WHERE workflow_id = $1 AND status = 'skipped'", wf
+        ),
         message="4 skipped rows",
     )
 
 
-async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_after_a_restart(
-    bus: Bus,
-    db: asyncpg.Connection,
-    schedulers: Callable[..., Any],
-) -> None:
-    tenant, wf, clock, rt = await first_slot_fired(bus, db, schedulers)
+async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_after_a_restart(scene: Scene) -> None:
+    db = scene.db
+    wf, rt = await scene.first_slot_fired()
     await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
-    await publish_change(bus, tenant, wf, 1, "disabled", is_active=False)
+    await scene.change(wf, 1, "disabled", is_active=False)
     await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=1.0, message="unloaded")
-    clock.set(at(5, 30))
-    await db.execute("UPDATE workflows SET is_active = true, updated_at = $2 WHERE id = $1", wf, clock.now())
-    await publish_change(bus, tenant, wf, 1, "enabled")
+    scene.clock.set(at(5, 30))
+    await db.execute("UPDATE workflows SET is_active = true, updated_at = $2 WHERE id = $1", wf, scene.clock.now())
+    await scene.change(wf, 1, "enabled")
     await wait_until(
         lambda: db.fetchval(
             "SELECT last_slot = '2026-05-01T12:05:30Z' FROM scheduler_state WHERE workflow_id = $1", wf
@@ -255,26 +249,22 @@ async def test_re_enabling_while_running_does_not_catch_up_the_disabled_time_aft
     )
     await rt.stop()
 
-    clock.set(at(6))
-    await schedulers(clock)
-    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="next slot only")
+    scene.clock.set(at(6))
+    await scene.replica()
+    await scene.fires(wf, ["12:01:00", "12:06:00"], "next slot only")
     assert await db.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", wf) == 0
 
 
-async def test_slots_before_a_change_made_while_down_are_not_caught_up(
-    bus: Bus,
-    db: asyncpg.Connection,
-    schedulers: Callable[..., Any],
-) -> None:
-    _, wf, clock, first = await first_slot_fired(bus, db, schedulers)
+async def test_slots_before_a_change_made_while_down_are_not_caught_up(scene: Scene) -> None:
+    wf, first = await scene.first_slot_fired()
     await first.stop()
     # While no scheduler runs: disabled, then enabled again at 12:04:30 (the gateway bumps updated_at).
-    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, at(4, 30))
-    clock.set(at(6))
-    await schedulers(clock)
-    await wait_until(lambda: equals(slots_fired(bus, wf), ["12:01:00", "12:06:00"]), message="latest fired")
+    await scene.db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, at(4, 30))
+    scene.clock.set(at(6))
+    await scene.replica()
+    await scene.fires(wf, ["12:01:00", "12:06:00"], "latest fired")
     await wait_until(
-        lambda: db.fetchval(
+        lambda: scene.db.fetchval(
             "SELECT array_agg(to_char(scheduled_for AT TIME ZONE 'UTC', 'HH24:MI')) = '{12:05}' "
             "FROM executions WHERE workflow_id = $1 AND status = 'skipped'",
             wf,
