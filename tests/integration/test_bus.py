@@ -69,20 +69,35 @@ async def test_consumer_never_holds_more_than_its_bound(bus: Bus) -> None:
         assert info.num_pending == 0
 
 
-async def test_same_bus_survives_server_kill_and_restart(private_nats: NatsServer, private_bus: Bus) -> None:
+async def test_same_bus_survives_server_kill_and_restart_and_runs_its_reconnect_listeners_in_order(
+    private_nats: NatsServer, private_bus: Bus
+) -> None:
     bus = private_bus
     await bus.ensure_streams()
     await bus.ensure_consumer("EVENTS", "restart")
     before = await bus.publish("events.t.w", b"before", msg_id="before")
     assert before.duplicate is False
+    calls: list[str] = []
+
+    async def first() -> None:
+        calls.append("first")
+        raise RuntimeError("a failing listener does not stop the others")
+
+    async def second() -> None:
+        calls.append("second")
+
+    bus.on_reconnect(first)
+    bus.on_reconnect(second)
 
     private_nats.kill()
     await wait_until(lambda: not bus.is_connected, timeout=15, message="client to notice the outage")
+    assert calls == []
     with pytest.raises(BusUnavailable):
         await bus.publish("events.t.w", b"during", msg_id="during", timeout=0.5)
 
     private_nats.start()
-    await wait_until(lambda: bus.is_connected, timeout=20, message="client to reconnect by itself")
+    await wait_until(lambda: calls == ["first", "second"], timeout=20, message="both listeners after reconnect")
+    assert bus.is_connected  # reconnected by itself
     await wait_until(
         lambda: published(bus, "events.t.w", b"after", msg_id="after"), timeout=15, message="publish after restart"
     )

@@ -1,6 +1,7 @@
 """The bus's own doors against a real NATS: subscriptions, requests, events, stream info, reconnects.
 
-What services used to do with the raw client (``bus.nc``/``bus.js``), each through its bus method.
+What services used to do with the raw client (``bus.nc``/``bus.js``), each through its bus method; the
+reconnect listeners are tested with the bus surviving a restart (test_bus.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from collections import Counter
 
 import pytest
 
-from deploy.local.infra import NatsServer
 from libs.common.bus import Bus, Message, MessageHandler, MessageTooLarge, NoResponders, RequestTimeout
 from libs.common.models.events import EventEnvelope, Trigger, event_id_for
 from tests.helpers.wait import wait_until
@@ -46,36 +46,26 @@ async def test_queue_group_members_share_messages_and_a_plain_subscriber_sees_al
             await sub.unsubscribe()
 
 
-async def test_request_with_nobody_listening_raises_no_responders(bus: Bus) -> None:
-    with pytest.raises(NoResponders):
-        await bus.request("svc.test.nobody", b"ping", timeout=2)
-
-
-async def test_request_left_unanswered_raises_request_timeout(bus: Bus) -> None:
+async def test_request_is_answered_refused_with_nobody_listening_and_times_out_unanswered(bus: Bus) -> None:
     heard: list[bytes] = []
+
+    async def echo(msg: Message) -> None:
+        await bus.respond(msg, b"pong:" + msg.data)
 
     async def silent(msg: Message) -> None:
         heard.append(msg.data)
 
-    sub = await bus.subscribe("svc.test.silent", silent)
+    with pytest.raises(NoResponders):
+        await bus.request("svc.test.nobody", b"ping", timeout=2)
+    subs = [await bus.subscribe("svc.test.echo", echo, queue="echoes"), await bus.subscribe("svc.test.silent", silent)]
     try:
+        assert (await bus.request("svc.test.echo", b"x", timeout=5)).data == b"pong:x"
         with pytest.raises(RequestTimeout):
             await bus.request("svc.test.silent", b"ping", timeout=0.3)
         assert heard == [b"ping"]
     finally:
-        await sub.unsubscribe()
-
-
-async def test_request_and_respond_round_trip(bus: Bus) -> None:
-    async def echo(msg: Message) -> None:
-        await bus.respond(msg, b"pong:" + msg.data)
-
-    sub = await bus.subscribe("svc.test.echo", echo, queue="echoes")
-    try:
-        reply = await bus.request("svc.test.echo", b"x", timeout=5)
-        assert reply.data == b"pong:x"
-    finally:
-        await sub.unsubscribe()
+        for sub in subs:
+            await sub.unsubscribe()
 
 
 async def test_publish_event_stores_the_models_bytes_with_its_msg_id_and_traceparent(bus: Bus) -> None:
@@ -141,23 +131,3 @@ async def test_ordered_subscription_sees_new_messages_only(bus: Bus) -> None:
         await wait_until(lambda: got == [b"new"], message="the new change only")
     finally:
         await sub.unsubscribe()
-
-
-async def test_reconnect_listeners_run_in_order_after_a_restart(private_nats: NatsServer, private_bus: Bus) -> None:
-    calls: list[str] = []
-
-    async def first() -> None:
-        calls.append("first")
-        raise RuntimeError("a failing listener does not stop the others")
-
-    async def second() -> None:
-        calls.append("second")
-
-    private_bus.on_reconnect(first)
-    private_bus.on_reconnect(second)
-    private_nats.kill()
-    await wait_until(lambda: not private_bus.is_connected, timeout=15, message="client to notice the outage")
-    assert calls == []
-    private_nats.start()
-    await wait_until(lambda: calls == ["first", "second"], timeout=20, message="both listeners after reconnect")
-    assert private_bus.is_connected
