@@ -160,8 +160,7 @@ async def test_keys_are_hashed_at_rest(stack: Stack, database_url: str, db: asyn
 
 async def test_a_key_list_too_old_refuses_keys(database_url: str, role_url: Callable[[str], str]):
     clock = {"now": 100.0}
-    pool = await asyncpg.create_pool(role_url("gateway"), min_size=1, max_size=2)
-    try:
+    async with asyncpg.create_pool(role_url("gateway"), min_size=1, max_size=2) as pool:
         cache = ApiKeyCache(pool, refresh_seconds=5, max_stale_seconds=60, monotonic=lambda: clock["now"])
         with pytest.raises(ApiKeysUnavailable):
             await cache.lookup("ipk_" + "a" * 43)  # never loaded: nothing vouches for any key
@@ -173,5 +172,3 @@ async def test_a_key_list_too_old_refuses_keys(database_url: str, role_url: Call
         clock["now"] += 61
         with pytest.raises(ApiKeysUnavailable):
             await cache.lookup("ipk_" + "a" * 43)
-    finally:
-        await pool.close()

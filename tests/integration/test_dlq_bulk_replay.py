@@ -33,20 +33,18 @@ async def dead_letters(
 ) -> list[uuid.UUID]:
     """``n`` events that died in an outage: a dead execution (all attempts used) and a dead letter each."""
     at = dead_at or datetime.now(UTC) - timedelta(hours=1)
-    envelopes = []
-    for i in range(n):
-        key = uuid.uuid4().hex
-        envelopes.append(
-            EventEnvelope(
-                event_id=event_id_for(workflow_id, key),
-                dedup_key=key,
-                tenant_id=tenant_id,
-                workflow_id=workflow_id,
-                workflow_version=1,
-                trigger=Trigger.WEBHOOK,
-                payload={"n": i, "token": "sk_live_abcdefghijklmnopqrstuv"},
-            )
+    envelopes = [
+        EventEnvelope(
+            event_id=event_id_for(workflow_id, key),
+            dedup_key=key,
+            tenant_id=tenant_id,
+            workflow_id=workflow_id,
+            workflow_version=1,
+            trigger=Trigger.WEBHOOK,
+            payload={"n": i, "token": "sk_live_abcdefghijklmnopqrstuv"},
         )
+        for i, key in enumerate(uuid.uuid4().hex for _ in range(n))
+    ]
     await db.executemany(
         """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status, attempts,
                                    started_at, finished_at, error, input, created_at)
@@ -141,14 +139,13 @@ async def test_a_thousand_dead_letters_go_back_with_one_call(
         percents = [r["percent"] for r in reports]
         assert percents == sorted(percents)
 
-        async def all_final() -> bool:
-            return bool(
-                await db.fetchval(
-                    "SELECT count(*) = 1000 FROM executions WHERE workflow_id = $1 AND status = 'succeeded'", wf
-                )
-            )
-
-        await wait_until(all_final, timeout=60, message="every replayed event succeeded")
+        await wait_until(
+            lambda: db.fetchval(
+                "SELECT count(*) = 1000 FROM executions WHERE workflow_id = $1 AND status = 'succeeded'", wf
+            ),
+            timeout=60,
+            message="every replayed event succeeded",
+        )
         # One execution row per event, and each replay got the whole retry policy again (a 503, then a 200).
         rows = await db.fetch("SELECT event_id, attempts FROM executions WHERE workflow_id = $1", wf)
         assert len(rows) == 1000 and {r["attempts"] for r in rows} == {2}
@@ -228,10 +225,7 @@ async def test_finished_jobs_are_forgotten_after_a_week(db: asyncpg.Connection, 
             finished,
         )
         await db.execute("INSERT INTO replay_job_items (job_id, event_id) VALUES ($1, $2)", job_id, uuid.uuid4())
-    pool = await asyncpg.create_pool(role_url("gateway"), min_size=1, max_size=2)
-    try:
+    async with asyncpg.create_pool(role_url("gateway"), min_size=1, max_size=2) as pool:
         assert await forget_old_jobs(pool, 100) == 1
-    finally:
-        await pool.close()
     assert {r["id"] for r in await db.fetch("SELECT id FROM replay_jobs")} == {recent, running}
     assert {r["job_id"] for r in await db.fetch("SELECT job_id FROM replay_job_items")} == {recent, running}

@@ -140,14 +140,11 @@ async def test_pruning_removes_only_expired_final_rows(db: asyncpg.Connection, r
         await _insert(db, tenant_id, wf, status="failed", created_at=old),  # a retry is due
         await _insert(db, tenant_id, wf, created_at=old, finished_at=now - timedelta(days=1)),  # finished lately
     ]
-    pool = await asyncpg.create_pool(role_url("executor"), min_size=1, max_size=2)
-    try:
+    async with asyncpg.create_pool(role_url("executor"), min_size=1, max_size=2) as pool:
         pruner = Pruner(pool, retention_days=30, batch=5, interval_seconds=60, pause_seconds=0)
         assert await pruner.prune(now) == len(expired)  # 12 rows in batches of 5: three statements
         assert await pruner.prune(now) == 0
         assert not Pruner(pool, retention_days=0, batch=5, interval_seconds=60).enabled
-    finally:
-        await pool.close()
     left = {r["event_id"] for r in await db.fetch("SELECT event_id FROM executions")}
     assert left == set(kept)
     tries = {r["event_id"] for r in await db.fetch("SELECT event_id FROM execution_attempts")}
