@@ -19,6 +19,7 @@ import pytest
 from libs.common.db.migrate import MigrationRefused, apply_migrations
 from libs.common.db.roles import OWNER, SERVICE_ROLES
 from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.fakes import definition as webhook_definition
 
 Refused = asyncpg.InsufficientPrivilegeError
 
@@ -114,6 +115,12 @@ SELECT a.grantee::regrole::text, c.relname || '(' || att.attname || '):' || a.pr
 """
 
 
+async def _grants(db: asyncpg.Connection) -> dict[str, set[str]]:
+    """Every role holding a privilege in the schema, and its grants (as in :data:`EXPECTED`)."""
+    rows = await db.fetch(GRANTS_SQL)
+    return {role: {r["grant"] for r in rows if r["role"] == role} for role in {r["role"] for r in rows}}
+
+
 @dataclass
 class Data:
     """Rows the attacks aim at, and a connection per role."""
@@ -143,11 +150,7 @@ async def data(db: asyncpg.Connection, role_url: Callable[[str], str]) -> AsyncI
         uuid.uuid4(),
         tenant_id,
     )
-    definition = {
-        "name": "wf",
-        "trigger": {"type": "webhook"},
-        "action": {"type": "http_request", "config": {"method": "POST", "url": "https://x.invalid"}},
-    }
+    definition = webhook_definition("http_request", {"method": "POST", "url": "https://x.invalid"})
     workflow_id = await create_workflow(db, tenant_id, definition, webhook_secret="whsec_c2VjcmV0")
     event_id = uuid.uuid4()
     await db.execute(
@@ -168,12 +171,12 @@ async def data(db: asyncpg.Connection, role_url: Callable[[str], str]) -> AsyncI
 
 
 async def test_each_role_holds_exactly_its_grants_and_the_owner_owns_every_table(db: asyncpg.Connection) -> None:
-    rows = await db.fetch(GRANTS_SQL)
-    granted = {role: {r["grant"] for r in rows if r["role"] == role} for role in SERVICE_ROLES.values()}
+    granted = await _grants(db)
     for role, expected in EXPECTED.items():
-        assert granted[role] == expected, (role, sorted(granted[role] - expected), sorted(expected - granted[role]))
+        got = granted.get(role, set())
+        assert got == expected, (role, sorted(got - expected), sorted(expected - got))
     # Nobody else holds anything: no grant to PUBLIC or to a role outside the table.
-    assert {r["role"] for r in rows} <= {*SERVICE_ROLES.values(), OWNER}
+    assert set(granted) <= {*SERVICE_ROLES.values(), OWNER}
     assert (
         await db.fetchval("""SELECT count(*) FROM pg_class c, aclexplode(c.relacl) a
                                  WHERE c.relnamespace = 'public'::regnamespace AND a.grantee = 0""")
@@ -303,11 +306,6 @@ async def test_auth_cannot_read_workflows_or_runs(data: Data) -> None:
     assert await auth.fetchval("SELECT count(*) FROM credentials WHERE tenant_id = $1", data.tenant_id) == 1
     # What rotate-keys needs of webhook secrets, it has: their wrapping, to re-wrap.
     assert await auth.fetchval("SELECT count(wrapped_dek) FROM webhook_secrets WHERE kek_id <> 'new'") == 0
-
-
-async def _grants(db: asyncpg.Connection) -> dict[str, set[str]]:
-    rows = await db.fetch(GRANTS_SQL)
-    return {role: {r["grant"] for r in rows if r["role"] == role} for role in {r["role"] for r in rows}}
 
 
 OWN_TABLE = {"auth": "credentials", "gateway": "workflows", "executor": "executions", "scheduler": "scheduler_state"}

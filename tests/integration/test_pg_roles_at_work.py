@@ -37,10 +37,11 @@ from services.gateway.store import workflows as gw_workflows
 from services.scheduler.store import ScheduleStore, SkippedSlot
 from tests.helpers.auth_setup import add_credential, auth_client, auth_settings, bearer, kek_ring, register_and_login
 from tests.helpers.factories import create_tenant, create_workflow, insert_dead_letter
-from tests.helpers.fakes import webhook_envelopes
+from tests.helpers.fakes import definition, webhook_envelopes
+from tests.helpers.scheduler import schedule_definition
 from tests.helpers.wait import wait_until
 
-HTTP_ACTION = {"type": "http_request", "config": {"method": "POST", "url": "https://example.invalid/x"}}
+WORKFLOW = definition("http_request", {"method": "POST", "url": "https://example.invalid/x"})  # webhook-triggered
 
 
 @asynccontextmanager
@@ -63,12 +64,7 @@ async def test_the_executor_claims_parks_wakes_and_dead_letters_as_its_role(
     db: asyncpg.Connection, role_url: Callable[[str], str], bus: Bus
 ) -> None:
     tenant = await create_tenant(db)
-    wf = await create_workflow(
-        db,
-        tenant,
-        {"name": "wf", "trigger": {"type": "webhook"}, "action": HTTP_ACTION},
-        webhook_secret="whsec_c2VjcmV0",
-    )
+    wf = await create_workflow(db, tenant, WORKFLOW, webhook_secret="whsec_c2VjcmV0")
     async with pool_as(role_url("executor")) as pool:
         store = ExecutionStore(pool, owner="replica-1", lease_seconds=30, max_items=16, linger=0.001)
         reader = WorkflowReader(pool, cache_size=8, max_items=16, linger=0.001)
@@ -115,9 +111,7 @@ async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
     await listener.add_listener(CHANNEL, lambda *_: notified.set())
     try:
         async with pool_as(role_url("gateway")) as pool:
-            body = WorkflowCreate.model_validate(
-                {"name": "orders", "trigger": {"type": "webhook"}, "action": HTTP_ACTION}
-            )
+            body = WorkflowCreate.model_validate(WORKFLOW)
             ring = kek_ring()
             created = await gw_workflows.create(
                 pool,
@@ -136,26 +130,17 @@ async def test_the_gateway_writes_workflows_replays_and_relays_as_its_role(
             target = await pool_loader(pool, KeyHolder(ring))(wf)
             assert target is not None and len(target.keys(datetime.now(UTC).timestamp())) == 2
             # A secret still in the plaintext column (written before it was sealed) is sealed by the look-up.
-            legacy = await create_workflow(
-                db,
-                tenant,
-                {"name": "old", "trigger": {"type": "webhook"}, "action": HTTP_ACTION},
-                webhook_secret="whsec_c2VjcmV0",
-            )
+            legacy = await create_workflow(db, tenant, WORKFLOW, webhook_secret="whsec_c2VjcmV0")
             assert await pool_loader(pool, KeyHolder(ring))(legacy) is not None
             assert await db.fetchval("SELECT webhook_secret FROM workflows WHERE id = $1", legacy) is None
             await gw_workflows.set_active(pool, tenant, wf, False)
             assert await gw_workflows.wait_for_runs(pool, wf, 0.1) == 0
             # A dead run is replayed: the dead letter is marked, the run is non-final again, the envelope queued.
             event_id = await insert_dead_letter(db, tenant, wf)
-            assert (
-                len(
-                    await gw_executions.list_dead_letters(
-                        pool, tenant, workflow_id=wf, include_replayed=False, limit=10, before=None
-                    )
-                )
-                == 1
+            letters = await gw_executions.list_dead_letters(
+                pool, tenant, workflow_id=wf, include_replayed=False, limit=10, before=None
             )
+            assert len(letters) == 1
             await gw_executions.replay(pool, tenant, event_id)
             rows = await gw_executions.list_executions(pool, tenant, ExecutionQuery(workflow_id=wf), limit=10)
             assert await gw_executions.get_execution(pool, tenant, rows[0]["id"])
@@ -184,9 +169,7 @@ async def test_the_scheduler_reads_schedules_and_records_progress_as_its_role(
     db: asyncpg.Connection, role_url: Callable[[str], str]
 ) -> None:
     tenant = await create_tenant(db)
-    wf = await create_workflow(
-        db, tenant, {"name": "tick", "trigger": {"type": "schedule", "interval_seconds": 60}, "action": HTTP_ACTION}
-    )
+    wf = await create_workflow(db, tenant, schedule_definition("tick", interval_seconds=60))
     slot = int(datetime.now(UTC).timestamp()) // 60 * 60
     skipped = SkippedSlot(uuid.uuid4(), tenant, wf, 1, slot, "missed")
     async with pool_as(role_url("scheduler")) as pool:
