@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
+
 from libs.common.bus import Bus
-from libs.common.db import create_pool
 from libs.common.http.metrics import Metrics
-from libs.common.settings import DatabaseSettings
 from services.executor.deferred import Waker
 from services.executor.fairness import BacklogView, TenantSlots
 from services.executor.metrics import ExecutorMetrics
@@ -33,7 +33,7 @@ async def test_backlog_view_names_the_tenants_with_events_waiting(bus: Bus) -> N
     assert await view.read_once() == frozenset({"tenant-a", "tenant-b"})
 
 
-async def test_stats_reader_sets_stream_and_consumer_gauges(bus: Bus, database_url: str) -> None:
+async def test_stats_reader_sets_stream_and_consumer_gauges(bus: Bus, pool: asyncpg.Pool) -> None:
     s = bus.settings
     # The session's streams may hold what earlier tests left: the gauges are read against what was there.
     events_before = int((await bus.stream_info(s.events_stream)).state.messages or 0)
@@ -42,21 +42,17 @@ async def test_stats_reader_sets_stream_and_consumer_gauges(bus: Bus, database_u
     await _publish(bus, "tenant-a", 3)
     registry = Metrics("executor")
     metrics = ExecutorMetrics(registry)
-    pool = await create_pool(DatabaseSettings(DATABASE_URL=database_url), connect_deadline_seconds=10)
-    try:
-        waker = Waker(pool, bus, batch=8, poll_seconds=1, publish_timeout=5)
-        reader = StatsReader(
-            bus,
-            waker,
-            metrics,
-            streams=[s.events_stream, s.dlq_stream],
-            events_stream=s.events_stream,
-            consumer="stats-test",
-            interval=60,
-        )
-        await reader.read_once()
-    finally:
-        await pool.close()
+    waker = Waker(pool, bus, batch=8, poll_seconds=1, publish_timeout=5)
+    reader = StatsReader(
+        bus,
+        waker,
+        metrics,
+        streams=[s.events_stream, s.dlq_stream],
+        events_stream=s.events_stream,
+        consumer="stats-test",
+        interval=60,
+    )
+    await reader.read_once()
 
     def sample(name: str, **labels: str) -> float | None:
         return registry.registry.get_sample_value(name, labels)

@@ -51,37 +51,33 @@ async def test_crash_is_restarted_with_prefixed_logs_and_stop_kills_the_whole_gr
     )
     sup.start()
     try:
-        await _check_restart_and_stop(sup, lines, runs, grandchild_file)
+        await wait_until(lambda: "hello from run 2" in "\n".join(lines), timeout=20, message="the restarted child")
+        assert "[fake] hello from run 1" in lines
+        assert any(line.startswith("[fake] exited with code 3; restarting") for line in lines)
+        assert all(line.startswith("[fake]") for line in lines)
+        assert sup.restarts == 1
+
+        await wait_until(lambda: len(grandchild_file.read_text().split()) == 2, timeout=10)
+        first_gc, second_gc = (int(p) for p in grandchild_file.read_text().split())
+        # The crashed run's grandchild went down with its process group.
+        assert not psutil.pid_exists(first_gc) or psutil.Process(first_gc).status() == psutil.STATUS_ZOMBIE
+        child_pid = sup.pid
+        assert child_pid is not None
+        grandchild = psutil.Process(second_gc)
+        assert grandchild.is_running()
+
+        # The child ignores SIGTERM: after the grace period it is killed, with its grandchild.
+        code = await sup.stop(grace=1.0)
+        assert code is not None and code < 0
+        assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
+        await wait_until(
+            lambda: not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE,
+            timeout=5,
+            message="the grandchild to die",
+        )
+        assert len(runs.read_text()) == 2  # not restarted after stop
     finally:
         await sup.stop(grace=1.0)
-
-
-async def _check_restart_and_stop(sup: Supervised, lines: list[str], runs: Path, grandchild_file: Path) -> None:
-    await wait_until(lambda: "hello from run 2" in "\n".join(lines), timeout=20, message="the restarted child")
-    assert "[fake] hello from run 1" in lines
-    assert any(line.startswith("[fake] exited with code 3; restarting") for line in lines)
-    assert all(line.startswith("[fake]") for line in lines)
-    assert sup.restarts == 1
-
-    await wait_until(lambda: len(grandchild_file.read_text().split()) == 2, timeout=10)
-    first_gc, second_gc = (int(p) for p in grandchild_file.read_text().split())  # noqa: ASYNC240 - tiny file
-    # The crashed run's grandchild went down with its process group.
-    assert not psutil.pid_exists(first_gc) or psutil.Process(first_gc).status() == psutil.STATUS_ZOMBIE
-    child_pid = sup.pid
-    assert child_pid is not None
-    grandchild = psutil.Process(second_gc)
-    assert grandchild.is_running()
-
-    # The child ignores SIGTERM: after the grace period it is killed, with its grandchild.
-    code = await sup.stop(grace=1.0)
-    assert code is not None and code < 0
-    assert not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == psutil.STATUS_ZOMBIE
-    await wait_until(
-        lambda: not grandchild.is_running() or grandchild.status() == psutil.STATUS_ZOMBIE,
-        timeout=5,
-        message="the grandchild to die",
-    )
-    assert len(runs.read_text()) == 2  # noqa: ASYNC240 - not restarted after stop
 
 
 async def test_stop_of_a_well_behaved_child_is_a_clean_exit(tmp_path: Path) -> None:
