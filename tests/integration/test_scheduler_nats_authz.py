@@ -11,8 +11,6 @@ from typing import Any
 import asyncpg
 import pytest
 
-from libs.common.bus import Bus
-from libs.common.models.events import EventEnvelope
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.scheduler import publish_change, schedule_definition, scheduler_env, stored_events
 from tests.helpers.secured_nats import SecuredNats
@@ -24,10 +22,6 @@ def loaded(svc: ServiceProcess) -> float:
     with urllib.request.urlopen(f"{svc.metrics_url}/metrics", timeout=2) as resp:  # noqa: S310 - local test server
         match = re.search(r"^ipaas_scheduler_schedules_loaded (\S+)$", resp.read().decode(), re.M)
     return float(match.group(1)) if match else -1.0
-
-
-async def events_of(bus: Bus) -> list[EventEnvelope]:
-    return [env for _, env in await stored_events(bus)]
 
 
 @pytest.mark.slow
@@ -43,8 +37,8 @@ async def test_scheduler_fires_and_follows_changes_with_its_own_identity(
     scheduler = service("services.scheduler", env=scheduler_env(nats_env["NATS_URL"], database_url, **nats_env))
     # Reading EVENTS' messages is for admin only.
     async with secured_nats.connected("gateway") as gateway, secured_nats.connected("admin") as admin:
-        fired = await wait_until(lambda: events_of(admin), timeout=10, message="a scheduled event")
-        assert fired[0].workflow_id == wf and fired[0].trigger == "schedule"
+        [(_, fired), *_] = await wait_until(lambda: stored_events(admin), timeout=10, message="a scheduled event")
+        assert fired.workflow_id == wf and fired.trigger == "schedule"
 
         await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
         await publish_change(gateway, tenant, wf, 1, "disabled", is_active=False)
