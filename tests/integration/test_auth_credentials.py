@@ -47,6 +47,7 @@ async def test_credentials_round_trip_without_the_secret_ever_leaving(
     seen: list[str] = []
     async with auth_client(auth_settings(database_url, nats_url)) as client:
         user = await register_and_login(client)
+        h = bearer(user["token"])
         created: dict[str, str] = {}
         for name, (ctype, secret) in SECRETS.items():
             resp = await add_credential(client, user, f"my {name}", ctype, secret)
@@ -56,17 +57,14 @@ async def test_credentials_round_trip_without_the_secret_ever_leaving(
             data = json.loads(text)["data"]
             assert set(data) == {"id", "name", "type", "created_at"} and data["type"] == ctype
             created[name] = data["id"]
-        resp = await client.get("/api/credentials", headers=bearer(user["token"]))
+        resp = await client.get("/api/credentials", headers=h)
         listing = await resp.text()
         seen.append(listing)
         assert sorted(c["id"] for c in json.loads(listing)["data"]) == sorted(created.values())
         # Pagination.
-        page = await (await client.get("/api/credentials?limit=3", headers=bearer(user["token"]))).json()
-        rest = await (
-            await client.get(
-                f"/api/credentials?limit=3&cursor={page['meta']['next_cursor']}", headers=bearer(user["token"])
-            )
-        ).json()
+        page = await (await client.get("/api/credentials?limit=3", headers=h)).json()
+        cursor = page["meta"]["next_cursor"]
+        rest = await (await client.get(f"/api/credentials?limit=3&cursor={cursor}", headers=h)).json()
         assert len(page["data"]) == 3 and len(rest["data"]) == 2 and "meta" not in rest
 
         # The executor's path: NATS request/reply returns the decrypted secret, only what was given.
@@ -89,7 +87,7 @@ async def test_credentials_round_trip_without_the_secret_ever_leaving(
         for row in dump:
             assert PLANTED.encode() not in bytes(row["ciphertext"]) + bytes(row["wrapped_dek"])
 
-        resp = await client.delete(f"/api/credentials/{created['slack']}", headers=bearer(user["token"]))
+        resp = await client.delete(f"/api/credentials/{created['slack']}", headers=h)
         seen.append(await resp.text())
         assert resp.status == 200
         assert (await resolve_credential(nats_url, user["tenant_id"], created["slack"])).error == "not_found"
