@@ -13,8 +13,8 @@ import pytest
 
 from libs.common.bus import Bus
 from tests.helpers.executor_app import ExecutorFactory
-from tests.helpers.fakes import Answer, FakeSink, Seen
-from tests.helpers.gateway_app import Gateway, running_gateway, tenant
+from tests.helpers.fakes import Answer, FakeSink, Seen, definition
+from tests.helpers.gateway_app import Gateway, post_dry_run, running_gateway, tenant
 from tests.helpers.wait import wait_until
 
 SLOW = 3.0  # seconds the target takes on /slow/*
@@ -38,18 +38,12 @@ async def start_executor(executor: ExecutorFactory, **limits: str) -> None:
 
 
 def dry_run_body(url: str) -> dict[str, Any]:
-    return {
-        "workflow": {
-            "name": "try",
-            "trigger": {"type": "webhook"},
-            "action": {"type": "http_request", "config": {"method": "POST", "url": url}},
-        },
-        "payload": {"n": 1},
-    }
+    """A dry-run of a workflow POSTing to ``url``."""
+    return {"workflow": definition("http_request", {"method": "POST", "url": url}, name="try"), "payload": {"n": 1}}
 
 
 async def dry_run(gw: Gateway, tenant_id: uuid.UUID, url: str) -> tuple[int, dict[str, Any], str | None]:
-    resp = await gw.client.post("/api/workflows/dry-run", json=dry_run_body(url), headers=gw.auth(tenant_id))
+    resp = await post_dry_run(gw, gw.auth(tenant_id), **dry_run_body(url))
     return resp.status, await resp.json(), resp.headers.get("Retry-After")
 
 
