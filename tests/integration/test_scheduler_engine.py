@@ -1,8 +1,16 @@
 """The scheduler in-process against real NATS and Postgres, with a manual clock.
 
 Covers catch-up after downtime (acceptance 3), live disable / enable / update
-through the change feed (acceptance 4) and isolation of a broken definition
-(acceptance 5).
+through the change feed (acceptance 4), isolation of a broken definition
+(acceptance 5) and of a stored schedule faster than the minimum, and versions
+and slots.
+
+Versions and slots: two replicas, one of which has not seen a version change (no change is
+published; the fresh one reloads on demand, the stale one's resync is an hour
+away): each slot gives one event, carrying the version current at the slot,
+and a slot that is not a slot of that version does not fire, whichever
+replica gets there.  A replica that loads a new version after one of its
+slots has passed still fires that slot.
 """
 
 from __future__ import annotations
@@ -15,11 +23,14 @@ from typing import Any
 
 import asyncpg
 import pytest
+from prometheus_client import CollectorRegistry
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope
+from libs.common.settings import ScheduleSettings
 from services.scheduler.runtime import SchedulerRuntime
 from tests.helpers.factories import add_version, create_tenant, create_workflow
+from tests.helpers.gateway_app import running_gateway
 from tests.helpers.scheduler import T0, at, publish_change, stored_events
 from tests.helpers.scheduler import schedule_definition as definition
 from tests.helpers.wait import contains, equals, wait_until
@@ -49,9 +60,9 @@ class Scene:
     tenant: uuid.UUID
     clock: ManualClock
 
-    async def workflow(self, **trigger: Any) -> uuid.UUID:
+    async def workflow(self, name: str = "tick", **trigger: Any) -> uuid.UUID:
         """A schedule of the tenant with this trigger, at version 1."""
-        return await create_workflow(self.db, self.tenant, definition(**trigger))
+        return await create_workflow(self.db, self.tenant, definition(name, **trigger))
 
     async def replica(self, **options: Any) -> SchedulerRuntime:
         return await self.schedulers(self.clock, **options)
@@ -270,4 +281,167 @@ async def test_slots_before_a_change_made_while_down_are_not_caught_up(scene: Sc
             wf,
         ),
         message="only 12:05 skipped",
+    )
+
+
+async def fired_by_workflow(bus: Bus) -> dict[uuid.UUID, list[str]]:
+    """Slots in EVENTS per workflow."""
+    out: dict[uuid.UUID, list[str]] = {}
+    for _, env in await stored_events(bus):
+        if env.scheduled_for is not None:
+            out.setdefault(env.workflow_id, []).append(env.scheduled_for.strftime("%H:%M:%S"))
+    return out
+
+
+async def test_a_stored_schedule_faster_than_the_minimum_does_not_fire_and_says_why(
+    scene: Scene, database_url: str, nats_url: str
+) -> None:
+    """A stored schedule faster than the minimum (saved before it was raised, or written around the API): the
+    scheduler does not fire it, records why in ``schedule_error`` (shown by the API), and every other schedule
+    keeps firing."""
+    bus = scene.bus
+    every_second = await scene.workflow(cron="* * * * * *")
+    every_five = await scene.workflow(interval_seconds=5)
+    healthy = await scene.workflow(interval_seconds=60)
+    rt = await scene.replica(schedule=ScheduleSettings(min_interval_seconds=10))
+    assert rt.engine.workflow_ids() == {healthy}
+    error = await wait_until(lambda: scene.error(every_second), message="error stored")
+    assert error == "the schedule fires 1 s apart at its fastest; the shortest interval allowed is 10 s"
+    assert await wait_until(lambda: scene.error(every_five), message="error stored")
+    assert await scene.error(healthy) is None
+
+    scene.clock.set(at(1))
+    await wait_until(lambda: contains(fired_by_workflow(bus), healthy), message="the healthy schedule fires")
+    assert set(await fired_by_workflow(bus)) == {healthy}  # 30 seconds passed: nothing of the fast ones
+
+    # The API shows the reason, as for any schedule that cannot run.
+    async with running_gateway(database_url, nats_url) as gw:
+        resp = await gw.client.get(f"/api/workflows/{every_five}", headers=gw.auth(scene.tenant))
+        assert (await resp.json())["data"]["schedule_error"] == (
+            "the schedule fires 5 s apart at its fastest; the shortest interval allowed is 10 s"
+        )
+
+    # Slowing it down (a new version) clears the error and it fires.
+    version = await add_version(scene.db, every_five, definition(interval_seconds=10))
+    await scene.change(every_five, version, "updated")
+    await wait_until(lambda: equals(scene.error(every_five), None), message="error cleared")
+    scene.clock.set(at(1, 10.5))
+    await wait_until(lambda: contains(fired_by_workflow(bus), every_five), message="the slowed-down schedule fires")
+    assert every_second not in await fired_by_workflow(bus)
+
+
+@dataclass
+class Replica:
+    rt: SchedulerRuntime
+    registry: CollectorRegistry
+
+    def checks(self, result: str) -> float:
+        """``ipaas_scheduler_version_checks_total{result}`` of this replica."""
+        value = self.registry.get_sample_value("ipaas_scheduler_version_checks_total", {"result": result})
+        return value or 0.0
+
+    def version(self, wf: uuid.UUID) -> int | None:
+        spec = self.rt.engine.spec_of(wf)
+        return spec.version if spec is not None else None
+
+
+async def replica(scene: Scene) -> Replica:
+    """A replica of the scene with a metrics registry of its own."""
+    registry = CollectorRegistry()
+    return Replica(await scene.replica(registry=registry), registry)
+
+
+async def fired(bus: Bus, workflow_id: uuid.UUID) -> list[tuple[str, int]]:
+    """(slot HH:MM:SS, version) of every event of the workflow, checking its message id."""
+    out: list[tuple[str, int]] = []
+    for headers, env in await stored_events(bus, workflow_id):
+        assert env.scheduled_for is not None
+        assert (
+            headers.get("Nats-Msg-Id") == env.dedup_key == f"sched:{workflow_id}:{env.scheduled_for:%Y-%m-%dT%H:%M:%SZ}"
+        )
+        out.append((env.scheduled_for.strftime("%H:%M:%S"), env.workflow_version))
+    return out
+
+
+async def dated(db: asyncpg.Connection, wf: uuid.UUID, version: int, created_at: datetime) -> None:
+    """Version ``version`` of ``wf`` created at ``created_at``, the workflow's last change."""
+    await db.execute(
+        "UPDATE workflow_versions SET created_at = $3 WHERE workflow_id = $1 AND version = $2", wf, version, created_at
+    )
+    await db.execute("UPDATE workflows SET updated_at = $2 WHERE id = $1", wf, created_at)
+
+
+async def new_version(db: asyncpg.Connection, wf: uuid.UUID, created_at: datetime, name: str, **trigger: Any) -> int:
+    """A new current version, as a PUT or a rollback makes it, created at ``created_at``."""
+    version = await add_version(db, wf, definition(name, **trigger))
+    await dated(db, wf, version, created_at)
+    return version
+
+
+async def made_at_noon(scene: Scene, name: str, **trigger: Any) -> uuid.UUID:
+    """A schedule whose version 1 was created at 12:00:00."""
+    wf = await scene.workflow(name, **trigger)
+    await dated(scene.db, wf, 1, at(0, 0))
+    return wf
+
+
+async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_version_current_then(
+    scene: Scene,
+) -> None:
+    bus, db, clock = scene.bus, scene.db, scene.clock
+    wf = await made_at_noon(scene, "v1", interval_seconds=60)
+    fresh, stale = await replica(scene), await replica(scene)
+    clock.set(at(1))
+    await wait_until(lambda: equals(fired(bus, wf), [("12:01:00", 1)]), message="12:01 fired")
+
+    # v2, 100 ms before the 12:02 slot: the fresh replica loads it, the stale one does not.
+    await new_version(db, wf, at(1, 59.9), "v2", interval_seconds=60)
+    await fresh.rt.sync.resync(startup=False)
+    assert fresh.version(wf) == 2 and stale.version(wf) == 1
+    clock.set(at(2))
+    await wait_until(lambda: stale.checks("changed") >= 1, message="the stale replica checked 12:02")
+    await wait_until(lambda: equals(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2)]), message="12:02 as v2")
+
+    # v3 fires every 2 minutes: 12:03 is no slot of it, even for the replica still planning every minute.
+    await new_version(db, wf, at(2, 59.9), "v3", interval_seconds=120)
+    await fresh.rt.sync.resync(startup=False)
+    clock.set(at(3))
+    await wait_until(lambda: stale.checks("not_a_slot") >= 1, message="the stale replica dropped 12:03")
+    clock.set(at(4))
+    await wait_until(
+        lambda: equals(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3)]),
+        message="12:04 as v3, nothing at 12:03",
+    )
+
+    # The stale replica alone: a rollback-style v4 it never loads still decides 12:05.
+    await fresh.rt.stop()
+    await new_version(db, wf, at(4, 30), "v4 (= v1)", interval_seconds=60)
+    clock.set(at(5))
+    await wait_until(
+        lambda: equals(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3), ("12:05:00", 4)]),
+        message="12:05 as v4 from the stale replica",
+    )
+    assert stale.version(wf) == 1
+    await wait_until(
+        lambda: db.fetchval("SELECT last_slot = $2 FROM scheduler_state WHERE workflow_id = $1", wf, at(5, 0)),
+        message="progress",
+    )
+
+
+async def test_a_version_loaded_after_its_first_slot_passed_still_fires_that_slot(scene: Scene) -> None:
+    bus, clock = scene.bus, scene.clock
+    wf = await made_at_noon(scene, "every 2 min", interval_seconds=120)
+    one = await replica(scene)
+    clock.set(at(2))
+    await wait_until(lambda: equals(fired(bus, wf), [("12:02:00", 1)]), message="12:02 fired")
+
+    # Every minute from 12:02:59.5; this replica hears of it only after 12:03 has passed.
+    await new_version(scene.db, wf, at(2, 59.5), "every min", interval_seconds=60)
+    clock.set(at(3, 1.0))
+    await one.rt.sync.resync(startup=False)
+    await wait_until(lambda: equals(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2)]), message="12:03 fired late")
+    clock.set(at(4))
+    await wait_until(
+        lambda: equals(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2), ("12:04:00", 2)]),
+        message="12:04 on time",
     )
