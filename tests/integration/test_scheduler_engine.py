@@ -49,6 +49,9 @@ async def slots_fired(bus: Bus, workflow_id: uuid.UUID) -> list[str]:
     return [e.scheduled_for.strftime("%H:%M:%S") for e in await events(bus, workflow_id) if e.scheduled_for]
 
 
+SlotReader = Callable[[Bus, uuid.UUID], Awaitable[list[Any]]]
+
+
 @dataclass
 class Scene:
     """What each test starts from: a new tenant, a manual clock at 12:00:30, and the bus, the database and the
@@ -74,9 +77,9 @@ class Scene:
         error: str | None = await self.db.fetchval("SELECT schedule_error FROM workflows WHERE id = $1", wf)
         return error
 
-    async def fires(self, wf: uuid.UUID, slots: list[str], message: str) -> None:
-        """Wait until the slots ``wf`` fired are exactly ``slots``."""
-        await wait_until(lambda: equals(slots_fired(self.bus, wf), slots), message=message)
+    async def fires(self, wf: uuid.UUID, slots: list[Any], message: str, read: SlotReader = slots_fired) -> None:
+        """Wait until the slots ``wf`` fired (as ``read`` reads them) are exactly ``slots``."""
+        await wait_until(lambda: equals(read(self.bus, wf), slots), message=message)
 
     async def first_slot_fired(self, **trigger: Any) -> tuple[uuid.UUID, SchedulerRuntime]:
         """An every-minute schedule last changed at 12:00:30, and a replica that fired its 12:01 slot."""
@@ -392,7 +395,7 @@ async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_
     wf = await made_at_noon(scene, "v1", interval_seconds=60)
     fresh, stale = await replica(scene), await replica(scene)
     clock.set(at(1))
-    await wait_until(lambda: equals(fired(bus, wf), [("12:01:00", 1)]), message="12:01 fired")
+    await scene.fires(wf, [("12:01:00", 1)], "12:01 fired", fired)
 
     # v2, 100 ms before the 12:02 slot: the fresh replica loads it, the stale one does not.
     await new_version(db, wf, at(1, 59.9), "v2", interval_seconds=60)
@@ -400,7 +403,7 @@ async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_
     assert fresh.version(wf) == 2 and stale.version(wf) == 1
     clock.set(at(2))
     await wait_until(lambda: stale.checks("changed") >= 1, message="the stale replica checked 12:02")
-    await wait_until(lambda: equals(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2)]), message="12:02 as v2")
+    await scene.fires(wf, [("12:01:00", 1), ("12:02:00", 2)], "12:02 as v2", fired)
 
     # v3 fires every 2 minutes: 12:03 is no slot of it, even for the replica still planning every minute.
     await new_version(db, wf, at(2, 59.9), "v3", interval_seconds=120)
@@ -408,10 +411,7 @@ async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_
     clock.set(at(3))
     await wait_until(lambda: stale.checks("not_a_slot") >= 1, message="the stale replica dropped 12:03")
     clock.set(at(4))
-    await wait_until(
-        lambda: equals(fired(bus, wf), [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3)]),
-        message="12:04 as v3, nothing at 12:03",
-    )
+    await scene.fires(wf, [("12:01:00", 1), ("12:02:00", 2), ("12:04:00", 3)], "12:04 as v3, nothing at 12:03", fired)
 
     # The stale replica alone: a rollback-style v4 it never loads still decides 12:05.
     await fresh.rt.stop()
@@ -429,19 +429,16 @@ async def test_replicas_holding_different_versions_fire_each_slot_once_with_the_
 
 
 async def test_a_version_loaded_after_its_first_slot_passed_still_fires_that_slot(scene: Scene) -> None:
-    bus, clock = scene.bus, scene.clock
+    clock = scene.clock
     wf = await made_at_noon(scene, "every 2 min", interval_seconds=120)
     one = await replica(scene)
     clock.set(at(2))
-    await wait_until(lambda: equals(fired(bus, wf), [("12:02:00", 1)]), message="12:02 fired")
+    await scene.fires(wf, [("12:02:00", 1)], "12:02 fired", fired)
 
     # Every minute from 12:02:59.5; this replica hears of it only after 12:03 has passed.
     await new_version(scene.db, wf, at(2, 59.5), "every min", interval_seconds=60)
     clock.set(at(3, 1.0))
     await one.rt.sync.resync(startup=False)
-    await wait_until(lambda: equals(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2)]), message="12:03 fired late")
+    await scene.fires(wf, [("12:02:00", 1), ("12:03:00", 2)], "12:03 fired late", fired)
     clock.set(at(4))
-    await wait_until(
-        lambda: equals(fired(bus, wf), [("12:02:00", 1), ("12:03:00", 2), ("12:04:00", 2)]),
-        message="12:04 on time",
-    )
+    await scene.fires(wf, [("12:02:00", 1), ("12:03:00", 2), ("12:04:00", 2)], "12:04 on time", fired)
