@@ -1,7 +1,11 @@
 """The bus's own doors against a real NATS: subscriptions, requests, events, stream info, reconnects.
 
 What services used to do with the raw client (``bus.nc``/``bus.js``), each through its bus method; the
-reconnect listeners are tested with the bus surviving a restart (test_bus.py).
+reconnect listeners are tested with the bus surviving a restart (test_bus.py).  The services' users of
+those doors too: the executor's JetStream readers (the fairness backlog view and the stats gauges ask
+``STREAM.INFO``, with a subject filter, and ``CONSUMER.INFO`` through :meth:`Bus.stream_info` /
+:meth:`Bus.consumer_info`), and the gateway's webhook cache, whose entry a change drops (a core
+subscription) and which a reconnect clears (a reconnect listener).
 """
 
 from __future__ import annotations
@@ -9,10 +13,19 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 
+import asyncpg
 import pytest
 
+from deploy.local.infra import NatsServer
 from libs.common.bus import Bus, Message, MessageHandler, MessageTooLarge, NoResponders, RequestTimeout
-from libs.common.models.events import EventEnvelope, Trigger, event_id_for
+from libs.common.http.metrics import Metrics
+from libs.common.models.events import EventEnvelope, Trigger, event_id_for, workflow_changed_subject
+from services.executor.deferred import Waker
+from services.executor.fairness import BacklogView, TenantSlots
+from services.executor.metrics import ExecutorMetrics
+from services.executor.stats import StatsReader
+from services.gateway.hooks.cache import WebhookTarget, WorkflowCache
+from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
 from tests.helpers.wait import wait_until
 from tests.helpers.wire_events import webhook_event
 
@@ -129,5 +142,95 @@ async def test_ordered_subscription_sees_new_messages_only(bus: Bus) -> None:
     try:
         await bus.publish("workflows.changed.t.new", b"new", msg_id="new")
         await wait_until(lambda: got == [b"new"], message="the new change only")
+    finally:
+        await sub.unsubscribe()
+
+
+async def _publish(bus: Bus, tenant: str, n: int) -> None:
+    for i in range(n):
+        await bus.publish(f"events.{tenant}.{uuid.uuid4()}", b"{}", msg_id=f"{tenant}:{i}")
+
+
+async def test_backlog_view_names_the_tenants_with_events_waiting(bus: Bus) -> None:
+    s = bus.settings
+    slots = TenantSlots(8, headroom=0, patience=1.0)
+    view = BacklogView(bus, slots, stream=s.events_stream, subjects=s.events_subjects, interval=1, busy=lambda: True)
+    assert await view.read_once() == frozenset()
+    await _publish(bus, "tenant-a", 2)
+    await _publish(bus, "tenant-b", 1)
+    assert await view.read_once() == frozenset({"tenant-a", "tenant-b"})
+
+
+async def test_stats_reader_sets_stream_and_consumer_gauges(bus: Bus, pool: asyncpg.Pool) -> None:
+    s = bus.settings
+    # The session's streams may hold what earlier tests left: the gauges are read against what was there.
+    events_before = int((await bus.stream_info(s.events_stream)).state.messages or 0)
+    dlq_before = int((await bus.stream_info(s.dlq_stream)).state.messages or 0)
+    await bus.ensure_consumer(s.events_stream, "stats-test")
+    await _publish(bus, "tenant-a", 3)
+    registry = Metrics("executor")
+    metrics = ExecutorMetrics(registry)
+    waker = Waker(pool, bus, batch=8, poll_seconds=1, publish_timeout=5)
+    reader = StatsReader(
+        bus,
+        waker,
+        metrics,
+        streams=[s.events_stream, s.dlq_stream],
+        events_stream=s.events_stream,
+        consumer="stats-test",
+        interval=60,
+    )
+    await reader.read_once()
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.registry.get_sample_value(name, labels)
+
+    assert sample("ipaas_stream_messages", stream=s.events_stream) == events_before + 3
+    assert sample("ipaas_stream_messages", stream=s.dlq_stream) == dlq_before
+    assert (sample("ipaas_stream_bytes", stream=s.events_stream) or 0) > 0
+    assert sample("ipaas_executor_consumer_pending") == events_before + 3  # a new consumer: every message
+    assert sample("ipaas_executor_consumer_ack_pending") == 0
+    assert sample("ipaas_executor_parked_events") == 0
+
+
+def _counting_cache() -> tuple[WorkflowCache, list[uuid.UUID]]:
+    loads: list[uuid.UUID] = []
+
+    async def loader(workflow_id: uuid.UUID) -> WebhookTarget | None:
+        loads.append(workflow_id)
+        return WebhookTarget(workflow_id, uuid.uuid4(), len(loads), b"k")
+
+    return WorkflowCache(loader, ttl=600, negative_ttl=1, max_entries=100), loads
+
+
+async def test_a_change_drops_the_entry_and_a_reconnect_clears_the_cache(
+    private_nats: NatsServer, private_bus: Bus
+) -> None:
+    bus = private_bus
+    cache, loads = _counting_cache()
+    changed, kept = uuid.uuid4(), uuid.uuid4()
+    sub = await subscribe_invalidations(bus, cache)
+    clear_on_reconnect(bus, cache)
+    try:
+        await cache.get(changed)
+        await cache.get(kept)
+        assert loads == [changed, kept]
+
+        await bus.publish_core(workflow_changed_subject(uuid.uuid4(), changed), b"{}")
+
+        async def read_again(workflow_id: uuid.UUID) -> bool:
+            """Whether a look-up of ``workflow_id`` (made now) was its second load."""
+            await cache.get(workflow_id)
+            return loads.count(workflow_id) == 2
+
+        await wait_until(lambda: read_again(changed), message="the changed workflow to be read again")
+        await cache.get(kept)
+        assert loads.count(kept) == 1  # untouched by another workflow's change
+
+        private_nats.kill()
+        await wait_until(lambda: not bus.is_connected, timeout=15, message="client to notice the outage")
+        private_nats.start()
+        await wait_until(lambda: bus.is_connected, timeout=20, message="client to reconnect")
+        await wait_until(lambda: read_again(kept), timeout=10, message="the whole cache cleared after the reconnect")
     finally:
         await sub.unsubscribe()
