@@ -37,7 +37,7 @@ from libs.common.db.roles import ALL_ROLES, SERVICE_ROLES
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
 from tests.helpers.auth_setup import fast_hash_env
 from tests.helpers.fakes import FakeSink
-from tests.helpers.launcher import Run, database_url_as, launcher_env, nats_passwords, nats_url_as, pg_passwords
+from tests.helpers.launcher import Run, database_url_as, nats_passwords, nats_url_as, pg_passwords
 from tests.helpers.nats_probes import (
     ATTACK_STREAM,
     management_probes,
@@ -49,7 +49,7 @@ from tests.helpers.stack_processes import Api, every_second
 from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
-Launch = Callable[[Path, dict[str, str]], Run]
+Launch = Callable[..., Run]
 
 
 async def connect_as(state: dict[str, Any], identity: str, errors: list[str]) -> Client:
@@ -140,16 +140,13 @@ async def check_database_roles(state: dict[str, Any]) -> None:
         await asyncpg.connect(with_role(state["database_url"], "postgres", None))
 
 
-async def test_launched_stack_works_under_nats_authorization(tmp_path: Path, launch: Launch, sink: FakeSink) -> None:
-    local_dir = tmp_path / "local"
-    env = launcher_env(
-        local_dir,
+async def test_launched_stack_works_under_nats_authorization(local_dir: Path, launch: Launch, sink: FakeSink) -> None:
+    run = launch(
         IPAAS_LOCAL_SCHEDULER_REPLICAS="1",
         IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.1/32",
-        IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS="1",
+        IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS="1",  # a 1 s schedule
         **fast_hash_env(),
-    )  # a 1 s schedule
-    run = launch(local_dir, env)
+    )
     state = run.wait_ready()
     # One password per identity, readable by the owner only; the state file holds none.
     passwords = nats_passwords(state)

@@ -3,8 +3,6 @@ may, and otherwise the launcher stops and prints the statement an administrator 
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,8 +10,9 @@ from typing import Any
 import pytest
 
 from deploy.local.infra import PostgresServer
+from tests.e2e.conftest import launch_to_the_end
 from tests.helpers.factories import execute_once, fetch_once, fetchval_once
-from tests.helpers.launcher import REPO_ROOT, launcher_env
+from tests.helpers.launcher import launcher_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -27,14 +26,11 @@ async def _tables(dsn: str) -> set[str]:
 
 
 async def test_a_role_that_may_create_databases_gets_its_database_created_and_migrated(
-    tmp_path: Path, launch: Any, nats_url: str, pg_server: PostgresServer
+    launch: Any, nats_url: str, pg_server: PostgresServer
 ) -> None:
     database = f"ext_{uuid.uuid4().hex[:12]}"
-    local_dir = tmp_path / "local"
-    run = launch(
-        local_dir,
-        launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url, DATABASE_URL=pg_server.dsn(database)),
-    )  # the superuser: may create
+    # As the superuser, who may create databases.
+    run = launch(IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url, DATABASE_URL=pg_server.dsn(database))
     run.wait_ready()
     assert f"created database {database}" in run.output()
     assert await _exists(pg_server.dsn(), database)
@@ -43,22 +39,13 @@ async def test_a_role_that_may_create_databases_gets_its_database_created_and_mi
 
 
 async def test_a_role_that_may_not_is_told_exactly_what_to_run(
-    tmp_path: Path, launch: Any, nats_url: str, pg_server: PostgresServer
+    local_dir: Path, launch: Any, nats_url: str, pg_server: PostgresServer
 ) -> None:
     role, database = f"ext_user_{uuid.uuid4().hex[:8]}", f"ext_{uuid.uuid4().hex[:12]}"
     await execute_once(pg_server.dsn(), f'CREATE ROLE "{role}" LOGIN NOCREATEDB')  # the test server trusts local logins
     dsn = f"postgresql://{role}@127.0.0.1:{pg_server.port}/{database}"
-    local_dir = tmp_path / "local"
     env = launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url, DATABASE_URL=dsn)
-    refused = subprocess.run(
-        [sys.executable, "-m", "deploy.local"],
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    refused = launch_to_the_end(env, timeout=60)
     assert refused.returncode == 1, refused.stdout + refused.stderr
     statement = f'CREATE DATABASE "{database}" OWNER "{role}";'
     assert f'database "{database}" does not exist on 127.0.0.1:{pg_server.port}' in refused.stdout
@@ -69,7 +56,7 @@ async def test_a_role_that_may_not_is_told_exactly_what_to_run(
 
     # What it says to run is what works: an administrator runs it, and make up starts.
     await execute_once(pg_server.dsn(), statement.rstrip(";"))
-    run = launch(local_dir, env)
+    run = launch(env)
     run.wait_ready()
     assert "migrations:" in run.output() and "created database" not in run.output()
     assert "workflows" in await _tables(pg_server.dsn(database))

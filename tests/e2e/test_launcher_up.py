@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import subprocess
-import sys
 import urllib.request
 import uuid
 from pathlib import Path
@@ -24,8 +22,9 @@ import pytest
 from deploy.local.config import SERVICE_MODULES
 from deploy.local.infra import port_in_use
 from deploy.local.services import service_exists
+from tests.e2e.conftest import launch_to_the_end
 from tests.helpers.factories import execute_once, fetch_once, fetchval_once
-from tests.helpers.launcher import REPO_ROOT, Run, database_url_as, launcher_env, nats_admin_url
+from tests.helpers.launcher import Run, database_url_as, launcher_env, nats_admin_url
 from tests.helpers.wait import wait_until_sync
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
@@ -82,10 +81,9 @@ def _crash_one_and_see_it_restarted(run: Run, state: dict[str, Any]) -> None:
     assert f"[{name}]" in run.output() and "restarting in" in run.output()
 
 
-async def test_up_starts_everything_that_exists_and_sigterm_leaves_no_process(tmp_path: Path, launch: Any) -> None:
-    local_dir = tmp_path / "local"
+async def test_up_starts_everything_that_exists_and_sigterm_leaves_no_process(local_dir: Path, launch: Any) -> None:
     env = launcher_env(local_dir)
-    run = launch(local_dir, env)
+    run = launch(env)
     state = run.wait_ready()
 
     # Every service in the tree runs (two schedulers, two executors) and is healthy.
@@ -120,8 +118,7 @@ async def test_up_starts_everything_that_exists_and_sigterm_leaves_no_process(tm
     assert "[local]" in run.output() and "stopped" in run.output().splitlines()[-1]
 
 
-async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(tmp_path: Path, launch: Any) -> None:
-    local_dir = tmp_path / "local"
+async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(local_dir: Path, launch: Any) -> None:
     # Somebody else's servers hold the preferred ports: the launcher must not attach to them.
     squatters = [socket.create_server(("127.0.0.1", 0)) for _ in range(2)]
     nats_port, pg_port = (s.getsockname()[1] for s in squatters)
@@ -129,7 +126,7 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
         local_dir, IPAAS_LOCAL_SERVICES="none", IPAAS_LOCAL_NATS_PORT=str(nats_port), IPAAS_LOCAL_PG_PORT=str(pg_port)
     )
     try:
-        first = launch(local_dir, env)
+        first = launch(env)
         state = first.wait_ready()
     finally:
         for s in squatters:
@@ -139,10 +136,8 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     assert _port_of(state["nats_url"]) != nats_port
 
     # A second launcher on the same data directory is refused while the first runs.
-    second = subprocess.run(
-        [sys.executable, "-m", "deploy.local"], cwd=REPO_ROOT, env=env, capture_output=True, timeout=30, check=False
-    )
-    assert second.returncode == 1 and b"already running" in second.stdout
+    second = launch_to_the_end(env, timeout=30)
+    assert second.returncode == 1 and "already running" in second.stdout
 
     # Write state: a row in Postgres, a message in a JetStream stream.
     kept = uuid.UUID("7d1c6ac8-52f0-4a55-9a0b-3a5b0c7f0001")
@@ -158,7 +153,7 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
     first.proc.kill()
     first.proc.wait(10)
 
-    rerun = launch(local_dir, launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none"))
+    rerun = launch(IPAAS_LOCAL_SERVICES="none")
     state2 = rerun.wait_ready()
     assert "left over from an earlier run" in rerun.output()
     _assert_all_gone(orphans)
@@ -176,12 +171,9 @@ async def test_restart_keeps_state_after_a_killed_launcher_and_taken_ports_move(
 
 
 async def test_given_urls_are_used_as_they_are_and_nothing_is_embedded(
-    tmp_path: Path, launch: Any, nats_url: str, database_url: str
+    local_dir: Path, launch: Any, nats_url: str, database_url: str
 ) -> None:
-    local_dir = tmp_path / "local"
-    run = launch(
-        local_dir, launcher_env(local_dir, IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url, DATABASE_URL=database_url)
-    )
+    run = launch(IPAAS_LOCAL_SERVICES="none", NATS_URL=nats_url, DATABASE_URL=database_url)
     state = run.wait_ready()
     assert state["nats_url"] == nats_url and state["database_url"] == database_url
     assert "using NATS at NATS_URL" in run.output() and "using Postgres at DATABASE_URL" in run.output()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from deploy.local.quickstart import quickstart_lines
-from tests.helpers.launcher import REPO_ROOT, launcher_env
+from tests.helpers.launcher import REPO_ROOT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -33,9 +33,8 @@ def _python_as_printed() -> str:
     return str(exe.relative_to(REPO_ROOT)) if exe.is_relative_to(REPO_ROOT) else str(exe)
 
 
-def test_the_printed_quick_start_runs_line_by_line_to_a_succeeded_execution(tmp_path: Path, launch: Any) -> None:
-    local_dir = tmp_path / "local"
-    run = launch(local_dir, launcher_env(local_dir))
+def test_the_printed_quick_start_runs_line_by_line_to_a_succeeded_execution(launch: Any) -> None:
+    run = launch()
     state = run.wait_ready()
     gateway = state["services"]["gateway"]
     printed = _printed_quickstart(run.output())
