@@ -1,15 +1,67 @@
-"""Fixtures shared by the e2e tests."""
+"""Fixtures shared by the e2e tests: launched stacks (``make up``) and the platform as service processes."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 
+from tests.helpers.fakes import executor_env
 from tests.helpers.launcher import REPO_ROOT, Run, launcher_env, start
+from tests.helpers.services import ServiceProcess
+from tests.helpers.stack_processes import Api, start_auth_and_gateway
+
+
+class Stack(Api):
+    """Auth, a gateway and executors as processes, and a signed-up user's client of the gateway."""
+
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        auth: ServiceProcess,
+        gateway: ServiceProcess,
+        executors: list[ServiceProcess],
+    ) -> None:
+        super().__init__(http, gateway.url)
+        self.auth, self.gateway, self.executors = auth, gateway, executors
+
+    async def user(self) -> Api:
+        """Another user (a tenant of its own), signed up on the same gateway."""
+        other = Api(self.http, self.base)
+        await other.sign_up()
+        return other
+
+
+# The ``platform`` fixture: ``await platform(executors=1, common=..., gateway=..., executor=...)``.
+Platform = Callable[..., Awaitable[Stack]]
+
+
+@pytest.fixture
+async def platform(
+    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
+) -> AsyncIterator[Platform]:
+    """Factory: auth and a gateway (``start_auth_and_gateway`` with ``common`` and ``gateway``), then
+    ``executors`` executor processes (``executor_env`` with ``executor``); returns a signed-up user's client."""
+    async with aiohttp.ClientSession() as http:
+
+        async def _start(
+            *,
+            executors: int = 1,
+            common: dict[str, str] | None = None,
+            gateway: dict[str, str] | None = None,
+            executor: dict[str, str] | None = None,
+        ) -> Stack:
+            auth, gw = start_auth_and_gateway(service, database_url, nats_url, tmp_path, common=common, gateway=gateway)
+            env = executor_env(nats_url, database_url, **(executor or {}))
+            stack = Stack(http, auth, gw, [service("services.executor", env=env) for _ in range(executors)])
+            await stack.sign_up()
+            return stack
+
+        yield _start
 
 
 @pytest.fixture

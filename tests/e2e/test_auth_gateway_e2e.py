@@ -3,37 +3,30 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 
-import aiohttp
 import pytest
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import KeySet
 
+from tests.e2e.conftest import Platform
 from tests.helpers.auth_setup import good_claims, new_signing_pem, sign
-from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import Api, start_auth_and_gateway
+from tests.helpers.stack_processes import Api
 
 
 @pytest.mark.filterwarnings("ignore:EdDSA is deprecated")
-async def test_token_from_auth_opens_the_gateway(
-    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
-) -> None:
-    auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
-    async with aiohttp.ClientSession() as http:
-        api, anonymous, forged = Api(http, gateway.url), Api(http, gateway.url), Api(http, gateway.url)
-        await api.sign_up()
-        await api.call("GET", "/api/workflows", expect=200)
-        await anonymous.call("GET", "/api/workflows", expect=401)
-        # A token signed by a key auth never published is refused by the gateway.
-        pem, kid = new_signing_pem()
-        forged.token = sign(good_claims(), pem, kid)
-        await forged.call("GET", "/api/workflows", expect=401)
-        # Credentials go through the gateway to auth; the secret does not come back.
-        secret = {"name": "w", "type": "openweather", "secret": {"api_key": "e2e-secret-1"}}
-        assert "e2e-secret-1" not in json.dumps(await api.call("POST", "/api/credentials", secret, expect=201))
-        async with http.get(f"{auth.url}/.well-known/jwks.json") as r:
-            jwks = await r.json()
+async def test_token_from_auth_opens_the_gateway(platform: Platform) -> None:
+    api = await platform(executors=0)
+    anonymous, forged = Api(api.http, api.base), Api(api.http, api.base)
+    await api.call("GET", "/api/workflows", expect=200)
+    await anonymous.call("GET", "/api/workflows", expect=401)
+    # A token signed by a key auth never published is refused by the gateway.
+    pem, kid = new_signing_pem()
+    forged.token = sign(good_claims(), pem, kid)
+    await forged.call("GET", "/api/workflows", expect=401)
+    # Credentials go through the gateway to auth; the secret does not come back.
+    secret = {"name": "w", "type": "openweather", "secret": {"api_key": "e2e-secret-1"}}
+    assert "e2e-secret-1" not in json.dumps(await api.call("POST", "/api/credentials", secret, expect=201))
+    async with api.http.get(f"{api.auth.url}/.well-known/jwks.json") as r:
+        jwks = await r.json()
     verified = jose_jwt.decode(api.token, KeySet.import_key_set(jwks), algorithms=["EdDSA"])
     assert verified.claims["aud"] == "ipaas-api"

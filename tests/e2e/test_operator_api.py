@@ -12,38 +12,22 @@ refresh interval.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
-from tests.e2e.test_stack_e2e import Stack
-from tests.helpers.fakes import Answer, FakeSink, executor_env
-from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import Api, start_auth_and_gateway
+from tests.e2e.conftest import Platform, Stack
+from tests.helpers.fakes import Answer, FakeSink
+from tests.helpers.stack_processes import Api
 from tests.helpers.wait import wait_until
 
 REFRESH = 1.0
 
 
 @pytest.fixture
-async def stack(
-    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
-) -> AsyncIterator[Stack]:
-    auth, gateway = start_auth_and_gateway(
-        service,
-        database_url,
-        nats_url,
-        tmp_path,
-        gateway={"IPAAS_GATEWAY_API_KEY_REFRESH_SECONDS": str(REFRESH), "IPAAS_GATEWAY_REPLAY_POLL_SECONDS": "0.5"},
-    )
-    executor = service("services.executor", env=executor_env(nats_url, database_url))
-    async with aiohttp.ClientSession() as http:
-        s = Stack(http, auth, gateway, [executor])
-        await s.sign_up()
-        yield s
+async def stack(platform: Platform) -> Stack:
+    replays = {"IPAAS_GATEWAY_API_KEY_REFRESH_SECONDS": str(REFRESH), "IPAAS_GATEWAY_REPLAY_POLL_SECONDS": "0.5"}
+    return await platform(gateway=replays)
 
 
 async def _key(stack: Stack, name: str, scopes: list[str]) -> tuple[Api, dict[str, Any]]:

@@ -11,43 +11,24 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
-import aiohttp
 import asyncpg
 import pytest
 
-from tests.helpers.fakes import FakeSink, executor_env
-from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import Api, start_auth_and_gateway
+from tests.e2e.conftest import Platform, Stack
+from tests.helpers.fakes import Answer, FakeSink
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
 
 
-class Stack(Api):
-    """Auth, a gateway and executors as processes, and a signed-up user's client of the gateway."""
-
-    def __init__(self, http: aiohttp.ClientSession, auth: ServiceProcess, gateway: ServiceProcess, executors: Any):
-        super().__init__(http, gateway.url)
-        self.auth, self.gateway, self.executors = auth, gateway, list(executors)
-
-
 @pytest.fixture
-async def stack(
-    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
-) -> AsyncIterator[Stack]:
-    auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path)
-    executors = [service("services.executor", env=executor_env(nats_url, database_url)) for _ in range(2)]
-    async with aiohttp.ClientSession() as http:
-        s = Stack(http, auth, gateway, executors)
-        await s.sign_up()
-        yield s
+async def stack(platform: Platform) -> Stack:
+    return await platform(executors=2)
 
 
 async def test_signed_webhook_reaches_slack_once_with_one_trace(
-    stack: Stack, database_url: str, sinks: Any, db: asyncpg.Connection
+    stack: Stack, sinks: Any, db: asyncpg.Connection
 ) -> None:
     slack = await sinks()
     cred = await stack.credential("team slack", "slack", {"webhook_url": f"{slack.url}/services/T000/B000/XXXXXXXX"})
@@ -106,9 +87,6 @@ async def test_signed_webhook_reaches_slack_once_with_one_trace(
 
 async def test_manual_run_and_dlq_replay_through_the_api(stack: Stack, sink: FakeSink) -> None:
     sink_ok = {"value": False}
-
-    from tests.helpers.fakes import Answer
-
     sink.behaviour = lambda _req, _n: Answer(status=200) if sink_ok["value"] else Answer(status=400, body="bad")
     created = await stack.webhook_workflow(
         "manual http",

@@ -9,17 +9,16 @@ execution ``filtered``, and Slack is never called for it.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import pytest
 
-from tests.helpers.fakes import Answer, Seen, executor_env
+from tests.e2e.conftest import Platform
+from tests.helpers.fakes import Answer, Seen
 from tests.helpers.scheduler import scheduler_env
 from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import Api, start_auth_and_gateway
+from tests.helpers.stack_processes import Api
 from tests.helpers.wait import wait_until
 
 CUSTOMERS = {
@@ -29,19 +28,11 @@ CUSTOMERS = {
 
 
 @pytest.fixture
-async def stack(
-    service: Callable[..., ServiceProcess], database_url: str, nats_url: str, tmp_path: Path
-) -> AsyncIterator[Api]:
-    often = {"IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1"}
-    _, gateway = start_auth_and_gateway(
-        service, database_url, nats_url, tmp_path, gateway={**often, "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2"}
-    )
+async def stack(platform: Platform, service: Callable[..., ServiceProcess], database_url: str, nats_url: str) -> Api:
+    often = {"IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS": "1", "IPAAS_GATEWAY_OUTBOX_POLL_SECONDS": "0.2"}
+    stack = await platform(gateway=often)
     service("services.scheduler", env=scheduler_env(nats_url, database_url))
-    service("services.executor", env=executor_env(nats_url, database_url))
-    async with aiohttp.ClientSession() as http:
-        s = Api(http, gateway.url)
-        await s.sign_up()
-        yield s
+    return stack
 
 
 def lookup(req: Seen, _n: int) -> Answer:
