@@ -22,8 +22,8 @@ import json
 import secrets
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from libs.common.bus import Bus
 from tests.helpers.fakes import Answer, FakeSink, Seen, executor_env
 from tests.helpers.otlp_receiver import OtlpHttpReceiver
 from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import start_auth_and_gateway
+from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
 
@@ -99,24 +99,24 @@ class Response:
     allowed: frozenset[str]  # needles this response hands out by design
 
 
-@dataclass
-class Api:
-    url: str
-    http: aiohttp.ClientSession
-    token: str = ""
-    seen: list[Response] = field(default_factory=list)
+class Recording(Api):
+    """A client of the gateway that keeps every answer it got in ``seen``, with what each may hand out."""
+
+    def __init__(self, http: aiohttp.ClientSession, base: str) -> None:
+        super().__init__(http, base)
+        self.seen: list[Response] = []
 
     async def call(self, method: str, path: str, body: Any = None, *, expect: int, allow: tuple[str, ...] = ()) -> Any:
-        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        async with self.http.request(method, f"{self.url}{path}", json=body, headers=headers) as r:
+        async with self.http.request(method, f"{self.base}{path}", json=body, headers=self.headers) as r:
             text = await r.text()
         self.seen.append(Response(f"{method} {path} -> {r.status}", text, frozenset(allow)))
         assert r.status == expect, f"{method} {path}: {r.status} {text}"
         return json.loads(text) if text else None
 
-    async def webhook(self, workflow_id: str, secret: str, payload: dict[str, Any]) -> str:
+    async def hook(self, workflow_id: str, secret: str, payload: dict[str, Any]) -> str:
+        """Send a signed webhook to ``workflow_id``; returns its event id."""
         body = json.dumps(payload)
-        async with self.http.post(f"{self.url}/hooks/{workflow_id}", data=body, headers=signed(secret, body)) as r:
+        async with self.http.post(f"{self.base}/hooks/{workflow_id}", data=body, headers=signed(secret, body)) as r:
             text = await r.text()
         self.seen.append(Response(f"POST /hooks/{workflow_id} -> {r.status}", text, frozenset()))
         assert r.status == 202, text
@@ -148,10 +148,11 @@ async def test_planted_secrets_never_leave(
     bus: Bus,
     db: asyncpg.Connection,
     tmp_path: Path,
+    sinks: Callable[..., Awaitable[FakeSink]],
 ) -> None:
     planted = _planted()
-    other = await FakeSink(_landing, host="127.0.0.2").start()
-    sink = await FakeSink(_echo(other.url)).start()
+    other = await sinks(_landing, host="127.0.0.2")
+    sink = await sinks(_echo(other.url))
     spans = await OtlpHttpReceiver().start()
     http = aiohttp.ClientSession()
     try:
@@ -177,7 +178,7 @@ async def test_planted_secrets_never_leave(
             ),
         )
         processes = {"auth": auth, "gateway": gateway, "executor": executor}
-        api = Api(gateway.url, http)
+        api = Recording(http, gateway.url)
 
         email = f"leak-{uuid.uuid4().hex[:8]}@example.com"
         await api.call("POST", "/api/auth/register", {"email": email, "password": planted["password"]}, expect=201)
@@ -191,14 +192,7 @@ async def test_planted_secrets_never_leave(
         api.token = login["data"]["access_token"]
 
         async def credential(ctype: str, secret: dict[str, Any]) -> str:
-            made = await api.call(
-                "POST",
-                "/api/credentials",
-                {"name": f"{ctype} {uuid.uuid4().hex[:6]}", "type": ctype, "secret": secret},
-                expect=201,
-            )
-            cid: str = made["data"]["id"]
-            return cid
+            return str((await api.credential(f"{ctype} {uuid.uuid4().hex[:6]}", ctype, secret))["id"])
 
         creds = {
             "http": await credential(
@@ -213,32 +207,24 @@ async def test_planted_secrets_never_leave(
             "slack_bot": await credential("slack", {"bot_token": planted["slack_bot"]}),
         }
 
+        def act(kind: str, credential: str, **config: Any) -> dict[str, Any]:
+            """An action of ``kind`` with ``config``, using the credential stored as ``creds[credential]``."""
+            return {"type": kind, "credential_id": creds[credential], "config": config}
+
         def http_action(path: str) -> dict[str, Any]:
-            return {
-                "type": "http_request",
-                "credential_id": creds["http"],
-                "config": {"method": "POST", "url": f"{sink.url}{path}", "body": {"n": "{{ payload.n }}"}},
-            }
+            return act("http_request", "http", method="POST", url=f"{sink.url}{path}", body={"n": "{{ payload.n }}"})
 
         actions: dict[str, dict[str, Any]] = {
             "http_ok": http_action("/echo-ok"),
             "http_fail": http_action("/echo-fail"),
             "http_redirect": http_action("/redirect"),
-            "slack_ok": {"type": "slack_message", "credential_id": creds["slack_ok"], "config": {"text": "hi"}},
-            "slack_fail": {"type": "slack_message", "credential_id": creds["slack_fail"], "config": {"text": "hi"}},
-            "discord": {"type": "discord_message", "credential_id": creds["discord"], "config": {"content": "yo"}},
-            "slack_bot_ok": {
-                "type": "slack_message",
-                "credential_id": creds["slack_bot"],
-                "config": {"text": "hi", "channel": "C-ok", "thread_ts": "1.{{ payload.n }}"},
-            },
-            "slack_bot_fail": {
-                "type": "slack_message",
-                "credential_id": creds["slack_bot"],
-                "config": {"text": "hi", "channel": "C-fail"},
-            },
-            "ow_ok": {"type": "openweather", "credential_id": creds["openweather"], "config": {"city": "Echo"}},
-            "ow_fail": {"type": "openweather", "credential_id": creds["openweather"], "config": {"city": "Paris"}},
+            "slack_ok": act("slack_message", "slack_ok", text="hi"),
+            "slack_fail": act("slack_message", "slack_fail", text="hi"),
+            "discord": act("discord_message", "discord", content="yo"),
+            "slack_bot_ok": act("slack_message", "slack_bot", text="hi", channel="C-ok", thread_ts="1.{{ payload.n }}"),
+            "slack_bot_fail": act("slack_message", "slack_bot", text="hi", channel="C-fail"),
+            "ow_ok": act("openweather", "openweather", city="Echo"),
+            "ow_fail": act("openweather", "openweather", city="Paris"),
         }
         workflows: dict[str, tuple[str, str]] = {}
         webhook_secrets: list[str] = []
@@ -255,7 +241,7 @@ async def test_planted_secrets_never_leave(
             webhook_secrets.append(made["data"]["webhook"]["secret"])
 
         events = {
-            name: await api.webhook(wid, secret, {"n": i}) for i, (name, (wid, secret)) in enumerate(workflows.items())
+            name: await api.hook(wid, secret, {"n": i}) for i, (name, (wid, secret)) in enumerate(workflows.items())
         }
         # A rotation: the old secret still works inside its overlap, the new one too.
         wid, old_secret = workflows["http_ok"]
@@ -266,8 +252,8 @@ async def test_planted_secrets_never_leave(
             allow=(f"whsec_{len(webhook_secrets)}", f"whsec_key_{len(webhook_secrets)}"),
         )
         webhook_secrets.append(rotated["data"]["webhook"]["secret"])
-        events["http_ok_old_secret"] = await api.webhook(wid, old_secret, {"n": 100})
-        events["http_ok_new_secret"] = await api.webhook(wid, webhook_secrets[-1], {"n": 101})
+        events["http_ok_old_secret"] = await api.hook(wid, old_secret, {"n": 100})
+        events["http_ok_new_secret"] = await api.hook(wid, webhook_secrets[-1], {"n": 101})
         manual = await api.call(
             "POST", f"/api/workflows/{workflows['discord'][0]}/run", {"payload": {"n": 7}}, expect=202
         )
@@ -394,22 +380,14 @@ async def test_planted_secrets_never_leave(
         log_lines = {name: proc.logs().splitlines() for name, proc in processes.items()}
         assert all(len(lines) > 5 for lines in log_lines.values()), {n: len(v) for n, v in log_lines.items()}
         found = {
-            "responses": [
-                (r.where, _hits(r.text, needles, r.allowed)) for r in api.seen if _hits(r.text, needles, r.allowed)
-            ],
+            "responses": [(r.where, hit) for r in api.seen if (hit := _hits(r.text, needles, r.allowed))],
             "logs": [(name, line[:300]) for name, lines in log_lines.items() for line in lines if _hits(line, needles)],
-            "dlq": [_hits(m, needles) for m in dlq_messages if _hits(m, needles)],
-            "spans": [
-                _hits(b.decode("utf-8", "replace"), needles)
-                for b in spans.bodies
-                if _hits(b.decode("utf-8", "replace"), needles)
-            ],
-            "postgres": [(row[:200], _hits(row, needles)) for row in rows if _hits(row, needles)],
+            "dlq": [hit for m in dlq_messages if (hit := _hits(m, needles))],
+            "spans": [hit for b in spans.bodies if (hit := _hits(b.decode("utf-8", "replace"), needles))],
+            "postgres": [(row[:200], hit) for row in rows if (hit := _hits(row, needles))],
         }
         assert found == {"responses": [], "logs": [], "dlq": [], "spans": [], "postgres": []}
         assert tenant_id is not None and len(api.seen) > 40
     finally:
         await http.close()
         await spans.stop()
-        await sink.stop()
-        await other.stop()
