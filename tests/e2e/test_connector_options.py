@@ -23,8 +23,6 @@ from libs.common.models.workflows import WorkflowDefinition
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import (
     Answer,
-    CredentialResponder,
-    FakeSink,
     always,
     definition,
     executor_env,
@@ -103,51 +101,43 @@ async def test_a_json_body_carries_typed_values_to_the_target(run_http_request, 
     }
 
 
-async def test_slack_blocks_and_discord_embeds(bus, db, nats_url, database_url, service):
-    slack, discord = await FakeSink().start(), await FakeSink(always(Answer(204, ""))).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant = await create_tenant(db)
-        slack_cred = creds.add(tenant, "slack", {"webhook_url": f"{slack.url}/services/T/B/X"})
-        discord_cred = creds.add(tenant, "discord", {"webhook_url": f"{discord.url}/api/webhooks/1/abc"})
-        blocks = [
-            {"type": "section", "text": {"type": "mrkdwn", "text": "*{{ payload.title }}*"}},
-            {"type": "context", "elements": "{{ payload.elements }}"},
-        ]
-        to_slack = await create_workflow(
-            db,
-            tenant,
-            definition(
-                "slack_message", {"text": "fallback {{ payload.title }}", "blocks": blocks}, slack_cred, name="s"
-            ),
-        )
-        to_discord = await create_workflow(
-            db,
-            tenant,
-            definition(
-                "discord_message",
-                {"embeds": [{"title": "{{ payload.title }}", "color": "{{ payload.color }}"}]},
-                discord_cred,
-                name="d",
-            ),
-        )
-        service("services.executor", env=executor_env(nats_url, database_url))
-        payload = {"title": "Paid", "color": 5814783, "elements": [{"type": "mrkdwn", "text": "42 EUR"}]}
-        events = [await publish_event(bus, tenant, wf, payload) for wf in (to_slack, to_discord)]
-        for event in events:
-            assert (await final_row(db, event.event_id))["status"] == "succeeded"
-        assert slack.requests[0].json() == {
-            "text": "fallback Paid",
-            "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": "*Paid*"}},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": "42 EUR"}]},
-            ],
-        }
-        assert discord.requests[0].json() == {"embeds": [{"title": "Paid", "color": 5814783}]}
-    finally:
-        await creds.stop()
-        await slack.stop()
-        await discord.stop()
+async def test_slack_blocks_and_discord_embeds(bus, db, nats_url, database_url, service, sinks, creds):
+    slack, discord = await sinks(), await sinks(always(Answer(204, "")))
+    tenant = await create_tenant(db)
+    slack_cred = creds.add(tenant, "slack", {"webhook_url": f"{slack.url}/services/T/B/X"})
+    discord_cred = creds.add(tenant, "discord", {"webhook_url": f"{discord.url}/api/webhooks/1/abc"})
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": "*{{ payload.title }}*"}},
+        {"type": "context", "elements": "{{ payload.elements }}"},
+    ]
+    to_slack = await create_workflow(
+        db,
+        tenant,
+        definition("slack_message", {"text": "fallback {{ payload.title }}", "blocks": blocks}, slack_cred, name="s"),
+    )
+    to_discord = await create_workflow(
+        db,
+        tenant,
+        definition(
+            "discord_message",
+            {"embeds": [{"title": "{{ payload.title }}", "color": "{{ payload.color }}"}]},
+            discord_cred,
+            name="d",
+        ),
+    )
+    service("services.executor", env=executor_env(nats_url, database_url))
+    payload = {"title": "Paid", "color": 5814783, "elements": [{"type": "mrkdwn", "text": "42 EUR"}]}
+    events = [await publish_event(bus, tenant, wf, payload) for wf in (to_slack, to_discord)]
+    for event in events:
+        assert (await final_row(db, event.event_id))["status"] == "succeeded"
+    assert slack.requests[0].json() == {
+        "text": "fallback Paid",
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "*Paid*"}},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "42 EUR"}]},
+        ],
+    }
+    assert discord.requests[0].json() == {"embeds": [{"title": "Paid", "color": 5814783}]}
 
 
 async def test_nats_publish_reaches_the_tenants_own_subject(bus, db, nats_url, database_url, service):
