@@ -16,7 +16,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
@@ -32,12 +31,8 @@ BACKUP_DELAY = 2.0
 REPLICA = {"LOG_LEVEL": "INFO", "IPAAS_SCHEDULER_BACKUP_DELAY_SECONDS": str(BACKUP_DELAY)}  # each replica's settings
 
 
-def _value(replica: ServiceProcess, name: str) -> float:
-    return metric(metrics_text(replica.metrics_url), name)
-
-
-def _published(replica: ServiceProcess, result: str) -> float:
-    return metric(metrics_text(replica.metrics_url), "ipaas_scheduler_fires_total", f'result="{result}"')
+def _value(replica: ServiceProcess, name: str, labels: str = "") -> float:
+    return metric(metrics_text(replica.metrics_url), name, labels)
 
 
 def _window() -> tuple[int, int]:
@@ -55,18 +50,13 @@ async def _fires_after(nats_url: str, first: int, last: int) -> list[Fire]:
         interval=0.2,
         message="the last slot and its backups",
     )
-    fires: list[Fire] = await wait_until(
-        lambda: _at_least(read_fires(nats_url, first, last), SCHEDULES * SLOTS),
-        timeout=20,
-        interval=0.5,
-        message=f"{SCHEDULES * SLOTS} fires",
-    )
-    return fires
 
+    async def every_fire() -> list[Fire] | None:
+        fires = await read_fires(nats_url, first, last)
+        return fires if len(fires) >= SCHEDULES * SLOTS else None
 
-async def _at_least(found: Any, count: int) -> list[Fire] | None:
-    fires: list[Fire] = await found
-    return fires if len(fires) >= count else None
+    found: list[Fire] = await wait_until(every_fire, timeout=20, interval=0.5, message=f"{SCHEDULES * SLOTS} fires")
+    return found
 
 
 def _check_once_each(fires: list[Fire], ids: list[uuid.UUID], first: int, last: int) -> None:
@@ -106,7 +96,8 @@ async def test_every_slot_of_a_thousand_schedules_is_stored_once(
         if kill_one:  # the survivor alone fired every slot
             assert _value(replica, "ipaas_scheduler_replicas") == 1
         else:  # each stored a share of the slots at their time, and also fired the other's as a backup
-            assert _published(replica, "published") >= SCHEDULES * SLOTS / 4, metrics_text(replica.metrics_url)
-            assert _published(replica, "duplicate") >= SCHEDULES * SLOTS / 4, metrics_text(replica.metrics_url)
+            for result in ("published", "duplicate"):
+                count = _value(replica, "ipaas_scheduler_fires_total", f'result="{result}"')
+                assert count >= SCHEDULES * SLOTS / 4, metrics_text(replica.metrics_url)
             assert _value(replica, "ipaas_scheduler_publish_failures_total") == 0
         assert replica.terminate() == 0
