@@ -20,7 +20,8 @@ import asyncio
 import json
 import stat
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from libs.common.bus.permissions import ALL_IDENTITIES, LOCAL_IDENTITIES, inbox_
 from libs.common.db.roles import ALL_ROLES, SERVICE_ROLES
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply
 from tests.helpers.auth_setup import fast_hash_env
+from tests.helpers.factories import connection, fetch_once
 from tests.helpers.fakes import FakeSink
 from tests.helpers.launcher import Run, database_url_as, nats_passwords, nats_url_as, pg_passwords
 from tests.helpers.nats_probes import (
@@ -52,17 +54,24 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 Launch = Callable[..., Run]
 
 
-async def connect_as(state: dict[str, Any], identity: str, errors: list[str]) -> Client:
+@asynccontextmanager
+async def connected_as(state: dict[str, Any], identity: str, errors: list[str]) -> AsyncIterator[Client]:
+    """A NATS connection as ``identity`` for the ``async with`` block; its asynchronous errors go to ``errors``."""
+
     async def on_error(exc: Exception) -> None:
         errors.append(str(exc))
 
-    return await nats.connect(
+    nc = await nats.connect(
         nats_url_as(state, identity),
         inbox_prefix=inbox_prefix(identity),
         error_cb=on_error,
         allow_reconnect=False,
         connect_timeout=5,
     )
+    try:
+        yield nc
+    finally:
+        await nc.close()
 
 
 def mode(path: Path) -> int:
@@ -74,9 +83,10 @@ async def check_resolve_permissions(state: dict[str, Any], tenant_id: str, crede
     request = json.dumps({"tenant_id": tenant_id, "credential_id": credential_id}).encode()
     executor_errors: list[str] = []
     gateway_errors: list[str] = []
-    executor = await connect_as(state, "executor", executor_errors)
-    gateway = await connect_as(state, "gateway", gateway_errors)
-    try:
+    async with (
+        connected_as(state, "executor", executor_errors) as executor,
+        connected_as(state, "gateway", gateway_errors) as gateway,
+    ):
         reply = CredentialReply.model_validate_json((await executor.request(RESOLVE_SUBJECT, request, timeout=5)).data)
         assert reply.ok and reply.secret == {"headers": {"X-Api-Key": "k-launched"}}
         with pytest.raises((nats.errors.TimeoutError, nats.errors.NoRespondersError)):
@@ -87,9 +97,6 @@ async def check_resolve_permissions(state: dict[str, Any], tenant_id: str, crede
             message="the gateway's publish to the credential subject refused",
         )
         assert executor_errors == []
-    finally:
-        await executor.close()
-        await gateway.close()
 
 
 async def check_least_privilege(state: dict[str, Any]) -> None:
@@ -97,45 +104,29 @@ async def check_least_privilege(state: dict[str, Any]) -> None:
     not_theirs = {"gateway": ["EVENTS", "DLQ", "WORKFLOW_CHANGES"], "scheduler": ["EVENTS", "DLQ"]}
     for identity, streams in not_theirs.items():
         errors: list[str] = []
-        nc = await connect_as(state, identity, errors)
-        try:
+        async with connected_as(state, identity, errors) as nc:
             probes = {**management_probes(inbox_prefix("executor")), **reading_probes(streams)}
             assert await refused_requests(nc, errors, probes) == [], identity
             others = [f"{inbox_prefix(i)}.>" for i in ALL_IDENTITIES if i != identity]
             assert await refused_subscriptions(nc, errors, [*others, "svc.auth.>", "events.>"]) == [], identity
-        finally:
-            await nc.close()
-    admin = await connect_as(state, "admin", [])
-    try:
+    async with connected_as(state, "admin", []) as admin:
         js = admin.jetstream()
         with pytest.raises(NotFoundError):
             await js.stream_info(ATTACK_STREAM)
         assert (await js.stream_info("EVENTS")).config.subjects == ["events.>"]
         assert [c.name for c in await js.consumers_info("EVENTS")] == ["executor"]
-    finally:
-        await admin.close()
 
 
 async def check_database_roles(state: dict[str, Any]) -> None:
     """Each service is connected as its own role; the gateway's may not read credentials; no superuser over TCP."""
-    owner = await asyncpg.connect(database_url_as(state))
-    try:
-        connected = {
-            r[0]
-            for r in await owner.fetch(
-                "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid()"
-            )
-        }
-        assert connected == set(SERVICE_ROLES.values())
-    finally:
-        await owner.close()
-    gateway = await asyncpg.connect(database_url_as(state, SERVICE_ROLES["gateway"]))
-    try:
+    connected = await fetch_once(
+        database_url_as(state),
+        "SELECT DISTINCT usename FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    assert {r[0] for r in connected} == set(SERVICE_ROLES.values())
+    async with connection(database_url_as(state, SERVICE_ROLES["gateway"])) as gateway:
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await gateway.fetch("SELECT ciphertext FROM credentials")
-    finally:
-        await gateway.close()
     with pytest.raises((asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
         await asyncpg.connect(with_role(state["database_url"], "postgres", None))
 
