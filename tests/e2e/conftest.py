@@ -29,12 +29,6 @@ class Stack(Api):
         super().__init__(http, gateway.url)
         self.auth, self.gateway, self.executors = auth, gateway, executors
 
-    async def user(self) -> Api:
-        """Another user (a tenant of its own), signed up on the same gateway."""
-        other = Api(self.http, self.base)
-        await other.sign_up()
-        return other
-
 
 # The ``platform`` fixture: ``await platform(executors=1, common=..., gateway=..., executor=...)``.
 Platform = Callable[..., Awaitable[Stack]]

@@ -1,8 +1,10 @@
-"""Auth and gateway as processes: a user registers and logs in through the gateway and uses the token there."""
+"""Auth and gateway as processes: a user registers and logs in through the gateway and uses the token there,
+and another tenant's credential is 404 there exactly like a missing one."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 import pytest
 from joserfc import jwt as jose_jwt
@@ -30,3 +32,17 @@ async def test_token_from_auth_opens_the_gateway(platform: Platform) -> None:
         jwks = await r.json()
     verified = jose_jwt.decode(api.token, KeySet.import_key_set(jwks), algorithms=["EdDSA"])
     assert verified.claims["aud"] == "ipaas-api"
+
+
+async def test_credentials_of_another_tenant_are_invisible(platform: Platform) -> None:
+    a = await platform(executors=0)
+    b = Api(a.http, a.base)
+    await b.sign_up()  # a tenant of its own
+    secret = {"name": "b's", "type": "openweather", "secret": {"api_key": "b-key-123"}}
+    theirs = (await b.data("POST", "/api/credentials", secret, expect=201))["id"]
+
+    assert theirs not in json.dumps(await a.call("GET", "/api/credentials", expect=200))
+    body = await a.call("DELETE", f"/api/credentials/{theirs}", expect=404)
+    missing_body = await a.call("DELETE", f"/api/credentials/{uuid.uuid4()}", expect=404)
+    assert body == missing_body
+    assert theirs in json.dumps(await b.call("GET", "/api/credentials", expect=200))  # still there for its owner
