@@ -24,7 +24,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -32,10 +31,10 @@ import asyncpg
 import pytest
 
 from libs.common.bus import Bus
-from tests.helpers.fakes import Answer, FakeSink, Seen, executor_env
+from tests.e2e.conftest import Platform
+from tests.helpers.fakes import Answer, FakeSink, Seen
 from tests.helpers.otlp_receiver import OtlpHttpReceiver
-from tests.helpers.services import ServiceProcess
-from tests.helpers.stack_processes import Api, start_auth_and_gateway
+from tests.helpers.stack_processes import Api
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
 
@@ -142,43 +141,31 @@ def _hits(text: str, needles: dict[str, str], allowed: frozenset[str] = frozense
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 async def test_planted_secrets_never_leave(
-    service: Callable[..., ServiceProcess],
-    database_url: str,
-    nats_url: str,
-    bus: Bus,
-    db: asyncpg.Connection,
-    tmp_path: Path,
-    sinks: Callable[..., Awaitable[FakeSink]],
+    platform: Platform, bus: Bus, db: asyncpg.Connection, sinks: Callable[..., Awaitable[FakeSink]]
 ) -> None:
     planted = _planted()
     other = await sinks(_landing, host="127.0.0.2")
     sink = await sinks(_echo(other.url))
     spans = await OtlpHttpReceiver().start()
-    http = aiohttp.ClientSession()
     try:
         otel = {
             "OTEL_TRACES_EXPORTER": "otlp",
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{spans.endpoint}/v1/traces",
             "OTEL_BSP_SCHEDULE_DELAY": "200",
         }
-        common = {"LOG_LEVEL": "DEBUG", **otel}
-        auth, gateway = start_auth_and_gateway(service, database_url, nats_url, tmp_path, common=common)
-        executor = service(
-            "services.executor",
-            env=executor_env(
-                nats_url,
-                database_url,
-                **otel,
-                LOG_LEVEL="DEBUG",
-                IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.0/8",
-                IPAAS_EXECUTOR_MAX_ATTEMPTS="2",
-                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3",
-                IPAAS_EXECUTOR_OPENWEATHER_URL=sink.url,
-                IPAAS_EXECUTOR_SLACK_API_URL=sink.url,
-            ),
-        )
-        processes = {"auth": auth, "gateway": gateway, "executor": executor}
-        api = Recording(http, gateway.url)
+        executor = {
+            **otel,
+            "LOG_LEVEL": "DEBUG",
+            "IPAAS_EGRESS_ALLOW_CIDRS": "127.0.0.0/8",
+            "IPAAS_EXECUTOR_MAX_ATTEMPTS": "2",
+            "IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS": "0.3",
+            "IPAAS_EXECUTOR_OPENWEATHER_URL": sink.url,
+            "IPAAS_EXECUTOR_SLACK_API_URL": sink.url,
+        }
+        # The platform's own signed-up user is of another tenant: this test's user registers below.
+        stack = await platform(common={"LOG_LEVEL": "DEBUG", **otel}, executor=executor)
+        processes = {"auth": stack.auth, "gateway": stack.gateway, "executor": stack.executors[0]}
+        api = Recording(stack.http, stack.base)
 
         email = f"leak-{uuid.uuid4().hex[:8]}@example.com"
         await api.call("POST", "/api/auth/register", {"email": email, "password": planted["password"]}, expect=201)
@@ -389,5 +376,4 @@ async def test_planted_secrets_never_leave(
         assert found == {"responses": [], "logs": [], "dlq": [], "spans": [], "postgres": []}
         assert tenant_id is not None and len(api.seen) > 40
     finally:
-        await http.close()
         await spans.stop()
