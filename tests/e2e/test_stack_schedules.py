@@ -25,6 +25,7 @@ from libs.common.models.events import EventEnvelope
 from tests.e2e.test_scheduler_replicas import scheduled_events
 from tests.helpers.auth_setup import kek_env
 from tests.helpers.factories import create_tenant
+from tests.helpers.scheduler import schedule_definition
 from tests.helpers.services import ServiceProcess
 from tests.helpers.stack_processes import Api
 from tests.helpers.tokens import TokenIssuer, serve_jwks
@@ -52,11 +53,7 @@ async def api(
 
 
 def every_second(name: str, cron: str = "* * * * * *") -> dict[str, Any]:
-    return {
-        "name": name,
-        "trigger": {"type": "schedule", "cron": cron, "timezone": "UTC"},
-        "action": {"type": "http_request", "config": {"url": "https://example.com/tick"}},
-    }
+    return schedule_definition(name, cron=cron, timezone="UTC")
 
 
 async def envelopes(bus: Bus, workflow_id: str) -> list[EventEnvelope]:

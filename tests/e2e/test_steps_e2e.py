@@ -83,12 +83,8 @@ def three_steps(trigger: dict[str, Any], lookup_url: str, credential_id: str) ->
 async def wait_final(stack: Api, workflow_id: str, event_id: str | None = None) -> dict[str, Any]:
     async def final() -> Any:
         page = await stack.data("GET", f"/api/executions?workflow_id={workflow_id}", expect=200)
-        done = [
-            e
-            for e in page
-            if e["status"] in ("succeeded", "filtered", "dead") and (event_id is None or e["event_id"] == event_id)
-        ]
-        return done[0] if done else None
+        mine = [e for e in page if event_id is None or e["event_id"] == event_id]
+        return next((e for e in mine if e["status"] in ("succeeded", "filtered", "dead")), None)
 
     found: dict[str, Any] = await wait_until(final, timeout=30, message="a final execution")
     return found
