@@ -119,11 +119,6 @@ async def test_metrics_after_a_known_workload(
     om = await asyncio.to_thread(scrape, ex, OPENMETRICS)
     exemplars = exemplar_trace_ids(om, "ipaas_executor_action_duration_seconds_bucket", connector="http_request")
     assert exemplars, "no trace-id exemplar in the OpenMetrics exposition"
-    traces = {
-        r["trace_id"]
-        for r in await db.fetch(
-            "SELECT trace_id FROM executions WHERE workflow_id = ANY($1::uuid[])", [healthy, refused]
-        )
-    }
-    assert exemplars <= traces
+    rows = await db.fetch("SELECT trace_id FROM executions WHERE workflow_id = ANY($1::uuid[])", [healthy, refused])
+    assert exemplars <= {r["trace_id"] for r in rows}
     assert all(len(t) == 32 and uuid.UUID(t) for t in exemplars)
