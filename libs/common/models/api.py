@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, model_validator
 from pydantic_core import PydanticCustomError
@@ -253,6 +253,12 @@ REPLAY_REASON_MAX = 500
 
 
 REPLAY_OPTIONS = frozenset({"from_start"})
+FromStart = Annotated[
+    StrictBool,
+    Field(
+        description="A multi-step workflow restarts from its first step (by default it resumes at the step that died)."
+    ),
+]
 
 
 def _filters_not_null(schema: dict[str, Any]) -> None:
@@ -275,10 +281,7 @@ class DlqReplayRequest(BaseModel):
     since: Instant | None = Field(default=None, description="Dead from this instant on (inclusive), RFC 3339.")
     until: Instant | None = Field(default=None, description="Dead before this instant (exclusive), RFC 3339.")
     event_ids: list[uuid.UUID] | None = Field(default=None, max_length=REPLAY_MAX_IDS)
-    from_start: StrictBool = Field(
-        default=False,
-        description="A multi-step workflow restarts from its first step (by default it resumes at the step that died).",
-    )
+    from_start: FromStart = False
 
     @model_validator(mode="after")
     def _some_filter(self) -> DlqReplayRequest:
@@ -310,10 +313,7 @@ class ReplayOptions(BaseModel):
     """``POST /api/dlq/{event_id}/replay`` takes an optional body."""
 
     model_config = STRICT
-    from_start: StrictBool = Field(
-        default=False,
-        description="A multi-step workflow restarts from its first step (by default it resumes at the step that died).",
-    )
+    from_start: FromStart = False
 
 
 class ReplayAccepted(BaseModel):

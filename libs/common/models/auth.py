@@ -96,19 +96,24 @@ class _Strict(BaseModel):
         """What the document adds to the generated schema (in ``CredentialCreate``'s branches too)."""
 
 
+def _http_url(value: str) -> str:
+    if not re.match(WEBHOOK_URL_PATTERN, value):
+        raise ValueError("webhook_url must be an http(s) URL")
+    return value
+
+
+WebhookUrl = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=2048),
+    Field(json_schema_extra={"pattern": WEBHOOK_URL_PATTERN}),
+    AfterValidator(_http_url),
+]
+
+
 class WebhookSecret(_Strict):
     """The secret of ``discord`` credentials."""
 
-    webhook_url: Annotated[
-        str, StringConstraints(min_length=1, max_length=2048), Field(json_schema_extra={"pattern": WEBHOOK_URL_PATTERN})
-    ]
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(WEBHOOK_URL_PATTERN, value):
-            raise ValueError("webhook_url must be an http(s) URL")
-        return value
+    webhook_url: WebhookUrl
 
 
 # A Slack token: ``xoxb-`` (bot), ``xoxp-`` (user) and the like; the shape log redaction knows.
@@ -123,22 +128,8 @@ class SlackSecret(_Strict):
     in a thread.
     """
 
-    webhook_url: (
-        Annotated[
-            str,
-            StringConstraints(min_length=1, max_length=2048),
-            Field(json_schema_extra={"pattern": WEBHOOK_URL_PATTERN}),
-        ]
-        | None
-    ) = None
+    webhook_url: WebhookUrl | None = None
     bot_token: Annotated[str, StringConstraints(pattern=SLACK_TOKEN_PATTERN)] | None = None
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(WEBHOOK_URL_PATTERN, value):
-            raise ValueError("webhook_url must be an http(s) URL")
-        return value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SlackSecret:

@@ -71,10 +71,6 @@ WebhookVerify = Literal["standard-webhooks", "github", "stripe", "shopify", "sla
 STANDARD_WEBHOOKS: Final = "standard-webhooks"
 
 
-def _standard(value: Any) -> bool:
-    return bool(value == STANDARD_WEBHOOKS)
-
-
 class HmacSignature(BaseModel):
     """``verify: hmac-sha256``: where the signature is and how it is written."""
 
@@ -89,7 +85,7 @@ class WebhookTrigger(BaseModel):
     type: Literal["webhook"]
     # How requests are authenticated: the Standard Webhooks spec (default), a sender's own scheme with
     # the secret it gave the user (POST /api/workflows/{id}/webhook-secret {"secret"}), or none at all.
-    verify: WebhookVerify = Field(default=STANDARD_WEBHOOKS, exclude_if=_standard)
+    verify: WebhookVerify = Field(default=STANDARD_WEBHOOKS, exclude_if=lambda v: v == STANDARD_WEBHOOKS)
     hmac: HmacSignature | None = Field(default=None, exclude_if=_empty)
 
     @model_validator(mode="after")
@@ -99,18 +95,19 @@ class WebhookTrigger(BaseModel):
         return self
 
 
-def _one_of_cron_or_interval(schema: dict[str, Any]) -> None:
-    """The document states :meth:`ScheduleTrigger._one_schedule`: exactly one of the two is given."""
-    schema["oneOf"] = [
-        {"required": ["cron"], "properties": {"cron": {"type": "string"}}},
-        {"required": ["interval_seconds"], "properties": {"interval_seconds": {"type": "integer"}}},
-    ]
-
-
 class ScheduleTrigger(BaseModel):
     """``cron`` (5 fields, or 6 with seconds first) with a ``timezone``, or ``interval_seconds``."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_cron_or_interval)
+    # The document states :meth:`_one_schedule`: exactly one of the two is given.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["cron"], "properties": {"cron": {"type": "string"}}},
+                {"required": ["interval_seconds"], "properties": {"interval_seconds": {"type": "integer"}}},
+            ]
+        },
+    )
     type: Literal["schedule"]
     cron: str | None = Field(
         default=None,
@@ -158,9 +155,7 @@ class ScheduleTrigger(BaseModel):
 def to_croniter_expression(cron: str) -> str:
     """Our 6-field form puts seconds first; croniter wants them last."""
     fields = cron.split()
-    if len(fields) == 6:
-        return " ".join(fields[1:] + fields[:1])
-    return " ".join(fields)
+    return " ".join(fields[1:] + fields[:1] if len(fields) == 6 else fields)
 
 
 DAY_SECONDS = 24 * 3600
@@ -355,14 +350,12 @@ class FilterCondition(BaseModel):
     condition: str = Field(min_length=1, max_length=4_000)
 
 
-def _one_of_action_or_filter(schema: dict[str, Any]) -> None:
-    schema["oneOf"] = [{"required": ["action"]}, {"required": ["filter"]}]
-
-
 class WorkflowStep(BaseModel):
     """One step: an ``action`` or a ``filter``, with its own timeout and retry policy."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_action_or_filter)
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"oneOf": [{"required": ["action"]}, {"required": ["filter"]}]}
+    )
     id: str = Field(pattern=STEP_ID, max_length=64)
     action: Action | None = Field(default=None, exclude_if=_empty)
     filter: FilterCondition | None = Field(default=None, exclude_if=_empty)
@@ -377,15 +370,13 @@ class WorkflowStep(BaseModel):
         return self
 
 
-def _one_of_action_or_steps(schema: dict[str, Any]) -> None:
-    """The document states :meth:`WorkflowDefinition._one_form`: ``action`` or ``steps``, not both."""
-    schema["oneOf"] = [{"required": ["action"]}, {"required": ["steps"]}]
-
-
 class WorkflowDefinition(BaseModel):
     """What one immutable workflow version holds: one ``action`` (a single step) or ``steps``."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_of_action_or_steps)
+    # The document states :meth:`_one_form`: ``action`` or ``steps``, not both.
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"oneOf": [{"required": ["action"]}, {"required": ["steps"]}]}
+    )
     name: str = Field(min_length=1, max_length=200)
     trigger: Trigger
     action: Action | None = Field(default=None, exclude_if=_empty)
