@@ -15,21 +15,10 @@ from rich.table import Table
 
 from ipaas_cli.output import cell
 from ipaas_cli.settings import CliSettings
+from libs.common.models.api import ExecutionOut
 
-FIELDS = (
-    "id",
-    "event_id",
-    "workflow_id",
-    "workflow_version",
-    "trigger",
-    "status",
-    "attempts",
-    "started_at",
-    "finished_at",
-    "duration_ms",
-    "error",
-    "trace_id",
-)
+# An execution's fields, in the API's order.
+FIELDS = tuple(ExecutionOut.model_fields)
 ATTEMPT_COLUMNS = ("number", "started_at", "finished_at", "outcome", "http_status", "error")
 # A multi-step workflow's checkpoints (each step's output is in ``--json``).
 STEP_COLUMNS = ("id", "status", "attempts", "duration_ms", "error")
@@ -40,10 +29,6 @@ def trace_link(trace_id: str | None) -> str | None:
     if not template or not trace_id:
         return None
     return template.replace("{trace_id}", trace_id)
-
-
-def _attempt_number(attempt: dict[str, Any]) -> Any:
-    return attempt.get("number", attempt.get("attempt"))
 
 
 def render_execution(console: Console, detail: dict[str, Any]) -> None:
@@ -57,23 +42,24 @@ def render_execution(console: Console, detail: dict[str, Any]) -> None:
         detail["attempts"] if isinstance(detail.get("attempts"), list) else None
     )
     if attempts:
-        table = Table(title="attempts")
-        for col in ATTEMPT_COLUMNS:
-            table.add_column(col)
-        for a in attempts:
-            table.add_row(
-                *(escape(cell(_attempt_number(a) if col == "number" else a.get(col))) for col in ATTEMPT_COLUMNS)
-            )
-        console.print(table)
+        _table(
+            console, "attempts", ATTEMPT_COLUMNS, [{**a, "number": a.get("number", a.get("attempt"))} for a in attempts]
+        )
     if detail.get("steps"):
-        steps = Table(title="steps")
-        for col in STEP_COLUMNS:
-            steps.add_column(col)
-        for step in detail["steps"]:
-            status = "failed (continued)" if step.get("continued") else step.get("status")
-            steps.add_row(*(escape(cell(status if col == "status" else step.get(col))) for col in STEP_COLUMNS))
-        console.print(steps)
+        steps = [
+            {**s, "status": "failed (continued)" if s.get("continued") else s.get("status")} for s in detail["steps"]
+        ]
+        _table(console, "steps", STEP_COLUMNS, steps)
     for key in ("input", "output"):
         if detail.get(key) is not None:
             console.print(f"[bold]{key}[/]:")
             console.print(escape(json.dumps(detail[key], indent=2, default=str)))
+
+
+def _table(console: Console, title: str, columns: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(escape(cell(row.get(col))) for col in columns))
+    console.print(table)
