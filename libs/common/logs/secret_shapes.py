@@ -157,6 +157,10 @@ _KEY_ENDS = (
     + "|".join(f"(?<={_ci(word)}{sep}...)" for word in ("api", "access", "private") for sep in ("", "_", "-"))
     + ")"
 )
+# Token prefixes, shared by the shapes and their anchors below.
+_AWS_PREFIXES = ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA")
+_GITHUB_KINDS = "pousr"
+_STRIPE_PREFIXES = ("sk_", "rk_", "pk_")
 
 
 SHAPES: tuple[Shape | Keyword, ...] = (
@@ -212,19 +216,17 @@ SHAPES: tuple[Shape | Keyword, ...] = (
         "aws key id",
         re.compile(r"A(?<!\wA)(?:KIA|SIA|GPA|IDA|ROA|NPA)[0-9A-Z]{16}(?!\w)"),
         lead="A",
-        dense=tuple(
-            re.compile(rf"{p}(?<!\w{p})[0-9A-Z]{{16}}(?!\w)") for p in ("AKIA", "ASIA", "AGPA", "AIDA", "AROA", "ANPA")
-        ),
+        dense=tuple(re.compile(rf"{p}(?<!\w{p})[0-9A-Z]{{16}}(?!\w)") for p in _AWS_PREFIXES),
         needles=("KI", "SI", "GP", "ID", "RO", "NP"),
     ),  # without an A, a search skips fast on AAAA...
-    Shape("github token", re.compile(r"gh(?<!\wgh)[pousr]_[A-Za-z0-9]{30,}+(?!\w)"), requires=("_",)),
+    Shape("github token", re.compile(rf"gh(?<!\wgh)[{_GITHUB_KINDS}]_[A-Za-z0-9]{{30,}}+(?!\w)"), requires=("_",)),
     *(
         Shape(
             f"stripe {p}",
             re.compile(rf"{p}(?<!\w{p})(?:live|test)_[A-Za-z0-9]{{10,}}+(?!\w)"),
             requires=("k_live_", "k_test_"),
         )
-        for p in ("sk_", "rk_", "pk_")
+        for p in _STRIPE_PREFIXES
     ),
     # user:password@ in URLs, found from "://". Any scheme character before it will do: the scheme is
     # kept, so where it starts does not matter. The user part holds no "/", so no "://" is scanned twice.
@@ -276,20 +278,9 @@ ANCHORS = re.compile(
             "hooks.slack",
             "xox",
             "discord",
-            "akia",
-            "asia",
-            "agpa",
-            "aida",
-            "aroa",
-            "anpa",
-            "ghp_",
-            "gho_",
-            "ghu_",
-            "ghs_",
-            "ghr_",
-            "sk_",
-            "rk_",
-            "pk_",
+            *(p.lower() for p in _AWS_PREFIXES),
+            *(f"gh{kind}_" for kind in _GITHUB_KINDS),
+            *_STRIPE_PREFIXES,
         )
     )
     + r"|://[^\s:/@]*+:[^\s@/]*+@"
