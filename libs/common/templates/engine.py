@@ -77,13 +77,6 @@ def _payload_at(payload: Any, path: tuple[str, ...]) -> Any:
     return value
 
 
-def typed_template(path: Path, source: str, typed_keys: frozenset[str]) -> str | None:
-    """The expression of ``source`` if it renders typed at ``path`` (under a typed key), else None."""
-    if not path or path[0] not in typed_keys:
-        return None
-    return typed_expression(source)
-
-
 def walk_strings(value: Any) -> Iterator[tuple[Path, str]]:
     """Every string of a JSON value with its path, in document order; too deep is ``TemplateInvalid``."""
     stack: list[tuple[Path, Any, int]] = [((), value, 0)]
@@ -271,7 +264,8 @@ class TemplateEngine:
             if "{" not in text:
                 continue
             source = text
-            expression = typed_template(where, text, typed_keys)
+            # A string under a typed key renders typed when it is exactly one expression.
+            expression = typed_expression(text) if where and where[0] in typed_keys else None
             if expression is not None:
                 path = _simple_path(text)
                 if path is not None and _payload_at(payload, path) is not _MISSING:

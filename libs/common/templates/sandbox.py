@@ -35,6 +35,8 @@ from libs.common.templates.operations import FieldBound, binop, guard_call
 from libs.common.templates.sizes import check_value, string_too_long, ticking
 from libs.common.templates.typed import CAPTURE_FILTER, date_filter, typed_result
 
+_FORMATS = ("format", "format_map")
+
 
 class BoundedFormatter(FieldBound, SandboxedFormatter):
     pass
@@ -151,10 +153,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """``str.format`` / ``str.format_map`` through the bounded formatter."""
-        if not isinstance(value, types.MethodType | types.BuiltinMethodType) or value.__name__ not in (
-            "format",
-            "format_map",
-        ):
+        if not isinstance(value, types.MethodType | types.BuiltinMethodType) or value.__name__ not in _FORMATS:
             return None
         owner = value.__self__
         if not isinstance(owner, str):
@@ -163,11 +162,11 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         kind = type(owner)
 
         def wrapper(*args: Any, **kwargs: Any) -> str:
-            formatter: SandboxedFormatter
-            if isinstance(owner, Markup):
-                formatter = BoundedEscapeFormatter(self, escape=owner.escape)
-            else:
-                formatter = BoundedFormatter(self)
+            formatter: SandboxedFormatter = (
+                BoundedEscapeFormatter(self, escape=owner.escape)
+                if isinstance(owner, Markup)
+                else BoundedFormatter(self)
+            )
             if is_map:
                 if kwargs or len(args) != 1:
                     raise TypeError("format_map() takes exactly one positional argument")
