@@ -236,6 +236,7 @@ class ActiveSpan:
         try:
             if isinstance(exc, Exception) and self._span.is_recording():
                 redactor = current_redactor()
+                status = f"{type(exc).__name__}: {exc}"
                 if redactor:
                     stack = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
                     self._span.record_exception(
@@ -245,10 +246,10 @@ class ActiveSpan:
                             "exception.stacktrace": redactor.text(stack),
                         },
                     )
-                    self._span.set_status(Status(StatusCode.ERROR, redactor.text(f"{type(exc).__name__}: {exc}")))
+                    status = redactor.text(status)
                 else:
                     self._span.record_exception(exc)
-                    self._span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+                self._span.set_status(Status(StatusCode.ERROR, status))
         finally:
             context.detach(self._token)  # type: ignore[arg-type]
             self._span.end()

@@ -37,15 +37,8 @@ def otlp_enabled() -> bool:
 
 def otlp_protocol() -> str:
     """``http/protobuf`` or ``grpc``: the traces-specific variable first, then the general one."""
-    raw = (
-        (
-            os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-            or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
-            or HTTP_PROTOBUF
-        )
-        .strip()
-        .lower()
-    )
+    chosen = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL")
+    raw = (chosen or HTTP_PROTOBUF).strip().lower()
     if raw in (HTTP_PROTOBUF, GRPC):
         return raw
     log.warning("unsupported OTLP protocol; using http/protobuf", extra={"protocol": raw})

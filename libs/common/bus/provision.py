@@ -164,8 +164,6 @@ class ProvisionGate:
     async def _attempt(self) -> bool:
         try:
             await ensure_needs(self._bus, self._needs)
-        except StreamConflict:
-            raise
         except RETRYABLE as exc:
             if not isinstance(exc, NotProvisioned):
                 log.warning("checking NATS streams failed; retrying", extra={"error": type(exc).__name__})

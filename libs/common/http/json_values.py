@@ -27,6 +27,7 @@ from typing import Any
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 MAX_REPORTED = 20
+_BAD_KEY = "object keys may not hold NUL characters or lone surrogates"
 
 # A path is a linked list (key, parent), so walking a large document allocates no strings.
 _Path = tuple[str | int, Any] | None
@@ -55,11 +56,7 @@ def uncarriable_values(document: Any) -> list[dict[str, str]]:
             for key, value in item.items():
                 if not _storable(key):
                     # The key itself is not echoed: it could not even be encoded in the answer.
-                    found.append(
-                        _problem(
-                            path, "object keys may not hold NUL characters or lone surrogates", "string_unstorable"
-                        )
-                    )
+                    found.append(_problem(path, _BAD_KEY, "string_unstorable"))
                     continue
                 stack.append(((key, path), value))
         elif isinstance(item, list):

@@ -5,9 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
-
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 # Label children are looked up once per (method, route, status) and kept; the bound keeps a
 # stream of odd methods from growing the cache without limit (those just take the slow path).
