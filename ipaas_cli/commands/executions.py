@@ -29,15 +29,11 @@ STATUSES = ("running", "succeeded", "failed", "dead", "skipped", "filtered")
 TAIL_PAGE = 50
 
 
-def _when(row: dict[str, Any]) -> datetime | None:
-    raw = row.get("started_at") or row.get("finished_at")
-    return datetime.fromisoformat(raw.replace("Z", "+00:00")) if isinstance(raw, str) else None
-
-
 def matches(
     row: dict[str, Any], *, event_id: str | None, trigger: str | None, since: datetime | None, until: datetime | None
 ) -> bool:
-    when = _when(row)
+    raw = row.get("started_at") or row.get("finished_at")
+    when = datetime.fromisoformat(raw.replace("Z", "+00:00")) if isinstance(raw, str) else None
     return (
         (event_id is None or row.get("event_id") == event_id)
         and (trigger is None or row.get("trigger") == trigger)

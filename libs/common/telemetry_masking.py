@@ -24,12 +24,9 @@ MAX_ATTRIBUTE_CHARS = 8192
 def masked_attributes(attributes: Mapping[str, Any] | None) -> dict[str, Any]:
     if not attributes:
         return {}
-    return {key: _attribute(value) for key, value in mask_value(dict(attributes), MAX_ATTRIBUTE_CHARS).items()}
-
-
-def _attribute(value: Any) -> Any:
+    masked = mask_value(dict(attributes), MAX_ATTRIBUTE_CHARS)
     # mask_value turns tuples (OTel's sequence attributes) into lists; OTLP encodes either.
-    return tuple(value) if isinstance(value, list) else value
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in masked.items()}
 
 
 def masked_span(span: ReadableSpan) -> ReadableSpan:

@@ -56,7 +56,5 @@ def unavailable_code(exc: BaseException) -> str | None:
 
 
 def _raised_in_asyncpg(exc: BaseException) -> bool:
-    for frame, _ in traceback.walk_tb(exc.__traceback__):
-        if str(frame.f_globals.get("__name__", "")).startswith("asyncpg"):
-            return True
-    return False
+    frames = traceback.walk_tb(exc.__traceback__)
+    return any(str(frame.f_globals.get("__name__", "")).startswith("asyncpg") for frame, _ in frames)

@@ -428,6 +428,7 @@ class WorkflowCreate(WorkflowDefinition):
 
 
 Problem = tuple[tuple[str | int, ...], str, str]  # (field path, reason, error type)
+TEMPLATE, STEP = "invalid_template", "invalid_step"
 
 
 def template_problems(definition: WorkflowDefinition) -> list[tuple[tuple[str | int, ...], str]]:
@@ -447,15 +448,9 @@ def definition_problems(definition: WorkflowDefinition) -> list[Problem]:
     """
     if definition.steps is None:
         assert definition.action is not None
-        config = definition.action.config.model_dump(mode="json")
-        return [(("action", "config", *path), reason, TEMPLATE) for path, reason in check_templates(config)]
-    return step_problems(definition.steps)
-
-
-TEMPLATE, STEP = "invalid_template", "invalid_step"
-
-
-def step_problems(steps: list[WorkflowStep]) -> list[Problem]:
+        dumped = definition.action.config.model_dump(mode="json")
+        return [(("action", "config", *path), reason, TEMPLATE) for path, reason in check_templates(dumped)]
+    steps = definition.steps
     problems: list[Problem] = []
     seen: set[str] = set()
     for index, step in enumerate(steps):

@@ -68,14 +68,10 @@ def binop(op: str, left: Any, right: Any) -> Any:
     return check_value(result) if isinstance(result, str | bytes | int) else result
 
 
-def _size(value: Any) -> int:
-    return len(value) if isinstance(value, _TEXT) else rendered_size(value)
-
-
 def _check_repeat(left: Any, right: Any) -> None:
     for seq, times in ((left, right), (right, left)):
         if isinstance(seq, _TEXT + _SEQ) and isinstance(times, int):
-            if times > 0 and _size(seq) * times > MAX_VALUE_CHARS:
+            if times > 0 and (len(seq) if isinstance(seq, _TEXT) else rendered_size(seq)) * times > MAX_VALUE_CHARS:
                 raise value_too_large()
             return
     if isinstance(left, int) and isinstance(right, int):
