@@ -78,17 +78,15 @@ class DryRunCommand(BaseModel):
 # --- responses ----------------------------------------------------------------------------------
 
 
-def _absent_if_none(value: Any) -> bool:
-    return value is None
+def _absent(description: str) -> Any:
+    """An optional field left out of the answer, rather than shown as null, when it is ``None``."""
+    return Field(default=None, exclude_if=lambda value: value is None, description=description)
 
 
 class WebhookInfo(BaseModel):
     url: str
-    secret: str | None = Field(
-        default=None,
-        exclude_if=_absent_if_none,
-        description="Shown only on creation and rotation (and when a PUT or rollback "
-        "makes the workflow a webhook workflow).",
+    secret: str | None = _absent(
+        "Shown only on creation and rotation (and when a PUT or rollback makes the workflow a webhook workflow)."
     )
 
 
@@ -96,21 +94,13 @@ class WorkflowOut(BaseModel):
     id: uuid.UUID
     name: str
     trigger: Trigger
-    action: Action | None = Field(
-        default=None, exclude_if=_absent_if_none, description="A single-action workflow's action."
-    )
-    steps: list[WorkflowStep] | None = Field(
-        default=None, exclude_if=_absent_if_none, description="A multi-step workflow's steps (instead of action)."
-    )
+    action: Action | None = _absent("A single-action workflow's action.")
+    steps: list[WorkflowStep] | None = _absent("A multi-step workflow's steps (instead of action).")
     is_active: bool
     version: int
     schedule_error: str | None = None
     webhook: WebhookInfo | None = None
-    warnings: list[str] | None = Field(
-        default=None,
-        exclude_if=_absent_if_none,
-        description="What the caller should know, e.g. a webhook with verify: none.",
-    )
+    warnings: list[str] | None = _absent("What the caller should know, e.g. a webhook with verify: none.")
     created_at: datetime
     updated_at: datetime
 
@@ -165,10 +155,8 @@ class DryRunResult(BaseModel):
         default=None, description="For a template failure: invalid_template, template_limit_exceeded or template_error."
     )
     error_field: str | None = Field(default=None, description="For a template failure: where, e.g. action.config.text.")
-    steps: list[DryRunStepOut] | None = Field(
-        default=None,
-        exclude_if=_absent_if_none,
-        description="A multi-step workflow: each step that ran, in order (a filter's output is {passed}).",
+    steps: list[DryRunStepOut] | None = _absent(
+        "A multi-step workflow: each step that ran, in order (a filter's output is {passed})."
     )
     refused: Literal["tenant_limit", "queue_full", "deadline_passed"] | None = Field(
         default=None,
@@ -227,10 +215,8 @@ class ExecutionDetailOut(ExecutionOut):
         "cut to a preview (docs/executor.md).",
     )
     attempt_history: list[AttemptOut] = Field(default_factory=list, description="Every try, in the order they ran.")
-    steps: list[StepOut] | None = Field(
-        default=None,
-        exclude_if=_absent_if_none,
-        description="A multi-step workflow: each step that ran, in order, with its checkpointed outcome.",
+    steps: list[StepOut] | None = _absent(
+        "A multi-step workflow: each step that ran, in order, with its checkpointed outcome."
     )
 
 
@@ -414,6 +400,4 @@ class LiveOut(BaseModel):
 
 class ReadyOut(BaseModel):
     status: Literal["ready", "not_ready", "draining"]
-    checks: dict[str, bool] | None = Field(
-        default=None, exclude_if=_absent_if_none, description="Each dependency's check; absent while draining."
-    )
+    checks: dict[str, bool] | None = _absent("Each dependency's check; absent while draining.")
