@@ -118,14 +118,10 @@ class BatchPublisher:
         try:
             for index, out in enumerate(messages):
                 while len(batch.outstanding) >= batch.window:
-                    batch.room.clear()
-                    if not await self._wait(batch.room):
-                        self._expire(batch, "no PubAck within the publish timeout")
+                    await self._wait(batch, batch.room)
                 await self._send(batch, index, out)
             if batch.outstanding:
-                batch.done.clear()
-                if not await self._wait(batch.done):
-                    self._expire(batch, "no PubAck within the publish timeout")
+                await self._wait(batch, batch.done)
         finally:
             # Cancelled (a shutdown): forget the tokens; late PubAcks are ignored.
             for token in batch.outstanding:
@@ -145,18 +141,16 @@ class BatchPublisher:
             batch.outstanding.pop(token, None)
             batch.on_outcome(index, send_failure(out.subject, exc))
 
-    async def _wait(self, event: asyncio.Event) -> bool:
+    async def _wait(self, batch: _Batch, event: asyncio.Event) -> None:
+        """Wait for ``event`` (cleared first); past the publish timeout, what is outstanding fails."""
+        event.clear()
         try:
             async with asyncio.timeout(self._timeout):
                 await event.wait()
-                return True
         except TimeoutError:
-            return False
-
-    def _expire(self, batch: _Batch, reason: str) -> None:
-        for token in batch.outstanding:
-            self._batches.pop(token, None)
-        batch.fail_outstanding(BusUnavailable(reason))
+            for token in batch.outstanding:
+                self._batches.pop(token, None)
+            batch.fail_outstanding(BusUnavailable("no PubAck within the publish timeout"))
 
 
 def pub_ack_outcome(subject: str, msg: Msg) -> Outcome:

@@ -18,6 +18,7 @@ import asyncio
 import gc
 import logging
 import signal
+from typing import Any
 
 from aiohttp import web
 
@@ -34,25 +35,19 @@ KEEPALIVE_TIMEOUT = 75.0
 
 
 async def serve(app: web.Application, settings: HttpSettings, *, drain_delay: float = 0.0) -> None:
+    # Both listeners: no signal handling or access log of aiohttp's own, and the same request-size limits.
+    common: dict[str, Any] = {
+        "handle_signals": False,
+        "access_log": None,
+        "max_line_size": MAX_LINE_SIZE,
+        "max_field_size": MAX_FIELD_SIZE,
+    }
     runner = web.AppRunner(
-        app,
-        handle_signals=False,
-        access_log=None,
-        shutdown_timeout=settings.shutdown_grace_seconds,
-        keepalive_timeout=KEEPALIVE_TIMEOUT,
-        max_line_size=MAX_LINE_SIZE,
-        max_field_size=MAX_FIELD_SIZE,
+        app, shutdown_timeout=settings.shutdown_grace_seconds, keepalive_timeout=KEEPALIVE_TIMEOUT, **common
     )
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port, backlog=1024, reuse_address=True)
-    metrics_runner = web.AppRunner(
-        metrics_app(app),
-        handle_signals=False,
-        access_log=None,
-        shutdown_timeout=1.0,
-        max_line_size=MAX_LINE_SIZE,
-        max_field_size=MAX_FIELD_SIZE,
-    )
+    metrics_runner = web.AppRunner(metrics_app(app), shutdown_timeout=1.0, **common)
     stop = app[SHUTTING_DOWN]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
