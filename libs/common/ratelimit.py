@@ -68,9 +68,7 @@ class TokenBuckets:
 
     def acquire(self, key: Hashable) -> float:
         """Take one token: 0.0 if there was one, else the seconds until there is (nothing taken)."""
-        bucket = self._refill(key)
-        if bucket is None:
-            bucket = self._add(key)
+        bucket = self._refill(key) or self._add(key)
         if bucket.tokens >= 1.0:
             bucket.tokens -= 1.0
             return 0.0

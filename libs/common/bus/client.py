@@ -291,9 +291,7 @@ class Bus:
         when the span is sampled.  Raises :class:`BusUnavailable` if NATS
         cannot store it now.
         """
-        hdrs: dict[str, str] = {}
-        if msg_id is not None:
-            hdrs[MSG_ID_HEADER] = msg_id
+        hdrs = {} if msg_id is None else {MSG_ID_HEADER: msg_id}
         span = producer_span(self.streams.of(subject), subject, msg_id)
         return await self._publish_in(span, subject, payload, hdrs, timeout=timeout)
 
