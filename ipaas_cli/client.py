@@ -28,13 +28,6 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-def _query(params: Mapping[str, Any] | None) -> str:
-    if not params:
-        return ""
-    kept = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in params.items() if v is not None}
-    return "?" + urllib.parse.urlencode(kept) if kept else ""
-
-
 def _error_of(status: int, raw: bytes, *, feature: str | None) -> ApiError | Unavailable:
     try:
         body = json.loads(raw or b"null")
@@ -105,8 +98,11 @@ class Api:
         if auth and self.token:
             headers["Authorization"] = f"Bearer {self.token}"
         data = json.dumps(body).encode() if body is not None else None
+        # Parameters given as None are left out; booleans are written true or false.
+        kept = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in (query or {}).items() if v is not None}
+        url = self.url(path) + ("?" + urllib.parse.urlencode(kept) if kept else "")
         try:
-            return self.raw(method, self.url(path) + _query(query), data, headers, feature=feature)
+            return self.raw(method, url, data, headers, feature=feature)
         except ApiError as exc:
             if exc.status == 401 and "Authorization" in headers:
                 exc.message += "; log in again (`ipaas login`) or check IPAAS_TOKEN"

@@ -88,15 +88,11 @@ def load(path: Path) -> list[Manifest]:
     return manifests
 
 
-def _actions(body: dict[str, Any]) -> list[Any]:
-    steps = body.get("steps")
-    nested = [s.get("action") for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
-    return [body.get("action"), *nested]
-
-
 def names_a_credential(manifest: Manifest) -> bool:
     """Whether any action (the one, or a step's) gives ``credential: <name>``."""
-    return any(isinstance(a, dict) and "credential" in a for a in _actions(manifest.body))
+    steps = manifest.body.get("steps")
+    nested = [s.get("action") for s in steps if isinstance(s, dict)] if isinstance(steps, list) else []
+    return any(isinstance(a, dict) and "credential" in a for a in [manifest.body.get("action"), *nested])
 
 
 def _resolved(action: Any, where: str, credentials: dict[str, str]) -> Any:
