@@ -9,9 +9,10 @@ histogram: each costs a dict and a formatted id.
 
 from __future__ import annotations
 
-from opentelemetry import trace
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+
+from libs.common.telemetry import current_trace_id
 
 
 def trace_exemplar() -> dict[str, str] | None:
@@ -20,10 +21,8 @@ def trace_exemplar() -> dict[str, str] | None:
     Spans that are not exported (no collector configured) still have their ids, which logs and
     execution rows carry too, so the exemplar still leads somewhere.
     """
-    ctx = trace.get_current_span().get_span_context()
-    if not ctx.is_valid:
-        return None
-    return {"trace_id": format(ctx.trace_id, "032x")}
+    trace_id = current_trace_id()
+    return None if trace_id is None else {"trace_id": trace_id}
 
 
 def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
