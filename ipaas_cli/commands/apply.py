@@ -38,15 +38,13 @@ def _credentials(api: Api, wanted: list[manifests.Manifest]) -> dict[str, str]:
 
 def _carry_out(api: Api, step: Step) -> dict[str, Any]:
     if step.change is Change.CREATE:
-        created: dict[str, Any] = api.call("POST", "/api/workflows", step.body).data
-        return created
-    if step.change is Change.UPDATE:
-        updated: dict[str, Any] = api.call("PUT", f"/api/workflows/{step.workflow_id}", step.body).data
-        return updated
-    patched: dict[str, Any] = api.call(
-        "PATCH", f"/api/workflows/{step.workflow_id}", {"is_active": step.body["is_active"]}
-    ).data
-    return patched
+        reply = api.call("POST", "/api/workflows", step.body)
+    elif step.change is Change.UPDATE:
+        reply = api.call("PUT", f"/api/workflows/{step.workflow_id}", step.body)
+    else:
+        reply = api.call("PATCH", f"/api/workflows/{step.workflow_id}", {"is_active": step.body["is_active"]})
+    done: dict[str, Any] = reply.data
+    return done
 
 
 def _plan(api: Api, path: Path) -> list[Step]:

@@ -44,10 +44,6 @@ def list_dlq(
         out.table(rows, columns, empty="the dead-letter queue is empty")
 
 
-def _finished(job: dict[str, Any]) -> bool:
-    return job.get("state") not in (None, "running", "pending", "queued")
-
-
 def _wait(api: Api, job: dict[str, Any], out: Output, timeout: float, interval: float) -> dict[str, Any]:
     job_id = job.get("id") or job.get("job_id")
     deadline = time.monotonic() + timeout
@@ -62,7 +58,7 @@ def _wait(api: Api, job: dict[str, Any], out: Output, timeout: float, interval: 
         transient=False,
     ) as bar:
         task = bar.add_task("replay", total=job.get("total"), completed=job.get("done", 0))
-        while not _finished(job):
+        while job.get("state") in (None, "running", "pending", "queued"):  # not finished yet
             if time.monotonic() > deadline:
                 raise Unavailable(
                     f"replay job {job_id} still running after {timeout:.0f}s "

@@ -21,6 +21,7 @@ is exactly one ``{{ expr }}`` renders to the expression's typed value
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
@@ -47,14 +48,12 @@ class NeedsCompile(Exception):
 Results = dict[str, Compiled | TemplateInvalid]
 
 
+@dataclass(slots=True)
 class _Run:
-    __slots__ = ("budget", "compiled", "inline", "typed_keys")
-
-    def __init__(self, inline: bool, compiled: Results | None, typed_keys: frozenset[str]) -> None:
-        self.budget: Budget | None = None
-        self.inline = inline
-        self.compiled = compiled
-        self.typed_keys = typed_keys
+    inline: bool
+    compiled: Results | None
+    typed_keys: frozenset[str]
+    budget: Budget | None = None
 
 
 _MISSING = object()
