@@ -15,10 +15,7 @@ from rich.table import Table
 
 from ipaas_cli.output import cell
 from ipaas_cli.settings import CliSettings
-from libs.common.models.api import ExecutionOut
 
-# An execution's fields, in the API's order.
-FIELDS = tuple(ExecutionOut.model_fields)
 ATTEMPT_COLUMNS = ("number", "started_at", "finished_at", "outcome", "http_status", "error")
 # A multi-step workflow's checkpoints (each step's output is in ``--json``).
 STEP_COLUMNS = ("id", "status", "attempts", "duration_ms", "error")
@@ -32,7 +29,10 @@ def trace_link(trace_id: str | None) -> str | None:
 
 
 def render_execution(console: Console, detail: dict[str, Any]) -> None:
-    for key in FIELDS:
+    # An execution's fields, in the API's order (imported here: only this command needs the API's models).
+    from libs.common.models.api import ExecutionOut
+
+    for key in ExecutionOut.model_fields:
         if key in detail:
             console.print(f"[bold]{key}[/]: {escape(cell(detail[key]))}")
     link = trace_link(detail.get("trace_id"))
