@@ -105,11 +105,8 @@ def rejection(subject: str, error: Any) -> PublishRejected:
     status = _int(fields.get("code"))
     err_code = _int(fields.get("err_code"))
     description = str(fields.get("description") or "unknown error")[:200]
-    if 400 <= status < 500:
-        return MessageRejected(subject, status=status, err_code=err_code, description=description)
-    if err_code in _FULL_CODES:
-        return StreamFull(subject, status=status, err_code=err_code, description=description)
-    return PublishRejected(subject, status=status, err_code=err_code, description=description)
+    kind = MessageRejected if 400 <= status < 500 else StreamFull if err_code in _FULL_CODES else PublishRejected
+    return kind(subject, status=status, err_code=err_code, description=description)
 
 
 def send_failure(subject: str, exc: BaseException) -> BusUnavailable:
