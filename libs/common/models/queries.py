@@ -60,9 +60,8 @@ def _true_or_false(value: Any) -> Any:
 
 Limit = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
 QueryBool = Annotated[bool, BeforeValidator(_true_or_false)]
-Cursor = Annotated[
-    str, StringConstraints(pattern=CURSOR_PATTERN), Field(description="Opaque: meta.next_cursor of the previous page.")
-]
+_OPAQUE_CURSOR = Field(description="Opaque: meta.next_cursor of the previous page.")
+Cursor = Annotated[str, StringConstraints(pattern=CURSOR_PATTERN), _OPAQUE_CURSOR]
 
 
 def encode_cursor(at: datetime, row_id: uuid.UUID) -> str:
@@ -101,11 +100,7 @@ class PageQuery(LimitQuery):
 
 
 VERSION_CURSOR_PATTERN = r"^v[1-9][0-9]{0,8}$"  # a version number (below 2^31)
-VersionCursor = Annotated[
-    str,
-    StringConstraints(pattern=VERSION_CURSOR_PATTERN),
-    Field(description="Opaque: meta.next_cursor of the previous page."),
-]
+VersionCursor = Annotated[str, StringConstraints(pattern=VERSION_CURSOR_PATTERN), _OPAQUE_CURSOR]
 
 
 def encode_version_cursor(version: int) -> str:
