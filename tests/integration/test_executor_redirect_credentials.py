@@ -17,13 +17,6 @@ CREDENTIAL = {"headers": {"Authorization": "Bearer cred-token-1", "X-Custom-Key"
 CREDENTIAL_VALUES = ("Bearer cred-token-1", "cred-key-2", "session=abc", "Basic cHJveHk=")
 
 
-@pytest.fixture
-async def sessions():
-    s = ClientSessions(connections_per_host=4, timeout_seconds=5)
-    yield s
-    await s.close()
-
-
 def _connector(sessions: ClientSessions) -> HttpRequestConnector:
     return HttpRequestConnector(sessions, EgressGuard(parse_networks("127.0.0.0/8")), max_redirects=3)
 
