@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import FINAL, Answer, definition, final_row, publish_event, slack_workflow
+from tests.helpers.fakes import FINAL, Answer, final_row, publish_event, slack_workflow
 from tests.helpers.wait import wait_until
 
 RESET = 2.0
@@ -23,11 +22,8 @@ async def test_breaker_opens_isolates_tenants_trials_once_and_runs_deferred_even
         return Answer(200, "ok")
 
     sink.behaviour = behaviour
-    ta, tb = await create_tenant(db, "A"), await create_tenant(db, "B")
-    ca = creds.add(ta, "slack", {"webhook_url": f"{sink.url}/a/services/T/B/X"})
-    cb = creds.add(tb, "slack", {"webhook_url": f"{sink.url}/b/services/T/B/X"})
-    wa = await create_workflow(db, ta, definition("slack_message", {"text": "a{{ payload.i }}"}, ca))
-    wb = await create_workflow(db, tb, definition("slack_message", {"text": "b{{ payload.i }}"}, cb))
+    ta, wa = await slack_workflow(db, creds, f"{sink.url}/a", "a{{ payload.i }}")
+    tb, wb = await slack_workflow(db, creds, f"{sink.url}/b", "b{{ payload.i }}")
     ex = await executor(
         IPAAS_EXECUTOR_BREAKER_FAIL_MAX="3",
         IPAAS_EXECUTOR_BREAKER_RESET_SECONDS=str(RESET),

@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import json
 import secrets
-import uuid
 from typing import Any
 
 import pytest
 
 from libs.common.bus.permissions import inbox_prefix
-from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, definition, executor_env, final_row, publish_event, sequence
+from tests.helpers.fakes import (
+    Answer,
+    CredentialResponder,
+    definition,
+    executor_env,
+    final_row,
+    publish_event,
+    sequence,
+)
 from tests.helpers.secured_nats import SecuredNats
 from tests.helpers.wait import consumer_idle, wait_until
 
@@ -26,28 +32,13 @@ async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
     bad_sink = await sinks(lambda _r, _n: Answer(404, "no_service"))
     flaky_sink = await sinks(sequence(Answer(500, "oops"), Answer(200, "ok")))
     tenant = await create_tenant(db)
-    secrets_by_id: dict[Any, dict[str, Any]] = {}
-    auth = await secured_nats.client("auth")
-
-    async def resolve(msg: Any) -> None:
-        req = CredentialRequest.model_validate_json(msg.data)
-        secret = secrets_by_id.get(req.credential_id)
-        reply = (
-            CredentialReply(ok=True, type="slack", secret=secret)
-            if secret is not None
-            else CredentialReply(ok=False, error="not_found")
-        )
-        await msg.respond(reply.model_dump_json().encode())
-
-    await auth.subscribe(RESOLVE_SUBJECT, queue="auth", cb=resolve)
+    creds = await CredentialResponder(secured_nats.url_for("auth")).start()
     gateway = await secured_nats.bus("gateway")
     admin = await secured_nats.bus("admin")
     try:
-        good, bad, flaky = secrets.token_hex(4), secrets.token_hex(4), secrets.token_hex(4)
-        c_ok, c_bad, c_flaky = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-        secrets_by_id[c_ok] = {"webhook_url": f"{ok_sink.url}/services/{good}"}
-        secrets_by_id[c_bad] = {"webhook_url": f"{bad_sink.url}/services/{bad}"}
-        secrets_by_id[c_flaky] = {"webhook_url": f"{flaky_sink.url}/services/{flaky}"}
+        c_ok = creds.add(tenant, "slack", {"webhook_url": f"{ok_sink.url}/services/{secrets.token_hex(4)}"})
+        c_bad = creds.add(tenant, "slack", {"webhook_url": f"{bad_sink.url}/services/{secrets.token_hex(4)}"})
+        c_flaky = creds.add(tenant, "slack", {"webhook_url": f"{flaky_sink.url}/services/{secrets.token_hex(4)}"})
         w_ok = await create_workflow(db, tenant, definition("slack_message", {"text": "hi {{ payload.n }}"}, c_ok))
         w_bad = await create_workflow(db, tenant, definition("slack_message", {"text": "x"}, c_bad))
         w_flaky = await create_workflow(db, tenant, definition("slack_message", {"text": "again"}, c_flaky))
@@ -81,4 +72,4 @@ async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
     finally:
         await gateway.drain()
         await admin.drain()
-        await auth.close()
+        await creds.stop()

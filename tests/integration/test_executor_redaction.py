@@ -17,8 +17,6 @@ import pytest
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import (
     Answer,
-    CredentialResponder,
-    FakeSink,
     Seen,
     definition,
     executor_env,
@@ -73,10 +71,9 @@ def _hits(text: str, planted: dict[str, str]) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(90)
-async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, database_url, service):
+async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, database_url, service, sink, creds):
     planted = _planted()
-    sink = await FakeSink(_echo).start()
-    creds = await CredentialResponder(nats_url).start()
+    sink.behaviour = _echo
     dlq_sub = await bus.js.subscribe("dlq.>", durable=None)
     try:
         tenant = await create_tenant(db)
@@ -169,5 +166,3 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
         assert found == {"rows": [], "dlq": [], "dry_run": [], "logs": []}
     finally:
         await dlq_sub.unsubscribe()
-        await creds.stop()
-        await sink.stop()

@@ -20,7 +20,6 @@ from services.executor.errors import PermanentError, TransientError
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import (
     Answer,
-    CredentialResponder,
     FakeSink,
     Seen,
     always,
@@ -44,10 +43,9 @@ def slack_error(code: str, status: int = 200, headers: dict[str, str] | None = N
 
 
 @pytest.fixture
-async def fake_slack():
-    s = await FakeSink(always(slack_ok())).start()
-    yield s
-    await s.stop()
+def fake_slack(sink: FakeSink) -> FakeSink:
+    sink.behaviour = always(slack_ok())
+    return sink
 
 
 def connector(sessions: ClientSessions, fake: FakeSink) -> SlackConnector:
@@ -157,32 +155,26 @@ async def test_unreachable_api_is_transient_and_names_no_token(sessions):
 
 @pytest.mark.slow
 async def test_executor_retries_a_rate_limit_then_posts_the_templated_thread_reply_once(
-    bus, db, nats_url, database_url, service
+    bus, db, nats_url, database_url, service, sink, creds
 ):
-    answers = sequence(slack_error("rate_limited", headers={"Retry-After": "1"}), slack_ok("1700000000.000200"))
-    fake = await FakeSink(answers).start()
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant = await create_tenant(db)
-        cred = creds.add(tenant, "slack", {"bot_token": TOKEN})
-        config = {"text": "order {{ payload.order }}", "channel": "C1", "thread_ts": "{{ payload.thread }}"}
-        wf = await create_workflow(db, tenant, definition("slack_message", config, cred))
-        service("services.executor", env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_SLACK_API_URL=fake.url))
-        event = await publish_event(bus, tenant, wf, {"order": 42, "thread": "1700000000.000100"})
-        row = await final_row(db, event.event_id)
-        assert (row["status"], row["attempts"]) == ("succeeded", 2)
-        first, second = fake.requests
-        assert second.at - first.at >= 0.9  # Retry-After: 1 honoured (the backoff base alone is 0.2 s)
-        bodies: list[Seen] = [first, second]
-        assert all(r.json() == {"channel": "C1", "text": "order 42", "thread_ts": "1700000000.000100"} for r in bodies)
-        assert {r.headers["Idempotency-Key"] for r in bodies} == {str(event.event_id)}
-        output = row["output"] if isinstance(row["output"], dict) else json.loads(row["output"])
-        assert output["ts"] == "1700000000.000200" and output["channel"] == "C024BE91L"
-        tries = await db.fetch(
-            "SELECT outcome, error FROM execution_attempts WHERE event_id = $1 ORDER BY id", event.event_id
-        )
-        assert [t["outcome"] for t in tries] == ["failed", "succeeded"]
-        assert "rate_limited" in tries[0]["error"] and TOKEN not in tries[0]["error"]
-    finally:
-        await creds.stop()
-        await fake.stop()
+    sink.behaviour = sequence(slack_error("rate_limited", headers={"Retry-After": "1"}), slack_ok("1700000000.000200"))
+    tenant = await create_tenant(db)
+    cred = creds.add(tenant, "slack", {"bot_token": TOKEN})
+    config = {"text": "order {{ payload.order }}", "channel": "C1", "thread_ts": "{{ payload.thread }}"}
+    wf = await create_workflow(db, tenant, definition("slack_message", config, cred))
+    service("services.executor", env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_SLACK_API_URL=sink.url))
+    event = await publish_event(bus, tenant, wf, {"order": 42, "thread": "1700000000.000100"})
+    row = await final_row(db, event.event_id)
+    assert (row["status"], row["attempts"]) == ("succeeded", 2)
+    first, second = sink.requests
+    assert second.at - first.at >= 0.9  # Retry-After: 1 honoured (the backoff base alone is 0.2 s)
+    bodies: list[Seen] = [first, second]
+    assert all(r.json() == {"channel": "C1", "text": "order 42", "thread_ts": "1700000000.000100"} for r in bodies)
+    assert {r.headers["Idempotency-Key"] for r in bodies} == {str(event.event_id)}
+    output = row["output"] if isinstance(row["output"], dict) else json.loads(row["output"])
+    assert output["ts"] == "1700000000.000200" and output["channel"] == "C024BE91L"
+    tries = await db.fetch(
+        "SELECT outcome, error FROM execution_attempts WHERE event_id = $1 ORDER BY id", event.event_id
+    )
+    assert [t["outcome"] for t in tries] == ["failed", "succeeded"]
+    assert "rate_limited" in tries[0]["error"] and TOKEN not in tries[0]["error"]
