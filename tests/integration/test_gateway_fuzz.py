@@ -35,7 +35,6 @@ says why:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -55,7 +54,7 @@ from libs.common.bus import Bus
 from libs.common.models.api import DRY_RUN_SUBJECT, DryRunCommand, DryRunResult
 from services.gateway.hooks.signature import new_secret
 from tests.helpers.auth_setup import PASSWORD, add_credential, bearer, register_and_login
-from tests.helpers.factories import connection
+from tests.helpers.factories import connection, insert_dead_letter, insert_execution
 from tests.helpers.fuzz import FuzzReport, load, run_fuzz
 from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, auth_behind_gateway
 from tests.helpers.webhooks import signed
@@ -128,34 +127,11 @@ async def _seed(gateway: TestClient[web.Request, web.Application], database_url:
 async def _history(database_url: str, workflow_id: str) -> dict[str, str]:
     """An execution and a replayable dead letter of the workflow, as the executor would have left them."""
     async with connection(database_url) as conn:
-        tenant_id = await conn.fetchval("SELECT tenant_id FROM workflows WHERE id = $1", uuid.UUID(workflow_id))
-        execution_id, event_id = uuid.uuid4(), uuid.uuid4()
-        envelope = {
-            "event_id": str(event_id),
-            "dedup_key": "fuzz",
-            "tenant_id": str(tenant_id),
-            "workflow_id": workflow_id,
-            "workflow_version": 1,
-            "trigger": "webhook",
-            "payload": {"n": 1},
-        }
-        await conn.execute(
-            """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,
-                                       attempts, error, output)
-               VALUES ($1, $2, $3, $4, 1, 'webhook', 'dead', 3, 'boom', '{"ok": false}'::jsonb)""",
-            execution_id,
-            event_id,
-            tenant_id,
-            uuid.UUID(workflow_id),
-        )
-        await conn.execute(
-            """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
-               VALUES ($1, $2, $3, 'boom', 3, $4::jsonb)""",
-            event_id,
-            tenant_id,
-            uuid.UUID(workflow_id),
-            json.dumps(envelope),
-        )
+        wf = uuid.UUID(workflow_id)
+        tenant_id = await conn.fetchval("SELECT tenant_id FROM workflows WHERE id = $1", wf)
+        execution_id = await insert_execution(conn, tenant_id, wf, status="dead", output={"ok": False})
+        await conn.execute("UPDATE executions SET attempts = 3, error = 'boom' WHERE id = $1", execution_id)
+        event_id = await insert_dead_letter(conn, tenant_id, wf)
     return {"execution": str(execution_id), "dead_letter": str(event_id)}
 
 

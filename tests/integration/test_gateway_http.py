@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
-from aiohttp import web
 from openapi_spec_validator import validate
 
 from deploy.local.infra import free_port
 from libs.common.bus import Bus
 from services.gateway.console.routes import CONSOLE_PREFIX
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.fakes import Answer, FakeSink, Seen
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, Gateway, running_gateway, tenant
 
 
 @pytest.mark.slow
@@ -112,58 +113,38 @@ async def test_bodies_over_the_limit_get_413_before_reading(gw: Gateway, databas
     assert (await resp.json())["error"]["code"] == "payload_too_large"
 
 
-@pytest.fixture
-async def fake_auth() -> AsyncIterator[tuple[str, list[web.Request]]]:
-    seen: list[web.Request] = []
-
-    async def login(request: web.Request) -> web.Response:
-        seen.append(request)
-        body = await request.json()
-        if body.get("password") != "right":
-            return web.json_response(
-                {"success": False, "error": {"code": "invalid_credentials", "message": "bad"}}, status=401
+def fake_auth(seen: Seen, _n: int) -> Answer:
+    """Auth's login (the password is "right"), credentials list (echoing its query) and JWKS."""
+    if seen.path == "/api/auth/login":
+        if seen.json().get("password") != "right":
+            return Answer(
+                401, json.dumps({"success": False, "error": {"code": "invalid_credentials", "message": "bad"}})
             )
-        return web.json_response(
-            {"success": True, "data": {"access_token": "t", "token_type": "Bearer", "expires_in": 900}}
+        return Answer(
+            200, json.dumps({"success": True, "data": {"access_token": "t", "token_type": "Bearer", "expires_in": 900}})
         )
-
-    async def credentials(request: web.Request) -> web.Response:
-        seen.append(request)
-        return web.json_response(
-            {"success": True, "data": [], "meta": {"q": request.query_string}}, headers={"X-Upstream": "auth"}
-        )
-
-    async def jwks(request: web.Request) -> web.Response:
-        return web.json_response({"keys": []})
-
-    app = web.Application()
-    app.router.add_post("/api/auth/login", login)
-    app.router.add_get("/api/credentials", credentials)
-    app.router.add_get("/.well-known/jwks.json", jwks)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    yield f"http://127.0.0.1:{port}", seen
-    await runner.cleanup()
+    if seen.path == "/api/credentials":
+        body = {"success": True, "data": [], "meta": {"q": urlencode(seen.query)}}
+        return Answer(200, json.dumps(body), {"X-Upstream": "auth"})
+    if seen.path == "/.well-known/jwks.json":
+        return Answer(200, json.dumps({"keys": []}))
+    return Answer(404, "Not Found")
 
 
-async def test_auth_and_credentials_routes_are_forwarded(
-    database_url: str, nats_url: str, bus: Bus, fake_auth: tuple[str, list[web.Request]]
-):
-    url, seen = fake_auth
-    async with running_gateway(database_url, nats_url, IPAAS_AUTH_URL=url) as gw:
+async def test_auth_and_credentials_routes_are_forwarded(database_url: str, nats_url: str, bus: Bus, sink: FakeSink):
+    sink.behaviour = fake_auth
+    async with running_gateway(database_url, nats_url, IPAAS_AUTH_URL=sink.url) as gw:
         ok = await gw.client.post("/api/auth/login", json={"email": "a@b.c", "password": "right"})
         assert ok.status == 200 and (await ok.json())["data"]["token_type"] == "Bearer"
         refused = await gw.client.post("/api/auth/login", json={"email": "a@b.c", "password": "wrong"})
         assert refused.status == 401 and (await refused.json())["error"]["code"] == "invalid_credentials"
-        assert seen[0].headers["X-Forwarded-For"] == "127.0.0.1"
+        assert sink.paths("/api/auth/login")[0].headers["X-Forwarded-For"] == "127.0.0.1"
 
         auth = gw.auth(await tenant(database_url))
         creds = await gw.client.get("/api/credentials?type=slack", headers=auth)
         assert creds.status == 200 and creds.headers["X-Upstream"] == "auth"
         assert (await creds.json())["meta"]["q"] == "type=slack"
-        assert seen[-1].headers["Authorization"] == auth["Authorization"]
+        assert sink.paths("/api/credentials")[-1].headers["Authorization"] == auth["Authorization"]
         jwks = await gw.client.get("/.well-known/jwks.json")
         assert jwks.status == 200 and await jwks.json() == {"keys": []}
 
@@ -207,4 +188,3 @@ async def test_health_and_metrics(gw: Gateway):
     # Not on the public port.
     public = await gw.client.get("/metrics")
     assert public.status == 404 and "ipaas_http_requests_total" not in await public.text()
-    _ = (uuid, WEBHOOK_WORKFLOW)

@@ -19,6 +19,7 @@ from nats.js import api as js_api
 
 from libs.common.bus import Bus, StreamFull
 from libs.common.models.events import WorkflowChanged, workflow_changed_subject
+from tests.helpers.factories import insert_execution
 from tests.helpers.gateway_app import Gateway, running_gateway, tenant
 from tests.helpers.services import metric
 from tests.helpers.wait import equals, wait_until
@@ -34,6 +35,21 @@ def change(tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> str:
     return WorkflowChanged(
         tenant_id=tenant_id, workflow_id=workflow_id, version=1, change="created", is_active=True
     ).model_dump_json()
+
+
+def envelope(event_id: uuid.UUID, tenant_id: uuid.UUID, workflow_id: uuid.UUID, trigger: str, payload: Any) -> Any:
+    """An event envelope's JSON form, as stored in a dead letter or an outbox row."""
+    return {
+        "event_id": str(event_id),
+        "dedup_key": "k",
+        "tenant_id": str(tenant_id),
+        "workflow_id": str(workflow_id),
+        "workflow_version": 1,
+        "trigger": trigger,
+        "received_at": "2026-01-01T00:00:00+00:00",
+        "scheduled_for": None,
+        "payload": payload,
+    }
 
 
 async def plant(conn: asyncpg.Connection, rows: list[tuple[str, str]]) -> list[int]:
@@ -69,19 +85,10 @@ async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(
     await bus.js.add_stream(js_api.StreamConfig(name="SMALL", subjects=["small.>"], max_msg_size=64))
     poisoner, tenant_b, tenant_c = await tenant(database_url), await tenant(database_url), await tenant(database_url)
     wf_b, wf_c, wf_big = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    big_envelope = json.dumps(
-        {
-            "event_id": str(uuid.uuid4()),
-            "dedup_key": "k",
-            "tenant_id": str(tenant_b),
-            "workflow_id": str(wf_big),
-            "workflow_version": 1,
-            "trigger": "replay",
-            "received_at": "2026-01-01T00:00:00+00:00",
-            "scheduled_for": None,
-            "payload": {"n": 2**70, "m": -(2**65), "digits": 0},
-        }
-    ).replace('"digits": 0', '"digits": ' + "9" * 5000)  # a number Python's json cannot even read back
+    payload = {"n": 2**70, "m": -(2**65), "digits": 0}
+    big_envelope = json.dumps(envelope(uuid.uuid4(), tenant_b, wf_big, "replay", payload)).replace(
+        '"digits": 0', '"digits": ' + "9" * 5000
+    )  # a number Python's json cannot even read back
     too_big, bad_subject, refused, for_b, for_c, big_ints = await plant(
         db,
         [
@@ -194,32 +201,15 @@ async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(
     gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
 ):
     workflow_id, event_id = uuid.uuid4(), uuid.uuid4()
-    envelope: dict[str, Any] = {
-        "event_id": str(event_id),
-        "dedup_key": "k",
-        "tenant_id": str(tenant_id),
-        "workflow_id": str(workflow_id),
-        "workflow_version": 1,
-        "trigger": "webhook",
-        "received_at": "2026-01-01T00:00:00+00:00",
-        "scheduled_for": None,
-        "payload": {"order": {"id": 2**70, "refund": -(2**64) - 1, "qty": 3}},
-    }
-    await db.execute(
-        """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,
-                                   attempts) VALUES ($1, $2, $3, $4, 1, 'webhook', 'dead', 5)""",
-        uuid.uuid4(),
-        event_id,
-        tenant_id,
-        workflow_id,
-    )
+    payload = {"order": {"id": 2**70, "refund": -(2**64) - 1, "qty": 3}}
+    await insert_execution(db, tenant_id, workflow_id, status="dead", event_id=event_id)
     await db.execute(
         """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
            VALUES ($1, $2, $3, 'target said 500', 5, $4::jsonb)""",
         event_id,
         tenant_id,
         workflow_id,
-        json.dumps(envelope),
+        json.dumps(envelope(event_id, tenant_id, workflow_id, "webhook", payload)),
     )
     resp = await gw.client.post(f"/api/dlq/{event_id}/replay", headers=gw.auth(tenant_id))
     assert resp.status == 202, await resp.text()
@@ -235,5 +225,5 @@ async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(
     await wait_until(published, timeout=10, message="the replay published")
     msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{workflow_id}")
     replayed = json.loads(msg.data or b"")
-    assert replayed["payload"] == {"order": {"id": 2**70, "refund": -(2**64) - 1, "qty": 3}}
+    assert replayed["payload"] == payload
     assert replayed["event_id"] == str(event_id)

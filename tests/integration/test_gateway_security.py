@@ -10,6 +10,7 @@ import asyncpg
 import jwt
 import pytest
 
+from tests.helpers.auth_setup import good_claims
 from tests.helpers.factories import insert_dead_letter, insert_execution
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, tenant
 from tests.helpers.tokens import TokenIssuer
@@ -90,18 +91,7 @@ async def test_mass_assignment_fields_are_refused(gw: Gateway, tenant_id: uuid.U
 async def test_tokens_are_required_and_checked(gw: Gateway, tenant_id: uuid.UUID):
     stranger = TokenIssuer()
     now = int(time.time())
-    unsigned = jwt.encode(
-        {
-            "sub": str(uuid.uuid4()),
-            "tid": str(tenant_id),
-            "iss": "ipaas",
-            "aud": "ipaas-api",
-            "iat": now,
-            "exp": now + 60,
-        },
-        key="",
-        algorithm="none",
-    )
+    unsigned = jwt.encode(good_claims(tid=str(tenant_id)), key="", algorithm="none")
     cases = {
         "missing": {},
         "not bearer": {"Authorization": "Basic dXNlcjpwYXNz"},

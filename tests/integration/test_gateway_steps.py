@@ -26,54 +26,46 @@ from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, post_dry_run, t
 URL = "https://example.invalid/hook"
 
 
-async def refused(gw: Gateway, auth: dict[str, str], body: dict[str, Any]) -> list[dict[str, Any]]:
-    resp = await gw.client.post("/api/workflows", json=body, headers=auth)
-    assert resp.status == 422, await resp.text()
-    error = (await resp.json())["error"]
-    assert error["code"] == "validation_error"
-    details: list[dict[str, Any]] = error["details"]
-    return details
+# (steps, what the one detail holds exactly, what its message says)
+BAD_GRAPHS: list[tuple[list[dict[str, Any]], dict[str, str], str]] = [
+    (
+        [http_step("a", URL, {"x": "{{ steps.b.output.id }}"}), http_step("b", URL), http_step("c", URL)],
+        {"field": "steps.0.action.config.body.x", "type": "invalid_step"},
+        "steps.b",
+    ),
+    (
+        [http_step("a", URL), http_step("a", URL)],
+        {"field": "steps.1.id", "message": "duplicate step id 'a'", "type": "invalid_step"},
+        "",
+    ),
+    ([http_step(f"s{i}", URL) for i in range(21)], {"field": "steps", "type": "too_long"}, ""),
+    (
+        [http_step("a", URL), {"id": "f", "filter": {"condition": "steps.a.output.n >"}}],
+        {"field": "steps.1.filter.condition", "type": "invalid_template"},
+        "",
+    ),
+    (
+        [http_step("a", URL, {"t": "{{ payload.x }"})],
+        {"field": "steps.0.action.config.body.t", "type": "invalid_template"},
+        "",
+    ),
+    ([{"id": "a"}], {"field": "steps.0"}, "exactly one of 'action' or 'filter'"),
+    ([http_step("not-a-name", URL)], {"field": "steps.0.id"}, ""),
+]
 
 
-async def test_bad_step_graphs_are_422_with_the_field_path(gw: Gateway, database_url: str):
-    auth = gw.auth(await tenant(database_url))
-
-    later = steps_workflow(
-        [http_step("a", URL, {"x": "{{ steps.b.output.id }}"}), http_step("b", URL), http_step("c", URL)]
-    )
-    [detail] = await refused(gw, auth, later)
-    assert detail["field"] == "steps.0.action.config.body.x"
-    assert detail["type"] == "invalid_step" and "steps.b" in detail["message"]
-
-    duplicate = steps_workflow([http_step("a", URL), http_step("a", URL)])
-    assert await refused(gw, auth, duplicate) == [
-        {"field": "steps.1.id", "message": "duplicate step id 'a'", "type": "invalid_step"}
-    ]
-
-    too_many = steps_workflow([http_step(f"s{i}", URL) for i in range(21)])
-    [detail] = await refused(gw, auth, too_many)
-    assert detail["field"] == "steps" and detail["type"] == "too_long"
-
-    syntax = steps_workflow([http_step("a", URL), {"id": "f", "filter": {"condition": "steps.a.output.n >"}}])
-    [detail] = await refused(gw, auth, syntax)
-    assert detail["field"] == "steps.1.filter.condition" and detail["type"] == "invalid_template"
-
-    text = steps_workflow([http_step("a", URL, {"t": "{{ payload.x }"})])
-    [detail] = await refused(gw, auth, text)
-    assert detail["field"] == "steps.0.action.config.body.t" and detail["type"] == "invalid_template"
-
+async def test_bad_step_graphs_are_422_with_the_field_path(gw: Gateway, tenant_id: uuid.UUID):
+    auth = gw.auth(tenant_id)
     both = {**WEBHOOK_WORKFLOW, "steps": [http_step("a", URL)]}
-    [detail] = await refused(gw, auth, both)
-    assert "exactly one of 'action' or 'steps'" in detail["message"]
-
-    empty_step = steps_workflow([{"id": "a"}])
-    [detail] = await refused(gw, auth, empty_step)
-    assert detail["field"] == "steps.0" and "exactly one of 'action' or 'filter'" in detail["message"]
-
-    bad_id = steps_workflow([http_step("not-a-name", URL)])
-    [detail] = await refused(gw, auth, bad_id)
-    assert detail["field"] == "steps.0.id"
-
+    bodies = [(steps_workflow(steps), held, says) for steps, held, says in BAD_GRAPHS]
+    for body, held, says in [*bodies, (both, {}, "exactly one of 'action' or 'steps'")]:
+        resp = await gw.client.post("/api/workflows", json=body, headers=auth)
+        assert resp.status == 422, await resp.text()
+        error = (await resp.json())["error"]
+        assert error["code"] == "validation_error"
+        [detail] = error["details"]
+        assert detail.keys() == {"field", "message", "type"}, detail
+        assert {key: detail[key] for key in held} == held and says in detail["message"], detail
     listed = (await (await gw.client.get("/api/workflows", headers=auth)).json())["data"]
     assert listed == []  # nothing was stored
 

@@ -32,6 +32,11 @@ async def _post(gw: Gateway, workflow_id: str, secret: str) -> int:
     return resp.status
 
 
+async def _expired(gw: Gateway, workflow_id: str, secret: str) -> None:
+    """Wait until ``secret`` is refused, its overlap over."""
+    await wait_until(lambda: equals(_post(gw, workflow_id, secret), 401), timeout=10, interval=0.25, message="expiry")
+
+
 async def _rotate(gw: Gateway, tenant_id: uuid.UUID, workflow_id: str) -> str:
     resp = await gw.client.post(f"/api/workflows/{workflow_id}/webhook-secret", headers=gw.auth(tenant_id))
     assert resp.status == 200, await resp.text()
@@ -49,6 +54,12 @@ async def _stored_text(db: asyncpg.Connection) -> str:
         )
     ]
     return "\n".join(rows)
+
+
+async def _sealed(db: asyncpg.Connection, *workflow_ids: str | uuid.UUID) -> int:
+    """How many sealed secrets the workflows hold."""
+    ids = [uuid.UUID(str(w)) for w in workflow_ids]
+    return int(await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = ANY($1::uuid[])", ids))
 
 
 def _forms(secret: str) -> list[str]:
@@ -79,27 +90,15 @@ async def test_secrets_are_sealed_and_every_one_inside_its_overlap_verifies(
             uuid.UUID(workflow_id),
         )
         assert tuple(legacy) == (None, None, None)
-        kept = await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1", uuid.UUID(workflow_id))
-        assert kept == 3
+        assert await _sealed(db, workflow_id) == 3
 
         # Past its window the first secret is refused; the current one is not.
-        await wait_until(
-            lambda: equals(_post(gw, workflow_id, first), 401),
-            timeout=10,
-            interval=0.25,
-            message="the first secret to expire",
-        )
+        await _expired(gw, workflow_id, first)
         assert await _post(gw, workflow_id, third) == 202
         # A later rotation drops the rows whose window has passed.
-        await wait_until(
-            lambda: equals(_post(gw, workflow_id, second), 401),
-            timeout=10,
-            interval=0.25,
-            message="the second secret to expire",
-        )
+        await _expired(gw, workflow_id, second)
         await _rotate(gw, tenant_id, workflow_id)
-        kept = await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1", uuid.UUID(workflow_id))
-        assert kept == 2  # the third (inside its new overlap) and the new current one
+        assert await _sealed(db, workflow_id) == 2  # the third (inside its new overlap) and the new current one
 
 
 async def test_changing_the_trigger_away_and_back_replaces_the_sealed_secret(
@@ -111,20 +110,14 @@ async def test_changing_the_trigger_away_and_back_replaces_the_sealed_secret(
         manual = {**WEBHOOK_WORKFLOW, "trigger": {"type": "schedule", "interval_seconds": 60}}
         resp = await gw.client.put(f"/api/workflows/{workflow_id}", json=manual, headers=gw.auth(tenant_id))
         assert resp.status == 200, await resp.text()
-        assert (
-            await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1", uuid.UUID(workflow_id))
-            == 0
-        )
+        assert await _sealed(db, workflow_id) == 0
         resp = await gw.client.put(f"/api/workflows/{workflow_id}", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
         again = (await resp.json())["data"]["webhook"]["secret"]
         assert again != first
         assert [await _post(gw, workflow_id, s) for s in (first, again)] == [401, 202]
         resp = await gw.client.delete(f"/api/workflows/{workflow_id}", headers=gw.auth(tenant_id))
         assert resp.status == 200
-        assert (
-            await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = $1", uuid.UUID(workflow_id))
-            == 0
-        )
+        assert await _sealed(db, workflow_id) == 0
 
 
 async def test_plaintext_secrets_from_before_are_sealed_at_start(
@@ -145,10 +138,7 @@ async def test_plaintext_secrets_from_before_are_sealed_at_start(
     async with running_gateway(database_url, nats_url) as gw:
         stored = await _stored_text(db)
         assert "whsec_" not in stored
-        assert (
-            await db.fetchval("SELECT count(*) FROM webhook_secrets WHERE workflow_id = ANY($1::uuid[])", [old, stale])
-            == 3
-        )
+        assert await _sealed(db, old, stale) == 3
         statuses = [
             await _post(gw, str(old), current),
             await _post(gw, str(old), previous),
