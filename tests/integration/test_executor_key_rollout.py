@@ -15,8 +15,9 @@ import pytest
 from libs.common.bus import Bus
 from services.auth.vault import KekRing, parse_keks
 from tests.helpers.auth_setup import auth_client, auth_settings, new_kek
+from tests.helpers.executor_app import ExecutorFactory
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import FakeSink, definition, execution_row, executor_env, final_row, publish_event
+from tests.helpers.fakes import FakeSink, definition, execution_row, final_row, publish_event
 from tests.helpers.wait import wait_until
 
 
@@ -52,7 +53,7 @@ async def test_unknown_kek_is_retried_until_auth_loads_it_and_tampering_is_dead_
     db: asyncpg.Connection,
     nats_url: str,
     database_url: str,
-    service: Any,
+    executor: ExecutorFactory,
     tmp_path: Path,
     sink: FakeSink,
 ) -> None:
@@ -72,15 +73,10 @@ async def test_unknown_kek_is_retried_until_auth_loads_it_and_tampering_is_dead_
         )
         wf_rolled = await create_workflow(db, tenant, definition("slack_message", {"text": "rolled"}, rolled))
         wf_tampered = await create_workflow(db, tenant, definition("slack_message", {"text": "tampered"}, tampered))
-        service(
-            "services.executor",
-            env=executor_env(
-                nats_url,
-                database_url,
-                IPAAS_EXECUTOR_MAX_ATTEMPTS="100",
-                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.4",
-                IPAAS_EXECUTOR_CREDENTIAL_CACHE_SECONDS="0",
-            ),
+        await executor(
+            IPAAS_EXECUTOR_MAX_ATTEMPTS="100",
+            IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.4",
+            IPAAS_EXECUTOR_CREDENTIAL_CACHE_SECONDS="0",
         )
         event = await publish_event(bus, tenant, wf_rolled, {})
         bad = await publish_event(bus, tenant, wf_tampered, {})

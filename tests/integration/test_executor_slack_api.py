@@ -2,7 +2,7 @@
 
 The fake answers as Slack does: HTTP 200 with ``{"ok": true, "channel", "ts"}``,
 or HTTP 200 with ``{"ok": false, "error"}`` (and HTTP 429 with ``Retry-After``
-for some rate limits).  The last test runs the executor process against it.
+for some rate limits).  The last test runs the executor against it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from tests.helpers.fakes import (
     Seen,
     always,
     definition,
-    executor_env,
     final_row,
     publish_event,
     sequence,
@@ -154,15 +153,13 @@ async def test_unreachable_api_is_transient_and_names_no_token(sessions):
 
 
 @pytest.mark.slow
-async def test_executor_retries_a_rate_limit_then_posts_the_templated_thread_reply_once(
-    bus, db, nats_url, database_url, service, sink, creds
-):
+async def test_executor_retries_a_rate_limit_then_posts_the_templated_thread_reply_once(bus, db, executor, sink, creds):
     sink.behaviour = sequence(slack_error("rate_limited", headers={"Retry-After": "1"}), slack_ok("1700000000.000200"))
     tenant = await create_tenant(db)
     cred = creds.add(tenant, "slack", {"bot_token": TOKEN})
     config = {"text": "order {{ payload.order }}", "channel": "C1", "thread_ts": "{{ payload.thread }}"}
     wf = await create_workflow(db, tenant, definition("slack_message", config, cred))
-    service("services.executor", env=executor_env(nats_url, database_url, IPAAS_EXECUTOR_SLACK_API_URL=sink.url))
+    await executor(IPAAS_EXECUTOR_SLACK_API_URL=sink.url)
     event = await publish_event(bus, tenant, wf, {"order": 42, "thread": "1700000000.000100"})
     row = await final_row(db, event.event_id)
     assert (row["status"], row["attempts"]) == ("succeeded", 2)

@@ -14,21 +14,20 @@ from typing import Any
 import pytest
 
 from libs.common.models.events import event_id_for
+from tests.helpers.executor_app import ExecutorFactory
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, Seen, executor_env, final_row, http_step, publish_event, steps_workflow
-
-pytestmark = pytest.mark.slow  # each test starts the executor as a process
+from tests.helpers.fakes import Answer, Seen, final_row, http_step, publish_event, steps_workflow
 
 
 @pytest.fixture
-def run_steps(bus: Any, db: Any, nats_url: str, database_url: str, service: Any) -> Any:
-    """``await run_steps(steps, payload={}, **env)``: a new tenant's workflow of ``steps``, the executor as a
-    process (``executor_env`` with ``env``), one event of ``payload``; returns the event and its final row."""
+def run_steps(bus: Any, db: Any, executor: ExecutorFactory) -> Any:
+    """``await run_steps(steps, payload={}, **env)``: a new tenant's workflow of ``steps``, the executor
+    (``executor_env`` with ``env``), one event of ``payload``; returns the event and its final row."""
 
     async def run(steps: list[dict[str, Any]], payload: Any = None, **env: str) -> tuple[Any, Any]:
         tenant = await create_tenant(db)
         wf = await create_workflow(db, tenant, steps_workflow(steps))
-        service("services.executor", env=executor_env(nats_url, database_url, **env))
+        await executor(**env)
         event = await publish_event(bus, tenant, wf, payload if payload is not None else {})
         return event, await final_row(db, event.event_id, timeout=30.0)
 
@@ -198,9 +197,7 @@ async def test_a_steps_kept_output_is_capped_by_its_setting(db, run_steps, sink)
     assert sink.paths("/after")[0].json() == {"cut": True}  # later steps read what was kept
 
 
-async def test_a_step_that_gave_up_is_not_called_again_when_the_finish_was_lost(
-    bus, db, nats_url, database_url, service, sink
-):
+async def test_a_step_that_gave_up_is_not_called_again_when_the_finish_was_lost(bus, db, executor, sink):
     # A crash between a step's `dead` checkpoint and the execution's finish: the row is still `running`
     # under a lease that ran out.  The redelivery finishes the execution dead without calling anything.
     tenant = await create_tenant(db)
@@ -224,7 +221,7 @@ async def test_a_step_that_gave_up_is_not_called_again_when_the_finish_was_lost(
                   ($1, 'second', 1, 'dead', 1, 'step second: 400', NULL)""",
         event_id,
     )
-    service("services.executor", env=executor_env(nats_url, database_url))
+    await executor()
     await publish_event(bus, tenant, wf, {}, dedup_key=key)
     row = await final_row(db, event_id, timeout=30.0)
     assert row["status"] == "dead" and row["error"] == "step second: 400"

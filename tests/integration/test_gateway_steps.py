@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.executor_app import ExecutorFactory
 from tests.helpers.fakes import (
     Answer,
     FakeSink,
     Seen,
     execution_row,
-    executor_env,
     final_row,
     http_step,
     steps_workflow,
 )
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, post_dry_run, tenant
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, post_dry_run
 
 URL = "https://example.invalid/hook"
 
@@ -70,8 +70,8 @@ async def test_bad_step_graphs_are_422_with_the_field_path(gw: Gateway, tenant_i
     assert listed == []  # nothing was stored
 
 
-async def test_both_forms_are_stored_and_shown_as_sent(gw: Gateway, database_url: str):
-    auth = gw.auth(await tenant(database_url))
+async def test_both_forms_are_stored_and_shown_as_sent(gw: Gateway, tenant_id: uuid.UUID):
+    auth = gw.auth(tenant_id)
     single = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)
     assert single.status == 201
     data = (await single.json())["data"]
@@ -100,7 +100,7 @@ async def test_both_forms_are_stored_and_shown_as_sent(gw: Gateway, database_url
 
 @pytest.mark.slow
 async def test_a_dry_run_returns_every_steps_output_and_records_nothing(
-    gw: Gateway, database_url: str, nats_url: str, db, service, sinks
+    gw: Gateway, tenant_id: uuid.UUID, db: Any, executor: ExecutorFactory, sinks: Any
 ):
     def answer(req: Seen, _n: int) -> Answer:
         if req.path == "/lookup":
@@ -108,8 +108,8 @@ async def test_a_dry_run_returns_every_steps_output_and_records_nothing(
         return Answer(200, json.dumps({"posted": req.json()}))
 
     sink = await sinks(answer)
-    auth = gw.auth(await tenant(database_url))
-    service("services.executor", env=executor_env(nats_url, database_url))
+    auth = gw.auth(tenant_id)
+    await executor()
     workflow = steps_workflow(
         [
             http_step("lookup", f"{sink.url}/lookup", {"q": "{{ payload.q }}"}),
@@ -163,7 +163,7 @@ async def run_to(db: Any, event_id: uuid.UUID, status: str) -> Any:
 @dataclass
 class SecondStepRefused:
     """A tenant's two-step workflow (``/first``, ``/second`` on ``sink``) whose second step is refused (400)
-    while ``broken``, and the executor running as a process."""
+    while ``broken``, and the executor running."""
 
     auth: dict[str, str]
     workflow_id: str
@@ -173,13 +173,13 @@ class SecondStepRefused:
 
 @pytest.fixture
 async def second_refused(
-    gw: Gateway, database_url: str, nats_url: str, service: Any, sink: FakeSink
+    gw: Gateway, tenant_id: uuid.UUID, executor: ExecutorFactory, sink: FakeSink
 ) -> SecondStepRefused:
-    setup = SecondStepRefused(gw.auth(await tenant(database_url)), "", sink)
+    setup = SecondStepRefused(gw.auth(tenant_id), "", sink)
     sink.behaviour = lambda req, _n: (
         Answer(400, "refused") if req.path == "/second" and setup.broken else Answer(200, "{}")
     )
-    service("services.executor", env=executor_env(nats_url, database_url))
+    await executor()
     created = await gw.client.post(
         "/api/workflows",
         headers=setup.auth,
@@ -247,8 +247,8 @@ async def test_a_bulk_replay_from_start_runs_every_step_again(gw: Gateway, db: A
     assert {(s["step_id"], s["attempts"]) for s in steps} == {("first", 1), ("second", 1)}
 
 
-async def test_a_dry_run_of_an_unsound_step_graph_is_refused_before_the_executor(gw: Gateway, database_url: str):
-    auth = gw.auth(await tenant(database_url))
+async def test_a_dry_run_of_an_unsound_step_graph_is_refused_before_the_executor(gw: Gateway, tenant_id: uuid.UUID):
+    auth = gw.auth(tenant_id)
     # No executor is running: a sound dry-run would be 503; this one never gets that far.
     workflow = steps_workflow([http_step("a", URL, {"x": "{{ steps.b.output }}"}), http_step("b", URL)])
     resp = await post_dry_run(gw, auth, workflow)
