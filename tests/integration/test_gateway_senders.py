@@ -65,40 +65,8 @@ async def _post(gw: Gateway, workflow_id: str, body: bytes, headers: dict[str, s
     return resp.status, (json.loads(text) if text else None)
 
 
-async def test_github_delivery_id_is_the_dedup_key(gw: Gateway, tenant_id: uuid.UUID, bus: Bus) -> None:
-    workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "github"})
-    body = b'{"ref":"refs/heads/main","after":"abc"}'
-    headers = {"X-Hub-Signature-256": "sha256=" + _hex(body), "X-GitHub-Delivery": "d-1"}
-    status, out = await _post(gw, workflow_id, body, headers)
-    assert status == 202, out
-    assert out["data"] == {"event_id": str(event_id_for(workflow_id, "d-1")), "duplicate": False}
-    again = await _post(gw, workflow_id, body, headers)
-    assert again[0] == 202 and again[1]["data"]["duplicate"] is True
-    status, out = await _post(gw, workflow_id, body, {**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64})
-    assert status == 401 and out["error"]["code"] == "invalid_signature"
-    # The workflow is shown as it was sent, verify included.
-    shown = await gw.client.get(f"/api/workflows/{workflow_id}", headers=gw.auth(tenant_id))
-    assert (await shown.json())["data"]["trigger"] == {"type": "webhook", "verify": "github"}
-
-
-async def test_stripe_signature_timestamp_and_event_id(gw: Gateway, tenant_id: uuid.UUID) -> None:
-    workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "stripe"})
-    body = b'{"id":"evt_123","type":"charge.succeeded"}'
-    now = int(time.time())
-    status, out = await _post(gw, workflow_id, body, _stripe(body, now))
-    assert status == 202 and out["data"]["event_id"] == str(event_id_for(workflow_id, "evt_123"))
-    status, out = await _post(gw, workflow_id, body, _stripe(body, now - 3600))
-    assert status == 401 and "tolerance" in out["error"]["message"]
-
-
-async def test_shopify_and_generic_hmac(gw: Gateway, tenant_id: uuid.UUID) -> None:
-    shop = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "shopify"})
+async def test_generic_hmac(gw: Gateway, tenant_id: uuid.UUID) -> None:
     body = b'{"id":820982911946154508}'
-    signed = {"X-Shopify-Hmac-Sha256": _shopify_mac(body), "X-Shopify-Webhook-Id": "w-9"}
-    status, out = await _post(gw, shop, body, signed)
-    assert status == 202 and out["data"]["event_id"] == str(event_id_for(shop, "w-9"))
-    assert (await _post(gw, shop, body, {"X-Shopify-Hmac-Sha256": base64.b64encode(b"x" * 32).decode()}))[0] == 401
-
     generic = await _workflow(
         gw, tenant_id, {"type": "webhook", "verify": "hmac-sha256", "hmac": {"header": "X-Sig", "prefix": "sha256="}}
     )
@@ -110,20 +78,15 @@ async def test_shopify_and_generic_hmac(gw: Gateway, tenant_id: uuid.UUID) -> No
     assert (await _post(gw, generic, body, {"X-Sig": _hex(body)}))[0] == 401  # prefix missing
 
 
-async def test_slack_signature_and_url_verification(gw: Gateway, tenant_id: uuid.UUID, bus: Bus) -> None:
+async def test_slack_url_verification_is_answered_not_published(gw: Gateway, tenant_id: uuid.UUID, bus: Bus) -> None:
     workflow_id = await _workflow(gw, tenant_id, {"type": "webhook", "verify": "slack"})
     before = (await bus.js.stream_info("EVENTS")).state.messages
-    ts = str(int(time.time()))
     challenge = (
         b'{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}'
     )
-    status, out = await _post(gw, workflow_id, challenge, _slack(challenge, ts))
+    status, out = await _post(gw, workflow_id, challenge, _slack(challenge, int(time.time())))
     assert status == 200 and out == {"challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}
     assert (await bus.js.stream_info("EVENTS")).state.messages == before  # answered, not published
-    event = b'{"type":"event_callback","event_id":"Ev08MFMKH6","event":{"type":"message"}}'
-    status, out = await _post(gw, workflow_id, event, _slack(event, ts))
-    assert status == 202 and out["data"]["event_id"] == str(event_id_for(workflow_id, "Ev08MFMKH6"))
-    assert (await _post(gw, workflow_id, event, _slack(event, ts, secret="wrong")))[0] == 401
 
 
 async def test_unverified_webhooks_warn_and_standard_secrets_stay_whsec(gw: Gateway, tenant_id: uuid.UUID) -> None:
@@ -244,6 +207,9 @@ async def test_redelivery_with_the_same_delivery_id_is_a_duplicate(gw: Gateway, 
         retry = {**sign(body, second), "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"}
         status, out = await _post(gw, workflow_id, body, retry)
         assert status == 202 and out["data"]["duplicate"] is True, (scheme, out)
+        # The workflow is shown as it was sent, verify included.
+        shown = await gw.client.get(f"/api/workflows/{workflow_id}", headers=gw.auth(tenant_id))
+        assert (await shown.json())["data"]["trigger"] == {"type": "webhook", "verify": scheme}
     assert (await bus.js.stream_info("EVENTS")).state.messages == before + len(cases)
 
 
