@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -61,41 +61,35 @@ async def test_same_webhook_id_twice_is_one_message_and_the_first_event_id(gw: G
     assert await stream_messages(bus) == 1
 
 
-def _tampered(secret: str) -> tuple[bytes, dict[str, str]]:
-    return b'{"amount": 1000}', signed(secret, '{"amount": 1}')
-
-
-def _stale(secret: str) -> tuple[bytes, dict[str, str]]:
-    return b"{}", signed(secret, "{}", at=datetime.now(UTC) - timedelta(seconds=301))
-
-
-def _wrong_secret(secret: str) -> tuple[bytes, dict[str, str]]:
-    return b"{}", signed("whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=", "{}")
-
-
-def _missing_header(secret: str) -> tuple[bytes, dict[str, str]]:
-    headers = signed(secret, "{}")
-    del headers["webhook-signature"]
-    return b"{}", headers
-
-
-def _too_large(secret: str) -> tuple[bytes, dict[str, str]]:
-    body = b'{"blob": "' + b"x" * (2 * 1024 * 1024) + b'"}'
-    return body, signed(secret, body.decode())
+OTHER_SECRET = "whsec_" + "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE="
+TOO_LARGE = b'{"blob": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+Attempt = Callable[[str], tuple[bytes, dict[str, str]]]  # the workflow's secret -> (body, headers)
 
 
 @pytest.mark.parametrize(
     ("make", "status", "code"),
     [
-        (_tampered, 401, "invalid_signature"),
-        (_stale, 401, "invalid_signature"),
-        (_wrong_secret, 401, "invalid_signature"),
-        (_missing_header, 401, "invalid_signature"),
-        (_too_large, 413, "payload_too_large"),
+        pytest.param(
+            lambda s: (b'{"amount": 1000}', signed(s, '{"amount": 1}')), 401, "invalid_signature", id="tampered"
+        ),
+        pytest.param(
+            lambda s: (b"{}", signed(s, "{}", at=datetime.now(UTC) - timedelta(seconds=301))),
+            401,
+            "invalid_signature",
+            id="stale",
+        ),
+        pytest.param(lambda s: (b"{}", signed(OTHER_SECRET, "{}")), 401, "invalid_signature", id="wrong_secret"),
+        pytest.param(
+            lambda s: (b"{}", {k: v for k, v in signed(s, "{}").items() if k != "webhook-signature"}),
+            401,
+            "invalid_signature",
+            id="missing_header",
+        ),
+        pytest.param(lambda s: (TOO_LARGE, signed(s, TOO_LARGE.decode())), 413, "payload_too_large", id="too_large"),
     ],
 )
 async def test_rejected_webhooks_publish_nothing(
-    gw: Gateway, tenant_id: uuid.UUID, bus: Bus, make: Any, status: int, code: str
+    gw: Gateway, tenant_id: uuid.UUID, bus: Bus, make: Attempt, status: int, code: str
 ):
     workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
     body, headers = make(secret)
