@@ -55,16 +55,8 @@ async def test_workflow_disabled_or_deleted_after_ingest_is_skipped(bus, db, sin
 
 async def test_overlap_skip_records_a_skipped_scheduled_run(bus, db, sink, slack_tenant, executor):
     tenant, cred = slack_tenant
-    wf = await create_workflow(
-        db,
-        tenant,
-        definition(
-            "slack_message",
-            {"text": "tick"},
-            cred,
-            trigger={"type": "schedule", "interval_seconds": 60, "overlap": "skip"},
-        ),
-    )
+    every_minute = {"type": "schedule", "interval_seconds": 60, "overlap": "skip"}
+    wf = await create_workflow(db, tenant, definition("slack_message", {"text": "tick"}, cred, trigger=every_minute))
     # A previous scheduled run is still running.
     await db.execute(
         """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status,

@@ -120,10 +120,8 @@ async def test_slack_and_discord_429_are_honoured(bus, db, sinks, creds, executo
             Answer(204, ""),
         )
     )
-    tenant = await create_tenant(db)
-    c1 = creds.add(tenant, "slack", {"webhook_url": f"{slack.url}/services/T/B/X"})
+    tenant, w1 = await slack_workflow(db, creds, slack.url, "s")
     c2 = creds.add(tenant, "discord", {"webhook_url": f"{discord.url}/api/webhooks/1/tok"})
-    w1 = await create_workflow(db, tenant, definition("slack_message", {"text": "s"}, c1))
     w2 = await create_workflow(db, tenant, definition("discord_message", {"content": "d"}, c2))
     await executor()
     e1 = await publish_event(bus, tenant, w1, {})

@@ -168,7 +168,7 @@ async def test_a_step_that_gives_up_kills_the_execution_at_its_own_retry_policy(
     assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE event_id = $1", event.event_id) == 1
 
 
-async def test_a_steps_own_timeout_bounds_its_call(db, run_steps, sink):
+async def test_a_steps_own_timeout_bounds_its_call(run_steps, sink):
     sink.behaviour = lambda req, _n: Answer(200, "{}", delay=3.0 if req.path == "/slow" else 0.0)
     event, row = await run_steps(
         [

@@ -15,9 +15,7 @@ from tests.helpers.wait import equals, wait_until
 from tests.integration.test_gateway_webhooks import stream_messages
 
 
-async def test_executions_list_filters_pages_and_masks(
-    gw: Gateway, database_url: str, tenant_id: uuid.UUID, db: asyncpg.Connection
-):
+async def test_executions_list_filters_pages_and_masks(gw: Gateway, tenant_id: uuid.UUID, db: asyncpg.Connection):
     wf_a = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW)
     wf_b = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW)
     base = datetime.now(UTC)
@@ -51,7 +49,7 @@ async def test_executions_list_filters_pages_and_masks(
 
 
 async def test_dlq_replay_reopens_the_execution_and_republishes_the_envelope(
-    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
+    gw: Gateway, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
 ):
     wf = await create_workflow(db, tenant_id, WEBHOOK_WORKFLOW)
     event_id = await insert_dead_letter(db, tenant_id, wf)

@@ -136,7 +136,7 @@ async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(
 
 
 async def test_an_operator_retries_a_set_aside_row_after_fixing_the_cause(
-    gw: Gateway, database_url: str, bus: Bus, db: asyncpg.Connection
+    gw: Gateway, bus: Bus, db: asyncpg.Connection
 ):
     config = js_api.StreamConfig(name="SMALL", subjects=["small.>"], max_msg_size=64)
     await bus.js.add_stream(config)
@@ -198,7 +198,7 @@ async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(
 
 
 async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(
-    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
+    gw: Gateway, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
 ):
     workflow_id, event_id = uuid.uuid4(), uuid.uuid4()
     payload = {"order": {"id": 2**70, "refund": -(2**64) - 1, "qty": 3}}

@@ -70,19 +70,6 @@ async def test_rollback_makes_version_1_current_under_a_new_number(gw: Gateway, 
     assert missing.status == 404
 
 
-async def test_patch_disables_and_delete_hides(gw: Gateway, tenant_id: uuid.UUID):
-    auth = gw.auth(tenant_id)
-    wid = (await (await gw.client.post("/api/workflows", json=SCHEDULE_WORKFLOW, headers=auth)).json())["data"]["id"]
-    patched = await gw.client.patch(f"/api/workflows/{wid}", json={"is_active": False}, headers=auth)
-    assert patched.status == 200
-    assert (await patched.json())["data"]["is_active"] is False
-    deleted = await gw.client.delete(f"/api/workflows/{wid}", headers=auth)
-    assert deleted.status == 200
-    assert (await gw.client.get(f"/api/workflows/{wid}", headers=auth)).status == 404
-    listed = (await (await gw.client.get("/api/workflows", headers=auth)).json())["data"]
-    assert listed == []
-
-
 async def test_cursor_pagination_walks_every_workflow_once(gw: Gateway, tenant_id: uuid.UUID):
     auth = gw.auth(tenant_id)
     created = set()
@@ -95,14 +82,18 @@ async def test_cursor_pagination_walks_every_workflow_once(gw: Gateway, tenant_i
     assert bad.status == 422
 
 
-async def test_every_change_reaches_the_change_stream_in_order(
-    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
+async def test_patch_disables_delete_hides_and_every_change_reaches_the_change_stream_in_order(
+    gw: Gateway, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
 ):
     auth = gw.auth(tenant_id)
     wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
-    await gw.client.patch(f"/api/workflows/{wid}", json={"is_active": False}, headers=auth)
-    await gw.client.post(f"/api/workflows/{wid}/webhook-secret", headers=auth)
-    await gw.client.delete(f"/api/workflows/{wid}", headers=auth)
+    patched = await gw.client.patch(f"/api/workflows/{wid}", json={"is_active": False}, headers=auth)
+    assert patched.status == 200 and (await patched.json())["data"]["is_active"] is False
+    assert (await gw.client.post(f"/api/workflows/{wid}/webhook-secret", headers=auth)).status == 200
+    assert (await gw.client.delete(f"/api/workflows/{wid}", headers=auth)).status == 200
+    # A deleted workflow is hidden.
+    assert (await gw.client.get(f"/api/workflows/{wid}", headers=auth)).status == 404
+    assert (await (await gw.client.get("/api/workflows", headers=auth)).json())["data"] == []
 
     async def four() -> bool:
         return int((await bus.js.stream_info("WORKFLOW_CHANGES")).state.messages) >= 4
@@ -143,7 +134,7 @@ async def test_manual_run_publishes_a_manual_event(gw: Gateway, tenant_id: uuid.
 
 
 async def test_dry_run_goes_to_the_executor_and_records_nothing(
-    gw: Gateway, database_url: str, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
+    gw: Gateway, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
 ):
     auth = gw.auth(tenant_id)
     body = {"workflow": SCHEDULE_WORKFLOW, "payload": {"city": "Paris"}}
