@@ -46,13 +46,12 @@ async def test_ssrf_matrix_is_refused_with_an_empty_allow_list(bus, db, sink, ex
     assert sink.calls == 0
 
 
-async def test_redirect_to_loopback_is_refused(bus, db, sinks, executor):
+async def test_redirect_to_loopback_is_refused(bus, db, sinks, executor, tenant_id):
     inner = await sinks()  # 127.0.0.1: must never be reached
     outer = await sinks(always(Answer(302, "", {"Location": f"{inner.url}/internal"})), host="127.0.0.2")
-    tenant = await create_tenant(db)
-    wf = await create_workflow(db, tenant, definition("http_request", {"method": "GET", "url": f"{outer.url}/r"}))
+    wf = await create_workflow(db, tenant_id, definition("http_request", {"method": "GET", "url": f"{outer.url}/r"}))
     await executor(IPAAS_EGRESS_ALLOW_CIDRS="127.0.0.2/32")
-    event = await publish_event(bus, tenant, wf, {})
+    event = await publish_event(bus, tenant_id, wf, {})
     row = await final_row(db, event.event_id)
     assert row["status"] == "dead"
     assert row["error"].startswith("refused:") and "127.0.0.1" in row["error"]

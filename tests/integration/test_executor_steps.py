@@ -197,12 +197,11 @@ async def test_a_steps_kept_output_is_capped_by_its_setting(db, run_steps, sink)
     assert sink.paths("/after")[0].json() == {"cut": True}  # later steps read what was kept
 
 
-async def test_a_step_that_gave_up_is_not_called_again_when_the_finish_was_lost(bus, db, executor, sink):
+async def test_a_step_that_gave_up_is_not_called_again_when_the_finish_was_lost(bus, db, executor, sink, tenant_id):
     # A crash between a step's `dead` checkpoint and the execution's finish: the row is still `running`
     # under a lease that ran out.  The redelivery finishes the execution dead without calling anything.
-    tenant = await create_tenant(db)
     wf = await create_workflow(
-        db, tenant, steps_workflow([http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/2")])
+        db, tenant_id, steps_workflow([http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/2")])
     )
     key = uuid.uuid4().hex
     event_id = event_id_for(wf, key)
@@ -212,7 +211,7 @@ async def test_a_step_that_gave_up_is_not_called_again_when_the_finish_was_lost(
            VALUES (gen_random_uuid(), $1, $2, $3, 1, 'webhook', 'running',
                    1, now(), 'gone', now() - interval '1 s')""",
         event_id,
-        tenant,
+        tenant_id,
         wf,
     )
     await db.execute(
@@ -222,7 +221,7 @@ async def test_a_step_that_gave_up_is_not_called_again_when_the_finish_was_lost(
         event_id,
     )
     await executor()
-    await publish_event(bus, tenant, wf, {}, dedup_key=key)
+    await publish_event(bus, tenant_id, wf, {}, dedup_key=key)
     row = await final_row(db, event_id, timeout=30.0)
     assert row["status"] == "dead" and row["error"] == "step second: 400"
     assert sink.calls == 0
