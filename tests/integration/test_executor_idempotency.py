@@ -1,9 +1,14 @@
-"""Acceptance 6: final rows are not re-run, the pinned version runs, disabled workflows are skipped."""
+"""Acceptance 6: final rows are not re-run, the pinned version runs, disabled workflows are skipped; and a
+call longer than ack_wait is kept alive by in_progress() heartbeats: no redelivery, one call."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from tests.helpers.factories import add_version, create_workflow
-from tests.helpers.fakes import definition, final_row, publish_event, slack_workflow
+from tests.helpers.fakes import Answer, definition, final_row, publish_event, slack_workflow
 from tests.helpers.wait import consumer_idle, wait_until
 
 
@@ -72,3 +77,23 @@ async def test_overlap_skip_records_a_skipped_scheduled_run(bus, db, sink, slack
     row = await final_row(db, event.event_id)
     assert row["status"] == "skipped" and "still running" in row["error"]
     assert sink.calls == 0
+
+
+@pytest.mark.slow
+async def test_slow_call_outlives_ack_wait_without_redelivery(
+    bus: Any, db: Any, sink: Any, creds: Any, executor: Any
+) -> None:
+    sink.behaviour = lambda _r, _n: Answer(200, "ok", delay=3.0)
+    tenant, wf = await slack_workflow(db, creds, sink.url, "slow")
+    await executor(
+        IPAAS_EXECUTOR_ACK_WAIT_SECONDS="1",
+        IPAAS_EXECUTOR_HEARTBEAT_SECONDS="0.4",
+        IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="10",
+    )
+    event = await publish_event(bus, tenant, wf, {})
+    row = await final_row(db, event.event_id, timeout=15)
+    assert row["status"] == "succeeded" and row["attempts"] == 1
+    assert row["duration_ms"] >= 3000
+    assert sink.calls == 1
+    info = await bus.js.consumer_info("EVENTS", "executor")
+    assert info.num_redelivered == 0
