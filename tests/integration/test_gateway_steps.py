@@ -1,9 +1,15 @@
-"""Multi-step workflows at the API: bad step graphs are 422 naming the field, both forms are stored and
-shown as sent, a dry-run returns every step's output and records nothing, and a DLQ replay resumes at
-the step that died (or, with ``from_start``, runs every step again)."""
+"""Definitions at the API.
+
+Multi-step workflows: bad step graphs are 422 naming the field, both forms are stored and shown as sent, a
+dry-run returns every step's output and records nothing, and a DLQ replay resumes at the step that died
+(or, with ``from_start``, runs every step again).
+
+Templates: refused when they do not compile (save and dry-run), 422 when a dry-run hits a limit.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -16,14 +22,20 @@ from tests.helpers.fakes import (
     Answer,
     FakeSink,
     Seen,
+    definition,
     execution_row,
     final_row,
     http_step,
     steps_workflow,
 )
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, post_dry_run
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, post_dry_run, slack_text
 
 URL = "https://example.invalid/hook"
+NESTED_LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+
+
+def http_workflow(body: Any) -> dict[str, Any]:
+    return definition("http_request", {"method": "POST", "url": URL, "body": body}, name="http")
 
 
 # (steps, what the one detail holds exactly, what its message says)
@@ -54,11 +66,24 @@ BAD_GRAPHS: list[tuple[list[dict[str, Any]], dict[str, str], str]] = [
 ]
 
 
-async def test_bad_step_graphs_are_422_with_the_field_path(gw: Gateway, tenant_id: uuid.UUID):
+# (a definition, as BAD_GRAPHS)
+BAD_DEFINITIONS: list[tuple[dict[str, Any], dict[str, str], str]] = [
+    ({**WEBHOOK_WORKFLOW, "steps": [http_step("a", URL)]}, {}, "exactly one of 'action' or 'steps'"),
+    (
+        slack_text("New order {{ payload.order_id }"),
+        {"field": "action.config.text", "message": "unexpected '}' (line 1)", "type": "invalid_template"},
+        "",
+    ),
+    (http_workflow({"items": ["{% if x %}open", "ok"]}), {"field": "action.config.body.items.0"}, "endif"),
+]
+
+
+async def test_bad_step_graphs_and_templates_that_do_not_compile_are_422_with_the_field_path(
+    gw: Gateway, tenant_id: uuid.UUID
+):
     auth = gw.auth(tenant_id)
-    both = {**WEBHOOK_WORKFLOW, "steps": [http_step("a", URL)]}
     bodies = [(steps_workflow(steps), held, says) for steps, held, says in BAD_GRAPHS]
-    for body, held, says in [*bodies, (both, {}, "exactly one of 'action' or 'steps'")]:
+    for body, held, says in [*bodies, *BAD_DEFINITIONS]:
         resp = await gw.client.post("/api/workflows", json=body, headers=auth)
         assert resp.status == 422, await resp.text()
         error = (await resp.json())["error"]
@@ -247,27 +272,82 @@ async def test_a_bulk_replay_from_start_runs_every_step_again(gw: Gateway, db: A
     assert {(s["step_id"], s["attempts"]) for s in steps} == {("first", 1), ("second", 1)}
 
 
-async def test_a_dry_run_of_an_unsound_step_graph_is_refused_before_the_executor(gw: Gateway, tenant_id: uuid.UUID):
+# (definition, the error's code and message (None: not checked), its details' (field, type) pairs in order)
+UNSOUND: list[tuple[dict[str, Any], str, str | None, list[tuple[str, str]]]] = [
+    (
+        steps_workflow([http_step("a", URL, {"x": "{{ steps.b.output }}"}), http_step("b", URL)]),
+        "invalid_step",
+        "the steps are not sound",
+        [("workflow.steps.0.action.config.body.x", "invalid_step")],
+    ),
+    (
+        http_workflow({"text": "{{ payload.x "}),
+        "invalid_template",
+        None,
+        [("workflow.action.config.body.text", "invalid_template")],
+    ),
+    (
+        steps_workflow([http_step("a", URL, {"x": "{{ payload.x "})]),
+        "invalid_template",
+        None,
+        [("workflow.steps.0.action.config.body.x", "invalid_template")],
+    ),
+    (
+        steps_workflow([http_step("a", URL, {"x": "{{ payload.x "}), http_step("a", URL)]),
+        "invalid_definition",
+        None,
+        [("workflow.steps.0.action.config.body.x", "invalid_template"), ("workflow.steps.1.id", "invalid_step")],
+    ),
+]
+
+
+async def test_a_dry_run_of_an_unsound_definition_is_refused_before_the_executor(gw: Gateway, tenant_id: uuid.UUID):
+    """No executor is running: a sound dry-run would be 503; these never get that far.  The code says what the
+    details are: step errors only (``invalid_step``), templates only (``invalid_template``), or both."""
     auth = gw.auth(tenant_id)
-    # No executor is running: a sound dry-run would be 503; this one never gets that far.
-    workflow = steps_workflow([http_step("a", URL, {"x": "{{ steps.b.output }}"}), http_step("b", URL)])
-    resp = await post_dry_run(gw, auth, workflow)
-    assert resp.status == 422
-    error = (await resp.json())["error"]
-    assert [(d["field"], d["type"]) for d in error["details"]] == [
-        ("workflow.steps.0.action.config.body.x", "invalid_step")
-    ]
-    # The code says what the details are: step errors only, templates only, or both.
-    assert (error["code"], error["message"]) == ("invalid_step", "the steps are not sound")
-    cases = {
-        "invalid_template": steps_workflow([http_step("a", URL, {"x": "{{ payload.x "})]),
-        "invalid_definition": steps_workflow([http_step("a", URL, {"x": "{{ payload.x "}), http_step("a", URL)]),
-    }
-    for code, unsound in cases.items():
-        resp = await post_dry_run(gw, auth, unsound)
+    for workflow, code, message, details in UNSOUND:
+        resp = await post_dry_run(gw, auth, workflow)
         assert resp.status == 422, await resp.text()
         error = (await resp.json())["error"]
-        assert error["code"] == code, error
-        assert {d["type"] for d in error["details"]} == (
-            {"invalid_template", "invalid_step"} if code == "invalid_definition" else {code}
-        )
+        assert error["code"] == code and message in (None, error["message"]), error
+        assert [(d["field"], d["type"]) for d in error["details"]] == details, error
+
+
+async def test_replacing_with_a_template_that_does_not_compile_is_422_naming_the_field(
+    gw: Gateway, tenant_id: uuid.UUID
+):
+    auth = gw.auth(tenant_id)
+    created = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)
+    assert created.status == 201
+    wid = (await created.json())["data"]["id"]
+    replaced = await gw.client.put(
+        f"/api/workflows/{wid}", json=slack_text("{{ payload.a|no_such_filter }}"), headers=auth
+    )
+    assert replaced.status == 422
+    assert (await replaced.json())["error"]["details"][0]["field"] == "action.config.text"
+    versions = (await (await gw.client.get(f"/api/workflows/{wid}/versions", headers=auth)).json())["data"]
+    assert [v["version"] for v in versions] == [1]  # nothing was stored
+
+
+async def test_a_dry_run_of_a_template_that_never_ends_is_422_within_seconds(
+    gw: Gateway, tenant_id: uuid.UUID, executor: ExecutorFactory
+):
+    auth = gw.auth(tenant_id)
+    # Only the clock may stop the template: on a busy machine the step limit could be reached first.
+    await executor(IPAAS_EXECUTOR_TEMPLATE_MAX_ITERATIONS=str(10**12))
+
+    resp = await asyncio.wait_for(post_dry_run(gw, auth, http_workflow({"text": NESTED_LOOPS})), timeout=5.0)
+    assert resp.status == 422
+    error = (await resp.json())["error"]
+    assert error["code"] == "template_limit_exceeded"
+    assert error["message"] == "template error in action.config.body.text: template took longer than 100 ms"
+    assert error["details"] == [
+        {"field": "workflow.action.config.body.text", "message": error["message"], "type": "template_limit_exceeded"}
+    ]
+
+    # Other template failures keep the 200 "failed" contract, now with a code and the field.
+    resp = await post_dry_run(gw, auth, http_workflow({"text": "{{ payload.missing }}"}))
+    assert resp.status == 200
+    data = (await resp.json())["data"]
+    assert data["status"] == "failed" and data["error_code"] == "template_error"
+    assert data["error_field"] == "action.config.body.text" and "missing" in data["error"]
