@@ -16,7 +16,7 @@ import asyncpg
 import pytest
 
 from libs.common.bus import Bus
-from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.factories import connection, create_tenant, create_workflow
 from tests.helpers.fakes import FakeSink, executor_env, final_row, publish_event
 from tests.helpers.ledger import http_workflow
 from tests.helpers.wait import wait_until
@@ -32,8 +32,7 @@ SELECT count(*) FROM pg_stat_activity
 async def test_a_claim_that_commits_after_the_grace_gives_its_lease_up(
     bus: Bus, db: asyncpg.Connection, nats_url: str, database_url: str, service: Any, sink: FakeSink
 ) -> None:
-    locker = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as locker:
         tenant = await create_tenant(db)
         workflow = await create_workflow(db, tenant, http_workflow(f"{sink.url}/claim"))
         victim = service(
@@ -64,5 +63,3 @@ async def test_a_claim_that_commits_after_the_grace_gives_its_lease_up(
         done = await final_row(db, event.event_id, timeout=10)  # one run: the lease had 60 s to go
         assert done["status"] == "succeeded" and done["attempts"] == 2
         assert sink.calls == 1
-    finally:
-        await locker.close()

@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 import requests
 from aiohttp import web
@@ -88,13 +87,10 @@ async def _answer_dry_runs(msg: Any) -> None:
 @pytest.fixture
 async def stack(database_url: str, nats_url: str, bus: Bus) -> AsyncIterator[Stack]:
     limits = {f"{name}_burst": GENEROUS for name in ("login_email", "login_ip", "register_ip")}
+    await bus.nc.subscribe(DRY_RUN_SUBJECT, cb=_answer_dry_runs)
+    await bus.nc.flush()  # the server has the subscription before the gateway asks
     async with auth_behind_gateway(database_url, nats_url, auth=limits, bad_signature_burst=GENEROUS) as edge:
-        responder = await nats.connect(nats_url)
-        await responder.subscribe(DRY_RUN_SUBJECT, cb=_answer_dry_runs)
-        try:
-            yield await _seed(edge.gateway, database_url)
-        finally:
-            await responder.close()
+        yield await _seed(edge.gateway, database_url)
 
 
 async def _seed(gateway: TestClient[web.Request, web.Application], database_url: str) -> Stack:

@@ -219,10 +219,9 @@ INBOUND_SPAN = "00f067aa0ba902b7"
 
 @pytest.mark.parametrize("trusted", [False, True])
 async def test_an_inbound_traceparent_is_a_link_unless_trusted(
-    database_url: str, nats_url: str, bus: Bus, spans: InMemorySpanExporter, trusted: bool
+    database_url: str, nats_url: str, bus: Bus, spans: InMemorySpanExporter, trusted: bool, tenant_id: uuid.UUID
 ) -> None:
     async with running_gateway(database_url, nats_url, trust_trace_context=trusted) as gw:
-        tenant_id = await tenant(database_url)
         workflow_id, secret = await create_webhook_workflow(gw, tenant_id)
         body = '{"order_id": 2}'
         headers = {

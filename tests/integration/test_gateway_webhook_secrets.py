@@ -70,11 +70,10 @@ def _forms(secret: str) -> list[str]:
 
 @pytest.mark.slow
 async def test_secrets_are_sealed_and_every_one_inside_its_overlap_verifies(
-    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection
+    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection, tenant_id: uuid.UUID
 ) -> None:
     overrides: dict[str, Any] = {"webhook_secret_overlap_seconds": 3, "bad_signature_burst": 1000}
     async with running_gateway(database_url, nats_url, **overrides) as gw:
-        tenant_id = await tenant(database_url)
         workflow_id, first = await create_webhook_workflow(gw, tenant_id)
         second = await _rotate(gw, tenant_id, workflow_id)
         third = await _rotate(gw, tenant_id, workflow_id)
@@ -102,22 +101,20 @@ async def test_secrets_are_sealed_and_every_one_inside_its_overlap_verifies(
 
 
 async def test_changing_the_trigger_away_and_back_replaces_the_sealed_secret(
-    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection
+    gw: Gateway, tenant_id: uuid.UUID, db: asyncpg.Connection
 ) -> None:
-    async with running_gateway(database_url, nats_url) as gw:
-        tenant_id = await tenant(database_url)
-        workflow_id, first = await create_webhook_workflow(gw, tenant_id)
-        manual = {**WEBHOOK_WORKFLOW, "trigger": {"type": "schedule", "interval_seconds": 60}}
-        resp = await gw.client.put(f"/api/workflows/{workflow_id}", json=manual, headers=gw.auth(tenant_id))
-        assert resp.status == 200, await resp.text()
-        assert await _sealed(db, workflow_id) == 0
-        resp = await gw.client.put(f"/api/workflows/{workflow_id}", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
-        again = (await resp.json())["data"]["webhook"]["secret"]
-        assert again != first
-        assert [await _post(gw, workflow_id, s) for s in (first, again)] == [401, 202]
-        resp = await gw.client.delete(f"/api/workflows/{workflow_id}", headers=gw.auth(tenant_id))
-        assert resp.status == 200
-        assert await _sealed(db, workflow_id) == 0
+    workflow_id, first = await create_webhook_workflow(gw, tenant_id)
+    manual = {**WEBHOOK_WORKFLOW, "trigger": {"type": "schedule", "interval_seconds": 60}}
+    resp = await gw.client.put(f"/api/workflows/{workflow_id}", json=manual, headers=gw.auth(tenant_id))
+    assert resp.status == 200, await resp.text()
+    assert await _sealed(db, workflow_id) == 0
+    resp = await gw.client.put(f"/api/workflows/{workflow_id}", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_id))
+    again = (await resp.json())["data"]["webhook"]["secret"]
+    assert again != first
+    assert [await _post(gw, workflow_id, s) for s in (first, again)] == [401, 202]
+    resp = await gw.client.delete(f"/api/workflows/{workflow_id}", headers=gw.auth(tenant_id))
+    assert resp.status == 200
+    assert await _sealed(db, workflow_id) == 0
 
 
 async def test_plaintext_secrets_from_before_are_sealed_at_start(
@@ -180,7 +177,7 @@ async def test_rotate_keys_rewraps_webhook_secrets_as_the_auth_role(
 
 
 async def test_a_new_kek_in_the_directory_seals_new_secrets_without_a_restart(
-    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection, tmp_path: Path
+    database_url: str, nats_url: str, bus: Bus, db: asyncpg.Connection, tmp_path: Path, tenant_id: uuid.UUID
 ) -> None:
     keys = tmp_path / "keks"
     keys.mkdir()
@@ -191,7 +188,6 @@ async def test_a_new_kek_in_the_directory_seals_new_secrets_without_a_restart(
         "IPAAS_AUTH_KEYS_RELOAD_SECONDS": 0.2,
     }
     async with running_gateway(database_url, nats_url, **overrides) as gw:
-        tenant_id = await tenant(database_url)
         first, first_secret = await create_webhook_workflow(gw, tenant_id)
         (keys / "2026-02.key").write_text(new_kek("x").split(":", 1)[1])  # sorts last: seals from now on
 
