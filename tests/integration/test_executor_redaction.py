@@ -75,94 +75,91 @@ async def test_resolved_values_never_leave_the_executor(bus, db, nats_url, datab
     planted = _planted()
     sink.behaviour = _echo
     dlq_sub = await bus.js.subscribe("dlq.>", durable=None)
-    try:
-        tenant = await create_tenant(db)
-        http_cred = creds.add(
-            tenant, "http", {"headers": {"Authorization": planted["bearer"], "X-Custom-Key": planted["custom"]}}
-        )
-        slack_cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T0/B0/{planted['slack']}"})
-        ow_cred = creds.add(tenant, "openweather", {"api_key": planted["openweather"]})
-        bot_cred = creds.add(tenant, "slack", {"bot_token": planted["slack_bot"]})
-        actions: dict[str, dict[str, Any]] = {
-            "http_ok": definition(
-                "http_request", {"method": "POST", "url": f"{sink.url}/echo-ok", "body": {"n": 1}}, http_cred
-            ),
-            "http_fail": definition(
-                "http_request", {"method": "POST", "url": f"{sink.url}/echo-fail", "body": {"n": 2}}, http_cred
-            ),
-            "slack_fail": definition("slack_message", {"text": "hi"}, slack_cred),
-            "slack_api_503": definition("slack_message", {"text": "hi", "channel": "C-500"}, bot_cred),
-            "slack_api_not_ok": definition("slack_message", {"text": "hi", "channel": "C-1"}, bot_cred),
-            "ow_ok": definition("openweather", {"city": "Echo"}, ow_cred),
-            "ow_fail": definition("openweather", {"city": "Paris"}, ow_cred),
-        }
-        workflows = {name: await create_workflow(db, tenant, d) for name, d in actions.items()}
-        executor = service(
-            "services.executor",
-            env=executor_env(
-                nats_url,
-                database_url,
-                IPAAS_EXECUTOR_MAX_ATTEMPTS="2",
-                IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3",
-                IPAAS_EXECUTOR_OPENWEATHER_URL=sink.url,
-                IPAAS_EXECUTOR_SLACK_API_URL=sink.url,
-            ),
-        )
-        events = {name: await publish_event(bus, tenant, wf, {"i": name}) for name, wf in workflows.items()}
-        rows = {name: await final_row(db, e.event_id) for name, e in events.items()}
-        assert {n: r["status"] for n, r in rows.items()} == {
-            "http_ok": "succeeded",
-            "http_fail": "dead",
-            "slack_fail": "dead",
-            "slack_api_503": "dead",
-            "slack_api_not_ok": "dead",
-            "ow_ok": "succeeded",
-            "ow_fail": "dead",
-        }
+    tenant = await create_tenant(db)
+    http_cred = creds.add(
+        tenant, "http", {"headers": {"Authorization": planted["bearer"], "X-Custom-Key": planted["custom"]}}
+    )
+    slack_cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T0/B0/{planted['slack']}"})
+    ow_cred = creds.add(tenant, "openweather", {"api_key": planted["openweather"]})
+    bot_cred = creds.add(tenant, "slack", {"bot_token": planted["slack_bot"]})
+    actions: dict[str, dict[str, Any]] = {
+        "http_ok": definition(
+            "http_request", {"method": "POST", "url": f"{sink.url}/echo-ok", "body": {"n": 1}}, http_cred
+        ),
+        "http_fail": definition(
+            "http_request", {"method": "POST", "url": f"{sink.url}/echo-fail", "body": {"n": 2}}, http_cred
+        ),
+        "slack_fail": definition("slack_message", {"text": "hi"}, slack_cred),
+        "slack_api_503": definition("slack_message", {"text": "hi", "channel": "C-500"}, bot_cred),
+        "slack_api_not_ok": definition("slack_message", {"text": "hi", "channel": "C-1"}, bot_cred),
+        "ow_ok": definition("openweather", {"city": "Echo"}, ow_cred),
+        "ow_fail": definition("openweather", {"city": "Paris"}, ow_cred),
+    }
+    workflows = {name: await create_workflow(db, tenant, d) for name, d in actions.items()}
+    executor = service(
+        "services.executor",
+        env=executor_env(
+            nats_url,
+            database_url,
+            IPAAS_EXECUTOR_MAX_ATTEMPTS="2",
+            IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3",
+            IPAAS_EXECUTOR_OPENWEATHER_URL=sink.url,
+            IPAAS_EXECUTOR_SLACK_API_URL=sink.url,
+        ),
+    )
+    events = {name: await publish_event(bus, tenant, wf, {"i": name}) for name, wf in workflows.items()}
+    rows = {name: await final_row(db, e.event_id) for name, e in events.items()}
+    assert {n: r["status"] for n, r in rows.items()} == {
+        "http_ok": "succeeded",
+        "http_fail": "dead",
+        "slack_fail": "dead",
+        "slack_api_503": "dead",
+        "slack_api_not_ok": "dead",
+        "ow_ok": "succeeded",
+        "ow_fail": "dead",
+    }
 
-        replies: list[str] = []
-        for name in ("http_ok", "http_fail", "ow_ok"):
-            req = {"tenant_id": str(tenant), "workflow": actions[name], "payload": {}}
-            replies.append((await bus.nc.request(DRY_RUN, json.dumps(req).encode(), timeout=10)).data.decode())
-        assert [json.loads(r)["status"] for r in replies] == ["succeeded", "failed", "succeeded"]
+    replies: list[str] = []
+    for name in ("http_ok", "http_fail", "ow_ok"):
+        req = {"tenant_id": str(tenant), "workflow": actions[name], "payload": {}}
+        replies.append((await bus.nc.request(DRY_RUN, json.dumps(req).encode(), timeout=10)).data.decode())
+    assert [json.loads(r)["status"] for r in replies] == ["succeeded", "failed", "succeeded"]
 
-        # The planted values did reach the target (and came back in its answers): a leak would be visible.
-        seen = json.dumps([[r.path, r.query, r.headers] for r in sink.requests])
-        assert sorted(_hits(seen, planted)) == sorted(_hits(" ".join([*planted.values(), planted["bearer"]]), planted))
-        # What was kept still says what happened, with the values replaced.
-        assert "[REDACTED]" in json.dumps(rows["http_ok"]["output"])
-        assert "500" in rows["http_fail"]["error"] and "rejected X-Custom-Key=[REDACTED]" in rows["http_fail"]["error"]
-        assert "no_service" in rows["slack_fail"]["error"] and "401" in rows["ow_fail"]["error"]
-        assert "upstream saw Bearer [REDACTED]" in rows["slack_api_503"]["error"]
-        assert "unreadable error code" in rows["slack_api_not_ok"]["error"]
+    # The planted values did reach the target (and came back in its answers): a leak would be visible.
+    seen = json.dumps([[r.path, r.query, r.headers] for r in sink.requests])
+    assert sorted(_hits(seen, planted)) == sorted(_hits(" ".join([*planted.values(), planted["bearer"]]), planted))
+    # What was kept still says what happened, with the values replaced.
+    assert "[REDACTED]" in json.dumps(rows["http_ok"]["output"])
+    assert "500" in rows["http_fail"]["error"] and "rejected X-Custom-Key=[REDACTED]" in rows["http_fail"]["error"]
+    assert "no_service" in rows["slack_fail"]["error"] and "401" in rows["ow_fail"]["error"]
+    assert "upstream saw Bearer [REDACTED]" in rows["slack_api_503"]["error"]
+    assert "unreadable error code" in rows["slack_api_not_ok"]["error"]
 
-        stored = [json.dumps([dict(r) for r in rows.values()], default=str)]
-        for table in ("executions", "execution_attempts", "dead_letters"):
-            stored += [r[0] for r in await db.fetch(f"SELECT row_to_json(t)::text FROM {table} t")]
-        letters: list[str] = []
-        while len(letters) < 5:
-            letters.append((await dlq_sub.next_msg(timeout=5)).data.decode())
+    stored = [json.dumps([dict(r) for r in rows.values()], default=str)]
+    for table in ("executions", "execution_attempts", "dead_letters"):
+        stored += [r[0] for r in await db.fetch(f"SELECT row_to_json(t)::text FROM {table} t")]
+    letters: list[str] = []
+    while len(letters) < 5:
+        letters.append((await dlq_sub.next_msg(timeout=5)).data.decode())
 
-        async with running_gateway(database_url, nats_url) as gw:
-            auth = gw.auth(tenant)
-            api = [
-                await (await gw.client.get("/api/executions", headers=auth)).text(),
-                await (await gw.client.get("/api/dlq", headers=auth)).text(),
-            ]
-            for row in rows.values():
-                resp = await gw.client.get(f"/api/executions/{row['id']}", headers=auth)
-                assert resp.status == 200
-                api.append(await resp.text())
-        assert all(_hits(text, planted) == [] for text in api)
+    async with running_gateway(database_url, nats_url) as gw:
+        auth = gw.auth(tenant)
+        api = [
+            await (await gw.client.get("/api/executions", headers=auth)).text(),
+            await (await gw.client.get("/api/dlq", headers=auth)).text(),
+        ]
+        for row in rows.values():
+            resp = await gw.client.get(f"/api/executions/{row['id']}", headers=auth)
+            assert resp.status == 200
+            api.append(await resp.text())
+    assert all(_hits(text, planted) == [] for text in api)
 
-        logs = executor.logs()
-        assert "event dead-lettered" in logs
-        found = {
-            "rows": [_hits(s, planted) for s in stored if _hits(s, planted)],
-            "dlq": [_hits(s, planted) for s in letters if _hits(s, planted)],
-            "dry_run": [_hits(s, planted) for s in replies if _hits(s, planted)],
-            "logs": [line for line in logs.splitlines() if _hits(line, planted)],
-        }
-        assert found == {"rows": [], "dlq": [], "dry_run": [], "logs": []}
-    finally:
-        await dlq_sub.unsubscribe()
+    logs = executor.logs()
+    assert "event dead-lettered" in logs
+    found = {
+        "rows": [_hits(s, planted) for s in stored if _hits(s, planted)],
+        "dlq": [_hits(s, planted) for s in letters if _hits(s, planted)],
+        "dry_run": [_hits(s, planted) for s in replies if _hits(s, planted)],
+        "logs": [line for line in logs.splitlines() if _hits(line, planted)],
+    }
+    assert found == {"rows": [], "dlq": [], "dry_run": [], "logs": []}

@@ -56,40 +56,35 @@ async def test_two_failures_then_success_follows_backoff_and_keeps_every_try_wit
 async def test_always_failing_sink_is_called_max_times_then_dead_then_replayed(bus, db, sink, creds, executor):
     sink.behaviour = always(Answer(500, "always broken"))
     dlq_sub = await bus.js.subscribe("dlq.>", durable=None)
-    try:
-        tenant, wf = await slack_workflow(db, creds, sink.url, "n={{ payload.n }}")
-        await executor(IPAAS_EXECUTOR_MAX_ATTEMPTS="4", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3")
-        event = await publish_event(bus, tenant, wf, {"n": 1})
-        row = await final_row(db, event.event_id)
-        assert row["status"] == "dead" and row["attempts"] == 4
-        assert "gave up after 4 attempts" in row["error"] and "500" in row["error"]
-        assert sink.calls == 4
-        letter = await db.fetchrow("SELECT * FROM dead_letters WHERE event_id = $1", event.event_id)
-        assert letter is not None and letter["attempts"] == 4 and "gave up" in letter["reason"]
-        stored = EventEnvelope.model_validate_json(letter["envelope"])  # jsonb as text on a plain connection
-        assert stored == event
-        msg = await dlq_sub.next_msg(timeout=5)
-        assert msg.subject == f"dlq.{tenant}.{wf}"
-        assert DeadLetter.model_validate_json(msg.data).event.event_id == event.event_id
+    tenant, wf = await slack_workflow(db, creds, sink.url, "n={{ payload.n }}")
+    await executor(IPAAS_EXECUTOR_MAX_ATTEMPTS="4", IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS="0.3")
+    event = await publish_event(bus, tenant, wf, {"n": 1})
+    row = await final_row(db, event.event_id)
+    assert row["status"] == "dead" and row["attempts"] == 4
+    assert "gave up after 4 attempts" in row["error"] and "500" in row["error"]
+    assert sink.calls == 4
+    letter = await db.fetchrow("SELECT * FROM dead_letters WHERE event_id = $1", event.event_id)
+    assert letter is not None and letter["attempts"] == 4 and "gave up" in letter["reason"]
+    stored = EventEnvelope.model_validate_json(letter["envelope"])  # jsonb as text on a plain connection
+    assert stored == event
+    msg = await dlq_sub.next_msg(timeout=5)
+    assert msg.subject == f"dlq.{tenant}.{wf}"
+    assert DeadLetter.model_validate_json(msg.data).event.event_id == event.event_id
 
-        # Fix the sink, then replay exactly as the gateway does.
-        sink.behaviour = always(Answer(200, "ok"))
-        async with db.transaction():
-            await db.execute("UPDATE dead_letters SET replayed_at = now() WHERE event_id = $1", event.event_id)
-            await db.execute(
-                "UPDATE executions SET status = 'failed', attempts = 0 WHERE event_id = $1", event.event_id
-            )
-        await bus.publish(
-            stored.subject,
-            stored.model_dump_json().encode(),
-            msg_id=f"replay:{stored.event_id}:{int(time.time() * 1000)}",
-        )
-        row = await final_row(db, event.event_id)
-        assert row["status"] == "succeeded" and row["attempts"] == 1  # a replay counts its attempts anew
-        assert await db.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", wf) == 1
-        assert sink.calls == 5 and sink.requests[-1].json() == {"text": "n=1"}
-    finally:
-        await dlq_sub.unsubscribe()
+    # Fix the sink, then replay exactly as the gateway does.
+    sink.behaviour = always(Answer(200, "ok"))
+    async with db.transaction():
+        await db.execute("UPDATE dead_letters SET replayed_at = now() WHERE event_id = $1", event.event_id)
+        await db.execute("UPDATE executions SET status = 'failed', attempts = 0 WHERE event_id = $1", event.event_id)
+    await bus.publish(
+        stored.subject,
+        stored.model_dump_json().encode(),
+        msg_id=f"replay:{stored.event_id}:{int(time.time() * 1000)}",
+    )
+    row = await final_row(db, event.event_id)
+    assert row["status"] == "succeeded" and row["attempts"] == 1  # a replay counts its attempts anew
+    assert await db.fetchval("SELECT count(*) FROM executions WHERE workflow_id = $1", wf) == 1
+    assert sink.calls == 5 and sink.requests[-1].json() == {"text": "n=1"}
 
 
 async def test_permanent_failure_goes_to_dlq_at_once(bus, db, sink, creds, slack_tenant, executor):

@@ -157,12 +157,9 @@ async def test_dry_run_goes_to_the_executor_and_records_nothing(
             )
         )
 
-    sub = await bus.nc.subscribe("svc.executor.dry_run", cb=executor)
+    await bus.nc.subscribe("svc.executor.dry_run", cb=executor)
     await bus.nc.flush()  # the server has the subscription before the gateway asks
-    try:
-        resp = await gw.client.post("/api/workflows/dry-run", json=body, headers=auth)
-    finally:
-        await sub.unsubscribe()
+    resp = await gw.client.post("/api/workflows/dry-run", json=body, headers=auth)
     assert resp.status == 200
     data = (await resp.json())["data"]
     assert data["status"] == "succeeded" and data["duration_ms"] == 12
