@@ -33,9 +33,7 @@ async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
     flaky_sink = await sinks(sequence(Answer(500, "oops"), Answer(200, "ok")))
     tenant = await create_tenant(db)
     creds = await CredentialResponder(secured_nats.url_for("auth")).start()
-    gateway = await secured_nats.bus("gateway")
-    admin = await secured_nats.bus("admin")
-    try:
+    async with secured_nats.connected("gateway") as gateway, secured_nats.connected("admin") as admin:
         c_ok = creds.add(tenant, "slack", {"webhook_url": f"{ok_sink.url}/services/{secrets.token_hex(4)}"})
         c_bad = creds.add(tenant, "slack", {"webhook_url": f"{bad_sink.url}/services/{secrets.token_hex(4)}"})
         c_flaky = creds.add(tenant, "slack", {"webhook_url": f"{flaky_sink.url}/services/{secrets.token_hex(4)}"})
@@ -69,7 +67,4 @@ async def test_events_retries_dead_letters_and_dry_runs_under_authorization(
         assert await wait_until(lambda: consumer_idle(admin), message="every event acked")
         assert "permissions violation" not in svc.logs().lower()
         assert inbox_prefix("executor") == svc.env["IPAAS_EXECUTOR_NATS_INBOX_PREFIX"]
-    finally:
-        await gateway.drain()
-        await admin.drain()
-        await creds.stop()
+    await creds.stop()
