@@ -228,19 +228,13 @@ async def test_a_typed_thread_ts_is_sent_as_slacks_string(sessions, fake_slack):
     assert fake_slack.requests[0].json() == {"channel": "#general", "text": "x", "thread_ts": "1503435956.5"}
 
 
-async def test_ok_false_is_a_failed_try(sessions, fake_slack):
-    slack = connector(sessions, fake_slack)
-    cfg = SlackMessage(text="hi", channel="C1")
+async def test_ok_false_is_a_failed_try(sessions: ClientSessions, fake_slack: FakeSink) -> None:
+    post = functools.partial(connector(sessions, fake_slack), bot_call(SlackMessage(text="hi", channel="C1")))
     for code in ("invalid_auth", "channel_not_found", "not_in_channel", "invalid_blocks", "something_new"):
-        fake_slack.behaviour = always(slack_error(code))
-        with pytest.raises(PermanentError, match=code) as perm:
-            await slack(bot_call(cfg))
-        assert TOKEN not in str(perm.value)
+        assert TOKEN not in str(await refusal(fake_slack, slack_error(code), post, PermanentError, code))
     # A careless fake echoing the token in its error: not a Slack code, so not quoted.
-    fake_slack.behaviour = always(slack_error(f"invalid_auth for Bearer {TOKEN}"))
-    with pytest.raises(PermanentError, match="unreadable error code") as perm:
-        await slack(bot_call(cfg))
-    assert TOKEN not in str(perm.value)
+    careless = slack_error(f"invalid_auth for Bearer {TOKEN}")
+    assert TOKEN not in str(await refusal(fake_slack, careless, post, PermanentError, "unreadable error code"))
     # Answers worth another try: what the error says, and what it carries.
     transient: list[tuple[Answer, str | None, dict[str, Any]]] = [
         (slack_error("rate_limited", headers={"Retry-After": "30"}), "rate_limited", {"retry_after": 30}),
@@ -255,10 +249,8 @@ async def test_ok_false_is_a_failed_try(sessions, fake_slack):
         (Answer(200, json.dumps({"warning": "no ok here"})), "without an ok", {}),
     ]
     for answer, says, carried in transient:
-        fake_slack.behaviour = always(answer)
-        with pytest.raises(TransientError, match=says) as exc:
-            await slack(bot_call(cfg))
-        assert {name: getattr(exc.value, name) for name in carried} == carried, answer
+        error = await refusal(fake_slack, answer, post, TransientError, says)
+        assert {name: getattr(error, name) for name in carried} == carried, answer
 
 
 async def test_refusals_before_any_request(sessions, fake_slack):

@@ -144,12 +144,11 @@ async def test_auth_down_gives_503_envelope(database_url: str, nats_url: str, bu
         assert (await resp.json())["error"]["code"] == "service_unavailable"
 
 
-async def test_cors_only_for_configured_origins(database_url: str, nats_url: str, bus: Bus):
-    async with running_gateway(database_url, nats_url) as gw:
-        resp = await gw.client.get("/api/workflows", headers={"Origin": "https://app.example"})
-        assert "Access-Control-Allow-Origin" not in resp.headers
+async def test_cors_only_for_configured_origins(gw: Gateway, database_url: str, nats_url: str, tenant_id: uuid.UUID):
+    resp = await gw.client.get("/api/workflows", headers={"Origin": "https://app.example"})
+    assert "Access-Control-Allow-Origin" not in resp.headers
     async with running_gateway(database_url, nats_url, cors_origins="https://app.example") as gw:
-        auth: dict[str, Any] = gw.auth(await tenant(database_url))
+        auth: dict[str, Any] = gw.auth(tenant_id)
         resp = await gw.client.get("/api/workflows", headers={**auth, "Origin": "https://app.example"})
         assert resp.status == 200
         assert resp.headers["Access-Control-Allow-Origin"] == "https://app.example"
