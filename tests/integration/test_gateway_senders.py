@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from aiohttp import ClientResponse
+
 from libs.common.bus import Bus
 from libs.common.models.events import event_id_for
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
@@ -22,18 +24,27 @@ from tests.unit import test_gateway_senders as documented
 SENDER_SECRET = "s3cr3t-from-the-sender"
 
 
+async def _create(gw: Gateway, tenant_id: uuid.UUID, trigger: dict[str, Any]) -> ClientResponse:
+    """``POST /api/workflows`` of a webhook workflow with ``trigger``."""
+    return await gw.client.post(
+        "/api/workflows", json={**WEBHOOK_WORKFLOW, "trigger": trigger}, headers=gw.auth(tenant_id)
+    )
+
+
+async def _set_secret(gw: Gateway, tenant_id: uuid.UUID, workflow_id: str, secret: str) -> ClientResponse:
+    """``POST /api/workflows/{id}/webhook-secret`` setting ``secret``."""
+    url = f"/api/workflows/{workflow_id}/webhook-secret"
+    return await gw.client.post(url, json={"secret": secret}, headers=gw.auth(tenant_id))
+
+
 async def _workflow(
     gw: Gateway, tenant_id: uuid.UUID, trigger: dict[str, Any], secret: str | None = SENDER_SECRET
 ) -> str:
-    resp = await gw.client.post(
-        "/api/workflows", json={**WEBHOOK_WORKFLOW, "trigger": trigger}, headers=gw.auth(tenant_id)
-    )
+    resp = await _create(gw, tenant_id, trigger)
     assert resp.status == 201, await resp.text()
     workflow_id = str((await resp.json())["data"]["id"])
     if secret is not None:
-        rotated = await gw.client.post(
-            f"/api/workflows/{workflow_id}/webhook-secret", json={"secret": secret}, headers=gw.auth(tenant_id)
-        )
+        rotated = await _set_secret(gw, tenant_id, workflow_id, secret)
         assert rotated.status == 200, await rotated.text()
         assert (await rotated.json())["data"]["webhook"]["secret"] == secret
     return workflow_id
@@ -90,28 +101,18 @@ async def test_slack_url_verification_is_answered_not_published(gw: Gateway, ten
 
 
 async def test_unverified_webhooks_warn_and_standard_secrets_stay_whsec(gw: Gateway, tenant_id: uuid.UUID) -> None:
-    resp = await gw.client.post(
-        "/api/workflows",
-        json={**WEBHOOK_WORKFLOW, "trigger": {"type": "webhook", "verify": "none"}},
-        headers=gw.auth(tenant_id),
-    )
+    resp = await _create(gw, tenant_id, {"type": "webhook", "verify": "none"})
     data = (await resp.json())["data"]
     assert resp.status == 201 and "not authenticated" in data["warnings"][0]
     status, out = await _post(gw, data["id"], b'{"n":1}', {"Idempotency-Key": "k-1"})
     assert status == 202 and out["data"]["event_id"] == str(event_id_for(data["id"], "k-1"))
 
     standard = await _workflow(gw, tenant_id, {"type": "webhook"}, secret=None)
-    refused = await gw.client.post(
-        f"/api/workflows/{standard}/webhook-secret", json={"secret": "not-a-whsec"}, headers=gw.auth(tenant_id)
-    )
+    refused = await _set_secret(gw, tenant_id, standard, "not-a-whsec")
     assert refused.status == 409 and (await refused.json())["error"]["code"] == "not_a_standard_secret"
     plain = await gw.client.get(f"/api/workflows/{standard}", headers=gw.auth(tenant_id))
     assert "warnings" not in (await plain.json())["data"]
-    bad = await gw.client.post(
-        "/api/workflows",
-        json={**WEBHOOK_WORKFLOW, "trigger": {"type": "webhook", "verify": "github", "hmac": {"header": "X"}}},
-        headers=gw.auth(tenant_id),
-    )
+    bad = await _create(gw, tenant_id, {"type": "webhook", "verify": "github", "hmac": {"header": "X"}})
     assert bad.status == 422
 
 
@@ -127,9 +128,7 @@ async def test_documented_examples_are_accepted_whole(database_url: str, nats_ur
         github = await _workflow(gateway, tenant_id, {"type": "webhook", "verify": "github"}, secret=GITHUB_SECRET)
         # Spaces inside a secret are kept (GitHub's example has them); at either end they are a paste slip.
         for padded in (GITHUB_SECRET + " ", " " + GITHUB_SECRET, GITHUB_SECRET + "\n"):
-            refused = await gateway.client.post(
-                f"/api/workflows/{github}/webhook-secret", json={"secret": padded}, headers=gateway.auth(tenant_id)
-            )
+            refused = await _set_secret(gateway, tenant_id, github, padded)
             assert refused.status == 422, padded
         text = {"Content-Type": "text/plain"}
         headers = {**text, "X-Hub-Signature-256": documented.GITHUB_SIGNATURE, "X-GitHub-Delivery": "gh-doc-1"}
@@ -228,9 +227,7 @@ async def test_a_sender_workflow_whose_secret_was_never_set_refuses_the_senders_
     assert unsigned[0] == 401 and "missing Stripe-Signature" in unsigned[1]["error"]["message"]
     assert (await bus.js.stream_info("EVENTS")).state.messages == before
 
-    rotated = await gw.client.post(
-        f"/api/workflows/{workflow_id}/webhook-secret", json={"secret": SENDER_SECRET}, headers=gw.auth(tenant_id)
-    )
+    rotated = await _set_secret(gw, tenant_id, workflow_id, SENDER_SECRET)
     assert rotated.status == 200
 
     async def accepted() -> bool:
