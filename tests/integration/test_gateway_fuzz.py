@@ -198,26 +198,21 @@ def _config(stack: Stack) -> dict[str, Any]:
 
 def _auth(stack: Stack) -> Any:
     def setup(schema: OpenApiSchema) -> None:
-        def bearer(case: Any, token: str) -> None:
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+        class Bearer:
+            def set(self, case: Any, data: str, ctx: Any) -> None:
+                case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
         @schema.auth(refresh_interval=None).apply_to(path_regex=LOGOUTS)
-        class FreshToken:
+        class FreshToken(Bearer):
             def get(self, case: Any, ctx: Any) -> str:
                 resp = requests.post(f"{stack.base_url}/api/auth/login", json=stack.second_user, timeout=30)
                 assert resp.status_code == 200, resp.text
                 return str(resp.json()["data"]["access_token"])
 
-            def set(self, case: Any, data: str, ctx: Any) -> None:
-                bearer(case, data)
-
         @schema.auth().skip_for(path_regex=LOGOUTS)
-        class UserToken:
+        class UserToken(Bearer):
             def get(self, case: Any, ctx: Any) -> str:
                 return stack.token
-
-            def set(self, case: Any, data: str, ctx: Any) -> None:
-                bearer(case, data)
 
     return setup
 
