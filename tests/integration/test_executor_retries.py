@@ -96,13 +96,10 @@ async def test_permanent_failure_goes_to_dlq_at_once(bus, db, sink, creds, slack
         db, tenant, definition("slack_message", {"text": "hi"}, creds.add(tenant, "discord", {"webhook_url": "x"}))
     )
     await executor()
-    e1 = await publish_event(bus, tenant, wf, {})
-    e2 = await publish_event(bus, tenant, wf_tpl, {})
-    e3 = await publish_event(bus, tenant, wf_nocred, {})
-    r1, r2, r3 = [await final_row(db, e.event_id) for e in (e1, e2, e3)]
-    assert (r1["status"], r1["attempts"]) == ("dead", 1) and "404" in r1["error"]
-    assert (r2["status"], r2["attempts"]) == ("dead", 1) and "template error" in r2["error"]
-    assert (r3["status"], r3["attempts"]) == ("dead", 1) and "type discord" in r3["error"]
+    events = [await publish_event(bus, tenant, w, {}) for w in (wf, wf_tpl, wf_nocred)]
+    for event, says in zip(events, ("404", "template error", "type discord"), strict=True):
+        row = await final_row(db, event.event_id)
+        assert (row["status"], row["attempts"]) == ("dead", 1) and says in row["error"], row
     assert sink.calls == 1
     assert await db.fetchval("SELECT count(*) FROM dead_letters") == 3
 
@@ -119,12 +116,9 @@ async def test_slack_and_discord_429_are_honoured(bus, db, sinks, creds, executo
     c2 = creds.add(tenant, "discord", {"webhook_url": f"{discord.url}/api/webhooks/1/tok"})
     w2 = await create_workflow(db, tenant, definition("discord_message", {"content": "d"}, c2))
     await executor()
-    e1 = await publish_event(bus, tenant, w1, {})
-    e2 = await publish_event(bus, tenant, w2, {})
-    r1 = await final_row(db, e1.event_id)
-    r2 = await final_row(db, e2.event_id)
-    assert (r1["status"], r1["attempts"]) == ("succeeded", 2)
-    assert (r2["status"], r2["attempts"]) == ("succeeded", 2)
+    for event in [await publish_event(bus, tenant, w, {}) for w in (w1, w2)]:
+        row = await final_row(db, event.event_id)
+        assert (row["status"], row["attempts"]) == ("succeeded", 2)
     assert slack.requests[1].at - slack.requests[0].at >= 1.0
     assert discord.requests[1].at - discord.requests[0].at >= 1.2
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -84,9 +85,7 @@ async def test_a_failing_middle_step_resumes_there_and_earlier_steps_never_run_a
     )
     assert row["status"] == "succeeded", row["error"]
     assert row["attempts"] == 3  # one try failed at step 2 twice, the third went through
-    assert len(sink.paths("/lookup")) == 1
-    assert len(sink.paths("/flaky")) == 3
-    assert len(sink.paths("/notify")) == 1
+    assert Counter(r.path for r in sink.requests) == {"/lookup": 1, "/flaky": 3, "/notify": 1}
     assert sink.paths("/lookup")[0].json() == {"order": 42}
     assert sink.paths("/flaky")[0].json() == {"who": "Ada"}
     assert sink.paths("/notify")[0].json() == {
