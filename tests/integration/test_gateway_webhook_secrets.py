@@ -136,13 +136,8 @@ async def test_plaintext_secrets_from_before_are_sealed_at_start(
         stored = await _stored_text(db)
         assert "whsec_" not in stored
         assert await _sealed(db, old, stale) == 3
-        statuses = [
-            await _post(gw, str(old), current),
-            await _post(gw, str(old), previous),
-            await _post(gw, str(stale), current),
-            await _post(gw, str(stale), expired),
-        ]
-        assert statuses == [202, 202, 202, 401]
+        tries = [(old, current), (old, previous), (stale, current), (stale, expired)]
+        assert [await _post(gw, str(workflow_id), secret) for workflow_id, secret in tries] == [202, 202, 202, 401]
 
 
 @pytest.mark.slow
