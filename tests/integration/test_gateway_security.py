@@ -54,8 +54,7 @@ async def test_another_tenants_ids_are_404_exactly_like_missing_ones(
     gw: Gateway, database_url: str, db: asyncpg.Connection
 ):
     tenant_a, tenant_b = await tenant(database_url), await tenant(database_url)
-    created = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=gw.auth(tenant_b))
-    wf_b = uuid.UUID((await created.json())["data"]["id"])
+    wf_b = uuid.UUID((await create_webhook_workflow(gw, tenant_b))[0])
     exec_b = await insert_execution(db, tenant_b, wf_b)
     event_b = await insert_dead_letter(db, tenant_b, wf_b)
     auth_a = gw.auth(tenant_a)

@@ -28,7 +28,7 @@ from tests.helpers.fakes import (
     http_step,
     steps_workflow,
 )
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, post_dry_run, slack_text
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, create_webhook_workflow, post_dry_run, slack_text
 
 URL = "https://example.invalid/hook"
 NESTED_LOOPS = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
@@ -317,9 +317,7 @@ async def test_replacing_with_a_template_that_does_not_compile_is_422_naming_the
     gw: Gateway, tenant_id: uuid.UUID
 ):
     auth = gw.auth(tenant_id)
-    created = await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)
-    assert created.status == 201
-    wid = (await created.json())["data"]["id"]
+    wid, _ = await create_webhook_workflow(gw, tenant_id)
     replaced = await gw.client.put(
         f"/api/workflows/{wid}", json=slack_text("{{ payload.a|no_such_filter }}"), headers=auth
     )

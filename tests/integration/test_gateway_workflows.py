@@ -9,7 +9,7 @@ import orjson
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, WorkflowChanged
-from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, all_pages
+from tests.helpers.gateway_app import SCHEDULE_WORKFLOW, WEBHOOK_WORKFLOW, Gateway, all_pages, create_webhook_workflow
 from tests.helpers.wait import equals, wait_until
 
 
@@ -177,8 +177,7 @@ async def test_unknown_tenant_in_token_is_refused(gw: Gateway):
 
 async def test_changing_the_trigger_type_manages_the_webhook_secret(gw: Gateway, tenant_id: uuid.UUID):
     auth = gw.auth(tenant_id)
-    created = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]
-    wid, first_secret = created["id"], created["webhook"]["secret"]
+    wid, first_secret = await create_webhook_workflow(gw, tenant_id)
 
     to_schedule = await gw.client.put(f"/api/workflows/{wid}", json=SCHEDULE_WORKFLOW, headers=auth)
     assert to_schedule.status == 200
