@@ -68,6 +68,11 @@ def _reply(status: str, output: Any, error: str | None, duration_ms: int, **deta
     return result.model_dump_json().encode()
 
 
+def _failed(error: str, started: float, **details: Unpack[_Details]) -> bytes:
+    """A failed ``DryRunResult`` of a run that began at ``started`` (a ``time.perf_counter()`` reading)."""
+    return _reply("failed", None, error, elapsed_ms(started), **details)
+
+
 def _refused(reason: Refusal | Literal["deadline_passed"]) -> bytes:
     return _reply("refused", None, _REFUSED[reason], 0, refused=reason)
 
@@ -176,34 +181,23 @@ class DryRunResponder:
                     redactor.add_secret(call.secret)
                     output = await self._runner.call(req.workflow.first_action().type, call)
                 except TemplateError as exc:
-                    return _reply(
-                        "failed",
-                        None,
-                        safe_error(exc.message, redactor=redactor),
-                        elapsed_ms(started),
-                        error_code=exc.code,
-                        error_field=exc.field,
-                    )
+                    error = safe_error(exc.message, redactor=redactor)
+                    return _failed(error, started, error_code=exc.code, error_field=exc.field)
                 except ActionError as exc:
-                    return _reply("failed", None, safe_error(exc.message, redactor=redactor), elapsed_ms(started))
+                    return _failed(safe_error(exc.message, redactor=redactor), started)
         except TimeoutError:
             if not window.expired():
                 log.exception("dry run failed unexpectedly")
-                return _reply("failed", None, "internal error: TimeoutError", elapsed_ms(started))
+                return _failed("internal error: TimeoutError", started)
             log.info(
                 "dry-run cancelled at its deadline",
                 extra={"tenant_id": str(req.tenant_id), "ran_ms": elapsed_ms(started)},
             )
-            return _reply(
-                "failed",
-                None,
-                f"the dry-run was stopped after {elapsed_ms(started)} ms: its requester stopped waiting",
-                elapsed_ms(started),
-                error_code="deadline_exceeded",
-            )
+            stopped = f"the dry-run was stopped after {elapsed_ms(started)} ms: its requester stopped waiting"
+            return _failed(stopped, started, error_code="deadline_exceeded")
         except Exception as exc:
             log.exception("dry run failed unexpectedly")
-            return _reply("failed", None, f"internal error: {type(exc).__name__}", elapsed_ms(started))
+            return _failed(f"internal error: {type(exc).__name__}", started)
         return _reply("succeeded", self._runner.safe_output(output, redactor), None, elapsed_ms(started))
 
     async def _steps(self, req: DryRunCommand, steps: list[WorkflowStep], redactor: Redactor, started: float) -> bytes:
@@ -256,16 +250,9 @@ class DryRunResponder:
                 seen[step.id] = {"output": None, "status": "failed", "error": error}
                 if step.continue_on_error:
                     continue
-                template = exc if isinstance(exc, TemplateError) else None
-                return _reply(
-                    "failed",
-                    None,
-                    error,
-                    elapsed_ms(started),
-                    error_code=template.code if template else None,
-                    error_field=template.field if template else None,
-                    steps=ran,
-                )
+                if isinstance(exc, TemplateError):
+                    return _failed(error, started, error_code=exc.code, error_field=exc.field, steps=ran)
+                return _failed(error, started, steps=ran)
             ran.append(_step_out(step.id, "succeeded", output, None, step_started))
             seen[step.id] = {"output": output, "status": "succeeded", "error": None}
             last = output
@@ -275,12 +262,7 @@ class DryRunResponder:
 # ``trigger`` in a dry-run's templates: a manual run that has no event.
 _DRY_TRIGGER: dict[str, Any] = {
     "type": "manual",
-    "event_id": None,
-    "workflow_id": None,
-    "workflow_version": None,
-    "dedup_key": None,
-    "received_at": None,
-    "scheduled_for": None,
+    **dict.fromkeys(("event_id", "workflow_id", "workflow_version", "dedup_key", "received_at", "scheduled_for")),
     "dry_run": True,
 }
 

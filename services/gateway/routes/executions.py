@@ -22,10 +22,9 @@ from libs.common.models.api import (
     ReplayOptions,
 )
 from libs.common.models.queries import DeadLetterQuery, ExecutionQuery
-from services.gateway.body import read_body
 from services.gateway.keys import POOL, REPLAYS, SETTINGS
 from services.gateway.pagination import limit_of, list_query, path_id, uuid_segment
-from services.gateway.routes.workflows import tenant
+from services.gateway.routes.workflows import _body, tenant
 from services.gateway.store import executions as store
 from services.gateway.store import replays
 
@@ -63,18 +62,13 @@ async def list_dlq(request: web.Request) -> web.Response:
 
 
 async def replay(request: web.Request) -> web.Response:
-    from_start = False
-    if request.can_read_body:
-        s = request.app[SETTINGS]
-        options = await read_body(request, ReplayOptions, limit=s.max_body_bytes, timeout=s.body_read_timeout_seconds)
-        from_start = options.from_start
+    from_start = request.can_read_body and (await _body(request, ReplayOptions)).from_start
     out = await store.replay(request.app[POOL], tenant(request), path_id(request, "event_id"), from_start=from_start)
     return ok(ReplayAccepted.model_validate(out), status=202)
 
 
 async def replay_many(request: web.Request) -> web.Response:
-    s = request.app[SETTINGS]
-    body = await read_body(request, DlqReplayRequest, limit=s.max_body_bytes, timeout=s.body_read_timeout_seconds)
+    body = await _body(request, DlqReplayRequest)
     job = await replays.create_job(
         request.app[POOL], tenant(request), body, max_events=request.app[SETTINGS].replay_max_events
     )
@@ -84,11 +78,8 @@ async def replay_many(request: web.Request) -> web.Response:
 
 
 async def replay_job(request: web.Request) -> web.Response:
-    return ok(
-        ReplayJobOut.model_validate(
-            await replays.get_job(request.app[POOL], tenant(request), path_id(request, "job_id"))
-        )
-    )
+    job = await replays.get_job(request.app[POOL], tenant(request), path_id(request, "job_id"))
+    return ok(ReplayJobOut.model_validate(job))
 
 
 def add_routes(app: web.Application) -> None:
