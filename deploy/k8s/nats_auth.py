@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from deploy.k8s.resources import Resource, command_line, containers, env_vars, ident, service_of
+from deploy.k8s.resources import Resource, command_line, containers, env_vars, ident, of_kind, service_of
 from libs.common.bus.permissions import IDENTITIES, PROVISIONER, SERVICES, inbox_prefix, permissions
 
 PASSWORD_VAR = "NATS_PASSWORD"  # noqa: S105 - the name of a variable, not a password
@@ -159,11 +159,8 @@ def check_service_identities(resources: list[Resource]) -> list[str]:
             problems += check_identity(where, service, c)
     if not provisioners:
         problems.append(f"Job: none runs python -m {PROVISION_MODULE} (the services may not create streams)")
-    for res in resources:
-        if (
-            res.get("kind") == "ConfigMap"
-            and str((res.get("data") or {}).get("IPAAS_NATS_PROVISION", "")).lower() in _TRUE
-        ):
+    for res in of_kind(resources, "ConfigMap"):
+        if str((res.get("data") or {}).get("IPAAS_NATS_PROVISION", "")).lower() in _TRUE:
             problems.append(
                 f"{ident(res)}: IPAAS_NATS_PROVISION must stay false (service identities may not "
                 "create streams; the migrate Job provisions them)"

@@ -122,11 +122,7 @@ def _inside(a: Network, b: Network) -> bool:
 
 
 def _overlap(a: Network, b: Network) -> bool:
-    return (
-        a.version == b.version
-        and int(a.network_address) <= int(b.broadcast_address)
-        and int(b.network_address) <= int(a.broadcast_address)
-    )
+    return a.version == b.version and a.overlaps(b)
 
 
 def check_executor_egress(resources: list[Resource]) -> list[str]:

@@ -29,14 +29,11 @@ def _instances(config: LauncherConfig) -> list[tuple[str, str, int]]:
     """(service, instance name, preferred port) in start order."""
     out: list[tuple[str, str, int]] = []
     for service in config.services:
-        if service == "auth":
-            out.append(("auth", "auth", config.auth_port))
-        elif service == "gateway":
-            out.append(("gateway", "gateway", config.gateway_port))
-        elif service == "scheduler":
-            out += [("scheduler", f"scheduler-{i}", p) for i, p in enumerate(config.scheduler_ports, 1)]
-        elif service == "executor":
-            out += [("executor", f"executor-{i}", p) for i, p in enumerate(config.executor_ports, 1)]
+        if service in ("auth", "gateway"):
+            out.append((service, service, config.auth_port if service == "auth" else config.gateway_port))
+        else:  # scheduler, executor: one instance per port
+            ports = config.scheduler_ports if service == "scheduler" else config.executor_ports
+            out += [(service, f"{service}-{i}", p) for i, p in enumerate(ports, 1)]
     return out
 
 

@@ -25,6 +25,12 @@ _EXEC_COLUMNS = """id, event_id, workflow_id, workflow_version, trigger, status,
 
 # A replay from the start: the event's step checkpoints go (only the events of this tenant's executions).
 FORGET_STEPS_SQL = "DELETE FROM execution_steps WHERE event_id = ANY($1::uuid[])"
+# A replay marks its dead letters ($1, at $2) and makes their executions (of tenant $2) non-final again.
+MARK_REPLAYED_SQL = "UPDATE dead_letters SET replayed_at = $2 WHERE event_id = ANY($1::uuid[])"
+REOPEN_SQL = """
+UPDATE executions SET status = 'failed', attempts = 0, updated_at = now()
+ WHERE event_id = ANY($1::uuid[]) AND tenant_id = $2
+"""
 STEPS_SQL = """
 SELECT step_id AS id, status, attempts, continued, started_at, finished_at, duration_ms, error, output
   FROM execution_steps WHERE event_id = $1 ORDER BY position
@@ -178,14 +184,9 @@ async def replay(
             raise Conflict(
                 "this dead letter is a message that was not a valid event; it cannot be replayed", code="not_replayable"
             )
-        await conn.execute("UPDATE dead_letters SET replayed_at = $2 WHERE event_id = $1", event_id, now)
+        await conn.execute(MARK_REPLAYED_SQL, [event_id], now)
         link_to_dead_trace(row["traceparent"])
-        await conn.execute(
-            """UPDATE executions SET status = 'failed', attempts = 0, updated_at = now()
-                WHERE event_id = $1 AND tenant_id = $2""",
-            event_id,
-            tenant_id,
-        )
+        await conn.execute(REOPEN_SQL, [event_id], tenant_id)
         if from_start:
             await conn.execute(FORGET_STEPS_SQL, [event_id])
         envelope: dict[str, Any] = row["envelope"]

@@ -23,7 +23,7 @@ import asyncpg
 from libs.common.http.errors import NotFound, ValidationFailed
 from libs.common.models.api import DlqReplayRequest
 from libs.common.models.events import events_subject
-from services.gateway.store.executions import FORGET_STEPS_SQL, add_filters, like_pattern
+from services.gateway.store.executions import FORGET_STEPS_SQL, MARK_REPLAYED_SQL, REOPEN_SQL, add_filters, like_pattern
 
 _JOB_COLUMNS = "id, state, total, done, skipped, created_at, finished_at"
 
@@ -150,15 +150,8 @@ async def replay_batch(pool: asyncpg.Pool, batch: int) -> int:
         replayed = [r["event_id"] for r in letters]
         now = datetime.now(UTC)
         if replayed:
-            await conn.execute(
-                "UPDATE dead_letters SET replayed_at = $2 WHERE event_id = ANY($1::uuid[])", replayed, now
-            )
-            await conn.execute(
-                """UPDATE executions SET status = 'failed', attempts = 0, updated_at = now()
-                    WHERE event_id = ANY($1::uuid[]) AND tenant_id = $2""",
-                replayed,
-                tenant_id,
-            )
+            await conn.execute(MARK_REPLAYED_SQL, replayed, now)
+            await conn.execute(REOPEN_SQL, replayed, tenant_id)
             if job["from_start"]:
                 await conn.execute(FORGET_STEPS_SQL, replayed)
             await conn.executemany(
