@@ -54,10 +54,6 @@ def instructions(database: str, role: str, where: str, reason: str) -> str:
     )
 
 
-async def _may_create(conn: asyncpg.Connection) -> bool:
-    return bool(await conn.fetchval("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"))
-
-
 async def ensure_database(dsn: str) -> bool:
     """Create the database of ``dsn`` if it is missing and the role may; returns whether it was created.
 
@@ -79,16 +75,10 @@ async def ensure_database(dsn: str) -> bool:
         except (asyncpg.InvalidCatalogNameError, asyncpg.InsufficientPrivilegeError):
             continue
     if maintenance is None:
-        raise DatabaseMissing(
-            instructions(
-                database,
-                role,
-                where,
-                f"role {role} cannot reach a maintenance database ({', '.join(MAINTENANCE_DATABASES)}) to create it",
-            )
-        )
+        unreachable = f"cannot reach a maintenance database ({', '.join(MAINTENANCE_DATABASES)}) to create it"
+        raise DatabaseMissing(instructions(database, role, where, f"role {role} {unreachable}"))
     try:
-        if not await _may_create(maintenance):
+        if not await maintenance.fetchval("SELECT rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user"):
             raise DatabaseMissing(instructions(database, role, where, f"role {role} may not create databases"))
         try:
             await maintenance.execute(f"CREATE DATABASE {quote_ident(database)}")

@@ -93,16 +93,10 @@ async def ensure_roles(conn: asyncpg.Connection, passwords: Mapping[str, str]) -
 async def ensure_database(conn: asyncpg.Connection, name: str) -> bool:
     """Create ``name`` owned by ``ipaas``, or make ``ipaas`` its owner; returns whether it was created."""
     owner = await conn.fetchval("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", name)
-    if owner is None:
-        await conn.execute(
-            await conn.fetchval("SELECT format('CREATE DATABASE %I OWNER %I', $1::text, $2::text)", name, OWNER)
-        )
-        return True
     if owner != OWNER:
-        await conn.execute(
-            await conn.fetchval("SELECT format('ALTER DATABASE %I OWNER TO %I', $1::text, $2::text)", name, OWNER)
-        )
-    return False
+        statement = "CREATE DATABASE %I OWNER %I" if owner is None else "ALTER DATABASE %I OWNER TO %I"
+        await conn.execute(await conn.fetchval(f"SELECT format('{statement}', $1::text, $2::text)", name, OWNER))
+    return owner is None
 
 
 # Statements giving the owner what another role owns in the schema: tables (their indexes and

@@ -67,10 +67,8 @@ class Passwords:
 
     async def verify(self, stored_hash: str | None, password: str) -> bool:
         """True when ``password`` matches; with no stored hash, spends the same time and says False."""
-        if stored_hash is None:
-            await self._submit(self._check, self._dummy_hash, password)
-            return False
-        return await self._submit(self._check, stored_hash, password)
+        matched = await self._submit(self._check, self._dummy_hash if stored_hash is None else stored_hash, password)
+        return stored_hash is not None and matched
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """True when the hash was made with other parameters than the current ones."""

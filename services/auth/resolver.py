@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 
 import asyncpg
 from opentelemetry import trace
@@ -99,9 +98,10 @@ class CredentialResolver:
         except ValidationError:
             log.warning("bad credential request")
             return CredentialReply(ok=False, error="bad_request")
+        ids = {"tenant_id": str(request.tenant_id), "cred_id": str(request.credential_id)}
         span = trace.get_current_span()
-        span.set_attribute("ipaas.tenant_id", str(request.tenant_id))
-        span.set_attribute("ipaas.cred_id", str(request.credential_id))
+        span.set_attribute("ipaas.tenant_id", ids["tenant_id"])
+        span.set_attribute("ipaas.cred_id", ids["cred_id"])
         try:
             with ActiveSpan(db_span("SELECT", "credentials", "resolve")):
                 row = await self._pool.fetchrow(
@@ -110,7 +110,7 @@ class CredentialResolver:
                     request.tenant_id,
                 )
         except (asyncpg.PostgresError, OSError, TimeoutError):
-            log.exception("credential lookup failed", extra=_ids(request.tenant_id, request.credential_id))
+            log.exception("credential lookup failed", extra=ids)
             return CredentialReply(ok=False, error="internal_error")
         if row is None:
             return CredentialReply(ok=False, error="not_found")
@@ -123,21 +123,10 @@ class CredentialResolver:
         except KeyUnavailable as exc:
             log.warning(
                 "credential sealed under a key this replica does not hold; the requester retries",
-                extra={
-                    **_ids(request.tenant_id, request.credential_id),
-                    "kek_id": exc.kek_id,
-                    "kek_ids": self._keks.ring.kids,
-                },
+                extra={**ids, "kek_id": exc.kek_id, "kek_ids": self._keks.ring.kids},
             )
             return CredentialReply(ok=False, error="key_unavailable")
         except (DecryptError, ValueError):
-            log.error(
-                "credential does not decrypt",
-                extra={**_ids(request.tenant_id, request.credential_id), "kek_id": row["kek_id"]},
-            )
+            log.error("credential does not decrypt", extra={**ids, "kek_id": row["kek_id"]})
             return CredentialReply(ok=False, error="decrypt_failed")
         return CredentialReply(ok=True, type=row["type"], secret=secret)
-
-
-def _ids(tenant_id: uuid.UUID, credential_id: uuid.UUID) -> dict[str, str]:
-    return {"tenant_id": str(tenant_id), "cred_id": str(credential_id)}

@@ -110,10 +110,7 @@ class SigningKeyRing:
         return [k.kid for k in self._keys]
 
     def public_key(self, kid: str) -> Ed25519PublicKey | None:
-        for key in self._keys:
-            if key.kid == kid:
-                return key.public
-        return None
+        return next((key.public for key in self._keys if key.kid == kid), None)
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [k.public_jwk() for k in reversed(self._keys)]}

@@ -105,9 +105,7 @@ class Waker(Wakeable):
             seconds = await self._pool.fetchval(NEXT_SQL)
         except STORAGE_ERRORS:
             return self._poll
-        if seconds is None:
-            return self._poll
-        return max(0.0, min(float(seconds), self._poll))
+        return self._poll if seconds is None else max(0.0, min(float(seconds), self._poll))
 
     async def count(self) -> int:
         return int(await self._pool.fetchval(COUNT_SQL))

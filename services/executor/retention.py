@@ -66,8 +66,7 @@ class Pruner:
     async def prune_batch(self, cutoff: datetime) -> int:
         """Delete one batch of executions that finished before ``cutoff``; the number deleted."""
         status: str = await self._pool.execute(PRUNE_SQL, cutoff, self._batch)
-        deleted = int(status.rsplit(" ", 1)[-1])
-        return deleted
+        return int(status.rsplit(" ", 1)[-1])
 
     async def prune(self, now: datetime) -> int:
         """One pass: batches until one comes back short (or the pruner is stopped)."""

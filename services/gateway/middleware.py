@@ -43,6 +43,7 @@ PUBLIC_API_PATHS = frozenset({"/api/auth/register", "/api/auth/login"})
 TRACER_NAME = "services.gateway"
 LINK_ATTRIBUTES = {"ipaas.link.reason": "inbound traceparent (untrusted)"}
 EMPTY = context.Context()
+INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 class RevocationsStale(ServiceUnavailable):
@@ -109,9 +110,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     try:
         request[CLAIMS] = claims = await request.app[VERIFIER].verify(token)
     except TokenError as exc:
-        raise Unauthorized(
-            exc.message, code=exc.code, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        ) from exc
+        raise Unauthorized(exc.message, code=exc.code, headers=INVALID_TOKEN) from exc
     except RevocationsUnavailable as exc:
         raise RevocationsStale(
             "token revocations cannot be checked now; retry later",
@@ -130,11 +129,7 @@ async def _check_api_key(request: web.Request, key: str) -> None:
             "API keys cannot be checked now; retry later", retry_after=request.app[SETTINGS].retry_after_seconds
         ) from exc
     if entry is None:
-        raise Unauthorized(
-            "unknown or revoked API key",
-            code="invalid_api_key",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
+        raise Unauthorized("unknown or revoked API key", code="invalid_api_key", headers=INVALID_TOKEN)
     if scope is None or scope.value not in entry.scopes:
         needed = scope.value if scope is not None else "none: use a user's token"
         raise Forbidden(

@@ -132,23 +132,20 @@ class ScheduleStore:
 
     async def load_active(self) -> list[asyncpg.Record]:
         """Rows of every active schedule workflow (parse each with :meth:`parse`)."""
-        async with self.pool.acquire() as conn:
-            rows: list[asyncpg.Record] = await conn.fetch(_ACTIVE_SCHEDULES)
+        rows: list[asyncpg.Record] = await self.pool.fetch(_ACTIVE_SCHEDULES)
         return rows
 
     async def load_one(self, workflow_id: uuid.UUID) -> StoredSchedule | None:
-        async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(_ONE, workflow_id)
+        row = await self.pool.fetchrow(_ONE, workflow_id)
         return self.parse(row) if row is not None else None
 
     async def set_error(self, workflow_id: uuid.UUID, error: str | None) -> None:
         """Write (or clear, with ``None``) ``workflows.schedule_error``; a no-op when unchanged."""
-        async with self.pool.acquire() as conn:
-            await conn.execute(
-                "UPDATE workflows SET schedule_error = $2 WHERE id = $1 AND schedule_error IS DISTINCT FROM $2",
-                workflow_id,
-                error,
-            )
+        await self.pool.execute(
+            "UPDATE workflows SET schedule_error = $2 WHERE id = $1 AND schedule_error IS DISTINCT FROM $2",
+            workflow_id,
+            error,
+        )
 
     async def versions_at(
         self, slots: list[tuple[uuid.UUID, int]], held: list[int | None] | None = None
@@ -164,8 +161,7 @@ class ScheduleStore:
         ids = [wf for wf, _ in slots]
         moments = [datetime.fromtimestamp(slot, tz=UTC) for _, slot in slots]
         versions = held if held is not None else [None] * len(slots)
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(_VERSIONS_AT, ids, moments, versions)
+        rows = await self.pool.fetch(_VERSIONS_AT, ids, moments, versions)
         for row in rows:
             found[int(row["i"]) - 1] = VersionAtSlot(int(row["version"]), row["trigger"])
         return found
@@ -175,39 +171,37 @@ class ScheduleStore:
             return
         ids = list(progress)
         slots = [datetime.fromtimestamp(progress[i], tz=UTC) for i in ids]
-        async with self.pool.acquire() as conn:
-            await conn.execute(
-                """INSERT INTO scheduler_state (workflow_id, last_slot)
-                   SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
-                   ON CONFLICT (workflow_id) DO UPDATE
-                   SET last_slot = GREATEST(scheduler_state.last_slot, EXCLUDED.last_slot), updated_at = now()""",
-                ids,
-                slots,
-            )
+        await self.pool.execute(
+            """INSERT INTO scheduler_state (workflow_id, last_slot)
+               SELECT * FROM unnest($1::uuid[], $2::timestamptz[])
+               ON CONFLICT (workflow_id) DO UPDATE
+               SET last_slot = GREATEST(scheduler_state.last_slot, EXCLUDED.last_slot), updated_at = now()""",
+            ids,
+            slots,
+        )
 
     async def record_skipped(self, rows: list[SkippedSlot]) -> None:
         """One ``skipped`` execution per slot; idempotent on ``event_id``."""
         if not rows:
             return
-        async with self.pool.acquire() as conn:
-            await conn.executemany(
-                """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger,
-                                           status, attempts, finished_at, error, scheduled_for)
-                   VALUES ($1, $2, $3, $4, $5, 'schedule', 'skipped', 0, now(), $6, $7)
-                   ON CONFLICT (event_id) DO NOTHING""",
-                [
-                    (
-                        uuid.uuid4(),
-                        r.event_id,
-                        r.tenant_id,
-                        r.workflow_id,
-                        r.version,
-                        r.reason,
-                        datetime.fromtimestamp(r.slot, tz=UTC),
-                    )
-                    for r in rows
-                ],
-            )
+        await self.pool.executemany(
+            """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger,
+                                       status, attempts, finished_at, error, scheduled_for)
+               VALUES ($1, $2, $3, $4, $5, 'schedule', 'skipped', 0, now(), $6, $7)
+               ON CONFLICT (event_id) DO NOTHING""",
+            [
+                (
+                    uuid.uuid4(),
+                    r.event_id,
+                    r.tenant_id,
+                    r.workflow_id,
+                    r.version,
+                    r.reason,
+                    datetime.fromtimestamp(r.slot, tz=UTC),
+                )
+                for r in rows
+            ],
+        )
 
 
 @dataclass(frozen=True, slots=True)
