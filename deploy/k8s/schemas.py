@@ -52,7 +52,4 @@ def _check(document: str, version: str) -> tuple[str, ...]:
 
 
 def check_schemas(resources: list[Resource], version: str = MIN_KUBERNETES) -> list[str]:
-    problems: list[str] = []
-    for res in resources:
-        problems += check_schema(res, version)
-    return problems
+    return [problem for res in resources for problem in check_schema(res, version)]

@@ -33,6 +33,12 @@ def _list(values: list[str]) -> str:
     return "[" + ", ".join(_quote(v) for v in values) + "]"
 
 
+def _rule(direction: str, rule: dict[str, list[str]]) -> str:
+    """One direction (publish, subscribe) of a user's permissions: what it allows, and denies if anything."""
+    deny = f", deny = {_list(rule['deny'])}" if "deny" in rule else ""
+    return f"        {direction} = {{ allow = {_list(rule['allow'])}{deny} }}"
+
+
 def render_authorization(passwords: Mapping[str, str], layout: Layout | None = None) -> str:
     """An ``authorization { users = [...] }`` block for every identity in ``passwords``.
 
@@ -50,18 +56,13 @@ def render_authorization(passwords: Mapping[str, str], layout: Layout | None = N
         if not password:
             raise ValueError(f"empty NATS password for {identity}")
         perms = permissions(identity, layout)
-        publish, subscribe = perms["publish"], perms["subscribe"]
         lines = [
             "    {",
             f"      user = {_quote(identity)}",
             f"      password = {_quote(password)}",
             "      permissions = {",
-            f"        publish = {{ allow = {_list(publish['allow'])}"
-            + (f", deny = {_list(publish['deny'])}" if "deny" in publish else "")
-            + " }",
-            f"        subscribe = {{ allow = {_list(subscribe['allow'])}"
-            + (f", deny = {_list(subscribe['deny'])}" if "deny" in subscribe else "")
-            + " }",
+            _rule("publish", perms["publish"]),
+            _rule("subscribe", perms["subscribe"]),
         ]
         if "allow_responses" in perms:
             lines.append('        allow_responses = { max: 1, expires: "1m" }')

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 from services.executor.connectors.configs import RenderedConfig
 from services.executor.errors import PermanentError, TransientError
@@ -62,7 +62,7 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
 
 def raise_for_status(
     service: str, status: int, body: str, headers: Mapping[str, str], retry_after: float | None = None
-) -> None:
+) -> NoReturn:
     """Map a non-success answer to a transient or a permanent error."""
     snippet = body[:200]
     if status >= 500 or status in TRANSIENT_STATUSES:

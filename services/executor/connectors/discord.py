@@ -34,15 +34,9 @@ class DiscordConnector:
     async def __call__(self, call: ActionCall[DiscordMessage]) -> dict[str, Any]:
         url = checked_webhook_url(call.secret, service="discord", hosts=self._hosts, allow_http=self._allow_http)
         cfg = call.config
-        content = cfg.content or ""
-        message: dict[str, Any] = {}
-        if cfg.content is not None:
-            message["content"] = content
-        if cfg.embeds is not None:
-            message["embeds"] = cfg.embeds
+        message = {key: value for key, value in (("content", cfg.content), ("embeds", cfg.embeds)) if value is not None}
         status, body, headers = await self._sessions.post_json("discord", url, message, with_trace(JSON_HEADERS, call))
         if status in (200, 204):
-            return {"delivered": True, "status": status, "chars": len(content)}
+            return {"delivered": True, "status": status, "chars": len(cfg.content or "")}
         retry_after = _retry_after_from_body(body) if status == 429 else None
         raise_for_status("discord", status, body, headers, retry_after=retry_after)
-        raise AssertionError("unreachable")  # pragma: no cover

@@ -60,4 +60,3 @@ class OpenWeatherConnector:
                 raise TransientError("openweather answered an unexpected body")
             return summarise(data, units)
         raise_for_status("openweather", status, body, headers)
-        raise AssertionError("unreachable")  # pragma: no cover

@@ -57,4 +57,3 @@ class SlackConnector:
             # Slack signals some failures with 200 and an error word instead of "ok".
             raise TransientError(f"slack answered 200 without ok: {body[:200]}")
         raise_for_status("slack", status, body, headers)
-        raise AssertionError("unreachable")  # pragma: no cover
