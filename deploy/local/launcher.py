@@ -68,7 +68,7 @@ class Launcher:
         self.output = output
         self.width = len("scheduler-10")
         self.infra = Infrastructure()
-        self.state = LauncherState(pid=_own_pid())
+        self.state = LauncherState(pid=psutil.Process().pid)
         self.supervised: list[Supervised] = []
 
     def announce(self, text: str) -> None:
@@ -208,10 +208,6 @@ class Launcher:
             codes = await asyncio.gather(*(s.stop(self.config.grace_seconds) for s in group))
             for sup, code in zip(group, codes, strict=True):
                 self.announce(f"{sup.spec.name} stopped (exit code {code})")
-
-
-def _own_pid() -> int:
-    return psutil.Process().pid
 
 
 def _reap_descendants(announce: Callable[[str], None]) -> None:

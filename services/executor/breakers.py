@@ -142,10 +142,9 @@ class Breakers:
 
     def release(self, tenant: str, connector: str, *, trial: bool) -> None:
         """The call ended without a verdict on the target: free the trial slot."""
-        if trial:
-            entry = self._entries.get((tenant, connector))
-            if entry is not None:
-                entry.trial_in_flight = False
+        entry = self._entries.get((tenant, connector)) if trial else None
+        if entry is not None:
+            entry.trial_in_flight = False
 
     def _entry(self, tenant: str, connector: str) -> _Breaker:
         key = (tenant, connector)

@@ -125,8 +125,7 @@ class TenantSlots:
 
     def cap(self, tenant: str) -> int:
         """How many events ``tenant`` may run now."""
-        t = self._tenants.get(tenant)
-        mine = 0 if t is None else len(t.running)
+        mine = self.running(tenant)
         if not self.contended(tenant):
             return max(1, self._usable - (self._running - mine))
         active = len(self._waiting | self._tenants.keys() | {tenant})

@@ -178,8 +178,7 @@ def _operation(
                 schema = {**schema, "maximum": page_max, "description": f"Page size, 1 to {page_max}."}
             parameters.append({"name": name, "in": "query", "required": required, "schema": schema})
     if op.headers is not None:
-        for name, required, schema in params[op.headers]:
-            parameters.append({"name": name, "in": "header", "required": required, "schema": schema})
+        parameters += [{"name": n, "in": "header", "required": r, "schema": s} for n, r, s in params[op.headers]]
     if parameters:
         out["parameters"] = parameters
     if op.body is not None:
