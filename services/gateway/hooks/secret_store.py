@@ -1,7 +1,7 @@
 """Webhook secrets in ``webhook_secrets``: sealed with the vault's KEKs, the current one and every
 earlier one still inside its rotation overlap.
 
-- :func:`add_current` seals a new current secret (a create, a trigger that becomes a webhook).
+- :func:`add` seals a new current secret (a create, a trigger that becomes a webhook).
 - :func:`rotate` ends the current secret's life at ``until`` and adds a new current one; earlier
   secrets keep their own ends, so a second rotation inside the overlap drops none of them.
 - :func:`read` opens the secrets a webhook may be signed with now.
@@ -42,7 +42,7 @@ SELECT id, kek_id, wrapped_dek, ciphertext, valid_until FROM webhook_secrets
 """
 _LEGACY = """
 SELECT id, tenant_id, webhook_secret, webhook_secret_prev, webhook_secret_prev_until FROM workflows
- WHERE (webhook_secret IS NOT NULL OR webhook_secret_prev IS NOT NULL) {only}
+ WHERE webhook_secret IS NOT NULL OR webhook_secret_prev IS NOT NULL
  ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED
 """
 # One workflow, at its first look-up: waits for another replica sealing it right now (never skips it),
@@ -76,25 +76,20 @@ async def load_ring(settings: GatewaySettings) -> KeyRing:
     return KeyRing(keks)
 
 
-async def _insert(
+async def add(
     conn: asyncpg.Connection,
     ring: KeyRing,
     tenant_id: uuid.UUID,
     workflow_id: uuid.UUID,
     secret: str,
-    valid_until: datetime | None,
+    valid_until: datetime | None = None,
 ) -> None:
+    """Seal ``secret`` as the current one, or (with ``valid_until``) as an earlier one still in its overlap."""
     secret_id = uuid.uuid4()
     sealed = seal(ring, tenant_id, workflow_id, secret_id, secret)
     await conn.execute(
         _INSERT, secret_id, workflow_id, tenant_id, sealed.kek_id, sealed.wrapped_dek, sealed.ciphertext, valid_until
     )
-
-
-async def add_current(
-    conn: asyncpg.Connection, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID, secret: str
-) -> None:
-    await _insert(conn, ring, tenant_id, workflow_id, secret, None)
 
 
 async def rotate(
@@ -105,7 +100,7 @@ async def rotate(
     await conn.execute(
         "UPDATE webhook_secrets SET valid_until = $2 WHERE workflow_id = $1 AND valid_until IS NULL", workflow_id, until
     )
-    await add_current(conn, ring, tenant_id, workflow_id, secret)
+    await add(conn, ring, tenant_id, workflow_id, secret)
 
 
 async def remove_all(conn: asyncpg.Connection, workflow_id: uuid.UUID) -> None:
@@ -117,20 +112,11 @@ async def read(
     conn: asyncpg.Connection | asyncpg.Pool, ring: KeyRing, tenant_id: uuid.UUID, workflow_id: uuid.UUID
 ) -> list[OpenSecret]:
     """The secrets valid now, current first; raises ``DecryptError`` (``KeyUnavailable``) as the vault does."""
-    rows = await conn.fetch(_READ, workflow_id)
-    return [
-        OpenSecret(
-            open_secret(
-                ring,
-                tenant_id,
-                workflow_id,
-                row["id"],
-                SealedSecret(row["kek_id"], bytes(row["wrapped_dek"]), bytes(row["ciphertext"])),
-            ),
-            row["valid_until"],
-        )
-        for row in rows
-    ]
+    out: list[OpenSecret] = []
+    for row in await conn.fetch(_READ, workflow_id):
+        sealed = SealedSecret(row["kek_id"], bytes(row["wrapped_dek"]), bytes(row["ciphertext"]))
+        out.append(OpenSecret(open_secret(ring, tenant_id, workflow_id, row["id"], sealed), row["valid_until"]))
+    return out
 
 
 async def _seal_legacy_rows(conn: asyncpg.Connection, ring: KeyRing, rows: list[asyncpg.Record]) -> None:
@@ -141,10 +127,10 @@ async def _seal_legacy_rows(conn: asyncpg.Connection, ring: KeyRing, rows: list[
             "SELECT EXISTS (SELECT 1 FROM webhook_secrets WHERE workflow_id = $1 AND valid_until IS NULL)", workflow_id
         )
         if row["webhook_secret"] is not None and not has_current:
-            await add_current(conn, ring, tenant_id, workflow_id, row["webhook_secret"])
+            await add(conn, ring, tenant_id, workflow_id, row["webhook_secret"])
         prev_until: datetime | None = row["webhook_secret_prev_until"]
         if row["webhook_secret_prev"] is not None and prev_until is not None and prev_until > now:
-            await _insert(conn, ring, tenant_id, workflow_id, row["webhook_secret_prev"], prev_until)
+            await add(conn, ring, tenant_id, workflow_id, row["webhook_secret_prev"], prev_until)
         await conn.execute(_CLEAR_LEGACY, workflow_id)
 
 
@@ -159,7 +145,7 @@ async def seal_legacy(pool: asyncpg.Pool, ring: KeyRing, *, batch: int = LEGACY_
     done = 0
     while True:
         async with pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(_LEGACY.format(only=""), batch)
+            rows = await conn.fetch(_LEGACY, batch)
             if not rows:
                 return done
             await _seal_legacy_rows(conn, ring, rows)

@@ -114,7 +114,7 @@ async def create(
                 body.trigger.type,
             )
             if secret is not None:
-                await secret_store.add_current(conn, ring, tenant_id, workflow_id, secret)
+                await secret_store.add(conn, ring, tenant_id, workflow_id, secret)
             await conn.execute(
                 "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, 1, $2::jsonb)",
                 workflow_id,
@@ -159,7 +159,7 @@ async def _new_version(
     if trigger_type != "webhook":
         await secret_store.remove_all(conn, row["id"])
     elif secret is not None:
-        await secret_store.add_current(conn, ring, row["tenant_id"], row["id"], secret)
+        await secret_store.add(conn, ring, row["tenant_id"], row["id"], secret)
     await add_message(conn, *workflow_change(row["tenant_id"], row["id"], version, change, is_active=is_active))
     return version, secret
 
