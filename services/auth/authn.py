@@ -14,7 +14,7 @@ from services.auth.keys import POOL, TOKENS
 from services.auth.revocation import is_revoked
 
 MAX_TOKEN_LENGTH = 8192
-_INVALID = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 async def require_claims(request: web.Request) -> Claims:
@@ -24,11 +24,11 @@ async def require_claims(request: web.Request) -> Claims:
             "a bearer token is required", code="missing_token", headers={"WWW-Authenticate": 'Bearer realm="ipaas"'}
         )
     if len(token) > MAX_TOKEN_LENGTH:
-        raise Unauthorized("token is too long", code="invalid_token", headers=_INVALID)
+        raise Unauthorized("token is too long", code="invalid_token", headers=INVALID_TOKEN)
     try:
         claims = request.app[TOKENS].verify(token)
     except TokenError as exc:
-        raise Unauthorized(exc.message, code=exc.code, headers=_INVALID) from exc
+        raise Unauthorized(exc.message, code=exc.code, headers=INVALID_TOKEN) from exc
     if await is_revoked(request.app[POOL], claims):
-        raise Unauthorized("token has been revoked", code="token_revoked", headers=_INVALID)
+        raise Unauthorized("token has been revoked", code="token_revoked", headers=INVALID_TOKEN)
     return claims

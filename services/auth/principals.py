@@ -18,10 +18,9 @@ from libs.common.auth import api_keys
 from libs.common.auth.api_keys import Scope
 from libs.common.auth.jwt_verify import bearer_token
 from libs.common.http.errors import Forbidden, Unauthorized
-from services.auth.authn import require_claims
+from services.auth.authn import INVALID_TOKEN, require_claims
 from services.auth.keys import POOL
 
-_INVALID = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 # last_used_at is written at most this often per key (a busy key is not a write per request).
 TOUCH_SQL = """
 UPDATE api_keys SET last_used_at = now()
@@ -41,7 +40,7 @@ async def key_principal(pool: asyncpg.Pool, key: str, scope: Scope) -> Principal
     """The tenant of a live key that has ``scope``: 401 if no such key, 403 if it lacks the scope."""
     row = await pool.fetchrow(KEY_SQL, api_keys.digest(key)) if api_keys.well_formed(key) else None
     if row is None:
-        raise Unauthorized("unknown or revoked API key", code="invalid_api_key", headers=_INVALID)
+        raise Unauthorized("unknown or revoked API key", code="invalid_api_key", headers=INVALID_TOKEN)
     if scope.value not in row["scopes"]:
         raise Forbidden(
             f"this API key lacks the {scope.value!r} scope",
