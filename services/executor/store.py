@@ -343,23 +343,18 @@ class ExecutionStore:
         return results
 
     async def _claim_rows(self, items: list[tuple[EventEnvelope, str | None]]) -> list[tuple[uuid.UUID, ClaimView]]:
-        cols: list[list[Any]] = [[] for _ in range(7)]
-        for event, trace_id in items:
-            for col, value in zip(
-                cols,
-                (
-                    event.event_id,
-                    event.tenant_id,
-                    event.workflow_id,
-                    event.workflow_version,
-                    event.trigger.value,
-                    trace_id,
-                    event.scheduled_for,
-                ),
-                strict=True,
-            ):
-                col.append(value)
-        rows = await self._pool.fetch(CLAIM_SQL, *cols, self.owner, self._lease)
+        rows = await self._pool.fetch(
+            CLAIM_SQL,
+            [event.event_id for event, _ in items],
+            [event.tenant_id for event, _ in items],
+            [event.workflow_id for event, _ in items],
+            [event.workflow_version for event, _ in items],
+            [event.trigger.value for event, _ in items],
+            [trace_id for _, trace_id in items],
+            [event.scheduled_for for event, _ in items],
+            self.owner,
+            self._lease,
+        )
         return [
             (
                 row["event_id"],
@@ -396,16 +391,15 @@ class ExecutionStore:
         return [done[o.event.event_id] for o in items]
 
     async def _finish_rows(self, outcomes: list[Outcome]) -> dict[uuid.UUID, Written]:
-        cols: list[list[Any]] = [[] for _ in range(7)]
-        for o in outcomes:
-            output = None if o.output is None else pg_json(o.output)
-            given = None if o.input is None else pg_json(o.input)
-            for col, value in zip(
-                cols,
-                (o.event.event_id, o.status, o.duration_ms, pg_text_or_none(o.error), output, o.trace_id, given),
-                strict=True,
-            ):
-                col.append(value)
+        cols = [
+            [o.event.event_id for o in outcomes],
+            [o.status for o in outcomes],
+            [o.duration_ms for o in outcomes],
+            [pg_text_or_none(o.error) for o in outcomes],
+            [None if o.output is None else pg_json(o.output) for o in outcomes],
+            [o.trace_id for o in outcomes],
+            [None if o.input is None else pg_json(o.input) for o in outcomes],
+        ]
         async with self._pool.acquire() as conn, conn.transaction():
             rows = await conn.fetch(FINISH_SQL, *cols, self.owner)
             stored = {row["event_id"] for row in rows}

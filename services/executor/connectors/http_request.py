@@ -93,9 +93,7 @@ class HttpRequestConnector:
         except (ValueError, TypeError) as exc:
             raise PermanentError("http_request url is not a URL") from exc
         secret_headers = {str(k): str(v) for k, v in (call.secret.get("headers") or {}).items()}
-        headers = dict(secret_headers)
-        headers.update(cfg.headers)
-        headers["Idempotency-Key"] = call.event_id
+        headers = {**secret_headers, **cfg.headers, "Idempotency-Key": call.event_id}
         if cfg.query:
             url = url.update_query(cfg.query)
         headers.update(call.trace_headers)

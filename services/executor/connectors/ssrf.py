@@ -72,10 +72,7 @@ def refusal_reason(ip: IPAddress) -> str | None:
         (ip.is_reserved, "a reserved address"),
         (not ip.is_global, "a non-public address"),
     )
-    for hit, reason in checks:
-        if hit:
-            return reason
-    return None
+    return next((reason for hit, reason in checks if hit), None)
 
 
 class EgressGuard:
@@ -109,9 +106,7 @@ class EgressGuard:
             address = str(literal)
         else:
             address = await self._resolve(host, url.port or 0)
-        pinned = dict(_PINNED.get() or {})
-        pinned[host] = address
-        _PINNED.set(pinned)
+        _PINNED.set({**(_PINNED.get() or {}), host: address})
         return address
 
     async def _resolve(self, host: str, port: int) -> str:
