@@ -72,8 +72,8 @@ class SchedulerRuntime:
             self.publisher, self.progress, self.versions, clock, self.metrics, options, owns=self.peers.owns
         )
         self.sync = ScheduleSync(self.store, self.engine, self.metrics)
-        self.feed = ChangeFeed(bus, self.sync.on_change, on_failure=self._request_resync)
-        self._resync_now = asyncio.Event()
+        self._resync_now = asyncio.Event()  # a change failed to apply: resync now, not at the next interval
+        self.feed = ChangeFeed(bus, self.sync.on_change, on_failure=self._resync_now.set)
         self._tasks: list[asyncio.Task[None]] = []
         self._stopped = False
         self._stop_task: asyncio.Task[None] | None = None
@@ -131,9 +131,6 @@ class SchedulerRuntime:
                 )
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.options.retry_max_seconds)
-
-    def _request_resync(self) -> None:
-        self._resync_now.set()
 
     async def stop(self) -> None:
         """Drain and stop (see the module docstring); safe to call more than once, or concurrently."""
