@@ -64,14 +64,13 @@ def missing_on_this_machine(version: tuple[int, ...], has_venv: bool, has_ensure
         else:
             hint = "install Python 3.11 or newer"
         return [f"Python 3.11 or newer is needed; {sys.executable} is {found} ({hint}, then: make PYTHON=python3.11)"]
-    problems = []
-    if not has_venv or not has_ensurepip:
-        package = f"python3.{version[1]}-venv"
-        problems.append(
-            f"the venv module with ensurepip is missing from {sys.executable}. "
-            f"On Debian or Ubuntu: sudo apt-get install {package} (or python3-venv), then run make again"
-        )
-    return problems
+    if has_venv and has_ensurepip:
+        return []
+    package = f"python3.{version[1]}-venv"
+    return [
+        f"the venv module with ensurepip is missing from {sys.executable}. "
+        f"On Debian or Ubuntu: sudo apt-get install {package} (or python3-venv), then run make again"
+    ]
 
 
 def _module_exists(name: str) -> bool:
