@@ -64,19 +64,11 @@ def _busy(exc: HashingBusy) -> Busy:
 
 
 def _check_password_length(request: web.Request, password: str) -> None:
-    settings = request.app[SETTINGS]
-    if not settings.password_min_length <= len(password) <= settings.password_max_length:
-        raise ValidationFailed(
-            "request body failed validation",
-            details=[
-                {
-                    "field": "password",
-                    "type": "string_length",
-                    "message": f"password must be {settings.password_min_length} to "
-                    f"{settings.password_max_length} characters",
-                }
-            ],
-        )
+    low, high = request.app[SETTINGS].password_min_length, request.app[SETTINGS].password_max_length
+    if not low <= len(password) <= high:
+        message = f"password must be {low} to {high} characters"
+        detail = {"field": "password", "type": "string_length", "message": message}
+        raise ValidationFailed("request body failed validation", details=[detail])
 
 
 async def register(request: web.Request) -> web.Response:

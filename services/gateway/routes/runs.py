@@ -136,6 +136,7 @@ async def dry_run(request: web.Request) -> web.Response:
             ],
         )
     s = request.app[SETTINGS]
+    wait = s.retry_after_seconds
     command = DryRunCommand(
         tenant_id=tenant(request),
         workflow=body.workflow,
@@ -145,27 +146,21 @@ async def dry_run(request: web.Request) -> web.Response:
     message = command.model_dump_json().encode()
     bus = request.app[BUS]
     if not bus.is_connected:
-        raise ServiceUnavailable("event bus unavailable; retry later", retry_after=s.retry_after_seconds)
+        raise ServiceUnavailable("event bus unavailable; retry later", retry_after=wait)
     try:
         reply = await bus.request(s.dry_run_subject, message, timeout=s.dry_run_timeout_seconds)
     except NoResponders as exc:
-        raise ServiceUnavailable("no executor is available for dry-runs", retry_after=s.retry_after_seconds) from exc
+        raise ServiceUnavailable("no executor is available for dry-runs", retry_after=wait) from exc
     except (BusUnavailable, TimeoutError, OSError) as exc:  # no reply in time (RequestTimeout), or NATS away
-        raise ServiceUnavailable(
-            "the executor did not answer the dry-run in time", retry_after=s.retry_after_seconds
-        ) from exc
+        raise ServiceUnavailable("the executor did not answer the dry-run in time", retry_after=wait) from exc
     try:
         result = DryRunResult.model_validate_json(reply.data)
     except ValidationError as exc:
-        raise ServiceUnavailable(
-            "the executor sent a malformed dry-run reply", retry_after=s.retry_after_seconds
-        ) from exc
+        raise ServiceUnavailable("the executor sent a malformed dry-run reply", retry_after=wait) from exc
     if result.refused == "tenant_limit":
-        raise DryRunRateLimited(
-            "too many dry-runs of this tenant at once; retry later", retry_after=s.retry_after_seconds
-        )
+        raise DryRunRateLimited("too many dry-runs of this tenant at once; retry later", retry_after=wait)
     if result.refused is not None:
-        raise DryRunBusy("the executor is busy with other dry-runs; retry later", retry_after=s.retry_after_seconds)
+        raise DryRunBusy("the executor is busy with other dry-runs; retry later", retry_after=wait)
     if result.error_code in TEMPLATE_REFUSALS:
         field = f"workflow.{result.error_field}" if result.error_field else "workflow"
         raise ValidationFailed(

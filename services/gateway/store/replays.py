@@ -108,12 +108,8 @@ async def create_job(
         )
         total = int(status.rsplit(" ", 1)[-1])
         if total > max_events:
-            raise ValidationFailed(
-                f"more than {max_events} dead letters match: narrow the filter",
-                details=[
-                    {"field": "body", "message": f"matches more than {max_events}", "type": "too_many_dead_letters"}
-                ],
-            )
+            detail = {"field": "body", "message": f"matches more than {max_events}", "type": "too_many_dead_letters"}
+            raise ValidationFailed(f"more than {max_events} dead letters match: narrow the filter", details=[detail])
         row = await conn.fetchrow(
             f"""UPDATE replay_jobs SET total = $2,
                        state = CASE WHEN $2 = 0 THEN 'done' ELSE 'running' END,
