@@ -115,16 +115,9 @@ async def list_versions(request: web.Request) -> web.Response:
     current, page = await pages.versions_page(
         request.app[POOL], tenant(request), path_id(request), limit_of(query, s), query.after_version, s.page_max_bytes
     )
+    # A row holds the version, its definition and created_at (and the page's count, which the model ignores).
     out = [
-        WorkflowVersionOut.model_validate(
-            {
-                "version": r["version"],
-                "definition": r["definition"],
-                "created_at": r["created_at"],
-                "current": r["version"] == current,
-            },
-            context=STORED,
-        )
+        WorkflowVersionOut.model_validate({**dict(r), "current": r["version"] == current}, context=STORED)
         for r in page.rows
     ]
     meta = VersionPageMeta()
