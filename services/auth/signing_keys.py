@@ -139,12 +139,8 @@ def load_signing_keys(
             "no signing key: set IPAAS_AUTH_SIGNING_KEY or IPAAS_AUTH_SIGNING_KEYS_DIR "
             "(keys are generated only with IPAAS_DEV_MODE=true)"
         )
-    return SigningKeyRing(_dev_keys(dev_dir / "signing"))
-
-
-def _dev_keys(directory: Path) -> list[SigningKey]:
-    write_dev_key(directory, "", ".pem", lambda: pem_of(Ed25519PrivateKey.generate()), "signing key")
-    return _read_dir(directory)
+    write_dev_key(dev_dir / "signing", "", ".pem", lambda: pem_of(Ed25519PrivateKey.generate()), "signing key")
+    return SigningKeyRing(_read_dir(dev_dir / "signing"))
 
 
 TIME_FORMATS = ("%Y%m%dT%H%M%SZ", "%Y-%m-%dT%H-%M-%SZ", "%Y-%m-%dT%H:%M:%SZ", "%Y%m%d", "%Y-%m-%d")

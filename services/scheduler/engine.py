@@ -63,10 +63,6 @@ PREPARE_SLICE = 500
 GC_PAUSE_MAX_SECONDS = 10.0
 
 
-def _owns_all(workflow_id: uuid.UUID) -> bool:
-    return True
-
-
 @dataclass(frozen=True, slots=True)
 class DrainReport:
     due: int  # slots due (handed on by the timer, not finished) when the drain began
@@ -103,7 +99,7 @@ class Engine:
         owns: Callable[[uuid.UUID], bool] | None = None,
     ) -> None:
         self._publisher = publisher
-        self._owns = owns if owns is not None else _owns_all
+        self._owns = owns or (lambda _workflow_id: True)  # alone: every workflow is this replica's
         self._progress = progress
         self._versions = versions
         self._clock = clock
@@ -266,13 +262,10 @@ class Engine:
             self._wake.set()
 
     def _compact(self) -> None:
-        live = []
-        for due, token, wf in self._heap:
-            entry = self._entries.get(wf)
-            if entry is not None and entry.token == token:
-                live.append((due, token, wf))
-        heapq.heapify(live)
-        self._heap = live
+        """Drop the heap's stale items: those of an unloaded schedule, or superseded by a later push."""
+        entries = self._entries
+        self._heap = [item for item in self._heap if (e := entries.get(item[2])) is not None and e.token == item[1]]
+        heapq.heapify(self._heap)
 
     # ---- the loop -------------------------------------------------------
     def start(self) -> None:
