@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from tests.helpers.factories import connection
+from tests.helpers.factories import connection, fetchval_once
 from tests.helpers.fakes import executor_env, publish_many, slack_workflow, webhook_envelopes
 from tests.helpers.wait import wait_until
 
@@ -35,13 +35,11 @@ async def test_events_published_during_a_postgres_outage_all_run_after_it(
 
     async def all_done() -> bool:
         try:
-            c = await asyncpg.connect(dsn)
-        except (OSError, asyncpg.PostgresError):
+            return bool(
+                await fetchval_once(dsn, "SELECT count(*) FROM executions WHERE status = 'succeeded'") == EVENTS
+            )
+        except (OSError, asyncpg.PostgresError):  # still starting up
             return False
-        try:
-            return bool(await c.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'") == EVENTS)
-        finally:
-            await c.close()
 
     await wait_until(all_done, timeout=60, interval=0.25, message="every event after the outage")
     assert ex.alive()

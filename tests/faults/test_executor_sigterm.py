@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
-from tests.helpers.fakes import Answer, executor_env, publish_many, slack_workflow, webhook_envelopes
+from tests.helpers.fakes import Answer, publish_many, slack_workflow, webhook_envelopes
 from tests.helpers.services import metric, metrics_text
 from tests.helpers.wait import wait_until
 
@@ -16,33 +15,28 @@ def _succeeded_metric(url: str) -> float:
     return metric(metrics_text(url), "ipaas_executor_executions_total", '[^}]*status="succeeded"[^}]*')
 
 
-async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(
-    bus, db, nats_url, database_url, service, sink, creds
-):
+async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(bus, db, stack, sink, creds):
     sink.behaviour = lambda _r, _n: Answer(200, "ok", delay=0.02)
     tenant, wf = await slack_workflow(db, creds, sink.url, "n{{ payload.i }}")
-    env = executor_env(
-        nats_url,
-        database_url,
-        IPAAS_EXECUTOR_MAX_IN_FLIGHT="16",
-        IPAAS_EXECUTOR_TENANT_SHARE="1",
-        IPAAS_EXECUTOR_GRACE_SECONDS="5",
-    )
-    victim = service("services.executor", env=env)
-    survivor = service("services.executor", env=env)
+    env = {
+        "IPAAS_EXECUTOR_MAX_IN_FLIGHT": "16",
+        "IPAAS_EXECUTOR_TENANT_SHARE": "1",
+        "IPAAS_EXECUTOR_GRACE_SECONDS": "5",
+    }
+    victim, survivor = stack.start_executor(**env), stack.start_executor(**env)
     envelopes = webhook_envelopes(tenant, wf, EVENTS)
     await publish_many(bus, envelopes, concurrency=128)
 
-    async def succeeded():
-        return await db.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'")
+    async def succeeded(at_least: int) -> bool:
+        return bool(await db.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'") >= at_least)
 
-    await wait_until(lambda: _at_least(succeeded, EVENTS // 5), timeout=30, message="load under way")
+    await wait_until(lambda: succeeded(EVENTS // 5), timeout=30, message="load under way")
     # terminate() blocks while the process drains: run it off the loop that serves the fake sink.
     assert await asyncio.to_thread(victim.terminate, 20) == 0
     after_victim = await asyncio.to_thread(_succeeded_metric, survivor.metrics_url)
     assert "executor stopped" in victim.logs()
 
-    await wait_until(lambda: _at_least(succeeded, EVENTS), timeout=60, message="every event succeeded")
+    await wait_until(lambda: succeeded(EVENTS), timeout=60, message="every event succeeded")
     rows = await db.fetch("SELECT event_id, status, attempts FROM executions")
     assert len(rows) == EVENTS
     assert {r["event_id"] for r in rows} == {e.event_id for e in envelopes}
@@ -52,7 +46,3 @@ async def test_sigterm_mid_load_hands_the_rest_to_the_other_replica(
     assert sorted(set(texts)) == sorted(f"n{i}" for i in range(EVENTS))
     assert len(texts) == EVENTS
     assert await asyncio.to_thread(_succeeded_metric, survivor.metrics_url) > after_victim
-
-
-async def _at_least(fn: Any, n: int) -> bool:
-    return bool(await fn() >= n)

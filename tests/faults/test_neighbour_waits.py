@@ -27,8 +27,8 @@ import pytest
 
 from deploy.local.infra import free_port
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import executor_env, publish_many, webhook_envelopes
-from tests.helpers.ledger import http_workflow
+from tests.helpers.fakes import publish_many, webhook_envelopes
+from tests.helpers.ledger import FaultStack, http_workflow
 from tests.helpers.wait import wait_until
 
 A_EVENTS = 1000
@@ -40,7 +40,7 @@ B_BOUND_SECONDS = 60.0  # well below PARK_SECONDS: a parked B event cannot finis
 
 @pytest.mark.timeout(200)
 async def test_a_refusing_neighbours_backlog_never_parks_a_healthy_tenant(
-    bus: Any, db: Any, nats_url: str, database_url: str, service: Any, sinks: Any
+    bus: Any, db: Any, stack: FaultStack, sinks: Any
 ) -> None:
     healthy = await sinks()
     ta, tb = await create_tenant(db, "refused"), await create_tenant(db, "healthy")
@@ -52,21 +52,16 @@ async def test_a_refusing_neighbours_backlog_never_parks_a_healthy_tenant(
     await publish_many(bus, events, concurrency=16)
     b_ids = [e.event_id for e in events if e.tenant_id == tb]
 
-    service(
-        "services.executor",
-        env=executor_env(
-            nats_url,
-            database_url,
-            LOG_LEVEL="WARNING",
-            IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS=str(PARK_SECONDS),
-            IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS=str(2 * PARK_SECONDS),
-            IPAAS_EXECUTOR_FAIRNESS_DELAY_SECONDS=str(PARK_SECONDS),
-            # Work that takes longer than this counts as slow (parked rather than waiting for a slot):
-            # far above what B's quick events take even on a loaded machine, far below PARK_SECONDS.
-            IPAAS_EXECUTOR_FAIRNESS_PATIENCE_SECONDS=str(PATIENCE_SECONDS),
-            IPAAS_EXECUTOR_MAX_IN_FLIGHT="64",
-            IPAAS_EXECUTOR_BREAKER_RESET_SECONDS=str(PARK_SECONDS),
-        ),
+    stack.start_executor(
+        LOG_LEVEL="WARNING",
+        IPAAS_EXECUTOR_BACKOFF_BASE_SECONDS=str(PARK_SECONDS),
+        IPAAS_EXECUTOR_BACKOFF_MAX_SECONDS=str(2 * PARK_SECONDS),
+        IPAAS_EXECUTOR_FAIRNESS_DELAY_SECONDS=str(PARK_SECONDS),
+        # Work that takes longer than this counts as slow (parked rather than waiting for a slot):
+        # far above what B's quick events take even on a loaded machine, far below PARK_SECONDS.
+        IPAAS_EXECUTOR_FAIRNESS_PATIENCE_SECONDS=str(PATIENCE_SECONDS),
+        IPAAS_EXECUTOR_MAX_IN_FLIGHT="64",
+        IPAAS_EXECUTOR_BREAKER_RESET_SECONDS=str(PARK_SECONDS),
     )
     parked_b: set[uuid.UUID] = set()
 

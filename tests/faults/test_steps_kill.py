@@ -11,15 +11,15 @@ once, and every execution ends ``succeeded``.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
 
 import pytest
 
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, Seen, executor_env, publish_event
+from tests.helpers.fakes import Answer, Seen, http_step, publish_event, steps_workflow
 from tests.helpers.wait import wait_until
 
 EVENTS = 6
+STEPS = ("first", "second", "third")
 FAST_TAKEOVER = {
     "IPAAS_EXECUTOR_ACK_WAIT_SECONDS": "2",
     "IPAAS_EXECUTOR_HEARTBEAT_SECONDS": "0.5",
@@ -27,15 +27,8 @@ FAST_TAKEOVER = {
 }
 
 
-def step(step_id: str, url: str) -> dict[str, Any]:
-    return {
-        "id": step_id,
-        "action": {"type": "http_request", "config": {"method": "POST", "url": url, "body": {"n": "{{ payload.n }}"}}},
-    }
-
-
 @pytest.mark.timeout(120)
-async def test_a_recorded_step_never_runs_again_after_kill_9(bus, db, nats_url, database_url, service, sinks):
+async def test_a_recorded_step_never_runs_again_after_kill_9(bus, db, stack, sinks):
     hung: set[str] = set()
 
     def answer(req: Seen, _n: int) -> Answer:
@@ -47,21 +40,10 @@ async def test_a_recorded_step_never_runs_again_after_kill_9(bus, db, nats_url, 
 
     sink = await sinks(answer)
     tenant = await create_tenant(db)
-    wf = await create_workflow(
-        db,
-        tenant,
-        {
-            "name": "three",
-            "trigger": {"type": "webhook"},
-            "steps": [
-                step("first", f"{sink.url}/first"),
-                step("second", f"{sink.url}/second"),
-                step("third", f"{sink.url}/third"),
-            ],
-        },
-    )
-    env = executor_env(nats_url, database_url, IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS="90", **FAST_TAKEOVER)
-    doomed = service("services.executor", env=env)
+    chain = [http_step(s, f"{sink.url}/{s}", {"n": "{{ payload.n }}"}) for s in STEPS]
+    wf = await create_workflow(db, tenant, steps_workflow(chain))
+    env = {"IPAAS_EXECUTOR_ACTION_TIMEOUT_SECONDS": "90", **FAST_TAKEOVER}
+    doomed = stack.start_executor(**env)
     events = [await publish_event(bus, tenant, wf, {"n": n}) for n in range(EVENTS)]
 
     async def all_in_step_2() -> bool:
@@ -73,7 +55,7 @@ async def test_a_recorded_step_never_runs_again_after_kill_9(bus, db, nats_url, 
     await wait_until(all_in_step_2, timeout=30, message="every event's step 1 recorded and step 2 in flight")
     doomed.kill()
     assert not doomed.alive()
-    service("services.executor", env=env)
+    stack.start_executor(**env)
 
     async def all_done() -> bool:
         rows = await db.fetch("SELECT status FROM executions WHERE workflow_id = $1", wf)
@@ -89,6 +71,6 @@ async def test_a_recorded_step_never_runs_again_after_kill_9(bus, db, nats_url, 
         "SELECT step_id, status, attempts FROM execution_steps WHERE event_id = ANY($1::uuid[])",
         [e.event_id for e in events],
     )
-    assert Counter((s["step_id"], s["status"], s["attempts"]) for s in steps) == Counter(
-        {("first", "succeeded", 1): EVENTS, ("second", "succeeded", 1): EVENTS, ("third", "succeeded", 1): EVENTS}
-    )
+    assert Counter((s["step_id"], s["status"], s["attempts"]) for s in steps) == {
+        (s, "succeeded", 1): EVENTS for s in STEPS
+    }
