@@ -18,7 +18,6 @@ import pytest
 from deploy.local.infra import NatsServer, PostgresServer, free_port
 from libs.common.bus import Bus
 from libs.common.db.migrate import apply_migrations
-from libs.common.settings import NatsSettings
 from tests.helpers.fakes import FakeSink
 from tests.helpers.ledger import Ledger, burst_with_outage, fault_stack, http_workflow, stop_immediately
 from tests.helpers.pg_roles import create_database
@@ -28,56 +27,54 @@ from tests.helpers.wait import wait_until
 
 @pytest.mark.slow
 @pytest.mark.timeout(240)
-async def test_nats_killed_and_restarted_mid_burst(db, database_url, private_nats: NatsServer, service, sink):
-    bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="ledger", connect_deadline_seconds=10)
-    try:
-        await bus.ensure_streams()
-        async with fault_stack(service, db, private_nats.url, database_url) as stack:
-            stack.start_gateway(IPAAS_GATEWAY_PUBLISH_TIMEOUT_SECONDS="1")
-            for _ in range(2):
-                stack.start_executor()
-            tenant = await stack.tenant(http_workflow(f"{sink.url}/n"))
-            ledger = Ledger()
-            # From the kill to the restart's start: no server, so every answer must be a 503.  (The end
-            # is taken before start(), which returns once the server is back and already storing.)
-            down_at: list[float] = []
-            back: list[float] = []
+async def test_nats_killed_and_restarted_mid_burst(
+    db, database_url, private_nats: NatsServer, private_bus: Bus, service, sink
+):
+    await private_bus.ensure_streams()
+    async with fault_stack(service, db, private_nats.url, database_url) as stack:
+        stack.start_gateway(IPAAS_GATEWAY_PUBLISH_TIMEOUT_SECONDS="1")
+        for _ in range(2):
+            stack.start_executor()
+        tenant = await stack.tenant(http_workflow(f"{sink.url}/n"))
+        ledger = Ledger()
+        # From the kill to the restart's start: no server, so every answer must be a 503.  (The end
+        # is taken before start(), which returns once the server is back and already storing.)
+        down_at: list[float] = []
+        back: list[float] = []
 
-            def outage() -> None:
-                private_nats.kill()  # kill -9
-                down_at.append(time.monotonic())
-                time.sleep(3)
-                down_at.append(time.monotonic())
-                private_nats.start()
-                back.append(time.monotonic())
+        def outage() -> None:
+            private_nats.kill()  # kill -9
+            down_at.append(time.monotonic())
+            time.sleep(3)
+            down_at.append(time.monotonic())
+            private_nats.start()
+            back.append(time.monotonic())
 
-            async def burst() -> None:
-                # At least 3,000 webhooks, and on until the server is back: a fast machine would
-                # otherwise finish the burst before the outage it is meant to meet.
-                await stack.send(ledger, tenant, 3000, concurrency=16)
-                while not back:
-                    await stack.send(ledger, tenant, 100, concurrency=16)
+        async def burst() -> None:
+            # At least 3,000 webhooks, and on until the server is back: a fast machine would
+            # otherwise finish the burst before the outage it is meant to meet.
+            await stack.send(ledger, tenant, 3000, concurrency=16)
+            while not back:
+                await stack.send(ledger, tenant, 100, concurrency=16)
 
-            await burst_with_outage(burst, ledger, 800, outage)
-            statuses = ledger.statuses()
-            assert set(statuses) <= {202, 503}, statuses
-            assert statuses[503] > 0 and not ledger.refused_without_retry_after()
-            during = [a for a in ledger.answers if down_at[0] + 0.5 < a.answered_at < down_at[1]]
-            assert during and all(a.status == 503 for a in during)
-            # Ingest comes back without a service restart (JetStream recovers its streams after the kill first).
-            probe = Ledger()
+        await burst_with_outage(burst, ledger, 800, outage)
+        statuses = ledger.statuses()
+        assert set(statuses) <= {202, 503}, statuses
+        assert statuses[503] > 0 and not ledger.refused_without_retry_after()
+        during = [a for a in ledger.answers if down_at[0] + 0.5 < a.answered_at < down_at[1]]
+        assert during and all(a.status == 503 for a in during)
+        # Ingest comes back without a service restart (JetStream recovers its streams after the kill first).
+        probe = Ledger()
 
-            async def ingest_back() -> bool:
-                await stack.send(probe, tenant, 1, concurrency=1)
-                return probe.answers[-1].status == 202
+        async def ingest_back() -> bool:
+            await stack.send(probe, tenant, 1, concurrency=1)
+            return probe.answers[-1].status == 202
 
-            await wait_until(ingest_back, timeout=30, interval=0.5, message="ingest accepting again after the restart")
-            ledger.answers += probe.answers
-            # Consumers resume without a service restart: the burst's events and new ones all run.
-            await stack.send_accepted(ledger, tenant, 50, concurrency=8)
-            await stack.every_event_once(ledger, tenant, bus, sink, timeout=120)
-    finally:
-        await bus.drain()
+        await wait_until(ingest_back, timeout=30, interval=0.5, message="ingest accepting again after the restart")
+        ledger.answers += probe.answers
+        # Consumers resume without a service restart: the burst's events and new ones all run.
+        await stack.send_accepted(ledger, tenant, 50, concurrency=8)
+        await stack.every_event_once(ledger, tenant, private_bus, sink, timeout=120)
 
 
 @pytest.mark.slow

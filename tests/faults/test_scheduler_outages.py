@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,7 +12,7 @@ import asyncpg
 from deploy.local.infra import NatsServer, PostgresServer
 from libs.common.bus import Bus
 from libs.common.db import create_pool
-from libs.common.settings import DatabaseSettings, NatsSettings
+from libs.common.settings import DatabaseSettings
 from services.scheduler.runtime import SchedulerRuntime
 from services.scheduler.settings import SchedulerOptions
 from tests.helpers.factories import connection, create_tenant, create_workflow, fetchval_once
@@ -52,43 +51,33 @@ async def first_slot_fired(
 
 
 async def test_a_slot_due_while_nats_is_down_fires_once_when_it_is_back(
-    private_nats: NatsServer,
-    database_url: str,
-    db: asyncpg.Connection,
+    private_nats: NatsServer, private_bus: Bus, pool: asyncpg.Pool, db: asyncpg.Connection
 ) -> None:
     tenant = await create_tenant(db)
     wf = await create_workflow(db, tenant, DEFINITION)
-    bus = await Bus.connect(NatsSettings(NATS_URL=private_nats.url), name="test", connect_deadline_seconds=10)
-    pool = await create_pool(DatabaseSettings(DATABASE_URL=database_url))
-    try:
-        async with first_slot_fired(bus, pool, retry_max_seconds=1.0) as (clock, rt):
-            private_nats.kill()
-            await wait_until(lambda: not rt.ready, timeout=10, message="not ready without NATS")
-            clock.set(at(2))
-            await wait_until(
-                lambda: rt.metrics.publish_failures._value.get() >= 1, timeout=10, message="a publish failed"
-            )
+    async with first_slot_fired(private_bus, pool, retry_max_seconds=1.0) as (clock, rt):
+        private_nats.kill()
+        await wait_until(lambda: not rt.ready, timeout=10, message="not ready without NATS")
+        clock.set(at(2))
+        await wait_until(lambda: rt.metrics.publish_failures._value.get() >= 1, timeout=10, message="a publish failed")
 
-            await asyncio.to_thread(private_nats.start)
+        await asyncio.to_thread(private_nats.start)
 
-            async def delivered() -> bool:
-                if clock.now() < at(2, 58):
-                    clock.advance(0.5)  # let the retry backoff elapse, staying before the next slot
-                return await fired(bus) == ["12:01:00", "12:02:00"]
+        async def delivered() -> bool:
+            if clock.now() < at(2, 58):
+                clock.advance(0.5)  # let the retry backoff elapse, staying before the next slot
+            return await fired(private_bus) == ["12:01:00", "12:02:00"]
 
-            await wait_until(delivered, timeout=30, interval=0.1, message="slot delivered after the outage")
-            await wait_until(lambda: rt.ready, timeout=10, message="ready again")
-            clock.set(at(3))
-            await wait_until(lambda: equals(fired(bus), ["12:01:00", "12:02:00", "12:03:00"]), message="next slot")
-            assert await db.fetchval("SELECT count(*) FROM executions WHERE status = 'skipped'") == 0
+        await wait_until(delivered, timeout=30, interval=0.1, message="slot delivered after the outage")
+        await wait_until(lambda: rt.ready, timeout=10, message="ready again")
+        clock.set(at(3))
+        await wait_until(lambda: equals(fired(private_bus), ["12:01:00", "12:02:00", "12:03:00"]), message="next slot")
+        assert await db.fetchval("SELECT count(*) FROM executions WHERE status = 'skipped'") == 0
 
-            # The change feed survived the outage too: a disable still lands.
-            await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
-            await publish_change(bus, tenant, wf, 1, "disabled", is_active=False)
-            await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=15, message="disable applied")
-    finally:
-        await bus.drain()
-        await pool.close()
+        # The change feed survived the outage too: a disable still lands.
+        await db.execute("UPDATE workflows SET is_active = false WHERE id = $1", wf)
+        await publish_change(private_bus, tenant, wf, 1, "disabled", is_active=False)
+        await wait_until(lambda: wf not in rt.engine.workflow_ids(), timeout=15, message="disable applied")
 
 
 async def test_schedules_keep_firing_while_postgres_is_down_and_progress_is_saved_after(
@@ -98,7 +87,7 @@ async def test_schedules_keep_firing_while_postgres_is_down_and_progress_is_save
     dsn = private_pg.dsn("ipaas")
     async with connection(dsn) as conn:
         tenant = await create_tenant(conn)
-        wf = await create_workflow(conn, tenant, json.loads(json.dumps(DEFINITION)))
+        wf = await create_workflow(conn, tenant, DEFINITION)
         # The test server runs without fsync/synchronous_commit: make the schema survive its SIGKILL.
         await conn.execute("CHECKPOINT")
     pool = await create_pool(DatabaseSettings(DATABASE_URL=dsn))
