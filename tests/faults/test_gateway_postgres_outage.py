@@ -23,11 +23,11 @@ import orjson
 
 from deploy.local.infra import PostgresServer
 from libs.common.bus import Bus
-from libs.common.settings import NatsSettings
 from tests.helpers.auth_setup import PASSWORD
 from tests.helpers.factories import execute_once, fetchval_once
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW
 from tests.helpers.ledger import stop_immediately
+from tests.helpers.scheduler import stored_events
 from tests.helpers.services import ServiceProcess
 from tests.helpers.stack_processes import Api, start_auth_and_gateway
 from tests.helpers.wait import wait_until
@@ -42,16 +42,18 @@ class Answer:
     at: float
 
 
-async def webhook(http: aiohttp.ClientSession, url: str, secret: str) -> Answer:
+async def webhook(http: aiohttp.ClientSession, base: str, workflow: dict[str, Any]) -> Answer:
+    """One signed webhook to ``workflow`` (as the API shows it) on the gateway at ``base``."""
     body = '{"order": 1}'
-    async with http.post(url, data=body.encode(), headers=signed(secret, body)) as resp:
+    headers = signed(workflow["webhook"]["secret"], body)
+    async with http.post(f"{base}{workflow['webhook']['url']}", data=body.encode(), headers=headers) as resp:
         out = orjson.loads(await resp.read())
         event_id = out["data"]["event_id"] if resp.status == 202 else None
         return Answer(resp.status, resp.headers.get("Retry-After"), event_id, time.monotonic())
 
 
 async def test_postgres_restart_under_a_webhook_burst(
-    private_pg: PostgresServer, nats_url: str, service: Callable[..., ServiceProcess], tmp_path: Path
+    private_pg: PostgresServer, nats_url: str, bus: Bus, service: Callable[..., ServiceProcess], tmp_path: Path
 ):
     auth, gateway = start_auth_and_gateway(
         service,
@@ -76,19 +78,17 @@ async def test_postgres_restart_under_a_webhook_burst(
         api = Api(http, gw)
         await api.sign_up()
         creds, auth_headers = {"email": api.email, "password": PASSWORD}, api.headers
-        hooks = {}
-        for name in ("warm", "cold"):
-            data = await api.data("POST", "/api/workflows", WEBHOOK_WORKFLOW, expect=201)
-            hooks[name] = (f"{gw}/hooks/{data['id']}", data["webhook"]["secret"])
-        warm_url, warm_secret = hooks["warm"]
-        cold_url, cold_secret = hooks["cold"]
+        warm, cold = [await api.data("POST", "/api/workflows", WEBHOOK_WORKFLOW, expect=201) for _ in range(2)]
         # The creations' change messages drop cache entries when they arrive: let them arrive first.
-        await wait_until(lambda: outbox_drained(private_pg), timeout=15, message="the outbox relayed")
-        assert (await webhook(http, warm_url, warm_secret)).status == 202  # now cached
+        outbox_drained = "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"
+        await wait_until(
+            lambda: fetchval_once(private_pg.dsn("ipaas"), outbox_drained), timeout=15, message="the outbox relayed"
+        )
+        assert (await webhook(http, gw, warm)).status == 202  # now cached
 
         async def sender() -> None:
             while not stop.is_set():
-                answers.append(await webhook(http, warm_url, warm_secret))
+                answers.append(await webhook(http, gw, warm))
                 await asyncio.sleep(0.01)  # pacing the load, not synchronisation
 
         # The test server runs with synchronous_commit=off: make what was committed survive the crash.
@@ -120,8 +120,8 @@ async def test_postgres_restart_under_a_webhook_burst(
             assert login["code"] == "database_unavailable"
             direct = await unavailable("GET", f"{auth.url}/api/credentials", headers=auth_headers)
             assert direct["code"] == "database_unavailable"
-            cold = await webhook(http, cold_url, cold_secret)  # never cached: nothing to fall back on
-            assert cold.status == 503 and cold.retry_after is not None
+            uncached = await webhook(http, gw, cold)  # never cached: nothing to fall back on
+            assert uncached.status == 503 and uncached.retry_after is not None
             up_at = time.monotonic()
 
             await asyncio.to_thread(private_pg.start)
@@ -139,7 +139,7 @@ async def test_postgres_restart_under_a_webhook_burst(
             await wait_until(login_back, timeout=30, interval=0.2, message="login answering 200 again")
 
             async def cold_back() -> bool:
-                return (await webhook(http, cold_url, cold_secret)).status == 202
+                return (await webhook(http, gw, cold)).status == 202
 
             await wait_until(cold_back, timeout=30, interval=0.2, message="the uncached workflow accepted again")
             settled = len(answers)
@@ -155,24 +155,7 @@ async def test_postgres_restart_under_a_webhook_burst(
     assert any(a.status == 202 for a in answers if a.at > up_at)
 
     accepted = [a.event_id for a in answers if a.status == 202 and a.event_id is not None]
-    stored = await events_in_stream(nats_url)
+    stored = Counter(str(env.event_id) for _, env in await stored_events(bus))
     assert len(set(accepted)) == len(accepted)
     missing = [e for e in accepted if stored[e] != 1]
     assert not missing, f"{len(missing)} accepted events not stored exactly once"
-
-
-async def events_in_stream(nats_url: str) -> Counter[str]:
-    bus = await Bus.connect(NatsSettings(NATS_URL=nats_url), name="check", connect_deadline_seconds=10)
-    try:
-        info = await bus.js.stream_info("EVENTS")
-        found: Counter[str] = Counter()
-        for seq in range(int(info.state.first_seq), int(info.state.last_seq) + 1):
-            msg = await bus.js.get_msg("EVENTS", seq)
-            found[orjson.loads(msg.data or b"")["event_id"]] += 1
-        return found
-    finally:
-        await bus.drain()
-
-
-async def outbox_drained(pg: PostgresServer) -> bool:
-    return bool(await fetchval_once(pg.dsn("ipaas"), "SELECT count(*) = 0 FROM outbox WHERE published_at IS NULL"))

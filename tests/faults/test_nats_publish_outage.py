@@ -26,7 +26,7 @@ from services.executor.connectors.nats_publish import outbound_subject
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import definition, executor_env, final_row, publish_event
 from tests.helpers.services import ServiceProcess
-from tests.helpers.wait import wait_until
+from tests.helpers.wait import consumer_idle, wait_until
 
 WITNESS = "OUTBOUND_WITNESS"
 # Someone waiting for a lock on workflow_versions (the executor loading the definition).
@@ -60,20 +60,19 @@ async def test_nats_publish_while_nats_is_away_is_retried_and_runs_once(
         await blocker.execute("LOCK TABLE workflow_versions IN ACCESS EXCLUSIVE MODE")
         event = await publish_event(bus, tenant, wf, {"n": 7})
         await wait_until(
-            lambda: _executor_waits(db), timeout=30, message="the executor to hold the event, waiting on the lock"
+            lambda: db.fetchval(_WAITING), timeout=30, message="the executor to hold the event, waiting on the lock"
         )
         await bus.drain()
         await asyncio.to_thread(private_nats.stop)
         await lock.rollback()
 
-        async def failed_try() -> asyncpg.Record | None:
-            row: asyncpg.Record | None = await db.fetchrow(
-                "SELECT outcome, error FROM execution_attempts WHERE event_id = $1 ORDER BY id LIMIT 1",
-                event.event_id,
-            )
-            return row
-
-        first = await wait_until(failed_try, timeout=30, message="the try made while NATS is away")
+        first = await wait_until(
+            lambda: db.fetchrow(
+                "SELECT outcome, error FROM execution_attempts WHERE event_id = $1 ORDER BY id LIMIT 1", event.event_id
+            ),
+            timeout=30,
+            message="the try made while NATS is away",
+        )
         assert first["outcome"] == "failed" and "nats_publish" in first["error"], dict(first)
         execution = await db.fetchrow("SELECT status FROM executions WHERE event_id = $1", event.event_id)
         assert execution is not None and execution["status"] not in ("succeeded", "dead")
@@ -92,9 +91,7 @@ async def test_nats_publish_while_nats_is_away_is_retried_and_runs_once(
         # Settled (nothing parked, nothing pending or unacked on EVENTS): no second copy came from a
         # redelivery of the held message or a woken parked one.
         async def settled() -> bool:
-            parked: int = await db.fetchval("SELECT count(*) FROM deferred_events")
-            consumer = await bus.js.consumer_info("EVENTS", "executor")
-            return parked == 0 and consumer.num_pending == 0 and consumer.num_ack_pending == 0
+            return not await db.fetchval("SELECT count(*) FROM deferred_events") and await consumer_idle(bus)
 
         await wait_until(settled, timeout=60, message="nothing parked or pending")
         assert (await bus.js.stream_info(WITNESS)).state.messages == 1
@@ -102,7 +99,3 @@ async def test_nats_publish_while_nats_is_away_is_retried_and_runs_once(
         await blocker.close()
         with contextlib.suppress(Exception):
             await bus.drain()
-
-
-async def _executor_waits(db: asyncpg.Connection) -> bool:
-    return bool(await db.fetchval(_WAITING))

@@ -3,32 +3,23 @@ get exactly their attempts (scenarios 7, 8 and 12 of the tenant-isolation issue)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
-import uuid
 from typing import Any
 
 import pytest
 
-from libs.common.models.events import EventEnvelope, event_id_for
-from tests.helpers.fakes import Answer
-from tests.helpers.ledger import Ledger, http_workflow
-from tests.helpers.services import metric
+from tests.helpers.fakes import Answer, webhook_envelopes
+from tests.helpers.ledger import Ledger, Tenant, http_workflow
+from tests.helpers.services import metric, metrics_text
 from tests.helpers.wait import consumer_idle, contains, wait_until
 
 
-def _envelope(tenant_id: uuid.UUID, workflow_id: uuid.UUID, key: str) -> dict[str, Any]:
-    env = EventEnvelope(
-        event_id=event_id_for(workflow_id, key),
-        dedup_key=key,
-        tenant_id=tenant_id,
-        workflow_id=workflow_id,
-        workflow_version=1,
-        trigger="webhook",
-        payload={"n": key},
-    )
-    out: dict[str, Any] = json.loads(env.model_dump_json())
-    return out
+def _envelope(tenant: Tenant, key: str) -> dict[str, Any]:
+    """A webhook event of ``tenant``'s workflow as JSON, dedup key ``key`` + ``0``."""
+    [env] = webhook_envelopes(tenant.id, tenant.workflow_id, 1, prefix=key, payload_key="n")
+    return dict(json.loads(env.model_dump_json()))
 
 
 @pytest.mark.timeout(120)
@@ -38,10 +29,10 @@ async def test_bad_envelopes_are_dead_letters_and_a_newer_producers_field_is_ign
     tenant = await stack.tenant(http_workflow(f"{sink.url}/e"))
     subject = f"events.{tenant.id}.{tenant.workflow_id}"
     # A newer producer added a field: the event runs (rolling upgrades must not drop events).
-    newer = _envelope(tenant.id, tenant.workflow_id, "newer") | {"priority": "high"}
+    newer = _envelope(tenant, "newer") | {"priority": "high"}
     await bus.publish(subject, json.dumps(newer).encode(), msg_id="t:newer")
     # A field with a value this version cannot read, and a body that is not JSON at all.
-    invalid = _envelope(tenant.id, tenant.workflow_id, "invalid") | {"trigger": "telepathy"}
+    invalid = _envelope(tenant, "invalid") | {"trigger": "telepathy"}
     await bus.publish(subject, json.dumps(invalid).encode(), msg_id="t:invalid")
     raw = b"\x00\xffnot an envelope"
     await bus.publish(subject, raw, msg_id="t:raw")
@@ -133,18 +124,10 @@ async def test_an_always_failing_target_gets_exactly_its_attempts_and_only_half_
     info = await bus.js.stream_info("DLQ", subjects_filter=f"dlq.{tenant.id}.>")
     assert info.state.messages == 10
 
-    async with stack.http.get(f"{ex.metrics_url}/metrics") as resp:
-        metrics = await resp.text()
-    trials = metric(
-        metrics,
-        "ipaas_executor_breaker_transitions_total",
-        'connector="http_request",from_state="open",to_state="half_open"',
-    )
-    reopened = metric(
-        metrics,
-        "ipaas_executor_breaker_transitions_total",
-        'connector="http_request",from_state="half_open",to_state="open"',
-    )
+    metrics = await asyncio.to_thread(metrics_text, ex.metrics_url)
+    transitions = "ipaas_executor_breaker_transitions_total"
+    trials = metric(metrics, transitions, 'connector="http_request",from_state="open",to_state="half_open"')
+    reopened = metric(metrics, transitions, 'connector="http_request",from_state="half_open",to_state="open"')
     assert trials >= 1 and reopened == trials
     # The target saw the tries that opened the breaker, then only the half-open trials.
     assert sink.calls == fail_max + trials, (sink.calls, trials)
