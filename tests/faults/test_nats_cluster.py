@@ -31,7 +31,7 @@ from libs.common.bus import Bus
 from libs.common.bus.permissions import ALL_IDENTITIES, inbox_prefix
 from libs.common.settings import NatsSettings
 from tests.helpers.bus_publish import published
-from tests.helpers.ledger import Answer, Ledger, burst_with_outage, fault_stack, http_workflow
+from tests.helpers.ledger import Ledger, burst_with_outage, fault_stack, http_workflow
 from tests.helpers.nats_cluster import NatsCluster, wait_for_jetstream
 from tests.helpers.wait import wait_until
 
@@ -75,16 +75,6 @@ async def _lead_consumer_on(bus: Bus, stream: str, consumer: str, server: str) -
     await wait_until(leads, timeout=30, interval=0.5, message=f"consumer {consumer} led by {server}")
 
 
-def _refusal_window(answers: list[Answer], killed_at: float) -> tuple[float, float]:
-    """First and last answer time of the 503s, relative to the kill (0, 0 if there were none)."""
-    refused = [a.answered_at - killed_at for a in answers if a.status == 503]
-    return (min(refused), max(refused)) if refused else (0.0, 0.0)
-
-
-def _refused_lately(ledger: Ledger) -> bool:
-    return any(a.status == 503 for a in ledger.answers[-100:])
-
-
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 async def test_events_leader_killed_mid_burst_then_back(db, database_url, nats_cluster: NatsCluster, service, sink):
@@ -117,13 +107,18 @@ async def test_events_leader_killed_mid_burst_then_back(db, database_url, nats_c
             await burst_with_outage(lambda: stack.send(ledger, tenant, BURST, concurrency=16), ledger, 600, kill)
             # 503s are quick (nothing answers for the stream), so the burst may end before the election
             # does: go on sending until ingest is back, as a sender retrying would.
-            while _refused_lately(ledger) and time.monotonic() < killed[0] + MAX_REFUSAL_WINDOW_S + 5:
+            while (
+                any(a.status == 503 for a in ledger.answers[-100:])
+                and time.monotonic() < killed[0] + MAX_REFUSAL_WINDOW_S + 5
+            ):
                 await stack.send(ledger, tenant, 100, concurrency=16)
 
             statuses = ledger.statuses()
             assert set(statuses) <= {202, 503}, statuses  # never a 500, never a dropped connection
             assert not ledger.refused_without_retry_after()
-            first, last = _refusal_window(ledger.answers, killed[0])
+            # The first and last answer time of the 503s, relative to the kill.
+            refused = [a.answered_at - killed[0] for a in ledger.answers if a.status == 503]
+            first, last = (min(refused), max(refused)) if refused else (0.0, 0.0)
             assert first >= -1.0, "503s before the node was killed"
             assert last <= MAX_REFUSAL_WINDOW_S, f"503s went on for {last:.1f} s after the kill"
             # Ingest went on through the two survivors: only 202s after the last 503.

@@ -6,7 +6,6 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import asyncpg
 import pytest
@@ -54,18 +53,14 @@ async def test_restart_in_the_middle_of_a_slot_does_not_fire_it_twice(
     [restarted] = scheduler_processes({})
     # The restarted replica fired the interrupted slot again, and JetStream called it a duplicate.
     await wait_until(lambda: duplicate_fires(restarted) >= 1, timeout=10, message="slot re-fired as duplicate")
-    await wait_until(
-        lambda: _count_at_least(slots_in_stream(bus, wf), len(fired) + 2),
-        timeout=INTERVAL * 3 + 5,
-        message="two more slots",
-    )
+
+    async def two_more() -> bool:
+        return len(await slots_in_stream(bus, wf)) >= len(fired) + 2
+
+    await wait_until(two_more, timeout=INTERVAL * 3 + 5, message="two more slots")
     events = await slots_in_stream(bus, wf)
     slots = sorted(e.scheduled_for for e in events if e.scheduled_for is not None)
     assert [s for s, n in Counter(slots).items() if n > 1] == [], "a slot fired twice"
     assert all(b - a == timedelta(seconds=INTERVAL) for a, b in zip(slots, slots[1:], strict=False)), slots
     assert slot in slots
     assert restarted.terminate() == 0
-
-
-async def _count_at_least(found: Any, count: int) -> bool:
-    return len(await found) >= count

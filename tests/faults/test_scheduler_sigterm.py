@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-import nats
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from libs.common.bus import Bus
@@ -35,90 +34,87 @@ async def create_schedules(db: asyncpg.Connection, count: int, catchup: str) -> 
     """``count`` active interval schedules (every 1 s or 2 s), as workflow id -> interval."""
     tenant = await create_tenant(db)
     schedules = {uuid.uuid4(): 1 + i % 2 for i in range(count)}
-    rows = [
-        (
-            wf,
-            tenant,
-            json.dumps(schedule_definition(f"s{i}", interval_seconds=interval, catchup=catchup)),
-        )
-        for i, (wf, interval) in enumerate(schedules.items())
-    ]
     async with db.transaction():
         await db.executemany(
             "INSERT INTO workflows (id, tenant_id, name, current_version, trigger_type) "
             "VALUES ($1, $2, 'load', 1, 'schedule')",
-            [(wf, tenant) for wf, tenant, _ in rows],
+            [(wf, tenant) for wf in schedules],
         )
         await db.executemany(
             "INSERT INTO workflow_versions (workflow_id, version, definition) VALUES ($1, 1, $2::jsonb)",
-            [(wf, d) for wf, _, d in rows],
+            [
+                (wf, json.dumps(schedule_definition(f"s{i}", interval_seconds=interval, catchup=catchup)))
+                for i, (wf, interval) in enumerate(schedules.items())
+            ],
         )
     return schedules
 
 
-async def all_events(nats_url: str) -> list[EventEnvelope]:
+async def all_events(bus: Bus) -> list[EventEnvelope]:
     """Every message of the EVENTS stream (no executor runs here, so nothing left it).
 
     EVENTS is a work queue, which only takes consumers with explicit acks: read through an ephemeral pull
     consumer that never acks (so the messages stay), then delete it.
     """
-    nc = await nats.connect(nats_url)
+    total = (await bus.js.stream_info("EVENTS")).state.messages
+    if not total:
+        return []
+    name = f"reader_{uuid.uuid4().hex[:8]}"
+    sub = await bus.js.pull_subscribe(
+        "events.>",
+        durable=name,
+        stream="EVENTS",
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=-1),
+    )
+    out: list[EventEnvelope] = []
     try:
-        js = nc.jetstream()
-        total = (await js.stream_info("EVENTS")).state.messages
-        if not total:
-            return []
-        name = f"reader_{uuid.uuid4().hex[:8]}"
-        sub = await js.pull_subscribe(
-            "events.>",
-            durable=name,
-            stream="EVENTS",
-            config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, ack_wait=60, max_ack_pending=-1),
-        )
-        out: list[EventEnvelope] = []
-        try:
-            while len(out) < total:
-                batch = await sub.fetch(batch=min(1000, total - len(out)), timeout=5)
-                out += [EventEnvelope.model_validate_json(m.data) for m in batch]
-        finally:
-            await sub.unsubscribe()
-            await js.delete_consumer("EVENTS", name)
-        return out
+        while len(out) < total:
+            batch = await sub.fetch(batch=min(1000, total - len(out)), timeout=5)
+            out += [EventEnvelope.model_validate_json(m.data) for m in batch]
     finally:
-        await nc.close()
+        await sub.unsubscribe()
+        await bus.js.delete_consumer("EVENTS", name)
+    return out
 
 
-def slots_by_workflow(events: list[EventEnvelope]) -> dict[uuid.UUID, list[int]]:
-    out: dict[uuid.UUID, list[int]] = {}
+def fired_slots(events: list[EventEnvelope]) -> Counter[tuple[uuid.UUID, int]]:
+    """How often each (workflow, slot) is in ``events``, a slot in whole seconds since the epoch."""
+    fired: Counter[tuple[uuid.UUID, int]] = Counter()
     for e in events:
         assert e.scheduled_for is not None
-        out.setdefault(e.workflow_id, []).append(int(e.scheduled_for.timestamp()))
-    return out
+        fired[e.workflow_id, int(e.scheduled_for.timestamp())] += 1
+    return fired
+
+
+def unfired(fired: Counter[tuple[uuid.UUID, int]], wf: uuid.UUID, interval: int, first: int, last: int) -> list[int]:
+    """``wf``'s slots in [first, last] (one every ``interval`` seconds) that are not in ``fired``."""
+    return [s for s in range(first, last + 1) if s % interval == 0 and not fired[wf, s]]
 
 
 def missing_slots(
     events: list[EventEnvelope], schedules: dict[uuid.UUID, int], first: int, last: int
 ) -> dict[uuid.UUID, list[int]]:
-    fired = {wf: set(slots) for wf, slots in slots_by_workflow(events).items()}
-    out = {}
-    for wf, interval in schedules.items():
-        missing = [s for s in range(first, last + 1) if s % interval == 0 and s not in fired.get(wf, set())]
-        if missing:
-            out[wf] = missing
-    return out
+    fired = fired_slots(events)
+    missing = {wf: unfired(fired, wf, interval, first, last) for wf, interval in schedules.items()}
+    return {wf: slots for wf, slots in missing.items() if slots}
 
 
-async def fired_through(nats_url: str, schedules: dict[uuid.UUID, int], first: int, last: int) -> bool:
-    """Every slot in [first, last] is in the stream (slots fire late on a busy machine: wait for them)."""
-    return not missing_slots(await all_events(nats_url), schedules, first, last)
+async def wait_fired_through(
+    bus: Bus, schedules: dict[uuid.UUID, int], first: int, last: int, *, timeout: float, message: str
+) -> None:
+    """Wait until every slot in [first, last] is in the stream (slots fire late on a busy machine); the stream
+    is read about 60 times in ``timeout``, each read being a page through all of it."""
+
+    async def done() -> bool:
+        return not missing_slots(await all_events(bus), schedules, first, last)
+
+    await wait_until(done, timeout=timeout, interval=timeout / 60, message=message)
 
 
 def assert_each_slot_once(events: list[EventEnvelope], schedules: dict[uuid.UUID, int], first: int, last: int) -> None:
     assert not [k for k, n in Counter(e.event_id for e in events).items() if n > 1], "an event id twice"
-    fired = slots_by_workflow(events)
-    for wf, interval in schedules.items():
-        slots = fired.get(wf, [])
-        assert not [s for s, n in Counter(slots).items() if n > 1], f"{wf} (every {interval}s): a slot fired twice"
+    twice = [slot for slot, n in fired_slots(events).items() if n > 1]
+    assert not twice, f"(workflow, slot) fired twice: {twice}"
     missing = missing_slots(events, schedules, first, last)
     assert not missing, f"slots never fired: {missing}"
 
@@ -126,13 +122,12 @@ def assert_each_slot_once(events: list[EventEnvelope], schedules: dict[uuid.UUID
 async def assert_progress_claims_only_published(
     db: asyncpg.Connection, events: list[EventEnvelope], schedules: dict[uuid.UUID, int], first: int
 ) -> None:
-    fired = {wf: set(slots) for wf, slots in slots_by_workflow(events).items()}
+    fired = fired_slots(events)
     rows = await db.fetch("SELECT workflow_id, last_slot FROM scheduler_state")
     claimed = {r["workflow_id"]: int(r["last_slot"].timestamp()) for r in rows}
     assert set(claimed) <= set(schedules)
     for wf, upto in claimed.items():
-        interval = schedules[wf]
-        unpublished = [s for s in range(first, upto + 1) if s % interval == 0 and s not in fired.get(wf, set())]
+        unpublished = unfired(fired, wf, schedules[wf], first, upto)
         assert not unpublished, f"{wf}: progress {upto} claims unpublished slots {unpublished}"
 
 
@@ -153,46 +148,35 @@ async def sigterm_mid_firing(svc: ServiceProcess) -> tuple[int, float]:
 
 
 async def test_sigterm_one_of_two_replicas_under_load_every_slot_fires_once(
-    bus: Bus, db: asyncpg.Connection, nats_url: str, scheduler_processes: Callable[..., list[ServiceProcess]]
+    bus: Bus, db: asyncpg.Connection, scheduler_processes: Callable[..., list[ServiceProcess]]
 ) -> None:
     schedules = await create_schedules(db, SCHEDULES, "skip")
     drain = {"IPAAS_SCHEDULER_DRAIN_SECONDS": str(DRAIN_SECONDS)}
     victim, survivor = await asyncio.to_thread(scheduler_processes, drain, drain)
     first = math.floor(time.time()) + 2
-    await wait_until(
-        lambda: fired_through(nats_url, schedules, first, first + 2),
-        timeout=30,
-        interval=0.5,
-        message="a few slots under both replicas",
-    )
+    await wait_fired_through(bus, schedules, first, first + 2, timeout=30, message="a few slots under both replicas")
 
     code, took = await sigterm_mid_firing(victim)
     assert code == 0, victim.logs()[-3000:]
     assert took < DRAIN_SECONDS + 3, f"exit took {took:.1f}s"
     stopped = log_lines(victim, "scheduler stopped")
-    assert len(stopped) == 1 and {"due_slots", "finished_while_draining", "abandoned_slots", "progress_written"} <= set(
-        stopped[0]
-    ), stopped
+    fields = {"due_slots", "finished_while_draining", "abandoned_slots", "progress_written"}
+    assert len(stopped) == 1 and fields <= set(stopped[0]), stopped
     assert log_lines(victim, "scheduler draining")
 
     [restarted] = await asyncio.to_thread(scheduler_processes, drain)
     last = math.floor(time.time()) + 2
-    await wait_until(
-        lambda: fired_through(nats_url, schedules, first, last),
-        timeout=60,
-        interval=1.0,
-        message="every slot through the restart fired",
-    )
+    await wait_fired_through(bus, schedules, first, last, timeout=60, message="every slot through the restart fired")
     for replica in (survivor, restarted):
         assert await asyncio.to_thread(replica.terminate, DRAIN_SECONDS + 20) == 0
 
-    events = await all_events(nats_url)
+    events = await all_events(bus)
     assert_each_slot_once(events, schedules, first, last)
     await assert_progress_claims_only_published(db, events, schedules, first)
 
 
 async def test_sigterm_abandons_due_slots_without_claiming_them_and_the_restart_fires_them(
-    db: asyncpg.Connection, nats_url: str, scheduler_processes: Callable[..., list[ServiceProcess]], bus: Bus
+    db: asyncpg.Connection, scheduler_processes: Callable[..., list[ServiceProcess]], bus: Bus
 ) -> None:
     """One replica with one PubAck awaited at a time and almost no drain budget: due slots really are left over.
 
@@ -203,27 +187,20 @@ async def test_sigterm_abandons_due_slots_without_claiming_them_and_the_restart_
     one_at_a_time = {"IPAAS_SCHEDULER_FIRE_CONCURRENCY": "1", "IPAAS_SCHEDULER_DRAIN_SECONDS": "0.05"}
     [alone] = scheduler_processes(one_at_a_time)
     first = math.floor(time.time()) + 2
-    await wait_until(
-        lambda: fired_through(nats_url, schedules, first, first + 2), timeout=30, interval=0.5, message="a few slots"
-    )
+    await wait_fired_through(bus, schedules, first, first + 2, timeout=30, message="a few slots")
 
     code, took = await sigterm_mid_firing(alone)
     assert code == 0 and took < 5, (code, took, alone.logs()[-3000:])
     stopped = log_lines(alone, "scheduler stopped")
     assert len(stopped) == 1 and stopped[0]["abandoned_slots"] > 0, stopped
     # Only this replica wrote progress: none of it may claim a slot that is not in the stream.
-    events = await all_events(nats_url)
-    await assert_progress_claims_only_published(db, events, schedules, first)
+    await assert_progress_claims_only_published(db, await all_events(bus), schedules, first)
 
     [restarted] = scheduler_processes(one_at_a_time)
     last = math.floor(time.time()) + 1
-    await wait_until(
-        lambda: fired_through(nats_url, schedules, first, last),
-        timeout=60,
-        interval=1.0,
-        message="abandoned and missed slots fired by the restarted replica",
-    )
+    message = "abandoned and missed slots fired by the restarted replica"
+    await wait_fired_through(bus, schedules, first, last, timeout=60, message=message)
     assert await asyncio.to_thread(restarted.terminate, 20) == 0
-    events = await all_events(nats_url)
+    events = await all_events(bus)
     assert_each_slot_once(events, schedules, first, last)
     await assert_progress_claims_only_published(db, events, schedules, first)
