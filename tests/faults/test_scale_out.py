@@ -18,17 +18,13 @@ import time
 import pytest
 
 from tests.helpers.ledger import Ledger, http_workflow
-from tests.helpers.services import ServiceProcess, metric, metrics_text
+from tests.helpers.services import metric, metrics_text
 
 RATE = 100.0  # a tenant's webhooks per second, all gateways together
 BURST = 100.0
 REPLICAS = 2
 GREEDY = 3000  # several times the limit for the seconds the burst lasts, even on a slow machine
 QUIET = 40  # per gateway: within the tenant's share of the burst there, never refused
-
-
-def _executions(executor: ServiceProcess) -> float:
-    return metric(metrics_text(executor.metrics_url), "ipaas_executor_executions_total")
 
 
 @pytest.mark.slow
@@ -75,5 +71,5 @@ async def test_two_gateways_share_a_tenants_limit_and_three_executors_share_the_
     figures = await ledger.check(db, bus, [greedy.workflow_id, quiet.workflow_id], sink)
     assert figures["rows"] == {"succeeded": len(ledger.accepted)}
     assert figures["extra_receipts"] == 0
-    ran = [_executions(ex) for ex in executors]
+    ran = [metric(metrics_text(ex.metrics_url), "ipaas_executor_executions_total") for ex in executors]
     assert sum(ran) == len(ledger.accepted) and all(n > 0 for n in ran), ran

@@ -23,7 +23,6 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -64,8 +63,8 @@ async def _steady(send: Callable[[int], Awaitable[None]], total: int, rate: floa
     await asyncio.gather(*sending)
 
 
-def _metric(url: str, name: str) -> float:
-    return metric(metrics_text(url), name)
+def _in_flight(executor: ServiceProcess) -> float:
+    return metric(metrics_text(executor.metrics_url), "ipaas_executor_in_flight")
 
 
 def _log_lines(proc: ServiceProcess, msg: str) -> list[dict[str, Any]]:
@@ -129,10 +128,7 @@ async def test_executor_sigterm_mid_load_finishes_its_work_and_hands_over_nothin
     load = asyncio.ensure_future(_steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=1000, rate=100))
 
     async def victim_busy() -> bool:
-        return (
-            len(ledger.answers) >= 300
-            and await asyncio.to_thread(_metric, victim.metrics_url, "ipaas_executor_in_flight") >= 5
-        )
+        return len(ledger.answers) >= 300 and await asyncio.to_thread(_in_flight, victim) >= 5
 
     await wait_until(victim_busy, timeout=30, interval=0.02, message="the victim working mid-load")
     took = await _stop(victim, grace + EXECUTOR_EXIT_MARGIN)
@@ -143,12 +139,10 @@ async def test_executor_sigterm_mid_load_finishes_its_work_and_hands_over_nothin
     draining = _log_lines(victim, "draining: fetching stopped")
     assert draining and draining[0]["in_flight"] > 0 and _log_lines(victim, "executor stopped")
     assert ledger.statuses() == {202: 1000}
-    await ledger.settle(db, bus, timeout=40)
-    figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
-    assert figures["rows"] == {"succeeded": 1000}
+    await stack.every_event_once(ledger, tenant, bus, sink, timeout=40)
     # Every action in flight fitted in the grace: nothing was cancelled, nothing ran twice.
     released = _released(victim)
-    assert released == {} and figures["extra_receipts"] == 0
+    assert released == {}
     claims = await _claims(db, tenant.workflow_id)
     assert sum(1 for r in claims.values() if r["claimed"] > exited) > 100  # the survivor took over
     _assert_none_waited_long(ledger, claims, released, wall)
@@ -175,7 +169,7 @@ async def test_executor_sigterm_with_actions_longer_than_the_grace_releases_them
     load = asyncio.ensure_future(_steady(lambda k: stack.send(ledger, tenant, k, concurrency=k), total=240, rate=40))
 
     async def victim_busy() -> bool:
-        return await asyncio.to_thread(_metric, victim.metrics_url, "ipaas_executor_in_flight") >= 20
+        return await asyncio.to_thread(_in_flight, victim) >= 20
 
     await wait_until(victim_busy, timeout=30, interval=0.05, message="the victim mid-action")
     took = await _stop(victim, grace + EXECUTOR_EXIT_MARGIN)
@@ -210,12 +204,6 @@ async def test_executor_sigterm_with_actions_longer_than_the_grace_releases_them
 # --- gateway --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class Unanswered:
-    webhook_id: str
-    error: str
-
-
 class Sender:
     """Signed webhooks to one gateway; every answer goes to the ledger, and a request without one is kept.
 
@@ -227,7 +215,7 @@ class Sender:
         self._http, self._tenant = http, tenant
         self.url = f"{gateway.url}/hooks/{tenant.workflow_id}"
         self.refused = 0
-        self.unanswered: list[Unanswered] = []
+        self.unanswered: list[tuple[str, str]] = []  # webhook id, the error's type
         self.closing: list[tuple[float, float, bool]] = []  # sent, answered, whether it said Connection: close
 
     async def post(self, ledger: Ledger, n: int, webhook_id: str | None = None) -> dict[str, Any] | None:
@@ -247,7 +235,7 @@ class Sender:
         except aiohttp.ClientConnectorError:
             self.refused += 1
         except (aiohttp.ClientError, OSError) as exc:
-            self.unanswered.append(Unanswered(webhook_id, type(exc).__name__))
+            self.unanswered.append((webhook_id, type(exc).__name__))
         return None
 
     async def send(self, ledger: Ledger, count: int) -> None:
@@ -297,9 +285,9 @@ async def test_gateway_sigterm_mid_burst_answers_what_it_accepted(
     # A request that got no answer was never read: sent again with the same webhook-id (as a sender
     # does), it is new, not a duplicate of an event the replica published without answering.
     retried = Ledger()
-    for lost in to_victim.unanswered:
-        reply = await to_survivor.post(retried, 0, webhook_id=lost.webhook_id)
-        assert reply is not None and reply["data"]["duplicate"] is False, (lost, reply)
+    for webhook_id, error in to_victim.unanswered:
+        reply = await to_survivor.post(retried, 0, webhook_id=webhook_id)
+        assert reply is not None and reply["data"]["duplicate"] is False, (webhook_id, error, reply)
     ledger = Ledger(on_victim.answers + on_survivor.answers + retried.answers)
     await ledger.settle(db, bus, timeout=40)
     figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
