@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from libs.common.bus import Bus
 from tests.helpers.auth_setup import PASSWORD
 from tests.helpers.factories import execute_once, fetchval_once
 from tests.helpers.gateway_app import WEBHOOK_WORKFLOW
-from tests.helpers.ledger import stop_immediately
+from tests.helpers.ledger import Answer, stop_immediately
 from tests.helpers.scheduler import stored_events
 from tests.helpers.services import ServiceProcess
 from tests.helpers.stack_processes import Api, start_auth_and_gateway
@@ -34,22 +33,15 @@ from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
 
 
-@dataclass
-class Answer:
-    status: int
-    retry_after: str | None
-    event_id: str | None
-    at: float
-
-
 async def webhook(http: aiohttp.ClientSession, base: str, workflow: dict[str, Any]) -> Answer:
     """One signed webhook to ``workflow`` (as the API shows it) on the gateway at ``base``."""
     body = '{"order": 1}'
     headers = signed(workflow["webhook"]["secret"], body)
+    sent = time.monotonic()
     async with http.post(f"{base}{workflow['webhook']['url']}", data=body.encode(), headers=headers) as resp:
         out = orjson.loads(await resp.read())
         event_id = out["data"]["event_id"] if resp.status == 202 else None
-        return Answer(resp.status, resp.headers.get("Retry-After"), event_id, time.monotonic())
+        return Answer(resp.status, event_id, resp.headers.get("Retry-After"), sent, time.monotonic())
 
 
 async def test_postgres_restart_under_a_webhook_burst(
@@ -98,28 +90,25 @@ async def test_postgres_restart_under_a_webhook_burst(
             await asyncio.to_thread(stop_immediately, private_pg)
             down_at = time.monotonic()
 
-            async def stale_served() -> bool:
-                return "serving stale webhook look-ups" in gateway.logs()
-
             # The cache TTL (1 s) passes: the warm workflow's entry is reloaded, fails, and is served stale.
-            await wait_until(stale_served, timeout=15, message="the gateway serving stale look-ups")
+            await wait_until(
+                lambda: "serving stale webhook look-ups" in gateway.logs(),
+                timeout=15,
+                message="the gateway serving stale look-ups",
+            )
 
-            async def unavailable(method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+            async def unavailable(method: str, url: str, **kwargs: Any) -> None:
                 async with http.request(method, url, **kwargs) as r:
                     body = await r.json()
                     assert r.status == 503, (url, r.status, body)
                     assert int(r.headers["Retry-After"]) >= 1, url
-                    return dict(body["error"])
+                    assert body["error"]["code"] == "database_unavailable", (url, body)
 
             for path in ("/api/workflows", "/api/executions", "/api/dlq"):
-                error = await unavailable("GET", f"{gw}{path}", headers=auth_headers)
-                assert error["code"] == "database_unavailable", (path, error)
-            created = await unavailable("POST", f"{gw}/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth_headers)
-            assert created["code"] == "database_unavailable"
-            login = await unavailable("POST", f"{gw}/api/auth/login", json=creds)  # forwarded to auth
-            assert login["code"] == "database_unavailable"
-            direct = await unavailable("GET", f"{auth.url}/api/credentials", headers=auth_headers)
-            assert direct["code"] == "database_unavailable"
+                await unavailable("GET", f"{gw}{path}", headers=auth_headers)
+            await unavailable("POST", f"{gw}/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth_headers)
+            await unavailable("POST", f"{gw}/api/auth/login", json=creds)  # forwarded to auth
+            await unavailable("GET", f"{auth.url}/api/credentials", headers=auth_headers)
             uncached = await webhook(http, gw, cold)  # never cached: nothing to fall back on
             assert uncached.status == 503 and uncached.retry_after is not None
             up_at = time.monotonic()
@@ -150,9 +139,9 @@ async def test_postgres_restart_under_a_webhook_burst(
 
     refused = [a for a in answers if a.status != 202]
     assert all(a.status == 503 and a.retry_after is not None for a in refused), Counter(a.status for a in answers)
-    during = [a for a in answers if down_at <= a.at <= up_at]
+    during = [a for a in answers if down_at <= a.answered_at <= up_at]
     assert len(during) >= 10 and {a.status for a in during} == {202}, Counter(a.status for a in during)
-    assert any(a.status == 202 for a in answers if a.at > up_at)
+    assert any(a.status == 202 for a in answers if a.answered_at > up_at)
 
     accepted = [a.event_id for a in answers if a.status == 202 and a.event_id is not None]
     stored = Counter(str(env.event_id) for _, env in await stored_events(bus))

@@ -50,7 +50,15 @@ async def test_a_failing_neighbour_does_not_delay_a_healthy_tenant(target, bus, 
     # The wall-clock time of each 202, to compare with the row's finish.
     sent_wall = {str(r.event_id): time.time() - (time.monotonic() - r.answered_at) for r in b_ledger.answers}
 
-    rows = await _wait_rows(db, b.workflow_id, B_EVENTS)
+    async def b_final() -> Any:
+        found = await db.fetch(
+            "SELECT event_id, status, attempts, finished_at FROM executions "
+            "WHERE workflow_id = $1 AND status IN ('succeeded', 'dead', 'skipped')",
+            b.workflow_id,
+        )
+        return found if len(found) == B_EVENTS else None
+
+    rows = await wait_until(b_final, timeout=60, interval=0.1, message=f"{B_EVENTS} final rows")
     lateness = sorted(r["finished_at"].timestamp() - sent_wall[str(r["event_id"])] for r in rows)
     assert all(r["status"] == "succeeded" and r["attempts"] == 1 for r in rows)
     assert lateness[-1] <= 5.0, f"B's slowest event finished {lateness[-1]:.2f}s after its 202"
@@ -64,15 +72,3 @@ async def test_a_failing_neighbour_does_not_delay_a_healthy_tenant(target, bus, 
     assert {(r["status"], r["attempts"]) for r in a_rows} == {("dead", MAX_ATTEMPTS)}
     assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE workflow_id = $1", a.workflow_id) == A_EVENTS
     assert len(healthy.paths("/b")) == B_EVENTS
-
-
-async def _wait_rows(db: Any, workflow_id: Any, n: int) -> Any:
-    async def rows():
-        found = await db.fetch(
-            "SELECT event_id, status, attempts, finished_at FROM executions "
-            "WHERE workflow_id = $1 AND status IN ('succeeded', 'dead', 'skipped')",
-            workflow_id,
-        )
-        return found if len(found) == n else None
-
-    return await wait_until(rows, timeout=60, interval=0.1, message=f"{n} final rows")

@@ -113,15 +113,12 @@ async def test_postgres_stopped_immediately_and_restarted_mid_run(
             assert set(statuses) <= {202, 503}, statuses  # never a 500
             assert not ledger.refused_without_retry_after()
 
-            async def new_row() -> bool:
-                return bool(
-                    await db.fetchval(
-                        "SELECT count(*) FROM executions WHERE finished_at > now() - make_interval(secs => $1)",
-                        time.monotonic() - times[1] + 0.5,
-                    )
-                )
-
-            await wait_until(new_row, timeout=30, message="new rows within 30 s of the restart")
+            since_restart = "SELECT count(*) FROM executions WHERE finished_at > now() - make_interval(secs => $1)"
+            await wait_until(
+                lambda: db.fetchval(since_restart, time.monotonic() - times[1] + 0.5),
+                timeout=30,
+                message="new rows within 30 s of the restart",
+            )
             await ledger.settle(db, bus, timeout=150)
             figures = await ledger.check(db, bus, [tenant.workflow_id], sink)
             odd = await db.fetch(

@@ -132,11 +132,8 @@ async def assert_progress_claims_only_published(
 
 
 def log_lines(svc: ServiceProcess, message: str) -> list[dict[str, Any]]:
-    return [
-        json.loads(line)
-        for line in svc.logs().splitlines()
-        if line.startswith("{") and json.loads(line).get("msg", "").startswith(message)
-    ]
+    lines = [json.loads(line) for line in svc.logs().splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("msg", "").startswith(message)]
 
 
 async def sigterm_mid_firing(svc: ServiceProcess) -> tuple[int, float]:
