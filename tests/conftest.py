@@ -195,28 +195,21 @@ def private_pg(tmp_path: Path) -> Iterator[PostgresServer]:
 @pytest.fixture
 def secured_nats(tmp_path: Path) -> Iterator[SecuredNats]:
     """A NATS of this test's own that enforces the identities' permissions, provisioned as ``provisioner``."""
-    secured = start_secured_nats(tmp_path)
-    yield secured
-    secured.server.kill()
+    with start_secured_nats(tmp_path) as secured:
+        yield secured
 
 
 @pytest.fixture
 def unprovisioned_nats(tmp_path: Path) -> Iterator[SecuredNats]:
     """Like ``secured_nats``, before the provisioning step has run: no stream, no consumer."""
-    secured = start_secured_nats(tmp_path, provision=False)
-    yield secured
-    secured.server.kill()
+    with start_secured_nats(tmp_path, provision=False) as secured:
+        yield secured
 
 
 @pytest.fixture
-def nats_settings(nats_url: str) -> NatsSettings:
-    return NatsSettings(NATS_URL=nats_url)
-
-
-@pytest.fixture
-async def bus(nats_settings: NatsSettings) -> AsyncIterator[Bus]:
+async def bus(nats_url: str) -> AsyncIterator[Bus]:
     """A connected bus with EVENTS, DLQ and WORKFLOW_CHANGES provisioned."""
-    b = await Bus.connect(nats_settings, name="test", connect_deadline_seconds=10)
+    b = await Bus.connect(NatsSettings(NATS_URL=nats_url), name="test", connect_deadline_seconds=10)
     await b.ensure_streams()
     yield b
     await b.drain()
@@ -239,35 +232,17 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture
 def service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
-    """Factory: ``service("services.gateway", env={...})`` starts it and waits for ready.
+    """Factory: ``service("services.gateway", env={...})`` starts it and waits for ready (the options of
+    :func:`~tests.helpers.services.start_service`: ``port`` a free one unless given, ``wait``, ``timeout``, ``args``).
 
     The service connects to Postgres as its own role (a superuser ``DATABASE_URL`` is replaced;
     ``own_role=False`` keeps it).  Every process it started is killed at teardown.
     """
     started: list[ServiceProcess] = []
 
-    def _start(
-        module: str,
-        *,
-        env: dict[str, str],
-        port: int | None = None,
-        wait: bool = True,
-        timeout: float = 30.0,
-        args: tuple[str, ...] = (),
-        own_role: bool = True,
-    ) -> ServiceProcess:
-        svc = start_service(
-            module,
-            port=port or free_port(),
-            env=env,
-            log_dir=tmp_path,
-            wait=wait,
-            timeout=timeout,
-            args=args,
-            own_role=own_role,
-        )
-        started.append(svc)
-        return svc
+    def _start(module: str, **options: Any) -> ServiceProcess:
+        started.append(start_service(module, log_dir=tmp_path, **options))
+        return started[-1]
 
     yield _start
     for svc in started:

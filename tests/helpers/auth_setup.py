@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import time
@@ -113,7 +115,7 @@ def good_claims(*, issuer: str = "ipaas", audience: str = "ipaas-api", **changes
     return claims
 
 
-def sign(claims: dict[str, Any], pem: str, kid: str, *, typ: str = TOKEN_TYPE) -> str:
+def sign(claims: dict[str, Any], pem: str | Ed25519PrivateKey, kid: str, *, typ: str = TOKEN_TYPE) -> str:
     return jwt.encode(claims, pem, algorithm="EdDSA", headers={"kid": kid, "typ": typ})
 
 
@@ -123,10 +125,6 @@ def _b64(data: bytes) -> str:
 
 def bad_tokens(pem: str, kid: str, public_raw: bytes) -> dict[str, tuple[str, str]]:
     """name -> (token, the error code a verifier must answer), one per refusal case."""
-    import hashlib
-    import hmac
-    import json
-
     now = int(time.time())
     good = sign(good_claims(), pem, kid)
     header_b64, payload_b64, sig_b64 = good.split(".")

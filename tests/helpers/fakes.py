@@ -13,17 +13,16 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple
 
 import nats
 from aiohttp import web
 
 from deploy.local.infra import free_port
 from libs.common.models.credentials import RESOLVE_SUBJECT, CredentialReply, CredentialRequest
+from libs.common.models.events import EventEnvelope, event_id_for
 from tests.helpers.factories import create_tenant, create_workflow
-
-if TYPE_CHECKING:
-    from libs.common.models.events import EventEnvelope
+from tests.helpers.wait import wait_until
 
 
 @dataclass
@@ -228,8 +227,7 @@ async def slack_workflow(
     return tenant, wf
 
 
-async def publish_event(
-    bus: Any,
+def envelope(
     tenant_id: uuid.UUID,
     workflow_id: uuid.UUID,
     payload: Any,
@@ -237,13 +235,11 @@ async def publish_event(
     version: int = 1,
     trigger: str = "webhook",
     dedup_key: str | None = None,
-    scheduled_for: Any = None,
-) -> Any:
-    """Publish exactly as the gateway (or the scheduler) does: envelope JSON, subject, msg id."""
-    from libs.common.models.events import EventEnvelope, event_id_for
-
+) -> EventEnvelope:
+    """The envelope the gateway (or the scheduler) would publish: its id derived from the workflow and
+    ``dedup_key`` (a new one unless given)."""
     key = dedup_key or uuid.uuid4().hex
-    env = EventEnvelope(
+    return EventEnvelope(
         event_id=event_id_for(workflow_id, key),
         dedup_key=key,
         tenant_id=tenant_id,
@@ -251,9 +247,14 @@ async def publish_event(
         workflow_version=version,
         trigger=trigger,
         payload=payload,
-        scheduled_for=scheduled_for,
     )
-    await bus.publish(env.subject, env.model_dump_json().encode(), msg_id=env.msg_id)
+
+
+async def publish_event(bus: Any, tenant_id: uuid.UUID, workflow_id: uuid.UUID, payload: Any, **fields: Any) -> Any:
+    """Publish exactly as the gateway (or the scheduler) does: envelope JSON, subject, msg id (``fields`` as for
+    :func:`envelope`)."""
+    env = envelope(tenant_id, workflow_id, payload, **fields)
+    await publish_many(bus, [env])
     return env
 
 
@@ -262,19 +263,8 @@ def webhook_envelopes(
 ) -> list[EventEnvelope]:
     """``n`` webhook events (version 1) of ``(tenant, workflow)`` numbered from ``start``: dedup key
     ``{prefix}{i}``, payload ``{payload_key: i}``; :func:`publish_many` publishes them."""
-    from libs.common.models.events import EventEnvelope, event_id_for
-
     return [
-        EventEnvelope(
-            event_id=event_id_for(workflow_id, f"{prefix}{i}"),
-            dedup_key=f"{prefix}{i}",
-            tenant_id=tenant_id,
-            workflow_id=workflow_id,
-            workflow_version=1,
-            trigger="webhook",
-            payload={payload_key: i},
-        )
-        for i in range(start, start + n)
+        envelope(tenant_id, workflow_id, {payload_key: i}, dedup_key=f"{prefix}{i}") for i in range(start, start + n)
     ]
 
 
@@ -298,7 +288,6 @@ FINAL = ("succeeded", "dead", "skipped", "filtered")
 
 async def final_row(db: Any, event_id: uuid.UUID, timeout: float = 20.0, statuses: tuple[str, ...] = FINAL) -> Any:
     """Wait until the event's row has one of ``statuses`` (by default a final one) and return it."""
-    from tests.helpers.wait import wait_until
 
     async def check() -> Any:
         row = await execution_row(db, event_id)

@@ -19,7 +19,6 @@ from deploy.local.process import Child
 from libs.common.db.roles import OWNER
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-READY_TIMEOUT = 75.0
 
 
 class Run(Child):
@@ -40,7 +39,7 @@ class Run(Child):
     def ready(self) -> bool:
         return any(line.startswith("[local]") and " ready: " in line for line in self.output().splitlines())
 
-    def wait_ready(self, timeout: float = READY_TIMEOUT, interval: float = 0.2) -> dict[str, Any]:  # type: ignore[override]
+    def wait_ready(self, timeout: float = 75.0, interval: float = 0.2) -> dict[str, Any]:  # type: ignore[override]
         super().wait_ready(timeout, interval)
         return self.state()
 
@@ -94,11 +93,13 @@ def launcher_env(local_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _passwords(state: dict[str, Any], users_file: str) -> dict[str, str]:
+    return dict(json.loads(Path(state[users_file]).read_text())) if state.get(users_file) else {}
+
+
 def nats_passwords(state: dict[str, Any]) -> dict[str, str]:
     """The embedded NATS's passwords by identity (empty when the launcher runs no authorization)."""
-    if not state.get("nats_users_file"):
-        return {}
-    return dict(json.loads(Path(state["nats_users_file"]).read_text()))
+    return _passwords(state, "nats_users_file")
 
 
 def nats_url_as(state: dict[str, Any], identity: str) -> str:
@@ -113,9 +114,7 @@ def nats_admin_url(state: dict[str, Any]) -> str:
 
 def pg_passwords(state: dict[str, Any]) -> dict[str, str]:
     """The embedded Postgres's role passwords (empty when the launcher was given a DATABASE_URL)."""
-    if not state.get("pg_users_file"):
-        return {}
-    return dict(json.loads(Path(state["pg_users_file"]).read_text()))
+    return _passwords(state, "pg_users_file")
 
 
 def database_url_as(state: dict[str, Any], role: str = OWNER) -> str:

@@ -11,7 +11,7 @@ import yaml
 
 MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "monitoring"
 _METRIC = re.compile(r"\bipaas_[a-z0-9_]+")
-_SUFFIXES = ("_bucket", "_count", "_sum")
+_SUFFIX = re.compile(r"_(?:bucket|count|sum)$")
 
 
 def dashboard() -> dict[str, Any]:
@@ -23,18 +23,8 @@ def rules() -> list[dict[str, Any]]:
     return [rule for group in doc["spec"]["groups"] for rule in group["rules"]]
 
 
-def expressions() -> list[str]:
-    exprs = [str(t["expr"]) for panel in dashboard()["panels"] for t in panel["targets"]]
-    return exprs + [str(rule["expr"]) for rule in rules()]
-
-
 def metric_names() -> set[str]:
-    """Every metric an expression reads, histogram series named by their histogram."""
-    names: set[str] = set()
-    for expr in expressions():
-        for name in _METRIC.findall(expr):
-            for suffix in _SUFFIXES:
-                if name.endswith(suffix):
-                    name = name[: -len(suffix)]
-            names.add(name)
-    return names
+    """Every metric an expression of the dashboard or a rule reads, histogram series named by their histogram."""
+    exprs = [str(t["expr"]) for panel in dashboard()["panels"] for t in panel["targets"]]
+    exprs += [str(rule["expr"]) for rule in rules()]
+    return {_SUFFIX.sub("", name) for expr in exprs for name in _METRIC.findall(expr)}

@@ -38,7 +38,7 @@ async def wait_for_jetstream(urls: list[str], timeout: float = 30.0) -> None:
 
 
 class NatsCluster:
-    """``size`` JetStream servers on loopback joined by cluster routes: R3 streams, and nodes to kill.
+    """Three JetStream servers on loopback joined by cluster routes: R3 streams, and nodes to kill.
 
     Each node is a :class:`NatsServer` (the same binary) with a config file of its own:
     ``server_name``, the shared cluster name and the routes to every node (its own included,
@@ -48,16 +48,9 @@ class NatsCluster:
     separated by commas, as ``NATS_URL`` takes it.
     """
 
-    def __init__(
-        self,
-        base_dir: Path,
-        *,
-        size: int = 3,
-        name: str = "ipaas",
-        extra_config: str = "",
-    ) -> None:
-        self.name = name
-        route_ports = [free_port() for _ in range(size)]
+    def __init__(self, base_dir: Path, *, extra_config: str = "") -> None:
+        name = "ipaas"
+        route_ports = [free_port() for _ in range(3)]
         routes = ", ".join(f'"nats://127.0.0.1:{p}"' for p in route_ports)
         self.nodes: list[NatsServer] = []
         for i, route_port in enumerate(route_ports):
@@ -82,11 +75,9 @@ class NatsCluster:
     def seed_url(self) -> str:
         return ",".join(self.urls)
 
-    def server_name(self, node: NatsServer) -> str:
-        return f"{self.name}-n{self.nodes.index(node) + 1}"
-
     def node_named(self, server_name: str) -> NatsServer:
-        return self.nodes[[self.server_name(n) for n in self.nodes].index(server_name)]
+        """The node whose ``server_name`` (``ipaas-n<i>``) this is."""
+        return self.nodes[[f"ipaas-n{i + 1}" for i in range(len(self.nodes))].index(server_name)]
 
     def start(self, timeout: float = 30.0) -> None:
         """Start every node (each listens for clients at once, and keeps dialling the routes of the others).

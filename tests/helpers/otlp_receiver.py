@@ -7,6 +7,7 @@ Python values), so a test can rebuild a trace tree and check names, kinds and pa
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -87,6 +88,11 @@ class _Store:
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
         self.requests = 0
+        self.port = free_port()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     def trace(self, trace_id: str) -> list[ReceivedSpan]:
         return [s for s in self.spans if s.trace_id == trace_id]
@@ -102,19 +108,12 @@ class OtlpHttpReceiver(_Store):
 
     def __init__(self) -> None:
         super().__init__()
-        self.port = free_port()
         self.bodies: list[bytes] = []
         self._runner: web.AppRunner | None = None
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     async def _traces(self, request: web.Request) -> web.Response:
         body = await request.read()
         if request.headers.get("Content-Encoding") == "gzip":
-            import gzip
-
             body = gzip.decompress(body)
         self.bodies.append(body)
         message = trace_service_pb2.ExportTraceServiceRequest()
@@ -138,33 +137,23 @@ class OtlpHttpReceiver(_Store):
             await self._runner.cleanup()
 
 
-class _Servicer(trace_service_pb2_grpc.TraceServiceServicer):
-    def __init__(self, store: _Store) -> None:
-        self._store = store
-
-    async def Export(
-        self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
-    ) -> trace_service_pb2.ExportTraceServiceResponse:
-        self._store.add(request)
-        return trace_service_pb2.ExportTraceServiceResponse()
-
-
-class OtlpGrpcReceiver(_Store):
+class OtlpGrpcReceiver(_Store, trace_service_pb2_grpc.TraceServiceServicer):
     """The OTLP TraceService over plaintext gRPC."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.port = free_port()
         self._server: Any = None
 
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    async def Export(
+        self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
+    ) -> trace_service_pb2.ExportTraceServiceResponse:
+        self.add(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
 
     async def start(self) -> OtlpGrpcReceiver:
         self._server = grpc.aio.server()
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(  # type: ignore[no-untyped-call]
-            _Servicer(self), self._server
+            self, self._server
         )
         self._server.add_insecure_port(f"127.0.0.1:{self.port}")
         await self._server.start()

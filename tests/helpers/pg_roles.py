@@ -25,7 +25,7 @@ PASSWORDS: dict[str, str] = {role: f"pw-{role}-{secrets.token_hex(8)}" for role 
 async def prepare(server: PostgresServer, database: str) -> str:
     """Roles, ``database`` owned by ``ipaas``, migrations applied as ``ipaas``; returns the owner's URL."""
     await bootstrap(server, database, PASSWORDS)
-    owner = owner_url(server.dsn(database))
+    owner = with_role(server.dsn(database), OWNER, PASSWORDS[OWNER])
     await apply_migrations(owner)
     return owner
 
@@ -34,11 +34,6 @@ def as_role(dsn: str, service: str) -> str:
     """``dsn``'s database as ``service``'s own role (``ipaas_<service>``)."""
     role = SERVICE_ROLES[service]
     return with_role(dsn, role, PASSWORDS[role])
-
-
-def owner_url(dsn: str) -> str:
-    """``dsn``'s database as the owner of the schema."""
-    return with_role(dsn, OWNER, PASSWORDS[OWNER])
 
 
 def is_superuser_url(dsn: str) -> bool:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,16 +83,17 @@ class SecuredNats:
             await bus.drain()
 
 
-def start_secured_nats(directory: Path, *, provision: bool = True) -> SecuredNats:
+@contextmanager
+def start_secured_nats(directory: Path, *, provision: bool = True) -> Iterator[SecuredNats]:
+    """The server for the ``with`` block, killed at its end (provisioned first unless told otherwise)."""
     passwords = {name: secrets.token_urlsafe(12) for name in ALL_IDENTITIES}
     config = write_config(directory / "authz.conf", passwords)
     server = NatsServer(directory / "nats", free_port(), config_file=config)
     server.start()
     secured = SecuredNats(server=server, passwords=passwords)
-    if provision:
-        try:
+    try:
+        if provision:
             asyncio.run(secured.provision())
-        except BaseException:
-            server.kill()
-            raise
-    return secured
+        yield secured
+    finally:
+        server.kill()

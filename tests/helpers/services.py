@@ -58,26 +58,26 @@ class ServiceProcess(Child):
 def start_service(
     module: str,
     *,
-    port: int,
     env: Mapping[str, str],
     log_dir: Path,
+    port: int | None = None,
     args: tuple[str, ...] = (),
     wait: bool = True,
     timeout: float = 30.0,
-    metrics_port: int | None = None,
     own_role: bool = True,
 ) -> ServiceProcess:
-    """Start ``python -m <module>`` with ``IPAAS_HTTP_PORT=<port>``, a free metrics port, plus ``env``.
+    """Start ``python -m <module>`` with ``IPAAS_HTTP_PORT=<port>`` (a free one unless given), a free metrics port,
+    plus ``env``.
 
     A service connects to Postgres as its own role (``own_role=False`` keeps the URL given).
     """
-    metrics_port = metrics_port or free_port()
+    port = port or free_port()
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
     # Against the open test NATS a service provisions its own streams; a test of a secured NATS says false.
     full_env.update(
         {
             "IPAAS_HTTP_PORT": str(port),
-            "IPAAS_HTTP_METRICS_PORT": str(metrics_port),
+            "IPAAS_HTTP_METRICS_PORT": str(free_port()),
             "IPAAS_HTTP_HOST": "127.0.0.1",
             "PYTHONUNBUFFERED": "1",
             "OTEL_TRACES_EXPORTER": "none",

@@ -17,6 +17,7 @@ from typing import Any
 import aiohttp
 
 from tests.helpers.auth_setup import PASSWORD, fast_hash_env, kek_env
+from tests.helpers.fakes import definition
 from tests.helpers.services import ServiceProcess
 from tests.helpers.wait import wait_until
 from tests.helpers.webhooks import signed
@@ -110,8 +111,6 @@ def start_auth_and_gateway(
 def every_second(name: str, url: str) -> dict[str, Any]:
     """A workflow that POSTs to ``url`` every second (a gateway allows it with
     ``IPAAS_SCHEDULE_MIN_INTERVAL_SECONDS=1``)."""
-    return {
-        "name": name,
-        "trigger": {"type": "schedule", "interval_seconds": 1},
-        "action": {"type": "http_request", "config": {"method": "POST", "url": url}},
-    }
+    return definition(
+        "http_request", {"method": "POST", "url": url}, trigger={"type": "schedule", "interval_seconds": 1}, name=name
+    )

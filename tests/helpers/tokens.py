@@ -8,19 +8,18 @@ contract.  ``issuer.revoked`` (jti -> until) is what the feed answers.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from jwt.algorithms import OKPAlgorithm
 
 from libs.common.auth.jwt_verify import TOKEN_TYPE
 from libs.common.auth.revocations import FEED_PATH
+from tests.helpers.auth_setup import good_claims, sign
 
 
 class TokenIssuer:
@@ -36,28 +35,10 @@ class TokenIssuer:
         jwk.update({"kid": self.kid, "use": "sig", "alg": "EdDSA"})
         return {"keys": [jwk]}
 
-    def mint(
-        self,
-        tenant_id: uuid.UUID,
-        *,
-        user_id: uuid.UUID | None = None,
-        ttl: int = 600,
-        typ: str = TOKEN_TYPE,
-        **claims: Any,
-    ) -> str:
-        now = int(time.time())
-        payload: dict[str, Any] = {
-            "iss": self.issuer,
-            "aud": self.audience,
-            "sub": str(user_id or uuid.uuid4()),
-            "tid": str(tenant_id),
-            "iat": now,
-            "nbf": now,
-            "exp": now + ttl,
-            "jti": uuid.uuid4().hex,
-        }
-        payload.update(claims)
-        return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": self.kid, "typ": typ})
+    def mint(self, tenant_id: uuid.UUID, *, typ: str = TOKEN_TYPE, **claims: Any) -> str:
+        """A token of ``tenant_id`` with the contract's claims (a new user, ten minutes), ``claims`` changed."""
+        payload = good_claims(issuer=self.issuer, audience=self.audience, tid=str(tenant_id), **claims)
+        return sign(payload, self.key, self.kid, typ=typ)
 
     def headers(self, tenant_id: uuid.UUID) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.mint(tenant_id)}"}

@@ -22,16 +22,14 @@ async def wait_until(
     Raises ``AssertionError`` naming ``message`` when the deadline passes.
     """
     deadline = time.monotonic() + timeout
-    last: Any = None
     while True:
         result = predicate()
         if inspect.isawaitable(result):
             result = await result
-        last = result
         if result:
             return result
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {last!r})")
+            raise AssertionError(f"timed out after {timeout}s waiting for {message} (last: {result!r})")
         await asyncio.sleep(interval)
 
 
