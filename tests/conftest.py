@@ -152,13 +152,10 @@ def nats_url(nats_server: NatsServer) -> str:
 
 
 async def _delete_all_streams(url: str) -> None:
-    nc = await nats.connect(url)
-    try:
+    async with await nats.connect(url) as nc:
         js = nc.jetstream()
         for info in await js.streams_info():
             await js.delete_stream(info.config.name or "")
-    finally:
-        await nc.close()
 
 
 @pytest.fixture

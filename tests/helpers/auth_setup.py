@@ -173,10 +173,7 @@ async def resolve_credential(
     nats_url: str, tenant_id: str, credential_id: str, raw: bytes | None = None, *, timeout: float = 5.0
 ) -> CredentialReply:
     """Ask for a credential on NATS as the executor does (``raw`` sent instead of the request when given)."""
-    nc = await nats.connect(nats_url)
-    try:
-        data = raw if raw is not None else json.dumps({"tenant_id": tenant_id, "credential_id": credential_id}).encode()
+    data = raw if raw is not None else json.dumps({"tenant_id": tenant_id, "credential_id": credential_id}).encode()
+    async with await nats.connect(nats_url) as nc:
         msg = await nc.request(RESOLVE_SUBJECT, data, timeout=timeout)
-        return CredentialReply.model_validate_json(msg.data)
-    finally:
-        await nc.close()
+    return CredentialReply.model_validate_json(msg.data)

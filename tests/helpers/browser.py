@@ -12,18 +12,13 @@ import os
 import shutil
 from typing import Any
 
-CANDIDATES = ("chromium", "chromium-browser")
-
 
 def chromium_path() -> str | None:
     named = os.environ.get("CHROMIUM_PATH")
     if named:
         return named if os.access(named, os.X_OK) else None
-    for name in CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    return "/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    return found or ("/usr/bin/chromium" if os.access("/usr/bin/chromium", os.X_OK) else None)
 
 
 def skip_reason() -> str | None:

@@ -11,9 +11,10 @@ A test that kills the executor, signals it or reads its process logs starts it a
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from unittest import mock
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -45,39 +46,26 @@ class InProcessExecutor:
 ExecutorFactory = Callable[..., Awaitable[InProcessExecutor]]
 
 
-@contextmanager
-def _environment(env: Mapping[str, str]) -> Iterator[None]:
-    saved = dict(os.environ)
-    for key in [k for k in os.environ if k.startswith(("IPAAS_", "OTEL_"))]:
-        del os.environ[key]
-    os.environ.update(HARNESS_ENV)
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 async def _ready(client: TestClient[web.Request, web.Application]) -> bool:
     async with client.get("/health/ready") as resp:
         return resp.status == 200
 
 
 @asynccontextmanager
-async def running_executor(env: Mapping[str, str], *, ready_timeout: float = 30.0) -> AsyncIterator[InProcessExecutor]:
+async def running_executor(env: Mapping[str, str]) -> AsyncIterator[InProcessExecutor]:
     """``env`` as for the subprocess (``executor_env``); a superuser ``DATABASE_URL`` becomes the executor's role."""
     port = free_port()
     full = {**env, "IPAAS_HTTP_PORT": str(port), "IPAAS_HTTP_METRICS_PORT": "0"}
     if is_superuser_url(full.get("DATABASE_URL", "")):
         full["DATABASE_URL"] = as_role(full["DATABASE_URL"], "executor")
-    with _environment(full):
+    outside = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
+    with mock.patch.dict(os.environ, {**outside, **HARNESS_ENV, **full}, clear=True):
         settings = ExecutorSettings()
         app = kit.service_app(settings, start, streams=provisioning.needs(settings))
     client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1", port=port))
     await client.start_server()
     try:
-        await wait_until(lambda: _ready(client), timeout=ready_timeout, interval=0.05, message="executor ready")
+        await wait_until(lambda: _ready(client), timeout=30, interval=0.05, message="executor ready")
         yield InProcessExecutor(app=app, settings=settings, client=client)
     finally:
         await client.close()

@@ -206,19 +206,14 @@ class FaultStack:
         gw = gateway or self.gateway
         assert gw is not None
         url = f"{gw.url}/hooks/{tenant.workflow_id}"
-        queue: asyncio.Queue[int] = asyncio.Queue()
-        for i in range(n):
-            queue.put_nowait(i)
+        gate = asyncio.Semaphore(concurrency)
 
         async def one(i: int) -> None:
             body = json.dumps(payload(i) if payload is not None else {"n": i})
-            await self._post(ledger, tenant.secret, url, f"msg_{uuid.uuid4().hex}", body)
+            async with gate:
+                await self._post(ledger, tenant.secret, url, f"msg_{uuid.uuid4().hex}", body)
 
-        async def worker() -> None:
-            while not queue.empty():
-                await one(queue.get_nowait())
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(one(i) for i in range(n)))
 
     async def send_accepted(self, ledger: Ledger, tenant: Tenant, n: int, *, concurrency: int) -> None:
         """Send ``n`` more webhooks, every one of which must be accepted (202), and add them to ``ledger``."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import nats
@@ -10,31 +9,29 @@ import nats.js.api
 
 from deploy.local.infra import NatsServer, free_port
 from deploy.local.nats_authz import write_private
+from tests.helpers.wait import wait_until
 
 
 async def wait_for_jetstream(urls: list[str], timeout: float = 30.0) -> None:
     """Until the cluster can place a stream on every server (a meta leader, and every peer known online)."""
-    nc = await nats.connect(urls, connect_timeout=2)
-    try:
+    probe = nats.js.api.StreamConfig(
+        name="CLUSTER_READY",
+        subjects=["cluster.ready"],
+        num_replicas=len(urls),
+        storage=nats.js.api.StorageType.MEMORY,
+    )
+    async with await nats.connect(urls, connect_timeout=2) as nc:
         js = nc.jetstream(timeout=2)
-        probe = nats.js.api.StreamConfig(
-            name="CLUSTER_READY",
-            subjects=["cluster.ready"],
-            num_replicas=len(urls),
-            storage=nats.js.api.StorageType.MEMORY,
-        )
-        deadline = asyncio.get_running_loop().time() + timeout
-        while True:
+
+        async def placed() -> bool:
             try:
                 await js.add_stream(probe)
                 await js.delete_stream("CLUSTER_READY")
-                return
             except (nats.errors.Error, TimeoutError):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.1)
-    finally:
-        await nc.close()
+                return False
+            return True
+
+        await wait_until(placed, timeout=timeout, interval=0.1, message="a stream on every server")
 
 
 class NatsCluster:

@@ -45,56 +45,41 @@ async def create_schedules(database_url: str, count: int, cron: str) -> list[uui
     return ids
 
 
-async def stored_count(nats_url: str, stream: str = "EVENTS") -> int:
-    nc = await nats.connect(nats_url)
-    try:
-        info = await nc.jetstream().stream_info(stream)
-        return int(info.state.messages)
-    finally:
-        await nc.close()
+async def stored_count(nats_url: str) -> int:
+    """How many messages EVENTS holds."""
+    async with await nats.connect(nats_url) as nc:
+        return int((await nc.jetstream().stream_info("EVENTS")).state.messages)
 
 
-async def read_fires(nats_url: str, first_slot: int, last_slot: int, stream: str = "EVENTS") -> list[Fire]:
+async def read_fires(nats_url: str, first_slot: int, last_slot: int) -> list[Fire]:
     """Every stored schedule event whose slot is in ``[first_slot, last_slot]``, in stream order.
 
     Read with a pull consumer that never acks (EVENTS is a work queue: acking would delete).
     """
-    nc = await nats.connect(nats_url)
     found: list[Fire] = []
-    try:
+    async with await nats.connect(nats_url) as nc:
         js = nc.jetstream(timeout=30)
-        total = (await js.stream_info(stream)).state.messages
-        sub = await js.pull_subscribe(
-            ">",
-            stream=stream,
-            config=js_api.ConsumerConfig(
-                ack_policy=js_api.AckPolicy.EXPLICIT,
-                deliver_policy=js_api.DeliverPolicy.ALL,
-                max_ack_pending=-1,
-                ack_wait=3600,
-            ),
+        total = (await js.stream_info("EVENTS")).state.messages
+        config = js_api.ConsumerConfig(
+            ack_policy=js_api.AckPolicy.EXPLICIT,
+            deliver_policy=js_api.DeliverPolicy.ALL,
+            max_ack_pending=-1,
+            ack_wait=3600,
         )
+        sub = await js.pull_subscribe(">", stream="EVENTS", config=config)
         seen = 0
         while seen < total:
             batch = await sub.fetch(2000, timeout=10)
             seen += len(batch)
             for msg in batch:
                 body = json.loads(msg.data)
-                slot_text = body.get("scheduled_for")
-                if slot_text is None:
+                if body.get("scheduled_for") is None:
                     continue
-                slot = int(datetime.fromisoformat(slot_text.replace("Z", "+00:00")).timestamp())
+                slot = int(datetime.fromisoformat(body["scheduled_for"]).timestamp())
                 if first_slot <= slot <= last_slot:
+                    msg_id = (msg.headers or {}).get("Nats-Msg-Id", "")
                     found.append(
-                        Fire(
-                            body["workflow_id"],
-                            slot,
-                            msg.metadata.timestamp.timestamp(),
-                            (msg.headers or {}).get("Nats-Msg-Id", ""),
-                            body["event_id"],
-                        )
+                        Fire(body["workflow_id"], slot, msg.metadata.timestamp.timestamp(), msg_id, body["event_id"])
                     )
         await sub.unsubscribe()
-    finally:
-        await nc.close()
     return found

@@ -66,17 +66,14 @@ class SecuredNats:
             connect_timeout=5,
         )
 
-    async def bus(self, identity: str) -> Bus:
-        """The platform's own client as ``identity`` (``admin`` for inspecting streams in tests)."""
-        settings = NatsSettings(NATS_URL=self.url_for(identity), provision=False)
-        return await Bus.connect(
-            settings, name=f"test-{identity}", inbox_prefix=inbox_prefix(identity), connect_deadline_seconds=10
-        )
-
     @asynccontextmanager
     async def connected(self, identity: str) -> AsyncIterator[Bus]:
-        """:meth:`bus` for the ``async with`` block, drained at its end."""
-        bus = await self.bus(identity)
+        """The platform's own client as ``identity`` (``admin`` for inspecting streams in tests) for the
+        ``async with`` block, drained at its end."""
+        settings = NatsSettings(NATS_URL=self.url_for(identity), provision=False)
+        bus = await Bus.connect(
+            settings, name=f"test-{identity}", inbox_prefix=inbox_prefix(identity), connect_deadline_seconds=10
+        )
         try:
             yield bus
         finally:
