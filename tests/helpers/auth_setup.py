@@ -115,7 +115,7 @@ def good_claims(*, issuer: str = "ipaas", audience: str = "ipaas-api", **changes
     return claims
 
 
-def sign(claims: dict[str, Any], pem: str | Ed25519PrivateKey, kid: str, *, typ: str = TOKEN_TYPE) -> str:
+def sign(claims: dict[str, Any], pem: str | Ed25519PrivateKey, kid: str, *, typ: str | None = TOKEN_TYPE) -> str:
     return jwt.encode(claims, pem, algorithm="EdDSA", headers={"kid": kid, "typ": typ})
 
 
@@ -154,10 +154,7 @@ def bad_tokens(pem: str, kid: str, public_raw: bytes) -> dict[str, tuple[str, st
         # Signed by the published key, but not typed as an access token.
         "typ_jwt": (sign(good_claims(), pem, kid, typ="JWT"), "invalid_token"),
         "typ_id_token": (sign(good_claims(), pem, kid, typ="id_token+jwt"), "invalid_token"),
-        "no_typ": (
-            jwt.encode(good_claims(), pem, algorithm="EdDSA", headers={"kid": kid, "typ": None}),
-            "invalid_token",
-        ),
+        "no_typ": (sign(good_claims(), pem, kid, typ=None), "invalid_token"),
     }
 
 

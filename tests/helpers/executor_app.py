@@ -26,9 +26,8 @@ from services.executor import provisioning
 from services.executor.app import start
 from services.executor.settings import ExecutorSettings
 from tests.helpers.pg_roles import as_role, is_superuser_url
+from tests.helpers.services import HARNESS_ENV, outside_env
 from tests.helpers.wait import wait_until
-
-HARNESS_ENV = {"OTEL_TRACES_EXPORTER": "none", "IPAAS_NATS_PROVISION": "true", "IPAAS_HTTP_HOST": "127.0.0.1"}
 
 
 @dataclass
@@ -58,8 +57,7 @@ async def running_executor(env: Mapping[str, str]) -> AsyncIterator[InProcessExe
     full = {**env, "IPAAS_HTTP_PORT": str(port), "IPAAS_HTTP_METRICS_PORT": "0"}
     if is_superuser_url(full.get("DATABASE_URL", "")):
         full["DATABASE_URL"] = as_role(full["DATABASE_URL"], "executor")
-    outside = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
-    with mock.patch.dict(os.environ, {**outside, **HARNESS_ENV, **full}, clear=True):
+    with mock.patch.dict(os.environ, {**outside_env(), **HARNESS_ENV, **full}, clear=True):
         settings = ExecutorSettings()
         app = kit.service_app(settings, start, streams=provisioning.needs(settings))
     client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1", port=port))

@@ -19,38 +19,21 @@ from schemathesis.engine import events, from_schema
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 
-@dataclass(frozen=True)
-class Finding:
-    operation: str
-    check: str
-    title: str
-    message: str
-    status: int | None
-    request: str
-
-    def __str__(self) -> str:
-        head = f"{self.operation} [{self.check}] {self.title} (status {self.status})"
-        return f"{head}\n  {self.message}\n  {self.request}"
-
-
 @dataclass
 class FuzzReport:
-    findings: list[Finding] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # one failed check each, with its request and answer
     errors: list[str] = field(default_factory=list)
     statuses: dict[str, collections.Counter[int]] = field(
         default_factory=lambda: collections.defaultdict(collections.Counter)
     )
     phases: collections.Counter[str] = field(default_factory=collections.Counter)
 
-    @property
-    def requests(self) -> int:
-        return sum(sum(counter.values()) for counter in self.statuses.values())
-
     def summary(self, limit: int = 40) -> str:
-        unique = sorted({str(f) for f in self.findings})
+        unique = sorted(set(self.findings))
+        requests = sum(sum(counter.values()) for counter in self.statuses.values())
         lines = [
             f"{len(self.findings)} findings ({len(unique)} distinct), {len(self.errors)} errors, "
-            f"{self.requests} requests ({dict(self.phases)})",
+            f"{requests} requests ({dict(self.phases)})",
             *self.errors[:limit],
             *unique[:limit],
         ]
@@ -101,13 +84,9 @@ def _record(report: FuzzReport, event: events.ScenarioFinished) -> None:
                 request = f"{found.request.method} {found.request.uri} {(found.request.body or b'')[:200]!r}"
                 if response is not None:
                     request += f" -> {response.content[:300]!r}"
+            operation = failure.operation or event.label or "?"
+            status = response.status_code if response is not None else None
+            message = failure.message.strip().replace("\n", " | ")[:600]
             report.findings.append(
-                Finding(
-                    operation=failure.operation or event.label or "?",
-                    check=check.name,
-                    title=failure.title,
-                    message=failure.message.strip().replace("\n", " | ")[:600],
-                    status=response.status_code if response is not None else None,
-                    request=request,
-                )
+                f"{operation} [{check.name}] {failure.title} (status {status})\n  {message}\n  {request}"
             )

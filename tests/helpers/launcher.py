@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from deploy.local.nats_users import with_user
 from deploy.local.pg_roles import with_role
 from deploy.local.process import Child
 from libs.common.db.roles import OWNER
+from tests.helpers.services import outside_env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,11 +68,7 @@ def start(log: Path, local_dir: Path, env: dict[str, str]) -> Run:
 
 def launcher_env(local_dir: Path, **extra: str) -> dict[str, str]:
     """The caller's environment without platform settings, plus free ports and ``local_dir``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("IPAAS_", "OTEL_")) and k not in ("NATS_URL", "DATABASE_URL")
-    }
+    env = {k: v for k, v in outside_env().items() if k not in ("NATS_URL", "DATABASE_URL")}
     ports = [free_port() for _ in range(8)]
     env.update(
         {

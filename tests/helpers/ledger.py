@@ -261,9 +261,7 @@ class FaultStack:
         try:
             async with self.http.post(url, data=body, headers=headers) as resp:
                 data = await resp.read()
-                event_id = None
-                if resp.status == 202:
-                    event_id = json.loads(data)["data"]["event_id"]
+                event_id = json.loads(data)["data"]["event_id"] if resp.status == 202 else None
                 ledger.answers.append(
                     Answer(resp.status, event_id, resp.headers.get("Retry-After"), sent, time.monotonic(), msg_id, body)
                 )

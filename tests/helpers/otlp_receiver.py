@@ -21,14 +21,6 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from deploy.local.infra import free_port
 
-KINDS = {
-    trace_pb2.Span.SPAN_KIND_INTERNAL: "INTERNAL",
-    trace_pb2.Span.SPAN_KIND_SERVER: "SERVER",
-    trace_pb2.Span.SPAN_KIND_CLIENT: "CLIENT",
-    trace_pb2.Span.SPAN_KIND_PRODUCER: "PRODUCER",
-    trace_pb2.Span.SPAN_KIND_CONSUMER: "CONSUMER",
-}
-
 
 @dataclass
 class ReceivedSpan:
@@ -74,7 +66,7 @@ def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receive
                         span_id=s.span_id.hex(),
                         parent_id=s.parent_span_id.hex(),
                         name=s.name,
-                        kind=KINDS.get(s.kind, "UNSPECIFIED"),
+                        kind=trace_pb2.Span.SpanKind.Name(s.kind).removeprefix("SPAN_KIND_"),
                         attributes=_attrs(s.attributes),
                         events=[(e.name, _attrs(e.attributes)) for e in s.events],
                         links=[(link.trace_id.hex(), link.span_id.hex(), _attrs(link.attributes)) for link in s.links],
@@ -87,7 +79,6 @@ def decode(request: trace_service_pb2.ExportTraceServiceRequest) -> list[Receive
 class _Store:
     def __init__(self) -> None:
         self.spans: list[ReceivedSpan] = []
-        self.requests = 0
         self.port = free_port()
 
     @property
@@ -98,7 +89,6 @@ class _Store:
         return [s for s in self.spans if s.trace_id == trace_id]
 
     def add(self, request: trace_service_pb2.ExportTraceServiceRequest) -> None:
-        self.requests += 1
         self.spans.extend(decode(request))
 
 

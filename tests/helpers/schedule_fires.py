@@ -10,7 +10,7 @@ from datetime import datetime
 import nats
 from nats.js import api as js_api
 
-from tests.helpers.factories import connection
+from tests.helpers.factories import connection, create_tenant
 from tests.helpers.scheduler import schedule_definition
 
 
@@ -26,10 +26,9 @@ class Fire:
 async def create_schedules(database_url: str, count: int, cron: str) -> list[uuid.UUID]:
     """``count`` active workflows of one new tenant, each at version 1 with a ``cron`` (UTC) schedule."""
     definition = json.dumps(schedule_definition("tick", cron=cron))
-    tenant = uuid.uuid4()
     ids = [uuid.uuid4() for _ in range(count)]
     async with connection(database_url) as conn, conn.transaction():
-        await conn.execute("INSERT INTO tenants (id, name) VALUES ($1, 'many schedules')", tenant)
+        tenant = await create_tenant(conn, "many schedules")
         await conn.execute(
             """INSERT INTO workflows (id, tenant_id, name, current_version, is_active, trigger_type)
                    SELECT id, $2, 'tick', 1, true, 'schedule' FROM unnest($1::uuid[]) AS t(id)""",

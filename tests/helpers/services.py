@@ -24,6 +24,14 @@ from tests.helpers.pg_roles import as_role, is_superuser_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 _SERVICE_MODULE = re.compile(r"^services\.([a-z_]+)$")
+# What every service of the harness runs with (as a process or in-process): on loopback, not exporting traces,
+# and provisioning its own streams against the open test NATS (a test of a secured NATS says false).
+HARNESS_ENV = {"OTEL_TRACES_EXPORTER": "none", "IPAAS_NATS_PROVISION": "true", "IPAAS_HTTP_HOST": "127.0.0.1"}
+
+
+def outside_env() -> dict[str, str]:
+    """This process's environment without its ``IPAAS_`` and ``OTEL_`` variables (a child starts from it)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
 
 
 class ServiceProcess(Child):
@@ -72,20 +80,15 @@ def start_service(
     A service connects to Postgres as its own role (``own_role=False`` keeps the URL given).
     """
     port = port or free_port()
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
-    # Against the open test NATS a service provisions its own streams; a test of a secured NATS says false.
-    full_env.update(
-        {
-            "IPAAS_HTTP_PORT": str(port),
-            "IPAAS_HTTP_METRICS_PORT": str(free_port()),
-            "IPAAS_HTTP_HOST": "127.0.0.1",
-            "PYTHONUNBUFFERED": "1",
-            "OTEL_TRACES_EXPORTER": "none",
-            "IPAAS_NATS_PROVISION": "true",
-        }
-    )
-    full_env.update(env)
-    full_env["PYTHONPATH"] = str(REPO_ROOT)
+    full_env = {
+        **outside_env(),
+        "IPAAS_HTTP_PORT": str(port),
+        "IPAAS_HTTP_METRICS_PORT": str(free_port()),
+        "PYTHONUNBUFFERED": "1",
+        **HARNESS_ENV,
+        **env,
+        "PYTHONPATH": str(REPO_ROOT),
+    }
     match = _SERVICE_MODULE.match(module)
     dsn = full_env.get("DATABASE_URL", "")
     if own_role and match is not None and match.group(1) in SERVICE_ROLES and is_superuser_url(dsn):
@@ -122,14 +125,12 @@ async def run_module(*args: str, env: Mapping[str, str], timeout: float = 60.0) 
     """``python -m <args>`` to its end, as a one-off command (a Job, an operator's shell) runs it: this
     environment without its ``IPAAS_`` and ``OTEL_`` variables, plus ``env``.  Its exit code, and its standard
     output followed by its standard error."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("IPAAS_", "OTEL_"))}
-    full_env.update({**env, "PYTHONPATH": str(REPO_ROOT)})
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         *args,
         cwd=REPO_ROOT,
-        env=full_env,
+        env={**outside_env(), **env, "PYTHONPATH": str(REPO_ROOT)},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

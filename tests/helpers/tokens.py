@@ -7,7 +7,6 @@ contract.  ``issuer.revoked`` (jti -> until) is what the feed answers.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,30 +14,24 @@ from typing import Any
 
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from jwt.algorithms import OKPAlgorithm
 
 from libs.common.auth.jwt_verify import TOKEN_TYPE
 from libs.common.auth.revocations import FEED_PATH
+from services.auth.signing_keys import SigningKey
 from tests.helpers.auth_setup import good_claims, sign
 
 
 class TokenIssuer:
-    def __init__(self, *, issuer: str = "ipaas", audience: str = "ipaas-api") -> None:
-        self.issuer = issuer
-        self.audience = audience
-        self.key = Ed25519PrivateKey.generate()
-        self.kid = uuid.uuid4().hex
+    def __init__(self) -> None:
+        self.key = SigningKey(uuid.uuid4().hex, Ed25519PrivateKey.generate(), "test")
         self.revoked: dict[str, int] = {}
 
     def jwks(self) -> dict[str, Any]:
-        jwk = json.loads(OKPAlgorithm.to_jwk(self.key.public_key()))
-        jwk.update({"kid": self.kid, "use": "sig", "alg": "EdDSA"})
-        return {"keys": [jwk]}
+        return {"keys": [self.key.public_jwk()]}
 
     def mint(self, tenant_id: uuid.UUID, *, typ: str = TOKEN_TYPE, **claims: Any) -> str:
         """A token of ``tenant_id`` with the contract's claims (a new user, ten minutes), ``claims`` changed."""
-        payload = good_claims(issuer=self.issuer, audience=self.audience, tid=str(tenant_id), **claims)
-        return sign(payload, self.key, self.kid, typ=typ)
+        return sign(good_claims(tid=str(tenant_id), **claims), self.key.private, self.key.kid, typ=typ)
 
     def headers(self, tenant_id: uuid.UUID) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.mint(tenant_id)}"}

@@ -33,15 +33,10 @@ class ManualClock:
         if moment < self._now:
             raise ValueError("a manual clock does not go backwards")
         self._now = moment.astimezone(UTC)
-        waiting = []
         for deadline, future in self._sleepers:
-            if future.done():
-                continue
-            if deadline <= self._now:
+            if deadline <= self._now and not future.done():
                 future.set_result(None)
-            else:
-                waiting.append((deadline, future))
-        self._sleepers = waiting
+        self._sleepers = [(t, f) for t, f in self._sleepers if not f.done()]
 
     def advance(self, seconds: float) -> None:
         self.set(self._now + timedelta(seconds=seconds))
