@@ -18,11 +18,10 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.helpers.exemplars import OPENMETRICS, exemplar_trace_ids
 from tests.helpers.factories import create_tenant, create_workflow
 from tests.helpers.fakes import Answer, definition, executor_env, publish_event
 from tests.helpers.monitoring import metric_names
-from tests.helpers.services import ServiceProcess, metrics_text
+from tests.helpers.services import OPENMETRICS, ServiceProcess, exemplar_trace_ids, metrics_text
 from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.slow]

@@ -22,10 +22,9 @@ import pytest
 from libs.common.logs.secret_shapes import REDACTED
 from libs.common.models.credentials import RESOLVE_SUBJECT
 from tests.e2e.conftest import Platform, Stack
-from tests.helpers.exemplars import OPENMETRICS, exemplar_trace_ids
 from tests.helpers.fakes import Answer, FakeSink, http_step, steps_workflow
 from tests.helpers.otlp_receiver import OtlpGrpcReceiver, OtlpHttpReceiver, ReceivedSpan
-from tests.helpers.services import ServiceProcess, metrics_text
+from tests.helpers.services import OPENMETRICS, ServiceProcess, exemplar_trace_ids, metrics_text
 from tests.helpers.stack_processes import Api, every_second
 from tests.helpers.wait import wait_until
 

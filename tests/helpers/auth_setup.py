@@ -106,13 +106,9 @@ def good_claims(*, issuer: str = "ipaas", audience: str = "ipaas-api", **changes
         "nbf": now,
         "exp": now + 600,
         "jti": uuid.uuid4().hex,
+        **changes,
     }
-    for key, value in changes.items():
-        if value is None:
-            claims.pop(key, None)
-        else:
-            claims[key] = value
-    return claims
+    return {key: value for key, value in claims.items() if value is not None}
 
 
 def sign(claims: dict[str, Any], pem: str | Ed25519PrivateKey, kid: str, *, typ: str | None = TOKEN_TYPE) -> str:

@@ -60,10 +60,6 @@ async def running_executor(env: Mapping[str, str]) -> AsyncIterator[InProcessExe
     with mock.patch.dict(os.environ, {**outside_env(), **HARNESS_ENV, **full}, clear=True):
         settings = ExecutorSettings()
         app = kit.service_app(settings, start, streams=provisioning.needs(settings))
-    client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, host="127.0.0.1", port=port))
-    await client.start_server()
-    try:
+    async with TestClient(TestServer(app, host="127.0.0.1", port=port)) as client:
         await wait_until(lambda: _ready(client), timeout=30, interval=0.05, message="executor ready")
         yield InProcessExecutor(app=app, settings=settings, client=client)
-    finally:
-        await client.close()

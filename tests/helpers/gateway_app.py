@@ -78,15 +78,11 @@ async def running_gateway(
     async with serve_jwks(issuer, free_port()) as jwks_url:
         settings = gateway_settings(database_url, nats_url, jwks_url, **overrides)
         app = create_app(settings)
-        client: TestClient[web.Request, web.Application] = TestClient(TestServer(app, port=free_port()))
-        await client.start_server()
-        metrics: TestClient[web.Request, web.Application] = TestClient(TestServer(metrics_app(app)))
-        await metrics.start_server()
-        try:
+        async with (
+            TestClient(TestServer(app, port=free_port())) as client,
+            TestClient(TestServer(metrics_app(app))) as metrics,
+        ):
             yield Gateway(client=client, app=app, issuer=issuer, settings=settings, metrics=metrics)
-        finally:
-            await metrics.close()
-            await client.close()
 
 
 async def tenant(database_url: str) -> uuid.UUID:

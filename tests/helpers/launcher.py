@@ -68,25 +68,22 @@ def start(log: Path, local_dir: Path, env: dict[str, str]) -> Run:
 
 def launcher_env(local_dir: Path, **extra: str) -> dict[str, str]:
     """The caller's environment without platform settings, plus free ports and ``local_dir``."""
-    env = {k: v for k, v in outside_env().items() if k not in ("NATS_URL", "DATABASE_URL")}
     ports = [free_port() for _ in range(8)]
-    env.update(
-        {
-            "IPAAS_LOCAL_DIR": str(local_dir),
-            "IPAAS_LOCAL_NATS_PORT": str(ports[0]),
-            "IPAAS_LOCAL_PG_PORT": str(ports[1]),
-            "IPAAS_LOCAL_GATEWAY_PORT": str(ports[2]),
-            "IPAAS_LOCAL_AUTH_PORT": str(ports[3]),
-            "IPAAS_LOCAL_SCHEDULER_PORTS": f"{ports[4]},{ports[5]}",
-            "IPAAS_LOCAL_EXECUTOR_PORTS": f"{ports[6]},{ports[7]}",
-            "IPAAS_LOCAL_READY_TIMEOUT_SECONDS": "70",
-            "IPAAS_LOCAL_GRACE_SECONDS": "20",
-            "OTEL_TRACES_EXPORTER": "none",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(extra)
-    return env
+    return {
+        **{k: v for k, v in outside_env().items() if k not in ("NATS_URL", "DATABASE_URL")},
+        "IPAAS_LOCAL_DIR": str(local_dir),
+        "IPAAS_LOCAL_NATS_PORT": str(ports[0]),
+        "IPAAS_LOCAL_PG_PORT": str(ports[1]),
+        "IPAAS_LOCAL_GATEWAY_PORT": str(ports[2]),
+        "IPAAS_LOCAL_AUTH_PORT": str(ports[3]),
+        "IPAAS_LOCAL_SCHEDULER_PORTS": f"{ports[4]},{ports[5]}",
+        "IPAAS_LOCAL_EXECUTOR_PORTS": f"{ports[6]},{ports[7]}",
+        "IPAAS_LOCAL_READY_TIMEOUT_SECONDS": "70",
+        "IPAAS_LOCAL_GRACE_SECONDS": "20",
+        "OTEL_TRACES_EXPORTER": "none",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
 def _passwords(state: dict[str, Any], users_file: str) -> dict[str, str]:

@@ -29,6 +29,12 @@ def _violation(errors: list[str], kind: str, subject: str) -> bool:
     return any("permissions violation" in e.lower() and wanted in e.lower() for e in errors)
 
 
+async def _reported(errors: list[str], kind: str, subjects: list[str]) -> None:
+    """Until every one of ``subjects`` has its permissions violation in ``errors`` (at most 5 s; no error then)."""
+    with contextlib.suppress(AssertionError):
+        await wait_until(lambda: all(_violation(errors, kind, s) for s in subjects), timeout=5, message=kind)
+
+
 async def _unanswered(nc: Client, subject: str, body: bytes) -> bool:
     try:
         await nc.request(subject, body, timeout=0.5)
@@ -44,12 +50,7 @@ async def refused_requests(nc: Client, errors: list[str], requests: dict[str, by
     """
     unanswered = await asyncio.gather(*(_unanswered(nc, s, b) for s, b in requests.items()))
     quiet = [s for s, q in zip(requests, unanswered, strict=True) if q]
-    with contextlib.suppress(AssertionError):
-        await wait_until(
-            lambda: all(_violation(errors, "publish", s) for s in quiet),
-            timeout=5,
-            message="a permissions violation for every unanswered probe",
-        )
+    await _reported(errors, "publish", quiet)
     return [s for s in requests if s not in quiet or not _violation(errors, "publish", s)]
 
 
@@ -58,20 +59,13 @@ async def refused_subscriptions(nc: Client, errors: list[str], subjects: list[st
     for subject in subjects:
         await nc.subscribe(subject)
     await nc.flush()
-    with contextlib.suppress(AssertionError):
-        await wait_until(
-            lambda: all(_violation(errors, "subscription", s) for s in subjects),
-            timeout=5,
-            message="a permissions violation for every subscription",
-        )
+    await _reported(errors, "subscription", subjects)
     return [s for s in subjects if not _violation(errors, "subscription", s)]
 
 
 async def answered(nc: Client, subject: str, body: bytes = b"") -> dict[str, Any]:
     """A JetStream API answer (to an identity allowed to ask), as JSON."""
-    reply = await nc.request(subject, body, timeout=5)
-    answer: dict[str, Any] = json.loads(reply.data)
-    return answer
+    return dict(json.loads((await nc.request(subject, body, timeout=5)).data))
 
 
 def _body(value: dict[str, Any]) -> bytes:

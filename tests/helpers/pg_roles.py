@@ -22,12 +22,10 @@ from libs.common.db.roles import ALL_ROLES, OWNER, SERVICE_ROLES
 PASSWORDS: dict[str, str] = {role: f"pw-{role}-{secrets.token_hex(8)}" for role in ALL_ROLES}
 
 
-async def prepare(server: PostgresServer, database: str) -> str:
-    """Roles, ``database`` owned by ``ipaas``, migrations applied as ``ipaas``; returns the owner's URL."""
+async def prepare(server: PostgresServer, database: str) -> None:
+    """Roles, ``database`` owned by ``ipaas``, migrations applied as ``ipaas``."""
     await bootstrap(server, database, PASSWORDS)
-    owner = with_role(server.dsn(database), OWNER, PASSWORDS[OWNER])
-    await apply_migrations(owner)
-    return owner
+    await apply_migrations(with_role(server.dsn(database), OWNER, PASSWORDS[OWNER]))
 
 
 def as_role(dsn: str, service: str) -> str:

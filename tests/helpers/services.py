@@ -1,4 +1,5 @@
-"""Run a service (``python -m services.<name>``) as a subprocess and wait for readiness.
+"""Run a service (``python -m services.<name>``) as a subprocess and wait for readiness; read what its
+``/metrics`` serves.
 
 A service connects to Postgres as its own role, as in every deployment: a ``DATABASE_URL``
 of the harness's superuser is replaced by the same database as ``ipaas_<service>``
@@ -17,12 +18,15 @@ import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
 
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
 from deploy.local.infra import free_port
 from deploy.local.process import Child
 from libs.common.db.roles import SERVICE_ROLES
 from tests.helpers.pg_roles import as_role, is_superuser_url
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+OPENMETRICS = "application/openmetrics-text; version=1.0.0"  # the Accept header that asks for exemplars
 _SERVICE_MODULE = re.compile(r"^services\.([a-z_]+)$")
 # What every service of the harness runs with (as a process or in-process): on loopback, not exporting traces,
 # and provisioning its own streams against the open test NATS (a test of a secured NATS says false).
@@ -119,6 +123,18 @@ def metric(text: str, name: str, labels: str = "") -> float:
     inside the braces, e.g. ``result="duplicate"``) over the sets that match it."""
     braces = rf"\{{{labels}\}}" if labels else r"(?:\{[^}]*\})?"
     return sum(float(v) for v in re.findall(rf"^{name}{braces} (\S+)$", text, re.M))
+
+
+def exemplar_trace_ids(text: str, sample: str, **labels: str) -> set[str]:
+    """The ``trace_id`` of every exemplar on the samples named ``sample`` whose labels include ``labels``, in a
+    ``/metrics`` text asked for as :data:`OPENMETRICS`; parsing ``text`` checks that it is valid OpenMetrics."""
+    families = list(text_string_to_metric_families(text))  # type: ignore[no-untyped-call]
+    return {
+        s.exemplar.labels["trace_id"]
+        for f in families
+        for s in f.samples
+        if s.name == sample and s.exemplar is not None and all(s.labels.get(k) == v for k, v in labels.items())
+    }
 
 
 async def run_module(*args: str, env: Mapping[str, str], timeout: float = 60.0) -> tuple[int, str]:

@@ -55,8 +55,7 @@ async def serve_jwks(issuer: TokenIssuer, port: int) -> AsyncIterator[str]:
     app.router.add_get(FEED_PATH, revocations)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
         yield f"http://127.0.0.1:{port}/.well-known/jwks.json"
     finally:
