@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,7 +58,7 @@ class ServiceProcess(Child):
         try:
             with urllib.request.urlopen(f"{self.url}/health/ready", timeout=1) as resp:  # noqa: S310
                 return bool(resp.status == 200)
-        except (urllib.error.URLError, OSError):
+        except OSError:  # urllib.error.URLError is one
             return False
 
     def terminate(self, timeout: float = 30.0) -> int:
