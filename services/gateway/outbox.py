@@ -27,6 +27,7 @@ payload; an operator retries one by clearing ``failed_at``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from functools import partial
@@ -286,6 +287,8 @@ class OutboxRelay(Wakeable):
                 log.warning("outbox listener down; polling meanwhile", extra={"error": type(exc).__name__})
             finally:
                 if conn is not None and not conn.is_closed():
-                    await conn.close(timeout=2)
+                    # A close that times out aborts the connection and raises; the loop goes on.
+                    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                        await conn.close(timeout=2)
             await self._sleep(delay)
             delay = min(delay * 2, 10.0)
