@@ -214,11 +214,9 @@ def _reap_descendants(announce: Callable[[str], None]) -> None:
     """Last line of defence: nothing we started may outlive us."""
     children = psutil.Process().children(recursive=True)
     for child in children:
-        try:
+        with contextlib.suppress(psutil.Error):
             announce(f"terminating leftover process {child.pid} ({child.name()})")
             child.terminate()
-        except psutil.Error:
-            pass
     _, alive = psutil.wait_procs(children, timeout=5)
     for child in alive:
         with contextlib.suppress(psutil.Error):

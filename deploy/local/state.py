@@ -81,13 +81,11 @@ def stop_leftovers(path: Path, announce: Callable[[str], None], timeout: float =
     """Stop processes a previous, killed launcher left running (matched by PID and start time)."""
     alive: list[psutil.Process] = []
     for record in read_records(path):
-        try:
+        with contextlib.suppress(psutil.Error):
             proc = psutil.Process(record.pid)
             if record.create_time and abs(proc.create_time() - record.create_time) < 0.01:
                 alive.append(proc)
                 announce(f"stopping {record.name} (pid {record.pid}) left over from an earlier run")
-        except psutil.Error:
-            continue
     for proc in alive:
         # Postgres shuts down fast on SIGINT; everything else on SIGTERM.
         with contextlib.suppress(psutil.Error):

@@ -19,6 +19,7 @@ A key's ``kid`` is its RFC 7638 thumbprint: stable, and the same on every replic
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import logging
@@ -149,10 +150,8 @@ TIME_FORMATS = ("%Y%m%dT%H%M%SZ", "%Y-%m-%dT%H-%M-%SZ", "%Y-%m-%dT%H:%M:%SZ", "%
 def activation_time(name: str) -> float:
     """The UTC time a file name stands for, or 0 when it is not a time."""
     for fmt in TIME_FORMATS:
-        try:
+        with contextlib.suppress(ValueError):
             return datetime.strptime(name, fmt).replace(tzinfo=UTC).timestamp()
-        except ValueError:
-            continue
     return 0.0
 
 

@@ -8,6 +8,7 @@ after the last stream sequence it delivered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -27,10 +28,8 @@ APPLY_ATTEMPTS = 5
 
 def parse_change(subject: str, data: bytes) -> WorkflowChanged | None:
     """The change, or, for a payload we cannot read, a bare "re-read this workflow" from the subject."""
-    try:
+    with contextlib.suppress(ValidationError):
         return WorkflowChanged.model_validate_json(data)
-    except ValidationError:
-        pass
     parts = subject.split(".")
     if len(parts) != 4:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,10 +48,8 @@ def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     if not raw:
         return None
     raw = raw.strip()
-    try:
+    with contextlib.suppress(ValueError):
         return max(0.0, float(raw))
-    except ValueError:
-        pass
     try:
         when = parsedate_to_datetime(raw)
     except (TypeError, ValueError):
