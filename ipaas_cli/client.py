@@ -108,9 +108,6 @@ class Api:
                 exc.message += "; log in again (`ipaas login`) or check IPAAS_TOKEN"
             raise
 
-    def get(self, path: str, **query: Any) -> Any:
-        return self.call("GET", path, query=query).data
-
     def pages(
         self,
         path: str,

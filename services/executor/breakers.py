@@ -150,15 +150,10 @@ class Breakers:
         key = (tenant, connector)
         entry = self._entries.get(key)
         if entry is None:
-            if len(self._entries) >= self._max_entries:
-                self._evict_healthy()
+            if len(self._entries) >= self._max_entries:  # drop the healthy ones: closed, no failures
+                self._entries = {k: e for k, e in self._entries.items() if e.state != CLOSED or e.failures}
             entry = self._entries[key] = _Breaker()
         return entry
-
-    def _evict_healthy(self) -> None:
-        for key, entry in list(self._entries.items()):
-            if entry.state == CLOSED and entry.failures == 0:
-                del self._entries[key]
 
     def _move(self, tenant: str, connector: str, entry: _Breaker, new: str) -> None:
         old, entry.state = entry.state, new

@@ -140,12 +140,9 @@ class TenantSlots:
             return False
         if behind is not None and behind < self._usable:
             return False  # nothing much waits behind this event: parking it would reach no one sooner
-        mine = self._admitted.get(tenant)
-        if mine is None:
-            return False
         now = self._clock()
         share = self._admitted_total.read(now) / len(self._waiting | self._tenants.keys() | {tenant})
-        if mine.read(now) <= share + 1.0:
+        if self._admitted_now(tenant, now) <= share + 1.0:  # none admitted yet: 0, never over
             return False
         starved = share * STARVED_FRACTION
         return any(self._admitted_now(other, now) < starved for other in self._waiting if other != tenant)
