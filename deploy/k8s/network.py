@@ -114,11 +114,7 @@ def _leaks(cidr: Network, excepts: list[Network]) -> list[str]:
 
 
 def _inside(a: Network, b: Network) -> bool:
-    return (
-        a.version == b.version
-        and int(b.network_address) <= int(a.network_address)
-        and int(a.broadcast_address) <= int(b.broadcast_address)
-    )
+    return a.version == b.version and a.subnet_of(b)  # type: ignore[arg-type]  # same version, checked first
 
 
 def _overlap(a: Network, b: Network) -> bool:

@@ -136,16 +136,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"kustomize: {kustomize.version()}; schemas: Kubernetes {schemas.MIN_KUBERNETES} (strict)")
     report = validate_all(root)
-    failed = False
     for target, problems in report.items():
         if problems:
-            failed = True
             print(f"{target}: {len(problems)} problem(s)")
             for p in problems:
                 print(f"  - {p}")
         else:
             print(f"{target}: ok")
-    return 1 if failed else 0
+    return 1 if any(report.values()) else 0
 
 
 if __name__ == "__main__":
