@@ -73,9 +73,8 @@ async def list_executions(
         ("created_at < {}", query.until),
     )
     add_filters(conditions, args, filters)
-    before = query.after
-    if before is not None:
-        args.extend(before)
+    if query.after is not None:
+        args.extend(query.after)
         conditions.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
     sql = (
         f"SELECT {_EXEC_COLUMNS} FROM executions WHERE {' AND '.join(conditions)} "
