@@ -37,47 +37,41 @@ class ScheduleSync:
         later resyncs treat anything new as a live change.
         """
         async with self._lock:
-            await self._resync(startup=startup)
-
-    async def _resync(self, *, startup: bool) -> None:
-        rows = await self._store.load_active()
-        seen: set[uuid.UUID] = set()
-        for i, row in enumerate(rows):
-            seen.add(row["id"])
-            loaded = self._engine.spec_of(row["id"])
-            if loaded is not None and loaded.version == row["current_version"]:
-                continue  # versions are immutable: nothing to re-parse
-            await self._apply(self._store.parse(row), catch_up=startup)
-            if i % YIELD_EVERY == YIELD_EVERY - 1:
-                await asyncio.sleep(0)
-        for workflow_id in self._engine.workflow_ids() - seen:
-            self._engine.remove(workflow_id)
-        self._broken &= seen
-        self._metrics.broken.set(len(self._broken))
-        self.loaded.set()
-        log.info(
-            "schedules resynced",
-            extra={"loaded": len(self._engine.workflow_ids()), "broken": len(self._broken), "startup": startup},
-        )
+            rows = await self._store.load_active()
+            seen: set[uuid.UUID] = set()
+            for i, row in enumerate(rows):
+                seen.add(row["id"])
+                loaded = self._engine.spec_of(row["id"])
+                if loaded is not None and loaded.version == row["current_version"]:
+                    continue  # versions are immutable: nothing to re-parse
+                await self._apply(self._store.parse(row), catch_up=startup)
+                if i % YIELD_EVERY == YIELD_EVERY - 1:
+                    await asyncio.sleep(0)
+            for workflow_id in self._engine.workflow_ids() - seen:
+                self._engine.remove(workflow_id)
+            self._broken &= seen
+            self._metrics.broken.set(len(self._broken))
+            self.loaded.set()
+            log.info(
+                "schedules resynced",
+                extra={"loaded": len(self._engine.workflow_ids()), "broken": len(self._broken), "startup": startup},
+            )
 
     async def on_change(self, change: WorkflowChanged) -> None:
         """Apply one change from the feed.  Disable and delete need no database read."""
         await self.loaded.wait()
         async with self._lock:
-            await self._on_change(change)
-
-    async def _on_change(self, change: WorkflowChanged) -> None:
-        if change.deleted or not change.is_active:
-            self._engine.remove(change.workflow_id)
-            self._broken.discard(change.workflow_id)
+            if change.deleted or not change.is_active:
+                self._engine.remove(change.workflow_id)
+                self._broken.discard(change.workflow_id)
+                self._metrics.broken.set(len(self._broken))
+                return
+            stored = await self._store.load_one(change.workflow_id)
+            if stored is None:
+                self._engine.remove(change.workflow_id)
+                return
+            await self._apply(stored, catch_up=False)
             self._metrics.broken.set(len(self._broken))
-            return
-        stored = await self._store.load_one(change.workflow_id)
-        if stored is None:
-            self._engine.remove(change.workflow_id)
-            return
-        await self._apply(stored, catch_up=False)
-        self._metrics.broken.set(len(self._broken))
 
     async def _apply(self, stored: StoredSchedule, *, catch_up: bool) -> None:
         wf = stored.workflow_id
