@@ -27,6 +27,13 @@ async def call(b: Breakers, exc: BaseException | None) -> None:
             raise
 
 
+def refused_for(b: Breakers, tenant: str, connector: str) -> float:
+    """``b`` refuses the call (the breaker is open): the seconds it says remain."""
+    with pytest.raises(BreakerOpen) as exc:
+        b.admit(tenant, connector)
+    return exc.value.remaining
+
+
 def test_opens_after_threshold_and_admits_exactly_one_trial():
     clock = ManualClock()
     transitions: list[tuple[str, str, str]] = []
@@ -34,24 +41,17 @@ def test_opens_after_threshold_and_admits_exactly_one_trial():
     for _ in range(3):
         assert b.admit("A", "slack_message") is False
         b.failure("A", "slack_message", trial=False)
-    with pytest.raises(BreakerOpen) as exc:
-        b.admit("A", "slack_message")
-    assert exc.value.remaining == pytest.approx(60)
+    assert refused_for(b, "A", "slack_message") == pytest.approx(60)
     # Another tenant on the same connector is unaffected.
     assert b.admit("B", "slack_message") is False
     clock.now += 59
-    with pytest.raises(BreakerOpen) as exc:
-        b.admit("A", "slack_message")
-    assert exc.value.remaining == pytest.approx(1)
+    assert refused_for(b, "A", "slack_message") == pytest.approx(1)
     clock.now += 1.5
     assert b.admit("A", "slack_message") is True  # the one trial
     for _ in range(5):  # every concurrent caller is refused while it runs
-        with pytest.raises(BreakerOpen):
-            b.admit("A", "slack_message")
+        refused_for(b, "A", "slack_message")
     b.failure("A", "slack_message", trial=True)  # trial failed: open again for the full period
-    with pytest.raises(BreakerOpen) as exc:
-        b.admit("A", "slack_message")
-    assert exc.value.remaining == pytest.approx(60)
+    assert refused_for(b, "A", "slack_message") == pytest.approx(60)
     clock.now += 61
     assert b.admit("A", "slack_message") is True
     b.success("A", "slack_message", trial=True)
@@ -92,9 +92,7 @@ def test_a_late_failure_of_a_call_admitted_before_opening_does_not_extend_the_op
     b.failure("A", "x", trial=False)
     clock.now += 5
     b.failure("A", "x", trial=False)  # admitted while closed, reported late
-    with pytest.raises(BreakerOpen) as exc:
-        b.admit("A", "x")
-    assert exc.value.remaining == pytest.approx(5)
+    assert refused_for(b, "A", "x") == pytest.approx(5)
 
 
 def test_open_keys_lists_only_unhealthy_breakers_and_healthy_entries_are_evicted():
