@@ -58,30 +58,22 @@ def test_a_stale_replica_fires_with_the_version_current_at_the_slot() -> None:
 
 
 @pytest.mark.parametrize(
-    "trigger",
+    ("trigger", "slot"),
     [
-        {"type": "schedule", "interval_seconds": 120},  # another cadence: NOON + 60 is not one of its slots
-        {"type": "webhook"},  # no longer a schedule
-        {"type": "schedule", "cron": "61 * * * *"},  # stored broken
-        None,
+        ({"type": "schedule", "interval_seconds": 120}, NOON + 60),  # another cadence: not one of its slots
+        ({"type": "webhook"}, NOON + 60),  # no longer a schedule
+        ({"type": "schedule", "cron": "61 * * * *"}, NOON + 60),  # stored broken
+        (None, NOON + 60),
+        # Firing more often than the minimum: its slots do not fire (though NOON is one of them).
+        ({"type": "schedule", "interval_seconds": 5}, NOON),
+        ({"type": "schedule", "cron": "*/5 * * * * *", "timezone": "UTC"}, NOON),  # seconds first
     ],
 )
-def test_a_slot_that_is_not_a_slot_of_the_version_current_then_does_not_fire(trigger: Any) -> None:
+def test_a_slot_that_is_not_a_slot_of_the_version_current_then_does_not_fire(trigger: Any, slot: int) -> None:
     held = spec(1, interval_seconds=60)
-    assert decide(held, NOON + 60, VersionAtSlot(2, trigger)) == (None, "not_a_slot")
-
-
-@pytest.mark.parametrize(
-    "trigger",
-    [
-        {"type": "schedule", "interval_seconds": 5},
-        {"type": "schedule", "cron": "*/5 * * * * *", "timezone": "UTC"},  # seconds first
-    ],
-)
-def test_a_version_firing_more_often_than_the_minimum_does_not_fire_its_slots(trigger: Any) -> None:
-    held = spec(1, interval_seconds=60)
-    assert versions.is_slot_of(trigger, NOON, min_interval_seconds=1)
-    assert decide(held, NOON, VersionAtSlot(2, trigger)) == (None, "not_a_slot")
+    if slot == NOON:
+        assert versions.is_slot_of(trigger, NOON, min_interval_seconds=1)
+    assert decide(held, slot, VersionAtSlot(2, trigger)) == (None, "not_a_slot")
 
 
 def test_is_slot_of_reads_cron_and_interval_triggers() -> None:

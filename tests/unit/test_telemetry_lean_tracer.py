@@ -18,8 +18,8 @@ PARENT_TRACE = 0x4BF92F3577B34DA6A3CE929D0E0E4736
 PARENT_SPAN = 0x00F067AA0BA902B7
 
 
-def _pair() -> tuple[_LeanTracer, SdkTracer]:
-    sdk = TracerProvider(sampler=_SAMPLER).get_tracer("test")
+def _pair(id_generator: IdGenerator | None = None) -> tuple[_LeanTracer, SdkTracer]:
+    sdk = TracerProvider(sampler=_SAMPLER, id_generator=id_generator).get_tracer("test")
     assert isinstance(sdk, SdkTracer)
     return _LeanTracer(sdk), sdk
 
@@ -80,9 +80,7 @@ class _FixedIds(IdGenerator):
 def test_a_root_traceparent_is_what_the_span_would_inject(monkeypatch: pytest.MonkeyPatch, random_ids: bool) -> None:
     monkeypatch.setattr(_SAMPLER, "on", False)
     monkeypatch.setattr(_FixedIds, "is_trace_id_random", lambda self: random_ids)
-    sdk = TracerProvider(sampler=_SAMPLER, id_generator=_FixedIds()).get_tracer("test")
-    assert isinstance(sdk, SdkTracer)
-    lean = _LeanTracer(sdk)
+    lean, _ = _pair(_FixedIds())
     carrier: dict[str, str] = {}
     with trace.use_span(lean.start_span("publish EVENTS", kind=SpanKind.PRODUCER)):
         propagate.inject(carrier)
