@@ -92,7 +92,3 @@ def test_every_page_has_its_module():
 def test_a_trace_template_must_be_an_http_url_with_the_trace_id(bad):
     with pytest.raises(ValidationError, match="IPAAS_TRACE_URL_TEMPLATE"):
         GatewaySettings(IPAAS_TRACE_URL_TEMPLATE=bad)
-
-
-def test_the_trace_template_is_off_by_default():
-    assert GatewaySettings().trace_url_template == ""
