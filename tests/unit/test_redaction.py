@@ -6,8 +6,7 @@ import json
 import logging
 
 import pytest
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from libs.common.logs.redaction import Redactor, redacting
@@ -95,16 +94,13 @@ def test_log_lines_written_while_redacting_leave_the_values_out():
     assert KEY in lines[2]  # outside the block nothing is known: the test sees a leak when there is one
 
 
-def test_recorded_exceptions_leave_the_values_out():
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracer = provider.get_tracer("test")
+def test_recorded_exceptions_leave_the_values_out(spans: InMemorySpanExporter):
+    tracer = trace.get_tracer("test")
     with pytest.raises(RuntimeError), redacting(_redactor()), ActiveSpan(tracer.start_span("process")):
         raise RuntimeError(f"target {SLACK} refused {HEADER}")
     with pytest.raises(RuntimeError), ActiveSpan(tracer.start_span("plain")):
         raise RuntimeError(f"target {SLACK}")
-    redacted_span, plain_span = exporter.get_finished_spans()
+    redacted_span, plain_span = spans.get_finished_spans()
     dump = json.dumps([dict(e.attributes or {}) for e in redacted_span.events])
     assert "exception.message" in dump and _leaks(dump) == []
     assert _leaks(redacted_span.status.description or "") == []
