@@ -398,19 +398,13 @@ def test_log_exception_text_is_masked_and_capped() -> None:
 
 
 def test_executor_stores_errors_and_output_masked_and_bounded() -> None:
-    from nats.aio.client import Client as NatsClient
-
-    from libs.common.bus import Bus
-    from libs.common.settings import NatsSettings
-    from services.executor.credentials import CredentialResolver
     from services.executor.runner import ActionRunner, safe_error
 
     message = "x" * 1990 + " token=supersecretvalue " + "y" * 50_000
     assert safe_error(message) == mask_text(message)[:2000]
     assert len(safe_error(message)) == 2000 and "supers" not in safe_error(message)
 
-    resolver = CredentialResolver(Bus(NatsClient(), NatsSettings()), timeout_seconds=1.0, cache_seconds=1.0)
-    runner = ActionRunner({}, resolver, timeout_seconds=1.0, max_output_bytes=256)
+    runner = ActionRunner({}, None, timeout_seconds=1.0, max_output_bytes=256)  # type: ignore[arg-type]  # no credentials
     assert runner.safe_output({"status": 200, "token": "abc", "body": "Bearer abcdefgh12"}) == {
         "status": 200,
         "token": R,
