@@ -5,6 +5,7 @@ from pydantic import ValidationError
 
 from libs.common.models.events import event_id_for
 from libs.common.models.workflows import WorkflowCreate
+from tests.helpers.fakes import definition
 
 
 def test_event_id_is_deterministic_per_workflow_and_key() -> None:
@@ -14,17 +15,12 @@ def test_event_id_is_deterministic_per_workflow_and_key() -> None:
 
 
 def test_workflow_rejects_unknown_fields_and_bad_cron() -> None:
-    base = {
-        "name": "n",
-        "trigger": {"type": "webhook"},
-        "action": {"type": "http_request", "config": {"url": "https://example.com"}},
-    }
+    base = definition("http_request", {"url": "https://example.com"}, name="n")
     assert WorkflowCreate.model_validate(base).is_active is True
-    with pytest.raises(ValidationError):
-        WorkflowCreate.model_validate({**base, "tenant_id": str(uuid.uuid4())})
-    with pytest.raises(ValidationError):
-        WorkflowCreate.model_validate({**base, "trigger": {"type": "schedule", "cron": "61 * * * *"}})
-    with pytest.raises(ValidationError):
-        WorkflowCreate.model_validate(
-            {**base, "trigger": {"type": "schedule", "cron": "* * * * *", "timezone": "Mars/Olympus"}}
-        )
+    for bad in (
+        {"tenant_id": str(uuid.uuid4())},
+        {"trigger": {"type": "schedule", "cron": "61 * * * *"}},
+        {"trigger": {"type": "schedule", "cron": "* * * * *", "timezone": "Mars/Olympus"}},
+    ):
+        with pytest.raises(ValidationError):
+            WorkflowCreate.model_validate({**base, **bad})
