@@ -69,19 +69,15 @@ def _envelope(trigger: Trigger, payload: Any, **extra: Any) -> EventEnvelope:
 
 def _cases() -> list[EventEnvelope]:
     slot = datetime(2026, 3, 4, 5, 6, tzinfo=UTC)
+    slot_key = schedule_dedup_key(WORKFLOW, slot.isoformat())
     out: list[EventEnvelope] = []
     for payload in PAYLOADS:
-        out.append(_envelope(Trigger.WEBHOOK, payload, dedup_key="msg_1"))
-        out.append(_envelope(Trigger.MANUAL, payload, dedup_key=uuid.uuid4().hex))
-        out.append(
-            _envelope(
-                Trigger.SCHEDULE,
-                payload,
-                dedup_key=schedule_dedup_key(WORKFLOW, slot.isoformat()),
-                scheduled_for=slot,
-            )
-        )
-        out.append(_envelope(Trigger.REPLAY, payload, dedup_key="replay:abc"))
+        out += [
+            _envelope(Trigger.WEBHOOK, payload, dedup_key="msg_1"),
+            _envelope(Trigger.MANUAL, payload, dedup_key=uuid.uuid4().hex),
+            _envelope(Trigger.SCHEDULE, payload, dedup_key=slot_key, scheduled_for=slot),
+            _envelope(Trigger.REPLAY, payload, dedup_key="replay:abc"),
+        ]
     # Datetimes pydantic writes in other shapes: no microseconds, another offset, naive.
     out.append(_envelope(Trigger.SCHEDULE, None, received_at=datetime(2026, 1, 1, tzinfo=UTC)))
     out.append(
