@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,6 +21,17 @@ def claims(*, jti: str = "j1", user: uuid.UUID | None = None, iat: int = 1000) -
     return Claims(
         user_id=user or uuid.uuid4(), tenant_id=uuid.uuid4(), jti=jti, issued_at=iat, expires_at=iat + 900, raw={}
     )
+
+
+@contextlib.asynccontextmanager
+async def running(url: str, **options: Any) -> AsyncIterator[RevocationFeed]:
+    """A started feed polling ``url``, closed on leaving."""
+    feed = RevocationFeed(url, **options)
+    feed.start()
+    try:
+        yield feed
+    finally:
+        await feed.close()
 
 
 def test_tokens_and_users_are_merged_and_dropped_once_expired() -> None:
@@ -55,17 +68,11 @@ async def test_check_refuses_revoked_tokens_and_cannot_vouch_when_stale_or_never
     app.router.add_get(FEED_PATH, handler)
     async with TestServer(app) as server:
         url = str(server.make_url(FEED_PATH))
-        never = RevocationFeed(str(server.make_url("/nowhere")), poll_seconds=0.1)
-        never.start()
-        try:
+        async with running(str(server.make_url("/nowhere")), poll_seconds=0.1) as never:
             with pytest.raises(RevocationsUnavailable):
                 await never.check(claims())
-        finally:
-            await never.close()
 
-        feed = RevocationFeed(url, poll_seconds=0.1, max_stale_seconds=0.5)
-        feed.start()
-        try:
+        async with running(url, poll_seconds=0.1, max_stale_seconds=0.5) as feed:
             await feed.check(claims(jti="fine"))  # waits for the first poll, then accepts
             with pytest.raises(TokenError) as refused:
                 await feed.check(claims(jti="gone"))
@@ -77,15 +84,9 @@ async def test_check_refuses_revoked_tokens_and_cannot_vouch_when_stale_or_never
             answering["up"] = True
             await wait_until(lambda: feed.fresh, timeout=5, message="the list refreshed again")
             await feed.check(claims(jti="fine"))
-        finally:
-            await feed.close()
 
-        lenient = RevocationFeed(url, poll_seconds=0.1, max_stale_seconds=0)
-        lenient.start()
-        try:
+        async with running(url, poll_seconds=0.1, max_stale_seconds=0) as lenient:
             await lenient.check(claims(jti="fine"))
             answering["up"] = False
             lenient.loaded_at = time.monotonic() - 3600  # an hour without a successful poll
             await lenient.check(claims(jti="fine"))  # max_stale 0: keeps accepting on the last list
-        finally:
-            await lenient.close()
