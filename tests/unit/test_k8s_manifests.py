@@ -445,10 +445,8 @@ def test_nats_values_grant_exactly_the_permissions_of_the_table(prod: Resources)
     assert any("differ from libs/common/bus/permissions.py" in p for p in validate.validate_nats_values(widened, prod))
     unsourced = copy.deepcopy(values)
     del unsourced["container"]["env"]["NATS_PROVISIONER_PASSWORD"]
-    assert any(
-        "NATS_PROVISIONER_PASSWORD must come from Secret ipaas-nats-provisioner" in p
-        for p in validate.validate_nats_values(unsourced, prod)
-    )
+    problems = validate.validate_nats_values(unsourced, prod)
+    assert any("NATS_PROVISIONER_PASSWORD must come from Secret ipaas-nats-provisioner" in p for p in problems)
 
 
 def test_the_values_file_holds_the_generated_users_block() -> None:
@@ -460,10 +458,8 @@ def test_the_values_file_holds_the_generated_users_block() -> None:
     assert nats_auth.check_values_file(stale) == [
         "nats values: the users block is stale: run python -m deploy.k8s.nats_auth --write"
     ]
-    assert (
-        "users block (its BEGIN/END markers) is missing"
-        in nats_auth.check_values_file(text.replace(nats_auth.BEGIN, "# users"))[0]
-    )
+    unmarked = text.replace(nats_auth.BEGIN, "# users")
+    assert "users block (its BEGIN/END markers) is missing" in nats_auth.check_values_file(unmarked)[0]
 
 
 def test_kustomize_refuses_a_broken_kustomization(tmp_path: Path) -> None:
