@@ -29,6 +29,13 @@ def _permanent(keks: KekRing, sealed: Sealed, tenant: uuid.UUID = TENANT, cred: 
     return failed.value
 
 
+def _flipped(data: bytes, at: int = -1) -> bytes:
+    """``data`` with one bit of byte ``at`` flipped."""
+    changed = bytearray(data)
+    changed[at] ^= 1
+    return bytes(changed)
+
+
 def test_round_trip_and_ciphertext_reveals_nothing() -> None:
     keks = ring(new_kek("k1"))
     sealed = keks.encrypt(TENANT, CRED, SECRET)
@@ -49,9 +56,7 @@ def test_ciphertext_copied_to_another_tenant_or_credential_fails() -> None:
     other = keks.encrypt(TENANT, uuid.uuid4(), {"api_key": "x"})
     _permanent(keks, Sealed(sealed.kek_id, sealed.wrapped_dek, other.ciphertext))
     # A flipped bit fails.
-    flipped = bytearray(sealed.ciphertext)
-    flipped[-1] ^= 1
-    _permanent(keks, Sealed(sealed.kek_id, sealed.wrapped_dek, bytes(flipped)))
+    _permanent(keks, Sealed(sealed.kek_id, sealed.wrapped_dek, _flipped(sealed.ciphertext)))
 
 
 def test_first_kek_encrypts_all_decrypt_and_rewrap_moves_to_the_first() -> None:
@@ -104,12 +109,8 @@ def test_failed_authentication_and_malformed_bytes_are_permanent_decrypt_errors(
     impostor = ring(new_kek("k1"))
     assert "authentication failed" in str(_permanent(impostor, sealed))
     # Tampered wrapped data key, tampered ciphertext (bytes moved to another tenant or credential: above).
-    wrapped = bytearray(sealed.wrapped_dek)
-    wrapped[-1] ^= 1
-    _permanent(keks, Sealed("k1", bytes(wrapped), sealed.ciphertext))
-    data = bytearray(sealed.ciphertext)
-    data[NONCE_BYTES] ^= 1
-    _permanent(keks, Sealed("k1", sealed.wrapped_dek, bytes(data)))
+    _permanent(keks, Sealed("k1", _flipped(sealed.wrapped_dek), sealed.ciphertext))
+    _permanent(keks, Sealed("k1", sealed.wrapped_dek, _flipped(sealed.ciphertext, NONCE_BYTES)))
     # Truncated bytes.
     _permanent(keks, Sealed("k1", sealed.wrapped_dek[:NONCE_BYTES], sealed.ciphertext))
     # Sealed correctly but not a JSON object: malformed, not retryable.
