@@ -78,10 +78,8 @@ def test_with_user_adds_or_replaces_credentials_and_logs_mask_them() -> None:
 
 
 def test_with_role_replaces_whoever_the_url_named() -> None:
-    assert (
-        with_role("postgresql://postgres@127.0.0.1:5/t_1?sslmode=disable", "ipaas_executor", "p")
-        == "postgresql://ipaas_executor:p@127.0.0.1:5/t_1?sslmode=disable"
-    )
+    url = with_role("postgresql://postgres@127.0.0.1:5/t_1?sslmode=disable", "ipaas_executor", "p")
+    assert url == "postgresql://ipaas_executor:p@127.0.0.1:5/t_1?sslmode=disable"
     assert with_role("postgresql://a:b@h:1/d", "ipaas", None) == "postgresql://ipaas@h:1/d"
     url = with_role("postgresql://h:1/d", "ipaas_auth", "s3cret-pw")
     assert "s3cret-pw" not in redact_url(url) and "s3cret-pw" not in mask_text(f"connecting to {url}")
