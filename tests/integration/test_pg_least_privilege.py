@@ -18,7 +18,7 @@ import pytest
 
 from libs.common.db.migrate import MigrationRefused, apply_migrations
 from libs.common.db.roles import OWNER, SERVICE_ROLES
-from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.factories import create_tenant, create_workflow, insert_execution
 from tests.helpers.fakes import definition as webhook_definition
 
 Refused = asyncpg.InsufficientPrivilegeError
@@ -153,15 +153,7 @@ async def data(db: asyncpg.Connection, role_url: Callable[[str], str]) -> AsyncI
     definition = webhook_definition("http_request", {"method": "POST", "url": "https://x.invalid"})
     workflow_id = await create_workflow(db, tenant_id, definition, webhook_secret="whsec_c2VjcmV0")
     event_id = uuid.uuid4()
-    await db.execute(
-        """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger,
-                                                status, attempts, output)
-                        VALUES ($1, $2, $3, $4, 1, 'webhook', 'failed', 1, '{"token": "t"}')""",
-        uuid.uuid4(),
-        event_id,
-        tenant_id,
-        workflow_id,
-    )
+    await insert_execution(db, tenant_id, workflow_id, status="failed", output={"token": "t"}, event_id=event_id)
     conns = {s: await asyncpg.connect(role_url(s)) for s in SERVICE_ROLES}
     try:
         yield Data(tenant_id, workflow_id, event_id, conns)
