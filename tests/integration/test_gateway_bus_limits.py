@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
 
 import asyncpg
 import pytest
@@ -26,6 +25,7 @@ from libs.common.bus import Bus, StreamFull
 from libs.common.models.events import WorkflowChanged, workflow_changed_subject
 from services.gateway.keys import BUS
 from tests.helpers.factories import insert_execution
+from tests.helpers.fakes import envelope
 from tests.helpers.gateway_app import Gateway, create_webhook_workflow, running_gateway, tenant
 from tests.helpers.services import metric
 from tests.helpers.wait import equals, wait_until
@@ -98,21 +98,6 @@ def change(tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> str:
     ).model_dump_json()
 
 
-def envelope(event_id: uuid.UUID, tenant_id: uuid.UUID, workflow_id: uuid.UUID, trigger: str, payload: Any) -> Any:
-    """An event envelope's JSON form, as stored in a dead letter or an outbox row."""
-    return {
-        "event_id": str(event_id),
-        "dedup_key": "k",
-        "tenant_id": str(tenant_id),
-        "workflow_id": str(workflow_id),
-        "workflow_version": 1,
-        "trigger": trigger,
-        "received_at": "2026-01-01T00:00:00+00:00",
-        "scheduled_for": None,
-        "payload": payload,
-    }
-
-
 async def plant(conn: asyncpg.Connection, rows: list[tuple[str, str]]) -> list[int]:
     """Insert (subject, payload JSON text) rows in one transaction, as a writer would; returns their ids."""
     ids: list[int] = []
@@ -135,6 +120,11 @@ async def row(conn: asyncpg.Connection, row_id: int) -> asyncpg.Record:
     return record
 
 
+async def stamped(conn: asyncpg.Connection, column: str, *row_ids: int) -> bool:
+    """Whether every one of the outbox rows has ``column`` (``published_at`` or ``failed_at``) set."""
+    return all([(await row(conn, i))[column] is not None for i in row_ids])
+
+
 async def metric_of(gw: Gateway, name: str, labels: str = "") -> float:
     return metric(await (await gw.metrics.get("/metrics")).text(), name, labels)
 
@@ -147,9 +137,8 @@ async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(
     poisoner, tenant_b, tenant_c = await tenant(database_url), await tenant(database_url), await tenant(database_url)
     wf_b, wf_c, wf_big = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     payload = {"n": 2**70, "m": -(2**65), "digits": 0}
-    big_envelope = json.dumps(envelope(uuid.uuid4(), tenant_b, wf_big, "replay", payload)).replace(
-        '"digits": 0', '"digits": ' + "9" * 5000
-    )  # a number Python's json cannot even read back
+    big_envelope = envelope(tenant_b, wf_big, payload, trigger="replay").model_dump_json()
+    big_envelope = big_envelope.replace('"digits":0', '"digits":' + "9" * 5000)  # Python's json cannot read it back
     too_big, bad_subject, refused, for_b, for_c, big_ints = await plant(
         db,
         [
@@ -163,9 +152,8 @@ async def test_poison_rows_are_set_aside_while_every_other_tenant_flows(
     )
 
     async def settled() -> bool:
-        flowed = all([(await row(db, i))["published_at"] for i in (for_b, for_c, big_ints)])
-        aside = all([(await row(db, i))["failed_at"] for i in (too_big, bad_subject, refused)])
-        return flowed and aside
+        flowed = await stamped(db, "published_at", for_b, for_c, big_ints)
+        return flowed and await stamped(db, "failed_at", too_big, bad_subject, refused)
 
     await wait_until(settled, timeout=15, message="good rows published and poison rows set aside")
 
@@ -203,20 +191,14 @@ async def test_an_operator_retries_a_set_aside_row_after_fixing_the_cause(
     await bus.js.add_stream(config)
     (refused,) = await plant(db, [("small.x", json.dumps({"text": "y" * 200}))])
 
-    async def set_aside() -> bool:
-        return (await row(db, refused))["failed_at"] is not None
-
-    await wait_until(set_aside, timeout=10, message="the refused row set aside")
+    await wait_until(lambda: stamped(db, "failed_at", refused), timeout=10, message="the refused row set aside")
     config.max_msg_size = -1
     await bus.js.update_stream(config)
     # The documented retry (docs/gateway.md).
     await db.execute("UPDATE outbox SET failed_at = NULL, error = NULL, attempts = 0 WHERE id = $1", refused)
     await db.execute("NOTIFY ipaas_outbox")
 
-    async def published() -> bool:
-        return (await row(db, refused))["published_at"] is not None
-
-    await wait_until(published, timeout=10, message="the retried row published")
+    await wait_until(lambda: stamped(db, "published_at", refused), timeout=10, message="the retried row published")
     msg = await bus.js.get_last_msg("SMALL", "small.x")
     assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == f"outbox:{refused}"
 
@@ -251,18 +233,21 @@ async def test_a_full_stream_pauses_the_relay_and_nothing_is_lost_or_set_aside(
 
     await bus.js.purge_stream("TIGHT")
 
-    async def drained() -> bool:
-        return all([(await row(db, i))["published_at"] for i in (blocked, behind)])
-
-    await wait_until(drained, timeout=10, message="both rows published once there is room")
+    await wait_until(
+        lambda: stamped(db, "published_at", blocked, behind),
+        timeout=10,
+        message="both rows published once there is room",
+    )
     assert (await bus.js.get_last_msg("TIGHT", "tight.x")).data == json.dumps({"text": "z" * 100}).encode()
 
 
 async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(
     gw: Gateway, bus: Bus, tenant_id: uuid.UUID, db: asyncpg.Connection
 ):
-    workflow_id, event_id = uuid.uuid4(), uuid.uuid4()
+    workflow_id = uuid.uuid4()
     payload = {"order": {"id": 2**70, "refund": -(2**64) - 1, "qty": 3}}
+    replayable = envelope(tenant_id, workflow_id, payload)
+    event_id = replayable.event_id
     await insert_execution(db, tenant_id, workflow_id, status="dead", event_id=event_id)
     await db.execute(
         """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
@@ -270,7 +255,7 @@ async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(
         event_id,
         tenant_id,
         workflow_id,
-        json.dumps(envelope(event_id, tenant_id, workflow_id, "webhook", payload)),
+        replayable.model_dump_json(),
     )
     resp = await gw.client.post(f"/api/dlq/{event_id}/replay", headers=gw.auth(tenant_id))
     assert resp.status == 202, await resp.text()
