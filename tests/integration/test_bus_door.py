@@ -19,13 +19,14 @@ import pytest
 from deploy.local.infra import NatsServer
 from libs.common.bus import Bus, Message, MessageHandler, MessageTooLarge, NoResponders, RequestTimeout
 from libs.common.http.metrics import Metrics
-from libs.common.models.events import EventEnvelope, Trigger, event_id_for, workflow_changed_subject
+from libs.common.models.events import Trigger, workflow_changed_subject
 from services.executor.deferred import Waker
 from services.executor.fairness import BacklogView, TenantSlots
 from services.executor.metrics import ExecutorMetrics
 from services.executor.stats import StatsReader
 from services.gateway.hooks.cache import WebhookTarget, WorkflowCache
 from services.gateway.hooks.invalidation import clear_on_reconnect, subscribe_invalidations
+from tests.helpers.fakes import envelope
 from tests.helpers.wait import wait_until
 from tests.helpers.wire_events import webhook_event
 
@@ -86,15 +87,7 @@ async def test_publish_event_stores_the_models_bytes_with_its_msg_id_and_tracepa
 
     setup_tracing("test")
     workflow, tenant = uuid.uuid4(), uuid.uuid4()
-    env = EventEnvelope(
-        event_id=event_id_for(workflow, "run-1"),
-        dedup_key="run-1",
-        tenant_id=tenant,
-        workflow_id=workflow,
-        workflow_version=2,
-        trigger=Trigger.MANUAL,
-        payload={"n": 1, "text": "é"},
-    )
+    env = envelope(tenant, workflow, {"n": 1, "text": "é"}, version=2, trigger=Trigger.MANUAL, dedup_key="run-1")
     first = await bus.publish_event(env)
     again = await bus.publish_event(env)
     assert (first.duplicate, again.duplicate) == (False, True)

@@ -22,7 +22,6 @@ from prometheus_client import CollectorRegistry
 from libs.common.bus import Bus
 from libs.common.db import create_pool
 from libs.common.keyring import KeyHolder
-from libs.common.models.events import EventEnvelope
 from libs.common.models.queries import ExecutionQuery
 from libs.common.models.workflows import WorkflowCreate
 from libs.common.settings import DatabaseSettings
@@ -37,7 +36,7 @@ from services.gateway.store import workflows as gw_workflows
 from services.scheduler.store import ScheduleStore, SkippedSlot
 from tests.helpers.auth_setup import add_credential, auth_client, auth_settings, bearer, kek_ring, register_and_login
 from tests.helpers.factories import create_tenant, create_workflow, insert_dead_letter
-from tests.helpers.fakes import definition, webhook_envelopes
+from tests.helpers.fakes import definition, envelope
 from tests.helpers.scheduler import schedule_definition
 from tests.helpers.wait import wait_until
 
@@ -54,12 +53,6 @@ async def pool_as(url: str) -> AsyncIterator[asyncpg.Pool]:
         await pool.close()
 
 
-def envelope(tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> EventEnvelope:
-    """A webhook event with a key of its own and the payload ``{"n": 1}``."""
-    [event] = webhook_envelopes(tenant_id, workflow_id, 1, prefix=uuid.uuid4().hex, start=1, payload_key="n")
-    return event
-
-
 async def test_the_executor_claims_parks_wakes_and_dead_letters_as_its_role(
     db: asyncpg.Connection, role_url: Callable[[str], str], bus: Bus
 ) -> None:
@@ -69,7 +62,7 @@ async def test_the_executor_claims_parks_wakes_and_dead_letters_as_its_role(
         store = ExecutionStore(pool, owner="replica-1", lease_seconds=30, max_items=16, linger=0.001)
         reader = WorkflowReader(pool, cache_size=8, max_items=16, linger=0.001)
         try:
-            event = envelope(tenant, wf)
+            event = envelope(tenant, wf, {"n": 1})
             parcel = Parcel(event.subject, event.model_dump_json().encode())
             view = await store.claim(event, "0af7651916cd43dd8448eb211c80319c")
             assert view.attempt == 1 and view.workflow_tenant == tenant and view.workflow_active  # type: ignore[union-attr]
@@ -88,7 +81,7 @@ async def test_the_executor_claims_parks_wakes_and_dead_letters_as_its_role(
             assert (await store.finish(Outcome(event, "dead", parcel, attempts=2, error="gave up"))).stored
             raw = uuid.uuid4()
             await store.dead_letter_raw(raw, tenant, wf, "not an envelope", b"\x00garbage")
-            other = envelope(tenant, wf)
+            other = envelope(tenant, wf, {"n": 1})
             await store.claim(other, None)
             await store.release([other.event_id])
         finally:
