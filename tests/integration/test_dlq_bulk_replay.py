@@ -12,10 +12,9 @@ import asyncpg
 import pytest
 
 from libs.common.bus import Bus
-from libs.common.models.events import EventEnvelope, Trigger, event_id_for
 from services.gateway.store.replays import forget_old_jobs
 from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import Answer, FakeSink, Seen, definition, executor_env
+from tests.helpers.fakes import Answer, FakeSink, Seen, definition, envelope, executor_env
 from tests.helpers.gateway_app import Gateway, running_gateway
 from tests.helpers.wait import wait_until
 
@@ -34,16 +33,7 @@ async def dead_letters(
     """``n`` events that died in an outage: a dead execution (all attempts used) and a dead letter each."""
     at = dead_at or datetime.now(UTC) - timedelta(hours=1)
     envelopes = [
-        EventEnvelope(
-            event_id=event_id_for(workflow_id, key),
-            dedup_key=key,
-            tenant_id=tenant_id,
-            workflow_id=workflow_id,
-            workflow_version=1,
-            trigger=Trigger.WEBHOOK,
-            payload={"n": i, "token": "sk_live_abcdefghijklmnopqrstuv"},
-        )
-        for i, key in enumerate(uuid.uuid4().hex for _ in range(n))
+        envelope(tenant_id, workflow_id, {"n": i, "token": "sk_live_abcdefghijklmnopqrstuv"}) for i in range(n)
     ]
     await db.executemany(
         """INSERT INTO executions (id, event_id, tenant_id, workflow_id, workflow_version, trigger, status, attempts,
