@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import asyncpg
 import orjson
+from nats.aio.msg import Msg
 
 from libs.common.bus import Bus
 from libs.common.models.events import EventEnvelope, Trigger, WorkflowChanged
@@ -118,18 +120,15 @@ async def test_patch_disables_delete_hides_and_every_change_reaches_the_change_s
 async def test_manual_run_publishes_a_manual_event(gw: Gateway, tenant_id: uuid.UUID, bus: Bus):
     auth = gw.auth(tenant_id)
     wid = (await (await gw.client.post("/api/workflows", json=WEBHOOK_WORKFLOW, headers=auth)).json())["data"]["id"]
-    resp = await gw.client.post(
-        f"/api/workflows/{wid}/run", json={"payload": {"order_id": 7}}, headers={**auth, "Idempotency-Key": "run-7"}
-    )
+    run, keyed = f"/api/workflows/{wid}/run", {**auth, "Idempotency-Key": "run-7"}
+    resp = await gw.client.post(run, json={"payload": {"order_id": 7}}, headers=keyed)
     assert resp.status == 202
     event_id = (await resp.json())["data"]["event_id"]
     msg = await bus.js.get_last_msg("EVENTS", f"events.{tenant_id}.{wid}")
     envelope = EventEnvelope.model_validate_json(msg.data or b"")
     assert str(envelope.event_id) == event_id
     assert envelope.trigger is Trigger.MANUAL and envelope.payload == {"order_id": 7}
-    again = await gw.client.post(
-        f"/api/workflows/{wid}/run", json={"payload": {"order_id": 7}}, headers={**auth, "Idempotency-Key": "run-7"}
-    )
+    again = await gw.client.post(run, json={"payload": {"order_id": 7}}, headers=keyed)
     assert (await again.json())["data"] == {"event_id": event_id, "duplicate": True}
 
 
@@ -142,20 +141,12 @@ async def test_dry_run_goes_to_the_executor_and_records_nothing(
     nobody = await gw.client.post("/api/workflows/dry-run", json=body, headers=auth)
     assert nobody.status == 503 and "Retry-After" in nobody.headers
 
-    requests: list[dict[str, object]] = []
+    requests: list[dict[str, Any]] = []
+    reply = {"status": "succeeded", "output": {"status": 200, "token": "abc"}, "error": None, "duration_ms": 12}
 
-    async def executor(msg: object) -> None:
-        requests.append(orjson.loads(msg.data))  # type: ignore[attr-defined]
-        await msg.respond(  # type: ignore[attr-defined]
-            orjson.dumps(
-                {
-                    "status": "succeeded",
-                    "output": {"status": 200, "token": "abc"},
-                    "error": None,
-                    "duration_ms": 12,
-                }
-            )
-        )
+    async def executor(msg: Msg) -> None:
+        requests.append(orjson.loads(msg.data))
+        await msg.respond(orjson.dumps(reply))
 
     await bus.nc.subscribe("svc.executor.dry_run", cb=executor)
     await bus.nc.flush()  # the server has the subscription before the gateway asks
@@ -166,7 +157,7 @@ async def test_dry_run_goes_to_the_executor_and_records_nothing(
     assert data["output"]["status"] == 200 and data["output"]["token"] != "abc"  # masked
     assert requests[0]["tenant_id"] == str(tenant_id)
     assert requests[0]["payload"] == {"city": "Paris"}
-    assert requests[0]["workflow"]["name"] == SCHEDULE_WORKFLOW["name"]  # type: ignore[index]
+    assert requests[0]["workflow"]["name"] == SCHEDULE_WORKFLOW["name"]
     assert await db.fetchval("SELECT count(*) FROM executions") == 0
 
 
