@@ -99,9 +99,8 @@ def kept_headers(resp: ClientResponse) -> dict[str, str]:
 async def test_wrong_password_and_unknown_email_look_identical(auth_app: TestClient[Any, Any], nats_url: str) -> None:
     user = await register_and_login(auth_app)
     wrong = await auth_app.post("/api/auth/login", json={"email": user["email"], "password": "not it at all"})
-    unknown = await auth_app.post(
-        "/api/auth/login", json={"email": "nobody-here@example.com", "password": "not it at all"}
-    )
+    nobody = {"email": "nobody-here@example.com", "password": "not it at all"}
+    unknown = await auth_app.post("/api/auth/login", json=nobody)
     assert wrong.status == unknown.status == 401
     assert await wrong.read() == await unknown.read()
     assert (await wrong.json())["error"]["code"] == "invalid_credentials"
@@ -326,9 +325,8 @@ async def test_logout_refuses_that_token_at_once_and_only_that_one(
     auth_app: TestClient[Any, Any], nats_url: str
 ) -> None:
     user = await register_and_login(auth_app)
-    second = (
-        await (await auth_app.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})).json()
-    )["data"]["access_token"]
+    login = await auth_app.post("/api/auth/login", json={"email": user["email"], "password": PASSWORD})
+    second = (await login.json())["data"]["access_token"]
     assert (await auth_app.get("/api/credentials", headers=bearer(user["token"]))).status == 200
     out = await auth_app.post("/api/auth/logout", headers=bearer(user["token"]))
     assert out.status == 200 and (await out.json())["data"] == {"revoked": "token"}

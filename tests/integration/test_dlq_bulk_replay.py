@@ -115,9 +115,8 @@ async def test_a_thousand_dead_letters_go_back_with_one_call(
     )
     async with running_gateway(database_url, nats_url, replay_batch=100, replay_poll_seconds=0.5) as gw:
         auth = gw.auth(tenant_id)
-        listed = (
-            await (await gw.client.get("/api/dlq", params={"workflow_id": str(wf), "limit": "1"}, headers=auth)).json()
-        )["data"][0]
+        page = await gw.client.get("/api/dlq", params={"workflow_id": str(wf), "limit": "1"}, headers=auth)
+        listed = (await page.json())["data"][0]
         assert listed["payload"]["token"] == "[REDACTED]" and "503" in listed["last_error"]
 
         resp = await gw.client.post("/api/dlq/replay", json={"workflow_id": str(wf)}, headers=auth)

@@ -187,18 +187,9 @@ def bot_call(
 async def test_post_message_with_blocks_in_a_thread(sessions, fake_slack):
     slack = connector(sessions, fake_slack)
     blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": "*42*"}}]
-    out = await slack(
-        bot_call(
-            SlackMessage(
-                text="hi",
-                channel="C024BE91L",
-                blocks=blocks,
-                thread_ts="1503435956.000100",
-                reply_broadcast=True,
-            ),
-            event_id="ev-9",
-        )
-    )
+    thread = "1503435956.000100"
+    message = SlackMessage(text="hi", channel="C024BE91L", blocks=blocks, thread_ts=thread, reply_broadcast=True)
+    out = await slack(bot_call(message, event_id="ev-9"))
     assert out == {
         "delivered": True,
         "status": 200,

@@ -150,11 +150,8 @@ async def test_a_logged_out_token_is_refused_through_the_gateway_within_two_poll
     async with auth_behind_gateway(database_url, nats_url, revocation_poll_seconds=poll) as edge:
         gw = edge.gateway
         email, token = await sign_up(gw)
-        other = bearer(
-            (await (await gw.post("/api/auth/login", json={"email": email, "password": PASSWORD})).json())["data"][
-                "access_token"
-            ]
-        )
+        login = await gw.post("/api/auth/login", json={"email": email, "password": PASSWORD})
+        other = bearer((await login.json())["data"]["access_token"])
         assert (await gw.get("/api/workflows", headers=token)).status == 200
         out = await gw.post("/api/auth/logout", headers=token)
         assert out.status == 200, await out.text()
@@ -277,11 +274,8 @@ async def test_auth_limits_the_real_client_behind_the_gateway_not_the_gateway(
         right = {"email": victim, "password": PASSWORD}
         assert (await gw.post("/api/auth/login", json=right, headers={"X-Forwarded-For": "192.0.2.10"})).status == 200
         for i in range(8):
-            other = await gw.post(
-                "/api/auth/login",
-                json={"email": f"x{i}@example.com", "password": "whatever1"},
-                headers={"X-Forwarded-For": f"203.0.113.{i + 1}"},
-            )
+            guess = {"email": f"x{i}@example.com", "password": "whatever1"}
+            other = await gw.post("/api/auth/login", json=guess, headers={"X-Forwarded-For": f"203.0.113.{i + 1}"})
             assert other.status == 401, i
 
 
