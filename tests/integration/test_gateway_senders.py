@@ -17,7 +17,7 @@ from aiohttp import ClientResponse
 
 from libs.common.bus import Bus
 from libs.common.models.events import event_id_for
-from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, running_gateway, tenant
+from tests.helpers.gateway_app import WEBHOOK_WORKFLOW, Gateway, create_webhook_workflow, running_gateway, tenant
 from tests.helpers.wait import wait_until
 from tests.unit import test_gateway_senders as documented
 
@@ -40,9 +40,7 @@ async def _set_secret(gw: Gateway, tenant_id: uuid.UUID, workflow_id: str, secre
 async def _workflow(
     gw: Gateway, tenant_id: uuid.UUID, trigger: dict[str, Any], secret: str | None = SENDER_SECRET
 ) -> str:
-    resp = await _create(gw, tenant_id, trigger)
-    assert resp.status == 201, await resp.text()
-    workflow_id = str((await resp.json())["data"]["id"])
+    workflow_id, _ = await create_webhook_workflow(gw, tenant_id, trigger=trigger)
     if secret is not None:
         rotated = await _set_secret(gw, tenant_id, workflow_id, secret)
         assert rotated.status == 200, await rotated.text()
