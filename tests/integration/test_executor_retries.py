@@ -6,7 +6,7 @@ import json
 import time
 
 from libs.common.models.events import DeadLetter, EventEnvelope
-from tests.helpers.factories import create_tenant, create_workflow
+from tests.helpers.factories import create_workflow
 from tests.helpers.fakes import (
     Answer,
     CredentialResponder,
@@ -124,10 +124,8 @@ async def test_slack_and_discord_429_are_honoured(bus, db, sinks, creds, executo
 
 
 async def test_missing_credential_service_is_retried_not_lost(bus, db, nats_url, sink, executor):
-    tenant = await create_tenant(db)
     creds = CredentialResponder(nats_url)
-    cred = creds.add(tenant, "slack", {"webhook_url": f"{sink.url}/services/T/B/X"})
-    wf = await create_workflow(db, tenant, definition("slack_message", {"text": "later"}, cred))
+    tenant, wf = await slack_workflow(db, creds, sink.url, "later")
     await executor(IPAAS_EXECUTOR_CREDENTIAL_TIMEOUT_SECONDS="0.5")
     event = await publish_event(bus, tenant, wf, {})
     failed = "SELECT status = 'failed' FROM executions WHERE event_id = $1"
