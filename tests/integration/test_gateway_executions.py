@@ -22,9 +22,8 @@ async def test_executions_list_filters_pages_and_masks(gw: Gateway, tenant_id: u
     for i in range(3):
         await insert_execution(db, tenant_id, wf_a, created_at=base - timedelta(seconds=i))
     # As the executor stores it: masked when written (ActionRunner.safe_output).
-    failed = await insert_execution(
-        db, tenant_id, wf_b, status="failed", output={"api_key": "[REDACTED]", "status": 500}
-    )
+    masked = {"api_key": "[REDACTED]", "status": 500}
+    failed = await insert_execution(db, tenant_id, wf_b, status="failed", output=masked)
     auth = gw.auth(tenant_id)
 
     only_a = await list_executions(gw, tenant_id, workflow_id=str(wf_a))
@@ -38,7 +37,7 @@ async def test_executions_list_filters_pages_and_masks(gw: Gateway, tenant_id: u
     assert len({e["id"] for page in pages for e in page}) == 4
 
     detail = (await (await gw.client.get(f"/api/executions/{failed}", headers=auth)).json())["data"]
-    assert detail["output"] == {"api_key": "[REDACTED]", "status": 500}  # returned as stored
+    assert detail["output"] == masked  # returned as stored
 
     for params in ({"status": "exploded"}, {"workflow_id": "nope"}, {"limit": "0"}, {"limit": "9" * 40}):
         bad = await gw.client.get("/api/executions", params=params, headers=auth)
