@@ -105,12 +105,10 @@ def fake_auth(seen: Seen, _n: int) -> Answer:
     """Auth's login (the password is "right"), credentials list (echoing its query) and JWKS."""
     if seen.path == "/api/auth/login":
         if seen.json().get("password") != "right":
-            return Answer(
-                401, json.dumps({"success": False, "error": {"code": "invalid_credentials", "message": "bad"}})
-            )
-        return Answer(
-            200, json.dumps({"success": True, "data": {"access_token": "t", "token_type": "Bearer", "expires_in": 900}})
-        )
+            refused = {"code": "invalid_credentials", "message": "bad"}
+            return Answer(401, json.dumps({"success": False, "error": refused}))
+        token = {"access_token": "t", "token_type": "Bearer", "expires_in": 900}
+        return Answer(200, json.dumps({"success": True, "data": token}))
     if seen.path == "/api/credentials":
         body = {"success": True, "data": [], "meta": {"q": urlencode(seen.query)}}
         return Answer(200, json.dumps(body), {"X-Upstream": "auth"})
