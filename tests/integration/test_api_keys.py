@@ -117,9 +117,8 @@ async def test_every_route_asks_for_its_scope(stack: Stack):
     # An admin key manages keys (through auth, which checks the key again).
     made = await stack.new_key("read", token=keys["admin"])
     assert made["scopes"] == ["read"] and made["key"].startswith("ipk_")
-    refused = await stack.gateway.post(
-        "/api/dlq/replay", json={"workflow_id": str(uuid.uuid4())}, headers=bearer(made["key"])
-    )
+    replay = {"workflow_id": str(uuid.uuid4())}
+    refused = await stack.gateway.post("/api/dlq/replay", json=replay, headers=bearer(made["key"]))
     assert refused.status == 403
 
 

@@ -205,11 +205,8 @@ async def second_refused(
         Answer(400, "refused") if req.path == "/second" and setup.broken else Answer(200, "{}")
     )
     await executor()
-    created = await gw.client.post(
-        "/api/workflows",
-        headers=setup.auth,
-        json=steps_workflow([http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/second")]),
-    )
+    steps = [http_step("first", f"{sink.url}/first"), http_step("second", f"{sink.url}/second")]
+    created = await gw.client.post("/api/workflows", headers=setup.auth, json=steps_workflow(steps))
     setup.workflow_id = (await created.json())["data"]["id"]
     return setup
 
@@ -318,9 +315,8 @@ async def test_replacing_with_a_template_that_does_not_compile_is_422_naming_the
 ):
     auth = gw.auth(tenant_id)
     wid, _ = await create_webhook_workflow(gw, tenant_id)
-    replaced = await gw.client.put(
-        f"/api/workflows/{wid}", json=slack_text("{{ payload.a|no_such_filter }}"), headers=auth
-    )
+    broken = slack_text("{{ payload.a|no_such_filter }}")
+    replaced = await gw.client.put(f"/api/workflows/{wid}", json=broken, headers=auth)
     assert replaced.status == 422
     assert (await replaced.json())["error"]["details"][0]["field"] == "action.config.text"
     versions = (await (await gw.client.get(f"/api/workflows/{wid}/versions", headers=auth)).json())["data"]
