@@ -8,47 +8,25 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from deploy.local.infra import NatsServer, free_port
 from tests.helpers.auth_setup import kek_env
-from tests.helpers.services import REPO_ROOT
+from tests.helpers.services import REPO_ROOT, ServiceProcess
 
 RESULTS_DIR = REPO_ROOT / ".local" / "bench"
 
 
-def run_loadgen(
-    url: str,
-    *,
-    secret: str | None,
-    duration: float,
-    concurrency: int = 32,
-    rate: float = 0.0,
-    warmup: float = 1.0,
-    dump: Path | None = None,
-) -> dict[str, Any]:
-    """Run the load generator in its own process (its own core) and return its summary."""
-    args = [
-        sys.executable,
-        "-m",
-        "tests.bench.loadgen",
-        "--url",
-        url,
-        "--duration",
-        str(duration),
-        "--concurrency",
-        str(concurrency),
-        "--warmup",
-        str(warmup),
-    ]
-    if secret:
-        args += ["--secret", secret]
-    if rate:
-        args += ["--rate", str(rate)]
+def run_loadgen(url: str, *, secret: str, duration: float, rate: float, dump: Path | None = None) -> dict[str, Any]:
+    """Run the load generator in its own process (its own core), an open loop at ``rate``; return its summary."""
+    args = ["--url", url, "--secret", secret, "--duration", str(duration), "--rate", str(rate)]
     if dump is not None:
         args += ["--dump", str(dump)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    out = subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, check=True, timeout=duration + warmup + 60)
+    command = [sys.executable, "-m", "tests.bench.loadgen", *args]
+    out = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, check=True, timeout=duration + 60)
     result: dict[str, Any] = json.loads(out.stdout.decode().strip().splitlines()[-1])
     return result
 
@@ -87,10 +65,21 @@ def gateway_env(nats_url: str, database_url: str) -> dict[str, str]:
     }
 
 
-def percentile(values: list[float], p: float) -> float:
-    """The ``p`` quantile (0 to 1) of ``values`` by rank, to 0.1; 0.0 when there are none."""
+def stand_in(service: Callable[..., ServiceProcess], module: str, *args: str) -> ServiceProcess:
+    """Start the stand-in server ``tests.bench.<module>`` on a free port (its ``--port``), with ``args`` after it."""
+    port = free_port()
+    return service(f"tests.bench.{module}", env={}, port=port, args=("--port", str(port), *args))
+
+
+def nats_pid(nats_server: NatsServer) -> dict[str, int]:
+    """``{"nats-server": pid}`` for a CPU sampler; empty when the server is not a process of this run."""
+    return {"nats-server": nats_server.proc.pid} if nats_server.proc is not None else {}
+
+
+def percentile(values: list[float], p: float, digits: int = 1) -> float:
+    """The ``p`` quantile (0 to 1) of ``values`` by rank, to ``digits`` decimals; 0.0 when there are none."""
     ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], 1) if ordered else 0.0
+    return round(ordered[min(len(ordered) - 1, int(p * len(ordered)))], digits) if ordered else 0.0
 
 
 def free_cpu_note() -> str:
@@ -103,12 +92,10 @@ RESULTS_FILE = REPO_ROOT / "tests" / "bench" / "results" / "latest.json"
 def record_result(key: str, fields: dict[str, Any]) -> None:
     """Merge one benchmark's figures into ``tests/bench/results/latest.json`` as ``{"results": {key: ...}}``."""
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    data: dict[str, Any] = {"results": {}}
-    if RESULTS_FILE.exists():
-        try:
-            data = json.loads(RESULTS_FILE.read_text())
-        except ValueError:
-            data = {"results": {}}
+    try:
+        data: dict[str, Any] = json.loads(RESULTS_FILE.read_text())
+    except (OSError, ValueError):  # none yet, or unreadable: start afresh
+        data = {}
     data.setdefault("results", {})[key] = {**fields, "machine": free_cpu_note()}
     RESULTS_FILE.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 
 from aiohttp import web
@@ -25,12 +26,10 @@ async def ready(request: web.Request) -> web.Response:
 
 def install_uvloop() -> None:
     """Run on uvloop, as the services do, where it is installed; on the standard loop otherwise."""
-    try:
+    with contextlib.suppress(ImportError):
         import uvloop
 
         uvloop.install()
-    except ImportError:
-        pass
 
 
 def serve(app: web.Application | Awaitable[web.Application], port: int, *, uvloop: bool = True) -> None:

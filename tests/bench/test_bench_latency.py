@@ -29,7 +29,6 @@ import os
 import uuid
 from typing import Any
 
-import asyncpg
 import pytest
 
 from deploy.local.infra import free_port
@@ -43,9 +42,10 @@ from tests.bench.harness import (
     record_result,
     report,
     run_loadgen,
+    stand_in,
 )
-from tests.helpers.factories import create_tenant, create_workflow
-from tests.helpers.fakes import CredentialResponder, executor_env, slack_workflow
+from tests.helpers.factories import connection, create_tenant, create_workflow
+from tests.helpers.fakes import CredentialResponder, definition, executor_env, slack_workflow
 from tests.helpers.wait import wait_until
 
 RATE = float(os.environ.get("BENCH_LATENCY_RATE", "500"))
@@ -64,89 +64,68 @@ async def _all_final(db: Any, ids: list[uuid.UUID]) -> bool:
 
 async def _watch_parked(database_url: str, tenant: uuid.UUID, parked: dict[uuid.UUID, str]) -> None:
     """Until cancelled: every event of ``tenant`` seen in deferred_events, with the reason it was parked."""
-    conn = await asyncpg.connect(database_url)  # its own connection: the test's is busy meanwhile
-    try:
+    async with connection(database_url) as conn:  # its own connection: the test's is busy meanwhile
         while True:
             rows = await conn.fetch("SELECT event_id, reason FROM deferred_events WHERE tenant_id = $1", tenant)
             parked.update((row["event_id"], row["reason"]) for row in rows)
             await asyncio.sleep(0.1)
-    finally:
-        await conn.close()
-
-
-def _parked_counts(parked: dict[uuid.UUID, str]) -> list[int]:
-    fairness = sum(1 for reason in parked.values() if reason == "fairness")
-    return [fairness, len(parked) - fairness]
 
 
 @pytest.mark.parametrize("neighbour", ["alone", "refusing-neighbour"])
 async def test_latency_202_to_committed_row(
-    neighbour: str, db: Any, nats_url: str, database_url: str, service: Any
+    neighbour: str, db: Any, nats_url: str, database_url: str, service: Any, creds: CredentialResponder
 ) -> None:
     secret = new_secret()
     bad_secret = new_secret()
-    sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))
-    creds = await CredentialResponder(nats_url).start()
+    sink = stand_in(service, "sink_server")
+    tenant, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.order_id }}", webhook_secret=secret)
+    procs = [service("services.gateway", env=gateway_env(nats_url, database_url), wait=False)]
+    env = executor_env(nats_url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
+    procs += [service("services.executor", env=env, wait=False) for _ in range(2)]
+    # Off the loop: the credential responder lives on this loop.
+    await asyncio.gather(*(asyncio.to_thread(p.wait_ready, 60.0) for p in procs))
+    url = f"{procs[0].url}/hooks/{wf}"
+    bad_tenant = await create_tenant(db)
+    refused = {"method": "POST", "url": f"http://127.0.0.1:{free_port()}/refuses"}
+    refused_definition = definition("http_request", refused, name="refused")
+    bad_wf = await create_workflow(db, bad_tenant, refused_definition, webhook_secret=bad_secret)
+    bad_url = f"{procs[0].url}/hooks/{bad_wf}"
+
+    # Warm up every path (caches, connections, credentials), then let the executors go idle.
+    warm = RESULTS_DIR / "latency-warmup.jsonl"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    await asyncio.to_thread(run_loadgen, url, secret=secret, duration=1.0, rate=100, dump=warm)
+    warm_ids = [uuid.UUID(json.loads(line)["event_id"]) for line in warm.read_text().splitlines()]
+    await wait_until(lambda: _all_final(db, warm_ids), timeout=60, interval=0.2, message="warm-up executed")
+
+    dump = RESULTS_DIR / f"latency-202-{neighbour}.jsonl"
+    runs = [asyncio.to_thread(run_loadgen, url, secret=secret, duration=DURATION, rate=RATE, dump=dump)]
+    if neighbour != "alone":
+        runs.append(asyncio.to_thread(run_loadgen, bad_url, secret=bad_secret, duration=DURATION, rate=RATE))
+    # The good tenant's events seen parked (a parked event waits in deferred_events for a second or more;
+    # polled every 0.1 s during the load and until every event is final).
+    parked: dict[uuid.UUID, str] = {}
+    watching = asyncio.create_task(_watch_parked(database_url, tenant, parked))
+    load, *others = await asyncio.gather(*runs)
+    records = [json.loads(line) for line in dump.read_text().splitlines()]
+    accepted = {uuid.UUID(rec["event_id"]): float(rec["t202"]) for rec in records}
+    sent = {uuid.UUID(rec["event_id"]): float(rec["t_sent"]) for rec in records}
+    ids = list(accepted)
     try:
-        tenant, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.order_id }}", webhook_secret=secret)
-        procs = [service("services.gateway", env=gateway_env(nats_url, database_url), wait=False)]
-        env = executor_env(nats_url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
-        procs += [service("services.executor", env=env, wait=False) for _ in range(2)]
-        # Off the loop: the credential responder lives on this loop.
-        await asyncio.gather(*(asyncio.to_thread(p.wait_ready, 60.0) for p in procs))
-        url = f"{procs[0].url}/hooks/{wf}"
-        bad_tenant = await create_tenant(db)
-        refused = f"http://127.0.0.1:{free_port()}/refuses"
-        bad_wf = await create_workflow(
-            db,
-            bad_tenant,
-            {
-                "name": "refused",
-                "trigger": {"type": "webhook"},
-                "action": {"type": "http_request", "config": {"method": "POST", "url": refused}},
-            },
-            webhook_secret=bad_secret,
-        )
-        bad_url = f"{procs[0].url}/hooks/{bad_wf}"
-
-        # Warm up every path (caches, connections, credentials), then let the executors go idle.
-        warm = RESULTS_DIR / "latency-warmup.jsonl"
-        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-        await asyncio.to_thread(run_loadgen, url, secret=secret, duration=1.0, rate=100, warmup=0, dump=warm)
-        warm_ids = [uuid.UUID(json.loads(line)["event_id"]) for line in warm.read_text().splitlines()]
-        await wait_until(lambda: _all_final(db, warm_ids), timeout=60, interval=0.2, message="warm-up executed")
-
-        dump = RESULTS_DIR / f"latency-202-{neighbour}.jsonl"
-        runs = [asyncio.to_thread(run_loadgen, url, secret=secret, duration=DURATION, rate=RATE, warmup=0, dump=dump)]
-        if neighbour != "alone":
-            runs.append(
-                asyncio.to_thread(run_loadgen, bad_url, secret=bad_secret, duration=DURATION, rate=RATE, warmup=0)
-            )
-        # The good tenant's events seen parked (a parked event waits in deferred_events for a second or more;
-        # polled every 0.1 s during the load and until every event is final).
-        parked: dict[uuid.UUID, str] = {}
-        watching = asyncio.create_task(_watch_parked(database_url, tenant, parked))
-        load, *others = await asyncio.gather(*runs)
-        records = [json.loads(line) for line in dump.read_text().splitlines()]
-        accepted = {uuid.UUID(rec["event_id"]): float(rec["t202"]) for rec in records}
-        sent = {uuid.UUID(rec["event_id"]): float(rec["t_sent"]) for rec in records}
-        ids = list(accepted)
-        try:
-            await wait_until(lambda: _all_final(db, ids), timeout=120, interval=0.2, message="every event executed")
-        finally:
-            watching.cancel()
-            await asyncio.gather(watching, return_exceptions=True)
-        rows = await db.fetch(
-            "SELECT event_id, status, extract(epoch FROM finished_at)::float8 AS done "
-            "FROM executions WHERE event_id = ANY($1::uuid[])",
-            ids,
-        )
+        await wait_until(lambda: _all_final(db, ids), timeout=120, interval=0.2, message="every event executed")
     finally:
-        await creds.stop()
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+    rows = await db.fetch(
+        "SELECT event_id, status, extract(epoch FROM finished_at)::float8 AS done "
+        "FROM executions WHERE event_id = ANY($1::uuid[])",
+        ids,
+    )
 
     latencies = [(row["done"] - accepted[row["event_id"]]) * 1000 for row in rows]
     from_sent = [(row["done"] - sent[row["event_id"]]) * 1000 for row in rows]
     failed = sum(1 for row in rows if row["status"] != "succeeded")
+    fairness = sum(1 for reason in parked.values() if reason == "fairness")
     p99 = percentile(latencies, 0.99)
     table: list[dict[str, Any]] = [
         {"metric": "neighbour", "value": neighbour},
@@ -166,7 +145,7 @@ async def test_latency_202_to_committed_row(
         {"metric": "202 -> row ms p99", "value": p99},
         {"metric": "202 -> row ms max", "value": round(max(latencies), 1)},
         {"metric": "202 -> row ms min", "value": round(min(latencies), 1)},
-        {"metric": "events of this tenant parked (fairness, other)", "value": _parked_counts(parked)},
+        {"metric": "events of this tenant parked (fairness, other)", "value": [fairness, len(parked) - fairness]},
         {
             "metric": "sent -> row ms p50/p99 (upper bound)",
             "value": [percentile(from_sent, 0.5), percentile(from_sent, 0.99)],

@@ -15,16 +15,14 @@ installs it when it is missing.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import shutil
 import subprocess
-import time
-import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from tests.helpers.webhooks import signed
 
 LUA_TEMPLATE = """
 -- The requests are read from a data file (a Lua table literal this large exceeds LuaJIT's
@@ -72,25 +70,16 @@ end
 """
 
 
-def wrk_binary() -> str:
-    found = shutil.which("wrk")
-    if found is None:
-        raise RuntimeError("wrk is not installed: `make bench` installs it (Debian/Ubuntu package `wrk`)")
-    return found
-
-
 def presigned_script(path: Path, secret: str, url_path: str, count: int, threads: int) -> Path:
     """Write ``count`` signed requests to ``url_path`` (a data file beside ``path``) and the Lua script
     that sends them; returns the script's path."""
-    key = base64.b64decode(secret.removeprefix("whsec_"))
-    now = int(time.time())
+    now = datetime.now(UTC)
     lines = []
     for i in range(count):
-        msg_id = f"msg_{uuid.uuid4().hex}"
         body = json.dumps({"order_id": i, "amount": 42})
-        mac = hmac.new(key, f"{msg_id}.{now}.{body}".encode(), hashlib.sha256).digest()
-        signature = "v1," + base64.b64encode(mac).decode()
-        lines.append("\t".join((url_path, msg_id, str(now), signature, body)))
+        headers = signed(secret, body, at=now)
+        fields = (headers["webhook-id"], headers["webhook-timestamp"], headers["webhook-signature"])
+        lines.append("\t".join((url_path, *fields, body)))
     data = path.with_suffix(".tsv")
     data.write_text("\n".join(lines) + "\n")
     path.write_text(LUA_TEMPLATE % {"data": str(data.resolve()), "threads": threads})
@@ -99,9 +88,12 @@ def presigned_script(path: Path, secret: str, url_path: str, count: int, threads
 
 def run_wrk(base_url: str, script: Path, *, duration: float, connections: int = 50, threads: int = 2) -> dict[str, Any]:
     """Run ``wrk`` against ``base_url`` and return its summary (rates, latency percentiles in ms)."""
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise RuntimeError("wrk is not installed: `make bench` installs it (Debian/Ubuntu package `wrk`)")
     out = subprocess.run(
         [
-            wrk_binary(),
+            wrk,
             f"-t{threads}",
             f"-c{connections}",
             f"-d{duration:g}s",
@@ -126,9 +118,6 @@ def run_wrk(base_url: str, script: Path, *, duration: float, connections: int = 
         "rps": round(ok / seconds, 1) if seconds else 0.0,
         "non2xx": raw["non2xx"],
         "errors": errors,
-        "p50_ms": round(raw["p50_us"] / 1000, 2),
-        "p90_ms": round(raw["p90_us"] / 1000, 2),
-        "p99_ms": round(raw["p99_us"] / 1000, 2),
-        "max_ms": round(raw["max_us"] / 1000, 2),
+        **{f"{p}_ms": round(raw[f"{p}_us"] / 1000, 2) for p in ("p50", "p90", "p99", "max")},
         "seconds": round(seconds, 2),
     }
