@@ -29,16 +29,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import nats
 
-from deploy.local.infra import NatsServer, free_port
+from deploy.local.infra import NatsServer
 from services.gateway.hooks.signature import new_secret
-from tests.bench.harness import CpuSampler, executor_overrides, free_cpu_note, gateway_env, record_result, report
+from tests.bench.harness import (
+    CpuSampler,
+    executor_overrides,
+    free_cpu_note,
+    gateway_env,
+    nats_pid,
+    record_result,
+    report,
+    stand_in,
+)
 from tests.bench.wrk import presigned_script, run_wrk
-from tests.helpers.factories import create_tenant, create_workflow, fetchval_once
-from tests.helpers.fakes import executor_env
+from tests.helpers.factories import connection, create_tenant, create_workflow, fetchval_once
+from tests.helpers.fakes import definition, executor_env
 from tests.helpers.services import ServiceProcess
+from tests.helpers.wait import wait_until_sync
 
 DURATION = float(os.environ.get("BENCH_DURATION", "8"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -48,29 +57,15 @@ REQUESTS_PER_SCRIPT = int(os.environ.get("BENCH_PRESIGNED", "150000"))
 TARGET_RATIO, TARGET_P99_MS, TARGET_FULL = 0.6, 20.0, 2000.0
 
 
-def _workflow_definition(sink_url: str) -> dict[str, Any]:
-    return {
-        "name": "bench",
-        "trigger": {"type": "webhook"},
-        "action": {
-            "type": "http_request",
-            "config": {"method": "POST", "url": f"{sink_url}/hook", "body": {"order": "{{ payload.order_id }}"}},
-        },
-    }
-
-
 async def _transactions(database_url: str) -> int:
     """Committed plus rolled-back transactions of this database so far (flushed statistics)."""
-    conn = await asyncpg.connect(database_url)
-    try:
+    async with connection(database_url) as conn:
         await conn.execute("SELECT pg_stat_force_next_flush()")
         return int(
             await conn.fetchval(
                 "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
             )
         )
-    finally:
-        await conn.close()
 
 
 def _succeeded(database_url: str) -> int:
@@ -78,23 +73,21 @@ def _succeeded(database_url: str) -> int:
 
 
 async def _drop_streams(nats_url: str) -> None:
-    nc = await nats.connect(nats_url)
-    try:
+    async with await nats.connect(nats_url) as nc:
         js = nc.jetstream()
         for name in ("BASELINE", "EVENTS"):
             with contextlib.suppress(Exception):
                 await js.delete_stream(name)
-    finally:
-        await nc.close()
 
 
 async def _workflow(database_url: str, secret: str, sink_url: str) -> str:
-    conn = await asyncpg.connect(database_url)
-    try:
+    """A new tenant's webhook workflow (signed with ``secret``) posting each order to ``sink_url``."""
+    config = {"method": "POST", "url": f"{sink_url}/hook", "body": {"order": "{{ payload.order_id }}"}}
+    async with connection(database_url) as conn:
         tenant = await create_tenant(conn)
-        wf = await create_workflow(conn, tenant, _workflow_definition(sink_url), webhook_secret=secret)
-    finally:
-        await conn.close()
+        wf = await create_workflow(
+            conn, tenant, definition("http_request", config, name="bench"), webhook_secret=secret
+        )
     return str(wf)
 
 
@@ -104,31 +97,41 @@ def _round(svc: ServiceProcess, script: Path, duration: float, others: dict[str,
     return {**result, "cpu": cpu.averages(), "load": round(os.getloadavg()[0], 2)}
 
 
+def alternating_rounds(
+    servers: dict[str, ServiceProcess], secret: str, workflow_id: str, tmp_path: Path, others: dict[str, int]
+) -> list[dict[str, Any]]:
+    """``ROUNDS`` rounds of ``wrk`` against each of ``servers`` in turn, so noise hits all alike; every answer a 2xx.
+
+    A row per round and server: wrk's summary, CPU per process (the server and ``others``), the load average.
+    """
+    rows: list[dict[str, Any]] = []
+    for round_no in range(ROUNDS):
+        for name, svc in servers.items():
+            # Fresh signatures each round (the timestamp tolerance is 5 minutes); the floor ignores them.
+            script = presigned_script(
+                tmp_path / f"r{round_no}.lua", secret, f"/hooks/{workflow_id}", REQUESTS_PER_SCRIPT, threads=2
+            )
+            result = _round(svc, script, DURATION, others)
+            assert result["non2xx"] == 0 and result["errors"] == 0, (name, result)
+            rows.append({"round": round_no, "server": name, **result})
+    return rows
+
+
+def best(rows: list[dict[str, Any]], server: str) -> dict[str, Any]:
+    """``server``'s round with the highest rate."""
+    return max((r for r in rows if r["server"] == server), key=lambda r: float(r["rps"]))
+
+
 def test_p1_ingest_vs_bare_publish(
     database_url: str, nats_server: NatsServer, tmp_path: Path, service: Callable[..., ServiceProcess]
 ) -> None:
     secret = new_secret()
     workflow_id = asyncio.run(_workflow(database_url, secret, "https://example.com"))
     gateway = service("services.gateway", env=gateway_env(nats_server.url, database_url))
-    baseline = service(
-        "tests.bench.baseline_server",
-        env={},
-        port=(port := free_port()),
-        args=("--port", str(port), "--nats", nats_server.url),
-    )
-    nats_pid = {"nats-server": nats_server.proc.pid} if nats_server.proc is not None else {}
-
-    rows: list[dict[str, Any]] = []
+    baseline = stand_in(service, "baseline_server", "--nats", nats_server.url)
     transactions_before = asyncio.run(_transactions(database_url))
-    for round_no in range(ROUNDS):
-        for name, svc in (("bare publish", baseline), ("gateway", gateway)):
-            # Fresh signatures each round (the timestamp tolerance is 5 minutes); the floor ignores them.
-            script = presigned_script(
-                tmp_path / f"r{round_no}.lua", secret, f"/hooks/{workflow_id}", REQUESTS_PER_SCRIPT, threads=2
-            )
-            result = _round(svc, script, DURATION, nats_pid)
-            assert result["non2xx"] == 0 and result["errors"] == 0, (name, result)
-            rows.append({"round": round_no, "server": name, **result})
+    servers = {"bare publish": baseline, "gateway": gateway}
+    rows = alternating_rounds(servers, secret, workflow_id, tmp_path, nats_pid(nats_server))
 
     time.sleep(1.5)  # other backends flush their statistics within about a second of going idle
     db_transactions = asyncio.run(_transactions(database_url)) - transactions_before
@@ -136,11 +139,7 @@ def test_p1_ingest_vs_bare_publish(
     gateway.terminate()
     baseline.terminate()
     asyncio.run(_drop_streams(nats_server.url))
-
-    def best(server: str) -> dict[str, Any]:
-        return max((r for r in rows if r["server"] == server), key=lambda r: float(r["rps"]))
-
-    gw, floor = best("gateway"), best("bare publish")
+    gw, floor = best(rows, "gateway"), best(rows, "bare publish")
     ratio = gw["rps"] / floor["rps"]
     gateway_p99 = statistics.median(float(r["p99_ms"]) for r in rows if r["server"] == "gateway")
     rows.append({"server": "ratio gateway/bare", "rps": round(ratio, 3), "load": free_cpu_note()})
@@ -171,26 +170,21 @@ def test_p1_full_stack_accepts_and_executes(
     database_url: str, nats_server: NatsServer, tmp_path: Path, service: Callable[..., ServiceProcess]
 ) -> None:
     secret = new_secret()
-    sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))
+    sink = stand_in(service, "sink_server")
     workflow_id = asyncio.run(_workflow(database_url, secret, sink.url))
     gateway = service("services.gateway", env=gateway_env(nats_server.url, database_url))
     env = executor_env(nats_server.url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
     executors = [service("services.executor", env=env) for _ in range(2)]
     script = presigned_script(tmp_path / "full.lua", secret, f"/hooks/{workflow_id}", REQUESTS_PER_SCRIPT, threads=2)
-    others = {f"executor-{i}": ex.proc.pid for i, ex in enumerate(executors)}
-    if nats_server.proc is not None:
-        others["nats-server"] = nats_server.proc.pid
+    others = {**{f"executor-{i}": ex.proc.pid for i, ex in enumerate(executors)}, **nats_pid(nats_server)}
     before = _succeeded(database_url)
     started = time.monotonic()
     result = _round(gateway, script, FULL_DURATION, others)
     elapsed = time.monotonic() - started
-    during = _succeeded(database_url) - before
-    executed_per_s = round(during / elapsed, 1)
+    executed_per_s = round((_succeeded(database_url) - before) / elapsed, 1)
     # Whatever was accepted is executed in the end (the backlog left when the load stopped).
-    deadline = time.monotonic() + 120
-    while _succeeded(database_url) - before < result["requests"] - result["non2xx"]:
-        assert time.monotonic() < deadline, "the accepted webhooks were not all executed within 2 minutes"
-        time.sleep(0.5)
+    accepted = result["requests"] - result["non2xx"]
+    wait_until_sync(lambda: _succeeded(database_url) - before >= accepted, 120, 0.5, "every accepted webhook executed")
     for proc in (gateway, *executors):
         proc.terminate()
     asyncio.run(_drop_streams(nats_server.url))

@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from deploy.local.infra import NatsServer, free_port
+from deploy.local.infra import NatsServer
 from services.gateway.hooks.signature import new_secret
-from tests.bench.harness import gateway_env, record_result, report
-from tests.bench.test_bench_ingest import CONNECTIONS, DURATION, REQUESTS_PER_SCRIPT, ROUNDS, _workflow
-from tests.bench.wrk import presigned_script, run_wrk
+from tests.bench.harness import gateway_env, record_result, report, stand_in
+from tests.bench.test_bench_ingest import _workflow, alternating_rounds, best
 from tests.helpers.services import ServiceProcess
 
 TOLERANCE = 0.95
@@ -32,40 +29,17 @@ def test_p7_tracing_without_an_endpoint_costs_nothing_next_to_export(
 ) -> None:
     secret = new_secret()
     workflow_id = asyncio.run(_workflow(database_url, secret, "https://example.com"))
-    sink = service("tests.bench.otlp_sink", env={}, port=(port := free_port()), args=("--port", str(port)))
+    sink = stand_in(service, "otlp_sink")
     env = gateway_env(nats_server.url, database_url)  # one keyring for both: each reads the sealed secret
     off = service("services.gateway", env=env)
     on = service(
         "services.gateway", env={**env, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": sink.url}
     )
-    rows: list[dict[str, Any]] = []
-    for round_no in range(ROUNDS):
-        for name, svc in (("no endpoint", off), ("export on", on)):
-            script = presigned_script(
-                tmp_path / f"r{round_no}-{name[:2]}.lua",
-                secret,
-                f"/hooks/{workflow_id}",
-                REQUESTS_PER_SCRIPT,
-                threads=2,
-            )
-            result = run_wrk(svc.url, script, duration=DURATION, connections=CONNECTIONS)
-            assert result["non2xx"] == 0 and result["errors"] == 0, (name, result)
-            rows.append(
-                {
-                    "round": round_no,
-                    "tracing": name,
-                    "rps": result["rps"],
-                    "p99_ms": result["p99_ms"],
-                    "load": round(os.getloadavg()[0], 2),
-                }
-            )
+    measured = alternating_rounds({"no endpoint": off, "export on": on}, secret, workflow_id, tmp_path, {})
+    rows = [{"tracing": r["server"], **{k: r[k] for k in ("round", "rps", "p99_ms", "load")}} for r in measured]
     with urllib.request.urlopen(f"{sink.url}/stats", timeout=5) as resp:  # noqa: S310 - a local test server
         exported = json.loads(resp.read())
-
-    def best(name: str) -> dict[str, Any]:
-        return max((r for r in rows if r["tracing"] == name), key=lambda r: float(r["rps"]))
-
-    without, with_export = best("no endpoint"), best("export on")
+    without, with_export = best(measured, "no endpoint"), best(measured, "export on")
     ratio = float(without["rps"]) / float(with_export["rps"])
     rows.append({"tracing": "no endpoint / export on", "rps": round(ratio, 3)})
     record_result(
