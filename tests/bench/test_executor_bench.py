@@ -23,8 +23,7 @@ from typing import Any
 
 import psutil
 
-from deploy.local.infra import free_port
-from tests.bench.harness import executor_overrides, free_cpu_note, record_result, report
+from tests.bench.harness import executor_overrides, free_cpu_note, record_result, report, stand_in
 from tests.helpers.fakes import CredentialResponder, executor_env, publish_many, slack_workflow, webhook_envelopes
 
 P2_EVENTS = int(os.environ.get("BENCH_EXECUTOR_EVENTS", "50000"))
@@ -45,48 +44,48 @@ def _at(samples: list[tuple[float, int, list[int]]], fraction: float, events: in
     return next(t for t, done, _ in samples if done >= fraction * events)
 
 
-async def test_p2_drain_throughput(bus: Any, db: Any, nats_url: str, database_url: str, service: Any) -> None:
-    await _drain(bus, db, nats_url, database_url, service, P2_EVENTS, "P2")
+async def test_p2_drain_throughput(
+    bus: Any, db: Any, nats_url: str, database_url: str, service: Any, creds: CredentialResponder
+) -> None:
+    await _drain(bus, db, nats_url, database_url, service, creds, P2_EVENTS, "P2")
 
 
 async def test_p4_memory_through_a_large_backlog(
-    bus: Any, db: Any, nats_url: str, database_url: str, service: Any
+    bus: Any, db: Any, nats_url: str, database_url: str, service: Any, creds: CredentialResponder
 ) -> None:
-    await _drain(bus, db, nats_url, database_url, service, P4_EVENTS, "P4")
+    await _drain(bus, db, nats_url, database_url, service, creds, P4_EVENTS, "P4")
 
 
-async def _drain(bus: Any, db: Any, nats_url: str, database_url: str, service: Any, EVENTS: int, key: str) -> None:
+async def _drain(
+    bus: Any, db: Any, nats_url: str, database_url: str, service: Any, creds: CredentialResponder, EVENTS: int, key: str
+) -> None:
     drain_timeout_s = 120.0 + EVENTS / 1000
-    sink = service("tests.bench.sink_server", env={}, port=(port := free_port()), args=("--port", str(port)))
-    creds = await CredentialResponder(nats_url).start()
-    try:
-        tenant, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.i }}")
-        published = time.monotonic()
-        for start in range(0, EVENTS, CHUNK):
-            envelopes = webhook_envelopes(tenant, wf, min(CHUNK, EVENTS - start), start=start)
-            await publish_many(bus, envelopes, concurrency=512)
-        publish_s = time.monotonic() - published
+    sink = stand_in(service, "sink_server")
+    tenant, wf = await slack_workflow(db, creds, sink.url, "order {{ payload.i }}")
+    published = time.monotonic()
+    for start in range(0, EVENTS, CHUNK):
+        envelopes = webhook_envelopes(tenant, wf, min(CHUNK, EVENTS - start), start=start)
+        await publish_many(bus, envelopes, concurrency=512)
+    publish_s = time.monotonic() - published
 
-        env = executor_env(nats_url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
-        started = time.monotonic()
-        replicas = [service("services.executor", env=env, wait=False) for _ in range(2)]
-        # Wait for readiness off the loop: the credential responder lives on this loop.
-        await asyncio.gather(*(asyncio.to_thread(r.wait_ready, 60.0) for r in replicas))
-        ready_s = time.monotonic() - started
-        procs = [psutil.Process(r.proc.pid) for r in replicas]
-        samples: list[tuple[float, int, list[int]]] = []
-        deadline = started + drain_timeout_s
-        while True:
-            done = int(await db.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'"))
-            samples.append((time.monotonic() - started, done, [p.memory_info().rss for p in procs]))
-            if done >= EVENTS or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(SAMPLE_S)
-        assert samples[-1][1] >= EVENTS, f"backlog not drained in {drain_timeout_s}s: {samples[-1][1]}/{EVENTS}"
-        cpu = [round(sum(p.cpu_times()[:2]), 1) for p in procs]
-        failures = await db.fetchval("SELECT count(*) FROM executions WHERE status <> 'succeeded'")
-    finally:
-        await creds.stop()
+    env = executor_env(nats_url, database_url, LOG_LEVEL="WARNING", **executor_overrides())
+    started = time.monotonic()
+    replicas = [service("services.executor", env=env, wait=False) for _ in range(2)]
+    # Wait for readiness off the loop: the credential responder lives on this loop.
+    await asyncio.gather(*(asyncio.to_thread(r.wait_ready, 60.0) for r in replicas))
+    ready_s = time.monotonic() - started
+    procs = [psutil.Process(r.proc.pid) for r in replicas]
+    samples: list[tuple[float, int, list[int]]] = []
+    deadline = started + drain_timeout_s
+    while True:
+        done = int(await db.fetchval("SELECT count(*) FROM executions WHERE status = 'succeeded'"))
+        samples.append((time.monotonic() - started, done, [p.memory_info().rss for p in procs]))
+        if done >= EVENTS or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(SAMPLE_S)
+    assert samples[-1][1] >= EVENTS, f"backlog not drained in {drain_timeout_s}s: {samples[-1][1]}/{EVENTS}"
+    cpu = [round(sum(p.cpu_times()[:2]), 1) for p in procs]
+    failures = await db.fetchval("SELECT count(*) FROM executions WHERE status <> 'succeeded'")
 
     total_s = samples[-1][0]
     steady_s = _at(samples, 0.9, EVENTS) - _at(samples, 0.1, EVENTS)
