@@ -122,8 +122,11 @@ async def insert_execution(
     return execution_id
 
 
-async def insert_dead_letter(conn: asyncpg.Connection, tenant_id: uuid.UUID, workflow_id: uuid.UUID) -> uuid.UUID:
-    """A dead execution and its dead letter, replayable (a webhook event's envelope); returns the event id."""
+async def insert_dead_letter(
+    conn: asyncpg.Connection, tenant_id: uuid.UUID, workflow_id: uuid.UUID, *, payload: Any = None
+) -> uuid.UUID:
+    """A dead execution and its dead letter, replayable (a webhook event's envelope, ``payload`` or
+    ``{"n": 1}``); returns the event id."""
     event_id = event_id_for(workflow_id, uuid.uuid4().hex)
     envelope = EventEnvelope(
         event_id=event_id,
@@ -132,7 +135,7 @@ async def insert_dead_letter(conn: asyncpg.Connection, tenant_id: uuid.UUID, wor
         workflow_id=workflow_id,
         workflow_version=1,
         trigger=Trigger.WEBHOOK,
-        payload={"n": 1},
+        payload={"n": 1} if payload is None else payload,
     )
     await insert_execution(conn, tenant_id, workflow_id, status="dead", event_id=event_id)
     await conn.execute(

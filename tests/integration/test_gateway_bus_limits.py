@@ -24,7 +24,7 @@ from nats.js import api as js_api
 from libs.common.bus import Bus, StreamFull
 from libs.common.models.events import WorkflowChanged, workflow_changed_subject
 from services.gateway.keys import BUS
-from tests.helpers.factories import insert_execution
+from tests.helpers.factories import insert_dead_letter
 from tests.helpers.fakes import envelope
 from tests.helpers.gateway_app import Gateway, create_webhook_workflow, running_gateway, tenant
 from tests.helpers.services import metric
@@ -246,17 +246,7 @@ async def test_a_dlq_replay_of_an_envelope_with_big_integers_is_published_exact(
 ):
     workflow_id = uuid.uuid4()
     payload = {"order": {"id": 2**70, "refund": -(2**64) - 1, "qty": 3}}
-    replayable = envelope(tenant_id, workflow_id, payload)
-    event_id = replayable.event_id
-    await insert_execution(db, tenant_id, workflow_id, status="dead", event_id=event_id)
-    await db.execute(
-        """INSERT INTO dead_letters (event_id, tenant_id, workflow_id, reason, attempts, envelope)
-           VALUES ($1, $2, $3, 'target said 500', 5, $4::jsonb)""",
-        event_id,
-        tenant_id,
-        workflow_id,
-        replayable.model_dump_json(),
-    )
+    event_id = await insert_dead_letter(db, tenant_id, workflow_id, payload=payload)
     resp = await gw.client.post(f"/api/dlq/{event_id}/replay", headers=gw.auth(tenant_id))
     assert resp.status == 202, await resp.text()
 
