@@ -162,40 +162,43 @@ class DryRunResponder:
     async def _execute(self, req: DryRunCommand, until: float) -> bytes:
         # The credential's values never come back in the reply, nor in a log line written meanwhile.
         with redacting(Redactor()) as redactor:
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout_at(until) as window:
-                    if req.workflow.steps is not None:
-                        return await self._steps(req, req.workflow.steps, redactor, started)
-                    try:
-                        call = await self._runner.prepare(
-                            tenant_id=req.tenant_id,
-                            event_id=uuid.uuid4(),
-                            definition=req.workflow,
-                            payload=req.payload,
-                            event={"id": None, "trigger": "manual", "dry_run": True},
-                        )
-                        redactor.add_secret(call.secret)
-                        output = await self._runner.call(req.workflow.first_action().type, call)
-                    except TemplateError as exc:
-                        error = safe_error(exc.message, redactor=redactor)
-                        return _failed(error, started, error_code=exc.code, error_field=exc.field)
-                    except ActionError as exc:
-                        return _failed(safe_error(exc.message, redactor=redactor), started)
-            except TimeoutError:
-                if not window.expired():
-                    log.exception("dry run failed unexpectedly")
-                    return _failed("internal error: TimeoutError", started)
-                log.info(
-                    "dry-run cancelled at its deadline",
-                    extra={"tenant_id": str(req.tenant_id), "ran_ms": elapsed_ms(started)},
-                )
-                stopped = f"the dry-run was stopped after {elapsed_ms(started)} ms: its requester stopped waiting"
-                return _failed(stopped, started, error_code="deadline_exceeded")
-            except Exception as exc:
+            return await self._execute_redacted(req, until, redactor)
+
+    async def _execute_redacted(self, req: DryRunCommand, until: float, redactor: Redactor) -> bytes:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout_at(until) as window:
+                if req.workflow.steps is not None:
+                    return await self._steps(req, req.workflow.steps, redactor, started)
+                try:
+                    call = await self._runner.prepare(
+                        tenant_id=req.tenant_id,
+                        event_id=uuid.uuid4(),
+                        definition=req.workflow,
+                        payload=req.payload,
+                        event={"id": None, "trigger": "manual", "dry_run": True},
+                    )
+                    redactor.add_secret(call.secret)
+                    output = await self._runner.call(req.workflow.first_action().type, call)
+                except TemplateError as exc:
+                    error = safe_error(exc.message, redactor=redactor)
+                    return _failed(error, started, error_code=exc.code, error_field=exc.field)
+                except ActionError as exc:
+                    return _failed(safe_error(exc.message, redactor=redactor), started)
+        except TimeoutError:
+            if not window.expired():
                 log.exception("dry run failed unexpectedly")
-                return _failed(f"internal error: {type(exc).__name__}", started)
-            return _reply("succeeded", self._runner.safe_output(output, redactor), None, elapsed_ms(started))
+                return _failed("internal error: TimeoutError", started)
+            log.info(
+                "dry-run cancelled at its deadline",
+                extra={"tenant_id": str(req.tenant_id), "ran_ms": elapsed_ms(started)},
+            )
+            stopped = f"the dry-run was stopped after {elapsed_ms(started)} ms: its requester stopped waiting"
+            return _failed(stopped, started, error_code="deadline_exceeded")
+        except Exception as exc:
+            log.exception("dry run failed unexpectedly")
+            return _failed(f"internal error: {type(exc).__name__}", started)
+        return _reply("succeeded", self._runner.safe_output(output, redactor), None, elapsed_ms(started))
 
     async def _steps(self, req: DryRunCommand, steps: list[WorkflowStep], redactor: Redactor, started: float) -> bytes:
         """Every step once, in order, as the executor would run them (no retries, nothing recorded).
