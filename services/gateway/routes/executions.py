@@ -24,7 +24,7 @@ from libs.common.models.api import (
 from libs.common.models.queries import DeadLetterQuery, ExecutionQuery
 from services.gateway.keys import POOL, REPLAYS, SETTINGS
 from services.gateway.pagination import limit_of, list_query, path_id, uuid_segment
-from services.gateway.routes.workflows import _body, tenant
+from services.gateway.routes.workflows import json_body, tenant
 from services.gateway.store import executions as store
 from services.gateway.store import replays
 
@@ -62,13 +62,13 @@ async def list_dlq(request: web.Request) -> web.Response:
 
 
 async def replay(request: web.Request) -> web.Response:
-    from_start = request.can_read_body and (await _body(request, ReplayOptions)).from_start
+    from_start = request.can_read_body and (await json_body(request, ReplayOptions)).from_start
     out = await store.replay(request.app[POOL], tenant(request), path_id(request, "event_id"), from_start=from_start)
     return ok(ReplayAccepted.model_validate(out), status=202)
 
 
 async def replay_many(request: web.Request) -> web.Response:
-    body = await _body(request, DlqReplayRequest)
+    body = await json_body(request, DlqReplayRequest)
     job = await replays.create_job(
         request.app[POOL], tenant(request), body, max_events=request.app[SETTINGS].replay_max_events
     )

@@ -52,7 +52,7 @@ from libs.common.models.workflows import STEP, TEMPLATE, Problem, definition_pro
 from services.gateway.hooks.ingest import IDEMPOTENCY_HEADER, sender_key
 from services.gateway.keys import BUS, POOL, SETTINGS
 from services.gateway.pagination import path_id, uuid_segment
-from services.gateway.routes.workflows import _body, tenant
+from services.gateway.routes.workflows import json_body, tenant
 from services.gateway.store import workflows as store
 
 # Dry-run outcomes that are the request's fault (422) rather than the action's (200 "failed").
@@ -99,7 +99,7 @@ def executor_timeout_ms(reply_timeout_seconds: float) -> int:
 
 async def run_workflow(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
-    body = await _body(request, RunRequest)
+    body = await json_body(request, RunRequest)
     tenant_id = tenant(request)
     row = await store.get(request.app[POOL], tenant_id, workflow_id)
     if not row["is_active"]:
@@ -123,7 +123,7 @@ async def run_workflow(request: web.Request) -> web.Response:
 
 
 async def dry_run(request: web.Request) -> web.Response:
-    body = await _body(request, DryRunRequest)
+    body = await json_body(request, DryRunRequest)
     problems = definition_problems(body.workflow)
     if problems:
         code = refusal_code(problems)

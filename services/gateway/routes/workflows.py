@@ -44,13 +44,14 @@ def tenant(request: web.Request) -> uuid.UUID:
     return request[TENANT]
 
 
-async def _body(request: web.Request, model: type[M]) -> M:
+async def json_body(request: web.Request, model: type[M]) -> M:
+    """The request's JSON body as ``model``, within the gateway's body size and read-time limits."""
     s = request.app[SETTINGS]
     return await read_body(request, model, limit=s.max_body_bytes, timeout=s.body_read_timeout_seconds)
 
 
 async def create_workflow(request: web.Request) -> web.Response:
-    body = await _body(request, WorkflowCreate)
+    body = await json_body(request, WorkflowCreate)
     s = request.app[SETTINGS]
     check_definition(body, s)
     out = WorkflowOut.model_validate(
@@ -83,7 +84,7 @@ async def get_workflow(request: web.Request) -> web.Response:
 
 async def replace_workflow(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
-    body = await _body(request, WorkflowCreate)
+    body = await json_body(request, WorkflowCreate)
     check_definition(body, request.app[SETTINGS])
     out = await store.replace(request.app[POOL], tenant(request), workflow_id, body, ring=request.app[KEKS].ring)
     request.app[CACHE].invalidate(workflow_id)
@@ -92,7 +93,7 @@ async def replace_workflow(request: web.Request) -> web.Response:
 
 async def patch_workflow(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
-    body = await _body(request, WorkflowPatch)
+    body = await json_body(request, WorkflowPatch)
     out = await store.set_active(request.app[POOL], tenant(request), workflow_id, body.is_active)
     request.app[CACHE].invalidate(workflow_id)
     if not body.is_active:
@@ -128,7 +129,7 @@ async def list_versions(request: web.Request) -> web.Response:
 
 async def rollback_workflow(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
-    body = await _body(request, RollbackRequest)
+    body = await json_body(request, RollbackRequest)
     pool, tenant_id = request.app[POOL], tenant(request)
     # Versions are immutable: what is checked here is what the rollback makes current.
     definition = await store.version_definition(pool, tenant_id, workflow_id, body.version)
@@ -141,7 +142,7 @@ async def rollback_workflow(request: web.Request) -> web.Response:
 async def rotate_secret(request: web.Request) -> web.Response:
     workflow_id = path_id(request)
     s = request.app[SETTINGS]
-    given = (await _body(request, SecretSetRequest)).secret if request.body_exists else None
+    given = (await json_body(request, SecretSetRequest)).secret if request.body_exists else None
     out = await store.rotate_secret(
         request.app[POOL],
         tenant(request),
