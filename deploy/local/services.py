@@ -27,13 +27,14 @@ def service_exists(name: str, root: Path = REPO_ROOT) -> bool:
 
 def _instances(config: LauncherConfig) -> list[tuple[str, str, int]]:
     """(service, instance name, preferred port) in start order."""
+    single = {"auth": config.auth_port, "gateway": config.gateway_port}
+    replicated = {"scheduler": config.scheduler_ports, "executor": config.executor_ports}  # one instance per port
     out: list[tuple[str, str, int]] = []
     for service in config.services:
-        if service in ("auth", "gateway"):
-            out.append((service, service, config.auth_port if service == "auth" else config.gateway_port))
-        else:  # scheduler, executor: one instance per port
-            ports = config.scheduler_ports if service == "scheduler" else config.executor_ports
-            out += [(service, f"{service}-{i}", p) for i, p in enumerate(ports, 1)]
+        if service in single:
+            out.append((service, service, single[service]))
+        else:
+            out += [(service, f"{service}-{i}", p) for i, p in enumerate(replicated[service], 1)]
     return out
 
 
